@@ -1,0 +1,33 @@
+# Two commands: `make demo` and `make test`. Both create the environment first: uv from the committed uv.lock
+# (uv itself is bootstrapped into .tools/ with pip when it is not on the PATH).
+PY ?= python3
+UV ?= $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := .tools/bin/uv
+endif
+export RAGAS_DO_NOT_TRACK := true
+export UV_NO_PROGRESS := 1
+
+.PHONY: env demo test bench lab clean
+
+.tools/bin/uv:
+	$(PY) -m venv .tools
+	.tools/bin/pip install --quiet uv
+
+env: $(UV)
+	$(UV) sync --frozen --extra ragas --extra lab
+
+demo: env
+	$(UV) run --frozen --no-sync workbench demo --db datasets/demo.duckdb --reports reports
+
+test: env
+	$(UV) run --frozen --no-sync pytest
+
+bench: env
+	$(UV) run --frozen --no-sync python benchmarks/run_all.py
+
+lab: env
+	$(UV) run --frozen --no-sync jupyter lab notebooks/
+
+clean:
+	rm -rf .venv .tools datasets/demo.duckdb

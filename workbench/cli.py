@@ -1,0 +1,282 @@
+"""The ``workbench`` command: a thin wrapper, one library call per verb.
+
+Nothing heavy is imported at start-up: each verb imports its module when it runs, so ``workbench --help`` is instant.
+Exit codes: 0 success, 1 a check failed (an SLO or budget alert fires, a quality gate fails), 2 bad input or error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+
+class CliError(Exception):
+    """An error to print as one line and exit 2 with."""
+
+
+def _add_db(p: argparse.ArgumentParser, required: bool = False) -> None:
+    p.add_argument("--db", required=required, help="DuckDB file (default: $WORKBENCH_DB or datasets/workbench.duckdb)")
+
+
+def _add_selection(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--by", default=None, help="group keys, comma separated (default: the metric's own)")
+    p.add_argument("--period", default=None, choices=["hour", "day", "week", "month", "all"])
+    p.add_argument("--start", default=None, help="first date or timestamp included (ISO)")
+    p.add_argument("--end", default=None, help="first date or timestamp excluded (ISO)")
+    p.add_argument("--where", action="append", default=[], metavar="COL=VALUE", help="filter; repeatable; VALUE may be a,b")
+
+
+def _add_output(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", dest="out_format", default="table", choices=["table", "csv", "json", "parquet"])
+    p.add_argument("--out", default=None, help="write to this file instead of standard output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbench",
+        description="Analytics and evaluation for GenAI products: hallucination, latency, cost, adoption.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+
+    p = sub.add_parser("ingest", help="load telemetry files into the canonical tables")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    _add_db(p)
+    p.add_argument("--format", default="auto", choices=["auto", "otel", "jsonl", "csv", "parquet"])
+    p.add_argument("--mapping", default=None, help="TOML column mapping (required for jsonl/csv/parquet)")
+    p.add_argument("--json", action="store_true", help="print one JSON summary object")
+
+    p = sub.add_parser("demo", help="build the demo database and run the whole pipeline on it")
+    p.add_argument("--db", default="datasets/demo.duckdb")
+    p.add_argument("--scale", type=float, default=1.0, help="multiply the synthetic volume")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--reports", default="reports", help="folder for the published reports")
+    p.add_argument("--no-reports", action="store_true", help="build and evaluate only")
+
+    p = sub.add_parser("metrics", help="list the metrics, or compute one")
+    p.add_argument("name", metavar="NAME|list")
+    _add_db(p)
+    _add_selection(p)
+    _add_output(p)
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="metric-specific option; repeatable")
+
+    p = sub.add_parser("slo", help="SLO status and burn-rate alerts; exit 1 when an alert fires")
+    _add_db(p)
+    p.add_argument("--config", default=None, help="workbench.toml (default: ./workbench.toml)")
+    p.add_argument("--at", default=None, help="evaluate as of this timestamp (default: latest call)")
+    _add_output(p)
+
+    p = sub.add_parser("budget", help="budget status per feature and month; exit 1 when an alert fires")
+    _add_db(p)
+    p.add_argument("--config", default=None, help="workbench.toml (default: ./workbench.toml)")
+    p.add_argument("--at", default=None, help="evaluate as of this timestamp (default: latest call)")
+    _add_output(p)
+
+    p = sub.add_parser("eval", help="score answers not yet scored by a detector version")
+    _add_db(p)
+    p.add_argument("--detector", default=None, help="detector or judge name (default: the offline detector)")
+    p.add_argument("--where", action="append", default=[], metavar="COL=VALUE")
+    p.add_argument("--config", default=None, help="workbench.toml, for LLM judges")
+    p.add_argument("--dry-run", action="store_true", help="estimate tokens and cost of an LLM judge, spend nothing")
+    p.add_argument("--repeat", type=int, default=1, help="repeat an LLM judge k times to measure its variance")
+
+    p = sub.add_parser("hallucination", help="score or benchmark a JSONL test set offline")
+    hsub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    h = hsub.add_parser("score", help="IN.jsonl (id, question, contexts, answer) -> OUT.jsonl (id, score, label, claims)")
+    h.add_argument("input", metavar="IN.jsonl")
+    h.add_argument("--out", required=True, metavar="OUT.jsonl")
+    h.add_argument("--detector", default=None)
+    h = hsub.add_parser("benchmark", help="AUROC per source and overall, Brier score, answers/s on labelled JSONL")
+    h.add_argument("input", metavar="LABELLED.jsonl")
+    h.add_argument("--detector", default=None)
+    h.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("report", help="run a report notebook and publish it under reports/")
+    p.add_argument("name", metavar="NAME|list|all")
+    _add_db(p)
+    p.add_argument("--period", default=None, help="report period, e.g. 2026-W47, 2026-11, 2026-11-23 (default: latest week)")
+    p.add_argument("--out", default="reports", help="reports folder")
+    p.add_argument("--force", action="store_true", help="replace an existing run of the same period (kept as a new run otherwise)")
+
+    p = sub.add_parser("schedule", help="print the crontab lines that publish the reports on a schedule")
+    _add_db(p)
+    p.add_argument("--out", default="reports")
+    return parser
+
+
+def _print_frame(df, fmt: str, out: str | None) -> None:
+    if out:
+        {"csv": df.write_csv, "json": df.write_json, "parquet": df.write_parquet, "table": df.write_csv}[fmt](out)
+        print(f"wrote {df.height} rows to {out}", file=sys.stderr)
+        return
+    if fmt == "csv":
+        sys.stdout.write(df.write_csv())
+    elif fmt == "json":
+        sys.stdout.write(df.write_json() + "\n")
+    elif fmt == "parquet":
+        raise CliError("--format parquet needs --out FILE")
+    else:
+        import polars as pl
+
+        with pl.Config(tbl_rows=200, tbl_cols=30, tbl_width_chars=200, fmt_str_lengths=60):
+            print(df)
+
+
+def _params(items: Sequence[str]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, val = item.partition("=")
+        if not sep:
+            raise CliError(f"--param: expected KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(val)
+        except json.JSONDecodeError:
+            out[key] = val
+    return out
+
+
+def _cmd_ingest(a: argparse.Namespace) -> int:
+    from workbench.db import connect
+    from workbench.ingest import ingest
+
+    with connect(a.db) as db:
+        summary = ingest(db, a.paths, format=a.format, mapping=a.mapping, progress=not a.json)
+    if a.json:
+        print(json.dumps(summary.as_dict()))
+    else:
+        print(summary)
+    return 0
+
+
+def _cmd_demo(a: argparse.Namespace) -> int:
+    from workbench.demo import run_demo
+
+    run_demo(a.db, scale=a.scale, seed=a.seed, reports=None if a.no_reports else a.reports)
+    return 0
+
+
+def _cmd_metrics(a: argparse.Namespace) -> int:
+    from workbench.metrics import compute, suite
+
+    if a.name == "list":
+        for name, fn in sorted(suite().items()):
+            doc = (fn.__doc__ or "").strip().splitlines()
+            print(f"{name:40s} {doc[0] if doc else ''}")
+        return 0
+    kwargs: dict[str, object] = dict(_params(a.param))
+    if a.by is not None:
+        kwargs["by"] = tuple(x for x in a.by.split(",") if x)
+    for key in ("period", "start", "end"):
+        if getattr(a, key) is not None:
+            kwargs[key] = getattr(a, key)
+    if a.where:
+        kwargs["where"] = a.where
+    from workbench.db import connect
+
+    with connect(a.db) as db:
+        df = compute(a.name, db, **kwargs)
+    _print_frame(df, a.out_format, a.out)
+    return 0
+
+
+def _cmd_slo(a: argparse.Namespace) -> int:
+    from workbench.db import connect
+    from workbench.slo import slo_status
+
+    with connect(a.db) as db:
+        df, firing = slo_status(db, config=a.config, at=a.at)
+    _print_frame(df, a.out_format, a.out)
+    return 1 if firing else 0
+
+
+def _cmd_budget(a: argparse.Namespace) -> int:
+    from workbench.cost import budget_status
+    from workbench.db import connect
+
+    with connect(a.db) as db:
+        df, firing = budget_status(db, config=a.config, at=a.at)
+    _print_frame(df, a.out_format, a.out)
+    return 1 if firing else 0
+
+
+def _cmd_eval(a: argparse.Namespace) -> int:
+    from workbench.db import connect
+    from workbench.hallucination import evaluate
+
+    with connect(a.db) as db:
+        summary = evaluate(db, detector=a.detector, where=a.where or None, config=a.config, dry_run=a.dry_run, repeat=a.repeat)
+    print(json.dumps(summary, default=str))
+    return 0
+
+
+def _cmd_hallucination(a: argparse.Namespace) -> int:
+    from workbench import detector
+
+    if a.action == "score":
+        print(json.dumps(detector.score_jsonl(a.input, a.out)))
+        return 0
+    df = detector.benchmark_jsonl(a.input)
+    if a.json:
+        print(df.write_json())
+    else:
+        _print_frame(df, "table", None)
+    return 0
+
+
+def _cmd_report(a: argparse.Namespace) -> int:
+    from workbench import reports
+
+    if a.name == "list":
+        for name in reports.available():
+            print(name)
+        return 0
+    names = reports.available() if a.name == "all" else [a.name]
+    for name in names:
+        out = reports.run_report(name, db=a.db, period=a.period, out=a.out, force=a.force)
+        print(out)
+    return 0
+
+
+def _cmd_schedule(a: argparse.Namespace) -> int:
+    from workbench.schedule import crontab
+
+    print(crontab(db=a.db, out=a.out))
+    return 0
+
+
+COMMANDS = {
+    "ingest": _cmd_ingest,
+    "demo": _cmd_demo,
+    "metrics": _cmd_metrics,
+    "slo": _cmd_slo,
+    "budget": _cmd_budget,
+    "eval": _cmd_eval,
+    "hallucination": _cmd_hallucination,
+    "report": _cmd_report,
+    "schedule": _cmd_schedule,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    if a.version:
+        from workbench import __version__
+
+        print(__version__)
+        return 0
+    if not a.verb:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[a.verb](a)
+    except (CliError, FileNotFoundError, KeyError, ValueError, TypeError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"workbench {a.verb}: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

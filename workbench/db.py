@@ -1,0 +1,161 @@
+"""The connection: a DuckDB file (embedded default) or any Ibis backend, with the schema migrated on connect.
+
+>>> import workbench as wb
+>>> db = wb.connect(":memory:")
+>>> db.calls.count().execute()
+0
+>>> sorted(db.tables)[:3]
+['answers', 'assignments', 'calls']
+>>> db.sql("select 1 + 1 as two")["two"].to_list()
+[2]
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.schema import SCHEMA_VERSION, TABLES
+
+if TYPE_CHECKING:  # pragma: no cover
+    import duckdb
+    import ibis
+    import polars as pl
+
+DEFAULT_DB = "datasets/workbench.duckdb"
+
+
+def _migration_v1(run) -> None:
+    for table in TABLES.values():
+        run(table.ddl())
+
+
+# version -> function(run_sql). Append only: a released migration never changes.
+MIGRATIONS = {1: _migration_v1}
+
+
+class Workbench:
+    """An open workbench database: the canonical tables as Ibis tables, SQL, and the raw DuckDB connection.
+
+    Use :func:`connect` to make one. ``db.calls``, ``db.evals`` ... are Ibis tables; ``db.sql(query)`` returns polars.
+    """
+
+    def __init__(self, backend: "ibis.BaseBackend", path: str | None = None):
+        self.ibis = backend
+        self.path = path
+
+    @property
+    def duckdb(self) -> "duckdb.DuckDBPyConnection":
+        """The raw DuckDB connection (DuckDB backend only)."""
+        con = getattr(self.ibis, "con", None)
+        if con is None or self.ibis.name != "duckdb":
+            raise TypeError(f"Workbench.duckdb: the backend is {self.ibis.name!r}, not duckdb")
+        return con
+
+    @property
+    def tables(self) -> list[str]:
+        return [t for t in TABLES if t in set(self.ibis.list_tables())]
+
+    def table(self, name: str) -> "ibis.Table":
+        """The canonical table ``name`` as an Ibis table."""
+        if name not in TABLES:
+            raise KeyError(f"Workbench.table: no canonical table {name!r}; tables: {', '.join(TABLES)}")
+        return self.ibis.table(name)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in TABLES:
+            return self.table(name)
+        raise AttributeError(name)
+
+    def sql(self, query: str) -> "pl.DataFrame":
+        """Run SQL on the database and return a polars frame."""
+        return self.ibis.sql(query).to_polars()
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.ibis.raw_sql("select max(version) from schema_version").fetchone()[0])
+
+    def close(self) -> None:
+        self.ibis.disconnect()
+
+    def __enter__(self) -> "Workbench":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Workbench({self.path or self.ibis.name!r})"
+
+
+def migrate(con: "duckdb.DuckDBPyConnection") -> int:
+    """Apply pending migrations in one transaction each; return the schema version."""
+    con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMP)")
+    current = con.execute("select coalesce(max(version), 0) from schema_version").fetchone()[0]
+    if current > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"the database has schema version {current}, newer than this workbench ({SCHEMA_VERSION}); upgrade workbench"
+        )
+    for version in sorted(v for v in MIGRATIONS if v > current):
+        con.execute("BEGIN TRANSACTION")
+        try:
+            MIGRATIONS[version](con.execute)
+            con.execute(
+                "INSERT INTO schema_version VALUES (?, ?)",
+                [version, _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)],
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+    return SCHEMA_VERSION
+
+
+def connect(path: str | os.PathLike | None = None, *, read_only: bool = False, backend: Any = None) -> Workbench:
+    """Open (creating and migrating if needed) a workbench database.
+
+    Parameters
+    ----------
+    path : str or path, optional
+        DuckDB file; ``":memory:"`` for an in-memory database. Default ``datasets/workbench.duckdb``, or the
+        ``WORKBENCH_DB`` environment variable when set.
+    read_only : bool
+        Open the DuckDB file read-only (several readers at once, e.g. report runs); no migration is applied.
+    backend : ibis backend, optional
+        An already connected Ibis backend (Spark, a warehouse) holding the canonical tables; ``path`` is then ignored.
+
+    Returns
+    -------
+    Workbench
+
+    Examples
+    --------
+    >>> db = connect(":memory:")
+    >>> db.schema_version
+    1
+    """
+    import ibis
+
+    if backend is not None:
+        return Workbench(backend, path=None)
+    path = str(path or os.environ.get("WORKBENCH_DB") or DEFAULT_DB)
+    if path != ":memory:":
+        p = Path(path)
+        if read_only and not p.exists():
+            raise FileNotFoundError(f"connect: no database at {path}")
+        p.parent.mkdir(parents=True, exist_ok=True)
+    con = ibis.duckdb.connect(path, read_only=read_only)
+    if not read_only:
+        migrate(con.con)
+    return Workbench(con, path=path)
+
+
+def as_workbench(db: "Workbench | str | os.PathLike") -> Workbench:
+    """Accept a Workbench or a path, so every public function can take either."""
+    if isinstance(db, Workbench):
+        return db
+    if isinstance(db, (str, os.PathLike)):
+        return connect(db)
+    raise TypeError(f"expected a Workbench or a database path, got {type(db).__name__}")

@@ -1,0 +1,330 @@
+"""The canonical tables, declared once.
+
+Every table of the workbench is declared here with its columns, their DuckDB types, their meaning and the natural key
+that ingest deduplicates on. ``db.py`` creates and migrates the tables from these declarations; ``ingest.py`` validates
+and maps source rows onto them; the README's table reference is generated from them (:func:`markdown_reference`).
+
+Conventions
+-----------
+* Timestamps are ``TIMESTAMP`` in UTC, without a zone.
+* Token rule (OpenTelemetry GenAI): cached tokens are counted inside ``input_tokens``, reasoning tokens inside
+  ``output_tokens``.
+* Names carry their unit: ``*_ms`` milliseconds, ``*_usd`` US dollars, ``*_tokens`` token counts.
+
+Examples
+--------
+>>> TABLES["calls"].key
+('call_id',)
+>>> "latency_ms" in TABLES["calls"].names
+True
+>>> TABLES["calls"].column("latency_ms").type
+'DOUBLE'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: name, DuckDB type, whether a row without it is rejected, and what it means."""
+
+    name: str
+    type: str
+    doc: str
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    """One canonical table: its columns, natural key and the column that places a row in time."""
+
+    name: str
+    doc: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    time: str | None = None
+    hashed_key: bool = False  # the key column may be derived as a stable hash of the row when the source has none
+    lineage: bool = field(default=True)  # rows carry the ingest run that wrote them
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"table {self.name!r} has no column {name!r}; columns: {', '.join(self.names)}")
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.required)
+
+    def ddl(self) -> str:
+        cols = [f'"{c.name}" {c.type}' for c in self.columns]
+        if self.lineage:
+            cols.append('"ingest_run_id" VARCHAR')
+        return f'CREATE TABLE IF NOT EXISTS "{self.name}" (\n  ' + ",\n  ".join(cols) + "\n)"
+
+
+C = Column
+
+CALLS = Table(
+    "calls",
+    "One LLM, agent or tool operation: an OpenTelemetry span or one row of a request log.",
+    (
+        C("call_id", "VARCHAR", "Natural id of the operation: the span id, or a stable hash of the source row.", True),
+        C("trace_id", "VARCHAR", "Trace the operation belongs to; one user task is one trace."),
+        C("parent_id", "VARCHAR", "Parent span id (agent step -> tool call); null for a root span."),
+        C("ts", "TIMESTAMP", "Start of the operation, UTC.", True),
+        C("end_ts", "TIMESTAMP", "End of the operation, UTC; null when the source gives only a duration."),
+        C("latency_ms", "DOUBLE", "End-to-end duration in milliseconds (end - start)."),
+        C("ttft_ms", "DOUBLE", "Time to first token (first streamed chunk - send time), milliseconds; null if not streamed."),
+        C("operation", "VARCHAR", "gen_ai.operation.name: chat, text_completion, embeddings, execute_tool, invoke_agent, ..."),
+        C("name", "VARCHAR", "Span name, or the tool name for an execute_tool operation."),
+        C("feature", "VARCHAR", "The product feature the call serves (support_assistant, summariser, ...)."),
+        C("environment", "VARCHAR", "Deployment environment: production, staging, shadow, ..."),
+        C("provider", "VARCHAR", "gen_ai.provider.name (or the older gen_ai.system): openai, anthropic, azure, ..."),
+        C("model", "VARCHAR", "Model that answered: gen_ai.response.model, else gen_ai.request.model."),
+        C("request_model", "VARCHAR", "Model that was asked for (gen_ai.request.model); differs from model on a fallback."),
+        C("prompt_version", "VARCHAR", "Version of the prompt template."),
+        C("user_id", "VARCHAR", "End user (pseudonymous id)."),
+        C("session_id", "VARCHAR", "Conversation or session id (gen_ai.conversation.id, session.id)."),
+        C("variant", "VARCHAR", "Experiment arm that produced the call (control, treatment, shadow, ...)."),
+        C("status", "VARCHAR", "ok, error, timeout or blocked.", True),
+        C("error_type", "VARCHAR", "Error class when status is not ok (error.type)."),
+        C("finish_reason", "VARCHAR", "First of gen_ai.response.finish_reasons: stop, length, tool_calls, content_filter, ..."),
+        C("attempt", "INTEGER", "1 for the first attempt of a request, 2.. for retries."),
+        C("fallback", "BOOLEAN", "True when the call was a retry or was answered by another model than requested."),
+        C("input_tokens", "BIGINT", "Input (prompt) tokens, cached tokens included."),
+        C("output_tokens", "BIGINT", "Output (completion) tokens, reasoning tokens included."),
+        C("cache_read_tokens", "BIGINT", "Input tokens served from the provider's prompt cache (part of input_tokens)."),
+        C("cache_write_tokens", "BIGINT", "Input tokens written to the provider's prompt cache (part of input_tokens)."),
+        C("reasoning_tokens", "BIGINT", "Reasoning tokens (part of output_tokens)."),
+        C("cost_usd", "DOUBLE", "Cost reported by the source (gateway, provider); null when not reported."),
+        C("attributes", "JSON", "Every other source attribute, as JSON."),
+    ),
+    key=("call_id",),
+    time="ts",
+    hashed_key=True,
+)
+
+ANSWERS = Table(
+    "answers",
+    "An answer that can be evaluated: the question, the retrieved contexts and the answer text.",
+    (
+        C("call_id", "VARCHAR", "The call that produced the answer (or the id of a test-set row).", True),
+        C("question", "VARCHAR", "User question or input."),
+        C("contexts", "VARCHAR[]", "Retrieved passages the answer should be grounded in."),
+        C("answer", "VARCHAR", "Answer text.", True),
+        C("reference", "VARCHAR", "Reference (gold) answer, when one exists."),
+        C("source", "VARCHAR", "Dataset or log the answer came from."),
+        C("ts", "TIMESTAMP", "When the answer was produced, UTC."),
+    ),
+    key=("call_id",),
+    time="ts",
+)
+
+EVALS = Table(
+    "evals",
+    "A score of one answer by one evaluator (detector, LLM judge, ragas metric, human label).",
+    (
+        C("call_id", "VARCHAR", "The evaluated answer.", True),
+        C("metric", "VARCHAR", "What is scored, e.g. hallucination_score, faithfulness_score, human_label.", True),
+        C("value", "DOUBLE", "The score; null when the answer was unscorable."),
+        C("label", "VARCHAR", "Discrete verdict, e.g. hallucinated / supported / unscorable."),
+        C("evaluator", "VARCHAR", "Name of the evaluator: detector name, judge model, 'human'.", True),
+        C("evaluator_version", "VARCHAR", "Version of the evaluator; a new version re-scores.", True),
+        C("run_id", "VARCHAR", "The evaluation run that wrote the row."),
+        C("repeat", "INTEGER", "Repeat index for repeat-k judge runs (0 for a single run)."),
+        C("ts", "TIMESTAMP", "When the score was written, UTC."),
+        C("explanation", "VARCHAR", "Why: the unsupported claims, the judge's reasoning."),
+        C("details", "JSON", "Structured evidence, e.g. per-claim support."),
+    ),
+    key=("call_id", "metric", "evaluator", "evaluator_version", "repeat"),
+    time="ts",
+)
+
+FEEDBACK = Table(
+    "feedback",
+    "A user signal on an answer.",
+    (
+        C("feedback_id", "VARCHAR", "Natural id, or a stable hash of the row.", True),
+        C("call_id", "VARCHAR", "The answer the signal is about."),
+        C("user_id", "VARCHAR", "Who gave it."),
+        C("ts", "TIMESTAMP", "When, UTC.", True),
+        C("kind", "VARCHAR", "thumbs, accept, edit, copy or rating.", True),
+        C("value", "DOUBLE", "thumbs: 1 up / 0 down; accept/edit/copy: 1; rating: the rating."),
+    ),
+    key=("feedback_id",),
+    time="ts",
+    hashed_key=True,
+)
+
+EVENTS = Table(
+    "events",
+    "A product event, for adoption, retention and funnels (AI and non-AI features alike).",
+    (
+        C("event_id", "VARCHAR", "Natural id, or a stable hash of the row.", True),
+        C("user_id", "VARCHAR", "Who.", True),
+        C("ts", "TIMESTAMP", "When, UTC.", True),
+        C("event", "VARCHAR", "Event name, e.g. open_assistant, ask, accept_suggestion.", True),
+        C("feature", "VARCHAR", "Feature the event belongs to."),
+        C("properties", "JSON", "Other properties."),
+    ),
+    key=("event_id",),
+    time="ts",
+    hashed_key=True,
+)
+
+ASSIGNMENTS = Table(
+    "assignments",
+    "Exposure of a unit (user, session, request) to an experiment arm.",
+    (
+        C("experiment", "VARCHAR", "Experiment name.", True),
+        C("unit_id", "VARCHAR", "The randomised unit (user id, session id or call id).", True),
+        C("variant", "VARCHAR", "Arm: control, treatment, shadow, ...", True),
+        C("ts", "TIMESTAMP", "First exposure, UTC.", True),
+        C("weight", "DOUBLE", "Planned traffic share of the arm (for the sample-ratio check)."),
+    ),
+    key=("experiment", "unit_id"),
+    time="ts",
+)
+
+GUARDRAIL_EVENTS = Table(
+    "guardrail_events",
+    "A guardrail decision on a call.",
+    (
+        C("guard_event_id", "VARCHAR", "Natural id, or a stable hash of the row.", True),
+        C("call_id", "VARCHAR", "The guarded call."),
+        C("ts", "TIMESTAMP", "When, UTC.", True),
+        C("guard", "VARCHAR", "Guard name: pii, jailbreak, toxicity, ...", True),
+        C("action", "VARCHAR", "pass, block, redact or flag.", True),
+        C("verdict", "VARCHAR", "Reviewed truth, when reviewed: bad (should act) or good (should pass); else null."),
+    ),
+    key=("guard_event_id",),
+    time="ts",
+    hashed_key=True,
+)
+
+INCIDENTS = Table(
+    "incidents",
+    "An AI incident, with the timestamps that MTTD and MTTR are measured from.",
+    (
+        C("incident_id", "VARCHAR", "Incident id.", True),
+        C("feature", "VARCHAR", "Affected feature."),
+        C("severity", "VARCHAR", "sev1 .. sev4."),
+        C("title", "VARCHAR", "Short description."),
+        C("started_at", "TIMESTAMP", "When the impact started, UTC.", True),
+        C("detected_at", "TIMESTAMP", "When it was detected, UTC."),
+        C("mitigated_at", "TIMESTAMP", "When user impact was stopped, UTC."),
+        C("resolved_at", "TIMESTAMP", "When it was resolved, UTC."),
+    ),
+    key=("incident_id",),
+    time="started_at",
+)
+
+PRICES = Table(
+    "prices",
+    "Price of a model per million tokens, by token type, from a date on (and above a context-size tier).",
+    (
+        C("provider", "VARCHAR", "Provider.", True),
+        C("model", "VARCHAR", "Model name as it appears in calls.model.", True),
+        C("effective_from", "TIMESTAMP", "First instant the price applies, UTC.", True),
+        C("min_input_tokens", "BIGINT", "Tier: the price applies to calls with at least this many input tokens (0 = all)."),
+        C("input_usd_per_mtok", "DOUBLE", "Uncached input tokens, USD per million."),
+        C("output_usd_per_mtok", "DOUBLE", "Output tokens, USD per million (reasoning tokens included)."),
+        C("cache_read_usd_per_mtok", "DOUBLE", "Cache-read input tokens, USD per million."),
+        C("cache_write_usd_per_mtok", "DOUBLE", "Cache-write input tokens, USD per million."),
+        C("source", "VARCHAR", "genai-prices (with its version), workbench.toml, or the file it came from."),
+    ),
+    key=("provider", "model", "effective_from", "min_input_tokens"),
+    time="effective_from",
+)
+
+INGEST_RUNS = Table(
+    "ingest_runs",
+    "Lineage: one row per file loaded.",
+    (
+        C("run_id", "VARCHAR", "Id of the ingest run.", True),
+        C("source_path", "VARCHAR", "File that was read.", True),
+        C("content_hash", "VARCHAR", "sha256 of the file's bytes."),
+        C("format", "VARCHAR", "otel, jsonl, csv or parquet."),
+        C("target_table", "VARCHAR", "Canonical table the rows went to."),
+        C("started_at", "TIMESTAMP", "UTC."),
+        C("finished_at", "TIMESTAMP", "UTC."),
+        C("rows_read", "BIGINT", "Rows read from the file."),
+        C("rows_inserted", "BIGINT", "Rows inserted."),
+        C("rows_duplicate", "BIGINT", "Rows already present (same natural key), not inserted."),
+        C("rows_quarantined", "BIGINT", "Rows kept in quarantine with a reason."),
+        C("workbench_version", "VARCHAR", "Version of the workbench that loaded the file."),
+    ),
+    key=("run_id",),
+    time="started_at",
+    lineage=False,
+)
+
+QUARANTINE = Table(
+    "quarantine",
+    "Rows that could not be loaded, kept whole with the reason, so nothing is lost.",
+    (
+        C("run_id", "VARCHAR", "Ingest run.", True),
+        C("source_path", "VARCHAR", "File.", True),
+        C("line_no", "BIGINT", "Line (JSONL, CSV: 1 = first data line... see ingest docs) or row number (Parquet, OTLP span index)."),
+        C("target_table", "VARCHAR", "Table the row was meant for."),
+        C("field", "VARCHAR", "Canonical column at fault, when one is."),
+        C("reason", "VARCHAR", "What is wrong, in words a person can act on.", True),
+        C("raw", "VARCHAR", "The raw row as read."),
+    ),
+    key=("run_id", "line_no"),
+    time=None,
+    lineage=False,
+)
+
+JUDGE_CACHE = Table(
+    "judge_cache",
+    "Responses of LLM judges, keyed by a hash of the exact request, so re-running an evaluation costs nothing.",
+    (
+        C("request_hash", "VARCHAR", "sha256 of the endpoint, model, messages and sampling options (and repeat index).", True),
+        C("model", "VARCHAR", "Judge model."),
+        C("request", "JSON", "The request body sent."),
+        C("response", "JSON", "The response body received."),
+        C("input_tokens", "BIGINT", "Prompt tokens the endpoint reported."),
+        C("output_tokens", "BIGINT", "Completion tokens the endpoint reported."),
+        C("ts", "TIMESTAMP", "When the response was received, UTC."),
+    ),
+    key=("request_hash",),
+    time="ts",
+    lineage=False,
+)
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (CALLS, ANSWERS, EVALS, FEEDBACK, EVENTS, ASSIGNMENTS, GUARDRAIL_EVENTS, INCIDENTS, PRICES, INGEST_RUNS,
+              QUARANTINE, JUDGE_CACHE)
+}
+
+
+def markdown_reference() -> str:
+    """The table reference as Markdown (used for the README).
+
+    Examples
+    --------
+    >>> print(markdown_reference().splitlines()[0])
+    ### `calls`
+    """
+    out: list[str] = []
+    for t in TABLES.values():
+        out.append(f"### `{t.name}`\n\n{t.doc} Key: {', '.join(t.key)}.\n")
+        out.append("| column | type | meaning |\n|---|---|---|")
+        for c in t.columns:
+            req = " Required." if c.required else ""
+            out.append(f"| `{c.name}` | {c.type} | {c.doc}{req} |")
+        if t.lineage:
+            out.append("| `ingest_run_id` | VARCHAR | Ingest run that wrote the row (lineage). |")
+        out.append("")
+    return "\n".join(out)
