@@ -1,0 +1,117 @@
+"""Reports: papermill executes a notebook, the HTML is self-contained, runs are archived, failures name the cell."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import nbformat
+import polars as pl
+import pytest
+
+import workbench as wb
+from workbench import reports
+
+
+def _notebook(path, *cells):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('db = ""\nstart = None\nend = None\nperiod = None\nout_dir = None\nconfig = None')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, *[nbformat.v4.new_code_cell(c) for c in cells]]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch):
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    monkeypatch.setenv(reports.NOTEBOOKS_ENV, str(nbdir))
+    dbp = tmp_path / "w.duckdb"
+    db = wb.connect(dbp)
+    rows = [(f"c{i}", dt.datetime(2026, 11, 16 + i % 7, 9 + i % 8), "chat" if i % 3 else "code", "error" if i % 5 == 0 else "ok")
+            for i in range(70)]
+    db.duckdb.executemany("insert into calls (call_id, ts, feature, status) values (?, ?, ?, ?)", rows)
+    db.close()
+    _notebook(
+        nbdir / "mini.ipynb",
+        "import workbench as wb\nfrom workbench import charts\ncharts.use_svg()\nrep = wb.Report(db, start=start, end=end, out_dir=out_dir)",
+        "err = rep.metric('error_rate', by=['feature'], period='day')",
+        "charts.chart(err)",
+        "rep.save()",
+    )
+    _notebook(nbdir / "broken.ipynb", "x = 1", "raise ValueError('boom in the third cell')")
+    return tmp_path, dbp
+
+
+def test_report_publishes_offline_html_metrics_and_params(env):
+    tmp, dbp = env
+    out = reports.run_report("mini", db=dbp, out=tmp / "reports")
+    assert out == tmp / "reports" / "mini" / "2026-W47"  # the ISO week of the newest call (2026-11-22)
+    html = (out / "report.html").read_text()
+    assert "<svg" in html
+    assert 'src="http' not in html and "cdnjs" not in html
+    m = pl.read_parquet(out / "metrics.parquet")
+    assert set(m["suite_metric"]) == {"error_rate"}
+    # 70 calls, every 5th an error: 14 errors; the parquet holds the same numbers the metric computes
+    assert m["n"].sum() == 70
+    assert round(float((m["value"] * m["n"]).sum())) == 14
+    params = json.loads((out / "params.json").read_text())
+    assert params["start"] == "2026-11-16T00:00:00" and params["end"] == "2026-11-23T00:00:00"
+    assert "error_rate" in params["definitions"]
+    executed = nbformat.read(out / "report.ipynb", as_version=4)
+    assert executed.metadata["papermill"]["parameters"]["period"] == "2026-W47"
+
+
+def test_second_run_archives_the_first_and_force_replaces(env):
+    tmp, dbp = env
+    out = reports.run_report("mini", db=dbp, out=tmp / "reports", period="2026-11-16..2026-11-18")
+    first = json.loads((out / "params.json").read_text())["executed_at"]
+    reports.run_report("mini", db=dbp, out=tmp / "reports", period="2026-11-16..2026-11-18")
+    archived = list((out / "archive").iterdir())
+    assert len(archived) == 1 and (archived[0] / "report.html").exists()
+    assert json.loads((archived[0] / "params.json").read_text())["executed_at"] == first
+    reports.run_report("mini", db=dbp, out=tmp / "reports", period="2026-11-16..2026-11-18", force=True)
+    assert len(list((out / "archive").iterdir())) == 1
+
+
+def test_failing_cell_is_named_and_partial_notebook_kept(env):
+    tmp, dbp = env
+    with pytest.raises(reports.ReportError, match=r"cell 2 failed: ValueError: boom in the third cell"):
+        reports.run_report("broken", db=dbp, out=tmp / "reports", period="2026-11-20")
+    assert (tmp / "reports" / "broken" / "2026-11-20" / "report.ipynb").exists()
+
+
+def test_unknown_report_and_bad_period(env):
+    tmp, dbp = env
+    with pytest.raises(FileNotFoundError, match="available: broken, mini"):
+        reports.run_report("nope", db=dbp, out=tmp)
+    with pytest.raises(ValueError, match="cannot read 'W47'"):
+        reports.resolve_period("W47")
+    with pytest.raises(ValueError, match="ends before it starts"):
+        reports.resolve_period("2026-11-20..2026-11-01")
+
+
+def test_relative_periods_for_cron():
+    today = dt.date(2026, 11, 24)  # a Tuesday
+    assert reports.resolve_period("last-week", today=today)[2] == "2026-W47"
+    assert reports.resolve_period("yesterday", today=today)[2] == "2026-11-23"
+    assert reports.resolve_period("last-month", today=today)[2] == "2026-10"
+    assert reports.resolve_period("2026-12")[1] == dt.datetime(2027, 1, 1)
+
+
+def test_scorecard_targets_and_status(tmp_path):
+    db = wb.connect(":memory:")
+    rows = [(f"a{i}", dt.datetime(2026, 11, 2 + i % 7), "chat", "error" if i < 2 else "ok") for i in range(10)]  # 20% now
+    rows += [(f"b{i}", dt.datetime(2026, 10, 26 + i % 7), "chat", "error" if i < 1 else "ok") for i in range(10)]  # 10% before
+    db.duckdb.executemany("insert into calls (call_id, ts, feature, status) values (?, ?, ?, ?)", rows)
+    cfg = tmp_path / "workbench.toml"
+    cfg.write_text("[targets.chat]\nerror_rate_max = 0.15\n")
+    rep = reports.Report(db, start="2026-11-02", end="2026-11-09")
+    card = reports.scorecard(rep, ["error_rate"], config=cfg)
+    row = card.row(0, named=True)
+    assert (row["value"], row["previous"], row["target"], row["status"]) == (0.2, 0.1, 0.15, "missed")
+    assert row["change"] == pytest.approx(0.1) and row["relative_change"] == pytest.approx(1.0)
+    cfg.write_text("[targets.chat]\nerror_rate = 0.15\n")
+    with pytest.raises(wb.config.ConfigError, match="must end in _max or _min"):
+        reports.scorecard(rep, ["error_rate"], config=cfg)
