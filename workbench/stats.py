@@ -10,6 +10,9 @@ returned. Conventions are stated next to each function.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+
 import numpy as np
 
 
@@ -52,3 +55,594 @@ def wilson_interval(k, n, *, confidence: float = 0.95) -> tuple[np.ndarray, np.n
         lo = np.where(n > 0, np.clip(centre - half, 0, 1), np.nan)
         hi = np.where(n > 0, np.clip(centre + half, 0, 1), np.nan)
     return lo, hi
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Experiments: effects of a treatment arm against a control arm, from per-arm summary statistics.
+#
+# Conventions (GrowthBook's gbstats, so that a readout here gives the numbers GrowthBook gives):
+# * a mean metric's variance is the sample variance (n - 1); a proportion's is p(1 - p), without n - 1;
+# * the relative lift is (mean_b - mean_a) / |mean_a| with the delta-method variance
+#   var_b / (mean_a^2 n_b) + var_a mean_b^2 / (mean_a^4 n_a), arms independent;
+# * the frequentist interval is a t interval with Welch-Satterthwaite degrees of freedom.
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArmStats:
+    """Summary of one experiment arm: the mean of the per-unit values, their variance and the number of units.
+
+    Build one from sufficient statistics with :meth:`from_sums` (a mean metric) or :meth:`from_proportion`.
+
+    Examples
+    --------
+    >>> ArmStats.from_sums(6.0, 14.0, 3)
+    ArmStats(mean=2.0, var=1.0, n=3)
+    >>> ArmStats.from_proportion(1, 4)
+    ArmStats(mean=0.25, var=0.1875, n=4)
+    """
+
+    mean: float
+    var: float
+    n: int
+
+    @classmethod
+    def from_sums(cls, total: float, sum_squares: float, n: int) -> "ArmStats":
+        """Mean and sample variance (n - 1 denominator) from the sum, the sum of squares and the count."""
+        n = int(n)
+        if n < 0:
+            raise ValueError(f"ArmStats.from_sums: n must be >= 0, got {n}")
+        if n == 0:
+            return cls(float("nan"), float("nan"), 0)
+        mean = float(total) / n
+        var = (float(sum_squares) - float(total) ** 2 / n) / (n - 1) if n > 1 else float("nan")
+        # cancellation can leave a tiny negative number for constant data
+        return cls(mean, max(var, 0.0) if var == var else var, n)
+
+    @classmethod
+    def from_proportion(cls, successes: float, n: int) -> "ArmStats":
+        """Share and its variance p(1 - p) (GrowthBook's convention: no n - 1)."""
+        n = int(n)
+        if n < 0 or not 0 <= successes <= max(n, 0):
+            raise ValueError(f"ArmStats.from_proportion: expected 0 <= successes <= n, got {successes}/{n}")
+        if n == 0:
+            return cls(float("nan"), float("nan"), 0)
+        p = float(successes) / n
+        return cls(p, p * (1 - p), n)
+
+
+@dataclass(frozen=True)
+class Effect:
+    """An effect of arm b against arm a, with its uncertainty.
+
+    ``effect`` is b - a (absolute) or (b - a) / |a| (relative). Frequentist results fill ``p_value`` and ``dof``;
+    Bayesian results fill ``chance_to_win`` and ``risk`` = (risk of keeping a, risk of shipping b): the expected loss,
+    in the units of the effect, of each choice. Undefined quantities (no variance, n < 2) are NaN.
+    """
+
+    effect: float
+    se: float
+    lo: float
+    hi: float
+    p_value: float = float("nan")
+    dof: float = float("nan")
+    chance_to_win: float = float("nan")
+    risk: tuple[float, float] = (float("nan"), float("nan"))
+    relative: bool = True
+    method: str = "frequentist"
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["risk_control"], d["risk_variant"] = d.pop("risk")
+        return d
+
+
+def _check_arm(fn: str, name: str, arm: ArmStats) -> None:
+    if not isinstance(arm, ArmStats):
+        raise TypeError(f"{fn}: {name} must be an ArmStats, got {type(arm).__name__}")
+
+
+def _diff_and_variance(a: ArmStats, b: ArmStats, relative: bool) -> tuple[float, float]:
+    """Point estimate and its variance (delta method for the relative lift)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if relative:
+            if a.mean == 0:
+                return float("nan"), float("nan")
+            est = (b.mean - a.mean) / abs(a.mean)
+            var = b.var / (a.mean**2 * b.n) + a.var * b.mean**2 / (a.mean**4 * a.n)
+        else:
+            est = b.mean - a.mean
+            var = b.var / b.n + a.var / a.n
+    return float(est), float(var)
+
+
+def welch_dof(a: ArmStats, b: ArmStats) -> float:
+    """Welch-Satterthwaite degrees of freedom of the difference of two means.
+
+    >>> round(welch_dof(ArmStats(0, 1.0, 10), ArmStats(0, 1.0, 10)), 6)
+    18.0
+    """
+    va, vb = a.var / a.n, b.var / b.n
+    den = va**2 / (a.n - 1) + vb**2 / (b.n - 1) if a.n > 1 and b.n > 1 else 0.0
+    return float((va + vb) ** 2 / den) if den > 0 else float("nan")
+
+
+def welch_ttest(a: ArmStats, b: ArmStats, *, relative: bool = True, alpha: float = 0.05) -> Effect:
+    """Two-sided Welch t-test of arm b against arm a (GrowthBook's frequentist engine).
+
+    Parameters
+    ----------
+    a, b : ArmStats
+        Control and treatment.
+    relative : bool
+        Relative lift (b - a) / |a| with the delta-method variance, else the absolute difference b - a.
+    alpha : float
+        1 - confidence of the interval.
+
+    Returns
+    -------
+    Effect
+        ``effect``, ``se``, t interval ``lo``/``hi`` with Welch-Satterthwaite ``dof``, two-sided ``p_value``.
+
+    Examples
+    --------
+    Control 1, 2, 3 and treatment 2, 4, 6 (sums 6 and 12, sums of squares 14 and 56): the difference is 2 with
+    standard error sqrt(1/3 + 4/3) = 1.29099 on 2.94 degrees of freedom.
+
+    >>> r = welch_ttest(ArmStats.from_sums(6, 14, 3), ArmStats.from_sums(12, 56, 3), relative=False)
+    >>> round(r.effect, 5), round(r.se, 5), round(r.dof, 5), round(r.p_value, 4)
+    (2.0, 1.29099, 2.94118, 0.2209)
+    """
+    _check_arm("welch_ttest", "a", a)
+    _check_arm("welch_ttest", "b", b)
+    from scipy.stats import t
+
+    est, var = _diff_and_variance(a, b, relative)
+    dof = welch_dof(a, b)
+    if not (var > 0 and dof == dof):
+        return Effect(est, float("nan"), float("nan"), float("nan"), relative=relative)
+    se = float(np.sqrt(var))
+    half = float(t.ppf(1 - alpha / 2, dof)) * se
+    p = float(2 * t.sf(abs(est) / se, dof))
+    return Effect(est, se, est - half, est + half, p_value=p, dof=dof, relative=relative)
+
+
+def sequential_rho(alpha: float = 0.05, tuning: float = 5000) -> float:
+    """Mixing parameter of the normal-mixture confidence sequence for a tuning parameter (the n it is tightest at).
+
+    Waudby-Smith et al. (2023), two-sided: rho = sqrt((-2 ln alpha + ln(1 - 2 ln alpha)) / N).
+
+    >>> round(sequential_rho(0.05, 5000), 6)
+    0.03984
+    """
+    if not 0 < alpha < 1 or not tuning > 0:
+        raise ValueError(f"sequential_rho: expected 0 < alpha < 1 and tuning > 0, got {alpha}, {tuning}")
+    la = np.log(alpha)
+    return float(np.sqrt((-2 * la + np.log(1 - 2 * la)) / tuning))
+
+
+def sequential_ttest(
+    a: ArmStats, b: ArmStats, *, relative: bool = True, alpha: float = 0.05, tuning: float = 5000
+) -> Effect:
+    """Always-valid (sequential) test: GrowthBook's confidence sequences, safe under continuous peeking.
+
+    With n = n_a + n_b, rho = :func:`sequential_rho` and s2 = se^2 n (the per-observation variance), the half-width is
+    sqrt(s2) sqrt(2 (n rho^2 + 1) ln(sqrt(n rho^2 + 1) / alpha) / (n rho)^2); the always-valid p-value is
+    min(1, sqrt(n rho^2 + 1) exp(-rho^2 n effect^2 / (2 se^2 (n rho^2 + 1)))), so p <= alpha exactly when the
+    interval excludes 0.
+
+    Examples
+    --------
+    >>> r = sequential_ttest(ArmStats.from_proportion(1396, 3000), ArmStats.from_proportion(2422, 3461))
+    >>> round(r.effect, 5), round(r.se, 5), round(r.lo, 5), round(r.hi, 5)
+    (0.50386, 0.03386, 0.40098, 0.60675)
+    """
+    _check_arm("sequential_ttest", "a", a)
+    _check_arm("sequential_ttest", "b", b)
+    est, var = _diff_and_variance(a, b, relative)
+    if not var > 0:
+        return Effect(est, float("nan"), float("nan"), float("nan"), relative=relative, method="sequential")
+    rho = sequential_rho(alpha, tuning)
+    n = a.n + b.n
+    r2 = n * rho**2 + 1
+    se = float(np.sqrt(var))
+    half = float(np.sqrt(var * n) * np.sqrt(2 * r2 * np.log(np.sqrt(r2) / alpha) / (n * rho) ** 2))
+    log_p = 0.5 * np.log(r2) - rho**2 * n * est**2 / (2 * var * r2)
+    p = float(min(1.0, np.exp(log_p)))
+    return Effect(est, se, est - half, est + half, p_value=p, dof=float("nan"), relative=relative, method="sequential")
+
+
+def normal_risk(mean: float, sd: float) -> tuple[float, float]:
+    """Expected loss of each choice when the effect is N(mean, sd^2): (keep control, ship treatment).
+
+    Keeping control loses E[max(X, 0)] = mean Phi(mean/sd) + sd phi(mean/sd); shipping loses E[max(-X, 0)], which
+    is the former minus ``mean``.
+
+    >>> [round(x, 5) for x in normal_risk(0.0, 1.0)]
+    [0.39894, 0.39894]
+    """
+    from scipy.stats import norm
+
+    if not sd > 0:
+        return max(mean, 0.0), max(-mean, 0.0)
+    z = mean / sd
+    keep = float(mean * norm.cdf(z) + sd * norm.pdf(z))
+    return keep, keep - float(mean)
+
+
+def bayesian_effect(
+    a: ArmStats,
+    b: ArmStats,
+    *,
+    relative: bool = True,
+    alpha: float = 0.05,
+    inverse: bool = False,
+    prior: tuple[float, float] | None = None,
+) -> Effect:
+    """Bayesian effect of b against a, the way gbstats' effect engine computes it (no Monte Carlo).
+
+    The likelihood of the effect is normal with the frequentist point estimate and variance (delta method for the
+    relative lift). With a flat prior (``prior=None``, GrowthBook's default) the posterior is that normal; a proper
+    Gaussian prior ``(mean, variance)`` on the effect is combined by precision weighting.
+
+    Parameters
+    ----------
+    inverse : bool
+        The metric is better when lower (latency, cost, hallucination): chance to win is then P(effect < 0) and the
+        risks are swapped.
+
+    Returns
+    -------
+    Effect
+        ``effect`` is the posterior mean, ``se`` the posterior sd, ``lo``/``hi`` the central credible interval,
+        ``chance_to_win`` and ``risk`` = (expected loss of keeping a, of shipping b).
+
+    Examples
+    --------
+    >>> r = bayesian_effect(ArmStats.from_proportion(49, 100), ArmStats.from_proportion(51, 100))
+    >>> round(r.effect, 5), round(r.se, 5), round(r.chance_to_win, 5), [round(x, 5) for x in r.risk]
+    (0.04082, 0.14725, 0.60918, [0.0814, 0.04058])
+    """
+    _check_arm("bayesian_effect", "a", a)
+    _check_arm("bayesian_effect", "b", b)
+    from scipy.stats import norm
+
+    est, var = _diff_and_variance(a, b, relative)
+    if not var > 0:
+        return Effect(est, float("nan"), float("nan"), float("nan"), relative=relative, method="bayesian")
+    prec = 1 / var
+    mean = est
+    if prior is not None:
+        pm, pv = prior
+        if not pv > 0:
+            raise ValueError(f"bayesian_effect: prior variance must be > 0, got {pv}")
+        mean = (est / var + pm / pv) / (1 / var + 1 / pv)
+        prec = 1 / var + 1 / pv
+    sd = float(np.sqrt(1 / prec))
+    z = float(norm.ppf(1 - alpha / 2))
+    ctw = float(norm.cdf(-mean / sd) if inverse else norm.sf(-mean / sd))
+    keep, ship = normal_risk(mean, sd)
+    risk = (ship, keep) if inverse else (keep, ship)
+    return Effect(float(mean), sd, mean - z * sd, mean + z * sd, chance_to_win=ctw, risk=risk, relative=relative,
+                  method="bayesian")
+
+
+def compare_arms(a: ArmStats, b: ArmStats, *, method: str = "frequentist", relative: bool = True,
+                 alpha: float = 0.05, inverse: bool = False, tuning: float = 5000) -> Effect:
+    """Dispatch to :func:`welch_ttest`, :func:`sequential_ttest` or :func:`bayesian_effect` by ``method``.
+
+    >>> compare_arms(ArmStats(1, 1, 10), ArmStats(1, 1, 10), method="bayesian").chance_to_win
+    0.5
+    """
+    if method == "frequentist":
+        return welch_ttest(a, b, relative=relative, alpha=alpha)
+    if method == "sequential":
+        return sequential_ttest(a, b, relative=relative, alpha=alpha, tuning=tuning)
+    if method == "bayesian":
+        return bayesian_effect(a, b, relative=relative, alpha=alpha, inverse=inverse)
+    raise ValueError(f"compare_arms: method must be frequentist, sequential or bayesian, got {method!r}")
+
+
+def paired_ttest(sum_d: float, sum_d2: float, n: int, *, alpha: float = 0.05) -> Effect:
+    """Paired t-test from the sum, the sum of squares and the count of paired differences.
+
+    >>> r = paired_ttest(6.0, 14.0, 3)   # differences 1, 2, 3
+    >>> round(r.effect, 5), round(r.se, 5), round(r.lo, 5), round(r.hi, 5)
+    (2.0, 0.57735, -0.48414, 4.48414)
+    """
+    from scipy.stats import t
+
+    d = ArmStats.from_sums(sum_d, sum_d2, n)
+    if d.n < 2 or not d.var > 0:
+        return Effect(d.mean, float("nan"), float("nan"), float("nan"), relative=False, method="paired")
+    se = float(np.sqrt(d.var / d.n))
+    dof = d.n - 1
+    half = float(t.ppf(1 - alpha / 2, dof)) * se
+    p = float(2 * t.sf(abs(d.mean) / se, dof))
+    return Effect(d.mean, se, d.mean - half, d.mean + half, p_value=p, dof=float(dof), relative=False, method="paired")
+
+
+# CUPED -------------------------------------------------------------------------------------------------------------
+
+CUPED_SUMS = ("n", "sum_y", "sum_y2", "sum_x", "sum_x2", "sum_xy")
+
+
+def cuped(arms: Sequence[Mapping[str, float]], *, theta: float | None = None) -> tuple[float, list[ArmStats]]:
+    """CUPED: arm means of y adjusted with a pre-period covariate x, from per-arm sufficient statistics.
+
+    theta = cov(y, x) / var(x) over all units of all arms pooled (GrowthBook computes it on the pooled arms too).
+    Each arm's adjusted mean is mean_y - theta (mean_x_arm - mean_x_pooled), so adjusted means stay on the scale of
+    y and their differences are the usual CUPED differences; its variance is
+    var_y + theta^2 var_x - 2 theta cov(y, x) within the arm. ``theta=0`` gives the unadjusted statistics.
+
+    Parameters
+    ----------
+    arms : sequence of mappings with keys n, sum_y, sum_y2, sum_x, sum_x2, sum_xy
+    theta : float, optional
+        Use this theta instead of estimating it.
+
+    Returns
+    -------
+    (theta, [ArmStats, ...]) in the order of ``arms``.
+
+    Examples
+    --------
+    y = x in control and y = x + 1 in treatment: the covariate explains all the variance.
+
+    >>> arms = [cuped_sums([1, 2, 3], [1, 2, 3]), cuped_sums([2, 3, 4], [1, 2, 3])]
+    >>> theta, (a, b) = cuped(arms)
+    >>> round(theta, 6), a.mean, b.mean, a.var, b.var
+    (1.0, 2.0, 3.0, 0.0, 0.0)
+    """
+    for i, arm in enumerate(arms):
+        missing = [k for k in CUPED_SUMS if k not in arm]
+        if missing:
+            raise KeyError(f"cuped: arm {i} lacks {missing}; expected keys {', '.join(CUPED_SUMS)}")
+    s = {k: float(sum(float(arm[k]) for arm in arms)) for k in CUPED_SUMS}
+    if theta is None:
+        n = s["n"]
+        cov = (s["sum_xy"] - s["sum_x"] * s["sum_y"] / n) / (n - 1) if n > 1 else float("nan")
+        var_x = (s["sum_x2"] - s["sum_x"] ** 2 / n) / (n - 1) if n > 1 else float("nan")
+        theta = float(cov / var_x) if var_x > 0 else 0.0
+    mean_x_all = s["sum_x"] / s["n"] if s["n"] else 0.0
+    out = []
+    for arm in arms:
+        n = int(arm["n"])
+        if n == 0:
+            out.append(ArmStats(float("nan"), float("nan"), 0))
+            continue
+        my, mx = arm["sum_y"] / n, arm["sum_x"] / n
+        if n > 1:
+            vy = (arm["sum_y2"] - arm["sum_y"] ** 2 / n) / (n - 1)
+            vx = (arm["sum_x2"] - arm["sum_x"] ** 2 / n) / (n - 1)
+            cxy = (arm["sum_xy"] - arm["sum_x"] * arm["sum_y"] / n) / (n - 1)
+            var = max(vy + theta**2 * vx - 2 * theta * cxy, 0.0)
+        else:
+            var = float("nan")
+        out.append(ArmStats(float(my - theta * (mx - mean_x_all)), float(var), n))
+    return theta, out
+
+
+def cuped_sums(y, x) -> dict[str, float]:
+    """Sufficient statistics of one arm for :func:`cuped` from per-unit arrays (y: metric, x: pre-period covariate).
+
+    >>> cuped_sums([1, 2], [3, 4])
+    {'n': 2, 'sum_y': 3.0, 'sum_y2': 5.0, 'sum_x': 7.0, 'sum_x2': 25.0, 'sum_xy': 11.0}
+    """
+    y = np.asarray(y, dtype=float)
+    x = np.asarray(x, dtype=float)
+    if y.shape != x.shape:
+        raise ValueError(f"cuped_sums: y and x must have the same length, got {y.shape} and {x.shape}")
+    return {"n": int(y.size), "sum_y": float(y.sum()), "sum_y2": float((y * y).sum()), "sum_x": float(x.sum()),
+            "sum_x2": float((x * x).sum()), "sum_xy": float((x * y).sum())}
+
+
+# Sample ratio mismatch ---------------------------------------------------------------------------------------------
+
+SRM_P_THRESHOLD = 0.001
+
+
+def srm_test(users: Sequence[float], weights: Sequence[float]) -> float:
+    """p-value of the sample-ratio check: chi-square goodness of fit of the users per arm to the planned weights.
+
+    GrowthBook's convention: arms with weight 0 are dropped entirely (their users and their weight); the remaining
+    weights are renormalised to sum to 1; degrees of freedom = arms - 1. A p-value below
+    :data:`SRM_P_THRESHOLD` (0.001) flags a mismatch. No users at all gives NaN; a single arm gives 1.
+
+    Examples
+    --------
+    >>> round(srm_test([1000, 1200], [0.5, 0.5]), 9)
+    2.0079e-05
+    >>> round(srm_test([1000, 1200, 900], [0.5, 0.5, 0]), 9)
+    2.0079e-05
+    >>> srm_test([500, 500], [0.5, 0.5])
+    1.0
+    """
+    from scipy.stats import chi2
+
+    u = np.asarray(users, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    if u.shape != w.shape or u.ndim != 1:
+        raise ValueError(f"srm_test: users and weights must be 1-d of the same length, got {u.shape} and {w.shape}")
+    if (u < 0).any() or (w < 0).any():
+        raise ValueError("srm_test: users and weights must be >= 0")
+    keep = w > 0
+    u, w = u[keep], w[keep] / w[keep].sum() if keep.any() else w[keep]
+    total = u.sum()
+    if total == 0:
+        return float("nan")
+    if u.size < 2:
+        return 1.0
+    expected = total * w
+    stat = float(((u - expected) ** 2 / expected).sum())
+    return float(chi2.sf(stat, u.size - 1))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Drift: reference sample vs current sample (Evidently's stattests and their conventions).
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def binned_shares(reference, current, *, kind: str = "numeric", fill_zeros: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Shares of reference and current in common bins (Evidently's ``get_binned_data``).
+
+    Numeric data with more than 20 distinct reference values is cut with Sturges' rule on both samples together;
+    anything else is binned by value (the union of both samples' values). With ``fill_zeros`` an empty bin gets
+    0.0001 (or a millionth of the smallest share, if that is below 0.0001) so that logarithms stay finite.
+
+    >>> r, c = binned_shares(["a", "a", "b"], ["a", "b", "b", "c"], kind="categorical")
+    >>> [round(float(x), 4) for x in r], [round(float(x), 4) for x in c]
+    ([0.6667, 0.3333, 0.0001], [0.25, 0.5, 0.25])
+    """
+    if kind not in ("numeric", "categorical"):
+        raise ValueError(f"binned_shares: kind must be numeric or categorical, got {kind!r}")
+    ref = np.asarray(reference)
+    cur = np.asarray(current)
+    if ref.size == 0 or cur.size == 0:
+        raise ValueError(f"binned_shares: empty sample (reference {ref.size}, current {cur.size})")
+    if kind == "numeric" and np.unique(ref).size > 20:
+        ref = ref.astype(float)
+        cur = cur.astype(float)
+        edges = np.histogram_bin_edges(np.concatenate([ref, cur]), bins="sturges")
+        rp = np.histogram(ref, edges)[0] / ref.size
+        cp = np.histogram(cur, edges)[0] / cur.size
+    else:
+        keys = sorted(set(ref.tolist()) | set(cur.tolist()), key=lambda v: (str(type(v)), v))
+        rc, cc = _counts(ref), _counts(cur)
+        rp = np.array([rc.get(k, 0) for k in keys], dtype=float) / ref.size
+        cp = np.array([cc.get(k, 0) for k in keys], dtype=float) / cur.size
+    if fill_zeros:
+        for arr in (rp, cp):
+            small = arr[arr > 0].min()
+            arr[arr == 0] = small / 1e6 if small <= 0.0001 else 0.0001
+    return rp, cp
+
+
+def _counts(values) -> dict:
+    keys, counts = np.unique(np.asarray(values), return_counts=True)
+    return dict(zip(keys.tolist(), counts.tolist()))
+
+
+def psi(reference, current, *, kind: str = "numeric") -> float:
+    """Population stability index: sum over bins of (ref - cur) ln(ref / cur), bins as in :func:`binned_shares`.
+
+    Rule of thumb: < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 major shift (Evidently drifts at >= 0.1).
+
+    Shares 0.5/0.5 against 0.25/0.75: 0.25 ln 2 + 0.25 ln 1.5.
+
+    >>> round(psi([1, 1, 2, 2], [1, 2, 2, 2], kind="categorical"), 6)
+    0.274653
+    """
+    r, c = binned_shares(reference, current, kind=kind, fill_zeros=True)
+    return float(((r - c) * np.log(r / c)).sum())
+
+
+def jensen_shannon_distance(reference, current, *, kind: str = "numeric", base: float = 2) -> float:
+    """Jensen-Shannon *distance* (the square root of the divergence) between the binned samples.
+
+    Base 2, as Evidently's current ``jensenshannon`` stattest, so the distance lies in [0, 1]; Evidently drifts at
+    >= 0.1. Empty bins are not filled (the distance is finite without it).
+
+    >>> jensen_shannon_distance(["a", "a"], ["b", "b"], kind="categorical")
+    1.0
+    """
+    r, c = binned_shares(reference, current, kind=kind, fill_zeros=False)
+    r, c = r / r.sum(), c / c.sum()
+    m = (r + c) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl_r = np.where(r > 0, r * np.log(r / m), 0.0).sum()
+        kl_c = np.where(c > 0, c * np.log(c / m), 0.0).sum()
+    div = max((kl_r + kl_c) / 2 / np.log(base), 0.0)
+    return float(np.sqrt(div))
+
+
+def wasserstein_normed(reference, current) -> float:
+    """First Wasserstein distance divided by the reference standard deviation (population sd, at least 0.001).
+
+    Evidently's ``wasserstein`` stattest; drifts at >= 0.1 (a shift of a tenth of a standard deviation).
+
+    >>> wasserstein_normed([0.0, 2.0], [1.0, 3.0])
+    1.0
+    """
+    from scipy.stats import wasserstein_distance
+
+    ref = np.asarray(reference, dtype=float)
+    cur = np.asarray(current, dtype=float)
+    return float(wasserstein_distance(ref, cur) / max(float(np.std(ref)), 0.001))
+
+
+def ks_pvalue(reference, current) -> float:
+    """Two-sample Kolmogorov-Smirnov p-value (two-sided, scipy's exact/asymptotic choice).
+
+    >>> ks_pvalue([1, 2, 3], [1, 2, 3])
+    1.0
+    """
+    from scipy.stats import ks_2samp
+
+    return float(ks_2samp(np.asarray(reference, dtype=float), np.asarray(current, dtype=float)).pvalue)
+
+
+def chi_square_pvalue(reference_counts: Mapping, current_counts: Mapping) -> float:
+    """Chi-square p-value of the current category counts against the reference frequencies.
+
+    Evidently's convention: expected count of a category = its reference share x the current total (a goodness of
+    fit of the current sample to the reference distribution, not a contingency-table test); categories are the
+    union of both. A category seen only in current has expected count 0, which gives p = 0.
+
+    >>> ref = {1: 16, 2: 18, 3: 16, 4: 14, 5: 12, 6: 12}
+    >>> cur = {1: 16, 2: 16, 3: 16, 4: 16, 5: 16, 6: 8}
+    >>> round(chi_square_pvalue(ref, cur), 5)
+    0.67309
+    """
+    from scipy.stats import chi2
+
+    keys = list(dict.fromkeys([*reference_counts, *current_counts]))
+    ref = np.array([float(reference_counts.get(k, 0)) for k in keys])
+    cur = np.array([float(current_counts.get(k, 0)) for k in keys])
+    if ref.sum() <= 0 or cur.sum() <= 0:
+        raise ValueError(f"chi_square_pvalue: empty counts (reference {ref.sum()}, current {cur.sum()})")
+    if len(keys) < 2:
+        return 1.0
+    expected = ref / ref.sum() * cur.sum()
+    if ((expected == 0) & (cur > 0)).any():
+        return 0.0
+    keep = expected > 0
+    stat = float(((cur[keep] - expected[keep]) ** 2 / expected[keep]).sum())
+    return float(chi2.sf(stat, len(keys) - 1))
+
+
+def z_test_pvalue(ref_successes: float, ref_n: int, cur_successes: float, cur_n: int) -> float:
+    """Two-sided two-proportion z-test with the pooled proportion (Evidently's test for binary columns).
+
+    >>> round(z_test_pvalue(50, 100, 50, 100), 6)
+    1.0
+    >>> round(z_test_pvalue(30, 100, 50, 100), 5)
+    0.00389
+    """
+    from scipy.stats import norm
+
+    if ref_n <= 0 or cur_n <= 0:
+        raise ValueError(f"z_test_pvalue: n must be > 0, got {ref_n} and {cur_n}")
+    p1, p2 = ref_successes / ref_n, cur_successes / cur_n
+    pooled = (ref_successes + cur_successes) / (ref_n + cur_n)
+    var = pooled * (1 - pooled) * (1 / ref_n + 1 / cur_n)
+    if var <= 0:
+        return 1.0
+    return float(2 * norm.sf(abs(p1 - p2) / np.sqrt(var)))
+
+
+def roc_auc(scores, labels) -> float:
+    """Area under the ROC curve (the Mann-Whitney probability that a positive outranks a negative; ties count 1/2).
+
+    >>> roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
+    0.75
+    """
+    from scipy.stats import rankdata
+
+    s = np.asarray(scores, dtype=float)
+    y = np.asarray(labels).astype(bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(s)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

@@ -1,0 +1,193 @@
+"""workbench.drift: Evidently's default tests on windows of a database, and text drift by a domain classifier."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+import workbench as wb
+from workbench import drift as D
+from workbench import metrics
+
+GOLDENS = json.loads((Path(__file__).resolve().parents[2] / "shared" / "goldens" / "published.json").read_text())
+REF = ("2026-01-01", "2026-01-02")
+CUR = ("2026-01-02", "2026-01-03")
+
+
+def _load(db, ref: dict, cur: dict):
+    """Insert calls: columns given as lists, reference rows on 2026-01-01, current rows on 2026-01-02."""
+    frames = []
+    for day, cols in (("2026-01-01", ref), ("2026-01-02", cur)):
+        n = len(next(iter(cols.values())))
+        frames.append(pl.DataFrame({
+            "call_id": [f"{day}-{i}" for i in range(n)],
+            "ts": pl.datetime_range(pl.datetime(*map(int, day.split("-"))), pl.datetime(*map(int, day.split("-")))
+                                    + pl.duration(seconds=n - 1), "1s", eager=True),
+            "status": ["ok"] * n, **cols}))
+    df = pl.concat(frames, how="diagonal_relaxed")
+    _insert(db, "calls", df)
+
+
+def _insert(db, table, df):
+    cols = ", ".join(df.columns)
+    db.duckdb.register("_rows", df.to_arrow())
+    db.duckdb.execute(f"insert into {table} ({cols}) select {cols} from _rows")
+    db.duckdb.unregister("_rows")
+
+
+def _report(db, **kw):
+    r = D.drift_report(db, reference=REF, current=CUR, **kw)
+    return {row["column"]: row for row in r.iter_rows(named=True)}
+
+
+def test_identical_windows_do_not_drift_small_and_large():
+    rng = np.random.default_rng(0)
+    for n in (500, 3000):
+        db = wb.connect(":memory:")
+        x = rng.normal(100, 10, n).tolist()
+        _load(db, {"latency_ms": x, "model": ["a", "b", "c"] * (n // 3) + ["a"] * (n % 3)},
+              {"latency_ms": x, "model": ["a", "b", "c"] * (n // 3) + ["a"] * (n % 3)})
+        r = _report(db, columns=["latency_ms", "model"])
+        small = n <= 1000
+        assert r["latency_ms"]["test"] == ("ks" if small else "wasserstein")
+        assert r["model"]["test"] == ("chi_square" if small else "jensen_shannon")
+        assert not r["latency_ms"]["drifted"] and not r["model"]["drifted"]
+        assert r["latency_ms"]["psi"] == pytest.approx(0.0)
+        assert r["__dataset__"]["statistic"] == 0.0 and not r["__dataset__"]["drifted"]
+
+
+def test_shifted_normal_drifts_small_and_large():
+    rng = np.random.default_rng(1)
+    for n in (400, 2000):
+        db = wb.connect(":memory:")
+        _load(db, {"latency_ms": rng.normal(100, 10, n).tolist()}, {"latency_ms": rng.normal(105, 10, n).tolist()})
+        r = _report(db, columns=["latency_ms"])
+        assert r["latency_ms"]["drifted"], r["latency_ms"]
+        assert r["__dataset__"]["drifted"]
+        if n > 1000:
+            # half a standard deviation: the normalised Wasserstein distance is ~0.5
+            assert r["latency_ms"]["statistic"] == pytest.approx(0.5, abs=0.1)
+
+
+def test_evidently_chi_square_golden_through_the_database():
+    g = GOLDENS["drift_evidently"]["chi_square"]
+    expand = lambda counts: [k for k, c in counts.items() for _ in range(c)]  # noqa: E731
+    db = wb.connect(":memory:")
+    _load(db, {"finish_reason": expand(g["reference_counts"])}, {"finish_reason": expand(g["current_counts"])})
+    r = _report(db, columns=["finish_reason"])["finish_reason"]
+    assert (r["type"], r["test"], round(r["statistic"], 5), r["drifted"]) == ("categorical", "chi_square", g["p"],
+                                                                                False)
+
+
+def test_type_rules_binary_and_few_distinct_numbers():
+    db = wb.connect(":memory:")
+    n = 300
+    _load(db, {"fallback": [i % 10 == 0 for i in range(n)], "attempt": [1 + i % 3 for i in range(n)],
+               "status": ["ok"] * n},
+          {"fallback": [i % 2 == 0 for i in range(n)], "attempt": [1 + i % 3 for i in range(n)],
+           "status": ["ok"] * n})
+    r = _report(db, columns=["fallback", "attempt"])
+    assert (r["fallback"]["type"], r["fallback"]["test"], r["fallback"]["drifted"]) == ("binary", "z", True)
+    assert (r["attempt"]["type"], r["attempt"]["test"], r["attempt"]["drifted"]) == ("categorical", "chi_square",
+                                                                                     False)
+    # one of two columns drifted: 50% is dataset drift
+    assert r["__dataset__"]["statistic"] == 0.5 and r["__dataset__"]["drifted"]
+
+
+def test_evals_scores_for_one_metric():
+    db = wb.connect(":memory:")
+    rows = [f"('r{i}', 'hallucination_score', {0.1 + (i % 10) / 100}, 'd', '1', timestamp '2026-01-01')"
+            for i in range(100)]
+    rows += [f"('c{i}', 'hallucination_score', {0.6 + (i % 10) / 100}, 'd', '1', timestamp '2026-01-02')"
+             for i in range(100)]
+    rows += [f"('c{i}', 'faithfulness_score', 0.1, 'd', '1', timestamp '2026-01-02')" for i in range(100)]
+    db.duckdb.execute("insert into evals (call_id, metric, value, evaluator, evaluator_version, ts) values "
+                      + ",".join(rows))
+    r = _report(db, table="evals", metric="hallucination_score")
+    assert (r["value"]["n_reference"], r["value"]["n_current"], r["value"]["drifted"]) == (100, 100, True)
+    with pytest.raises(ValueError, match="needs metric="):
+        D.drift_report(db, table="evals", reference=REF, current=CUR)
+
+
+def test_sampling_is_capped_and_deterministic():
+    rng = np.random.default_rng(2)
+    db = wb.connect(":memory:")
+    _load(db, {"latency_ms": rng.normal(size=500).tolist()}, {"latency_ms": rng.normal(size=500).tolist()})
+    a = D.drift_report(db, columns=["latency_ms"], reference=REF, current=CUR, max_rows=200)
+    b = D.drift_report(db, columns=["latency_ms"], reference=REF, current=CUR, max_rows=200)
+    assert a["n_reference"][0] == 200 and a["sampled"][0]
+    assert a.equals(b)
+
+
+def test_bad_inputs_are_named():
+    db = wb.connect(":memory:")
+    with pytest.raises(KeyError, match="no column"):
+        D.drift_report(db, columns=["nope"], reference=REF, current=CUR)
+    with pytest.raises(TypeError, match="reference must be a"):
+        D.drift_report(db, columns=["latency_ms"], reference="2026-01-01", current=CUR)
+
+
+def test_empty_window_is_undefined_not_no_drift():
+    db = wb.connect(":memory:")
+    _load(db, {"latency_ms": [1.0, 2.0, 3.0]}, {"latency_ms": [1.0, 2.0, 3.0]})
+    r = D.drift_report(db, columns=["latency_ms"], reference=("2025-01-01", "2025-01-02"), current=CUR)
+    assert r["drifted"].to_list() == [None, None]
+
+
+# -- text -------------------------------------------------------------------------------------------------------------
+
+WORDS = ("order refund invoice account password delivery shipping card payment address email support ticket "
+         "reset login update cancel return product warranty").split()
+
+
+def _sentences(rng, words, n):
+    return [" ".join(rng.choice(words, size=8)) for _ in range(n)]
+
+
+def test_same_distribution_texts_do_not_drift():
+    rng = np.random.default_rng(3)
+    r = D.text_drift_score(_sentences(rng, WORDS, 300), _sentences(rng, WORDS, 300))
+    assert abs(r["auc"] - 0.5) < 0.05
+    assert not r["drifted"]
+
+
+def test_new_vocabulary_drifts_and_names_its_terms():
+    rng = np.random.default_rng(4)
+    new = WORDS[:10] + ["router", "firmware", "reboot", "wifi", "modem"]
+    r = D.text_drift_score(_sentences(rng, WORDS, 300), _sentences(rng, new, 300))
+    assert r["auc"] > 0.9 and r["drifted"]
+    assert set(r["terms_current"][:3]) <= {"router", "firmware", "reboot", "wifi", "modem"}
+
+
+def test_text_drift_is_deterministic_for_a_seed():
+    rng = np.random.default_rng(5)
+    ref, cur = _sentences(rng, WORDS, 100), _sentences(rng, WORDS[:15], 100)
+    assert D.text_drift_score(ref, cur, seed=7) == D.text_drift_score(ref, cur, seed=7)
+
+
+def test_text_drift_on_answers_table():
+    rng = np.random.default_rng(6)
+    db = wb.connect(":memory:")
+    import datetime as dt
+
+    _insert(db, "answers", pl.DataFrame({
+        "call_id": [f"r{i}" for i in range(200)] + [f"c{i}" for i in range(200)],
+        "answer": _sentences(rng, WORDS, 400),
+        "ts": [dt.datetime(2026, 1, 1)] * 200 + [dt.datetime(2026, 1, 2)] * 200}))
+    r = D.text_drift(db, reference=REF, current=CUR)
+    assert r["n_reference"][0] == 200 and r["auc"][0] < 0.55 and not r["drifted"][0]
+
+
+def test_drifted_column_rate_in_suite():
+    assert metrics.suite()["drifted_column_rate"] is D.drifted_column_rate
+    rng = np.random.default_rng(7)
+    db = wb.connect(":memory:")
+    _load(db, {"latency_ms": rng.normal(100, 10, 300).tolist(), "feature": ["a", "b"] * 150},
+          {"latency_ms": (rng.normal(100, 10, 300) + np.array([0, 30] * 150)).tolist(), "feature": ["a", "b"] * 150})
+    r = D.drifted_column_rate(db, by=("feature",), start=CUR[0], end=CUR[1], columns=["latency_ms"])
+    assert r.select("feature", "metric", "value", "n", "dataset_drift").rows() == [
+        ("a", "drifted_column_rate", 0.0, 1, False), ("b", "drifted_column_rate", 1.0, 1, True)]

@@ -1,0 +1,261 @@
+"""workbench.experiments on small databases whose answers are computed by hand or published by GrowthBook."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import workbench as wb
+from workbench import experiments as X
+from workbench import metrics
+
+GOLDENS = json.loads((Path(__file__).resolve().parents[2] / "shared" / "goldens" / "published.json").read_text())
+GB = GOLDENS["experiments_growthbook"]
+
+
+def _assign(db, rows, experiment="e"):
+    """rows: (unit_id, variant[, weight])"""
+    values = ",".join(
+        f"('{experiment}', '{r[0]}', '{r[1]}', timestamp '2026-01-01', {r[2] if len(r) > 2 else 'NULL'})" for r in rows)
+    db.duckdb.execute(f"insert into assignments (experiment, unit_id, variant, ts, weight) values {values}")
+
+
+def _calls(db, rows):
+    """rows: (call_id, user_id, ts, status, latency_ms, cost_usd)"""
+    values = ",".join(f"('{c}', '{u}', timestamp '{ts}', '{s}', {'NULL' if lat is None else lat}, {cost})"
+                      for c, u, ts, s, lat, cost in rows)
+    db.duckdb.execute(f"insert into calls (call_id, user_id, ts, status, latency_ms, cost_usd) values {values}")
+
+
+@pytest.fixture()
+def tiny():
+    """Two arms of two users; a pre-period call for every user (for CUPED), calls after exposure on 2026-01-01."""
+    db = wb.connect(":memory:")
+    _assign(db, [("u1", "control"), ("u2", "control"), ("u3", "treatment"), ("u4", "treatment")])
+    _calls(db, [
+        ("p1", "u1", "2025-12-30", "ok", 90, 0.1), ("p2", "u2", "2025-12-30", "ok", 310, 0.1),
+        ("p3", "u3", "2025-12-30", "ok", 120, 0.1), ("p4", "u4", "2025-12-30", "ok", 280, 0.1),
+        # u1: mean latency (100 + 200) / 2 = 150, cost 0.3; u2: 300, cost 0.5
+        ("a1", "u1", "2026-01-02", "ok", 100, 0.1), ("a2", "u1", "2026-01-03", "error", 200, 0.2),
+        ("b1", "u2", "2026-01-02", "ok", 300, 0.5),
+        # u3: 110, cost 0.2; u4: (200 + 240 + 280) / 3 = 240, cost 0.6
+        ("c1", "u3", "2026-01-02", "ok", 110, 0.2),
+        ("d1", "u4", "2026-01-02", "ok", 200, 0.2), ("d2", "u4", "2026-01-02", "ok", 240, 0.2),
+        ("d3", "u4", "2026-01-03", "error", 280, 0.2),
+        ("d4", "u4", "2026-01-03", "timeout", None, 0.0),  # not an error (latency.error_rate's definition)
+        # before its exposure window: outside the pre-period of 14 days, must be ignored
+        ("z1", "u1", "2025-11-01", "ok", 99999, 99.0),
+    ])
+    return db
+
+
+def test_summary_arm_means_by_hand(tiny):
+    r = X.experiment_summary(tiny, "e", metrics=("latency_ms", "cost_usd", "error_rate"), relative=False)
+    got = {row["metric"]: row for row in r.iter_rows(named=True)}
+    lat = got["latency_ms"]
+    assert (lat["control"], lat["variant"], lat["n_control"], lat["n_variant"]) == ("control", "treatment", 2, 2)
+    assert (lat["mean_control"], lat["mean_variant"]) == (225.0, 175.0)
+    assert lat["effect"] == -50.0
+    # Welch: control values 150, 300 (var 11250), treatment 110, 240 (var 8450)
+    assert lat["se"] == pytest.approx(math.sqrt(11250 / 2 + 8450 / 2))
+    cost = got["cost_usd"]
+    assert (cost["mean_control"], cost["mean_variant"]) == pytest.approx((0.4, 0.4))
+    err = got["error_rate"]
+    # per-user error shares: u1 1/2, u2 0 | u3 0, u4 1/4 (one error in four calls; the timeout is not an error)
+    assert (err["mean_control"], err["mean_variant"]) == pytest.approx((0.25, 1 / 8))
+    assert set(r["srm_status"]) == {"ok"}
+
+
+def test_summary_relative_effect_is_lift_over_control(tiny):
+    r = X.experiment_summary(tiny, "e", metrics=("latency_ms",))
+    assert r["effect"][0] == pytest.approx(-50 / 225)
+
+
+def test_cuped_in_summary_uses_pre_period_and_shrinks_se(tiny):
+    plain = X.experiment_summary(tiny, "e", metrics=("latency_ms",), relative=False)
+    adj = X.experiment_summary(tiny, "e", metrics=("latency_ms",), relative=False, cuped=True)
+    # pre-period latencies 90, 310 | 120, 280 track the post-period ones closely
+    assert adj["theta"][0] > 0.5
+    assert adj["se"][0] < plain["se"][0]
+    assert adj["mean_control"][0] == plain["mean_control"][0]  # means are reported unadjusted
+
+
+def test_growthbook_proportion_golden_through_the_database():
+    # unit = call: 28 control calls with 14 errors, 30 treatment calls with 16 errors
+    case = GB["proportions_relative"]
+    db = wb.connect(":memory:")
+    rows, assign = [], []
+    for arm, k, n in (("control", case["a"]["successes"], case["a"]["n"]), ("treatment", case["b"]["successes"],
+                                                                            case["b"]["n"])):
+        for i in range(n):
+            cid = f"{arm}{i}"
+            assign.append((cid, arm))
+            rows.append((cid, "u", "2026-01-02", "error" if i < k else "ok", 1, 0))
+    _assign(db, assign)
+    _calls(db, rows)
+    r = X.experiment_summary(db, "e", metrics=("error_rate",), unit="call_id").row(0, named=True)
+    exp = case["expected"]
+    assert (round(r["effect"], 5), round(r["se"], 5), [round(r["lo"], 5), round(r["hi"], 5)],
+            round(r["p_value"], 5)) == (exp["effect"], exp["se"], exp["ci"], exp["p"])
+    b = X.experiment_summary(db, "e", metrics=("error_rate",), unit="call_id", method="bayesian").row(0, named=True)
+    # error_rate: lower is better, so chance to win is P(effect < 0)
+    assert b["chance_to_win"] < 0.5
+    assert b["p_value"] is None
+
+
+def test_bayesian_golden_through_the_database_for_a_higher_is_better_metric():
+    case = GB["bayesian_proportions_flat_prior"]
+    db = wb.connect(":memory:")
+    assign, fb, calls = [], [], []
+    for arm, k, n in (("control", 49, 100), ("treatment", 51, 100)):
+        for i in range(n):
+            cid = f"{arm}{i}"
+            assign.append((cid, arm))
+            calls.append((cid, "u", "2026-01-02", "ok", 1, 0))
+            fb.append(f"('f{cid}', '{cid}', timestamp '2026-01-02', 'thumbs', {1 if i < k else 0})")
+    _assign(db, assign)
+    _calls(db, calls)
+    db.duckdb.execute(f"insert into feedback (feedback_id, call_id, ts, kind, value) values {','.join(fb)}")
+    r = X.experiment_summary(db, "e", metrics=("thumbs_up_rate",), unit="call_id", method="bayesian").row(0, named=True)
+    exp = case["expected"]
+    assert (round(r["effect"], 5), round(r["se"], 5), round(r["chance_to_win"], 5),
+            [round(r["risk_control"], 5), round(r["risk_variant"], 5)]) == (
+        exp["mean"], exp["sd"], exp["chance_to_win"], exp["risk"])
+
+
+def test_hallucination_and_retained_per_unit():
+    db = wb.connect(":memory:")
+    _assign(db, [("u1", "control"), ("u2", "treatment")])
+    _calls(db, [("a", "u1", "2026-01-02", "ok", 1, 0), ("b", "u1", "2026-01-02", "ok", 1, 0),
+                ("c", "u2", "2026-01-02", "ok", 1, 0)])
+    db.duckdb.execute(
+        "insert into evals (call_id, metric, value, label, evaluator, evaluator_version) values "
+        "('a', 'hallucination_score', 0.9, 'hallucinated', 'd', '1'), ('b', 'hallucination_score', 0.1, 'supported', "
+        "'d', '1'), ('b', 'hallucination_score', 0.8, 'hallucinated', 'judge', '1'),"
+        "('c', 'hallucination_score', 0.1, 'supported', 'd', '1')")
+    db.duckdb.execute(
+        "insert into events (event_id, user_id, ts, event) values ('e1', 'u1', '2026-01-09', 'ask'),"
+        "('e2', 'u2', '2026-01-03', 'ask'), ('e3', 'u2', '2026-01-20', 'open')")
+    exp = X.UNIT_METRICS["hallucination_rate"](db, X._exposures(db, "e", fn="t"), unit="user_id")
+    got = dict(exp.select("unit_id", "value").to_polars().rows())
+    assert got == {"u1": 1.0, "u2": 0.0}  # call b counts as hallucinated once (any evaluator says so)
+    only_d = X.UNIT_METRICS["hallucination_rate"](db, X._exposures(db, "e", fn="t"), unit="user_id", evaluator="d")
+    assert dict(only_d.select("unit_id", "value").to_polars().rows()) == {"u1": 0.5, "u2": 0.0}
+    ret = X.UNIT_METRICS["retained"](db, X._exposures(db, "e", fn="t"), retention_days=7)
+    assert dict(ret.select("unit_id", "value").to_polars().rows()) == {"u1": 1.0, "u2": 1.0}
+    ret14 = X.UNIT_METRICS["retained"](db, X._exposures(db, "e", fn="t"), retention_days=14)
+    # u1's last event is 8 days after exposure; the data end (2026-01-20) lets 14 days be measured for both
+    assert dict(ret14.select("unit_id", "value").to_polars().rows()) == {"u1": 0.0, "u2": 1.0}
+
+
+def test_srm_from_weight_column_and_zero_weight_arm():
+    db = wb.connect(":memory:")
+    rows = [(f"a{i}", "a", 0.5) for i in range(1000)] + [(f"b{i}", "b", 0.5) for i in range(1200)]
+    rows += [(f"c{i}", "c", 0) for i in range(900)]
+    _assign(db, rows)
+    r = X.srm(db, "e")
+    assert r["users"].to_list() == [1000, 1200, 900]
+    assert round(r["srm_p_value"][0], 9) == GOLDENS["srm_growthbook"]["cases"][-1]["p"]
+    assert r["srm_status"][0] == "mismatch"
+    assert r["expected_users"].to_list() == [1100.0, 1100.0, None]
+
+
+def test_srm_partial_weights_is_an_error():
+    db = wb.connect(":memory:")
+    _assign(db, [("u1", "a", 0.5), ("u2", "b")])
+    with pytest.raises(ValueError, match="weight is null for arm"):
+        X.srm(db, "e")
+
+
+def test_unknown_inputs_are_named():
+    db = wb.connect(":memory:")
+    _assign(db, [("u1", "control"), ("u2", "b")])
+    with pytest.raises(KeyError, match="known: latency_ms"):
+        X.experiment_summary(db, "e", metrics=("nope",))
+    with pytest.raises(ValueError, match="method"):
+        X.experiment_summary(db, "e", method="magic")
+    with pytest.raises(ValueError, match="no assignments"):
+        X.srm(db, "missing")
+
+
+def _decision_db(treat_latency, treat_error_every, n_control=40, n_treat=40):
+    """Per user one call after exposure; control latency 200 + noise, errors every 10th user."""
+    db = wb.connect(":memory:")
+    assign, calls = [], []
+    for arm, n in (("control", n_control), ("treatment", n_treat)):
+        for i in range(n):
+            u = f"{arm}{i}"
+            assign.append((u, arm))
+            lat = (200 if arm == "control" else treat_latency) + (i % 5) * 10
+            every = 10 if arm == "control" else treat_error_every
+            calls.append((f"c{u}", u, "2026-01-02", "error" if i % every == 0 else "ok", lat, 0.01))
+    _assign(db, assign)
+    _calls(db, calls)
+    return db
+
+
+def test_decision_clear_win():
+    db = _decision_db(treat_latency=100, treat_error_every=10)
+    d = X.decision_table(db, "e", metrics=("latency_ms",))
+    rows = {r["metric"]: r for r in d.iter_rows(named=True)}
+    assert rows["latency_ms"]["verdict"] == "better"
+    assert rows["latency_ms"]["direction"] == "lower is better"
+    assert rows["error_rate"]["verdict"] == "no clear difference"
+    assert rows["overall"]["verdict"] == "ship"
+
+
+def test_decision_guardrail_regression():
+    # half the treatment users see an error (control: a tenth); the relative lift needs ~100 users per arm to be clear
+    db = _decision_db(treat_latency=100, treat_error_every=2, n_control=100, n_treat=100)
+    d = X.decision_table(db, "e", metrics=("latency_ms",), guardrails=("error_rate",))
+    rows = {r["metric"]: r for r in d.iter_rows(named=True)}
+    assert rows["error_rate"]["verdict"] == "worse"
+    assert rows["overall"]["verdict"] == "do not ship: guardrail error_rate worse"
+
+
+def test_decision_sample_ratio_mismatch_invalidates():
+    db = _decision_db(treat_latency=100, treat_error_every=10, n_control=200, n_treat=100)
+    d = X.decision_table(db, "e", metrics=("latency_ms",))
+    assert d.filter(pl.col("metric") == "overall")["verdict"][0] == "invalid: sample ratio mismatch"
+
+
+def test_decision_bayesian_and_inconclusive():
+    db = _decision_db(treat_latency=200, treat_error_every=10)
+    d = X.decision_table(db, "e", metrics=("latency_ms",), method="bayesian")
+    assert d.filter(pl.col("metric") == "overall")["verdict"][0] == "inconclusive"
+
+
+def test_shadow_comparison_paired_by_trace():
+    db = wb.connect(":memory:")
+    rows = []
+    base = [100.0, 200.0, 300.0, 150.0]
+    extra = [10.0, 30.0, 20.0, 20.0]
+    for i, (b, d) in enumerate(zip(base, extra)):
+        rows.append(f"('p{i}', 't{i}', timestamp '2026-01-01', 'ok', 'production', 'm-a', {b}, 0.01)")
+        rows.append(f"('s{i}', 't{i}', timestamp '2026-01-01', 'ok', 'shadow', 'm-b', {b + d}, 0.005)")
+    rows.append("('x', 'lonely', timestamp '2026-01-01', 'ok', 'shadow', 'm-b', 5000, 1)")  # no production twin
+    db.duckdb.execute("insert into calls (call_id, trace_id, ts, status, environment, model, latency_ms, cost_usd) "
+                      "values " + ",".join(rows))
+    r = {x["metric"]: x for x in X.shadow_comparison(db).iter_rows(named=True)}
+    lat = r["latency_ms"]
+    from scipy.stats import ttest_rel
+
+    assert lat["n_pairs"] == 4
+    assert lat["mean_diff"] == pytest.approx(20.0)
+    assert lat["p_value"] == pytest.approx(ttest_rel([b + d for b, d in zip(base, extra)], base).pvalue)
+    assert (lat["baseline_model"], lat["candidate_model"]) == ("m-a", "m-b")
+    assert r["cost_usd"]["mean_diff"] == pytest.approx(-0.005)
+    assert r["hallucination_score"]["n_pairs"] == 0 and r["hallucination_score"]["mean_diff"] is None
+
+
+def test_experiment_effect_is_registered_and_tidy(tiny):
+    assert metrics.suite()["experiment_effect"] is X.experiment_effect
+    r = metrics.compute("experiment_effect", tiny, experiment="e", relative=False)
+    assert r.columns[:8] == ["experiment", "variant", "period_start", "metric", "value", "n", "lo", "hi"]
+    assert r.select("metric", "value", "n").rows() == [("latency_ms_effect", -50.0, 4)]
+    with pytest.raises(ValueError, match="period must be 'all'"):
+        X.experiment_effect(tiny, experiment="e", period="day")

@@ -1,0 +1,263 @@
+"""workbench.stats: GrowthBook and Evidently goldens, hand-computed cases, properties."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from workbench import stats
+from workbench.stats import ArmStats
+
+GOLDENS = json.loads((Path(__file__).resolve().parents[2] / "shared" / "goldens" / "published.json").read_text())
+GB = GOLDENS["experiments_growthbook"]
+
+
+def _r(x, d=5):
+    return round(float(x), d)
+
+
+def _means(case):
+    return (ArmStats.from_sums(case["a"]["sum"], case["a"]["sum_squares"], case["a"]["n"]),
+            ArmStats.from_sums(case["b"]["sum"], case["b"]["sum_squares"], case["b"]["n"]))
+
+
+def _props(case):
+    return (ArmStats.from_proportion(case["a"]["successes"], case["a"]["n"]),
+            ArmStats.from_proportion(case["b"]["successes"], case["b"]["n"]))
+
+
+@pytest.mark.parametrize("name,relative", [("welch_relative", True), ("welch_absolute", False)])
+def test_growthbook_welch_goldens(name, relative):
+    case = GB[name]
+    r = stats.welch_ttest(*_means(case), relative=relative)
+    exp = case["expected"]
+    assert (_r(r.effect), _r(r.se), [_r(r.lo), _r(r.hi)], _r(r.p_value)) == (
+        exp["effect"], exp["se"], exp["ci"], exp["p"])
+
+
+def test_growthbook_proportions_relative_golden():
+    case = GB["proportions_relative"]
+    r = stats.welch_ttest(*_props(case), relative=True)
+    exp = case["expected"]
+    assert (_r(r.effect), _r(r.se), [_r(r.lo), _r(r.hi)], _r(r.p_value)) == (
+        exp["effect"], exp["se"], exp["ci"], exp["p"])
+
+
+def test_growthbook_sequential_golden():
+    case = GB["sequential_proportions_relative"]
+    r = stats.sequential_ttest(*_props(case), relative=True, tuning=case["tuning"])
+    exp = case["expected"]
+    assert (_r(r.effect), _r(r.se), [_r(r.lo), _r(r.hi)], _r(r.p_value)) == (
+        exp["effect"], exp["se"], exp["ci"], exp["p"])
+
+
+def test_sequential_interval_is_wider_than_fixed_horizon():
+    a, b = _props(GB["sequential_proportions_relative"])
+    seq, fixed = stats.sequential_ttest(a, b), stats.welch_ttest(a, b)
+    assert seq.hi - seq.lo > fixed.hi - fixed.lo
+
+
+def test_growthbook_bayesian_flat_prior_golden():
+    case = GB["bayesian_proportions_flat_prior"]
+    r = stats.bayesian_effect(*_props(case), relative=True)
+    exp = case["expected"]
+    assert (_r(r.effect), _r(r.se), [_r(r.lo), _r(r.hi)], _r(r.chance_to_win), [_r(x) for x in r.risk]) == (
+        exp["mean"], exp["sd"], exp["ci"], exp["chance_to_win"], exp["risk"])
+
+
+def test_bayesian_inverse_flips_chance_to_win_and_risks():
+    a, b = _props(GB["bayesian_proportions_flat_prior"])
+    up, down = stats.bayesian_effect(a, b), stats.bayesian_effect(a, b, inverse=True)
+    assert down.chance_to_win == pytest.approx(1 - up.chance_to_win)
+    assert down.risk == pytest.approx(up.risk[::-1])
+
+
+def test_bayesian_proper_prior_shrinks_toward_prior_mean():
+    a, b = _props(GB["bayesian_proportions_flat_prior"])
+    flat = stats.bayesian_effect(a, b)
+    shrunk = stats.bayesian_effect(a, b, prior=(0.0, flat.se**2))  # prior as informative as the data: halfway
+    assert shrunk.effect == pytest.approx(flat.effect / 2)
+    assert shrunk.se == pytest.approx(flat.se / math.sqrt(2))
+
+
+def test_proportions_2x2_by_hand():
+    # control 10/40 = 0.25, treatment 15/40 = 0.375; var p(1-p): 0.1875 and 0.234375
+    a, b = ArmStats.from_proportion(10, 40), ArmStats.from_proportion(15, 40)
+    r = stats.welch_ttest(a, b, relative=False)
+    se = math.sqrt(0.1875 / 40 + 0.234375 / 40)
+    assert r.effect == pytest.approx(0.125)
+    assert r.se == pytest.approx(se)
+    rel = stats.welch_ttest(a, b, relative=True)
+    # delta method: var_b / (a^2 n_b) + var_a b^2 / (a^4 n_a)
+    var_rel = 0.234375 / (0.0625 * 40) + 0.1875 * 0.375**2 / (0.25**4 * 40)
+    assert rel.effect == pytest.approx(0.5)
+    assert rel.se == pytest.approx(math.sqrt(var_rel))
+
+
+def test_welch_by_hand_three_and_three():
+    # a = 1, 2, 3 (mean 2, var 1); b = 2, 4, 6 (mean 4, var 4); se^2 = 1/3 + 4/3 = 5/3
+    # dof = (5/3)^2 / ((1/3)^2 / 2 + (4/3)^2 / 2) = (25/9) / (17/18) = 50/17
+    a = ArmStats.from_sums(6, 14, 3)
+    b = ArmStats.from_sums(12, 56, 3)
+    assert (a.mean, a.var, b.mean, b.var) == (2.0, 1.0, 4.0, 4.0)
+    r = stats.welch_ttest(a, b, relative=False)
+    assert r.effect == 2.0
+    assert r.se == pytest.approx(math.sqrt(5 / 3))
+    assert r.dof == pytest.approx(50 / 17)
+    from scipy.stats import ttest_ind
+
+    ref = ttest_ind([2, 4, 6], [1, 2, 3], equal_var=False)
+    assert r.p_value == pytest.approx(ref.pvalue)
+
+
+def test_zero_variance_gives_undefined_not_zero():
+    r = stats.welch_ttest(ArmStats.from_proportion(0, 10), ArmStats.from_proportion(0, 10), relative=False)
+    assert r.effect == 0.0 and math.isnan(r.se) and math.isnan(r.p_value)
+
+
+def test_paired_ttest_matches_scipy():
+    from scipy.stats import ttest_rel
+
+    x = np.array([10.0, 12, 9, 14, 11])
+    y = np.array([11.0, 15, 9, 17, 12])
+    d = y - x
+    r = stats.paired_ttest(d.sum(), (d * d).sum(), d.size)
+    assert r.effect == pytest.approx(d.mean())
+    assert r.p_value == pytest.approx(ttest_rel(y, x).pvalue)
+
+
+# -- CUPED ------------------------------------------------------------------------------------------------------------
+
+
+def test_cuped_reduces_variance_on_correlated_data():
+    rng = np.random.default_rng(1)
+    x_a, x_b = rng.normal(10, 3, 500), rng.normal(10, 3, 500)
+    y_a = x_a + rng.normal(0, 1, 500)
+    y_b = x_b + 0.5 + rng.normal(0, 1, 500)
+    arms = [stats.cuped_sums(y_a, x_a), stats.cuped_sums(y_b, x_b)]
+    theta, (a, b) = stats.cuped(arms)
+    assert theta == pytest.approx(1.0, abs=0.05)
+    plain_a = ArmStats.from_sums(arms[0]["sum_y"], arms[0]["sum_y2"], 500)
+    assert a.var < plain_a.var / 5
+    adj = stats.welch_ttest(a, b, relative=False)
+    raw = stats.welch_ttest(plain_a, ArmStats.from_sums(arms[1]["sum_y"], arms[1]["sum_y2"], 500), relative=False)
+    assert adj.se < raw.se / 2
+    assert adj.lo < 0.5 < adj.hi
+
+
+def test_cuped_with_theta_zero_is_the_unadjusted_estimate():
+    rng = np.random.default_rng(2)
+    arms = [stats.cuped_sums(rng.normal(size=50), rng.normal(size=50)) for _ in range(2)]
+    theta, adj = stats.cuped(arms, theta=0.0)
+    for arm, s in zip(arms, adj):
+        plain = ArmStats.from_sums(arm["sum_y"], arm["sum_y2"], arm["n"])
+        assert (s.mean, s.var, s.n) == pytest.approx((plain.mean, plain.var, plain.n))
+
+
+def test_cuped_theta_is_the_pooled_regression_slope():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=200)
+    y = 2 * x + rng.normal(size=200)
+    theta, _ = stats.cuped([stats.cuped_sums(y[:100], x[:100]), stats.cuped_sums(y[100:], x[100:])])
+    assert theta == pytest.approx(np.cov(y, x)[0, 1] / np.var(x, ddof=1))
+
+
+# -- SRM --------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", GOLDENS["srm_growthbook"]["cases"], ids=lambda c: str(c["users"]))
+def test_growthbook_srm_goldens(case):
+    assert round(stats.srm_test(case["users"], case["weights"]), 9) == case["p"]
+
+
+def test_srm_threshold_matches_published():
+    assert stats.SRM_P_THRESHOLD == GOLDENS["srm_growthbook"]["flag_below_p"]
+
+
+@given(st.lists(st.integers(1, 50), min_size=2, max_size=5), st.integers(1, 200))
+def test_srm_p_is_one_for_users_exactly_in_the_planned_ratio(parts, scale):
+    users = [p * scale for p in parts]
+    weights = [p / sum(parts) for p in parts]
+    assert stats.srm_test(users, weights) == pytest.approx(1.0)
+
+
+# -- properties of the experiment tests -------------------------------------------------------------------------------
+
+arm = st.tuples(st.floats(0.5, 100), st.floats(0.1, 50), st.integers(2, 5000)).map(lambda t: ArmStats(*t))
+
+
+@settings(max_examples=60, deadline=None)
+@given(arm, arm, st.sampled_from(["frequentist", "sequential", "bayesian"]), st.booleans())
+def test_interval_contains_estimate_and_p_in_unit_interval(a, b, method, relative):
+    r = stats.compare_arms(a, b, method=method, relative=relative)
+    assert r.lo <= r.effect <= r.hi
+    if method == "bayesian":
+        assert 0 <= r.chance_to_win <= 1 and min(r.risk) >= 0
+    else:
+        assert 0 <= r.p_value <= 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(arm, arm, st.sampled_from(["frequentist", "sequential"]))
+def test_swapping_arms_flips_absolute_effect_and_keeps_p(a, b, method):
+    ab = stats.compare_arms(a, b, method=method, relative=False)
+    ba = stats.compare_arms(b, a, method=method, relative=False)
+    assert ba.effect == pytest.approx(-ab.effect)
+    assert ba.p_value == pytest.approx(ab.p_value, abs=1e-12)
+    assert (ba.lo, ba.hi) == pytest.approx((-ab.hi, -ab.lo))
+
+
+# -- drift statistics -------------------------------------------------------------------------------------------------
+
+
+def test_evidently_chi_square_golden():
+    g = GOLDENS["drift_evidently"]["chi_square"]
+    assert round(stats.chi_square_pvalue(g["reference_counts"], g["current_counts"]), 5) == g["p"]
+
+
+def test_chi_square_new_category_in_current_is_drift():
+    assert stats.chi_square_pvalue({"a": 10, "b": 10}, {"a": 10, "b": 5, "c": 5}) == 0.0
+
+
+def test_psi_by_hand_and_identical_is_zero():
+    # shares 0.5/0.5 vs 0.25/0.75: 0.25 ln 2 + 0.25 ln 1.5
+    assert stats.psi([1, 1, 2, 2], [1, 2, 2, 2], kind="categorical") == pytest.approx(
+        0.25 * math.log(2) + 0.25 * math.log(1.5))
+    x = np.arange(100.0)
+    assert stats.psi(x, x) == 0.0
+
+
+def test_jensen_shannon_distance_by_hand():
+    # P = (1, 0), Q = (1/2, 1/2), M = (3/4, 1/4): JSD = (KL(P|M) + KL(Q|M)) / 2 in bits; the distance is its root
+    kl_p = math.log2(4 / 3)
+    kl_q = 0.5 * math.log2(0.5 / 0.75) + 0.5 * math.log2(0.5 / 0.25)
+    expected = math.sqrt((kl_p + kl_q) / 2)
+    assert stats.jensen_shannon_distance(["a", "a"], ["a", "b"], kind="categorical") == pytest.approx(expected)
+    from scipy.spatial.distance import jensenshannon
+
+    assert expected == pytest.approx(jensenshannon([1, 0], [0.5, 0.5], base=2))
+
+
+def test_wasserstein_normed_is_shift_in_reference_sds():
+    rng = np.random.default_rng(0)
+    ref = rng.normal(0, 2, 20_000)
+    assert stats.wasserstein_normed(ref, ref + 1.0) == pytest.approx(0.5, rel=0.01)
+
+
+def test_z_test_matches_hand_computation():
+    # 30/100 vs 50/100, pooled 0.4: z = 0.2 / sqrt(0.24 * 0.02)
+    from scipy.stats import norm
+
+    z = 0.2 / math.sqrt(0.24 * 0.02)
+    assert stats.z_test_pvalue(30, 100, 50, 100) == pytest.approx(2 * norm.sf(z))
+
+
+def test_roc_auc_with_ties():
+    assert stats.roc_auc([1, 1, 1, 1], [0, 1, 0, 1]) == 0.5
+    assert stats.roc_auc([0, 1], [0, 1]) == 1.0

@@ -1,0 +1,525 @@
+"""Drift: did the inputs, outputs or scores of a feature change between a reference window and a current window?
+
+Column drift follows Evidently's default test choice (``../shared/goldens/published.json``, ``drift_evidently``):
+
+* reference with <= 1000 (non-null) rows: numeric -> two-sample Kolmogorov-Smirnov, drifts when p <= 0.05;
+  categorical -> chi-square of the current counts against the reference shares, binary -> two-proportion z-test,
+  both drift when p <= 0.05;
+* more than 1000 rows: numeric -> Wasserstein distance / reference sd, categorical and binary -> Jensen-Shannon
+  distance (base 2), both drift when >= 0.1;
+* a numeric column with <= 5 distinct values is treated as categorical (binary with 2);
+* the dataset drifts when >= 50% of the tested columns drift.
+
+PSI is reported for every column as an extra (< 0.1 stable, 0.1-0.25 moderate, > 0.25 major).
+
+Text drift (prompts, answers) is a domain classifier: a logistic regression on hashed word 1-2-grams learns to tell
+reference texts from current ones; its cross-validated ROC AUC is ~0.5 when it cannot (no drift) and approaches 1
+when the vocabulary changed. Drift when AUC > 0.55 (Evidently's domain-classifier idea with a fixed threshold instead
+of a bootstrap: a classifier that is right 55% of the time on held-out texts has found a real difference on any
+sample of a few hundred texts). Offline, numpy/scipy only, deterministic for a given ``seed``.
+
+Large windows are sampled deterministically: at most ``max_rows`` rows per window (default 100,000), the rows with
+the smallest hash of the table's key, so a re-run compares the same rows. The result says when it sampled.
+
+Examples
+--------
+>>> import workbench as wb
+>>> db = wb.connect(":memory:")
+>>> _ = db.duckdb.execute(
+...     "insert into calls (call_id, ts, status, latency_ms) select 'r' || i, timestamp '2026-01-01' + "
+...     "to_seconds(i), 'ok', 100 + i % 50 from range(200) t(i)")
+>>> _ = db.duckdb.execute(
+...     "insert into calls (call_id, ts, status, latency_ms) select 'c' || i, timestamp '2026-01-02' + "
+...     "to_seconds(i), 'ok', 200 + i % 50 from range(200) t(i)")
+>>> r = drift_report(db, columns=["latency_ms"], reference=("2026-01-01", "2026-01-02"),
+...                  current=("2026-01-02", "2026-01-03"))
+>>> r.select("column", "type", "test", "drifted").rows()
+[('latency_ms', 'numeric', 'ks', True), ('__dataset__', 'dataset', 'share_of_drifted_columns', True)]
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from workbench import metrics as M
+from workbench import stats
+
+if TYPE_CHECKING:  # pragma: no cover
+    import ibis.expr.types as ir
+    import polars as pl
+
+SMALL_REFERENCE = 1000  # Evidently: up to this many reference rows, statistical tests; above, distances
+P_THRESHOLD = 0.05
+DISTANCE_THRESHOLD = 0.1
+DATASET_SHARE = 0.5
+MAX_CATEGORICAL_NUMERIC = 5
+TEXT_AUC_THRESHOLD = 0.55
+
+DEFAULT_COLUMNS = {
+    "calls": ("latency_ms", "ttft_ms", "input_tokens", "output_tokens", "cost_usd", "status", "model",
+              "finish_reason", "operation"),
+    "evals": ("value",),
+    "feedback": ("value", "kind"),
+}
+
+
+Window = tuple[Any, Any]
+
+
+def _check_window(name: str, w: Any, fn: str) -> Window:
+    if not isinstance(w, (tuple, list)) or len(w) != 2:
+        raise TypeError(f"{fn}: {name} must be a (start, end) pair, got {w!r}")
+    return M._as_ts(w[0]), M._as_ts(w[1])
+
+
+def _table(db: Any, table: str, *, metric: str | None, fn: str) -> "ir.Table":
+    from workbench.schema import TABLES
+
+    if table not in TABLES:
+        raise KeyError(f"{fn}: no table {table!r}; tables: {', '.join(TABLES)}")
+    t = db.table(table)
+    if table == "evals":
+        if metric is None:
+            raise ValueError(f"{fn}: table='evals' needs metric= (e.g. 'hallucination_score')")
+        t = t.filter(t.metric == metric)
+    elif metric is not None:
+        raise ValueError(f"{fn}: metric= applies to table='evals' only, got table={table!r}")
+    return t
+
+
+def _default_columns(t: "ir.Table", table: str) -> list[str]:
+    from workbench.schema import TABLES
+
+    if table in DEFAULT_COLUMNS:
+        return list(DEFAULT_COLUMNS[table])
+    spec = TABLES[table]
+    skip = set(spec.key) | {spec.time, "ingest_run_id"}
+    out = []
+    for name, dtype in t.schema().items():
+        if name in skip or name.endswith("_id") or name.endswith("_at") or name == "ts":
+            continue
+        if dtype.is_numeric() or dtype.is_boolean() or dtype.is_string():
+            out.append(name)
+    return out
+
+
+def _fetch(t: "ir.Table", table: str, columns: list[str], window: Window, where: M.Where, max_rows: int
+           ) -> tuple["pl.DataFrame", bool]:
+    """Rows of one window, the requested columns only; at most ``max_rows``, chosen by a hash of the key."""
+    import ibis
+
+    from workbench.schema import TABLES
+
+    spec = TABLES[table]
+    w = M.scope(t, time=spec.time, start=window[0], end=window[1], where=where)
+    n = int(w.count().to_pyarrow().as_py())
+    if n <= max_rows:
+        return w.select(*columns).to_polars(), False
+    key = ibis.literal("")
+    for k in spec.key:
+        key = key.concat(w[k].cast("string").fill_null(""), ibis.literal("|"))
+    return w.order_by(key.hash()).limit(max_rows).select(*columns).to_polars(), True
+
+
+def _kind(ref: "pl.Series", cur: "pl.Series") -> str:
+    import polars as pl
+
+    values = pl.concat([ref, cur]).drop_nulls()
+    distinct = values.n_unique()
+    if ref.dtype == pl.Boolean:
+        return "binary"
+    if ref.dtype.is_numeric():
+        if distinct > MAX_CATEGORICAL_NUMERIC:
+            return "numeric"
+    return "binary" if distinct == 2 else "categorical"
+
+
+def column_drift(reference: Sequence, current: Sequence, *, kind: str | None = None) -> dict[str, Any]:
+    """Drift of one column between two samples, with Evidently's default test for its type and size.
+
+    Parameters
+    ----------
+    reference, current : sequences of values (nulls must already be dropped)
+    kind : {"numeric", "categorical", "binary"}, optional
+        Default: inferred (bool or two distinct values -> binary; numbers with more than 5 distinct values ->
+        numeric; anything else categorical).
+
+    Returns
+    -------
+    dict with ``type, test, statistic, threshold, drifted, psi, n_reference, n_current``. ``statistic`` is a p-value
+    for ``ks``/``chi_square``/``z`` (drift when <= threshold) and a distance for ``wasserstein``/``jensen_shannon``
+    (drift when >= threshold).
+
+    Examples
+    --------
+    >>> r = column_drift([1, 2, 3, 4, 5, 6] * 20, [1, 2, 3, 4, 5, 6] * 20)
+    >>> r["type"], r["test"], r["statistic"], r["drifted"]
+    ('numeric', 'ks', 1.0, False)
+    """
+    import numpy as np
+    import polars as pl
+
+    ref, cur = pl.Series("r", list(reference)), pl.Series("c", list(current))
+    if ref.dtype != cur.dtype and not (ref.dtype.is_numeric() and cur.dtype.is_numeric()):
+        ref, cur = ref.cast(pl.String), cur.cast(pl.String)
+    kind = kind or _kind(ref, cur)
+    if kind not in ("numeric", "categorical", "binary"):
+        raise ValueError(f"column_drift: kind must be numeric, categorical or binary, got {kind!r}")
+    out: dict[str, Any] = {"type": kind, "n_reference": ref.len(), "n_current": cur.len()}
+    if ref.len() == 0 or cur.len() == 0:
+        return out | {"test": None, "statistic": None, "threshold": None, "drifted": None, "psi": None}
+    r, c = ref.to_numpy(), cur.to_numpy()
+    small = ref.len() <= SMALL_REFERENCE
+    if kind == "numeric":
+        r, c = r.astype(float), c.astype(float)
+        if small:
+            test, stat, thr = "ks", stats.ks_pvalue(r, c), P_THRESHOLD
+        else:
+            test, stat, thr = "wasserstein", stats.wasserstein_normed(r, c), DISTANCE_THRESHOLD
+    elif small and kind == "binary":
+        keys = sorted(set(r.tolist()) | set(c.tolist()), key=str)
+        first = keys[0]
+        test, thr = "z", P_THRESHOLD
+        stat = stats.z_test_pvalue(float((r != first).sum()), r.size, float((c != first).sum()), c.size)
+    elif small:
+        rk, rc = np.unique(r.astype(str), return_counts=True)
+        ck, cc = np.unique(c.astype(str), return_counts=True)
+        test, thr = "chi_square", P_THRESHOLD
+        stat = stats.chi_square_pvalue(dict(zip(rk.tolist(), rc.tolist())), dict(zip(ck.tolist(), cc.tolist())))
+    else:
+        test, thr = "jensen_shannon", DISTANCE_THRESHOLD
+        stat = stats.jensen_shannon_distance(r.astype(str), c.astype(str), kind="categorical")
+    drifted = stat <= thr if test in ("ks", "chi_square", "z") else stat >= thr
+    binned = "numeric" if kind == "numeric" else "categorical"
+    rr, cc_ = (r, c) if kind == "numeric" else (r.astype(str), c.astype(str))
+    return out | {"test": test, "statistic": float(stat), "threshold": thr, "drifted": bool(drifted),
+                  "psi": stats.psi(rr, cc_, kind=binned)}
+
+
+def drift_report(
+    db: Any,
+    *,
+    table: str = "calls",
+    columns: Sequence[str] | None = None,
+    reference: Window,
+    current: Window,
+    where: M.Where = None,
+    metric: str | None = None,
+    max_rows: int = 100_000,
+) -> "pl.DataFrame":
+    """Column-by-column drift between a reference window and a current window, and the dataset verdict.
+
+    Parameters
+    ----------
+    db : Workbench or path
+    table : str
+        A canonical table; ``"evals"`` needs ``metric=`` (the scores of that metric, column ``value``).
+    columns : list of str, optional
+        Default: for ``calls`` latency, tokens, cost, status, model, finish reason, operation; for ``evals``
+        ``value``; else every numeric, boolean or string column that is not a key, id or time.
+    reference, current : (start, end)
+        Windows [start, end) on the table's time column.
+    where : optional
+        Filter (e.g. ``{"feature": "chat"}``).
+    max_rows : int
+        Deterministic sample cap per window (rows with the smallest key hash).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``column, type, test, statistic, threshold, drifted, psi, n_reference, n_current, sampled``, then a row
+        ``column = "__dataset__"`` whose statistic is the share of drifted columns (drifts at >= 0.5). A column
+        with no data in a window has null test and verdict and is not counted.
+
+    Examples
+    --------
+    See the module docstring.
+    """
+    import polars as pl
+
+    from workbench.db import as_workbench
+
+    db = as_workbench(db)
+    ref_w = _check_window("reference", reference, "drift_report")
+    cur_w = _check_window("current", current, "drift_report")
+    t = _table(db, table, metric=metric, fn="drift_report")
+    cols = list(columns) if columns is not None else _default_columns(t, table)
+    if isinstance(columns, str):
+        cols = [columns]
+    missing = [c for c in cols if c not in t.columns]
+    if missing:
+        raise KeyError(f"drift_report: table {table!r} has no column(s) {missing}; columns: {', '.join(t.columns)}")
+    if not cols:
+        raise ValueError("drift_report: no columns to compare")
+    ref_df, s1 = _fetch(t, table, cols, ref_w, where, max_rows)
+    cur_df, s2 = _fetch(t, table, cols, cur_w, where, max_rows)
+    rows = []
+    for col in cols:
+        r = column_drift(ref_df[col].drop_nulls().to_list(), cur_df[col].drop_nulls().to_list())
+        rows.append({"column": col, **r, "sampled": s1 or s2})
+    tested = [r for r in rows if r["drifted"] is not None]
+    share = sum(r["drifted"] for r in tested) / len(tested) if tested else None
+    rows.append({"column": "__dataset__", "type": "dataset", "test": "share_of_drifted_columns", "statistic": share,
+                 "threshold": DATASET_SHARE, "drifted": None if share is None else share >= DATASET_SHARE,
+                 "psi": None, "n_reference": ref_df.height, "n_current": cur_df.height, "sampled": s1 or s2})
+    schema = {"column": pl.String, "type": pl.String, "test": pl.String, "statistic": pl.Float64,
+              "threshold": pl.Float64, "drifted": pl.Boolean, "psi": pl.Float64, "n_reference": pl.Int64,
+              "n_current": pl.Int64, "sampled": pl.Boolean}
+    return pl.DataFrame(rows, schema=schema)
+
+
+# -- text drift -------------------------------------------------------------------------------------------------------
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def _hash_features(texts: Sequence[str], n_features: int, vocab: dict[int, str]):
+    """Sparse matrix of hashed word 1- and 2-grams (log(1 + count), rows L2-normalised); crc32, not ``hash()``,
+    so the features do not depend on the interpreter's hash seed."""
+    import numpy as np
+    from scipy import sparse
+
+    indptr, indices, data = [0], [], []
+    for text in texts:
+        words = _WORD.findall((text or "").lower())
+        grams = words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+        counts: dict[int, int] = {}
+        for g in grams:
+            h = zlib.crc32(g.encode("utf-8")) % n_features
+            counts[h] = counts.get(h, 0) + 1
+            vocab.setdefault(h, g)
+        idx = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+        val = np.log1p(np.fromiter(counts.values(), dtype=float, count=len(counts)))
+        norm = np.sqrt((val * val).sum())
+        indices.append(idx)
+        data.append(val / norm if norm > 0 else val)
+        indptr.append(indptr[-1] + len(idx))
+    return sparse.csr_matrix(
+        (np.concatenate(data) if data else np.array([]), np.concatenate(indices) if indices else np.array([], int),
+         np.array(indptr)), shape=(len(texts), n_features))
+
+
+def _fit_logistic(X, y, *, l2: float):
+    """L2-regularised logistic regression by L-BFGS (deterministic): returns (weights, intercept)."""
+    import numpy as np
+    from scipy.optimize import minimize
+
+    n, d = X.shape
+
+    def loss(params):
+        w, b = params[:-1], params[-1]
+        z = X @ w + b
+        # log(1 + exp(z)) - y z, computed stably
+        ll = np.logaddexp(0, z) - y * z
+        p = 1 / (1 + np.exp(-z))
+        g = p - y
+        grad_w = X.T @ g / n + l2 * w
+        return ll.mean() + 0.5 * l2 * (w @ w), np.append(grad_w, g.mean())
+
+    res = minimize(loss, np.zeros(d + 1), jac=True, method="L-BFGS-B", options={"maxiter": 200})
+    return res.x[:-1], res.x[-1]
+
+
+def text_drift_score(
+    reference: Sequence[str],
+    current: Sequence[str],
+    *,
+    seed: int = 0,
+    folds: int = 3,
+    n_features: int = 2**16,
+    l2: float = 1e-3,
+    max_texts: int = 5000,
+    threshold: float = TEXT_AUC_THRESHOLD,
+) -> dict[str, Any]:
+    """Domain-classifier text drift between two lists of strings: cross-validated ROC AUC of reference vs current.
+
+    Parameters
+    ----------
+    reference, current : sequences of str
+        At least ``folds`` texts each; each side is sampled down to ``max_texts`` (seeded).
+    seed : int
+        Seeds the sampling and the fold split: same inputs and seed, same result.
+    folds : int
+        Stratified cross-validation folds; the AUC is computed on the pooled out-of-fold scores.
+    threshold : float
+        Drift when AUC > threshold (default 0.55).
+
+    Returns
+    -------
+    dict with ``auc, threshold, drifted, n_reference, n_current`` and ``terms_reference`` / ``terms_current``: the
+    10 word n-grams that most mark each side (from the model fitted on all texts).
+
+    Examples
+    --------
+    >>> ref = [f"the invoice for order {i} is attached" for i in range(60)]
+    >>> cur = [f"your password reset link {i} expires soon" for i in range(60)]
+    >>> r = text_drift_score(ref, cur)
+    >>> r["auc"], r["drifted"]
+    (1.0, True)
+    """
+    import numpy as np
+
+    for name, texts in (("reference", reference), ("current", current)):
+        if isinstance(texts, str) or not all(isinstance(x, str) or x is None for x in texts):
+            raise TypeError(f"text_drift_score: {name} must be a sequence of strings")
+        if len(texts) < max(folds, 2):
+            raise ValueError(f"text_drift_score: {name} needs at least {max(folds, 2)} texts, got {len(texts)}")
+    rng = np.random.default_rng(seed)
+    ref = list(reference)
+    cur = list(current)
+    if len(ref) > max_texts:
+        ref = [ref[i] for i in sorted(rng.choice(len(ref), max_texts, replace=False))]
+    if len(cur) > max_texts:
+        cur = [cur[i] for i in sorted(rng.choice(len(cur), max_texts, replace=False))]
+    vocab: dict[int, str] = {}
+    X = _hash_features(ref + cur, n_features, vocab)
+    # fit only on the hash buckets that occur: same model, far fewer parameters for the optimiser
+    used = np.unique(X.indices)
+    X = X[:, used]
+    vocab = {j: vocab[int(h)] for j, h in enumerate(used)}
+    y = np.r_[np.zeros(len(ref)), np.ones(len(cur))]
+    fold = np.empty(len(y), dtype=int)
+    for label in (0, 1):
+        idx = np.flatnonzero(y == label)
+        fold[idx] = rng.permutation(np.arange(idx.size) % folds)
+    scores = np.empty(len(y))
+    for k in range(folds):
+        test = fold == k
+        w, b = _fit_logistic(X[~test], y[~test], l2=l2)
+        scores[test] = X[test] @ w + b
+    auc = stats.roc_auc(scores, y)
+    w, _ = _fit_logistic(X, y, l2=l2)
+    order = np.argsort(w)
+    terms_ref = [vocab[i] for i in order[:10] if i in vocab and w[i] < 0]
+    terms_cur = [vocab[i] for i in order[::-1][:10] if i in vocab and w[i] > 0]
+    return {"auc": round(float(auc), 6), "threshold": threshold, "drifted": bool(auc > threshold),
+            "n_reference": len(ref), "n_current": len(cur), "terms_reference": terms_ref, "terms_current": terms_cur}
+
+
+def text_drift(
+    db: Any,
+    *,
+    column: str = "answer",
+    table: str = "answers",
+    reference: Window,
+    current: Window,
+    where: M.Where = None,
+    seed: int = 0,
+    max_texts: int = 5000,
+    **options: Any,
+) -> "pl.DataFrame":
+    """Text drift of a column (answers, questions/prompts) between two windows: see :func:`text_drift_score`.
+
+    Texts are fetched with Ibis (only ``column``), at most ``max_texts`` per window by the smallest key hash.
+
+    Returns
+    -------
+    polars.DataFrame
+        One row: ``table, column, auc, threshold, drifted, n_reference, n_current, terms_reference, terms_current``.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute(
+    ...     "insert into answers (call_id, answer, ts) select 'r' || i, 'refund issued for order ' || i, "
+    ...     "timestamp '2026-01-01' from range(40) t(i)")
+    >>> _ = db.duckdb.execute(
+    ...     "insert into answers (call_id, answer, ts) select 'c' || i, 'please reboot the router ' || i, "
+    ...     "timestamp '2026-01-02' from range(40) t(i)")
+    >>> text_drift(db, reference=("2026-01-01", "2026-01-02"), current=("2026-01-02", "2026-01-03"))[
+    ...     ["auc", "drifted"]].rows()
+    [(1.0, True)]
+    """
+    import polars as pl
+
+    from workbench.db import as_workbench
+
+    db = as_workbench(db)
+    ref_w = _check_window("reference", reference, "text_drift")
+    cur_w = _check_window("current", current, "text_drift")
+    t = _table(db, table, metric=options.pop("metric", None), fn="text_drift")
+    if column not in t.columns or not t[column].type().is_string():
+        raise KeyError(f"text_drift: {table}.{column} is not a text column; columns: {', '.join(t.columns)}")
+    ref, _ = _fetch(t, table, [column], ref_w, where, max_texts)
+    cur, _ = _fetch(t, table, [column], cur_w, where, max_texts)
+    r = text_drift_score(ref[column].drop_nulls().to_list(), cur[column].drop_nulls().to_list(), seed=seed,
+                         max_texts=max_texts, **options)
+    return pl.DataFrame([{"table": table, "column": column, **r}])
+
+
+# -- suite ------------------------------------------------------------------------------------------------------------
+
+
+def drifted_column_rate(
+    db: Any,
+    *,
+    by: Sequence[str] | str | None = None,
+    period: str = "all",
+    start: Any = None,
+    end: Any = None,
+    where: M.Where = None,
+    reference: Window | None = None,
+    table: str = "calls",
+    columns: Sequence[str] | None = None,
+    metric: str | None = None,
+    **options: Any,
+) -> "pl.DataFrame":
+    """Share of columns that drifted in [start, end) against the reference window, per group (a tidy frame).
+
+    ``value`` is the share of drifted columns, ``n`` the number of columns tested; ``dataset_drift`` (share >= 0.5)
+    follows. The reference defaults to the window of the same length just before ``start``; without ``start``/
+    ``end`` the current window is the last 7 days of the table's data. ``period`` must be ``"all"``.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute(
+    ...     "insert into calls (call_id, ts, status, latency_ms) select 'c' || i, timestamp '2026-01-01' + "
+    ...     "to_minutes(i), 'ok', case when i < 300 then 100 else 900 end + i % 7 * 10 from range(600) t(i)")
+    >>> r = drifted_column_rate(db, start="2026-01-01 05:00", end="2026-01-01 10:00", columns=["latency_ms"])
+    >>> r.select("metric", "value", "n", "dataset_drift").rows()
+    [('drifted_column_rate', 1.0, 1, True)]
+    """
+    import datetime as dt
+
+    import polars as pl
+
+    from workbench.db import as_workbench
+    from workbench.schema import TABLES
+
+    db = as_workbench(db)
+    if period != "all":
+        raise ValueError(f"drifted_column_rate: drift compares two windows; period must be 'all', got {period!r}")
+    t = _table(db, table, metric=metric, fn="drifted_column_rate")
+    keys = M.check_by(t, by, fn="drifted_column_rate")
+    s, e = M._as_ts(start), M._as_ts(end)
+    if s is None or e is None:
+        last = t[TABLES[table].time].max().to_pyarrow().as_py()
+        if last is None:
+            return M.tidy(pl.DataFrame(schema={**{k: pl.String for k in keys}, "value": pl.Float64, "n": pl.Int64}),
+                          keys=keys, metric="drifted_column_rate")
+        e = e or last + dt.timedelta(microseconds=1)
+        s = s or e - dt.timedelta(days=7)
+    ref = _check_window("reference", reference, "drifted_column_rate") if reference is not None else (s - (e - s), s)
+    groups = [()] if not keys else t.select(*keys).distinct().to_polars().rows()
+    rows = []
+    for g in groups:
+        w = dict(M.parse_where(where)) | {k: v for k, v in zip(keys, g) if v is not None}
+        rep = drift_report(db, table=table, columns=columns, reference=ref, current=(s, e), where=w or None,
+                           metric=metric, **options)
+        ds = rep.filter(pl.col("column") == "__dataset__").row(0, named=True)
+        n = rep.filter((pl.col("column") != "__dataset__") & pl.col("drifted").is_not_null()).height
+        rows.append({**dict(zip(keys, g)), "period_start": s, "value": ds["statistic"], "n": n,
+                     "dataset_drift": ds["drifted"]})
+    df = pl.DataFrame(rows, schema_overrides={"value": pl.Float64, "n": pl.Int64, "dataset_drift": pl.Boolean})
+    return M.tidy(df, keys=keys, metric="drifted_column_rate")
+
+
+SUITE: dict[str, Callable[..., "pl.DataFrame"]] = {
+    "drifted_column_rate": drifted_column_rate,
+}
