@@ -1,0 +1,498 @@
+"""Tests for workbench.ingest: OTLP spans, mapped JSONL/CSV/Parquet, quarantine reasons, dedup, lineage, the CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import string
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import workbench as wb
+from workbench.cli import main as cli_main
+from workbench.ingest import IngestError, IngestSummary, ingest, load_mapping
+
+DATA = Path(__file__).parent / "data"
+OTEL = DATA / "otel"
+MAPS = DATA / "mappings"
+COUNTS = ("read", "inserted", "duplicates", "quarantined")
+
+
+@pytest.fixture
+def db():
+    d = wb.connect(":memory:")
+    yield d
+    d.close()
+
+
+def rows(db, sql, params=None):
+    """Rows as dicts (db.sql goes through polars, which cannot take the JSON columns)."""
+    cur = db.duckdb.execute(sql, params or [])
+    names = [c[0] for c in cur.description]
+    return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+def call(db, call_id):
+    (r,) = rows(db, "select * from calls where call_id = ?", [call_id])
+    return r
+
+
+def counts(db):
+    return {t: db.duckdb.execute(f"select count(*) from {t}").fetchone()[0]
+            for t in ("calls", "feedback", "events", "quarantine", "ingest_runs")}
+
+
+def check_invariant(s: IngestSummary):
+    assert s.read == s.inserted + s.duplicates + s.quarantined
+    assert sum(s.reasons.values()) == s.quarantined
+    for f in s.files:
+        assert f["read"] == f["inserted"] + f["duplicates"] + f["quarantined"], f
+    for k in COUNTS:
+        assert getattr(s, k) == sum(f[k] for f in s.files)
+
+
+def ts(*a):
+    return dt.datetime(*a)
+
+
+# ------------------------------------------------------------------------------------------------------ OTLP spans
+
+
+def test_otel_openai_chat_span_every_column(db):
+    s = ingest(db, OTEL / "openai_chat.jsonl", progress=False)
+    assert s.as_dict() == {"read": 1, "inserted": 1, "duplicates": 0, "quarantined": 0, "reasons": {}}
+    r = call(db, "eee19b7ec3c1b174")  # hex ids are lower-cased
+    assert r["trace_id"] == "5b8efff798038103d269b633813fc60c"
+    assert r["parent_id"] is None  # "" parentSpanId = root span
+    assert r["ts"] == ts(2025, 11, 20, 10, 0, 0)
+    assert r["end_ts"] == ts(2025, 11, 20, 10, 0, 1, 500000)
+    assert r["latency_ms"] == 1500.0
+    assert r["ttft_ms"] == 250.0  # gen_ai.response.time_to_first_chunk is in seconds
+    assert (r["operation"], r["name"], r["provider"]) == ("chat", "chat gpt-4o", "openai")
+    assert (r["model"], r["request_model"]) == ("gpt-4o-2024-08-06", "gpt-4o")
+    assert (r["input_tokens"], r["output_tokens"]) == (1200, 300)
+    assert (r["cache_read_tokens"], r["cache_write_tokens"], r["reasoning_tokens"]) == (1000, None, 120)
+    assert (r["feature"], r["environment"]) == ("support-assistant", "production")  # service.name, resource env
+    assert (r["prompt_version"], r["variant"], r["user_id"], r["session_id"]) == ("v7", "treatment", "u-1", "conv-42")
+    assert (r["status"], r["error_type"], r["finish_reason"]) == ("ok", None, "stop")
+    attrs = json.loads(r["attributes"])
+    assert attrs["gen_ai.request.temperature"] == 0.2
+    assert attrs["gen_ai.response.id"] == "chatcmpl-123"
+    assert attrs["resource"] == {"service.version": "2.3.1"}
+    assert attrs["otel.scope.name"] == "opentelemetry.instrumentation.openai_v2"
+    assert "gen_ai.usage.input_tokens" not in attrs and "service.name" not in attrs.get("resource", {})
+    (run,) = rows(db, "select * from ingest_runs")
+    assert r["ingest_run_id"] == run["run_id"] == s.files[0]["run_id"]
+    assert (run["format"], run["target_table"], run["rows_read"], run["rows_inserted"]) == ("otel", "calls", 1, 1)
+    import hashlib
+
+    assert run["content_hash"] == hashlib.sha256((OTEL / "openai_chat.jsonl").read_bytes()).hexdigest()
+    assert run["workbench_version"] == wb.__version__
+
+
+def test_otel_anthropic_span_with_gen_ai_system_and_first_token_event(db):
+    ingest(db, OTEL / "anthropic_system.jsonl", progress=False)
+    r = call(db, "b7ad6b7169203331")
+    assert r["provider"] == "anthropic"  # the older gen_ai.system
+    assert r["model"] == r["request_model"] == "claude-sonnet-4-5"  # no response model: falls back to the request
+    assert r["ttft_ms"] == 400.0  # gen_ai.first_token event 0.4 s after the span start
+    assert r["cache_write_tokens"] == 4000 and r["cache_read_tokens"] is None
+    assert (r["feature"], r["environment"], r["user_id"]) == ("summariser", "staging", "u-9")  # app.feature, old env
+    assert (r["status"], r["finish_reason"], r["latency_ms"]) == ("ok", "end_turn", 2000.0)
+    events = json.loads(r["attributes"])["otel.events"]
+    assert [e["name"] for e in events] == ["gen_ai.choice"]  # the first-token event became ttft_ms
+
+
+def test_otel_openinference_span(db):
+    ingest(db, OTEL / "openinference.jsonl", progress=False)
+    r = call(db, "1a2b3c4d5e6f7081")
+    assert (r["operation"], r["provider"], r["model"]) == ("chat", "openai", "gpt-4o-mini")  # span kind LLM -> chat
+    assert (r["input_tokens"], r["output_tokens"], r["cache_read_tokens"]) == (640, 64, 512)
+    assert (r["session_id"], r["user_id"], r["latency_ms"]) == ("sess-7", "u-3", 750.0)
+    assert json.loads(r["attributes"])["input.value"] == "What is the refund policy?"
+
+
+def test_otel_status_mapping_error_timeout_blocked(db):
+    s = ingest(db, OTEL / "errors.jsonl", progress=False)  # three spans on one line
+    assert s.read == s.inserted == 3
+    got = {r["call_id"]: (r["status"], r["error_type"]) for r in rows(db, "select * from calls")}
+    assert got == {
+        "e000000000000001": ("error", "openai.RateLimitError"),  # status.code 2
+        "e000000000000002": ("timeout", "httpx.ReadTimeout"),  # error.type contains timeout
+        "e000000000000003": ("blocked", None),  # finish reason content_filter
+    }
+    assert call(db, "e000000000000002")["latency_ms"] == 30000.0
+
+
+def test_otel_tool_span_with_parent(db):
+    ingest(db, OTEL / "agent_tool.jsonl", progress=False)
+    agent, tool = call(db, "a000000000000001"), call(db, "a000000000000002")
+    assert (agent["operation"], agent["parent_id"], agent["feature"]) == ("invoke_agent", None, "travel-agent")
+    assert (tool["operation"], tool["name"], tool["parent_id"]) == ("execute_tool", "get_weather", "a000000000000001")
+    assert tool["trace_id"] == agent["trace_id"]
+    assert tool["feature"] == "trip_planner"  # workbench.feature beats service.name
+    attrs = json.loads(tool["attributes"])
+    assert attrs["otel.span.name"] == "execute_tool get_weather" and attrs["gen_ai.tool.call.id"] == "call_abc"
+
+
+def test_otel_pretty_printed_single_object(db):
+    s = ingest(db, OTEL / "pretty.json", progress=False)
+    assert s.as_dict()["inserted"] == 1 and s.files[0]["format"] == "otel"
+    r = call(db, "c000000000000001")
+    assert (r["operation"], r["model"], r["input_tokens"], r["latency_ms"]) == ("embeddings", "text-embedding-3-small",
+                                                                                12, 50.0)
+
+
+def test_otel_malformed_lines_and_spans_are_quarantined_with_lines(db):
+    s = ingest(db, OTEL / "malformed.jsonl", progress=False)
+    check_invariant(s)
+    # 5 spans (one repeats a span id of line 1) + 2 unreadable lines; the blank line 3 is not a record
+    assert (s.read, s.inserted, s.duplicates, s.quarantined) == (7, 1, 1, 5)
+    q = {(r["line_no"], r["field"], r["reason"]) for r in rows(db, "select * from quarantine")}
+    assert q == {
+        (2, None, "invalid JSON"),
+        (4, None, "not an OTLP trace export (no resourceSpans)"),
+        (5, "ts", "missing required field ts (source field 'startTimeUnixNano')"),
+        (5, "end_ts", "end before start: end_ts 2025-11-20 16:00:01 < ts 2025-11-20 16:00:02"),
+        (5, "output_tokens", "negative token count in output_tokens: -5"),
+    }
+    raws = [r["raw"] for r in rows(db, "select raw from quarantine where line_no = 5 order by field")]
+    assert all(json.loads(r)["spanId"].startswith("d00000000000000") for r in raws)  # the span itself is kept
+    assert call(db, "d000000000000001")["name"] == "chat ok"  # first occurrence wins
+
+
+def test_otel_mapping_overrides_attribute_names(db, tmp_path):
+    line = json.loads((OTEL / "agent_tool.jsonl").read_text().splitlines()[1])
+    attrs = line["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"]
+    attrs.append({"key": "team.product", "value": {"stringValue": "planner-pro"}})
+    (tmp_path / "t.jsonl").write_text(json.dumps(line) + "\n")
+    ingest(db, tmp_path / "t.jsonl", format="otel", mapping=MAPS / "otel_override.toml", progress=False)
+    r = call(db, "a000000000000002")
+    assert (r["feature"], r["variant"]) == ("planner-pro", "control")  # overridden name; default for a missing one
+    assert json.loads(r["attributes"]).get("team.product") is None  # used, so not repeated in attributes
+
+
+# ---------------------------------------------------------------------------------------------- mapped formats
+
+
+def test_csv_calls_mapping_units_formats_hash_and_every_reason(db):
+    s = ingest(db, MAPS / "calls.csv", mapping=MAPS / "calls_csv.toml", progress=False)
+    check_invariant(s)
+    assert (s.read, s.inserted, s.duplicates, s.quarantined) == (9, 3, 0, 6)
+    good = rows(db, "select * from calls order by ts, call_id")
+    assert [(r["ts"], r["latency_ms"], r["input_tokens"], r["output_tokens"], r["feature"], r["status"], r["provider"])
+            for r in good] == [
+        (ts(2025, 11, 20, 9, 0, 0), 1250.0, 1500, 200, "support", "ok", "openai"),
+        (ts(2025, 11, 20, 9, 0, 5), 400.0, 900, 50, "unknown", "ok", "openai"),  # default; status lower-cased
+        (ts(2025, 11, 20, 9, 0, 5), 400.0, 900, 50, "unknown", "ok", "openai"),
+    ]
+    # two identical rows are both kept: the hash includes the occurrence number
+    assert len({r["call_id"] for r in good}) == 3 and all(len(r["call_id"]) == 64 for r in good)
+    q = {r["line_no"]: (r["field"], r["reason"]) for r in rows(db, "select * from quarantine")}
+    assert q == {
+        5: ("input_tokens", "non-numeric value in input_tokens: 'abc'"),
+        6: (None, "wrong number of fields: Expected Number of Columns: 7 Found: 6"),
+        7: ("ts", "unparseable timestamp in ts: '31/02/2025 09:03:00' (expected format %d/%m/%Y %H:%M:%S)"),
+        8: ("status", "unknown status value 'done' in status (expected ok, error, timeout or blocked)"),
+        9: ("output_tokens", "negative token count in output_tokens: -3"),
+        10: ("latency_ms", "negative latency in latency_ms: -500.0 ms (end before start?)"),
+    }
+    assert rows(db, "select raw from quarantine where line_no = 6")[0]["raw"] == "20/11/2025 09:02:00;10;10;0.5;gpt-4o;support"
+    assert json.loads(rows(db, "select raw from quarantine where line_no = 5")[0]["raw"])["ContextTokens"] == "abc"
+    assert s.reasons["wrong number of fields"] == 1 and s.reasons["unknown status value: status"] == 1
+
+
+def test_reloading_the_same_file_is_all_duplicates(db):
+    first = ingest(db, MAPS / "calls.csv", mapping=MAPS / "calls_csv.toml", progress=False)
+    before = counts(db)
+    again = ingest(db, MAPS / "calls.csv", mapping=MAPS / "calls_csv.toml", progress=False)
+    check_invariant(again)
+    assert (again.inserted, again.duplicates, again.quarantined) == (0, first.inserted, first.quarantined)
+    after = counts(db)
+    assert after["calls"] == before["calls"]
+    assert after["ingest_runs"] == before["ingest_runs"] + 1  # every load is recorded
+    otel = ingest(db, [OTEL / "errors.jsonl", OTEL / "errors.jsonl"], progress=False)
+    assert [(f["inserted"], f["duplicates"]) for f in otel.files] == [(3, 0), (0, 3)]
+
+
+def test_jsonl_calls_nested_paths_epoch_seconds_and_reasons(db):
+    s = ingest(db, MAPS / "calls.jsonl", mapping=MAPS / "calls_jsonl.toml", progress=False)
+    check_invariant(s)
+    assert (s.read, s.inserted, s.duplicates, s.quarantined) == (7, 2, 1, 4)
+    r1 = call(db, "r-1")
+    assert r1["ts"] == ts(2025, 11, 20, 10, 0, 0, 500000)  # fractional epoch seconds
+    assert r1["latency_ms"] == 1500.0  # derived from end_ts - ts
+    assert (r1["input_tokens"], r1["output_tokens"], r1["cache_read_tokens"]) == (1000, 120, 800)  # usage.input ...
+    assert (r1["feature"], r1["status"]) == ("support", "ok")
+    assert json.loads(r1["attributes"]) == {"region": "eu"}
+    r2 = call(db, "r-2")
+    assert (r2["status"], r2["error_type"], r2["feature"]) == ("error", "RateLimitError", "unknown")
+    q = {r["line_no"]: (r["field"], r["reason"]) for r in rows(db, "select * from quarantine")}
+    assert q == {
+        3: ("end_ts", "end before start: end_ts 2025-11-20 10:01:30 < ts 2025-11-20 10:01:40"),
+        4: ("input_tokens", "out of range for input_tokens (BIGINT): '1e30'"),
+        5: ("input_tokens", "not an integer in input_tokens: '12.5'"),
+        6: ("call_id", "missing required field call_id (source field 'id')"),
+    }
+    assert rows(db, "select raw from quarantine where line_no = 6")[0]["raw"] == '{"time": 1763632940}'
+
+
+def test_feedback_csv_epoch_ms_hashed_key_and_unknown_kind(db):
+    s = ingest(db, MAPS / "feedback.csv", mapping=MAPS / "feedback_csv.toml", progress=False)
+    assert (s.read, s.inserted, s.duplicates, s.quarantined) == (5, 4, 0, 1)
+    got = rows(db, "select call_id, user_id, ts, kind, value from feedback order by ts, value")
+    assert got[0] == {"call_id": "r-1", "user_id": "u-1", "ts": ts(2025, 11, 20, 10, 1, 40), "kind": "thumbs",
+                      "value": 1.0}
+    assert [r["value"] for r in got] == [1.0, 1.0, 0.0, 4.5]
+    (q,) = rows(db, "select * from quarantine")
+    assert (q["line_no"], q["target_table"], q["field"]) == (6, "feedback", "kind")
+    assert q["reason"] == "unknown kind value 'smile' in kind (expected thumbs, accept, edit, copy or rating)"
+
+
+def test_events_jsonl_iso_timestamps_with_zones(db):
+    s = ingest(db, MAPS / "events.jsonl", mapping=MAPS / "events_jsonl.toml", progress=False)
+    assert (s.inserted, s.quarantined) == (3, 1)
+    got = {r["event_id"]: r for r in rows(db, "select * from events")}
+    assert got["e1"]["ts"] == ts(2025, 11, 20, 9, 0)  # Z
+    assert got["e2"]["ts"] == ts(2025, 11, 20, 9, 0)  # +01:00 converted to UTC
+    assert got["e3"]["ts"] == ts(2025, 11, 20, 9, 30)  # no zone: taken as UTC
+    assert json.loads(got["e2"]["properties"]) == {"chars": 120}
+    assert got["e3"]["properties"] is None
+    (q,) = rows(db, "select * from quarantine")
+    assert (q["line_no"], q["field"]) == (4, "user_id")
+
+
+def test_parquet_events_epoch_us_and_whole_row_hash(db, tmp_path):
+    p = tmp_path / "events.parquet"
+    db.duckdb.execute(f"""COPY (SELECT * FROM (VALUES ('u-1', 1763629200000000, 'open_assistant', 'support'),
+                          ('u-2', 1763629260000000, 'ask', NULL), ('u-2', 1763629260000000, 'ask', NULL),
+                          (NULL, 1763629270000000, 'ask', 'x')) t("user", ts_us, name, feature))
+                          TO '{p}' (FORMAT parquet)""")
+    s = ingest(db, p, mapping=MAPS / "events_parquet.toml", progress=False)
+    assert (s.read, s.inserted, s.duplicates, s.quarantined) == (4, 3, 0, 1)
+    got = rows(db, "select user_id, ts, event, feature from events order by ts, user_id")
+    assert got[0] == {"user_id": "u-1", "ts": ts(2025, 11, 20, 9, 0), "event": "open_assistant", "feature": "support"}
+    assert [g["feature"] for g in got[1:]] == ["unknown", "unknown"]
+    (q,) = rows(db, "select * from quarantine")
+    assert (q["line_no"], q["field"]) == (4, "user_id") and json.loads(q["raw"])["name"] == "ask"
+    again = ingest(db, p, mapping=MAPS / "events_parquet.toml", progress=False)
+    assert (again.inserted, again.duplicates) == (0, 3)
+
+
+def test_jsonl_invalid_json_not_object_encoding_and_reserved_bytes(db, tmp_path):
+    m = tmp_path / "m.toml"
+    m.write_text('table = "events"\n[columns]\nuser_id = "u"\nts = "t"\nevent = "e"\n')
+    p = tmp_path / "e.jsonl"
+    p.write_bytes(b'{"u": "a", "t": "2025-11-20T09:00:00Z", "e": "x"}\n'
+                  b'{"u": "b", "t": \n'
+                  b'[1, 2]\n'
+                  b'\n'
+                  b'{"u": "\xff\xfe", "t": "2025-11-20T09:00:00Z", "e": "x"}\n'
+                  b'{"u": "c\x1e\x1f", "t": "2025-11-20T09:00:00Z", "e": "x"}\n'
+                  b'{"u": "d", "t": "2025-11-20T09:00:01Z", "e": "x"}\n')
+    s = ingest(db, p, mapping=m, progress=False)
+    check_invariant(s)
+    assert (s.read, s.inserted, s.quarantined) == (6, 2, 4)
+    q = {r["line_no"]: r["reason"] for r in rows(db, "select * from quarantine")}
+    assert q[2] == "invalid JSON" and q[3] == "not a JSON object"
+    assert q[5].startswith("invalid encoding (not UTF-8)")
+    assert q[6] == "line contains the reserved bytes 0x1E 0x1F"
+    assert sorted(r["user_id"] for r in rows(db, "select user_id from events")) == ["a", "d"]
+
+
+def test_crlf_and_mixed_line_endings(db, tmp_path):
+    m = tmp_path / "m.toml"
+    m.write_text('table = "events"\n[columns]\nuser_id = "u"\nts = "t"\nevent = "e"\n')
+    crlf, mixed = tmp_path / "crlf.jsonl", tmp_path / "mixed.jsonl"
+    line = '{{"u": "{}", "t": "2025-11-20T09:00:0{}Z", "e": "x"}}'
+    crlf.write_bytes(("\r\n".join(line.format(u, i) for i, u in enumerate("abc")) + "\r\n{bad\r\n").encode())
+    s = ingest(db, crlf, mapping=m, progress=False)
+    assert (s.read, s.inserted, s.quarantined) == (4, 3, 1)
+    assert rows(db, "select line_no from quarantine")[0]["line_no"] == 4  # exact for consistent CRLF
+    mixed.write_bytes((line.format("d", 1) + "\n" + line.format("e", 2) + "\r\n{bad\n" + line.format("f", 3)
+                       + "\n").encode())
+    s = ingest(db, mixed, mapping=m, progress=False)  # falls back to the lenient line reader
+    check_invariant(s)
+    assert (s.read, s.inserted, s.quarantined) == (4, 3, 1)
+
+
+# ------------------------------------------------------------------------------------------- errors, all or nothing
+
+
+def test_missing_file_unknown_format_or_mapping_raise_and_write_nothing(db, tmp_path):
+    before = counts(db)
+    with pytest.raises(IngestError, match="nope.jsonl: no such file"):
+        ingest(db, [OTEL / "openai_chat.jsonl", tmp_path / "nope.jsonl"], progress=False)
+    (tmp_path / "x.txt").write_text("hello\n")
+    with pytest.raises(IngestError, match=r"x.txt: unknown format '.txt'"):
+        ingest(db, [OTEL / "openai_chat.jsonl", tmp_path / "x.txt"], progress=False)
+    with pytest.raises(IngestError, match="calls.csv: a mapping is required for csv files"):
+        ingest(db, MAPS / "calls.csv", progress=False)
+    with pytest.raises(IngestError, match="calls.jsonl: not OpenTelemetry spans"):
+        ingest(db, MAPS / "calls.jsonl", progress=False)
+    with pytest.raises(IngestError, match="format must be"):
+        ingest(db, MAPS / "calls.csv", format="xml", progress=False)
+    with pytest.raises(IngestError, match=r"no field 'Nope' in the CSV"):
+        ingest(db, MAPS / "calls.csv", mapping={"table": "calls", "csv": {"delimiter": ";"},
+                                                "columns": {"ts": "Nope", "status": {"value": "ok"}}}, progress=False)
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    with pytest.raises(IngestError, match="bad.parquet"):
+        ingest(db, tmp_path / "bad.parquet", mapping=MAPS / "events_parquet.toml", progress=False)
+    assert counts(db) == before
+
+
+def test_unexpected_failure_rolls_back_the_file(db, monkeypatch):
+    import workbench.ingest as ing
+
+    real = ing._load
+
+    def boom(con, *a, **k):
+        real(con, *a, **k)  # writes quarantine rows and calls, then fails
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(ing, "_load", boom)
+    before = counts(db)
+    with pytest.raises(IngestError, match=r"malformed.jsonl: could not be loaded as otel .*disk full"):
+        ingest(db, OTEL / "malformed.jsonl", progress=False)
+    assert counts(db) == before
+    monkeypatch.setattr(ing, "_load", real)
+    assert ingest(db, OTEL / "malformed.jsonl", progress=False).inserted == 1  # nothing was half-written
+
+
+@pytest.mark.parametrize("mapping, message", [
+    ({"table": "nope", "columns": {"a": "b"}}, "table: unknown or not loadable table 'nope'"),
+    ({"table": "quarantine", "columns": {"reason": "r"}}, "table: unknown or not loadable table 'quarantine'"),
+    ({"columns": {"ts": "t"}}, "table: required"),
+    ({"table": "calls", "columns": {"ts": "t", "status": "s", "colour": "c"}}, "[columns] colour: table calls has no"),
+    ({"table": "calls", "columns": {"ts": "t"}}, "[columns] status: required column of calls is not mapped"),
+    ({"table": "calls", "columns": {"ts": {"field": "t", "unit": "h"}, "status": "s"}}, "[columns] ts: unit must be"),
+    ({"table": "calls", "columns": {"input_tokens": {"field": "t", "unit": "s"}, "ts": "t", "status": "s"}},
+     "[columns] input_tokens: unit applies to"),
+    ({"table": "calls", "columns": {"ts": {"field": "t", "value": 1}, "status": "s"}}, "give exactly one of"),
+    ({"table": "calls", "columns": {"ts": {"fild": "t"}, "status": "s"}}, "[columns] ts: unknown key(s) fild"),
+    ({"table": "calls", "csv": {"delim": ";"}, "columns": {"ts": "t", "status": "s"}}, "[csv] delim: unknown option"),
+    ({"table": "calls", "format": "xml", "columns": {"ts": "t", "status": "s"}}, "format: expected csv, jsonl"),
+])
+def test_bad_mappings_name_the_file_and_key(tmp_path, mapping, message):
+    with pytest.raises(IngestError) as e:
+        load_mapping(mapping)
+    assert message in str(e.value) and str(e.value).startswith("<mapping>:")
+    f = tmp_path / "m.toml"
+    f.write_text("table = \n")
+    with pytest.raises(IngestError, match=r"m.toml: not valid TOML"):
+        load_mapping(f)
+
+
+def test_summary_shapes():
+    s = IngestSummary()
+    s._add({"path": "a", "table": "calls", "format": "otel", "run_id": "r", "read": 3, "inserted": 1,
+            "duplicates": 1, "quarantined": 1}, {"invalid JSON": 1})
+    assert s.as_dict() == {"read": 3, "inserted": 1, "duplicates": 1, "quarantined": 1, "reasons": {"invalid JSON": 1}}
+    text = str(s)
+    assert "read 3, inserted 1, duplicates 1, quarantined 1" in text and "invalid JSON" in text
+
+
+# ------------------------------------------------------------------------------------------------ property tests
+
+CELL = st.one_of(
+    st.none(), st.text(max_size=12), st.integers(min_value=-10**30, max_value=10**30),
+    st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.just(""),
+    st.sampled_from(["2025-11-20T09:00:00Z", "1763632800", "ok", "error", "nan", "-1", "1e400", "\u00e9\u6f22\U0001f600",
+                     "2025-02-31", "timeout", "BLOCKED"]),
+)
+ROW = st.fixed_dictionaries({}, optional={k: CELL for k in ("id", "t", "dur", "inp", "out", "st", "app")})
+LINE = st.one_of(ROW.map(json.dumps), st.text(max_size=40).map(lambda x: x.replace("\n", " ").replace("\r", " ")),
+                 st.just("{"), st.just("[]"), st.just(""))
+JSONL_MAP = {"table": "calls", "columns": {
+    "call_id": "id", "ts": {"field": "t", "unit": "s"}, "latency_ms": {"field": "dur", "unit": "ms"},
+    "input_tokens": "inp", "output_tokens": "out", "status": {"field": "st", "default": "ok"}, "feature": "app"}}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(LINE, max_size=25))
+def test_property_jsonl_never_crashes_and_counts_add_up(tmp_path_factory, lines):
+    d = tmp_path_factory.mktemp("pj")
+    p = d / "x.jsonl"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8", errors="surrogatepass")
+    db = wb.connect(":memory:")
+    try:
+        s = ingest(db, p, mapping=JSONL_MAP, progress=False)
+    except IngestError:
+        return
+    check_invariant(s)
+    assert s.read == sum(1 for ln in lines if ln.strip())
+    c = counts(db)
+    assert (c["calls"], c["quarantine"]) == (s.inserted, s.quarantined)
+    again = ingest(db, p, mapping=JSONL_MAP, progress=False)
+    assert (again.inserted, again.duplicates) == (0, s.inserted + s.duplicates)
+    db.close()
+
+
+FIELD = st.one_of(st.text(alphabet=string.ascii_letters + string.digits + " -:.\u00e9\u6f22\"';", max_size=10),
+                  st.sampled_from(["", "1763632800", "-5", "99999999999999999999999", "1.5", "ok", "nan"]))
+CSV_ROW = st.lists(FIELD, min_size=0, max_size=6)
+CSV_MAP = {"table": "feedback", "columns": {
+    "call_id": "a", "ts": {"field": "b", "unit": "s"}, "kind": {"field": "c", "default": "thumbs"}, "value": "d"}}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.lists(CSV_ROW, max_size=20))
+def test_property_csv_never_crashes_and_counts_add_up(tmp_path_factory, body):
+    import csv
+
+    d = tmp_path_factory.mktemp("pc")
+    p = d / "x.csv"
+    with open(p, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["a", "b", "c", "d"])
+        for r in body:
+            w.writerow(r)
+    db = wb.connect(":memory:")
+    try:
+        s = ingest(db, p, mapping=CSV_MAP, progress=False)
+    except IngestError:
+        return
+    check_invariant(s)
+    assert s.read == sum(1 for r in body if r)  # csv.writer writes an empty list as a blank line
+    assert counts(db)["feedback"] == s.inserted
+    lines = {r["line_no"] for r in rows(db, "select line_no from quarantine")}
+    assert all(2 <= n <= len(body) + 1 for n in lines)
+    db.close()
+
+
+# ------------------------------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_ingest_json_and_exit_codes(tmp_path, capsys):
+    dbp = str(tmp_path / "w.duckdb")
+    assert cli_main(["ingest", str(OTEL / "errors.jsonl"), str(OTEL / "malformed.jsonl"), "--db", dbp, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out == {"read": 10, "inserted": 4, "duplicates": 1, "quarantined": 5,
+                   "reasons": {"missing required field: ts": 1, "end before start: end_ts": 1,
+                               "not an OTLP trace export": 1, "negative token count: output_tokens": 1,
+                               "invalid JSON": 1}}
+    assert cli_main(["ingest", str(MAPS / "calls.csv"), "--db", dbp, "--mapping", str(MAPS / "calls_csv.toml")]) == 0
+    text = capsys.readouterr().out
+    assert "read 9, inserted 3, duplicates 0, quarantined 6" in text
+    assert cli_main(["ingest", str(tmp_path / "missing.jsonl"), "--db", dbp, "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "missing.jsonl: no such file" in err
+    with wb.connect(dbp) as db:
+        assert db.duckdb.execute("select count(*) from ingest_runs").fetchone()[0] == 3
+
+
+def test_db_given_as_a_path_is_closed_and_empty_files_load_nothing(tmp_path):
+    dbp = tmp_path / "w.duckdb"
+    s = ingest(dbp, OTEL / "agent_tool.jsonl", progress=False)
+    assert s.inserted == 2
+    with wb.connect(dbp) as db:  # the file is not left locked by ingest
+        assert db.duckdb.execute("select count(*) from calls").fetchone()[0] == 2
+        (tmp_path / "empty.csv").write_text("")
+        (tmp_path / "empty.jsonl").write_text("\n\n")
+        s = ingest(db, [tmp_path / "empty.csv", tmp_path / "empty.jsonl"], mapping=MAPS / "feedback_csv.toml",
+                   format="auto", progress=False)
+        assert s.as_dict() == {"read": 0, "inserted": 0, "duplicates": 0, "quarantined": 0, "reasons": {}}
+        assert db.duckdb.execute("select count(*) from ingest_runs").fetchone()[0] == 3

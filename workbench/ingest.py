@@ -1,0 +1,1299 @@
+"""Load telemetry files into the canonical tables: validated, deduplicated, bad rows quarantined, nothing lost.
+
+``workbench ingest PATH... [--format auto|otel|jsonl|csv|parquet] [--mapping FILE.toml]`` and :func:`ingest` read
+OpenTelemetry GenAI spans (OTLP JSON) into ``calls``, and JSONL, CSV or Parquet files with a declared mapping into any
+canonical table. The work is done in DuckDB SQL, streaming from the file; Python only drives it.
+
+The invariant, per file and in total: ``read = inserted + duplicates + quarantined``.
+
+* **read**: records in the file: non-blank lines (JSONL), spans plus unparseable lines (OTLP), data records (CSV),
+  rows (Parquet). Blank lines are not records.
+* **duplicates**: rows whose natural key (``schema.TABLES[t].key``) is already in the table, or appeared earlier in the
+  same file (the first occurrence wins).
+* **quarantined**: rows written to the ``quarantine`` table with the file, line, canonical field, a reason a person can
+  act on and the raw row. ``IngestSummary.reasons`` counts them by kind.
+
+Each file is one transaction and one ``ingest_runs`` row (run id, path, sha256 of the bytes, format, table, times,
+counts, workbench version); every inserted row carries ``ingest_run_id``. An unreadable file, an unknown format or a
+bad mapping raises :class:`IngestError` (the CLI exits 2) before anything of that file is written; all files are
+checked before the first one is loaded. An unexpected failure while loading a file rolls that file back and raises
+:class:`IngestError`; files loaded before it stay loaded.
+
+Line numbers (``quarantine.line_no``)
+-------------------------------------
+* JSONL and OTLP: the physical line of the file (1 = first line). All spans of one OTLP line share its number (the
+  span itself is in ``raw``); a pretty-printed single-object OTLP file is line 1.
+* CSV: the line of the record, the header being line 1; exact unless the file has blank lines or quoted fields with
+  line breaks before the record (DuckDB counts physical lines for rejected records, records for good ones).
+* Parquet: the row number, 1 = first row.
+
+OpenTelemetry GenAI spans (format ``otel``)
+-------------------------------------------
+What the OpenTelemetry Collector's file exporter writes: OTLP JSON, one ``ExportTraceServiceRequest`` per line
+(``resourceSpans -> scopeSpans -> spans``), or one pretty-printed object in the file. A line that is not JSON, or JSON
+without ``resourceSpans``, is quarantined. Columns of ``calls``, first attribute present wins (span attributes, then
+resource attributes for the product-context columns):
+
+============================  ==========================================================================================
+column                        source
+============================  ==========================================================================================
+call_id, trace_id, parent_id  ``spanId``, ``traceId``, ``parentSpanId`` (hex, lower-cased; empty parent = root)
+ts, end_ts, latency_ms        ``startTimeUnixNano``, ``endTimeUnixNano``, their difference
+ttft_ms                       ``gen_ai.response.time_to_first_chunk`` (seconds), else a span event whose name says
+                              first token/chunk (``gen_ai.first_token``, ``first_chunk``...): event time - span start
+operation                     ``gen_ai.operation.name``, else OpenInference ``openinference.span.kind`` (LLM -> chat,
+                              EMBEDDING -> embeddings, TOOL -> execute_tool, AGENT -> invoke_agent, others lower-cased)
+name                          ``gen_ai.tool.name`` / ``tool.name`` for a tool span, else the span name
+provider                      ``gen_ai.provider.name``, ``gen_ai.system`` (older), ``llm.provider``, ``llm.system``
+model, request_model          ``gen_ai.response.model`` else ``gen_ai.request.model`` else ``llm.model_name``;
+                              ``gen_ai.request.model`` else ``llm.model_name``
+input_tokens, output_tokens   ``gen_ai.usage.input_tokens`` / ``output_tokens`` (also the older ``prompt_tokens`` /
+                              ``completion_tokens``), ``llm.token_count.prompt`` / ``llm.token_count.completion``
+cache_read_tokens             ``gen_ai.usage.cache_read.input_tokens``, ``llm.token_count.prompt_details.cache_read``
+cache_write_tokens            ``gen_ai.usage.cache_creation.input_tokens``, ``llm.token_count.prompt_details.cache_write``
+reasoning_tokens              ``gen_ai.usage.reasoning.output_tokens``, ``llm.token_count.completion_details.reasoning``
+session_id                    ``gen_ai.conversation.id``, ``session.id``
+user_id                       ``user.id``, ``enduser.id``
+finish_reason                 first of ``gen_ai.response.finish_reasons``
+error_type                    ``error.type``
+cost_usd                      ``workbench.cost_usd``, ``llm.cost.total``
+status                        ``timeout`` when error.type contains "timeout"; ``blocked`` when a finish reason is
+                              ``content_filter``; ``error`` when ``status.code`` is 2; else ``ok``
+attributes                    every attribute not used above, as JSON; unused resource attributes under ``resource``,
+                              the scope name under ``otel.scope.name``, other span events under ``otel.events``
+============================  ==========================================================================================
+
+Workbench attributes for product context (set them on the span, or on the resource where noted):
+
+* ``feature``: ``workbench.feature`` / ``app.feature`` (span or resource), else the resource ``service.name``;
+* ``prompt_version``: ``workbench.prompt_version``, ``gen_ai.prompt.version``, ``llm.prompt_template.version``;
+* ``variant``: ``workbench.variant``; ``attempt``: ``workbench.attempt``; ``fallback``: ``workbench.fallback``;
+* ``environment``: ``deployment.environment.name`` / ``deployment.environment`` (resource or span).
+
+A mapping file may override the source of any ``calls`` column for OTLP input: ``[columns] feature = "team.product"``
+(an attribute name, span then resource), or ``{ field = ..., default = ..., unit = ... }``, or ``{ value = ... }``.
+
+Mapping files (JSONL, CSV, Parquet; required for these formats)
+---------------------------------------------------------------
+A TOML file, read by :func:`load_mapping`::
+
+    table = "calls"            # canonical table (required): any of schema.TABLES but ingest_runs/quarantine/judge_cache
+    format = "csv"             # optional: csv | jsonl | parquet; default from the extension (.csv .tsv .jsonl .ndjson
+                               #   .json .parquet, optionally .gz for csv/jsonl)
+    [csv]                      # optional CSV options: delimiter (","), header (true), quote ('"'), escape ('"'),
+    delimiter = ","            #   skip (0, lines skipped before the header)
+    header = true              #   without a header the fields are named column0, column1, ...
+    [columns]                  # canonical column = how to get it from a source row
+    ts = "TIMESTAMP"                                     # a source field (JSON: a dotted path like "usage.input")
+    latency_ms = { field = "duration", unit = "s" }      # *_ms columns: unit s|ms|us|ns converted to milliseconds
+    ts = { field = "time", unit = "s" }                  # TIMESTAMP columns: epoch in s|ms|us|ns ...
+    ts = { field = "time", format = "%d/%m/%Y %H:%M:%S" }#   ... or a strptime format; default: ISO 8601 (a zone
+                                                         #   offset is converted to UTC)
+    status = { value = "ok" }                            # a constant
+    call_id = { hash = ["TIMESTAMP", "ContextTokens"] }  # stable hash of these source fields
+    feature = { field = "app", default = "unknown" }     # default when the field is null, empty or missing
+
+Unmapped columns are null, with three derivations: an unmapped key column of a table with ``hashed_key`` (calls,
+feedback, events, guardrail_events) is a stable hash of all mapped source fields; ``calls.latency_ms`` is
+``end_ts - ts`` when both are mapped; ``calls.model`` falls back to ``request_model``. Every required column
+(``schema.Column.required``) other than such a key must be mapped.
+
+The stable hash is the sha256 of the listed values (as a JSON list) and of the occurrence number of that content
+within the file: two identical rows in one file are both kept, and loading the same file again finds them as
+duplicates. Changing the mapping of a table with hashed keys changes the hashes: load a file with one mapping.
+
+Values are checked in SQL; the first problem of a row is its quarantine reason: invalid JSON, missing required field,
+unparseable timestamp, non-numeric number, not an integer, out of range, negative token count, negative latency,
+end before start, unknown status (or kind/action/verdict) value, not a boolean, not a list, and for CSV a record with
+the wrong number of fields or an invalid encoding. Enumerated values (``calls.status``, ``feedback.kind``,
+``guardrail_events.action`` and ``verdict``) are lower-cased. An empty string counts as missing.
+
+Examples
+--------
+>>> import tempfile, pathlib, workbench as wb
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (d / "log.jsonl").write_text(
+...     '{"id": "a", "time": 1732000000, "dur": 1.5, "app": "support"}\\n'
+...     '{"id": "b", "time": "yesterday", "dur": 0.2}\\n'
+...     '{"id": "a", "time": 1732000000, "dur": 1.5, "app": "support"}\\n')
+>>> _ = (d / "log.toml").write_text('table = "calls"\\n[columns]\\ncall_id = "id"\\n'
+...     'ts = { field = "time", unit = "s" }\\nlatency_ms = { field = "dur", unit = "s" }\\n'
+...     'feature = { field = "app", default = "unknown" }\\nstatus = { value = "ok" }\\n')
+>>> db = wb.connect(":memory:")
+>>> s = ingest(db, d / "log.jsonl", mapping=d / "log.toml", progress=False)
+>>> s.as_dict()
+{'read': 3, 'inserted': 1, 'duplicates': 1, 'quarantined': 1, 'reasons': {'unparseable timestamp: ts': 1}}
+>>> db.sql("select call_id, ts, latency_ms, feature from calls").rows()
+[('a', datetime.datetime(2024, 11, 19, 7, 6, 40), 1500.0, 'support')]
+>>> db.sql("select line_no, field, reason from quarantine").rows()
+[(2, 'ts', "unparseable timestamp in ts: 'yesterday' (expected epoch s)")]
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import gzip
+import hashlib
+import json
+import os
+import re
+import sys
+import tomllib
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.schema import TABLES, Table
+
+if TYPE_CHECKING:  # pragma: no cover
+    import duckdb
+
+    from workbench.db import Workbench
+
+FORMATS = ("otel", "jsonl", "csv", "parquet")
+NOT_INGESTIBLE = ("ingest_runs", "quarantine", "judge_cache")
+_EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
+               ".parquet": "parquet", ".pq": "parquet"}
+_UNITS_TO_MS = {"s": 1000.0, "ms": 1.0, "us": 0.001, "ns": 0.000001}
+_UNITS_TO_US = {"s": 1_000_000, "ms": 1000, "us": 1, "ns": 0.001}
+_ENUMS = {
+    ("calls", "status"): ("ok", "error", "timeout", "blocked"),
+    ("feedback", "kind"): ("thumbs", "accept", "edit", "copy", "rating"),
+    ("guardrail_events", "action"): ("pass", "block", "redact", "flag"),
+    ("guardrail_events", "verdict"): ("bad", "good"),
+}
+# A record/unit separator pair: no JSON text contains it unescaped, so each physical line is one value. A line that
+# does contain it raw is rejected by DuckDB and quarantined (never dropped).
+_RAW_DELIM = "\\x1e\\x1f"
+# OTLP exports put a whole batch on one line; DuckDB's 2 MB default is too small for big batches.
+MAX_LINE_BYTES = 256 * 1024 * 1024
+_HASH_CHUNK = 1 << 20
+# Timestamps outside years 1..9999 are treated as unparseable (microseconds since the epoch).
+_TS_MIN_US, _TS_MAX_US = -62135596800 * 10**6, 253402300799 * 10**6
+
+
+class IngestError(ValueError):
+    """A file cannot be ingested: unreadable, unknown format, or a bad mapping. The message names the file."""
+
+
+# --------------------------------------------------------------------------------------------------------- mapping
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """How one canonical column is obtained from a source row (one of field, value or hash)."""
+
+    column: str
+    field: str | None = None
+    value: Any = None
+    has_value: bool = False
+    hash: tuple[str, ...] | None = None
+    unit: str | None = None
+    format: str | None = None
+    default: Any = None
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A parsed and validated mapping file (see the module docstring for the TOML format)."""
+
+    table: str
+    columns: dict[str, ColumnSpec]
+    format: str | None = None
+    csv: dict[str, Any] = field(default_factory=dict)
+    source: str = "<mapping>"
+    otel_only: bool = False  # loaded without a table: an attribute override for OTLP input only
+
+    @property
+    def target(self) -> Table:
+        return TABLES[self.table]
+
+
+_SPEC_KEYS = {"field", "value", "hash", "unit", "format", "default"}
+_CSV_KEYS = {"delimiter": str, "header": bool, "quote": str, "escape": str, "skip": int}
+
+
+def load_mapping(path: str | os.PathLike | dict | Mapping, *, otel: bool = False) -> Mapping:
+    """Parse and validate a mapping TOML file (or an already loaded dict); errors name the file and the key.
+
+    Parameters
+    ----------
+    path : path, dict or Mapping
+        The TOML file, or its content as a dict.
+    otel : bool
+        The mapping overrides OTLP attribute names: ``table`` may be omitted (it must be ``calls``) and required
+        columns need not be mapped.
+
+    Examples
+    --------
+    >>> m = load_mapping({"table": "feedback", "columns": {"ts": {"field": "t", "unit": "ms"}, "kind": "kind"}})
+    >>> m.table, m.columns["ts"].unit, m.columns["kind"].field
+    ('feedback', 'ms', 'kind')
+    >>> load_mapping({"table": "feedback", "columns": {"colour": "c"}})
+    Traceback (most recent call last):
+    ...
+    workbench.ingest.IngestError: <mapping>: [columns] colour: table feedback has no column 'colour'; columns: ...
+    """
+    if isinstance(path, Mapping):
+        return path
+    if isinstance(path, dict):
+        data, src = path, "<mapping>"
+    else:
+        p = Path(path)
+        src = str(p)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise IngestError(f"{src}: no such mapping file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise IngestError(f"{src}: cannot read the mapping file: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise IngestError(f"{src}: not valid TOML: {exc}") from None
+    unknown = set(data) - {"table", "format", "csv", "columns"}
+    if unknown:
+        raise IngestError(f"{src}: unknown key(s) {', '.join(sorted(unknown))}; expected table, format, [csv], [columns]")
+    table = data.get("table", "calls" if otel else None)
+    if not isinstance(table, str):
+        raise IngestError(f"{src}: table: required, the canonical table to load, e.g. table = \"calls\"")
+    if table not in TABLES or table in NOT_INGESTIBLE:
+        ok = ", ".join(t for t in TABLES if t not in NOT_INGESTIBLE)
+        raise IngestError(f"{src}: table: unknown or not loadable table {table!r}; expected one of {ok}")
+    if otel and table != "calls":
+        raise IngestError(f"{src}: table: OpenTelemetry spans load into calls, not {table!r}")
+    fmt = data.get("format")
+    if fmt is not None and fmt not in ("csv", "jsonl", "parquet"):
+        raise IngestError(f"{src}: format: expected csv, jsonl or parquet, got {fmt!r}")
+    csv = data.get("csv", {})
+    if not isinstance(csv, dict):
+        raise IngestError(f"{src}: [csv]: expected a table of CSV options")
+    for key, val in csv.items():
+        want = _CSV_KEYS.get(key)
+        if want is None:
+            raise IngestError(f"{src}: [csv] {key}: unknown option; expected {', '.join(_CSV_KEYS)}")
+        if not isinstance(val, want) or (want is int and isinstance(val, bool)):
+            raise IngestError(f"{src}: [csv] {key}: expected {want.__name__}, got {val!r}")
+    cols = data.get("columns", {})
+    if not isinstance(cols, dict) or (not cols and not otel):
+        raise IngestError(f"{src}: [columns]: required, canonical column = source field")
+    t = TABLES[table]
+    specs: dict[str, ColumnSpec] = {}
+    for name, raw in cols.items():
+        where = f"{src}: [columns] {name}"
+        if name not in t.names:
+            raise IngestError(f"{where}: table {table} has no column {name!r}; columns: {', '.join(t.names)}")
+        specs[name] = _parse_spec(name, raw, t, where, otel=otel)
+    if not otel:
+        for c in t.required:
+            if c not in specs and not (t.hashed_key and t.key == (c,)):
+                raise IngestError(
+                    f"{src}: [columns] {c}: required column of {table} is not mapped; map a field, "
+                    f"or give a constant: {c} = {{ value = ... }}"
+                )
+    return Mapping(table=table, columns=specs, format=fmt, csv=dict(csv), source=src,
+                   otel_only=otel and "table" not in data)
+
+
+def _parse_spec(name: str, raw: Any, t: Table, where: str, *, otel: bool) -> ColumnSpec:
+    ctype = t.column(name).type
+    if isinstance(raw, str):
+        raw = {"field": raw}
+    if not isinstance(raw, dict):
+        raise IngestError(f"{where}: expected a field name or a table like {{ field = ... }}, got {raw!r}")
+    bad = set(raw) - _SPEC_KEYS
+    if bad:
+        raise IngestError(f"{where}: unknown key(s) {', '.join(sorted(bad))}; expected one of {', '.join(sorted(_SPEC_KEYS))}")
+    given = [k for k in ("field", "value", "hash") if k in raw]
+    if len(given) != 1:
+        raise IngestError(f"{where}: give exactly one of field, value or hash")
+    fld, hsh = raw.get("field"), raw.get("hash")
+    if fld is not None and (not isinstance(fld, str) or not fld or '"' in fld):
+        raise IngestError(f"{where}: field must be a non-empty name without double quotes, got {fld!r}")
+    if hsh is not None:
+        if otel:
+            raise IngestError(f"{where}: hash is not available for OpenTelemetry input (call_id is the span id)")
+        if not isinstance(hsh, list) or not hsh or not all(isinstance(h, str) and h and '"' not in h for h in hsh):
+            raise IngestError(f"{where}: hash must be a non-empty list of source field names, got {hsh!r}")
+        if ctype != "VARCHAR":
+            raise IngestError(f"{where}: hash gives text; column {name} is {ctype}")
+    unit, fmt = raw.get("unit"), raw.get("format")
+    if unit is not None:
+        if unit not in _UNITS_TO_MS:
+            raise IngestError(f"{where}: unit must be s, ms, us or ns, got {unit!r}")
+        if not (name.endswith("_ms") or ctype == "TIMESTAMP"):
+            raise IngestError(f"{where}: unit applies to *_ms and TIMESTAMP columns, not {name} ({ctype})")
+    if fmt is not None:
+        if ctype != "TIMESTAMP" or not isinstance(fmt, str):
+            raise IngestError(f"{where}: format (a strptime format) applies to TIMESTAMP columns only")
+        if unit is not None:
+            raise IngestError(f"{where}: give unit (epoch) or format (strptime), not both")
+    return ColumnSpec(
+        column=name, field=fld, value=raw.get("value"), has_value="value" in raw,
+        hash=tuple(hsh) if hsh is not None else None, unit=unit, format=fmt, default=raw.get("default"),
+    )
+
+
+# --------------------------------------------------------------------------------------------------------- summary
+
+
+@dataclass
+class IngestSummary:
+    """Counts of one :func:`ingest` call, in total and per file; ``read = inserted + duplicates + quarantined``."""
+
+    read: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    files: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"read": self.read, "inserted": self.inserted, "duplicates": self.duplicates,
+                "quarantined": self.quarantined, "reasons": dict(self.reasons)}
+
+    def _add(self, f: dict, reasons: dict[str, int]) -> None:
+        self.files.append(f)
+        for k in ("read", "inserted", "duplicates", "quarantined"):
+            setattr(self, k, getattr(self, k) + f[k])
+        for r, n in reasons.items():
+            self.reasons[r] = self.reasons.get(r, 0) + n
+
+    def __str__(self) -> str:
+        n = len(self.files)
+        lines = [f"ingested {n} file{'s' if n != 1 else ''}: read {self.read:,}, inserted {self.inserted:,}, "
+                 f"duplicates {self.duplicates:,}, quarantined {self.quarantined:,}"]
+        for f in self.files:
+            lines.append(f"  {f['path']} ({f['format']} -> {f['table']}, run {f['run_id']}): read {f['read']:,}, "
+                         f"inserted {f['inserted']:,}, duplicates {f['duplicates']:,}, quarantined {f['quarantined']:,}")
+        if self.reasons:
+            lines.append("quarantined rows by reason (see the quarantine table):")
+            for r, c in sorted(self.reasons.items(), key=lambda x: (-x[1], x[0])):
+                lines.append(f"  {c:>8,}  {r}")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------------- helpers
+
+
+def _lit(v: Any) -> str:
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def _ident(s: str) -> str:
+    return '"' + s.replace('"', '""') + '"'
+
+
+def _json_paths(fld: str) -> list[str]:
+    """JSON paths for a field: the literal key, then (for a dotted name) the nested path."""
+    paths = ['$."' + fld + '"']
+    if "." in fld:
+        paths.append("$." + ".".join('"' + p + '"' for p in fld.split(".")))
+    return paths
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+
+
+def _first_line(path: Path, limit: int = 1 << 20) -> bytes:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        head = fh.read(limit)
+    for line in head.splitlines():
+        if line.strip():
+            return line.strip()
+    return b""
+
+
+def _base_ext(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    return Path(name).suffix
+
+
+@dataclass
+class _Plan:
+    path: Path
+    fmt: str
+    mapping: Mapping | None
+    pretty: bool = False  # an OTLP file holding one pretty-printed object
+    lenient: bool = False  # read lines with DuckDB's lenient CSV reader (mixed line endings)
+
+
+def _plan(path: Path, fmt: str, mapping: Mapping | None) -> _Plan:
+    if not path.exists():
+        raise IngestError(f"{path}: no such file")
+    if not path.is_file():
+        raise IngestError(f"{path}: not a file")
+    try:
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        raise IngestError(f"{path}: cannot read the file: {exc}") from None
+    if fmt == "auto":
+        if mapping is not None and mapping.format:
+            fmt = mapping.format
+        else:
+            ext = _base_ext(path)
+            fmt = _EXTENSIONS.get(ext, "")
+            if fmt == "jsonl" and mapping is None:
+                fmt = "otel" if _looks_otlp(path) else ""
+                if not fmt:
+                    raise IngestError(f"{path}: not OpenTelemetry spans (no resourceSpans); a JSONL file needs a "
+                                      f"mapping (--mapping FILE.toml) naming its table and columns")
+            if not fmt:
+                raise IngestError(f"{path}: unknown format {ext or '(no extension)'!r}; pass --format "
+                                  f"{'|'.join(FORMATS)} (with a mapping for jsonl, csv, parquet)")
+    if fmt not in FORMATS:
+        raise IngestError(f"{path}: unknown format {fmt!r}; expected auto, {', '.join(FORMATS)}")
+    if fmt == "parquet" and path.name.endswith(".gz"):
+        raise IngestError(f"{path}: a gzip-compressed Parquet file is not supported; Parquet compresses internally")
+    if fmt == "otel":
+        if mapping is not None and mapping.table != "calls":
+            raise IngestError(f"{path}: OpenTelemetry spans load into calls, but the mapping {mapping.source} says "
+                              f"table = {mapping.table!r}")
+        return _Plan(path, fmt, mapping, pretty=_is_pretty(path))
+    if mapping is not None and mapping.otel_only:
+        raise IngestError(f"{path}: the mapping {mapping.source} has no table; a {fmt} file needs table = \"...\" "
+                          f"and its required columns")
+    if mapping is None:
+        raise IngestError(f"{path}: a mapping is required for {fmt} files (--mapping FILE.toml, see workbench.ingest)")
+    return _Plan(path, fmt, mapping)
+
+
+def _looks_otlp(path: Path) -> bool:
+    try:
+        head = _first_line(path, 1 << 16)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise IngestError(f"{path}: cannot read the file: {exc}") from None
+    return b'"resourceSpans"' in head or head in (b"{", b"[")
+
+
+def _is_pretty(path: Path) -> bool:
+    """True when the first non-blank line is not a complete JSON value (a pretty-printed object)."""
+    try:
+        first = _first_line(path)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise IngestError(f"{path}: cannot read the file: {exc}") from None
+    if not first.startswith(b"{"):
+        return False
+    try:
+        json.loads(first)
+        return False
+    except ValueError:
+        # a pretty-printed object's first line opens a structure; a malformed JSONL line is quarantined instead
+        return first.endswith((b"{", b"[", b","))
+
+
+# --------------------------------------------------------------------------------------------------------- the loader
+
+
+def ingest(db: "Workbench | str | os.PathLike", paths: Any, *, format: str = "auto",  # noqa: A002 - CLI name
+           mapping: "str | os.PathLike | dict | Mapping | None" = None, progress: bool | None = None) -> IngestSummary:
+    """Load files into the canonical tables; see the module docstring for formats, mappings and reasons.
+
+    Parameters
+    ----------
+    db : Workbench or path
+        The workbench database (a path is opened with :func:`workbench.db.connect`).
+    paths : str, path, or a list of them
+        Files to load; a directory stands for its files (sorted, hidden files skipped).
+    format : {"auto", "otel", "jsonl", "csv", "parquet"}
+        ``auto``: the mapping's ``format``, else the extension; a ``.jsonl``/``.json`` file without a mapping must
+        hold OTLP spans.
+    mapping : path, dict or Mapping, optional
+        Column mapping, required for jsonl, csv and parquet; optional attribute overrides for otel.
+    progress : bool, optional
+        Show a progress bar over the bytes of the files; default: only when standard error is a terminal.
+
+    Returns
+    -------
+    IngestSummary
+        Totals, counts per file, quarantine reasons; ``read = inserted + duplicates + quarantined``.
+
+    Raises
+    ------
+    IngestError
+        A file is missing, unreadable or of unknown format, or the mapping is invalid (nothing is written), or a
+        file failed while loading (that file is rolled back).
+    """
+    from workbench.db import as_workbench
+
+    if format not in ("auto", *FORMATS):
+        raise IngestError(f"ingest: format must be auto, {', '.join(FORMATS)}; got {format!r}")
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    files: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            files.extend(sorted(c for c in p.iterdir() if c.is_file() and not c.name.startswith(".")))
+        else:
+            files.append(p)
+    if not files:
+        raise IngestError("ingest: no files to load")
+    m = None
+    if mapping is not None:
+        m = load_mapping(mapping, otel=format == "otel" or _otel_mapping(mapping))
+    plans = [_plan(p, format, m) for p in files]
+    wbench = as_workbench(db)
+    opened_here = wbench is not db  # a path: close the connection we opened, so the file is not left locked
+    try:
+        return _ingest_all(wbench.duckdb, plans, progress)
+    finally:
+        if opened_here:
+            wbench.close()
+
+
+def _ingest_all(con: "duckdb.DuckDBPyConnection", plans: list[_Plan], progress: bool | None) -> IngestSummary:
+    summary = IngestSummary()
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    bar = None
+    if show:
+        from tqdm import tqdm
+
+        bar = tqdm(total=sum(p.path.stat().st_size for p in plans), unit="B", unit_scale=True, desc="ingest",
+                   file=sys.stderr, disable=False)
+    try:
+        for plan in plans:
+            if bar is not None:
+                bar.set_postfix_str(plan.path.name)
+            try:
+                f, reasons = _ingest_file(con, plan)
+            except IngestError as exc:
+                if plan.fmt not in ("jsonl", "otel") or plan.pretty or "invalid state" not in str(exc):
+                    raise
+                plan.lenient = True
+                f, reasons = _ingest_file(con, plan)
+            summary._add(f, reasons)
+            if bar is not None:
+                bar.update(plan.path.stat().st_size)
+    finally:
+        if bar is not None:
+            bar.close()
+    return summary
+
+
+def _otel_mapping(mapping: Any) -> bool:
+    """A mapping without a table, or for calls without a format, may be an OTLP override; decided per file later."""
+    if isinstance(mapping, Mapping):
+        return False
+    if isinstance(mapping, dict):
+        return "table" not in mapping
+    try:
+        data = tomllib.loads(Path(mapping).read_text(encoding="utf-8"))
+    except Exception:  # load_mapping reports it properly
+        return False
+    return "table" not in data
+
+
+def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan) -> tuple[dict, dict[str, int]]:
+    from workbench import __version__
+
+    path = plan.path
+    table = "calls" if plan.fmt == "otel" else plan.mapping.table
+    try:
+        content_hash = _sha256(path)
+    except OSError as exc:
+        raise IngestError(f"{path}: cannot read the file: {exc}") from None
+    run_id = str(uuid.uuid4())
+    started = _now()
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _drop_temps(con)
+        if plan.fmt == "otel":
+            src, rejects_offset = _otel_source(con, plan)
+        elif plan.fmt == "jsonl":
+            src, rejects_offset = _jsonl_source(con, plan)
+        elif plan.fmt == "csv":
+            src, rejects_offset = _csv_source(con, plan)
+        else:
+            src, rejects_offset = _parquet_source(con, plan), None
+        counts = _load(con, src, TABLES[table], run_id, str(path), rejects_offset)
+        finished = _now()
+        con.execute(
+            "INSERT INTO ingest_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [run_id, str(path), content_hash, plan.fmt, table, started, finished, counts["read"], counts["inserted"],
+             counts["duplicates"], counts["quarantined"], __version__],
+        )
+        _drop_temps(con)
+        con.execute("COMMIT")
+    except IngestError:
+        con.execute("ROLLBACK")
+        raise
+    except Exception as exc:
+        con.execute("ROLLBACK")
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise IngestError(f"{path}: could not be loaded as {plan.fmt} (nothing of it was written): {msg}") from exc
+    reasons = counts.pop("reasons")
+    f = {"path": str(path), "table": table, "format": plan.fmt, "run_id": run_id, **counts}
+    return f, reasons
+
+
+def _drop_temps(con: "duckdb.DuckDBPyConnection") -> None:
+    for t in ("_wb_stage", "_wb_rej", "_wb_rejscan", "_wb_shift"):
+        con.execute(f"DROP TABLE IF EXISTS temp.{t}")
+
+
+# The source of a file is a SELECT with: k (line/row position), raw (text of the row), _err (a reason the whole row
+# is unreadable, else NULL), and one VARCHAR column per canonical column ("s:<col>") and per hashed field ("h:<f>").
+
+
+@dataclass
+class _Source:
+    sql: str
+    cols: dict[str, ColumnSpec]  # canonical column -> spec; its text is in "s:<col>"
+    hash_fields: tuple[str, ...] = ()  # fields of an explicit or whole-row hash, in "h:<i>"
+    hash_column: str | None = None  # the canonical key column that is a hash
+    json_cols: frozenset[str] = frozenset()  # "s:<col>" holds JSON text (JSON / list columns from JSON sources)
+    fixed: dict[str, str] = field(default_factory=dict)  # canonical column -> SQL over s:* (OTLP derivations)
+    err_kinds: dict[str, str] = field(default_factory=dict)
+    line_reader: bool = False  # read as raw text lines (JSONL, OTLP): a "too many columns" reject is a reserved byte
+
+
+def _raw_lines(path: Path, lenient: bool = False) -> str:
+    """SELECT k (physical line number), line (its text, NULL when blank) from a text file."""
+    if not lenient:
+        return (
+            f"SELECT k, line FROM read_csv({_lit(str(path))}, columns={{'line': 'VARCHAR'}}, header=false, "
+            f"delim=E'{_RAW_DELIM}', quote='', escape='', auto_detect=false, strict_mode=true, "
+            f"max_line_size={MAX_LINE_BYTES}, store_rejects=true, rejects_table='_wb_rej', "
+            f"rejects_scan='_wb_rejscan') WITH ORDINALITY AS r(line, k)"
+        )
+    # Mixed line endings stop the strict reader. The lenient one reads them, but skips blank lines (numbers after
+    # one are off by it) and splits a line at the reserved bytes (rejoined here; anything after a second such pair is
+    # lost, and the line is quarantined as invalid JSON, which raw control bytes are).
+    return (
+        f"SELECT k, CASE WHEN extra IS NULL THEN line ELSE line || E'{_RAW_DELIM}' || extra END AS line "
+        f"FROM read_csv({_lit(str(path))}, columns={{'line': 'VARCHAR', 'extra': 'VARCHAR'}}, header=false, "
+        f"delim=E'{_RAW_DELIM}', quote='', escape='', auto_detect=false, strict_mode=false, null_padding=true, "
+        f"new_line='\\n', max_line_size={MAX_LINE_BYTES}, store_rejects=true, rejects_table='_wb_rej', "
+        f"rejects_scan='_wb_rejscan') WITH ORDINALITY AS r(line, extra, k)"
+    )
+
+
+def _hash_plan(t: Table, specs: dict[str, ColumnSpec]) -> tuple[str | None, tuple[str, ...]]:
+    """Which key column is a hash, and of which source fields."""
+    for c, s in specs.items():
+        if s.hash:
+            return c, s.hash
+    if t.hashed_key and len(t.key) == 1 and t.key[0] not in specs:
+        fields = []
+        for s in specs.values():
+            if s.field is not None and s.field not in fields:
+                fields.append(s.field)
+        return t.key[0], tuple(fields)
+    return None, ()
+
+
+def _jsonl_source(con, plan: _Plan) -> tuple[_Source, int]:
+    m = plan.mapping
+    t = m.target
+    hcol, hfields = _hash_plan(t, m.columns)
+    str_paths: list[str] = []
+    str_index: dict[str, list[int]] = {}
+    json_paths: list[str] = []
+    json_index: dict[str, list[int]] = {}
+    json_types = ("JSON", "VARCHAR[]")
+
+    def add(fld: str, as_json: bool) -> list[int]:
+        paths, index = (json_paths, json_index) if as_json else (str_paths, str_index)
+        key = fld
+        if key not in index:
+            index[key] = []
+            for p in _json_paths(fld):
+                paths.append(p)
+                index[key].append(len(paths))
+        return index[key]
+
+    sel = []
+    json_cols = set()
+    for c, s in m.columns.items():
+        if s.hash:
+            continue
+        if s.field is not None:
+            as_json = t.column(c).type in json_types
+            idx = add(s.field, as_json)
+            arr = "_j" if as_json else "_f"
+            expr = "coalesce(" + ", ".join(f"{arr}[{i}]" for i in idx) + ")" if len(idx) > 1 else f"{arr}[{idx[0]}]"
+            if as_json:
+                json_cols.add(c)
+                expr = f"CAST({expr} AS VARCHAR)"
+            sel.append(f"{expr} AS {_ident('s:' + c)}")
+    for i, fld in enumerate(hfields):
+        idx = add(fld, False)
+        expr = "coalesce(" + ", ".join(f"_f[{j}]" for j in idx) + ")" if len(idx) > 1 else f"_f[{idx[0]}]"
+        sel.append(f"{expr} AS {_ident(f'h:{i}')}")
+    plist = "[" + ", ".join(_lit(p) for p in str_paths) + "]" if str_paths else "['$.__wb_none__']"
+    jlist = "[" + ", ".join(_lit(p) for p in json_paths) + "]" if json_paths else None
+    jexpr = f"CASE WHEN _f IS NOT NULL THEN json_extract(line, {jlist}) END AS _j" if jlist else "NULL AS _j"
+    sql = f"""
+        SELECT k, line AS raw,
+               CASE WHEN _f IS NULL THEN 'invalid JSON'
+                    WHEN NOT starts_with(ltrim(line), '{{') THEN 'not a JSON object' END AS _err
+               {''.join(', ' + s for s in sel)}
+        FROM (
+            SELECT k, line, _f, {jexpr}
+            FROM (SELECT k, line, try(json_extract_string(line, {plist})) AS _f
+                  FROM ({_raw_lines(plan.path, plan.lenient)})
+                  WHERE line IS NOT NULL AND trim(line) <> '')
+        )"""
+    src = _Source(sql=sql, cols={c: s for c, s in m.columns.items() if not s.hash}, hash_fields=hfields,
+                  hash_column=hcol, json_cols=frozenset(json_cols),
+                  err_kinds={"invalid JSON": "invalid JSON", "not a JSON object": "not a JSON object"},
+                  line_reader=True)
+    return src, 0
+
+
+def _describe(con, relation: str, path: Path) -> list[tuple[str, str]]:
+    try:
+        return [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
+    except Exception as exc:
+        msg = str(exc).strip().splitlines()[0]
+        raise IngestError(f"{path}: cannot be read: {msg}") from None
+
+
+def _csv_source(con, plan: _Plan) -> tuple[_Source, int]:
+    m = plan.mapping
+    t = m.target
+    o = m.csv
+    header = o.get("header", True)
+    opts = [f"header={_lit(header)}", "all_varchar=true", "store_rejects=true", "rejects_table='_wb_rej'",
+            "rejects_scan='_wb_rejscan'", f"max_line_size={MAX_LINE_BYTES}"]
+    if "delimiter" in o:
+        opts.append(f"delim={_lit(o['delimiter'])}")
+    elif _base_ext(plan.path) == ".tsv":
+        opts.append("delim=E'\\t'")
+    if "quote" in o:
+        opts.append(f"quote={_lit(o['quote'])}")
+    if "escape" in o:
+        opts.append(f"escape={_lit(o['escape'])}")
+    if o.get("skip"):
+        opts.append(f"skip={int(o['skip'])}")
+    # The header is read here, not sniffed: DuckDB's sniffer gives up on the very files (ragged rows) that need
+    # store_rejects, and a declared schema makes every bad record a reject with its line number.
+    names = _csv_header(plan.path, o.get("delimiter", "\t" if _base_ext(plan.path) == ".tsv" else ","),
+                        o.get("quote", '"'), header, int(o.get("skip", 0)))
+    hcol, hfields = _hash_plan(t, m.columns)
+    if not names:  # an empty file: nothing to read
+        empty = ", ".join(f"NULL::VARCHAR AS {_ident('s:' + c)}" for c, s in m.columns.items() if not s.hash)
+        empty += "".join(f", NULL::VARCHAR AS {_ident(f'h:{i}')}" for i in range(len(hfields)))
+        sql = f"SELECT 0::BIGINT AS k, NULL::VARCHAR AS raw, NULL::VARCHAR AS _err, {empty} WHERE false"
+        return _Source(sql=sql, cols={c: s for c, s in m.columns.items() if not s.hash}, hash_fields=hfields,
+                       hash_column=hcol), None
+    for c, s in m.columns.items():
+        for fld in ([s.field] if s.field else []) + list(s.hash or ()):
+            if fld not in names:
+                raise IngestError(f"{plan.path}: mapping {m.source} [columns] {c}: no field {fld!r} in the CSV; "
+                                  f"fields: {', '.join(names)}")
+    columns = "{" + ", ".join(f"{_lit(n)}: 'VARCHAR'" for n in names) + "}"
+    rel = f"read_csv({_lit(str(plan.path))}, {', '.join(opts)}, columns={columns}, auto_detect=false)"
+    sel = [f"{_ident(s.field)} AS {_ident('s:' + c)}" for c, s in m.columns.items() if s.field is not None and not s.hash]
+    sel += [f"{_ident(f)} AS {_ident(f'h:{i}')}" for i, f in enumerate(hfields)]
+    raw = "json_object(" + ", ".join(f"{_lit(n)}, {_ident(n)}" for n in names) + ")::VARCHAR"
+    sql = f"SELECT k, {raw} AS raw, NULL::VARCHAR AS _err {''.join(', ' + s for s in sel)} " \
+          f"FROM {rel} WITH ORDINALITY AS r({', '.join(_ident(n) for n in names)}, k)"
+    src = _Source(sql=sql, cols={c: s for c, s in m.columns.items() if not s.hash}, hash_fields=hfields,
+                  hash_column=hcol)
+    offset = (1 if header else 0) + int(o.get("skip", 0))
+    return src, offset
+
+
+def _csv_header(path: Path, delim: str, quote: str, header: bool, skip: int) -> list[str]:
+    import csv
+    import io
+
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as fh:
+            for _ in range(skip):
+                fh.readline()
+            first = fh.readline()
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise IngestError(f"{path}: cannot read the file: {exc}") from None
+    if not first.strip():
+        return []
+    first = first.rstrip("\r\n")
+    if len(delim) == 1:
+        fields = next(csv.reader(io.StringIO(first), delimiter=delim, quotechar=quote or None))
+    else:
+        fields = first.split(delim)
+    if not header:
+        return [f"column{i}" for i in range(len(fields))]
+    names: list[str] = []
+    for i, n in enumerate(fields):
+        n = n.strip() or f"column{i}"
+        base, j = n, 1
+        while n in names:
+            n, j = f"{base}_{j}", j + 1
+        names.append(n)
+    return names
+
+
+def _parquet_source(con, plan: _Plan) -> _Source:
+    m = plan.mapping
+    t = m.target
+    rel = f"read_parquet({_lit(str(plan.path))}, file_row_number=true)"
+    desc = _describe(con, rel, plan.path)
+    types = dict(desc)
+    names = [n for n, _ in desc if n != "file_row_number"]
+
+    def text(fld: str, c: str) -> str:
+        if fld in types:
+            expr, typ = _ident(fld), types[fld]
+        else:
+            parts = fld.split(".")
+            if parts[0] not in types or len(parts) < 2:
+                raise IngestError(f"{plan.path}: mapping {m.source} [columns] {c}: no field {fld!r} in the Parquet "
+                                  f"file; fields: {', '.join(names)}")
+            expr, typ = ".".join(_ident(p) for p in parts), "STRUCT"
+        if typ.endswith("WITH TIME ZONE"):
+            return f"strftime(timezone('UTC', {expr}), '%Y-%m-%d %H:%M:%S.%f')"
+        if any(x in typ for x in ("STRUCT", "[]", "MAP", "JSON")):
+            return f"CAST(to_json({expr}) AS VARCHAR)"
+        return f"CAST({expr} AS VARCHAR)"
+
+    hcol, hfields = _hash_plan(t, m.columns)
+    sel = [f"{text(s.field, c)} AS {_ident('s:' + c)}" for c, s in m.columns.items() if s.field is not None and not s.hash]
+    sel += [f"{text(f, hcol)} AS {_ident(f'h:{i}')}" for i, f in enumerate(hfields)]
+    raw = "CAST(to_json(struct_pack(" + ", ".join(f"{_ident(n)} := {_ident(n)}" for n in names) + ")) AS VARCHAR)"
+    sql = f"SELECT file_row_number + 1 AS k, {raw} AS raw, NULL::VARCHAR AS _err {''.join(', ' + s for s in sel)} " \
+          f"FROM {rel}"
+    return _Source(sql=sql, cols={c: s for c, s in m.columns.items() if not s.hash}, hash_fields=hfields,
+                   hash_column=hcol)
+
+
+# ------------------------------------------------------------------------------------------------------ OTLP spans
+
+_OTEL_DEFAULTS: dict[str, tuple[str, ...]] = {
+    "operation": ("gen_ai.operation.name",),
+    "provider": ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"),
+    "request_model": ("gen_ai.request.model", "llm.model_name"),
+    "model": ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name"),
+    "feature": ("workbench.feature", "app.feature", "r:workbench.feature", "r:app.feature", "r:service.name"),
+    "environment": ("deployment.environment.name", "r:deployment.environment.name", "r:deployment.environment",
+                    "deployment.environment"),
+    "prompt_version": ("workbench.prompt_version", "gen_ai.prompt.version", "llm.prompt_template.version",
+                       "r:workbench.prompt_version"),
+    "user_id": ("user.id", "enduser.id", "r:user.id", "r:enduser.id"),
+    "session_id": ("gen_ai.conversation.id", "session.id"),
+    "variant": ("workbench.variant", "r:workbench.variant"),
+    "error_type": ("error.type",),
+    "attempt": ("workbench.attempt",),
+    "fallback": ("workbench.fallback",),
+    "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"),
+    "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion"),
+    "cache_read_tokens": ("gen_ai.usage.cache_read.input_tokens", "llm.token_count.prompt_details.cache_read"),
+    "cache_write_tokens": ("gen_ai.usage.cache_creation.input_tokens", "llm.token_count.prompt_details.cache_write"),
+    "reasoning_tokens": ("gen_ai.usage.reasoning.output_tokens", "llm.token_count.completion_details.reasoning"),
+    "cost_usd": ("workbench.cost_usd", "llm.cost.total"),
+}
+# Read but not a column of their own: excluded from ``attributes`` because a column holds them.
+_OTEL_USED = ("gen_ai.response.finish_reasons", "gen_ai.response.time_to_first_chunk", "gen_ai.tool.name", "tool.name",
+              "openinference.span.kind")
+_OI_KINDS = {"LLM": "chat", "EMBEDDING": "embeddings", "TOOL": "execute_tool", "AGENT": "invoke_agent"}
+
+# OTLP JSON, parsed once per span with json_transform into typed structs (lenient: a mistyped member is NULL).
+_ANY_SCALAR = '"stringValue":"VARCHAR","intValue":"VARCHAR","doubleValue":"DOUBLE","boolValue":"BOOLEAN"'
+_ANY = ('{' + _ANY_SCALAR + ',"bytesValue":"VARCHAR","kvlistValue":"JSON","arrayValue":{"values":[{'
+        + _ANY_SCALAR + '}]}}')
+_ATTRS = '[{"key":"VARCHAR","value":' + _ANY + '}]'
+_SPAN = ('{"traceId":"VARCHAR","spanId":"VARCHAR","parentSpanId":"VARCHAR","name":"VARCHAR",'
+         '"startTimeUnixNano":"VARCHAR","endTimeUnixNano":"VARCHAR","attributes":' + _ATTRS + ','
+         '"events":[{"name":"VARCHAR","timeUnixNano":"VARCHAR","attributes":"JSON"}],'
+         '"status":{"code":"VARCHAR","message":"VARCHAR"}}')
+_LINE = ('{"resourceSpans":[{"resource":{"attributes":' + _ATTRS + '},'
+         '"scopeSpans":[{"scope":{"name":"VARCHAR"},"spans":["JSON"]}]}]}')
+
+
+def _scalar_text(v: str) -> str:
+    return (f"coalesce({v}.stringValue, {v}.intValue, CAST({v}.doubleValue AS VARCHAR), "
+            f"CAST({v}.boolValue AS VARCHAR))")
+
+
+def _value_text(v: str) -> str:
+    """Text of an AnyValue for column lookups: scalars as text, an array as a JSON list of texts."""
+    return (f"coalesce({_scalar_text(v)}, CASE WHEN {v}.arrayValue IS NOT NULL THEN CAST(to_json(list_transform("
+            f"{v}.arrayValue.\"values\", lambda e: {_scalar_text('e')})) AS VARCHAR) END, {v}.bytesValue, "
+            f"CAST({v}.kvlistValue AS VARCHAR))")
+
+
+def _value_json(v: str) -> str:
+    """JSON text of an AnyValue for the attributes column (intValue, a string in OTLP JSON, as a number)."""
+    return (f"coalesce(CAST(to_json({v}.stringValue) AS VARCHAR), CAST(TRY_CAST({v}.intValue AS BIGINT) AS VARCHAR), "
+            f"CAST(to_json({v}.intValue) AS VARCHAR), CAST(to_json({v}.doubleValue) AS VARCHAR), "
+            f"CAST({v}.boolValue AS VARCHAR), {_value_text(v)}, 'null')")
+
+
+def _kv_object(kv: str) -> str:
+    return (f"('{{' || coalesce(array_to_string(list_transform({kv}, lambda x: CAST(to_json(x.k) AS VARCHAR) "
+            f"|| ':' || x.j), ','), '') || '}}')")
+
+
+def _otel_source(con, plan: _Plan) -> tuple[_Source, int | None]:
+    specs = dict(plan.mapping.columns) if plan.mapping else {}
+    candidates = {c: ((specs[c].field,) if c in specs and specs[c].field else names)
+                  for c, names in _OTEL_DEFAULTS.items()}
+    for c, s in specs.items():
+        if c not in candidates and s.field:
+            candidates[c] = (s.field,)
+    used = sorted({n.removeprefix("r:") for names in candidates.values() for n in names} | set(_OTEL_USED))
+    used_list = "[" + ", ".join(_lit(n) for n in used) + "]"
+
+    def attr(name: str) -> str:
+        if name.startswith("r:"):
+            return f"_rvals[list_position(_rkeys, {_lit(name[2:])})]"
+        return f"_vals[list_position(_keys, {_lit(name)})]"
+
+    def pick(c: str) -> str:
+        exprs = [attr(n) for n in candidates[c]]
+        return exprs[0] if len(exprs) == 1 else "coalesce(" + ", ".join(exprs) + ")"
+
+    if plan.pretty:
+        lines = (f"SELECT 1::BIGINT AS k, coalesce(CAST(try(json(content)) AS VARCHAR), content) AS line "
+                 f"FROM read_text({_lit(str(plan.path))})")
+    else:
+        lines = (f"SELECT k, line FROM ({_raw_lines(plan.path, plan.lenient)}) "
+                 f"WHERE line IS NOT NULL AND trim(line) <> ''")
+    first = "(e.name ILIKE '%first%token%' OR e.name ILIKE '%first%chunk%')"
+    oi_kind = f"upper({attr('openinference.span.kind')})"
+    oi_case = ("CASE " + " ".join(f"WHEN {oi_kind} = {_lit(k)} THEN {_lit(v)}" for k, v in _OI_KINDS.items())
+               + f" ELSE lower({oi_kind}) END")
+    fr = attr("gen_ai.response.finish_reasons")
+    ttft = attr("gen_ai.response.time_to_first_chunk")
+    tool = f"coalesce({attr('gen_ai.tool.name')}, {attr('tool.name')})"
+    s: dict[str, str] = {
+        "call_id": "lower(sp.spanId)",
+        "trace_id": "lower(sp.traceId)",
+        "parent_id": "lower(nullif(sp.parentSpanId, ''))",
+        "ts": "sp.startTimeUnixNano",
+        "end_ts": "sp.endTimeUnixNano",
+        "latency_ms": ("CAST((TRY_CAST(sp.endTimeUnixNano AS HUGEINT) - TRY_CAST(sp.startTimeUnixNano AS HUGEINT)) "
+                       "/ 1e6 AS VARCHAR)"),
+        "ttft_ms": (f"CASE WHEN {ttft} IS NULL THEN CAST((TRY_CAST(_ev.timeUnixNano AS HUGEINT) "
+                    f"- TRY_CAST(sp.startTimeUnixNano AS HUGEINT)) / 1e6 AS VARCHAR) "
+                    f"WHEN TRY_CAST({ttft} AS DOUBLE) IS NULL THEN {ttft} "
+                    f"ELSE CAST(TRY_CAST({ttft} AS DOUBLE) * 1000 AS VARCHAR) END"),
+        "finish_reason": f"CASE WHEN starts_with({fr}, '[') THEN json_extract_string({fr}, '$[0]') ELSE {fr} END",
+        "name": f"coalesce({tool}, sp.name)",
+        "_status_code": "sp.status.code",
+        "_finish_reasons": fr,
+    }
+    for c in candidates:
+        s[c] = pick(c)
+    if "operation" not in specs:
+        s["operation"] = f"coalesce({pick('operation')}, {oi_case})"
+    for c, spec in specs.items():
+        if spec.has_value:
+            s[c] = "NULL"
+    cols = {c: ColumnSpec(column=c, field=c) for c in TABLES["calls"].names if c not in ("status", "attributes")}
+    cols["ts"] = ColumnSpec("ts", field="startTimeUnixNano", unit="ns")
+    cols["end_ts"] = ColumnSpec("end_ts", field="endTimeUnixNano", unit="ns")
+    cols["latency_ms"] = ColumnSpec("latency_ms", field="latency_ms", unit="ms")
+    cols["ttft_ms"] = ColumnSpec("ttft_ms", field="ttft_ms", unit="ms")
+    cols.update(specs)
+    select = ", ".join(f"{expr} AS {_ident('s:' + c)}" for c, expr in s.items())
+    keep = f"lambda x: NOT list_contains({used_list}, x.k)"
+    extra = (f"list_filter(_kv, {keep}) "
+             f"|| CASE WHEN len(list_filter(_rkv, {keep})) > 0 "
+             f"THEN [{{'k': 'resource', 'j': {_kv_object(f'list_filter(_rkv, {keep})')}}}] ELSE [] END "
+             "|| CASE WHEN _scope IS NOT NULL THEN [{'k': 'otel.scope.name', 'j': CAST(to_json(_scope) AS VARCHAR)}] "
+             "ELSE [] END "
+             f"|| CASE WHEN len(list_filter(sp.events, lambda e: NOT {first})) > 0 THEN [{{'k': 'otel.events', "
+             f"'j': CAST(to_json(list_filter(sp.events, lambda e: NOT {first})) AS VARCHAR)}}] ELSE [] END "
+             f"|| CASE WHEN {tool} IS NOT NULL AND {tool} <> sp.name "
+             "THEN [{'k': 'otel.span.name', 'j': CAST(to_json(sp.name) AS VARCHAR)}] ELSE [] END")
+    kv = lambda a: f"list_transform({a}, lambda a: {{'k': a.key, 'j': {_value_json('a.value')}}})"  # noqa: E731
+    sql = f"""
+        WITH lines AS ({lines}),
+        parsed AS (SELECT k, line, try(json_transform(line, {_lit(_LINE)})) AS _t FROM lines),
+        rs AS (SELECT k, unnest(_t.resourceSpans) AS rs FROM parsed WHERE _t.resourceSpans IS NOT NULL),
+        ss AS (SELECT k, rs.resource.attributes AS _rattrs, unnest(rs.scopeSpans) AS ss FROM rs),
+        sp AS (SELECT k, _rattrs, ss.scope.name AS _scope, unnest(ss.spans) AS span FROM ss),
+        typed AS (SELECT k, span, _scope, json_transform(span, {_lit(_SPAN)}) AS sp,
+                         coalesce(_rattrs, []) AS _rattrs FROM sp),
+        lists AS (SELECT *, list_transform(sp.attributes, lambda a: a.key) AS _keys,
+                         list_transform(sp.attributes, lambda a: {_value_text('a.value')}) AS _vals,
+                         list_transform(_rattrs, lambda a: a.key) AS _rkeys,
+                         list_transform(_rattrs, lambda a: {_value_text('a.value')}) AS _rvals,
+                         {kv('coalesce(sp.attributes, [])')} AS _kv, {kv('_rattrs')} AS _rkv,
+                         list_filter(sp.events, lambda e: {first})[1] AS _ev
+                  FROM typed)
+        SELECT k, CAST(span AS VARCHAR) AS raw, NULL::VARCHAR AS _err, {select},
+               {_kv_object(extra)} AS {_ident('s:attributes')}
+        FROM lists
+        UNION ALL BY NAME
+        SELECT k, line AS raw,
+               CASE WHEN try(json(line)) IS NULL THEN 'invalid JSON'
+                    ELSE 'not an OTLP trace export (no resourceSpans)' END AS _err
+        FROM parsed WHERE _t.resourceSpans IS NULL
+    """
+    fixed = {}
+    if "status" in specs:
+        cols["status"] = specs["status"]
+    else:
+        cols["status"] = ColumnSpec("status", field="status")
+        fixed["status"] = (
+            "CASE WHEN lower(\"s:error_type\") LIKE '%timeout%' THEN 'timeout' "
+            "WHEN \"s:_finish_reasons\" LIKE '%\"content_filter\"%' OR \"s:_finish_reasons\" = 'content_filter' "
+            "THEN 'blocked' WHEN \"s:_status_code\" IN ('2', 'STATUS_CODE_ERROR') THEN 'error' ELSE 'ok' END")
+    cols["attributes"] = ColumnSpec("attributes", field="attributes")
+    src = _Source(sql=sql, cols=cols, json_cols=frozenset({"attributes"}), fixed=fixed,
+                  err_kinds={"invalid JSON": "invalid JSON",
+                             "not an OTLP trace export (no resourceSpans)": "not an OTLP trace export"},
+                  line_reader=True)
+    return src, (None if plan.pretty else 0)
+
+
+# ------------------------------------------------------------------------------------------- typing and validation
+
+
+def _show(expr: str) -> str:
+    return (f"'''' || left({expr}, 80) || CASE WHEN length({expr}) > 80 THEN '...' ELSE '' END || ''''")
+
+
+def _convert(t: Table, c: str, spec: ColumnSpec, s: str, json_src: bool) -> tuple[str, list[tuple[str, str, str]]]:
+    """SQL for the typed value of column c from its text s, and its checks: (condition, kind, reason SQL)."""
+    typ = t.column(c).type
+    checks: list[tuple[str, str, str]] = []
+    if typ == "TIMESTAMP":
+        if spec.unit:
+            f = _UNITS_TO_US[spec.unit]
+            # integers exactly (a nanosecond epoch does not fit a double), fractions through a double
+            exact = f"TRY_CAST({s} AS HUGEINT) * {f}" if f >= 1 else f"TRY_CAST({s} AS HUGEINT) // {round(1 / f)}"
+            us = (f"CASE WHEN contains({s}, '.') OR contains({s}, 'e') OR contains({s}, 'E') "
+                  f"THEN round(TRY_CAST({s} AS DOUBLE) * {f}) ELSE {exact} END")
+            v = f"CASE WHEN {us} BETWEEN {_TS_MIN_US} AND {_TS_MAX_US} THEN make_timestamp(CAST({us} AS BIGINT)) END"
+            expected = f"epoch {spec.unit}"
+        elif spec.format:
+            v = f"try_strptime({s}, {_lit(spec.format)})"
+            if "%z" in spec.format or "%Z" in spec.format:
+                v = f"timezone('UTC', {v})"
+            expected = f"format {spec.format}"
+        else:
+            v = (f"CASE WHEN regexp_matches({s}, '(Z|z|[+-]\\d\\d(:?\\d\\d)?)$') "
+                 f"THEN timezone('UTC', TRY_CAST({s} AS TIMESTAMPTZ)) ELSE TRY_CAST({s} AS TIMESTAMP) END")
+            expected = "ISO 8601"
+        checks.append((f"{s} IS NOT NULL AND {{v}} IS NULL", f"unparseable timestamp: {c}",
+                       f"'unparseable timestamp in {c}: ' || {_show(s)} || ' (expected {expected})'"))
+    elif typ == "DOUBLE":
+        d = f"TRY_CAST({s} AS DOUBLE)"
+        factor = _UNITS_TO_MS[spec.unit] if spec.unit else 1.0
+        v = f"CASE WHEN isfinite({d}) THEN {d} * {factor!r} END" if factor != 1.0 else f"CASE WHEN isfinite({d}) THEN {d} END"
+        checks.append((f"{s} IS NOT NULL AND {{v}} IS NULL", f"non-numeric value: {c}",
+                       f"'non-numeric value in {c}: ' || {_show(s)}"))
+        if c.endswith("_ms"):
+            checks.append(("{v} < 0", f"negative latency: {c}",
+                           f"'negative latency in {c}: ' || CAST({{v}} AS VARCHAR) || ' ms (end before start?)'"))
+        if c == "cost_usd" or c.endswith("_usd_per_mtok"):
+            checks.append(("{v} < 0", f"negative cost: {c}", f"'negative cost in {c}: ' || CAST({{v}} AS VARCHAR)"))
+    elif typ in ("BIGINT", "INTEGER"):
+        d = f"TRY_CAST({s} AS DOUBLE)"
+        lim = "9.2e18" if typ == "BIGINT" else "2147483647"
+        v = (f"CASE WHEN {d} = floor({d}) AND abs({d}) <= {lim} "
+             f"THEN coalesce(TRY_CAST({s} AS {typ}), TRY_CAST({d} AS {typ})) END")
+        checks.append((f"{s} IS NOT NULL AND {d} IS NULL", f"non-numeric value: {c}",
+                       f"'non-numeric value in {c}: ' || {_show(s)}"))
+        checks.append((f"{s} IS NOT NULL AND ({d} <> floor({d}) OR isnan({d}))", f"not an integer: {c}",
+                       f"'not an integer in {c}: ' || {_show(s)}"))
+        checks.append((f"{s} IS NOT NULL AND {{v}} IS NULL", f"out of range: {c}",
+                       f"'out of range for {c} ({typ}): ' || {_show(s)}"))
+        if c.endswith("_tokens"):
+            checks.append(("{v} < 0", f"negative token count: {c}",
+                           f"'negative token count in {c}: ' || CAST({{v}} AS VARCHAR)"))
+        elif c in ("attempt", "repeat"):
+            checks.append(("{v} < 0", f"negative count: {c}", f"'negative value in {c}: ' || CAST({{v}} AS VARCHAR)"))
+    elif typ == "BOOLEAN":
+        v = f"TRY_CAST(lower(trim({s})) AS BOOLEAN)"
+        checks.append((f"{s} IS NOT NULL AND {{v}} IS NULL", f"not a boolean: {c}",
+                       f"'not a boolean in {c}: ' || {_show(s)} || ' (expected true or false)'"))
+    elif typ == "JSON":
+        v = f"CAST({s} AS JSON)" if json_src else \
+            f"CAST(CASE WHEN try(json({s})) IS NOT NULL THEN {s} ELSE CAST(to_json({s}) AS VARCHAR) END AS JSON)"
+        checks.append((f"{s} IS NOT NULL AND try(json({s})) IS NULL", f"invalid JSON: {c}",
+                       f"'invalid JSON in {c}: ' || {_show(s)}"))
+        if json_src:
+            v = f"CASE WHEN try(json({s})) IS NOT NULL THEN CAST({s} AS JSON) END"
+    elif typ == "VARCHAR[]":
+        v = (f"CASE WHEN try(json({s})) IS NOT NULL AND json_type({s}) = 'ARRAY' "
+             f"THEN CAST(json_extract_string({s}, '$[*]') AS VARCHAR[]) "
+             + (f"WHEN try(json({s})) IS NOT NULL AND json_type({s}) = 'VARCHAR' THEN [json_extract_string({s}, '$')] "
+                if json_src else f"WHEN {s} IS NOT NULL THEN [{s}] ")
+             + "END")
+        checks.append((f"{s} IS NOT NULL AND {{v}} IS NULL", f"not a list: {c}",
+                       f"'not a list of texts in {c}: ' || {_show(s)}"))
+    else:  # VARCHAR
+        enum = _ENUMS.get((t.name, c))
+        if enum:
+            v = f"lower(trim({s}))"
+            allowed = "[" + ", ".join(_lit(e) for e in enum) + "]"
+            what = "status" if c == "status" else c
+            checks.append((f"{{v}} IS NOT NULL AND NOT list_contains({allowed}, {{v}})", f"unknown {what} value: {c}",
+                           f"'unknown {what} value ' || {_show(s)} || ' in {c} (expected "
+                           + ", ".join(enum[:-1]) + f" or {enum[-1]})'"))
+        else:
+            v = s
+    return v, checks
+
+
+def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: int | None) -> dict:
+    # 1. source text per column, with defaults and constants
+    texts: dict[str, str] = {}
+    for c, spec in src.cols.items():
+        if spec.has_value:
+            val = spec.value
+            base = _lit(json.dumps(val) if isinstance(val, (list, dict)) else
+                        ("true" if val is True else "false" if val is False else val))
+        else:
+            base = f"nullif({_ident('s:' + c)}, '')"
+        if spec.default is not None:
+            d = spec.default
+            base = f"coalesce({base}, {_lit(json.dumps(d) if isinstance(d, (list, dict)) else d)})"
+        texts[c] = base
+    for c, sql in src.fixed.items():
+        texts[c] = sql
+    text_cols = ", ".join(f"{expr} AS {_ident('x:' + c)}" for c, expr in texts.items())
+    # 2. typed values (one level, computed once) and checks over them
+    typed: dict[str, str] = {}
+    checks: list[tuple[str, str, str, str]] = []  # (condition, field, kind, reason)
+    for c, spec in src.cols.items():
+        s = _ident("x:" + c)
+        v, cks = _convert(t, c, spec, s, c in src.json_cols)
+        typed[c] = v
+        tv = _ident("t:" + c)
+        for cond, kind, reason in cks:
+            checks.append((cond.replace("{v}", tv), c, kind, reason.replace("{v}", tv)))
+    typed_cols = ", ".join(f"{v} AS {_ident('t:' + c)}" for c, v in typed.items())
+    out: dict[str, str] = {c: _ident("t:" + c) for c in typed}
+    if t.name == "calls":
+        if "latency_ms" not in out and "ts" in out and "end_ts" in out:
+            out["latency_ms"] = f"CAST(epoch_us({out['end_ts']}) - epoch_us({out['ts']}) AS DOUBLE) / 1000"
+        if "model" not in out and "request_model" in out:
+            out["model"] = out["request_model"]
+        elif "model" in out and "request_model" in out:
+            out["model"] = f"coalesce({out['model']}, {out['request_model']})"
+        if "ts" in out and "end_ts" in out:
+            checks.insert(0, (f"{out['end_ts']} < {out['ts']}", "end_ts", "end before start: end_ts",
+                              f"'end before start: end_ts ' || CAST({out['end_ts']} AS VARCHAR) || ' < ts ' "
+                              f"|| CAST({out['ts']} AS VARCHAR)"))
+    key_hash = None
+    if src.hash_column:
+        parts = ", ".join(_ident(f"h:{i}") for i in range(len(src.hash_fields))) or "NULL"
+        key_hash = f"CAST(to_json([{parts}]::VARCHAR[]) AS VARCHAR)"
+    required = [c for c in t.required if c != src.hash_column]
+    miss: list[tuple[str, str, str, str]] = []
+    for c in required:
+        if c in texts:
+            cond = f"{_ident('x:' + c)} IS NULL"
+        elif c in out:
+            cond = f"{out[c]} IS NULL"
+        else:
+            cond = "true"
+        spec = src.cols.get(c)
+        hint = f" (source field {spec.field!r})" if spec is not None and spec.field and not spec.has_value else ""
+        miss.append((cond, c, f"missing required field: {c}", _lit(f"missing required field {c}{hint}")))
+    err_kind = ("CASE " + " ".join(f"WHEN _err = {_lit(k)} THEN {_lit(v)}" for k, v in src.err_kinds.items())
+                + " ELSE _err END") if src.err_kinds else "_err"
+    all_checks = [("_err IS NOT NULL", None, None, "_err")] + miss + checks
+    # The first failing check's index, evaluated once; kind, field and reason are looked up from it.
+    q_idx = "CASE " + " ".join(f"WHEN {cond} THEN {i + 1}" for i, (cond, _f, _k, _r) in enumerate(all_checks)) + " END"
+    kinds = "[" + ", ".join("NULL" if k is None else _lit(k) for _c, _f, k, _r in all_checks) + "]::VARCHAR[]"
+    fields = "[" + ", ".join(_lit(f) for _c, f, _k, _r in all_checks) + "]::VARCHAR[]"
+    q_kind = f"CASE WHEN _q = 1 THEN {err_kind} WHEN _q IS NOT NULL THEN list_extract({kinds}, _q) END"
+    q_field = f"list_extract({fields}, _q)"
+    q_reason = "CASE _q " + " ".join(f"WHEN {i + 1} THEN {r}" for i, (_c, _f, _k, r) in enumerate(all_checks)) + " END"
+    out_cols = [c for c in t.names if c in out or c == src.hash_column]
+    final = []
+    for c in out_cols:
+        if c == src.hash_column:
+            final.append(f"sha256({key_hash} || '#' || CAST(row_number() OVER (PARTITION BY {key_hash} ORDER BY k) "
+                         f"AS VARCHAR)) AS {_ident(c)}")
+        else:
+            final.append(f"{out[c]} AS {_ident(c)}")
+    con.execute(f"""
+        CREATE TEMP TABLE _wb_stage AS
+        SELECT k, _q_kind, _q_field, _q_reason, CASE WHEN _q_kind IS NOT NULL THEN raw END AS raw,
+               {', '.join(_ident(c) for c in out_cols)}
+        FROM (
+            SELECT *, {q_kind} AS _q_kind, {q_field} AS _q_field, {q_reason} AS _q_reason, {', '.join(final)}
+            FROM (SELECT *, {q_idx} AS _q
+                  FROM (SELECT *, {typed_cols} FROM (SELECT *, {text_cols} FROM ({src.sql}))))
+        )""")
+    # 3. records DuckDB rejected while reading (CSV: wrong number of fields; any: invalid encoding, line too long)
+    n_rej = 0
+    if rejects_offset is not None and _exists(con, "_wb_rej"):
+        con.execute("""CREATE OR REPLACE TEMP TABLE _wb_rejects AS
+                       SELECT DISTINCT ON (line) CAST(line AS BIGINT) AS line, CAST(error_type AS VARCHAR) AS et,
+                              error_message, csv_line FROM _wb_rej ORDER BY line""")
+        n_rej = con.execute("SELECT count(*) FROM _wb_rejects").fetchone()[0]
+        if n_rej:
+            # Good rows are numbered without the rejected ones: shift each past the rejects before it.
+            con.execute(f"""CREATE TEMP TABLE _wb_shift AS
+                            SELECT line - rn AS thr, max(rn) AS shift
+                            FROM (SELECT line, row_number() OVER (ORDER BY line) AS rn FROM _wb_rejects) GROUP BY 1""")
+            con.execute(f"""UPDATE _wb_stage SET k = k + {rejects_offset}
+                            + coalesce((SELECT max(shift) FROM _wb_shift WHERE thr < _wb_stage.k + {rejects_offset}), 0)""")
+            rejects_offset = 0
+    if rejects_offset:
+        con.execute(f"UPDATE _wb_stage SET k = k + {rejects_offset}")
+    # 4. quarantine
+    con.execute(
+        "INSERT INTO quarantine SELECT ?, ?, k, ?, _q_field, _q_reason, raw FROM _wb_stage WHERE _q_kind IS NOT NULL",
+        [run_id, path, t.name])
+    reasons: dict[str, int] = dict(con.execute(
+        "SELECT _q_kind, count(*) FROM _wb_stage WHERE _q_kind IS NOT NULL GROUP BY 1").fetchall())
+    if n_rej:
+        fields_kind = "'reserved bytes in line'" if src.line_reader else "'wrong number of fields'"
+        kinds = f"""CASE et WHEN 'MISSING COLUMNS' THEN {fields_kind}
+                           WHEN 'TOO MANY COLUMNS' THEN {fields_kind}
+                           WHEN 'INVALID ENCODING' THEN 'invalid encoding (not UTF-8)'
+                           WHEN 'LINE SIZE OVER MAXIMUM' THEN 'line too long'
+                           ELSE 'unreadable record' END"""
+        reason = f"""CASE WHEN et IN ('MISSING COLUMNS', 'TOO MANY COLUMNS') AND NOT {src.line_reader}
+                          THEN 'wrong number of fields: ' || error_message
+                          WHEN et = 'TOO MANY COLUMNS' THEN 'line contains the reserved bytes 0x1E 0x1F'
+                          ELSE {kinds} || ': ' || error_message END"""
+        con.execute(f"INSERT INTO quarantine SELECT ?, ?, line, ?, NULL, {reason}, csv_line FROM _wb_rejects",
+                    [run_id, path, t.name])
+        for kind, n in con.execute(f"SELECT {kinds}, count(*) FROM _wb_rejects GROUP BY 1").fetchall():
+            reasons[kind] = reasons.get(kind, 0) + n
+    staged, bad = con.execute("SELECT count(*), count(_q_kind) FROM _wb_stage").fetchone()
+    # 5. insert: first occurrence per key in the file, anti-joined against the table
+    keys = t.key
+    nullable = {c for c in keys if c not in t.required}
+    part = ", ".join(_ident(c) for c in keys)
+    on = " AND ".join(
+        f"d.{_ident(c)} IS NOT DISTINCT FROM s.{_ident(c)}" if c in nullable else f"d.{_ident(c)} = s.{_ident(c)}"
+        for c in keys)
+    cols = [c for c in t.names if c in out_cols]
+    ins_cols = ", ".join(_ident(c) for c in cols) + (", ingest_run_id" if t.lineage else "")
+    ins_vals = ", ".join(f"s.{_ident(c)}" for c in cols) + (f", {_lit(run_id)}" if t.lineage else "")
+    inserted = con.execute(f"""
+        INSERT INTO {_ident(t.name)} ({ins_cols})
+        SELECT {ins_vals}
+        FROM (SELECT *, row_number() OVER (PARTITION BY {part} ORDER BY k) AS _rn
+              FROM _wb_stage WHERE _q_kind IS NULL) s
+        WHERE s._rn = 1 AND NOT EXISTS (SELECT 1 FROM {_ident(t.name)} d WHERE {on})""").fetchone()[0]
+    valid = staged - bad
+    con.execute("DROP TABLE IF EXISTS temp._wb_rejects")
+    return {"read": staged + n_rej, "inserted": inserted, "duplicates": valid - inserted,
+            "quarantined": bad + n_rej, "reasons": reasons}
+
+
+def _exists(con, name: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchone()[0])
