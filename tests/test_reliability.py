@@ -1,0 +1,245 @@
+"""workbench.reliability: incidents, guardrails and agent spans, by hand; invariants over the module's suite."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import warnings
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+import workbench as wb
+from workbench import reliability as rel
+from workbench.metrics import UndefinedMetricWarning
+
+T0 = dt.datetime(2026, 2, 2, 9)
+
+
+def _insert(db, table, cols, rows):
+    """Insert rows through one Arrow scan (DuckDB's executemany goes row by row: seconds for a few hundred rows)."""
+    frame = pl.DataFrame(list(rows), schema=cols, orient="row", infer_schema_length=None).to_arrow()
+    db.duckdb.register("_rows", frame)
+    db.duckdb.execute(f"insert into {table} ({', '.join(cols)}) select {', '.join(cols)} from _rows")
+    db.duckdb.unregister("_rows")
+
+
+def _m(minutes):
+    return None if minutes is None else T0 + dt.timedelta(minutes=minutes)
+
+
+def _incidents(db, rows):
+    """rows: (id, feature, severity, start offset min, detect min after start, mitigate min, resolve min)."""
+    _insert(
+        db, "incidents", ["incident_id", "feature", "severity", "started_at", "detected_at", "mitigated_at", "resolved_at"],
+        [(i, f, s, _m(st), _m(None if d is None else st + d), _m(None if m is None else st + m),
+          _m(None if r is None else st + r)) for i, f, s, st, d, m, r in rows])
+
+
+INCIDENTS = [
+    # id, feature, severity, start, +detect, +mitigate, +resolve (minutes)
+    ("i1", "chat", "sev1", 0, 5, 20, 60),
+    ("i2", "chat", "sev2", 60, 15, 30, 240),
+    ("i3", "chat", "sev2", 120, 40, 45, 90),
+    ("i4", "chat", "sev3", 180, 60, 90, None),   # not yet resolved
+    ("i5", "chat", "sev2", 240, 240, 250, 300),
+    ("i6", "search", "sev1", 30, 2, 3, 4),
+]
+
+
+def test_incident_durations_median_and_mean_by_hand():
+    db = wb.connect(":memory:")
+    _incidents(db, INCIDENTS)
+    # chat detection: 5, 15, 40, 60, 240 -> median 40, mean 360 / 5 = 72
+    d = rel.mttd_minutes(db).filter(pl.col("feature") == "chat").row(0, named=True)
+    assert (d["value"], d["n"], d["mean"]) == (40.0, 5, 72.0)
+    # n = 5 is too few for a 95% distribution-free interval of the median: F(0) = 1/32 = .031 >= .025 -> l = 0
+    assert d["lo"] is None and d["hi"] is None
+    # chat mitigation: 20, 30, 45, 90, 250 -> median 45, mean 87
+    m = rel.mttm_minutes(db).filter(pl.col("feature") == "chat").row(0, named=True)
+    assert (m["value"], m["n"], m["mean"]) == (45.0, 5, 87.0)
+    # chat resolution: 60, 240, 90, 300 (i4 open, left out) -> sorted 60 90 240 300, median (90 + 240) / 2 = 165
+    r = rel.mttr_minutes(db).filter(pl.col("feature") == "chat").row(0, named=True)
+    assert (r["value"], r["n"], r["mean"]) == (165.0, 4, 172.5)
+    s = rel.mttr_minutes(db, by=("severity",)).filter(pl.col("severity") == "sev2").row(0, named=True)
+    assert (s["value"], s["n"]) == (240.0, 3)  # 240, 90, 300
+
+
+def test_incident_median_interval_with_nine_incidents():
+    db = wb.connect(":memory:")
+    detect = [3, 9, 1, 7, 5, 2, 8, 4, 6]  # sorted 1..9
+    _incidents(db, [(f"i{k}", "chat", "sev2", 10 * k, d, None, None) for k, d in enumerate(detect)])
+    # Binomial(9, .5): F(1) = 10/512 = .0195 < .025 <= F(2) = 46/512 -> l = 2;
+    # F(6) = 466/512 = .910 < .975 <= F(7) = 502/512 -> u = 8: [X(2), X(8)] = [2, 8] around the median 5
+    r = rel.mttd_minutes(db, period="all").row(0, named=True)
+    assert (r["value"], r["lo"], r["hi"], r["n"], r["mean"]) == (5.0, 2.0, 8.0, 9, 5.0)
+
+
+def test_incident_count_with_exact_poisson_interval():
+    db = wb.connect(":memory:")
+    _incidents(db, INCIDENTS)
+    df = rel.incident_count(db, by=("feature", "severity"), period="all")
+    assert [(r["feature"], r["severity"], r["value"], r["n"]) for r in df.iter_rows(named=True)] == [
+        ("chat", "sev1", 1.0, 1), ("chat", "sev2", 3.0, 3), ("chat", "sev3", 1.0, 1), ("search", "sev1", 1.0, 1)]
+    # Garwood interval for k = 3: chi2(.025, 6) / 2 = 0.6187, chi2(.975, 8) / 2 = 8.7673 (standard tables)
+    r = df.filter(pl.col("severity") == "sev2").row(0, named=True)
+    assert (round(r["lo"], 4), round(r["hi"], 4)) == (0.6187, 8.7673)
+    by_hour = rel.incident_count(db, by=(), period="hour")
+    assert by_hour["n"].to_list() == [2, 1, 1, 1, 1]  # 9:00 (i1, i6), 10:00, 11:00, 12:00, 13:00
+
+
+def _guard(db, events):
+    _insert(db, "calls", ["call_id", "ts", "feature", "model", "status"],
+            [("c1", T0, "chat", "m1", "ok"), ("c2", T0, "search", "m2", "ok")])
+    _insert(
+        db, "guardrail_events", ["guard_event_id", "call_id", "ts", "guard", "action", "verdict"],
+        [(f"g{i}", c, T0 + dt.timedelta(minutes=i), g, a, v) for i, (c, g, a, v) in enumerate(events)])
+
+
+GUARD = [
+    ("c1", "pii", "block", "bad"), ("c1", "pii", "block", "bad"), ("c1", "pii", "pass", "bad"),
+    ("c1", "pii", "redact", "bad"), ("c1", "pii", "block", "good"), ("c1", "pii", "pass", "good"),
+    ("c1", "pii", "pass", "good"), ("c1", "pii", "pass", "good"), ("c1", "jailbreak", "block", None),
+    ("c1", "jailbreak", "flag", None), ("c2", "pii", "pass", None), ("c9", "pii", "block", "bad"),  # c9: no call
+]
+
+
+def test_guardrail_rates_by_hand():
+    db = wb.connect(":memory:")
+    _guard(db, GUARD)
+    block = rel.guardrail_block_rate(db, period="all")
+    # chat: blocks g0 g1 g4 g8 of 10 events; search: 0 of 1; c9 has no call -> feature null: 1 of 1
+    assert [(r["feature"], r["value"], r["n"]) for r in block.iter_rows(named=True)] == [
+        ("chat", 0.4, 10), ("search", 0.0, 1), (None, 1.0, 1)]
+    assert rel.guardrail_redact_rate(db, by=("guard",), period="all").filter(
+        pl.col("guard") == "pii")["value"][0] == pytest.approx(1 / 10)
+    # reviewed bad (chat): g0 block, g1 block, g2 pass, g3 redact -> caught 2 / 4; with redact counted 3 / 4
+    catch = rel.guardrail_catch_rate(db, period="all").filter(pl.col("feature") == "chat").row(0, named=True)
+    assert (catch["value"], catch["n"]) == (0.5, 4)
+    assert rel.guardrail_catch_rate(db, actions=("block", "redact"), period="all").filter(
+        pl.col("feature") == "chat")["value"][0] == 0.75
+    # reviewed good (chat): g4 block, g5 g6 g7 pass -> 1 / 4 false blocks
+    fb = rel.guardrail_false_block_rate(db, by=("guard", "model"), period="all").row(0, named=True)
+    assert (fb["guard"], fb["model"], fb["value"], fb["n"]) == ("pii", "m1", 0.25, 4)
+    with pytest.raises(ValueError, match="guardrail_catch_rate: actions must be among"):
+        rel.guardrail_catch_rate(db, actions="blocked")
+
+
+def _spans(db, rows):
+    _insert(
+        db, "calls", ["call_id", "trace_id", "parent_id", "ts", "operation", "name", "feature", "model", "status"],
+        [(c, t, p, T0 + dt.timedelta(seconds=k), op, n, f, m, s) for k, (c, t, p, op, n, f, m, s) in enumerate(rows)])
+
+
+SPANS = [
+    # trace t1: agent on m1 with a chat, two searches (one failing) and an escalation
+    ("r1", "t1", None, "invoke_agent", "support_agent", "support", "m1", "ok"),
+    ("a1", "t1", "r1", "chat", "chat m1", "support", "m1", "ok"),
+    ("a2", "t1", "a1", "execute_tool", "search", None, None, "ok"),
+    ("a3", "t1", "a1", "execute_tool", "search", None, None, "error"),
+    ("a4", "t1", "r1", "execute_tool", "escalate_to_human", None, None, "ok"),
+    # trace t2: agent on m2, a chat, a lookup, and a sub-agent with its own chat (one task, not two)
+    ("r2", "t2", "http-span-not-in-calls", "invoke_agent", "support_agent", "support", "m2", "ok"),
+    ("b1", "t2", "r2", "chat", "chat m2", "support", "m2", "ok"),
+    ("b2", "t2", "r2", "execute_tool", "lookup", None, None, "ok"),
+    ("b3", "t2", "r2", "invoke_agent", "sub_agent", "support", "m2", "ok"),
+    ("b4", "t2", "b3", "chat", "chat m2", "support", "m2", "ok"),
+    # trace t3: agent that answered with no step; trace t9: a tool outside any agent
+    ("r3", "t3", None, "invoke_agent", "support_agent", "support", "m1", "ok"),
+    ("z1", "t9", None, "execute_tool", "search", "batch", None, "timeout"),
+]
+
+
+def test_agent_metrics_by_hand():
+    db = wb.connect(":memory:")
+    _spans(db, SPANS)
+    # steps: t1 = a1 a2 a3 a4 = 4; t2 = b1 b2 b4 = 3 (b3 is an agent, not a step); t3 = 0 -> mean 7 / 3
+    steps = rel.agent_steps_per_task(db).row(0, named=True)
+    assert (steps["feature"], steps["n"]) == ("support", 3) and steps["value"] == pytest.approx(7 / 3)
+    by_model = rel.agent_steps_per_task(db, by=("model",))
+    assert [(r["model"], r["value"], r["n"]) for r in by_model.iter_rows(named=True)] == [("m1", 2.0, 2), ("m2", 3.0, 1)]
+    # escalation: t1 only -> 1 / 3
+    esc = rel.escalation_rate(db).row(0, named=True)
+    assert (esc["value"], esc["n"]) == (pytest.approx(1 / 3), 3)
+    assert rel.escalation_rate(db, tool="lookup")["value"][0] == pytest.approx(1 / 3)
+    # tools: support (from the roots) a2 ok, a3 error, a4 ok, b2 ok -> 3 / 4; batch (no root): z1 timeout -> 0 / 1
+    tools = rel.tool_call_success_rate(db)
+    assert [(r["feature"], r["value"], r["n"]) for r in tools.iter_rows(named=True)] == [("batch", 0.0, 1), ("support", 0.75, 4)]
+    by_tool = rel.tool_call_success_rate(db, by=("model", "tool"), where={"feature": "support"})
+    assert [(r["model"], r["tool"], r["value"], r["n"]) for r in by_tool.iter_rows(named=True)] == [
+        ("m1", "escalate_to_human", 1.0, 1), ("m1", "search", 0.5, 2), ("m2", "lookup", 1.0, 1)]
+
+
+def _mixed(db, seed=2):
+    rnd = random.Random(seed)
+    _incidents(db, [(f"i{k}", rnd.choice(["chat", "search"]), rnd.choice(["sev1", "sev2"]), rnd.randint(0, 4000),
+                     rnd.randint(1, 90), rnd.choice([None, rnd.randint(90, 200)]), rnd.choice([None, rnd.randint(200, 900)]))
+                    for k in range(60)])
+    calls = [(f"c{k}", T0 + dt.timedelta(minutes=k * 37), rnd.choice(["chat", "search"]), rnd.choice(["m1", "m2"]))
+             for k in range(40)]
+    _insert(db, "calls", ["call_id", "ts", "feature", "model", "status"], [(*c, "ok") for c in calls])
+    _insert(
+        db, "guardrail_events", ["guard_event_id", "call_id", "ts", "guard", "action", "verdict"],
+        [(f"g{k}", rnd.choice(calls)[0], T0 + dt.timedelta(minutes=rnd.randint(0, 3000)), rnd.choice(["pii", "jb"]),
+          rnd.choice(["pass", "pass", "block", "redact", "flag"]), rnd.choice(["bad", "good", None])) for k in range(300)])
+    spans = []
+    for k in range(40):
+        f, m = rnd.choice(["chat", "search"]), rnd.choice(["m1", "m2"])
+        spans.append((f"r{k}", f"t{k}", None, "invoke_agent", "agent", f, m, "ok"))
+        for j in range(rnd.randint(0, 5)):
+            tool = rnd.choice(["search", "lookup", "escalate_to_human"])
+            spans.append((f"s{k}_{j}", f"t{k}", f"r{k}", rnd.choice(["chat", "execute_tool"]), tool, None, None,
+                          rnd.choice(["ok", "ok", "error"])))
+    _insert(
+        db, "calls", ["call_id", "trace_id", "parent_id", "ts", "operation", "name", "feature", "model", "status"],
+        [(c, t, p, T0 + dt.timedelta(minutes=7 * i), op, n, f, m, s) for i, (c, t, p, op, n, f, m, s) in enumerate(spans)])
+
+
+def _by(name):
+    return ("feature", "severity") if name in ("incident_count", "mttd_minutes", "mttm_minutes", "mttr_minutes") else ("feature",)
+
+
+@pytest.mark.parametrize("name", sorted(rel.SUITE))
+def test_row_order_does_not_change_the_result(name):
+    db1, db2 = wb.connect(":memory:"), wb.connect(":memory:")
+    _mixed(db1)
+    _mixed(db2)
+    # the same rows in another physical order
+    for table in ("incidents", "calls", "guardrail_events"):
+        db2.duckdb.execute(f"create table _x as select * from {table} order by random()")
+        db2.duckdb.execute(f"delete from {table}")
+        db2.duckdb.execute(f"insert into {table} select * from _x order by random()")
+        db2.duckdb.execute("drop table _x")
+    a, b = rel.SUITE[name](db1, by=_by(name)), rel.SUITE[name](db2, by=_by(name))
+    assert a.height > 1
+    assert_frame_equal(a, b, check_exact=False, rel_tol=1e-12, abs_tol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(rel.SUITE))
+def test_empty_selection_gives_one_null_row_and_a_warning(name):
+    db = wb.connect(":memory:")
+    _mixed(db)
+    with pytest.warns(UndefinedMetricWarning):
+        df = rel.SUITE[name](db, where={"feature": "nope"})
+    assert df.height == 1 and df["n"][0] == 0 and df["value"][0] is None and df["metric"][0] == name
+
+
+@pytest.mark.parametrize("name", sorted(rel.SUITE))
+def test_counts_recombine_over_groups(name):
+    db = wb.connect(":memory:")
+    _mixed(db)
+    fn = rel.SUITE[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UndefinedMetricWarning)
+        parts = fn(db, by=_by(name), period="day")
+        whole = fn(db, by=(), period="all")
+    assert parts["n"].sum() == whole["n"][0] > 0
+
+
+def test_unknown_group_column_names_the_metric():
+    db = wb.connect(":memory:")
+    with pytest.raises(KeyError, match="mttr_minutes: cannot group by \\['guard'\\]"):
+        rel.mttr_minutes(db, by=("guard",))
+    with pytest.raises(KeyError, match="escalation_rate: cannot group by \\['tool'\\]"):
+        rel.escalation_rate(db, by=("tool",))

@@ -1,0 +1,271 @@
+"""workbench.slo: config validation, attainment and budgets by hand, burn-rate alerts against sloth's numbers, CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import workbench as wb
+from workbench import slo
+from workbench.cli import main
+from workbench.config import ConfigError, load_config
+from workbench.metrics import UndefinedMetricWarning
+
+GOLDENS = json.loads((Path(__file__).resolve().parents[2] / "shared" / "goldens" / "published.json").read_text())
+AT = dt.datetime(2026, 3, 10, 12, 0)
+
+
+def _toml(tmp_path, body: str, name: str = "workbench.toml") -> Path:
+    p = tmp_path / name
+    p.write_text(body)
+    return p
+
+
+def _slo_toml(tmp_path, *, availability=0.999, latency_ms=2000, latency_target=0.95, extra=""):
+    return _toml(tmp_path, f"[slo.chat]\nlatency_ms = {latency_ms}\nlatency_target = {latency_target}\n"
+                           f"availability_target = {availability}\n{extra}")
+
+
+def _stream(db, n_bins: int, per_bin: int, error_if: str, feature: str = "chat") -> None:
+    """``per_bin`` calls in each 5-minute bin b = 0..n_bins-1 before AT (bin b: (AT - 5(b+1) min, AT - 5b min]);
+    the calls of a bin are spread 1..(2 per_bin - 1) s before its end; ``error_if`` is SQL over b and i (call index)."""
+    db.duckdb.execute(f"""
+        insert into calls (call_id, ts, feature, status, latency_ms)
+        select '{feature}' || b || '_' || i, ?::timestamp - to_seconds(b * 300 + 1 + i * 2), '{feature}',
+               case when {error_if} then 'error' else 'ok' end, 100
+        from range(0, {n_bins}) as bb(b), range(0, {per_bin}) as ii(i)""", [AT])
+
+
+# ------------------------------------------------------------------------------------------------------------ config
+
+
+def test_load_slos_reads_every_sli(tmp_path):
+    p = _slo_toml(tmp_path, extra="ttft_p95_ms = 800\nwindow_days = 28\n")
+    got = slo.load_slos(p)
+    assert [(s.feature, s.sli, s.objective, s.threshold_ms, s.window_days) for s in got] == [
+        ("chat", "latency", 0.95, 2000.0, 28), ("chat", "availability", 0.999, None, 28), ("chat", "ttft", 0.95, 800.0, 28)]
+    assert got[1].error_budget == pytest.approx(0.001)
+    assert slo.load_slos(_toml(tmp_path, "[cost]\nx = 1\n", "other.toml")) == []
+
+
+@pytest.mark.parametrize("body, key", [
+    ("latency_ms = 2000\navailability_target = 0.99\n", "'latency_target'"),          # missing
+    ("latency_ms = 2000\nlatency_target = 1.2\navailability_target = 0.99\n", "latency_target"),  # > 1
+    ("latency_ms = 2000\nlatency_target = 0.9\navailability_target = 1\n", "availability_target"),  # no budget
+    ("latency_ms = 2000\nlatency_target = 0.9\navailability_target = 0.99\nwindow_days = 29\n", "window_days"),
+    ("latency_ms = -5\nlatency_target = 0.9\navailability_target = 0.99\n", "latency_ms"),
+    ("latency_ms = '2s'\nlatency_target = 0.9\navailability_target = 0.99\n", "latency_ms"),
+    ("latency_ms = 2000\nlatency_target = 0.9\navailability_target = 0.99\nttft_p95 = 800\n", "'ttft_p95'"),  # typo
+])
+def test_config_errors_name_file_table_and_key(tmp_path, body, key):
+    p = _toml(tmp_path, "[slo.support_assistant]\n" + body, "team.toml")
+    with pytest.raises(ConfigError) as exc:
+        slo.load_slos(p)
+    msg = str(exc.value)
+    assert msg.startswith("team.toml [slo.support_assistant]: ") and key in msg, msg
+
+
+def test_no_slo_declared_is_an_error_for_the_report(tmp_path):
+    db = wb.connect(":memory:")
+    with pytest.raises(ConfigError, match=r"other.toml \[slo\]: no SLOs declared"):
+        slo.slo_report(db, config=_toml(tmp_path, "", "other.toml"))
+    with pytest.raises(ConfigError, match="expected a table"):
+        slo.load_slos(_toml(tmp_path, "[slo]\nchat = 3\n"))
+
+
+# ------------------------------------------------------------------------------------------------------------ report
+
+
+def test_slo_report_by_hand(tmp_path):
+    db = wb.connect(":memory:")
+    rows = [
+        # inside the 30-day window (AT - 30d, AT]
+        ("a", AT, "ok", 1000.0, 300.0),
+        ("b", AT - dt.timedelta(days=1), "ok", 2500.0, 900.0),      # slow, slow first token
+        ("c", AT - dt.timedelta(days=2), "error", 200.0, None),     # error, not streamed
+        ("d", AT - dt.timedelta(days=3), "blocked", 50.0, None),    # blocked counts as available
+        ("e", AT - dt.timedelta(days=29), "timeout", None, None),   # timeout: no latency
+        # outside: exactly 30 days before is excluded, after AT too
+        ("f", AT - dt.timedelta(days=30), "error", 9000.0, 9000.0),
+        ("g", AT + dt.timedelta(seconds=1), "error", 9000.0, 9000.0),
+    ]
+    db.duckdb.executemany("insert into calls (call_id, ts, feature, status, latency_ms, ttft_ms) values (?, ?, 'chat', ?, ?, ?)",
+                          rows)
+    p = _slo_toml(tmp_path, availability=0.9, latency_target=0.5, extra="ttft_p95_ms = 800\n")
+    df = slo.slo_report(db, config=p, at=AT)
+    lat, avail, ttft = df.rows(named=True)
+    # latency: a, b, c, d have a latency; b is over 2000 -> 3 / 4 = .75 >= .5; budget .5, consumed .25 / .5 = .5
+    assert (lat["n"], lat["good"], lat["sli_value"], lat["met"]) == (4, 3, 0.75, True)
+    assert lat["budget_consumed"] == pytest.approx(0.5) and lat["budget_remaining"] == pytest.approx(0.5)
+    # observed p50 of 1000, 2500, 200, 50 = (200 + 1000) / 2
+    assert lat["observed_ms"] == pytest.approx(600.0)
+    # availability: a, b, d good; c, e bad -> 3 / 5 = .6 < .9; consumed .4 / .1 = 4 (budget spent four times)
+    assert (avail["n"], avail["good"], avail["sli_value"], avail["met"]) == (5, 3, 0.6, False)
+    assert avail["budget_consumed"] == pytest.approx(4.0) and avail["budget_remaining"] == pytest.approx(-3.0)
+    # ttft: a (300) good, b (900) bad -> .5 < .95; consumed .5 / .05 = 10; observed p95 = 300 + .95 * 600
+    assert (ttft["n"], ttft["sli_value"], ttft["met"], ttft["threshold_ms"]) == (2, 0.5, False, 800.0)
+    assert ttft["budget_consumed"] == pytest.approx(10.0) and ttft["observed_ms"] == pytest.approx(870.0)
+    assert df["window_start"].to_list() == [AT - dt.timedelta(days=30)] * 3
+    # default at: the latest call, g -> f drops out... and g is in
+    latest = slo.slo_report(db, config=p)
+    assert latest["window_end"][0] == AT + dt.timedelta(seconds=1) and latest["n"][1] == 6
+
+
+def test_slo_report_window_28_days_and_empty_feature(tmp_path):
+    db = wb.connect(":memory:")
+    db.duckdb.executemany("insert into calls (call_id, ts, feature, status, latency_ms) values (?, ?, 'chat', ?, 10)",
+                          [("a", AT - dt.timedelta(days=27), "ok"), ("b", AT - dt.timedelta(days=29), "error")])
+    p = _toml(tmp_path, "[slo.chat]\nlatency_ms = 100\nlatency_target = 0.9\navailability_target = 0.9\nwindow_days = 28\n"
+                        "[slo.idle]\nlatency_ms = 100\nlatency_target = 0.9\navailability_target = 0.9\n")
+    with pytest.warns(UndefinedMetricWarning, match="idle"):
+        df = slo.slo_report(db, config=p, at=AT)
+    chat = df.filter(pl.col("feature") == "chat", pl.col("sli") == "availability").row(0, named=True)
+    assert (chat["n"], chat["sli_value"]) == (1, 1.0)  # b is 29 days old: outside 28 days
+    idle = df.filter(pl.col("feature") == "idle")
+    assert idle["n"].to_list() == [0, 0] and idle["sli_value"].to_list() == [None, None]
+
+
+# ------------------------------------------------------------------------------------------------------------ alerts
+
+
+def test_burn_rate_factors_match_sloth():
+    gold = GOLDENS["burn_rate_sloth"]
+    assert [w["budget_spent"] for w in gold["windows"]] == [a[3] for a in slo.ALERT_WINDOWS]
+    assert [slo._window_label(a[1]) for a in slo.ALERT_WINDOWS] == [w["long"] for w in gold["windows"]]
+    assert [slo._window_label(a[2]) for a in slo.ALERT_WINDOWS] == [w["short"] for w in gold["windows"]]
+    for days, key in ((30, "factors_30d"), (28, "factors_28d")):
+        s = slo.Slo("chat", "availability", gold["slo"], None, days)
+        assert [s.burn_factor(a[3], a[1]) for a in slo.ALERT_WINDOWS] == pytest.approx(gold[key], rel=1e-12)
+
+
+def _alerts(df, sli="availability"):
+    return {(r["long_window"], r["short_window"]): r for r in df.filter(pl.col("sli") == sli).iter_rows(named=True)}
+
+
+def test_fast_burn_fires_only_the_1h_page(tmp_path):
+    db = wb.connect(":memory:")
+    # 100 calls per 5-minute bin for 3 days; 2 errors in each of the last 12 bins (the last hour), none before.
+    # SLO 0.999 (budget .001):
+    #   5m, 30m, 1h: 2% -> burn 20;  2h: 24 / 2400 = 1% -> 10;  6h: 24 / 7200 -> 3.33;  1d: 24 / 28800 -> 0.833;
+    #   3d: 24 / 86400 -> 0.278
+    #   page 1h/5m: 20 > 14.4 and 20 > 14.4 -> fires;  page 6h/30m: 3.33 < 6;  ticket 1d/2h: 0.833 < 3;
+    #   ticket 3d/6h: 0.278 < 1.
+    # firing since: at step e (AT - 5e min) the 1h window holds 12 - e error bins -> burn 20 (12 - e) / 12 > 14.4
+    #   while e <= 3, and the 5m bin e is an error bin: continuously firing since AT - 15 min.
+    _stream(db, 864, 100, "b < 12 and i < 2")
+    df = slo.burn_rate_alerts(db, config=_slo_toml(tmp_path), at=AT)
+    a = _alerts(df)
+    assert {k: r["firing"] for k, r in a.items()} == {
+        ("1h", "5m"): True, ("6h", "30m"): False, ("1d", "2h"): False, ("3d", "6h"): False}
+    assert [round(a[k]["long_burn"], 4) for k in a] == [20.0, 3.3333, 0.8333, 0.2778]
+    assert [round(a[k]["short_burn"], 4) for k in a] == [20.0, 20.0, 10.0, 3.3333]
+    assert a[("1h", "5m")]["severity"] == "page" and a[("1h", "5m")]["factor"] == pytest.approx(14.4)
+    assert a[("1h", "5m")]["firing_since"] == AT - dt.timedelta(minutes=15)
+    assert a[("6h", "30m")]["firing_since"] is None
+    assert not df.filter(pl.col("sli") == "latency")["firing"].any()  # every call is 100 ms
+
+
+def test_recovered_short_window_resets_the_page(tmp_path):
+    db = wb.connect(":memory:")
+    # errors 3% in bins 1..11, none in the last 5 minutes: 1h burn (11 * 3) / 1200 / .001 = 27.5 > 14.4, but the 5m
+    # burn is 0 -> the page does not fire (the short window is what stops an alert once the problem is fixed)
+    _stream(db, 864, 100, "b between 1 and 11 and i < 3")
+    a = _alerts(slo.burn_rate_alerts(db, config=_slo_toml(tmp_path), at=AT))
+    assert a[("1h", "5m")]["long_burn"] == pytest.approx(27.5) and a[("1h", "5m")]["short_burn"] == 0.0
+    assert not any(r["firing"] for r in a.values())
+
+
+def test_slow_burn_fires_only_the_3d_ticket_and_since_the_lookback_start(tmp_path):
+    db = wb.connect(":memory:")
+    # one error in every 6th bin of 100 calls, for 6 days: every window of whole multiples of 30 min has 1/600 errors
+    # -> burn 1.667: > 1 (3d/6h ticket) but < 3, 6, 14.4. It fires at every 5-minute step of the 3-day look-back.
+    _stream(db, 6 * 288, 100, "b % 6 = 0 and i = 0")
+    df = slo.burn_rate_alerts(db, config=_slo_toml(tmp_path), at=AT)
+    a = _alerts(df)
+    assert {k: r["firing"] for k, r in a.items()} == {
+        ("1h", "5m"): False, ("6h", "30m"): False, ("1d", "2h"): False, ("3d", "6h"): True}
+    assert a[("3d", "6h")]["long_burn"] == pytest.approx(1000 / 600) and a[("3d", "6h")]["severity"] == "ticket"
+    assert a[("3d", "6h")]["firing_since"] == AT - dt.timedelta(minutes=5 * 863)
+
+
+def test_28_day_slo_uses_the_scaled_factors(tmp_path):
+    db = wb.connect(":memory:")
+    # 130 calls per bin, one error every 8th bin: 1 / 1040 -> burn 0.9615 over 3d and 6h (both multiples of 8 bins):
+    # below 1 (30 days) but above 28/30 = 0.9333 (28 days)
+    _stream(db, 864, 130, "b % 8 = 0 and i = 0")
+    d30 = _alerts(slo.burn_rate_alerts(db, config=_slo_toml(tmp_path), at=AT))
+    d28 = _alerts(slo.burn_rate_alerts(db, config=_slo_toml(tmp_path, extra="window_days = 28\n"), at=AT))
+    assert d30[("3d", "6h")]["long_burn"] == pytest.approx(1000 / 1040)
+    assert d30[("3d", "6h")]["firing"] is False and d28[("3d", "6h")]["firing"] is True
+    assert d28[("3d", "6h")]["factor"] == pytest.approx(0.9333333333333333)
+
+
+def test_slo_status_combines_report_and_alerts(tmp_path):
+    db = wb.connect(":memory:")
+    _stream(db, 864, 100, "b < 12 and i < 2")
+    df, firing = slo.slo_status(db, config=_slo_toml(tmp_path), at=AT)
+    assert firing is True
+    avail = df.filter(pl.col("sli") == "availability").row(0, named=True)
+    # 30-day window: 24 errors in 86400 calls
+    assert avail["n"] == 86400 and avail["sli_value"] == pytest.approx(1 - 24 / 86400)
+    assert (avail["severity"], avail["alerts"], avail["burn_1h"]) == ("page", "page 1h/5m", pytest.approx(20.0))
+    assert avail["firing_since"] == AT - dt.timedelta(minutes=15)
+    lat = df.filter(pl.col("sli") == "latency").row(0, named=True)
+    assert lat["firing"] is False and lat["severity"] is None and lat["sli_value"] == 1.0
+
+
+def test_row_order_does_not_change_the_slo_status(tmp_path):
+    p = _slo_toml(tmp_path, availability=0.99)
+    db1, db2 = wb.connect(":memory:"), wb.connect(":memory:")
+    _stream(db1, 300, 20, "(b * 7 + i) % 13 = 0")
+    _stream(db2, 300, 20, "(b * 7 + i) % 13 = 0")
+    db2.duckdb.execute("create table _x as select * from calls order by random()")
+    db2.duckdb.execute("delete from calls")
+    db2.duckdb.execute("insert into calls select * from _x order by random()")
+    a, b = slo.slo_status(db1, config=p, at=AT), slo.slo_status(db2, config=p, at=AT)
+    assert a[0].equals(b[0]) and a[1] == b[1]
+
+
+def test_cli_slo_exit_codes(tmp_path, capsys):
+    cfg = _slo_toml(tmp_path)
+    bad, good = tmp_path / "bad.duckdb", tmp_path / "good.duckdb"
+    for path, rule in ((bad, "b < 12 and i < 2"), (good, "false")):
+        db = wb.connect(path)
+        _stream(db, 864, 10, rule)
+        db.close()
+    assert main(["slo", "--db", str(bad), "--config", str(cfg)]) == 1
+    assert "page 1h/5m" in capsys.readouterr().out
+    assert main(["slo", "--db", str(good), "--config", str(cfg), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["sli"], r["firing"]) for r in rows] == [("latency", False), ("availability", False)]
+    broken = _toml(tmp_path, "[slo.chat]\nlatency_ms = 2000\nlatency_target = 0.95\navailability_target = 0.9\n"
+                             "window_days = 29\n", "broken.toml")
+    assert main(["slo", "--db", str(good), "--config", str(broken)]) == 2
+    assert "broken.toml [slo.chat]: window_days" in capsys.readouterr().err
+
+
+def test_load_config_object_is_accepted(tmp_path):
+    cfg = load_config(_slo_toml(tmp_path))
+    assert [s.sli for s in slo.load_slos(cfg)] == ["latency", "availability"]
+
+
+def test_slis_count_requests_not_the_steps_inside_them(tmp_path):
+    db = wb.connect(":memory:")
+    rows = [
+        # an agent task: the root took 40 s and failed; its steps were fast and mostly fine
+        ("r1", "t1", None, "invoke_agent", "error", 40_000.0),
+        ("s1", "t1", "r1", "chat", "ok", 500.0),
+        ("s2", "t1", "r1", "execute_tool", "error", 100.0),
+        # a task whose parent span (an HTTP server span) was not loaded still counts as a request
+        ("r2", "t2", "http-1", "invoke_agent", "ok", 1_000.0),
+        ("s3", "t2", "r2", "chat", "ok", 700.0),
+    ]
+    db.duckdb.executemany("insert into calls (call_id, trace_id, parent_id, operation, status, latency_ms, ts, feature) "
+                          "values (?, ?, ?, ?, ?, ?, ?, 'agent')", [(*r, AT) for r in rows])
+    p = _toml(tmp_path, "[slo.agent]\nlatency_ms = 30000\nlatency_target = 0.9\navailability_target = 0.9\n")
+    lat, avail = slo.slo_report(db, config=p, at=AT).rows(named=True)
+    assert (lat["n"], lat["good"]) == (2, 1) and (avail["n"], avail["good"]) == (2, 1)

@@ -1,0 +1,595 @@
+"""Latency and error metrics of the calls: percentiles with intervals, TTFT, TPOT, throughput, error rates.
+
+Every function has the one metric signature (see :mod:`workbench.metrics`) and returns the tidy frame, grouped by
+whatever ``by`` names (feature, model, provider, prompt_version, variant, environment, ...) and ``period``.
+
+Conventions
+-----------
+* **Percentiles** use linear interpolation between order statistics: numpy's default (``method="linear"``), DuckDB's
+  ``quantile_cont`` (what Ibis' ``quantile`` compiles to). polars' default ``"nearest"`` gives other numbers.
+* **Percentile intervals** are the distribution-free order-statistic (binomial) interval: with ``B ~ Binomial(n, q)``
+  the number of calls below the true q-quantile, ``[X(l), X(u)]`` with ``l = F⁻¹(α/2)`` and
+  ``u = F⁻¹(1 - α/2) + 1`` (1-based ranks of the sorted values, ``F`` the binomial CDF) covers the q-quantile with
+  probability ``F(u-1) - F(l-1) >= 1 - α`` whatever the latency distribution. When the sample is too small for a
+  bound (``l < 1`` or ``u > n``, e.g. p99 of fewer than ~370 calls has no upper bound at 95%) that side is null:
+  unbounded, not "equal to the max".
+* **TTFT** (time to first token) is first streamed chunk - send time; **TPOT** (time per output token) is
+  ``(latency - ttft) / (output_tokens - 1)`` per call, as vLLM's benchmarks define it; ``tpot_ms`` reports the
+  *mean* over calls (vLLM's headline "Mean TPOT") with the median in an extra column ``p50``.
+* **Rates** are shares of the calls in the selection, with a Wilson interval (:func:`workbench.metrics.proportion`).
+  The denominator is every call in the selection (all operations: use ``where={"operation": "chat"}`` to narrow).
+
+Naming: ``*_ms`` milliseconds (lower is better), ``*_rate`` a share in 0..1 (lower is better for the error rates),
+``*_per_s`` a throughput (higher is better).
+
+Examples
+--------
+>>> import workbench as wb
+>>> db = wb.connect(":memory:")
+>>> _ = db.duckdb.execute(
+...     "insert into calls (call_id, ts, feature, status, latency_ms) values "
+...     "('a', '2026-01-01 10:00', 'chat', 'ok', 100), ('b', '2026-01-01 11:00', 'chat', 'ok', 300),"
+...     "('c', '2026-01-01 12:00', 'chat', 'error', 200)")
+>>> latency_p50_ms(db).select("feature", "metric", "value", "n").rows()
+[('chat', 'latency_p50_ms', 200.0, 3)]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from workbench.metrics import Where, check_by, proportion, scope, tidy, with_period
+
+if TYPE_CHECKING:  # pragma: no cover
+    import ibis.expr.types as ir
+    import polars as pl
+
+_OFFSETS = {"hour": "-1h", "day": "-1d", "week": "-1w", "month": "-1mo"}
+
+
+def _check_unit(fn: str, name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ValueError(f"{fn}: {name} must be a number in (0, 1), got {value!r}")
+    return float(value)
+
+
+def order_statistic_ranks(n, q: float, confidence: float = 0.95):
+    """1-based ranks ``(l, u)`` of the order statistics bounding the q-quantile of ``n`` values (binomial interval).
+
+    ``l == 0`` means no lower bound and ``u == n + 1`` no upper bound at this confidence.
+
+    Examples
+    --------
+    >>> # n = 10, median: Binomial(10, .5) CDF F(1) = 11/1024 < .025 <= F(2) = 56/1024 -> l = 2;
+    >>> # F(7) = 968/1024 < .975 <= F(8) = 1013/1024 -> u = 9; coverage F(8) - F(1) = 0.979
+    >>> [int(x) for x in order_statistic_ranks(10, 0.5)]
+    [2, 9]
+    """
+    import numpy as np
+    from scipy.stats import binom
+
+    n = np.asarray(n, dtype=np.int64)
+    alpha = 1 - confidence
+    lo = binom.ppf(alpha / 2, n, q).astype(np.int64)
+    hi = binom.ppf(1 - alpha / 2, n, q).astype(np.int64) + 1
+    return lo, np.minimum(hi, n + 1)
+
+
+def _percentile_frame(
+    t: "ir.Table",
+    value: "ir.NumericValue",
+    *,
+    q: float,
+    keys: list[str],
+    period: str,
+    time: str,
+    start: Any,
+    metric: str,
+    confidence: float,
+    extra: dict[str, Callable[["ir.NumericColumn"], "ir.Scalar"]] | None = None,
+) -> "pl.DataFrame":
+    """The q-quantile of ``value`` per group (linear interpolation) with its order-statistic interval, tidy.
+
+    Two Ibis queries: the distinct group sizes (to look the binomial ranks up, which SQL cannot compute), then one
+    aggregate over the rows ranked by a window, joined to that small rank table on the group size.
+    """
+    import ibis
+    import polars as pl
+
+    t = t.mutate(_v=value.cast("float64"))
+    t = with_period(t.filter(t._v.notnull()), period, time=time, start=start)
+    gk = [*keys, "period_start"]
+    sizes = t.group_by(gk).aggregate(_n=t.count()).select("_n").distinct().to_polars()
+    if sizes.height == 0:
+        empty = t.group_by(gk).aggregate(value=t._v.mean(), n=t.count()).to_polars()
+        return tidy(empty, keys=keys, metric=metric)
+    lo_rank, hi_rank = order_statistic_ranks(sizes["_n"].to_numpy(), q, confidence)
+    lut = ibis.memtable(pl.DataFrame({"_n": sizes["_n"].cast(pl.Int64), "_l": lo_rank, "_u": hi_rank}))
+    w = ibis.window(group_by=[t[k] for k in gk], order_by=t._v)
+    ranked = t.mutate(_r=ibis.row_number().over(w) + 1, _n=t.count().over(group_by=[t[k] for k in gk]))
+    j = ranked.join(lut, "_n")
+    aggs = dict(
+        value=j._v.quantile(q),
+        n=j.count(),
+        lo=j._v.max(where=j._r == j._l),
+        hi=j._v.max(where=j._r == j._u),
+    )
+    for name, fn in (extra or {}).items():
+        aggs[name] = fn(j._v)
+    df = j.group_by(gk).aggregate(**aggs).to_polars()
+    return tidy(df, keys=keys, metric=metric)
+
+
+def _calls_percentile(db, column: str, q: float, metric: str, *, by, period, start, end, where, confidence) -> "pl.DataFrame":
+    _check_unit(metric, "confidence", confidence)
+    t = scope(db.calls, start=start, end=end, where=where)
+    keys = check_by(t, by, fn=metric)
+    return _percentile_frame(t, t[column], q=q, keys=keys, period=period, time="ts", start=start, metric=metric,
+                             confidence=confidence)
+
+
+def latency_quantile_ms(
+    db, *, q: float, by: Iterable[str] | str | None = ("feature",), period: str = "day", start: Any = None,
+    end: Any = None, where: Where = None, column: str = "latency_ms", confidence: float = 0.95,
+) -> "pl.DataFrame":
+    """Any quantile of a duration column of ``calls`` (``latency_ms`` or ``ttft_ms``) with its order-statistic interval.
+
+    The named percentile metrics (``latency_p95_ms``...) call this; use it for other quantiles. The metric name in the
+    result is ``{column stem}_q{q*100}_ms``, e.g. ``latency_q75_ms``.
+
+    Parameters
+    ----------
+    db : Workbench
+    q : float
+        Quantile in (0, 1), interpolated linearly (numpy default, DuckDB ``quantile_cont``).
+    by, period, start, end, where
+        The common metric selection, see :mod:`workbench.metrics`.
+    column : {"latency_ms", "ttft_ms"}
+    confidence : float
+        Level of the distribution-free binomial interval on the order statistics.
+
+    Returns
+    -------
+    polars.DataFrame
+        Tidy frame; ``value`` in milliseconds (lower is better), ``n`` calls with a non-null ``column``.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms) values "
+    ...     "('a', '2026-01-01', 'chat', 'ok', 100), ('b', '2026-01-01', 'chat', 'ok', 200),"
+    ...     "('c', '2026-01-01', 'chat', 'ok', 400)")
+    >>> latency_quantile_ms(db, q=0.75)[["metric", "value", "n"]].rows()  # 200 + 0.5 * (400 - 200)
+    [('latency_q75_ms', 300.0, 3)]
+    """
+    fn = "latency_quantile_ms"
+    q = _check_unit(fn, "q", q)
+    if column not in ("latency_ms", "ttft_ms"):
+        raise ValueError(f"{fn}: column must be 'latency_ms' or 'ttft_ms', got {column!r}")
+    stem = column.removesuffix("_ms")
+    label = f"{q * 100:g}".replace(".", "_")
+    return _calls_percentile(db, column, q, f"{stem}_q{label}_ms", by=by, period=period, start=start, end=end,
+                             where=where, confidence=confidence)
+
+
+_PCT_DOC = """{title}
+
+    Linear interpolation (numpy default, DuckDB ``quantile_cont``) over the calls with a non-null ``{column}``;
+    ``lo``/``hi`` are the distribution-free order-statistic (binomial) interval at ``confidence``, null on a side the
+    sample is too small to bound.
+
+    Parameters
+    ----------
+    db : Workbench
+    by, period, start, end, where
+        The common metric selection, see :mod:`workbench.metrics`.
+    confidence : float
+        Level of the interval (default 0.95).
+
+    Returns
+    -------
+    polars.DataFrame
+        Tidy frame, ``value`` in milliseconds (lower is better), ``n`` = calls with a ``{column}``.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms, ttft_ms) values "
+    ...     "('a', '2026-01-01', 'chat', 'ok', 100, 10), ('b', '2026-01-01', 'chat', 'ok', 200, 20),"
+    ...     "('c', '2026-01-01', 'chat', 'ok', 300, 30), ('d', '2026-01-01', 'chat', 'ok', 400, 40)")
+    >>> {name}(db)[["metric", "value", "n"]].rows()  # {arithmetic}
+    [('{name}', {expected}, 4)]
+"""
+
+
+def _pct_doc(name: str, column: str, q: float, title: str) -> str:
+    import numpy as np
+
+    base = [100.0, 200.0, 300.0, 400.0] if column == "latency_ms" else [10.0, 20.0, 30.0, 40.0]
+    h = 3 * q
+    lo_i = math.floor(h)
+    arithmetic = f"h = (n - 1) q = {h:g}: {base[lo_i]:g} + {h - lo_i:.2g} * ({base[min(lo_i + 1, 3)]:g} - {base[lo_i]:g})"
+    expected = round(float(np.percentile(base, q * 100)), 6)
+    return _PCT_DOC.format(title=title, column=column, name=name, arithmetic=arithmetic, expected=expected)
+
+
+def latency_p50_ms(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
+    return _calls_percentile(db, "latency_ms", 0.50, "latency_p50_ms", by=by, period=period, start=start, end=end,
+                             where=where, confidence=confidence)
+
+
+def latency_p90_ms(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
+    return _calls_percentile(db, "latency_ms", 0.90, "latency_p90_ms", by=by, period=period, start=start, end=end,
+                             where=where, confidence=confidence)
+
+
+def latency_p95_ms(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
+    return _calls_percentile(db, "latency_ms", 0.95, "latency_p95_ms", by=by, period=period, start=start, end=end,
+                             where=where, confidence=confidence)
+
+
+def latency_p99_ms(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
+    return _calls_percentile(db, "latency_ms", 0.99, "latency_p99_ms", by=by, period=period, start=start, end=end,
+                             where=where, confidence=confidence)
+
+
+def ttft_p50_ms(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
+    return _calls_percentile(db, "ttft_ms", 0.50, "ttft_p50_ms", by=by, period=period, start=start, end=end,
+                             where=where, confidence=confidence)
+
+
+def ttft_p90_ms(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
+    return _calls_percentile(db, "ttft_ms", 0.90, "ttft_p90_ms", by=by, period=period, start=start, end=end,
+                             where=where, confidence=confidence)
+
+
+def ttft_p95_ms(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
+    return _calls_percentile(db, "ttft_ms", 0.95, "ttft_p95_ms", by=by, period=period, start=start, end=end,
+                             where=where, confidence=confidence)
+
+
+def ttft_p99_ms(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
+    return _calls_percentile(db, "ttft_ms", 0.99, "ttft_p99_ms", by=by, period=period, start=start, end=end,
+                             where=where, confidence=confidence)
+
+
+for _fn, _col, _q, _title in (
+    (latency_p50_ms, "latency_ms", 0.50, "Median end-to-end latency of the calls, in milliseconds."),
+    (latency_p90_ms, "latency_ms", 0.90, "90th percentile of end-to-end latency, in milliseconds."),
+    (latency_p95_ms, "latency_ms", 0.95, "95th percentile of end-to-end latency, in milliseconds."),
+    (latency_p99_ms, "latency_ms", 0.99, "99th percentile of end-to-end latency, in milliseconds."),
+    (ttft_p50_ms, "ttft_ms", 0.50, "Median time to first token (streamed calls), in milliseconds."),
+    (ttft_p90_ms, "ttft_ms", 0.90, "90th percentile of time to first token, in milliseconds."),
+    (ttft_p95_ms, "ttft_ms", 0.95, "95th percentile of time to first token, in milliseconds."),
+    (ttft_p99_ms, "ttft_ms", 0.99, "99th percentile of time to first token, in milliseconds."),
+):
+    _fn.__doc__ = _pct_doc(_fn.__name__, _col, _q, _title)
+del _fn, _col, _q, _title
+
+
+def _mean_interval(df: "pl.DataFrame", confidence: float, *, mean: str = "value", sd: str = "_sd") -> "pl.DataFrame":
+    """Normal interval of a mean from n, mean and sample sd (CLT; latency means over many calls)."""
+    import polars as pl
+
+    from workbench.stats import _z
+
+    z = _z(confidence)
+    half = z * pl.col(sd) / pl.col("n").cast(pl.Float64).sqrt()
+    return df.with_columns((pl.col(mean) - half).alias("lo"), (pl.col(mean) + half).alias("hi")).drop(sd)
+
+
+def tpot_ms(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
+    """Mean time per output token after the first, in milliseconds: ``(latency - ttft) / (output_tokens - 1)``.
+
+    Computed per call, over calls with ``output_tokens > 1`` and non-null ``ttft_ms`` and ``latency_ms``; the value
+    is the mean over those calls (vLLM's "Mean TPOT") with a normal interval, the median is the extra column ``p50``.
+    1000 / tpot_ms is the decode speed in tokens per second.
+
+    Parameters
+    ----------
+    db : Workbench
+    by, period, start, end, where
+        The common metric selection, see :mod:`workbench.metrics`.
+    confidence : float
+        Level of the interval of the mean (default 0.95).
+
+    Returns
+    -------
+    polars.DataFrame
+        Tidy frame, ``value`` in milliseconds per token (lower is better), ``n`` calls, extra column ``p50``.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms, ttft_ms, output_tokens) "
+    ...     "values ('a', '2026-01-01', 'chat', 'ok', 580, 350, 5), ('b', '2026-01-01', 'chat', 'ok', 400, 100, 7),"
+    ...     "('c', '2026-01-01', 'chat', 'ok', 300, 300, 1)")
+    >>> tpot_ms(db)[["value", "n", "p50"]].rows()  # (230/4 + 300/6) / 2; c has one token: no TPOT
+    [(53.75, 2, 53.75)]
+    """
+    fn = "tpot_ms"
+    _check_unit(fn, "confidence", confidence)
+    t = scope(db.calls, start=start, end=end, where=where)
+    keys = check_by(t, by, fn=fn)
+    t = t.filter(t.output_tokens > 1, t.ttft_ms.notnull(), t.latency_ms.notnull())
+    t = with_period(t.mutate(_v=(t.latency_ms - t.ttft_ms) / (t.output_tokens - 1).cast("float64")), period,
+                    start=start)
+    df = t.group_by([*keys, "period_start"]).aggregate(
+        value=t._v.mean(), n=t.count(), _sd=t._v.std(how="sample"), p50=t._v.quantile(0.5)
+    ).to_polars()
+    return tidy(_mean_interval(df, confidence), keys=keys, metric=fn)
+
+
+def output_tokens_per_s(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
+    """End-to-end output throughput: output tokens per second of call duration (TTFT included).
+
+    The ratio of sums ``sum(output_tokens) / sum(latency_ms / 1000)`` over calls with both (and latency > 0): each
+    second of waiting counts once, so long calls weigh more than a mean of per-call speeds would give them. The
+    interval is the delta-method (ratio-estimator) normal interval.
+
+    Parameters
+    ----------
+    db : Workbench
+    by, period, start, end, where
+        The common metric selection, see :mod:`workbench.metrics`.
+    confidence : float
+        Level of the interval (default 0.95).
+
+    Returns
+    -------
+    polars.DataFrame
+        Tidy frame, ``value`` in tokens per second (higher is better), ``n`` calls.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms, output_tokens) "
+    ...     "values ('a', '2026-01-01', 'chat', 'ok', 1000, 50), ('b', '2026-01-01', 'chat', 'ok', 3000, 250)")
+    >>> output_tokens_per_s(db)[["value", "n"]].rows()  # (50 + 250) / (1 + 3)
+    [(75.0, 2)]
+    """
+    import polars as pl
+
+    from workbench.stats import _z
+
+    fn = "output_tokens_per_s"
+    z = _z(_check_unit(fn, "confidence", confidence))
+    t = scope(db.calls, start=start, end=end, where=where)
+    keys = check_by(t, by, fn=fn)
+    t = t.filter(t.output_tokens.notnull(), t.latency_ms > 0)
+    t = with_period(t.mutate(_y=t.output_tokens.cast("float64"), _x=t.latency_ms / 1000.0), period, start=start)
+    df = t.group_by([*keys, "period_start"]).aggregate(
+        n=t.count(), _sy=t._y.sum(), _sx=t._x.sum(), _syy=(t._y * t._y).sum(), _sxx=(t._x * t._x).sum(),
+        _sxy=(t._x * t._y).sum(),
+    ).to_polars()
+    n, r = pl.col("n").cast(pl.Float64), pl.col("_sy") / pl.col("_sx")
+    # var(R) ~ sum((y - R x)^2) / ((n - 1) n xbar^2), from the sums alone
+    resid = pl.col("_syy") - 2 * r * pl.col("_sxy") + r * r * pl.col("_sxx")
+    se = (resid.clip(lower_bound=0) / ((n - 1) * n * (pl.col("_sx") / n) ** 2)).sqrt()
+    df = df.with_columns(value=r, lo=pl.when(n > 1).then(r - z * se), hi=pl.when(n > 1).then(r + z * se))
+    return tidy(df.drop("_sy", "_sx", "_syy", "_sxx", "_sxy"), keys=keys, metric=fn)
+
+
+def error_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
+    """Share of calls with ``status = 'error'`` (timeouts have their own rate, blocked calls are not errors).
+
+    Parameters
+    ----------
+    db : Workbench
+    by, period, start, end, where
+        The common metric selection, see :mod:`workbench.metrics`.
+    confidence : float
+        Level of the Wilson interval.
+
+    Returns
+    -------
+    polars.DataFrame
+        Tidy frame, ``value`` in 0..1 (lower is better), ``n`` calls.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status) values "
+    ...     "('a', '2026-01-01', 'chat', 'ok'), ('b', '2026-01-01', 'chat', 'error'),"
+    ...     "('c', '2026-01-01', 'chat', 'timeout'), ('d', '2026-01-01', 'chat', 'blocked')")
+    >>> error_rate(db)[["value", "n"]].rows()
+    [(0.25, 4)]
+    """
+    _check_unit("error_rate", "confidence", confidence)
+    t = scope(db.calls, start=start, end=end, where=where)
+    return proportion(t, t.status == "error", by=by, period=period, metric="error_rate", start=start,
+                      confidence=confidence)
+
+
+def timeout_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
+    """Share of calls with ``status = 'timeout'``.
+
+    Parameters
+    ----------
+    db : Workbench
+    by, period, start, end, where
+        The common metric selection, see :mod:`workbench.metrics`.
+    confidence : float
+        Level of the Wilson interval.
+
+    Returns
+    -------
+    polars.DataFrame
+        Tidy frame, ``value`` in 0..1 (lower is better), ``n`` calls.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status) values "
+    ...     "('a', '2026-01-01', 'chat', 'ok'), ('b', '2026-01-01', 'chat', 'timeout')")
+    >>> timeout_rate(db)[["value", "n"]].rows()
+    [(0.5, 2)]
+    """
+    _check_unit("timeout_rate", "confidence", confidence)
+    t = scope(db.calls, start=start, end=end, where=where)
+    return proportion(t, t.status == "timeout", by=by, period=period, metric="timeout_rate", start=start,
+                      confidence=confidence)
+
+
+def fallback_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
+    """Share of calls that were a fallback: ``fallback`` is true, or ``attempt > 1`` (a retry), or the answering
+    ``model`` differs from ``request_model`` (both known).
+
+    The union follows the schema's definition of the ``fallback`` column, so sources that set only one of the three
+    signals are counted the same way.
+
+    Parameters
+    ----------
+    db : Workbench
+    by, period, start, end, where
+        The common metric selection, see :mod:`workbench.metrics`.
+    confidence : float
+        Level of the Wilson interval.
+
+    Returns
+    -------
+    polars.DataFrame
+        Tidy frame, ``value`` in 0..1 (lower is better), ``n`` calls.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status, attempt, fallback, model, request_model) "
+    ...     "values ('a', '2026-01-01', 'chat', 'ok', 1, false, 'm1', 'm1'), ('b', '2026-01-01', 'chat', 'ok', 2, null, 'm1', 'm1'),"
+    ...     "('c', '2026-01-01', 'chat', 'ok', 1, null, 'm2', 'm1'), ('d', '2026-01-01', 'chat', 'ok', null, null, 'm1', null)")
+    >>> fallback_rate(db)[["value", "n"]].rows()  # b retried, c answered by another model
+    [(0.5, 4)]
+    """
+    _check_unit("fallback_rate", "confidence", confidence)
+    t = scope(db.calls, start=start, end=end, where=where)
+    hit = t.fallback.fill_null(False) | (t.attempt.fill_null(1) > 1) | (t.model != t.request_model).fill_null(False)
+    return proportion(t, hit, by=by, period=period, metric="fallback_rate", start=start, confidence=confidence)
+
+
+def latency_change_ms(db, *, by=("feature",), period="day", start=None, end=None, where=None, q: float = 0.95,
+                      column: str = "latency_ms", n_boot: int = 1000, seed: int = 0, confidence: float = 0.95):
+    """Period-over-period change of a latency percentile (default p95), and whether it is more than noise.
+
+    For each group and period that has data in the period just before it (the previous hour/day/week/month), the
+    value is ``percentile(this period) - percentile(previous period)`` in milliseconds. ``lo``/``hi`` are a
+    percentile bootstrap interval of that difference (``n_boot`` resamples of each period, seeded: the same data
+    gives the same interval). ``p_value`` is the two-sided Mann-Whitney U test of the two periods' latencies (scipy:
+    exact for small samples without ties, else the normal approximation with tie correction): it tests a shift of the
+    whole distribution, not of the percentile alone. ``period="all"`` has no previous period: the result is the
+    empty (n = 0) row.
+
+    Parameters
+    ----------
+    db : Workbench
+    by, period, start, end, where
+        The common metric selection, see :mod:`workbench.metrics`.
+    q : float
+        The percentile compared, as a quantile in (0, 1); linear interpolation.
+    column : {"latency_ms", "ttft_ms"}
+    n_boot : int
+        Bootstrap resamples (default 1000: about 0.15 s per comparison of two 3,000-call periods).
+    seed : int
+        Seed of the bootstrap.
+    confidence : float
+        Level of the bootstrap interval.
+
+    Returns
+    -------
+    polars.DataFrame
+        Tidy frame; ``value`` in milliseconds (negative is faster), ``n`` calls in this period; extra columns
+        ``p_value``, ``previous`` (the previous period's percentile), ``current``, ``n_previous``.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms) values "
+    ...     "('a', '2026-01-01', 'chat', 'ok', 100), ('b', '2026-01-01', 'chat', 'ok', 200),"
+    ...     "('c', '2026-01-02', 'chat', 'ok', 300), ('d', '2026-01-02', 'chat', 'ok', 500)")
+    >>> latency_change_ms(db, q=0.5)[["value", "n", "p_value", "previous", "current"]].rows()  # 400 - 150
+    [(250.0, 2, 0.333333, 150.0, 400.0)]
+    """
+    import numpy as np
+    import polars as pl
+    from scipy.stats import mannwhitneyu
+
+    fn = "latency_change_ms"
+    q = _check_unit(fn, "q", q)
+    _check_unit(fn, "confidence", confidence)
+    if column not in ("latency_ms", "ttft_ms"):
+        raise ValueError(f"{fn}: column must be 'latency_ms' or 'ttft_ms', got {column!r}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
+        raise ValueError(f"{fn}: n_boot must be a positive integer, got {n_boot!r}")
+    t = scope(db.calls, start=start, end=end, where=where)
+    keys = check_by(t, by, fn=fn)
+    t = t.filter(t[column].notnull())
+    t = with_period(t.mutate(_v=t[column].cast("float64")), period, start=start)
+    gk = [*keys, "period_start"]
+    agg = t.group_by(gk).aggregate(value=t._v.quantile(q), n=t.count()).to_polars()
+    if period == "all" or agg.height == 0:
+        return tidy(agg.clear(), keys=keys, metric=fn)
+    agg = agg.with_columns(pl.col("period_start").cast(pl.Datetime("us")))
+    prev = agg.select(*keys, (pl.col("period_start").dt.offset_by(_OFFSETS[period][1:])).alias("period_start"),
+                      pl.col("value").alias("previous"), pl.col("n").alias("n_previous"))
+    pairs = agg.rename({"value": "current"}).join(prev, on=gk, how="inner", nulls_equal=True)
+    if pairs.height == 0:
+        return tidy(agg.clear(), keys=keys, metric=fn)
+    values = t.select(*gk, "_v").to_polars().with_columns(pl.col("period_start").cast(pl.Datetime("us")))
+    groups = {k: np.sort(g["_v"].to_numpy()) for k, g in values.group_by(gk, maintain_order=False)}
+    rng_rows = []
+    alpha = 1 - confidence
+    for row in pairs.iter_rows(named=True):
+        cur_key = tuple(row[k] for k in gk)
+        prev_start = pl.Series([row["period_start"]]).dt.offset_by(_OFFSETS[period]).item()
+        prev_key = (*cur_key[:-1], prev_start)
+        cur, old = groups[cur_key], groups[prev_key]
+        diffs = _bootstrap_quantile_diff(cur, old, q, n_boot, seed)
+        lo, hi = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
+        p = float(mannwhitneyu(cur, old, alternative="two-sided").pvalue)
+        rng_rows.append({"lo": float(lo), "hi": float(hi), "p_value": p})
+    out = pairs.hstack(pl.DataFrame(rng_rows)).with_columns(
+        value=pl.col("current") - pl.col("previous"), p_value=pl.col("p_value").round(6))
+    out = out.select(*gk, "value", "n", "lo", "hi", "p_value", "previous", "current", "n_previous")
+    return tidy(out, keys=keys, metric=fn)
+
+
+def _bootstrap_quantile_diff(cur, old, q: float, n_boot: int, seed: int):
+    """``n_boot`` bootstrap replicates of quantile(cur) - quantile(old), in chunks to bound memory."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = np.empty(n_boot)
+    chunk = max(1, 4_000_000 // max(len(cur), len(old)))
+    for s in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - s)
+        a = np.quantile(cur[rng.integers(0, len(cur), (b, len(cur)))], q, axis=1)
+        o = np.quantile(old[rng.integers(0, len(old), (b, len(old)))], q, axis=1)
+        out[s:s + b] = a - o
+    return out
+
+
+SUITE = {
+    "latency_p50_ms": latency_p50_ms,
+    "latency_p90_ms": latency_p90_ms,
+    "latency_p95_ms": latency_p95_ms,
+    "latency_p99_ms": latency_p99_ms,
+    "ttft_p50_ms": ttft_p50_ms,
+    "ttft_p90_ms": ttft_p90_ms,
+    "ttft_p95_ms": ttft_p95_ms,
+    "ttft_p99_ms": ttft_p99_ms,
+    "tpot_ms": tpot_ms,
+    "output_tokens_per_s": output_tokens_per_s,
+    "error_rate": error_rate,
+    "timeout_rate": timeout_rate,
+    "fallback_rate": fallback_rate,
+    "latency_change_ms": latency_change_ms,
+}

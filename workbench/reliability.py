@@ -1,0 +1,440 @@
+"""Reliability metrics: incidents (count, MTTD, MTTR, MTTM), guardrails, and agents from the span tree.
+
+Every function has the one metric signature (see :mod:`workbench.metrics`) and returns the tidy frame.
+
+Conventions
+-----------
+* **Incidents** are placed in time by ``started_at`` (when the impact started). The durations are measured from
+  ``started_at``: MTTD to ``detected_at``, MTTM to ``mitigated_at`` (user impact stopped), MTTR to ``resolved_at``
+  (MTTR is time to *resolve*, not to repair or respond). The value is the **median** over incidents, as DORA's Four
+  Keys reports time to restore, because a few long incidents would dominate a mean; the mean is the extra column
+  ``mean``. ``lo``/``hi`` are the distribution-free order-statistic interval of the median (see
+  :mod:`workbench.latency`). An incident without the end timestamp (not yet detected, mitigated, resolved) is left
+  out of that duration; ``n`` counts the incidents measured.
+* **Guardrails** come from ``guardrail_events``, joined to ``calls`` on ``call_id`` so that they can be grouped by
+  the call's feature, model... as well as by ``guard``. Rates are per guard decision, with a Wilson interval. The
+  catch and false-block rates need reviewed verdicts (``verdict`` bad / good) and use only reviewed events.
+* **Agents**: one agent task is one ``invoke_agent`` span that has no parent span in ``calls`` (the root); if a trace
+  has several, the earliest is the task. Its steps are the chat / text_completion / generate_content /
+  execute_tool spans of the same trace, at any depth (nested sub-agents' steps count toward the task). Group keys
+  come from the root span: its feature, model, prompt_version, variant... and its ``ts`` places the task in time.
+
+Naming
+------
+| suffix | unit | better |
+|---|---|---|
+| ``*_count`` | a count | (context) |
+| ``*_minutes`` | minutes | lower |
+| ``*_rate`` | share in 0..1 | lower, except ``guardrail_catch_rate`` and ``tool_call_success_rate`` (higher) |
+| ``*_per_task`` | a mean count per agent task | (context) |
+
+Examples
+--------
+>>> import workbench as wb
+>>> db = wb.connect(":memory:")
+>>> _ = db.duckdb.execute("insert into incidents (incident_id, feature, started_at, detected_at) values "
+...     "('i1', 'chat', '2026-01-01 10:00', '2026-01-01 10:30'), ('i2', 'chat', '2026-01-02 10:00', '2026-01-02 10:10')")
+>>> mttd_minutes(db, period="all")[["feature", "value", "n", "mean"]].rows()
+[('chat', 20.0, 2, 20.0)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from workbench.metrics import check_by, proportion, scope, tidy, with_period
+
+if TYPE_CHECKING:  # pragma: no cover
+    import ibis.expr.types as ir
+    import polars as pl
+
+# calls columns a guardrail event or a tool span can be grouped by (taken from the guarded call / the agent root)
+_CONTEXT = ("feature", "environment", "provider", "model", "request_model", "prompt_version", "variant", "user_id",
+            "session_id", "operation")
+STEP_OPERATIONS = ("chat", "text_completion", "generate_content", "execute_tool")
+ESCALATION_TOOL = "escalate_to_human"
+
+
+def _check_confidence(fn: str, confidence: float) -> None:
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
+        raise ValueError(f"{fn}: confidence must be a number in (0, 1), got {confidence!r}")
+
+
+# ----------------------------------------------------------------------------------------------------------- incidents
+
+
+def incident_count(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
+    """Number of incidents that started in each period, with an exact (Garwood) Poisson interval on the rate.
+
+    Parameters
+    ----------
+    db : Workbench
+    by, period, start, end, where
+        The common metric selection over ``incidents`` (``severity``, ``feature``...), placed in time by
+        ``started_at``.
+    confidence : float
+        Level of the Poisson interval.
+
+    Returns
+    -------
+    polars.DataFrame
+        Tidy frame; ``value`` = ``n`` = the count (lower is better). A group without incidents has no row; an empty
+        selection gives the n = 0 row.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into incidents (incident_id, feature, severity, started_at) values "
+    ...     "('i1', 'chat', 'sev1', '2026-01-01 10:00'), ('i2', 'chat', 'sev2', '2026-01-01 12:00'),"
+    ...     "('i3', 'search', 'sev2', '2026-01-01 13:00')")
+    >>> incident_count(db, by=("severity",))[["severity", "value", "n"]].rows()
+    [('sev1', 1.0, 1), ('sev2', 2.0, 2)]
+    """
+    import polars as pl
+    from scipy.stats import chi2
+
+    fn = "incident_count"
+    _check_confidence(fn, confidence)
+    t = scope(db.incidents, time="started_at", start=start, end=end, where=where)
+    keys = check_by(t, by, fn=fn)
+    t = with_period(t, period, time="started_at", start=start)
+    df = t.group_by([*keys, "period_start"]).aggregate(n=t.count()).to_polars()
+    k = df["n"].to_numpy()
+    alpha = 1 - confidence
+    lo = [0.0 if x == 0 else float(chi2.ppf(alpha / 2, 2 * x) / 2) for x in k]
+    hi = [float(chi2.ppf(1 - alpha / 2, 2 * x + 2) / 2) for x in k]
+    df = df.with_columns(pl.col("n").cast(pl.Float64).alias("value"), pl.Series("lo", lo, dtype=pl.Float64),
+                         pl.Series("hi", hi, dtype=pl.Float64))
+    return tidy(df, keys=keys, metric=fn)
+
+
+def _incident_duration(db, end_col: str, metric: str, *, by, period, start, end, where, confidence) -> "pl.DataFrame":
+    from workbench.latency import _percentile_frame
+
+    _check_confidence(metric, confidence)
+    t = scope(db.incidents, time="started_at", start=start, end=end, where=where)
+    keys = check_by(t, by, fn=metric)
+    minutes = t[end_col].delta(t.started_at, unit="millisecond") / 60_000.0
+    return _percentile_frame(t, minutes, q=0.5, keys=keys, period=period, time="started_at", start=start,
+                             metric=metric, confidence=confidence, extra={"mean": lambda c: c.mean()})
+
+
+_DURATION_DOC = """Median {what}, in minutes, over the incidents that started in the period.
+
+    ``{end_col} - started_at`` per incident with a ``{end_col}``; the value is the median (as DORA's Four Keys), the
+    mean is the extra column ``mean``; ``lo``/``hi`` the order-statistic interval of the median.
+
+    Parameters
+    ----------
+    db : Workbench
+    by, period, start, end, where
+        The common metric selection over ``incidents``, placed in time by ``started_at``.
+    confidence : float
+        Level of the interval.
+
+    Returns
+    -------
+    polars.DataFrame
+        Tidy frame, ``value`` in minutes (lower is better), ``n`` incidents measured, extra column ``mean``.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into incidents (incident_id, feature, started_at, {end_col}) values "
+    ...     "('i1', 'chat', '2026-01-01 10:00', '2026-01-01 10:10'), ('i2', 'chat', '2026-01-01 11:00', '2026-01-01 11:30'),"
+    ...     "('i3', 'chat', '2026-01-01 12:00', '2026-01-01 14:00'), ('i4', 'chat', '2026-01-01 13:00', null)")
+    >>> {name}(db)[["value", "n", "mean"]].rows()  # median(10, 30, 120); mean 160 / 3; i4 has no {end_col}
+    [(30.0, 3, 53.333333)]
+"""
+
+
+def mttd_minutes(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
+    return _incident_duration(db, "detected_at", "mttd_minutes", by=by, period=period, start=start, end=end,
+                              where=where, confidence=confidence)
+
+
+def mttm_minutes(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
+    return _incident_duration(db, "mitigated_at", "mttm_minutes", by=by, period=period, start=start, end=end,
+                              where=where, confidence=confidence)
+
+
+def mttr_minutes(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
+    return _incident_duration(db, "resolved_at", "mttr_minutes", by=by, period=period, start=start, end=end,
+                              where=where, confidence=confidence)
+
+
+mttd_minutes.__doc__ = _DURATION_DOC.format(what="time to detect (MTTD)", end_col="detected_at", name="mttd_minutes")
+mttm_minutes.__doc__ = _DURATION_DOC.format(what="time to mitigate (MTTM)", end_col="mitigated_at", name="mttm_minutes")
+mttr_minutes.__doc__ = _DURATION_DOC.format(what="time to resolve (MTTR)", end_col="resolved_at", name="mttr_minutes")
+
+
+# ---------------------------------------------------------------------------------------------------------- guardrails
+
+
+def _guard_events(db) -> "ir.Table":
+    """guardrail_events with the guarded call's context columns (null when the call is not in ``calls``)."""
+    g = db.guardrail_events
+    c = db.calls.select("call_id", *_CONTEXT)
+    j = g.left_join(c, g.call_id == c.call_id)
+    return j.select(*g.columns, *_CONTEXT)
+
+
+def _guard_rate(db, metric: str, *, actions: Iterable[str] | str, verdict: str | None, by, period, start, end, where,
+                confidence) -> "pl.DataFrame":
+    _check_confidence(metric, confidence)
+    acts = [actions] if isinstance(actions, str) else list(actions)
+    if not acts or any(a not in ("pass", "block", "redact", "flag") for a in acts):
+        raise ValueError(f"{metric}: actions must be among pass, block, redact, flag; got {acts!r}")
+    t = scope(_guard_events(db), start=start, end=end, where=where)
+    den = None if verdict is None else t.verdict == verdict
+    return proportion(t, t.action.isin(acts), by=by, period=period, metric=metric, start=start, denominator=den,
+                      confidence=confidence)
+
+
+_GUARD_DOC = """{title}
+
+    Parameters
+    ----------
+    db : Workbench
+    by, period, start, end, where
+        The common metric selection over guardrail events joined to their call: group by ``guard`` or any call
+        context column (feature, model, environment, prompt_version, variant...).
+    actions : str or list of str
+        The actions counted (default ``{actions!r}``).
+    confidence : float
+        Level of the Wilson interval.
+
+    Returns
+    -------
+    polars.DataFrame
+        Tidy frame, ``value`` in 0..1 ({better}), ``n`` = {n}.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status) values ('c1', '2026-01-01', 'chat', 'ok')")
+    >>> _ = db.duckdb.execute("insert into guardrail_events (guard_event_id, call_id, ts, guard, action, verdict) values "
+    ...     "('g1', 'c1', '2026-01-01', 'pii', 'block', 'bad'), ('g2', 'c1', '2026-01-01', 'pii', 'pass', 'bad'),"
+    ...     "('g3', 'c1', '2026-01-01', 'pii', 'redact', 'good'), ('g4', 'c1', '2026-01-01', 'pii', 'block', 'good'),"
+    ...     "('g5', 'c1', '2026-01-01', 'pii', 'pass', null)")
+    >>> {name}(db)[["feature", "value", "n"]].rows()  # {arithmetic}
+    [('chat', {value}, {count})]
+"""
+
+
+def guardrail_block_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, actions="block",
+                         confidence=0.95):
+    return _guard_rate(db, "guardrail_block_rate", actions=actions, verdict=None, by=by, period=period, start=start,
+                       end=end, where=where, confidence=confidence)
+
+
+def guardrail_redact_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, actions="redact",
+                          confidence=0.95):
+    return _guard_rate(db, "guardrail_redact_rate", actions=actions, verdict=None, by=by, period=period, start=start,
+                       end=end, where=where, confidence=confidence)
+
+
+def guardrail_catch_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, actions="block",
+                         confidence=0.95):
+    return _guard_rate(db, "guardrail_catch_rate", actions=actions, verdict="bad", by=by, period=period, start=start,
+                       end=end, where=where, confidence=confidence)
+
+
+def guardrail_false_block_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None,
+                               actions="block", confidence=0.95):
+    return _guard_rate(db, "guardrail_false_block_rate", actions=actions, verdict="good", by=by, period=period,
+                       start=start, end=end, where=where, confidence=confidence)
+
+
+guardrail_block_rate.__doc__ = _GUARD_DOC.format(
+    title="Share of guardrail decisions that blocked.", actions="block", better="context: lower is less friction",
+    n="guard decisions", name="guardrail_block_rate", arithmetic="g1, g4 of 5", value=0.4, count=5)
+guardrail_redact_rate.__doc__ = _GUARD_DOC.format(
+    title="Share of guardrail decisions that redacted.", actions="redact", better="context",
+    n="guard decisions", name="guardrail_redact_rate", arithmetic="g3 of 5", value=0.2, count=5)
+guardrail_catch_rate.__doc__ = _GUARD_DOC.format(
+    title="Recall of the guard: share of reviewed-bad events that it blocked (``verdict = 'bad'``).\n\n"
+          "    Pass ``actions=('block', 'redact')`` to count a redaction as a catch too.",
+    actions="block", better="higher is better", n="events reviewed bad", name="guardrail_catch_rate",
+    arithmetic="g1 of the bad g1, g2", value=0.5, count=2)
+guardrail_false_block_rate.__doc__ = _GUARD_DOC.format(
+    title="Share of reviewed-good events that the guard blocked anyway (``verdict = 'good'``).",
+    actions="block", better="lower is better", n="events reviewed good", name="guardrail_false_block_rate",
+    arithmetic="g4 of the good g3, g4", value=0.5, count=2)
+
+
+# -------------------------------------------------------------------------------------------------------------- agents
+
+
+def _agent_roots(db) -> "ir.Table":
+    """One row per agent task: the earliest parentless ``invoke_agent`` span of each trace."""
+    import ibis
+
+    calls = db.calls
+    agents = calls.filter(calls.operation == "invoke_agent")
+    spans = calls.select(_span_id=calls.call_id)
+    roots = agents.anti_join(spans, agents.parent_id == spans._span_id)
+    w = ibis.window(group_by=roots.trace_id, order_by=[roots.ts, roots.call_id])
+    roots = roots.mutate(_k=ibis.row_number().over(w))
+    return roots.filter(roots._k == 0).drop("_k")
+
+
+def _trace_steps(db, tool: str) -> "ir.Table":
+    calls = db.calls
+    s = calls.filter(calls.operation.isin(STEP_OPERATIONS), calls.trace_id.notnull())
+    is_tool = s.operation == "execute_tool"
+    return s.group_by(_trace=s.trace_id).aggregate(_steps=s.count(), _escalated=(is_tool & (s.name == tool)).any())
+
+
+def _tasks(db, tool: str) -> "ir.Table":
+    roots = _agent_roots(db)
+    steps = _trace_steps(db, tool)
+    j = roots.left_join(steps, roots.trace_id == steps._trace)
+    return j.select(*roots.columns, _steps=j._steps.fill_null(0), _escalated=j._escalated.fill_null(False))
+
+
+def tool_call_success_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
+    """Share of tool calls (``execute_tool`` spans) with ``status = 'ok'``.
+
+    Group keys come from the agent root span of the tool call's trace (falling back to the tool span's own columns
+    when the trace has no agent root); the tool name is the key ``tool``. Time is the tool span's ``ts``.
+
+    Parameters
+    ----------
+    db : Workbench
+    by, period, start, end, where
+        The common metric selection; ``by`` may name ``tool`` and the root's context columns
+        (feature, environment, provider, model, request_model, prompt_version, variant, user_id, session_id).
+    confidence : float
+        Level of the Wilson interval.
+
+    Returns
+    -------
+    polars.DataFrame
+        Tidy frame, ``value`` in 0..1 (higher is better), ``n`` tool calls.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, trace_id, parent_id, ts, operation, name, feature, status) values "
+    ...     "('r', 't1', null, '2026-01-01', 'invoke_agent', 'agent', 'support', 'ok'),"
+    ...     "('a', 't1', 'r', '2026-01-01', 'execute_tool', 'search', null, 'ok'),"
+    ...     "('b', 't1', 'r', '2026-01-01', 'execute_tool', 'search', null, 'error'),"
+    ...     "('c', 't1', 'r', '2026-01-01', 'execute_tool', 'lookup', null, 'ok')")
+    >>> tool_call_success_rate(db, by=("feature", "tool"))[["feature", "tool", "value", "n"]].rows()
+    [('support', 'lookup', 1.0, 1), ('support', 'search', 0.5, 2)]
+    """
+    import ibis
+
+    fn = "tool_call_success_rate"
+    _check_confidence(fn, confidence)
+    calls = db.calls
+    tools = calls.filter(calls.operation == "execute_tool")
+    roots = _agent_roots(db)
+    r = roots.select(_root_trace=roots.trace_id, **{f"_root_{c}": roots[c] for c in _CONTEXT if c != "operation"})
+    j = tools.left_join(r, tools.trace_id == r._root_trace)
+    ctx = {c: ibis.coalesce(j[f"_root_{c}"], j[c]) for c in _CONTEXT if c != "operation"}
+    t = j.select("call_id", "trace_id", "ts", "status", "error_type", tool=j.name, **ctx)
+    t = scope(t, start=start, end=end, where=where)
+    return proportion(t, t.status == "ok", by=check_by(t, by, fn=fn), period=period, metric=fn, start=start,
+                      confidence=confidence)
+
+
+def agent_steps_per_task(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
+    """Mean number of steps (chat and tool spans of the trace) per agent task, with a normal interval.
+
+    Parameters
+    ----------
+    db : Workbench
+    by, period, start, end, where
+        The common metric selection over the agent root spans (their feature, model, prompt_version...).
+    confidence : float
+        Level of the interval of the mean.
+
+    Returns
+    -------
+    polars.DataFrame
+        Tidy frame, ``value`` steps per task (lower is cheaper, for the same success), ``n`` tasks.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, trace_id, parent_id, ts, operation, name, feature, status) values "
+    ...     "('r1', 't1', null, '2026-01-01', 'invoke_agent', 'agent', 'support', 'ok'),"
+    ...     "('a', 't1', 'r1', '2026-01-01', 'chat', 'chat', 'support', 'ok'),"
+    ...     "('b', 't1', 'r1', '2026-01-01', 'execute_tool', 'search', null, 'ok'),"
+    ...     "('r2', 't2', null, '2026-01-01', 'invoke_agent', 'agent', 'support', 'ok')")
+    >>> agent_steps_per_task(db)[["feature", "value", "n"]].rows()  # (2 + 0) / 2
+    [('support', 1.0, 2)]
+    """
+    from workbench.latency import _mean_interval
+
+    fn = "agent_steps_per_task"
+    _check_confidence(fn, confidence)
+    t = scope(_tasks(db, ESCALATION_TOOL), start=start, end=end, where=where)
+    keys = check_by(t, by, fn=fn)
+    t = with_period(t.mutate(_s=t._steps.cast("float64")), period, start=start)
+    df = t.group_by([*keys, "period_start"]).aggregate(value=t._s.mean(), n=t.count(),
+                                                      _sd=t._s.std(how="sample")).to_polars()
+    return tidy(_mean_interval(df, confidence), keys=keys, metric=fn)
+
+
+def escalation_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None,
+                    tool: str = ESCALATION_TOOL, confidence=0.95):
+    """Share of agent tasks that called the escalation tool (``execute_tool`` span named ``tool``) at least once.
+
+    Parameters
+    ----------
+    db : Workbench
+    by, period, start, end, where
+        The common metric selection over the agent root spans.
+    tool : str
+        Name of the hand-off tool (default ``escalate_to_human``).
+    confidence : float
+        Level of the Wilson interval.
+
+    Returns
+    -------
+    polars.DataFrame
+        Tidy frame, ``value`` in 0..1 (lower is better), ``n`` tasks.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, trace_id, parent_id, ts, operation, name, feature, status) values "
+    ...     "('r1', 't1', null, '2026-01-01', 'invoke_agent', 'agent', 'support', 'ok'),"
+    ...     "('a', 't1', 'r1', '2026-01-01', 'execute_tool', 'escalate_to_human', null, 'ok'),"
+    ...     "('r2', 't2', null, '2026-01-01', 'invoke_agent', 'agent', 'support', 'ok'),"
+    ...     "('b', 't2', 'r2', '2026-01-01', 'execute_tool', 'search', null, 'ok')")
+    >>> escalation_rate(db)[["feature", "value", "n"]].rows()
+    [('support', 0.5, 2)]
+    """
+    fn = "escalation_rate"
+    _check_confidence(fn, confidence)
+    if not isinstance(tool, str) or not tool:
+        raise ValueError(f"{fn}: tool must be a tool name, got {tool!r}")
+    t = scope(_tasks(db, tool), start=start, end=end, where=where)
+    return proportion(t, t._escalated, by=check_by(t, by, fn=fn), period=period, metric=fn, start=start,
+                      confidence=confidence)
+
+
+SUITE = {
+    "incident_count": incident_count,
+    "mttd_minutes": mttd_minutes,
+    "mttm_minutes": mttm_minutes,
+    "mttr_minutes": mttr_minutes,
+    "guardrail_block_rate": guardrail_block_rate,
+    "guardrail_redact_rate": guardrail_redact_rate,
+    "guardrail_catch_rate": guardrail_catch_rate,
+    "guardrail_false_block_rate": guardrail_false_block_rate,
+    "tool_call_success_rate": tool_call_success_rate,
+    "agent_steps_per_task": agent_steps_per_task,
+    "escalation_rate": escalation_rate,
+}
