@@ -1,0 +1,489 @@
+"""Tests of workbench.cost and workbench.prices: hand-computed costs, price history, budgets, the genai-prices data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import socket
+import warnings
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+import workbench as wb
+from workbench import cost
+from workbench.config import ConfigError
+from workbench.metrics import UndefinedMetricWarning
+from workbench.prices import load_prices, package_source, price_overrides
+
+CALL_COLS = ("call_id", "trace_id", "parent_id", "ts", "feature", "status", "provider", "model", "user_id",
+             "session_id", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+             "reasoning_tokens", "cost_usd")
+PRICE_COLS = ("provider", "model", "effective_from", "min_input_tokens", "input_usd_per_mtok", "output_usd_per_mtok",
+              "cache_read_usd_per_mtok", "cache_write_usd_per_mtok", "source")
+
+
+def call(call_id, ts, **kw):
+    row = dict.fromkeys(CALL_COLS)
+    row.update(call_id=call_id, ts=ts, feature="chat", status="ok", provider="acme", model="m1")
+    row.update(kw)
+    return row
+
+
+def price(model, effective_from, inp, out, cr=None, cw=None, *, provider="acme", min_input_tokens=0):
+    return dict(provider=provider, model=model, effective_from=effective_from, min_input_tokens=min_input_tokens,
+                input_usd_per_mtok=inp, output_usd_per_mtok=out, cache_read_usd_per_mtok=cr,
+                cache_write_usd_per_mtok=cw, source="test")
+
+
+def make_db(calls, prices=(), path=":memory:"):
+    db = wb.connect(path)
+    con = db.duckdb
+    for r in calls:
+        con.execute(f"insert into calls ({', '.join(CALL_COLS)}) values ({', '.join('?' * len(CALL_COLS))})",
+                    [r[c] for c in CALL_COLS])
+    for r in prices:
+        con.execute(f"insert into prices ({', '.join(PRICE_COLS)}) values ({', '.join('?' * len(PRICE_COLS))})",
+                    [r[c] for c in PRICE_COLS])
+    return db
+
+
+def costs(db, **kw):
+    df = cost.priced_calls(db, **kw).select("call_id", "cost_usd_computed", "cost_usd_used", "cost_source").to_polars()
+    return {r["call_id"]: r for r in df.to_dicts()}
+
+
+# ------------------------------------------------------------------------------------------------- hand-computed
+
+
+def test_cached_and_reasoning_tokens_hand_computed():
+    # 10,000 input of which 6,000 cache read and 1,000 cache write; 2,000 output of which 1,500 reasoning.
+    # uncached 3,000 * 3 + 6,000 * 0.3 + 1,000 * 3.75 + 2,000 * 15 = 9,000 + 1,800 + 3,750 + 30,000 = 44,550 / 1e6
+    db = make_db([call("a", "2026-03-05", input_tokens=10_000, output_tokens=2_000, cache_read_tokens=6_000,
+                       cache_write_tokens=1_000, reasoning_tokens=1_500)],
+                 [price("m1", "2025-01-01", 3.0, 15.0, 0.3, 3.75)])
+    assert costs(db)["a"]["cost_usd_computed"] == pytest.approx(0.04455, rel=1e-12)
+    assert costs(db)["a"]["cost_source"] == "computed"
+
+
+def test_cache_prices_fall_back_to_input_price():
+    # no cache prices: every input token at 2.0 -> (10,000 * 2 + 1,000 * 8) / 1e6 = 0.028
+    db = make_db([call("a", "2026-03-05", input_tokens=10_000, output_tokens=1_000, cache_read_tokens=6_000,
+                       cache_write_tokens=1_000)],
+                 [price("m1", "2025-01-01", 2.0, 8.0)])
+    assert costs(db)["a"]["cost_usd_computed"] == pytest.approx(0.028, rel=1e-12)
+
+
+def test_context_size_tier():
+    # base tier 1.25/10 up to 200,000 input tokens, 2.5/15 from 200,001 on (cliff: all tokens at the tier price)
+    prices = [price("big", "2025-01-01", 1.25, 10.0), price("big", "2025-01-01", 2.5, 15.0, min_input_tokens=200_001)]
+    db = make_db([call("small", "2026-03-05", model="big", input_tokens=200_000, output_tokens=1_000),
+                  call("large", "2026-03-05", model="big", input_tokens=250_000, output_tokens=1_000)], prices)
+    c = costs(db)
+    assert c["small"]["cost_usd_computed"] == pytest.approx((200_000 * 1.25 + 1_000 * 10) / 1e6, rel=1e-12)  # 0.26
+    assert c["large"]["cost_usd_computed"] == pytest.approx((250_000 * 2.5 + 1_000 * 15) / 1e6, rel=1e-12)  # 0.64
+
+
+def test_price_change_mid_month_prices_each_call_at_its_day():
+    # 1.0/2.0 until 2026-03-15, 0.5/1.0 from then on; same tokens on the 14th (23:59) and the 15th (00:00)
+    prices = [price("m1", "2025-01-01", 1.0, 2.0), price("m1", "2026-03-15", 0.5, 1.0)]
+    db = make_db([call("before", "2026-03-14 23:59:59", input_tokens=1_000_000, output_tokens=100_000),
+                  call("after", "2026-03-15 00:00:00", input_tokens=1_000_000, output_tokens=100_000)], prices)
+    c = costs(db)
+    assert c["before"]["cost_usd_computed"] == pytest.approx(1.0 + 0.2, rel=1e-12)
+    assert c["after"]["cost_usd_computed"] == pytest.approx(0.5 + 0.1, rel=1e-12)
+    month = cost.cost_usd(db, period="month")
+    assert month["value"].item() == pytest.approx(1.8, rel=1e-12)
+
+
+def test_new_price_version_replaces_every_tier_of_the_old_one():
+    # v1 (2025) has a long-context tier; v2 (from 2026-03-15) has one price for all sizes
+    prices = [price("m1", "2025-01-01", 1.0, 2.0), price("m1", "2025-01-01", 4.0, 8.0, min_input_tokens=100_001),
+              price("m1", "2026-03-15", 0.5, 1.0)]
+    db = make_db([call("old_long", "2026-03-01", input_tokens=200_000, output_tokens=0),
+                  call("new_long", "2026-03-20", input_tokens=200_000, output_tokens=0)], prices)
+    c = costs(db)
+    assert c["old_long"]["cost_usd_computed"] == pytest.approx(200_000 * 4.0 / 1e6)  # 0.8
+    assert c["new_long"]["cost_usd_computed"] == pytest.approx(200_000 * 0.5 / 1e6)  # 0.1
+
+
+def test_duplicate_price_rows_do_not_double_count_and_null_provider_matches_on_model():
+    dup = price("m1", "2025-01-01", 1.0, 2.0)
+    db = make_db([call("a", "2026-03-01", input_tokens=1_000_000, output_tokens=0),
+                  call("b", "2026-03-01", provider=None, input_tokens=1_000_000, output_tokens=0)],
+                 [dup, dup | {"source": "another file"}, price("m1", "2025-01-01", 9.0, 9.0, provider="zeta")])
+    df = cost.priced_calls(db).select("call_id", "cost_usd_computed", "price_provider").order_by("call_id").to_polars()
+    assert df.rows() == [("a", 1.0, "acme"), ("b", 1.0, "acme")]  # one row per call; 'acme' < 'zeta'
+
+
+def test_reported_cost_wins():
+    db = make_db([call("a", "2026-03-05", input_tokens=1_000_000, output_tokens=0, cost_usd=0.42)],
+                 [price("m1", "2025-01-01", 1.0, 2.0)])
+    row = costs(db)["a"]
+    assert (row["cost_usd_computed"], row["cost_usd_used"], row["cost_source"]) == (pytest.approx(1.0), 0.42, "reported")
+    assert cost.cost_usd(db)["reported_share"].item() == 1.0
+
+
+def test_unpriced_model_is_unpriced_never_zero():
+    db = make_db([call("a", "2026-03-05", input_tokens=1_000_000, output_tokens=0),
+                  call("b", "2026-03-05", model="mystery", input_tokens=1_000, output_tokens=10),
+                  call("c", "2026-03-05", model="mystery", input_tokens=1_000, output_tokens=10),
+                  call("tool", "2026-03-05", provider=None, model=None),
+                  call("d", "2026-03-05", feature="lab", model="mystery", input_tokens=5, output_tokens=5)],
+                 [price("m1", "2025-01-01", 1.0, 2.0)])
+    c = costs(db)
+    assert c["b"]["cost_usd_used"] is None and c["b"]["cost_source"] == "unpriced"
+    assert (c["tool"]["cost_usd_used"], c["tool"]["cost_source"]) == (0.0, "none")
+    with pytest.warns(UndefinedMetricWarning, match="cost_usd: some groups have n = 0"):
+        df = cost.cost_usd(db, period="all")  # lab: every call unpriced, nothing to sum
+    chat = df.filter(pl.col("feature") == "chat").row(0, named=True)
+    assert chat["value"] == pytest.approx(1.0)
+    assert (chat["unpriced_count"], chat["unpriced_rate"], chat["calls_count"]) == (2, pytest.approx(2 / 3), 4)
+    lab = df.filter(pl.col("feature") == "lab").row(0, named=True)
+    assert lab["value"] is None and lab["unpriced_count"] == 1 and lab["unpriced_rate"] == 1.0  # null, not 0
+    rate = cost.unpriced_rate(db, period="all").filter(pl.col("feature") == "chat").row(0, named=True)
+    assert (rate["value"], rate["n"]) == (pytest.approx(2 / 3), 3)
+    assert rate["lo"] < 2 / 3 < rate["hi"]
+
+
+def test_per_user_and_per_session():
+    db = make_db([call("a", "2026-03-05", user_id="u1", session_id="s1", cost_usd=1.0),
+                  call("b", "2026-03-05", user_id="u1", session_id="s2", cost_usd=3.0),
+                  call("c", "2026-03-05", user_id="u2", session_id="s3", cost_usd=2.0),
+                  call("d", "2026-03-05", user_id=None, session_id=None, cost_usd=100.0)])
+    user = cost.cost_per_user_usd(db).row(0, named=True)
+    assert (user["value"], user["n"]) == (3.0, 2)  # u1 4.0, u2 2.0; the call without a user is left out
+    # sample sd of (4, 2) = sqrt(2); half width 1.959964 * sqrt(2) / sqrt(2)
+    assert user["hi"] - user["value"] == pytest.approx(1.959964, abs=1e-6)
+    session = cost.cost_per_session_usd(db).row(0, named=True)
+    assert (session["value"], session["n"]) == (2.0, 3)
+    per_call = cost.cost_per_call_usd(db).row(0, named=True)
+    assert (per_call["value"], per_call["n"]) == (26.5, 4)
+
+
+def test_cost_per_success_hand_computed():
+    calls = [
+        call("t1a", "2026-03-05 10:00", trace_id="t1", status="error", cost_usd=0.4),
+        call("t1b", "2026-03-05 10:01", trace_id="t1", status="ok", cost_usd=0.4),  # retry succeeded
+        call("t1c", "2026-03-05 10:01", trace_id="t1", parent_id="t1b", model=None, provider=None),  # tool
+        call("t2", "2026-03-05 11:00", trace_id="t2", cost_usd=1.0),  # hallucinated
+        call("t3", "2026-03-05 12:00", trace_id="t3", cost_usd=1.0),  # thumbs down
+        call("t4", "2026-03-05 13:00", trace_id="t4", cost_usd=1.0),
+        call("t5", "2026-03-05 14:00", trace_id="t5", status="timeout", cost_usd=0.2),
+    ]
+    db = make_db(calls)
+    db.duckdb.execute("insert into evals (call_id, metric, value, label, evaluator, evaluator_version) values "
+                      "('t2', 'hallucination_score', 0.9, 'hallucinated', 'det', '1'),"
+                      "('t4', 'hallucination_score', 0.1, 'supported', 'det', '1')")
+    db.duckdb.execute("insert into feedback (feedback_id, call_id, ts, kind, value) values "
+                      "('f1', 't3', '2026-03-05', 'thumbs', 0), ('f2', 't4', '2026-03-05', 'thumbs', 1)")
+    total = 0.4 + 0.4 + 1.0 + 1.0 + 1.0 + 0.2
+    row = cost.cost_per_success_usd(db).row(0, named=True)  # successes: t1, t4
+    assert (row["n"], row["tasks_count"]) == (2, 5)
+    assert row["value"] == pytest.approx(total / 2)
+    assert cost.cost_per_success_usd(db, success="status")["value"].item() == pytest.approx(total / 4)
+    assert cost.cost_per_success_usd(db, success=["status", "feedback"])["value"].item() == pytest.approx(total / 3)
+    with pytest.raises(ValueError, match="cost_per_success_usd: success"):
+        cost.cost_per_success_usd(db, success="vibes")
+
+
+# ------------------------------------------------------------------------------------------------- drivers, what-if
+
+
+def test_cost_change_contributions_sum_to_total_change():
+    rng = random.Random(3)
+    calls = []
+    for i in range(300):
+        month = rng.choice([1, 2])
+        calls.append(call(f"c{i}", dt.datetime(2026, month, rng.randint(1, 28), rng.randint(0, 23)),
+                          feature=rng.choice(["chat", "search"]), model=rng.choice(["m1", "m2", "m3"]),
+                          cost_usd=round(rng.uniform(0.001, 2.0), 6) if rng.random() > 0.05 else None,
+                          input_tokens=1000, output_tokens=100))
+    calls.append(call("new", "2026-02-03", model="m4", cost_usd=5.0))  # new in February: all volume
+    db = make_db(calls, [price(m, "2025-01-01", 1.0, 2.0) for m in ("m1", "m2", "m3")])
+    df = cost.cost_change_usd(db, period="month")
+    assert df["period_start"].unique().to_list() == [dt.datetime(2026, 2, 1)]
+    totals = cost.cost_usd(db, period="month").pivot(on="period_start", index="feature", values="value")
+    for feature, jan, feb in totals.rows():
+        part = df.filter(pl.col("feature") == feature)
+        assert part["value"].sum() == pytest.approx(feb - jan, abs=1e-9)
+        assert part["total_change_usd"].unique().item() == pytest.approx(feb - jan, abs=1e-9)
+        assert (part["volume_effect_usd"] + part["rate_effect_usd"] - part["value"]).abs().max() < 1e-9
+    m4 = df.filter(pl.col("model") == "m4").row(0, named=True)
+    assert (m4["value"], m4["volume_effect_usd"], m4["rate_effect_usd"]) == (5.0, 5.0, 0.0)
+
+
+def test_cost_change_period_all_needs_a_window():
+    db = make_db([call("a", "2026-03-05", cost_usd=1.0), call("b", "2026-03-01", cost_usd=3.0)])
+    df = cost.cost_change_usd(db, period="all", start="2026-03-03", end="2026-03-05 12:00", by=None)
+    assert df.select("value", "previous_usd", "current_usd").rows() == [(-2.0, 3.0, 1.0)]
+    with pytest.raises(ValueError, match="cost_change_usd: period='all' needs start < end"):
+        cost.cost_change_usd(db, period="all")
+
+
+def test_whatif_repricing_hand_computed():
+    prices = [price("big", "2025-01-01", 10.0, 30.0, 5.0),
+              price("small", "2025-01-01", 1.0, 4.0, 0.1),
+              price("small", "2026-03-15", 0.5, 2.0, 0.05),  # cheaper from the 15th
+              price("small", "2025-01-01", 2.0, 8.0, 0.2, min_input_tokens=100_001)]  # long-context tier
+    calls = [call("a", "2026-03-01", model="big", input_tokens=10_000, output_tokens=1_000, cache_read_tokens=4_000),
+             call("b", "2026-03-20", model="big", input_tokens=10_000, output_tokens=1_000, cost_usd=0.5),
+             call("c", "2026-03-02", model="big", input_tokens=150_000, output_tokens=1_000),
+             call("d", "2026-03-03", model="mystery", input_tokens=10, output_tokens=10)]  # unpriced: skipped
+    db = make_db(calls, prices)
+    row = cost.whatif_cost_usd(db, model="small", period="month").row(0, named=True)
+    # a: small 1.0/4.0/0.1 -> (6,000 * 1 + 4,000 * 0.1 + 1,000 * 4) / 1e6 = 0.0104; actual (6,000*10+4,000*5+1,000*30)/1e6 = 0.11
+    # b: small from the 15th 0.5/2.0 -> (10,000 * 0.5 + 1,000 * 2) / 1e6 = 0.007; actual reported 0.5
+    # c: tier 2.0/8.0 -> (150,000 * 2 + 1,000 * 8) / 1e6 = 0.308; actual (150,000 * 10 + 1,000 * 30) / 1e6 = 1.53
+    assert row["value"] == pytest.approx(0.0104 + 0.007 + 0.308, rel=1e-12)
+    assert row["actual_usd"] == pytest.approx(0.11 + 0.5 + 1.53, rel=1e-12)
+    assert (row["n"], row["skipped_count"], row["whatif_model"], row["whatif_provider"]) == (3, 1, "small", "acme")
+    assert row["change_usd"] == pytest.approx(row["value"] - row["actual_usd"])
+    with pytest.raises(ValueError, match="whatif_cost_usd: no price for model 'nope'"):
+        cost.whatif_cost_usd(db, model="nope")
+    with pytest.raises(ValueError, match="whatif_cost_usd: option model is required"):
+        cost.whatif_cost_usd(db)
+
+
+def test_whatif_through_metrics_compute_as_the_cli_passes_it():
+    from workbench.cli import _params
+    from workbench.metrics import compute
+
+    db = make_db([call("a", "2026-03-01", model="big", input_tokens=1_000, output_tokens=0)],
+                 [price("big", "2025-01-01", 10.0, 30.0), price("small", "2025-01-01", 1.0, 4.0)])
+    df = compute("whatif_cost_usd", db, **_params(["model=small"]))
+    assert df["value"].item() == pytest.approx(0.001)
+
+
+# ------------------------------------------------------------------------------------------------- budgets
+
+
+def budget_toml(tmp_path, text='[budget.chat]\nmonthly_usd = 100\nwarn_at = 0.85\n'):
+    p = tmp_path / "workbench.toml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("spend, status, alert", [(84.0, "ok", None), (86.0, "warn", "warning"),
+                                                  (101.0, "over", "critical")])
+def test_budget_status_thresholds(tmp_path, spend, status, alert):
+    db = make_db([call("a", "2026-04-01 00:00", cost_usd=spend / 2), call("b", "2026-04-11 00:00", cost_usd=spend / 2),
+                  call("old", "2026-03-31 23:59", cost_usd=1000.0)])  # last month: not counted
+    df, firing = cost.budget_status(db, config=budget_toml(tmp_path))
+    row = df.row(0, named=True)
+    assert (row["status"], row["alert"], firing) == (status, alert, alert is not None)
+    assert row["spend_usd"] == pytest.approx(spend)
+    # 10 days elapsed of 30: burn = spend / 10 per day, linear forecast = spend * 3
+    assert row["burn_rate_usd_per_day"] == pytest.approx(spend / 10)
+    assert row["forecast_usd"] == pytest.approx(spend * 3)
+    assert row["forecast_share"] == pytest.approx(spend * 3 / 100)
+
+
+def test_budget_cli_exit_codes(tmp_path, capsys):
+    from workbench.cli import main
+
+    path = str(tmp_path / "wb.duckdb")
+    make_db([call("a", "2026-04-05", cost_usd=50.0), call("b", "2026-04-06", feature="search", cost_usd=95.0)],
+            path=path).close()
+    ok = budget_toml(tmp_path, '[budget.chat]\nmonthly_usd = 100\n')
+    assert main(["budget", "--db", path, "--config", str(ok)]) == 0
+    firing = tmp_path / "firing.toml"
+    firing.write_text('[budget.chat]\nmonthly_usd = 100\n[budget.search]\nmonthly_usd = 100\nwarn_at = 0.9\n')
+    assert main(["budget", "--db", path, "--config", str(firing), "--format", "csv"]) == 1
+    out = capsys.readouterr().out
+    assert "search" in out and "warning" in out
+    assert main(["budget", "--db", path, "--config", str(firing), "--at", "2026-04-05 12:00"]) == 0
+
+
+def test_budget_feature_without_calls_spends_zero(tmp_path):
+    db = make_db([call("a", "2026-04-05", cost_usd=1.0)])
+    df, firing = cost.budget_status(db, config=budget_toml(tmp_path, '[budget.other]\nmonthly_usd = 10\n'))
+    assert df.select("feature", "spend_usd", "status").rows() == [("other", 0.0, "ok")] and not firing
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[budget.chat]\nwarn_at = 0.5\n', "[budget.chat]: missing 'monthly_usd'"),
+    ('[budget.chat]\nmonthly_usd = "lots"\n', "[budget.chat]: monthly_usd must be a number"),
+    ('[budget.chat]\nmonthly_usd = 0\n', "[budget.chat]: monthly_usd must be > 0"),
+    ('[budget.chat]\nmonthly_usd = 10\nwarn_at = 1.5\n', "[budget.chat]: warn_at must be in"),
+    ('[budget.chat]\nmonthy_usd = 10\n', "[budget.chat]: unknown key 'monthy_usd'"),
+])
+def test_budget_config_errors_name_the_key(tmp_path, text, message):
+    with pytest.raises(ConfigError) as exc:
+        cost.budgets(budget_toml(tmp_path, text))
+    assert "workbench.toml" in str(exc.value) and message in str(exc.value)
+
+
+@pytest.mark.parametrize("entry, message", [
+    ('provider = "azure"\nmodel = "m"\noutput_usd_per_mtok = 1.5\n', "missing 'input_usd_per_mtok'"),
+    ('provider = "azure"\nmodel = "m"\ninput_usd_per_mtok = -1\noutput_usd_per_mtok = 1.5\n', "input_usd_per_mtok must be in"),
+    ('model = "m"\ninput_usd_per_mtok = 1\noutput_usd_per_mtok = 1.5\n', "provider must be a non-empty string"),
+    ('provider = "azure"\nmodel = "m"\ninput_usd_per_mtok = 1\noutput_usd_per_mtok = 1.5\neffective_from = "soon"\n',
+     "effective_from must be a TOML date"),
+    ('provider = "azure"\nmodel = "m"\ninput_usd_per_mtok = 1\noutput_usd_per_mtok = 1.5\ncached = 1\n',
+     "unknown key 'cached'"),
+])
+def test_price_override_errors_name_the_key(tmp_path, entry, message):
+    p = budget_toml(tmp_path, "[[prices]]\n" + entry)
+    with pytest.raises(ConfigError) as exc:
+        price_overrides(p)
+    assert "workbench.toml [prices #1]" in str(exc.value) and message in str(exc.value)
+
+
+# ------------------------------------------------------------------------------------------------- genai-prices data
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    db = make_db([call("a", "2025-03-01", provider="openai", model="gpt-4o-2024-08-06", input_tokens=10_000,
+                       output_tokens=500, cache_read_tokens=4_000),
+                  call("b", "2025-03-01", provider="openai", model="o3", input_tokens=10_000, output_tokens=2_000),
+                  call("c", "2025-07-01", provider="openai", model="o3", input_tokens=10_000, output_tokens=2_000),
+                  call("d", "2025-07-01", provider="gcp.vertex_ai", model="gemini-2.5-pro", input_tokens=250_000,
+                       output_tokens=1_000, cache_read_tokens=50_000),
+                  call("e", "2025-07-01", provider="azure", model="azure-trace-model", input_tokens=1_000,
+                       output_tokens=1_000)])
+    load_prices(db, config=False)
+    return db
+
+
+def test_gpt4o_input_price_matches_the_package_public_api(loaded):
+    from genai_prices import Usage, calc_price
+
+    ts = dt.datetime(2025, 3, 1, tzinfo=dt.timezone.utc)
+    expected = calc_price(Usage(input_tokens=1_000_000), "gpt-4o", provider_id="openai", genai_request_timestamp=ts)
+    got = loaded.sql("select input_usd_per_mtok, source from prices where provider = 'openai' and model = 'gpt-4o' "
+                     "and effective_from <= '2025-03-01' order by effective_from desc limit 1")
+    assert got["input_usd_per_mtok"].item() == pytest.approx(float(expected.input_price), rel=1e-12)
+    assert got["source"].item() == package_source()
+
+
+@pytest.mark.parametrize("call_id", ["a", "b", "c", "d"])
+def test_computed_cost_matches_genai_prices_calc_price(loaded, call_id):
+    """Our join (alias names, price history, tiers, cache reads) against the package's own calc_price, per call."""
+    from genai_prices import Usage, calc_price
+
+    r = loaded.sql("select provider, model, ts, input_tokens, output_tokens, cache_read_tokens from calls "
+                   f"where call_id = '{call_id}'").row(0, named=True)
+    provider = {"gcp.vertex_ai": "google"}.get(r["provider"], r["provider"])
+    usage = Usage(input_tokens=r["input_tokens"], output_tokens=r["output_tokens"],
+                  cache_read_tokens=r["cache_read_tokens"] or 0)
+    expected = calc_price(usage, r["model"], provider_id=provider,
+                          genai_request_timestamp=r["ts"].replace(tzinfo=dt.timezone.utc))
+    assert costs(loaded)[call_id]["cost_usd_computed"] == pytest.approx(float(expected.total_price), rel=1e-9)
+
+
+def test_o3_price_change_is_in_the_table(loaded):
+    # genai-prices records o3's price cut (a StartDateConstraint): two rows with different effective_from
+    df = loaded.sql("select effective_from, input_usd_per_mtok from prices where provider = 'openai' and model = 'o3' "
+                    "order by effective_from")
+    assert df.height >= 2 and df["input_usd_per_mtok"].n_unique() >= 2
+    c = costs(loaded)
+    assert c["b"]["cost_usd_computed"] != c["c"]["cost_usd_computed"]
+
+
+def test_unknown_model_unpriced_until_overridden_then_idempotent(loaded, tmp_path):
+    assert costs(loaded)["e"]["cost_source"] == "unpriced"
+    p = budget_toml(tmp_path, '[[prices]]\nprovider = "azure"\nmodel = "azure-trace-model"\ninput_usd_per_mtok = 0.5\n'
+                              'output_usd_per_mtok = 1.5\ncache_read_usd_per_mtok = 0.25\neffective_from = 2023-01-01\n'
+                              'note = "assumed price"\n'
+                              '[[prices]]\nprovider = "openai"\nmodel = "gpt-4o"\ninput_usd_per_mtok = 2.0\n'
+                              'output_usd_per_mtok = 8.0\neffective_from = 1970-01-01\n')
+    n1 = load_prices(loaded, config=p)
+    n2 = load_prices(loaded, config=p)
+    assert n1 == n2 == loaded.sql("select count(*) as n from prices")["n"].item()
+    assert costs(loaded)["e"]["cost_usd_computed"] == pytest.approx((1_000 * 0.5 + 1_000 * 1.5) / 1e6)
+    src = loaded.sql("select source from prices where model = 'azure-trace-model'")["source"].item()
+    assert src == "workbench.toml [[prices]] #1: assumed price"
+    # the override replaced the package's gpt-4o row of the same date: one row, the team's price
+    gpt = loaded.sql("select input_usd_per_mtok from prices where provider = 'openai' and model = 'gpt-4o' "
+                     "and effective_from = '1970-01-01'")
+    assert gpt["input_usd_per_mtok"].to_list() == [2.0]
+    load_prices(loaded, config=False)  # back to the package prices for the other tests
+    assert costs(loaded)["e"]["cost_source"] == "unpriced"
+
+
+def test_load_prices_does_not_touch_the_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("network access")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    db = make_db([call("a", "2025-03-01", provider="openai", model="gpt-4o", input_tokens=1, output_tokens=1)])
+    assert load_prices(db, config=False) > 1000
+    import genai_prices.data_snapshot as snap
+
+    assert snap._custom_snapshot is None  # no auto-updated snapshot in use
+
+
+# ------------------------------------------------------------------------------------------------- invariants
+
+
+def invariant_calls():
+    rng = random.Random(11)
+    rows = []
+    for i in range(120):
+        rows.append(call(f"c{i:03d}", dt.datetime(2026, 3, rng.randint(1, 20), rng.randint(0, 23)),
+                         trace_id=f"t{i // 3}", parent_id=None if i % 3 == 0 else f"c{i - i % 3:03d}",
+                         feature=rng.choice(["chat", "search", "summarise"]), model=rng.choice(["m1", "m2", "x"]),
+                         status=rng.choice(["ok", "ok", "ok", "error"]), user_id=f"u{rng.randint(1, 15)}",
+                         session_id=f"s{rng.randint(1, 30)}", input_tokens=rng.randint(100, 5_000),
+                         output_tokens=rng.randint(10, 500), cache_read_tokens=rng.choice([0, 50]),
+                         cost_usd=rng.choice([None, None, 0.01])))
+    return rows
+
+
+INV_PRICES = [price("m1", "2025-01-01", 1.0, 2.0, 0.1), price("m2", "2025-01-01", 3.0, 6.0),
+              price("m2", "2026-03-10", 2.0, 4.0)]
+OPTIONS = {"whatif_cost_usd": {"model": "m1"}}
+
+
+@pytest.mark.parametrize("name", sorted(cost.SUITE))
+def test_row_order_does_not_change_results(name):
+    rows = invariant_calls()
+    shuffled = rows[:]
+    random.Random(5).shuffle(shuffled)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)  # weeks without a success: null, as they should be
+        a = cost.SUITE[name](make_db(rows, INV_PRICES), period="week", **OPTIONS.get(name, {}))
+        b = cost.SUITE[name](make_db(shuffled, INV_PRICES[::-1]), period="week", **OPTIONS.get(name, {}))
+    assert a.height > 0
+    assert_frame_equal(a, b, rel_tol=1e-12, abs_tol=0)  # float sums may differ in the last bit, nothing more
+
+
+def test_groups_sum_to_the_total():
+    db = make_db(invariant_calls(), INV_PRICES)
+    by_feature = cost.cost_usd(db, period="all")
+    total = cost.cost_usd(db, by=None, period="all")
+    assert by_feature["value"].sum() == pytest.approx(total["value"].item(), rel=1e-12)
+    assert by_feature["n"].sum() == total["n"].item()
+    assert by_feature["unpriced_count"].sum() == total["unpriced_count"].item()
+
+
+@pytest.mark.parametrize("name", sorted(cost.SUITE))
+def test_empty_selection_is_null_with_n_zero(name):
+    db = make_db(invariant_calls(), INV_PRICES)
+    with pytest.warns(UndefinedMetricWarning):
+        df = cost.SUITE[name](db, start="2030-01-01", end="2030-02-01", **OPTIONS.get(name, {}))
+    assert df.height == 1 and df["n"].item() == 0 and df["value"].item() is None
+
+
+@pytest.mark.parametrize("name", sorted(cost.SUITE))
+def test_tidy_shape_and_bad_group_key(name):
+    db = make_db(invariant_calls(), INV_PRICES)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        df = cost.SUITE[name](db, **OPTIONS.get(name, {}))
+    keys = ["feature", "provider", "model"] if name == "cost_change_usd" else ["feature"]
+    assert df.columns[: len(keys) + 6] == [*keys, "period_start", "metric", "value", "n", "lo", "hi"]
+    assert df["metric"].unique().to_list() == [name]
+    with pytest.raises(KeyError, match=f"{name}: cannot group by"):
+        cost.SUITE[name](db, by=("nope",), **OPTIONS.get(name, {}))
+
+
+def test_suite_is_registered():
+    from workbench.metrics import suite
+
+    assert set(cost.SUITE) <= set(suite())
+    assert cost.cost_drivers is cost.cost_change_usd

@@ -1,0 +1,338 @@
+"""Model prices over time: the ``prices`` table, filled from ``genai-prices`` and the team's ``[[prices]]`` overrides.
+
+One row of ``prices`` is the price of one model of one provider, per million tokens by token type, from an instant on
+(``effective_from``) and above a context-size tier (``min_input_tokens``). :func:`load_prices` fills it:
+
+* from the **bundled** data of the `genai-prices <https://github.com/pydantic/genai-prices>`_ package, never fetched:
+  its background updater (``genai_prices.UpdatePrices``) is never started, and the bundled snapshot is read directly,
+  so a snapshot that some other code in the process fetched does not leak in either. Each model's price history
+  (``StartDateConstraint`` price changes) becomes one row per change, and its ``TieredPrices`` (price cliffs above N
+  input tokens) one row per tier;
+* from ``workbench.toml`` ``[[prices]]`` entries (team-negotiated prices, self-hosted or unknown models). An entry
+  replaces the package's rows of the same provider, model and ``effective_from``;
+* for every (provider, model) pair seen in ``calls`` that genai-prices recognises under another name (a dated
+  snapshot such as ``gpt-4o-2024-08-06``, an OpenTelemetry provider name such as ``aws.bedrock``), an alias copy of the
+  matched model's rows under the names as they appear in ``calls``, so pricing a call is a plain equality join.
+  Re-run :func:`load_prices` after loading calls with new model names.
+
+Conventions (each chosen to reproduce what ``genai_prices.calc_price`` charges):
+
+* A genai-prices tier that starts at ``N`` applies when a call has *more than* ``N`` input tokens, to all tokens (a
+  cliff), so it is stored as ``min_input_tokens = N + 1``.
+* The price with no date constraint applies from ``1970-01-01`` (:data:`ALWAYS`).
+* ``cache_write_usd_per_mtok`` is the package's ``cache_write_mtok`` (Anthropic's 5-minute cache write); the 1-hour
+  cache-write price, time-of-day prices (DeepSeek off-peak), service-tier variants (flex, priority, batch) and
+  non-token prices (web searches, audio seconds, pages) have no column here and are left out: such calls are priced at
+  the standard token price.
+
+Examples
+--------
+>>> import workbench as wb
+>>> db = wb.connect(":memory:")
+>>> n = load_prices(db, config=False)
+>>> n > 1000
+True
+>>> row = db.sql("select input_usd_per_mtok, output_usd_per_mtok from prices "
+...              "where provider = 'openai' and model = 'gpt-4o' order by effective_from desc limit 1")
+>>> row.rows()
+[(2.5, 10.0)]
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from workbench.config import Config
+    from workbench.db import Workbench
+
+ALWAYS = _dt.datetime(1970, 1, 1)
+PACKAGE = "genai-prices"
+OVERRIDE_MARK = "[[prices]]"
+PRICE_COLUMNS = ("input_usd_per_mtok", "output_usd_per_mtok", "cache_read_usd_per_mtok", "cache_write_usd_per_mtok")
+# genai-prices price key -> our column
+_KEYS = {
+    "input_mtok": "input_usd_per_mtok",
+    "output_mtok": "output_usd_per_mtok",
+    "cache_read_mtok": "cache_read_usd_per_mtok",
+    "cache_write_mtok": "cache_write_usd_per_mtok",
+}
+_OVERRIDE_KEYS = {
+    "provider", "model", "effective_from", "min_input_tokens", "note", *PRICE_COLUMNS,
+}
+
+
+def package_version() -> str:
+    """Version of the installed genai-prices package."""
+    from importlib.metadata import version
+
+    return version("genai-prices")
+
+
+def package_source() -> str:
+    """The ``source`` written on package rows, e.g. ``"genai-prices 0.2.3"``."""
+    return f"{PACKAGE} {package_version()}"
+
+
+def _bundled_providers() -> list[Any]:
+    # The bundled snapshot, not get_snapshot(): the latter returns whatever UpdatePrices last fetched from the network.
+    from genai_prices import data_snapshot
+
+    return data_snapshot._bundled_snapshot().providers
+
+
+def _f(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _price_at(value: Any, input_tokens: int) -> float | None:
+    """The price of one key for a call with ``input_tokens`` input tokens (genai-prices' cliff rule: start < tokens)."""
+    from genai_prices.types import TieredPrices
+
+    if value is None:
+        return None
+    if isinstance(value, TieredPrices):
+        price = value.base
+        for tier in sorted(value.tiers, key=lambda t: t.start):
+            if input_tokens > tier.start:
+                price = tier.price
+        return float(price)
+    return float(value)
+
+
+def _tier_rows(model_price: Any) -> list[dict[str, Any]]:
+    """One row per context-size tier of a genai-prices ``ModelPrice`` (tier 0 first)."""
+    from genai_prices.types import TieredPrices
+
+    values = {col: getattr(model_price, key, None) for key, col in _KEYS.items()}
+    if values["input_usd_per_mtok"] is None and values["output_usd_per_mtok"] is None:
+        return []  # not priced per token (pages, audio hours, searches)
+    starts = sorted({t.start for v in values.values() if isinstance(v, TieredPrices) for t in v.tiers})
+    rows = []
+    for min_tokens in [0, *(s + 1 for s in starts)]:
+        rows.append({"min_input_tokens": min_tokens} | {col: _price_at(v, min_tokens) for col, v in values.items()})
+    return rows
+
+
+def _model_history(model: Any) -> list[tuple[_dt.datetime, Any]]:
+    """(effective_from, ModelPrice) for each price change of a genai-prices model, oldest first.
+
+    Emulates ``ModelInfo.get_prices``: the last listed price whose start date has passed wins, and the first listed
+    price applies when none has. Time-of-day constraints are skipped (no column for them).
+    """
+    from genai_prices.types import ModelPrice, StartDateConstraint, TimeOfDateConstraint
+
+    if isinstance(model.prices, ModelPrice):
+        return [(ALWAYS, model.prices)]
+    dated = [cp for cp in model.prices if not isinstance(cp.constraint, TimeOfDateConstraint)]
+    if not dated:
+        return [(ALWAYS, model.prices[0].prices)]
+    boundaries = sorted({ALWAYS.date(), *(cp.constraint.start_date for cp in dated
+                                          if isinstance(cp.constraint, StartDateConstraint))})
+    out: list[tuple[_dt.datetime, Any]] = []
+    for day in boundaries:
+        chosen = model.prices[0].prices
+        for cp in reversed(dated):
+            if cp.constraint is None or cp.constraint.start_date <= day:
+                chosen = cp.prices
+                break
+        out.append((_dt.datetime(day.year, day.month, day.day), chosen))
+    return out
+
+
+def _model_rows(provider_id: str, model_name: str, model: Any, source: str) -> list[dict[str, Any]]:
+    rows = []
+    for effective_from, model_price in _model_history(model):
+        for r in _tier_rows(model_price):
+            rows.append({"provider": provider_id, "model": model_name, "effective_from": effective_from} | r
+                        | {"source": source})
+    return rows
+
+
+def package_rows(*, observed: list[tuple[str | None, str]] = ()) -> list[dict[str, Any]]:
+    """The ``prices`` rows of the bundled genai-prices data, plus alias rows for ``observed`` (provider, model) pairs.
+
+    Parameters
+    ----------
+    observed : list of (provider or None, model)
+        Names as they appear in ``calls``. A pair genai-prices recognises (through its own model-matching rules) gets a
+        copy of the matched model's rows under these names; a pair without a provider gets the provider that
+        genai-prices infers from the model name.
+
+    Examples
+    --------
+    >>> rows = package_rows(observed=[("openai", "gpt-4o-2024-08-06")])
+    >>> [r["input_usd_per_mtok"] for r in rows if r["model"] == "gpt-4o-2024-08-06"]
+    [2.5]
+    """
+    source = package_source()
+    providers = _bundled_providers()
+    rows: list[dict[str, Any]] = []
+    for p in providers:
+        for m in p.models:
+            rows.extend(_model_rows(p.id, m.id, m, source))
+    have = {(r["provider"], r["model"]) for r in rows}
+    for provider, model_name in observed:
+        if model_name is None or (provider, model_name) in have:
+            continue
+        match = _match(providers, provider, model_name)
+        if match is None:
+            continue
+        p, m = match
+        rows.extend(_model_rows(provider or p.id, model_name, m, f"{source} (as {p.id}/{m.id})"))
+        have.add((provider or p.id, model_name))
+    return rows
+
+
+def _match(providers: list[Any], provider: str | None, model_name: str) -> tuple[Any, Any] | None:
+    """genai-prices' own lookup of a (provider, model) pair, or None. Never guesses another provider than named."""
+    from genai_prices.data_snapshot import DataSnapshot, find_provider_by_id
+
+    if provider is None:
+        try:
+            return DataSnapshot(providers=providers, from_auto_update=False).find_provider_model(
+                model_name, None, None, None)
+        except LookupError:
+            return None
+    # OpenTelemetry names some providers with an underscore (x_ai) where genai-prices uses a hyphen (x-ai).
+    for pid in dict.fromkeys([provider, provider.replace("_", "-")]):
+        p = find_provider_by_id(providers, pid)
+        if p is not None:
+            m = p.find_model(model_name, all_providers=providers)
+            return (p, m) if m is not None else None
+    return None
+
+
+def _as_datetime(value: Any, where: str, cfg: "Config") -> _dt.datetime:
+    from workbench.config import ConfigError
+
+    if isinstance(value, _dt.datetime):
+        return value.astimezone(_dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+    if isinstance(value, _dt.date):
+        return _dt.datetime(value.year, value.month, value.day)
+    if isinstance(value, str):
+        try:
+            return _as_datetime(_dt.datetime.fromisoformat(value), where, cfg)
+        except ValueError:
+            pass
+    raise ConfigError(f"{cfg.where(where)}: effective_from must be a TOML date (2025-01-01), got {value!r}")
+
+
+def price_overrides(config: "str | os.PathLike | Config | None" = None) -> list[dict[str, Any]]:
+    """The validated ``[[prices]]`` entries of ``workbench.toml`` as ``prices`` rows.
+
+    Each entry needs ``provider``, ``model``, ``input_usd_per_mtok`` and ``output_usd_per_mtok``; optional are
+    ``cache_read_usd_per_mtok`` and ``cache_write_usd_per_mtok`` (null: charged at the input price),
+    ``effective_from`` (a TOML date; default 1970-01-01, i.e. always), ``min_input_tokens`` (default 0) and ``note``.
+    A wrong entry raises :class:`~workbench.config.ConfigError` naming the file, the entry and the key.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "workbench.toml"
+    >>> _ = p.write_text('[[prices]]\\nprovider = "azure"\\nmodel = "m"\\ninput_usd_per_mtok = 0.5\\n'
+    ...                  'output_usd_per_mtok = 1.5\\neffective_from = 2023-01-01\\n')
+    >>> row = price_overrides(p)[0]
+    >>> row["effective_from"], row["input_usd_per_mtok"], row["cache_read_usd_per_mtok"], row["source"]
+    (datetime.datetime(2023, 1, 1, 0, 0), 0.5, None, 'workbench.toml [[prices]] #1')
+    """
+    from workbench.config import ConfigError, load_config
+
+    cfg = load_config(config)
+    entries = cfg.data.get("prices", [])
+    if isinstance(entries, dict):
+        raise ConfigError(f"{cfg.where('prices')}: write price overrides as [[prices]] (an array of tables)")
+    if not isinstance(entries, list):
+        raise ConfigError(f"{cfg.where('prices')}: expected [[prices]] entries, got {type(entries).__name__}")
+    fname = cfg.path.name if cfg.path else "workbench.toml"
+    rows = []
+    seen: set[tuple[Any, ...]] = set()
+    for i, e in enumerate(entries):
+        where = f"prices #{i + 1}"
+        if not isinstance(e, dict):
+            raise ConfigError(f"{cfg.where(where)}: expected a table, got {e!r}")
+        unknown = sorted(set(e) - _OVERRIDE_KEYS)
+        if unknown:
+            raise ConfigError(f"{cfg.where(where)}: unknown key {unknown[0]!r}; expected one of {sorted(_OVERRIDE_KEYS)}")
+        for key in ("provider", "model"):
+            if not isinstance(e.get(key), str) or not e[key].strip():
+                raise ConfigError(f"{cfg.where(where)}: {key} must be a non-empty string, got {e.get(key)!r}")
+        row: dict[str, Any] = {"provider": e["provider"], "model": e["model"]}
+        for col in PRICE_COLUMNS:
+            required = col in ("input_usd_per_mtok", "output_usd_per_mtok")
+            row[col] = cfg.number(e, col, where, lo=0, default=... if required else None)
+        row["effective_from"] = _as_datetime(e["effective_from"], where, cfg) if "effective_from" in e else ALWAYS
+        tokens = e.get("min_input_tokens", 0)
+        if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
+            raise ConfigError(f"{cfg.where(where)}: min_input_tokens must be an integer >= 0, got {tokens!r}")
+        row["min_input_tokens"] = tokens
+        if "note" in e and not isinstance(e["note"], str):
+            raise ConfigError(f"{cfg.where(where)}: note must be a string, got {e['note']!r}")
+        key = (row["provider"], row["model"], row["effective_from"], row["min_input_tokens"])
+        if key in seen:
+            raise ConfigError(f"{cfg.where(where)}: duplicate price for {row['provider']}/{row['model']} "
+                              f"from {row['effective_from']:%Y-%m-%d} (min_input_tokens {tokens})")
+        seen.add(key)
+        note = f": {e['note']}" if e.get("note") else ""
+        row["source"] = f"{fname} {OVERRIDE_MARK} #{i + 1}{note}"
+        rows.append(row)
+    return rows
+
+
+def load_prices(db: "Workbench | str | os.PathLike", *, config: "str | os.PathLike | Config | None | bool" = None) -> int:
+    """Fill the ``prices`` table from the bundled genai-prices data and the ``workbench.toml`` overrides.
+
+    Idempotent: the rows a previous run wrote (``source`` starting with ``genai-prices`` or holding ``[[prices]]``) are
+    replaced, in one transaction; rows from any other source are kept.
+
+    Parameters
+    ----------
+    db : Workbench or path
+    config : path, Config, None or False
+        ``workbench.toml`` with ``[[prices]]`` overrides (default: ``$WORKBENCH_CONFIG`` or ``./workbench.toml`` when
+        present); ``False`` for the package prices only.
+
+    Returns
+    -------
+    int
+        Rows written.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, status, provider, model) values "
+    ...                       "('a', '2025-01-01', 'ok', 'openai', 'gpt-4o-2024-08-06')")
+    >>> load_prices(db, config=False) == load_prices(db, config=False)
+    True
+    >>> db.sql("select count(*) as n from prices where model = 'gpt-4o-2024-08-06'")["n"].item()
+    1
+    """
+    import polars as pl
+
+    from workbench.db import as_workbench
+
+    db = as_workbench(db)
+    observed = [tuple(r) for r in db.calls.select("provider", "model").distinct().to_polars().rows()]
+    rows = package_rows(observed=observed)
+    overrides = [] if config is False else price_overrides(config)
+    replaced = {(o["provider"], o["model"], o["effective_from"]) for o in overrides}
+    rows = [r for r in rows if (r["provider"], r["model"], r["effective_from"]) not in replaced] + overrides
+    cols = ["provider", "model", "effective_from", "min_input_tokens", *PRICE_COLUMNS, "source"]
+    df = pl.DataFrame(rows, schema={"provider": pl.String, "model": pl.String, "effective_from": pl.Datetime("us"),
+                                    "min_input_tokens": pl.Int64, **{c: pl.Float64 for c in PRICE_COLUMNS},
+                                    "source": pl.String}).select(cols)
+    con = db.duckdb
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM prices WHERE source LIKE ? OR source LIKE ?", [f"{PACKAGE}%", f"%{OVERRIDE_MARK}%"])
+        con.register("_wb_new_prices", df.to_arrow())
+        con.execute(f"INSERT INTO prices ({', '.join(cols)}) SELECT {', '.join(cols)} FROM _wb_new_prices")
+        con.unregister("_wb_new_prices")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return df.height
