@@ -1,0 +1,314 @@
+"""Hallucination: evaluate() into evals with the offline detector, human labels, the aggregates, agreement, offenders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import types
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy.stats import norm, t as student_t
+
+import workbench as wb
+from workbench import hallucination as h
+
+try:
+    from workbench import detector
+except ImportError as exc:  # pragma: no cover - detector.py is another module; say why the tests are skipped
+    detector = None
+    DETECTOR_SKIP = f"workbench.detector is not importable: {exc}"
+else:
+    DETECTOR_SKIP = ""
+
+needs_detector = pytest.mark.skipif(detector is None, reason=DETECTOR_SKIP or "detector present")
+
+CTX = "The Eiffel Tower was completed in 1889 in Paris. It is 330 metres tall."
+FIVE = f"""
+insert into calls (call_id, ts, feature, model, prompt_version, status) values
+  ('a', '2026-03-02 09:00', 'support', 'm1', 'v1', 'ok'), ('b', '2026-03-02 10:00', 'support', 'm1', 'v2', 'ok'),
+  ('c', '2026-03-02 11:00', 'support', 'm2', 'v2', 'ok'), ('d', '2026-03-03 09:00', 'search', 'm2', 'v1', 'ok'),
+  ('e', '2026-03-03 10:00', 'search', 'm2', 'v1', 'ok');
+insert into answers (call_id, question, contexts, answer, source) values
+  ('a', 'When was it completed?', ['{CTX}'], 'The Eiffel Tower was completed in 1889.', 'prod'),
+  ('b', 'When was it completed?', ['{CTX}'], 'The Eiffel Tower was completed in 1887.', 'prod'),
+  ('c', 'How tall is it?', ['{CTX}'], 'It is 330 metres tall. It was designed by Napoleon in Berlin.', 'prod'),
+  ('d', 'Where is it?', ['{CTX}'], '', 'test'),
+  ('e', 'Where is it?', [], 'The Eiffel Tower is in Paris.', 'test')
+"""
+
+
+@pytest.fixture
+def db():
+    d = wb.connect(":memory:")
+    d.duckdb.execute(FIVE)
+    yield d
+    d.close()
+
+
+def evals_rows(db):
+    return db.duckdb.execute(
+        "select call_id, value, label, evaluator, evaluator_version, repeat, explanation, cast(details as varchar) "
+        "from evals order by call_id, evaluator_version"
+    ).fetchall()
+
+
+# ------------------------------------------------------------------------------------------------
+# evaluate() with the offline detector
+# ------------------------------------------------------------------------------------------------
+
+
+@needs_detector
+def test_evaluate_writes_one_row_per_answer_and_never_rescores(db):
+    s = h.evaluate(db, progress=False)
+    assert (s["evaluator"], s["version"]) == (detector.DETECTOR_NAME, detector.DETECTOR_VERSION)
+    assert (s["scored"], s["unscorable"], s["skipped"]) == (3, 2, 0)
+    rows = evals_rows(db)
+    assert [r[0] for r in rows] == ["a", "b", "c", "d", "e"]  # one row per answer, unscorable ones included
+    by_id = {r[0]: r for r in rows}
+    assert by_id["a"][2] == "supported" and by_id["b"][2] == "hallucinated" and by_id["c"][2] == "hallucinated"
+    assert by_id["d"][1:3] == (None, "unscorable") and by_id["e"][1:3] == (None, "unscorable")
+    assert all(r[5] == 0 and 0 <= (r[1] if r[1] is not None else 0) <= 1 for r in rows)
+    # the explanation names the unsupported claim and why; details carry per-claim evidence
+    assert "1887" in by_id["b"][6] and "1 of 1 claims unsupported" in by_id["b"][6]
+    claims = json.loads(by_id["b"][7])["claims"]
+    assert claims[0]["supported"] is False and "1889" in claims[0]["evidence"]
+    c_claims = json.loads(by_id["c"][7])["claims"]
+    assert [c["supported"] for c in c_claims] == [True, False]
+    # unchanged detector version: nothing is re-scored
+    again = h.evaluate(db, progress=False)
+    assert (again["scored"], again["unscorable"], again["skipped"]) == (0, 0, 5)
+    assert len(evals_rows(db)) == 5
+
+
+@needs_detector
+def test_a_new_detector_version_rescores(db):
+    h.evaluate(db, progress=False)
+    bumped = types.SimpleNamespace(DETECTOR_NAME=detector.DETECTOR_NAME,
+                                   DETECTOR_VERSION=detector.DETECTOR_VERSION + "+bumped",
+                                   THRESHOLD=detector.THRESHOLD, detect_batch=detector.detect_batch)
+    s = h.evaluate(db, detector=bumped, progress=False)
+    assert (s["version"], s["scored"] + s["unscorable"], s["skipped"]) == (bumped.DETECTOR_VERSION, 5, 0)
+    assert h.evaluate(db, detector=bumped, progress=False)["skipped"] == 5
+    versions = db.duckdb.execute("select evaluator_version, count(*) from evals group by 1 order by 1").fetchall()
+    assert versions == [(detector.DETECTOR_VERSION, 5), (bumped.DETECTOR_VERSION, 5)]  # history kept
+
+
+@needs_detector
+def test_where_batches_and_dry_run(db):
+    est = h.evaluate(db, where={"feature": "support"}, dry_run=True)
+    assert (est["dry_run"], est["to_score"], est["skipped"]) == (True, 3, 0)
+    assert len(evals_rows(db)) == 0
+    s = h.evaluate(db, where=["feature=support", "model=m1"], progress=False)
+    assert s["scored"] + s["unscorable"] == 2 and {r[0] for r in evals_rows(db)} == {"a", "b"}
+    s = h.evaluate(db, where={"source": "test"}, progress=False, batch_rows=1)  # answers.source; 1-row batches
+    assert (s["scored"], s["unscorable"]) == (0, 2)
+    s = h.evaluate(db, progress=False, batch_rows=1)
+    assert (s["scored"], s["skipped"]) == (1, 4)
+    with pytest.raises(KeyError, match="no column 'team'"):
+        h.evaluate(db, where={"team": "x"})
+    with pytest.raises(ValueError, match="unknown detector 'gpt-judge'"):
+        h.evaluate(db, detector="gpt-judge")
+    with pytest.raises(ValueError, match="repeat applies to LLM judges"):
+        h.evaluate(db, repeat=3)
+
+
+@needs_detector
+def test_cli_eval_calls_evaluate(tmp_path, capsys):
+    from workbench.cli import main
+
+    path = tmp_path / "wb.duckdb"
+    with wb.connect(path) as d:
+        d.duckdb.execute(FIVE)
+    assert main(["eval", "--db", str(path), "--where", "feature=search"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["scored"], out["unscorable"]) == (0, 2)
+
+
+# ------------------------------------------------------------------------------------------------
+# Aggregates, hand-computed on a 5-answer table of evals
+# ------------------------------------------------------------------------------------------------
+
+SCORES = """
+insert into evals (call_id, metric, value, label, evaluator, evaluator_version, repeat, ts) values
+  ('a', 'hallucination_score', 0.9, 'hallucinated', 'det', '2', 0, '2026-03-10'),
+  ('b', 'hallucination_score', 0.7, 'hallucinated', 'det', '2', 0, '2026-03-10'),
+  ('c', 'hallucination_score', 0.2, 'supported', 'det', '2', 0, '2026-03-10'),
+  ('d', 'hallucination_score', 0.1, 'supported', 'det', '2', 0, '2026-03-10'),
+  ('e', 'hallucination_score', null, 'unscorable', 'det', '2', 0, '2026-03-10'),
+  ('a', 'hallucination_score', 0.1, 'supported', 'det', '1', 0, '2026-03-01')
+"""
+
+
+def wilson(k, n, conf=0.95):
+    z = norm.ppf(0.5 + conf / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def test_hallucination_rate_hand_computed_with_wilson(db):
+    db.duckdb.execute(SCORES)
+    r = h.hallucination_rate(db, evaluator="det", by=(), period="all")
+    # version defaults to the one written most recently ('2'): 2 hallucinated of 4 scored; 'e' is unscorable
+    lo, hi = wilson(2, 4)
+    assert r.select("metric", "value", "n").row(0) == ("hallucination_rate", 0.5, 4)
+    assert (r["lo"][0], r["hi"][0]) == (pytest.approx(lo), pytest.approx(hi))
+    assert (round(lo, 6), round(hi, 6)) == (0.150039, 0.849961)  # by hand: centre .5, half-width .349961
+    old = h.hallucination_rate(db, evaluator="det", version="1", by=(), period="all")
+    assert old.select("value", "n").row(0) == (0.0, 1)
+    # grouped by calls columns and answers.source, per day of the call
+    by_model = h.hallucination_rate(db, evaluator="det", by=("model",), period="all")
+    assert by_model.select("model", "value", "n").rows() == [("m1", 1.0, 2), ("m2", 0.0, 2)]
+    by_source = h.hallucination_rate(db, evaluator="det", by="source", period="day")
+    assert by_source.select("source", "period_start", "value", "n").rows() == [
+        ("prod", dt.datetime(2026, 3, 2), pytest.approx(2 / 3), 3), ("test", dt.datetime(2026, 3, 3), 0.0, 1)]
+    # start/end on the call time
+    day2 = h.hallucination_rate(db, evaluator="det", by=(), period="all", start="2026-03-03", end="2026-03-04")
+    assert day2.select("value", "n").row(0) == (0.0, 1)
+    with pytest.raises(KeyError, match="cannot group by"):
+        h.hallucination_rate(db, evaluator="det", by="team")
+
+
+def test_unscorable_counted_never_dropped(db):
+    db.duckdb.execute(SCORES)
+    u = h.unscorable_rate(db, evaluator="det", by=(), period="all")
+    assert u.select("metric", "value", "n").row(0) == ("unscorable_rate", 0.2, 5)
+    lo, hi = wilson(1, 5)
+    assert (u["lo"][0], u["hi"][0]) == (pytest.approx(lo), pytest.approx(hi))
+    by_feature = h.unscorable_rate(db, evaluator="det", period="all")
+    assert by_feature.select("feature", "value", "n").rows() == [("search", 0.5, 2), ("support", 0.0, 3)]
+
+
+def test_hallucination_score_mean_with_t_interval(db):
+    db.duckdb.execute(SCORES)
+    s = h.hallucination_score(db, evaluator="det", by=(), period="all")
+    x = np.array([0.9, 0.7, 0.2, 0.1])
+    half = student_t.ppf(0.975, 3) * x.std(ddof=1) / 2
+    assert s.select("metric", "n").row(0) == ("hallucination_score", 4)
+    assert s["value"][0] == pytest.approx(0.475)
+    assert s["lo"][0] == pytest.approx(max(0.0, 0.475 - half)) and s["hi"][0] == pytest.approx(min(1.0, 0.475 + half))
+    one = h.hallucination_score(db, evaluator="det", version="1", by=(), period="all")
+    assert one.select("value", "n", "lo", "hi").row(0) == (0.1, 1, None, None)  # no interval from one score
+
+
+def test_time_falls_back_from_calls_to_answers_to_evals():
+    d = wb.connect(":memory:")
+    d.duckdb.execute("""
+      insert into calls (call_id, ts, status) values ('a', '2026-01-01 10:00', 'ok');
+      insert into answers (call_id, answer, ts) values ('a', 'x', '2026-05-05'), ('b', 'y', '2026-02-01 08:00');
+      insert into evals (call_id, metric, value, label, evaluator, evaluator_version, repeat, ts) values
+        ('a', 'hallucination_score', 1, 'hallucinated', 'j', '1', 0, '2026-06-01'),
+        ('b', 'hallucination_score', 0, 'supported', 'j', '1', 0, '2026-06-01'),
+        ('c', 'hallucination_score', 0, 'supported', 'j', '1', 0, '2026-03-01')""")
+    r = h.hallucination_rate(d, evaluator="j", by=(), period="month")
+    # a: its call (January), not its answer (May) nor its score (June); b: its answer (February); c: its score (March)
+    assert r.select("period_start", "value", "n").rows() == [
+        (dt.datetime(2026, 1, 1), 1.0, 1), (dt.datetime(2026, 2, 1), 0.0, 1), (dt.datetime(2026, 3, 1), 0.0, 1)]
+
+
+def test_suite_registration():
+    assert {"hallucination_rate", "hallucination_score", "unscorable_rate"} <= set(wb.suite())
+    assert wb.hallucination_rate is h.hallucination_rate
+
+
+# ------------------------------------------------------------------------------------------------
+# Human labels and agreement
+# ------------------------------------------------------------------------------------------------
+
+AGREE = """
+insert into answers (call_id, answer) select 'x' || i, 'answer ' || i from range(1, 9) t(i);
+insert into evals (call_id, metric, value, label, evaluator, evaluator_version, repeat) values
+  ('x1', 'hallucination_score', 0.9, 'hallucinated', 'det', '1', 0),
+  ('x2', 'hallucination_score', 0.8, 'hallucinated', 'det', '1', 0),
+  ('x3', 'hallucination_score', 0.3, 'supported', 'det', '1', 0),
+  ('x4', 'hallucination_score', 0.6, 'hallucinated', 'det', '1', 0),
+  ('x5', 'hallucination_score', 0.2, 'supported', 'det', '1', 0),
+  ('x6', 'hallucination_score', 0.1, 'supported', 'det', '1', 0),
+  ('x7', 'hallucination_score', null, 'unscorable', 'det', '1', 0)
+"""
+
+
+def test_import_labels_and_agreement_hand_computed(tmp_path):
+    d = wb.connect(":memory:")
+    d.duckdb.execute(AGREE)
+    p = tmp_path / "labels.csv"
+    p.write_text("call_id,hallucinated,explanation\nx1,true,\nx2,false,\nx3,true,invented date\nx4,1,\nx5,0,\n"
+                 "x6,supported,\nx7,1,\nx8,0,\n")
+    s = h.import_labels(d, p)
+    assert (s["imported"], s["hallucinated"], s["evaluator"]) == (8, 4, "human")
+    assert d.duckdb.execute("select value, label, explanation from evals where evaluator = 'human' and call_id = 'x3'"
+                            ).fetchone() == (1.0, "hallucinated", "invented date")
+    assert h.import_labels(d, p)["imported"] == 8  # re-import replaces, does not duplicate
+    assert d.duckdb.execute("select count(*) from evals where evaluator = 'human'").fetchone()[0] == 8
+
+    a = h.agreement(d, evaluator="det")
+    # scored by both: x1..x6 (x7 unscorable for det, x8 has no det score). truth 1,0,1,1,0,0; pred 1,1,0,1,0,0
+    # AUROC: positives {.9, .3, .6} vs negatives {.8, .2, .1}: 3 + 2 + 2 of 9 pairs -> 7/9
+    # kappa: p_o = 4/6, p_e = .5*.5 + .5*.5 = .5 -> (2/3 - 1/2) / (1/2) = 1/3; TP 2, FP 1, FN 1
+    row = a.row(0, named=True)
+    assert (row["n"], row["n_unscorable"], row["positives"]) == (6, 1, 3)
+    assert row["auroc"] == pytest.approx(7 / 9)
+    assert row["kappa"] == pytest.approx(1 / 3)
+    assert (row["precision"], row["recall"], row["f1"]) == (pytest.approx(2 / 3),) * 3
+    at = h.agreement(d, evaluator="det", threshold=0.7).row(0, named=True)  # pred 1,1,0,0,0,0: TP 1 FP 1 FN 2
+    assert (at["precision"], at["recall"], at["auroc"]) == (0.5, pytest.approx(1 / 3), pytest.approx(7 / 9))
+    # two evaluators with each other: the human labels as the "evaluator", det as the reference
+    both = h.agreement(d, evaluator="human", reference="det").row(0, named=True)
+    assert both["n"] == 6 and both["kappa"] == pytest.approx(1 / 3)
+
+
+def test_import_labels_rejects_bad_input(tmp_path):
+    d = wb.connect(":memory:")
+    d.duckdb.execute("insert into answers (call_id, answer) values ('a', 'x')")
+    with pytest.raises(ValueError, match=r"row 2: call_id 'zz' is not in answers"):
+        h.import_labels(d, [{"call_id": "a", "label": 1}, {"call_id": "zz", "label": 0}])
+    with pytest.raises(ValueError, match=r"row 1 column 'label': expected 1/0.*got 'maybe'"):
+        h.import_labels(d, [{"call_id": "a", "label": "maybe"}])
+    with pytest.raises(KeyError, match="no label column"):
+        h.import_labels(d, [{"call_id": "a", "verdict": 1}])
+    assert d.duckdb.execute("select count(*) from evals").fetchone()[0] == 0  # nothing half-written
+
+
+def test_judge_variance_hand_computed():
+    d = wb.connect(":memory:")
+    d.duckdb.execute("""insert into evals (call_id, metric, value, label, evaluator, evaluator_version, repeat) values
+      ('a', 'hallucination_score', 0.0, 'supported', 'j', '1', 0), ('a', 'hallucination_score', 0.5, 'hallucinated', 'j', '1', 1),
+      ('a', 'hallucination_score', 1.0, 'hallucinated', 'j', '1', 2), ('b', 'hallucination_score', 0.25, 'hallucinated', 'j', '1', 0),
+      ('b', 'hallucination_score', 0.25, 'hallucinated', 'j', '1', 1), ('b', 'hallucination_score', 0.25, 'hallucinated', 'j', '1', 2),
+      ('c', 'hallucination_score', 0.5, 'hallucinated', 'j', '1', 0)""")
+    per = h.judge_variance(d, evaluator="j", per_answer=True)
+    assert per.select("call_id", "k", "std", "flipped").rows() == [("a", 3, 0.5, True), ("b", 3, 0.0, False)]
+    s = h.judge_variance(d, evaluator="j").row(0, named=True)
+    assert (s["answers"], s["k"], s["mean_std"], s["flip_rate"]) == (2, 3, 0.25, 0.5)  # c has one repeat: left out
+
+
+# ------------------------------------------------------------------------------------------------
+# Worst offenders
+# ------------------------------------------------------------------------------------------------
+
+
+@needs_detector
+def test_worst_offenders_with_claims_and_evidence(db):
+    db.duckdb.execute(f"""insert into calls (call_id, ts, feature, model, prompt_version, status) values
+      ('f', '2026-03-03 11:00', 'search', 'm1', 'v3', 'ok');
+      insert into answers (call_id, question, contexts, answer) values
+      ('f', 'How tall?', ['{CTX}'], 'It is 512 metres tall. {"Padding words here. " * 30}')""")
+    h.evaluate(db, progress=False)
+    w = h.worst_offenders(db, n=3)
+    assert w.columns[:8] == ["call_id", "feature", "model", "prompt_version", "ts", "score", "label",
+                             "unsupported_claims"]
+    assert w["score"].to_list() == sorted(w["score"].to_list(), reverse=True)
+    assert set(w["call_id"]) <= {"b", "c", "f"} and "d" not in set(w["call_id"])  # unscorable never an offender
+    b = w.filter(pl.col("call_id") == "b").row(0, named=True)
+    assert "1887" in b["unsupported_claims"] and "1889" in b["evidence"]
+    assert b["feature"] == "support" and b["prompt_version"] == "v2"
+    f = h.worst_offenders(db, n=10, max_chars=40).filter(pl.col("call_id") == "f").row(0, named=True)
+    assert len(f["answer"]) == 40 and f["answer"].endswith("…")
+    per_feature = h.worst_offenders(db, n=1, by="feature")
+    assert per_feature["feature"].to_list() == ["search", "support"] and per_feature.height == 2
+    with pytest.raises(ValueError, match="n must be a positive int"):
+        h.worst_offenders(db, n=0)

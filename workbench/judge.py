@@ -1,0 +1,641 @@
+"""An LLM faithfulness judge over any OpenAI-compatible endpoint, with what ragas users ask for and do not get.
+
+* **Any endpoint**: hosted OpenAI, vLLM, Ollama, a gateway: the chat completions protocol over ``httpx``, configured in
+  ``workbench.toml`` ``[judge]``; the API key only from the environment variable that ``api_key_env`` names.
+* **A cache in DuckDB** (``judge_cache``), keyed by the sha256 of the endpoint, model, messages, sampling options and
+  repeat index: re-running an evaluation sends nothing and costs nothing.
+* **Bounded concurrency** (``concurrency``), a per-request timeout (``timeout_s``), retries with exponential backoff and
+  jitter on 429, 5xx, timeouts and connection errors (``max_retries``), ``Retry-After`` honoured.
+* **A dry run** that estimates tokens (characters / 4, a rough rule for English text; no tokenizer download) and cost
+  (``[judge]`` prices, else genai-prices when it knows the model, else "unknown cost") and sends nothing.
+* **Repeat-k** runs (``repeat=k``; seed ``seed + r``, use ``temperature > 0`` for sampling variation) stored as
+  ``repeat`` = 0..k-1, for :func:`workbench.hallucination.judge_variance`.
+* **Unscorable is counted**: a reply that is not the JSON asked for, no claim extracted, or a request that failed after
+  all retries gives an ``unscorable`` row with the reason, never a dropped answer. A failed request is asked again by
+  the next run; a reply that did not parse is cached and stays unscorable.
+* Works inside a running event loop (Jupyter, papermill): the ``a*`` coroutines for async code, and sync wrappers that
+  run the coroutine in a worker thread when a loop is already running.
+
+The judge asks for the claims of the answer, each with ``supported`` true/false and a reason. The row score
+(``hallucination_score``) is the share of unsupported claims, a probability-like number, higher is worse; the label is
+``hallucinated`` when any claim is unsupported.
+
+``workbench.toml``::
+
+    [judge]
+    base_url = "http://localhost:11434/v1"   # any OpenAI-compatible endpoint
+    model = "llama3.1:8b"
+    api_key_env = "OPENAI_API_KEY"           # the NAME of the variable; never the key itself
+    concurrency = 4
+    timeout_s = 60
+    max_retries = 3
+    temperature = 0
+    input_usd_per_mtok = 0.15                # optional, for the dry run's cost estimate
+    output_usd_per_mtok = 0.60
+
+Examples
+--------
+>>> cfg = judge_config(base_url="http://127.0.0.1:9/v1", model="m")
+>>> cfg.evaluator, cfg.version
+('judge:m', 'faithfulness-p1-t0')
+>>> parse_verdict('{"claims": [{"claim": "A", "supported": true, "reason": "r"},'
+...               ' {"claim": "B", "supported": false, "reason": "not said"}]}').score
+0.5
+>>> parse_verdict("no JSON here").label
+'unscorable'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import json
+import os
+import random
+import re
+import time
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from workbench.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:  # pragma: no cover
+    import httpx
+
+    from workbench.db import Workbench
+
+__all__ = [
+    "JudgeConfig",
+    "Verdict",
+    "judge_config",
+    "build_messages",
+    "parse_verdict",
+    "ajudge",
+    "judge",
+    "aevaluate",
+    "evaluate",
+    "estimate_tokens",
+    "run_sync",
+]
+
+#: Bump when the prompt or the parsing changes: the version is part of ``evals.evaluator_version``.
+PROMPT_VERSION = "1"
+METRICS = ("faithfulness",)
+_T = TypeVar("_T")
+
+SYSTEM_PROMPT = (
+    "You are a careful fact-checker. You are given retrieved context passages, optionally the user's question, and an "
+    "answer. Split the answer into its atomic factual claims. For each claim decide whether the context passages "
+    "support it: supported means the passages state or directly imply it; your own knowledge does not count. "
+    'Reply with JSON only, exactly of the form {"claims": [{"claim": "<the claim>", "supported": true, '
+    '"reason": "<one short sentence>"}]}. If the answer makes no factual claim, reply {"claims": []}.'
+)
+
+_KNOWN_KEYS = {
+    "base_url", "model", "api_key_env", "concurrency", "timeout_s", "max_retries", "temperature", "max_tokens",
+    "seed", "json_mode", "retry_backoff_s", "input_usd_per_mtok", "output_usd_per_mtok",
+}
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """The judge endpoint and how to talk to it. Build with :func:`judge_config`."""
+
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+    concurrency: int = 4
+    timeout_s: float = 60.0
+    max_retries: int = 3
+    temperature: float = 0.0
+    max_tokens: int = 1024
+    seed: int | None = None
+    json_mode: bool = True
+    retry_backoff_s: float = 0.5
+    input_usd_per_mtok: float | None = None
+    output_usd_per_mtok: float | None = None
+    source: str = field(default="arguments", compare=False)
+
+    @property
+    def evaluator(self) -> str:
+        return f"judge:{self.model}"
+
+    @property
+    def version(self) -> str:
+        # The sampling temperature changes what the judge says, so it is part of the version.
+        return f"faithfulness-p{PROMPT_VERSION}-t{self.temperature:g}"
+
+    @property
+    def url(self) -> str:
+        return self.base_url.rstrip("/") + "/chat/completions"
+
+    def api_key(self) -> str | None:
+        """The key from the environment (``api_key_env``); None when no variable is configured (local servers)."""
+        if not self.api_key_env:
+            return None
+        key = os.environ.get(self.api_key_env)
+        if not key:
+            raise ConfigError(f"{self.source} [judge]: api_key_env names ${self.api_key_env}, which is not set")
+        return key
+
+
+def judge_config(config: Any = None, **overrides: Any) -> JudgeConfig:
+    """The ``[judge]`` section of ``workbench.toml`` (``config``: a path, a Config, a JudgeConfig or None), validated.
+
+    Keyword ``overrides`` win over the file (handy in a notebook). Errors name the file, the key, expected and actual.
+
+    >>> judge_config(base_url="http://localhost:8000/v1", model="qwen", concurrency=8).concurrency
+    8
+    >>> judge_config(base_url="localhost:8000", model="qwen")
+    Traceback (most recent call last):
+    ...
+    workbench.config.ConfigError: workbench.toml [judge]: base_url must start with http:// or https://, got 'localhost:8000'
+    """
+    if isinstance(config, JudgeConfig):
+        return replace(config, **overrides) if overrides else config
+    cfg: Config = load_config(config)
+    section = dict(cfg.section("judge"))
+    section.update(overrides)
+    where = cfg.where("judge")
+    if "api_key" in section:
+        raise ConfigError(f"{where}: never put the API key in the file; set api_key_env to the name of an "
+                          "environment variable that holds it")
+    unknown = sorted(set(section) - _KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(_KNOWN_KEYS))}")
+    for key in ("base_url", "model"):
+        if key not in section:
+            raise ConfigError(f"{where}: missing {key!r} (an OpenAI-compatible endpoint and the judge model)")
+        if not isinstance(section[key], str) or not section[key].strip():
+            raise ConfigError(f"{where}: {key} must be a non-empty string, got {section[key]!r}")
+    if not section["base_url"].startswith(("http://", "https://")):
+        raise ConfigError(f"{where}: base_url must start with http:// or https://, got {section['base_url']!r}")
+    env = section.get("api_key_env")
+    if env is not None and (not isinstance(env, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env)):
+        raise ConfigError(f"{where}: api_key_env must be the name of an environment variable, got {env!r}")
+
+    def num(key: str, lo: float | None, hi: float | None, default: Any) -> Any:
+        return cfg.number(section, key, "judge", lo=lo, hi=hi, default=default)
+
+    def integer(key: str, lo: int, default: int | None) -> int | None:
+        v = section.get(key, default)
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise ConfigError(f"{where}: {key} must be an integer >= {lo}, got {v!r}")
+        return v
+
+    json_mode = section.get("json_mode", True)
+    if not isinstance(json_mode, bool):
+        raise ConfigError(f"{where}: json_mode must be true or false, got {json_mode!r}")
+    return JudgeConfig(
+        base_url=section["base_url"].strip(),
+        model=section["model"].strip(),
+        api_key_env=env,
+        concurrency=integer("concurrency", 1, 4),
+        timeout_s=num("timeout_s", 0.001, None, 60.0),
+        max_retries=integer("max_retries", 0, 3),
+        temperature=num("temperature", 0, 2, 0.0),
+        max_tokens=integer("max_tokens", 1, 1024),
+        seed=integer("seed", 0, None),
+        json_mode=json_mode,
+        retry_backoff_s=num("retry_backoff_s", 0, 60, 0.5),
+        input_usd_per_mtok=num("input_usd_per_mtok", 0, None, None),
+        output_usd_per_mtok=num("output_usd_per_mtok", 0, None, None),
+        source=cfg.path.name if cfg.path else "workbench.toml",
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Prompt, request, verdict
+# ------------------------------------------------------------------------------------------------
+
+
+def build_messages(answer: str, contexts: Sequence[str] | None, question: str | None = None) -> list[dict]:
+    """The chat messages of the faithfulness judge for one answer.
+
+    >>> build_messages("It opened in 1889.", ["The tower opened in 1889."])[1]["content"].splitlines()[:3]
+    ['<contexts>', '[1] The tower opened in 1889.', '</contexts>']
+    """
+    ctx = "\n".join(f"[{i}] {c}" for i, c in enumerate(contexts or [], 1)) or "(no context)"
+    parts = [f"<contexts>\n{ctx}\n</contexts>"]
+    if question:
+        parts.append(f"<question>\n{question}\n</question>")
+    parts.append(f"<answer>\n{answer}\n</answer>")
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n\n".join(parts)}]
+
+
+def request_body(cfg: JudgeConfig, messages: list[dict], repeat: int = 0) -> dict:
+    """The chat completions request body; repeat r uses seed ``seed + r`` (seed 0 when none is configured)."""
+    body: dict[str, Any] = {"model": cfg.model, "messages": messages, "temperature": cfg.temperature,
+                            "max_tokens": cfg.max_tokens}
+    if cfg.seed is not None or repeat:
+        body["seed"] = (cfg.seed or 0) + repeat
+    if cfg.json_mode:
+        body["response_format"] = {"type": "json_object"}
+    return body
+
+
+def request_hash(cfg: JudgeConfig, body: Mapping[str, Any], repeat: int = 0) -> str:
+    """sha256 of the endpoint, the exact body (model, messages, sampling options) and the repeat index."""
+    key = json.dumps({"base_url": cfg.base_url.rstrip("/"), "body": body, "repeat": repeat}, sort_keys=True,
+                     ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The judge's verdict on one answer.
+
+    ``score``: share of unsupported claims (None when unscorable); ``label``: hallucinated / supported / unscorable;
+    ``claims``: dicts with ``text``, ``supported``, ``reason``; ``reason``: why the answer is unscorable.
+    """
+
+    score: float | None
+    label: str
+    claims: tuple[dict, ...] = ()
+    reason: str | None = None
+
+    @property
+    def unscorable(self) -> bool:
+        return self.label == "unscorable"
+
+
+_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
+
+
+def _as_bool(v: Any) -> bool | None:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, (int, float)) and v in (0, 1):
+        return bool(v)
+    if isinstance(v, str) and v.strip().lower() in ("true", "false", "yes", "no", "1", "0"):
+        return v.strip().lower() in ("true", "yes", "1")
+    return None
+
+
+def parse_verdict(content: str | None) -> Verdict:
+    """Read the judge's reply: JSON ``{"claims": [{"claim", "supported", "reason"}]}`` (a ```json fence is allowed).
+
+    Anything else, or no claim, is unscorable with the reason.
+
+    >>> parse_verdict('{"claims": []}').reason
+    'no claim extracted'
+    >>> parse_verdict('```json\\n{"claims": [{"claim": "A", "supported": "false"}]}\\n```').label
+    'hallucinated'
+    """
+    if not content or not content.strip():
+        return Verdict(None, "unscorable", reason="empty reply")
+    text = content.strip()
+    m = _FENCE.match(text)
+    if m:
+        text = m.group(1)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return Verdict(None, "unscorable", reason=f"reply is not JSON: {content[:80]!r}")
+    claims = data.get("claims") if isinstance(data, dict) else data if isinstance(data, list) else None
+    if not isinstance(claims, list):
+        return Verdict(None, "unscorable", reason="reply has no 'claims' list")
+    if not claims:
+        return Verdict(None, "unscorable", reason="no claim extracted")
+    out = []
+    for i, c in enumerate(claims):
+        supported = _as_bool(c.get("supported")) if isinstance(c, dict) else None
+        if supported is None:
+            return Verdict(None, "unscorable", reason=f"claim {i + 1} has no true/false 'supported'")
+        out.append({"text": str(c.get("claim") or c.get("text") or ""), "supported": supported,
+                    "reason": str(c.get("reason")) if c.get("reason") else None})
+    bad = sum(not c["supported"] for c in out)
+    return Verdict(bad / len(out), "hallucinated" if bad else "supported", tuple(out))
+
+
+# ------------------------------------------------------------------------------------------------
+# HTTP: bounded concurrency, retries, timeouts
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    """One completed request: the response body (None on failure), the error, attempts made."""
+
+    body: dict | None
+    error: str | None
+    attempts: int
+
+    @property
+    def content(self) -> str | None:
+        try:
+            return self.body["choices"][0]["message"]["content"]  # type: ignore[index]
+        except (TypeError, KeyError, IndexError):
+            return None
+
+    @property
+    def usage(self) -> tuple[int | None, int | None]:
+        u = (self.body or {}).get("usage") or {}
+        return u.get("prompt_tokens"), u.get("completion_tokens")
+
+
+def _client(cfg: JudgeConfig) -> "httpx.AsyncClient":
+    import httpx
+
+    headers = {"Content-Type": "application/json"}
+    key = cfg.api_key()
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    limits = httpx.Limits(max_connections=cfg.concurrency, max_keepalive_connections=cfg.concurrency)
+    return httpx.AsyncClient(headers=headers, timeout=cfg.timeout_s, limits=limits)
+
+
+def _backoff(cfg: JudgeConfig, attempt: int, retry_after: str | None) -> float:
+    # Full exponential backoff plus jitter, so that concurrent workers hit by the same 429 do not retry in lockstep.
+    delay = cfg.retry_backoff_s * (2 ** attempt)
+    delay += random.uniform(0, cfg.retry_backoff_s)
+    if retry_after:
+        try:
+            delay = max(delay, float(retry_after))
+        except ValueError:
+            pass
+    return min(delay, 60.0)
+
+
+async def _post(client: "httpx.AsyncClient", cfg: JudgeConfig, body: dict, sem: asyncio.Semaphore) -> Reply:
+    import httpx
+
+    error = None
+    for attempt in range(cfg.max_retries + 1):
+        retry_after = None
+        async with sem:
+            try:
+                r = await client.post(cfg.url, json=body, timeout=cfg.timeout_s)
+            except httpx.TimeoutException:
+                error = f"timeout after {cfg.timeout_s:g} s"
+            except httpx.TransportError as exc:
+                error = f"connection error: {type(exc).__name__}: {exc}"
+            else:
+                if r.status_code == 200:
+                    try:
+                        return Reply(r.json(), None, attempt + 1)
+                    except ValueError:
+                        return Reply(None, "HTTP 200 with a body that is not JSON", attempt + 1)
+                error = f"HTTP {r.status_code}: {r.text[:200]}"
+                if r.status_code != 429 and r.status_code < 500:
+                    return Reply(None, error, attempt + 1)  # 4xx other than 429: asking again will not help
+                retry_after = r.headers.get("retry-after")
+        if attempt < cfg.max_retries:
+            await asyncio.sleep(_backoff(cfg, attempt, retry_after))
+    return Reply(None, f"{error} (after {cfg.max_retries + 1} attempts)", cfg.max_retries + 1)
+
+
+async def acomplete_many(cfg: JudgeConfig, bodies: Sequence[dict], *, on_done: Any = None) -> list[Reply]:
+    """Send chat completion requests, at most ``cfg.concurrency`` at a time; replies in the order of ``bodies``."""
+    sem = asyncio.Semaphore(cfg.concurrency)
+    async with _client(cfg) as client:
+
+        async def one(body: dict) -> Reply:
+            reply = await _post(client, cfg, body, sem)
+            if on_done is not None:
+                on_done(reply)
+            return reply
+
+        return list(await asyncio.gather(*(one(b) for b in bodies)))
+
+
+def run_sync(coro: Awaitable[_T]) -> _T:
+    """Run a coroutine to completion from sync code, also when an event loop is already running (Jupyter)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    # A loop is running in this thread (a notebook kernel): asyncio.run would refuse, so use a worker thread.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()  # type: ignore[arg-type]
+
+
+async def ajudge(answer: str, contexts: Sequence[str], question: str | None = None, *, config: Any = None,
+                 repeat: int = 0) -> Verdict:
+    """Judge one answer (no cache, nothing stored): the coroutine, for async code."""
+    cfg = judge_config(config)
+    body = request_body(cfg, build_messages(answer, contexts, question), repeat)
+    reply = (await acomplete_many(cfg, [body]))[0]
+    if reply.error:
+        return Verdict(None, "unscorable", reason=reply.error)
+    return parse_verdict(reply.content)
+
+
+def judge(answer: str, contexts: Sequence[str], question: str | None = None, *, config: Any = None,
+          repeat: int = 0) -> Verdict:
+    """Judge one answer (no cache, nothing stored); works in a notebook too."""
+    return run_sync(ajudge(answer, contexts, question, config=config, repeat=repeat))
+
+
+# ------------------------------------------------------------------------------------------------
+# Cost estimate
+# ------------------------------------------------------------------------------------------------
+
+
+def estimate_tokens(text: str) -> int:
+    """Rough token count: characters / 4 (the usual rule of thumb for English; no tokenizer is downloaded).
+
+    >>> estimate_tokens("x" * 400)
+    100
+    """
+    return (len(text) + 3) // 4
+
+
+def _prices(cfg: JudgeConfig) -> tuple[float | None, float | None, str]:
+    if cfg.input_usd_per_mtok is not None and cfg.output_usd_per_mtok is not None:
+        return cfg.input_usd_per_mtok, cfg.output_usd_per_mtok, f"{cfg.source} [judge]"
+    try:
+        import genai_prices
+
+        p = genai_prices.calc_price(genai_prices.Usage(input_tokens=1_000_000, output_tokens=1_000_000), cfg.model)
+        return float(p.input_price), float(p.output_price), "genai-prices"
+    except Exception:  # the model is unknown to genai-prices (a local model): say so rather than guess
+        return None, None, "unknown cost"
+
+
+# ------------------------------------------------------------------------------------------------
+# Evaluate: answers -> cache -> endpoint -> evals
+# ------------------------------------------------------------------------------------------------
+
+
+def _cache_lookup(db: "Workbench", hashes: list[str]) -> dict[str, dict]:
+    if not hashes:
+        return {}
+    rows = db.duckdb.execute(
+        "SELECT request_hash, CAST(response AS VARCHAR) FROM judge_cache WHERE request_hash IN (SELECT unnest(?))",
+        [hashes],
+    ).fetchall()
+    return {h: json.loads(r) for h, r in rows}
+
+
+def _cache_store(db: "Workbench", entries: list[tuple[str, dict, Reply]], model: str) -> None:
+    from workbench.hallucination import _now
+
+    if not entries:
+        return
+    ts = _now()
+    rows = []
+    for h, body, reply in entries:
+        tin, tout = reply.usage
+        rows.append((h, model, json.dumps(body, ensure_ascii=False), json.dumps(reply.body, ensure_ascii=False),
+                     tin, tout, ts))
+    db.duckdb.executemany(
+        "INSERT INTO judge_cache (request_hash, model, request, response, input_tokens, output_tokens, ts) "
+        "SELECT ?, ?, ?::JSON, ?::JSON, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM judge_cache WHERE request_hash = ?)",
+        [(*r, r[0]) for r in rows],
+    )
+
+
+def _verdict_row(call_id: str, v: Verdict, *, cfg: JudgeConfig, run_id: str, repeat: int, ts: Any, h: str,
+                 cached: bool, attempts: int, error: str | None) -> dict:
+    from workbench.hallucination import _claims_explanation
+
+    claims = [{"text": c["text"], "supported": c["supported"], "support": None, "evidence": None,
+               "reason": c["reason"]} for c in v.claims]
+    details: dict[str, Any] = {"claims": claims, "request_hash": h, "cached": cached, "attempts": attempts,
+                               "model": cfg.model, "base_url": cfg.base_url, "temperature": cfg.temperature}
+    if error:
+        details["error"] = error  # a transport failure: the next run asks again
+    expl = v.reason if v.unscorable else _claims_explanation(claims, len(claims))
+    return {"call_id": call_id, "metric": "hallucination_score", "value": v.score, "label": v.label,
+            "evaluator": cfg.evaluator, "evaluator_version": cfg.version, "run_id": run_id, "repeat": repeat,
+            "ts": ts, "explanation": expl, "details": json.dumps(details, ensure_ascii=False)}
+
+
+async def aevaluate(
+    db: Any,
+    *,
+    metric: str = "faithfulness",
+    where: Any = None,
+    config: Any = None,
+    dry_run: bool = False,
+    repeat: int = 1,
+    progress: bool | None = None,
+    batch_rows: int = 256,
+) -> dict:
+    """Score with the LLM judge the answers it has not scored yet (coroutine; see :func:`evaluate`)."""
+    from workbench.db import as_workbench
+    from workbench.hallucination import _new_run_id, _now, _pending, _progress_bar, _stream, _write_evals
+
+    if metric not in METRICS:
+        raise ValueError(f"judge.evaluate: unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+        raise ValueError(f"judge.evaluate: repeat must be an integer >= 1, got {repeat!r}")
+    db = as_workbench(db)
+    cfg = judge_config(config)
+    t0 = time.perf_counter()
+    todo_by_repeat, total = [], 0
+    for r in range(repeat):
+        sel, todo = _pending(db, where=where, evaluator=cfg.evaluator, version=cfg.version,
+                             metric="hallucination_score", repeat=r)
+        total += int(sel.count().execute())
+        todo_by_repeat.append((r, todo, int(todo.count().execute())))
+    n_todo = sum(n for _, _, n in todo_by_repeat)
+    base = {"evaluator": cfg.evaluator, "version": cfg.version, "model": cfg.model, "base_url": cfg.base_url}
+    run_id = None if dry_run else _new_run_id()
+    stats = {"scored": 0, "unscorable": 0, "failed": 0, "requests": 0, "cached": 0, "input_tokens": 0,
+             "output_tokens": 0}
+    est = {"input_tokens": 0, "output_tokens": 0}
+    with _progress_bar(n_todo, progress if not dry_run else False, f"judge {cfg.model}") as bar:
+        for r, todo, _ in todo_by_repeat:
+            for rows in _stream(db, todo.select("call_id", "question", "contexts", "answer"), batch_rows):
+                bodies = [request_body(cfg, build_messages(x["answer"] or "", x["contexts"] or [], x["question"]), r)
+                          for x in rows]
+                hashes = [request_hash(cfg, b, r) for b in bodies]
+                # Like the offline detector: nothing to check (empty answer) or nothing to check against (no
+                # context) is unscorable without spending a request.
+                empty = {i for i, x in enumerate(rows)
+                         if not (x["answer"] or "").strip() or not any((c or "").strip() for c in x["contexts"] or [])}
+                hits = _cache_lookup(db, [hh for i, hh in enumerate(hashes) if i not in empty])
+                stats["cached"] += len(hits)
+                misses = [i for i, hh in enumerate(hashes) if hh not in hits and i not in empty]
+                if dry_run:
+                    stats["empty"] = stats.get("empty", 0) + len(empty)
+                    for i in misses:
+                        est["input_tokens"] += sum(estimate_tokens(m["content"]) for m in bodies[i]["messages"])
+                        # the reply restates each claim with a short reason: about the answer's length plus overhead
+                        est["output_tokens"] += 20 + 2 * estimate_tokens(rows[i]["answer"] or "")
+                    continue
+                replies = await acomplete_many(cfg, [bodies[i] for i in misses],
+                                               on_done=lambda _r: bar.update(1)) if misses else []
+                stats["requests"] += sum(rep.attempts for rep in replies)
+                got = dict(zip(misses, replies))
+                _cache_store(db, [(hashes[i], bodies[i], rep) for i, rep in got.items() if rep.body is not None],
+                             cfg.model)
+                ts, out = _now(), []
+                for i, x in enumerate(rows):
+                    if i in empty:
+                        reason = "empty answer" if not (x["answer"] or "").strip() else "no context to check against"
+                        v, cached, attempts, error = Verdict(None, "unscorable", reason=reason), False, 0, None
+                        bar.update(1)
+                    elif i in got:
+                        rep = got[i]
+                        tin, tout = rep.usage
+                        stats["input_tokens"] += tin or 0
+                        stats["output_tokens"] += tout or 0
+                        v = (Verdict(None, "unscorable", reason=rep.error) if rep.error
+                             else parse_verdict(rep.content))
+                        cached, attempts, error = False, rep.attempts, rep.error
+                    else:
+                        v = parse_verdict(Reply(hits[hashes[i]], None, 0).content)
+                        cached, attempts, error = True, 0, None
+                        bar.update(1)
+                    out.append(_verdict_row(x["call_id"], v, cfg=cfg, run_id=run_id, repeat=r, ts=ts, h=hashes[i],
+                                            cached=cached, attempts=attempts, error=error))
+                    stats["failed"] += error is not None
+                    stats["unscorable" if v.unscorable else "scored"] += 1
+                _write_evals(db, out)
+    pin, pout, price_source = _prices(cfg)
+    seconds = round(time.perf_counter() - t0, 3)
+    if dry_run:
+        cost = (est["input_tokens"] * pin + est["output_tokens"] * pout) / 1e6 if pin is not None else None
+        return {**base, "run_id": None, "dry_run": True, "to_score": n_todo, "skipped": total - n_todo,
+                "cached": stats["cached"], "requests": n_todo - stats["cached"] - stats.get("empty", 0),
+                "input_tokens_est": est["input_tokens"], "output_tokens_est": est["output_tokens"],
+                "cost_usd_est": None if cost is None else round(cost, 6), "price_source": price_source,
+                "token_estimate": "characters / 4", "seconds": seconds}
+    cost = (stats["input_tokens"] * pin + stats["output_tokens"] * pout) / 1e6 if pin is not None else None
+    return {**base, "run_id": run_id, "scored": stats["scored"], "skipped": total - n_todo,
+            "unscorable": stats["unscorable"], "failed": stats["failed"], "cached": stats["cached"],
+            "requests": stats["requests"], "input_tokens": stats["input_tokens"],
+            "output_tokens": stats["output_tokens"], "cost_usd": None if cost is None else round(cost, 6),
+            "price_source": price_source, "seconds": seconds}
+
+
+def evaluate(db: Any, *, metric: str = "faithfulness", where: Any = None, config: Any = None, dry_run: bool = False,
+             repeat: int = 1, progress: bool | None = None, batch_rows: int = 256) -> dict:
+    """Score with the LLM judge the answers (x ``repeat``) it has not scored yet; write ``evals`` and the cache.
+
+    Parameters
+    ----------
+    db : Workbench or path
+    metric : str
+        ``faithfulness`` (the only judge metric so far).
+    where : mapping or list of "col=value", optional
+        Filter on answers joined to calls.
+    config : path, Config or JudgeConfig, optional
+        ``[judge]`` of ``workbench.toml``.
+    dry_run : bool
+        Estimate requests, tokens (characters / 4) and cost of what is not cached; send and write nothing.
+    repeat : int
+        Score each answer k times (``evals.repeat`` 0..k-1; seeds ``seed + r``).
+    progress : bool, optional
+        tqdm bar; default only on a terminal.
+    batch_rows : int
+        Answers read, sent and written per batch.
+
+    Returns
+    -------
+    dict
+        ``evaluator`` (``judge:<model>``), ``version``, ``run_id``, ``scored``, ``skipped`` (already scored),
+        ``unscorable`` (of which ``failed``: requests that failed after all retries), ``cached`` (answered from the
+        cache), ``requests`` (HTTP requests sent, retries included), reported ``input_tokens``/``output_tokens``,
+        ``cost_usd`` (None when the price is unknown), ``seconds``. A dry run: ``to_score``, ``requests``,
+        ``input_tokens_est``, ``output_tokens_est``, ``cost_usd_est``, ``price_source``.
+    """
+    return run_sync(aevaluate(db, metric=metric, where=where, config=config, dry_run=dry_run, repeat=repeat,
+                              progress=progress, batch_rows=batch_rows))
