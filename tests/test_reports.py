@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import nbformat
 import polars as pl
@@ -49,8 +50,9 @@ def test_report_publishes_offline_html_metrics_and_params(env):
     out = reports.run_report("mini", db=dbp, out=tmp / "reports")
     assert out == tmp / "reports" / "mini" / "2026-W47"  # the ISO week of the newest call (2026-11-22)
     html = (out / "report.html").read_text()
-    assert "<svg" in html
-    assert 'src="http' not in html and "cdnjs" not in html
+    assert "<svg" in html or "data:image/svg+xml;base64," in html  # the chart itself, embedded
+    assert not re.search(r"<(script|link)[^>]*(src|href)=\"https?:", html)
+    assert "cdnjs" not in html and "import(\"http" not in html
     m = pl.read_parquet(out / "metrics.parquet")
     assert set(m["suite_metric"]) == {"error_rate"}
     # 70 calls, every 5th an error: 14 errors; the parquet holds the same numbers the metric computes
@@ -77,7 +79,7 @@ def test_second_run_archives_the_first_and_force_replaces(env):
 
 def test_failing_cell_is_named_and_partial_notebook_kept(env):
     tmp, dbp = env
-    with pytest.raises(reports.ReportError, match=r"cell 2 failed: ValueError: boom in the third cell"):
+    with pytest.raises(reports.ReportError, match=r"cell 3 failed: ValueError: boom in the third cell"):
         reports.run_report("broken", db=dbp, out=tmp / "reports", period="2026-11-20")
     assert (tmp / "reports" / "broken" / "2026-11-20" / "report.ipynb").exists()
 
@@ -102,8 +104,9 @@ def test_relative_periods_for_cron():
 
 def test_scorecard_targets_and_status(tmp_path):
     db = wb.connect(":memory:")
-    rows = [(f"a{i}", dt.datetime(2026, 11, 2 + i % 7), "chat", "error" if i < 2 else "ok") for i in range(10)]  # 20% now
-    rows += [(f"b{i}", dt.datetime(2026, 10, 26 + i % 7), "chat", "error" if i < 1 else "ok") for i in range(10)]  # 10% before
+    week = dt.datetime(2026, 11, 2)
+    rows = [(f"a{i}", week + dt.timedelta(days=i % 7), "chat", "error" if i < 2 else "ok") for i in range(10)]  # 20% now
+    rows += [(f"b{i}", week - dt.timedelta(days=7 - i % 7), "chat", "error" if i < 1 else "ok") for i in range(10)]  # 10% before
     db.duckdb.executemany("insert into calls (call_id, ts, feature, status) values (?, ?, ?, ?)", rows)
     cfg = tmp_path / "workbench.toml"
     cfg.write_text("[targets.chat]\nerror_rate_max = 0.15\n")

@@ -32,11 +32,29 @@ _EXPORTS = {
     "build_demo": "demo",
     "Report": "reports",
     "run_report": "reports",
+    "evaluate": "hallucination",
+    "import_labels": "hallucination",
+    "agreement": "hallucination",
+    "judge_variance": "hallucination",
+    "worst_offenders": "hallucination",
+    "detect": "detector",
+    "load_prices": "prices",
+    "priced_calls": "cost",
+    "budget_status": "cost",
+    "slo_report": "slo",
+    "burn_rate_alerts": "slo",
+    "slo_status": "slo",
+    "experiment_summary": "experiments",
+    "decision_table": "experiments",
+    "srm": "experiments",
+    "shadow_comparison": "experiments",
+    "drift_report": "drift",
+    "text_drift": "drift",
 }
 
 # submodules reachable as wb.<name> without importing them up front
 _SUBMODULES = {"charts", "reports", "metrics", "stats", "schema", "db", "ingest", "demo", "latency", "cost", "reliability",
-               "slo", "adoption", "experiments", "drift", "hallucination", "detector", "judge", "ragas_eval", "config"}
+               "slo", "adoption", "experiments", "drift", "hallucination", "detector", "judge", "ragas_eval", "config", "prices", "schedule"}
 
 
 def __getattr__(name: str):

@@ -95,7 +95,7 @@ def _names(fn: str, name: str, value: Any) -> tuple[str, ...]:
 
 
 def _day(value: Any) -> _dt.datetime | None:
-    ts = _m._as_ts(value)
+    ts = _m.as_timestamp(value)
     return None if ts is None else _dt.datetime(ts.year, ts.month, ts.day)
 
 
@@ -148,14 +148,6 @@ def _wilson(k: Any, n: Any, confidence: float = 0.95):
     return wilson_interval(k, n, confidence=confidence)
 
 
-def _z(confidence: float) -> float:
-    from scipy.stats import norm
-
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence: expected a number in (0, 1), got {confidence!r}")
-    return float(norm.ppf(0.5 + confidence / 2))
-
-
 # --------------------------------------------------------------------------------------------------------------------
 # active users: dau / wau / mau and the DAU/MAU ratio
 
@@ -199,7 +191,7 @@ def _rolling(db: Any, fn: str, *, window: int, by: Any, period: str, start: Any,
     agg = agg.with_columns(pl.col("d").cast(pl.Datetime("us")), pl.col("first_day").cast(pl.Datetime("us")))
     log_first = agg["first_day"].min()
     last = agg.filter(pl.col("today") > 0)["d"].max()
-    e = _m._as_ts(end)
+    e = _m.as_timestamp(end)
     if e is not None:
         last = min(last, _day(e - _dt.timedelta(microseconds=1)))
     s = _day(start)
@@ -221,7 +213,7 @@ def _rolling(db: Any, fn: str, *, window: int, by: Any, period: str, start: Any,
         daily = pl.col("users").cast(pl.Float64)
     df = df.with_columns(daily.alias("daily"))
     if period == "all":
-        df = df.with_columns(pl.lit(_m._as_ts(start), dtype=pl.Datetime("us")).alias("period_start"))
+        df = df.with_columns(pl.lit(_m.as_timestamp(start), dtype=pl.Datetime("us")).alias("period_start"))
     else:
         df = df.with_columns(pl.col("d").dt.truncate(_POLARS_EVERY[period]).alias("period_start"))
     out = df.group_by([*keys, "period_start"]).agg(
@@ -395,7 +387,7 @@ def active_days_distribution(db, *, by=("feature",), period="week", start=None, 
         return _m.tidy(pl.DataFrame({"value": [], "n": []}), keys=keys, metric=fn)
     agg = agg.with_columns(pl.col("period_start").cast(pl.Datetime("us")), pl.col("active_days").cast(pl.Int64))
     if period == "all":
-        s, e = _m._as_ts(start), _m._as_ts(end)
+        s, e = _m.as_timestamp(start), _m.as_timestamp(end)
         if s is not None and e is not None:
             span = int(-(-(e - s).total_seconds() // 86400))
         else:
@@ -477,7 +469,7 @@ def _retention_expr(db: Any, fn: str, *, by: Any, period: str, start: Any, end: 
     keys = _m.check_by(t, by, fn=fn)
     ug = _user_periods(t, keys, "D" if grain == "day" else "W", "g")
     firsts = ug.group_by([*keys, "user_id"]).aggregate(first_g=ug.g.min())
-    s = _m._as_ts(start)
+    s = _m.as_timestamp(start)
     if cohort == "first_ever" and s is not None:
         # first_g is a truncated period; compare the user's first instant instead so a cohort never starts before start
         first_ts = t.group_by([*keys, "user_id"]).aggregate(first_ts=t.ts.min())
@@ -644,7 +636,7 @@ def lifecycle_count(db, *, by=("feature",), period="day", start=None, end=None, 
     _check_choice(fn, "period", period, ("hour", "day", "week", "month"))
     keys, expr = _lifecycle_expr(db, fn, by=by, period=period, end=end, where=where, activity=activity)
     agg = expr.to_polars().with_columns(pl.col("period_start").cast(pl.Datetime("us")))
-    s = _m._as_ts(start)
+    s = _m.as_timestamp(start)
     if s is not None:
         first = pl.lit(s).dt.truncate({"hour": "1h", **_POLARS_EVERY}[period])
         agg = agg.filter(pl.col("period_start") >= first)
@@ -769,7 +761,7 @@ def _period_end(period: str, p: "ir.TimestampValue", end: Any) -> "ir.TimestampV
     import ibis
 
     if period == "all":
-        e = _m._as_ts(end)
+        e = _m.as_timestamp(end)
         return ibis.literal(e, type="timestamp") if e is not None else None
     return p + _step(period)
 
@@ -1103,7 +1095,9 @@ def retained_vs_churned(db, *, by=("feature",), period="week", start=None, end=N
     empty = pl.DataFrame({"value": [], "n": []})
     if agg.height == 0:
         return _m.tidy(empty, keys=keys, metric="hallucination_rate")
-    z = _z(confidence)
+    from workbench.stats import z_value
+
+    z = z_value(confidence)
     agg = agg.with_columns(
         pl.col("answers", "hallucinated", "latency_n").fill_null(0),
         pl.col("period_start").cast(pl.Datetime("us")),

@@ -55,7 +55,7 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from workbench.metrics import Where, _as_ts, check_by, parse_where, proportion, scope, tidy, with_period
+from workbench.metrics import Where, as_timestamp, check_by, parse_where, proportion, scope, tidy, with_period
 from workbench.prices import load_prices, price_overrides  # noqa: F401  (re-exported: cost.load_prices)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -255,9 +255,9 @@ def _finish(df: "pl.DataFrame", keys: list[str], metric: str) -> "pl.DataFrame":
 def _mean_interval(df: "pl.DataFrame", confidence: float) -> "pl.DataFrame":
     import polars as pl
 
-    from workbench.stats import _z
+    from workbench.stats import z_value
 
-    z = _z(confidence)
+    z = z_value(confidence)
     half = z * pl.col("_sd") / pl.col("n").cast(pl.Float64).sqrt()
     ok = (pl.col("n") >= 2) & pl.col("_sd").is_not_null()
     return df.with_columns(
@@ -663,16 +663,16 @@ def cost_change_usd(
     metric = "cost_change_usd"
     db = as_workbench(db)
     if period == "all":
-        s, e = _as_ts(start), _as_ts(end)
+        s, e = as_timestamp(start), as_timestamp(end)
         if s is None or e is None or e <= s:
             raise ValueError(f"{metric}: period='all' needs start < end (the current window), got {start!r}, {end!r}")
         prev_start, cur_start, cur_end = s - (e - s), s, e
     else:
         if period not in ("hour", "day", "week", "month"):
             raise ValueError(f"{metric}: period: expected one of hour, day, week, month, all, got {period!r}")
-        at_ts = _as_ts(at)
+        at_ts = as_timestamp(at)
         if at_ts is None and end is not None:
-            at_ts = _as_ts(end) - _dt.timedelta(microseconds=1)
+            at_ts = as_timestamp(end) - _dt.timedelta(microseconds=1)
         if at_ts is None:
             at_ts = priced_calls(db, where=where).ts.max().to_pyarrow().as_py()
         if at_ts is None:  # no calls at all
@@ -899,7 +899,7 @@ def budget_status(
 
     db = as_workbench(db)
     plan = budgets(config)
-    at_ts = _as_ts(at)
+    at_ts = as_timestamp(at)
     if at_ts is None:
         at_ts = db.calls.ts.max().to_pyarrow().as_py()
     if at_ts is None:

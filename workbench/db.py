@@ -8,6 +8,8 @@
 ['answers', 'assignments', 'calls']
 >>> db.sql("select 1 + 1 as two")["two"].to_list()
 [2]
+>>> db.sql("select json_object('a', 1) as j")["j"].to_list()
+['{"a":1}']
 """
 
 from __future__ import annotations
@@ -70,7 +72,10 @@ class Workbench:
         raise AttributeError(name)
 
     def sql(self, query: str) -> "pl.DataFrame":
-        """Run SQL on the database and return a polars frame."""
+        """Run SQL on the database and return a polars frame (JSON columns come back as text)."""
+        if self.ibis.name == "duckdb":
+            # DuckDB converts its own JSON type to text; Ibis' polars conversion has no JSON type.
+            return self.duckdb.sql(query).pl()
         return self.ibis.sql(query).to_polars()
 
     @property
@@ -146,6 +151,8 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = False, b
         if read_only and not p.exists():
             raise FileNotFoundError(f"connect: no database at {path}")
         p.parent.mkdir(parents=True, exist_ok=True)
+    if path == ":memory:":
+        read_only = False  # an in-memory database is private to this connection
     con = ibis.duckdb.connect(path, read_only=read_only)
     if not read_only:
         migrate(con.con)

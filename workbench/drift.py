@@ -72,7 +72,7 @@ Window = tuple[Any, Any]
 def _check_window(name: str, w: Any, fn: str) -> Window:
     if not isinstance(w, (tuple, list)) or len(w) != 2:
         raise TypeError(f"{fn}: {name} must be a (start, end) pair, got {w!r}")
-    return M._as_ts(w[0]), M._as_ts(w[1])
+    return M.as_timestamp(w[0]), M.as_timestamp(w[1])
 
 
 def _table(db: Any, table: str, *, metric: str | None, fn: str) -> "ir.Table":
@@ -497,7 +497,7 @@ def drifted_column_rate(
         raise ValueError(f"drifted_column_rate: drift compares two windows; period must be 'all', got {period!r}")
     t = _table(db, table, metric=metric, fn="drifted_column_rate")
     keys = M.check_by(t, by, fn="drifted_column_rate")
-    s, e = M._as_ts(start), M._as_ts(end)
+    s, e = M.as_timestamp(start), M.as_timestamp(end)
     if s is None or e is None:
         last = t[TABLES[table].time].max().to_pyarrow().as_py()
         if last is None:

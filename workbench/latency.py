@@ -275,9 +275,9 @@ def _mean_interval(df: "pl.DataFrame", confidence: float, *, mean: str = "value"
     """Normal interval of a mean from n, mean and sample sd (CLT; latency means over many calls)."""
     import polars as pl
 
-    from workbench.stats import _z
+    from workbench.stats import z_value
 
-    z = _z(confidence)
+    z = z_value(confidence)
     half = z * pl.col(sd) / pl.col("n").cast(pl.Float64).sqrt()
     return df.with_columns((pl.col(mean) - half).alias("lo"), (pl.col(mean) + half).alias("hi")).drop(sd)
 
@@ -356,10 +356,10 @@ def output_tokens_per_s(db, *, by=("feature",), period="day", start=None, end=No
     """
     import polars as pl
 
-    from workbench.stats import _z
+    from workbench.stats import z_value
 
     fn = "output_tokens_per_s"
-    z = _z(_check_unit(fn, "confidence", confidence))
+    z = z_value(_check_unit(fn, "confidence", confidence))
     t = scope(db.calls, start=start, end=end, where=where)
     keys = check_by(t, by, fn=fn)
     t = t.filter(t.output_tokens.notnull(), t.latency_ms > 0)

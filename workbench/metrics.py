@@ -79,15 +79,15 @@ def parse_where(where: Where) -> dict[str, Any]:
     return out
 
 
-def _as_ts(value: Any) -> _dt.datetime | None:
+def as_timestamp(value: Any) -> _dt.datetime | None:
     if value is None:
         return None
     if isinstance(value, _dt.datetime):
-        return value.replace(tzinfo=None) if value.tzinfo is None else value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        return value if value.tzinfo is None else value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
     if isinstance(value, _dt.date):
         return _dt.datetime(value.year, value.month, value.day)
     try:
-        return _as_ts(_dt.datetime.fromisoformat(str(value)))
+        return as_timestamp(_dt.datetime.fromisoformat(str(value)))
     except ValueError:
         raise ValueError(f"expected an ISO date or timestamp, got {value!r}") from None
 
@@ -99,7 +99,7 @@ def scope(t: "ir.Table", *, time: str | None = "ts", start: Any = None, end: Any
     Unknown columns raise a ``KeyError`` naming the column and the table's columns.
     """
     conds = []
-    s, e = _as_ts(start), _as_ts(end)
+    s, e = as_timestamp(start), as_timestamp(end)
     if time is not None and (s is not None or e is not None):
         if s is not None:
             conds.append(t[time] >= s)
@@ -134,7 +134,7 @@ def with_period(t: "ir.Table", period: str, *, time: str = "ts", start: Any = No
     if period not in PERIODS:
         raise ValueError(f"period: expected one of {', '.join(PERIODS)}, got {period!r}")
     if period == "all":
-        s = _as_ts(start)
+        s = as_timestamp(start)
         return t.mutate(period_start=ibis.literal(s, type="timestamp") if s else ibis.null("timestamp"))
     return t.mutate(period_start=t[time].cast("timestamp").truncate(_UNITS[period]))
 
@@ -198,10 +198,13 @@ def proportion(
     """
     from workbench.stats import wilson_interval
 
+    import ibis
+
     keys = check_by(t, by, fn=metric)
-    t = t.mutate(_hit=success.fill_null(False).cast("int64"), _den=(denominator.fill_null(False) if denominator is not None else True))
-    t = with_period(t.filter(t._den), period, time=time, start=start)
-    agg = t.group_by([*keys, "period_start"]).aggregate(k=t._hit.sum(), n=t.count()).to_polars()
+    den = denominator.fill_null(False) if denominator is not None else ibis.literal(True)
+    # Groups are formed over all rows, so a group whose denominator is empty stays visible with n = 0.
+    t = with_period(t.mutate(_hit=(success.fill_null(False) & den).cast("int64"), _den=den.cast("int64")), period, time=time, start=start)
+    agg = t.group_by([*keys, "period_start"]).aggregate(k=t._hit.sum(), n=t._den.sum()).to_polars()
     import polars as pl
 
     lo, hi = wilson_interval(agg["k"].to_numpy(), agg["n"].to_numpy(), confidence=confidence)

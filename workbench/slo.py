@@ -194,14 +194,14 @@ def _slos_or_fail(config: Any) -> tuple[Config, list[Slo]]:
 
 
 def _resolve_at(db, at: Any) -> dt.datetime:
-    from workbench.metrics import _as_ts
+    from workbench.metrics import as_timestamp
 
     if at is not None:
-        return _as_ts(at)
+        return as_timestamp(at)
     latest = db.calls.ts.max().to_pyarrow().as_py()
     if latest is None:
         return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    return _as_ts(latest)
+    return as_timestamp(latest)
 
 
 def _requests(db) -> "ir.Table":

@@ -16,7 +16,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 
-def _z(confidence: float) -> float:
+def z_value(confidence: float) -> float:
+    """The two-sided normal quantile for ``confidence`` (1.959964 for 0.95).
+
+    >>> round(z_value(0.95), 6)
+    1.959964
+    """
     from scipy.stats import norm
 
     if not 0 < confidence < 1:
@@ -46,7 +51,7 @@ def wilson_interval(k, n, *, confidence: float = 0.95) -> tuple[np.ndarray, np.n
     """
     k = np.asarray(k, dtype=float)
     n = np.asarray(n, dtype=float)
-    z = _z(confidence)
+    z = z_value(confidence)
     with np.errstate(divide="ignore", invalid="ignore"):
         p = k / n
         denom = 1 + z * z / n
