@@ -1198,6 +1198,29 @@ def table_checksums(db: "Workbench | str | os.PathLike") -> dict[str, str]:
 
 # --- the whole pipeline ---------------------------------------------------------------------------------------------
 
+def _headline(path: str | os.PathLike) -> dict[str, Any]:
+    """The metrics step of the demo: the week's scorecard, SLO and budget status, as a reader would see them first."""
+    import warnings
+
+    import polars as pl
+
+    from workbench.cost import budget_status
+    from workbench.db import connect
+    from workbench.reports import Report, resolve_period, scorecard
+    from workbench.slo import slo_status
+
+    with connect(path, read_only=True) as db, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start, end, label = resolve_period(None, latest=db.calls.ts.max().execute())
+        card = scorecard(Report(db, start=start, end=end), ["hallucination_rate", "latency_p95_ms", "cost_per_success_usd", "wau_count"])
+        card = card.filter(pl.col("target").is_not_null()).select(
+            "feature", "metric", pl.col("value").round(4), pl.col("previous").round(4), pl.col("relative_change").round(3), "target", "status")
+        _, slo_firing = slo_status(db, at=end)
+        budgets, _ = budget_status(db, at=end)
+    alerts = budgets.filter(pl.col("alert").is_not_null()).select("feature", "alert").rows()
+    return {"period": label, "table": card, "slo_firing": slo_firing, "budget_alerts": alerts or "none"}
+
+
 def run_demo(path: str | os.PathLike = DEMO_DB, *, scale: float = 1.0, seed: int = 7,
              reports: str | os.PathLike | None = "reports") -> dict[str, Any]:
     """Build the demo database, then run the rest of the pipeline as far as it exists, and print a summary.
@@ -1217,7 +1240,9 @@ def run_demo(path: str | os.PathLike = DEMO_DB, *, scale: float = 1.0, seed: int
         with connect(path) as db:
             summary["evaluate"] = evaluate(db)
 
-    if reports is not None and importlib.util.find_spec("workbench.reports") is not None:
+    summary["scorecard"] = _headline(path)
+
+    if reports is not None:
         from workbench.reports import run_all
 
         summary["reports"] = [str(p) for p in run_all(str(path), out=reports)]
@@ -1235,6 +1260,13 @@ def run_demo(path: str | os.PathLike = DEMO_DB, *, scale: float = 1.0, seed: int
         print(f"  real data: skipped ({real['skipped']})")
     if "evaluate" in summary:
         print(f"  evaluated: {summary['evaluate']}")
+    import polars as pl
+
+    head = summary["scorecard"]
+    print(f"\nscorecard for {head['period']} (workbench.toml targets):")
+    with pl.Config(tbl_rows=40, tbl_cols=10, tbl_width_chars=140, tbl_hide_dataframe_shape=True):
+        print(head["table"])
+    print(f"SLO alerts firing: {head['slo_firing']}; budget alerts: {head['budget_alerts']}")
     if summary.get("reports"):
         print(f"reports: {reports}/ ({len(summary['reports'])} published)")
         for p in summary["reports"]:

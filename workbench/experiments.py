@@ -168,7 +168,7 @@ def _retained(db: Any, exposures: "ir.Table", *, unit: str = "user_id", end: Any
     if unit != "user_id":
         raise ValueError(f"experiments: retained needs unit='user_id' (events have user_id only), got {unit!r}")
     ev = M.scope(db.events, end=end, where=where)
-    horizon = ibis.literal(M._as_ts(end), type="timestamp") if end is not None else db.events.ts.max()
+    horizon = ibis.literal(M.as_timestamp(end), type="timestamp") if end is not None else db.events.ts.max()
     days = ibis.interval(days=int(retention_days))
     e = exposures.filter(exposures.exposed_at + days <= horizon)
     j = e.left_join(ev, e.unit_id == ev.user_id)
@@ -589,8 +589,12 @@ def shadow_comparison(
 
     from workbench.db import as_workbench
 
+    from workbench.cost import priced_calls
+
     db = as_workbench(db)
-    c = M.scope(db.calls, start=start, end=end, where=where)
+    c = priced_calls(db, start=start, end=end, where=where)
+    # cost: the priced cost (reported where given, else computed from the price table); unpriced calls stay null
+    c = c.mutate(cost_usd=c.cost_usd_used).drop([k for k in c.columns if k.startswith(("price_", "cost_usd_")) or k == "cost_source"])
     c = c.filter(c.trace_id.notnull())
     if experiment is not None:
         arms = _arm_counts(db, experiment, start=None, end=None, fn="shadow_comparison")["variant"].to_list()
@@ -694,7 +698,7 @@ def experiment_effect(
             "experiment", "variant", pl.col("effect").alias("value"),
             (pl.col("n_control") + pl.col("n_variant")).alias("n"), "lo", "hi", "p_value", "chance_to_win",
             "srm_status")
-    df = df.with_columns(pl.lit(M._as_ts(start), dtype=pl.Datetime("us")).alias("period_start"))
+    df = df.with_columns(pl.lit(M.as_timestamp(start), dtype=pl.Datetime("us")).alias("period_start"))
     return M.tidy(df, keys=keys, metric=f"{metric}_effect")
 
 

@@ -107,6 +107,18 @@ def resolve_period(period: str | None, *, latest: dt.datetime | None = None, tod
     )
 
 
+def setup_display(*, rows: int = 40, cols: int = 30) -> None:
+    """Display settings for a report: charts as inline SVG (offline) and tables wide enough to show every column."""
+    import polars as pl
+
+    from workbench.charts import use_svg
+
+    use_svg()
+    pl.Config.set_tbl_cols(cols)
+    pl.Config.set_tbl_rows(rows)
+    pl.Config.set_fmt_str_lengths(120)
+
+
 class Report:
     """The report's window and the frames it has shown; what a notebook cell talks to.
 
@@ -151,11 +163,42 @@ class Report:
         self.frames.append((name, {k: v for k, v in kwargs.items() if k not in ("start", "end")}, df))
         return df
 
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Call the public function ``wb.<name>`` on the report's database and record the frame it returns.
+
+        For the tables that are not metrics of the suite (SLO status, decision tables, agreement ...), so that
+        ``metrics.parquet`` holds everything the report showed. A ``(frame, flag)`` result records the frame.
+        """
+        import polars as pl
+
+        import workbench
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = getattr(workbench, name)(self.db, *args, **kwargs)
+        frame = out[0] if isinstance(out, tuple) else out
+        if isinstance(frame, pl.DataFrame):
+            self.frames.append((name, kwargs, frame))
+        return frame
+
+    def since(self, *, days: int = 0, weeks: int = 0) -> str:
+        """The instant ``days``/``weeks`` before the end of the window, as ISO text: a longer look-back for one cell.
+
+        >>> Report(":memory:", start="2026-11-16", end="2026-11-23").since(weeks=4)
+        '2026-10-26T00:00:00'
+        """
+        from workbench.metrics import as_timestamp
+
+        e = as_timestamp(self.end)
+        if e is None:
+            raise ValueError("Report.since: the report has no end")
+        return (e - dt.timedelta(days=days, weeks=weeks)).isoformat()
+
     def previous(self, name: str, **kwargs: Any) -> "pl.DataFrame":
         """The same metric over the window of equal length just before this one."""
-        from workbench.metrics import _as_ts
+        from workbench.metrics import as_timestamp
 
-        s, e = _as_ts(self.start), _as_ts(self.end)
+        s, e = as_timestamp(self.start), as_timestamp(self.end)
         if s is None or e is None:
             raise ValueError("Report.previous: the report has no bounded window")
         return self.metric(name, start=s - (e - s), end=s, **kwargs)
@@ -198,7 +241,7 @@ class Report:
 
         rows = []
         for name, t in TABLES.items():
-            if t.time is None or not t.lineage:
+            if t.time is None or not t.lineage or name == "prices":  # prices are in force across windows
                 continue
             tbl = scope(self.db.table(name), time=t.time, start=self.start, end=self.end)
             rows.append({"table": name, "rows": int(tbl.count().execute())})
@@ -256,6 +299,7 @@ def _to_html(nb_path: Path, html_path: Path) -> None:
     # Offline: drop every script or stylesheet the template would load from the internet (require.js, MathJax).
     body = re.sub(r"<script[^>]+src=\"https?://[^\"]*\"[^>]*>\s*</script>", "", body)
     body = re.sub(r"<link[^>]+href=\"https?://[^\"]*\"[^>]*>", "", body)
+    body = re.sub(r"<script[^>]*>(?:(?!</script>).)*https?://(?:(?!</script>).)*</script>", "", body, flags=re.S)
     html_path.write_text(body, encoding="utf-8")
 
 
@@ -306,7 +350,8 @@ def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | 
     _to_html(executed, target / "report.html")
     import polars as pl
 
-    shown = pl.read_parquet(target / "metrics.parquet")["suite_metric"].unique().to_list() if (target / "metrics.parquet").exists() else []
+    saved = pl.read_parquet(target / "metrics.parquet") if (target / "metrics.parquet").exists() else pl.DataFrame()
+    shown = saved["suite_metric"].unique().to_list() if "suite_metric" in saved.columns else []
     meta = {
         "report": name, "period": label, "start": params["start"], "end": params["end"], "db": db_path,
         "executed_at": started.isoformat(timespec="seconds"), "workbench_version": __version__, "notebook": str(nb),
