@@ -162,6 +162,7 @@ def test_cold_and_warm_stem_cache_give_the_same_result():
     ctx = ["The zorblaxian drug was tested in May.", "Gotham's water held the zorblaxian drug."]
     answer = "He put the zorblaxian drug into Gotham's water."
     D._STEM_CACHE.clear()
+    D._CONTENT_STEM.clear()  # stopwords included: they are re-learnt as they are met
     cold = detect(answer, ctx)
     warm = detect(answer, ctx)
     assert cold == warm
@@ -370,3 +371,126 @@ def test_progress_bar_only_on_request_and_only_on_a_terminal(monkeypatch):
     monkeypatch.setattr("sys.stderr", io.StringIO())  # not a terminal
     bar = D._progress([1, 2], True)
     assert bar.disable is True and list(bar) == [1, 2]
+
+
+# ---------------------------------------------------------------------------------------------
+# Pinned outputs: speed work must not change a score, a label or a claim (DETECTOR_VERSION 1.0.0)
+# ---------------------------------------------------------------------------------------------
+
+_PINNED_CASES = [
+    ("The Eiffel Tower was completed in 1887 by Gustave Eiffel's company; it is 330 metres tall.",
+     ["The Eiffel Tower was completed in 1889 in Paris. It is 330 metres tall.",
+      "Gustave Eiffel's company designed and built the tower for the 1889 World's Fair."],
+     "When was the Eiffel Tower completed?"),
+    ("Dr. Smith didn't approve the budget, but the U.S. Senate approved 1.2 million dollars in Jan. 2020.",
+     ["Mr. Jones said Dr. Smith did not approve the budget.The U.S. Senate approved 1,200,000 dollars in "
+      "Jan. 2020.\nIt was not only the largest grant, but the first."], None),
+    ("Café Zoë’s owner, José, opened it in São Paulo in 1999 – it serves economic lunches to twelve guests.",
+     ["José opened Café Zoë’s in São Paulo in 1999. The café’s economy menu seats twelve people.", "  "],
+     "Who owns Café Zoë’s?"),
+    ("Prof. Lee wrote three books about whales. He never visited Antarctica. Is it true?",
+     ["Prof. Lee (born 1950) wrote two books about whales and dolphins. He visited Antarctica twice."], None),
+]
+# (score, label, claims as (text, support, evidence, reason)), recorded before the speed work.
+_PINNED = [
+    (0.7870601117291645, 1, [
+        (
+            "The Eiffel Tower was completed in 1887 by Gustave Eiffel's company",
+            0.4167,
+            "Gustave Eiffel's company designed and built the tower for the 1889 World's Fair.",
+            'number 1887 not in context',
+        ),
+        (
+            'it is 330 metres tall.',
+            1.0,
+            'It is 330 metres tall.',
+            None,
+        ),
+    ]),
+    (0.3219921858874375, 0, [
+        (
+            "Dr. Smith didn't approve the budget",
+            0.8,
+            'Mr. Jones said Dr. Smith did not approve the budget.',
+            None,
+        ),
+        (
+            'but the U.S. Senate approved 1.2 million dollars in Jan. 2020.',
+            1.0,
+            'The U.S. Senate approved 1,200,000 dollars in Jan. 2020.',
+            None,
+        ),
+    ]),
+    (0.7833497782368573, 1, [
+        (
+            'Café Zoë’s owner, José, opened it in São Paulo in 1999 – it serves economic lunches to twelve guests.',
+            0.6538,
+            'José opened Café Zoë’s in São Paulo in 1999.',
+            None,
+        ),
+    ]),
+    (0.9660879242968564, 1, [
+        (
+            'Prof. Lee wrote three books about whales.',
+            0.4167,
+            'Prof. Lee (born 1950) wrote two books about whales and dolphins.',
+            'number three not in context',
+        ),
+        (
+            'He never visited Antarctica.',
+            0.6667,
+            'He visited Antarctica twice.',
+            None,
+        ),
+        (
+            'Is it true?',
+            0.0,
+            '',
+            'low overlap 0.00',
+        ),
+    ]),
+]
+
+
+@pytest.mark.parametrize("case, expected", list(zip(_PINNED_CASES, _PINNED)))
+def test_outputs_are_pinned(case, expected):
+    assert D.DETECTOR_VERSION == "1.0.0"  # a new version may change these numbers: re-record them
+    d = detect(*case)
+    score, label, claims = expected
+    assert abs(d.score - score) <= 1e-12
+    assert d.label == label
+    assert [(c.text, c.support, c.evidence, c.reason) for c in d.claims] == claims
+
+
+_TRICKY = [
+    "Mr. Smith met Dr. Jones. U.S. Army Capt. Kirk said 3.5 No. 5 etc. Fine.The end",
+    "H. Bruce went.\nNext!  'Yes.' He said. (It was.) Then [x.] Sept. 5 Prof. X Sen. Y Mrs. Z vs. A",
+    "Jr. Corp. Co. Inc. Ltd. Gen. Col. Lt. Sgt. Gov. Rep. Feb. 3 Officers.The Government? Yes!No.\n\n",
+    "“Quoted.” Then… he left.) Done.” ok. 10:30 a.m. was 45% of 1,000.5 — café’s don’t Zoë_x ÉTÉ. Ⅻ²",
+    "",
+]
+
+
+def test_grouped_abbreviation_lookbehinds_match_the_one_per_abbreviation_pattern():
+    import re
+
+    reference = re.compile(
+        r"[.!?\n](?:(?<=\n)|(?<!\b[A-Z]\.)"
+        + "".join(rf"(?<!\b{a}\.)" for a in D._ABBREVIATIONS)
+        + r"[\"'”’)\]]*(?=\s)|(?<=[a-z0-9)][.!?])(?=[A-Z]))"
+    )
+    texts = _TRICKY + [f"See {a}. Next {a}.Then x {a}." for a in D._ABBREVIATIONS]
+    for text in texts:
+        spans = [m.span() for m in D._SENT_END_RE.finditer(text)]
+        assert spans == [m.span() for m in reference.finditer(text)]
+        ends = [m.end() for m in reference.finditer(text)]
+        starts = [0, *ends]
+        pieces = [text[a:b] for a, b in zip(starts, [*ends, len(text)])]
+        assert D._context_sentences(text) == pieces
+
+
+def test_ascii_token_pattern_gives_the_same_tokens():
+    texts = [t.lower() for t in _TRICKY] + ["it's 1,000.5% of u.s. gdp: a_b 3:45 x.y.z, 'q' don't", "ab.,cd 5%% e'"]
+    for text in texts:
+        assert D._tokens(text) == D._TOKEN_RE.findall(text)
+        assert D._TOKEN_ASCII_RE.findall(text) == D._TOKEN_RE.findall(text) or not text.isascii()
