@@ -397,7 +397,8 @@ def scorecard(report: Report, metrics: Iterable[str], *, config: Any = None, by:
     """Per ``by`` group and metric: value now, previous window, change, target and whether it is met.
 
     ``status`` is ``met`` / ``missed`` against the target of ``workbench.toml`` (``no target`` when none is set),
-    and the rows are sorted so that what changed most comes first within each group.
+    and the rows are sorted so that what changed most comes first within each group. When targets are declared,
+    only the groups that have targets are kept.
     """
     import polars as pl
 
@@ -414,4 +415,6 @@ def scorecard(report: Report, metrics: Iterable[str], *, config: Any = None, by:
         .otherwise(pl.lit("missed"))
     )
     df = df.with_columns(status.alias("status"))
+    if tg:  # the scorecard is about the features that have targets; other groups (non-AI features) are left out
+        df = df.filter(pl.col(by).is_in(list(tg)))
     return df.sort([by, pl.col("relative_change").abs()], descending=[False, True], nulls_last=True)
