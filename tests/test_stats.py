@@ -258,6 +258,6 @@ def test_z_test_matches_hand_computation():
     assert stats.z_test_pvalue(30, 100, 50, 100) == pytest.approx(2 * norm.sf(z))
 
 
-def test_roc_auc_with_ties():
-    assert stats.roc_auc([1, 1, 1, 1], [0, 1, 0, 1]) == 0.5
-    assert stats.roc_auc([0, 1], [0, 1]) == 1.0
+def test_auroc_with_ties():
+    assert stats.auroc([0, 1, 0, 1], [1, 1, 1, 1]) == 0.5
+    assert stats.auroc([0, 1], [0, 1]) == 1.0

@@ -390,7 +390,7 @@ def text_drift_score(
         test = fold == k
         w, b = _fit_logistic(X[~test], y[~test], l2=l2)
         scores[test] = X[test] @ w + b
-    auc = stats.roc_auc(scores, y)
+    auc = stats.auroc(y, scores)
     w, _ = _fit_logistic(X, y, l2=l2)
     order = np.argsort(w)
     terms_ref = [vocab[i] for i in order[:10] if i in vocab and w[i] < 0]

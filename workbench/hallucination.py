@@ -57,6 +57,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench import stats
+
 from workbench.db import as_workbench
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -657,39 +659,16 @@ def _binary_frame(db: "Workbench", evaluator: str, version: str | None, metric: 
     return df.with_columns(pl.col("label").fill_null("")), evaluator, version, metric
 
 
-def auroc(y_true: Any, score: Any) -> float | None:
-    """Area under the ROC curve (Mann-Whitney U / (n1 n0), ties counted one half); None when one class is absent.
+def _auroc_or_none(truth: Any, score: Any) -> float | None:
+    import math
+    import warnings as _w
 
-    >>> auroc([1, 0, 1, 0], [0.9, 0.1, 0.4, 0.4])
-    0.875
-    """
-    import numpy as np
-    from scipy.stats import rankdata
+    from workbench.stats import auroc
 
-    y = np.asarray(y_true, dtype=int)
-    s = np.asarray(score, dtype=float)
-    n1, n0 = int(y.sum()), int((1 - y).sum())
-    if n1 == 0 or n0 == 0:
-        return None
-    r = rankdata(s)
-    return float((r[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
-def cohen_kappa(a: Any, b: Any) -> float | None:
-    """Cohen's kappa of two binary raters, (p_o - p_e) / (1 - p_e); None when p_e = 1 (both constant and equal).
-
-    >>> round(cohen_kappa([1, 1, 0, 0], [1, 0, 0, 0]), 6)
-    0.5
-    """
-    import numpy as np
-
-    a = np.asarray(a, dtype=int)
-    b = np.asarray(b, dtype=int)
-    if a.size == 0:
-        return None
-    po = float((a == b).mean())
-    pe = float(a.mean() * b.mean() + (1 - a.mean()) * (1 - b.mean()))
-    return None if pe >= 1 else (po - pe) / (1 - pe)
+    with _w.catch_warnings():
+        _w.simplefilter("ignore")  # one class only: reported as None in the agreement table
+        v = auroc(truth, score)
+    return None if math.isnan(v) else v
 
 
 def agreement(
@@ -770,7 +749,7 @@ def agreement(
     return pl.DataFrame([{
         "evaluator": evaluator, "version": version, "reference": reference, "reference_version": reference_version,
         "threshold": threshold, "n": n, "n_unscorable": n_unscorable, "positives": int(truth.sum()),
-        "auroc": auroc(truth, score) if n else None, "kappa": cohen_kappa(pred, truth) if n else None,
+        "auroc": _auroc_or_none(truth, score) if n else None, "kappa": stats.cohen_kappa(pred, truth) if n else None,
         "precision": precision, "recall": recall, "f1": f1,
         "accuracy": float((pred == truth).mean()) if n else None,
     }], schema_overrides={"threshold": pl.Float64, "auroc": pl.Float64, "kappa": pl.Float64,

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
+
+import warnings
 
 import numpy as np
 
@@ -636,18 +639,89 @@ def z_test_pvalue(ref_successes: float, ref_n: int, cur_successes: float, cur_n:
     return float(2 * norm.sf(abs(p1 - p2) / np.sqrt(var)))
 
 
-def roc_auc(scores, labels) -> float:
-    """Area under the ROC curve (the Mann-Whitney probability that a positive outranks a negative; ties count 1/2).
+def auroc(labels: Sequence[int], scores: Sequence[float]) -> float:
+    """Area under the ROC curve from ranks (Mann-Whitney U), ties counted half.
 
-    >>> roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
+    Parameters
+    ----------
+    labels : sequence of {0, 1}
+        1 marks a positive (hallucinated) answer.
+    scores : sequence of float
+        Higher means more likely positive.
+
+    Returns
+    -------
+    float
+        AUROC in [0, 1], best value 1.0, chance 0.5; NaN with a warning when one class is absent.
+
+    Examples
+    --------
+    >>> auroc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
     0.75
+    >>> auroc([0, 1], [0.5, 0.5])
+    0.5
     """
-    from scipy.stats import rankdata
-
+    y = np.asarray(labels, dtype=float)
     s = np.asarray(scores, dtype=float)
-    y = np.asarray(labels).astype(bool)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if y.shape != s.shape:
+        raise ValueError(f"auroc: labels and scores differ in length ({y.size} vs {s.size})")
+    n_pos = float(y.sum())
+    n_neg = float(y.size - n_pos)
     if n_pos == 0 or n_neg == 0:
+        warnings.warn("auroc: only one class present, AUROC is undefined", RuntimeWarning, stacklevel=2)
         return float("nan")
-    ranks = rankdata(s)
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(s.size, dtype=float)
+    sorted_s = s[order]
+    # Average ranks within runs of tied scores.
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_s)) + 1]
+    ends = np.r_[starts[1:], s.size]
+    avg = (starts + ends + 1) / 2.0  # 1-based average rank of each run
+    ranks[order] = np.repeat(avg, ends - starts)
+    u = ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
+def brier_score(labels: Sequence[int], probs: Sequence[float]) -> float:
+    """Mean squared error of predicted probabilities against 0/1 outcomes.
+
+    Parameters
+    ----------
+    labels : sequence of {0, 1}
+    probs : sequence of float
+        Predicted probability of label 1.
+
+    Returns
+    -------
+    float
+        Brier score in [0, 1], lower is better (0.25 for a constant 0.5); NaN for empty input.
+
+    Examples
+    --------
+    >>> brier_score([0, 1, 1], [0.0, 1.0, 0.5])
+    0.0833...
+    """
+    y = np.asarray(labels, dtype=float)
+    p = np.asarray(probs, dtype=float)
+    if y.shape != p.shape:
+        raise ValueError(f"brier_score: labels and probs differ in length ({y.size} vs {p.size})")
+    if y.size == 0:
+        return float("nan")
+    return float(np.mean((p - y) ** 2))
+
+
+def cohen_kappa(a: Any, b: Any) -> float | None:
+    """Cohen's kappa of two binary raters, (p_o - p_e) / (1 - p_e); None when p_e = 1 (both constant and equal).
+
+    >>> round(cohen_kappa([1, 1, 0, 0], [1, 0, 0, 0]), 6)
+    0.5
+    """
+    a = np.asarray(a, dtype=int)
+    b = np.asarray(b, dtype=int)
+    if a.size == 0:
+        return None
+    po = float((a == b).mean())
+    pe = float(a.mean() * b.mean() + (1 - a.mean()) * (1 - b.mean()))
+    return None if pe >= 1 else (po - pe) / (1 - pe)
+
+
