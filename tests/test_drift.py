@@ -13,7 +13,7 @@ import workbench as wb
 from workbench import drift as D
 from workbench import metrics
 
-GOLDENS = json.loads((Path(__file__).resolve().parents[2] / "shared" / "goldens" / "published.json").read_text())
+GOLDENS = json.loads((Path(__file__).resolve().parent / "goldens" / "published.json").read_text())
 REF = ("2026-01-01", "2026-01-02")
 CUR = ("2026-01-02", "2026-01-03")
 

@@ -13,7 +13,7 @@ import workbench as wb
 from workbench import experiments as X
 from workbench import metrics
 
-GOLDENS = json.loads((Path(__file__).resolve().parents[2] / "shared" / "goldens" / "published.json").read_text())
+GOLDENS = json.loads((Path(__file__).resolve().parent / "goldens" / "published.json").read_text())
 GB = GOLDENS["experiments_growthbook"]
 
 

@@ -19,7 +19,7 @@ from workbench import latency
 from workbench.cli import main
 from workbench.metrics import UndefinedMetricWarning
 
-GOLDENS = json.loads((Path(__file__).resolve().parents[2] / "shared" / "goldens" / "published.json").read_text())
+GOLDENS = json.loads((Path(__file__).resolve().parent / "goldens" / "published.json").read_text())
 DAY = dt.datetime(2026, 1, 5)
 COLS = ("call_id", "ts", "feature", "model", "request_model", "status", "latency_ms", "ttft_ms", "output_tokens",
         "attempt", "fallback")

@@ -15,7 +15,7 @@ from workbench.cli import main
 from workbench.config import ConfigError, load_config
 from workbench.metrics import UndefinedMetricWarning
 
-GOLDENS = json.loads((Path(__file__).resolve().parents[2] / "shared" / "goldens" / "published.json").read_text())
+GOLDENS = json.loads((Path(__file__).resolve().parent / "goldens" / "published.json").read_text())
 AT = dt.datetime(2026, 3, 10, 12, 0)
 
 

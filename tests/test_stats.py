@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from workbench import stats
 from workbench.stats import ArmStats
 
-GOLDENS = json.loads((Path(__file__).resolve().parents[2] / "shared" / "goldens" / "published.json").read_text())
+GOLDENS = json.loads((Path(__file__).resolve().parent / "goldens" / "published.json").read_text())
 GB = GOLDENS["experiments_growthbook"]
 
 

@@ -1,6 +1,6 @@
 """Drift: did the inputs, outputs or scores of a feature change between a reference window and a current window?
 
-Column drift follows Evidently's default test choice (``../shared/goldens/published.json``, ``drift_evidently``):
+Column drift follows Evidently's default test choice (``tests/goldens/published.json``, ``drift_evidently``):
 
 * reference with <= 1000 (non-null) rows: numeric -> two-sample Kolmogorov-Smirnov, drifts when p <= 0.05;
   categorical -> chi-square of the current counts against the reference shares, binary -> two-proportion z-test,
