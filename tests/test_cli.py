@@ -1,0 +1,83 @@
+"""The command line: a thin wrapper, one library call per verb, exit codes that cron can act on."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import warnings
+
+import polars as pl
+
+from workbench import cli, metrics
+
+VERBS = ("ingest", "demo", "metrics", "slo", "budget", "eval", "hallucination", "report", "schedule")
+
+
+def test_help_lists_every_verb():
+    out = subprocess.run([sys.executable, "-m", "workbench.cli", "--help"], capture_output=True, text=True, check=True).stdout
+    for verb in VERBS:
+        assert verb in out
+
+
+def test_no_verb_prints_help_and_exits_2(capsys):
+    assert cli.main([]) == 2
+    assert "usage: workbench" in capsys.readouterr().out
+
+
+def test_metrics_list_names_every_metric(capsys):
+    assert cli.main(["metrics", "list"]) == 0
+    listed = {line.split()[0] for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert listed == set(metrics.suite())
+
+
+def test_metrics_csv_equals_the_library_call(small_demo, capsys):
+    args = ["metrics", "error_rate", "--db", str(small_demo), "--by", "feature,model", "--period", "week",
+            "--start", "2026-11-02", "--end", "2026-11-16", "--where", "environment=production", "--format", "csv"]
+    assert cli.main(args) == 0
+    got = pl.read_csv(io.StringIO(capsys.readouterr().out))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = metrics.compute("error_rate", str(small_demo), by=("feature", "model"), period="week", start="2026-11-02",
+                               end="2026-11-16", where=["environment=production"])
+    assert got["n"].to_list() == want["n"].to_list()
+    assert got["value"].to_list() == want["value"].to_list()
+
+
+def test_metrics_param_and_parquet_out(small_demo, tmp_path):
+    out = tmp_path / "whatif.parquet"
+    assert cli.main(["metrics", "whatif_cost_usd", "--db", str(small_demo), "--period", "all", "--param", "model=gpt-4o-mini",
+                     "--format", "parquet", "--out", str(out)]) == 0
+    df = pl.read_parquet(out)
+    assert set(df["metric"]) == {"whatif_cost_usd"} and df["value"].drop_nulls().len() > 0
+
+
+def test_unknown_metric_is_a_clear_error(small_demo, capsys):
+    assert cli.main(["metrics", "latency_p96_ms", "--db", str(small_demo)]) == 2
+    err = capsys.readouterr().err
+    assert "no metric 'latency_p96_ms'" in err and "latency_p95_ms" in err
+
+
+def test_bad_group_key_names_the_columns(small_demo, capsys):
+    assert cli.main(["metrics", "error_rate", "--db", str(small_demo), "--by", "team"]) == 2
+    assert "cannot group by ['team']" in capsys.readouterr().err
+
+
+def test_hallucination_score_round_trip(tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": "q1", "question": "When did it open?", "contexts": ["The museum opened in 1889."],
+                               "answer": "The museum opened in 1887."}) + "\n")
+    assert cli.main(["hallucination", "score", str(src), "--out", str(tmp_path / "out.jsonl")]) == 0
+    row = json.loads((tmp_path / "out.jsonl").read_text())
+    assert row["id"] == "q1" and row["label"] == 1 and "1887" in row["claims"][0]["reason"]
+
+
+def test_report_list_and_schedule(capsys):
+    assert cli.main(["report", "list"]) == 0
+    names = capsys.readouterr().out.split()
+    assert {"scorecard", "hallucination", "latency", "cost", "adoption", "experiments"} <= set(names)
+    assert cli.main(["schedule", "--db", "/data/wb.duckdb"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("#")]
+    assert len(lines) == len(names) + 2
+    assert any("report scorecard" in line and "--period last-week" in line and line.startswith("0 6 * * 1") for line in lines)
