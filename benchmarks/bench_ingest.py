@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/bench_ingest.py [--rows 1000000] [--spans 200000] [--baseline-rows 200000]
 
 Generates the files in a temporary directory (seeded), loads them into a fresh DuckDB file, and prints rows, seconds,
-rows/s and peak RSS for each step. The alternative is what a user would write by hand: ``json.loads`` per line and
-``executemany`` with ``INSERT OR IGNORE`` into a table with a PRIMARY KEY; it runs on ``--baseline-rows`` rows (it is
-slow) and the ratio compares rows/s.
+rows/s and peak RSS for each step (the process's peak so far and, on Linux, the step's own peak). The alternative is
+what a user would write by hand: ``json.loads`` per line and ``executemany`` with ``INSERT OR IGNORE`` into a table
+with a PRIMARY KEY; it runs on ``--baseline-rows`` rows (it is slow) and the ratio compares rows/s.
 """
 
 from __future__ import annotations
@@ -41,8 +41,33 @@ MODELS = ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4-5", "gemini-2.5-flash"]
 APPS = ["support", "summariser", "search", "writer"]
 
 
+_PEAK = [0.0]  # the process's peak over the steps (resetting the kernel's per-step peak resets ru_maxrss too)
+
+
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    _PEAK[0] = max(_PEAK[0], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # Linux: KiB
+    return _PEAK[0]
+
+
+def reset_step_peak() -> bool:
+    """Reset the kernel's peak RSS of this process (Linux) so a step's own peak can be read; False if unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def step_peak_mb() -> float | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 def write_jsonl(path: Path, n: int, rng: random.Random) -> None:
@@ -105,11 +130,14 @@ def write_otlp(path: Path, n: int, rng: random.Random, per_line: int = 100) -> N
 
 
 def timed(label: str, fn, rows: int) -> float:
+    peak_rss_mb()
+    step = reset_step_peak()
     t = time.perf_counter()
     out = fn()
     dt = time.perf_counter() - t
+    own = step_peak_mb() if step else None
     print(f"{label:44s} rows {rows:>10,}  {dt:8.2f} s  {rows / dt:>12,.0f} rows/s  peak RSS {peak_rss_mb():7.0f} MB"
-          + (f"  {out}" if out else ""))
+          + (f" (this step {own:5.0f} MB)" if own is not None else "") + (f"  {out}" if out else ""))
     return rows / dt
 
 

@@ -164,6 +164,33 @@ def test_otel_malformed_lines_and_spans_are_quarantined_with_lines(db):
     assert call(db, "d000000000000001")["name"] == "chat ok"  # first occurrence wins
 
 
+def test_long_lines_pick_the_line_limit_and_one_over_the_largest_is_quarantined(db, tmp_path, monkeypatch):
+    import workbench.ingest as ing
+
+    # one big OTLP batch line among small ones (the chunk used to measure lines is made small too)
+    monkeypatch.setattr(ing, "_HASH_CHUNK", 4096)
+    small = (OTEL / "openai_chat.jsonl").read_text().strip()
+    line = json.loads((OTEL / "errors.jsonl").read_text().splitlines()[0])
+    spans = line["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    line["resourceSpans"][0]["scopeSpans"][0]["spans"] = [
+        dict(spans[i % 3], spanId=f"{i + 1:016x}") for i in range(300)]
+    big = json.dumps(line)
+    p = tmp_path / "big.jsonl"
+    p.write_text(f"{small}\n{big}\n{{bad\n")
+    monkeypatch.setattr(ing, "LINE_BYTES_STEPS", (8 * 1024, 64 * 1024, len(big) * 2))
+    s = ingest(db, p, progress=False)
+    check_invariant(s)
+    assert (s.read, s.inserted, s.quarantined) == (302, 301, 1)
+    assert rows(db, "select line_no, reason from quarantine") == [{"line_no": 3, "reason": "invalid JSON"}]
+    # over the largest limit: quarantined as too long (never skipped), line numbers stay right
+    monkeypatch.setattr(ing, "LINE_BYTES_STEPS", (8 * 1024, 16 * 1024))
+    s = ingest(db, p, progress=False)
+    check_invariant(s)
+    assert (s.read, s.duplicates, s.quarantined) == (3, 1, 2) and s.reasons.get("line too long") == 1
+    q = rows(db, "select line_no, reason from quarantine where run_id = ? order by line_no", [s.files[0]["run_id"]])
+    assert [r["line_no"] for r in q] == [2, 3] and q[0]["reason"].startswith("line too long")
+
+
 def test_otel_mapping_overrides_attribute_names(db, tmp_path):
     line = json.loads((OTEL / "agent_tool.jsonl").read_text().splitlines()[1])
     attrs = line["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"]
@@ -250,6 +277,36 @@ def test_feedback_csv_epoch_ms_hashed_key_and_unknown_kind(db):
     (q,) = rows(db, "select * from quarantine")
     assert (q["line_no"], q["target_table"], q["field"]) == (6, "feedback", "kind")
     assert q["reason"] == "unknown kind value 'smile' in kind (expected thumbs, accept, edit, copy or rating)"
+
+
+def test_integer_float_and_boolean_constants(db, tmp_path):
+    src = tmp_path / "evals.jsonl"
+    src.write_text('{"id": "c1", "m": "faithfulness", "v": 0.5}\n{"id": "c2", "m": "faithfulness", "v": 1}\n')
+    m = tmp_path / "evals.toml"
+    m.write_text('table = "evals"\n[columns]\ncall_id = "id"\nmetric = "m"\nvalue = "v"\n'
+                 'evaluator = { value = "judge" }\nevaluator_version = { value = 3 }\nrepeat = { value = 0 }\n')
+    s = ingest(db, src, mapping=m, progress=False)
+    assert s.as_dict() == {"read": 2, "inserted": 2, "duplicates": 0, "quarantined": 0, "reasons": {}}
+    got = rows(db, "select call_id, value, evaluator_version, repeat from evals order by call_id")
+    assert [(r["call_id"], r["value"], r["evaluator_version"], r["repeat"]) for r in got] == [
+        ("c1", 0.5, "3", 0), ("c2", 1.0, "3", 0)]
+    # float and boolean constants, and a default that is a number
+    calls = tmp_path / "calls.toml"
+    calls.write_text('table = "calls"\n[columns]\ncall_id = "id"\nts = { value = 1763632800, unit = "s" }\n'
+                     'status = { value = "ok" }\ncost_usd = { value = 0.25 }\nfallback = { value = true }\n'
+                     'attempt = { field = "missing", default = 2 }\nlatency_ms = { value = 1.5, unit = "s" }\n')
+    s = ingest(db, src, mapping=calls, progress=False)
+    assert (s.inserted, s.quarantined) == (2, 0)
+    r = call(db, "c1")
+    assert (r["cost_usd"], r["fallback"], r["attempt"], r["latency_ms"]) == (0.25, True, 2, 1500.0)
+    assert r["ts"] == ts(2025, 11, 20, 10, 0)
+    # a constant that fails its check is quoted in the reason like any value
+    m.write_text(m.read_text().replace("repeat = { value = 0 }", "repeat = { value = 1.5 }"))
+    s = ingest(db, src, mapping=m, progress=False)
+    assert s.reasons == {"not an integer: repeat": 2}
+    assert {r["reason"] for r in rows(db, "select reason from quarantine")} == {"not an integer in repeat: '1.5'"}
+    m.write_text(m.read_text().replace("repeat = { value = 1.5 }", "repeat = { value = false }"))
+    assert ingest(db, src, mapping=m, progress=False).reasons == {"non-numeric value: repeat": 2}
 
 
 def test_events_jsonl_iso_timestamps_with_zones(db):

@@ -19,6 +19,11 @@ bad mapping raises :class:`IngestError` (the CLI exits 2) before anything of tha
 checked before the first one is loaded. An unexpected failure while loading a file rolls that file back and raises
 :class:`IngestError`; files loaded before it stay loaded.
 
+Memory: while loading, DuckDB's ``memory_limit`` is lowered to :data:`INGEST_MEMORY_LIMIT` (512 MB; environment
+variable ``WORKBENCH_INGEST_MEMORY_LIMIT``; a lower limit of the connection is kept, and the setting is put back
+after), so a file larger than memory streams through and DuckDB spills to its ``temp_directory`` instead of growing.
+Lines are read in buffers sized from the file's longest line (:data:`LINE_BYTES_STEPS`).
+
 Line numbers (``quarantine.line_no``)
 -------------------------------------
 * JSONL and OTLP: the physical line of the file (1 = first line). All spans of one OTLP line share its number (the
@@ -166,9 +171,20 @@ _ENUMS = {
 # A record/unit separator pair: no JSON text contains it unescaped, so each physical line is one value. A line that
 # does contain it raw is rejected by DuckDB and quarantined (never dropped).
 _RAW_DELIM = "\\x1e\\x1f"
-# OTLP exports put a whole batch on one line; DuckDB's 2 MB default is too small for big batches.
-MAX_LINE_BYTES = 256 * 1024 * 1024
+# OTLP exports put a whole batch on one line; DuckDB's 2 MB default is too small for big batches. DuckDB reads a file
+# in buffers of twice its line limit and processes a buffer's lines together, so the limit bounds the memory: a file is
+# read with the smallest of these that holds its longest line (measured while hashing it). A line over the largest is
+# quarantined as too long. (DuckDB silently skips a line longer than its buffer, so the buffer always holds the
+# longest line.)
+LINE_BYTES_STEPS = (8 * 1024 * 1024, 64 * 1024 * 1024, 256 * 1024 * 1024)
+MAX_LINE_BYTES = LINE_BYTES_STEPS[-1]
+# DuckDB's memory limit while loading (default 80% of RAM); beyond it DuckDB spills to its temp_directory, so files
+# larger than memory load in bounded memory. A lower limit already set on the connection is kept.
+# Override with the WORKBENCH_INGEST_MEMORY_LIMIT environment variable (e.g. "2GB"; "" keeps the connection's).
+INGEST_MEMORY_LIMIT = "512MB"
 _HASH_CHUNK = 1 << 20
+# A blank line (not a record): only white space, as Python's str.isspace() has it.
+_BLANK_RE = r"[\s\x0b\x1c-\x1f\x{85}\p{Z}]*"
 # Timestamps outside years 1..9999 are treated as unparseable (microseconds since the epoch).
 _TS_MIN_US, _TS_MAX_US = -62135596800 * 10**6, 253402300799 * 10**6
 
@@ -397,12 +413,40 @@ def _json_paths(fld: str) -> list[str]:
     return paths
 
 
-def _sha256(path: Path) -> str:
+def _scan(path: Path) -> tuple[str, int]:
+    """sha256 of the file's bytes, and the length in bytes of its longest line (of the decompressed text for .gz)."""
     h = hashlib.sha256()
+    longest = _LongestLine()
     with open(path, "rb") as fh:
         while chunk := fh.read(_HASH_CHUNK):
             h.update(chunk)
-    return h.hexdigest()
+            longest.add(chunk)
+    if path.name.endswith(".gz"):
+        longest = _LongestLine()
+        with gzip.open(path, "rb") as fh:
+            while chunk := fh.read(_HASH_CHUNK):
+                longest.add(chunk)
+    return h.hexdigest(), longest.bytes
+
+
+class _LongestLine:
+    """Fed consecutive chunks: an upper bound of the longest line, exact for a line longer than a chunk (only lines
+    crossing chunks are measured; the others are shorter than a chunk)."""
+
+    def __init__(self) -> None:
+        self.run = self.top = 0
+
+    def add(self, chunk: bytes) -> None:
+        first = chunk.find(b"\n")
+        if first < 0:
+            self.run += len(chunk)
+        else:
+            self.top = max(self.top, self.run + first, len(chunk))
+            self.run = len(chunk) - 1 - chunk.rfind(b"\n")
+
+    @property
+    def bytes(self) -> int:
+        return max(self.top, self.run)
 
 
 def _now() -> _dt.datetime:
@@ -433,6 +477,8 @@ class _Plan:
     mapping: Mapping | None
     pretty: bool = False  # an OTLP file holding one pretty-printed object
     lenient: bool = False  # read lines with DuckDB's lenient CSV reader (mixed line endings)
+    line_bytes: int = MAX_LINE_BYTES  # DuckDB's max_line_size and buffer_size: set from the file's longest line
+    buffer_bytes: int = 2 * MAX_LINE_BYTES
 
 
 def _plan(path: Path, fmt: str, mapping: Mapping | None) -> _Plan:
@@ -569,24 +615,75 @@ def _ingest_all(con: "duckdb.DuckDBPyConnection", plans: list[_Plan], progress: 
 
         bar = tqdm(total=sum(p.path.stat().st_size for p in plans), unit="B", unit_scale=True, desc="ingest",
                    file=sys.stderr, disable=False)
+    memory = _MemoryLimit(con)
     try:
         for plan in plans:
             if bar is not None:
                 bar.set_postfix_str(plan.path.name)
             try:
-                f, reasons = _ingest_file(con, plan)
+                f, reasons = _ingest_file(con, plan, memory)
             except IngestError as exc:
                 if plan.fmt not in ("jsonl", "otel") or plan.pretty or "invalid state" not in str(exc):
                     raise
                 plan.lenient = True
-                f, reasons = _ingest_file(con, plan)
+                f, reasons = _ingest_file(con, plan, memory)
             summary._add(f, reasons)
             if bar is not None:
                 bar.update(plan.path.stat().st_size)
     finally:
+        memory.restore()
         if bar is not None:
             bar.close()
     return summary
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def _size_bytes(text: str) -> float | None:
+    """Bytes of a DuckDB size setting ('512MB', '18.8 GiB'); None when not a size."""
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]*)\s*", text or "")
+    if not m or m.group(2).lower() not in _SIZE_UNITS:
+        return None
+    try:
+        return float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+    except ValueError:
+        return None
+
+
+class _MemoryLimit:
+    """Lowers DuckDB's memory_limit to INGEST_MEMORY_LIMIT while loading (DuckDB then spills to its temp_directory
+    instead of growing), never above the connection's own limit, and puts the connection's setting back after."""
+
+    def __init__(self, con: "duckdb.DuckDBPyConnection") -> None:
+        self.con = con
+        self.before = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        spill = con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
+        want = os.environ.get("WORKBENCH_INGEST_MEMORY_LIMIT", INGEST_MEMORY_LIMIT)
+        self.base = _size_bytes(want) if want and spill else None  # no temp_directory: a limit could only fail
+        self.ceiling = _size_bytes(self.before)
+        self.current: float | None = None
+
+    def apply(self, at_least: float) -> None:
+        if self.base is None or self.ceiling is None:
+            return
+        limit = min(max(self.base, at_least), self.ceiling)
+        if limit == self.current:
+            return
+        if limit >= self.ceiling:
+            self.restore()
+        else:
+            self.con.execute(f"SET memory_limit = '{int(limit)}B'")
+            self.current = limit
+
+    def restore(self) -> None:
+        if self.current is None:
+            return
+        self.con.execute("RESET memory_limit")
+        if self.con.execute("SELECT current_setting('memory_limit')").fetchone()[0] != self.before:
+            self.con.execute(f"SET memory_limit = {_lit(self.before)}")
+        self.current = None
 
 
 def _otel_mapping(mapping: Any) -> bool:
@@ -602,15 +699,20 @@ def _otel_mapping(mapping: Any) -> bool:
     return "table" not in data
 
 
-def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan) -> tuple[dict, dict[str, int]]:
+def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan,
+                 memory: "_MemoryLimit | None" = None) -> tuple[dict, dict[str, int]]:
     from workbench import __version__
 
     path = plan.path
     table = "calls" if plan.fmt == "otel" else plan.mapping.table
     try:
-        content_hash = _sha256(path)
-    except OSError as exc:
+        content_hash, longest = _scan(path)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise IngestError(f"{path}: cannot read the file: {exc}") from None
+    plan.line_bytes = next((b for b in LINE_BYTES_STEPS if b > longest), LINE_BYTES_STEPS[-1])
+    plan.buffer_bytes = max(2 * plan.line_bytes, longest + _HASH_CHUNK)
+    if memory is not None:
+        memory.apply(2 * plan.buffer_bytes)
     run_id = str(uuid.uuid4())
     started = _now()
     con.execute("BEGIN TRANSACTION")
@@ -666,13 +768,14 @@ class _Source:
     line_reader: bool = False  # read as raw text lines (JSONL, OTLP): a "too many columns" reject is a reserved byte
 
 
-def _raw_lines(path: Path, lenient: bool = False) -> str:
+def _raw_lines(path: Path, lenient: bool = False, line_bytes: int = MAX_LINE_BYTES, buffer_bytes: int = 0) -> str:
     """SELECT k (physical line number), line (its text, NULL when blank) from a text file."""
+    size = f"max_line_size={line_bytes}, buffer_size={max(buffer_bytes, 2 * line_bytes)}"
     if not lenient:
         return (
             f"SELECT k, line FROM read_csv({_lit(str(path))}, columns={{'line': 'VARCHAR'}}, header=false, "
             f"delim=E'{_RAW_DELIM}', quote='', escape='', auto_detect=false, strict_mode=true, "
-            f"max_line_size={MAX_LINE_BYTES}, store_rejects=true, rejects_table='_wb_rej', "
+            f"{size}, store_rejects=true, rejects_table='_wb_rej', "
             f"rejects_scan='_wb_rejscan') WITH ORDINALITY AS r(line, k)"
         )
     # Mixed line endings stop the strict reader. The lenient one reads them, but skips blank lines (numbers after
@@ -682,7 +785,7 @@ def _raw_lines(path: Path, lenient: bool = False) -> str:
         f"SELECT k, CASE WHEN extra IS NULL THEN line ELSE line || E'{_RAW_DELIM}' || extra END AS line "
         f"FROM read_csv({_lit(str(path))}, columns={{'line': 'VARCHAR', 'extra': 'VARCHAR'}}, header=false, "
         f"delim=E'{_RAW_DELIM}', quote='', escape='', auto_detect=false, strict_mode=false, null_padding=true, "
-        f"new_line='\\n', max_line_size={MAX_LINE_BYTES}, store_rejects=true, rejects_table='_wb_rej', "
+        f"new_line='\\n', {size}, store_rejects=true, rejects_table='_wb_rej', "
         f"rejects_scan='_wb_rejscan') WITH ORDINALITY AS r(line, extra, k)"
     )
 
@@ -750,8 +853,8 @@ def _jsonl_source(con, plan: _Plan) -> tuple[_Source, int]:
         FROM (
             SELECT k, line, _f, {jexpr}
             FROM (SELECT k, line, try(json_extract_string(line, {plist})) AS _f
-                  FROM ({_raw_lines(plan.path, plan.lenient)})
-                  WHERE line IS NOT NULL AND trim(line) <> '')
+                  FROM ({_raw_lines(plan.path, plan.lenient, plan.line_bytes, plan.buffer_bytes)})
+                  WHERE line IS NOT NULL AND NOT regexp_full_match(line, {_lit(_BLANK_RE)}))
         )"""
     src = _Source(sql=sql, cols={c: s for c, s in m.columns.items() if not s.hash}, hash_fields=hfields,
                   hash_column=hcol, json_cols=frozenset(json_cols),
@@ -774,7 +877,8 @@ def _csv_source(con, plan: _Plan) -> tuple[_Source, int]:
     o = m.csv
     header = o.get("header", True)
     opts = [f"header={_lit(header)}", "all_varchar=true", "store_rejects=true", "rejects_table='_wb_rej'",
-            "rejects_scan='_wb_rejscan'", f"max_line_size={MAX_LINE_BYTES}"]
+            "rejects_scan='_wb_rejscan'", f"max_line_size={plan.line_bytes}",
+            f"buffer_size={max(plan.buffer_bytes, 2 * plan.line_bytes)}"]
     if "delimiter" in o:
         opts.append(f"delim={_lit(o['delimiter'])}")
     elif _base_ext(plan.path) == ".tsv":
@@ -940,11 +1044,6 @@ def _value_json(v: str) -> str:
             f"CAST({v}.boolValue AS VARCHAR), {_value_text(v)}, 'null')")
 
 
-def _kv_object(kv: str) -> str:
-    return (f"('{{' || coalesce(array_to_string(list_transform({kv}, lambda x: CAST(to_json(x.k) AS VARCHAR) "
-            f"|| ':' || x.j), ','), '') || '}}')")
-
-
 def _otel_source(con, plan: _Plan) -> tuple[_Source, int | None]:
     specs = dict(plan.mapping.columns) if plan.mapping else {}
     candidates = {c: ((specs[c].field,) if c in specs and specs[c].field else names)
@@ -953,12 +1052,16 @@ def _otel_source(con, plan: _Plan) -> tuple[_Source, int | None]:
         if c not in candidates and s.field:
             candidates[c] = (s.field,)
     used = sorted({n.removeprefix("r:") for names in candidates.values() for n in names} | set(_OTEL_USED))
-    used_list = "[" + ", ".join(_lit(n) for n in used) + "]"
+    used_in = "(" + ", ".join(_lit(n) for n in used) + ")"
+
+    # Every attribute a column may read, looked up once per span (span attributes "a<i>", resource ones "r<i>").
+    span_names = sorted({n for names in candidates.values() for n in names if not n.startswith("r:")}
+                        | set(_OTEL_USED))
+    res_names = sorted({n[2:] for names in candidates.values() for n in names if n.startswith("r:")})
+    slot = {n: f"a{i}" for i, n in enumerate(span_names)} | {"r:" + n: f"r{i}" for i, n in enumerate(res_names)}
 
     def attr(name: str) -> str:
-        if name.startswith("r:"):
-            return f"_rvals[list_position(_rkeys, {_lit(name[2:])})]"
-        return f"_vals[list_position(_keys, {_lit(name)})]"
+        return _ident(slot[name])
 
     def pick(c: str) -> str:
         exprs = [attr(n) for n in candidates[c]]
@@ -968,8 +1071,7 @@ def _otel_source(con, plan: _Plan) -> tuple[_Source, int | None]:
         lines = (f"SELECT 1::BIGINT AS k, coalesce(CAST(try(json(content)) AS VARCHAR), content) AS line "
                  f"FROM read_text({_lit(str(plan.path))})")
     else:
-        lines = (f"SELECT k, line FROM ({_raw_lines(plan.path, plan.lenient)}) "
-                 f"WHERE line IS NOT NULL AND trim(line) <> ''")
+        lines = f"SELECT k, line FROM ({_raw_lines(plan.path, plan.lenient, plan.line_bytes, plan.buffer_bytes)})"
     first = "(e.name ILIKE '%first%token%' OR e.name ILIKE '%first%chunk%')"
     oi_kind = f"upper({attr('openinference.span.kind')})"
     oi_case = ("CASE " + " ".join(f"WHEN {oi_kind} = {_lit(k)} THEN {_lit(v)}" for k, v in _OI_KINDS.items())
@@ -1008,40 +1110,50 @@ def _otel_source(con, plan: _Plan) -> tuple[_Source, int | None]:
     cols["ttft_ms"] = ColumnSpec("ttft_ms", field="ttft_ms", unit="ms")
     cols.update(specs)
     select = ", ".join(f"{expr} AS {_ident('s:' + c)}" for c, expr in s.items())
-    keep = f"lambda x: NOT list_contains({used_list}, x.k)"
-    extra = (f"list_filter(_kv, {keep}) "
-             f"|| CASE WHEN len(list_filter(_rkv, {keep})) > 0 "
-             f"THEN [{{'k': 'resource', 'j': {_kv_object(f'list_filter(_rkv, {keep})')}}}] ELSE [] END "
-             "|| CASE WHEN _scope IS NOT NULL THEN [{'k': 'otel.scope.name', 'j': CAST(to_json(_scope) AS VARCHAR)}] "
+    # attributes not read by a column, as JSON members: filtered before their values are rendered
+    keep = f"lambda a: a.key NOT IN {used_in}"
+    kv = f"lambda a: CAST(to_json(a.key) AS VARCHAR) || ':' || {_value_json('a.value')}"
+    members = lambda a: f"list_transform(list_filter({a}, {keep}), {kv})"  # noqa: E731
+    extra = (f"{members('coalesce(sp.attributes, [])')} "
+             f"|| CASE WHEN len(_rextra) > 0 THEN ['\"resource\":{{' || array_to_string(_rextra, ',') || '}}'] "
              "ELSE [] END "
-             f"|| CASE WHEN len(list_filter(sp.events, lambda e: NOT {first})) > 0 THEN [{{'k': 'otel.events', "
-             f"'j': CAST(to_json(list_filter(sp.events, lambda e: NOT {first})) AS VARCHAR)}}] ELSE [] END "
+             "|| CASE WHEN _scope IS NOT NULL THEN ['\"otel.scope.name\":' || CAST(to_json(_scope) AS VARCHAR)] "
+             "ELSE [] END "
+             f"|| CASE WHEN len(list_filter(sp.events, lambda e: NOT {first})) > 0 THEN ['\"otel.events\":' "
+             f"|| CAST(to_json(list_filter(sp.events, lambda e: NOT {first})) AS VARCHAR)] ELSE [] END "
              f"|| CASE WHEN {tool} IS NOT NULL AND {tool} <> sp.name "
-             "THEN [{'k': 'otel.span.name', 'j': CAST(to_json(sp.name) AS VARCHAR)}] ELSE [] END")
-    kv = lambda a: f"list_transform({a}, lambda a: {{'k': a.key, 'j': {_value_json('a.value')}}})"  # noqa: E731
+             "THEN ['\"otel.span.name\":' || CAST(to_json(sp.name) AS VARCHAR)] ELSE [] END")
+    span_attrs = ", ".join(f"_vals[list_position(_keys, {_lit(n)})] AS {_ident(slot[n])}" for n in span_names)
+    res_attrs = "".join(f", _rvals[list_position(_rkeys, {_lit(n)})] AS {_ident(slot['r:' + n])}" for n in res_names)
+    # Each line is parsed once (spans kept as JSON text, typed one by one); a line that is not an OTLP export becomes
+    # one row carrying its text (_bad), a blank line none. Nothing but the span's own JSON follows a span.
+    spans = ("flatten(list_transform(_t.resourceSpans, lambda rs: flatten(list_transform(rs.scopeSpans, lambda ss: "
+             "list_transform(ss.spans, lambda sp: {'sp': sp, 'scope': ss.scope.name, "
+             "'rattrs': rs.resource.attributes})))))")
     sql = f"""
-        WITH lines AS ({lines}),
-        parsed AS (SELECT k, line, try(json_transform(line, {_lit(_LINE)})) AS _t FROM lines),
-        rs AS (SELECT k, unnest(_t.resourceSpans) AS rs FROM parsed WHERE _t.resourceSpans IS NOT NULL),
-        ss AS (SELECT k, rs.resource.attributes AS _rattrs, unnest(rs.scopeSpans) AS ss FROM rs),
-        sp AS (SELECT k, _rattrs, ss.scope.name AS _scope, unnest(ss.spans) AS span FROM ss),
-        typed AS (SELECT k, span, _scope, json_transform(span, {_lit(_SPAN)}) AS sp,
-                         coalesce(_rattrs, []) AS _rattrs FROM sp),
+        WITH parsed AS (SELECT k, line, try(json_transform(line, {_lit(_LINE)})) AS _t FROM ({lines})),
+        flat AS (SELECT k, CASE WHEN _t.resourceSpans IS NULL THEN line END AS _bad,
+                        unnest(CASE WHEN _t.resourceSpans IS NOT NULL THEN {spans}
+                                    WHEN line IS NULL OR regexp_full_match(line, {_lit(_BLANK_RE)}) THEN []
+                                    ELSE [NULL] END) AS _s
+                 FROM parsed),
+        typed AS (SELECT k, _bad, CAST(_s.sp AS VARCHAR) AS _raw, _s.scope AS _scope,
+                         coalesce(_s.rattrs, []) AS _rattrs, json_transform(_s.sp, {_lit(_SPAN)}) AS sp
+                  FROM flat),
         lists AS (SELECT *, list_transform(sp.attributes, lambda a: a.key) AS _keys,
                          list_transform(sp.attributes, lambda a: {_value_text('a.value')}) AS _vals,
                          list_transform(_rattrs, lambda a: a.key) AS _rkeys,
                          list_transform(_rattrs, lambda a: {_value_text('a.value')}) AS _rvals,
-                         {kv('coalesce(sp.attributes, [])')} AS _kv, {kv('_rattrs')} AS _rkv,
+                         {members('_rattrs')} AS _rextra,
                          list_filter(sp.events, lambda e: {first})[1] AS _ev
-                  FROM typed)
-        SELECT k, CAST(span AS VARCHAR) AS raw, NULL::VARCHAR AS _err, {select},
-               {_kv_object(extra)} AS {_ident('s:attributes')}
-        FROM lists
-        UNION ALL BY NAME
-        SELECT k, line AS raw,
-               CASE WHEN try(json(line)) IS NULL THEN 'invalid JSON'
-                    ELSE 'not an OTLP trace export (no resourceSpans)' END AS _err
-        FROM parsed WHERE _t.resourceSpans IS NULL
+                  FROM typed),
+        attrs AS (SELECT *, {span_attrs}{res_attrs} FROM lists)
+        SELECT k, coalesce(_bad, _raw) AS raw,
+               CASE WHEN _bad IS NULL THEN NULL WHEN try(json(_bad)) IS NULL THEN 'invalid JSON'
+                    ELSE 'not an OTLP trace export (no resourceSpans)' END AS _err,
+               {select},
+               '{{' || array_to_string({extra}, ',') || '}}' AS {_ident('s:attributes')}
+        FROM attrs
     """
     fixed = {}
     if "status" in specs:
@@ -1064,7 +1176,20 @@ def _otel_source(con, plan: _Plan) -> tuple[_Source, int | None]:
 
 
 def _show(expr: str) -> str:
-    return (f"'''' || left({expr}, 80) || CASE WHEN length({expr}) > 80 THEN '...' ELSE '' END || ''''")
+    """SQL quoting a value for a reason, cut at 80 characters (cast first: left() and length() take text only)."""
+    e = f"CAST({expr} AS VARCHAR)"
+    return f"'''' || left({e}, 80) || CASE WHEN length({e}) > 80 THEN '...' ELSE '' END || ''''"
+
+
+def _const_text(v: Any) -> str:
+    """The text of a TOML constant or default: JSON for lists and tables, true/false, numbers and dates as written."""
+    if isinstance(v, (list, dict)):
+        return json.dumps(v, default=str)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (_dt.datetime, _dt.date, _dt.time)):
+        return v.isoformat()
+    return str(v)
 
 
 def _convert(t: Table, c: str, spec: ColumnSpec, s: str, json_src: bool) -> tuple[str, list[tuple[str, str, str]]]:
@@ -1155,15 +1280,13 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
     # 1. source text per column, with defaults and constants
     texts: dict[str, str] = {}
     for c, spec in src.cols.items():
+        # constants and defaults enter as text, like every source value (typed and checked below)
         if spec.has_value:
-            val = spec.value
-            base = _lit(json.dumps(val) if isinstance(val, (list, dict)) else
-                        ("true" if val is True else "false" if val is False else val))
+            base = _lit(_const_text(spec.value))
         else:
             base = f"nullif({_ident('s:' + c)}, '')"
         if spec.default is not None:
-            d = spec.default
-            base = f"coalesce({base}, {_lit(json.dumps(d) if isinstance(d, (list, dict)) else d)})"
+            base = f"coalesce({base}, {_lit(_const_text(spec.default))})"
         texts[c] = base
     for c, sql in src.fixed.items():
         texts[c] = sql
