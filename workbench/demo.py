@@ -1270,5 +1270,5 @@ def run_demo(path: str | os.PathLike = DEMO_DB, *, scale: float = 1.0, seed: int
     if summary.get("reports"):
         print(f"reports: {reports}/ ({len(summary['reports'])} published)")
         for p in summary["reports"]:
-            print(f"  {p}")
+            print(f"  {p}/report.html")
     return summary
