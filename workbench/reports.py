@@ -342,8 +342,9 @@ def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | 
     executed = target / "report.ipynb"
     started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     try:
+        # The kernel talks to papermill over loopback only; its notice about unencrypted TCP is noise in a report run.
         pm.execute_notebook(str(nb), str(executed), parameters=params, kernel_name="python3", progress_bar=progress,
-                            cwd=str(Path.cwd()), log_output=False)
+                            cwd=str(Path.cwd()), log_output=False, extra_arguments=["--IPKernelApp.log_level=ERROR"])
     except pm.PapermillExecutionError as exc:
         raise ReportError(f"report {name!r} ({nb}): cell {exc.cell_index} failed: {exc.ename}: {exc.evalue}; "
                           f"partial notebook kept at {executed}") from None
