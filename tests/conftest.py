@@ -21,3 +21,27 @@ def small_demo(tmp_path_factory):
     with connect(path) as db:
         evaluate(db)
     return path
+
+
+@pytest.fixture
+def no_project_config(tmp_path, monkeypatch):
+    """Run a test away from the project's workbench.toml (judge_config() reads ./workbench.toml) so it cannot leak in."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WORKBENCH_CONFIG", raising=False)
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A local OpenAI-compatible HTTP server on 127.0.0.1 (tests/fake_openai.py), one per test module."""
+    from fake_openai import FakeOpenAI
+
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(server):
+    """The module's server, with its counters and injected faults reset around each test."""
+    server.reset()
+    yield server
+    server.reset()

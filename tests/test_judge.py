@@ -13,7 +13,6 @@ from workbench import hallucination as h
 from workbench import judge
 from workbench.config import ConfigError
 
-from fake_openai import FakeOpenAI
 
 ANSWERS = """
 insert into calls (call_id, ts, feature, model, status) values
@@ -26,25 +25,8 @@ insert into answers (call_id, question, contexts, answer) values
   ('d', 'Who founded it?', ['It was founded in 1990.'], 'NOCLAIMS')
 """
 
+pytestmark = pytest.mark.usefixtures("no_project_config")
 
-@pytest.fixture(autouse=True)
-def no_project_config(tmp_path, monkeypatch):
-    # judge_config() reads ./workbench.toml; run each test away from the project's file so it cannot leak in.
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("WORKBENCH_CONFIG", raising=False)
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(server):
-    server.reset()
-    yield server
-    server.reset()
 
 
 @pytest.fixture

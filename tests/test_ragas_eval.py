@@ -14,25 +14,8 @@ import workbench as wb  # noqa: E402
 from workbench import hallucination as h  # noqa: E402
 from workbench import judge, ragas_eval  # noqa: E402
 
-from fake_openai import FakeOpenAI  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def no_project_config(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # judge_config() reads ./workbench.toml: keep the project's file out of the tests
-    monkeypatch.delenv("WORKBENCH_CONFIG", raising=False)
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(server):
-    server.reset()
-    yield server
+pytestmark = pytest.mark.usefixtures("no_project_config")
 
 
 def make_db(rows):
