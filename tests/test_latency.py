@@ -81,6 +81,23 @@ def test_percentiles_and_order_statistic_intervals_by_hand(ten):
         (550.0, 200.0, 900.0, 10), (910.0, 700.0, None, 10), (955.0, 800.0, None, 10), (991.0, 900.0, None, 10)]
 
 
+def test_order_statistics_are_ranked_within_each_group_null_keys_included():
+    # four groups of 10 calls, interleaved in time and inserted shuffled, two of them with a null key: each group's
+    # order statistics come from its own rows. n = 10, median: h = 4.5, l = 2, u = 9 (see the test above), so
+    # values s, 2s, ..., 10s give value 5.5 s, lo 2 s, hi 9 s
+    scale = {("chat", "m1"): 100.0, ("chat", None): 10.0, (None, "m1"): 1.0, (None, None): 1000.0}
+    rows, i = [], 0
+    for k in range(10):
+        for (feature, model), s in scale.items():
+            rows.append(_row(i, feature=feature, model=model, latency_ms=s * (k + 1)))
+            i += 1
+    db = wb.connect(":memory:")
+    _insert(db, random.Random(4).sample(rows, len(rows)))
+    df = latency.latency_p50_ms(db, by=("feature", "model"))
+    got = {(r["feature"], r["model"]): (r["value"], r["lo"], r["hi"], r["n"]) for r in df.iter_rows(named=True)}
+    assert got == {k: (5.5 * s, 2 * s, 9 * s, 10) for k, s in scale.items()}
+
+
 def test_ttft_percentiles_and_quantile_function(ten):
     df = latency.ttft_p50_ms(ten)
     assert (df["value"][0], df["lo"][0], df["hi"][0], df["metric"][0]) == (55.0, 20.0, 90.0, "ttft_p50_ms")
