@@ -312,3 +312,21 @@ def test_worst_offenders_with_claims_and_evidence(db):
     assert per_feature["feature"].to_list() == ["search", "support"] and per_feature.height == 2
     with pytest.raises(ValueError, match="n must be a positive int"):
         h.worst_offenders(db, n=0)
+
+
+def test_a_group_with_only_unscorable_answers_stays_visible():
+    import warnings as _w
+
+    from workbench.metrics import UndefinedMetricWarning
+
+    d = wb.connect(":memory:")
+    d.duckdb.execute("""
+      insert into calls (call_id, ts, feature, status) values ('a', '2026-01-05', 'chat', 'ok'), ('b', '2026-01-05', 'code', 'ok');
+      insert into evals (call_id, metric, value, label, evaluator, evaluator_version, repeat) values
+        ('a', 'hallucination_score', 0.9, 'hallucinated', 'j', '1', 0),
+        ('b', 'hallucination_score', null, 'unscorable', 'j', '1', 0)""")
+    with _w.catch_warnings(record=True) as caught:
+        _w.simplefilter("always")
+        df = h.hallucination_rate(d, evaluator="j", period="all")
+    assert df.select("feature", "value", "n").rows() == [("chat", 1.0, 1), ("code", None, 0)]
+    assert any(issubclass(w.category, UndefinedMetricWarning) for w in caught)

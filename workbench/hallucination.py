@@ -541,21 +541,10 @@ def hallucination_rate(db: Any, *, by: Any = ("feature",), period: str = "day", 
 
     _, t, keys = _suite_input(db, "hallucination_rate", by=by, start=start, end=end, where=where,
                               evaluator=evaluator, version=version, metric=metric)
-    import polars as pl
-
-    from workbench.metrics import tidy, with_period
-
-    res = proportion(t, t.label == HALLUCINATED, by=keys, period=period, metric="hallucination_rate", start=start,
-                     denominator=t.label != UNSCORABLE, confidence=confidence)
-    # A group whose answers were all unscorable has no denominator: keep it visible as n = 0, not absent.
-    groups = with_period(t, period, start=start).select(*keys, "period_start").distinct().to_polars()
-    groups = groups.with_columns(pl.col("period_start").cast(pl.Datetime("us")))
-    empty = groups.join(res.select(*keys, "period_start"), on=[*keys, "period_start"], how="anti", nulls_equal=True)
-    if empty.height == 0:
-        return res
-    empty = empty.with_columns(value=pl.lit(None, pl.Float64), n=pl.lit(0, pl.Int64))
-    full = pl.concat([res.filter(pl.col("n") > 0).drop("metric"), empty], how="diagonal_relaxed")
-    return tidy(full, keys=keys, metric="hallucination_rate")
+    # Unscorable answers are outside the denominator; a group whose answers were all unscorable stays visible with
+    # n = 0 (proportion() groups over every row).
+    return proportion(t, t.label == HALLUCINATED, by=keys, period=period, metric="hallucination_rate", start=start,
+                      denominator=t.label != UNSCORABLE, confidence=confidence)
 
 
 def hallucination_score(db: Any, *, by: Any = ("feature",), period: str = "day", start: Any = None, end: Any = None,
