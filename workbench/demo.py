@@ -325,15 +325,20 @@ def _retries(rng: "np.random.Generator", c: dict[str, "np.ndarray"], V: _Vocab) 
 
 # --- features -------------------------------------------------------------------------------------------------------
 
+def _feature_days(rng: "np.random.Generator", U: dict, feature: int, rate: float):
+    """The (user, day) pairs on which users use feature number ``feature``, and a Poisson count per pair whose mean
+    ``rate`` grows 35% over the window (engagement growth)."""
+    users, days = U["ud_user"], U["ud_day"]
+    keep = U["uses"][users, feature]
+    users, days = users[keep], days[keep]
+    return users, days, rng.poisson(rate * (1 + 0.35 * days / DAYS))
+
+
 def _support(rng, U, V, ids) -> tuple[dict, dict]:
     """support_assistant: sessions (open_assistant) -> asks (one call each) -> accept_suggestion."""
     import numpy as np
 
-    users, days = U["ud_user"], U["ud_day"]
-    keep = U["uses"][users, 0]
-    users, days = users[keep], days[keep]
-    growth = 1 + 0.35 * days / DAYS
-    n_sess = rng.poisson(1.3 * growth)
+    users, days, n_sess = _feature_days(rng, U, 0, 1.3)
     s_user = np.repeat(users, n_sess)
     s_day = np.repeat(days, n_sess)
     ns = len(s_user)
@@ -374,10 +379,7 @@ def _support(rng, U, V, ids) -> tuple[dict, dict]:
 def _summariser(rng, U, V, ids) -> dict:
     import numpy as np
 
-    users, days = U["ud_user"], U["ud_day"]
-    keep = U["uses"][users, 1]
-    users, days = users[keep], days[keep]
-    k = rng.poisson(1.4 * (1 + 0.35 * days / DAYS))
+    users, days, k = _feature_days(rng, U, 1, 1.4)
     user = np.repeat(users, k)
     n = len(user)
     t = np.repeat(days, k) * 86400.0 + _time_of_day(rng, n)
@@ -392,10 +394,7 @@ def _summariser(rng, U, V, ids) -> dict:
 def _coding(rng, U, V, ids) -> dict:
     import numpy as np
 
-    users, days = U["ud_user"], U["ud_day"]
-    keep = U["uses"][users, 2]
-    users, days = users[keep], days[keep]
-    k = rng.poisson(4.0 * (1 + 0.35 * days / DAYS))
+    users, days, k = _feature_days(rng, U, 2, 4.0)
     user = np.repeat(users, k)
     n = len(user)
     sess = np.repeat(ids("session", len(users)), k)
@@ -423,10 +422,7 @@ def _agent(rng, U, V, ids) -> dict:
     """agent: invoke_agent root spans with sequential chat / execute_tool children; a runaway loop is planted."""
     import numpy as np
 
-    users, days = U["ud_user"], U["ud_day"]
-    keep = U["uses"][users, 3]
-    users, days = users[keep], days[keep]
-    k = rng.poisson(0.5 * (1 + 0.35 * days / DAYS))
+    users, days, k = _feature_days(rng, U, 3, 0.5)
     user = np.repeat(users, k)
     n = len(user)
     t0 = np.repeat(days, k) * 86400.0 + _time_of_day(rng, n)
