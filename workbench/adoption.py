@@ -58,6 +58,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from workbench import metrics as _m
+from workbench.stats import wilson_interval
 
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
@@ -140,12 +141,6 @@ def _periods_between(later: "ir.Value", earlier: "ir.Value", grain: str) -> "ir.
     """Whole ``grain`` periods between two truncated timestamps (epoch arithmetic: portable, exact in UTC)."""
     days = ((later.epoch_seconds() - earlier.epoch_seconds()) / 86400).round().cast("int64")
     return days if grain == "day" else (days / 7).round().cast("int64")
-
-
-def _wilson(k: Any, n: Any, confidence: float = 0.95):
-    from workbench.stats import wilson_interval
-
-    return wilson_interval(k, n, confidence=confidence)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -564,7 +559,7 @@ def retention_rate(db, *, by=("feature",), period="day", start=None, end=None, w
         df = df.group_by([*keys, "cohort_start", "offset", "cohort_size"]).agg(
             pl.col("ending").filter(pl.col("last_offset") >= pl.col("offset")).sum().alias("k")
         )
-    lo, hi = _wilson(df["k"].to_numpy(), df["cohort_size"].to_numpy(), confidence)
+    lo, hi = wilson_interval(df["k"].to_numpy(), df["cohort_size"].to_numpy(), confidence=confidence)
     df = df.with_columns(
         (pl.col("k") / pl.col("cohort_size")).alias("value"), pl.col("cohort_size").alias("n"),
         pl.col("cohort_start").alias("period_start"), pl.Series("lo", lo), pl.Series("hi", hi),
@@ -746,7 +741,7 @@ def funnel_conversion_rate(db, *, by=("feature",), period="day", start=None, end
         .when(pl.col("_prev") > 0).then(pl.col("users") / pl.col("_prev")).alias("step_rate"),
         (pl.col("users") / pl.col("n")).alias("overall_rate"),
     )
-    lo, hi = _wilson(df["users"].to_numpy(), df["n"].to_numpy(), confidence)
+    lo, hi = wilson_interval(df["users"].to_numpy(), df["n"].to_numpy(), confidence=confidence)
     df = df.with_columns(pl.col("overall_rate").alias("value"), pl.Series("lo", lo), pl.Series("hi", hi))
     df = df.select(*keys, "period_start", "value", "n", "lo", "hi", "step", "step_index", "users", "step_rate",
                    "overall_rate")
@@ -834,7 +829,7 @@ def feature_adoption_rate(db, *, by=("feature",), period="day", start=None, end=
     agg = expr.to_polars()
     if agg.height == 0:
         return _m.tidy(pl.DataFrame({"value": [], "n": []}), keys=keys, metric=fn)
-    lo, hi = _wilson(agg["k"].to_numpy(), agg["n"].to_numpy(), confidence)
+    lo, hi = wilson_interval(agg["k"].to_numpy(), agg["n"].to_numpy(), confidence=confidence)
     agg = agg.with_columns((pl.col("k") / pl.col("n")).alias("value"), pl.Series("lo", lo), pl.Series("hi", hi))
     return _m.tidy(agg.rename({"k": "users"}), keys=keys, metric=fn)
 
@@ -1102,7 +1097,7 @@ def retained_vs_churned(db, *, by=("feature",), period="week", start=None, end=N
         pl.col("answers", "hallucinated", "latency_n").fill_null(0),
         pl.col("period_start").cast(pl.Datetime("us")),
     )
-    lo, hi = _wilson(agg["hallucinated"].to_numpy(), agg["answers"].to_numpy(), confidence)
+    lo, hi = wilson_interval(agg["hallucinated"].to_numpy(), agg["answers"].to_numpy(), confidence=confidence)
     rate = agg.select(
         *keys, "period_start", "segment", "users",
         pl.lit("hallucination_rate").alias("metric"),
