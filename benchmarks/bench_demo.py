@@ -9,7 +9,7 @@ just before the build starts (``workbench.demo`` imports numpy, polars and duckd
 import cost is in ``peak``).
 
 The build is the synthetic generator (numpy, vectorised, linear in ``scale``) plus the real public data loaded through
-``workbench.ingest`` (Azure LLM inference traces and halu_dev: a fixed ~30k rows whatever the scale), written to one
+``workbench.io.ingest`` (Azure LLM inference traces and halu_dev: a fixed ~30k rows whatever the scale), written to one
 DuckDB file. There is no alternative to compare it with: it is the fixture the metric benchmarks run on.
 """
 

@@ -4,7 +4,7 @@ Usage (from the repository root)::
 
     .venv/bin/python benchmarks/bench_detector.py              # speed: answers/s, memory, vs naive
     .venv/bin/python benchmarks/bench_detector.py --quality    # AUROC/Brier per source + held-out
-    .venv/bin/python benchmarks/bench_detector.py --fit        # refit workbench/_detector_weights.json
+    .venv/bin/python benchmarks/bench_detector.py --fit        # refit workbench/eval/_detector_weights.json
 
 Speed: N synthetic answers of about 100 words, each with about 1,000 words of context, built by
 sampling sentences from the contexts of halu_dev.jsonl with a fixed seed (half the answer sentences
@@ -33,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from workbench import detector as D  # noqa: E402
+from workbench.eval import detector as D
 
 
 def dev_path() -> Path:
@@ -247,7 +247,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=2000, help="synthetic answers to score (default 2000)")
     ap.add_argument("--naive-rows", type=int, default=20, help="rows for the naive baselines (default 20)")
     ap.add_argument("--quality", action="store_true", help="AUROC/Brier on halu_dev and held-out numbers")
-    ap.add_argument("--fit", action="store_true", help="refit and write workbench/_detector_weights.json")
+    ap.add_argument("--fit", action="store_true", help="refit and write workbench/eval/_detector_weights.json")
     ap.add_argument("--l2", type=float, default=5.0, help="L2 penalty for --fit/--quality (default 5)")
     args = ap.parse_args()
     if args.fit:

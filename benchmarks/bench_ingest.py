@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     import duckdb
 
     import workbench as wb
-    from workbench.ingest import ingest
+    from workbench.io.ingest import ingest
 
     rng = random.Random(7)
     with tempfile.TemporaryDirectory(prefix="wb-bench-") as tmp:

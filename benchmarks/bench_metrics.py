@@ -114,7 +114,7 @@ def _wilson(df):
 def pl_latency_p95_ms(ctx: dict):
     import polars as pl
 
-    from workbench.latency import order_statistic_ranks
+    from workbench.metrics.latency import order_statistic_ranks
 
     calls = _pl_read(ctx, "calls", ["ts", *BY, "latency_ms"])
     g = (calls.filter(pl.col("latency_ms").is_not_null()).with_columns(_day())
@@ -358,7 +358,7 @@ def _worker(approach: str, metric: str, ctx: dict, repeat: int) -> dict:
     import polars  # noqa: F401
     import scipy.stats  # noqa: F401
 
-    import workbench.latency  # noqa: F401
+    import workbench.metrics.latency  # noqa: F401
     import workbench.stats  # noqa: F401
 
     if approach == "workbench":

@@ -14,7 +14,7 @@ def small_demo(tmp_path_factory):
     """A demo database at scale 0.1 (synthetic + Azure traces + halu_dev), scored by the offline detector."""
     from workbench import demo
     from workbench.db import connect
-    from workbench.hallucination import evaluate
+    from workbench.eval.score import evaluate
 
     path = tmp_path_factory.mktemp("small_demo") / "demo.duckdb"
     demo.build_demo(path, scale=0.1, seed=11)

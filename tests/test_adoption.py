@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 import workbench as wb
-from workbench import adoption as ad
+from workbench.metrics import adoption as ad
 from workbench.metrics import UndefinedMetricWarning
 from workbench.stats import wilson_interval
 

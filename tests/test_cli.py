@@ -10,7 +10,9 @@ import warnings
 
 import polars as pl
 
-from workbench import cli, metrics
+from workbench import cli
+
+from workbench import metrics
 
 VERBS = ("ingest", "demo", "metrics", "slo", "budget", "eval", "hallucination", "report", "schedule")
 

@@ -1,4 +1,4 @@
-"""Tests of workbench.cost and workbench.prices: hand-computed costs, price history, budgets, the genai-prices data."""
+"""Tests of workbench.metrics.cost and workbench.io.prices: hand-computed costs, price history, budgets, the genai-prices data."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import workbench as wb
-from workbench import cost
+from workbench.metrics import cost
 from workbench.config import ConfigError
 from workbench.metrics import UndefinedMetricWarning
-from workbench.prices import load_prices, package_source, price_overrides
+from workbench.io.prices import load_prices, package_source, price_overrides
 
 CALL_COLS = ("call_id", "trace_id", "parent_id", "ts", "feature", "status", "provider", "model", "user_id",
              "session_id", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",

@@ -14,7 +14,7 @@ from workbench import demo
 from workbench.schema import TABLES
 
 SCALE = 0.2
-HAS_INGEST = importlib.util.find_spec("workbench.ingest") is not None
+HAS_INGEST = importlib.util.find_spec("workbench.io.ingest") is not None
 # the synthetic calls only (the Azure trace rows of 2023 are in calls too when ingest is available)
 SYN = "(select * from calls where ingest_run_id like 'demo-%') calls"
 SYNTHETIC = ("calls", "answers", "evals", "feedback", "events", "assignments", "guardrail_events", "incidents")
@@ -67,8 +67,8 @@ def test_rebuild_replaces_the_file(built):
 
 
 def test_scale_is_linear():
-    one_x = demo._simulate(1.0, 7)["calls"].height
-    two_x = demo._simulate(2.0, 7)["calls"].height
+    one_x = demo.simulate(1.0, 7)["calls"].height
+    two_x = demo.simulate(2.0, 7)["calls"].height
     assert 50_000 <= one_x <= 80_000
     assert 1.85 <= two_x / one_x <= 2.15
 
@@ -297,7 +297,7 @@ def test_funnel_and_retention(built):
 
 # --- real data through ingest ---------------------------------------------------------------------------------------
 
-@pytest.mark.skipif(not HAS_INGEST, reason="workbench.ingest is not written yet: the Azure and halu_dev loads are "
+@pytest.mark.skipif(not HAS_INGEST, reason="workbench.io.ingest is not written yet: the Azure and halu_dev loads are "
                                            "skipped by build_demo too")
 def test_real_data_loaded_through_ingest(built):
     azure = dict(q(built, "select feature, count(*) from calls where provider = 'azure' group by 1"))
@@ -318,4 +318,4 @@ def test_real_data_is_skipped_with_a_reason_without_ingest(built):
     if HAS_INGEST:
         assert set(real) == {"azure_code", "azure_conv", "halu_answers", "halu_labels"}
     else:
-        assert "workbench.ingest" in real["skipped"]
+        assert "workbench.io.ingest" in real["skipped"]

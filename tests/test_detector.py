@@ -1,4 +1,4 @@
-"""Tests for workbench.detector: hand-made cases, determinism, metrics, file errors, dev-set quality."""
+"""Tests for workbench.eval.detector: hand-made cases, determinism, metrics, file errors, dev-set quality."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workbench import detector as D
-from workbench.detector import Claim, Detection, auroc, brier_score, detect, detect_batch, score_jsonl
+from workbench.eval import detector as D
+from workbench.eval.detector import Claim, Detection, auroc, brier_score, detect, detect_batch, score_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -177,7 +177,7 @@ def test_batch_preserves_order_and_count():
 
 
 def test_version_and_weights_agree():
-    spec = json.loads((ROOT / "workbench" / "_detector_weights.json").read_text())
+    spec = json.loads((ROOT / "workbench" / "eval" / "_detector_weights.json").read_text())
     assert spec["detector_version"] == D.DETECTOR_VERSION
     assert tuple(spec["features"]) == D.FEATURES
     assert all(c >= 0 for c in spec["coef"])  # every feature means "less support": never a negative weight
@@ -345,7 +345,7 @@ def test_deterministic_across_processes_and_hash_seeds():
     import sys
 
     code = (
-        "import json; from workbench.detector import detect; "
+        "import json; from workbench.eval.detector import detect; "
         "d = detect('Paris and paris are in France, the French capital, founded in 1887.', "
         "['Paris is the capital of France.', 'The city was founded long ago.'], 'Where is Paris?'); "
         "print(json.dumps([d.score, [(c.text, c.support, c.evidence, c.reason) for c in d.claims]]))"

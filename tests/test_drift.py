@@ -1,4 +1,4 @@
-"""workbench.drift: Evidently's default tests on windows of a database, and text drift by a domain classifier."""
+"""workbench.metrics.drift: Evidently's default tests on windows of a database, and text drift by a domain classifier."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 import workbench as wb
-from workbench import drift as D
+from workbench.metrics import drift as D
 from workbench import metrics
 
 GOLDENS = json.loads((Path(__file__).resolve().parent / "goldens" / "published.json").read_text())

@@ -1,4 +1,4 @@
-"""workbench.experiments on small databases whose answers are computed by hand or published by GrowthBook."""
+"""workbench.metrics.experiments on small databases whose answers are computed by hand or published by GrowthBook."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 import workbench as wb
-from workbench import experiments as X
+from workbench.metrics import experiments as X
 from workbench import metrics
 
 GOLDENS = json.loads((Path(__file__).resolve().parent / "goldens" / "published.json").read_text())

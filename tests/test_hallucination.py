@@ -13,13 +13,14 @@ import pytest
 from scipy.stats import norm, t as student_t
 
 import workbench as wb
-from workbench import hallucination as h
+from workbench.eval import labels, score
+from workbench.metrics import hallucination as h
 
 try:
-    from workbench import detector
+    from workbench.eval import detector
 except ImportError as exc:  # pragma: no cover - detector.py is another module; say why the tests are skipped
     detector = None
-    DETECTOR_SKIP = f"workbench.detector is not importable: {exc}"
+    DETECTOR_SKIP = f"workbench.eval.detector is not importable: {exc}"
 else:
     DETECTOR_SKIP = ""
 
@@ -62,7 +63,7 @@ def evals_rows(db):
 
 @needs_detector
 def test_evaluate_writes_one_row_per_answer_and_never_rescores(db):
-    s = h.evaluate(db, progress=False)
+    s = score.evaluate(db, progress=False)
     assert (s["evaluator"], s["version"]) == (detector.DETECTOR_NAME, detector.DETECTOR_VERSION)
     assert (s["scored"], s["unscorable"], s["skipped"]) == (3, 2, 0)
     rows = evals_rows(db)
@@ -78,41 +79,41 @@ def test_evaluate_writes_one_row_per_answer_and_never_rescores(db):
     c_claims = json.loads(by_id["c"][7])["claims"]
     assert [c["supported"] for c in c_claims] == [True, False]
     # unchanged detector version: nothing is re-scored
-    again = h.evaluate(db, progress=False)
+    again = score.evaluate(db, progress=False)
     assert (again["scored"], again["unscorable"], again["skipped"]) == (0, 0, 5)
     assert len(evals_rows(db)) == 5
 
 
 @needs_detector
 def test_a_new_detector_version_rescores(db):
-    h.evaluate(db, progress=False)
+    score.evaluate(db, progress=False)
     bumped = types.SimpleNamespace(DETECTOR_NAME=detector.DETECTOR_NAME,
                                    DETECTOR_VERSION=detector.DETECTOR_VERSION + "+bumped",
                                    THRESHOLD=detector.THRESHOLD, detect_batch=detector.detect_batch)
-    s = h.evaluate(db, detector=bumped, progress=False)
+    s = score.evaluate(db, detector=bumped, progress=False)
     assert (s["version"], s["scored"] + s["unscorable"], s["skipped"]) == (bumped.DETECTOR_VERSION, 5, 0)
-    assert h.evaluate(db, detector=bumped, progress=False)["skipped"] == 5
+    assert score.evaluate(db, detector=bumped, progress=False)["skipped"] == 5
     versions = db.duckdb.execute("select evaluator_version, count(*) from evals group by 1 order by 1").fetchall()
     assert versions == [(detector.DETECTOR_VERSION, 5), (bumped.DETECTOR_VERSION, 5)]  # history kept
 
 
 @needs_detector
 def test_where_batches_and_dry_run(db):
-    est = h.evaluate(db, where={"feature": "support"}, dry_run=True)
+    est = score.evaluate(db, where={"feature": "support"}, dry_run=True)
     assert (est["dry_run"], est["to_score"], est["skipped"]) == (True, 3, 0)
     assert len(evals_rows(db)) == 0
-    s = h.evaluate(db, where=["feature=support", "model=m1"], progress=False)
+    s = score.evaluate(db, where=["feature=support", "model=m1"], progress=False)
     assert s["scored"] + s["unscorable"] == 2 and {r[0] for r in evals_rows(db)} == {"a", "b"}
-    s = h.evaluate(db, where={"source": "test"}, progress=False, batch_rows=1)  # answers.source; 1-row batches
+    s = score.evaluate(db, where={"source": "test"}, progress=False, batch_rows=1)  # answers.source; 1-row batches
     assert (s["scored"], s["unscorable"]) == (0, 2)
-    s = h.evaluate(db, progress=False, batch_rows=1)
+    s = score.evaluate(db, progress=False, batch_rows=1)
     assert (s["scored"], s["skipped"]) == (1, 4)
     with pytest.raises(KeyError, match="no column 'team'"):
-        h.evaluate(db, where={"team": "x"})
+        score.evaluate(db, where={"team": "x"})
     with pytest.raises(ValueError, match="unknown detector 'gpt-judge'"):
-        h.evaluate(db, detector="gpt-judge")
+        score.evaluate(db, detector="gpt-judge")
     with pytest.raises(ValueError, match="repeat applies to LLM judges"):
-        h.evaluate(db, repeat=3)
+        score.evaluate(db, repeat=3)
 
 
 @needs_detector
@@ -238,11 +239,11 @@ def test_import_labels_and_agreement_hand_computed(tmp_path):
     p = tmp_path / "labels.csv"
     p.write_text("call_id,hallucinated,explanation\nx1,true,\nx2,false,\nx3,true,invented date\nx4,1,\nx5,0,\n"
                  "x6,supported,\nx7,1,\nx8,0,\n")
-    s = h.import_labels(d, p)
+    s = labels.import_labels(d, p)
     assert (s["imported"], s["hallucinated"], s["evaluator"]) == (8, 4, "human")
     assert d.duckdb.execute("select value, label, explanation from evals where evaluator = 'human' and call_id = 'x3'"
                             ).fetchone() == (1.0, "hallucinated", "invented date")
-    assert h.import_labels(d, p)["imported"] == 8  # re-import replaces, does not duplicate
+    assert labels.import_labels(d, p)["imported"] == 8  # re-import replaces, does not duplicate
     assert d.duckdb.execute("select count(*) from evals where evaluator = 'human'").fetchone()[0] == 8
 
     a = h.agreement(d, evaluator="det")
@@ -265,11 +266,11 @@ def test_import_labels_rejects_bad_input(tmp_path):
     d = wb.connect(":memory:")
     d.duckdb.execute("insert into answers (call_id, answer) values ('a', 'x')")
     with pytest.raises(ValueError, match=r"row 2: call_id 'zz' is not in answers"):
-        h.import_labels(d, [{"call_id": "a", "label": 1}, {"call_id": "zz", "label": 0}])
+        labels.import_labels(d, [{"call_id": "a", "label": 1}, {"call_id": "zz", "label": 0}])
     with pytest.raises(ValueError, match=r"row 1 column 'label': expected 1/0.*got 'maybe'"):
-        h.import_labels(d, [{"call_id": "a", "label": "maybe"}])
+        labels.import_labels(d, [{"call_id": "a", "label": "maybe"}])
     with pytest.raises(KeyError, match="no label column"):
-        h.import_labels(d, [{"call_id": "a", "verdict": 1}])
+        labels.import_labels(d, [{"call_id": "a", "verdict": 1}])
     assert d.duckdb.execute("select count(*) from evals").fetchone()[0] == 0  # nothing half-written
 
 
@@ -297,7 +298,7 @@ def test_worst_offenders_with_claims_and_evidence(db):
       ('f', '2026-03-03 11:00', 'search', 'm1', 'v3', 'ok');
       insert into answers (call_id, question, contexts, answer) values
       ('f', 'How tall?', ['{CTX}'], 'It is 512 metres tall. {"Padding words here. " * 30}')""")
-    h.evaluate(db, progress=False)
+    score.evaluate(db, progress=False)
     w = h.worst_offenders(db, n=3)
     assert w.columns[:8] == ["call_id", "feature", "model", "prompt_version", "ts", "score", "label",
                              "unsupported_claims"]

@@ -1,4 +1,4 @@
-"""Tests for workbench.ingest: OTLP spans, mapped JSONL/CSV/Parquet, quarantine reasons, dedup, lineage, the CLI."""
+"""Tests for workbench.io.ingest: OTLP spans, mapped JSONL/CSV/Parquet, quarantine reasons, dedup, lineage, the CLI."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import workbench as wb
 from workbench.cli import main as cli_main
-from workbench.ingest import IngestError, IngestSummary, ingest, load_mapping
+from workbench.io.ingest import IngestError, IngestSummary, ingest, load_mapping
 
 DATA = Path(__file__).parent / "data"
 OTEL = DATA / "otel"
@@ -165,7 +165,7 @@ def test_otel_malformed_lines_and_spans_are_quarantined_with_lines(db):
 
 
 def test_long_lines_pick_the_line_limit_and_one_over_the_largest_is_quarantined(db, tmp_path, monkeypatch):
-    import workbench.ingest as ing
+    import workbench.io.ingest as ing
 
     # one big OTLP batch line among small ones (the chunk used to measure lines is made small too)
     monkeypatch.setattr(ing, "_HASH_CHUNK", 4096)
@@ -402,7 +402,7 @@ def test_missing_file_unknown_format_or_mapping_raise_and_write_nothing(db, tmp_
 
 
 def test_unexpected_failure_rolls_back_the_file(db, monkeypatch):
-    import workbench.ingest as ing
+    import workbench.io.ingest as ing
 
     real = ing._load
 

@@ -9,8 +9,9 @@ import math
 import pytest
 
 import workbench as wb
-from workbench import hallucination as h
-from workbench import judge
+from workbench.eval import score
+from workbench.metrics import hallucination as h
+from workbench.eval import judge
 from workbench.config import ConfigError
 
 
@@ -51,7 +52,7 @@ def evals(db, **filters):
 
 def test_end_to_end_through_evaluate(db, fake):
     cfg = cfg_for(fake)
-    s = h.evaluate(db, detector="judge", config=cfg, progress=False)
+    s = score.evaluate(db, detector="judge", config=cfg, progress=False)
     assert (s["evaluator"], s["version"]) == ("judge:fake-judge", "faithfulness-p1-t0")
     assert (s["scored"], s["unscorable"], s["skipped"], s["failed"]) == (2, 2, 0, 0)
     assert fake.count == 4 and s["requests"] == 4

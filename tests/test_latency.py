@@ -1,4 +1,4 @@
-"""workbench.latency: hand-computed percentiles and intervals, published conventions, Wilson goldens, invariants."""
+"""workbench.metrics.latency: hand-computed percentiles and intervals, published conventions, Wilson goldens, invariants."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from polars.testing import assert_frame_equal
 from scipy.stats import binom, mannwhitneyu
 
 import workbench as wb
-from workbench import latency
+from workbench.metrics import latency
 from workbench.cli import main
 from workbench.metrics import UndefinedMetricWarning
 

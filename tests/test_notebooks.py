@@ -9,7 +9,7 @@ import nbformat
 import polars as pl
 import pytest
 
-from workbench import reports
+from workbench.reports import publish as reports
 
 
 @pytest.mark.parametrize("name", reports.available())

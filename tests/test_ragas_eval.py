@@ -11,8 +11,9 @@ import pytest
 pytest.importorskip("ragas", reason="the ragas extra is not installed (uv sync --extra ragas)")
 
 import workbench as wb  # noqa: E402
-from workbench import hallucination as h  # noqa: E402
-from workbench import judge, ragas_eval  # noqa: E402
+from workbench.eval import score
+from workbench.eval import judge
+from workbench.eval import ragas as ragas_eval
 
 
 pytestmark = pytest.mark.usefixtures("no_project_config")
@@ -86,9 +87,9 @@ def test_faithfulness_against_the_fake_endpoint(fake):
         ("noctx", "What is the window?", [], "Refunds within 30 days.", None),
     ])
     cfg = judge.judge_config(base_url=fake.base_url, model="fake-judge", max_retries=0, timeout_s=10)
-    est = h.evaluate(db, detector="ragas:faithfulness", config=cfg, dry_run=True)
+    est = score.evaluate(db, detector="ragas:faithfulness", config=cfg, dry_run=True)
     assert fake.count == 0 and est["to_score"] == 4 and est["requests"] == 8 and est["input_tokens_est"] > 0
-    s = h.evaluate(db, detector="ragas:faithfulness", config=cfg, progress=False)
+    s = score.evaluate(db, detector="ragas:faithfulness", config=cfg, progress=False)
     assert (s["evaluator"], s["metric"]) == ("ragas:fake-judge", "ragas_faithfulness_score")
     assert (s["scored"], s["unscorable"]) == (2, 2)
     # statements = sentences; the fake NLI verdict is 0 for UNSUPPORTED: faithfulness = supported share
@@ -99,7 +100,7 @@ def test_faithfulness_against_the_fake_endpoint(fake):
     # ragas's prompts went over the wire as chat completions in JSON mode
     assert all(b["model"] == "fake-judge" and b["response_format"] == {"type": "json_object"} for b in fake.requests)
     n = fake.count
-    assert h.evaluate(db, detector="ragas:faithfulness", config=cfg, progress=False)["scored"] == 0
+    assert score.evaluate(db, detector="ragas:faithfulness", config=cfg, progress=False)["scored"] == 0
     assert fake.count == n  # nothing re-scored
 
 

@@ -1,4 +1,4 @@
-"""workbench.reliability: incidents, guardrails and agent spans, by hand; invariants over the module's suite."""
+"""workbench.metrics.reliability: incidents, guardrails and agent spans, by hand; invariants over the module's suite."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import workbench as wb
-from workbench import reliability as rel
+from workbench.metrics import reliability as rel
 from workbench.metrics import UndefinedMetricWarning
 
 T0 = dt.datetime(2026, 2, 2, 9)

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 import workbench as wb
-from workbench import reports
+from workbench.reports import publish as reports
 
 
 def _notebook(path, *cells):
@@ -36,7 +36,7 @@ def env(tmp_path, monkeypatch):
     db.close()
     _notebook(
         nbdir / "mini.ipynb",
-        "import workbench as wb\nfrom workbench import charts\ncharts.use_svg()\nrep = wb.Report(db, start=start, end=end, out_dir=out_dir)",
+        "import workbench as wb\nfrom workbench.reports import charts\ncharts.use_svg()\nrep = wb.Report(db, start=start, end=end, out_dir=out_dir)",
         "err = rep.metric('error_rate', by=['feature'], period='day')",
         "charts.chart(err)",
         "rep.save()",

@@ -1,4 +1,4 @@
-"""workbench.slo: config validation, attainment and budgets by hand, burn-rate alerts against sloth's numbers, CLI."""
+"""workbench.metrics.slo: config validation, attainment and budgets by hand, burn-rate alerts against sloth's numbers, CLI."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 import workbench as wb
-from workbench import slo
+from workbench.metrics import slo
 from workbench.cli import main
 from workbench.config import ConfigError, load_config
 from workbench.metrics import UndefinedMetricWarning

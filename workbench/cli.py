@@ -139,7 +139,7 @@ def _params(items: Sequence[str]) -> dict[str, object]:
 
 def _cmd_ingest(a: argparse.Namespace) -> int:
     from workbench.db import connect
-    from workbench.ingest import ingest
+    from workbench.io.ingest import ingest
 
     with connect(a.db) as db:
         summary = ingest(db, a.paths, format=a.format, mapping=a.mapping, progress=not a.json)
@@ -158,7 +158,7 @@ def _cmd_demo(a: argparse.Namespace) -> int:
 
 
 def _cmd_metrics(a: argparse.Namespace) -> int:
-    from workbench.metrics import compute, suite
+    from workbench.metrics.core import compute, suite
 
     if a.name == "list":
         for name, fn in sorted(suite().items()):
@@ -183,7 +183,7 @@ def _cmd_metrics(a: argparse.Namespace) -> int:
 
 def _cmd_slo(a: argparse.Namespace) -> int:
     from workbench.db import connect
-    from workbench.slo import slo_status
+    from workbench.metrics.slo import slo_status
 
     with connect(a.db) as db:
         df, firing = slo_status(db, config=a.config, at=a.at)
@@ -192,7 +192,7 @@ def _cmd_slo(a: argparse.Namespace) -> int:
 
 
 def _cmd_budget(a: argparse.Namespace) -> int:
-    from workbench.cost import budget_status
+    from workbench.metrics.cost import budget_status
     from workbench.db import connect
 
     with connect(a.db) as db:
@@ -203,7 +203,7 @@ def _cmd_budget(a: argparse.Namespace) -> int:
 
 def _cmd_eval(a: argparse.Namespace) -> int:
     from workbench.db import connect
-    from workbench.hallucination import evaluate
+    from workbench.eval.score import evaluate
 
     with connect(a.db) as db:
         summary = evaluate(db, detector=a.detector, where=a.where or None, config=a.config, dry_run=a.dry_run, repeat=a.repeat)
@@ -212,7 +212,7 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 
 
 def _cmd_hallucination(a: argparse.Namespace) -> int:
-    from workbench import detector
+    from workbench.eval import detector
 
     if a.action == "score":
         print(json.dumps(detector.score_jsonl(a.input, a.out)))
@@ -226,7 +226,7 @@ def _cmd_hallucination(a: argparse.Namespace) -> int:
 
 
 def _cmd_report(a: argparse.Namespace) -> int:
-    from workbench import reports
+    from workbench.reports import publish as reports
 
     if a.name == "list":
         for name in reports.available():
@@ -240,7 +240,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
 
 def _cmd_schedule(a: argparse.Namespace) -> int:
-    from workbench.schedule import crontab
+    from workbench.reports.schedule import crontab
 
     print(crontab(db=a.db, out=a.out))
     return 0
@@ -263,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
     if a.version:
-        from workbench import __version__
+        from workbench._version import __version__
 
         print(__version__)
         return 0

@@ -17,12 +17,14 @@ from __future__ import annotations
 import datetime as _dt
 import os
 from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from workbench.schema import SCHEMA_VERSION, TABLES
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
+    import ibis.expr.types as ir
     import ibis
     import polars as pl
 
@@ -166,3 +168,64 @@ def as_workbench(db: "Workbench | str | os.PathLike") -> Workbench:
     if isinstance(db, (str, os.PathLike)):
         return connect(db)
     raise TypeError(f"expected a Workbench or a database path, got {type(db).__name__}")
+
+
+# --- selection: the filters every reader applies (metrics, evaluation runs, reports) ---------------------------------
+
+Where = Mapping[str, Any] | Sequence[str] | None
+
+
+def parse_where(where: Where) -> dict[str, Any]:
+    """Normalise ``where``: a mapping column -> value (or list of values), or ``["col=value", ...]`` from the CLI.
+
+    >>> parse_where(["feature=chat", "model=a,b"])
+    {'feature': 'chat', 'model': ['a', 'b']}
+    """
+    if not where:
+        return {}
+    if isinstance(where, Mapping):
+        return dict(where)
+    out: dict[str, Any] = {}
+    for item in where:
+        if "=" not in item:
+            raise ValueError(f"where: expected column=value, got {item!r}")
+        col, _, val = item.partition("=")
+        out[col.strip()] = val.split(",") if "," in val else val
+    return out
+
+
+def as_timestamp(value: Any) -> _dt.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, _dt.datetime):
+        return value if value.tzinfo is None else value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+    if isinstance(value, _dt.date):
+        return _dt.datetime(value.year, value.month, value.day)
+    try:
+        return as_timestamp(_dt.datetime.fromisoformat(str(value)))
+    except ValueError:
+        raise ValueError(f"expected an ISO date or timestamp, got {value!r}") from None
+
+
+def scope(t: "ir.Table", *, time: str | None = "ts", start: Any = None, end: Any = None, where: Where = None) -> "ir.Table":
+    """Filter a table to ``start <= time < end`` and the ``where`` conditions.
+
+    ``where`` values given as strings are compared with the column cast to string, so CLI input works on any type.
+    Unknown columns raise a ``KeyError`` naming the column and the table's columns.
+    """
+    conds = []
+    s, e = as_timestamp(start), as_timestamp(end)
+    if time is not None and (s is not None or e is not None):
+        if s is not None:
+            conds.append(t[time] >= s)
+        if e is not None:
+            conds.append(t[time] < e)
+    for col, val in parse_where(where).items():
+        if col not in t.columns:
+            raise KeyError(f"where: no column {col!r}; columns: {', '.join(t.columns)}")
+        c = t[col]
+        values = val if isinstance(val, (list, tuple, set)) else [val]
+        if any(isinstance(v, str) for v in values) and not c.type().is_string():
+            c = c.cast("string")
+        conds.append(c.isin(list(values)) if len(values) > 1 else c == values[0])
+    return t.filter(conds) if conds else t

@@ -328,3 +328,18 @@ def markdown_reference() -> str:
             out.append("| `ingest_run_id` | VARCHAR | Ingest run that wrote the row (lineage). |")
         out.append("")
     return "\n".join(out)
+
+
+# --- the evals contract: what evaluators write and the hallucination metrics read ---------------------------------
+#: Row metric of a hallucination detector or judge: the probability that an answer holds an unsupported claim
+#: (higher is worse).
+SCORE_METRIC = "hallucination_score"
+#: Row metric of a human (or external) label: 1 hallucinated, 0 supported.
+LABEL_METRIC = "hallucination_label"
+HALLUCINATED, SUPPORTED, UNSCORABLE = "hallucinated", "supported", "unscorable"
+#: The offline detector's identity, read by the metrics as the default evaluator. Bump the version on any change of
+#: the detector's algorithm or weights: stored scores are keyed by it, so a new version re-scores.
+DETECTOR_NAME = "support"
+DETECTOR_VERSION = "1.0.0"
+#: Rows per Arrow batch read from DuckDB while scoring (bounded memory on any table size).
+BATCH_ROWS = 2_000

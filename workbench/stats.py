@@ -725,3 +725,23 @@ def cohen_kappa(a: Any, b: Any) -> float | None:
     return None if pe >= 1 else (po - pe) / (1 - pe)
 
 
+def order_statistic_ranks(n, q: float, confidence: float = 0.95):
+    """1-based ranks ``(l, u)`` of the order statistics bounding the q-quantile of ``n`` values (binomial interval).
+
+    ``l == 0`` means no lower bound and ``u == n + 1`` no upper bound at this confidence.
+
+    Examples
+    --------
+    >>> # n = 10, median: Binomial(10, .5) CDF F(1) = 11/1024 < .025 <= F(2) = 56/1024 -> l = 2;
+    >>> # F(7) = 968/1024 < .975 <= F(8) = 1013/1024 -> u = 9; coverage F(8) - F(1) = 0.979
+    >>> [int(x) for x in order_statistic_ranks(10, 0.5)]
+    [2, 9]
+    """
+    import numpy as np
+    from scipy.stats import binom
+
+    n = np.asarray(n, dtype=np.int64)
+    alpha = 1 - confidence
+    lo = binom.ppf(alpha / 2, n, q).astype(np.int64)
+    hi = binom.ppf(1 - alpha / 2, n, q).astype(np.int64) + 1
+    return lo, np.minimum(hi, n + 1)

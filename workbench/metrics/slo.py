@@ -194,7 +194,7 @@ def _slos_or_fail(config: Any) -> tuple[Config, list[Slo]]:
 
 
 def _resolve_at(db, at: Any) -> dt.datetime:
-    from workbench.metrics import as_timestamp
+    from workbench.metrics.core import as_timestamp
 
     if at is not None:
         return as_timestamp(at)
@@ -254,7 +254,7 @@ def slo_report(db, *, config: Any = None, at: Any = None) -> "pl.DataFrame":
     import polars as pl
 
     from workbench.db import as_workbench
-    from workbench.metrics import UndefinedMetricWarning
+    from workbench.metrics.core import UndefinedMetricWarning
 
     _, slos = _slos_or_fail(config)
     db = as_workbench(db)

@@ -44,7 +44,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from workbench import metrics as M
+from workbench.metrics import core as M
 from workbench import stats
 
 if TYPE_CHECKING:  # pragma: no cover

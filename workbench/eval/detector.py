@@ -36,15 +36,15 @@ import math
 import re
 import sys
 import time
-import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from itertools import chain, compress, filterfalse
+from itertools import compress, filterfalse
 from operator import not_
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from workbench.schema import DETECTOR_NAME as _DETECTOR_NAME, DETECTOR_VERSION as _DETECTOR_VERSION
 from workbench.stats import auroc, brier_score  # noqa: F401  (public here too: the detector's benchmark reports them)
 
 __all__ = [
@@ -61,9 +61,10 @@ __all__ = [
     "brier_score",
 ]
 
-DETECTOR_NAME: str = "support"
-#: Bump on any change of the algorithm or of ``_detector_weights.json``: stored scores are keyed by it.
-DETECTOR_VERSION: str = "1.0.0"
+# The name and version live with the evals contract (schema.py) so the metrics can read them without importing the
+# evaluator. Bump the version there on any change of the algorithm or of ``_detector_weights.json``.
+DETECTOR_NAME: str = _DETECTOR_NAME
+DETECTOR_VERSION: str = _DETECTOR_VERSION
 #: Default decision threshold on the probability (the weights are fitted for calibration, so 0.5 is the
 #: Bayes decision at balanced priors).
 THRESHOLD: float = 0.5

@@ -23,7 +23,7 @@ def crontab(*, db: str | None = None, out: str = "reports", workdir: str | None 
 
     The checks exit 1 when an alert fires; cron mails (or your wrapper pages) on a non-zero exit.
     """
-    from workbench.reports import available
+    from workbench.reports.publish import available
 
     workdir = workdir or str(Path.cwd())
     db = db or os.environ.get("WORKBENCH_DB") or "datasets/workbench.duckdb"

@@ -52,12 +52,10 @@ in polars. Joins on the group keys match null to null, so events without a ``fea
 from __future__ import annotations
 
 import datetime as _dt
-import importlib
-import importlib.util
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from workbench import metrics as _m
+from workbench.metrics import core as _m
 from workbench.stats import wilson_interval
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -935,16 +933,12 @@ def suggestion_acceptance_rate(db, *, by=("feature",), period="day", start=None,
 def _calls_with_cost(db: Any) -> tuple["ir.Table", str, str]:
     """Calls, the column holding their cost, and where it came from.
 
-    Prices are cost.py's concern: when ``workbench.cost.priced_calls`` exists at run time its ``cost_usd_used``
-    (the reported cost, else the cost computed from the token prices) is used; otherwise the reported ``cost_usd``.
+    Prices are cost.py's concern: its ``cost_usd_used`` is the reported cost, else the cost computed from the token
+    prices.
     """
-    if importlib.util.find_spec("workbench.cost") is not None:
-        priced = getattr(importlib.import_module("workbench.cost"), "priced_calls", None)
-        if callable(priced):
-            t = priced(db)
-            if "cost_usd_used" in t.columns:
-                return t, "cost_usd_used", "reported, else computed"
-    return db.calls, "cost_usd", "reported"
+    from workbench.metrics.cost import priced_calls
+
+    return priced_calls(db), "cost_usd_used", "reported, else computed"
 
 
 def cost_per_active_user_usd(db, *, by=("feature",), period="day", start=None, end=None, where=None,
@@ -952,7 +946,7 @@ def cost_per_active_user_usd(db, *, by=("feature",), period="day", start=None, e
     """Spend per active user: total cost of the calls in the period / active users in the period.
 
     The cost of a call is the reported ``calls.cost_usd``, else the cost computed from token prices by
-    :func:`workbench.cost.priced_calls` (used when that function exists at run time; computing prices is cost.py's
+    :func:`workbench.metrics.cost.priced_calls` (used when that function exists at run time; computing prices is cost.py's
     job). Calls with neither are skipped and counted in the extra column ``unpriced_calls``, next to ``cost_usd``
     (the total) and ``cost_source``. Activity (the denominator) is read from ``activity``; ``by`` and ``where`` apply
     to both calls and activity, so their columns must exist in both (``feature`` does). ``n`` is the active users; a

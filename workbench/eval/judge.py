@@ -445,7 +445,7 @@ def estimate_tokens(text: str) -> int:
     return (len(text) + 3) // 4
 
 
-def _prices(cfg: JudgeConfig) -> tuple[float | None, float | None, str]:
+def judge_prices(cfg: JudgeConfig) -> tuple[float | None, float | None, str]:
     if cfg.input_usd_per_mtok is not None and cfg.output_usd_per_mtok is not None:
         return cfg.input_usd_per_mtok, cfg.output_usd_per_mtok, f"{cfg.source} [judge]"
     try:
@@ -473,11 +473,11 @@ def _cache_lookup(db: "Workbench", hashes: list[str]) -> dict[str, dict]:
 
 
 def _cache_store(db: "Workbench", entries: list[tuple[str, dict, Reply]], model: str) -> None:
-    from workbench.hallucination import _now
+    from workbench.eval.run import now
 
     if not entries:
         return
-    ts = _now()
+    ts = now()
     rows = []
     for h, body, reply in entries:
         tin, tout = reply.usage
@@ -492,7 +492,7 @@ def _cache_store(db: "Workbench", entries: list[tuple[str, dict, Reply]], model:
 
 def _verdict_row(call_id: str, v: Verdict, *, cfg: JudgeConfig, run_id: str, repeat: int, ts: Any, h: str,
                  cached: bool, attempts: int, error: str | None) -> dict:
-    from workbench.hallucination import _claims_explanation
+    from workbench.eval.run import claims_explanation
 
     claims = [{"text": c["text"], "supported": c["supported"], "support": None, "evidence": None,
                "reason": c["reason"]} for c in v.claims]
@@ -500,7 +500,7 @@ def _verdict_row(call_id: str, v: Verdict, *, cfg: JudgeConfig, run_id: str, rep
                                "model": cfg.model, "base_url": cfg.base_url, "temperature": cfg.temperature}
     if error:
         details["error"] = error  # a transport failure: the next run asks again
-    expl = v.reason if v.unscorable else _claims_explanation(claims, len(claims))
+    expl = v.reason if v.unscorable else claims_explanation(claims, len(claims))
     return {"call_id": call_id, "metric": "hallucination_score", "value": v.score, "label": v.label,
             "evaluator": cfg.evaluator, "evaluator_version": cfg.version, "run_id": run_id, "repeat": repeat,
             "ts": ts, "explanation": expl, "details": json.dumps(details, ensure_ascii=False)}
@@ -519,7 +519,7 @@ async def aevaluate(
 ) -> dict:
     """Score with the LLM judge the answers it has not scored yet (coroutine; see :func:`evaluate`)."""
     from workbench.db import as_workbench
-    from workbench.hallucination import _new_run_id, _now, _pending, _progress_bar, _stream, _write_evals
+    from workbench.eval.run import new_run_id, now, pending, progress_bar, stream, summary, write_evals
 
     if metric not in METRICS:
         raise ValueError(f"judge.evaluate: unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
@@ -530,19 +530,19 @@ async def aevaluate(
     t0 = time.perf_counter()
     todo_by_repeat, total = [], 0
     for r in range(repeat):
-        sel, todo = _pending(db, where=where, evaluator=cfg.evaluator, version=cfg.version,
+        sel, todo = pending(db, where=where, evaluator=cfg.evaluator, version=cfg.version,
                              metric="hallucination_score", repeat=r)
         total += int(sel.count().execute())
         todo_by_repeat.append((r, todo, int(todo.count().execute())))
     n_todo = sum(n for _, _, n in todo_by_repeat)
     base = {"evaluator": cfg.evaluator, "version": cfg.version, "model": cfg.model, "base_url": cfg.base_url}
-    run_id = None if dry_run else _new_run_id()
+    run_id = None if dry_run else new_run_id()
     stats = {"scored": 0, "unscorable": 0, "failed": 0, "requests": 0, "cached": 0, "input_tokens": 0,
              "output_tokens": 0}
     est = {"input_tokens": 0, "output_tokens": 0}
-    with _progress_bar(n_todo, progress if not dry_run else False, f"judge {cfg.model}") as bar:
+    with progress_bar(n_todo, progress if not dry_run else False, f"judge {cfg.model}") as bar:
         for r, todo, _ in todo_by_repeat:
-            for rows in _stream(db, todo.select("call_id", "question", "contexts", "answer"), batch_rows):
+            for rows in stream(db, todo.select("call_id", "question", "contexts", "answer"), batch_rows):
                 bodies = [request_body(cfg, build_messages(x["answer"] or "", x["contexts"] or [], x["question"]), r)
                           for x in rows]
                 hashes = [request_hash(cfg, b, r) for b in bodies]
@@ -566,7 +566,7 @@ async def aevaluate(
                 got = dict(zip(misses, replies))
                 _cache_store(db, [(hashes[i], bodies[i], rep) for i, rep in got.items() if rep.body is not None],
                              cfg.model)
-                ts, out = _now(), []
+                ts, out = now(), []
                 for i, x in enumerate(rows):
                     if i in empty:
                         reason = "empty answer" if not (x["answer"] or "").strip() else "no context to check against"
@@ -588,22 +588,22 @@ async def aevaluate(
                                             cached=cached, attempts=attempts, error=error))
                     stats["failed"] += error is not None
                     stats["unscorable" if v.unscorable else "scored"] += 1
-                _write_evals(db, out)
-    pin, pout, price_source = _prices(cfg)
+                write_evals(db, out)
+    pin, pout, price_source = judge_prices(cfg)
     seconds = round(time.perf_counter() - t0, 3)
     if dry_run:
         cost = (est["input_tokens"] * pin + est["output_tokens"] * pout) / 1e6 if pin is not None else None
-        return {**base, "run_id": None, "dry_run": True, "to_score": n_todo, "skipped": total - n_todo,
+        return summary({**base, "run_id": None, "dry_run": True, "to_score": n_todo, "skipped": total - n_todo,
                 "cached": stats["cached"], "requests": n_todo - stats["cached"] - stats.get("empty", 0),
                 "input_tokens_est": est["input_tokens"], "output_tokens_est": est["output_tokens"],
                 "cost_usd_est": None if cost is None else round(cost, 6), "price_source": price_source,
-                "token_estimate": "characters / 4", "seconds": seconds}
+                "token_estimate": "characters / 4", "seconds": seconds})
     cost = (stats["input_tokens"] * pin + stats["output_tokens"] * pout) / 1e6 if pin is not None else None
-    return {**base, "run_id": run_id, "scored": stats["scored"], "skipped": total - n_todo,
+    return summary({**base, "run_id": run_id, "scored": stats["scored"], "skipped": total - n_todo,
             "unscorable": stats["unscorable"], "failed": stats["failed"], "cached": stats["cached"],
             "requests": stats["requests"], "input_tokens": stats["input_tokens"],
             "output_tokens": stats["output_tokens"], "cost_usd": None if cost is None else round(cost, 6),
-            "price_source": price_source, "seconds": seconds}
+            "price_source": price_source, "seconds": seconds})
 
 
 def evaluate(db: Any, *, metric: str = "faithfulness", where: Any = None, config: Any = None, dry_run: bool = False,

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from workbench.db import Workbench
+    pass
 
 __all__ = ["METRICS", "require_ragas", "build_metric", "aevaluate", "evaluate", "ascore_row"]
 
@@ -202,8 +202,8 @@ async def aevaluate(
 ) -> dict:
     """Score answers with a ragas metric (coroutine; see :func:`evaluate`)."""
     from workbench.db import as_workbench
-    from workbench.hallucination import _pending
-    from workbench.judge import judge_config
+    from workbench.eval.run import pending
+    from workbench.eval.judge import judge_config
 
     spec = _spec(metric)
     if repeat != 1:
@@ -215,8 +215,8 @@ async def aevaluate(
     evaluator, version = _evaluator(metric, cfg, options)
     name = f"ragas_{metric}_score"
     t0 = time.perf_counter()
-    every, _ = _pending(db, where=where, evaluator=evaluator, version=version, metric=name)
-    sel, todo = _pending(db, where=where, evaluator=evaluator, version=version, metric=name, require=spec.needs)
+    every, _ = pending(db, where=where, evaluator=evaluator, version=version, metric=name)
+    sel, todo = pending(db, where=where, evaluator=evaluator, version=version, metric=name, require=spec.needs)
     n_all, total, n_todo = (int(x.count().execute()) for x in (every, sel, todo))
     base = {"evaluator": evaluator, "version": version, "metric": name}
     llm, client = _llm(cfg) if spec.llm else (None, None)
@@ -232,32 +232,33 @@ async def aevaluate(
 async def _run(db, metric, spec, cfg, base, m, todo, *, dry_run, t0, counts, progress, batch_rows, options) -> dict:
     import json
 
-    from workbench.hallucination import UNSCORABLE, _new_run_id, _now, _progress_bar, _stream, _write_evals
-    from workbench.judge import _prices, estimate_tokens
+    from workbench.eval.run import new_run_id, now, progress_bar, stream, summary, write_evals
+    from workbench.schema import UNSCORABLE
+    from workbench.eval.judge import estimate_tokens, judge_prices
 
     n_all, total, n_todo = counts
     evaluator, version, name = base["evaluator"], base["version"], base["metric"]
     cols = ["call_id", "question", "contexts", "answer", "reference"]
     if dry_run:
-        out = {**base, "run_id": None, "dry_run": True, "to_score": n_todo, "skipped": total - n_todo,
-               "missing_input": n_all - total, "cost_usd_est": 0.0}
+        out = summary({**base, "run_id": None, "dry_run": True, "to_score": n_todo, "skipped": total - n_todo,
+               "missing_input": n_all - total, "cost_usd_est": 0.0})
         if spec.llm:
             overhead = _prompt_overhead_chars(m)
             tin = tout = 0
-            for rows in _stream(db, todo.select(*cols), batch_rows):
+            for rows in stream(db, todo.select(*cols), batch_rows):
                 for r in rows:
                     chars = sum(len(str(r[c] or "")) for c in ("question", "answer", "reference"))
                     chars += sum(len(c) for c in r["contexts"] or [])
                     tin += spec.calls_per_answer * estimate_tokens("x" * (overhead // max(spec.calls_per_answer, 1)
                                                                          + chars))
                     tout += spec.calls_per_answer * (50 + 2 * estimate_tokens(r["answer"] or ""))
-            pin, pout, source = _prices(cfg)
+            pin, pout, source = judge_prices(cfg)
             out |= {"requests": n_todo * spec.calls_per_answer, "input_tokens_est": tin, "output_tokens_est": tout,
                     "cost_usd_est": None if pin is None else round((tin * pin + tout * pout) / 1e6, 6),
                     "price_source": source, "token_estimate": "characters / 4; a rough guide for multi-step metrics"}
         out["seconds"] = round(time.perf_counter() - t0, 3)
         return out
-    run_id, scored, unscorable = _new_run_id(), 0, 0
+    run_id, scored, unscorable = new_run_id(), 0, 0
     sem = asyncio.Semaphore(cfg.concurrency if cfg else 8)
 
     async def one(r: dict) -> tuple[float | None, str | None, bool]:
@@ -271,10 +272,10 @@ async def _run(db, metric, spec, cfg, base, m, todo, *, dry_run, t0, counts, pro
             return None, "ragas returned NaN (e.g. no statement could be extracted)", False
         return v, None, False
 
-    with _progress_bar(n_todo, progress, f"ragas {metric}") as bar:
-        for rows in _stream(db, todo.select(*cols), batch_rows):
+    with progress_bar(n_todo, progress, f"ragas {metric}") as bar:
+        for rows in stream(db, todo.select(*cols), batch_rows):
             results = await asyncio.gather(*(one(r) for r in rows))
-            ts, out_rows = _now(), []
+            ts, out_rows = now(), []
             for r, (v, err, transport) in zip(rows, results):
                 details: dict[str, Any] = {"ragas_metric": spec.cls, "options": {k: str(x) for k, x in options.items()}}
                 if cfg is not None:
@@ -290,10 +291,10 @@ async def _run(db, metric, spec, cfg, base, m, todo, *, dry_run, t0, counts, pro
                 })
                 unscorable += err is not None
                 scored += err is None
-            _write_evals(db, out_rows)
+            write_evals(db, out_rows)
             bar.update(len(rows))
-    return {**base, "run_id": run_id, "scored": scored, "skipped": total - n_todo, "unscorable": unscorable,
-            "missing_input": n_all - total, "seconds": round(time.perf_counter() - t0, 3)}
+    return summary({**base, "run_id": run_id, "scored": scored, "skipped": total - n_todo, "unscorable": unscorable,
+            "missing_input": n_all - total, "seconds": round(time.perf_counter() - t0, 3)})
 
 
 def evaluate(db: Any, *, metric: str, where: Any = None, config: Any = None, dry_run: bool = False, repeat: int = 1,
@@ -338,7 +339,7 @@ def evaluate(db: Any, *, metric: str, where: Any = None, config: Any = None, dry
     >>> db.sql("select metric, value from evals").rows()
     [('ragas_rouge_score', 1.0)]
     """
-    from workbench.judge import run_sync
+    from workbench.eval.judge import run_sync
 
     return run_sync(aevaluate(db, metric=metric, where=where, config=config, dry_run=dry_run, repeat=repeat,
                               progress=progress, batch_rows=batch_rows, **options))

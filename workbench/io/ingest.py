@@ -249,7 +249,7 @@ def load_mapping(path: str | os.PathLike | dict | Mapping, *, otel: bool = False
     >>> load_mapping({"table": "feedback", "columns": {"colour": "c"}})
     Traceback (most recent call last):
     ...
-    workbench.ingest.IngestError: <mapping>: [columns] colour: table feedback has no column 'colour'; columns: ...
+    workbench.io.ingest.IngestError: <mapping>: [columns] colour: table feedback has no column 'colour'; columns: ...
     """
     if isinstance(path, Mapping):
         return path
@@ -518,7 +518,7 @@ def _plan(path: Path, fmt: str, mapping: Mapping | None) -> _Plan:
         raise IngestError(f"{path}: the mapping {mapping.source} has no table; a {fmt} file needs table = \"...\" "
                           f"and its required columns")
     if mapping is None:
-        raise IngestError(f"{path}: a mapping is required for {fmt} files (--mapping FILE.toml, see workbench.ingest)")
+        raise IngestError(f"{path}: a mapping is required for {fmt} files (--mapping FILE.toml, see workbench.io.ingest)")
     return _Plan(path, fmt, mapping)
 
 
@@ -701,7 +701,7 @@ def _otel_mapping(mapping: Any) -> bool:
 
 def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan,
                  memory: "_MemoryLimit | None" = None) -> tuple[dict, dict[str, int]]:
-    from workbench import __version__
+    from workbench._version import __version__
 
     path = plan.path
     table = "calls" if plan.fmt == "otel" else plan.mapping.table

@@ -37,13 +37,13 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from workbench.metrics import Where, check_by, proportion, scope, tidy, with_period
+from workbench.metrics.core import Where, check_by, mean_interval, percentile_frame, proportion, scope, tidy, with_period
+from workbench.stats import order_statistic_ranks  # noqa: F401  (public here too, as before)
 
 if TYPE_CHECKING:  # pragma: no cover
-    import ibis.expr.types as ir
     import polars as pl
 
 _OFFSETS = {"hour": "-1h", "day": "-1d", "week": "-1w", "month": "-1mo"}
@@ -55,84 +55,11 @@ def _check_unit(fn: str, name: str, value: float) -> float:
     return float(value)
 
 
-def order_statistic_ranks(n, q: float, confidence: float = 0.95):
-    """1-based ranks ``(l, u)`` of the order statistics bounding the q-quantile of ``n`` values (binomial interval).
-
-    ``l == 0`` means no lower bound and ``u == n + 1`` no upper bound at this confidence.
-
-    Examples
-    --------
-    >>> # n = 10, median: Binomial(10, .5) CDF F(1) = 11/1024 < .025 <= F(2) = 56/1024 -> l = 2;
-    >>> # F(7) = 968/1024 < .975 <= F(8) = 1013/1024 -> u = 9; coverage F(8) - F(1) = 0.979
-    >>> [int(x) for x in order_statistic_ranks(10, 0.5)]
-    [2, 9]
-    """
-    import numpy as np
-    from scipy.stats import binom
-
-    n = np.asarray(n, dtype=np.int64)
-    alpha = 1 - confidence
-    lo = binom.ppf(alpha / 2, n, q).astype(np.int64)
-    hi = binom.ppf(1 - alpha / 2, n, q).astype(np.int64) + 1
-    return lo, np.minimum(hi, n + 1)
-
-
-def _percentile_frame(
-    t: "ir.Table",
-    value: "ir.NumericValue",
-    *,
-    q: float,
-    keys: list[str],
-    period: str,
-    time: str,
-    start: Any,
-    metric: str,
-    confidence: float,
-    extra: dict[str, Callable[["ir.NumericColumn"], "ir.Scalar"]] | None = None,
-) -> "pl.DataFrame":
-    """The q-quantile of ``value`` per group (linear interpolation) with its order-statistic interval, tidy.
-
-    Two Ibis queries: the groups and their sizes (to look the binomial ranks up, which SQL cannot compute), then one
-    aggregate over the rows ranked by a window. The window is partitioned by a small integer group id joined from the
-    first result rather than by the group keys themselves: the ranks are the same, but DuckDB sorts one integer
-    about twice as fast as strings and a timestamp (benchmarks/bench_metrics.py, 10M calls).
-    """
-    import ibis
-    import polars as pl
-
-    t = t.mutate(_v=value.cast("float64"))
-    t = with_period(t.filter(t._v.notnull()), period, time=time, start=start)
-    gk = [*keys, "period_start"]
-    groups = t.group_by(gk).aggregate(_n=t.count()).to_polars()
-    if groups.height == 0:
-        empty = t.group_by(gk).aggregate(value=t._v.mean(), n=t.count()).to_polars()
-        return tidy(empty, keys=keys, metric=metric)
-    lo_rank, hi_rank = order_statistic_ranks(groups["_n"].to_numpy(), q, confidence)
-    groups = groups.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_g"), pl.Series("_l", lo_rank),
-                                 pl.Series("_u", hi_rank))
-    schema = ibis.schema({**{k: t.schema()[k] for k in gk}, "_g": "int64", "_l": "int64", "_u": "int64"})
-    lut = ibis.memtable(groups.select(*gk, "_g", "_l", "_u"), schema=schema)
-    # null-safe: a null feature or model is a group of its own, as in the group_by above
-    j = t.join(lut, [t[k].identical_to(lut[k]) for k in gk]).select("_v", "_g", "_l", "_u")
-    j = j.mutate(_r=ibis.row_number().over(group_by=j._g, order_by=j._v) + 1)
-    aggs = dict(
-        value=j._v.quantile(q),
-        n=j.count(),
-        lo=j._v.max(where=j._r == j._l),
-        hi=j._v.max(where=j._r == j._u),
-    )
-    for name, fn in (extra or {}).items():
-        aggs[name] = fn(j._v)
-    df = j.group_by("_g").aggregate(**aggs).to_polars()
-    df = groups.select(*gk, "_g").join(df, on="_g", how="inner").drop("_g")
-    return tidy(df, keys=keys, metric=metric)
-
-
 def _calls_percentile(db, column: str, q: float, metric: str, *, by, period, start, end, where, confidence) -> "pl.DataFrame":
     _check_unit(metric, "confidence", confidence)
     t = scope(db.calls, start=start, end=end, where=where)
     keys = check_by(t, by, fn=metric)
-    return _percentile_frame(t, t[column], q=q, keys=keys, period=period, time="ts", start=start, metric=metric,
+    return percentile_frame(t, t[column], q=q, keys=keys, period=period, time="ts", start=start, metric=metric,
                              confidence=confidence)
 
 
@@ -277,17 +204,6 @@ for _fn, _col, _q, _title in (
 del _fn, _col, _q, _title
 
 
-def _mean_interval(df: "pl.DataFrame", confidence: float, *, mean: str = "value", sd: str = "_sd") -> "pl.DataFrame":
-    """Normal interval of a mean from n, mean and sample sd (CLT; latency means over many calls)."""
-    import polars as pl
-
-    from workbench.stats import z_value
-
-    z = z_value(confidence)
-    half = z * pl.col(sd) / pl.col("n").cast(pl.Float64).sqrt()
-    return df.with_columns((pl.col(mean) - half).alias("lo"), (pl.col(mean) + half).alias("hi")).drop(sd)
-
-
 def tpot_ms(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
     """Mean time per output token after the first, in milliseconds: ``(latency - ttft) / (output_tokens - 1)``.
 
@@ -328,7 +244,7 @@ def tpot_ms(db, *, by=("feature",), period="day", start=None, end=None, where=No
     df = t.group_by([*keys, "period_start"]).aggregate(
         value=t._v.mean(), n=t.count(), _sd=t._v.std(how="sample"), p50=t._v.quantile(0.5)
     ).to_polars()
-    return tidy(_mean_interval(df, confidence), keys=keys, metric=fn)
+    return tidy(mean_interval(df, confidence), keys=keys, metric=fn)
 
 
 def output_tokens_per_s(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):

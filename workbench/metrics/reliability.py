@@ -9,7 +9,7 @@ Conventions
   (MTTR is time to *resolve*, not to repair or respond). The value is the **median** over incidents, as DORA's Four
   Keys reports time to restore, because a few long incidents would dominate a mean; the mean is the extra column
   ``mean``. ``lo``/``hi`` are the distribution-free order-statistic interval of the median (see
-  :mod:`workbench.latency`). An incident without the end timestamp (not yet detected, mitigated, resolved) is left
+  :mod:`workbench.metrics.latency`). An incident without the end timestamp (not yet detected, mitigated, resolved) is left
   out of that duration; ``n`` counts the incidents measured.
 * **Guardrails** come from ``guardrail_events``, joined to ``calls`` on ``call_id`` so that they can be grouped by
   the call's feature, model... as well as by ``guard``. Rates are per guard decision, with a Wilson interval. The
@@ -43,7 +43,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from workbench.metrics import check_by, proportion, scope, tidy, with_period
+from workbench.metrics.core import check_by, mean_interval, percentile_frame, proportion, scope, tidy, with_period
 
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
@@ -111,13 +111,12 @@ def incident_count(db, *, by=("feature",), period="day", start=None, end=None, w
 
 
 def _incident_duration(db, end_col: str, metric: str, *, by, period, start, end, where, confidence) -> "pl.DataFrame":
-    from workbench.latency import _percentile_frame
 
     _check_confidence(metric, confidence)
     t = scope(db.incidents, time="started_at", start=start, end=end, where=where)
     keys = check_by(t, by, fn=metric)
     minutes = t[end_col].delta(t.started_at, unit="millisecond") / 60_000.0
-    return _percentile_frame(t, minutes, q=0.5, keys=keys, period=period, time="started_at", start=start,
+    return percentile_frame(t, minutes, q=0.5, keys=keys, period=period, time="started_at", start=start,
                              metric=metric, confidence=confidence, extra={"mean": lambda c: c.mean()})
 
 
@@ -373,7 +372,6 @@ def agent_steps_per_task(db, *, by=("feature",), period="day", start=None, end=N
     >>> agent_steps_per_task(db)[["feature", "value", "n"]].rows()  # (2 + 0) / 2
     [('support', 1.0, 2)]
     """
-    from workbench.latency import _mean_interval
 
     fn = "agent_steps_per_task"
     _check_confidence(fn, confidence)
@@ -382,7 +380,7 @@ def agent_steps_per_task(db, *, by=("feature",), period="day", start=None, end=N
     t = with_period(t.mutate(_s=t._steps.cast("float64")), period, start=start)
     df = t.group_by([*keys, "period_start"]).aggregate(value=t._s.mean(), n=t.count(),
                                                       _sd=t._s.std(how="sample")).to_polars()
-    return tidy(_mean_interval(df, confidence), keys=keys, metric=fn)
+    return tidy(mean_interval(df, confidence), keys=keys, metric=fn)
 
 
 def escalation_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None,

@@ -40,7 +40,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from workbench import metrics as M
+from workbench.metrics import core as M
 from workbench import stats
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -102,11 +102,11 @@ def _latency_ms(db: Any, exposures: "ir.Table", *, unit: str = "user_id", end: A
 
 def _cost_usd(db: Any, exposures: "ir.Table", *, unit: str = "user_id", end: Any = None, where: M.Where = None,
               pre_days: int = 14, **_: Any) -> "ir.Table":
-    """Total cost (USD) per unit: the priced cost from ``workbench.cost.priced_calls`` when that module is
+    """Total cost (USD) per unit: the priced cost from ``workbench.metrics.cost.priced_calls`` when that module is
     available (``cost_usd_used``), else the reported ``calls.cost_usd``. An exposed unit without calls spent 0; an
-    unpriced call adds 0 (check price coverage with :mod:`workbench.cost`)."""
+    unpriced call adds 0 (check price coverage with :mod:`workbench.metrics.cost`)."""
     try:
-        from workbench.cost import priced_calls
+        from workbench.metrics.cost import priced_calls
     except ImportError:
         c = _calls(db, unit=unit, end=end, where=where)
         y = c.cost_usd
@@ -589,7 +589,7 @@ def shadow_comparison(
 
     from workbench.db import as_workbench
 
-    from workbench.cost import priced_calls
+    from workbench.metrics.cost import priced_calls
 
     db = as_workbench(db)
     c = priced_calls(db, start=start, end=end, where=where)

@@ -55,8 +55,8 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from workbench.metrics import Where, as_timestamp, check_by, parse_where, proportion, scope, tidy, with_period
-from workbench.prices import load_prices, price_overrides  # noqa: F401  (re-exported: cost.load_prices)
+from workbench.metrics.core import Where, as_timestamp, mean_interval, check_by, parse_where, proportion, scope, tidy, with_period
+from workbench.io.prices import load_prices, price_overrides  # noqa: F401  (re-exported: cost.load_prices)
 
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
@@ -252,23 +252,6 @@ def _finish(df: "pl.DataFrame", keys: list[str], metric: str) -> "pl.DataFrame":
     return tidy(df, keys=keys, metric=metric)
 
 
-def _mean_interval(df: "pl.DataFrame", confidence: float) -> "pl.DataFrame":
-    import polars as pl
-
-    from workbench.stats import z_value
-
-    z = z_value(confidence)
-    half = z * pl.col("_sd") / pl.col("n").cast(pl.Float64).sqrt()
-    ok = (pl.col("n") >= 2) & pl.col("_sd").is_not_null()
-    return df.with_columns(
-        pl.when(ok).then(pl.max_horizontal(pl.col("value") - half, pl.lit(0.0))).alias("lo"),
-        pl.when(ok).then(pl.col("value") + half).alias("hi"),
-    ).drop("_sd")
-
-
-# --------------------------------------------------------------------------------------------------------- metrics
-
-
 def cost_usd(
     db, *, by: Iterable[str] | str | None = ("feature",), period: str = "day", start: Any = None, end: Any = None,
     where: Where = None,
@@ -323,7 +306,7 @@ def _per_unit(db, unit: str | None, metric: str, *, by, period, start, end, wher
     df = units.group_by(gk).aggregate(
         value=units._unit_cost.mean(), n=units._unit_cost.count(), _sd=units._unit_cost.std(), **counters,
     ).to_polars()
-    return _finish(_mean_interval(df, confidence), keys, metric)
+    return _finish(mean_interval(df, confidence, floor=0.0), keys, metric)
 
 
 def cost_per_call_usd(
@@ -727,9 +710,9 @@ def _whatif_prices(db, model: str, provider: str | None, fn: str) -> tuple["ir.T
         raise ValueError(f"{fn}: no price for model {model!r}" + (f" of provider {provider!r}" if provider else "")
                          + " in the prices table; run load_prices, or add a [[prices]] entry to workbench.toml")
     if len(providers) > 1:
-        from workbench.prices import _bundled_providers, _match
+        from workbench.io.prices import bundled_providers, match_model
 
-        found = _match(_bundled_providers(), None, model)
+        found = match_model(bundled_providers(), None, model)
         if found is None or found[0].id not in providers:
             raise ValueError(f"{fn}: model {model!r} is priced by several providers ({', '.join(providers)}); "
                              f"pass provider=")

@@ -76,7 +76,7 @@ def package_source() -> str:
     return f"{PACKAGE} {package_version()}"
 
 
-def _bundled_providers() -> list[Any]:
+def bundled_providers() -> list[Any]:
     # The bundled snapshot, not get_snapshot(): the latter returns whatever UpdatePrices last fetched from the network.
     from genai_prices import data_snapshot
 
@@ -168,7 +168,7 @@ def package_rows(*, observed: list[tuple[str | None, str]] = ()) -> list[dict[st
     [2.5]
     """
     source = package_source()
-    providers = _bundled_providers()
+    providers = bundled_providers()
     rows: list[dict[str, Any]] = []
     for p in providers:
         for m in p.models:
@@ -177,7 +177,7 @@ def package_rows(*, observed: list[tuple[str | None, str]] = ()) -> list[dict[st
     for provider, model_name in observed:
         if model_name is None or (provider, model_name) in have:
             continue
-        match = _match(providers, provider, model_name)
+        match = match_model(providers, provider, model_name)
         if match is None:
             continue
         p, m = match
@@ -186,7 +186,7 @@ def package_rows(*, observed: list[tuple[str | None, str]] = ()) -> list[dict[st
     return rows
 
 
-def _match(providers: list[Any], provider: str | None, model_name: str) -> tuple[Any, Any] | None:
+def match_model(providers: list[Any], provider: str | None, model_name: str) -> tuple[Any, Any] | None:
     """genai-prices' own lookup of a (provider, model) pair, or None. Never guesses another provider than named."""
     from genai_prices.data_snapshot import DataSnapshot, find_provider_by_id
 

@@ -8,7 +8,7 @@
   traces with ``chat`` and ``execute_tool`` child spans) -- over about 2,000 users per unit of scale, with product
   events, feedback, an A/B experiment, a shadow run, guardrail decisions, incidents and human hallucination labels.
   Every synthetic table gets one ``ingest_runs`` row (format ``synthetic``) and its rows carry that run id.
-* **Real data** through the same ingest path as users' files (``workbench.ingest.ingest`` with the mapping files in
+* **Real data** through the same ingest path as users' files (``workbench.io.ingest.ingest`` with the mapping files in
   ``datasets/mappings/``): the Azure LLM inference traces 2023 (CC BY 4.0) and the labelled answers of
   ``halu_dev.jsonl`` (HaluEval MIT, BEGIN CC BY 4.0).
 
@@ -36,11 +36,6 @@ Same ``seed`` and ``scale`` give the same database content (:func:`table_checksu
 from __future__ import annotations
 
 import datetime as _dt
-import importlib.util
-import os
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,10 +43,9 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import polars as pl
 
-    from workbench.db import Workbench
 
 DEMO_DB = "datasets/demo.duckdb"
-DATASETS = Path(__file__).resolve().parent.parent / "datasets"
+DATASETS = Path(__file__).resolve().parents[2] / "datasets"
 DEMO_CONFIG = DATASETS.parent / "workbench.toml"
 
 DEMO_START = _dt.datetime(2026, 9, 24)
@@ -681,7 +675,7 @@ def _answers(rng, support: dict, V: _Vocab, n_target: int) -> dict[str, Any]:
 
 # --- assembly -------------------------------------------------------------------------------------------------------
 
-def _simulate(scale: float = 1.0, seed: int = 7) -> dict[str, "pl.DataFrame"]:
+def simulate(scale: float = 1.0, seed: int = 7) -> dict[str, "pl.DataFrame"]:
     """Generate every synthetic table as a polars frame (no database); ids are 63-bit integers, formatted on insert."""
     import numpy as np
     import polars as pl
@@ -1007,264 +1001,3 @@ def _incidents() -> "pl.DataFrame":
     ]
     return pl.DataFrame(rows, schema=["incident_id", "feature", "severity", "title", "started_at", "detected_at",
                                       "mitigated_at", "resolved_at"], orient="row")
-
-
-# --- writing --------------------------------------------------------------------------------------------------------
-
-def _sel(table: str, **exprs: str) -> str:
-    from workbench.schema import TABLES
-
-    return ", ".join(exprs.get(c, f'"{c}"') for c in TABLES[table].names)
-
-
-def _secs_to_ts(col: str) -> str:
-    return f"(TIMESTAMP '{DEMO_START.isoformat(sep=' ')}' + to_microseconds(CAST(round({col} * 1e6) AS BIGINT)))"
-
-
-_HEX = "printf('%016x', {})"
-_USER = "printf('u%05d', {})"
-
-_SELECT = {
-    "calls": lambda: _sel(
-        "calls", call_id=_HEX.format("call_id"), trace_id="printf('%016x%016x', trace_a, trace_b)",
-        parent_id=_HEX.format("parent_id"), user_id=_USER.format("user_n"),
-        session_id="printf('s-%016x', session_n)", cost_usd="CAST(NULL AS DOUBLE)",
-        attributes="CASE WHEN k_ctx IS NOT NULL THEN json_object('retrieval.documents', k_ctx, 'retrieval.index', "
-                   "'helpcentre-2026-09') END"),
-    "answers": lambda: _sel("answers", call_id=_HEX.format("call_id"), reference="CAST(NULL AS VARCHAR)"),
-    "evals": lambda: _sel("evals", call_id=_HEX.format("call_id"),
-                          details="json_object('corruption', corruption)"),
-    "feedback": lambda: _sel("feedback", feedback_id=_HEX.format("feedback_id"), call_id=_HEX.format("call_id"),
-                             user_id=_USER.format("user_n"), ts=_secs_to_ts("t")),
-    "events": lambda: _sel("events", event_id=_HEX.format("event_n"), user_id=_USER.format("user_n"),
-                           ts=_secs_to_ts("t"),
-                           properties="CASE WHEN call_n IS NOT NULL THEN json_object('call_id', "
-                                      "printf('%016x', call_n)) END"),
-    "assignments": lambda: _sel("assignments", unit_id="coalesce(unit_id, printf('%016x%016x', trace, trace_b))",
-                                ts=_secs_to_ts("t")),
-    "guardrail_events": lambda: _sel("guardrail_events", guard_event_id=_HEX.format("guard_n"),
-                                     call_id=_HEX.format("call_id"), ts=_secs_to_ts("t")),
-    "incidents": lambda: _sel("incidents"),
-}
-
-
-def _report(progress: Any, msg: str) -> None:
-    if callable(progress):
-        progress(msg)
-    elif progress:
-        print(msg, file=sys.stderr, flush=True)
-
-
-def build_demo(path: str | os.PathLike = DEMO_DB, *, scale: float = 1.0, seed: int = 7,
-               progress: Callable[[str], None] | bool | None = None) -> dict[str, Any]:
-    """(Re)build the demo database from scratch.
-
-    Parameters
-    ----------
-    path : str or path
-        DuckDB file to write; an existing file (and its WAL) is deleted first.
-    scale : float
-        Volume multiplier: users, calls, events and answers grow linearly (scale 1: about 2,000 users and 70,000
-        calls over 60 days).
-    seed : int
-        numpy seed; the same seed and scale give the same database content.
-    progress : callable or bool, optional
-        Called with one line per step (``True`` prints them to standard error).
-
-    Returns
-    -------
-    dict
-        ``{table: row count}`` for every canonical table, plus ``"seconds"`` (wall time of the build) and
-        ``"real_data"`` (what was loaded through ingest, or why not).
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> counts = build_demo(pathlib.Path(tempfile.mkdtemp()) / "demo.duckdb", scale=0.02)
-    >>> counts["calls"] > 1000 and counts["incidents"] == 3
-    True
-    """
-    from workbench.db import connect
-
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"build_demo: seed must be an int, got {type(seed).__name__}")
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
-        raise ValueError(f"build_demo: scale must be a positive number, got {scale!r}")
-    t0 = time.perf_counter()
-    path = Path(path)
-    for p in (path, Path(str(path) + ".wal")):
-        if p.exists():
-            p.unlink()
-    _report(progress, f"generating synthetic data (scale={scale:g}, seed={seed})")
-    frames = _simulate(scale, seed)
-    from workbench import __version__
-
-    source = f"synthetic:seed={seed},scale={scale:g}"
-    db = connect(path)
-    try:
-        con = db.duckdb
-        for table, df in frames.items():
-            started = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
-            run_id = f"demo-{table}-seed{seed}-scale{scale:g}"
-            con.register("_demo_frame", df.to_arrow())
-            con.execute(f'INSERT INTO "{table}" SELECT {_SELECT[table]()}, ? FROM _demo_frame', [run_id])
-            con.unregister("_demo_frame")
-            finished = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
-            con.execute("INSERT INTO ingest_runs VALUES (?, ?, NULL, 'synthetic', ?, ?, ?, ?, ?, 0, 0, ?)",
-                        [run_id, source, table, started, finished, df.height, df.height, __version__])
-            _report(progress, f"  {table}: {df.height:,} rows")
-        real = load_real_data(db, progress=progress)
-        if importlib.util.find_spec("workbench.prices") is not None:
-            from workbench.prices import load_prices
-
-            # the demo team's [[prices]] (the assumed Azure trace price) live in the repository's workbench.toml
-            n = load_prices(db, config=DEMO_CONFIG if DEMO_CONFIG.exists() else None)
-            _report(progress, f"  prices: {n:,} rows (genai-prices + workbench.toml)")
-        counts: dict[str, Any] = {t: con.execute(f'select count(*) from "{t}"').fetchone()[0] for t in db.tables}
-    finally:
-        db.close()
-    counts["real_data"] = real
-    counts["seconds"] = round(time.perf_counter() - t0, 2)
-    return counts
-
-
-# --- real data through ingest ---------------------------------------------------------------------------------------
-
-REAL_DATA = (
-    # (files, mapping)
-    (("traces/AzureLLMInferenceTrace_code.csv",), "mappings/azure_code.toml"),
-    (("traces/AzureLLMInferenceTrace_conv.csv",), "mappings/azure_conv.toml"),
-    (("halu_dev.jsonl",), "mappings/halu_answers.toml"),
-    (("halu_dev.jsonl",), "mappings/halu_labels.toml"),
-)
-
-
-def load_real_data(db: "Workbench", *, datasets: str | os.PathLike = DATASETS,
-                   progress: Callable[[str], None] | bool | None = None) -> dict[str, Any]:
-    """Load the public datasets under ``datasets/`` through ``workbench.ingest`` with their mapping files.
-
-    Returns ``{mapping name: ingest summary dict}``, or ``{"skipped": reason}`` when ``workbench.ingest`` is not
-    available yet or the files are missing.
-    """
-    if importlib.util.find_spec("workbench.ingest") is None:
-        _report(progress, "  real data skipped: workbench.ingest is not available")
-        return {"skipped": "workbench.ingest is not available"}
-    from workbench.ingest import ingest
-
-    root = Path(datasets)
-    out: dict[str, Any] = {}
-    for files, mapping in REAL_DATA:
-        paths = [root / f for f in files]
-        missing = [str(p) for p in [*paths, root / mapping] if not p.exists()]
-        if missing:
-            out[Path(mapping).stem] = {"skipped": f"missing {', '.join(missing)}"}
-            continue
-        summary = ingest(db, [str(p) for p in paths], mapping=str(root / mapping))
-        out[Path(mapping).stem] = summary.as_dict() if hasattr(summary, "as_dict") else summary
-        _report(progress, f"  {mapping}: {out[Path(mapping).stem]}")
-    if (root / "mappings/halu_labels.toml").exists():
-        # a mapping cannot express CASE: derive the discrete label of the halu_dev human labels from the 0/1 value
-        db.duckdb.execute("UPDATE evals SET label = CASE WHEN value = 1 THEN 'hallucinated' ELSE 'supported' END "
-                          "WHERE evaluator_version = 'halu_dev-1' AND label IS NULL")
-    return out
-
-
-# --- determinism ----------------------------------------------------------------------------------------------------
-
-def table_checksums(db: "Workbench | str | os.PathLike") -> dict[str, str]:
-    """md5 of every canonical table's content, rows in key order, lineage columns left out (run ids and load times
-    differ between builds; the data must not).
-    """
-    from workbench.db import as_workbench
-    from workbench.schema import TABLES
-
-    wb = as_workbench(db)
-    out = {}
-    for name in wb.tables:
-        t = TABLES[name]
-        drop = {"ingest_run_id", "run_id", "started_at", "finished_at"} if name == "ingest_runs" else {"ingest_run_id"}
-        if name == "quarantine":
-            drop = {"run_id"}
-        cols = [c for c in t.names if c not in drop]
-        row = "concat_ws('\x1f', " + ", ".join(f'coalesce(CAST("{c}" AS VARCHAR), \'\\N\')' for c in cols) + ")"
-        q = f'select md5(coalesce(string_agg({row}, \'\x1e\' ORDER BY {row}), \'\')) from "{name}"'
-        out[name] = wb.duckdb.execute(q).fetchone()[0]
-    return out
-
-
-# --- the whole pipeline ---------------------------------------------------------------------------------------------
-
-def _headline(path: str | os.PathLike) -> dict[str, Any]:
-    """The metrics step of the demo: the week's scorecard, SLO and budget status, as a reader would see them first."""
-    import warnings
-
-    import polars as pl
-
-    from workbench.cost import budget_status
-    from workbench.db import connect
-    from workbench.reports import Report, resolve_period, scorecard
-    from workbench.slo import slo_status
-
-    with connect(path, read_only=True) as db, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        start, end, label = resolve_period(None, latest=db.calls.ts.max().execute())
-        card = scorecard(Report(db, start=start, end=end), ["hallucination_rate", "latency_p95_ms", "cost_per_success_usd", "wau_count"])
-        card = card.filter(pl.col("target").is_not_null()).select(
-            "feature", "metric", pl.col("value").round(4), pl.col("previous").round(4), pl.col("relative_change").round(3), "target", "status")
-        _, slo_firing = slo_status(db, at=end)
-        budgets, _ = budget_status(db, at=end)
-    alerts = budgets.filter(pl.col("alert").is_not_null()).select("feature", "alert").rows()
-    return {"period": label, "table": card, "slo_firing": slo_firing, "budget_alerts": alerts or "none"}
-
-
-def run_demo(path: str | os.PathLike = DEMO_DB, *, scale: float = 1.0, seed: int = 7,
-             reports: str | os.PathLike | None = "reports") -> dict[str, Any]:
-    """Build the demo database, then run the rest of the pipeline as far as it exists, and print a summary.
-
-    Steps after :func:`build_demo`, each only when its module is importable: score the answers
-    (``workbench.hallucination.evaluate``), publish the reports (``workbench.reports.run_all``; skipped when
-    ``reports`` is None).
-    """
-    summary: dict[str, Any] = {"db": str(path)}
-    counts = build_demo(path, scale=scale, seed=seed, progress=True)
-    summary["counts"] = counts
-
-    if importlib.util.find_spec("workbench.hallucination") is not None:
-        from workbench.db import connect
-        from workbench.hallucination import evaluate
-
-        with connect(path) as db:
-            summary["evaluate"] = evaluate(db)
-
-    summary["scorecard"] = _headline(path)
-
-    if reports is not None:
-        from workbench.reports import run_all
-
-        summary["reports"] = [str(p) for p in run_all(str(path), out=reports)]
-
-    from workbench.db import connect
-
-    with connect(path, read_only=True) as db:  # counted again: evaluation adds rows to evals
-        final = {t: db.duckdb.execute(f'select count(*) from "{t}"').fetchone()[0] for t in db.tables}
-    summary["final_counts"] = final
-    print(f"demo database: {path}  (built in {counts['seconds']:.1f} s, scale={scale:g}, seed={seed})")
-    for table, n in final.items():
-        print(f"  {table:18s} {n:>12,}")
-    real = counts.get("real_data", {})
-    if "skipped" in real:
-        print(f"  real data: skipped ({real['skipped']})")
-    if "evaluate" in summary:
-        print(f"  evaluated: {summary['evaluate']}")
-    import polars as pl
-
-    head = summary["scorecard"]
-    print(f"\nscorecard for {head['period']} (workbench.toml targets):")
-    with pl.Config(tbl_rows=40, tbl_cols=10, tbl_width_chars=140, tbl_hide_dataframe_shape=True):
-        print(head["table"])
-    print(f"SLO alerts firing: {head['slo_firing']}; budget alerts: {head['budget_alerts']}")
-    if summary.get("reports"):
-        print(f"reports: {reports}/ ({len(summary['reports'])} published)")
-        for p in summary["reports"]:
-            print(f"  {p}/report.html")
-    return summary

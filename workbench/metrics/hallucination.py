@@ -1,12 +1,12 @@
-"""Hallucination: score answers into ``evals``, then aggregate the scores per feature, model, prompt version and time.
+"""Hallucination metrics: aggregate the scores in ``evals`` per feature, model, prompt version and time.
 
-Two halves, the second never recomputing the first:
+The scores are written once by the evaluation run (:mod:`workbench.eval.run`); this module only reads them:
 
 * **Evaluate** (row level, written once): :func:`evaluate` scores the answers that the chosen evaluator has not scored
   yet (an anti-join on evaluator name and version, so an unchanged detector never re-scores and a new version does)
-  and writes one ``evals`` row per answer. The default evaluator is the offline detector (:mod:`workbench.detector`);
-  ``detector="judge"`` routes to the LLM judge (:mod:`workbench.judge`), ``detector="ragas:<metric>"`` to ragas
-  (:mod:`workbench.ragas_eval`). Human labels come in through :func:`import_labels`, as one more evaluator.
+  and writes one ``evals`` row per answer. The default evaluator is the offline detector (:mod:`workbench.eval.detector`);
+  ``detector="judge"`` routes to the LLM judge (:mod:`workbench.eval.judge`), ``detector="ragas:<metric>"`` to ragas
+  (:mod:`workbench.eval.ragas`). Human labels come in through :func:`import_labels`, as one more evaluator.
 * **Aggregate** (the suite): :func:`hallucination_rate`, :func:`hallucination_score`, :func:`unscorable_rate` return
   the tidy frame of every workbench metric; :func:`agreement`, :func:`judge_variance` and :func:`worst_offenders`
   answer "can I trust this score?" and "which answers, which claims?".
@@ -34,10 +34,10 @@ Examples
 ...     ('b', 'When did it open?', ['The tower opened in 1889.'], 'It opened in 1925.'),
 ...     ('c', 'Where is it?', ['The tower is in Paris.'], 'It is in Paris, and Rome.'),
 ...     ('d', 'Who built it?', [], 'Gustave Eiffel built it.')''')
->>> summary = evaluate(db, progress=False)
+>>> summary = wb.evaluate(db, progress=False)
 >>> summary["scored"], summary["unscorable"], summary["skipped"]
 (3, 1, 0)
->>> evaluate(db, progress=False)["scored"]        # nothing new to score: the detector version did not change
+>>> wb.evaluate(db, progress=False)["scored"]        # nothing new to score: the detector version did not change
 0
 >>> hallucination_rate(db, period="all").select("feature", "value", "n").rows()
 [('search', None, 0), ('support', 0.666667, 3)]
@@ -47,32 +47,22 @@ Examples
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
-import sys
-import time
-import uuid
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench import stats
+from workbench.schema import DETECTOR_NAME, DETECTOR_VERSION, HALLUCINATED, LABEL_METRIC, SCORE_METRIC, SUPPORTED, UNSCORABLE
 
 from workbench.db import as_workbench
 
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
     import polars as pl
-    import pyarrow as pa
 
     from workbench.db import Workbench
 
 __all__ = [
-    "SCORE_METRIC",
-    "LABEL_METRIC",
-    "evaluate",
-    "import_labels",
     "hallucination_rate",
     "hallucination_score",
     "unscorable_rate",
@@ -80,363 +70,6 @@ __all__ = [
     "judge_variance",
     "worst_offenders",
 ]
-
-SCORE_METRIC = "hallucination_score"
-LABEL_METRIC = "hallucination_label"
-HALLUCINATED, SUPPORTED, UNSCORABLE = "hallucinated", "supported", "unscorable"
-#: Rows per Arrow batch read from DuckDB while scoring (bounded memory on any table size).
-BATCH_ROWS = 2_000
-
-_EVALS_ARROW_COLUMNS = (
-    ("call_id", "string"), ("metric", "string"), ("value", "float64"), ("label", "string"),
-    ("evaluator", "string"), ("evaluator_version", "string"), ("run_id", "string"), ("repeat", "int32"),
-    ("ts", "timestamp"), ("explanation", "string"), ("details", "string"),
-)
-
-
-# ------------------------------------------------------------------------------------------------
-# Shared plumbing for the three evaluator modules (detector here, judge.py, ragas_eval.py)
-# ------------------------------------------------------------------------------------------------
-
-
-def _now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
-
-
-def _new_run_id() -> str:
-    return uuid.uuid4().hex[:16]
-
-
-def _answers_view(db: "Workbench") -> "ir.Table":
-    """Answers left-joined to their calls: the answer columns plus every calls column a ``where`` may name."""
-    a, c = db.answers, db.calls
-    extra = [col for col in c.columns if col not in a.columns and col != "attributes"]
-    cc = c.select(_c_call_id=c.call_id, call_ts=c.ts, **{col: c[col] for col in extra})
-    j = a.left_join(cc, a.call_id == cc._c_call_id)
-    return j.drop("_c_call_id")
-
-
-def _pending(db: "Workbench", *, where: Any, evaluator: str, version: str, metric: str, repeat: int = 0,
-             require: Iterable[str] = (), retry_failed: bool = True) -> tuple["ir.Table", "ir.Table"]:
-    """(selected answers, those not yet scored by evaluator+version+metric at this repeat index).
-
-    With ``retry_failed``, a row written after a transport failure (``details.error`` set) does not count as scored,
-    so the next run asks again; a reply that was received but did not parse stays unscorable.
-    """
-    from workbench.metrics import scope
-
-    sel = scope(_answers_view(db), time=None, where=where)
-    for col in require:
-        sel = sel.filter(sel[col].notnull())
-    e = db.evals
-    done = e.filter(e.evaluator == evaluator, e.evaluator_version == version, e.metric == metric,
-                    e.repeat.fill_null(0) == repeat)
-    if retry_failed:
-        done = done.filter(done.details["error"].isnull())
-    return sel, sel.anti_join(done.select("call_id"), "call_id")
-
-
-def _stream(db: "Workbench", expr: "ir.Table", batch_rows: int = BATCH_ROWS) -> Iterator[list[dict]]:
-    """Rows of ``expr`` in Arrow batches, read on a separate DuckDB cursor so the caller can write while reading."""
-    sql = db.ibis.compile(expr)
-    cur = db.duckdb.cursor()
-    try:
-        reader = cur.execute(sql).fetch_record_batch(batch_rows)
-        for batch in reader:
-            if batch.num_rows:
-                yield batch.to_pylist()
-    finally:
-        cur.close()
-
-
-def _evals_table(rows: list[Mapping[str, Any]]) -> "pa.Table":
-    import pyarrow as pa
-
-    types = {"string": pa.string(), "float64": pa.float64(), "int32": pa.int32(), "timestamp": pa.timestamp("us")}
-    schema = pa.schema([(name, types[t]) for name, t in _EVALS_ARROW_COLUMNS])
-    cols = {name: [r.get(name) for r in rows] for name, _ in _EVALS_ARROW_COLUMNS}
-    return pa.table(cols, schema=schema)
-
-
-def _write_evals(db: "Workbench", rows: list[Mapping[str, Any]]) -> int:
-    """Upsert ``rows`` into ``evals`` on its key (call_id, metric, evaluator, evaluator_version, repeat), atomically."""
-    if not rows:
-        return 0
-    con = db.duckdb
-    name = f"_wb_evals_{uuid.uuid4().hex[:8]}"
-    con.register(name, _evals_table(rows))
-    try:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.execute(
-                f'DELETE FROM evals AS e USING "{name}" AS b WHERE e.call_id = b.call_id AND e.metric = b.metric '
-                "AND e.evaluator = b.evaluator AND e.evaluator_version = b.evaluator_version "
-                "AND coalesce(e.repeat, 0) = b.repeat"
-            )
-            cols = ", ".join(f'"{c}"' for c, _ in _EVALS_ARROW_COLUMNS)
-            sel = ", ".join('CAST("details" AS JSON)' if c == "details" else f'"{c}"' for c, _ in _EVALS_ARROW_COLUMNS)
-            con.execute(f'INSERT INTO evals ({cols}) SELECT {sel} FROM "{name}"')
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
-    finally:
-        con.unregister(name)
-    return len(rows)
-
-
-def _progress_bar(total: int, progress: bool | None, desc: str):
-    from tqdm.auto import tqdm
-
-    # progress=None: a bar only when stderr is a terminal (tqdm's disable=None), quiet in CI, logs and papermill.
-    disable = None if progress is None else not progress
-    return tqdm(total=total, desc=desc, unit="answer", disable=disable, file=sys.stderr)
-
-
-def _claims_explanation(claims: list[dict], total: int) -> str:
-    bad = [c for c in claims if not c.get("supported")]
-    if not bad:
-        return f"all {total} claims supported"
-    parts = [f"{c['text']!r} ({c.get('reason') or 'not supported'})" for c in bad]
-    return f"{len(bad)} of {total} claims unsupported: " + "; ".join(parts)
-
-
-# ------------------------------------------------------------------------------------------------
-# Evaluate
-# ------------------------------------------------------------------------------------------------
-
-
-def _detection_row(call_id: str, d: Any, *, evaluator: str, version: str, run_id: str, ts: _dt.datetime,
-                   threshold: float) -> dict:
-    claims = [
-        {"text": c.text, "supported": c.reason is None, "support": c.support, "evidence": c.evidence or None,
-         "reason": c.reason}
-        for c in d.claims
-    ]
-    if d.unscorable:
-        label, value, expl = UNSCORABLE, None, "no claim to check: the answer is empty or there is no context"
-    else:
-        value = float(d.score)
-        label = HALLUCINATED if d.label else SUPPORTED
-        expl = _claims_explanation(claims, len(claims))
-    return {
-        "call_id": call_id, "metric": SCORE_METRIC, "value": value, "label": label, "evaluator": evaluator,
-        "evaluator_version": version, "run_id": run_id, "repeat": 0, "ts": ts, "explanation": expl,
-        "details": json.dumps({"threshold": threshold, "claims": claims}, ensure_ascii=False),
-    }
-
-
-def evaluate(
-    db: "Workbench | str",
-    *,
-    detector: Any = None,
-    where: Any = None,
-    config: Any = None,
-    dry_run: bool = False,
-    repeat: int = 1,
-    progress: bool | None = None,
-    batch_rows: int = BATCH_ROWS,
-) -> dict:
-    """Score the answers not yet scored by an evaluator (name + version) and write one ``evals`` row per answer.
-
-    Parameters
-    ----------
-    db : Workbench or path
-    detector : None, str or module-like, optional
-        ``None`` (or the offline detector's name): the offline detector :mod:`workbench.detector`.
-        ``"judge"`` or ``"judge:faithfulness"``: the LLM judge of :mod:`workbench.judge` (endpoint from ``[judge]``).
-        ``"ragas:<metric>"``: a ragas metric (:mod:`workbench.ragas_eval`), e.g. ``"ragas:faithfulness"``.
-        An object with ``DETECTOR_NAME``, ``DETECTOR_VERSION``, ``THRESHOLD`` and ``detect_batch`` is used as the
-        detector (a custom or re-versioned detector).
-    where : mapping or list of "col=value", optional
-        Filter on the answers joined to their calls (``feature``, ``model``, ``prompt_version``, ``source``...).
-    config : path, Config or JudgeConfig, optional
-        ``workbench.toml`` for the LLM judges.
-    dry_run : bool
-        Count (and for a judge, estimate tokens and cost of) what would be scored; write and send nothing.
-    repeat : int
-        LLM judges only: score each answer k times (``repeat`` = 0..k-1) to measure the judge's variance.
-    progress : bool, optional
-        A tqdm bar; default: only when stderr is a terminal.
-    batch_rows : int
-        Rows per Arrow batch streamed from DuckDB.
-
-    Returns
-    -------
-    dict
-        ``evaluator``, ``version``, ``run_id``, ``scored`` (rows written with a value), ``unscorable`` (rows written
-        as unscorable), ``skipped`` (already scored by this evaluator version), ``seconds``. A dry run returns the
-        estimate instead (``dry_run: True``, ``to_score``, and for a judge the tokens and cost).
-
-    Examples
-    --------
-    >>> import workbench as wb
-    >>> db = wb.connect(":memory:")
-    >>> _ = db.duckdb.execute("insert into answers (call_id, contexts, answer) values "
-    ...                       "('a', ['Water boils at 100 C at sea level.'], 'Water boils at 100 C.')")
-    >>> s = evaluate(db, progress=False)
-    >>> s["scored"], s["skipped"]
-    (1, 0)
-    >>> db.sql("select metric, label, repeat from evals").rows()
-    [('hallucination_score', 'supported', 0)]
-    """
-    db = as_workbench(db)
-    if isinstance(detector, str):
-        name = detector.strip()
-        if name == "judge" or name.startswith("judge:"):
-            from workbench import judge
-
-            metric = name.partition(":")[2] or "faithfulness"
-            return judge.evaluate(db, metric=metric, where=where, config=config, dry_run=dry_run, repeat=repeat,
-                                  progress=progress)
-        if name.startswith("ragas:"):
-            from workbench import ragas_eval
-
-            return ragas_eval.evaluate(db, metric=name.partition(":")[2], where=where, config=config,
-                                       dry_run=dry_run, repeat=repeat, progress=progress)
-        from workbench import detector as offline
-
-        if name not in (offline.DETECTOR_NAME, "offline", "detector"):
-            raise ValueError(
-                f"evaluate: unknown detector {detector!r}; expected None, {offline.DETECTOR_NAME!r}, 'judge', "
-                "'judge:faithfulness' or 'ragas:<metric>'"
-            )
-        detector = None
-    if detector is None:
-        from workbench import detector as det
-    else:
-        det = detector
-        missing = [a for a in ("DETECTOR_NAME", "DETECTOR_VERSION", "detect_batch") if not hasattr(det, a)]
-        if missing:
-            raise TypeError(f"evaluate: detector object lacks {', '.join(missing)}")
-    if not isinstance(repeat, int) or repeat != 1:
-        raise ValueError(f"evaluate: repeat applies to LLM judges; the offline detector is deterministic (got {repeat!r})")
-    evaluator, version = str(det.DETECTOR_NAME), str(det.DETECTOR_VERSION)
-    threshold = float(getattr(det, "THRESHOLD", 0.5))
-    t0 = time.perf_counter()
-    sel, todo = _pending(db, where=where, evaluator=evaluator, version=version, metric=SCORE_METRIC)
-    total, n_todo = int(sel.count().execute()), int(todo.count().execute())
-    if dry_run:
-        return {"evaluator": evaluator, "version": version, "run_id": None, "dry_run": True, "to_score": n_todo,
-                "skipped": total - n_todo, "cost_usd": 0.0, "seconds": round(time.perf_counter() - t0, 3)}
-    run_id, scored, unscorable = _new_run_id(), 0, 0
-    with _progress_bar(n_todo, progress, f"eval {evaluator} {version}") as bar:
-        for rows in _stream(db, todo.select("call_id", "question", "contexts", "answer"), batch_rows):
-            ts = _now()
-            inputs = [{"answer": r["answer"] or "", "contexts": r["contexts"] or [], "question": r["question"]}
-                      for r in rows]
-            out = [
-                _detection_row(r["call_id"], d, evaluator=evaluator, version=version, run_id=run_id, ts=ts,
-                               threshold=threshold)
-                for r, d in zip(rows, det.detect_batch(inputs, threshold=threshold))
-            ]
-            _write_evals(db, out)
-            bad = sum(o["label"] == UNSCORABLE for o in out)
-            unscorable += bad
-            scored += len(out) - bad
-            bar.update(len(out))
-    return {"evaluator": evaluator, "version": version, "run_id": run_id, "scored": scored,
-            "skipped": total - n_todo, "unscorable": unscorable, "seconds": round(time.perf_counter() - t0, 3)}
-
-
-_TRUE = {"1", "true", "yes", "y", "t", HALLUCINATED}
-_FALSE = {"0", "false", "no", "n", "f", SUPPORTED}
-
-
-def import_labels(
-    db: "Workbench | str",
-    path_or_frame: Any,
-    *,
-    evaluator: str = "human",
-    version: str = "1",
-    label_column: str | None = None,
-) -> dict:
-    """Load human (or any external) hallucination labels into ``evals``, as an evaluator like any other.
-
-    Parameters
-    ----------
-    db : Workbench or path
-    path_or_frame : path (CSV, JSONL, Parquet) or polars/pandas frame or list of dicts
-        One row per answer: ``call_id`` and a label column (``label``, ``hallucinated`` or ``value``; or
-        ``label_column``) holding 1/0, true/false or ``hallucinated``/``supported``. Optional ``explanation``.
-    evaluator, version : str
-        Stored as ``evals.evaluator`` / ``evaluator_version``; re-importing the same version replaces the labels.
-    label_column : str, optional
-        The label column when it has another name.
-
-    Returns
-    -------
-    dict
-        ``evaluator``, ``version``, ``run_id``, ``imported`` (rows), ``hallucinated`` (of which labelled 1).
-
-    Examples
-    --------
-    >>> import workbench as wb
-    >>> db = wb.connect(":memory:")
-    >>> _ = db.duckdb.execute("insert into answers (call_id, answer) values ('a', 'x'), ('b', 'y')")
-    >>> import_labels(db, [{"call_id": "a", "label": 1}, {"call_id": "b", "label": "supported"}])["imported"]
-    2
-    >>> db.sql("select call_id, metric, value, label from evals order by call_id").rows()
-    [('a', 'hallucination_label', 1.0, 'hallucinated'), ('b', 'hallucination_label', 0.0, 'supported')]
-    """
-    import polars as pl
-
-    db = as_workbench(db)
-    fn = "import_labels"
-    if isinstance(path_or_frame, (str, Path)):
-        p = Path(path_or_frame)
-        if not p.exists():
-            raise FileNotFoundError(f"{fn}: no file at {p}")
-        suffix = p.suffix.lower()
-        if suffix == ".csv":
-            df = pl.read_csv(p, infer_schema_length=0)
-        elif suffix in (".jsonl", ".ndjson"):
-            df = pl.read_ndjson(p)
-        elif suffix == ".parquet":
-            df = pl.read_parquet(p)
-        else:
-            raise ValueError(f"{fn}: {p}: expected .csv, .jsonl or .parquet, got {suffix or 'no suffix'}")
-        where = str(p)
-    elif isinstance(path_or_frame, pl.DataFrame):
-        df, where = path_or_frame, "frame"
-    elif isinstance(path_or_frame, list):
-        df, where = pl.DataFrame(path_or_frame), "list"
-    else:
-        try:
-            df, where = pl.from_pandas(path_or_frame), "frame"
-        except Exception:
-            raise TypeError(f"{fn}: expected a path or a frame, got {type(path_or_frame).__name__}") from None
-    if "call_id" not in df.columns:
-        raise KeyError(f"{fn}: {where}: no column 'call_id'; columns: {', '.join(df.columns)}")
-    col = label_column or next((c for c in ("label", "hallucinated", "value") if c in df.columns), None)
-    if col is None or col not in df.columns:
-        raise KeyError(f"{fn}: {where}: no label column (label, hallucinated or value); columns: {', '.join(df.columns)}")
-    known = set(db.answers.select("call_id").to_polars()["call_id"].to_list())
-    run_id, ts, rows = _new_run_id(), _now(), []
-    expl = df["explanation"].to_list() if "explanation" in df.columns else [None] * df.height
-    for i, (cid, raw) in enumerate(zip(df["call_id"].to_list(), df[col].to_list())):
-        line = i + 1
-        if cid is None or str(cid) not in known:
-            raise ValueError(f"{fn}: {where} row {line}: call_id {cid!r} is not in answers")
-        s = str(raw).strip().lower() if raw is not None else ""
-        if isinstance(raw, bool):
-            s = "1" if raw else "0"
-        elif isinstance(raw, (int, float)) and raw in (0, 1):
-            s = str(int(raw))
-        if s in _TRUE:
-            v = 1.0
-        elif s in _FALSE:
-            v = 0.0
-        else:
-            raise ValueError(f"{fn}: {where} row {line} column {col!r}: expected 1/0, true/false or "
-                             f"hallucinated/supported, got {raw!r}")
-        rows.append({"call_id": str(cid), "metric": LABEL_METRIC, "value": v, "label": HALLUCINATED if v else SUPPORTED,
-                     "evaluator": evaluator, "evaluator_version": str(version), "run_id": run_id, "repeat": 0,
-                     "ts": ts, "explanation": expl[i], "details": None})
-    _write_evals(db, rows)
-    return {"evaluator": evaluator, "version": str(version), "run_id": run_id, "imported": len(rows),
-            "hallucinated": int(sum(r["value"] for r in rows))}
-
 
 # ------------------------------------------------------------------------------------------------
 # Aggregates
@@ -457,9 +90,7 @@ def _latest_version(db: "Workbench", evaluator: str, metric: str) -> str | None:
 
 def _resolve(db: "Workbench", evaluator: str | None, version: str | None, metric: str | None) -> tuple[str, str | None, str]:
     if evaluator is None:
-        from workbench import detector
-
-        evaluator, version = detector.DETECTOR_NAME, version or detector.DETECTOR_VERSION
+        evaluator, version = DETECTOR_NAME, version or DETECTOR_VERSION
     metric = metric or _default_metric(evaluator)
     if version is None:
         version = _latest_version(db, evaluator, metric)
@@ -488,7 +119,7 @@ def _scored(db: "Workbench", *, evaluator: str | None = None, version: str | Non
 
 def _suite_input(db: Any, fn: str, *, by: Any, start: Any, end: Any, where: Any, evaluator: Any, version: Any,
                  metric: Any) -> tuple["Workbench", "ir.Table", list[str]]:
-    from workbench.metrics import check_by, scope
+    from workbench.metrics.core import check_by, scope
 
     db = as_workbench(db)
     t = _scored(db, evaluator=evaluator, version=version, metric=metric)
@@ -537,7 +168,7 @@ def hallucination_rate(db: Any, *, by: Any = ("feature",), period: str = "day", 
     >>> hallucination_rate(db, evaluator="j", period="all").select("feature", "value", "n", "lo", "hi").rows()
     [('chat', 0.5, 2, 0.094531, 0.905469)]
     """
-    from workbench.metrics import proportion
+    from workbench.metrics.core import proportion
 
     _, t, keys = _suite_input(db, "hallucination_rate", by=by, start=start, end=end, where=where,
                               evaluator=evaluator, version=version, metric=metric)
@@ -578,7 +209,7 @@ def hallucination_score(db: Any, *, by: Any = ("feature",), period: str = "day",
     import polars as pl
     from scipy.stats import t as student_t
 
-    from workbench.metrics import tidy, with_period
+    from workbench.metrics.core import tidy, with_period
 
     _, t, keys = _suite_input(db, "hallucination_score", by=by, start=start, end=end, where=where,
                               evaluator=evaluator, version=version, metric=metric)
@@ -624,7 +255,7 @@ def unscorable_rate(db: Any, *, by: Any = ("feature",), period: str = "day", sta
     >>> unscorable_rate(db, evaluator="j", by=(), period="all").select("value", "n").rows()
     [(0.25, 4)]
     """
-    from workbench.metrics import proportion
+    from workbench.metrics.core import proportion
 
     _, t, keys = _suite_input(db, "unscorable_rate", by=by, start=start, end=end, where=where,
                               evaluator=evaluator, version=version, metric=metric)
@@ -862,14 +493,14 @@ def worst_offenders(
     ...   insert into answers (call_id, question, contexts, answer) values
     ...     ('a', 'When?', ['The tower opened in 1889.'], 'It opened in 1925.'),
     ...     ('b', 'When?', ['The tower opened in 1889.'], 'It opened in 1889.')''')
-    >>> _ = evaluate(db, progress=False)
+    >>> _ = wb.evaluate(db, progress=False)
     >>> worst_offenders(db, n=1).select("call_id", "label", "unsupported_claims", "evidence").rows()
     [('a', 'hallucinated', "'It opened in 1925.' (number 1925 not in context)", 'The tower opened in 1889.')]
     """
     import ibis
     import polars as pl
 
-    from workbench.metrics import check_by, scope
+    from workbench.metrics.core import check_by, scope
 
     db = as_workbench(db)
     if not isinstance(n, int) or n < 1:
@@ -912,3 +543,4 @@ SUITE = {
     "hallucination_score": hallucination_score,
     "unscorable_rate": unscorable_rate,
 }
+

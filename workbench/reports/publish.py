@@ -51,7 +51,7 @@ class ReportError(RuntimeError):
 
 def notebooks_dir() -> Path:
     """Where report notebooks live: ``$WORKBENCH_NOTEBOOKS``, else ``notebooks/`` next to the package."""
-    return Path(os.environ.get(NOTEBOOKS_ENV) or Path(__file__).resolve().parents[1] / "notebooks")
+    return Path(os.environ.get(NOTEBOOKS_ENV) or Path(__file__).resolve().parents[2] / "notebooks")
 
 
 def available() -> list[str]:
@@ -111,7 +111,7 @@ def setup_display(*, rows: int = 40, cols: int = 30) -> None:
     """Display settings for a report: charts as inline SVG (offline) and tables wide enough to show every column."""
     import polars as pl
 
-    from workbench.charts import use_svg
+    from workbench.reports.charts import use_svg
 
     use_svg()
     pl.Config.set_tbl_cols(cols)
@@ -153,7 +153,7 @@ class Report:
 
     def metric(self, name: str, **kwargs: Any) -> "pl.DataFrame":
         """Compute metric ``name`` of the suite over the report's window (unless ``start``/``end`` are given)."""
-        from workbench.metrics import compute
+        from workbench.metrics.core import compute
 
         kwargs.setdefault("start", self.start)
         kwargs.setdefault("end", self.end)
@@ -171,11 +171,11 @@ class Report:
         """
         import polars as pl
 
-        import workbench
+        from workbench._exports import resolve
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out = getattr(workbench, name)(self.db, *args, **kwargs)
+            out = resolve(name)(self.db, *args, **kwargs)
         frame = out[0] if isinstance(out, tuple) else out
         if isinstance(frame, pl.DataFrame):
             self.frames.append((name, kwargs, frame))
@@ -187,7 +187,7 @@ class Report:
         >>> Report(":memory:", start="2026-11-16", end="2026-11-23").since(weeks=4)
         '2026-10-26T00:00:00'
         """
-        from workbench.metrics import as_timestamp
+        from workbench.metrics.core import as_timestamp
 
         e = as_timestamp(self.end)
         if e is None:
@@ -196,7 +196,7 @@ class Report:
 
     def previous(self, name: str, **kwargs: Any) -> "pl.DataFrame":
         """The same metric over the window of equal length just before this one."""
-        from workbench.metrics import as_timestamp
+        from workbench.metrics.core import as_timestamp
 
         s, e = as_timestamp(self.start), as_timestamp(self.end)
         if s is None or e is None:
@@ -236,7 +236,7 @@ class Report:
         """On which data: rows per table in the window and the files they were loaded from (ingest lineage)."""
         import polars as pl
 
-        from workbench.metrics import scope
+        from workbench.metrics.core import scope
         from workbench.schema import TABLES
 
         rows = []
@@ -274,7 +274,7 @@ def _latest_ts(db_path: str) -> dt.datetime | None:
 
 
 def _definitions(names: Iterable[str]) -> dict[str, str]:
-    from workbench.metrics import suite
+    from workbench.metrics.core import suite
 
     s = suite()
     return {n: ((s[n].__doc__ or "").strip().splitlines() or [""])[0] + f" ({s[n].__module__}.{s[n].__name__})" for n in names if n in s}
@@ -312,7 +312,7 @@ def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | 
     """
     import papermill as pm
 
-    from workbench import __version__
+    from workbench._version import __version__
     from workbench.db import DEFAULT_DB
 
     nb = notebooks_dir() / f"{name}.ipynb"

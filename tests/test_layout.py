@@ -1,0 +1,154 @@
+"""The package's shape: one subpackage per hop of the data flow, imports only downwards, no circle, no private name
+crossing a module boundary, and a pinned public surface so that a refactor cannot drop a name."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import workbench as wb
+
+PKG = Path(__file__).resolve().parents[1] / "workbench"
+
+# The layers, lowest first. A module may import its own layer and the ones below, never one above.
+LAYERS = {
+    "workbench._version": 0, "workbench.errors": 0, "workbench.schema": 0, "workbench.stats": 0,
+    "workbench.config": 1, "workbench.db": 2,
+    "workbench.io": 3, "workbench.metrics": 4, "workbench.eval": 5, "workbench.reports": 6, "workbench.demo": 7,
+    "workbench.cli": 8, "workbench": 9, "workbench._exports": 9,
+}
+# The public name table resolves ``wb.<name>`` lazily (it imports nothing at module level); reports resolve the
+# functions a notebook names through it, as ``wb.<name>`` would.
+LAZY_NAME_TABLE = "workbench._exports"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PKG.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _layer(module: str) -> int:
+    while module not in LAYERS:
+        module = module.rpartition(".")[0]
+    return LAYERS[module]
+
+
+def _imports(path: Path) -> list[tuple[str, str | None, int]]:
+    """(module imported, name imported from it or None, line) for every import in the file, at any depth."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    here = _module_name(path)
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(a.name, None, node.lineno) for a in node.names if a.name.startswith("workbench")]
+        elif isinstance(node, ast.ImportFrom):
+            mod = node.module or ""
+            if node.level:
+                base = here.split(".")[: len(here.split(".")) - node.level + (1 if path.name == "__init__.py" else 0)]
+                mod = ".".join([*base, mod] if mod else base)
+            if not mod.startswith("workbench"):
+                continue
+            for a in node.names:
+                sub = f"{mod}.{a.name}"
+                if (PKG.parent / sub.replace(".", "/")).is_dir() or (PKG.parent / (sub.replace(".", "/") + ".py")).exists():
+                    out.append((sub, None, node.lineno))  # a submodule imported by name
+                else:
+                    out.append((mod, a.name, node.lineno))
+    return out
+
+
+def _graph() -> dict[str, list[tuple[str, str | None, int]]]:
+    return {_module_name(p): _imports(p) for p in sorted(PKG.rglob("*.py"))}
+
+
+def test_no_module_imports_another_modules_private_name():
+    bad = [f"{m}:{line} imports {name} from {imp}" for m, imps in _graph().items() for imp, name, line in imps
+           if name and name.startswith("_") and not name.startswith("__") and imp != m]
+    assert not bad, "\n".join(bad)
+
+
+def test_imports_only_go_down_the_layers():
+    bad = [f"{m}:{line} imports {imp} (layer {_layer(imp)} above {_layer(m)})" for m, imps in _graph().items()
+           for imp, _, line in imps if _layer(imp) > _layer(m) and imp != LAZY_NAME_TABLE]
+    assert not bad, "\n".join(bad)
+
+
+def test_the_import_graph_has_no_circle():
+    graph = _graph()
+    edges = {m: {imp for imp, _, _ in imps if imp in graph and imp != m} for m, imps in graph.items()}
+    # a package's __init__ re-exporting its own modules is not a circle through them
+    edges = {m: {i for i in e if not (m.startswith(i + ".") )} for m, e in edges.items()}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        stack.append(m)
+        for n in sorted(edges.get(m, ())):
+            if state.get(n) == 1:
+                raise AssertionError("import circle: " + " -> ".join([*stack[stack.index(n):], n]))
+            if n not in state:
+                visit(n)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(edges):
+        if m not in state:
+            visit(m)
+
+
+def test_each_hop_is_a_subpackage():
+    for hop in ("io", "eval", "metrics", "reports", "demo"):
+        assert (PKG / hop / "__init__.py").exists(), hop
+
+
+def test_the_layout_test_sees_a_bad_import(tmp_path, monkeypatch):
+    # the checks above must be able to fail: a metric importing a report and a private name is caught
+    bad = tmp_path / "workbench" / "metrics"
+    bad.mkdir(parents=True)
+    (bad / "x.py").write_text("from workbench.reports.publish import _latest_ts\n")
+    monkeypatch.setattr(__import__(__name__), "PKG", tmp_path / "workbench")
+    (imp, name, _), = _imports(bad / "x.py")
+    assert (imp, name) == ("workbench.reports.publish", "_latest_ts")
+    assert _layer(imp) > _layer("workbench.metrics.x")
+
+
+# --- the public surface -------------------------------------------------------------------------------------------
+
+PUBLIC = sorted("""
+Report TABLES UndefinedMetricWarning Workbench agreement budget_status build_demo burn_rate_alerts compute connect
+decision_table detect drift_report evaluate experiment_summary import_labels ingest IngestSummary judge_variance
+load_prices priced_calls run_report shadow_comparison slo_report slo_status srm suite text_drift wilson_interval
+worst_offenders
+""".split())
+
+SUBMODULES = sorted("""
+adoption charts config cost db demo detector drift eval experiments hallucination ingest io judge latency metrics prices
+ragas_eval reliability reports schedule schema slo stats
+""".split())
+
+METRICS = sorted("""
+active_days_distribution agent_steps_per_task cost_change_usd cost_per_active_user_usd cost_per_call_usd
+cost_per_session_usd cost_per_success_usd cost_per_user_usd cost_usd dau_count dau_mau_ratio
+drifted_column_rate error_rate escalation_rate experiment_effect fallback_rate feature_adoption_rate
+feedback_rate funnel_conversion_rate guardrail_block_rate guardrail_catch_rate guardrail_false_block_rate
+guardrail_redact_rate hallucination_rate hallucination_score incident_count latency_change_ms latency_p50_ms
+latency_p90_ms latency_p95_ms latency_p99_ms lifecycle_count mau_count mttd_minutes mttm_minutes mttr_minutes
+output_tokens_per_s retained_vs_churned retention_rate returning_share_rate suggestion_acceptance_rate
+thumbs_up_rate timeout_rate tool_call_success_rate tpot_ms ttft_p50_ms ttft_p90_ms ttft_p95_ms ttft_p99_ms
+unpriced_rate unscorable_rate wau_count whatif_cost_usd
+""".split())
+
+
+@pytest.mark.parametrize("name", PUBLIC + SUBMODULES)
+def test_every_public_name_is_still_there(name):
+    assert getattr(wb, name) is not None
+
+
+def test_every_pinned_metric_is_still_registered():
+    missing = sorted(set(METRICS) - set(wb.suite()))
+    assert not missing, f"metrics dropped from the suite: {missing}"
+    for name in METRICS:
+        assert callable(getattr(wb, name))

@@ -1,0 +1,17 @@
+"""Hop 4, report: papermill executes ``notebooks/<name>.ipynb`` into a published, self-contained report folder.
+
+The names notebooks use (``reports.setup_display()``, ``reports.scorecard(...)``) are re-exported here.
+"""
+
+from workbench.reports.publish import (  # noqa: F401
+    Report,
+    ReportError,
+    available,
+    notebooks_dir,
+    resolve_period,
+    run_all,
+    run_report,
+    scorecard,
+    setup_display,
+    targets,
+)
