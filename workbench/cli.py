@@ -1,7 +1,9 @@
 """The ``workbench`` command: a thin wrapper, one library call per verb.
 
 Nothing heavy is imported at start-up: each verb imports its module when it runs, so ``workbench --help`` is instant.
-Exit codes: 0 success, 1 a check failed (an SLO or budget alert fires, a quality gate fails), 2 bad input or error.
+Exit codes (see :mod:`workbench.errors`): 0 success; 1 a check fired (an SLO or budget alert, a quality gate); 2 bad
+input or environment, printed as one line naming the file, row and field or the parameter. Any other exception is a
+bug and shows its traceback.
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ import sys
 from collections.abc import Sequence
 
 
-class CliError(Exception):
-    """An error to print as one line and exit 2 with."""
+from workbench.errors import ParameterError, WorkbenchError
+
+
+class CliError(ParameterError):
+    """A bad command-line argument: printed as one line, exit 2."""
 
 
 def _add_db(p: argparse.ArgumentParser, required: bool = False) -> None:
@@ -272,10 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return COMMANDS[a.verb](a)
-    except (CliError, FileNotFoundError, KeyError, ValueError, TypeError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    except WorkbenchError as exc:
+        msg = " ".join(str(exc).split("\n")[0].split()) or type(exc).__name__
         print(f"workbench {a.verb}: error: {msg}", file=sys.stderr)
-        return 2
+        return exc.exit_code
 
 
 if __name__ == "__main__":  # pragma: no cover

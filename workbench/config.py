@@ -24,8 +24,7 @@ from typing import Any
 CONFIG_FILE = "workbench.toml"
 
 
-class ConfigError(ValueError):
-    """workbench.toml is wrong; the message names the file, the key, expected and actual."""
+from workbench.errors import ConfigError  # noqa: E402,F401  (defined in errors.py; importable from here as before)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+from workbench.errors import DatabaseError, SchemaVersionError, MissingFileError, NotFoundError, ParameterError, ParameterTypeError
+
 import datetime as _dt
 import os
 from pathlib import Path
@@ -55,7 +57,7 @@ class Workbench:
         """The raw DuckDB connection (DuckDB backend only)."""
         con = getattr(self.ibis, "con", None)
         if con is None or self.ibis.name != "duckdb":
-            raise TypeError(f"Workbench.duckdb: the backend is {self.ibis.name!r}, not duckdb")
+            raise ParameterTypeError(f"Workbench.duckdb: the backend is {self.ibis.name!r}, not duckdb")
         return con
 
     @property
@@ -65,7 +67,7 @@ class Workbench:
     def table(self, name: str) -> "ibis.Table":
         """The canonical table ``name`` as an Ibis table."""
         if name not in TABLES:
-            raise KeyError(f"Workbench.table: no canonical table {name!r}; tables: {', '.join(TABLES)}")
+            raise NotFoundError(f"Workbench.table: no canonical table {name!r}; tables: {', '.join(TABLES)}")
         return self.ibis.table(name)
 
     def __getattr__(self, name: str) -> Any:
@@ -102,7 +104,7 @@ def migrate(con: "duckdb.DuckDBPyConnection") -> int:
     con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMP)")
     current = con.execute("select coalesce(max(version), 0) from schema_version").fetchone()[0]
     if current > SCHEMA_VERSION:
-        raise RuntimeError(
+        raise SchemaVersionError(
             f"the database has schema version {current}, newer than this workbench ({SCHEMA_VERSION}); upgrade workbench"
         )
     for version in sorted(v for v in MIGRATIONS if v > current):
@@ -151,13 +153,24 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = False, b
     if path != ":memory:":
         p = Path(path)
         if read_only and not p.exists():
-            raise FileNotFoundError(f"connect: no database at {path}")
+            raise MissingFileError(f"connect: no database at {path}")
         p.parent.mkdir(parents=True, exist_ok=True)
     if path == ":memory:":
         read_only = False  # an in-memory database is private to this connection
-    con = ibis.duckdb.connect(path, read_only=read_only)
-    if not read_only:
-        migrate(con.con)
+    import duckdb
+
+    try:
+        con = ibis.duckdb.connect(path, read_only=read_only)
+        if not read_only:
+            migrate(con.con)
+    except duckdb.IOException as exc:
+        first = str(exc).splitlines()[0]
+        if "lock" in first.lower():
+            raise DatabaseError(f"{path}: the database is locked by another process ({first})") from None
+        raise DatabaseError(f"{path}: cannot open the database: {first}") from None
+    except (duckdb.SerializationException, duckdb.InvalidInputException, duckdb.CatalogException) as exc:
+        first = str(exc).splitlines()[0]
+        raise DatabaseError(f"{path}: not a workbench database: {first}") from None
     return Workbench(con, path=path)
 
 
@@ -167,7 +180,7 @@ def as_workbench(db: "Workbench | str | os.PathLike") -> Workbench:
         return db
     if isinstance(db, (str, os.PathLike)):
         return connect(db)
-    raise TypeError(f"expected a Workbench or a database path, got {type(db).__name__}")
+    raise ParameterTypeError(f"expected a Workbench or a database path, got {type(db).__name__}")
 
 
 # --- selection: the filters every reader applies (metrics, evaluation runs, reports) ---------------------------------
@@ -188,7 +201,7 @@ def parse_where(where: Where) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in where:
         if "=" not in item:
-            raise ValueError(f"where: expected column=value, got {item!r}")
+            raise ParameterError(f"where: expected column=value, got {item!r}")
         col, _, val = item.partition("=")
         out[col.strip()] = val.split(",") if "," in val else val
     return out
@@ -204,7 +217,7 @@ def as_timestamp(value: Any) -> _dt.datetime | None:
     try:
         return as_timestamp(_dt.datetime.fromisoformat(str(value)))
     except ValueError:
-        raise ValueError(f"expected an ISO date or timestamp, got {value!r}") from None
+        raise ParameterError(f"expected an ISO date or timestamp, got {value!r}") from None
 
 
 def scope(t: "ir.Table", *, time: str | None = "ts", start: Any = None, end: Any = None, where: Where = None) -> "ir.Table":
@@ -222,7 +235,7 @@ def scope(t: "ir.Table", *, time: str | None = "ts", start: Any = None, end: Any
             conds.append(t[time] < e)
     for col, val in parse_where(where).items():
         if col not in t.columns:
-            raise KeyError(f"where: no column {col!r}; columns: {', '.join(t.columns)}")
+            raise NotFoundError(f"where: no column {col!r}; columns: {', '.join(t.columns)}")
         c = t[col]
         values = val if isinstance(val, (list, tuple, set)) else [val]
         if any(isinstance(v, str) for v in values) and not c.type().is_string():

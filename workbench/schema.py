@@ -23,6 +23,8 @@ True
 
 from __future__ import annotations
 
+from workbench.errors import NotFoundError
+
 from dataclasses import dataclass, field
 
 SCHEMA_VERSION = 1
@@ -58,7 +60,7 @@ class Table:
         for c in self.columns:
             if c.name == name:
                 return c
-        raise KeyError(f"table {self.name!r} has no column {name!r}; columns: {', '.join(self.names)}")
+        raise NotFoundError(f"table {self.name!r} has no column {name!r}; columns: {', '.join(self.names)}")
 
     @property
     def required(self) -> tuple[str, ...]:

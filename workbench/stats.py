@@ -10,6 +10,8 @@ returned. Conventions are stated next to each function.
 
 from __future__ import annotations
 
+from workbench.errors import NotFoundError, ParameterError, ParameterTypeError
+
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -28,7 +30,7 @@ def z_value(confidence: float) -> float:
     from scipy.stats import norm
 
     if not 0 < confidence < 1:
-        raise ValueError(f"confidence: expected a number in (0, 1), got {confidence!r}")
+        raise ParameterError(f"confidence: expected a number in (0, 1), got {confidence!r}")
     return float(norm.ppf(0.5 + confidence / 2))
 
 
@@ -99,7 +101,7 @@ class ArmStats:
         """Mean and sample variance (n - 1 denominator) from the sum, the sum of squares and the count."""
         n = int(n)
         if n < 0:
-            raise ValueError(f"ArmStats.from_sums: n must be >= 0, got {n}")
+            raise ParameterError(f"ArmStats.from_sums: n must be >= 0, got {n}")
         if n == 0:
             return cls(float("nan"), float("nan"), 0)
         mean = float(total) / n
@@ -112,7 +114,7 @@ class ArmStats:
         """Share and its variance p(1 - p) (GrowthBook's convention: no n - 1)."""
         n = int(n)
         if n < 0 or not 0 <= successes <= max(n, 0):
-            raise ValueError(f"ArmStats.from_proportion: expected 0 <= successes <= n, got {successes}/{n}")
+            raise ParameterError(f"ArmStats.from_proportion: expected 0 <= successes <= n, got {successes}/{n}")
         if n == 0:
             return cls(float("nan"), float("nan"), 0)
         p = float(successes) / n
@@ -147,7 +149,7 @@ class Effect:
 
 def _check_arm(fn: str, name: str, arm: ArmStats) -> None:
     if not isinstance(arm, ArmStats):
-        raise TypeError(f"{fn}: {name} must be an ArmStats, got {type(arm).__name__}")
+        raise ParameterTypeError(f"{fn}: {name} must be an ArmStats, got {type(arm).__name__}")
 
 
 def _diff_and_variance(a: ArmStats, b: ArmStats, relative: bool) -> tuple[float, float]:
@@ -224,7 +226,7 @@ def sequential_rho(alpha: float = 0.05, tuning: float = 5000) -> float:
     0.03984
     """
     if not 0 < alpha < 1 or not tuning > 0:
-        raise ValueError(f"sequential_rho: expected 0 < alpha < 1 and tuning > 0, got {alpha}, {tuning}")
+        raise ParameterError(f"sequential_rho: expected 0 < alpha < 1 and tuning > 0, got {alpha}, {tuning}")
     la = np.log(alpha)
     return float(np.sqrt((-2 * la + np.log(1 - 2 * la)) / tuning))
 
@@ -323,7 +325,7 @@ def bayesian_effect(
     if prior is not None:
         pm, pv = prior
         if not pv > 0:
-            raise ValueError(f"bayesian_effect: prior variance must be > 0, got {pv}")
+            raise ParameterError(f"bayesian_effect: prior variance must be > 0, got {pv}")
         mean = (est / var + pm / pv) / (1 / var + 1 / pv)
         prec = 1 / var + 1 / pv
     sd = float(np.sqrt(1 / prec))
@@ -348,7 +350,7 @@ def compare_arms(a: ArmStats, b: ArmStats, *, method: str = "frequentist", relat
         return sequential_ttest(a, b, relative=relative, alpha=alpha, tuning=tuning)
     if method == "bayesian":
         return bayesian_effect(a, b, relative=relative, alpha=alpha, inverse=inverse)
-    raise ValueError(f"compare_arms: method must be frequentist, sequential or bayesian, got {method!r}")
+    raise ParameterError(f"compare_arms: method must be frequentist, sequential or bayesian, got {method!r}")
 
 
 def paired_ttest(sum_d: float, sum_d2: float, n: int, *, alpha: float = 0.05) -> Effect:
@@ -405,7 +407,7 @@ def cuped(arms: Sequence[Mapping[str, float]], *, theta: float | None = None) ->
     for i, arm in enumerate(arms):
         missing = [k for k in CUPED_SUMS if k not in arm]
         if missing:
-            raise KeyError(f"cuped: arm {i} lacks {missing}; expected keys {', '.join(CUPED_SUMS)}")
+            raise NotFoundError(f"cuped: arm {i} lacks {missing}; expected keys {', '.join(CUPED_SUMS)}")
     s = {k: float(sum(float(arm[k]) for arm in arms)) for k in CUPED_SUMS}
     if theta is None:
         n = s["n"]
@@ -440,7 +442,7 @@ def cuped_sums(y, x) -> dict[str, float]:
     y = np.asarray(y, dtype=float)
     x = np.asarray(x, dtype=float)
     if y.shape != x.shape:
-        raise ValueError(f"cuped_sums: y and x must have the same length, got {y.shape} and {x.shape}")
+        raise ParameterError(f"cuped_sums: y and x must have the same length, got {y.shape} and {x.shape}")
     return {"n": int(y.size), "sum_y": float(y.sum()), "sum_y2": float((y * y).sum()), "sum_x": float(x.sum()),
             "sum_x2": float((x * x).sum()), "sum_xy": float((x * y).sum())}
 
@@ -471,9 +473,9 @@ def srm_test(users: Sequence[float], weights: Sequence[float]) -> float:
     u = np.asarray(users, dtype=float)
     w = np.asarray(weights, dtype=float)
     if u.shape != w.shape or u.ndim != 1:
-        raise ValueError(f"srm_test: users and weights must be 1-d of the same length, got {u.shape} and {w.shape}")
+        raise ParameterError(f"srm_test: users and weights must be 1-d of the same length, got {u.shape} and {w.shape}")
     if (u < 0).any() or (w < 0).any():
-        raise ValueError("srm_test: users and weights must be >= 0")
+        raise ParameterError("srm_test: users and weights must be >= 0")
     keep = w > 0
     u, w = u[keep], w[keep] / w[keep].sum() if keep.any() else w[keep]
     total = u.sum()
@@ -503,11 +505,11 @@ def binned_shares(reference, current, *, kind: str = "numeric", fill_zeros: bool
     ([0.6667, 0.3333, 0.0001], [0.25, 0.5, 0.25])
     """
     if kind not in ("numeric", "categorical"):
-        raise ValueError(f"binned_shares: kind must be numeric or categorical, got {kind!r}")
+        raise ParameterError(f"binned_shares: kind must be numeric or categorical, got {kind!r}")
     ref = np.asarray(reference)
     cur = np.asarray(current)
     if ref.size == 0 or cur.size == 0:
-        raise ValueError(f"binned_shares: empty sample (reference {ref.size}, current {cur.size})")
+        raise ParameterError(f"binned_shares: empty sample (reference {ref.size}, current {cur.size})")
     if kind == "numeric" and np.unique(ref).size > 20:
         ref = ref.astype(float)
         cur = cur.astype(float)
@@ -608,7 +610,7 @@ def chi_square_pvalue(reference_counts: Mapping, current_counts: Mapping) -> flo
     ref = np.array([float(reference_counts.get(k, 0)) for k in keys])
     cur = np.array([float(current_counts.get(k, 0)) for k in keys])
     if ref.sum() <= 0 or cur.sum() <= 0:
-        raise ValueError(f"chi_square_pvalue: empty counts (reference {ref.sum()}, current {cur.sum()})")
+        raise ParameterError(f"chi_square_pvalue: empty counts (reference {ref.sum()}, current {cur.sum()})")
     if len(keys) < 2:
         return 1.0
     expected = ref / ref.sum() * cur.sum()
@@ -630,7 +632,7 @@ def z_test_pvalue(ref_successes: float, ref_n: int, cur_successes: float, cur_n:
     from scipy.stats import norm
 
     if ref_n <= 0 or cur_n <= 0:
-        raise ValueError(f"z_test_pvalue: n must be > 0, got {ref_n} and {cur_n}")
+        raise ParameterError(f"z_test_pvalue: n must be > 0, got {ref_n} and {cur_n}")
     p1, p2 = ref_successes / ref_n, cur_successes / cur_n
     pooled = (ref_successes + cur_successes) / (ref_n + cur_n)
     var = pooled * (1 - pooled) * (1 / ref_n + 1 / cur_n)
@@ -664,7 +666,7 @@ def auroc(labels: Sequence[int], scores: Sequence[float]) -> float:
     y = np.asarray(labels, dtype=float)
     s = np.asarray(scores, dtype=float)
     if y.shape != s.shape:
-        raise ValueError(f"auroc: labels and scores differ in length ({y.size} vs {s.size})")
+        raise ParameterError(f"auroc: labels and scores differ in length ({y.size} vs {s.size})")
     n_pos = float(y.sum())
     n_neg = float(y.size - n_pos)
     if n_pos == 0 or n_neg == 0:
@@ -704,7 +706,7 @@ def brier_score(labels: Sequence[int], probs: Sequence[float]) -> float:
     y = np.asarray(labels, dtype=float)
     p = np.asarray(probs, dtype=float)
     if y.shape != p.shape:
-        raise ValueError(f"brier_score: labels and probs differ in length ({y.size} vs {p.size})")
+        raise ParameterError(f"brier_score: labels and probs differ in length ({y.size} vs {p.size})")
     if y.size == 0:
         return float("nan")
     return float(np.mean((p - y) ** 2))

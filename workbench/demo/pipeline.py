@@ -8,6 +8,8 @@ ingest path, evaluate, and publish the reports.
 
 from __future__ import annotations
 
+from workbench.errors import ParameterError, ParameterTypeError
+
 import datetime as _dt
 import os
 import sys
@@ -100,9 +102,9 @@ def build_demo(path: str | os.PathLike = DEMO_DB, *, scale: float = 1.0, seed: i
     from workbench.db import connect
 
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"build_demo: seed must be an int, got {type(seed).__name__}")
+        raise ParameterTypeError(f"build_demo: seed must be an int, got {type(seed).__name__}")
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
-        raise ValueError(f"build_demo: scale must be a positive number, got {scale!r}")
+        raise ParameterError(f"build_demo: scale must be a positive number, got {scale!r}")
     t0 = time.perf_counter()
     path = Path(path)
     for p in (path, Path(str(path) + ".wal")):

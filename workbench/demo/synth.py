@@ -35,6 +35,8 @@ Same ``seed`` and ``scale`` give the same database content (:func:`table_checksu
 
 from __future__ import annotations
 
+from workbench.errors import ParameterError
+
 import datetime as _dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -681,7 +683,7 @@ def simulate(scale: float = 1.0, seed: int = 7) -> dict[str, "pl.DataFrame"]:
     import polars as pl
 
     if not (isinstance(scale, (int, float)) and scale > 0):
-        raise ValueError(f"build_demo: scale must be a positive number, got {scale!r}")
+        raise ParameterError(f"build_demo: scale must be a positive number, got {scale!r}")
     root_seq = np.random.SeedSequence(int(seed))
     (r_users, r_support, r_sum, r_code, r_agent, r_out, r_ans, r_guard, r_fb, r_ev, r_shadow,
      r_labels) = [np.random.default_rng(s) for s in root_seq.spawn(12)]

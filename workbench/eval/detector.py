@@ -31,6 +31,8 @@ machine; see ``benchmarks/bench_detector.py``).
 
 from __future__ import annotations
 
+from workbench.errors import ParameterError, ParameterTypeError
+
 import json
 import math
 import re
@@ -763,7 +765,7 @@ def detect(
     True
     """
     if not isinstance(answer, str):
-        raise TypeError(f"detect: answer must be str, got {type(answer).__name__}")
+        raise ParameterTypeError(f"detect: answer must be str, got {type(answer).__name__}")
     stats, claims = _analyse(answer, contexts, question)
     if stats is None:
         return Detection(None, None, (), True)
@@ -831,21 +833,21 @@ def _read_rows(path: str | Path, *, labelled: bool = False) -> list[dict]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+                raise ParameterError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
             if not isinstance(row, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+                raise ParameterError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
             if not isinstance(row.get("answer"), str):
                 got = "missing" if "answer" not in row else type(row["answer"]).__name__
-                raise ValueError(f"{path}:{lineno}: field 'answer' must be a string, got {got}")
+                raise ParameterError(f"{path}:{lineno}: field 'answer' must be a string, got {got}")
             ctx = row.get("contexts")
             if not (isinstance(ctx, str) or (isinstance(ctx, list) and all(isinstance(c, str) for c in ctx))):
                 got = "missing" if "contexts" not in row else type(ctx).__name__
-                raise ValueError(f"{path}:{lineno}: field 'contexts' must be a list of strings or a string, got {got}")
+                raise ParameterError(f"{path}:{lineno}: field 'contexts' must be a list of strings or a string, got {got}")
             q = row.get("question")
             if q is not None and not isinstance(q, str):
-                raise ValueError(f"{path}:{lineno}: field 'question' must be a string or null, got {type(q).__name__}")
+                raise ParameterError(f"{path}:{lineno}: field 'question' must be a string or null, got {type(q).__name__}")
             if labelled and row.get("label") not in (0, 1):
-                raise ValueError(f"{path}:{lineno}: field 'label' must be 0 or 1, got {row.get('label')!r}")
+                raise ParameterError(f"{path}:{lineno}: field 'label' must be 0 or 1, got {row.get('label')!r}")
             row["_line"] = lineno
             rows.append(row)
     return rows

@@ -47,6 +47,8 @@ Examples
 
 from __future__ import annotations
 
+from workbench.errors import ParameterError
+
 import asyncio
 import concurrent.futures
 import hashlib
@@ -151,7 +153,7 @@ def judge_config(config: Any = None, **overrides: Any) -> JudgeConfig:
     >>> judge_config(base_url="localhost:8000", model="qwen")
     Traceback (most recent call last):
     ...
-    workbench.config.ConfigError: workbench.toml [judge]: base_url must start with http:// or https://, got 'localhost:8000'
+    workbench.errors.ConfigError: workbench.toml [judge]: base_url must start with http:// or https://, got 'localhost:8000'
     """
     if isinstance(config, JudgeConfig):
         return replace(config, **overrides) if overrides else config
@@ -522,9 +524,9 @@ async def aevaluate(
     from workbench.eval.run import new_run_id, now, pending, progress_bar, stream, summary, write_evals
 
     if metric not in METRICS:
-        raise ValueError(f"judge.evaluate: unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
+        raise ParameterError(f"judge.evaluate: unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
     if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
-        raise ValueError(f"judge.evaluate: repeat must be an integer >= 1, got {repeat!r}")
+        raise ParameterError(f"judge.evaluate: repeat must be an integer >= 1, got {repeat!r}")
     db = as_workbench(db)
     cfg = judge_config(config)
     t0 = time.perf_counter()

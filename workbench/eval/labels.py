@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from workbench.errors import MissingFileError, NotFoundError, ParameterError, ParameterTypeError
+
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +63,7 @@ def import_labels(
     if isinstance(path_or_frame, (str, Path)):
         p = Path(path_or_frame)
         if not p.exists():
-            raise FileNotFoundError(f"{fn}: no file at {p}")
+            raise MissingFileError(f"{fn}: no file at {p}")
         suffix = p.suffix.lower()
         if suffix == ".csv":
             df = pl.read_csv(p, infer_schema_length=0)
@@ -70,7 +72,7 @@ def import_labels(
         elif suffix == ".parquet":
             df = pl.read_parquet(p)
         else:
-            raise ValueError(f"{fn}: {p}: expected .csv, .jsonl or .parquet, got {suffix or 'no suffix'}")
+            raise ParameterError(f"{fn}: {p}: expected .csv, .jsonl or .parquet, got {suffix or 'no suffix'}")
         where = str(p)
     elif isinstance(path_or_frame, pl.DataFrame):
         df, where = path_or_frame, "frame"
@@ -80,19 +82,19 @@ def import_labels(
         try:
             df, where = pl.from_pandas(path_or_frame), "frame"
         except Exception:
-            raise TypeError(f"{fn}: expected a path or a frame, got {type(path_or_frame).__name__}") from None
+            raise ParameterTypeError(f"{fn}: expected a path or a frame, got {type(path_or_frame).__name__}") from None
     if "call_id" not in df.columns:
-        raise KeyError(f"{fn}: {where}: no column 'call_id'; columns: {', '.join(df.columns)}")
+        raise NotFoundError(f"{fn}: {where}: no column 'call_id'; columns: {', '.join(df.columns)}")
     col = label_column or next((c for c in ("label", "hallucinated", "value") if c in df.columns), None)
     if col is None or col not in df.columns:
-        raise KeyError(f"{fn}: {where}: no label column (label, hallucinated or value); columns: {', '.join(df.columns)}")
+        raise NotFoundError(f"{fn}: {where}: no label column (label, hallucinated or value); columns: {', '.join(df.columns)}")
     known = set(db.answers.select("call_id").to_polars()["call_id"].to_list())
     run_id, ts, rows = new_run_id(), now(), []
     expl = df["explanation"].to_list() if "explanation" in df.columns else [None] * df.height
     for i, (cid, raw) in enumerate(zip(df["call_id"].to_list(), df[col].to_list())):
         line = i + 1
         if cid is None or str(cid) not in known:
-            raise ValueError(f"{fn}: {where} row {line}: call_id {cid!r} is not in answers")
+            raise ParameterError(f"{fn}: {where} row {line}: call_id {cid!r} is not in answers")
         s = str(raw).strip().lower() if raw is not None else ""
         if isinstance(raw, bool):
             s = "1" if raw else "0"
@@ -103,7 +105,7 @@ def import_labels(
         elif s in _FALSE:
             v = 0.0
         else:
-            raise ValueError(f"{fn}: {where} row {line} column {col!r}: expected 1/0, true/false or "
+            raise ParameterError(f"{fn}: {where} row {line} column {col!r}: expected 1/0, true/false or "
                              f"hallucinated/supported, got {raw!r}")
         rows.append({"call_id": str(cid), "metric": LABEL_METRIC, "value": v, "label": HALLUCINATED if v else SUPPORTED,
                      "evaluator": evaluator, "evaluator_version": str(version), "run_id": run_id, "repeat": 0,

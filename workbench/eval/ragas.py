@@ -33,6 +33,8 @@ async ``single_turn_ascore``.
 
 from __future__ import annotations
 
+from workbench.errors import ParameterError
+
 import asyncio
 import math
 import time
@@ -83,7 +85,7 @@ def require_ragas():
 
 def _spec(metric: str) -> _Spec:
     if metric not in METRICS:
-        raise ValueError(f"ragas_eval: unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
+        raise ParameterError(f"ragas_eval: unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
     return METRICS[metric]
 
 
@@ -121,7 +123,7 @@ def build_metric(metric: str, *, llm: Any = None, **options: Any) -> Any:
     cls = getattr(rc, spec.cls)
     if spec.llm:
         if llm is None:
-            raise ValueError(f"ragas_eval: metric {metric!r} needs an LLM (the [judge] endpoint)")
+            raise ParameterError(f"ragas_eval: metric {metric!r} needs an LLM (the [judge] endpoint)")
         return cls(llm=llm, **options)
     return cls(**options)
 
@@ -144,7 +146,7 @@ async def ascore_row(metric: str, m: Any, row: dict) -> float:
     elif metric == "context_recall":
         res = await m.ascore(user_input=q, retrieved_contexts=ctx, reference=ref)
     else:  # pragma: no cover - _spec guards
-        raise ValueError(metric)
+        raise ParameterError(metric)
     return float(res.value)
 
 
@@ -207,7 +209,7 @@ async def aevaluate(
 
     spec = _spec(metric)
     if repeat != 1:
-        raise ValueError("ragas_eval.evaluate: repeat must be 1; repeat-k runs are for the workbench judge "
+        raise ParameterError("ragas_eval.evaluate: repeat must be 1; repeat-k runs are for the workbench judge "
                          "(detector='judge')")
     require_ragas()
     db = as_workbench(db)

@@ -7,6 +7,8 @@ run on :mod:`workbench.eval.run` and return one :class:`~workbench.eval.run.Eval
 
 from __future__ import annotations
 
+from workbench.errors import ParameterError, ParameterTypeError
+
 import datetime as _dt
 import json
 import time
@@ -123,7 +125,7 @@ def evaluate(
         from workbench.eval import detector as offline
 
         if name not in (offline.DETECTOR_NAME, "offline", "detector"):
-            raise ValueError(
+            raise ParameterError(
                 f"evaluate: unknown detector {detector!r}; expected None, {offline.DETECTOR_NAME!r}, 'judge', "
                 "'judge:faithfulness' or 'ragas:<metric>'"
             )
@@ -134,9 +136,9 @@ def evaluate(
         det = detector
         missing = [a for a in ("DETECTOR_NAME", "DETECTOR_VERSION", "detect_batch") if not hasattr(det, a)]
         if missing:
-            raise TypeError(f"evaluate: detector object lacks {', '.join(missing)}")
+            raise ParameterTypeError(f"evaluate: detector object lacks {', '.join(missing)}")
     if not isinstance(repeat, int) or repeat != 1:
-        raise ValueError(f"evaluate: repeat applies to LLM judges; the offline detector is deterministic (got {repeat!r})")
+        raise ParameterError(f"evaluate: repeat applies to LLM judges; the offline detector is deterministic (got {repeat!r})")
     evaluator, version = str(det.DETECTOR_NAME), str(det.DETECTOR_VERSION)
     threshold = float(getattr(det, "THRESHOLD", 0.5))
     t0 = time.perf_counter()

@@ -136,6 +136,8 @@ Examples
 
 from __future__ import annotations
 
+from workbench.errors import IngestError  # noqa: F401  (importable from here as before)
+
 import datetime as _dt
 import gzip
 import hashlib
@@ -187,10 +189,6 @@ _HASH_CHUNK = 1 << 20
 _BLANK_RE = r"[\s\x0b\x1c-\x1f\x{85}\p{Z}]*"
 # Timestamps outside years 1..9999 are treated as unparseable (microseconds since the epoch).
 _TS_MIN_US, _TS_MAX_US = -62135596800 * 10**6, 253402300799 * 10**6
-
-
-class IngestError(ValueError):
-    """A file cannot be ingested: unreadable, unknown format, or a bad mapping. The message names the file."""
 
 
 # --------------------------------------------------------------------------------------------------------- mapping
@@ -249,7 +247,7 @@ def load_mapping(path: str | os.PathLike | dict | Mapping, *, otel: bool = False
     >>> load_mapping({"table": "feedback", "columns": {"colour": "c"}})
     Traceback (most recent call last):
     ...
-    workbench.io.ingest.IngestError: <mapping>: [columns] colour: table feedback has no column 'colour'; columns: ...
+    workbench.errors.IngestError: <mapping>: [columns] colour: table feedback has no column 'colour'; columns: ...
     """
     if isinstance(path, Mapping):
         return path

@@ -51,6 +51,8 @@ in polars. Joins on the group keys match null to null, so events without a ``fea
 
 from __future__ import annotations
 
+from workbench.errors import ParameterError
+
 import datetime as _dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -75,12 +77,12 @@ _POLARS_EVERY = {"day": "1d", "week": "1w", "month": "1mo"}
 
 def _check_choice(fn: str, name: str, value: Any, choices: Sequence[Any]) -> None:
     if value not in choices:
-        raise ValueError(f"{fn}: {name}: expected one of {', '.join(map(str, choices))}, got {value!r}")
+        raise ParameterError(f"{fn}: {name}: expected one of {', '.join(map(str, choices))}, got {value!r}")
 
 
 def _check_int(fn: str, name: str, value: Any, lo: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        raise ValueError(f"{fn}: {name}: expected an integer >= {lo}, got {value!r}")
+        raise ParameterError(f"{fn}: {name}: expected an integer >= {lo}, got {value!r}")
     return value
 
 
@@ -89,7 +91,7 @@ def _names(fn: str, name: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]
     if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"{fn}: {name}: expected a non-empty list of names, got {value!r}")
+        raise ParameterError(f"{fn}: {name}: expected a non-empty list of names, got {value!r}")
     return tuple(value)
 
 
@@ -716,7 +718,7 @@ def funnel_conversion_rate(db, *, by=("feature",), period="day", start=None, end
     fn = "funnel_conversion_rate"
     steps = _names(fn, "steps", steps)
     if len(steps) < 2:
-        raise ValueError(f"{fn}: steps: expected at least two event names, got {steps!r}")
+        raise ParameterError(f"{fn}: steps: expected at least two event names, got {steps!r}")
     window_days = _check_int(fn, "window_days", window_days, lo=1)
     keys, expr = _funnel_expr(db, fn, steps=steps, window_days=window_days, by=by, period=period, start=start, end=end,
                               where=where)
@@ -793,7 +795,7 @@ def feature_adoption_rate(db, *, by=("feature",), period="day", start=None, end=
     _check_choice(fn, "denominator", denominator, ("active", "exposed"))
     _check_choice(fn, "period", period, _m.PERIODS)
     if denominator == "exposed" and not experiment:
-        raise ValueError(f"{fn}: experiment: required with denominator='exposed', got {experiment!r}")
+        raise ParameterError(f"{fn}: experiment: required with denominator='exposed', got {experiment!r}")
     t = _activity(db, fn, activity=activity, start=start, end=end, where=where)
     keys = _m.check_by(t, by, fn=fn)
     up = _m.with_period(t, period, start=start).select(*keys, "user_id", "period_start").distinct()

@@ -35,6 +35,8 @@ Examples
 
 from __future__ import annotations
 
+from workbench.errors import NotFoundError, ParameterError, UnknownNameError
+
 import importlib
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -68,7 +70,7 @@ def check_by(t: "ir.Table", by: Iterable[str] | str | None, *, fn: str = "metric
     keys = [by] if isinstance(by, str) else list(by)
     missing = [k for k in keys if k not in t.columns]
     if missing:
-        raise KeyError(f"{fn}: cannot group by {missing}; columns: {', '.join(t.columns)}")
+        raise NotFoundError(f"{fn}: cannot group by {missing}; columns: {', '.join(t.columns)}")
     return keys
 
 
@@ -77,7 +79,7 @@ def with_period(t: "ir.Table", period: str, *, time: str = "ts", start: Any = No
     import ibis
 
     if period not in PERIODS:
-        raise ValueError(f"period: expected one of {', '.join(PERIODS)}, got {period!r}")
+        raise ParameterError(f"period: expected one of {', '.join(PERIODS)}, got {period!r}")
     if period == "all":
         s = as_timestamp(start)
         return t.mutate(period_start=ibis.literal(s, type="timestamp") if s else ibis.null("timestamp"))
@@ -263,5 +265,5 @@ def compute(name: str, db: Any, **kwargs: Any) -> "pl.DataFrame":
 
     s = suite()
     if name not in s:
-        raise KeyError(f"no metric {name!r}; known: {', '.join(sorted(s))}")
+        raise UnknownNameError("metric", name, s)
     return s[name](as_workbench(db), **kwargs)

@@ -49,6 +49,8 @@ Examples
 
 from __future__ import annotations
 
+from workbench.errors import ParameterError
+
 import calendar
 import datetime as _dt
 import os
@@ -466,7 +468,7 @@ def _criteria(success: Any, fn: str) -> tuple[str, ...]:
     items = tuple(dict.fromkeys(s.strip() for s in items if s and s.strip()))
     bad = [s for s in items if s not in SUCCESS_CRITERIA]
     if bad or not items:
-        raise ValueError(f"{fn}: success must name one or more of {', '.join(SUCCESS_CRITERIA)}, got {success!r}")
+        raise ParameterError(f"{fn}: success must name one or more of {', '.join(SUCCESS_CRITERIA)}, got {success!r}")
     return items
 
 
@@ -648,11 +650,11 @@ def cost_change_usd(
     if period == "all":
         s, e = as_timestamp(start), as_timestamp(end)
         if s is None or e is None or e <= s:
-            raise ValueError(f"{metric}: period='all' needs start < end (the current window), got {start!r}, {end!r}")
+            raise ParameterError(f"{metric}: period='all' needs start < end (the current window), got {start!r}, {end!r}")
         prev_start, cur_start, cur_end = s - (e - s), s, e
     else:
         if period not in ("hour", "day", "week", "month"):
-            raise ValueError(f"{metric}: period: expected one of hour, day, week, month, all, got {period!r}")
+            raise ParameterError(f"{metric}: period: expected one of hour, day, week, month, all, got {period!r}")
         at_ts = as_timestamp(at)
         if at_ts is None and end is not None:
             at_ts = as_timestamp(end) - _dt.timedelta(microseconds=1)
@@ -707,14 +709,14 @@ def _whatif_prices(db, model: str, provider: str | None, fn: str) -> tuple["ir.T
         rows = rows.filter(rows.provider == provider)
     providers = sorted(x for x in rows.select("provider").distinct().to_polars()["provider"].to_list())
     if not providers:
-        raise ValueError(f"{fn}: no price for model {model!r}" + (f" of provider {provider!r}" if provider else "")
+        raise ParameterError(f"{fn}: no price for model {model!r}" + (f" of provider {provider!r}" if provider else "")
                          + " in the prices table; run load_prices, or add a [[prices]] entry to workbench.toml")
     if len(providers) > 1:
         from workbench.io.prices import bundled_providers, match_model
 
         found = match_model(bundled_providers(), None, model)
         if found is None or found[0].id not in providers:
-            raise ValueError(f"{fn}: model {model!r} is priced by several providers ({', '.join(providers)}); "
+            raise ParameterError(f"{fn}: model {model!r} is priced by several providers ({', '.join(providers)}); "
                              f"pass provider=")
         providers = [found[0].id]
     return rows.filter(rows.provider == providers[0]), providers[0]
@@ -770,7 +772,7 @@ def whatif_cost_usd(
 
     metric = "whatif_cost_usd"
     if not isinstance(model, str) or not model:
-        raise ValueError(f"{metric}: option model is required (the model to re-price at), got {model!r}")
+        raise ParameterError(f"{metric}: option model is required (the model to re-price at), got {model!r}")
     db = as_workbench(db)
     target, target_provider = _whatif_prices(db, model, provider, metric)
     t = priced_calls(db, start=start, end=end, where=where)

@@ -39,6 +39,8 @@ Examples
 
 from __future__ import annotations
 
+from workbench.errors import NotFoundError, ParameterError, ParameterTypeError
+
 import re
 import zlib
 from collections.abc import Callable, Sequence
@@ -71,7 +73,7 @@ Window = tuple[Any, Any]
 
 def _check_window(name: str, w: Any, fn: str) -> Window:
     if not isinstance(w, (tuple, list)) or len(w) != 2:
-        raise TypeError(f"{fn}: {name} must be a (start, end) pair, got {w!r}")
+        raise ParameterTypeError(f"{fn}: {name} must be a (start, end) pair, got {w!r}")
     return M.as_timestamp(w[0]), M.as_timestamp(w[1])
 
 
@@ -79,14 +81,14 @@ def _table(db: Any, table: str, *, metric: str | None, fn: str) -> "ir.Table":
     from workbench.schema import TABLES
 
     if table not in TABLES:
-        raise KeyError(f"{fn}: no table {table!r}; tables: {', '.join(TABLES)}")
+        raise NotFoundError(f"{fn}: no table {table!r}; tables: {', '.join(TABLES)}")
     t = db.table(table)
     if table == "evals":
         if metric is None:
-            raise ValueError(f"{fn}: table='evals' needs metric= (e.g. 'hallucination_score')")
+            raise ParameterError(f"{fn}: table='evals' needs metric= (e.g. 'hallucination_score')")
         t = t.filter(t.metric == metric)
     elif metric is not None:
-        raise ValueError(f"{fn}: metric= applies to table='evals' only, got table={table!r}")
+        raise ParameterError(f"{fn}: metric= applies to table='evals' only, got table={table!r}")
     return t
 
 
@@ -167,7 +169,7 @@ def column_drift(reference: Sequence, current: Sequence, *, kind: str | None = N
         ref, cur = ref.cast(pl.String), cur.cast(pl.String)
     kind = kind or _kind(ref, cur)
     if kind not in ("numeric", "categorical", "binary"):
-        raise ValueError(f"column_drift: kind must be numeric, categorical or binary, got {kind!r}")
+        raise ParameterError(f"column_drift: kind must be numeric, categorical or binary, got {kind!r}")
     out: dict[str, Any] = {"type": kind, "n_reference": ref.len(), "n_current": cur.len()}
     if ref.len() == 0 or cur.len() == 0:
         return out | {"test": None, "statistic": None, "threshold": None, "drifted": None, "psi": None}
@@ -251,9 +253,9 @@ def drift_report(
         cols = [columns]
     missing = [c for c in cols if c not in t.columns]
     if missing:
-        raise KeyError(f"drift_report: table {table!r} has no column(s) {missing}; columns: {', '.join(t.columns)}")
+        raise NotFoundError(f"drift_report: table {table!r} has no column(s) {missing}; columns: {', '.join(t.columns)}")
     if not cols:
-        raise ValueError("drift_report: no columns to compare")
+        raise ParameterError("drift_report: no columns to compare")
     ref_df, s1 = _fetch(t, table, cols, ref_w, where, max_rows)
     cur_df, s2 = _fetch(t, table, cols, cur_w, where, max_rows)
     rows = []
@@ -364,9 +366,9 @@ def text_drift_score(
 
     for name, texts in (("reference", reference), ("current", current)):
         if isinstance(texts, str) or not all(isinstance(x, str) or x is None for x in texts):
-            raise TypeError(f"text_drift_score: {name} must be a sequence of strings")
+            raise ParameterTypeError(f"text_drift_score: {name} must be a sequence of strings")
         if len(texts) < max(folds, 2):
-            raise ValueError(f"text_drift_score: {name} needs at least {max(folds, 2)} texts, got {len(texts)}")
+            raise ParameterError(f"text_drift_score: {name} needs at least {max(folds, 2)} texts, got {len(texts)}")
     rng = np.random.default_rng(seed)
     ref = list(reference)
     cur = list(current)
@@ -443,7 +445,7 @@ def text_drift(
     cur_w = _check_window("current", current, "text_drift")
     t = _table(db, table, metric=options.pop("metric", None), fn="text_drift")
     if column not in t.columns or not t[column].type().is_string():
-        raise KeyError(f"text_drift: {table}.{column} is not a text column; columns: {', '.join(t.columns)}")
+        raise NotFoundError(f"text_drift: {table}.{column} is not a text column; columns: {', '.join(t.columns)}")
     ref, _ = _fetch(t, table, [column], ref_w, where, max_texts)
     cur, _ = _fetch(t, table, [column], cur_w, where, max_texts)
     r = text_drift_score(ref[column].drop_nulls().to_list(), cur[column].drop_nulls().to_list(), seed=seed,
@@ -494,7 +496,7 @@ def drifted_column_rate(
 
     db = as_workbench(db)
     if period != "all":
-        raise ValueError(f"drifted_column_rate: drift compares two windows; period must be 'all', got {period!r}")
+        raise ParameterError(f"drifted_column_rate: drift compares two windows; period must be 'all', got {period!r}")
     t = _table(db, table, metric=metric, fn="drifted_column_rate")
     keys = M.check_by(t, by, fn="drifted_column_rate")
     s, e = M.as_timestamp(start), M.as_timestamp(end)

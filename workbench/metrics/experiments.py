@@ -37,6 +37,8 @@ Examples
 
 from __future__ import annotations
 
+from workbench.errors import NotFoundError, ParameterError, ParameterTypeError
+
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -87,7 +89,7 @@ def _per_unit(facts: "ir.Table", exposures: "ir.Table", *, how: str, pre_days: i
 
 def _calls(db: Any, *, unit: str, end: Any, where: M.Where) -> "ir.Table":
     if unit not in UNITS:
-        raise ValueError(f"experiments: unit must be one of {', '.join(UNITS)}, got {unit!r}")
+        raise ParameterError(f"experiments: unit must be one of {', '.join(UNITS)}, got {unit!r}")
     return M.scope(db.calls, end=end, where=where)
 
 
@@ -166,7 +168,7 @@ def _retained(db: Any, exposures: "ir.Table", *, unit: str = "user_id", end: Any
     import ibis
 
     if unit != "user_id":
-        raise ValueError(f"experiments: retained needs unit='user_id' (events have user_id only), got {unit!r}")
+        raise ParameterError(f"experiments: retained needs unit='user_id' (events have user_id only), got {unit!r}")
     ev = M.scope(db.events, end=end, where=where)
     horizon = ibis.literal(M.as_timestamp(end), type="timestamp") if end is not None else db.events.ts.max()
     days = ibis.interval(days=int(retention_days))
@@ -194,7 +196,7 @@ UNIT_METRICS: dict[str, Callable[..., "ir.Table"]] = {
 
 def _exposures(db: Any, experiment: str, *, start: Any = None, end: Any = None, fn: str) -> "ir.Table":
     if not isinstance(experiment, str) or not experiment:
-        raise TypeError(f"{fn}: experiment must be a non-empty string, got {experiment!r}")
+        raise ParameterTypeError(f"{fn}: experiment must be a non-empty string, got {experiment!r}")
     a = M.scope(db.assignments, start=start, end=end)
     a = a.filter(a.experiment == experiment)
     return a.select(unit_id=a.unit_id, variant=a.variant, exposed_at=a.ts, weight=a.weight)
@@ -205,7 +207,7 @@ def _arm_counts(db: Any, experiment: str, *, start: Any, end: Any, fn: str) -> "
     out = e.group_by("variant").aggregate(users=e.count(), weight=e.weight.max(), n_weights=e.weight.nunique())
     df = out.to_polars().sort("variant")
     if df.height == 0:
-        raise ValueError(f"{fn}: no assignments for experiment {experiment!r}"
+        raise ParameterError(f"{fn}: no assignments for experiment {experiment!r}"
                          + (f" between {start} and {end}" if start or end else ""))
     return df
 
@@ -213,7 +215,7 @@ def _arm_counts(db: Any, experiment: str, *, start: Any, end: Any, fn: str) -> "
 def _control(variants: Sequence[str], control: str | None, fn: str) -> str:
     if control is not None:
         if control not in variants:
-            raise ValueError(f"{fn}: control arm {control!r} not among the arms {list(variants)}")
+            raise ParameterError(f"{fn}: control arm {control!r} not among the arms {list(variants)}")
         return control
     return "control" if "control" in variants else sorted(variants)[0]
 
@@ -256,13 +258,13 @@ def srm(db: Any, experiment: str, *, start: Any = None, end: Any = None,
     df = _arm_counts(db, experiment, start=start, end=end, fn="srm")
     if (df["n_weights"] > 1).any():
         bad = df.filter(pl.col("n_weights") > 1)["variant"].to_list()
-        raise ValueError(f"srm: assignments.weight differs within arm(s) {bad} of experiment {experiment!r}")
+        raise ParameterError(f"srm: assignments.weight differs within arm(s) {bad} of experiment {experiment!r}")
     users = dict(zip(df["variant"].to_list(), df["users"].to_list()))
     if weights is not None:
         w = {str(k): float(v) for k, v in weights.items()}
         for arm in users:
             if arm not in w:
-                raise ValueError(f"srm: weights has no entry for arm {arm!r}; arms: {sorted(users)}")
+                raise ParameterError(f"srm: weights has no entry for arm {arm!r}; arms: {sorted(users)}")
     else:
         col = dict(zip(df["variant"].to_list(), df["weight"].to_list()))
         known = [v for v in col.values() if v is not None]
@@ -270,7 +272,7 @@ def srm(db: Any, experiment: str, *, start: Any = None, end: Any = None,
             w = {arm: 1.0 / len(col) for arm in col}
         elif len(known) < len(col):
             missing = sorted(a for a, v in col.items() if v is None)
-            raise ValueError(f"srm: assignments.weight is null for arm(s) {missing} but set for others; "
+            raise ParameterError(f"srm: assignments.weight is null for arm(s) {missing} but set for others; "
                              "pass weights= or fill the column")
         else:
             w = {a: float(v) for a, v in col.items()}
@@ -304,7 +306,7 @@ def _arm_sums(db: Any, exposures: "ir.Table", metric: str, *, unit: str, end: An
               options: Mapping[str, Any]) -> "pl.DataFrame":
     """Per-arm n, sums, sums of squares (and cross terms for CUPED) of the per-unit metric: one Ibis expression."""
     if metric not in UNIT_METRICS:
-        raise KeyError(f"experiments: no per-unit metric {metric!r}; known: {', '.join(UNIT_METRICS)}")
+        raise NotFoundError(f"experiments: no per-unit metric {metric!r}; known: {', '.join(UNIT_METRICS)}")
     per = UNIT_METRICS[metric](db, exposures, unit=unit, end=end, where=where, pre_days=pre_days, **options)
     e = exposures.select("unit_id", "variant")
     j = e.join(per, e.unit_id == per.unit_id).select(e.variant, per.value, per.pre_value)
@@ -389,12 +391,12 @@ def experiment_summary(
 
     db = as_workbench(db)
     if method not in METHODS:
-        raise ValueError(f"experiment_summary: method must be one of {', '.join(METHODS)}, got {method!r}")
+        raise ParameterError(f"experiment_summary: method must be one of {', '.join(METHODS)}, got {method!r}")
     if isinstance(metrics, str):
         metrics = (metrics,)
     unknown = [m for m in metrics if m not in UNIT_METRICS]
     if unknown:
-        raise KeyError(f"experiment_summary: unknown metric(s) {unknown}; known: {', '.join(UNIT_METRICS)}")
+        raise NotFoundError(f"experiment_summary: unknown metric(s) {unknown}; known: {', '.join(UNIT_METRICS)}")
     s = srm(db, experiment, start=start, end=end)
     srm_p, srm_st = s["srm_p_value"][0], s["srm_status"][0]
     variants = s.filter(pl.col("users") > 0)["variant"].to_list()
@@ -679,9 +681,9 @@ def experiment_effect(
     wanted = [by] if isinstance(by, str) else list(by or [])
     extra = [k for k in wanted if k not in keys]
     if extra:
-        raise KeyError(f"experiment_effect: cannot group by {extra}; an experiment is split by experiment and variant")
+        raise NotFoundError(f"experiment_effect: cannot group by {extra}; an experiment is split by experiment and variant")
     if period != "all":
-        raise ValueError(f"experiment_effect: experiments are read over the whole window; period must be 'all', "
+        raise ParameterError(f"experiment_effect: experiments are read over the whole window; period must be 'all', "
                          f"got {period!r}")
     if experiment is None:
         a = M.scope(db.assignments, start=start, end=end)

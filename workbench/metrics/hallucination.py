@@ -47,6 +47,8 @@ Examples
 
 from __future__ import annotations
 
+from workbench.errors import ParameterError
+
 import json
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -504,7 +506,7 @@ def worst_offenders(
 
     db = as_workbench(db)
     if not isinstance(n, int) or n < 1:
-        raise ValueError(f"worst_offenders: n must be a positive int, got {n!r}")
+        raise ParameterError(f"worst_offenders: n must be a positive int, got {n!r}")
     t = _scored(db, evaluator=evaluator, version=version)
     keys = check_by(t, by, fn="worst_offenders")
     t = scope(t, start=start, end=end, where=where)

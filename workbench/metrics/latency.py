@@ -36,6 +36,8 @@ Examples
 
 from __future__ import annotations
 
+from workbench.errors import ParameterError
+
 import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -51,7 +53,7 @@ _OFFSETS = {"hour": "-1h", "day": "-1d", "week": "-1w", "month": "-1mo"}
 
 def _check_unit(fn: str, name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise ValueError(f"{fn}: {name} must be a number in (0, 1), got {value!r}")
+        raise ParameterError(f"{fn}: {name} must be a number in (0, 1), got {value!r}")
     return float(value)
 
 
@@ -101,7 +103,7 @@ def latency_quantile_ms(
     fn = "latency_quantile_ms"
     q = _check_unit(fn, "q", q)
     if column not in ("latency_ms", "ttft_ms"):
-        raise ValueError(f"{fn}: column must be 'latency_ms' or 'ttft_ms', got {column!r}")
+        raise ParameterError(f"{fn}: column must be 'latency_ms' or 'ttft_ms', got {column!r}")
     stem = column.removesuffix("_ms")
     label = f"{q * 100:g}".replace(".", "_")
     return _calls_percentile(db, column, q, f"{stem}_q{label}_ms", by=by, period=period, start=start, end=end,
@@ -448,9 +450,9 @@ def latency_change_ms(db, *, by=("feature",), period="day", start=None, end=None
     q = _check_unit(fn, "q", q)
     _check_unit(fn, "confidence", confidence)
     if column not in ("latency_ms", "ttft_ms"):
-        raise ValueError(f"{fn}: column must be 'latency_ms' or 'ttft_ms', got {column!r}")
+        raise ParameterError(f"{fn}: column must be 'latency_ms' or 'ttft_ms', got {column!r}")
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
-        raise ValueError(f"{fn}: n_boot must be a positive integer, got {n_boot!r}")
+        raise ParameterError(f"{fn}: n_boot must be a positive integer, got {n_boot!r}")
     t = scope(db.calls, start=start, end=end, where=where)
     keys = check_by(t, by, fn=fn)
     t = t.filter(t[column].notnull())

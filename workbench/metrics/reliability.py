@@ -40,6 +40,8 @@ Examples
 
 from __future__ import annotations
 
+from workbench.errors import ParameterError
+
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -58,7 +60,7 @@ ESCALATION_TOOL = "escalate_to_human"
 
 def _check_confidence(fn: str, confidence: float) -> None:
     if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
-        raise ValueError(f"{fn}: confidence must be a number in (0, 1), got {confidence!r}")
+        raise ParameterError(f"{fn}: confidence must be a number in (0, 1), got {confidence!r}")
 
 
 # ----------------------------------------------------------------------------------------------------------- incidents
@@ -186,7 +188,7 @@ def _guard_rate(db, metric: str, *, actions: Iterable[str] | str, verdict: str |
     _check_confidence(metric, confidence)
     acts = [actions] if isinstance(actions, str) else list(actions)
     if not acts or any(a not in ("pass", "block", "redact", "flag") for a in acts):
-        raise ValueError(f"{metric}: actions must be among pass, block, redact, flag; got {acts!r}")
+        raise ParameterError(f"{metric}: actions must be among pass, block, redact, flag; got {acts!r}")
     t = scope(_guard_events(db), start=start, end=end, where=where)
     den = None if verdict is None else t.verdict == verdict
     return proportion(t, t.action.isin(acts), by=by, period=period, metric=metric, start=start, denominator=den,
@@ -417,7 +419,7 @@ def escalation_rate(db, *, by=("feature",), period="day", start=None, end=None, 
     fn = "escalation_rate"
     _check_confidence(fn, confidence)
     if not isinstance(tool, str) or not tool:
-        raise ValueError(f"{fn}: tool must be a tool name, got {tool!r}")
+        raise ParameterError(f"{fn}: tool must be a tool name, got {tool!r}")
     t = scope(_tasks(db, tool), start=start, end=end, where=where)
     return proportion(t, t._escalated, by=check_by(t, by, fn=fn), period=period, metric=fn, start=start,
                       confidence=confidence)

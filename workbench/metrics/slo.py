@@ -46,6 +46,8 @@ Examples
 
 from __future__ import annotations
 
+from workbench.errors import ParameterError
+
 import datetime as dt
 import math
 import os
@@ -160,7 +162,7 @@ def load_slos(config: "str | os.PathLike | Config | None" = None) -> list[Slo]:
     >>> load_slos(p)
     Traceback (most recent call last):
     ...
-    workbench.config.ConfigError: workbench.toml [slo.chat]: latency_target must be in [0, 1], got 1.5
+    workbench.errors.ConfigError: workbench.toml [slo.chat]: latency_target must be in [0, 1], got 1.5
     """
     cfg = load_config(config)
     out: list[Slo] = []
@@ -347,7 +349,7 @@ def burn_rate_alerts(db, *, config: Any = None, at: Any = None, lookback_days: f
     from workbench.db import as_workbench
 
     if isinstance(lookback_days, bool) or not isinstance(lookback_days, (int, float)) or lookback_days <= 0:
-        raise ValueError(f"burn_rate_alerts: lookback_days must be a positive number, got {lookback_days!r}")
+        raise ParameterError(f"burn_rate_alerts: lookback_days must be a positive number, got {lookback_days!r}")
     _, slos = _slos_or_fail(config)
     db = as_workbench(db)
     at = _resolve_at(db, at)

@@ -17,6 +17,8 @@ as inline SVG (:func:`use_svg`), so a report opens offline.
 
 from __future__ import annotations
 
+from workbench.errors import ParameterError
+
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -49,7 +51,7 @@ def _prepare(df: "pl.DataFrame", color: str | None) -> tuple["pl.DataFrame", str
     import polars as pl
 
     if "value" not in df.columns or "metric" not in df.columns:
-        raise ValueError(f"charts: expected a tidy metric frame with metric and value columns, got {df.columns}")
+        raise ParameterError(f"charts: expected a tidy metric frame with metric and value columns, got {df.columns}")
     keys = [k for k in keys_of(df) if df[k].n_unique() > 1 or k == color]
     if color is None and keys:
         if len(keys) > 1:
@@ -115,7 +117,7 @@ def heatmap(df: "pl.DataFrame", *, x: str, y: str, title: str | None = None) -> 
 
     for col in (x, y, "value"):
         if col not in df.columns:
-            raise ValueError(f"heatmap: no column {col!r}; columns: {df.columns}")
+            raise ParameterError(f"heatmap: no column {col!r}; columns: {df.columns}")
     data = df.drop_nulls("value")
     return (
         alt.Chart(data)

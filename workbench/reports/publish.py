@@ -24,6 +24,8 @@ datetime.datetime(2026, 12, 1, 0, 0)
 
 from __future__ import annotations
 
+from workbench.errors import MissingFileError, ParameterError, ReportError# noqa: F401  (importable from here as before)
+
 import datetime as dt
 import json
 import os
@@ -43,10 +45,6 @@ NOTEBOOKS_ENV = "WORKBENCH_NOTEBOOKS"
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
-
-
-class ReportError(RuntimeError):
-    """A report could not be produced; the message names the notebook and the failing cell."""
 
 
 def notebooks_dir() -> Path:
@@ -72,7 +70,7 @@ def resolve_period(period: str | None, *, latest: dt.datetime | None = None, tod
     """
     if period is None:
         if latest is None:
-            raise ValueError("resolve_period: no period given and no data to take the latest week from")
+            raise ParameterError("resolve_period: no period given and no data to take the latest week from")
         y, w, _ = latest.isocalendar()
         return resolve_period(f"{y}-W{w:02d}")
     today = today or dt.datetime.now(dt.timezone.utc).date()
@@ -99,9 +97,9 @@ def resolve_period(period: str | None, *, latest: dt.datetime | None = None, tod
         if _DAY.match(a) and _DAY.match(b):
             start, last = dt.datetime.fromisoformat(a), dt.datetime.fromisoformat(b)
             if last < start:
-                raise ValueError(f"resolve_period: {period!r} ends before it starts")
+                raise ParameterError(f"resolve_period: {period!r} ends before it starts")
             return start, last + dt.timedelta(days=1), period
-    raise ValueError(
+    raise ParameterError(
         f"resolve_period: cannot read {period!r}; expected 2026-W47, 2026-11, 2026-11-23, 2026-11-01..2026-11-15, "
         "last-week, last-month or yesterday"
     )
@@ -191,7 +189,7 @@ class Report:
 
         e = as_timestamp(self.end)
         if e is None:
-            raise ValueError("Report.since: the report has no end")
+            raise ParameterError("Report.since: the report has no end")
         return (e - dt.timedelta(days=days, weeks=weeks)).isoformat()
 
     def previous(self, name: str, **kwargs: Any) -> "pl.DataFrame":
@@ -200,7 +198,7 @@ class Report:
 
         s, e = as_timestamp(self.start), as_timestamp(self.end)
         if s is None or e is None:
-            raise ValueError("Report.previous: the report has no bounded window")
+            raise ParameterError("Report.previous: the report has no bounded window")
         return self.metric(name, start=s - (e - s), end=s, **kwargs)
 
     def changes(self, names: Iterable[str], *, by: Iterable[str] = ("feature",), **kwargs: Any) -> "pl.DataFrame":
@@ -317,10 +315,10 @@ def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | 
 
     nb = notebooks_dir() / f"{name}.ipynb"
     if not nb.exists():
-        raise FileNotFoundError(f"run_report: no report notebook {nb}; available: {', '.join(available())}")
+        raise MissingFileError(f"run_report: no report notebook {nb}; available: {', '.join(available())}")
     db_path = str(Path(db or os.environ.get("WORKBENCH_DB") or DEFAULT_DB).resolve())
     if not Path(db_path).exists():
-        raise FileNotFoundError(f"run_report: no database at {db_path}")
+        raise MissingFileError(f"run_report: no database at {db_path}")
     start, end, label = resolve_period(period, latest=_latest_ts(db_path) if period is None else None)
     target = Path(out) / name / label
     if target.exists() and any(target.glob("report.*")):
