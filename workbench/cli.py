@@ -163,12 +163,21 @@ def _cmd_demo(a: argparse.Namespace) -> int:
 
 
 def _cmd_metrics(a: argparse.Namespace) -> int:
-    from workbench.metrics.core import compute, suite
+    from workbench.metrics.core import compute
 
     if a.name == "list":
-        for name, fn in sorted(suite().items()):
-            doc = (fn.__doc__ or "").strip().splitlines()
-            print(f"{name:40s} {doc[0] if doc else ''}")
+        import polars as pl
+
+        from workbench.metrics.core import contracts
+
+        rows = [c.as_dict() for _, c in sorted(contracts().items())]
+        if a.out_format == "table" and not a.out:
+            for r in rows:
+                print(f"{r['metric']:30s} {r['unit']:8s} {r['direction']:7s} {r['definition']}")
+            return 0
+        df = pl.DataFrame([{**r, "by": ",".join(r["by"]), "options": ",".join(r["options"]),
+                            "required": ",".join(r["required"]), "periods": ",".join(r["periods"])} for r in rows])
+        _print_frame(df, a.out_format, a.out)
         return 0
     kwargs: dict[str, object] = dict(_params(a.param))
     if a.by is not None:

@@ -168,6 +168,9 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = False, b
         if "lock" in first.lower():
             raise DatabaseError(f"{path}: the database is locked by another process ({first})") from None
         raise DatabaseError(f"{path}: cannot open the database: {first}") from None
+    except duckdb.ConnectionException as exc:
+        first = str(exc).splitlines()[0]
+        raise DatabaseError(f"{path}: cannot open the database: {first}") from None
     except (duckdb.SerializationException, duckdb.InvalidInputException, duckdb.CatalogException) as exc:
         first = str(exc).splitlines()[0]
         raise DatabaseError(f"{path}: not a workbench database: {first}") from None

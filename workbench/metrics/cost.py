@@ -57,7 +57,7 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from workbench.metrics.core import Where, as_timestamp, mean_interval, check_by, parse_where, proportion, scope, tidy, with_period
+from workbench.metrics.core import Metric, Where, as_timestamp, check_by, mean_interval, parse_where, proportion, register, scope, tidy, with_period
 from workbench.io.prices import load_prices, price_overrides  # noqa: F401  (re-exported: cost.load_prices)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -934,13 +934,14 @@ def budget_status(
     return df, bool(df["alert"].is_not_null().any())
 
 
-SUITE = {
-    "cost_usd": cost_usd,
-    "cost_per_call_usd": cost_per_call_usd,
-    "cost_per_user_usd": cost_per_user_usd,
-    "cost_per_session_usd": cost_per_session_usd,
-    "cost_per_success_usd": cost_per_success_usd,
-    "unpriced_rate": unpriced_rate,
-    "cost_change_usd": cost_change_usd,
-    "whatif_cost_usd": whatif_cost_usd,
-}
+# Each metric registered once with its contract (workbench.metrics.core.Metric).
+SUITE = register(
+    Metric(cost_usd, unit="usd", direction="lower", table="calls"),
+    Metric(cost_per_call_usd, unit="usd", direction="lower", table="calls"),
+    Metric(cost_per_user_usd, unit="usd", direction="lower", table="calls"),
+    Metric(cost_per_session_usd, unit="usd", direction="lower", table="calls"),
+    Metric(cost_per_success_usd, unit="usd", direction="lower", table="calls"),
+    Metric(unpriced_rate, unit="share", direction="lower", table="calls"),
+    Metric(cost_change_usd, unit="usd", direction="lower", table="calls"),
+    Metric(whatif_cost_usd, unit="usd", direction="lower", table="calls", needs=("model",), example={"model": "gpt-4o-mini"}),
+)

@@ -45,7 +45,7 @@ from workbench.errors import ParameterError
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from workbench.metrics.core import check_by, mean_interval, percentile_frame, proportion, scope, tidy, with_period
+from workbench.metrics.core import Metric, check_by, mean_interval, percentile_frame, proportion, register, scope, tidy, with_period
 
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
@@ -425,16 +425,17 @@ def escalation_rate(db, *, by=("feature",), period="day", start=None, end=None, 
                       confidence=confidence)
 
 
-SUITE = {
-    "incident_count": incident_count,
-    "mttd_minutes": mttd_minutes,
-    "mttm_minutes": mttm_minutes,
-    "mttr_minutes": mttr_minutes,
-    "guardrail_block_rate": guardrail_block_rate,
-    "guardrail_redact_rate": guardrail_redact_rate,
-    "guardrail_catch_rate": guardrail_catch_rate,
-    "guardrail_false_block_rate": guardrail_false_block_rate,
-    "tool_call_success_rate": tool_call_success_rate,
-    "agent_steps_per_task": agent_steps_per_task,
-    "escalation_rate": escalation_rate,
-}
+# Each metric registered once with its contract (workbench.metrics.core.Metric).
+SUITE = register(
+    Metric(incident_count, unit="count", direction="lower", table="incidents"),
+    Metric(mttd_minutes, unit="minutes", direction="lower", table="incidents"),
+    Metric(mttm_minutes, unit="minutes", direction="lower", table="incidents"),
+    Metric(mttr_minutes, unit="minutes", direction="lower", table="incidents"),
+    Metric(guardrail_block_rate, unit="share", direction="none", table="guardrail_events"),
+    Metric(guardrail_redact_rate, unit="share", direction="none", table="guardrail_events"),
+    Metric(guardrail_catch_rate, unit="share", direction="higher", table="guardrail_events"),
+    Metric(guardrail_false_block_rate, unit="share", direction="lower", table="guardrail_events"),
+    Metric(tool_call_success_rate, unit="share", direction="higher", table="calls"),
+    Metric(agent_steps_per_task, unit="steps", direction="lower", table="calls"),
+    Metric(escalation_rate, unit="share", direction="lower", table="calls"),
+)

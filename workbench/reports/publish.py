@@ -271,11 +271,12 @@ def _latest_ts(db_path: str) -> dt.datetime | None:
         return db.calls.ts.max().execute() or db.events.ts.max().execute() or None
 
 
-def _definitions(names: Iterable[str]) -> dict[str, str]:
-    from workbench.metrics.core import suite
+def _definitions(names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The registry's contract of each metric shown: definition, unit, direction, source table, and where it lives."""
+    from workbench.metrics.core import contracts
 
-    s = suite()
-    return {n: ((s[n].__doc__ or "").strip().splitlines() or [""])[0] + f" ({s[n].__module__}.{s[n].__name__})" for n in names if n in s}
+    c = contracts()
+    return {n: {**c[n].as_dict(), "function": f"{c[n].fn.__module__}.{n}"} for n in names if n in c}
 
 
 def _lineage(db_path: str) -> list[dict[str, Any]]:
