@@ -64,7 +64,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
     import polars as pl
 
-    from workbench.config import Config
+    from workbench.config import Budget, Config, Settings
 
 SOURCES = ("reported", "computed", "none", "unpriced")
 SUCCESS_CRITERIA = ("status", "feedback", "evals")
@@ -798,7 +798,7 @@ def whatif_cost_usd(
 # --------------------------------------------------------------------------------------------------------- budgets
 
 
-def budgets(config: "str | os.PathLike | Config | None" = None) -> dict[str, dict[str, float]]:
+def budgets(config: "str | os.PathLike | Config | Settings | None" = None) -> dict[str, "Budget"]:
     """The validated ``[budget.<feature>]`` tables of ``workbench.toml``: feature -> ``{monthly_usd, warn_at}``.
 
     ``monthly_usd`` (> 0) is required; ``warn_at`` (in (0, 1), default 0.85) is the share of the budget at which a
@@ -811,27 +811,11 @@ def budgets(config: "str | os.PathLike | Config | None" = None) -> dict[str, dic
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "workbench.toml"
     >>> _ = p.write_text('[budget.chat]\\nmonthly_usd = 1500\\n')
     >>> budgets(p)
-    {'chat': {'monthly_usd': 1500.0, 'warn_at': 0.85}}
+    {'chat': Budget(feature='chat', monthly_usd=1500.0, warn_at=0.85)}
     """
-    from workbench.config import ConfigError, load_config
+    from workbench.config import load_settings
 
-    cfg = load_config(config)
-    out: dict[str, dict[str, float]] = {}
-    for feature, table in cfg.section("budget").items():
-        where = f"budget.{feature}"
-        if not isinstance(table, dict):
-            raise ConfigError(f"{cfg.where(where)}: expected a table with monthly_usd, got {table!r}")
-        unknown = sorted(set(table) - {"monthly_usd", "warn_at"})
-        if unknown:
-            raise ConfigError(f"{cfg.where(where)}: unknown key {unknown[0]!r}; expected monthly_usd, warn_at")
-        monthly = cfg.number(table, "monthly_usd", where, lo=0)
-        if monthly <= 0:
-            raise ConfigError(f"{cfg.where(where)}: monthly_usd must be > 0, got {table['monthly_usd']!r}")
-        warn_at = cfg.number(table, "warn_at", where, lo=0, hi=1, default=DEFAULT_WARN_AT)
-        if not 0 < warn_at < 1:
-            raise ConfigError(f"{cfg.where(where)}: warn_at must be in (0, 1), got {table['warn_at']!r}")
-        out[feature] = {"monthly_usd": monthly, "warn_at": warn_at}
-    return out
+    return dict(load_settings(config).budgets)
 
 
 def budget_status(
@@ -883,7 +867,7 @@ def budget_status(
     from workbench.db import as_workbench
 
     db = as_workbench(db)
-    plan = budgets(config)
+    plan = budgets(config if config is not None else getattr(db, "settings", None))
     at_ts = as_timestamp(at)
     if at_ts is None:
         at_ts = db.calls.ts.max().to_pyarrow().as_py()
@@ -903,8 +887,8 @@ def budget_status(
     else:
         spent = pl.DataFrame(schema=schema)
     plan_df = pl.DataFrame(
-        {"feature": list(plan), "budget_usd": [b["monthly_usd"] for b in plan.values()],
-         "warn_at": [b["warn_at"] for b in plan.values()]},
+        {"feature": list(plan), "budget_usd": [b.monthly_usd for b in plan.values()],
+         "warn_at": [b.warn_at for b in plan.values()]},
         schema={"feature": pl.String, "budget_usd": pl.Float64, "warn_at": pl.Float64},
     )
     df = plan_df.join(spent, on="feature", how="left").with_columns(
