@@ -346,6 +346,55 @@ def cost_per_call_usd(
                      confidence=confidence)
 
 
+def cost_per_1k_tokens_usd(
+    db, *, by: Iterable[str] | str | None = ("feature",), period: str = "day", start: Any = None, end: Any = None,
+    where: Where = None,
+) -> "pl.DataFrame":
+    """Blended price paid per 1,000 tokens, in USD: cost of the priced calls / their input + output tokens x 1,000.
+
+    A ratio of sums (a call with many tokens weighs more than a short one), over the priced calls that carry token
+    counts; cached and reasoning tokens are inside input and output (the OTel GenAI rule), so they are not added
+    again. Unpriced calls are left out and counted in ``unpriced_count``; ``lo``/``hi`` are null.
+
+    Parameters
+    ----------
+    db : Workbench or path
+    by, period, start, end, where
+        The common metric selection, see :mod:`workbench.metrics`.
+
+    Returns
+    -------
+    polars.DataFrame
+        Tidy frame: ``value`` USD per 1,000 tokens (lower is better), ``n`` priced calls with tokens,
+        ``tokens_count`` their tokens; ``unpriced_count``, ``unpriced_rate``, ``reported_share``.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute(
+    ...     "insert into calls (call_id, ts, feature, status, model, input_tokens, output_tokens, cost_usd) values "
+    ...     "('a', '2026-01-01', 'chat', 'ok', 'm', 1500, 500, 0.004), ('b', '2026-01-01', 'chat', 'ok', 'm', 800, 200, 0.002),"
+    ...     "('c', '2026-01-01', 'chat', 'ok', 'unknown', 100, 100, null)")
+    >>> cost_per_1k_tokens_usd(db).select("value", "n", "tokens_count", "unpriced_count").rows()  # 0.006 / 3000 x 1000
+    [(0.002, 2, 3000, 1)]
+    """
+    metric = "cost_per_1k_tokens_usd"
+    t, keys = _prepared(db, metric, by, period, start, end, where)
+    tokens = t.input_tokens.fill_null(0) + t.output_tokens.fill_null(0)
+    priced = t.cost_source.isin(["reported", "computed"]) & (tokens > 0)
+    df = t.group_by([*keys, "period_start"]).aggregate(
+        _cost=t.cost_usd_used.sum(where=priced), tokens_count=tokens.sum(where=priced), n=priced.cast("int64").sum(),
+        **_counters(t),
+    ).to_polars()
+    import polars as pl
+
+    df = df.with_columns(
+        (pl.col("_cost") / pl.col("tokens_count") * 1000).alias("value"), pl.col("tokens_count").fill_null(0).cast(pl.Int64),
+    ).drop("_cost")
+    return _finish(df, keys, metric)
+
+
 def cost_per_user_usd(
     db, *, by: Iterable[str] | str | None = ("feature",), period: str = "day", start: Any = None, end: Any = None,
     where: Where = None, confidence: float = 0.95,
@@ -922,6 +971,7 @@ def budget_status(
 SUITE = register(
     Metric(cost_usd, unit="usd", direction="lower", table="calls"),
     Metric(cost_per_call_usd, unit="usd", direction="lower", table="calls"),
+    Metric(cost_per_1k_tokens_usd, unit="usd", direction="lower", table="calls"),
     Metric(cost_per_user_usd, unit="usd", direction="lower", table="calls"),
     Metric(cost_per_session_usd, unit="usd", direction="lower", table="calls"),
     Metric(cost_per_success_usd, unit="usd", direction="lower", table="calls"),
