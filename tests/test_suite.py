@@ -189,3 +189,33 @@ def test_no_metric_is_left_out_of_the_registry():
             if {"by", "period", "start", "end", "where"} <= set(ps) and name not in SUITE:
                 missing.append(f"{mod}.{name}")
     assert not missing, f"metrics not registered: {missing}"
+
+
+@pytest.mark.parametrize("name,period", sorted((n, p) for n, c in CONTRACTS.items() for p in c.periods))
+def test_every_declared_period_gives_the_tidy_shape(db, name, period):
+    kw = {k: v for k, v in OPTIONS.get(name, {}).items() if k != "period"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        df = SUITE[name](db, period=period, start="2026-11-16", end="2026-11-23", **kw)
+    i = df.columns.index("period_start")
+    assert df.columns[i: i + len(RESULT_COLUMNS)] == list(RESULT_COLUMNS)
+    if period != "all" and df["period_start"].drop_nulls().len():
+        starts = df["period_start"].drop_nulls()
+        assert starts.min() >= dt.datetime(2026, 11, 16) - dt.timedelta(days=31) and starts.max() < dt.datetime(2026, 11, 23)
+
+
+@pytest.mark.parametrize("name", sorted(SUITE))
+def test_every_declared_option_is_accepted_at_its_default(db, name):
+    import inspect
+
+    c = CONTRACTS[name]
+    ps = inspect.signature(c.fn).parameters
+    kw = {o: ps[o].default for o in c.options if ps[o].default is not inspect.Parameter.empty}
+    kw.update({k: v for k, v in OPTIONS.get(name, {}).items()})
+    kw.setdefault("period", PER_PERIOD.get(name, "all"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        explicit = SUITE[name](db, start="2026-11-16", end="2026-11-23", **kw)
+        implicit = SUITE[name](db, start="2026-11-16", end="2026-11-23",
+                               **{k: v for k, v in kw.items() if k not in c.options or k in c.required or k in c.example})
+    pl.testing.assert_frame_equal(explicit, implicit, rtol=1e-9)

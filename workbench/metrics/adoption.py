@@ -1138,15 +1138,18 @@ def retained_vs_churned(db, *, by=("feature",), period="week", start=None, end=N
     return pl.concat(parts).sort([*keys, "period_start", "metric", "segment"], nulls_last=True)
 
 
+# Activity is counted per day: these metrics have no hourly form.
+_DAILY = ("day", "week", "month", "all")
+
 # Each metric registered once with its contract (workbench.metrics.core.Metric).
 SUITE = _m.register(
-    _m.Metric(dau_count, unit="count", direction="higher", table="events"),
-    _m.Metric(wau_count, unit="count", direction="higher", table="events"),
-    _m.Metric(mau_count, unit="count", direction="higher", table="events"),
-    _m.Metric(dau_mau_ratio, unit="ratio", direction="higher", table="events"),
-    _m.Metric(active_days_distribution, unit="count", direction="none", table="events"),
-    _m.Metric(returning_share_rate, unit="share", direction="higher", table="events"),
-    _m.Metric(retention_rate, unit="share", direction="higher", table="events"),
+    _m.Metric(dau_count, unit="count", direction="higher", table="events", periods=_DAILY),
+    _m.Metric(wau_count, unit="count", direction="higher", table="events", periods=_DAILY),
+    _m.Metric(mau_count, unit="count", direction="higher", table="events", periods=_DAILY),
+    _m.Metric(dau_mau_ratio, unit="ratio", direction="higher", table="events", periods=_DAILY),
+    _m.Metric(active_days_distribution, unit="count", direction="none", table="events", periods=_DAILY),
+    _m.Metric(returning_share_rate, unit="share", direction="higher", table="events", periods=_DAILY),
+    _m.Metric(retention_rate, unit="share", direction="higher", table="events", periods=_DAILY),
     _m.Metric(lifecycle_count, unit="count", direction="none", table="events", periods=("hour", "day", "week", "month")),
     _m.Metric(funnel_conversion_rate, unit="share", direction="higher", table="events"),
     _m.Metric(feature_adoption_rate, unit="share", direction="higher", table="events"),
