@@ -62,7 +62,8 @@ class Receiver:
         self.endpoint = self.url.removesuffix("/v1/traces")
 
     def stderr(self) -> str:
-        self._err.flush()
+        if not self._err.closed:
+            self._err.flush()
         return self.stderr_path.read_text(errors="replace")
 
     def stop(self) -> int:
@@ -123,9 +124,10 @@ def exporter(kind: str, endpoint: str, compression: str | None = None, timeout: 
         from opentelemetry.exporter.otlp.proto.http import Compression
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     else:
-        from opentelemetry.exporter.otlp.json.http import Compression
+        from opentelemetry.exporter.otlp.common.http import Compression
         from opentelemetry.exporter.otlp.json.http.trace_exporter import OTLPSpanExporter
-    comp = Compression.Gzip if compression == "gzip" else Compression.NoCompression
+    comp = Compression(compression or "none") if kind == "json" else \
+        (Compression.Gzip if compression == "gzip" else Compression.NoCompression)
     return OTLPSpanExporter(endpoint=endpoint + "/v1/traces", compression=comp, timeout=timeout)
 
 
@@ -163,6 +165,8 @@ def test_sdk_exporter_spans_land_in_calls(tmp_path, kind, compression):
     finally:
         rc = r.stop()
     assert rc == 0, r.stderr()
+    kinds = {k for _, p in wc.Spool(Path(f"{db}.spool")).segments() for k, _, _ in wc.read_records(p).records}
+    assert kinds == {wc.KIND_PROTO if kind == "proto" else wc.KIND_JSON}  # the exporter's encoding, as received
     # 4 chats + 1 tool + 1 agent; inputs 100+110+120+130 = 460, outputs 20+21+22+23 = 86 (hand-counted)
     assert calls(db, "select count(*), sum(input_tokens), sum(output_tokens), count(input_tokens) from calls") == \
         [(6, 460, 86, 4)]
