@@ -270,8 +270,9 @@ def test_bad_requests_get_4xx_and_are_not_spooled(tmp_path):
         assert status == 415 and b"text/plain" in body
         status, body, _ = post(r.port, good, headers={"Content-Encoding": "br"})
         assert status == 415
-        status, body, _ = post(r.port, b"x" * (limit + 1))
-        assert status == 413 and str(limit).encode() in body
+        for size in (limit + 1, 20 * limit):  # the refused body is drained: the client reads the 413, not a reset
+            status, body, _ = post(r.port, b"x" * size)
+            assert status == 413 and str(limit).encode() in body
         bomb = gzip.compress(b"\x0a" * (limit * 4))  # small on the wire, over the limit decompressed
         assert len(bomb) < limit
         status, body, _ = post(r.port, bomb, headers={"Content-Encoding": "gzip"})

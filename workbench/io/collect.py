@@ -133,6 +133,13 @@ def read_records(path: str | os.PathLike, start: int = 0, stop: int | None = Non
 
     Stops at the first record that is incomplete or fails its crc: ``torn`` then says why, and ``end`` is where the
     good records end.
+
+    >>> import tempfile, pathlib
+    >>> seg = pathlib.Path(tempfile.mkdtemp()) / "traces-000001.spool"
+    >>> _ = seg.write_bytes(SPOOL_MAGIC + encode_record(KIND_JSON, b"{}") + encode_record(KIND_JSON, b"{}")[:-1])
+    >>> r = read_records(seg)
+    >>> [(kind, body, end) for kind, body, end in r.records], r.end, r.torn
+    ([(1, b'{}', 20)], 20, 'a record of 2 byte(s) cut short at 1')
     """
     p = Path(path)
     out: list[tuple[int, bytes, int]] = []
@@ -160,7 +167,16 @@ def read_records(path: str | os.PathLike, start: int = 0, stop: int | None = Non
 
 
 class Spool:
-    """The append-only spool directory: segments ``traces-NNNNNN.spool`` and the spool's id (``spool.id``)."""
+    """The append-only spool directory: segments ``traces-NNNNNN.spool`` and the spool's id (``spool.id``).
+
+    >>> import tempfile
+    >>> sp = Spool(tempfile.mkdtemp())
+    >>> sp.open_segment(); sp.append(KIND_PROTO, b"\\x0a\\x00"); sp.active()
+    (1, 20)
+    >>> [r[:2] for r in read_records(sp.path_of(1)).records]
+    [(0, b'\\n\\x00')]
+    >>> sp.close()
+    """
 
     def __init__(self, path: str | os.PathLike, segment_bytes: int = SEGMENT_BYTES):
         self.dir = Path(path)
@@ -293,7 +309,13 @@ def check_body(kind: int, body: bytes) -> int:
 
 
 def to_json_line(kind: int, body: bytes) -> bytes:
-    """A spooled body as one line of OTLP JSON (what the ``otel`` ingest path reads)."""
+    """A spooled body as one line of OTLP JSON (what the ``otel`` ingest path reads).
+
+    >>> to_json_line(KIND_JSON, b'{ "resourceSpans" : [] }')
+    b'{"resourceSpans":[]}'
+    >>> to_json_line(KIND_PROTO, b"")
+    b'{"resourceSpans":[]}'
+    """
     try:
         if kind == KIND_PROTO:
             return otlp_proto.to_json_line(otlp_proto.parse_request(body)).encode("utf-8")
@@ -419,6 +441,7 @@ class Loader(threading.Thread):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "workbench-collect"
+    timeout = 60  # seconds a connection may stall (reading a request, or idle between keep-alive requests)
     collector: "Collector"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
@@ -441,6 +464,15 @@ class _Handler(BaseHTTPRequestHandler):
         grpc = {400: 3, 404: 5, 405: 12, 411: 3, 413: 8, 415: 3, 503: 14}.get(code, 2)
         ctype = "application/x-protobuf" if kind == KIND_PROTO else "application/json"
         self._send(code, _status_body(kind, grpc, message), ctype, close=close, headers=headers)
+
+    def _discard(self, n: int) -> None:
+        """Read and drop a refused body (up to 8 times the limit), so the client reads the answer, not a reset."""
+        left = n if n <= 8 * self.collector.max_body_bytes else 0
+        while left > 0:
+            chunk = self.rfile.read(min(left, 1 << 20))
+            if not chunk:
+                break
+            left -= len(chunk)
 
     def _path_ok(self) -> bool:
         if urlsplit(self.path).path.rstrip("/") != "/v1/traces":
@@ -471,6 +503,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         n = int(length)
         if n > c.max_body_bytes:
+            self._discard(n)
             self._error(413, f"body of {n} bytes is over the limit of {c.max_body_bytes} bytes; send smaller "
                              f"batches (e.g. OTEL_BSP_MAX_EXPORT_BATCH_SIZE)", kind, close=True)
             return
@@ -547,7 +580,7 @@ class Collector:
         if max_body_bytes < 1024:
             raise ParameterError(f"collect: max_body_bytes must be at least 1024, got {max_body_bytes}")
         self.db_path = Path(db)
-        self.spool = Spool(spool if spool is not None else f"{db}.spool")
+        self.spool = Spool(Path(spool if spool is not None else f"{db}.spool").resolve())
         self.max_body_bytes = int(max_body_bytes)
         self.progress = progress
         self.db = connect(db)
