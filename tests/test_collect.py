@@ -206,7 +206,7 @@ def test_kill_9_mid_stream_loses_no_acknowledged_span_and_loads_each_once(tmp_pa
     db, spool = tmp_path / "wb.duckdb", tmp_path / "spool"
     r = Receiver(db, spool)
     spans = []
-    for b in range(60):
+    for b in range(120):  # far more than are sent before the kill
         spans += genai_spans(3, seed=b)  # 5 spans a batch
     batches = [spans[i: i + 5] for i in range(0, len(spans), 5)]
     acked: list[int] = []
