@@ -49,9 +49,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="load telemetry files into the canonical tables")
     p.add_argument("paths", nargs="+", metavar="PATH")
     _add_db(p)
-    p.add_argument("--format", default="auto", choices=["auto", "otel", "jsonl", "csv", "parquet"])
+    p.add_argument("--format", default="auto", choices=["auto", "otel", "otel-proto", "jsonl", "csv", "parquet"])
     p.add_argument("--mapping", default=None, help="TOML column mapping (required for jsonl/csv/parquet)")
     p.add_argument("--json", action="store_true", help="print one JSON summary object")
+
+    p = sub.add_parser("collect", help="receive OTLP/HTTP traces live (POST /v1/traces), spool them durably, load them")
+    p.add_argument("--db", required=True, help="DuckDB file to load into (created when missing)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=4318, help="port (default 4318, the OTLP/HTTP port; 0 picks a free one)")
+    p.add_argument("--spool", default=None, help="spool directory (default: DB.spool)")
+    p.add_argument("--max-body-mb", type=float, default=16.0,
+                   help="largest request body in MiB, compressed or not (413 beyond; default 16)")
 
     p = sub.add_parser("demo", help="build the demo database and run the whole pipeline on it")
     p.add_argument("--db", default="datasets/demo.duckdb")
@@ -153,6 +161,12 @@ def _cmd_ingest(a: argparse.Namespace) -> int:
     else:
         print(summary)
     return 0
+
+
+def _cmd_collect(a: argparse.Namespace) -> int:
+    from workbench.io.collect import collect
+
+    return collect(a.db, host=a.host, port=a.port, spool=a.spool, max_body_bytes=int(a.max_body_mb * 1024 * 1024))
 
 
 def _cmd_demo(a: argparse.Namespace) -> int:
@@ -262,6 +276,7 @@ def _cmd_schedule(a: argparse.Namespace) -> int:
 
 COMMANDS = {
     "ingest": _cmd_ingest,
+    "collect": _cmd_collect,
     "demo": _cmd_demo,
     "metrics": _cmd_metrics,
     "slo": _cmd_slo,
