@@ -169,12 +169,15 @@ def _open_duckdb(path: str, *, read_only: bool, wait_s: float) -> "ibis.BaseBack
     delay = 0.05
     while True:
         try:
-            return ibis.duckdb.connect(path, read_only=read_only)
+            # Offline: never download a DuckDB extension (a file in another format would make DuckDB fetch a reader).
+            return ibis.duckdb.connect(path, read_only=read_only, autoinstall_known_extensions=False)
         except duckdb.IOException as exc:
             first = str(exc).splitlines()[0]
             if not _is_lock_error(first):
                 if "not a valid DuckDB database file" in first:
                     raise DatabaseError(f"{path}: not a DuckDB database file") from None
+                if first.startswith("IO Error: Extension"):  # another database format (SQLite ...) DuckDB cannot read
+                    raise DatabaseError(f"{path}: not a DuckDB database file (another format: {first})") from None
                 raise DatabaseError(f"{path}: cannot open the database: {first}") from None
             left = deadline - time.monotonic()
             if left <= 0:

@@ -607,6 +607,10 @@ def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | 
     db_path = str(Path(db or os.environ.get("WORKBENCH_DB") or DEFAULT_DB).resolve())
     if not Path(db_path).exists():
         raise MissingFileError(f"run_report: no database at {db_path}")
+    from workbench.db import connect
+
+    with connect(db_path, read_only=True):  # empty, not a database, locked past the wait: one line, before a kernel starts
+        pass
     start, end, label = resolve_period(period, latest=_latest_ts(db_path) if period is None else None)
     parent = Path(out) / name
     parent.mkdir(parents=True, exist_ok=True)
