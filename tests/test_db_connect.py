@@ -176,7 +176,9 @@ def test_csv_output_defuses_formula_cells(cfg, capsys, tmp_path):
     out = capsys.readouterr().out
     written = tmp_path / "out.csv"
     assert main(["metrics", "error_rate", "--db", str(db), "--period", "all", "--out", str(written)]) == 0
-    for text in (out, written.read_text(newline="")):
+    with open(written, newline="", encoding="utf-8") as fh:
+        saved = fh.read()
+    for text in (out, saved):
         rows = list(csv.DictReader(io.StringIO(text, newline="")))
         features = {r["feature"] for r in rows}
         assert features == {"'" + f if f not in ("plain", "a=b") else f for f in HOSTILE}, features
