@@ -73,7 +73,7 @@ def test_locked_by_another_process(capsys, tmp_path):
         holder.wait()
 
 
-def test_a_bug_is_not_passed_off_as_bad_input(monkeypatch, tmp_path):
+def test_a_bug_is_not_passed_off_as_bad_input(monkeypatch, small_demo):
     import workbench.metrics.core as core
 
     def broken(*a, **k):
@@ -81,7 +81,7 @@ def test_a_bug_is_not_passed_off_as_bad_input(monkeypatch, tmp_path):
 
     monkeypatch.setattr(core, "compute", broken)
     with pytest.raises(RuntimeError, match="a bug"):
-        cli.main(["metrics", "error_rate", "--db", str(tmp_path / "x.duckdb")])
+        cli.main(["metrics", "error_rate", "--db", str(small_demo)])
 
 
 def test_a_fired_check_exits_1(small_demo, tmp_path):

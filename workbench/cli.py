@@ -233,6 +233,11 @@ def _cmd_metrics(a: argparse.Namespace) -> int:
                             "required": ",".join(r["required"]), "periods": ",".join(r["periods"])} for r in rows])
         _print_frame(df, a.out_format, a.out)
         return 0
+    from workbench.errors import UnknownNameError
+    from workbench.metrics.core import suite
+
+    if a.name not in suite():  # the name is checked before the database is opened: the cheaper error first
+        raise UnknownNameError("metric", a.name, suite())
     kwargs: dict[str, object] = dict(_params(a.param))
     if a.by is not None:
         kwargs["by"] = tuple(x for x in a.by.split(",") if x)
