@@ -478,6 +478,8 @@ class _Plan:
     fmt: str
     mapping: Mapping | None
     documents: bool = False  # read as records (workbench.io.sniff): any format of RECORD_FORMATS, OTLP not in lines
+    json_records: bool = False  # mapped JSON that is an array or documents, not lines: rewritten one record a line
+    lines_path: Path | None = None  # the rewritten copy that the line reader reads
     lenient: bool = False  # read lines with DuckDB's lenient CSV reader (mixed line endings)
     line_bytes: int = MAX_LINE_BYTES  # DuckDB's max_line_size and buffer_size: set from the file's longest line
     buffer_bytes: int = 2 * MAX_LINE_BYTES
@@ -528,7 +530,7 @@ def _plan(path: Path, fmt: str, mapping: Mapping | None) -> _Plan:
                           f"and its required columns")
     if mapping is None:
         raise IngestError(f"{path}: a mapping is required for {fmt} files (--mapping FILE.toml, see workbench.io.ingest)")
-    return _Plan(path, fmt, mapping)
+    return _Plan(path, fmt, mapping, json_records=fmt == "jsonl" and _json_records(path))
 
 
 def _looks_otlp(path: Path) -> bool:
@@ -537,6 +539,15 @@ def _looks_otlp(path: Path) -> bool:
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise IngestError(f"{path}: cannot read the file: {exc}") from None
     return b'"resourceSpans"' in head or head in (b"{", b"[")
+
+
+def _json_records(path: Path) -> bool:
+    """A mapped .json file holding a JSON array or pretty-printed documents (never read line by line)."""
+    from workbench.io.records import json_layout
+
+    head = sniff.head(path)
+    return json_layout(head) == "array" or (json_layout(head) == "document" and _first_line(path).endswith(
+        (b"{", b"[", b",")))
 
 
 def _otel_documents(path: Path) -> bool:
@@ -722,6 +733,9 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan,
         content_hash, longest = _scan(path)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise IngestError(f"{path}: cannot read the file: {exc}") from None
+    if plan.json_records:  # the line reader reads a one-record-a-line copy; its lines size the buffers
+        plan.lines_path = _records_as_lines(path)
+        longest = _scan(plan.lines_path)[1]
     plan.line_bytes = next((b for b in LINE_BYTES_STEPS if b > longest), LINE_BYTES_STEPS[-1])
     plan.buffer_bytes = max(2 * plan.line_bytes, longest + _HASH_CHUNK)
     if memory is not None:
@@ -757,9 +771,32 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan,
         con.execute("ROLLBACK")
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise IngestError(f"{path}: could not be loaded as {plan.fmt} (nothing of it was written): {msg}") from exc
+    finally:
+        if plan.lines_path is not None:
+            plan.lines_path.unlink(missing_ok=True)
+            plan.lines_path = None
     reasons = counts.pop("reasons")
     f = {"path": str(path), "table": table, "format": plan.fmt, "run_id": run_id, **counts}
     return f, reasons
+
+
+def _records_as_lines(path: Path) -> Path:
+    """A temporary JSON-lines copy of a JSON array or of pretty-printed documents: record n on line n (an element's
+    position in the array, or the document's order), a part that is not JSON as one last line."""
+    import tempfile
+
+    import orjson
+
+    from workbench.io.records import iter_json_records, read_bytes
+
+    fd, name = tempfile.mkstemp(suffix=".jsonl", prefix="wb-records-")
+    with os.fdopen(fd, "wb") as out:
+        for _k, value, raw, err in iter_json_records(read_bytes(path)):
+            if err is not None:
+                out.write(raw.replace("\n", " ").encode() + b"\n")
+            else:
+                out.write(orjson.dumps(value) + b"\n")
+    return Path(name)
 
 
 def _drop_temps(con: "duckdb.DuckDBPyConnection") -> None:
@@ -883,7 +920,8 @@ def _jsonl_source(con, plan: _Plan) -> tuple[_Source, int]:
         FROM (
             SELECT k, line, _f, {jexpr}
             FROM (SELECT k, line, try(json_extract_string(line, {plist})) AS _f
-                  FROM ({_raw_lines(plan.path, plan.lenient, plan.line_bytes, plan.buffer_bytes)})
+                  FROM ({_raw_lines(plan.lines_path or plan.path, plan.lenient, plan.line_bytes,
+                                    plan.buffer_bytes)})
                   WHERE line IS NOT NULL AND NOT regexp_full_match(line, {_lit(_BLANK_RE)}))
         )"""
     src = _Source(sql=sql, cols={c: s for c, s in m.columns.items() if not s.hash}, hash_fields=hfields,

@@ -226,7 +226,8 @@ def observation_row(rows: Rows, k: int, obs: dict, trace: dict | None) -> None:
     msg = obs.get("statusMessage")
     v["error_type"] = first(attrs.get("error.type"), md.get("error.type"), msg if level == "ERROR" else None)
     if level == "ERROR":
-        v["status"] = "timeout" if "timeout" in f"{v['error_type']} {msg}".lower() else "error"
+        text = f"{v['error_type']} {msg}".lower()
+        v["status"] = "timeout" if "timeout" in text or "timed out" in text else "error"
     else:
         v["status"] = "ok"
     fr = attrs.get("gen_ai.response.finish_reasons")

@@ -144,7 +144,7 @@ def record_row(rows: Rows, k: int, rec: dict) -> None:
         v["status"] = "ok"
     elif status in ("failure", "error", "failed"):
         text = f"{v['error_type']} {rec.get('error_str')} {err.get('error_message')}".lower()
-        v["status"] = "timeout" if "timeout" in text else "error"
+        v["status"] = "timeout" if "timeout" in text or "timed out" in text else "error"
     else:
         v["status"] = status  # the engine quarantines an unknown status with the value
     fr = None

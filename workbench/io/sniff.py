@@ -47,16 +47,17 @@ SNIFF_RECORDS = 20
 _HEAD = 1 << 20
 
 
-def _head(path: Path, n: int = _HEAD) -> bytes:
+def head(path: Path, n: int = _HEAD) -> bytes:
+    """The first ``n`` bytes of a file, decompressed when it is gzip, without a byte-order mark."""
     try:
         with open(path, "rb") as fh:
             magic = fh.read(2)
         opener = gzip.open if magic == GZIP_MAGIC else open
         with opener(path, "rb") as fh:
-            head = fh.read(n)
+            chunk = fh.read(n)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise IngestError(f"{path}: cannot read the file: {exc}") from None
-    return head[3:] if head.startswith(b"\xef\xbb\xbf") else head
+    return chunk[3:] if chunk.startswith(b"\xef\xbb\xbf") else chunk
 
 
 def classify(obj: Any) -> str | None:
@@ -93,8 +94,8 @@ def detect(path: str | Path) -> tuple[str | None, str]:
     """``(format, layout)`` of a file by its content: format None when not recognised; layout ``lines``, ``array``,
     ``document``, ``empty``, ``csv`` or ``parquet``."""
     path = Path(path)
-    head = _head(path)
-    if head[:4] == b"PAR1":
+    data = head(path)
+    if data[:4] == b"PAR1":
         import pyarrow.parquet as pq
 
         try:
@@ -102,11 +103,11 @@ def detect(path: str | Path) -> tuple[str | None, str]:
         except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds for a broken file
             raise IngestError(f"{path}: cannot be read as Parquet: {exc}") from None
         return _columns_format(cols), "parquet"
-    text = head.lstrip()
+    text = data.lstrip()
     if text[:1] in (b"{", b"["):
-        layout = json_layout(head)
+        layout = json_layout(data)
         if layout == "lines":
-            recs = iter_json_records(head[: head.rfind(b"\n") + 1] or head)
+            recs = iter_json_records(data[: data.rfind(b"\n") + 1] or data)
         else:
             recs = iter_json_records(read_bytes(path))
         for i, (_k, obj, _raw, err) in enumerate(recs):
@@ -153,8 +154,8 @@ def records(path: Path, layout: str | None = None):
     (row numbers)."""
     path = Path(path)
     if layout is None:
-        head = _head(path, 8)
-        layout = "parquet" if head[:4] == b"PAR1" else ("json" if head.lstrip()[:1] in (b"{", b"[") else "csv")
+        start = head(path, 64).lstrip()
+        layout = "parquet" if start[:4] == b"PAR1" else ("json" if start[:1] in (b"{", b"[") else "csv")
     if layout == "parquet":
         return _parquet_records(path)
     if layout == "csv":

@@ -28,7 +28,8 @@ provider            ``ai.model.provider`` (also ``gen_ai.system``), cut at the f
 ttft_ms             ``ai.response.msToFirstChunk``, ``ai.stream.msToFirstChunk`` (ms), else the
                     ``ai.stream.firstChunk`` event
 finish_reason       ``ai.response.finishReason``, ``ai.finishReason``
-feature             ``ai.telemetry.metadata.feature``, ``ai.telemetry.functionId``
+feature             ``workbench.feature``, ``ai.telemetry.metadata.feature``, ``ai.telemetry.functionId``, then the
+                    resource ``service.name``
 user_id, session_id ``ai.telemetry.metadata.userId`` / ``user_id``; ``ai.telemetry.metadata.sessionId`` /
                     ``session_id`` / ``conversationId``
 prompt_version      ``ai.telemetry.metadata.promptVersion`` / ``prompt_version``
@@ -86,10 +87,6 @@ def looks_like(obj: Any) -> bool:
     if not isinstance(obj, dict) or not isinstance(obj.get("attributes"), dict):
         return False
     return any(k in obj for k in ("spanContext", "_spanContext", "startTime", "timestamp")) and "name" in obj
-
-
-def _hr(v: Any) -> Any:
-    return v
 
 
 def readable_span(obj: dict) -> Span:
@@ -155,6 +152,10 @@ def vercel_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows
         elif op == "ai.toolCall":
             override["operation"] = "execute_tool"
             override["name"] = first(a.get("ai.toolCall.name"), span.name)
+        # the function id names the feature better than the service: before resource service.name
+        override["feature"] = first(a.get("workbench.feature"), a.get("app.feature"), a.get(_MD + "feature"),
+                                    a.get(_MD + "workbench.feature"), a.get("ai.telemetry.functionId"),
+                                    span.resource.get("workbench.feature"), span.resource.get("service.name"))
         ttft = first(a.get("ai.response.msToFirstChunk"), a.get("ai.stream.msToFirstChunk"))
         if ttft is not None:
             override["ttft_ms"] = ttft
