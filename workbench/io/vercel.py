@@ -170,6 +170,8 @@ def vercel_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows
             v = rows.values[-1]
             if v.get("provider"):
                 v["provider"] = str(v["provider"]).split(".")[0]
+            if op in OUTER:  # the repeated usage stays visible, in attributes only
+                v["attributes"].update({n: val for n, val in a.items() if n.startswith("ai.usage.")})
             if fr == "content-filter" and v.get("status") == "ok":
                 v["status"] = "blocked"
     return rows
