@@ -378,7 +378,7 @@ def test_pretty_printed_json_array_is_read_as_an_array_not_line_by_line(db, tmp_
     assert call(db, "req-1")["cache_read_tokens"] == 64
     # with a mapping too: the array's elements are the records
     m = tmp_path / "m.toml"
-    m.write_text('table = "calls"\n[columns]\ncall_id = "request_id"\nts = "startTime"\nstatus = "status"\n')
+    m.write_text('table = "calls"\n[columns]\ncall_id = "request_id"\nts = "startTime"\nstatus = { value = "ok" }\n')
     other = wb.connect(":memory:")
     s2 = ingest(other, DATA / "litellm_spendlogs.json", mapping=m, progress=False)
     assert (s2.files[0]["format"], counts(s2)) == ("jsonl", (3, 3, 0, 0))
