@@ -112,7 +112,7 @@ def record_row(rows: Rows, k: int, rec: dict) -> None:
     v["latency_ms"] = duration_ms(v["ts"], v["end_ts"])
     if v["latency_ms"] is None:
         v["latency_ms"] = rec.get("request_duration_ms")
-    cst = c.get("ttft_ms")
+    cst, v["ttft_ms"] = c.get("ttft_ms"), None
     if cst is not None and v["end_ts"] is not None and cst < v["end_ts"]:
         v["ttft_ms"] = duration_ms(v["ts"], cst)
     elif cst is not None and _truthy(rec.get("stream")):

@@ -182,15 +182,15 @@ def otlp_span(sp: dict, resource: dict | None = None, scope: str | None = None) 
     events = []
     for e in sp.get("events") or []:
         if isinstance(e, dict):
-            events.append({"name": e.get("name"), "time": _get(e, "timeUnixNano", "time_unix_nano"),
+            events.append({"name": e.get("name"), "time": _nanos(_get(e, "timeUnixNano", "time_unix_nano")),
                            "attributes": attribute_map(e.get("attributes"))})
     return Span(
         trace_id=hex_id(_get(sp, "traceId", "trace_id")),
         span_id=hex_id(_get(sp, "spanId", "span_id")),
         parent_id=hex_id(_get(sp, "parentSpanId", "parent_span_id")),
         name=sp.get("name"),
-        start=_nonzero(_get(sp, "startTimeUnixNano", "start_time_unix_nano")),
-        end=_nonzero(_get(sp, "endTimeUnixNano", "end_time_unix_nano")),
+        start=_nanos(_get(sp, "startTimeUnixNano", "start_time_unix_nano")),
+        end=_nanos(_get(sp, "endTimeUnixNano", "end_time_unix_nano")),
         attributes=attribute_map(sp.get("attributes")),
         resource=resource or {},
         status=status_name(status.get("code")),
@@ -202,9 +202,16 @@ def otlp_span(sp: dict, resource: dict | None = None, scope: str | None = None) 
     )
 
 
-def _nonzero(v: Any) -> Any:
-    """proto3 leaves a zero time out; a 0 is "not set" too."""
-    return None if v in (0, "0", "") else v
+def _nanos(v: Any) -> Any:
+    """An OTLP ``*UnixNano`` time as an exact ``[seconds, nanoseconds]`` pair (its unit is known, whatever its size);
+    0 is "not set" (proto3 leaves a zero out); anything else is passed on for the reader to reject."""
+    if v in (None, 0, "0", ""):
+        return None
+    try:
+        n = int(v) if not isinstance(v, float) else int(v)
+    except (TypeError, ValueError):
+        return v
+    return [n // 10**9, n % 10**9]
 
 
 def otlp_export_spans(doc: dict) -> list[Span]:
