@@ -1,8 +1,31 @@
 """Load telemetry files into the canonical tables: validated, deduplicated, bad rows quarantined, nothing lost.
 
-``workbench ingest PATH... [--format auto|otel|jsonl|csv|parquet] [--mapping FILE.toml]`` and :func:`ingest` read
-OpenTelemetry GenAI spans (OTLP JSON) into ``calls``, and JSONL, CSV or Parquet files with a declared mapping into any
-canonical table. The work is done in DuckDB SQL, streaming from the file; Python only drives it.
+``workbench ingest PATH... [--format auto|otel|jsonl|csv|parquet|langfuse|langfuse_batch|openinference|vercel|litellm]
+[--mapping FILE.toml]`` and :func:`ingest` read OpenTelemetry GenAI spans (OTLP JSON) and the telemetry other tools
+write (Langfuse, OpenInference/Phoenix, Vercel AI SDK, LiteLLM) into ``calls``, and JSONL, CSV or Parquet files with a
+declared mapping into any canonical table. OTLP JSON lines and mapped files are read in DuckDB SQL, streaming from
+the file; the other tools' formats are turned into canonical rows by their module (see below) and then go through
+the same validation, deduplication, quarantine and lineage.
+
+Formats and ``--format auto``
+-----------------------------
+Without a mapping, ``auto`` recognises a file by its content (:func:`workbench.io.sniff.detect`: gzip by its magic
+bytes, Parquet, JSON lines, a JSON array, pretty-printed documents, CSV) and the summary and ``ingest_runs.format``
+say what each file was read as. ``--format NAME`` forces one. A pretty-printed JSON array or document is never read
+line by line: its records are its elements (numbered 1, 2, ...) or documents (numbered by their first line); with a
+mapping it is rewritten one record a line for the JSONL reader.
+
+* ``otel``: OTLP ``ExportTraceServiceRequest`` JSON (below); JSON lines in SQL, any other layout through
+  :mod:`workbench.io.openinference` with the same attribute table (:data:`workbench.io.spans.SPAN_ATTRIBUTES`);
+* ``langfuse``, ``langfuse_batch``: :mod:`workbench.io.langfuse` (trace exports; ingestion batches);
+* ``openinference``: :mod:`workbench.io.openinference` (single protojson spans, arrays, Phoenix spans Parquet/CSV);
+* ``vercel``: :mod:`workbench.io.vercel` (ReadableSpan arrays; each LLM call counted once, at the leaf);
+* ``litellm``: :mod:`workbench.io.litellm` (StandardLoggingPayload, SpendLogs rows as JSON or CSV);
+* ``jsonl``, ``csv``, ``parquet``: any table, with a mapping (below).
+
+Timestamps of every shape become UTC (:func:`workbench.io.records.epoch_us`: ISO with an offset, naive ISO taken as
+UTC, epoch numbers by their size, nanosecond strings, HrTime pairs). For records read this way, ``read`` counts the
+rows the file describes (spans, observations, calls) plus unreadable records.
 
 The invariant, per file and in total: ``read = inserted + duplicates + quarantined``.
 
@@ -27,7 +50,7 @@ Lines are read in buffers sized from the file's longest line (:data:`LINE_BYTES_
 Line numbers (``quarantine.line_no``)
 -------------------------------------
 * JSONL and OTLP: the physical line of the file (1 = first line). All spans of one OTLP line share its number (the
-  span itself is in ``raw``); a pretty-printed single-object OTLP file is line 1.
+  span itself is in ``raw``); in a file of pretty-printed documents, the line a document starts on.
 * CSV: the line of the record, the header being line 1; exact unless the file has blank lines or quoted fields with
   line breaks before the record (DuckDB counts physical lines for rejected records, records for good ones).
 * Parquet: the row number, 1 = first row.
@@ -35,8 +58,8 @@ Line numbers (``quarantine.line_no``)
 OpenTelemetry GenAI spans (format ``otel``)
 -------------------------------------------
 What the OpenTelemetry Collector's file exporter writes: OTLP JSON, one ``ExportTraceServiceRequest`` per line
-(``resourceSpans -> scopeSpans -> spans``), or one pretty-printed object in the file. A line that is not JSON, or JSON
-without ``resourceSpans``, is quarantined. Columns of ``calls``, first attribute present wins (span attributes, then
+(``resourceSpans -> scopeSpans -> spans``), or pretty-printed documents, or an array of them. A line that is not JSON,
+or JSON without ``resourceSpans``, is quarantined. Columns of ``calls``, first attribute present wins (span attributes, then
 resource attributes for the product-context columns):
 
 ============================  ==========================================================================================
@@ -583,9 +606,10 @@ def ingest(db: "Workbench | str | os.PathLike", paths: Any, *, format: str = "au
         The workbench database (a path is opened with :func:`workbench.db.connect`).
     paths : str, path, or a list of them
         Files to load; a directory stands for its files (sorted, hidden files skipped).
-    format : {"auto", "otel", "jsonl", "csv", "parquet"}
-        ``auto``: the mapping's ``format``, else the extension; a ``.jsonl``/``.json`` file without a mapping must
-        hold OTLP spans.
+    format : {"auto", "otel", "jsonl", "csv", "parquet", "langfuse", "langfuse_batch", "openinference", "vercel", \
+"litellm"}
+        ``auto``: with a mapping, the mapping's ``format``, else the extension; without one, recognised from the
+        content (:func:`workbench.io.sniff.detect`).
     mapping : path, dict or Mapping, optional
         Column mapping, required for jsonl, csv and parquet; optional attribute overrides for otel.
     progress : bool, optional
