@@ -26,6 +26,7 @@ EXPECTED = {
     "langfuse_trace.json": ("langfuse", 5, 5, 0, 0),
     "langfuse_traces.jsonl": ("langfuse", 5, 2, 0, 3),
     "langfuse_batch.json": ("langfuse_batch", 5, 4, 0, 1),
+    "langfuse_batch_litellm.jsonl": ("langfuse_batch", 2, 2, 0, 0),
     "openinference_span.json": ("openinference", 1, 1, 0, 0),
     "openinference_spans.json": ("openinference", 4, 3, 0, 1),
     "phoenix_spans.csv": ("openinference", 3, 3, 0, 0),
@@ -406,3 +407,14 @@ def test_otlp_pretty_documents_give_the_same_rows_as_json_lines(db, tmp_path):
     assert (r["input_tokens"], r["output_tokens"]) == (700, 70)  # input_tokens and the older prompt_tokens: once
     assert call(db, "2222222222222222")["status"] == "blocked"  # content_filter
     assert totals(db) == (2, 1000, 100)
+
+
+def test_langfuse_batch_lines_from_litellms_callback_reconcile_with_total(db):
+    s = load(db, "langfuse_batch_litellm.jsonl")
+    assert counts(s) == (2, 2, 0, 0) and s.files[0]["format"] == "langfuse_batch"
+    r = call(db, "time-08-00-00-000000_chatcmpl-a1")
+    # input 700 (prompt 1000 minus the 300 cache reads) + 300 read + 200 creation would be 1200 + 50 > total 1050:
+    # the creation tokens were left inside input, so input is 700 + 300 = 1000
+    assert (r["input_tokens"], r["output_tokens"], r["cache_read_tokens"], r["cache_write_tokens"]) == (1000, 50, 300, 200)
+    assert (r["ttft_ms"], r["cost_usd"], r["user_id"], r["feature"]) == (900.0, 0.0042, "cust-5", "triage")
+    assert totals(db) == (2, 1500, 70)

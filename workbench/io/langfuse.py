@@ -27,7 +27,9 @@ ttft_ms             ``completionStartTime - startTime``, else the API's ``timeTo
 model               ``model``; provider, request model, finish reason from the OTel attributes in ``metadata``
 input_tokens        sum of the ``usageDetails`` keys containing ``input`` (Langfuse's own rule: ``input`` is the
                     uncached part, ``input_cached_tokens``, ``cache_read_input_tokens``... the rest), so cached
-                    tokens are inside input tokens; else ``usage.input`` / ``promptTokens`` / ``prompt_tokens``
+                    tokens are inside input tokens; when ``total`` says a detail was left inside ``input`` too
+                    (LiteLLM's callback), the reading that adds up to ``total`` wins; else ``usage.input`` /
+                    ``promptTokens`` / ``prompt_tokens``
 output_tokens       sum of the ``usageDetails`` keys containing ``output`` (reasoning inside); else ``usage.output``
 cache_read_tokens   ``usageDetails`` keys with ``cache_read`` or ``cached``; cache_write: ``cache_creation`` /
                     ``cache_write``; reasoning: keys with ``reasoning``
@@ -147,12 +149,17 @@ def usage_tokens(obs: dict) -> dict[str, Any]:
             out["reasoning_tokens"] = cd.get("reasoning_tokens") if isinstance(cd, dict) else None
             return out
         keys = {k: v for k, v in ud.items() if not k.lower().startswith("total")}
+        is_cr = lambda k: "cache_read" in k.lower() or "cached" in k.lower()  # noqa: E731
+        is_cw = lambda k: "cache_creation" in k.lower() or "cache_write" in k.lower()  # noqa: E731
         ins = [v for k, v in keys.items() if "input" in k.lower()]
         outs = [v for k, v in keys.items() if "output" in k.lower()]
         out["input_tokens"] = _sum(ins) if ins else None
         out["output_tokens"] = _sum(outs) if outs else None
-        cr = [v for k, v in keys.items() if "cache_read" in k.lower() or "cached" in k.lower()]
-        cw = [v for k, v in keys.items() if "cache_creation" in k.lower() or "cache_write" in k.lower()]
+        total = ud.get("total")
+        if isinstance(total, (int, float)) and ins and outs:
+            out["input_tokens"], out["output_tokens"] = _reconcile(keys, total, is_cr, is_cw, out)
+        cr = [v for k, v in keys.items() if is_cr(k)]
+        cw = [v for k, v in keys.items() if is_cw(k)]
         rs = [v for k, v in keys.items() if "reasoning" in k.lower()]
         out["cache_read_tokens"] = _sum(cr) if cr else None
         out["cache_write_tokens"] = _sum(cw) if cw else None
@@ -169,6 +176,32 @@ def usage_tokens(obs: dict) -> dict[str, Any]:
     for col, names in _OTEL_TOKENS.items():
         out[col] = first(*(attrs.get(n) for n in names))
     return out
+
+
+def _reconcile(keys: dict, total: float, is_cr, is_cw, out: dict) -> tuple[Any, Any]:
+    """Input and output tokens that add up to the ingested ``total`` when the sum of the keys does not.
+
+    Langfuse's rule (every key containing ``input`` is input) assumes ``input`` is the uncached part. Some producers
+    leave a detail inside ``input`` as well (LiteLLM's Langfuse callback subtracts cache reads but not cache
+    creation; others subtract cache creation but not reads): then the sum overshoots ``total``, and the reading
+    without the double-counted detail keys, the first that matches ``total``, wins. No match: Langfuse's rule."""
+    def part(pred) -> Any:
+        vals = [v for k, v in keys.items() if pred(k)]
+        return _sum(vals) if vals else None
+
+    if not all(isinstance(v, (int, float)) for v in (out["input_tokens"], out["output_tokens"])):
+        return out["input_tokens"], out["output_tokens"]
+    inputs = (part(lambda k: "input" in k.lower()),
+              part(lambda k: "input" in k.lower() and not is_cw(k)),
+              part(lambda k: "input" in k.lower() and not is_cr(k)),
+              part(lambda k: "input" in k.lower() and not is_cr(k) and not is_cw(k)))
+    outputs = (part(lambda k: "output" in k.lower()),
+               part(lambda k: "output" in k.lower() and "reasoning" not in k.lower()))
+    for o in outputs:
+        for i in inputs:
+            if isinstance(i, (int, float)) and isinstance(o, (int, float)) and i + o == total:
+                return i, o
+    return out["input_tokens"], out["output_tokens"]
 
 
 def _cost(obs: dict) -> Any:
