@@ -418,3 +418,31 @@ def test_langfuse_batch_lines_from_litellms_callback_reconcile_with_total(db):
     assert (r["input_tokens"], r["output_tokens"], r["cache_read_tokens"], r["cache_write_tokens"]) == (1000, 50, 300, 200)
     assert (r["ttft_ms"], r["cost_usd"], r["user_id"], r["feature"]) == (900.0, 0.0042, "cust-5", "triage")
     assert totals(db) == (2, 1500, 70)
+
+
+def test_langfuse_observations_api_page_and_bare_observations(db, tmp_path):
+    obs = {"id": "o-1", "traceId": "t-x", "type": "GENERATION", "model": "gpt-4o", "startTime": "2025-11-26T10:00:00Z",
+           "endTime": "2025-11-26T10:00:01Z", "latency": 1.0, "timeToFirstToken": 0.25,
+           "usageDetails": {"input": 10, "output": 2, "total": 12}, "calculatedTotalCost": 0.0001}
+    page = tmp_path / "observations.json"
+    page.write_text(json.dumps({"data": [obs, {**obs, "id": "o-2", "endTime": None}], "meta": {"page": 1}}))
+    s = load(db, page)
+    assert (s.files[0]["format"], counts(s)) == ("langfuse", (2, 2, 0, 0))
+    r = call(db, "o-1")
+    assert (r["ttft_ms"], r["cost_usd"], r["input_tokens"], r["trace_id"]) == (250.0, 0.0001, 10, "t-x")
+    assert call(db, "o-2")["latency_ms"] == 1000.0  # no endTime: the API's latency (seconds)
+
+
+def test_vercel_console_exporter_objects(db, tmp_path):
+    span = {"traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "parentId": "00f067aa0ba902b7", "name": "ai.generateText.doGenerate",
+            "id": "00f067aa0ba90300", "kind": 0, "timestamp": 1763805600000000, "duration": 750000,
+            "attributes": {"ai.operationId": "ai.generateText.doGenerate", "ai.usage.promptTokens": 9,
+                           "ai.usage.completionTokens": 3, "ai.model.id": "gpt-4o", "ai.model.provider": "openai.chat"},
+            "status": {"code": 0}, "events": [], "links": []}
+    p = tmp_path / "console.json"
+    p.write_text(json.dumps([span]))
+    s = load(db, p)
+    assert (s.files[0]["format"], counts(s)) == ("vercel", (1, 1, 0, 0))
+    r = call(db, "00f067aa0ba90300")  # timestamp and duration in microseconds
+    assert (r["ts"], r["latency_ms"], r["parent_id"]) == (ts(2025, 11, 22, 10, 0), 750.0, "00f067aa0ba902b7")
+    assert (r["input_tokens"], r["output_tokens"], r["operation"]) == (9, 3, "chat")
