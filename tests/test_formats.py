@@ -446,3 +446,10 @@ def test_vercel_console_exporter_objects(db, tmp_path):
     r = call(db, "00f067aa0ba90300")  # timestamp and duration in microseconds
     assert (r["ts"], r["latency_ms"], r["parent_id"]) == (ts(2025, 11, 22, 10, 0), 750.0, "00f067aa0ba902b7")
     assert (r["input_tokens"], r["output_tokens"], r["operation"]) == (9, 3, "chat")
+
+
+def test_a_json_file_without_records_loads_nothing(db, tmp_path):
+    (tmp_path / "a.json").write_text("[]\n")
+    (tmp_path / "b.json").write_text("")
+    s = load(db, [tmp_path / "a.json", tmp_path / "b.json"])
+    assert counts(s) == (0, 0, 0, 0) and [f["format"] for f in s.files] == ["otel", "otel"]

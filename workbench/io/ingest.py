@@ -568,6 +568,8 @@ def _json_records(path: Path) -> bool:
     """A mapped .json file holding a JSON array or pretty-printed documents (never read line by line)."""
     from workbench.io.records import json_layout
 
+    if _base_ext(path) in (".jsonl", ".ndjson"):  # the name says JSON lines: each line is a record
+        return False
     head = sniff.head(path)
     return json_layout(head) == "array" or (json_layout(head) == "document" and _first_line(path).endswith(
         (b"{", b"[", b",")))

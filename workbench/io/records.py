@@ -10,10 +10,10 @@ Reading
 :func:`read_bytes` reads a file, gunzipped when it starts with the gzip magic bytes (whatever its name says).
 :func:`iter_json_records` yields the top-level records of a JSON text in any of its layouts, with a position:
 
-* one JSON value per line (JSON lines): the physical line number (1 = first line); a line that is not JSON is one
-  record with an error;
-* a JSON array (pretty-printed or not): each element, numbered 1, 2, ... (its position in the array); an array never
-  is read line by line;
+* one JSON value per line (JSON lines): the physical line number (1 = first line); a line holding an array gives its
+  elements (all numbered by that line); a line that is not JSON is one record with an error;
+* a JSON array (pretty-printed, or the file's only line): each element, numbered 1, 2, ... (its position in the
+  array); an array never is read line by line;
 * one or more pretty-printed JSON documents one after the other (``jq .`` output): each document, numbered by the line
   it starts on. Text that is not JSON ends the stream as one record with an error.
 
@@ -97,17 +97,18 @@ def json_layout(data: bytes) -> str:
     >>> json_layout(b'{"a": 1}\\n{"a": 2}\\n'), json_layout(b'[{"a": 1}]'), json_layout(b'{\\n "a": 1\\n}')
     ('lines', 'array', 'document')
     """
-    head = data.lstrip()
+    head = data.strip()
     if not head:
         return "empty"
-    if head[:1] == b"[":
-        return "array"
     first = _first_line(data)
     try:
         orjson.loads(first)
     except orjson.JSONDecodeError:
-        return "document"
-    # a single complete object on the first line: JSON lines (a one-line document is the same thing)
+        return "array" if head[:1] == b"[" else "document"
+    # a complete value on the first line: JSON lines, unless it is the file's only line and an array
+    # (JSON.stringify output); a one-line object is a document and a JSON line alike
+    if head[:1] == b"[" and b"\n" not in head:
+        return "array"
     return "lines"
 
 
@@ -130,9 +131,15 @@ def iter_json_records(data: bytes) -> Iterator[tuple[int, Any, str | None, str |
             if not line.strip():
                 continue
             try:
-                yield i, orjson.loads(line), None, None
+                value = orjson.loads(line)
             except orjson.JSONDecodeError:
                 yield i, None, line.decode("utf-8", "replace").rstrip("\r"), "invalid JSON"
+                continue
+            if isinstance(value, list):  # a line holding a batch: its elements, all on this line
+                for v in value:
+                    yield i, v, None, None
+            else:
+                yield i, value, None, None
         return
     if layout == "array":
         try:

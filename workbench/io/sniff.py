@@ -18,7 +18,7 @@ format               recognised by
 ===================  ===========================================================================================
 
 A JSON file is never read line by line unless its first line is a whole JSON value: a pretty-printed array or
-document is parsed as one. Anything else needs ``--mapping`` (JSONL, CSV, Parquet of any shape) or ``--format``.
+document is parsed as one. A JSON file without any record (empty, ``[]``) loads nothing, read as ``otel``. Anything else needs ``--mapping`` (JSONL, CSV, Parquet of any shape) or ``--format``.
 
 Examples
 --------
@@ -58,6 +58,20 @@ def head(path: Path, n: int = _HEAD) -> bytes:
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise IngestError(f"{path}: cannot read the file: {exc}") from None
     return chunk[3:] if chunk.startswith(b"\xef\xbb\xbf") else chunk
+
+
+def _first_lines(path: Path, n: int) -> bytes:
+    """The first ``n`` non-blank lines, whole however long (a JSON-lines OTLP batch can be megabytes)."""
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    out: list[bytes] = []
+    with (gzip.open if magic == GZIP_MAGIC else open)(path, "rb") as fh:
+        for line in fh:
+            if line.strip():
+                out.append(line)
+                if len(out) >= n:
+                    break
+    return b"".join(out)
 
 
 def classify(obj: Any) -> str | None:
@@ -107,19 +121,23 @@ def detect(path: str | Path) -> tuple[str | None, str]:
     if text[:1] in (b"{", b"["):
         layout = json_layout(data)
         if layout == "lines":
-            recs = iter_json_records(data[: data.rfind(b"\n") + 1] or data)
+            recs = iter_json_records(_first_lines(path, SNIFF_RECORDS))
         else:
             recs = iter_json_records(read_bytes(path))
+        seen = False
         for i, (_k, obj, _raw, err) in enumerate(recs):
+            seen = True
             if i >= SNIFF_RECORDS:
                 break
             if err is None:
                 fmt = classify(obj)
                 if fmt is not None:
                     return fmt, layout
-        return None, layout
+        # no record at all (an empty array or export): nothing to load, read as OTLP
+        return (None if seen else "otel"), layout
     if not text:
-        return None, "empty"
+        return ("otel" if path.name.lower().removesuffix(".gz").endswith((".json", ".jsonl", ".ndjson")) else None,
+                "empty")
     first = text.split(b"\n", 1)[0].decode("utf-8", "replace").rstrip("\r")
     try:
         cols = next(csv.reader(io.StringIO(first)))
