@@ -453,3 +453,45 @@ def test_a_json_file_without_records_loads_nothing(db, tmp_path):
     (tmp_path / "b.json").write_text("")
     s = load(db, [tmp_path / "a.json", tmp_path / "b.json"])
     assert counts(s) == (0, 0, 0, 0) and [f["format"] for f in s.files] == ["otel", "otel"]
+
+
+# ------------------------------------------------------------------------------------------------------ robustness
+
+_WEIRD = [None, "", "x", -1, 0, 1.5e308, 10**30, True, [], {}, [1, 2], {"a": 1}, "2025-13-45", "nan", ["a", "b"]]
+
+
+def _mutate(o, rng):
+    """Replace or drop members at random: the shapes real exports get wrong."""
+    if isinstance(o, dict):
+        out = {}
+        for k, v in o.items():
+            r = rng.random()
+            if r < 0.15:
+                out[k] = rng.choice(_WEIRD)
+            elif r >= 0.2:
+                out[k] = _mutate(v, rng)
+        return out
+    if isinstance(o, list):
+        return [_mutate(x, rng) for x in o if rng.random() > 0.1]
+    return o
+
+
+@pytest.mark.parametrize("name", ["langfuse_trace.json", "langfuse_batch.json", "vercel_spans.json",
+                                  "openinference_spans.json", "litellm_payloads.jsonl", "otlp_documents.json"])
+def test_members_of_unexpected_types_are_quarantined_never_fatal(tmp_path, name):
+    import random
+
+    from workbench.io.records import iter_json_records
+
+    fmt = EXPECTED[name][0]
+    recs = [v for _k, v, _r, _e in iter_json_records((DATA / name).read_bytes())]
+    rng = random.Random(7)
+    for i in range(6):
+        p = tmp_path / f"{i}-{name}.json"
+        p.write_text(json.dumps([_mutate(r, rng) for r in recs], default=str))
+        d = wb.connect(":memory:")
+        s = ingest(d, p, format=fmt, progress=False)  # never an IngestError for the whole file
+        assert s.read == s.inserted + s.duplicates + s.quarantined
+        got = d.duckdb.execute("select count(*) from quarantine where reason is null or reason = ''").fetchone()[0]
+        assert got == 0  # every quarantined record says why
+        d.close()

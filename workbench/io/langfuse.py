@@ -65,7 +65,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from workbench.io.records import Rows, duration_ms, first, timestamp
+from workbench.io.records import MALFORMED, Rows, duration_ms, first, malformed, timestamp
 
 FORMAT, BATCH_FORMAT = "langfuse", "langfuse_batch"
 TYPES = ("GENERATION", "SPAN", "EVENT", "AGENT", "TOOL", "CHAIN", "RETRIEVER", "EVALUATOR", "EMBEDDING", "GUARDRAIL")
@@ -216,6 +216,13 @@ def _cost(obs: dict) -> Any:
 
 def observation_row(rows: Rows, k: int, obs: dict, trace: dict | None) -> None:
     """Append the ``calls`` row of one observation (with its trace's context), or its quarantine record."""
+    try:
+        _observation_row(rows, k, obs, trace if isinstance(trace, dict) else None)
+    except MALFORMED as exc:
+        malformed(rows, k, "Langfuse observation", exc, obs)
+
+
+def _observation_row(rows: Rows, k: int, obs: dict, trace: dict | None) -> None:
     trace = trace or {}
     v: dict[str, Any] = {}
     if not timestamp(v, rows, k, obs, "ts", obs.get("startTime")):

@@ -51,7 +51,7 @@ from typing import Any
 
 import orjson
 
-from workbench.io.records import Rows, duration_ms, first, timestamp
+from workbench.io.records import MALFORMED, Rows, duration_ms, first, malformed, timestamp
 
 FORMAT = "litellm"
 _OPS = {"completion": "chat", "acompletion": "chat", "embedding": "embeddings", "aembedding": "embeddings",
@@ -177,5 +177,8 @@ def litellm_rows(records: Iterable[tuple[int, Any, str | None, str | None]], row
             rows.error(k, "not a LiteLLM record", "not a LiteLLM StandardLoggingPayload or SpendLogs row (no id/"
                        "request_id with call_type, startTime or spend)", raw=obj)
         else:
-            record_row(rows, k, obj)
+            try:
+                record_row(rows, k, obj)
+            except MALFORMED as exc:
+                malformed(rows, k, "LiteLLM record", exc, obj)
     return rows

@@ -34,7 +34,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from workbench.io.records import Rows, epoch_us
+from workbench.io.records import MALFORMED, Rows, epoch_us, malformed
 from workbench.io.spans import Span, attribute_map, hex_id, otlp_export_spans, otlp_span, span_values, status_name
 
 FORMAT = "openinference"
@@ -126,7 +126,11 @@ def add_span(rows: Rows, k: int, span: Span, raw: Any, extra: dict | None = None
 
             timestamp({}, rows, k, raw, col, val)
             return
-    values = span_values(span, extra, used)
+    try:
+        values = span_values(span, extra, used)
+    except MALFORMED as exc:
+        malformed(rows, k, "span", exc, raw if raw is not None else span.raw)
+        return
     if override:
         values.update(override)
     rows.add(k, values, raw=raw if raw is not None else span.raw)
@@ -138,13 +142,15 @@ def span_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows: 
     for k, obj, raw, err in records:
         if err is not None:
             rows.error(k, err, err, raw=raw)
-        elif is_otlp_export(obj):
-            for sp in otlp_export_spans(obj):  # raw: the span's own JSON, as the SQL path keeps it
-                add_span(rows, k, sp, None)
-        elif is_otlp_span(obj):
-            add_span(rows, k, otlp_span(obj), obj)
-        elif is_phoenix_span(obj):
-            add_span(rows, k, phoenix_span(obj), obj)
+        elif looks_like(obj):
+            try:
+                spans = (otlp_export_spans(obj) if is_otlp_export(obj)
+                         else [otlp_span(obj) if is_otlp_span(obj) else phoenix_span(obj)])
+            except MALFORMED as exc:
+                malformed(rows, k, "span", exc, obj)
+                continue
+            for sp in spans:  # raw: the span's own JSON, as the SQL path keeps it
+                add_span(rows, k, sp, None if is_otlp_export(obj) else obj)
         else:
             what = type(obj).__name__ if not isinstance(obj, dict) else "object without spanId/context.span_id"
             rows.error(k, "not a span", f"not an OpenTelemetry or OpenInference span ({what})", raw=obj)

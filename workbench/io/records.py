@@ -102,8 +102,8 @@ def json_layout(data: bytes) -> str:
         return "empty"
     first = _first_line(data)
     try:
-        orjson.loads(first)
-    except orjson.JSONDecodeError:
+        loads(first)
+    except ValueError:
         return "array" if head[:1] == b"[" else "document"
     # a complete value on the first line: JSON lines, unless it is the file's only line and an array
     # (JSON.stringify output); a one-line object is a document and a JSON line alike
@@ -131,8 +131,8 @@ def iter_json_records(data: bytes) -> Iterator[tuple[int, Any, str | None, str |
             if not line.strip():
                 continue
             try:
-                value = orjson.loads(line)
-            except orjson.JSONDecodeError:
+                value = loads(line)
+            except ValueError:
                 yield i, None, line.decode("utf-8", "replace").rstrip("\r"), "invalid JSON"
                 continue
             if isinstance(value, list):  # a line holding a batch: its elements, all on this line
@@ -143,8 +143,8 @@ def iter_json_records(data: bytes) -> Iterator[tuple[int, Any, str | None, str |
         return
     if layout == "array":
         try:
-            value = orjson.loads(data)
-        except orjson.JSONDecodeError:
+            value = loads(data)
+        except ValueError:
             value = None
         if isinstance(value, list):
             for i, v in enumerate(value, start=1):
@@ -328,7 +328,22 @@ class Rows:
 
 
 def _dumps(v: Any) -> str:
-    return orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
+    try:
+        return orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
+    except TypeError:  # an integer beyond 64 bits: the standard library writes it
+        return json.dumps(v, default=str)
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse JSON with orjson, or the standard library for what orjson refuses (integers beyond 64 bits).
+
+    >>> loads(b'{"n": 100000000000000000000000000000}')
+    {'n': 100000000000000000000000000000}
+    """
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
 
 
 def _text(v: Any) -> str | None:
@@ -344,6 +359,20 @@ def _text(v: Any) -> str | None:
     if isinstance(v, float):
         return repr(v) if math.isfinite(v) else str(v)
     return _dumps(v)
+
+
+#: Exceptions a format module's mapping may raise on a record of unexpected shape: the record is quarantined.
+MALFORMED = (TypeError, AttributeError, ValueError, KeyError, IndexError, OverflowError)
+
+
+def malformed(rows: Rows, k: int, what: str, exc: Exception, raw: Any) -> None:
+    """Quarantine a record whose shape the format module could not read (a member of an unexpected type).
+
+    >>> r = Rows(); malformed(r, 3, "Vercel span", AttributeError("'int' object has no attribute 'get'"), {"a": 1})
+    >>> r.kind[-1], r.err[-1]
+    ('malformed Vercel span', "malformed Vercel span: AttributeError: 'int' object has no attribute 'get'")
+    """
+    rows.error(k, f"malformed {what}", f"malformed {what}: {type(exc).__name__}: {str(exc)[:200]}", raw=raw)
 
 
 def timestamp(row_values: dict, rows: Rows, k: int, raw: Any, column: str, value: Any) -> bool:

@@ -55,7 +55,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from workbench.io.openinference import add_span
-from workbench.io.records import Rows, first
+from workbench.io.records import MALFORMED, Rows, first, malformed
 from workbench.io.spans import Span, hex_id, status_name
 
 FORMAT = "vercel"
@@ -139,7 +139,11 @@ def vercel_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows
             rows.error(k, "not a span", "not a ReadableSpan (no attributes map and startTime/spanContext)",
                        raw=obj)
             continue
-        span = readable_span(obj)
+        try:
+            span = readable_span(obj)
+        except MALFORMED as exc:
+            malformed(rows, k, "Vercel AI SDK span", exc, obj)
+            continue
         a = span.attributes
         op = str(first(a.get("ai.operationId"), span.name) or "")
         override: dict[str, Any] = {}
