@@ -495,3 +495,21 @@ def test_members_of_unexpected_types_are_quarantined_never_fatal(tmp_path, name)
         got = d.duckdb.execute("select count(*) from quarantine where reason is null or reason = ''").fetchone()[0]
         assert got == 0  # every quarantined record says why
         d.close()
+
+
+@pytest.mark.parametrize("name", ["agent_tool.jsonl", "anthropic_system.jsonl", "errors.jsonl", "openai_chat.jsonl",
+                                  "openinference.jsonl"])
+def test_otlp_sql_and_python_paths_give_identical_rows(tmp_path, name):
+    """The same spans as JSON lines (DuckDB SQL reader) and as a pretty-printed array (Python reader)."""
+    src = Path(__file__).parent / "data" / "otel" / name
+    docs = [json.loads(line) for line in src.read_text().splitlines() if line.strip()]
+    pretty = tmp_path / (name + ".json")
+    pretty.write_text(json.dumps(docs, indent=2))
+    a, b = wb.connect(":memory:"), wb.connect(":memory:")
+    sa, sb = ingest(a, src, progress=False), ingest(b, pretty, progress=False)
+    assert counts(sa) == counts(sb) and sb.files[0]["format"] == "otel"
+    q = "select * exclude (ingest_run_id, attributes), attributes::VARCHAR as attributes from calls order by call_id"
+    ra, rb = a.duckdb.execute(q).fetchall(), b.duckdb.execute(q).fetchall()
+    assert [r[:-1] for r in ra] == [r[:-1] for r in rb]
+    assert [json.loads(r[-1]) for r in ra] == [json.loads(r[-1]) for r in rb]
+    a.close(), b.close()

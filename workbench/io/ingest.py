@@ -1186,7 +1186,9 @@ def _otel_source(con, plan: _Plan) -> tuple[_Source, int | None]:
              f"|| CASE WHEN len(list_filter(sp.events, lambda e: NOT {first})) > 0 THEN ['\"otel.events\":' "
              f"|| CAST(to_json(list_filter(sp.events, lambda e: NOT {first})) AS VARCHAR)] ELSE [] END "
              f"|| CASE WHEN {tool} IS NOT NULL AND {tool} <> sp.name "
-             "THEN ['\"otel.span.name\":' || CAST(to_json(sp.name) AS VARCHAR)] ELSE [] END")
+             "THEN ['\"otel.span.name\":' || CAST(to_json(sp.name) AS VARCHAR)] ELSE [] END "
+             "|| CASE WHEN nullif(sp.status.message, '') IS NOT NULL "
+             "THEN ['\"otel.status_message\":' || CAST(to_json(sp.status.message) AS VARCHAR)] ELSE [] END")
     span_attrs = ", ".join(f"_vals[list_position(_keys, {_lit(n)})] AS {_ident(slot[n])}" for n in span_names)
     res_attrs = "".join(f", _rvals[list_position(_rkeys, {_lit(n)})] AS {_ident(slot['r:' + n])}" for n in res_names)
     # Each line is parsed once (spans kept as JSON text, typed one by one); a line that is not an OTLP export becomes

@@ -182,8 +182,11 @@ def otlp_span(sp: dict, resource: dict | None = None, scope: str | None = None) 
     events = []
     for e in sp.get("events") or []:
         if isinstance(e, dict):
-            events.append({"name": e.get("name"), "time": _nanos(_get(e, "timeUnixNano", "time_unix_nano")),
-                           "attributes": attribute_map(e.get("attributes"))})
+            t = _get(e, "timeUnixNano", "time_unix_nano")
+            events.append({"name": e.get("name"), "time": _nanos(t), "attributes": attribute_map(e.get("attributes")),
+                           # kept in attributes as the SQL reader keeps it
+                           "raw": {"name": e.get("name"), "timeUnixNano": None if t is None else str(t),
+                                   "attributes": e.get("attributes")}})
     return Span(
         trace_id=hex_id(_get(sp, "traceId", "trace_id")),
         span_id=hex_id(_get(sp, "spanId", "span_id")),
@@ -310,7 +313,8 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
         attrs["resource"] = rextra
     if span.scope:
         attrs["otel.scope.name"] = span.scope
-    other = [e for e in span.events if not _is_first_token(e.get("name"))]
+    other = [e.get("raw", {k: x for k, x in e.items() if k != "raw"}) for e in span.events
+             if not _is_first_token(e.get("name"))]
     if other:
         attrs["otel.events"] = other
     if tool is not None and tool != span.name:
