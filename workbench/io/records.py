@@ -335,10 +335,11 @@ def _dumps(v: Any) -> str:
 
 
 def loads(data: bytes | str) -> Any:
-    """Parse JSON with orjson, or the standard library for what orjson refuses (integers beyond 64 bits).
+    """Parse JSON with orjson, or the standard library for what orjson refuses (``NaN`` and ``Infinity``, which
+    Python's own ``json.dumps`` writes: a NaN is read as missing).
 
-    >>> loads(b'{"n": 100000000000000000000000000000}')
-    {'n': 100000000000000000000000000000}
+    >>> loads(b'{"cost": NaN, "n": 1}')
+    {'cost': nan, 'n': 1}
     """
     try:
         return orjson.loads(data)
@@ -357,6 +358,8 @@ def _text(v: Any) -> str | None:
     if isinstance(v, int):
         return str(v)
     if isinstance(v, float):
+        if math.isnan(v):  # Python's json writes NaN for a missing number; pandas has NaN for missing
+            return None
         return repr(v) if math.isfinite(v) else str(v)
     return _dumps(v)
 
