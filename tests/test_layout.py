@@ -130,7 +130,7 @@ ragas_eval reliability reports schedule schema slo stats
 """.split())
 
 METRICS = sorted("""
-active_days_distribution agent_steps_per_task cost_change_usd cost_per_active_user_usd cost_per_call_usd
+active_days_distribution agent_steps_per_task cost_change_usd cost_per_1k_tokens_usd cost_per_active_user_usd cost_per_call_usd
 cost_per_session_usd cost_per_success_usd cost_per_user_usd cost_usd dau_count dau_mau_ratio
 drifted_column_rate error_rate escalation_rate experiment_effect fallback_rate feature_adoption_rate
 feedback_rate funnel_conversion_rate guardrail_block_rate guardrail_catch_rate guardrail_false_block_rate

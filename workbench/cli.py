@@ -56,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mapping", default=None, help="TOML column mapping (required for jsonl/csv/parquet)")
     p.add_argument("--json", action="store_true", help="print one JSON summary object")
 
+    p = sub.add_parser("collect", help="receive OTLP/HTTP traces live (POST /v1/traces), spool them durably, load them")
+    p.add_argument("--db", required=True, help="DuckDB file to load into (created when missing)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=4318, help="port (default 4318, the OTLP/HTTP port; 0 picks a free one)")
+    p.add_argument("--spool", default=None, help="spool directory (default: DB.spool)")
+    p.add_argument("--max-body-mb", type=float, default=16.0,
+                   help="largest request body in MiB, compressed or not (413 beyond; default 16)")
+
     p = sub.add_parser("demo", help="build the demo database and run the whole pipeline on it")
     p.add_argument("--db", default="datasets/demo.duckdb")
     p.add_argument("--scale", type=float, default=1.0, help="multiply the synthetic volume")
@@ -158,6 +166,12 @@ def _cmd_ingest(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_collect(a: argparse.Namespace) -> int:
+    from workbench.io.collect import collect
+
+    return collect(a.db, host=a.host, port=a.port, spool=a.spool, max_body_bytes=int(a.max_body_mb * 1024 * 1024))
+
+
 def _cmd_demo(a: argparse.Namespace) -> int:
     from workbench.demo import run_demo
 
@@ -166,12 +180,21 @@ def _cmd_demo(a: argparse.Namespace) -> int:
 
 
 def _cmd_metrics(a: argparse.Namespace) -> int:
-    from workbench.metrics.core import compute, suite
+    from workbench.metrics.core import compute
 
     if a.name == "list":
-        for name, fn in sorted(suite().items()):
-            doc = (fn.__doc__ or "").strip().splitlines()
-            print(f"{name:40s} {doc[0] if doc else ''}")
+        import polars as pl
+
+        from workbench.metrics.core import contracts
+
+        rows = [c.as_dict() for _, c in sorted(contracts().items())]
+        if a.out_format == "table" and not a.out:
+            for r in rows:
+                print(f"{r['metric']:30s} {r['unit']:8s} {r['direction']:7s} {r['definition']}")
+            return 0
+        df = pl.DataFrame([{**r, "by": ",".join(r["by"]), "options": ",".join(r["options"]),
+                            "required": ",".join(r["required"]), "periods": ",".join(r["periods"])} for r in rows])
+        _print_frame(df, a.out_format, a.out)
         return 0
     kwargs: dict[str, object] = dict(_params(a.param))
     if a.by is not None:
@@ -256,6 +279,7 @@ def _cmd_schedule(a: argparse.Namespace) -> int:
 
 COMMANDS = {
     "ingest": _cmd_ingest,
+    "collect": _cmd_collect,
     "demo": _cmd_demo,
     "metrics": _cmd_metrics,
     "slo": _cmd_slo,

@@ -22,6 +22,7 @@ from pathlib import Path
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from workbench.config import Settings, load_settings
 from workbench.schema import SCHEMA_VERSION, TABLES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,9 +49,19 @@ class Workbench:
     Use :func:`connect` to make one. ``db.calls``, ``db.evals`` ... are Ibis tables; ``db.sql(query)`` returns polars.
     """
 
-    def __init__(self, backend: "ibis.BaseBackend", path: str | None = None):
+    def __init__(self, backend: "ibis.BaseBackend", path: str | None = None, config: Any = None):
         self.ibis = backend
         self.path = path
+        self._config = config
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> "Settings":
+        """The typed ``workbench.toml`` settings this database was opened with (``connect(..., config=)``; default
+        ``$WORKBENCH_CONFIG`` or ``./workbench.toml``), parsed once."""
+        if self._settings is None:
+            self._settings = load_settings(self._config)
+        return self._settings
 
     @property
     def duckdb(self) -> "duckdb.DuckDBPyConnection":
@@ -122,7 +133,8 @@ def migrate(con: "duckdb.DuckDBPyConnection") -> int:
     return SCHEMA_VERSION
 
 
-def connect(path: str | os.PathLike | None = None, *, read_only: bool = False, backend: Any = None) -> Workbench:
+def connect(path: str | os.PathLike | None = None, *, read_only: bool = False, backend: Any = None,
+            config: Any = None) -> Workbench:
     """Open (creating and migrating if needed) a workbench database.
 
     Parameters
@@ -134,6 +146,9 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = False, b
         Open the DuckDB file read-only (several readers at once, e.g. report runs); no migration is applied.
     backend : ibis backend, optional
         An already connected Ibis backend (Spark, a warehouse) holding the canonical tables; ``path`` is then ignored.
+    config : path, Config or Settings, optional
+        ``workbench.toml`` for this database, reachable as ``db.settings`` (default: ``$WORKBENCH_CONFIG``, else
+        ``./workbench.toml``).
 
     Returns
     -------
@@ -148,7 +163,7 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = False, b
     import ibis
 
     if backend is not None:
-        return Workbench(backend, path=None)
+        return Workbench(backend, path=None, config=config)
     path = str(path or os.environ.get("WORKBENCH_DB") or DEFAULT_DB)
     if path != ":memory:":
         p = Path(path)
@@ -168,10 +183,13 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = False, b
         if "lock" in first.lower():
             raise DatabaseError(f"{path}: the database is locked by another process ({first})") from None
         raise DatabaseError(f"{path}: cannot open the database: {first}") from None
+    except duckdb.ConnectionException as exc:
+        first = str(exc).splitlines()[0]
+        raise DatabaseError(f"{path}: cannot open the database: {first}") from None
     except (duckdb.SerializationException, duckdb.InvalidInputException, duckdb.CatalogException) as exc:
         first = str(exc).splitlines()[0]
         raise DatabaseError(f"{path}: not a workbench database: {first}") from None
-    return Workbench(con, path=path)
+    return Workbench(con, path=path, config=config)
 
 
 def as_workbench(db: "Workbench | str | os.PathLike") -> Workbench:

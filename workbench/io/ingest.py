@@ -1,7 +1,7 @@
 """Load telemetry files into the canonical tables: validated, deduplicated, bad rows quarantined, nothing lost.
 
-``workbench ingest PATH... [--format auto|otel|jsonl|csv|parquet|langfuse|langfuse_batch|openinference|vercel|litellm]
-[--mapping FILE.toml]`` and :func:`ingest` read OpenTelemetry GenAI spans (OTLP JSON) and the telemetry other tools
+``workbench ingest PATH... [--format auto|otel|otel-proto|jsonl|csv|parquet|langfuse|langfuse_batch|openinference|vercel|litellm]
+[--mapping FILE.toml]`` and :func:`ingest` read OpenTelemetry GenAI spans (OTLP JSON or protobuf) and the telemetry other tools
 write (Langfuse, OpenInference/Phoenix, Vercel AI SDK, LiteLLM) into ``calls``, and JSONL, CSV or Parquet files with a
 declared mapping into any canonical table. OTLP JSON lines and mapped files are read in DuckDB SQL, streaming from
 the file; the other tools' formats are turned into canonical rows by their module (see below) and then go through
@@ -21,6 +21,7 @@ mapping it is rewritten one record a line for the JSONL reader.
 * ``openinference``: :mod:`workbench.io.openinference` (single protojson spans, arrays, Phoenix spans Parquet/CSV);
 * ``vercel``: :mod:`workbench.io.vercel` (ReadableSpan arrays; each LLM call counted once, at the leaf);
 * ``litellm``: :mod:`workbench.io.litellm` (StandardLoggingPayload, SpendLogs rows as JSON or CSV);
+* ``otel-proto``: binary protobuf OTLP (``.pb``/``.binpb``, gzip too), decoded to OTLP JSON lines;
 * ``jsonl``, ``csv``, ``parquet``: any table, with a mapping (below).
 
 Timestamps of every shape become UTC (:func:`workbench.io.records.epoch_us`: ISO with an offset, naive ISO taken as
@@ -98,6 +99,12 @@ Workbench attributes for product context (set them on the span, or on the resour
 * ``variant``: ``workbench.variant``; ``attempt``: ``workbench.attempt``; ``fallback``: ``workbench.fallback``;
 * ``environment``: ``deployment.environment.name`` / ``deployment.environment`` (resource or span).
 
+Binary protobuf OTLP (format ``otel-proto``; ``.pb``, ``.binpb``, ``.otlp``, optionally ``.gz``, or recognised by
+content): one ``ExportTraceServiceRequest``, or a sequence of them each preceded by its 4-byte big-endian length (the
+Collector's file exporter with ``format: proto``). :mod:`workbench.io.otlp_proto` decodes each message to one line of
+OTLP JSON, read exactly as above; ``ingest_runs`` keeps the original file's path, sha256 and format, and the line
+number of a quarantined span is the number of its message.
+
 A mapping file may override the source of any ``calls`` column for OTLP input: ``[columns] feature = "team.product"``
 (an attribute name, span then resource), or ``{ field = ..., default = ..., unit = ... }``, or ``{ value = ... }``.
 
@@ -168,12 +175,14 @@ import json
 import os
 import re
 import sys
+import tempfile
 import tomllib
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench.io import otlp_proto
 from workbench.io import sniff
 from workbench.io.spans import OPENINFERENCE_KINDS as _OI_KINDS
 from workbench.io.spans import SPAN_ATTRIBUTES as _OTEL_DEFAULTS
@@ -185,10 +194,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from workbench.db import Workbench
 
-FORMATS = ("otel", "jsonl", "csv", "parquet", *sniff.RECORD_FORMATS)
+FORMATS = ("otel", "otel-proto", "jsonl", "csv", "parquet", *sniff.RECORD_FORMATS)
 NOT_INGESTIBLE = ("ingest_runs", "quarantine", "judge_cache")
 _EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
-               ".parquet": "parquet", ".pq": "parquet"}
+               ".parquet": "parquet", ".pq": "parquet", **{e: "otel-proto" for e in otlp_proto.EXTENSIONS}}
 _UNITS_TO_MS = {"s": 1000.0, "ms": 1.0, "us": 0.001, "ns": 0.000001}
 _UNITS_TO_US = {"s": 1_000_000, "ms": 1000, "us": 1, "ns": 0.001}
 _ENUMS = {
@@ -526,6 +535,8 @@ def _plan(path: Path, fmt: str, mapping: Mapping | None) -> _Plan:
         else:
             ext = _base_ext(path)
             fmt = _EXTENSIONS.get(ext, "")
+            if not fmt and mapping is None and otlp_proto.looks_like(path):
+                fmt = "otel-proto"
             if fmt == "jsonl" and mapping is None:
                 fmt = "otel" if _looks_otlp(path) else ""
                 if not fmt:
@@ -539,6 +550,11 @@ def _plan(path: Path, fmt: str, mapping: Mapping | None) -> _Plan:
         raise IngestError(f"{path}: unknown format {fmt!r}; expected auto, {', '.join(FORMATS)}")
     if fmt == "parquet" and path.name.endswith(".gz"):
         raise IngestError(f"{path}: a gzip-compressed Parquet file is not supported; Parquet compresses internally")
+    if fmt == "otel-proto":
+        if mapping is not None and mapping.table != "calls":
+            raise IngestError(f"{path}: OpenTelemetry spans load into calls, but the mapping {mapping.source} says "
+                              f"table = {mapping.table!r}")
+        return _Plan(path, fmt, mapping)
     if fmt == "otel" or fmt in sniff.RECORD_FORMATS:
         if mapping is not None and mapping.table != "calls":
             raise IngestError(f"{path}: OpenTelemetry spans load into calls, but the mapping {mapping.source} says "
@@ -608,10 +624,11 @@ def ingest(db: "Workbench | str | os.PathLike", paths: Any, *, format: str = "au
         The workbench database (a path is opened with :func:`workbench.db.connect`).
     paths : str, path, or a list of them
         Files to load; a directory stands for its files (sorted, hidden files skipped).
-    format : {"auto", "otel", "jsonl", "csv", "parquet", "langfuse", "langfuse_batch", "openinference", "vercel", \
-"litellm"}
+    format : {"auto", "otel", "otel-proto", "jsonl", "csv", "parquet", "langfuse", "langfuse_batch", "openinference",
+              "vercel", "litellm"}
         ``auto``: with a mapping, the mapping's ``format``, else the extension; without one, recognised from the
-        content (:func:`workbench.io.sniff.detect`).
+        content (:func:`workbench.io.sniff.detect`); a file of another extension holding protobuf OTLP traces is
+        ``otel-proto``.
     mapping : path, dict or Mapping, optional
         Column mapping, required for jsonl, csv and parquet; optional attribute overrides for otel.
     progress : bool, optional
@@ -749,16 +766,27 @@ def _otel_mapping(mapping: Any) -> bool:
     return "table" not in data
 
 
-def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan,
-                 memory: "_MemoryLimit | None" = None) -> tuple[dict, dict[str, int]]:
+def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_MemoryLimit | None" = None,
+                 source: tuple[Path, str, str] | None = None) -> tuple[dict, dict[str, int]]:
+    """Load one file in one transaction. ``source`` (path, sha256, format) names the original of a decoded file."""
     from workbench._version import __version__
 
     path = plan.path
-    table = "calls" if plan.fmt == "otel" or plan.documents else plan.mapping.table
+    table = "calls" if plan.fmt in ("otel", "otel-proto") or plan.documents else plan.mapping.table
     try:
         content_hash, longest = _scan(path)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise IngestError(f"{path}: cannot read the file: {exc}") from None
+    if plan.fmt == "otel-proto":  # decoded to OTLP JSON lines, then read as OTLP JSON (one piece for both)
+        with tempfile.TemporaryDirectory(prefix="workbench-otlp-") as tmp:
+            jsonl = Path(tmp) / (path.name + ".jsonl")
+            otlp_proto.file_to_jsonl(path, jsonl)
+            text = replace(plan, path=jsonl, fmt="otel")
+            return _ingest_file(con, text, memory, source=(path, content_hash, plan.fmt))
+    if source is not None:
+        path, content_hash, fmt_name = source
+    else:
+        fmt_name = plan.fmt
     if plan.json_records:  # the line reader reads a one-record-a-line copy; its lines size the buffers
         plan.lines_path = _records_as_lines(path)
         longest = _scan(plan.lines_path)[1]
@@ -785,7 +813,7 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan,
         finished = _now()
         con.execute(
             "INSERT INTO ingest_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [run_id, str(path), content_hash, plan.fmt, table, started, finished, counts["read"], counts["inserted"],
+            [run_id, str(path), content_hash, fmt_name, table, started, finished, counts["read"], counts["inserted"],
              counts["duplicates"], counts["quarantined"], __version__],
         )
         _drop_temps(con)
@@ -796,13 +824,13 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan,
     except Exception as exc:
         con.execute("ROLLBACK")
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise IngestError(f"{path}: could not be loaded as {plan.fmt} (nothing of it was written): {msg}") from exc
+        raise IngestError(f"{path}: could not be loaded as {fmt_name} (nothing of it was written): {msg}") from exc
     finally:
         if plan.lines_path is not None:
             plan.lines_path.unlink(missing_ok=True)
             plan.lines_path = None
     reasons = counts.pop("reasons")
-    f = {"path": str(path), "table": table, "format": plan.fmt, "run_id": run_id, **counts}
+    f = {"path": str(path), "table": table, "format": fmt_name, "run_id": run_id, **counts}
     return f, reasons
 
 

@@ -24,7 +24,8 @@ datetime.datetime(2026, 12, 1, 0, 0)
 
 from __future__ import annotations
 
-from workbench.errors import MissingFileError, ParameterError, ReportError# noqa: F401  (importable from here as before)
+from workbench.config import Target, load_settings  # noqa: F401  (Target: the type targets() returns)
+from workbench.errors import MissingFileError, ParameterError, ReportError  # noqa: F401  (ReportError: importable from here as before)
 
 import datetime as dt
 import json
@@ -32,7 +33,7 @@ import os
 import re
 import shutil
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -140,10 +141,12 @@ class Report:
     """
 
     def __init__(self, db: "Workbench | str", *, start: Any = None, end: Any = None, out_dir: str | os.PathLike | None = None,
-                 title: str | None = None):
+                 title: str | None = None, config: Any = None):
         from workbench.db import Workbench, connect
 
-        self.db = db if isinstance(db, Workbench) else connect(db, read_only=True)
+        self.db = db if isinstance(db, Workbench) else connect(db, read_only=True, config=config)
+        #: the typed workbench.toml settings of the report (``config``, else the database's own)
+        self.settings = self.db.settings if config is None else load_settings(config)
         self.start, self.end = start, end
         self.out_dir = Path(out_dir) if out_dir else None
         self.title = title
@@ -271,11 +274,12 @@ def _latest_ts(db_path: str) -> dt.datetime | None:
         return db.calls.ts.max().execute() or db.events.ts.max().execute() or None
 
 
-def _definitions(names: Iterable[str]) -> dict[str, str]:
-    from workbench.metrics.core import suite
+def _definitions(names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The registry's contract of each metric shown: definition, unit, direction, source table, and where it lives."""
+    from workbench.metrics.core import contracts
 
-    s = suite()
-    return {n: ((s[n].__doc__ or "").strip().splitlines() or [""])[0] + f" ({s[n].__module__}.{s[n].__name__})" for n in names if n in s}
+    c = contracts()
+    return {n: {**c[n].as_dict(), "function": f"{c[n].fn.__module__}.{n}"} for n in names if n in c}
 
 
 def _lineage(db_path: str) -> list[dict[str, Any]]:
@@ -366,30 +370,19 @@ def run_all(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "re
     return [run_report(n, db=db, period=period, out=out, force=force) for n in (names or available())]
 
 
-def targets(config: Any = None) -> dict[str, dict[str, tuple[str, float]]]:
+def targets(config: Any = None) -> dict[str, dict[str, "Target"]]:
     """Scorecard targets per feature from ``workbench.toml``: ``[targets.<feature>]`` with ``<metric>_max = limit``
     (lower is better) or ``<metric>_min = limit`` (higher is better).
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "workbench.toml"
     >>> _ = p.write_text("[targets.chat]\\nlatency_p95_ms_max = 2000\\nwau_count_min = 50\\n")
-    >>> targets(p)
+    >>> {f: {m: (t.bound, t.limit) for m, t in ms.items()} for f, ms in targets(p).items()}
     {'chat': {'latency_p95_ms': ('max', 2000.0), 'wau_count': ('min', 50.0)}}
     """
-    from workbench.config import ConfigError, load_config
+    from workbench.config import load_settings
 
-    cfg = load_config(config)
-    out: dict[str, dict[str, tuple[str, float]]] = {}
-    for feature, table in cfg.section("targets").items():
-        where = f"targets.{feature}"
-        if not isinstance(table, Mapping):
-            raise ConfigError(f"{cfg.where(where)}: expected a table of <metric>_max / <metric>_min = limit")
-        for key in table:
-            metric, _, bound = key.rpartition("_")
-            if bound not in ("max", "min") or not metric:
-                raise ConfigError(f"{cfg.where(where)}: {key!r} must end in _max or _min, e.g. latency_p95_ms_max")
-            out.setdefault(feature, {})[metric] = (bound, cfg.number(table, key, where))
-    return out
+    return {f: dict(ms) for f, ms in load_settings(config).targets.items()}
 
 
 def scorecard(report: Report, metrics: Iterable[str], *, config: Any = None, by: str = "feature") -> "pl.DataFrame":
@@ -402,8 +395,8 @@ def scorecard(report: Report, metrics: Iterable[str], *, config: Any = None, by:
     import polars as pl
 
     df = report.changes(metrics, by=[by])
-    tg = targets(config)
-    rows = [{by: f, "metric": m, "bound": b, "target": v} for f, ms in tg.items() for m, (b, v) in ms.items()]
+    tg = targets(config if config is not None else report.settings)
+    rows = [{by: f, "metric": m, "bound": t.bound, "target": t.limit} for f, ms in tg.items() for m, t in ms.items()]
     schema = {by: pl.Utf8, "metric": pl.Utf8, "bound": pl.Utf8, "target": pl.Float64}
     t = pl.DataFrame(rows, schema=schema)
     df = df.with_columns(pl.col(by).cast(pl.Utf8)).join(t, on=[by, "metric"], how="left")
