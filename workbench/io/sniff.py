@@ -74,6 +74,25 @@ def _first_lines(path: Path, n: int) -> bytes:
     return b"".join(out)
 
 
+def _first_value(data: bytes, layout: str) -> Any:
+    """The first record of a JSON array or document from the head of a file, or None when the head cuts it."""
+    import json
+
+    text = data.decode("utf-8", "replace")
+    pos = len(text) - len(text.lstrip())
+    if layout == "array":
+        pos += 1
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+    try:
+        value, _end = json.JSONDecoder().raw_decode(text, pos)
+    except ValueError:
+        return None
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value
+
+
 def classify(obj: Any) -> str | None:
     """The format a single record belongs to, or None.
 
@@ -123,6 +142,9 @@ def detect(path: str | Path) -> tuple[str | None, str]:
         if layout == "lines":
             recs = iter_json_records(_first_lines(path, SNIFF_RECORDS))
         else:
+            found = _first_value(data, layout)  # usually decides from the head, without parsing the whole file
+            if found is not None and classify(found) is not None:
+                return classify(found), layout
             recs = iter_json_records(read_bytes(path))
         seen = False
         for i, (_k, obj, _raw, err) in enumerate(recs):
