@@ -55,7 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="load telemetry files into the canonical tables")
     p.add_argument("paths", nargs="+", metavar="PATH")
     _add_db(p)
-    p.add_argument("--format", default="auto", choices=["auto", "otel", "otel-proto", "jsonl", "csv", "parquet"])
+    from workbench.io.ingest import FORMATS
+
+    p.add_argument("--format", default="auto", choices=["auto", *FORMATS],
+                   help="auto: recognised from the content; or force one (the summary says what each file was read as)")
     p.add_argument("--mapping", default=None, help="TOML column mapping (required for jsonl/csv/parquet)")
     p.add_argument("--json", action="store_true", help="print one JSON summary object")
 

@@ -1,8 +1,32 @@
 """Load telemetry files into the canonical tables: validated, deduplicated, bad rows quarantined, nothing lost.
 
-``workbench ingest PATH... [--format auto|otel|otel-proto|jsonl|csv|parquet] [--mapping FILE.toml]`` and :func:`ingest` read
-OpenTelemetry GenAI spans (OTLP JSON or protobuf) into ``calls``, and JSONL, CSV or Parquet files with a declared mapping into any
-canonical table. The work is done in DuckDB SQL, streaming from the file; Python only drives it.
+``workbench ingest PATH... [--format auto|otel|otel-proto|jsonl|csv|parquet|langfuse|langfuse_batch|openinference|vercel|litellm]
+[--mapping FILE.toml]`` and :func:`ingest` read OpenTelemetry GenAI spans (OTLP JSON or protobuf) and the telemetry other tools
+write (Langfuse, OpenInference/Phoenix, Vercel AI SDK, LiteLLM) into ``calls``, and JSONL, CSV or Parquet files with a
+declared mapping into any canonical table. OTLP JSON lines and mapped files are read in DuckDB SQL, streaming from
+the file; the other tools' formats are turned into canonical rows by their module (see below) and then go through
+the same validation, deduplication, quarantine and lineage.
+
+Formats and ``--format auto``
+-----------------------------
+Without a mapping, ``auto`` recognises a file by its content (:func:`workbench.io.sniff.detect`: gzip by its magic
+bytes, Parquet, JSON lines, a JSON array, pretty-printed documents, CSV) and the summary and ``ingest_runs.format``
+say what each file was read as. ``--format NAME`` forces one. A pretty-printed JSON array or document is never read
+line by line: its records are its elements (numbered 1, 2, ...) or documents (numbered by their first line); with a
+mapping it is rewritten one record a line for the JSONL reader.
+
+* ``otel``: OTLP ``ExportTraceServiceRequest`` JSON (below); JSON lines in SQL, any other layout through
+  :mod:`workbench.io.openinference` with the same attribute table (:data:`workbench.io.spans.SPAN_ATTRIBUTES`);
+* ``langfuse``, ``langfuse_batch``: :mod:`workbench.io.langfuse` (trace exports; ingestion batches);
+* ``openinference``: :mod:`workbench.io.openinference` (single protojson spans, arrays, Phoenix spans Parquet/CSV);
+* ``vercel``: :mod:`workbench.io.vercel` (ReadableSpan arrays; each LLM call counted once, at the leaf);
+* ``litellm``: :mod:`workbench.io.litellm` (StandardLoggingPayload, SpendLogs rows as JSON or CSV);
+* ``otel-proto``: binary protobuf OTLP (``.pb``/``.binpb``, gzip too), decoded to OTLP JSON lines;
+* ``jsonl``, ``csv``, ``parquet``: any table, with a mapping (below).
+
+Timestamps of every shape become UTC (:func:`workbench.io.records.epoch_us`: ISO with an offset, naive ISO taken as
+UTC, epoch numbers by their size, nanosecond strings, HrTime pairs). For records read this way, ``read`` counts the
+rows the file describes (spans, observations, calls) plus unreadable records.
 
 The invariant, per file and in total: ``read = inserted + duplicates + quarantined``.
 
@@ -27,7 +51,7 @@ Lines are read in buffers sized from the file's longest line (:data:`LINE_BYTES_
 Line numbers (``quarantine.line_no``)
 -------------------------------------
 * JSONL and OTLP: the physical line of the file (1 = first line). All spans of one OTLP line share its number (the
-  span itself is in ``raw``); a pretty-printed single-object OTLP file is line 1.
+  span itself is in ``raw``); in a file of pretty-printed documents, the line a document starts on.
 * CSV: the line of the record, the header being line 1; exact unless the file has blank lines or quoted fields with
   line breaks before the record (DuckDB counts physical lines for rejected records, records for good ones).
 * Parquet: the row number, 1 = first row.
@@ -35,8 +59,8 @@ Line numbers (``quarantine.line_no``)
 OpenTelemetry GenAI spans (format ``otel``)
 -------------------------------------------
 What the OpenTelemetry Collector's file exporter writes: OTLP JSON, one ``ExportTraceServiceRequest`` per line
-(``resourceSpans -> scopeSpans -> spans``), or one pretty-printed object in the file. A line that is not JSON, or JSON
-without ``resourceSpans``, is quarantined. Columns of ``calls``, first attribute present wins (span attributes, then
+(``resourceSpans -> scopeSpans -> spans``), or pretty-printed documents, or an array of them. A line that is not JSON,
+or JSON without ``resourceSpans``, is quarantined. Columns of ``calls``, first attribute present wins (span attributes, then
 resource attributes for the product-context columns):
 
 ============================  ==========================================================================================
@@ -159,6 +183,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.io import otlp_proto
+from workbench.io import sniff
+from workbench.io.spans import OPENINFERENCE_KINDS as _OI_KINDS
+from workbench.io.spans import SPAN_ATTRIBUTES as _OTEL_DEFAULTS
+from workbench.io.spans import SPAN_USED as _OTEL_USED
 from workbench.schema import TABLES, Table
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -166,7 +194,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from workbench.db import Workbench
 
-FORMATS = ("otel", "otel-proto", "jsonl", "csv", "parquet")
+FORMATS = ("otel", "otel-proto", "jsonl", "csv", "parquet", *sniff.RECORD_FORMATS)
 NOT_INGESTIBLE = ("ingest_runs", "quarantine", "judge_cache")
 _EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
                ".parquet": "parquet", ".pq": "parquet", **{e: "otel-proto" for e in otlp_proto.EXTENSIONS}}
@@ -481,7 +509,9 @@ class _Plan:
     path: Path
     fmt: str
     mapping: Mapping | None
-    pretty: bool = False  # an OTLP file holding one pretty-printed object
+    documents: bool = False  # read as records (workbench.io.sniff): any format of RECORD_FORMATS, OTLP not in lines
+    json_records: bool = False  # mapped JSON that is an array or documents, not lines: rewritten one record a line
+    lines_path: Path | None = None  # the rewritten copy that the line reader reads
     lenient: bool = False  # read lines with DuckDB's lenient CSV reader (mixed line endings)
     line_bytes: int = MAX_LINE_BYTES  # DuckDB's max_line_size and buffer_size: set from the file's longest line
     buffer_bytes: int = 2 * MAX_LINE_BYTES
@@ -500,6 +530,8 @@ def _plan(path: Path, fmt: str, mapping: Mapping | None) -> _Plan:
     if fmt == "auto":
         if mapping is not None and mapping.format:
             fmt = mapping.format
+        elif (mapping is None or mapping.otel_only) and (found := sniff.detect(path)[0]) is not None:
+            fmt = found  # recognised by its content
         else:
             ext = _base_ext(path)
             fmt = _EXTENSIONS.get(ext, "")
@@ -508,8 +540,9 @@ def _plan(path: Path, fmt: str, mapping: Mapping | None) -> _Plan:
             if fmt == "jsonl" and mapping is None:
                 fmt = "otel" if _looks_otlp(path) else ""
                 if not fmt:
-                    raise IngestError(f"{path}: not OpenTelemetry spans (no resourceSpans); a JSONL file needs a "
-                                      f"mapping (--mapping FILE.toml) naming its table and columns")
+                    raise IngestError(f"{path}: not OpenTelemetry spans, nor Langfuse, OpenInference, Vercel AI "
+                                      f"SDK or LiteLLM telemetry (no resourceSpans, trace, batch, span or call); pass "
+                                      f"--format NAME, or a mapping (--mapping FILE.toml) naming its table and columns")
             if not fmt:
                 raise IngestError(f"{path}: unknown format {ext or '(no extension)'!r}; pass --format "
                                   f"{'|'.join(FORMATS)} (with a mapping for jsonl, csv, parquet)")
@@ -517,17 +550,26 @@ def _plan(path: Path, fmt: str, mapping: Mapping | None) -> _Plan:
         raise IngestError(f"{path}: unknown format {fmt!r}; expected auto, {', '.join(FORMATS)}")
     if fmt == "parquet" and path.name.endswith(".gz"):
         raise IngestError(f"{path}: a gzip-compressed Parquet file is not supported; Parquet compresses internally")
-    if fmt in ("otel", "otel-proto"):
+    if fmt == "otel-proto":
         if mapping is not None and mapping.table != "calls":
             raise IngestError(f"{path}: OpenTelemetry spans load into calls, but the mapping {mapping.source} says "
                               f"table = {mapping.table!r}")
-        return _Plan(path, fmt, mapping, pretty=fmt == "otel" and _is_pretty(path))
+        return _Plan(path, fmt, mapping)
+    if fmt == "otel" or fmt in sniff.RECORD_FORMATS:
+        if mapping is not None and mapping.table != "calls":
+            raise IngestError(f"{path}: OpenTelemetry spans load into calls, but the mapping {mapping.source} says "
+                              f"table = {mapping.table!r}")
+        documents = fmt != "otel" or _otel_documents(path)
+        if documents and mapping is not None:
+            raise IngestError(f"{path}: a mapping (attribute overrides) applies to OTLP JSON lines only; this file "
+                              f"is read as {fmt}{' documents' if fmt == 'otel' else ''}")
+        return _Plan(path, fmt, mapping, documents=documents)
     if mapping is not None and mapping.otel_only:
         raise IngestError(f"{path}: the mapping {mapping.source} has no table; a {fmt} file needs table = \"...\" "
                           f"and its required columns")
     if mapping is None:
         raise IngestError(f"{path}: a mapping is required for {fmt} files (--mapping FILE.toml, see workbench.io.ingest)")
-    return _Plan(path, fmt, mapping)
+    return _Plan(path, fmt, mapping, json_records=fmt == "jsonl" and _json_records(path))
 
 
 def _looks_otlp(path: Path) -> bool:
@@ -538,20 +580,35 @@ def _looks_otlp(path: Path) -> bool:
     return b'"resourceSpans"' in head or head in (b"{", b"[")
 
 
-def _is_pretty(path: Path) -> bool:
-    """True when the first non-blank line is not a complete JSON value (a pretty-printed object)."""
+def _json_records(path: Path) -> bool:
+    """A mapped .json file holding a JSON array or pretty-printed documents (never read line by line)."""
+    from workbench.io.records import json_layout
+
+    if _base_ext(path) in (".jsonl", ".ndjson"):  # the name says JSON lines: each line is a record
+        return False
+    head = sniff.head(path)
+    return json_layout(head) == "array" or (json_layout(head) == "document" and _first_line(path).endswith(
+        (b"{", b"[", b",")))
+
+
+def _otel_documents(path: Path) -> bool:
+    """An OTLP file the SQL line reader cannot take: not JSON lines (a pretty-printed document, several of them, an
+    array), or gzip without a .gz name (DuckDB decompresses by the name)."""
+    from workbench.io.records import GZIP_MAGIC, json_layout
+
     try:
-        first = _first_line(path)
+        with open(path, "rb") as fh:
+            magic = fh.read(2)
+        opener = gzip.open if magic == GZIP_MAGIC else open
+        with opener(path, "rb") as fh:
+            head = fh.read(1 << 20)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise IngestError(f"{path}: cannot read the file: {exc}") from None
-    if not first.startswith(b"{"):
-        return False
-    try:
-        json.loads(first)
-        return False
-    except ValueError:
-        # a pretty-printed object's first line opens a structure; a malformed JSONL line is quarantined instead
-        return first.endswith((b"{", b"[", b","))
+    if magic == GZIP_MAGIC and not path.name.lower().endswith(".gz"):
+        return True
+    first = _first_line(path) if json_layout(head) != "lines" else b""
+    # a first line that does not parse but is not the opening of a document is a malformed JSON line: lines
+    return json_layout(head) == "array" or (json_layout(head) == "document" and first.endswith((b"{", b"[", b",")))
 
 
 # --------------------------------------------------------------------------------------------------------- the loader
@@ -567,9 +624,11 @@ def ingest(db: "Workbench | str | os.PathLike", paths: Any, *, format: str = "au
         The workbench database (a path is opened with :func:`workbench.db.connect`).
     paths : str, path, or a list of them
         Files to load; a directory stands for its files (sorted, hidden files skipped).
-    format : {"auto", "otel", "otel-proto", "jsonl", "csv", "parquet"}
-        ``auto``: the mapping's ``format``, else the extension; a ``.jsonl``/``.json`` file without a mapping must
-        hold OTLP spans; a file of another extension holding protobuf OTLP traces is ``otel-proto``.
+    format : {"auto", "otel", "otel-proto", "jsonl", "csv", "parquet", "langfuse", "langfuse_batch", "openinference",
+              "vercel", "litellm"}
+        ``auto``: with a mapping, the mapping's ``format``, else the extension; without one, recognised from the
+        content (:func:`workbench.io.sniff.detect`); a file of another extension holding protobuf OTLP traces is
+        ``otel-proto``.
     mapping : path, dict or Mapping, optional
         Column mapping, required for jsonl, csv and parquet; optional attribute overrides for otel.
     progress : bool, optional
@@ -631,7 +690,7 @@ def _ingest_all(con: "duckdb.DuckDBPyConnection", plans: list[_Plan], progress: 
             try:
                 f, reasons = _ingest_file(con, plan, memory)
             except IngestError as exc:
-                if plan.fmt not in ("jsonl", "otel") or plan.pretty or "invalid state" not in str(exc):
+                if plan.fmt not in ("jsonl", "otel") or plan.documents or "invalid state" not in str(exc):
                     raise
                 plan.lenient = True
                 f, reasons = _ingest_file(con, plan, memory)
@@ -713,7 +772,7 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
     from workbench._version import __version__
 
     path = plan.path
-    table = "calls" if plan.fmt in ("otel", "otel-proto") else plan.mapping.table
+    table = "calls" if plan.fmt in ("otel", "otel-proto") or plan.documents else plan.mapping.table
     try:
         content_hash, longest = _scan(path)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
@@ -728,6 +787,9 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
         path, content_hash, fmt_name = source
     else:
         fmt_name = plan.fmt
+    if plan.json_records:  # the line reader reads a one-record-a-line copy; its lines size the buffers
+        plan.lines_path = _records_as_lines(path)
+        longest = _scan(plan.lines_path)[1]
     plan.line_bytes = next((b for b in LINE_BYTES_STEPS if b > longest), LINE_BYTES_STEPS[-1])
     plan.buffer_bytes = max(2 * plan.line_bytes, longest + _HASH_CHUNK)
     if memory is not None:
@@ -737,7 +799,9 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
     con.execute("BEGIN TRANSACTION")
     try:
         _drop_temps(con)
-        if plan.fmt == "otel":
+        if plan.documents:
+            src, rejects_offset = _records_source(con, plan)
+        elif plan.fmt == "otel":
             src, rejects_offset = _otel_source(con, plan)
         elif plan.fmt == "jsonl":
             src, rejects_offset = _jsonl_source(con, plan)
@@ -761,13 +825,36 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
         con.execute("ROLLBACK")
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise IngestError(f"{path}: could not be loaded as {fmt_name} (nothing of it was written): {msg}") from exc
+    finally:
+        if plan.lines_path is not None:
+            plan.lines_path.unlink(missing_ok=True)
+            plan.lines_path = None
     reasons = counts.pop("reasons")
     f = {"path": str(path), "table": table, "format": fmt_name, "run_id": run_id, **counts}
     return f, reasons
 
 
+def _records_as_lines(path: Path) -> Path:
+    """A temporary JSON-lines copy of a JSON array or of pretty-printed documents: record n on line n (an element's
+    position in the array, or the document's order), a part that is not JSON as one last line."""
+    import tempfile
+
+    import orjson
+
+    from workbench.io.records import iter_json_records, read_bytes
+
+    fd, name = tempfile.mkstemp(suffix=".jsonl", prefix="wb-records-")
+    with os.fdopen(fd, "wb") as out:
+        for _k, value, raw, err in iter_json_records(read_bytes(path)):
+            if err is not None:
+                out.write(raw.replace("\n", " ").encode() + b"\n")
+            else:
+                out.write(orjson.dumps(value) + b"\n")
+    return Path(name)
+
+
 def _drop_temps(con: "duckdb.DuckDBPyConnection") -> None:
-    for t in ("_wb_stage", "_wb_rej", "_wb_rejscan", "_wb_shift"):
+    for t in ("_wb_stage", "_wb_rej", "_wb_rejscan", "_wb_shift", "_wb_records"):
         con.execute(f"DROP TABLE IF EXISTS temp.{t}")
 
 
@@ -785,6 +872,7 @@ class _Source:
     fixed: dict[str, str] = field(default_factory=dict)  # canonical column -> SQL over s:* (OTLP derivations)
     err_kinds: dict[str, str] = field(default_factory=dict)
     line_reader: bool = False  # read as raw text lines (JSONL, OTLP): a "too many columns" reject is a reserved byte
+    err_columns: bool = False  # the SELECT also has _err_kind and _err_field (the kind and field of its _err)
 
 
 def _raw_lines(path: Path, lenient: bool = False, line_bytes: int = MAX_LINE_BYTES, buffer_bytes: int = 0) -> str:
@@ -807,6 +895,20 @@ def _raw_lines(path: Path, lenient: bool = False, line_bytes: int = MAX_LINE_BYT
         f"new_line='\\n', {size}, store_rejects=true, rejects_table='_wb_rej', "
         f"rejects_scan='_wb_rejscan') WITH ORDINALITY AS r(line, extra, k)"
     )
+
+
+def _records_source(con, plan: _Plan) -> tuple[_Source, None]:
+    """Canonical rows built in Python by a format module (workbench.io.sniff), staged as a temp table of texts."""
+    names = TABLES["calls"].names
+    table = sniff.rows_for(plan.path, plan.fmt).to_arrow(columns=names)
+    con.register("_wb_records_view", table)
+    try:
+        con.execute("CREATE TEMP TABLE _wb_records AS SELECT * FROM _wb_records_view")
+    finally:
+        con.unregister("_wb_records_view")
+    cols = {c: ColumnSpec(c, field=c, unit="us" if c in ("ts", "end_ts") else None) for c in names}
+    return _Source(sql="SELECT * FROM _wb_records", cols=cols, json_cols=frozenset({"attributes"}),
+                   err_columns=True), None
 
 
 def _hash_plan(t: Table, specs: dict[str, ColumnSpec]) -> tuple[str | None, tuple[str, ...]]:
@@ -872,7 +974,8 @@ def _jsonl_source(con, plan: _Plan) -> tuple[_Source, int]:
         FROM (
             SELECT k, line, _f, {jexpr}
             FROM (SELECT k, line, try(json_extract_string(line, {plist})) AS _f
-                  FROM ({_raw_lines(plan.path, plan.lenient, plan.line_bytes, plan.buffer_bytes)})
+                  FROM ({_raw_lines(plan.lines_path or plan.path, plan.lenient, plan.line_bytes,
+                                    plan.buffer_bytes)})
                   WHERE line IS NOT NULL AND NOT regexp_full_match(line, {_lit(_BLANK_RE)}))
         )"""
     src = _Source(sql=sql, cols={c: s for c, s in m.columns.items() if not s.hash}, hash_fields=hfields,
@@ -1003,33 +1106,7 @@ def _parquet_source(con, plan: _Plan) -> _Source:
 
 # ------------------------------------------------------------------------------------------------------ OTLP spans
 
-_OTEL_DEFAULTS: dict[str, tuple[str, ...]] = {
-    "operation": ("gen_ai.operation.name",),
-    "provider": ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"),
-    "request_model": ("gen_ai.request.model", "llm.model_name"),
-    "model": ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name"),
-    "feature": ("workbench.feature", "app.feature", "r:workbench.feature", "r:app.feature", "r:service.name"),
-    "environment": ("deployment.environment.name", "r:deployment.environment.name", "r:deployment.environment",
-                    "deployment.environment"),
-    "prompt_version": ("workbench.prompt_version", "gen_ai.prompt.version", "llm.prompt_template.version",
-                       "r:workbench.prompt_version"),
-    "user_id": ("user.id", "enduser.id", "r:user.id", "r:enduser.id"),
-    "session_id": ("gen_ai.conversation.id", "session.id"),
-    "variant": ("workbench.variant", "r:workbench.variant"),
-    "error_type": ("error.type",),
-    "attempt": ("workbench.attempt",),
-    "fallback": ("workbench.fallback",),
-    "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"),
-    "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion"),
-    "cache_read_tokens": ("gen_ai.usage.cache_read.input_tokens", "llm.token_count.prompt_details.cache_read"),
-    "cache_write_tokens": ("gen_ai.usage.cache_creation.input_tokens", "llm.token_count.prompt_details.cache_write"),
-    "reasoning_tokens": ("gen_ai.usage.reasoning.output_tokens", "llm.token_count.completion_details.reasoning"),
-    "cost_usd": ("workbench.cost_usd", "llm.cost.total"),
-}
-# Read but not a column of their own: excluded from ``attributes`` because a column holds them.
-_OTEL_USED = ("gen_ai.response.finish_reasons", "gen_ai.response.time_to_first_chunk", "gen_ai.tool.name", "tool.name",
-              "openinference.span.kind")
-_OI_KINDS = {"LLM": "chat", "EMBEDDING": "embeddings", "TOOL": "execute_tool", "AGENT": "invoke_agent"}
+# The attribute table (_OTEL_DEFAULTS, _OTEL_USED, _OI_KINDS) is workbench.io.spans': one table for every span format.
 
 # OTLP JSON, parsed once per span with json_transform into typed structs (lenient: a mistyped member is NULL).
 _ANY_SCALAR = '"stringValue":"VARCHAR","intValue":"VARCHAR","doubleValue":"DOUBLE","boolValue":"BOOLEAN"'
@@ -1086,11 +1163,7 @@ def _otel_source(con, plan: _Plan) -> tuple[_Source, int | None]:
         exprs = [attr(n) for n in candidates[c]]
         return exprs[0] if len(exprs) == 1 else "coalesce(" + ", ".join(exprs) + ")"
 
-    if plan.pretty:
-        lines = (f"SELECT 1::BIGINT AS k, coalesce(CAST(try(json(content)) AS VARCHAR), content) AS line "
-                 f"FROM read_text({_lit(str(plan.path))})")
-    else:
-        lines = f"SELECT k, line FROM ({_raw_lines(plan.path, plan.lenient, plan.line_bytes, plan.buffer_bytes)})"
+    lines = f"SELECT k, line FROM ({_raw_lines(plan.path, plan.lenient, plan.line_bytes, plan.buffer_bytes)})"
     first = "(e.name ILIKE '%first%token%' OR e.name ILIKE '%first%chunk%')"
     oi_kind = f"upper({attr('openinference.span.kind')})"
     oi_case = ("CASE " + " ".join(f"WHEN {oi_kind} = {_lit(k)} THEN {_lit(v)}" for k, v in _OI_KINDS.items())
@@ -1141,7 +1214,9 @@ def _otel_source(con, plan: _Plan) -> tuple[_Source, int | None]:
              f"|| CASE WHEN len(list_filter(sp.events, lambda e: NOT {first})) > 0 THEN ['\"otel.events\":' "
              f"|| CAST(to_json(list_filter(sp.events, lambda e: NOT {first})) AS VARCHAR)] ELSE [] END "
              f"|| CASE WHEN {tool} IS NOT NULL AND {tool} <> sp.name "
-             "THEN ['\"otel.span.name\":' || CAST(to_json(sp.name) AS VARCHAR)] ELSE [] END")
+             "THEN ['\"otel.span.name\":' || CAST(to_json(sp.name) AS VARCHAR)] ELSE [] END "
+             "|| CASE WHEN nullif(sp.status.message, '') IS NOT NULL "
+             "THEN ['\"otel.status_message\":' || CAST(to_json(sp.status.message) AS VARCHAR)] ELSE [] END")
     span_attrs = ", ".join(f"_vals[list_position(_keys, {_lit(n)})] AS {_ident(slot[n])}" for n in span_names)
     res_attrs = "".join(f", _rvals[list_position(_rkeys, {_lit(n)})] AS {_ident(slot['r:' + n])}" for n in res_names)
     # Each line is parsed once (spans kept as JSON text, typed one by one); a line that is not an OTLP export becomes
@@ -1188,7 +1263,7 @@ def _otel_source(con, plan: _Plan) -> tuple[_Source, int | None]:
                   err_kinds={"invalid JSON": "invalid JSON",
                              "not an OTLP trace export (no resourceSpans)": "not an OTLP trace export"},
                   line_reader=True)
-    return src, (None if plan.pretty else 0)
+    return src, 0
 
 
 # ------------------------------------------------------------------------------------------- typing and validation
@@ -1351,13 +1426,16 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
         miss.append((cond, c, f"missing required field: {c}", _lit(f"missing required field {c}{hint}")))
     err_kind = ("CASE " + " ".join(f"WHEN _err = {_lit(k)} THEN {_lit(v)}" for k, v in src.err_kinds.items())
                 + " ELSE _err END") if src.err_kinds else "_err"
+    if src.err_columns:
+        err_kind = f"coalesce(_err_kind, {err_kind})"
     all_checks = [("_err IS NOT NULL", None, None, "_err")] + miss + checks
     # The first failing check's index, evaluated once; kind, field and reason are looked up from it.
     q_idx = "CASE " + " ".join(f"WHEN {cond} THEN {i + 1}" for i, (cond, _f, _k, _r) in enumerate(all_checks)) + " END"
     kinds = "[" + ", ".join("NULL" if k is None else _lit(k) for _c, _f, k, _r in all_checks) + "]::VARCHAR[]"
     fields = "[" + ", ".join(_lit(f) for _c, f, _k, _r in all_checks) + "]::VARCHAR[]"
     q_kind = f"CASE WHEN _q = 1 THEN {err_kind} WHEN _q IS NOT NULL THEN list_extract({kinds}, _q) END"
-    q_field = f"list_extract({fields}, _q)"
+    q_field = (f"CASE WHEN _q = 1 THEN _err_field ELSE list_extract({fields}, _q) END" if src.err_columns
+               else f"list_extract({fields}, _q)")
     q_reason = "CASE _q " + " ".join(f"WHEN {i + 1} THEN {r}" for i, (_c, _f, _k, r) in enumerate(all_checks)) + " END"
     out_cols = [c for c in t.names if c in out or c == src.hash_column]
     final = []

@@ -1,0 +1,515 @@
+"""Telemetry of other tools loaded with --format auto: Langfuse, OpenInference/Phoenix, Vercel AI SDK, LiteLLM, OTLP
+documents, gzip. The fixtures in tests/data/formats/ are written from each format's public schema; the expected calls
+and token totals below are counted by hand from them (tests/data/formats/README.md lists them)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import workbench as wb
+from workbench.cli import main as cli_main
+from workbench.io.ingest import IngestError, ingest
+from workbench.io.records import epoch_us
+from workbench.io.sniff import detect
+
+DATA = Path(__file__).parent / "data" / "formats"
+COUNTS = ("read", "inserted", "duplicates", "quarantined")
+
+# file -> (format read as, read, inserted, duplicates, quarantined) in an empty database
+EXPECTED = {
+    "langfuse_trace.json": ("langfuse", 5, 5, 0, 0),
+    "langfuse_traces.jsonl": ("langfuse", 5, 2, 0, 3),
+    "langfuse_batch.json": ("langfuse_batch", 5, 4, 0, 1),
+    "langfuse_batch_litellm.jsonl": ("langfuse_batch", 2, 2, 0, 0),
+    "openinference_span.json": ("openinference", 1, 1, 0, 0),
+    "openinference_spans.json": ("openinference", 4, 3, 0, 1),
+    "phoenix_spans.csv": ("openinference", 3, 3, 0, 0),
+    "vercel_spans.json": ("vercel", 6, 6, 0, 0),
+    "litellm_payloads.jsonl": ("litellm", 5, 3, 1, 1),
+    "litellm_spendlogs.csv": ("litellm", 4, 3, 0, 1),
+    "litellm_spendlogs.json": ("litellm", 3, 3, 0, 0),
+    "otlp_documents.json": ("otel", 3, 2, 0, 1),
+}
+
+
+@pytest.fixture
+def db():
+    d = wb.connect(":memory:")
+    yield d
+    d.close()
+
+
+def rows(db, sql, params=None):
+    cur = db.duckdb.execute(sql, params or [])
+    names = [c[0] for c in cur.description]
+    return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+def call(db, call_id):
+    (r,) = rows(db, "select * from calls where call_id = ?", [call_id])
+    r["attributes"] = json.loads(r["attributes"]) if r["attributes"] else {}
+    return r
+
+
+def quarantine(db):
+    return [(r["line_no"], r["field"], r["reason"]) for r in
+            rows(db, "select line_no, field, reason from quarantine order by line_no, reason")]
+
+
+def load(db, name, **kw):
+    s = ingest(db, DATA / name if isinstance(name, str) else name, progress=False, **kw)
+    assert s.read == s.inserted + s.duplicates + s.quarantined
+    assert sum(s.reasons.values()) == s.quarantined
+    return s
+
+
+def counts(s):
+    return tuple(getattr(s, k) for k in COUNTS)
+
+
+def ts(*a):
+    return dt.datetime(*a)
+
+
+def totals(db, where="true"):
+    return db.duckdb.execute(f"select count(*), sum(input_tokens), sum(output_tokens) from calls where {where}").fetchone()
+
+
+# ------------------------------------------------------------------------------------------------------ auto-detection
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_fixture_loads_with_format_auto_and_says_how_it_was_read(db, name):
+    fmt, *expected = EXPECTED[name]
+    s = load(db, name)
+    assert counts(s) == tuple(expected)
+    assert s.files[0]["format"] == fmt and s.files[0]["table"] == "calls"
+    assert f"({fmt} -> calls" in str(s)
+    (run,) = rows(db, "select format, rows_read from ingest_runs")
+    assert run == {"format": fmt, "rows_read": expected[0]}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_gzip_of_every_format_loads_the_same(db, tmp_path, name):
+    gz = tmp_path / (name + ".gz")
+    gz.write_bytes(gzip.compress((DATA / name).read_bytes()))
+    fmt, *expected = EXPECTED[name]
+    s = load(db, gz)
+    assert counts(s) == tuple(expected) and s.files[0]["format"] == fmt
+    # gzip is recognised by its bytes, not its name
+    other = wb.connect(":memory:")
+    odd = tmp_path / ("copy-" + name)
+    odd.write_bytes(gz.read_bytes())
+    s2 = ingest(other, odd, progress=False)
+    assert counts(s2) == tuple(expected)
+    other.close()
+
+
+def test_reloading_every_format_inserts_nothing(db):
+    first = load(db, sorted(DATA.glob("*.json*")) + sorted(DATA.glob("*.csv")))
+    again = load(db, sorted(DATA.glob("*.json*")) + sorted(DATA.glob("*.csv")))
+    assert again.inserted == 0
+    assert again.duplicates == first.inserted + first.duplicates
+    assert again.quarantined == first.quarantined
+
+
+def test_detect_reads_the_content_not_the_name(tmp_path):
+    p = tmp_path / "export.txt"
+    shutil.copy(DATA / "vercel_spans.json", p)
+    assert detect(p) == ("vercel", "array")
+    assert detect(DATA / "langfuse_trace.json") == ("langfuse", "document")
+    assert detect(DATA / "litellm_payloads.jsonl") == ("litellm", "lines")
+    assert detect(DATA / "phoenix_spans.csv") == ("openinference", "csv")
+    assert detect(DATA / "otlp_documents.json") == ("otel", "document")
+
+
+def test_forcing_a_format_reads_the_file_as_that_format(db):
+    s = load(db, "langfuse_trace.json", format="litellm")
+    assert s.files[0]["format"] == "litellm" and s.quarantined == 1 and s.inserted == 0
+    assert s.reasons == {"not a LiteLLM record": 1}
+    s = load(db, "langfuse_trace.json", format="langfuse")
+    assert s.inserted == 5
+
+
+def test_json_of_no_known_format_asks_for_a_mapping(db, tmp_path):
+    p = tmp_path / "x.json"
+    p.write_text('[{"hello": 1}]')
+    with pytest.raises(IngestError, match="x.json: not OpenTelemetry spans, nor Langfuse"):
+        ingest(db, p, progress=False)
+
+
+def test_cli_summary_names_each_files_format(tmp_path, capsys):
+    dbp = tmp_path / "wb.duckdb"
+    code = cli_main(["ingest", str(DATA / "langfuse_batch.json"), str(DATA / "vercel_spans.json"), "--db", str(dbp)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "(langfuse_batch -> calls" in out and "(vercel -> calls" in out
+    assert cli_main(["ingest", str(DATA / "vercel_spans.json"), "--db", str(dbp), "--format", "vercel", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["duplicates"] == 6
+
+
+# ------------------------------------------------------------------------------------------------------ timestamps
+
+
+def test_five_timestamp_shapes_are_the_same_instant_in_utc():
+    instant = epoch_us("2025-11-20T10:00:00.250Z")
+    assert epoch_us("2025-11-20T11:00:00.250+01:00") == instant  # ISO with offset
+    assert epoch_us("2025-11-20 10:00:00.250000") == instant  # naive ISO (LiteLLM SpendLogs): UTC
+    assert epoch_us("1763632800250000000") == instant  # nanosecond string (OTLP)
+    assert epoch_us([1763632800, 250000000]) == instant  # HrTime pair (OTel JS)
+    assert epoch_us(1763632800.25) == instant  # epoch seconds as a float (LiteLLM payload)
+    assert epoch_us(1763632800250) == instant  # epoch milliseconds
+    assert epoch_us(dt.datetime(2025, 11, 20, 11, 0, 0, 250000, tzinfo=dt.timezone(dt.timedelta(hours=1)))) == instant
+    with pytest.raises(ValueError):
+        epoch_us("soon")
+
+
+# ------------------------------------------------------------------------------------------------------ Langfuse
+
+
+def test_langfuse_trace_export_columns(db):
+    load(db, "langfuse_trace.json")
+    g = call(db, "gen-1")
+    assert (g["trace_id"], g["parent_id"], g["operation"], g["name"]) == ("t-lf-1", "obs-agent", "chat", "draft-answer")
+    assert g["ts"] == ts(2025, 11, 20, 10, 0, 0, 100000)  # +01:00 converted to UTC
+    assert (g["latency_ms"], g["ttft_ms"]) == (2000.0, 500.0)  # completionStartTime - startTime
+    assert (g["model"], g["provider"], g["finish_reason"]) == ("gpt-4o", "openai", "stop")
+    # usageDetails: input 900 uncached + 300 cached; output 150 + 50 reasoning
+    assert (g["input_tokens"], g["cache_read_tokens"], g["output_tokens"], g["reasoning_tokens"]) == (1200, 300, 200, 50)
+    assert g["cost_usd"] == 0.005 and g["prompt_version"] == "3"
+    assert (g["user_id"], g["session_id"], g["feature"], g["environment"]) == ("u-42", "sess-9", "support_assistant",
+                                                                                 "production")
+    assert g["attributes"]["langfuse.prompt.name"] == "support" and g["attributes"]["langfuse.tags"] == ["beta", "eu"]
+    assert g["attributes"]["langfuse.release"] == "2.3.0"
+    kinds = dict(db.duckdb.execute("select call_id, operation from calls").fetchall())
+    assert kinds == {"obs-agent": "invoke_agent", "gen-1": "chat", "tool-1": "execute_tool", "gen-2": "chat",
+                     "ev-1": "event"}
+    assert call(db, "ev-1")["latency_ms"] is None  # an event has no end
+    # two LLM calls: 1200 + 400 input, 200 + 80 output
+    assert totals(db, "operation = 'chat'") == (2, 1600, 280)
+    assert totals(db)[1:] == (1600, 280)
+
+
+def test_langfuse_metadata_otel_attributes_never_add_tokens(db, tmp_path):
+    load(db, "langfuse_trace.json")
+    assert call(db, "gen-1")["input_tokens"] == 1200  # metadata also says 1200: counted once, not 2400
+    doc = {"trace": {"id": "t9", "name": "f"}, "observations": [
+        {"id": "o9", "type": "GENERATION", "startTime": "2025-11-20T10:00:00Z",
+         "metadata": {"attributes": {"gen_ai.usage.input_tokens": 77, "gen_ai.usage.output_tokens": 7}}}]}
+    p = tmp_path / "t.json"
+    p.write_text(json.dumps(doc))
+    load(db, p)
+    r = call(db, "o9")  # no usage recorded by Langfuse: the kept OTel attributes are the only count
+    assert (r["input_tokens"], r["output_tokens"]) == (77, 7)
+
+
+def test_langfuse_deprecated_usage_naive_time_and_timeout(db):
+    load(db, "langfuse_trace.json")
+    g = call(db, "gen-2")
+    assert (g["input_tokens"], g["output_tokens"], g["cost_usd"]) == (400, 80, 0.0024)
+    assert g["ts"] == ts(2025, 11, 20, 10, 0, 2, 800000)  # naive ISO taken as UTC
+    assert (g["status"], g["error_type"]) == ("timeout", "Request timed out after 2s")
+
+
+def test_langfuse_json_lines_openai_usage_and_bad_records(db):
+    load(db, "langfuse_traces.jsonl")
+    g = call(db, "gen-3")
+    assert (g["input_tokens"], g["cache_read_tokens"], g["output_tokens"]) == (500, 100, 60)  # prompt_tokens incl. cache
+    assert (call(db, "gen-4")["input_tokens"], call(db, "gen-4")["user_id"]) == (70, "u-8")  # TraceWithFullDetails
+    assert quarantine(db) == [
+        (2, None, "invalid JSON"),
+        (3, "input_tokens", "negative token count in input_tokens: -5"),
+        (3, "ts", "unparseable timestamp in ts: 'yesterday' (expected ISO 8601, epoch seconds/ms/us/ns or "
+                  "[seconds, nanos])"),
+    ]
+
+
+def test_langfuse_batch_merges_creates_and_updates_in_order(db):
+    s = load(db, "langfuse_batch.json")
+    g = call(db, "g-b1")
+    assert (g["ts"], g["end_ts"], g["ttft_ms"]) == (ts(2025, 11, 22, 12, 0, 0, 100000), ts(2025, 11, 22, 12, 0, 1, 100000),
+                                                    300.0)
+    assert (g["input_tokens"], g["output_tokens"], g["cost_usd"], g["finish_reason"]) == (30, 12, 0.0001, "stop")
+    assert g["attributes"]["langfuse.metadata"] == {"step": 1, "finish_reason": "stop"}  # metadata merged by key
+    assert (g["user_id"], g["session_id"], g["feature"]) == ("u-b", "s-b", "chat_api")
+    assert g["attributes"]["langfuse.tags"] == ["api"]  # the second trace-create merged into the trace
+    r = call(db, "g-b2")
+    assert r["ts"] == ts(2025, 11, 22, 12, 0, 2) and r["latency_ms"] == 500.0  # +02:00 -> UTC
+    assert (r["status"], r["error_type"], r["input_tokens"], r["output_tokens"]) == ("error", "RateLimitError: 429", 20, 5)
+    assert call(db, "sp-b1")["latency_ms"] == 90.0 and call(db, "ev-b1")["operation"] == "event"
+    # an update of an observation never created has no start time; scores and sdk logs are not calls
+    assert quarantine(db) == [(11, "ts", "missing required field ts (source field 'ts')")]
+    assert s.reasons == {"missing required field: ts": 1}
+    assert totals(db, "operation = 'chat'") == (2, 50, 17)
+
+
+# ------------------------------------------------------------------------------------------------------ OpenInference
+
+
+def test_openinference_single_protojson_span_counts_tokens_once(db):
+    load(db, "openinference_span.json")
+    r = call(db, "b7ad6b7169203331")  # hex ids lower-cased
+    assert r["trace_id"] == "0af7651916cd43dd8448eb211c80319c" and r["parent_id"] is None
+    assert (r["operation"], r["model"], r["latency_ms"]) == ("chat", "gpt-4o", 1250.0)
+    # gen_ai.usage.input_tokens (a JSON number) and llm.token_count.prompt (a string) both say 100: 100, not 200
+    assert (r["input_tokens"], r["output_tokens"], r["cache_read_tokens"], r["reasoning_tokens"]) == (100, 20, 40, 5)
+    assert r["provider"] == "azure.ai.openai"  # gen_ai.provider.name wins over gen_ai.system and llm.provider
+    assert (r["user_id"], r["session_id"], r["status"]) == ("u-oi", "sess-oi", "ok")
+    assert r["attributes"]["llm.token_count.total"] == 120  # kept, never added
+
+
+def test_openinference_array_snake_case_base64_ids_and_missing_times(db):
+    load(db, "openinference_spans.json")
+    r = call(db, "0102030405060708")  # base64 ids decoded, snake_case members, times as numbers
+    assert (r["trace_id"], r["parent_id"]) == ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")
+    assert (r["operation"], r["latency_ms"], r["ts"]) == ("retriever", 400.0, ts(2025, 11, 21, 9, 59, 59, 500000))
+    t = call(db, "00000000000000c1")  # no start time: placed at its end, latency unknown
+    assert (t["ts"], t["latency_ms"], t["operation"], t["name"]) == (ts(2025, 11, 21, 10, 0, 2), None, "execute_tool",
+                                                                      "lookup_order")
+    assert (t["status"], t["attributes"]["otel.status_message"]) == ("error", "order service down")
+    assert quarantine(db) == [(4, "ts", "missing required field ts (source field 'ts')")]
+
+
+def _phoenix_parquet(path: Path) -> None:
+    """The spans dataframe as Phoenix returns it: tz-aware times, float token counts, NaN for missing."""
+    import csv
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with open(DATA / "phoenix_spans.csv", newline="") as fh:
+        recs = list(csv.DictReader(fh))
+    cols = {}
+    for name in recs[0]:
+        vals = [r[name] for r in recs]
+        if name in ("start_time", "end_time"):
+            cols[name] = pa.array([dt.datetime.fromisoformat(v) for v in vals], pa.timestamp("us", tz="UTC"))
+        elif "token_count" in name:
+            cols[name] = pa.array([float(v) if v else float("nan") for v in vals], pa.float64())
+        else:
+            cols[name] = pa.array([v or None for v in vals], pa.string())
+    pq.write_table(pa.table(cols), path)
+
+
+def test_phoenix_spans_dataframe_csv_and_parquet(db, tmp_path):
+    load(db, "phoenix_spans.csv")
+    r = call(db, "5e00000000000002")
+    assert (r["operation"], r["model"], r["input_tokens"], r["output_tokens"], r["cache_read_tokens"]) == \
+        ("chat", "gpt-4o", 250, 40, 100)
+    assert (r["parent_id"], r["latency_ms"], r["ttft_ms"]) == ("5e00000000000001", 1200.0, 300.0)  # first_token event
+    assert call(db, "5e00000000000003")["status"] == "error"
+    assert totals(db) == (3, 262, 40)
+    pq_path = tmp_path / "spans.parquet"
+    _phoenix_parquet(pq_path)
+    other = wb.connect(":memory:")
+    s = load(other, pq_path)
+    assert counts(s) == (3, 3, 0, 0) and s.files[0]["format"] == "openinference"
+    cols = "call_id, parent_id, ts, end_ts, operation, model, input_tokens, output_tokens, cache_read_tokens, status"
+    q = f"select {cols} from calls order by call_id"
+    assert db.duckdb.execute(q).fetchall() == other.duckdb.execute(q).fetchall()
+    other.close()
+
+
+# ------------------------------------------------------------------------------------------------------ Vercel AI SDK
+
+
+def test_vercel_counts_each_llm_call_once_at_the_leaf(db):
+    load(db, "vercel_spans.json")
+    outer = call(db, "00f067aa0ba902b7")
+    assert (outer["operation"], outer["input_tokens"], outer["output_tokens"]) == ("chain", None, None)
+    assert outer["attributes"]["ai.usage.promptTokens"] == 300  # kept for reference, not counted
+    a = call(db, "00f067aa0ba902b8")  # v4 leaf: gen_ai.usage.* and ai.usage.* side by side, counted once
+    assert (a["operation"], a["input_tokens"], a["output_tokens"], a["ttft_ms"]) == ("chat", 120, 20, 180.5)
+    assert (a["provider"], a["model"], a["request_model"]) == ("openai", "gpt-4o-mini-2024-07-18", "gpt-4o-mini")
+    assert (a["ts"], a["latency_ms"], a["parent_id"]) == (ts(2025, 11, 22, 10, 0, 0, 100000), 1400.0, "00f067aa0ba902b7")
+    assert (a["user_id"], a["session_id"], a["feature"], a["finish_reason"]) == ("u-v", "s-v", "chat-route",
+                                                                                   "tool-calls")
+    b = call(db, "00f067aa0ba902ba")  # v5 leaf: ai.usage.inputTokens with cached and reasoning details
+    assert (b["input_tokens"], b["cache_read_tokens"], b["output_tokens"], b["reasoning_tokens"]) == (180, 100, 30, 10)
+    t = call(db, "00f067aa0ba902b9")
+    assert (t["operation"], t["name"], t["status"]) == ("execute_tool", "weather", "error")
+    e = call(db, "00f067aa0ba902bc")
+    assert (e["operation"], e["input_tokens"]) == ("embeddings", 8)
+    assert call(db, "00f067aa0ba902bb")["input_tokens"] is None
+    # the outer span said 300 / 50: the two provider calls are 120 + 180 and 20 + 30; plus the 8 embedded tokens
+    assert totals(db, "operation = 'chat'") == (2, 300, 50)
+    assert totals(db)[1:] == (308, 50)
+
+
+# ------------------------------------------------------------------------------------------------------ LiteLLM
+
+
+def test_litellm_standard_logging_payload_lines(db):
+    s = load(db, "litellm_payloads.jsonl")
+    r = call(db, "chatcmpl-1")
+    assert (r["ts"], r["latency_ms"], r["ttft_ms"]) == (ts(2025, 11, 20, 10, 0), 2500.0, 400.0)  # epoch float seconds
+    assert (r["input_tokens"], r["cache_read_tokens"], r["output_tokens"], r["reasoning_tokens"]) == (1000, 800, 100, 30)
+    assert (r["cost_usd"], r["user_id"], r["feature"], r["provider"]) == (0.0035, "cust-1", "support_assistant", "openai")
+    assert (r["model"], r["request_model"], r["finish_reason"]) == ("gpt-4o-2024-08-06", "gpt-4o", "stop")
+    assert "litellm.messages" not in r["attributes"] and r["attributes"]["litellm.cache_hit"] is False
+    f = call(db, "chatcmpl-2")
+    assert (f["status"], f["error_type"], f["ttft_ms"], f["user_id"]) == ("timeout", "Timeout", None, "internal-2")
+    e = call(db, "emb-1")
+    assert (e["operation"], e["ts"], e["latency_ms"]) == ("embeddings", ts(2025, 11, 20, 10, 3, 20, 250000), 250.0)
+    assert quarantine(db) == [(4, "input_tokens", "non-numeric value in input_tokens: 'many'")]
+    assert s.duplicates == 1  # line 5 repeats line 1
+
+
+def test_litellm_spend_logs_csv_export(db):
+    load(db, "litellm_spendlogs.csv")
+    r = call(db, "req-1")
+    assert (r["ts"], r["latency_ms"], r["ttft_ms"]) == (ts(2025, 11, 23, 9, 0), 1250.0, 300.0)  # naive: UTC
+    assert (r["input_tokens"], r["cache_read_tokens"], r["cost_usd"]) == (300, 64, 0.00042)  # metadata JSON in a cell
+    assert (r["user_id"], r["session_id"], r["feature"]) == ("cust-9", "sess-l1", "summariser")
+    c = call(db, "req-2")  # a cache hit of the proxy: no first chunk before the end, flagged
+    assert (c["ttft_ms"], c["attributes"]["litellm.cache_hit"], c["user_id"]) == (None, True, "internal-1")
+    assert call(db, "req-3")["ts"] == ts(2025, 11, 23, 9, 10)  # ISO with Z in the same column
+    assert quarantine(db) == [(5, "end_ts", "end before start: end_ts 2025-11-23 09:20:00 < ts 2025-11-23 09:20:05")]
+
+
+def test_pretty_printed_json_array_is_read_as_an_array_not_line_by_line(db, tmp_path):
+    s = load(db, "litellm_spendlogs.json")
+    assert counts(s) == (3, 3, 0, 0)  # 3 elements, not the file's dozens of lines
+    assert call(db, "req-1")["cache_read_tokens"] == 64
+    # with a mapping too: the array's elements are the records
+    m = tmp_path / "m.toml"
+    m.write_text('table = "calls"\n[columns]\ncall_id = "request_id"\nts = "startTime"\nstatus = { value = "ok" }\n')
+    other = wb.connect(":memory:")
+    s2 = ingest(other, DATA / "litellm_spendlogs.json", mapping=m, progress=False)
+    assert (s2.files[0]["format"], counts(s2)) == ("jsonl", (3, 3, 0, 0))
+    other.close()
+
+
+# ------------------------------------------------------------------------------------------------------ OTLP documents
+
+
+def test_otlp_pretty_documents_give_the_same_rows_as_json_lines(db, tmp_path):
+    load(db, "otlp_documents.json")
+    lines = tmp_path / "same.jsonl"
+    from workbench.io.records import iter_json_records
+
+    docs = [v for _k, v, _r, _e in iter_json_records((DATA / "otlp_documents.json").read_bytes())]
+    lines.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    other = wb.connect(":memory:")
+    s = ingest(other, lines, progress=False)  # the SQL line reader
+    assert counts(s) == (3, 2, 0, 1)
+    q = "select * exclude (ingest_run_id) from calls order by call_id"
+    assert db.duckdb.execute(q).fetchall() == other.duckdb.execute(q).fetchall()
+    assert [r[1:] for r in quarantine(db)] == [r[1:] for r in quarantine(other)]
+    other.close()
+    r = call(db, "1111111111111111")
+    assert (r["input_tokens"], r["output_tokens"]) == (700, 70)  # input_tokens and the older prompt_tokens: once
+    assert call(db, "2222222222222222")["status"] == "blocked"  # content_filter
+    assert totals(db) == (2, 1000, 100)
+
+
+def test_langfuse_batch_lines_from_litellms_callback_reconcile_with_total(db):
+    s = load(db, "langfuse_batch_litellm.jsonl")
+    assert counts(s) == (2, 2, 0, 0) and s.files[0]["format"] == "langfuse_batch"
+    r = call(db, "time-08-00-00-000000_chatcmpl-a1")
+    # input 700 (prompt 1000 minus the 300 cache reads) + 300 read + 200 creation would be 1200 + 50 > total 1050:
+    # the creation tokens were left inside input, so input is 700 + 300 = 1000
+    assert (r["input_tokens"], r["output_tokens"], r["cache_read_tokens"], r["cache_write_tokens"]) == (1000, 50, 300, 200)
+    assert (r["ttft_ms"], r["cost_usd"], r["user_id"], r["feature"]) == (900.0, 0.0042, "cust-5", "triage")
+    assert totals(db) == (2, 1500, 70)
+
+
+def test_langfuse_observations_api_page_and_bare_observations(db, tmp_path):
+    obs = {"id": "o-1", "traceId": "t-x", "type": "GENERATION", "model": "gpt-4o", "startTime": "2025-11-26T10:00:00Z",
+           "endTime": "2025-11-26T10:00:01Z", "latency": 1.0, "timeToFirstToken": 0.25,
+           "usageDetails": {"input": 10, "output": 2, "total": 12}, "calculatedTotalCost": 0.0001}
+    page = tmp_path / "observations.json"
+    page.write_text(json.dumps({"data": [obs, {**obs, "id": "o-2", "endTime": None}], "meta": {"page": 1}}))
+    s = load(db, page)
+    assert (s.files[0]["format"], counts(s)) == ("langfuse", (2, 2, 0, 0))
+    r = call(db, "o-1")
+    assert (r["ttft_ms"], r["cost_usd"], r["input_tokens"], r["trace_id"]) == (250.0, 0.0001, 10, "t-x")
+    assert call(db, "o-2")["latency_ms"] == 1000.0  # no endTime: the API's latency (seconds)
+
+
+def test_vercel_console_exporter_objects(db, tmp_path):
+    span = {"traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "parentId": "00f067aa0ba902b7", "name": "ai.generateText.doGenerate",
+            "id": "00f067aa0ba90300", "kind": 0, "timestamp": 1763805600000000, "duration": 750000,
+            "attributes": {"ai.operationId": "ai.generateText.doGenerate", "ai.usage.promptTokens": 9,
+                           "ai.usage.completionTokens": 3, "ai.model.id": "gpt-4o", "ai.model.provider": "openai.chat"},
+            "status": {"code": 0}, "events": [], "links": []}
+    p = tmp_path / "console.json"
+    p.write_text(json.dumps([span]))
+    s = load(db, p)
+    assert (s.files[0]["format"], counts(s)) == ("vercel", (1, 1, 0, 0))
+    r = call(db, "00f067aa0ba90300")  # timestamp and duration in microseconds
+    assert (r["ts"], r["latency_ms"], r["parent_id"]) == (ts(2025, 11, 22, 10, 0), 750.0, "00f067aa0ba902b7")
+    assert (r["input_tokens"], r["output_tokens"], r["operation"]) == (9, 3, "chat")
+
+
+def test_a_json_file_without_records_loads_nothing(db, tmp_path):
+    (tmp_path / "a.json").write_text("[]\n")
+    (tmp_path / "b.json").write_text("")
+    s = load(db, [tmp_path / "a.json", tmp_path / "b.json"])
+    assert counts(s) == (0, 0, 0, 0) and [f["format"] for f in s.files] == ["otel", "otel"]
+
+
+# ------------------------------------------------------------------------------------------------------ robustness
+
+_WEIRD = [None, "", "x", -1, 0, 1.5e308, 10**30, True, [], {}, [1, 2], {"a": 1}, "2025-13-45", "nan", ["a", "b"]]
+
+
+def _mutate(o, rng):
+    """Replace or drop members at random: the shapes real exports get wrong."""
+    if isinstance(o, dict):
+        out = {}
+        for k, v in o.items():
+            r = rng.random()
+            if r < 0.15:
+                out[k] = rng.choice(_WEIRD)
+            elif r >= 0.2:
+                out[k] = _mutate(v, rng)
+        return out
+    if isinstance(o, list):
+        return [_mutate(x, rng) for x in o if rng.random() > 0.1]
+    return o
+
+
+@pytest.mark.parametrize("name", ["langfuse_trace.json", "langfuse_batch.json", "vercel_spans.json",
+                                  "openinference_spans.json", "litellm_payloads.jsonl", "otlp_documents.json"])
+def test_members_of_unexpected_types_are_quarantined_never_fatal(tmp_path, name):
+    import random
+
+    from workbench.io.records import iter_json_records
+
+    fmt = EXPECTED[name][0]
+    recs = [v for _k, v, _r, _e in iter_json_records((DATA / name).read_bytes())]
+    rng = random.Random(7)
+    for i in range(6):
+        p = tmp_path / f"{i}-{name}.json"
+        p.write_text(json.dumps([_mutate(r, rng) for r in recs], default=str))
+        d = wb.connect(":memory:")
+        s = ingest(d, p, format=fmt, progress=False)  # never an IngestError for the whole file
+        assert s.read == s.inserted + s.duplicates + s.quarantined
+        got = d.duckdb.execute("select count(*) from quarantine where reason is null or reason = ''").fetchone()[0]
+        assert got == 0  # every quarantined record says why
+        d.close()
+
+
+@pytest.mark.parametrize("name", ["agent_tool.jsonl", "anthropic_system.jsonl", "errors.jsonl", "openai_chat.jsonl",
+                                  "openinference.jsonl"])
+def test_otlp_sql_and_python_paths_give_identical_rows(tmp_path, name):
+    """The same spans as JSON lines (DuckDB SQL reader) and as a pretty-printed array (Python reader)."""
+    src = Path(__file__).parent / "data" / "otel" / name
+    docs = [json.loads(line) for line in src.read_text().splitlines() if line.strip()]
+    pretty = tmp_path / (name + ".json")
+    pretty.write_text(json.dumps(docs, indent=2))
+    a, b = wb.connect(":memory:"), wb.connect(":memory:")
+    sa, sb = ingest(a, src, progress=False), ingest(b, pretty, progress=False)
+    assert counts(sa) == counts(sb) and sb.files[0]["format"] == "otel"
+    q = "select * exclude (ingest_run_id, attributes), attributes::VARCHAR as attributes from calls order by call_id"
+    ra, rb = a.duckdb.execute(q).fetchall(), b.duckdb.execute(q).fetchall()
+    assert [r[:-1] for r in ra] == [r[:-1] for r in rb]
+    assert [json.loads(r[-1]) for r in ra] == [json.loads(r[-1]) for r in rb]
+    a.close(), b.close()

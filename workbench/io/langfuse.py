@@ -1,0 +1,368 @@
+"""Langfuse: trace exports and ingestion batches.
+
+Format ``langfuse``: a trace as the Langfuse UI or public API exports it, ``{"trace": {...}, "observations": [...]}``
+or the API's ``TraceWithFullDetails`` (the trace's fields with ``observations`` inside), one per file, several per file
+(JSON lines, an array, concatenated documents), or the API's observation lists (``{"data": [observation, ...]}``, or
+bare observation objects).
+
+Format ``langfuse_batch``: the body of ``POST /api/public/ingestion`` as the SDKs and LiteLLM's Langfuse callback send
+it, ``{"batch": [{"type": "trace-create" | "generation-create" | "span-create" | "event-create" | "<type>-create" |
+"*-update" | "observation-create|update", "body": {...}}]}``. Events apply in file order: an update merges its
+non-null fields into the row with the same ``body.id`` (``metadata`` merged key by key); ``score-create`` and
+``sdk-log`` events are not calls and are skipped. ``read`` counts the observations the batch describes (each row once,
+however many events built it); a row's position is its first event's index in the batch (1 = first).
+
+Each observation is one ``calls`` row: ``GENERATION`` is an LLM call (operation ``chat``), ``EMBEDDING`` ->
+``embeddings``, ``TOOL`` -> ``execute_tool``, ``AGENT`` -> ``invoke_agent``, the others (``SPAN``, ``CHAIN``,
+``EVENT``, ``RETRIEVER``, ``EVALUATOR``, ``GUARDRAIL``) their type in lower case; ``parentObservationId`` is the
+parent. Columns:
+
+==================  ==============================================================================================
+column              source
+==================  ==============================================================================================
+call_id, trace_id   observation ``id``, ``traceId`` (else the trace's ``id``); parent_id: ``parentObservationId``
+ts, end_ts          ``startTime``, ``endTime`` (ISO 8601, converted to UTC); an EVENT has no end: latency null
+latency_ms          ``endTime - startTime``, else the API's ``latency`` (seconds)
+ttft_ms             ``completionStartTime - startTime``, else the API's ``timeToFirstToken`` (seconds)
+model               ``model``; provider, request model, finish reason from the OTel attributes in ``metadata``
+input_tokens        sum of the ``usageDetails`` keys containing ``input`` (Langfuse's own rule: ``input`` is the
+                    uncached part, ``input_cached_tokens``, ``cache_read_input_tokens``... the rest), so cached
+                    tokens are inside input tokens; when ``total`` says a detail was left inside ``input`` too
+                    (LiteLLM's callback), the reading that adds up to ``total`` wins; else ``usage.input`` /
+                    ``promptTokens`` / ``prompt_tokens``
+output_tokens       sum of the ``usageDetails`` keys containing ``output`` (reasoning inside); else ``usage.output``
+cache_read_tokens   ``usageDetails`` keys with ``cache_read`` or ``cached``; cache_write: ``cache_creation`` /
+                    ``cache_write``; reasoning: keys with ``reasoning``
+cost_usd            ``costDetails.total`` (else the sum of its keys), else ``calculatedTotalCost``, ``totalPrice``,
+                    ``usage.totalCost``
+user_id, session_id the trace's ``userId``, ``sessionId`` (else ``metadata.user_id``/``session_id``)
+feature             ``metadata`` ``workbench.feature`` / ``feature``, else the trace's ``name``
+prompt_version      ``promptVersion`` (``promptName`` in attributes), else the trace's ``version``
+environment         ``environment`` of the observation or the trace
+status              ``error`` when ``level`` is ``ERROR`` (``timeout`` when its ``statusMessage`` says so), else ok;
+                    error_type: ``metadata`` ``error.type``, else the ``statusMessage``
+attributes          ``langfuse.type``, ``level``, ``statusMessage``, ``promptName``, the trace's ``tags``,
+                    ``release``, ``version`` and ``name``, ``modelParameters`` and the ``metadata``
+==================  ==============================================================================================
+
+Tokens come from ``usageDetails`` (or ``usage``) only: when ``metadata`` keeps the original OpenTelemetry attributes
+(``gen_ai.usage.input_tokens``...), they are read only when Langfuse recorded no usage at all, never added to it.
+
+Examples
+--------
+>>> doc = {"trace": {"id": "t1", "name": "support", "userId": "u1", "sessionId": "s1"},
+...        "observations": [{"id": "g1", "traceId": "t1", "type": "GENERATION", "model": "gpt-4o",
+...                          "startTime": "2025-11-20T10:00:00Z", "endTime": "2025-11-20T10:00:02Z",
+...                          "usageDetails": {"input": 80, "input_cached_tokens": 20, "output": 30, "total": 130},
+...                          "metadata": {"attributes": {"gen_ai.usage.input_tokens": 100}}}]}
+>>> v = trace_rows([(1, doc, None, None)]).values[0]
+>>> v["input_tokens"], v["cache_read_tokens"], v["output_tokens"], v["user_id"], v["feature"]
+(100, 20, 30, 'u1', 'support')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from workbench.io.records import MALFORMED, Rows, duration_ms, first, malformed, timestamp
+
+FORMAT, BATCH_FORMAT = "langfuse", "langfuse_batch"
+TYPES = ("GENERATION", "SPAN", "EVENT", "AGENT", "TOOL", "CHAIN", "RETRIEVER", "EVALUATOR", "EMBEDDING", "GUARDRAIL")
+_OPERATIONS = {"GENERATION": "chat", "EMBEDDING": "embeddings", "TOOL": "execute_tool", "AGENT": "invoke_agent"}
+_OTEL_TOKENS = {
+    "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"),
+    "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion"),
+    "cache_read_tokens": ("gen_ai.usage.cache_read.input_tokens", "llm.token_count.prompt_details.cache_read"),
+    "reasoning_tokens": ("gen_ai.usage.reasoning.output_tokens", "llm.token_count.completion_details.reasoning"),
+}
+
+
+def is_trace_export(obj: Any) -> bool:
+    if not isinstance(obj, dict):
+        return False
+    if isinstance(obj.get("trace"), dict) and isinstance(obj.get("observations"), list):
+        return True
+    return isinstance(obj.get("observations"), list) and "id" in obj and ("timestamp" in obj or "userId" in obj)
+
+
+def is_observation(obj: Any) -> bool:
+    return (isinstance(obj, dict) and str(obj.get("type", "")).upper() in TYPES and "startTime" in obj
+            and "id" in obj)
+
+
+def is_observation_list(obj: Any) -> bool:
+    data = obj.get("data") if isinstance(obj, dict) else None
+    return isinstance(data, list) and bool(data) and is_observation(data[0])
+
+
+def is_batch(obj: Any) -> bool:
+    return isinstance(obj, dict) and isinstance(obj.get("batch"), list)
+
+
+def looks_like(obj: Any) -> bool:
+    return is_trace_export(obj) or is_observation(obj) or is_observation_list(obj)
+
+
+def _meta(obs: dict) -> dict:
+    md = obs.get("metadata")
+    return md if isinstance(md, dict) else {}
+
+
+def _otel_attrs(md: dict) -> dict:
+    """OTel attributes Langfuse kept in metadata: ``metadata.attributes`` (OTel ingestion) or top-level keys."""
+    attrs = md.get("attributes")
+    out = dict(attrs) if isinstance(attrs, dict) else {}
+    for k, v in md.items():
+        if k.startswith(("gen_ai.", "llm.")):
+            out.setdefault(k, v)
+    return out
+
+
+def _int(v: Any) -> Any:
+    if isinstance(v, bool) or v is None:
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
+
+
+def _sum(values: list) -> Any:
+    nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if len(nums) != len(values):  # a non-number: hand it to the engine, which quarantines it with the field
+        return next(v for v in values if not (isinstance(v, (int, float)) and not isinstance(v, bool)))
+    return _int(sum(nums)) if nums else None
+
+
+def usage_tokens(obs: dict) -> dict[str, Any]:
+    """Token columns of an observation (the rule is in the module docstring)."""
+    out: dict[str, Any] = {}
+    ud = obs.get("usageDetails")
+    if isinstance(ud, dict) and ud:
+        if "prompt_tokens" in ud or "completion_tokens" in ud or "input_tokens_details" in ud \
+                or "prompt_tokens_details" in ud:  # OpenAI usage schema, as the ingestion API accepts it
+            pd = first(ud.get("prompt_tokens_details"), ud.get("input_tokens_details")) or {}
+            cd = first(ud.get("completion_tokens_details"), ud.get("output_tokens_details")) or {}
+            out["input_tokens"] = first(ud.get("prompt_tokens"), ud.get("input_tokens"))
+            out["output_tokens"] = first(ud.get("completion_tokens"), ud.get("output_tokens"))
+            out["cache_read_tokens"] = pd.get("cached_tokens") if isinstance(pd, dict) else None
+            out["reasoning_tokens"] = cd.get("reasoning_tokens") if isinstance(cd, dict) else None
+            return out
+        keys = {k: v for k, v in ud.items() if not k.lower().startswith("total")}
+        is_cr = lambda k: "cache_read" in k.lower() or "cached" in k.lower()  # noqa: E731
+        is_cw = lambda k: "cache_creation" in k.lower() or "cache_write" in k.lower()  # noqa: E731
+        ins = [v for k, v in keys.items() if "input" in k.lower()]
+        outs = [v for k, v in keys.items() if "output" in k.lower()]
+        out["input_tokens"] = _sum(ins) if ins else None
+        out["output_tokens"] = _sum(outs) if outs else None
+        total = ud.get("total")
+        if isinstance(total, (int, float)) and ins and outs:
+            out["input_tokens"], out["output_tokens"] = _reconcile(keys, total, is_cr, is_cw, out)
+        cr = [v for k, v in keys.items() if is_cr(k)]
+        cw = [v for k, v in keys.items() if is_cw(k)]
+        rs = [v for k, v in keys.items() if "reasoning" in k.lower()]
+        out["cache_read_tokens"] = _sum(cr) if cr else None
+        out["cache_write_tokens"] = _sum(cw) if cw else None
+        out["reasoning_tokens"] = _sum(rs) if rs else None
+        if out["input_tokens"] is not None or out["output_tokens"] is not None:
+            return out
+    u = obs.get("usage")
+    if isinstance(u, dict) and any(u.get(k) is not None for k in
+                                   ("input", "output", "promptTokens", "completionTokens", "prompt_tokens")):
+        out["input_tokens"] = first(u.get("input"), u.get("promptTokens"), u.get("prompt_tokens"))
+        out["output_tokens"] = first(u.get("output"), u.get("completionTokens"), u.get("completion_tokens"))
+        return out
+    attrs = _otel_attrs(_meta(obs))  # only when Langfuse recorded no usage: never added to it
+    for col, names in _OTEL_TOKENS.items():
+        out[col] = first(*(attrs.get(n) for n in names))
+    return out
+
+
+def _reconcile(keys: dict, total: float, is_cr, is_cw, out: dict) -> tuple[Any, Any]:
+    """Input and output tokens that add up to the ingested ``total`` when the sum of the keys does not.
+
+    Langfuse's rule (every key containing ``input`` is input) assumes ``input`` is the uncached part. Some producers
+    leave a detail inside ``input`` as well (LiteLLM's Langfuse callback subtracts cache reads but not cache
+    creation; others subtract cache creation but not reads): then the sum overshoots ``total``, and the reading
+    without the double-counted detail keys, the first that matches ``total``, wins. No match: Langfuse's rule."""
+    def part(pred) -> Any:
+        vals = [v for k, v in keys.items() if pred(k)]
+        return _sum(vals) if vals else None
+
+    if not all(isinstance(v, (int, float)) for v in (out["input_tokens"], out["output_tokens"])):
+        return out["input_tokens"], out["output_tokens"]
+    inputs = (part(lambda k: "input" in k.lower()),
+              part(lambda k: "input" in k.lower() and not is_cw(k)),
+              part(lambda k: "input" in k.lower() and not is_cr(k)),
+              part(lambda k: "input" in k.lower() and not is_cr(k) and not is_cw(k)))
+    outputs = (part(lambda k: "output" in k.lower()),
+               part(lambda k: "output" in k.lower() and "reasoning" not in k.lower()))
+    for o in outputs:
+        for i in inputs:
+            if isinstance(i, (int, float)) and isinstance(o, (int, float)) and i + o == total:
+                return i, o
+    return out["input_tokens"], out["output_tokens"]
+
+
+def _cost(obs: dict) -> Any:
+    cd = obs.get("costDetails")
+    if isinstance(cd, dict) and cd:
+        if cd.get("total") is not None:
+            return cd["total"]
+        return _sum([v for v in cd.values() if v is not None])
+    u = obs.get("usage") if isinstance(obs.get("usage"), dict) else {}
+    return first(obs.get("calculatedTotalCost"), obs.get("totalPrice"), obs.get("totalCost"), u.get("totalCost"))
+
+
+def observation_row(rows: Rows, k: int, obs: dict, trace: dict | None) -> None:
+    """Append the ``calls`` row of one observation (with its trace's context), or its quarantine record."""
+    try:
+        _observation_row(rows, k, obs, trace if isinstance(trace, dict) else None)
+    except MALFORMED as exc:
+        malformed(rows, k, "Langfuse observation", exc, obs)
+
+
+def _observation_row(rows: Rows, k: int, obs: dict, trace: dict | None) -> None:
+    trace = trace or {}
+    v: dict[str, Any] = {}
+    if not timestamp(v, rows, k, obs, "ts", obs.get("startTime")):
+        return
+    if not timestamp(v, rows, k, obs, "end_ts", obs.get("endTime")):
+        return
+    cst: dict[str, Any] = {}
+    if not timestamp(cst, rows, k, obs, "ttft_ms", obs.get("completionStartTime")):
+        return
+    md, tmd = _meta(obs), (trace.get("metadata") if isinstance(trace.get("metadata"), dict) else {})
+    attrs = _otel_attrs(md)
+    typ = str(obs.get("type") or "SPAN").upper()
+    v["call_id"] = obs.get("id")
+    v["trace_id"] = first(obs.get("traceId"), trace.get("id"))
+    v["parent_id"] = obs.get("parentObservationId")
+    v["latency_ms"] = duration_ms(v["ts"], v["end_ts"])
+    if v["latency_ms"] is None and isinstance(obs.get("latency"), (int, float)):
+        v["latency_ms"] = obs["latency"] * 1000.0
+    v["ttft_ms"] = duration_ms(v["ts"], cst.get("ttft_ms"))
+    if v["ttft_ms"] is None and isinstance(obs.get("timeToFirstToken"), (int, float)):
+        v["ttft_ms"] = obs["timeToFirstToken"] * 1000.0
+    v["operation"] = first(attrs.get("gen_ai.operation.name") if typ == "GENERATION" else None,
+                           _OPERATIONS.get(typ), typ.lower())
+    v["name"] = obs.get("name")
+    v["feature"] = first(md.get("workbench.feature"), md.get("feature"), tmd.get("workbench.feature"),
+                         tmd.get("feature"), trace.get("name"))
+    v["environment"] = first(obs.get("environment"), trace.get("environment"))
+    v["provider"] = first(attrs.get("gen_ai.provider.name"), attrs.get("gen_ai.system"), md.get("ls_provider"),
+                          md.get("provider"), attrs.get("llm.provider"))
+    v["model"] = first(obs.get("model"), attrs.get("gen_ai.response.model"), attrs.get("gen_ai.request.model"),
+                       md.get("ls_model_name"))
+    v["request_model"] = first(attrs.get("gen_ai.request.model"), obs.get("model"))
+    pv = first(obs.get("promptVersion"), trace.get("version"))
+    v["prompt_version"] = None if pv is None else str(pv)
+    v["user_id"] = first(trace.get("userId"), obs.get("userId"), md.get("user_id"), md.get("userId"),
+                         tmd.get("user_id"))
+    v["session_id"] = first(trace.get("sessionId"), obs.get("sessionId"), md.get("session_id"),
+                            md.get("sessionId"), tmd.get("session_id"))
+    v["variant"] = first(md.get("workbench.variant"), md.get("variant"), tmd.get("variant"))
+    level = str(obs.get("level") or "DEFAULT").upper()
+    msg = obs.get("statusMessage")
+    v["error_type"] = first(attrs.get("error.type"), md.get("error.type"), msg if level == "ERROR" else None)
+    if level == "ERROR":
+        text = f"{v['error_type']} {msg}".lower()
+        v["status"] = "timeout" if "timeout" in text or "timed out" in text else "error"
+    else:
+        v["status"] = "ok"
+    fr = attrs.get("gen_ai.response.finish_reasons")
+    v["finish_reason"] = (fr[0] if fr else None) if isinstance(fr, list) else first(fr, md.get("finish_reason"))
+    if v["finish_reason"] == "content_filter" and v["status"] == "ok":
+        v["status"] = "blocked"
+    v.update(usage_tokens(obs))
+    v["cost_usd"] = _cost(obs)
+    extra: dict[str, Any] = {"langfuse.type": typ, "langfuse.level": level}
+    for key, name in (("statusMessage", "langfuse.status_message"), ("promptName", "langfuse.prompt.name"),
+                      ("version", "langfuse.version"), ("modelParameters", "langfuse.model_parameters"),
+                      ("metadata", "langfuse.metadata")):
+        if obs.get(key) not in (None, "", {}):
+            extra[name] = obs[key]
+    for key, name in (("name", "langfuse.trace.name"), ("tags", "langfuse.tags"), ("release", "langfuse.release"),
+                      ("version", "langfuse.trace.version")):
+        if trace.get(key) not in (None, "", [], {}):
+            extra[name] = trace[key]
+    v["attributes"] = extra
+    rows.add(k, v, raw=obs)
+
+
+def trace_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows: Rows | None = None) -> Rows:
+    """``calls`` rows of Langfuse trace exports and observation lists (see the module docstring)."""
+    rows = Rows() if rows is None else rows
+    for k, obj, raw, err in records:
+        if err is not None:
+            rows.error(k, err, err, raw=raw)
+        elif is_trace_export(obj):
+            trace = obj["trace"] if isinstance(obj.get("trace"), dict) else obj
+            for obs in obj.get("observations") or []:
+                _one(rows, k, obs, trace)
+        elif is_observation_list(obj):
+            for obs in obj["data"]:
+                _one(rows, k, obs, None)
+        elif is_observation(obj):
+            _one(rows, k, obj, None)
+        else:
+            rows.error(k, "not a Langfuse trace", "not a Langfuse trace export ({\"trace\": ..., \"observations\": "
+                       "[...]}) or observation", raw=obj)
+    return rows
+
+
+def _one(rows: Rows, k: int, obs: Any, trace: dict | None) -> None:
+    if not isinstance(obs, dict) or not obs.get("id"):
+        rows.error(k, "not a Langfuse observation", "not a Langfuse observation (an object with an id)", raw=obs)
+        return
+    observation_row(rows, k, obs, trace)
+
+
+def _merge(base: dict, body: dict) -> None:
+    for key, val in body.items():
+        if val is None:
+            continue
+        if key == "metadata" and isinstance(val, dict) and isinstance(base.get(key), dict):
+            base[key] = {**base[key], **val}
+        else:
+            base[key] = val
+
+
+def batch_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows: Rows | None = None) -> Rows:
+    """``calls`` rows of Langfuse ingestion batches: events merged in order (see the module docstring)."""
+    rows = Rows() if rows is None else rows
+    traces: dict[str, dict] = {}
+    obs: dict[str, tuple[int, dict]] = {}
+    index = 0
+    for k, doc, raw, err in records:
+        if err is not None:
+            rows.error(k, err, err, raw=raw)
+            continue
+        events = doc.get("batch") if is_batch(doc) else None
+        if events is None:
+            rows.error(k, "not a Langfuse batch", "not a Langfuse ingestion batch ({\"batch\": [...]})", raw=doc)
+            continue
+        for ev in events:
+            index += 1
+            typ = str(ev.get("type", "")) if isinstance(ev, dict) else ""
+            body = ev.get("body") if isinstance(ev, dict) else None
+            if not isinstance(body, dict):
+                rows.error(index, "not a Langfuse event", "not a Langfuse ingestion event (type and body)", raw=ev)
+                continue
+            kind, _, action = typ.rpartition("-")
+            if kind == "trace":
+                tid = body.get("id") or ev.get("id")
+                _merge(traces.setdefault(str(tid), {}), body)
+            elif action in ("create", "update") and (kind.upper() in TYPES or kind == "observation"):
+                oid = str(body.get("id") or ev.get("id"))
+                pos, cur = obs.setdefault(oid, (index, {"id": oid}))
+                if kind != "observation":
+                    cur.setdefault("type", kind.upper())
+                _merge(cur, body)
+                if kind == "observation" and body.get("type"):
+                    cur["type"] = str(body["type"]).upper()
+            # score-create, sdk-log: not calls
+    for oid, (pos, o) in obs.items():
+        o.setdefault("type", "SPAN")
+        observation_row(rows, pos, o, traces.get(str(o.get("traceId"))))
+    return rows

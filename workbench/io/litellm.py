@@ -1,0 +1,184 @@
+"""LiteLLM: the StandardLoggingPayload its callbacks log, and the rows of its SpendLogs table.
+
+Format ``litellm``: JSON lines, a JSON array or documents of ``StandardLoggingPayload`` objects (``id``,
+``call_type``, ``startTime``/``endTime``/``completionStartTime`` as epoch seconds, ``response_cost``, ``metadata``...),
+or of ``LiteLLM_SpendLogs`` rows (``request_id``, ``startTime``/``endTime``/``completionStartTime`` as naive
+``YYYY-MM-DD HH:MM:SS.ffffff`` UTC or ISO, ``spend``, ``user``, ``end_user``, ``status``, ``cache_hit``), also as the
+CSV export of the spend logs table (every cell text; ``metadata`` as JSON text). One record is one call:
+
+==================  ==============================================================================================
+column              source (first present)
+==================  ==============================================================================================
+call_id             ``id`` (payload), ``request_id`` (spend log); trace_id: ``trace_id``
+ts, end_ts          ``startTime``, ``endTime``; latency: their difference, else ``request_duration_ms``
+ttft_ms             ``completionStartTime - startTime`` when the first chunk came before the end (LiteLLM sets
+                    ``completionStartTime = endTime`` for a call that did not stream)
+operation           ``call_type``: completion/acompletion -> chat, embedding/aembedding -> embeddings,
+                    text_completion -> text_completion, others as written
+model               ``hidden_params.litellm_model_name``, ``model``; request_model: ``model_group``, ``model``
+provider            ``custom_llm_provider``
+input/output tokens ``prompt_tokens``, ``completion_tokens`` (OpenAI usage: cached tokens are inside the prompt)
+cache/reasoning     the usage object (``metadata.usage_object`` or ``hidden_params.usage_object``):
+                    ``prompt_tokens_details.cached_tokens`` or ``cache_read_input_tokens``,
+                    ``cache_creation_input_tokens``, ``completion_tokens_details.reasoning_tokens``
+cost_usd            ``response_cost`` (payload), ``spend`` (spend log)
+user_id             ``end_user``, ``metadata.user_api_key_end_user_id``, ``user``,
+                    ``metadata.user_api_key_user_id``
+session_id          ``session_id``, ``metadata.session_id``, ``litellm_session_id``
+feature             ``workbench.feature`` / ``feature`` in ``metadata.requester_metadata`` or
+                    ``metadata.spend_logs_metadata``, else ``metadata.user_api_key_team_alias``
+status              ``status`` success -> ok, failure -> error (timeout when the error class or text says so);
+                    error_type: ``error_information.error_class``
+attributes          ``litellm.cache_hit``, ``litellm.api_base``, ``litellm.request_tags``, ``litellm.team_id``,
+                    ``litellm.model_id``, ``litellm.metadata`` and the other fields, without messages/response
+==================  ==============================================================================================
+
+Examples
+--------
+>>> r = litellm_rows([(1, {"request_id": "r1", "call_type": "acompletion", "startTime": "2025-11-20 10:00:00.000000",
+...     "endTime": "2025-11-20 10:00:01.500000", "completionStartTime": "2025-11-20 10:00:01.500000",
+...     "model": "gpt-4o", "prompt_tokens": 100, "completion_tokens": 20, "spend": 0.0012, "end_user": "u9",
+...     "status": "success", "cache_hit": "False"}, None, None)])
+>>> v = r.values[0]
+>>> v["call_id"], v["operation"], v["latency_ms"], v["ttft_ms"], v["cost_usd"], v["user_id"]
+('r1', 'chat', 1500.0, None, 0.0012, 'u9')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from workbench.io.records import MALFORMED, Rows, duration_ms, first, malformed, timestamp
+
+FORMAT = "litellm"
+_OPS = {"completion": "chat", "acompletion": "chat", "embedding": "embeddings", "aembedding": "embeddings",
+        "text_completion": "text_completion", "atext_completion": "text_completion"}
+_SKIP = {"messages", "response", "proxy_server_request", "metadata", "hidden_params", "model_map_information"}
+CSV_COLUMNS = ("request_id", "startTime")
+
+
+def looks_like(obj: Any) -> bool:
+    """A StandardLoggingPayload or a SpendLogs row."""
+    if not isinstance(obj, dict):
+        return False
+    payload = "call_type" in obj and "id" in obj and ("startTime" in obj or "response_cost" in obj)
+    spend = "request_id" in obj and ("spend" in obj or "startTime" in obj) and "call_type" in obj
+    return payload or spend or ("request_id" in obj and "spend" in obj)
+
+
+def _json(v: Any) -> Any:
+    """CSV cells hold JSON as text."""
+    if isinstance(v, str) and v[:1] in ("{", "["):
+        try:
+            return orjson.loads(v)
+        except orjson.JSONDecodeError:
+            return v
+    return v
+
+
+def _truthy(v: Any) -> bool | None:
+    if v is None or v == "":
+        return None
+    if isinstance(v, bool):
+        return v
+    return str(v).strip().lower() in ("true", "1", "yes")
+
+
+def record_row(rows: Rows, k: int, rec: dict) -> None:
+    """Append the ``calls`` row of one payload or spend-log record, or its quarantine record."""
+    v: dict[str, Any] = {}
+    if not timestamp(v, rows, k, rec, "ts", first(rec.get("startTime"), rec.get("start_time"))):
+        return
+    if not timestamp(v, rows, k, rec, "end_ts", first(rec.get("endTime"), rec.get("end_time"))):
+        return
+    c: dict[str, Any] = {}
+    if not timestamp(c, rows, k, rec, "ttft_ms", rec.get("completionStartTime")):
+        return
+    md = _json(rec.get("metadata"))
+    md = md if isinstance(md, dict) else {}
+    hp = _json(rec.get("hidden_params"))
+    hp = hp if isinstance(hp, dict) else {}
+    usage = first(md.get("usage_object"), hp.get("usage_object"))
+    usage = usage if isinstance(usage, dict) else {}
+    pd = usage.get("prompt_tokens_details") if isinstance(usage.get("prompt_tokens_details"), dict) else {}
+    cd = usage.get("completion_tokens_details") if isinstance(usage.get("completion_tokens_details"), dict) else {}
+    req = md.get("requester_metadata") if isinstance(md.get("requester_metadata"), dict) else {}
+    slm = md.get("spend_logs_metadata") if isinstance(md.get("spend_logs_metadata"), dict) else {}
+    v["call_id"] = first(rec.get("id"), rec.get("request_id"))
+    v["trace_id"] = first(rec.get("trace_id"), md.get("trace_id"))
+    v["latency_ms"] = duration_ms(v["ts"], v["end_ts"])
+    if v["latency_ms"] is None:
+        v["latency_ms"] = rec.get("request_duration_ms")
+    cst, v["ttft_ms"] = c.get("ttft_ms"), None
+    if cst is not None and v["end_ts"] is not None and cst < v["end_ts"]:
+        v["ttft_ms"] = duration_ms(v["ts"], cst)
+    elif cst is not None and _truthy(rec.get("stream")):
+        v["ttft_ms"] = duration_ms(v["ts"], cst)
+    call_type = rec.get("call_type")
+    v["operation"] = _OPS.get(str(call_type), call_type)
+    v["name"] = call_type
+    v["provider"] = rec.get("custom_llm_provider")
+    v["model"] = first(hp.get("litellm_model_name"), rec.get("model"))
+    v["request_model"] = first(rec.get("model_group"), rec.get("model"))
+    v["input_tokens"] = rec.get("prompt_tokens")
+    v["output_tokens"] = rec.get("completion_tokens")
+    v["cache_read_tokens"] = first(pd.get("cached_tokens"), usage.get("cache_read_input_tokens"))
+    v["cache_write_tokens"] = usage.get("cache_creation_input_tokens")
+    v["reasoning_tokens"] = cd.get("reasoning_tokens")
+    v["cost_usd"] = first(rec.get("response_cost"), rec.get("spend"))
+    v["user_id"] = first(rec.get("end_user"), md.get("user_api_key_end_user_id"), rec.get("user"),
+                         md.get("user_api_key_user_id"))
+    v["session_id"] = first(rec.get("session_id"), md.get("session_id"), rec.get("litellm_session_id"))
+    v["feature"] = first(req.get("workbench.feature"), req.get("feature"), slm.get("workbench.feature"),
+                         slm.get("feature"), md.get("user_api_key_team_alias"))
+    v["prompt_version"] = first(req.get("prompt_version"), slm.get("prompt_version"))
+    v["environment"] = first(req.get("environment"), slm.get("environment"))
+    err = rec.get("error_information")
+    err = err if isinstance(err, dict) else {}
+    status = str(first(rec.get("status"), "success")).strip().lower()
+    v["error_type"] = first(err.get("error_class"), err.get("error_code")) if status != "success" else None
+    if status in ("success", "ok"):
+        v["status"] = "ok"
+    elif status in ("failure", "error", "failed"):
+        text = f"{v['error_type']} {rec.get('error_str')} {err.get('error_message')}".lower()
+        v["status"] = "timeout" if "timeout" in text or "timed out" in text else "error"
+    else:
+        v["status"] = status  # the engine quarantines an unknown status with the value
+    fr = None
+    resp = _json(rec.get("response"))
+    if isinstance(resp, dict) and isinstance(resp.get("choices"), list) and resp["choices"]:
+        ch = resp["choices"][0]
+        fr = ch.get("finish_reason") if isinstance(ch, dict) else None
+    v["finish_reason"] = fr
+    attrs = {f"litellm.{k2}": _json(val) for k2, val in rec.items()
+             if k2 not in _SKIP and k2 not in ("id", "request_id", "startTime", "endTime", "completionStartTime",
+                                               "prompt_tokens", "completion_tokens", "response_cost", "spend",
+                                               "model", "custom_llm_provider", "call_type", "status")
+             and val not in (None, "", [], {})}
+    hit = _truthy(rec.get("cache_hit"))
+    if hit is not None:
+        attrs["litellm.cache_hit"] = hit
+    if md:
+        attrs["litellm.metadata"] = md
+    v["attributes"] = attrs
+    rows.add(k, v, raw=rec)
+
+
+def litellm_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows: Rows | None = None) -> Rows:
+    """``calls`` rows of LiteLLM records (see the module docstring)."""
+    rows = Rows() if rows is None else rows
+    for k, obj, raw, err in records:
+        if err is not None:
+            rows.error(k, err, err, raw=raw)
+        elif not looks_like(obj):
+            rows.error(k, "not a LiteLLM record", "not a LiteLLM StandardLoggingPayload or SpendLogs row (no id/"
+                       "request_id with call_type, startTime or spend)", raw=obj)
+        else:
+            try:
+                record_row(rows, k, obj)
+            except MALFORMED as exc:
+                malformed(rows, k, "LiteLLM record", exc, obj)
+    return rows

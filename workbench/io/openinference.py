@@ -1,0 +1,157 @@
+"""OpenInference and OTLP spans from JSON documents, arrays, single spans and Phoenix's spans dataframe.
+
+Format ``openinference`` (and ``otel`` when the file is not JSON lines: a pretty-printed document, several of them one
+after the other, a JSON array, or a gzip file of any of these). Records of any of these shapes, mixed freely:
+
+* a whole OTLP export ``{"resourceSpans": [...]}`` (every span in it);
+* a single OTLP ``Span`` in protojson (``traceId``/``trace_id``, ``spanId``, ``attributes`` as ``[{key, value}]``),
+  or an array of them;
+* a Phoenix span: the JSON of its spans API (``context.trace_id``/``context.span_id``, ``span_kind``, ``start_time``,
+  ``attributes`` as a map) or a row of its spans dataframe exported to Parquet or CSV (``context.span_id``,
+  ``attributes.llm.token_count.prompt`` ... columns; ``NaN`` is missing).
+
+Every span becomes one ``calls`` row through :func:`workbench.io.spans.span_values`: OpenInference's ``llm.*`` names
+(``llm.model_name``, ``llm.provider``, ``llm.token_count.prompt|completion``,
+``llm.token_count.prompt_details.cache_read``, ``llm.token_count.completion_details.reasoning``,
+``openinference.span.kind``, ``session.id``, ``user.id``) sit after the OpenTelemetry GenAI names in the one table.
+``llm.token_count.total`` is not read (it is input + output). A record that is none of these is quarantined as
+"not a span".
+
+Examples
+--------
+>>> r = span_rows([(1, {"context": {"trace_id": "t1", "span_id": "s1"}, "name": "llm", "span_kind": "LLM",
+...                     "start_time": "2025-11-20T10:00:00+00:00", "end_time": "2025-11-20T10:00:02+00:00",
+...                     "status_code": "OK", "attributes": {"llm.model_name": "gpt-4o-mini",
+...                     "llm.token_count.prompt": 30, "llm.token_count.completion": 7}}, None, None)])
+>>> v = r.values[0]
+>>> v["model"], v["input_tokens"], v["output_tokens"], v["latency_ms"], v["operation"]
+('gpt-4o-mini', '30', '7', 2000.0, 'chat')
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from workbench.io.records import MALFORMED, Rows, epoch_us, malformed
+from workbench.io.spans import Span, attribute_map, hex_id, otlp_export_spans, otlp_span, span_values, status_name
+
+FORMAT = "openinference"
+
+
+def is_otlp_export(obj: Any) -> bool:
+    return isinstance(obj, dict) and ("resourceSpans" in obj or "resource_spans" in obj)
+
+
+def is_otlp_span(obj: Any) -> bool:
+    return (isinstance(obj, dict) and ("spanId" in obj or "span_id" in obj)
+            and ("traceId" in obj or "trace_id" in obj) and not isinstance(obj.get("attributes"), dict))
+
+
+def is_phoenix_span(obj: Any) -> bool:
+    if not isinstance(obj, dict):
+        return False
+    if "context.span_id" in obj:
+        return True
+    ctx = obj.get("context")
+    return isinstance(ctx, dict) and "span_id" in ctx and ("span_kind" in obj or "attributes" in obj)
+
+
+def looks_like(obj: Any) -> bool:
+    """A record this module reads."""
+    return is_otlp_export(obj) or is_otlp_span(obj) or is_phoenix_span(obj)
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v and k != "metadata":
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = _clean(v)
+    return out
+
+
+def phoenix_span(obj: dict) -> Span:
+    """A :class:`Span` from a Phoenix span (API JSON, or a spans-dataframe row with ``attributes.*`` columns)."""
+    if "context.span_id" in obj:
+        attrs = {k[len("attributes."):]: _clean(v) for k, v in obj.items()
+                 if k.startswith("attributes.") and _clean(v) is not None}
+        trace_id, span_id = obj.get("context.trace_id"), obj.get("context.span_id")
+    else:
+        ctx = obj.get("context") or {}
+        raw = obj.get("attributes")
+        attrs = _flatten(raw) if isinstance(raw, dict) else attribute_map(raw)
+        attrs = {k: v for k, v in attrs.items() if v is not None}
+        trace_id, span_id = ctx.get("trace_id"), ctx.get("span_id")
+    kind = _clean(obj.get("span_kind"))
+    if kind and "openinference.span.kind" not in attrs:
+        attrs["openinference.span.kind"] = kind
+    events = []
+    evs = obj.get("events")
+    if isinstance(evs, str) and evs.startswith("["):
+        import orjson
+
+        try:
+            evs = orjson.loads(evs)
+        except orjson.JSONDecodeError:
+            evs = None
+    for e in evs if isinstance(evs, list) else []:
+        if isinstance(e, dict):
+            events.append({"name": e.get("name"), "time": e.get("timestamp", e.get("time")),
+                           "attributes": e.get("attributes") or {}})
+    return Span(trace_id=hex_id(_clean(trace_id)), span_id=hex_id(_clean(span_id)),
+                parent_id=hex_id(_clean(obj.get("parent_id"))), name=_clean(obj.get("name")),
+                start=_clean(obj.get("start_time")), end=_clean(obj.get("end_time")), attributes=attrs,
+                status=status_name(_clean(obj.get("status_code"))), status_message=_clean(obj.get("status_message")),
+                events=events)
+
+
+def add_span(rows: Rows, k: int, span: Span, raw: Any, extra: dict | None = None, used: tuple = (),
+             override: dict | None = None) -> None:
+    """Append one span's row (or, when a time cannot be read, its quarantine record)."""
+    for col, val in (("ts", span.start), ("end_ts", span.end)):
+        try:
+            epoch_us(val)
+        except (ValueError, OverflowError, TypeError):
+            from workbench.io.records import timestamp
+
+            timestamp({}, rows, k, raw, col, val)
+            return
+    try:
+        values = span_values(span, extra, used)
+    except MALFORMED as exc:
+        malformed(rows, k, "span", exc, raw if raw is not None else span.raw)
+        return
+    if override:
+        values.update(override)
+    rows.add(k, values, raw=raw if raw is not None else span.raw)
+
+
+def span_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows: Rows | None = None) -> Rows:
+    """``calls`` rows of span records (see the module docstring); unreadable records are quarantined."""
+    rows = Rows() if rows is None else rows
+    for k, obj, raw, err in records:
+        if err is not None:
+            rows.error(k, err, err, raw=raw)
+        elif looks_like(obj):
+            try:
+                spans = (otlp_export_spans(obj) if is_otlp_export(obj)
+                         else [otlp_span(obj) if is_otlp_span(obj) else phoenix_span(obj)])
+            except MALFORMED as exc:
+                malformed(rows, k, "span", exc, obj)
+                continue
+            for sp in spans:  # raw: the span's own JSON, as the SQL path keeps it
+                add_span(rows, k, sp, None if is_otlp_export(obj) else obj)
+        else:
+            what = type(obj).__name__ if not isinstance(obj, dict) else "object without spanId/context.span_id"
+            rows.error(k, "not a span", f"not an OpenTelemetry or OpenInference span ({what})", raw=obj)
+    return rows

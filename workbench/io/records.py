@@ -1,0 +1,400 @@
+"""Shared plumbing of the record formats: reading JSON documents, timestamps in every shape, canonical rows.
+
+The formats of other tools (Langfuse, OpenInference, Vercel AI SDK, LiteLLM, OTLP documents) are nested JSON whose
+records need merging and cross-referencing (updates into creates, a trace's user into its observations, an outer span
+against its leaf): each format module turns a file's records into canonical ``calls`` rows with :class:`Rows`, and the
+ingest engine (:mod:`workbench.io.ingest`) validates, deduplicates, quarantines and inserts them like any other source.
+
+Reading
+-------
+:func:`read_bytes` reads a file, gunzipped when it starts with the gzip magic bytes (whatever its name says).
+:func:`iter_json_records` yields the top-level records of a JSON text in any of its layouts, with a position:
+
+* one JSON value per line (JSON lines): the physical line number (1 = first line); a line holding an array gives its
+  elements (all numbered by that line); a line that is not JSON is one record with an error;
+* a JSON array (pretty-printed, or the file's only line): each element, numbered 1, 2, ... (its position in the
+  array); an array never is read line by line;
+* one or more pretty-printed JSON documents one after the other (``jq .`` output): each document, numbered by the line
+  it starts on. Text that is not JSON ends the stream as one record with an error.
+
+Timestamps
+----------
+:func:`epoch_us` turns every timestamp shape into microseconds since the epoch, UTC:
+
+* ISO 8601 with a zone offset or ``Z`` (converted to UTC), or naive (taken as UTC), with ``T`` or a space;
+* an epoch number or numeric string, its unit from its size: below 1e11 seconds (floats keep their fraction), below
+  1e14 milliseconds, below 1e17 microseconds, else nanoseconds (OTLP ``*UnixNano`` strings);
+* an OpenTelemetry-JS HrTime pair ``[seconds, nanoseconds]``;
+* a ``datetime`` (from Parquet): an aware one converted to UTC, a naive one taken as UTC.
+
+Examples
+--------
+>>> epoch_us("2025-11-20T10:00:00+01:00") == epoch_us("2025-11-20 09:00:00") == epoch_us([1763629200, 0])
+True
+>>> epoch_us("1763629200000000000") == epoch_us(1763629200.0) == epoch_us(1763629200000)
+True
+>>> [(k, v) for k, v, _raw, _err in iter_json_records(b'[\\n {"a": 1},\\n {"a": 2}\\n]')]
+[(1, {'a': 1}), (2, {'a': 2})]
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import gzip
+import json
+import math
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from workbench.errors import IngestError
+
+GZIP_MAGIC = b"\x1f\x8b"
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_NUMERIC = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
+# years 1..9999 in microseconds, as the engine checks
+_US_MIN, _US_MAX = -62135596800 * 10**6, 253402300799 * 10**6
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """The bytes of a file, decompressed when it is gzip (by its magic bytes).
+
+    Examples
+    --------
+    >>> import gzip, tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.json.gz"
+    >>> _ = p.write_bytes(gzip.compress(b'{"a": 1}'))
+    >>> read_bytes(p)
+    b'{"a": 1}'
+    """
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+        if data[:2] == GZIP_MAGIC:
+            data = gzip.decompress(data)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise IngestError(f"{p}: cannot read the file: {exc}") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    return data
+
+
+def _first_line(data: bytes) -> bytes:
+    for line in data.splitlines():
+        if line.strip():
+            return line.strip()
+    return b""
+
+
+def json_layout(data: bytes) -> str:
+    """How JSON text is laid out: ``lines`` (JSON lines), ``array``, ``document`` (one or more documents), ``empty``.
+
+    Examples
+    --------
+    >>> json_layout(b'{"a": 1}\\n{"a": 2}\\n'), json_layout(b'[{"a": 1}]'), json_layout(b'{\\n "a": 1\\n}')
+    ('lines', 'array', 'document')
+    """
+    head = data.strip()
+    if not head:
+        return "empty"
+    first = _first_line(data)
+    try:
+        loads(first)
+    except ValueError:
+        return "array" if head[:1] == b"[" else "document"
+    # a complete value on the first line: JSON lines, unless it is the file's only line and an array
+    # (JSON.stringify output); a one-line object is a document and a JSON line alike
+    if head[:1] == b"[" and b"\n" not in head:
+        return "array"
+    return "lines"
+
+
+def iter_json_records(data: bytes) -> Iterator[tuple[int, Any, str | None, str | None]]:
+    """Yield ``(position, value, raw, error)`` for each top-level record of JSON text (see the module docstring).
+
+    ``value`` is the parsed record (None when ``error`` says why it could not be read); ``raw`` is the record's text
+    for a record that could not be parsed (else None: the caller renders the value when it needs the text).
+
+    Examples
+    --------
+    >>> [(k, v, e) for k, v, _r, e in iter_json_records(b'{"a": 1}\\nnot json\\n\\n{"a": 2}')]
+    [(1, {'a': 1}, None), (2, None, 'invalid JSON'), (4, {'a': 2}, None)]
+    """
+    layout = json_layout(data)
+    if layout == "empty":
+        return
+    if layout == "lines":
+        for i, line in enumerate(data.split(b"\n"), start=1):
+            if not line.strip():
+                continue
+            try:
+                value = loads(line)
+            except ValueError:
+                yield i, None, line.decode("utf-8", "replace").rstrip("\r"), "invalid JSON"
+                continue
+            if isinstance(value, list):  # a line holding a batch: its elements, all on this line
+                for v in value:
+                    yield i, v, None, None
+            else:
+                yield i, value, None, None
+        return
+    if layout == "array":
+        try:
+            value = loads(data)
+        except ValueError:
+            value = None
+        if isinstance(value, list):
+            for i, v in enumerate(value, start=1):
+                yield i, v, None, None
+            return
+    # one or more documents one after the other
+    text = data.decode("utf-8", "replace")
+    dec = json.JSONDecoder()
+    pos, n = 0, len(text)
+    while True:
+        while pos < n and text[pos].isspace():
+            pos += 1
+        if pos >= n:
+            return
+        line = text.count("\n", 0, pos) + 1
+        try:
+            value, end = dec.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            yield line, None, text[pos:pos + 100_000], "invalid JSON"
+            return
+        if isinstance(value, list):
+            for v in value:
+                yield line, v, None, None
+        else:
+            yield line, value, None, None
+        pos = end
+
+
+def epoch_us(value: Any) -> int | None:
+    """Microseconds since the epoch (UTC) of a timestamp in any shape (see the module docstring); None when empty.
+
+    Raises
+    ------
+    ValueError
+        The value is not a timestamp in any known shape, or out of years 1..9999.
+
+    Examples
+    --------
+    >>> epoch_us("2025-11-20T10:00:00.250Z")
+    1763632800250000
+    >>> epoch_us([1763632800, 250000000])
+    1763632800250000
+    >>> epoch_us("yesterday")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'yesterday'
+    """
+    if value is None or value == "":
+        return None
+    us: int | None = None
+    if isinstance(value, bool):
+        raise ValueError(repr(value))
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        d = value - _EPOCH
+        us = (d.days * 86400 + d.seconds) * 10**6 + d.microseconds
+    elif isinstance(value, (list, tuple)):
+        if len(value) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value):
+            us = int(value[0]) * 10**6 + int(round(value[1] / 1000))
+        else:
+            raise ValueError(repr(value))
+    elif isinstance(value, (int, float)):
+        us = _number_us(value)
+    elif isinstance(value, str):
+        s = value.strip()
+        if _NUMERIC.fullmatch(s):
+            us = _number_us(int(s) if s.lstrip("+-").isdigit() else float(s))
+        else:
+            try:
+                d = _dt.datetime.fromisoformat(s)
+            except ValueError:
+                raise ValueError(repr(value)) from None
+            return epoch_us(d)
+    else:
+        raise ValueError(repr(value))
+    if us is None or not (_US_MIN <= us <= _US_MAX):
+        raise ValueError(repr(value))
+    return us
+
+
+def _number_us(x: int | float) -> int | None:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    a = abs(x)
+    if a < 1e11:
+        return int(round(x * 10**6))
+    if a < 1e14:
+        return int(round(x * 1000))
+    if a < 1e17:
+        return int(round(x))
+    return int(x) // 1000 if isinstance(x, int) else int(round(x / 1000))
+
+
+def duration_ms(start_us: int | None, end_us: int | None) -> float | None:
+    """Milliseconds between two epoch-microsecond instants (None when one is missing).
+
+    >>> duration_ms(0, 1500)
+    1.5
+    """
+    if start_us is None or end_us is None:
+        return None
+    return (end_us - start_us) / 1000.0
+
+
+def first(*values: Any) -> Any:
+    """The first value that is not None and not an empty string (the documented "one wins" rule for old/new names).
+
+    >>> first(None, "", 0, 5)
+    0
+    """
+    for v in values:
+        if v is not None and v != "":
+            return v
+    return None
+
+
+class Rows:
+    """Canonical rows of one file, with their position, raw text and, for a record that cannot be a row, the reason.
+
+    A format module calls :meth:`add` for each row it derives (a value per canonical column, ``ts``/``end_ts`` as
+    epoch microseconds) and :meth:`error` for a record it cannot read; the engine takes :meth:`to_arrow`.
+
+    Examples
+    --------
+    >>> r = Rows()
+    >>> r.add(1, {"call_id": "a", "ts": 0, "input_tokens": 3, "attributes": {"x": 1}}, raw={"id": "a"})
+    >>> r.error(2, "not a span", "not a span: no spanId", raw="[]", field=None)
+    >>> t = r.to_arrow()
+    >>> t.column("s:input_tokens").to_pylist(), t.column("_err_kind").to_pylist()
+    (['3', None], [None, 'not a span'])
+    """
+
+    def __init__(self) -> None:
+        self.k: list[int] = []
+        self.raw: list[str | None] = []
+        self.err: list[str | None] = []
+        self.kind: list[str | None] = []
+        self.field: list[str | None] = []
+        self.values: list[dict[str, Any]] = []
+
+    def __len__(self) -> int:
+        return len(self.k)
+
+    def add(self, k: int, values: dict[str, Any], raw: Any = None) -> None:
+        self.k.append(k)
+        self.raw.append(raw if isinstance(raw, str) or raw is None else _dumps(raw))
+        self.err.append(None)
+        self.kind.append(None)
+        self.field.append(None)
+        self.values.append(values)
+
+    def error(self, k: int, kind: str, reason: str, raw: Any = None, field: str | None = None) -> None:
+        self.k.append(k)
+        self.raw.append(raw if isinstance(raw, str) or raw is None else _dumps(raw))
+        self.err.append(reason)
+        self.kind.append(kind)
+        self.field.append(field)
+        self.values.append({})
+
+    def to_arrow(self, columns: tuple[str, ...] | None = None):
+        """A pyarrow table: ``k``, ``raw``, ``_err``, ``_err_kind``, ``_err_field`` and ``s:<column>`` as text."""
+        import pyarrow as pa
+
+        if columns is None:
+            seen: dict[str, None] = {}
+            for v in self.values:
+                for c in v:
+                    seen.setdefault(c)
+            columns = tuple(seen)
+        data: dict[str, Any] = {
+            "k": pa.array(self.k, pa.int64()),
+            "raw": pa.array(self.raw, pa.string()),
+            "_err": pa.array(self.err, pa.string()),
+            "_err_kind": pa.array(self.kind, pa.string()),
+            "_err_field": pa.array(self.field, pa.string()),
+        }
+        for c in columns:
+            data["s:" + c] = pa.array([_text(v.get(c)) for v in self.values], pa.string())
+        return pa.table(data)
+
+
+def _dumps(v: Any) -> str:
+    try:
+        return orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
+    except TypeError:  # an integer beyond 64 bits: the standard library writes it
+        return json.dumps(v, default=str)
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse JSON with orjson, or the standard library for what orjson refuses (``NaN`` and ``Infinity``, which
+    Python's own ``json.dumps`` writes: a NaN is read as missing).
+
+    >>> loads(b'{"cost": NaN, "n": 1}')
+    {'cost': nan, 'n': 1}
+    """
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
+def _text(v: Any) -> str | None:
+    """Text of a value for the engine, which types and checks it: JSON for lists and objects."""
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):  # Python's json writes NaN for a missing number; pandas has NaN for missing
+            return None
+        return repr(v) if math.isfinite(v) else str(v)
+    return _dumps(v)
+
+
+#: Exceptions a format module's mapping may raise on a record of unexpected shape: the record is quarantined.
+MALFORMED = (TypeError, AttributeError, ValueError, KeyError, IndexError, OverflowError)
+
+
+def malformed(rows: Rows, k: int, what: str, exc: Exception, raw: Any) -> None:
+    """Quarantine a record whose shape the format module could not read (a member of an unexpected type).
+
+    >>> r = Rows(); malformed(r, 3, "Vercel span", AttributeError("'int' object has no attribute 'get'"), {"a": 1})
+    >>> r.kind[-1], r.err[-1]
+    ('malformed Vercel span', "malformed Vercel span: AttributeError: 'int' object has no attribute 'get'")
+    """
+    rows.error(k, f"malformed {what}", f"malformed {what}: {type(exc).__name__}: {str(exc)[:200]}", raw=raw)
+
+
+def timestamp(row_values: dict, rows: Rows, k: int, raw: Any, column: str, value: Any) -> bool:
+    """Put the epoch microseconds of ``value`` into ``row_values[column]``; on failure record the row as quarantined
+    with the reason and return False.
+
+    >>> r, v = Rows(), {}
+    >>> timestamp(v, r, 1, {}, "ts", "2025-01-01T00:00:00Z"), v["ts"]
+    (True, 1735689600000000)
+    >>> timestamp({}, r, 2, {}, "ts", "soon"), r.err[-1]
+    (False, "unparseable timestamp in ts: 'soon' (expected ISO 8601, epoch seconds/ms/us/ns or [seconds, nanos])")
+    """
+    try:
+        row_values[column] = epoch_us(value)
+        return True
+    except (ValueError, OverflowError, TypeError):
+        shown = value if isinstance(value, str) else _dumps(value)
+        shown = shown[:80] + ("..." if len(shown) > 80 else "")
+        rows.error(k, f"unparseable timestamp: {column}",
+                   f"unparseable timestamp in {column}: {shown!r} (expected ISO 8601, epoch seconds/ms/us/ns or "
+                   f"[seconds, nanos])", raw=raw, field=column)
+        return False

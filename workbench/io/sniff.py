@@ -1,0 +1,215 @@
+"""What a telemetry file is (``--format auto``), and its ``calls`` rows for the record formats.
+
+:func:`detect` looks at the content, not only the name: gzip is recognised by its magic bytes, Parquet by ``PAR1``,
+JSON by its first character, and then the first records decide (up to :data:`SNIFF_RECORDS` of them, skipping
+unreadable ones):
+
+===================  ===========================================================================================
+format               recognised by
+===================  ===========================================================================================
+``otel``             ``resourceSpans`` (OTLP export); JSON lines go to the SQL reader, any other layout (a
+                     pretty-printed document, several, an array) to :mod:`workbench.io.openinference`
+``langfuse_batch``   ``{"batch": [...]}``
+``langfuse``         ``{"trace": ..., "observations": [...]}``, a trace with ``observations``, observations
+``openinference``    an OTLP ``Span`` (``spanId`` + ``traceId``, attribute list) or a Phoenix span
+                     (``context.span_id``; Parquet/CSV columns ``context.span_id`` or ``attributes.*``)
+``vercel``           a ReadableSpan: ``attributes`` map with ``spanContext``/``startTime``
+``litellm``          ``call_type`` + ``id`` (StandardLoggingPayload) or ``request_id`` (SpendLogs; also CSV)
+===================  ===========================================================================================
+
+A JSON file is never read line by line unless its first line is a whole JSON value: a pretty-printed array or
+document is parsed as one. A JSON file without any record (empty, ``[]``) loads nothing, read as ``otel``. Anything else needs ``--mapping`` (JSONL, CSV, Parquet of any shape) or ``--format``.
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (d / "x.json").write_text('[\\n {"batch": []}\\n]')
+>>> detect(d / "x.json")
+('langfuse_batch', 'array')
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import IngestError
+from workbench.io import langfuse, litellm, openinference, vercel
+from workbench.io.records import GZIP_MAGIC, Rows, iter_json_records, json_layout, read_bytes
+
+#: Formats read through canonical rows built here (``otel`` too, for any layout other than JSON lines).
+RECORD_FORMATS = (langfuse.FORMAT, langfuse.BATCH_FORMAT, openinference.FORMAT, vercel.FORMAT, litellm.FORMAT)
+SNIFF_RECORDS = 20
+_HEAD = 1 << 20
+
+
+def head(path: Path, n: int = _HEAD) -> bytes:
+    """The first ``n`` bytes of a file, decompressed when it is gzip, without a byte-order mark."""
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(2)
+        opener = gzip.open if magic == GZIP_MAGIC else open
+        with opener(path, "rb") as fh:
+            chunk = fh.read(n)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise IngestError(f"{path}: cannot read the file: {exc}") from None
+    return chunk[3:] if chunk.startswith(b"\xef\xbb\xbf") else chunk
+
+
+def _first_lines(path: Path, n: int) -> bytes:
+    """The first ``n`` non-blank lines, whole however long (a JSON-lines OTLP batch can be megabytes)."""
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    out: list[bytes] = []
+    with (gzip.open if magic == GZIP_MAGIC else open)(path, "rb") as fh:
+        for line in fh:
+            if line.strip():
+                out.append(line)
+                if len(out) >= n:
+                    break
+    return b"".join(out)
+
+
+def _first_value(data: bytes, layout: str) -> Any:
+    """The first record of a JSON array or document from the head of a file, or None when the head cuts it."""
+    import json
+
+    text = data.decode("utf-8", "replace")
+    pos = len(text) - len(text.lstrip())
+    if layout == "array":
+        pos += 1
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+    try:
+        value, _end = json.JSONDecoder().raw_decode(text, pos)
+    except ValueError:
+        return None
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value
+
+
+def classify(obj: Any) -> str | None:
+    """The format a single record belongs to, or None.
+
+    >>> classify({"resourceSpans": []}), classify({"batch": []}), classify({"request_id": "r", "spend": 0})
+    ('otel', 'langfuse_batch', 'litellm')
+    """
+    if openinference.is_otlp_export(obj):
+        return "otel"
+    if langfuse.is_batch(obj):
+        return langfuse.BATCH_FORMAT
+    if langfuse.looks_like(obj):
+        return langfuse.FORMAT
+    if openinference.is_otlp_span(obj) or openinference.is_phoenix_span(obj):
+        return openinference.FORMAT
+    if vercel.looks_like(obj):
+        return vercel.FORMAT
+    if litellm.looks_like(obj):
+        return litellm.FORMAT
+    return None
+
+
+def _columns_format(cols: list[str]) -> str | None:
+    names = set(cols)
+    if "context.span_id" in names or any(c.startswith("attributes.") for c in names):
+        return openinference.FORMAT
+    if "request_id" in names and ({"startTime", "spend"} & names):
+        return litellm.FORMAT
+    return None
+
+
+def detect(path: str | Path) -> tuple[str | None, str]:
+    """``(format, layout)`` of a file by its content: format None when not recognised; layout ``lines``, ``array``,
+    ``document``, ``empty``, ``csv`` or ``parquet``."""
+    path = Path(path)
+    data = head(path)
+    if data[:4] == b"PAR1":
+        import pyarrow.parquet as pq
+
+        try:
+            cols = pq.read_schema(path).names
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds for a broken file
+            raise IngestError(f"{path}: cannot be read as Parquet: {exc}") from None
+        return _columns_format(cols), "parquet"
+    text = data.lstrip()
+    if text[:1] in (b"{", b"["):
+        layout = json_layout(data)
+        if layout == "lines":
+            recs = iter_json_records(_first_lines(path, SNIFF_RECORDS))
+        else:
+            found = _first_value(data, layout)  # usually decides from the head, without parsing the whole file
+            if found is not None and classify(found) is not None:
+                return classify(found), layout
+            recs = iter_json_records(read_bytes(path))
+        seen = False
+        for i, (_k, obj, _raw, err) in enumerate(recs):
+            seen = True
+            if i >= SNIFF_RECORDS:
+                break
+            if err is None:
+                fmt = classify(obj)
+                if fmt is not None:
+                    return fmt, layout
+        # no record at all (an empty array or export): nothing to load, read as OTLP
+        return (None if seen else "otel"), layout
+    if not text:
+        return ("otel" if path.name.lower().removesuffix(".gz").endswith((".json", ".jsonl", ".ndjson")) else None,
+                "empty")
+    first = text.split(b"\n", 1)[0].decode("utf-8", "replace").rstrip("\r")
+    try:
+        cols = next(csv.reader(io.StringIO(first)))
+    except (csv.Error, StopIteration):
+        return None, "csv"
+    return _columns_format(cols), "csv"
+
+
+def _csv_records(path: Path):
+    data = read_bytes(path).decode("utf-8", "replace")
+    reader = csv.DictReader(io.StringIO(data, newline=""))
+    for rec in reader:
+        k = reader.line_num  # the record's last physical line; the header is line 1
+        if None in rec:
+            yield k, None, ",".join(str(x) for x in rec.pop(None)), "wrong number of fields"
+            continue
+        yield k, {key: (val if val != "" else None) for key, val in rec.items()}, None, None
+
+
+def _parquet_records(path: Path):
+    import pyarrow.parquet as pq
+
+    k = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=10_000):
+        for rec in batch.to_pylist():
+            k += 1
+            yield k, rec, None, None
+
+
+def records(path: Path, layout: str | None = None):
+    """``(position, record, raw, error)`` of any file: JSON in any layout, CSV (line numbers, header = 1), Parquet
+    (row numbers)."""
+    path = Path(path)
+    if layout is None:
+        start = head(path, 64).lstrip()
+        layout = "parquet" if start[:4] == b"PAR1" else ("json" if start[:1] in (b"{", b"[") else "csv")
+    if layout == "parquet":
+        return _parquet_records(path)
+    if layout == "csv":
+        return _csv_records(path)
+    return iter_json_records(read_bytes(path))
+
+
+_READERS = {
+    "otel": openinference.span_rows, openinference.FORMAT: openinference.span_rows,
+    langfuse.FORMAT: langfuse.trace_rows, langfuse.BATCH_FORMAT: langfuse.batch_rows,
+    vercel.FORMAT: vercel.vercel_rows, litellm.FORMAT: litellm.litellm_rows,
+}
+
+
+def rows_for(path: str | Path, fmt: str) -> Rows:
+    """The ``calls`` rows of a file read as ``fmt`` (one of :data:`RECORD_FORMATS` or ``otel``)."""
+    return _READERS[fmt](records(Path(path)))

@@ -1,0 +1,330 @@
+"""OpenTelemetry spans in Python: the attribute table every span format shares, and one span -> ``calls`` row mapping.
+
+:data:`SPAN_ATTRIBUTES` is the one declaration of which attribute fills which ``calls`` column, first present wins
+(span attributes, then resource attributes for names prefixed ``r:``). The SQL path of OTLP JSON lines in
+:mod:`workbench.io.ingest` and the Python path here (OTLP documents and arrays, single protojson spans, OpenInference,
+Vercel AI SDK and Phoenix spans) read the same table, so a span gives the same row whichever file it arrived in.
+
+The rule for old and new names side by side: the newer OpenTelemetry GenAI name wins (``gen_ai.provider.name`` over
+``gen_ai.system``, ``gen_ai.usage.input_tokens`` over ``gen_ai.usage.prompt_tokens``), then OpenInference's ``llm.*``;
+values are never added across names, so a span carrying both counts its tokens once. Tokens follow the OpenTelemetry
+GenAI rule: cached tokens are inside ``input_tokens``, reasoning tokens inside ``output_tokens``.
+
+Protojson leniency (:func:`otlp_span`): ``camelCase`` or ``snake_case`` member names, ``intValue`` as a string or a
+number, ``kind`` as a name (``SPAN_KIND_CLIENT``) or a number, ids in hex or base64, ``status.code`` as a name or a
+number, times as nanosecond strings or numbers. A span without a start time is placed at its end time (latency
+unknown); without either it is quarantined (missing required field ts).
+
+Examples
+--------
+>>> s = otlp_span({"traceId": "AB", "spanId": "01", "name": "chat", "startTimeUnixNano": "1000000000",
+...                "endTimeUnixNano": "1500000000", "attributes": [
+...                    {"key": "llm.token_count.prompt", "value": {"intValue": "12"}},
+...                    {"key": "openinference.span.kind", "value": {"stringValue": "LLM"}}]})
+>>> row = span_values(s)
+>>> row["call_id"], row["operation"], row["input_tokens"], row["latency_ms"]
+('01', 'chat', '12', 500.0)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.io.records import epoch_us, first
+
+#: calls column -> attribute names, first present wins; ``r:`` = resource attribute.
+SPAN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "operation": ("gen_ai.operation.name",),
+    "provider": ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"),
+    "request_model": ("gen_ai.request.model", "llm.model_name"),
+    "model": ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name"),
+    "feature": ("workbench.feature", "app.feature", "r:workbench.feature", "r:app.feature", "r:service.name"),
+    "environment": ("deployment.environment.name", "r:deployment.environment.name", "r:deployment.environment",
+                    "deployment.environment"),
+    "prompt_version": ("workbench.prompt_version", "gen_ai.prompt.version", "llm.prompt_template.version",
+                       "r:workbench.prompt_version"),
+    "user_id": ("user.id", "enduser.id", "r:user.id", "r:enduser.id"),
+    "session_id": ("gen_ai.conversation.id", "session.id"),
+    "variant": ("workbench.variant", "r:workbench.variant"),
+    "error_type": ("error.type",),
+    "attempt": ("workbench.attempt",),
+    "fallback": ("workbench.fallback",),
+    "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"),
+    "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion"),
+    "cache_read_tokens": ("gen_ai.usage.cache_read.input_tokens", "llm.token_count.prompt_details.cache_read"),
+    "cache_write_tokens": ("gen_ai.usage.cache_creation.input_tokens", "llm.token_count.prompt_details.cache_write"),
+    "reasoning_tokens": ("gen_ai.usage.reasoning.output_tokens", "llm.token_count.completion_details.reasoning"),
+    "cost_usd": ("workbench.cost_usd", "llm.cost.total"),
+}
+#: Read but not a column of their own: kept out of ``attributes`` because a column holds them.
+SPAN_USED = ("gen_ai.response.finish_reasons", "gen_ai.response.time_to_first_chunk", "gen_ai.tool.name", "tool.name",
+             "openinference.span.kind")
+#: OpenInference span kinds -> gen_ai operation names (others lower-cased).
+OPENINFERENCE_KINDS = {"LLM": "chat", "EMBEDDING": "embeddings", "TOOL": "execute_tool", "AGENT": "invoke_agent"}
+_STATUS_NAMES = {"0": "unset", "1": "ok", "2": "error", "STATUS_CODE_UNSET": "unset", "STATUS_CODE_OK": "ok",
+                 "STATUS_CODE_ERROR": "error", "UNSET": "unset", "OK": "ok", "ERROR": "error"}
+
+
+@dataclass
+class Span:
+    """A span, whatever file it came from: ids in lower-case hex, times as given (any shape :func:`epoch_us` reads),
+    flat attribute maps, status ``ok``/``error``/``unset``."""
+
+    trace_id: str | None
+    span_id: str | None
+    parent_id: str | None
+    name: str | None
+    start: Any
+    end: Any
+    attributes: dict[str, Any]
+    resource: dict[str, Any] = field(default_factory=dict)
+    status: str = "unset"
+    status_message: str | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)  # {"name", "time", "attributes"}
+    scope: str | None = None
+    kind: str | None = None
+    raw: Any = None  # the record as read, kept in quarantine when the row is rejected
+
+
+def _get(d: dict, *names: str) -> Any:
+    for n in names:
+        if n in d and d[n] is not None:
+            return d[n]
+    return None
+
+
+def any_value(v: Any) -> Any:
+    """The Python value of an OTLP ``AnyValue`` (protojson): scalars, arrays as lists, kvlists as dicts.
+
+    >>> any_value({"intValue": "42"}), any_value({"arrayValue": {"values": [{"stringValue": "stop"}]}})
+    (42, ['stop'])
+    """
+    if not isinstance(v, dict):
+        return v
+    for key in ("stringValue", "string_value"):
+        if key in v:
+            return v[key]
+    for key in ("intValue", "int_value"):
+        if key in v:
+            x = v[key]
+            try:
+                return int(x)
+            except (TypeError, ValueError):
+                return x
+    for key in ("doubleValue", "double_value"):
+        if key in v:
+            try:
+                return float(v[key])
+            except (TypeError, ValueError):
+                return v[key]
+    for key in ("boolValue", "bool_value"):
+        if key in v:
+            return v[key]
+    arr = _get(v, "arrayValue", "array_value")
+    if arr is not None:
+        return [any_value(e) for e in (arr.get("values") or [])] if isinstance(arr, dict) else arr
+    kv = _get(v, "kvlistValue", "kvlist_value")
+    if kv is not None:
+        return attribute_map(kv.get("values") if isinstance(kv, dict) else kv)
+    bts = _get(v, "bytesValue", "bytes_value")
+    if bts is not None:
+        return bts
+    return None
+
+
+def attribute_map(attrs: Any) -> dict[str, Any]:
+    """A flat ``{key: value}`` of OTLP attributes: a list of ``{"key", "value": AnyValue}``, or already a map."""
+    if isinstance(attrs, dict):
+        return dict(attrs)
+    out: dict[str, Any] = {}
+    for a in attrs or []:
+        if isinstance(a, dict) and "key" in a:
+            out[str(a["key"])] = any_value(a.get("value"))
+    return out
+
+
+def hex_id(v: Any) -> str | None:
+    """An OTLP id as lower-case hex: hex as given, or base64 (generic protobuf JSON) decoded; empty -> None.
+
+    >>> hex_id("5B8EFFF798038103D269B633813FC60C"), hex_id("AQIDBAUGBwg=")
+    ('5b8efff798038103d269b633813fc60c', '0102030405060708')
+    """
+    if v is None:
+        return None
+    s = str(v).strip()
+    if not s or set(s) == {"0"}:
+        return None
+    if all(c in "0123456789abcdefABCDEF" for c in s):
+        return s.lower()
+    if len(s) in (12, 24) and s.endswith("="):
+        try:
+            b = base64.b64decode(s, validate=True)
+            if len(b) in (8, 16):
+                return b.hex()
+        except (binascii.Error, ValueError):
+            pass
+    return s
+
+
+def status_name(code: Any) -> str:
+    """``ok``, ``error`` or ``unset`` from a status code given as a number or a name."""
+    if code is None:
+        return "unset"
+    return _STATUS_NAMES.get(str(code).strip().upper(), _STATUS_NAMES.get(str(code).strip(), "unset"))
+
+
+def otlp_span(sp: dict, resource: dict | None = None, scope: str | None = None) -> Span:
+    """A :class:`Span` from an OTLP ``Span`` in protojson (camelCase or snake_case)."""
+    status = sp.get("status") if isinstance(sp.get("status"), dict) else {}
+    events = []
+    for e in sp.get("events") or []:
+        if isinstance(e, dict):
+            t = _get(e, "timeUnixNano", "time_unix_nano")
+            events.append({"name": e.get("name"), "time": _nanos(t), "attributes": attribute_map(e.get("attributes")),
+                           # kept in attributes as the SQL reader keeps it
+                           "raw": {"name": e.get("name"), "timeUnixNano": None if t is None else str(t),
+                                   "attributes": e.get("attributes")}})
+    return Span(
+        trace_id=hex_id(_get(sp, "traceId", "trace_id")),
+        span_id=hex_id(_get(sp, "spanId", "span_id")),
+        parent_id=hex_id(_get(sp, "parentSpanId", "parent_span_id")),
+        name=sp.get("name"),
+        start=_nanos(_get(sp, "startTimeUnixNano", "start_time_unix_nano")),
+        end=_nanos(_get(sp, "endTimeUnixNano", "end_time_unix_nano")),
+        attributes=attribute_map(sp.get("attributes")),
+        resource=resource or {},
+        status=status_name(status.get("code")),
+        status_message=status.get("message"),
+        events=events,
+        scope=scope,
+        kind=str(sp.get("kind")) if sp.get("kind") is not None else None,
+        raw=sp,
+    )
+
+
+def _nanos(v: Any) -> Any:
+    """An OTLP ``*UnixNano`` time as an exact ``[seconds, nanoseconds]`` pair (its unit is known, whatever its size);
+    0 is "not set" (proto3 leaves a zero out); anything else is passed on for the reader to reject."""
+    if v in (None, 0, "0", ""):
+        return None
+    try:
+        n = int(v) if not isinstance(v, float) else int(v)
+    except (TypeError, ValueError):
+        return v
+    return [n // 10**9, n % 10**9]
+
+
+def otlp_export_spans(doc: dict) -> list[Span]:
+    """Every span of an OTLP ``ExportTraceServiceRequest`` (``resourceSpans -> scopeSpans -> spans``)."""
+    out = []
+    for rs in _get(doc, "resourceSpans", "resource_spans") or []:
+        if not isinstance(rs, dict):
+            continue
+        res = rs.get("resource") if isinstance(rs.get("resource"), dict) else {}
+        rattrs = attribute_map(res.get("attributes"))
+        for ss in _get(rs, "scopeSpans", "scope_spans", "instrumentationLibrarySpans") or []:
+            if not isinstance(ss, dict):
+                continue
+            sc = _get(ss, "scope", "instrumentationLibrary") or {}
+            for sp in ss.get("spans") or []:
+                if isinstance(sp, dict):
+                    out.append(otlp_span(sp, rattrs, sc.get("name") if isinstance(sc, dict) else None))
+    return out
+
+
+def pick(span: Span, names: tuple[str, ...]) -> Any:
+    """The first present attribute of ``names`` (``r:`` = resource)."""
+    for n in names:
+        src, key = (span.resource, n[2:]) if n.startswith("r:") else (span.attributes, n)
+        v = src.get(key)
+        if v is not None and v != "":
+            return v
+    return None
+
+
+def _scalar(v: Any) -> Any:
+    """Text-like value for a column: lists and dicts as JSON (the engine checks the type)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float, str)):
+        return str(v) if not isinstance(v, str) else v
+    return v
+
+
+def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
+                used: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The ``calls`` values of a span (times as epoch microseconds; raises ValueError for an unreadable time).
+
+    ``extra`` adds fallback attribute names per column after the shared ones (a format's own names); ``used`` names
+    more attributes that a caller reads itself and that stay out of ``attributes``.
+    """
+    a = span.attributes
+    names = dict(SPAN_ATTRIBUTES)
+    for c, more in (extra or {}).items():
+        names[c] = names.get(c, ()) + more
+    v: dict[str, Any] = {c: _scalar(pick(span, ns)) for c, ns in names.items()}
+    start, end = epoch_us(span.start), epoch_us(span.end)
+    v["call_id"], v["trace_id"], v["parent_id"] = span.span_id, span.trace_id, span.parent_id
+    v["ts"] = start if start is not None else end
+    v["end_ts"] = end
+    v["latency_ms"] = (end - start) / 1000.0 if start is not None and end is not None else None
+    if v.get("operation") is None:
+        kind = a.get("openinference.span.kind")
+        if kind:
+            v["operation"] = OPENINFERENCE_KINDS.get(str(kind).upper(), str(kind).lower())
+    tool = first(a.get("gen_ai.tool.name"), a.get("tool.name"))
+    v["name"] = first(tool, span.name)
+    fr = a.get("gen_ai.response.finish_reasons")
+    if isinstance(fr, str) and fr.startswith("["):
+        try:
+            import orjson
+
+            fr = orjson.loads(fr)
+        except ValueError:
+            pass
+    v["finish_reason"] = (fr[0] if fr else None) if isinstance(fr, list) else fr
+    ttft = a.get("gen_ai.response.time_to_first_chunk")
+    first_ev = next((e for e in span.events if _is_first_token(e.get("name"))), None)
+    if ttft is not None:
+        try:
+            v["ttft_ms"] = float(ttft) * 1000.0
+        except (TypeError, ValueError):
+            v["ttft_ms"] = ttft
+    elif first_ev is not None and start is not None:
+        t = epoch_us(first_ev.get("time"))
+        v["ttft_ms"] = (t - start) / 1000.0 if t is not None else None
+    reasons = v.get("finish_reason")
+    fr_all = fr if isinstance(fr, list) else [fr]
+    if v.get("error_type") and "timeout" in str(v["error_type"]).lower():
+        v["status"] = "timeout"
+    elif "content_filter" in fr_all or reasons == "content_filter":
+        v["status"] = "blocked"
+    elif span.status == "error":
+        v["status"] = "error"
+    else:
+        v["status"] = "ok"
+    used_names = {n.removeprefix("r:") for ns in names.values() for n in ns} | set(SPAN_USED) | set(used)
+    attrs = {k: val for k, val in a.items() if k not in used_names}
+    rextra = {k: val for k, val in span.resource.items() if k not in used_names}
+    if rextra:
+        attrs["resource"] = rextra
+    if span.scope:
+        attrs["otel.scope.name"] = span.scope
+    other = [e.get("raw", {k: x for k, x in e.items() if k != "raw"}) for e in span.events
+             if not _is_first_token(e.get("name"))]
+    if other:
+        attrs["otel.events"] = other
+    if tool is not None and tool != span.name:
+        attrs["otel.span.name"] = span.name
+    if span.status_message:
+        attrs["otel.status_message"] = span.status_message
+    v["attributes"] = attrs
+    return v
+
+
+def _is_first_token(name: Any) -> bool:
+    n = str(name or "").lower()
+    return "first" in n and ("token" in n or "chunk" in n)
