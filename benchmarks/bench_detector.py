@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from workbench.eval import detector as D
+from workbench.eval import fit as F
 
 
 def dev_path() -> Path:
@@ -162,66 +163,95 @@ def bench_speed(n: int, n_naive: int) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def _baselines(rows: list[dict]) -> dict[str, np.ndarray]:
-    w = re.compile(r"\w+")
-    length = np.array([len(r["answer"].split()) for r in rows], float)
-    nov = []
-    for r in rows:
-        cw = {t for c in r["contexts"] for t in w.findall(c.lower())}
-        a = w.findall(r["answer"].lower())
-        nov.append(sum(t not in cw for t in a) / max(len(a), 1))
-    return {"answer length": length, "novel word share": np.array(nov)}
+def dev_sources() -> list[Path]:
+    """The development sources: halu_dev.jsonl (HaluEval-QA, BEGIN) and the contrastive set built from its contexts."""
+    return [dev_path(), ROOT / "datasets" / "halu_contrastive.jsonl"]
 
 
-def _source_weights(src: np.ndarray) -> np.ndarray:
-    # Each source weighs the same in the fit, whatever its row count.
-    return np.array([1.0 / (src == s).sum() for s in src])
+def load_dev() -> list[dict]:
+    rows = []
+    for p in dev_sources():
+        rows += load(p)
+    return rows
 
 
-def quality(l2: float) -> None:
-    path = dev_path()
-    rows = load(path)
-    print(f"data: {path} ({len(rows)} rows)")
-    print(D.benchmark_jsonl(path))
+def select_features(x, y, src, l2: float) -> tuple[list[int], list[tuple[str, float, list[float]]]]:
+    """Greedy forward selection on the mean leave-one-source-out AUROC (never on in-sample figures).
+
+    Adds the feature that raises the mean LOSO AUROC most; stops when no feature adds more than 0.001.
+    """
+    sources = sorted(set(src))
+    active: list[int] = []
+    trace = []
+    best = 0.0
+    while len(active) < x.shape[1]:
+        cands = []
+        for j in range(x.shape[1]):
+            if j in active:
+                continue
+            p = F.loso_predictions(x, y, src, l2=l2, active=active + [j])
+            per = [D.auroc(y[src == s], p[src == s]) for s in sources]
+            cands.append((float(np.mean(per)), j, per))
+        m, j, per = max(cands)
+        if m <= best + 0.001:
+            break
+        best = m
+        active.append(j)
+        trace.append((D.FEATURES[j], round(m, 4), [round(v, 4) for v in per]))
+    return active, trace
+
+
+def quality(l2: float, reps: int) -> None:
+    from workbench.eval.detector import benchmark_rows
+
+    rows = load_dev()
+    print(f"data: {', '.join(p.name for p in dev_sources())} ({len(rows)} rows)")
+    table, rel = benchmark_rows(rows, reps=reps, l2=l2)
+    with pl_config():
+        print("\nper source: the shipped detector (in-sample on these sources), leave-one-source-out (fit on the other"
+              " sources, scored on this one) and the two baselines; [95% bootstrap interval]")
+        for r in table.iter_rows(named=True):
+            print(f"  {r['source']:12s} n={r['n']:4d}  shipped AUROC {r['auroc']:.3f} [{r['auroc_lo']:.3f}, "
+                  f"{r['auroc_hi']:.3f}] Brier {r['brier']:.3f} [{r['brier_lo']:.3f}, {r['brier_hi']:.3f}]")
+            if r["loso_auroc"] is not None:
+                print(f"  {'':12s}         LOSO    AUROC {r['loso_auroc']:.3f} [{r['loso_auroc_lo']:.3f}, "
+                      f"{r['loso_auroc_hi']:.3f}] Brier {r['loso_brier']:.3f} [{r['loso_brier_lo']:.3f}, "
+                      f"{r['loso_brier_hi']:.3f}]")
+            print(f"  {'':12s}         absent-word share AUROC {r['absent_word_auroc']:.3f} [{r['absent_word_lo']:.3f},"
+                  f" {r['absent_word_hi']:.3f}]   answer length AUROC {r['length_auroc']:.3f} "
+                  f"[{r['length_lo']:.3f}, {r['length_hi']:.3f}]")
+            if r["loso_auroc"] is not None and r["source"] != "overall":
+                gap = r["loso_auroc"] - r["absent_word_auroc"]
+                print(f"  {'':12s}         LOSO - absent-word = {gap:+.3f}  (bar +0.05: {'PASS' if gap >= 0.05 else 'FAIL'})")
+        print("\nreliability (leave-one-source-out probabilities, all sources pooled):")
+        print(rel)
+    x = D.feature_matrix(rows)
     y = np.array([r["label"] for r in rows], float)
     src = np.array([r["source"] for r in rows])
-    sources = sorted(set(src))
-    print("\nbaselines (AUROC):")
-    for name, b in _baselines(rows).items():
-        per = "  ".join(f"{s}: {D.auroc(y[src == s], b[src == s]):.3f}" for s in sources)
-        print(f"  {name:18s} {per}  overall: {D.auroc(y, b):.3f}")
-    x = D._feature_matrix(rows)
-    print("\nsingle features (AUROC):")
+    print("\nsingle features (AUROC per source):")
     for j, name in enumerate(D.FEATURES):
-        per = "  ".join(f"{s}: {D.auroc(y[src == s], x[src == s, j]):.3f}" for s in sources)
-        print(f"  {name:22s} {per}  overall: {D.auroc(y, x[:, j]):.3f}")
-    print(f"\ncross-source held-out (fit on one source, score the other; l2={l2}):")
-    for tr in sources:
-        for te in sources:
-            if te == tr:
-                continue
-            c, b = D._fit_calibrated(x[src == tr], y[src == tr], l2=l2)
-            p = 1.0 / (1.0 + np.exp(-(x[src == te] @ c + b)))
-            print(f"  train {tr:12s} -> test {te:12s} AUROC {D.auroc(y[src == te], p):.3f}"
-                  f"  Brier {D.brier_score(y[src == te], p):.3f}")
+        per = "  ".join(f"{s}: {D.auroc(y[src == s], x[src == s, j]):.3f}" for s in sorted(set(src)))
+        print(f"  {name:22s} {per}")
+
+
+def pl_config():
+    import polars as pl
+
+    return pl.Config(tbl_rows=40, tbl_cols=20, tbl_width_chars=200)
 
 
 def fit(l2: float) -> None:
-    path = dev_path()
-    rows = load(path)
-    x = D._feature_matrix(rows)
+    rows = load_dev()
+    x = D.feature_matrix(rows)
     y = np.array([r["label"] for r in rows], float)
     src = np.array([r["source"] for r in rows])
-    coef, intercept = D._fit_calibrated(x, y, _source_weights(src), l2=l2)
-    held_out = {}
-    for tr in sorted(set(src)):
-        for te in sorted(set(src) - {tr}):
-            c, b = D._fit_calibrated(x[src == tr], y[src == tr], l2=l2)
-            p = 1.0 / (1.0 + np.exp(-(x[src == te] @ c + b)))
-            held_out[f"train {tr} -> test {te}"] = {
-                "auroc": round(D.auroc(y[src == te], p), 4),
-                "brier": round(D.brier_score(y[src == te], p), 4),
-            }
+    active, trace = select_features(x, y, src, l2)
+    for name, m, per in trace:
+        print(f"  + {name:22s} mean LOSO AUROC {m:.4f}  per source {per}")
+    coef, intercept = F.fit_calibrated(x, y, F.source_weights(src), l2=l2, active=active)
+    p = F.loso_predictions(x, y, src, l2=l2, active=active)
+    loso = {s: {"auroc": round(D.auroc(y[src == s], p[src == s]), 4),
+                "brier": round(D.brier_score(y[src == s], p[src == s]), 4)} for s in sorted(set(src))}
     spec = {
         "detector": D.DETECTOR_NAME,
         "detector_version": D.DETECTOR_VERSION,
@@ -229,11 +259,14 @@ def fit(l2: float) -> None:
         "coef": [round(float(c), 6) for c in coef],
         "intercept": round(intercept, 6),
         "fit": {
-            "data": "halu_dev.jsonl (HaluEval-QA MIT; BEGIN CC BY 4.0 / CDLA-Sharing-1.0)",
+            "data": "halu_dev.jsonl (HaluEval-QA MIT; BEGIN CC BY 4.0 / CDLA-Sharing-1.0) + halu_contrastive.jsonl "
+                    "(built from halu_dev's contexts by datasets/build_contrastive.py)",
             "rows": len(rows),
-            "method": f"logistic regression, L2={l2}, coefficients >= 0, each source weighted equally, "
-            "then Platt scaling of the linear score",
-            "cross_source_held_out": held_out,
+            "method": f"features chosen by greedy forward selection on the mean leave-one-source-out AUROC; "
+                      f"logistic regression, L2={l2}, coefficients >= 0, each source weighted equally, then Platt "
+                      "scaling of the linear score",
+            "selection": [{"feature": n, "mean_loso_auroc": m, "per_source": per} for n, m, per in trace],
+            "leave_one_source_out": loso,
         },
     }
     out = Path(D.__file__).with_name("_detector_weights.json")
@@ -249,11 +282,12 @@ def main() -> None:
     ap.add_argument("--quality", action="store_true", help="AUROC/Brier on halu_dev and held-out numbers")
     ap.add_argument("--fit", action="store_true", help="refit and write workbench/eval/_detector_weights.json")
     ap.add_argument("--l2", type=float, default=5.0, help="L2 penalty for --fit/--quality (default 5)")
+    ap.add_argument("--reps", type=int, default=1000, help="bootstrap resamples for --quality (default 1000)")
     args = ap.parse_args()
     if args.fit:
         fit(args.l2)
     elif args.quality:
-        quality(args.l2)
+        quality(args.l2, args.reps)
     else:
         bench_speed(args.n, args.naive_rows)
 
