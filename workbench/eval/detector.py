@@ -59,6 +59,9 @@ __all__ = [
     "detect",
     "detect_batch",
     "score_jsonl",
+    "read_labelled",
+    "split_sentences",
+    "split_claims",
     "benchmark_jsonl",
     "benchmark_rows",
     "feature_matrix",
@@ -285,6 +288,28 @@ def _split_claims(answer: str) -> list[str]:
                 merged.append(c)
         claims.extend(merged)
     return claims
+
+
+def split_sentences(text: str) -> list[str]:
+    """The detector's sentence splitter (abbreviations and initials stay inside their sentence).
+
+    Examples
+    --------
+    >>> split_sentences("Dr. Smith came. He left at 10.30 a.m. on Monday.")
+    ['Dr. Smith came.', 'He left at 10.30 a.m. on Monday.']
+    """
+    return _split_sentences(text)
+
+
+def split_claims(answer: str) -> list[str]:
+    """The claims the detector scores: sentences, then clauses at ``;``, ``, but`` and dashes.
+
+    Examples
+    --------
+    >>> split_claims("It opened in 1889; it is 330 m tall. Paris loves it.")
+    ['It opened in 1889', 'it is 330 m tall.', 'Paris loves it.']
+    """
+    return _split_claims(answer)
 
 
 @dataclass(slots=True)
@@ -1063,12 +1088,34 @@ def _read_rows(path: str | Path, *, labelled: bool = False) -> list[dict]:
     return rows
 
 
+def read_labelled(path: str | Path) -> list[dict]:
+    """The validated rows of a labelled JSONL file (``answer, contexts, question, label (0/1), source``).
+
+    Raises
+    ------
+    ParameterError
+        A bad line: the message names the file, line and field.
+
+    Examples
+    --------
+    >>> import json, tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "l.jsonl"
+    >>> _ = p.write_text(json.dumps({"answer": "a", "contexts": ["b"], "label": 2}) + "\\n")
+    >>> read_labelled(p)
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: ...l.jsonl:1: field 'label' must be 0 or 1, got 2
+    """
+    return _read_rows(path, labelled=True)
+
+
 def score_jsonl(
     in_path: str | Path,
     out_path: str | Path,
     *,
     threshold: float = THRESHOLD,
     progress: bool = True,
+    detector=None,
 ) -> dict:
     """Score a JSONL file of answers and write one JSON line of results per input row.
 
@@ -1084,6 +1131,8 @@ def score_jsonl(
         Decision threshold on the probability.
     progress : bool, default True
         Show a tqdm progress bar when stderr is a terminal.
+    detector : object with ``detect``, optional
+        Default: this offline detector; e.g. :class:`workbench.eval.nli.NLIDetector`.
 
     Returns
     -------
@@ -1108,11 +1157,13 @@ def score_jsonl(
     'number 1887 not in context'
     """
     rows = _read_rows(in_path)
+    det = detector if detector is not None else sys.modules[__name__]
+    name, version = str(det.DETECTOR_NAME), str(det.DETECTOR_VERSION)
     t0 = time.perf_counter()
     unscorable = 0
     with open(out_path, "w", encoding="utf-8") as out:
         for row in _progress(rows, progress, total=len(rows)):
-            d = detect(row["answer"], row["contexts"], row.get("question"), threshold=threshold)
+            d = det.detect(row["answer"], row["contexts"], row.get("question"), threshold=threshold)
             unscorable += d.unscorable
             rec = {
                 "id": row.get("id"),
@@ -1123,8 +1174,8 @@ def score_jsonl(
                     for c in d.claims
                 ],
                 "unscorable": d.unscorable,
-                "detector": DETECTOR_NAME,
-                "detector_version": DETECTOR_VERSION,
+                "detector": name,
+                "detector_version": version,
             }
             out.write(json.dumps(rec, ensure_ascii=False) + "\n")
     return {"rows": len(rows), "unscorable": unscorable, "seconds": time.perf_counter() - t0}
