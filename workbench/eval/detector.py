@@ -39,9 +39,9 @@ import re
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from collections import Counter
-from itertools import chain, compress, filterfalse
-from operator import not_
+from collections import Counter, OrderedDict
+from itertools import chain, compress, filterfalse, islice
+from operator import and_, not_
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +91,7 @@ _WEIGHTS_PATH = Path(__file__).with_name("_detector_weights.json")
 # numbers are ASCII digits in practice).
 _NUM_RE = re.compile(r"[0-9]+(?:[.,:][0-9]+)*%?")
 _MULT_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s+(hundred|thousand|million|billion)\b")
+_DIGIT_RE = re.compile(r"[0-9]")
 _CAP_RE = re.compile(r"\b[A-Z]\w*(?:['’]\w+)*")
 _THOUSANDS_RE = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 # Words, with internal apostrophes ("don't") and number punctuation ("1,000", "3.5") kept inside.
@@ -295,8 +296,8 @@ def split_sentences(text: str) -> list[str]:
 
     Examples
     --------
-    >>> split_sentences("Dr. Smith came. He left at 10.30 a.m. on Monday.")
-    ['Dr. Smith came.', 'He left at 10.30 a.m. on Monday.']
+    >>> split_sentences("Dr. Smith came. He left at 10.30 on Monday.")
+    ['Dr. Smith came.', 'He left at 10.30 on Monday.']
     """
     return _split_sentences(text)
 
@@ -322,9 +323,23 @@ class _Passage:
     sentsets: list[set[str]]
     stems: set[str]  # content stems plus every raw lower-case token
     text: str  # lower-cased, sentences joined by newlines
-    bigrams: set[tuple[str, str]]
-    trigrams: set[tuple[str, str, str]]
-    df: dict[str, int]  # content stem -> number of the passage's sentences holding it
+    tokline: str  # " " + every token, space-separated, + " ": n-grams are found by substring search
+    _stem_lines: str | None = None
+    _df: dict[str, int] | None = None
+
+    @property
+    def stem_lines(self) -> str:
+        """"\\n" + the content stems joined by newlines: prefix search by substring (built on first use)."""
+        if self._stem_lines is None:
+            self._stem_lines = "\n" + "\n".join(set().union(*self.sentsets))
+        return self._stem_lines
+
+    @property
+    def df(self) -> dict[str, int]:
+        """Content stem -> number of the passage's sentences holding it (built on first use)."""
+        if self._df is None:
+            self._df = Counter(chain.from_iterable(self.sentsets))
+        return self._df
 
 
 @dataclass(slots=True)
@@ -338,25 +353,47 @@ class _Source:
     toks: list[list[str]]  # raw lower-case tokens of each sentence
     lowers: list[str]  # each sentence, lower-cased
     text: str  # lower-cased contexts, searched for the surface forms of the answer's numbers
-    bigrams: set[tuple[str, str]]
-    trigrams: set[tuple[str, str, str]]
-    dfs: list[dict[str, int]]
+    passages: list[_Passage]
     _stem_lines: str | None = None
 
     def has_prefix(self, prefix: str) -> bool:
         """Whether a content stem of the contexts starts with ``prefix``.
 
-        One substring search in the newline-joined stems (built on first use; a stem holds no
-        newline) instead of building the set of every stem's prefix.
+        One substring search in the passages' newline-joined stems (each passage's built once and
+        cached with it; a stem holds no newline) instead of building the set of every stem's prefix.
         """
         if self._stem_lines is None:
-            self._stem_lines = "\n" + "\n".join(set().union(*self.sentsets))
+            self._stem_lines = "".join(p.stem_lines for p in self.passages)
         return "\n" + prefix in self._stem_lines
+
+    _toklines: str | None = None
+
+    def novel(self, grams: list[str], known: list[bool] | None = None) -> int:
+        """How many of ``grams`` (" a b " strings: space-padded word n-grams) occur in no passage.
+
+        One substring search each in the passages' token lines (tokens joined by single spaces,
+        passages by newlines so that no n-gram spans two passages): cheaper than building sets of
+        n-gram tuples for every new passage.
+        """
+        if not grams:
+            return 0
+        # A gram with a word absent from every context is novel for sure: no search needed for it.
+        # ``known``: whether each gram's words are all in the contexts, when the caller knows.
+        if known is None:
+            stems = self.stems
+            known = [all(map(stems.__contains__, g.split())) for g in grams]
+        cands = list(compress(grams, known))
+        if not cands:
+            return len(grams)
+        if self._toklines is None:
+            self._toklines = "\n".join(p.tokline for p in self.passages)
+        lines = self._toklines
+        return len(grams) - len(cands) + sum(1 for g in cands if g not in lines)
 
     def idf(self, stem: str) -> float:
         """Inverse sentence frequency of a stem in these contexts: rare words weigh more; absent ones most."""
         n = len(self.sentsets)
-        df = sum(d.get(stem, 0) for d in self.dfs)
+        df = sum(p.df.get(stem, 0) for p in self.passages)
         return math.log((n + 1) / (df + 0.5))
 
     def negated(self, sid: int) -> bool:
@@ -405,7 +442,7 @@ def _context_sentences(text: str) -> list[str]:
 
 #: Passages kept tokenised between answers (production traffic retrieves the same passages again and again).
 PASSAGE_CACHE_SIZE: int = 2048
-_PASSAGES: dict[str, _Passage] = {}
+_PASSAGES: OrderedDict[str, _Passage] = OrderedDict()
 _CACHE_STATS = {"hits": 0, "misses": 0}
 
 
@@ -469,13 +506,10 @@ def _prepare_passage(text: str) -> _Passage:
     # Stopwords are not content, but a stopword-like answer word ("one") still counts as present.
     stems: set[str] = set().union(*toks, *sentsets)
     # N-grams run across sentence ends inside a passage (harmless: an answer n-gram rarely spans one).
-    flat = [t for ts in toks for t in ts]
-    bigrams = set(zip(flat, flat[1:]))
-    trigrams = set(zip(flat, flat[1:], flat[2:]))
-    df = Counter(chain.from_iterable(sentsets))
-    p = _Passage(sentences, lowers, toks, sentsets, stems, "\n".join(lowers), bigrams, trigrams, df)
-    if len(_PASSAGES) >= PASSAGE_CACHE_SIZE:  # evict the oldest entry (dicts keep insertion order)
-        del _PASSAGES[next(iter(_PASSAGES))]
+    p = _Passage(sentences, lowers, toks, sentsets, stems, "\n".join(lowers),
+                 " " + " ".join(chain.from_iterable(toks)) + " ")
+    if len(_PASSAGES) >= PASSAGE_CACHE_SIZE:  # evict the oldest entry, in O(1)
+        _PASSAGES.popitem(last=False)
     _PASSAGES[text] = p
     return p
 
@@ -487,14 +521,12 @@ def _prepare_source(contexts: Sequence[str], question: str | None) -> _Source:
         q_stems = {t for t in _content_stems(set(_tokens(question.lower()))) if not t[0].isdigit()}
     if len(ps) == 1:
         p = ps[0]
-        return _Source(p.stems, q_stems, p.sentences, p.sentsets, p.toks, p.lowers, p.text, p.bigrams, p.trigrams,
-                       [p.df])
+        return _Source(p.stems, q_stems, p.sentences, p.sentsets, p.toks, p.lowers, p.text, ps)
     return _Source(
         set().union(*(p.stems for p in ps)), q_stems,
         [x for p in ps for x in p.sentences], [x for p in ps for x in p.sentsets],
         [x for p in ps for x in p.toks], [x for p in ps for x in p.lowers],
-        "\n".join(p.text for p in ps), set().union(*(p.bigrams for p in ps)),
-        set().union(*(p.trigrams for p in ps)), [p.df for p in ps],
+        "\n".join(p.text for p in ps), ps,
     )
 
 
@@ -656,7 +688,7 @@ def _number_in(value: float, src: _Source, tried: str = "") -> bool:
     return False
 
 
-def _score_claim(text: str, src: _Source) -> _ClaimStats:
+def _score_claim(text: str, src: _Source, align: bool = True) -> _ClaimStats:
     # Set algebra on unique words does the bulk of the work in C; Python only visits the few
     # words that are missing from the contexts, and the numbers.
     tl = text.lower()
@@ -675,6 +707,7 @@ def _score_claim(text: str, src: _Source) -> _ClaimStats:
     # Numbers (digits, "3 million", number words): each must appear in the contexts by value.
     found: set[str] = set()  # the claim's content words (stems) present in the contexts
     bad_numbers: list[str] = []
+    ok_values: list[tuple[str, float]] = []  # numbers the contexts state somewhere
     n_num = ok_num = 0
     digit_toks = _NUM_RE.findall(tl)
     word_nums = low_set.intersection(_STRONG_NUMBER_WORDS)
@@ -701,6 +734,7 @@ def _score_claim(text: str, src: _Source) -> _ClaimStats:
             if tok in stems or _literal_in(tok, src.text) or _number_in(value, src, tok):
                 ok_num += 1
                 found.add(tok)
+                ok_values.append((tok, value))
             else:
                 bad_numbers.append(tok)
 
@@ -783,22 +817,22 @@ def _score_claim(text: str, src: _Source) -> _ClaimStats:
         if len(found) >= 2:
             locality = top / len(found)
     # N-gram novelty of the claim (every word, function words too: "was not" / "is now" carry meaning).
-    bg = list(zip(lows, lows[1:]))
+    bg = list(map(" {} {} ".format, lows, islice(lows, 1, None)))
     n_bg = len(bg)
-    nov_bg = sum(map(src.bigrams.__contains__, bg))
-    nov_bg = n_bg - nov_bg
+    seen = list(map(stems.__contains__, lows))
+    nov_bg = src.novel(bg, list(map(and_, seen, islice(seen, 1, None))))
     nov_tg = n_tg = 0
-    if n_bg > 1:
-        tg = list(zip(lows, lows[1:], lows[2:]))
+    if n_bg > 1 and align:
+        tg = list(map(" {} {} {} ".format, lows, islice(lows, 1, None), islice(lows, 2, None)))
         n_tg = len(tg)
-        nov_tg = n_tg - sum(map(src.trigrams.__contains__, tg))
+        nov_tg = src.novel(tg)
     # Alignment: the IDF-weighted share of the claim's content found in its best single sentence (rare words
     # count more than common ones; a claim word absent from every context sentence weighs most).
     alignment = 1.0
     misplaced: list[str] = []
     antonym: str | None = None
-    claim_stems = stem_set | set(found)
-    if claim_stems:
+    claim_stems = stem_set | set(found) if align else set()
+    if claim_stems:  # only when a weight uses it (IDF look-ups are the costliest part of a claim)
         idf = {st: src.idf(st) for st in claim_stems}
         total = sum(idf.values())
         if top and total > 0:
@@ -812,14 +846,14 @@ def _score_claim(text: str, src: _Source) -> _ClaimStats:
         # states another one: "completed in 1887" against "completed in 1889 ... founded in 1887" elsewhere.
         ev_low = src.lowers[best]
         ev_toks = set(src.toks[best])
-        if digit_toks and any(c.isdigit() for c in ev_low):
-            for tok in dict.fromkeys(digit_toks):
-                if tok not in bad_numbers and not _literal_in(tok, ev_low):
-                    v = _number_value(tok)
-                    if v is None or not any(_literal_in(f, ev_low) for f in _number_forms(v) if f[0].isdigit()):
-                        misplaced.append(tok)
+        if ok_values and _DIGIT_RE.search(ev_low):
+            for tok, value in ok_values:
+                if not _literal_in(tok, ev_low) and tok not in ev_toks and not any(
+                    _literal_in(f, ev_low) if f[0].isdigit() else f in ev_toks for f in _number_forms(value)
+                ):
+                    misplaced.append(tok)
         caps = [c for k, c in enumerate(_CAP_RE.findall(text)) if k or not text.lstrip().startswith(c)]
-        if caps and any(ch.isupper() for ch in evidence[1:]):
+        if caps and evidence[1:] != evidence[1:].lower():
             for tok in dict.fromkeys(caps):
                 lt = tok.lower()
                 if tok not in bad_entities and lt not in _STOPWORDS and lt not in ev_toks and lt in stems \
@@ -851,7 +885,7 @@ def _score_claim(text: str, src: _Source) -> _ClaimStats:
     elif antonym:
         reason = "antonym '{}' where the evidence says '{}'".format(*antonym.split("/"))
     elif misplaced:
-        kind = "number" if misplaced[0][0].isdigit() else "entity"
+        kind = "number" if any(misplaced[0] == tok for tok, _ in ok_values) else "entity"
         reason = f"{kind} '{misplaced[0]}' not in its evidence sentence"
     elif lex < CLAIM_SUPPORT_MIN:
         reason = f"low overlap {lex:.2f}"
@@ -948,7 +982,16 @@ def _as_contexts(contexts: Sequence[str] | str | None) -> list[str]:
     return [c for c in contexts if isinstance(c, str)]
 
 
-def _analyse(answer: str, contexts: Sequence[str] | str | None, question: str | None):
+# Features computed only when a weight uses them (or when fitting): they cost the most per claim.
+_ALIGN_FEATURES = ("weak_alignment", "mean_weak_alignment", "novel_trigram_share")
+
+
+def _needs_alignment() -> bool:
+    coef, _ = _weights()
+    return any(coef[FEATURES.index(f)] for f in _ALIGN_FEATURES)
+
+
+def _analyse(answer: str, contexts: Sequence[str] | str | None, question: str | None, align: bool | None = None):
     ctx = [c for c in _as_contexts(contexts) if c.strip()]
     claims = _split_claims(answer or "")
     if not claims or not ctx:
@@ -956,7 +999,9 @@ def _analyse(answer: str, contexts: Sequence[str] | str | None, question: str | 
     src = _prepare_source(ctx, question)
     # Index the contexts once for the answer's content words, not once per claim (a stem not yet
     # seen maps to None, and src.hits indexes any other word a claim needs: this only saves work).
-    return [_score_claim(c, src) for c in claims], claims
+    if align is None:
+        align = _needs_alignment()
+    return [_score_claim(c, src, align) for c in claims], claims
 
 
 def detect(
@@ -1327,6 +1372,6 @@ def feature_matrix(rows: Iterable[Mapping]) -> np.ndarray:
     """
     feats = []
     for r in rows:
-        stats, _ = _analyse(r["answer"], r["contexts"], r.get("question"))
+        stats, _ = _analyse(r["answer"], r["contexts"], r.get("question"), align=True)
         feats.append(_features(stats) if stats else [0.0] * len(FEATURES))
     return np.asarray(feats, dtype=float).reshape(-1, len(FEATURES))

@@ -57,7 +57,7 @@ def fit_logistic(
     --------
     >>> x = np.array([[0.0], [0.2], [0.8], [1.0]]); y = np.array([0, 0, 1, 1.0])
     >>> coef, b = fit_logistic(x, y, l2=1.0)
-    >>> bool(coef[0] > 0), round(b + coef[0] / 2, 6)   # symmetric data: the boundary sits at x = 0.5
+    >>> bool(coef[0] > 0), abs(round(float(b + coef[0] / 2), 6))   # symmetric data: the boundary sits at x = 0.5
     (True, 0.0)
     """
     n, k = x.shape
