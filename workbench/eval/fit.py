@@ -68,7 +68,7 @@ def fit_logistic(
     pen = np.full(k + 1, float(l2))
     pen[-1] = 0.0
     for _ in range(iters):
-        p = 1.0 / (1.0 + np.exp(-(xa @ beta)))
+        p = 1.0 / (1.0 + np.exp(-np.clip(xa @ beta, -500, 500)))
         g = xa.T @ (w * (p - y)) + pen * beta
         h = (xa * (w * p * (1 - p))[:, None]).T @ xa + np.diag(pen) + 1e-9 * np.eye(k + 1)
         step = np.linalg.solve(h, g)
@@ -155,7 +155,7 @@ def predict(x: np.ndarray, coef: np.ndarray, intercept: float) -> np.ndarray:
     >>> predict(np.array([[0.0], [1.0]]), np.array([2.0]), -1.0).round(3).tolist()
     [0.269, 0.731]
     """
-    return 1.0 / (1.0 + np.exp(-(x @ coef + intercept)))
+    return 1.0 / (1.0 + np.exp(-np.clip(x @ coef + intercept, -500, 500)))
 
 
 def source_weights(src: Sequence[str]) -> np.ndarray:
