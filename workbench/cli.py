@@ -241,11 +241,10 @@ def _cmd_hallucination(a: argparse.Namespace) -> int:
     if a.json:
         print(json.dumps({"sources": table.to_dicts(), "reliability": rel.to_dicts()}, default=str))
     else:
-        print(f"detector {det.DETECTOR_NAME} {det.DETECTOR_VERSION}; 95% bootstrap intervals ({a.reps} resamples); "
-              "loso_*: refitted on the other sources, scored on this one")
-        _print_frame(table, "table", None)
-        print("reliability (leave-one-source-out probabilities when the file has two sources or more):")
-        _print_frame(rel, "table", None)
+        print(f"detector {det.DETECTOR_NAME} {det.DETECTOR_VERSION}; {a.reps} bootstrap resamples; LOSO: the offline "
+              "features refitted on the file's other sources; reliability of the LOSO probabilities when the file "
+              f"has two sources or more; {table['answers_per_s'][0]:,.0f} answers/s")
+        print(detector.format_benchmark(table, rel))
     return 0
 
 

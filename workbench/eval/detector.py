@@ -64,6 +64,7 @@ __all__ = [
     "split_claims",
     "benchmark_jsonl",
     "benchmark_rows",
+    "format_benchmark",
     "feature_matrix",
     "passage_cache_info",
     "clear_passage_cache",
@@ -1305,6 +1306,46 @@ def benchmark_rows(rows: Sequence[Mapping], *, detector=None, reps: int = 1000, 
         out.append(rec)
     rel = F.reliability_table(y, loso if loso is not None else probs)
     return pl.DataFrame(out), rel
+
+
+def format_benchmark(table, rel=None) -> str:
+    """The tables of :func:`benchmark_rows` as readable text: one block per source, intervals in brackets.
+
+    Examples
+    --------
+    >>> rows = [dict(answer=a, contexts=["It opened in 1889 in Paris."], label=l, source="x")
+    ...         for a, l in [("It opened in 1889.", 0), ("It opened in 1925 in Rome.", 1)] * 5]
+    >>> print(format_benchmark(benchmark_rows(rows, reps=20)[0]).splitlines()[1].split())
+    ['x', 'n=10', 'detector', 'AUROC', '1.000', '[1.000,', '1.000]', 'Brier', ...]
+    """
+
+    def ci(r: dict, k: str, lo: str, hi: str) -> str:
+        v = r.get(k)
+        if v is None or v != v:
+            return "n/a"
+        return f"{v:.3f} [{r[lo]:.3f}, {r[hi]:.3f}]"
+
+    lines = ["source        n      figures [95% bootstrap interval]"]
+    for r in table.iter_rows(named=True):
+        lines.append(f"{r['source']:12s} n={r['n']:<5d} detector AUROC {ci(r, 'auroc', 'auroc_lo', 'auroc_hi')}  "
+                     f"Brier {ci(r, 'brier', 'brier_lo', 'brier_hi')}  unscorable {r['unscorable']}")
+        if r.get("loso_auroc") is not None:
+            lines.append(f"{'':20s} LOSO     AUROC {ci(r, 'loso_auroc', 'loso_auroc_lo', 'loso_auroc_hi')}  "
+                         f"Brier {ci(r, 'loso_brier', 'loso_brier_lo', 'loso_brier_hi')}  "
+                         + ("(each source's held-out scores, pooled)" if r["source"] == "overall"
+                            else "(refitted without this source)"))
+        lines.append(f"{'':20s} baselines: absent-word share AUROC "
+                     f"{ci(r, 'absent_word_auroc', 'absent_word_lo', 'absent_word_hi')}  answer length AUROC "
+                     f"{ci(r, 'length_auroc', 'length_lo', 'length_hi')}")
+    if rel is not None:
+        lines.append("reliability: bin  n  mean predicted  observed rate [95% Wilson]")
+        for r in rel.iter_rows(named=True):
+            if r["bin"] == "ECE":
+                lines.append(f"  expected calibration error {r['mean_predicted']:.3f} over {r['n']} answers")
+            else:
+                lines.append(f"  {r['bin']}  {r['n']:5d}  {r['mean_predicted']:.3f}  {r['observed_rate']:.3f} "
+                             f"[{r['observed_lo']:.3f}, {r['observed_hi']:.3f}]")
+    return "\n".join(lines)
 
 
 def benchmark_jsonl(path: str | Path, *, threshold: float = THRESHOLD, detector=None, reps: int = 1000):
