@@ -324,9 +324,17 @@ class _Passage:
     sentsets: list[set[str]]
     stems: set[str]  # content stems plus every raw lower-case token
     text: str  # lower-cased, sentences joined by newlines
-    tokline: str  # " " + every token, space-separated, + " ": n-grams are found by substring search
+    bigrams: set[tuple[str, str]]  # word bigrams (within the passage)
+    _tokline: str | None = None
     _stem_lines: str | None = None
     _df: dict[str, int] | None = None
+
+    @property
+    def tokline(self) -> str:
+        """" " + every token, space-separated, + " ": trigrams are found by substring search (built on first use)."""
+        if self._tokline is None:
+            self._tokline = " " + " ".join(chain.from_iterable(self.toks)) + " "
+        return self._tokline
 
     @property
     def stem_lines(self) -> str:
@@ -370,7 +378,7 @@ class _Source:
     _toklines: str | None = None
 
     def novel(self, grams: list[str], known: list[bool] | None = None) -> int:
-        """How many of ``grams`` (" a b " strings: space-padded word n-grams) occur in no passage.
+        """How many of ``grams`` (" a b c " strings: space-padded word trigrams) occur in no passage.
 
         One substring search each in the passages' token lines (tokens joined by single spaces,
         passages by newlines so that no n-gram spans two passages): cheaper than building sets of
@@ -507,8 +515,8 @@ def _prepare_passage(text: str) -> _Passage:
     # Stopwords are not content, but a stopword-like answer word ("one") still counts as present.
     stems: set[str] = set().union(*toks, *sentsets)
     # N-grams run across sentence ends inside a passage (harmless: an answer n-gram rarely spans one).
-    p = _Passage(sentences, lowers, toks, sentsets, stems, "\n".join(lowers),
-                 " " + " ".join(chain.from_iterable(toks)) + " ")
+    flat = list(chain.from_iterable(toks))
+    p = _Passage(sentences, lowers, toks, sentsets, stems, "\n".join(lowers), set(zip(flat, islice(flat, 1, None))))
     if len(_PASSAGES) >= PASSAGE_CACHE_SIZE:  # evict the oldest entry, in O(1)
         _PASSAGES.popitem(last=False)
     _PASSAGES[text] = p
@@ -818,10 +826,17 @@ def _score_claim(text: str, src: _Source, align: bool = True) -> _ClaimStats:
         if len(found) >= 2:
             locality = top / len(found)
     # N-gram novelty of the claim (every word, function words too: "was not" / "is now" carry meaning).
-    bg = list(map(" {} {} ".format, lows, islice(lows, 1, None)))
+    bg = list(zip(lows, islice(lows, 1, None)))
     n_bg = len(bg)
-    seen = list(map(stems.__contains__, lows))
-    nov_bg = src.novel(bg, list(map(and_, seen, islice(seen, 1, None))))
+    nov_bg = 0
+    if bg:
+        left = set(bg)
+        for p in src.passages:
+            left = left.difference(p.bigrams)
+            if not left:
+                break
+        if left:
+            nov_bg = sum(map(left.__contains__, bg))
     nov_tg = n_tg = 0
     if n_bg > 1 and align:
         tg = list(map(" {} {} {} ".format, lows, islice(lows, 1, None), islice(lows, 2, None)))
