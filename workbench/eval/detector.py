@@ -324,7 +324,7 @@ class _Passage:
     sentsets: list[set[str]]
     stems: set[str]  # content stems plus every raw lower-case token
     text: str  # lower-cased, sentences joined by newlines
-    bigrams: set[tuple[str, str]]  # word bigrams (within the passage)
+    bigrams: set[str]  # word bigrams "a b" (strings, not tuples: a cache of tuples burdens the garbage collector)
     _tokline: str | None = None
     _stem_lines: str | None = None
     _df: dict[str, int] | None = None
@@ -452,6 +452,7 @@ def _context_sentences(text: str) -> list[str]:
 #: Passages kept tokenised between answers (production traffic retrieves the same passages again and again).
 PASSAGE_CACHE_SIZE: int = 2048
 _PASSAGES: OrderedDict[str, _Passage] = OrderedDict()
+_PAIR = "{} {}".format  # a bigram key (tokens hold no space)
 _CACHE_STATS = {"hits": 0, "misses": 0}
 
 
@@ -516,7 +517,7 @@ def _prepare_passage(text: str) -> _Passage:
     stems: set[str] = set().union(*toks, *sentsets)
     # N-grams run across sentence ends inside a passage (harmless: an answer n-gram rarely spans one).
     flat = list(chain.from_iterable(toks))
-    p = _Passage(sentences, lowers, toks, sentsets, stems, "\n".join(lowers), set(zip(flat, islice(flat, 1, None))))
+    p = _Passage(sentences, lowers, toks, sentsets, stems, "\n".join(lowers), set(map(_PAIR, flat, islice(flat, 1, None))))
     if len(_PASSAGES) >= PASSAGE_CACHE_SIZE:  # evict the oldest entry, in O(1)
         _PASSAGES.popitem(last=False)
     _PASSAGES[text] = p
@@ -826,7 +827,7 @@ def _score_claim(text: str, src: _Source, align: bool = True) -> _ClaimStats:
         if len(found) >= 2:
             locality = top / len(found)
     # N-gram novelty of the claim (every word, function words too: "was not" / "is now" carry meaning).
-    bg = list(zip(lows, islice(lows, 1, None)))
+    bg = list(map(_PAIR, lows, islice(lows, 1, None)))
     n_bg = len(bg)
     nov_bg = 0
     if bg:
