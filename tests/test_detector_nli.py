@@ -193,3 +193,20 @@ def test_cli_score_and_benchmark_with_the_model_offline(model, tmp_path):
     r = subprocess.run([*exe, "hallucination", "score", str(inp), "--out", str(out), "--detector", "nli:/nope"],
                        capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert r.returncode == 2 and "/nope" in r.stderr
+
+
+def test_evaluate_writes_model_tier_scores_under_its_own_version(model):
+    import workbench as wb
+    from workbench.eval.score import evaluate
+
+    db = wb.connect(":memory:")
+    db.duckdb.execute("insert into answers (call_id, contexts, answer) values "
+                      "('a', ['The tower was completed in 1889 in Paris.'], 'The tower was completed in 1889.'), "
+                      "('b', ['The tower was completed in 1889 in Paris.'], 'The unicorn was completed in 1889.')")
+    s = evaluate(db, detector=f"nli:{model}", progress=False)
+    assert (s["evaluator"], s["scored"]) == ("nli", 2)
+    assert s["version"] == NLIDetector(model).DETECTOR_VERSION
+    scores = dict(db.sql("select call_id, value from evals where metric = 'hallucination_score'").rows())
+    assert scores["b"] > scores["a"]
+    again = evaluate(db, detector=f"nli:{model}", progress=False)
+    assert again["skipped"] == 2 and again["scored"] == 0  # same model, same version: nothing re-scored
