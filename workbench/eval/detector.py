@@ -450,7 +450,7 @@ def _context_sentences(text: str) -> list[str]:
 
 
 #: Passages kept tokenised between answers (production traffic retrieves the same passages again and again).
-PASSAGE_CACHE_SIZE: int = 2048
+PASSAGE_CACHE_SIZE: int = 1024
 _PASSAGES: OrderedDict[str, _Passage] = OrderedDict()
 _PAIR = "{} {}".format  # a bigram key (tokens hold no space)
 _CACHE_STATS = {"hits": 0, "misses": 0}
