@@ -295,7 +295,7 @@ def _baselines(rows):
 
 def test_dev_auroc_beats_both_baselines_per_source_and_overall(dev):
     path, rows = dev
-    table = D.benchmark_jsonl(path)
+    table, rel = D.benchmark_jsonl(path, reps=100)
     y = np.array([r["label"] for r in rows])
     src = np.array([r["source"] for r in rows])
     base = _baselines(rows)
@@ -374,7 +374,8 @@ def test_progress_bar_only_on_request_and_only_on_a_terminal(monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------
-# Pinned outputs: speed work must not change a score, a label or a claim (DETECTOR_VERSION 1.0.0)
+# Pinned outputs: speed work must not change a score, a label or a claim (DETECTOR_VERSION 2.0.0;
+# re-recorded for 2.0.0 from the 2.0.0 detector: new features and weights change every score)
 # ---------------------------------------------------------------------------------------------
 
 _PINNED_CASES = [
@@ -391,9 +392,9 @@ _PINNED_CASES = [
     ("Prof. Lee wrote three books about whales. He never visited Antarctica. Is it true?",
      ["Prof. Lee (born 1950) wrote two books about whales and dolphins. He visited Antarctica twice."], None),
 ]
-# (score, label, claims as (text, support, evidence, reason)), recorded before the speed work.
+# (score, label, claims as (text, support, evidence, reason)), recorded for 2.0.0.
 _PINNED = [
-    (0.7870601117291645, 1, [
+    (0.6091361829629307, 1, [
         (
             "The Eiffel Tower was completed in 1887 by Gustave Eiffel's company",
             0.4167,
@@ -407,7 +408,7 @@ _PINNED = [
             None,
         ),
     ]),
-    (0.3219921858874375, 0, [
+    (0.37738548490230156, 0, [
         (
             "Dr. Smith didn't approve the budget",
             0.8,
@@ -421,15 +422,15 @@ _PINNED = [
             None,
         ),
     ]),
-    (0.7833497782368573, 1, [
+    (0.8371610725643663, 1, [
         (
             'Café Zoë’s owner, José, opened it in São Paulo in 1999 – it serves economic lunches to twelve guests.',
-            0.6538,
+            0.4904,
             'José opened Café Zoë’s in São Paulo in 1999.',
-            None,
+            "number 'twelve' not in its evidence sentence",
         ),
     ]),
-    (0.9660879242968564, 1, [
+    (0.9651217892691091, 1, [
         (
             'Prof. Lee wrote three books about whales.',
             0.4167,
@@ -454,7 +455,7 @@ _PINNED = [
 
 @pytest.mark.parametrize("case, expected", list(zip(_PINNED_CASES, _PINNED)))
 def test_outputs_are_pinned(case, expected):
-    assert D.DETECTOR_VERSION == "1.0.0"  # a new version may change these numbers: re-record them
+    assert D.DETECTOR_VERSION == "2.0.0"  # a new version may change these numbers: re-record them
     d = detect(*case)
     score, label, claims = expected
     assert abs(d.score - score) <= 1e-12

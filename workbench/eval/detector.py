@@ -39,8 +39,9 @@ import re
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from itertools import compress, filterfalse
-from operator import not_
+from collections import Counter, OrderedDict
+from itertools import chain, compress, filterfalse, islice
+from operator import and_, not_
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +59,15 @@ __all__ = [
     "detect",
     "detect_batch",
     "score_jsonl",
+    "read_labelled",
+    "split_sentences",
+    "split_claims",
     "benchmark_jsonl",
+    "benchmark_rows",
+    "format_benchmark",
+    "feature_matrix",
+    "passage_cache_info",
+    "clear_passage_cache",
     "auroc",
     "brier_score",
 ]
@@ -83,6 +92,7 @@ _WEIGHTS_PATH = Path(__file__).with_name("_detector_weights.json")
 # numbers are ASCII digits in practice).
 _NUM_RE = re.compile(r"[0-9]+(?:[.,:][0-9]+)*%?")
 _MULT_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s+(hundred|thousand|million|billion)\b")
+_DIGIT_RE = re.compile(r"[0-9]")
 _CAP_RE = re.compile(r"\b[A-Z]\w*(?:['’]\w+)*")
 _THOUSANDS_RE = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 # Words, with internal apostrophes ("don't") and number punctuation ("1,000", "3.5") kept inside.
@@ -163,6 +173,30 @@ _NUMBER_WORDS = {
 # ("one of the best", "second-hand", "half the time"), but still support a digit in the answer.
 _WEAK_NUMBER_WORDS = frozenset({"one", "first", "second", "once", "single", "double", "half", "zero"})
 _STRONG_NUMBER_WORDS = frozenset(_NUMBER_WORDS).difference(_WEAK_NUMBER_WORDS)
+# Antonym pairs (general English, both directions): a claim saying "rose" where its evidence says "fell".
+_ANTONYM_PAIRS = (
+    "increase decrease,increased decreased,rise fall,rose fell,risen fallen,higher lower,more less,most least,"
+    "larger smaller,largest smallest,bigger smaller,biggest smallest,before after,earlier later,won lost,win lose,"
+    "wins loses,victory defeat,first last,oldest youngest,older younger,early late,north south,east west,"
+    "above below,inside outside,import export,imports exports,buy sell,bought sold,accepted rejected,accept reject,"
+    "approved rejected,allowed banned,allow ban,open closed,opened closed,true false,male female,men women,"
+    "maximum minimum,gain loss,gained lost,success failure,succeeded failed,positive negative,always never,"
+    "strong weak,stronger weaker,cheaper dearer,increase cut,up down,left right,top bottom,start end,"
+    "started ended,began ended,born died,birth death,entered left,arrived departed,public private,legal illegal,"
+    "possible impossible,able unable,agree disagree,agreed disagreed,like dislike,liked disliked,love hate,"
+    "loved hated,support oppose,supported opposed,include exclude,included excluded,majority minority,"
+    "wealthy poor,rich poor,ancient modern,full empty,heavy light,fast slow,faster slower,long short,"
+    "longer shorter,longest shortest,high low,highest lowest,good bad,better worse,best worst,hot cold,"
+    "warm cool,wet dry,easy difficult,easier harder,same different,similar different,expand shrink,"
+    "expanded shrank,add remove,added removed,internal external,domestic foreign,urban rural,day night,"
+    "morning evening,summer winter,dead alive,win loss,won defeated,married divorced"
+)
+_ANTONYMS: dict[str, frozenset[str]] = {}
+for _pair in _ANTONYM_PAIRS.split(","):
+    _x, _y = _pair.split()
+    _ANTONYMS[_x] = _ANTONYMS.get(_x, frozenset()) | {_y}
+    _ANTONYMS[_y] = _ANTONYMS.get(_y, frozenset()) | {_x}
+_ANTONYM_WORDS = frozenset(_ANTONYMS)
 _MULTIPLIERS = {"hundred": 100, "thousand": 1000, "million": 1000000, "billion": 1000000000}
 
 _STEM_CACHE: dict[str, str] = {}
@@ -258,9 +292,68 @@ def _split_claims(answer: str) -> list[str]:
     return claims
 
 
+def split_sentences(text: str) -> list[str]:
+    """The detector's sentence splitter (abbreviations and initials stay inside their sentence).
+
+    Examples
+    --------
+    >>> split_sentences("Dr. Smith came. He left at 10.30 on Monday.")
+    ['Dr. Smith came.', 'He left at 10.30 on Monday.']
+    """
+    return _split_sentences(text)
+
+
+def split_claims(answer: str) -> list[str]:
+    """The claims the detector scores: sentences, then clauses at ``;``, ``, but`` and dashes.
+
+    Examples
+    --------
+    >>> split_claims("It opened in 1889; it is 330 m tall. Paris loves it.")
+    ['It opened in 1889', 'it is 330 m tall.', 'Paris loves it.']
+    """
+    return _split_claims(answer)
+
+
+@dataclass(slots=True)
+class _Passage:
+    """One context passage, tokenised once and kept in the passage cache (see :func:`passage_cache_info`)."""
+
+    sentences: list[str]
+    lowers: list[str]
+    toks: list[list[str]]
+    sentsets: list[set[str]]
+    stems: set[str]  # content stems plus every raw lower-case token
+    text: str  # lower-cased, sentences joined by newlines
+    bigrams: set[str]  # word bigrams "a b" (strings, not tuples: a cache of tuples burdens the garbage collector)
+    _tokline: str | None = None
+    _stem_lines: str | None = None
+    _df: dict[str, int] | None = None
+
+    @property
+    def tokline(self) -> str:
+        """" " + every token, space-separated, + " ": trigrams are found by substring search (built on first use)."""
+        if self._tokline is None:
+            self._tokline = " " + " ".join(chain.from_iterable(self.toks)) + " "
+        return self._tokline
+
+    @property
+    def stem_lines(self) -> str:
+        """"\\n" + the content stems joined by newlines: prefix search by substring (built on first use)."""
+        if self._stem_lines is None:
+            self._stem_lines = "\n" + "\n".join(set().union(*self.sentsets))
+        return self._stem_lines
+
+    @property
+    def df(self) -> dict[str, int]:
+        """Content stem -> number of the passage's sentences holding it (built on first use)."""
+        if self._df is None:
+            self._df = Counter(chain.from_iterable(self.sentsets))
+        return self._df
+
+
 @dataclass(slots=True)
 class _Source:
-    """The contexts (and question), tokenised once per answer."""
+    """The contexts (and question) of one answer: its passages' pieces put together."""
 
     stems: set[str]  # content stems plus every raw lower-case token
     question_stems: set[str]
@@ -269,17 +362,48 @@ class _Source:
     toks: list[list[str]]  # raw lower-case tokens of each sentence
     lowers: list[str]  # each sentence, lower-cased
     text: str  # lower-cased contexts, searched for the surface forms of the answer's numbers
+    passages: list[_Passage]
     _stem_lines: str | None = None
 
     def has_prefix(self, prefix: str) -> bool:
         """Whether a content stem of the contexts starts with ``prefix``.
 
-        One substring search in the newline-joined stems (built on first use; a stem holds no
-        newline) instead of building the set of every stem's prefix.
+        One substring search in the passages' newline-joined stems (each passage's built once and
+        cached with it; a stem holds no newline) instead of building the set of every stem's prefix.
         """
         if self._stem_lines is None:
-            self._stem_lines = "\n" + "\n".join(set().union(*self.sentsets))
+            self._stem_lines = "".join(p.stem_lines for p in self.passages)
         return "\n" + prefix in self._stem_lines
+
+    _toklines: str | None = None
+
+    def novel(self, grams: list[str], known: list[bool] | None = None) -> int:
+        """How many of ``grams`` (" a b c " strings: space-padded word trigrams) occur in no passage.
+
+        One substring search each in the passages' token lines (tokens joined by single spaces,
+        passages by newlines so that no n-gram spans two passages): cheaper than building sets of
+        n-gram tuples for every new passage.
+        """
+        if not grams:
+            return 0
+        # A gram with a word absent from every context is novel for sure: no search needed for it.
+        # ``known``: whether each gram's words are all in the contexts, when the caller knows.
+        if known is None:
+            stems = self.stems
+            known = [all(map(stems.__contains__, g.split())) for g in grams]
+        cands = list(compress(grams, known))
+        if not cands:
+            return len(grams)
+        if self._toklines is None:
+            self._toklines = "\n".join(p.tokline for p in self.passages)
+        lines = self._toklines
+        return len(grams) - len(cands) + sum(1 for g in cands if g not in lines)
+
+    def idf(self, stem: str) -> float:
+        """Inverse sentence frequency of a stem in these contexts: rare words weigh more; absent ones most."""
+        n = len(self.sentsets)
+        df = sum(p.df.get(stem, 0) for p in self.passages)
+        return math.log((n + 1) / (df + 0.5))
 
     def negated(self, sid: int) -> bool:
         """Whether sentence ``sid`` has a negation; computed on demand (few sentences ever need it)."""
@@ -325,8 +449,54 @@ def _context_sentences(text: str) -> list[str]:
     return list(map(_CONCAT, parts[0::2], [*parts[1::2], ""]))
 
 
-def _prepare_source(contexts: Sequence[str], question: str | None) -> _Source:
-    sentences = [sent for ctx in contexts for sent in _context_sentences(ctx)]
+#: Passages kept tokenised between answers (production traffic retrieves the same passages again and again).
+PASSAGE_CACHE_SIZE: int = 1024
+_PASSAGES: OrderedDict[str, _Passage] = OrderedDict()
+_PAIR = "{} {}".format  # a bigram key (tokens hold no space)
+_CACHE_STATS = {"hits": 0, "misses": 0}
+
+
+def passage_cache_info() -> dict:
+    """Hits, misses and size of the passage cache (passages are keyed by their full text).
+
+    Returns
+    -------
+    dict
+        ``hits``, ``misses``, ``size``, ``max_size`` and ``hit_rate`` (NaN before any look-up).
+
+    Examples
+    --------
+    >>> clear_passage_cache()
+    >>> _ = detect("It opened in 1889.", ["The tower opened in 1889."])
+    >>> _ = detect("It opened in 1890.", ["The tower opened in 1889."])
+    >>> info = passage_cache_info()
+    >>> info["hits"], info["misses"], info["hit_rate"]
+    (1, 1, 0.5)
+    """
+    n = _CACHE_STATS["hits"] + _CACHE_STATS["misses"]
+    return {**_CACHE_STATS, "size": len(_PASSAGES), "max_size": PASSAGE_CACHE_SIZE,
+            "hit_rate": _CACHE_STATS["hits"] / n if n else float("nan")}
+
+
+def clear_passage_cache() -> None:
+    """Empty the passage cache and reset its counters.
+
+    Examples
+    --------
+    >>> clear_passage_cache(); passage_cache_info()["size"]
+    0
+    """
+    _PASSAGES.clear()
+    _CACHE_STATS.update(hits=0, misses=0)
+
+
+def _prepare_passage(text: str) -> _Passage:
+    got = _PASSAGES.get(text)
+    if got is not None:
+        _CACHE_STATS["hits"] += 1
+        return got
+    _CACHE_STATS["misses"] += 1
+    sentences = _context_sentences(text)
     lowers = list(map(str.lower, sentences))
     afind, ufind = _TOKEN_ASCII_RE.findall, _TOKEN_RE.findall
     toks = [afind(low) if low.isascii() else ufind(low) for low in lowers]
@@ -345,10 +515,29 @@ def _prepare_source(contexts: Sequence[str], question: str | None) -> _Source:
                 sentsets[i] = {st for st in map(_content_stem, ts) if st != stop}
     # Stopwords are not content, but a stopword-like answer word ("one") still counts as present.
     stems: set[str] = set().union(*toks, *sentsets)
+    # N-grams run across sentence ends inside a passage (harmless: an answer n-gram rarely spans one).
+    flat = list(chain.from_iterable(toks))
+    p = _Passage(sentences, lowers, toks, sentsets, stems, "\n".join(lowers), set(map(_PAIR, flat, islice(flat, 1, None))))
+    if len(_PASSAGES) >= PASSAGE_CACHE_SIZE:  # evict the oldest entry, in O(1)
+        _PASSAGES.popitem(last=False)
+    _PASSAGES[text] = p
+    return p
+
+
+def _prepare_source(contexts: Sequence[str], question: str | None) -> _Source:
+    ps = [_prepare_passage(c) for c in contexts]
     q_stems: set[str] = set()
     if question:
         q_stems = {t for t in _content_stems(set(_tokens(question.lower()))) if not t[0].isdigit()}
-    return _Source(stems, q_stems, sentences, sentsets, toks, lowers, "\n".join(lowers))
+    if len(ps) == 1:
+        p = ps[0]
+        return _Source(p.stems, q_stems, p.sentences, p.sentsets, p.toks, p.lowers, p.text, ps)
+    return _Source(
+        set().union(*(p.stems for p in ps)), q_stems,
+        [x for p in ps for x in p.sentences], [x for p in ps for x in p.sentsets],
+        [x for p in ps for x in p.toks], [x for p in ps for x in p.lowers],
+        "\n".join(p.text for p in ps), ps,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -425,6 +614,13 @@ class _ClaimStats:
     locality: float  # share of the claim's supported words found in its single best sentence
     words: int  # all word tokens, function words included
     novel_words: int  # of which absent from the contexts
+    bigrams: int  # word bigrams of the claim
+    novel_bigrams: int  # of which absent from the contexts
+    trigrams: int
+    novel_trigrams: int
+    alignment: float  # IDF-weighted share of the claim's content covered by its best single context sentence
+    misplaced: list[str]  # numbers / names found in the contexts but not in the claim's (well-aligned) evidence
+    antonym: str | None  # "rose/fell" when the claim uses a word whose antonym its evidence uses
 
 
 def _clause_negated(sentence: str, claim_stems: set[str]) -> bool:
@@ -502,7 +698,7 @@ def _number_in(value: float, src: _Source, tried: str = "") -> bool:
     return False
 
 
-def _score_claim(text: str, src: _Source) -> _ClaimStats:
+def _score_claim(text: str, src: _Source, align: bool = True) -> _ClaimStats:
     # Set algebra on unique words does the bulk of the work in C; Python only visits the few
     # words that are missing from the contexts, and the numbers.
     tl = text.lower()
@@ -521,6 +717,7 @@ def _score_claim(text: str, src: _Source) -> _ClaimStats:
     # Numbers (digits, "3 million", number words): each must appear in the contexts by value.
     found: set[str] = set()  # the claim's content words (stems) present in the contexts
     bad_numbers: list[str] = []
+    ok_values: list[tuple[str, float]] = []  # numbers the contexts state somewhere
     n_num = ok_num = 0
     digit_toks = _NUM_RE.findall(tl)
     word_nums = low_set.intersection(_STRONG_NUMBER_WORDS)
@@ -547,6 +744,7 @@ def _score_claim(text: str, src: _Source) -> _ClaimStats:
             if tok in stems or _literal_in(tok, src.text) or _number_in(value, src, tok):
                 ok_num += 1
                 found.add(tok)
+                ok_values.append((tok, value))
             else:
                 bad_numbers.append(tok)
 
@@ -628,13 +826,72 @@ def _score_claim(text: str, src: _Source) -> _ClaimStats:
         # unrelated places (a best-two-sentences cover lost most of this signal in cross-validation).
         if len(found) >= 2:
             locality = top / len(found)
+    # N-gram novelty of the claim (every word, function words too: "was not" / "is now" carry meaning).
+    bg = list(map(_PAIR, lows, islice(lows, 1, None)))
+    n_bg = len(bg)
+    nov_bg = 0
+    if bg:
+        left = set(bg)
+        for p in src.passages:
+            left = left.difference(p.bigrams)
+            if not left:
+                break
+        if left:
+            nov_bg = sum(map(left.__contains__, bg))
+    nov_tg = n_tg = 0
+    if n_bg > 1 and align:
+        tg = list(map(" {} {} {} ".format, lows, islice(lows, 1, None), islice(lows, 2, None)))
+        n_tg = len(tg)
+        nov_tg = src.novel(tg)
+    # Alignment: the IDF-weighted share of the claim's content found in its best single sentence (rare words
+    # count more than common ones; a claim word absent from every context sentence weighs most).
+    alignment = 1.0
+    misplaced: list[str] = []
+    antonym: str | None = None
+    claim_stems = stem_set | set(found) if align else set()
+    if claim_stems:  # only when a weight uses it (IDF look-ups are the costliest part of a claim)
+        idf = {st: src.idf(st) for st in claim_stems}
+        total = sum(idf.values())
+        if top and total > 0:
+            cands = [i for i, h in zip(ids, hits) if h >= top - 1] if len(ids) > 1 else ids
+            alignment = max(sum(idf[st] for st in claim_stems.intersection(sentsets[i])) for i in cands) / total
+            alignment = min(alignment, 1.0)
+        elif total > 0:
+            alignment = 0.0
+    if top and top >= 2 and top / max(content, 1) >= 0.5:
+        # A number or name that the contexts hold, but not the sentence the claim is about, while that sentence
+        # states another one: "completed in 1887" against "completed in 1889 ... founded in 1887" elsewhere.
+        ev_low = src.lowers[best]
+        ev_toks = set(src.toks[best])
+        if ok_values and _DIGIT_RE.search(ev_low):
+            for tok, value in ok_values:
+                if not _literal_in(tok, ev_low) and tok not in ev_toks and not any(
+                    _literal_in(f, ev_low) if f[0].isdigit() else f in ev_toks for f in _number_forms(value)
+                ):
+                    misplaced.append(tok)
+        caps = [c for k, c in enumerate(_CAP_RE.findall(text)) if k or not text.lstrip().startswith(c)]
+        if caps and evidence[1:] != evidence[1:].lower():
+            for tok in dict.fromkeys(caps):
+                lt = tok.lower()
+                if tok not in bad_entities and lt not in _STOPWORDS and lt not in ev_toks and lt in stems \
+                        and lt not in src.question_stems:
+                    misplaced.append(tok)
+        ants = low_set.intersection(_ANTONYM_WORDS)
+        if ants:
+            for a in sorted(ants, key=lows.index):
+                flip = _ANTONYMS[a].intersection(ev_toks)
+                if flip and a not in ev_toks:
+                    antonym = f"{a}/{min(flip)}"
+                    break
     support = lex
     if bad_numbers:
         support *= 0.5
     if bad_entities:
         support *= 0.5
-    if mismatch:
+    if mismatch or antonym:
         support *= 0.5
+    if misplaced:
+        support *= 0.75
     reason: str | None = None
     if bad_numbers:
         reason = f"number {bad_numbers[0]} not in context"
@@ -642,10 +899,16 @@ def _score_claim(text: str, src: _Source) -> _ClaimStats:
         reason = f"entity '{bad_entities[0]}' not in context"
     elif mismatch:
         reason = "negation mismatch"
+    elif antonym:
+        reason = "antonym '{}' where the evidence says '{}'".format(*antonym.split("/"))
+    elif misplaced:
+        kind = "number" if any(misplaced[0] == tok for tok, _ in ok_values) else "entity"
+        reason = f"{kind} '{misplaced[0]}' not in its evidence sentence"
     elif lex < CLAIM_SUPPORT_MIN:
         reason = f"low overlap {lex:.2f}"
     return _ClaimStats(
-        content, credit, bad_numbers, bad_entities, mismatch, support, evidence, reason, locality, len(lows), novel_any
+        content, credit, bad_numbers, bad_entities, mismatch, support, evidence, reason, locality, len(lows),
+        novel_any, n_bg, nov_bg, n_tg, nov_tg, alignment, misplaced, antonym,
     )
 
 
@@ -656,11 +919,18 @@ def _score_claim(text: str, src: _Source) -> _ClaimStats:
 FEATURES: tuple[str, ...] = (
     "unsupported_share",  # 1 - content-weighted support over the whole answer
     "worst_claim",  # 1 - support of the least supported claim (hard checks included)
-    "unsupported_numbers",  # log1p(count)
-    "unsupported_entities",  # log1p(count)
+    "unsupported_numbers",  # log1p(count) of numbers absent from every context
+    "unsupported_entities",  # log1p(count) of names absent from every context
     "negation_mismatch",  # any claim with flipped polarity versus its evidence
     "scattered_support",  # 1 - mean claim locality: words pulled from unrelated source sentences
     "novel_word_share",  # share of all answer words (function words too) absent from the contexts
+    "novel_bigram_share",  # share of the answer's word bigrams absent from the contexts
+    "novel_trigram_share",  # share of the answer's word trigrams absent from the contexts
+    "worst_bigram_novelty",  # the same share for the claim where it is highest
+    "weak_alignment",  # 1 - IDF-weighted coverage of the worst claim by its best single context sentence
+    "mean_weak_alignment",  # the same, averaged over claims (weighted by content words)
+    "misplaced_facts",  # log1p(count) of numbers/names in the contexts but not in the claim's evidence sentence
+    "antonym_flip",  # any claim using a word whose antonym its evidence sentence uses
 )
 
 
@@ -668,6 +938,8 @@ def _features(stats: Sequence[_ClaimStats]) -> list[float]:
     content = sum(s.content for s in stats)
     credit = sum(s.credit for s in stats)
     scored = [s for s in stats if s.content]
+    n_bg = sum(s.bigrams for s in stats)
+    n_tg = sum(s.trigrams for s in stats)
     return [
         1.0 - credit / content if content else 0.0,
         1.0 - min(s.support for s in scored) if scored else 0.0,
@@ -678,6 +950,13 @@ def _features(stats: Sequence[_ClaimStats]) -> list[float]:
         # two source sentences in some claim, so the minimum would grow with answer length.
         1.0 - sum(s.locality * s.content for s in scored) / content if content else 0.0,
         sum(s.novel_words for s in stats) / max(sum(s.words for s in stats), 1),
+        sum(s.novel_bigrams for s in stats) / n_bg if n_bg else 0.0,
+        sum(s.novel_trigrams for s in stats) / n_tg if n_tg else 0.0,
+        max((s.novel_bigrams / s.bigrams for s in stats if s.bigrams >= 2), default=0.0),
+        1.0 - min(s.alignment for s in scored) if scored else 0.0,
+        1.0 - sum(s.alignment * s.content for s in scored) / content if content else 0.0,
+        math.log1p(sum(len(s.misplaced) for s in stats)),
+        1.0 if any(s.antonym for s in stats) else 0.0,
     ]
 
 
@@ -696,7 +975,13 @@ def _load_weights() -> tuple[list[float], float]:
     return [float(w) for w in spec["coef"]], float(spec["intercept"])
 
 
-_COEF, _INTERCEPT = _load_weights()
+_WEIGHTS: list = []  # [(coef, intercept)] once loaded: loaded on first use, so a refit can import this module
+
+
+def _weights() -> tuple[list[float], float]:
+    if not _WEIGHTS:
+        _WEIGHTS.append(_load_weights())
+    return _WEIGHTS[0]
 
 
 def _sigmoid(z: float) -> float:
@@ -714,7 +999,16 @@ def _as_contexts(contexts: Sequence[str] | str | None) -> list[str]:
     return [c for c in contexts if isinstance(c, str)]
 
 
-def _analyse(answer: str, contexts: Sequence[str] | str | None, question: str | None):
+# Features computed only when a weight uses them (or when fitting): they cost the most per claim.
+_ALIGN_FEATURES = ("weak_alignment", "mean_weak_alignment", "novel_trigram_share")
+
+
+def _needs_alignment() -> bool:
+    coef, _ = _weights()
+    return any(coef[FEATURES.index(f)] for f in _ALIGN_FEATURES)
+
+
+def _analyse(answer: str, contexts: Sequence[str] | str | None, question: str | None, align: bool | None = None):
     ctx = [c for c in _as_contexts(contexts) if c.strip()]
     claims = _split_claims(answer or "")
     if not claims or not ctx:
@@ -722,7 +1016,9 @@ def _analyse(answer: str, contexts: Sequence[str] | str | None, question: str | 
     src = _prepare_source(ctx, question)
     # Index the contexts once for the answer's content words, not once per claim (a stem not yet
     # seen maps to None, and src.hits indexes any other word a claim needs: this only saves work).
-    return [_score_claim(c, src) for c in claims], claims
+    if align is None:
+        align = _needs_alignment()
+    return [_score_claim(c, src, align) for c in claims], claims
 
 
 def detect(
@@ -769,7 +1065,8 @@ def detect(
     stats, claims = _analyse(answer, contexts, question)
     if stats is None:
         return Detection(None, None, (), True)
-    z = _INTERCEPT + sum(w * f for w, f in zip(_COEF, _features(stats)))
+    coef, intercept = _weights()
+    z = intercept + sum(w * f for w, f in zip(coef, _features(stats)))
     p = _sigmoid(z)
     out = tuple(
         Claim(text, round(s.support, 4), s.evidence, s.reason) for text, s in zip(claims, stats)
@@ -853,12 +1150,34 @@ def _read_rows(path: str | Path, *, labelled: bool = False) -> list[dict]:
     return rows
 
 
+def read_labelled(path: str | Path) -> list[dict]:
+    """The validated rows of a labelled JSONL file (``answer, contexts, question, label (0/1), source``).
+
+    Raises
+    ------
+    ParameterError
+        A bad line: the message names the file, line and field.
+
+    Examples
+    --------
+    >>> import json, tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "l.jsonl"
+    >>> _ = p.write_text(json.dumps({"answer": "a", "contexts": ["b"], "label": 2}) + "\\n")
+    >>> read_labelled(p)
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: ...l.jsonl:1: field 'label' must be 0 or 1, got 2
+    """
+    return _read_rows(path, labelled=True)
+
+
 def score_jsonl(
     in_path: str | Path,
     out_path: str | Path,
     *,
     threshold: float = THRESHOLD,
     progress: bool = True,
+    detector=None,
 ) -> dict:
     """Score a JSONL file of answers and write one JSON line of results per input row.
 
@@ -874,6 +1193,8 @@ def score_jsonl(
         Decision threshold on the probability.
     progress : bool, default True
         Show a tqdm progress bar when stderr is a terminal.
+    detector : object with ``detect``, optional
+        Default: this offline detector; e.g. :class:`workbench.eval.nli.NLIDetector`.
 
     Returns
     -------
@@ -898,11 +1219,13 @@ def score_jsonl(
     'number 1887 not in context'
     """
     rows = _read_rows(in_path)
+    det = detector if detector is not None else sys.modules[__name__]
+    name, version = str(det.DETECTOR_NAME), str(det.DETECTOR_VERSION)
     t0 = time.perf_counter()
     unscorable = 0
     with open(out_path, "w", encoding="utf-8") as out:
         for row in _progress(rows, progress, total=len(rows)):
-            d = detect(row["answer"], row["contexts"], row.get("question"), threshold=threshold)
+            d = det.detect(row["answer"], row["contexts"], row.get("question"), threshold=threshold)
             unscorable += d.unscorable
             rec = {
                 "id": row.get("id"),
@@ -913,8 +1236,8 @@ def score_jsonl(
                     for c in d.claims
                 ],
                 "unscorable": d.unscorable,
-                "detector": DETECTOR_NAME,
-                "detector_version": DETECTOR_VERSION,
+                "detector": name,
+                "detector_version": version,
             }
             out.write(json.dumps(rec, ensure_ascii=False) + "\n")
     return {"rows": len(rows), "unscorable": unscorable, "seconds": time.perf_counter() - t0}
@@ -925,21 +1248,145 @@ def score_jsonl(
 # --------------------------------------------------------------------------------------------------
 
 
-def benchmark_jsonl(path: str | Path, *, threshold: float = THRESHOLD):
-    """Detector quality and speed on a labelled JSONL file, per source and overall.
+def benchmark_rows(rows: Sequence[Mapping], *, detector=None, reps: int = 1000, l2: float = 5.0, seed: int = 0):
+    """Quality of a detector on labelled rows, per source, with bootstrap intervals and next to two baselines.
+
+    Parameters
+    ----------
+    rows : sequence of mapping
+        ``answer, contexts, question, label (0/1), source``.
+    detector : object with ``detect_batch``, optional
+        Default: this module (the offline detector); e.g. an :class:`workbench.eval.nli.NLIDetector`.
+    reps : int
+        Bootstrap resamples for the 95% intervals.
+    l2 : float
+        Penalty of the leave-one-source-out refits.
+    seed : int
+        Bootstrap seed.
+
+    Returns
+    -------
+    (polars.DataFrame, polars.DataFrame)
+        Per source then ``"overall"``: ``n, unscorable, auroc, brier`` of the detector as shipped, each with
+        ``_lo``/``_hi`` bounds; ``loso_auroc``/``loso_brier`` (+ bounds): the offline detector's features refitted on
+        every *other* source of the rows and scored on this one (None with fewer than two sources); the baselines
+        ``absent_word_auroc`` (share of answer words absent from the contexts) and ``length_auroc`` (+ bounds);
+        ``answers_per_s``. Unscorable answers enter the metrics with probability 0.5. Second: the reliability table
+        of the held-out probabilities (LOSO when there are two sources or more, else the shipped ones).
+
+    Examples
+    --------
+    >>> rows = [dict(answer=a, contexts=["It opened in 1889 in Paris."], label=l, source="x")
+    ...         for a, l in [("It opened in 1889.", 0), ("It opened in 1925 in Rome.", 1)] * 5]
+    >>> table, rel = benchmark_rows(rows, reps=50)
+    >>> table.select("source", "n", "auroc", "loso_auroc").rows()
+    [('x', 10, 1.0, None), ('overall', 10, 1.0, None)]
+    """
+    import polars as pl
+
+    from workbench.eval import fit as F
+
+    det = detector if detector is not None else sys.modules[__name__]
+    t0 = time.perf_counter()
+    dets = list(det.detect_batch(rows))
+    rate = len(rows) / max(time.perf_counter() - t0, 1e-9)
+    y = np.array([r["label"] for r in rows], dtype=float)
+    probs = np.array([0.5 if d.unscorable else d.score for d in dets], dtype=float)
+    unsc = np.array([d.unscorable for d in dets])
+    src = np.array([str(r.get("source", "")) for r in rows])
+    names = sorted(set(src.tolist()))
+    base = F.baseline_scores(rows)
+    loso = None
+    if len(names) >= 2:
+        coef, _ = _weights()
+        active = [j for j, c in enumerate(coef) if c > 0]
+        loso = F.loso_predictions(feature_matrix(rows), y, src, l2=l2, active=active)
+    out = []
+    for name in [*names, "overall"]:
+        m = np.ones(len(rows), bool) if name == "overall" else src == name
+        rec: dict = {"source": name, "n": int(m.sum()), "unscorable": int(unsc[m].sum())}
+        two = 0 < y[m].sum() < m.sum()
+        for key, score, metric in [("auroc", probs, auroc), ("brier", probs, brier_score),
+                                   ("loso_auroc", loso, auroc), ("loso_brier", loso, brier_score),
+                                   ("absent_word", base["absent_word_share"], auroc),
+                                   ("length", base["answer_length"], auroc)]:
+            lo_k, hi_k = (f"{key}_lo", f"{key}_hi") if key in ("auroc", "brier") or key.startswith("loso") \
+                else (f"{key}_lo", f"{key}_hi")
+            main_k = key if key in ("auroc", "brier") or key.startswith("loso") else f"{key}_auroc"
+            if score is None or not two:
+                rec[main_k] = rec[lo_k] = rec[hi_k] = None if score is None else float("nan")
+                continue
+            est, lo, hi = F.bootstrap_interval(y[m], score[m], metric, reps=reps, seed=seed)
+            rec[main_k], rec[lo_k], rec[hi_k] = est, lo, hi
+        rec["answers_per_s"] = rate
+        out.append(rec)
+    rel = F.reliability_table(y, loso if loso is not None else probs)
+    return pl.DataFrame(out), rel
+
+
+def format_benchmark(table, rel=None) -> str:
+    """The tables of :func:`benchmark_rows` as readable text: one block per source, intervals in brackets.
+
+    Examples
+    --------
+    >>> rows = [dict(answer=a, contexts=["It opened in 1889 in Paris."], label=l, source="x")
+    ...         for a, l in [("It opened in 1889.", 0), ("It opened in 1925 in Rome.", 1)] * 5]
+    >>> print(format_benchmark(benchmark_rows(rows, reps=20)[0]).splitlines()[1].split())
+    ['x', 'n=10', 'detector', 'AUROC', '1.000', '[1.000,', '1.000]', 'Brier', ...]
+    """
+
+    def ci(r: dict, k: str, lo: str, hi: str) -> str:
+        v = r.get(k)
+        if v is None or v != v:
+            return "n/a"
+        return f"{v:.3f} [{r[lo]:.3f}, {r[hi]:.3f}]"
+
+    lines = ["source        n      figures [95% bootstrap interval]"]
+    for r in table.iter_rows(named=True):
+        lines.append(f"{r['source']:12s} n={r['n']:<5d} detector AUROC {ci(r, 'auroc', 'auroc_lo', 'auroc_hi')}  "
+                     f"Brier {ci(r, 'brier', 'brier_lo', 'brier_hi')}  unscorable {r['unscorable']}")
+        if r.get("loso_auroc") is not None:
+            lines.append(f"{'':20s} LOSO     AUROC {ci(r, 'loso_auroc', 'loso_auroc_lo', 'loso_auroc_hi')}  "
+                         f"Brier {ci(r, 'loso_brier', 'loso_brier_lo', 'loso_brier_hi')}  "
+                         + ("(each source's held-out scores, pooled)" if r["source"] == "overall"
+                            else "(refitted without this source)"))
+        lines.append(f"{'':20s} baselines: absent-word share AUROC "
+                     f"{ci(r, 'absent_word_auroc', 'absent_word_lo', 'absent_word_hi')}  answer length AUROC "
+                     f"{ci(r, 'length_auroc', 'length_lo', 'length_hi')}")
+    if rel is not None:
+        lines.append("reliability: bin  n  mean predicted  observed rate [95% Wilson]")
+        for r in rel.iter_rows(named=True):
+            if r["bin"] == "ECE":
+                lines.append(f"  expected calibration error {r['mean_predicted']:.3f} over {r['n']} answers")
+            else:
+                lines.append(f"  {r['bin']}  {r['n']:5d}  {r['mean_predicted']:.3f}  {r['observed_rate']:.3f} "
+                             f"[{r['observed_lo']:.3f}, {r['observed_hi']:.3f}]")
+    return "\n".join(lines)
+
+
+def benchmark_jsonl(path: str | Path, *, threshold: float = THRESHOLD, detector=None, reps: int = 1000):
+    """Detector quality and speed on a labelled JSONL file: :func:`benchmark_rows` on its validated rows.
 
     Parameters
     ----------
     path : str or Path
         JSONL with ``answer, contexts, question, label (0/1), source``.
     threshold : float, default THRESHOLD
-        Passed to :func:`detect` (does not affect AUROC or Brier).
+        Unused by the metrics (AUROC and Brier do not depend on it); kept for the call's stability.
+    detector : object with ``detect_batch``, optional
+        Default: the offline detector.
+    reps : int
+        Bootstrap resamples.
 
     Returns
     -------
-    polars.DataFrame
-        One row per source then ``"overall"``: ``source, n, unscorable, auroc, brier,
-        answers_per_s``. Unscorable answers enter the metrics with probability 0.5.
+    (polars.DataFrame, polars.DataFrame)
+        The per-source table and the reliability table (see :func:`benchmark_rows`).
+
+    Raises
+    ------
+    ParameterError
+        A bad line: the message names the file, line and field.
 
     Examples
     --------
@@ -948,102 +1395,40 @@ def benchmark_jsonl(path: str | Path, *, threshold: float = THRESHOLD):
     >>> rows = [dict(answer=a, contexts=["It opened in 1889 in Paris."], label=l, source="x")
     ...         for a, l in [("It opened in 1889.", 0), ("It opened in 1925 in Rome.", 1)]]
     >>> _ = p.write_text("".join(json.dumps(r) + "\\n" for r in rows))
-    >>> benchmark_jsonl(p).select("source", "n", "auroc").rows()
+    >>> benchmark_jsonl(p, reps=20)[0].select("source", "n", "auroc").rows()
     [('x', 2, 1.0), ('overall', 2, 1.0)]
     """
-    import polars as pl
-
-    rows = _read_rows(path, labelled=True)
-    t0 = time.perf_counter()
-    dets = list(detect_batch(rows, threshold=threshold))
-    rate = len(rows) / max(time.perf_counter() - t0, 1e-9)
-    labels = np.array([r["label"] for r in rows], dtype=float)
-    probs = np.array([0.5 if d.unscorable else d.score for d in dets], dtype=float)
-    unsc = np.array([d.unscorable for d in dets])
-    sources = [str(r.get("source", "")) for r in rows]
-    out = []
-    for name in [*sorted(set(sources)), "overall"]:
-        m = np.ones(len(rows), bool) if name == "overall" else np.array([s == name for s in sources])
-        out.append(
-            {
-                "source": name,
-                "n": int(m.sum()),
-                "unscorable": int(unsc[m].sum()),
-                "auroc": auroc(labels[m], probs[m]),
-                "brier": brier_score(labels[m], probs[m]),
-                "answers_per_s": rate,
-            }
-        )
-    return pl.DataFrame(out)
+    return benchmark_rows(_read_rows(path, labelled=True), detector=detector, reps=reps)
 
 
 # --------------------------------------------------------------------------------------------------
-# Fitting (used to produce _detector_weights.json; see benchmarks/bench_detector.py --fit)
+# Features for fitting (the fits themselves: workbench.eval.fit; benchmarks/bench_detector.py --fit)
 # --------------------------------------------------------------------------------------------------
 
 
-def _feature_matrix(rows: Iterable[Mapping]) -> np.ndarray:
-    """Feature rows for answers (unscorable answers get all-zero features)."""
+def feature_matrix(rows: Iterable[Mapping]) -> np.ndarray:
+    """The detector's answer-level features (columns in :data:`FEATURES` order), one row per answer.
+
+    Unscorable answers (empty, or without context) get all-zero features. Used to fit and validate the weights
+    (:mod:`workbench.eval.fit`, ``benchmarks/bench_detector.py --fit``).
+
+    Parameters
+    ----------
+    rows : iterable of mapping
+        With ``answer``, ``contexts`` and optionally ``question``.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n, len(FEATURES))
+
+    Examples
+    --------
+    >>> x = feature_matrix([{"answer": "It opened in 1887.", "contexts": ["It opened in 1889."]}])
+    >>> x.shape == (1, len(FEATURES)), float(x[0, FEATURES.index("unsupported_numbers")]) > 0
+    (True, True)
+    """
     feats = []
     for r in rows:
-        stats, _ = _analyse(r["answer"], r["contexts"], r.get("question"))
+        stats, _ = _analyse(r["answer"], r["contexts"], r.get("question"), align=True)
         feats.append(_features(stats) if stats else [0.0] * len(FEATURES))
-    return np.asarray(feats, dtype=float)
-
-
-def _fit_logistic(
-    x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, *, l2: float = 1.0, iters: int = 50
-) -> tuple[np.ndarray, float]:
-    """Weighted L2-penalised logistic regression by Newton's method (intercept unpenalised)."""
-    n, k = x.shape
-    w = np.ones(n) if w is None else np.asarray(w, float)
-    w = w * n / w.sum()
-    xa = np.hstack([x, np.ones((n, 1))])
-    beta = np.zeros(k + 1)
-    pen = np.full(k + 1, l2)
-    pen[-1] = 0.0
-    for _ in range(iters):
-        p = 1.0 / (1.0 + np.exp(-(xa @ beta)))
-        g = xa.T @ (w * (p - y)) + pen * beta
-        h = (xa * (w * p * (1 - p))[:, None]).T @ xa + np.diag(pen)
-        step = np.linalg.solve(h, g)
-        beta -= step
-        if np.max(np.abs(step)) < 1e-10:
-            break
-    return beta[:-1], float(beta[-1])
-
-
-def _fit_nonnegative(
-    x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, *, l2: float = 5.0
-) -> tuple[np.ndarray, float]:
-    """Logistic fit whose coefficients are all >= 0.
-
-    Every feature is built so that a larger value means less support; a negative weight would
-    only fit a quirk of the training data (it did for ``negation_mismatch``), so such features
-    are dropped (weight 0) and the rest refitted.
-    """
-    active = list(range(x.shape[1]))
-    while True:
-        coef, intercept = _fit_logistic(x[:, active], y, w, l2=l2)
-        if (coef >= 0).all():
-            break
-        active = [a for a, c in zip(active, coef) if c >= 0]
-    full = np.zeros(x.shape[1])
-    full[active] = coef
-    return full, intercept
-
-
-def _fit_calibrated(
-    x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, *, l2: float = 5.0
-) -> tuple[np.ndarray, float]:
-    """Penalised non-negative fit for the direction, then Platt scaling for calibration.
-
-    The L2 penalty keeps the feature weights small and balanced (it generalised better across
-    sources) but also shrinks the probabilities towards 0.5; an unpenalised two-parameter
-    logistic fit on the resulting linear score restores calibration without changing the ranking.
-    """
-    coef, intercept = _fit_nonnegative(x, y, w, l2=l2)
-    z = (x @ coef + intercept)[:, None]
-    (scale,), shift = _fit_logistic(z, y, w, l2=0.0)
-    return coef * scale, intercept * scale + shift
-
+    return np.asarray(feats, dtype=float).reshape(-1, len(FEATURES))

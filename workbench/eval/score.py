@@ -14,6 +14,9 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from pathlib import Path
+
+from workbench.config import Config
 from workbench.db import as_workbench
 from workbench.eval.run import (
     EvalSummary,
@@ -73,6 +76,8 @@ def evaluate(
     detector : None, str or module-like, optional
         ``None`` (or the offline detector's name): the offline detector :mod:`workbench.eval.detector`.
         ``"judge"`` or ``"judge:faithfulness"``: the LLM judge of :mod:`workbench.eval.judge` (endpoint from ``[judge]``).
+        ``"nli:PATH"``: the model tier (:mod:`workbench.eval.nli`), a local ONNX NLI / consistency model; with
+        ``detector=None`` and ``config`` given, ``[detector] model = "PATH"`` of ``workbench.toml`` selects it.
         ``"ragas:<metric>"``: a ragas metric (:mod:`workbench.eval.ragas`), e.g. ``"ragas:faithfulness"``.
         An object with ``DETECTOR_NAME``, ``DETECTOR_VERSION``, ``THRESHOLD`` and ``detect_batch`` is used as the
         detector (a custom or re-versioned detector).
@@ -124,12 +129,21 @@ def evaluate(
                                        dry_run=dry_run, repeat=repeat, progress=progress)
         from workbench.eval import detector as offline
 
-        if name not in (offline.DETECTOR_NAME, "offline", "detector"):
+        if name.startswith("nli:"):
+            from workbench.eval.nli import load_detector
+
+            detector = load_detector(name)
+        elif name in (offline.DETECTOR_NAME, "offline", "detector"):
+            detector = None
+        else:
             raise ParameterError(
-                f"evaluate: unknown detector {detector!r}; expected None, {offline.DETECTOR_NAME!r}, 'judge', "
-                "'judge:faithfulness' or 'ragas:<metric>'"
+                f"evaluate: unknown detector {detector!r}; expected None, {offline.DETECTOR_NAME!r}, 'nli:PATH', "
+                "'judge', 'judge:faithfulness' or 'ragas:<metric>'"
             )
-        detector = None
+    elif detector is None and isinstance(config, (str, Path, Config)):
+        from workbench.eval import nli
+
+        detector = nli.load_detector(None, config=config)  # [detector] model = "PATH" selects the model tier
     if detector is None:
         from workbench.eval import detector as det
     else:

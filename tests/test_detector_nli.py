@@ -1,0 +1,212 @@
+"""The model tier (`nli:PATH`) end to end, offline, on a tiny ONNX graph and a tiny tokenizer built here.
+
+The graph is a bag of words: logits = sum over the pair's tokens of a 3-column embedding (contradiction, neutral,
+entailment). Words of the test vocabulary push "entailment"; the word "unicorn" pushes "contradiction" hard, so the
+support of a claim that mentions it can be computed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+tokenizers = pytest.importorskip("tokenizers")
+
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from workbench.errors import ConfigError, MissingFileError, ParameterError  # noqa: E402
+from workbench.eval import detector as D  # noqa: E402
+from workbench.eval.nli import NLIDetector, load_detector  # noqa: E402
+
+WORDS = "the tower was completed in 1889 paris it is tall unicorn built by gustave eiffel".split()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _model_dir(tmp: Path, *, with_config: bool = True) -> Path:
+    vocab = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, **{w: i + 4 for i, w in enumerate(WORDS)}}
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.normalizer = tokenizers.normalizers.Lowercase()
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    tok.post_processor = tokenizers.processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    tok.save(str(tmp / "tokenizer.json"))
+    emb = np.zeros((len(vocab), 3), np.float32)
+    emb[4:, 2] = 0.2  # ordinary words: a little entailment each
+    emb[vocab["unicorn"], 0] = 10.0  # "unicorn": strong contradiction
+    emb[1, 1] = 0.5  # unknown words: neutral
+    nodes = [
+        helper.make_node("Gather", ["emb", "input_ids"], ["e"]),  # (b, s, 3)
+        helper.make_node("Cast", ["attention_mask"], ["m"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["m", "axis2"], ["m3"]),
+        helper.make_node("Mul", ["e", "m3"], ["em"]),
+        helper.make_node("ReduceSum", ["em", "axis1"], ["logits"], keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes, "bag_nli",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["b", "s"]),
+         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["b", "s"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["b", 3])],
+        [numpy_helper.from_array(emb, "emb"), numpy_helper.from_array(np.array([2], np.int64), "axis2"),
+         numpy_helper.from_array(np.array([1], np.int64), "axis1")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(tmp / "model.onnx"))
+    if with_config:
+        (tmp / "config.json").write_text(json.dumps({"id2label": {"0": "CONTRADICTION", "1": "NEUTRAL",
+                                                                  "2": "ENTAILMENT"}}))
+    return tmp
+
+
+def _by_hand(premise: str, hypothesis: str) -> float:
+    """Softmax entailment probability of the bag-of-words model, computed without onnxruntime."""
+    toks = [w.lower() for w in (premise + " " + hypothesis).replace(".", " . ").split()]
+    z = np.zeros(3)
+    for t in toks:
+        if t == "unicorn":  # a vocabulary word too: the little entailment push as well
+            z[0] += 10.0
+            z[2] += 0.2
+        elif t in WORDS:
+            z[2] += 0.2
+        else:
+            z[1] += 0.5
+    e = np.exp(z - z.max())
+    return float(e[2] / e.sum())
+
+
+@pytest.fixture()
+def model(tmp_path):
+    return _model_dir(tmp_path)
+
+
+CTX = ["The tower was completed in 1889 in Paris.", "It was built by Gustave Eiffel."]
+
+
+def test_support_matches_the_hand_computed_model(model):
+    det = NLIDetector(model)
+    got = det.support([(CTX[0], "It is tall."), (CTX[0], "The unicorn is tall.")])
+    assert got[0] == pytest.approx(_by_hand(CTX[0], "It is tall."), abs=1e-5)
+    assert got[1] == pytest.approx(_by_hand(CTX[0], "The unicorn is tall."), abs=1e-5)
+    assert got[1] < 1e-3 < 0.5 < got[0]
+
+
+def test_detect_flags_the_contradicted_claim_with_model_evidence(model):
+    det = NLIDetector(model)
+    good = det.detect("The tower was completed in 1889 in Paris.", CTX)
+    bad = det.detect("The tower was completed in 1889 in Paris. The unicorn built it.", CTX)
+    assert good.score < bad.score
+    assert bad.claims[1].support < 0.01
+    assert bad.claims[1].reason  # lexical ("entity ...") or the model's
+    assert good.claims[0].support == pytest.approx(max(_by_hand(c, good.claims[0].text) for c in CTX), abs=1e-4)
+    assert det.detect("", CTX).unscorable
+
+
+def test_batching_and_the_content_hash_cache(model):
+    small, big = NLIDetector(model, batch_size=1), NLIDetector(model, batch_size=64)
+    pairs = [(c, h) for c in CTX for h in ["It is tall.", "The unicorn is tall.", "Paris."]]
+    np.testing.assert_allclose(small.support(pairs), big.support(pairs), atol=1e-6)
+    assert small.pairs_scored == 6
+    small.support(pairs + pairs)
+    assert small.pairs_scored == 6 and small.cache_hits == 12  # nothing scored twice
+
+
+def test_version_names_the_model_and_changes_with_it(model, tmp_path_factory):
+    det = NLIDetector(model)
+    assert det.DETECTOR_VERSION.startswith(D.DETECTOR_VERSION + "+") and det.DETECTOR_VERSION.endswith(".uncal")
+    other = _model_dir(tmp_path_factory.mktemp("m2"))
+    emb_changed = NLIDetector(other)
+    assert emb_changed.DETECTOR_VERSION == det.DETECTOR_VERSION  # same bytes, same version
+    (other / "tokenizer.json").write_text((other / "tokenizer.json").read_text().replace('"tall"', '"short"'))
+    assert NLIDetector(other).DETECTOR_VERSION != det.DETECTOR_VERSION
+
+
+def test_calibration_is_fitted_saved_and_reloaded(model):
+    rows = []
+    for i in range(20):
+        rows.append({"answer": "The tower was completed in 1889 in Paris.", "contexts": CTX, "label": 0, "source": "a"})
+        rows.append({"answer": "The unicorn was completed in Paris.", "contexts": CTX, "label": 1, "source": "a"})
+    det = NLIDetector(model)
+    cal = det.fit_calibration(rows, save=True)
+    assert all(c >= 0 for c in cal["coef"]) and cal["rows"] == 40
+    again = NLIDetector(model)
+    assert again.calibration == cal and again.DETECTOR_VERSION.endswith(".cal")
+    p = [d.score for d in again.detect_batch(rows)]
+    assert np.mean(p[1::2]) > 0.8 and np.mean(p[0::2]) < 0.2
+
+
+def test_errors_name_the_missing_file_and_bad_spec(tmp_path):
+    with pytest.raises(MissingFileError, match="model.onnx is missing"):
+        NLIDetector(tmp_path)
+    with pytest.raises(ParameterError, match="nli:PATH"):
+        load_detector("nli:  ")
+    with pytest.raises(ParameterError, match="unknown detector"):
+        load_detector("bert")
+    m = _model_dir(tmp_path, with_config=False)
+    (m / "config.json").write_text(json.dumps({"id2label": {"0": "A", "1": "B", "2": "C"}}))
+    with pytest.raises(ConfigError, match="id2label"):
+        NLIDetector(m)
+
+
+def test_config_section_selects_the_model(model, tmp_path):
+    cfg = tmp_path / "workbench.toml"
+    cfg.write_text(f'[detector]\nmodel = "{model.as_posix()}"\nbatch_size = 4\n')
+    det = load_detector(None, config=cfg)
+    assert isinstance(det, NLIDetector) and det.batch_size == 4
+    cfg.write_text('[detector]\nbatch_size = 0\nmodel = "x"\n')
+    with pytest.raises(ConfigError, match=r"workbench.toml \[detector\]: batch_size"):
+        load_detector(None, config=cfg)
+    (tmp_path / "plain.toml").write_text("[detector]\n")
+    assert load_detector(None, config=tmp_path / "plain.toml") is D  # no model: the offline detector
+
+
+def test_cli_score_and_benchmark_with_the_model_offline(model, tmp_path):
+    rows = [{"id": f"r{i}", "answer": a, "contexts": CTX, "label": l, "source": s}
+            for i, (a, l, s) in enumerate([("The tower was completed in 1889.", 0, "a"),
+                                           ("The unicorn was completed in 1889.", 1, "a"),
+                                           ("It was built by Gustave Eiffel.", 0, "b"),
+                                           ("It was built by a unicorn in Paris.", 1, "b")] * 3)]
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out.jsonl"
+    exe = [sys.executable, "-m", "workbench.cli"]
+    r = subprocess.run([*exe, "hallucination", "score", str(inp), "--out", str(out), "--detector", f"nli:{model}"],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    got = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [g["detector"] for g in got] == ["nli"] * 12
+    assert got[1]["score"] > got[0]["score"]
+    r = subprocess.run([*exe, "hallucination", "benchmark", str(inp), "--detector", f"nli:{model}", "--reps", "50",
+                        "--json"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    overall = [s for s in res["sources"] if s["source"] == "overall"][0]
+    assert overall["auroc"] == 1.0 and overall["n"] == 12
+    assert res["reliability"][-1]["bin"] == "ECE"
+    r = subprocess.run([*exe, "hallucination", "score", str(inp), "--out", str(out), "--detector", "nli:/nope"],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 2 and "/nope" in r.stderr
+
+
+def test_evaluate_writes_model_tier_scores_under_its_own_version(model):
+    import workbench as wb
+    from workbench.eval.score import evaluate
+
+    db = wb.connect(":memory:")
+    db.duckdb.execute("insert into answers (call_id, contexts, answer) values "
+                      "('a', ['The tower was completed in 1889 in Paris.'], 'The tower was completed in 1889.'), "
+                      "('b', ['The tower was completed in 1889 in Paris.'], 'The unicorn was completed in 1889.')")
+    s = evaluate(db, detector=f"nli:{model}", progress=False)
+    assert (s["evaluator"], s["scored"]) == ("nli", 2)
+    assert s["version"] == NLIDetector(model).DETECTOR_VERSION
+    scores = dict(db.sql("select call_id, value from evals where metric = 'hallucination_score'").rows())
+    assert scores["b"] > scores["a"]
+    again = evaluate(db, detector=f"nli:{model}", progress=False)
+    assert again["skipped"] == 2 and again["scored"] == 0  # same model, same version: nothing re-scored

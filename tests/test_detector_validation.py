@@ -1,0 +1,167 @@
+"""Detector 2.0 features, the passage cache, the contrastive development set and the validation helpers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workbench.eval import detector as D
+from workbench.eval import fit as F
+from workbench.stats import auroc, brier_score
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# -- features and per-claim evidence ---------------------------------------------------------------------------------
+
+
+def test_swapped_number_from_elsewhere_in_the_context_is_named():
+    ctx = ["The bridge opened in 1932 and cost 12 million pounds.", "A second bridge was planned in 1958."]
+    d = D.detect("The bridge opened in 1958 and cost 12 million pounds.", ctx)
+    # 1958 is in the contexts (so the absent-word baseline sees nothing), but not in the claim's evidence sentence.
+    assert d.claims[0].reason == "number '1958' not in its evidence sentence"
+    assert "1932" in d.claims[0].evidence
+
+
+def test_antonym_flip_is_named():
+    ctx = ["Sales of the company rose sharply in the third quarter of the year."]
+    d = D.detect("Sales of the company fell sharply in the third quarter of the year.", ctx)
+    assert d.claims[0].reason == "antonym 'fell' where the evidence says 'rose'"
+    same = D.detect("Sales of the company rose sharply in the third quarter of the year.", ctx)
+    assert same.claims[0].reason is None and same.score < d.score
+
+
+def test_bigram_novelty_counts_word_order_the_word_share_misses():
+    ctx = ["The dog bit the man in the park."]
+    x = D.feature_matrix([{"answer": "The man bit the dog in the park.", "contexts": ctx},
+                          {"answer": "The dog bit the man in the park.", "contexts": ctx}])
+    words, bigrams = D.FEATURES.index("novel_word_share"), D.FEATURES.index("novel_bigram_share")
+    assert x[0, words] == x[1, words] == 0.0
+    # bigrams of the swapped answer: the man, man bit, bit the, the dog, dog in, in the, the park; the context has
+    # the dog, dog bit, bit the, the man, man in, in the, the park: "man bit" and "dog in" are new, 2 of 7
+    assert x[0, bigrams] == pytest.approx(2 / 7)
+    assert x[1, bigrams] == 0.0
+
+
+def test_ngrams_do_not_span_two_passages():
+    x = D.feature_matrix([{"answer": "alpha beta", "contexts": ["one alpha", "beta two"]}])
+    assert x[0, D.FEATURES.index("novel_bigram_share")] == 1.0
+
+
+def test_idf_alignment_weighs_rare_words():
+    ctx = ["The the the report was written by Okonkwo.", "The report was long.", "The report was late."]
+    x = D.feature_matrix([{"answer": "The report was written by Okonkwo.", "contexts": ctx},
+                          {"answer": "The report was written by Adebayo.", "contexts": ctx}])
+    j = D.FEATURES.index("weak_alignment")
+    assert x[0, j] == pytest.approx(0.0)
+    assert x[1, j] > 0.3  # the rare name carries most of the claim's weight
+
+
+# -- passage cache ---------------------------------------------------------------------------------------------------
+
+
+def test_passage_cache_hits_and_gives_identical_results():
+    rows = [{"answer": f"The tower opened in {1880 + i}.", "contexts": ["The tower opened in 1889.", "It is tall."]}
+            for i in range(20)]
+    D.clear_passage_cache()
+    warm = [D.detect(r["answer"], r["contexts"]) for r in rows]
+    info = D.passage_cache_info()
+    assert (info["misses"], info["hits"]) == (2, 38)
+    cold = []
+    for r in rows:
+        D.clear_passage_cache()
+        cold.append(D.detect(r["answer"], r["contexts"]))
+    assert warm == cold
+
+
+def test_passage_cache_is_bounded(monkeypatch):
+    monkeypatch.setattr(D, "PASSAGE_CACHE_SIZE", 3)
+    D.clear_passage_cache()
+    for i in range(10):
+        D.detect("x y z.", [f"passage number {i}."])
+    assert D.passage_cache_info()["size"] == 3
+    D.clear_passage_cache()
+
+
+# -- validation helpers ----------------------------------------------------------------------------------------------
+
+
+def test_loso_predictions_never_see_the_held_out_source():
+    rng = np.random.default_rng(1)
+    x = rng.random((90, 2))
+    y = (x[:, 0] > 0.5).astype(float)
+    src = np.array(["a"] * 30 + ["b"] * 30 + ["c"] * 30)
+    p = F.loso_predictions(x, y, src)
+    y2 = y.copy()
+    y2[src == "c"] = 1 - y2[src == "c"]  # scramble the held-out source's labels
+    p2 = F.loso_predictions(x, y2, src)
+    np.testing.assert_allclose(p[src == "c"], p2[src == "c"])
+    assert not np.allclose(p[src == "a"], p2[src == "a"])
+
+
+def test_nonnegative_fit_drops_a_feature_that_would_take_a_negative_weight():
+    rng = np.random.default_rng(2)
+    x = rng.random((400, 2))
+    y = (rng.random(400) < 0.2 + 0.6 * x[:, 0] - 0.3 * x[:, 1]).astype(float)
+    coef, _ = F.fit_nonnegative(x, y, l2=0.1)
+    assert coef[0] > 0 and coef[1] == 0.0
+
+
+def test_bootstrap_interval_covers_and_is_reproducible():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 300).astype(float)
+    p = np.clip(y * 0.3 + rng.random(300) * 0.7, 0, 1)
+    a = F.bootstrap_interval(y, p, auroc, reps=300, seed=5)
+    assert a == F.bootstrap_interval(y, p, auroc, reps=300, seed=5)
+    assert a[1] < a[0] < a[2] and a[2] - a[1] < 0.15
+    b = F.bootstrap_interval(y, p, brier_score, reps=300, seed=5)
+    assert b[0] == pytest.approx(brier_score(y, p))
+
+
+def test_reliability_table_counts_and_ece_by_hand():
+    t = F.reliability_table([0, 1, 1, 1], [0.05, 0.15, 0.95, 0.85], bins=10)
+    rows = {r["bin"]: r for r in t.iter_rows(named=True)}
+    assert rows["0.0-0.1"]["n"] == 1 and rows["0.1-0.2"]["observed_rate"] == 1.0
+    # ECE = (0.05 + 0.85 + 0.05 + 0.15) / 4
+    assert rows["ECE"]["mean_predicted"] == pytest.approx(1.1 / 4)
+
+
+def test_benchmark_rows_reports_baselines_loso_and_intervals():
+    rows = []
+    for s in ("a", "b"):
+        for i in range(15):
+            rows.append({"answer": f"The tower opened in 1889 in Paris {s}.", "contexts": ["The tower opened in 1889 "
+                         f"in Paris {s}."], "label": 0, "source": s})
+            rows.append({"answer": f"The castle opened in {1900 + i} in Rome.", "contexts": ["The tower opened in "
+                         f"1889 in Paris {s}."], "label": 1, "source": s})
+    table, rel = D.benchmark_rows(rows, reps=50)
+    assert table["source"].to_list() == ["a", "b", "overall"]
+    rec = table.row(0, named=True)
+    base = F.baseline_scores(rows[:30])
+    y = np.array([r["label"] for r in rows[:30]])
+    assert rec["absent_word_auroc"] == pytest.approx(auroc(y, base["absent_word_share"]))
+    assert rec["length_auroc"] == pytest.approx(auroc(y, base["answer_length"]))
+    assert rec["loso_auroc"] == 1.0 and rec["auroc_lo"] <= rec["auroc"] <= rec["auroc_hi"]
+    assert rel["n"].to_list()[-1] == 60
+
+
+# -- the contrastive development set ---------------------------------------------------------------------------------
+
+
+def test_contrastive_set_rebuilds_byte_for_byte(tmp_path):
+    shipped = ROOT / "datasets" / "halu_contrastive.jsonl"
+    out = tmp_path / "c.jsonl"
+    subprocess.run([sys.executable, str(ROOT / "datasets" / "build_contrastive.py"), "--out", str(out)], check=True,
+                   capture_output=True, timeout=120)
+    assert out.read_bytes() == shipped.read_bytes()
+    rows = [json.loads(line) for line in shipped.read_text(encoding="utf-8").splitlines()]
+    assert {r["source"] for r in rows} == {"contrastive"}
+    assert all((r["label"] == 1) == (r["perturbation"] is not None) for r in rows)
+    dev = {c for line in (ROOT / "datasets" / "halu_dev.jsonl").read_text(encoding="utf-8").splitlines()
+           for c in json.loads(line)["contexts"]}
+    assert all(set(r["contexts"]) <= dev for r in rows)  # built only from contexts already shipped
