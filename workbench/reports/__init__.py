@@ -11,7 +11,11 @@ from workbench.reports.publish import (  # noqa: F401
     resolve_period,
     run_all,
     run_report,
+    require_data,
     scorecard,
+    scorecard_view,
+    target_lines,
     setup_display,
     targets,
 )
+from workbench.reports.tables import table  # noqa: F401,E402
