@@ -105,9 +105,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports", help="reports folder")
     p.add_argument("--force", action="store_true", help="replace an existing run of the same period (kept as a new run otherwise)")
 
-    p = sub.add_parser("schedule", help="print the crontab lines that publish the reports on a schedule")
-    _add_db(p)
-    p.add_argument("--out", default="reports")
+    p = sub.add_parser("schedule", help="publish due reports unattended; status; crontab or systemd units")
+    ssub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    s = ssub.add_parser("run", help="publish every due, unpublished period (catching up, oldest first); notify on failure")
+    _add_db(s)
+    s.add_argument("--out", default="reports", help="reports folder")
+    s.add_argument("--config", default=None, help="workbench.toml ([schedule], [notify])")
+    s.add_argument("--max-catchup", type=int, default=None, help="at most this many missed periods per report")
+    s = ssub.add_parser("status", help="last run of each report, what is due, failures, data staleness")
+    _add_db(s)
+    s.add_argument("--out", default="reports")
+    s.add_argument("--config", default=None)
+    s = ssub.add_parser("export", help="print crontab lines or systemd units that call `schedule run`")
+    _add_db(s)
+    s.add_argument("--out", default="reports")
+    s.add_argument("--config", default=None)
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--crontab", dest="kind", action="store_const", const="crontab", default="crontab")
+    g.add_argument("--systemd", dest="kind", action="store_const", const="systemd")
+    s.add_argument("--cron", default=None, help="cron expression (default: [schedule] cron, or 0 6 * * *)")
     return parser
 
 
@@ -231,24 +247,49 @@ def _cmd_hallucination(a: argparse.Namespace) -> int:
 
 
 def _cmd_report(a: argparse.Namespace) -> int:
+    from workbench.errors import UnknownNameError
     from workbench.reports import publish as reports
 
     if a.name == "list":
         for name in reports.available():
             print(name)
         return 0
-    names = reports.available() if a.name == "all" else [a.name]
+    known = reports.available()
+    if a.name != "all" and a.name not in known:
+        raise UnknownNameError("report", a.name, [*known, "all", "list"])
+    names = known if a.name == "all" else [a.name]
+    bar = None
+    if len(names) > 1 and sys.stderr.isatty():
+        from tqdm.auto import tqdm
+
+        bar = tqdm(names, desc="reports", unit="report", file=sys.stderr)
     for name in names:
+        if bar:
+            bar.set_postfix_str(name)
         out = reports.run_report(name, db=a.db, period=a.period, out=a.out, force=a.force)
         print(out)
+        if bar:
+            bar.update(1)
+    if bar:
+        bar.close()
     return 0
 
 
 def _cmd_schedule(a: argparse.Namespace) -> int:
-    from workbench.reports.schedule import crontab
+    from workbench.reports import schedule
 
-    print(crontab(db=a.db, out=a.out))
-    return 0
+    if a.action == "export":
+        print(schedule.export(a.kind, db=a.db, out=a.out, config=a.config, cron=a.cron))
+        return 0
+    if a.action == "status":
+        _print_frame(schedule.status(a.db, out=a.out, config=a.config), "table", None)
+        return 0
+    records = schedule.run(a.db, out=a.out, config=a.config, max_catchup=a.max_catchup)
+    for r in records:
+        print(f"{r['report']:14s} {r['period']:10s} {r['status']:9s} {r['duration_s']:7.1f} s  {r['error'] or ''}".rstrip())
+    if not records:
+        print("nothing due: every period with data is published")
+    return 1 if any(r["status"] == "failed" for r in records) else 0
 
 
 COMMANDS = {
