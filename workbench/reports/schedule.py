@@ -80,9 +80,10 @@ def _label(kind: str, d: dt.date) -> str:
     return d.isoformat()
 
 
-def due_periods(kind: str, *, newest: dt.datetime | None, now: dt.datetime, published: set[str], max_catchup: int = 8) -> list[str]:
-    """Periods of ``kind`` that have ended by ``now``, hold data up to ``newest``, and are not in ``published``;
-    the newest ``max_catchup`` of them, oldest first."""
+def due_periods(kind: str, *, newest: dt.datetime | None, now: dt.datetime, published: set[str], max_catchup: int = 8,
+                oldest: dt.datetime | None = None) -> list[str]:
+    """Periods of ``kind`` that have ended by ``now``, lie within the data (``oldest`` .. ``newest``), and are not
+    in ``published``; the newest ``max_catchup`` of them, oldest first."""
     from workbench.reports.publish import resolve_period
 
     if kind not in KINDS:
@@ -95,6 +96,8 @@ def due_periods(kind: str, *, newest: dt.datetime | None, now: dt.datetime, publ
 
     for _ in range(max_catchup + 60):
         start, end, _l = resolve_period(label)
+        if oldest is not None and end <= oldest:
+            break
         if end <= now and start <= newest and label not in published:
             out.append(label)
             if len(out) >= max_catchup:
@@ -112,13 +115,21 @@ def _published(out: Path, name: str) -> set[str]:
     return {p.parent.name for p in (out / name).glob("*/report.html")} if (out / name).exists() else set()
 
 
-def _newest(db: str) -> dt.datetime | None:
+def _span(db: str) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """Oldest and newest timestamp of calls and events."""
     from workbench.db import connect
 
+    def clean(vals: list) -> list:
+        return [v.to_pydatetime() if hasattr(v, "to_pydatetime") else v for v in vals if v is not None and v == v]
+
     with connect(db, read_only=True) as w:
-        vals = [w.calls.ts.max().execute(), w.events.ts.max().execute()]
-    vals = [v.to_pydatetime() if hasattr(v, "to_pydatetime") else v for v in vals if v is not None and v == v]
-    return max(vals) if vals else None
+        lo = clean([w.calls.ts.min().execute(), w.events.ts.min().execute()])
+        hi = clean([w.calls.ts.max().execute(), w.events.ts.max().execute()])
+    return (min(lo) if lo else None), (max(hi) if hi else None)
+
+
+def _newest(db: str) -> dt.datetime | None:
+    return _span(db)[1]
 
 
 class _Lock:
@@ -204,8 +215,8 @@ def run(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "report
     cap = max_catchup or settings["max_catchup"]
     records: list[dict[str, Any]] = []
     with _Lock(outp / LOCK_FILE):
-        newest = _newest(db_path)
-        todo = [(p, n) for n in names for p in due_periods(settings["period"], newest=newest, now=now,
+        oldest, newest = _span(db_path)
+        todo = [(p, n) for n in names for p in due_periods(settings["period"], newest=newest, now=now, oldest=oldest,
                                                              published=_published(outp, n), max_catchup=cap)]
         todo.sort(key=lambda t: (resolve_period(t[0])[0], names.index(t[1])))
         bar = None
@@ -288,13 +299,13 @@ def status(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "rep
                 continue
     now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     db_path = str(Path(db or os.environ.get("WORKBENCH_DB") or DEFAULT_DB))
-    newest = _newest(db_path) if Path(db_path).exists() else None
+    oldest, newest = _span(db_path) if Path(db_path).exists() else (None, None)
     rows = []
     for name in settings["reports"] or available():
         mine = [r for r in runs if r.get("report") == name]
         last = mine[-1] if mine else {}
         due = due_periods(settings["period"], newest=newest, now=now, published=_published(outp, name),
-                          max_catchup=settings["max_catchup"])
+                          max_catchup=settings["max_catchup"], oldest=oldest)
         rows.append({"report": name, "last_period": last.get("period"), "last_status": last.get("status"),
                      "last_run": last.get("end"), "duration_s": last.get("duration_s"),
                      "failures": sum(1 for r in mine if r.get("status") == "failed"), "due": ", ".join(due) or "nothing",
