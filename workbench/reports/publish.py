@@ -120,6 +120,21 @@ def setup_display(*, rows: int = 40, cols: int = 30) -> None:
     pl.Config.set_fmt_str_lengths(120)
 
 
+def locate(path: "str | os.PathLike | None", env: str) -> "str | os.PathLike | None":
+    """A notebook's relative file (``datasets/demo.duckdb``, ``workbench.toml``) found wherever the notebook runs:
+    as given when it exists, else ``$<env>``, else relative to the project root (the folder above ``notebooks/``).
+
+    >>> locate(":memory:", "WORKBENCH_DB")
+    ':memory:'
+    """
+    if path is None or str(path) == ":memory:" or Path(path).is_absolute() or Path(path).exists():
+        return path if path is not None else os.environ.get(env)
+    if os.environ.get(env):
+        return os.environ[env]
+    root = notebooks_dir().parent / path
+    return str(root) if root.exists() else path
+
+
 class Report:
     """The report's window and the frames it has shown; what a notebook cell talks to.
 
@@ -146,7 +161,7 @@ class Report:
                  title: str | None = None, period: str | None = None):
         from workbench.db import Workbench, connect
 
-        self.db = db if isinstance(db, Workbench) else connect(db, read_only=True)
+        self.db = db if isinstance(db, Workbench) else connect(locate(db, "WORKBENCH_DB"), read_only=True)
         self.start, self.end = start, end
         self.out_dir = Path(out_dir) if out_dir else None
         self.title = title
