@@ -119,3 +119,21 @@ def test_scorecard_first_screen_and_parquet(small_demo, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert shot.exists() and shot.stat().st_size > 50_000
     assert "Uncaught" not in proc.stderr and "CONSOLE(" not in proc.stderr.replace("CONSOLE(0)", "")
+
+
+def test_cli_manners(mini, capsys):
+    from workbench.cli import main
+
+    tmp, dbp = mini
+    with pytest.raises(SystemExit) as exc:
+        main(["report", "mini", "--bogus"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: workbench report") and "unrecognized arguments: --bogus" in err
+    assert main(["report", "mnii", "--db", str(dbp)]) == 2
+    assert "did you mean 'mini'?" in capsys.readouterr().err
+    assert main(["metrics", "error_rate", "--db", str(dbp), "--period", "all", "--where", "feature=chta"]) == 0
+    out = capsys.readouterr()
+    assert "--where feature=chta matches no row of calls; closest: chat" in out.err
+    assert main(["metrics", "error_rate", "--db", str(dbp), "--period", "day"]) == 0
+    assert max(len(line) for line in capsys.readouterr().out.splitlines()) <= 100

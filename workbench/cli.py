@@ -141,7 +141,8 @@ def _print_frame(df, fmt: str, out: str | None) -> None:
     else:
         import polars as pl
 
-        with pl.Config(tbl_rows=200, tbl_cols=30, tbl_width_chars=200, fmt_str_lengths=60):
+        with pl.Config(tbl_rows=200, tbl_cols=-1, tbl_width_chars=100, fmt_str_lengths=24, float_precision=4,
+                       tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True, tbl_formatting="ASCII_MARKDOWN"):
             print(df)
 
 
@@ -198,8 +199,34 @@ def _cmd_metrics(a: argparse.Namespace) -> int:
 
     with connect(a.db) as db:
         df = compute(a.name, db, **kwargs)
+        if a.where and (df.is_empty() or ("n" in df.columns and not (df["n"].fill_null(0) > 0).any())):
+            for warning in _where_hints(db, a.where):
+                print(f"workbench metrics: warning: {warning}", file=sys.stderr)
     _print_frame(df, a.out_format, a.out)
     return 0
+
+
+def _where_hints(db, where: Sequence[str]) -> list[str]:
+    """For each ``COL=VALUE`` filter whose values match no row, the closest values that exist (calls, then events)."""
+    import difflib
+
+    out = []
+    for item in where:
+        col, sep, val = item.partition("=")
+        if not sep:
+            continue
+        for table in ("calls", "events"):
+            t = db.table(table)
+            if col not in t.columns:
+                continue
+            known = [str(v) for v in t[col].cast("string").value_counts().limit(2000).execute()[col].to_list() if v is not None]
+            missing = [v for v in val.split(",") if v not in known]
+            for v in missing:
+                close = difflib.get_close_matches(v, known, n=3, cutoff=0.5)
+                hint = f"; closest: {', '.join(close)}" if close else f"; some values: {', '.join(sorted(known)[:5])}"
+                out.append(f"--where {col}={v} matches no row of {table}{hint}")
+            break
+    return out
 
 
 def _cmd_slo(a: argparse.Namespace) -> int:
@@ -305,9 +332,23 @@ COMMANDS = {
 }
 
 
+def _own_parser(parser: argparse.ArgumentParser, a: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)parser of the verb and action that was called, so a bad flag shows that subcommand's usage."""
+    p = parser
+    for attr in ("verb", "action"):
+        name = getattr(a, attr, None)
+        subs = [x for x in p._actions if isinstance(x, argparse._SubParsersAction)]
+        if not name or not subs or name not in subs[0].choices:
+            break
+        p = subs[0].choices[name]
+    return p
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    a = parser.parse_args(argv)
+    a, extra = parser.parse_known_args(argv)
+    if extra:
+        _own_parser(parser, a).error(f"unrecognized arguments: {' '.join(extra)}")
     if a.version:
         from workbench._version import __version__
 

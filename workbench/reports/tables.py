@@ -48,13 +48,30 @@ _HIDDEN = ("suite_metric", "options", "bound")
 TEXT_LIMIT = 90
 
 
+def status_colour(status: Any) -> tuple[str, str] | None:
+    """The colours of a status word, read from its start (``keep running: ...`` is a warning).
+
+    >>> status_colour("do not ship: guardrail error_rate worse")[1], status_colour("no clear difference")
+    ('#a50e0e', None)
+    """
+    s = str(status).lower().strip()
+    if s in STATUS_COLOURS:
+        return STATUS_COLOURS[s]
+    head = s.split(":")[0].strip()
+    if head in STATUS_COLOURS:
+        return STATUS_COLOURS[head]
+    if head in ("do not ship", "invalid"):
+        return STATUS_COLOURS["missed"]
+    return None
+
+
 def status_rank(status: Any) -> int:
     """Sort key: alerts and misses first, warnings next, then the rest.
 
     >>> sorted(["met", "missed", "warn"], key=status_rank)
     ['missed', 'warn', 'met']
     """
-    colour = STATUS_COLOURS.get(str(status).lower())
+    colour = status_colour(status)
     if colour is None:
         return 3 if status is None else 2
     return {"#a50e0e": 0, "#7a5a00": 1}.get(colour[1], 2)
@@ -197,7 +214,7 @@ def table(df: "pl.DataFrame", *, title: str | None = None, subtitle: str | None 
     g = gt.GT(df, groupname_col=group if grouped else None)
     metric_ids = df["metric"].to_list() if "metric" in df.columns else None
     # per-row units for the tidy value columns
-    if metric_ids is not None:
+    if metric_ids is not None and "value" in df.columns:
         by_metric: dict[Any, list[int]] = {}
         for i, m in enumerate(metric_ids):
             by_metric.setdefault(m, []).append(i)
@@ -206,11 +223,12 @@ def table(df: "pl.DataFrame", *, title: str | None = None, subtitle: str | None 
                 g = g.fmt(lambda x, m=m: fmt(x, m), columns=c, rows=rows)
             if "change" in df.columns:
                 g = g.fmt(lambda x, m=m: fmt(x, m, signed=True, change=True), columns="change", rows=rows)
+    if metric_ids is not None:
         g = g.fmt(lambda m: _metric_cell(m, links), columns="metric")
-    elif "value" in df.columns:
+    if metric_ids is None and "value" in df.columns:
         g = g.fmt(lambda x: fmt(x, None), columns="value")
     for c in df.columns:
-        if c in ("metric", "_metric_id", group) or (metric_ids is not None and c in _TIDY):
+        if c in ("metric", "_metric_id", group) or (metric_ids is not None and c in _TIDY and "value" in df.columns):
             continue
         if c in raw:
             g = g.fmt(lambda x: x or "", columns=c)
@@ -231,8 +249,9 @@ def table(df: "pl.DataFrame", *, title: str | None = None, subtitle: str | None 
     # colours: status cells, and changes coloured by whether they are better or worse
     if status_col is not None:
         values = df[status_col].to_list()
-        for word, (bg, fg) in STATUS_COLOURS.items():
-            rows = [i for i, v in enumerate(values) if str(v).lower() == word]
+        for colours in sorted(set(STATUS_COLOURS.values())):
+            bg, fg = colours
+            rows = [i for i, v in enumerate(values) if status_colour(v) == colours]
             if rows:
                 g = g.tab_style(style=[gt.style.fill(color=bg), gt.style.text(color=fg, weight="bold")],
                                 locations=gt.loc.body(columns=status_col, rows=rows))
