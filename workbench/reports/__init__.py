@@ -7,6 +7,7 @@ from workbench.reports.publish import (  # noqa: F401
     Report,
     ReportError,
     available,
+    locate,
     notebooks_dir,
     resolve_period,
     run_all,
@@ -19,3 +20,4 @@ from workbench.reports.publish import (  # noqa: F401
     targets,
 )
 from workbench.reports.tables import table  # noqa: F401,E402
+from workbench.reports.attention import driver  # noqa: F401,E402

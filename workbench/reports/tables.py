@@ -211,7 +211,11 @@ def table(df: "pl.DataFrame", *, title: str | None = None, subtitle: str | None 
             df = df.with_columns(pl.col(group).map_elements(lambda v: (v[:1].upper() + v[1:]).replace("_", " "), return_dtype=pl.Utf8))
     if links and "metric" in df.columns:
         df = df.with_columns(pl.col("metric").alias("_metric_id"))
-    g = gt.GT(df, groupname_col=group if grouped else None)
+    # a stable id (from the content) keeps re-executed notebooks identical (nbval compares them)
+    import hashlib
+
+    uid = "wb" + hashlib.sha1(repr((df.columns, df.rows()[:50], title)).encode()).hexdigest()[:10]
+    g = gt.GT(df, groupname_col=group if grouped else None, id=uid)
     metric_ids = df["metric"].to_list() if "metric" in df.columns else None
     # per-row units for the tidy value columns
     if metric_ids is not None and "value" in df.columns:
@@ -338,7 +342,9 @@ def grid(df: "pl.DataFrame", *, row: str, col: str, value: str = "value", metric
     value_cols = [c for c in wide.columns if c != row]
     if wide.schema[row] in (pl.Datetime, pl.Date) or isinstance(wide.schema[row], pl.Datetime):
         wide = wide.with_columns(pl.col(row).dt.strftime("%d %b %Y"))
-    g = gt.GT(wide, rowname_col=row)
+    import hashlib
+
+    g = gt.GT(wide, rowname_col=row, id="wb" + hashlib.sha1(repr(wide.rows()).encode()).hexdigest()[:10])
     g = g.fmt(lambda x: fmt(x, metric or "x_rate"), columns=value_cols)
     g = g.data_color(columns=value_cols, palette=["#f7fbff", "#08519c"], na_color="#ffffff", autocolor_text=True)
     g = g.sub_missing(missing_text="")
