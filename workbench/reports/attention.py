@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import datetime as dt
 import html as _html
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.reports.units import fmt, label, metric_unit
@@ -180,6 +182,11 @@ def attention(rep: "Report", card: "pl.DataFrame | None" = None, *, config: Any 
                 items.append((sev, f"Budget at risk: {feature_label(r[by])} spent {fmt(r['spend_usd'], 'usd')} of "
                                    f"{fmt(r['budget_usd'], 'usd')} ({fmt(r['share_used'], 'x_rate')}), forecast "
                                    f"{fmt(r['forecast_usd'], 'usd')} by month end ({r['status']})."))
+    if card is not None and not card.is_empty() and "status" in card.columns and (card["status"] == "no target").all():
+        where = str(config) if config else (os.environ.get("WORKBENCH_CONFIG") or "workbench.toml")
+        found = Path(where).exists()
+        items.append(("warn", f"Targets: none declared; {where} {'has no [targets.<feature>] tables' if found else 'was not found'} "
+                              "(set WORKBENCH_CONFIG or pass config=)."))
     stale = staleness(rep)
     if stale:
         items.append(("alert", stale))

@@ -291,7 +291,7 @@ def _metric_cell(m: Any, links: Mapping[str, str] | None) -> str:
 _HEADERS = {"value": "Value", "n": "Sample", "interval_95": "95% interval", "previous": "Previous", "change": "Change",
             "relative_change": "Change %", "target": "Target", "status": "Status", "metric": "Metric",
             "period_start": "Period", "feature": "Feature", "model": "Model", "prompt_version": "Prompt version",
-            "sli": "Objective", "sli_value": "Attained", "met": "Met", "share_used": "Budget used",
+            "sli": "Indicator", "sli_value": "Attained", "met": "Met", "share_used": "Budget used",
             "forecast_share": "Forecast share of budget", "warn_at": "Warn at", "error_budget": "Error budget",
             "budget_consumed": "Error budget used", "budget_remaining": "Error budget left", "objective": "Objective"}
 
