@@ -286,10 +286,12 @@ class Report:
             tbl = scope(self.db.table(name), time=t.time, start=self.start, end=self.end)
             rows.append({"table": name, "rows": int(tbl.count().execute())})
         runs = self.db.ingest_runs.select("source_path", "content_hash", "target_table", "rows_inserted", "finished_at").to_polars()
-        return pl.DataFrame(rows).join(
+        df = pl.DataFrame(rows).join(
             runs.group_by("target_table").agg(
                 pl.col("source_path").str.replace(r"^.*[/\\]", "").unique().sort().alias("files")), left_on="table", right_on="target_table", how="left"
         )
+        self.frames.append(("data_summary", {}, df))
+        return df
 
     def save(self) -> Path | None:
         """Write every frame shown so far to ``metrics.parquet`` in the output folder (one tidy table)."""
