@@ -82,12 +82,13 @@ def _change_words(row: dict[str, Any]) -> str:
 
 
 def missed_sentences(card: "pl.DataFrame", drivers: dict[tuple[str, str], str] | None = None, *, by: str = "feature") -> list[str]:
-    """One sentence per missed target of a scorecard frame, worst relative miss first."""
+    """One sentence per missed target of a scorecard frame, the largest relative miss first."""
     import polars as pl
 
     if card.is_empty() or "status" not in card.columns:
         return []
-    missed = card.filter(pl.col("status") == "missed")
+    missed = card.filter(pl.col("status") == "missed").with_columns(
+        ((pl.col("value") - pl.col("target")).abs() / pl.col("target").abs()).alias("_miss")).sort("_miss", descending=True, nulls_last=True)
     out = []
     for r in missed.iter_rows(named=True):
         bound = "at most" if r.get("bound") == "max" else "at least"

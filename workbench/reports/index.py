@@ -80,6 +80,10 @@ def published(out: str | Path) -> list[dict[str, Any]]:
         except (OSError, ValueError):
             pass
         status = meta.get("status") or ("published" if meta else "incomplete")
+        try:
+            meta.setdefault("attention", json.loads((folder / "attention.json").read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            pass
         rows.append({"report": name, "period": period, "start": meta.get("start") or "", "executed_at": meta.get("executed_at") or "",
                      "status": status, "attention": meta.get("attention") or [], "path": folder})
     order = {n: i for i, n in enumerate(ORDER)}
@@ -137,7 +141,8 @@ def build_index(out: str | Path) -> Path:
         for r in rows:
             st = str(r["status"])
             colour = "#14692d" if st in ("published", "ok") else "#a50e0e"
-            note = "; ".join(r["attention"][:2]) if r["attention"] else ""
+            att = [str(x) for x in r["attention"]] if isinstance(r["attention"], list) else []
+            note = " ".join(att[:2]) + (f" (+{len(att) - 2} more)" if len(att) > 2 else "")
             trs.append(
                 f'<tr><td><a href="{_html.escape(r["report"])}/{_html.escape(period)}/report.html">{_html.escape(title_of(r["report"]))}</a></td>'
                 f'<td style="color:{colour};font-weight:600">{_html.escape(st)}</td>'
