@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import altair as alt
     import polars as pl
 
-__all__ = ["Figure", "use_svg", "keys_of", "trend", "compare", "chart", "retention_grid", "lifecycle", "funnel",
+__all__ = ["Figure", "use_svg", "keys_of", "trend", "compare", "chart", "retention_grid", "lifecycle", "funnel", "effects",
            "heatmap", "facet_metrics"]
 
 _STANDARD = {"period_start", "metric", "value", "n", "lo", "hi"}
@@ -364,3 +364,41 @@ def facet_metrics(frames: Sequence["pl.DataFrame"], *, title: str | None = None)
     import altair as alt
 
     return alt.vconcat(*[c.chart for c in (chart(f) for f in frames) if isinstance(c, Figure)]).properties(title=title or "")
+
+
+def effects(df: "pl.DataFrame", *, title: str | None = None, width: int = WIDTH) -> Figure:
+    """An experiment's effects: per metric the treatment's effect (relative change against control) as a point with
+    its interval, a zero line, and the colour of its verdict (better, worse, no clear difference).
+
+    Takes a decision table (``metric``, ``effect``, ``lo``, ``hi``, ``verdict``); the overall row is left out.
+
+    >>> import polars as pl
+    >>> dt_ = pl.DataFrame({"variant": ["t", "t"], "metric": ["latency_ms", "error_rate"], "effect": [-0.19, 0.03],
+    ...                     "lo": [-0.25, -0.7], "hi": [-0.12, 0.3], "verdict": ["better", "no clear difference"]})
+    >>> effects(dt_).alt
+    'Effect of the treatment, relative to control: Latency better (-19.0%); Error rate no clear difference (+3.0%).'
+    """
+    import altair as alt
+    import polars as pl
+
+    for col in ("metric", "effect"):
+        if col not in df.columns:
+            raise ParameterError(f"effects: no column {col!r}; columns: {df.columns}")
+    data = df.filter(pl.col("metric") != "overall").drop_nulls("effect").with_columns(
+        pl.col("metric").map_elements(lambda m: label(m).replace(" (ms)", "").replace(" ($)", ""), return_dtype=pl.Utf8).alias("Metric"),
+        pl.col("verdict").fill_null("no clear difference") if "verdict" in df.columns else pl.lit("no clear difference").alias("verdict"))
+    t = title or "Effect of the treatment, relative to control"
+    domain = ["better", "worse", "no clear difference", "no data"]
+    base = alt.Chart(data).encode(y=alt.Y("Metric:N", title=None, sort=None, axis=alt.Axis(labelLimit=240)))
+    colour = alt.Color("verdict:N", scale=alt.Scale(domain=domain, range=["#14692d", "#a50e0e", "#6b7280", "#bbbbbb"]),
+                       legend=alt.Legend(title="Verdict"))
+    layers = [alt.Chart(pl.DataFrame({"x": [0.0]})).mark_rule(color="#1d2433").encode(x="x:Q")]
+    if "lo" in data.columns and "hi" in data.columns:
+        layers.append(base.mark_rule(strokeWidth=2).encode(x=alt.X("lo:Q", axis=alt.Axis(format="+.0%", title="Change against control")),
+                                                           x2="hi:Q", color=colour))
+    layers.append(base.mark_point(filled=True, size=90).encode(
+        x=alt.X("effect:Q", axis=alt.Axis(format="+.0%", title="Change against control")), color=colour,
+        tooltip=["Metric:N", alt.Tooltip("effect:Q", format="+.1%"), "verdict:N"]))
+    chart = alt.layer(*layers).properties(title=t, width=width - 160, height=max(60, 32 * data.height))
+    parts = [f"{r['Metric']} {r['verdict']} ({fmt(r['effect'], 'x_rate', signed=True)})" for r in data.iter_rows(named=True)]
+    return Figure(chart, f"{t}: {'; '.join(parts) or 'no effect measured'}.")
