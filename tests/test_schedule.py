@@ -106,6 +106,22 @@ def test_failing_report_notifies_webhook_and_command(env):
     assert json.loads(sink.read_text())["status"] == "failed"
 
 
+def test_stale_data_is_notified(env):
+    tmp, dbp, _ = env
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Receiver.received = []
+    cfg = tmp / "workbench.toml"
+    cfg.write_text(f'[schedule]\nmax_catchup = 1\nstale_after_hours = 48\n[notify]\nwebhook = "http://127.0.0.1:{server.server_port}/"\n')
+    try:
+        schedule.run(dbp, out=tmp / "r", config=cfg, now=dt.datetime(2026, 11, 23, 12), checks=False)  # fresh: 26 h
+        assert _Receiver.received == []
+        schedule.run(dbp, out=tmp / "r", config=cfg, now=dt.datetime(2026, 11, 27), checks=False)  # 110 h without data
+    finally:
+        server.shutdown()
+    assert [e["event"] for e in _Receiver.received] == ["stale_data"] and _Receiver.received[0]["hours_since"] == 110.0
+
+
 def test_one_run_at_a_time(env):
     tmp, dbp, _ = env
     with schedule._Lock(tmp / "r" / schedule.LOCK_FILE):

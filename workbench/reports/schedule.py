@@ -16,6 +16,7 @@ Settings (all optional)::
     cron = "0 6 * * *"        # when `schedule run` is started (default: every day at 06:00 UTC)
     period = "week"           # week | month | day: the period each report covers
     max_catchup = 8           # missed periods published per report and run, newest kept
+    stale_after_hours = 48    # no new data for this long is notified as stale data
     reports = ["scorecard", "cost"]   # default: every report notebook
 
 >>> due_periods("week", newest=dt.datetime(2026, 11, 22, 23), now=dt.datetime(2026, 11, 24), published=set(), max_catchup=2)
@@ -59,7 +60,8 @@ def _settings(config: Any) -> dict[str, Any]:
         return {"cron": DEFAULT_CRON, "period": "week", "max_catchup": 8, "reports": None, "notify": {}}
     sec = dict(cfg.section("schedule") or {})
     out = {"cron": sec.get("cron", DEFAULT_CRON), "period": sec.get("period", "week"),
-           "max_catchup": sec.get("max_catchup", 8), "reports": sec.get("reports"), "notify": dict(cfg.section("notify") or {})}
+           "max_catchup": sec.get("max_catchup", 8), "reports": sec.get("reports"), "notify": dict(cfg.section("notify") or {}),
+           "stale_after_hours": sec.get("stale_after_hours", 48)}
     from croniter import croniter
 
     if not isinstance(out["cron"], str) or not croniter.is_valid(out["cron"]):
@@ -255,11 +257,29 @@ def run(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "report
                 bar.update(1)
         if bar:
             bar.close()
+        stale = stale_hours(newest, now, settings)
+        if stale is not None:
+            notify(settings["notify"], {"event": "stale_data", "newest_data": newest.isoformat() if newest else None,
+                                        "hours_since": stale, "at": now.isoformat()})
         if checks:
             fired = _fired_checks(db_path, config)
             if fired:
                 notify(settings["notify"], {"event": "check_fired", "checks": fired, "at": now.isoformat()})
     return records
+
+
+def stale_hours(newest: dt.datetime | None, now: dt.datetime, settings: dict[str, Any]) -> float | None:
+    """Hours since the newest data when that is more than ``[schedule] stale_after_hours`` (default 48): data that
+    stopped arriving is itself an alert. None when the data is fresh.
+
+    >>> stale_hours(dt.datetime(2026, 11, 20), dt.datetime(2026, 11, 24), {}), stale_hours(dt.datetime(2026, 11, 23), dt.datetime(2026, 11, 24), {})
+    (96.0, None)
+    """
+    limit = float(settings.get("stale_after_hours", 48))
+    if newest is None:
+        return None
+    hours = round((now - newest).total_seconds() / 3600, 1)
+    return hours if hours > limit else None
 
 
 def _fired_checks(db: str, config: Any) -> list[str]:
@@ -309,7 +329,8 @@ def status(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "rep
         rows.append({"report": name, "last_period": last.get("period"), "last_status": last.get("status"),
                      "last_run": last.get("end"), "duration_s": last.get("duration_s"),
                      "failures": sum(1 for r in mine if r.get("status") == "failed"), "due": ", ".join(due) or "nothing",
-                     "data_age_hours": round((now - newest).total_seconds() / 3600, 1) if newest else None})
+                     "data_age_hours": round((now - newest).total_seconds() / 3600, 1) if newest else None,
+                     "stale": stale_hours(newest, now, settings) is not None})
     return pl.DataFrame(rows)
 
 
