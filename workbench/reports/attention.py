@@ -26,7 +26,7 @@ from workbench.reports.units import fmt, label, metric_unit
 if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
 
-    from workbench.reports.publish import Report
+Report = Any  # workbench.reports.publish.Report (not imported: publish imports this module)
 
 __all__ = ["Attention", "attention", "driver", "missed_sentences", "feature_label"]
 
