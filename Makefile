@@ -27,7 +27,8 @@ bench: env
 	$(UV) run --frozen --no-sync python benchmarks/run_all.py
 
 lab: env
-	$(UV) run --frozen --no-sync jupyter lab notebooks/
+	WORKBENCH_DB=$${WORKBENCH_DB:-$(CURDIR)/datasets/demo.duckdb} WORKBENCH_CONFIG=$${WORKBENCH_CONFIG:-$(CURDIR)/workbench.toml} \
+	$(UV) run --frozen --no-sync jupyter lab --ServerApp.root_dir=$(CURDIR) notebooks/
 
 clean:
 	rm -rf .venv .tools datasets/demo.duckdb

@@ -79,7 +79,7 @@ def test_report_list_and_schedule(capsys):
     assert cli.main(["report", "list"]) == 0
     names = capsys.readouterr().out.split()
     assert {"scorecard", "hallucination", "latency", "cost", "adoption", "experiments"} <= set(names)
-    assert cli.main(["schedule", "--db", "/data/wb.duckdb"]) == 0
-    lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("#")]
-    assert len(lines) == len(names) + 2
-    assert any("report scorecard" in line and "--period last-week" in line and line.startswith("0 6 * * 1") for line in lines)
+    assert cli.main(["schedule", "export", "--crontab", "--db", "/data/wb.duckdb"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("#") and "=" not in line.split()[0]]
+    assert len(lines) == 1  # one entry: `schedule run` publishes whatever is due
+    assert lines[0].startswith("0 6 * * * /") and "schedule run" in lines[0] and "--db /data/wb.duckdb" in lines[0]

@@ -130,9 +130,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports", help="reports folder")
     p.add_argument("--force", action="store_true", help="replace an existing run of the same period (kept as a new run otherwise)")
 
-    p = sub.add_parser("schedule", help="print the crontab lines that publish the reports on a schedule")
-    _add_db(p, lock=False)
-    p.add_argument("--out", default="reports")
+    p = sub.add_parser("schedule", help="publish due reports unattended; status; crontab or systemd units")
+    ssub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    s = ssub.add_parser("run", help="publish every due, unpublished period (catching up, oldest first); notify on failure")
+    _add_db(s)
+    s.add_argument("--out", default="reports", help="reports folder")
+    s.add_argument("--config", default=None, help="workbench.toml ([schedule], [notify])")
+    s.add_argument("--max-catchup", type=int, default=None, help="at most this many missed periods per report")
+    s = ssub.add_parser("status", help="last run of each report, what is due, failures, data staleness")
+    _add_db(s)
+    s.add_argument("--out", default="reports")
+    s.add_argument("--config", default=None)
+    s = ssub.add_parser("export", help="print crontab lines or systemd units that call `schedule run`")
+    _add_db(s)
+    s.add_argument("--out", default="reports")
+    s.add_argument("--config", default=None)
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--crontab", dest="kind", action="store_const", const="crontab", default="crontab")
+    g.add_argument("--systemd", dest="kind", action="store_const", const="systemd")
+    s.add_argument("--cron", default=None, help="cron expression (default: [schedule] cron, or 0 6 * * *)")
     return parser
 
 
@@ -184,7 +200,8 @@ def _print_frame(df, fmt: str, out: str | None) -> None:
     else:
         import polars as pl
 
-        with pl.Config(tbl_rows=200, tbl_cols=30, tbl_width_chars=200, fmt_str_lengths=60):
+        with pl.Config(tbl_rows=200, tbl_cols=-1, tbl_width_chars=100, fmt_str_lengths=24, float_precision=4,
+                       tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True, tbl_formatting="ASCII_MARKDOWN"):
             print(df)
 
 
@@ -261,8 +278,34 @@ def _cmd_metrics(a: argparse.Namespace) -> int:
 
     with connect(a.db, read_only=True) as db:
         df = compute(a.name, db, **kwargs)
+        if a.where and (df.is_empty() or ("n" in df.columns and not (df["n"].fill_null(0) > 0).any())):
+            for warning in _where_hints(db, a.where):
+                print(f"workbench metrics: warning: {warning}", file=sys.stderr)
     _print_frame(df, a.out_format, a.out)
     return 0
+
+
+def _where_hints(db, where: Sequence[str]) -> list[str]:
+    """For each ``COL=VALUE`` filter whose values match no row, the closest values that exist (calls, then events)."""
+    import difflib
+
+    out = []
+    for item in where:
+        col, sep, val = item.partition("=")
+        if not sep:
+            continue
+        for table in ("calls", "events"):
+            t = db.table(table)
+            if col not in t.columns:
+                continue
+            known = [str(v) for v in t[col].cast("string").value_counts().limit(2000).execute()[col].to_list() if v is not None]
+            missing = [v for v in val.split(",") if v not in known]
+            for v in missing:
+                close = difflib.get_close_matches(v, known, n=3, cutoff=0.5)
+                hint = f"; closest: {', '.join(close)}" if close else f"; some values: {', '.join(sorted(known)[:5])}"
+                out.append(f"--where {col}={v} matches no row of {table}{hint}")
+            break
+    return out
 
 
 def _cmd_slo(a: argparse.Namespace) -> int:
@@ -320,32 +363,52 @@ def _cmd_hallucination(a: argparse.Namespace) -> int:
 
 
 def _cmd_report(a: argparse.Namespace) -> int:
+    from workbench.errors import UnknownNameError
     from workbench.reports import publish as reports
 
     if a.name == "list":
         for name in reports.available():
             print(name)
         return 0
-    if a.name != "all":
-        print(reports.run_report(a.name, db=a.db, period=a.period, out=a.out, force=a.force))
+    known = reports.available()
+    if a.name != "all" and a.name not in known:
+        raise UnknownNameError("report", a.name, [*known, "all", "list"])
+    names = known if a.name == "all" else [a.name]
+    if len(names) == 1:
+        print(reports.run_report(names[0], db=a.db, period=a.period, out=a.out, force=a.force))
         return 0
+    from tqdm.auto import tqdm
+
     failed = []
-    for name in reports.available():  # one failing report does not keep the others from being published
-        try:
-            print(reports.run_report(name, db=a.db, period=a.period, out=a.out, force=a.force))
-        except ReportError as exc:
-            failed.append(f"{name}: {' '.join(str(exc).split())}")
+    # a bar on a terminal only (tqdm's disable=None); one failing report does not keep the others from being published
+    with tqdm(names, desc="reports", unit="report", file=sys.stderr, disable=None) as bar:
+        for name in bar:
+            bar.set_postfix_str(name)
+            try:
+                print(reports.run_report(name, db=a.db, period=a.period, out=a.out, force=a.force))
+            except ReportError as exc:
+                failed.append(f"{name}: {' '.join(str(exc).split())}")
     if failed:
-        raise ReportError(f"{len(failed)} of {len(reports.available())} reports failed (the others are published): "
+        raise ReportError(f"{len(failed)} of {len(names)} reports failed (the others are published): "
                           + "; ".join(failed))
     return 0
 
 
 def _cmd_schedule(a: argparse.Namespace) -> int:
-    from workbench.reports.schedule import crontab
+    from workbench.reports import schedule
 
-    print(crontab(db=a.db, out=a.out))
-    return 0
+    if a.action == "export":
+        print(schedule.export(a.kind, db=a.db, out=a.out, config=a.config, cron=a.cron))
+        return 0
+    if a.action == "status":
+        _print_frame(schedule.status(a.db, out=a.out, config=a.config), "table", None)
+        return 0
+    records = schedule.run(a.db, out=a.out, config=a.config, max_catchup=a.max_catchup)
+    for r in records:
+        print(f"{r['report']:14s} {r['period']:10s} {r['status']:9s} {r['duration_s']:7.1f} s  {r['error'] or ''}".rstrip())
+    if not records:
+        print("nothing due: every period with data is published")
+    return 1 if any(r["status"] == "failed" for r in records) else 0
 
 
 COMMANDS = {
@@ -362,9 +425,23 @@ COMMANDS = {
 }
 
 
+def _own_parser(parser: argparse.ArgumentParser, a: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)parser of the verb and action that was called, so a bad flag shows that subcommand's usage."""
+    p = parser
+    for attr in ("verb", "action"):
+        name = getattr(a, attr, None)
+        subs = [x for x in p._actions if isinstance(x, argparse._SubParsersAction)]
+        if not name or not subs or name not in subs[0].choices:
+            break
+        p = subs[0].choices[name]
+    return p
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    a = parser.parse_args(argv)
+    a, extra = parser.parse_known_args(argv)
+    if extra:
+        _own_parser(parser, a).error(f"unrecognized arguments: {' '.join(extra)}")
     if a.version:
         from workbench._version import __version__
 

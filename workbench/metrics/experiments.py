@@ -460,6 +460,7 @@ def decision_table(
     method: str = "frequentist",
     alpha: float = 0.05,
     min_chance_to_win: float = 0.95,
+    guardrail_min_chance: float = 0.3,
     **kwargs: Any,
 ) -> "pl.DataFrame":
     """Ship or not: per metric and arm, the effect, its interval, its evidence, and a verdict in plain words.
@@ -472,8 +473,14 @@ def decision_table(
     1. ``invalid: sample ratio mismatch`` when the SRM check fails (p < 0.001): no effect can be trusted;
     2. ``do not ship: guardrail X worse`` when a guardrail metric is clearly worse;
     3. ``do not ship: X worse`` when a goal metric is clearly worse;
-    4. ``ship`` when at least one goal metric is clearly better;
-    5. ``inconclusive`` otherwise.
+    4. ``keep running: X likely worse`` when a guardrail -- a metric of ``guardrails`` or one of
+       :data:`GUARDRAILS` (hallucination, errors, cost) -- is likely worse: chance to win below
+       ``guardrail_min_chance``, even without clear evidence;
+    5. ``ship`` when at least one goal metric is clearly better;
+    6. ``inconclusive`` otherwise.
+
+    ``chance_to_win`` is given for every metric: the Bayesian posterior, or with other methods the normal
+    approximation from the effect and its interval (the chance that the effect is in the good direction).
 
     Returns
     -------
@@ -500,10 +507,15 @@ def decision_table(
     for arm in s["variant"].unique(maintain_order=True).to_list():
         part = s.filter(pl.col("variant") == arm)
         srm_status = part["srm_status"][0]
-        worse_guard, worse_goal, better_goal = [], [], []
+        worse_guard, worse_goal, better_goal, likely_worse = [], [], [], []
         for r in part.iter_rows(named=True):
             role = "guardrail" if r["metric"] in guards and r["metric"] not in goals else "goal"
             sign = DIRECTION.get(r["metric"], 1)
+            if r["chance_to_win"] is None:
+                r = {**r, "chance_to_win": chance_from_interval(r["effect"], r["lo"], r["hi"], sign, alpha)}
+            if ((r["metric"] in guards or r["metric"] in GUARDRAILS) and r["chance_to_win"] is not None
+                    and r["chance_to_win"] < guardrail_min_chance):
+                likely_worse.append(f"{r['metric']} (chance to win {r['chance_to_win']:.2f})")
             verdict = _metric_verdict(r, sign, method, alpha, min_chance_to_win)
             if verdict == "worse":
                 (worse_guard if role == "guardrail" else worse_goal).append(r["metric"])
@@ -519,6 +531,8 @@ def decision_table(
             overall = "do not ship: guardrail " + ", ".join(worse_guard) + " worse"
         elif worse_goal:
             overall = "do not ship: " + ", ".join(worse_goal) + " worse"
+        elif likely_worse:
+            overall = "keep running: " + ", ".join(likely_worse) + " likely worse"
         elif better_goal:
             overall = "ship"
         else:
@@ -530,6 +544,27 @@ def decision_table(
               "direction": pl.String, "effect": pl.Float64, "lo": pl.Float64, "hi": pl.Float64,
               "p_value": pl.Float64, "chance_to_win": pl.Float64, "srm_status": pl.String, "verdict": pl.String}
     return pl.DataFrame(rows, schema=schema)
+
+
+# Metrics that guard a decision even when they are goals: no "ship" while one of them is likely worse.
+GUARDRAILS = ("hallucination_rate", "error_rate", "cost_usd")
+
+
+def chance_from_interval(effect: float | None, lo: float | None, hi: float | None, sign: int, alpha: float = 0.05) -> float | None:
+    """Chance that the true effect is in the good direction (``sign``), from the effect and its 1 - ``alpha``
+    interval (normal approximation); None without an interval.
+
+    >>> round(chance_from_interval(0.13, -0.24, 0.50, -1), 2)
+    0.25
+    """
+    import math
+
+    from scipy.stats import norm
+
+    if effect is None or lo is None or hi is None or not math.isfinite(hi - lo) or hi <= lo:
+        return None
+    se = (hi - lo) / (2 * norm.ppf(1 - alpha / 2))
+    return float(norm.cdf(sign * effect / se))
 
 
 def _metric_verdict(r: Mapping[str, Any], sign: int, method: str, alpha: float, min_ctw: float) -> str:
@@ -573,7 +608,7 @@ def shadow_comparison(
     -------
     polars.DataFrame
         ``baseline, candidate, metric, n_pairs, mean_baseline, mean_candidate, mean_diff, se, lo, hi, p_value,
-        baseline_model, candidate_model``.
+        baseline_model, candidate_model, note``; ``note`` says so when a metric has no pairs (nothing to compare).
 
     Examples
     --------
@@ -631,11 +666,12 @@ def shadow_comparison(
                 "baseline": base, "candidate": cand, "metric": name, "n_pairs": n,
                 "mean_baseline": r[f"{name}__sb"] / n if n else None, "mean_candidate": r[f"{name}__sc"] / n if n else None,
                 "mean_diff": eff.effect if n else None, "se": eff.se, "lo": eff.lo, "hi": eff.hi, "p_value": eff.p_value,
-                "baseline_model": r["bm"], "candidate_model": r["cm"]})
+                "baseline_model": r["bm"], "candidate_model": r["cm"],
+                "note": None if n else f"no pairs: no trace has {name} on both sides"})
     schema = {"baseline": pl.String, "candidate": pl.String, "metric": pl.String, "n_pairs": pl.Int64,
               "mean_baseline": pl.Float64, "mean_candidate": pl.Float64, "mean_diff": pl.Float64, "se": pl.Float64,
               "lo": pl.Float64, "hi": pl.Float64, "p_value": pl.Float64, "baseline_model": pl.String,
-              "candidate_model": pl.String}
+              "candidate_model": pl.String, "note": pl.String}
     return pl.DataFrame(frames, schema=schema).with_columns(pl.col(pl.Float64).fill_nan(None))
 
 

@@ -7,11 +7,17 @@ from workbench.reports.publish import (  # noqa: F401
     Report,
     ReportError,
     available,
+    locate,
     notebooks_dir,
     resolve_period,
     run_all,
     run_report,
+    require_data,
     scorecard,
+    scorecard_view,
+    target_lines,
     setup_display,
     targets,
 )
+from workbench.reports.tables import table  # noqa: F401,E402
+from workbench.reports.attention import driver  # noqa: F401,E402

@@ -1,15 +1,20 @@
-"""Altair charts of tidy metric frames. Charts never compute metrics; they draw the frame they are given.
+"""Charts for people, from tidy metric frames. Charts never compute metrics; they draw the frame they are given.
 
 Every function takes a tidy frame (group keys, ``period_start``, ``metric``, ``value``, ``n``, ``lo``, ``hi``) and
-returns an ``altair.Chart``; the interval is drawn wherever ``lo``/``hi`` are present. In reports the charts render
-as inline SVG (:func:`use_svg`), so a report opens offline.
+returns a :class:`Figure`: an Altair chart titled in words, with axes in the metric's unit (%, $, ms), dates on a
+time axis, readable legends, target lines, and alt text that states the finding. A figure renders as inline SVG
+(vl-convert, locally), so a report opens offline. A frame with a single group is not worth a chart: it is shown as a
+formatted table instead.
 
 >>> import polars as pl, datetime as dt
->>> df = pl.DataFrame({"feature": ["a", "a", "b"],
-...                    "period_start": [dt.datetime(2026, 1, 1), dt.datetime(2026, 1, 2), dt.datetime(2026, 1, 1)],
-...                    "metric": ["error_rate"] * 3, "value": [0.1, 0.2, 0.05], "n": [10, 10, 20],
-...                    "lo": [0.02, 0.06, 0.01], "hi": [0.4, 0.5, 0.2]})
->>> chart(df).to_dict()["layer"][0]["mark"]["type"]
+>>> df = pl.DataFrame({"feature": ["a", "a", "b", "b"],
+...                    "period_start": [dt.datetime(2026, 1, 1), dt.datetime(2026, 1, 2)] * 2,
+...                    "metric": ["error_rate"] * 4, "value": [0.1, 0.2, 0.05, 0.04], "n": [10, 10, 20, 20],
+...                    "lo": [0.02, 0.06, 0.01, 0.01], "hi": [0.4, 0.5, 0.2, 0.2]})
+>>> fig = chart(df)
+>>> fig.alt
+'Error rate by feature, daily: highest A at 20.0% on Fri 02 Jan; lowest B at 4.0% on Fri 02 Jan.'
+>>> fig.to_dict()["layer"][0]["mark"]["type"]
 'area'
 >>> compare(df.filter(pl.col("period_start") == dt.datetime(2026, 1, 1))).to_dict()["layer"][0]["mark"]["type"]
 'bar'
@@ -17,16 +22,23 @@ as inline SVG (:func:`use_svg`), so a report opens offline.
 
 from __future__ import annotations
 
-from workbench.errors import ParameterError
+import html as _html
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from workbench.errors import ParameterError
+from workbench.reports.units import axis_format, fmt, label, metric_unit
 
 if TYPE_CHECKING:  # pragma: no cover
     import altair as alt
     import polars as pl
 
+__all__ = ["Figure", "use_svg", "keys_of", "trend", "compare", "chart", "retention_grid", "lifecycle", "funnel", "effects",
+           "heatmap", "facet_metrics"]
+
 _STANDARD = {"period_start", "metric", "value", "n", "lo", "hi"}
+MAX_BANDS = 3  # more than three overlapping interval bands is noise: draw lines only
+WIDTH = 620
 
 
 def use_svg() -> None:
@@ -34,6 +46,33 @@ def use_svg() -> None:
     import altair as alt
 
     alt.renderers.enable("svg")
+
+
+class Figure:
+    """An Altair chart with its alt text; shows as inline SVG with ``role="img"`` and the finding as caption.
+
+    Attribute access falls through to the chart (``fig.to_dict()``, ``fig.properties(...)``).
+    """
+
+    def __init__(self, chart: "alt.TopLevelMixin", alt_text: str):
+        self.chart, self.alt = chart, alt_text
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.chart, name)
+
+    def to_svg(self) -> str:
+        import vl_convert as vlc
+
+        svg = vlc.vegalite_to_svg(self.chart.to_json())
+        a = _html.escape(self.alt, quote=True)
+        return svg.replace("<svg ", f'<svg role="img" aria-label="{a}" ', 1).replace(">", f"><title>{a}</title>", 1)
+
+    def _repr_html_(self) -> str:
+        return (f'<figure style="margin:8px 0 18px 0">{self.to_svg()}<figcaption style="color:#4a5468;font-size:13px;'
+                f'max-width:{WIDTH + 80}px">{_html.escape(self.alt)}</figcaption></figure>')
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"text/html": self._repr_html_(), "text/plain": self.alt}
 
 
 def keys_of(df: "pl.DataFrame") -> list[str]:
@@ -47,100 +86,319 @@ def keys_of(df: "pl.DataFrame") -> list[str]:
     return cols[: cols.index("period_start")] if "period_start" in cols else [c for c in cols if c not in _STANDARD]
 
 
-def _prepare(df: "pl.DataFrame", color: str | None) -> tuple["pl.DataFrame", str | None]:
+def _words(v: Any) -> str:
+    if v is None:
+        return "(none)"
+    s = str(v)
+    return (s[:1].upper() + s[1:]).replace("_", " ") if s.islower() and " " not in s and "_" in s or s.isalpha() and s.islower() else s
+
+
+def _prepare(df: "pl.DataFrame", color: str | None) -> tuple["pl.DataFrame", str | None, str]:
     import polars as pl
 
     if "value" not in df.columns or "metric" not in df.columns:
         raise ParameterError(f"charts: expected a tidy metric frame with metric and value columns, got {df.columns}")
-    keys = [k for k in keys_of(df) if df[k].n_unique() > 1 or k == color]
+    names = df["metric"].drop_nulls().unique(maintain_order=True).to_list()
+    metric = names[0] if names else ""
+    keys = [k for k in keys_of(df) if k != "metric" and (df[k].n_unique() > 1 or k == color)]
     if color is None and keys:
         if len(keys) > 1:
-            df = df.with_columns(pl.concat_str([pl.col(k).cast(pl.Utf8).fill_null("∅") for k in keys], separator=" · ").alias("group"))
+            df = df.with_columns(pl.concat_str([pl.col(k).cast(pl.Utf8).fill_null("(none)") for k in keys], separator=" · ").alias("group"))
             color = "group"
         else:
             color = keys[0]
     if color is not None:
-        df = df.with_columns(pl.col(color).cast(pl.Utf8).fill_null("∅"))
-    return df.drop_nulls("value"), color
+        df = df.with_columns(pl.col(color).map_elements(_words, return_dtype=pl.Utf8, skip_nulls=False))
+    return df.drop_nulls("value"), color, metric
 
 
-def _title(df: "pl.DataFrame", title: str | None) -> str:
+def _axis(metric: str, title: str | None = None) -> "alt.Axis":
+    import altair as alt
+
+    f, unit = axis_format(metric)
+    t = title or label(metric)
+    return alt.Axis(format=f, title=f"{t} ({unit})" if unit else t)
+
+
+def _title(metric: str, color: str | None, grain: str | None, title: str | None) -> str:
     if title:
         return title
-    names = df["metric"].unique(maintain_order=True).to_list() if df.height else []
-    return ", ".join(str(n) for n in names if n) or "metric"
+    by = f" by {label(color).lower()}" if color and color != "group" else ""
+    return f"{label(metric)}{by}{', ' + grain if grain else ''}"
 
 
-def trend(df: "pl.DataFrame", *, color: str | None = None, title: str | None = None, width: int = 560, height: int = 220) -> "alt.Chart":
-    """A line over ``period_start`` per group, with its interval as a band.
+def _grain(df: "pl.DataFrame") -> str | None:
+    ps = df["period_start"].drop_nulls().unique().sort() if "period_start" in df.columns else None
+    if ps is None or ps.len() < 2:
+        return None
+    step = (ps[1] - ps[0]).days if hasattr(ps[1] - ps[0], "days") else None
+    return {1: "daily", 7: "weekly"}.get(step, "monthly" if step and step >= 28 else None)
+
+
+def _target_layer(targets: Mapping[str, float] | float | None, color: str | None, data: "pl.DataFrame") -> list:
+    import altair as alt
+    import polars as pl
+
+    if targets is None:
+        return []
+    if isinstance(targets, (int, float)):
+        rows = [{"target": float(targets), "label": "target"}]
+    else:
+        groups = set(data[color].to_list()) if color else set()
+        rows = [{"target": float(v), "label": f"target {_words(k)}"} for k, v in targets.items() if _words(k) in groups or not color]
+    if not rows:
+        return []
+    t = alt.Chart(pl.DataFrame(rows))
+    return [t.mark_rule(strokeDash=[6, 4], color="#a50e0e").encode(y="target:Q"),
+            t.mark_text(align="left", dx=4, dy=-6, color="#a50e0e", fontSize=11).encode(
+                y="target:Q", text="label:N", x=alt.value(4))]
+
+
+def trend(df: "pl.DataFrame", *, color: str | None = None, title: str | None = None, targets: Mapping[str, float] | float | None = None,
+          width: int = WIDTH, height: int = 240) -> Figure:
+    """A line over ``period_start`` (a date axis) per group, with its interval as a band when there are few groups,
+    and dashed target lines (``targets``: one value, or group -> value).
 
     Parameters
     ----------
     df : tidy frame with a non-null ``period_start``.
     color : group column to colour by (default: the group keys that vary).
-    title : chart title (default: the metric names).
+    title : chart title (default: the metric in words, by what, at which grain).
     """
     import altair as alt
 
-    data, color = _prepare(df, color)
-    enc_color = alt.Color(f"{color}:N", title=color) if color else alt.value("#4c78a8")
-    base = alt.Chart(data).encode(x=alt.X("period_start:T", title=None))
-    band = base.mark_area(opacity=0.18).encode(y="lo:Q", y2="hi:Q", color=enc_color)
+    data, color, metric = _prepare(df, color)
+    grain = _grain(data)
+    legend = alt.Legend(title=label(color), orient="right", labelLimit=220) if color else None
+    enc_color = alt.Color(f"{color}:N", legend=legend) if color else alt.value("#4c78a8")
+    x = alt.X("period_start:T", title=None, axis=alt.Axis(format="%a %d %b" if grain == "daily" else "%d %b %Y", labelAngle=0))
+    base = alt.Chart(data).encode(x=x)
+    f, _ = axis_format(metric)
     line = base.mark_line(point=True).encode(
-        y=alt.Y("value:Q", title=_title(df, None)),
+        y=alt.Y("value:Q", axis=_axis(metric)),
         color=enc_color,
-        tooltip=[c for c in data.columns if c in {"period_start", "value", "n", "lo", "hi", color or ""}],
+        tooltip=[alt.Tooltip("period_start:T", title="Date"), alt.Tooltip("value:Q", title=label(metric), format=f)]
+        + ([alt.Tooltip(f"{color}:N", title=label(color))] if color else []) + [alt.Tooltip("n:Q", title="Sample")],
     )
-    return alt.layer(band, line).properties(title=_title(df, title), width=width, height=height)
+    layers: list = []
+    n_groups = data[color].n_unique() if color else 1
+    if "lo" in data.columns and data["lo"].drop_nulls().len() and n_groups <= MAX_BANDS:
+        layers.append(base.mark_area(opacity=0.15).encode(y="lo:Q", y2="hi:Q", color=enc_color))
+    layers.append(line)
+    layers += _target_layer(targets, color, data)
+    t = _title(metric, color, grain, title)
+    chart = alt.layer(*layers).properties(title=t, width=width, height=height)
+    return Figure(chart, _finding(data, color, metric, t))
 
 
-def compare(df: "pl.DataFrame", *, by: str | None = None, title: str | None = None, width: int = 560) -> "alt.Chart":
-    """Horizontal bars per group with the interval as an error bar (one period, or ``period="all"``)."""
+def _finding(data: "pl.DataFrame", color: str | None, metric: str, title: str) -> str:
+    if data.is_empty():
+        return f"{title}: no data in this period."
+    hi = data.sort("value", descending=True).row(0, named=True)
+    lo = data.sort("value").row(0, named=True)
+    def where(r: dict) -> str:
+        who = f"{r[color]} " if color else ""
+        when = f" on {r['period_start']:%a %d %b}" if r.get("period_start") is not None and data["period_start"].n_unique() > 1 else ""
+        return f"{who}at {fmt(r['value'], metric)}{when}"
+    return f"{title}: highest {where(hi)}; lowest {where(lo)}."
+
+
+def compare(df: "pl.DataFrame", *, by: str | None = None, title: str | None = None, targets: float | None = None,
+            width: int = WIDTH) -> "Figure | Any":
+    """Horizontal bars per group with the interval as an error bar (one period, or ``period="all"``).
+
+    Groups without a value (e.g. calls without a price) are drawn as a labelled empty row, never dropped silently.
+    A single group is shown as a table: one bar says nothing a number does not.
+    """
     import altair as alt
+    import polars as pl
 
-    data, color = _prepare(df, by)
+    from workbench.reports.tables import table
+
+    data, color, metric = _prepare(df.with_columns(pl.col("value")), by)
+    full = df
     y = color or "metric"
-    base = alt.Chart(data).encode(y=alt.Y(f"{y}:N", title=None, sort="-x"))
-    bars = base.mark_bar(opacity=0.8).encode(
-        x=alt.X("value:Q", title=_title(df, None)),
-        tooltip=[c for c in data.columns if c in {y, "value", "n", "lo", "hi"}],
+    if y not in full.columns:
+        return table(df, title=title)
+    full = full.with_columns(pl.col(y).map_elements(_words, return_dtype=pl.Utf8, skip_nulls=False))
+    if full[y].n_unique() < 2:
+        return table(df, title=title)
+    missing = full.filter(pl.col("value").is_null())
+    f, _ = axis_format(metric)
+    t = title or f"{label(metric)} by {label(y).lower()}"
+    data = data.with_columns(pl.col("value").map_elements(lambda v: fmt(v, metric), return_dtype=pl.Utf8).alias("shown"))
+    base = alt.Chart(data).encode(y=alt.Y(f"{y}:N", title=None, sort="-x", axis=alt.Axis(labelLimit=240)))
+    bars = base.mark_bar(opacity=0.85, color="#4c78a8").encode(
+        x=alt.X("value:Q", axis=_axis(metric)),
+        tooltip=[alt.Tooltip(f"{y}:N", title=label(y)), alt.Tooltip("value:Q", title=label(metric), format=f),
+                 alt.Tooltip("n:Q", title="Sample")],
     )
     layers = [bars]
-    if data["lo"].drop_nulls().len():
-        layers.append(base.mark_rule(color="black").encode(x="lo:Q", x2="hi:Q"))
-    return alt.layer(*layers).properties(title=_title(df, title), width=width, height=max(60, 22 * max(1, data[y].n_unique())))
+    if "lo" in data.columns and data["lo"].drop_nulls().len():
+        layers.append(base.mark_rule(color="#1d2433").encode(x="lo:Q", x2="hi:Q"))
+    layers.append(base.mark_text(align="left", dx=4, color="#1d2433", fontSize=11).encode(
+        x="hi:Q" if "hi" in data.columns and data["hi"].drop_nulls().len() == data.height else "value:Q", text="shown:N"))
+    if targets is not None:
+        layers.append(alt.Chart(pl.DataFrame({"target": [float(targets)]})).mark_rule(strokeDash=[6, 4], color="#a50e0e").encode(x="target:Q"))
+    if missing.height:
+        unpriced = missing.with_columns(pl.lit(0.0).alias("value"), pl.lit("no value (e.g. unpriced)").alias("shown"))
+        if "unpriced_count" in missing.columns:
+            unpriced = unpriced.with_columns(pl.format("unpriced: {} calls", pl.col("unpriced_count")).alias("shown"))
+        layers.append(alt.Chart(unpriced.select(y, "value", "shown")).mark_text(align="left", dx=2, color="#a50e0e", fontSize=11)
+                      .encode(y=alt.Y(f"{y}:N", sort="-x"), x="value:Q", text="shown:N"))
+    rows = full[y].n_unique()
+    chart = alt.layer(*layers).properties(title=t, width=width, height=max(60, 24 * rows))
+    finding = _finding(data.drop("period_start", strict=False), y, metric, t)
+    if missing.height:
+        finding += f" {missing.height} group(s) without a value: {', '.join(str(v) for v in missing[y].to_list())}."
+    return Figure(chart, finding)
 
 
-def heatmap(df: "pl.DataFrame", *, x: str, y: str, title: str | None = None) -> "alt.Chart":
-    """A heatmap of ``value`` over two columns, e.g. retention by ``cohort_start`` and ``offset``."""
+def chart(df: "pl.DataFrame", *, title: str | None = None, targets: Mapping[str, float] | float | None = None, **kwargs) -> "Figure | Any":
+    """Pick the chart for a tidy frame: a trend when it has several periods, else bars (or a table for one group)."""
+    if "period_start" in df.columns and df["period_start"].drop_nulls().n_unique() > 1:
+        return trend(df, title=title, targets=targets, **kwargs)
+    return compare(df, title=title, targets=targets if isinstance(targets, (int, float)) else None, **kwargs)
+
+
+def retention_grid(df: "pl.DataFrame", *, title: str = "Weekly retention by first-use cohort") -> Any:
+    """Retention as a cohort grid: one row per weekly cohort (with its size), one column per week since first use,
+    % in the cells, shaded by value (a great_tables table)."""
+    import polars as pl
+
+    from workbench.reports.tables import grid
+
+    for col in ("cohort_start", "offset", "value"):
+        if col not in df.columns:
+            raise ParameterError(f"retention_grid: no column {col!r}; columns: {df.columns}")
+    data = df.drop_nulls("value")
+    if "cohort_size" in data.columns:
+        size = data.group_by("cohort_start").agg(pl.col("cohort_size").max())
+        data = data.join(size.rename({"cohort_size": "_size"}), on="cohort_start").with_columns(
+            pl.format("{} ({} users)", pl.col("cohort_start").dt.strftime("%d %b %Y"), pl.col("_size")).alias("cohort"))
+    else:
+        data = data.with_columns(pl.col("cohort_start").dt.strftime("%d %b %Y").alias("cohort"))
+    data = data.sort("cohort_start")
+    order = data["cohort"].unique(maintain_order=True).to_list()
+    g = grid(data.select("cohort", "offset", "value"), row="cohort", col="offset", metric="retention_rate", title=title)
+    return g.tab_source_note("Cells: share of the cohort active in week N after its first week (week 0 = 100%).") if order else g
+
+
+def lifecycle(df: "pl.DataFrame", *, title: str | None = None, width: int = WIDTH) -> Figure:
+    """Lifecycle as stacked weekly bars: new, returning and resurrecting users above zero, dormant below zero."""
     import altair as alt
+    import polars as pl
+
+    if "status" not in df.columns:
+        raise ParameterError(f"lifecycle: expected a status column; columns: {df.columns}")
+    order = ["new", "returning", "resurrecting", "dormant"]
+    colours = ["#4c78a8", "#54a24b", "#f58518", "#9d9da1"]
+    data = df.drop_nulls("value").with_columns(
+        pl.col("status").replace_strict({s: i for i, s in enumerate(order)}, default=9).alias("_order"))
+    t = title or "Users by lifecycle stage, weekly (dormant below zero)"
+    chart = alt.Chart(data).mark_bar().encode(
+        x=alt.X("period_start:T", timeUnit="yearmonthdate", title="Week starting", axis=alt.Axis(format="%d %b", labelAngle=0)),
+        y=alt.Y("value:Q", title="Users", axis=alt.Axis(format=",.0f")),
+        color=alt.Color("status:N", scale=alt.Scale(domain=order, range=colours), legend=alt.Legend(title="Stage")),
+        order=alt.Order("_order:Q"),
+        tooltip=[alt.Tooltip("period_start:T", title="Week"), alt.Tooltip("status:N", title="Stage"),
+                 alt.Tooltip("value:Q", title="Users", format=",.0f")],
+    )
+    zero = alt.Chart(pl.DataFrame({"y": [0]})).mark_rule(color="#1d2433").encode(y="y:Q")
+    fig = alt.layer(chart, zero).properties(title=t, width=width, height=260)
+    last = data.filter(pl.col("period_start") == data["period_start"].max())
+    parts = [f"{r['status']} {fmt(abs(r['value']), 'users')}" for r in last.sort("_order").iter_rows(named=True)]
+    when = f"{data['period_start'].max():%d %b}" if data.height else "-"
+    return Figure(fig, f"{t}: in the week of {when}: {', '.join(parts) or 'no users'}.")
+
+
+def funnel(df: "pl.DataFrame", *, title: str | None = None, width: int = WIDTH) -> Figure:
+    """A funnel as bars per step (users), each labelled with its conversion from the step before."""
+    import altair as alt
+    import polars as pl
+
+    for col in ("step", "users"):
+        if col not in df.columns:
+            raise ParameterError(f"funnel: no column {col!r}; columns: {df.columns}")
+    data = df.sort("step_index" if "step_index" in df.columns else "step").with_columns(
+        pl.col("step").map_elements(_words, return_dtype=pl.Utf8).alias("Step"))
+    rate = "step_rate" if "step_rate" in data.columns else "value"
+    data = data.with_columns(pl.format("{} users · {} of the step before", pl.col("users"),
+                                       pl.col(rate).map_elements(lambda v: fmt(v, "x_rate"), return_dtype=pl.Utf8)).alias("shown"))
+    order = data["Step"].to_list()
+    t = title or "Funnel: users reaching each step"
+    base = alt.Chart(data).encode(y=alt.Y("Step:N", sort=order, title=None, axis=alt.Axis(labelLimit=240)))
+    bars = base.mark_bar(color="#4c78a8").encode(x=alt.X("users:Q", title="Users", axis=alt.Axis(format=",.0f")),
+                                                 tooltip=["Step:N", "users:Q", alt.Tooltip(f"{rate}:Q", format=".1%")])
+    text = base.mark_text(align="left", dx=4, fontSize=11).encode(x="users:Q", text="shown:N")
+    fig = alt.layer(bars, text).properties(title=t, width=width - 200, height=max(60, 30 * len(order)))
+    first, last = data.row(0, named=True), data.row(-1, named=True)
+    overall = last["users"] / first["users"] if first["users"] else None
+    return Figure(fig, f"{t}: {fmt(overall, 'x_rate')} of the {first['users']} users who reached '{first['Step']}' "
+                       f"reached '{last['Step']}'.")
+
+
+def heatmap(df: "pl.DataFrame", *, x: str, y: str, title: str | None = None) -> Figure:
+    """A heatmap of ``value`` over two columns, values in the metric's unit in the cells."""
+    import altair as alt
+    import polars as pl
 
     for col in (x, y, "value"):
         if col not in df.columns:
             raise ParameterError(f"heatmap: no column {col!r}; columns: {df.columns}")
-    data = df.drop_nulls("value")
-    return (
-        alt.Chart(data)
-        .mark_rect()
-        .encode(
-            x=alt.X(f"{x}:O"),
-            y=alt.Y(f"{y}:O"),
-            color=alt.Color("value:Q", scale=alt.Scale(scheme="blues")),
-            tooltip=[c for c in data.columns if c in {x, y, "value", "n"}],
-        )
-        .properties(title=_title(df, title))
-    )
-
-
-def chart(df: "pl.DataFrame", *, title: str | None = None, **kwargs) -> "alt.Chart":
-    """Pick the chart for a tidy frame: a trend when it has several periods, else bars."""
-    if "period_start" in df.columns and df["period_start"].drop_nulls().n_unique() > 1:
-        return trend(df, title=title, **kwargs)
-    return compare(df, title=title, **kwargs)
+    metric = df["metric"].drop_nulls().first() if "metric" in df.columns and df.height else ""
+    data = df.drop_nulls("value").with_columns(pl.col("value").map_elements(lambda v: fmt(v, metric), return_dtype=pl.Utf8).alias("shown"))
+    for c in (x, y):
+        if data.schema[c] in (pl.Datetime, pl.Date) or isinstance(data.schema[c], pl.Datetime):
+            data = data.with_columns(pl.col(c).dt.strftime("%d %b %Y"))
+    t = title or f"{label(metric)} by {label(y).lower()} and {label(x).lower()}"
+    base = alt.Chart(data).encode(x=alt.X(f"{x}:O", title=label(x)), y=alt.Y(f"{y}:O", title=label(y)))
+    chart = alt.layer(base.mark_rect().encode(color=alt.Color("value:Q", scale=alt.Scale(scheme="blues"),
+                                                              legend=alt.Legend(format=axis_format(metric)[0], title=label(metric)))),
+                      base.mark_text(fontSize=10).encode(text="shown:N")).properties(title=t)
+    return Figure(chart, _finding(data.drop("period_start", strict=False), y, metric, t))
 
 
 def facet_metrics(frames: Sequence["pl.DataFrame"], *, title: str | None = None) -> "alt.VConcatChart":
     """Stack one chart per frame (e.g. the scorecard's metrics) into one figure."""
     import altair as alt
 
-    return alt.vconcat(*[chart(f) for f in frames]).properties(title=title or "")
+    return alt.vconcat(*[c.chart for c in (chart(f) for f in frames) if isinstance(c, Figure)]).properties(title=title or "")
+
+
+def effects(df: "pl.DataFrame", *, title: str | None = None, width: int = WIDTH) -> Figure:
+    """An experiment's effects: per metric the treatment's effect (relative change against control) as a point with
+    its interval, a zero line, and the colour of its verdict (better, worse, no clear difference).
+
+    Takes a decision table (``metric``, ``effect``, ``lo``, ``hi``, ``verdict``); the overall row is left out.
+
+    >>> import polars as pl
+    >>> dt_ = pl.DataFrame({"variant": ["t", "t"], "metric": ["latency_ms", "error_rate"], "effect": [-0.19, 0.03],
+    ...                     "lo": [-0.25, -0.7], "hi": [-0.12, 0.3], "verdict": ["better", "no clear difference"]})
+    >>> effects(dt_).alt
+    'Effect of the treatment, relative to control: Latency better (-19.0%); Error rate no clear difference (+3.0%).'
+    """
+    import altair as alt
+    import polars as pl
+
+    for col in ("metric", "effect"):
+        if col not in df.columns:
+            raise ParameterError(f"effects: no column {col!r}; columns: {df.columns}")
+    data = df.filter(pl.col("metric") != "overall").drop_nulls("effect").with_columns(
+        pl.col("metric").map_elements(lambda m: label(m).replace(" (ms)", "").replace(" ($)", ""), return_dtype=pl.Utf8).alias("Metric"),
+        pl.col("verdict").fill_null("no clear difference") if "verdict" in df.columns else pl.lit("no clear difference").alias("verdict"))
+    t = title or "Effect of the treatment, relative to control"
+    domain = ["better", "worse", "no clear difference", "no data"]
+    base = alt.Chart(data).encode(y=alt.Y("Metric:N", title=None, sort=None, axis=alt.Axis(labelLimit=240)))
+    colour = alt.Color("verdict:N", scale=alt.Scale(domain=domain, range=["#14692d", "#a50e0e", "#6b7280", "#bbbbbb"]),
+                       legend=alt.Legend(title="Verdict"))
+    layers = [alt.Chart(pl.DataFrame({"x": [0.0]})).mark_rule(color="#1d2433").encode(x="x:Q")]
+    if "lo" in data.columns and "hi" in data.columns:
+        layers.append(base.mark_rule(strokeWidth=2).encode(x=alt.X("lo:Q", axis=alt.Axis(format="+.0%", title="Change against control")),
+                                                           x2="hi:Q", color=colour))
+    layers.append(base.mark_point(filled=True, size=90).encode(
+        x=alt.X("effect:Q", axis=alt.Axis(format="+.0%", title="Change against control")), color=colour,
+        tooltip=["Metric:N", alt.Tooltip("effect:Q", format="+.1%"), "verdict:N"]))
+    chart = alt.layer(*layers).properties(title=t, width=width - 160, height=max(60, 32 * data.height))
+    parts = [f"{r['Metric']} {r['verdict']} ({fmt(r['effect'], 'x_rate', signed=True)})" for r in data.iter_rows(named=True)]
+    return Figure(chart, f"{t}: {'; '.join(parts) or 'no effect measured'}.")

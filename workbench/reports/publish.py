@@ -124,15 +124,33 @@ def resolve_period(period: str | None, *, latest: dt.datetime | None = None, tod
 
 
 def setup_display(*, rows: int = 40, cols: int = 30) -> None:
-    """Display settings for a report: charts as inline SVG (offline) and tables wide enough to show every column."""
+    """Display settings for a report: charts as inline SVG (offline), and every polars frame shown as a formatted
+    table (:func:`workbench.reports.tables.install`), never as a raw frame."""
     import polars as pl
 
     from workbench.reports.charts import use_svg
+    from workbench.reports.tables import install
 
     use_svg()
+    install()
     pl.Config.set_tbl_cols(cols)
     pl.Config.set_tbl_rows(rows)
     pl.Config.set_fmt_str_lengths(120)
+
+
+def locate(path: "str | os.PathLike | None", env: str) -> "str | os.PathLike | None":
+    """A notebook's relative file (``datasets/demo.duckdb``, ``workbench.toml``) found wherever the notebook runs:
+    as given when it exists, else ``$<env>``, else relative to the project root (the folder above ``notebooks/``).
+
+    >>> locate(":memory:", "WORKBENCH_DB")
+    ':memory:'
+    """
+    if path is None or str(path) == ":memory:" or Path(path).is_absolute() or Path(path).exists():
+        return path if path is not None else os.environ.get(env)
+    if os.environ.get(env):
+        return os.environ[env]
+    root = notebooks_dir().parent / path
+    return str(root) if root.exists() else path
 
 
 class Report:
@@ -158,11 +176,12 @@ class Report:
     """
 
     def __init__(self, db: "Workbench | str", *, start: Any = None, end: Any = None, out_dir: str | os.PathLike | None = None,
-                 title: str | None = None, config: Any = None, show_raw_text: bool | None = None):
+                 title: str | None = None, config: Any = None, show_raw_text: bool | None = None,
+                 period: str | None = None):
         from workbench.db import Workbench, connect
         from workbench.redact import show_raw_text as _raw
 
-        self.db = db if isinstance(db, Workbench) else connect(db, read_only=True, config=config)
+        self.db = db if isinstance(db, Workbench) else connect(locate(db, "WORKBENCH_DB"), read_only=True, config=config)
         #: the typed workbench.toml settings of the report (``config``, else the database's own)
         self.settings = self.db.settings if config is None else load_settings(config)
         self.start, self.end = start, end
@@ -171,6 +190,8 @@ class Report:
         self.show_raw_text = _raw(self.settings) if show_raw_text is None else bool(show_raw_text)
         self.out_dir = Path(out_dir) if out_dir else None
         self.title = title
+        self.period = period
+        self.attention: list[str] = []
         self.frames: list[tuple[str, dict[str, Any], "pl.DataFrame"]] = []
 
     def metric(self, name: str, **kwargs: Any) -> "pl.DataFrame":
@@ -270,7 +291,17 @@ class Report:
         """
         from IPython.display import HTML
 
-        return HTML(header_html(self.title or "Report", self.start, self.end, self.db.path))
+        title = " · ".join(x for x in (self.title or "Report", self.period) if x)
+        return HTML(header_html(title, self.start, self.end, self.db.path))
+
+    def needs_attention(self, card: "pl.DataFrame | None" = None, *, config: Any = None, **kwargs: Any) -> Any:
+        """What needs attention in this period, as a few sentences (:func:`workbench.reports.attention.attention`);
+        the sentences are kept for the reports index."""
+        from workbench.reports.attention import attention
+
+        out = attention(self, card, config=config, **kwargs)
+        self.attention = [s for sev, s in out.items if sev != "ok"]
+        return out
 
     def data_summary(self) -> "pl.DataFrame":
         """On which data: rows per table in the window and the files they were loaded from (ingest lineage)."""
@@ -286,9 +317,12 @@ class Report:
             tbl = scope(self.db.table(name), time=t.time, start=self.start, end=self.end)
             rows.append({"table": name, "rows": int(tbl.count().execute())})
         runs = self.db.ingest_runs.select("source_path", "content_hash", "target_table", "rows_inserted", "finished_at").to_polars()
-        return pl.DataFrame(rows).join(
-            runs.group_by("target_table").agg(pl.col("source_path").alias("sources")), left_on="table", right_on="target_table", how="left"
+        df = pl.DataFrame(rows).join(
+            runs.group_by("target_table").agg(
+                pl.col("source_path").str.replace(r"^.*[/\\]", "").unique().sort().alias("files")), left_on="table", right_on="target_table", how="left"
         )
+        self.frames.append(("data_summary", {}, df))
+        return df
 
     def save(self) -> Path | None:
         """Write every frame shown so far to ``metrics.parquet`` in the output folder (one tidy table)."""
@@ -302,6 +336,7 @@ class Report:
             for name, opts, f in self.frames
         ]
         out = self.out_dir / "metrics.parquet"
+        (self.out_dir / "attention.json").write_text(json.dumps(self.attention), encoding="utf-8")
         (pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame()).write_parquet(out)
         return out
 
@@ -354,9 +389,20 @@ def _lineage(db_path: str) -> list[dict[str, Any]]:
     return df.with_columns(df["finished_at"].cast(str)).to_dicts()
 
 
+_PAGE_CSS = ("body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1d2433}"
+             ".jp-Notebook{max-width:1100px;margin:0 auto}.jp-RenderedHTMLCommon h2{margin-top:1.6em}"
+             ".jp-RenderedHTMLCommon table{margin-left:0}figure svg{max-width:100%;height:auto}")
+
+
 def _to_html(nb_path: Path, html_path: Path) -> None:
+    """Render the executed notebook as the report page: code hidden, charts inline, no network; the tab titled by
+    report and period, the navigation bar on top (filled in by :func:`workbench.reports.index.build_index`)."""
+    import html as _html
+
     import nbformat
     from nbconvert import HTMLExporter
+
+    from workbench.reports.index import insert_nav, page_title
 
     nb = nbformat.read(nb_path, as_version=4)
     exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
@@ -366,6 +412,16 @@ def _to_html(nb_path: Path, html_path: Path) -> None:
     body = re.sub(r"<script[^>]+src=\"https?://[^\"]*\"[^>]*>\s*</script>", "", body)
     body = re.sub(r"<link[^>]+href=\"https?://[^\"]*\"[^>]*>", "", body)
     body = re.sub(r"<script[^>]*>(?:(?!</script>).)*https?://(?:(?!</script>).)*</script>", "", body, flags=re.S)
+    body = re.sub(r"@import url\([\"']?https?://[^)]*\);?", "", body)
+    pm_meta = nb.metadata.get("papermill", {})
+    period = str(pm_meta.get("parameters", {}).get("period") or html_path.parent.name)
+    name = Path(str(pm_meta.get("input_path") or nb_path)).stem
+    if name == "report":
+        name = html_path.parent.parent.name
+    title = _html.escape(page_title(name, period))
+    body = re.sub(r"<title>.*?</title>", lambda _: f"<title>{title}</title>", body, count=1, flags=re.S)
+    body = body.replace("</head>", f"<style>{_PAGE_CSS}</style></head>", 1)
+    body = insert_nav(body, "<!--wb-nav--><!--/wb-nav-->")
     html_path.write_text(body, encoding="utf-8")
 
 
@@ -556,6 +612,43 @@ def _recover(parent: Path, label: str) -> None:
                 lock.unlink(missing_ok=True)
 
 
+def require_data(db_path: str | os.PathLike, start: dt.datetime, end: dt.datetime, label: str) -> None:
+    """Refuse a period without data: raise :class:`ReportError` (exit 2) naming the newest period that has data.
+
+    A period in the future has no data either. Calls and events both count.
+    """
+    from workbench.db import connect
+
+    with connect(db_path, read_only=True) as db:
+        n = 0
+        newest = None
+        for t in (db.calls, db.events):
+            n += int(t.filter((t.ts >= start) & (t.ts < end)).count().execute())
+            m = t.ts.max().execute()
+            if m is not None and m == m:  # NaT check
+                m = m.to_pydatetime() if hasattr(m, "to_pydatetime") else m
+                newest = m if newest is None or m > newest else newest
+    if n:
+        return
+    if newest is None:
+        raise ReportError(f"no data for {label}; the database {Path(db_path).name} holds no calls or events")
+    raise ReportError(f"no data for {label}; the newest data is in {same_kind(label, newest)}")
+
+
+def same_kind(label: str, when: dt.datetime) -> str:
+    """The period of the same kind as ``label`` (week, month, day) that contains ``when``.
+
+    >>> same_kind("2026-W48", dt.datetime(2026, 11, 22, 23)), same_kind("2026-12", dt.datetime(2026, 11, 2))
+    ('2026-W47', '2026-11')
+    """
+    if _WEEK.match(label):
+        y, w, _ = when.isocalendar()
+        return f"{y}-W{w:02d}"
+    if _MONTH.match(label):
+        return f"{when.year}-{when.month:02d}"
+    return when.date().isoformat()
+
+
 def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | None = None, out: str | os.PathLike = "reports",
                force: bool = False, progress: bool = False, config: str | os.PathLike | None = None) -> Path:
     """Execute ``notebooks/<name>.ipynb`` for a period and publish it atomically; return the published folder.
@@ -616,6 +709,7 @@ def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | 
     with connect(db_path, read_only=True):  # empty, not a database, locked past the wait: one line, before a kernel starts
         pass
     start, end, label = resolve_period(period, latest=_latest_ts(db_path) if period is None else None)
+    require_data(db_path, start, end, label)  # no data, no report: nothing is built, published or archived
     parent = Path(out) / name
     parent.mkdir(parents=True, exist_ok=True)
     target = parent / label
@@ -667,6 +761,9 @@ def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | 
         with _flock(publish_lock):
             _publish(build, target, force=force)
     (parent / f".{label}~{run_id}~lock").unlink(missing_ok=True)
+    from workbench.reports.index import build_index
+
+    build_index(out)  # reports/index.html and every report's navigation bar
     return target
 
 
@@ -702,6 +799,18 @@ def targets(config: Any = None) -> dict[str, dict[str, "Target"]]:
     return {f: dict(ms) for f, ms in load_settings(config).targets.items()}
 
 
+def target_lines(metric: str, config: Any = None) -> dict[str, float]:
+    """Per feature, the target of ``metric`` in ``workbench.toml`` (for the dashed target lines of a chart).
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "workbench.toml"
+    >>> _ = p.write_text("[targets.chat]\\nlatency_p95_ms_max = 2000\\n")
+    >>> target_lines("latency_p95_ms", p)
+    {'chat': 2000.0}
+    """
+    return {f: v for f, ms in targets(config).items() for m, (_, v) in ms.items() if m == metric}
+
+
 def scorecard(report: Report, metrics: Iterable[str], *, config: Any = None, by: str = "feature") -> "pl.DataFrame":
     """Per ``by`` group and metric: value now, previous window, change, target and whether it is met.
 
@@ -726,4 +835,49 @@ def scorecard(report: Report, metrics: Iterable[str], *, config: Any = None, by:
     df = df.with_columns(status.alias("status"))
     if tg:  # the scorecard is about the features that have targets; other groups (non-AI features) are left out
         df = df.filter(pl.col(by).is_in(list(tg)))
-    return df.sort([by, pl.col("relative_change").abs()], descending=[False, True], nulls_last=True)
+    df = df.sort([by, pl.col("relative_change").abs()], descending=[False, True], nulls_last=True)
+    report.frames.append(("scorecard", {"by": by}, df))
+    return df
+
+
+# Where the scorecard's metrics are explained: metric -> (report, section anchor of its heading)
+DETAIL_SECTIONS = {
+    "hallucination_rate": ("hallucination", "Hallucination-by-feature"),
+    "latency_p95_ms": ("latency", "Latency-by-model"),
+    "cost_per_success_usd": ("cost", "Cost-per-successful-task"),
+    "wau_count": ("adoption", "Active-users"),
+}
+
+
+def scorecard_view(report: Report, card: "pl.DataFrame", *, weeks: int = 8, by: str = "feature") -> Any:
+    """The scorecard as a formatted table: per feature (missed first) each metric now, before, change, target and
+    status, with a sparkline of its last ``weeks`` weeks; each metric links to the section that explains it."""
+    import polars as pl
+
+    from workbench.reports.tables import sparkline, table
+    from workbench.reports.units import fmt, label
+
+    if card.is_empty():
+        return table(card, title="Scorecard")
+    trends: dict[tuple[str, str], list[float | None]] = {}
+    for m in card["metric"].unique(maintain_order=True).to_list():
+        try:
+            t = report.metric(m, by=[by], period="week", start=report.since(weeks=weeks))
+        except Exception:  # noqa: BLE001  a metric without a weekly series simply has no sparkline
+            continue
+        for (f,), part in t.sort("period_start").group_by([by], maintain_order=True):
+            trends[(str(f), m)] = part["value"].to_list()
+    spark = [sparkline(trends.get((str(f), m), []), title=f"{label(m)}, last {weeks} weeks")
+             for f, m in zip(card[by].to_list(), card["metric"].to_list())]
+    target = [None if t is None else f"{'≤' if b == 'max' else '≥'} {fmt(t, m)}"
+              for t, b, m in zip(card["target"].to_list(), card["bound"].to_list(), card["metric"].to_list())]
+    view = card.select(by, "metric", "value", "previous", "change", "status").with_columns(
+        pl.Series("target", target, dtype=pl.Utf8), pl.Series("trend", spark, dtype=pl.Utf8))
+    view = view.select(by, "metric", "value", "target", "status", "previous", "change", "trend")
+    links = {}
+    if report.period:
+        for m, (rep_name, anchor) in DETAIL_SECTIONS.items():
+            links[m] = f"../../{rep_name}/{report.period}/report.html#{anchor}"
+    missed = int((card["status"] == "missed").sum())
+    return table(view, title="Scorecard", subtitle=f"{missed} of {card.height} targets missed; trend: last {weeks} weeks",
+                 links=links, raw=("trend",), group=by)

@@ -1,36 +1,405 @@
-"""Scheduled report runs: the crontab lines that publish the reports and page on SLO and budget alerts.
+"""Scheduled publishing a platform team can run unattended: ``workbench schedule run`` from cron or a systemd timer.
 
-The workbench needs no scheduler of its own: cron (or any job runner) calls the CLI. Report periods are relative
-(``last-week``, ``yesterday``), so the same line publishes a new period on every run, and earlier runs are archived.
+* :func:`run` publishes every report whose period has ended, has data and is not yet published: after downtime it
+  catches up the missed periods (at most ``max_catchup`` per report, oldest first). One run at a time (a lock file
+  in the reports folder); a database locked by another process is retried a few times before the run gives up.
+* Every attempt is recorded in ``<reports>/runs.jsonl`` (report, period, start, end, status, error, duration);
+  :func:`status` shows the last run of each report, what is due, failures and data staleness.
+* A failed report, or an SLO/budget check that fires, is notified through ``[notify]`` in ``workbench.toml``:
+  ``command = "..."`` (run with the message as JSON on standard input) and/or ``webhook = "http://..."`` (POSTed).
+* :func:`export` prints crontab lines or systemd units (``Persistent=true``) that call ``schedule run``, with absolute,
+  shell-quoted paths; cron expressions are validated with croniter.
 
->>> print(crontab(db="/data/wb.duckdb", out="/srv/reports", workdir="/opt/wb", names=["scorecard"]).splitlines()[1])
-0 6 * * 1 cd /opt/wb && .venv/bin/workbench report scorecard --db /data/wb.duckdb --period last-week --out /srv/reports
+Settings (all optional)::
+
+    [schedule]
+    cron = "0 6 * * *"        # when `schedule run` is started (default: every day at 06:00 UTC)
+    period = "week"           # week | month | day: the period each report covers
+    max_catchup = 8           # missed periods published per report and run, newest kept
+    stale_after_hours = 48    # no new data for this long is notified as stale data
+    reports = ["scorecard", "cost"]   # default: every report notebook
+
+>>> due_periods("week", newest=dt.datetime(2026, 11, 22, 23), now=dt.datetime(2026, 11, 24), published=set(), max_catchup=2)
+['2026-W46', '2026-W47']
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
+import shlex
+import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-# report name -> (cron schedule, period): weekly reports on Monday 06:00 UTC, daily ones at 06:30 for yesterday
-SCHEDULES = {"daily": ("30 6 * * *", "yesterday"), "weekly": ("0 6 * * 1", "last-week")}
-DAILY = {"hallucination", "latency"}
+from workbench.errors import ConfigError, InputError, ParameterError
+
+__all__ = ["due_periods", "run", "status", "export", "notify", "crontab", "RUNS_FILE", "LOCK_FILE", "ScheduleBusy"]
+
+RUNS_FILE = "runs.jsonl"
+LOCK_FILE = ".schedule.lock"
+DEFAULT_CRON = "0 6 * * *"
+KINDS = ("week", "month", "day")
+
+
+class ScheduleBusy(InputError):
+    """Another ``schedule run`` holds the lock: this one does nothing (exit 2)."""
+
+
+def _settings(config: Any) -> dict[str, Any]:
+    from workbench.config import load_config
+
+    try:
+        cfg = load_config(config)
+    except ConfigError:
+        if config is not None:
+            raise
+        return {"cron": DEFAULT_CRON, "period": "week", "max_catchup": 8, "reports": None, "notify": {}}
+    sec = dict(cfg.section("schedule") or {})
+    out = {"cron": sec.get("cron", DEFAULT_CRON), "period": sec.get("period", "week"),
+           "max_catchup": sec.get("max_catchup", 8), "reports": sec.get("reports"), "notify": dict(cfg.section("notify") or {}),
+           "stale_after_hours": sec.get("stale_after_hours", 48)}
+    from croniter import croniter
+
+    if not isinstance(out["cron"], str) or not croniter.is_valid(out["cron"]):
+        raise ConfigError(f"{cfg.where('schedule')}: cron = {out['cron']!r} is not a valid cron expression, e.g. \"0 6 * * *\"")
+    if out["period"] not in KINDS:
+        raise ConfigError(f"{cfg.where('schedule')}: period = {out['period']!r}; expected one of {', '.join(KINDS)}")
+    if not isinstance(out["max_catchup"], int) or isinstance(out["max_catchup"], bool) or out["max_catchup"] < 1:
+        raise ConfigError(f"{cfg.where('schedule')}: max_catchup = {out['max_catchup']!r}; expected a whole number >= 1")
+    return out
+
+
+def _label(kind: str, d: dt.date) -> str:
+    if kind == "week":
+        y, w, _ = d.isocalendar()
+        return f"{y}-W{w:02d}"
+    if kind == "month":
+        return f"{d.year}-{d.month:02d}"
+    return d.isoformat()
+
+
+def due_periods(kind: str, *, newest: dt.datetime | None, now: dt.datetime, published: set[str], max_catchup: int = 8,
+                oldest: dt.datetime | None = None) -> list[str]:
+    """Periods of ``kind`` that have ended by ``now``, lie within the data (``oldest`` .. ``newest``), and are not
+    in ``published``; the newest ``max_catchup`` of them, oldest first."""
+    from workbench.reports.publish import resolve_period
+
+    if kind not in KINDS:
+        raise ParameterError(f"due_periods: kind {kind!r}; expected one of {', '.join(KINDS)}")
+    if newest is None:
+        return []
+    label = _label(kind, min(newest, now).date())
+    out: list[str] = []
+    from workbench.reports.index import neighbour
+
+    for _ in range(max_catchup + 60):
+        start, end, _l = resolve_period(label)
+        if oldest is not None and end <= oldest:
+            break
+        if end <= now and start <= newest and label not in published:
+            out.append(label)
+            if len(out) >= max_catchup:
+                break
+        prev = neighbour(label, -1)
+        if prev is None:
+            break
+        label = prev
+        if resolve_period(label)[1] <= newest - dt.timedelta(days=400):
+            break
+    return sorted(out, key=lambda p: resolve_period(p)[0])
+
+
+def _published(out: Path, name: str) -> set[str]:
+    return {p.parent.name for p in (out / name).glob("*/report.html")} if (out / name).exists() else set()
+
+
+def _span(db: str) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """Oldest and newest timestamp of calls and events."""
+    from workbench.db import connect
+
+    def clean(vals: list) -> list:
+        return [v.to_pydatetime() if hasattr(v, "to_pydatetime") else v for v in vals if v is not None and v == v]
+
+    with connect(db, read_only=True) as w:
+        lo = clean([w.calls.ts.min().execute(), w.events.ts.min().execute()])
+        hi = clean([w.calls.ts.max().execute(), w.events.ts.max().execute()])
+    return (min(lo) if lo else None), (max(hi) if hi else None)
+
+
+def _newest(db: str) -> dt.datetime | None:
+    return _span(db)[1]
+
+
+class _Lock:
+    def __init__(self, path: Path):
+        self.path, self.fh = path, None
+
+    def __enter__(self) -> "_Lock":
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = open(self.path, "a+")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.close()
+            raise ScheduleBusy(f"schedule run: another run holds {self.path}; nothing done") from None
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(f"{os.getpid()}\n")
+        self.fh.flush()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import fcntl
+
+        if self.fh:
+            fcntl.flock(self.fh, fcntl.LOCK_UN)
+            self.fh.close()
+
+
+def _record(out: Path, row: dict[str, Any]) -> None:
+    with open(out / RUNS_FILE, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(row, default=str) + "\n")
+
+
+def notify(settings: dict[str, Any], event: dict[str, Any]) -> list[str]:
+    """Send ``event`` through the ``[notify]`` settings: a command (JSON on standard input) and/or a webhook (POST).
+    Returns what was notified; a failing channel is reported on standard error and never raises."""
+    import subprocess
+    import urllib.request
+
+    done = []
+    body = json.dumps(event, default=str).encode()
+    cmd = settings.get("command")
+    if cmd:
+        try:
+            subprocess.run(shlex.split(cmd) if isinstance(cmd, str) else list(cmd), input=body, timeout=30, check=True,
+                           stdout=subprocess.DEVNULL)
+            done.append("command")
+        except (OSError, subprocess.SubprocessError) as exc:
+            print(f"workbench schedule: notify command failed: {exc}", file=sys.stderr)
+    url = settings.get("webhook")
+    if url:
+        try:
+            req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+            with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310  (configured by the operator)
+                resp.read()
+            done.append("webhook")
+        except OSError as exc:
+            print(f"workbench schedule: notify webhook {url} failed: {exc}", file=sys.stderr)
+    return done
+
+
+def run(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "reports", config: str | os.PathLike | None = None,
+        names: Iterable[str] | None = None, now: dt.datetime | None = None, max_catchup: int | None = None,
+        retries: int = 3, retry_wait: float = 2.0, checks: bool = True, progress: bool | None = None) -> list[dict[str, Any]]:
+    """Publish every due, unpublished period of every scheduled report, oldest first; return the run records.
+
+    Raises :class:`ScheduleBusy` when another run holds the lock. A report that fails is recorded and notified,
+    and the run goes on with the next one.
+    """
+    from workbench.db import DEFAULT_DB
+    from workbench.errors import DatabaseError, WorkbenchError
+    from workbench.reports.publish import available, resolve_period, run_report
+
+    settings = _settings(config)
+    outp = Path(out).resolve()
+    db_path = str(Path(db or os.environ.get("WORKBENCH_DB") or DEFAULT_DB).resolve())
+    if not Path(db_path).exists():
+        raise InputError(f"schedule run: no database at {db_path}")
+    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    names = list(names or settings["reports"] or available())
+    cap = max_catchup or settings["max_catchup"]
+    records: list[dict[str, Any]] = []
+    with _Lock(outp / LOCK_FILE):
+        oldest, newest = _span(db_path)
+        todo = [(p, n) for n in names for p in due_periods(settings["period"], newest=newest, now=now, oldest=oldest,
+                                                             published=_published(outp, n), max_catchup=cap)]
+        todo.sort(key=lambda t: (resolve_period(t[0])[0], names.index(t[1])))
+        bar = None
+        if progress or (progress is None and sys.stderr.isatty() and todo):
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(todo), desc="schedule run", unit="report", file=sys.stderr)
+        for period, name in todo:
+            started = dt.datetime.now(dt.timezone.utc)
+            t0 = time.monotonic()
+            error = None
+            for attempt in range(retries + 1):
+                try:
+                    run_report(name, db=db_path, period=period, out=outp, config=config)
+                    error = None
+                    break
+                except DatabaseError as exc:  # another process holds the database: wait and try again
+                    error = f"{type(exc).__name__}: {exc}"
+                    if attempt < retries:
+                        time.sleep(retry_wait * (attempt + 1))
+                except WorkbenchError as exc:
+                    error = f"{type(exc).__name__}: {exc}"
+                    break
+                except Exception as exc:  # noqa: BLE001  a bug in one report must not stop the others
+                    error = f"{type(exc).__name__}: {exc}"
+                    break
+            rec = {"report": name, "period": period, "start": started.isoformat(timespec="seconds"),
+                   "end": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                   "status": "failed" if error else "published", "error": error,
+                   "duration_s": round(time.monotonic() - t0, 2)}
+            _record(outp, rec)
+            records.append(rec)
+            if error:
+                notify(settings["notify"], {"event": "report_failed", **rec})
+            if bar:
+                bar.update(1)
+        if bar:
+            bar.close()
+        stale = stale_hours(newest, now, settings)
+        if stale is not None:
+            notify(settings["notify"], {"event": "stale_data", "newest_data": newest.isoformat() if newest else None,
+                                        "hours_since": stale, "at": now.isoformat()})
+        if checks:
+            fired = _fired_checks(db_path, config)
+            if fired:
+                notify(settings["notify"], {"event": "check_fired", "checks": fired, "at": now.isoformat()})
+    return records
+
+
+def stale_hours(newest: dt.datetime | None, now: dt.datetime, settings: dict[str, Any]) -> float | None:
+    """Hours since the newest data when that is more than ``[schedule] stale_after_hours`` (default 48): data that
+    stopped arriving is itself an alert. None when the data is fresh.
+
+    >>> stale_hours(dt.datetime(2026, 11, 20), dt.datetime(2026, 11, 24), {}), stale_hours(dt.datetime(2026, 11, 23), dt.datetime(2026, 11, 24), {})
+    (96.0, None)
+    """
+    limit = float(settings.get("stale_after_hours", 48))
+    if newest is None:
+        return None
+    hours = round((now - newest).total_seconds() / 3600, 1)
+    return hours if hours > limit else None
+
+
+def _fired_checks(db: str, config: Any) -> list[str]:
+    from workbench.db import connect
+
+    fired = []
+    with connect(db, read_only=True) as w:
+        for mod, fn in (("workbench.metrics.slo", "slo_status"), ("workbench.metrics.cost", "budget_status")):
+            import importlib
+
+            try:
+                df, firing = getattr(importlib.import_module(mod), fn)(w, config=config)
+            except InputError:  # no SLOs or budgets declared: nothing can fire
+                continue
+            if firing:
+                fired.append(fn)
+    return fired
+
+
+def status(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "reports", config: Any = None,
+           now: dt.datetime | None = None) -> "Any":
+    """Per report: the last run (period, status, when, duration), failures recorded, periods due now, and how old
+    the newest data is (a frame)."""
+    import polars as pl
+
+    from workbench.db import DEFAULT_DB
+    from workbench.reports.publish import available
+
+    settings = _settings(config)
+    outp = Path(out)
+    runs: list[dict[str, Any]] = []
+    if (outp / RUNS_FILE).exists():
+        for line in (outp / RUNS_FILE).read_text(encoding="utf-8").splitlines():
+            try:
+                runs.append(json.loads(line))
+            except ValueError:
+                continue
+    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    db_path = str(Path(db or os.environ.get("WORKBENCH_DB") or DEFAULT_DB))
+    oldest, newest = _span(db_path) if Path(db_path).exists() else (None, None)
+    rows = []
+    for name in settings["reports"] or available():
+        mine = [r for r in runs if r.get("report") == name]
+        last = mine[-1] if mine else {}
+        due = due_periods(settings["period"], newest=newest, now=now, published=_published(outp, name),
+                          max_catchup=settings["max_catchup"], oldest=oldest)
+        rows.append({"report": name, "last_period": last.get("period"), "last_status": last.get("status"),
+                     "last_run": last.get("end"), "duration_s": last.get("duration_s"),
+                     "failures": sum(1 for r in mine if r.get("status") == "failed"), "due": ", ".join(due) or "nothing",
+                     "data_age_hours": round((now - newest).total_seconds() / 3600, 1) if newest else None,
+                     "stale": stale_hours(newest, now, settings) is not None})
+    return pl.DataFrame(rows)
+
+
+def _executable() -> list[str]:
+    """The absolute command that runs this workbench: the ``workbench`` script next to this Python, else ``python -m``."""
+    script = Path(sys.executable).parent / "workbench"
+    if script.exists():
+        return [str(script.absolute())]
+    return [str(Path(sys.executable).absolute()), "-m", "workbench.cli"]
+
+
+def _command(db: str | None, out: str, config: str | None) -> str:
+    args = [*_executable(), "schedule", "run", "--out", str(Path(out).absolute())]
+    if db:
+        args += ["--db", str(Path(db).absolute())]
+    if config:
+        args += ["--config", str(Path(config).absolute())]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def _on_calendar(cron: str) -> str:
+    """A systemd ``OnCalendar`` for a simple cron expression (numbers, ``*``, ``*/n``, day-of-week numbers).
+
+    >>> _on_calendar("0 6 * * 1"), _on_calendar("30 6 * * *"), _on_calendar("*/15 * * * *")
+    ('Mon *-*-* 06:00:00', '*-*-* 06:30:00', '*-*-* *:00/15:00')
+    """
+    m, h, dom, mon, dow = cron.split()
+    def part(x: str, width: int = 2) -> str:
+        if x == "*":
+            return "*"
+        if x.startswith("*/"):
+            return f"00/{int(x[2:])}"
+        return ",".join(f"{int(v):0{width}d}" for v in x.split(","))
+    days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    prefix = "" if dow == "*" else ",".join(days[int(d)] for d in dow.split(",")) + " "
+    return f"{prefix}*-{part(mon)}-{part(dom)} {part(h)}:{part(m)}:00"
+
+
+def export(kind: str = "crontab", *, db: str | None = None, out: str = "reports", config: str | None = None,
+           cron: str | None = None) -> str:
+    """Crontab lines or systemd service and timer units that start ``workbench schedule run``.
+
+    Paths are absolute and shell-quoted, so a line works from any directory and a hostile file name stays one
+    argument. The cron expression (``[schedule] cron`` or ``cron=``) is validated with croniter.
+
+    >>> line = export("crontab", db="/d/x.duckdb; touch pwned #", out="/srv/reports").splitlines()[-1]
+    >>> "'/d/x.duckdb; touch pwned #'" in line and line.startswith("0 6 * * * ")
+    True
+    """
+    from croniter import croniter
+
+    settings = _settings(config)
+    cron = cron or settings["cron"]
+    if not croniter.is_valid(cron) or len(cron.split()) != 5:
+        raise ParameterError(f"schedule export: {cron!r} is not a valid five-field cron expression, e.g. \"0 6 * * *\"")
+    cmd = _command(db or os.environ.get("WORKBENCH_DB"), out, config)
+    if kind == "crontab":
+        return "\n".join(["# workbench: publish due reports and notify on failures or fired checks (UTC)",
+                          "CRON_TZ=UTC", f"{cron} {cmd}"])
+    if kind == "systemd":
+        return "\n".join([
+            "# workbench-reports.service", "[Unit]", "Description=workbench: publish due reports", "",
+            "[Service]", "Type=oneshot", f"WorkingDirectory={shlex.quote(str(Path(out).absolute().parent))}",
+            f"ExecStart={cmd}", "",
+            "# workbench-reports.timer", "[Unit]", "Description=workbench: publish due reports on schedule", "",
+            "[Timer]", f"OnCalendar={_on_calendar(cron)} UTC", "Persistent=true", "", "[Install]", "WantedBy=timers.target"])
+    raise ParameterError(f"schedule export: kind {kind!r}; expected crontab or systemd")
 
 
 def crontab(*, db: str | None = None, out: str = "reports", workdir: str | None = None, names: Iterable[str] | None = None) -> str:
-    """Crontab lines for every report notebook, plus SLO and budget checks every 5 minutes / every hour.
-
-    The checks exit 1 when an alert fires; cron mails (or your wrapper pages) on a non-zero exit.
-    """
-    from workbench.reports.publish import available
-
-    workdir = workdir or str(Path.cwd())
-    db = db or os.environ.get("WORKBENCH_DB") or "datasets/workbench.duckdb"
-    lines = ["# workbench: scheduled reports (UTC)"]
-    for name in names or available():
-        when, period = SCHEDULES["daily" if name in DAILY else "weekly"]
-        lines.append(f"{when} cd {workdir} && .venv/bin/workbench report {name} --db {db} --period {period} --out {out}")
-    lines.append(f"*/5 * * * * cd {workdir} && .venv/bin/workbench slo --db {db} > /dev/null")
-    lines.append(f"0 * * * * cd {workdir} && .venv/bin/workbench budget --db {db} > /dev/null")
-    return "\n".join(lines)
+    """Crontab lines that start ``schedule run`` (kept for callers of the earlier API; see :func:`export`)."""
+    return export("crontab", db=db, out=out)

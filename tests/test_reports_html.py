@@ -1,0 +1,123 @@
+"""What a reader sees: formatted tables (no raw frame), first screen, navigation, no data no report, in a browser."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import shutil
+import subprocess
+
+import nbformat
+import polars as pl
+import pytest
+
+import workbench as wb
+from workbench.reports import publish as reports
+from workbench.reports.index import build_index
+from workbench.reports.tables import table
+from workbench.reports.units import fmt
+
+DTYPE_ROW = re.compile(r"\b(str|f64|i64|datetime\[μs\]|bool)\b\s*(┆|</t[dh]>)")
+
+
+def _notebook(path, *cells):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('db = ""\nstart = None\nend = None\nperiod = None\nout_dir = None\nconfig = None')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, *[nbformat.v4.new_code_cell(c) for c in cells]]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture()
+def mini(tmp_path, monkeypatch):
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    monkeypatch.setenv(reports.NOTEBOOKS_ENV, str(nbdir))
+    dbp = tmp_path / "w.duckdb"
+    db = wb.connect(dbp)
+    rows = [(f"c{i}", dt.datetime(2026, 11, 9) + dt.timedelta(hours=5 * i), "chat", "error" if i % 5 == 0 else "ok", 1500.0 + i)
+            for i in range(60)]
+    db.duckdb.executemany("insert into calls (call_id, ts, feature, status, latency_ms) values (?, ?, ?, ?, ?)", rows)
+    db.close()
+    _notebook(nbdir / "mini.ipynb",
+              "import workbench as wb\nfrom workbench import reports\nreports.setup_display()\n"
+              "rep = wb.Report(db, start=start, end=end, out_dir=out_dir, title='Mini', period=period)",
+              "rep.header()", "rep.metric('error_rate', by=['feature'], period='day')", "rep.save()")
+    return tmp_path, dbp
+
+
+def test_units_hand_computed():
+    assert fmt(0.160985, "hallucination_rate") == "16.1%"
+    assert fmt(0.02602, "cost_per_success_usd") == "$0.026"
+    assert fmt(10646.375, "latency_p95_ms") == "10.6 s"
+    assert fmt(163.285714, "wau_count") == "163"
+    assert fmt(125, "mttr_minutes") == "2 h 5 min"
+    assert fmt(12345.0, "calls_count") == "12,345"
+
+
+def test_table_has_no_raw_frame_and_colours_missed_first():
+    card = pl.DataFrame({"feature": ["a", "a", "b"], "metric": ["error_rate", "latency_p95_ms", "error_rate"],
+                         "value": [0.01, 9000.0, 0.3], "status": ["met", "missed", "missed"],
+                         "answer": ["x" * 300, "short", "<script>alert(1)</script>"]})
+    h = table(card).as_raw_html()
+    assert "shape:" not in h and not DTYPE_ROW.search(h)
+    assert "9.0 s" in h and "30.0%" in h and "<details>" in h
+    assert "<script>alert" not in h and "&lt;script&gt;" in h
+    body = h[h.index("<tbody"):]
+    assert body.index("missed") < body.index(">met<")  # missed first
+    assert "#fde0dc" in h
+
+
+def test_published_report_html_is_formatted_titled_and_navigable(mini):
+    tmp, dbp = mini
+    out = tmp / "reports"
+    w46 = reports.run_report("mini", db=dbp, out=out, period="2026-W46")
+    w47 = reports.run_report("mini", db=dbp, out=out, period="2026-W47")
+    html = (w46 / "report.html").read_text()
+    assert "shape:" not in html and not DTYPE_ROW.search(html)
+    assert "<title>Mini · 2026-W46</title>" in html
+    assert 'href="../2026-W47/report.html"' in html  # the earlier report gained its "next" link
+    assert str(dbp) not in html and "w.duckdb" in html  # database by file name only
+    assert re.search(r"\d+\.\d%", html)  # the rate as a percentage
+    assert json.loads((w47 / "params.json").read_text())["db"] == str(dbp.resolve())  # lineage keeps the path
+    index = (out / "index.html").read_text()
+    assert index.index("2026-W47") < index.index("2026-W46")
+    assert 'href="mini/2026-W47/report.html"' in index
+
+
+def test_no_data_no_report(mini):
+    tmp, dbp = mini
+    out = tmp / "reports"
+    with pytest.raises(wb.errors.ReportError, match=r"no data for 2026-W48; the newest data is in 2026-W47"):
+        reports.run_report("mini", db=dbp, out=out, period="2026-W48")
+    assert not (out / "mini" / "2026-W48").exists()
+    from workbench.cli import main
+
+    assert main(["report", "mini", "--db", str(dbp), "--out", str(out), "--period", "2030-01"]) == 2
+
+
+def test_scorecard_first_screen_and_parquet(small_demo, tmp_path):
+    out = reports.run_report("scorecard", db=small_demo, out=tmp_path, period="2026-W47")
+    html = (out / "report.html").read_text()
+    assert "shape:" not in html and not DTYPE_ROW.search(html)
+    first = html.index("What needs your attention")
+    assert first < html.index(">Scorecard<")  # the sentences come before the table
+    assert "missed its target" in html and "<svg" in html and "Weekly scorecard · 2026-W47" in html
+    assert 'href="../../latency/2026-W47/report.html#Latency-by-model"' in html
+    m = pl.read_parquet(out / "metrics.parquet")
+    card = m.filter(pl.col("suite_metric") == "scorecard")
+    assert card.height > 0 and {"previous", "target", "status"} <= set(card.columns)
+    assert "No description has been provided" not in html
+    build_index(tmp_path)
+    if shutil.which("chromium") is None:
+        pytest.skip("chromium is not on the PATH: browser rendering not checked (apt-get install chromium)")
+    for page in (out / "report.html", tmp_path / "index.html"):
+        shot = tmp_path / f"{page.parent.name}.png"
+        # network off: every request would go to a dead proxy; console messages go to stderr as ":CONSOLE"
+        proc = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+                               "--proxy-server=127.0.0.1:9", f"--screenshot={shot}", "--window-size=1280,2000",
+                               f"file://{page}"], capture_output=True, text=True, timeout=120)
+        assert shot.exists() and shot.stat().st_size > 10_000
+        assert ":CONSOLE" not in proc.stderr, proc.stderr

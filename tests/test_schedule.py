@@ -1,0 +1,143 @@
+"""schedule run catches up after an outage once, records every run, notifies failures; export quotes every path."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import json
+import shlex
+import threading
+
+import nbformat
+import pytest
+
+import workbench as wb
+from workbench.reports import publish as reports
+from workbench.reports import schedule
+
+
+def _notebook(path, *cells):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('db = ""\nstart = None\nend = None\nperiod = None\nout_dir = None\nconfig = None')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, *[nbformat.v4.new_code_cell(c) for c in cells]]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch):
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    monkeypatch.setenv(reports.NOTEBOOKS_ENV, str(nbdir))
+    monkeypatch.chdir(tmp_path)
+    dbp = tmp_path / "w.duckdb"
+    db = wb.connect(dbp)
+    # calls every day from Mon 2026-11-02 to Sun 2026-11-22: ISO weeks 45, 46 and 47
+    rows = [(f"c{i}", dt.datetime(2026, 11, 2, 10) + dt.timedelta(days=i), "chat", "ok") for i in range(21)]
+    db.duckdb.executemany("insert into calls (call_id, ts, feature, status) values (?, ?, ?, ?)", rows)
+    db.close()
+    _notebook(nbdir / "mini.ipynb", "import workbench as wb\nrep = wb.Report(db, start=start, end=end, out_dir=out_dir)",
+              "rep.metric('error_rate', by=['feature'], period='all')", "rep.save()")
+    return tmp_path, dbp, nbdir
+
+
+def test_outage_catch_up_publishes_each_missed_period_once_and_records_it(env):
+    tmp, dbp, _ = env
+    cfg = tmp / "workbench.toml"
+    cfg.write_text('[schedule]\nperiod = "week"\nmax_catchup = 8\n')
+    now = dt.datetime(2026, 11, 24, 6)  # the scheduler was down for two weeks: W45, W46 and W47 are due
+    recs = schedule.run(dbp, out=tmp / "r", config=cfg, now=now, checks=False)
+    assert [(r["report"], r["period"], r["status"]) for r in recs] == [
+        ("mini", "2026-W45", "published"), ("mini", "2026-W46", "published"), ("mini", "2026-W47", "published")]
+    assert all((tmp / "r" / "mini" / p / "report.html").exists() for p in ("2026-W45", "2026-W46", "2026-W47"))
+    lines = [json.loads(x) for x in (tmp / "r" / schedule.RUNS_FILE).read_text().splitlines()]
+    assert [x["period"] for x in lines] == ["2026-W45", "2026-W46", "2026-W47"]
+    assert set(lines[0]) >= {"report", "period", "start", "end", "status", "error", "duration_s"}
+    assert schedule.run(dbp, out=tmp / "r", config=cfg, now=now, checks=False) == []  # nothing published twice
+    st = schedule.status(dbp, out=tmp / "r", config=cfg, now=now)
+    row = st.row(0, named=True)
+    assert (row["report"], row["last_period"], row["last_status"], row["due"], row["failures"]) == (
+        "mini", "2026-W47", "published", "nothing", 0)
+    index = (tmp / "r" / "index.html").read_text()
+    assert index.index("2026-W47") < index.index("2026-W46") < index.index("2026-W45")  # latest first
+
+
+def test_catch_up_is_bounded_and_skips_the_running_period(env):
+    tmp, dbp, _ = env
+    assert schedule.due_periods("week", newest=dt.datetime(2026, 11, 22), now=dt.datetime(2026, 11, 20),
+                                published=set(), max_catchup=8, oldest=dt.datetime(2026, 11, 2)) == ["2026-W45", "2026-W46"]  # W47 has not ended
+    assert schedule.due_periods("week", newest=dt.datetime(2026, 11, 22), now=dt.datetime(2026, 12, 30),
+                                published={"2026-W46"}, max_catchup=1) == ["2026-W47"]
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Receiver.received.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_failing_report_notifies_webhook_and_command(env):
+    tmp, dbp, nbdir = env
+    _notebook(nbdir / "broken.ipynb", "raise ValueError('boom')")
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Receiver.received = []
+    sink = tmp / "notified.json"
+    cfg = tmp / "workbench.toml"
+    cfg.write_text(f'[schedule]\nreports = ["broken"]\nmax_catchup = 1\n[notify]\n'
+                   f'webhook = "http://127.0.0.1:{server.server_port}/hook"\n'
+                   f'command = "sh -c \'cat > {sink}\'"\n')
+    try:
+        recs = schedule.run(dbp, out=tmp / "r", config=cfg, now=dt.datetime(2026, 11, 24), checks=False)
+    finally:
+        server.shutdown()
+    assert [(r["period"], r["status"]) for r in recs] == [("2026-W47", "failed")]
+    assert "boom" in recs[0]["error"]
+    assert len(_Receiver.received) == 1 and _Receiver.received[0]["event"] == "report_failed"
+    assert _Receiver.received[0]["report"] == "broken" and _Receiver.received[0]["period"] == "2026-W47"
+    assert json.loads(sink.read_text())["status"] == "failed"
+
+
+def test_stale_data_is_notified(env):
+    tmp, dbp, _ = env
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Receiver.received = []
+    cfg = tmp / "workbench.toml"
+    cfg.write_text(f'[schedule]\nmax_catchup = 1\nstale_after_hours = 48\n[notify]\nwebhook = "http://127.0.0.1:{server.server_port}/"\n')
+    try:
+        schedule.run(dbp, out=tmp / "r", config=cfg, now=dt.datetime(2026, 11, 23, 12), checks=False)  # fresh: 26 h
+        assert _Receiver.received == []
+        schedule.run(dbp, out=tmp / "r", config=cfg, now=dt.datetime(2026, 11, 27), checks=False)  # 110 h without data
+    finally:
+        server.shutdown()
+    assert [e["event"] for e in _Receiver.received] == ["stale_data"] and _Receiver.received[0]["hours_since"] == 110.0
+
+
+def test_one_run_at_a_time(env):
+    tmp, dbp, _ = env
+    with schedule._Lock(tmp / "r" / schedule.LOCK_FILE):
+        with pytest.raises(schedule.ScheduleBusy, match="another run holds"):
+            schedule.run(dbp, out=tmp / "r", now=dt.datetime(2026, 11, 24), checks=False)
+
+
+def test_export_quotes_every_path_and_validates_cron(tmp_path):
+    hostile = str(tmp_path / "x.duckdb; touch pwned #")
+    line = schedule.export("crontab", db=hostile, out=str(tmp_path / "my reports")).splitlines()[-1]
+    when, cmd = line[:9], line[10:]
+    assert when == "0 6 * * *"
+    argv = shlex.split(cmd)  # the shell sees the hostile name as one argument
+    assert argv[argv.index("--db") + 1] == hostile and argv[argv.index("--out") + 1] == str(tmp_path / "my reports")
+    assert argv[0].startswith("/") and argv[1:3] == ["schedule", "run"] or argv[1:5] == ["-m", "workbench.cli", "schedule", "run"]
+    unit = schedule.export("systemd", db=hostile, out=str(tmp_path))
+    assert "Persistent=true" in unit and "OnCalendar=*-*-* 06:00:00 UTC" in unit
+    with pytest.raises(wb.errors.ParameterError, match="not a valid five-field cron"):
+        schedule.export("crontab", cron="61 * * * *")

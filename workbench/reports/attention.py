@@ -1,0 +1,219 @@
+"""The first screen of a report: what needs my attention, in a few sentences generated from the data.
+
+:func:`attention` reads the scorecard (targets missed, with the change and its main driver: the model, prompt version
+or day that moved it), the SLO alerts that fire, the budgets at risk, and whether data stopped arriving (stale data).
+:func:`driver` finds the group that moved a metric most.
+
+>>> import polars as pl
+>>> card = pl.DataFrame({"feature": ["chat"], "metric": ["error_rate"], "value": [0.2], "previous": [0.1],
+...                      "change": [0.1], "relative_change": [1.0], "bound": ["max"], "target": [0.15], "status": ["missed"]})
+>>> missed_sentences(card)[0]
+'Chat: error rate 20.0% missed its target (at most 15.0%), up 10.0 pp from 10.0% the period before.'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html as _html
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.reports.units import fmt, label, metric_unit
+
+if TYPE_CHECKING:  # pragma: no cover
+    import polars as pl
+
+Report = Any  # workbench.reports.publish.Report (not imported: publish imports this module)
+
+__all__ = ["Attention", "attention", "driver", "missed_sentences", "feature_label"]
+
+DRIVER_DIMENSIONS = ("model", "prompt_version")
+MAX_MISSED = 5  # sentences on missed targets before "and N more"
+
+
+def feature_label(feature: Any) -> str:
+    """A feature id in words: ``support_assistant`` -> ``Support assistant``.
+
+    >>> feature_label("coding_assistant")
+    'Coding assistant'
+    """
+    s = str(feature or "all features").replace("_", " ")
+    return s[:1].upper() + s[1:]
+
+
+@dataclass
+class Attention:
+    """Sentences for the top of a report; renders as a short HTML list (``_repr_html_``) or text (``str``)."""
+
+    items: list[tuple[str, str]] = field(default_factory=list)  # (severity: alert|warn|ok, sentence)
+    title: str = "What needs your attention"
+
+    @property
+    def sentences(self) -> list[str]:
+        return [s for _, s in self.items]
+
+    def __str__(self) -> str:
+        return "\n".join(f"- {s}" for s in self.sentences)
+
+    def _repr_html_(self) -> str:
+        colours = {"alert": ("#a50e0e", "#fde0dc"), "warn": ("#7a5a00", "#fff3cd"), "ok": ("#14692d", "#e3f4e8")}
+        lis = []
+        for sev, s in self.items:
+            fg, bg = colours.get(sev, colours["warn"])
+            text = _html.escape(s)
+            text = re.sub(r"^([^:]+):", r"<strong>\1:</strong>", text, count=1)
+            lis.append(f'<li style="margin:4px 0;padding:6px 10px;border-left:4px solid {fg};background:{bg};'
+                       f'list-style:none">{text}</li>')
+        return (f'<section aria-label="{_html.escape(self.title)}"><h2 id="attention" style="margin-top:0">'
+                f'{_html.escape(self.title)}</h2><ul style="padding-left:0;font-size:15px;max-width:70em">{"".join(lis)}</ul></section>')
+
+
+def _change_words(row: dict[str, Any]) -> str:
+    m, prev, change = row["metric"], row.get("previous"), row.get("change")
+    if prev is None or change is None:
+        return "no value the period before"
+    if change == 0:
+        return f"unchanged from {fmt(prev, m)}"
+    direction = "up" if change > 0 else "down"
+    return f"{direction} {fmt(abs(change), m, change=True)} from {fmt(prev, m)} the period before"
+
+
+def missed_sentences(card: "pl.DataFrame", drivers: dict[tuple[str, str], str] | None = None, *, by: str = "feature") -> list[str]:
+    """One sentence per missed target of a scorecard frame, the largest relative miss first."""
+    import polars as pl
+
+    if card.is_empty() or "status" not in card.columns:
+        return []
+    missed = card.filter(pl.col("status") == "missed").with_columns(
+        ((pl.col("value") - pl.col("target")).abs() / pl.col("target").abs()).alias("_miss")).sort("_miss", descending=True, nulls_last=True)
+    out = []
+    for r in missed.iter_rows(named=True):
+        bound = "at most" if r.get("bound") == "max" else "at least"
+        s = (f"{feature_label(r[by])}: {label(r['metric']).lower() if r['metric'] not in ('latency_p95_ms',) else label(r['metric'])} "
+             f"{fmt(r['value'], r['metric'])} missed its target ({bound} {fmt(r['target'], r['metric'])}), {_change_words(r)}")
+        d = (drivers or {}).get((r[by], r["metric"]))
+        out.append(s + (f"; {d}." if d else "."))
+    return out
+
+
+def driver(rep: "Report", metric: str, *, feature: str, by: str = "feature",
+           dimensions: tuple[str, ...] = DRIVER_DIMENSIONS) -> str | None:
+    """The group that moved ``metric`` of ``feature`` most against the previous period, in words.
+
+    For each dimension (model, prompt version) the metric is computed per group now and before; a group's weight is
+    its change times its share of the current sample. Falls back to the worst day of the window. None when nothing
+    can be said (no previous period, no groups).
+    """
+    import polars as pl
+
+    unit = metric_unit(metric)
+    worse = 1 if unit.direction == "lower" else -1
+    best: tuple[float, str] | None = None
+    for dim in dimensions:
+        try:
+            now = rep.metric(metric, by=[dim], period="all", where={by: feature})
+            before = rep.previous(metric, by=[dim], period="all", where={by: feature})
+        except Exception:  # noqa: BLE001  a metric without this dimension says nothing about it
+            continue
+        if now.is_empty() or now[dim].n_unique() < 2:
+            continue
+        j = now.select(dim, "value", "n").join(before.select(dim, pl.col("value").alias("before")), on=dim, how="left")
+        total = j["n"].sum() or 1
+        for r in j.iter_rows(named=True):
+            if r["value"] is None or r["before"] is None:
+                continue
+            score = (r["value"] - r["before"]) * worse * (r["n"] / total)
+            if score > 0 and (best is None or score > best[0]):
+                best = (score, f"main driver: {label(dim).lower()} {r[dim]} ({fmt(r['before'], metric)} → "
+                               f"{fmt(r['value'], metric)}, {r['n'] / total:.0%} of the sample)")
+    if best is not None:
+        return best[1]
+    try:
+        days = rep.metric(metric, by=[], period="day", where={by: feature}).drop_nulls("value")
+    except Exception:  # noqa: BLE001
+        return None
+    if days.height < 2:
+        return None
+    r = days.sort("value", descending=worse > 0).row(0, named=True)
+    return f"worst day {r['period_start']:%a %d %b} ({fmt(r['value'], metric)})"
+
+
+def attention(rep: "Report", card: "pl.DataFrame | None" = None, *, config: Any = None, slo: bool = True,
+              budgets: bool = True, by: str = "feature") -> Attention:
+    """Sentences on what needs attention in the report's period: missed targets (change and main driver), SLO
+    alerts firing, budgets at risk, and data that stopped arriving. Records the frames it reads in ``rep``."""
+    import polars as pl
+
+    items: list[tuple[str, str]] = []
+    if card is not None and not card.is_empty():
+        missed = card.filter(pl.col("status") == "missed") if "status" in card.columns else card.head(0)
+        drivers = {}
+        for r in missed.iter_rows(named=True):
+            d = driver(rep, r["metric"], feature=r[by], by=by)
+            if d:
+                drivers[(r[by], r["metric"])] = d
+        sentences = missed_sentences(card, drivers, by=by)
+        items += [("alert", s) for s in sentences[:MAX_MISSED]]
+        if len(sentences) > MAX_MISSED:
+            items.append(("alert", f"And {len(sentences) - MAX_MISSED} more missed targets: see the scorecard below."))
+    if slo:
+        try:
+            st = rep.call("slo_status", config=config, at=rep.end)
+        except Exception as exc:  # noqa: BLE001  no SLOs declared: say so instead of failing the report
+            items.append(("warn", f"SLOs: not evaluated ({' '.join(str(exc).split())[:160]})."))
+            st = None
+        if st is not None and "firing" in st.columns:
+            for r in st.filter(pl.col("firing").fill_null(False)).iter_rows(named=True):
+                since = f" since {r['firing_since']:%a %d %b %H:%M}" if r.get("firing_since") else ""
+                left = r.get("budget_remaining")
+                items.append(("alert", f"SLO alert firing: {feature_label(r[by])} {r['sli']} ({r.get('severity') or 'alert'}{since}); "
+                                       f"error budget left {fmt(left, 'x_rate') if left is not None else '–'}."))
+    if budgets:
+        try:
+            b = rep.call("budget_status", config=config, at=rep.end)
+        except Exception as exc:  # noqa: BLE001
+            items.append(("warn", f"Budgets: not evaluated ({' '.join(str(exc).split())[:160]})."))
+            b = None
+        if b is not None and "status" in b.columns:
+            for r in b.filter(pl.col("status") != "ok").iter_rows(named=True):
+                sev = "alert" if r["status"] in ("critical", "over", "alert") else "warn"
+                items.append((sev, f"Budget at risk: {feature_label(r[by])} spent {fmt(r['spend_usd'], 'usd')} of "
+                                   f"{fmt(r['budget_usd'], 'usd')} ({fmt(r['share_used'], 'x_rate')}), forecast "
+                                   f"{fmt(r['forecast_usd'], 'usd')} by month end ({r['status']})."))
+    if card is not None and not card.is_empty() and "status" in card.columns and (card["status"] == "no target").all():
+        where = str(config) if config else (os.environ.get("WORKBENCH_CONFIG") or "workbench.toml")
+        found = Path(where).exists()
+        items.append(("warn", f"Targets: none declared; {where} {'has no [targets.<feature>] tables' if found else 'was not found'} "
+                              "(set WORKBENCH_CONFIG or pass config=)."))
+    stale = staleness(rep)
+    if stale:
+        items.append(("alert", stale))
+    if not any(sev == "alert" for sev, _ in items):
+        n = card.height if card is not None else 0
+        met = int((card["status"] == "met").sum()) if card is not None and "status" in card.columns else 0
+        items.insert(0, ("ok", f"All clear: {met} of {n} scorecard targets met, no SLO alert firing, budgets on track."
+                         if n else "All clear: no SLO alert firing, budgets on track."))
+    return Attention(items)
+
+
+def staleness(rep: "Report", *, tolerance: dt.timedelta = dt.timedelta(days=1)) -> str | None:
+    """A sentence when data stopped arriving before the end of the report's window (stale data), else None."""
+    from workbench.metrics.core import as_timestamp
+
+    end = as_timestamp(rep.end)
+    if end is None:
+        return None
+    newest = rep.db.calls.ts.max().execute()
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    horizon = min(end, now)
+    if newest is None:
+        return "Stale data: no call has been recorded at all."
+    newest = newest.to_pydatetime() if hasattr(newest, "to_pydatetime") else newest
+    if newest < horizon - tolerance:
+        gap = horizon - newest
+        return (f"Stale data: the newest call is from {newest:%a %d %b %Y %H:%M}, {gap.days} days "
+                f"{gap.seconds // 3600} h before the end of this period; data stopped arriving.")
+    return None

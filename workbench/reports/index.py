@@ -1,0 +1,165 @@
+"""Navigation between published reports: ``reports/index.html`` and the bar at the top of every report.
+
+The index lists every report and period with its status and run date, latest period first. Each report carries a
+navigation bar (between ``<!--wb-nav-->`` markers) linking to the index, to its previous and next period, and to the
+other reports of the same period; :func:`build_index` rewrites these bars whenever a report is published, so a
+report published last week gains its "next" link today.
+
+>>> neighbour("2026-W01", -1), neighbour("2026-12", 1), neighbour("2026-11-30", 1)
+('2025-W52', '2027-01', '2026-12-01')
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html as _html
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+__all__ = ["TITLES", "title_of", "neighbour", "published", "build_index", "nav_html", "page_title", "INDEX_NAME"]
+
+INDEX_NAME = "index.html"
+TITLES = {
+    "scorecard": "Weekly scorecard",
+    "adoption": "Adoption",
+    "hallucination": "Hallucination",
+    "latency": "Latency and reliability",
+    "cost": "Cost and budgets",
+    "experiments": "Experiments and drift",
+}
+ORDER = list(TITLES)
+_NAV = re.compile(r"<!--wb-nav-->.*?<!--/wb-nav-->", re.S)
+_STYLE = ("font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;font-size:14px;padding:8px 16px;"
+          "background:#f3f5f8;border-bottom:1px solid #d8dde6;display:flex;flex-wrap:wrap;gap:14px;align-items:center")
+
+
+def title_of(name: str) -> str:
+    """A report's title in words.
+
+    >>> title_of("cost"), title_of("my_custom")
+    ('Cost and budgets', 'My custom')
+    """
+    return TITLES.get(name) or name.replace("_", " ").capitalize()
+
+
+def page_title(name: str, period: str) -> str:
+    """The browser tab title of a report: report and period.
+
+    >>> page_title("scorecard", "2026-W47")
+    'Weekly scorecard · 2026-W47'
+    """
+    return f"{title_of(name)} · {period}"
+
+
+def neighbour(label: str, step: int) -> str | None:
+    """The period ``step`` periods before (-1) or after (+1) ``label``, of the same kind; None for custom ranges."""
+    if m := re.fullmatch(r"(\d{4})-W(\d{2})", label):
+        d = dt.date.fromisocalendar(int(m[1]), int(m[2]), 1) + dt.timedelta(weeks=step)
+        y, w, _ = d.isocalendar()
+        return f"{y}-W{w:02d}"
+    if m := re.fullmatch(r"(\d{4})-(\d{2})", label):
+        k = int(m[1]) * 12 + int(m[2]) - 1 + step
+        return f"{k // 12}-{k % 12 + 1:02d}"
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", label):
+        return (dt.date.fromisoformat(label) + dt.timedelta(days=step)).isoformat()
+    return None
+
+
+def published(out: str | Path) -> list[dict[str, Any]]:
+    """Every published report under ``out``: name, period, status, run time, folder; latest period first."""
+    rows = []
+    root = Path(out)
+    for html in root.glob("*/*/report.html"):
+        folder = html.parent
+        name, period = folder.parent.name, folder.name
+        meta: dict[str, Any] = {}
+        try:
+            meta = json.loads((folder / "params.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            pass
+        status = meta.get("status") or ("published" if meta else "incomplete")
+        try:
+            meta.setdefault("attention", json.loads((folder / "attention.json").read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            pass
+        rows.append({"report": name, "period": period, "start": meta.get("start") or "", "executed_at": meta.get("executed_at") or "",
+                     "status": status, "attention": meta.get("attention") or [], "path": folder})
+    order = {n: i for i, n in enumerate(ORDER)}
+    rows.sort(key=lambda r: (r["start"] or r["period"], -order.get(r["report"], 99)), reverse=True)
+    return rows
+
+
+def nav_html(out: str | Path, name: str, period: str, *, pub: list[dict[str, Any]] | None = None) -> str:
+    """The navigation bar of report ``name`` for ``period`` (relative links, so the folder can be moved)."""
+    pub = published(out) if pub is None else pub
+    have = {(r["report"], r["period"]) for r in pub}
+    links = ['<a href="../../index.html">All reports</a>']
+    for step, word in ((-1, "← previous"), (1, "next →")):
+        other = neighbour(period, step)
+        if other and (name, other) in have:
+            links.append(f'<a href="../{_html.escape(other)}/report.html" rel="{"prev" if step < 0 else "next"}">'
+                         f'{word} ({_html.escape(other)})</a>')
+        elif other:
+            links.append(f'<span style="color:#8a94a6">{word} ({_html.escape(other)}): not published</span>')
+    same = sorted({r["report"] for r in pub if r["period"] == period and r["report"] != name},
+                  key=lambda n: (ORDER.index(n) if n in ORDER else 99, n))
+    if same:
+        links.append("<span>Same period: " + " · ".join(
+            f'<a href="../../{_html.escape(n)}/{_html.escape(period)}/report.html">{_html.escape(title_of(n))}</a>' for n in same)
+            + "</span>")
+    return f'<!--wb-nav--><nav aria-label="Reports" style="{_STYLE}">{"".join(links)}</nav><!--/wb-nav-->'
+
+
+def insert_nav(html: str, nav: str) -> str:
+    """Put (or replace) the navigation bar right after ``<body>``."""
+    if _NAV.search(html):
+        return _NAV.sub(lambda _: nav, html, count=1)
+    return re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + nav, html, count=1)
+
+
+def build_index(out: str | Path) -> Path:
+    """Write ``out/index.html`` (every report and period, latest first) and refresh the navigation of every report."""
+    root = Path(out)
+    pub = published(root)
+    for r in pub:
+        page = r["path"] / "report.html"
+        try:
+            text = page.read_text(encoding="utf-8")
+        except OSError:
+            continue
+        new = insert_nav(text, nav_html(root, r["report"], r["period"], pub=pub))
+        if new != text:
+            page.write_text(new, encoding="utf-8")
+    periods: dict[str, list[dict[str, Any]]] = {}
+    for r in pub:
+        periods.setdefault(r["period"], []).append(r)
+    body = []
+    for period, rows in periods.items():
+        trs = []
+        for r in rows:
+            st = str(r["status"])
+            colour = "#14692d" if st in ("published", "ok") else "#a50e0e"
+            att = [str(x) for x in r["attention"]] if isinstance(r["attention"], list) else []
+            note = " ".join(att[:2]) + (f" (+{len(att) - 2} more)" if len(att) > 2 else "")
+            trs.append(
+                f'<tr><td><a href="{_html.escape(r["report"])}/{_html.escape(period)}/report.html">{_html.escape(title_of(r["report"]))}</a></td>'
+                f'<td style="color:{colour};font-weight:600">{_html.escape(st)}</td>'
+                f'<td>{_html.escape(str(r["executed_at"]).replace("T", " "))}</td><td>{_html.escape(note)}</td></tr>')
+        body.append(f'<h2 id="{_html.escape(period)}">{_html.escape(period)}</h2><table><thead><tr><th>Report</th><th>Status</th>'
+                    f'<th>Run at (UTC)</th><th>Needs attention</th></tr></thead><tbody>{"".join(trs)}</tbody></table>')
+    if not body:
+        body.append("<p>No report has been published yet: run <code>workbench report all</code>.</p>")
+    css = ("body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:24px;color:#1d2433;max-width:72em}"
+           "table{border-collapse:collapse;width:100%;margin-bottom:18px}th,td{text-align:left;padding:6px 10px;"
+           "border-bottom:1px solid #e3e7ee;font-size:14px;vertical-align:top}th{background:#f3f5f8}h2{margin-bottom:6px}")
+    page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Reports · workbench</title>'
+            f'<style>{css}</style></head><body><h1>Reports</h1><p>Every published report, latest period first.</p>'
+            f'{"".join(body)}</body></html>')
+    target = root / INDEX_NAME
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".html.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(target)
+    return target

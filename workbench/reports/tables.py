@@ -1,0 +1,354 @@
+"""Tables a person reads: every frame a report shows goes through :func:`table` (great_tables).
+
+Numbers are formatted in the unit of their metric (:mod:`workbench.reports.units`): rates as %, dollars with $,
+milliseconds as s, minutes as h/min, counts with thousands separators. Status cells are coloured, and rows that
+missed a target or fired an alert come first; rows are grouped by feature; headers are words; long text is cut with
+the full text in a ``<details>`` element. The HTML is static with its styles inline: a report stays offline.
+
+:func:`install` makes notebooks show every polars frame this way, so no raw frame (``shape:``, dtype row) reaches
+a report.
+
+>>> import polars as pl
+>>> df = pl.DataFrame({"feature": ["chat", "code"], "metric": ["error_rate"] * 2, "value": [0.1234, 0.05],
+...                    "n": [1200, 80], "lo": [0.1, 0.01], "hi": [0.15, 0.12]})
+>>> html = table(df).as_raw_html()
+>>> "12.3%" in html and "1,200" in html and "Error rate" in html and "shape:" not in html
+True
+"""
+
+from __future__ import annotations
+
+import html as _html
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from workbench.reports.units import better, fmt, label, metric_unit
+
+if TYPE_CHECKING:  # pragma: no cover
+    import great_tables as gt
+    import polars as pl
+
+__all__ = ["table", "install", "status_rank", "sparkline", "text_cell", "STATUS_COLOURS"]
+
+# status word -> (background, text colour); anything not listed stays plain
+STATUS_COLOURS = {
+    "missed": ("#fde0dc", "#a50e0e"), "critical": ("#fde0dc", "#a50e0e"), "alert": ("#fde0dc", "#a50e0e"),
+    "page": ("#fde0dc", "#a50e0e"), "firing": ("#fde0dc", "#a50e0e"), "failed": ("#fde0dc", "#a50e0e"),
+    "fail": ("#fde0dc", "#a50e0e"), "over": ("#fde0dc", "#a50e0e"), "srm": ("#fde0dc", "#a50e0e"),
+    "worse": ("#fde0dc", "#a50e0e"), "don't ship": ("#fde0dc", "#a50e0e"), "stale": ("#fde0dc", "#a50e0e"),
+    "warn": ("#fff3cd", "#7a5a00"), "warning": ("#fff3cd", "#7a5a00"), "ticket": ("#fff3cd", "#7a5a00"),
+    "at risk": ("#fff3cd", "#7a5a00"), "keep running": ("#fff3cd", "#7a5a00"), "inconclusive": ("#fff3cd", "#7a5a00"),
+    "no pairs": ("#fff3cd", "#7a5a00"), "no data": ("#fff3cd", "#7a5a00"),
+    "met": ("#e3f4e8", "#14692d"), "ok": ("#e3f4e8", "#14692d"), "ship": ("#e3f4e8", "#14692d"),
+    "better": ("#e3f4e8", "#14692d"), "pass": ("#e3f4e8", "#14692d"), "published": ("#e3f4e8", "#14692d"),
+}
+_STATUS_COLUMNS = ("status", "state", "alert", "verdict", "decision", "severity_level", "met", "firing", "srm", "result")
+_TIDY = ("value", "lo", "hi", "previous", "target", "change")
+_HIDDEN = ("suite_metric", "options", "bound")
+TEXT_LIMIT = 90
+
+
+def status_colour(status: Any) -> tuple[str, str] | None:
+    """The colours of a status word, read from its start (``keep running: ...`` is a warning).
+
+    >>> status_colour("do not ship: guardrail error_rate worse")[1], status_colour("no clear difference")
+    ('#a50e0e', None)
+    """
+    s = str(status).lower().strip()
+    if s in STATUS_COLOURS:
+        return STATUS_COLOURS[s]
+    head = s.split(":")[0].strip()
+    if head in STATUS_COLOURS:
+        return STATUS_COLOURS[head]
+    if head in ("do not ship", "invalid"):
+        return STATUS_COLOURS["missed"]
+    return None
+
+
+def status_rank(status: Any) -> int:
+    """Sort key: alerts and misses first, warnings next, then the rest.
+
+    >>> sorted(["met", "missed", "warn"], key=status_rank)
+    ['missed', 'warn', 'met']
+    """
+    colour = status_colour(status)
+    if colour is None:
+        return 3 if status is None else 2
+    return {"#a50e0e": 0, "#7a5a00": 1}.get(colour[1], 2)
+
+
+def text_cell(text: Any, limit: int = TEXT_LIMIT) -> str:
+    """Escaped HTML for a text cell: short text as is, long text cut with the whole in a ``<details>`` element.
+
+    >>> text_cell("<b>hi</b>")
+    '&lt;b&gt;hi&lt;/b&gt;'
+    >>> text_cell("x" * 200, limit=10).startswith("<details><summary>xxxxxxxxxx…")
+    True
+    """
+    if text is None:
+        return "–"
+    s = str(text)
+    if len(s) <= limit:
+        return _html.escape(s)
+    return (f"<details><summary>{_html.escape(s[:limit].rstrip())}…</summary>"
+            f"<div style=\"white-space:pre-wrap;max-width:60em\">{_html.escape(s)}</div></details>")
+
+
+def sparkline(values: Iterable[float | None], *, width: int = 90, height: int = 22, colour: str = "#4c78a8",
+              title: str = "") -> str:
+    """A tiny inline SVG line of ``values`` (oldest first) with the last point marked; empty string for < 2 points.
+
+    >>> sparkline([1, 3, 2]).startswith("<svg")
+    True
+    """
+    pts = [float(v) for v in values if v is not None]
+    if len(pts) < 2:
+        return ""
+    lo, hi = min(pts), max(pts)
+    span = (hi - lo) or 1.0
+    step = (width - 6) / (len(pts) - 1)
+    xy = [(3 + i * step, height - 3 - (v - lo) / span * (height - 6)) for i, v in enumerate(pts)]
+    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
+    lx, ly = xy[-1]
+    t = f"<title>{_html.escape(title)}</title>" if title else ""
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+            f'aria-label="{_html.escape(title or "trend")}">{t}<polyline fill="none" stroke="{colour}" stroke-width="1.5" '
+            f'points="{path}"/><circle cx="{lx:.1f}" cy="{ly:.1f}" r="2.2" fill="{colour}"/></svg>')
+
+
+def _prepare(df: "pl.DataFrame") -> tuple["pl.DataFrame", str | None]:
+    """Drop bookkeeping columns, constant period columns and a single metric name (it goes to the title)."""
+    import polars as pl
+
+    df = df.drop([c for c in _HIDDEN if c in df.columns])
+    title = None
+    for c in list(df.columns):
+        dtype = df.schema[c]
+        if isinstance(dtype, (pl.List, pl.Array)):
+            df = df.with_columns(pl.col(c).map_elements(lambda v: ", ".join(str(x) for x in v) if v is not None else None,
+                                                         return_dtype=pl.Utf8))
+        elif isinstance(dtype, pl.Struct) or dtype == pl.Object:
+            df = df.with_columns(pl.col(c).map_elements(str, return_dtype=pl.Utf8))
+    if "metric" in df.columns and "value" in df.columns:
+        names = df["metric"].drop_nulls().unique().to_list()
+        if len(names) == 1:
+            title = label(names[0])
+            df = df.with_columns(pl.col("metric").fill_null(names[0]))
+        for c in ("period_start",):
+            if c in df.columns and df[c].drop_nulls().n_unique() <= 1:
+                df = df.drop(c)
+    # columns entirely empty say nothing
+    df = df.drop([c for c in df.columns if df[c].null_count() == df.height and df.height and c not in ("value",)])
+    return df, title
+
+
+def table(df: "pl.DataFrame", *, title: str | None = None, subtitle: str | None = None, max_rows: int = 40,
+          group: str | None = "feature", links: Mapping[str, str] | None = None, note: str | None = None,
+          raw: Iterable[str] = (), columns: Iterable[str] | None = None) -> "gt.GT":
+    """A formatted great_tables table of any frame a report shows.
+
+    Parameters
+    ----------
+    df : a tidy metric frame (``metric``, ``value``, ``n``, ``lo``, ``hi``) or any other table.
+    title, subtitle : shown above the table (default title: the metric in words, when there is one).
+    max_rows : rows shown; a note says how many more are in ``metrics.parquet``.
+    group : column whose values become row groups when it repeats (default ``feature``); None: no groups.
+    links : metric name -> URL; the metric cell links there (the scorecard links to its detail sections).
+    note : a source note under the table.
+    raw : columns that already hold HTML made by the workbench (sparklines), shown unescaped.
+    columns : the columns to show, in this order (default: all). A single wide row is shown as measure / value rows.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> card = pl.DataFrame({"feature": ["a", "a"], "metric": ["latency_p95_ms", "cost_usd"], "value": [7100.0, 1234.5],
+    ...                      "target": [7000.0, None], "status": ["missed", "no target"]})
+    >>> h = table(card).as_raw_html()
+    >>> "7.1 s" in h and "$1,234" in h and "#fde0dc" in h
+    True
+    """
+    import great_tables as gt
+    import polars as pl
+
+    if columns is not None:
+        df = df.select([c for c in columns if c in df.columns])
+    df, auto_title = _prepare(df)
+    title = title if title is not None else auto_title
+    if df.height == 1 and df.width > 6 and "metric" not in df.columns:
+        row = df.row(0, named=True)
+        df = pl.DataFrame({"measure": [label(k) for k in row],
+                           "value": [v.strftime("%d %b %Y %H:%M") if hasattr(v, "strftime") else
+                                     (fmt(v, k) if isinstance(v, (int, float)) and not isinstance(v, bool) else (None if v is None else str(v)))
+                                     for k, v in row.items()]})
+    status_col = next((c for c in df.columns if c.lower() in _STATUS_COLUMNS and df.schema[c] in (pl.Utf8, pl.Boolean)), None)
+    if status_col is not None and df.schema[status_col] == pl.Utf8:
+        df = df.with_row_index("_i").with_columns(
+            pl.col(status_col).map_elements(status_rank, return_dtype=pl.Int64).alias("_rank")
+        )
+        sort = ["_rank", "_i"] if not (group and group in df.columns) else [group, "_rank", "_i"]
+        if group and group in df.columns:  # groups with a miss first, then alphabetically
+            worst = df.group_by(group).agg(pl.col("_rank").min().alias("_grank"))
+            df = df.join(worst, on=group, how="left").sort(["_grank", group, "_rank", "_i"]).drop("_grank")
+        else:
+            df = df.sort(sort)
+        df = df.drop("_i", "_rank")
+    total = df.height
+    if df.height > max_rows:
+        df = df.head(max_rows)
+    if "lo" in df.columns and "hi" in df.columns and "value" in df.columns:
+        metrics = df["metric"].to_list() if "metric" in df.columns else [None] * df.height
+        iv = [None if lo is None and hi is None else f"{fmt(lo, m)} – {fmt(hi, m)}"
+              for lo, hi, m in zip(df["lo"].to_list(), df["hi"].to_list(), metrics)]
+        df = df.with_columns(pl.Series("interval_95", iv, dtype=pl.Utf8)).drop("lo", "hi")
+        cols = df.columns
+        cols.remove("interval_95")
+        cols.insert(cols.index("value") + 1, "interval_95")
+        df = df.select(cols)
+    grouped = bool(group and group in df.columns and df[group].n_unique() > 1 and df.height > df[group].n_unique())
+    if group and group in df.columns:
+        df = df.with_columns(pl.col(group).cast(pl.Utf8).fill_null("(none)"))
+        if grouped:
+            df = df.with_columns(pl.col(group).map_elements(lambda v: (v[:1].upper() + v[1:]).replace("_", " "), return_dtype=pl.Utf8))
+    if links and "metric" in df.columns:
+        df = df.with_columns(pl.col("metric").alias("_metric_id"))
+    # a stable id (from the content) keeps re-executed notebooks identical (nbval compares them)
+    import hashlib
+
+    uid = "wb" + hashlib.sha1(repr((df.columns, df.rows()[:50], title)).encode()).hexdigest()[:10]
+    g = gt.GT(df, groupname_col=group if grouped else None, id=uid)
+    metric_ids = df["metric"].to_list() if "metric" in df.columns else None
+    # per-row units for the tidy value columns
+    if metric_ids is not None and "value" in df.columns:
+        by_metric: dict[Any, list[int]] = {}
+        for i, m in enumerate(metric_ids):
+            by_metric.setdefault(m, []).append(i)
+        for m, rows in by_metric.items():
+            for c in [c for c in ("value", "previous", "target") if c in df.columns]:
+                g = g.fmt(lambda x, m=m: fmt(x, m), columns=c, rows=rows)
+            if "change" in df.columns:
+                g = g.fmt(lambda x, m=m: fmt(x, m, signed=True, change=True), columns="change", rows=rows)
+    if metric_ids is not None:
+        g = g.fmt(lambda m: _metric_cell(m, links), columns="metric")
+    if metric_ids is None and "value" in df.columns:
+        g = g.fmt(lambda x: fmt(x, None), columns="value")
+    for c in df.columns:
+        if c in ("metric", "_metric_id", group) or (metric_ids is not None and c in _TIDY and "value" in df.columns):
+            continue
+        if c in raw:
+            g = g.fmt(lambda x: x or "", columns=c)
+            continue
+        dtype = df.schema[c]
+        if c == "relative_change":
+            g = g.fmt(lambda x: fmt(x, "x_rate", signed=True), columns=c)
+        elif dtype == pl.Boolean:
+            g = g.fmt(lambda x: "yes" if x else ("no" if x is not None else "–"), columns=c)
+        elif dtype.is_numeric():
+            g = g.fmt(lambda x, c=c: fmt(x, c), columns=c)
+        elif dtype in (pl.Datetime, pl.Date) or isinstance(dtype, pl.Datetime):
+            only_dates = all(v is None or (getattr(v, "hour", 0) == 0 and getattr(v, "minute", 0) == 0) for v in df[c].to_list())
+            g = g.fmt(lambda x, d=only_dates: "–" if x is None else (x.strftime("%a %d %b %Y") if d else x.strftime("%d %b %Y %H:%M")),
+                      columns=c)
+        elif dtype == pl.Utf8 and c != status_col:
+            g = g.fmt(lambda x: text_cell(x), columns=c)
+    # colours: status cells, and changes coloured by whether they are better or worse
+    if status_col is not None:
+        values = df[status_col].to_list()
+        for colours in sorted(set(STATUS_COLOURS.values())):
+            bg, fg = colours
+            rows = [i for i, v in enumerate(values) if status_colour(v) == colours]
+            if rows:
+                g = g.tab_style(style=[gt.style.fill(color=bg), gt.style.text(color=fg, weight="bold")],
+                                locations=gt.loc.body(columns=status_col, rows=rows))
+    if "change" in df.columns and metric_ids is not None:
+        ch = df["change"].to_list()
+        for verdict, colour in ((True, "#14692d"), (False, "#a50e0e")):
+            rows = [i for i, (m, x) in enumerate(zip(metric_ids, ch)) if better(m or "", x) is verdict]
+            if rows:
+                g = g.tab_style(style=gt.style.text(color=colour), locations=gt.loc.body(columns=["change", "relative_change"]
+                                if "relative_change" in df.columns else "change", rows=rows))
+    labels = {c: _header(c) for c in df.columns}
+    g = g.cols_label(**labels)
+    if "_metric_id" in df.columns:
+        g = g.cols_hide("_metric_id")
+    g = g.sub_missing(missing_text="–")
+    if title or subtitle:
+        g = g.tab_header(title=title or "", subtitle=subtitle)
+    notes = [n for n in (note, f"Showing {max_rows} of {total} rows; every row is in metrics.parquet." if total > max_rows else None) if n]
+    for n in notes:
+        g = g.tab_source_note(n)
+    return g.tab_options(table_font_size="14px", heading_title_font_size="16px", heading_align="left",
+                         column_labels_font_weight="bold", row_group_font_weight="bold", data_row_padding="4px",
+                         table_margin_left="0px", container_width="100%")
+
+
+def _metric_cell(m: Any, links: Mapping[str, str] | None) -> str:
+    text = _html.escape(label(m))
+    if links and m in links:
+        return f'<a href="{_html.escape(links[m], quote=True)}">{text}</a>'
+    return text
+
+
+_HEADERS = {"value": "Value", "n": "Sample", "interval_95": "95% interval", "previous": "Previous", "change": "Change",
+            "relative_change": "Change %", "target": "Target", "status": "Status", "metric": "Metric",
+            "period_start": "Period", "feature": "Feature", "model": "Model", "prompt_version": "Prompt version",
+            "sli": "Indicator", "sli_value": "Attained", "met": "Met", "share_used": "Budget used",
+            "forecast_share": "Forecast share of budget", "warn_at": "Warn at", "error_budget": "Error budget",
+            "budget_consumed": "Error budget used", "budget_remaining": "Error budget left", "objective": "Objective"}
+
+
+def _header(c: str) -> str:
+    return _HEADERS.get(c) or label(c)
+
+
+def _html_of_frame(df: "pl.DataFrame") -> str:
+    return table(df)._repr_html_()
+
+
+def install(ip: Any = None) -> bool:
+    """Show every polars frame of this IPython session as a formatted table (no ``shape:`` or dtype row).
+
+    Returns False outside IPython.
+    """
+    import polars as pl
+
+    if ip is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:  # pragma: no cover
+            return False
+        ip = get_ipython()
+    if ip is None:
+        return False
+    ip.display_formatter.formatters["text/html"].for_type(pl.DataFrame, _html_of_frame)
+    ip.display_formatter.formatters["text/plain"].for_type(pl.DataFrame, lambda df, p, cycle: p.text(f"table of {df.height} rows"))
+    return True
+
+
+def grid(df: "pl.DataFrame", *, row: str, col: str, value: str = "value", metric: str | None = None,
+         title: str | None = None) -> "gt.GT":
+    """A pivoted grid (e.g. retention: cohort rows, week-offset columns) with values in the metric's unit,
+    shaded by value.
+
+    >>> import polars as pl
+    >>> df = pl.DataFrame({"cohort": ["w1", "w1", "w2"], "offset": [0, 1, 0], "value": [1.0, 0.4, 1.0]})
+    >>> "40.0%" in grid(df, row="cohort", col="offset", metric="retention_rate").as_raw_html()
+    True
+    """
+    import great_tables as gt
+    import polars as pl
+
+    data = df.select(row, col, value)
+    wide = data.pivot(on=col, index=row, values=value, sort_columns=True).sort(row)
+    value_cols = [c for c in wide.columns if c != row]
+    if wide.schema[row] in (pl.Datetime, pl.Date) or isinstance(wide.schema[row], pl.Datetime):
+        wide = wide.with_columns(pl.col(row).dt.strftime("%d %b %Y"))
+    import hashlib
+
+    g = gt.GT(wide, rowname_col=row, id="wb" + hashlib.sha1(repr(wide.rows()).encode()).hexdigest()[:10])
+    g = g.fmt(lambda x: fmt(x, metric or "x_rate"), columns=value_cols)
+    g = g.data_color(columns=value_cols, palette=["#f7fbff", "#08519c"], na_color="#ffffff", autocolor_text=True)
+    g = g.sub_missing(missing_text="")
+    g = g.cols_label(**{c: f"Week {c}" for c in value_cols})
+    if title:
+        g = g.tab_header(title=title)
+    return g.tab_options(table_font_size="13px", heading_align="left", container_width="100%")
