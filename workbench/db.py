@@ -306,15 +306,16 @@ def _check_schema(con: "duckdb.DuckDBPyConnection", path: str) -> None:
                             "open it once for writing (e.g. `workbench ingest` or wb.connect(path)) to migrate it")
 
 
-def as_workbench(db: "Workbench | str | os.PathLike") -> Workbench:
+def as_workbench(db: "Workbench | str | os.PathLike", *, create: bool = False) -> Workbench:
     """Accept a Workbench or the path of an existing database, so every public function can take either.
 
     A path is opened with ``create=False``: a mistyped path is a :class:`MissingFileError`, never a new empty file.
+    Only the functions that load data (``ingest``) pass ``create=True``.
     """
     if isinstance(db, Workbench):
         return db
     if isinstance(db, (str, os.PathLike)):
-        return connect(db, create=False)
+        return connect(db, create=create)
     raise ParameterTypeError(f"expected a Workbench or a database path, got {type(db).__name__}")
 
 

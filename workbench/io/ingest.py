@@ -664,7 +664,7 @@ def ingest(db: "Workbench | str | os.PathLike", paths: Any, *, format: str = "au
     if mapping is not None:
         m = load_mapping(mapping, otel=format == "otel" or _otel_mapping(mapping))
     plans = [_plan(p, format, m) for p in files]
-    wbench = as_workbench(db)
+    wbench = as_workbench(db, create=True)  # ingest is one of the writers that may create a database
     opened_here = wbench is not db  # a path: close the connection we opened, so the file is not left locked
     try:
         return _ingest_all(wbench.duckdb, plans, progress)

@@ -1158,4 +1158,5 @@ SUITE = _m.register(
     _m.Metric(suggestion_acceptance_rate, unit="share", direction="higher", table="feedback"),
     _m.Metric(cost_per_active_user_usd, unit="usd", direction="lower", table="calls"),
     _m.Metric(retained_vs_churned, unit="count", direction="none", table="events", periods=("hour", "day", "week", "month")),
+    namespace=globals(),
 )

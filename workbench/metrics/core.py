@@ -356,8 +356,11 @@ def _bound(m: Metric) -> Callable[..., "pl.DataFrame"]:
     return metric
 
 
-def register(*metrics: Metric) -> dict[str, Callable[..., "pl.DataFrame"]]:
+def register(*metrics: Metric, namespace: dict[str, Any] | None = None) -> dict[str, Callable[..., "pl.DataFrame"]]:
     """Register a module's metrics: check each contract, return ``{name: metric}`` for the module's ``SUITE``.
+
+    With ``namespace`` (the module's ``globals()``), the module's own names are rebound to the registered metrics,
+    so ``workbench.metrics.latency.latency_p95_ms`` and ``wb.latency_p95_ms`` are one object, with the boundary work.
 
     >>> def demo_count(db, *, by=("feature",), period="day", start=None, end=None, where=None):
     ...     \"\"\"Calls in the period.\"\"\"
@@ -371,6 +374,8 @@ def register(*metrics: Metric) -> dict[str, Callable[..., "pl.DataFrame"]]:
         if m.name in out:
             raise ParameterError(f"metric {m.name!r} is registered twice")
         out[m.name] = _bound(m)
+    if namespace is not None:
+        namespace.update(out)
     return out
 
 

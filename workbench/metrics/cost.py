@@ -978,4 +978,5 @@ SUITE = register(
     Metric(unpriced_rate, unit="share", direction="lower", table="calls"),
     Metric(cost_change_usd, unit="usd", direction="lower", table="calls"),
     Metric(whatif_cost_usd, unit="usd", direction="lower", table="calls", needs=("model",), example={"model": "gpt-4o-mini"}),
+    namespace=globals(),
 )

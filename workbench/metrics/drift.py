@@ -525,4 +525,5 @@ def drifted_column_rate(
 # Each metric registered once with its contract (workbench.metrics.core.Metric).
 SUITE = M.register(
     M.Metric(drifted_column_rate, unit="share", direction="lower", table="calls", periods=("all",), example={"columns": ["latency_ms", "input_tokens", "model", "status"]}),
+    namespace=globals(),
 )

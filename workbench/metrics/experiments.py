@@ -743,5 +743,6 @@ def experiment_effect(
 # Each metric registered once with its contract (workbench.metrics.core.Metric).
 SUITE = M.register(
     M.Metric(experiment_effect, unit="ratio", direction="none", table="assignments", periods=("all",), needs=("experiment",), example={"experiment": "support_model_ab"}),
+    namespace=globals(),
 )
 

@@ -546,5 +546,6 @@ SUITE = register(
     Metric(hallucination_rate, unit="share", direction="lower", table="evals"),
     Metric(hallucination_score, unit="score", direction="lower", table="evals"),
     Metric(unscorable_rate, unit="share", direction="lower", table="evals"),
+    namespace=globals(),
 )
 

@@ -494,4 +494,5 @@ SUITE = register(
     Metric(timeout_rate, unit="share", direction="lower", table="calls"),
     Metric(fallback_rate, unit="share", direction="lower", table="calls"),
     Metric(latency_change_ms, unit="ms", direction="lower", table="calls"),
+    namespace=globals(),
 )

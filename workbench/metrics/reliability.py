@@ -440,4 +440,5 @@ SUITE = register(
     Metric(tool_call_success_rate, unit="share", direction="higher", table="calls"),
     Metric(agent_steps_per_task, unit="steps", direction="lower", table="calls"),
     Metric(escalation_rate, unit="share", direction="lower", table="calls"),
+    namespace=globals(),
 )
