@@ -447,6 +447,111 @@ class _LongestLine:
         return max(self.top, self.run)
 
 
+# ------------------------------------------------------------------------------------------ counting records
+
+
+def count_records(path: str | os.PathLike, fmt: str, mapping: "Mapping | None" = None) -> int | None:
+    """Records in a file, counted by a reader independent of DuckDB's: the ``read`` the load must account for.
+
+    * JSONL: non-blank physical lines (lines split at ``\\n``).
+    * OTLP: None (its records are spans, many per line; the fuzz tests count them independently).
+    * CSV: records as Python's :mod:`csv` module splits them (quotes open at the start of a field, ``""`` inside
+      quotes), without blank lines, the ``skip`` lines and the header.
+    * Parquet: the row count of the file's footer (pyarrow).
+
+    Raises
+    ------
+    IngestError
+        A CSV file that cannot be split into records: a quoted field that is never closed (the message names the
+        line where it opens), or a file that cannot be read.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.csv"
+    >>> _ = p.write_text('a,b\\n1,"two\\nlines"\\n\\n3,4\\n')
+    >>> count_records(p, "csv")
+    2
+    >>> _ = p.write_text('a,b\\n1,2\\n3,"never closed\\n5,6\\n')
+    >>> count_records(p, "csv")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.IngestError: ...x.csv: line 3: a quoted field opens here and is never closed ...
+    """
+    path = Path(path)
+    try:
+        if fmt == "jsonl":
+            return _count_lines(path)
+        if fmt == "csv":
+            return _count_csv(path, mapping.csv if mapping is not None else {})
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            try:
+                return pq.ParquetFile(path).metadata.num_rows
+            except Exception:  # not a Parquet file: DuckDB reports it with its own words
+                return None
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise IngestError(f"{path}: cannot read the file: {exc}") from None
+    return None
+
+
+def _count_lines(path: Path) -> int:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    n = 0
+    with opener(path, "rb") as fh:
+        for line in fh:
+            if line.strip() and line.decode("utf-8", "replace").strip():
+                n += 1
+    return n
+
+
+def _count_csv(path: Path, o: dict) -> int:
+    import csv
+
+    delim = o.get("delimiter", "\t" if _base_ext(path) == ".tsv" else ",")
+    quote = o.get("quote", '"')
+    escape = o.get("escape", quote)
+    opts: dict[str, Any] = {"strict": True}
+    if not quote:
+        opts["quoting"] = csv.QUOTE_NONE
+    else:
+        opts["quotechar"] = quote
+        if escape and escape != quote:
+            opts.update(escapechar=escape, doublequote=False)
+    # a multi-character delimiter only separates fields; records are what is counted, so one character stands for it
+    one = delim if len(delim) == 1 else "\x1f"
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
+        skipped = 0
+        for _ in range(int(o.get("skip", 0))):
+            skipped += bool(fh.readline())
+        lines = fh if len(delim) == 1 else (ln.replace(delim, one) for ln in fh)
+        reader = csv.reader(lines, delimiter=one, **opts)
+        n, header = 0, bool(o.get("header", True))
+        while True:
+            start = reader.line_num + 1
+            try:
+                rec = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                if "end of data" in str(exc) or reader.line_num < start:
+                    raise IngestError(
+                        f"{path}: line {start + skipped}: a quoted field opens here and is never closed "
+                        f"(unterminated {quote}); the file cannot be split into records, nothing of it was loaded: "
+                        f"close the quote (or set [csv] quote) and load it again") from None
+                rec = [""]  # a malformed record (DuckDB rejects it): still one record
+            if not rec:
+                continue  # a blank line
+            if header:
+                header = False
+                continue
+            n += 1
+    return n
+
+
 def _now() -> _dt.datetime:
     return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
 
@@ -477,6 +582,7 @@ class _Plan:
     lenient: bool = False  # read lines with DuckDB's lenient CSV reader (mixed line endings)
     line_bytes: int = MAX_LINE_BYTES  # DuckDB's max_line_size and buffer_size: set from the file's longest line
     buffer_bytes: int = 2 * MAX_LINE_BYTES
+    records: int | None = None  # records in the file, counted independently of DuckDB (count_records)
 
 
 def _plan(path: Path, fmt: str, mapping: Mapping | None) -> _Plan:
@@ -518,6 +624,13 @@ def _plan(path: Path, fmt: str, mapping: Mapping | None) -> _Plan:
     if mapping is None:
         raise IngestError(f"{path}: a mapping is required for {fmt} files (--mapping FILE.toml, see workbench.io.ingest)")
     return _Plan(path, fmt, mapping)
+
+
+def _count(plan: _Plan) -> _Plan:
+    """Count the plan's records (before anything is loaded: a CSV that cannot be split into records fails here)."""
+    if not plan.pretty:
+        plan.records = count_records(plan.path, plan.fmt, plan.mapping)
+    return plan
 
 
 def _looks_otlp(path: Path) -> bool:
@@ -594,7 +707,7 @@ def ingest(db: "Workbench | str | os.PathLike", paths: Any, *, format: str = "au
     m = None
     if mapping is not None:
         m = load_mapping(mapping, otel=format == "otel" or _otel_mapping(mapping))
-    plans = [_plan(p, format, m) for p in files]
+    plans = [_count(_plan(p, format, m)) for p in files]
     wbench = as_workbench(db)
     opened_here = wbench is not db  # a path: close the connection we opened, so the file is not left locked
     try:
@@ -725,6 +838,12 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan,
         else:
             src, rejects_offset = _parquet_source(con, plan), None
         counts = _load(con, src, TABLES[table], run_id, str(path), rejects_offset)
+        if plan.records is not None and counts["read"] != plan.records:
+            # never silently lose records: the reader must account for every record the file holds
+            raise IngestError(
+                f"{path}: the file holds {plan.records:,} records but the {plan.fmt} reader accounted for "
+                f"{counts['read']:,}; nothing of it was loaded (the file is malformed in a way that hides records: "
+                f"check quotes and line endings)")
         finished = _now()
         con.execute(
             "INSERT INTO ingest_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -1,0 +1,88 @@
+"""Hardening of ingest (issue 13): nothing lost, no alert silenced by bad data, no mapping text reaching SQL.
+
+Each test fails on the code before the fix. "Records in the file" is always counted here, independently of the
+loader (Python's csv/json modules, pyarrow), and ``read = inserted + duplicates + quarantined`` is checked against it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+import workbench as wb
+from workbench.cli import main as cli_main
+from workbench.io.ingest import IngestError, IngestSummary, count_records, ingest
+
+FEEDBACK_MAP = {"table": "feedback", "columns": {
+    "call_id": "id", "ts": {"field": "ts", "unit": "s"}, "kind": "kind", "value": "value"}}
+NOW_S = int(dt.datetime.now(dt.timezone.utc).timestamp()) - 86400  # yesterday: inside every plausibility bound
+
+
+@pytest.fixture
+def db():
+    d = wb.connect(":memory:")
+    yield d
+    d.close()
+
+
+def balanced(s: IngestSummary, records: int) -> None:
+    """The invariant against an independent count of the file's records."""
+    assert s.read == records == s.inserted + s.duplicates + s.quarantined, s.as_dict()
+    assert sum(s.reasons.values()) == s.quarantined
+
+
+def q(db, sql, params=None):
+    return db.duckdb.execute(sql, params or []).fetchall()
+
+
+# ------------------------------------------------------------------------------- 1. CSV with an unterminated quote
+
+
+def _unterminated_csv(path: Path, trailing: int) -> None:
+    with open(path, "w") as fh:
+        fh.write("id,ts,kind,value\n")
+        fh.write(f"u1,{NOW_S},thumbs,1\n")
+        fh.write(f'u2,{NOW_S},thumbs,"unterminated,1\n')
+        for i in range(trailing):
+            fh.write(f"v{i},{NOW_S - i},thumbs,1\n")
+
+
+def test_unterminated_quote_fails_loudly_naming_file_and_line(tmp_path, capsys):
+    p = tmp_path / "q.csv"
+    _unterminated_csv(p, 100_000)
+    (tmp_path / "q.toml").write_text('table = "feedback"\n[columns]\ncall_id = "id"\n'
+                                     'ts = { field = "ts", unit = "s" }\nkind = "kind"\nvalue = "value"\n')
+    dbp = tmp_path / "w.duckdb"
+    rc = cli_main(["ingest", str(p), "--mapping", str(tmp_path / "q.toml"), "--db", str(dbp), "--json"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert f"{p}: line 3: a quoted field opens here and is never closed" in err
+    with wb.connect(dbp) as d:  # nothing of the file was written
+        assert q(d, "select count(*) from feedback")[0][0] == 0
+        assert q(d, "select count(*) from quarantine")[0][0] == 0
+
+
+def test_csv_records_are_counted_independently_of_duckdb(tmp_path, db):
+    # quoted line breaks, blank lines, a bad quote after a closed one, a ragged row: every record accounted for
+    p = tmp_path / "x.csv"
+    p.write_text(f'id,ts,kind,value\na,{NOW_S},thumbs,"1"\n\nb,{NOW_S},thumbs,"x\ny"\n'
+                 f'c,{NOW_S},"thumbs"z,1\nd,{NOW_S}\ne,{NOW_S},thumbs,1\n')
+    assert count_records(p, "csv") == 5
+    s = ingest(db, p, mapping=FEEDBACK_MAP, progress=False)
+    balanced(s, 5)
+    assert s.inserted == 2 and s.quarantined == 3
+
+
+def test_a_reader_that_accounts_for_fewer_records_fails_the_file(tmp_path, db, monkeypatch):
+    import workbench.io.ingest as ing
+
+    p = tmp_path / "x.csv"
+    p.write_text(f"id,ts,kind,value\na,{NOW_S},thumbs,1\nb,{NOW_S},thumbs,1\n")
+    real = ing.count_records
+    monkeypatch.setattr(ing, "count_records", lambda *a, **k: real(*a, **k) + 1)  # a record DuckDB never returns
+    with pytest.raises(IngestError, match="holds 3 records but the csv reader accounted for 2; nothing"):
+        ingest(db, p, mapping=FEEDBACK_MAP, progress=False)
+    assert q(db, "select count(*) from feedback")[0][0] == 0
