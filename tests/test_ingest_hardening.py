@@ -86,3 +86,32 @@ def test_a_reader_that_accounts_for_fewer_records_fails_the_file(tmp_path, db, m
     with pytest.raises(IngestError, match="holds 3 records but the csv reader accounted for 2; nothing"):
         ingest(db, p, mapping=FEEDBACK_MAP, progress=False)
     assert q(db, "select count(*) from feedback")[0][0] == 0
+
+
+# ------------------------------------------------------------------------- 4. a mistyped JSONL field is an error
+
+
+def test_jsonl_field_no_record_has_is_an_error_naming_the_mapping_key(tmp_path, db, capsys):
+    p = tmp_path / "c.jsonl"
+    p.write_text("".join(json.dumps({"id": f"c{i}", "time": NOW_S, "feature": "chat", "dur": 1.5}) + "\n"
+                         for i in range(3)) + "{not json\n")
+    (tmp_path / "m.toml").write_text('table = "calls"\n[columns]\ncall_id = "id"\nts = { field = "time", unit = "s" }\n'
+                                     'feature = "featrue"\nlatency_ms = { field = "dur", unit = "s" }\n'
+                                     'status = { value = "ok" }\n')
+    rc = cli_main(["ingest", str(p), "--mapping", str(tmp_path / "m.toml"), "--db", str(tmp_path / "w.duckdb")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "m.toml [columns] feature: no record of the file has the field 'featrue'" in err
+    # the same with a default: the default would hide the typo
+    m = {"table": "calls", "columns": {"call_id": "id", "ts": {"field": "time", "unit": "s"},
+                                       "feature": {"field": "app", "default": "x"}, "status": {"value": "ok"}}}
+    with pytest.raises(IngestError, match=r"\[columns\] feature: no record of the file has the field 'app'"):
+        ingest(db, p, mapping=m, progress=False)
+    assert q(db, "select count(*) from calls")[0][0] == 0
+    # a field present as null in some record is present; optional = true allows a field absent from the file
+    m["columns"]["feature"] = {"field": "app", "default": "x", "optional": True}
+    m["columns"]["error_type"] = "err"
+    p.write_text(p.read_text() + json.dumps({"id": "c9", "time": NOW_S, "err": None}) + "\n")
+    s = ingest(db, p, mapping=m, progress=False)
+    balanced(s, 5)
+    assert (s.inserted, s.quarantined) == (4, 1)
+    assert q(db, "select distinct feature from calls") == [("x",)]

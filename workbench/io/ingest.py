@@ -206,6 +206,7 @@ class ColumnSpec:
     unit: str | None = None
     format: str | None = None
     default: Any = None
+    optional: bool = False  # JSONL: the field may be absent from every record of a file (else that is an error)
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,7 @@ class Mapping:
         return TABLES[self.table]
 
 
-_SPEC_KEYS = {"field", "value", "hash", "unit", "format", "default"}
+_SPEC_KEYS = {"field", "value", "hash", "unit", "format", "default", "optional"}
 _CSV_KEYS = {"delimiter": str, "header": bool, "quote": str, "escape": str, "skip": int}
 
 
@@ -321,6 +322,11 @@ def _parse_spec(name: str, raw: Any, t: Table, where: str, *, otel: bool) -> Col
     if len(given) != 1:
         raise IngestError(f"{where}: give exactly one of field, value or hash")
     fld, hsh = raw.get("field"), raw.get("hash")
+    optional = raw.get("optional", False)
+    if not isinstance(optional, bool):
+        raise IngestError(f"{where}: optional must be true or false, got {optional!r}")
+    if optional and fld is None:
+        raise IngestError(f"{where}: optional applies to a field")
     if fld is not None and (not isinstance(fld, str) or not fld or '"' in fld):
         raise IngestError(f"{where}: field must be a non-empty name without double quotes, got {fld!r}")
     if hsh is not None:
@@ -344,6 +350,7 @@ def _parse_spec(name: str, raw: Any, t: Table, where: str, *, otel: bool) -> Col
     return ColumnSpec(
         column=name, field=fld, value=raw.get("value"), has_value="value" in raw,
         hash=tuple(hsh) if hsh is not None else None, unit=unit, format=fmt, default=raw.get("default"),
+        optional=optional,
     )
 
 
@@ -883,6 +890,8 @@ class _Source:
     fixed: dict[str, str] = field(default_factory=dict)  # canonical column -> SQL over s:* (OTLP derivations)
     err_kinds: dict[str, str] = field(default_factory=dict)
     line_reader: bool = False  # read as raw text lines (JSONL, OTLP): a "too many columns" reject is a reserved byte
+    # JSONL: mapped fields that some record must have: (mapping key, field, JSON paths, source column "s:..."/"h:...")
+    presence: tuple[tuple[str, str, tuple[str, ...], str], ...] = ()
 
 
 def _raw_lines(path: Path, lenient: bool = False, line_bytes: int = MAX_LINE_BYTES, buffer_bytes: int = 0) -> str:
@@ -973,10 +982,15 @@ def _jsonl_source(con, plan: _Plan) -> tuple[_Source, int]:
                   FROM ({_raw_lines(plan.path, plan.lenient, plan.line_bytes, plan.buffer_bytes)})
                   WHERE line IS NOT NULL AND NOT regexp_full_match(line, {_lit(_BLANK_RE)}))
         )"""
+    presence = [(f"{m.source} [columns] {c}", s.field, tuple(_json_paths(s.field)), "s:" + c)
+                for c, s in m.columns.items() if s.field is not None and not s.hash and not s.optional]
+    hash_key = next((c for c, s in m.columns.items() if s.hash), hcol)
+    presence += [(f"{m.source} [columns] {hash_key} (hash)", f, tuple(_json_paths(f)), f"h:{i}") for i, f in enumerate(hfields)
+                 if not any(s.field == f and s.optional for s in m.columns.values())]
     src = _Source(sql=sql, cols={c: s for c, s in m.columns.items() if not s.hash}, hash_fields=hfields,
                   hash_column=hcol, json_cols=frozenset(json_cols),
                   err_kinds={"invalid JSON": "invalid JSON", "not a JSON object": "not a JSON object"},
-                  line_reader=True)
+                  line_reader=True, presence=tuple(presence))
     return src, 0
 
 
@@ -1465,15 +1479,17 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
                          f"AS VARCHAR)) AS {_ident(c)}")
         else:
             final.append(f"{out[c]} AS {_ident(c)}")
+    seen = "".join(f", {_ident(col)} IS NOT NULL AS {_ident(f'p:{i}')}" for i, (*_x, col) in enumerate(src.presence))
     con.execute(f"""
         CREATE TEMP TABLE _wb_stage AS
         SELECT k, _q_kind, _q_field, _q_reason, CASE WHEN _q_kind IS NOT NULL THEN raw END AS raw,
-               {', '.join(_ident(c) for c in out_cols)}
+               {', '.join(_ident(c) for c in out_cols)}{seen}
         FROM (
             SELECT *, {q_kind} AS _q_kind, {q_field} AS _q_field, {q_reason} AS _q_reason, {', '.join(final)}
             FROM (SELECT *, {q_idx} AS _q
                   FROM (SELECT *, {typed_cols} FROM (SELECT *, {text_cols} FROM ({src.sql}))))
         )""")
+    _check_presence(con, src, path)
     # 3. records DuckDB rejected while reading (CSV: wrong number of fields; any: invalid encoding, line too long)
     n_rej = 0
     if rejects_offset is not None and _exists(con, "_wb_rej"):
@@ -1533,6 +1549,27 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
     con.execute("DROP TABLE IF EXISTS temp._wb_rejects")
     return {"read": staged + n_rej, "inserted": inserted, "duplicates": valid - inserted,
             "quarantined": bad + n_rej, "reasons": reasons}
+
+
+def _check_presence(con, src: _Source, path: str) -> None:
+    """JSONL: a mapped field that no record of the file has is a mistake in the mapping (a typo would silently null
+    the column), unless the mapping says ``optional = true``. A field present only as JSON null is present."""
+    if not src.presence:
+        return
+    aggs = ", ".join(f"bool_or({_ident(f'p:{i}')})" for i in range(len(src.presence)))
+    found = con.execute(f"SELECT count(*) FILTER (WHERE _q_kind IS NULL OR _q_kind NOT IN "
+                        f"('invalid JSON', 'not a JSON object')), {aggs} FROM _wb_stage").fetchone()
+    if not found[0]:
+        return  # no JSON object at all: every line is quarantined already
+    for (key, fld, paths, _col), hit in zip(src.presence, found[1:]):
+        if hit:
+            continue
+        exists = " OR ".join(f"json_exists(raw, {_lit(p)})" for p in paths)
+        n = con.execute(f"SELECT count(*) FROM ({src.sql}) WHERE _err IS NULL AND ({exists})").fetchone()[0]
+        if not n:
+            raise IngestError(f"{path}: mapping {key}: no record of the file has the field {fld!r} (a typo?); "
+                              f"nothing of the file was loaded; if the field may be absent, map it with "
+                              f"{{ field = {json.dumps(fld)}, optional = true }}")
 
 
 def _exists(con, name: str) -> bool:
