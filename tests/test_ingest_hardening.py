@@ -115,3 +115,66 @@ def test_jsonl_field_no_record_has_is_an_error_naming_the_mapping_key(tmp_path, 
     balanced(s, 5)
     assert (s.inserted, s.quarantined) == (4, 1)
     assert q(db, "select distinct feature from calls") == [("x",)]
+
+
+# -------------------------------------------------------------- 7. no mapping text reaches SQL unescaped
+
+HOSTILE = [
+    "%Y' || (SELECT content FROM read_text('{secret}')) || '",
+    "' || (SELECT content FROM read_text('{secret}')) || '",
+    "x'); CREATE TABLE pwned AS SELECT content FROM read_text('{secret}'); --",
+    '"; DROP TABLE calls; --',
+    "a\\' || (SELECT 1) || '\\",
+    "é漢😀' ; \u202e'--",
+    "a\u0000b",
+]
+# every place of a mapping that takes text: (description, mapping builder)
+_BASE = {"call_id": "id", "ts": {"field": "time", "unit": "s"}, "feature": "app", "status": {"value": "ok"}}
+
+
+def _with(col, spec):
+    return {"table": "calls", "columns": {**_BASE, col: spec}}
+
+
+MAPPING_KEYS = {
+    "ts.format": lambda h: _with("ts", {"field": "time", "format": h}),
+    "feature.field": lambda h: _with("feature", {"field": h}),
+    "feature.value": lambda h: _with("feature", {"value": h}),
+    "feature.default": lambda h: _with("feature", {"field": "app", "default": h}),
+    "status.value": lambda h: _with("status", {"value": h}),
+    "attributes.value": lambda h: _with("attributes", {"value": {"k": h}}),
+    "call_id.hash": lambda h: _with("call_id", {"hash": [h, "app"]}),
+    "ts.unit": lambda h: _with("ts", {"field": "time", "unit": h}),
+    "table": lambda h: {"table": h, "columns": _BASE},
+    "format": lambda h: {"table": "calls", "format": h, "columns": _BASE},
+    "columns key": lambda h: {"table": "calls", "columns": {**_BASE, h: "app"}},
+    "csv.delimiter": lambda h: {"table": "calls", "format": "csv", "csv": {"delimiter": h}, "columns": _BASE},
+    "csv.quote": lambda h: {"table": "calls", "format": "csv", "csv": {"quote": h}, "columns": _BASE},
+    "csv.escape": lambda h: {"table": "calls", "format": "csv", "csv": {"escape": h}, "columns": _BASE},
+}
+
+
+@pytest.mark.parametrize("key", sorted(MAPPING_KEYS))
+def test_hostile_text_in_every_mapping_key_never_reaches_sql(tmp_path, key):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOPSECRET-4711")
+    rows = [{"id": "a", "time": "yesterday", "app": "x"}, {"id": "b", "time": NOW_S, "app": "y"}]
+    (tmp_path / "x.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "x.csv").write_text(f"id,time,app\na,yesterday,x\nb,{NOW_S},y\n")
+    d = wb.connect(tmp_path / "w.duckdb")
+    try:
+        for h in HOSTILE:
+            h = h.format(secret=secret)
+            m = MAPPING_KEYS[key](h)
+            src = tmp_path / ("x.csv" if m.get("format") == "csv" else "x.jsonl")
+            try:
+                ingest(d, src, mapping=m, format="auto" if "format" in m else "jsonl", progress=False)
+            except IngestError:
+                pass  # refused with a message: fine; anything else propagates and fails the test
+            tables = {r[0] for r in q(d, "select table_name from duckdb_tables()")}
+            assert "pwned" not in tables and "calls" in tables
+            for t in ("calls", "quarantine", "ingest_runs"):
+                dump = q(d, f"select cast(to_json(x) as varchar) from {t} x")
+                assert not any("TOPSECRET" in r[0] for r in dump), (key, h, t)
+    finally:
+        d.close()

@@ -288,6 +288,12 @@ def load_mapping(path: str | os.PathLike | dict | Mapping, *, otel: bool = False
             raise IngestError(f"{src}: [csv] {key}: unknown option; expected {', '.join(_CSV_KEYS)}")
         if not isinstance(val, want) or (want is int and isinstance(val, bool)):
             raise IngestError(f"{src}: [csv] {key}: expected {want.__name__}, got {val!r}")
+        if key in ("quote", "escape") and (len(val.encode("utf-8")) > 1 or val in "\r\n" and val):
+            raise IngestError(f"{src}: [csv] {key}: expected one ASCII character (or \"\" for none), got {val!r}")
+        if key == "delimiter" and not (0 < len(val.encode("utf-8")) <= 4 and not set(val) & {"\r", "\n", "\0"}):
+            raise IngestError(f"{src}: [csv] delimiter: expected 1 to 4 bytes without line breaks, got {val!r}")
+        if key == "skip" and val < 0:
+            raise IngestError(f"{src}: [csv] skip: expected a count of lines >= 0, got {val!r}")
     cols = data.get("columns", {})
     if not isinstance(cols, dict) or (not cols and not otel):
         raise IngestError(f"{src}: [columns]: required, canonical column = source field")
@@ -1346,7 +1352,7 @@ def _convert(t: Table, c: str, spec: ColumnSpec, s: str, json_src: bool) -> tupl
                  f"THEN timezone('UTC', TRY_CAST({s} AS TIMESTAMPTZ)) ELSE TRY_CAST({s} AS TIMESTAMP) END")
             expected = "ISO 8601"
         checks.append((f"{s} IS NOT NULL AND {{v}} IS NULL", f"unparseable timestamp: {c}",
-                       f"'unparseable timestamp in {c}: ' || {_show(s)} || ' (expected {expected})'"))
+                       f"'unparseable timestamp in {c}: ' || {_show(s)} || {_lit(f' (expected {expected})')}"))
     elif typ == "DOUBLE":
         d = f"TRY_CAST({s} AS DOUBLE)"
         factor = _UNITS_TO_MS[spec.unit] if spec.unit else 1.0
