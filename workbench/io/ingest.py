@@ -190,6 +190,18 @@ _BLANK_RE = r"[\s\x0b\x1c-\x1f\x{85}\p{Z}]*"
 # Timestamps outside years 1..9999 are treated as unparseable (microseconds since the epoch).
 _TS_MIN_US, _TS_MAX_US = -62135596800 * 10**6, 253402300799 * 10**6
 
+# Plausibility bounds: a value outside them is quarantined with a reason naming the bound (see the module docstring).
+# Timestamps: not before EARLIEST_TS (a zero or default clock: 0, -1, "epoch", year 0, BC) and not after the clock of
+# the ingest plus ALLOWED_CLOCK_SKEW ("in the future": one such row would move "now" of every report and alert).
+# prices.effective_from is exempt (a price list may start at 1970-01-01, or announce a future price).
+EARLIEST_TS = _dt.datetime(2000, 1, 1)
+ALLOWED_CLOCK_SKEW = _dt.timedelta(minutes=5)
+MAX_TOKENS = 1_000_000_000  # *_tokens of one call
+MAX_DURATION_MS = 7 * 24 * 3600 * 1000.0  # *_ms of one call: 7 days
+MAX_COST_USD = 10_000.0  # cost_usd of one call
+MAX_USD_PER_MTOK = 100_000.0  # prices: *_usd_per_mtok
+_TS_EXEMPT = {("prices", "effective_from")}
+
 
 # --------------------------------------------------------------------------------------------------------- mapping
 
@@ -1329,10 +1341,12 @@ def _const_text(v: Any) -> str:
     return str(v)
 
 
-def _convert(t: Table, c: str, spec: ColumnSpec, s: str, json_src: bool) -> tuple[str, list[tuple[str, str, str]]]:
+def _convert(t: Table, c: str, spec: ColumnSpec, s: str, json_src: bool,
+             now: _dt.datetime | None = None) -> tuple[str, list[tuple[str, str, str]]]:
     """SQL for the typed value of column c from its text s, and its checks: (condition, kind, reason SQL)."""
     typ = t.column(c).type
     checks: list[tuple[str, str, str]] = []
+    now = now or _now()
     if typ == "TIMESTAMP":
         if spec.unit:
             f = _UNITS_TO_US[spec.unit]
@@ -1348,11 +1362,23 @@ def _convert(t: Table, c: str, spec: ColumnSpec, s: str, json_src: bool) -> tupl
                 v = f"timezone('UTC', {v})"
             expected = f"format {spec.format}"
         else:
-            v = (f"CASE WHEN regexp_matches({s}, '(Z|z|[+-]\\d\\d(:?\\d\\d)?)$') "
+            # a date first (4-digit year, not BC): DuckDB's words 'epoch', 'infinity', 'now' are no timestamps
+            v = (f"CASE WHEN NOT regexp_matches({s}, '^\\s*[0-9]{{4}}-[0-9]') OR regexp_matches({s}, '(?i)\\bBC\\b') "
+                 f"THEN NULL WHEN regexp_matches({s}, '(Z|z|[+-]\\d\\d(:?\\d\\d)?)$') "
                  f"THEN timezone('UTC', TRY_CAST({s} AS TIMESTAMPTZ)) ELSE TRY_CAST({s} AS TIMESTAMP) END")
+            v = f"CASE WHEN isfinite({v}) THEN {v} END"
             expected = "ISO 8601"
         checks.append((f"{s} IS NOT NULL AND {{v}} IS NULL", f"unparseable timestamp: {c}",
                        f"'unparseable timestamp in {c}: ' || {_show(s)} || {_lit(f' (expected {expected})')}"))
+        if (t.name, c) not in _TS_EXEMPT:
+            early = EARLIEST_TS.strftime("%Y-%m-%d")
+            checks.append((f"{{v}} < TIMESTAMP '{early}'", f"implausible timestamp: {c}",
+                           f"'implausible timestamp in {c}: ' || CAST({{v}} AS VARCHAR) || ' is before {early} "
+                           f"(a zero or default clock?)'"))
+            limit = (now + ALLOWED_CLOCK_SKEW).replace(microsecond=0)
+            checks.append((f"{{v}} > TIMESTAMP '{limit}'", f"in the future: {c}",
+                           f"'in the future: {c} ' || CAST({{v}} AS VARCHAR) || ' is after the clock at ingest, "
+                           f"{now.replace(microsecond=0)} UTC (allowed skew {int(ALLOWED_CLOCK_SKEW.total_seconds() // 60)} min)'"))
     elif typ == "DOUBLE":
         d = f"TRY_CAST({s} AS DOUBLE)"
         factor = _UNITS_TO_MS[spec.unit] if spec.unit else 1.0
@@ -1362,8 +1388,11 @@ def _convert(t: Table, c: str, spec: ColumnSpec, s: str, json_src: bool) -> tupl
         if c.endswith("_ms"):
             checks.append(("{v} < 0", f"negative latency: {c}",
                            f"'negative latency in {c}: ' || CAST({{v}} AS VARCHAR) || ' ms (end before start?)'"))
+            checks.append(_too_large(c, MAX_DURATION_MS, "ms (7 days)"))
         if c == "cost_usd" or c.endswith("_usd_per_mtok"):
             checks.append(("{v} < 0", f"negative cost: {c}", f"'negative cost in {c}: ' || CAST({{v}} AS VARCHAR)"))
+            checks.append(_too_large(c, MAX_COST_USD, "USD") if c == "cost_usd" else
+                          _too_large(c, MAX_USD_PER_MTOK, "USD per million tokens"))
     elif typ in ("BIGINT", "INTEGER"):
         d = f"TRY_CAST({s} AS DOUBLE)"
         lim = "9.2e18" if typ == "BIGINT" else "2147483647"
@@ -1378,6 +1407,7 @@ def _convert(t: Table, c: str, spec: ColumnSpec, s: str, json_src: bool) -> tupl
         if c.endswith("_tokens"):
             checks.append(("{v} < 0", f"negative token count: {c}",
                            f"'negative token count in {c}: ' || CAST({{v}} AS VARCHAR)"))
+            checks.append(_too_large(c, MAX_TOKENS, "tokens in one call"))
         elif c in ("attempt", "repeat"):
             checks.append(("{v} < 0", f"negative count: {c}", f"'negative value in {c}: ' || CAST({{v}} AS VARCHAR)"))
     elif typ == "BOOLEAN":
@@ -1413,6 +1443,13 @@ def _convert(t: Table, c: str, spec: ColumnSpec, s: str, json_src: bool) -> tupl
     return v, checks
 
 
+def _too_large(c: str, bound: float, unit: str) -> tuple[str, str, str]:
+    """The check of a plausibility bound: (condition, kind, reason SQL)."""
+    shown = f"{bound:,.0f}"
+    return (f"{{v}} > {bound!r}", f"implausible value: {c}",
+            f"'implausible value in {c}: ' || CAST({{v}} AS VARCHAR) || ' (more than {shown} {unit})'")
+
+
 def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: int | None) -> dict:
     # 1. source text per column, with defaults and constants
     texts: dict[str, str] = {}
@@ -1431,9 +1468,10 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
     # 2. typed values (one level, computed once) and checks over them
     typed: dict[str, str] = {}
     checks: list[tuple[str, str, str, str]] = []  # (condition, field, kind, reason)
+    now = _now()
     for c, spec in src.cols.items():
         s = _ident("x:" + c)
-        v, cks = _convert(t, c, spec, s, c in src.json_cols)
+        v, cks = _convert(t, c, spec, s, c in src.json_cols, now)
         typed[c] = v
         tv = _ident("t:" + c)
         for cond, kind, reason in cks:
@@ -1451,6 +1489,10 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
             checks.insert(0, (f"{out['end_ts']} < {out['ts']}", "end_ts", "end before start: end_ts",
                               f"'end before start: end_ts ' || CAST({out['end_ts']} AS VARCHAR) || ' < ts ' "
                               f"|| CAST({out['ts']} AS VARCHAR)"))
+        if "latency_ms" not in typed and "latency_ms" in out:  # derived from end_ts - ts: bounded as if mapped
+            cond, kind, reason = _too_large("latency_ms", MAX_DURATION_MS, "ms (7 days)")
+            lat = f"({out['latency_ms']})"
+            checks.append((cond.replace("{v}", lat), "latency_ms", kind, reason.replace("{v}", lat)))
     key_hash = None
     if src.hash_column:
         parts = ", ".join(_ident(f"h:{i}") for i in range(len(src.hash_fields))) or "NULL"
