@@ -178,3 +178,72 @@ def test_hostile_text_in_every_mapping_key_never_reaches_sql(tmp_path, key):
                 assert not any("TOPSECRET" in r[0] for r in dump), (key, h, t)
     finally:
         d.close()
+
+
+# --------------------------------------------------- 2. a future-dated row neither silences alerts nor crashes
+
+
+def _now():
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+def test_future_dated_rows_are_quarantined_and_alerts_use_the_clock(tmp_path, capsys):
+    dbp = tmp_path / "w.duckdb"
+    cfg = tmp_path / "workbench.toml"
+    cfg.write_text("[budget.chat]\nmonthly_usd = 100\n"
+                   "[slo.chat]\nlatency_ms = 1000\nlatency_target = 0.9\navailability_target = 0.99\n")
+    now = _now()
+    recent = [now - dt.timedelta(minutes=1 + i) for i in range(20)]
+    rows = [{"id": f"c{i}", "t": t.isoformat() + "Z", "cost": 10.0, "lat": 200, "st": "error" if i % 2 else "ok"}
+            for i, t in enumerate(recent)]
+    future = now + dt.timedelta(days=400)
+    rows += [{"id": "f1", "t": future.isoformat() + "Z", "cost": 0.01, "lat": 200, "st": "ok"},
+             {"id": "f2", "t": "9999-12-31T00:00:00Z", "cost": 0.01, "lat": 200, "st": "ok"},
+             {"id": "s1", "t": (now + dt.timedelta(minutes=2)).isoformat() + "Z", "cost": 0.0, "lat": 1, "st": "ok"}]
+    p = tmp_path / "c.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    m = {"table": "calls", "columns": {"call_id": "id", "ts": "t", "cost_usd": "cost", "latency_ms": "lat",
+                                       "status": "st", "feature": {"value": "chat"}, "model": {"value": "m"}}}
+    s = ingest(dbp, p, mapping=m, progress=False)
+    balanced(s, 23)
+    assert (s.inserted, s.quarantined) == (21, 2)  # 2 minutes ahead is within the allowed skew
+    assert s.reasons == {"in the future: ts": 2}
+    with wb.connect(dbp) as d:
+        reasons = [r[0] for r in q(d, "select reason from quarantine order by line_no")]
+        assert reasons[0].startswith(f"in the future: ts {future}") and "allowed skew 5 min" in reasons[0]
+        # a future row written by another tool does not move "now" either
+        d.duckdb.execute("insert into calls (call_id, ts, feature, status, model, cost_usd, latency_ms) "
+                         "values ('x', ?, 'chat', 'ok', 'm', 0.01, 100)", [future])
+    capsys.readouterr()
+    # 200 USD spent this month on a 100 USD budget: critical, exit 1
+    assert cli_main(["budget", "--db", str(dbp), "--config", str(cfg), "--format", "json"]) == 1
+    (b,) = json.loads(capsys.readouterr().out)
+    assert b["alert"] == "critical" and b["spend_usd"] == pytest.approx(200.0)
+    assert cli_main(["slo", "--db", str(dbp), "--config", str(cfg), "--format", "json"]) == 1
+    slo_rows = json.loads(capsys.readouterr().out)
+    assert [r.get("n") for r in slo_rows if r["sli"] == "availability"] == [20], slo_rows  # s1 is after now
+    # --at overrides the clock: the month of the future row has only that row
+    at = future.isoformat()
+    assert cli_main(["budget", "--db", str(dbp), "--config", str(cfg), "--format", "json", "--at", at]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["spend_usd"] == pytest.approx(0.01)
+
+
+def test_a_row_dated_9999_does_not_crash_metrics_or_report(small_demo, tmp_path, capsys):
+    import shutil
+
+    dbp = tmp_path / "demo.duckdb"
+    shutil.copy(small_demo, dbp)
+    p = tmp_path / "f.jsonl"
+    p.write_text(json.dumps({"id": "z", "t": "9999-12-31T23:59:59Z"}) + "\n")
+    m = {"table": "calls", "columns": {"call_id": "id", "ts": "t", "feature": {"value": "chat"},
+                                       "status": {"value": "ok"}}}
+    s = ingest(dbp, p, mapping=m, progress=False)
+    assert s.reasons == {"in the future: ts": 1}
+    with wb.connect(dbp) as d:  # written around ingest, as another tool could
+        d.duckdb.execute("insert into calls (call_id, ts, feature, status, model, latency_ms, cost_usd) "
+                         "values ('z', '9999-12-31 23:59:59', 'chat', 'ok', 'gpt-4o-mini', 100, 0.01)")
+    capsys.readouterr()
+    assert cli_main(["metrics", "latency_p95_ms", "--db", str(dbp), "--period", "month", "--format", "json"]) == 0
+    months = {r["period_start"][:7] for r in json.loads(capsys.readouterr().out)}
+    assert "9999-12" in months
+    assert cli_main(["report", "latency", "--db", str(dbp), "--out", str(tmp_path / "R")]) == 0

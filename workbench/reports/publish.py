@@ -267,8 +267,12 @@ class Report:
 def _latest_ts(db_path: str) -> dt.datetime | None:
     from workbench.db import connect
 
+    # the newest data up to the clock: a row dated in the future (or 9999-12-31) must not pick the default period
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     with connect(db_path, read_only=True) as db:
-        return db.calls.ts.max().execute() or db.events.ts.max().execute() or None
+        calls, events = db.calls, db.events
+        return (calls.filter(calls.ts <= now).ts.max().execute()
+                or events.filter(events.ts <= now).ts.max().execute() or None)
 
 
 def _definitions(names: Iterable[str]) -> dict[str, str]:
