@@ -247,3 +247,81 @@ def test_a_row_dated_9999_does_not_crash_metrics_or_report(small_demo, tmp_path,
     months = {r["period_start"][:7] for r in json.loads(capsys.readouterr().out)}
     assert "9999-12" in months
     assert cli_main(["report", "latency", "--db", str(dbp), "--out", str(tmp_path / "R")]) == 0
+
+
+# ------------------------------------------------------------- 14. implausible values, whole raw, duplicate keys
+
+
+def _span(span_id: str, start: str, end: str, attrs: dict | None = None) -> dict:
+    a = [{"key": k, "value": {"intValue": str(v)} if isinstance(v, int) else {"stringValue": v}}
+         for k, v in (attrs or {}).items()]
+    return {"traceId": "1" * 32, "spanId": span_id, "name": "chat", "startTimeUnixNano": start,
+            "endTimeUnixNano": end, "attributes": a}
+
+
+def _otlp(spans: list[dict]) -> str:
+    return json.dumps({"resourceSpans": [{"resource": {"attributes": []},
+                                          "scopeSpans": [{"scope": {"name": "s"}, "spans": spans}]}]})
+
+
+def test_otlp_start_minus_one_and_implausible_values_are_quarantined(tmp_path, db):
+    t0 = (NOW_S - 20 * 86400) * 10**9
+    spans = [_span("a1", "-1", str(t0)),                                   # a 56-year latency
+             _span("a2", str(t0), str(t0 + 10**9)),                        # fine
+             _span("a3", str(t0), str(t0 + 10**9), {"gen_ai.usage.input_tokens": 10**18}),
+             _span("a4", str(t0), str(t0 + 8 * 86400 * 10**9)),            # 8 days
+             _span("a5", "0", "0"),
+             _span("a6", str(t0 + 400 * 86400 * 10**9), str(t0 + 401 * 86400 * 10**9))]
+    p = tmp_path / "s.jsonl"
+    p.write_text(_otlp(spans) + "\n")
+    s = ingest(db, p, progress=False)
+    balanced(s, 6)
+    assert s.inserted == 1
+    assert s.reasons == {"implausible timestamp: ts": 2, "implausible value: input_tokens": 1,
+                         "implausible value: latency_ms": 1, "in the future: ts": 1}
+    got = dict(q(db, "select json_extract_string(raw, '$.spanId'), reason from quarantine"))
+    assert got["a1"].startswith("implausible timestamp in ts: 1970-01-01 00:00:00 is before 2000-01-01")
+    assert got["a3"] == ("implausible value in input_tokens: 1000000000000000000 "
+                         "(more than 1,000,000,000 tokens in one call)")
+    assert got["a4"].startswith("implausible value in latency_ms: 691200000.0 (more than 604,800,000 ms (7 days))")
+
+
+@pytest.mark.parametrize("text", ["0000-01-01", "0044-03-15 BC", "10000-01-01", "infinity", "-infinity", "epoch",
+                                  "now", "1970-01-01T00:00:00Z", "1999-12-31 23:59:59"])
+def test_timestamps_outside_the_plausible_range_are_quarantined_with_a_reason(db, tmp_path, text):
+    p = tmp_path / "t.jsonl"
+    p.write_text(json.dumps({"id": "a", "t": text}) + "\n")
+    m = {"table": "calls", "columns": {"call_id": "id", "ts": "t", "feature": {"value": "f"},
+                                       "status": {"value": "ok"}}}
+    s = ingest(db, p, mapping=m, progress=False)
+    balanced(s, 1)
+    assert s.quarantined == 1
+    (reason,) = q(db, "select reason from quarantine")[0]
+    assert reason.startswith(("unparseable timestamp in ts", "implausible timestamp in ts")), reason
+
+
+def test_quarantine_keeps_rejected_records_whole(tmp_path, db):
+    big = "é" * 30_000  # 60 kB of UTF-8 text
+    p = tmp_path / "w.csv"
+    p.write_text(f'id,ts,kind,value\na,{NOW_S},thumbs,1\nb,{NOW_S},"{big}\nline two",1,extra\n')
+    s = ingest(db, p, mapping=FEEDBACK_MAP, progress=False)
+    balanced(s, 2)
+    (raw,) = q(db, "select raw from quarantine")[0]
+    assert raw == f'b,{NOW_S},"{big}\nline two",1,extra'
+    j = tmp_path / "w.jsonl"
+    line = '{"id": "a", "kind": "' + big + '"'  # not JSON (no closing brace)
+    j.write_text(line + "\n")
+    s = ingest(db, j, mapping={**FEEDBACK_MAP, "columns": {**FEEDBACK_MAP["columns"], "ts": "ts"}}, progress=False)
+    assert q(db, "select raw from quarantine where run_id = ?", [s.files[0]["run_id"]]) == [(line,)]
+
+
+def test_duplicate_json_keys_are_quarantined(tmp_path, db):
+    p = tmp_path / "d.jsonl"
+    p.write_text(f'{{"id": "a", "ts": {NOW_S}, "kind": "thumbs", "value": 1, "value": 0}}\n'
+                 f'{{"id": "b", "ts": {NOW_S}, "kind": "thumbs", "value": 1, "extra": {{"x": 1, "x": 2}}}}\n'
+                 f'{{"id": "c", "ts": {NOW_S}, "kind": "thumbs", "value": 1}}\n')
+    s = ingest(db, p, mapping=FEEDBACK_MAP, progress=False)
+    balanced(s, 3)
+    assert s.reasons == {"duplicate JSON key": 1}  # an unmapped nested object is not looked at
+    assert q(db, "select line_no, reason from quarantine") == [
+        (1, 'duplicate key "value" in the JSON object (readers disagree on which value counts)')]

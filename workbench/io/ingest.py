@@ -908,6 +908,7 @@ class _Source:
     fixed: dict[str, str] = field(default_factory=dict)  # canonical column -> SQL over s:* (OTLP derivations)
     err_kinds: dict[str, str] = field(default_factory=dict)
     line_reader: bool = False  # read as raw text lines (JSONL, OTLP): a "too many columns" reject is a reserved byte
+    csv_opts: dict | None = None  # CSV: the [csv] options (to re-read a rejected record whole)
     # JSONL: mapped fields that some record must have: (mapping key, field, JSON paths, source column "s:..."/"h:...")
     presence: tuple[tuple[str, str, tuple[str, ...], str], ...] = ()
 
@@ -989,13 +990,24 @@ def _jsonl_source(con, plan: _Plan) -> tuple[_Source, int]:
     plist = "[" + ", ".join(_lit(p) for p in str_paths) + "]" if str_paths else "['$.__wb_none__']"
     jlist = "[" + ", ".join(_lit(p) for p in json_paths) + "]" if json_paths else None
     jexpr = f"CASE WHEN _f IS NOT NULL THEN json_extract(line, {jlist}) END AS _j" if jlist else "NULL AS _j"
+    # Duplicate keys (the object itself, and the parents of dotted fields): JSON readers disagree on which value
+    # counts (DuckDB takes the first, Python the last), so such a record is quarantined rather than guessed.
+    parents = ["$"] + sorted({p.rsplit(".", 1)[0] for fld in [*(s.field for s in m.columns.values() if s.field),
+                                                                *hfields] if "." in fld
+                              for p in _json_paths(fld)[1:]})
+    dups = " || ".join(
+        f"coalesce(list_filter({ks}, (x, i) -> list_position({ks}, x) < i), [])"
+        for ks in ("json_keys(line)" if p == "$" else f"json_keys(line, {_lit(p)})" for p in parents))
     sql = f"""
         SELECT k, line AS raw,
                CASE WHEN _f IS NULL THEN 'invalid JSON'
-                    WHEN NOT starts_with(ltrim(line), '{{') THEN 'not a JSON object' END AS _err
+                    WHEN NOT starts_with(ltrim(line), '{{') THEN 'not a JSON object'
+                    WHEN len(_dup) > 0 THEN 'duplicate key ' || CAST(to_json(_dup[1]) AS VARCHAR)
+                         || ' in the JSON object (readers disagree on which value counts)' END AS _err
                {''.join(', ' + s for s in sel)}
         FROM (
-            SELECT k, line, _f, {jexpr}
+            SELECT k, line, _f, {jexpr},
+                   CASE WHEN _f IS NOT NULL AND starts_with(ltrim(line), '{{') THEN try({dups}) END AS _dup
             FROM (SELECT k, line, try(json_extract_string(line, {plist})) AS _f
                   FROM ({_raw_lines(plan.path, plan.lenient, plan.line_bytes, plan.buffer_bytes)})
                   WHERE line IS NOT NULL AND NOT regexp_full_match(line, {_lit(_BLANK_RE)}))
@@ -1007,7 +1019,8 @@ def _jsonl_source(con, plan: _Plan) -> tuple[_Source, int]:
                  if not any(s.field == f and s.optional for s in m.columns.values())]
     src = _Source(sql=sql, cols={c: s for c, s in m.columns.items() if not s.hash}, hash_fields=hfields,
                   hash_column=hcol, json_cols=frozenset(json_cols),
-                  err_kinds={"invalid JSON": "invalid JSON", "not a JSON object": "not a JSON object"},
+                  err_kinds={"invalid JSON": "invalid JSON", "not a JSON object": "not a JSON object",
+                             "duplicate key *": "duplicate JSON key"},
                   line_reader=True, presence=tuple(presence))
     return src, 0
 
@@ -1063,6 +1076,7 @@ def _csv_source(con, plan: _Plan) -> tuple[_Source, int]:
           f"FROM {rel} WITH ORDINALITY AS r({', '.join(_ident(n) for n in names)}, k)"
     src = _Source(sql=sql, cols={c: s for c, s in m.columns.items() if not s.hash}, hash_fields=hfields,
                   hash_column=hcol)
+    src.csv_opts = dict(o)
     offset = (1 if header else 0) + int(o.get("skip", 0))
     return src, offset
 
@@ -1509,7 +1523,8 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
         spec = src.cols.get(c)
         hint = f" (source field {spec.field!r})" if spec is not None and spec.field and not spec.has_value else ""
         miss.append((cond, c, f"missing required field: {c}", _lit(f"missing required field {c}{hint}")))
-    err_kind = ("CASE " + " ".join(f"WHEN _err = {_lit(k)} THEN {_lit(v)}" for k, v in src.err_kinds.items())
+    err_kind = ("CASE " + " ".join(f"WHEN starts_with(_err, {_lit(k[:-1])}) THEN {_lit(v)}" if k.endswith("*") else
+                                   f"WHEN _err = {_lit(k)} THEN {_lit(v)}" for k, v in src.err_kinds.items())
                 + " ELSE _err END") if src.err_kinds else "_err"
     all_checks = [("_err IS NOT NULL", None, None, "_err")] + miss + checks
     # The first failing check's index, evaluated once; kind, field and reason are looked up from it.
@@ -1545,6 +1560,11 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
                        SELECT DISTINCT ON (line) CAST(line AS BIGINT) AS line, CAST(error_type AS VARCHAR) AS et,
                               error_message, csv_line FROM _wb_rej ORDER BY line""")
         n_rej = con.execute("SELECT count(*) FROM _wb_rejects").fetchone()[0]
+        # DuckDB keeps the first 10,000 characters of a rejected record: the quarantine keeps it whole, from the file
+        cut = [r[0] for r in con.execute("SELECT line FROM _wb_rejects WHERE strlen(csv_line) >= 9990").fetchall()]
+        if cut:
+            whole = _whole_records(Path(path), src, set(cut))
+            con.executemany("UPDATE _wb_rejects SET csv_line = ? WHERE line = ?", [[t, n] for n, t in whole.items()])
         if n_rej:
             # Good rows are numbered without the rejected ones: shift each past the rejects before it.
             con.execute(f"""CREATE TEMP TABLE _wb_shift AS
@@ -1597,6 +1617,47 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
     con.execute("DROP TABLE IF EXISTS temp._wb_rejects")
     return {"read": staged + n_rej, "inserted": inserted, "duplicates": valid - inserted,
             "quarantined": bad + n_rej, "reasons": reasons}
+
+
+def _whole_records(path: Path, src: _Source, wanted: set[int]) -> dict[int, str]:
+    """The text of the records starting at these physical lines (1 = first line), read from the file: a line for
+    JSONL and OTLP, a record (its lines) for CSV. Bytes that are not UTF-8 are kept as \\x.. escapes."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    out: dict[int, str] = {}
+    if src.csv_opts is None:
+        with opener(path, "rb") as fh:
+            for n, line in enumerate(fh, 1):
+                if n in wanted:
+                    out[n] = line.decode("utf-8", "backslashreplace").removesuffix("\n").removesuffix("\r")
+        return out
+    import csv
+
+    o = src.csv_opts
+    delim = o.get("delimiter", "\t" if _base_ext(path) == ".tsv" else ",")
+    quote = o.get("quote", '"')
+    opts: dict[str, Any] = {"quoting": csv.QUOTE_NONE} if not quote else {"quotechar": quote}
+    if quote and o.get("escape", quote) != quote:
+        opts.update(escapechar=o["escape"], doublequote=False)
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+    buf: list[str] = []
+    with opener(path, "rt", encoding="utf-8", errors="backslashreplace", newline="") as fh:
+        def lines():
+            for ln in fh:
+                buf.append(ln)
+                yield ln if len(delim) == 1 else ln.replace(delim, "\x1f")
+        reader = csv.reader(lines(), delimiter=delim if len(delim) == 1 else "\x1f", **opts)
+        while True:
+            start = reader.line_num + 1
+            buf.clear()
+            try:
+                next(reader)
+            except StopIteration:
+                break
+            except csv.Error:
+                pass
+            if start in wanted:
+                out[start] = "".join(buf).removesuffix("\n").removesuffix("\r")
+    return out
 
 
 def _check_presence(con, src: _Source, path: str) -> None:
