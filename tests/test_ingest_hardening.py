@@ -325,3 +325,89 @@ def test_duplicate_json_keys_are_quarantined(tmp_path, db):
     assert s.reasons == {"duplicate JSON key": 1}  # an unmapped nested object is not looked at
     assert q(db, "select line_no, reason from quarantine") == [
         (1, 'duplicate key "value" in the JSON object (readers disagree on which value counts)')]
+
+
+# ------------------------------------------- 14. spill files of a process killed with SIGKILL are removed
+
+
+def _spilling_ingest(tmp_path: Path, dbp: Path, limit: str = "24MB"):
+    import os
+    import subprocess
+    import sys
+
+    p = tmp_path / "many.jsonl"
+    if not p.exists():
+        with open(p, "w") as fh:
+            for i in range(400_000):
+                fh.write(json.dumps({"id": f"c{i:07d}", "t": NOW_S - i, "pad": f"{i:x}" * 12}) + "\n")
+    (tmp_path / "m.toml").write_text('table = "calls"\n[columns]\ncall_id = "id"\nts = { field = "t", unit = "s" }\n'
+                                     'feature = "pad"\nstatus = { value = "ok" }\n')
+    env = {**os.environ, "WORKBENCH_INGEST_MEMORY_LIMIT": limit}
+    return subprocess.Popen([sys.executable, "-m", "workbench.cli", "ingest", str(p), "--mapping",
+                             str(tmp_path / "m.toml"), "--db", str(dbp), "--json"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_spill_files_of_a_killed_ingest_are_removed_by_the_next(tmp_path):
+    import signal
+    import time
+
+    dbp = tmp_path / "w.duckdb"
+    wb.connect(dbp).close()
+    root = Path(f"{dbp}.ingest-spill")
+    proc = _spilling_ingest(tmp_path, dbp)
+    deadline, spilled = time.monotonic() + 240, []
+    while time.monotonic() < deadline and proc.poll() is None:
+        spilled = [f for d in root.glob(f"{proc.pid}-*") for f in d.iterdir()] if root.exists() else []
+        if sum(f.stat().st_size for f in spilled if f.exists()) > 1_000_000:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None and spilled, "the ingest did not spill (or finished) before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    left = list(root.glob(f"{proc.pid}-*"))
+    assert left and any(d.iterdir() for d in left)  # what SIGKILL leaves: this process's folder, with files
+    # the next ingest removes it before it starts, and leaves no folder of its own
+    small = tmp_path / "one.jsonl"
+    small.write_text(json.dumps({"id": "x", "t": NOW_S, "pad": "p"}) + "\n")
+    s = ingest(dbp, small, mapping=tmp_path / "m.toml", progress=False)
+    assert s.inserted == 1
+    assert not root.exists() or not any(root.iterdir())
+
+
+def test_a_completed_spilling_ingest_leaves_no_spill_files(tmp_path):
+    import time
+
+    dbp = tmp_path / "w.duckdb"
+    root = Path(f"{dbp}.ingest-spill")
+    proc = _spilling_ingest(tmp_path, dbp, "96MB")
+    spilled = 0
+    while proc.poll() is None:
+        files = [f for d in root.glob(f"{proc.pid}-*") for f in d.iterdir()] if root.exists() else []
+        spilled = max(spilled, sum(f.stat().st_size for f in files if f.exists()))
+        time.sleep(0.05)
+    out, err = proc.communicate(timeout=600)
+    assert spilled > 0  # it did spill, in its own folder
+    assert proc.returncode == 0, err.decode()
+    assert json.loads(out)["inserted"] == 400_000
+    assert not Path(f"{dbp}.ingest-spill").exists() and not Path(f"{dbp}.tmp").exists()
+
+
+# -------------------------------------------------------------------------- 11. a 50 MB line loads
+
+
+def test_a_50_mb_line_loads_under_the_ingest_memory_limit(tmp_path, db):
+    p = tmp_path / "big.jsonl"
+    p.write_text(json.dumps({"id": "a", "t": NOW_S, "a": {"blob": "x" * 50_000_000}}) + "\n"
+                 + json.dumps({"id": "b", "t": NOW_S}) + "\n")
+    m = {"table": "calls", "columns": {"call_id": "id", "ts": {"field": "t", "unit": "s"},
+                                       "attributes": {"field": "a", "optional": True},
+                                       "feature": {"value": "f"}, "status": {"value": "ok"}}}
+    s = ingest(db, p, mapping=m, progress=False)
+    balanced(s, 2)
+    assert s.inserted == 2
+    assert q(db, "select length(json_extract_string(attributes, '$.blob')) from calls where call_id = 'a'") == [
+        (50_000_000,)]
+    # the setting is put back after the load
+    assert q(db, "select current_setting('memory_limit')") == q(wb.connect(":memory:"),
+                                                                "select current_setting('memory_limit')")

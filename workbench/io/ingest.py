@@ -735,11 +735,13 @@ def ingest(db: "Workbench | str | os.PathLike", paths: Any, *, format: str = "au
     plans = [_count(_plan(p, format, m)) for p in files]
     wbench = as_workbench(db)
     opened_here = wbench is not db  # a path: close the connection we opened, so the file is not left locked
+    spill = _SpillDir(wbench.duckdb)
     try:
         return _ingest_all(wbench.duckdb, plans, progress)
     finally:
         if opened_here:
             wbench.close()
+            spill.remove()  # the connection is closed: its spill folder can go
 
 
 def _ingest_all(con: "duckdb.DuckDBPyConnection", plans: list[_Plan], progress: bool | None) -> IngestSummary:
@@ -771,6 +773,86 @@ def _ingest_all(con: "duckdb.DuckDBPyConnection", plans: list[_Plan], progress: 
         if bar is not None:
             bar.close()
     return summary
+
+
+SPILL_SUFFIX = ".ingest-spill"
+
+
+class _SpillDir:
+    """Where DuckDB spills while loading: ``<db file>.ingest-spill/<pid>-<token>/`` (an in-memory database: the
+    system's temporary folder), one folder per process. DuckDB deletes its spill files when they are freed; the
+    folder is removed when ingest closes its connection, or at exit; a process killed with SIGKILL leaves its folder behind, and the next ingest
+    removes every folder whose process is gone before it starts. A temp_directory the user set is kept, and so is one
+    the connection has already used (DuckDB cannot switch it then)."""
+
+    def __init__(self, con: "duckdb.DuckDBPyConnection") -> None:
+        import tempfile
+
+        self.root: Path | None = None
+        self.folder: Path | None = None
+        current = con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
+        row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+        db_file = row[0] if row and row[0] else None
+        default = f"{db_file}.tmp" if db_file else ".tmp"
+        if not current or current != default:
+            return  # spilling disabled, or a folder the user chose
+        root = Path(f"{db_file}{SPILL_SUFFIX}") if db_file else Path(tempfile.gettempdir()) / "workbench-ingest-spill"
+        try:
+            root.mkdir(exist_ok=True)
+            remove_stale_spill(root)
+            folder = root / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            con.execute(f"SET temp_directory = {_lit(str(folder))}")
+        except Exception:  # used already (DuckDB cannot switch), or the folder cannot be made: keep DuckDB's
+            return
+        self.root, self.folder = root, folder
+        import atexit
+
+        atexit.register(self.remove)  # a connection the caller closes later: at exit at the latest
+
+    def remove(self) -> None:
+        """After the connection is closed: remove this process's folder, and the root when it is empty."""
+        import shutil
+
+        if self.root is None:
+            return
+        shutil.rmtree(self.folder, ignore_errors=True)
+        try:
+            self.root.rmdir()
+        except OSError:
+            pass  # another process's folder is in it
+
+
+def remove_stale_spill(root: str | os.PathLike) -> list[Path]:
+    """Remove the spill folders under ``root`` (``<pid>-<token>``) whose process is gone; return them.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> (root / "999999999-dead").mkdir(); (root / f"{os.getpid()}-live").mkdir()
+    >>> [p.name for p in remove_stale_spill(root)], sorted(p.name for p in root.iterdir()) == [f"{os.getpid()}-live"]
+    (['999999999-dead'], True)
+    """
+    import shutil
+
+    removed = []
+    for d in Path(root).iterdir():
+        pid = d.name.split("-", 1)[0]
+        if not d.is_dir() or not pid.isdigit() or _alive(int(pid)):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return pid < 2**31  # exists, owned by another user; an impossible pid is gone
+    return True
 
 
 _SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
@@ -848,7 +930,9 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan,
     plan.line_bytes = next((b for b in LINE_BYTES_STEPS if b > longest), LINE_BYTES_STEPS[-1])
     plan.buffer_bytes = max(2 * plan.line_bytes, longest + _HASH_CHUNK)
     if memory is not None:
-        memory.apply(2 * plan.buffer_bytes)
+        # Parsing one line takes many times its size in DuckDB's accounting (measured: a 50 MB JSONL line needs
+        # over 2 GB, a 64 MB OTLP batch 1 GB): a file with a line over the first step gets the connection's own limit.
+        memory.apply(float("inf") if longest > LINE_BYTES_STEPS[0] else 2 * plan.buffer_bytes)
     run_id = str(uuid.uuid4())
     started = _now()
     con.execute("BEGIN TRANSACTION")
@@ -883,6 +967,10 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan,
     except Exception as exc:
         con.execute("ROLLBACK")
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "Out of Memory" in msg:
+            long = f"a line of {longest / 1e6:,.0f} MB; " if longest > LINE_BYTES_STEPS[0] else ""
+            msg += (f" ({long}give the load more memory: the environment variable WORKBENCH_INGEST_MEMORY_LIMIT, "
+                    f"or a machine with more RAM)")
         raise IngestError(f"{path}: could not be loaded as {plan.fmt} (nothing of it was written): {msg}") from exc
     reasons = counts.pop("reasons")
     f = {"path": str(path), "table": table, "format": plan.fmt, "run_id": run_id, **counts}
