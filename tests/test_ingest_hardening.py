@@ -411,3 +411,16 @@ def test_a_50_mb_line_loads_under_the_ingest_memory_limit(tmp_path, db):
     # the setting is put back after the load
     assert q(db, "select current_setting('memory_limit')") == q(wb.connect(":memory:"),
                                                                 "select current_setting('memory_limit')")
+
+
+def test_readme_ingest_guarantees_name_existing_tests():
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    section = re.search(r"## Guarantees\n.*?### Ingest\n(.*?)(?:\n### |\n## )", readme, re.S).group(1)
+    names = re.findall(r"`(test_\w+)`", section)
+    assert len(names) >= 12
+    tests = "".join(p.read_text() for p in (root / "tests").glob("test_*.py"))
+    for name in names:
+        assert f"def {name}(" in tests, name

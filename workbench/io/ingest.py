@@ -7,7 +7,10 @@ canonical table. The work is done in DuckDB SQL, streaming from the file; Python
 The invariant, per file and in total: ``read = inserted + duplicates + quarantined``.
 
 * **read**: records in the file: non-blank lines (JSONL), spans plus unparseable lines (OTLP), data records (CSV),
-  rows (Parquet). Blank lines are not records.
+  rows (Parquet). Blank lines are not records. Before loading, :func:`count_records` counts them with a reader
+  independent of DuckDB (Python's csv module, a line count, the Parquet footer); a load that accounts for a different
+  number fails the file (IngestError, nothing written), and a CSV that cannot be split into records (a quote never
+  closed) fails before anything is loaded, naming the line of the quote.
 * **duplicates**: rows whose natural key (``schema.TABLES[t].key``) is already in the table, or appeared earlier in the
   same file (the first occurrence wins).
 * **quarantined**: rows written to the ``quarantine`` table with the file, line, canonical field, a reason a person can
@@ -22,7 +25,12 @@ checked before the first one is loaded. An unexpected failure while loading a fi
 Memory: while loading, DuckDB's ``memory_limit`` is lowered to :data:`INGEST_MEMORY_LIMIT` (512 MB; environment
 variable ``WORKBENCH_INGEST_MEMORY_LIMIT``; a lower limit of the connection is kept, and the setting is put back
 after), so a file larger than memory streams through and DuckDB spills to its ``temp_directory`` instead of growing.
-Lines are read in buffers sized from the file's longest line (:data:`LINE_BYTES_STEPS`).
+Lines are read in buffers sized from the file's longest line (:data:`LINE_BYTES_STEPS`); a file with a line over the
+first step (8 MB) is loaded with the connection's own limit (80% of RAM by default), as parsing one line takes many
+times its size: lines up to :data:`MAX_LINE_BYTES` (256 MB) load, a longer one is quarantined as too long. Spill files
+go to ``<database file>.ingest-spill/<pid>-<token>/`` (one folder per process; an in-memory database: the system's
+temporary folder), removed when ingest closes its connection or at exit; the folders of processes killed with
+SIGKILL are removed by the next ingest (:func:`remove_stale_spill`).
 
 Line numbers (``quarantine.line_no``)
 -------------------------------------
@@ -97,6 +105,7 @@ A TOML file, read by :func:`load_mapping`::
     status = { value = "ok" }                            # a constant
     call_id = { hash = ["TIMESTAMP", "ContextTokens"] }  # stable hash of these source fields
     feature = { field = "app", default = "unknown" }     # default when the field is null, empty or missing
+    error_type = { field = "err", optional = true }      # JSONL: the field may be absent from a whole file
 
 Unmapped columns are null, with three derivations: an unmapped key column of a table with ``hashed_key`` (calls,
 feedback, events, guardrail_events) is a stable hash of all mapped source fields; ``calls.latency_ms`` is
@@ -107,11 +116,22 @@ The stable hash is the sha256 of the listed values (as a JSON list) and of the o
 within the file: two identical rows in one file are both kept, and loading the same file again finds them as
 duplicates. Changing the mapping of a table with hashed keys changes the hashes: load a file with one mapping.
 
-Values are checked in SQL; the first problem of a row is its quarantine reason: invalid JSON, missing required field,
-unparseable timestamp, non-numeric number, not an integer, out of range, negative token count, negative latency,
-end before start, unknown status (or kind/action/verdict) value, not a boolean, not a list, and for CSV a record with
-the wrong number of fields or an invalid encoding. Enumerated values (``calls.status``, ``feedback.kind``,
-``guardrail_events.action`` and ``verdict``) are lower-cased. An empty string counts as missing.
+A JSONL mapping field (or hash field) that no record of the file has is an IngestError naming the mapping key (a
+typo would silently null the column; CSV and Parquet check their header), unless it is marked ``optional = true``.
+A field present as JSON null is present.
+
+Values are checked in SQL; the first problem of a row is its quarantine reason: invalid JSON, duplicate JSON key (in
+the object or in the parent of a mapped dotted field: readers disagree on which value counts), missing required field,
+unparseable timestamp (an ISO text must start with a 4-digit year: ``epoch``, ``infinity``, ``now``, BC dates are
+refused), implausible timestamp (before :data:`EARLIEST_TS`, 2000-01-01), in the future (after the clock at ingest plus
+:data:`ALLOWED_CLOCK_SKEW`, 5 minutes; ``prices.effective_from`` is exempt from both bounds), non-numeric number, not an
+integer, out of range, negative token count, negative latency, end before start, implausible value (over
+:data:`MAX_TOKENS` tokens, :data:`MAX_DURATION_MS` for a ``*_ms`` duration (7 days), :data:`MAX_COST_USD` for
+``cost_usd``, :data:`MAX_USD_PER_MTOK` for a price), unknown status (or kind/action/verdict) value, not a boolean,
+not a list, and for CSV a record with the wrong number of fields or an invalid encoding. Enumerated values
+(``calls.status``, ``feedback.kind``, ``guardrail_events.action`` and ``verdict``) are lower-cased. An empty string
+counts as missing. The quarantine keeps a rejected record whole (DuckDB's copy of a record it rejects while reading
+stops at 10,000 characters: longer ones are read again from the file).
 
 Examples
 --------
