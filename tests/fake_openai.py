@@ -13,8 +13,10 @@ Replies are deterministic functions of the request:
 * ragas's NLI (faithfulness verdict) prompt: verdict 0 for a statement containing ``UNSUPPORTED``, else 1.
 
 Failure injection, for retries and timeouts: ``fail_statuses`` (a list of HTTP statuses served to the next requests,
-one each), ``sleep_s`` (delay every reply; a client timeout shorter than it times out) and ``garbage`` (every reply is
-unparseable). ``requests`` holds every request body received, in order, ``headers`` their HTTP headers, and
+one each), ``sleep_s`` (delay every reply; a client timeout shorter than it times out), ``garbage`` (every reply is
+unparseable), ``trickle_s`` (send the reply one byte at a time, this many seconds apart: a slow-loris server),
+``raw_replies`` (a list of raw HTTP 200 bodies served to the next requests, one each, e.g. an ``{"error": ...}`` body)
+and ``pad_bytes`` (pad every reply with this many bytes: an oversized reply). ``requests`` holds every request body received, in order, ``headers`` their HTTP headers, and
 ``max_inflight`` the most requests served at the same time.
 
 >>> with FakeOpenAI() as fake:
@@ -55,6 +57,9 @@ class FakeOpenAI:
         self.fail_statuses: list[int] = []
         self.sleep_s: float = 0.0
         self.garbage: bool = False
+        self.trickle_s: float = 0.0
+        self.raw_replies: list[bytes] = []
+        self.pad_bytes: int = 0
         self.headers: list[dict] = []
         self.inflight = 0
         self.max_inflight = 0
@@ -83,9 +88,12 @@ class FakeOpenAI:
                     fake.requests.append(body)
                     fake.headers.append(dict(self.headers))
                     status = fake.fail_statuses.pop(0) if fake.fail_statuses else 200
+                    raw_reply = fake.raw_replies.pop(0) if fake.raw_replies else None
                     fake.inflight += 1
                     fake.max_inflight = max(fake.max_inflight, fake.inflight)
                 try:
+                    if raw_reply is not None:
+                        return self._send_bytes(200, raw_reply)
                     self._answer(body, status)
                 finally:
                     with fake._lock:
@@ -101,6 +109,7 @@ class FakeOpenAI:
                 content = fake.reply(body)
                 prompt_chars = sum(len(str(m.get("content", ""))) for m in body.get("messages", []))
                 self._send(200, {
+                    **({"padding": "x" * fake.pad_bytes} if fake.pad_bytes else {}),
                     "id": f"chatcmpl-{len(fake.requests)}",
                     "object": "chat.completion",
                     "created": int(time.time()),
@@ -112,13 +121,22 @@ class FakeOpenAI:
                 })
 
             def _send(self, status: int, payload: dict) -> None:
-                data = json.dumps(payload).encode()
+                self._send_bytes(status, json.dumps(payload).encode())
+
+            def _send_bytes(self, status: int, data: bytes) -> None:
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
-                    self.wfile.write(data)
+                    if fake.trickle_s:
+                        self.wfile.flush()
+                        for i in range(len(data)):
+                            self.wfile.write(data[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(fake.trickle_s)
+                    else:
+                        self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
                     pass
 
@@ -159,6 +177,9 @@ class FakeOpenAI:
             self.max_inflight = 0
         self.sleep_s = 0.0
         self.garbage = False
+        self.trickle_s = 0.0
+        self.raw_replies = []
+        self.pad_bytes = 0
 
     # -- replies ---------------------------------------------------------------------------------
     def reply(self, body: dict) -> str:

@@ -487,3 +487,23 @@ def test_suite_is_registered():
 
     assert set(cost.SUITE) <= set(suite())
     assert cost.cost_drivers is cost.cost_change_usd
+
+
+def test_cost_per_1k_tokens_by_prompt_version_hand_computed():
+    # v1: a computed call (1,000 in @ $2/M + 1,000 out @ $8/M = $0.010 for 2,000 tokens) and a reported one
+    #     ($0.004 for 1,000 tokens): $0.014 / 3,000 tokens x 1,000 = $0.0046667 per 1k tokens;
+    # v2: one computed call, 500 in + 500 out = $0.005 / 1,000 tokens = $0.005 per 1k; plus an unpriced model and a
+    #     tool span with no model and no tokens, neither of which enters the ratio.
+    rows = [call("a", "2026-03-05", input_tokens=1000, output_tokens=1000, prompt_version="v1"),
+            call("b", "2026-03-05", input_tokens=600, output_tokens=400, cost_usd=0.004, prompt_version="v1"),
+            call("c", "2026-03-05", input_tokens=500, output_tokens=500, prompt_version="v2"),
+            call("d", "2026-03-05", model="mystery", input_tokens=900, output_tokens=100, prompt_version="v2"),
+            call("e", "2026-03-05", model=None, provider=None, prompt_version="v2")]
+    db = make_db([{k: v for k, v in r.items() if k != "prompt_version"} for r in rows], [price("m1", "2025-01-01", 2.0, 8.0)])
+    for r in rows:
+        db.duckdb.execute("update calls set prompt_version = ? where call_id = ?", [r["prompt_version"], r["call_id"]])
+    df = wb.cost_per_1k_tokens_usd(db, by="prompt_version", period="all").sort("prompt_version")
+    assert df["value"].to_list() == pytest.approx([0.014 / 3, 0.005], rel=1e-12)
+    assert df["n"].to_list() == [2, 1]
+    assert df["tokens_count"].to_list() == [3000, 1000]
+    assert df["unpriced_count"].to_list() == [0, 1]

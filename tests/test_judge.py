@@ -132,7 +132,7 @@ def test_timeout_is_retried_then_unscorable(db, fake):
                        progress=False)
     assert fake.count == 2  # the first attempt and one retry, both timed out
     assert (s["unscorable"], s["failed"]) == (1, 1)
-    assert evals(db)[("a", 0)][2].startswith("timeout after 0.2 s")
+    assert evals(db)[("a", 0)][2].startswith("timeout: no complete reply within 0.2 s")
 
 
 def test_garbage_replies_are_unscorable_and_counted(db, fake):

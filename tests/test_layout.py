@@ -15,7 +15,7 @@ PKG = Path(__file__).resolve().parents[1] / "workbench"
 # The layers, lowest first. A module may import its own layer and the ones below, never one above.
 LAYERS = {
     "workbench._version": 0, "workbench.errors": 0, "workbench.schema": 0, "workbench.stats": 0,
-    "workbench.config": 1, "workbench.db": 2,
+    "workbench.config": 1, "workbench.redact": 1, "workbench.db": 2,
     "workbench.io": 3, "workbench.metrics": 4, "workbench.eval": 5, "workbench.reports": 6, "workbench.demo": 7,
     "workbench.cli": 8, "workbench": 9, "workbench._exports": 9,
 }
@@ -130,7 +130,7 @@ ragas_eval reliability reports schedule schema slo stats
 """.split())
 
 METRICS = sorted("""
-active_days_distribution agent_steps_per_task cost_change_usd cost_per_active_user_usd cost_per_call_usd
+active_days_distribution agent_steps_per_task cost_change_usd cost_per_1k_tokens_usd cost_per_active_user_usd cost_per_call_usd
 cost_per_session_usd cost_per_success_usd cost_per_user_usd cost_usd dau_count dau_mau_ratio
 drifted_column_rate error_rate escalation_rate experiment_effect fallback_rate feature_adoption_rate
 feedback_rate funnel_conversion_rate guardrail_block_rate guardrail_catch_rate guardrail_false_block_rate

@@ -69,9 +69,11 @@ def test_second_run_archives_the_first_and_force_replaces(env):
     tmp, dbp = env
     out = reports.run_report("mini", db=dbp, out=tmp / "reports", period="2026-11-16..2026-11-18")
     first = json.loads((out / "params.json").read_text())["executed_at"]
+    first_run = json.loads((out / "params.json").read_text())["run_id"]
     reports.run_report("mini", db=dbp, out=tmp / "reports", period="2026-11-16..2026-11-18")
     archived = list((out / "archive").iterdir())
     assert len(archived) == 1 and (archived[0] / "report.html").exists()
+    assert archived[0].name == first.replace("-", "").replace(":", "") + "-" + first_run  # <executed_at>-<run id>
     assert json.loads((archived[0] / "params.json").read_text())["executed_at"] == first
     reports.run_report("mini", db=dbp, out=tmp / "reports", period="2026-11-16..2026-11-18", force=True)
     assert len(list((out / "archive").iterdir())) == 1
@@ -79,14 +81,18 @@ def test_second_run_archives_the_first_and_force_replaces(env):
 
 def test_failing_cell_is_named_and_partial_notebook_kept(env):
     tmp, dbp = env
-    with pytest.raises(reports.ReportError, match=r"cell 3 failed: ValueError: boom in the third cell"):
+    with pytest.raises(reports.ReportError, match=r"cell 3 failed: ValueError: boom in the third cell") as err:
         reports.run_report("broken", db=dbp, out=tmp / "reports", period="2026-11-20")
-    assert (tmp / "reports" / "broken" / "2026-11-20" / "report.ipynb").exists()
+    # nothing is published for the period; the partial notebook is kept aside, named in the message
+    assert not (tmp / "reports" / "broken" / "2026-11-20").exists()
+    kept = list((tmp / "reports" / "broken" / ".failed").glob("2026-11-20~*.ipynb"))
+    assert len(kept) == 1 and str(kept[0]) in str(err.value)
+    assert not [p for p in (tmp / "reports" / "broken").iterdir() if p.name.endswith("~build")]
 
 
 def test_unknown_report_and_bad_period(env):
     tmp, dbp = env
-    with pytest.raises(FileNotFoundError, match="available: broken, mini"):
+    with pytest.raises(wb.errors.UnknownNameError, match=r"no report 'nope' \(known: broken, mini\)"):
         reports.run_report("nope", db=dbp, out=tmp)
     with pytest.raises(ValueError, match="cannot read 'W47'"):
         reports.resolve_period("W47")

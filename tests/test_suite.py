@@ -6,25 +6,19 @@ import datetime as dt
 import warnings
 
 import polars as pl
+import polars.testing  # noqa: F401
 import pytest
 
 import workbench as wb
-from workbench.metrics import RESULT_COLUMNS, UndefinedMetricWarning, suite
+from workbench.metrics import RESULT_COLUMNS, UndefinedMetricWarning, contracts, suite
 
 SUITE = suite()
 START, END = "2026-11-09", "2026-11-23"
 
-# options a metric needs beyond the common signature, and the period it supports
-OPTIONS: dict[str, dict] = {
-    "whatif_cost_usd": {"model": "gpt-4o-mini"},
-    "experiment_effect": {"experiment": "support_model_ab", "period": "all"},
-    "drifted_column_rate": {"period": "all", "columns": ["latency_ms", "input_tokens", "model", "status"]},
-}
-# metrics grouped by something other than feature by default
-BY: dict[str, tuple] = {"experiment_effect": ("experiment", "variant"), "drifted_column_rate": (), "incident_count": ("severity",),
-                        "mttd_minutes": ("severity",), "mttm_minutes": ("severity",), "mttr_minutes": ("severity",),
-                        "guardrail_block_rate": ("guard",), "guardrail_redact_rate": ("guard",), "guardrail_catch_rate": ("guard",),
-                        "guardrail_false_block_rate": ("guard",)}
+CONTRACTS = contracts()
+# A working value for each option a metric needs, and its default grouping: both from the registry.
+OPTIONS: dict[str, dict] = {n: dict(c.example) | ({"period": "all"} if c.periods == ("all",) else {}) for n, c in CONTRACTS.items()}
+BY: dict[str, tuple] = {n: c.by for n, c in CONTRACTS.items()}
 
 
 def _run(db, name, **kw):
@@ -69,11 +63,11 @@ def test_rates_are_shares_inside_their_interval(db, name):
     assert ((inside["lo"] <= inside["value"] + 1e-9) & (inside["value"] <= inside["hi"] + 1e-9)).all()
 
 
-# metrics defined per period only (a lifecycle or a retained/churned split needs a previous period)
-PER_PERIOD = {"lifecycle_count": "week", "retained_vs_churned": "week"}
+# metrics defined per period only (a lifecycle or a retained/churned split needs a previous period), from the registry
+PER_PERIOD = {n: "week" for n, c in CONTRACTS.items() if "all" not in c.periods}
 
 
-@pytest.mark.parametrize("name", sorted(n for n in SUITE if n not in OPTIONS))
+@pytest.mark.parametrize("name", sorted(n for n in SUITE if not CONTRACTS[n].example))
 def test_an_empty_selection_is_null_with_n_zero_and_warns(db, name):
     with pytest.warns(UndefinedMetricWarning):
         df = SUITE[name](db, by=BY.get(name, ("feature",)), period=PER_PERIOD.get(name, "all"), start="2030-01-01", end="2030-01-02")
@@ -111,3 +105,117 @@ def test_metric_values_trace_back_to_the_rows(db):
         "select count(*) filter (where status = 'error'), count(*) from calls "
         "where feature = 'summariser' and ts >= ? and ts < ?", [dt.datetime(2026, 11, 9), dt.datetime(2026, 11, 23)]).fetchone()
     assert (df["n"][0], df["value"][0]) == (n, pytest.approx(k / n))
+
+
+# --- the registry's contract, for every metric ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_copy(small_demo, tmp_path_factory):
+    import shutil
+
+    path = tmp_path_factory.mktemp("by_path") / "demo.duckdb"
+    shutil.copy(small_demo, path)
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(SUITE))
+def test_every_metric_accepts_a_path_and_a_connection(demo_copy, db, name):
+    kw = dict(OPTIONS.get(name, {}))
+    kw.setdefault("period", PER_PERIOD.get(name, "all"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        by_conn = SUITE[name](db, start=START, end=END, **kw)
+        by_path = SUITE[name](str(demo_copy), start=START, end=END, **kw)
+        try:
+            in_memory = SUITE[name](":memory:", start=START, end=END, **kw)  # a fresh, empty database
+        except wb.errors.InputError as exc:  # e.g. no such experiment, no price for the model: said, not a crash
+            assert name in str(exc) or "srm" in str(exc)
+        else:
+            assert in_memory["n"].sum() == 0
+    # the same numbers either way (to float summation order: DuckDB aggregates in parallel)
+    pl.testing.assert_frame_equal(by_conn, by_path, rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", sorted(SUITE))
+def test_every_metric_declares_its_contract(name):
+    c = CONTRACTS[name]
+    assert c.name == name and c.definition and c.table in wb.TABLES
+    suffix = {"share": "_rate", "ms": "_ms", "usd": "_usd", "count": "_count", "minutes": "_minutes", "score": "_score",
+              "ratio": None, "per_s": "_per_s", "steps": "_per_task"}[c.unit]
+    # two names predate the naming rule and keep it for compatibility
+    assert suffix is None or name.endswith(suffix) or name in ("active_days_distribution", "retained_vs_churned"), (name, c.unit)
+    assert c.periods and set(c.periods) <= {"hour", "day", "week", "month", "all"}
+    assert set(c.example) <= set(c.options) or c.open_options
+
+
+@pytest.mark.parametrize("name", sorted(SUITE))
+def test_every_metric_refuses_an_unknown_option_naming_itself(db, name):
+    if CONTRACTS[name].open_options:
+        pytest.skip("passes further options through to its statistic")
+    with pytest.raises(wb.errors.ParameterError, match=name):
+        SUITE[name](db, no_such_option=1, **OPTIONS.get(name, {}))
+
+
+@pytest.mark.parametrize("name", sorted(n for n in SUITE if set(CONTRACTS[n].periods) != {"hour", "day", "week", "month", "all"}))
+def test_an_unsupported_period_is_refused_naming_the_metric(db, name):
+    bad = next(p for p in ("all", "day", "hour") if p not in CONTRACTS[name].periods)
+    kw = {k: v for k, v in OPTIONS.get(name, {}).items() if k != "period"}
+    with pytest.raises(wb.errors.ParameterError, match=f"{name}: period"):
+        SUITE[name](db, period=bad, **kw)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in SUITE if CONTRACTS[n].required))
+def test_a_missing_required_option_is_refused_naming_it(db, name):
+    with pytest.raises(wb.errors.ParameterError, match=CONTRACTS[name].required[0]):
+        SUITE[name](db)
+
+
+def test_no_metric_is_left_out_of_the_registry():
+    """A public function of a metric module that has the metric signature and a unit suffix must be registered."""
+    import importlib
+    import inspect
+
+    from workbench.metrics.core import SUITE_MODULES
+
+    suffixes = ("_rate", "_ms", "_usd", "_count", "_minutes", "_score", "_ratio", "_per_s", "_per_task")
+    missing = []
+    for mod in SUITE_MODULES:
+        module = importlib.import_module(f"workbench.metrics.{mod}")
+        for name, fn in vars(module).items():
+            if name.startswith("_") or not inspect.isfunction(fn) or not name.endswith(suffixes):
+                continue
+            ps = inspect.signature(fn).parameters
+            if {"by", "period", "start", "end", "where"} <= set(ps) and name not in SUITE:
+                missing.append(f"{mod}.{name}")
+    assert not missing, f"metrics not registered: {missing}"
+
+
+@pytest.mark.parametrize("name,period", sorted((n, p) for n, c in CONTRACTS.items() for p in c.periods))
+def test_every_declared_period_gives_the_tidy_shape(db, name, period):
+    kw = {k: v for k, v in OPTIONS.get(name, {}).items() if k != "period"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        df = SUITE[name](db, period=period, start="2026-11-16", end="2026-11-23", **kw)
+    i = df.columns.index("period_start")
+    assert df.columns[i: i + len(RESULT_COLUMNS)] == list(RESULT_COLUMNS)
+    if period != "all" and df["period_start"].drop_nulls().len():
+        starts = df["period_start"].drop_nulls()
+        assert starts.min() >= dt.datetime(2026, 11, 16) - dt.timedelta(days=31) and starts.max() < dt.datetime(2026, 11, 23)
+
+
+@pytest.mark.parametrize("name", sorted(SUITE))
+def test_every_declared_option_is_accepted_at_its_default(db, name):
+    import inspect
+
+    c = CONTRACTS[name]
+    ps = inspect.signature(c.fn).parameters
+    kw = {o: ps[o].default for o in c.options if ps[o].default is not inspect.Parameter.empty}
+    kw.update({k: v for k, v in OPTIONS.get(name, {}).items()})
+    kw.setdefault("period", PER_PERIOD.get(name, "all"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        explicit = SUITE[name](db, start="2026-11-16", end="2026-11-23", **kw)
+        implicit = SUITE[name](db, start="2026-11-16", end="2026-11-23",
+                               **{k: v for k, v in kw.items() if k not in c.options or k in c.required or k in c.example})
+    pl.testing.assert_frame_equal(explicit, implicit, rtol=1e-9)

@@ -10,19 +10,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 from collections.abc import Sequence
 
 
-from workbench.errors import ParameterError, WorkbenchError
+from workbench.errors import ParameterError, ReportError, WorkbenchError
 
 
 class CliError(ParameterError):
     """A bad command-line argument: printed as one line, exit 2."""
 
 
-def _add_db(p: argparse.ArgumentParser, required: bool = False) -> None:
+def _add_db(p: argparse.ArgumentParser, required: bool = False, lock: bool = True) -> None:
     p.add_argument("--db", required=required, help="DuckDB file (default: $WORKBENCH_DB or datasets/workbench.duckdb)")
+    if lock:
+        p.add_argument("--lock-timeout", type=float, default=None, metavar="SECONDS",
+                       help="wait this long for a database locked by another process (default: "
+                            "$WORKBENCH_LOCK_TIMEOUT_S or 30)")
 
 
 def _add_selection(p: argparse.ArgumentParser) -> None:
@@ -49,9 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="load telemetry files into the canonical tables")
     p.add_argument("paths", nargs="+", metavar="PATH")
     _add_db(p)
-    p.add_argument("--format", default="auto", choices=["auto", "otel", "jsonl", "csv", "parquet"])
+    p.add_argument("--format", default="auto", choices=["auto", "otel", "otel-proto", "jsonl", "csv", "parquet"])
     p.add_argument("--mapping", default=None, help="TOML column mapping (required for jsonl/csv/parquet)")
     p.add_argument("--json", action="store_true", help="print one JSON summary object")
+
+    p = sub.add_parser("collect", help="receive OTLP/HTTP traces live (POST /v1/traces), spool them durably, load them")
+    p.add_argument("--db", required=True, help="DuckDB file to load into (created when missing)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=4318, help="port (default 4318, the OTLP/HTTP port; 0 picks a free one)")
+    p.add_argument("--spool", default=None, help="spool directory (default: DB.spool)")
+    p.add_argument("--max-body-mb", type=float, default=16.0,
+                   help="largest request body in MiB, compressed or not (413 beyond; default 16)")
 
     p = sub.add_parser("demo", help="build the demo database and run the whole pipeline on it")
     p.add_argument("--db", default="datasets/demo.duckdb")
@@ -106,12 +120,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing run of the same period (kept as a new run otherwise)")
 
     p = sub.add_parser("schedule", help="print the crontab lines that publish the reports on a schedule")
-    _add_db(p)
+    _add_db(p, lock=False)
     p.add_argument("--out", default="reports")
     return parser
 
 
+#: A cell a spreadsheet would run as a formula: starts (after any blanks) with = + - @ (or their full-width forms),
+#: or with a tab or carriage return (OWASP, "CSV Injection").
+_FORMULA = re.compile(r"^(?:[\t\r]|\s*[=+\-@\uff1d\uff0b\uff0d\uff20])")
+
+
+def csv_safe(df):
+    """The frame with every text cell (and column name) that a spreadsheet would read as a formula prefixed with
+    a single quote, as OWASP's CSV-injection guidance says; numbers and other cells are unchanged.
+
+    Every CSV the command line writes goes through it (``--format csv``, and ``--out`` with ``--format table``).
+
+    >>> import polars as pl
+    >>> csv_safe(pl.DataFrame({"a": ["=cmd|' /C calc'!A0", "ok", "-1+1", "@SUM(1)", "\tx", None], "v": [-1, 2, 3, 4, 5, 6]})).rows()[:3]
+    [("'=cmd|' /C calc'!A0", -1), ('ok', 2), ("'-1+1", 3)]
+    """
+    import polars as pl
+
+    def safe(name: str) -> str:
+        return "'" + name if _FORMULA.match(name) else name
+
+    text = [c for c, t in df.schema.items() if t in (pl.String, pl.Categorical) or isinstance(t, pl.Enum)]
+    if text:
+        df = df.with_columns(
+            pl.when(pl.col(c).cast(pl.String).str.contains(_FORMULA.pattern))
+            .then(pl.lit("'") + pl.col(c).cast(pl.String))
+            .otherwise(pl.col(c).cast(pl.String))
+            .alias(c)
+            for c in text
+        )
+    return df.rename({c: safe(c) for c in df.columns if safe(c) != c})
+
+
 def _print_frame(df, fmt: str, out: str | None) -> None:
+    if fmt in ("csv", "table") and (out or fmt == "csv"):
+        df = csv_safe(df)
     if out:
         {"csv": df.write_csv, "json": df.write_json, "parquet": df.write_parquet, "table": df.write_csv}[fmt](out)
         print(f"wrote {df.height} rows to {out}", file=sys.stderr)
@@ -146,13 +194,19 @@ def _cmd_ingest(a: argparse.Namespace) -> int:
     from workbench.db import connect
     from workbench.io.ingest import ingest
 
-    with connect(a.db) as db:
+    with connect(a.db, create=True) as db:  # the one verb (with demo) that may create a database
         summary = ingest(db, a.paths, format=a.format, mapping=a.mapping, progress=not a.json)
     if a.json:
         print(json.dumps(summary.as_dict()))
     else:
         print(summary)
     return 0
+
+
+def _cmd_collect(a: argparse.Namespace) -> int:
+    from workbench.io.collect import collect
+
+    return collect(a.db, host=a.host, port=a.port, spool=a.spool, max_body_bytes=int(a.max_body_mb * 1024 * 1024))
 
 
 def _cmd_demo(a: argparse.Namespace) -> int:
@@ -163,12 +217,21 @@ def _cmd_demo(a: argparse.Namespace) -> int:
 
 
 def _cmd_metrics(a: argparse.Namespace) -> int:
-    from workbench.metrics.core import compute, suite
+    from workbench.metrics.core import compute
 
     if a.name == "list":
-        for name, fn in sorted(suite().items()):
-            doc = (fn.__doc__ or "").strip().splitlines()
-            print(f"{name:40s} {doc[0] if doc else ''}")
+        import polars as pl
+
+        from workbench.metrics.core import contracts
+
+        rows = [c.as_dict() for _, c in sorted(contracts().items())]
+        if a.out_format == "table" and not a.out:
+            for r in rows:
+                print(f"{r['metric']:30s} {r['unit']:8s} {r['direction']:7s} {r['definition']}")
+            return 0
+        df = pl.DataFrame([{**r, "by": ",".join(r["by"]), "options": ",".join(r["options"]),
+                            "required": ",".join(r["required"]), "periods": ",".join(r["periods"])} for r in rows])
+        _print_frame(df, a.out_format, a.out)
         return 0
     kwargs: dict[str, object] = dict(_params(a.param))
     if a.by is not None:
@@ -180,7 +243,7 @@ def _cmd_metrics(a: argparse.Namespace) -> int:
         kwargs["where"] = a.where
     from workbench.db import connect
 
-    with connect(a.db) as db:
+    with connect(a.db, read_only=True) as db:
         df = compute(a.name, db, **kwargs)
     _print_frame(df, a.out_format, a.out)
     return 0
@@ -190,7 +253,7 @@ def _cmd_slo(a: argparse.Namespace) -> int:
     from workbench.db import connect
     from workbench.metrics.slo import slo_status
 
-    with connect(a.db) as db:
+    with connect(a.db, read_only=True) as db:
         df, firing = slo_status(db, config=a.config, at=a.at)
     _print_frame(df, a.out_format, a.out)
     return 1 if firing else 0
@@ -200,7 +263,7 @@ def _cmd_budget(a: argparse.Namespace) -> int:
     from workbench.metrics.cost import budget_status
     from workbench.db import connect
 
-    with connect(a.db) as db:
+    with connect(a.db, read_only=True) as db:
         df, firing = budget_status(db, config=a.config, at=a.at)
     _print_frame(df, a.out_format, a.out)
     return 1 if firing else 0
@@ -210,7 +273,7 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     from workbench.db import connect
     from workbench.eval.score import evaluate
 
-    with connect(a.db) as db:
+    with connect(a.db, create=False) as db:  # writes evals into an existing database; never creates one
         summary = evaluate(db, detector=a.detector, where=a.where or None, config=a.config, dry_run=a.dry_run, repeat=a.repeat)
     print(json.dumps(summary, default=str))
     return 0
@@ -237,10 +300,18 @@ def _cmd_report(a: argparse.Namespace) -> int:
         for name in reports.available():
             print(name)
         return 0
-    names = reports.available() if a.name == "all" else [a.name]
-    for name in names:
-        out = reports.run_report(name, db=a.db, period=a.period, out=a.out, force=a.force)
-        print(out)
+    if a.name != "all":
+        print(reports.run_report(a.name, db=a.db, period=a.period, out=a.out, force=a.force))
+        return 0
+    failed = []
+    for name in reports.available():  # one failing report does not keep the others from being published
+        try:
+            print(reports.run_report(name, db=a.db, period=a.period, out=a.out, force=a.force))
+        except ReportError as exc:
+            failed.append(f"{name}: {' '.join(str(exc).split())}")
+    if failed:
+        raise ReportError(f"{len(failed)} of {len(reports.available())} reports failed (the others are published): "
+                          + "; ".join(failed))
     return 0
 
 
@@ -253,6 +324,7 @@ def _cmd_schedule(a: argparse.Namespace) -> int:
 
 COMMANDS = {
     "ingest": _cmd_ingest,
+    "collect": _cmd_collect,
     "demo": _cmd_demo,
     "metrics": _cmd_metrics,
     "slo": _cmd_slo,
@@ -276,6 +348,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if getattr(a, "lock_timeout", None) is not None:
+            from workbench.db import LOCK_TIMEOUT_ENV, lock_timeout
+
+            # through the environment, so that a report's notebook kernel waits as long as this process
+            os.environ[LOCK_TIMEOUT_ENV] = str(lock_timeout(a.lock_timeout))
         return COMMANDS[a.verb](a)
     except WorkbenchError as exc:
         msg = " ".join(str(exc).split("\n")[0].split()) or type(exc).__name__

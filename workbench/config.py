@@ -1,7 +1,10 @@
-"""``workbench.toml``: the team's declarations (SLOs, budgets, price overrides, LLM judge endpoint), read once.
+"""``workbench.toml``: the team's declarations (SLOs, budgets, targets, price overrides, LLM judge), read once.
 
-Each section is validated by the module that owns it (``slo.py``, ``cost.py``, ``judge.py``); this module only finds and
-reads the file and offers the checks they share, so every error names the file, the key and what was expected.
+:func:`load_config` finds and reads the file (cached on its path and modification time, so a file is parsed once
+however many functions ask); :func:`load_settings` turns it into typed :class:`Settings` (budgets and scorecard
+targets as dataclasses, validated here); ``wb.connect(path, config=...)`` makes them reachable as ``db.settings``.
+Sections whose meaning belongs to another module (``[slo.*]``, ``[judge]``, ``[[prices]]``) are validated there,
+from the same parsed file. Every error names the file, the key and what was expected.
 
 >>> import tempfile, pathlib
 >>> p = pathlib.Path(tempfile.mkdtemp()) / "workbench.toml"
@@ -15,8 +18,10 @@ reads the file and offers the checks they share, so every error names the file, 
 
 from __future__ import annotations
 
+import functools
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +32,7 @@ CONFIG_FILE = "workbench.toml"
 from workbench.errors import ConfigError  # noqa: E402,F401  (defined in errors.py; importable from here as before)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Config:
     """The parsed file (``data``) and where it came from (``path``, None when no file was found)."""
 
@@ -58,21 +63,139 @@ class Config:
         return float(v)
 
 
-def load_config(path: str | os.PathLike | Config | None = None) -> Config:
+def load_config(path: "str | os.PathLike | Config | Settings | None" = None) -> Config:
     """Read ``workbench.toml``: ``path``, else ``$WORKBENCH_CONFIG``, else ``./workbench.toml``; empty when none exists.
 
     A file that was named explicitly but does not exist, or that is not valid TOML, raises :class:`ConfigError`.
+    The parsed file is cached on (path, modification time, size): asking again does not read it again.
     """
     if isinstance(path, Config):
         return path
+    if isinstance(path, Settings):
+        return path.config
     explicit = path or os.environ.get("WORKBENCH_CONFIG")
     p = Path(explicit or CONFIG_FILE)
-    if not p.exists():
-        if explicit:
-            raise ConfigError(f"no config file at {p}")
-        return Config()
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        st = p.stat()
+    except OSError:
+        if explicit:
+            raise ConfigError(f"no config file at {p}") from None
+        return Config()
+    return _read(str(p.resolve()), st.st_mtime_ns, st.st_size, str(p))
+
+
+@functools.lru_cache(maxsize=32)
+def _read(resolved: str, mtime_ns: int, size: int, shown: str) -> Config:
+    p = Path(shown)
+    try:
+        data = tomllib.loads(Path(resolved).read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     return Config(data=data, path=p)
+
+
+# --- typed settings ---------------------------------------------------------------------------------------------
+
+DEFAULT_WARN_AT = 0.85
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A monthly budget (``[budget.<feature>]``): the limit in USD and the share of it at which a warning fires."""
+
+    feature: str
+    monthly_usd: float
+    warn_at: float = DEFAULT_WARN_AT
+
+
+@dataclass(frozen=True)
+class Target:
+    """A scorecard target (``[targets.<feature>]``: ``<metric>_max`` or ``<metric>_min = limit``).
+
+    >>> Target("chat", "latency_p95_ms", "max", 2000.0).met(1500.0), Target("chat", "wau_count", "min", 50).met(20)
+    (True, False)
+    """
+
+    feature: str
+    metric: str
+    bound: str  # "max": lower is better, the value must stay at or under the limit; "min": at or over it
+    limit: float
+
+    def met(self, value: float | None) -> bool | None:
+        """Whether ``value`` meets the target (None when there is no value)."""
+        if value is None:
+            return None
+        return value <= self.limit if self.bound == "max" else value >= self.limit
+
+
+@dataclass(frozen=True)
+class Settings:
+    """``workbench.toml`` parsed once into typed settings.
+
+    ``budgets``: feature -> :class:`Budget`; ``targets``: feature -> metric -> :class:`Target`; ``config``: the parsed
+    file, for the sections validated by the modules that own them (``[slo.*]``, ``[judge]``, ``[[prices]]``).
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "workbench.toml"
+    >>> _ = p.write_text("[budget.chat]\\nmonthly_usd = 100\\n[targets.chat]\\nwau_count_min = 50\\n")
+    >>> s = load_settings(p)
+    >>> s.budgets["chat"], s.targets["chat"]["wau_count"].bound
+    (Budget(feature='chat', monthly_usd=100.0, warn_at=0.85), 'min')
+    """
+
+    config: Config = field(default_factory=Config)
+    budgets: Mapping[str, Budget] = field(default_factory=dict)
+    targets: Mapping[str, Mapping[str, Target]] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path | None:
+        return self.config.path
+
+    def section(self, name: str) -> dict[str, Any]:
+        return self.config.section(name)
+
+
+def _budgets(cfg: Config) -> dict[str, Budget]:
+    out: dict[str, Budget] = {}
+    for feature, table in cfg.section("budget").items():
+        where = f"budget.{feature}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{cfg.where(where)}: expected a table with monthly_usd, got {table!r}")
+        unknown = sorted(set(table) - {"monthly_usd", "warn_at"})
+        if unknown:
+            raise ConfigError(f"{cfg.where(where)}: unknown key {unknown[0]!r}; expected monthly_usd, warn_at")
+        monthly = cfg.number(table, "monthly_usd", where, lo=0)
+        if monthly <= 0:
+            raise ConfigError(f"{cfg.where(where)}: monthly_usd must be > 0, got {table['monthly_usd']!r}")
+        warn_at = cfg.number(table, "warn_at", where, lo=0, hi=1, default=DEFAULT_WARN_AT)
+        if not 0 < warn_at < 1:
+            raise ConfigError(f"{cfg.where(where)}: warn_at must be in (0, 1), got {table['warn_at']!r}")
+        out[feature] = Budget(feature, monthly, warn_at)
+    return out
+
+
+def _targets(cfg: Config) -> dict[str, dict[str, Target]]:
+    out: dict[str, dict[str, Target]] = {}
+    for feature, table in cfg.section("targets").items():
+        where = f"targets.{feature}"
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{cfg.where(where)}: expected a table of <metric>_max / <metric>_min = limit")
+        for key in table:
+            metric, _, bound = key.rpartition("_")
+            if bound not in ("max", "min") or not metric:
+                raise ConfigError(f"{cfg.where(where)}: {key!r} must end in _max or _min, e.g. latency_p95_ms_max")
+            out.setdefault(feature, {})[metric] = Target(feature, metric, bound, cfg.number(table, key, where))
+    return out
+
+
+def load_settings(source: "str | os.PathLike | Config | Settings | None" = None) -> Settings:
+    """Typed :class:`Settings` from ``workbench.toml`` (``source`` as for :func:`load_config`), validated once."""
+    if isinstance(source, Settings):
+        return source
+    cfg = load_config(source)
+    return _settings(cfg)
+
+
+@functools.lru_cache(maxsize=32)
+def _settings(cfg: Config) -> Settings:
+    return Settings(config=cfg, budgets=_budgets(cfg), targets=_targets(cfg))

@@ -18,10 +18,13 @@ from workbench.errors import DatabaseError, SchemaVersionError, MissingFileError
 
 import datetime as _dt
 import os
+import re
+import time
 from pathlib import Path
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from workbench.config import Settings, load_settings
 from workbench.schema import SCHEMA_VERSION, TABLES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,9 +51,19 @@ class Workbench:
     Use :func:`connect` to make one. ``db.calls``, ``db.evals`` ... are Ibis tables; ``db.sql(query)`` returns polars.
     """
 
-    def __init__(self, backend: "ibis.BaseBackend", path: str | None = None):
+    def __init__(self, backend: "ibis.BaseBackend", path: str | None = None, config: Any = None):
         self.ibis = backend
         self.path = path
+        self._config = config
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> "Settings":
+        """The typed ``workbench.toml`` settings this database was opened with (``connect(..., config=)``; default
+        ``$WORKBENCH_CONFIG`` or ``./workbench.toml``), parsed once."""
+        if self._settings is None:
+            self._settings = load_settings(self._config)
+        return self._settings
 
     @property
     def duckdb(self) -> "duckdb.DuckDBPyConnection":
@@ -122,8 +135,80 @@ def migrate(con: "duckdb.DuckDBPyConnection") -> int:
     return SCHEMA_VERSION
 
 
-def connect(path: str | os.PathLike | None = None, *, read_only: bool = False, backend: Any = None) -> Workbench:
-    """Open (creating and migrating if needed) a workbench database.
+#: Seconds a connection waits for a database locked by another process before giving up (``WORKBENCH_LOCK_TIMEOUT_S``).
+LOCK_TIMEOUT_S = 30.0
+LOCK_TIMEOUT_ENV = "WORKBENCH_LOCK_TIMEOUT_S"
+
+
+def lock_timeout(value: float | None = None) -> float:
+    """The lock wait in seconds: ``value``, else ``$WORKBENCH_LOCK_TIMEOUT_S``, else :data:`LOCK_TIMEOUT_S` (30 s).
+
+    >>> lock_timeout(2.5)
+    2.5
+    >>> lock_timeout(-1)
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: lock_timeout_s must be a number >= 0, got -1
+    """
+    source = "lock_timeout_s"
+    if value is None:
+        raw = os.environ.get(LOCK_TIMEOUT_ENV)
+        if raw is None or not raw.strip():
+            return LOCK_TIMEOUT_S
+        source = f"${LOCK_TIMEOUT_ENV}"
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ParameterError(f"{source} must be a number >= 0, got {raw!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
+        raise ParameterError(f"{source} must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def _is_lock_error(message: str) -> bool:
+    # DuckDB: 'IO Error: Could not set lock on file "...": Conflicting lock is held in ... (PID n)'
+    return "Could not set lock" in message or "Conflicting lock" in message
+
+
+def _open_duckdb(path: str, *, read_only: bool, wait_s: float) -> "ibis.BaseBackend":
+    """Open the DuckDB file, waiting up to ``wait_s`` seconds (backoff 50 ms doubling to 1 s) while another process
+    holds a conflicting lock; every other failure maps to :class:`DatabaseError` at once."""
+    import duckdb
+    import ibis
+
+    deadline = time.monotonic() + wait_s
+    delay = 0.05
+    while True:
+        try:
+            # Offline: never download a DuckDB extension (a file in another format would make DuckDB fetch a reader).
+            return ibis.duckdb.connect(path, read_only=read_only, autoinstall_known_extensions=False)
+        except duckdb.IOException as exc:
+            first = str(exc).splitlines()[0]
+            if not _is_lock_error(first):
+                if "not a valid DuckDB database file" in first:
+                    raise DatabaseError(f"{path}: not a DuckDB database file") from None
+                if first.startswith("IO Error: Extension"):  # another database format (SQLite ...) DuckDB cannot read
+                    raise DatabaseError(f"{path}: not a DuckDB database file (another format: {first})") from None
+                raise DatabaseError(f"{path}: cannot open the database: {first}") from None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                holder = re.search(r"\(PID (\d+)\)", first)
+                who = f" (PID {holder.group(1)})" if holder else ""
+                raise DatabaseError(
+                    f"{path}: the database is locked by another process{who}; gave up after waiting {wait_s:g} s "
+                    f"(set ${LOCK_TIMEOUT_ENV} to wait longer)"
+                ) from None
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 1.0)
+        except duckdb.ConnectionException as exc:  # open in this process already, in the other mode
+            first = str(exc).splitlines()[0]
+            raise DatabaseError(f"{path}: cannot open the database: {first}") from None
+
+
+def connect(path: str | os.PathLike | None = None, *, read_only: bool = False, create: bool = True,
+            backend: Any = None, lock_timeout_s: float | None = None,
+            config: Any = None) -> Workbench:
+    """Open a workbench database: create and migrate it if needed (``create=True``), or open an existing one.
 
     Parameters
     ----------
@@ -131,55 +216,105 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = False, b
         DuckDB file; ``":memory:"`` for an in-memory database. Default ``datasets/workbench.duckdb``, or the
         ``WORKBENCH_DB`` environment variable when set.
     read_only : bool
-        Open the DuckDB file read-only (several readers at once, e.g. report runs); no migration is applied.
+        Open the DuckDB file read-only: several readers at once (the report, SLO and budget runs cron starts in the
+        same minute), nothing written, no migration applied. Implies ``create=False``.
+    create : bool
+        Create the file (and its folder) when it does not exist. Only the writers that load data (``ingest``,
+        ``demo``) create; every reader passes ``False``, so a mistyped path is an error naming it, never an empty
+        database that reports "all ok".
     backend : ibis backend, optional
         An already connected Ibis backend (Spark, a warehouse) holding the canonical tables; ``path`` is then ignored.
+    lock_timeout_s : float, optional
+        While another process holds a conflicting lock (a writer excludes everyone, readers exclude writers), retry
+        with backoff for up to this many seconds, then raise :class:`DatabaseError`. Default
+        ``$WORKBENCH_LOCK_TIMEOUT_S``, else 30 s; 0 gives up at once.
+    config : path, Config or Settings, optional
+        ``workbench.toml`` for this database, reachable as ``db.settings`` (default: ``$WORKBENCH_CONFIG``, else
+        ``./workbench.toml``).
 
     Returns
     -------
     Workbench
+
+    Raises
+    ------
+    MissingFileError
+        ``create=False`` (or ``read_only=True``) and there is no file at ``path``.
+    DatabaseError
+        The file is empty (0 bytes), not a DuckDB database, not a workbench database, or still locked after
+        ``lock_timeout_s``.
 
     Examples
     --------
     >>> db = connect(":memory:")
     >>> db.schema_version
     1
+    >>> connect("no/such/file.duckdb", create=False)
+    Traceback (most recent call last):
+    ...
+    workbench.errors.MissingFileError: no database at no/such/file.duckdb (readers never create one; check --db, or load data first with `workbench ingest`)
     """
-    import ibis
-
     if backend is not None:
-        return Workbench(backend, path=None)
+        return Workbench(backend, path=None, config=config)
     path = str(path or os.environ.get("WORKBENCH_DB") or DEFAULT_DB)
-    if path != ":memory:":
-        p = Path(path)
-        if read_only and not p.exists():
-            raise MissingFileError(f"connect: no database at {path}")
-        p.parent.mkdir(parents=True, exist_ok=True)
     if path == ":memory:":
         read_only = False  # an in-memory database is private to this connection
+    else:
+        p = Path(path)
+        if (read_only or not create) and not p.exists():
+            raise MissingFileError(f"no database at {path} (readers never create one; check --db, or load data "
+                                   "first with `workbench ingest`)")
+        if p.exists():
+            if p.is_dir():
+                raise DatabaseError(f"{path}: is a folder, not a database file")
+            if p.stat().st_size == 0:
+                raise DatabaseError(f"{path}: the file is empty (0 bytes), not a database; remove it, or point --db "
+                                    "at the real database")
+        else:
+            p.parent.mkdir(parents=True, exist_ok=True)
     import duckdb
 
+    con = _open_duckdb(path, read_only=read_only, wait_s=lock_timeout(lock_timeout_s))
     try:
-        con = ibis.duckdb.connect(path, read_only=read_only)
-        if not read_only:
+        if read_only:
+            _check_schema(con.con, path)
+        else:
             migrate(con.con)
-    except duckdb.IOException as exc:
-        first = str(exc).splitlines()[0]
-        if "lock" in first.lower():
-            raise DatabaseError(f"{path}: the database is locked by another process ({first})") from None
-        raise DatabaseError(f"{path}: cannot open the database: {first}") from None
+    except DatabaseError:
+        con.disconnect()
+        raise
     except (duckdb.SerializationException, duckdb.InvalidInputException, duckdb.CatalogException) as exc:
+        con.disconnect()
         first = str(exc).splitlines()[0]
         raise DatabaseError(f"{path}: not a workbench database: {first}") from None
-    return Workbench(con, path=path)
+    return Workbench(con, path=path, config=config)
+
+
+def _check_schema(con: "duckdb.DuckDBPyConnection", path: str) -> None:
+    """A read-only connection migrates nothing: the file must already be a workbench database of this version."""
+    has = con.execute("select count(*) from information_schema.tables where table_name = 'schema_version'").fetchone()[0]
+    if not has:
+        raise DatabaseError(f"{path}: a DuckDB file but not a workbench database (no schema_version table)")
+    current = con.execute("select coalesce(max(version), 0) from schema_version").fetchone()[0]
+    if current > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"{path}: the database has schema version {current}, newer than this workbench ({SCHEMA_VERSION}); "
+            "upgrade workbench"
+        )
+    if current < SCHEMA_VERSION:
+        raise DatabaseError(f"{path}: schema version {current} is older than this workbench's ({SCHEMA_VERSION}); "
+                            "open it once for writing (e.g. `workbench ingest` or wb.connect(path)) to migrate it")
 
 
 def as_workbench(db: "Workbench | str | os.PathLike") -> Workbench:
-    """Accept a Workbench or a path, so every public function can take either."""
+    """Accept a Workbench or the path of an existing database, so every public function can take either.
+
+    A path is opened with ``create=False``: a mistyped path is a :class:`MissingFileError`, never a new empty file.
+    """
     if isinstance(db, Workbench):
         return db
     if isinstance(db, (str, os.PathLike)):
-        return connect(db)
+        return connect(db, create=False)
     raise ParameterTypeError(f"expected a Workbench or a database path, got {type(db).__name__}")
 
 

@@ -4,8 +4,15 @@
   ``workbench.toml`` ``[judge]``; the API key only from the environment variable that ``api_key_env`` names.
 * **A cache in DuckDB** (``judge_cache``), keyed by the sha256 of the endpoint, model, messages, sampling options and
   repeat index: re-running an evaluation sends nothing and costs nothing.
-* **Bounded concurrency** (``concurrency``), a per-request timeout (``timeout_s``), retries with exponential backoff and
-  jitter on 429, 5xx, timeouts and connection errors (``max_retries``), ``Retry-After`` honoured.
+* **Bounded concurrency** (``concurrency``), a total deadline per request (``timeout_s``: connecting, sending and
+  reading the whole reply; a server trickling one byte a second cannot hold a request open past it), a maximum reply
+  size (``max_reply_bytes``, default 1 MiB; a larger reply is a failed request, never cached), retries with
+  exponential backoff and jitter on 429, 5xx, timeouts, connection errors and an HTTP 200 whose body is an
+  ``{"error": ...}`` object or has no ``choices`` (``max_retries``), ``Retry-After`` honoured. Failed requests are
+  never cached: the next run asks again.
+* **Redaction** (``redact = true``): answers, contexts and questions go through :func:`workbench.redact.redact`
+  (e-mail addresses, phone numbers, API keys, card numbers, IBANs, national ids) before they are sent; the
+  evaluator version says so (``...-redacted``), so redacted and raw verdicts are never mixed.
 * **A dry run** that estimates tokens (characters / 4, a rough rule for English text; no tokenizer download) and cost
   (``[judge]`` prices, else genai-prices when it knows the model, else "unknown cost") and sends nothing.
 * **Repeat-k** runs (``repeat=k``; seed ``seed + r``, use ``temperature > 0`` for sampling variation) stored as
@@ -27,7 +34,9 @@ The judge asks for the claims of the answer, each with ``supported`` true/false 
     model = "llama3.1:8b"
     api_key_env = "OPENAI_API_KEY"           # the NAME of the variable; never the key itself
     concurrency = 4
-    timeout_s = 60
+    timeout_s = 60                           # total deadline per request, seconds
+    max_reply_bytes = 1048576                # a larger reply is a failure (not cached)
+    redact = false                           # true: send answers, contexts, questions redacted
     max_retries = 3
     temperature = 0
     input_usd_per_mtok = 0.15                # optional, for the dry run's cost estimate
@@ -72,6 +81,7 @@ __all__ = [
     "JudgeConfig",
     "Verdict",
     "judge_config",
+    "judge_messages",
     "build_messages",
     "parse_verdict",
     "ajudge",
@@ -97,8 +107,11 @@ SYSTEM_PROMPT = (
 
 _KNOWN_KEYS = {
     "base_url", "model", "api_key_env", "concurrency", "timeout_s", "max_retries", "temperature", "max_tokens",
-    "seed", "json_mode", "retry_backoff_s", "input_usd_per_mtok", "output_usd_per_mtok",
+    "seed", "json_mode", "retry_backoff_s", "input_usd_per_mtok", "output_usd_per_mtok", "max_reply_bytes", "redact",
 }
+
+#: Default ``max_reply_bytes``: 1 MiB, far above any judge verdict (max_tokens 1024 is a few KB of JSON).
+MAX_REPLY_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -118,6 +131,8 @@ class JudgeConfig:
     retry_backoff_s: float = 0.5
     input_usd_per_mtok: float | None = None
     output_usd_per_mtok: float | None = None
+    max_reply_bytes: int = MAX_REPLY_BYTES
+    redact: bool = False
     source: str = field(default="arguments", compare=False)
 
     @property
@@ -127,7 +142,7 @@ class JudgeConfig:
     @property
     def version(self) -> str:
         # The sampling temperature changes what the judge says, so it is part of the version.
-        return f"faithfulness-p{PROMPT_VERSION}-t{self.temperature:g}"
+        return f"faithfulness-p{PROMPT_VERSION}-t{self.temperature:g}" + ("-redacted" if self.redact else "")
 
     @property
     def url(self) -> str:
@@ -192,6 +207,9 @@ def judge_config(config: Any = None, **overrides: Any) -> JudgeConfig:
     json_mode = section.get("json_mode", True)
     if not isinstance(json_mode, bool):
         raise ConfigError(f"{where}: json_mode must be true or false, got {json_mode!r}")
+    redact = section.get("redact", False)
+    if not isinstance(redact, bool):
+        raise ConfigError(f"{where}: redact must be true or false, got {redact!r}")
     return JudgeConfig(
         base_url=section["base_url"].strip(),
         model=section["model"].strip(),
@@ -206,6 +224,8 @@ def judge_config(config: Any = None, **overrides: Any) -> JudgeConfig:
         retry_backoff_s=num("retry_backoff_s", 0, 60, 0.5),
         input_usd_per_mtok=num("input_usd_per_mtok", 0, None, None),
         output_usd_per_mtok=num("output_usd_per_mtok", 0, None, None),
+        max_reply_bytes=integer("max_reply_bytes", 1024, MAX_REPLY_BYTES),
+        redact=redact,
         source=cfg.path.name if cfg.path else "workbench.toml",
     )
 
@@ -227,6 +247,21 @@ def build_messages(answer: str, contexts: Sequence[str] | None, question: str | 
         parts.append(f"<question>\n{question}\n</question>")
     parts.append(f"<answer>\n{answer}\n</answer>")
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n\n".join(parts)}]
+
+
+def judge_messages(cfg: JudgeConfig, answer: str, contexts: Sequence[str] | None, question: str | None = None) -> list[dict]:
+    """:func:`build_messages`, with the texts redacted first when ``cfg.redact`` (``[judge] redact = true``).
+
+    >>> cfg = judge_config(base_url="http://127.0.0.1:9/v1", model="m", redact=True)
+    >>> judge_messages(cfg, "Mail ann@corp.com.", ["Ann's key is sk-abcdefghijklmnopqrstuvwx."])[1]["content"]
+    "<contexts>\\n[1] Ann's key is [api_key].\\n</contexts>\\n\\n<answer>\\nMail [email].\\n</answer>"
+    """
+    if cfg.redact:
+        from workbench.redact import redact
+
+        answer, question = redact(answer), redact(question)
+        contexts = [redact(c) for c in contexts or []]
+    return build_messages(answer, contexts, question)
 
 
 def request_body(cfg: JudgeConfig, messages: list[dict], repeat: int = 0) -> dict:
@@ -363,6 +398,41 @@ def _backoff(cfg: JudgeConfig, attempt: int, retry_after: str | None) -> float:
     return min(delay, 60.0)
 
 
+class _TooLarge(Exception):
+    pass
+
+
+async def _exchange(client: "httpx.AsyncClient", cfg: JudgeConfig, body: dict) -> tuple[int, Any, bytes]:
+    """POST and read the whole reply, refusing more than ``cfg.max_reply_bytes``."""
+    async with client.stream("POST", cfg.url, json=body, timeout=cfg.timeout_s) as r:
+        declared = r.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cfg.max_reply_bytes:
+            raise _TooLarge(int(declared))
+        data = bytearray()
+        async for chunk in r.aiter_bytes():
+            data += chunk
+            if len(data) > cfg.max_reply_bytes:
+                raise _TooLarge(len(data))
+        return r.status_code, r.headers, bytes(data)
+
+
+def _read_200(data: bytes) -> tuple[dict | None, str | None]:
+    """A 200 reply: ``(body, None)`` when it is a chat completion, else ``(None, why)`` -- a retryable failure."""
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return None, "HTTP 200 with a body that is not JSON"
+    if not isinstance(body, dict):
+        return None, f"HTTP 200 with a JSON {type(body).__name__}, not an object"
+    if body.get("error"):
+        err = body["error"]
+        msg = err.get("message") if isinstance(err, dict) else err
+        return None, f"HTTP 200 with an error body: {str(msg)[:200]}"
+    if not isinstance(body.get("choices"), list) or not body["choices"]:
+        return None, "HTTP 200 without choices"
+    return body, None
+
+
 async def _post(client: "httpx.AsyncClient", cfg: JudgeConfig, body: dict, sem: asyncio.Semaphore) -> Reply:
     import httpx
 
@@ -371,21 +441,26 @@ async def _post(client: "httpx.AsyncClient", cfg: JudgeConfig, body: dict, sem: 
         retry_after = None
         async with sem:
             try:
-                r = await client.post(cfg.url, json=body, timeout=cfg.timeout_s)
-            except httpx.TimeoutException:
-                error = f"timeout after {cfg.timeout_s:g} s"
+                # the whole request -- connect, send, every byte of the reply -- within timeout_s
+                status, headers, data = await asyncio.wait_for(_exchange(client, cfg, body), cfg.timeout_s)
+            except (asyncio.TimeoutError, httpx.TimeoutException):
+                error = f"timeout: no complete reply within {cfg.timeout_s:g} s"
+            except _TooLarge as exc:
+                # a server that sends too much will do it again: fail now, cache nothing, the next run asks again
+                return Reply(None, f"reply larger than max_reply_bytes = {cfg.max_reply_bytes} "
+                                   f"({exc.args[0]}+ bytes)", attempt + 1)
             except httpx.TransportError as exc:
                 error = f"connection error: {type(exc).__name__}: {exc}"
             else:
-                if r.status_code == 200:
-                    try:
-                        return Reply(r.json(), None, attempt + 1)
-                    except ValueError:
-                        return Reply(None, "HTTP 200 with a body that is not JSON", attempt + 1)
-                error = f"HTTP {r.status_code}: {r.text[:200]}"
-                if r.status_code != 429 and r.status_code < 500:
-                    return Reply(None, error, attempt + 1)  # 4xx other than 429: asking again will not help
-                retry_after = r.headers.get("retry-after")
+                if status == 200:
+                    parsed, error = _read_200(data)
+                    if parsed is not None:
+                        return Reply(parsed, None, attempt + 1)
+                else:
+                    error = f"HTTP {status}: {data[:200].decode('utf-8', 'replace')}"
+                    if status != 429 and status < 500:
+                        return Reply(None, error, attempt + 1)  # 4xx other than 429: asking again will not help
+                    retry_after = headers.get("retry-after")
         if attempt < cfg.max_retries:
             await asyncio.sleep(_backoff(cfg, attempt, retry_after))
     return Reply(None, f"{error} (after {cfg.max_retries + 1} attempts)", cfg.max_retries + 1)
@@ -420,7 +495,7 @@ async def ajudge(answer: str, contexts: Sequence[str], question: str | None = No
                  repeat: int = 0) -> Verdict:
     """Judge one answer (no cache, nothing stored): the coroutine, for async code."""
     cfg = judge_config(config)
-    body = request_body(cfg, build_messages(answer, contexts, question), repeat)
+    body = request_body(cfg, judge_messages(cfg, answer, contexts, question), repeat)
     reply = (await acomplete_many(cfg, [body]))[0]
     if reply.error:
         return Verdict(None, "unscorable", reason=reply.error)
@@ -471,7 +546,9 @@ def _cache_lookup(db: "Workbench", hashes: list[str]) -> dict[str, dict]:
         "SELECT request_hash, CAST(response AS VARCHAR) FROM judge_cache WHERE request_hash IN (SELECT unnest(?))",
         [hashes],
     ).fetchall()
-    return {h: json.loads(r) for h, r in rows}
+    # only chat completions count as hits (an error body cached by an older version is asked again)
+    out = {h: json.loads(r) for h, r in rows}
+    return {h: b for h, b in out.items() if isinstance(b, dict) and b.get("choices") and not b.get("error")}
 
 
 def _cache_store(db: "Workbench", entries: list[tuple[str, dict, Reply]], model: str) -> None:
@@ -545,7 +622,7 @@ async def aevaluate(
     with progress_bar(n_todo, progress if not dry_run else False, f"judge {cfg.model}") as bar:
         for r, todo, _ in todo_by_repeat:
             for rows in stream(db, todo.select("call_id", "question", "contexts", "answer"), batch_rows):
-                bodies = [request_body(cfg, build_messages(x["answer"] or "", x["contexts"] or [], x["question"]), r)
+                bodies = [request_body(cfg, judge_messages(cfg, x["answer"] or "", x["contexts"] or [], x["question"]), r)
                           for x in rows]
                 hashes = [request_hash(cfg, b, r) for b in bodies]
                 # Like the offline detector: nothing to check (empty answer) or nothing to check against (no

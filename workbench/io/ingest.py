@@ -1,7 +1,7 @@
 """Load telemetry files into the canonical tables: validated, deduplicated, bad rows quarantined, nothing lost.
 
-``workbench ingest PATH... [--format auto|otel|jsonl|csv|parquet] [--mapping FILE.toml]`` and :func:`ingest` read
-OpenTelemetry GenAI spans (OTLP JSON) into ``calls``, and JSONL, CSV or Parquet files with a declared mapping into any
+``workbench ingest PATH... [--format auto|otel|otel-proto|jsonl|csv|parquet] [--mapping FILE.toml]`` and :func:`ingest` read
+OpenTelemetry GenAI spans (OTLP JSON or protobuf) into ``calls``, and JSONL, CSV or Parquet files with a declared mapping into any
 canonical table. The work is done in DuckDB SQL, streaming from the file; Python only drives it.
 
 The invariant, per file and in total: ``read = inserted + duplicates + quarantined``.
@@ -82,6 +82,12 @@ Workbench attributes for product context (set them on the span, or on the resour
 * ``prompt_version``: ``workbench.prompt_version``, ``gen_ai.prompt.version``, ``llm.prompt_template.version``;
 * ``variant``: ``workbench.variant``; ``attempt``: ``workbench.attempt``; ``fallback``: ``workbench.fallback``;
 * ``environment``: ``deployment.environment.name`` / ``deployment.environment`` (resource or span).
+
+Binary protobuf OTLP (format ``otel-proto``; ``.pb``, ``.binpb``, ``.otlp``, optionally ``.gz``, or recognised by
+content): one ``ExportTraceServiceRequest``, or a sequence of them each preceded by its 4-byte big-endian length (the
+Collector's file exporter with ``format: proto``). :mod:`workbench.io.otlp_proto` decodes each message to one line of
+OTLP JSON, read exactly as above; ``ingest_runs`` keeps the original file's path, sha256 and format, and the line
+number of a quarantined span is the number of its message.
 
 A mapping file may override the source of any ``calls`` column for OTLP input: ``[columns] feature = "team.product"``
 (an attribute name, span then resource), or ``{ field = ..., default = ..., unit = ... }``, or ``{ value = ... }``.
@@ -165,12 +171,14 @@ import json
 import os
 import re
 import sys
+import tempfile
 import tomllib
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench.io import otlp_proto
 from workbench.schema import TABLES, Table
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -178,10 +186,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from workbench.db import Workbench
 
-FORMATS = ("otel", "jsonl", "csv", "parquet")
+FORMATS = ("otel", "otel-proto", "jsonl", "csv", "parquet")
 NOT_INGESTIBLE = ("ingest_runs", "quarantine", "judge_cache")
 _EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
-               ".parquet": "parquet", ".pq": "parquet"}
+               ".parquet": "parquet", ".pq": "parquet", **{e: "otel-proto" for e in otlp_proto.EXTENSIONS}}
 _UNITS_TO_MS = {"s": 1000.0, "ms": 1.0, "us": 0.001, "ns": 0.000001}
 _UNITS_TO_US = {"s": 1_000_000, "ms": 1000, "us": 1, "ns": 0.001}
 _ENUMS = {
@@ -646,6 +654,8 @@ def _plan(path: Path, fmt: str, mapping: Mapping | None) -> _Plan:
         else:
             ext = _base_ext(path)
             fmt = _EXTENSIONS.get(ext, "")
+            if not fmt and mapping is None and otlp_proto.looks_like(path):
+                fmt = "otel-proto"
             if fmt == "jsonl" and mapping is None:
                 fmt = "otel" if _looks_otlp(path) else ""
                 if not fmt:
@@ -658,11 +668,11 @@ def _plan(path: Path, fmt: str, mapping: Mapping | None) -> _Plan:
         raise IngestError(f"{path}: unknown format {fmt!r}; expected auto, {', '.join(FORMATS)}")
     if fmt == "parquet" and path.name.endswith(".gz"):
         raise IngestError(f"{path}: a gzip-compressed Parquet file is not supported; Parquet compresses internally")
-    if fmt == "otel":
+    if fmt in ("otel", "otel-proto"):
         if mapping is not None and mapping.table != "calls":
             raise IngestError(f"{path}: OpenTelemetry spans load into calls, but the mapping {mapping.source} says "
                               f"table = {mapping.table!r}")
-        return _Plan(path, fmt, mapping, pretty=_is_pretty(path))
+        return _Plan(path, fmt, mapping, pretty=fmt == "otel" and _is_pretty(path))
     if mapping is not None and mapping.otel_only:
         raise IngestError(f"{path}: the mapping {mapping.source} has no table; a {fmt} file needs table = \"...\" "
                           f"and its required columns")
@@ -715,9 +725,9 @@ def ingest(db: "Workbench | str | os.PathLike", paths: Any, *, format: str = "au
         The workbench database (a path is opened with :func:`workbench.db.connect`).
     paths : str, path, or a list of them
         Files to load; a directory stands for its files (sorted, hidden files skipped).
-    format : {"auto", "otel", "jsonl", "csv", "parquet"}
+    format : {"auto", "otel", "otel-proto", "jsonl", "csv", "parquet"}
         ``auto``: the mapping's ``format``, else the extension; a ``.jsonl``/``.json`` file without a mapping must
-        hold OTLP spans.
+        hold OTLP spans; a file of another extension holding protobuf OTLP traces is ``otel-proto``.
     mapping : path, dict or Mapping, optional
         Column mapping, required for jsonl, csv and parquet; optional attribute overrides for otel.
     progress : bool, optional
@@ -937,16 +947,27 @@ def _otel_mapping(mapping: Any) -> bool:
     return "table" not in data
 
 
-def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan,
-                 memory: "_MemoryLimit | None" = None) -> tuple[dict, dict[str, int]]:
+def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_MemoryLimit | None" = None,
+                 source: tuple[Path, str, str] | None = None) -> tuple[dict, dict[str, int]]:
+    """Load one file in one transaction. ``source`` (path, sha256, format) names the original of a decoded file."""
     from workbench._version import __version__
 
     path = plan.path
-    table = "calls" if plan.fmt == "otel" else plan.mapping.table
+    table = "calls" if plan.fmt in ("otel", "otel-proto") else plan.mapping.table
     try:
         content_hash, longest = _scan(path)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise IngestError(f"{path}: cannot read the file: {exc}") from None
+    if plan.fmt == "otel-proto":  # decoded to OTLP JSON lines, then read as OTLP JSON (one piece for both)
+        with tempfile.TemporaryDirectory(prefix="workbench-otlp-") as tmp:
+            jsonl = Path(tmp) / (path.name + ".jsonl")
+            otlp_proto.file_to_jsonl(path, jsonl)
+            text = replace(plan, path=jsonl, fmt="otel")
+            return _ingest_file(con, text, memory, source=(path, content_hash, plan.fmt))
+    if source is not None:
+        path, content_hash, fmt_name = source
+    else:
+        fmt_name = plan.fmt
     plan.line_bytes = next((b for b in LINE_BYTES_STEPS if b > longest), LINE_BYTES_STEPS[-1])
     plan.buffer_bytes = max(2 * plan.line_bytes, longest + _HASH_CHUNK)
     if memory is not None:
@@ -966,6 +987,7 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan,
             src, rejects_offset = _csv_source(con, plan)
         else:
             src, rejects_offset = _parquet_source(con, plan), None
+        src.file = plan.path
         counts = _load(con, src, TABLES[table], run_id, str(path), rejects_offset)
         if plan.records is not None and counts["read"] != plan.records:
             # never silently lose records: the reader must account for every record the file holds
@@ -976,7 +998,7 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan,
         finished = _now()
         con.execute(
             "INSERT INTO ingest_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [run_id, str(path), content_hash, plan.fmt, table, started, finished, counts["read"], counts["inserted"],
+            [run_id, str(path), content_hash, fmt_name, table, started, finished, counts["read"], counts["inserted"],
              counts["duplicates"], counts["quarantined"], __version__],
         )
         _drop_temps(con)
@@ -991,9 +1013,9 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan,
             long = f"a line of {longest / 1e6:,.0f} MB; " if longest > LINE_BYTES_STEPS[0] else ""
             msg += (f" ({long}give the load more memory: the environment variable WORKBENCH_INGEST_MEMORY_LIMIT, "
                     f"or a machine with more RAM)")
-        raise IngestError(f"{path}: could not be loaded as {plan.fmt} (nothing of it was written): {msg}") from exc
+        raise IngestError(f"{path}: could not be loaded as {fmt_name} (nothing of it was written): {msg}") from exc
     reasons = counts.pop("reasons")
-    f = {"path": str(path), "table": table, "format": plan.fmt, "run_id": run_id, **counts}
+    f = {"path": str(path), "table": table, "format": fmt_name, "run_id": run_id, **counts}
     return f, reasons
 
 
@@ -1017,6 +1039,7 @@ class _Source:
     err_kinds: dict[str, str] = field(default_factory=dict)
     line_reader: bool = False  # read as raw text lines (JSONL, OTLP): a "too many columns" reject is a reserved byte
     csv_opts: dict | None = None  # CSV: the [csv] options (to re-read a rejected record whole)
+    file: Path | None = None  # the file read (a decoded protobuf file is not the one named in the quarantine)
     # JSONL: mapped fields that some record must have: (mapping key, field, JSON paths, source column "s:..."/"h:...")
     presence: tuple[tuple[str, str, tuple[str, ...], str], ...] = ()
 
@@ -1671,7 +1694,7 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
         # DuckDB keeps the first 10,000 characters of a rejected record: the quarantine keeps it whole, from the file
         cut = [r[0] for r in con.execute("SELECT line FROM _wb_rejects WHERE strlen(csv_line) >= 9990").fetchall()]
         if cut:
-            whole = _whole_records(Path(path), src, set(cut))
+            whole = _whole_records(src.file or Path(path), src, set(cut))
             con.executemany("UPDATE _wb_rejects SET csv_line = ? WHERE line = ?", [[t, n] for n, t in whole.items()])
         if n_rej:
             # Good rows are numbered without the rejected ones: shift each past the rejects before it.

@@ -1138,20 +1138,24 @@ def retained_vs_churned(db, *, by=("feature",), period="week", start=None, end=N
     return pl.concat(parts).sort([*keys, "period_start", "metric", "segment"], nulls_last=True)
 
 
-SUITE = {
-    "dau_count": dau_count,
-    "wau_count": wau_count,
-    "mau_count": mau_count,
-    "dau_mau_ratio": dau_mau_ratio,
-    "active_days_distribution": active_days_distribution,
-    "returning_share_rate": returning_share_rate,
-    "retention_rate": retention_rate,
-    "lifecycle_count": lifecycle_count,
-    "funnel_conversion_rate": funnel_conversion_rate,
-    "feature_adoption_rate": feature_adoption_rate,
-    "thumbs_up_rate": thumbs_up_rate,
-    "feedback_rate": feedback_rate,
-    "suggestion_acceptance_rate": suggestion_acceptance_rate,
-    "cost_per_active_user_usd": cost_per_active_user_usd,
-    "retained_vs_churned": retained_vs_churned,
-}
+# Activity is counted per day: these metrics have no hourly form.
+_DAILY = ("day", "week", "month", "all")
+
+# Each metric registered once with its contract (workbench.metrics.core.Metric).
+SUITE = _m.register(
+    _m.Metric(dau_count, unit="count", direction="higher", table="events", periods=_DAILY),
+    _m.Metric(wau_count, unit="count", direction="higher", table="events", periods=_DAILY),
+    _m.Metric(mau_count, unit="count", direction="higher", table="events", periods=_DAILY),
+    _m.Metric(dau_mau_ratio, unit="ratio", direction="higher", table="events", periods=_DAILY),
+    _m.Metric(active_days_distribution, unit="count", direction="none", table="events", periods=_DAILY),
+    _m.Metric(returning_share_rate, unit="share", direction="higher", table="events", periods=_DAILY),
+    _m.Metric(retention_rate, unit="share", direction="higher", table="events", periods=_DAILY),
+    _m.Metric(lifecycle_count, unit="count", direction="none", table="events", periods=("hour", "day", "week", "month")),
+    _m.Metric(funnel_conversion_rate, unit="share", direction="higher", table="events"),
+    _m.Metric(feature_adoption_rate, unit="share", direction="higher", table="events"),
+    _m.Metric(thumbs_up_rate, unit="share", direction="higher", table="feedback"),
+    _m.Metric(feedback_rate, unit="share", direction="none", table="feedback"),
+    _m.Metric(suggestion_acceptance_rate, unit="share", direction="higher", table="feedback"),
+    _m.Metric(cost_per_active_user_usd, unit="usd", direction="lower", table="calls"),
+    _m.Metric(retained_vs_churned, unit="count", direction="none", table="events", periods=("hour", "day", "week", "month")),
+)

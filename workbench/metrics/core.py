@@ -16,8 +16,11 @@ silent 0.
 Naming: ``*_rate`` is a share in 0..1, ``*_ms`` milliseconds, ``*_usd`` dollars, ``*_count`` a count, ``*_score``
 higher is better (``hallucination_score``: higher is more likely hallucinated, as its docs say).
 
-The suite is a plain dict, name -> function, merged from the ``SUITE`` dict of each metric module; the same dict drives
-the CLI (``workbench metrics NAME``), the reports and the invariant tests.
+Each metric is registered once, at the bottom of its module, with its contract (:class:`Metric`: unit, direction,
+source table, periods; default ``by``, options and the one-line definition come from the function itself). The
+registry (:func:`suite`, :func:`contracts`) drives the CLI (``workbench metrics list``), the reports' formats and
+definitions, and the invariant tests; registration does the boundary work once (a path or a connection, options
+checked with messages that name the metric).
 
 Examples
 --------
@@ -37,9 +40,12 @@ from __future__ import annotations
 
 from workbench.errors import NotFoundError, ParameterError, UnknownNameError
 
+import functools
 import importlib
+import inspect
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,7 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover
 from workbench.db import Where, as_timestamp, parse_where, scope  # noqa: F401  (re-exported: the metric toolkit)
 
 __all__ = ["PERIODS", "RESULT_COLUMNS", "UndefinedMetricWarning", "Where", "parse_where", "as_timestamp", "scope",
-           "check_by", "with_period", "tidy", "proportion", "percentile_frame", "mean_interval", "suite", "compute"]
+           "check_by", "with_period", "tidy", "proportion", "percentile_frame", "mean_interval", "Metric", "register", "suite", "contracts", "compute"]
 
 PERIODS = ("hour", "day", "week", "month", "all")
 _UNITS = {"hour": "h", "day": "D", "week": "W", "month": "M"}
@@ -235,35 +241,178 @@ def mean_interval(df: "pl.DataFrame", confidence: float, *, floor: float | None 
     return df.with_columns(pl.when(ok).then(lo).alias("lo"), pl.when(ok).then(pl.col("value") + half).alias("hi")).drop("_sd")
 
 
+# --- the registry: each metric's contract, registered once -------------------------------------------------------
+
+#: Units a metric can carry, from the suffix of its name (the naming rule of the module docstring).
+UNITS = ("share", "ms", "usd", "count", "minutes", "score", "ratio", "per_s", "steps")
+DIRECTIONS = ("lower", "higher", "none")
+#: The keyword options every metric takes; anything else a metric accepts is one of its own ``options``.
+COMMON_OPTIONS = ("by", "period", "start", "end", "where", "confidence")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric's contract: the function and what a caller, a report and a test may rely on.
+
+    ``by``, ``options`` and ``required`` are read from the function's signature (its one source of truth);
+    ``definition`` is the first line of its docstring. ``periods`` are the periods it is defined for; ``example``
+    holds a working value for each required option (docs and the invariant tests use it).
+    """
+
+    fn: Callable[..., Any]
+    unit: str
+    direction: str
+    table: str
+    periods: tuple[str, ...] = PERIODS
+    needs: tuple[str, ...] = ()
+    example: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.fn.__name__
+
+    @property
+    def definition(self) -> str:
+        doc = (self.fn.__doc__ or "").strip()
+        return " ".join(doc.split("\n\n")[0].split()) if doc else ""
+
+    @property
+    def by(self) -> tuple[str, ...]:
+        d = inspect.signature(self.fn).parameters["by"].default
+        return (d,) if isinstance(d, str) else tuple(d or ())
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        ps = inspect.signature(self.fn).parameters
+        return tuple(n for n, p in ps.items() if p.kind is p.KEYWORD_ONLY and n not in COMMON_OPTIONS)
+
+    @property
+    def open_options(self) -> bool:
+        """Whether the metric passes further options through (``**options``), so any keyword is accepted."""
+        return any(p.kind is p.VAR_KEYWORD for p in inspect.signature(self.fn).parameters.values())
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        ps = inspect.signature(self.fn).parameters
+        sig = [n for n in self.options if ps[n].default is inspect.Parameter.empty and ps[n].kind is not ps[n].VAR_KEYWORD]
+        return tuple(dict.fromkeys([*sig, *self.needs]))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The contract as plain data (``workbench metrics list --format json``, a report's definitions block)."""
+        return {"metric": self.name, "unit": self.unit, "direction": self.direction, "table": self.table,
+                "by": list(self.by), "options": list(self.options), "required": list(self.required),
+                "periods": list(self.periods), "definition": self.definition}
+
+
+def _check_contract(m: Metric) -> None:
+    name = m.name
+    if m.unit not in UNITS:
+        raise ParameterError(f"register {name}: unit must be one of {', '.join(UNITS)}, got {m.unit!r}")
+    if m.direction not in DIRECTIONS:
+        raise ParameterError(f"register {name}: direction must be one of {', '.join(DIRECTIONS)}, got {m.direction!r}")
+    ps = inspect.signature(m.fn).parameters
+    missing = [o for o in ("by", "period", "start", "end", "where") if o not in ps]
+    if missing or next(iter(ps)) != "db":
+        raise ParameterError(f"register {name}: a metric takes (db, *, by, period, start, end, where, ...); "
+                             f"missing {missing or ['db first']}")
+    bad = [p for p in m.periods if p not in PERIODS]
+    if bad:
+        raise ParameterError(f"register {name}: unknown periods {bad}")
+    if not m.definition:
+        raise ParameterError(f"register {name}: a metric needs a docstring whose first line defines it")
+    lacking = [o for o in m.required if o not in m.example]
+    if lacking:
+        raise ParameterError(f"register {name}: give an example value for the required options {lacking}")
+
+
+def _bound(m: Metric) -> Callable[..., "pl.DataFrame"]:
+    """The metric as callers see it: the common boundary work done once, here, for every metric.
+
+    It accepts a path or a connection for ``db``, and refuses an unknown option, a missing required option or a period
+    the metric is not defined for, with a message that names the metric.
+    """
+    fn, name = m.fn, m.name
+    accepted = set(inspect.signature(fn).parameters) - {"db"}
+    default_period = inspect.signature(fn).parameters["period"].default
+
+    @functools.wraps(fn)
+    def metric(db: Any, **kwargs: Any) -> "pl.DataFrame":
+        from workbench.db import as_workbench
+
+        unknown = [] if m.open_options else sorted(set(kwargs) - accepted)
+        if unknown:
+            raise ParameterError(f"{name}: unknown option {unknown[0]!r}; it takes {', '.join(sorted(accepted))}")
+        missing = [o for o in m.required if o not in kwargs]
+        if missing:
+            raise ParameterError(f"{name}: the option {missing[0]!r} is required (e.g. {missing[0]}="
+                                 f"{m.example[missing[0]]!r})")
+        period = kwargs.get("period", default_period)
+        if period not in m.periods:
+            raise ParameterError(f"{name}: period {period!r} is not supported; it is defined for "
+                                 f"{', '.join(m.periods)}")
+        return fn(as_workbench(db), **kwargs)
+
+    metric.contract = m  # type: ignore[attr-defined]
+    return metric
+
+
+def register(*metrics: Metric) -> dict[str, Callable[..., "pl.DataFrame"]]:
+    """Register a module's metrics: check each contract, return ``{name: metric}`` for the module's ``SUITE``.
+
+    >>> def demo_count(db, *, by=("feature",), period="day", start=None, end=None, where=None):
+    ...     \"\"\"Calls in the period.\"\"\"
+    >>> s = register(Metric(demo_count, unit="count", direction="none", table="calls"))
+    >>> s["demo_count"].contract.as_dict()["definition"]
+    'Calls in the period.'
+    """
+    out: dict[str, Callable[..., Any]] = {}
+    for m in metrics:
+        _check_contract(m)
+        if m.name in out:
+            raise ParameterError(f"metric {m.name!r} is registered twice")
+        out[m.name] = _bound(m)
+    return out
+
+
+@functools.cache
+def _suite() -> dict[str, Callable[..., "pl.DataFrame"]]:
+    merged: dict[str, Callable[..., Any]] = {}
+    for mod in SUITE_MODULES:
+        module = importlib.import_module(f"workbench.metrics.{mod}")
+        for name, fn in getattr(module, "SUITE", {}).items():
+            if name in merged:
+                raise ParameterError(f"metric {name!r} is registered twice ({mod})")
+            merged[name] = fn
+    return merged
+
+
 def suite() -> dict[str, Callable[..., "pl.DataFrame"]]:
-    """All registered metrics, name -> function, from the metric modules' ``SUITE`` dicts.
+    """All registered metrics, name -> metric (with its contract as ``.contract``), from the modules' ``SUITE``.
 
     >>> "latency_p95_ms" in suite()
     True
+    >>> suite()["latency_p95_ms"].contract.unit
+    'ms'
     """
-    merged: dict[str, Callable[..., Any]] = {}
-    for mod in SUITE_MODULES:
-        try:
-            module = importlib.import_module(f"workbench.metrics.{mod}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"workbench.metrics.{mod}":
-                continue
-            raise
-        for name, fn in getattr(module, "SUITE", {}).items():
-            if name in merged:
-                raise RuntimeError(f"metric {name!r} is registered twice ({mod})")
-            merged[name] = fn
-    return merged
+    return dict(_suite())
+
+
+def contracts() -> dict[str, Metric]:
+    """Every metric's contract, name -> :class:`Metric`.
+
+    >>> contracts()["error_rate"].as_dict()["unit"], contracts()["error_rate"].direction
+    ('share', 'lower')
+    """
+    return {name: fn.contract for name, fn in _suite().items()}
 
 
 def compute(name: str, db: Any, **kwargs: Any) -> "pl.DataFrame":
     """Compute one metric of the suite by name.
 
-    Raises a ``KeyError`` listing the known metrics when ``name`` is not one of them.
+    Raises :class:`~workbench.errors.UnknownNameError` (a ``KeyError``) with the closest names when ``name`` is not
+    one of them.
     """
-    from workbench.db import as_workbench
-
-    s = suite()
+    s = _suite()
     if name not in s:
         raise UnknownNameError("metric", name, s)
-    return s[name](as_workbench(db), **kwargs)
+    return s[name](db, **kwargs)

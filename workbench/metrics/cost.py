@@ -57,14 +57,14 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from workbench.metrics.core import Where, as_timestamp, mean_interval, check_by, parse_where, proportion, scope, tidy, with_period
+from workbench.metrics.core import Metric, Where, as_timestamp, check_by, mean_interval, parse_where, proportion, register, scope, tidy, with_period
 from workbench.io.prices import load_prices, price_overrides  # noqa: F401  (re-exported: cost.load_prices)
 
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
     import polars as pl
 
-    from workbench.config import Config
+    from workbench.config import Budget, Config, Settings
 
 SOURCES = ("reported", "computed", "none", "unpriced")
 SUCCESS_CRITERIA = ("status", "feedback", "evals")
@@ -344,6 +344,55 @@ def cost_per_call_usd(
     """
     return _per_unit(db, None, "cost_per_call_usd", by=by, period=period, start=start, end=end, where=where,
                      confidence=confidence)
+
+
+def cost_per_1k_tokens_usd(
+    db, *, by: Iterable[str] | str | None = ("feature",), period: str = "day", start: Any = None, end: Any = None,
+    where: Where = None,
+) -> "pl.DataFrame":
+    """Blended price paid per 1,000 tokens, in USD: cost of the priced calls / their input + output tokens x 1,000.
+
+    A ratio of sums (a call with many tokens weighs more than a short one), over the priced calls that carry token
+    counts; cached and reasoning tokens are inside input and output (the OTel GenAI rule), so they are not added
+    again. Unpriced calls are left out and counted in ``unpriced_count``; ``lo``/``hi`` are null.
+
+    Parameters
+    ----------
+    db : Workbench or path
+    by, period, start, end, where
+        The common metric selection, see :mod:`workbench.metrics`.
+
+    Returns
+    -------
+    polars.DataFrame
+        Tidy frame: ``value`` USD per 1,000 tokens (lower is better), ``n`` priced calls with tokens,
+        ``tokens_count`` their tokens; ``unpriced_count``, ``unpriced_rate``, ``reported_share``.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute(
+    ...     "insert into calls (call_id, ts, feature, status, model, input_tokens, output_tokens, cost_usd) values "
+    ...     "('a', '2026-01-01', 'chat', 'ok', 'm', 1500, 500, 0.004), ('b', '2026-01-01', 'chat', 'ok', 'm', 800, 200, 0.002),"
+    ...     "('c', '2026-01-01', 'chat', 'ok', 'unknown', 100, 100, null)")
+    >>> cost_per_1k_tokens_usd(db).select("value", "n", "tokens_count", "unpriced_count").rows()  # 0.006 / 3000 x 1000
+    [(0.002, 2, 3000, 1)]
+    """
+    metric = "cost_per_1k_tokens_usd"
+    t, keys = _prepared(db, metric, by, period, start, end, where)
+    tokens = t.input_tokens.fill_null(0) + t.output_tokens.fill_null(0)
+    priced = t.cost_source.isin(["reported", "computed"]) & (tokens > 0)
+    df = t.group_by([*keys, "period_start"]).aggregate(
+        _cost=t.cost_usd_used.sum(where=priced), tokens_count=tokens.sum(where=priced), n=priced.cast("int64").sum(),
+        **_counters(t),
+    ).to_polars()
+    import polars as pl
+
+    df = df.with_columns(
+        (pl.col("_cost") / pl.col("tokens_count") * 1000).alias("value"), pl.col("tokens_count").fill_null(0).cast(pl.Int64),
+    ).drop("_cost")
+    return _finish(df, keys, metric)
 
 
 def cost_per_user_usd(
@@ -798,7 +847,7 @@ def whatif_cost_usd(
 # --------------------------------------------------------------------------------------------------------- budgets
 
 
-def budgets(config: "str | os.PathLike | Config | None" = None) -> dict[str, dict[str, float]]:
+def budgets(config: "str | os.PathLike | Config | Settings | None" = None) -> dict[str, "Budget"]:
     """The validated ``[budget.<feature>]`` tables of ``workbench.toml``: feature -> ``{monthly_usd, warn_at}``.
 
     ``monthly_usd`` (> 0) is required; ``warn_at`` (in (0, 1), default 0.85) is the share of the budget at which a
@@ -811,27 +860,11 @@ def budgets(config: "str | os.PathLike | Config | None" = None) -> dict[str, dic
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "workbench.toml"
     >>> _ = p.write_text('[budget.chat]\\nmonthly_usd = 1500\\n')
     >>> budgets(p)
-    {'chat': {'monthly_usd': 1500.0, 'warn_at': 0.85}}
+    {'chat': Budget(feature='chat', monthly_usd=1500.0, warn_at=0.85)}
     """
-    from workbench.config import ConfigError, load_config
+    from workbench.config import load_settings
 
-    cfg = load_config(config)
-    out: dict[str, dict[str, float]] = {}
-    for feature, table in cfg.section("budget").items():
-        where = f"budget.{feature}"
-        if not isinstance(table, dict):
-            raise ConfigError(f"{cfg.where(where)}: expected a table with monthly_usd, got {table!r}")
-        unknown = sorted(set(table) - {"monthly_usd", "warn_at"})
-        if unknown:
-            raise ConfigError(f"{cfg.where(where)}: unknown key {unknown[0]!r}; expected monthly_usd, warn_at")
-        monthly = cfg.number(table, "monthly_usd", where, lo=0)
-        if monthly <= 0:
-            raise ConfigError(f"{cfg.where(where)}: monthly_usd must be > 0, got {table['monthly_usd']!r}")
-        warn_at = cfg.number(table, "warn_at", where, lo=0, hi=1, default=DEFAULT_WARN_AT)
-        if not 0 < warn_at < 1:
-            raise ConfigError(f"{cfg.where(where)}: warn_at must be in (0, 1), got {table['warn_at']!r}")
-        out[feature] = {"monthly_usd": monthly, "warn_at": warn_at}
-    return out
+    return dict(load_settings(config).budgets)
 
 
 def budget_status(
@@ -884,7 +917,7 @@ def budget_status(
     from workbench.db import as_workbench
 
     db = as_workbench(db)
-    plan = budgets(config)
+    plan = budgets(config if config is not None else getattr(db, "settings", None))
     at_ts = as_timestamp(at)
     if at_ts is None:
         at_ts = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None, microsecond=0)
@@ -902,8 +935,8 @@ def budget_status(
     else:
         spent = pl.DataFrame(schema=schema)
     plan_df = pl.DataFrame(
-        {"feature": list(plan), "budget_usd": [b["monthly_usd"] for b in plan.values()],
-         "warn_at": [b["warn_at"] for b in plan.values()]},
+        {"feature": list(plan), "budget_usd": [b.monthly_usd for b in plan.values()],
+         "warn_at": [b.warn_at for b in plan.values()]},
         schema={"feature": pl.String, "budget_usd": pl.Float64, "warn_at": pl.Float64},
     )
     df = plan_df.join(spent, on="feature", how="left").with_columns(
@@ -933,13 +966,15 @@ def budget_status(
     return df, bool(df["alert"].is_not_null().any())
 
 
-SUITE = {
-    "cost_usd": cost_usd,
-    "cost_per_call_usd": cost_per_call_usd,
-    "cost_per_user_usd": cost_per_user_usd,
-    "cost_per_session_usd": cost_per_session_usd,
-    "cost_per_success_usd": cost_per_success_usd,
-    "unpriced_rate": unpriced_rate,
-    "cost_change_usd": cost_change_usd,
-    "whatif_cost_usd": whatif_cost_usd,
-}
+# Each metric registered once with its contract (workbench.metrics.core.Metric).
+SUITE = register(
+    Metric(cost_usd, unit="usd", direction="lower", table="calls"),
+    Metric(cost_per_call_usd, unit="usd", direction="lower", table="calls"),
+    Metric(cost_per_1k_tokens_usd, unit="usd", direction="lower", table="calls"),
+    Metric(cost_per_user_usd, unit="usd", direction="lower", table="calls"),
+    Metric(cost_per_session_usd, unit="usd", direction="lower", table="calls"),
+    Metric(cost_per_success_usd, unit="usd", direction="lower", table="calls"),
+    Metric(unpriced_rate, unit="share", direction="lower", table="calls"),
+    Metric(cost_change_usd, unit="usd", direction="lower", table="calls"),
+    Metric(whatif_cost_usd, unit="usd", direction="lower", table="calls", needs=("model",), example={"model": "gpt-4o-mini"}),
+)

@@ -43,7 +43,7 @@ from workbench.errors import NotFoundError, ParameterError, ParameterTypeError
 
 import re
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from workbench.metrics import core as M
@@ -522,6 +522,7 @@ def drifted_column_rate(
     return M.tidy(df, keys=keys, metric="drifted_column_rate")
 
 
-SUITE: dict[str, Callable[..., "pl.DataFrame"]] = {
-    "drifted_column_rate": drifted_column_rate,
-}
+# Each metric registered once with its contract (workbench.metrics.core.Metric).
+SUITE = M.register(
+    M.Metric(drifted_column_rate, unit="share", direction="lower", table="calls", periods=("all",), example={"columns": ["latency_ms", "input_tokens", "model", "status"]}),
+)

@@ -704,7 +704,8 @@ def experiment_effect(
     return M.tidy(df, keys=keys, metric=f"{metric}_effect")
 
 
-SUITE: dict[str, Callable[..., "pl.DataFrame"]] = {
-    "experiment_effect": experiment_effect,
-}
+# Each metric registered once with its contract (workbench.metrics.core.Metric).
+SUITE = M.register(
+    M.Metric(experiment_effect, unit="ratio", direction="none", table="assignments", periods=("all",), needs=("experiment",), example={"experiment": "support_model_ab"}),
+)
 

@@ -57,6 +57,7 @@ from workbench import stats
 from workbench.schema import DETECTOR_NAME, DETECTOR_VERSION, HALLUCINATED, LABEL_METRIC, SCORE_METRIC, SUPPORTED, UNSCORABLE
 
 from workbench.db import as_workbench
+from workbench.metrics.core import Metric, register
 
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
@@ -540,9 +541,10 @@ def worst_offenders(
              "evidence", "question", "answer")
 
 
-SUITE = {
-    "hallucination_rate": hallucination_rate,
-    "hallucination_score": hallucination_score,
-    "unscorable_rate": unscorable_rate,
-}
+# Each metric registered once with its contract (workbench.metrics.core.Metric).
+SUITE = register(
+    Metric(hallucination_rate, unit="share", direction="lower", table="evals"),
+    Metric(hallucination_score, unit="score", direction="lower", table="evals"),
+    Metric(unscorable_rate, unit="share", direction="lower", table="evals"),
+)
 

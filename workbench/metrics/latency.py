@@ -39,10 +39,10 @@ from __future__ import annotations
 from workbench.errors import ParameterError
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from workbench.metrics.core import Where, check_by, mean_interval, percentile_frame, proportion, scope, tidy, with_period
+from workbench.metrics.core import Metric, Where, check_by, mean_interval, percentile_frame, proportion, register, scope, tidy, with_period
 from workbench.stats import order_statistic_ranks  # noqa: F401  (public here too, as before)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -152,58 +152,34 @@ def _pct_doc(name: str, column: str, q: float, title: str) -> str:
     return _PCT_DOC.format(title=title, column=column, name=name, arithmetic=arithmetic, expected=expected)
 
 
-def latency_p50_ms(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
-    return _calls_percentile(db, "latency_ms", 0.50, "latency_p50_ms", by=by, period=period, start=start, end=end,
-                             where=where, confidence=confidence)
+def percentile_metric(name: str, column: str, q: float, title: str) -> Callable[..., "pl.DataFrame"]:
+    """Make the named percentile metric ``name``: the ``q``-quantile of ``column`` with its interval.
+
+    One function behind the whole family (``latency_p50_ms`` ... ``ttft_p99_ms``); ``title`` is the metric's one-line
+    definition and heads its docstring, whose worked example is computed for the metric's own ``q``.
+
+    >>> f = percentile_metric("latency_p75_ms", "latency_ms", 0.75, "75th percentile of end-to-end latency.")
+    >>> f.__name__, f.__doc__.splitlines()[0]
+    ('latency_p75_ms', '75th percentile of end-to-end latency.')
+    """
+
+    def metric(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
+        return _calls_percentile(db, column, q, name, by=by, period=period, start=start, end=end, where=where,
+                                 confidence=confidence)
+
+    metric.__name__ = metric.__qualname__ = name
+    metric.__doc__ = _pct_doc(name, column, q, title)
+    return metric
 
 
-def latency_p90_ms(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
-    return _calls_percentile(db, "latency_ms", 0.90, "latency_p90_ms", by=by, period=period, start=start, end=end,
-                             where=where, confidence=confidence)
-
-
-def latency_p95_ms(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
-    return _calls_percentile(db, "latency_ms", 0.95, "latency_p95_ms", by=by, period=period, start=start, end=end,
-                             where=where, confidence=confidence)
-
-
-def latency_p99_ms(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
-    return _calls_percentile(db, "latency_ms", 0.99, "latency_p99_ms", by=by, period=period, start=start, end=end,
-                             where=where, confidence=confidence)
-
-
-def ttft_p50_ms(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
-    return _calls_percentile(db, "ttft_ms", 0.50, "ttft_p50_ms", by=by, period=period, start=start, end=end,
-                             where=where, confidence=confidence)
-
-
-def ttft_p90_ms(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
-    return _calls_percentile(db, "ttft_ms", 0.90, "ttft_p90_ms", by=by, period=period, start=start, end=end,
-                             where=where, confidence=confidence)
-
-
-def ttft_p95_ms(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
-    return _calls_percentile(db, "ttft_ms", 0.95, "ttft_p95_ms", by=by, period=period, start=start, end=end,
-                             where=where, confidence=confidence)
-
-
-def ttft_p99_ms(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
-    return _calls_percentile(db, "ttft_ms", 0.99, "ttft_p99_ms", by=by, period=period, start=start, end=end,
-                             where=where, confidence=confidence)
-
-
-for _fn, _col, _q, _title in (
-    (latency_p50_ms, "latency_ms", 0.50, "Median end-to-end latency of the calls, in milliseconds."),
-    (latency_p90_ms, "latency_ms", 0.90, "90th percentile of end-to-end latency, in milliseconds."),
-    (latency_p95_ms, "latency_ms", 0.95, "95th percentile of end-to-end latency, in milliseconds."),
-    (latency_p99_ms, "latency_ms", 0.99, "99th percentile of end-to-end latency, in milliseconds."),
-    (ttft_p50_ms, "ttft_ms", 0.50, "Median time to first token (streamed calls), in milliseconds."),
-    (ttft_p90_ms, "ttft_ms", 0.90, "90th percentile of time to first token, in milliseconds."),
-    (ttft_p95_ms, "ttft_ms", 0.95, "95th percentile of time to first token, in milliseconds."),
-    (ttft_p99_ms, "ttft_ms", 0.99, "99th percentile of time to first token, in milliseconds."),
-):
-    _fn.__doc__ = _pct_doc(_fn.__name__, _col, _q, _title)
-del _fn, _col, _q, _title
+latency_p50_ms = percentile_metric("latency_p50_ms", "latency_ms", 0.50, "Median end-to-end latency of the calls, in milliseconds.")
+latency_p90_ms = percentile_metric("latency_p90_ms", "latency_ms", 0.90, "90th percentile of end-to-end latency, in milliseconds.")
+latency_p95_ms = percentile_metric("latency_p95_ms", "latency_ms", 0.95, "95th percentile of end-to-end latency, in milliseconds.")
+latency_p99_ms = percentile_metric("latency_p99_ms", "latency_ms", 0.99, "99th percentile of end-to-end latency, in milliseconds.")
+ttft_p50_ms = percentile_metric("ttft_p50_ms", "ttft_ms", 0.50, "Median time to first token (streamed calls), in milliseconds.")
+ttft_p90_ms = percentile_metric("ttft_p90_ms", "ttft_ms", 0.90, "90th percentile of time to first token, in milliseconds.")
+ttft_p95_ms = percentile_metric("ttft_p95_ms", "ttft_ms", 0.95, "95th percentile of time to first token, in milliseconds.")
+ttft_p99_ms = percentile_metric("ttft_p99_ms", "ttft_ms", 0.99, "99th percentile of time to first token, in milliseconds.")
 
 
 def tpot_ms(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
@@ -501,19 +477,21 @@ def _bootstrap_quantile_diff(cur, old, q: float, n_boot: int, seed: int):
     return out
 
 
-SUITE = {
-    "latency_p50_ms": latency_p50_ms,
-    "latency_p90_ms": latency_p90_ms,
-    "latency_p95_ms": latency_p95_ms,
-    "latency_p99_ms": latency_p99_ms,
-    "ttft_p50_ms": ttft_p50_ms,
-    "ttft_p90_ms": ttft_p90_ms,
-    "ttft_p95_ms": ttft_p95_ms,
-    "ttft_p99_ms": ttft_p99_ms,
-    "tpot_ms": tpot_ms,
-    "output_tokens_per_s": output_tokens_per_s,
-    "error_rate": error_rate,
-    "timeout_rate": timeout_rate,
-    "fallback_rate": fallback_rate,
-    "latency_change_ms": latency_change_ms,
-}
+# Each metric registered once with its contract (workbench.metrics.core.Metric).
+SUITE = register(
+    Metric(latency_quantile_ms, unit="ms", direction="lower", table="calls", example={"q": 0.75}),
+    Metric(latency_p50_ms, unit="ms", direction="lower", table="calls"),
+    Metric(latency_p90_ms, unit="ms", direction="lower", table="calls"),
+    Metric(latency_p95_ms, unit="ms", direction="lower", table="calls"),
+    Metric(latency_p99_ms, unit="ms", direction="lower", table="calls"),
+    Metric(ttft_p50_ms, unit="ms", direction="lower", table="calls"),
+    Metric(ttft_p90_ms, unit="ms", direction="lower", table="calls"),
+    Metric(ttft_p95_ms, unit="ms", direction="lower", table="calls"),
+    Metric(ttft_p99_ms, unit="ms", direction="lower", table="calls"),
+    Metric(tpot_ms, unit="ms", direction="lower", table="calls"),
+    Metric(output_tokens_per_s, unit="per_s", direction="higher", table="calls"),
+    Metric(error_rate, unit="share", direction="lower", table="calls"),
+    Metric(timeout_rate, unit="share", direction="lower", table="calls"),
+    Metric(fallback_rate, unit="share", direction="lower", table="calls"),
+    Metric(latency_change_ms, unit="ms", direction="lower", table="calls"),
+)

@@ -42,10 +42,10 @@ from __future__ import annotations
 
 from workbench.errors import ParameterError
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from workbench.metrics.core import check_by, mean_interval, percentile_frame, proportion, scope, tidy, with_period
+from workbench.metrics.core import Metric, check_by, mean_interval, percentile_frame, proportion, register, scope, tidy, with_period
 
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
@@ -152,24 +152,27 @@ _DURATION_DOC = """Median {what}, in minutes, over the incidents that started in
 """
 
 
-def mttd_minutes(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
-    return _incident_duration(db, "detected_at", "mttd_minutes", by=by, period=period, start=start, end=end,
-                              where=where, confidence=confidence)
+def duration_metric(name: str, end_col: str, what: str) -> Callable[..., "pl.DataFrame"]:
+    """Make the incident duration metric ``name``: the median of ``end_col - started_at``, in minutes.
+
+    One function behind MTTD, MTTM and MTTR; its docstring is the template above, with a worked example.
+
+    >>> duration_metric("mttd_minutes", "detected_at", "time to detect (MTTD)").__doc__.splitlines()[0]
+    'Median time to detect (MTTD), in minutes, over the incidents that started in the period.'
+    """
+
+    def metric(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
+        return _incident_duration(db, end_col, name, by=by, period=period, start=start, end=end, where=where,
+                                  confidence=confidence)
+
+    metric.__name__ = metric.__qualname__ = name
+    metric.__doc__ = _DURATION_DOC.format(what=what, end_col=end_col, name=name)
+    return metric
 
 
-def mttm_minutes(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
-    return _incident_duration(db, "mitigated_at", "mttm_minutes", by=by, period=period, start=start, end=end,
-                              where=where, confidence=confidence)
-
-
-def mttr_minutes(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
-    return _incident_duration(db, "resolved_at", "mttr_minutes", by=by, period=period, start=start, end=end,
-                              where=where, confidence=confidence)
-
-
-mttd_minutes.__doc__ = _DURATION_DOC.format(what="time to detect (MTTD)", end_col="detected_at", name="mttd_minutes")
-mttm_minutes.__doc__ = _DURATION_DOC.format(what="time to mitigate (MTTM)", end_col="mitigated_at", name="mttm_minutes")
-mttr_minutes.__doc__ = _DURATION_DOC.format(what="time to resolve (MTTR)", end_col="resolved_at", name="mttr_minutes")
+mttd_minutes = duration_metric("mttd_minutes", "detected_at", "time to detect (MTTD)")
+mttm_minutes = duration_metric("mttm_minutes", "mitigated_at", "time to mitigate (MTTM)")
+mttr_minutes = duration_metric("mttr_minutes", "resolved_at", "time to resolve (MTTR)")
 
 
 # ---------------------------------------------------------------------------------------------------------- guardrails
@@ -227,45 +230,44 @@ _GUARD_DOC = """{title}
 """
 
 
-def guardrail_block_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, actions="block",
-                         confidence=0.95):
-    return _guard_rate(db, "guardrail_block_rate", actions=actions, verdict=None, by=by, period=period, start=start,
-                       end=end, where=where, confidence=confidence)
+def guard_metric(name: str, *, verdict: str | None, actions: str, title: str, better: str, n: str,
+                 arithmetic: str, value: float, count: int) -> Callable[..., "pl.DataFrame"]:
+    """Make the guardrail rate ``name``: the share of guard events (of those reviewed ``verdict``) that took ``actions``.
+
+    One function behind the four guardrail rates; ``title`` is the metric's definition and heads its docstring, and
+    ``arithmetic``/``value``/``count`` its worked example on the five events of the template.
+
+    >>> guardrail_catch_rate.__doc__.splitlines()[0]
+    "Recall of the guard: share of reviewed-bad events that it blocked (``verdict = 'bad'``)."
+    """
+    default_actions = actions
+
+    def metric(db, *, by=("feature",), period="day", start=None, end=None, where=None, actions=default_actions,
+               confidence=0.95):
+        return _guard_rate(db, name, actions=actions, verdict=verdict, by=by, period=period, start=start, end=end,
+                           where=where, confidence=confidence)
+
+    metric.__name__ = metric.__qualname__ = name
+    metric.__doc__ = _GUARD_DOC.format(title=title, actions=default_actions, better=better, n=n, name=name,
+                                       arithmetic=arithmetic, value=value, count=count)
+    return metric
 
 
-def guardrail_redact_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, actions="redact",
-                          confidence=0.95):
-    return _guard_rate(db, "guardrail_redact_rate", actions=actions, verdict=None, by=by, period=period, start=start,
-                       end=end, where=where, confidence=confidence)
-
-
-def guardrail_catch_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, actions="block",
-                         confidence=0.95):
-    return _guard_rate(db, "guardrail_catch_rate", actions=actions, verdict="bad", by=by, period=period, start=start,
-                       end=end, where=where, confidence=confidence)
-
-
-def guardrail_false_block_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None,
-                               actions="block", confidence=0.95):
-    return _guard_rate(db, "guardrail_false_block_rate", actions=actions, verdict="good", by=by, period=period,
-                       start=start, end=end, where=where, confidence=confidence)
-
-
-guardrail_block_rate.__doc__ = _GUARD_DOC.format(
-    title="Share of guardrail decisions that blocked.", actions="block", better="context: lower is less friction",
-    n="guard decisions", name="guardrail_block_rate", arithmetic="g1, g4 of 5", value=0.4, count=5)
-guardrail_redact_rate.__doc__ = _GUARD_DOC.format(
-    title="Share of guardrail decisions that redacted.", actions="redact", better="context",
-    n="guard decisions", name="guardrail_redact_rate", arithmetic="g3 of 5", value=0.2, count=5)
-guardrail_catch_rate.__doc__ = _GUARD_DOC.format(
+guardrail_block_rate = guard_metric(
+    "guardrail_block_rate", verdict=None, actions="block", title="Share of guardrail decisions that blocked.",
+    better="context: lower is less friction", n="guard decisions", arithmetic="g1, g4 of 5", value=0.4, count=5)
+guardrail_redact_rate = guard_metric(
+    "guardrail_redact_rate", verdict=None, actions="redact", title="Share of guardrail decisions that redacted.",
+    better="context", n="guard decisions", arithmetic="g3 of 5", value=0.2, count=5)
+guardrail_catch_rate = guard_metric(
+    "guardrail_catch_rate", verdict="bad", actions="block",
     title="Recall of the guard: share of reviewed-bad events that it blocked (``verdict = 'bad'``).\n\n"
           "    Pass ``actions=('block', 'redact')`` to count a redaction as a catch too.",
-    actions="block", better="higher is better", n="events reviewed bad", name="guardrail_catch_rate",
-    arithmetic="g1 of the bad g1, g2", value=0.5, count=2)
-guardrail_false_block_rate.__doc__ = _GUARD_DOC.format(
+    better="higher is better", n="events reviewed bad", arithmetic="g1 of the bad g1, g2", value=0.5, count=2)
+guardrail_false_block_rate = guard_metric(
+    "guardrail_false_block_rate", verdict="good", actions="block",
     title="Share of reviewed-good events that the guard blocked anyway (``verdict = 'good'``).",
-    actions="block", better="lower is better", n="events reviewed good", name="guardrail_false_block_rate",
-    arithmetic="g4 of the good g3, g4", value=0.5, count=2)
+    better="lower is better", n="events reviewed good", arithmetic="g4 of the good g3, g4", value=0.5, count=2)
 
 
 # -------------------------------------------------------------------------------------------------------------- agents
@@ -425,16 +427,17 @@ def escalation_rate(db, *, by=("feature",), period="day", start=None, end=None, 
                       confidence=confidence)
 
 
-SUITE = {
-    "incident_count": incident_count,
-    "mttd_minutes": mttd_minutes,
-    "mttm_minutes": mttm_minutes,
-    "mttr_minutes": mttr_minutes,
-    "guardrail_block_rate": guardrail_block_rate,
-    "guardrail_redact_rate": guardrail_redact_rate,
-    "guardrail_catch_rate": guardrail_catch_rate,
-    "guardrail_false_block_rate": guardrail_false_block_rate,
-    "tool_call_success_rate": tool_call_success_rate,
-    "agent_steps_per_task": agent_steps_per_task,
-    "escalation_rate": escalation_rate,
-}
+# Each metric registered once with its contract (workbench.metrics.core.Metric).
+SUITE = register(
+    Metric(incident_count, unit="count", direction="lower", table="incidents"),
+    Metric(mttd_minutes, unit="minutes", direction="lower", table="incidents"),
+    Metric(mttm_minutes, unit="minutes", direction="lower", table="incidents"),
+    Metric(mttr_minutes, unit="minutes", direction="lower", table="incidents"),
+    Metric(guardrail_block_rate, unit="share", direction="none", table="guardrail_events"),
+    Metric(guardrail_redact_rate, unit="share", direction="none", table="guardrail_events"),
+    Metric(guardrail_catch_rate, unit="share", direction="higher", table="guardrail_events"),
+    Metric(guardrail_false_block_rate, unit="share", direction="lower", table="guardrail_events"),
+    Metric(tool_call_success_rate, unit="share", direction="higher", table="calls"),
+    Metric(agent_steps_per_task, unit="steps", direction="lower", table="calls"),
+    Metric(escalation_rate, unit="share", direction="lower", table="calls"),
+)

@@ -187,8 +187,9 @@ def load_slos(config: "str | os.PathLike | Config | None" = None) -> list[Slo]:
     return out
 
 
-def _slos_or_fail(config: Any) -> tuple[Config, list[Slo]]:
-    cfg = load_config(config)
+def _slos_or_fail(config: Any, db: Any = None) -> tuple[Config, list[Slo]]:
+    # default: the settings the database was opened with (wb.connect(path, config=...))
+    cfg = load_config(config if config is not None else getattr(db, "settings", None))
     slos = load_slos(cfg)
     if not slos:
         raise ConfigError(f"{cfg.where('slo')}: no SLOs declared (add a [slo.<feature>] table)")
@@ -256,7 +257,7 @@ def slo_report(db, *, config: Any = None, at: Any = None) -> "pl.DataFrame":
     from workbench.db import as_workbench
     from workbench.metrics.core import UndefinedMetricWarning
 
-    _, slos = _slos_or_fail(config)
+    _, slos = _slos_or_fail(config, db)
     db = as_workbench(db)
     at = _resolve_at(db, at)
     t = _requests(db)
@@ -348,7 +349,7 @@ def burn_rate_alerts(db, *, config: Any = None, at: Any = None, lookback_days: f
 
     if isinstance(lookback_days, bool) or not isinstance(lookback_days, (int, float)) or lookback_days <= 0:
         raise ParameterError(f"burn_rate_alerts: lookback_days must be a positive number, got {lookback_days!r}")
-    _, slos = _slos_or_fail(config)
+    _, slos = _slos_or_fail(config, db)
     db = as_workbench(db)
     at = _resolve_at(db, at)
     step_ms = int(STEP.total_seconds() * 1000)
@@ -438,7 +439,7 @@ def slo_status(db, *, config: Any = None, at: Any = None) -> "tuple[pl.DataFrame
 
     from workbench.db import as_workbench
 
-    cfg, _ = _slos_or_fail(config)
+    cfg, _ = _slos_or_fail(config, db)
     db = as_workbench(db)
     at = _resolve_at(db, at)
     report = slo_report(db, config=cfg, at=at)

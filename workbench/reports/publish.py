@@ -24,15 +24,18 @@ datetime.datetime(2026, 12, 1, 0, 0)
 
 from __future__ import annotations
 
-from workbench.errors import MissingFileError, ParameterError, ReportError# noqa: F401  (importable from here as before)
+from workbench.config import Target, load_settings  # noqa: F401  (Target: the type targets() returns)
+from workbench.errors import MissingFileError, ParameterError, ReportError, UnknownNameError  # noqa: F401  (ReportError: importable from here as before)
 
+import contextlib
 import datetime as dt
+import glob
 import json
 import os
 import re
 import shutil
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,9 +45,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from workbench.db import Workbench
 
 NOTEBOOKS_ENV = "WORKBENCH_NOTEBOOKS"
-_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-_DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+# The period grammar, matched against the whole label (fullmatch: "2026-W47\n" is not a period), ASCII digits only.
+_WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})")
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
+_DAY = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_RELATIVE = ("yesterday", "last-week", "last-month")
 
 
 def notebooks_dir() -> Path:
@@ -66,13 +71,22 @@ def resolve_period(period: str | None, *, latest: dt.datetime | None = None, tod
 
     Accepted: ``2026-W47`` (ISO week), ``2026-11`` (month), ``2026-11-23`` (day), ``START..END`` (days, END
     inclusive), ``last-week`` / ``last-month`` / ``yesterday`` (relative to ``today``, for cron), and ``None``:
-    the ISO week containing ``latest`` (the newest data).
+    the ISO week containing ``latest`` (the newest data). Anything else -- a trailing newline, a slash, a week 54, a
+    13th month -- raises :class:`ParameterError`: the label becomes a folder name, so nothing outside this grammar
+    gets through.
+
+    >>> resolve_period("2026-W47\\n")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: resolve_period: cannot read '2026-W47\\n'; expected 2026-W47, 2026-11, 2026-11-23, 2026-11-01..2026-11-15, last-week, last-month or yesterday
     """
     if period is None:
         if latest is None:
             raise ParameterError("resolve_period: no period given and no data to take the latest week from")
         y, w, _ = latest.isocalendar()
         return resolve_period(f"{y}-W{w:02d}")
+    if not isinstance(period, str):
+        raise ParameterError(f"resolve_period: period must be text such as 2026-W47, got {type(period).__name__}")
     today = today or dt.datetime.now(dt.timezone.utc).date()
     if period == "yesterday":
         return resolve_period((today - dt.timedelta(days=1)).isoformat())
@@ -82,23 +96,27 @@ def resolve_period(period: str | None, *, latest: dt.datetime | None = None, tod
     if period == "last-month":
         first = today.replace(day=1) - dt.timedelta(days=1)
         return resolve_period(f"{first.year}-{first.month:02d}")
-    if m := _WEEK.match(period):
-        start = dt.datetime.fromisocalendar(int(m[1]), int(m[2]), 1)
-        return start, start + dt.timedelta(days=7), period
-    if m := _MONTH.match(period):
-        start = dt.datetime(int(m[1]), int(m[2]), 1)
-        end = dt.datetime(start.year + start.month // 12, start.month % 12 + 1, 1)
-        return start, end, period
-    if _DAY.match(period):
-        start = dt.datetime.fromisoformat(period)
-        return start, start + dt.timedelta(days=1), period
-    if ".." in period:
-        a, b = period.split("..", 1)
-        if _DAY.match(a) and _DAY.match(b):
+    try:
+        if m := _WEEK.fullmatch(period):
+            start = dt.datetime.fromisocalendar(int(m[1]), int(m[2]), 1)
+            return start, start + dt.timedelta(days=7), period
+        if m := _MONTH.fullmatch(period):
+            start = dt.datetime(int(m[1]), int(m[2]), 1)
+            end = dt.datetime(start.year + start.month // 12, start.month % 12 + 1, 1)
+            return start, end, period
+        if _DAY.fullmatch(period):
+            start = dt.datetime.fromisoformat(period)
+            return start, start + dt.timedelta(days=1), period
+        a, sep, b = period.partition("..")
+        if sep and _DAY.fullmatch(a) and _DAY.fullmatch(b):
             start, last = dt.datetime.fromisoformat(a), dt.datetime.fromisoformat(b)
             if last < start:
                 raise ParameterError(f"resolve_period: {period!r} ends before it starts")
             return start, last + dt.timedelta(days=1), period
+    except (ValueError, OverflowError) as exc:
+        if isinstance(exc, ParameterError):
+            raise
+        raise ParameterError(f"resolve_period: {period!r} is not a calendar period ({exc})") from None
     raise ParameterError(
         f"resolve_period: cannot read {period!r}; expected 2026-W47, 2026-11, 2026-11-23, 2026-11-01..2026-11-15, "
         "last-week, last-month or yesterday"
@@ -140,11 +158,17 @@ class Report:
     """
 
     def __init__(self, db: "Workbench | str", *, start: Any = None, end: Any = None, out_dir: str | os.PathLike | None = None,
-                 title: str | None = None):
+                 title: str | None = None, config: Any = None, show_raw_text: bool | None = None):
         from workbench.db import Workbench, connect
+        from workbench.redact import show_raw_text as _raw
 
-        self.db = db if isinstance(db, Workbench) else connect(db, read_only=True)
+        self.db = db if isinstance(db, Workbench) else connect(db, read_only=True, config=config)
+        #: the typed workbench.toml settings of the report (``config``, else the database's own)
+        self.settings = self.db.settings if config is None else load_settings(config)
         self.start, self.end = start, end
+        # Text a report shows (answers, questions, claims) goes through workbench.redact unless the team allowed raw
+        # text: [privacy] show_raw_text = true in workbench.toml.
+        self.show_raw_text = _raw(self.settings) if show_raw_text is None else bool(show_raw_text)
         self.out_dir = Path(out_dir) if out_dir else None
         self.title = title
         self.frames: list[tuple[str, dict[str, Any], "pl.DataFrame"]] = []
@@ -157,9 +181,20 @@ class Report:
         kwargs.setdefault("end", self.end)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # an empty group is visible in the frame (n = 0), not as a warning in a report
-            df = compute(name, self.db, **kwargs)
+            df = self.shown(compute(name, self.db, **kwargs))
         self.frames.append((name, {k: v for k, v in kwargs.items() if k not in ("start", "end")}, df))
         return df
+
+    def shown(self, frame: Any) -> Any:
+        """A frame as the report may show it: every text column through :func:`workbench.redact.redact` (e-mail
+        addresses, phone numbers, API keys, card numbers, IBANs, national ids) unless ``show_raw_text``."""
+        import polars as pl
+
+        from workbench.redact import redact_frame
+
+        if self.show_raw_text or not isinstance(frame, pl.DataFrame):
+            return frame
+        return redact_frame(frame)
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Call the public function ``wb.<name>`` on the report's database and record the frame it returns.
@@ -174,7 +209,7 @@ class Report:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             out = resolve(name)(self.db, *args, **kwargs)
-        frame = out[0] if isinstance(out, tuple) else out
+        frame = self.shown(out[0] if isinstance(out, tuple) else out)
         if isinstance(frame, pl.DataFrame):
             self.frames.append((name, kwargs, frame))
         return frame
@@ -223,12 +258,19 @@ class Report:
         ).sort(pl.col("relative_change").abs(), descending=True, nulls_last=True)
 
     def header(self) -> Any:
-        """The report's heading as Markdown: title, window, and when it ran."""
-        from IPython.display import Markdown
+        """The report's heading: title, window, database (by file name) and when it ran, as HTML.
 
-        now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        window = f"{self.start} to {self.end} (end excluded)" if self.start or self.end else "all data"
-        return Markdown(f"# {self.title or 'Report'}\n\n**Window:** {window}  \n**Database:** `{self.db.path}`  \n**Run:** {now}")
+        Every value is HTML-escaped (a database file named ``<img src=x onerror=...>.duckdb`` shows as text, never as
+        markup), and the database shows by file name, not by the machine's absolute path (``params.json`` keeps the
+        full path for lineage).
+
+        >>> rep = Report(":memory:", start="2026-11-16", end="2026-11-23", title="<b>T</b>")
+        >>> rep.header().data.splitlines()[0]
+        '<h1>&lt;b&gt;T&lt;/b&gt;</h1>'
+        """
+        from IPython.display import HTML
+
+        return HTML(header_html(self.title or "Report", self.start, self.end, self.db.path))
 
     def data_summary(self) -> "pl.DataFrame":
         """On which data: rows per table in the window and the files they were loaded from (ingest lineage)."""
@@ -264,22 +306,46 @@ class Report:
         return out
 
 
+def header_html(title: str, start: Any, end: Any, db_path: str | None, *, now: dt.datetime | None = None) -> str:
+    """The escaped HTML of a report heading (see :meth:`Report.header`).
+
+    >>> print(header_html("Cost", "2026-11-16", "2026-11-23", "/data/x/<img src=x onerror=alert(1)>.duckdb",
+    ...                   now=dt.datetime(2026, 11, 24, 6, 0)))
+    <h1>Cost</h1>
+    <p><strong>Window:</strong> 2026-11-16 to 2026-11-23 (end excluded)<br>
+    <strong>Database:</strong> <code>&lt;img src=x onerror=alert(1)&gt;.duckdb</code><br>
+    <strong>Run:</strong> 2026-11-24 06:00 UTC</p>
+    """
+    from html import escape
+
+    now = now or dt.datetime.now(dt.timezone.utc)
+    window = f"{start} to {end} (end excluded)" if start or end else "all data"
+    name = Path(str(db_path)).name if db_path and db_path != ":memory:" else str(db_path or "in memory")
+    return (f"<h1>{escape(str(title))}</h1>\n<p><strong>Window:</strong> {escape(window)}<br>\n"
+            f"<strong>Database:</strong> <code>{escape(name)}</code><br>\n"
+            f"<strong>Run:</strong> {escape(now.strftime('%Y-%m-%d %H:%M UTC'))}</p>")
+
+
 def _latest_ts(db_path: str) -> dt.datetime | None:
     from workbench.db import connect
 
-    # the newest data up to the clock: a row dated in the future (or 9999-12-31) must not pick the default period
+    def newest(t: Any) -> dt.datetime | None:
+        # the newest data up to the clock: a row dated in the future (or 9999-12-31) must not pick the default period
+        v = t.filter(t.ts <= now).ts.max().execute()
+        # an empty table gives None or NaT (pandas' missing time), which is not a time to take a week from
+        return None if v is None or v != v or str(v) == "NaT" else v
+
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     with connect(db_path, read_only=True) as db:
-        calls, events = db.calls, db.events
-        return (calls.filter(calls.ts <= now).ts.max().execute()
-                or events.filter(events.ts <= now).ts.max().execute() or None)
+        return newest(db.calls) or newest(db.events)
 
 
-def _definitions(names: Iterable[str]) -> dict[str, str]:
-    from workbench.metrics.core import suite
+def _definitions(names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The registry's contract of each metric shown: definition, unit, direction, source table, and where it lives."""
+    from workbench.metrics.core import contracts
 
-    s = suite()
-    return {n: ((s[n].__doc__ or "").strip().splitlines() or [""])[0] + f" ({s[n].__module__}.{s[n].__name__})" for n in names if n in s}
+    c = contracts()
+    return {n: {**c[n].as_dict(), "function": f"{c[n].fn.__module__}.{n}"} for n in names if n in c}
 
 
 def _lineage(db_path: str) -> list[dict[str, Any]]:
@@ -305,63 +371,316 @@ def _to_html(nb_path: Path, html_path: Path) -> None:
     html_path.write_text(body, encoding="utf-8")
 
 
+#: Fault-injection hook for tests: ``WORKBENCH_REPORT_PAUSE="stage:seconds"`` sleeps at that stage of
+#: :func:`run_report` (``execute``, ``html``, ``publish``, ``archive``) so a test can kill the process there.
+PAUSE_ENV = "WORKBENCH_REPORT_PAUSE"
+_REPORT_FILES = ("report.html", "report.ipynb", "metrics.parquet", "params.json")
+
+
+def _pause(stage: str) -> None:
+    spec = os.environ.get(PAUSE_ENV, "")
+    at, _, seconds = spec.partition(":")
+    if at == stage:
+        import sys
+        import time
+
+        print(f"run_report: paused at {stage}", file=sys.stderr, flush=True)
+        time.sleep(float(seconds or 60))
+
+
+def report_name(name: Any) -> str:
+    """``name`` when it is one of the report notebooks (:func:`available`), else :class:`UnknownNameError` (exit 2).
+
+    A report name is a notebook's stem, never a path: ``../../elsewhere/evil`` is refused, not run.
+
+    >>> report_name("scorecard")
+    'scorecard'
+    >>> report_name("../scorecard")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.UnknownNameError: run_report: no report '../scorecard'; did you mean 'scorecard'? (known: adoption, cost, experiments, hallucination, latency, scorecard)
+    """
+    known = available()
+    if not isinstance(name, str) or name not in known:
+        raise UnknownNameError("report", name, known, where="run_report")
+    return name
+
+
+def _new_run_id() -> str:
+    import secrets
+
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
+
+
+@contextlib.contextmanager
+def _flock(path: Path, *, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive lock on ``path`` (created if needed); yields False when ``wait`` is False and another live
+    process holds it. The kernel drops the lock when its holder dies, however it dies (kill -9 included)."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where it is not available."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    import errno
+
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # a file system without it
+        return False
+    raise OSError(err, os.strerror(err), str(a))
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush the build's files and the folder itself, so what is published after a power cut is whole."""
+    for f in folder.iterdir():
+        if f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _archive_name(run: Path) -> str:
+    """``<executed_at>-<run id>`` of a published run, from its params.json (its folder's time when that is unreadable)."""
+    import secrets
+
+    try:
+        meta = json.loads((run / "params.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        meta = {}
+    meta = meta if isinstance(meta, dict) else {}
+    stamp = re.sub(r"[^0-9T]", "", str(meta.get("executed_at") or ""))[:15]
+    if not stamp:
+        stamp = dt.datetime.fromtimestamp(run.stat().st_mtime, dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    rid = str(meta.get("run_id") or "")
+    rid = rid if re.fullmatch(r"[0-9A-Za-z-]{1,64}", rid) else "legacy-" + secrets.token_hex(4)
+    return f"{stamp}-{rid}"
+
+
+def _unique(folder: Path, name: str) -> Path:
+    dest, i = folder / name, 2
+    while dest.exists():  # archives are never overwritten
+        dest, i = folder / f"{name}-{i}", i + 1
+    return dest
+
+
+def _retire(old: Path, target: Path, *, force: bool) -> None:
+    """After the swap: ``old`` holds the previously published run. Its archive joins the new run's, and the run itself
+    becomes ``archive/<executed_at>-<run id>`` (deleted instead with ``force``)."""
+    if (old / "archive").is_dir():
+        if not (target / "archive").exists():
+            os.rename(old / "archive", target / "archive")
+        else:
+            for entry in sorted((old / "archive").iterdir()):
+                os.rename(entry, _unique(target / "archive", entry.name))
+            (old / "archive").rmdir()
+    if force or not any((old / n).exists() for n in _REPORT_FILES):
+        shutil.rmtree(old)
+        return
+    (target / "archive").mkdir(exist_ok=True)
+    os.rename(old, _unique(target / "archive", _archive_name(old)))
+
+
+def _publish(build: Path, target: Path, *, force: bool) -> None:
+    """Put ``build`` in place of ``target`` with one atomic rename: readers see the previous run or the new one."""
+    if not target.exists():
+        os.rename(build, target)
+        return
+    if not _exchange(build, target):
+        # No atomic exchange on this system: move the previous run aside first. A crash between the two renames
+        # leaves it whole under its '~previous' name, and the next run of the period puts it back.
+        aside = build.with_name(build.name.replace("~build", "~previous"))
+        os.rename(target, aside)
+        os.rename(build, target)
+        build = aside
+    _pause("archive")
+    _retire(build, target, force=force)
+
+
+def _recover(parent: Path, label: str) -> None:
+    """Clean up after runs of this period that died (kill -9, power cut): builds that never finished are deleted; a
+    previous run that was swapped out but not yet archived is archived (or put back when nothing replaced it).
+
+    A run is dead when nobody holds its ``~lock`` file. Call with the period's publish lock held.
+    """
+    prefix = f".{label}~"
+    for entry in sorted(parent.iterdir()):
+        if not entry.name.startswith(prefix) or entry.name.endswith("~lock"):
+            continue
+        rid, _, kind = entry.name[len(prefix):].partition("~")
+        lock = parent / f"{prefix}{rid}~lock"
+        with _flock(lock, wait=False) as dead:
+            if not dead:
+                continue  # a live run
+            try:
+                own = (entry / ".run-id").read_text(encoding="utf-8").strip() == rid
+            except OSError:
+                own = False
+            target = parent / label
+            if own or not any((entry / n).exists() for n in (*_REPORT_FILES, "archive")):
+                shutil.rmtree(entry, ignore_errors=True)  # this run's own build, never published: debris
+            elif target.exists():
+                _retire(entry, target, force=False)  # a previous run swapped out before it was archived
+            else:
+                os.rename(entry, target)  # moved aside and nothing replaced it: put it back
+        lock.unlink(missing_ok=True)
+    for lock in parent.glob(f"{glob.escape(prefix)}*~lock"):
+        with _flock(lock, wait=False) as dead:
+            if dead and not any(p.exists() for p in (lock.with_name(lock.name[:-4] + "build"),
+                                                     lock.with_name(lock.name[:-4] + "previous"))):
+                lock.unlink(missing_ok=True)
+
+
 def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | None = None, out: str | os.PathLike = "reports",
                force: bool = False, progress: bool = False, config: str | os.PathLike | None = None) -> Path:
-    """Execute ``notebooks/<name>.ipynb`` for a period and publish it; return the folder.
+    """Execute ``notebooks/<name>.ipynb`` for a period and publish it atomically; return the published folder.
 
-    Raises :class:`ReportError` naming the notebook and the failing cell when a cell fails; the partly executed
-    notebook is kept as ``report.ipynb`` for inspection, and the archived earlier run is left untouched.
+    The run is built in a hidden folder next to the target (``reports/<name>/.<period>~<run id>~build/``) and
+    published with one atomic rename (an exchange with the previous run on Linux): until then the previous report
+    stays in place and whole, whatever happens -- a failing cell, a kill -9, a power cut. The previous run is then
+    archived as ``archive/<its executed_at>-<its run id>/`` (unique, never overwritten); ``force=True`` deletes it
+    instead, after the new one is in place. Builds of runs that died are removed by the next run of the period.
+
+    Parameters
+    ----------
+    name : str
+        A report notebook (``workbench report list``); anything else raises :class:`UnknownNameError`.
+    db : path, optional
+        An existing database (default ``$WORKBENCH_DB``, else ``datasets/workbench.duckdb``); opened read-only.
+    period : str, optional
+        See :func:`resolve_period`; default the ISO week of the newest data.
+    out : path
+        The reports folder.
+    force : bool
+        Replace the published run of the period instead of archiving it.
+    progress : bool
+        papermill's progress bar.
+    config : path, optional
+        ``workbench.toml`` passed to the notebook.
+
+    Returns
+    -------
+    Path
+        ``out/<name>/<period>``.
+
+    Raises
+    ------
+    ReportError
+        A cell failed, or the notebook could not be executed or converted; the message names the notebook and the
+        cell, and the partly executed notebook is kept under ``out/<name>/.failed/`` for inspection.
+
+    Examples
+    --------
+    >>> run_report("../../elsewhere/evil", db="x.duckdb")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.UnknownNameError: run_report: no report '../../elsewhere/evil' (known: adoption, cost, experiments, hallucination, latency, scorecard)
     """
     import papermill as pm
 
     from workbench._version import __version__
     from workbench.db import DEFAULT_DB
 
+    name = report_name(name)
     nb = notebooks_dir() / f"{name}.ipynb"
-    if not nb.exists():
-        raise MissingFileError(f"run_report: no report notebook {nb}; available: {', '.join(available())}")
     db_path = str(Path(db or os.environ.get("WORKBENCH_DB") or DEFAULT_DB).resolve())
     if not Path(db_path).exists():
         raise MissingFileError(f"run_report: no database at {db_path}")
-    start, end, label = resolve_period(period, latest=_latest_ts(db_path) if period is None else None)
-    target = Path(out) / name / label
-    if target.exists() and any(target.glob("report.*")):
-        if force:
-            for f in target.iterdir():
-                if f.name != "archive":
-                    shutil.rmtree(f) if f.is_dir() else f.unlink()
-        else:
-            previous = json.loads((target / "params.json").read_text()) if (target / "params.json").exists() else {}
-            stamp = str(previous.get("executed_at", "unknown")).replace(":", "").replace(" ", "T")
-            arch = target / "archive" / stamp
-            arch.mkdir(parents=True, exist_ok=True)
-            for f in list(target.iterdir()):
-                if f.name != "archive":
-                    shutil.move(str(f), arch / f.name)
-    target.mkdir(parents=True, exist_ok=True)
-    params = {"db": db_path, "start": start.isoformat(), "end": end.isoformat(), "period": label, "out_dir": str(target.resolve()),
-              "config": str(Path(config).resolve()) if config else None}
-    executed = target / "report.ipynb"
-    started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    try:
-        # The kernel talks to papermill over loopback only; its notice about unencrypted TCP is noise in a report run.
-        pm.execute_notebook(str(nb), str(executed), parameters=params, kernel_name="python3", progress_bar=progress,
-                            cwd=str(Path.cwd()), log_output=False, extra_arguments=["--IPKernelApp.log_level=ERROR"])
-    except pm.PapermillExecutionError as exc:
-        raise ReportError(f"report {name!r} ({nb}): cell {exc.cell_index} failed: {exc.ename}: {exc.evalue}; "
-                          f"partial notebook kept at {executed}") from None
-    _to_html(executed, target / "report.html")
-    import polars as pl
+    from workbench.db import connect
 
-    saved = pl.read_parquet(target / "metrics.parquet") if (target / "metrics.parquet").exists() else pl.DataFrame()
-    shown = saved["suite_metric"].unique().to_list() if "suite_metric" in saved.columns else []
-    meta = {
-        "report": name, "period": label, "start": params["start"], "end": params["end"], "db": db_path,
-        "executed_at": started.isoformat(timespec="seconds"), "workbench_version": __version__, "notebook": str(nb),
-        "parameters": params, "definitions": _definitions(sorted(shown)), "data_lineage": _lineage(db_path),
-    }
-    (target / "params.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+    with connect(db_path, read_only=True):  # empty, not a database, locked past the wait: one line, before a kernel starts
+        pass
+    start, end, label = resolve_period(period, latest=_latest_ts(db_path) if period is None else None)
+    parent = Path(out) / name
+    parent.mkdir(parents=True, exist_ok=True)
+    target = parent / label
+    run_id = _new_run_id()
+    build = parent / f".{label}~{run_id}~build"
+    publish_lock = parent / f".{label}~publish~lock"
+    with _flock(parent / f".{label}~{run_id}~lock"):  # held while this run lives: its build is not debris
+        with _flock(publish_lock):
+            _recover(parent, label)
+        build.mkdir()
+        (build / ".run-id").write_text(run_id, encoding="utf-8")  # tells this run's build from a swapped-out run
+        params = {"db": db_path, "start": start.isoformat(), "end": end.isoformat(), "period": label,
+                  "out_dir": str(build.resolve()), "config": str(Path(config).resolve()) if config else None}
+        executed = build / "report.ipynb"
+        started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        _pause("execute")
+        try:
+            # The kernel talks to papermill over loopback only; its notice about unencrypted TCP is noise in a run.
+            pm.execute_notebook(str(nb), str(executed), parameters=params, kernel_name="python3", progress_bar=progress,
+                                cwd=str(Path.cwd()), log_output=False, extra_arguments=["--IPKernelApp.log_level=ERROR"])
+        except Exception as exc:  # a failing cell, a dead kernel, a timeout: the published report is untouched
+            kept = _keep_failed(parent, label, run_id, executed)
+            shutil.rmtree(build, ignore_errors=True)
+            where = f"; partial notebook kept at {kept}" if kept else ""
+            if isinstance(exc, pm.PapermillExecutionError):
+                raise ReportError(f"report {name!r} ({nb}): cell {exc.cell_index} failed: {exc.ename}: "
+                                  f"{' '.join(str(exc.evalue).split())[:300]}{where}") from None
+            first = " ".join(str(exc).split())[:300]
+            raise ReportError(f"report {name!r} ({nb}): could not be executed: {type(exc).__name__}: {first}{where}") from None
+        _pause("html")
+        try:
+            _to_html(executed, build / "report.html")
+        except Exception as exc:
+            shutil.rmtree(build, ignore_errors=True)
+            raise ReportError(f"report {name!r}: HTML conversion failed: {type(exc).__name__}: {exc}") from None
+        import polars as pl
+
+        saved = pl.read_parquet(build / "metrics.parquet") if (build / "metrics.parquet").exists() else pl.DataFrame()
+        shown = saved["suite_metric"].unique().to_list() if "suite_metric" in saved.columns else []
+        meta = {
+            "report": name, "period": label, "start": params["start"], "end": params["end"], "db": db_path,
+            "run_id": run_id, "executed_at": started.isoformat(timespec="seconds"), "workbench_version": __version__,
+            "notebook": str(nb), "parameters": {**params, "out_dir": str(target.resolve())},
+            "definitions": _definitions(sorted(shown)), "data_lineage": _lineage(db_path),
+        }
+        (build / "params.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+        _fsync_tree(build)
+        _pause("publish")
+        with _flock(publish_lock):
+            _publish(build, target, force=force)
+    (parent / f".{label}~{run_id}~lock").unlink(missing_ok=True)
     return target
+
+
+def _keep_failed(parent: Path, label: str, run_id: str, executed: Path) -> Path | None:
+    """Move a failed run's partial notebook to ``<name>/.failed/<period>~<run id>.ipynb`` (None when there is none)."""
+    if not executed.exists():
+        return None
+    folder = parent / ".failed"
+    folder.mkdir(exist_ok=True)
+    dest = _unique(folder, f"{label}~{run_id}.ipynb")
+    os.replace(executed, dest)
+    return dest
 
 
 def run_all(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "reports", period: str | None = None,
@@ -370,30 +689,19 @@ def run_all(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "re
     return [run_report(n, db=db, period=period, out=out, force=force) for n in (names or available())]
 
 
-def targets(config: Any = None) -> dict[str, dict[str, tuple[str, float]]]:
+def targets(config: Any = None) -> dict[str, dict[str, "Target"]]:
     """Scorecard targets per feature from ``workbench.toml``: ``[targets.<feature>]`` with ``<metric>_max = limit``
     (lower is better) or ``<metric>_min = limit`` (higher is better).
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "workbench.toml"
     >>> _ = p.write_text("[targets.chat]\\nlatency_p95_ms_max = 2000\\nwau_count_min = 50\\n")
-    >>> targets(p)
+    >>> {f: {m: (t.bound, t.limit) for m, t in ms.items()} for f, ms in targets(p).items()}
     {'chat': {'latency_p95_ms': ('max', 2000.0), 'wau_count': ('min', 50.0)}}
     """
-    from workbench.config import ConfigError, load_config
+    from workbench.config import load_settings
 
-    cfg = load_config(config)
-    out: dict[str, dict[str, tuple[str, float]]] = {}
-    for feature, table in cfg.section("targets").items():
-        where = f"targets.{feature}"
-        if not isinstance(table, Mapping):
-            raise ConfigError(f"{cfg.where(where)}: expected a table of <metric>_max / <metric>_min = limit")
-        for key in table:
-            metric, _, bound = key.rpartition("_")
-            if bound not in ("max", "min") or not metric:
-                raise ConfigError(f"{cfg.where(where)}: {key!r} must end in _max or _min, e.g. latency_p95_ms_max")
-            out.setdefault(feature, {})[metric] = (bound, cfg.number(table, key, where))
-    return out
+    return {f: dict(ms) for f, ms in load_settings(config).targets.items()}
 
 
 def scorecard(report: Report, metrics: Iterable[str], *, config: Any = None, by: str = "feature") -> "pl.DataFrame":
@@ -406,8 +714,8 @@ def scorecard(report: Report, metrics: Iterable[str], *, config: Any = None, by:
     import polars as pl
 
     df = report.changes(metrics, by=[by])
-    tg = targets(config)
-    rows = [{by: f, "metric": m, "bound": b, "target": v} for f, ms in tg.items() for m, (b, v) in ms.items()]
+    tg = targets(config if config is not None else report.settings)
+    rows = [{by: f, "metric": m, "bound": t.bound, "target": t.limit} for f, ms in tg.items() for m, t in ms.items()]
     schema = {by: pl.Utf8, "metric": pl.Utf8, "bound": pl.Utf8, "target": pl.Float64}
     t = pl.DataFrame(rows, schema=schema)
     df = df.with_columns(pl.col(by).cast(pl.Utf8)).join(t, on=[by, "metric"], how="left")

@@ -1,0 +1,529 @@
+"""workbench collect (OTLP/HTTP receiver, durable spool) and binary protobuf OTLP files.
+
+The receiver runs as a real subprocess on 127.0.0.1 (a free port); the real OpenTelemetry SDK and its OTLP/HTTP
+exporters (protobuf and JSON) send to it. Every loop and wait is bounded.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import workbench as wb
+from workbench.io import collect as wc
+from workbench.io import otlp_proto
+
+pytest.importorskip("opentelemetry.sdk")
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
+from opentelemetry.sdk.resources import Resource  # noqa: E402
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult  # noqa: E402
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+
+START_TIMEOUT = 90  # seconds for a receiver to print its readiness line (imports on a busy machine)
+STOP_TIMEOUT = 120
+
+
+# ----------------------------------------------------------------------------------------------------- helpers
+
+
+class Receiver:
+    """``python -m workbench.cli collect`` as a subprocess; its readiness line gives the URL (port 0: a free port)."""
+
+    def __init__(self, db: Path, spool: Path | None = None, *extra: str):
+        cmd = [sys.executable, "-m", "workbench.cli", "collect", "--db", str(db), "--port", "0", *extra]
+        if spool is not None:
+            cmd += ["--spool", str(spool)]
+        self.stderr_path = db.parent / f"collect-{time.monotonic_ns()}.stderr"
+        self._err = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._err, text=True)
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(target=lambda: lines.put(self.proc.stdout.readline()), daemon=True).start()
+        try:
+            self.ready = lines.get(timeout=START_TIMEOUT)
+        except queue.Empty:
+            self.proc.kill()
+            raise AssertionError(f"no readiness line in {START_TIMEOUT} s; stderr: {self.stderr()}") from None
+        assert self.ready.startswith("workbench collect: listening on http://127.0.0.1:"), (self.ready, self.stderr())
+        self.url = self.ready.split("listening on ")[1].split()[0]
+        self.port = int(self.url.split(":")[2].split("/")[0])
+        self.endpoint = self.url.removesuffix("/v1/traces")
+
+    def stderr(self) -> str:
+        if not self._err.closed:
+            self._err.flush()
+        return self.stderr_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        """SIGTERM, then the exit code (the receiver loads everything spooled before it exits)."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=STOP_TIMEOUT)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self._err.close()
+        return rc
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self._err.close()
+
+
+def post(port: int, body: bytes, ctype: str = "application/x-protobuf", path: str = "/v1/traces",
+         headers: dict | None = None, method: str = "POST") -> tuple[int, bytes, dict]:
+    con = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        h = {"Content-Type": ctype, **(headers or {})}
+        con.request(method, path, body=body, headers=h)
+        r = con.getresponse()
+        return r.status, r.read(), dict(r.getheaders())
+    finally:
+        con.close()
+
+
+def genai_spans(n_chats: int, service: str = "support-bot", seed: int = 0):
+    """Finished SDK spans: an agent span with ``n_chats`` chat children (gen_ai.* with token counts) and a tool span.
+
+    Chat i has input tokens 100 + 10*i + seed and output tokens 20 + i; the provider is openai, model gpt-4o-mini.
+    """
+    mem = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(SimpleSpanProcessor(mem))
+    tracer = provider.get_tracer("test.genai")
+    with tracer.start_as_current_span("invoke_agent helper", attributes={"gen_ai.operation.name": "invoke_agent"}):
+        for i in range(n_chats):
+            with tracer.start_as_current_span("chat gpt-4o-mini") as sp:
+                sp.set_attributes({
+                    "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                    "gen_ai.request.model": "gpt-4o-mini", "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+                    "gen_ai.usage.input_tokens": 100 + 10 * i + seed, "gen_ai.usage.output_tokens": 20 + i,
+                    "gen_ai.response.finish_reasons": ["stop"], "user.id": f"u{i % 2}",
+                })
+        with tracer.start_as_current_span("execute_tool search") as sp:
+            sp.set_attributes({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search"})
+    provider.shutdown()
+    return list(mem.get_finished_spans())
+
+
+def exporter(kind: str, endpoint: str, compression: str | None = None, timeout: float = 10):
+    if kind == "proto":
+        from opentelemetry.exporter.otlp.proto.http import Compression
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.common.http import Compression
+        from opentelemetry.exporter.otlp.json.http.trace_exporter import OTLPSpanExporter
+    comp = Compression(compression or "none") if kind == "json" else \
+        (Compression.Gzip if compression == "gzip" else Compression.NoCompression)
+    return OTLPSpanExporter(endpoint=endpoint + "/v1/traces", compression=comp, timeout=timeout)
+
+
+def calls(db_path: Path, sql: str) -> list[tuple]:
+    with wb.connect(db_path, read_only=True) as db:
+        return db.sql(sql).rows()
+
+
+def one_span_request(span_id: str = "00f067aa0ba902b7", input_tokens: int = 7) -> ExportTraceServiceRequest:
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    kv = rs.resource.attributes.add()
+    kv.key, kv.value.string_value = "service.name", "probe"
+    sp = rs.scope_spans.add().spans.add()
+    sp.trace_id, sp.span_id, sp.name = bytes.fromhex("4bf92f3577b34da6a3ce929d0e0e4736"), bytes.fromhex(span_id), "chat"
+    sp.start_time_unix_nano, sp.end_time_unix_nano = 1732000000000000000, 1732000000250000000
+    a = sp.attributes.add()
+    a.key, a.value.int_value = "gen_ai.usage.input_tokens", input_tokens
+    return req
+
+
+# ------------------------------------------------------------------------------------- the SDK exporters, live
+
+
+@pytest.mark.parametrize("kind,compression", [("proto", None), ("proto", "gzip"), ("json", None), ("json", "gzip")])
+def test_sdk_exporter_spans_land_in_calls(tmp_path, kind, compression):
+    db = tmp_path / "wb.duckdb"
+    r = Receiver(db)
+    try:
+        spans = genai_spans(4)
+        exp = exporter(kind, r.endpoint, compression)
+        assert exp.export(spans[:3]) == SpanExportResult.SUCCESS
+        assert exp.export(spans[3:]) == SpanExportResult.SUCCESS
+        exp.shutdown()
+    finally:
+        rc = r.stop()
+    assert rc == 0, r.stderr()
+    kinds = {k for _, p in wc.Spool(Path(f"{db}.spool")).segments() for k, _, _ in wc.read_records(p).records}
+    assert kinds == {wc.KIND_PROTO if kind == "proto" else wc.KIND_JSON}  # the exporter's encoding, as received
+    # 4 chats + 1 tool + 1 agent; inputs 100+110+120+130 = 460, outputs 20+21+22+23 = 86 (hand-counted)
+    assert calls(db, "select count(*), sum(input_tokens), sum(output_tokens), count(input_tokens) from calls") == \
+        [(6, 460, 86, 4)]
+    rows = calls(db, "select operation, provider, model, request_model, feature, finish_reason, status, user_id "
+                     "from calls where operation = 'chat' order by input_tokens")
+    assert rows[0] == ("chat", "openai", "gpt-4o-mini-2024-07-18", "gpt-4o-mini", "support-bot", "stop", "ok", "u0")
+    assert [x[-1] for x in rows] == ["u0", "u1", "u0", "u1"]
+    ids = {s.context.span_id: s for s in spans}
+    agent = next(s for s in spans if s.name.startswith("invoke_agent"))
+    tool = calls(db, "select name, parent_id, trace_id, latency_ms from calls where operation = 'execute_tool'")
+    assert tool[0][:3] == ("search", f"{agent.context.span_id:016x}", f"{agent.context.trace_id:032x}")
+    got = {int(c, 16) for (c,) in calls(db, "select call_id from calls")}
+    assert got == set(ids)
+    # lineage: the load went through ingest (one otel run per loaded range), nothing quarantined
+    runs = calls(db, "select format, sum(rows_read), sum(rows_inserted), sum(rows_quarantined) from ingest_runs group by 1")
+    assert runs == [("otel", 6, 6, 0)]
+
+
+def test_exporter_retry_of_the_same_batch_is_a_duplicate_not_a_second_row(tmp_path):
+    db = tmp_path / "wb.duckdb"
+    r = Receiver(db)
+    try:
+        spans = genai_spans(2)
+        exp = exporter("proto", r.endpoint)
+        assert exp.export(spans) == SpanExportResult.SUCCESS
+        assert exp.export(spans) == SpanExportResult.SUCCESS  # as an exporter retry after a lost answer would
+    finally:
+        assert r.stop() == 0
+    assert calls(db, "select count(*), sum(input_tokens) from calls") == [(4, 210)]
+    assert calls(db, "select sum(rows_read), sum(rows_inserted), sum(rows_duplicate) from ingest_runs") == [(8, 4, 4)]
+
+
+# ---------------------------------------------------------------------------------------------- kill -9
+
+
+def test_kill_9_mid_stream_loses_no_acknowledged_span_and_loads_each_once(tmp_path):
+    db, spool = tmp_path / "wb.duckdb", tmp_path / "spool"
+    r = Receiver(db, spool)
+    spans = []
+    for b in range(120):  # far more than are sent before the kill
+        spans += genai_spans(3, seed=b)  # 5 spans a batch
+    batches = [spans[i: i + 5] for i in range(0, len(spans), 5)]
+    acked: list[int] = []
+    exp = exporter("proto", r.endpoint, "gzip", timeout=10)
+    stop = threading.Event()
+
+    def send():
+        for i, batch in enumerate(batches):
+            if stop.is_set() or exp.export(batch) != SpanExportResult.SUCCESS:
+                return
+            acked.append(i)
+
+    t = threading.Thread(target=send, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 120
+    while len(acked) < 25 and t.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    r.kill()  # SIGKILL while batches are being sent and loaded
+    stop.set()
+    t.join(timeout=60)
+    assert not t.is_alive()
+    n_acked = len(acked)
+    assert 25 <= n_acked < len(batches), n_acked
+    r2 = Receiver(db, spool)  # restarted: it loads what the first run spooled and had not loaded
+    assert r2.stop() == 0, r2.stderr()
+    want = {s.context.span_id for i in acked for s in batches[i]}
+    rows = calls(db, "select call_id, count(*) from calls group by 1")
+    got = {int(c, 16): n for c, n in rows}
+    assert want <= set(got), f"{len(want - set(got))} acknowledged span(s) lost"
+    assert set(got.values()) == {1}
+    sent = {s.context.span_id for s in spans}
+    assert set(got) <= sent
+    # each spooled range was loaded once: the ranges named by the ingest runs do not overlap, and they cover the spool
+    assert calls(db, "select sum(rows_inserted) from ingest_runs") == [(len(got),)]
+    ranges: dict[int, list[tuple[int, int]]] = {}
+    for (path,) in calls(db, "select source_path from ingest_runs"):
+        m = wc._BATCH_NAME.search(path)
+        ranges.setdefault(int(m.group("seg")), []).append((int(m.group("start")), int(m.group("end"))))
+    for seg, rs in ranges.items():
+        rs.sort()
+        assert all(a[1] == b[0] for a, b in zip(rs, rs[1:])), (seg, rs)  # contiguous, never twice
+        assert rs[0][0] == len(wc.SPOOL_MAGIC)
+
+
+# ------------------------------------------------------------------------------------------ protocol errors
+
+
+def test_bad_requests_get_4xx_and_are_not_spooled(tmp_path):
+    db, spool = tmp_path / "wb.duckdb", tmp_path / "spool"
+    r = Receiver(db, spool, "--max-body-mb", "0.05")  # 52,428 bytes
+    limit = int(0.05 * 1024 * 1024)
+    try:
+        good = one_span_request().SerializeToString()
+        status, body, _ = post(r.port, b"\xff\xff\xff\xff not protobuf")
+        assert status == 400 and b"not an OTLP trace export" in body
+        status, body, h = post(r.port, b'{"resourceSpans": [', "application/json")
+        assert status == 400 and h["Content-Type"] == "application/json"
+        assert json.loads(body)["message"].startswith("not an OTLP trace export: invalid JSON")
+        status, body, _ = post(r.port, b'{"resourceSpans": {"a": 1}}', "application/json")
+        assert (status, json.loads(body)["message"]) == (400, "not an OTLP trace export: resourceSpans: expected a "
+                                                              "list, got dict")
+        status, body, _ = post(r.port, b'[1, 2]', "application/json")
+        assert status == 400
+        status, body, _ = post(r.port, good[:-3], headers={"Content-Encoding": "gzip"})
+        assert status == 400 and b"gzip" in body
+        status, body, _ = post(r.port, gzip.compress(good)[:-6], headers={"Content-Encoding": "gzip"})
+        assert status == 400 and b"not a valid gzip stream" in body
+        status, body, _ = post(r.port, good, "text/plain")
+        assert status == 415 and b"text/plain" in body
+        status, body, _ = post(r.port, good, headers={"Content-Encoding": "br"})
+        assert status == 415
+        for size in (limit + 1, 20 * limit):  # the refused body is drained: the client reads the 413, not a reset
+            status, body, _ = post(r.port, b"x" * size)
+            assert status == 413 and str(limit).encode() in body
+        bomb = gzip.compress(b"\x0a" * (limit * 4))  # small on the wire, over the limit decompressed
+        assert len(bomb) < limit
+        status, body, _ = post(r.port, bomb, headers={"Content-Encoding": "gzip"})
+        assert status == 413
+        assert post(r.port, good, path="/v1/metrics")[0] == 404
+        assert post(r.port, good, path="/")[0] == 404
+        assert post(r.port, b"", method="GET")[0] == 405
+        # nothing of the above was spooled
+        assert sum(len(wc.read_records(p).records) for _, p in wc.Spool(spool).segments()) == 0
+        # a good batch after all that is acknowledged with the protocol's answers, in both encodings
+        status, body, h = post(r.port, good)
+        assert (status, body, h["Content-Type"]) == (200, b"", "application/x-protobuf")
+        j = otlp_proto.to_json_line(one_span_request("00f067aa0ba902b8", 9)).encode()
+        status, body, h = post(r.port, gzip.compress(j), "application/json; charset=utf-8",
+                               headers={"Content-Encoding": "gzip"})
+        assert (status, body) == (200, b"{}")
+        assert post(r.port, b"", "application/x-protobuf")[0] == 200  # an empty request: nothing to spool
+        assert sum(len(wc.read_records(p).records) for _, p in wc.Spool(spool).segments()) == 2
+    finally:
+        assert r.stop() == 0
+    assert calls(db, "select call_id, input_tokens, latency_ms, feature from calls order by 1") == [
+        ("00f067aa0ba902b7", 7, 250.0, "probe"), ("00f067aa0ba902b8", 9, 250.0, "probe")]
+
+
+def test_the_protobuf_error_body_is_a_google_rpc_status():
+    from google.rpc.status_pb2 import Status  # googleapis-common-protos comes with the OTLP exporter
+
+    s = Status()
+    s.ParseFromString(wc._status_body(wc.KIND_PROTO, 3, "bad body ü"))
+    assert (s.code, s.message) == (3, "bad body ü")
+
+
+# --------------------------------------------------------------------------------------------- the spool
+
+
+def test_torn_spool_tail_is_ignored_and_the_good_records_load(tmp_path):
+    db, spool_dir = tmp_path / "wb.duckdb", tmp_path / "spool"
+    spool = wc.Spool(spool_dir)
+    spool.open_segment()
+    for i, sid in enumerate(["0000000000000001", "0000000000000002"]):
+        spool.append(wc.KIND_PROTO, one_span_request(sid, 10 + i).SerializeToString())
+    spool.append(wc.KIND_JSON, otlp_proto.to_json_line(one_span_request("0000000000000003", 30)).encode())
+    spool.close()
+    seg = spool.path_of(1)
+    full = seg.stat().st_size
+    good = wc.read_records(seg)
+    assert len(good.records) == 3 and good.torn is None and good.end == full
+    end_of_second = good.records[1][2]
+    # a write cut short by a crash: the third record loses its last 5 bytes
+    with open(seg, "r+b") as fh:
+        fh.truncate(full - 5)
+    torn = wc.read_records(seg)
+    assert [e for _, _, e in torn.records] == [good.records[0][2], end_of_second]
+    assert torn.end == end_of_second and "cut short" in torn.torn
+    # a flipped byte in a body fails the crc: reading stops before that record
+    with open(seg, "r+b") as fh:
+        fh.seek(end_of_second - 3)
+        b = fh.read(1)
+        fh.seek(end_of_second - 3)
+        fh.write(bytes([b[0] ^ 0xFF]))
+    crc = wc.read_records(seg)
+    assert len(crc.records) == 1 and "crc32" in crc.torn
+    with open(seg, "r+b") as fh:  # put the byte back: two good records and a torn tail
+        fh.seek(end_of_second - 3)
+        fh.write(b)
+    r = Receiver(db, spool_dir)
+    assert r.stop() == 0
+    assert calls(db, "select call_id, input_tokens from calls order by 1") == [
+        ("0000000000000001", 10), ("0000000000000002", 11)]
+    assert "torn tail" in r.stderr()
+    # a restart neither reloads the loaded records nor the torn tail, and new batches go to a new segment
+    r = Receiver(db, spool_dir)
+    assert post(r.port, one_span_request("0000000000000004", 40).SerializeToString())[0] == 200
+    assert r.stop() == 0
+    assert calls(db, "select count(*), sum(input_tokens) from calls") == [(3, 61)]
+    assert calls(db, "select sum(rows_read), sum(rows_duplicate) from ingest_runs") == [(3, 0)]
+    assert [p.name for _, p in wc.Spool(spool_dir).segments()] == [
+        "traces-000001.spool", "traces-000002.spool", "traces-000003.spool"]
+
+
+def test_loaded_offsets_come_from_the_database_so_a_lost_marker_cannot_reload(tmp_path):
+    """The 'loaded up to' offset is the ingest_runs row committed with the spans: a second start reads nothing."""
+    db, spool_dir = tmp_path / "wb.duckdb", tmp_path / "spool"
+    r = Receiver(db, spool_dir)
+    for i in range(3):
+        assert post(r.port, one_span_request(f"00000000000000a{i}", i).SerializeToString())[0] == 200
+    assert r.stop() == 0
+    n_runs = calls(db, "select count(*) from ingest_runs")[0][0]
+    assert n_runs >= 1
+    r = Receiver(db, spool_dir)
+    assert r.stop() == 0
+    assert calls(db, "select count(*) from ingest_runs")[0][0] == n_runs
+    assert calls(db, "select count(*) from calls") == [(3,)]
+
+
+def test_collect_needs_a_database_file_and_a_free_port(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "workbench.cli", "collect", "--db", ":memory:", "--port", "0"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "--db must be a database file" in out.stderr
+    r = Receiver(tmp_path / "a.duckdb")
+    try:
+        out = subprocess.run([sys.executable, "-m", "workbench.cli", "collect", "--db", str(tmp_path / "b.duckdb"),
+                              "--port", str(r.port)], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2 and f"cannot listen on 127.0.0.1:{r.port}" in out.stderr
+    finally:
+        assert r.stop() == 0
+
+
+# ------------------------------------------------------------------------------------ .pb and .pb.gz files
+
+
+def _pb_fixture() -> tuple[ExportTraceServiceRequest, ExportTraceServiceRequest]:
+    """Two requests. First: a chat span (input 1200, cached 400, output 300, reasoning 120, error status) and a tool
+    child of it. Second: an OpenInference LLM span (prompt 50, completion 5) and a span with no end time."""
+    a = ExportTraceServiceRequest()
+    rs = a.resource_spans.add()
+    for k, v in [("service.name", "billing-assistant"), ("deployment.environment.name", "prod")]:
+        kv = rs.resource.attributes.add()
+        kv.key, kv.value.string_value = k, v
+    ss = rs.scope_spans.add()
+    ss.scope.name = "openai.instrumentation"
+    chat = ss.spans.add()
+    chat.trace_id, chat.span_id = bytes.fromhex("0af7651916cd43dd8448eb211c80319c"), bytes.fromhex("b7ad6b7169203331")
+    chat.name, chat.kind = "chat gpt-4.1", 3
+    chat.start_time_unix_nano, chat.end_time_unix_nano = 1764547200000000000, 1764547202500000000
+    for k, v in [("gen_ai.operation.name", "chat"), ("gen_ai.system", "openai"), ("gen_ai.request.model", "gpt-4.1"),
+                 ("error.type", "RateLimitError")]:
+        x = chat.attributes.add()
+        x.key, x.value.string_value = k, v
+    for k, v in [("gen_ai.usage.input_tokens", 1200), ("gen_ai.usage.cache_read.input_tokens", 400),
+                 ("gen_ai.usage.output_tokens", 300), ("gen_ai.usage.reasoning.output_tokens", 120)]:
+        x = chat.attributes.add()
+        x.key, x.value.int_value = k, v
+    x = chat.attributes.add()
+    x.key, x.value.double_value = "gen_ai.request.temperature", 0.2
+    x = chat.attributes.add()
+    x.key = "gen_ai.response.finish_reasons"
+    x.value.array_value.values.add().string_value = "length"
+    ev = chat.events.add()
+    ev.name, ev.time_unix_nano = "gen_ai.first_token", 1764547200400000000
+    chat.status.code = 2
+    tool = ss.spans.add()
+    tool.trace_id, tool.span_id = chat.trace_id, bytes.fromhex("00000000000000c1")
+    tool.parent_span_id, tool.name = chat.span_id, "execute_tool"
+    tool.start_time_unix_nano, tool.end_time_unix_nano = 1764547202500000000, 1764547202600000000
+    x = tool.attributes.add()
+    x.key, x.value.string_value = "gen_ai.tool.name", "lookup_invoice"
+    b = ExportTraceServiceRequest()
+    ss = b.resource_spans.add().scope_spans.add()
+    llm = ss.spans.add()
+    llm.trace_id, llm.span_id = bytes.fromhex("11111111111111111111111111111111"), bytes.fromhex("00000000000000d1")
+    llm.name, llm.start_time_unix_nano, llm.end_time_unix_nano = "ChatCompletion", 1764547300000000000, 1764547301000000000
+    for k, v in [("openinference.span.kind", "LLM"), ("llm.model_name", "claude-sonnet-4"), ("session.id", "s-9")]:
+        x = llm.attributes.add()
+        x.key, x.value.string_value = k, v
+    for k, v in [("llm.token_count.prompt", 50), ("llm.token_count.completion", 5)]:
+        x = llm.attributes.add()
+        x.key, x.value.int_value = k, v
+    bad = ss.spans.add()  # no end time: quarantined? no: end_ts is optional; no start time: ts is required
+    bad.trace_id, bad.span_id, bad.name = llm.trace_id, bytes.fromhex("00000000000000d2"), "no times"
+    return a, b
+
+
+def _ingest_cli(db: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "workbench.cli", "ingest", "--db", str(db), "--json", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_pb_and_framed_pb_gz_files_via_workbench_ingest(tmp_path):
+    a, b = _pb_fixture()
+    (tmp_path / "one.pb").write_bytes(a.SerializeToString())
+    (tmp_path / "two.pb.gz").write_bytes(gzip.compress(otlp_proto.frame(a.SerializeToString())
+                                                       + otlp_proto.frame(b.SerializeToString())))
+    db = tmp_path / "wb.duckdb"
+    out = _ingest_cli(db, str(tmp_path / "one.pb"), str(tmp_path / "two.pb.gz"))
+    assert out.returncode == 0, out.stderr
+    # one.pb: 2 spans inserted; two.pb.gz: the same 2 (duplicates) + 2 new, of which the one without times is
+    # quarantined (ts is required)
+    assert json.loads(out.stdout) == {"read": 6, "inserted": 3, "duplicates": 2, "quarantined": 1,
+                                      "reasons": {"missing required field: ts": 1}}
+    rows = calls(db, "select call_id, parent_id, operation, name, provider, model, input_tokens, cache_read_tokens, "
+                     "output_tokens, reasoning_tokens, latency_ms, ttft_ms, status, finish_reason, feature, "
+                     "environment, session_id from calls order by ts")
+    assert rows == [
+        ("b7ad6b7169203331", None, "chat", "chat gpt-4.1", "openai", "gpt-4.1", 1200, 400, 300, 120, 2500.0, 400.0,
+         "error", "length", "billing-assistant", "prod", None),
+        ("00000000000000c1", "b7ad6b7169203331", None, "lookup_invoice", None, None, None, None, None, None, 100.0,
+         None, "ok", None, "billing-assistant", "prod", None),
+        ("00000000000000d1", None, "chat", "ChatCompletion", None, "claude-sonnet-4", 50, None, 5, None, 1000.0, None,
+         "ok", None, None, None, "s-9"),
+    ]
+    attrs = json.loads(calls(db, "select attributes from calls where call_id = 'b7ad6b7169203331'")[0][0])
+    assert attrs["gen_ai.request.temperature"] == 0.2 and attrs["otel.scope.name"] == "openai.instrumentation"
+    assert calls(db, "select source_path, format, rows_read from ingest_runs order by started_at") == [
+        (str(tmp_path / "one.pb"), "otel-proto", 2), (str(tmp_path / "two.pb.gz"), "otel-proto", 4)]
+    assert calls(db, "select source_path, line_no, field from quarantine") == [(str(tmp_path / "two.pb.gz"), 2, "ts")]
+
+
+def test_protobuf_content_is_detected_without_the_extension_and_the_format_can_be_forced(tmp_path):
+    a, _ = _pb_fixture()
+    (tmp_path / "export.bin").write_bytes(a.SerializeToString())
+    (tmp_path / "spans.dat").write_bytes(gzip.compress(a.SerializeToString()))
+    db = tmp_path / "wb.duckdb"
+    out = _ingest_cli(db, str(tmp_path / "export.bin"))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["inserted"] == 2
+    out = _ingest_cli(db, "--format", "otel-proto", str(tmp_path / "spans.dat"))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["duplicates"] == 2
+    (tmp_path / "broken.pb").write_bytes(b"\x0a\xff\xff\xff\x0f garbage")
+    out = _ingest_cli(db, str(tmp_path / "broken.pb"))
+    assert out.returncode == 2
+    assert f"{tmp_path / 'broken.pb'}: not a protobuf ExportTraceServiceRequest" in out.stderr
+    assert calls(db, "select count(*) from calls") == [(2,)]
+
+
+def test_protobuf_and_json_of_the_same_spans_give_the_same_rows(tmp_path):
+    a, b = _pb_fixture()
+    (tmp_path / "x.pb").write_bytes(a.SerializeToString())
+    (tmp_path / "x.jsonl").write_text(otlp_proto.to_json_line(a) + "\n" + otlp_proto.to_json_line(b) + "\n")
+    cols = "call_id, trace_id, parent_id, ts, end_ts, latency_ms, ttft_ms, input_tokens, output_tokens, status, attributes"
+    pb, js = wb.connect(":memory:"), wb.connect(":memory:")
+    from workbench.io.ingest import ingest
+
+    ingest(pb, tmp_path / "x.pb", progress=False)
+    ingest(js, tmp_path / "x.jsonl", progress=False)
+    q = f"select {cols} from calls where call_id in ('b7ad6b7169203331', '00000000000000c1') order by 1"
+    assert pb.sql(q).rows() == js.sql(q).rows()
+    assert len(pb.sql(q).rows()) == 2
+
+
+def test_to_dict_matches_protojson_but_with_hex_ids():
+    from google.protobuf.json_format import MessageToDict
+
+    a, _ = _pb_fixture()
+    ours = otlp_proto.to_dict(a)
+    theirs = MessageToDict(a, use_integers_for_enums=True)
+    for rs in theirs["resourceSpans"]:
+        for ss in rs["scopeSpans"]:
+            for sp in ss["spans"]:
+                for k in ("traceId", "spanId", "parentSpanId"):
+                    if k in sp:
+                        import base64
+
+                        sp[k] = base64.b64decode(sp[k]).hex()
+    assert ours == theirs

@@ -1,0 +1,185 @@
+"""Opening the database from the command line: readers never create one, bad files and locks exit 2 with one line,
+readers share the file, writers wait for the lock (real parallel processes), CSV output is safe from formulas."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+import workbench as wb
+from workbench.cli import main
+
+CONFIG = "[slo.chat]\nlatency_ms = 2000\nlatency_target = 0.9\navailability_target = 0.9\n[budget.chat]\nmonthly_usd = 100\n"
+READERS = [["slo"], ["budget"], ["metrics", "error_rate"], ["report", "scorecard", "--period", "2026-W47"]]
+WRITERS = [["eval"]]
+
+
+@pytest.fixture
+def cfg(tmp_path, monkeypatch):
+    (tmp_path / "workbench.toml").write_text(CONFIG)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WORKBENCH_CONFIG", raising=False)
+    monkeypatch.delenv("WORKBENCH_DB", raising=False)
+    return tmp_path
+
+
+def _one_line_error(capsys, *needles):
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for n in needles:
+        assert n in err, (n, err)
+    return err
+
+
+@pytest.mark.parametrize("verb", READERS + WRITERS, ids=lambda v: v[0])
+def test_readers_and_eval_never_create_a_database(cfg, capsys, verb):
+    missing = cfg / "typo" / "wb.duckdb"
+    assert main([*verb, "--db", str(missing)]) == 2
+    _one_line_error(capsys, "no database at", "wb.duckdb")
+    assert not missing.exists() and not missing.parent.exists()
+
+
+def test_library_paths_never_create_a_database(tmp_path):
+    missing = tmp_path / "typo.duckdb"
+    with pytest.raises(wb.errors.MissingFileError, match="no database at"):
+        wb.hallucination_rate(str(missing))
+    with pytest.raises(wb.errors.MissingFileError):
+        wb.connect(missing, read_only=True)
+    assert not missing.exists()
+    wb.connect(missing).close()  # the default still creates (notebooks, ingest, demo)
+    assert missing.exists()
+
+
+def _bad_files(tmp: Path) -> dict[str, tuple[Path, str]]:
+    zero = tmp / "zero.duckdb"
+    zero.write_bytes(b"")
+    text = tmp / "notes.duckdb"
+    text.write_text("SQLite format 3\x00 not really\n")
+    foreign = tmp / "foreign.duckdb"
+    con = duckdb.connect(str(foreign))
+    con.execute("create table t (x int)")
+    con.close()
+    return {"zero": (zero, "empty (0 bytes)"), "text": (text, "not a DuckDB database file"),
+            "foreign": (foreign, "not a workbench database")}
+
+
+@pytest.mark.parametrize("kind", ["zero", "text", "foreign"])
+@pytest.mark.parametrize("verb", READERS + WRITERS, ids=lambda v: v[0])
+def test_bad_database_files_exit_2_with_one_line(cfg, capsys, kind, verb):
+    path, message = _bad_files(cfg)[kind]
+    if kind == "foreign" and verb[0] == "eval":
+        message = ""  # a writer migrates a DuckDB file into a workbench database; that is not an error
+        assert main([*verb, "--db", str(path)]) == 0
+        return
+    assert main([*verb, "--db", str(path)]) == 2
+    _one_line_error(capsys, message, path.name)
+
+
+def test_ingest_on_an_empty_file_is_an_error_not_a_new_database(cfg, capsys):
+    path, message = _bad_files(cfg)["zero"]
+    src = cfg / "calls.jsonl"
+    src.write_text('{"id": "a"}\n')
+    assert main(["ingest", str(src), "--db", str(path)]) == 2
+    _one_line_error(capsys, message)
+    assert path.stat().st_size == 0
+
+
+# --- real parallel processes ----------------------------------------------------------------------------------------
+
+HOLD = """
+import sys, time, workbench as wb
+db = wb.connect(sys.argv[1])
+db.duckdb.execute("begin; insert into calls (call_id, ts, feature, status) values ('held', '2026-11-20', 'chat', 'ok')")
+print("holding", flush=True)
+time.sleep(float(sys.argv[2]))
+db.duckdb.execute("commit")
+db.close()
+"""
+
+
+def _holder(db: Path, seconds: float) -> subprocess.Popen:
+    p = subprocess.Popen([sys.executable, "-c", HOLD, str(db), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "holding"
+    return p
+
+
+def _cli(args, env=None, cwd=None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "workbench.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}, cwd=cwd)
+
+
+@pytest.fixture
+def filled(cfg):
+    db = cfg / "wb.duckdb"
+    with wb.connect(db) as d:
+        d.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms) values "
+                         "('a', '2026-11-18 10:00', 'chat', 'ok', 100), ('b', '2026-11-19 10:00', 'chat', 'error', 90)")
+    return db
+
+
+def test_a_held_write_lock_gives_readers_exit_2_after_the_bounded_wait(filled, cfg):
+    holder = _holder(filled, 60)
+    try:
+        t0 = time.monotonic()
+        procs = [_cli([*v, "--db", str(filled)], env={"WORKBENCH_LOCK_TIMEOUT_S": "1"}, cwd=cfg) for v in READERS + WRITERS]
+        outs = [p.communicate(timeout=240) for p in procs]
+        for p, (out, err), verb in zip(procs, outs, READERS + WRITERS):
+            assert p.returncode == 2, (verb, err)
+            assert err.count("\n") == 1 and "Traceback" not in err, err
+            assert f"locked by another process (PID {holder.pid}); gave up after waiting 1 s" in err, err
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_readers_and_writers_wait_for_a_lock_that_is_released(filled, cfg):
+    holder = _holder(filled, 4)
+    try:
+        procs = {v[0]: _cli([*v, "--db", str(filled), "--lock-timeout", "60"], cwd=cfg)
+                 for v in [["metrics", "error_rate", "--period", "all", "--format", "csv"], ["eval"]]}
+        results = {k: (p.wait(240), p.stdout.read(), p.stderr.read()) for k, p in procs.items()}
+    finally:
+        holder.wait(60)
+    assert results["metrics"][0] == 0, results["metrics"]
+    assert "chat" in results["metrics"][1]  # it read the database after the holder committed: 3 calls
+    assert ",3," in results["metrics"][1]
+    assert results["eval"][0] == 0, results["eval"]
+
+
+def test_readers_started_in_the_same_second_share_the_database(filled, cfg):
+    verbs = [["slo"], ["budget"], ["metrics", "error_rate", "--period", "all"]] * 2
+    procs = [_cli([*v, "--db", str(filled), "--lock-timeout", "0"], cwd=cfg) for v in verbs]
+    for p, v in zip(procs, verbs):
+        out, err = p.communicate(timeout=240)
+        assert p.returncode in (0, 1), (v, err)  # 1: an alert fired (the error rate is 50%); never 2, never a lock
+
+
+# --- CSV output ----------------------------------------------------------------------------------------------------
+
+HOSTILE = ["=cmd|' /C calc'!A0", "+SUM(1,2)", "-2+3", "@SUM(A1)", "\tcat", "\r=1", " =1+1", "＝1+1", "plain", "a=b"]
+
+
+def test_csv_output_defuses_formula_cells(cfg, capsys, tmp_path):
+    db = cfg / "wb.duckdb"
+    with wb.connect(db) as d:
+        d.duckdb.executemany("insert into calls (call_id, ts, feature, status) values (?, '2026-11-18', ?, 'ok')",
+                             [(f"c{i}", f) for i, f in enumerate(HOSTILE)])
+    assert main(["metrics", "error_rate", "--db", str(db), "--period", "all", "--format", "csv"]) == 0
+    out = capsys.readouterr().out
+    written = tmp_path / "out.csv"
+    assert main(["metrics", "error_rate", "--db", str(db), "--period", "all", "--out", str(written)]) == 0
+    with open(written, newline="", encoding="utf-8") as fh:
+        saved = fh.read()
+    for text in (out, saved):
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        features = {r["feature"] for r in rows}
+        assert features == {"'" + f if f not in ("plain", "a=b") else f for f in HOSTILE}, features
+        assert {r["value"] for r in rows} == {"0.0"}  # numbers are not touched

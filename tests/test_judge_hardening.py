@@ -1,0 +1,116 @@
+"""The judge against a misbehaving server on 127.0.0.1: a slow-loris reply, an oversized reply, an HTTP 200 carrying an
+error body, and redaction of what is sent (tests/fake_openai.py: a real socket, nothing patched)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+import workbench as wb
+from workbench.config import ConfigError
+from workbench.eval import judge
+
+pytestmark = pytest.mark.usefixtures("no_project_config")
+
+PII_ANSWER = ("Refunds are accepted within 30 days. Write to jane.doe@example.com or call +44 20 7946 0958. "
+              "Card 4111 1111 1111 1111, SSN 123-45-6789, key sk-proj-abcdefghijklmnopqrstuvwx.")
+PII_VERBATIM = ["jane.doe@example.com", "+44 20 7946 0958", "4111 1111 1111 1111", "123-45-6789",
+                "sk-proj-abcdefghijklmnopqrstuvwx", "ops@corp.example", "555-867-5309"]
+
+
+@pytest.fixture
+def db():
+    d = wb.connect(":memory:")
+    d.duckdb.execute("""
+      insert into calls (call_id, ts, feature, status) values ('a', '2026-02-02 09:00', 'support', 'ok');
+      insert into answers (call_id, question, contexts, answer) values
+        ('a', 'Refund window? I am at ops@corp.example', ['Refunds are accepted within 30 days. Call 555-867-5309.'],
+         'Refunds are accepted within 30 days.')""")
+    yield d
+    d.close()
+
+
+def cfg_for(fake, **kw):
+    opts = {"base_url": fake.base_url, "model": "fake-judge", "retry_backoff_s": 0.01, "timeout_s": 5}
+    return judge.judge_config(**(opts | kw))
+
+
+def cached(db):
+    return db.duckdb.execute("select count(*) from judge_cache").fetchone()[0]
+
+
+def explanation(db):
+    return db.duckdb.execute("select label, explanation from evals where call_id = 'a'").fetchone()
+
+
+def test_timeout_is_a_total_deadline_against_a_trickling_server(db, fake):
+    fake.trickle_s = 1.0  # one byte a second: every read arrives well within any per-read timeout
+    t0 = time.monotonic()
+    s = judge.evaluate(db, config=cfg_for(fake, timeout_s=2, max_retries=0), progress=False)
+    elapsed = time.monotonic() - t0
+    # the reply is ~300 bytes: a per-read timeout alone keeps the request open ~300 s; the deadline ends it at 2 s
+    assert elapsed < 30, f"the request stayed open {elapsed:.0f} s with timeout_s = 2"
+    assert (s["unscorable"], s["failed"]) == (1, 1)
+    assert explanation(db) == ("unscorable", "timeout: no complete reply within 2 s (after 1 attempts)")
+    assert cached(db) == 0
+
+
+def test_reply_size_is_bounded_and_an_oversized_reply_is_not_cached(db, fake):
+    fake.pad_bytes = 3_000_000
+    s = judge.evaluate(db, config=cfg_for(fake, max_retries=2), progress=False)
+    assert fake.count == 1 and (s["failed"], s["unscorable"]) == (1, 1)  # not asked again within the run
+    label, expl = explanation(db)
+    assert label == "unscorable" and "larger than max_reply_bytes = 1048576" in expl
+    assert cached(db) == 0
+    s = judge.evaluate(db, config=cfg_for(fake, max_reply_bytes=4_000_000), progress=False)  # configurable
+    assert s["scored"] == 1 and cached(db) == 1
+
+
+def test_http_200_with_an_error_body_is_retried_and_never_cached(db, fake):
+    fake.raw_replies = [b'{"error": {"message": "model overloaded", "type": "server_error"}}'] * 2
+    s = judge.evaluate(db, config=cfg_for(fake, max_retries=0), progress=False)
+    assert (s["failed"], s["unscorable"]) == (1, 1)
+    assert explanation(db) == ("unscorable", "HTTP 200 with an error body: model overloaded (after 1 attempts)")
+    assert cached(db) == 0
+    # the next run asks again; a retry within the run gets past the second error body
+    s = judge.evaluate(db, config=cfg_for(fake, max_retries=1), progress=False)
+    assert fake.count == 3 and (s["scored"], s["failed"]) == (1, 0)
+    assert explanation(db)[0] == "supported" and cached(db) == 1
+
+
+@pytest.mark.parametrize("raw", [b'{"object": "chat.completion", "choices": []}', b"[1, 2]", b'"ok"', b"{not json"])
+def test_http_200_that_is_no_completion_is_a_failure(db, fake, raw):
+    fake.raw_replies = [raw]
+    s = judge.evaluate(db, config=cfg_for(fake, max_retries=0), progress=False)
+    assert s["failed"] == 1 and cached(db) == 0
+
+
+def test_redact_sends_no_personal_data(db, fake, tmp_path):
+    db.duckdb.execute("update answers set answer = ? where call_id = 'a'", [PII_ANSWER])
+    raw = judge.evaluate(db, config=cfg_for(fake), progress=False)
+    sent = json.dumps(fake.requests)
+    assert "jane.doe@example.com" in sent  # off by default: the text goes as it is
+    fake.reset()
+    toml = tmp_path / "workbench.toml"
+    toml.write_text(f'[judge]\nbase_url = "{fake.base_url}"\nmodel = "fake-judge"\nredact = true\nretry_backoff_s = 0.01\n')
+    s = judge.evaluate(db, config=toml, progress=False)
+    assert s["version"] == raw["version"] + "-redacted" and s["scored"] == 1  # a separate evaluator version
+    sent = json.dumps(fake.requests, ensure_ascii=False)
+    for secret in PII_VERBATIM:
+        assert secret not in sent, secret
+    for placeholder in ("[email]", "[phone]", "[card]", "[national_id]", "[api_key]"):
+        assert placeholder in sent, placeholder
+    assert "Refunds are accepted within 30 days." in sent  # the rest is untouched
+
+
+@pytest.mark.parametrize("body, message", [
+    ("max_reply_bytes = 10", "max_reply_bytes must be an integer >= 1024"),
+    ('redact = "yes"', "redact must be true or false"),
+])
+def test_new_judge_keys_are_validated(tmp_path, body, message):
+    p = tmp_path / "workbench.toml"
+    p.write_text(f'[judge]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n{body}\n')
+    with pytest.raises(ConfigError, match=message):
+        judge.judge_config(p)

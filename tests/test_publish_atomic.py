@@ -1,0 +1,161 @@
+"""Publishing a report is atomic: real `run_report` processes killed with SIGKILL at each stage, a failing cell, and
+`--force`, never leave the period without its previous report, and archives never overwrite one another."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import workbench as wb
+from workbench.reports import publish as reports
+
+PERIOD = "2026-11-16"
+
+
+def _notebook(path, *cells):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('db = ""\nstart = None\nend = None\nperiod = None\nout_dir = None\nconfig = None')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, *[nbformat.v4.new_code_cell(c) for c in cells]]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture()
+def site(tmp_path, monkeypatch):
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    monkeypatch.setenv(reports.NOTEBOOKS_ENV, str(nbdir))
+    dbp = tmp_path / "w.duckdb"
+    wb.connect(dbp).close()
+    # a light notebook (the kill tests are about publishing, not metrics); it fails when asked to
+    _notebook(nbdir / "tiny.ipynb", "import os\nassert not os.environ.get('TINY_FAIL'), 'asked to fail'\nprint('tiny ran')")
+    return tmp_path, dbp
+
+
+def _published(out: Path) -> dict:
+    """The published run's params.json; every report file present and non-empty."""
+    for f in ("report.html", "report.ipynb", "params.json"):
+        assert (out / f).stat().st_size > 0, f
+    return json.loads((out / "params.json").read_text())
+
+
+def _run_killed_at(tmp: Path, dbp: Path, stage: str, *, force: bool = False) -> None:
+    """Start `run_report` in a real process, wait until it reports the pause at ``stage``, SIGKILL it."""
+    env = {**os.environ, reports.PAUSE_ENV: f"{stage}:120"}
+    code = ("import sys; from workbench.reports.publish import run_report; "
+            f"run_report('tiny', db={str(dbp)!r}, out={str(tmp / 'reports')!r}, period={PERIOD!r}, force={force})")
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        line = ""
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if f"paused at {stage}" in line or not line:
+                break
+        assert f"paused at {stage}" in line, f"the run never reached {stage}: {line!r} rc={proc.poll()}"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        assert proc.returncode == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_kill_at_every_stage_keeps_the_previous_report(site):
+    tmp, dbp = site
+    out = reports.run_report("tiny", db=dbp, out=tmp / "reports", period=PERIOD)
+    first = _published(out)
+    # killed before the notebook runs, after it ran, and just before the rename: the previous report is untouched
+    for stage in ("execute", "html", "publish"):
+        _run_killed_at(tmp, dbp, stage)
+        assert _published(out) == first, stage
+        assert not (out / "archive").exists(), stage
+    # each run first removes the builds of dead runs: only the last killed run's build is left, hidden and named
+    debris = [p.name for p in out.parent.iterdir() if p.name.endswith("~build")]
+    assert len(debris) == 1 and debris[0].startswith(f".{PERIOD}~"), debris
+    # killed after the swap, before archiving: the new run is published, the previous one waits whole aside ...
+    _run_killed_at(tmp, dbp, "archive")
+    second = _published(out)
+    assert second["run_id"] != first["run_id"]
+    # ... and the next run cleans up the dead builds and archives that previous run under a unique name
+    reports.run_report("tiny", db=dbp, out=tmp / "reports", period=PERIOD)
+    third = _published(out)
+    archived = sorted(p.name for p in (out / "archive").iterdir())
+    assert len(archived) == 2 and len(set(archived)) == 2
+    assert {json.loads((out / "archive" / a / "params.json").read_text())["run_id"] for a in archived} == {
+        first["run_id"], second["run_id"]}
+    assert third["run_id"] not in {first["run_id"], second["run_id"]}
+    assert [p.name for p in out.parent.iterdir() if p.name.startswith(".") and not p.name.endswith("~lock")] == []
+
+
+def test_force_plus_kill_never_deletes_the_previous_report(site):
+    tmp, dbp = site
+    out = reports.run_report("tiny", db=dbp, out=tmp / "reports", period=PERIOD)
+    first = _published(out)
+    _run_killed_at(tmp, dbp, "publish", force=True)  # killed before the swap: the previous report is in place
+    assert _published(out) == first
+    _run_killed_at(tmp, dbp, "archive", force=True)  # killed after the swap, before the delete: kept aside ...
+    second = _published(out)
+    assert second["run_id"] != first["run_id"]
+    reports.run_report("tiny", db=dbp, out=tmp / "reports", period=PERIOD, force=True)
+    archived = list((out / "archive").iterdir())  # ... and archived by the next run, not deleted
+    assert [json.loads((a / "params.json").read_text())["run_id"] for a in archived] == [first["run_id"]]
+
+
+def test_failing_cell_leaves_the_published_report_in_place(site, monkeypatch):
+    tmp, dbp = site
+    out = reports.run_report("tiny", db=dbp, out=tmp / "reports", period=PERIOD)
+    first = _published(out)
+    monkeypatch.setenv("TINY_FAIL", "1")
+    with pytest.raises(reports.ReportError, match="cell 2 failed: AssertionError: asked to fail"):
+        reports.run_report("tiny", db=dbp, out=tmp / "reports", period=PERIOD)
+    assert _published(out) == first and not (out / "archive").exists()
+
+
+@pytest.mark.parametrize("name", ["../../elsewhere/evil", "tiny/../tiny", "/etc/passwd", "tiny\n", "_private", "",
+                                  "TINY", "tiny.ipynb"])
+def test_report_names_are_notebook_stems_only(site, name):
+    tmp, dbp = site
+    (tmp / "elsewhere").mkdir()
+    _notebook(tmp / "elsewhere" / "evil.ipynb", "open('pwned', 'w').write('x')")
+    with pytest.raises(wb.errors.UnknownNameError, match="no report"):
+        reports.run_report(name, db=dbp, out=tmp / "reports", period=PERIOD)
+    assert not (tmp / "reports").exists() and not (tmp / "elsewhere" / "evil").exists()
+
+
+@pytest.mark.parametrize("period", ["2026-W47\n", "2026-W47 ", "\n2026-W47", "2026-11\n", "2026-11-20\n",
+                                    "2026-11-20..2026-11-22\n", "../2026-W47", "2026-W47/x", "２０２６-11",
+                                    "2026-W54", "2026-13", "2026-02-30", "9999-W52", "2026-11-20..2026-11-20/..",
+                                    "0000-01-01", "2026-W47\x00"])
+def test_periods_outside_the_grammar_are_refused(period):
+    with pytest.raises(wb.errors.ParameterError, match="resolve_period"):
+        reports.resolve_period(period)
+
+
+def test_cli_report_exit_codes(site, capsys):
+    from workbench.cli import main
+
+    tmp, dbp = site
+    assert main(["report", "../../elsewhere/evil", "--db", str(dbp), "--out", str(tmp / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no report" in err
+    assert main(["report", "tiny", "--db", str(dbp), "--out", str(tmp / "r"), "--period", "2026-W47\n"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot read" in err
+    os.environ["TINY_FAIL"] = "1"
+    try:
+        assert main(["report", "tiny", "--db", str(dbp), "--out", str(tmp / "r"), "--period", PERIOD]) == 2
+    finally:
+        del os.environ["TINY_FAIL"]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cell 2 failed" in err and "Traceback" not in err

@@ -1,0 +1,99 @@
+"""Redaction (workbench/redact.py): a table of real shapes that must go, and near misses that must stay."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from workbench.config import ConfigError
+from workbench.redact import redact, redact_frame, show_raw_text
+
+POSITIVES = [
+    # (text, what must not survive, placeholder)
+    ("write to jane.doe@example.com today", "jane.doe@example.com", "[email]"),
+    ("x+tag@sub.example.co.uk", "x+tag@sub.example.co.uk", "[email]"),
+    ("MAIL: J.SMITH@CORP.EXAMPLE.ORG.", "J.SMITH@CORP.EXAMPLE.ORG", "[email]"),
+    ("call +1 415 555 2671 now", "415 555 2671", "[phone]"),
+    ("+44 20 7946 0958", "7946 0958", "[phone]"),
+    ("+33 1 23 45 67 89", "23 45 67 89", "[phone]"),
+    ("+4915123456789", "4915123456789", "[phone]"),
+    ("(555) 123-4567", "123-4567", "[phone]"),
+    ("555-123-4567", "555-123-4567", "[phone]"),
+    ("555.123.4567", "555.123.4567", "[phone]"),
+    ("tel 020 7946 0958", "7946 0958", "[phone]"),
+    ("06 12 34 56 78", "12 34 56 78", "[phone]"),
+    ("my key sk-abcdefghijklmnopqrstuvwxyz123456", "sk-abcdefghijklmnopqrstuvwxyz123456", "[api_key]"),
+    ("sk-proj-AbCdEf0123456789AbCdEf0123456789", "AbCdEf0123456789", "[api_key]"),
+    ("sk-ant-api03-AAAAAAAAAAAAAAAAAAAAAAAAAA", "sk-ant-api03", "[api_key]"),
+    ("sk_live_4eC39HqLyjWDarjtT1zdp7dc", "4eC39HqLyjWDarjtT1zdp7dc", "[api_key]"),
+    ("AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE", "[api_key]"),
+    ("ghp_abcdefghijklmnopqrstuvwxyz0123456789", "ghp_abcdefghij", "[api_key]"),
+    ("xoxb-123456789012-abcdefghij", "xoxb-123456789012", "[api_key]"),
+    ("AIzaSyA-1234567890abcdefghijklmnopqrstu", "AIzaSyA", "[api_key]"),
+    ("hf_abcdefghijklmnopqrstuvwxyzABCDEF", "hf_abcdefghij", "[api_key]"),
+    ("Authorization: Bearer abc.def-ghi_jkl123", "abc.def-ghi_jkl123", "[api_key]"),
+    ('api_key = "s3cr3tvalue!"', "s3cr3tvalue", "[api_key]"),
+    ("password: hunter2hunter2", "hunter2hunter2", "[api_key]"),
+    ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "eyJhbGci",
+     "[api_key]"),
+    ("card 4111 1111 1111 1111 exp 12/27", "4111 1111 1111 1111", "[card]"),
+    ("4111-1111-1111-1111", "4111-1111-1111-1111", "[card]"),
+    ("4111111111111111", "4111111111111111", "[card]"),
+    ("amex 378282246310005", "378282246310005", "[card]"),
+    ("5500 0000 0000 0004", "5500 0000 0000 0004", "[card]"),
+    ("IBAN GB82 WEST 1234 5698 7654 32", "WEST 1234 5698", "[iban]"),
+    ("GB82WEST12345698765432", "GB82WEST12345698765432", "[iban]"),
+    ("DE89 3704 0044 0532 0130 00 THEN MORE", "3704 0044 0532", "[iban]"),
+    ("FR1420041010050500013M02606", "FR1420041010050500013M02606", "[iban]"),
+    ("SSN 123-45-6789", "123-45-6789", "[national_id]"),
+    ("NINO AB123456C", "AB123456C", "[national_id]"),
+    ("NINO AB 12 34 56 C", "AB 12 34 56 C", "[national_id]"),
+    # a display cut the text short: the partial address or number goes too
+    ("Contact alice.smith@exam…", "alice.smith", "[redacted]"),
+    ("card 4111 1111 11…", "4111 1111 11", "[redacted]"),
+]
+
+NEGATIVES = [
+    "@mention and foo@ and a @ b", "user@localhost", "2026-11-23T10:30:00", "2026-11-23 10:30", "1990-2000",
+    "192.168.1.1", "version 1.2.3.4", "$1,234,567.89", "order 123456789", "4111 1111 1111 1112 (fails Luhn)",
+    "0000 0000 0000 0000", "GB83 WEST 1234 5698 7654 32 (bad check digits)", "000-12-3456", "666-12-3456",
+    "sk-learn", "task-force", "sk-short", "AKIA", "ghp_short", "The tower opened in 1889 and is 330 m tall.",
+    "ISBN 978-3-16-148410-0", "phone 12345", "+1234", "It was 1889…", "Refunds within 30 days.", "",
+    "p95 = 1830.5 ms, n = 12000", "call_id c-000123", "2026-W47",
+]
+
+
+@pytest.mark.parametrize("text, secret, placeholder", POSITIVES, ids=[p[0][:30] for p in POSITIVES])
+def test_personal_data_and_keys_are_replaced(text, secret, placeholder):
+    out = redact(text)
+    assert secret not in out and placeholder in out, out
+
+
+@pytest.mark.parametrize("text", NEGATIVES)
+def test_near_misses_are_left_alone(text):
+    assert redact(text) == text
+
+
+def test_surrounding_text_is_kept_and_non_text_passes_through():
+    assert redact("Mail jane@x.org, then 4111 1111 1111 1111!") == "Mail [email], then [card]!"
+    assert redact(None) is None and redact(12) == 12
+
+
+def test_redact_frame_touches_text_columns_only():
+    df = pl.DataFrame({"answer": ["mail x@y.io", None, "ok"], "n": [4111111111111111, 2, 3]})
+    out = redact_frame(df)
+    assert out["answer"].to_list() == ["mail [email]", None, "ok"] and out["n"].to_list() == df["n"].to_list()
+
+
+def test_show_raw_text_setting(tmp_path):
+    p = tmp_path / "workbench.toml"
+    p.write_text("[judge]\nmodel = 'm'\n")
+    assert show_raw_text(p) is False  # redaction is on by default
+    p.write_text("[privacy]\nshow_raw_text = true\n")
+    assert show_raw_text(p) is True
+    p.write_text("[privacy]\nshow_raw_text = 'yes'\n")
+    with pytest.raises(ConfigError, match=r"\[privacy\]: show_raw_text must be true or false"):
+        show_raw_text(p)
+    p.write_text("[privacy]\nshow_raw = true\n")
+    with pytest.raises(ConfigError, match="unknown key 'show_raw'"):
+        show_raw_text(p)

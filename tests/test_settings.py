@@ -1,0 +1,73 @@
+"""workbench.toml parsed once into typed settings, reachable as db.settings; reports and checks read them there."""
+
+from __future__ import annotations
+
+import pytest
+
+import workbench as wb
+from workbench import config as C
+from workbench.errors import ConfigError, InputError
+
+
+def _toml(tmp_path, text, name="workbench.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_budgets_and_targets_are_typed(tmp_path):
+    p = _toml(tmp_path, "[budget.chat]\nmonthly_usd = 100\nwarn_at = 0.9\n"
+                        "[targets.chat]\nlatency_p95_ms_max = 2000\nwau_count_min = 50\n")
+    s = C.load_settings(p)
+    assert s.budgets == {"chat": C.Budget("chat", 100.0, 0.9)}
+    t = s.targets["chat"]
+    assert (t["latency_p95_ms"].bound, t["latency_p95_ms"].limit) == ("max", 2000.0)
+    assert t["wau_count"].met(49) is False and t["wau_count"].met(50) is True and t["wau_count"].met(None) is None
+
+
+def test_the_file_is_read_once_and_again_when_it_changes(tmp_path, monkeypatch):
+    p = _toml(tmp_path, "[budget.chat]\nmonthly_usd = 100\n")
+    reads = []
+    real = C.tomllib.loads
+    monkeypatch.setattr(C.tomllib, "loads", lambda text: reads.append(1) or real(text))
+    C._read.cache_clear()
+    for _ in range(5):
+        C.load_settings(p)
+    assert len(reads) == 1
+    import os
+
+    p.write_text("[budget.chat]\nmonthly_usd = 250\n")
+    os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 10**9))
+    assert C.load_settings(p).budgets["chat"].monthly_usd == 250.0
+    assert len(reads) == 2
+
+
+def test_connect_carries_the_settings(tmp_path):
+    p = _toml(tmp_path, "[budget.chat]\nmonthly_usd = 100\n")
+    db = wb.connect(":memory:", config=p)
+    assert db.settings.budgets["chat"].monthly_usd == 100.0
+    assert db.settings is db.settings  # parsed once per connection
+    # budget_status reads the database's settings when no config is passed
+    _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status, cost_usd) values "
+                          "('a', '2026-03-02 10:00', 'chat', 'ok', 30.0)")
+    df, firing = wb.budget_status(db, at="2026-03-10")
+    assert df["budget_usd"].to_list() == [100.0] and df["spend_usd"].to_list() == [30.0] and not firing
+
+
+def test_a_report_takes_its_settings_from_the_database(tmp_path):
+    p = _toml(tmp_path, "[targets.chat]\nerror_rate_max = 0.1\n")
+    db = wb.connect(":memory:", config=p)
+    rep = wb.Report(db, start="2026-01-01", end="2026-01-02")
+    assert rep.settings.targets["chat"]["error_rate"].limit == 0.1
+
+
+@pytest.mark.parametrize("text, key", [
+    ("[budget.chat]\nmonthly_usd = -1\n", "monthly_usd"),
+    ("[budget.chat]\nmonthly = 1\n", "monthly"),
+    ("[targets.chat]\nerror_rate = 0.1\n", "error_rate"),
+])
+def test_bad_settings_name_the_file_and_key(tmp_path, text, key):
+    p = _toml(tmp_path, text)
+    with pytest.raises(ConfigError, match=key) as exc:
+        C.load_settings(p)
+    assert "workbench.toml" in str(exc.value) and isinstance(exc.value, InputError)

@@ -1,0 +1,682 @@
+"""``workbench collect``: an OTLP/HTTP trace receiver that spools every batch durably, then loads it like a file.
+
+Point an application's OpenTelemetry exporter at it (``OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318``; the
+exporter adds ``/v1/traces``) and its GenAI spans land in ``calls`` through :func:`workbench.io.ingest.ingest`, with
+the same columns, accounting, dedupe, quarantine and lineage as a loaded file.
+
+The protocol (OTLP/HTTP, traces only)
+-------------------------------------
+``POST /v1/traces`` with a body of ``Content-Type: application/x-protobuf`` (the exporters' default) or
+``application/json`` (OTLP JSON), optionally ``Content-Encoding: gzip`` (or ``deflate``). Answers:
+
+* **200** with an empty ``ExportTraceServiceResponse`` in the request's encoding, only once the batch is on disk
+  (written and fsync'ed to the spool). A batch with no span is acknowledged without being spooled.
+* **400** a body that is not an ``ExportTraceServiceRequest`` (bad protobuf, invalid JSON, no ``resourceSpans``
+  list, a broken gzip stream): nothing is spooled; the body is a ``google.rpc.Status`` naming the problem.
+* **411** no ``Content-Length``; **413** a body over ``max_body_bytes`` (default 16 MiB, compressed or not);
+  **415** another content type or encoding; **404** another path; **405** another method on ``/v1/traces``;
+  **503** (with ``Retry-After``) while stopping or when the spool cannot be written: the exporter retries.
+
+The spool (``--spool DIR``, default ``DB.spool`` beside the database)
+---------------------------------------------------------------------
+Append-only segment files ``traces-000001.spool``, ... (a new one at each start and past 64 MiB), each starting
+with the line ``WBSPOOL1``. A record is ``length (4 bytes, big-endian) | crc32 (4 bytes) | kind (1 byte: 0 protobuf,
+1 JSON) | body`` (the body decompressed); the crc32 covers the kind and the body. Each acknowledged batch is one
+record, written and fsync'ed before the 200. A record cut short by a crash (never acknowledged) fails its length
+or crc check: reading that segment stops there, and the torn tail is reported and ignored. A new start never
+appends to an old segment. Loaded segments are kept; delete them when the database is backed up.
+
+Loading, exactly once
+---------------------
+A background thread reads the records not yet loaded, writes them as one OTLP JSON lines file named after the spool
+and the byte range (``collect-<spool id>-<segment>-<start>-<end>.otlp.jsonl``, in ``DIR/loading``), and loads it with
+:func:`~workbench.io.ingest.ingest` (format ``otel``): one transaction that inserts the spans and the
+``ingest_runs`` row naming that range. The "loaded up to" offset of each segment is therefore read back from
+``ingest_runs`` in the database itself, committed with the rows: after a crash at any moment, a restart loads exactly
+what was not committed. Dedupe on ``call_id`` is a second guard: a span sent twice (an exporter retry) is counted as
+a duplicate, not inserted twice. A quarantined span's ``line_no`` is the number of its batch within that range.
+
+Examples
+--------
+>>> import json, tempfile, threading, urllib.request, pathlib
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> c = Collector(d / "wb.duckdb", port=0, progress=False)
+>>> c.start()
+>>> body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "0af7651916cd43dd8448eb211c80319c",
+...     "spanId": "b7ad6b7169203331", "name": "chat", "startTimeUnixNano": "1732000000000000000",
+...     "endTimeUnixNano": "1732000001000000000", "attributes": [{"key": "gen_ai.usage.input_tokens",
+...     "value": {"intValue": "42"}}]}]}]}]}).encode()
+>>> req = urllib.request.Request(c.url, data=body, headers={"Content-Type": "application/json"})
+>>> urllib.request.urlopen(req, timeout=10).read()
+b'{}'
+>>> c.stop()
+0
+>>> import workbench as wb
+>>> with wb.connect(d / "wb.duckdb") as db:
+...     db.sql("select call_id, input_tokens, latency_ms from calls").rows()
+[('b7ad6b7169203331', 42, 1000.0)]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import struct
+import sys
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from workbench.errors import InputError, ParameterError
+from workbench.io import otlp_proto
+
+DEFAULT_PORT = 4318
+DEFAULT_HOST = "127.0.0.1"
+MAX_BODY_BYTES = 16 * 1024 * 1024
+SEGMENT_BYTES = 64 * 1024 * 1024
+BATCH_RECORDS = 1000  # records (acknowledged requests) loaded in one transaction at most
+BATCH_BYTES = 64 * 1024 * 1024
+FLUSH_SECONDS = 0.5  # the loader waits this long after new data, so that batches gather
+SPOOL_MAGIC = b"WBSPOOL1\n"
+KIND_PROTO, KIND_JSON = 0, 1
+_HEADER = struct.Struct(">IIB")  # length of the body, crc32 of kind + body, kind
+_CONTENT_TYPES = {"application/x-protobuf": KIND_PROTO, "application/protobuf": KIND_PROTO,
+                  "application/json": KIND_JSON}
+_BATCH_NAME = re.compile(r"collect-(?P<id>[0-9a-f]{32})-(?P<seg>\d+)-(?P<start>\d+)-(?P<end>\d+)\.otlp\.jsonl$")
+
+
+class BadRequest(ValueError):
+    """A request body that is not an OTLP trace export (HTTP 400)."""
+
+
+# ------------------------------------------------------------------------------------------------------------ spool
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def encode_record(kind: int, body: bytes) -> bytes:
+    """One spool record: length, crc32 of kind and body, kind, body.
+
+    >>> encode_record(KIND_JSON, b"{}").hex()
+    '000000021cfc1e99017b7d'
+    """
+    return _HEADER.pack(len(body), zlib.crc32(bytes([kind]) + body), kind) + body
+
+
+@dataclass
+class SpoolRead:
+    """Records read from a segment: (kind, body, offset after the record), where reading stopped, and why."""
+
+    records: list[tuple[int, bytes, int]]
+    end: int
+    torn: str | None = None  # a reason when the rest of the segment is a torn (never acknowledged) write
+
+
+def read_records(path: str | os.PathLike, start: int = 0, stop: int | None = None,
+                 max_records: int = BATCH_RECORDS, max_bytes: int = BATCH_BYTES) -> SpoolRead:
+    """Read the records of a spool segment from byte ``start`` (0: after the header) up to ``stop`` (default: EOF).
+
+    Stops at the first record that is incomplete or fails its crc: ``torn`` then says why, and ``end`` is where the
+    good records end.
+
+    >>> import tempfile, pathlib
+    >>> seg = pathlib.Path(tempfile.mkdtemp()) / "traces-000001.spool"
+    >>> _ = seg.write_bytes(SPOOL_MAGIC + encode_record(KIND_JSON, b"{}") + encode_record(KIND_JSON, b"{}")[:-1])
+    >>> r = read_records(seg)
+    >>> [(kind, body, end) for kind, body, end in r.records], r.end, r.torn
+    ([(1, b'{}', 20)], 20, 'a record of 2 byte(s) cut short at 1')
+    """
+    p = Path(path)
+    out: list[tuple[int, bytes, int]] = []
+    with open(p, "rb") as fh:
+        if fh.read(len(SPOOL_MAGIC)) != SPOOL_MAGIC:
+            return SpoolRead([], start, f"{p.name}: not a workbench spool segment (bad header)")
+        pos = max(start, len(SPOOL_MAGIC))
+        limit = os.fstat(fh.fileno()).st_size if stop is None else stop
+        fh.seek(pos)
+        size = 0
+        while pos < limit and len(out) < max_records and size < max_bytes:
+            head = fh.read(_HEADER.size)
+            if len(head) < _HEADER.size or pos + _HEADER.size > limit:
+                return SpoolRead(out, pos, f"{limit - pos} byte(s) of an incomplete record header")
+            n, crc, kind = _HEADER.unpack(head)
+            body = fh.read(n)
+            if len(body) < n or pos + _HEADER.size + n > limit:
+                return SpoolRead(out, pos, f"a record of {n} byte(s) cut short at {len(body)}")
+            if zlib.crc32(bytes([kind]) + body) != crc or kind not in (KIND_PROTO, KIND_JSON):
+                return SpoolRead(out, pos, "a record failing its crc32 check")
+            pos += _HEADER.size + n
+            size += n
+            out.append((kind, body, pos))
+    return SpoolRead(out, pos)
+
+
+class Spool:
+    """The append-only spool directory: segments ``traces-NNNNNN.spool`` and the spool's id (``spool.id``).
+
+    >>> import tempfile
+    >>> sp = Spool(tempfile.mkdtemp())
+    >>> sp.open_segment(); sp.append(KIND_PROTO, b"\\x0a\\x00"); sp.active()
+    (1, 20)
+    >>> [r[:2] for r in read_records(sp.path_of(1)).records]
+    [(0, b'\\n\\x00')]
+    >>> sp.close()
+    """
+
+    def __init__(self, path: str | os.PathLike, segment_bytes: int = SEGMENT_BYTES):
+        self.dir = Path(path)
+        self.segment_bytes = segment_bytes
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / "loading").mkdir(exist_ok=True)
+            self.id = self._read_id()
+        except OSError as exc:
+            raise InputError(f"{self.dir}: cannot use the spool directory: {exc}") from None
+        self.lock = threading.Lock()
+        self.changed = threading.Condition()
+        self._fd: int | None = None
+        self.segment = 0
+        self.durable = 0  # bytes of the active segment that are written and fsync'ed
+
+    def _read_id(self) -> str:
+        f = self.dir / "spool.id"
+        if f.exists():
+            text = f.read_text(encoding="ascii").strip()
+            if not re.fullmatch(r"[0-9a-f]{32}", text):
+                raise OSError(f"{f} does not hold a spool id")
+            return text
+        text = uuid.uuid4().hex
+        tmp = self.dir / "spool.id.tmp"
+        with open(tmp, "w", encoding="ascii") as fh:
+            fh.write(text + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, f)
+        _fsync_dir(self.dir)
+        return text
+
+    def segments(self) -> list[tuple[int, Path]]:
+        out = []
+        for p in self.dir.glob("traces-*.spool"):
+            m = re.fullmatch(r"traces-(\d+)\.spool", p.name)
+            if m:
+                out.append((int(m.group(1)), p))
+        return sorted(out)
+
+    def path_of(self, segment: int) -> Path:
+        return self.dir / f"traces-{segment:06d}.spool"
+
+    def open_segment(self) -> None:
+        """Start a new segment (never appending after a possibly torn tail of an earlier run)."""
+        segs = self.segments()
+        n = (segs[-1][0] if segs else 0) + 1
+        path = self.path_of(n)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        os.write(fd, SPOOL_MAGIC)
+        os.fsync(fd)
+        _fsync_dir(self.dir)
+        old, self._fd = self._fd, fd
+        self.segment, self.durable = n, len(SPOOL_MAGIC)
+        if old is not None:
+            os.close(old)
+
+    def append(self, kind: int, body: bytes) -> None:
+        """Write one record and fsync it; returns once it is durable (then the batch may be acknowledged)."""
+        rec = encode_record(kind, body)
+        with self.lock:
+            if self._fd is None:
+                raise OSError("the spool is closed")
+            if self.durable + len(rec) > self.segment_bytes and self.durable > len(SPOOL_MAGIC):
+                self.open_segment()
+            written = os.write(self._fd, rec)
+            if written != len(rec):  # a short write (disk full): the partial record is a torn tail
+                self.open_segment()
+                raise OSError(f"short write to the spool ({written} of {len(rec)} bytes)")
+            os.fsync(self._fd)
+            self.durable += len(rec)
+        with self.changed:
+            self.changed.notify_all()
+
+    def active(self) -> tuple[int, int]:
+        """(active segment, its durable length): the loader reads the active segment up to there only."""
+        with self.lock:
+            return self.segment, self.durable
+
+    def close(self) -> None:
+        with self.lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+# ----------------------------------------------------------------------------------------------------- validation
+
+
+def check_body(kind: int, body: bytes) -> int:
+    """The number of spans in a request body; :class:`BadRequest` when it is not an OTLP trace export.
+
+    >>> check_body(KIND_JSON, b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"spanId": "01"}]}]}]}')
+    1
+    >>> check_body(KIND_JSON, b'{"resourceSpans": 3}')
+    Traceback (most recent call last):
+    ...
+    workbench.io.collect.BadRequest: resourceSpans: expected a list, got int
+    """
+    if kind == KIND_PROTO:
+        try:
+            msg = otlp_proto.parse_request(body)
+        except otlp_proto.DecodeError as exc:
+            raise BadRequest(str(exc)) from None
+        return sum(len(ss.spans) for rs in msg.resource_spans for ss in rs.scope_spans)
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"invalid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise BadRequest(f"expected a JSON object (an ExportTraceServiceRequest), got {type(doc).__name__}")
+    n = 0
+    rss = doc.get("resourceSpans", [])
+    if not isinstance(rss, list):
+        raise BadRequest(f"resourceSpans: expected a list, got {type(rss).__name__}")
+    for i, rs in enumerate(rss):
+        where = f"resourceSpans[{i}]"
+        if not isinstance(rs, dict):
+            raise BadRequest(f"{where}: expected an object, got {type(rs).__name__}")
+        sss = rs.get("scopeSpans", [])
+        if not isinstance(sss, list):
+            raise BadRequest(f"{where}.scopeSpans: expected a list, got {type(sss).__name__}")
+        for j, ss in enumerate(sss):
+            spans = ss.get("spans", []) if isinstance(ss, dict) else None
+            if not isinstance(spans, list) or not all(isinstance(s, dict) for s in spans):
+                raise BadRequest(f"{where}.scopeSpans[{j}].spans: expected a list of span objects")
+            n += len(spans)
+    return n
+
+
+def to_json_line(kind: int, body: bytes) -> bytes:
+    """A spooled body as one line of OTLP JSON (what the ``otel`` ingest path reads).
+
+    >>> to_json_line(KIND_JSON, b'{ "resourceSpans" : [] }')
+    b'{"resourceSpans":[]}'
+    >>> to_json_line(KIND_PROTO, b"")
+    b'{"resourceSpans":[]}'
+    """
+    try:
+        if kind == KIND_PROTO:
+            return otlp_proto.to_json_line(otlp_proto.parse_request(body)).encode("utf-8")
+        return json.dumps(json.loads(body), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except (otlp_proto.DecodeError, ValueError, UnicodeDecodeError) as exc:
+        # checked on receipt, so never expected; kept (quarantined with its reason), never dropped
+        return json.dumps({"workbench.undecodable": str(exc), "body": body.decode("latin-1")}).encode("utf-8")
+
+
+def _status_body(kind: int, code: int, message: str) -> bytes:
+    """A google.rpc.Status (code, message), as protobuf or JSON: the OTLP/HTTP error body."""
+    if kind == KIND_JSON:
+        return json.dumps({"code": code, "message": message}).encode("utf-8")
+    msg = message.encode("utf-8")
+
+    def varint(v: int) -> bytes:
+        out = bytearray()
+        while True:
+            b, v = v & 0x7F, v >> 7
+            out.append(b | (0x80 if v else 0))
+            if not v:
+                return bytes(out)
+
+    return b"\x08" + varint(code) + b"\x12" + varint(len(msg)) + msg
+
+
+# ----------------------------------------------------------------------------------------------------------- loader
+
+
+class Loader(threading.Thread):
+    """Loads spooled records into the database in batches, through :func:`~workbench.io.ingest.ingest`."""
+
+    def __init__(self, collector: "Collector"):
+        super().__init__(name="workbench-collect-loader", daemon=True)
+        self.c = collector
+        self.stopping = threading.Event()
+        self.loaded: dict[int, int] = {}
+        self.torn_reported: set[int] = set()
+        self.spans_loaded = 0
+        self.error: str | None = None
+
+    def committed_offsets(self) -> dict[int, int]:
+        """Per segment, the end of the last range committed to the database (from ``ingest_runs``)."""
+        rows = self.c.db.duckdb.execute(
+            "SELECT source_path FROM ingest_runs WHERE source_path LIKE ?", [f"%collect-{self.c.spool.id}-%"]
+        ).fetchall()
+        out: dict[int, int] = {}
+        for (path,) in rows:
+            m = _BATCH_NAME.search(path)
+            if m and m.group("id") == self.c.spool.id:
+                seg, end = int(m.group("seg")), int(m.group("end"))
+                out[seg] = max(out.get(seg, 0), end)
+        return out
+
+    def pending(self) -> Iterator[tuple[int, Path, int | None]]:
+        active, durable = self.c.spool.active()
+        for seg, path in self.c.spool.segments():
+            yield seg, path, (durable if seg == active else None)
+
+    def load_once(self) -> int:
+        """Load one batch from the first segment with unloaded records; returns the number of records loaded."""
+        from workbench.io.ingest import ingest
+
+        for seg, path, stop in self.pending():
+            start = self.loaded.get(seg, 0)
+            if stop is not None and start >= stop:
+                continue
+            got = read_records(path, start, stop)
+            if got.torn and seg not in self.torn_reported and not got.records:
+                self.torn_reported.add(seg)
+                self.c.log(f"spool {path.name}: ignored the torn tail after byte {got.end} ({got.torn}); "
+                           f"it was never acknowledged")
+            if not got.records:
+                self.loaded[seg] = max(start, got.end)
+                continue
+            first = max(start, len(SPOOL_MAGIC))
+            name = f"collect-{self.c.spool.id}-{seg:06d}-{first}-{got.end}.otlp.jsonl"
+            batch = self.c.spool.dir / "loading" / name
+            with open(batch, "wb") as fh:
+                for kind, body, _end in got.records:
+                    fh.write(to_json_line(kind, body) + b"\n")
+            try:
+                s = ingest(self.c.db, batch, format="otel", progress=False)
+            finally:
+                batch.unlink(missing_ok=True)
+            self.loaded[seg] = got.end
+            self.spans_loaded += s.read
+            self.c.log(f"loaded {len(got.records)} batch(es) from {path.name} [{first}, {got.end}): {s.read} span(s), "
+                       f"inserted {s.inserted}, duplicates {s.duplicates}, quarantined {s.quarantined}")
+            return len(got.records)
+        return 0
+
+    def drain(self) -> None:
+        while self.load_once():
+            pass
+
+    def run(self) -> None:
+        delay = 1.0
+        while True:
+            stopping = self.stopping.is_set()
+            try:
+                self.drain()
+                self.error, delay = None, 1.0
+            except Exception as exc:  # noqa: BLE001 - kept in the spool, retried; reported to the operator
+                self.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                self.c.log(f"error: loading failed, the spool keeps the data, retrying in {delay:.0f} s: {self.error}")
+                if stopping:
+                    return
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            if stopping:
+                return
+            with self.c.spool.changed:
+                self.c.spool.changed.wait(timeout=5.0)
+            if not self.stopping.is_set():
+                time.sleep(FLUSH_SECONDS)  # let a batch gather
+
+
+# ----------------------------------------------------------------------------------------------------------- server
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "workbench-collect"
+    timeout = 60  # seconds a connection may stall (reading a request, or idle between keep-alive requests)
+    collector: "Collector"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        pass  # one line per request would drown the load lines; errors are answered to the client
+
+    def _send(self, code: int, body: bytes, ctype: str, close: bool = False, headers: dict | None = None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, code: int, message: str, kind: int = KIND_JSON, close: bool = False,
+               headers: dict | None = None) -> None:
+        grpc = {400: 3, 404: 5, 405: 12, 411: 3, 413: 8, 415: 3, 503: 14}.get(code, 2)
+        ctype = "application/x-protobuf" if kind == KIND_PROTO else "application/json"
+        self._send(code, _status_body(kind, grpc, message), ctype, close=close, headers=headers)
+
+    def _discard(self, n: int) -> None:
+        """Read and drop a refused body (up to 8 times the limit), so the client reads the answer, not a reset."""
+        left = n if n <= 8 * self.collector.max_body_bytes else 0
+        while left > 0:
+            chunk = self.rfile.read(min(left, 1 << 20))
+            if not chunk:
+                break
+            left -= len(chunk)
+
+    def _path_ok(self) -> bool:
+        if urlsplit(self.path).path.rstrip("/") != "/v1/traces":
+            self._error(404, f"no such endpoint {urlsplit(self.path).path!r}; OTLP traces go to POST /v1/traces",
+                        close=True)
+            return False
+        return True
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's names
+        if self._path_ok():
+            self._error(405, "use POST /v1/traces", close=True, headers={"Allow": "POST"})
+
+    do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET  # noqa: N815
+
+    def do_POST(self) -> None:  # noqa: N802
+        if not self._path_ok():
+            return
+        c = self.collector
+        ctype = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        kind = _CONTENT_TYPES.get(ctype)
+        if kind is None:
+            self._error(415, f"unsupported Content-Type {ctype or '(none)'!r}; expected application/x-protobuf or "
+                             f"application/json", close=True)
+            return
+        length = self.headers.get("Content-Length")
+        if length is None or not length.strip().isdigit():
+            self._error(411, "a Content-Length header is required", kind, close=True)
+            return
+        n = int(length)
+        if n > c.max_body_bytes:
+            self._discard(n)
+            self._error(413, f"body of {n} bytes is over the limit of {c.max_body_bytes} bytes; send smaller "
+                             f"batches (e.g. OTEL_BSP_MAX_EXPORT_BATCH_SIZE)", kind, close=True)
+            return
+        body = self.rfile.read(n)
+        encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding in ("gzip", "deflate"):
+            d = zlib.decompressobj(wbits=47)  # gzip or zlib header, detected
+            try:
+                body = d.decompress(body, c.max_body_bytes + 1)
+                if d.unconsumed_tail or len(body) > c.max_body_bytes:
+                    self._error(413, f"decompressed body is over the limit of {c.max_body_bytes} bytes", kind,
+                                close=True)
+                    return
+                if not d.eof:
+                    raise zlib.error("truncated stream")
+            except zlib.error as exc:
+                self._error(400, f"Content-Encoding {encoding}: the body is not a valid {encoding} stream ({exc})",
+                            kind)
+                return
+        elif encoding not in ("identity", ""):
+            self._error(415, f"unsupported Content-Encoding {encoding!r}; expected gzip, deflate or none", kind)
+            return
+        try:
+            spans = check_body(kind, body)
+        except BadRequest as exc:
+            self._error(400, f"not an OTLP trace export: {exc}", kind)
+            return
+        if not c.begin():
+            self._error(503, "the receiver is stopping; retry", kind, close=True, headers={"Retry-After": "1"})
+            return
+        try:
+            if spans:
+                c.spool.append(kind, body)
+        except OSError as exc:
+            c.log(f"error: cannot write the spool: {exc}")
+            self._error(503, f"cannot write the spool: {exc}", kind, headers={"Retry-After": "5"})
+            return
+        finally:
+            c.end()
+        c.count(spans)
+        if kind == KIND_JSON:
+            self._send(200, b"{}", "application/json")
+        else:
+            self._send(200, b"", "application/x-protobuf")
+
+
+class Collector:
+    """The receiver, its spool and its loader; :meth:`run` serves until SIGTERM/SIGINT, :meth:`start`/:meth:`stop`
+    drive it from code. See the module docstring for the protocol and the guarantees.
+
+    Parameters
+    ----------
+    db : path
+        The workbench database (created when missing).
+    host, port : str, int
+        Where to listen (default 127.0.0.1:4318; port 0 picks a free one, shown in :attr:`url`).
+    spool : path, optional
+        The spool directory (default: the database path with ``.spool`` appended).
+    max_body_bytes : int
+        Largest accepted request body, compressed and decompressed (413 beyond).
+    progress : bool
+        Print a line per loaded batch to standard error.
+    """
+
+    def __init__(self, db: str | os.PathLike, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+                 spool: str | os.PathLike | None = None, max_body_bytes: int = MAX_BODY_BYTES,
+                 progress: bool = True):
+        from workbench.db import connect
+
+        if str(db) == ":memory:":
+            raise ParameterError("collect: --db must be a database file (the spool is loaded into it across runs)")
+        if not 0 <= int(port) <= 65535:
+            raise ParameterError(f"collect: --port must be 0..65535, got {port}")
+        if max_body_bytes < 1024:
+            raise ParameterError(f"collect: max_body_bytes must be at least 1024, got {max_body_bytes}")
+        self.db_path = Path(db)
+        self.spool = Spool(Path(spool if spool is not None else f"{db}.spool").resolve())
+        self.max_body_bytes = int(max_body_bytes)
+        self.progress = progress
+        self.db = connect(db)
+        self._inflight = 0
+        self._accepting = True
+        self._cv = threading.Condition()
+        self.batches = self.spans = 0
+        self.loader = Loader(self)
+        self.loader.loaded = self.loader.committed_offsets()
+        handler = type("Handler", (_Handler,), {"collector": self})
+        try:
+            self.server = ThreadingHTTPServer((host, int(port)), handler)
+        except OSError as exc:
+            self.db.close()
+            raise InputError(f"collect: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        self.server.daemon_threads = True
+        self.host, self.port = self.server.server_address[:2]
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1/traces"
+
+    def log(self, message: str) -> None:
+        if self.progress:
+            print(f"workbench collect: {message}", file=sys.stderr, flush=True)
+
+    def begin(self) -> bool:
+        with self._cv:
+            if not self._accepting:
+                return False
+            self._inflight += 1
+            return True
+
+    def end(self) -> None:
+        with self._cv:
+            self._inflight -= 1
+            self._cv.notify_all()
+
+    def count(self, spans: int) -> None:
+        with self._cv:
+            self.batches += 1
+            self.spans += spans
+
+    def start(self) -> None:
+        """Open a new spool segment, start the loader (it first loads what earlier runs spooled) and serve."""
+        self.spool.open_segment()
+        self.loader.start()
+        self._thread = threading.Thread(target=self.server.serve_forever, name="workbench-collect-http", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """Stop receiving, wait for requests in flight, load everything spooled, close; 0 when all was loaded."""
+        with self._cv:
+            self._accepting = False
+            self._cv.wait_for(lambda: self._inflight == 0, timeout=timeout)
+        self.server.shutdown()
+        self.server.server_close()
+        self.loader.stopping.set()
+        with self.spool.changed:
+            self.spool.changed.notify_all()
+        self.loader.join()
+        self.spool.close()
+        self.db.close()
+        if self.loader.error:
+            self.log(f"stopped with spooled batches not loaded ({self.loader.error}); they load at the next start")
+            return 2
+        self.log(f"stopped: received {self.batches} batch(es), {self.spans} span(s); loaded {self.loader.spans_loaded} "
+                 f"span(s) this run")
+        return 0
+
+    def run(self) -> int:
+        """Serve until SIGTERM or SIGINT, then stop cleanly; prints the readiness line on standard output."""
+        stop = threading.Event()
+
+        def on_signal(signum, frame):  # noqa: ARG001
+            stop.set()
+
+        old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.start()
+            print(f"workbench collect: listening on {self.url} (db {self.db_path}, spool {self.spool.dir})",
+                  flush=True)
+            while not stop.wait(0.5):
+                pass
+            return self.stop()
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+
+def collect(db: str | os.PathLike, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+            spool: str | os.PathLike | None = None, max_body_bytes: int = MAX_BODY_BYTES) -> int:
+    """Run the OTLP/HTTP receiver until SIGTERM/SIGINT (``workbench collect``); returns the exit code.
+
+    See the module docstring (:mod:`workbench.io.collect`) for the protocol, the spool and the guarantees, and
+    :class:`Collector` for a receiver driven from code (its example is runnable).
+    """
+    return Collector(db, host=host, port=port, spool=spool, max_body_bytes=max_body_bytes).run()

@@ -1,0 +1,282 @@
+"""Binary protobuf OTLP traces (``ExportTraceServiceRequest``) decoded into OTLP JSON, read by the OTLP JSON path.
+
+One piece serves both encodings: a protobuf message is turned into the OTLP JSON object the OpenTelemetry Collector's
+file exporter writes (``resourceSpans -> scopeSpans -> spans``, trace and span ids as lower-case hex, 64-bit integers
+as decimal strings, enums as numbers, default values left out), one object per line, and that text goes through the
+same SQL as an OTLP JSON file (:mod:`workbench.io.ingest`, format ``otel``). Column mapping, accounting, dedupe and
+quarantine are therefore identical for both encodings. Decoding uses the official generated classes of the
+``opentelemetry-proto`` package; the walk to JSON (:func:`to_dict`) is written here because
+``google.protobuf.json_format`` renders ids as base64, not hex, and also takes the same time (see :func:`to_json_line`).
+
+Files (format ``otel-proto``; extensions ``.pb``, ``.binpb``, ``.otlp``, optionally ``.gz``):
+
+* one serialized ``ExportTraceServiceRequest`` (what ``SerializeToString()`` or an OTLP/HTTP protobuf body holds), or
+* a sequence of them, each preceded by its length as a 4-byte big-endian unsigned integer (the Collector's file
+  exporter with ``format: proto``).
+
+Gzip compression is recognised by its magic bytes. ``quarantine.line_no`` of a span is the number of its message in
+the file (1 = first).
+
+Examples
+--------
+>>> from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+>>> req = ExportTraceServiceRequest()
+>>> span = req.resource_spans.add().scope_spans.add().spans.add()
+>>> span.trace_id, span.span_id, span.name = bytes(range(16)), bytes(range(8)), "chat"
+>>> span.start_time_unix_nano = 1732000000000000000
+>>> a = span.attributes.add(); a.key = "gen_ai.usage.input_tokens"; a.value.int_value = 12
+>>> print(to_json_line(req))
+{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"000102030405060708090a0b0c0d0e0f","spanId":"0001020304050607",\
+"name":"chat","startTimeUnixNano":"1732000000000000000","attributes":[{"key":"gen_ai.usage.input_tokens",\
+"value":{"intValue":"12"}}]}]}]}]}
+>>> [m.resource_spans[0].scope_spans[0].spans[0].name for m in read_messages(frame(req.SerializeToString()) * 2)]
+['chat', 'chat']
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import math
+import os
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import IngestError
+
+EXTENSIONS = (".pb", ".binpb", ".otlp")
+GZIP_MAGIC = b"\x1f\x8b"
+# A length prefix larger than this is not a frame (the Collector's messages are far smaller).
+MAX_MESSAGE_BYTES = 1 << 30
+
+
+class DecodeError(ValueError):
+    """Bytes that are not a serialized ExportTraceServiceRequest (or a length-prefixed sequence of them)."""
+
+
+def _request_class():
+    """The ``ExportTraceServiceRequest`` message class (imported on first use: protobuf is not cheap to import)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    return ExportTraceServiceRequest
+
+
+def parse_request(data: bytes):
+    """One ``ExportTraceServiceRequest`` from its serialized bytes; :class:`DecodeError` when they are not one.
+
+    >>> parse_request(b"\\x0a\\x00").resource_spans[0].scope_spans
+    []
+    >>> parse_request(b"\\xff\\xff")
+    Traceback (most recent call last):
+    ...
+    workbench.io.otlp_proto.DecodeError: not a protobuf ExportTraceServiceRequest: Error parsing message...
+    """
+    from google.protobuf.message import DecodeError as _PbDecodeError
+
+    msg = _request_class()()
+    try:
+        msg.ParseFromString(data)
+    except (_PbDecodeError, RuntimeError, ValueError) as exc:
+        raise DecodeError(f"not a protobuf ExportTraceServiceRequest: {exc}") from None
+    return msg
+
+
+def frame(message: bytes) -> bytes:
+    """``message`` preceded by its length as a 4-byte big-endian integer (the file exporter's framing).
+
+    >>> frame(b"abc")
+    b'\\x00\\x00\\x00\\x03abc'
+    """
+    return struct.pack(">I", len(message)) + message
+
+
+def _frames(data: bytes) -> list[bytes] | None:
+    """The messages of a length-prefixed sequence that covers ``data`` exactly, else None."""
+    out, pos = [], 0
+    while pos < len(data):
+        if pos + 4 > len(data):
+            return None
+        (n,) = struct.unpack_from(">I", data, pos)
+        if n > MAX_MESSAGE_BYTES or pos + 4 + n > len(data):
+            return None
+        out.append(data[pos + 4: pos + 4 + n])
+        pos += 4 + n
+    return out
+
+
+def read_messages(data: bytes) -> Iterator[Any]:
+    """The ``ExportTraceServiceRequest`` messages in ``data``: a single message, or length-prefixed ones.
+
+    A serialized message never starts with a zero byte (field number 0 does not exist), while a 4-byte big-endian
+    length below 16 MiB does: a leading zero byte means frames. Raises :class:`DecodeError` on anything else.
+    """
+    if data[:2] == GZIP_MAGIC:
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise DecodeError(f"not a valid gzip stream: {exc}") from None
+    if not data:
+        return iter(())
+    if data[0] == 0:
+        frames = _frames(data)
+        if frames is None:
+            raise DecodeError("not a protobuf ExportTraceServiceRequest, nor a sequence of length-prefixed ones")
+        return (parse_request(f) for f in frames)
+    return iter((parse_request(data),))
+
+
+def _read_file(path: str | os.PathLike) -> bytes:
+    """The (decompressed) bytes of a file; gzip is recognised by its magic bytes."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+        return gzip.decompress(data) if data[:2] == GZIP_MAGIC else data
+    except (OSError, EOFError) as exc:
+        raise IngestError(f"{p}: cannot read the file: {exc}") from None
+
+
+def looks_like(path: str | os.PathLike, limit: int = 1 << 16) -> bool:
+    """True when the file starts like protobuf OTLP traces (a frame or a ``resourceSpans`` field), not like text.
+
+    A cheap check of the first bytes, for ``--format auto`` on a file without a telling extension; the whole file is
+    decoded when it is loaded. The first field must be ``resource_spans`` (tag byte 0x0a, a varint length) holding a
+    ``ResourceSpans`` whose first field is one of its own (resource, scope_spans, schema_url).
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "a").write_bytes(bytes.fromhex("0a04") + b"\\x12\\x02\\x12\\x00")
+    >>> _ = (d / "b").write_text('{"resourceSpans": []}')
+    >>> looks_like(d / "a"), looks_like(d / "b")
+    (True, False)
+    """
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:
+            gz = fh.read(2) == GZIP_MAGIC
+        with (gzip.open(p, "rb") if gz else open(p, "rb")) as fh:
+            head = fh.read(limit)
+    except (OSError, EOFError):
+        return False
+    if head[:1] == b"\x00":
+        head = head[4:]
+    if head[:1] != b"\x0a":
+        return False
+    pos, length, shift = 1, 0, 0
+    while pos < len(head) and pos < 11:
+        b = head[pos]
+        length |= (b & 0x7F) << shift
+        pos, shift = pos + 1, shift + 7
+        if not b & 0x80:
+            break
+    else:
+        return False
+    return length == 0 or head[pos: pos + 1] in (b"\x0a", b"\x12", b"\x1a")
+
+
+# ------------------------------------------------------------------------------------------- protobuf -> OTLP JSON
+
+
+# Ids are hex in OTLP JSON (the one departure from protojson, which writes bytes as base64).
+_HEX_FIELDS = frozenset({"trace_id", "span_id", "parent_span_id"})
+_CONVERTERS: dict[Any, tuple[str, Any]] = {}
+
+
+def _b64(b: bytes) -> str:
+    return base64.b64encode(b).decode("ascii")
+
+
+def _double(d: float) -> Any:
+    if math.isfinite(d):
+        return d
+    return "NaN" if d != d else ("Infinity" if d > 0 else "-Infinity")
+
+
+def _converter(fd) -> tuple[str, Any]:
+    """(JSON name, value -> JSON) of a field, built once per field descriptor."""
+    got = _CONVERTERS.get(fd)
+    if got is not None:
+        return got
+    t = fd.type
+    if fd.message_type is not None:
+        conv = to_dict
+    elif t == fd.TYPE_BYTES:
+        conv = bytes.hex if fd.name in _HEX_FIELDS else _b64
+    elif t in (fd.TYPE_INT64, fd.TYPE_UINT64, fd.TYPE_FIXED64, fd.TYPE_SFIXED64, fd.TYPE_SINT64):
+        conv = str  # 64-bit integers are decimal strings in protojson
+    elif t in (fd.TYPE_DOUBLE, fd.TYPE_FLOAT):
+        conv = _double
+    else:
+        conv = None  # strings, booleans, 32-bit integers, enums (as numbers) as they are
+    if fd.is_repeated:
+        one = conv
+        conv = (lambda vals: [one(v) for v in vals]) if one is not None else list
+    got = _CONVERTERS[fd] = (fd.json_name, conv)
+    return got
+
+
+def to_dict(message) -> dict:
+    """A message (an ``ExportTraceServiceRequest`` or any part of one) as OTLP JSON: protojson with hex ids.
+
+    Only the fields that are set appear (``ListFields``), under their JSON names; 64-bit integers become strings,
+    enums numbers, bytes base64 except trace and span ids (hex), non-finite doubles ``"NaN"``/``"Infinity"``.
+
+    >>> from opentelemetry.proto.trace.v1.trace_pb2 import Span
+    >>> to_dict(Span(span_id=b"\\x01" * 8, kind=3, end_time_unix_nano=5))
+    {'spanId': '0101010101010101', 'kind': 3, 'endTimeUnixNano': '5'}
+    """
+    out = {}
+    for fd, val in message.ListFields():
+        name, conv = _CONVERTERS.get(fd) or _converter(fd)
+        out[name] = val if conv is None else conv(val)
+    return out
+
+
+def to_json_line(request) -> str:
+    """An ``ExportTraceServiceRequest`` as one line of OTLP JSON (compact, UTF-8 kept, no trailing newline).
+
+    Measured on 20,000 GenAI spans of 6 attributes each (5.6 MB of protobuf, 12.9 MB of JSON, 2 busy cores): parsing
+    takes 0.03 s; this walk plus ``json.dumps`` 2.4-3.8 s, as ``json_format.MessageToDict`` plus ``json.dumps``
+    (which also give base64 ids): about 5,000-8,000 spans a second, the Python walk over the message being the cost.
+    """
+    d = to_dict(request)
+    d.setdefault("resourceSpans", [])  # an empty request is still an export (of nothing), not a stray object
+    return json.dumps(d, separators=(",", ":"), ensure_ascii=False)
+
+
+def _write_jsonl(data: bytes, out) -> tuple[int, int]:
+    """Write each message of ``data`` as one OTLP JSON line to the binary file ``out``.
+
+    Returns the number of messages and the length in bytes of the longest line. Raises :class:`DecodeError` when
+    ``data`` is not protobuf OTLP traces.
+    """
+    n = longest = 0
+    for msg in read_messages(data):
+        line = to_json_line(msg).encode("utf-8")
+        out.write(line + b"\n")
+        n += 1
+        longest = max(longest, len(line))
+    return n, longest
+
+
+def file_to_jsonl(path: str | os.PathLike, out_path: str | os.PathLike) -> tuple[int, int]:
+    """Decode a protobuf OTLP file into an OTLP JSON lines file; errors name the file.
+
+    Returns (messages, longest line in bytes).
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "x.pb").write_bytes(frame(b"\\x0a\\x00") * 3)
+    >>> file_to_jsonl(d / "x.pb", d / "x.jsonl")
+    (3, 22)
+    >>> (d / "x.jsonl").read_text().splitlines()[0]
+    '{"resourceSpans":[{}]}'
+    """
+    data = _read_file(path)
+    try:
+        with open(out_path, "wb") as out:
+            return _write_jsonl(data, out)
+    except DecodeError as exc:
+        raise IngestError(f"{path}: {exc}") from None

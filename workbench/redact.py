@@ -1,0 +1,225 @@
+"""Redaction of personal data and secrets in free text: what reports show and what the LLM judge may send.
+
+:func:`redact` replaces, with a readable placeholder,
+
+========================  ================  ======================================================================
+what                      placeholder       how it is recognised
+========================  ================  ======================================================================
+API keys and tokens       ``[api_key]``     the published shapes: OpenAI/Anthropic ``sk-...``, Stripe ``sk_live_``,
+                                            AWS ``AKIA...``, GitHub ``ghp_``/``github_pat_``, Slack ``xox?-``,
+                                            Google ``AIza...``, Hugging Face ``hf_``, GitLab ``glpat-``, JWTs,
+                                            ``Bearer <token>``, and ``api_key=...`` / ``password: ...`` assignments
+e-mail addresses          ``[email]``       ``local@domain.tld``
+IBANs                     ``[iban]``        country code, check digits, 11-30 characters, ISO 13616 mod-97 check
+card numbers              ``[card]``        13-19 digits (spaces or dashes between groups), Luhn check
+national ids              ``[national_id]`` US SSN ``123-45-6789`` (valid area/group/serial), UK NINO ``AB123456C``
+phone numbers             ``[phone]``       ``+`` and 8-15 digits, North American ``(555) 123-4567``/``555-123-4567``,
+                                            national ``0`` + 9-11 digits in groups (``020 7946 0958``)
+========================  ================  ======================================================================
+
+Checksums (Luhn, mod-97) and shape rules keep near misses as they are: dates, times, version numbers, prices, order
+numbers that fail the check, ``sk-learn``, a bare ``@mention``. A text cut short by a display (ending in ``…``) has
+its last, partial token redacted when it starts like an address, a key or a long number, so truncation cannot leak
+half of one.
+
+Reports show text through :func:`redact_frame` unless ``workbench.toml`` says ``[privacy] show_raw_text = true``
+(:func:`show_raw_text`); the judge sends redacted text when ``[judge] redact = true``.
+
+Examples
+--------
+>>> redact("Mail jane.doe@example.com or call +44 20 7946 0958, card 4111 1111 1111 1111.")
+'Mail [email] or call [phone], card [card].'
+>>> redact("key sk-proj-abcdefghijklmnopqrstuvwx, SSN 123-45-6789, IBAN GB82 WEST 1234 5698 7654 32")
+'key [api_key], SSN [national_id], IBAN [iban]'
+>>> redact("Version 1.2.3 shipped on 2026-11-23 at 10:30 for $1,234.56 (order 4111 1111 1111 1112).")
+'Version 1.2.3 shipped on 2026-11-23 at 10:30 for $1,234.56 (order 4111 1111 1111 1112).'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import polars as pl
+
+__all__ = ["redact", "redact_frame", "show_raw_text", "PLACEHOLDERS"]
+
+PLACEHOLDERS = ("[api_key]", "[email]", "[iban]", "[card]", "[national_id]", "[phone]")
+
+_B = r"(?<![\w@.+-])"  # left boundary: not inside a word, address or number
+_E = r"(?![\w@-]|\.\w)"  # right boundary
+
+_KEYS = re.compile(
+    "|".join([
+        r"\bsk-(?:proj-|ant-(?:api\d\d-)?|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",  # OpenAI, Anthropic
+        r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}",  # Stripe
+        r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[0-9A-Z]{16}\b",  # AWS access key ids
+        r"\bgh[pousr]_[A-Za-z0-9]{36,}",  # GitHub tokens
+        r"\bgithub_pat_[A-Za-z0-9_]{22,}",
+        r"\bxox[abposr]-[A-Za-z0-9-]{10,}",  # Slack
+        r"\bAIza[0-9A-Za-z_\-]{35}",  # Google API keys
+        r"\bhf_[A-Za-z0-9]{30,}",  # Hugging Face
+        r"\bglpat-[A-Za-z0-9_\-]{20,}",  # GitLab
+        r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",  # JWT
+    ])
+)
+# "Bearer <token>", "api_key = ...", "password: ..." -- the label stays, the value goes
+_ASSIGNED = re.compile(
+    r"(?i)(\bbearer\s+|\b(?:api[_-]?key|apikey|access[_-]?token|auth[_-]?token|secret[_-]?key|client[_-]?secret"
+    r"|password|passwd|pwd)\b[\"']?\s*[:=]\s*[\"']?)([^\s\"',;]{8,})"
+)
+_EMAIL = re.compile(r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}\b")
+_IBAN = re.compile(_B + r"([A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30})" + _E)
+_CARD = re.compile(_B + r"(\d(?:[ -]?\d){12,18})" + _E)
+_SSN = re.compile(_B + r"(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}" + _E)
+_NINO = re.compile(r"\b(?![DFIQUV])[A-CEGHJ-PR-TW-Z](?![DFIQUVO])[A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b")
+_PHONE_INTL = re.compile(r"(?<![\w+])\+\d[\d ().-]{6,22}\d" + _E)
+_PHONE_NANP = re.compile(_B + r"(?:\(\d{3}\)[ ]?|\d{3}([-. ]))\d{3}(?(1)\1|[-. ])\d{4}" + _E)
+_PHONE_NATIONAL = re.compile(_B + r"0[1-9]\d{0,3}(?:[ .-]\d{2,4}){2,4}" + _E)
+_TRUNCATED = re.compile(r"((?<!\d)(?<!\d[ ().-])\+?\d(?:[ ().-]?\d){5,}[ ().-]?|\S+)(…|\.\.\.)$")
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _iban_ok(text: str) -> bool:
+    s = text.replace(" ", "")
+    if not 15 <= len(s) <= 34:
+        return False
+    moved = s[4:] + s[:4]
+    return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
+
+
+def _card_ok(text: str) -> bool:
+    digits = re.sub(r"\D", "", text)
+    # one separator style, or none: "4111 1111 1111 1111", "4111-1111-1111-1111", "4111111111111111"
+    if len(set(re.findall(r"[ -]", text))) > 1 or not 13 <= len(digits) <= 19 or len(set(digits)) == 1:
+        return False
+    return _luhn(digits)
+
+
+def _longest_valid(text: str, ok: Callable[[str], bool], placeholder: str) -> str:
+    """Redact the longest prefix of ``text`` ending at a group boundary that passes ``ok`` (a greedy match may have
+    swallowed the next group of digits or letters); ``text`` unchanged when none does."""
+    ends = [i for i in range(len(text), 0, -1) if i == len(text) or text[i] in " -"]
+    for end in ends:
+        if ok(text[:end]):
+            return placeholder + text[end:]
+    return text
+
+
+def _phone(lo: int, hi: int) -> Callable[[re.Match], str]:
+    def sub(m: re.Match) -> str:
+        text = m.group(0)
+        n = sum(c.isdigit() for c in text)
+        if not lo <= n <= hi or text.count("(") != text.count(")"):
+            return text
+        if re.search(r"\d{4}-\d{2}-\d{2}|\d{1,2}:\d{2}", text):  # a date or a time, not a number to call
+            return text
+        return "[phone]"
+
+    return sub
+
+
+_RULES: list[tuple[re.Pattern, Any]] = [
+    (_KEYS, "[api_key]"),
+    (_ASSIGNED, lambda m: m.group(1) + "[api_key]"),
+    (_EMAIL, "[email]"),
+    (_IBAN, lambda m: _longest_valid(m.group(0), _iban_ok, "[iban]")),
+    (_CARD, lambda m: _longest_valid(m.group(0), _card_ok, "[card]")),
+    (_SSN, "[national_id]"),
+    (_NINO, "[national_id]"),
+    (_PHONE_INTL, _phone(8, 15)),
+    (_PHONE_NANP, "[phone]"),
+    (_PHONE_NATIONAL, _phone(9, 11)),
+]
+
+
+def _truncated_tail(m: re.Match) -> str:
+    token, mark = m.group(1), m.group(2)
+    if token.startswith("[") or not (
+        "@" in token
+        or re.match(r"[\"'(]?(?:sk-|sk_|rk_|AKIA|gh[pousr]_|github_pat_|xox|AIza|hf_|glpat-|eyJ)", token)
+        or sum(c.isdigit() for c in token) >= 6
+        or re.match(r"[\"'(]?[A-Z]{2}\d{2}[A-Z0-9]{4,}", token)
+    ):
+        return m.group(0)
+    return "[redacted]" + mark
+
+
+def redact(text: Any) -> Any:
+    """``text`` with e-mail addresses, phone numbers, API keys, card numbers, IBANs and national ids replaced by
+    ``[email]``, ``[phone]``, ``[api_key]``, ``[card]``, ``[iban]``, ``[national_id]``; other values unchanged.
+
+    Parameters
+    ----------
+    text : str or any
+        A value that is not a string (None, a number) is returned as it is.
+
+    Returns
+    -------
+    str or the value unchanged
+
+    Examples
+    --------
+    >>> redact("Reach me at bob@corp.example.org, (555) 123-4567.")
+    'Reach me at [email], [phone].'
+    >>> redact("The key is sk-ant-api03-AAAAAAAAAAAAAAAAAAAAAAAA; sk-learn is a library.")
+    'The key is [api_key]; sk-learn is a library.'
+    >>> redact("Contact alice.smith@exam…")
+    'Contact [redacted]…'
+    >>> redact(None) is None
+    True
+    """
+    if not isinstance(text, str) or not text:
+        return text
+    for pattern, repl in _RULES:
+        text = pattern.sub(repl, text)
+    return _TRUNCATED.sub(_truncated_tail, text)
+
+
+def redact_frame(df: "pl.DataFrame", columns: Iterable[str] | None = None) -> "pl.DataFrame":
+    """The frame with :func:`redact` applied to every text column (or to ``columns``); other columns unchanged.
+
+    >>> import polars as pl
+    >>> redact_frame(pl.DataFrame({"answer": ["mail x@y.io", None], "n": [1, 2]})).rows()
+    [('mail [email]', 1), (None, 2)]
+    """
+    import polars as pl
+
+    names = list(columns) if columns is not None else [c for c, t in df.schema.items() if t == pl.String]
+    if not names:
+        return df
+    return df.with_columns(pl.col(c).map_elements(redact, return_dtype=pl.String, skip_nulls=True) for c in names)
+
+
+def show_raw_text(config: Any = None) -> bool:
+    """``[privacy] show_raw_text`` of ``workbench.toml``: True only where a team has allowed raw text in reports.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "workbench.toml"
+    >>> _ = p.write_text("[privacy]\\nshow_raw_text = true\\n")
+    >>> show_raw_text(p)
+    True
+    """
+    from workbench.config import ConfigError, load_config
+
+    cfg = load_config(config)
+    section = cfg.section("privacy")
+    unknown = sorted(set(section) - {"show_raw_text"})
+    if unknown:
+        raise ConfigError(f"{cfg.where('privacy')}: unknown key {unknown[0]!r}; known keys: show_raw_text")
+    value = section.get("show_raw_text", False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{cfg.where('privacy')}: show_raw_text must be true or false, got {value!r}")
+    return value
