@@ -744,7 +744,7 @@ def ingest(db: "Workbench | str | os.PathLike", paths: Any, *, format: str = "au
         A file is missing, unreadable or of unknown format, or the mapping is invalid (nothing is written), or a
         file failed while loading (that file is rolled back).
     """
-    from workbench.db import as_workbench
+    from workbench.db import as_workbench, connect
 
     if format not in ("auto", *FORMATS):
         raise IngestError(f"ingest: format must be auto, {', '.join(FORMATS)}; got {format!r}")
@@ -763,7 +763,8 @@ def ingest(db: "Workbench | str | os.PathLike", paths: Any, *, format: str = "au
     if mapping is not None:
         m = load_mapping(mapping, otel=format == "otel" or _otel_mapping(mapping))
     plans = [_count(_plan(p, format, m)) for p in files]
-    wbench = as_workbench(db)
+    # ingest may create the database (readers never do): a path is opened with create=True
+    wbench = connect(db, create=True) if isinstance(db, (str, os.PathLike)) else as_workbench(db)
     opened_here = wbench is not db  # a path: close the connection we opened, so the file is not left locked
     spill = _SpillDir(wbench.duckdb)
     try:
