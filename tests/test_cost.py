@@ -270,7 +270,7 @@ def budget_toml(tmp_path, text='[budget.chat]\nmonthly_usd = 100\nwarn_at = 0.85
 def test_budget_status_thresholds(tmp_path, spend, status, alert):
     db = make_db([call("a", "2026-04-01 00:00", cost_usd=spend / 2), call("b", "2026-04-11 00:00", cost_usd=spend / 2),
                   call("old", "2026-03-31 23:59", cost_usd=1000.0)])  # last month: not counted
-    df, firing = cost.budget_status(db, config=budget_toml(tmp_path))
+    df, firing = cost.budget_status(db, config=budget_toml(tmp_path), at="2026-04-11 00:00")
     row = df.row(0, named=True)
     assert (row["status"], row["alert"], firing) == (status, alert, alert is not None)
     assert row["spend_usd"] == pytest.approx(spend)
@@ -287,10 +287,10 @@ def test_budget_cli_exit_codes(tmp_path, capsys):
     make_db([call("a", "2026-04-05", cost_usd=50.0), call("b", "2026-04-06", feature="search", cost_usd=95.0)],
             path=path).close()
     ok = budget_toml(tmp_path, '[budget.chat]\nmonthly_usd = 100\n')
-    assert main(["budget", "--db", path, "--config", str(ok)]) == 0
+    assert main(["budget", "--db", path, "--config", str(ok), "--at", "2026-04-06"]) == 0
     firing = tmp_path / "firing.toml"
     firing.write_text('[budget.chat]\nmonthly_usd = 100\n[budget.search]\nmonthly_usd = 100\nwarn_at = 0.9\n')
-    assert main(["budget", "--db", path, "--config", str(firing), "--format", "csv"]) == 1
+    assert main(["budget", "--db", path, "--config", str(firing), "--format", "csv", "--at", "2026-04-06"]) == 1
     out = capsys.readouterr().out
     assert "search" in out and "warning" in out
     assert main(["budget", "--db", path, "--config", str(firing), "--at", "2026-04-05 12:00"]) == 0

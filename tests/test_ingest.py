@@ -294,7 +294,7 @@ def test_integer_float_and_boolean_constants(db, tmp_path):
     calls = tmp_path / "calls.toml"
     calls.write_text('table = "calls"\n[columns]\ncall_id = "id"\nts = { value = 1763632800, unit = "s" }\n'
                      'status = { value = "ok" }\ncost_usd = { value = 0.25 }\nfallback = { value = true }\n'
-                     'attempt = { field = "missing", default = 2 }\nlatency_ms = { value = 1.5, unit = "s" }\n')
+                     'attempt = { field = "missing", default = 2, optional = true }\nlatency_ms = { value = 1.5, unit = "s" }\n')
     s = ingest(db, src, mapping=calls, progress=False)
     assert (s.inserted, s.quarantined) == (2, 0)
     r = call(db, "c1")

@@ -87,13 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("slo", help="SLO status and burn-rate alerts; exit 1 when an alert fires")
     _add_db(p)
     p.add_argument("--config", default=None, help="workbench.toml (default: ./workbench.toml)")
-    p.add_argument("--at", default=None, help="evaluate as of this timestamp (default: latest call)")
+    p.add_argument("--at", default=None, help="evaluate as of this UTC timestamp, ISO (default: now, the clock in UTC)")
     _add_output(p)
 
     p = sub.add_parser("budget", help="budget status per feature and month; exit 1 when an alert fires")
     _add_db(p)
     p.add_argument("--config", default=None, help="workbench.toml (default: ./workbench.toml)")
-    p.add_argument("--at", default=None, help="evaluate as of this timestamp (default: latest call)")
+    p.add_argument("--at", default=None, help="evaluate as of this UTC timestamp, ISO (default: now, the clock in UTC)")
     _add_output(p)
 
     p = sub.add_parser("eval", help="score answers not yet scored by a detector version")

@@ -41,7 +41,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections import Counter, OrderedDict
 from itertools import chain, compress, filterfalse, islice
-from operator import and_, not_
+from operator import not_
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -31,7 +31,10 @@ rows the file describes (spans, observations, calls) plus unreadable records.
 The invariant, per file and in total: ``read = inserted + duplicates + quarantined``.
 
 * **read**: records in the file: non-blank lines (JSONL), spans plus unparseable lines (OTLP), data records (CSV),
-  rows (Parquet). Blank lines are not records.
+  rows (Parquet). Blank lines are not records. Before loading, :func:`count_records` counts them with a reader
+  independent of DuckDB (Python's csv module, a line count, the Parquet footer); a load that accounts for a different
+  number fails the file (IngestError, nothing written), and a CSV that cannot be split into records (a quote never
+  closed) fails before anything is loaded, naming the line of the quote.
 * **duplicates**: rows whose natural key (``schema.TABLES[t].key``) is already in the table, or appeared earlier in the
   same file (the first occurrence wins).
 * **quarantined**: rows written to the ``quarantine`` table with the file, line, canonical field, a reason a person can
@@ -46,7 +49,12 @@ checked before the first one is loaded. An unexpected failure while loading a fi
 Memory: while loading, DuckDB's ``memory_limit`` is lowered to :data:`INGEST_MEMORY_LIMIT` (512 MB; environment
 variable ``WORKBENCH_INGEST_MEMORY_LIMIT``; a lower limit of the connection is kept, and the setting is put back
 after), so a file larger than memory streams through and DuckDB spills to its ``temp_directory`` instead of growing.
-Lines are read in buffers sized from the file's longest line (:data:`LINE_BYTES_STEPS`).
+Lines are read in buffers sized from the file's longest line (:data:`LINE_BYTES_STEPS`); a file with a line over the
+first step (8 MB) is loaded with the connection's own limit (80% of RAM by default), as parsing one line takes many
+times its size: lines up to :data:`MAX_LINE_BYTES` (256 MB) load, a longer one is quarantined as too long. Spill files
+go to ``<database file>.ingest-spill/<pid>-<token>/`` (one folder per process; an in-memory database: the system's
+temporary folder), removed when ingest closes its connection or at exit; the folders of processes killed with
+SIGKILL are removed by the next ingest (:func:`remove_stale_spill`).
 
 Line numbers (``quarantine.line_no``)
 -------------------------------------
@@ -127,6 +135,7 @@ A TOML file, read by :func:`load_mapping`::
     status = { value = "ok" }                            # a constant
     call_id = { hash = ["TIMESTAMP", "ContextTokens"] }  # stable hash of these source fields
     feature = { field = "app", default = "unknown" }     # default when the field is null, empty or missing
+    error_type = { field = "err", optional = true }      # JSONL: the field may be absent from a whole file
 
 Unmapped columns are null, with three derivations: an unmapped key column of a table with ``hashed_key`` (calls,
 feedback, events, guardrail_events) is a stable hash of all mapped source fields; ``calls.latency_ms`` is
@@ -137,11 +146,22 @@ The stable hash is the sha256 of the listed values (as a JSON list) and of the o
 within the file: two identical rows in one file are both kept, and loading the same file again finds them as
 duplicates. Changing the mapping of a table with hashed keys changes the hashes: load a file with one mapping.
 
-Values are checked in SQL; the first problem of a row is its quarantine reason: invalid JSON, missing required field,
-unparseable timestamp, non-numeric number, not an integer, out of range, negative token count, negative latency,
-end before start, unknown status (or kind/action/verdict) value, not a boolean, not a list, and for CSV a record with
-the wrong number of fields or an invalid encoding. Enumerated values (``calls.status``, ``feedback.kind``,
-``guardrail_events.action`` and ``verdict``) are lower-cased. An empty string counts as missing.
+A JSONL mapping field (or hash field) that no record of the file has is an IngestError naming the mapping key (a
+typo would silently null the column; CSV and Parquet check their header), unless it is marked ``optional = true``.
+A field present as JSON null is present.
+
+Values are checked in SQL; the first problem of a row is its quarantine reason: invalid JSON, duplicate JSON key (in
+the object or in the parent of a mapped dotted field: readers disagree on which value counts), missing required field,
+unparseable timestamp (an ISO text must start with a 4-digit year: ``epoch``, ``infinity``, ``now``, BC dates are
+refused), implausible timestamp (before :data:`EARLIEST_TS`, 2000-01-01), in the future (after the clock at ingest plus
+:data:`ALLOWED_CLOCK_SKEW`, 5 minutes; ``prices.effective_from`` is exempt from both bounds), non-numeric number, not an
+integer, out of range, negative token count, negative latency, end before start, implausible value (over
+:data:`MAX_TOKENS` tokens, :data:`MAX_DURATION_MS` for a ``*_ms`` duration (7 days), :data:`MAX_COST_USD` for
+``cost_usd``, :data:`MAX_USD_PER_MTOK` for a price), unknown status (or kind/action/verdict) value, not a boolean,
+not a list, and for CSV a record with the wrong number of fields or an invalid encoding. Enumerated values
+(``calls.status``, ``feedback.kind``, ``guardrail_events.action`` and ``verdict``) are lower-cased. An empty string
+counts as missing. The quarantine keeps a rejected record whole (DuckDB's copy of a record it rejects while reading
+stops at 10,000 characters: longer ones are read again from the file).
 
 Examples
 --------
@@ -226,6 +246,18 @@ _BLANK_RE = r"[\s\x0b\x1c-\x1f\x{85}\p{Z}]*"
 # Timestamps outside years 1..9999 are treated as unparseable (microseconds since the epoch).
 _TS_MIN_US, _TS_MAX_US = -62135596800 * 10**6, 253402300799 * 10**6
 
+# Plausibility bounds: a value outside them is quarantined with a reason naming the bound (see the module docstring).
+# Timestamps: not before EARLIEST_TS (a zero or default clock: 0, -1, "epoch", year 0, BC) and not after the clock of
+# the ingest plus ALLOWED_CLOCK_SKEW ("in the future": one such row would move "now" of every report and alert).
+# prices.effective_from is exempt (a price list may start at 1970-01-01, or announce a future price).
+EARLIEST_TS = _dt.datetime(2000, 1, 1)
+ALLOWED_CLOCK_SKEW = _dt.timedelta(minutes=5)
+MAX_TOKENS = 1_000_000_000  # *_tokens of one call
+MAX_DURATION_MS = 7 * 24 * 3600 * 1000.0  # *_ms of one call: 7 days
+MAX_COST_USD = 10_000.0  # cost_usd of one call
+MAX_USD_PER_MTOK = 100_000.0  # prices: *_usd_per_mtok
+_TS_EXEMPT = {("prices", "effective_from")}
+
 
 # --------------------------------------------------------------------------------------------------------- mapping
 
@@ -242,6 +274,7 @@ class ColumnSpec:
     unit: str | None = None
     format: str | None = None
     default: Any = None
+    optional: bool = False  # JSONL: the field may be absent from every record of a file (else that is an error)
 
 
 @dataclass(frozen=True)
@@ -260,7 +293,7 @@ class Mapping:
         return TABLES[self.table]
 
 
-_SPEC_KEYS = {"field", "value", "hash", "unit", "format", "default"}
+_SPEC_KEYS = {"field", "value", "hash", "unit", "format", "default", "optional"}
 _CSV_KEYS = {"delimiter": str, "header": bool, "quote": str, "escape": str, "skip": int}
 
 
@@ -323,6 +356,12 @@ def load_mapping(path: str | os.PathLike | dict | Mapping, *, otel: bool = False
             raise IngestError(f"{src}: [csv] {key}: unknown option; expected {', '.join(_CSV_KEYS)}")
         if not isinstance(val, want) or (want is int and isinstance(val, bool)):
             raise IngestError(f"{src}: [csv] {key}: expected {want.__name__}, got {val!r}")
+        if key in ("quote", "escape") and (len(val.encode("utf-8")) > 1 or val in "\r\n" and val):
+            raise IngestError(f"{src}: [csv] {key}: expected one ASCII character (or \"\" for none), got {val!r}")
+        if key == "delimiter" and not (0 < len(val.encode("utf-8")) <= 4 and not set(val) & {"\r", "\n", "\0"}):
+            raise IngestError(f"{src}: [csv] delimiter: expected 1 to 4 bytes without line breaks, got {val!r}")
+        if key == "skip" and val < 0:
+            raise IngestError(f"{src}: [csv] skip: expected a count of lines >= 0, got {val!r}")
     cols = data.get("columns", {})
     if not isinstance(cols, dict) or (not cols and not otel):
         raise IngestError(f"{src}: [columns]: required, canonical column = source field")
@@ -357,6 +396,11 @@ def _parse_spec(name: str, raw: Any, t: Table, where: str, *, otel: bool) -> Col
     if len(given) != 1:
         raise IngestError(f"{where}: give exactly one of field, value or hash")
     fld, hsh = raw.get("field"), raw.get("hash")
+    optional = raw.get("optional", False)
+    if not isinstance(optional, bool):
+        raise IngestError(f"{where}: optional must be true or false, got {optional!r}")
+    if optional and fld is None:
+        raise IngestError(f"{where}: optional applies to a field")
     if fld is not None and (not isinstance(fld, str) or not fld or '"' in fld):
         raise IngestError(f"{where}: field must be a non-empty name without double quotes, got {fld!r}")
     if hsh is not None:
@@ -380,6 +424,7 @@ def _parse_spec(name: str, raw: Any, t: Table, where: str, *, otel: bool) -> Col
     return ColumnSpec(
         column=name, field=fld, value=raw.get("value"), has_value="value" in raw,
         hash=tuple(hsh) if hsh is not None else None, unit=unit, format=fmt, default=raw.get("default"),
+        optional=optional,
     )
 
 
@@ -483,6 +528,111 @@ class _LongestLine:
         return max(self.top, self.run)
 
 
+# ------------------------------------------------------------------------------------------ counting records
+
+
+def count_records(path: str | os.PathLike, fmt: str, mapping: "Mapping | None" = None) -> int | None:
+    """Records in a file, counted by a reader independent of DuckDB's: the ``read`` the load must account for.
+
+    * JSONL: non-blank physical lines (lines split at ``\\n``).
+    * OTLP: None (its records are spans, many per line; the fuzz tests count them independently).
+    * CSV: records as Python's :mod:`csv` module splits them (quotes open at the start of a field, ``""`` inside
+      quotes), without blank lines, the ``skip`` lines and the header.
+    * Parquet: the row count of the file's footer (pyarrow).
+
+    Raises
+    ------
+    IngestError
+        A CSV file that cannot be split into records: a quoted field that is never closed (the message names the
+        line where it opens), or a file that cannot be read.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.csv"
+    >>> _ = p.write_text('a,b\\n1,"two\\nlines"\\n\\n3,4\\n')
+    >>> count_records(p, "csv")
+    2
+    >>> _ = p.write_text('a,b\\n1,2\\n3,"never closed\\n5,6\\n')
+    >>> count_records(p, "csv")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.IngestError: ...x.csv: line 3: a quoted field opens here and is never closed ...
+    """
+    path = Path(path)
+    try:
+        if fmt == "jsonl":
+            return _count_lines(path)
+        if fmt == "csv":
+            return _count_csv(path, mapping.csv if mapping is not None else {})
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            try:
+                return pq.ParquetFile(path).metadata.num_rows
+            except Exception:  # not a Parquet file: DuckDB reports it with its own words
+                return None
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise IngestError(f"{path}: cannot read the file: {exc}") from None
+    return None
+
+
+def _count_lines(path: Path) -> int:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    n = 0
+    with opener(path, "rb") as fh:
+        for line in fh:
+            if line.strip() and line.decode("utf-8", "replace").strip():
+                n += 1
+    return n
+
+
+def _count_csv(path: Path, o: dict) -> int:
+    import csv
+
+    delim = o.get("delimiter", "\t" if _base_ext(path) == ".tsv" else ",")
+    quote = o.get("quote", '"')
+    escape = o.get("escape", quote)
+    opts: dict[str, Any] = {"strict": True}
+    if not quote:
+        opts["quoting"] = csv.QUOTE_NONE
+    else:
+        opts["quotechar"] = quote
+        if escape and escape != quote:
+            opts.update(escapechar=escape, doublequote=False)
+    # a multi-character delimiter only separates fields; records are what is counted, so one character stands for it
+    one = delim if len(delim) == 1 else "\x1f"
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
+        skipped = 0
+        for _ in range(int(o.get("skip", 0))):
+            skipped += bool(fh.readline())
+        lines = fh if len(delim) == 1 else (ln.replace(delim, one) for ln in fh)
+        reader = csv.reader(lines, delimiter=one, **opts)
+        n, header = 0, bool(o.get("header", True))
+        while True:
+            start = reader.line_num + 1
+            try:
+                rec = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                if "end of data" in str(exc) or reader.line_num < start:
+                    raise IngestError(
+                        f"{path}: line {start + skipped}: a quoted field opens here and is never closed "
+                        f"(unterminated {quote}); the file cannot be split into records, nothing of it was loaded: "
+                        f"close the quote (or set [csv] quote) and load it again") from None
+                rec = [""]  # a malformed record (DuckDB rejects it): still one record
+            if not rec:
+                continue  # a blank line
+            if header:
+                header = False
+                continue
+            n += 1
+    return n
+
+
 def _now() -> _dt.datetime:
     return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
 
@@ -515,6 +665,7 @@ class _Plan:
     lenient: bool = False  # read lines with DuckDB's lenient CSV reader (mixed line endings)
     line_bytes: int = MAX_LINE_BYTES  # DuckDB's max_line_size and buffer_size: set from the file's longest line
     buffer_bytes: int = 2 * MAX_LINE_BYTES
+    records: int | None = None  # records in the file, counted independently of DuckDB (count_records)
 
 
 def _plan(path: Path, fmt: str, mapping: Mapping | None) -> _Plan:
@@ -570,6 +721,15 @@ def _plan(path: Path, fmt: str, mapping: Mapping | None) -> _Plan:
     if mapping is None:
         raise IngestError(f"{path}: a mapping is required for {fmt} files (--mapping FILE.toml, see workbench.io.ingest)")
     return _Plan(path, fmt, mapping, json_records=fmt == "jsonl" and _json_records(path))
+
+
+def _count(plan: _Plan) -> _Plan:
+    """Count the plan's records (before anything is loaded: a CSV that cannot be split into records fails here)."""
+    # records read by the format modules (workbench.io.sniff) or rewritten from a JSON array are counted by those
+    # readers themselves; lines of JSONL, CSV rows and Parquet rows are counted here, independently of DuckDB
+    if not (plan.documents or plan.json_records):
+        plan.records = count_records(plan.path, plan.fmt, plan.mapping)
+    return plan
 
 
 def _looks_otlp(path: Path) -> bool:
@@ -645,7 +805,7 @@ def ingest(db: "Workbench | str | os.PathLike", paths: Any, *, format: str = "au
         A file is missing, unreadable or of unknown format, or the mapping is invalid (nothing is written), or a
         file failed while loading (that file is rolled back).
     """
-    from workbench.db import as_workbench
+    from workbench.db import as_workbench, connect
 
     if format not in ("auto", *FORMATS):
         raise IngestError(f"ingest: format must be auto, {', '.join(FORMATS)}; got {format!r}")
@@ -663,14 +823,16 @@ def ingest(db: "Workbench | str | os.PathLike", paths: Any, *, format: str = "au
     m = None
     if mapping is not None:
         m = load_mapping(mapping, otel=format == "otel" or _otel_mapping(mapping))
-    plans = [_plan(p, format, m) for p in files]
-    wbench = as_workbench(db, create=True)  # ingest is one of the writers that may create a database
+    plans = [_count(_plan(p, format, m)) for p in files]
+    wbench = as_workbench(db, create=True)  # ingest is one of the writers that may create a database (readers never do)
     opened_here = wbench is not db  # a path: close the connection we opened, so the file is not left locked
+    spill = _SpillDir(wbench.duckdb)
     try:
         return _ingest_all(wbench.duckdb, plans, progress)
     finally:
         if opened_here:
             wbench.close()
+            spill.remove()  # the connection is closed: its spill folder can go
 
 
 def _ingest_all(con: "duckdb.DuckDBPyConnection", plans: list[_Plan], progress: bool | None) -> IngestSummary:
@@ -702,6 +864,86 @@ def _ingest_all(con: "duckdb.DuckDBPyConnection", plans: list[_Plan], progress: 
         if bar is not None:
             bar.close()
     return summary
+
+
+SPILL_SUFFIX = ".ingest-spill"
+
+
+class _SpillDir:
+    """Where DuckDB spills while loading: ``<db file>.ingest-spill/<pid>-<token>/`` (an in-memory database: the
+    system's temporary folder), one folder per process. DuckDB deletes its spill files when they are freed; the
+    folder is removed when ingest closes its connection, or at exit; a process killed with SIGKILL leaves its folder behind, and the next ingest
+    removes every folder whose process is gone before it starts. A temp_directory the user set is kept, and so is one
+    the connection has already used (DuckDB cannot switch it then)."""
+
+    def __init__(self, con: "duckdb.DuckDBPyConnection") -> None:
+        import tempfile
+
+        self.root: Path | None = None
+        self.folder: Path | None = None
+        current = con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
+        row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+        db_file = row[0] if row and row[0] else None
+        default = f"{db_file}.tmp" if db_file else ".tmp"
+        if not current or current != default:
+            return  # spilling disabled, or a folder the user chose
+        root = Path(f"{db_file}{SPILL_SUFFIX}") if db_file else Path(tempfile.gettempdir()) / "workbench-ingest-spill"
+        try:
+            root.mkdir(exist_ok=True)
+            remove_stale_spill(root)
+            folder = root / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            con.execute(f"SET temp_directory = {_lit(str(folder))}")
+        except Exception:  # used already (DuckDB cannot switch), or the folder cannot be made: keep DuckDB's
+            return
+        self.root, self.folder = root, folder
+        import atexit
+
+        atexit.register(self.remove)  # a connection the caller closes later: at exit at the latest
+
+    def remove(self) -> None:
+        """After the connection is closed: remove this process's folder, and the root when it is empty."""
+        import shutil
+
+        if self.root is None:
+            return
+        shutil.rmtree(self.folder, ignore_errors=True)
+        try:
+            self.root.rmdir()
+        except OSError:
+            pass  # another process's folder is in it
+
+
+def remove_stale_spill(root: str | os.PathLike) -> list[Path]:
+    """Remove the spill folders under ``root`` (``<pid>-<token>``) whose process is gone; return them.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> (root / "999999999-dead").mkdir(); (root / f"{os.getpid()}-live").mkdir()
+    >>> [p.name for p in remove_stale_spill(root)], sorted(p.name for p in root.iterdir()) == [f"{os.getpid()}-live"]
+    (['999999999-dead'], True)
+    """
+    import shutil
+
+    removed = []
+    for d in Path(root).iterdir():
+        pid = d.name.split("-", 1)[0]
+        if not d.is_dir() or not pid.isdigit() or _alive(int(pid)):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return pid < 2**31  # exists, owned by another user; an impossible pid is gone
+    return True
 
 
 _SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
@@ -793,7 +1035,9 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
     plan.line_bytes = next((b for b in LINE_BYTES_STEPS if b > longest), LINE_BYTES_STEPS[-1])
     plan.buffer_bytes = max(2 * plan.line_bytes, longest + _HASH_CHUNK)
     if memory is not None:
-        memory.apply(2 * plan.buffer_bytes)
+        # Parsing one line takes many times its size in DuckDB's accounting (measured: a 50 MB JSONL line needs
+        # over 2 GB, a 64 MB OTLP batch 1 GB): a file with a line over the first step gets the connection's own limit.
+        memory.apply(float("inf") if longest > LINE_BYTES_STEPS[0] else 2 * plan.buffer_bytes)
     run_id = str(uuid.uuid4())
     started = _now()
     con.execute("BEGIN TRANSACTION")
@@ -809,7 +1053,14 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
             src, rejects_offset = _csv_source(con, plan)
         else:
             src, rejects_offset = _parquet_source(con, plan), None
+        src.file = plan.path
         counts = _load(con, src, TABLES[table], run_id, str(path), rejects_offset)
+        if plan.records is not None and counts["read"] != plan.records:
+            # never silently lose records: the reader must account for every record the file holds
+            raise IngestError(
+                f"{path}: the file holds {plan.records:,} records but the {plan.fmt} reader accounted for "
+                f"{counts['read']:,}; nothing of it was loaded (the file is malformed in a way that hides records: "
+                f"check quotes and line endings)")
         finished = _now()
         con.execute(
             "INSERT INTO ingest_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -824,6 +1075,10 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
     except Exception as exc:
         con.execute("ROLLBACK")
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "Out of Memory" in msg:
+            long = f"a line of {longest / 1e6:,.0f} MB; " if longest > LINE_BYTES_STEPS[0] else ""
+            msg += (f" ({long}give the load more memory: the environment variable WORKBENCH_INGEST_MEMORY_LIMIT, "
+                    f"or a machine with more RAM)")
         raise IngestError(f"{path}: could not be loaded as {fmt_name} (nothing of it was written): {msg}") from exc
     finally:
         if plan.lines_path is not None:
@@ -873,6 +1128,10 @@ class _Source:
     err_kinds: dict[str, str] = field(default_factory=dict)
     line_reader: bool = False  # read as raw text lines (JSONL, OTLP): a "too many columns" reject is a reserved byte
     err_columns: bool = False  # the SELECT also has _err_kind and _err_field (the kind and field of its _err)
+    csv_opts: dict | None = None  # CSV: the [csv] options (to re-read a rejected record whole)
+    file: Path | None = None  # the file read (a decoded protobuf file is not the one named in the quarantine)
+    # JSONL: mapped fields that some record must have: (mapping key, field, JSON paths, source column "s:..."/"h:...")
+    presence: tuple[tuple[str, str, tuple[str, ...], str], ...] = ()
 
 
 def _raw_lines(path: Path, lenient: bool = False, line_bytes: int = MAX_LINE_BYTES, buffer_bytes: int = 0) -> str:
@@ -966,22 +1225,39 @@ def _jsonl_source(con, plan: _Plan) -> tuple[_Source, int]:
     plist = "[" + ", ".join(_lit(p) for p in str_paths) + "]" if str_paths else "['$.__wb_none__']"
     jlist = "[" + ", ".join(_lit(p) for p in json_paths) + "]" if json_paths else None
     jexpr = f"CASE WHEN _f IS NOT NULL THEN json_extract(line, {jlist}) END AS _j" if jlist else "NULL AS _j"
+    # Duplicate keys (the object itself, and the parents of dotted fields): JSON readers disagree on which value
+    # counts (DuckDB takes the first, Python the last), so such a record is quarantined rather than guessed.
+    parents = ["$"] + sorted({p.rsplit(".", 1)[0] for fld in [*(s.field for s in m.columns.values() if s.field),
+                                                                *hfields] if "." in fld
+                              for p in _json_paths(fld)[1:]})
+    dups = " || ".join(
+        f"coalesce(list_filter({ks}, (x, i) -> list_position({ks}, x) < i), [])"
+        for ks in ("json_keys(line)" if p == "$" else f"json_keys(line, {_lit(p)})" for p in parents))
     sql = f"""
         SELECT k, line AS raw,
                CASE WHEN _f IS NULL THEN 'invalid JSON'
-                    WHEN NOT starts_with(ltrim(line), '{{') THEN 'not a JSON object' END AS _err
+                    WHEN NOT starts_with(ltrim(line), '{{') THEN 'not a JSON object'
+                    WHEN len(_dup) > 0 THEN 'duplicate key ' || CAST(to_json(_dup[1]) AS VARCHAR)
+                         || ' in the JSON object (readers disagree on which value counts)' END AS _err
                {''.join(', ' + s for s in sel)}
         FROM (
-            SELECT k, line, _f, {jexpr}
+            SELECT k, line, _f, {jexpr},
+                   CASE WHEN _f IS NOT NULL AND starts_with(ltrim(line), '{{') THEN try({dups}) END AS _dup
             FROM (SELECT k, line, try(json_extract_string(line, {plist})) AS _f
                   FROM ({_raw_lines(plan.lines_path or plan.path, plan.lenient, plan.line_bytes,
                                     plan.buffer_bytes)})
                   WHERE line IS NOT NULL AND NOT regexp_full_match(line, {_lit(_BLANK_RE)}))
         )"""
+    presence = [(f"{m.source} [columns] {c}", s.field, tuple(_json_paths(s.field)), "s:" + c)
+                for c, s in m.columns.items() if s.field is not None and not s.hash and not s.optional]
+    hash_key = next((c for c, s in m.columns.items() if s.hash), hcol)
+    presence += [(f"{m.source} [columns] {hash_key} (hash)", f, tuple(_json_paths(f)), f"h:{i}") for i, f in enumerate(hfields)
+                 if not any(s.field == f and s.optional for s in m.columns.values())]
     src = _Source(sql=sql, cols={c: s for c, s in m.columns.items() if not s.hash}, hash_fields=hfields,
                   hash_column=hcol, json_cols=frozenset(json_cols),
-                  err_kinds={"invalid JSON": "invalid JSON", "not a JSON object": "not a JSON object"},
-                  line_reader=True)
+                  err_kinds={"invalid JSON": "invalid JSON", "not a JSON object": "not a JSON object",
+                             "duplicate key *": "duplicate JSON key"},
+                  line_reader=True, presence=tuple(presence))
     return src, 0
 
 
@@ -1036,6 +1312,7 @@ def _csv_source(con, plan: _Plan) -> tuple[_Source, int]:
           f"FROM {rel} WITH ORDINALITY AS r({', '.join(_ident(n) for n in names)}, k)"
     src = _Source(sql=sql, cols={c: s for c, s in m.columns.items() if not s.hash}, hash_fields=hfields,
                   hash_column=hcol)
+    src.csv_opts = dict(o)
     offset = (1 if header else 0) + int(o.get("skip", 0))
     return src, offset
 
@@ -1286,10 +1563,12 @@ def _const_text(v: Any) -> str:
     return str(v)
 
 
-def _convert(t: Table, c: str, spec: ColumnSpec, s: str, json_src: bool) -> tuple[str, list[tuple[str, str, str]]]:
+def _convert(t: Table, c: str, spec: ColumnSpec, s: str, json_src: bool,
+             now: _dt.datetime | None = None) -> tuple[str, list[tuple[str, str, str]]]:
     """SQL for the typed value of column c from its text s, and its checks: (condition, kind, reason SQL)."""
     typ = t.column(c).type
     checks: list[tuple[str, str, str]] = []
+    now = now or _now()
     if typ == "TIMESTAMP":
         if spec.unit:
             f = _UNITS_TO_US[spec.unit]
@@ -1305,11 +1584,23 @@ def _convert(t: Table, c: str, spec: ColumnSpec, s: str, json_src: bool) -> tupl
                 v = f"timezone('UTC', {v})"
             expected = f"format {spec.format}"
         else:
-            v = (f"CASE WHEN regexp_matches({s}, '(Z|z|[+-]\\d\\d(:?\\d\\d)?)$') "
+            # a date first (4-digit year, not BC): DuckDB's words 'epoch', 'infinity', 'now' are no timestamps
+            v = (f"CASE WHEN NOT regexp_matches({s}, '^\\s*[0-9]{{4}}-[0-9]') OR regexp_matches({s}, '(?i)\\bBC\\b') "
+                 f"THEN NULL WHEN regexp_matches({s}, '(Z|z|[+-]\\d\\d(:?\\d\\d)?)$') "
                  f"THEN timezone('UTC', TRY_CAST({s} AS TIMESTAMPTZ)) ELSE TRY_CAST({s} AS TIMESTAMP) END")
+            v = f"CASE WHEN isfinite({v}) THEN {v} END"
             expected = "ISO 8601"
         checks.append((f"{s} IS NOT NULL AND {{v}} IS NULL", f"unparseable timestamp: {c}",
-                       f"'unparseable timestamp in {c}: ' || {_show(s)} || ' (expected {expected})'"))
+                       f"'unparseable timestamp in {c}: ' || {_show(s)} || {_lit(f' (expected {expected})')}"))
+        if (t.name, c) not in _TS_EXEMPT:
+            early = EARLIEST_TS.strftime("%Y-%m-%d")
+            checks.append((f"{{v}} < TIMESTAMP '{early}'", f"implausible timestamp: {c}",
+                           f"'implausible timestamp in {c}: ' || CAST({{v}} AS VARCHAR) || ' is before {early} "
+                           f"(a zero or default clock?)'"))
+            limit = (now + ALLOWED_CLOCK_SKEW).replace(microsecond=0)
+            checks.append((f"{{v}} > TIMESTAMP '{limit}'", f"in the future: {c}",
+                           f"'in the future: {c} ' || CAST({{v}} AS VARCHAR) || ' is after the clock at ingest, "
+                           f"{now.replace(microsecond=0)} UTC (allowed skew {int(ALLOWED_CLOCK_SKEW.total_seconds() // 60)} min)'"))
     elif typ == "DOUBLE":
         d = f"TRY_CAST({s} AS DOUBLE)"
         factor = _UNITS_TO_MS[spec.unit] if spec.unit else 1.0
@@ -1319,8 +1610,11 @@ def _convert(t: Table, c: str, spec: ColumnSpec, s: str, json_src: bool) -> tupl
         if c.endswith("_ms"):
             checks.append(("{v} < 0", f"negative latency: {c}",
                            f"'negative latency in {c}: ' || CAST({{v}} AS VARCHAR) || ' ms (end before start?)'"))
+            checks.append(_too_large(c, MAX_DURATION_MS, "ms (7 days)"))
         if c == "cost_usd" or c.endswith("_usd_per_mtok"):
             checks.append(("{v} < 0", f"negative cost: {c}", f"'negative cost in {c}: ' || CAST({{v}} AS VARCHAR)"))
+            checks.append(_too_large(c, MAX_COST_USD, "USD") if c == "cost_usd" else
+                          _too_large(c, MAX_USD_PER_MTOK, "USD per million tokens"))
     elif typ in ("BIGINT", "INTEGER"):
         d = f"TRY_CAST({s} AS DOUBLE)"
         lim = "9.2e18" if typ == "BIGINT" else "2147483647"
@@ -1335,6 +1629,7 @@ def _convert(t: Table, c: str, spec: ColumnSpec, s: str, json_src: bool) -> tupl
         if c.endswith("_tokens"):
             checks.append(("{v} < 0", f"negative token count: {c}",
                            f"'negative token count in {c}: ' || CAST({{v}} AS VARCHAR)"))
+            checks.append(_too_large(c, MAX_TOKENS, "tokens in one call"))
         elif c in ("attempt", "repeat"):
             checks.append(("{v} < 0", f"negative count: {c}", f"'negative value in {c}: ' || CAST({{v}} AS VARCHAR)"))
     elif typ == "BOOLEAN":
@@ -1370,6 +1665,13 @@ def _convert(t: Table, c: str, spec: ColumnSpec, s: str, json_src: bool) -> tupl
     return v, checks
 
 
+def _too_large(c: str, bound: float, unit: str) -> tuple[str, str, str]:
+    """The check of a plausibility bound: (condition, kind, reason SQL)."""
+    shown = f"{bound:,.0f}"
+    return (f"{{v}} > {bound!r}", f"implausible value: {c}",
+            f"'implausible value in {c}: ' || CAST({{v}} AS VARCHAR) || ' (more than {shown} {unit})'")
+
+
 def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: int | None) -> dict:
     # 1. source text per column, with defaults and constants
     texts: dict[str, str] = {}
@@ -1388,9 +1690,10 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
     # 2. typed values (one level, computed once) and checks over them
     typed: dict[str, str] = {}
     checks: list[tuple[str, str, str, str]] = []  # (condition, field, kind, reason)
+    now = _now()
     for c, spec in src.cols.items():
         s = _ident("x:" + c)
-        v, cks = _convert(t, c, spec, s, c in src.json_cols)
+        v, cks = _convert(t, c, spec, s, c in src.json_cols, now)
         typed[c] = v
         tv = _ident("t:" + c)
         for cond, kind, reason in cks:
@@ -1408,6 +1711,10 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
             checks.insert(0, (f"{out['end_ts']} < {out['ts']}", "end_ts", "end before start: end_ts",
                               f"'end before start: end_ts ' || CAST({out['end_ts']} AS VARCHAR) || ' < ts ' "
                               f"|| CAST({out['ts']} AS VARCHAR)"))
+        if "latency_ms" not in typed and "latency_ms" in out:  # derived from end_ts - ts: bounded as if mapped
+            cond, kind, reason = _too_large("latency_ms", MAX_DURATION_MS, "ms (7 days)")
+            lat = f"({out['latency_ms']})"
+            checks.append((cond.replace("{v}", lat), "latency_ms", kind, reason.replace("{v}", lat)))
     key_hash = None
     if src.hash_column:
         parts = ", ".join(_ident(f"h:{i}") for i in range(len(src.hash_fields))) or "NULL"
@@ -1424,7 +1731,8 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
         spec = src.cols.get(c)
         hint = f" (source field {spec.field!r})" if spec is not None and spec.field and not spec.has_value else ""
         miss.append((cond, c, f"missing required field: {c}", _lit(f"missing required field {c}{hint}")))
-    err_kind = ("CASE " + " ".join(f"WHEN _err = {_lit(k)} THEN {_lit(v)}" for k, v in src.err_kinds.items())
+    err_kind = ("CASE " + " ".join(f"WHEN starts_with(_err, {_lit(k[:-1])}) THEN {_lit(v)}" if k.endswith("*") else
+                                   f"WHEN _err = {_lit(k)} THEN {_lit(v)}" for k, v in src.err_kinds.items())
                 + " ELSE _err END") if src.err_kinds else "_err"
     if src.err_columns:
         err_kind = f"coalesce(_err_kind, {err_kind})"
@@ -1445,15 +1753,17 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
                          f"AS VARCHAR)) AS {_ident(c)}")
         else:
             final.append(f"{out[c]} AS {_ident(c)}")
+    seen = "".join(f", {_ident(col)} IS NOT NULL AS {_ident(f'p:{i}')}" for i, (*_x, col) in enumerate(src.presence))
     con.execute(f"""
         CREATE TEMP TABLE _wb_stage AS
         SELECT k, _q_kind, _q_field, _q_reason, CASE WHEN _q_kind IS NOT NULL THEN raw END AS raw,
-               {', '.join(_ident(c) for c in out_cols)}
+               {', '.join(_ident(c) for c in out_cols)}{seen}
         FROM (
             SELECT *, {q_kind} AS _q_kind, {q_field} AS _q_field, {q_reason} AS _q_reason, {', '.join(final)}
             FROM (SELECT *, {q_idx} AS _q
                   FROM (SELECT *, {typed_cols} FROM (SELECT *, {text_cols} FROM ({src.sql}))))
         )""")
+    _check_presence(con, src, path)
     # 3. records DuckDB rejected while reading (CSV: wrong number of fields; any: invalid encoding, line too long)
     n_rej = 0
     if rejects_offset is not None and _exists(con, "_wb_rej"):
@@ -1461,6 +1771,11 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
                        SELECT DISTINCT ON (line) CAST(line AS BIGINT) AS line, CAST(error_type AS VARCHAR) AS et,
                               error_message, csv_line FROM _wb_rej ORDER BY line""")
         n_rej = con.execute("SELECT count(*) FROM _wb_rejects").fetchone()[0]
+        # DuckDB keeps the first 10,000 characters of a rejected record: the quarantine keeps it whole, from the file
+        cut = [r[0] for r in con.execute("SELECT line FROM _wb_rejects WHERE strlen(csv_line) >= 9990").fetchall()]
+        if cut:
+            whole = _whole_records(src.file or Path(path), src, set(cut))
+            con.executemany("UPDATE _wb_rejects SET csv_line = ? WHERE line = ?", [[t, n] for n, t in whole.items()])
         if n_rej:
             # Good rows are numbered without the rejected ones: shift each past the rejects before it.
             con.execute(f"""CREATE TEMP TABLE _wb_shift AS
@@ -1513,6 +1828,68 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
     con.execute("DROP TABLE IF EXISTS temp._wb_rejects")
     return {"read": staged + n_rej, "inserted": inserted, "duplicates": valid - inserted,
             "quarantined": bad + n_rej, "reasons": reasons}
+
+
+def _whole_records(path: Path, src: _Source, wanted: set[int]) -> dict[int, str]:
+    """The text of the records starting at these physical lines (1 = first line), read from the file: a line for
+    JSONL and OTLP, a record (its lines) for CSV. Bytes that are not UTF-8 are kept as \\x.. escapes."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    out: dict[int, str] = {}
+    if src.csv_opts is None:
+        with opener(path, "rb") as fh:
+            for n, line in enumerate(fh, 1):
+                if n in wanted:
+                    out[n] = line.decode("utf-8", "backslashreplace").removesuffix("\n").removesuffix("\r")
+        return out
+    import csv
+
+    o = src.csv_opts
+    delim = o.get("delimiter", "\t" if _base_ext(path) == ".tsv" else ",")
+    quote = o.get("quote", '"')
+    opts: dict[str, Any] = {"quoting": csv.QUOTE_NONE} if not quote else {"quotechar": quote}
+    if quote and o.get("escape", quote) != quote:
+        opts.update(escapechar=o["escape"], doublequote=False)
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+    buf: list[str] = []
+    with opener(path, "rt", encoding="utf-8", errors="backslashreplace", newline="") as fh:
+        def lines():
+            for ln in fh:
+                buf.append(ln)
+                yield ln if len(delim) == 1 else ln.replace(delim, "\x1f")
+        reader = csv.reader(lines(), delimiter=delim if len(delim) == 1 else "\x1f", **opts)
+        while True:
+            start = reader.line_num + 1
+            buf.clear()
+            try:
+                next(reader)
+            except StopIteration:
+                break
+            except csv.Error:
+                pass
+            if start in wanted:
+                out[start] = "".join(buf).removesuffix("\n").removesuffix("\r")
+    return out
+
+
+def _check_presence(con, src: _Source, path: str) -> None:
+    """JSONL: a mapped field that no record of the file has is a mistake in the mapping (a typo would silently null
+    the column), unless the mapping says ``optional = true``. A field present only as JSON null is present."""
+    if not src.presence:
+        return
+    aggs = ", ".join(f"bool_or({_ident(f'p:{i}')})" for i in range(len(src.presence)))
+    found = con.execute(f"SELECT count(*) FILTER (WHERE _q_kind IS NULL OR _q_kind NOT IN "
+                        f"('invalid JSON', 'not a JSON object')), {aggs} FROM _wb_stage").fetchone()
+    if not found[0]:
+        return  # no JSON object at all: every line is quarantined already
+    for (key, fld, paths, _col), hit in zip(src.presence, found[1:]):
+        if hit:
+            continue
+        exists = " OR ".join(f"json_exists(raw, {_lit(p)})" for p in paths)
+        n = con.execute(f"SELECT count(*) FROM ({src.sql}) WHERE _err IS NULL AND ({exists})").fetchone()[0]
+        if not n:
+            raise IngestError(f"{path}: mapping {key}: no record of the file has the field {fld!r} (a typo?); "
+                              f"nothing of the file was loaded; if the field may be absent, map it with "
+                              f"{{ field = {json.dumps(fld)}, optional = true }}")
 
 
 def _exists(con, name: str) -> bool:

@@ -89,7 +89,7 @@ def with_period(t: "ir.Table", period: str, *, time: str = "ts", start: Any = No
     if period == "all":
         s = as_timestamp(start)
         return t.mutate(period_start=ibis.literal(s, type="timestamp") if s else ibis.null("timestamp"))
-    return t.mutate(period_start=t[time].cast("timestamp").truncate(_UNITS[period]))
+    return t.mutate(period_start=t[time].cast("timestamp").truncate(_UNITS[period]).cast("timestamp(6)"))
 
 
 def tidy(df: "pl.DataFrame", *, keys: Sequence[str], metric: str | None = None) -> "pl.DataFrame":

@@ -888,7 +888,8 @@ def budget_status(
     config : path or Config, optional
         ``workbench.toml`` (default: ``$WORKBENCH_CONFIG`` or ``./workbench.toml``).
     at : date or timestamp, optional
-        Evaluate as of this instant (default: the latest call).
+        Evaluate as of this instant (default: now, the clock in UTC; not the newest call, which a row dated in the
+        future would move).
 
     Returns
     -------
@@ -905,7 +906,7 @@ def budget_status(
     >>> db = wb.connect(":memory:")
     >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status, model, cost_usd) values "
     ...     "('a', '2026-04-02', 'chat', 'ok', 'm', 30.0), ('b', '2026-04-10', 'chat', 'ok', 'm', 60.0)")
-    >>> df, firing = budget_status(db, config=p)
+    >>> df, firing = budget_status(db, config=p, at="2026-04-10")
     >>> df.select("spend_usd", "share_used", "burn_rate_usd_per_day", "forecast_usd", "status", "alert").rows()
     [(90.0, 0.9, 10.0, 300.0, 'warn', 'warning')]
     >>> firing
@@ -918,8 +919,6 @@ def budget_status(
     db = as_workbench(db)
     plan = budgets(config if config is not None else getattr(db, "settings", None))
     at_ts = as_timestamp(at)
-    if at_ts is None:
-        at_ts = db.calls.ts.max().to_pyarrow().as_py()
     if at_ts is None:
         at_ts = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     month_start = _dt.datetime(at_ts.year, at_ts.month, 1)

@@ -201,10 +201,8 @@ def _resolve_at(db, at: Any) -> dt.datetime:
 
     if at is not None:
         return as_timestamp(at)
-    latest = db.calls.ts.max().to_pyarrow().as_py()
-    if latest is None:
-        return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    return as_timestamp(latest)
+    # the clock, not the newest call: a row dated in the future must not move the window away from today's calls
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
 
 
 def _requests(db) -> "ir.Table":
@@ -229,7 +227,7 @@ def slo_report(db, *, config: Any = None, at: Any = None) -> "pl.DataFrame":
     config : path or Config, optional
         ``workbench.toml`` (see :func:`load_slos`).
     at : datetime or ISO string, optional
-        End of the window; default the latest call's ``ts``.
+        End of the window; default: now (the clock, UTC).
 
     Returns
     -------
@@ -250,7 +248,7 @@ def slo_report(db, *, config: Any = None, at: Any = None) -> "pl.DataFrame":
     >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms) values "
     ...     "('a', '2026-01-01 10:00', 'chat', 'ok', 500), ('b', '2026-01-01 11:00', 'chat', 'blocked', 800),"
     ...     "('c', '2026-01-01 12:00', 'chat', 'error', 3000), ('d', '2026-01-01 13:00', 'chat', 'ok', 1500)")
-    >>> slo_report(db, config=cfg)[["sli", "n", "sli_value", "met", "budget_consumed"]].rows()  # bad 2/4 -> .5 / .5
+    >>> slo_report(db, config=cfg, at="2026-01-01 13:00")[["sli", "n", "sli_value", "met", "budget_consumed"]].rows()  # bad 2/4 -> .5 / .5
     [('latency', 4, 0.5, True, 1.0), ('availability', 4, 0.75, True, 0.5)]
     """
     import ibis
@@ -315,7 +313,7 @@ def burn_rate_alerts(db, *, config: Any = None, at: Any = None, lookback_days: f
     config : path or Config, optional
         ``workbench.toml`` (see :func:`load_slos`).
     at : datetime or ISO string, optional
-        Evaluation time; default the latest call's ``ts``.
+        Evaluation time; default: now (the clock, UTC).
     lookback_days : float
         How far back ``firing_since`` looks (default 3 days).
 
@@ -337,7 +335,7 @@ def burn_rate_alerts(db, *, config: Any = None, at: Any = None, lookback_days: f
     >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms) values "
     ...     "('a', '2026-01-01 09:58', 'chat', 'ok', 500), ('b', '2026-01-01 09:59', 'chat', 'error', 800),"
     ...     "('c', '2026-01-01 10:00', 'chat', 'ok', 300)")
-    >>> a = burn_rate_alerts(db, config=cfg)
+    >>> a = burn_rate_alerts(db, config=cfg, at="2026-01-01 10:00")
     >>> a.filter(a["sli"] == "availability")[["severity", "long_window", "factor", "long_burn", "firing"]].rows()
     ... # 1 bad of 3 calls: 0.3333 / 0.001
     [('page', '1h', 14.4, 333.333333, True), ('page', '6h', 6.0, 333.333333, True),
@@ -414,7 +412,7 @@ def slo_status(db, *, config: Any = None, at: Any = None) -> "tuple[pl.DataFrame
     config : path or Config, optional
         ``workbench.toml``.
     at : datetime or ISO string, optional
-        Evaluation time; default the latest call's ``ts``.
+        Evaluation time; default: now (the clock, UTC).
 
     Returns
     -------
@@ -433,7 +431,7 @@ def slo_status(db, *, config: Any = None, at: Any = None) -> "tuple[pl.DataFrame
     >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms) values "
     ...     "('a', '2026-01-01 09:58', 'chat', 'ok', 500), ('b', '2026-01-01 09:59', 'chat', 'ok', 800),"
     ...     "('c', '2026-01-01 10:00', 'chat', 'ok', 1300)")
-    >>> df, firing = slo_status(db, config=cfg)
+    >>> df, firing = slo_status(db, config=cfg, at="2026-01-01 10:00")
     >>> df[["sli", "sli_value", "met", "firing"]].rows(), firing  # latency: 1 bad of 3 is burn 0.67 < 1
     ([('latency', 0.666667, True, False), ('availability', 1.0, True, False)], False)
     """

@@ -364,13 +364,15 @@ def header_html(title: str, start: Any, end: Any, db_path: str | None, *, now: d
 def _latest_ts(db_path: str) -> dt.datetime | None:
     from workbench.db import connect
 
-    def newest(col: Any) -> dt.datetime | None:
-        v = col.max().execute()
+    def newest(t: Any) -> dt.datetime | None:
+        # the newest data up to the clock: a row dated in the future (or 9999-12-31) must not pick the default period
+        v = t.filter(t.ts <= now).ts.max().execute()
         # an empty table gives None or NaT (pandas' missing time), which is not a time to take a week from
         return None if v is None or v != v or str(v) == "NaT" else v
 
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     with connect(db_path, read_only=True) as db:
-        return newest(db.calls.ts) or newest(db.events.ts)
+        return newest(db.calls) or newest(db.events)
 
 
 def _definitions(names: Iterable[str]) -> dict[str, dict[str, Any]]:
