@@ -147,6 +147,7 @@ def attention(rep: "Report", card: "pl.DataFrame | None" = None, *, config: Any 
     alerts firing, budgets at risk, and data that stopped arriving. Records the frames it reads in ``rep``."""
     import polars as pl
 
+    config = rep.settings if config is None else config  # the report's own settings (Report(config=...))
     items: list[tuple[str, str]] = []
     if card is not None and not card.is_empty():
         missed = card.filter(pl.col("status") == "missed") if "status" in card.columns else card.head(0)
@@ -184,7 +185,8 @@ def attention(rep: "Report", card: "pl.DataFrame | None" = None, *, config: Any 
                                    f"{fmt(r['budget_usd'], 'usd')} ({fmt(r['share_used'], 'x_rate')}), forecast "
                                    f"{fmt(r['forecast_usd'], 'usd')} by month end ({r['status']})."))
     if card is not None and not card.is_empty() and "status" in card.columns and (card["status"] == "no target").all():
-        where = str(config) if config else (os.environ.get("WORKBENCH_CONFIG") or "workbench.toml")
+        path = getattr(config, "path", None) if not isinstance(config, (str, os.PathLike)) else config
+        where = str(path) if path else (os.environ.get("WORKBENCH_CONFIG") or "workbench.toml")
         found = Path(where).exists()
         items.append(("warn", f"Targets: none declared; {where} {'has no [targets.<feature>] tables' if found else 'was not found'} "
                               "(set WORKBENCH_CONFIG or pass config=)."))

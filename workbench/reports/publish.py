@@ -810,7 +810,7 @@ def target_lines(metric: str, config: Any = None) -> dict[str, float]:
     >>> target_lines("latency_p95_ms", p)
     {'chat': 2000.0}
     """
-    return {f: v for f, ms in targets(config).items() for m, (_, v) in ms.items() if m == metric}
+    return {f: t.limit for f, ms in targets(config).items() for m, t in ms.items() if m == metric}
 
 
 def scorecard(report: Report, metrics: Iterable[str], *, config: Any = None, by: str = "feature") -> "pl.DataFrame":
