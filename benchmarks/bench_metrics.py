@@ -467,11 +467,11 @@ def generate_calls(con, n: int, *, start: str = "2026-09-24", days: int = 60, fi
         insert into calls (call_id, trace_id, ts, latency_ms, ttft_ms, feature, provider, model, user_id, session_id,
                            status, input_tokens, output_tokens, cache_read_tokens)
         select 'g' || i, 't' || i, ts, lat, case when {u(5)} < 0.6 then round(lat * (0.1 + 0.3 * {u(6)}), 3) end,
-               {feats}[c], {provs}[c], {models}[c], 'u' || (hash(i, 7) % {users}), 's' || (hash(i, 8) % {users * 5}),
+               list_extract({feats}, c), list_extract({provs}, c), list_extract({models}, c), 'u' || (hash(i, 7) % {users})::bigint, 's' || (hash(i, 8) % {users * 5}),
                case when {u(9)} < 0.03 then 'error' when {u(9)} < 0.04 then 'timeout' else 'ok' end,
                (200 + hash(i, 10) % 3000)::bigint, (20 + hash(i, 11) % 800)::bigint,
                case when {u(12)} < 0.3 then (hash(i, 13) % 200)::bigint end
-        from (select i, 1 + list_extract({mix}, 1 + hash(i, 1) % {len(mix)}) as c,
+        from (select i, 1 + list_extract({mix}, (1 + hash(i, 1) % {len(mix)})::bigint) as c,
                      timestamp '{start}' + to_microseconds((hash(i, 2) % ({days} * 86400000000))::bigint) as ts,
                      round(exp(6.5 + 0.7 * sqrt(-2 * ln({u(3)})) * cos(2 * pi() * {u(4)})), 3) as lat
               from range({first}, {first + n}) r(i))""")
