@@ -27,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 FULL: dict[str, list[str]] = {
     "ingest": ["bench_ingest.py", "--rows", "1000000", "--spans", "200000", "--rounds", "2"],
     "metrics": ["bench_metrics.py", "--scale", "10", "--rounds", "2", "--repeat", "2"],
+    "drift": ["bench_drift.py", "--rows", "1000000"],
     "demo": ["bench_demo.py", "--scale", "1", "5"],
     "detector": ["bench_detector.py", "-n", "1000"],
 }
@@ -34,7 +35,7 @@ QUICK: dict[str, list[str]] = {
     "ingest": ["bench_ingest.py", "--rows", "100000", "--spans", "20000", "--rounds", "1", "--baseline-rows", "1000"],
     "metrics": ["bench_metrics.py", "--scale", "1", "--rounds", "1", "--repeat", "1"],
 }
-JSON_OUT = {"ingest", "metrics"}  # the benchmarks whose rows go into the table; the others' output is in the log
+JSON_OUT = {"ingest", "metrics", "drift"}  # the benchmarks whose rows go into the table; the others' output is in the log
 
 
 def _load() -> str:
