@@ -330,11 +330,11 @@ SQL = {
               from calls group by all)""",
     "cost_usd": _SQL_PRICES,
     "tpot_ms": f"""
-        select feature, model, period_start, value, n,
+        select feature, model, period_start, value, n, p50,
                case when n >= 2 and sd is not null then value - {_Z} * sd / sqrt(n) end as lo,
                case when n >= 2 and sd is not null then value + {_Z} * sd / sqrt(n) end as hi
         from (select feature, model, date_trunc('day', ts) as period_start, avg(v) as value, count(*) as n,
-                     stddev_samp(v) as sd
+                     stddev_samp(v) as sd, quantile_cont(v, 0.5) as p50  -- tpot_ms returns the median too
               from (select *, (latency_ms - ttft_ms) / (output_tokens - 1)::double as v from calls
                     where output_tokens > 1 and ttft_ms is not null and latency_ms is not null)
               group by all)""",
