@@ -24,7 +24,7 @@ test: env
 	$(UV) run --frozen --no-sync pytest
 
 bench: env
-	$(UV) run --frozen --no-sync python benchmarks/run_all.py
+	$(UV) run --frozen --no-sync python benchmarks/run_all.py $(if $(QUICK),--quick)
 
 lab: env
 	WORKBENCH_DB=$${WORKBENCH_DB:-$(CURDIR)/datasets/demo.duckdb} WORKBENCH_CONFIG=$${WORKBENCH_CONFIG:-$(CURDIR)/workbench.toml} \

@@ -169,12 +169,142 @@ def python_baseline(path: Path, db_path: Path, n: int) -> None:
     con.close()
 
 
+COLS = "call_id, ts, latency_ms, input_tokens, output_tokens, cache_read_tokens, model, feature, user_id, status"
+CSV_MAPPING = MAPPING.replace('"usage.input"', '"input"').replace('"usage.output"', '"output"').replace(
+    '"usage.cached"', '"cached"')
+
+
+def _sql_reader(fmt: str, path: Path) -> str:
+    """The hand-written read of each format: explicit columns and types, mapped to the calls columns."""
+    flat = ("id: 'VARCHAR', time: 'DOUBLE', duration: 'DOUBLE', input: 'BIGINT', output: 'BIGINT', "
+            "cached: 'BIGINT', model: 'VARCHAR', app: 'VARCHAR', user: 'VARCHAR', status: 'VARCHAR'")
+    if fmt == "jsonl":
+        src = (f"(select id, time, duration, usage.input as input, usage.output as output, usage.cached as cached, "
+               f"model, app, user, status from read_json('{path}', format='newline_delimited', "
+               f"columns={{id: 'VARCHAR', time: 'DOUBLE', duration: 'DOUBLE', "
+               f"usage: 'STRUCT(input BIGINT, output BIGINT, cached BIGINT)', model: 'VARCHAR', app: 'VARCHAR', "
+               f"user: 'VARCHAR', status: 'VARCHAR'}}))")
+    elif fmt == "csv":
+        src = f"read_csv('{path}', header=true, auto_detect=false, columns={{{flat}}})"
+    else:
+        src = f"read_parquet('{path}')"
+    return f"""
+        select id as call_id, make_timestamp(round(time * 1000000)::bigint) as ts, duration * 1000 as latency_ms,
+               input as input_tokens, output as output_tokens, cached as cache_read_tokens, model,
+               coalesce(app, 'unknown') as feature, user as user_id, coalesce(status, 'ok') as status
+        from {src}"""
+
+
+def sql_load(db_path: Path, fmt: str, path: Path) -> dict:
+    """What an engineer fluent in DuckDB writes: read with explicit columns, map, dedupe (first per key in the file,
+    anti-join against the table), one transaction."""
+    import duckdb
+
+    con = duckdb.connect(str(db_path))
+    con.execute("begin")
+    n = con.execute(f"""
+        insert into calls ({COLS})
+        select {COLS} from ({_sql_reader(fmt, path)}) s
+        where not exists (select 1 from calls d where d.call_id = s.call_id)
+        qualify row_number() over (partition by call_id) = 1""").fetchone()[0]
+    con.execute("commit")
+    con.close()
+    return {"inserted": n}
+
+
+def same_rows(a: Path, b: Path) -> None:
+    """Raise unless the two databases' calls tables hold the same rows in the benchmark's columns."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"attach '{a}' as a (read_only); attach '{b}' as b (read_only)")
+    na, nb = (con.execute(f"select count(*) from {x}.calls").fetchone()[0] for x in ("a", "b"))
+    diff = con.execute(f"select count(*) from (select {COLS} from a.calls except all select {COLS} from b.calls)"
+                       ).fetchone()[0]
+    con.close()
+    assert na == nb and diff == 0, f"the loads differ: {na:,} vs {nb:,} rows, {diff:,} rows of the first not in the second"
+
+
+def _median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+
+
+def _in_child(fn, *args) -> dict:
+    """Run ``fn(*args)`` in a fresh spawned process: seconds and that process's peak RSS (VmHWM)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as ex:
+        return ex.submit(_child, fn, *args).result()
+
+
+def _child(fn, *args) -> dict:
+    import duckdb  # noqa: F401  (both approaches import it: not part of the timing)
+
+    import workbench as wb  # noqa: F401
+
+    t = time.perf_counter()
+    out = fn(*args)
+    return {"seconds": time.perf_counter() - t, "peak_mb": step_peak_mb(), "out": out}
+
+
+def wb_load(db_path: Path, path: Path, mapping: Path | None, fmt: str) -> dict:
+    import workbench as wb
+    from workbench.io.ingest import ingest
+
+    db = wb.connect(db_path)
+    r = ingest(db, path, mapping=mapping, format=fmt, progress=False).as_dict()
+    db.close()
+    return {"inserted": r["inserted"], "quarantined": r["quarantined"]}
+
+
+def empty_db(path: Path) -> Path:
+    import workbench as wb
+
+    if path.exists():
+        path.unlink()
+    wb.connect(path).close()
+    return path
+
+
+def versus(d: Path, fmt: str, path: Path, mapping: Path | None, rows: int, rounds: int) -> dict:
+    """Interleaved rounds (workbench, SQL, workbench, SQL...) of a first load into an empty database; the loads are
+    checked equal before any time is reported."""
+    runs: dict[str, list[dict]] = {"wb": [], "sql": []}
+    for r in range(rounds):
+        a = empty_db(d / f"wb-{fmt}.duckdb")
+        runs["wb"].append(_in_child(wb_load, a, path, mapping, fmt))
+        b = empty_db(d / f"sql-{fmt}.duckdb")
+        runs["sql"].append(_in_child(sql_load, b, fmt, path))
+        if r == 0:
+            same_rows(a, b)
+            assert runs["wb"][0]["out"]["inserted"] == rows, runs["wb"][0]["out"]
+    # the re-load (every row a duplicate) into the last databases
+    again = {"wb": _in_child(wb_load, d / f"wb-{fmt}.duckdb", path, mapping, fmt),
+             "sql": _in_child(sql_load, d / f"sql-{fmt}.duckdb", fmt, path)}
+    assert again["wb"]["out"]["inserted"] == 0 and again["sql"]["out"]["inserted"] == 0
+    res = {k: {"seconds": _median([x["seconds"] for x in v]), "peak_mb": max(x["peak_mb"] for x in v)}
+           for k, v in runs.items()}
+    w, s = res["wb"], res["sql"]
+    print(f"{fmt:>8} first load  rows {rows:>10,}  workbench {w['seconds']:7.2f} s ({rows / w['seconds']:>10,.0f} rows/s, "
+          f"{w['peak_mb']:5.0f} MB)  DuckDB SQL {s['seconds']:7.2f} s ({rows / s['seconds']:>10,.0f} rows/s, "
+          f"{s['peak_mb']:5.0f} MB)  ratio {w['seconds'] / s['seconds']:.2f}x", flush=True)
+    print(f"{fmt:>8} re-load     rows {rows:>10,}  workbench {again['wb']['seconds']:7.2f} s  DuckDB SQL "
+          f"{again['sql']['seconds']:7.2f} s  ratio {again['wb']['seconds'] / again['sql']['seconds']:.2f}x", flush=True)
+    return {"work": f"ingest {fmt} (first load)", "rows": rows, "wb_s": w["seconds"], "wb_mb": w["peak_mb"],
+            "alt": "DuckDB reader + anti-join", "alt_s": s["seconds"], "alt_mb": s["peak_mb"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000, help="JSONL call rows")
     ap.add_argument("--spans", type=int, default=200_000, help="OTLP spans")
     ap.add_argument("--baseline-rows", type=int, default=None,
                     help="rows for the Python json.loads + executemany baseline (default: min(rows, 5000); it is slow)")
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds per format against DuckDB SQL")
+    ap.add_argument("--formats", nargs="+", default=["jsonl", "csv", "parquet"], choices=["jsonl", "csv", "parquet"])
+    ap.add_argument("--json", type=Path, default=None, help="also write the summary rows as JSON here")
     a = ap.parse_args(argv)
     base_n = a.baseline_rows or min(a.rows, 5_000)
 
@@ -183,30 +313,50 @@ def main(argv: list[str] | None = None) -> int:
     import workbench as wb
     from workbench.io.ingest import ingest
 
+    with open("/proc/loadavg") as fh:
+        print(f"bench_ingest: load average {' '.join(fh.read().split()[:3])}", flush=True)
     rng = random.Random(7)
+    out = []
     with tempfile.TemporaryDirectory(prefix="wb-bench-") as tmp:
         d = Path(tmp)
         jsonl, otlp, mapping = d / "calls.jsonl", d / "spans.jsonl", d / "calls.toml"
+        csv_map = d / "calls_csv.toml"
         mapping.write_text(MAPPING)
+        csv_map.write_text(CSV_MAPPING)
         t = time.perf_counter()
         write_jsonl(jsonl, a.rows, rng)
         write_otlp(otlp, a.spans, rng)
-        print(f"generated {a.rows:,} JSONL rows ({jsonl.stat().st_size / 1e6:.0f} MB) and {a.spans:,} OTLP spans "
-              f"({otlp.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s; duckdb {duckdb.__version__}, "
-              f"{os.cpu_count()} cores")
+        files = {"jsonl": (jsonl, mapping)}
+        con = duckdb.connect()
+        flat = (f"select id, time, duration, usage.input as input, usage.output as output, usage.cached as cached, "
+                f"model, app, user, status from read_json('{jsonl}', format='newline_delimited')")
+        if "csv" in a.formats:
+            con.execute(f"copy ({flat}) to '{d / 'calls.csv'}' (header)")
+            files["csv"] = (d / "calls.csv", csv_map)
+        if "parquet" in a.formats:
+            con.execute(f"copy ({flat}) to '{d / 'calls.parquet'}' (format parquet)")
+            files["parquet"] = (d / "calls.parquet", csv_map)
+        con.close()
+        print(f"generated {a.rows:,} call rows as {', '.join(a.formats)} ({jsonl.stat().st_size / 1e6:.0f} MB of JSONL) "
+              f"and {a.spans:,} OTLP spans ({otlp.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s; "
+              f"duckdb {duckdb.__version__}, {os.cpu_count()} cores", flush=True)
+        for fmt in a.formats:
+            path, mp_ = files[fmt]
+            out.append(versus(d, fmt, path, mp_, a.rows, a.rounds))
         db = wb.connect(d / "bench.duckdb")
-        r1 = timed("ingest JSONL (first load)", lambda: ingest(db, jsonl, mapping=mapping, progress=False).as_dict()
-                   | {"reasons": None}, a.rows)
-        timed("ingest JSONL again (all duplicates)", lambda: ingest(db, jsonl, mapping=mapping, progress=False)
-              .as_dict() | {"reasons": None}, a.rows)
-        timed("ingest OTLP spans (first load)", lambda: ingest(db, otlp, progress=False).as_dict() | {"reasons": None},
-              a.spans)
-        timed("ingest OTLP spans again (all duplicates)", lambda: ingest(db, otlp, progress=False).as_dict()
-              | {"reasons": None}, a.spans)
+        r_otlp = _in_child(wb_load, d / "otlp.duckdb", otlp, None, "auto")
+        print(f"    otlp first load  spans {a.spans:>9,}  workbench {r_otlp['seconds']:7.2f} s "
+              f"({a.spans / r_otlp['seconds']:>10,.0f} spans/s, {r_otlp['peak_mb']:5.0f} MB)", flush=True)
+        out.append({"work": "ingest OTLP JSON spans (first load)", "rows": a.spans, "wb_s": r_otlp["seconds"],
+                    "wb_mb": r_otlp["peak_mb"], "alt": "(goal: 150k spans/s)", "alt_s": a.spans / 150_000,
+                    "alt_mb": None})
         db.close()
-        rb = timed(f"python json.loads + executemany OR IGNORE", lambda: python_baseline(jsonl, d / "base.duckdb",
-                                                                                          base_n), base_n)
-        print(f"ratio (ingest JSONL rows/s / python baseline rows/s): {r1 / rb:.1f}x")
+        t = time.perf_counter()
+        python_baseline(jsonl, d / "base.duckdb", base_n)
+        rb = base_n / (time.perf_counter() - t)
+        print(f"python json.loads + executemany OR IGNORE: {rb:,.0f} rows/s on {base_n:,} rows (the old baseline)")
+    if a.json:
+        a.json.write_text(json.dumps(out))
     return 0
 
 

@@ -50,7 +50,6 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 BY = ("feature", "model")
 METRICS = ("latency_p95_ms", "error_rate", "cost_usd", "tpot_ms", "hallucination_rate", "dau_count")
-APPROACHES = ("workbench", "polars", "duckdb_sql")
 TOL = 1e-9
 _END_OF_TIME = "9999-12-31"
 _MAX_TOKENS = 2**62
@@ -294,31 +293,62 @@ select feature, model, date_trunc('day', ts) as period_start, case when count(us
 from used group by all
 """
 
+_Z = "1.959963984540054"  # z_value(0.95), the two-sided normal quantile
+
+
+def _wilson_sql(k: str, n: str) -> str:
+    """value, lo, hi of the Wilson interval at 95% (what workbench.stats.wilson_interval computes), null where n = 0."""
+    p, z2 = f"({k})::double / ({n})", f"{_Z} * {_Z}"
+    centre = f"(({p} + {z2} / (2 * ({n}))) / (1 + {z2} / ({n})))"
+    half = f"({_Z} * sqrt({p} * (1 - {p}) / ({n}) + {z2} / (4 * ({n}) * ({n}))) / (1 + {z2} / ({n})))"
+    return (f"case when {n} > 0 then {p} end as value, "
+            f"case when {n} > 0 then greatest(0, least(1, {centre} - {half})) end as lo, "
+            f"case when {n} > 0 then greatest(0, least(1, {centre} + {half})) end as hi")
+
+
 SQL = {
-    "latency_p95_ms": """
-        select feature, model, date_trunc('day', ts) as period_start, quantile_cont(latency_ms, 0.95) as value,
-               count(*) as n
+    # the binomial ranks of the interval come from the group sizes (SQL cannot compute them): the first statement
+    # gives the sizes, the ranks are computed in numpy and joined as the table ``ranks``; the order statistics are
+    # then picked from each group's sorted list (the fastest hand-written form measured; a row_number() window over
+    # the groups is slower)
+    "latency_p95_ms:sizes": """
+        select feature, model, date_trunc('day', ts) as period_start, count(*) as n
         from calls where latency_ms is not null group by all""",
-    "error_rate": """
-        select feature, model, date_trunc('day', ts) as period_start,
-               avg(case when status = 'error' then 1 else 0 end) as value, count(*) as n
-        from calls group by all""",
+    "latency_p95_ms": """
+        with g as (
+            select feature, model, date_trunc('day', ts) as period_start, count(*) as n,
+                   quantile_cont(latency_ms, 0.95) as value, list(latency_ms order by latency_ms) as xs
+            from calls where latency_ms is not null group by all)
+        select g.feature, g.model, g.period_start, g.value, g.n,
+               case when r.l >= 1 then g.xs[r.l] end as lo, case when r.u <= g.n then g.xs[r.u] end as hi
+        from g join ranks r on g.feature is not distinct from r.feature and g.model is not distinct from r.model
+            and g.period_start = r.period_start""",
+    "error_rate": f"""
+        select feature, model, period_start, n, {_wilson_sql('k', 'n')}
+        from (select feature, model, date_trunc('day', ts) as period_start, count(*) filter (where status = 'error') as k,
+                     count(*) as n
+              from calls group by all)""",
     "cost_usd": _SQL_PRICES,
-    "tpot_ms": """
-        select feature, model, date_trunc('day', ts) as period_start,
-               avg((latency_ms - ttft_ms) / (output_tokens - 1)::double) as value, count(*) as n
-        from calls where output_tokens > 1 and ttft_ms is not null and latency_ms is not null group by all""",
-    "hallucination_rate": """
+    "tpot_ms": f"""
+        select feature, model, period_start, value, n, p50,
+               case when n >= 2 and sd is not null then value - {_Z} * sd / sqrt(n) end as lo,
+               case when n >= 2 and sd is not null then value + {_Z} * sd / sqrt(n) end as hi
+        from (select feature, model, date_trunc('day', ts) as period_start, avg(v) as value, count(*) as n,
+                     stddev_samp(v) as sd, quantile_cont(v, 0.5) as p50  -- tpot_ms returns the median too
+              from (select *, (latency_ms - ttft_ms) / (output_tokens - 1)::double as v from calls
+                    where output_tokens > 1 and ttft_ms is not null and latency_ms is not null)
+              group by all)""",
+    "hallucination_rate": f"""
         with j as (
             select e.label, c.feature, c.model, coalesce(c.ts, a.ts, e.ts) as ts
             from evals e left join answers a on e.call_id = a.call_id left join calls c on e.call_id = c.call_id
             where e.metric = $metric and e.evaluator = $evaluator and coalesce(e."repeat", 0) = 0
               and e.evaluator_version = $version)
-        select feature, model, date_trunc('day', ts) as period_start,
-               sum(case when label = 'hallucinated' then 1 else 0 end) filter (where label <> 'unscorable')
-                   / count(*) filter (where label <> 'unscorable') as value,
-               count(*) filter (where label <> 'unscorable') as n
-        from j group by all""",
+        select feature, model, period_start, n, {_wilson_sql('k', 'n')}
+        from (select feature, model, date_trunc('day', ts) as period_start,
+                     count(*) filter (where label = 'hallucinated') as k,
+                     count(*) filter (where label <> 'unscorable') as n
+              from j group by all)""",
     "dau_count": """
         with d as (
             select feature, model, date_trunc('day', ts) as period_start, count(distinct user_id) as users
@@ -326,7 +356,8 @@ SQL = {
         days as (select unnest(generate_series(min(period_start), max(period_start), interval 1 day)) as period_start
                  from d),
         grid as (select * from (select distinct feature, model from d) cross join days)
-        select g.feature, g.model, g.period_start, coalesce(d.users, 0)::double as value, 1 as n
+        select g.feature, g.model, g.period_start, coalesce(d.users, 0)::double as value, 1 as n,
+               null::double as lo, null::double as hi
         from grid g left join d on g.feature is not distinct from d.feature and g.model is not distinct from d.model
             and g.period_start = d.period_start""",
 }
@@ -339,10 +370,20 @@ def run_duckdb_sql(metric: str, ctx: dict):
     con = duckdb.connect(ctx["db"], read_only=True)
     params = ({"metric": ctx["eval_metric"], "evaluator": ctx["evaluator"], "version": ctx["version"]}
               if metric == "hallucination_rate" else None)
-    df = pl.from_arrow(con.execute(SQL[metric], params).fetch_arrow_table())
+    if metric == "latency_p95_ms":
+        from workbench.stats import order_statistic_ranks
+
+        sizes = con.execute(SQL["latency_p95_ms:sizes"]).fetch_arrow_table()
+        l, u = order_statistic_ranks(sizes["n"].to_numpy(), 0.95, 0.95)
+        ranks = pl.from_arrow(sizes).with_columns(pl.Series("l", l), pl.Series("u", u)).to_arrow()
+        con.register("ranks", ranks)
+    sql = SQL[metric]
+    if metric == "cost_usd":  # no interval for a sum
+        sql = f"select *, null::double as lo, null::double as hi from ({sql})"
+    df = pl.from_arrow(con.execute(sql, params).fetch_arrow_table())
     con.close()
     return df.select(*BY, pl.col("period_start").cast(pl.Datetime("us")), pl.col("value").cast(pl.Float64),
-                     pl.col("n").cast(pl.Int64))
+                     pl.col("n").cast(pl.Int64), pl.col("lo").cast(pl.Float64), pl.col("hi").cast(pl.Float64))
 
 
 # ------------------------------------------------------------------------------------------------------- driver
@@ -352,23 +393,15 @@ def _worker(approach: str, metric: str, ctx: dict, repeat: int) -> dict:
     """Runs in a fresh spawned process: import, note RSS, run once (the first call of a session), then ``repeat``
     more times and keep the fastest of those (the warm figure)."""
     warnings.simplefilter("ignore")  # UndefinedMetricWarning on n = 0 groups: expected, checked by the comparison
-    # Import up front what each approach imports lazily (scipy for the intervals, the Ibis DuckDB backend, every
-    # metric module), so the timing is the work and not a one-off import that a notebook pays once per session.
+    # Import up front what every approach needs (scipy for the ranks and intervals, polars, duckdb), so the timing is
+    # the work and not a one-off import that a notebook pays once per session. The workbench's own imports (Ibis, the
+    # metric modules) are part of its first call: that is what a fresh session pays.
     import duckdb  # noqa: F401
     import polars  # noqa: F401
     import scipy.stats  # noqa: F401
 
-    import workbench.metrics.latency  # noqa: F401
     import workbench.stats  # noqa: F401
 
-    if approach == "workbench":
-        import ibis
-        import ibis.backends.duckdb  # noqa: F401
-
-        from workbench.metrics import suite
-
-        suite()
-        ibis.duckdb.connect().disconnect()
     fn = {"workbench": run_workbench, "polars": run_polars, "duckdb_sql": run_duckdb_sql}[approach]
     base = proc_status_kb("VmRSS")
     first, best, read_s, df = None, math.inf, None, None
@@ -392,7 +425,7 @@ def measure(approach: str, metric: str, ctx: dict, repeat: int) -> dict:
         return ex.submit(_worker, approach, metric, ctx, repeat).result()
 
 
-def compare(metric: str, ref, other, name: str, *, intervals: bool) -> None:
+def compare(metric: str, ref, other, name: str, *, intervals: bool = True) -> None:
     """Raise AssertionError unless ``other`` has the groups, n and values (and lo/hi) of ``ref``."""
     import polars as pl
 
@@ -414,6 +447,36 @@ def compare(metric: str, ref, other, name: str, *, intervals: bool) -> None:
         assert bad.height == 0, f"{metric}: {col} differs beyond {TOL:g} ({name})\n{bad.head(5)}"
 
 
+# The generated calls: a mix of features, models and providers priced by the demo's price table, timestamps over 60
+# days, ~40 calls per user, 3% errors and 1% timeouts, log-normal latency, time-to-first-token on 60% of the calls.
+_MIX = [("support_assistant", "gpt-4o", "openai", 20), ("coding_assistant", "claude-sonnet-4", "anthropic", 18),
+        ("summariser", "claude-3-5-haiku", "anthropic", 17), ("support_assistant", "gpt-4o-mini", "openai", 11),
+        ("agent", None, None, 9), ("agent", "gpt-4o", "openai", 9), ("coding_assistant", "o4-mini", "openai", 6),
+        ("coding_assistant", "acme-llama-ft", "self-hosted", 4), ("summariser", "gemini-2.0-flash", "google", 3),
+        ("support_assistant", "claude-sonnet-4", "anthropic", 3)]
+
+
+def generate_calls(con, n: int, *, start: str = "2026-09-24", days: int = 60, first: int = 0) -> None:
+    """Insert ``n`` synthetic calls into ``calls``, computed in DuckDB from ``range`` (hash-seeded, deterministic)."""
+    mix = [i for i, (*_, w) in enumerate(_MIX) for _ in range(w)]
+    lst = lambda vals: "[" + ", ".join("NULL" if v is None else f"'{v}'" for v in vals) + "]::VARCHAR[]"  # noqa: E731
+    feats, models, provs = (lst([m[j] for m in _MIX]) for j in range(3))
+    users = max(1, n // 40)
+    u = lambda k: f"((hash(i, {k}) % 1000003) + 0.5) / 1000003.0"  # noqa: E731 - uniform (0, 1), stream k
+    con.execute(f"""
+        insert into calls (call_id, trace_id, ts, latency_ms, ttft_ms, feature, provider, model, user_id, session_id,
+                           status, input_tokens, output_tokens, cache_read_tokens)
+        select 'g' || i, 't' || i, ts, lat, case when {u(5)} < 0.6 then round(lat * (0.1 + 0.3 * {u(6)}), 3) end,
+               list_extract({feats}, c), list_extract({provs}, c), list_extract({models}, c), 'u' || (hash(i, 7) % {users})::bigint, 's' || (hash(i, 8) % {users * 5}),
+               case when {u(9)} < 0.03 then 'error' when {u(9)} < 0.04 then 'timeout' else 'ok' end,
+               (200 + hash(i, 10) % 3000)::bigint, (20 + hash(i, 11) % 800)::bigint,
+               case when {u(12)} < 0.3 then (hash(i, 13) % 200)::bigint end
+        from (select i, 1 + list_extract({mix}, (1 + hash(i, 1) % {len(mix)})::bigint) as c,
+                     timestamp '{start}' + to_microseconds((hash(i, 2) % ({days} * 86400000000))::bigint) as ts,
+                     round(exp(6.5 + 0.7 * sqrt(-2 * ln({u(3)})) * cos(2 * pi() * {u(4)})), 3) as lat
+              from range({first}, {first + n}) r(i))""")
+
+
 def prepare(a, tmp: Path) -> tuple[Path, str]:
     """The database to benchmark, and how it was made."""
     import duckdb
@@ -433,51 +496,63 @@ def prepare(a, tmp: Path) -> tuple[Path, str]:
                f"(peak RSS {r['peak_kb'] / 1024:.0f} MB)")
     if a.calls is not None:
         con = duckdb.connect(str(work))
+        con.execute(f"set memory_limit = '{a.gen_memory}'")
         base = con.execute("select count(*) from calls").fetchone()[0]
-        copies = max(1, math.ceil(a.calls / base))
         t = time.perf_counter()
-        if copies > 1:
-            con.execute("create temp table calls_base as select * from calls")
-            con.execute(f"""
-                insert into calls select * exclude (_copy) replace (
-                    call_id || '~' || _copy as call_id, trace_id || '~' || _copy as trace_id,
-                    parent_id || '~' || _copy as parent_id, user_id || '~' || _copy as user_id,
-                    session_id || '~' || _copy as session_id)
-                from calls_base cross join range(1, {copies}) r(_copy)""")
-            con.execute("drop table calls_base")
+        todo, step, done = max(0, a.calls - base), 20_000_000, 0
+        while done < todo:  # in slices: one insert of 100M rows would hold its whole undo state
+            k = min(step, todo - done)
+            generate_calls(con, k, first=done)
             con.execute("checkpoint")
+            done += k
+            print(f"  generated {done:,} / {todo:,} calls ({time.perf_counter() - t:.0f} s)", flush=True)
         rows = con.execute("select count(*) from calls").fetchone()[0]
         con.close()
-        how += (f"; calls replicated x{copies} ({base:,} -> {rows:,} rows) in {time.perf_counter() - t:.1f} s, "
+        how += (f"; {todo:,} calls generated in DuckDB ({base:,} -> {rows:,} rows) in {time.perf_counter() - t:.1f} s, "
                 f"file {work.stat().st_size / 1e9:.2f} GB")
     return work, how
+
+
+def _median(xs):
+    xs = sorted(xs)
+    m = len(xs) // 2
+    return xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=float, default=10.0, help="demo scale to build (default 10: ~0.7M calls)")
     ap.add_argument("--db", type=Path, default=None, help="use this demo database instead of building one")
-    ap.add_argument("--calls", type=int, default=None, help="replicate calls to at least this many rows")
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="warm runs per approach and metric after the first, fastest kept (default 1)")
+    ap.add_argument("--calls", type=int, default=None,
+                    help="generate calls in DuckDB until the table holds at least this many rows")
+    ap.add_argument("--repeat", type=int, default=2,
+                    help="warm runs per process after the first, fastest kept (default 2)")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="processes per approach and metric, interleaved workbench / sql (default 2; medians)")
+    ap.add_argument("--polars", action="store_true", help="also run the eager polars version (needs a Parquet export)")
     ap.add_argument("--metrics", nargs="+", default=list(METRICS), choices=METRICS)
+    ap.add_argument("--gen-memory", default="4GB", help="DuckDB memory limit while generating calls")
+    ap.add_argument("--json", type=Path, default=None, help="also write the table's rows as JSON here")
     a = ap.parse_args(argv)
-    if a.scale <= 0 or a.repeat < 1 or (a.calls is not None and a.calls < 1):
-        ap.error("--scale, --repeat and --calls must be positive")
+    if a.scale <= 0 or a.repeat < 1 or a.rounds < 1 or (a.calls is not None and a.calls < 1):
+        ap.error("--scale, --repeat, --rounds and --calls must be positive")
     if a.db is not None and not a.db.exists():
         ap.error(f"--db: no file {a.db}")
 
     import duckdb
     import polars as pl
 
-    with open("/proc/loadavg") as fh:
-        load = " ".join(fh.read().split()[:3])
-    print(f"bench_metrics: {os.cpu_count()} cores, load average {load}, duckdb {duckdb.__version__}, "
-          f"polars {pl.__version__}; by={BY}, period=day")
+    def load() -> str:
+        with open("/proc/loadavg") as fh:
+            return " ".join(fh.read().split()[:3])
+
+    print(f"bench_metrics: {os.cpu_count()} cores, load average {load()}, duckdb {duckdb.__version__}, "
+          f"polars {pl.__version__}; by={BY}, period=day", flush=True)
+    approaches = ("workbench", "duckdb_sql", *(("polars",) if a.polars else ()))
     with tempfile.TemporaryDirectory(prefix="wb-bench-metrics-") as tmp:
         tmp = Path(tmp)
         db, how = prepare(a, tmp)
-        print(f"data: {how}")
+        print(f"data: {how}", flush=True)
         con = duckdb.connect(str(db), read_only=True)
         counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0]
                   for t in ("calls", "evals", "answers", "prices")}
@@ -494,58 +569,77 @@ def main(argv: list[str] | None = None) -> int:
             ctx.update(evaluator=sel[0], version=sel[1], eval_metric=sel[2])
             print(f"hallucination_rate over evaluator={sel[0]!r} version={sel[1]!r} metric={sel[2]!r} "
                   f"({sel[3]:,} scores)")
-        t = time.perf_counter()
-        for table in ("calls", "evals", "answers", "prices"):
-            path = tmp / f"{table}.parquet"
-            con.execute(f"copy {table} to '{path}' (format parquet)")
-            ctx["parquet"][table] = str(path)
-        export_s = time.perf_counter() - t
+        if a.polars:
+            t = time.perf_counter()
+            for table in ("calls", "evals", "answers", "prices"):
+                path = tmp / f"{table}.parquet"
+                con.execute(f"copy {table} to '{path}' (format parquet)")
+                ctx["parquet"][table] = str(path)
+            size = sum(Path(p).stat().st_size for p in ctx["parquet"].values())
+            print(f"parquet export for the polars approach (one-off, not in the table): "
+                  f"{time.perf_counter() - t:.1f} s, {size / 1e6:.0f} MB")
         con.close()
-        size = sum(Path(p).stat().st_size for p in ctx["parquet"].values())
-        print(f"parquet export for the polars approach (all columns, one-off, not in the table): {export_s:.1f} s, "
-              f"{size / 1e6:.0f} MB")
 
         rows, failed = [], []
         for metric in metrics:
+            runs: dict[str, list[dict]] = {k: [] for k in approaches}
             try:
-                res = {ap_: measure(ap_, metric, ctx, a.repeat) for ap_ in APPROACHES}
-                compare(metric, res["workbench"]["df"], res["polars"]["df"], "polars", intervals=True)
-                compare(metric, res["workbench"]["df"].select(*BY, "period_start", "value", "n"),
-                        res["duckdb_sql"]["df"], "duckdb sql", intervals=False)
+                for _ in range(a.rounds):  # interleaved: workbench, sql(, polars), workbench, sql, ...
+                    for ap_ in approaches:
+                        runs[ap_].append(measure(ap_, metric, ctx, a.repeat))
+                # the numbers first: every run of every approach against the workbench's first run
+                ref = runs["workbench"][0]["df"]
+                for ap_ in approaches:
+                    for r in runs[ap_]:
+                        compare(metric, ref, r["df"], ap_)
             except Exception as exc:  # keep the other metrics' figures; the exit status says it failed
                 print(f"  {metric}: FAILED: {type(exc).__name__}: {exc}", flush=True)
                 failed.append(metric)
                 continue
+            res = {k: {"first": _median([r["first"] for r in v]), "seconds": _median([r["seconds"] for r in v]),
+                       "peak_kb": max(r["peak_kb"] for r in v), "base_kb": max(r["base_kb"] for r in v),
+                       "read_s": _median([r["read_s"] or 0.0 for r in v])} for k, v in runs.items()}
             n_in = counts["evals"] if metric == "hallucination_rate" else counts["calls"]
-            rows.append((metric, n_in, res["workbench"]["df"].height, res))
-            w, p, q = res["workbench"], res["polars"], res["duckdb_sql"]
+            rows.append((metric, n_in, ref.height, res))
+            w, q = res["workbench"], res["duckdb_sql"]
             print(f"  {metric}: agree (groups, n, value/lo/hi within {TOL:g}); workbench {w['first']:.2f} s first, "
-                  f"{w['seconds']:.2f} s warm, {w['peak_kb'] / 1024:.0f} MB; polars {p['seconds']:.2f} s, "
-                  f"{p['peak_kb'] / 1024:.0f} MB; sql {q['seconds']:.2f} s, {q['peak_kb'] / 1024:.0f} MB", flush=True)
+                  f"{w['seconds']:.2f} s warm, {w['peak_kb'] / 1024:.0f} MB; sql {q['first']:.2f} s first, "
+                  f"{q['seconds']:.2f} s warm, {q['peak_kb'] / 1024:.0f} MB (load {load()})", flush=True)
         if not rows:
             return 1
 
     mb = lambda kb: f"{kb / 1024:,.0f}"  # noqa: E731
-    head = (f"{'metric':<19} {'rows in':>11} {'groups':>6} {'wb 1st':>7} {'wb s':>7} {'polars s':>8} {'(read)':>7} "
-            f"{'sql s':>7} {'ratio':>6} {'wb MB':>6} {'polars MB':>9} {'sql MB':>6}")
+    head = (f"{'metric':<19} {'rows in':>11} {'groups':>6} {'wb 1st':>7} {'sql 1st':>7} {'ratio':>6} {'wb s':>7} "
+            f"{'sql s':>7} {'ratio':>6} {'wb MB':>6} {'sql MB':>6}" + (f" {'polars s':>8} {'pl MB':>6}" if a.polars else ""))
     print("\n" + head + "\n" + "-" * len(head))
+    out = []
     for metric, n_in, groups, r in rows:
-        w, p, s = r["workbench"], r["polars"], r["duckdb_sql"]
-        print(f"{metric:<19} {n_in:>11,} {groups:>6,} {w['first']:>7.2f} {w['seconds']:>7.2f} {p['seconds']:>8.2f} "
-              f"{p['read_s']:>7.2f} {s['seconds']:>7.2f} {p['seconds'] / w['seconds']:>5.2f}x {mb(w['peak_kb']):>6} "
-              f"{mb(p['peak_kb']):>9} {mb(s['peak_kb']):>6}")
-    tot = {k: sum(r[k]["seconds"] for *_, r in rows) for k in APPROACHES}
-    tot_first = sum(r["workbench"]["first"] for *_, r in rows)
-    print(f"{'total':<19} {'':>11} {'':>6} {tot_first:>7.2f} {tot['workbench']:>7.2f} {tot['polars']:>8.2f} {'':>7} "
-          f"{tot['duckdb_sql']:>7.2f} {tot['polars'] / tot['workbench']:>5.2f}x")
-    bases = {k: max(r[k]["base_kb"] for *_, r in rows) for k in APPROACHES}
-    print(f"wb 1st = the first call in a fresh process (Ibis/sqlglot compile paths and DuckDB's cold buffer pool: paid "
-          f"once per session); the other seconds are the best of {a.repeat} warm run(s) in the same process.\n"
-          f"ratio = polars s / wb s (above 1: the workbench is faster); (read) = polars read_parquet share; rows in = "
-          f"rows of the table scanned (evals for hallucination_rate).\n"
-          f"MB = peak RSS (VmHWM) of the process that ran that one metric, imports included; RSS after imports, "
-          f"before the work: workbench {mb(bases['workbench'])}, polars {mb(bases['polars'])}, "
-          f"sql {mb(bases['duckdb_sql'])} MB.")
+        w, s = r["workbench"], r["duckdb_sql"]
+        line = (f"{metric:<19} {n_in:>11,} {groups:>6,} {w['first']:>7.2f} {s['first']:>7.2f} "
+                f"{w['first'] / s['first']:>5.2f}x {w['seconds']:>7.2f} {s['seconds']:>7.2f} "
+                f"{w['seconds'] / s['seconds']:>5.2f}x {mb(w['peak_kb']):>6} {mb(s['peak_kb']):>6}")
+        if a.polars:
+            line += f" {r['polars']['seconds']:>8.2f} {mb(r['polars']['peak_kb']):>6}"
+        print(line)
+        for kind, key in (("warm", "seconds"), ("1st call", "first")):
+            out.append({"work": f"{metric} ({kind})", "rows": n_in, "wb_s": w[key], "wb_mb": w["peak_kb"] / 1024,
+                        "alt": "hand-written DuckDB SQL", "alt_s": s[key], "alt_mb": s["peak_kb"] / 1024})
+    tot = {k: sum(r[k]["seconds"] for *_, r in rows) for k in approaches}
+    tot_first = {k: sum(r[k]["first"] for *_, r in rows) for k in approaches}
+    print(f"{'total':<19} {'':>11} {'':>6} {tot_first['workbench']:>7.2f} {tot_first['duckdb_sql']:>7.2f} "
+          f"{tot_first['workbench'] / tot_first['duckdb_sql']:>5.2f}x {tot['workbench']:>7.2f} "
+          f"{tot['duckdb_sql']:>7.2f} {tot['workbench'] / tot['duckdb_sql']:>5.2f}x")
+    bases = {k: max(r[k]["base_kb"] for *_, r in rows) for k in approaches}
+    print(f"1st = the first call in a fresh process (the workbench's imports of Ibis and the metric modules, connect, "
+          f"compile, DuckDB's cold buffer pool); s = the best of {a.repeat} warm run(s) in that process; each the "
+          f"median of {a.rounds} interleaved processes.\nratio = workbench / SQL (below 1: the workbench is faster; "
+          f"goals: warm <= 1.2x, 1st <= 1.5x). MB = peak RSS (VmHWM) of the process that ran that one metric; RSS "
+          f"after the shared imports: workbench {mb(bases['workbench'])}, sql {mb(bases['duckdb_sql'])} MB. "
+          f"Load average at the end: {load()}.")
+    if a.json:
+        import json
+
+        a.json.write_text(json.dumps(out))
     if failed:
         print(f"FAILED: {', '.join(failed)}")
         return 1

@@ -169,3 +169,98 @@ def test_import_is_light():
     code = "import sys, workbench, workbench.cli; print(json.dumps(sorted(m for m in ('polars','ibis','duckdb','pyarrow','scipy','altair') if m in sys.modules)))"
     out = subprocess.run([sys.executable, "-c", "import json;" + code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+def _percentile_by_full_ranking(t, value, *, q, keys, period, time, start, metric, confidence, extra=None):
+    """The reference: percentile_frame as it was before the band rewrite, ranking every row of a group by a window."""
+    import ibis
+
+    from workbench.metrics.core import tidy, with_period
+    from workbench.stats import order_statistic_ranks
+
+    t = t.mutate(_v=value.cast("float64"))
+    t = with_period(t.filter(t._v.notnull()), period, time=time, start=start)
+    gk = [*keys, "period_start"]
+    groups = t.group_by(gk).aggregate(_n=t.count()).to_polars()
+    lo_rank, hi_rank = order_statistic_ranks(groups["_n"].to_numpy(), q, confidence)
+    groups = groups.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_g"), pl.Series("_l", lo_rank),
+                                 pl.Series("_u", hi_rank))
+    schema = ibis.schema({**{k: t.schema()[k] for k in gk}, "_g": "int64", "_l": "int64", "_u": "int64"})
+    lut = ibis.memtable(groups.select(*gk, "_g", "_l", "_u"), schema=schema)
+    j = t.join(lut, [t[k].identical_to(lut[k]) for k in gk]).select("_v", "_g", "_l", "_u")
+    j = j.mutate(_r=ibis.row_number().over(group_by=j._g, order_by=j._v) + 1)
+    aggs = dict(value=j._v.quantile(q), n=j.count(), lo=j._v.max(where=j._r == j._l), hi=j._v.max(where=j._r == j._u))
+    for name, fn in (extra or {}).items():
+        aggs[name] = fn(j._v)
+    df = j.group_by("_g").aggregate(**aggs).to_polars()
+    df = groups.select(*gk, "_g").join(df, on="_g", how="inner").drop("_g")
+    return tidy(df, keys=keys, metric=metric)
+
+
+@pytest.mark.parametrize("q", [0.5, 0.9, 0.95, 0.99, 0.05])
+def test_percentile_frame_band_equals_ranking_every_row(q):
+    # Groups from 1 to 20,000 rows, heavy ties (integers from a small range), a null feature and a null model as
+    # groups of their own, two periods: the band's rows and ranks must give exactly the order statistics of a full
+    # ranking, and the same value (quantile_cont) to the last bit.
+    import numpy as np
+
+    from workbench.metrics.core import percentile_frame
+
+    rng = np.random.default_rng(12)
+    db = wb.connect(":memory:")
+    sizes = [1, 2, 3, 7, 19, 20, 40, 99, 370, 1000, 3001, 20000]
+    frames = []
+    for i, size in enumerate(sizes):
+        tie = i % 3 == 0
+        v = rng.integers(0, 50, size).astype(float) if tie else rng.lognormal(6, 1.2, size)
+        frames.append(pl.DataFrame({
+            "call_id": [f"g{i}-{j}" for j in range(size)],
+            "ts": [dt.datetime(2026, 1, 1 + j % 2, 10) for j in range(size)],
+            "feature": None if i == 4 else f"f{i % 4}", "model": None if i == 5 else f"m{i}",
+            "status": "ok", "latency_ms": v}))
+    df = pl.concat(frames, how="diagonal_relaxed")
+    db.duckdb.register("_rows", df.to_arrow())
+    db.duckdb.execute("insert into calls (call_id, ts, feature, model, status, latency_ms) "
+                      "select call_id, ts, feature, model, status, latency_ms from _rows")
+    t = db.calls
+    for period in ("day", "all"):
+        kw = dict(q=q, keys=["feature", "model"], period=period, time="ts", start=None, metric="x", confidence=0.95,
+                  extra={"mean": lambda c: c.mean()})
+        new = percentile_frame(t, t.latency_ms, **kw)
+        old = _percentile_by_full_ranking(t, t.latency_ms, **kw)
+        assert new.height == old.height == (len(sizes) * (2 if period == "day" else 1) - (1 if period == "day" else 0))
+        # value, n, lo and hi to the last bit; the extra mean is a float sum whose order differs (1e-12)
+        assert new.drop("mean").equals(old.drop("mean")), (new, old)
+        assert (new["mean"] - old["mean"]).abs().max() <= 1e-12 * old["mean"].abs().max()
+        assert new["lo"].null_count() < new.height and new["hi"].null_count() < new.height
+
+
+def test_percentile_frame_band_nan_threshold_ranks_the_group_whole():
+    # -inf then +inf values make the grid quantile at 0.935 NaN (-inf + d (inf - -inf) in the interpolation): no row
+    # compares >= NaN, so that group is ranked whole instead of by a band
+    from workbench.metrics.core import percentile_frame
+
+    db = wb.connect(":memory:")
+    db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms) select 'c' || i, '2026-01-01', "
+                      "'chat', 'ok', case when i > 1870 then 'inf'::double else '-inf'::double end "
+                      "from range(1, 2001) r(i)")
+    t = db.calls
+    kw = dict(q=0.95, keys=["feature"], period="all", time="ts", start=None, metric="x", confidence=0.95)
+    new = percentile_frame(t, t.latency_ms, **kw)
+    assert new.equals(_percentile_by_full_ranking(t, t.latency_ms, **kw))
+    assert new.select("value", "n", "lo", "hi").rows() == [(float("inf"), 2000, float("inf"), float("inf"))]
+
+
+def test_percentile_frame_band_that_misses_a_rank_is_detected_and_redone(monkeypatch):
+    # thresholds too high (the quantile itself, above the lower rank): the band misses rank l, which the check sees
+    from workbench.metrics import core
+
+    db = wb.connect(":memory:")
+    db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms) select 'c' || i, '2026-01-01', "
+                      "case when i % 3 = 0 then 'a' else 'b' end, 'ok', (i * 7919) % 1000 from range(1, 3001) r(i)")
+    t = db.calls
+    kw = dict(q=0.9, keys=["feature"], period="all", time="ts", start=None, metric="x", confidence=0.95)
+    monkeypatch.setattr(core, "_band_thresholds", lambda grid, qs, n, need: qs[:, -1] + 1)
+    new = core.percentile_frame(t, t.latency_ms, **kw)
+    assert new.equals(_percentile_by_full_ranking(t, t.latency_ms, **kw))
+    assert new["lo"].null_count() == 0

@@ -55,7 +55,8 @@ if TYPE_CHECKING:  # pragma: no cover
 from workbench.db import Where, as_timestamp, parse_where, scope  # noqa: F401  (re-exported: the metric toolkit)
 
 __all__ = ["PERIODS", "RESULT_COLUMNS", "UndefinedMetricWarning", "Where", "parse_where", "as_timestamp", "scope",
-           "check_by", "with_period", "tidy", "proportion", "percentile_frame", "mean_interval", "Metric", "register", "suite", "contracts", "compute"]
+           "check_by", "with_period", "tidy", "to_polars", "proportion", "percentile_frame", "mean_interval", "Metric",
+           "register", "suite", "contracts", "compute"]
 
 PERIODS = ("hour", "day", "week", "month", "all")
 _UNITS = {"hour": "h", "day": "D", "week": "W", "month": "M"}
@@ -133,6 +134,48 @@ def tidy(df: "pl.DataFrame", *, keys: Sequence[str], metric: str | None = None) 
     return df.select(*cols, *extra).sort([*keys, "period_start", "metric"], nulls_last=True)
 
 
+# A metric's queries compiled to SQL, per process: Ibis operation (structural hash and equality) -> SQL text. The
+# same metric asked again with the same options is the same operation and skips compilation.
+_COMPILED: dict[Any, str] = {}
+_COMPILED_MAX = 1024
+
+
+def to_polars(expr: "ir.Table") -> "pl.DataFrame":
+    """Execute an Ibis table expression into a polars frame, with the compiled SQL cached per query shape.
+
+    On DuckDB the SQL is compiled once per distinct expression (a metric and its options: the same call later in a
+    session is not compiled again) and run directly on the connection into Arrow, then cast to the expression's
+    schema: the same frame ``expr.to_polars()`` gives, without its per-call compilation and without the pandas-based
+    result converter Ibis imports (about a second of a fresh session's first metric). Other backends use
+    ``expr.to_polars()``.
+
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> t = db.calls
+    >>> to_polars(t.group_by("feature").aggregate(n=t.count())).shape
+    (0, 2)
+    """
+    import polars as pl
+
+    backend = expr._find_backend(use_default=True)
+    hooks = getattr(backend, "_run_pre_execute_hooks", None)
+    if getattr(backend, "name", None) != "duckdb" or hooks is None:
+        return expr.to_polars()
+    op = expr.op()
+    sql = _COMPILED.get(op)
+    if sql is None:
+        sql = backend.compile(expr)
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.clear()
+        _COMPILED[op] = sql
+    hooks(expr)  # registers the in-memory tables the query reads (a rank table, say)
+    df = pl.from_arrow(backend.con.sql(sql).to_arrow_table())
+    want = expr.schema().to_polars()
+    casts = [pl.col(c).cast(dt) for c, dt in want.items()
+             if df.schema[c] != dt and not (isinstance(dt, pl.Datetime) and isinstance(df.schema[c], pl.Datetime))]
+    return df.with_columns(casts) if casts else df
+
+
 def proportion(
     t: "ir.Table",
     success: "ir.BooleanValue",
@@ -157,7 +200,7 @@ def proportion(
     den = denominator.fill_null(False) if denominator is not None else ibis.literal(True)
     # Groups are formed over all rows, so a group whose denominator is empty stays visible with n = 0.
     t = with_period(t.mutate(_hit=(success.fill_null(False) & den).cast("int64"), _den=den.cast("int64")), period, time=time, start=start)
-    agg = t.group_by([*keys, "period_start"]).aggregate(k=t._hit.sum(), n=t._den.sum()).to_polars()
+    agg = to_polars(t.group_by([*keys, "period_start"]).aggregate(k=t._hit.sum(), n=t._den.sum()))
     import polars as pl
 
     lo, hi = wilson_interval(agg["k"].to_numpy(), agg["n"].to_numpy(), confidence=confidence)
@@ -165,6 +208,24 @@ def proportion(
         (pl.col("k") / pl.col("n")).alias("value"), pl.Series("lo", lo), pl.Series("hi", hi)
     ).drop("k")
     return tidy(agg, keys=keys, metric=metric)
+
+
+def _band_grid(q: float) -> list[float]:
+    """Fixed fractions below ``q``, increasing, whose quantiles bound the rows an interval can need (see
+    :func:`percentile_frame`): ``q (1 - 2**-k)`` for k = 1..12, nearer ``q`` as the groups get larger."""
+    return [q * (1 - 2.0 ** -k) for k in range(1, 13)]
+
+
+def _band_thresholds(grid: list[float], qs: Any, n: Any, need: Any) -> Any:
+    """Per group, the highest grid quantile (columns of ``qs``) safely below rank ``need``; NaN: rank the group whole.
+
+    The quantile at fraction c lies between the order statistics floor(c (n - 1)) and the next (0-based), so
+    c <= (need - 3) / n puts every row from rank need - 1 (0-based) on at or above it, with room for rounding.
+    """
+    import numpy as np
+
+    k = (np.asarray(grid)[None, :] <= ((need - 3) / n)[:, None]).sum(axis=1)  # grid increasing: the k-th is highest
+    return np.where(k > 0, qs[np.arange(len(n)), np.maximum(k - 1, 0)], np.nan)
 
 
 def percentile_frame(
@@ -182,41 +243,76 @@ def percentile_frame(
 ) -> "pl.DataFrame":
     """The q-quantile of ``value`` per group (linear interpolation) with its order-statistic interval, tidy.
 
-    Two Ibis queries: the groups and their sizes (to look the binomial ranks up, which SQL cannot compute), then one
-    aggregate over the rows ranked by a window. The window is partitioned by a small integer group id joined from the
-    first result rather than by the group keys themselves: the ranks are the same, but DuckDB sorts one integer
-    about twice as fast as strings and a timestamp (benchmarks/bench_metrics.py, 10M calls).
+    The interval is the pair of order statistics at the binomial ranks ``l`` and ``u`` of each group's size
+    (:func:`workbench.stats.order_statistic_ranks`, which SQL cannot compute). Two queries, neither ranking every row:
+
+    1. per group: the size, and in one holistic aggregate (one sort state per group) the quantile ``q`` together with
+       the quantiles at a fixed grid of fractions below ``q`` (:func:`_band_grid`);
+    2. from the sizes, the ranks ``l``, ``u`` and per group the highest grid quantile ``T`` safely below rank ``l``:
+       only the rows with a value ``>= T`` (the band that holds both order statistics: a few percent of a large
+       group for a tail quantile) are ranked, by a window within the group, their rank offset by the rows below the
+       band (the group size minus the band's). A group too small for any grid fraction to help is ranked whole.
+
+    The result is identical to ranking every row (tests/test_core.py keeps that implementation as the reference). A
+    band that would miss rank ``l`` (a threshold comparing as NaN, say) is detected and that group ranked whole.
+
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms) "
+    ...     "select 'c' || i, '2026-01-01', 'chat', 'ok', i from range(1, 1001) r(i)")
+    >>> t = db.calls
+    >>> percentile_frame(t, t.latency_ms, q=0.95, keys=["feature"], period="all", time="ts", start=None,
+    ...                  metric="latency_p95_ms", confidence=0.95).select("value", "n", "lo", "hi").rows()
+    [(950.05, 1000, 936.0, 964.0)]
     """
-    import ibis
+    import numpy as np
     import polars as pl
+
+    import ibis
 
     t = t.mutate(_v=value.cast("float64"))
     t = with_period(t.filter(t._v.notnull()), period, time=time, start=start)
     gk = [*keys, "period_start"]
-    groups = t.group_by(gk).aggregate(_n=t.count()).to_polars()
+    grid = _band_grid(q)
+    aggs: dict[str, Any] = dict(n=t.count(), _qs=t._v.quantile([*grid, q]))
+    for name, fn in (extra or {}).items():
+        aggs[name] = fn(t._v)
+    groups = to_polars(t.group_by(gk).aggregate(**aggs))
     if groups.height == 0:
         empty = t.group_by(gk).aggregate(value=t._v.mean(), n=t.count()).to_polars()
         return tidy(empty, keys=keys, metric=metric)
     from workbench.stats import order_statistic_ranks
 
-    lo_rank, hi_rank = order_statistic_ranks(groups["_n"].to_numpy(), q, confidence)
-    groups = groups.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_g"), pl.Series("_l", lo_rank),
-                                 pl.Series("_u", hi_rank))
-    schema = ibis.schema({**{k: t.schema()[k] for k in gk}, "_g": "int64", "_l": "int64", "_u": "int64"})
-    lut = ibis.memtable(groups.select(*gk, "_g", "_l", "_u"), schema=schema)
-    # null-safe: a null feature or model is a group of its own, as in the group_by above
-    j = t.join(lut, [t[k].identical_to(lut[k]) for k in gk]).select("_v", "_g", "_l", "_u")
-    j = j.mutate(_r=ibis.row_number().over(group_by=j._g, order_by=j._v) + 1)
-    aggs = dict(
-        value=j._v.quantile(q),
-        n=j.count(),
-        lo=j._v.max(where=j._r == j._l),
-        hi=j._v.max(where=j._r == j._u),
-    )
-    for name, fn in (extra or {}).items():
-        aggs[name] = fn(j._v)
-    df = j.group_by("_g").aggregate(**aggs).to_polars()
-    df = groups.select(*gk, "_g").join(df, on="_g", how="inner").drop("_g")
+    n = groups["n"].to_numpy()
+    lo_rank, hi_rank = order_statistic_ranks(n, q, confidence)
+    qs = np.asarray(groups["_qs"].to_list(), dtype=np.float64).reshape(len(n), len(grid) + 1)
+    # the lowest rank the interval needs (none: n + 1)
+    need = np.where(lo_rank >= 1, lo_rank, np.where(hi_rank <= n, hi_rank, n + 1))
+    thr = _band_thresholds(grid, qs, n, need)
+    groups = groups.drop("_qs").with_columns(
+        pl.Series("value", qs[:, -1]), pl.int_range(pl.len(), dtype=pl.Int64).alias("_g"),
+        pl.Series("_l", lo_rank), pl.Series("_u", hi_rank), pl.Series("_t", thr, nan_to_null=True))
+    schema = ibis.schema({**{c: t.schema()[c] for c in gk}, "_g": "int64", "n": "int64", "_l": "int64",
+                          "_u": "int64", "_t": "float64"})
+
+    def order_statistics(lut_frame: "pl.DataFrame") -> "pl.DataFrame":
+        lut = ibis.memtable(lut_frame.select(*schema.names), schema=schema)
+        # null-safe: a null feature or model is a group of its own, as in the group_by above
+        j = t.join(lut, [t[c].identical_to(lut[c]) for c in gk]).select("_v", "_g", "n", "_l", "_u", "_t")
+        j = j.filter(j._t.isnull() | (j._v >= j._t))
+        j = j.mutate(_r=ibis.row_number().over(group_by=j._g, order_by=j._v) + 1 + j.n
+                     - j._v.count().over(ibis.window(group_by=j._g)))
+        return to_polars(j.group_by("_g").aggregate(lo=j._v.max(where=j._r == j._l), hi=j._v.max(where=j._r == j._u),
+                                                    _first=j._r.min()))
+
+    os_ = order_statistics(groups)
+    check = groups.select("_g", "n", pl.Series("_need", need)).join(os_.select("_g", "_first"), on="_g", how="left")
+    missed = check.filter((pl.col("_need") <= pl.col("n"))
+                          & (pl.col("_first").is_null() | (pl.col("_first") > pl.col("_need"))))
+    if missed.height:
+        redo = groups.join(missed.select("_g"), on="_g").with_columns(pl.lit(None, pl.Float64).alias("_t"))
+        os_ = pl.concat([os_.join(missed.select("_g"), on="_g", how="anti"), order_statistics(redo)])
+    df = groups.join(os_.drop("_first"), on="_g", how="left").drop("_g", "_l", "_u", "_t")
     return tidy(df, keys=keys, metric=metric)
 
 

@@ -42,7 +42,8 @@ import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from workbench.metrics.core import Metric, Where, check_by, mean_interval, percentile_frame, proportion, register, scope, tidy, with_period
+from workbench.metrics.core import (Metric, Where, check_by, mean_interval, percentile_frame, proportion, register, scope,
+                                    tidy, to_polars, with_period)
 from workbench.stats import order_statistic_ranks  # noqa: F401  (public here too, as before)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -219,9 +220,8 @@ def tpot_ms(db, *, by=("feature",), period="day", start=None, end=None, where=No
     t = t.filter(t.output_tokens > 1, t.ttft_ms.notnull(), t.latency_ms.notnull())
     t = with_period(t.mutate(_v=(t.latency_ms - t.ttft_ms) / (t.output_tokens - 1).cast("float64")), period,
                     start=start)
-    df = t.group_by([*keys, "period_start"]).aggregate(
-        value=t._v.mean(), n=t.count(), _sd=t._v.std(how="sample"), p50=t._v.quantile(0.5)
-    ).to_polars()
+    df = to_polars(t.group_by([*keys, "period_start"]).aggregate(
+        value=t._v.mean(), n=t.count(), _sd=t._v.std(how="sample"), p50=t._v.quantile(0.5)))
     return tidy(mean_interval(df, confidence), keys=keys, metric=fn)
 
 
