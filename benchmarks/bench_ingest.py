@@ -311,7 +311,6 @@ def main(argv: list[str] | None = None) -> int:
     import duckdb
 
     import workbench as wb
-    from workbench.io.ingest import ingest
 
     with open("/proc/loadavg") as fh:
         print(f"bench_ingest: load average {' '.join(fh.read().split()[:3])}", flush=True)
