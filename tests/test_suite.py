@@ -161,7 +161,7 @@ def test_every_metric_refuses_an_unknown_option_naming_itself(db, name):
 def test_an_unsupported_period_is_refused_naming_the_metric(db, name):
     bad = next(p for p in ("all", "day", "hour") if p not in CONTRACTS[name].periods)
     kw = {k: v for k, v in OPTIONS.get(name, {}).items() if k != "period"}
-    with pytest.raises(wb.errors.ParameterError, match=f"{name}: period"):
+    with pytest.raises(wb.errors.ParameterError, match=f"{name}: period must be"):
         SUITE[name](db, period=bad, **kw)
 
 
@@ -179,6 +179,8 @@ def test_no_metric_is_left_out_of_the_registry():
     from workbench.metrics.core import SUITE_MODULES
 
     suffixes = ("_rate", "_ms", "_usd", "_count", "_minutes", "_score", "_ratio", "_per_s", "_per_task")
+    # the generic quantile behind the named percentiles takes q; it is a toolkit function, not a metric of the suite
+    not_metrics = {"latency.latency_quantile_ms"}
     missing = []
     for mod in SUITE_MODULES:
         module = importlib.import_module(f"workbench.metrics.{mod}")
@@ -186,7 +188,7 @@ def test_no_metric_is_left_out_of_the_registry():
             if name.startswith("_") or not inspect.isfunction(fn) or not name.endswith(suffixes):
                 continue
             ps = inspect.signature(fn).parameters
-            if {"by", "period", "start", "end", "where"} <= set(ps) and name not in SUITE:
+            if {"by", "period", "start", "end", "where"} <= set(ps) and name not in SUITE and f"{mod}.{name}" not in not_metrics:
                 missing.append(f"{mod}.{name}")
     assert not missing, f"metrics not registered: {missing}"
 

@@ -202,7 +202,32 @@ def _print_frame(df, fmt: str, out: str | None) -> None:
 
         with pl.Config(tbl_rows=200, tbl_cols=-1, tbl_width_chars=100, fmt_str_lengths=24, float_precision=4,
                        tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True, tbl_formatting="ASCII_MARKDOWN"):
-            print(df)
+            text = str(df)
+        head = text.splitlines()[0] if text else ""
+        if max(map(len, text.splitlines()), default=0) <= 100 and "..." not in text and all(c in head for c in df.columns):
+            print(text)
+        else:  # too wide for 100 columns: one block per row, a column per line (as psql's expanded display)
+            print(_expanded(df))
+
+
+def _expanded(df, width: int = 100) -> str:
+    """A frame as one block per row, ``column | value`` per line, each line at most ``width`` characters.
+
+    >>> import polars as pl
+    >>> print(_expanded(pl.DataFrame({"feature": ["chat"], "value": [0.25]})))
+    -[ row 1 ]----
+    feature | chat
+    value   | 0.25
+    """
+    key_w = max((len(c) for c in df.columns), default=0)
+    lines = []
+    for i, row in enumerate(df.iter_rows(named=True), 1):
+        lines.append(f"-[ row {i} ]" + "-" * 4)
+        for k, v in row.items():
+            text = "" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v))
+            line = f"{k:<{key_w}} | {' '.join(text.split())}"
+            lines.append(line if len(line) <= width else line[: width - 3] + "...")
+    return "\n".join(lines)
 
 
 def _params(items: Sequence[str]) -> dict[str, object]:

@@ -200,8 +200,13 @@ def _open_duckdb(path: str, *, read_only: bool, wait_s: float) -> "ibis.BaseBack
                 ) from None
             time.sleep(min(delay, left))
             delay = min(delay * 2, 1.0)
-        except duckdb.ConnectionException as exc:  # open in this process already, in the other mode
+        except duckdb.ConnectionException as exc:  # open in this process already, with another configuration
             first = str(exc).splitlines()[0]
+            if read_only and "different configuration" in first:
+                # This process already holds the file open for writing (DuckDB keeps one instance per file and
+                # process): a reader shares that instance instead of failing; it writes nothing.
+                read_only = False
+                continue
             raise DatabaseError(f"{path}: cannot open the database: {first}") from None
 
 

@@ -43,6 +43,7 @@ from workbench.errors import NotFoundError, ParameterError, UnknownNameError
 import functools
 import importlib
 import inspect
+import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -440,12 +441,15 @@ def _bound(m: Metric) -> Callable[..., "pl.DataFrame"]:
             raise ParameterError(f"{name}: unknown option {unknown[0]!r}; it takes {', '.join(sorted(accepted))}")
         missing = [o for o in m.required if o not in kwargs]
         if missing:
-            raise ParameterError(f"{name}: the option {missing[0]!r} is required (e.g. {missing[0]}="
+            raise ParameterError(f"{name}: option {missing[0]} is required (e.g. {missing[0]}="
                                  f"{m.example[missing[0]]!r})")
         period = kwargs.get("period", default_period)
         if period not in m.periods:
-            raise ParameterError(f"{name}: period {period!r} is not supported; it is defined for "
-                                 f"{', '.join(m.periods)}")
+            raise ParameterError(f"{name}: period must be {' or '.join(map(repr, m.periods))}, got {period!r}")
+        if isinstance(db, (str, os.PathLike)):
+            from workbench.db import connect
+
+            db = connect(db, read_only=True)  # a metric only reads: a path is opened read-only, never created
         return fn(as_workbench(db), **kwargs)
 
     metric.contract = m  # type: ignore[attr-defined]
@@ -475,8 +479,9 @@ def register(*metrics: Metric, namespace: dict[str, Any] | None = None) -> dict[
     return out
 
 
-@functools.cache
 def _suite() -> dict[str, Callable[..., "pl.DataFrame"]]:
+    # merged afresh on every call (the modules are imported once; a dict merge is cheap), so a reloaded module's
+    # metrics are the ones served
     merged: dict[str, Callable[..., Any]] = {}
     for mod in SUITE_MODULES:
         module = importlib.import_module(f"workbench.metrics.{mod}")

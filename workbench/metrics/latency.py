@@ -479,7 +479,6 @@ def _bootstrap_quantile_diff(cur, old, q: float, n_boot: int, seed: int):
 
 # Each metric registered once with its contract (workbench.metrics.core.Metric).
 SUITE = register(
-    Metric(latency_quantile_ms, unit="ms", direction="lower", table="calls", example={"q": 0.75}),
     Metric(latency_p50_ms, unit="ms", direction="lower", table="calls"),
     Metric(latency_p90_ms, unit="ms", direction="lower", table="calls"),
     Metric(latency_p95_ms, unit="ms", direction="lower", table="calls"),
