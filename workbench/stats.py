@@ -46,7 +46,7 @@ def wilson_interval(k, n, *, confidence: float = 0.95) -> tuple[np.ndarray, np.n
 
     Returns
     -------
-    (lo, hi) : arrays of float, clipped to [0, 1].
+    (lo, hi) : arrays of float in [0, 1]: exactly 0 at k = 0, exactly 1 at k = n, and lo <= k/n <= hi always.
 
     Examples
     --------
@@ -62,8 +62,12 @@ def wilson_interval(k, n, *, confidence: float = 0.95) -> tuple[np.ndarray, np.n
         denom = 1 + z * z / n
         centre = (p + z * z / (2 * n)) / denom
         half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-        lo = np.where(n > 0, np.clip(centre - half, 0, 1), np.nan)
-        hi = np.where(n > 0, np.clip(centre + half, 0, 1), np.nan)
+        # Exact at the edges: k = 0 gives lo = 0 and k = n gives hi = 1 (the formula leaves rounding residue such as
+        # 2.8e-17 or 0.9999999999999999), and lo <= k/n <= hi holds exactly, so a strict check never fails on rounding.
+        lo = np.where(k <= 0, 0.0, np.minimum(np.clip(centre - half, 0, 1), p))
+        hi = np.where(k >= n, 1.0, np.maximum(np.clip(centre + half, 0, 1), p))
+        lo = np.where(n > 0, lo, np.nan)
+        hi = np.where(n > 0, hi, np.nan)
     return lo, hi
 
 
