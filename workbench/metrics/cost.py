@@ -155,7 +155,8 @@ def priced_calls(db: Any, *, start: Any = None, end: Any = None, where: Where = 
 
     * ``cost_usd_computed``: the cost at that price (module docstring has the formula), null without a price;
     * ``cost_usd_used``: the reported ``cost_usd`` when not null, else the computed cost; null for an unpriced call;
-    * ``cost_source``: ``'reported'``, ``'computed'``, ``'none'`` (no model, no tokens: 0) or ``'unpriced'``.
+    * ``cost_source``: ``'reported'``, ``'computed'``, ``'none'`` (no model, no tokens: 0) or ``'unpriced'``;
+    * ``attributes`` as JSON text (so the result converts to polars and pandas).
 
     Parameters
     ----------
@@ -215,6 +216,8 @@ def priced_calls(db: Any, *, start: Any = None, end: Any = None, where: Where = 
             else_="unpriced",
         ),
     )
+    # the JSON ``attributes`` column as its text, so that ``.to_polars()`` works (polars has no JSON type)
+    t = t.mutate(attributes=t.attributes.cast("string"))
     return scope(t, where=after, time=None) if after else t
 
 
@@ -258,10 +261,12 @@ def cost_usd(
     db, *, by: Iterable[str] | str | None = ("feature",), period: str = "day", start: Any = None, end: Any = None,
     where: Where = None,
 ) -> "pl.DataFrame":
-    """Total cost in USD (reported cost where there is one, else computed from tokens and prices).
+    """Total cost in USD of the priced LLM calls (reported cost where there is one, else tokens times prices).
 
-    The value excludes unpriced calls (a lower bound when ``unpriced_count > 0``); a group whose calls are all
-    unpriced has a null value, never 0. Groups add up to the total.
+    Definition: the sum of the cost of every priced call, and ``n`` is the number of priced calls (reported or
+    computed); tool and agent spans with no model and no tokens cost nothing and are not counted in ``n``, and
+    unpriced calls are counted apart in ``unpriced_count``. The value excludes unpriced calls (a lower bound when
+    ``unpriced_count > 0``); a group with no priced call has a null value, never 0. Groups add up to the total.
 
     Parameters
     ----------
@@ -272,7 +277,7 @@ def cost_usd(
     Returns
     -------
     polars.DataFrame
-        Tidy frame: ``value`` USD (lower is better), ``n`` priced calls (those summed), no interval; extra columns
+        Tidy frame: ``value`` USD (lower is better), ``n`` priced LLM calls (those summed), no interval; extra columns
         ``calls_count``, ``unpriced_count``, ``unpriced_rate``, ``reported_share``.
 
     Examples
@@ -289,7 +294,8 @@ def cost_usd(
     metric = "cost_usd"
     t, keys = _prepared(db, metric, by, period, start, end, where)
     df = t.group_by([*keys, "period_start"]).aggregate(
-        value=t.cost_usd_used.sum(), n=t.cost_usd_used.count(), **_counters(t)).to_polars()
+        value=t.cost_usd_used.sum(), n=t.cost_source.isin(("reported", "computed")).cast("int64").sum(),
+        **_counters(t)).to_polars()
     return _finish(df, keys, metric)
 
 
