@@ -94,11 +94,28 @@ def test_start_after_the_data_is_empty(ten_days):
     assert r.select("value", "n").rows() == [(None, 0)]
 
 
-def test_week_period_reports_the_mean_of_daily_values(ten_days):
-    # Monday weeks: Dec 29 holds Jan 1-4 -> DAU (2+1+1+1)/4 = 1.25 over 4 days;
-    # Jan 5 holds Jan 5-10 -> (2+1+1+2+1+2)/6 = 1.5 over 6 days
-    wk = ad.dau_count(ten_days, period="week")
-    assert wk.select("period_start", "value", "n").rows() == [(D(2025, 12, 29), 1.25, 4), (D(2026, 1, 5), 1.5, 6)]
+def test_calendar_periods_count_the_distinct_users_of_the_period(ten_days):
+    # Definition change (issue: weekly actives are people): at a calendar period the value is the distinct users active
+    # in it, no longer the mean of the daily rolling values. Monday weeks: Dec 29 holds Jan 1-4 -> {a, b} = 2 over 4
+    # observed days; Jan 5 holds Jan 5-10 -> {a, b, c, d} = 4 over 6 days. The old mean of daily WAU was
+    # (2+2+2+2)/4 = 2 and (3+3+3+3+3+4)/6 = 3.17 (fewer than the 4 people of that week).
+    for fn in (ad.dau_count, ad.wau_count, ad.mau_count):
+        wk = fn(ten_days, period="week")
+        assert wk.select("period_start", "value", "n", "window").rows() == [
+            (D(2025, 12, 29), 2.0, 4, "calendar week"), (D(2026, 1, 5), 4.0, 6, "calendar week")]
+    # a week inside the window: Jan 5..11 -> the 4 people; month Jan 2026 -> 4; the whole window Jan 2..9 -> {a, b, c}
+    assert ad.wau_count(ten_days, period="week", start=day(5, 0), end=day(12, 0))["value"].to_list() == [4.0]
+    assert ad.mau_count(ten_days, period="month")["value"].to_list() == [4.0]
+    allw = ad.wau_count(ten_days, period="all", start=day(2, 0), end=day(10, 0))
+    assert allw.select("value", "n", "window").rows() == [(3.0, 8, "calendar window")]
+    # the rolling daily series stays available, explicitly
+    assert set(ad.wau_count(ten_days, period="day")["window"]) == {"rolling 7 days"}
+
+
+def test_stickiness_per_calendar_period(ten_days):
+    # week Jan 5-10: user-days a 6 + b 1 + c 1 + d 1 = 9 over 6 days -> mean DAU 1.5; 4 people -> DAU/WAU 0.375
+    r = ad.dau_mau_ratio(ten_days, period="week").filter(pl.col("period_start") == D(2026, 1, 5))
+    assert r.select("value", "n", "window").rows() == [(pytest.approx(0.375), 6, "calendar week")]
 
 
 def test_activity_source_calls_and_both(ten_days):

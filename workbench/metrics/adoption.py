@@ -13,18 +13,25 @@ Definitions (the choices, in one place)
 and ``feature``, can be used in ``by`` and ``where``). A user is *active on a day* when they have at least one activity
 row that UTC day. ``where`` and ``by`` select the activity (e.g. ``where={"feature": "assistant"}``).
 
-*Rolling active users.* ``dau_count``, ``wau_count`` and ``mau_count`` are computed per UTC day ``d``: distinct users
-active in ``d - w + 1 .. d`` with ``w`` = 1, 7 and ``mau_days`` (28 by default: four whole weeks, so every weekday
-counts four times and the MAU of a Monday and of a Sunday are comparable; 30 matches Amplitude's month). A day is
-counted even when nobody was active (value 0). ``start``/``end`` choose the days reported; the look-back before
-``start`` is read so the first reported windows are whole. For ``period`` coarser than a day the value is the **mean of
-the daily values** over the days of the period (mean DAU is the usual "average DAU"; a week-end snapshot would make
-DAU depend on whether Sunday was quiet) and ``n`` is the number of days averaged (1 at ``period="day"``). The extra
-column ``window_days`` is the number of days of the rolling window covered by the data (the minimum over the period):
-below ``w`` near the start of the log, where the counts are lower bounds.
+*Active users are people.* At a calendar ``period`` (``"week"``: Monday to Sunday, ``"month"``, ``"all"``: the whole
+``start .. end`` window) ``dau_count``, ``wau_count`` and ``mau_count`` are the **distinct users active in that
+period**, an integer: ``wau_count`` for week 2026-W47 is the people active Monday to Sunday of W47 (so the three
+metrics agree at a given calendar period; the name says which window ``period="day"`` rolls). ``n`` is the number of
+days of the period covered by the data (a period cut by the start of the log or by the window holds fewer), also in
+``window_days``; the column ``window`` says ``"calendar week"`` etc.
 
-*Stickiness* has three explicit metrics: ``dau_mau_ratio`` (mean DAU over the trailing ``mau_days`` window divided by
-the MAU of that window, per day, then averaged like the counts), ``active_days_distribution`` (users with exactly and
+*Rolling active users* are the explicit daily series, ``period="day"``: on each UTC day ``d``, the distinct users
+active in ``d - w + 1 .. d`` with ``w`` = 1, 7 and ``mau_days`` (28 by default: four whole weeks, so every weekday
+counts four times and the MAU of a Monday and of a Sunday are comparable; 30 matches Amplitude's month); the column
+``window`` says ``"rolling 7 days"`` etc. A day is counted even when nobody was active (value 0). ``start``/``end``
+choose the days reported; the look-back before ``start`` is read so the first reported windows are whole. The extra
+column ``window_days`` is the number of days of the rolling window covered by the data: below ``w`` near the start of
+the log, where the counts are lower bounds. The average DAU of a week is the mean of ``dau_count(period="day")`` over
+its days.
+
+*Stickiness* has three explicit metrics: ``dau_mau_ratio`` (at ``period="day"`` the rolling DAU/MAU: mean DAU over the
+trailing ``mau_days`` window divided by the MAU of that window; at a calendar period the mean DAU of the period divided
+by the distinct users of the period: DAU/WAU for a week, DAU/MAU for a month), ``active_days_distribution`` (users with exactly and
 at least N active days in each period; default ``period="week"``) and ``returning_share_rate`` (share of yesterday's
 active users active again today, Wilson interval).
 
@@ -172,11 +179,53 @@ def _rolling_expr(db: Any, fn: str, *, window: int, by: Any, start: Any, end: An
     )
 
 
+def _calendar(db: Any, fn: str, *, by: Any, period: str, start: Any, end: Any, where: Any, activity: str,
+              ratio: bool) -> "pl.DataFrame":
+    """Per calendar period (Monday week, month, or the whole window at ``"all"``): distinct active users, or the
+    mean DAU of the period over those users (``ratio``). ``n`` is the days of the period covered by the data."""
+    import polars as pl
+
+    t = _activity(db, fn, activity=activity, start=start, end=end, where=where)
+    keys = _m.check_by(t, by, fn=fn)
+    ud = _m.with_period(_user_periods(t, keys, "D", "day"), period, time="day", start=start)
+    agg = ud.group_by([*keys, "period_start"]).aggregate(users=ud.user_id.nunique(), user_days=ud.count()).to_polars()
+    if agg.height == 0:
+        return _m.tidy(pl.DataFrame({"value": [], "n": []}), keys=keys, metric=fn)
+    # the days observed: from the first day of the selection over all history (or start) to the last active day
+    # (or end), so a period cut by the edge of the log or of the window says how many of its days it holds
+    full = _activity(db, fn, activity=activity, end=end, where=where)
+    log_first = _day(full.ts.min().to_pyarrow().as_py())
+    s = _day(start)
+    first = max(log_first, s) if s is not None else log_first
+    last = _day(t.ts.max().to_pyarrow().as_py())  # inside the window already (t is cut at end)
+    days = pl.DataFrame({"d": pl.datetime_range(first, last, "1d", time_unit="us", eager=True)})
+    if period == "all":
+        days = days.with_columns(pl.lit(_m.as_timestamp(start), dtype=pl.Datetime("us")).alias("period_start"))
+    else:
+        days = days.with_columns(pl.col("d").dt.truncate(_POLARS_EVERY[period]).alias("period_start"))
+    covered = days.group_by("period_start").agg(pl.len().cast(pl.Int64).alias("n"))
+    agg = agg.with_columns(pl.col("period_start").cast(pl.Datetime("us")))
+    groups = agg.select(keys).unique() if keys else None
+    grid = groups.join(covered, how="cross") if groups is not None else covered
+    df = grid.join(agg, on=[*keys, "period_start"], how="left", nulls_equal=True).with_columns(
+        pl.col("users", "user_days").fill_null(0))
+    if ratio:  # mean DAU of the period / distinct users of the period; undefined when nobody was active
+        value = pl.when(pl.col("users") > 0).then(pl.col("user_days") / pl.col("n") / pl.col("users"))
+    else:
+        value = pl.col("users").cast(pl.Float64)
+    df = df.with_columns(value.alias("value"), pl.col("n").alias("window_days"),
+                         pl.lit(f"calendar {period}" if period != "all" else "calendar window").alias("window"))
+    return _m.tidy(df.drop("users", "user_days"), keys=keys, metric=fn)
+
+
 def _rolling(db: Any, fn: str, *, window: int, by: Any, period: str, start: Any, end: Any, where: Any, activity: str,
              ratio: bool) -> "pl.DataFrame":
     import polars as pl
 
     _check_choice(fn, "period", period, ("day", "week", "month", "all"))
+    if period != "day":
+        return _calendar(db, fn, by=by, period=period, start=start, end=end, where=where, activity=activity,
+                         ratio=ratio)
     expr = _rolling_expr(db, fn, window=window, by=by, start=start, end=end, where=where, activity=activity)
     keys = [c for c in expr.columns if c not in ("d", "users", "user_days", "today", "first_day")]
     agg = expr.to_polars()
@@ -207,34 +256,32 @@ def _rolling(db: Any, fn: str, *, window: int, by: Any, period: str, start: Any,
     else:
         daily = pl.col("users").cast(pl.Float64)
     df = df.with_columns(daily.alias("daily"))
-    if period == "all":
-        df = df.with_columns(pl.lit(_m.as_timestamp(start), dtype=pl.Datetime("us")).alias("period_start"))
-    else:
-        df = df.with_columns(pl.col("d").dt.truncate(_POLARS_EVERY[period]).alias("period_start"))
-    out = df.group_by([*keys, "period_start"]).agg(
-        pl.col("daily").mean().alias("value"),
-        pl.col("daily").is_not_null().sum().alias("n"),
-        pl.col("window_days").min().alias("window_days"),
-    )
+    out = df.select(*keys, pl.col("d").alias("period_start"), pl.col("daily").alias("value"),
+                    pl.col("daily").is_not_null().cast(pl.Int64).alias("n"), "window_days",
+                    pl.lit(f"rolling {window} day{'s' if window > 1 else ''}").alias("window"))
     return _m.tidy(out, keys=keys, metric=metric)
 
 
 def dau_count(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="events"):
-    """Daily active users: distinct users with activity on the UTC day.
+    """Active users: people active in the calendar period (week, month, window); at period="day", active that day.
+
+    Definition: at ``period="day"`` the distinct users active on each UTC day; at ``"week"``, ``"month"`` or
+    ``"all"`` the distinct users active in that calendar period (so it equals ``wau_count``/``mau_count`` there).
 
     Parameters
     ----------
     db : Workbench
     by, period, start, end, where
         The metric selection (see :mod:`workbench.metrics`). ``period`` is ``day``, ``week``, ``month`` or ``all``;
-        coarser than a day gives the mean of the daily values, with ``n`` the number of days averaged.
+        ``n`` is the number of days of the period covered by the data.
     activity : {"events", "calls", "both"}
         Where activity is read from.
 
     Returns
     -------
     polars.DataFrame
-        The tidy frame, plus ``window_days`` (days of the window covered by the data). Higher is more use.
+        The tidy frame, plus ``window_days`` (days of the window covered by the data) and ``window`` (which
+        definition: ``"rolling 1 day"``, ``"calendar week"``...). Higher is more use.
 
     Examples
     --------
@@ -252,10 +299,11 @@ def dau_count(db, *, by=("feature",), period="day", start=None, end=None, where=
 
 
 def wau_count(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="events"):
-    """Weekly active users, rolling: on day d, distinct users active in d-6 .. d.
+    """Weekly active users: people active Monday to Sunday of the week; at period="day", rolling over d-6 .. d.
 
-    Parameters and returns as :func:`dau_count`. At ``period="week"`` the value is the mean of the seven rolling
-    values of the week, not the distinct users of the calendar week (that is the Sunday value).
+    Definition: at ``period="week"`` (and ``"month"``, ``"all"``) the distinct users active in that calendar period,
+    an integer; at ``period="day"`` the rolling value: on day d, the distinct users active in d-6 .. d.
+    Parameters and returns as :func:`dau_count`.
 
     Examples
     --------
@@ -279,7 +327,11 @@ def _check_mau_days(fn: str, mau_days: Any) -> int:
 
 
 def mau_count(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="events", mau_days=28):
-    """Monthly active users, rolling: on day d, distinct users active in the ``mau_days`` days ending on d.
+    """Monthly active users: people active in the calendar month; at period="day", rolling over ``mau_days`` days.
+
+    Definition: at ``period="month"`` (and ``"week"``, ``"all"``) the distinct users active in that calendar period,
+    an integer; at ``period="day"`` the rolling value: on day d, the distinct users active in the ``mau_days`` days
+    ending on d.
 
     Parameters
     ----------
@@ -308,11 +360,14 @@ def mau_count(db, *, by=("feature",), period="day", start=None, end=None, where=
 
 def dau_mau_ratio(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="events",
                   mau_days=28):
-    """Stickiness as DAU/MAU: on day d, mean DAU over the ``mau_days`` window ending on d / that window's MAU.
+    """Stickiness: average daily active users of the period / people active in it (DAU/WAU for a week, DAU/MAU a month).
 
-    Equivalently, the mean share of the window's days on which its active users were active: 1 when every monthly
-    user comes every day, ``1/mau_days`` when each comes once. A day whose window has no active user is undefined.
-    Coarser periods average the daily ratios (``n`` = days averaged). No interval.
+    Definition, per period (the ``window`` column names it): at a calendar ``period`` (``"week"``, ``"month"``,
+    ``"all"``) the mean DAU over the period's days divided by the distinct users active in the period, i.e. the mean
+    share of the period's days on which its users came (DAU/WAU for a week, DAU/MAU for a month); at
+    ``period="day"`` the rolling DAU/MAU: on day d, mean DAU over the ``mau_days`` window ending on d / that window's
+    MAU. 1 when every user comes every day; undefined when nobody was active. ``n`` is the days of the period. No
+    interval.
 
     Examples
     --------
