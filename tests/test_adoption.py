@@ -239,6 +239,22 @@ def test_weekly_grain_retention():
         ad.retention_rate(db, mode="bounded")
 
 
+def test_retention_offsets_follow_the_period():
+    # the same log as test_weekly_grain_retention: at period="week" without a grain, N counts weeks (before: days,
+    # giving offsets 0..19 of day-grain retention for a weekly cohort)
+    db = wb.connect(":memory:")
+    _events(db, [("a", day(1), "ask", "chat"), ("a", day(6), "ask", "chat"),
+                 ("b", day(4), "ask", "chat"), ("b", day(20), "ask", "chat")])
+    r = ad.retention_rate(db, period="week")
+    assert r.select("offset", "value", "grain").rows() == [(0, 1.0, "week"), (1, 0.5, "week"), (2, 0.0, "week"),
+                                                            (3, 0.5, "week")]
+    assert set(ad.retention_rate(db, period="day")["grain"]) == {"day"}
+    # months: a and b start in January; a Feb 2 return is month 1
+    _events(db, [("a", D(2026, 2, 2, 9), "ask", "chat")])
+    m = ad.retention_rate(db, period="month")
+    assert m.select("offset", "value", "n", "grain").rows() == [(0, 1.0, 2, "month"), (1, 0.5, 2, "month")]
+
+
 # ------------------------------------------------------------------------------------------------------ lifecycle
 
 def test_lifecycle_on_four_periods():
@@ -266,6 +282,23 @@ def test_lifecycle_on_four_periods():
     late = ad.lifecycle_count(db, start=day(3, 0))
     assert {(p.day, s): v for p, s, v in late.select("period_start", "status", "value").rows()} == {
         k: v for k, v in expected.items() if k[0] >= 3}
+
+
+def test_lifecycle_new_is_first_activity_at_all_by_default():
+    db = wb.connect(":memory:")
+    # x uses "search" on d1 and "chat" first on d3; y uses chat on d3 and nothing else; z uses chat on d2 and d3
+    _events(db, [("x", day(1), "ask", "search"), ("x", day(3), "ask", "chat"), ("y", day(3), "ask", "chat"),
+                 ("z", day(2), "ask", "chat"), ("z", day(3), "ask", "chat")])
+    def chat_d3(**kw):
+        r = ad.lifecycle_count(db, where={"feature": "chat"}, start=day(3, 0), **kw)
+        return {s: v for s, v in r.select("status", "value").rows()}, set(r["new_definition"])
+    # PostHog (default): x is not new on d3 (first seen d1): not active in chat on d2 -> resurrecting; y new; z returning
+    assert chat_d3() == ({"new": 1, "returning": 1, "resurrecting": 1, "dormant": 0}, {"first_ever"})
+    # per feature: x's first chat is d3 -> new (before this change the only definition: 56 feature-weeks differed)
+    assert chat_d3(new="first_in_selection") == ({"new": 2, "returning": 1, "resurrecting": 0, "dormant": 0},
+                                                  {"first_in_selection"})
+    with pytest.raises(ValueError, match="lifecycle_count: new"):
+        ad.lifecycle_count(db, new="first")
 
 
 # -------------------------------------------------------------------------------------------------------- funnels

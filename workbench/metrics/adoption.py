@@ -42,7 +42,8 @@ their first activity (``cohort="first_ever"`` over all history, or ``"first_in_w
 later** (so it never increases with N). Offsets that the data cannot yet show for every member of a cohort are left
 out rather than reported as 0.
 
-*Lifecycle* (``lifecycle_count``) follows PostHog: in each period an active user is ``new`` (first period ever),
+*Lifecycle* (``lifecycle_count``) follows PostHog: in each period an active user is ``new`` (first period ever, in
+any feature: PostHog's person-level definition; ``new="first_in_selection"`` offers first use of the group instead),
 ``returning`` (active in the previous period too) or ``resurrecting`` (not active in the previous period, active
 before); ``dormant`` users were active in the previous period and not in this one and are counted negative.
 
@@ -146,6 +147,8 @@ def _user_periods(t: "ir.Table", keys: list[str], unit: str, name: str = "p") ->
 
 def _periods_between(later: "ir.Value", earlier: "ir.Value", grain: str) -> "ir.IntegerValue":
     """Whole ``grain`` periods between two truncated timestamps (epoch arithmetic: portable, exact in UTC)."""
+    if grain == "month":
+        return ((later.year() - earlier.year()) * 12 + later.month() - earlier.month()).cast("int64")
     days = ((later.epoch_seconds() - earlier.epoch_seconds()) / 86400).round().cast("int64")
     return days if grain == "day" else (days / 7).round().cast("int64")
 
@@ -517,7 +520,7 @@ def _retention_expr(db: Any, fn: str, *, by: Any, period: str, start: Any, end: 
                     grain: str, cohort: str):
     t = _activity(db, fn, activity=activity, start=start if cohort == "first_in_window" else None, end=end, where=where)
     keys = _m.check_by(t, by, fn=fn)
-    ug = _user_periods(t, keys, "D" if grain == "day" else "W", "g")
+    ug = _user_periods(t, keys, {"day": "D", "week": "W", "month": "M"}[grain], "g")
     firsts = ug.group_by([*keys, "user_id"]).aggregate(first_g=ug.g.min())
     s = _m.as_timestamp(start)
     if cohort == "first_ever" and s is not None:
@@ -537,8 +540,12 @@ def _retention_expr(db: Any, fn: str, *, by: Any, period: str, start: Any, end: 
 
 
 def retention_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="events",
-                   mode="n_day", grain="day", cohort="first_ever", max_offset=None, confidence=0.95):
+                   mode="n_day", grain=None, cohort="first_ever", max_offset=None, confidence=0.95):
     """Cohort retention: share of a first-use cohort active in period N after their first period.
+
+    Definition: of the users whose first activity falls in a cohort period, the share active again N periods later,
+    N counted in ``grain`` (by default the same unit as ``period``: days, Monday weeks or calendar months; the
+    result's ``grain`` column says which).
 
     Parameters
     ----------
@@ -547,8 +554,9 @@ def retention_rate(db, *, by=("feature",), period="day", start=None, end=None, w
     mode : {"n_day", "unbounded"}
         ``n_day``: active exactly in period N (Amplitude's N-day retention). ``unbounded``: active in period N or any
         later one (Amplitude's unbounded retention, "returned on or after N"); never increases with N.
-    grain : {"day", "week"}
-        The unit of N: calendar UTC days, or Monday weeks, counted from each user's own first day (week).
+    grain : {"day", "week", "month"}, optional
+        The unit of N: calendar UTC days, Monday weeks or calendar months, counted from each user's own first day
+        (week, month). Default: the unit of ``period`` (``"day"`` for ``period="all"``).
     cohort : {"first_ever", "first_in_window"}
         ``first_ever``: a user belongs to the cohort of their first activity over all history, and only cohorts
         starting at or after ``start`` are reported (users seen before ``start`` are not new). ``first_in_window``:
@@ -563,8 +571,9 @@ def retention_rate(db, *, by=("feature",), period="day", start=None, end=None, w
     Returns
     -------
     polars.DataFrame
-        Tidy rows with ``period_start`` = ``cohort_start``, extra columns ``cohort_start``, ``offset`` (N) and
-        ``cohort_size``; ``value`` = retained / cohort_size, ``n`` = cohort_size. N = 0 is 1 by construction.
+        Tidy rows with ``period_start`` = ``cohort_start``, extra columns ``cohort_start``, ``offset`` (N),
+        ``cohort_size`` and ``grain`` (the unit of N); ``value`` = retained / cohort_size, ``n`` = cohort_size.
+        N = 0 is 1 by construction.
 
     Examples
     --------
@@ -583,9 +592,11 @@ def retention_rate(db, *, by=("feature",), period="day", start=None, end=None, w
 
     fn = "retention_rate"
     _check_choice(fn, "mode", mode, ("n_day", "unbounded"))
-    _check_choice(fn, "grain", grain, ("day", "week"))
-    _check_choice(fn, "cohort", cohort, ("first_ever", "first_in_window"))
     _check_choice(fn, "period", period, ("day", "week", "month", "all"))
+    if grain is None:  # N follows the period: week cohorts are followed week by week
+        grain = period if period in ("day", "week", "month") else "day"
+    _check_choice(fn, "grain", grain, ("day", "week", "month"))
+    _check_choice(fn, "cohort", cohort, ("first_ever", "first_in_window"))
     if max_offset is not None:
         max_offset = _check_int(fn, "max_offset", max_offset)
     keys, counts, lasts, sizes = _retention_expr(db, fn, by=by, period=period, start=start, end=end, where=where,
@@ -593,11 +604,12 @@ def retention_rate(db, *, by=("feature",), period="day", start=None, end=None, w
     sz = sizes.to_polars()
     if sz.height == 0:
         return _m.tidy(pl.DataFrame({"value": [], "n": []}), keys=keys, metric=fn)
-    step = 1 if grain == "day" else 7
-    sz = sz.with_columns(
-        (((pl.col("last_g") - pl.col("last_first_g")).dt.total_days()) // step).cast(pl.Int64).alias("max_n"),
-        pl.col("cohort_start").cast(pl.Datetime("us")),
-    )
+    if grain == "month":
+        lg, fg = pl.col("last_g"), pl.col("last_first_g")
+        max_n = (lg.dt.year() - fg.dt.year()) * 12 + lg.dt.month().cast(pl.Int32) - fg.dt.month().cast(pl.Int32)
+    else:
+        max_n = ((pl.col("last_g") - pl.col("last_first_g")).dt.total_days()) // (1 if grain == "day" else 7)
+    sz = sz.with_columns(max_n.cast(pl.Int64).alias("max_n"), pl.col("cohort_start").cast(pl.Datetime("us")))
     if max_offset is not None:
         sz = sz.with_columns(pl.col("max_n").clip(upper_bound=max_offset))
     grid = sz.with_columns(pl.int_ranges(0, pl.col("max_n") + 1).alias("offset")).explode("offset")
@@ -618,7 +630,8 @@ def retention_rate(db, *, by=("feature",), period="day", start=None, end=None, w
     df = df.with_columns(
         (pl.col("k") / pl.col("cohort_size")).alias("value"), pl.col("cohort_size").alias("n"),
         pl.col("cohort_start").alias("period_start"), pl.Series("lo", lo), pl.Series("hi", hi),
-    ).select(*keys, "period_start", "value", "n", "lo", "hi", "cohort_start", "offset", "cohort_size")
+        pl.lit(grain).alias("grain"),
+    ).select(*keys, "period_start", "value", "n", "lo", "hi", "cohort_start", "offset", "cohort_size", "grain")
     return _m.tidy(df, keys=keys, metric=fn).sort([*keys, "cohort_start", "offset"], nulls_last=True)
 
 
@@ -626,7 +639,11 @@ def retention_rate(db, *, by=("feature",), period="day", start=None, end=None, w
 # lifecycle
 
 
-def _lifecycle_expr(db: Any, fn: str, *, by: Any, period: str, end: Any, where: Any, activity: str):
+LIFECYCLE_NEW = ("first_ever", "first_in_selection")
+
+
+def _lifecycle_expr(db: Any, fn: str, *, by: Any, period: str, end: Any, where: Any, activity: str,
+                    new: str = "first_ever"):
     import ibis
 
     t = _activity(db, fn, activity=activity, end=end, where=where)  # all history before start: "new" needs it
@@ -637,6 +654,13 @@ def _lifecycle_expr(db: Any, fn: str, *, by: Any, period: str, end: Any, where: 
     up = up.mutate(prev=up.period_start.lag().over(w), nxt=up.period_start.lead().over(w),
                    first=up.period_start.min().over(ibis.window(group_by=[*keys, "user_id"])),
                    last_p=up.period_start.max().over(ibis.window()))
+    if new == "first_ever":
+        # PostHog: a person is new in the period of their first activity at all (any feature, any event)
+        every = _activity(db, fn, activity=activity, end=end)
+        firsts = every.group_by(_fe_user="user_id").aggregate(
+            _fe_first=every.ts.min().cast("timestamp").truncate(_UNIT[period]))
+        up = up.left_join(firsts, up.user_id == firsts._fe_user)
+        up = up.mutate(first=up._fe_first).drop("_fe_user", "_fe_first")
     status = ibis.cases(
         (up.period_start == up.first, "new"),
         (up.prev == up.period_start - one, "returning"),
@@ -651,24 +675,34 @@ def _lifecycle_expr(db: Any, fn: str, *, by: Any, period: str, end: Any, where: 
     return keys, both.group_by([*keys, "period_start", "status"]).aggregate(users=both.count())
 
 
-def lifecycle_count(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="events"):
+def lifecycle_count(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="events",
+                    new="first_ever"):
     """Users per lifecycle status per period (PostHog's lifecycle): new, returning, resurrecting and dormant (negative).
 
-    * ``new``: this period is the user's first active period (over all history before ``end``).
+    Definition (``new="first_ever"``, the default, PostHog's): a user is **new** in the period of their first activity
+    at all (in any feature), **returning** when active this period and the previous one, **resurrecting** when active
+    this period but not the previous one (a known user's first use of this feature included), **dormant** (counted
+    negative) when active the previous period and not this one. ``new="first_in_selection"`` counts a user as new
+    in the period of their first activity in the group itself (e.g. first use of the feature).
+
+    * ``new``: this period is the user's first active period (over all history before ``end``): at all
+      (``"first_ever"``) or in the group (``"first_in_selection"``).
     * ``returning``: active this period and the previous one.
-    * ``resurrecting``: active this period, not the previous one, but in some earlier one.
+    * ``resurrecting``: active this period, not the previous one, and not new.
     * ``dormant``: active the previous period, not this one; the value is **minus** the number of users.
 
     Parameters
     ----------
     period : {"hour", "day", "week", "month"}
     activity : {"events", "calls", "both"}
+    new : {"first_ever", "first_in_selection"}
+        Which first activity makes a user new: at all (PostHog, default) or in the group/selection.
 
     Returns
     -------
     polars.DataFrame
-        Four rows per period with the extra column ``status``; ``n`` is the number of users classified in the period
-        (active this period or the previous one), so a status with nobody has value 0.
+        Four rows per period with the extra columns ``status`` and ``new_definition``; ``n`` is the number of users
+        classified in the period (active this period or the previous one), so a status with nobody has value 0.
 
     Examples
     --------
@@ -684,7 +718,8 @@ def lifecycle_count(db, *, by=("feature",), period="day", start=None, end=None, 
 
     fn = "lifecycle_count"
     _check_choice(fn, "period", period, ("hour", "day", "week", "month"))
-    keys, expr = _lifecycle_expr(db, fn, by=by, period=period, end=end, where=where, activity=activity)
+    _check_choice(fn, "new", new, LIFECYCLE_NEW)
+    keys, expr = _lifecycle_expr(db, fn, by=by, period=period, end=end, where=where, activity=activity, new=new)
     agg = expr.to_polars().with_columns(pl.col("period_start").cast(pl.Datetime("us")))
     s = _m.as_timestamp(start)
     if s is not None:
@@ -701,6 +736,7 @@ def lifecycle_count(db, *, by=("feature",), period="day", start=None, end=None, 
         pl.col("users").sum().over([*keys, "period_start"]).alias("n"),
         pl.when(pl.col("status") == "dormant").then(-pl.col("users")).otherwise(pl.col("users")).alias("value"),
         pl.col("status").replace_strict({s: i for i, s in enumerate(LIFECYCLE_STATUSES)}).alias("_order"),
+        pl.lit(new).alias("new_definition"),
     )
     out = _m.tidy(df.drop("users"), keys=keys, metric=fn)
     return out.sort([*keys, "period_start", "_order"], nulls_last=True).drop("_order")
