@@ -18,6 +18,8 @@ from typing import Any
 
 import warnings
 
+import math
+
 import numpy as np
 
 
@@ -551,13 +553,17 @@ def psi(reference, current, *, kind: str = "numeric") -> float:
     return float(((r - c) * np.log(r / c)).sum())
 
 
-def jensen_shannon_distance(reference, current, *, kind: str = "numeric", base: float = 2) -> float:
+def jensen_shannon_distance(reference, current, *, kind: str = "numeric", base: float = math.e) -> float:
     """Jensen-Shannon *distance* (the square root of the divergence) between the binned samples.
 
-    Base 2, as Evidently's current ``jensenshannon`` stattest, so the distance lies in [0, 1]; Evidently drifts at
-    >= 0.1. Empty bins are not filled (the distance is finite without it).
+    Natural logarithm by default, as Evidently's ``jensenshannon`` stattest (it calls scipy's ``jensenshannon``
+    without a base; checked against Evidently 0.7 itself, ``tests/goldens/evidently``), so the distance lies in
+    [0, sqrt(ln 2)] = [0, 0.8326]; Evidently drifts at >= 0.1. ``base=2`` gives the [0, 1] distance in bits. Empty
+    bins are not filled (the distance is finite without it).
 
-    >>> jensen_shannon_distance(["a", "a"], ["b", "b"], kind="categorical")
+    >>> round(jensen_shannon_distance(["a", "a"], ["b", "b"], kind="categorical"), 6)  # sqrt(ln 2)
+    0.832555
+    >>> jensen_shannon_distance(["a", "a"], ["b", "b"], kind="categorical", base=2)
     1.0
     """
     r, c = binned_shares(reference, current, kind=kind, fill_zeros=False)
