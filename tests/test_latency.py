@@ -271,7 +271,8 @@ def test_counts_recombine_over_groups(name):
     _insert(db, _mixed_rows())
     fn = latency.SUITE[name]
     with warnings.catch_warnings():
-        warnings.simplefilter("error", UndefinedMetricWarning)
+        # a (feature, model) pair without calls on a day is now in the result with n = 0 (and a warning): it adds 0
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
         parts = fn(db, by=("feature", "model"), period="day")
         whole = fn(db, by=(), period="all")
     assert parts["n"].sum() == whole["n"][0] > 0
@@ -319,3 +320,19 @@ def test_latency_and_errors_default_to_the_llm_calls_and_say_so():
     assert (every["value"], every["n"]) == (400.0, 5)
     with pytest.raises(wb.errors.ParameterError, match="operation"):
         latency.error_rate(db, operation="")
+
+
+def test_a_group_without_latency_or_a_period_without_calls_is_null_not_missing():
+    # chat has calls on Jan 5 and Jan 19 (latency 100, 300); trace has calls with no latency at all (a source without
+    # durations). Weekly p50 over Jan 5..25: chat 100, (week of Jan 12: no call -> null, n 0), 300; trace null, n 0 x3.
+    db = wb.connect(":memory:")
+    _insert(db, [_row(0, latency_ms=100.0), _row(1, ts=dt.datetime(2026, 1, 19), latency_ms=300.0),
+                 _row(2, feature="trace", latency_ms=None), _row(3, feature="trace", latency_ms=None)])
+    with pytest.warns(UndefinedMetricWarning, match="no data"):
+        df = latency.latency_p50_ms(db, period="week", start="2026-01-05", end="2026-01-26")
+    got = {(r[0], r[1].day): (r[2], r[3]) for r in df.select("feature", "period_start", "value", "n").rows()}
+    assert got == {("chat", 5): (100.0, 1), ("chat", 12): (None, 0), ("chat", 19): (300.0, 1),
+                   ("trace", 5): (None, 0), ("trace", 12): (None, 0), ("trace", 19): (None, 0)}
+    er = latency.error_rate(db, period="week", start="2026-01-05", end="2026-01-26")
+    # trace's two calls count for the error rate (n = 2 on Jan 5); chat on Jan 12 and trace on Jan 12, 19 are empty
+    assert er.height == 6 and er.filter(pl.col("n") == 0).height == 3

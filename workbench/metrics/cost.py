@@ -57,7 +57,8 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from workbench.metrics.core import Where, as_timestamp, mean_interval, check_by, parse_where, proportion, scope, tidy, with_period
+from workbench.metrics.core import (Where, as_timestamp, check_by, complete_grid, mean_interval, parse_where, proportion,
+                                   scope, tidy, with_period)
 from workbench.io.prices import load_prices, price_overrides  # noqa: F401  (re-exported: cost.load_prices)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -296,11 +297,12 @@ def cost_usd(
     df = t.group_by([*keys, "period_start"]).aggregate(
         value=t.cost_usd_used.sum(), n=t.cost_source.isin(("reported", "computed")).cast("int64").sum(),
         **_counters(t)).to_polars()
-    return _finish(df, keys, metric)
+    return complete_grid(_finish(df, keys, metric), t, keys=keys, period=period, start=start, end=end, metric=metric)
 
 
 def _per_unit(db, unit: str | None, metric: str, *, by, period, start, end, where, confidence) -> "pl.DataFrame":
     t, keys = _prepared(db, metric, by, period, start, end, where)
+    scoped = t
     gk = [*keys, "period_start"]
     if unit is None:  # per call: the model calls (a tool call is not a call to price)
         t = t.filter(t.cost_source != "none")
@@ -314,7 +316,8 @@ def _per_unit(db, unit: str | None, metric: str, *, by, period, start, end, wher
     df = units.group_by(gk).aggregate(
         value=units._unit_cost.mean(), n=units._unit_cost.count(), _sd=units._unit_cost.std(), **counters,
     ).to_polars()
-    return _finish(mean_interval(df, confidence, floor=0.0), keys, metric)
+    return complete_grid(_finish(mean_interval(df, confidence, floor=0.0), keys, metric), scoped, keys=keys,
+                         period=period, start=start, end=end, metric=metric)
 
 
 def cost_per_call_usd(

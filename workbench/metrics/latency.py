@@ -47,7 +47,8 @@ import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from workbench.metrics.core import Where, check_by, mean_interval, percentile_frame, proportion, scope, tidy, with_period
+from workbench.metrics.core import (Where, check_by, complete_grid, mean_interval, percentile_frame, proportion, scope,
+                                   tidy, with_period)
 from workbench.stats import order_statistic_ranks  # noqa: F401  (public here too, as before)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -98,8 +99,10 @@ def _calls_percentile(db, column: str, q: float, metric: str, *, by, period, sta
     _check_unit(metric, "confidence", confidence)
     t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, metric)
     keys = check_by(t, by, fn=metric)
-    return _label(percentile_frame(t, t[column], q=q, keys=keys, period=period, time="ts", start=start, metric=metric,
-                                   confidence=confidence), operation)
+    df = percentile_frame(t, t[column], q=q, keys=keys, period=period, time="ts", start=start, metric=metric,
+                          confidence=confidence)
+    # groups whose calls have no latency at all (e.g. a trace without durations) stay visible with n = 0
+    return _label(complete_grid(df, t, keys=keys, period=period, start=start, end=end, metric=metric), operation)
 
 
 def latency_quantile_ms(
@@ -306,13 +309,15 @@ def tpot_ms(db, *, by=("feature",), period="day", start=None, end=None, where=No
     _check_unit(fn, "confidence", confidence)
     t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "tpot_ms")
     keys = check_by(t, by, fn=fn)
+    scoped = t
     t = t.filter(t.output_tokens > 1, t.ttft_ms.notnull(), t.latency_ms.notnull())
     t = with_period(t.mutate(_v=(t.latency_ms - t.ttft_ms) / (t.output_tokens - 1).cast("float64")), period,
                     start=start)
     df = t.group_by([*keys, "period_start"]).aggregate(
         value=t._v.mean(), n=t.count(), _sd=t._v.std(how="sample"), p50=t._v.quantile(0.5)
     ).to_polars()
-    return _label(tidy(mean_interval(df, confidence), keys=keys, metric=fn), operation)
+    out = tidy(mean_interval(df, confidence), keys=keys, metric=fn)
+    return _label(complete_grid(out, scoped, keys=keys, period=period, start=start, end=end, metric=fn), operation)
 
 
 def output_tokens_per_s(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95,
@@ -353,6 +358,7 @@ def output_tokens_per_s(db, *, by=("feature",), period="day", start=None, end=No
     z = z_value(_check_unit(fn, "confidence", confidence))
     t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "output_tokens_per_s")
     keys = check_by(t, by, fn=fn)
+    scoped = t
     t = t.filter(t.output_tokens.notnull(), t.latency_ms > 0)
     t = with_period(t.mutate(_y=t.output_tokens.cast("float64"), _x=t.latency_ms / 1000.0), period, start=start)
     df = t.group_by([*keys, "period_start"]).aggregate(
@@ -364,7 +370,8 @@ def output_tokens_per_s(db, *, by=("feature",), period="day", start=None, end=No
     resid = pl.col("_syy") - 2 * r * pl.col("_sxy") + r * r * pl.col("_sxx")
     se = (resid.clip(lower_bound=0) / ((n - 1) * n * (pl.col("_sx") / n) ** 2)).sqrt()
     df = df.with_columns(value=r, lo=pl.when(n > 1).then(r - z * se), hi=pl.when(n > 1).then(r + z * se))
-    return _label(tidy(df.drop("_sy", "_sx", "_syy", "_sxx", "_sxy"), keys=keys, metric=fn), operation)
+    out = tidy(df.drop("_sy", "_sx", "_syy", "_sxx", "_sxy"), keys=keys, metric=fn)
+    return _label(complete_grid(out, scoped, keys=keys, period=period, start=start, end=end, metric=fn), operation)
 
 
 def error_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95,
