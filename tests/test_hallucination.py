@@ -165,8 +165,10 @@ def test_hallucination_rate_hand_computed_with_wilson(db):
     by_model = h.hallucination_rate(db, evaluator="det", by=("model",), period="all")
     assert by_model.select("model", "value", "n").rows() == [("m1", 1.0, 2), ("m2", 0.0, 2)]
     by_source = h.hallucination_rate(db, evaluator="det", by="source", period="day")
+    # every group in every period (issue 10, empty groups never vanish): prod has no answer on Mar 3, test none on Mar 2
     assert by_source.select("source", "period_start", "value", "n").rows() == [
-        ("prod", dt.datetime(2026, 3, 2), pytest.approx(2 / 3), 3), ("test", dt.datetime(2026, 3, 3), 0.0, 1)]
+        ("prod", dt.datetime(2026, 3, 2), pytest.approx(2 / 3), 3), ("prod", dt.datetime(2026, 3, 3), None, 0),
+        ("test", dt.datetime(2026, 3, 2), None, 0), ("test", dt.datetime(2026, 3, 3), 0.0, 1)]
     # start/end on the call time
     day2 = h.hallucination_rate(db, evaluator="det", by=(), period="all", start="2026-03-03", end="2026-03-04")
     assert day2.select("value", "n").row(0) == (0.0, 1)
