@@ -306,6 +306,7 @@ def wau_count(db, *, by=("feature",), period="day", start=None, end=None, where=
 
     Definition: at ``period="week"`` (and ``"month"``, ``"all"``) the distinct users active in that calendar period,
     an integer; at ``period="day"`` the rolling value: on day d, the distinct users active in d-6 .. d.
+
     Parameters and returns as :func:`dau_count`.
 
     Examples

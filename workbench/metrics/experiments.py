@@ -759,6 +759,9 @@ def experiment_effect(
 ) -> "pl.DataFrame":
     """Effect of each treatment arm on one per-unit metric, as a tidy frame (the suite's view of an experiment).
 
+    Definition: the relative change of the arm's per-user mean over the control's, each user measured after exposure
+    inside the experiment's scope (its declared feature by default; the ``scope`` column says which).
+
     Keys are ``experiment, variant``; ``metric`` is ``<metric>_effect``; ``value`` is the effect (relative by
     default), ``n`` the units in the arm and control, ``lo``/``hi`` the interval; ``p_value``, ``chance_to_win``,
     ``srm_status`` and ``scope`` (the experiment's declared feature by default, :func:`experiment_scope`) follow.

@@ -193,9 +193,9 @@ def _pct_doc(name: str, column: str, q: float, title: str, operation: str = "llm
     spans = {"llm": "LLM calls (chat and completion operations; tool calls and whole agent tasks are not in it)",
              "task": "whole agent tasks (``invoke_agent`` spans)"}[operation]
     opdoc = {"llm": ": the LLM calls", "task": ": whole agent tasks"}[operation]
-    what = "time to first token" if column == "ttft_ms" else "end-to-end latency"
+    what = "a time to first token" if column == "ttft_ms" else "an end-to-end latency"
     rank = {0.5: "half", 0.9: "90%", 0.95: "95%", 0.99: "99%"}[q]
-    definition = f"{rank} of the {spans.split(' (')[0]} had a {what} at or below this value"
+    definition = f"{rank} of the {spans.split(' (')[0]} had {what} at or below this value"
 
     base = [100.0, 200.0, 300.0, 400.0] if column == "latency_ms" else [10.0, 20.0, 30.0, 40.0]
     h = 3 * q

@@ -272,10 +272,26 @@ def _latest_ts(db_path: str) -> dt.datetime | None:
 
 
 def _definitions(names: Iterable[str]) -> dict[str, str]:
+    """Metric -> the definition that produced its numbers: the docstring's "Definition:" paragraph when it has one
+    (the metrics whose definition a reader could take otherwise), else its first line; with the function's name.
+
+    >>> _definitions(["wau_count"])["wau_count"].startswith("Definition: at ``period=\"week\"``")
+    True
+    """
+    import re as _re
+
     from workbench.metrics.core import suite
 
     s = suite()
-    return {n: ((s[n].__doc__ or "").strip().splitlines() or [""])[0] + f" ({s[n].__module__}.{s[n].__name__})" for n in names if n in s}
+    out = {}
+    for n in names:
+        if n not in s:
+            continue
+        doc = s[n].__doc__ or ""
+        m = _re.search(r"^\s*(Definition[^\n]*(?:\n[ \t]+\S[^\n]*)*)", doc, flags=_re.M)
+        text = " ".join(m.group(1).split()) if m else ((doc.strip().splitlines() or [""])[0])
+        out[n] = text + f" ({s[n].__module__}.{s[n].__name__})"
+    return out
 
 
 def _lineage(db_path: str) -> list[dict[str, Any]]:
