@@ -147,8 +147,9 @@ def complete_grid(
     value, ``n = 0`` and an :class:`UndefinedMetricWarning`, so an empty group never vanishes from a result.
 
     ``universe`` is the selection's scope (the rows after ``start``/``end``/``where``, before the metric keeps only
-    the rows it can measure): its distinct ``keys`` are the groups. The periods run from ``start`` (else the first row
-    of the scope) to ``end`` (else the last row), truncated to ``period``; at ``"all"`` the one period is ``start``.
+    the rows it can measure): its distinct ``keys`` are the groups. The periods run from ``start`` to ``end``; an open
+    side is the first (last) period the metric measured, else the first (last) row of the scope; truncated to
+    ``period``; at ``"all"`` the one period is ``start``.
     ``df`` is a tidy frame (:func:`tidy`); the added rows carry nulls in every other column.
 
     >>> import polars as pl, warnings, workbench as wb
@@ -172,6 +173,11 @@ def complete_grid(
         periods = pl.DataFrame({"period_start": [s]}, schema={"period_start": pl.Datetime("us")})
     else:
         lo, hi = s, (e - _dt.timedelta(microseconds=1)) if e is not None else None
+        measured = df["period_start"].drop_nulls() if "period_start" in df.columns else None
+        if (lo is None or hi is None) and measured is not None and measured.len():
+            # an open window spans the periods the metric measured (not, say, a years-old import of the same table)
+            lo = lo if lo is not None else measured.min()
+            hi = hi if hi is not None else measured.max()
         if lo is None or hi is None:
             span = universe.aggregate(_lo=universe[time].min(), _hi=universe[time].max()).to_polars()
             lo = lo if lo is not None else span["_lo"][0]
