@@ -275,7 +275,7 @@ def _definitions(names: Iterable[str]) -> dict[str, str]:
     """Metric -> the definition that produced its numbers: the docstring's "Definition:" paragraph when it has one
     (the metrics whose definition a reader could take otherwise), else its first line; with the function's name.
 
-    >>> _definitions(["wau_count"])["wau_count"].startswith("Definition: at ``period=\"week\"``")
+    >>> _definitions(["wau_count"])["wau_count"].startswith('Definition: at ``period="week"``')
     True
     """
     import re as _re
