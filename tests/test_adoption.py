@@ -94,11 +94,28 @@ def test_start_after_the_data_is_empty(ten_days):
     assert r.select("value", "n").rows() == [(None, 0)]
 
 
-def test_week_period_reports_the_mean_of_daily_values(ten_days):
-    # Monday weeks: Dec 29 holds Jan 1-4 -> DAU (2+1+1+1)/4 = 1.25 over 4 days;
-    # Jan 5 holds Jan 5-10 -> (2+1+1+2+1+2)/6 = 1.5 over 6 days
-    wk = ad.dau_count(ten_days, period="week")
-    assert wk.select("period_start", "value", "n").rows() == [(D(2025, 12, 29), 1.25, 4), (D(2026, 1, 5), 1.5, 6)]
+def test_calendar_periods_count_the_distinct_users_of_the_period(ten_days):
+    # Definition change (issue: weekly actives are people): at a calendar period the value is the distinct users active
+    # in it, no longer the mean of the daily rolling values. Monday weeks: Dec 29 holds Jan 1-4 -> {a, b} = 2 over 4
+    # observed days; Jan 5 holds Jan 5-10 -> {a, b, c, d} = 4 over 6 days. The old mean of daily WAU was
+    # (2+2+2+2)/4 = 2 and (3+3+3+3+3+4)/6 = 3.17 (fewer than the 4 people of that week).
+    for fn in (ad.dau_count, ad.wau_count, ad.mau_count):
+        wk = fn(ten_days, period="week")
+        assert wk.select("period_start", "value", "n", "window").rows() == [
+            (D(2025, 12, 29), 2.0, 4, "calendar week"), (D(2026, 1, 5), 4.0, 6, "calendar week")]
+    # a week inside the window: Jan 5..11 -> the 4 people; month Jan 2026 -> 4; the whole window Jan 2..9 -> {a, b, c}
+    assert ad.wau_count(ten_days, period="week", start=day(5, 0), end=day(12, 0))["value"].to_list() == [4.0]
+    assert ad.mau_count(ten_days, period="month")["value"].to_list() == [4.0]
+    allw = ad.wau_count(ten_days, period="all", start=day(2, 0), end=day(10, 0))
+    assert allw.select("value", "n", "window").rows() == [(3.0, 8, "calendar window")]
+    # the rolling daily series stays available, explicitly
+    assert set(ad.wau_count(ten_days, period="day")["window"]) == {"rolling 7 days"}
+
+
+def test_stickiness_per_calendar_period(ten_days):
+    # week Jan 5-10: user-days a 6 + b 1 + c 1 + d 1 = 9 over 6 days -> mean DAU 1.5; 4 people -> DAU/WAU 0.375
+    r = ad.dau_mau_ratio(ten_days, period="week").filter(pl.col("period_start") == D(2026, 1, 5))
+    assert r.select("value", "n", "window").rows() == [(pytest.approx(0.375), 6, "calendar week")]
 
 
 def test_activity_source_calls_and_both(ten_days):
@@ -222,6 +239,22 @@ def test_weekly_grain_retention():
         ad.retention_rate(db, mode="bounded")
 
 
+def test_retention_offsets_follow_the_period():
+    # the same log as test_weekly_grain_retention: at period="week" without a grain, N counts weeks (before: days,
+    # giving offsets 0..19 of day-grain retention for a weekly cohort)
+    db = wb.connect(":memory:")
+    _events(db, [("a", day(1), "ask", "chat"), ("a", day(6), "ask", "chat"),
+                 ("b", day(4), "ask", "chat"), ("b", day(20), "ask", "chat")])
+    r = ad.retention_rate(db, period="week")
+    assert r.select("offset", "value", "grain").rows() == [(0, 1.0, "week"), (1, 0.5, "week"), (2, 0.0, "week"),
+                                                            (3, 0.5, "week")]
+    assert set(ad.retention_rate(db, period="day")["grain"]) == {"day"}
+    # months: a and b start in January; a Feb 2 return is month 1
+    _events(db, [("a", D(2026, 2, 2, 9), "ask", "chat")])
+    m = ad.retention_rate(db, period="month")
+    assert m.select("offset", "value", "n", "grain").rows() == [(0, 1.0, 2, "month"), (1, 0.5, 2, "month")]
+
+
 # ------------------------------------------------------------------------------------------------------ lifecycle
 
 def test_lifecycle_on_four_periods():
@@ -249,6 +282,23 @@ def test_lifecycle_on_four_periods():
     late = ad.lifecycle_count(db, start=day(3, 0))
     assert {(p.day, s): v for p, s, v in late.select("period_start", "status", "value").rows()} == {
         k: v for k, v in expected.items() if k[0] >= 3}
+
+
+def test_lifecycle_new_is_first_activity_at_all_by_default():
+    db = wb.connect(":memory:")
+    # x uses "search" on d1 and "chat" first on d3; y uses chat on d3 and nothing else; z uses chat on d2 and d3
+    _events(db, [("x", day(1), "ask", "search"), ("x", day(3), "ask", "chat"), ("y", day(3), "ask", "chat"),
+                 ("z", day(2), "ask", "chat"), ("z", day(3), "ask", "chat")])
+    def chat_d3(**kw):
+        r = ad.lifecycle_count(db, where={"feature": "chat"}, start=day(3, 0), **kw)
+        return {s: v for s, v in r.select("status", "value").rows()}, set(r["new_definition"])
+    # PostHog (default): x is not new on d3 (first seen d1): not active in chat on d2 -> resurrecting; y new; z returning
+    assert chat_d3() == ({"new": 1, "returning": 1, "resurrecting": 1, "dormant": 0}, {"first_ever"})
+    # per feature: x's first chat is d3 -> new (before this change the only definition: 56 feature-weeks differed)
+    assert chat_d3(new="first_in_selection") == ({"new": 2, "returning": 1, "resurrecting": 0, "dormant": 0},
+                                                  {"first_in_selection"})
+    with pytest.raises(ValueError, match="lifecycle_count: new"):
+        ad.lifecycle_count(db, new="first")
 
 
 # -------------------------------------------------------------------------------------------------------- funnels

@@ -507,3 +507,25 @@ def test_cost_per_1k_tokens_by_prompt_version_hand_computed():
     assert df["n"].to_list() == [2, 1]
     assert df["tokens_count"].to_list() == [3000, 1000]
     assert df["unpriced_count"].to_list() == [0, 1]
+
+def test_cost_usd_n_counts_priced_llm_calls_only():
+    # an agent task: 2 priced LLM calls (one computed, one reported), 3 tool spans (no model, no tokens), 1 unpriced
+    db = make_db([call("llm1", "2026-03-05", input_tokens=1_000_000, output_tokens=0),            # 1.00 computed
+                  call("llm2", "2026-03-05", input_tokens=10, output_tokens=10, cost_usd=0.25),   # 0.25 reported
+                  call("t1", "2026-03-05", provider=None, model=None),
+                  call("t2", "2026-03-05", provider=None, model=None),
+                  call("t3", "2026-03-05", provider=None, model=None),
+                  call("x", "2026-03-05", model="mystery", input_tokens=5, output_tokens=5)],
+                 [price("m1", "2025-01-01", 1.0, 2.0)])
+    row = cost.cost_usd(db, period="all").row(0, named=True)
+    # before: n = 5 (every call with a cost, the zero-cost tool spans included); now the 2 priced calls
+    assert (row["value"], row["n"], row["unpriced_count"], row["calls_count"]) == (pytest.approx(1.25), 2, 1, 6)
+    assert cost.cost_per_call_usd(db, period="all")["n"].item() == row["n"]
+
+
+def test_priced_calls_converts_to_polars_with_the_attributes_as_text():
+    db = make_db([call("a", "2026-03-05", input_tokens=1_000, output_tokens=0)], [price("m1", "2025-01-01", 1.0, 2.0)])
+    db.duckdb.execute("""update calls set attributes = '{"gen_ai.system": "acme"}'""")
+    df = cost.priced_calls(db).to_polars()  # raised NotImplementedError on the JSON column
+    assert df.height == 1 and df["attributes"].item() == '{"gen_ai.system": "acme"}'
+    assert df["cost_usd_used"].item() == pytest.approx(0.001)

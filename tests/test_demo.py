@@ -319,3 +319,24 @@ def test_real_data_is_skipped_with_a_reason_without_ingest(built):
         assert set(real) == {"azure_code", "azure_conv", "halu_answers", "halu_labels"}
     else:
         assert "workbench.io.ingest" in real["skipped"]
+
+
+def test_reported_cost_and_mid_period_price_cut_are_planted(built):
+    import workbench as wb
+    from workbench.metrics import cost
+
+    db = wb.connect(built["path"], read_only=True)
+    pc = cost.priced_calls(db, start="2026-11-02", end="2026-11-16").to_polars()
+    # the summariser's haiku calls report their cost: list price + 5% gateway fee, and reported wins
+    haiku = pc.filter((pc["model"] == "claude-3-5-haiku") & pc["cost_usd"].is_not_null())
+    assert haiku.height > 0 and set(haiku["cost_source"]) == {"reported"}
+    r = haiku.row(0, named=True)
+    expected = ((r["input_tokens"] or 0) * 0.80 + (r["output_tokens"] or 0) * 4.00) / 1e6 * 1.05
+    assert r["cost_usd_used"] == pytest.approx(expected, rel=1e-6)
+    assert r["cost_usd_used"] == pytest.approx(r["cost_usd_computed"] * 1.05, rel=1e-6)
+    # gpt-4o-mini is priced at 0.15 / 0.60 before 2026-11-09 and at half that from that day
+    mini = pc.filter((pc["model"] == "gpt-4o-mini") & (pc["cost_source"] == "computed"))
+    before = mini.filter(mini["ts"] < wb.metrics.core.as_timestamp("2026-11-09"))
+    after = mini.filter(mini["ts"] >= wb.metrics.core.as_timestamp("2026-11-09"))
+    assert set(before["price_input_usd_per_mtok"]) == {0.15} and set(after["price_input_usd_per_mtok"]) == {0.075}
+    assert {str(x)[:10] for x in after["price_effective_from"]} == {"2026-11-09"}

@@ -191,3 +191,62 @@ def test_drifted_column_rate_in_suite():
     r = D.drifted_column_rate(db, by=("feature",), start=CUR[0], end=CUR[1], columns=["latency_ms"])
     assert r.select("feature", "metric", "value", "n", "dataset_drift").rows() == [
         ("a", "drifted_column_rate", 0.0, 1, False), ("b", "drifted_column_rate", 1.0, 1, True)]
+
+
+# -- Evidently itself: goldens written by benchmarks/evidently_goldens.py with Evidently's DataDriftPreset -------------
+
+EVIDENTLY = sorted((Path(__file__).resolve().parent / "goldens" / "evidently").glob("*.json"))
+METHOD = {"K-S p_value": "ks", "chi-square p_value": "chi_square", "Z-test p_value": "z",
+          "Wasserstein distance (normed)": "wasserstein", "Jensen-Shannon distance": "jensen_shannon"}
+COLUMN = {"retries": "attempt"}  # the golden's column names -> calls columns
+
+
+@pytest.mark.parametrize("path", EVIDENTLY, ids=[p.stem for p in EVIDENTLY])
+def test_drift_report_reproduces_evidently(path):
+    g = json.loads(path.read_text())
+    assert g["meta"]["evidently"].startswith("0.7.")
+    db = wb.connect(":memory:")
+    ref = {COLUMN.get(k, k): v for k, v in g["reference"].items()}
+    cur = {COLUMN.get(k, k): v for k, v in g["current"].items()}
+    _load(db, ref, cur)
+    db.duckdb.execute("update calls set status = coalesce(nullif(status, ''), 'ok')")
+    cols = list(ref)
+    if "status" in g["reference"]:  # _load writes status = ok; put the golden's back
+        for day, values in (("2026-01-01", g["reference"]["status"]), ("2026-01-02", g["current"]["status"])):
+            db.duckdb.register("_s", pl.DataFrame({"call_id": [f"{day}-{i}" for i in range(len(values))],
+                                                   "s": values}).to_arrow())
+            db.duckdb.execute("update calls set status = _s.s from _s where calls.call_id = _s.call_id")
+            db.duckdb.unregister("_s")
+    r = _report(db, columns=cols)
+    for name, ev in g["evidently"]["columns"].items():
+        row = r[COLUMN.get(name, name)]
+        assert row["test"] == METHOD[ev["method"]], name
+        assert row["threshold"] == ev["threshold"], name
+        assert row["statistic"] == pytest.approx(ev["score"], rel=1e-9, abs=1e-300), name
+        assert row["drifted"] == ev["drifted"], name
+        # the function on the raw values gives the same numbers
+        one = D.column_drift(g["reference"][name], g["current"][name])
+        assert (one["test"], one["drifted"]) == (METHOD[ev["method"]], ev["drifted"])
+        assert one["statistic"] == pytest.approx(ev["score"], rel=1e-9, abs=1e-300)
+    ds = g["evidently"]["dataset"]
+    assert r["__dataset__"]["statistic"] == pytest.approx(ds["share"])
+    assert r["__dataset__"]["drifted"] == (ds["share"] >= ds["drift_share"])
+
+
+def test_jensen_shannon_uses_the_natural_log_as_evidently():
+    # exact counts 600/500/400 vs 440/520/540: natural log 0.087592 (Evidently: no drift), base 2 0.105209 (was drift)
+    g = json.loads((Path(__file__).resolve().parent / "goldens" / "evidently" / "large_js_borderline.json").read_text())
+    r = D.column_drift(g["reference"]["model"], g["current"]["model"])
+    assert (r["test"], round(r["statistic"], 6), r["drifted"]) == ("jensen_shannon", 0.087592, False)
+
+
+def test_verdicts_at_the_threshold_compare_as_evidently(monkeypatch):
+    # a p-value exactly at 0.05: K-S drifts (p <= 0.05), chi-square and z do not (p < 0.05); a distance at 0.1 drifts
+    monkeypatch.setattr(D.stats, "ks_pvalue", lambda r, c: 0.05)
+    monkeypatch.setattr(D.stats, "chi_square_pvalue", lambda r, c: 0.05)
+    monkeypatch.setattr(D.stats, "z_test_pvalue", lambda *a: 0.05)
+    monkeypatch.setattr(D.stats, "jensen_shannon_distance", lambda *a, **k: 0.1)
+    assert D.column_drift(list(range(10)), list(range(10)))["drifted"] is True
+    assert D.column_drift(["a", "b", "c"] * 5, ["a", "b", "c"] * 5)["drifted"] is False
+    assert D.column_drift(["a", "b"] * 5, ["a", "b"] * 5)["drifted"] is False
+    assert D.column_drift(["a", "b", "c"] * 400, ["a", "b", "c"] * 400)["drifted"] is True

@@ -259,3 +259,61 @@ def test_experiment_effect_is_registered_and_tidy(tiny):
     assert r.select("metric", "value", "n").rows() == [("latency_ms_effect", -50.0, 4)]
     with pytest.raises(ValueError, match="period must be 'all'"):
         X.experiment_effect(tiny, experiment="e", period="day")
+
+
+def _scoped_db():
+    # control u1, u2; treatment u3, u4, exposed Jan 1. The feature under test is chat (calls tagged with the arm):
+    # chat latency control 100, 300 (mean 200), treatment 50, 150 (mean 100). Every user also has one 1000 ms search
+    # call, untouched by the experiment. u1 comes back on day 10 in search only.
+    db = wb.connect(":memory:")
+    db.duckdb.execute("insert into assignments (experiment, unit_id, variant, ts) values "
+                      "('e', 'u1', 'control', '2026-01-01'), ('e', 'u2', 'control', '2026-01-01'),"
+                      "('e', 'u3', 'treatment', '2026-01-01'), ('e', 'u4', 'treatment', '2026-01-01')")
+    rows = [("u1", 100, "control"), ("u2", 300, "control"), ("u3", 50, "treatment"), ("u4", 150, "treatment")]
+    for u, ms, arm in rows:
+        db.duckdb.execute("insert into calls (call_id, ts, user_id, feature, status, latency_ms, variant) values "
+                          f"('{u}c', '2026-01-02', '{u}', 'chat', 'ok', {ms}, '{arm}'),"
+                          f"('{u}s', '2026-01-02', '{u}', 'search', 'ok', 1000, null)")
+    db.duckdb.execute("insert into events (event_id, user_id, ts, event, feature) values "
+                      "('e1', 'u1', '2026-01-10', 'ask', 'search'), ('e0', 'u2', '2026-01-20', 'ask', 'chat')")
+    return db
+
+
+def test_experiment_metrics_are_computed_inside_its_scope():
+    db = _scoped_db()
+    r = X.experiment_summary(db, "e", metrics=("latency_ms",), config={}).row(0, named=True)
+    # inside chat: (100 - 200) / 200 = -0.5. Before, every call of the users: control (550 + 650) / 2 = 600,
+    # treatment (525 + 575) / 2 = 550 -> -0.0833
+    assert (r["mean_control"], r["mean_variant"], r["effect"]) == (200.0, 100.0, pytest.approx(-0.5))
+    assert r["scope"] == "feature=chat (inferred: the feature of the calls tagged with their arm)"
+    every = X.experiment_summary(db, "e", metrics=("latency_ms",), scope="all").row(0, named=True)
+    assert (every["mean_control"], every["effect"], every["scope"]) == (600.0, pytest.approx(-50 / 600),
+                                                                       "all calls of the exposed units")
+    # declared in workbench.toml wins over the inference
+    declared = X.experiment_summary(db, "e", metrics=("latency_ms",),
+                                    config={"experiments": {"e": {"feature": "search"}}}).row(0, named=True)
+    assert (declared["effect"], declared["scope"]) == (0.0, "feature=search (declared in experiments.e)")
+    # the decision table and the suite's view say the scope too
+    assert set(X.decision_table(db, "e", metrics=("latency_ms",), guardrails=(), config={})["scope"]) == {r["scope"]}
+    eff = X.experiment_effect(db, experiment="e", config={})
+    assert eff["value"].item() == pytest.approx(-0.5) and eff["scope"].item() == r["scope"]
+
+
+def test_retained_is_measured_inside_the_scope_too():
+    db = _scoped_db()
+    # retained = any event 7+ days after exposure. u1's day-10 event is in search: retained in all, not in chat;
+    # u2 is back in chat on day 20. Control: all 2/2, chat 1/2.
+    r = X.experiment_summary(db, "e", metrics=("retained",), config={}, end="2026-01-21").row(0, named=True)
+    assert (r["mean_control"], r["n_control"]) == (0.5, 2)
+    a = X.experiment_summary(db, "e", metrics=("retained",), scope="all", end="2026-01-21").row(0, named=True)
+    assert a["mean_control"] == 1.0
+
+
+def test_declared_scope_errors_name_the_table(tmp_path):
+    p = tmp_path / "workbench.toml"
+    p.write_text('[experiments.e]\nfeatures = "chat"\n')
+    with pytest.raises(wb.errors.ConfigError, match=r"workbench.toml \[experiments.e\]: expected feature"):
+        X.experiment_scope(_scoped_db(), "e", config=p)
+    p.write_text('[experiments.e]\nfeature = "chat"\n')
+    assert X.experiment_scope(_scoped_db(), "e", config=p) == (
+        {"feature": "chat"}, "feature=chat (declared in workbench.toml [experiments.e])")

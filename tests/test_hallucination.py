@@ -165,8 +165,10 @@ def test_hallucination_rate_hand_computed_with_wilson(db):
     by_model = h.hallucination_rate(db, evaluator="det", by=("model",), period="all")
     assert by_model.select("model", "value", "n").rows() == [("m1", 1.0, 2), ("m2", 0.0, 2)]
     by_source = h.hallucination_rate(db, evaluator="det", by="source", period="day")
+    # every group in every period (issue 10, empty groups never vanish): prod has no answer on Mar 3, test none on Mar 2
     assert by_source.select("source", "period_start", "value", "n").rows() == [
-        ("prod", dt.datetime(2026, 3, 2), pytest.approx(2 / 3), 3), ("test", dt.datetime(2026, 3, 3), 0.0, 1)]
+        ("prod", dt.datetime(2026, 3, 2), pytest.approx(2 / 3), 3), ("prod", dt.datetime(2026, 3, 3), None, 0),
+        ("test", dt.datetime(2026, 3, 2), None, 0), ("test", dt.datetime(2026, 3, 3), 0.0, 1)]
     # start/end on the call time
     day2 = h.hallucination_rate(db, evaluator="det", by=(), period="all", start="2026-03-03", end="2026-03-04")
     assert day2.select("value", "n").row(0) == (0.0, 1)
@@ -196,7 +198,7 @@ def test_hallucination_score_mean_with_t_interval(db):
     assert one.select("value", "n", "lo", "hi").row(0) == (0.1, 1, None, None)  # no interval from one score
 
 
-def test_time_falls_back_from_calls_to_answers_to_evals():
+def test_time_is_the_call_else_the_answer_never_the_score():
     d = wb.connect(":memory:")
     d.duckdb.execute("""
       insert into calls (call_id, ts, status) values ('a', '2026-01-01 10:00', 'ok');
@@ -206,9 +208,10 @@ def test_time_falls_back_from_calls_to_answers_to_evals():
         ('b', 'hallucination_score', 0, 'supported', 'j', '1', 0, '2026-06-01'),
         ('c', 'hallucination_score', 0, 'supported', 'j', '1', 0, '2026-03-01')""")
     r = h.hallucination_rate(d, evaluator="j", by=(), period="month")
-    # a: its call (January), not its answer (May) nor its score (June); b: its answer (February); c: its score (March)
+    # a: its call (January), not its answer (May) nor its score (June); b: its answer (February); c has neither:
+    # undated (definition change, issue 10: an evaluation is dated by the answer's time, no longer by its score's)
     assert r.select("period_start", "value", "n").rows() == [
-        (dt.datetime(2026, 1, 1), 1.0, 1), (dt.datetime(2026, 2, 1), 0.0, 1), (dt.datetime(2026, 3, 1), 0.0, 1)]
+        (dt.datetime(2026, 1, 1), 1.0, 1), (dt.datetime(2026, 2, 1), 0.0, 1), (None, 0.0, 1)]
 
 
 def test_suite_registration():
@@ -331,3 +334,26 @@ def test_a_group_with_only_unscorable_answers_stays_visible():
         df = h.hallucination_rate(d, evaluator="j", period="all")
     assert df.select("feature", "value", "n").rows() == [("chat", 1.0, 1), ("code", None, 0)]
     assert any(issubclass(w.category, UndefinedMetricWarning) for w in caught)
+
+
+def test_benchmark_answers_are_not_production_traffic_and_scores_are_dated_by_the_answer():
+    # two logged calls (Mar 2): one hallucinated, one supported; three benchmark answers (no call, source HaluEval-QA,
+    # no time) all hallucinated, scored on Mar 10. Before: a null-feature group of 3 in the week of Mar 9.
+    db = wb.connect(":memory:")
+    db.duckdb.execute("""
+      insert into calls (call_id, ts, feature, status) values ('p1', '2026-03-02', 'chat', 'ok'), ('p2', '2026-03-02', 'chat', 'ok');
+      insert into answers (call_id, answer, source, ts) values ('p1', 'x', 'prod', '2026-03-02'), ('p2', 'y', 'prod', '2026-03-02'),
+        ('halueval_qa_1', 'z', 'HaluEval-QA', null), ('halueval_qa_2', 'z', 'HaluEval-QA', null), ('begin_3', 'z', 'BEGIN', null);
+      insert into evals (call_id, metric, value, label, evaluator, evaluator_version, repeat, ts) values
+        ('p1', 'hallucination_score', 0.9, 'hallucinated', 'det', '1', 0, '2026-03-10'),
+        ('p2', 'hallucination_score', 0.1, 'supported', 'det', '1', 0, '2026-03-10'),
+        ('halueval_qa_1', 'hallucination_score', 0.9, 'hallucinated', 'det', '1', 0, '2026-03-10'),
+        ('halueval_qa_2', 'hallucination_score', 0.9, 'hallucinated', 'det', '1', 0, '2026-03-10'),
+        ('begin_3', 'hallucination_score', 0.9, 'hallucinated', 'det', '1', 0, '2026-03-10')""")
+    r = h.hallucination_rate(db, evaluator="det", period="week")
+    assert r.select("feature", "period_start", "value", "n").rows() == [("chat", dt.datetime(2026, 3, 2), 0.5, 2)]
+    bench = h.hallucination_rate(db, evaluator="det", by="source", period="all", traffic="benchmark")
+    assert bench.select("source", "value", "n").rows() == [("BEGIN", 1.0, 1), ("HaluEval-QA", 1.0, 2)]
+    assert h.hallucination_rate(db, evaluator="det", by=(), period="all", traffic="all")["n"].item() == 5
+    with pytest.raises(ValueError, match="traffic"):
+        h.hallucination_rate(db, evaluator="det", traffic="prod")

@@ -22,7 +22,7 @@ from workbench.metrics import UndefinedMetricWarning
 GOLDENS = json.loads((Path(__file__).resolve().parent / "goldens" / "published.json").read_text())
 DAY = dt.datetime(2026, 1, 5)
 COLS = ("call_id", "ts", "feature", "model", "request_model", "status", "latency_ms", "ttft_ms", "output_tokens",
-        "attempt", "fallback")
+        "attempt", "fallback", "operation")
 
 
 def _insert(db, rows):
@@ -61,6 +61,9 @@ def _mixed_rows(seed=1, n=300):
             latency_ms=round(rnd.lognormvariate(6.5, 0.6), 1), ttft_ms=rnd.choice([None, round(rnd.uniform(50, 400), 1)]),
             output_tokens=out, attempt=rnd.choice([1, 1, 1, 2]), fallback=rnd.choice([None, False, False, True]),
         ))
+    ops = random.Random(seed + 1000)  # a separate stream: the rows above stay as they were
+    for r in rows:  # mostly LLM calls (named or not, as in a request log), some tool calls and whole agent tasks
+        r["operation"] = ops.choice(["chat", "chat", None, "text_completion", "execute_tool", "invoke_agent"])
     return rows
 
 
@@ -268,7 +271,8 @@ def test_counts_recombine_over_groups(name):
     _insert(db, _mixed_rows())
     fn = latency.SUITE[name]
     with warnings.catch_warnings():
-        warnings.simplefilter("error", UndefinedMetricWarning)
+        # a (feature, model) pair without calls on a day is now in the result with n = 0 (and a warning): it adds 0
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
         parts = fn(db, by=("feature", "model"), period="day")
         whole = fn(db, by=(), period="all")
     assert parts["n"].sum() == whole["n"][0] > 0
@@ -293,3 +297,42 @@ def test_cli_metrics_prints_parseable_json(tmp_path, capsys):
     rows = json.loads(capsys.readouterr().out)
     # m1: h = .95 -> 100 + .95 * 200 = 290
     assert [(r["model"], r["value"], r["n"]) for r in rows] == [("m1", 290.0, 2), ("m2", 50.0, 1)]
+
+
+def test_latency_and_errors_default_to_the_llm_calls_and_say_so():
+    # one agent task: an invoke_agent span of 10,000 ms around two chat calls (400, 600 ms; one error) and two tool
+    # calls (50, 70 ms; one error). Blended, p50 over all five spans would be 400 and the error rate 2/5.
+    db = wb.connect(":memory:")
+    spans = [("task", "invoke_agent", 10_000.0, "ok"), ("c1", "chat", 400.0, "ok"), ("c2", "chat", 600.0, "error"),
+             ("t1", "execute_tool", 50.0, "error"), ("t2", "execute_tool", 70.0, "ok")]
+    for i, (cid, op, ms, status) in enumerate(spans):
+        db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms, operation) values (?, ?, 'agent', ?, ?, ?)",
+                          [cid, DAY + dt.timedelta(minutes=i), status, ms, op])
+    p50 = latency.latency_p50_ms(db, period="all").row(0, named=True)
+    assert (p50["value"], p50["n"], p50["operations"]) == (500.0, 2, "llm")  # (400 + 600) / 2
+    err = latency.error_rate(db, period="all").row(0, named=True)
+    assert (err["value"], err["n"], err["operations"]) == (0.5, 2, "llm")
+    task = latency.task_latency_p95_ms(db, period="all").row(0, named=True)
+    assert (task["value"], task["n"], task["operations"]) == (10_000.0, 1, "task")
+    tool = latency.latency_p50_ms(db, period="all", operation="tool").row(0, named=True)
+    assert (tool["value"], tool["n"]) == (60.0, 2)
+    every = latency.latency_p50_ms(db, period="all", operation="all").row(0, named=True)
+    assert (every["value"], every["n"]) == (400.0, 5)
+    with pytest.raises(wb.errors.ParameterError, match="operation"):
+        latency.error_rate(db, operation="")
+
+
+def test_a_group_without_latency_or_a_period_without_calls_is_null_not_missing():
+    # chat has calls on Jan 5 and Jan 19 (latency 100, 300); trace has calls with no latency at all (a source without
+    # durations). Weekly p50 over Jan 5..25: chat 100, (week of Jan 12: no call -> null, n 0), 300; trace null, n 0 x3.
+    db = wb.connect(":memory:")
+    _insert(db, [_row(0, latency_ms=100.0), _row(1, ts=dt.datetime(2026, 1, 19), latency_ms=300.0),
+                 _row(2, feature="trace", latency_ms=None), _row(3, feature="trace", latency_ms=None)])
+    with pytest.warns(UndefinedMetricWarning, match="no data"):
+        df = latency.latency_p50_ms(db, period="week", start="2026-01-05", end="2026-01-26")
+    got = {(r[0], r[1].day): (r[2], r[3]) for r in df.select("feature", "period_start", "value", "n").rows()}
+    assert got == {("chat", 5): (100.0, 1), ("chat", 12): (None, 0), ("chat", 19): (300.0, 1),
+                   ("trace", 5): (None, 0), ("trace", 12): (None, 0), ("trace", 19): (None, 0)}
+    er = latency.error_rate(db, period="week", start="2026-01-05", end="2026-01-26")
+    # trace's two calls count for the error rate (n = 2 on Jan 5); chat on Jan 12 and trace on Jan 12, 19 are empty
+    assert er.height == 6 and er.filter(pl.col("n") == 0).height == 3

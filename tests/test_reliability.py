@@ -234,7 +234,8 @@ def test_counts_recombine_over_groups(name):
     _mixed(db)
     fn = rel.SUITE[name]
     with warnings.catch_warnings():
-        warnings.simplefilter("error", UndefinedMetricWarning)
+        # a group without rows on a day is now in the result with n = 0 (and a warning): it adds 0
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
         parts = fn(db, by=_by(name), period="day")
         whole = fn(db, by=(), period="all")
     assert parts["n"].sum() == whole["n"][0] > 0

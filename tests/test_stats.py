@@ -234,14 +234,17 @@ def test_psi_by_hand_and_identical_is_zero():
 
 
 def test_jensen_shannon_distance_by_hand():
-    # P = (1, 0), Q = (1/2, 1/2), M = (3/4, 1/4): JSD = (KL(P|M) + KL(Q|M)) / 2 in bits; the distance is its root
-    kl_p = math.log2(4 / 3)
-    kl_q = 0.5 * math.log2(0.5 / 0.75) + 0.5 * math.log2(0.5 / 0.25)
+    # P = (1, 0), Q = (1/2, 1/2), M = (3/4, 1/4): JSD = (KL(P|M) + KL(Q|M)) / 2; the distance is its root.
+    # Definition change: natural log by default, as Evidently (was base 2; tests/goldens/evidently settles it).
+    kl_p = math.log(4 / 3)
+    kl_q = 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)
     expected = math.sqrt((kl_p + kl_q) / 2)
     assert stats.jensen_shannon_distance(["a", "a"], ["a", "b"], kind="categorical") == pytest.approx(expected)
+    bits = stats.jensen_shannon_distance(["a", "a"], ["a", "b"], kind="categorical", base=2)
+    assert bits == pytest.approx(expected / math.sqrt(math.log(2)))
     from scipy.spatial.distance import jensenshannon
 
-    assert expected == pytest.approx(jensenshannon([1, 0], [0.5, 0.5], base=2))
+    assert expected == pytest.approx(jensenshannon([1, 0], [0.5, 0.5]))
 
 
 def test_wasserstein_normed_is_shift_in_reference_sds():
@@ -261,3 +264,18 @@ def test_z_test_matches_hand_computation():
 def test_auroc_with_ties():
     assert stats.auroc([0, 1, 0, 1], [1, 1, 1, 1]) == 0.5
     assert stats.auroc([0, 1], [0, 1]) == 1.0
+
+
+def test_wilson_bounds_are_exact_at_the_edges_and_contain_the_share():
+    # k = 0 and k = n: the formula gives 2.8e-17 and 0.9999999999999999 for some n; the bounds are exactly 0 and 1.
+    n = np.arange(1, 2001)
+    lo0, hi0 = stats.wilson_interval(np.zeros_like(n), n)
+    lon, hin = stats.wilson_interval(n, n)
+    assert (lo0 == 0.0).all() and (hin == 1.0).all()
+    # hand-computed: k = 0, n = 20 -> hi = z^2 / (n + z^2) = 3.8415 / 23.8415 = 0.161125
+    assert round(float(hi0[19]), 6) == 0.161125 and round(float(lon[19]), 6) == round(20 / 23.841459, 6)
+    k = np.array([0, 1, 7, 99, 100, 3])
+    m = np.array([100, 100, 9, 100, 100, 3])
+    lo, hi = stats.wilson_interval(k, m)
+    assert ((lo <= k / m) & (k / m <= hi)).all()
+    assert lo.min() >= 0.0 and hi.max() <= 1.0

@@ -221,3 +221,38 @@ def test_every_declared_option_is_accepted_at_its_default(db, name):
         implicit = SUITE[name](db, start="2026-11-16", end="2026-11-23",
                                **{k: v for k, v in kw.items() if k not in c.options or k in c.required or k in c.example})
     pl.testing.assert_frame_equal(explicit, implicit, rtol=1e-9)
+
+@pytest.mark.parametrize("name", sorted(SUITE))
+def test_every_interval_contains_its_value_exactly(db, name):
+    # strict, no tolerance: Wilson bounds are exactly 0 and 1 at the edges (issue 10, item 9)
+    df = _run(db, name).drop_nulls(["value", "lo", "hi"])
+    assert ((df["lo"] <= df["value"]) & (df["value"] <= df["hi"])).all(), df.filter(
+        (pl.col("lo") > pl.col("value")) | (pl.col("value") > pl.col("hi")))
+
+
+# metrics whose rows are split further than keys x period (a status, a cohort offset, a funnel step, a day count)
+SPLIT = {"lifecycle_count", "retention_rate", "funnel_conversion_rate", "active_days_distribution",
+         "retained_vs_churned", "experiment_effect", "drifted_column_rate", "latency_change_ms", "cost_change_usd"}
+
+
+@pytest.mark.parametrize("name", sorted(n for n in SUITE if n not in SPLIT))
+def test_no_group_vanishes_from_a_period(db, name):
+    # every group of the result is in every week of the window: a group without data that week is null with n = 0
+    df = _run(db, name)
+    keys = list(BY.get(name, ("feature",)))
+    weeks = {dt.datetime(2026, 11, 9), dt.datetime(2026, 11, 16)}
+    for group, part in df.group_by(keys):
+        assert set(part["period_start"]) == weeks, (group, part.select("period_start", "value", "n"))
+
+
+CALLS_METRICS = ("latency_p95_ms", "ttft_p95_ms", "error_rate", "cost_usd", "cost_per_call_usd", "tpot_ms")
+
+
+@pytest.mark.parametrize("name", CALLS_METRICS)
+def test_every_feature_of_the_calls_is_in_a_calls_metric(db, name):
+    # a feature whose calls carry no latency, no TTFT or no price is there with n = 0, not missing
+    features = set(wb.connect(db.path, read_only=True).calls.filter(
+        lambda t: (t.ts >= dt.datetime(2026, 11, 9)) & (t.ts < dt.datetime(2026, 11, 23))
+        & (t.operation.isnull() | t.operation.isin(["chat", "text_completion", "generate_content"]))
+    ).select("feature").distinct().to_polars()["feature"])
+    assert set(_run(db, name)["feature"]) >= features

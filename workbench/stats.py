@@ -18,6 +18,8 @@ from typing import Any
 
 import warnings
 
+import math
+
 import numpy as np
 
 
@@ -46,7 +48,7 @@ def wilson_interval(k, n, *, confidence: float = 0.95) -> tuple[np.ndarray, np.n
 
     Returns
     -------
-    (lo, hi) : arrays of float, clipped to [0, 1].
+    (lo, hi) : arrays of float in [0, 1]: exactly 0 at k = 0, exactly 1 at k = n, and lo <= k/n <= hi always.
 
     Examples
     --------
@@ -62,8 +64,12 @@ def wilson_interval(k, n, *, confidence: float = 0.95) -> tuple[np.ndarray, np.n
         denom = 1 + z * z / n
         centre = (p + z * z / (2 * n)) / denom
         half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-        lo = np.where(n > 0, np.clip(centre - half, 0, 1), np.nan)
-        hi = np.where(n > 0, np.clip(centre + half, 0, 1), np.nan)
+        # Exact at the edges: k = 0 gives lo = 0 and k = n gives hi = 1 (the formula leaves rounding residue such as
+        # 2.8e-17 or 0.9999999999999999), and lo <= k/n <= hi holds exactly, so a strict check never fails on rounding.
+        lo = np.where(k <= 0, 0.0, np.minimum(np.clip(centre - half, 0, 1), p))
+        hi = np.where(k >= n, 1.0, np.maximum(np.clip(centre + half, 0, 1), p))
+        lo = np.where(n > 0, lo, np.nan)
+        hi = np.where(n > 0, hi, np.nan)
     return lo, hi
 
 
@@ -547,13 +553,17 @@ def psi(reference, current, *, kind: str = "numeric") -> float:
     return float(((r - c) * np.log(r / c)).sum())
 
 
-def jensen_shannon_distance(reference, current, *, kind: str = "numeric", base: float = 2) -> float:
+def jensen_shannon_distance(reference, current, *, kind: str = "numeric", base: float = math.e) -> float:
     """Jensen-Shannon *distance* (the square root of the divergence) between the binned samples.
 
-    Base 2, as Evidently's current ``jensenshannon`` stattest, so the distance lies in [0, 1]; Evidently drifts at
-    >= 0.1. Empty bins are not filled (the distance is finite without it).
+    Natural logarithm by default, as Evidently's ``jensenshannon`` stattest (it calls scipy's ``jensenshannon``
+    without a base; checked against Evidently 0.7 itself, ``tests/goldens/evidently``), so the distance lies in
+    [0, sqrt(ln 2)] = [0, 0.8326]; Evidently drifts at >= 0.1. ``base=2`` gives the [0, 1] distance in bits. Empty
+    bins are not filled (the distance is finite without it).
 
-    >>> jensen_shannon_distance(["a", "a"], ["b", "b"], kind="categorical")
+    >>> round(jensen_shannon_distance(["a", "a"], ["b", "b"], kind="categorical"), 6)  # sqrt(ln 2)
+    0.832555
+    >>> jensen_shannon_distance(["a", "a"], ["b", "b"], kind="categorical", base=2)
     1.0
     """
     r, c = binned_shares(reference, current, kind=kind, fill_zeros=False)

@@ -13,18 +13,25 @@ Definitions (the choices, in one place)
 and ``feature``, can be used in ``by`` and ``where``). A user is *active on a day* when they have at least one activity
 row that UTC day. ``where`` and ``by`` select the activity (e.g. ``where={"feature": "assistant"}``).
 
-*Rolling active users.* ``dau_count``, ``wau_count`` and ``mau_count`` are computed per UTC day ``d``: distinct users
-active in ``d - w + 1 .. d`` with ``w`` = 1, 7 and ``mau_days`` (28 by default: four whole weeks, so every weekday
-counts four times and the MAU of a Monday and of a Sunday are comparable; 30 matches Amplitude's month). A day is
-counted even when nobody was active (value 0). ``start``/``end`` choose the days reported; the look-back before
-``start`` is read so the first reported windows are whole. For ``period`` coarser than a day the value is the **mean of
-the daily values** over the days of the period (mean DAU is the usual "average DAU"; a week-end snapshot would make
-DAU depend on whether Sunday was quiet) and ``n`` is the number of days averaged (1 at ``period="day"``). The extra
-column ``window_days`` is the number of days of the rolling window covered by the data (the minimum over the period):
-below ``w`` near the start of the log, where the counts are lower bounds.
+*Active users are people.* At a calendar ``period`` (``"week"``: Monday to Sunday, ``"month"``, ``"all"``: the whole
+``start .. end`` window) ``dau_count``, ``wau_count`` and ``mau_count`` are the **distinct users active in that
+period**, an integer: ``wau_count`` for week 2026-W47 is the people active Monday to Sunday of W47 (so the three
+metrics agree at a given calendar period; the name says which window ``period="day"`` rolls). ``n`` is the number of
+days of the period covered by the data (a period cut by the start of the log or by the window holds fewer), also in
+``window_days``; the column ``window`` says ``"calendar week"`` etc.
 
-*Stickiness* has three explicit metrics: ``dau_mau_ratio`` (mean DAU over the trailing ``mau_days`` window divided by
-the MAU of that window, per day, then averaged like the counts), ``active_days_distribution`` (users with exactly and
+*Rolling active users* are the explicit daily series, ``period="day"``: on each UTC day ``d``, the distinct users
+active in ``d - w + 1 .. d`` with ``w`` = 1, 7 and ``mau_days`` (28 by default: four whole weeks, so every weekday
+counts four times and the MAU of a Monday and of a Sunday are comparable; 30 matches Amplitude's month); the column
+``window`` says ``"rolling 7 days"`` etc. A day is counted even when nobody was active (value 0). ``start``/``end``
+choose the days reported; the look-back before ``start`` is read so the first reported windows are whole. The extra
+column ``window_days`` is the number of days of the rolling window covered by the data: below ``w`` near the start of
+the log, where the counts are lower bounds. The average DAU of a week is the mean of ``dau_count(period="day")`` over
+its days.
+
+*Stickiness* has three explicit metrics: ``dau_mau_ratio`` (at ``period="day"`` the rolling DAU/MAU: mean DAU over the
+trailing ``mau_days`` window divided by the MAU of that window; at a calendar period the mean DAU of the period divided
+by the distinct users of the period: DAU/WAU for a week, DAU/MAU for a month), ``active_days_distribution`` (users with exactly and
 at least N active days in each period; default ``period="week"``) and ``returning_share_rate`` (share of yesterday's
 active users active again today, Wilson interval).
 
@@ -35,7 +42,8 @@ their first activity (``cohort="first_ever"`` over all history, or ``"first_in_w
 later** (so it never increases with N). Offsets that the data cannot yet show for every member of a cohort are left
 out rather than reported as 0.
 
-*Lifecycle* (``lifecycle_count``) follows PostHog: in each period an active user is ``new`` (first period ever),
+*Lifecycle* (``lifecycle_count``) follows PostHog: in each period an active user is ``new`` (first period ever, in
+any feature: PostHog's person-level definition; ``new="first_in_selection"`` offers first use of the group instead),
 ``returning`` (active in the previous period too) or ``resurrecting`` (not active in the previous period, active
 before); ``dormant`` users were active in the previous period and not in this one and are counted negative.
 
@@ -139,6 +147,8 @@ def _user_periods(t: "ir.Table", keys: list[str], unit: str, name: str = "p") ->
 
 def _periods_between(later: "ir.Value", earlier: "ir.Value", grain: str) -> "ir.IntegerValue":
     """Whole ``grain`` periods between two truncated timestamps (epoch arithmetic: portable, exact in UTC)."""
+    if grain == "month":
+        return ((later.year() - earlier.year()) * 12 + later.month() - earlier.month()).cast("int64")
     days = ((later.epoch_seconds() - earlier.epoch_seconds()) / 86400).round().cast("int64")
     return days if grain == "day" else (days / 7).round().cast("int64")
 
@@ -172,11 +182,53 @@ def _rolling_expr(db: Any, fn: str, *, window: int, by: Any, start: Any, end: An
     )
 
 
+def _calendar(db: Any, fn: str, *, by: Any, period: str, start: Any, end: Any, where: Any, activity: str,
+              ratio: bool) -> "pl.DataFrame":
+    """Per calendar period (Monday week, month, or the whole window at ``"all"``): distinct active users, or the
+    mean DAU of the period over those users (``ratio``). ``n`` is the days of the period covered by the data."""
+    import polars as pl
+
+    t = _activity(db, fn, activity=activity, start=start, end=end, where=where)
+    keys = _m.check_by(t, by, fn=fn)
+    ud = _m.with_period(_user_periods(t, keys, "D", "day"), period, time="day", start=start)
+    agg = ud.group_by([*keys, "period_start"]).aggregate(users=ud.user_id.nunique(), user_days=ud.count()).to_polars()
+    if agg.height == 0:
+        return _m.tidy(pl.DataFrame({"value": [], "n": []}), keys=keys, metric=fn)
+    # the days observed: from the first day of the selection over all history (or start) to the last active day
+    # (or end), so a period cut by the edge of the log or of the window says how many of its days it holds
+    full = _activity(db, fn, activity=activity, end=end, where=where)
+    log_first = _day(full.ts.min().to_pyarrow().as_py())
+    s = _day(start)
+    first = max(log_first, s) if s is not None else log_first
+    last = _day(t.ts.max().to_pyarrow().as_py())  # inside the window already (t is cut at end)
+    days = pl.DataFrame({"d": pl.datetime_range(first, last, "1d", time_unit="us", eager=True)})
+    if period == "all":
+        days = days.with_columns(pl.lit(_m.as_timestamp(start), dtype=pl.Datetime("us")).alias("period_start"))
+    else:
+        days = days.with_columns(pl.col("d").dt.truncate(_POLARS_EVERY[period]).alias("period_start"))
+    covered = days.group_by("period_start").agg(pl.len().cast(pl.Int64).alias("n"))
+    agg = agg.with_columns(pl.col("period_start").cast(pl.Datetime("us")))
+    groups = agg.select(keys).unique() if keys else None
+    grid = groups.join(covered, how="cross") if groups is not None else covered
+    df = grid.join(agg, on=[*keys, "period_start"], how="left", nulls_equal=True).with_columns(
+        pl.col("users", "user_days").fill_null(0))
+    if ratio:  # mean DAU of the period / distinct users of the period; undefined when nobody was active
+        value = pl.when(pl.col("users") > 0).then(pl.col("user_days") / pl.col("n") / pl.col("users"))
+    else:
+        value = pl.col("users").cast(pl.Float64)
+    df = df.with_columns(value.alias("value"), pl.col("n").alias("window_days"),
+                         pl.lit(f"calendar {period}" if period != "all" else "calendar window").alias("window"))
+    return _m.tidy(df.drop("users", "user_days"), keys=keys, metric=fn)
+
+
 def _rolling(db: Any, fn: str, *, window: int, by: Any, period: str, start: Any, end: Any, where: Any, activity: str,
              ratio: bool) -> "pl.DataFrame":
     import polars as pl
 
     _check_choice(fn, "period", period, ("day", "week", "month", "all"))
+    if period != "day":
+        return _calendar(db, fn, by=by, period=period, start=start, end=end, where=where, activity=activity,
+                         ratio=ratio)
     expr = _rolling_expr(db, fn, window=window, by=by, start=start, end=end, where=where, activity=activity)
     keys = [c for c in expr.columns if c not in ("d", "users", "user_days", "today", "first_day")]
     agg = expr.to_polars()
@@ -207,34 +259,32 @@ def _rolling(db: Any, fn: str, *, window: int, by: Any, period: str, start: Any,
     else:
         daily = pl.col("users").cast(pl.Float64)
     df = df.with_columns(daily.alias("daily"))
-    if period == "all":
-        df = df.with_columns(pl.lit(_m.as_timestamp(start), dtype=pl.Datetime("us")).alias("period_start"))
-    else:
-        df = df.with_columns(pl.col("d").dt.truncate(_POLARS_EVERY[period]).alias("period_start"))
-    out = df.group_by([*keys, "period_start"]).agg(
-        pl.col("daily").mean().alias("value"),
-        pl.col("daily").is_not_null().sum().alias("n"),
-        pl.col("window_days").min().alias("window_days"),
-    )
+    out = df.select(*keys, pl.col("d").alias("period_start"), pl.col("daily").alias("value"),
+                    pl.col("daily").is_not_null().cast(pl.Int64).alias("n"), "window_days",
+                    pl.lit(f"rolling {window} day{'s' if window > 1 else ''}").alias("window"))
     return _m.tidy(out, keys=keys, metric=metric)
 
 
 def dau_count(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="events"):
-    """Daily active users: distinct users with activity on the UTC day.
+    """Active users: people active in the calendar period (week, month, window); at period="day", active that day.
+
+    Definition: at ``period="day"`` the distinct users active on each UTC day; at ``"week"``, ``"month"`` or
+    ``"all"`` the distinct users active in that calendar period (so it equals ``wau_count``/``mau_count`` there).
 
     Parameters
     ----------
     db : Workbench
     by, period, start, end, where
         The metric selection (see :mod:`workbench.metrics`). ``period`` is ``day``, ``week``, ``month`` or ``all``;
-        coarser than a day gives the mean of the daily values, with ``n`` the number of days averaged.
+        ``n`` is the number of days of the period covered by the data.
     activity : {"events", "calls", "both"}
         Where activity is read from.
 
     Returns
     -------
     polars.DataFrame
-        The tidy frame, plus ``window_days`` (days of the window covered by the data). Higher is more use.
+        The tidy frame, plus ``window_days`` (days of the window covered by the data) and ``window`` (which
+        definition: ``"rolling 1 day"``, ``"calendar week"``...). Higher is more use.
 
     Examples
     --------
@@ -252,10 +302,12 @@ def dau_count(db, *, by=("feature",), period="day", start=None, end=None, where=
 
 
 def wau_count(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="events"):
-    """Weekly active users, rolling: on day d, distinct users active in d-6 .. d.
+    """Weekly active users: people active Monday to Sunday of the week; at period="day", rolling over d-6 .. d.
 
-    Parameters and returns as :func:`dau_count`. At ``period="week"`` the value is the mean of the seven rolling
-    values of the week, not the distinct users of the calendar week (that is the Sunday value).
+    Definition: at ``period="week"`` (and ``"month"``, ``"all"``) the distinct users active in that calendar period,
+    an integer; at ``period="day"`` the rolling value: on day d, the distinct users active in d-6 .. d.
+
+    Parameters and returns as :func:`dau_count`.
 
     Examples
     --------
@@ -279,7 +331,11 @@ def _check_mau_days(fn: str, mau_days: Any) -> int:
 
 
 def mau_count(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="events", mau_days=28):
-    """Monthly active users, rolling: on day d, distinct users active in the ``mau_days`` days ending on d.
+    """Monthly active users: people active in the calendar month; at period="day", rolling over ``mau_days`` days.
+
+    Definition: at ``period="month"`` (and ``"week"``, ``"all"``) the distinct users active in that calendar period,
+    an integer; at ``period="day"`` the rolling value: on day d, the distinct users active in the ``mau_days`` days
+    ending on d.
 
     Parameters
     ----------
@@ -308,11 +364,14 @@ def mau_count(db, *, by=("feature",), period="day", start=None, end=None, where=
 
 def dau_mau_ratio(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="events",
                   mau_days=28):
-    """Stickiness as DAU/MAU: on day d, mean DAU over the ``mau_days`` window ending on d / that window's MAU.
+    """Stickiness: average daily active users of the period / people active in it (DAU/WAU for a week, DAU/MAU a month).
 
-    Equivalently, the mean share of the window's days on which its active users were active: 1 when every monthly
-    user comes every day, ``1/mau_days`` when each comes once. A day whose window has no active user is undefined.
-    Coarser periods average the daily ratios (``n`` = days averaged). No interval.
+    Definition, per period (the ``window`` column names it): at a calendar ``period`` (``"week"``, ``"month"``,
+    ``"all"``) the mean DAU over the period's days divided by the distinct users active in the period, i.e. the mean
+    share of the period's days on which its users came (DAU/WAU for a week, DAU/MAU for a month); at
+    ``period="day"`` the rolling DAU/MAU: on day d, mean DAU over the ``mau_days`` window ending on d / that window's
+    MAU. 1 when every user comes every day; undefined when nobody was active. ``n`` is the days of the period. No
+    interval.
 
     Examples
     --------
@@ -462,7 +521,7 @@ def _retention_expr(db: Any, fn: str, *, by: Any, period: str, start: Any, end: 
                     grain: str, cohort: str):
     t = _activity(db, fn, activity=activity, start=start if cohort == "first_in_window" else None, end=end, where=where)
     keys = _m.check_by(t, by, fn=fn)
-    ug = _user_periods(t, keys, "D" if grain == "day" else "W", "g")
+    ug = _user_periods(t, keys, {"day": "D", "week": "W", "month": "M"}[grain], "g")
     firsts = ug.group_by([*keys, "user_id"]).aggregate(first_g=ug.g.min())
     s = _m.as_timestamp(start)
     if cohort == "first_ever" and s is not None:
@@ -482,8 +541,12 @@ def _retention_expr(db: Any, fn: str, *, by: Any, period: str, start: Any, end: 
 
 
 def retention_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="events",
-                   mode="n_day", grain="day", cohort="first_ever", max_offset=None, confidence=0.95):
+                   mode="n_day", grain=None, cohort="first_ever", max_offset=None, confidence=0.95):
     """Cohort retention: share of a first-use cohort active in period N after their first period.
+
+    Definition: of the users whose first activity falls in a cohort period, the share active again N periods later,
+    N counted in ``grain`` (by default the same unit as ``period``: days, Monday weeks or calendar months; the
+    result's ``grain`` column says which).
 
     Parameters
     ----------
@@ -492,8 +555,9 @@ def retention_rate(db, *, by=("feature",), period="day", start=None, end=None, w
     mode : {"n_day", "unbounded"}
         ``n_day``: active exactly in period N (Amplitude's N-day retention). ``unbounded``: active in period N or any
         later one (Amplitude's unbounded retention, "returned on or after N"); never increases with N.
-    grain : {"day", "week"}
-        The unit of N: calendar UTC days, or Monday weeks, counted from each user's own first day (week).
+    grain : {"day", "week", "month"}, optional
+        The unit of N: calendar UTC days, Monday weeks or calendar months, counted from each user's own first day
+        (week, month). Default: the unit of ``period`` (``"day"`` for ``period="all"``).
     cohort : {"first_ever", "first_in_window"}
         ``first_ever``: a user belongs to the cohort of their first activity over all history, and only cohorts
         starting at or after ``start`` are reported (users seen before ``start`` are not new). ``first_in_window``:
@@ -508,8 +572,9 @@ def retention_rate(db, *, by=("feature",), period="day", start=None, end=None, w
     Returns
     -------
     polars.DataFrame
-        Tidy rows with ``period_start`` = ``cohort_start``, extra columns ``cohort_start``, ``offset`` (N) and
-        ``cohort_size``; ``value`` = retained / cohort_size, ``n`` = cohort_size. N = 0 is 1 by construction.
+        Tidy rows with ``period_start`` = ``cohort_start``, extra columns ``cohort_start``, ``offset`` (N),
+        ``cohort_size`` and ``grain`` (the unit of N); ``value`` = retained / cohort_size, ``n`` = cohort_size.
+        N = 0 is 1 by construction.
 
     Examples
     --------
@@ -528,9 +593,11 @@ def retention_rate(db, *, by=("feature",), period="day", start=None, end=None, w
 
     fn = "retention_rate"
     _check_choice(fn, "mode", mode, ("n_day", "unbounded"))
-    _check_choice(fn, "grain", grain, ("day", "week"))
-    _check_choice(fn, "cohort", cohort, ("first_ever", "first_in_window"))
     _check_choice(fn, "period", period, ("day", "week", "month", "all"))
+    if grain is None:  # N follows the period: week cohorts are followed week by week
+        grain = period if period in ("day", "week", "month") else "day"
+    _check_choice(fn, "grain", grain, ("day", "week", "month"))
+    _check_choice(fn, "cohort", cohort, ("first_ever", "first_in_window"))
     if max_offset is not None:
         max_offset = _check_int(fn, "max_offset", max_offset)
     keys, counts, lasts, sizes = _retention_expr(db, fn, by=by, period=period, start=start, end=end, where=where,
@@ -538,11 +605,12 @@ def retention_rate(db, *, by=("feature",), period="day", start=None, end=None, w
     sz = sizes.to_polars()
     if sz.height == 0:
         return _m.tidy(pl.DataFrame({"value": [], "n": []}), keys=keys, metric=fn)
-    step = 1 if grain == "day" else 7
-    sz = sz.with_columns(
-        (((pl.col("last_g") - pl.col("last_first_g")).dt.total_days()) // step).cast(pl.Int64).alias("max_n"),
-        pl.col("cohort_start").cast(pl.Datetime("us")),
-    )
+    if grain == "month":
+        lg, fg = pl.col("last_g"), pl.col("last_first_g")
+        max_n = (lg.dt.year() - fg.dt.year()) * 12 + lg.dt.month().cast(pl.Int32) - fg.dt.month().cast(pl.Int32)
+    else:
+        max_n = ((pl.col("last_g") - pl.col("last_first_g")).dt.total_days()) // (1 if grain == "day" else 7)
+    sz = sz.with_columns(max_n.cast(pl.Int64).alias("max_n"), pl.col("cohort_start").cast(pl.Datetime("us")))
     if max_offset is not None:
         sz = sz.with_columns(pl.col("max_n").clip(upper_bound=max_offset))
     grid = sz.with_columns(pl.int_ranges(0, pl.col("max_n") + 1).alias("offset")).explode("offset")
@@ -563,7 +631,8 @@ def retention_rate(db, *, by=("feature",), period="day", start=None, end=None, w
     df = df.with_columns(
         (pl.col("k") / pl.col("cohort_size")).alias("value"), pl.col("cohort_size").alias("n"),
         pl.col("cohort_start").alias("period_start"), pl.Series("lo", lo), pl.Series("hi", hi),
-    ).select(*keys, "period_start", "value", "n", "lo", "hi", "cohort_start", "offset", "cohort_size")
+        pl.lit(grain).alias("grain"),
+    ).select(*keys, "period_start", "value", "n", "lo", "hi", "cohort_start", "offset", "cohort_size", "grain")
     return _m.tidy(df, keys=keys, metric=fn).sort([*keys, "cohort_start", "offset"], nulls_last=True)
 
 
@@ -571,7 +640,11 @@ def retention_rate(db, *, by=("feature",), period="day", start=None, end=None, w
 # lifecycle
 
 
-def _lifecycle_expr(db: Any, fn: str, *, by: Any, period: str, end: Any, where: Any, activity: str):
+LIFECYCLE_NEW = ("first_ever", "first_in_selection")
+
+
+def _lifecycle_expr(db: Any, fn: str, *, by: Any, period: str, end: Any, where: Any, activity: str,
+                    new: str = "first_ever"):
     import ibis
 
     t = _activity(db, fn, activity=activity, end=end, where=where)  # all history before start: "new" needs it
@@ -582,6 +655,13 @@ def _lifecycle_expr(db: Any, fn: str, *, by: Any, period: str, end: Any, where: 
     up = up.mutate(prev=up.period_start.lag().over(w), nxt=up.period_start.lead().over(w),
                    first=up.period_start.min().over(ibis.window(group_by=[*keys, "user_id"])),
                    last_p=up.period_start.max().over(ibis.window()))
+    if new == "first_ever":
+        # PostHog: a person is new in the period of their first activity at all (any feature, any event)
+        every = _activity(db, fn, activity=activity, end=end)
+        firsts = every.group_by(_fe_user="user_id").aggregate(
+            _fe_first=every.ts.min().cast("timestamp").truncate(_UNIT[period]))
+        up = up.left_join(firsts, up.user_id == firsts._fe_user)
+        up = up.mutate(first=up._fe_first).drop("_fe_user", "_fe_first")
     status = ibis.cases(
         (up.period_start == up.first, "new"),
         (up.prev == up.period_start - one, "returning"),
@@ -596,24 +676,34 @@ def _lifecycle_expr(db: Any, fn: str, *, by: Any, period: str, end: Any, where: 
     return keys, both.group_by([*keys, "period_start", "status"]).aggregate(users=both.count())
 
 
-def lifecycle_count(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="events"):
+def lifecycle_count(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="events",
+                    new="first_ever"):
     """Users per lifecycle status per period (PostHog's lifecycle): new, returning, resurrecting and dormant (negative).
 
-    * ``new``: this period is the user's first active period (over all history before ``end``).
+    Definition (``new="first_ever"``, the default, PostHog's): a user is **new** in the period of their first activity
+    at all (in any feature), **returning** when active this period and the previous one, **resurrecting** when active
+    this period but not the previous one (a known user's first use of this feature included), **dormant** (counted
+    negative) when active the previous period and not this one. ``new="first_in_selection"`` counts a user as new
+    in the period of their first activity in the group itself (e.g. first use of the feature).
+
+    * ``new``: this period is the user's first active period (over all history before ``end``): at all
+      (``"first_ever"``) or in the group (``"first_in_selection"``).
     * ``returning``: active this period and the previous one.
-    * ``resurrecting``: active this period, not the previous one, but in some earlier one.
+    * ``resurrecting``: active this period, not the previous one, and not new.
     * ``dormant``: active the previous period, not this one; the value is **minus** the number of users.
 
     Parameters
     ----------
     period : {"hour", "day", "week", "month"}
     activity : {"events", "calls", "both"}
+    new : {"first_ever", "first_in_selection"}
+        Which first activity makes a user new: at all (PostHog, default) or in the group/selection.
 
     Returns
     -------
     polars.DataFrame
-        Four rows per period with the extra column ``status``; ``n`` is the number of users classified in the period
-        (active this period or the previous one), so a status with nobody has value 0.
+        Four rows per period with the extra columns ``status`` and ``new_definition``; ``n`` is the number of users
+        classified in the period (active this period or the previous one), so a status with nobody has value 0.
 
     Examples
     --------
@@ -629,7 +719,8 @@ def lifecycle_count(db, *, by=("feature",), period="day", start=None, end=None, 
 
     fn = "lifecycle_count"
     _check_choice(fn, "period", period, ("hour", "day", "week", "month"))
-    keys, expr = _lifecycle_expr(db, fn, by=by, period=period, end=end, where=where, activity=activity)
+    _check_choice(fn, "new", new, LIFECYCLE_NEW)
+    keys, expr = _lifecycle_expr(db, fn, by=by, period=period, end=end, where=where, activity=activity, new=new)
     agg = expr.to_polars().with_columns(pl.col("period_start").cast(pl.Datetime("us")))
     s = _m.as_timestamp(start)
     if s is not None:
@@ -646,6 +737,7 @@ def lifecycle_count(db, *, by=("feature",), period="day", start=None, end=None, 
         pl.col("users").sum().over([*keys, "period_start"]).alias("n"),
         pl.when(pl.col("status") == "dormant").then(-pl.col("users")).otherwise(pl.col("users")).alias("value"),
         pl.col("status").replace_strict({s: i for i, s in enumerate(LIFECYCLE_STATUSES)}).alias("_order"),
+        pl.lit(new).alias("new_definition"),
     )
     out = _m.tidy(df.drop("users"), keys=keys, metric=fn)
     return out.sort([*keys, "period_start", "_order"], nulls_last=True).drop("_order")

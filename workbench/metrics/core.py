@@ -11,7 +11,8 @@ the DuckDB default and on any backend Ibis supports. The result is the one tidy 
 
 ``n`` is the denominator (calls, answers, users...). ``lo``/``hi`` are the interval where one makes sense, else null.
 An empty or undefined group has a null ``value`` with ``n = 0`` and an :class:`UndefinedMetricWarning`, never a
-silent 0.
+silent 0, and it never vanishes: every group of the selection's scope appears in every period of the window
+(:func:`complete_grid`).
 
 Naming: ``*_rate`` is a share in 0..1, ``*_ms`` milliseconds, ``*_usd`` dollars, ``*_count`` a count, ``*_score``
 higher is better (``hallucination_score``: higher is more likely hallucinated, as its docs say).
@@ -41,6 +42,8 @@ from __future__ import annotations
 from workbench.errors import NotFoundError, ParameterError, UnknownNameError
 
 import functools
+
+import datetime as _dt
 import importlib
 import inspect
 import os
@@ -56,8 +59,8 @@ if TYPE_CHECKING:  # pragma: no cover
 from workbench.db import Where, as_timestamp, parse_where, scope  # noqa: F401  (re-exported: the metric toolkit)
 
 __all__ = ["PERIODS", "RESULT_COLUMNS", "UndefinedMetricWarning", "Where", "parse_where", "as_timestamp", "scope",
-           "check_by", "with_period", "tidy", "to_polars", "proportion", "percentile_frame", "mean_interval", "Metric",
-           "register", "suite", "contracts", "compute"]
+           "check_by", "with_period", "tidy", "complete_grid", "to_polars", "proportion", "percentile_frame",
+           "mean_interval", "Metric", "register", "suite", "contracts", "compute"]
 
 PERIODS = ("hour", "day", "week", "month", "all")
 _UNITS = {"hour": "h", "day": "D", "week": "W", "month": "M"}
@@ -176,6 +179,88 @@ def to_polars(expr: "ir.Table") -> "pl.DataFrame":
              if df.schema[c] != dt and not (isinstance(dt, pl.Datetime) and isinstance(df.schema[c], pl.Datetime))]
     return df.with_columns(casts) if casts else df
 
+_POLARS_EVERY = {"hour": "1h", "day": "1d", "week": "1w", "month": "1mo"}
+
+
+def complete_grid(
+    df: "pl.DataFrame",
+    universe: "ir.Table",
+    *,
+    keys: Sequence[str],
+    period: str,
+    start: Any = None,
+    end: Any = None,
+    time: str = "ts",
+    metric: str | None = None,
+) -> "pl.DataFrame":
+    """Every group of the selection in every period of the window: missing (group, period) rows added with a null
+    value, ``n = 0`` and an :class:`UndefinedMetricWarning`, so an empty group never vanishes from a result.
+
+    ``universe`` is the selection's scope (the rows after ``start``/``end``/``where``, before the metric keeps only
+    the rows it can measure): its distinct ``keys`` are the groups. The periods run from ``start`` to ``end``; an open
+    side is the first (last) period the metric measured, else the first (last) row of the scope; truncated to
+    ``period``; at ``"all"`` the one period is ``start``.
+    ``df`` is a tidy frame (:func:`tidy`); the added rows carry nulls in every other column.
+
+    >>> import polars as pl, warnings, workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms) values "
+    ...     "('a', '2026-01-01', 'chat', 'ok', 100), ('b', '2026-01-02', 'search', 'ok', null)")
+    >>> df = tidy(pl.DataFrame({"feature": ["chat"], "period_start": [None], "value": [100.0], "n": [1]}),
+    ...           keys=["feature"], metric="latency_p50_ms")
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     complete_grid(df, db.calls, keys=["feature"], period="all").select("feature", "value", "n").rows()
+    [('chat', 100.0, 1), ('search', None, 0)]
+    """
+    import polars as pl
+
+    if period not in PERIODS:
+        raise ParameterError(f"period: expected one of {', '.join(PERIODS)}, got {period!r}")
+    s, e = as_timestamp(start), as_timestamp(end)
+    keys = list(keys)
+    if period == "all":
+        periods = pl.DataFrame({"period_start": [s]}, schema={"period_start": pl.Datetime("us")})
+    else:
+        lo, hi = s, (e - _dt.timedelta(microseconds=1)) if e is not None else None
+        measured = df["period_start"].drop_nulls() if "period_start" in df.columns else None
+        if (lo is None or hi is None) and measured is not None and measured.len():
+            # an open window spans the periods the metric measured (not, say, a years-old import of the same table)
+            lo = lo if lo is not None else measured.min()
+            hi = hi if hi is not None else measured.max()
+        if lo is None or hi is None:
+            span = universe.aggregate(_lo=universe[time].min(), _hi=universe[time].max()).to_polars()
+            lo = lo if lo is not None else span["_lo"][0]
+            hi = hi if hi is not None else span["_hi"][0]
+        if lo is None or hi is None or hi < lo:
+            return df
+        first = pl.Series([lo], dtype=pl.Datetime("us")).dt.truncate(_POLARS_EVERY[period])[0]
+        periods = pl.DataFrame({"period_start": pl.datetime_range(first, hi, _POLARS_EVERY[period], time_unit="us",
+                                                                  eager=True)})
+    if keys:
+        groups = universe.select(*keys).distinct().to_polars()
+        if groups.height == 0:
+            return df
+        grid = groups.join(periods, how="cross")
+    else:
+        grid = periods
+    have = df.select(*keys, "period_start").with_columns(pl.col("period_start").cast(pl.Datetime("us")))
+    grid = grid.with_columns([pl.col(k).cast(df.schema[k]) for k in keys if k in df.columns])
+    missing = grid.join(have, on=[*keys, "period_start"], how="anti", nulls_equal=True)
+    if missing.height == 0:
+        return df
+    # the one all-null row tidy() makes for an empty selection is replaced by the grid
+    if df.height == 1 and df["n"][0] == 0 and all(df[k][0] is None for k in [*keys, "period_start"]):
+        df = df.clear()
+    name = metric if metric is not None else (df["metric"][0] if df.height else None)
+    warnings.warn(f"{name or 'metric'}: {missing.height} group-period(s) of the selection have no data; their value "
+                  "is null (n = 0)", UndefinedMetricWarning, stacklevel=3)
+    added = missing.with_columns(pl.lit(name, dtype=pl.String).alias("metric"), pl.lit(None, pl.Float64).alias("value"),
+                                 pl.lit(0, pl.Int64).alias("n"), pl.lit(None, pl.Float64).alias("lo"),
+                                 pl.lit(None, pl.Float64).alias("hi"))
+    out = pl.concat([df, added], how="diagonal_relaxed")
+    return out.select(df.columns).sort([*keys, "period_start", "metric"], nulls_last=True)
+
 
 def proportion(
     t: "ir.Table",
@@ -208,7 +293,8 @@ def proportion(
     agg = agg.with_columns(
         (pl.col("k") / pl.col("n")).alias("value"), pl.Series("lo", lo), pl.Series("hi", hi)
     ).drop("k")
-    return tidy(agg, keys=keys, metric=metric)
+    return complete_grid(tidy(agg, keys=keys, metric=metric), t, keys=keys, period=period, start=start, time=time,
+                         metric=metric)
 
 
 def _band_grid(q: float) -> list[float]:

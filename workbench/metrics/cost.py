@@ -57,7 +57,8 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from workbench.metrics.core import Metric, Where, as_timestamp, check_by, mean_interval, parse_where, proportion, register, scope, tidy, with_period
+from workbench.metrics.core import (Metric, Where, as_timestamp, check_by, complete_grid, mean_interval, parse_where,
+                                    proportion, register, scope, tidy, with_period)
 from workbench.io.prices import load_prices, price_overrides  # noqa: F401  (re-exported: cost.load_prices)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -155,7 +156,8 @@ def priced_calls(db: Any, *, start: Any = None, end: Any = None, where: Where = 
 
     * ``cost_usd_computed``: the cost at that price (module docstring has the formula), null without a price;
     * ``cost_usd_used``: the reported ``cost_usd`` when not null, else the computed cost; null for an unpriced call;
-    * ``cost_source``: ``'reported'``, ``'computed'``, ``'none'`` (no model, no tokens: 0) or ``'unpriced'``.
+    * ``cost_source``: ``'reported'``, ``'computed'``, ``'none'`` (no model, no tokens: 0) or ``'unpriced'``;
+    * ``attributes`` as JSON text (so the result converts to polars and pandas).
 
     Parameters
     ----------
@@ -215,6 +217,8 @@ def priced_calls(db: Any, *, start: Any = None, end: Any = None, where: Where = 
             else_="unpriced",
         ),
     )
+    # the JSON ``attributes`` column as its text, so that ``.to_polars()`` works (polars has no JSON type)
+    t = t.mutate(attributes=t.attributes.cast("string"))
     return scope(t, where=after, time=None) if after else t
 
 
@@ -258,10 +262,12 @@ def cost_usd(
     db, *, by: Iterable[str] | str | None = ("feature",), period: str = "day", start: Any = None, end: Any = None,
     where: Where = None,
 ) -> "pl.DataFrame":
-    """Total cost in USD (reported cost where there is one, else computed from tokens and prices).
+    """Total cost in USD of the priced LLM calls (reported cost where there is one, else tokens times prices).
 
-    The value excludes unpriced calls (a lower bound when ``unpriced_count > 0``); a group whose calls are all
-    unpriced has a null value, never 0. Groups add up to the total.
+    Definition: the sum of the cost of every priced call, and ``n`` is the number of priced calls (reported or
+    computed); tool and agent spans with no model and no tokens cost nothing and are not counted in ``n``, and
+    unpriced calls are counted apart in ``unpriced_count``. The value excludes unpriced calls (a lower bound when
+    ``unpriced_count > 0``); a group with no priced call has a null value, never 0. Groups add up to the total.
 
     Parameters
     ----------
@@ -272,7 +278,7 @@ def cost_usd(
     Returns
     -------
     polars.DataFrame
-        Tidy frame: ``value`` USD (lower is better), ``n`` priced calls (those summed), no interval; extra columns
+        Tidy frame: ``value`` USD (lower is better), ``n`` priced LLM calls (those summed), no interval; extra columns
         ``calls_count``, ``unpriced_count``, ``unpriced_rate``, ``reported_share``.
 
     Examples
@@ -289,12 +295,14 @@ def cost_usd(
     metric = "cost_usd"
     t, keys = _prepared(db, metric, by, period, start, end, where)
     df = t.group_by([*keys, "period_start"]).aggregate(
-        value=t.cost_usd_used.sum(), n=t.cost_usd_used.count(), **_counters(t)).to_polars()
-    return _finish(df, keys, metric)
+        value=t.cost_usd_used.sum(), n=t.cost_source.isin(("reported", "computed")).cast("int64").sum(),
+        **_counters(t)).to_polars()
+    return complete_grid(_finish(df, keys, metric), t, keys=keys, period=period, start=start, end=end, metric=metric)
 
 
 def _per_unit(db, unit: str | None, metric: str, *, by, period, start, end, where, confidence) -> "pl.DataFrame":
     t, keys = _prepared(db, metric, by, period, start, end, where)
+    scoped = t
     gk = [*keys, "period_start"]
     if unit is None:  # per call: the model calls (a tool call is not a call to price)
         t = t.filter(t.cost_source != "none")
@@ -308,7 +316,8 @@ def _per_unit(db, unit: str | None, metric: str, *, by, period, start, end, wher
     df = units.group_by(gk).aggregate(
         value=units._unit_cost.mean(), n=units._unit_cost.count(), _sd=units._unit_cost.std(), **counters,
     ).to_polars()
-    return _finish(mean_interval(df, confidence, floor=0.0), keys, metric)
+    return complete_grid(_finish(mean_interval(df, confidence, floor=0.0), keys, metric), scoped, keys=keys,
+                         period=period, start=start, end=end, metric=metric)
 
 
 def cost_per_call_usd(

@@ -15,6 +15,12 @@ Conventions
 * Effects are treatment minus control, relative to |control| unless ``relative=False``.
 * ``chance_to_win`` is the probability that the arm is *better*, in the metric's good direction (:data:`DIRECTION`).
 * The control arm is the one named ``control`` if there is one, else the first arm in alphabetical order.
+* **Scope**: an experiment tests one feature, and its metrics are computed inside that scope by default (only the
+  exposed users' calls, answers, feedback and events *of that feature*; their use of other features would dilute the
+  effect). The scope is declared in ``workbench.toml`` (``[experiments.NAME] feature = "..."``, or ``where = {...}``);
+  without a declaration it is inferred from the data: the feature of most calls tagged with the unit's own arm
+  (``calls.variant``); ``scope="all"`` reads every call of the exposed units. The readout's ``scope`` column says which
+  scope produced it and where it came from (:func:`experiment_scope`).
 
 Examples
 --------
@@ -169,7 +175,8 @@ def _retained(db: Any, exposures: "ir.Table", *, unit: str = "user_id", end: Any
 
     if unit != "user_id":
         raise ParameterError(f"experiments: retained needs unit='user_id' (events have user_id only), got {unit!r}")
-    ev = M.scope(db.events, end=end, where=where)
+    # the experiment's scope (e.g. its feature) applies to the events too, on the columns events have
+    ev = M.scope(db.events, end=end, where={k: v for k, v in M.parse_where(where).items() if k in db.events.columns})
     horizon = ibis.literal(M.as_timestamp(end), type="timestamp") if end is not None else db.events.ts.max()
     days = ibis.interval(days=int(retention_days))
     e = exposures.filter(exposures.exposed_at + days <= horizon)
@@ -299,6 +306,86 @@ def _srm_status(p: float) -> str:
     return "mismatch" if p < stats.SRM_P_THRESHOLD else "ok"
 
 
+# -- scope ------------------------------------------------------------------------------------------------------------
+
+
+def experiment_scope(db: Any, experiment: str, *, scope: Any = "declared", config: Any = None,
+                     unit: str = "user_id") -> tuple[dict[str, Any], str]:
+    """The selection an experiment's metrics are computed in, and a sentence saying where it came from.
+
+    Parameters
+    ----------
+    db : Workbench or path
+    experiment : str
+    scope : "declared", "all", or a where mapping / list of "col=value"
+        ``"declared"`` (default): ``[experiments.<experiment>]`` of ``workbench.toml`` (``feature = "x"`` or
+        ``["x", "y"]``, or ``where = {col = value}``); when the experiment is not declared there, the feature of most
+        calls tagged with their unit's own arm (``calls.variant``); when no call is tagged, every call (said so).
+        ``"all"``: every call of the exposed units. A mapping: that selection.
+    config : path or Config, optional
+        The ``workbench.toml`` to read (default ``$WORKBENCH_CONFIG`` or ``./workbench.toml``).
+    unit : the calls column ``assignments.unit_id`` refers to.
+
+    Returns
+    -------
+    (where, label) : the filter on calls/events (``{}`` for every call) and the readout's ``scope`` text.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into assignments (experiment, unit_id, variant, ts) values "
+    ...     "('e', 'u1', 'control', '2026-01-01'), ('e', 'u2', 'treatment', '2026-01-01')")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, user_id, feature, status, variant) values "
+    ...     "('a', '2026-01-02', 'u1', 'chat', 'ok', 'control'), ('b', '2026-01-02', 'u2', 'chat', 'ok', 'treatment'),"
+    ...     "('c', '2026-01-02', 'u2', 'search', 'ok', null)")
+    >>> experiment_scope(db, "e", config={})
+    ({'feature': 'chat'}, 'feature=chat (inferred: the feature of the calls tagged with their arm)')
+    >>> experiment_scope(db, "e", scope="all")
+    ({}, 'all calls of the exposed units')
+    """
+    import ibis
+
+    from workbench.config import ConfigError, load_config
+    from workbench.db import as_workbench
+
+    def label(w: Mapping[str, Any]) -> str:
+        return ", ".join(f"{k}={'|'.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in w.items())
+
+    if scope is None or scope == "all":
+        return {}, "all calls of the exposed units"
+    if scope != "declared":
+        w = M.parse_where(scope)
+        return dict(w), f"{label(w)} (given)"
+    cfg = load_config(config) if not isinstance(config, Mapping) else None
+    table = (cfg.section("experiments") if cfg is not None else config.get("experiments", {})).get(experiment)
+    if table is not None:
+        where = f"experiments.{experiment}"
+        place = cfg.where(where) if cfg is not None else where
+        if not isinstance(table, Mapping) or set(table) - {"feature", "where"} or not table:
+            raise ConfigError(f"{place}: expected feature = \"name\" (or a list) or where = {{column = value}}, "
+                              f"got {table!r}")
+        w = dict(M.parse_where(table["where"])) if "where" in table else {}
+        if "feature" in table:
+            f = table["feature"]
+            if not (isinstance(f, str) or (isinstance(f, list) and f and all(isinstance(x, str) for x in f))):
+                raise ConfigError(f"{place}: feature must be a name or a list of names, got {f!r}")
+            w["feature"] = f
+        return w, f"{label(w)} (declared in {place})"
+    db = as_workbench(db)
+    e = _exposures(db, experiment, fn="experiment_scope")
+    c = db.calls
+    if unit not in UNITS:
+        raise ParameterError(f"experiments: unit must be one of {', '.join(UNITS)}, got {unit!r}")
+    j = c.join(e, [c[unit] == e.unit_id, c.variant == e.variant, c.ts >= e.exposed_at])
+    j = j.filter(j.feature.notnull())
+    top = j.group_by("feature").aggregate(n=j.count()).order_by([ibis.desc("n"), "feature"]).limit(1).to_polars()
+    if top.height == 0:
+        return {}, "all calls of the exposed units (no scope declared, no call tagged with an arm)"
+    f = top["feature"][0]
+    return {"feature": f}, f"feature={f} (inferred: the feature of the calls tagged with their arm)"
+
+
 # -- readout ----------------------------------------------------------------------------------------------------------
 
 
@@ -343,9 +430,15 @@ def experiment_summary(
     where: M.Where = None,
     pre_days: int = 14,
     sequential_tuning: float = 5000,
+    scope: Any = "declared",
+    config: Any = None,
     **options: Any,
 ) -> "pl.DataFrame":
     """The experiment readout: one row per metric x treatment arm, effect with interval, p or chance to win, and SRM.
+
+    Definition: each metric is computed per exposed unit from its data after exposure **inside the experiment's
+    scope** (by default its declared feature: see :func:`experiment_scope`), then compared between arms; the
+    ``scope`` column says which selection produced the numbers.
 
     Parameters
     ----------
@@ -368,7 +461,12 @@ def experiment_summary(
     start, end : optional
         Exposures in [start, end); metric data before ``end``.
     where : optional
-        Filter on the calls (e.g. ``{"feature": "chat"}``).
+        A further filter on the calls (e.g. ``{"model": "gpt-4o"}``), inside the scope.
+    scope : "declared", "all" or a where mapping
+        The experiment's selection (:func:`experiment_scope`): declared in ``workbench.toml`` or inferred
+        (default), every call of the exposed units (``"all"``), or the given one.
+    config : path or Config, optional
+        The ``workbench.toml`` that declares the scope.
     **options
         Passed to the per-unit metric functions (``retention_days=``, ``evaluator=``).
 
@@ -377,7 +475,7 @@ def experiment_summary(
     polars.DataFrame
         ``experiment, metric, control, variant, n_control, n_variant, mean_control, mean_variant, effect, se, lo, hi,
         p_value, chance_to_win, risk_control, risk_variant, method, relative, cuped, theta, srm_p_value,
-        srm_status``. Means are unadjusted; with ``cuped`` the effect uses the adjusted means (the relative lift is
+        srm_status, scope``. Means are unadjusted; with ``cuped`` the effect uses the adjusted means (the relative lift is
         then taken over the adjusted control mean, delta method with the adjusted variances). Risks are expected
         losses (in the effect's units) of keeping control and of shipping the arm (Bayesian only).
 
@@ -402,6 +500,8 @@ def experiment_summary(
     variants = s.filter(pl.col("users") > 0)["variant"].to_list()
     ctrl = _control(variants, control, "experiment_summary")
     exposures = _exposures(db, experiment, start=start, end=end, fn="experiment_summary")
+    scope_where, scope_label = experiment_scope(db, experiment, scope=scope, config=config, unit=unit)
+    where = {**scope_where, **M.parse_where(where)} or None
     rows = []
     for metric in metrics:
         sums = _arm_sums(db, exposures, metric, unit=unit, end=end, where=where, pre_days=pre_days, options=options)
@@ -431,14 +531,14 @@ def experiment_summary(
             row |= {k: d[k] for k in ("effect", "se", "lo", "hi", "p_value", "chance_to_win", "risk_control",
                                       "risk_variant")}
             row |= {"method": method, "relative": relative, "cuped": cuped, "theta": theta, "srm_p_value": srm_p,
-                    "srm_status": srm_st}
+                    "srm_status": srm_st, "scope": scope_label}
             rows.append(row)
     schema = {"experiment": pl.String, "metric": pl.String, "control": pl.String, "variant": pl.String,
               "n_control": pl.Int64, "n_variant": pl.Int64, "mean_control": pl.Float64, "mean_variant": pl.Float64,
               "effect": pl.Float64, "se": pl.Float64, "lo": pl.Float64, "hi": pl.Float64, "p_value": pl.Float64,
               "chance_to_win": pl.Float64, "risk_control": pl.Float64, "risk_variant": pl.Float64,
               "method": pl.String, "relative": pl.Boolean, "cuped": pl.Boolean, "theta": pl.Float64,
-              "srm_p_value": pl.Float64, "srm_status": pl.String}
+              "srm_p_value": pl.Float64, "srm_status": pl.String, "scope": pl.String}
     out = pl.DataFrame(rows, schema=schema)
     # NaN means undefined here (no variance, no units): make it null, as everywhere in the workbench
     return out.with_columns(pl.col(pl.Float64).fill_nan(None))
@@ -486,7 +586,8 @@ def decision_table(
     -------
     polars.DataFrame
         ``experiment, variant, metric, role (goal/guardrail/overall), direction, effect, lo, hi, p_value,
-        chance_to_win, srm_status, verdict``; the row with ``metric = "overall"`` carries the decision.
+        chance_to_win, srm_status, verdict, scope``; the row with ``metric = "overall"`` carries the decision;
+        ``scope`` is the selection the metrics were computed in (the experiment's feature by default).
         Other keyword arguments go to :func:`experiment_summary`.
 
     Examples
@@ -524,7 +625,7 @@ def decision_table(
             rows.append({"experiment": experiment, "variant": arm, "metric": r["metric"], "role": role,
                          "direction": "higher is better" if sign > 0 else "lower is better", "effect": r["effect"],
                          "lo": r["lo"], "hi": r["hi"], "p_value": r["p_value"], "chance_to_win": r["chance_to_win"],
-                         "srm_status": srm_status, "verdict": verdict})
+                         "srm_status": srm_status, "verdict": verdict, "scope": r["scope"]})
         if srm_status == "mismatch":
             overall = "invalid: sample ratio mismatch"
         elif worse_guard:
@@ -539,10 +640,12 @@ def decision_table(
             overall = "inconclusive"
         rows.append({"experiment": experiment, "variant": arm, "metric": "overall", "role": "overall",
                      "direction": None, "effect": None, "lo": None, "hi": None, "p_value": None,
-                     "chance_to_win": None, "srm_status": srm_status, "verdict": overall})
+                     "chance_to_win": None, "srm_status": srm_status, "verdict": overall,
+                     "scope": part["scope"][0]})
     schema = {"experiment": pl.String, "variant": pl.String, "metric": pl.String, "role": pl.String,
               "direction": pl.String, "effect": pl.Float64, "lo": pl.Float64, "hi": pl.Float64,
-              "p_value": pl.Float64, "chance_to_win": pl.Float64, "srm_status": pl.String, "verdict": pl.String}
+              "p_value": pl.Float64, "chance_to_win": pl.Float64, "srm_status": pl.String, "verdict": pl.String,
+              "scope": pl.String}
     return pl.DataFrame(rows, schema=schema)
 
 
@@ -692,9 +795,13 @@ def experiment_effect(
 ) -> "pl.DataFrame":
     """Effect of each treatment arm on one per-unit metric, as a tidy frame (the suite's view of an experiment).
 
+    Definition: the relative change of the arm's per-user mean over the control's, each user measured after exposure
+    inside the experiment's scope (its declared feature by default; the ``scope`` column says which).
+
     Keys are ``experiment, variant``; ``metric`` is ``<metric>_effect``; ``value`` is the effect (relative by
     default), ``n`` the units in the arm and control, ``lo``/``hi`` the interval; ``p_value``, ``chance_to_win``,
-    ``srm_status`` follow. Without ``experiment=``, every experiment in ``assignments`` is read out. Experiments are
+    ``srm_status`` and ``scope`` (the experiment's declared feature by default, :func:`experiment_scope`) follow.
+    Without ``experiment=``, every experiment in ``assignments`` is read out. Experiments are
     read over the whole window: ``period`` must be ``"all"`` and ``by`` a subset of ``("experiment", "variant")``.
     Other options go to :func:`experiment_summary` (``method=``, ``cuped=``, ``relative=``, ``unit=``).
 
@@ -735,7 +842,7 @@ def experiment_effect(
         df = pl.concat(frames).select(
             "experiment", "variant", pl.col("effect").alias("value"),
             (pl.col("n_control") + pl.col("n_variant")).alias("n"), "lo", "hi", "p_value", "chance_to_win",
-            "srm_status")
+            "srm_status", "scope")
     df = df.with_columns(pl.lit(M.as_timestamp(start), dtype=pl.Datetime("us")).alias("period_start"))
     return M.tidy(df, keys=keys, metric=f"{metric}_effect")
 

@@ -100,10 +100,14 @@ def _resolve(db: "Workbench", evaluator: str | None, version: str | None, metric
     return evaluator, version, metric
 
 
+TRAFFIC = ("production", "benchmark", "all")
+
+
 def _scored(db: "Workbench", *, evaluator: str | None = None, version: str | None = None, metric: str | None = None,
-            repeat: int = 0) -> "ir.Table":
-    """One row per score: evals joined to answers (source) and calls (feature, model...), with ``ts`` = call time,
-    else answer time, else score time."""
+            repeat: int = 0, traffic: str = "all") -> "ir.Table":
+    """One row per score: evals joined to answers (source) and calls (feature, model...), with ``ts`` = the answer's
+    time (its call's time, else ``answers.ts``; never the time it was scored) and ``traffic``: ``"benchmark"`` for a
+    labelled or test-set answer (no logged call, a dataset named in ``answers.source``), else ``"production"``."""
     import ibis
 
     evaluator, version, metric = _resolve(db, evaluator, version, metric)
@@ -117,23 +121,30 @@ def _scored(db: "Workbench", *, evaluator: str | None = None, version: str | Non
     cc = c.select(_c_call_id=c.call_id, call_ts=c.ts, **{col: c[col] for col in extra})
     j = ee.left_join(aa, ee.call_id == aa._a_call_id).left_join(cc, ee.call_id == cc._c_call_id)
     j = j.drop("_a_call_id", "_c_call_id")
-    return j.mutate(ts=ibis.coalesce(j.call_ts, j.answer_ts, j.eval_ts))
+    kind = ibis.ifelse(j.call_ts.isnull() & j.source.notnull(), "benchmark", "production")
+    j = j.mutate(ts=ibis.coalesce(j.call_ts, j.answer_ts), traffic=kind)
+    if traffic not in TRAFFIC:
+        raise ParameterError(f"traffic: expected one of {', '.join(TRAFFIC)}, got {traffic!r}")
+    return j if traffic == "all" else j.filter(j.traffic == traffic)
 
 
 def _suite_input(db: Any, fn: str, *, by: Any, start: Any, end: Any, where: Any, evaluator: Any, version: Any,
-                 metric: Any) -> tuple["Workbench", "ir.Table", list[str]]:
+                 metric: Any, traffic: str = "production") -> tuple["Workbench", "ir.Table", list[str]]:
     from workbench.metrics.core import check_by, scope
 
     db = as_workbench(db)
-    t = _scored(db, evaluator=evaluator, version=version, metric=metric)
+    t = _scored(db, evaluator=evaluator, version=version, metric=metric, traffic=traffic)
     keys = check_by(t, by, fn=fn)
     return db, scope(t, start=start, end=end, where=where), keys
 
 
 def hallucination_rate(db: Any, *, by: Any = ("feature",), period: str = "day", start: Any = None, end: Any = None,
                        where: Any = None, evaluator: str | None = None, version: str | None = None,
-                       metric: str | None = None, confidence: float = 0.95) -> "pl.DataFrame":
+                       metric: str | None = None, confidence: float = 0.95, traffic: str = "production") -> "pl.DataFrame":
     """Share of scored answers labelled hallucinated (above the evaluator's decision threshold), Wilson interval.
+
+    Definition: of the production answers scored in the period (dated by when the answer was given; benchmark and
+    labelled sets left out unless ``traffic`` asks for them), the share the evaluator labelled hallucinated.
 
     Parameters
     ----------
@@ -142,7 +153,10 @@ def hallucination_rate(db: Any, *, by: Any = ("feature",), period: str = "day", 
         Any ``calls`` column (feature, model, prompt_version, variant...) or ``source`` (from ``answers``).
     period : {"hour", "day", "week", "month", "all"}
     start, end : date or timestamp, optional
-        ``start <= ts < end`` on the call time (else answer time, else score time).
+        ``start <= ts < end`` on the answer's time: its call's time, else ``answers.ts`` (never the scoring time).
+    traffic : {"production", "benchmark", "all"}
+        ``"production"`` (default): the answers of logged calls; labelled and benchmark sets (answers with no logged
+        call and a dataset in ``answers.source``, e.g. halu_dev) are not production traffic and are left out.
     where : mapping or list of "col=value", optional
     evaluator, version : str, optional
         Whose scores; default the offline detector at its current version. For another evaluator the default
@@ -174,7 +188,7 @@ def hallucination_rate(db: Any, *, by: Any = ("feature",), period: str = "day", 
     from workbench.metrics.core import proportion
 
     _, t, keys = _suite_input(db, "hallucination_rate", by=by, start=start, end=end, where=where,
-                              evaluator=evaluator, version=version, metric=metric)
+                              evaluator=evaluator, version=version, metric=metric, traffic=traffic)
     # Unscorable answers are outside the denominator; a group whose answers were all unscorable stays visible with
     # n = 0 (proportion() groups over every row).
     return proportion(t, t.label == HALLUCINATED, by=keys, period=period, metric="hallucination_rate", start=start,
@@ -183,7 +197,7 @@ def hallucination_rate(db: Any, *, by: Any = ("feature",), period: str = "day", 
 
 def hallucination_score(db: Any, *, by: Any = ("feature",), period: str = "day", start: Any = None, end: Any = None,
                         where: Any = None, evaluator: str | None = None, version: str | None = None,
-                        metric: str | None = None, confidence: float = 0.95) -> "pl.DataFrame":
+                        metric: str | None = None, confidence: float = 0.95, traffic: str = "production") -> "pl.DataFrame":
     """Mean hallucination score of the scored answers, with a Student t interval (clipped to [0, 1]).
 
     Parameters are those of :func:`hallucination_rate`.
@@ -205,7 +219,8 @@ def hallucination_score(db: Any, *, by: Any = ("feature",), period: str = "day",
     ...     ('a', 'hallucination_score', 0.2, 'supported', 'j', '1', 0),
     ...     ('b', 'hallucination_score', 0.4, 'supported', 'j', '1', 0),
     ...     ('c', 'hallucination_score', 0.9, 'hallucinated', 'j', '1', 0)''')
-    >>> hallucination_score(db, evaluator="j", by="source", period="all").select("source", "value", "n", "lo", "hi").rows()
+    >>> hallucination_score(db, evaluator="j", by="source", period="all", traffic="benchmark").select(  # a test set
+    ...     "source", "value", "n", "lo", "hi").rows()
     [('test', 0.5, 3, 0.0, 1.0)]
     """
     import numpy as np
@@ -215,7 +230,7 @@ def hallucination_score(db: Any, *, by: Any = ("feature",), period: str = "day",
     from workbench.metrics.core import tidy, with_period
 
     _, t, keys = _suite_input(db, "hallucination_score", by=by, start=start, end=end, where=where,
-                              evaluator=evaluator, version=version, metric=metric)
+                              evaluator=evaluator, version=version, metric=metric, traffic=traffic)
     t = with_period(t.filter(t.value.notnull() & (t.label.isnull() | (t.label != UNSCORABLE))), period, start=start)
     agg = t.group_by([*keys, "period_start"]).aggregate(
         value=t.value.mean(), n=t.value.count(), sd=t.value.std(how="sample")
@@ -235,7 +250,7 @@ def hallucination_score(db: Any, *, by: Any = ("feature",), period: str = "day",
 
 def unscorable_rate(db: Any, *, by: Any = ("feature",), period: str = "day", start: Any = None, end: Any = None,
                     where: Any = None, evaluator: str | None = None, version: str | None = None,
-                    metric: str | None = None, confidence: float = 0.95) -> "pl.DataFrame":
+                    metric: str | None = None, confidence: float = 0.95, traffic: str = "production") -> "pl.DataFrame":
     """Share of evaluated answers the evaluator could not score (empty answer, no context, unparseable judge reply).
 
     Parameters are those of :func:`hallucination_rate`.
@@ -261,7 +276,7 @@ def unscorable_rate(db: Any, *, by: Any = ("feature",), period: str = "day", sta
     from workbench.metrics.core import proportion
 
     _, t, keys = _suite_input(db, "unscorable_rate", by=by, start=start, end=end, where=where,
-                              evaluator=evaluator, version=version, metric=metric)
+                              evaluator=evaluator, version=version, metric=metric, traffic=traffic)
     return proportion(t, t.label == UNSCORABLE, by=keys, period=period, metric="unscorable_rate", start=start,
                       confidence=confidence)
 

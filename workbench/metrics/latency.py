@@ -17,7 +17,12 @@ Conventions
   ``(latency - ttft) / (output_tokens - 1)`` per call, as vLLM's benchmarks define it; ``tpot_ms`` reports the
   *mean* over calls (vLLM's headline "Mean TPOT") with the median in an extra column ``p50``.
 * **Rates** are shares of the calls in the selection, with a Wilson interval (:func:`workbench.metrics.proportion`).
-  The denominator is every call in the selection (all operations: use ``where={"operation": "chat"}`` to narrow).
+* **Which operations**: an agent's trace holds three kinds of spans (the model calls, the tool calls and the whole
+  task), whose latencies differ by an order of magnitude; a percentile over the mix describes none of them. Every
+  metric here measures **one kind**, named by ``operation`` and repeated in the result's ``operations`` column:
+  ``"llm"`` (the default) is the model calls (``operation`` chat, text_completion or generate_content, or none given,
+  as in a request log); ``"task"`` the whole agent tasks (``invoke_agent``), also :func:`task_latency_p95_ms`;
+  ``"tool"`` the tool calls (``execute_tool``); any other value an exact ``operation`` name; ``"all"`` every span.
 
 Naming: ``*_ms`` milliseconds (lower is better), ``*_rate`` a share in 0..1 (lower is better for the error rates),
 ``*_per_s`` a throughput (higher is better).
@@ -42,14 +47,45 @@ import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from workbench.metrics.core import (Metric, Where, check_by, mean_interval, percentile_frame, proportion, register, scope,
-                                    tidy, to_polars, with_period)
+from workbench.metrics.core import (Metric, Where, check_by, complete_grid, mean_interval, percentile_frame, proportion,
+                                    register, scope, tidy, to_polars, with_period)
 from workbench.stats import order_statistic_ranks  # noqa: F401  (public here too, as before)
 
 if TYPE_CHECKING:  # pragma: no cover
+    import ibis.expr.types as ir
     import polars as pl
 
 _OFFSETS = {"hour": "-1h", "day": "-1d", "week": "-1w", "month": "-1mo"}
+# gen_ai.operation.name values of a call to a model (OpenTelemetry GenAI "inference" operations)
+LLM_OPERATIONS = ("chat", "text_completion", "generate_content")
+OPERATION_KINDS = {"llm": LLM_OPERATIONS, "task": ("invoke_agent",), "tool": ("execute_tool",)}
+
+
+def operation_filter(t: "ir.Table", operation: str, fn: str) -> "ir.Table":
+    """The spans of one operation kind: ``"llm"`` model calls (also those with no operation), ``"task"`` agent
+    tasks, ``"tool"`` tool calls, any other string that exact ``operation``, ``"all"`` every span.
+
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, status, operation) values ('a', '2026-01-01', 'ok', 'chat'),"
+    ...     "('b', '2026-01-01', 'ok', null), ('c', '2026-01-01', 'ok', 'execute_tool')")
+    >>> operation_filter(db.calls, "llm", "x").count().to_pyarrow().as_py()
+    2
+    """
+    if not isinstance(operation, str) or not operation:
+        raise ParameterError(f"{fn}: operation must be 'llm', 'task', 'tool', 'all' or an operation name, got {operation!r}")
+    if operation == "all":
+        return t
+    if operation == "llm":
+        return t.filter(t.operation.isnull() | t.operation.isin(LLM_OPERATIONS))
+    return t.filter(t.operation.isin(OPERATION_KINDS.get(operation, (operation,))))
+
+
+def _label(df: "pl.DataFrame", operation: str) -> "pl.DataFrame":
+    """Say which spans were measured: the ``operations`` column (``"llm"``, ``"task"``, ...)."""
+    import polars as pl
+
+    return df.with_columns(pl.lit(operation).alias("operations"))
 
 
 def _check_unit(fn: str, name: str, value: float) -> float:
@@ -58,17 +94,20 @@ def _check_unit(fn: str, name: str, value: float) -> float:
     return float(value)
 
 
-def _calls_percentile(db, column: str, q: float, metric: str, *, by, period, start, end, where, confidence) -> "pl.DataFrame":
+def _calls_percentile(db, column: str, q: float, metric: str, *, by, period, start, end, where, confidence,
+                      operation: str = "llm") -> "pl.DataFrame":
     _check_unit(metric, "confidence", confidence)
-    t = scope(db.calls, start=start, end=end, where=where)
+    t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, metric)
     keys = check_by(t, by, fn=metric)
-    return percentile_frame(t, t[column], q=q, keys=keys, period=period, time="ts", start=start, metric=metric,
-                             confidence=confidence)
+    df = percentile_frame(t, t[column], q=q, keys=keys, period=period, time="ts", start=start, metric=metric,
+                          confidence=confidence)
+    # groups whose calls have no latency at all (e.g. a trace without durations) stay visible with n = 0
+    return _label(complete_grid(df, t, keys=keys, period=period, start=start, end=end, metric=metric), operation)
 
 
 def latency_quantile_ms(
     db, *, q: float, by: Iterable[str] | str | None = ("feature",), period: str = "day", start: Any = None,
-    end: Any = None, where: Where = None, column: str = "latency_ms", confidence: float = 0.95,
+    end: Any = None, where: Where = None, column: str = "latency_ms", confidence: float = 0.95, operation: str = "llm",
 ) -> "pl.DataFrame":
     """Any quantile of a duration column of ``calls`` (``latency_ms`` or ``ttft_ms``) with its order-statistic interval.
 
@@ -85,6 +124,8 @@ def latency_quantile_ms(
     column : {"latency_ms", "ttft_ms"}
     confidence : float
         Level of the distribution-free binomial interval on the order statistics.
+    operation : str
+        Which spans: ``"llm"`` (default) model calls, ``"task"``, ``"tool"``, ``"all"`` or an operation name.
 
     Returns
     -------
@@ -108,14 +149,14 @@ def latency_quantile_ms(
     stem = column.removesuffix("_ms")
     label = f"{q * 100:g}".replace(".", "_")
     return _calls_percentile(db, column, q, f"{stem}_q{label}_ms", by=by, period=period, start=start, end=end,
-                             where=where, confidence=confidence)
+                             where=where, confidence=confidence, operation=operation)
 
 
 _PCT_DOC = """{title}
 
-    Linear interpolation (numpy default, DuckDB ``quantile_cont``) over the calls with a non-null ``{column}``;
-    ``lo``/``hi`` are the distribution-free order-statistic (binomial) interval at ``confidence``, null on a side the
-    sample is too small to bound.
+    Definition: {definition}, by linear interpolation (numpy default, DuckDB ``quantile_cont``) over the
+    {spans} with a non-null ``{column}``; ``lo``/``hi`` are the distribution-free order-statistic (binomial) interval
+    at ``confidence``, null on a side the sample is too small to bound.
 
     Parameters
     ----------
@@ -124,33 +165,47 @@ _PCT_DOC = """{title}
         The common metric selection, see :mod:`workbench.metrics`.
     confidence : float
         Level of the interval (default 0.95).
+    operation : str
+        Which spans: ``"{operation}"`` (default{opdoc}), ``"llm"``, ``"task"``, ``"tool"``, ``"all"`` or an operation
+        name; the result's ``operations`` column says which.
 
     Returns
     -------
     polars.DataFrame
-        Tidy frame, ``value`` in milliseconds (lower is better), ``n`` = calls with a ``{column}``.
+        Tidy frame, ``value`` in milliseconds (lower is better), ``n`` = spans with a ``{column}``.
 
     Examples
     --------
     >>> import workbench as wb
     >>> db = wb.connect(":memory:")
-    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms, ttft_ms) values "
-    ...     "('a', '2026-01-01', 'chat', 'ok', 100, 10), ('b', '2026-01-01', 'chat', 'ok', 200, 20),"
-    ...     "('c', '2026-01-01', 'chat', 'ok', 300, 30), ('d', '2026-01-01', 'chat', 'ok', 400, 40)")
-    >>> {name}(db)[["metric", "value", "n"]].rows()  # {arithmetic}
-    [('{name}', {expected}, 4)]
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms, ttft_ms, operation) values "
+    ...     "('a', '2026-01-01', 'chat', 'ok', 100, 10, '{op}'), ('b', '2026-01-01', 'chat', 'ok', 200, 20, '{op}'),"
+    ...     "('c', '2026-01-01', 'chat', 'ok', 300, 30, '{op}'), ('d', '2026-01-01', 'chat', 'ok', 400, 40, '{op}'),"
+    ...     "('e', '2026-01-01', 'chat', 'ok', 9000, 90, '{other}')")
+    >>> {name}(db)[["metric", "value", "n", "operations"]].rows()  # {arithmetic}; e is {othername}
+    [('{name}', {expected}, 4, '{operation}')]
 """
 
 
-def _pct_doc(name: str, column: str, q: float, title: str) -> str:
+def _pct_doc(name: str, column: str, q: float, title: str, operation: str = "llm") -> str:
     import numpy as np
+
+    spans = {"llm": "LLM calls (chat and completion operations; tool calls and whole agent tasks are not in it)",
+             "task": "whole agent tasks (``invoke_agent`` spans)"}[operation]
+    opdoc = {"llm": ": the LLM calls", "task": ": whole agent tasks"}[operation]
+    what = "a time to first token" if column == "ttft_ms" else "an end-to-end latency"
+    rank = {0.5: "half", 0.9: "90%", 0.95: "95%", 0.99: "99%"}[q]
+    definition = f"{rank} of the {spans.split(' (')[0]} had {what} at or below this value"
 
     base = [100.0, 200.0, 300.0, 400.0] if column == "latency_ms" else [10.0, 20.0, 30.0, 40.0]
     h = 3 * q
     lo_i = math.floor(h)
     arithmetic = f"h = (n - 1) q = {h:g}: {base[lo_i]:g} + {h - lo_i:.2g} * ({base[min(lo_i + 1, 3)]:g} - {base[lo_i]:g})"
     expected = round(float(np.percentile(base, q * 100)), 6)
-    return _PCT_DOC.format(title=title, column=column, name=name, arithmetic=arithmetic, expected=expected)
+    return _PCT_DOC.format(title=title, column=column, name=name, arithmetic=arithmetic, expected=expected,
+                           definition=definition, spans=spans, operation=operation, opdoc=opdoc,
+                           op="chat" if operation == "llm" else "invoke_agent",
+                           other="execute_tool", othername="a tool call, not counted")
 
 
 def percentile_metric(name: str, column: str, q: float, title: str) -> Callable[..., "pl.DataFrame"]:
@@ -164,9 +219,10 @@ def percentile_metric(name: str, column: str, q: float, title: str) -> Callable[
     ('latency_p75_ms', '75th percentile of end-to-end latency.')
     """
 
-    def metric(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
+    def metric(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95,
+               operation="llm"):
         return _calls_percentile(db, column, q, name, by=by, period=period, start=start, end=end, where=where,
-                                 confidence=confidence)
+                                 confidence=confidence, operation=operation)
 
     metric.__name__ = metric.__qualname__ = name
     metric.__doc__ = _pct_doc(name, column, q, title)
@@ -183,7 +239,18 @@ ttft_p95_ms = percentile_metric("ttft_p95_ms", "ttft_ms", 0.95, "95th percentile
 ttft_p99_ms = percentile_metric("ttft_p99_ms", "ttft_ms", 0.99, "99th percentile of time to first token, in milliseconds.")
 
 
-def tpot_ms(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
+def task_latency_p95_ms(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95,
+                        operation="task"):
+    return _calls_percentile(db, "latency_ms", 0.95, "task_latency_p95_ms", by=by, period=period, start=start,
+                             end=end, where=where, confidence=confidence, operation=operation)
+
+
+task_latency_p95_ms.__doc__ = _pct_doc("task_latency_p95_ms", "latency_ms", 0.95,
+                                       "95th percentile of the duration of a whole agent task, in milliseconds.", "task")
+
+
+def tpot_ms(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95,
+            operation="llm"):
     """Mean time per output token after the first, in milliseconds: ``(latency - ttft) / (output_tokens - 1)``.
 
     Computed per call, over calls with ``output_tokens > 1`` and non-null ``ttft_ms`` and ``latency_ms``; the value
@@ -197,6 +264,8 @@ def tpot_ms(db, *, by=("feature",), period="day", start=None, end=None, where=No
         The common metric selection, see :mod:`workbench.metrics`.
     confidence : float
         Level of the interval of the mean (default 0.95).
+    operation : str
+        Which spans: ``"llm"`` (default) the LLM calls, ``"task"``, ``"tool"``, ``"all"`` or an operation name.
 
     Returns
     -------
@@ -215,17 +284,20 @@ def tpot_ms(db, *, by=("feature",), period="day", start=None, end=None, where=No
     """
     fn = "tpot_ms"
     _check_unit(fn, "confidence", confidence)
-    t = scope(db.calls, start=start, end=end, where=where)
+    t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "tpot_ms")
     keys = check_by(t, by, fn=fn)
+    scoped = t
     t = t.filter(t.output_tokens > 1, t.ttft_ms.notnull(), t.latency_ms.notnull())
     t = with_period(t.mutate(_v=(t.latency_ms - t.ttft_ms) / (t.output_tokens - 1).cast("float64")), period,
                     start=start)
     df = to_polars(t.group_by([*keys, "period_start"]).aggregate(
         value=t._v.mean(), n=t.count(), _sd=t._v.std(how="sample"), p50=t._v.quantile(0.5)))
-    return tidy(mean_interval(df, confidence), keys=keys, metric=fn)
+    out = tidy(mean_interval(df, confidence), keys=keys, metric=fn)
+    return _label(complete_grid(out, scoped, keys=keys, period=period, start=start, end=end, metric=fn), operation)
 
 
-def output_tokens_per_s(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
+def output_tokens_per_s(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95,
+                        operation="llm"):
     """End-to-end output throughput: output tokens per second of call duration (TTFT included).
 
     The ratio of sums ``sum(output_tokens) / sum(latency_ms / 1000)`` over calls with both (and latency > 0): each
@@ -260,8 +332,9 @@ def output_tokens_per_s(db, *, by=("feature",), period="day", start=None, end=No
 
     fn = "output_tokens_per_s"
     z = z_value(_check_unit(fn, "confidence", confidence))
-    t = scope(db.calls, start=start, end=end, where=where)
+    t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "output_tokens_per_s")
     keys = check_by(t, by, fn=fn)
+    scoped = t
     t = t.filter(t.output_tokens.notnull(), t.latency_ms > 0)
     t = with_period(t.mutate(_y=t.output_tokens.cast("float64"), _x=t.latency_ms / 1000.0), period, start=start)
     df = t.group_by([*keys, "period_start"]).aggregate(
@@ -273,11 +346,16 @@ def output_tokens_per_s(db, *, by=("feature",), period="day", start=None, end=No
     resid = pl.col("_syy") - 2 * r * pl.col("_sxy") + r * r * pl.col("_sxx")
     se = (resid.clip(lower_bound=0) / ((n - 1) * n * (pl.col("_sx") / n) ** 2)).sqrt()
     df = df.with_columns(value=r, lo=pl.when(n > 1).then(r - z * se), hi=pl.when(n > 1).then(r + z * se))
-    return tidy(df.drop("_sy", "_sx", "_syy", "_sxx", "_sxy"), keys=keys, metric=fn)
+    out = tidy(df.drop("_sy", "_sx", "_syy", "_sxx", "_sxy"), keys=keys, metric=fn)
+    return _label(complete_grid(out, scoped, keys=keys, period=period, start=start, end=end, metric=fn), operation)
 
 
-def error_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
+def error_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95,
+               operation="llm"):
     """Share of calls with ``status = 'error'`` (timeouts have their own rate, blocked calls are not errors).
+
+    Definition: of the LLM calls (by default; ``operation`` picks tool calls or whole agent tasks instead), the share
+    that ended in an error.
 
     Parameters
     ----------
@@ -286,6 +364,9 @@ def error_rate(db, *, by=("feature",), period="day", start=None, end=None, where
         The common metric selection, see :mod:`workbench.metrics`.
     confidence : float
         Level of the Wilson interval.
+    operation : str
+        Which spans: ``"llm"`` (default) the LLM calls, ``"task"``, ``"tool"``, ``"all"`` or an operation name; the
+        result's ``operations`` column says which.
 
     Returns
     -------
@@ -303,13 +384,16 @@ def error_rate(db, *, by=("feature",), period="day", start=None, end=None, where
     [(0.25, 4)]
     """
     _check_unit("error_rate", "confidence", confidence)
-    t = scope(db.calls, start=start, end=end, where=where)
-    return proportion(t, t.status == "error", by=by, period=period, metric="error_rate", start=start,
-                      confidence=confidence)
+    t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "error_rate")
+    return _label(proportion(t, t.status == "error", by=by, period=period, metric="error_rate", start=start,
+                             confidence=confidence), operation)
 
 
-def timeout_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
+def timeout_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95,
+                 operation="llm"):
     """Share of calls with ``status = 'timeout'``.
+
+    Definition: of the LLM calls (by default; ``operation`` picks another kind of span), the share that timed out.
 
     Parameters
     ----------
@@ -318,6 +402,9 @@ def timeout_rate(db, *, by=("feature",), period="day", start=None, end=None, whe
         The common metric selection, see :mod:`workbench.metrics`.
     confidence : float
         Level of the Wilson interval.
+    operation : str
+        Which spans: ``"llm"`` (default) the LLM calls, ``"task"``, ``"tool"``, ``"all"`` or an operation name; the
+        result's ``operations`` column says which.
 
     Returns
     -------
@@ -334,12 +421,13 @@ def timeout_rate(db, *, by=("feature",), period="day", start=None, end=None, whe
     [(0.5, 2)]
     """
     _check_unit("timeout_rate", "confidence", confidence)
-    t = scope(db.calls, start=start, end=end, where=where)
-    return proportion(t, t.status == "timeout", by=by, period=period, metric="timeout_rate", start=start,
-                      confidence=confidence)
+    t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "timeout_rate")
+    return _label(proportion(t, t.status == "timeout", by=by, period=period, metric="timeout_rate", start=start,
+                             confidence=confidence), operation)
 
 
-def fallback_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
+def fallback_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95,
+                  operation="llm"):
     """Share of calls that were a fallback: ``fallback`` is true, or ``attempt > 1`` (a retry), or the answering
     ``model`` differs from ``request_model`` (both known).
 
@@ -353,6 +441,9 @@ def fallback_rate(db, *, by=("feature",), period="day", start=None, end=None, wh
         The common metric selection, see :mod:`workbench.metrics`.
     confidence : float
         Level of the Wilson interval.
+    operation : str
+        Which spans: ``"llm"`` (default) the LLM calls, ``"task"``, ``"tool"``, ``"all"`` or an operation name; the
+        result's ``operations`` column says which.
 
     Returns
     -------
@@ -370,13 +461,15 @@ def fallback_rate(db, *, by=("feature",), period="day", start=None, end=None, wh
     [(0.5, 4)]
     """
     _check_unit("fallback_rate", "confidence", confidence)
-    t = scope(db.calls, start=start, end=end, where=where)
+    t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "fallback_rate")
     hit = t.fallback.fill_null(False) | (t.attempt.fill_null(1) > 1) | (t.model != t.request_model).fill_null(False)
-    return proportion(t, hit, by=by, period=period, metric="fallback_rate", start=start, confidence=confidence)
+    return _label(proportion(t, hit, by=by, period=period, metric="fallback_rate", start=start, confidence=confidence),
+                  operation)
 
 
 def latency_change_ms(db, *, by=("feature",), period="day", start=None, end=None, where=None, q: float = 0.95,
-                      column: str = "latency_ms", n_boot: int = 1000, seed: int = 0, confidence: float = 0.95):
+                      column: str = "latency_ms", n_boot: int = 1000, seed: int = 0, confidence: float = 0.95,
+                      operation: str = "llm"):
     """Period-over-period change of a latency percentile (default p95), and whether it is more than noise.
 
     For each group and period that has data in the period just before it (the previous hour/day/week/month), the
@@ -429,20 +522,20 @@ def latency_change_ms(db, *, by=("feature",), period="day", start=None, end=None
         raise ParameterError(f"{fn}: column must be 'latency_ms' or 'ttft_ms', got {column!r}")
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
         raise ParameterError(f"{fn}: n_boot must be a positive integer, got {n_boot!r}")
-    t = scope(db.calls, start=start, end=end, where=where)
+    t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "latency_change_ms")
     keys = check_by(t, by, fn=fn)
     t = t.filter(t[column].notnull())
     t = with_period(t.mutate(_v=t[column].cast("float64")), period, start=start)
     gk = [*keys, "period_start"]
     agg = t.group_by(gk).aggregate(value=t._v.quantile(q), n=t.count()).to_polars()
     if period == "all" or agg.height == 0:
-        return tidy(agg.clear(), keys=keys, metric=fn)
+        return _label(tidy(agg.clear(), keys=keys, metric=fn), operation)
     agg = agg.with_columns(pl.col("period_start").cast(pl.Datetime("us")))
     prev = agg.select(*keys, (pl.col("period_start").dt.offset_by(_OFFSETS[period][1:])).alias("period_start"),
                       pl.col("value").alias("previous"), pl.col("n").alias("n_previous"))
     pairs = agg.rename({"value": "current"}).join(prev, on=gk, how="inner", nulls_equal=True)
     if pairs.height == 0:
-        return tidy(agg.clear(), keys=keys, metric=fn)
+        return _label(tidy(agg.clear(), keys=keys, metric=fn), operation)
     values = t.select(*gk, "_v").to_polars().with_columns(pl.col("period_start").cast(pl.Datetime("us")))
     groups = {k: np.sort(g["_v"].to_numpy()) for k, g in values.group_by(gk, maintain_order=False)}
     rng_rows = []
@@ -459,7 +552,7 @@ def latency_change_ms(db, *, by=("feature",), period="day", start=None, end=None
     out = pairs.hstack(pl.DataFrame(rng_rows)).with_columns(
         value=pl.col("current") - pl.col("previous"), p_value=pl.col("p_value").round(6))
     out = out.select(*gk, "value", "n", "lo", "hi", "p_value", "previous", "current", "n_previous")
-    return tidy(out, keys=keys, metric=fn)
+    return _label(tidy(out, keys=keys, metric=fn), operation)
 
 
 def _bootstrap_quantile_diff(cur, old, q: float, n_boot: int, seed: int):
@@ -493,5 +586,6 @@ SUITE = register(
     Metric(timeout_rate, unit="share", direction="lower", table="calls"),
     Metric(fallback_rate, unit="share", direction="lower", table="calls"),
     Metric(latency_change_ms, unit="ms", direction="lower", table="calls"),
+    Metric(task_latency_p95_ms, unit="ms", direction="lower", table="calls"),
     namespace=globals(),
 )

@@ -45,7 +45,8 @@ from workbench.errors import ParameterError
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from workbench.metrics.core import Metric, check_by, mean_interval, percentile_frame, proportion, register, scope, tidy, with_period
+from workbench.metrics.core import (Metric, check_by, complete_grid, mean_interval, percentile_frame, proportion,
+                                    register, scope, tidy, with_period)
 
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
@@ -109,7 +110,8 @@ def incident_count(db, *, by=("feature",), period="day", start=None, end=None, w
     hi = [float(chi2.ppf(1 - alpha / 2, 2 * x + 2) / 2) for x in k]
     df = df.with_columns(pl.col("n").cast(pl.Float64).alias("value"), pl.Series("lo", lo, dtype=pl.Float64),
                          pl.Series("hi", hi, dtype=pl.Float64))
-    return tidy(df, keys=keys, metric=fn)
+    return complete_grid(tidy(df, keys=keys, metric=fn), t, keys=keys, period=period, start=start, end=end,
+                         time="started_at", metric=fn)
 
 
 def _incident_duration(db, end_col: str, metric: str, *, by, period, start, end, where, confidence) -> "pl.DataFrame":
@@ -118,8 +120,9 @@ def _incident_duration(db, end_col: str, metric: str, *, by, period, start, end,
     t = scope(db.incidents, time="started_at", start=start, end=end, where=where)
     keys = check_by(t, by, fn=metric)
     minutes = t[end_col].delta(t.started_at, unit="millisecond") / 60_000.0
-    return percentile_frame(t, minutes, q=0.5, keys=keys, period=period, time="started_at", start=start,
-                             metric=metric, confidence=confidence, extra={"mean": lambda c: c.mean()})
+    df = percentile_frame(t, minutes, q=0.5, keys=keys, period=period, time="started_at", start=start,
+                          metric=metric, confidence=confidence, extra={"mean": lambda c: c.mean()})
+    return complete_grid(df, t, keys=keys, period=period, start=start, end=end, time="started_at", metric=metric)
 
 
 _DURATION_DOC = """Median {what}, in minutes, over the incidents that started in the period.

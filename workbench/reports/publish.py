@@ -376,11 +376,27 @@ def _latest_ts(db_path: str) -> dt.datetime | None:
 
 
 def _definitions(names: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """The registry's contract of each metric shown: definition, unit, direction, source table, and where it lives."""
+    """Metric -> its contract from the registry (unit, direction, source table...), where ``definition`` is the one
+    that produced its numbers: the docstring's "Definition:" paragraph when it has one (the metrics whose definition a
+    reader could take otherwise), else its first line; ``function`` says where it lives.
+
+    >>> _definitions(["wau_count"])["wau_count"]["definition"].startswith('Definition: at ``period="week"``')
+    True
+    """
+    import re as _re
+
     from workbench.metrics.core import contracts
 
     c = contracts()
-    return {n: {**c[n].as_dict(), "function": f"{c[n].fn.__module__}.{n}"} for n in names if n in c}
+    out = {}
+    for n in names:
+        if n not in c:
+            continue
+        doc = c[n].fn.__doc__ or ""
+        m = _re.search(r"^\s*(Definition[^\n]*(?:\n[ \t]+\S[^\n]*)*)", doc, flags=_re.M)
+        out[n] = {**c[n].as_dict(), "definition": " ".join(m.group(1).split()) if m else c[n].definition,
+                  "function": f"{c[n].fn.__module__}.{n}"}
+    return out
 
 
 def _lineage(db_path: str) -> list[dict[str, Any]]:
