@@ -178,10 +178,13 @@ def _open_duckdb(path: str, *, read_only: bool, wait_s: float) -> "ibis.BaseBack
 
     deadline = time.monotonic() + wait_s
     delay = 0.05
+    # Offline: never download a DuckDB extension (a file in another format would make DuckDB fetch a reader).
+    extra: dict[str, Any] = {"autoinstall_known_extensions": False}
+    # the configurations that may share an instance this process already has open (see below), in order
+    shapes = [(read_only, {}), (False, extra), (False, {})] if read_only else [(False, {})]
     while True:
         try:
-            # Offline: never download a DuckDB extension (a file in another format would make DuckDB fetch a reader).
-            return ibis.duckdb.connect(path, read_only=read_only, autoinstall_known_extensions=False)
+            return ibis.duckdb.connect(path, read_only=read_only, **extra)
         except duckdb.IOException as exc:
             first = str(exc).splitlines()[0]
             if not _is_lock_error(first):
@@ -202,10 +205,11 @@ def _open_duckdb(path: str, *, read_only: bool, wait_s: float) -> "ibis.BaseBack
             delay = min(delay * 2, 1.0)
         except duckdb.ConnectionException as exc:  # open in this process already, with another configuration
             first = str(exc).splitlines()[0]
-            if read_only and "different configuration" in first:
-                # This process already holds the file open for writing (DuckDB keeps one instance per file and
-                # process): a reader shares that instance instead of failing; it writes nothing.
-                read_only = False
+            if "different configuration" in first and shapes:
+                # This process already holds the file open with other settings (DuckDB keeps one instance per file
+                # and process, e.g. writable, or opened by plain duckdb): share that instance instead of failing. A
+                # reader still writes nothing; the instance is a DuckDB database already, so nothing is downloaded.
+                read_only, extra = shapes.pop(0)
                 continue
             raise DatabaseError(f"{path}: cannot open the database: {first}") from None
 
