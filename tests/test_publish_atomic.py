@@ -36,7 +36,7 @@ def site(tmp_path, monkeypatch):
     monkeypatch.setenv(reports.NOTEBOOKS_ENV, str(nbdir))
     dbp = tmp_path / "w.duckdb"
     with wb.connect(dbp) as db:  # one call in the reported week: a period without data is refused, not published
-        db.duckdb.execute("insert into calls (call_id, ts, feature, status) values ('c1', '2026-11-17 10:00', 'chat', 'ok')")
+        db.duckdb.execute("insert into calls (call_id, ts, feature, status) values ('c1', '2026-11-16 10:00', 'chat', 'ok')")
     # a light notebook (the kill tests are about publishing, not metrics); it fails when asked to
     _notebook(nbdir / "tiny.ipynb", "import os\nassert not os.environ.get('TINY_FAIL'), 'asked to fail'\nprint('tiny ran')")
     return tmp_path, dbp
