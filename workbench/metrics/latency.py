@@ -214,9 +214,9 @@ def percentile_metric(name: str, column: str, q: float, title: str) -> Callable[
     One function behind the whole family (``latency_p50_ms`` ... ``ttft_p99_ms``); ``title`` is the metric's one-line
     definition and heads its docstring, whose worked example is computed for the metric's own ``q``.
 
-    >>> f = percentile_metric("latency_p75_ms", "latency_ms", 0.75, "75th percentile of end-to-end latency.")
+    >>> f = percentile_metric("latency_p90_ms", "latency_ms", 0.90, "90th percentile of end-to-end latency.")
     >>> f.__name__, f.__doc__.splitlines()[0]
-    ('latency_p75_ms', '75th percentile of end-to-end latency.')
+    ('latency_p90_ms', '90th percentile of end-to-end latency.')
     """
 
     def metric(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95,
