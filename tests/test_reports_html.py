@@ -99,7 +99,12 @@ def test_no_data_no_report(mini):
 
 
 def test_scorecard_first_screen_and_parquet(small_demo, tmp_path):
-    out = reports.run_report("scorecard", db=small_demo, out=tmp_path, period="2026-W47")
+    import shutil
+
+    # a copy: the report's kernel is another process, and earlier tests of this process may hold the shared file open
+    db = tmp_path / "demo.duckdb"
+    shutil.copy(small_demo, db)
+    out = reports.run_report("scorecard", db=db, out=tmp_path, period="2026-W47")
     html = (out / "report.html").read_text()
     assert "shape:" not in html and not DTYPE_ROW.search(html)
     first = html.index("What needs your attention")
