@@ -57,6 +57,22 @@ def test_units_hand_computed():
     assert fmt(12345.0, "calls_count") == "12,345"
 
 
+def test_budget_sentence_reads_money_as_money():
+    from workbench.reports.attention import budget_sentence
+
+    r = {"feature": "agent", "spend_usd": 1234.5, "budget_usd": 1000.0, "share_used": 1.2345,
+         "forecast_usd": 1910.0, "status": "over"}
+    assert budget_sentence(r) == ("Budget at risk: Agent spent $1,234 of $1,000 (123%), forecast $1,910 by month "
+                                  "end (over).")
+
+
+def test_header_window_is_first_and_last_day():
+    assert "Window:</strong> 2026-11-16 to 2026-11-22 (7 days, UTC)" in reports.header_html(
+        "Cost", dt.datetime(2026, 11, 16), dt.datetime(2026, 11, 23), "x.duckdb")
+    assert "Window:</strong> 2026-11-16 06:30 to 2026-11-16 18:00 UTC (end excluded)" in reports.header_html(
+        "Cost", "2026-11-16T06:30:00", "2026-11-16T18:00:00", "x.duckdb")
+
+
 def test_table_has_no_raw_frame_and_colours_missed_first():
     card = pl.DataFrame({"feature": ["a", "a", "b"], "metric": ["error_rate", "latency_p95_ms", "error_rate"],
                          "value": [0.01, 9000.0, 0.3], "status": ["met", "missed", "missed"],
@@ -115,6 +131,8 @@ def test_scorecard_first_screen_and_parquet(small_demo, tmp_path):
     card = m.filter(pl.col("suite_metric") == "scorecard")
     assert card.height > 0 and {"previous", "target", "status"} <= set(card.columns)
     assert "No description has been provided" not in html
+    # the window as a reader says it: first and last day, not midnight timestamps
+    assert "00:00:00" not in html[:first] and "2026-11-16 to 2026-11-22" in html[:first]
     build_index(tmp_path)
     if shutil.which("chromium") is None:
         pytest.skip("chromium is not on the PATH: browser rendering not checked (apt-get install chromium)")

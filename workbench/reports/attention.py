@@ -44,6 +44,18 @@ def feature_label(feature: Any) -> str:
     return s[:1].upper() + s[1:]
 
 
+def budget_sentence(r: dict, *, by: str = "feature") -> str:
+    """One row of ``budget_status`` as a sentence: money in dollars, the share used as a percentage.
+
+    >>> budget_sentence({"feature": "agent", "spend_usd": 850.0, "budget_usd": 1000.0, "share_used": 0.85,
+    ...                  "forecast_usd": 1240.5, "status": "warn"})
+    'Budget at risk: Agent spent $850.00 of $1,000 (85.0%), forecast $1,240 by month end (warn).'
+    """
+    return (f"Budget at risk: {feature_label(r[by])} spent {fmt(r['spend_usd'], 'spend_usd')} of "
+            f"{fmt(r['budget_usd'], 'budget_usd')} ({fmt(r['share_used'], 'share_used')}), forecast "
+            f"{fmt(r['forecast_usd'], 'forecast_usd')} by month end ({r['status']}).")
+
+
 @dataclass
 class Attention:
     """Sentences for the top of a report; renders as a short HTML list (``_repr_html_``) or text (``str``)."""
@@ -171,7 +183,7 @@ def attention(rep: "Report", card: "pl.DataFrame | None" = None, *, config: Any 
                 since = f" since {r['firing_since']:%a %d %b %H:%M}" if r.get("firing_since") else ""
                 left = r.get("budget_remaining")
                 items.append(("alert", f"SLO alert firing: {feature_label(r[by])} {r['sli']} ({r.get('severity') or 'alert'}{since}); "
-                                       f"error budget left {fmt(left, 'x_rate') if left is not None else '–'}."))
+                                       f"error budget left {fmt(left, 'budget_remaining') if left is not None else '–'}."))
     if budgets:
         try:
             b = rep.call("budget_status", config=config, at=rep.end)
@@ -181,9 +193,7 @@ def attention(rep: "Report", card: "pl.DataFrame | None" = None, *, config: Any 
         if b is not None and "status" in b.columns:
             for r in b.filter(pl.col("status") != "ok").iter_rows(named=True):
                 sev = "alert" if r["status"] in ("critical", "over", "alert") else "warn"
-                items.append((sev, f"Budget at risk: {feature_label(r[by])} spent {fmt(r['spend_usd'], 'usd')} of "
-                                   f"{fmt(r['budget_usd'], 'usd')} ({fmt(r['share_used'], 'x_rate')}), forecast "
-                                   f"{fmt(r['forecast_usd'], 'usd')} by month end ({r['status']})."))
+                items.append((sev, budget_sentence(r, by=by)))
     if card is not None and not card.is_empty() and "status" in card.columns and (card["status"] == "no target").all():
         path = getattr(config, "path", None) if not isinstance(config, (str, os.PathLike)) else config
         where = str(path) if path else (os.environ.get("WORKBENCH_CONFIG") or "workbench.toml")

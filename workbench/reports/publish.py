@@ -341,20 +341,52 @@ class Report:
         return out
 
 
+def window_text(start: Any, end: Any) -> str:
+    """A report window as a reader says it: whole days as first and last day, other bounds to the minute.
+
+    ``end`` is exclusive, so a window ending at midnight shows the day before as its last day.
+
+    >>> window_text("2026-11-16", "2026-11-23"), window_text("2026-11-16", "2026-11-17")
+    ('2026-11-16 to 2026-11-22 (7 days, UTC)', '2026-11-16 (1 day, UTC)')
+    >>> window_text("2026-11-16T06:30:00", None), window_text(None, None)
+    ('from 2026-11-16 06:30 UTC', 'all data')
+    """
+    def when(v: Any) -> dt.datetime | None:
+        if v is None or v == "":
+            return None
+        return v if isinstance(v, dt.datetime) else dt.datetime.fromisoformat(str(v))
+
+    s, e = when(start), when(end)
+    if s is None and e is None:
+        return "all data"
+    midnight = all(x is None or x.time() == dt.time(0) for x in (s, e))
+    if s is not None and e is not None and midnight:
+        last = (e - dt.timedelta(days=1)).date()
+        days = (e - s).days
+        span = f"{s.date()}" if days == 1 else f"{s.date()} to {last}"
+        return f"{span} ({days} day{'s' if days != 1 else ''}, UTC)"
+    fmt_ = (lambda x: f"{x.date()}") if midnight else (lambda x: x.strftime("%Y-%m-%d %H:%M"))
+    if s is None:
+        return f"until {fmt_(e)} UTC (end excluded)"
+    if e is None:
+        return f"from {fmt_(s)} UTC"
+    return f"{fmt_(s)} to {fmt_(e)} UTC (end excluded)"
+
+
 def header_html(title: str, start: Any, end: Any, db_path: str | None, *, now: dt.datetime | None = None) -> str:
     """The escaped HTML of a report heading (see :meth:`Report.header`).
 
     >>> print(header_html("Cost", "2026-11-16", "2026-11-23", "/data/x/<img src=x onerror=alert(1)>.duckdb",
     ...                   now=dt.datetime(2026, 11, 24, 6, 0)))
     <h1>Cost</h1>
-    <p><strong>Window:</strong> 2026-11-16 to 2026-11-23 (end excluded)<br>
+    <p><strong>Window:</strong> 2026-11-16 to 2026-11-22 (7 days, UTC)<br>
     <strong>Database:</strong> <code>&lt;img src=x onerror=alert(1)&gt;.duckdb</code><br>
     <strong>Run:</strong> 2026-11-24 06:00 UTC</p>
     """
     from html import escape
 
     now = now or dt.datetime.now(dt.timezone.utc)
-    window = f"{start} to {end} (end excluded)" if start or end else "all data"
+    window = window_text(start, end)
     name = Path(str(db_path)).name if db_path and db_path != ":memory:" else str(db_path or "in memory")
     return (f"<h1>{escape(str(title))}</h1>\n<p><strong>Window:</strong> {escape(window)}<br>\n"
             f"<strong>Database:</strong> <code>{escape(name)}</code><br>\n"
