@@ -17,7 +17,7 @@ def test_table_reference_is_generated_from_the_schema():
 
 def test_every_metric_module_is_listed():
     for fn in suite().values():
-        assert f"`{fn.__module__.split('.')[-1]}`" in README
+        assert f"`{fn.__module__.removeprefix('workbench.')}`" in README
 
 
 def test_quick_start_is_two_commands():
