@@ -7,7 +7,6 @@ import json
 
 import nbformat
 import polars as pl
-import pytest
 
 import workbench as wb
 from workbench.reports import publish as reports
@@ -46,7 +45,7 @@ def test_report_call_redacts_text_columns_by_default(tmp_path):
 
 def test_header_escapes_values_and_shows_the_file_name():
     html = reports.header_html("<script>alert(1)</script>", "2026-11-16", "<b>x</b>", f"/home/me/secret/{HOSTILE_DB}")
-    assert "<script>" not in html and "<img" not in html and "<b>x" not in html
+    assert "<script>" not in html and "<img" not in html and "<b>x" not in html and "&lt;b&gt;x" in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html and "&quot;q&quot;" in html
     assert "/home/me/secret" not in html
 

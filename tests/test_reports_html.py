@@ -115,7 +115,6 @@ def test_no_data_no_report(mini):
 
 
 def test_scorecard_first_screen_and_parquet(small_demo, tmp_path):
-    import shutil
 
     # a copy: the report's kernel is another process, and earlier tests of this process may hold the shared file open
     db = tmp_path / "demo.duckdb"

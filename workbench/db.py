@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from workbench.config import Settings, load_settings
-from workbench.schema import SCHEMA_VERSION, TABLES
+from workbench.schema import SCHEMA_VERSION, TABLES, utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
@@ -126,7 +126,7 @@ def migrate(con: "duckdb.DuckDBPyConnection") -> int:
             MIGRATIONS[version](con.execute)
             con.execute(
                 "INSERT INTO schema_version VALUES (?, ?)",
-                [version, _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)],
+                [version, utc_now()],
             )
             con.execute("COMMIT")
         except Exception:

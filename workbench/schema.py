@@ -23,11 +23,23 @@ True
 
 from __future__ import annotations
 
+import datetime as _dt
+
 from workbench.errors import NotFoundError
 
 from dataclasses import dataclass, field
 
 SCHEMA_VERSION = 1
+
+
+def utc_now(*, seconds: bool = False) -> _dt.datetime:
+    """The clock as the tables store time: UTC without a zone (``seconds=True`` drops the microseconds).
+
+    >>> utc_now().tzinfo is None
+    True
+    """
+    now = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+    return now.replace(microsecond=0) if seconds else now
 
 
 @dataclass(frozen=True)

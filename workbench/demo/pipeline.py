@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from workbench.errors import ParameterError, ParameterTypeError
 
-import datetime as _dt
 import os
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.demo.synth import DATASETS, DEMO_CONFIG, DEMO_DB, DEMO_START, simulate
+from workbench.schema import utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
     from workbench.db import Workbench
@@ -127,12 +127,12 @@ def build_demo(path: str | os.PathLike = DEMO_DB, *, scale: float = 1.0, seed: i
     try:
         con = db.duckdb
         for table, df in frames.items():
-            started = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+            started = utc_now()
             run_id = f"demo-{table}-seed{seed}-scale{scale:g}"
             con.register("_demo_frame", df.to_arrow())
             con.execute(f'INSERT INTO "{table}" SELECT {_SELECT[table]()}, ? FROM _demo_frame', [run_id])
             con.unregister("_demo_frame")
-            finished = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+            finished = utc_now()
             con.execute("INSERT INTO ingest_runs VALUES (?, ?, NULL, 'synthetic', ?, ?, ?, ?, ?, 0, 0, ?)",
                         [run_id, source, table, started, finished, df.height, df.height, __version__])
             _report(progress, f"  {table}: {df.height:,} rows")

@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from workbench.errors import ParameterError
-from workbench.stats import auroc, brier_score
 
 __all__ = [
     "fit_logistic",

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from workbench.schema import BATCH_ROWS, SCORE_METRIC
+from workbench.schema import BATCH_ROWS, SCORE_METRIC, utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
@@ -42,7 +42,8 @@ EVALS_ARROW_COLUMNS = (
 
 
 def now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+    """The time an evaluation is recorded at (naive UTC, as the tables store it)."""
+    return utc_now()
 
 
 def new_run_id() -> str:

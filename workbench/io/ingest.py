@@ -805,7 +805,7 @@ def ingest(db: "Workbench | str | os.PathLike", paths: Any, *, format: str = "au
         A file is missing, unreadable or of unknown format, or the mapping is invalid (nothing is written), or a
         file failed while loading (that file is rolled back).
     """
-    from workbench.db import as_workbench, connect
+    from workbench.db import as_workbench
 
     if format not in ("auto", *FORMATS):
         raise IngestError(f"ingest: format must be auto, {', '.join(FORMATS)}; got {format!r}")

@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.metrics.core import (Metric, Where, as_timestamp, check_by, complete_grid, mean_interval, parse_where,
                                     proportion, register, scope, tidy, with_period)
 from workbench.io.prices import load_prices, price_overrides  # noqa: F401  (re-exported: cost.load_prices)
+from workbench.schema import utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
@@ -926,7 +927,7 @@ def budget_status(
     plan = budgets(config if config is not None else getattr(db, "settings", None))
     at_ts = as_timestamp(at)
     if at_ts is None:
-        at_ts = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+        at_ts = utc_now(seconds=True)
     month_start = _dt.datetime(at_ts.year, at_ts.month, 1)
     days_in_month = calendar.monthrange(at_ts.year, at_ts.month)[1]
     days_elapsed = max((at_ts - month_start).total_seconds() / 86400, 1.0)

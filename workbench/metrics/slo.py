@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from workbench.config import Config, ConfigError, load_config
+from workbench.schema import utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
@@ -202,7 +203,7 @@ def _resolve_at(db, at: Any) -> dt.datetime:
     if at is not None:
         return as_timestamp(at)
     # the clock, not the newest call: a row dated in the future must not move the window away from today's calls
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+    return utc_now(seconds=True)
 
 
 def _requests(db) -> "ir.Table":

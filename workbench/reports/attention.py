@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.reports.units import fmt, label, metric_unit
+from workbench.schema import utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
@@ -219,7 +220,7 @@ def staleness(rep: "Report", *, tolerance: dt.timedelta = dt.timedelta(days=1)) 
     if end is None:
         return None
     newest = rep.db.calls.ts.max().execute()
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = utc_now()
     horizon = min(end, now)
     if newest is None:
         return "Stale data: no call has been recorded at all."

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ParameterError
-from workbench.reports.units import axis_format, fmt, label, metric_unit
+from workbench.reports.units import axis_format, fmt, label
 
 if TYPE_CHECKING:  # pragma: no cover
     import altair as alt

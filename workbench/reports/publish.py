@@ -35,9 +35,10 @@ import os
 import re
 import shutil
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from workbench.schema import utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
@@ -350,13 +351,21 @@ def window_text(start: Any, end: Any) -> str:
     ('2026-11-16 to 2026-11-22 (7 days, UTC)', '2026-11-16 (1 day, UTC)')
     >>> window_text("2026-11-16T06:30:00", None), window_text(None, None)
     ('from 2026-11-16 06:30 UTC', 'all data')
+
+    A bound that is not a date is shown as given, so nothing a caller passed is hidden:
+
+    >>> window_text("2026-11-16", "next monday")
+    '2026-11-16 to next monday (end excluded)'
     """
     def when(v: Any) -> dt.datetime | None:
         if v is None or v == "":
             return None
         return v if isinstance(v, dt.datetime) else dt.datetime.fromisoformat(str(v))
 
-    s, e = when(start), when(end)
+    try:
+        s, e = when(start), when(end)
+    except (TypeError, ValueError):
+        return f"{'' if start is None else start} to {'' if end is None else end} (end excluded)".strip()
     if s is None and e is None:
         return "all data"
     midnight = all(x is None or x.time() == dt.time(0) for x in (s, e))
@@ -402,7 +411,7 @@ def _latest_ts(db_path: str) -> dt.datetime | None:
         # an empty table gives None or NaT (pandas' missing time), which is not a time to take a week from
         return None if v is None or v != v or str(v) == "NaT" else v
 
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = utc_now()
     with connect(db_path, read_only=True) as db:
         return newest(db.calls) or newest(db.events)
 
@@ -774,7 +783,7 @@ def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | 
         params = {"db": db_path, "start": start.isoformat(), "end": end.isoformat(), "period": label,
                   "out_dir": str(build.resolve()), "config": str(Path(config).resolve()) if config else None}
         executed = build / "report.ipynb"
-        started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        started = utc_now()
         _pause("execute")
         try:
             # The kernel talks to papermill over loopback only; its notice about unencrypted TCP is noise in a run.

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import ConfigError, InputError, ParameterError
+from workbench.schema import utc_now
 
 __all__ = ["due_periods", "run", "status", "export", "notify", "crontab", "RUNS_FILE", "LOCK_FILE", "ScheduleBusy"]
 
@@ -212,7 +213,7 @@ def run(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "report
     db_path = str(Path(db or os.environ.get("WORKBENCH_DB") or DEFAULT_DB).resolve())
     if not Path(db_path).exists():
         raise InputError(f"schedule run: no database at {db_path}")
-    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = now or utc_now()
     names = list(names or settings["reports"] or available())
     cap = max_catchup or settings["max_catchup"]
     records: list[dict[str, Any]] = []
@@ -317,7 +318,7 @@ def status(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "rep
                 runs.append(json.loads(line))
             except ValueError:
                 continue
-    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = now or utc_now()
     db_path = str(Path(db or os.environ.get("WORKBENCH_DB") or DEFAULT_DB))
     oldest, newest = _span(db_path) if Path(db_path).exists() else (None, None)
     rows = []

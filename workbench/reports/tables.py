@@ -22,7 +22,7 @@ import html as _html
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from workbench.reports.units import better, fmt, label, metric_unit
+from workbench.reports.units import better, fmt, label
 
 if TYPE_CHECKING:  # pragma: no cover
     import great_tables as gt
