@@ -66,6 +66,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from workbench.metrics import core as _m
+from workbench.metrics.core import to_polars
 from workbench.stats import wilson_interval
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -191,7 +192,7 @@ def _calendar(db: Any, fn: str, *, by: Any, period: str, start: Any, end: Any, w
     t = _activity(db, fn, activity=activity, start=start, end=end, where=where)
     keys = _m.check_by(t, by, fn=fn)
     ud = _m.with_period(_user_periods(t, keys, "D", "day"), period, time="day", start=start)
-    agg = ud.group_by([*keys, "period_start"]).aggregate(users=ud.user_id.nunique(), user_days=ud.count()).to_polars()
+    agg = to_polars(ud.group_by([*keys, "period_start"]).aggregate(users=ud.user_id.nunique(), user_days=ud.count()))
     if agg.height == 0:
         return _m.tidy(pl.DataFrame({"value": [], "n": []}), keys=keys, metric=fn)
     # the days observed: from the first day of the selection over all history (or start) to the last active day
@@ -231,7 +232,7 @@ def _rolling(db: Any, fn: str, *, window: int, by: Any, period: str, start: Any,
                          ratio=ratio)
     expr = _rolling_expr(db, fn, window=window, by=by, start=start, end=end, where=where, activity=activity)
     keys = [c for c in expr.columns if c not in ("d", "users", "user_days", "today", "first_day")]
-    agg = expr.to_polars()
+    agg = to_polars(expr)
     metric = fn
     if agg.height == 0:
         return _m.tidy(pl.DataFrame({"value": [], "n": []}), keys=keys, metric=metric)
@@ -436,7 +437,7 @@ def active_days_distribution(db, *, by=("feature",), period="week", start=None, 
     fn = "active_days_distribution"
     _check_choice(fn, "period", period, ("day", "week", "month", "all"))
     keys, expr = _active_days_expr(db, fn, by=by, period=period, start=start, end=end, where=where, activity=activity)
-    agg = expr.to_polars()
+    agg = to_polars(expr)
     if agg.height == 0:
         return _m.tidy(pl.DataFrame({"value": [], "n": []}), keys=keys, metric=fn)
     agg = agg.with_columns(pl.col("period_start").cast(pl.Datetime("us")), pl.col("active_days").cast(pl.Int64))
@@ -602,7 +603,7 @@ def retention_rate(db, *, by=("feature",), period="day", start=None, end=None, w
         max_offset = _check_int(fn, "max_offset", max_offset)
     keys, counts, lasts, sizes = _retention_expr(db, fn, by=by, period=period, start=start, end=end, where=where,
                                                  activity=activity, grain=grain, cohort=cohort)
-    sz = sizes.to_polars()
+    sz = to_polars(sizes)
     if sz.height == 0:
         return _m.tidy(pl.DataFrame({"value": [], "n": []}), keys=keys, metric=fn)
     if grain == "month":
@@ -616,12 +617,12 @@ def retention_rate(db, *, by=("feature",), period="day", start=None, end=None, w
     grid = sz.with_columns(pl.int_ranges(0, pl.col("max_n") + 1).alias("offset")).explode("offset")
     grid = grid.with_columns(pl.col("offset").cast(pl.Int64)).drop("last_g", "last_first_g", "max_n")
     if mode == "n_day":
-        c = counts.to_polars().with_columns(pl.col("cohort_start").cast(pl.Datetime("us")),
+        c = to_polars(counts).with_columns(pl.col("cohort_start").cast(pl.Datetime("us")),
                                             pl.col("offset").cast(pl.Int64))
         df = grid.join(c, on=[*keys, "cohort_start", "offset"], how="left", nulls_equal=True)
         df = df.with_columns(pl.col("exact").fill_null(0).alias("k")).drop("exact")
     else:
-        ls = lasts.to_polars().with_columns(pl.col("cohort_start").cast(pl.Datetime("us")),
+        ls = to_polars(lasts).with_columns(pl.col("cohort_start").cast(pl.Datetime("us")),
                                             pl.col("last_offset").cast(pl.Int64))
         df = grid.join(ls, on=[*keys, "cohort_start"], how="left", nulls_equal=True)
         df = df.group_by([*keys, "cohort_start", "offset", "cohort_size"]).agg(
@@ -721,7 +722,7 @@ def lifecycle_count(db, *, by=("feature",), period="day", start=None, end=None, 
     _check_choice(fn, "period", period, ("hour", "day", "week", "month"))
     _check_choice(fn, "new", new, LIFECYCLE_NEW)
     keys, expr = _lifecycle_expr(db, fn, by=by, period=period, end=end, where=where, activity=activity, new=new)
-    agg = expr.to_polars().with_columns(pl.col("period_start").cast(pl.Datetime("us")))
+    agg = to_polars(expr).with_columns(pl.col("period_start").cast(pl.Datetime("us")))
     s = _m.as_timestamp(start)
     if s is not None:
         first = pl.lit(s).dt.truncate({"hour": "1h", **_POLARS_EVERY}[period])
@@ -814,7 +815,7 @@ def funnel_conversion_rate(db, *, by=("feature",), period="day", start=None, end
     window_days = _check_int(fn, "window_days", window_days, lo=1)
     keys, expr = _funnel_expr(db, fn, steps=steps, window_days=window_days, by=by, period=period, start=start, end=end,
                               where=where)
-    agg = expr.to_polars()
+    agg = to_polars(expr)
     if agg.height == 0:
         return _m.tidy(pl.DataFrame({"value": [], "n": []}), keys=keys, metric=fn)
     agg = agg.with_columns(pl.col("period_start").cast(pl.Datetime("us")), pl.col("step_index").cast(pl.Int64))
@@ -918,7 +919,7 @@ def feature_adoption_rate(db, *, by=("feature",), period="day", start=None, end=
         num = j.group_by([*keys, "period_start"]).aggregate(k=j.count())
         expr = _join(den, num, ["period_start"], how="left")
         expr = expr.select(*keys, "period_start", k=expr.k.fill_null(0), n=expr.n)
-    agg = expr.to_polars()
+    agg = to_polars(expr)
     if agg.height == 0:
         return _m.tidy(pl.DataFrame({"value": [], "n": []}), keys=keys, metric=fn)
     lo, hi = wilson_interval(agg["k"].to_numpy(), agg["n"].to_numpy(), confidence=confidence)
@@ -1075,7 +1076,7 @@ def cost_per_active_user_usd(db, *, by=("feature",), period="day", start=None, e
     up = _m.with_period(t, period, start=start).select(*keys, "user_id", "period_start").distinct()
     users = up.group_by([*keys, "period_start"]).aggregate(n=up.count())
     expr = _join(users, spend, [*keys, "period_start"], how="outer")
-    agg = expr.to_polars()
+    agg = to_polars(expr)
     # an outer join keeps both copies of the keys; coalesce them
     for k in [*keys, "period_start"]:
         if f"{k}_right" in agg.columns:
@@ -1174,7 +1175,7 @@ def retained_vs_churned(db, *, by=("feature",), period="week", start=None, end=N
     _check_choice(fn, "period", period, ("hour", "day", "week", "month"))
     keys, expr = _retained_expr(db, fn, by=by, period=period, start=start, end=end, where=where, activity=activity,
                                 evaluator=evaluator)
-    agg = expr.to_polars()
+    agg = to_polars(expr)
     empty = pl.DataFrame({"value": [], "n": []})
     if agg.height == 0:
         return _m.tidy(empty, keys=keys, metric="hallucination_rate")

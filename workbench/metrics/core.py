@@ -229,7 +229,7 @@ def complete_grid(
             lo = lo if lo is not None else measured.min()
             hi = hi if hi is not None else measured.max()
         if lo is None or hi is None:
-            span = universe.aggregate(_lo=universe[time].min(), _hi=universe[time].max()).to_polars()
+            span = to_polars(universe.aggregate(_lo=universe[time].min(), _hi=universe[time].max()))
             lo = lo if lo is not None else span["_lo"][0]
             hi = hi if hi is not None else span["_hi"][0]
         if lo is None or hi is None or hi < lo:
@@ -238,7 +238,7 @@ def complete_grid(
         periods = pl.DataFrame({"period_start": pl.datetime_range(first, hi, _POLARS_EVERY[period], time_unit="us",
                                                                   eager=True)})
     if keys:
-        groups = universe.select(*keys).distinct().to_polars()
+        groups = to_polars(universe.select(*keys).distinct())
         if groups.height == 0:
             return df
         grid = groups.join(periods, how="cross")
@@ -366,7 +366,7 @@ def percentile_frame(
         aggs[name] = fn(t._v)
     groups = to_polars(t.group_by(gk).aggregate(**aggs))
     if groups.height == 0:
-        empty = t.group_by(gk).aggregate(value=t._v.mean(), n=t.count()).to_polars()
+        empty = to_polars(t.group_by(gk).aggregate(value=t._v.mean(), n=t.count()))
         return tidy(empty, keys=keys, metric=metric)
     from workbench.stats import order_statistic_ranks
 

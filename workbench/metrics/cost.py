@@ -58,7 +58,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from workbench.metrics.core import (Metric, Where, as_timestamp, check_by, complete_grid, mean_interval, parse_where,
-                                    proportion, register, scope, tidy, with_period)
+                                    proportion, register, scope, tidy, to_polars, with_period)
 from workbench.io.prices import load_prices, price_overrides  # noqa: F401  (re-exported: cost.load_prices)
 from workbench.schema import utc_now
 
@@ -295,9 +295,9 @@ def cost_usd(
     """
     metric = "cost_usd"
     t, keys = _prepared(db, metric, by, period, start, end, where)
-    df = t.group_by([*keys, "period_start"]).aggregate(
+    df = to_polars(t.group_by([*keys, "period_start"]).aggregate(
         value=t.cost_usd_used.sum(), n=t.cost_source.isin(("reported", "computed")).cast("int64").sum(),
-        **_counters(t)).to_polars()
+        **_counters(t)))
     return complete_grid(_finish(df, keys, metric), t, keys=keys, period=period, start=start, end=end, metric=metric)
 
 
@@ -314,9 +314,9 @@ def _per_unit(db, unit: str | None, metric: str, *, by, period, start, end, wher
         units = t.group_by([*gk, unit]).aggregate(_unit_cost=t.cost_usd_used.sum(), **_counters(t))
         counters = dict(calls_count=units.calls_count.sum(), _billable=units._billable.sum(),
                         unpriced_count=units.unpriced_count.sum(), _reported=units._reported.sum())
-    df = units.group_by(gk).aggregate(
+    df = to_polars(units.group_by(gk).aggregate(
         value=units._unit_cost.mean(), n=units._unit_cost.count(), _sd=units._unit_cost.std(), **counters,
-    ).to_polars()
+    ))
     return complete_grid(_finish(mean_interval(df, confidence, floor=0.0), keys, metric), scoped, keys=keys,
                          period=period, start=start, end=end, metric=metric)
 
@@ -393,10 +393,10 @@ def cost_per_1k_tokens_usd(
     t, keys = _prepared(db, metric, by, period, start, end, where)
     tokens = t.input_tokens.fill_null(0) + t.output_tokens.fill_null(0)
     priced = t.cost_source.isin(["reported", "computed"]) & (tokens > 0)
-    df = t.group_by([*keys, "period_start"]).aggregate(
+    df = to_polars(t.group_by([*keys, "period_start"]).aggregate(
         _cost=t.cost_usd_used.sum(where=priced), tokens_count=tokens.sum(where=priced), n=priced.cast("int64").sum(),
         **_counters(t),
-    ).to_polars()
+    ))
     import polars as pl
 
     df = df.with_columns(
@@ -625,10 +625,10 @@ def cost_per_success_usd(
         tasks = tasks.left_join(bad, tasks._task == bad._b_task)
         ok = ok & tasks._b_task.isnull()
     tasks = with_period(tasks.mutate(_ok=ok.cast("int64")), period, time="ts", start=start)
-    df = tasks.group_by([*keys, "period_start"]).aggregate(
+    df = to_polars(tasks.group_by([*keys, "period_start"]).aggregate(
         cost_total_usd=tasks._cost.sum(), n=tasks._ok.sum(), tasks_count=tasks.count(),
         unpriced_count=tasks._unpriced.sum(),
-    ).to_polars()
+    ))
     import polars as pl
 
     df = df.with_columns(
@@ -727,13 +727,13 @@ def cost_change_usd(
     gk = [*keys, *(k for k in ("provider", "model") if k not in keys)]
     cur = t.ts >= cur_start
     priced = t.cost_usd_used.notnull()
-    df = t.group_by(gk).aggregate(
+    df = to_polars(t.group_by(gk).aggregate(
         current_usd=t.cost_usd_used.sum(where=cur),
         previous_usd=t.cost_usd_used.sum(where=~cur),
         _cur_calls=(cur & priced).cast("int64").sum(),
         _prev_calls=(~cur & priced).cast("int64").sum(),
         unpriced_count=(t.cost_source == "unpriced").cast("int64").sum(),
-    ).to_polars()
+    ))
     cpc_prev = pl.col("previous_usd") / pl.col("_prev_calls")
     df = df.with_columns(pl.col("current_usd").fill_null(0.0), pl.col("previous_usd").fill_null(0.0),
                          pl.col("unpriced_count").cast(pl.Int64))
@@ -763,7 +763,7 @@ def _whatif_prices(db, model: str, provider: str | None, fn: str) -> tuple["ir.T
     rows = p.filter(p.model == model)
     if provider is not None:
         rows = rows.filter(rows.provider == provider)
-    providers = sorted(x for x in rows.select("provider").distinct().to_polars()["provider"].to_list())
+    providers = sorted(x for x in to_polars(rows.select("provider").distinct())["provider"].to_list())
     if not providers:
         raise ParameterError(f"{fn}: no price for model {model!r}" + (f" of provider {provider!r}" if provider else "")
                          + " in the prices table; run load_prices, or add a [[prices]] entry to workbench.toml")
@@ -838,10 +838,10 @@ def whatif_cost_usd(
     t = t.mutate(_w_cost=_token_cost(t, "_w_"))
     both = t.cost_usd_used.notnull() & t._w_cost.notnull()
     t = with_period(t, period, time="ts", start=start)
-    df = t.group_by([*keys, "period_start"]).aggregate(
+    df = to_polars(t.group_by([*keys, "period_start"]).aggregate(
         value=t._w_cost.sum(where=both), n=both.cast("int64").sum(), actual_usd=t.cost_usd_used.sum(where=both),
         skipped_count=(~both).cast("int64").sum(),
-    ).to_polars()
+    ))
     df = df.with_columns(
         pl.lit(target_provider).alias("whatif_provider"), pl.lit(model).alias("whatif_model"),
         pl.col("actual_usd"), (pl.col("value") - pl.col("actual_usd")).alias("change_usd"),
@@ -935,9 +935,9 @@ def budget_status(
     if plan:
         t = priced_calls(db, start=month_start, end=at_ts + _dt.timedelta(microseconds=1))
         t = t.filter(t.feature.isin(list(plan)))
-        spent = t.group_by("feature").aggregate(
+        spent = to_polars(t.group_by("feature").aggregate(
             spend_usd=t.cost_usd_used.sum(), unpriced_count=(t.cost_source == "unpriced").cast("int64").sum(),
-        ).to_polars()
+        ))
         spent = spent.cast({k: v for k, v in schema.items() if k in spent.columns})
     else:
         spent = pl.DataFrame(schema=schema)

@@ -49,6 +49,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from workbench.metrics import core as M
+from workbench.metrics.core import to_polars
 from workbench import stats
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -121,11 +122,11 @@ def _fetch(t: "ir.Table", table: str, columns: list[str], window: Window, where:
     w = M.scope(t, time=spec.time, start=window[0], end=window[1], where=where)
     n = int(w.count().to_pyarrow().as_py())
     if n <= max_rows:
-        return w.select(*columns).to_polars(), False
+        return to_polars(w.select(*columns)), False
     key = ibis.literal("")
     for k in spec.key:
         key = key.concat(w[k].cast("string").fill_null(""), ibis.literal("|"))
-    return w.order_by(key.hash()).limit(max_rows).select(*columns).to_polars(), True
+    return to_polars(w.order_by(key.hash()).limit(max_rows).select(*columns)), True
 
 
 def _kind(ref: "pl.Series", cur: "pl.Series") -> str:
@@ -511,7 +512,7 @@ def drifted_column_rate(
         e = e or last + dt.timedelta(microseconds=1)
         s = s or e - dt.timedelta(days=7)
     ref = _check_window("reference", reference, "drifted_column_rate") if reference is not None else (s - (e - s), s)
-    groups = [()] if not keys else t.select(*keys).distinct().to_polars().rows()
+    groups = [()] if not keys else to_polars(t.select(*keys).distinct()).rows()
     rows = []
     for g in groups:
         w = dict(M.parse_where(where)) | {k: v for k, v in zip(keys, g) if v is not None}

@@ -49,6 +49,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from workbench.metrics import core as M
+from workbench.metrics.core import to_polars
 from workbench import stats
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -212,7 +213,7 @@ def _exposures(db: Any, experiment: str, *, start: Any = None, end: Any = None, 
 def _arm_counts(db: Any, experiment: str, *, start: Any, end: Any, fn: str) -> "pl.DataFrame":
     e = _exposures(db, experiment, start=start, end=end, fn=fn)
     out = e.group_by("variant").aggregate(users=e.count(), weight=e.weight.max(), n_weights=e.weight.nunique())
-    df = out.to_polars().sort("variant")
+    df = to_polars(out).sort("variant")
     if df.height == 0:
         raise ParameterError(f"{fn}: no assignments for experiment {experiment!r}"
                          + (f" between {start} and {end}" if start or end else ""))
@@ -379,7 +380,7 @@ def experiment_scope(db: Any, experiment: str, *, scope: Any = "declared", confi
         raise ParameterError(f"experiments: unit must be one of {', '.join(UNITS)}, got {unit!r}")
     j = c.join(e, [c[unit] == e.unit_id, c.variant == e.variant, c.ts >= e.exposed_at])
     j = j.filter(j.feature.notnull())
-    top = j.group_by("feature").aggregate(n=j.count()).order_by([ibis.desc("n"), "feature"]).limit(1).to_polars()
+    top = to_polars(j.group_by("feature").aggregate(n=j.count()).order_by([ibis.desc("n"), "feature"]).limit(1))
     if top.height == 0:
         return {}, "all calls of the exposed units (no scope declared, no call tagged with an arm)"
     f = top["feature"][0]
@@ -405,7 +406,7 @@ def _arm_sums(db: Any, exposures: "ir.Table", metric: str, *, unit: str, end: An
     agg = j.group_by("variant").aggregate(
         n=j.count(), sum_y=j.y.sum(), sum_y2=(j.y * j.y).sum(), sum_x=j.x.sum(), sum_x2=(j.x * j.x).sum(),
         sum_xy=(j.x * j.y).sum(), binary=j.y.isin([0.0, 1.0]).all())
-    return agg.to_polars().sort("variant")
+    return to_polars(agg).sort("variant")
 
 
 def _arm_stats(row: Mapping[str, Any]) -> stats.ArmStats:
@@ -761,7 +762,7 @@ def shadow_comparison(
             aggs |= {f"{name}__n": ok.sum(), f"{name}__sb": x.sum(where=ok), f"{name}__sc": y.sum(where=ok),
                      f"{name}__sd": d.sum(where=ok), f"{name}__sd2": (d * d).sum(where=ok)}
         aggs |= {"bm": j.model.arbitrary(), "cm": j.model_right.arbitrary()}
-        r = j.aggregate(**aggs).to_polars().row(0, named=True)
+        r = to_polars(j.aggregate(**aggs)).row(0, named=True)
         for name in ("latency_ms", "cost_usd", "hallucination_score"):
             n = int(r[f"{name}__n"] or 0)
             eff = stats.paired_ttest(r[f"{name}__sd"] or 0.0, r[f"{name}__sd2"] or 0.0, n, alpha=alpha)
@@ -830,7 +831,7 @@ def experiment_effect(
                          f"got {period!r}")
     if experiment is None:
         a = M.scope(db.assignments, start=start, end=end)
-        names = sorted(a.select("experiment").distinct().to_polars()["experiment"].to_list())
+        names = sorted(to_polars(a.select("experiment").distinct())["experiment"].to_list())
     else:
         names = [experiment]
     frames = [experiment_summary(db, name, metrics=(metric,), start=start, end=end, where=where, **options)

@@ -57,7 +57,7 @@ from workbench import stats
 from workbench.schema import DETECTOR_NAME, DETECTOR_VERSION, HALLUCINATED, LABEL_METRIC, SCORE_METRIC, SUPPORTED, UNSCORABLE
 
 from workbench.db import as_workbench
-from workbench.metrics.core import Metric, register
+from workbench.metrics.core import Metric, register, to_polars
 
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
@@ -87,7 +87,7 @@ def _latest_version(db: "Workbench", evaluator: str, metric: str) -> str | None:
     """The version of ``evaluator`` written most recently (versions are not ordered strings, times are)."""
     e = db.evals
     t = e.filter(e.evaluator == evaluator, e.metric == metric).group_by("evaluator_version").aggregate(last=e.ts.max())
-    df = t.order_by(t["last"].desc()).limit(1).to_polars()
+    df = to_polars(t.order_by(t["last"].desc()).limit(1))
     return df["evaluator_version"][0] if df.height else None
 
 
@@ -232,9 +232,9 @@ def hallucination_score(db: Any, *, by: Any = ("feature",), period: str = "day",
     _, t, keys = _suite_input(db, "hallucination_score", by=by, start=start, end=end, where=where,
                               evaluator=evaluator, version=version, metric=metric, traffic=traffic)
     t = with_period(t.filter(t.value.notnull() & (t.label.isnull() | (t.label != UNSCORABLE))), period, start=start)
-    agg = t.group_by([*keys, "period_start"]).aggregate(
+    agg = to_polars(t.group_by([*keys, "period_start"]).aggregate(
         value=t.value.mean(), n=t.value.count(), sd=t.value.std(how="sample")
-    ).to_polars()
+    ))
     n = agg["n"].to_numpy().astype(float)
     sd = agg["sd"].fill_null(np.nan).to_numpy().astype(float)
     mean = agg["value"].fill_null(np.nan).to_numpy().astype(float)
@@ -293,7 +293,7 @@ def _binary_frame(db: "Workbench", evaluator: str, version: str | None, metric: 
     e = db.evals
     t = e.filter(e.evaluator == evaluator, e.metric == metric, e.repeat.fill_null(0) == repeat,
                  e.evaluator_version == (version if version is not None else ""))
-    df = t.select("call_id", "value", "label").to_polars()
+    df = to_polars(t.select("call_id", "value", "label"))
     return df.with_columns(pl.col("label").fill_null("")), evaluator, version, metric
 
 
@@ -438,7 +438,7 @@ def judge_variance(db: Any, *, evaluator: str, version: str | None = None, metri
     e = db.evals
     t = e.filter(e.evaluator == evaluator, e.metric == metric,
                  e.evaluator_version == (version if version is not None else ""))
-    df = t.select("call_id", "value", "label", repeat=e.repeat.fill_null(0)).to_polars()
+    df = to_polars(t.select("call_id", "value", "label", repeat=e.repeat.fill_null(0)))
     per = (
         df.sort("call_id", "repeat")
         .group_by("call_id", maintain_order=True)
@@ -539,7 +539,7 @@ def worst_offenders(
     shown = ["feature", "model", "prompt_version"]
     cols = ["call_id", *keys, *[c for c in shown if c not in keys], "ts", "value", "label", "details", "question",
             "answer"]
-    df = t.select(*cols).to_polars()
+    df = to_polars(t.select(*cols))
     claims_txt, evidence = [], []
     for d in df["details"].to_list():
         claims = (json.loads(d) or {}).get("claims", []) if d else []

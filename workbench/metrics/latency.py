@@ -337,10 +337,10 @@ def output_tokens_per_s(db, *, by=("feature",), period="day", start=None, end=No
     scoped = t
     t = t.filter(t.output_tokens.notnull(), t.latency_ms > 0)
     t = with_period(t.mutate(_y=t.output_tokens.cast("float64"), _x=t.latency_ms / 1000.0), period, start=start)
-    df = t.group_by([*keys, "period_start"]).aggregate(
+    df = to_polars(t.group_by([*keys, "period_start"]).aggregate(
         n=t.count(), _sy=t._y.sum(), _sx=t._x.sum(), _syy=(t._y * t._y).sum(), _sxx=(t._x * t._x).sum(),
         _sxy=(t._x * t._y).sum(),
-    ).to_polars()
+    ))
     n, r = pl.col("n").cast(pl.Float64), pl.col("_sy") / pl.col("_sx")
     # var(R) ~ sum((y - R x)^2) / ((n - 1) n xbar^2), from the sums alone
     resid = pl.col("_syy") - 2 * r * pl.col("_sxy") + r * r * pl.col("_sxx")
@@ -527,7 +527,7 @@ def latency_change_ms(db, *, by=("feature",), period="day", start=None, end=None
     t = t.filter(t[column].notnull())
     t = with_period(t.mutate(_v=t[column].cast("float64")), period, start=start)
     gk = [*keys, "period_start"]
-    agg = t.group_by(gk).aggregate(value=t._v.quantile(q), n=t.count()).to_polars()
+    agg = to_polars(t.group_by(gk).aggregate(value=t._v.quantile(q), n=t.count()))
     if period == "all" or agg.height == 0:
         return _label(tidy(agg.clear(), keys=keys, metric=fn), operation)
     agg = agg.with_columns(pl.col("period_start").cast(pl.Datetime("us")))
@@ -536,7 +536,7 @@ def latency_change_ms(db, *, by=("feature",), period="day", start=None, end=None
     pairs = agg.rename({"value": "current"}).join(prev, on=gk, how="inner", nulls_equal=True)
     if pairs.height == 0:
         return _label(tidy(agg.clear(), keys=keys, metric=fn), operation)
-    values = t.select(*gk, "_v").to_polars().with_columns(pl.col("period_start").cast(pl.Datetime("us")))
+    values = to_polars(t.select(*gk, "_v")).with_columns(pl.col("period_start").cast(pl.Datetime("us")))
     groups = {k: np.sort(g["_v"].to_numpy()) for k, g in values.group_by(gk, maintain_order=False)}
     rng_rows = []
     alpha = 1 - confidence

@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from workbench.metrics.core import (Metric, check_by, complete_grid, mean_interval, percentile_frame, proportion,
-                                    register, scope, tidy, with_period)
+                                    register, scope, tidy, to_polars, with_period)
 
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
@@ -103,7 +103,7 @@ def incident_count(db, *, by=("feature",), period="day", start=None, end=None, w
     t = scope(db.incidents, time="started_at", start=start, end=end, where=where)
     keys = check_by(t, by, fn=fn)
     t = with_period(t, period, time="started_at", start=start)
-    df = t.group_by([*keys, "period_start"]).aggregate(n=t.count()).to_polars()
+    df = to_polars(t.group_by([*keys, "period_start"]).aggregate(n=t.count()))
     k = df["n"].to_numpy()
     alpha = 1 - confidence
     lo = [0.0 if x == 0 else float(chi2.ppf(alpha / 2, 2 * x) / 2) for x in k]
@@ -385,8 +385,8 @@ def agent_steps_per_task(db, *, by=("feature",), period="day", start=None, end=N
     t = scope(_tasks(db, ESCALATION_TOOL), start=start, end=end, where=where)
     keys = check_by(t, by, fn=fn)
     t = with_period(t.mutate(_s=t._steps.cast("float64")), period, start=start)
-    df = t.group_by([*keys, "period_start"]).aggregate(value=t._s.mean(), n=t.count(),
-                                                      _sd=t._s.std(how="sample")).to_polars()
+    df = to_polars(t.group_by([*keys, "period_start"]).aggregate(value=t._s.mean(), n=t.count(),
+                                                      _sd=t._s.std(how="sample")))
     return tidy(mean_interval(df, confidence), keys=keys, metric=fn)
 
 

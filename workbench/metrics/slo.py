@@ -256,7 +256,7 @@ def slo_report(db, *, config: Any = None, at: Any = None) -> "pl.DataFrame":
     import polars as pl
 
     from workbench.db import as_workbench
-    from workbench.metrics.core import UndefinedMetricWarning
+    from workbench.metrics.core import UndefinedMetricWarning, to_polars
 
     _, slos = _slos_or_fail(config, db)
     db = as_workbench(db)
@@ -271,7 +271,7 @@ def slo_report(db, *, config: Any = None, at: Any = None) -> "pl.DataFrame":
         aggs[f"g{i}"] = t.count(where=valid & s.good(t).fill_null(False))
         if _column(s):
             aggs[f"p{i}"] = t[_column(s)].cast("float64").quantile(s.objective, where=valid)
-    row = t.aggregate(**aggs).to_polars().row(0, named=True)
+    row = to_polars(t.aggregate(**aggs)).row(0, named=True)
     rows = []
     for i, s in enumerate(slos):
         n, good = int(row[f"n{i}"] or 0), int(row[f"g{i}"] or 0)
@@ -347,6 +347,7 @@ def burn_rate_alerts(db, *, config: Any = None, at: Any = None, lookback_days: f
     import polars as pl
 
     from workbench.db import as_workbench
+    from workbench.metrics.core import to_polars
 
     if isinstance(lookback_days, bool) or not isinstance(lookback_days, (int, float)) or lookback_days <= 0:
         raise ParameterError(f"burn_rate_alerts: lookback_days must be a positive number, got {lookback_days!r}")
@@ -365,7 +366,7 @@ def burn_rate_alerts(db, *, config: Any = None, at: Any = None, lookback_days: f
         valid = s.valid(t)
         aggs[f"n{i}"] = t.count(where=valid)
         aggs[f"b{i}"] = t.count(where=valid & ~s.good(t).fill_null(False))
-    bins = t.group_by("_bin").aggregate(**aggs).to_polars()
+    bins = to_polars(t.group_by("_bin").aggregate(**aggs))
     idx = bins["_bin"].to_numpy()
 
     def series(col: str) -> np.ndarray:
