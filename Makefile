@@ -15,7 +15,7 @@ export UV_NO_PROGRESS := 1
 	.tools/bin/pip install --quiet uv
 
 env: $(UV)
-	$(UV) sync --frozen --extra ragas --extra lab --extra spark --extra nli
+	$(UV) sync --frozen --compile-bytecode --extra ragas --extra lab --extra spark --extra nli
 
 demo: env
 	$(UV) run --frozen --no-sync workbench demo --db datasets/demo.duckdb --reports reports
