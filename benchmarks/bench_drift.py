@@ -84,6 +84,30 @@ def run_workbench(db: str, n: int) -> dict:
     return {"seconds": dt, "peak_mb": peak, "rows": df.to_dicts()}
 
 
+def compare(rows: list[dict], metrics: list[dict]) -> list[str]:
+    """Differences between the workbench's per-column statistics and Evidently's ValueDrift values (empty if none)."""
+    import math
+    import re
+
+    ours = {r["column"]: r for r in rows}
+    bad, seen = [], 0
+    for m in metrics:
+        got = re.match(r"ValueDrift\(column=([^,]+),", m["id"])
+        if got:
+            seen += 1
+            mine = ours.get(got.group(1), {}).get("statistic")
+            # relative 1e-9, or 1e-9 absolute near 0 (a distance of ~1e-4 is the root of a ~1e-8 difference of sums)
+            if mine is None or not math.isclose(mine, float(m["value"]), rel_tol=1e-9, abs_tol=1e-9):
+                bad.append(f"{got.group(1)}: workbench {mine} vs Evidently {m['value']}")
+        elif m["id"].startswith("DriftedColumnsCount"):
+            share = ours["__dataset__"]["statistic"]
+            if not math.isclose(share, float(m["value"]["share"])):
+                bad.append(f"drifted share: workbench {share} vs Evidently {m['value']['share']}")
+    if seen != len(rows) - 1:
+        bad.append(f"Evidently reported {seen} columns, the workbench {len(rows) - 1}")
+    return bad
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000, help="rows per window")
@@ -130,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
                 ev = json.loads(p.stdout.strip().splitlines()[-1])
                 for m in ev["metrics"]:
                     print(f"  evidently {m['id'][:90]:<90} {str(m['value'])[:60]}")
+                bad = compare(w["rows"], ev["metrics"])
+                if bad:
+                    print("CHECK FAILED: workbench and Evidently disagree:\n  " + "\n  ".join(bad))
+                    return 1
+                print(f"check: the {len(COLUMNS)} column scores equal Evidently's (relative 1e-9, absolute 1e-9 near 0) and so does the "
+                      "drifted-column share")
                 print(f"Evidently DataDriftPreset: {ev['seconds']:.2f} s (+{ev['read_s']:.1f} s import and read), "
                       f"peak {ev['peak_mb']:.0f} MB; ratio workbench / Evidently {w['seconds'] / ev['seconds']:.2f}x")
                 row.update(alt_s=ev["seconds"], alt_mb=ev["peak_mb"])

@@ -279,3 +279,42 @@ def test_wilson_bounds_are_exact_at_the_edges_and_contain_the_share():
     lo, hi = stats.wilson_interval(k, m)
     assert ((lo <= k / m) & (k / m <= hi)).all()
     assert lo.min() >= 0.0 and hi.max() <= 1.0
+
+
+def _old_binned_shares(ref, cur, kind):
+    """The row-by-row definition the counted one replaced (kept as the reference)."""
+    ref, cur = np.asarray(ref), np.asarray(cur)
+    if kind == "numeric" and np.unique(ref).size > 20:
+        edges = np.histogram_bin_edges(np.concatenate([ref, cur]).astype(float), bins="sturges")
+        rp, cp = np.histogram(ref.astype(float), edges)[0] / ref.size, np.histogram(cur.astype(float), edges)[0] / cur.size
+    else:
+        keys = sorted(set(ref.tolist()) | set(cur.tolist()))
+        rp = np.array([np.sum(ref == k) for k in keys], dtype=float) / ref.size
+        cp = np.array([np.sum(cur == k) for k in keys], dtype=float) / cur.size
+    for arr in (rp, cp):
+        small = arr[arr > 0].min()
+        arr[arr == 0] = small / 1e6 if small <= 0.0001 else 0.0001
+    return rp, cp
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_counted_drift_statistics_equal_the_row_by_row_definitions(seed):
+    from scipy.stats import wasserstein_distance
+
+    rng = np.random.default_rng(seed)
+    n_r, n_c = int(rng.integers(30, 3000)), int(rng.integers(30, 3000))
+    # ties on purpose: rounded values, a few distinct values, a shifted current
+    ref = np.round(rng.lognormal(3, 1, n_r), int(rng.integers(0, 3)))
+    cur = np.round(rng.lognormal(3.2, 1.1, n_c), int(rng.integers(0, 3)))
+    for kind, r, c in (("numeric", ref, cur), ("categorical", rng.choice(["a", "b", "c", "d"], n_r),
+                                                   rng.choice(["a", "b", "c", "e"], n_c))):
+        old_r, old_c = _old_binned_shares(r, c, kind)
+        new_r, new_c = stats.binned_shares(stats.counted(r), stats.counted(c), kind=kind)
+        np.testing.assert_allclose(new_r, old_r, rtol=1e-12)
+        np.testing.assert_allclose(new_c, old_c, rtol=1e-12)
+        assert stats.psi(stats.counted(r), stats.counted(c), kind=kind) == pytest.approx(
+            float(((old_r - old_c) * np.log(old_r / old_c)).sum()), rel=1e-12)
+    old_w = wasserstein_distance(ref, cur) / max(float(np.std(ref)), 0.001)
+    assert stats.wasserstein_normed(ref, cur) == pytest.approx(old_w, rel=1e-10)
+    assert stats.wasserstein_normed(stats.counted(ref), stats.counted(cur)) == pytest.approx(old_w, rel=1e-10)
+    assert stats.ks_pvalue(stats.counted(ref), stats.counted(cur)) == stats.ks_pvalue(ref, cur)

@@ -120,7 +120,7 @@ def _fetch(t: "ir.Table", table: str, columns: list[str], window: Window, where:
 
     spec = TABLES[table]
     w = M.scope(t, time=spec.time, start=window[0], end=window[1], where=where)
-    n = int(w.count().to_pyarrow().as_py())
+    n = int(to_polars(w.aggregate(n=w.count()))["n"][0])
     if n <= max_rows:
         return to_polars(w.select(*columns)), False
     key = ibis.literal("")
@@ -129,11 +129,15 @@ def _fetch(t: "ir.Table", table: str, columns: list[str], window: Window, where:
     return to_polars(w.order_by(key.hash()).limit(max_rows).select(*columns)), True
 
 
-def _kind(ref: "pl.Series", cur: "pl.Series") -> str:
+def _counted(s: "pl.Series") -> "stats.Counted":
+    """A column's non-null values as distinct values and counts, counted by polars (no Python objects per row)."""
+    vc = s.drop_nulls().value_counts(sort=False, name="_n")
+    return stats.Counted(vc[s.name].to_numpy(), vc["_n"].to_numpy())
+
+
+def _kind(ref: "pl.Series", distinct: int) -> str:
     import polars as pl
 
-    values = pl.concat([ref, cur]).drop_nulls()
-    distinct = values.n_unique()
     if ref.dtype == pl.Boolean:
         return "binary"
     if ref.dtype.is_numeric():
@@ -147,7 +151,7 @@ def column_drift(reference: Sequence, current: Sequence, *, kind: str | None = N
 
     Parameters
     ----------
-    reference, current : sequences of values (nulls must already be dropped)
+    reference, current : sequences of values or polars Series (nulls are dropped)
     kind : {"numeric", "categorical", "binary"}, optional
         Default: inferred (bool or two distinct values -> binary; numbers with more than 5 distinct values ->
         numeric; anything else categorical).
@@ -158,6 +162,9 @@ def column_drift(reference: Sequence, current: Sequence, *, kind: str | None = N
     for ``ks``/``chi_square``/``z`` (drift when <= threshold) and a distance for ``wasserstein``/``jensen_shannon``
     (drift when >= threshold).
 
+    Each sample is first reduced to its distinct values and their counts (by polars), and every test and distance
+    is computed from those: a million rows cost one ``value_counts``, not a million Python objects.
+
     Examples
     --------
     >>> r = column_drift([1, 2, 3, 4, 5, 6] * 20, [1, 2, 3, 4, 5, 6] * 20)
@@ -167,42 +174,46 @@ def column_drift(reference: Sequence, current: Sequence, *, kind: str | None = N
     import numpy as np
     import polars as pl
 
-    ref, cur = pl.Series("r", list(reference)), pl.Series("c", list(current))
+    ref = reference if isinstance(reference, pl.Series) else pl.Series("r", list(reference))
+    cur = current if isinstance(current, pl.Series) else pl.Series("c", list(current))
+    ref, cur = ref.drop_nulls().alias("v"), cur.drop_nulls().alias("v")
     if ref.dtype != cur.dtype and not (ref.dtype.is_numeric() and cur.dtype.is_numeric()):
         ref, cur = ref.cast(pl.String), cur.cast(pl.String)
-    kind = kind or _kind(ref, cur)
+    r, c = _counted(ref), _counted(cur)
+    out: dict[str, Any] = {"n_reference": ref.len(), "n_current": cur.len()}
+    if kind is None:  # the number of distinct values matters only up to MAX_CATEGORICAL_NUMERIC + 1
+        most = max(len(r.values), len(c.values))
+        kind = _kind(ref, most if most > MAX_CATEGORICAL_NUMERIC else len(np.union1d(r.values, c.values)))
     if kind not in ("numeric", "categorical", "binary"):
         raise ParameterError(f"column_drift: kind must be numeric, categorical or binary, got {kind!r}")
-    out: dict[str, Any] = {"type": kind, "n_reference": ref.len(), "n_current": cur.len()}
+    out = {"type": kind, **out}
     if ref.len() == 0 or cur.len() == 0:
         return out | {"test": None, "statistic": None, "threshold": None, "drifted": None, "psi": None}
-    r, c = ref.to_numpy(), cur.to_numpy()
+    if kind != "numeric":  # categories compare as text, as Evidently reads them (distinct values stay distinct)
+        r, c = (stats.Counted(x.values.astype(str)[o], x.counts[o])
+                for x in (r, c) for o in [np.argsort(x.values.astype(str), kind="stable")])
     small = ref.len() <= SMALL_REFERENCE
     if kind == "numeric":
-        r, c = r.astype(float), c.astype(float)
         if small:
             test, stat, thr = "ks", stats.ks_pvalue(r, c), P_THRESHOLD
         else:
             test, stat, thr = "wasserstein", stats.wasserstein_normed(r, c), DISTANCE_THRESHOLD
     elif small and kind == "binary":
-        keys = sorted(set(r.tolist()) | set(c.tolist()), key=str)
-        first = keys[0]
+        first = sorted(set(r.values.tolist()) | set(c.values.tolist()), key=str)[0]
         test, thr = "z", P_THRESHOLD
-        stat = stats.z_test_pvalue(float((r != first).sum()), r.size, float((c != first).sum()), c.size)
+        stat = stats.z_test_pvalue(float(r.counts[r.values != first].sum()), r.n,
+                                   float(c.counts[c.values != first].sum()), c.n)
     elif small:
-        rk, rc = np.unique(r.astype(str), return_counts=True)
-        ck, cc = np.unique(c.astype(str), return_counts=True)
         test, thr = "chi_square", P_THRESHOLD
-        stat = stats.chi_square_pvalue(dict(zip(rk.tolist(), rc.tolist())), dict(zip(ck.tolist(), cc.tolist())))
+        stat = stats.chi_square_pvalue(dict(zip(r.values.tolist(), r.counts.tolist())),
+                                       dict(zip(c.values.tolist(), c.counts.tolist())))
     else:
         test, thr = "jensen_shannon", DISTANCE_THRESHOLD
-        stat = stats.jensen_shannon_distance(r.astype(str), c.astype(str), kind="categorical")
+        stat = stats.jensen_shannon_distance(r, c, kind="categorical")
     # Evidently's comparisons, to the edge: K-S drifts at p <= 0.05, chi-square and z at p < 0.05, distances at >= 0.1
     drifted = stat <= thr if test == "ks" else stat < thr if test in ("chi_square", "z") else stat >= thr
-    binned = "numeric" if kind == "numeric" else "categorical"
-    rr, cc_ = (r, c) if kind == "numeric" else (r.astype(str), c.astype(str))
     return out | {"test": test, "statistic": float(stat), "threshold": thr, "drifted": bool(drifted),
-                  "psi": stats.psi(rr, cc_, kind=binned)}
+                  "psi": stats.psi(r, c, kind="numeric" if kind == "numeric" else "categorical")}
 
 
 def drift_report(
@@ -264,7 +275,7 @@ def drift_report(
     cur_df, s2 = _fetch(t, table, cols, cur_w, where, max_rows)
     rows = []
     for col in cols:
-        r = column_drift(ref_df[col].drop_nulls().to_list(), cur_df[col].drop_nulls().to_list())
+        r = column_drift(ref_df[col], cur_df[col])
         rows.append({"column": col, **r, "sampled": s1 or s2})
     tested = [r for r in rows if r["drifted"] is not None]
     share = sum(r["drifted"] for r in tested) / len(tested) if tested else None
