@@ -288,8 +288,10 @@ used as (
                        case when model is null and coalesce(input_tokens, 0) + coalesce(output_tokens, 0) = 0
                                  and cost_usd is null then 0.0 end) as used
     from priced)
-select feature, model, date_trunc('day', ts) as period_start, case when count(used) > 0 then sum(used) end as value,
-       count(used) as n
+select feature, model, date_trunc('day', ts) as period_start,
+       -- n counts the priced calls (reported or computed); a call without model and tokens costs 0 but is not one
+       case when count(*) filter (where cost_usd is not null or p_from is not null) > 0 then sum(used) end as value,
+       count(*) filter (where cost_usd is not null or p_from is not null) as n
 from used group by all
 """
 
@@ -306,6 +308,8 @@ def _wilson_sql(k: str, n: str) -> str:
             f"case when {n} > 0 then greatest(0, least(1, {centre} + {half})) end as hi")
 
 
+# Latency and error rates measure the LLM calls (workbench.metrics.latency.operation_filter): no operation, or a
+# chat / completion operation; tool calls and agent tasks are not in them.
 SQL = {
     # the binomial ranks of the interval come from the group sizes (SQL cannot compute them): the first statement
     # gives the sizes, the ranks are computed in numpy and joined as the table ``ranks``; the order statistics are
@@ -313,12 +317,12 @@ SQL = {
     # the groups is slower)
     "latency_p95_ms:sizes": """
         select feature, model, date_trunc('day', ts) as period_start, count(*) as n
-        from calls where latency_ms is not null group by all""",
+        from calls where latency_ms is not null and (operation is null or operation in ('chat', 'text_completion', 'generate_content')) group by all""",
     "latency_p95_ms": """
         with g as (
             select feature, model, date_trunc('day', ts) as period_start, count(*) as n,
                    quantile_cont(latency_ms, 0.95) as value, list(latency_ms order by latency_ms) as xs
-            from calls where latency_ms is not null group by all)
+            from calls where latency_ms is not null and (operation is null or operation in ('chat', 'text_completion', 'generate_content')) group by all)
         select g.feature, g.model, g.period_start, g.value, g.n,
                case when r.l >= 1 then g.xs[r.l] end as lo, case when r.u <= g.n then g.xs[r.u] end as hi
         from g join ranks r on g.feature is not distinct from r.feature and g.model is not distinct from r.model
@@ -327,7 +331,7 @@ SQL = {
         select feature, model, period_start, n, {_wilson_sql('k', 'n')}
         from (select feature, model, date_trunc('day', ts) as period_start, count(*) filter (where status = 'error') as k,
                      count(*) as n
-              from calls group by all)""",
+              from calls where (operation is null or operation in ('chat', 'text_completion', 'generate_content')) group by all)""",
     "cost_usd": _SQL_PRICES,
     "tpot_ms": f"""
         select feature, model, period_start, value, n, p50,

@@ -169,6 +169,11 @@ def _rolling_expr(db: Any, fn: str, *, window: int, by: Any, start: Any, end: An
     t = _activity(db, fn, activity=activity, start=lookback, end=end, where=where)
     keys = _m.check_by(t, by, fn=fn)
     ud = _user_periods(t, keys, "D", "day")
+    if window == 1 and s is None:
+        # A one-day window is the day itself: the distinct user-days counted per day, no expansion by offsets and no
+        # second scan for the log's first day (with no start, the earliest day of the groups is that day).
+        return ud.group_by([*keys, ud.day.name("d")]).aggregate(
+            users=ud.count(), user_days=ud.count(), today=ud.count(), first_day=ud.day.min())
     # the first day of the selection over all history: windows before it are only partly observed
     full = _activity(db, fn, activity=activity, end=end, where=where)
     ud = ud.mutate(first_day=full.ts.cast("timestamp").truncate("D").min().as_scalar())
