@@ -192,6 +192,7 @@ def complete_grid(
     end: Any = None,
     time: str = "ts",
     metric: str | None = None,
+    all_rows: bool = False,
 ) -> "pl.DataFrame":
     """Every group of the selection in every period of the window: missing (group, period) rows added with a null
     value, ``n = 0`` and an :class:`UndefinedMetricWarning`, so an empty group never vanishes from a result.
@@ -200,7 +201,9 @@ def complete_grid(
     the rows it can measure): its distinct ``keys`` are the groups. The periods run from ``start`` to ``end``; an open
     side is the first (last) period the metric measured, else the first (last) row of the scope; truncated to
     ``period``; at ``"all"`` the one period is ``start``.
-    ``df`` is a tidy frame (:func:`tidy`); the added rows carry nulls in every other column.
+    ``df`` is a tidy frame (:func:`tidy`); the added rows carry nulls in every other column. ``all_rows=True`` says
+    that ``df`` grouped every row of ``universe`` (a count or sum over the whole scope, even where ``n`` is 0): its
+    groups are then the selection's, and the scope is not read again for them.
 
     >>> import polars as pl, warnings, workbench as wb
     >>> db = wb.connect(":memory:")
@@ -238,7 +241,11 @@ def complete_grid(
         periods = pl.DataFrame({"period_start": pl.datetime_range(first, hi, _POLARS_EVERY[period], time_unit="us",
                                                                   eager=True)})
     if keys:
-        groups = to_polars(universe.select(*keys).distinct())
+        if all_rows and df.height and not (df.height == 1 and df["n"][0] == 0
+                                           and all(df[k][0] is None for k in [*keys, "period_start"])):
+            groups = df.select(keys).unique()
+        else:
+            groups = to_polars(universe.select(*keys).distinct())
         if groups.height == 0:
             return df
         grid = groups.join(periods, how="cross")
@@ -294,7 +301,7 @@ def proportion(
         (pl.col("k") / pl.col("n")).alias("value"), pl.Series("lo", lo), pl.Series("hi", hi)
     ).drop("k")
     return complete_grid(tidy(agg, keys=keys, metric=metric), t, keys=keys, period=period, start=start, time=time,
-                         metric=metric)
+                         metric=metric, all_rows=True)
 
 
 def _band_grid(q: float) -> list[float]:

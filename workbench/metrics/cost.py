@@ -298,7 +298,8 @@ def cost_usd(
     df = to_polars(t.group_by([*keys, "period_start"]).aggregate(
         value=t.cost_usd_used.sum(), n=t.cost_source.isin(("reported", "computed")).cast("int64").sum(),
         **_counters(t)))
-    return complete_grid(_finish(df, keys, metric), t, keys=keys, period=period, start=start, end=end, metric=metric)
+    return complete_grid(_finish(df, keys, metric), t, keys=keys, period=period, start=start, end=end, metric=metric,
+                         all_rows=True)
 
 
 def _per_unit(db, unit: str | None, metric: str, *, by, period, start, end, where, confidence) -> "pl.DataFrame":
