@@ -192,7 +192,7 @@ def complete_grid(
     end: Any = None,
     time: str = "ts",
     metric: str | None = None,
-    all_rows: bool = False,
+    groups: "pl.DataFrame | None" = None,
 ) -> "pl.DataFrame":
     """Every group of the selection in every period of the window: missing (group, period) rows added with a null
     value, ``n = 0`` and an :class:`UndefinedMetricWarning`, so an empty group never vanishes from a result.
@@ -201,9 +201,9 @@ def complete_grid(
     the rows it can measure): its distinct ``keys`` are the groups. The periods run from ``start`` to ``end``; an open
     side is the first (last) period the metric measured, else the first (last) row of the scope; truncated to
     ``period``; at ``"all"`` the one period is ``start``.
-    ``df`` is a tidy frame (:func:`tidy`); the added rows carry nulls in every other column. ``all_rows=True`` says
-    that ``df`` grouped every row of ``universe`` (a count or sum over the whole scope, even where ``n`` is 0): its
-    groups are then the selection's, and the scope is not read again for them.
+    ``df`` is a tidy frame (:func:`tidy`); the added rows carry nulls in every other column. ``groups``: the
+    selection's groups (the distinct ``keys`` of ``universe``) when the caller already has them, from a query that
+    grouped every row of the scope: the scope is then not read again for them.
 
     >>> import polars as pl, warnings, workbench as wb
     >>> db = wb.connect(":memory:")
@@ -241,11 +241,9 @@ def complete_grid(
         periods = pl.DataFrame({"period_start": pl.datetime_range(first, hi, _POLARS_EVERY[period], time_unit="us",
                                                                   eager=True)})
     if keys:
-        if all_rows and df.height and not (df.height == 1 and df["n"][0] == 0
-                                           and all(df[k][0] is None for k in [*keys, "period_start"])):
-            groups = df.select(keys).unique()
-        else:
+        if groups is None:
             groups = to_polars(universe.select(*keys).distinct())
+        groups = groups.select(keys).unique()
         if groups.height == 0:
             return df
         grid = groups.join(periods, how="cross")
@@ -300,8 +298,9 @@ def proportion(
     agg = agg.with_columns(
         (pl.col("k") / pl.col("n")).alias("value"), pl.Series("lo", lo), pl.Series("hi", hi)
     ).drop("k")
+    # every row of t is in agg: its groups are the selection's
     return complete_grid(tidy(agg, keys=keys, metric=metric), t, keys=keys, period=period, start=start, time=time,
-                         metric=metric, all_rows=True)
+                         metric=metric, groups=agg.select(keys))
 
 
 def _band_grid(q: float) -> list[float]:

@@ -299,7 +299,7 @@ def cost_usd(
         value=t.cost_usd_used.sum(), n=t.cost_source.isin(("reported", "computed")).cast("int64").sum(),
         **_counters(t)))
     return complete_grid(_finish(df, keys, metric), t, keys=keys, period=period, start=start, end=end, metric=metric,
-                         all_rows=True)
+                         groups=df.select(keys))  # every row of t is in df: its groups are the selection's
 
 
 def _per_unit(db, unit: str | None, metric: str, *, by, period, start, end, where, confidence) -> "pl.DataFrame":
