@@ -318,3 +318,10 @@ def test_counted_drift_statistics_equal_the_row_by_row_definitions(seed):
     assert stats.wasserstein_normed(ref, cur) == pytest.approx(old_w, rel=1e-10)
     assert stats.wasserstein_normed(stats.counted(ref), stats.counted(cur)) == pytest.approx(old_w, rel=1e-10)
     assert stats.ks_pvalue(stats.counted(ref), stats.counted(cur)) == stats.ks_pvalue(ref, cur)
+
+
+def test_z_value_is_scipy_normal_quantile_bit_for_bit():
+    from scipy.stats import norm
+
+    for c in (0.5, 0.8, 0.9, 0.95, 0.975, 0.99, 0.999, 0.123456):
+        assert stats.z_value(c) == float(norm.ppf(0.5 + c / 2))

@@ -29,11 +29,13 @@ def z_value(confidence: float) -> float:
     >>> round(z_value(0.95), 6)
     1.959964
     """
-    from scipy.stats import norm
+    # scipy.special's ndtri is what scipy.stats.norm.ppf computes, without importing scipy.stats (0.6 s of a fresh
+    # process's first rate metric)
+    from scipy.special import ndtri
 
     if not 0 < confidence < 1:
         raise ParameterError(f"confidence: expected a number in (0, 1), got {confidence!r}")
-    return float(norm.ppf(0.5 + confidence / 2))
+    return float(ndtri(0.5 + confidence / 2))
 
 
 def wilson_interval(k, n, *, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
