@@ -34,6 +34,7 @@ FULL: dict[str, list[str]] = {
 QUICK: dict[str, list[str]] = {
     "ingest": ["bench_ingest.py", "--rows", "100000", "--spans", "20000", "--rounds", "1", "--baseline-rows", "1000"],
     "metrics": ["bench_metrics.py", "--scale", "1", "--rounds", "1", "--repeat", "1"],
+    "drift": ["bench_drift.py", "--rows", "100000"],
 }
 JSON_OUT = {"ingest", "metrics", "drift"}  # the benchmarks whose rows go into the table; the others' output is in the log
 
