@@ -495,3 +495,21 @@ def test_ascii_token_pattern_gives_the_same_tokens():
     for text in texts:
         assert D._tokens(text) == D._TOKEN_RE.findall(text)
         assert D._TOKEN_ASCII_RE.findall(text) == D._TOKEN_RE.findall(text) or not text.isascii()
+
+
+def test_outputs_are_pinned():
+    """Scores, supports and reasons on 400 shipped rows equal the pinned ones exactly (speed work must not move them).
+
+    After a deliberate change (and a DETECTOR_VERSION bump) rewrite the golden: detect_batch over the same rows,
+    {"score": ..., "claims": [[support, reason], ...]} per row, under "outputs" with the new "detector_version"."""
+    from workbench.eval import detector as D
+
+    g = json.loads((ROOT / "tests" / "goldens" / "detector_outputs.json").read_text())
+    if g["detector_version"] != D.DETECTOR_VERSION:
+        pytest.fail(f"golden written by detector {g['detector_version']}, module is {D.DETECTOR_VERSION}: rewrite it")
+    rows = [json.loads(line) for line in (ROOT / "datasets" / "halu_dev.jsonl").open()][:300]
+    rows += [json.loads(line) for line in (ROOT / "datasets" / "halu_contrastive.jsonl").open()][:100]
+    got = [{"score": d.score, "claims": [[c.support, c.reason] for c in d.claims]} for d in D.detect_batch(rows)]
+    assert len(got) == len(g["outputs"])
+    for i, (a, b) in enumerate(zip(got, g["outputs"])):
+        assert a == b, f"row {i}: {a} != {b}"

@@ -324,7 +324,6 @@ class _Passage:
     sentsets: list[set[str]]
     stems: set[str]  # content stems plus every raw lower-case token
     text: str  # lower-cased, sentences joined by newlines
-    bigrams: set[str]  # word bigrams "a b" (strings, not tuples: a cache of tuples burdens the garbage collector)
     _tokline: str | None = None
     _stem_lines: str | None = None
     _df: dict[str, int] | None = None
@@ -378,7 +377,7 @@ class _Source:
     _toklines: str | None = None
 
     def novel(self, grams: list[str], known: list[bool] | None = None) -> int:
-        """How many of ``grams`` (" a b c " strings: space-padded word trigrams) occur in no passage.
+        """How many of ``grams`` (" a b " / " a b c " strings: space-padded word bigrams or trigrams) occur in no passage.
 
         One substring search each in the passages' token lines (tokens joined by single spaces,
         passages by newlines so that no n-gram spans two passages): cheaper than building sets of
@@ -452,7 +451,6 @@ def _context_sentences(text: str) -> list[str]:
 #: Passages kept tokenised between answers (production traffic retrieves the same passages again and again).
 PASSAGE_CACHE_SIZE: int = 1024
 _PASSAGES: OrderedDict[str, _Passage] = OrderedDict()
-_PAIR = "{} {}".format  # a bigram key (tokens hold no space)
 _CACHE_STATS = {"hits": 0, "misses": 0}
 
 
@@ -515,9 +513,9 @@ def _prepare_passage(text: str) -> _Passage:
                 sentsets[i] = {st for st in map(_content_stem, ts) if st != stop}
     # Stopwords are not content, but a stopword-like answer word ("one") still counts as present.
     stems: set[str] = set().union(*toks, *sentsets)
-    # N-grams run across sentence ends inside a passage (harmless: an answer n-gram rarely spans one).
-    flat = list(chain.from_iterable(toks))
-    p = _Passage(sentences, lowers, toks, sentsets, stems, "\n".join(lowers), set(map(_PAIR, flat, islice(flat, 1, None))))
+    # N-grams (looked up in the token line) run across sentence ends inside a passage (harmless: an answer n-gram
+    # rarely spans one).
+    p = _Passage(sentences, lowers, toks, sentsets, stems, "\n".join(lowers))
     if len(_PASSAGES) >= PASSAGE_CACHE_SIZE:  # evict the oldest entry, in O(1)
         _PASSAGES.popitem(last=False)
     _PASSAGES[text] = p
@@ -827,17 +825,10 @@ def _score_claim(text: str, src: _Source, align: bool = True) -> _ClaimStats:
         if len(found) >= 2:
             locality = top / len(found)
     # N-gram novelty of the claim (every word, function words too: "was not" / "is now" carry meaning).
-    bg = list(map(_PAIR, lows, islice(lows, 1, None)))
+    # Bigrams are looked up in the passages' token lines (no per-passage bigram set to build for a new passage).
+    bg = list(map(" {} {} ".format, lows, islice(lows, 1, None)))
     n_bg = len(bg)
-    nov_bg = 0
-    if bg:
-        left = set(bg)
-        for p in src.passages:
-            left = left.difference(p.bigrams)
-            if not left:
-                break
-        if left:
-            nov_bg = sum(map(left.__contains__, bg))
+    nov_bg = src.novel(bg) if bg else 0
     nov_tg = n_tg = 0
     if n_bg > 1 and align:
         tg = list(map(" {} {} {} ".format, lows, islice(lows, 1, None), islice(lows, 2, None)))
