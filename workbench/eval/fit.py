@@ -231,6 +231,7 @@ def bootstrap_interval(
 
     Examples
     --------
+    >>> from workbench.stats import auroc
     >>> y = np.array([0, 0, 1, 1] * 25); p = np.array([0.1, 0.6, 0.4, 0.9] * 25)
     >>> est, lo, hi = bootstrap_interval(y, p, auroc, reps=200)
     >>> est, bool(lo < est < hi)
