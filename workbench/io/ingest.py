@@ -1230,9 +1230,12 @@ def _jsonl_source(con, plan: _Plan) -> tuple[_Source, int]:
     parents = ["$"] + sorted({p.rsplit(".", 1)[0] for fld in [*(s.field for s in m.columns.values() if s.field),
                                                                 *hfields] if "." in fld
                               for p in _json_paths(fld)[1:]})
-    dups = " || ".join(
-        f"coalesce(list_filter({ks}, (x, i) -> list_position({ks}, x) < i), [])"
-        for ks in ("json_keys(line)" if p == "$" else f"json_keys(line, {_lit(p)})" for p in parents))
+    key_lists = ["json_keys(line)" if p == "$" else f"json_keys(line, {_lit(p)})" for p in parents]
+    # Which key repeats is worked out (a list_filter per object, the costly part) only for the rare object that has
+    # one: a list_unique count per object finds those first.
+    dups = ("CASE WHEN " + " OR ".join(f"list_unique({ks}) < len({ks})" for ks in key_lists) + " THEN "
+            + " || ".join(f"coalesce(list_filter({ks}, (x, i) -> list_position({ks}, x) < i), [])" for ks in key_lists)
+            + " END")
     sql = f"""
         SELECT k, line AS raw,
                CASE WHEN _f IS NULL THEN 'invalid JSON'
