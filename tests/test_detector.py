@@ -497,7 +497,7 @@ def test_ascii_token_pattern_gives_the_same_tokens():
         assert D._TOKEN_ASCII_RE.findall(text) == D._TOKEN_RE.findall(text) or not text.isascii()
 
 
-def test_outputs_are_pinned():
+def test_outputs_on_shipped_rows_are_pinned():
     """Scores, supports and reasons on 400 shipped rows equal the pinned ones exactly (speed work must not move them).
 
     After a deliberate change (and a DETECTOR_VERSION bump) rewrite the golden: detect_batch over the same rows,
