@@ -92,6 +92,7 @@ _HEADER = struct.Struct(">IIB")  # length of the body, crc32 of kind + body, kin
 _CONTENT_TYPES = {"application/x-protobuf": KIND_PROTO, "application/protobuf": KIND_PROTO,
                   "application/json": KIND_JSON}
 _BATCH_NAME = re.compile(r"collect-(?P<id>[0-9a-f]{32})-(?P<seg>\d+)-(?P<start>\d+)-(?P<end>\d+)\.otlp\.jsonl$")
+_DISCARD_MIN = 64 << 20  # a refused body up to this size is always read to its end
 
 
 class BadRequest(ValueError):
@@ -466,8 +467,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(code, _status_body(kind, grpc, message), ctype, close=close, headers=headers)
 
     def _discard(self, n: int) -> None:
-        """Read and drop a refused body (up to 8 times the limit), so the client reads the answer, not a reset."""
-        left = n if n <= 8 * self.collector.max_body_bytes else 0
+        """Read and drop a refused body (up to 8 times the limit, and at least 64 MiB), so the client reads the
+        answer, not a reset: a socket closed while the client still sends makes its send fail (broken pipe) before it
+        reads the 413. Beyond that the connection is closed unread."""
+        left = n if n <= max(8 * self.collector.max_body_bytes, _DISCARD_MIN) else 0
         while left > 0:
             chunk = self.rfile.read(min(left, 1 << 20))
             if not chunk:
