@@ -578,13 +578,21 @@ def count_records(path: str | os.PathLike, fmt: str, mapping: "Mapping | None" =
 
 
 def _count_lines(path: Path) -> int:
+    return _line_counts(path)[1]
+
+
+def _line_counts(path: Path) -> tuple[int, int]:
+    """(physical lines, non-blank lines) of a text file, lines split at ``\\n`` (blank: only white space, as
+    :meth:`str.isspace` has it)."""
     opener = gzip.open if path.name.endswith(".gz") else open
-    n = 0
+    n = lines = 0
     with opener(path, "rb") as fh:
         for line in fh:
-            if line.strip() and line.decode("utf-8", "replace").strip():
+            lines += 1
+            # a line starting with visible ASCII (every JSON object does) is not blank: no need to decode it
+            if 32 < line[0] < 127 or (line.strip() and line.decode("utf-8", "replace").strip()):
                 n += 1
-    return n
+    return lines, n
 
 
 def _count_csv(path: Path, o: dict) -> int:
@@ -666,6 +674,7 @@ class _Plan:
     line_bytes: int = MAX_LINE_BYTES  # DuckDB's max_line_size and buffer_size: set from the file's longest line
     buffer_bytes: int = 2 * MAX_LINE_BYTES
     records: int | None = None  # records in the file, counted independently of DuckDB (count_records)
+    lines: int | None = None  # JSONL: physical lines (more than records when some are blank)
 
 
 def _plan(path: Path, fmt: str, mapping: Mapping | None) -> _Plan:
@@ -727,7 +736,12 @@ def _count(plan: _Plan) -> _Plan:
     """Count the plan's records (before anything is loaded: a CSV that cannot be split into records fails here)."""
     # records read by the format modules (workbench.io.sniff) or rewritten from a JSON array are counted by those
     # readers themselves; lines of JSONL, CSV rows and Parquet rows are counted here, independently of DuckDB
-    if not (plan.documents or plan.json_records):
+    if plan.fmt == "jsonl" and not (plan.documents or plan.json_records):
+        try:
+            plan.lines, plan.records = _line_counts(plan.path)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise IngestError(f"{plan.path}: cannot read the file: {exc}") from None
+    elif not (plan.documents or plan.json_records):
         plan.records = count_records(plan.path, plan.fmt, plan.mapping)
     return plan
 
@@ -1040,6 +1054,7 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
         memory.apply(float("inf") if longest > LINE_BYTES_STEPS[0] else 2 * plan.buffer_bytes)
     run_id = str(uuid.uuid4())
     started = _now()
+    typed = _typed_jsonl(con, plan) if not plan.documents and plan.fmt == "jsonl" else None
     con.execute("BEGIN TRANSACTION")
     try:
         _drop_temps(con)
@@ -1048,7 +1063,7 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
         elif plan.fmt == "otel":
             src, rejects_offset = _otel_source(con, plan)
         elif plan.fmt == "jsonl":
-            src, rejects_offset = _jsonl_source(con, plan)
+            src, rejects_offset = _jsonl_source(con, plan, typed=typed)
         elif plan.fmt == "csv":
             src, rejects_offset = _csv_source(con, plan)
         else:
@@ -1062,11 +1077,12 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
                 f"{counts['read']:,}; nothing of it was loaded (the file is malformed in a way that hides records: "
                 f"check quotes and line endings)")
         finished = _now()
-        con.execute(
-            "INSERT INTO ingest_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [run_id, str(path), content_hash, fmt_name, table, started, finished, counts["read"], counts["inserted"],
-             counts["duplicates"], counts["quarantined"], __version__],
-        )
+        row = [run_id, str(path), content_hash, fmt_name, table, started, finished, counts["read"],
+               counts["inserted"], counts["duplicates"], counts["quarantined"], __version__]
+        if (values := _sql_values(row)) is not None:
+            con.execute(f"INSERT INTO ingest_runs VALUES ({values})")
+        else:
+            con.execute("INSERT INTO ingest_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
         _drop_temps(con)
         con.execute("COMMIT")
     except IngestError:
@@ -1109,7 +1125,7 @@ def _records_as_lines(path: Path) -> Path:
 
 
 def _drop_temps(con: "duckdb.DuckDBPyConnection") -> None:
-    for t in ("_wb_stage", "_wb_rej", "_wb_rejscan", "_wb_shift", "_wb_records"):
+    for t in ("_wb_stage", "_wb_rej", "_wb_rejscan", "_wb_shift", "_wb_records", "_wb_redo", "_wb_path"):
         con.execute(f"DROP TABLE IF EXISTS temp.{t}")
 
 
@@ -1132,6 +1148,13 @@ class _Source:
     file: Path | None = None  # the file read (a decoded protobuf file is not the one named in the quarantine)
     # JSONL: mapped fields that some record must have: (mapping key, field, JSON paths, source column "s:..."/"h:...")
     presence: tuple[tuple[str, str, tuple[str, ...], str], ...] = ()
+    # JSONL read by the typed reader: the line reader of the same file (the presence check reads it), its SELECT of
+    # the lines in temp._wb_redo (read again: exact reasons and raw text), and the condition of a row with no value
+    lines: "_Source | None" = None
+    redo: str | None = None
+    ordered: str | None = None  # when ``sql`` leaves k NULL: the same in line order (k the line number)
+    empty: str | None = None  # SELECT k of the lines with no value for any field
+    empties: int = 0
 
 
 def _raw_lines(path: Path, lenient: bool = False, line_bytes: int = MAX_LINE_BYTES, buffer_bytes: int = 0) -> str:
@@ -1184,73 +1207,111 @@ def _hash_plan(t: Table, specs: dict[str, ColumnSpec]) -> tuple[str | None, tupl
     return None, ()
 
 
-def _jsonl_source(con, plan: _Plan) -> tuple[_Source, int]:
-    m = plan.mapping
+def _jsonl_reads(m: Mapping) -> tuple[str | None, tuple[str, ...], list[tuple[str, bool]], dict[str, int],
+                                       list[int]]:
+    """What a JSONL load reads: (hash column, hash fields, the distinct (field, read as JSON) pairs, canonical
+    column -> its read, hash field i -> its read)."""
     t = m.target
     hcol, hfields = _hash_plan(t, m.columns)
-    str_paths: list[str] = []
-    str_index: dict[str, list[int]] = {}
-    json_paths: list[str] = []
-    json_index: dict[str, list[int]] = {}
-    json_types = ("JSON", "VARCHAR[]")
-
-    def add(fld: str, as_json: bool) -> list[int]:
-        paths, index = (json_paths, json_index) if as_json else (str_paths, str_index)
-        key = fld
-        if key not in index:
-            index[key] = []
-            for p in _json_paths(fld):
-                paths.append(p)
-                index[key].append(len(paths))
-        return index[key]
-
-    sel = []
-    json_cols = set()
-    for c, s in m.columns.items():
-        if s.hash:
+    reads: list[tuple[str, bool]] = []
+    cols: dict[str, int] = {}
+    for c, spec in m.columns.items():
+        if spec.hash or spec.field is None:
             continue
-        if s.field is not None:
-            as_json = t.column(c).type in json_types
-            idx = add(s.field, as_json)
-            arr = "_j" if as_json else "_f"
-            expr = "coalesce(" + ", ".join(f"{arr}[{i}]" for i in idx) + ")" if len(idx) > 1 else f"{arr}[{idx[0]}]"
-            if as_json:
-                json_cols.add(c)
-                expr = f"CAST({expr} AS VARCHAR)"
-            sel.append(f"{expr} AS {_ident('s:' + c)}")
-    for i, fld in enumerate(hfields):
-        idx = add(fld, False)
-        expr = "coalesce(" + ", ".join(f"_f[{j}]" for j in idx) + ")" if len(idx) > 1 else f"_f[{idx[0]}]"
-        sel.append(f"{expr} AS {_ident(f'h:{i}')}")
-    plist = "[" + ", ".join(_lit(p) for p in str_paths) + "]" if str_paths else "['$.__wb_none__']"
-    jlist = "[" + ", ".join(_lit(p) for p in json_paths) + "]" if json_paths else None
-    jexpr = f"CASE WHEN _f IS NOT NULL THEN json_extract(line, {jlist}) END AS _j" if jlist else "NULL AS _j"
-    # Duplicate keys (the object itself, and the parents of dotted fields): JSON readers disagree on which value
-    # counts (DuckDB takes the first, Python the last), so such a record is quarantined rather than guessed.
-    parents = ["$"] + sorted({p.rsplit(".", 1)[0] for fld in [*(s.field for s in m.columns.values() if s.field),
-                                                                *hfields] if "." in fld
-                              for p in _json_paths(fld)[1:]})
-    key_lists = ["json_keys(line)" if p == "$" else f"json_keys(line, {_lit(p)})" for p in parents]
-    # Which key repeats is worked out (a list_filter per object, the costly part) only for the rare object that has
-    # one: a list_unique count per object finds those first.
-    dups = ("CASE WHEN " + " OR ".join(f"list_unique({ks}) < len({ks})" for ks in key_lists) + " THEN "
-            + " || ".join(f"coalesce(list_filter({ks}, (x, i) -> list_position({ks}, x) < i), [])" for ks in key_lists)
-            + " END")
-    sql = f"""
-        SELECT k, line AS raw,
-               CASE WHEN _f IS NULL THEN 'invalid JSON'
-                    WHEN NOT starts_with(ltrim(line), '{{') THEN 'not a JSON object'
-                    WHEN len(_dup) > 0 THEN 'duplicate key ' || CAST(to_json(_dup[1]) AS VARCHAR)
-                         || ' in the JSON object (readers disagree on which value counts)' END AS _err
-               {''.join(', ' + s for s in sel)}
-        FROM (
-            SELECT k, line, _f, {jexpr},
-                   CASE WHEN _f IS NOT NULL AND starts_with(ltrim(line), '{{') THEN try({dups}) END AS _dup
-            FROM (SELECT k, line, try(json_extract_string(line, {plist})) AS _f
-                  FROM ({_raw_lines(plan.lines_path or plan.path, plan.lenient, plan.line_bytes,
-                                    plan.buffer_bytes)})
-                  WHERE line IS NOT NULL AND NOT regexp_full_match(line, {_lit(_BLANK_RE)}))
-        )"""
+        r = (spec.field, t.column(c).type in ("JSON", "VARCHAR[]"))
+        if r not in reads:
+            reads.append(r)
+        cols[c] = reads.index(r)
+    hashed = []
+    for fld in hfields:
+        if (fld, False) not in reads:
+            reads.append((fld, False))
+        hashed.append(reads.index((fld, False)))
+    return hcol, hfields, reads, cols, hashed
+
+
+def _key_levels(fields: list[str]) -> dict[tuple[str, ...], list[str]]:
+    """The object keys a mapping reads, per object (a path of keys from the record; () is the record itself): the
+    literal key of each field, and for a dotted field each key of its nested path."""
+    levels: dict[tuple[str, ...], list[str]] = {(): []}
+    for fld in fields:
+        pairs = [((), fld)]
+        if "." in fld:
+            parts = fld.split(".")
+            pairs += [(tuple(parts[:i]), parts[i]) for i in range(len(parts))]
+        for parent, key in pairs:
+            names = levels.setdefault(parent, [])
+            if key not in names:
+                names.append(key)
+    return levels
+
+
+def _jsonl_source(con, plan: _Plan, only: str | None = None, typed: "_Typed | None" = None) -> tuple[_Source, int]:
+    """The line reader of a JSONL file: each line parsed by DuckDB's JSON functions, every failure a reason.
+
+    ``only``: a SELECT of the line numbers to read (the others are skipped). ``typed``: the typed reader reads the
+    file whole (:func:`_typed_jsonl`): the source selects from it, and keeps the line reader for the lines to read
+    again."""
+    m = plan.mapping
+    hcol, hfields, reads, cols, hashed = _jsonl_reads(m)
+    str_paths: list[str] = []
+    json_paths: list[str] = []
+    exprs: list[str] = []
+    for fld, as_json in reads:
+        paths = json_paths if as_json else str_paths
+        idx = []
+        for p in _json_paths(fld):
+            paths.append(p)
+            idx.append(len(paths))
+        if typed is not None:
+            e = f"_t{len(exprs)}"
+        elif as_json:  # a JSON null is no value, as for a text (json_extract_string gives NULL for it)
+            e = "coalesce(" + ", ".join(f"nullif(CAST(_j[{i}] AS VARCHAR), 'null')" for i in idx) + ")"
+        else:
+            e = "coalesce(" + ", ".join(f"_f[{i}]" for i in idx) + ")"
+        exprs.append(e)
+    sel = [f"{exprs[i]} AS {_ident('s:' + c)}" for c, i in cols.items()]
+    sel += [f"{exprs[r]} AS {_ident(f'h:{i}')}" for i, r in enumerate(hashed)]
+    json_cols = {c for c, i in cols.items() if reads[i][1]}
+    if typed is not None:
+        def over(read: str) -> str:
+            return (f"SELECT k, CAST(NULL AS VARCHAR) AS raw, CAST(NULL AS VARCHAR) AS _err"
+                    f"{''.join(', ' + x for x in sel)} FROM ({read})")
+        sql = over(typed.unordered if not hcol and not typed.empties else typed.ordered)
+    else:
+        plist = "[" + ", ".join(_lit(p) for p in str_paths) + "]" if str_paths else "['$.__wb_none__']"
+        jlist = "[" + ", ".join(_lit(p) for p in json_paths) + "]" if json_paths else None
+        jexpr = f"CASE WHEN _f IS NOT NULL THEN json_extract(line, {jlist}) END AS _j" if jlist else "NULL AS _j"
+        # Duplicate keys among those the mapping reads (in the record, and in the objects of dotted fields): JSON
+        # readers disagree on which value counts (DuckDB takes the first, Python the last), so such a record is
+        # quarantined rather than guessed. A key the mapping does not read may repeat: no value read depends on it.
+        levels = _key_levels([fld for fld, _j in reads])
+        key_lists = {parent: "json_keys(line)" if not parent else
+                     f"json_keys(line, {_lit('$' + ''.join('.' + chr(34) + k + chr(34) for k in parent))})"
+                     for parent in levels}
+        # Which key repeats is worked out (a list_filter per object, the costly part) only for the rare object that
+        # has one: a list_unique count per object finds those first.
+        dups = ("CASE WHEN " + " OR ".join(f"list_unique({ks}) < len({ks})" for ks in key_lists.values()) + " THEN "
+                + " || ".join(f"coalesce(list_filter({ks}, (x, i) -> list_position({ks}, x) < i AND "
+                              f"list_contains([{', '.join(_lit(n) for n in levels[parent])}], x)), [])"
+                              for parent, ks in key_lists.items())
+                + " END")
+        keep = f" AND k IN ({only})" if only else ""
+        sql = f"""
+            SELECT k, line AS raw,
+                   CASE WHEN _f IS NULL THEN 'invalid JSON'
+                        WHEN NOT starts_with(ltrim(line), '{{') THEN 'not a JSON object'
+                        WHEN len(_dup) > 0 THEN 'duplicate key ' || CAST(to_json(_dup[1]) AS VARCHAR)
+                             || ' in the JSON object (readers disagree on which value counts)' END AS _err
+                   {''.join(', ' + x for x in sel)}
+            FROM (
+                SELECT k, line, _f, {jexpr},
+                       CASE WHEN _f IS NOT NULL AND starts_with(ltrim(line), '{{') THEN try({dups}) END AS _dup
+                FROM (SELECT k, line, try(json_extract_string(line, {plist})) AS _f
+                      FROM ({_raw_lines(plan.lines_path or plan.path, plan.lenient, plan.line_bytes,
+                                        plan.buffer_bytes)})
+                      WHERE line IS NOT NULL AND NOT regexp_full_match(line, {_lit(_BLANK_RE)}){keep})
+            )"""
     presence = [(f"{m.source} [columns] {c}", s.field, tuple(_json_paths(s.field)), "s:" + c)
                 for c, s in m.columns.items() if s.field is not None and not s.hash and not s.optional]
     hash_key = next((c for c, s in m.columns.items() if s.hash), hcol)
@@ -1261,7 +1322,97 @@ def _jsonl_source(con, plan: _Plan) -> tuple[_Source, int]:
                   err_kinds={"invalid JSON": "invalid JSON", "not a JSON object": "not a JSON object",
                              "duplicate key *": "duplicate JSON key"},
                   line_reader=True, presence=tuple(presence))
+    if typed is not None:
+        src.lines = _jsonl_source(con, plan)[0]
+        src.redo = _jsonl_source(con, plan, only="SELECT k FROM temp._wb_redo")[0].sql
+        src.ordered = over(typed.ordered) if sql != over(typed.ordered) else None
+        src.empty, src.empties = typed.empty, typed.empties
+        return src, None  # the typed reader read every line: none was rejected
     return src, 0
+
+
+# DuckDB's typed JSON reader (read_json with the columns the mapping reads) parses a clean file 10-20x faster than a
+# JSON function per line, and refuses a file with a line that is not JSON, not an object, or repeats a key the
+# mapping reads. A file it reads whole is loaded through it; the lines it cannot vouch for (those quarantined by a
+# check, and those with no value at all, such as a JSON null) are read again by the line reader, so reasons and raw
+# text are exact.
+# False: every JSONL file goes through the line reader (tests compare the two).
+_TYPED_JSON = True
+_SAFE_KEY = re.compile(r'[^"\\\x00-\x1f\x7f]+')
+
+
+@dataclass
+class _Typed:
+    ordered: str  # SELECT k (the line number), then the text of each read of _jsonl_reads as _t0, _t1, ...
+    unordered: str  # the same with k NULL: DuckDB reads it on all cores (numbering the lines takes one)
+    empty: str  # SELECT k of the lines with no value for any read (a JSON null, {}), over ``ordered``
+    empties: int  # how many such lines the file has
+
+
+def _typed_jsonl(con, plan: _Plan) -> _Typed | None:
+    """Check that DuckDB's typed reader reads this JSONL file whole (outside any transaction: a refused line would
+    abort it), and return its SELECT; None when the file or the mapping is not one it reads exactly: blank lines, a
+    line it refuses, keys it cannot name."""
+    if not (_TYPED_JSON and plan.fmt == "jsonl" and not plan.documents and not plan.lenient
+            and plan.records is not None and plan.lines == plan.records and plan.line_bytes <= LINE_BYTES_STEPS[0]):
+        return None
+    reads = _jsonl_reads(plan.mapping)[2]
+    if not reads:
+        return None
+    tree: dict[str, Any] = {}
+
+    def put(parts: list[str], typ: str) -> bool:
+        node = tree
+        for i, p in enumerate(parts):
+            if not _SAFE_KEY.fullmatch(p):
+                return False
+            clash = [k for k in node if k.lower() == p.lower() and k != p]  # DuckDB's names ignore case
+            last = i == len(parts) - 1
+            if clash or (p in node and (isinstance(node[p], dict) == last or (last and node[p] != typ))):
+                return False
+            if last:
+                node[p] = typ
+            else:
+                node = node.setdefault(p, {})
+        return True
+
+    for fld, as_json in reads:
+        typ = "JSON" if as_json else "VARCHAR"
+        if not put([fld], typ) or ("." in fld and not put(fld.split("."), typ)):
+            return None
+
+    def type_of(v: Any) -> str:
+        if isinstance(v, str):
+            return v
+        return "STRUCT(" + ", ".join(f"{_ident(k)} {type_of(x)}" for k, x in v.items()) + ")"
+
+    top = list(tree)
+    columns = "{" + ", ".join(f"{_lit(k)}: {_lit(type_of(v))}" for k, v in tree.items()) + "}"
+    alias = ", ".join(f"c{i}" for i in range(len(top)))
+
+    def access(parts: list[str]) -> str:
+        e = f"c{top.index(parts[0])}"
+        for p in parts[1:]:
+            e = f"struct_extract({e}, {_lit(p)})"
+        return e
+
+    exprs = []
+    for i, (fld, as_json) in enumerate(reads):
+        alts = [access([fld])] + ([access(fld.split("."))] if "." in fld else [])
+        exprs.append(f"CAST(coalesce({', '.join(alts)}) AS VARCHAR) AS _t{i}")
+    path = plan.lines_path or plan.path
+    read = (f"read_json({_lit(str(path))}, format='newline_delimited', records=true, columns={columns}, "
+            f"maximum_object_size={plan.line_bytes})")
+    ordered = f"SELECT k, {', '.join(exprs)} FROM {read} WITH ORDINALITY AS r({alias}, k)"
+    unordered = f"SELECT CAST(NULL AS BIGINT) AS k, {', '.join(exprs)} FROM {read} AS r({alias})"
+    empty = " AND ".join(f"_t{i} IS NULL" for i in range(len(exprs)))
+    try:  # one parse of the whole file; the lines with no value at all (a JSON null, {}) are read again later
+        n, empties = con.execute(f"SELECT count(*), count(*) FILTER (WHERE {empty}) FROM ({unordered})").fetchone()
+    except Exception:  # the file has a line the typed reader refuses: the line reader reads it (and says why)
+        return None
+    if n != plan.records:
+        return None
+    return _Typed(ordered, unordered, f"SELECT k FROM ({ordered}) WHERE {empty}", empties)
 
 
 def _describe(con, relation: str, path: Path) -> list[tuple[str, str]]:
@@ -1757,15 +1908,43 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
         else:
             final.append(f"{out[c]} AS {_ident(c)}")
     seen = "".join(f", {_ident(col)} IS NOT NULL AS {_ident(f'p:{i}')}" for i, (*_x, col) in enumerate(src.presence))
-    con.execute(f"""
-        CREATE TEMP TABLE _wb_stage AS
-        SELECT k, _q_kind, _q_field, _q_reason, CASE WHEN _q_kind IS NOT NULL THEN raw END AS raw,
-               {', '.join(_ident(c) for c in out_cols)}{seen}
-        FROM (
-            SELECT *, {q_kind} AS _q_kind, {q_field} AS _q_field, {q_reason} AS _q_reason, {', '.join(final)}
-            FROM (SELECT *, {q_idx} AS _q
-                  FROM (SELECT *, {typed_cols} FROM (SELECT *, {text_cols} FROM ({src.sql}))))
-        )""")
+
+    def stage(source_sql: str) -> str:
+        return f"""
+            SELECT k, _q_kind, _q_field, _q_reason, CASE WHEN _q_kind IS NOT NULL THEN raw END AS raw,
+                   {', '.join(_ident(c) for c in out_cols)}{seen}
+            FROM (
+                SELECT *, {q_kind} AS _q_kind, {q_field} AS _q_field, {q_reason} AS _q_reason, {', '.join(final)}
+                FROM (SELECT *, {q_idx} AS _q
+                      FROM (SELECT *, {typed_cols} FROM (SELECT *, {text_cols} FROM ({source_sql}))))
+            )"""
+
+    keys = t.key
+    part = ", ".join(_ident(c) for c in keys)
+
+    def repeats() -> int:
+        """Keys repeated inside the file (rare): a hash aggregate finds whether there are any."""
+        return con.execute(f"SELECT count(*) FROM (SELECT 1 FROM _wb_stage WHERE _q_kind IS NULL GROUP BY {part} "
+                           f"HAVING count(*) > 1)").fetchone()[0]
+
+    con.execute(f"CREATE TEMP TABLE _wb_stage AS {stage(src.sql)}")
+    repeated = None
+    if src.lines is not None:  # read by the typed reader
+        bad = con.execute("SELECT count(_q_kind) FROM _wb_stage").fetchone()[0]
+        if src.ordered is not None and (bad or src.empties or (repeated := repeats())):
+            # line numbers are needed (a reason names its line, the first of a repeated key counts): read in order
+            con.execute("DROP TABLE _wb_stage")
+            con.execute(f"CREATE TEMP TABLE _wb_stage AS {stage(src.ordered)}")
+        if bad or src.empties:  # the lines it cannot vouch for are read again by the line reader
+            con.execute(f"CREATE TEMP TABLE _wb_redo AS SELECT k FROM _wb_stage WHERE _q_kind IS NOT NULL "
+                        f"UNION {src.empty}")
+            if src.hash_column:  # a hash key numbers repeats within the whole file: read it all again
+                con.execute("DROP TABLE _wb_stage")
+                con.execute(f"CREATE TEMP TABLE _wb_stage AS {stage(src.lines.sql)}")
+            else:
+                con.execute("DELETE FROM _wb_stage WHERE k IN (SELECT k FROM _wb_redo)")
+                con.execute(f"INSERT INTO _wb_stage {stage(src.redo)}")
+            repeated = None
     _check_presence(con, src, path)
     # 3. records DuckDB rejected while reading (CSV: wrong number of fields; any: invalid encoding, line too long)
     n_rej = 0
@@ -1790,9 +1969,12 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
     if rejects_offset:
         con.execute(f"UPDATE _wb_stage SET k = k + {rejects_offset}")
     # 4. quarantine
-    con.execute(
-        "INSERT INTO quarantine SELECT ?, ?, k, ?, _q_field, _q_reason, raw FROM _wb_stage WHERE _q_kind IS NOT NULL",
-        [run_id, path, t.name])
+    head = _sql_values([run_id, path])
+    if head is None:  # a path that is not UTF-8 text: bound as a parameter
+        con.execute("CREATE OR REPLACE TEMP TABLE _wb_path AS SELECT ? AS p", [path])
+        head = f"{_lit(run_id)}, (SELECT p FROM _wb_path)"
+    con.execute(f"INSERT INTO quarantine SELECT {head}, k, {_lit(t.name)}, _q_field, _q_reason, raw FROM _wb_stage "
+                f"WHERE _q_kind IS NOT NULL")
     reasons: dict[str, int] = dict(con.execute(
         "SELECT _q_kind, count(*) FROM _wb_stage WHERE _q_kind IS NOT NULL GROUP BY 1").fetchall())
     if n_rej:
@@ -1806,25 +1988,22 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
                           THEN 'wrong number of fields: ' || error_message
                           WHEN et = 'TOO MANY COLUMNS' THEN 'line contains the reserved bytes 0x1E 0x1F'
                           ELSE {kinds} || ': ' || error_message END"""
-        con.execute(f"INSERT INTO quarantine SELECT ?, ?, line, ?, NULL, {reason}, csv_line FROM _wb_rejects",
-                    [run_id, path, t.name])
+        con.execute(f"INSERT INTO quarantine SELECT {head}, line, {_lit(t.name)}, NULL, {reason}, csv_line "
+                    f"FROM _wb_rejects")
         for kind, n in con.execute(f"SELECT {kinds}, count(*) FROM _wb_rejects GROUP BY 1").fetchall():
             reasons[kind] = reasons.get(kind, 0) + n
     staged, bad = con.execute("SELECT count(*), count(_q_kind) FROM _wb_stage").fetchone()
     # 5. insert: first occurrence per key in the file, anti-joined against the table
-    keys = t.key
     nullable = {c for c in keys if c not in t.required}
-    part = ", ".join(_ident(c) for c in keys)
     on = " AND ".join(
         f"d.{_ident(c)} IS NOT DISTINCT FROM s.{_ident(c)}" if c in nullable else f"d.{_ident(c)} = s.{_ident(c)}"
         for c in keys)
     cols = [c for c in t.names if c in out_cols]
     ins_cols = ", ".join(_ident(c) for c in cols) + (", ingest_run_id" if t.lineage else "")
     ins_vals = ", ".join(f"s.{_ident(c)}" for c in cols) + (f", {_lit(run_id)}" if t.lineage else "")
-    # Keys repeated inside the file are rare: a hash aggregate finds whether there are any, and only then does the
-    # first-per-key window (a sort of the whole file by key) run.
-    repeated = con.execute(f"SELECT count(*) FROM (SELECT 1 FROM _wb_stage WHERE _q_kind IS NULL GROUP BY {part} "
-                           f"HAVING count(*) > 1)").fetchone()[0]
+    # Only when a key repeats inside the file does the first-per-key window (a sort of the whole file by key) run.
+    if repeated is None:
+        repeated = repeats()
     first = (f"(SELECT *, row_number() OVER (PARTITION BY {part} ORDER BY k) AS _rn FROM _wb_stage "
              f"WHERE _q_kind IS NULL) s WHERE s._rn = 1 AND" if repeated else
              "(SELECT * FROM _wb_stage WHERE _q_kind IS NULL) s WHERE")
@@ -1893,7 +2072,8 @@ def _check_presence(con, src: _Source, path: str) -> None:
         if hit:
             continue
         exists = " OR ".join(f"json_exists(raw, {_lit(p)})" for p in paths)
-        n = con.execute(f"SELECT count(*) FROM ({src.sql}) WHERE _err IS NULL AND ({exists})").fetchone()[0]
+        lines = src.lines or src
+        n = con.execute(f"SELECT count(*) FROM ({lines.sql}) WHERE _err IS NULL AND ({exists})").fetchone()[0]
         if not n:
             raise IngestError(f"{path}: mapping {key}: no record of the file has the field {fld!r} (a typo?); "
                               f"nothing of the file was loaded; if the field may be absent, map it with "
@@ -1901,4 +2081,22 @@ def _check_presence(con, src: _Source, path: str) -> None:
 
 
 def _exists(con, name: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchone()[0])
+    return bool(con.execute(f"SELECT count(*) FROM duckdb_tables() WHERE table_name = {_lit(name)}").fetchone()[0])
+
+
+def _sql_values(values: list) -> str | None:
+    """SQL literals of texts, numbers, timestamps and NULLs, comma-separated; None if a text is not UTF-8. (DuckDB's
+    Python client imports numpy and pandas at a process's first query with parameters: 0.4 s of every CLI ingest.)"""
+    out = []
+    for v in values:
+        if isinstance(v, _dt.datetime):
+            out.append(f"TIMESTAMP '{v.isoformat(sep=' ')}'")
+        elif isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return None
+            out.append(_lit(v))
+        else:
+            out.append(_lit(v))
+    return ", ".join(out)

@@ -1,0 +1,187 @@
+"""JSONL is loaded through DuckDB's typed JSON reader when it reads the file whole, and through the line reader
+otherwise. Both must load exactly the same rows, quarantine the same lines with the same reasons and raw text, and
+count the same: every case here is loaded both ways and compared, and the typed reader must have been the one used
+where the file allows it (else the comparison would test nothing).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import workbench as wb
+from workbench.io import ingest as ing
+
+T = 1763632800  # 2025-11-20 10:00 UTC
+
+CALLS_MAP = {"table": "calls", "columns": {
+    "call_id": "id", "ts": {"field": "time", "unit": "s"}, "latency_ms": {"field": "duration", "unit": "s"},
+    "input_tokens": "usage.input", "output_tokens": "usage.output", "model": "model",
+    "feature": {"field": "app", "default": "unknown"}, "status": {"field": "status", "default": "ok"},
+    "attributes": {"field": "meta", "optional": True}}}
+# no natural key: feedback_id is a hash of the mapped fields, numbered by occurrence in the file
+FEEDBACK_MAP = {"table": "feedback", "columns": {"ts": {"field": "ts", "unit": "s"}, "kind": "kind",
+                                                 "value": {"field": "v", "optional": True}}}
+
+
+def call(i: int, **over) -> str:
+    rec = {"id": f"c{i}", "time": T + i, "duration": 1.5, "usage": {"input": 10, "output": 5}, "model": "m",
+           "app": "support", "status": "ok"}
+    rec.update(over)
+    return json.dumps(rec)
+
+
+def load_both(tmp_path: Path, monkeypatch, text: str | bytes, mapping: dict, name: str = "f.jsonl"):
+    """Load the file with the typed reader allowed and with the line reader only; return both results and whether
+    the typed reader read the file."""
+    p = tmp_path / name
+    data = text.encode() if isinstance(text, str) else text
+    p.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    used = []
+    real = ing._typed_jsonl
+
+    def spy(con, plan):
+        got = real(con, plan)
+        used.append(got is not None)
+        return got
+
+    monkeypatch.setattr(ing, "_typed_jsonl", spy)
+    out = []
+    for typed in (True, False):
+        monkeypatch.setattr(ing, "_TYPED_JSON", typed)
+        db = wb.connect(":memory:")
+        try:
+            try:
+                s = ing.ingest(db, p, format="jsonl", mapping=mapping, progress=False).as_dict()
+            except ing.IngestError as exc:
+                s = str(exc)
+            cols = [c for c in db.duckdb.execute(f"describe {mapping['table']}").fetchall()]
+            names = ", ".join(f'"{c[0]}"' for c in cols if c[0] != "ingest_run_id")
+            rows = db.duckdb.execute(f"select {names} from {mapping['table']} order by all").fetchall()
+            q = db.duckdb.execute("select line_no, target_table, field, reason, raw from quarantine order by line_no"
+                                  ).fetchall()
+            out.append((s, rows, q))
+        finally:
+            db.close()
+    return out[0], out[1], used[0]
+
+
+CASES = {
+    # clean files: the typed reader reads them
+    "clean": ("\n".join(call(i) for i in range(50)) + "\n", True),
+    "no final newline": ("\n".join(call(i) for i in range(3)), True),
+    "CRLF": ("\r\n".join(call(i) for i in range(3)) + "\r\n", True),
+    "dotted key as a literal": (call(1) + "\n" + json.dumps({"id": "c2", "time": T, "duration": 1, "usage.input": 7,
+                                                              "model": "m"}) + "\n", True),
+    "numbers written every way": ("\n".join(call(i, duration=d) for i, d in
+                                            enumerate([1, 1.0, 1e0, 1E-1, -0.0, 0.5e1, 12345678901234567890])) + "\n",
+                                  True),
+    "values of other JSON types": ("\n".join(call(i, model=m) for i, m in
+                                             enumerate([1, True, None, [1, "x"], {"a": 1}, "é\n\"", ""])) + "\n", True),
+    "attributes of every kind": ("\n".join(call(i, meta=m) for i, m in
+                                           enumerate([{"k": [1, 2.50]}, "text", None, [1], 3, {}])) + "\n", True),
+    "an unmapped key repeats": (call(1)[:-1] + ', "extra": 1, "extra": 2}\n' + call(2) + "\n", True),
+    "a key in another case": (call(1)[:-1] + ', "Model": "M", "ID": "x"}\n', True),
+    "escaped key names": ('{"\\u0069d": "c1", "time": ' + str(T) + ', "duration": 1, "model": "m"}\n', True),
+    "repeated ids": ("\n".join(call(i % 3, duration=i) for i in range(9)) + "\n", True),
+    # rows a check quarantines: read again by the line reader for their reasons and raw text
+    "checks quarantine": ("\n".join([call(1), call(2, duration=-1), call(3, time=0), call(4, status="weird"),
+                                     call(5, usage={"input": 1.5}), call(6, id=None), call(7)]) + "\n", True),
+    "a JSON null and an empty object": (call(1) + "\nnull\n{}\n" + call(2) + "\n", True),
+    "quarantine and repeats": ("\n".join([call(1), call(1, duration=-1), call(2), call(1, duration=3)]) + "\n",
+                               True),
+    # files the typed reader refuses, or that it would number wrongly: read by the line reader
+    "a mapped key repeats": (call(1)[:-1] + ', "model": "n"}\n' + call(2) + "\n", False),
+    "a nested mapped key repeats": (call(1, usage={"input": 1})[:-2] + ', "input": 2}}\n', False),
+    "invalid JSON": (call(1) + "\n{nope\n" + call(2) + "\n", False),
+    "not an object": (call(1) + '\n[1, 2]\n5\n"s"\n' + call(2) + "\n", False),
+    "a parent is not an object": (call(1) + "\n" + call(2, usage="n/a") + "\n", False),
+    "blank lines": (call(1) + "\n\n   \n" + call(2) + "\n", False),
+    "a byte order mark": ("\ufeff" + call(1) + "\n" + call(2) + "\n", False),
+    "trailing comma": (call(1)[:-1] + ",}\n" + call(2) + "\n", None),
+    "NaN": (call(1, duration=float("nan")) + "\n", None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_typed_and_line_readers_load_the_same(tmp_path, monkeypatch, name):
+    text, typed = CASES[name]
+    a, b, used = load_both(tmp_path, monkeypatch, text, CALLS_MAP)
+    assert a == b
+    if typed is not None:
+        assert used is typed
+
+
+def test_the_same_through_gzip(tmp_path, monkeypatch):
+    text = "\n".join([call(1), call(2, duration=-1), call(3)]) + "\n"
+    a, b, used = load_both(tmp_path, monkeypatch, text, CALLS_MAP, name="f.jsonl.gz")
+    assert used and a == b
+    assert a[0]["inserted"] == 2 and a[2][0][0] == 2  # line 2 quarantined, named by its line
+
+
+def test_hash_keys_are_numbered_in_file_order(tmp_path, monkeypatch):
+    rows = [{"ts": T, "kind": "thumbs", "v": 1}, {"ts": T, "kind": "thumbs", "v": 1}, {"ts": T + 1, "kind": "edit"},
+            {"ts": T, "kind": "thumbs", "v": 1}, {"ts": -5, "kind": "thumbs"}, {"ts": T, "kind": "nope"}]
+    text = "\n".join(json.dumps(r) for r in rows) + "\nnull\n"
+    a, b, used = load_both(tmp_path, monkeypatch, text, FEEDBACK_MAP)
+    assert used and a == b
+    assert a[0]["inserted"] == 4 and a[0]["quarantined"] == 3
+
+
+def test_a_repeated_mapped_key_is_quarantined_an_unmapped_one_is_not(tmp_path, monkeypatch):
+    text = call(1)[:-1] + ', "x": 1, "x": 2}\n' + call(2)[:-1] + ', "duration": 99}\n'
+    for typed in (True, False):
+        monkeypatch.setattr(ing, "_TYPED_JSON", typed)
+        p = tmp_path / f"{typed}.jsonl"
+        p.write_text(text)
+        db = wb.connect(":memory:")
+        s = ing.ingest(db, p, format="jsonl", mapping=CALLS_MAP, progress=False)
+        assert (s.inserted, s.quarantined) == (1, 1)
+        assert db.duckdb.execute("select line_no, reason from quarantine").fetchall() == [
+            (2, 'duplicate key "duration" in the JSON object (readers disagree on which value counts)')]
+        db.close()
+
+
+def test_a_field_no_record_has_is_still_found_to_be_missing(tmp_path, monkeypatch):
+    text = "\n".join(call(i) for i in range(3)) + "\n"
+    m = {**CALLS_MAP, "columns": {**CALLS_MAP["columns"], "model": "modle"}}
+    a, b, used = load_both(tmp_path, monkeypatch, text, m)
+    assert used and a == b
+    assert "no record of the file has the field 'modle'" in a[0]
+
+
+FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                        HealthCheck.too_slow])
+VALUE = st.one_of(st.none(), st.booleans(), st.integers(-5, 2 * T), st.floats(allow_nan=False), st.text(max_size=5),
+                  st.just(T), st.just("ok"), st.just("error"), st.lists(st.integers(), max_size=2))
+
+
+@st.composite
+def record(draw):
+    keys = draw(st.lists(st.sampled_from(["id", "time", "duration", "model", "status", "meta", "other"]),
+                         max_size=8))
+    parts = [f'"id": {json.dumps(draw(st.sampled_from(["a", "b", "c"])))}', f'"time": {T}']
+    parts += [f"{json.dumps(k)}: {json.dumps(draw(VALUE))}" for k in keys]
+    if draw(st.booleans()):
+        parts.append('"usage": {' + ", ".join(f"{json.dumps(k)}: {json.dumps(draw(VALUE))}"
+                                             for k in draw(st.lists(st.sampled_from(["input", "output", "x"]),
+                                                                    max_size=3))) + "}")
+    return "{" + ", ".join(draw(st.permutations(parts))) + "}"
+
+
+@FUZZ
+@given(lines=st.lists(st.one_of(record(), st.sampled_from(["null", "{}", "[1]", "{", ""])), min_size=1,
+                      max_size=10))
+def test_fuzz_typed_and_line_readers_agree(tmp_path_factory, lines):
+    tmp = tmp_path_factory.mktemp("typed")
+    mp = pytest.MonkeyPatch()
+    try:
+        a, b, _used = load_both(tmp, mp, "\n".join(lines) + "\n", CALLS_MAP)
+    finally:
+        mp.undo()
+    assert a == b
