@@ -51,8 +51,13 @@ class Workbench:
     Use :func:`connect` to make one. ``db.calls``, ``db.evals`` ... are Ibis tables; ``db.sql(query)`` returns polars.
     """
 
-    def __init__(self, backend: "ibis.BaseBackend", path: str | None = None, config: Any = None):
-        self.ibis = backend
+    def __init__(self, backend: "ibis.BaseBackend | duckdb.DuckDBPyConnection", path: str | None = None,
+                 config: Any = None):
+        # A DuckDB connection gets its Ibis backend on first use: importing Ibis takes half a second, which a
+        # process that only loads files (``workbench ingest``) or runs SQL never needs to pay.
+        raw = type(backend).__name__ == "DuckDBPyConnection"
+        self._con = backend if raw else None
+        self._ibis = None if raw else backend
         self.path = path
         self._config = config
         self._settings: Settings | None = None
@@ -66,8 +71,19 @@ class Workbench:
         return self._settings
 
     @property
+    def ibis(self) -> "ibis.BaseBackend":
+        """The Ibis backend over this database (made from the DuckDB connection on first use)."""
+        if self._ibis is None:
+            import ibis
+
+            self._ibis = ibis.duckdb.from_connection(self._con)
+        return self._ibis
+
+    @property
     def duckdb(self) -> "duckdb.DuckDBPyConnection":
         """The raw DuckDB connection (DuckDB backend only)."""
+        if self._con is not None:
+            return self._con
         con = getattr(self.ibis, "con", None)
         if con is None or self.ibis.name != "duckdb":
             raise ParameterTypeError(f"Workbench.duckdb: the backend is {self.ibis.name!r}, not duckdb")
@@ -90,17 +106,22 @@ class Workbench:
 
     def sql(self, query: str) -> "pl.DataFrame":
         """Run SQL on the database and return a polars frame (JSON columns come back as text)."""
-        if self.ibis.name == "duckdb":
+        if self._con is not None or self.ibis.name == "duckdb":
             # DuckDB converts its own JSON type to text; Ibis' polars conversion has no JSON type.
             return self.duckdb.sql(query).pl()
         return self.ibis.sql(query).to_polars()
 
     @property
     def schema_version(self) -> int:
+        if self._con is not None:
+            return int(self._con.execute("select max(version) from schema_version").fetchone()[0])
         return int(self.ibis.raw_sql("select max(version) from schema_version").fetchone()[0])
 
     def close(self) -> None:
-        self.ibis.disconnect()
+        if self._ibis is not None:
+            self._ibis.disconnect()
+        else:
+            self._con.close()
 
     def __enter__(self) -> "Workbench":
         return self
@@ -109,7 +130,7 @@ class Workbench:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Workbench({self.path or self.ibis.name!r})"
+        return f"Workbench({self.path or ('duckdb' if self._ibis is None else self._ibis.name)!r})"
 
 
 def migrate(con: "duckdb.DuckDBPyConnection") -> int:
@@ -170,11 +191,11 @@ def _is_lock_error(message: str) -> bool:
     return "Could not set lock" in message or "Conflicting lock" in message
 
 
-def _open_duckdb(path: str, *, read_only: bool, wait_s: float) -> "ibis.BaseBackend":
+def _open_duckdb(path: str, *, read_only: bool, wait_s: float) -> "duckdb.DuckDBPyConnection":
     """Open the DuckDB file, waiting up to ``wait_s`` seconds (backoff 50 ms doubling to 1 s) while another process
-    holds a conflicting lock; every other failure maps to :class:`DatabaseError` at once."""
+    holds a conflicting lock; every other failure maps to :class:`DatabaseError` at once. The connection has the
+    settings Ibis gives its own (UTC session time zone, no Python variables read as tables)."""
     import duckdb
-    import ibis
 
     deadline = time.monotonic() + wait_s
     delay = 0.05
@@ -184,7 +205,11 @@ def _open_duckdb(path: str, *, read_only: bool, wait_s: float) -> "ibis.BaseBack
     shapes = [(read_only, {}), (False, extra), (False, {})] if read_only else [(False, {})]
     while True:
         try:
-            return ibis.duckdb.connect(path, read_only=read_only, **extra)
+            con = duckdb.connect(path if path == ":memory:" else str(Path(path).absolute()), config=dict(extra),
+                                 read_only=read_only)
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute("SET python_enable_replacements = false")
+            return con
         except duckdb.IOException as exc:
             first = str(exc).splitlines()[0]
             if not _is_lock_error(first):
@@ -286,14 +311,14 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = False, c
     con = _open_duckdb(path, read_only=read_only, wait_s=lock_timeout(lock_timeout_s))
     try:
         if read_only:
-            _check_schema(con.con, path)
+            _check_schema(con, path)
         else:
-            migrate(con.con)
+            migrate(con)
     except DatabaseError:
-        con.disconnect()
+        con.close()
         raise
     except (duckdb.SerializationException, duckdb.InvalidInputException, duckdb.CatalogException) as exc:
-        con.disconnect()
+        con.close()
         first = str(exc).splitlines()[0]
         raise DatabaseError(f"{path}: not a workbench database: {first}") from None
     return Workbench(con, path=path, config=config)
