@@ -338,6 +338,9 @@ def _spilling_ingest(tmp_path: Path, dbp: Path, limit: str = "24MB"):
     p = tmp_path / "many.jsonl"
     if not p.exists():
         with open(p, "w") as fh:
+            # one quarantined line sends the file through the staging table, which spills (a clean file goes
+            # straight into the table, streamed, and needs no spill)
+            fh.write(json.dumps({"id": "bad", "t": 0, "pad": "x"}) + "\n")
             for i in range(400_000):
                 fh.write(json.dumps({"id": f"c{i:07d}", "t": NOW_S - i, "pad": f"{i:x}" * 12}) + "\n")
     (tmp_path / "m.toml").write_text('table = "calls"\n[columns]\ncall_id = "id"\nts = { field = "t", unit = "s" }\n'

@@ -43,14 +43,13 @@ def load_both(tmp_path: Path, monkeypatch, text: str | bytes, mapping: dict, nam
     data = text.encode() if isinstance(text, str) else text
     p.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
     used = []
-    real = ing._typed_jsonl
+    real = ing._load
 
-    def spy(con, plan):
-        got = real(con, plan)
-        used.append(got is not None)
-        return got
+    def spy(con, src, *args):
+        used.append(src.lines is not None)  # a typed source carries the line reader for the lines it re-reads
+        return real(con, src, *args)
 
-    monkeypatch.setattr(ing, "_typed_jsonl", spy)
+    monkeypatch.setattr(ing, "_load", spy)
     out = []
     for typed in (True, False):
         monkeypatch.setattr(ing, "_TYPED_JSON", typed)
@@ -185,3 +184,72 @@ def test_fuzz_typed_and_line_readers_agree(tmp_path_factory, lines):
     finally:
         mp.undo()
     assert a == b
+
+
+# ------------------------------------------------- clean files go straight in; the others through the staging table
+
+
+def load_straight_and_staged(tmp_path: Path, monkeypatch, path: Path, mapping: dict, fmt: str):
+    """Load the file as ingest does, and again with the survey failing (so through the staging table); return both
+    results and whether the first went straight in."""
+    straight = []
+    real = ing._load
+
+    def spy(con, src, t, run_id, p, offset, survey=None, ls=None):
+        straight.append(survey is not None and survey.clean)
+        return real(con, src, t, run_id, p, offset, survey, ls)
+
+    monkeypatch.setattr(ing, "_load", spy)
+    out = []
+    for staged in (False, True):
+        if staged:
+            def refuse(*a):
+                raise RuntimeError("no survey")
+            monkeypatch.setattr(ing, "_survey", refuse)
+        db = wb.connect(":memory:")
+        try:
+            try:
+                s = ing.ingest(db, path, format=fmt, mapping=mapping, progress=False).as_dict()
+            except ing.IngestError as exc:
+                s = str(exc)
+            t = mapping["table"]
+            cols = [c[0] for c in db.duckdb.execute(f"describe {t}").fetchall() if c[0] != "ingest_run_id"]
+            rows = db.duckdb.execute(f"select {', '.join(cols)} from {t} order by all").fetchall()
+            q = db.duckdb.execute("select line_no, field, reason, raw from quarantine order by line_no").fetchall()
+            out.append((s, rows, q))
+        finally:
+            db.close()
+    return out[0], out[1], bool(straight) and straight[0]
+
+
+FLAT_MAP = {"table": "calls", "columns": {"call_id": "id", "ts": {"field": "time", "unit": "s"},
+                                          "latency_ms": {"field": "duration", "unit": "s"}, "model": "model",
+                                          "input_tokens": "input", "status": {"value": "ok"}}}
+FLAT = [{"id": f"c{i}", "time": T + i, "duration": 0.5 + i, "model": "m", "input": 10 * i} for i in range(20)]
+FLAT_CASES = {
+    "clean": (FLAT, True),
+    "a check quarantines": (FLAT[:5] + [{**FLAT[5], "duration": -2}] + FLAT[6:], False),
+    "a key repeats": (FLAT + [{**FLAT[3], "duration": 99}], False),
+}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+@pytest.mark.parametrize("name", sorted(FLAT_CASES))
+def test_straight_and_staged_loads_agree(tmp_path, monkeypatch, fmt, name):
+    import polars as pl
+
+    rows, straight = FLAT_CASES[name]
+    p = tmp_path / f"f.{fmt}"
+    frame = pl.DataFrame(rows)
+    {"csv": frame.write_csv, "parquet": frame.write_parquet, "jsonl": frame.write_ndjson}[fmt](p)
+    a, b, went = load_straight_and_staged(tmp_path, monkeypatch, p, FLAT_MAP, fmt)
+    assert a == b
+    assert went is straight
+
+
+def test_a_csv_record_duckdb_rejects_is_still_quarantined(tmp_path, monkeypatch):
+    p = tmp_path / "f.csv"
+    p.write_text(f"id,time,duration,model,input\nc1,{T},1,m,1\nc2,{T},1,m,1,extra\nc3,{T},1,m,1\n")
+    a, b, went = load_straight_and_staged(tmp_path, monkeypatch, p, FLAT_MAP, "csv")
+    assert a == b and not went
+    assert a[0]["quarantined"] == 1 and a[2][0][0] == 3  # the record on line 3

@@ -492,8 +492,9 @@ def _json_paths(fld: str) -> list[str]:
     return paths
 
 
-def _scan(path: Path) -> tuple[str, int]:
-    """sha256 of the file's bytes, and the length in bytes of its longest line (of the decompressed text for .gz)."""
+def _scan(path: Path) -> tuple[str, int, int]:
+    """sha256 of the file's bytes, the length in bytes of its longest line, and its number of lines (split at
+    ``\\n``, as iterating over the file does; of the decompressed text for .gz)."""
     h = hashlib.sha256()
     longest = _LongestLine()
     with open(path, "rb") as fh:
@@ -505,7 +506,7 @@ def _scan(path: Path) -> tuple[str, int]:
         with gzip.open(path, "rb") as fh:
             while chunk := fh.read(_HASH_CHUNK):
                 longest.add(chunk)
-    return h.hexdigest(), longest.bytes
+    return h.hexdigest(), longest.bytes, longest.lines
 
 
 class _LongestLine:
@@ -513,7 +514,7 @@ class _LongestLine:
     crossing chunks are measured; the others are shorter than a chunk)."""
 
     def __init__(self) -> None:
-        self.run = self.top = 0
+        self.run = self.top = self.newlines = 0
 
     def add(self, chunk: bytes) -> None:
         first = chunk.find(b"\n")
@@ -522,10 +523,16 @@ class _LongestLine:
         else:
             self.top = max(self.top, self.run + first, len(chunk))
             self.run = len(chunk) - 1 - chunk.rfind(b"\n")
+            self.newlines += chunk.count(b"\n")
 
     @property
     def bytes(self) -> int:
         return max(self.top, self.run)
+
+    @property
+    def lines(self) -> int:
+        """Lines, the last one counted whether or not a newline ends it."""
+        return self.newlines + (self.run > 0)
 
 
 # ------------------------------------------------------------------------------------------ counting records
@@ -674,7 +681,7 @@ class _Plan:
     line_bytes: int = MAX_LINE_BYTES  # DuckDB's max_line_size and buffer_size: set from the file's longest line
     buffer_bytes: int = 2 * MAX_LINE_BYTES
     records: int | None = None  # records in the file, counted independently of DuckDB (count_records)
-    lines: int | None = None  # JSONL: physical lines (more than records when some are blank)
+    lines: int | None = None  # JSONL lines (records: those not blank; counted while the file is hashed)
 
 
 def _plan(path: Path, fmt: str, mapping: Mapping | None) -> _Plan:
@@ -736,11 +743,8 @@ def _count(plan: _Plan) -> _Plan:
     """Count the plan's records (before anything is loaded: a CSV that cannot be split into records fails here)."""
     # records read by the format modules (workbench.io.sniff) or rewritten from a JSON array are counted by those
     # readers themselves; lines of JSONL, CSV rows and Parquet rows are counted here, independently of DuckDB
-    if plan.fmt == "jsonl" and not (plan.documents or plan.json_records):
-        try:
-            plan.lines, plan.records = _line_counts(plan.path)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            raise IngestError(f"{plan.path}: cannot read the file: {exc}") from None
+    if plan.fmt == "jsonl":
+        pass  # JSONL lines are counted while the file is hashed (_ingest_file)
     elif not (plan.documents or plan.json_records):
         plan.records = count_records(plan.path, plan.fmt, plan.mapping)
     return plan
@@ -1030,7 +1034,7 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
     path = plan.path
     table = "calls" if plan.fmt in ("otel", "otel-proto") or plan.documents else plan.mapping.table
     try:
-        content_hash, longest = _scan(path)
+        content_hash, longest, lines = _scan(path)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise IngestError(f"{path}: cannot read the file: {exc}") from None
     if plan.fmt == "otel-proto":  # decoded to OTLP JSON lines, then read as OTLP JSON (one piece for both)
@@ -1046,6 +1050,8 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
     if plan.json_records:  # the line reader reads a one-record-a-line copy; its lines size the buffers
         plan.lines_path = _records_as_lines(path)
         longest = _scan(plan.lines_path)[1]
+    elif plan.fmt == "jsonl" and not plan.documents:
+        plan.lines = lines
     plan.line_bytes = next((b for b in LINE_BYTES_STEPS if b > longest), LINE_BYTES_STEPS[-1])
     plan.buffer_bytes = max(2 * plan.line_bytes, longest + _HASH_CHUNK)
     if memory is not None:
@@ -1054,22 +1060,47 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
         memory.apply(float("inf") if longest > LINE_BYTES_STEPS[0] else 2 * plan.buffer_bytes)
     run_id = str(uuid.uuid4())
     started = _now()
-    typed = _typed_jsonl(con, plan) if not plan.documents and plan.fmt == "jsonl" else None
-    con.execute("BEGIN TRANSACTION")
-    try:
+    src = survey = ls = None
+    rejects_offset: int | None = None
+    if not plan.documents and plan.fmt in ("jsonl", "csv", "parquet"):
+        # Built and surveyed before the transaction: they write nothing, and a typed JSON read that fails (the file
+        # then goes through the line reader) must not abort it.
         _drop_temps(con)
-        if plan.documents:
-            src, rejects_offset = _records_source(con, plan)
-        elif plan.fmt == "otel":
-            src, rejects_offset = _otel_source(con, plan)
-        elif plan.fmt == "jsonl":
+        typed = _typed_jsonl(plan) if plan.fmt == "jsonl" else None
+        if plan.fmt == "jsonl":
             src, rejects_offset = _jsonl_source(con, plan, typed=typed)
         elif plan.fmt == "csv":
             src, rejects_offset = _csv_source(con, plan)
         else:
             src, rejects_offset = _parquet_source(con, plan), None
         src.file = plan.path
-        counts = _load(con, src, TABLES[table], run_id, str(path), rejects_offset)
+        ls = _load_sql(src, TABLES[table], run_id)
+        try:
+            survey = _survey(con, src, ls)
+        except Exception:  # a read that fails: the load below says why (inside the transaction, as any failure)
+            survey = None
+        if survey is not None and typed is None and survey.n != plan.records:
+            survey = None  # DuckDB rejected records while reading (CSV): the load below quarantines them
+        if typed is not None and survey is not None and survey.n == plan.lines:
+            plan.records = plan.lines  # the typed reader read a record from every line: none is blank
+        elif plan.fmt == "jsonl" and plan.lines is not None:  # the line reader reads it, its blank lines not counted
+            src, rejects_offset = _jsonl_source(con, plan)
+            src.file, ls, survey = plan.path, None, None
+            try:
+                plan.records = _line_counts(plan.path)[1]
+            except (OSError, EOFError, gzip.BadGzipFile) as exc:
+                raise IngestError(f"{path}: cannot read the file: {exc}") from None
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _drop_temps(con)
+        if src is not None:
+            pass
+        elif plan.documents:
+            src, rejects_offset = _records_source(con, plan)
+        else:
+            src, rejects_offset = _otel_source(con, plan)
+        src.file = plan.path
+        counts = _load(con, src, TABLES[table], run_id, str(path), rejects_offset, survey, ls)
         if plan.records is not None and counts["read"] != plan.records:
             # never silently lose records: the reader must account for every record the file holds
             raise IngestError(
@@ -1150,11 +1181,13 @@ class _Source:
     presence: tuple[tuple[str, str, tuple[str, ...], str], ...] = ()
     # JSONL read by the typed reader: the line reader of the same file (the presence check reads it), its SELECT of
     # the lines in temp._wb_redo (read again: exact reasons and raw text), and the condition of a row with no value
+    # a clean file (nothing quarantined or rejected, no key repeated, every mapped field found) is inserted straight
+    # from this source, without staging it: cheap to read twice (typed JSONL, CSV, Parquet)
+    direct: bool = False
     lines: "_Source | None" = None
     redo: str | None = None
     ordered: str | None = None  # when ``sql`` leaves k NULL: the same in line order (k the line number)
     empty: str | None = None  # SELECT k of the lines with no value for any field
-    empties: int = 0
 
 
 def _raw_lines(path: Path, lenient: bool = False, line_bytes: int = MAX_LINE_BYTES, buffer_bytes: int = 0) -> str:
@@ -1276,8 +1309,8 @@ def _jsonl_source(con, plan: _Plan, only: str | None = None, typed: "_Typed | No
     if typed is not None:
         def over(read: str) -> str:
             return (f"SELECT k, CAST(NULL AS VARCHAR) AS raw, CAST(NULL AS VARCHAR) AS _err"
-                    f"{''.join(', ' + x for x in sel)} FROM ({read})")
-        sql = over(typed.unordered if not hcol and not typed.empties else typed.ordered)
+                    f"{''.join(', ' + x for x in sel)}, _empty FROM ({read})")
+        sql = over(typed.unordered if not hcol else typed.ordered)
     else:
         plist = "[" + ", ".join(_lit(p) for p in str_paths) + "]" if str_paths else "['$.__wb_none__']"
         jlist = "[" + ", ".join(_lit(p) for p in json_paths) + "]" if json_paths else None
@@ -1326,8 +1359,9 @@ def _jsonl_source(con, plan: _Plan, only: str | None = None, typed: "_Typed | No
         src.lines = _jsonl_source(con, plan)[0]
         src.redo = _jsonl_source(con, plan, only="SELECT k FROM temp._wb_redo")[0].sql
         src.ordered = over(typed.ordered) if sql != over(typed.ordered) else None
-        src.empty, src.empties = typed.empty, typed.empties
-        return src, None  # the typed reader read every line: none was rejected
+        src.empty = f"SELECT k FROM ({typed.ordered}) WHERE _empty"
+        src.direct = True
+        return src, None  # the typed reader reads every line or fails: none is rejected
     return src, 0
 
 
@@ -1343,18 +1377,18 @@ _SAFE_KEY = re.compile(r'[^"\\\x00-\x1f\x7f]+')
 
 @dataclass
 class _Typed:
-    ordered: str  # SELECT k (the line number), then the text of each read of _jsonl_reads as _t0, _t1, ...
-    unordered: str  # the same with k NULL: DuckDB reads it on all cores (numbering the lines takes one)
-    empty: str  # SELECT k of the lines with no value for any read (a JSON null, {}), over ``ordered``
-    empties: int  # how many such lines the file has
+    """DuckDB's typed JSON reader over a JSONL file: k, the text of each read of :func:`_jsonl_reads` as _t0, _t1 ...,
+    and _empty (no value for any read: a JSON null, {})."""
+    ordered: str  # k the line number
+    unordered: str  # k NULL: DuckDB reads it on all cores (numbering the lines takes one)
 
 
-def _typed_jsonl(con, plan: _Plan) -> _Typed | None:
-    """Check that DuckDB's typed reader reads this JSONL file whole (outside any transaction: a refused line would
-    abort it), and return its SELECT; None when the file or the mapping is not one it reads exactly: blank lines, a
-    line it refuses, keys it cannot name."""
+def _typed_jsonl(plan: _Plan) -> _Typed | None:
+    """DuckDB's typed reader for this JSONL file, or None when the file or the mapping is not one it reads exactly
+    (blank lines, keys it cannot name, a line too long). Whether it reads the file whole is found by reading it
+    (:func:`_survey`, outside any transaction: a refused line would abort it)."""
     if not (_TYPED_JSON and plan.fmt == "jsonl" and not plan.documents and not plan.lenient
-            and plan.records is not None and plan.lines == plan.records and plan.line_bytes <= LINE_BYTES_STEPS[0]):
+            and plan.lines is not None and plan.line_bytes <= LINE_BYTES_STEPS[0]):
         return None
     reads = _jsonl_reads(plan.mapping)[2]
     if not reads:
@@ -1400,19 +1434,14 @@ def _typed_jsonl(con, plan: _Plan) -> _Typed | None:
     for i, (fld, as_json) in enumerate(reads):
         alts = [access([fld])] + ([access(fld.split("."))] if "." in fld else [])
         exprs.append(f"CAST(coalesce({', '.join(alts)}) AS VARCHAR) AS _t{i}")
+    empty = "(" + " AND ".join(f"_t{i} IS NULL" for i in range(len(exprs))) + ") AS _empty"
     path = plan.lines_path or plan.path
     read = (f"read_json({_lit(str(path))}, format='newline_delimited', records=true, columns={columns}, "
             f"maximum_object_size={plan.line_bytes})")
-    ordered = f"SELECT k, {', '.join(exprs)} FROM {read} WITH ORDINALITY AS r({alias}, k)"
-    unordered = f"SELECT CAST(NULL AS BIGINT) AS k, {', '.join(exprs)} FROM {read} AS r({alias})"
-    empty = " AND ".join(f"_t{i} IS NULL" for i in range(len(exprs)))
-    try:  # one parse of the whole file; the lines with no value at all (a JSON null, {}) are read again later
-        n, empties = con.execute(f"SELECT count(*), count(*) FILTER (WHERE {empty}) FROM ({unordered})").fetchone()
-    except Exception:  # the file has a line the typed reader refuses: the line reader reads it (and says why)
-        return None
-    if n != plan.records:
-        return None
-    return _Typed(ordered, unordered, f"SELECT k FROM ({ordered}) WHERE {empty}", empties)
+    return _Typed(ordered=f"SELECT *, {empty} FROM (SELECT k, {', '.join(exprs)} FROM {read} "
+                          f"WITH ORDINALITY AS r({alias}, k))",
+                  unordered=f"SELECT *, {empty} FROM (SELECT CAST(NULL AS BIGINT) AS k, {', '.join(exprs)} "
+                            f"FROM {read} AS r({alias}))")
 
 
 def _describe(con, relation: str, path: Path) -> list[tuple[str, str]]:
@@ -1462,10 +1491,12 @@ def _csv_source(con, plan: _Plan) -> tuple[_Source, int]:
     sel = [f"{_ident(s.field)} AS {_ident('s:' + c)}" for c, s in m.columns.items() if s.field is not None and not s.hash]
     sel += [f"{_ident(f)} AS {_ident(f'h:{i}')}" for i, f in enumerate(hfields)]
     raw = "json_object(" + ", ".join(f"{_lit(n)}, {_ident(n)}" for n in names) + ")::VARCHAR"
-    sql = f"SELECT k, {raw} AS raw, NULL::VARCHAR AS _err {''.join(', ' + s for s in sel)} " \
-          f"FROM {rel} WITH ORDINALITY AS r({', '.join(_ident(n) for n in names)}, k)"
-    src = _Source(sql=sql, cols={c: s for c, s in m.columns.items() if not s.hash}, hash_fields=hfields,
-                  hash_column=hcol)
+    cols = f"{raw} AS raw, NULL::VARCHAR AS _err {''.join(', ' + s for s in sel)}"
+    ordered = f"SELECT k, {cols} FROM {rel} WITH ORDINALITY AS r({', '.join(_ident(n) for n in names)}, k)"
+    # without line numbers DuckDB reads the file on all cores: enough to survey it and insert it when it is clean
+    unordered = f"SELECT NULL::BIGINT AS k, {cols} FROM {rel}"
+    src = _Source(sql=ordered if hcol else unordered, cols={c: s for c, s in m.columns.items() if not s.hash},
+                  hash_fields=hfields, hash_column=hcol, direct=True, ordered=None if hcol else ordered)
     src.csv_opts = dict(o)
     offset = (1 if header else 0) + int(o.get("skip", 0))
     return src, offset
@@ -1532,7 +1563,7 @@ def _parquet_source(con, plan: _Plan) -> _Source:
     sql = f"SELECT file_row_number + 1 AS k, {raw} AS raw, NULL::VARCHAR AS _err {''.join(', ' + s for s in sel)} " \
           f"FROM {rel}"
     return _Source(sql=sql, cols={c: s for c, s in m.columns.items() if not s.hash}, hash_fields=hfields,
-                   hash_column=hcol)
+                   hash_column=hcol, direct=True)
 
 
 # ------------------------------------------------------------------------------------------------------ OTLP spans
@@ -1744,7 +1775,7 @@ def _convert(t: Table, c: str, spec: ColumnSpec, s: str, json_src: bool,
                  f"THEN timezone('UTC', TRY_CAST({s} AS TIMESTAMPTZ)) ELSE TRY_CAST({s} AS TIMESTAMP) END")
             v = f"CASE WHEN isfinite({v}) THEN {v} END"
             expected = "ISO 8601"
-        checks.append((f"{s} IS NOT NULL AND {{v}} IS NULL", f"unparseable timestamp: {c}",
+        checks.append((f"{{v}} IS NULL AND {s} IS NOT NULL", f"unparseable timestamp: {c}",
                        f"'unparseable timestamp in {c}: ' || {_show(s)} || {_lit(f' (expected {expected})')}"))
         if (t.name, c) not in _TS_EXEMPT:
             early = EARLIEST_TS.strftime("%Y-%m-%d")
@@ -1759,7 +1790,7 @@ def _convert(t: Table, c: str, spec: ColumnSpec, s: str, json_src: bool,
         d = f"TRY_CAST({s} AS DOUBLE)"
         factor = _UNITS_TO_MS[spec.unit] if spec.unit else 1.0
         v = f"CASE WHEN isfinite({d}) THEN {d} * {factor!r} END" if factor != 1.0 else f"CASE WHEN isfinite({d}) THEN {d} END"
-        checks.append((f"{s} IS NOT NULL AND {{v}} IS NULL", f"non-numeric value: {c}",
+        checks.append((f"{{v}} IS NULL AND {s} IS NOT NULL", f"non-numeric value: {c}",
                        f"'non-numeric value in {c}: ' || {_show(s)}"))
         if c.endswith("_ms"):
             checks.append(("{v} < 0", f"negative latency: {c}",
@@ -1774,11 +1805,12 @@ def _convert(t: Table, c: str, spec: ColumnSpec, s: str, json_src: bool,
         lim = "9.2e18" if typ == "BIGINT" else "2147483647"
         v = (f"CASE WHEN {d} = floor({d}) AND abs({d}) <= {lim} "
              f"THEN coalesce(TRY_CAST({s} AS {typ}), TRY_CAST({d} AS {typ})) END")
-        checks.append((f"{s} IS NOT NULL AND {d} IS NULL", f"non-numeric value: {c}",
+        # each of the three holds only where the value is NULL: that cheap test goes first
+        checks.append((f"{{v}} IS NULL AND {s} IS NOT NULL AND {d} IS NULL", f"non-numeric value: {c}",
                        f"'non-numeric value in {c}: ' || {_show(s)}"))
-        checks.append((f"{s} IS NOT NULL AND ({d} <> floor({d}) OR isnan({d}))", f"not an integer: {c}",
-                       f"'not an integer in {c}: ' || {_show(s)}"))
-        checks.append((f"{s} IS NOT NULL AND {{v}} IS NULL", f"out of range: {c}",
+        checks.append((f"{{v}} IS NULL AND {s} IS NOT NULL AND ({d} <> floor({d}) OR isnan({d}))",
+                       f"not an integer: {c}", f"'not an integer in {c}: ' || {_show(s)}"))
+        checks.append((f"{{v}} IS NULL AND {s} IS NOT NULL", f"out of range: {c}",
                        f"'out of range for {c} ({typ}): ' || {_show(s)}"))
         if c.endswith("_tokens"):
             checks.append(("{v} < 0", f"negative token count: {c}",
@@ -1788,7 +1820,7 @@ def _convert(t: Table, c: str, spec: ColumnSpec, s: str, json_src: bool,
             checks.append(("{v} < 0", f"negative count: {c}", f"'negative value in {c}: ' || CAST({{v}} AS VARCHAR)"))
     elif typ == "BOOLEAN":
         v = f"TRY_CAST(lower(trim({s})) AS BOOLEAN)"
-        checks.append((f"{s} IS NOT NULL AND {{v}} IS NULL", f"not a boolean: {c}",
+        checks.append((f"{{v}} IS NULL AND {s} IS NOT NULL", f"not a boolean: {c}",
                        f"'not a boolean in {c}: ' || {_show(s)} || ' (expected true or false)'"))
     elif typ == "JSON":
         v = f"CAST({s} AS JSON)" if json_src else \
@@ -1803,7 +1835,7 @@ def _convert(t: Table, c: str, spec: ColumnSpec, s: str, json_src: bool,
              + (f"WHEN try(json({s})) IS NOT NULL AND json_type({s}) = 'VARCHAR' THEN [json_extract_string({s}, '$')] "
                 if json_src else f"WHEN {s} IS NOT NULL THEN [{s}] ")
              + "END")
-        checks.append((f"{s} IS NOT NULL AND {{v}} IS NULL", f"not a list: {c}",
+        checks.append((f"{{v}} IS NULL AND {s} IS NOT NULL", f"not a list: {c}",
                        f"'not a list of texts in {c}: ' || {_show(s)}"))
     else:  # VARCHAR
         enum = _ENUMS.get((t.name, c))
@@ -1826,7 +1858,17 @@ def _too_large(c: str, bound: float, unit: str) -> tuple[str, str, str]:
             f"'implausible value in {c}: ' || CAST({{v}} AS VARCHAR) || ' (more than {shown} {unit})'")
 
 
-def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: int | None) -> dict:
+@dataclass
+class _LoadSQL:
+    """The SQL of loading one source into its table (:func:`_load_sql`)."""
+    stage: Any  # (source SQL, extra columns) -> SELECT of staged rows: k, _q_kind/_q_field/_q_reason, raw, columns
+    insert: str  # INSERT of {rows} (a FROM clause ending in WHERE or AND) not already in the table
+    part: str  # the key columns, comma-separated
+    key: str  # one value per key (a struct for a key of several columns)
+    out_cols: list[str]
+
+
+def _load_sql(src: _Source, t: Table, run_id: str) -> _LoadSQL:
     # 1. source text per column, with defaults and constants
     texts: dict[str, str] = {}
     for c, spec in src.cols.items():
@@ -1895,10 +1937,12 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
     q_idx = "CASE " + " ".join(f"WHEN {cond} THEN {i + 1}" for i, (cond, _f, _k, _r) in enumerate(all_checks)) + " END"
     kinds = "[" + ", ".join("NULL" if k is None else _lit(k) for _c, _f, k, _r in all_checks) + "]::VARCHAR[]"
     fields = "[" + ", ".join(_lit(f) for _c, f, _k, _r in all_checks) + "]::VARCHAR[]"
-    q_kind = f"CASE WHEN _q = 1 THEN {err_kind} WHEN _q IS NOT NULL THEN list_extract({kinds}, _q) END"
-    q_field = (f"CASE WHEN _q = 1 THEN _err_field ELSE list_extract({fields}, _q) END" if src.err_columns
-               else f"list_extract({fields}, _q)")
-    q_reason = "CASE _q " + " ".join(f"WHEN {i + 1} THEN {r}" for i, (_c, _f, _k, r) in enumerate(all_checks)) + " END"
+    # (each behind "_q IS NULL": DuckDB then evaluates the rest only for the rows a check failed)
+    q_kind = f"CASE WHEN _q IS NULL THEN NULL WHEN _q = 1 THEN {err_kind} ELSE list_extract({kinds}, _q) END"
+    q_field = (f"CASE WHEN _q IS NULL THEN NULL WHEN _q = 1 THEN _err_field ELSE list_extract({fields}, _q) END"
+               if src.err_columns else f"CASE WHEN _q IS NULL THEN NULL ELSE list_extract({fields}, _q) END")
+    q_reason = ("CASE WHEN _q IS NULL THEN NULL ELSE CASE _q "
+                + " ".join(f"WHEN {i + 1} THEN {r}" for i, (_c, _f, _k, r) in enumerate(all_checks)) + " END END")
     out_cols = [c for c in t.names if c in out or c == src.hash_column]
     final = []
     for c in out_cols:
@@ -1909,10 +1953,10 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
             final.append(f"{out[c]} AS {_ident(c)}")
     seen = "".join(f", {_ident(col)} IS NOT NULL AS {_ident(f'p:{i}')}" for i, (*_x, col) in enumerate(src.presence))
 
-    def stage(source_sql: str) -> str:
+    def stage(source_sql: str, extra: str = "") -> str:
         return f"""
             SELECT k, _q_kind, _q_field, _q_reason, CASE WHEN _q_kind IS NOT NULL THEN raw END AS raw,
-                   {', '.join(_ident(c) for c in out_cols)}{seen}
+                   {', '.join(_ident(c) for c in out_cols)}{seen}{extra}
             FROM (
                 SELECT *, {q_kind} AS _q_kind, {q_field} AS _q_field, {q_reason} AS _q_reason, {', '.join(final)}
                 FROM (SELECT *, {q_idx} AS _q
@@ -1922,20 +1966,75 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
     keys = t.key
     part = ", ".join(_ident(c) for c in keys)
 
+    # the insert: the first occurrence per key in the file, anti-joined against the table
+    nullable = {c for c in keys if c not in t.required}
+    on = " AND ".join(
+        f"d.{_ident(c)} IS NOT DISTINCT FROM s.{_ident(c)}" if c in nullable else f"d.{_ident(c)} = s.{_ident(c)}"
+        for c in keys)
+    cols = [c for c in t.names if c in out_cols]
+    ins_cols = ", ".join(_ident(c) for c in cols) + (", ingest_run_id" if t.lineage else "")
+    ins_vals = ", ".join(f"s.{_ident(c)}" for c in cols) + (f", {_lit(run_id)}" if t.lineage else "")
+    insert = (f"INSERT INTO {_ident(t.name)} ({ins_cols}) SELECT {ins_vals} FROM {{rows}} "
+              f"NOT EXISTS (SELECT 1 FROM {_ident(t.name)} d WHERE {on})")
+    key = (_ident(keys[0]) if len(keys) == 1 and not nullable else
+           "struct_pack(" + ", ".join(f"{_ident('k' + str(i))} := {_ident(c)}" for i, c in enumerate(keys)) + ")")
+    return _LoadSQL(stage=stage, insert=insert, part=part, key=key, out_cols=out_cols)
+
+
+@dataclass
+class _Survey:
+    """One pass over a source that can go straight in (``_Source.direct``): what would keep it from doing so."""
+    n: int  # rows read
+    bad: int  # rows a check quarantines
+    distinct: int  # distinct keys
+    found: list  # per presence column: whether any row has it
+    empties: int  # typed JSONL: rows with no value for any field
+
+    @property
+    def clean(self) -> bool:
+        return not (self.bad or self.empties) and self.distinct == self.n and all(self.found)
+
+
+def _survey(con, src: _Source, ls: _LoadSQL) -> _Survey:
+    """Count, in one pass over the source, what would keep it from being inserted straight (no writes: safe outside
+    a transaction, where a typed JSON read that fails aborts nothing). Records DuckDB rejects while reading are not
+    seen here: the caller compares ``n`` with the file's records counted independently."""
+    aggs = "".join(f", bool_or({_ident(f'p:{i}')})" for i in range(len(src.presence)))
+    empty = ", count(*) FILTER (WHERE _empty)" if src.lines is not None else ", 0"
+    n, bad, distinct, empties, *found = con.execute(
+        f"SELECT count(*), count(_q_kind), count(DISTINCT {ls.key}){empty}{aggs} "
+        f"FROM ({ls.stage(src.sql, ', _empty' if src.lines is not None else '')})").fetchone()
+    return _Survey(n, bad, distinct, found, empties)
+
+
+def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: int | None,
+          survey: _Survey | None = None, ls: _LoadSQL | None = None) -> dict:
+    ls = ls or _load_sql(src, t, run_id)
+    stage, insert, part = ls.stage, ls.insert, ls.part
+
     def repeats() -> int:
         """Keys repeated inside the file (rare): a hash aggregate finds whether there are any."""
         return con.execute(f"SELECT count(*) FROM (SELECT 1 FROM _wb_stage WHERE _q_kind IS NULL GROUP BY {part} "
                            f"HAVING count(*) > 1)").fetchone()[0]
 
-    con.execute(f"CREATE TEMP TABLE _wb_stage AS {stage(src.sql)}")
+    source_sql = src.sql
+    if survey is not None:
+        if survey.clean:
+            # Nothing keeps the file from going straight in: a second pass inserts it (two reads of the file cost
+            # less than writing it to a staging table and reading that back).
+            inserted = con.execute(insert.format(rows=f"({stage(src.sql)}) s WHERE")).fetchone()[0]
+            return {"read": survey.n, "inserted": inserted, "duplicates": survey.n - inserted, "quarantined": 0,
+                    "reasons": {}}
+        con.execute("DROP TABLE IF EXISTS temp._wb_rej")
+        con.execute("DROP TABLE IF EXISTS temp._wb_rejscan")
+    if src.ordered is not None:  # line numbers are needed (a reason names its line; the first of a key counts)
+        source_sql = src.ordered
+    con.execute(f"CREATE TEMP TABLE _wb_stage AS {stage(source_sql)}")
     repeated = None
     if src.lines is not None:  # read by the typed reader
         bad = con.execute("SELECT count(_q_kind) FROM _wb_stage").fetchone()[0]
-        if src.ordered is not None and (bad or src.empties or (repeated := repeats())):
-            # line numbers are needed (a reason names its line, the first of a repeated key counts): read in order
-            con.execute("DROP TABLE _wb_stage")
-            con.execute(f"CREATE TEMP TABLE _wb_stage AS {stage(src.ordered)}")
-        if bad or src.empties:  # the lines it cannot vouch for are read again by the line reader
+        empties = survey.empties if survey is not None else 1
+        if bad or empties:  # the lines it cannot vouch for are read again by the line reader
             con.execute(f"CREATE TEMP TABLE _wb_redo AS SELECT k FROM _wb_stage WHERE _q_kind IS NOT NULL "
                         f"UNION {src.empty}")
             if src.hash_column:  # a hash key numbers repeats within the whole file: read it all again
@@ -1993,24 +2092,14 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
         for kind, n in con.execute(f"SELECT {kinds}, count(*) FROM _wb_rejects GROUP BY 1").fetchall():
             reasons[kind] = reasons.get(kind, 0) + n
     staged, bad = con.execute("SELECT count(*), count(_q_kind) FROM _wb_stage").fetchone()
-    # 5. insert: first occurrence per key in the file, anti-joined against the table
-    nullable = {c for c in keys if c not in t.required}
-    on = " AND ".join(
-        f"d.{_ident(c)} IS NOT DISTINCT FROM s.{_ident(c)}" if c in nullable else f"d.{_ident(c)} = s.{_ident(c)}"
-        for c in keys)
-    cols = [c for c in t.names if c in out_cols]
-    ins_cols = ", ".join(_ident(c) for c in cols) + (", ingest_run_id" if t.lineage else "")
-    ins_vals = ", ".join(f"s.{_ident(c)}" for c in cols) + (f", {_lit(run_id)}" if t.lineage else "")
+    # 5. insert
     # Only when a key repeats inside the file does the first-per-key window (a sort of the whole file by key) run.
     if repeated is None:
         repeated = repeats()
     first = (f"(SELECT *, row_number() OVER (PARTITION BY {part} ORDER BY k) AS _rn FROM _wb_stage "
              f"WHERE _q_kind IS NULL) s WHERE s._rn = 1 AND" if repeated else
              "(SELECT * FROM _wb_stage WHERE _q_kind IS NULL) s WHERE")
-    inserted = con.execute(f"""
-        INSERT INTO {_ident(t.name)} ({ins_cols})
-        SELECT {ins_vals}
-        FROM {first} NOT EXISTS (SELECT 1 FROM {_ident(t.name)} d WHERE {on})""").fetchone()[0]
+    inserted = con.execute(insert.format(rows=first)).fetchone()[0]
     valid = staged - bad
     con.execute("DROP TABLE IF EXISTS temp._wb_rejects")
     return {"read": staged + n_rej, "inserted": inserted, "duplicates": valid - inserted,
