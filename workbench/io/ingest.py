@@ -150,8 +150,9 @@ A JSONL mapping field (or hash field) that no record of the file has is an Inges
 typo would silently null the column; CSV and Parquet check their header), unless it is marked ``optional = true``.
 A field present as JSON null is present.
 
-Values are checked in SQL; the first problem of a row is its quarantine reason: invalid JSON, duplicate JSON key (in
-the object or in the parent of a mapped dotted field: readers disagree on which value counts), missing required field,
+Values are checked in SQL; the first problem of a row is its quarantine reason: invalid JSON, duplicate JSON key (a
+key the mapping reads, repeated in the record or in an object on the path of a dotted field: readers disagree on which
+value counts; a key nothing reads may repeat), missing required field,
 unparseable timestamp (an ISO text must start with a 4-digit year: ``epoch``, ``infinity``, ``now``, BC dates are
 refused), implausible timestamp (before :data:`EARLIEST_TS`, 2000-01-01), in the future (after the clock at ingest plus
 :data:`ALLOWED_CLOCK_SKEW`, 5 minutes; ``prices.effective_from`` is exempt from both bounds), non-numeric number, not an
