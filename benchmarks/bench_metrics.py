@@ -340,7 +340,8 @@ SQL = {
         from (select feature, model, date_trunc('day', ts) as period_start, avg(v) as value, count(*) as n,
                      stddev_samp(v) as sd, quantile_cont(v, 0.5) as p50  -- tpot_ms returns the median too
               from (select *, (latency_ms - ttft_ms) / (output_tokens - 1)::double as v from calls
-                    where output_tokens > 1 and ttft_ms is not null and latency_ms is not null)
+                    where output_tokens > 1 and ttft_ms is not null and latency_ms is not null
+                      and (operation is null or operation in ('chat', 'text_completion', 'generate_content')))
               group by all)""",
     "hallucination_rate": f"""
         with j as (

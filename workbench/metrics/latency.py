@@ -282,18 +282,25 @@ def tpot_ms(db, *, by=("feature",), period="day", start=None, end=None, where=No
     >>> tpot_ms(db)[["value", "n", "p50"]].rows()  # (230/4 + 300/6) / 2; c has one token: no TPOT
     [(53.75, 2, 53.75)]
     """
+    import ibis
+    import polars as pl
+
     fn = "tpot_ms"
     _check_unit(fn, "confidence", confidence)
     t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "tpot_ms")
     keys = check_by(t, by, fn=fn)
     scoped = t
-    t = t.filter(t.output_tokens > 1, t.ttft_ms.notnull(), t.latency_ms.notnull())
-    t = with_period(t.mutate(_v=(t.latency_ms - t.ttft_ms) / (t.output_tokens - 1).cast("float64")), period,
-                    start=start)
-    df = to_polars(t.group_by([*keys, "period_start"]).aggregate(
-        value=t._v.mean(), n=t.count(), _sd=t._v.std(how="sample"), p50=t._v.quantile(0.5)))
+    # One pass over every row of the selection: _v is NULL where a call has no TPOT (the aggregates skip it), so the
+    # groups come out of the same query and the selection is not read a second time for them.
+    measurable = (t.output_tokens > 1) & t.ttft_ms.notnull() & t.latency_ms.notnull()
+    v = (t.latency_ms - t.ttft_ms) / (t.output_tokens - 1).cast("float64")
+    t = with_period(t.mutate(_v=measurable.ifelse(v, ibis.null("float64"))), period, start=start)
+    agg = to_polars(t.group_by([*keys, "period_start"]).aggregate(
+        value=t._v.mean(), n=t._v.count(), _sd=t._v.std(how="sample"), p50=t._v.quantile(0.5)))
+    df = agg.filter(pl.col("n") > 0)  # groups and periods with no TPOT are added back by complete_grid, with a warning
     out = tidy(mean_interval(df, confidence), keys=keys, metric=fn)
-    return _label(complete_grid(out, scoped, keys=keys, period=period, start=start, end=end, metric=fn), operation)
+    return _label(complete_grid(out, scoped, keys=keys, period=period, start=start, end=end, metric=fn,
+                                groups=agg.select(keys)), operation)
 
 
 def output_tokens_per_s(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95,
