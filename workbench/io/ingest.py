@@ -46,6 +46,16 @@ bad mapping raises :class:`IngestError` (the CLI exits 2) before anything of tha
 checked before the first one is loaded. An unexpected failure while loading a file rolls that file back and raises
 :class:`IngestError`; files loaded before it stay loaded.
 
+How a mapped file (JSONL, CSV, Parquet) is read: one pass over the file counts what would keep it from going
+straight into its table (rows a check quarantines, keys repeated in the file, mapped fields no record has, records
+DuckDB rejects); a clean file is then inserted by a second pass, streamed, with the anti-join against the table. A
+file with something to quarantine is read into a staging table first, which keeps every row's line number and raw
+text for the quarantine. JSONL is parsed by DuckDB's typed JSON reader (``read_json`` with the columns the mapping
+reads) when it reads the file whole: a file with a line that is not a JSON object, that repeats a key the mapping
+reads, or with blank lines goes through the line reader (one JSON function call per line, every failure a reason);
+the lines the typed reader cannot vouch for are read again by the line reader. Both readers give the same rows,
+reasons and counts (``tests/test_ingest_typed_json.py``).
+
 Memory: while loading, DuckDB's ``memory_limit`` is lowered to :data:`INGEST_MEMORY_LIMIT` (512 MB; environment
 variable ``WORKBENCH_INGEST_MEMORY_LIMIT``; a lower limit of the connection is kept, and the setting is put back
 after), so a file larger than memory streams through and DuckDB spills to its ``temp_directory`` instead of growing.
