@@ -553,3 +553,21 @@ def test_db_given_as_a_path_is_closed_and_empty_files_load_nothing(tmp_path):
                    format="auto", progress=False)
         assert s.as_dict() == {"read": 0, "inserted": 0, "duplicates": 0, "quarantined": 0, "reasons": {}}
         assert db.duckdb.execute("select count(*) from ingest_runs").fetchone()[0] == 3
+
+
+def test_duckdb_progress_bar_stays_out_of_logs(tmp_path, capfd):
+    """ingest has its own progress bar (on a terminal): DuckDB's, printed to the process's stderr whatever it is, would
+    fill logs and cron mail during long loads. Here DuckDB is told to show it at once; nothing may be printed, and the
+    connection's setting is back afterwards."""
+    p = tmp_path / "c.jsonl"
+    p.write_text("".join(json.dumps({"id": f"c{i}", "t": 1763632800 + i}) + "\n" for i in range(2000)))
+    db = wb.connect(":memory:")
+    db.duckdb.execute("SET progress_bar_time = 0")
+    capfd.readouterr()
+    s = ingest(db, p, mapping={"table": "calls", "columns": {"call_id": "id", "ts": {"field": "t", "unit": "s"},
+                                                             "status": {"value": "ok"}}}, progress=False)
+    out, err = capfd.readouterr()
+    assert s.inserted == 2000
+    # at 0 ms every statement shows a bar: only the two that read the setting and switch it off may
+    assert (out + err).count("100%") <= 2
+    assert db.duckdb.execute("select current_setting('enable_progress_bar_print')").fetchone()[0] is True
