@@ -183,3 +183,41 @@ def test_csv_output_defuses_formula_cells(cfg, capsys, tmp_path):
         features = {r["feature"] for r in rows}
         assert features == {"'" + f if f not in ("plain", "a=b") else f for f in HOSTILE}, features
         assert {r["value"] for r in rows} == {"0.0"}  # numbers are not touched
+
+
+# --------------------------------------------------------------------------------------------- memory limit
+
+
+def _limit_mib(db) -> float:
+    text = db.duckdb.execute("select current_setting('memory_limit')").fetchone()[0]  # e.g. '286.1 MiB'
+    number, unit = text.split()
+    return float(number) * {"KiB": 1 / 1024, "MiB": 1, "GiB": 1024, "TiB": 1024 ** 2}[unit]
+
+
+def test_memory_limit_from_the_argument_or_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("WORKBENCH_MEMORY_LIMIT", raising=False)
+    p = tmp_path / "w.duckdb"
+    wb.connect(p).close()
+    default = _limit_mib(wb.connect(p, read_only=True))
+    assert default > 1024  # DuckDB's own: 80% of this machine's RAM
+    db = wb.connect(p, read_only=True, memory_limit="300MB")
+    assert 280 < _limit_mib(db) < 290  # 300 MB = 286.1 MiB
+    db.close()
+    monkeypatch.setenv("WORKBENCH_MEMORY_LIMIT", "1GB")
+    db = wb.connect(p, read_only=True)
+    assert 950 < _limit_mib(db) < 960  # 1 GB = 953.6 MiB
+    db.close()
+    monkeypatch.setenv("WORKBENCH_MEMORY_LIMIT", "a lot")
+    with pytest.raises(wb.errors.ParameterError, match=r"\$WORKBENCH_MEMORY_LIMIT must be a size"):
+        wb.connect(p, read_only=True)
+    with pytest.raises(wb.errors.ParameterError, match="memory_limit must be a size"):
+        wb.connect(p, read_only=True, memory_limit="300")
+
+
+def test_a_metric_under_a_small_memory_limit_gives_the_same_frame(small_demo):
+    from workbench.metrics import compute
+
+    free = compute("dau_count", wb.connect(small_demo, read_only=True), by=("feature",), period="day")
+    bounded = compute("dau_count", wb.connect(small_demo, read_only=True, memory_limit="64MB"), by=("feature",),
+                      period="day")
+    assert bounded.equals(free)
