@@ -221,3 +221,16 @@ def test_a_metric_under_a_small_memory_limit_gives_the_same_frame(small_demo):
     bounded = compute("dau_count", wb.connect(small_demo, read_only=True, memory_limit="64MB"), by=("feature",),
                       period="day")
     assert bounded.equals(free)
+
+
+def test_duckdb_progress_bar_never_reaches_a_piped_stdout(tmp_path):
+    """DuckDB prints its progress bar on standard output for long statements: piped into `jq` or a log, it would
+    corrupt `--json` output. With the bar due at once, a long query's stdout must hold only what the script prints."""
+    code = ("import workbench as wb\n"
+            "db = wb.connect(':memory:')\n"
+            "db.duckdb.execute('SET progress_bar_time = 0')\n"
+            "print(db.duckdb.execute('select count(*) from range(50000000)').fetchone()[0])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "50000000\n"

@@ -19,6 +19,7 @@ from workbench.errors import DatabaseError, SchemaVersionError, MissingFileError
 import datetime as _dt
 import os
 import re
+import sys
 import time
 from pathlib import Path
 from collections.abc import Mapping, Sequence
@@ -186,6 +187,13 @@ def lock_timeout(value: float | None = None) -> float:
     return float(value)
 
 
+def _stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout is not None and sys.stdout.isatty()
+    except (AttributeError, ValueError):  # replaced or closed streams
+        return False
+
+
 def _is_lock_error(message: str) -> bool:
     # DuckDB: 'IO Error: Could not set lock on file "...": Conflicting lock is held in ... (PID n)'
     return "Could not set lock" in message or "Conflicting lock" in message
@@ -209,6 +217,10 @@ def _open_duckdb(path: str, *, read_only: bool, wait_s: float) -> "duckdb.DuckDB
                                  read_only=read_only)
             con.execute("SET TimeZone = 'UTC'")
             con.execute("SET python_enable_replacements = false")
+            if not _stdout_is_terminal():
+                # DuckDB prints its progress bar on standard output for statements over 2 s: into a pipe it would
+                # corrupt `--json` output, and fill logs, cron mail and notebook cells
+                con.execute("SET enable_progress_bar_print = false")
             return con
         except duckdb.IOException as exc:
             first = str(exc).splitlines()[0]

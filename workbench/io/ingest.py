@@ -889,8 +889,8 @@ def ingest(db: "Workbench | str | os.PathLike", paths: Any, *, format: str = "au
     wbench = as_workbench(db, create=True)  # ingest is one of the writers that may create a database (readers never do)
     opened_here = wbench is not db  # a path: close the connection we opened, so the file is not left locked
     con = wbench.duckdb
-    # DuckDB's own progress bar (printed to the process's stderr, terminal or not) would fill logs and cron mail
-    # during long loads, over ingest's own bar: off while loading, then as it was
+    # DuckDB's own progress bar (printed on standard output) would mix with ingest's own bar (on standard error) on a
+    # terminal: off while loading, then as it was (off anyway when standard output is not a terminal: db.connect)
     bar_was = con.execute("SELECT current_setting('enable_progress_bar_print')").fetchone()[0]
     con.execute("SET enable_progress_bar_print = false")
     spill = _SpillDir(con)
