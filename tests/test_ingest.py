@@ -563,6 +563,7 @@ def test_duckdb_progress_bar_stays_out_of_logs(tmp_path, capfd):
     p.write_text("".join(json.dumps({"id": f"c{i}", "t": 1763632800 + i}) + "\n" for i in range(2000)))
     db = wb.connect(":memory:")
     db.duckdb.execute("SET progress_bar_time = 0")
+    db.duckdb.execute("SET enable_progress_bar_print = true")  # as on a terminal (connect turns it off otherwise)
     capfd.readouterr()
     s = ingest(db, p, mapping={"table": "calls", "columns": {"call_id": "id", "ts": {"field": "t", "unit": "s"},
                                                              "status": {"value": "ok"}}}, progress=False)

@@ -219,8 +219,12 @@ def _open_duckdb(path: str, *, read_only: bool, wait_s: float) -> "duckdb.DuckDB
             con.execute("SET python_enable_replacements = false")
             if not _stdout_is_terminal():
                 # DuckDB prints its progress bar on standard output for statements over 2 s: into a pipe it would
-                # corrupt `--json` output, and fill logs, cron mail and notebook cells
-                con.execute("SET enable_progress_bar_print = false")
+                # corrupt `--json` output, and fill logs and cron mail. (In a Jupyter kernel DuckDB has it off
+                # already, without ipywidgets, and refuses any change to it.)
+                try:
+                    con.execute("SET enable_progress_bar_print = false")
+                except duckdb.Error:
+                    pass
             return con
         except duckdb.IOException as exc:
             first = str(exc).splitlines()[0]

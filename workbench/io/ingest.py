@@ -867,6 +867,8 @@ def ingest(db: "Workbench | str | os.PathLike", paths: Any, *, format: str = "au
         A file is missing, unreadable or of unknown format, or the mapping is invalid (nothing is written), or a
         file failed while loading (that file is rolled back).
     """
+    import duckdb
+
     from workbench.db import as_workbench
 
     if format not in ("auto", *FORMATS):
@@ -892,13 +894,17 @@ def ingest(db: "Workbench | str | os.PathLike", paths: Any, *, format: str = "au
     # DuckDB's own progress bar (printed on standard output) would mix with ingest's own bar (on standard error) on a
     # terminal: off while loading, then as it was (off anyway when standard output is not a terminal: db.connect)
     bar_was = con.execute("SELECT current_setting('enable_progress_bar_print')").fetchone()[0]
-    con.execute("SET enable_progress_bar_print = false")
+    if bar_was:
+        try:
+            con.execute("SET enable_progress_bar_print = false")
+        except duckdb.Error:  # a Jupyter kernel without ipywidgets: DuckDB has the bar off and refuses changes
+            bar_was = False
     spill = _SpillDir(con)
     try:
         return _ingest_all(con, plans, progress)
     finally:
-        if not opened_here:
-            con.execute(f"SET enable_progress_bar_print = {'true' if bar_was else 'false'}")
+        if bar_was and not opened_here:
+            con.execute("SET enable_progress_bar_print = true")
         if opened_here:
             wbench.close()
             spill.remove()  # the connection is closed: its spill folder can go
