@@ -253,3 +253,24 @@ def test_a_csv_record_duckdb_rejects_is_still_quarantined(tmp_path, monkeypatch)
     a, b, went = load_straight_and_staged(tmp_path, monkeypatch, p, FLAT_MAP, "csv")
     assert a == b and not went
     assert a[0]["quarantined"] == 1 and a[2][0][0] == 3  # the record on line 3
+
+
+def test_a_file_for_the_line_reader_is_read_once_not_surveyed_first(tmp_path, monkeypatch):
+    """The survey pass is for sources cheap to read twice; the line reader (a JSON function per line) is not one:
+    a file it reads goes to the staging table without a survey before it."""
+    surveyed = []
+    real = ing._survey
+
+    def spy(con, src, ls):
+        surveyed.append(src.lines is not None or src.csv_opts is not None or "read_parquet" in src.sql)
+        return real(con, src, ls)
+
+    monkeypatch.setattr(ing, "_survey", spy)
+    p = tmp_path / "f.jsonl"
+    p.write_text("\n".join(call(i) for i in range(5)) + "\n")
+    monkeypatch.setattr(ing, "_TYPED_JSON", False)
+    s = ing.ingest(wb.connect(":memory:"), p, format="jsonl", mapping=CALLS_MAP, progress=False)
+    assert s.inserted == 5 and surveyed == []
+    monkeypatch.setattr(ing, "_TYPED_JSON", True)
+    s = ing.ingest(wb.connect(":memory:"), p, format="jsonl", mapping=CALLS_MAP, progress=False)
+    assert s.inserted == 5 and surveyed == [True]  # the typed reader's source

@@ -792,9 +792,8 @@ def _count(plan: _Plan) -> _Plan:
     """Count the plan's records (before anything is loaded: a CSV that cannot be split into records fails here)."""
     # records read by the format modules (workbench.io.sniff) or rewritten from a JSON array are counted by those
     # readers themselves; lines of JSONL, CSV rows and Parquet rows are counted here, independently of DuckDB
-    if plan.fmt == "jsonl":
-        pass  # JSONL lines are counted while the file is hashed (_ingest_file)
-    elif not (plan.documents or plan.json_records):
+    # (JSONL lines are counted while the file is hashed, in _ingest_file)
+    if plan.fmt != "jsonl" and not (plan.documents or plan.json_records):
         plan.records = count_records(plan.path, plan.fmt, plan.mapping)
     return plan
 
@@ -1139,34 +1138,33 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
         else:
             src, rejects_offset = _parquet_source(con, plan), None
         src.file = plan.path
-        ls = _load_sql(src, TABLES[table], run_id)
-        try:
-            clock = time.perf_counter()
-            survey = _survey(con, src, ls)
-            surveyed = time.perf_counter() - clock
-        except Exception:  # a read that fails: the load below says why (inside the transaction, as any failure)
-            survey = None
-        if survey is not None and typed is None and survey.n != plan.records:
-            survey = None  # DuckDB rejected records while reading (CSV): the load below quarantines them
-        if typed is not None and survey is not None and survey.n == plan.lines:
-            plan.records = plan.lines  # the typed reader read a record from every line: none is blank
-        elif plan.fmt == "jsonl" and plan.lines is not None:  # the line reader reads it, its blank lines not counted
-            src, rejects_offset = _jsonl_source(con, plan)
-            src.file, ls, survey = plan.path, None, None
+        if src.direct:  # a source cheap to read twice (not the line reader): surveyed
+            ls = _load_sql(src, TABLES[table], run_id)
             try:
-                plan.records = _line_counts(plan.path)[1]
-            except (OSError, EOFError, gzip.BadGzipFile) as exc:
-                raise IngestError(f"{path}: cannot read the file: {exc}") from None
+                clock = time.perf_counter()
+                survey = _survey(con, src, ls)
+                surveyed = time.perf_counter() - clock
+            except Exception:  # a read that fails: the load below says why (inside the transaction, as any failure)
+                survey = None
+        if plan.fmt == "jsonl" and plan.lines is not None:
+            if typed is not None and survey is not None and survey.n == plan.lines:
+                plan.records = plan.lines  # the typed reader read a record from every line: none is blank
+            else:  # the line reader reads it, its blank lines not counted
+                if typed is not None:
+                    src, rejects_offset = _jsonl_source(con, plan)
+                    src.file, ls, survey = plan.path, None, None
+                try:
+                    plan.records = _line_counts(plan.path)[1]
+                except (OSError, EOFError, gzip.BadGzipFile) as exc:
+                    raise IngestError(f"{path}: cannot read the file: {exc}") from None
+        elif survey is not None and survey.n != plan.records:
+            survey = None  # DuckDB rejected records while reading (CSV): the load below quarantines them
     con.execute("BEGIN TRANSACTION")
     try:
         _drop_temps(con)
-        if src is not None:
-            pass
-        elif plan.documents:
-            src, rejects_offset = _records_source(con, plan)
-        else:
-            src, rejects_offset = _otel_source(con, plan)
-        src.file = plan.path
+        if src is None:
+            src, rejects_offset = _records_source(con, plan) if plan.documents else _otel_source(con, plan)
+            src.file = plan.path
         counts = _load(con, src, TABLES[table], run_id, str(path), rejects_offset, survey, ls)
         # where the time went: hashing and counting the file, validating (the survey pass, the staging with its
         # checks and the quarantine), writing the rows into the table
@@ -1250,15 +1248,15 @@ class _Source:
     file: Path | None = None  # the file read (a decoded protobuf file is not the one named in the quarantine)
     # JSONL: mapped fields that some record must have: (mapping key, field, JSON paths, source column "s:..."/"h:...")
     presence: tuple[tuple[str, str, tuple[str, ...], str], ...] = ()
-    # JSONL read by the typed reader: the line reader of the same file (the presence check reads it), its SELECT of
-    # the lines in temp._wb_redo (read again: exact reasons and raw text), and the condition of a row with no value
-    # a clean file (nothing quarantined or rejected, no key repeated, every mapped field found) is inserted straight
-    # from this source, without staging it: cheap to read twice (typed JSONL, CSV, Parquet)
+    # cheap to read twice (typed JSONL, CSV, Parquet): surveyed, and a clean file (nothing quarantined or rejected,
+    # no key repeated, every mapped field found) is inserted straight from this source, without staging it
     direct: bool = False
+    ordered: str | None = None  # when ``sql`` leaves k NULL: the same in line order (k the line number)
+    # JSONL read by the typed reader: the line reader of the same file (the presence check reads it), its SELECT of
+    # the lines in temp._wb_redo (read again: exact reasons and raw text), and the SELECT of the lines with no value
     lines: "_Source | None" = None
     redo: str | None = None
-    ordered: str | None = None  # when ``sql`` leaves k NULL: the same in line order (k the line number)
-    empty: str | None = None  # SELECT k of the lines with no value for any field
+    empty: str | None = None
 
 
 def _raw_lines(path: Path, lenient: bool = False, line_bytes: int = MAX_LINE_BYTES, buffer_bytes: int = 0) -> str:
@@ -2082,19 +2080,12 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
           survey: _Survey | None = None, ls: _LoadSQL | None = None) -> dict:
     ls = ls or _load_sql(src, t, run_id)
     stage, insert, part = ls.stage, ls.insert, ls.part
-
-    def repeats() -> int:
-        """Keys repeated inside the file (rare): a hash aggregate finds whether there are any."""
-        return con.execute(f"SELECT count(*) FROM (SELECT 1 FROM _wb_stage WHERE _q_kind IS NULL GROUP BY {part} "
-                           f"HAVING count(*) > 1)").fetchone()[0]
-
     source_sql = src.sql
     clock = time.perf_counter()
     if survey is not None:
         if survey.clean:
             # Nothing keeps the file from going straight in: a second pass inserts it (two reads of the file cost
             # less than writing it to a staging table and reading that back).
-            clock = time.perf_counter()
             inserted = con.execute(insert.format(rows=f"({stage(src.sql)}) s WHERE")).fetchone()[0]
             return {"read": survey.n, "inserted": inserted, "duplicates": survey.n - inserted, "quarantined": 0,
                     "_validate": 0.0, "_write": time.perf_counter() - clock,
@@ -2104,7 +2095,6 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
     if src.ordered is not None:  # line numbers are needed (a reason names its line; the first of a key counts)
         source_sql = src.ordered
     con.execute(f"CREATE TEMP TABLE _wb_stage AS {stage(source_sql)}")
-    repeated = None
     if src.lines is not None:  # read by the typed reader
         bad = con.execute("SELECT count(_q_kind) FROM _wb_stage").fetchone()[0]
         empties = survey.empties if survey is not None else 1
@@ -2117,7 +2107,6 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
             else:
                 con.execute("DELETE FROM _wb_stage WHERE k IN (SELECT k FROM _wb_redo)")
                 con.execute(f"INSERT INTO _wb_stage {stage(src.redo)}")
-            repeated = None
     _check_presence(con, src, path)
     # 3. records DuckDB rejected while reading (CSV: wrong number of fields; any: invalid encoding, line too long)
     n_rej = 0
@@ -2167,9 +2156,10 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
             reasons[kind] = reasons.get(kind, 0) + n
     staged, bad = con.execute("SELECT count(*), count(_q_kind) FROM _wb_stage").fetchone()
     # 5. insert
-    # Only when a key repeats inside the file does the first-per-key window (a sort of the whole file by key) run.
-    if repeated is None:
-        repeated = repeats()
+    # Keys repeated inside the file are rare: a hash aggregate finds whether there are any, and only then does the
+    # first-per-key window (a sort of the whole file by key) run.
+    repeated = con.execute(f"SELECT count(*) FROM (SELECT 1 FROM _wb_stage WHERE _q_kind IS NULL GROUP BY {part} "
+                           f"HAVING count(*) > 1)").fetchone()[0]
     first = (f"(SELECT *, row_number() OVER (PARTITION BY {part} ORDER BY k) AS _rn FROM _wb_stage "
              f"WHERE _q_kind IS NULL) s WHERE s._rn = 1 AND" if repeated else
              "(SELECT * FROM _wb_stage WHERE _q_kind IS NULL) s WHERE")
