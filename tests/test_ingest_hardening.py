@@ -427,3 +427,37 @@ def test_readme_ingest_guarantees_name_existing_tests():
     tests = "".join(p.read_text() for p in (root / "tests").glob("test_*.py"))
     for name in names:
         assert f"def {name}(" in tests, name
+
+
+# ------------------------------------------------- hostile file names: the path goes into SQL as a literal
+
+
+def test_a_hostile_file_name_is_kept_exactly_and_cannot_reach_the_sql(tmp_path):
+    """ingest writes its run and quarantine rows with SQL literals: a path with quotes, a backslash and SQL in it must
+    come back byte for byte (mapped CSV straight and staged, a Langfuse file through its module); a name that is not
+    UTF-8 is an IngestError with nothing written."""
+    import os
+    import shutil
+
+    d = tmp_path / "we'ird \"dir\\; DROP TABLE calls; --é"
+    d.mkdir()
+    csv_map = {"table": "calls", "columns": {"call_id": "id", "ts": {"field": "ts", "unit": "s"},
+                                             "latency_ms": "ms", "status": {"value": "ok"}}}
+    clean, dirty = d / "a'1.csv", d / "b'2.csv"
+    clean.write_text(f"id,ts,ms\nc1,{NOW_S},5\n")
+    dirty.write_text(f"id,ts,ms\nc2,{NOW_S},5\nc3,{NOW_S},-1\n")
+    lf = d / "lf.jsonl"
+    shutil.copy(Path(__file__).parent / "data" / "formats" / "langfuse_traces.jsonl", lf)
+    db = wb.connect(":memory:")
+    for p, mapping in ((clean, csv_map), (dirty, csv_map), (lf, None)):
+        ingest(db, p, mapping=mapping, progress=False)
+    runs = q(db, "select source_path from ingest_runs order by started_at")
+    assert [r[0] for r in runs] == [str(clean), str(dirty), str(lf)]
+    assert sorted({r[0] for r in q(db, "select source_path from quarantine")}) == sorted([str(dirty), str(lf)])
+    assert q(db, "select count(*) from calls where call_id in ('c1', 'c2')") == [(2,)]
+    bad = tmp_path / os.fsdecode(b"bad\xff")
+    bad.mkdir()
+    shutil.copy(lf, bad / "lf.jsonl")
+    with pytest.raises(IngestError):
+        ingest(db, bad / "lf.jsonl", progress=False)
+    assert q(db, "select count(*) from ingest_runs") == [(3,)]

@@ -1179,10 +1179,7 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
         finished = _now()
         row = [run_id, str(path), content_hash, fmt_name, table, started, finished, counts["read"],
                counts["inserted"], counts["duplicates"], counts["quarantined"], __version__]
-        if (values := _sql_values(row)) is not None:
-            con.execute(f"INSERT INTO ingest_runs VALUES ({values})")
-        else:
-            con.execute("INSERT INTO ingest_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+        con.execute(f"INSERT INTO ingest_runs VALUES ({_sql_values(row)})")
         _drop_temps(con)
         con.execute("COMMIT")
     except IngestError:
@@ -1225,7 +1222,7 @@ def _records_as_lines(path: Path) -> Path:
 
 
 def _drop_temps(con: "duckdb.DuckDBPyConnection") -> None:
-    for t in ("_wb_stage", "_wb_rej", "_wb_rejscan", "_wb_shift", "_wb_records", "_wb_redo", "_wb_path"):
+    for t in ("_wb_stage", "_wb_rej", "_wb_rejscan", "_wb_shift", "_wb_records", "_wb_redo"):
         con.execute(f"DROP TABLE IF EXISTS temp.{t}")
 
 
@@ -2132,9 +2129,6 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
         con.execute(f"UPDATE _wb_stage SET k = k + {rejects_offset}")
     # 4. quarantine
     head = _sql_values([run_id, path])
-    if head is None:  # a path that is not UTF-8 text: bound as a parameter
-        con.execute("CREATE OR REPLACE TEMP TABLE _wb_path AS SELECT ? AS p", [path])
-        head = f"{_lit(run_id)}, (SELECT p FROM _wb_path)"
     con.execute(f"INSERT INTO quarantine SELECT {head}, k, {_lit(t.name)}, _q_field, _q_reason, raw FROM _wb_stage "
                 f"WHERE _q_kind IS NOT NULL")
     reasons: dict[str, int] = dict(con.execute(
@@ -2241,19 +2235,10 @@ def _exists(con, name: str) -> bool:
     return bool(con.execute(f"SELECT count(*) FROM duckdb_tables() WHERE table_name = {_lit(name)}").fetchone()[0])
 
 
-def _sql_values(values: list) -> str | None:
-    """SQL literals of texts, numbers, timestamps and NULLs, comma-separated; None if a text is not UTF-8. (DuckDB's
-    Python client imports numpy and pandas at a process's first query with parameters: 0.4 s of every CLI ingest.)"""
-    out = []
-    for v in values:
-        if isinstance(v, _dt.datetime):
-            out.append(f"TIMESTAMP '{v.isoformat(sep=' ')}'")
-        elif isinstance(v, str):
-            try:
-                v.encode("utf-8")
-            except UnicodeEncodeError:
-                return None
-            out.append(_lit(v))
-        else:
-            out.append(_lit(v))
-    return ", ".join(out)
+def _sql_values(values: list) -> str:
+    """SQL literals of texts, numbers, timestamps and NULLs, comma-separated. (DuckDB's Python client imports numpy
+    and pandas at a process's first query with parameters: 0.4 s of every CLI ingest.) A text that is not UTF-8 (a
+    file name with undecodable bytes) DuckDB refuses, as a literal as much as a parameter or a path to read: the file then
+    fails with an IngestError and nothing of it is written."""
+    return ", ".join(f"TIMESTAMP '{v.isoformat(sep=' ')}'" if isinstance(v, _dt.datetime) else _lit(v)
+                     for v in values)
