@@ -274,3 +274,20 @@ def test_a_file_for_the_line_reader_is_read_once_not_surveyed_first(tmp_path, mo
     monkeypatch.setattr(ing, "_TYPED_JSON", True)
     s = ing.ingest(wb.connect(":memory:"), p, format="jsonl", mapping=CALLS_MAP, progress=False)
     assert s.inserted == 5 and surveyed == [True]  # the typed reader's source
+
+
+def test_hostile_mapping_keys_reach_neither_reader_as_sql(tmp_path, monkeypatch):
+    """Mapped field names go into both readers' SQL (JSON paths, read_json's columns and struct types): quotes,
+    backslashes and SQL in them must be read as the keys they are, the same by both readers."""
+    evil = "x'); DROP TABLE calls; --"
+    m = {"table": "calls", "columns": {"call_id": "it's.id", "ts": {"field": "t's", "unit": "s"},
+                                       "model": {"field": evil, "optional": True}, "feature": "a\\b",
+                                       "status": {"value": "ok"}}}
+    rows = [{"it's": {"id": f"c{i}"}, "t's": T + i, evil: "m", "a\\b": "f"} for i in range(3)]
+    a, b, _used = load_both(tmp_path, monkeypatch, "\n".join(json.dumps(r) for r in rows) + "\n", m)
+    assert a == b
+    assert a[0]["inserted"] == 3
+    assert sorted((r[0], r[9], r[12]) for r in a[1]) == [("c0", "f", "m"), ("c1", "f", "m"), ("c2", "f", "m")]
+    # a double quote cannot be named in a JSON path: refused at the mapping, before any file is read
+    with pytest.raises(ing.IngestError, match="without double quotes"):
+        ing.load_mapping({**m, "columns": {**m["columns"], "feature": 'a"b'}})
