@@ -41,7 +41,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections import Counter, OrderedDict
 from itertools import chain, compress, filterfalse, islice
-from operator import not_
+from operator import and_, not_
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -376,27 +376,20 @@ class _Source:
 
     _toklines: str | None = None
 
-    def novel(self, grams: list[str], known: list[bool] | None = None) -> int:
-        """How many of ``grams`` (" a b " / " a b c " strings: space-padded word bigrams or trigrams) occur in no passage.
+    def novel(self, grams: list[str], known: list[bool]) -> list[bool]:
+        """Which of ``grams`` (" a b " / " a b c " strings: space-padded word bigrams or trigrams) occur in no passage.
 
-        One substring search each in the passages' token lines (tokens joined by single spaces,
-        passages by newlines so that no n-gram spans two passages): cheaper than building sets of
-        n-gram tuples for every new passage.
+        ``known[i]`` says whether gram i can occur at all (all its words are in the contexts): a gram with a word
+        absent from every context is novel for sure, with no search. The others are looked up by one substring
+        search each in the passages' token lines (tokens joined by single spaces, passages by newlines so that no
+        n-gram spans two passages): cheaper than building sets of n-gram tuples for every new passage.
         """
-        if not grams:
-            return 0
-        # A gram with a word absent from every context is novel for sure: no search needed for it.
-        # ``known``: whether each gram's words are all in the contexts, when the caller knows.
-        if known is None:
-            stems = self.stems
-            known = [all(map(stems.__contains__, g.split())) for g in grams]
-        cands = list(compress(grams, known))
-        if not cands:
-            return len(grams)
+        if not any(known):
+            return [True] * len(grams)
         if self._toklines is None:
             self._toklines = "\n".join(p.tokline for p in self.passages)
         lines = self._toklines
-        return len(grams) - len(cands) + sum(1 for g in cands if g not in lines)
+        return [not k or g not in lines for g, k in zip(grams, known)]
 
     def idf(self, stem: str) -> float:
         """Inverse sentence frequency of a stem in these contexts: rare words weigh more; absent ones most."""
@@ -826,14 +819,18 @@ def _score_claim(text: str, src: _Source, align: bool = True) -> _ClaimStats:
             locality = top / len(found)
     # N-gram novelty of the claim (every word, function words too: "was not" / "is now" carry meaning).
     # Bigrams are looked up in the passages' token lines (no per-passage bigram set to build for a new passage).
+    # A gram can occur only when all its words are in the contexts, and a trigram only when both its bigrams do.
     bg = list(map(" {} {} ".format, lows, islice(lows, 1, None)))
     n_bg = len(bg)
-    nov_bg = src.novel(bg) if bg else 0
+    in_ctx = list(map(stems.__contains__, lows))
+    bg_novel = src.novel(bg, list(map(and_, in_ctx, islice(in_ctx, 1, None)))) if bg else []
+    nov_bg = sum(bg_novel)
     nov_tg = n_tg = 0
     if n_bg > 1 and align:
         tg = list(map(" {} {} {} ".format, lows, islice(lows, 1, None), islice(lows, 2, None)))
         n_tg = len(tg)
-        nov_tg = src.novel(tg)
+        bg_found = list(map(not_, bg_novel))
+        nov_tg = sum(src.novel(tg, list(map(and_, bg_found, islice(bg_found, 1, None)))))
     # Alignment: the IDF-weighted share of the claim's content found in its best single sentence (rare words
     # count more than common ones; a claim word absent from every context sentence weighs most).
     alignment = 1.0
