@@ -197,8 +197,17 @@ def _percentile_by_full_ranking(t, value, *, q, keys, period, time, start, metri
     return tidy(df, keys=keys, metric=metric)
 
 
+@pytest.fixture(params=[True, False], ids=["holistic", "bounded"])
+def quantile_form(request, monkeypatch):
+    """Both ways of finding the quantiles: exact holistic ones, and approximate ones with a band of exact values."""
+    from workbench.metrics import core
+
+    monkeypatch.setattr(core, "HOLISTIC_QUANTILES", request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("q", [0.5, 0.9, 0.95, 0.99, 0.05])
-def test_percentile_frame_band_equals_ranking_every_row(q):
+def test_percentile_frame_band_equals_ranking_every_row(q, quantile_form):
     # Groups from 1 to 20,000 rows, heavy ties (integers from a small range), a null feature and a null model as
     # groups of their own, two periods: the band's rows and ranks must give exactly the order statistics of a full
     # ranking, and the same value (quantile_cont) to the last bit.
@@ -235,7 +244,36 @@ def test_percentile_frame_band_equals_ranking_every_row(q):
         assert new["lo"].null_count() < new.height and new["hi"].null_count() < new.height
 
 
-def test_percentile_frame_band_nan_threshold_ranks_the_group_whole():
+@pytest.mark.parametrize("q", [0.5, 0.95, 0.05])
+def test_percentile_frame_large_groups_only_skip_the_rows_below_every_band(q, monkeypatch):
+    # Every group large enough for a lower bound: the rows under the lowest bound are not joined at all, and each
+    # group's rows below its band are counted from its size. Groups of different levels (the lowest bound is far
+    # below the others' bands), ties and a NaN; the same order statistics as ranking every row.
+    import numpy as np
+
+    from workbench.metrics import core
+
+    monkeypatch.setattr(core, "HOLISTIC_QUANTILES", False)
+    seen = []
+    monkeypatch.setattr(core, "_band_thresholds", lambda *a, _f=core._band_thresholds: seen.append(_f(*a)) or seen[-1])
+    rng = np.random.default_rng(3)
+    frames = []
+    for i, (size, level) in enumerate([(9000, 1.0), (12000, 100.0), (30000, 5.0)]):
+        v = np.round(rng.lognormal(0, 0.5, size) * level, 1 if i == 1 else 3)
+        frames.append(pl.DataFrame({"call_id": [f"g{i}-{j}" for j in range(size)], "ts": dt.datetime(2026, 1, 1),
+                                    "feature": f"f{i}", "status": "ok", "latency_ms": v}))
+    db = wb.connect(":memory:")
+    db.duckdb.register("_rows", pl.concat(frames).to_arrow())
+    db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms) select * from _rows")
+    db.duckdb.execute("update calls set latency_ms = 'nan'::double where call_id = 'g2-7'")
+    t = db.calls
+    kw = dict(q=q, keys=["feature"], period="all", time="ts", start=None, metric="x", confidence=0.95)
+    new = core.percentile_frame(t, t.latency_ms, **kw)
+    assert not np.isnan(seen[-1][0]).any()  # a lower bound for every group: the floor applies
+    assert new.equals(_percentile_by_full_ranking(t, t.latency_ms, **kw))
+
+
+def test_percentile_frame_band_nan_threshold_ranks_the_group_whole(quantile_form):
     # -inf then +inf values make the grid quantile at 0.935 NaN (-inf + d (inf - -inf) in the interpolation): no row
     # compares >= NaN, so that group is ranked whole instead of by a band
     from workbench.metrics.core import percentile_frame
@@ -251,7 +289,8 @@ def test_percentile_frame_band_nan_threshold_ranks_the_group_whole():
     assert new.select("value", "n", "lo", "hi").rows() == [(float("inf"), 2000, float("inf"), float("inf"))]
 
 
-def test_percentile_frame_band_that_misses_a_rank_is_detected_and_redone(monkeypatch):
+@pytest.mark.parametrize("side", ["lower", "upper", "both"])
+def test_percentile_frame_band_that_misses_a_rank_is_detected_and_redone(monkeypatch, quantile_form, side):
     # thresholds too high (the quantile itself, above the lower rank): the band misses rank l, which the check sees
     from workbench.metrics import core
 
@@ -260,7 +299,11 @@ def test_percentile_frame_band_that_misses_a_rank_is_detected_and_redone(monkeyp
                       "case when i % 3 = 0 then 'a' else 'b' end, 'ok', (i * 7919) % 1000 from range(1, 3001) r(i)")
     t = db.calls
     kw = dict(q=0.9, keys=["feature"], period="all", time="ts", start=None, metric="x", confidence=0.95)
-    monkeypatch.setattr(core, "_band_thresholds", lambda grid, qs, n, need: qs[:, -1] + 1)
+    # a band above every row (lower bound too high), below every row (upper bound too low), or both
+    nan = float("nan")
+    bounds = {"lower": lambda aq: (aq[:, -1] + 1e6, aq[:, -1] * nan), "upper": lambda aq: (aq[:, -1] * nan, aq[:, 0] - 1e6),
+              "both": lambda aq: (aq[:, -1] + 1e6, aq[:, -1] + 2e6)}[side]
+    monkeypatch.setattr(core, "_band_thresholds", lambda grid, aq, n, first, last: bounds(aq))
     new = core.percentile_frame(t, t.latency_ms, **kw)
     assert new.equals(_percentile_by_full_ranking(t, t.latency_ms, **kw))
     assert new["lo"].null_count() == 0

@@ -336,3 +336,48 @@ def test_a_group_without_latency_or_a_period_without_calls_is_null_not_missing()
     er = latency.error_rate(db, period="week", start="2026-01-05", end="2026-01-26")
     # trace's two calls count for the error rate (n = 2 on Jan 5); chat on Jan 12 and trace on Jan 12, 19 are empty
     assert er.height == 6 and er.filter(pl.col("n") == 0).height == 3
+
+
+def test_tpot_median_is_the_same_held_whole_or_from_a_band(monkeypatch):
+    # The bounded form (approximate quantiles, then a band of exact values) gives quantile_cont's median to the last
+    # bit: groups of 1 to 5,000 measurable calls, even and odd sizes, heavy ties, a group with no TPOT at all.
+    from workbench.metrics import core
+
+    rng = np.random.default_rng(5)
+    rows, i = [], 0
+    for g, size in enumerate([1, 2, 5, 6, 400, 5001]):
+        for j in range(size):
+            gap = float(rng.integers(1, 30)) if g % 2 else float(rng.lognormal(3, 1))
+            rows.append(_row(i, feature=f"f{g}", latency_ms=200.0 + gap * 9, ttft_ms=200.0, output_tokens=10))
+            i += 1
+    rows.append(_row(i, feature="none", latency_ms=300.0, ttft_ms=None, output_tokens=5))
+    db = wb.connect(":memory:")
+    _insert(db, rows)
+    out = {}
+    for holistic in (True, False):
+        monkeypatch.setattr(core, "HOLISTIC_QUANTILES", holistic)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UndefinedMetricWarning)
+            out[holistic] = latency.tpot_ms(db, period="all").sort("feature")
+    assert out[True].drop("value", "lo", "hi").equals(out[False].drop("value", "lo", "hi"))
+    assert out[True]["p50"].null_count() == 1 and out[True].height == 7
+    for r in out[True].iter_rows(named=True):  # the median by hand
+        gaps = [(x["latency_ms"] - 200.0) / 9 for x in rows if x["feature"] == r["feature"] and x["ttft_ms"]]
+        assert r["p50"] == (float(np.median(gaps)) if gaps else None) or r["p50"] == pytest.approx(np.median(gaps))
+
+
+def test_quantiles_are_not_held_whole_when_they_would_not_fit_in_memory():
+    # 32 bytes a row against half the memory limit: 200,000 rows (6.4 MB) fit in 64 MB, not in 8 MB
+    from workbench.metrics import core
+
+    db = wb.connect(":memory:")
+    db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms) "
+                      "select 'c' || i, '2026-01-01', 'chat', 'ok', i from range(200000) r(i)")
+    t = db.calls.filter(db.calls.latency_ms > 5)
+    db.duckdb.execute("set memory_limit = '64MB'")
+    assert core.holistic_fits(t)
+    db.duckdb.execute("set memory_limit = '8MB'")
+    assert not core.holistic_fits(t)
+    db.duckdb.execute("set memory_limit = '64MB'")
+    r = latency.latency_p95_ms(db, period="all").row(0, named=True)
+    assert (r["value"], r["n"]) == (pytest.approx(189999.05), 200000)

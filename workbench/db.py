@@ -258,6 +258,36 @@ def _open_duckdb(path: str, *, read_only: bool, wait_s: float) -> "duckdb.DuckDB
 MEMORY_LIMIT_ENV = "WORKBENCH_MEMORY_LIMIT"
 
 
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def size_bytes(text: str) -> float | None:
+    """Bytes of a DuckDB size setting ('512MB', '18.8 GiB'); None when not a size.
+
+    >>> size_bytes('1.5 GiB'), size_bytes('512MB'), size_bytes('unlimited')
+    (1610612736.0, 512000000.0, None)
+    """
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]*)\s*", text or "")
+    if not m or m.group(2).lower() not in _SIZE_UNITS:
+        return None
+    try:
+        return float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+    except ValueError:
+        return None
+
+
+def memory_limit_bytes(con: "duckdb.DuckDBPyConnection") -> float | None:
+    """DuckDB's memory limit on ``con`` in bytes (None when it cannot be read as a size).
+
+    >>> import duckdb
+    >>> con = duckdb.connect(); _ = con.execute("SET memory_limit = '512MB'")
+    >>> round(memory_limit_bytes(con) / 1e6)  # DuckDB reports it as '488.2 MiB'
+    512
+    """
+    return size_bytes(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+
+
 def _apply_memory_limit(con: "duckdb.DuckDBPyConnection", value: str | None) -> None:
     """``SET memory_limit`` from ``value``, else ``$WORKBENCH_MEMORY_LIMIT``; nothing when neither is set."""
     import duckdb

@@ -198,6 +198,7 @@ Examples
 from __future__ import annotations
 
 from workbench.errors import IngestError  # noqa: F401  (importable from here as before)
+from workbench.db import size_bytes
 
 import datetime as _dt
 import gzip
@@ -1025,21 +1026,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-
-
-def _size_bytes(text: str) -> float | None:
-    """Bytes of a DuckDB size setting ('512MB', '18.8 GiB'); None when not a size."""
-    m = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]*)\s*", text or "")
-    if not m or m.group(2).lower() not in _SIZE_UNITS:
-        return None
-    try:
-        return float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
-    except ValueError:
-        return None
-
-
 class _MemoryLimit:
     """Lowers DuckDB's memory_limit to INGEST_MEMORY_LIMIT while loading (DuckDB then spills to its temp_directory
     instead of growing), never above the connection's own limit, and puts the connection's setting back after."""
@@ -1049,8 +1035,8 @@ class _MemoryLimit:
         self.before = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
         spill = con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
         want = os.environ.get("WORKBENCH_INGEST_MEMORY_LIMIT", INGEST_MEMORY_LIMIT)
-        self.base = _size_bytes(want) if want and spill else None  # no temp_directory: a limit could only fail
-        self.ceiling = _size_bytes(self.before)
+        self.base = size_bytes(want) if want and spill else None  # no temp_directory: a limit could only fail
+        self.ceiling = size_bytes(self.before)
         self.current: float | None = None
 
     def apply(self, at_least: float) -> None:

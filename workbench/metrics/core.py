@@ -60,7 +60,9 @@ from workbench.db import Where, as_timestamp, parse_where, scope  # noqa: F401  
 
 __all__ = ["PERIODS", "RESULT_COLUMNS", "UndefinedMetricWarning", "Where", "parse_where", "as_timestamp", "scope",
            "check_by", "with_period", "tidy", "complete_grid", "to_polars", "proportion", "percentile_frame",
-           "mean_interval", "Metric", "register", "suite", "contracts", "compute"]
+           "mean_interval", "band_grid", "approx_matrix", "order_statistics", "quantile_ranks", "quantile_cont",
+           "holistic_fits", "HOLISTIC_QUANTILES",
+           "Metric", "register", "suite", "contracts", "compute"]
 
 PERIODS = ("hour", "day", "week", "month", "all")
 _UNITS = {"hour": "h", "day": "D", "week": "W", "month": "M"}
@@ -303,22 +305,217 @@ def proportion(
                          metric=metric, groups=agg.select(keys))
 
 
-def _band_grid(q: float) -> list[float]:
-    """Fixed fractions below ``q``, increasing, whose quantiles bound the rows an interval can need (see
-    :func:`percentile_frame`): ``q (1 - 2**-k)`` for k = 1..12, nearer ``q`` as the groups get larger."""
-    return [q * (1 - 2.0 ** -k) for k in range(1, 13)]
+#: Force the way quantiles are found: True holds each group's values (a holistic aggregate: fastest when it fits in
+#: memory), False never does (approximate quantiles, then a narrow band of exact values: bounded memory at any size);
+#: None (default) chooses by the size of the tables against DuckDB's memory limit (:func:`holistic_fits`). Both give
+#: identical results.
+HOLISTIC_QUANTILES: bool | None = None
+#: Bytes per row a holistic quantile takes at its peak, measured (3.0 GB peak RSS for 100M calls, two threads).
+_HOLISTIC_BYTES_PER_ROW = 32
+#: Share of DuckDB's memory limit a holistic quantile may take before the bounded form is used.
+_HOLISTIC_SHARE = 0.5
 
 
-def _band_thresholds(grid: list[float], qs: Any, n: Any, need: Any) -> Any:
-    """Per group, the highest grid quantile (columns of ``qs``) safely below rank ``need``; NaN: rank the group whole.
+def holistic_fits(t: "ir.Table") -> bool:
+    """Whether a quantile that holds every value of its groups fits comfortably in memory for a selection of ``t``.
 
-    The quantile at fraction c lies between the order statistics floor(c (n - 1)) and the next (0-based), so
-    c <= (need - 3) / n puts every row from rank need - 1 (0-based) on at or above it, with room for rounding.
+    DuckDB's holistic aggregates (``quantile_cont``) keep each group's values outside its memory limit, so on a large
+    table they can take several times the limit. Estimated from the rows of the tables ``t`` reads (DuckDB's own
+    estimate, no scan) at 32 bytes a row, against half of DuckDB's memory limit. Another backend: True (it manages its
+    own memory). :data:`HOLISTIC_QUANTILES` overrides the choice.
+
+    >>> import workbench as wb
+    >>> holistic_fits(wb.connect(":memory:").calls)
+    True
+    """
+    if HOLISTIC_QUANTILES is not None:
+        return bool(HOLISTIC_QUANTILES)
+    import ibis
+    import ibis.expr.operations as ops
+
+    from workbench.db import memory_limit_bytes
+
+    try:
+        backend = ibis.get_backend(t)
+    except Exception:  # an expression on no backend (an in-memory table): nothing large
+        return True
+    if getattr(backend, "name", "") != "duckdb":
+        return True
+    names = sorted({op.name for op in t.op().find(ops.DatabaseTable)})
+    if not names:
+        return True
+    con = backend.con
+    rows = con.execute("SELECT coalesce(sum(estimated_size), 0) FROM duckdb_tables() WHERE database_name = "
+                       "current_database() AND table_name IN (SELECT unnest($1::VARCHAR[]))", [names]).fetchone()[0]
+    limit = memory_limit_bytes(con)
+    return limit is None or rows * _HOLISTIC_BYTES_PER_ROW <= _HOLISTIC_SHARE * limit
+
+
+def band_grid(q: float) -> list[float]:
+    """Fixed fractions around ``q``, increasing, whose approximate quantiles bound the rows a group's order statistics
+    can need (see :func:`order_statistics`): ``q (1 - 2**-k)`` for k = 1..12 below ``q``, then ``q + (1 - q) 2**-k``
+    for k = 12..1 above it, nearer ``q`` as the groups get larger.
+
+    >>> [round(c, 4) for c in band_grid(0.5)][:3], [round(c, 4) for c in band_grid(0.5)][-3:]
+    ([0.25, 0.375, 0.4375], [0.5625, 0.625, 0.75])
+    """
+    return [q * (1 - 2.0 ** -k) for k in range(1, 13)] + [q + (1 - q) * 2.0 ** -k for k in range(12, 0, -1)]
+
+
+def _band_thresholds(grid: list[float], aq: Any, n: Any, first: Any, last: Any) -> tuple[Any, Any]:
+    """Per group, the band ``[lower, upper]`` of values meant to hold the ranks ``first .. last`` (1-based): the
+    highest grid quantile (columns of ``aq``) at a fraction safely below ``first / n`` and the lowest safely above
+    ``last / n``; NaN where no grid fraction is (no bound on that side).
+
+    The quantiles are approximate (a t-digest: DuckDB's ``approx_quantile``): a margin of 0.001 + 0.02 c (1 - c) + 3 / n
+    at fraction c makes a miss rare (with 0.001 + 3 / n: none at the 95th percentile in 600 groups of 10M and of 100M
+    calls, but a few at the median). Whether the band really holds the ranks is checked exactly by
+    :func:`order_statistics`, which ranks a group whole if it does not. (DuckDB's ``reservoir_quantile`` is cheaper
+    but its sample is not uniform within a group: one group in five missed by six standard errors.)
     """
     import numpy as np
 
-    k = (np.asarray(grid)[None, :] <= ((need - 3) / n)[:, None]).sum(axis=1)  # grid increasing: the k-th is highest
-    return np.where(k > 0, qs[np.arange(len(n)), np.maximum(k - 1, 0)], np.nan)
+    g = np.asarray(grid)
+    n = np.maximum(np.asarray(n, dtype=np.float64), 1.0)
+    rows = np.arange(len(n))
+    lo_frac, hi_frac = np.asarray(first) / n, np.asarray(last) / n
+
+    def margin(c: Any) -> Any:  # a t-digest is most accurate in the tails, least at the median
+        return 0.001 + 0.02 * np.clip(c, 0.0, 1.0) * (1 - np.clip(c, 0.0, 1.0)) + 3.0 / n
+
+    k_lo = (g[None, :] <= (lo_frac - margin(lo_frac))[:, None]).sum(axis=1)  # grid increasing
+    k_hi = (g[None, :] >= (hi_frac + margin(hi_frac))[:, None]).sum(axis=1)
+    with np.errstate(invalid="ignore"):
+        lower = np.where(k_lo > 0, aq[rows, np.maximum(k_lo - 1, 0)], np.nan)
+        upper = np.where(k_hi > 0, aq[rows, np.minimum(len(g) - k_hi, len(g) - 1)], np.nan)
+    return lower, upper
+
+
+def order_statistics(t: "ir.Table", value: str, *, keys: list[str], groups: "pl.DataFrame", aq: Any,
+                     grid: list[float], ranks: Mapping[str, Any]) -> "pl.DataFrame":
+    """Exact order statistics of ``value`` per group at given ranks, without sorting or holding any group whole.
+
+    ``groups`` has the ``keys`` and ``n`` (the non-null values of the group: exactly) per row, ``aq`` the quantiles of
+    each row's group at the ``grid`` fractions, exact or not (``approx_quantile``: bounded memory) and
+    ``ranks`` maps an output name to the 1-based rank wanted in each row's group (outside 1..n: null). One more pass:
+
+    1. from the wanted ranks and ``aq``, a band of values per group meant to hold them (:func:`_band_thresholds`);
+    2. per group, the rows below the band counted and the rows inside it collected (a few hundred for a tail quantile
+       of a group of any size); sorted, the band's i-th value has rank ``below + i``;
+    3. a group whose band misses a wanted rank (the approximation was off, or a threshold compares as NaN) is ranked
+       whole by a window, as a last resort.
+
+    Returns one row per row of ``groups``, in its order, with the columns of ``ranks`` (float64).
+
+    >>> import numpy as np, polars as pl, workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms) "
+    ...     "select 'c' || i, '2026-01-01', 'chat', 'ok', i from range(1, 1001) r(i)")
+    >>> t = db.calls.mutate(_v=db.calls.latency_ms.cast("float64"))
+    >>> grid = band_grid(0.5)
+    >>> g = to_polars(t.group_by("feature").aggregate(n=t.count(), _aq=t._v.approx_quantile(grid)))
+    >>> aq = approx_matrix(g["_aq"], len(grid))
+    >>> order_statistics(t, "_v", keys=["feature"], groups=g, aq=aq, grid=grid,
+    ...                  ranks={"x500": [500], "x1": [1], "x1001": [1001]}).rows()
+    [(500.0, 1.0, None)]
+    """
+    import numpy as np
+    import polars as pl
+
+    import ibis
+
+    n = groups["n"].to_numpy().astype(np.int64)
+    want = {name: np.asarray(r, dtype=np.int64) for name, r in ranks.items()}
+    valid = [np.where((r >= 1) & (r <= n), r, -1) for r in want.values()]
+    has = np.any(np.stack([v > 0 for v in valid]), axis=0)
+    first = np.min(np.stack([np.where(v > 0, v, np.iinfo(np.int64).max) for v in valid]), axis=0)
+    last = np.max(np.stack(valid), axis=0)
+    lower, upper = _band_thresholds(grid, aq, n, np.where(has, first, 1), np.where(has, last, 1))
+    lut_frame = groups.select(keys).with_columns(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("_g"), pl.Series("_lo", lower, nan_to_null=True),
+        pl.Series("_hi", upper, nan_to_null=True))
+    schema = ibis.schema({**{c: t.schema()[c] for c in keys}, "_g": "int64", "_lo": "float64", "_hi": "float64"})
+    rows = t.filter(t[value].notnull())
+
+    def joined(frame: "pl.DataFrame", floor: float | None = None) -> "ir.Table":
+        lut = ibis.memtable(frame.select(*schema.names), schema=schema)
+        r = rows if floor is None else rows.filter(rows[value] >= floor)
+        # null-safe: a null feature or model is a group of its own, as in the caller's group_by
+        return r.join(lut, [r[c].identical_to(lut[c]) for c in keys]).select(
+            _v=r[value].cast("float64"), _g=lut._g, _lo=lut._lo, _hi=lut._hi)
+
+    # When every group has a lower bound, the rows below the lowest one are below every band: they are not joined
+    # at all, and a group's rows below its band are counted as its size minus its rows at or above the bound.
+    band_lo = lower[has]
+    floor = float(band_lo.min()) if band_lo.size and not np.isnan(band_lo).any() else None
+    j = joined(lut_frame.filter(pl.Series(has)), floor)
+    inside = (j._lo.isnull() | (j._v >= j._lo)) & (j._hi.isnull() | (j._v <= j._hi))
+    bands = to_polars(j.group_by("_g").aggregate(_from=j.count(where=j._lo.isnull() | (j._v >= j._lo)),
+                                                 _band=j._v.collect(where=inside)))
+    bands = bands.with_columns((pl.lit(pl.Series(n[bands["_g"].to_numpy()])) - pl.col("_from")).alias("_below"))
+    # the band's values in order, ranked from the rows below it (NaN sorts last, as in DuckDB)
+    ranked = (bands.explode("_band").drop_nulls("_band").sort("_g", "_band")
+              .with_columns((pl.int_range(pl.len(), dtype=pl.Int64).over("_g") + 1 + pl.col("_below")).alias("_r"))
+              .select("_g", "_r", pl.col("_band").alias("_x")))
+    span = ranked.group_by("_g").agg(pl.col("_r").min().alias("_a"), pl.col("_r").max().alias("_b"))
+    span = pl.DataFrame({"_g": np.arange(len(n)), "_first": first, "_last": last, "_has": has}).join(
+        span, on="_g", how="left")
+    missed = span.filter(pl.col("_has") & (pl.col("_a").is_null() | (pl.col("_a") > pl.col("_first"))
+                                           | (pl.col("_b") < pl.col("_last"))))["_g"]
+    if missed.len():  # rank those groups whole (a window sorts them; DuckDB spills the sort when it must)
+        j = joined(lut_frame.filter(pl.col("_g").is_in(missed.implode())))
+        whole = to_polars(j.select("_g", "_v", _r=ibis.row_number().over(group_by=j._g, order_by=j._v) + 1))
+        ranked = pl.concat([ranked.filter(~pl.col("_g").is_in(missed.implode())),
+                            whole.select("_g", "_r", pl.col("_v").alias("_x"))])
+    out = pl.DataFrame({"_g": np.arange(len(n)), **{name: v for name, v in zip(want, valid)}})
+    for name in want:
+        out = out.join(ranked.rename({"_r": name, "_x": f"_x_{name}"}), on=["_g", name], how="left")
+    return out.sort("_g").select(*[pl.col(f"_x_{name}").cast(pl.Float64).alias(name) for name in want])
+
+
+def approx_matrix(lists: "pl.Series", width: int) -> Any:
+    """The approximate quantiles of each group as a float matrix, NaN where a group has none (an empty or an
+    infinite-valued sample can give a null list): such a group gets no band and is ranked whole.
+
+    >>> import polars as pl
+    >>> approx_matrix(pl.Series([[1.0, 2.0], None]), 2).tolist()
+    [[1.0, 2.0], [nan, nan]]
+    """
+    import numpy as np
+
+    rows = [r if r is not None and len(r) == width else [None] * width for r in lists.to_list()]
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), width)
+
+
+def quantile_cont(x_floor: Any, x_ceil: Any, n: Any, q: float) -> Any:
+    """The linearly interpolated q-quantile from its two order statistics, as DuckDB's ``quantile_cont`` computes it
+    (to the last bit): position ``(n - 1) q`` (0-based), ``lo (1 - d) + hi d`` between the order statistics at its
+    floor and ceiling, the lower one alone at an integer position.
+
+    >>> import numpy as np
+    >>> quantile_cont(np.array([3.0]), np.array([4.0]), np.array([5]), 0.6)
+    array([3.4])
+    """
+    import numpy as np
+
+    pos = (np.asarray(n, dtype=np.int64) - 1) * q
+    d = pos - np.floor(pos)
+    lo, hi = np.asarray(x_floor, dtype=np.float64), np.asarray(x_ceil, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.where(d == 0, lo, lo * (1 - d) + hi * d)
+
+
+def quantile_ranks(n: Any, q: float) -> tuple[Any, Any]:
+    """The 1-based ranks of the two order statistics ``quantile_cont`` interpolates between (equal at an integer
+    position).
+
+    >>> quantile_ranks([5, 1], 0.6)
+    (array([3, 1]), array([4, 1]))
+    """
+    import numpy as np
+
+    pos = (np.asarray(n, dtype=np.int64) - 1) * q
+    return np.floor(pos).astype(np.int64) + 1, np.ceil(pos).astype(np.int64) + 1
 
 
 def percentile_frame(
@@ -337,17 +534,16 @@ def percentile_frame(
     """The q-quantile of ``value`` per group (linear interpolation) with its order-statistic interval, tidy.
 
     The interval is the pair of order statistics at the binomial ranks ``l`` and ``u`` of each group's size
-    (:func:`workbench.stats.order_statistic_ranks`, which SQL cannot compute). Two queries, neither ranking every row:
+    (:func:`workbench.stats.order_statistic_ranks`, which SQL cannot compute). Two passes, neither sorting the rows nor
+    holding a group's values, so memory stays bounded at any size (no holistic aggregate):
 
-    1. per group: the size, and in one holistic aggregate (one sort state per group) the quantile ``q`` together with
-       the quantiles at a fixed grid of fractions below ``q`` (:func:`_band_grid`);
-    2. from the sizes, the ranks ``l``, ``u`` and per group the highest grid quantile ``T`` safely below rank ``l``:
-       only the rows with a value ``>= T`` (the band that holds both order statistics: a few percent of a large
-       group for a tail quantile) are ranked, by a window within the group, their rank offset by the rows below the
-       band (the group size minus the band's). A group too small for any grid fraction to help is ranked whole.
+    1. per group: the size and the quantiles at ``q`` and around it (:func:`band_grid`): exact when the values fit in
+       memory (:func:`holistic_fits`), else approximate ones (a t-digest per group: bounded memory);
+    2. :func:`order_statistics` at the ranks of the interval (and, for approximate quantiles, of the two order
+       statistics the quantile interpolates between: the value as ``quantile_cont`` computes it), from a band of a
+       few hundred values per group.
 
-    The result is identical to ranking every row (tests/test_core.py keeps that implementation as the reference). A
-    band that would miss rank ``l`` (a threshold comparing as NaN, say) is detected and that group ranked whole.
+    The result is identical to ranking every row (tests/test_core.py keeps that implementation as the reference).
 
     >>> import workbench as wb
     >>> db = wb.connect(":memory:")
@@ -361,13 +557,14 @@ def percentile_frame(
     import numpy as np
     import polars as pl
 
-    import ibis
-
     t = t.mutate(_v=value.cast("float64"))
     t = with_period(t.filter(t._v.notnull()), period, time=time, start=start)
     gk = [*keys, "period_start"]
-    grid = _band_grid(q)
-    aggs: dict[str, Any] = dict(n=t.count(), _qs=t._v.quantile([*grid, q]))
+    grid = band_grid(q)
+    holistic = holistic_fits(t)
+    # exact quantiles at the grid and q when they fit in memory (the value comes with them), else approximate ones
+    aggs: dict[str, Any] = dict(n=t.count(),
+                                _aq=t._v.quantile([*grid, q]) if holistic else t._v.approx_quantile(grid))
     for name, fn in (extra or {}).items():
         aggs[name] = fn(t._v)
     groups = to_polars(t.group_by(gk).aggregate(**aggs))
@@ -378,35 +575,18 @@ def percentile_frame(
 
     n = groups["n"].to_numpy()
     lo_rank, hi_rank = order_statistic_ranks(n, q, confidence)
-    qs = np.asarray(groups["_qs"].to_list(), dtype=np.float64).reshape(len(n), len(grid) + 1)
-    # the lowest rank the interval needs (none: n + 1)
-    need = np.where(lo_rank >= 1, lo_rank, np.where(hi_rank <= n, hi_rank, n + 1))
-    thr = _band_thresholds(grid, qs, n, need)
-    groups = groups.drop("_qs").with_columns(
-        pl.Series("value", qs[:, -1]), pl.int_range(pl.len(), dtype=pl.Int64).alias("_g"),
-        pl.Series("_l", lo_rank), pl.Series("_u", hi_rank), pl.Series("_t", thr, nan_to_null=True))
-    schema = ibis.schema({**{c: t.schema()[c] for c in gk}, "_g": "int64", "n": "int64", "_l": "int64",
-                          "_u": "int64", "_t": "float64"})
-
-    def order_statistics(lut_frame: "pl.DataFrame") -> "pl.DataFrame":
-        lut = ibis.memtable(lut_frame.select(*schema.names), schema=schema)
-        # null-safe: a null feature or model is a group of its own, as in the group_by above
-        j = t.join(lut, [t[c].identical_to(lut[c]) for c in gk]).select("_v", "_g", "n", "_l", "_u", "_t")
-        j = j.filter(j._t.isnull() | (j._v >= j._t))
-        j = j.mutate(_r=ibis.row_number().over(group_by=j._g, order_by=j._v) + 1 + j.n
-                     - j._v.count().over(ibis.window(group_by=j._g)))
-        return to_polars(j.group_by("_g").aggregate(lo=j._v.max(where=j._r == j._l), hi=j._v.max(where=j._r == j._u),
-                                                    _first=j._r.min()))
-
-    os_ = order_statistics(groups)
-    check = groups.select("_g", "n", pl.Series("_need", need)).join(os_.select("_g", "_first"), on="_g", how="left")
-    missed = check.filter((pl.col("_need") <= pl.col("n"))
-                          & (pl.col("_first").is_null() | (pl.col("_first") > pl.col("_need"))))
-    if missed.height:
-        redo = groups.join(missed.select("_g"), on="_g").with_columns(pl.lit(None, pl.Float64).alias("_t"))
-        os_ = pl.concat([os_.join(missed.select("_g"), on="_g", how="anti"), order_statistics(redo)])
-    df = groups.join(os_.drop("_first"), on="_g", how="left").drop("_g", "_l", "_u", "_t")
-    return tidy(df, keys=keys, metric=metric)
+    if holistic:
+        qs = approx_matrix(groups["_aq"], len(grid) + 1)
+        x = order_statistics(t, "_v", keys=gk, groups=groups, aq=qs[:, :-1], grid=grid,
+                             ranks={"lo": lo_rank, "hi": hi_rank})
+        value = qs[:, -1]
+    else:
+        at, above = quantile_ranks(n, q)
+        x = order_statistics(t, "_v", keys=gk, groups=groups, aq=approx_matrix(groups["_aq"], len(grid)), grid=grid,
+                             ranks={"_at": at, "_above": above, "lo": lo_rank, "hi": hi_rank})
+        value = quantile_cont(x["_at"].to_numpy(), x["_above"].to_numpy(), n, q)
+    groups = groups.drop("_aq").with_columns(pl.Series("value", value), x["lo"], x["hi"])
+    return tidy(groups, keys=keys, metric=metric)
 
 
 def mean_interval(df: "pl.DataFrame", confidence: float, *, floor: float | None = None) -> "pl.DataFrame":

@@ -47,8 +47,9 @@ import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from workbench.metrics.core import (Metric, Where, check_by, complete_grid, mean_interval, percentile_frame, proportion,
-                                    register, scope, tidy, to_polars, with_period)
+from workbench.metrics.core import (Metric, Where, approx_matrix, band_grid, check_by, complete_grid, holistic_fits,
+                                    mean_interval, order_statistics, percentile_frame, proportion, quantile_cont,
+                                    quantile_ranks, register, scope, tidy, to_polars, with_period)
 from workbench.stats import order_statistic_ranks  # noqa: F401  (public here too, as before)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -295,9 +296,25 @@ def tpot_ms(db, *, by=("feature",), period="day", start=None, end=None, where=No
     measurable = (t.output_tokens > 1) & t.ttft_ms.notnull() & t.latency_ms.notnull()
     v = (t.latency_ms - t.ttft_ms) / (t.output_tokens - 1).cast("float64")
     t = with_period(t.mutate(_v=measurable.ifelse(v, ibis.null("float64"))), period, start=start)
-    agg = to_polars(t.group_by([*keys, "period_start"]).aggregate(
-        value=t._v.mean(), n=t._v.count(), _sd=t._v.std(how="sample"), p50=t._v.quantile(0.5)))
+    # The median exactly: by a holistic aggregate when the values fit in memory, else (memory bounded at any size)
+    # approximate quantiles here, then the two middle order statistics from a narrow band of values.
+    grid = band_grid(0.5)
+    gk = [*keys, "period_start"]
+    holistic = holistic_fits(t)
+    agg = to_polars(t.group_by(gk).aggregate(
+        value=t._v.mean(), n=t._v.count(), _sd=t._v.std(how="sample"),
+        _aq=t._v.quantile([0.5]) if holistic else t._v.approx_quantile(grid)))
     df = agg.filter(pl.col("n") > 0)  # groups and periods with no TPOT are added back by complete_grid, with a warning
+    n = df["n"].to_numpy()
+    p50 = []
+    if holistic:
+        p50 = approx_matrix(df["_aq"], 1)[:, 0]
+    elif df.height:
+        at, above = quantile_ranks(n, 0.5)
+        x = order_statistics(t, "_v", keys=gk, groups=df, aq=approx_matrix(df["_aq"], len(grid)), grid=grid,
+                             ranks={"a": at, "b": above})
+        p50 = quantile_cont(x["a"].to_numpy(), x["b"].to_numpy(), n, 0.5)
+    df = df.drop("_aq").with_columns(pl.Series("p50", p50, dtype=pl.Float64))
     out = tidy(mean_interval(df, confidence), keys=keys, metric=fn)
     return _label(complete_grid(out, scoped, keys=keys, period=period, start=start, end=end, metric=fn,
                                 groups=agg.select(keys)), operation)
