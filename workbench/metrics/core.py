@@ -554,7 +554,6 @@ def percentile_frame(
     ...                  metric="latency_p95_ms", confidence=0.95).select("value", "n", "lo", "hi").rows()
     [(950.05, 1000, 936.0, 964.0)]
     """
-    import numpy as np
     import polars as pl
 
     t = t.mutate(_v=value.cast("float64"))
