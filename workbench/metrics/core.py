@@ -433,8 +433,10 @@ def order_statistics(t: "ir.Table", value: str, *, keys: list[str], groups: "pl.
     lower, upper = _band_thresholds(grid, aq, n, np.where(has, first, 1), np.where(has, last, 1))
     lut_frame = groups.select(keys).with_columns(
         pl.int_range(pl.len(), dtype=pl.Int64).alias("_g"), pl.Series("_lo", lower, nan_to_null=True),
-        pl.Series("_hi", upper, nan_to_null=True))
-    schema = ibis.schema({**{c: t.schema()[c] for c in keys}, "_g": "int64", "_lo": "float64", "_hi": "float64"})
+        pl.Series("_hi", upper, nan_to_null=True), pl.Series("_first", first, dtype=pl.Int64),
+        pl.Series("_last", last, dtype=pl.Int64))
+    schema = ibis.schema({**{c: t.schema()[c] for c in keys}, "_g": "int64", "_lo": "float64", "_hi": "float64",
+                          "_first": "int64", "_last": "int64"})
     rows = t.filter(t[value].notnull())
 
     def joined(frame: "pl.DataFrame", floor: float | None = None) -> "ir.Table":
@@ -442,7 +444,7 @@ def order_statistics(t: "ir.Table", value: str, *, keys: list[str], groups: "pl.
         r = rows if floor is None else rows.filter(rows[value] >= floor)
         # null-safe: a null feature or model is a group of its own, as in the caller's group_by
         return r.join(lut, [r[c].identical_to(lut[c]) for c in keys]).select(
-            _v=r[value].cast("float64"), _g=lut._g, _lo=lut._lo, _hi=lut._hi)
+            _v=r[value].cast("float64"), _g=lut._g, _lo=lut._lo, _hi=lut._hi, _first=lut._first, _last=lut._last)
 
     # When every group has a lower bound, the rows below the lowest one are below every band: they are not joined
     # at all, and a group's rows below its band are counted as its size minus its rows at or above the bound.
@@ -464,7 +466,8 @@ def order_statistics(t: "ir.Table", value: str, *, keys: list[str], groups: "pl.
                                            | (pl.col("_b") < pl.col("_last"))))["_g"]
     if missed.len():  # rank those groups whole (a window sorts them; DuckDB spills the sort when it must)
         j = joined(lut_frame.filter(pl.col("_g").is_in(missed.implode())))
-        whole = to_polars(j.select("_g", "_v", _r=ibis.row_number().over(group_by=j._g, order_by=j._v) + 1))
+        j = j.mutate(_r=ibis.row_number().over(group_by=j._g, order_by=j._v) + 1)
+        whole = to_polars(j.filter((j._r >= j._first) & (j._r <= j._last)).select("_g", "_v", "_r"))
         ranked = pl.concat([ranked.filter(~pl.col("_g").is_in(missed.implode())),
                             whole.select("_g", "_r", pl.col("_v").alias("_x"))])
     out = pl.DataFrame({"_g": np.arange(len(n)), **{name: v for name, v in zip(want, valid)}})
@@ -534,8 +537,8 @@ def percentile_frame(
     """The q-quantile of ``value`` per group (linear interpolation) with its order-statistic interval, tidy.
 
     The interval is the pair of order statistics at the binomial ranks ``l`` and ``u`` of each group's size
-    (:func:`workbench.stats.order_statistic_ranks`, which SQL cannot compute). Two passes, neither sorting the rows nor
-    holding a group's values, so memory stays bounded at any size (no holistic aggregate):
+    (:func:`workbench.stats.order_statistic_ranks`, which SQL cannot compute). Two passes, neither sorting the rows;
+    past what fits in memory, neither holds a group's values either (no holistic aggregate: bounded memory):
 
     1. per group: the size and the quantiles at ``q`` and around it (:func:`band_grid`): exact when the values fit in
        memory (:func:`holistic_fits`), else approximate ones (a t-digest per group: bounded memory);
