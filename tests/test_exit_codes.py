@@ -88,3 +88,29 @@ def test_a_fired_check_exits_1(small_demo, tmp_path):
     cfg = tmp_path / "workbench.toml"
     cfg.write_text("[budget.agent]\nmonthly_usd = 0.01\n")
     assert cli.main(["budget", "--db", str(small_demo), "--config", str(cfg), "--at", "2026-11-20"]) == 1
+
+
+def test_a_metric_out_of_memory_exits_2_naming_the_metric_and_the_limit(capsys, tmp_path, monkeypatch):
+    # Under a memory limit too small for the query (DuckDB: "Out of Memory Error"), a metric used to end in a
+    # traceback and exit 1, which a scheduler reads as a fired check. Now: exit 2, one line, the metric and the limit.
+    import workbench as wb
+    from workbench.errors import InputError, ResourceError
+    from workbench.metrics import compute
+
+    p = tmp_path / "big.duckdb"
+    db = wb.connect(p)
+    db.duckdb.execute("insert into calls (call_id, ts, feature, model, status, user_id) select 'c' || i, "
+                      "timestamp '2026-01-01' + to_seconds(i % 2592000), 'f' || (i % 7), 'm' || (i % 5), 'ok', "
+                      "'user-' || i from range(400000) r(i)")
+    db.close()
+    with pytest.raises(ResourceError, match="dau_count: ran out of memory under DuckDB's memory_limit of 3.8 MiB"):
+        compute("dau_count", wb.connect(p, read_only=True, memory_limit="4MB"), by=("feature", "model"),
+                activity="calls")
+    assert issubclass(ResourceError, InputError) and issubclass(ResourceError, MemoryError)
+    monkeypatch.setenv("WORKBENCH_MEMORY_LIMIT", "4MB")
+    err = _one_line_error(capsys, ["metrics", "dau_count", "--db", str(p), "--by", "feature,model",
+                                   "--param", "activity=calls"])
+    assert "dau_count" in err and "memory_limit" in err and "WORKBENCH_MEMORY_LIMIT" in err
+    monkeypatch.setenv("WORKBENCH_MEMORY_LIMIT", "256MB")  # the same metric fits under a workable limit
+    assert cli.main(["metrics", "dau_count", "--db", str(p), "--by", "feature,model", "--param", "activity=calls",
+                     "--format", "csv"]) == 0

@@ -30,6 +30,7 @@ __all__ = [
     "UnknownNameError",
     "DatabaseError",
     "SchemaVersionError",
+    "ResourceError",
     "ReportError",
     "CheckFailed",
     "EXIT_OK",
@@ -95,6 +96,11 @@ class DatabaseError(InputError):
 
 class SchemaVersionError(DatabaseError, RuntimeError):
     """The database was written by a newer workbench (its schema version is ahead of this one)."""
+
+
+class ResourceError(InputError, MemoryError):
+    """Work that needed more memory than the environment allows (DuckDB's ``memory_limit``): the message names the
+    work, the limit and what to change. Exit 2, like any other limit of the environment."""
 
 
 class ReportError(WorkbenchError):

@@ -696,6 +696,21 @@ def _check_contract(m: Metric) -> None:
         raise ParameterError(f"register {name}: give an example value for the required options {lacking}")
 
 
+def _out_of_memory(name: str, db: Any, exc: Exception) -> Exception:
+    """The one-line error for a metric DuckDB could not fit in its memory limit (a traceback, exit 1, would read as
+    a check that fired)."""
+    from workbench.errors import ResourceError
+
+    try:
+        limit = db.duckdb.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    except Exception:
+        limit = "?"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ResourceError(f"{name}: ran out of memory under DuckDB's memory_limit of {limit} ({first}); raise the limit "
+                         f"($WORKBENCH_MEMORY_LIMIT or connect(memory_limit=...)) or narrow the selection "
+                         f"(start, end, where)")
+
+
 def _bound(m: Metric) -> Callable[..., "pl.DataFrame"]:
     """The metric as callers see it: the common boundary work done once, here, for every metric.
 
@@ -724,7 +739,13 @@ def _bound(m: Metric) -> Callable[..., "pl.DataFrame"]:
             from workbench.db import connect
 
             db = connect(db, read_only=True)  # a metric only reads: a path is opened read-only, never created
-        return fn(as_workbench(db), **kwargs)
+        db = as_workbench(db)
+        try:
+            return fn(db, **kwargs)
+        except Exception as exc:
+            if type(exc).__name__ != "OutOfMemoryException":
+                raise
+            raise _out_of_memory(name, db, exc) from exc
 
     metric.contract = m  # type: ignore[attr-defined]
     return metric
