@@ -165,3 +165,25 @@ def test_contrastive_set_rebuilds_byte_for_byte(tmp_path):
     dev = {c for line in (ROOT / "datasets" / "halu_dev.jsonl").read_text(encoding="utf-8").splitlines()
            for c in json.loads(line)["contexts"]}
     assert all(set(r["contexts"]) <= dev for r in rows)  # built only from contexts already shipped
+
+
+def test_ngram_novelty_by_runs_equals_one_search_per_gram():
+    # novel() settles a run of consecutive known grams with one search of the whole run when it occurs, and falls
+    # back to halves and single grams when it does not; the answer must be the same as searching every gram alone,
+    # whatever mix of copied and changed words the answer has (random answers over a tiny vocabulary: many partial
+    # runs), with grams never spanning two passages.
+    import random
+
+    rng = random.Random(5)
+    vocab = "a b c d e f g h".split()
+    for case in range(400):
+        passages = [" ".join(rng.choice(vocab) for _ in range(rng.randint(1, 30))) for _ in range(rng.randint(1, 3))]
+        src = D._prepare_source(passages, None)
+        words = [rng.choice(vocab + ["zz"]) for _ in range(rng.randint(2, 25))]
+        for n in (2, 3):
+            grams = [words[i:i + n] for i in range(len(words) - n + 1)]
+            known = [all(w in src.stems for w in g) for g in grams]
+            lines = ["".join(f" {t} " for t in toks).replace("  ", " ") for toks in
+                     ([t for toks in p.toks for t in toks] for p in src.passages)]
+            expected = [not any(f" {' '.join(g)} " in line for line in lines) for g in grams]
+            assert src.novel(words, n, known) == expected, (case, passages, words, n)

@@ -376,20 +376,45 @@ class _Source:
 
     _toklines: str | None = None
 
-    def novel(self, grams: list[str], known: list[bool]) -> list[bool]:
-        """Which of ``grams`` (" a b " / " a b c " strings: space-padded word bigrams or trigrams) occur in no passage.
+    def novel(self, words: list[str], n: int, known: list[bool]) -> list[bool]:
+        """Which word n-grams of ``words`` (gram i: ``words[i:i + n]``) occur in no passage.
 
         ``known[i]`` says whether gram i can occur at all (all its words are in the contexts): a gram with a word
-        absent from every context is novel for sure, with no search. The others are looked up by one substring
-        search each in the passages' token lines (tokens joined by single spaces, passages by newlines so that no
-        n-gram spans two passages): cheaper than building sets of n-gram tuples for every new passage.
+        absent from every context is novel for sure, with no search. The others are looked up by substring search
+        in the passages' token lines (tokens joined by single spaces, passages by newlines so that no n-gram spans
+        two passages): cheaper than building sets of n-gram tuples for every new passage. A run of consecutive
+        known grams is first searched whole (its words as one space-padded string): when the run occurs, every
+        gram inside it does, and one search settles them all (answers copy whole phrases from their sources);
+        otherwise each gram of the run is searched on its own. Exact either way.
         """
         if not any(known):
-            return [True] * len(grams)
+            return [True] * len(known)
         if self._toklines is None:
             self._toklines = "\n".join(p.tokline for p in self.passages)
         lines = self._toklines
-        return [not k or g not in lines for g, k in zip(grams, known)]
+        out = [True] * len(known)
+        i, size = 0, len(known)
+        while i < size:
+            if not known[i]:
+                i += 1
+                continue
+            k = i + 1
+            while k < size and known[k]:
+                k += 1
+            # grams i..k-1 are all known: words i..k+n-2
+            stack = [(i, k)]
+            while stack:
+                a, b = stack.pop()
+                if " " + " ".join(words[a:b + n - 1]) + " " in lines:
+                    out[a:b] = [False] * (b - a)
+                elif b - a >= 4:
+                    m = (a + b) // 2
+                    stack += ((m, b), (a, m))
+                elif b - a > 1:
+                    for j in range(a, b):
+                        out[j] = " " + " ".join(words[j:j + n]) + " " not in lines
+            i = k
+        return out
 
     def idf(self, stem: str) -> float:
         """Inverse sentence frequency of a stem in these contexts: rare words weigh more; absent ones most."""
@@ -820,17 +845,15 @@ def _score_claim(text: str, src: _Source, align: bool = True) -> _ClaimStats:
     # N-gram novelty of the claim (every word, function words too: "was not" / "is now" carry meaning).
     # Bigrams are looked up in the passages' token lines (no per-passage bigram set to build for a new passage).
     # A gram can occur only when all its words are in the contexts, and a trigram only when both its bigrams do.
-    bg = list(map(" {} {} ".format, lows, islice(lows, 1, None)))
-    n_bg = len(bg)
+    n_bg = max(len(lows) - 1, 0)
     in_ctx = list(map(stems.__contains__, lows))
-    bg_novel = src.novel(bg, list(map(and_, in_ctx, islice(in_ctx, 1, None)))) if bg else []
+    bg_novel = src.novel(lows, 2, list(map(and_, in_ctx, islice(in_ctx, 1, None)))) if n_bg else []
     nov_bg = sum(bg_novel)
     nov_tg = n_tg = 0
     if n_bg > 1 and align:
-        tg = list(map(" {} {} {} ".format, lows, islice(lows, 1, None), islice(lows, 2, None)))
-        n_tg = len(tg)
+        n_tg = n_bg - 1
         bg_found = list(map(not_, bg_novel))
-        nov_tg = sum(src.novel(tg, list(map(and_, bg_found, islice(bg_found, 1, None)))))
+        nov_tg = sum(src.novel(lows, 3, list(map(and_, bg_found, islice(bg_found, 1, None)))))
     # Alignment: the IDF-weighted share of the claim's content found in its best single sentence (rare words
     # count more than common ones; a claim word absent from every context sentence weighs most).
     alignment = 1.0
