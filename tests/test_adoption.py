@@ -539,3 +539,54 @@ def test_cli_retention_json(tmp_path, capsys):
                  "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["users"] for r in rows] == [5, 3]  # a: d1 then d2; b: d1 then d3; d: d2 then d3; c, e once
+
+
+def test_active_users_in_user_shares_equal_one_pass(small_demo, monkeypatch):
+    # On a large table the distinct-user counts run in passes over disjoint shares of the users (by a hash of
+    # user_id), summed: every active-user metric, every period, with and without a start, must give the same frame.
+    db = wb.connect(small_demo, read_only=True)
+    cases = [(fn, period, activity, start)
+             for fn in ("dau_count", "wau_count", "mau_count", "dau_mau_ratio")
+             for period in ("day", "week")
+             for activity in ("events", "calls")
+             for start in (None, "2026-01-10")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        monkeypatch.setattr(ad, "USER_PASSES", None)
+        one = [getattr(ad, fn)(db, by=("feature",), period=period, activity=activity, start=start)
+               for fn, period, activity, start in cases]
+        shared = []
+        for i, (fn, period, activity, start) in enumerate(cases):
+            monkeypatch.setattr(ad, "USER_PASSES", 2 + i % 5)
+            shared.append(getattr(ad, fn)(db, by=("feature",), period=period, activity=activity, start=start))
+    assert sum(f.height for f in one) > 500 and any(f["value"].max() > 10 for f in one if f.height)
+    for case, a, b in zip(cases, one, shared):
+        assert a.equals(b), case
+
+
+def test_user_share_splits_users_into_disjoint_shares(small_demo):
+    # every active user falls in exactly one share, whatever the sign of the hash
+    db = wb.connect(small_demo, read_only=True)
+    t = ad._activity(db, "dau_count", activity="events")
+    users = set(t.select("user_id").distinct().to_polars()["user_id"])
+    shares = [set(ad._user_share(t, (i, 5)).select("user_id").distinct().to_polars()["user_id"]) for i in range(5)]
+    assert sum(len(s) for s in shares) == len(users) > 100
+    assert set().union(*shares) == users and all(shares)
+
+
+def test_user_passes_follow_the_memory_limit(tmp_path, monkeypatch):
+    # 1 pass while the distinct tuples fit in half of DuckDB's memory limit; more when the table would not
+    path = tmp_path / "p.duckdb"
+    with wb.connect(path) as db:
+        db.duckdb.execute("insert into events (event_id, user_id, ts, event, feature) select i::varchar, "
+                          "(i % 997)::varchar, timestamp '2026-01-01' + to_minutes(i), 'ask', 'chat' from range(200000) r(i)")
+        db.duckdb.execute("checkpoint")
+    with wb.connect(path, read_only=True) as db:
+        t = ad._activity(db, "dau_count", activity="events")
+        assert ad._user_passes(t) == 1
+        db.duckdb.execute("set memory_limit = '10MB'")  # 200,000 rows x 100 B = 20 MB: two passes or more
+        assert ad._user_passes(t) >= 2
+        shared = ad.dau_count(db, by=())
+        monkeypatch.setattr(ad, "USER_PASSES", 1)
+        one = ad.dau_count(db, by=())
+        assert shared.equals(one) and one["value"].to_list()[:2] == [997.0, 997.0]

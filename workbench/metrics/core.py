@@ -46,6 +46,7 @@ import functools
 import datetime as _dt
 import importlib
 import inspect
+import math
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -61,7 +62,7 @@ from workbench.db import Where, as_timestamp, parse_where, scope  # noqa: F401  
 __all__ = ["PERIODS", "RESULT_COLUMNS", "UndefinedMetricWarning", "Where", "parse_where", "as_timestamp", "scope",
            "check_by", "with_period", "tidy", "complete_grid", "to_polars", "proportion", "percentile_frame",
            "mean_interval", "band_grid", "approx_matrix", "order_statistics", "quantile_ranks", "quantile_cont",
-           "holistic_fits", "HOLISTIC_QUANTILES",
+           "holistic_fits", "HOLISTIC_QUANTILES", "memory_passes",
            "Metric", "register", "suite", "contracts", "compute"]
 
 PERIODS = ("hour", "day", "week", "month", "all")
@@ -316,20 +317,17 @@ _HOLISTIC_BYTES_PER_ROW = 32
 _HOLISTIC_SHARE = 0.5
 
 
-def holistic_fits(t: "ir.Table") -> bool:
-    """Whether a quantile that holds every value of its groups fits comfortably in memory for a selection of ``t``.
+def memory_passes(t: "ir.Table", bytes_per_row: float, share: float = 0.5) -> int:
+    """How many passes a query over ``t`` should be split into so that each fits in ``share`` of DuckDB's memory limit.
 
-    DuckDB's holistic aggregates (``quantile_cont``) keep each group's values outside its memory limit, so on a large
-    table they can take several times the limit. Estimated from the rows of the tables ``t`` reads (DuckDB's own
-    estimate, no scan) at 32 bytes a row, against half of DuckDB's memory limit. Another backend: True (it manages its
-    own memory). :data:`HOLISTIC_QUANTILES` overrides the choice.
+    Estimated without a scan: the rows of the tables ``t`` reads (DuckDB's own estimate) times ``bytes_per_row``, what
+    the query holds per input row at its peak, measured. 1 when that fits, on another backend (it manages its own
+    memory), with no memory limit, and for an expression on no backend.
 
     >>> import workbench as wb
-    >>> holistic_fits(wb.connect(":memory:").calls)
-    True
+    >>> memory_passes(wb.connect(":memory:").calls, 100)
+    1
     """
-    if HOLISTIC_QUANTILES is not None:
-        return bool(HOLISTIC_QUANTILES)
     import ibis
     import ibis.expr.operations as ops
 
@@ -338,17 +336,36 @@ def holistic_fits(t: "ir.Table") -> bool:
     try:
         backend = ibis.get_backend(t)
     except Exception:  # an expression on no backend (an in-memory table): nothing large
-        return True
+        return 1
     if getattr(backend, "name", "") != "duckdb":
-        return True
+        return 1
     names = sorted({op.name for op in t.op().find(ops.DatabaseTable)})
     if not names:
-        return True
+        return 1
     con = backend.con
     rows = con.execute("SELECT coalesce(sum(estimated_size), 0) FROM duckdb_tables() WHERE database_name = "
                        "current_database() AND table_name IN (SELECT unnest($1::VARCHAR[]))", [names]).fetchone()[0]
     limit = memory_limit_bytes(con)
-    return limit is None or rows * _HOLISTIC_BYTES_PER_ROW <= _HOLISTIC_SHARE * limit
+    if limit is None:
+        return 1
+    return max(1, math.ceil(rows * bytes_per_row / (share * limit)))
+
+
+def holistic_fits(t: "ir.Table") -> bool:
+    """Whether a quantile that holds every value of its groups fits comfortably in memory for a selection of ``t``.
+
+    DuckDB's holistic aggregates (``quantile_cont``) keep each group's values outside its memory limit, so on a large
+    table they can take several times the limit. Estimated from the rows of the tables ``t`` reads (DuckDB's own
+    estimate, no scan) at 32 bytes a row, against half of DuckDB's memory limit (:func:`memory_passes`). Another
+    backend: True (it manages its own memory). :data:`HOLISTIC_QUANTILES` overrides the choice.
+
+    >>> import workbench as wb
+    >>> holistic_fits(wb.connect(":memory:").calls)
+    True
+    """
+    if HOLISTIC_QUANTILES is not None:
+        return bool(HOLISTIC_QUANTILES)
+    return memory_passes(t, _HOLISTIC_BYTES_PER_ROW, _HOLISTIC_SHARE) == 1
 
 
 def band_grid(q: float) -> list[float]:
