@@ -544,13 +544,15 @@ def test_cli_retention_json(tmp_path, capsys):
 def test_active_users_in_user_shares_equal_one_pass(small_demo, monkeypatch):
     # On a large table the distinct-user counts run in passes over disjoint shares of the users (by a hash of
     # user_id), summed: every active-user metric, every period, with and without a start, must give the same frame.
-    db = wb.connect(small_demo, read_only=True)
+    # read-only like the other readers of the shared demo file, and closed: a connection left open to it would
+    # refuse the read-write connections of later tests
     cases = [(fn, period, activity, start)
              for fn in ("dau_count", "wau_count", "mau_count", "dau_mau_ratio")
              for period in ("day", "week")
              for activity in ("events", "calls")
              for start in (None, "2026-01-10")]
-    with warnings.catch_warnings():
+    cases += [(fn, "day", "both", None) for fn in ("dau_count", "wau_count", "mau_count", "dau_mau_ratio")]
+    with warnings.catch_warnings(), wb.connect(small_demo, read_only=True) as db:
         warnings.simplefilter("ignore")
         monkeypatch.setattr(ad, "USER_PASSES", None)
         one = [getattr(ad, fn)(db, by=("feature",), period=period, activity=activity, start=start)
@@ -566,10 +568,11 @@ def test_active_users_in_user_shares_equal_one_pass(small_demo, monkeypatch):
 
 def test_user_share_splits_users_into_disjoint_shares(small_demo):
     # every active user falls in exactly one share, whatever the sign of the hash
-    db = wb.connect(small_demo, read_only=True)
-    t = ad._activity(db, "dau_count", activity="events")
-    users = set(t.select("user_id").distinct().to_polars()["user_id"])
-    shares = [set(ad._user_share(t, (i, 5)).select("user_id").distinct().to_polars()["user_id"]) for i in range(5)]
+    with wb.connect(small_demo, read_only=True) as db:
+        t = ad._activity(db, "dau_count", activity="events")
+        users = set(t.select("user_id").distinct().to_polars()["user_id"])
+        shares = [set(ad._user_share(t, (i, 5)).select("user_id").distinct().to_polars()["user_id"])
+                  for i in range(5)]
     assert sum(len(s) for s in shares) == len(users) > 100
     assert set().union(*shares) == users and all(shares)
 
