@@ -261,9 +261,9 @@ def test_a_file_for_the_line_reader_is_read_once_not_surveyed_first(tmp_path, mo
     surveyed = []
     real = ing._survey
 
-    def spy(con, src, ls):
+    def spy(con, src, ls, rows=None):
         surveyed.append(src.lines is not None or src.csv_opts is not None or "read_parquet" in src.sql)
-        return real(con, src, ls)
+        return real(con, src, ls, rows)
 
     monkeypatch.setattr(ing, "_survey", spy)
     p = tmp_path / "f.jsonl"
@@ -291,3 +291,40 @@ def test_hostile_mapping_keys_reach_neither_reader_as_sql(tmp_path, monkeypatch)
     # a double quote cannot be named in a JSON path: refused at the mapping, before any file is read
     with pytest.raises(ing.IngestError, match="without double quotes"):
         ing.load_mapping({**m, "columns": {**m["columns"], "feature": 'a"b'}})
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+@pytest.mark.parametrize("name", sorted(FLAT_CASES))
+def test_repeated_keys_found_in_passes_load_the_same(tmp_path, monkeypatch, fmt, name):
+    # A file whose keys would not fit in the ingest memory limit (100M rows under 512 MB ran out of memory) has its
+    # repeated keys found in passes over disjoint shares of the keys: the same decision (straight or staged), rows,
+    # quarantine and counts as in one pass, both when the file goes straight in and when it is staged.
+    import polars as pl
+
+    rows, straight = FLAT_CASES[name]
+    p = tmp_path / f"f.{fmt}"
+    frame = pl.DataFrame(rows)
+    {"csv": frame.write_csv, "parquet": frame.write_parquet, "jsonl": frame.write_ndjson}[fmt](p)
+    one = load_straight_and_staged(tmp_path, monkeypatch, p, FLAT_MAP, fmt)
+    monkeypatch.undo()
+    passes: list[int] = []
+    real = ing._repeated_keys
+
+    def spy(con, rel, key, k):
+        passes.append(k)
+        return real(con, rel, key, k)
+
+    monkeypatch.setattr(ing, "_repeated_keys", spy)
+    monkeypatch.setattr(ing, "_KEY_BYTES", 2 ** 26)  # ~21 rows x 64 MiB against the 512 MB limit: 3 passes
+    many = load_straight_and_staged(tmp_path, monkeypatch, p, FLAT_MAP, fmt)
+    assert many == one
+    assert one[2] is straight
+    assert passes and min(passes) >= 2
+
+
+def test_key_passes_follow_the_rows_and_the_memory_limit():
+    con = wb.connect(":memory:").duckdb
+    con.execute("set memory_limit = '512MB'")
+    assert ing._key_passes(con, 1_000_000) == 1
+    assert ing._key_passes(con, None) == 1
+    assert 6 <= ing._key_passes(con, 100_000_000) <= 10
