@@ -578,7 +578,7 @@ def test_user_share_splits_users_into_disjoint_shares(small_demo):
 
 
 def test_user_passes_follow_the_memory_limit(tmp_path, monkeypatch):
-    # 1 pass while the distinct tuples fit in half of DuckDB's memory limit; more when the table would not
+    # 1 pass while the distinct tuples fit in DuckDB's memory limit; more when the table would not
     path = tmp_path / "p.duckdb"
     with wb.connect(path) as db:
         db.duckdb.execute("insert into events (event_id, user_id, ts, event, feature) select i::varchar, "

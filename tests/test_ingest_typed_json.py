@@ -233,15 +233,21 @@ FLAT_CASES = {
 }
 
 
-@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
-@pytest.mark.parametrize("name", sorted(FLAT_CASES))
-def test_straight_and_staged_loads_agree(tmp_path, monkeypatch, fmt, name):
+def write_flat_case(tmp_path: Path, fmt: str, name: str) -> tuple[Path, bool]:
+    """The rows of FLAT_CASES[name] written as a file of ``fmt``; with whether it should go straight in."""
     import polars as pl
 
     rows, straight = FLAT_CASES[name]
     p = tmp_path / f"f.{fmt}"
     frame = pl.DataFrame(rows)
     {"csv": frame.write_csv, "parquet": frame.write_parquet, "jsonl": frame.write_ndjson}[fmt](p)
+    return p, straight
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+@pytest.mark.parametrize("name", sorted(FLAT_CASES))
+def test_straight_and_staged_loads_agree(tmp_path, monkeypatch, fmt, name):
+    p, straight = write_flat_case(tmp_path, fmt, name)
     a, b, went = load_straight_and_staged(tmp_path, monkeypatch, p, FLAT_MAP, fmt)
     assert a == b
     assert went is straight
@@ -299,12 +305,7 @@ def test_repeated_keys_found_in_passes_load_the_same(tmp_path, monkeypatch, fmt,
     # A file whose keys would not fit in the ingest memory limit (100M rows under 512 MB ran out of memory) has its
     # repeated keys found in passes over disjoint shares of the keys: the same decision (straight or staged), rows,
     # quarantine and counts as in one pass, both when the file goes straight in and when it is staged.
-    import polars as pl
-
-    rows, straight = FLAT_CASES[name]
-    p = tmp_path / f"f.{fmt}"
-    frame = pl.DataFrame(rows)
-    {"csv": frame.write_csv, "parquet": frame.write_parquet, "jsonl": frame.write_ndjson}[fmt](p)
+    p, straight = write_flat_case(tmp_path, fmt, name)
     one = load_straight_and_staged(tmp_path, monkeypatch, p, FLAT_MAP, fmt)
     monkeypatch.undo()
     passes: list[int] = []

@@ -17,6 +17,7 @@ from __future__ import annotations
 from workbench.errors import DatabaseError, SchemaVersionError, MissingFileError, NotFoundError, ParameterError, ParameterTypeError
 
 import datetime as _dt
+import math
 import os
 import re
 import sys
@@ -286,6 +287,22 @@ def memory_limit_bytes(con: "duckdb.DuckDBPyConnection") -> float | None:
     512
     """
     return size_bytes(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+
+
+def memory_passes_for(con: "duckdb.DuckDBPyConnection", rows: float | None, bytes_per_row: float,
+                      share: float = 1.0) -> int:
+    """How many passes work holding ``bytes_per_row`` for each of ``rows`` rows takes so that each pass fits in
+    ``share`` of DuckDB's memory limit on ``con``: 1 when it fits, and when the rows or the limit are unknown.
+
+    >>> import duckdb
+    >>> con = duckdb.connect(); _ = con.execute("SET memory_limit = '512MB'")
+    >>> memory_passes_for(con, 1_000_000, 40), memory_passes_for(con, 100_000_000, 40), memory_passes_for(con, None, 40)
+    (1, 8, 1)
+    """
+    limit = memory_limit_bytes(con)
+    if not rows or limit is None:
+        return 1
+    return max(1, math.ceil(rows * bytes_per_row / (share * limit)))
 
 
 def _apply_memory_limit(con: "duckdb.DuckDBPyConnection", value: str | None) -> None:

@@ -385,7 +385,8 @@ class _Source:
         two passages): cheaper than building sets of n-gram tuples for every new passage. A run of consecutive
         known grams is first searched whole (its words as one space-padded string): when the run occurs, every
         gram inside it does, and one search settles them all (answers copy whole phrases from their sources);
-        otherwise each gram of the run is searched on its own. Exact either way.
+        otherwise a run of 4 or more grams is halved and each half tried the same way, a shorter one searched gram
+        by gram. Exact either way.
         """
         if not any(known):
             return [True] * len(known)

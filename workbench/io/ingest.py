@@ -198,13 +198,12 @@ Examples
 from __future__ import annotations
 
 from workbench.errors import IngestError  # noqa: F401  (importable from here as before)
-from workbench.db import size_bytes
+from workbench.db import memory_passes_for, size_bytes
 
 import datetime as _dt
 import gzip
 import hashlib
 import json
-import math
 import os
 import re
 import sys
@@ -2056,12 +2055,7 @@ _KEY_BYTES = 40
 def _key_passes(con, rows: int | None) -> int:
     """How many passes over disjoint shares of the keys (by DuckDB's ``hash``) finding repeated keys takes, so that
     each pass's hash table fits in the memory limit of the load: 1 for any file of ordinary size."""
-    from workbench.db import memory_limit_bytes
-
-    limit = memory_limit_bytes(con)
-    if not rows or limit is None:
-        return 1
-    return max(1, math.ceil(rows * _KEY_BYTES / limit))
+    return memory_passes_for(con, rows, _KEY_BYTES)
 
 
 def _repeated_keys(con, rel: str, key: str, passes: int) -> int:
@@ -2089,7 +2083,7 @@ def _survey(con, src: _Source, ls: _LoadSQL, rows: int | None = None) -> _Survey
     n, bad, distinct, empties, *found = con.execute(
         f"SELECT count(*), count(_q_kind), {distinct_sql}{empty}{aggs} FROM {rel}").fetchone()
     if passes > 1 and distinct == n:  # every key present: repeated ones?
-        distinct -= _repeated_keys(con, f"({ls.stage(src.sql)})", ls.key, passes)
+        distinct -= _repeated_keys(con, rel, ls.key, passes)
     return _Survey(n, bad, distinct, found, empties)
 
 

@@ -154,7 +154,7 @@ def _user_passes(t: "ir.Table") -> int:
 
 def _user_share(t: "ir.Table", part: tuple[int, int] | None) -> "ir.Table":
     """The rows of ``t`` whose user falls in share ``i`` of ``k`` (``part = (i, k)``); all of them for None."""
-    if part is None or part[1] == 1:
+    if part is None:
         return t
     i, k = part
     return t.filter(_duckdb_hash(t.user_id) % k == i)

@@ -46,7 +46,6 @@ import functools
 import datetime as _dt
 import importlib
 import inspect
-import math
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -331,7 +330,7 @@ def memory_passes(t: "ir.Table", bytes_per_row: float, share: float = 0.5) -> in
     import ibis
     import ibis.expr.operations as ops
 
-    from workbench.db import memory_limit_bytes
+    from workbench.db import memory_passes_for
 
     try:
         backend = ibis.get_backend(t)
@@ -345,10 +344,7 @@ def memory_passes(t: "ir.Table", bytes_per_row: float, share: float = 0.5) -> in
     con = backend.con
     rows = con.execute("SELECT coalesce(sum(estimated_size), 0) FROM duckdb_tables() WHERE database_name = "
                        "current_database() AND table_name IN (SELECT unnest($1::VARCHAR[]))", [names]).fetchone()[0]
-    limit = memory_limit_bytes(con)
-    if limit is None:
-        return 1
-    return max(1, math.ceil(rows * bytes_per_row / (share * limit)))
+    return memory_passes_for(con, rows, bytes_per_row, share)
 
 
 def holistic_fits(t: "ir.Table") -> bool:
