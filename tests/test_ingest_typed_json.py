@@ -49,7 +49,16 @@ def load_both(tmp_path: Path, monkeypatch, text: str | bytes, mapping: dict, nam
         used.append(src.lines is not None)  # a typed source carries the line reader for the lines it re-reads
         return real(con, src, *args)
 
+    straight = ing._straight
+
+    def spy_straight(con, src, *args):
+        loaded = straight(con, src, *args)
+        if loaded is not None:  # inserted in one read
+            used.append(src.lines is not None)
+        return loaded
+
     monkeypatch.setattr(ing, "_load", spy)
+    monkeypatch.setattr(ing, "_straight", spy_straight)
     out = []
     for typed in (True, False):
         monkeypatch.setattr(ing, "_TYPED_JSON", typed)
@@ -199,13 +208,23 @@ def load_straight_and_staged(tmp_path: Path, monkeypatch, path: Path, mapping: d
         straight.append(survey is not None and survey.clean)
         return real(con, src, t, run_id, p, offset, survey, ls)
 
+    one_read = ing._straight
+
+    def spy_straight(*args):
+        loaded = one_read(*args)
+        if loaded is not None:  # inserted in one read: the clean load, without a survey
+            straight.append(True)
+        return loaded
+
     monkeypatch.setattr(ing, "_load", spy)
+    monkeypatch.setattr(ing, "_straight", spy_straight)
     out = []
     for staged in (False, True):
         if staged:
             def refuse(*a):
                 raise RuntimeError("no survey")
             monkeypatch.setattr(ing, "_survey", refuse)
+            monkeypatch.setattr(ing, "_straight", lambda *a: None)
         db = wb.connect(":memory:")
         try:
             try:
@@ -271,15 +290,25 @@ def test_a_file_for_the_line_reader_is_read_once_not_surveyed_first(tmp_path, mo
         surveyed.append(src.lines is not None or src.csv_opts is not None or "read_parquet" in src.sql)
         return real(con, src, ls, rows)
 
+    one_read = []
+    straight = ing._straight
+
+    def spy_straight(con, src, *args):
+        loaded = straight(con, src, *args)
+        one_read.append((src.lines is not None, loaded is not None))
+        return loaded
+
     monkeypatch.setattr(ing, "_survey", spy)
+    monkeypatch.setattr(ing, "_straight", spy_straight)
     p = tmp_path / "f.jsonl"
     p.write_text("\n".join(call(i) for i in range(5)) + "\n")
     monkeypatch.setattr(ing, "_TYPED_JSON", False)
     s = ing.ingest(wb.connect(":memory:"), p, format="jsonl", mapping=CALLS_MAP, progress=False)
-    assert s.inserted == 5 and surveyed == []
+    assert s.inserted == 5 and surveyed == [] and one_read == []
     monkeypatch.setattr(ing, "_TYPED_JSON", True)
     s = ing.ingest(wb.connect(":memory:"), p, format="jsonl", mapping=CALLS_MAP, progress=False)
-    assert s.inserted == 5 and surveyed == [True]  # the typed reader's source
+    # the typed reader's source, clean: inserted in one read, no survey
+    assert s.inserted == 5 and surveyed == [] and one_read == [(True, True)]
 
 
 def test_hostile_mapping_keys_reach_neither_reader_as_sql(tmp_path, monkeypatch):
@@ -329,3 +358,132 @@ def test_key_passes_follow_the_rows_and_the_memory_limit():
     assert ing._key_passes(con, 1_000_000) == 1
     assert ing._key_passes(con, None) == 1
     assert 6 <= ing._key_passes(con, 100_000_000) <= 10
+
+
+# ----------------------------------------------------------------------------------- a clean file in one read
+
+def load_files_both_ways(tmp_path: Path, monkeypatch, files: list[tuple[str, str]], fmt: str = "jsonl",
+                         mapping: dict = CALLS_MAP):
+    """Load the files (name, text) one after the other into one database, with the one-read load allowed and with
+    it refused (every file surveyed first); return both results (per file: summary, then the table and the
+    quarantine) and, per file, whether it went in in one read."""
+    paths = []
+    for name, text in files:
+        p = tmp_path / name
+        p.write_text(text)
+        paths.append(p)
+    one_read: list[bool] = []
+    real = ing._straight
+
+    def spy(*args):
+        loaded = real(*args)
+        one_read.append(loaded is not None)
+        return loaded
+
+    out = []
+    for allowed in (True, False):
+        monkeypatch.setattr(ing, "_straight", spy if allowed else (lambda *a: None))
+        db = wb.connect(":memory:")
+        try:
+            got = []
+            for p in paths:
+                try:
+                    s = ing.ingest(db, p, format=fmt, mapping=mapping, progress=False).as_dict()
+                    s = {k: v for k, v in s.items() if k != "files"}
+                except ing.IngestError as exc:
+                    s = str(exc)
+                got.append(s)
+            t = mapping["table"]
+            cols = [c[0] for c in db.duckdb.execute(f"describe {t}").fetchall() if c[0] != "ingest_run_id"]
+            got.append(db.duckdb.execute(f"select {', '.join(cols)} from {t} order by all").fetchall())
+            got.append(db.duckdb.execute("select line_no, field, reason, raw from quarantine order by all").fetchall())
+            out.append(got)
+        finally:
+            db.close()
+    return out[0], out[1], one_read
+
+
+def lines(*recs: str) -> str:
+    return "\n".join(recs) + "\n"
+
+
+def test_a_clean_file_goes_in_in_one_read_without_a_survey(tmp_path, monkeypatch):
+    surveyed = []
+    real = ing._survey
+    monkeypatch.setattr(ing, "_survey", lambda *a: surveyed.append(1) or real(*a))
+    a, b, one_read = load_files_both_ways(tmp_path, monkeypatch, [("a.jsonl", lines(*(call(i) for i in range(30))))])
+    assert a == b and a[0]["inserted"] == 30 and len(a[1]) == 30
+    assert one_read == [True] and surveyed == [1]  # the one survey: the load with the one-read path refused
+
+
+@pytest.mark.parametrize("name, second, went", [
+    # a row a check quarantines, whose key is already in the table: the anti-join would drop it, the guard must not
+    ("bad row with a key in the table", lines(call(2, duration=-1), call(100)), False),
+    ("bad row, new key", lines(call(100), call(101, duration="x")), False),
+    ("key repeated in the file", lines(call(100), call(101), call(100, model="other")), False),
+    ("keys already in the table", lines(call(1), call(100), call(2)), False),
+    ("a line with no value", lines(call(100), json.dumps({"other": 1}), call(101)), False),
+    ("clean, new keys", lines(call(100), call(101)), True),
+])
+def test_one_read_backs_off_to_the_survey_with_the_same_result(tmp_path, monkeypatch, name, second, went):
+    first = lines(*(call(i) for i in range(5)))
+    a, b, one_read = load_files_both_ways(tmp_path, monkeypatch, [("a.jsonl", first), ("b.jsonl", second)])
+    assert a == b
+    assert one_read == [True, went]
+
+
+def test_a_file_loaded_before_is_not_tried_in_one_read(tmp_path, monkeypatch):
+    # a re-load is mostly duplicates: the guarded insert would read the file for few new rows, then the survey again
+    worth = []
+    real = ing._one_read_records
+    monkeypatch.setattr(ing, "_one_read_records", lambda *a: worth.append(r := real(*a)) or r)
+    text = lines(*(call(i) for i in range(5)))
+    a, b, one_read = load_files_both_ways(tmp_path, monkeypatch, [("a.jsonl", text), ("again.jsonl", text)])
+    assert a == b and a[1]["duplicates"] == 5
+    assert one_read == [True, False] and worth == [5, None]  # the second (same content): not tried
+
+
+def test_a_mapped_field_found_only_past_the_head_is_found_by_the_survey(tmp_path, monkeypatch):
+    # the head check reads the first records only; a field that appears later sends the file to the survey, which
+    # finds it (and a field no record has is still an error naming the mapping key)
+    monkeypatch.setattr(ing, "_HEAD_RECORDS", 2)
+    recs = [json.loads(call(i)) for i in range(6)]
+    for r in recs[:4]:
+        del r["model"]
+    a, b, one_read = load_files_both_ways(tmp_path, monkeypatch, [("a.jsonl", lines(*map(json.dumps, recs)))])
+    assert a == b and a[0]["inserted"] == 6 and one_read == [False]
+    for r in recs:
+        r.pop("model", None)
+    a, b, one_read = load_files_both_ways(tmp_path, monkeypatch, [("b.jsonl", lines(*map(json.dumps, recs)))])
+    assert a == b and "no record of the file has the field 'model'" in a[0]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_one_read_for_csv_and_parquet_backs_off_the_same(tmp_path, monkeypatch, fmt):
+    import polars as pl
+
+    files = []
+    for name, rows in [("a", FLAT[:10]), ("b", FLAT[5:8] + [{**FLAT[12], "duration": -2}] + FLAT[14:]),
+                       ("c", [{**FLAT[3], "id": "new"}, {**FLAT[4], "id": "new2"}])]:
+        p = tmp_path / f"{name}.{fmt}"
+        frame = pl.DataFrame(rows)
+        frame.write_csv(p) if fmt == "csv" else frame.write_parquet(p)
+        files.append(p)
+    one_read: list[bool] = []
+    real = ing._straight
+    out = []
+    for allowed in (True, False):
+        monkeypatch.setattr(ing, "_straight", (lambda *a: one_read.append(r := real(*a)) or r) if allowed
+                            else (lambda *a: None))
+        db = wb.connect(":memory:")
+        try:
+            got = [{k: v for k, v in ing.ingest(db, p, format=fmt, mapping=FLAT_MAP, progress=False).as_dict().items()
+                    if k != "files"} for p in files]
+            got.append(db.duckdb.execute("select * exclude (ingest_run_id) from calls order by all").fetchall())
+            got.append(db.duckdb.execute("select line_no, field, reason, raw from quarantine order by all").fetchall())
+            out.append(got)
+        finally:
+            db.close()
+    assert out[0] == out[1]
+    assert [r is not None for r in one_read] == [True, False, True]
+    assert out[0][1]["quarantined"] == 1 and out[0][1]["duplicates"] == 3

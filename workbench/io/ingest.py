@@ -46,11 +46,14 @@ bad mapping raises :class:`IngestError` (the CLI exits 2) before anything of tha
 checked before the first one is loaded. An unexpected failure while loading a file rolls that file back and raises
 :class:`IngestError`; files loaded before it stay loaded.
 
-How a mapped file (JSONL, CSV, Parquet) is read: one pass over the file counts what would keep it from going
-straight into its table (rows a check quarantines, keys repeated in the file, mapped fields no record has, records
-DuckDB rejects); a clean file is then inserted by a second pass, streamed, with the anti-join against the table. A
-file with something to quarantine is read into a staging table first, which keeps every row's line number and raw
-text for the quarantine. JSONL is parsed by DuckDB's typed JSON reader (``read_json`` with the columns the mapping
+How a mapped file (JSONL, CSV, Parquet) is read: a file that looks clean is inserted in one read, streamed, with the
+anti-join against the table and every check, guarded so that the first row a check would quarantine stops it; it
+counts as loaded only when every record of the file was inserted (none already in the table, none rejected by DuckDB)
+with distinct keys, and the mapped fields were found in the file's first records. Otherwise that insert is rolled
+back and one pass counts what keeps the file from going straight in (rows a check quarantines, keys repeated in the
+file, mapped fields no record has, records DuckDB rejects); a clean file is then inserted by a second pass. A file
+loaded before (the same content) skips the one-read attempt: a re-load is mostly duplicates. A file with something to
+quarantine is read into a staging table first, which keeps every row's line number and raw text for the quarantine. JSONL is parsed by DuckDB's typed JSON reader (``read_json`` with the columns the mapping
 reads) when it reads the file whole: a file with a line that is not a JSON object, that repeats a key the mapping
 reads, or with blank lines goes through the line reader (one JSON function call per line, every failure a reason);
 the lines the typed reader cannot vouch for are read again by the line reader. Both readers give the same rows,
@@ -451,7 +454,8 @@ class IngestSummary:
 
     ``files`` holds one dict per file: path, table, format, run_id, the four counts, and ``seconds``: where the load's
     time went (``hash``: the sha256 and record count of the file; ``validate``: the survey pass, or the staging with
-    its checks and quarantine; ``write``: inserting the rows).
+    its checks and quarantine, or for a file loaded in one read the checks of its head and of its inserted keys;
+    ``write``: inserting the rows).
     """
 
     read: int = 0
@@ -1109,7 +1113,7 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
         memory.apply(float("inf") if longest > LINE_BYTES_STEPS[0] else 2 * plan.buffer_bytes)
     run_id = str(uuid.uuid4())
     started = _now()
-    src = survey = ls = None
+    src = survey = ls = straight = None
     rejects_offset: int | None = None
     surveyed = 0.0
     if not plan.documents and plan.fmt in ("jsonl", "csv", "parquet"):
@@ -1124,15 +1128,20 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
         else:
             src, rejects_offset = _parquet_source(con, plan), None
         src.file = plan.path
-        if src.direct:  # a source cheap to read twice (not the line reader): surveyed
+        if src.direct:  # a source cheap to read twice (not the line reader)
             ls = _load_sql(src, TABLES[table], run_id)
-            try:
-                clock = time.perf_counter()
-                survey = _survey(con, src, ls, plan.records or plan.lines)
-                surveyed = time.perf_counter() - clock
-            except Exception:  # a read that fails: the load below says why (inside the transaction, as any failure)
-                survey = None
-        if plan.fmt == "jsonl" and plan.lines is not None:
+            # a file that looks clean is inserted in one read; when it is not, it is surveyed (below)
+            straight = _straight(con, src, ls, TABLES[table], plan, content_hash)
+            if straight is None:
+                try:
+                    clock = time.perf_counter()
+                    survey = _survey(con, src, ls, plan.records or plan.lines)
+                    surveyed = time.perf_counter() - clock
+                except Exception:  # a read that fails: the load below says why (inside the transaction)
+                    survey = None
+        if straight is not None:  # in its transaction, still open
+            plan.records = straight["read"]
+        elif plan.fmt == "jsonl" and plan.lines is not None:
             if typed is not None and survey is not None and survey.n == plan.lines:
                 plan.records = plan.lines  # the typed reader read a record from every line: none is blank
             else:  # the line reader reads it, its blank lines not counted
@@ -1145,13 +1154,14 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
                     raise IngestError(f"{path}: cannot read the file: {exc}") from None
         elif survey is not None and survey.n != plan.records:
             survey = None  # DuckDB rejected records while reading (CSV): the load below quarantines them
-    con.execute("BEGIN TRANSACTION")
+    if straight is None:
+        con.execute("BEGIN TRANSACTION")
     try:
         _drop_temps(con)
         if src is None:
             src, rejects_offset = _records_source(con, plan) if plan.documents else _otel_source(con, plan)
             src.file = plan.path
-        counts = _load(con, src, TABLES[table], run_id, str(path), rejects_offset, survey, ls)
+        counts = straight or _load(con, src, TABLES[table], run_id, str(path), rejects_offset, survey, ls)
         # where the time went: hashing and counting the file, validating (the survey pass, the staging with its
         # checks and the quarantine), writing the rows into the table
         counts["seconds"] = {"hash": round(hashed, 4), "validate": round(surveyed + counts.pop("_validate"), 4),
@@ -2085,6 +2095,70 @@ def _survey(con, src: _Source, ls: _LoadSQL, rows: int | None = None) -> _Survey
     if passes > 1 and distinct == n:  # every key present: repeated ones?
         distinct -= _repeated_keys(con, rel, ls.key, passes)
     return _Survey(n, bad, distinct, found, empties)
+
+
+#: Records read from the head of a file to find its mapped fields before a load in one read (:func:`_straight`).
+_HEAD_RECORDS = 4096
+
+
+def _one_read_records(con, t: Table, plan: "_Plan", content_hash: str) -> int | None:
+    """The records of a file worth trying to load in one read (:func:`_straight`), else None: one not counted, one
+    whose keys need passes, one with the same content loaded into the table before."""
+    expected = plan.lines if plan.fmt == "jsonl" else plan.records
+    if not expected or _key_passes(con, expected) > 1:
+        return None
+    if con.execute(f"SELECT count(*) FROM ingest_runs WHERE content_hash = {_lit(content_hash)} "
+                   f"AND target_table = {_lit(t.name)}").fetchone()[0]:
+        return None
+    return expected
+
+
+def _straight(con, src: _Source, ls: _LoadSQL, t: Table, plan: "_Plan", content_hash: str) -> dict | None:
+    """Load a file that looks clean in one read: the insert with its anti-join, guarded so that it fails at the
+    first row a check would quarantine (or, typed JSONL, a row with no value at all). It counts as the clean load of
+    the survey path (:func:`_survey`, ``_Survey.clean``) only when, in addition, every record of the file was
+    inserted (none already in the table, none lost by the reader) and the inserted keys are distinct; every mapped
+    field was found in the file's first records before. Then the transaction stays open and the counts are returned.
+    Otherwise it is rolled back and None returned: the file takes the survey path, with the same result as if this
+    had not been tried. Not tried for a file loaded before (a re-load is mostly duplicates: the insert would find
+    few new rows) or one whose keys need passes (:func:`_key_passes`)."""
+    expected = _one_read_records(con, t, plan, content_hash)
+    if expected is None:
+        return None
+    clock = time.perf_counter()
+    if src.presence:
+        try:
+            found = con.execute("SELECT " + ", ".join(f"bool_or({_ident(c)} IS NOT NULL)" for *_x, c in src.presence)
+                                + f" FROM (SELECT * FROM ({src.sql}) LIMIT {_HEAD_RECORDS})").fetchone()
+        except Exception:  # a read that fails: the survey path says why
+            return None
+        if not all(found):
+            return None
+    checked = time.perf_counter() - clock
+    empty = src.lines is not None  # typed JSONL: the rows with no value are read again by the line reader
+    guard = "_q_kind IS NULL" + (" AND NOT _empty" if empty else "")
+    # The guard sits in the key, which the anti-join reads for every row of the file. (As a filter it would make
+    # DuckDB insert in one thread: 1.6x the time at 1M rows.)
+    key = _ident(t.key[0])
+    rows = (f"(SELECT * REPLACE (CASE WHEN {guard} THEN {key} ELSE error('workbench: a row to quarantine') END "
+            f"AS {key}) FROM ({ls.stage(src.sql, ', _empty' if empty else '')})) s WHERE")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        start = con.execute(f"SELECT coalesce(max(rowid) + 1, 0) FROM {_ident(t.name)}").fetchone()[0]
+        clock = time.perf_counter()
+        inserted = con.execute(ls.insert.format(rows=rows)).fetchone()[0]
+        written = time.perf_counter() - clock
+        if inserted == expected:  # rows inserted in this transaction have row ids past those of the table before
+            clock = time.perf_counter()
+            n, distinct = con.execute(f"SELECT count(*), count(DISTINCT {ls.key}) FROM {_ident(t.name)} "
+                                      f"WHERE rowid >= {start}").fetchone()
+            if n == distinct == inserted:
+                return {"read": inserted, "inserted": inserted, "duplicates": 0, "quarantined": 0, "reasons": {},
+                        "_validate": checked + time.perf_counter() - clock, "_write": written}
+    except Exception:  # a row to quarantine (or any failure): the survey path says what and why
+        pass
+    con.execute("ROLLBACK")
+    return None
 
 
 def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: int | None,
