@@ -53,11 +53,12 @@ with distinct keys, and the mapped fields were found in the file's first records
 back and one pass counts what keeps the file from going straight in (rows a check quarantines, keys repeated in the
 file, mapped fields no record has, records DuckDB rejects); a clean file is then inserted by a second pass. A file
 loaded before (the same content) skips the one-read attempt: a re-load is mostly duplicates. A file with something to
-quarantine is read into a staging table first, which keeps every row's line number and raw text for the quarantine. JSONL is parsed by DuckDB's typed JSON reader (``read_json`` with the columns the mapping
-reads) when it reads the file whole: a file with a line that is not a JSON object, that repeats a key the mapping
-reads, or with blank lines goes through the line reader (one JSON function call per line, every failure a reason);
-the lines the typed reader cannot vouch for are read again by the line reader. Both readers give the same rows,
-reasons and counts (``tests/test_ingest_typed_json.py``).
+quarantine is read into a staging table first, which keeps every row's line number and raw text for the quarantine.
+JSONL is parsed by DuckDB's typed JSON reader (``read_json`` with the columns the mapping reads) when it reads the
+file whole: a file with a line that is not a JSON object, that repeats a key the mapping reads, or with blank lines
+goes through the line reader (one JSON function call per line, every failure a reason); the lines the typed reader
+cannot vouch for are read again by the line reader. Both readers give the same rows, reasons and counts
+(``tests/test_ingest_typed_json.py``).
 
 Memory: while loading, DuckDB's ``memory_limit`` is lowered to :data:`INGEST_MEMORY_LIMIT` (512 MB; environment
 variable ``WORKBENCH_INGEST_MEMORY_LIMIT``; a lower limit of the connection is kept, and the setting is put back
