@@ -487,3 +487,57 @@ def test_one_read_for_csv_and_parquet_backs_off_the_same(tmp_path, monkeypatch, 
     assert out[0] == out[1]
     assert [r is not None for r in one_read] == [True, False, True]
     assert out[0][1]["quarantined"] == 1 and out[0][1]["duplicates"] == 3
+
+
+# ------------------------------------------------------------------------- Parquet numbers taken as they are
+
+def test_parquet_numbers_load_the_same_as_their_text(tmp_path, monkeypatch):
+    """A Parquet DOUBLE or integer column mapped to a numeric or epoch column is typed from its value, not from its
+    text: the same rows, quarantine (reasons name the same text) and counts as through the text, on the values where
+    the two could part: NaN, infinities, -0.0, fractions of integers, out-of-range, negative and implausible ones."""
+    import polars as pl
+
+    nan, inf = float("nan"), float("inf")
+    time = [T + 0.5, T, nan, inf, -inf, -0.0, 1e-5, 1e20, T + 1e-6, None, T + 7, T + 8, T + 9, T + 10]
+    duration = [0.25, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, nan, inf, -1.5, 1e12, -0.0, None]
+    output = [10.0, 10.5, nan, 1e19, -3.0, 2.0 ** 53, 0.0, None, 7.0, 1e-300, 5.0, 6.0, 7.0, 8.0]
+    n = len(time)
+    frame = pl.DataFrame({
+        "id": [f"c{i}" for i in range(n)],
+        "time": pl.Series(time, dtype=pl.Float64),
+        "duration": pl.Series(duration, dtype=pl.Float64),
+        "input": pl.Series([5, -1, 2 ** 62, None, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9], dtype=pl.Int64),
+        "output": pl.Series(output, dtype=pl.Float64),
+        "att": pl.Series([1, -2, 3, None, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14], dtype=pl.Int16),
+        "end_ms": pl.Series([(T + 60) * 1000 + i for i in range(n - 2)] + [-5, None], dtype=pl.Int64),
+        "cost": pl.Series([0.1] * n, dtype=pl.Float32),  # read through its text
+    })
+    p = tmp_path / "f.parquet"
+    frame.write_parquet(p)
+    mapping = {"table": "calls", "columns": {
+        "call_id": "id", "ts": {"field": "time", "unit": "s"}, "latency_ms": {"field": "duration", "unit": "s"},
+        "input_tokens": "input", "output_tokens": "output", "attempt": "att",
+        "end_ts": {"field": "end_ms", "unit": "ms"}, "cost_usd": "cost", "status": {"value": "ok"},
+        "model": {"field": "id", "default": "m"}}}
+    numbers = []
+    real = ing._parquet_source
+    monkeypatch.setattr(ing, "_parquet_source", lambda *a: numbers.append((src := real(*a)).numbers) or src)
+    out = []
+    for as_text in (False, True):
+        if as_text:
+            monkeypatch.setattr(ing, "_PARQUET_NUMBERS", {})
+        db = wb.connect(":memory:")
+        try:
+            s = {k: v for k, v in ing.ingest(db, p, mapping=mapping, progress=False).as_dict().items()
+                 if k != "files"}
+            rows = db.duckdb.execute("select * exclude (ingest_run_id) from calls order by all").fetchall()
+            q = db.duckdb.execute("select line_no, field, reason, raw from quarantine order by all").fetchall()
+            out.append((s, rows, q))
+        finally:
+            db.close()
+    assert numbers[0] == {"ts": "DOUBLE", "latency_ms": "DOUBLE", "input_tokens": "INTEGER",
+                          "output_tokens": "DOUBLE", "attempt": "INTEGER", "end_ts": "INTEGER"}
+    assert numbers[1] == {}
+    assert out[0] == out[1]
+    s, rows, q = out[0]
+    assert s["inserted"] + s["quarantined"] == n and s["quarantined"] >= 8 and len(rows) == s["inserted"]

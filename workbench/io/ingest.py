@@ -1251,6 +1251,9 @@ class _Source:
     lines: "_Source | None" = None
     redo: str | None = None
     empty: str | None = None
+    # Parquet: canonical columns whose "s:<col>" holds the file's number, not its text ("DOUBLE" or "INTEGER"):
+    # typed and checked to the same values, reasons and counts as its text would be, without writing and parsing it
+    numbers: dict[str, str] = field(default_factory=dict)
 
 
 def _raw_lines(path: Path, lenient: bool = False, line_bytes: int = MAX_LINE_BYTES, buffer_bytes: int = 0) -> str:
@@ -1619,14 +1622,31 @@ def _parquet_source(con, plan: _Plan) -> _Source:
             return f"CAST(to_json({expr}) AS VARCHAR)"
         return f"CAST({expr} AS VARCHAR)"
 
+    def number(c: str, spec: ColumnSpec) -> str | None:
+        """ "DOUBLE" or "INTEGER" when column c can take the field's number as it is."""
+        kind = _PARQUET_NUMBERS.get(types.get(spec.field, ""))
+        target = t.column(c).type
+        if kind is None or spec.default is not None or not (
+                target in ("DOUBLE", "BIGINT", "INTEGER") or (target == "TIMESTAMP" and spec.unit)):
+            return None
+        return kind
+
     hcol, hfields = _hash_plan(t, m.columns)
-    sel = [f"{text(s.field, c)} AS {_ident('s:' + c)}" for c, s in m.columns.items() if s.field is not None and not s.hash]
+    numbers = {c: k for c, s in m.columns.items() if s.field is not None and not s.hash and (k := number(c, s))}
+    sel = [f"{_ident(s.field) if c in numbers else text(s.field, c)} AS {_ident('s:' + c)}"
+           for c, s in m.columns.items() if s.field is not None and not s.hash]
     sel += [f"{text(f, hcol)} AS {_ident(f'h:{i}')}" for i, f in enumerate(hfields)]
     raw = "CAST(to_json(struct_pack(" + ", ".join(f"{_ident(n)} := {_ident(n)}" for n in names) + ")) AS VARCHAR)"
     sql = f"SELECT file_row_number + 1 AS k, {raw} AS raw, NULL::VARCHAR AS _err {''.join(', ' + s for s in sel)} " \
           f"FROM {rel}"
     return _Source(sql=sql, cols={c: s for c, s in m.columns.items() if not s.hash}, hash_fields=hfields,
-                   hash_column=hcol, direct=True)
+                   hash_column=hcol, direct=True, numbers=numbers)
+
+
+#: Parquet types whose values a numeric column takes as they are: the same value as through their text (a DOUBLE's
+#: text reads back to the same double; FLOAT, DECIMAL and 128-bit integers are read through their text).
+_PARQUET_NUMBERS = {"DOUBLE": "DOUBLE", **{t: "INTEGER" for t in ("BIGINT", "INTEGER", "SMALLINT", "TINYINT",
+                                                                    "UINTEGER", "USMALLINT", "UTINYINT")}}
 
 
 # ------------------------------------------------------------------------------------------------------ OTLP spans
@@ -1812,8 +1832,9 @@ def _const_text(v: Any) -> str:
 
 
 def _convert(t: Table, c: str, spec: ColumnSpec, s: str, json_src: bool,
-             now: _dt.datetime | None = None) -> tuple[str, list[tuple[str, str, str]]]:
-    """SQL for the typed value of column c from its text s, and its checks: (condition, kind, reason SQL)."""
+             now: _dt.datetime | None = None, number: str | None = None) -> tuple[str, list[tuple[str, str, str]]]:
+    """SQL for the typed value of column c from its text s, and its checks: (condition, kind, reason SQL). ``number``
+    ("DOUBLE" or "INTEGER"): s is that number, not text (the numeric SQL below takes either)."""
     typ = t.column(c).type
     checks: list[tuple[str, str, str]] = []
     now = now or _now()
@@ -1822,8 +1843,11 @@ def _convert(t: Table, c: str, spec: ColumnSpec, s: str, json_src: bool,
             f = _UNITS_TO_US[spec.unit]
             # integers exactly (a nanosecond epoch does not fit a double), fractions through a double
             exact = f"TRY_CAST({s} AS HUGEINT) * {f}" if f >= 1 else f"TRY_CAST({s} AS HUGEINT) // {round(1 / f)}"
-            us = (f"CASE WHEN contains({s}, '.') OR contains({s}, 'e') OR contains({s}, 'E') "
-                  f"THEN round(TRY_CAST({s} AS DOUBLE) * {f}) ELSE {exact} END")
+            fraction = f"round(TRY_CAST({s} AS DOUBLE) * {f})"
+            # (a double's text has a point or an exponent, or is inf or nan, which neither way makes a timestamp)
+            us = {"DOUBLE": fraction, "INTEGER": exact}.get(number) or (
+                f"CASE WHEN contains({s}, '.') OR contains({s}, 'e') OR contains({s}, 'E') "
+                f"THEN {fraction} ELSE {exact} END")
             v = f"CASE WHEN {us} BETWEEN {_TS_MIN_US} AND {_TS_MAX_US} THEN make_timestamp(CAST({us} AS BIGINT)) END"
             expected = f"epoch {spec.unit}"
         elif spec.format:
@@ -1938,6 +1962,8 @@ def _load_sql(src: _Source, t: Table, run_id: str) -> _LoadSQL:
         # constants and defaults enter as text, like every source value (typed and checked below)
         if spec.has_value:
             base = _lit(_const_text(spec.value))
+        elif c in src.numbers:  # a number: never empty text
+            base = _ident("s:" + c)
         else:
             base = f"nullif({_ident('s:' + c)}, '')"
         if spec.default is not None:
@@ -1952,7 +1978,7 @@ def _load_sql(src: _Source, t: Table, run_id: str) -> _LoadSQL:
     now = _now()
     for c, spec in src.cols.items():
         s = _ident("x:" + c)
-        v, cks = _convert(t, c, spec, s, c in src.json_cols, now)
+        v, cks = _convert(t, c, spec, s, c in src.json_cols, now, src.numbers.get(c))
         typed[c] = v
         tv = _ident("t:" + c)
         for cond, kind, reason in cks:
