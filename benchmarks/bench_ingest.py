@@ -301,7 +301,7 @@ def versus(d: Path, fmt: str, path: Path, mapping: Path | None, rows: int, round
           f"{w['peak_mb']:5.0f} MB)  DuckDB SQL {s['seconds']:7.2f} s ({rows / s['seconds']:>10,.0f} rows/s, "
           f"{s['peak_mb']:5.0f} MB)  ratio {w['seconds'] / s['seconds']:.2f}x", flush=True)
     print(f"{'':>8} of the workbench's time: hashing and counting the file {parts['hash']:.2f} s, validation "
-          f"(the survey pass, or staging with the checks and quarantine) {parts['validate']:.2f} s, writing the rows "
+          f"(the head and key checks of a load in one read, the survey pass, or staging with the checks and quarantine) {parts['validate']:.2f} s, writing the rows "
           f"{parts['write']:.2f} s", flush=True)
     print(f"{fmt:>8} re-load     rows {rows:>10,}  workbench {again['wb']['seconds']:7.2f} s  DuckDB SQL "
           f"{again['sql']['seconds']:7.2f} s  ratio {again['wb']['seconds'] / again['sql']['seconds']:.2f}x", flush=True)

@@ -572,3 +572,20 @@ def test_duckdb_progress_bar_stays_out_of_logs(tmp_path, capfd):
     # at 0 ms every statement shows a bar: only the two that read the setting and switch it off may
     assert (out + err).count("100%") <= 2
     assert db.duckdb.execute("select current_setting('enable_progress_bar_print')").fetchone()[0] is True
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1 << 20])
+def test_file_scan_hashes_and_counts_across_chunks(tmp_path, monkeypatch, chunk):
+    # the sha256 runs on a second thread while the lines are counted: the same digest and counts at any chunk size
+    import hashlib
+
+    import workbench.io.ingest as ing
+
+    data = b"".join(b'{"id": "c%d", "pad": "%s"}\n' % (i, b"x" * (i * 37 % 300)) for i in range(400)) + b"{}"
+    p = tmp_path / "f.jsonl"
+    p.write_bytes(data)
+    monkeypatch.setattr(ing, "_HASH_CHUNK", chunk)
+    digest, longest, lines = ing._scan(p)
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert lines == 401
+    assert longest >= max(len(x) for x in data.split(b"\n"))
