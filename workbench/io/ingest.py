@@ -52,7 +52,8 @@ counts as loaded only when every record of the file was inserted (none already i
 with distinct keys, and the mapped fields were found in the file's first records. Otherwise that insert is rolled
 back and one pass counts what keeps the file from going straight in (rows a check quarantines, keys repeated in the
 file, mapped fields no record has, records DuckDB rejects); a clean file is then inserted by a second pass. A file
-loaded before (the same content) skips the one-read attempt: a re-load is mostly duplicates. A file with something to
+loaded before (the same content) skips the one-read attempt: a re-load is mostly duplicates, and when the survey
+finds every row of the file in the table already there is no second pass at all. A file with something to
 quarantine is read into a staging table first, which keeps every row's line number and raw text for the quarantine.
 JSONL is parsed by DuckDB's typed JSON reader (``read_json`` with the columns the mapping reads) when it reads the
 file whole: a file with a line that is not a JSON object, that repeats a key the mapping reads, or with blank lines
@@ -1962,6 +1963,7 @@ class _LoadSQL:
     part: str  # the key columns, comma-separated
     key: str  # one value per key (a struct for a key of several columns)
     out_cols: list[str]
+    exists: str = "false"  # whether row s (of the staged rows) has its key in the table already
 
 
 def _load_sql(src: _Source, t: Table, run_id: str) -> _LoadSQL:
@@ -2076,7 +2078,8 @@ def _load_sql(src: _Source, t: Table, run_id: str) -> _LoadSQL:
               f"NOT EXISTS (SELECT 1 FROM {_ident(t.name)} d WHERE {on})")
     key = (_ident(keys[0]) if len(keys) == 1 and not nullable else
            "struct_pack(" + ", ".join(f"{_ident('k' + str(i))} := {_ident(c)}" for i, c in enumerate(keys)) + ")")
-    return _LoadSQL(stage=stage, insert=insert, part=part, key=key, out_cols=out_cols)
+    return _LoadSQL(stage=stage, insert=insert, part=part, key=key, out_cols=out_cols,
+                    exists=f"EXISTS (SELECT 1 FROM {_ident(t.name)} d WHERE {on})")
 
 
 @dataclass
@@ -2087,6 +2090,7 @@ class _Survey:
     distinct: int  # distinct keys
     found: list  # per presence column: whether any row has it
     empties: int  # typed JSONL: rows with no value for any field
+    existing: int | None = None  # rows whose key is in the table already (None: not counted)
 
     @property
     def clean(self) -> bool:
@@ -2120,17 +2124,20 @@ def _survey(con, src: _Source, ls: _LoadSQL, rows: int | None = None) -> _Survey
     a transaction, where a typed JSON read that fails aborts nothing). Records DuckDB rejects while reading are not
     seen here: the caller compares ``n`` with the file's records counted independently. A file of ``rows`` records
     whose keys would not fit in the memory limit has its repeated keys found in passes (:func:`_repeated_keys`);
-    ``distinct`` is then ``n`` when every key is present and distinct, and less otherwise."""
+    ``distinct`` is then ``n`` when every key is present and distinct, and less otherwise. A file of ordinary size
+    also has the rows whose key the table holds already counted (``existing``): a file all of whose rows are there (a
+    re-load) then needs no insert pass."""
     aggs = "".join(f", bool_or({_ident(f'p:{i}')})" for i in range(len(src.presence)))
     empty = ", count(*) FILTER (WHERE _empty)" if src.lines is not None else ", 0"
     passes = _key_passes(con, rows)
     rel = f"({ls.stage(src.sql, ', _empty' if src.lines is not None else '')})"
     distinct_sql = f"count(DISTINCT {ls.key})" if passes == 1 else f"count({ls.key})"
-    n, bad, distinct, empties, *found = con.execute(
-        f"SELECT count(*), count(_q_kind), {distinct_sql}{empty}{aggs} FROM {rel}").fetchone()
+    existing_sql = f"count(*) FILTER (WHERE {ls.exists})" if passes == 1 else "NULL"
+    n, bad, distinct, empties, existing, *found = con.execute(
+        f"SELECT count(*), count(_q_kind), {distinct_sql}{empty}, {existing_sql}{aggs} FROM {rel} s").fetchone()
     if passes > 1 and distinct == n:  # every key present: repeated ones?
         distinct -= _repeated_keys(con, rel, ls.key, passes)
-    return _Survey(n, bad, distinct, found, empties)
+    return _Survey(n, bad, distinct, found, empties, existing)
 
 
 #: Records read from the head of a file to find its mapped fields before a load in one read (:func:`_straight`).
@@ -2204,6 +2211,9 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
     source_sql = src.sql
     clock = time.perf_counter()
     if survey is not None:
+        if survey.clean and survey.existing == survey.n:  # every row is in the table already: nothing to insert
+            return {"read": survey.n, "inserted": 0, "duplicates": survey.n, "quarantined": 0, "_validate": 0.0,
+                    "_write": 0.0, "reasons": {}}
         if survey.clean:
             # Nothing keeps the file from going straight in: a second pass inserts it (two reads of the file cost
             # less than writing it to a staging table and reading that back).
