@@ -656,10 +656,13 @@ def _count_plain_csv(path: Path, o: dict) -> int | None:
         for chunk in chunks:
             if not chunk:
                 continue
-            if any(c in chunk for c in special) or chunk.count(b"\r") != chunk.count(b"\r\n"):
+            # (a CR is looked for first: most files have none, and a one-byte search is 10-20x faster than the
+            # counts and the three-byte search that only a file with CRs needs)
+            cr = b"\r" in chunk or b"\r" in prev[-2:]
+            if any(c in chunk for c in special) or cr and chunk.count(b"\r") != chunk.count(b"\r\n"):
                 return None
             edge = prev[-2:] + chunk[:3]
-            if b"\n\n" in chunk or b"\n\r\n" in chunk or b"\n\n" in edge or b"\n\r\n" in edge:
+            if b"\n\n" in chunk or b"\n\n" in edge or cr and (b"\n\r\n" in chunk or b"\n\r\n" in edge):
                 return None  # a blank line: the csv module skips it
             newlines += chunk.count(b"\n")
             prev = last = chunk
