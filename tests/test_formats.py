@@ -513,3 +513,71 @@ def test_otlp_sql_and_python_paths_give_identical_rows(tmp_path, name):
     assert [r[:-1] for r in ra] == [r[:-1] for r in rb]
     assert [json.loads(r[-1]) for r in ra] == [json.loads(r[-1]) for r in rb]
     a.close(), b.close()
+
+
+# ------------------------------------------------------------------------- read as they go, in batches of records
+
+def _load_all(path: Path, monkeypatch, batch: int):
+    from workbench.io import sniff
+
+    monkeypatch.setattr(sniff, "BATCH_RECORDS", batch)
+    db = wb.connect(":memory:")
+    try:
+        summary = ingest(db, path, progress=False)
+        s = (summary.read, summary.inserted, summary.duplicates, summary.quarantined, summary.files[0]["format"])
+        rows = db.duckdb.execute("select * exclude (ingest_run_id) from calls order by all").fetchall()
+        q = db.duckdb.execute("select line_no, field, reason, raw from quarantine order by all").fetchall()
+        return s, rows, q
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in DATA.iterdir() if p.suffix in (".json", ".jsonl", ".csv")))
+def test_record_formats_load_the_same_in_batches_of_records(tmp_path, monkeypatch, name):
+    """The formats read in Python are turned into rows a batch of records at a time; a batch of 2 records gives the
+    same rows, quarantine and counts as the whole file at once (Langfuse ingestion batches, which merge events across
+    records, come as one batch)."""
+    whole = _load_all(DATA / name, monkeypatch, 10**9)
+    assert _load_all(DATA / name, monkeypatch, 2) == whole
+
+
+def test_json_lines_are_read_line_by_line_as_the_whole_text_reads_them(tmp_path):
+    from workbench.io.records import iter_json_lines, iter_json_records
+
+    text = (b'\xef\xbb\xbf{"a": 1}\r\n\n  \nnot json\n[{"b": 2}, {"b": 3}]\n{"c": "\xc3\xa9"}\n'
+            b'{"d": 1} trailing\n{"e": 5}')
+    for name, data in (("a.jsonl", text), ("a.jsonl.gz", gzip.compress(text))):
+        p = tmp_path / name
+        p.write_bytes(data)
+        assert list(iter_json_lines(p)) == list(iter_json_records(text[3:]))
+
+
+def test_a_large_litellm_file_is_not_held_in_python_memory(tmp_path, monkeypatch):
+    """Python's memory while loading a JSON-lines file of a record format stays that of a batch of records: 4 times
+    the records take about the same peak (it was the whole file's rows, about 20 KB a record)."""
+    import tracemalloc
+
+    from workbench.io import sniff
+
+    monkeypatch.setattr(sniff, "BATCH_RECORDS", 200)
+    recs = [json.loads(line) for line in (DATA / "litellm_payloads.jsonl").read_text().splitlines() if line.strip()]
+
+    def peak(n: int) -> int:
+        p = tmp_path / f"l{n}.jsonl"
+        with open(p, "w") as fh:
+            for i in range(n):
+                r = dict(recs[i % len(recs)], id=f"x-{i}")
+                fh.write(json.dumps(r) + "\n")
+        db = wb.connect(":memory:")
+        try:
+            tracemalloc.start()
+            s = ingest(db, p, progress=False)
+            size = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            assert s.read == n
+        finally:
+            db.close()
+        return size
+
+    small, large = peak(1000), peak(4000)
+    assert large < 1.5 * small, (small, large)

@@ -1294,12 +1294,14 @@ def _raw_lines(path: Path, lenient: bool = False, line_bytes: int = MAX_LINE_BYT
 def _records_source(con, plan: _Plan) -> tuple[_Source, None]:
     """Canonical rows built in Python by a format module (workbench.io.sniff), staged as a temp table of texts."""
     names = TABLES["calls"].names
-    table = sniff.rows_for(plan.path, plan.fmt).to_arrow(columns=names)
-    con.register("_wb_records_view", table)
-    try:
-        con.execute("CREATE TEMP TABLE _wb_records AS SELECT * FROM _wb_records_view")
-    finally:
-        con.unregister("_wb_records_view")
+    # in batches of records (sniff.row_batches): the rows built in Python at a time are one batch's, not the file's
+    for i, rows in enumerate(sniff.row_batches(plan.path, plan.fmt)):
+        con.register("_wb_records_view", rows.to_arrow(columns=names))
+        try:
+            con.execute(("CREATE TEMP TABLE _wb_records AS " if i == 0 else "INSERT INTO _wb_records ")
+                        + "SELECT * FROM _wb_records_view")
+        finally:
+            con.unregister("_wb_records_view")
     cols = {c: ColumnSpec(c, field=c, unit="us" if c in ("ts", "end_ts") else None) for c in names}
     return _Source(sql="SELECT * FROM _wb_records", cols=cols, json_cols=frozenset({"attributes"}),
                    err_columns=True), None

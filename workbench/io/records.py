@@ -8,7 +8,8 @@ ingest engine (:mod:`workbench.io.ingest`) validates, deduplicates, quarantines 
 Reading
 -------
 :func:`read_bytes` reads a file, gunzipped when it starts with the gzip magic bytes (whatever its name says).
-:func:`iter_json_records` yields the top-level records of a JSON text in any of its layouts, with a position:
+:func:`iter_json_records` yields the top-level records of a JSON text in any of its layouts, with a position
+(:func:`iter_json_lines` the same for a JSON-lines file, read line by line):
 
 * one JSON value per line (JSON lines): the physical line number (1 = first line); a line holding an array gives its
   elements (all numbered by that line); a line that is not JSON is one record with an error;
@@ -44,7 +45,7 @@ import gzip
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,52 @@ def json_layout(data: bytes) -> str:
     return "lines"
 
 
+def _line_records(lines: Iterable[bytes]) -> Iterator[tuple[int, Any, str | None, str | None]]:
+    """The records of JSON lines (each without its newline), numbered by line."""
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = loads(line)
+        except ValueError:
+            yield i, None, line.decode("utf-8", "replace").rstrip("\r"), "invalid JSON"
+            continue
+        if isinstance(value, list):  # a line holding a batch: its elements, all on this line
+            for v in value:
+                yield i, v, None, None
+        else:
+            yield i, value, None, None
+
+
+def iter_json_lines(path: str | Path) -> Iterator[tuple[int, Any, str | None, str | None]]:
+    """The records of a JSON-lines file as :func:`iter_json_records` gives them, read line by line: memory holds
+    one line, not the file (gunzipped when it starts with the gzip magic bytes; a byte-order mark is skipped).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.jsonl"
+    >>> _ = p.write_bytes(b'\\xef\\xbb\\xbf{"a": 1}\\nnot json\\n\\n{"a": 2}')
+    >>> [(k, v, e) for k, v, _r, e in iter_json_lines(p)]
+    [(1, {'a': 1}, None), (2, None, 'invalid JSON'), (4, {'a': 2}, None)]
+    """
+    p = Path(path)
+
+    def lines() -> Iterator[bytes]:
+        try:
+            with open(p, "rb") as fh:
+                gz = fh.read(2) == GZIP_MAGIC
+            with (gzip.open if gz else open)(p, "rb") as fh:
+                for n, line in enumerate(fh):
+                    if n == 0 and line.startswith(b"\xef\xbb\xbf"):
+                        line = line[3:]
+                    yield line[:-1] if line.endswith(b"\n") else line
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise IngestError(f"{p}: cannot read the file: {exc}") from None
+
+    return _line_records(lines())
+
+
 def iter_json_records(data: bytes) -> Iterator[tuple[int, Any, str | None, str | None]]:
     """Yield ``(position, value, raw, error)`` for each top-level record of JSON text (see the module docstring).
 
@@ -127,19 +174,7 @@ def iter_json_records(data: bytes) -> Iterator[tuple[int, Any, str | None, str |
     if layout == "empty":
         return
     if layout == "lines":
-        for i, line in enumerate(data.split(b"\n"), start=1):
-            if not line.strip():
-                continue
-            try:
-                value = loads(line)
-            except ValueError:
-                yield i, None, line.decode("utf-8", "replace").rstrip("\r"), "invalid JSON"
-                continue
-            if isinstance(value, list):  # a line holding a batch: its elements, all on this line
-                for v in value:
-                    yield i, v, None, None
-            else:
-                yield i, value, None, None
+        yield from _line_records(data.split(b"\n"))
         return
     if layout == "array":
         try:

@@ -34,12 +34,14 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from workbench.errors import IngestError
 from workbench.io import langfuse, litellm, openinference, vercel
-from workbench.io.records import GZIP_MAGIC, Rows, iter_json_records, json_layout, read_bytes
+from workbench.io.records import GZIP_MAGIC, Rows, iter_json_lines, iter_json_records, json_layout, read_bytes
 
 #: Formats read through canonical rows built here (``otel`` too, for any layout other than JSON lines).
 RECORD_FORMATS = (langfuse.FORMAT, langfuse.BATCH_FORMAT, openinference.FORMAT, vercel.FORMAT, litellm.FORMAT)
@@ -200,6 +202,11 @@ def records(path: Path, layout: str | None = None):
         return _parquet_records(path)
     if layout == "csv":
         return _csv_records(path)
+    start = head(path)
+    # JSON lines whose first line the head holds whole (then the whole file is JSON lines too) are read line by line;
+    # an array or documents are parsed whole
+    if json_layout(start) == "lines" and b"\n" in start.lstrip():
+        return iter_json_lines(path)
     return iter_json_records(read_bytes(path))
 
 
@@ -210,6 +217,27 @@ _READERS = {
 }
 
 
+#: Records turned into rows at a time by :func:`row_batches` (about 10 MB of rows for LiteLLM payloads).
+BATCH_RECORDS = 10_000
+
+
 def rows_for(path: str | Path, fmt: str) -> Rows:
     """The ``calls`` rows of a file read as ``fmt`` (one of :data:`RECORD_FORMATS` or ``otel``)."""
     return _READERS[fmt](records(Path(path)))
+
+
+def row_batches(path: str | Path, fmt: str) -> Iterator[Rows]:
+    """The rows of :func:`rows_for` in batches of :data:`BATCH_RECORDS` records, for a load whose memory does not grow
+    with the file (with JSON lines, CSV or Parquet, which are read as they go). Langfuse ingestion batches merge
+    events across records: they come as one batch. At least one batch, empty for a file without records."""
+    reader = _READERS[fmt]
+    recs = records(Path(path))
+    if fmt == langfuse.BATCH_FORMAT:
+        yield reader(recs)
+        return
+    first = True
+    while chunk := list(islice(recs, BATCH_RECORDS)):
+        first = False
+        yield reader(chunk)
+    if first:
+        yield Rows()
