@@ -221,15 +221,11 @@ _READERS = {
 BATCH_RECORDS = 10_000
 
 
-def rows_for(path: str | Path, fmt: str) -> Rows:
-    """The ``calls`` rows of a file read as ``fmt`` (one of :data:`RECORD_FORMATS` or ``otel``)."""
-    return _READERS[fmt](records(Path(path)))
-
-
 def row_batches(path: str | Path, fmt: str) -> Iterator[Rows]:
-    """The rows of :func:`rows_for` in batches of :data:`BATCH_RECORDS` records, for a load whose memory does not grow
-    with the file (with JSON lines, CSV or Parquet, which are read as they go). Langfuse ingestion batches merge
-    events across records: they come as one batch. At least one batch, empty for a file without records."""
+    """The ``calls`` rows of a file read as ``fmt`` (one of :data:`RECORD_FORMATS` or ``otel``), in batches of
+    :data:`BATCH_RECORDS` records: the rows held at a time are one batch's (JSON lines and Parquet are also read as
+    they go; CSV, arrays and documents are read whole). Langfuse ingestion batches merge events across records: they
+    come as one batch. At least one batch, empty for a file without records."""
     reader = _READERS[fmt]
     recs = records(Path(path))
     if fmt == langfuse.BATCH_FORMAT:
