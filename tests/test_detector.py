@@ -513,3 +513,52 @@ def test_outputs_on_shipped_rows_are_pinned():
     assert len(got) == len(g["outputs"])
     for i, (a, b) in enumerate(zip(got, g["outputs"])):
         assert a == b, f"row {i}: {a} != {b}"
+
+
+def _collections_during(fn):
+    """Run fn() and count the cyclic collector's runs meanwhile (gc.callbacks, every generation)."""
+    import gc
+
+    runs = []
+
+    def cb(phase, info):
+        if phase == "start":
+            runs.append(info["generation"])
+
+    gc.callbacks.append(cb)
+    try:
+        out = fn()
+    finally:
+        gc.callbacks.remove(cb)
+    return out, runs
+
+
+def test_scoring_one_answer_runs_no_garbage_collection_and_restores_the_collector():
+    # 40 new passages of 60 sentences: tens of thousands of short-lived sets and lists. With the collector on they
+    # pass its threshold many times during the call (each run walked every young object: 12-15% of the time).
+    import gc
+
+    D.clear_passage_cache()
+    ctx = [" ".join(f"Station {p} {i} opened in {1800 + i} near river {p * i}." for i in range(60)) for p in range(40)]
+    answer = " ".join(f"Station {p} {p} opened in {1800 + p} near river {p * p + 1}." for p in range(20))
+    assert gc.isenabled()
+    d, runs = _collections_during(lambda: detect(answer, ctx))
+    assert runs == [] and gc.isenabled()
+    assert d.score is not None and any("not in context" in (c.reason or "") for c in d.claims)
+    # The same answer scored with the collector off by the caller: left off, same result.
+    gc.disable()
+    try:
+        D.clear_passage_cache()
+        d2 = detect(answer, ctx)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    assert d2 == d
+    # An error inside the call still turns the collector back on.
+    class Broken(str):
+        def strip(self, *a):
+            raise RuntimeError("broken passage")
+
+    with pytest.raises(RuntimeError, match="broken passage"):
+        detect("It opened in 1889.", [Broken("The tower opened in 1889.")])
+    assert gc.isenabled()
