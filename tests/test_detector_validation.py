@@ -79,6 +79,26 @@ def test_passage_cache_hits_and_gives_identical_results():
     assert warm == cold
 
 
+def test_new_and_seen_passages_mixed_in_one_source_give_the_all_new_result():
+    # A source's word set is built from the word sets of passages seen before and from the token lists of new
+    # ones: every mix of the two must give what all-new passages give.
+    ctx = ["The tower opened in 1889 in Paris.", "It is 330 metres tall and made of iron.", "Gustave Eiffel built it."]
+    answers = ["The tower opened in 1887 and is 330 metres tall.", "Eiffel built the iron tower in Paris.",
+               "The tower, made of steel, opened in Lyon."]
+    expected = []
+    for a in answers:
+        D.clear_passage_cache()
+        expected.append(D.detect(a, ctx))
+    for seen in ([0], [1, 2], [0, 2], [0, 1, 2]):
+        for a, exp in zip(answers, expected):
+            D.clear_passage_cache()
+            D.detect("Nothing.", [ctx[i] for i in seen])  # cache these passages (a first sight)
+            D.detect("Nothing.", [ctx[i] for i in seen])  # and see them again: their word sets are kept
+            assert all(D._PASSAGES[ctx[i]]._stems is not None for i in seen)
+            assert D.detect(a, ctx) == exp
+    D.clear_passage_cache()
+
+
 def test_passage_cache_is_bounded(monkeypatch):
     monkeypatch.setattr(D, "PASSAGE_CACHE_SIZE", 3)
     D.clear_passage_cache()

@@ -323,11 +323,18 @@ class _Passage:
     lowers: list[str]
     toks: list[list[str]]
     sentsets: list[set[str]]
-    stems: set[str]  # content stems plus every raw lower-case token
     text: str  # lower-cased, sentences joined by newlines
+    _stems: set[str] | None = None
     _tokline: str | None = None
     _stem_lines: str | None = None
     _df: dict[str, int] | None = None
+
+    @property
+    def stems(self) -> set[str]:
+        """Content stems plus every raw lower-case token (built on first use: see :func:`_prepare_source`)."""
+        if self._stems is None:
+            self._stems = set().union(*self.toks, *self.sentsets)
+        return self._stems
 
     @property
     def tokline(self) -> str:
@@ -340,7 +347,8 @@ class _Passage:
     def stem_lines(self) -> str:
         """"\\n" + the content stems joined by newlines: prefix search by substring (built on first use)."""
         if self._stem_lines is None:
-            self._stem_lines = "\n" + "\n".join(set().union(*self.sentsets))
+            # Every sentence's stems, repeats kept: a substring search does not mind them, a set first costs more.
+            self._stem_lines = "\n" + "\n".join(chain.from_iterable(self.sentsets))
         return self._stem_lines
 
     @property
@@ -512,6 +520,7 @@ def _prepare_passage(text: str) -> _Passage:
     got = _PASSAGES.get(text)
     if got is not None:
         _CACHE_STATS["hits"] += 1
+        got.stems  # a passage seen again keeps its word set: the next answers union sets, not lists
         return got
     _CACHE_STATS["misses"] += 1
     sentences = _context_sentences(text)
@@ -531,11 +540,9 @@ def _prepare_passage(text: str) -> _Passage:
             ss.discard(stop)
             if None in ss:  # the map is full: stem them all in Python
                 sentsets[i] = {st for st in map(_content_stem, ts) if st != stop}
-    # Stopwords are not content, but a stopword-like answer word ("one") still counts as present.
-    stems: set[str] = set().union(*toks, *sentsets)
     # N-grams (looked up in the token line) run across sentence ends inside a passage (harmless: an answer n-gram
     # rarely spans one).
-    p = _Passage(sentences, lowers, toks, sentsets, stems, "\n".join(lowers))
+    p = _Passage(sentences, lowers, toks, sentsets, "\n".join(lowers))
     if len(_PASSAGES) >= PASSAGE_CACHE_SIZE:  # evict the oldest entry, in O(1)
         _PASSAGES.popitem(last=False)
     _PASSAGES[text] = p
@@ -550,8 +557,18 @@ def _prepare_source(contexts: Sequence[str], question: str | None) -> _Source:
     if len(ps) == 1:
         p = ps[0]
         return _Source(p.stems, q_stems, p.sentences, p.sentsets, p.toks, p.lowers, p.text, ps)
+    # Every word of the contexts (stopwords are not content, but a stopword-like answer word such as "one" still
+    # counts as present), in one set: from the word sets of passages seen before, and straight from the token and
+    # stem lists of new ones (a set per new passage first would insert every word twice).
+    words: list = []
+    for p in ps:
+        if p._stems is not None:
+            words.append(p._stems)
+        else:
+            words += p.toks
+            words += p.sentsets
     return _Source(
-        set().union(*(p.stems for p in ps)), q_stems,
+        set().union(*words), q_stems,
         [x for p in ps for x in p.sentences], [x for p in ps for x in p.sentsets],
         [x for p in ps for x in p.toks], [x for p in ps for x in p.lowers],
         "\n".join(p.text for p in ps), ps,
