@@ -581,3 +581,123 @@ def test_a_large_litellm_file_is_not_held_in_python_memory(tmp_path, monkeypatch
 
     small, large = peak(1000), peak(4000)
     assert large < 1.5 * small, (small, large)
+
+
+# ------------------------------------------------------------------------------------------- arrays read as they go
+
+_STREAM_CASES = [
+    b'[\n {"a": 1},\n {"a": [1, 2, {"b": "]},["}]},\n {"s": "caf\xc3\xa9 \\" , ] [ \\\\"}\n]\n',
+    b'[{"a": 1}, 12345678901234567890, -1.5e-7, true, null, "x", [], {}, [1, [2]]]',
+    b'[  ]',
+    b'[\n  {"cost": NaN, "n": Infinity, "m": -Infinity}\n]',
+    b'{\n "a": 1\n}\n{\n "b": [1, 2]\n}\n[\n {"c": 3}, {"c": 4}\n]\n',  # documents, one of them an array
+    b'[{"a": 1}, {"a": 2}]\n[{"a": 3}]',  # two arrays one after the other
+    b'[{"a": 1}, {"a": 2}, {"a": ',  # cut short
+    b'[{"a": 1}, {"a": 2} {"a": 3}]',  # a comma missing
+    b'[{"a": 1}, {"a": 2},]',  # a trailing comma
+    b'[{"a": 1}, not json, {"a": 3}]',
+    b'{\n "a": 1\n}\n{ "b": \n',  # a document cut short
+    b'[1, 2, 3',
+    b'[1, 2, 3]   x',
+]
+
+
+@pytest.mark.parametrize("text", _STREAM_CASES)
+def test_an_array_read_in_pieces_of_any_size_gives_what_the_whole_text_gives(text):
+    from workbench.io.records import _stream_values, json_layout
+
+    array = json_layout(text) == "array"
+    whole = list(_stream_values(iter([text.decode()]), array))
+    for size in (1, 2, 3, 7, 64):
+        s = text.decode()
+        pieces = [s[i:i + size] for i in range(0, len(s), size)]
+        assert list(_stream_values(iter(pieces), array)) == whole, size
+
+
+def _nan_equal(a, b):
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def test_a_valid_array_streams_its_elements_in_order_with_their_positions():
+    from workbench.io.records import iter_json_records
+
+    assert [(k, v) for k, v, _r, _e in iter_json_records(_STREAM_CASES[1])] == list(
+        enumerate(json.loads(_STREAM_CASES[1]), start=1))
+    got = list(iter_json_records(_STREAM_CASES[3]))
+    assert len(got) == 1 and _nan_equal(got[0][1], {"cost": float("nan"), "n": float("inf"), "m": float("-inf")})
+    # documents: numbered by the line they start on; a document that is an array gives its elements, with its line
+    assert [(k, v) for k, v, _r, _e in iter_json_records(_STREAM_CASES[4])] == [
+        (1, {"a": 1}), (4, {"b": [1, 2]}), (7, {"c": 3}), (7, {"c": 4})]
+
+
+@pytest.mark.parametrize("text, kept, position, raw_start", [
+    (b'[{"a": 1}, {"a": 2}, {"a": ', 2, 3, '{"a": '),
+    (b'[{"a": 1}, {"a": 2} {"a": 3}]', 2, 3, '{"a": 3}]'),
+    (b'[{"a": 1}, not json, {"a": 3}]', 1, 2, "not json"),
+    (b'[{"a": 1}, {"a": 2},]', 2, 3, "]"),
+])
+def test_an_array_with_a_broken_element_keeps_the_elements_before_it_and_names_where_it_broke(
+        text, kept, position, raw_start):
+    from workbench.io.records import iter_json_records
+
+    got = list(iter_json_records(text))
+    assert [v for _k, v, _r, e in got if e is None] == [{"a": i} for i in range(1, kept + 1)]
+    k, v, raw, err = got[-1]
+    assert (k, v, err) == (position, None, "invalid JSON") and raw.startswith(raw_start)
+
+
+def test_a_json_array_file_larger_than_the_read_size_streams_the_same_records(tmp_path, monkeypatch):
+    from workbench.io import records
+
+    monkeypatch.setattr(records, "_CHUNK", 97)  # many reads, elements cut anywhere, a multi-byte character too
+    elems = [{"request_id": f"r-{i}", "note": "é" * (i % 5), "spend": i / 7, "tags": ["a", "b"][: i % 3]}
+             for i in range(300)]
+    text = ("\ufeff[\n" + ",\n".join(json.dumps(e, ensure_ascii=False, indent=1) for e in elems) + "\n]\n").encode()
+    for name, data in (("a.json", text), ("a.json.gz", gzip.compress(text))):
+        p = tmp_path / name
+        p.write_bytes(data)
+        assert [(k, v) for k, v, _r, _e in records.iter_json_file(p)] == list(enumerate(elems, start=1))
+
+
+def test_a_large_json_array_or_csv_file_is_not_held_in_python_memory(tmp_path, monkeypatch):
+    """Python's memory while loading a LiteLLM spend-logs export (a JSON array, and the same as CSV) stays that of
+    a batch of records: 4 times the records take about the same peak (both were read whole before)."""
+    import csv
+    import tracemalloc
+
+    from workbench.io import records, sniff
+
+    monkeypatch.setattr(sniff, "BATCH_RECORDS", 200)
+    monkeypatch.setattr(records, "_CHUNK", 1 << 16)
+    base = json.loads((DATA / "litellm_spendlogs.json").read_text())
+    fields = list(csv.DictReader(open(DATA / "litellm_spendlogs.csv", newline="")).fieldnames)
+    base_csv = list(csv.DictReader(open(DATA / "litellm_spendlogs.csv", newline="")))
+
+    def peak(n: int, kind: str) -> int:
+        p = tmp_path / f"s{n}.{kind}"
+        if kind == "json":
+            p.write_text("[\n" + ",\n".join(json.dumps(dict(base[i % len(base)], request_id=f"x-{i}",
+                                                            padding="p" * 2000), indent=2) for i in range(n)) + "\n]")
+        else:
+            with open(p, "w", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=fields)
+                w.writeheader()
+                for i in range(n):
+                    r = dict(base_csv[i % len(base_csv)])
+                    r["request_id"] = f"x-{i}"
+                    r["metadata"] = (r.get("metadata") or "") + " " * 2000
+                    w.writerow(r)
+        db = wb.connect(":memory:")
+        try:
+            tracemalloc.start()
+            s = ingest(db, p, progress=False)
+            size = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            assert s.read == n and s.files[0]["format"] == "litellm", s.files
+        finally:
+            db.close()
+        return size
+
+    for kind in ("json", "csv"):
+        small, large = peak(1000, kind), peak(4000, kind)
+        assert large < 1.5 * small, (kind, small, large)

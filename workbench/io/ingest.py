@@ -1219,11 +1219,11 @@ def _records_as_lines(path: Path) -> Path:
 
     import orjson
 
-    from workbench.io.records import iter_json_records, read_bytes
+    from workbench.io.records import iter_json_file
 
     fd, name = tempfile.mkstemp(suffix=".jsonl", prefix="wb-records-")
     with os.fdopen(fd, "wb") as out:
-        for _k, value, raw, err in iter_json_records(read_bytes(path)):
+        for _k, value, raw, err in iter_json_file(path):
             if err is not None:
                 out.write(raw.replace("\n", " ").encode() + b"\n")
             else:

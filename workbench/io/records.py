@@ -7,14 +7,16 @@ ingest engine (:mod:`workbench.io.ingest`) validates, deduplicates, quarantines 
 
 Reading
 -------
-:func:`read_bytes` reads a file, gunzipped when it starts with the gzip magic bytes (whatever its name says).
-:func:`iter_json_records` yields the top-level records of a JSON text in any of its layouts, with a position
-(:func:`iter_json_lines` the same for a JSON-lines file, read line by line):
+:func:`read_bytes` reads a file, gunzipped when it starts with the gzip magic bytes (whatever its name says;
+:func:`open_binary` opens it so). :func:`iter_json_records` yields the top-level records of a JSON text in any of its
+layouts, with a position (:func:`iter_json_file` the same for a file, read as it goes: JSON lines line by line, an
+array element by element):
 
 * one JSON value per line (JSON lines): the physical line number (1 = first line); a line holding an array gives its
   elements (all numbered by that line); a line that is not JSON is one record with an error;
 * a JSON array (pretty-printed, or the file's only line): each element, numbered 1, 2, ... (its position in the
-  array); an array never is read line by line;
+  array); an array never is read line by line. An element that is not JSON ends the stream as one record with an
+  error, numbered as that element, after the elements before it;
 * one or more pretty-printed JSON documents one after the other (``jq .`` output): each document, numbered by the line
   it starts on. Text that is not JSON ends the stream as one record with an error.
 
@@ -40,14 +42,17 @@ True
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import datetime as _dt
 import gzip
 import json
 import math
 import re
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -81,6 +86,30 @@ def read_bytes(path: str | Path) -> bytes:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     return data
+
+
+@contextlib.contextmanager
+def open_binary(path: str | Path) -> Iterator[BinaryIO]:
+    """A file opened for reading bytes, through gzip when it starts with the gzip magic bytes (whatever its name
+    says). An unreadable file, while opening or while reading, is an :class:`IngestError` naming it.
+
+    Examples
+    --------
+    >>> import gzip, tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.jsonl"
+    >>> _ = p.write_bytes(gzip.compress(b'{"a": 1}\\n'))
+    >>> with open_binary(p) as fh:
+    ...     fh.read()
+    b'{"a": 1}\\n'
+    """
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:
+            gz = fh.read(2) == GZIP_MAGIC
+        with (gzip.open if gz else open)(p, "rb") as fh:
+            yield fh
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise IngestError(f"{p}: cannot read the file: {exc}") from None
 
 
 def _first_line(data: bytes) -> bytes:
@@ -142,19 +171,12 @@ def iter_json_lines(path: str | Path) -> Iterator[tuple[int, Any, str | None, st
     >>> [(k, v, e) for k, v, _r, e in iter_json_lines(p)]
     [(1, {'a': 1}, None), (2, None, 'invalid JSON'), (4, {'a': 2}, None)]
     """
-    p = Path(path)
-
     def lines() -> Iterator[bytes]:
-        try:
-            with open(p, "rb") as fh:
-                gz = fh.read(2) == GZIP_MAGIC
-            with (gzip.open if gz else open)(p, "rb") as fh:
-                for n, line in enumerate(fh):
-                    if n == 0 and line.startswith(b"\xef\xbb\xbf"):
-                        line = line[3:]
-                    yield line[:-1] if line.endswith(b"\n") else line
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            raise IngestError(f"{p}: cannot read the file: {exc}") from None
+        with open_binary(path) as fh:
+            for n, line in enumerate(fh):
+                if n == 0 and line.startswith(b"\xef\xbb\xbf"):
+                    line = line[3:]
+                yield line[:-1] if line.endswith(b"\n") else line
 
     return _line_records(lines())
 
@@ -176,36 +198,158 @@ def iter_json_records(data: bytes) -> Iterator[tuple[int, Any, str | None, str |
     if layout == "lines":
         yield from _line_records(data.split(b"\n"))
         return
-    if layout == "array":
-        try:
-            value = loads(data)
-        except ValueError:
-            value = None
-        if isinstance(value, list):
-            for i, v in enumerate(value, start=1):
-                yield i, v, None, None
-            return
-    # one or more documents one after the other
-    text = data.decode("utf-8", "replace")
-    dec = json.JSONDecoder()
-    pos, n = 0, len(text)
-    while True:
-        while pos < n and text[pos].isspace():
+    yield from _stream_values(iter([data.decode("utf-8", "replace")]), layout == "array")
+
+
+def iter_json_file(path: str | Path) -> Iterator[tuple[int, Any, str | None, str | None]]:
+    """The records of a JSON file in any layout, as :func:`iter_json_records` gives them, read as they go.
+
+    JSON lines are read line by line (:func:`iter_json_lines`); an array is read element by element, 1 MB of text at
+    a time, so memory holds one element and not the file. A pretty-printed document is parsed whole (documents one
+    after the other: one at a time).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.json"
+    >>> _ = p.write_text('[\\n {"a": 1},\\n {"a": 2}\\n]')
+    >>> [(k, v) for k, v, _r, _e in iter_json_file(p)]
+    [(1, {'a': 1}), (2, {'a': 2})]
+    """
+    with open_binary(path) as fh:
+        head = fh.read(_CHUNK)
+    whole = len(head) < _CHUNK
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:]
+    layout = json_layout(head)
+    if layout == "empty":
+        return iter(())
+    # JSON lines whose first line the head holds whole are JSON lines to the end; else the head alone cannot say
+    if layout == "lines" and b"\n" in head.lstrip():
+        return iter_json_lines(path)
+    if whole:
+        return iter_json_records(head)
+    return _stream_values(_text_chunks(path), layout == "array")
+
+
+_CHUNK = 1 << 20
+_NUMBER_GOES_ON = frozenset("0123456789+-.eE")
+
+
+def _text_chunks(path: str | Path) -> Iterator[str]:
+    """The text of a file, 1 MB at a time (UTF-8, invalid bytes replaced, a leading byte-order mark skipped)."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")("replace")
+    with open_binary(path) as fh:
+        while chunk := fh.read(_CHUNK):
+            yield decoder.decode(chunk)
+    yield decoder.decode(b"", final=True)
+
+
+def _stream_values(chunks: Iterator[str], array: bool) -> Iterator[tuple[int, Any, str | None, str | None]]:
+    """The records of JSON text given in chunks: the elements of top-level arrays one at a time, other top-level
+    values (documents) whole.
+
+    ``array``: the text is an array (positions are the records' order, 1, 2, ...); else documents (positions are the
+    lines they start on; a document that is an array gives its elements, all with its line). Text that is not JSON
+    ends the stream as one record with an error, after the records before it.
+    """
+    scan = json.JSONDecoder().raw_decode  # NaN and the infinities as Python's json.dumps writes them, as loads()
+    buf, pos, line0, eof = "", 0, 1, False  # line0: the line of buf[0]
+    k = 0
+
+    def more(need: int = 1) -> bool:
+        """Read at least ``need`` more characters into the buffer (dropping what was consumed); False at the end."""
+        nonlocal buf, pos, line0, eof
+        if eof:
+            return False
+        line0 += buf.count("\n", 0, pos)
+        parts, got = [buf[pos:]], 0
+        pos = 0
+        while got < need:
+            try:
+                c = next(chunks)
+            except StopIteration:
+                eof = True
+                break
+            parts.append(c)
+            got += len(c)
+        buf = "".join(parts)
+        return got > 0
+
+    def skip_space() -> bool:
+        """Move past whitespace; False at the end of the text."""
+        nonlocal pos
+        while True:
+            n = len(buf)
+            while pos < n and buf[pos] in " \t\r\n":
+                pos += 1
+            if pos < n:
+                return True
+            if not more():
+                return False
+
+    def value() -> tuple[bool, Any]:
+        """Parse the value at ``pos``, reading more text while it may be cut by the buffer's end."""
+        nonlocal pos
+        while True:
+            try:
+                v, end = scan(buf, pos)
+            except json.JSONDecodeError:
+                if more(max(len(buf) - pos, 1)):  # the value may go on past the buffer: twice as much text, retry
+                    continue
+                return False, None
+            # a number may go on in the next chunk ("-1." parses as -1): a character that could continue one, or none
+            if (end == len(buf) or buf[end] in _NUMBER_GOES_ON) and more():
+                continue
+            pos = end
+            return True, v
+
+    def bad() -> tuple[int, Any, str | None, str | None]:
+        """The record with an error at ``pos``: its text up to 100,000 characters."""
+        while len(buf) - pos < 100_000 and more(100_000):
+            pass
+        line = line0 + buf.count("\n", 0, pos)
+        return (k + 1 if array else line), None, buf[pos:pos + 100_000], "invalid JSON"
+
+    while skip_space():
+        if array and buf[pos] == "[":
             pos += 1
-        if pos >= n:
+            if not skip_space():
+                yield bad()
+                return
+            if buf[pos] == "]":
+                pos += 1
+                continue
+            while True:
+                ok, v = value()
+                if not ok:
+                    yield bad()
+                    return
+                k += 1
+                yield k, v, None, None
+                if not skip_space():
+                    yield bad()
+                    return
+                if buf[pos] == ",":
+                    pos += 1
+                    if not skip_space():
+                        yield bad()
+                        return
+                    continue
+                if buf[pos] == "]":
+                    pos += 1
+                    break
+                yield bad()
+                return
+            continue
+        line = line0 + buf.count("\n", 0, pos)
+        ok, v = value()
+        if not ok:
+            yield bad()
             return
-        line = text.count("\n", 0, pos) + 1
-        try:
-            value, end = dec.raw_decode(text, pos)
-        except json.JSONDecodeError:
-            yield line, None, text[pos:pos + 100_000], "invalid JSON"
-            return
-        if isinstance(value, list):
-            for v in value:
-                yield line, v, None, None
-        else:
-            yield line, value, None, None
-        pos = end
+        for item in (v if isinstance(v, list) else (v,)):
+            k += 1
+            yield (k if array else line), item, None, None
 
 
 def epoch_us(value: Any) -> int | None:

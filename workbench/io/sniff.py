@@ -32,7 +32,6 @@ Examples
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 from collections.abc import Iterator
 from itertools import islice
@@ -41,7 +40,7 @@ from typing import Any
 
 from workbench.errors import IngestError
 from workbench.io import langfuse, litellm, openinference, vercel
-from workbench.io.records import GZIP_MAGIC, Rows, iter_json_lines, iter_json_records, json_layout, read_bytes
+from workbench.io.records import Rows, iter_json_file, iter_json_records, json_layout, open_binary
 
 #: Formats read through canonical rows built here (``otel`` too, for any layout other than JSON lines).
 RECORD_FORMATS = (langfuse.FORMAT, langfuse.BATCH_FORMAT, openinference.FORMAT, vercel.FORMAT, litellm.FORMAT)
@@ -51,23 +50,15 @@ _HEAD = 1 << 20
 
 def head(path: Path, n: int = _HEAD) -> bytes:
     """The first ``n`` bytes of a file, decompressed when it is gzip, without a byte-order mark."""
-    try:
-        with open(path, "rb") as fh:
-            magic = fh.read(2)
-        opener = gzip.open if magic == GZIP_MAGIC else open
-        with opener(path, "rb") as fh:
-            chunk = fh.read(n)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise IngestError(f"{path}: cannot read the file: {exc}") from None
+    with open_binary(path) as fh:
+        chunk = fh.read(n)
     return chunk[3:] if chunk.startswith(b"\xef\xbb\xbf") else chunk
 
 
 def _first_lines(path: Path, n: int) -> bytes:
     """The first ``n`` non-blank lines, whole however long (a JSON-lines OTLP batch can be megabytes)."""
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
     out: list[bytes] = []
-    with (gzip.open if magic == GZIP_MAGIC else open)(path, "rb") as fh:
+    with open_binary(path) as fh:
         for line in fh:
             if line.strip():
                 out.append(line)
@@ -147,7 +138,7 @@ def detect(path: str | Path) -> tuple[str | None, str]:
             found = _first_value(data, layout)  # usually decides from the head, without parsing the whole file
             if found is not None and classify(found) is not None:
                 return classify(found), layout
-            recs = iter_json_records(read_bytes(path))
+            recs = iter_json_file(path)
         seen = False
         for i, (_k, obj, _raw, err) in enumerate(recs):
             seen = True
@@ -171,14 +162,16 @@ def detect(path: str | Path) -> tuple[str | None, str]:
 
 
 def _csv_records(path: Path):
-    data = read_bytes(path).decode("utf-8", "replace")
-    reader = csv.DictReader(io.StringIO(data, newline=""))
-    for rec in reader:
-        k = reader.line_num  # the record's last physical line; the header is line 1
-        if None in rec:
-            yield k, None, ",".join(str(x) for x in rec.pop(None)), "wrong number of fields"
-            continue
-        yield k, {key: (val if val != "" else None) for key, val in rec.items()}, None, None
+    """The records of a CSV file as they are read (a header line, then one record per row, its fields by name)."""
+    with open_binary(path) as fh:
+        text = io.TextIOWrapper(fh, encoding="utf-8-sig", errors="replace", newline="")
+        reader = csv.DictReader(text)
+        for rec in reader:
+            k = reader.line_num  # the record's last physical line; the header is line 1
+            if None in rec:
+                yield k, None, ",".join(str(x) for x in rec.pop(None)), "wrong number of fields"
+                continue
+            yield k, {key: (val if val != "" else None) for key, val in rec.items()}, None, None
 
 
 def _parquet_records(path: Path):
@@ -202,12 +195,7 @@ def records(path: Path, layout: str | None = None):
         return _parquet_records(path)
     if layout == "csv":
         return _csv_records(path)
-    start = head(path)
-    # JSON lines whose first line the head holds whole (then the whole file is JSON lines too) are read line by line;
-    # an array or documents are parsed whole
-    if json_layout(start) == "lines" and b"\n" in start.lstrip():
-        return iter_json_lines(path)
-    return iter_json_records(read_bytes(path))
+    return iter_json_file(path)
 
 
 _READERS = {
@@ -224,7 +212,7 @@ BATCH_RECORDS = 10_000
 def row_batches(path: str | Path, fmt: str) -> Iterator[Rows]:
     """The ``calls`` rows of a file read as ``fmt`` (one of :data:`RECORD_FORMATS` or ``otel``), in batches of
     :data:`BATCH_RECORDS` records: the rows held at a time are one batch's (JSON lines and Parquet are also read as
-    they go; CSV, arrays and documents are read whole). Langfuse ingestion batches merge events across records: they
+    they go, and so are CSV and arrays; a pretty-printed document is read whole). Langfuse ingestion batches merge events across records: they
     come as one batch. At least one batch, empty for a file without records."""
     reader = _READERS[fmt]
     recs = records(Path(path))
