@@ -701,3 +701,49 @@ def test_a_large_json_array_or_csv_file_is_not_held_in_python_memory(tmp_path, m
     for kind in ("json", "csv"):
         small, large = peak(1000, kind), peak(4000, kind)
         assert large < 1.5 * small, (kind, small, large)
+
+
+def test_batches_staged_from_python_are_let_go_before_the_load(tmp_path, monkeypatch):
+    """Inside a transaction DuckDB keeps every Arrow batch it was handed until the end (the whole file again, in
+    Arrow buffers): the batches are staged before it, so none is left when the load starts."""
+    import pyarrow as pa
+
+    from workbench.io import ingest as ing, sniff
+
+    monkeypatch.setattr(sniff, "BATCH_RECORDS", 100)
+    base = json.loads((DATA / "litellm_spendlogs.json").read_text())
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps([dict(base[i % len(base)], request_id=f"x-{i}", padding="p" * 1000) for i in range(2000)]))
+    held = []
+    real_load = ing._load
+
+    def load(con, *a, **k):
+        held.append(pa.total_allocated_bytes())
+        return real_load(con, *a, **k)
+
+    monkeypatch.setattr(ing, "_load", load)
+    db = wb.connect(tmp_path / "w.duckdb")
+    try:
+        s = ingest(db, p, progress=False)
+        assert s.read == 2000 and s.inserted == 2000
+    finally:
+        db.close()
+    assert held and held[0] < 1_000_000, held  # 20 batches of about 100 KB each were held before
+
+
+def test_a_format_reader_that_fails_while_staging_writes_nothing_and_says_which_file(tmp_path, monkeypatch):
+    from workbench.io import sniff
+
+    def broken(path, fmt):
+        yield sniff.Rows()
+        raise KeyError("spanContext")
+
+    monkeypatch.setattr(sniff, "row_batches", broken)
+    db = wb.connect(tmp_path / "w.duckdb")
+    try:
+        with pytest.raises(IngestError, match=r"litellm_spendlogs\.json: could not be loaded as .*nothing of it was written.*spanContext"):
+            ingest(db, DATA / "litellm_spendlogs.json", progress=False)
+        assert db.duckdb.execute("select count(*) from calls").fetchone() == (0,)
+        assert db.duckdb.execute("select count(*) from duckdb_tables() where table_name = '_wb_records'").fetchone() == (0,)
+    finally:
+        db.close()

@@ -1168,12 +1168,27 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
                     raise IngestError(f"{path}: cannot read the file: {exc}") from None
         elif survey is not None and survey.n != plan.records:
             survey = None  # DuckDB rejected records while reading (CSV): the load below quarantines them
+    staged = src is None and plan.documents
+    if staged:
+        # Rows built in Python are staged before the transaction: each batch is appended in a statement of its own,
+        # so DuckDB lets go of the batch's Arrow buffers after it (inside a transaction it keeps every registered
+        # batch alive until the end: the whole file again). The staging table is the connection's own.
+        _drop_temps(con)
+        try:
+            src, rejects_offset = _records_source(con, plan)
+        except BaseException as exc:
+            _drop_temps(con)
+            if isinstance(exc, Exception) and not isinstance(exc, IngestError):
+                raise _not_loaded(path, fmt_name, exc, longest) from exc
+            raise
+        src.file = plan.path
     if straight is None:
         con.execute("BEGIN TRANSACTION")
     try:
-        _drop_temps(con)
+        if not staged:
+            _drop_temps(con)
         if src is None:
-            src, rejects_offset = _records_source(con, plan) if plan.documents else _otel_source(con, plan)
+            src, rejects_offset = _otel_source(con, plan)
             src.file = plan.path
         counts = straight or _load(con, src, TABLES[table], run_id, str(path), rejects_offset, survey, ls)
         # where the time went: hashing and counting the file, validating (the survey pass, the staging with its
@@ -1197,12 +1212,7 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
         raise
     except Exception as exc:
         con.execute("ROLLBACK")
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "Out of Memory" in msg:
-            long = f"a line of {longest / 1e6:,.0f} MB; " if longest > LINE_BYTES_STEPS[0] else ""
-            msg += (f" ({long}give the load more memory: the environment variable WORKBENCH_INGEST_MEMORY_LIMIT, "
-                    f"or a machine with more RAM)")
-        raise IngestError(f"{path}: could not be loaded as {fmt_name} (nothing of it was written): {msg}") from exc
+        raise _not_loaded(path, fmt_name, exc, longest) from exc
     finally:
         if plan.lines_path is not None:
             plan.lines_path.unlink(missing_ok=True)
@@ -1210,6 +1220,16 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
     reasons = counts.pop("reasons")
     f = {"path": str(path), "table": table, "format": fmt_name, "run_id": run_id, **counts}
     return f, reasons
+
+
+def _not_loaded(path: Path, fmt_name: str, exc: Exception, longest: int) -> IngestError:
+    """The error of a load that failed for a reason other than an :class:`IngestError`: nothing of it was written."""
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "Out of Memory" in msg:
+        long = f"a line of {longest / 1e6:,.0f} MB; " if longest > LINE_BYTES_STEPS[0] else ""
+        msg += (f" ({long}give the load more memory: the environment variable WORKBENCH_INGEST_MEMORY_LIMIT, "
+                f"or a machine with more RAM)")
+    return IngestError(f"{path}: could not be loaded as {fmt_name} (nothing of it was written): {msg}")
 
 
 def _records_as_lines(path: Path) -> Path:
