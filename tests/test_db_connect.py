@@ -234,3 +234,22 @@ def test_duckdb_progress_bar_never_reaches_a_piped_stdout(tmp_path):
                          cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr
     assert out.stdout == "50000000\n"
+
+
+def test_a_metric_called_again_reads_no_table_schema_again(monkeypatch):
+    # Ibis reads a table's schema from the database each time it makes the table (1-3 ms a table): the workbench
+    # makes each canonical table once per connection, so a metric called again asks for no schema.
+    import workbench as wb
+    from workbench.metrics import compute
+
+    db = wb.connect(":memory:")
+    db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms) values "
+                      "('a', '2026-01-01 10:00', 'chat', 'ok', 100), ('b', '2026-01-01 11:00', 'chat', 'error', 300)")
+    first = compute("error_rate", db)
+    asked = []
+    real = type(db.ibis).get_schema
+    monkeypatch.setattr(type(db.ibis), "get_schema", lambda self, *a, **k: asked.append(a) or real(self, *a, **k))
+    again = compute("error_rate", db)
+    assert asked == [] and again.equals(first)
+    assert db.table("calls") is db.calls
+    db.close()
