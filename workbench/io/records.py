@@ -7,8 +7,8 @@ ingest engine (:mod:`workbench.io.ingest`) validates, deduplicates, quarantines 
 
 Reading
 -------
-:func:`read_bytes` reads a file, gunzipped when it starts with the gzip magic bytes (whatever its name says;
-:func:`open_binary` opens it so). :func:`iter_json_records` yields the top-level records of a JSON text in any of its
+:func:`open_binary` opens a file, gunzipped when it starts with the gzip magic bytes (whatever its name says).
+:func:`iter_json_records` yields the top-level records of a JSON text in any of its
 layouts, with a position (:func:`iter_json_file` the same for a file, read as it goes: JSON lines line by line, an
 array element by element):
 
@@ -63,29 +63,6 @@ _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 _NUMERIC = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
 # years 1..9999 in microseconds, as the engine checks
 _US_MIN, _US_MAX = -62135596800 * 10**6, 253402300799 * 10**6
-
-
-def read_bytes(path: str | Path) -> bytes:
-    """The bytes of a file, decompressed when it is gzip (by its magic bytes).
-
-    Examples
-    --------
-    >>> import gzip, tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.json.gz"
-    >>> _ = p.write_bytes(gzip.compress(b'{"a": 1}'))
-    >>> read_bytes(p)
-    b'{"a": 1}'
-    """
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-        if data[:2] == GZIP_MAGIC:
-            data = gzip.decompress(data)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise IngestError(f"{p}: cannot read the file: {exc}") from None
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    return data
 
 
 @contextlib.contextmanager
