@@ -269,6 +269,9 @@ def test_bad_requests_get_4xx_and_are_not_spooled(tmp_path):
                                                               "list, got dict")
         status, body, _ = post(r.port, b'[1, 2]', "application/json")
         assert status == 400
+        deep = b'{"resourceSpans": ' + b"[" * 20000 + b"]" * 20000 + b"}"  # deeper than the parser's stack
+        status, body, _ = post(r.port, deep, "application/json")
+        assert (status, json.loads(body)["message"]) == (400, "not an OTLP trace export: invalid JSON: nested too deeply")
         status, body, _ = post(r.port, good[:-3], headers={"Content-Encoding": "gzip"})
         assert status == 400 and b"gzip" in body
         status, body, _ = post(r.port, gzip.compress(good)[:-6], headers={"Content-Encoding": "gzip"})

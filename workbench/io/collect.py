@@ -288,6 +288,8 @@ def check_body(kind: int, body: bytes) -> int:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("invalid JSON: nested too deeply") from None
     if not isinstance(doc, dict):
         raise BadRequest(f"expected a JSON object (an ExportTraceServiceRequest), got {type(doc).__name__}")
     n = 0
@@ -321,7 +323,7 @@ def to_json_line(kind: int, body: bytes) -> bytes:
         if kind == KIND_PROTO:
             return otlp_proto.to_json_line(otlp_proto.parse_request(body)).encode("utf-8")
         return json.dumps(json.loads(body), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    except (otlp_proto.DecodeError, ValueError, UnicodeDecodeError) as exc:
+    except (otlp_proto.DecodeError, ValueError, UnicodeDecodeError, RecursionError) as exc:
         # checked on receipt, so never expected; kept (quarantined with its reason), never dropped
         return json.dumps({"workbench.undecodable": str(exc), "body": body.decode("latin-1")}).encode("utf-8")
 

@@ -210,6 +210,29 @@ def iter_json_file(path: str | Path) -> Iterator[tuple[int, Any, str | None, str
 
 
 _CHUNK = 1 << 20
+# A string (a lone backslash or no closing quote at the end: cut by the buffer) or a bracket.
+_STRUCTURE = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)|[\[\]{}]')
+
+
+def _value_end(text: str, pos: int) -> int:
+    """Where the array or object starting at ``text[pos]`` ends, by its brackets (strings skipped); -1 when the text
+    ends first. Used for a value too deeply nested to parse: the records after it are still read.
+
+    >>> _value_end('[[["]"], {}]], 1', 0), _value_end('[[1]', 0)
+    (13, -1)
+    """
+    depth = 0
+    size = len(text)
+    for m in _STRUCTURE.finditer(text, pos):
+        c = m.group()
+        if c[0] == '"':
+            if m.end() == size:  # a string cut by the end of the text
+                return -1
+            continue
+        depth += 1 if c in "[{" else -1
+        if depth == 0:
+            return m.end()
+    return -1
 _NUMBER_GOES_ON = frozenset("0123456789+-.eE")
 
 
@@ -265,21 +288,31 @@ def _stream_values(chunks: Iterator[str], array: bool) -> Iterator[tuple[int, An
             if not more():
                 return False
 
-    def value() -> tuple[bool, Any]:
-        """Parse the value at ``pos``, reading more text while it may be cut by the buffer's end."""
+    def value() -> tuple[str, Any]:
+        """Parse the value at ``pos``, reading more text while it may be cut by the buffer's end: ``("ok", value)``,
+        ``("bad", None)`` for text that is not JSON, ``("deep", its text)`` for an array or object nested deeper than
+        the interpreter's stack can parse (moved past by its brackets: the records after it still load)."""
         nonlocal pos
         while True:
             try:
                 v, end = scan(buf, pos)
+            except RecursionError:
+                end = _value_end(buf, pos)
+                while end < 0 and more(max(len(buf) - pos, 1)):
+                    end = _value_end(buf, pos)
+                if end < 0:
+                    return "bad", None
+                v, pos = buf[pos:end][:100_000], end
+                return "deep", v
             except json.JSONDecodeError:
                 if more(max(len(buf) - pos, 1)):  # the value may go on past the buffer: twice as much text, retry
                     continue
-                return False, None
+                return "bad", None
             # a number may go on in the next chunk ("-1." parses as -1): a character that could continue one, or none
             if (end == len(buf) or buf[end] in _NUMBER_GOES_ON) and more():
                 continue
             pos = end
-            return True, v
+            return "ok", v
 
     def bad() -> tuple[int, Any, str | None, str | None]:
         """The record with an error at ``pos``: its text up to 100,000 characters."""
@@ -298,12 +331,12 @@ def _stream_values(chunks: Iterator[str], array: bool) -> Iterator[tuple[int, An
                 pos += 1
                 continue
             while True:
-                ok, v = value()
-                if not ok:
+                state, v = value()
+                if state == "bad":
                     yield bad()
                     return
                 k += 1
-                yield k, v, None, None
+                yield (k, v, None, None) if state == "ok" else (k, None, v, "invalid JSON")
                 if not skip_space():
                     yield bad()
                     return
@@ -320,10 +353,14 @@ def _stream_values(chunks: Iterator[str], array: bool) -> Iterator[tuple[int, An
                 return
             continue
         line = line0 + buf.count("\n", 0, pos)
-        ok, v = value()
-        if not ok:
+        state, v = value()
+        if state == "bad":
             yield bad()
             return
+        if state == "deep":
+            k += 1
+            yield (k if array else line), None, v, "invalid JSON"
+            continue
         for item in (v if isinstance(v, list) else (v,)):
             k += 1
             yield (k if array else line), item, None, None
@@ -500,7 +537,10 @@ def loads(data: bytes | str) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
-        return json.loads(data)
+        try:
+            return json.loads(data)
+        except RecursionError:  # deeper than the interpreter's stack (orjson stops at 1,024 levels)
+            raise ValueError("JSON nested too deeply") from None
 
 
 def _text(v: Any) -> str | None:

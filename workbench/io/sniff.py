@@ -79,7 +79,7 @@ def _first_value(data: bytes, layout: str) -> Any:
             pos += 1
     try:
         value, _end = json.JSONDecoder().raw_decode(text, pos)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if isinstance(value, list):
         return value[0] if value else None
