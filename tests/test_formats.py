@@ -601,6 +601,7 @@ _STREAM_CASES = [
     b'[1, 2, 3]   x',
     b'[{"a": 1}, ' + b'[' * 5000 + b'"]["' + b']' * 5000 + b', {"a": 3}]',  # nested too deeply to parse
     b'{"a": 1}\n' + b'{"b": ' * 5000 + b'1' + b'}' * 5000 + b'\n{"a": 3}\n',  # a document the same
+    b'[{"a": 1}, {"a": "x\\ud800y"}, {"a": "\\ud83d\\ude00"}, {"a": 3}]',  # a lone surrogate; a valid pair
 ]
 
 
@@ -753,22 +754,26 @@ def test_a_format_reader_that_fails_while_staging_writes_nothing_and_says_which_
 
 def test_a_record_nested_too_deeply_to_parse_is_quarantined_and_the_records_after_it_load(tmp_path):
     """Hostile input: a record nested deeper than the interpreter's stack (the parser raised RecursionError and the
-    load died with a traceback). It is one quarantined record, moved past by its brackets, in every layout."""
+    load died with a traceback), and one with a lone surrogate escape, which no UTF-8 can hold (the whole load
+    failed: "surrogates not allowed"). Each is one quarantined record, in every layout, and the others load."""
     deep = b'{"x": ' + b"[" * 5000 + b"]" * 5000 + b"}"
     recs = [json.dumps(dict(r, request_id=f"x-{i}")).encode()
             for i, r in enumerate(json.loads((DATA / "litellm_spendlogs.json").read_text()))]
+    lone = recs[1].replace(b'"x-1"', b'"x-1b"').replace(b'"model": "', b'"model": "\\ud800', 1)
+    assert b"\\ud800" in lone
+    order = [recs[0], deep, recs[1], lone, recs[2]]
     layouts = {
-        "lines.jsonl": recs[0] + b"\n" + deep + b"\n" + recs[1] + b"\n" + recs[2] + b"\n",
-        "array.json": b"[" + recs[0] + b", " + deep + b", " + recs[1] + b", " + recs[2] + b"]",
-        "pretty.json": b"[\n  " + recs[0] + b",\n  " + deep + b",\n  " + recs[1] + b",\n  " + recs[2] + b"\n]\n",
+        "lines.jsonl": b"\n".join(order) + b"\n",
+        "array.json": b"[" + b", ".join(order) + b"]",
+        "pretty.json": b"[\n  " + b",\n  ".join(order) + b"\n]\n",
     }
     for name, data in layouts.items():
         p = tmp_path / name
         p.write_bytes(data)
         db = wb.connect(":memory:")
         s = ingest(db, p, progress=False)
-        assert (s.read, s.inserted, s.quarantined) == (4, 3, 1), name
-        assert db.duckdb.execute("select reason from quarantine").fetchall() == [("invalid JSON",)], name
+        assert (s.read, s.inserted, s.quarantined) == (5, 3, 2), name
+        assert db.duckdb.execute("select reason from quarantine").fetchall() == [("invalid JSON",)] * 2, name
         db.close()
     deep_first = tmp_path / "deep_first.json"
     deep_first.write_bytes(b"[" + deep + b", " + recs[0] + b"]")

@@ -290,8 +290,9 @@ def _stream_values(chunks: Iterator[str], array: bool) -> Iterator[tuple[int, An
 
     def value() -> tuple[str, Any]:
         """Parse the value at ``pos``, reading more text while it may be cut by the buffer's end: ``("ok", value)``,
-        ``("bad", None)`` for text that is not JSON, ``("deep", its text)`` for an array or object nested deeper than
-        the interpreter's stack can parse (moved past by its brackets: the records after it still load)."""
+        ``("bad", None)`` for text that is not JSON, ``("skip", its text)`` for a value that cannot be a record but
+        whose end is known, so that the records after it still load: an array or object nested deeper than the
+        interpreter's stack can parse (moved past by its brackets), or text with a lone surrogate escape."""
         nonlocal pos
         while True:
             try:
@@ -302,8 +303,8 @@ def _stream_values(chunks: Iterator[str], array: bool) -> Iterator[tuple[int, An
                     end = _value_end(buf, pos)
                 if end < 0:
                     return "bad", None
-                v, pos = buf[pos:end][:100_000], end
-                return "deep", v
+                v, pos = buf[pos:min(end, pos + 100_000)], end
+                return "skip", v
             except json.JSONDecodeError:
                 if more(max(len(buf) - pos, 1)):  # the value may go on past the buffer: twice as much text, retry
                     continue
@@ -311,7 +312,9 @@ def _stream_values(chunks: Iterator[str], array: bool) -> Iterator[tuple[int, An
             # a number may go on in the next chunk ("-1." parses as -1): a character that could continue one, or none
             if (end == len(buf) or buf[end] in _NUMBER_GOES_ON) and more():
                 continue
-            pos = end
+            start, pos = pos, end
+            if _lone_surrogate(buf, v, start, end):  # not Unicode: quarantined with its text, the rest still loads
+                return "skip", buf[start:min(end, start + 100_000)]
             return "ok", v
 
     def bad() -> tuple[int, Any, str | None, str | None]:
@@ -357,7 +360,7 @@ def _stream_values(chunks: Iterator[str], array: bool) -> Iterator[tuple[int, An
         if state == "bad":
             yield bad()
             return
-        if state == "deep":
+        if state == "skip":
             k += 1
             yield (k if array else line), None, v, "invalid JSON"
             continue
@@ -538,9 +541,26 @@ def loads(data: bytes | str) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         try:
-            return json.loads(data)
+            value = json.loads(data)
         except RecursionError:  # deeper than the interpreter's stack (orjson stops at 1,024 levels)
             raise ValueError("JSON nested too deeply") from None
+        if _lone_surrogate(data, value):
+            raise ValueError("JSON text with a lone surrogate escape (not Unicode)") from None
+        return value
+
+
+def _lone_surrogate(text: bytes | str, value: Any, start: int = 0, end: int | None = None) -> bool:
+    """Whether a value parsed from ``text[start:end]`` holds a lone surrogate (``"\\ud800"`` in JSON: no UTF-8 can
+    hold it, and it would stop the whole file's load later). The value is checked only when its text has such an
+    escape."""
+    esc = (b"\\ud", b"\\uD") if isinstance(text, bytes) else ("\\ud", "\\uD")
+    if text.find(esc[0], start, end) < 0 and text.find(esc[1], start, end) < 0:
+        return False
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _text(v: Any) -> str | None:
