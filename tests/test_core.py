@@ -313,3 +313,23 @@ def test_percentile_frame_band_that_misses_a_rank_is_detected_and_redone(monkeyp
     monkeypatch.setattr(core, "to_polars", real)
     assert new.equals(_percentile_by_full_ranking(t, t.latency_ms, **kw))
     assert new["lo"].null_count() == 0
+
+
+def test_a_first_metric_call_does_not_import_pandas():
+    """DuckDB's Python client imports pandas (0.28 s) the first time a query is given parameters: the metrics' own
+    queries inline their values instead, so a fresh process computing tpot_ms or dau_count never imports it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, warnings; warnings.simplefilter('ignore')\n"
+        "import workbench as wb\n"
+        "from workbench.metrics import compute\n"
+        "db = wb.connect(':memory:')\n"
+        "db.duckdb.execute(\"insert into calls (call_id, ts, feature, status, latency_ms, ttft_ms, output_tokens, "
+        "user_id) values ('a', '2026-01-01', 'chat', 'ok', 580, 350, 5, 'u1')\")\n"
+        "compute('tpot_ms', db); compute('dau_count', db, activity='calls')\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stdout + out.stderr

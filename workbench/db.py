@@ -164,10 +164,9 @@ def migrate(con: "duckdb.DuckDBPyConnection") -> int:
         con.execute("BEGIN TRANSACTION")
         try:
             MIGRATIONS[version](con.execute)
-            con.execute(
-                "INSERT INTO schema_version VALUES (?, ?)",
-                [version, utc_now()],
-            )
+            # literals, not query parameters: those make DuckDB's client import pandas (0.28 s of a fresh process)
+            con.execute(f"INSERT INTO schema_version VALUES ({int(version)}, "
+                        f"TIMESTAMP {sql_literal(utc_now().isoformat(sep=' '))})")
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
@@ -293,6 +292,24 @@ def size_bytes(text: str) -> float | None:
         return float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
     except ValueError:
         return None
+
+
+def sql_literal(v: Any) -> str:
+    """A SQL literal of a Python value: NULL, a boolean, a number, else a quoted string (quotes doubled).
+
+    Used instead of query parameters where a first call counts: DuckDB's Python client imports pandas, NumPy and
+    pyarrow the first time a query is given parameters (0.28 s of a fresh process).
+
+    >>> sql_literal(None), sql_literal(True), sql_literal(1.5), sql_literal("it's")
+    ('NULL', 'true', '1.5', "'it''s'")
+    """
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return "'" + str(v).replace("'", "''") + "'"
 
 
 def memory_limit_bytes(con: "duckdb.DuckDBPyConnection") -> float | None:

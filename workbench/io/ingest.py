@@ -203,7 +203,7 @@ Examples
 from __future__ import annotations
 
 from workbench.errors import IngestError  # noqa: F401  (importable from here as before)
-from workbench.db import memory_passes_for, size_bytes
+from workbench.db import memory_passes_for, size_bytes, sql_literal as _lit
 
 import datetime as _dt
 import gzip
@@ -493,16 +493,6 @@ class IngestSummary:
 
 
 # --------------------------------------------------------------------------------------------------------- helpers
-
-
-def _lit(v: Any) -> str:
-    if v is None:
-        return "NULL"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    return "'" + str(v).replace("'", "''") + "'"
 
 
 def _ident(s: str) -> str:
