@@ -778,3 +778,25 @@ def test_a_record_nested_too_deeply_to_parse_is_quarantined_and_the_records_afte
     deep_first = tmp_path / "deep_first.json"
     deep_first.write_bytes(b"[" + deep + b", " + recs[0] + b"]")
     assert detect(deep_first) == ("litellm", "array")
+
+
+def test_a_csv_export_with_a_field_over_128_kb_loads(tmp_path):
+    """Python's csv module stops at 128 KB a field, and a LiteLLM spend-log export's metadata, prompt or response
+    column can be longer: the whole file failed ("field larger than field limit"). Run in a fresh process, where the
+    limit is still the default (ingest's own CSV counting raises it for the whole process)."""
+    import csv
+    import subprocess
+    import sys
+
+    rows = list(csv.DictReader(open(DATA / "litellm_spendlogs.csv", newline="")))
+    rows[1]["metadata"] = json.dumps({"note": "a" * 300_000})
+    p = tmp_path / "big.csv"
+    with open(p, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    code = ("import sys, workbench as wb\nfrom workbench.io.ingest import ingest\n"
+            f"s = ingest(wb.connect(':memory:'), {str(p)!r}, progress=False)\n"
+            "print(s.files[0]['format'], s.read, s.inserted, s.quarantined)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.split() == ["litellm", "4", "3", "1"], out.stdout + out.stderr[-500:]

@@ -204,6 +204,7 @@ from __future__ import annotations
 
 from workbench.errors import IngestError  # noqa: F401  (importable from here as before)
 from workbench.db import memory_passes_for, size_bytes, sql_literal as _lit
+from workbench.io.records import allow_long_csv_fields
 
 import datetime as _dt
 import gzip
@@ -675,7 +676,7 @@ def _count_csv_records(path: Path, o: dict) -> int:
             opts.update(escapechar=escape, doublequote=False)
     # a multi-character delimiter only separates fields; records are what is counted, so one character stands for it
     one = delim if len(delim) == 1 else "\x1f"
-    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+    allow_long_csv_fields()
     opener = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
         skipped = 0
@@ -2343,7 +2344,7 @@ def _whole_records(path: Path, src: _Source, wanted: set[int]) -> dict[int, str]
     opts: dict[str, Any] = {"quoting": csv.QUOTE_NONE} if not quote else {"quotechar": quote}
     if quote and o.get("escape", quote) != quote:
         opts.update(escapechar=o["escape"], doublequote=False)
-    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+    allow_long_csv_fields()
     buf: list[str] = []
     with opener(path, "rt", encoding="utf-8", errors="backslashreplace", newline="") as fh:
         def lines():

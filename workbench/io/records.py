@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import csv
 import datetime as _dt
 import gzip
 import json
@@ -63,6 +64,17 @@ _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 _NUMERIC = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
 # years 1..9999 in microseconds, as the engine checks
 _US_MIN, _US_MAX = -62135596800 * 10**6, 253402300799 * 10**6
+
+
+def allow_long_csv_fields() -> None:
+    """Let Python's csv module read fields of any length: its default stops at 128 KB, and a LiteLLM spend-log
+    export's prompt or response column can be longer (the whole file failed). Process-wide, only ever raised.
+
+    >>> import csv
+    >>> allow_long_csv_fields(); csv.field_size_limit() >= 2**31 - 1
+    True
+    """
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
 
 
 @contextlib.contextmanager

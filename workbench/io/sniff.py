@@ -40,7 +40,8 @@ from typing import Any
 
 from workbench.errors import IngestError
 from workbench.io import langfuse, litellm, openinference, vercel
-from workbench.io.records import Rows, iter_json_file, iter_json_records, json_layout, open_binary
+from workbench.io.records import (Rows, allow_long_csv_fields, iter_json_file, iter_json_records, json_layout,
+                                  open_binary)
 
 #: Formats read through canonical rows built here (``otel`` too, for any layout other than JSON lines).
 RECORD_FORMATS = (langfuse.FORMAT, langfuse.BATCH_FORMAT, openinference.FORMAT, vercel.FORMAT, litellm.FORMAT)
@@ -163,6 +164,7 @@ def detect(path: str | Path) -> tuple[str | None, str]:
 
 def _csv_records(path: Path):
     """The records of a CSV file as they are read (a header line, then one record per row, its fields by name)."""
+    allow_long_csv_fields()
     with open_binary(path) as fh:
         text = io.TextIOWrapper(fh, encoding="utf-8-sig", errors="replace", newline="")
         reader = csv.DictReader(text)
