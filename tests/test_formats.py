@@ -800,3 +800,25 @@ def test_a_csv_export_with_a_field_over_128_kb_loads(tmp_path):
             "print(s.files[0]['format'], s.read, s.inserted, s.quarantined)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.split() == ["litellm", "4", "3", "1"], out.stdout + out.stderr[-500:]
+
+
+def test_a_record_format_csv_with_a_quote_never_closed_fails_naming_the_line_and_writes_nothing(tmp_path):
+    """Read loosely, a quote never closed swallowed every later record into one field: 2 records read of 4, the rest
+    gone from the counts. It now fails like any CSV that cannot be split into records; a record malformed in another
+    way is one record with an error, and the others load."""
+    lines = (DATA / "litellm_spendlogs.csv").read_text().split("\n")
+    p = tmp_path / "quote.csv"
+    p.write_text("\n".join(lines[:2] + [lines[2].replace(",", ',"oops', 1)] + lines[3:]))
+    db = wb.connect(tmp_path / "w.duckdb")
+    try:
+        with pytest.raises(IngestError, match=r"quote\.csv: line 3: a quoted field opens here and is never closed"):
+            ingest(db, p, progress=False)
+        assert db.duckdb.execute("select count(*) from calls").fetchone() == (0,)
+        odd = tmp_path / "odd.csv"
+        first, rest = lines[2].split(",", 1)
+        odd.write_text("\n".join(lines[:2] + [f'"{first}"x,{rest}'] + lines[3:]))
+        s = ingest(db, odd, progress=False)
+        assert (s.read, s.inserted) == (4, 2)
+        assert ("malformed CSV record",) in db.duckdb.execute("select reason from quarantine").fetchall()
+    finally:
+        db.close()

@@ -204,7 +204,7 @@ from __future__ import annotations
 
 from workbench.errors import IngestError  # noqa: F401  (importable from here as before)
 from workbench.db import memory_passes_for, size_bytes, sql_literal as _lit
-from workbench.io.records import allow_long_csv_fields
+from workbench.io.records import allow_long_csv_fields, unclosed_quote
 
 import datetime as _dt
 import gzip
@@ -693,10 +693,7 @@ def _count_csv_records(path: Path, o: dict) -> int:
                 break
             except csv.Error as exc:
                 if "end of data" in str(exc) or reader.line_num < start:
-                    raise IngestError(
-                        f"{path}: line {start + skipped}: a quoted field opens here and is never closed "
-                        f"(unterminated {quote}); the file cannot be split into records, nothing of it was loaded: "
-                        f"close the quote (or set [csv] quote) and load it again") from None
+                    raise unclosed_quote(path, start + skipped, quote) from None
                 rec = [""]  # a malformed record (DuckDB rejects it): still one record
             if not rec:
                 continue  # a blank line

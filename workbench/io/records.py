@@ -77,6 +77,18 @@ def allow_long_csv_fields() -> None:
     csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
 
 
+def unclosed_quote(path: str | Path, line: int, quote: str = '"', *, mapping_hint: bool = True) -> IngestError:
+    """The error of a CSV file that cannot be split into records: a quoted field opened on ``line`` is never closed.
+
+    >>> str(unclosed_quote("a.csv", 3, mapping_hint=False))
+    'a.csv: line 3: a quoted field opens here and is never closed (unterminated "); the file cannot be split into records, nothing of it was loaded: close the quote and load it again'
+    """
+    hint = " (or set [csv] quote)" if mapping_hint else ""
+    return IngestError(f"{path}: line {line}: a quoted field opens here and is never closed (unterminated {quote}); "
+                       f"the file cannot be split into records, nothing of it was loaded: close the quote{hint} and "
+                       f"load it again")
+
+
 @contextlib.contextmanager
 def open_binary(path: str | Path) -> Iterator[BinaryIO]:
     """A file opened for reading bytes, through gzip when it starts with the gzip magic bytes (whatever its name

@@ -41,7 +41,7 @@ from typing import Any
 from workbench.errors import IngestError
 from workbench.io import langfuse, litellm, openinference, vercel
 from workbench.io.records import (Rows, allow_long_csv_fields, iter_json_file, iter_json_records, json_layout,
-                                  open_binary)
+                                  open_binary, unclosed_quote)
 
 #: Formats read through canonical rows built here (``otel`` too, for any layout other than JSON lines).
 RECORD_FORMATS = (langfuse.FORMAT, langfuse.BATCH_FORMAT, openinference.FORMAT, vercel.FORMAT, litellm.FORMAT)
@@ -163,12 +163,25 @@ def detect(path: str | Path) -> tuple[str | None, str]:
 
 
 def _csv_records(path: Path):
-    """The records of a CSV file as they are read (a header line, then one record per row, its fields by name)."""
+    """The records of a CSV file as they are read (a header line, then one record per row, its fields by name).
+
+    Read strictly, as ingest counts CSV records: a quote never closed fails the file naming its line (read loosely,
+    it swallowed every later record into one field), another malformed record is one record with an error."""
     allow_long_csv_fields()
     with open_binary(path) as fh:
         text = io.TextIOWrapper(fh, encoding="utf-8-sig", errors="replace", newline="")
-        reader = csv.DictReader(text)
-        for rec in reader:
+        reader = csv.DictReader(text, strict=True)
+        while True:
+            start = reader.line_num + 1
+            try:
+                rec = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                if "end of data" in str(exc):
+                    raise unclosed_quote(path, start, mapping_hint=False) from None
+                yield reader.line_num, None, f"line {start}: {exc}", "malformed CSV record"
+                continue
             k = reader.line_num  # the record's last physical line; the header is line 1
             if None in rec:
                 yield k, None, ",".join(str(x) for x in rec.pop(None)), "wrong number of fields"
