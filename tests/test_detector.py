@@ -562,3 +562,19 @@ def test_scoring_one_answer_runs_no_garbage_collection_and_restores_the_collecto
     with pytest.raises(RuntimeError, match="broken passage"):
         detect("It opened in 1889.", [Broken("The tower opened in 1889.")])
     assert gc.isenabled()
+
+
+@pytest.mark.parametrize("data, message", [
+    (b'{"answer": "a", "contexts": ["c"]}\n{"answer": "caf\xe9", "contexts": ["c"]}\n',
+     r"bad\.jsonl:2: not UTF-8 text \(byte 16 of the line\)"),
+    (b'{"answer": "a", "contexts": ["c"]}\n{"answer": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n",
+     r"bad\.jsonl:2: invalid JSON \(nested too deeply\)"),
+])
+def test_score_jsonl_hostile_bytes_name_the_line(tmp_path, data, message):
+    # before: a UnicodeDecodeError or RecursionError traceback from `workbench hallucination score`
+    src = tmp_path / "bad.jsonl"
+    src.write_bytes(data)
+    with pytest.raises(ValueError, match=message):
+        score_jsonl(src, tmp_path / "out.jsonl", progress=False)
+    src.write_bytes(b"\xef\xbb\xbf" + data.split(b"\n")[0] + b"\n")  # a byte-order mark is not an error
+    assert score_jsonl(src, tmp_path / "out.jsonl", progress=False) is not None

@@ -80,7 +80,8 @@ def test_http_200_with_an_error_body_is_retried_and_never_cached(db, fake):
     assert explanation(db)[0] == "supported" and cached(db) == 1
 
 
-@pytest.mark.parametrize("raw", [b'{"object": "chat.completion", "choices": []}', b"[1, 2]", b'"ok"', b"{not json"])
+@pytest.mark.parametrize("raw", [b'{"object": "chat.completion", "choices": []}', b"[1, 2]", b'"ok"', b"{not json",
+                                 b"[" * 100_000 + b"]" * 100_000])  # nested deeper than the parser's stack
 def test_http_200_that_is_no_completion_is_a_failure(db, fake, raw):
     fake.raw_replies = [raw]
     s = judge.evaluate(db, config=cfg_for(fake, max_retries=0), progress=False)
@@ -114,3 +115,14 @@ def test_new_judge_keys_are_validated(tmp_path, body, message):
     p.write_text(f'[judge]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n{body}\n')
     with pytest.raises(ConfigError, match=message):
         judge.judge_config(p)
+
+
+def test_a_reply_nested_too_deeply_is_unscorable_not_a_crash(db, fake):
+    # a misbehaving server's completion whose content is JSON nested deeper than the parser's stack (RecursionError)
+    deep = "[" * 100_000 + "]" * 100_000
+    fake.raw_replies = [json.dumps({"object": "chat.completion", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": deep}, "finish_reason": "stop"}]}).encode()]
+    s = judge.evaluate(db, config=cfg_for(fake, max_retries=0), progress=False)
+    assert s["unscorable"] == 1
+    label, expl = explanation(db)
+    assert label == "unscorable" and expl.startswith("reply is not JSON")

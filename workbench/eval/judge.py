@@ -331,7 +331,7 @@ def parse_verdict(content: str | None) -> Verdict:
         text = m.group(1)
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
         return Verdict(None, "unscorable", reason=f"reply is not JSON: {content[:80]!r}")
     claims = data.get("claims") if isinstance(data, dict) else data if isinstance(data, list) else None
     if not isinstance(claims, list):
@@ -420,7 +420,7 @@ def _read_200(data: bytes) -> tuple[dict | None, str | None]:
     """A 200 reply: ``(body, None)`` when it is a chat completion, else ``(None, why)`` -- a retryable failure."""
     try:
         body = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
         return None, "HTTP 200 with a body that is not JSON"
     if not isinstance(body, dict):
         return None, f"HTTP 200 with a JSON {type(body).__name__}, not an object"
