@@ -813,6 +813,10 @@ def test_a_record_format_csv_with_a_quote_never_closed_fails_naming_the_line_and
     try:
         with pytest.raises(IngestError, match=r"quote\.csv: line 3: a quoted field opens here and is never closed"):
             ingest(db, p, progress=False)
+        first = tmp_path / "first.csv"  # in the first record after the header: its line, not the header's
+        first.write_text(lines[0] + '\n"req-9,acompletion\nreq-10,acompletion\n')
+        with pytest.raises(IngestError, match=r"first\.csv: line 2: a quoted field opens here and is never closed"):
+            ingest(db, first, progress=False)
         assert db.duckdb.execute("select count(*) from calls").fetchone() == (0,)
         odd = tmp_path / "odd.csv"
         first, rest = lines[2].split(",", 1)

@@ -204,7 +204,7 @@ from __future__ import annotations
 
 from workbench.errors import IngestError  # noqa: F401  (importable from here as before)
 from workbench.db import memory_passes_for, size_bytes, sql_literal as _lit
-from workbench.io.records import allow_long_csv_fields, unclosed_quote
+from workbench.io.records import allow_long_csv_fields, strict_csv_rows
 
 import datetime as _dt
 import gzip
@@ -685,15 +685,8 @@ def _count_csv_records(path: Path, o: dict) -> int:
         lines = fh if len(delim) == 1 else (ln.replace(delim, one) for ln in fh)
         reader = csv.reader(lines, delimiter=one, **opts)
         n, header = 0, bool(o.get("header", True))
-        while True:
-            start = reader.line_num + 1
-            try:
-                rec = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                if "end of data" in str(exc) or reader.line_num < start:
-                    raise unclosed_quote(path, start + skipped, quote) from None
+        for _start, rec, err in strict_csv_rows(reader, path, quote=quote, line_offset=skipped):
+            if err is not None:
                 rec = [""]  # a malformed record (DuckDB rejects it): still one record
             if not rec:
                 continue  # a blank line
@@ -1164,7 +1157,7 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
         _drop_temps(con)
         try:
             src, rejects_offset = _records_source(con, plan)
-        except BaseException as exc:
+        except BaseException as exc:  # an interrupt too: the staging table is dropped
             _drop_temps(con)
             if isinstance(exc, Exception) and not isinstance(exc, IngestError):
                 raise _not_loaded(path, fmt_name, exc, longest) from exc

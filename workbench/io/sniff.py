@@ -34,26 +34,18 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from itertools import islice
+from itertools import islice, zip_longest
 from pathlib import Path
 from typing import Any
 
 from workbench.errors import IngestError
 from workbench.io import langfuse, litellm, openinference, vercel
-from workbench.io.records import (Rows, allow_long_csv_fields, iter_json_file, iter_json_records, json_layout,
-                                  open_binary, unclosed_quote)
+from workbench.io.records import (Rows, allow_long_csv_fields, head, iter_json_file, iter_json_records, json_layout,
+                                  open_binary, strict_csv_rows)
 
 #: Formats read through canonical rows built here (``otel`` too, for any layout other than JSON lines).
 RECORD_FORMATS = (langfuse.FORMAT, langfuse.BATCH_FORMAT, openinference.FORMAT, vercel.FORMAT, litellm.FORMAT)
 SNIFF_RECORDS = 20
-_HEAD = 1 << 20
-
-
-def head(path: Path, n: int = _HEAD) -> bytes:
-    """The first ``n`` bytes of a file, decompressed when it is gzip, without a byte-order mark."""
-    with open_binary(path) as fh:
-        chunk = fh.read(n)
-    return chunk[3:] if chunk.startswith(b"\xef\xbb\xbf") else chunk
 
 
 def _first_lines(path: Path, n: int) -> bytes:
@@ -170,23 +162,24 @@ def _csv_records(path: Path):
     allow_long_csv_fields()
     with open_binary(path) as fh:
         text = io.TextIOWrapper(fh, encoding="utf-8-sig", errors="replace", newline="")
-        reader = csv.DictReader(text, strict=True)
-        while True:
-            start = reader.line_num + 1
-            try:
-                rec = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                if "end of data" in str(exc):
-                    raise unclosed_quote(path, start, mapping_hint=False) from None
-                yield reader.line_num, None, f"line {start}: {exc}", "malformed CSV record"
-                continue
+        # csv.reader, not DictReader: a DictReader's line count is not moved by a record it fails on
+        reader = csv.reader(text, strict=True)
+        names: list[str] | None = None
+        for start, row, err in strict_csv_rows(reader, path, mapping_hint=False):
             k = reader.line_num  # the record's last physical line; the header is line 1
-            if None in rec:
-                yield k, None, ",".join(str(x) for x in rec.pop(None)), "wrong number of fields"
+            if err is not None:
+                yield k, None, f"line {start}: {err}", "malformed CSV record"
                 continue
-            yield k, {key: (val if val != "" else None) for key, val in rec.items()}, None, None
+            if not row:
+                continue  # a blank line
+            if names is None:
+                names = row
+                continue
+            if len(row) > len(names):
+                yield k, None, ",".join(row[len(names):]), "wrong number of fields"
+                continue
+            # a short row's missing fields are None, as an empty field is
+            yield k, {key: (val or None) for key, val in zip_longest(names, row)}, None, None
 
 
 def _parquet_records(path: Path):
