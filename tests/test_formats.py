@@ -552,11 +552,25 @@ def test_json_lines_are_read_line_by_line_as_the_whole_text_reads_them(tmp_path)
         assert list(iter_json_lines(p)) == list(iter_json_records(text[3:]))
 
 
+def _ingest_python_peak(path):
+    """Load ``path`` into a new in-memory database: its summary and Python's peak memory (tracemalloc) meanwhile."""
+    import tracemalloc
+
+    db = wb.connect(":memory:")
+    try:
+        tracemalloc.start()
+        try:
+            s = ingest(db, path, progress=False)
+            return s, tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    finally:
+        db.close()
+
+
 def test_a_large_litellm_file_is_not_held_in_python_memory(tmp_path, monkeypatch):
     """Python's memory while loading a JSON-lines file of a record format stays that of a batch of records: 4 times
     the records take about the same peak (it was the whole file's rows, about 20 KB a record)."""
-    import tracemalloc
-
     from workbench.io import sniff
 
     monkeypatch.setattr(sniff, "BATCH_RECORDS", 200)
@@ -568,15 +582,8 @@ def test_a_large_litellm_file_is_not_held_in_python_memory(tmp_path, monkeypatch
             for i in range(n):
                 r = dict(recs[i % len(recs)], id=f"x-{i}")
                 fh.write(json.dumps(r) + "\n")
-        db = wb.connect(":memory:")
-        try:
-            tracemalloc.start()
-            s = ingest(db, p, progress=False)
-            size = tracemalloc.get_traced_memory()[1]
-            tracemalloc.stop()
-            assert s.read == n
-        finally:
-            db.close()
+        s, size = _ingest_python_peak(p)
+        assert s.read == n
         return size
 
     small, large = peak(1000), peak(4000)
@@ -666,7 +673,6 @@ def test_a_large_json_array_or_csv_file_is_not_held_in_python_memory(tmp_path, m
     """Python's memory while loading a LiteLLM spend-logs export (a JSON array, and the same as CSV) stays that of
     a batch of records: 4 times the records take about the same peak (both were read whole before)."""
     import csv
-    import tracemalloc
 
     from workbench.io import records, sniff
 
@@ -690,15 +696,8 @@ def test_a_large_json_array_or_csv_file_is_not_held_in_python_memory(tmp_path, m
                     r["request_id"] = f"x-{i}"
                     r["metadata"] = (r.get("metadata") or "") + " " * 2000
                     w.writerow(r)
-        db = wb.connect(":memory:")
-        try:
-            tracemalloc.start()
-            s = ingest(db, p, progress=False)
-            size = tracemalloc.get_traced_memory()[1]
-            tracemalloc.stop()
-            assert s.read == n and s.files[0]["format"] == "litellm", s.files
-        finally:
-            db.close()
+        s, size = _ingest_python_peak(p)
+        assert s.read == n and s.files[0]["format"] == "litellm", s.files
         return size
 
     for kind in ("json", "csv"):
