@@ -45,3 +45,26 @@ def fake(server):
     server.reset()
     yield server
     server.reset()
+
+
+@pytest.fixture
+def gc_collections():
+    """``count(fn) -> (fn(), runs)``: the generation of each run of the cyclic garbage collector while fn ran
+    (``gc.callbacks``)."""
+    import gc
+
+    def count(fn):
+        runs: list[int] = []
+
+        def cb(phase, info):
+            if phase == "start":
+                runs.append(info["generation"])
+
+        gc.callbacks.append(cb)
+        try:
+            out = fn()
+        finally:
+            gc.callbacks.remove(cb)
+        return out, runs
+
+    return count

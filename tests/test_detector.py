@@ -515,25 +515,7 @@ def test_outputs_on_shipped_rows_are_pinned():
         assert a == b, f"row {i}: {a} != {b}"
 
 
-def _collections_during(fn):
-    """Run fn() and count the cyclic collector's runs meanwhile (gc.callbacks, every generation)."""
-    import gc
-
-    runs = []
-
-    def cb(phase, info):
-        if phase == "start":
-            runs.append(info["generation"])
-
-    gc.callbacks.append(cb)
-    try:
-        out = fn()
-    finally:
-        gc.callbacks.remove(cb)
-    return out, runs
-
-
-def test_scoring_one_answer_runs_no_garbage_collection_and_restores_the_collector():
+def test_scoring_one_answer_runs_no_garbage_collection_and_restores_the_collector(gc_collections):
     # 40 new passages of 60 sentences: tens of thousands of short-lived sets and lists. With the collector on they
     # pass its threshold many times during the call (each run walked every young object: 12-15% of the time).
     import gc
@@ -542,7 +524,7 @@ def test_scoring_one_answer_runs_no_garbage_collection_and_restores_the_collecto
     ctx = [" ".join(f"Station {p} {i} opened in {1800 + i} near river {p * i}." for i in range(60)) for p in range(40)]
     answer = " ".join(f"Station {p} {p} opened in {1800 + p} near river {p * p + 1}." for p in range(20))
     assert gc.isenabled()
-    d, runs = _collections_during(lambda: detect(answer, ctx))
+    d, runs = gc_collections(lambda: detect(answer, ctx))
     assert runs == [] and gc.isenabled()
     assert d.score is not None and any("not in context" in (c.reason or "") for c in d.claims)
     # The same answer scored with the collector off by the caller: left off, same result.

@@ -58,6 +58,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from workbench.errors import IngestError
+from workbench._gc import paused
 
 GZIP_MAGIC = b"\x1f\x8b"
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
@@ -574,8 +575,9 @@ class Rows:
             "_err_kind": pa.array(self.kind, pa.string()),
             "_err_field": pa.array(self.field, pa.string()),
         }
-        for c in columns:
-            data["s:" + c] = pa.array([_text(v.get(c)) for v in self.values], pa.string())
+        with paused():  # workbench._gc: a batch's texts, freed by reference counting
+            for c in columns:
+                data["s:" + c] = pa.array([_text(v.get(c)) for v in self.values], pa.string())
         return pa.table(data)
 
 
