@@ -1,11 +1,19 @@
-"""Benchmark ``workbench ingest``: JSONL calls and OTLP spans, first load and re-load, against the Python alternative.
+"""Benchmark ``workbench ingest``: calls as JSONL, CSV and Parquet, LiteLLM payload lines and OTLP spans, first load and
+re-load, each against what an engineer fluent in DuckDB writes by hand.
 
-    .venv/bin/python benchmarks/bench_ingest.py [--rows 1000000] [--spans 200000] [--baseline-rows 200000]
+    .venv/bin/python benchmarks/bench_ingest.py [--rows 1000000] [--litellm 100000] [--spans 200000] [--rounds 2]
 
-Generates the files in a temporary directory (seeded), loads them into a fresh DuckDB file, and prints rows, seconds,
-rows/s and peak RSS for each step (the process's peak so far and, on Linux, the step's own peak). The alternative is
-what a user would write by hand: ``json.loads`` per line and ``executemany`` with ``INSERT OR IGNORE`` into a table
-with a PRIMARY KEY; it runs on ``--baseline-rows`` rows (it is slow) and the ratio compares rows/s.
+Generates the files in a temporary directory (seeded) and loads each into a fresh DuckDB file in a fresh process,
+interleaved with the alternative, and prints rows, seconds, rows/s, peak RSS and the ratio (the loads are checked to
+hold the same rows first):
+
+* JSONL, CSV, Parquet (a mapping file): DuckDB's own reader with explicit columns, the same mapping, dedupe by
+  anti-join, one transaction;
+* LiteLLM ``StandardLoggingPayload`` lines (a telemetry format parsed and mapped in Python by
+  :mod:`workbench.io.litellm`): the same mapping written in DuckDB SQL over ``read_json`` (``_sql_litellm``), compared
+  on 20 columns;
+* OTLP JSON spans: against the goal of 150,000 spans/s;
+* the old baseline, ``json.loads`` per line and ``executemany`` with ``INSERT OR IGNORE``, on ``--baseline-rows``.
 """
 
 from __future__ import annotations
@@ -129,6 +137,46 @@ def write_otlp(path: Path, n: int, rng: random.Random, per_line: int = 100) -> N
                 "scopeSpans": [{"scope": {"name": "bench"}, "spans": spans}]}]}) + "\n")
 
 
+
+PROVIDERS = {"gpt-4o": "openai", "gpt-4o-mini": "openai", "claude-sonnet-4-5": "anthropic", "gemini-2.5-flash": "gemini"}
+
+
+def write_litellm(path: Path, n: int, rng: random.Random) -> None:
+    """LiteLLM ``StandardLoggingPayload`` lines as its logging callbacks write them (about 1.3 KB each: usage object,
+    hidden params, the messages and the response), times in whole milliseconds."""
+    t0 = 1763632800
+    with open(path, "w") as fh:
+        for i in range(n):
+            model = rng.choice(MODELS)
+            inp, out = rng.randint(50, 8000), rng.randint(1, 1200)
+            cached = rng.randint(0, inp)
+            start = t0 + i * 0.05
+            end = round(start + rng.randint(100, 6000) / 1000, 3)
+            user, app = f"u-{rng.randint(1, 20000)}", rng.choice(APPS)
+            fh.write(json.dumps({
+                "id": f"chatcmpl-{i:09d}", "trace_id": f"lt-{i:09d}", "call_type": "acompletion", "stream": True,
+                "status": "success", "model": model, "model_group": model, "model_id": "m-1",
+                "custom_llm_provider": PROVIDERS[model], "api_base": "https://llm.internal/v1",
+                "startTime": round(start, 3), "endTime": end,
+                "completionStartTime": round(start + rng.randint(50, 99) / 1000, 3),
+                "response_time": round(end - start, 3), "prompt_tokens": inp, "completion_tokens": out,
+                "total_tokens": inp + out, "response_cost": round((inp * 2.5 + out * 10) / 1e6, 8), "end_user": user,
+                "cache_hit": False, "request_tags": ["prod"], "model_parameters": {"temperature": 0.2},
+                "hidden_params": {"model_id": "m-1", "litellm_model_name": model, "api_base": "https://llm.internal/v1"},
+                "metadata": {"user_api_key_hash": "h", "user_api_key_alias": "k", "user_api_key_team_alias": app,
+                             "user_api_key_user_id": "internal-1", "user_api_key_end_user_id": user,
+                             "requester_metadata": {}, "applied_guardrails": [],
+                             "usage_object": {"prompt_tokens": inp, "completion_tokens": out,
+                                              "total_tokens": inp + out,
+                                              "prompt_tokens_details": {"cached_tokens": cached},
+                                              "completion_tokens_details": {"reasoning_tokens": 0}}},
+                "messages": [{"role": "system", "content": "You are a helpful support assistant."},
+                             {"role": "user", "content": f"Where is my parcel {i}? It was due yesterday."}],
+                "response": {"id": f"chatcmpl-{i:09d}", "object": "chat.completion", "choices": [
+                    {"index": 0, "finish_reason": "stop", "message": {
+                        "role": "assistant", "content": "It left the depot this morning and arrives today."}}]},
+            }) + "\n")
+
 def timed(label: str, fn, rows: int) -> float:
     peak_rss_mb()
     step = reset_step_peak()
@@ -170,6 +218,10 @@ def python_baseline(path: Path, db_path: Path, n: int) -> None:
 
 
 COLS = "call_id, ts, latency_ms, input_tokens, output_tokens, cache_read_tokens, model, feature, user_id, status"
+#: The columns each format's loads are compared on (and the hand-written load inserts; LiteLLM also its attributes).
+FORMAT_COLS = {"litellm": "call_id, trace_id, ts, end_ts, latency_ms, ttft_ms, operation, name, provider, model, "
+                          "request_model, input_tokens, output_tokens, cache_read_tokens, reasoning_tokens, cost_usd, "
+                          "user_id, feature, status, finish_reason"}
 CSV_MAPPING = MAPPING.replace('"usage.input"', '"input"').replace('"usage.output"', '"output"').replace(
     '"usage.cached"', '"cached"')
 
@@ -186,6 +238,8 @@ def _sql_reader(fmt: str, path: Path) -> str:
                f"user: 'VARCHAR', status: 'VARCHAR'}}))")
     elif fmt == "csv":
         src = f"read_csv('{path}', header=true, auto_detect=false, columns={{{flat}}})"
+    elif fmt == "litellm":
+        return _sql_litellm(path)
     else:
         src = f"read_parquet('{path}')"
     return f"""
@@ -195,16 +249,64 @@ def _sql_reader(fmt: str, path: Path) -> str:
         from {src}"""
 
 
+
+def _sql_litellm(path: Path) -> str:
+    """LiteLLM payload lines mapped in DuckDB SQL as the format's table says (workbench.io.litellm): explicit types
+    for the fields read, the same fallbacks, the metadata's fields taken in one JSON parse, and the other fields
+    kept as the attributes JSON."""
+    us = lambda c: f"round({c} * 1000000)::bigint"  # noqa: E731  (epoch seconds -> microseconds, as ingest rounds)
+    cols = ("id: 'VARCHAR', trace_id: 'VARCHAR', call_type: 'VARCHAR', stream: 'BOOLEAN', status: 'VARCHAR', "
+            "model: 'VARCHAR', model_group: 'VARCHAR', model_id: 'VARCHAR', custom_llm_provider: 'VARCHAR', "
+            "api_base: 'VARCHAR', startTime: 'DOUBLE', endTime: 'DOUBLE', completionStartTime: 'DOUBLE', "
+            "response_time: 'DOUBLE', prompt_tokens: 'BIGINT', completion_tokens: 'BIGINT', total_tokens: 'BIGINT', "
+            "response_cost: 'DOUBLE', end_user: 'VARCHAR', \"user\": 'VARCHAR', cache_hit: 'BOOLEAN', "
+            "request_tags: 'JSON', model_parameters: 'JSON', hidden_params: 'STRUCT(litellm_model_name VARCHAR)', "
+            "metadata: 'JSON', response: 'STRUCT(choices STRUCT(finish_reason VARCHAR)[])'")
+    paths = ["$.user_api_key_team_alias", "$.user_api_key_end_user_id", "$.user_api_key_user_id",
+             '$.requester_metadata."workbench.feature"', "$.requester_metadata.feature",
+             '$.spend_logs_metadata."workbench.feature"', "$.spend_logs_metadata.feature",
+             "$.usage_object.prompt_tokens_details.cached_tokens", "$.usage_object.cache_read_input_tokens",
+             "$.usage_object.completion_tokens_details.reasoning_tokens"]
+    m = "[" + ", ".join("'" + x.replace("'", "''") + "'" for x in paths) + "]"
+    return f"""
+        select id as call_id, trace_id, make_timestamp({us('startTime')}) as ts, make_timestamp({us('endTime')}) as end_ts,
+               ({us('endTime')} - {us('startTime')}) / 1000.0 as latency_ms,
+               case when {us('completionStartTime')} < {us('endTime')} or stream
+                    then ({us('completionStartTime')} - {us('startTime')}) / 1000.0 end as ttft_ms,
+               case when call_type in ('completion', 'acompletion') then 'chat'
+                    when call_type in ('embedding', 'aembedding') then 'embeddings'
+                    when call_type in ('text_completion', 'atext_completion') then 'text_completion'
+                    else call_type end as operation,
+               call_type as name, custom_llm_provider as provider,
+               coalesce(nullif(hidden_params.litellm_model_name, ''), nullif(model, '')) as model,
+               coalesce(nullif(model_group, ''), nullif(model, '')) as request_model,
+               prompt_tokens as input_tokens, completion_tokens as output_tokens,
+               coalesce(m[8], m[9])::bigint as cache_read_tokens, m[10]::bigint as reasoning_tokens,
+               response_cost as cost_usd,
+               coalesce(nullif(end_user, ''), nullif(m[2], ''), nullif("user", ''), nullif(m[3], '')) as user_id,
+               coalesce(m[4], m[5], m[6], m[7], m[1]) as feature,
+               case when lower(status) in ('success', 'ok') then 'ok' else lower(status) end as status,
+               response.choices[1].finish_reason as finish_reason,
+               json_object('litellm.model_group', model_group, 'litellm.model_id', model_id,
+                           'litellm.api_base', api_base, 'litellm.stream', stream,
+                           'litellm.response_time', response_time, 'litellm.total_tokens', total_tokens,
+                           'litellm.end_user', end_user, 'litellm.request_tags', request_tags,
+                           'litellm.model_parameters', model_parameters, 'litellm.cache_hit', cache_hit,
+                           'litellm.metadata', metadata) as attributes
+        from (select *, json_extract_string(metadata, {m}) as m
+              from read_json('{path}', format='newline_delimited', columns={{{cols}}}))"""
+
 def sql_load(db_path: Path, fmt: str, path: Path) -> dict:
     """What an engineer fluent in DuckDB writes: read with explicit columns, map, dedupe (first per key in the file,
     anti-join against the table), one transaction."""
     import duckdb
 
+    cols = FORMAT_COLS[fmt] + ", attributes" if fmt in FORMAT_COLS else COLS
     con = duckdb.connect(str(db_path))
     con.execute("begin")
     n = con.execute(f"""
-        insert into calls ({COLS})
-        select {COLS} from ({_sql_reader(fmt, path)}) s
+        insert into calls ({cols})
+        select {cols} from ({_sql_reader(fmt, path)}) s
         where not exists (select 1 from calls d where d.call_id = s.call_id)
         qualify row_number() over (partition by call_id) = 1""").fetchone()[0]
     con.execute("commit")
@@ -212,8 +314,8 @@ def sql_load(db_path: Path, fmt: str, path: Path) -> dict:
     return {"inserted": n}
 
 
-def same_rows(a: Path, b: Path) -> None:
-    """Raise unless the two databases' calls tables hold the same rows in the benchmark's columns."""
+def same_rows(a: Path, b: Path, cols: str = COLS) -> None:
+    """Raise unless the two databases' calls tables hold the same rows in the benchmark's columns (``cols``)."""
     import duckdb
 
     con = duckdb.connect()
@@ -222,13 +324,13 @@ def same_rows(a: Path, b: Path) -> None:
     if na > 10_000_000:
         # EXCEPT ALL would hold a hash table of every row: compare an order-independent checksum of the rows instead
         # (the sum of a 64-bit hash of each row's columns, and of each column alone)
-        sums = [con.execute(f"select sum(hash({COLS})::hugeint), "
-                            + ", ".join(f"sum(hash({c})::hugeint)" for c in COLS.split(", "))
+        sums = [con.execute(f"select sum(hash({cols})::hugeint), "
+                            + ", ".join(f"sum(hash({c})::hugeint)" for c in cols.split(", "))
                             + f" from {x}.calls").fetchone() for x in ("a", "b")]
         con.close()
         assert na == nb and sums[0] == sums[1], f"the loads differ: {na:,} vs {nb:,} rows, checksums {sums}"
         return
-    diff = con.execute(f"select count(*) from (select {COLS} from a.calls except all select {COLS} from b.calls)"
+    diff = con.execute(f"select count(*) from (select {cols} from a.calls except all select {cols} from b.calls)"
                        ).fetchone()[0]
     con.close()
     assert na == nb and diff == 0, f"the loads differ: {na:,} vs {nb:,} rows, {diff:,} rows of the first not in the second"
@@ -287,7 +389,7 @@ def versus(d: Path, fmt: str, path: Path, mapping: Path | None, rows: int, round
         b = empty_db(d / f"sql-{fmt}.duckdb")
         runs["sql"].append(_in_child(sql_load, b, fmt, path))
         if r == 0:
-            same_rows(a, b)
+            same_rows(a, b, FORMAT_COLS.get(fmt, COLS))
             assert runs["wb"][0]["out"]["inserted"] == rows, runs["wb"][0]["out"]
     # the re-load (every row a duplicate) into the last databases
     again = {"wb": _in_child(wb_load, d / f"wb-{fmt}.duckdb", path, mapping, fmt),
@@ -296,7 +398,7 @@ def versus(d: Path, fmt: str, path: Path, mapping: Path | None, rows: int, round
     res = {k: {"seconds": _median([x["seconds"] for x in v]), "peak_mb": max(x["peak_mb"] for x in v)}
            for k, v in runs.items()}
     w, s = res["wb"], res["sql"]
-    parts = {k: _median([x["out"]["seconds"][k] for x in runs["wb"]]) for k in ("hash", "validate", "write")}
+    parts = {k: _median([x["out"]["seconds"][k] for x in runs["wb"]]) for k in ("hash", "parse", "validate", "write")}
     # each round's workbench load against the hand-written one right after it: a slow spell of a shared machine
     # slows both of a pair, so the median of the paired ratios moves less than the ratio of the medians
     paired = sorted(a["seconds"] / b["seconds"] for a, b in zip(runs["wb"], runs["sql"]))
@@ -304,13 +406,14 @@ def versus(d: Path, fmt: str, path: Path, mapping: Path | None, rows: int, round
           f"{w['peak_mb']:5.0f} MB)  DuckDB SQL {s['seconds']:7.2f} s ({rows / s['seconds']:>10,.0f} rows/s, "
           f"{s['peak_mb']:5.0f} MB)  ratio {w['seconds'] / s['seconds']:.2f}x; paired ratio {_median(paired):.2f}x "
           f"(range {paired[0]:.2f}-{paired[-1]:.2f}, {len(paired)} pairs)", flush=True)
-    print(f"{'':>8} of the workbench's time: hashing and counting the file {parts['hash']:.2f} s, validation "
+    parse = f"parsing and mapping the records in Python {parts['parse']:.2f} s, " if parts["parse"] else ""
+    print(f"{'':>8} of the workbench's time: hashing and counting the file {parts['hash']:.2f} s, {parse}validation "
           f"(the head and key checks of a load in one read, the survey pass, or staging with the checks and quarantine) {parts['validate']:.2f} s, writing the rows "
           f"{parts['write']:.2f} s", flush=True)
     print(f"{fmt:>8} re-load     rows {rows:>10,}  workbench {again['wb']['seconds']:7.2f} s  DuckDB SQL "
           f"{again['sql']['seconds']:7.2f} s  ratio {again['wb']['seconds'] / again['sql']['seconds']:.2f}x", flush=True)
     return {"work": f"ingest {fmt} (first load)", "rows": rows, "wb_s": w["seconds"], "wb_mb": w["peak_mb"],
-            "alt": "DuckDB reader + anti-join", "alt_s": s["seconds"], "alt_mb": s["peak_mb"],
+            "alt": "mapping in DuckDB SQL" if fmt in FORMAT_COLS else "DuckDB reader + anti-join", "alt_s": s["seconds"], "alt_mb": s["peak_mb"],
             "paired_ratio": _median(paired)}
 
 
@@ -343,6 +446,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="rows for the Python json.loads + executemany baseline (default: min(rows, 5000); it is slow)")
     ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds per format against DuckDB SQL")
     ap.add_argument("--formats", nargs="+", default=["jsonl", "csv", "parquet"], choices=["jsonl", "csv", "parquet"])
+    ap.add_argument("--litellm", type=int, default=100_000,
+                    help="LiteLLM payload lines (a telemetry format parsed in Python), against the same mapping "
+                         "written in DuckDB SQL; 0 to skip")
     ap.add_argument("--json", type=Path, default=None, help="also write the summary rows as JSON here")
     ap.add_argument("--parquet-rows", type=int, default=None,
                     help="only a large Parquet load: N rows generated in DuckDB, workbench against DuckDB's own load "
@@ -398,6 +504,10 @@ def main(argv: list[str] | None = None) -> int:
         for fmt in a.formats:
             path, mp_ = files[fmt]
             out.append(versus(d, fmt, path, mp_, a.rows, a.rounds))
+        if a.litellm:
+            lite = d / "litellm.jsonl"
+            write_litellm(lite, a.litellm, rng)
+            out.append(versus(d, "litellm", lite, None, a.litellm, a.rounds))
         db = wb.connect(d / "bench.duckdb")
         r_otlp = _in_child(wb_load, d / "otlp.duckdb", otlp, None, "auto")
         print(f"    otlp first load  spans {a.spans:>9,}  workbench {r_otlp['seconds']:7.2f} s "

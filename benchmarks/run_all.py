@@ -25,14 +25,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 FULL: dict[str, list[str]] = {
-    "ingest": ["bench_ingest.py", "--rows", "1000000", "--spans", "200000", "--rounds", "2"],
+    "ingest": ["bench_ingest.py", "--rows", "1000000", "--litellm", "100000", "--spans", "200000", "--rounds", "2"],
     "metrics": ["bench_metrics.py", "--scale", "10", "--rounds", "2", "--repeat", "2"],
     "drift": ["bench_drift.py", "--rows", "1000000"],
     "demo": ["bench_demo.py", "--scale", "1", "5"],
     "detector": ["bench_detector.py", "-n", "1000"],
 }
 QUICK: dict[str, list[str]] = {
-    "ingest": ["bench_ingest.py", "--rows", "100000", "--spans", "20000", "--rounds", "1", "--baseline-rows", "1000"],
+    "ingest": ["bench_ingest.py", "--rows", "100000", "--litellm", "10000", "--spans", "20000", "--rounds", "1", "--baseline-rows", "1000"],
     "metrics": ["bench_metrics.py", "--scale", "1", "--rounds", "1", "--repeat", "1"],
     "drift": ["bench_drift.py", "--rows", "100000"],
 }

@@ -456,7 +456,8 @@ class IngestSummary:
     """Counts of one :func:`ingest` call, in total and per file; ``read = inserted + duplicates + quarantined``.
 
     ``files`` holds one dict per file: path, table, format, run_id, the four counts, and ``seconds``: where the load's
-    time went (``hash``: the sha256 and record count of the file; ``validate``: the survey pass, or the staging with
+    time went (``hash``: the sha256 and record count of the file; ``parse``: the records of a format parsed and mapped
+    in Python (:mod:`workbench.io.sniff`) and staged, 0 for the formats read by DuckDB; ``validate``: the survey pass, or the staging with
     its checks and quarantine, or for a file loaded in one read the checks of its head and of its inserted keys;
     ``write``: inserting the rows).
     """
@@ -1150,11 +1151,13 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
         elif survey is not None and survey.n != plan.records:
             survey = None  # DuckDB rejected records while reading (CSV): the load below quarantines them
     staged = src is None and plan.documents
+    parsed = 0.0
     if staged:
         # Rows built in Python are staged before the transaction: each batch is appended in a statement of its own,
         # so DuckDB lets go of the batch's Arrow buffers after it (inside a transaction it keeps every registered
         # batch alive until the end: the whole file again). The staging table is the connection's own.
         _drop_temps(con)
+        clock = time.perf_counter()
         try:
             src, rejects_offset = _records_source(con, plan)
         except BaseException as exc:  # an interrupt too: the staging table is dropped
@@ -1163,6 +1166,7 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
                 raise _not_loaded(path, fmt_name, exc, longest) from exc
             raise
         src.file = plan.path
+        parsed = time.perf_counter() - clock
     if straight is None:
         con.execute("BEGIN TRANSACTION")
     try:
@@ -1174,7 +1178,8 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
         counts = straight or _load(con, src, TABLES[table], run_id, str(path), rejects_offset, survey, ls)
         # where the time went: hashing and counting the file, validating (the survey pass, the staging with its
         # checks and the quarantine), writing the rows into the table
-        counts["seconds"] = {"hash": round(hashed, 4), "validate": round(surveyed + counts.pop("_validate"), 4),
+        counts["seconds"] = {"hash": round(hashed, 4), "parse": round(parsed, 4),
+                             "validate": round(surveyed + counts.pop("_validate"), 4),
                              "write": round(counts.pop("_write"), 4)}
         if plan.records is not None and counts["read"] != plan.records:
             # never silently lose records: the reader must account for every record the file holds

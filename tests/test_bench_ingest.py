@@ -1,0 +1,42 @@
+"""The ingest benchmark's hand-written alternatives load what the workbench loads (benchmarks/bench_ingest.py checks
+this before timing; here it is checked on every test run, so a change to a format cannot leave the benchmark
+comparing different work)."""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import bench_ingest as B  # noqa: E402
+
+
+@pytest.mark.parametrize("fmt", ["litellm", "jsonl"])
+def test_the_hand_written_load_holds_the_workbench_rows(tmp_path, fmt):
+    rng = random.Random(3)
+    if fmt == "litellm":
+        path, mapping = tmp_path / "payloads.jsonl", None
+        B.write_litellm(path, 500, rng)
+    else:
+        path, mapping = tmp_path / "calls.jsonl", tmp_path / "calls.toml"
+        B.write_jsonl(path, 500, rng)
+        mapping.write_text(B.MAPPING)
+    a, b = B.empty_db(tmp_path / "wb.duckdb"), B.empty_db(tmp_path / "sql.duckdb")
+    out = B.wb_load(a, path, mapping, fmt)
+    assert out["inserted"] == 500 and out["quarantined"] == 0
+    assert B.sql_load(b, fmt, path)["inserted"] == 500
+    B.same_rows(a, b, B.FORMAT_COLS.get(fmt, B.COLS))
+    if fmt == "litellm":  # the LiteLLM rows are compared on 20 columns, and the attributes kept on both sides
+        import duckdb
+
+        con = duckdb.connect(str(b), read_only=True)
+        assert con.execute("select count(*) from calls where attributes->>'$.\"litellm.metadata\".user_api_key_team_alias'"
+                           " = feature").fetchone()[0] == 500
+        con.close()
+        assert len(B.FORMAT_COLS["litellm"].split(", ")) == 20
+    # a re-load inserts nothing on either side
+    assert B.wb_load(a, path, mapping, fmt)["inserted"] == 0 and B.sql_load(b, fmt, path)["inserted"] == 0
