@@ -321,7 +321,7 @@ def to_json_line(kind: int, body: bytes) -> bytes:
     """
     try:
         if kind == KIND_PROTO:
-            return otlp_proto.to_json_line(otlp_proto.parse_request(body)).encode("utf-8")
+            return otlp_proto.to_json_bytes(otlp_proto.parse_request(body))
         return json.dumps(json.loads(body), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     except (otlp_proto.DecodeError, ValueError, UnicodeDecodeError, RecursionError) as exc:
         # checked on receipt, so never expected; kept (quarantined with its reason), never dropped
