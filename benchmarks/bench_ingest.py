@@ -179,27 +179,44 @@ def write_litellm(path: Path, n: int, rng: random.Random) -> None:
 
 
 def otlp_json_to_proto(src: Path, dst: Path) -> None:
-    """The OTLP JSON lines of ``src`` as the Collector's file exporter writes them with ``format: proto``: each
-    ``ExportTraceServiceRequest`` serialized, preceded by its length (protojson takes ids as base64, not hex)."""
-    import base64
-
-    from google.protobuf import json_format
+    """The spans of :func:`write_otlp`'s lines as the Collector's file exporter writes them with ``format: proto``:
+    each ``ExportTraceServiceRequest`` serialized, preceded by its length. Built with the generated classes (the
+    value kinds the generator writes), 4x faster than ``json_format.ParseDict`` (47 s for 200,000 spans)."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 
     from workbench.io import otlp_proto
 
+    names = {"stringValue": "string_value", "doubleValue": "double_value", "boolValue": "bool_value"}
+
+    def value(v: dict):
+        if "arrayValue" in v:
+            return AnyValue(array_value=ArrayValue(values=[value(x) for x in v["arrayValue"].get("values", [])]))
+        (kind, x), = v.items()
+        return AnyValue(int_value=int(x)) if kind == "intValue" else AnyValue(**{names[kind]: x})
+
+    def attrs(items: list) -> list:
+        return [KeyValue(key=a["key"], value=value(a["value"])) for a in items]
+
     with open(src) as fh, open(dst, "wb") as out:
         for line in fh:
-            d = json.loads(line)
-            for rs in d["resourceSpans"]:
+            req = ExportTraceServiceRequest()
+            for rs in json.loads(line)["resourceSpans"]:
+                r = req.resource_spans.add()
+                r.resource.attributes.extend(attrs(rs["resource"]["attributes"]))
                 for ss in rs["scopeSpans"]:
+                    s = r.scope_spans.add()
+                    s.scope.name = ss["scope"]["name"]
                     for sp in ss["spans"]:
-                        for k in ("traceId", "spanId", "parentSpanId"):
-                            if sp.get(k):
-                                sp[k] = base64.b64encode(bytes.fromhex(sp[k])).decode()
-                            else:
-                                sp.pop(k, None)
-            out.write(otlp_proto.frame(json_format.ParseDict(d, ExportTraceServiceRequest()).SerializeToString()))
+                        p = s.spans.add(trace_id=bytes.fromhex(sp["traceId"]), span_id=bytes.fromhex(sp["spanId"]),
+                                        name=sp["name"], kind=sp["kind"],
+                                        start_time_unix_nano=int(sp["startTimeUnixNano"]),
+                                        end_time_unix_nano=int(sp["endTimeUnixNano"]))
+                        if sp.get("parentSpanId"):
+                            p.parent_span_id = bytes.fromhex(sp["parentSpanId"])
+                        p.attributes.extend(attrs(sp["attributes"]))
+                        p.status.code = sp["status"]["code"]
+            out.write(otlp_proto.frame(req.SerializeToString()))
 
 def timed(label: str, fn, rows: int) -> float:
     peak_rss_mb()

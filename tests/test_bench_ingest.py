@@ -40,3 +40,26 @@ def test_the_hand_written_load_holds_the_workbench_rows(tmp_path, fmt):
         assert len(B.FORMAT_COLS["litellm"].split(", ")) == 20
     # a re-load inserts nothing on either side
     assert B.wb_load(a, path, mapping, fmt)["inserted"] == 0 and B.sql_load(b, fmt, path)["inserted"] == 0
+
+
+def test_the_benchmark_protobuf_holds_the_spans_of_its_json_lines(tmp_path):
+    """The OTLP protobuf file the benchmark builds from its JSON lines (by the generated classes, not protojson)
+    decodes back to the same JSON lines and loads the same rows."""
+    from workbench.io import otlp_proto
+
+    src, pb = tmp_path / "spans.jsonl", tmp_path / "spans.pb"
+    B.write_otlp(src, 250, random.Random(5), per_line=100)
+    B.otlp_json_to_proto(src, pb)
+    back = tmp_path / "back.jsonl"
+    assert otlp_proto.file_to_jsonl(pb, back)[0] == 3
+    import json
+
+    want = [json.loads(x) for x in src.read_text().splitlines()]
+    for line in want:  # an empty parent id is proto3's default: protobuf does not carry it
+        for sp in line["resourceSpans"][0]["scopeSpans"][0]["spans"]:
+            if sp["parentSpanId"] == "":
+                del sp["parentSpanId"]
+    assert [json.loads(x) for x in back.read_text().splitlines()] == want
+    a, b = B.empty_db(tmp_path / "json.duckdb"), B.empty_db(tmp_path / "pb.duckdb")
+    assert B.wb_load(a, src, None, "auto")["inserted"] == 250 and B.wb_load(b, pb, None, "auto")["inserted"] == 250
+    B.same_rows(a, b)
