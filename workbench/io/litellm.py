@@ -58,6 +58,11 @@ _OPS = {"completion": "chat", "acompletion": "chat", "embedding": "embeddings", 
         "text_completion": "text_completion", "atext_completion": "text_completion"}
 _SKIP = {"messages", "response", "proxy_server_request", "metadata", "hidden_params", "model_map_information"}
 CSV_COLUMNS = ("request_id", "startTime")
+# fields that are columns, or not kept: not attributes
+_NOT_ATTRIBUTES = frozenset(_SKIP | {"id", "request_id", "startTime", "endTime", "completionStartTime", "prompt_tokens",
+                                     "completion_tokens", "response_cost", "spend", "model", "custom_llm_provider",
+                                     "call_type", "status"})
+_EMPTY_TYPES = (str, list, dict)  # the types whose empty value is no attribute
 
 
 def looks_like(obj: Any) -> bool:
@@ -153,11 +158,9 @@ def record_row(rows: Rows, k: int, rec: dict) -> None:
         ch = resp["choices"][0]
         fr = ch.get("finish_reason") if isinstance(ch, dict) else None
     v["finish_reason"] = fr
+    # the other fields, without the empty ones (None, "", [], {}; a 0 or false stays)
     attrs = {f"litellm.{k2}": _json(val) for k2, val in rec.items()
-             if k2 not in _SKIP and k2 not in ("id", "request_id", "startTime", "endTime", "completionStartTime",
-                                               "prompt_tokens", "completion_tokens", "response_cost", "spend",
-                                               "model", "custom_llm_provider", "call_type", "status")
-             and val not in (None, "", [], {})}
+             if k2 not in _NOT_ATTRIBUTES and val is not None and (val or type(val) not in _EMPTY_TYPES)}
     hit = _truthy(rec.get("cache_hit"))
     if hit is not None:
         attrs["litellm.cache_hit"] = hit

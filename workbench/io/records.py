@@ -577,7 +577,20 @@ class Rows:
         }
         with paused():  # workbench._gc: a batch's texts, freed by reference counting
             for c in columns:
-                data["s:" + c] = pa.array([_text(v.get(c)) for v in self.values], pa.string())
+                vals = [v.get(c) for v in self.values]
+                # Without a call per value where the column's types allow it (the type check is C-level): texts and
+                # gaps are their own text; integers (not booleans) are written in decimal by Arrow, as str() does.
+                kinds = set(map(type, vals))
+                if kinds <= _TEXT_TYPES:
+                    data["s:" + c] = pa.array(vals, pa.string())
+                    continue
+                if kinds <= _INT_TYPES:
+                    try:
+                        data["s:" + c] = pa.array(vals, pa.int64()).cast(pa.string())
+                        continue
+                    except OverflowError:  # beyond 64 bits: written by _text
+                        pass
+                data["s:" + c] = pa.array(list(map(_text, vals)), pa.string())
         return pa.table(data)
 
 
@@ -619,6 +632,10 @@ def _lone_surrogate(text: bytes | str, value: Any, start: int = 0, end: int | No
     except UnicodeEncodeError:
         return True
     return False
+
+
+_TEXT_TYPES = {str, type(None)}
+_INT_TYPES = {int, type(None)}
 
 
 def _text(v: Any) -> str | None:
