@@ -579,3 +579,65 @@ def test_a_table_holding_a_key_twice_still_loads_right(tmp_path, fmt):
         assert db.duckdb.execute("select count(*), count(distinct call_id) from calls").fetchone() == (21, 20)
     finally:
         db.close()
+
+
+def test_parquet_decimals_load_the_same_as_their_text(tmp_path, monkeypatch):
+    """A Parquet DECIMAL column (warehouse exports: money as DECIMAL(18, 6), epoch seconds as DECIMAL(23, 2)) is
+    typed from its value, 15x faster than through its text, with the same rows, quarantine (reasons name the
+    decimal's own text) and counts: values past 2^53 unscaled and scales past 22 go through the text."""
+    con = __import__("duckdb").connect()
+    p = tmp_path / "d.parquet"
+    ts = ["1763632800.05", "1763632800", "-5.25", "0.00", "100000000000000000000.00", "1763632801.99", None,
+          "1763632802.10", "1763632803.33", "1763632804.44", "1763632805.55", "1763632806.66"]
+    n = len(ts)
+    col = lambda vals, typ: "[" + ", ".join("NULL" if v is None else f"'{v}'::{typ}" for v in vals) + "]"  # noqa: E731
+    lat = ["0.250", "1.000", "-1.500", "999999999.999", "2.125", "3.000", None, "4.5", "0.001", "5", "6", "7"]
+    tok = ["12", "-3", "999999999999999999", None, "0", "5", "6", "7", "8", "9", "10", "11"]
+    frac = ["12.50", "3.00", "7.25", "0.00", None, "1.00", "2.00", "3.00", "4.00", "5.00", "6.00", "7.00"]
+    cost = ["0.000123456", "123456789012345678.123456789", "-0.5", None, "1.1", "2.2", "3.3", "4.4", "5.5",
+            "6.6", "7.7", "8.8"]
+    tiny = ["0.0000000000000000000000001"] + [None] * (n - 1)
+    ns = ["1763632800123456789", "1763632800000000001"] + ["1763632800999999999"] * (n - 2)
+    end_ms = ["1763632860000", "-5"] + ["1763632870000"] * (n - 2)
+    con.execute(f"""COPY (SELECT 'c' || i AS id, {col(ts, 'DECIMAL(23,2)')}[i] AS "time",
+                               {col(lat, 'DECIMAL(12,3)')}[i] AS duration, {col(tok, 'DECIMAL(18,0)')}[i] AS "input",
+                               {col(frac, 'DECIMAL(10,2)')}[i] AS "output", {col(cost, 'DECIMAL(38,9)')}[i] AS cost,
+                               {col(tiny, 'DECIMAL(30,28)')}[i] AS tiny,
+                               {col(ns, 'DECIMAL(38,0)')}[i] AS ns, {col(end_ms, 'DECIMAL(18,0)')}[i] AS end_ms
+                        FROM range(1, {n + 1}) r(i)) TO '{p}' (FORMAT parquet)""")
+    con.close()
+    mapping = {"table": "calls", "columns": {
+        "call_id": "id", "ts": {"field": "time", "unit": "s"}, "latency_ms": {"field": "duration", "unit": "s"},
+        "input_tokens": "input", "output_tokens": "output", "cost_usd": "cost", "reasoning_tokens": "tiny",
+        "end_ts": {"field": "end_ms", "unit": "ms"}, "status": {"value": "ok"}}}
+    mapping_ns = {"table": "calls", "columns": {"call_id": "id", "ts": {"field": "ns", "unit": "ns"},
+                                                "status": {"value": "ok"}}}
+    numbers = []
+    real = ing._parquet_source
+    monkeypatch.setattr(ing, "_parquet_source", lambda *a: numbers.append((src := real(*a)).numbers) or src)
+    out = []
+    for as_text in (False, True):
+        if as_text:
+            monkeypatch.setattr(ing, "_parquet_number_kind", lambda typ: None)
+        got = []
+        for m in (mapping, mapping_ns):
+            db = wb.connect(":memory:")
+            try:
+                s = {k: v for k, v in ing.ingest(db, p, mapping=m, progress=False).as_dict().items()
+                     if k != "files"}
+                rows = db.duckdb.execute("select * exclude (ingest_run_id) from calls order by all").fetchall()
+                q = db.duckdb.execute("select line_no, field, reason, raw from quarantine order by all").fetchall()
+                got.append((s, rows, q))
+            finally:
+                db.close()
+        out.append(got)
+    assert numbers[0] == {"ts": "DECIMAL:2", "latency_ms": "DECIMAL:3", "input_tokens": "DECIMAL:0",
+                          "output_tokens": "DECIMAL:2", "cost_usd": "DECIMAL:9", "end_ts": "DECIMAL:0"}
+    assert numbers[1] == {"ts": "DECIMAL:0"} and numbers[2] == numbers[3] == {}
+    assert out[0] == out[1]
+    (s, rows, q), (s_ns, rows_ns, _q) = out[0]
+    reasons = [r[2] for r in q]
+    assert s["quarantined"] >= 5 and s["inserted"] + s["quarantined"] == n
+    assert "not an integer in output_tokens: '12.50'" in reasons  # the decimal's own text
+    assert any(r.startswith("unparseable timestamp in ts: '100000000000000000000.00'") for r in reasons)
+    assert s_ns["inserted"] == n and rows_ns[0][3].microsecond == 123456  # nanoseconds truncated to microseconds
