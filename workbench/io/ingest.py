@@ -457,9 +457,9 @@ class IngestSummary:
 
     ``files`` holds one dict per file: path, table, format, run_id, the four counts, and ``seconds``: where the load's
     time went (``hash``: the sha256 and record count of the file; ``parse``: the records of a format parsed and mapped
-    in Python (:mod:`workbench.io.sniff`) and staged, 0 for the formats read by DuckDB; ``validate``: the survey pass, or the staging with
-    its checks and quarantine, or for a file loaded in one read the checks of its head and of its inserted keys;
-    ``write``: inserting the rows).
+    in Python (:mod:`workbench.io.sniff`) and staged, 0 for the formats read by DuckDB; ``validate``: the survey
+    pass, or the staging with its checks and quarantine, or for a file loaded in one read the checks of its head and
+    of its inserted keys; ``write``: inserting the rows).
     """
 
     read: int = 0
@@ -1176,8 +1176,8 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
             src, rejects_offset = _otel_source(con, plan)
             src.file = plan.path
         counts = straight or _load(con, src, TABLES[table], run_id, str(path), rejects_offset, survey, ls)
-        # where the time went: hashing and counting the file, validating (the survey pass, the staging with its
-        # checks and the quarantine), writing the rows into the table
+        # where the time went: hashing and counting the file, parsing it in Python (the record formats), validating
+        # (the survey pass, the staging with its checks and the quarantine), writing the rows into the table
         counts["seconds"] = {"hash": round(hashed, 4), "parse": round(parsed, 4),
                              "validate": round(surveyed + counts.pop("_validate"), 4),
                              "write": round(counts.pop("_write"), 4)}
@@ -1664,8 +1664,6 @@ def _parquet_source(con, plan: _Plan) -> _Source:
                    hash_column=hcol, direct=True, numbers=numbers)
 
 
-#: Parquet types whose values a numeric column takes as they are: the same value as through their text (a DOUBLE's
-#: text reads back to the same double; FLOAT, DECIMAL and 128-bit integers are read through their text).
 def _parquet_number_kind(typ: str) -> str | None:
     """How a Parquet column of DuckDB type ``typ`` enters the typing as a number (:func:`_convert`'s ``number``), or
     None: through its text. A decimal of scale up to 22 is one (10^scale a double exactly: see :func:`_as_double`)."""
@@ -1674,6 +1672,9 @@ def _parquet_number_kind(typ: str) -> str | None:
     return _PARQUET_NUMBERS.get(typ)
 
 
+#: Parquet types whose values a numeric column takes as they are: the same value as through their text (a DOUBLE's
+#: text reads back to the same double; FLOAT and 128-bit integers are read through their text, DECIMAL as
+#: :func:`_parquet_number_kind` says).
 _PARQUET_NUMBERS = {"DOUBLE": "DOUBLE", **{t: "INTEGER" for t in ("BIGINT", "INTEGER", "SMALLINT", "TINYINT",
                                                                     "UINTEGER", "USMALLINT", "UTINYINT")}}
 
