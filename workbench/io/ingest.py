@@ -1150,7 +1150,10 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
                     raise IngestError(f"{path}: cannot read the file: {exc}") from None
         elif survey is not None and survey.n != plan.records:
             survey = None  # DuckDB rejected records while reading (CSV): the load below quarantines them
-    staged = src is None and plan.documents
+    replayed = None
+    if src is None and plan.documents and plan.mapping is None and source is None:
+        replayed = _replay(con, TABLES[table], content_hash, fmt_name)
+    staged = src is None and plan.documents and replayed is None
     parsed = 0.0
     if staged:
         # Rows built in Python are staged before the transaction: each batch is appended in a statement of its own,
@@ -1172,10 +1175,10 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
     try:
         if not staged:
             _drop_temps(con)
-        if src is None:
+        if src is None and replayed is None:
             src, rejects_offset = _otel_source(con, plan)
             src.file = plan.path
-        counts = straight or _load(con, src, TABLES[table], run_id, str(path), rejects_offset, survey, ls)
+        counts = straight or replayed or _load(con, src, TABLES[table], run_id, str(path), rejects_offset, survey, ls)
         # where the time went: hashing and counting the file, parsing it in Python (the record formats), validating
         # (the survey pass, the staging with its checks and the quarantine), writing the rows into the table
         counts["seconds"] = {"hash": round(hashed, 4), "parse": round(parsed, 4),
@@ -1206,6 +1209,33 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
     reasons = counts.pop("reasons")
     f = {"path": str(path), "table": table, "format": fmt_name, "run_id": run_id, **counts}
     return f, reasons
+
+
+def _replay(con, t: Table, content_hash: str, fmt_name: str) -> dict | None:
+    """The counts of loading again a file of a format parsed in Python whose earlier load is still whole, without
+    parsing it; None when that is not known for sure.
+
+    Known for sure when a run of this version loaded the same bytes (sha256) as this format into this table, every
+    record of it went in (none quarantined, none a duplicate), and every row it inserted is still in the table. The
+    file then maps to the same rows (the mapping is the format's own, and a record that passed the checks passes them
+    later too, the clock being past that run's), all of whose keys are in the table: every record is a duplicate, as the full
+    load would find after parsing it (8 s for 100,000 LiteLLM records; the checks here take milliseconds). A file with
+    a record to quarantine, one loaded with duplicates, or one whose rows were deleted since is loaded in full.
+    """
+    from workbench._version import __version__
+
+    for run_id, read in con.execute(
+            f"SELECT run_id, rows_read FROM ingest_runs WHERE content_hash = {_lit(content_hash)} "
+            f"AND target_table = {_lit(t.name)} AND format = {_lit(fmt_name)} "
+            f"AND workbench_version = {_lit(__version__)} AND rows_read > 0 AND rows_inserted = rows_read "
+            f"AND rows_duplicate = 0 AND rows_quarantined = 0 AND finished_at <= CAST({_lit(_now())} AS TIMESTAMP) "
+            f"ORDER BY finished_at DESC").fetchall():
+        clock = time.perf_counter()
+        held = con.execute(f"SELECT count(*) FROM {_ident(t.name)} WHERE ingest_run_id = {_lit(run_id)}").fetchone()[0]
+        if held == read:
+            return {"read": read, "inserted": 0, "duplicates": read, "quarantined": 0, "reasons": {},
+                    "_validate": time.perf_counter() - clock, "_write": 0.0}
+    return None
 
 
 def _not_loaded(path: Path, fmt_name: str, exc: Exception, longest: int) -> IngestError:
