@@ -448,9 +448,12 @@ def epoch_us(value: Any) -> int | None:
     if value is None or value == "":
         return None
     us: int | None = None
-    if isinstance(value, bool):
+    kind = type(value)
+    if kind is float or kind is int:  # the common case first (epoch numbers; a bool is neither)
+        us = _number_us(value)
+    elif isinstance(value, bool):
         raise ValueError(repr(value))
-    if isinstance(value, _dt.datetime):
+    elif isinstance(value, _dt.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=_dt.timezone.utc)
         d = value - _EPOCH
