@@ -491,6 +491,19 @@ def test_one_read_for_csv_and_parquet_backs_off_the_same(tmp_path, monkeypatch, 
 
 # ------------------------------------------------------------------------- Parquet numbers taken as they are
 
+def loaded(path: Path, mapping: dict):
+    """Load ``path`` into a new in-memory database: the summary (without the per-file part), the calls and the
+    quarantine, each in a fixed order."""
+    db = wb.connect(":memory:")
+    try:
+        s = {k: v for k, v in ing.ingest(db, path, mapping=mapping, progress=False).as_dict().items() if k != "files"}
+        rows = db.duckdb.execute("select * exclude (ingest_run_id) from calls order by all").fetchall()
+        q = db.duckdb.execute("select line_no, field, reason, raw from quarantine order by all").fetchall()
+        return s, rows, q
+    finally:
+        db.close()
+
+
 def test_parquet_numbers_load_the_same_as_their_text(tmp_path, monkeypatch):
     """A Parquet DOUBLE or integer column mapped to a numeric or epoch column is typed from its value, not from its
     text: the same rows, quarantine (reasons name the same text) and counts as through the text, on the values where
@@ -526,15 +539,7 @@ def test_parquet_numbers_load_the_same_as_their_text(tmp_path, monkeypatch):
     for as_text in (False, True):
         if as_text:
             monkeypatch.setattr(ing, "_PARQUET_NUMBERS", {})
-        db = wb.connect(":memory:")
-        try:
-            s = {k: v for k, v in ing.ingest(db, p, mapping=mapping, progress=False).as_dict().items()
-                 if k != "files"}
-            rows = db.duckdb.execute("select * exclude (ingest_run_id) from calls order by all").fetchall()
-            q = db.duckdb.execute("select line_no, field, reason, raw from quarantine order by all").fetchall()
-            out.append((s, rows, q))
-        finally:
-            db.close()
+        out.append(loaded(p, mapping))
     assert numbers[0] == {"ts": "DOUBLE", "latency_ms": "DOUBLE", "input_tokens": "INTEGER",
                           "output_tokens": "DOUBLE", "attempt": "INTEGER", "end_ts": "INTEGER"}
     assert numbers[1] == {}
@@ -619,18 +624,7 @@ def test_parquet_decimals_load_the_same_as_their_text(tmp_path, monkeypatch):
     for as_text in (False, True):
         if as_text:
             monkeypatch.setattr(ing, "_parquet_number_kind", lambda typ: None)
-        got = []
-        for m in (mapping, mapping_ns):
-            db = wb.connect(":memory:")
-            try:
-                s = {k: v for k, v in ing.ingest(db, p, mapping=m, progress=False).as_dict().items()
-                     if k != "files"}
-                rows = db.duckdb.execute("select * exclude (ingest_run_id) from calls order by all").fetchall()
-                q = db.duckdb.execute("select line_no, field, reason, raw from quarantine order by all").fetchall()
-                got.append((s, rows, q))
-            finally:
-                db.close()
-        out.append(got)
+        out.append([loaded(p, m) for m in (mapping, mapping_ns)])
     assert numbers[0] == {"ts": "DECIMAL:2", "latency_ms": "DECIMAL:3", "input_tokens": "DECIMAL:0",
                           "output_tokens": "DECIMAL:2", "cost_usd": "DECIMAL:9", "end_ts": "DECIMAL:0"}
     assert numbers[1] == {"ts": "DECIMAL:0"} and numbers[2] == numbers[3] == {}

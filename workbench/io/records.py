@@ -270,8 +270,6 @@ def iter_json_file(path: str | Path) -> Iterator[tuple[int, Any, str | None, str
     return _stream_values(_text_chunks(path), layout == "array")
 
 
-
-
 def _value_end(text: str, pos: int) -> int:
     """Where the array or object starting at ``text[pos]`` ends, by its brackets (strings skipped); -1 when the text
     ends first. Used for a value too deeply nested to parse: the records after it are still read.
