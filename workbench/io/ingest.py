@@ -1218,9 +1218,10 @@ def _replay(con, t: Table, content_hash: str, fmt_name: str) -> dict | None:
     Known for sure when a run of this version loaded the same bytes (sha256) as this format into this table, every
     record of it went in (none quarantined, none a duplicate), and every row it inserted is still in the table. The
     file then maps to the same rows (the mapping is the format's own, and a record that passed the checks passes them
-    later too, the clock being past that run's), all of whose keys are in the table: every record is a duplicate, as the full
-    load would find after parsing it (8 s for 100,000 LiteLLM records; the checks here take milliseconds). A file with
-    a record to quarantine, one loaded with duplicates, or one whose rows were deleted since is loaded in full.
+    later too, the clock being past that run's), all of whose keys are in the table: every record is a duplicate, as
+    the full load would find after parsing it (8 s for 100,000 LiteLLM records; the checks here take milliseconds). A
+    file with a record to quarantine, one loaded with duplicates, or one whose rows were deleted since is loaded in
+    full.
     """
     from workbench._version import __version__
 
@@ -1907,11 +1908,11 @@ def _convert(t: Table, c: str, spec: ColumnSpec, s: str, json_src: bool,
             fraction = f"round({dbl} * {f})"
             # (a double's text has a point or an exponent, or is inf or nan, which neither way makes a timestamp; a
             # decimal's text has a point when its scale is not 0)
-            kind = number if not (number or "").startswith("DECIMAL:") else (
-                "INTEGER" if number == "DECIMAL:0" else "DOUBLE")
-            us = {"DOUBLE": fraction, "INTEGER": exact}.get(kind) or (
-                f"CASE WHEN contains({s}, '.') OR contains({s}, 'e') OR contains({s}, 'E') "
-                f"THEN {fraction} ELSE {exact} END")
+            if number is None:
+                us = (f"CASE WHEN contains({s}, '.') OR contains({s}, 'e') OR contains({s}, 'E') "
+                      f"THEN {fraction} ELSE {exact} END")
+            else:
+                us = exact if number in ("INTEGER", "DECIMAL:0") else fraction
             v = f"CASE WHEN {us} BETWEEN {_TS_MIN_US} AND {_TS_MAX_US} THEN make_timestamp(CAST({us} AS BIGINT)) END"
             expected = f"epoch {spec.unit}"
         elif spec.format:
