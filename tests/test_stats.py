@@ -323,5 +323,16 @@ def test_counted_drift_statistics_equal_the_row_by_row_definitions(seed):
 def test_z_value_is_scipy_normal_quantile_bit_for_bit():
     from scipy.stats import norm
 
-    for c in (0.5, 0.8, 0.9, 0.95, 0.975, 0.99, 0.999, 0.123456):
+    for c in (0.5, 0.8, 0.9, 0.95, 0.975, 0.99, 0.999, 0.123456, *stats._Z_COMMON):
         assert stats.z_value(c) == float(norm.ppf(0.5 + c / 2))
+
+
+def test_the_usual_confidences_need_no_scipy_import():
+    # importing scipy.special was most of a fresh process's first rate metric that is not the query
+    import subprocess
+    import sys
+
+    code = ("import sys, workbench.stats as s; s.wilson_interval(3, 10); s.z_value(0.99); "
+            "print('scipy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
