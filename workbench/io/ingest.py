@@ -59,7 +59,10 @@ JSONL is parsed by DuckDB's typed JSON reader (``read_json`` with the columns th
 file whole: a file with a line that is not a JSON object, that repeats a key the mapping reads, or with blank lines
 goes through the line reader (one JSON function call per line, every failure a reason); the lines the typed reader
 cannot vouch for are read again by the line reader. Both readers give the same rows, reasons and counts
-(``tests/test_ingest_typed_json.py``).
+(``tests/test_ingest_typed_json.py``). OTLP JSON goes in one read the same way, without line numbers (DuckDB then
+reads the file on all cores; numbering the lines takes one): its spans are not counted before, so the guard also
+stops at a span whose key the table holds, and a line DuckDB rejects while reading rolls it back too. Any other OTLP
+file is read again in line order, as the numbers and first occurrences of the quarantine and dedupe need.
 
 Memory: while loading, DuckDB's ``memory_limit`` is lowered to :data:`INGEST_MEMORY_LIMIT` (512 MB; environment
 variable ``WORKBENCH_INGEST_MEMORY_LIMIT``; a lower limit of the connection is kept, and the setting is put back
@@ -1150,6 +1153,11 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
                     raise IngestError(f"{path}: cannot read the file: {exc}") from None
         elif survey is not None and survey.n != plan.records:
             survey = None  # DuckDB rejected records while reading (CSV): the load below quarantines them
+    if plan.fmt == "otel" and not plan.documents:
+        # read on all cores (no line numbers) and inserted in one read when it is clean; else read again in line order
+        _drop_temps(con)
+        whole = _otel_source(con, plan, numbered=False)[0]
+        straight = _straight(con, whole, _load_sql(whole, TABLES[table], run_id), TABLES[table], plan, content_hash)
     replayed = None
     if src is None and plan.documents and plan.mapping is None and source is None:
         replayed = _replay(con, TABLES[table], content_hash, fmt_name)
@@ -1175,7 +1183,7 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
     try:
         if not staged:
             _drop_temps(con)
-        if src is None and replayed is None:
+        if src is None and replayed is None and straight is None:
             src, rejects_offset = _otel_source(con, plan)
             src.file = plan.path
         counts = straight or replayed or _load(con, src, TABLES[table], run_id, str(path), rejects_offset, survey, ls)
@@ -1306,25 +1314,29 @@ class _Source:
     numbers: dict[str, str] = field(default_factory=dict)
 
 
-def _raw_lines(path: Path, lenient: bool = False, line_bytes: int = MAX_LINE_BYTES, buffer_bytes: int = 0) -> str:
-    """SELECT k (physical line number), line (its text, NULL when blank) from a text file."""
+def _raw_lines(path: Path, lenient: bool = False, line_bytes: int = MAX_LINE_BYTES, buffer_bytes: int = 0,
+               numbered: bool = True) -> str:
+    """SELECT k (physical line number), line (its text, NULL when blank) from a text file.
+
+    ``numbered=False``: k is NULL, and DuckDB reads the file on all cores (numbering the lines takes one)."""
     size = f"max_line_size={line_bytes}, buffer_size={max(buffer_bytes, 2 * line_bytes)}"
+    k, ordinality = ("k", " WITH ORDINALITY AS r({}, k)") if numbered else ("CAST(NULL AS BIGINT) AS k", "")
     if not lenient:
         return (
-            f"SELECT k, line FROM read_csv({_lit(str(path))}, columns={{'line': 'VARCHAR'}}, header=false, "
+            f"SELECT {k}, line FROM read_csv({_lit(str(path))}, columns={{'line': 'VARCHAR'}}, header=false, "
             f"delim=E'{_RAW_DELIM}', quote='', escape='', auto_detect=false, strict_mode=true, "
             f"{size}, store_rejects=true, rejects_table='_wb_rej', "
-            f"rejects_scan='_wb_rejscan') WITH ORDINALITY AS r(line, k)"
+            f"rejects_scan='_wb_rejscan'){ordinality.format('line')}"
         )
     # Mixed line endings stop the strict reader. The lenient one reads them, but skips blank lines (numbers after
     # one are off by it) and splits a line at the reserved bytes (rejoined here; anything after a second such pair is
     # lost, and the line is quarantined as invalid JSON, which raw control bytes are).
     return (
-        f"SELECT k, CASE WHEN extra IS NULL THEN line ELSE line || E'{_RAW_DELIM}' || extra END AS line "
+        f"SELECT {k}, CASE WHEN extra IS NULL THEN line ELSE line || E'{_RAW_DELIM}' || extra END AS line "
         f"FROM read_csv({_lit(str(path))}, columns={{'line': 'VARCHAR', 'extra': 'VARCHAR'}}, header=false, "
         f"delim=E'{_RAW_DELIM}', quote='', escape='', auto_detect=false, strict_mode=false, null_padding=true, "
         f"new_line='\\n', {size}, store_rejects=true, rejects_table='_wb_rej', "
-        f"rejects_scan='_wb_rejscan') WITH ORDINALITY AS r(line, extra, k)"
+        f"rejects_scan='_wb_rejscan'){ordinality.format('line, extra')}"
     )
 
 
@@ -1746,7 +1758,9 @@ def _value_json(v: str) -> str:
             f"CAST({v}.boolValue AS VARCHAR), {_value_text(v)}, 'null')")
 
 
-def _otel_source(con, plan: _Plan) -> tuple[_Source, int | None]:
+def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int | None]:
+    """The OTLP JSON reader: one row per span (or per line that is not an export). ``numbered=False``: k is NULL,
+    and the file is read on all cores (for a load in one read, :func:`_straight`)."""
     specs = dict(plan.mapping.columns) if plan.mapping else {}
     candidates = {c: ((specs[c].field,) if c in specs and specs[c].field else names)
                   for c, names in _OTEL_DEFAULTS.items()}
@@ -1769,7 +1783,8 @@ def _otel_source(con, plan: _Plan) -> tuple[_Source, int | None]:
         exprs = [attr(n) for n in candidates[c]]
         return exprs[0] if len(exprs) == 1 else "coalesce(" + ", ".join(exprs) + ")"
 
-    lines = f"SELECT k, line FROM ({_raw_lines(plan.path, plan.lenient, plan.line_bytes, plan.buffer_bytes)})"
+    lines = (f"SELECT k, line "
+             f"FROM ({_raw_lines(plan.path, plan.lenient, plan.line_bytes, plan.buffer_bytes, numbered)})")
     first = "(e.name ILIKE '%first%token%' OR e.name ILIKE '%first%chunk%')"
     oi_kind = f"upper({attr('openinference.span.kind')})"
     oi_case = ("CASE " + " ".join(f"WHEN {oi_kind} = {_lit(k)} THEN {_lit(v)}" for k, v in _OI_KINDS.items())
@@ -2223,10 +2238,18 @@ def _survey(con, src: _Source, ls: _LoadSQL, rows: int | None = None) -> _Survey
 _HEAD_RECORDS = 4096
 
 
+#: Fewer bytes than any OTLP JSON span takes (its ids alone take 60): the file's size over it bounds its spans.
+_MIN_SPAN_BYTES = 100
+
+
 def _one_read_records(con, t: Table, plan: "_Plan", content_hash: str) -> int | None:
     """The records of a file worth trying to load in one read (:func:`_straight`), else None: one not counted, one
-    whose keys need passes, one with the same content loaded into the table before."""
-    expected = plan.lines if plan.fmt == "jsonl" else plan.records
+    whose keys need passes, one with the same content loaded into the table before. OTLP JSON: its spans are not
+    counted before they are read; a bound from the file's size stands for them."""
+    if plan.fmt == "otel":
+        expected = max(1, plan.path.stat().st_size // _MIN_SPAN_BYTES)
+    else:
+        expected = plan.lines if plan.fmt == "jsonl" else plan.records
     if not expected or _key_passes(con, expected) > 1:
         return None
     if con.execute(f"SELECT count(*) FROM ingest_runs WHERE content_hash = {_lit(content_hash)} "
@@ -2243,10 +2266,14 @@ def _straight(con, src: _Source, ls: _LoadSQL, t: Table, plan: "_Plan", content_
     field was found in the file's first records before. Then the transaction stays open and the counts are returned.
     Otherwise it is rolled back and None returned: the file takes the survey path, with the same result as if this
     had not been tried. Not tried for a file loaded before (a re-load is mostly duplicates: the insert would find
-    few new rows) or one whose keys need passes (:func:`_key_passes`)."""
+    few new rows) or one whose keys need passes (:func:`_key_passes`).
+
+    OTLP JSON, whose spans are not counted before they are read: the guard fails at a span whose key the table
+    holds too, so every span read is inserted, and no line may be one DuckDB rejected while reading."""
     expected = _one_read_records(con, t, plan, content_hash)
     if expected is None:
         return None
+    counted = plan.fmt != "otel"
     clock = time.perf_counter()
     if src.presence:
         try:
@@ -2262,15 +2289,21 @@ def _straight(con, src: _Source, ls: _LoadSQL, t: Table, plan: "_Plan", content_
     # The guard sits in the key, which the anti-join reads for every row of the file. (As a filter it would make
     # DuckDB insert in one thread: 1.6x the time at 1M rows.)
     key = _ident(t.key[0])
+    in_table = "" if counted else f" {ls.in_table}"
+    if not counted:
+        guard += " AND _wb_in IS NULL"
     rows = (f"(SELECT * REPLACE (CASE WHEN {guard} THEN {key} ELSE error('workbench: a row to quarantine') END "
-            f"AS {key}) FROM ({ls.stage(src.sql, ', _empty' if empty else '')})) s WHERE")
+            f"AS {key}) FROM ({ls.stage(src.sql, ', _empty' if empty else '')}) s{in_table}) s WHERE")
     con.execute("BEGIN TRANSACTION")
     try:
         start = con.execute(f"SELECT coalesce(max(rowid) + 1, 0) FROM {_ident(t.name)}").fetchone()[0]
         clock = time.perf_counter()
         inserted = con.execute(ls.insert.format(rows=rows)).fetchone()[0]
         written = time.perf_counter() - clock
-        if inserted == expected:  # rows inserted in this transaction have row ids past those of the table before
+        rejected = (not counted and _exists(con, "_wb_rej")
+                    and con.execute("SELECT count(*) FROM _wb_rej").fetchone()[0] > 0)
+        if not rejected and (inserted == expected or not counted):
+            # rows inserted in this transaction have row ids past those of the table before
             clock = time.perf_counter()
             n, distinct = con.execute(f"SELECT count(*), count(DISTINCT {ls.key}) FROM {_ident(t.name)} "
                                       f"WHERE rowid >= {start}").fetchone()
