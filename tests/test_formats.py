@@ -947,3 +947,80 @@ def test_an_unchanged_file_loaded_whole_before_is_not_parsed_again(tmp_path, mon
                                                             first.quarantined) and len(parsed) == n + 1
     finally:
         db.close()
+
+
+# ------------------------------------------------------------- a large JSON-lines file mapped on every core
+
+WORKER_SOURCES = {"litellm": "litellm_payloads.jsonl", "langfuse": "langfuse_traces.jsonl",
+                  "openinference": "openinference_spans.json", "vercel": "vercel_spans.json"}
+
+
+def _worker_file(tmp_path: Path, fmt: str) -> tuple[Path, int]:
+    """The format's sample records as JSON lines, 60 times over, with what a real file also has: a byte-order mark,
+    blank lines, a line that is not JSON, a line holding two records, a CRLF line end, a value that is no record."""
+    from workbench.io.records import iter_json_file
+
+    recs = [v for _k, v, _r, _e in iter_json_file(DATA / WORKER_SOURCES[fmt])]
+    lines = [json.dumps(recs[i % len(recs)]).encode() for i in range(60)]
+    lines[3] = b""
+    lines[10] = b"{not json"
+    lines[17] = json.dumps(recs[:2]).encode()
+    lines[23] += b"\r"
+    lines[31] = b"42"
+    p = tmp_path / f"{fmt}.jsonl"
+    p.write_bytes(b"\xef\xbb\xbf" + b"\n".join(lines) + b"\n")
+    return p, len(lines)
+
+
+@pytest.mark.parametrize("fmt", sorted(WORKER_SOURCES))
+def test_a_large_json_lines_file_is_mapped_by_workers_into_the_tables_mapped_here(tmp_path, monkeypatch, fmt):
+    import pyarrow as pa
+
+    from workbench.io import sniff
+    from workbench.schema import TABLES
+
+    p, n = _worker_file(tmp_path, fmt)
+    names = TABLES["calls"].names
+    here = pa.concat_tables(rows.to_arrow(columns=names) for rows in sniff.row_batches(p, fmt))
+    monkeypatch.setattr(sniff, "PARALLEL_LINES", 20)
+    monkeypatch.setattr(sniff, "WORKER_LINES", 7)
+    started = []
+    real = sniff._Worker.__init__
+    monkeypatch.setattr(sniff._Worker, "__init__", lambda self: started.append(1) or real(self))
+    tables = list(sniff.arrow_batches(p, fmt, names, lines=n, workers=2))
+    assert len(started) == 2 and len(tables) == -(-n // 7)  # each batch of 7 lines by a worker
+    assert pa.concat_tables(tables).equals(here)
+    assert here.num_rows >= 55 and pa.compute.sum(pa.compute.is_valid(here["_err"])).as_py() >= 2
+    # below the threshold, or one core: mapped here
+    assert pa.concat_tables(sniff.arrow_batches(p, fmt, names, lines=19, workers=2)).equals(here)
+    assert pa.concat_tables(sniff.arrow_batches(p, fmt, names, lines=n, workers=1)).equals(here)
+    assert len(started) == 2
+
+
+def test_a_mapping_worker_that_stops_fails_the_file_and_one_that_cannot_start_leaves_it_mapped_here(
+        tmp_path, monkeypatch):
+    import pyarrow as pa
+
+    from workbench.io import sniff
+    from workbench.schema import TABLES
+
+    p, n = _worker_file(tmp_path, "litellm")
+    names = TABLES["calls"].names
+    here = pa.concat_tables(rows.to_arrow(columns=names) for rows in sniff.row_batches(p, "litellm"))
+    monkeypatch.setattr(sniff, "PARALLEL_LINES", 20)
+    monkeypatch.setattr(sniff, "WORKER_LINES", 7)
+    monkeypatch.setattr(sniff, "_WORKER_ARGS", ("-c", "import sys; sys.exit(3)"))
+    with pytest.raises(RuntimeError, match=r"stopped \(exit status 3\)"):
+        list(sniff.arrow_batches(p, "litellm", names, lines=n, workers=2))
+    # through ingest (on two cores, whatever this machine has): the file is not loaded, nothing of it written, and
+    # the error says why
+    monkeypatch.setattr(sniff.os, "cpu_count", lambda: 2)
+    db = wb.connect(tmp_path / "w.duckdb")
+    try:
+        with pytest.raises(IngestError, match=r"litellm\.jsonl: could not be loaded.*exit status 3"):
+            ingest(db, p, progress=False)
+        assert db.duckdb.execute("select count(*) from calls").fetchone() == (0,)
+    finally:
+        db.close()
+    monkeypatch.setattr(sniff.sys, "executable", str(tmp_path / "no-such-python"))
+    assert pa.concat_tables(sniff.arrow_batches(p, "litellm", names, lines=n, workers=2)).equals(here)

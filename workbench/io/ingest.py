@@ -26,7 +26,9 @@ mapping it is rewritten one record a line for the JSONL reader.
 
 Timestamps of every shape become UTC (:func:`workbench.io.records.epoch_us`: ISO with an offset, naive ISO taken as
 UTC, epoch numbers by their size, nanosecond strings, HrTime pairs). For records read this way, ``read`` counts the
-rows the file describes (spans, observations, calls) plus unreadable records.
+rows the file describes (spans, observations, calls) plus unreadable records. Those formats are parsed and mapped in
+Python, a batch at a time; a JSON-lines file of 40,000 lines or more has its batches mapped on every core, by worker
+processes (:func:`workbench.io.sniff.arrow_batches`), into the same rows.
 
 The invariant, per file and in total: ``read = inserted + duplicates + quarantined``.
 
@@ -1170,7 +1172,7 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
         _drop_temps(con)
         clock = time.perf_counter()
         try:
-            src, rejects_offset = _records_source(con, plan)
+            src, rejects_offset = _records_source(con, plan, lines)
         except BaseException as exc:  # an interrupt too: the staging table is dropped
             _drop_temps(con)
             if isinstance(exc, Exception) and not isinstance(exc, IngestError):
@@ -1340,12 +1342,13 @@ def _raw_lines(path: Path, lenient: bool = False, line_bytes: int = MAX_LINE_BYT
     )
 
 
-def _records_source(con, plan: _Plan) -> tuple[_Source, None]:
-    """Canonical rows built in Python by a format module (workbench.io.sniff), staged as a temp table of texts."""
+def _records_source(con, plan: _Plan, lines: int | None = None) -> tuple[_Source, None]:
+    """Canonical rows built in Python by a format module (workbench.io.sniff), staged as a temp table of texts.
+    ``lines``: the file's lines (a large JSON-lines file is mapped on every core)."""
     names = TABLES["calls"].names
-    # in batches of records (sniff.row_batches): the rows built in Python at a time are one batch's, not the file's
-    for i, rows in enumerate(sniff.row_batches(plan.path, plan.fmt)):
-        con.register("_wb_records_view", rows.to_arrow(columns=names))
+    # in batches of records (sniff.arrow_batches): the rows built in Python at a time are a few batches', not the file's
+    for i, table in enumerate(sniff.arrow_batches(plan.path, plan.fmt, names, lines=lines)):
+        con.register("_wb_records_view", table)
         try:
             con.execute(("CREATE TEMP TABLE _wb_records AS " if i == 0 else "INSERT INTO _wb_records ")
                         + "SELECT * FROM _wb_records_view")

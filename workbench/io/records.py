@@ -177,9 +177,13 @@ def json_layout(data: bytes) -> str:
     return "lines"
 
 
-def _line_records(lines: Iterable[bytes]) -> Iterator[tuple[int, Any, str | None, str | None]]:
-    """The records of JSON lines (each without its newline), numbered by line."""
-    for i, line in enumerate(lines, start=1):
+def line_records(lines: Iterable[bytes], start: int = 1) -> Iterator[tuple[int, Any, str | None, str | None]]:
+    """The records of JSON lines (each without its newline), numbered by line from ``start``.
+
+    >>> [(k, v, e) for k, v, _r, e in line_records([b'{"a": 1}', b'', b'[{"a": 2}, {"a": 3}]', b'{'], start=7)]
+    [(7, {'a': 1}, None), (9, {'a': 2}, None), (9, {'a': 3}, None), (10, None, 'invalid JSON')]
+    """
+    for i, line in enumerate(lines, start=start):
         if not line.strip():
             continue
         try:
@@ -206,14 +210,24 @@ def iter_json_lines(path: str | Path) -> Iterator[tuple[int, Any, str | None, st
     >>> [(k, v, e) for k, v, _r, e in iter_json_lines(p)]
     [(1, {'a': 1}, None), (2, None, 'invalid JSON'), (4, {'a': 2}, None)]
     """
-    def lines() -> Iterator[bytes]:
-        with open_binary(path) as fh:
-            for n, line in enumerate(fh):
-                if n == 0 and line.startswith(b"\xef\xbb\xbf"):
-                    line = line[3:]
-                yield line[:-1] if line.endswith(b"\n") else line
+    return line_records(json_lines(path))
 
-    return _line_records(lines())
+
+def json_lines(path: str | Path) -> Iterator[bytes]:
+    """The lines of a file as bytes, each without its newline (a byte-order mark before the first one skipped;
+    gunzipped when the file starts with the gzip magic bytes), read as they go.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.jsonl"
+    >>> _ = p.write_bytes(b'\\xef\\xbb\\xbf{"a": 1}\\r\\n\\n{"a": 2}')
+    >>> list(json_lines(p))
+    [b'{"a": 1}\\r', b'', b'{"a": 2}']
+    """
+    with open_binary(path) as fh:
+        for n, line in enumerate(fh):
+            if n == 0 and line.startswith(b"\xef\xbb\xbf"):
+                line = line[3:]
+            yield line[:-1] if line.endswith(b"\n") else line
 
 
 def iter_json_records(data: bytes) -> Iterator[tuple[int, Any, str | None, str | None]]:
@@ -231,7 +245,7 @@ def iter_json_records(data: bytes) -> Iterator[tuple[int, Any, str | None, str |
     if layout == "empty":
         return
     if layout == "lines":
-        yield from _line_records(data.split(b"\n"))
+        yield from line_records(data.split(b"\n"))
         return
     yield from _stream_values(iter([data.decode("utf-8", "replace")]), layout == "array")
 
@@ -262,12 +276,29 @@ def iter_json_file(path: str | Path) -> Iterator[tuple[int, Any, str | None, str
     layout = json_layout(start)
     if layout == "empty":
         return iter(())
-    # JSON lines whose first line the head holds whole are JSON lines to the end; else the head alone cannot say
-    if layout == "lines" and b"\n" in start.lstrip():
+    if _lines_layout(start, layout):
         return iter_json_lines(path)
     if len(start) < _CHUNK - 3:  # the whole file (however long a byte-order mark was cut)
         return iter_json_records(start)
     return _stream_values(_text_chunks(path), layout == "array")
+
+
+def _lines_layout(start: bytes, layout: str) -> bool:
+    # JSON lines whose first line the head holds whole are JSON lines to the end; else the head alone cannot say
+    return layout == "lines" and b"\n" in start.lstrip()
+
+
+def reads_as_lines(path: str | Path) -> bool:
+    """Whether :func:`iter_json_file` reads the file line by line (:func:`iter_json_lines`): JSON lines.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "a.jsonl").write_text('{"a": 1}\\n{"a": 2}\\n'); _ = (d / "b.json").write_text('[\\n {"a": 1}\\n]')
+    >>> reads_as_lines(d / "a.jsonl"), reads_as_lines(d / "b.json")
+    (True, False)
+    """
+    start = head(path, _CHUNK)
+    return _lines_layout(start, json_layout(start))
 
 
 def _value_end(text: str, pos: int) -> int:
