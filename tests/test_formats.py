@@ -976,7 +976,7 @@ def _worker_file(tmp_path: Path, fmt: str) -> tuple[Path, int]:
 def test_a_large_json_lines_file_is_mapped_by_workers_into_the_tables_mapped_here(tmp_path, monkeypatch, fmt):
     import pyarrow as pa
 
-    from workbench.io import sniff
+    from workbench.io import sniff, workers
     from workbench.schema import TABLES
 
     p, n = _worker_file(tmp_path, fmt)
@@ -985,8 +985,8 @@ def test_a_large_json_lines_file_is_mapped_by_workers_into_the_tables_mapped_her
     monkeypatch.setattr(sniff, "PARALLEL_LINES", 20)
     monkeypatch.setattr(sniff, "WORKER_LINES", 7)
     started = []
-    real = sniff._Worker.__init__
-    monkeypatch.setattr(sniff._Worker, "__init__", lambda self: started.append(1) or real(self))
+    real = workers._Worker.__init__
+    monkeypatch.setattr(workers._Worker, "__init__", lambda self: started.append(1) or real(self))
     tables = list(sniff.arrow_batches(p, fmt, names, lines=n, workers=2))
     assert len(started) == 2 and len(tables) == -(-n // 7)  # each batch of 7 lines by a worker
     assert pa.concat_tables(tables).equals(here)
@@ -1001,7 +1001,7 @@ def test_a_mapping_worker_that_stops_fails_the_file_and_one_that_cannot_start_le
         tmp_path, monkeypatch):
     import pyarrow as pa
 
-    from workbench.io import sniff
+    from workbench.io import sniff, workers
     from workbench.schema import TABLES
 
     p, n = _worker_file(tmp_path, "litellm")
@@ -1009,7 +1009,7 @@ def test_a_mapping_worker_that_stops_fails_the_file_and_one_that_cannot_start_le
     here = pa.concat_tables(rows.to_arrow(columns=names) for rows in sniff.row_batches(p, "litellm"))
     monkeypatch.setattr(sniff, "PARALLEL_LINES", 20)
     monkeypatch.setattr(sniff, "WORKER_LINES", 7)
-    monkeypatch.setattr(sniff, "_WORKER_ARGS", ("-c", "import sys; sys.exit(3)"))
+    monkeypatch.setattr(workers, "_ARGS", ("-c", "import sys; sys.exit(3)"))
     with pytest.raises(RuntimeError, match=r"stopped \(exit status 3\)"):
         list(sniff.arrow_batches(p, "litellm", names, lines=n, workers=2))
     # through ingest (on two cores, whatever this machine has): the file is not loaded, nothing of it written, and
@@ -1022,5 +1022,5 @@ def test_a_mapping_worker_that_stops_fails_the_file_and_one_that_cannot_start_le
         assert db.duckdb.execute("select count(*) from calls").fetchone() == (0,)
     finally:
         db.close()
-    monkeypatch.setattr(sniff.sys, "executable", str(tmp_path / "no-such-python"))
+    monkeypatch.setattr(workers.sys, "executable", str(tmp_path / "no-such-python"))
     assert pa.concat_tables(sniff.arrow_batches(p, "litellm", names, lines=n, workers=2)).equals(here)

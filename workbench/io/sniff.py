@@ -34,20 +34,15 @@ from __future__ import annotations
 import csv
 import io
 import os
-import struct
-import subprocess
-import sys
-from collections import deque
 from collections.abc import Iterator
 from itertools import islice, zip_longest
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
-
-import orjson
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import IngestError
 from workbench._gc import paused
 from workbench.io import langfuse, litellm, openinference, vercel
+from workbench.io.workers import ordered_map
 from workbench.io.records import (Rows, allow_long_csv_fields, head, iter_json_file, iter_json_records, json_layout,
                                   json_lines, line_records, open_binary, reads_as_lines, strict_csv_rows)
 
@@ -268,9 +263,9 @@ def arrow_batches(path: str | Path, fmt: str, columns: tuple[str, ...], *, lines
     """The rows of :func:`row_batches` as Arrow tables of ``columns`` (:meth:`Rows.to_arrow`), in the file's order.
 
     A JSON-lines file of at least :data:`PARALLEL_LINES` lines (``lines``: as the caller counted them) is mapped on
-    every core: ``workers`` processes (default: one per core; each a fresh interpreter running this module) parse
-    and map one batch of :data:`BATCH_RECORDS` lines at a time, while this process reads the next batch's lines and
-    takes the tables in order. The tables are those mapped here, with the same line numbers. Other layouts, Langfuse
+    every core: ``workers`` processes (default: one per core; :func:`workbench.io.workers.ordered_map`) parse and map
+    one batch of :data:`WORKER_LINES` lines at a time, while this process reads the next batch's lines and takes the
+    tables in order. The tables are those mapped here, with the same line numbers. Other layouts, Langfuse
     ingestion batches (events merged across records) and smaller files are mapped here. At least one table.
 
     Examples
@@ -310,9 +305,14 @@ def _line_batches(path: Path) -> Iterator[tuple[int, bytes]]:
         yield start, b"\n".join(batch)
 
 
-def _map_lines(fmt: str, start: int, text: bytes, columns: tuple[str, ...]) -> "pa.Table":
+def map_lines(fmt: str, start: int, text: bytes, columns: tuple[str, ...]) -> "pa.Table":
     """One batch of lines (as :func:`_line_batches` gives them) parsed, mapped and made a table, as
-    :func:`row_batches` and :func:`arrow_batches` do for the same records."""
+    :func:`row_batches` and :func:`arrow_batches` do for the same records.
+
+    >>> map_lines("litellm", 7, b'{"id": "c1", "call_type": "completion", "startTime": 1763632800}\\n{', ("call_id",)
+    ...           ).select(["k", "s:call_id", "_err"]).to_pylist()
+    [{'k': 7, 's:call_id': 'c1', '_err': None}, {'k': 8, 's:call_id': None, '_err': 'invalid JSON'}]
+    """
     with paused():
         recs = list(line_records(text.split(b"\n"), start))
         rows = _READERS[fmt](recs)
@@ -320,111 +320,32 @@ def _map_lines(fmt: str, start: int, text: bytes, columns: tuple[str, ...]) -> "
     return rows.to_arrow(columns=columns)
 
 
-# The workers' protocol, on their stdin and stdout. A request: header length and text length (">IQ"), the header
-# (JSON: fmt, start, columns) and the text of the lines. A reply: b"t" and an Arrow IPC stream of the table, or b"e"
-# and the error's traceback, each after its length (">Q").
-_REQUEST = struct.Struct(">IQ")
-_LENGTH = struct.Struct(">Q")
-_WORKER_ARGS = ("-m", "workbench.io.sniff")
+def map_lines_ipc(text: bytes, *, fmt: str, start: int, columns: list[str]) -> bytes:
+    """:func:`map_lines` for a worker (:mod:`workbench.io.workers`): the table as an Arrow IPC stream."""
+    import pyarrow as pa
 
-
-def _read_exactly(fh: BinaryIO, n: int) -> bytes | None:
-    data = fh.read(n)
-    return data if len(data) == n else None
-
-
-class _Worker:
-    """A worker process mapping batches of lines (``python -m workbench.io.sniff``), one request at a time."""
-
-    def __init__(self) -> None:
-        # the same package, wherever this process imported it from
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        self.proc = subprocess.Popen([sys.executable, *_WORKER_ARGS], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
-
-    def send(self, fmt: str, start: int, text: bytes, columns: tuple[str, ...]) -> None:
-        header = orjson.dumps({"fmt": fmt, "start": start, "columns": list(columns)})
-        self.proc.stdin.write(_REQUEST.pack(len(header), len(text)) + header)
-        self.proc.stdin.write(text)
-        self.proc.stdin.flush()
-
-    def receive(self) -> "pa.Table":
-        import pyarrow as pa
-
-        head_ = _read_exactly(self.proc.stdout, 1 + _LENGTH.size)
-        payload = None if head_ is None else _read_exactly(self.proc.stdout, _LENGTH.unpack(head_[1:])[0])
-        if payload is None:
-            raise RuntimeError(f"a worker mapping the records stopped (exit status {self.proc.wait()})")
-        if head_[:1] != b"t":
-            raise RuntimeError("a worker mapping the records failed:\n" + payload.decode("utf-8", "replace"))
-        return pa.ipc.open_stream(payload).read_all()
-
-    def close(self) -> None:
-        try:
-            self.proc.stdin.close()  # the worker ends at the end of its input
-            self.proc.wait(timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
-            self.proc.kill()
-            self.proc.wait()
+    table = map_lines(fmt, start, text, tuple(columns))
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
 def _mapped_by_workers(path: Path, fmt: str, columns: tuple[str, ...], n: int) -> Iterator["pa.Table"]:
-    """The batches of a JSON-lines file mapped by ``n`` workers, each handed its next batch as soon as it returns
-    one, the tables taken in the file's order."""
-    workers: list[_Worker] = []
-    try:
-        try:
-            for _ in range(n):
-                workers.append(_Worker())
-        except OSError:  # no interpreter to start (an embedded one, say): mapped here
-            for rows in row_batches(path, fmt):
-                yield rows.to_arrow(columns=columns)
-            return
-        batches = _line_batches(path)
-        busy: deque[_Worker] = deque()
-        for w in workers:
-            batch = next(batches, None)
-            if batch is None:
-                break
-            w.send(fmt, *batch, columns)
-            busy.append(w)
-        if not busy:
-            yield Rows().to_arrow(columns=columns)
-        while busy:
-            w = busy.popleft()
-            table = w.receive()
-            batch = next(batches, None)  # its next batch before this one is handed over: it works meanwhile
-            if batch is not None:
-                w.send(fmt, *batch, columns)
-                busy.append(w)
-            yield table
-    finally:
-        for w in workers:
-            w.close()
-
-
-def _serve(inp: BinaryIO, out: BinaryIO) -> None:
-    """A worker's loop (see :class:`_Worker`): map each request's lines until the input ends."""
-    import traceback
-
+    """The batches of a JSON-lines file mapped by ``n`` worker processes, the tables in the file's order; mapped
+    here when no worker can be started."""
     import pyarrow as pa
 
-    while (head_ := _read_exactly(inp, _REQUEST.size)) is not None:
-        header_len, text_len = _REQUEST.unpack(head_)
-        req = orjson.loads(inp.read(header_len))
-        text = inp.read(text_len)
-        try:
-            table = _map_lines(req["fmt"], req["start"], text, tuple(req["columns"]))
-            sink = pa.BufferOutputStream()
-            with pa.ipc.new_stream(sink, table.schema) as writer:
-                writer.write_table(table)
-            status, payload = b"t", sink.getvalue().to_pybytes()
-        except Exception:
-            status, payload = b"e", traceback.format_exc().encode("utf-8")
-        out.write(status + _LENGTH.pack(len(payload)))
-        out.write(payload)
-        out.flush()
-
-
-if __name__ == "__main__":  # a worker of arrow_batches
-    _serve(sys.stdin.buffer, sys.stdout.buffer)
+    pieces = (({"fmt": fmt, "start": start, "columns": list(columns)}, text) for start, text in _line_batches(path))
+    try:
+        results = ordered_map("workbench.io.sniff:map_lines_ipc", pieces, n)
+    except OSError:  # no interpreter to start (an embedded one, say)
+        for rows in row_batches(path, fmt):
+            yield rows.to_arrow(columns=columns)
+        return
+    got = False
+    for data in results:
+        got = True
+        yield pa.ipc.open_stream(data).read_all()
+    if not got:
+        yield Rows().to_arrow(columns=columns)
