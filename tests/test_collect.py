@@ -499,6 +499,70 @@ def test_protobuf_content_is_detected_without_the_extension_and_the_format_can_b
     assert calls(db, "select count(*) from calls") == [(2,)]
 
 
+def _framed_file(tmp_path: Path, n: int, gz: bool = False) -> tuple[Path, list[bytes], list[bytes]]:
+    """A file of ``n`` length-prefixed messages (the fixture's two, with other span ids): the file, the messages and
+    each message's line."""
+    a, b = _pb_fixture()
+    msgs = []
+    for i in range(n):
+        m = ExportTraceServiceRequest()
+        m.CopyFrom(a if i % 2 else b)
+        for sp in m.resource_spans[0].scope_spans[0].spans:
+            sp.span_id = bytes.fromhex(f"{i:08x}") + sp.span_id[4:]
+        msgs.append(m.SerializeToString())
+    data = b"".join(otlp_proto.frame(m) for m in msgs)
+    p = tmp_path / ("many.pb.gz" if gz else "many.pb")
+    p.write_bytes(gzip.compress(data) if gz else data)
+    return p, msgs, [otlp_proto.to_json_bytes(otlp_proto.parse_request(m)) for m in msgs]
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_framed_protobuf_file_is_decoded_a_message_at_a_time_on_every_core(tmp_path, monkeypatch, gz, workers):
+    """The Collector's framed files are read a message at a time (the whole file was read into memory), and a large
+    one is decoded by worker processes: the same lines either way; a frame cut short fails the file, naming it."""
+    from workbench.io import records
+    from workbench.io.ingest import IngestError
+
+    p, msgs, want = _framed_file(tmp_path, 40, gz)
+    reads = []
+    real = records.open_binary
+
+    class Counted:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def read(self, n=-1):
+            data = self.fh.read(n)
+            reads.append(len(data))
+            return data
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+    def spy(path):
+        import contextlib
+
+        @contextlib.contextmanager
+        def opened():
+            with real(path) as fh:
+                yield Counted(fh)
+        return opened()
+
+    monkeypatch.setattr(records, "open_binary", spy)
+    monkeypatch.setattr(otlp_proto, "PARALLEL_BYTES", 1)
+    monkeypatch.setattr(otlp_proto, "WORKER_BYTES", 3000)
+    out = tmp_path / "out.jsonl"
+    count, longest = otlp_proto.file_to_jsonl(p, out, workers=workers)
+    assert out.read_bytes() == b"".join(line + b"\n" for line in want)
+    assert (count, longest) == (40, max(map(len, want)))
+    assert max(reads) == max(map(len, msgs))  # a length, then its message: never more
+    cut = tmp_path / "cut.pb"
+    cut.write_bytes(p.read_bytes()[:-7] if not gz else gzip.compress(gzip.decompress(p.read_bytes())[:-7]))
+    with pytest.raises(IngestError, match=r"cut\.pb: not a protobuf ExportTraceServiceRequest, nor a sequence"):
+        otlp_proto.file_to_jsonl(cut, out, workers=workers)
+
+
 def test_protobuf_and_json_of_the_same_spans_give_the_same_rows(tmp_path):
     a, b = _pb_fixture()
     (tmp_path / "x.pb").write_bytes(a.SerializeToString())

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import io
 import math
 import os
 import struct
@@ -128,16 +129,6 @@ def read_messages(data: bytes) -> Iterator[Any]:
             raise DecodeError("not a protobuf ExportTraceServiceRequest, nor a sequence of length-prefixed ones")
         return (parse_request(f) for f in frames)
     return iter((parse_request(data),))
-
-
-def _read_file(path: str | os.PathLike) -> bytes:
-    """The (decompressed) bytes of a file; gzip is recognised by its magic bytes."""
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-        return gzip.decompress(data) if data[:2] == GZIP_MAGIC else data
-    except (OSError, EOFError) as exc:
-        raise IngestError(f"{p}: cannot read the file: {exc}") from None
 
 
 def looks_like(path: str | os.PathLike, limit: int = 1 << 16) -> bool:
@@ -288,15 +279,15 @@ def to_json_line(request) -> str:
     return to_json_bytes(request).decode("utf-8")
 
 
-def _write_jsonl(data: bytes, out) -> tuple[int, int]:
-    """Write each message of ``data`` as one OTLP JSON line to the binary file ``out``.
+def _write_jsonl(messages: Iterator[Any], out) -> tuple[int, int]:
+    """Write each message as one OTLP JSON line to the binary file ``out``.
 
     Returns the number of messages and the length in bytes of the longest line. Raises :class:`DecodeError` when
-    ``data`` is not protobuf OTLP traces.
+    the bytes behind ``messages`` are not protobuf OTLP traces.
     """
     n = longest = 0
     with paused():  # workbench._gc: the walk allocates a dict per span, attribute and value, freed by refcounting
-        for msg in read_messages(data):
+        for msg in messages:
             line = to_json_bytes(msg)
             out.write(line + b"\n")
             n += 1
@@ -304,10 +295,61 @@ def _write_jsonl(data: bytes, out) -> tuple[int, int]:
     return n, longest
 
 
-def file_to_jsonl(path: str | os.PathLike, out_path: str | os.PathLike) -> tuple[int, int]:
+_NOT_OTLP = "not a protobuf ExportTraceServiceRequest, nor a sequence of length-prefixed ones"
+
+
+def _stream_frames(fh) -> Iterator[bytes]:
+    """The length-prefixed messages of a binary file, one at a time (the file's first byte is the zero byte of the
+    first length); :class:`DecodeError` at a frame cut short or too long."""
+    while head := fh.read(4):
+        (n,) = struct.unpack(">I", head) if len(head) == 4 else (MAX_MESSAGE_BYTES + 1,)
+        message = fh.read(n) if n <= MAX_MESSAGE_BYTES else b""
+        if len(message) != n:
+            raise DecodeError(_NOT_OTLP)
+        yield message
+
+
+def frames_to_jsonl(data: bytes) -> bytes:
+    """Length-prefixed messages (whole frames, one after the other) as OTLP JSON lines, one a message.
+
+    >>> frames_to_jsonl(frame(b"\\x0a\\x00") * 2)
+    b'{"resourceSpans":[{}]}\\n{"resourceSpans":[{}]}\\n'
+    """
+    frames = _frames(data)
+    if frames is None:
+        raise DecodeError(_NOT_OTLP)
+    out = io.BytesIO()
+    _write_jsonl(map(parse_request, frames), out)
+    return out.getvalue()
+
+
+#: A framed file of at least this many bytes is decoded on every core (:func:`file_to_jsonl`), in pieces of about
+#: :data:`WORKER_BYTES` of frames.
+PARALLEL_BYTES = 16 << 20
+WORKER_BYTES = 4 << 20
+
+
+def _frame_pieces(frames: Iterator[bytes]) -> Iterator[tuple[dict, bytes]]:
+    piece: list[bytes] = []
+    size = 0
+    for f in frames:
+        piece.append(frame(f))
+        size += 4 + len(f)
+        if size >= WORKER_BYTES:
+            yield {}, b"".join(piece)
+            piece, size = [], 0
+    if piece:
+        yield {}, b"".join(piece)
+
+
+def file_to_jsonl(path: str | os.PathLike, out_path: str | os.PathLike, *, workers: int | None = None
+                  ) -> tuple[int, int]:
     """Decode a protobuf OTLP file into an OTLP JSON lines file; errors name the file.
 
-    Returns (messages, longest line in bytes).
+    Returns (messages, longest line in bytes). A file of length-prefixed messages (the Collector's file exporter) is
+    read a message at a time, so memory holds a few messages and not the file; one of at least
+    :data:`PARALLEL_BYTES` is decoded by ``workers`` processes (default: one per core;
+    :func:`workbench.io.workers.ordered_map`), into the same lines. A single message is read whole.
 
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -317,9 +359,34 @@ def file_to_jsonl(path: str | os.PathLike, out_path: str | os.PathLike) -> tuple
     >>> (d / "x.jsonl").read_text().splitlines()[0]
     '{"resourceSpans":[{}]}'
     """
-    data = _read_file(path)
+    from workbench.io.records import open_binary
+    from workbench.io.workers import ordered_map
+
     try:
-        with open(out_path, "wb") as out:
-            return _write_jsonl(data, out)
+        with open_binary(path) as fh, open(out_path, "wb") as out:
+            first = fh.peek(2)[:2] if hasattr(fh, "peek") else b""
+            if first[:1] != b"\x00":  # one message, or gzip inside gzip: read whole, as read_messages does
+                return _write_jsonl(read_messages(fh.read()), out)
+            frames = _stream_frames(fh)
+            n = workers if workers is not None else (os.cpu_count() or 1)
+            if n > 1 and Path(path).stat().st_size >= PARALLEL_BYTES:
+                try:
+                    lines = ordered_map("workbench.io.otlp_proto:frames_to_jsonl", _frame_pieces(frames), n)
+                except OSError:  # no interpreter to start: decoded here
+                    lines = None
+                if lines is not None:
+                    count = longest = 0
+                    for text in lines:
+                        out.write(text)
+                        for line in text.split(b"\n")[:-1]:
+                            count += 1
+                            longest = max(longest, len(line))
+                    return count, longest
+            return _write_jsonl(map(parse_request, frames), out)
     except DecodeError as exc:
         raise IngestError(f"{path}: {exc}") from None
+    except RuntimeError as exc:  # a worker's error: the decode error it raised, if that is what it was
+        reason = str(exc).strip().splitlines()[-1]
+        if reason.startswith(f"{DecodeError.__module__}.DecodeError: "):
+            raise IngestError(f"{path}: {reason.split(': ', 1)[1]}") from None
+        raise
