@@ -130,8 +130,9 @@ Workbench attributes for product context (set them on the span, or on the resour
 Binary protobuf OTLP (format ``otel-proto``; ``.pb``, ``.binpb``, ``.otlp``, optionally ``.gz``, or recognised by
 content): one ``ExportTraceServiceRequest``, or a sequence of them each preceded by its 4-byte big-endian length (the
 Collector's file exporter with ``format: proto``). :mod:`workbench.io.otlp_proto` decodes each message to one line of
-OTLP JSON, read exactly as above; ``ingest_runs`` keeps the original file's path, sha256 and format, and the line
-number of a quarantined span is the number of its message.
+OTLP JSON (a framed file read a message at a time, and decoded on every core from 16 MB), read exactly as above;
+``ingest_runs`` keeps the original file's path, sha256 and format, and the line number of a quarantined span is the
+number of its message.
 
 A mapping file may override the source of any ``calls`` column for OTLP input: ``[columns] feature = "team.product"``
 (an attribute name, span then resource), or ``{ field = ..., default = ..., unit = ... }``, or ``{ value = ... }``.
