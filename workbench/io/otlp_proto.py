@@ -298,10 +298,11 @@ def _write_jsonl(messages: Iterator[Any], out) -> tuple[int, int]:
 _NOT_OTLP = "not a protobuf ExportTraceServiceRequest, nor a sequence of length-prefixed ones"
 
 
-def _stream_frames(fh) -> Iterator[bytes]:
-    """The length-prefixed messages of a binary file, one at a time (the file's first byte is the zero byte of the
-    first length); :class:`DecodeError` at a frame cut short or too long."""
-    while head := fh.read(4):
+def _stream_frames(fh, first: bytes = b"") -> Iterator[bytes]:
+    """The length-prefixed messages of a binary file, one at a time (``first``: its bytes already read); a
+    :class:`DecodeError` at a frame cut short or too long."""
+    while head := first + fh.read(4 - len(first)):
+        first = b""
         (n,) = struct.unpack(">I", head) if len(head) == 4 else (MAX_MESSAGE_BYTES + 1,)
         message = fh.read(n) if n <= MAX_MESSAGE_BYTES else b""
         if len(message) != n:
@@ -364,10 +365,10 @@ def file_to_jsonl(path: str | os.PathLike, out_path: str | os.PathLike, *, worke
 
     try:
         with open_binary(path) as fh, open(out_path, "wb") as out:
-            first = fh.peek(2)[:2] if hasattr(fh, "peek") else b""
-            if first[:1] != b"\x00":  # one message, or gzip inside gzip: read whole, as read_messages does
-                return _write_jsonl(read_messages(fh.read()), out)
-            frames = _stream_frames(fh)
+            first = fh.read(1)
+            if first != b"\x00":  # one message (or gzip inside gzip): read whole, as read_messages does
+                return _write_jsonl(read_messages(first + fh.read()), out)
+            frames = _stream_frames(fh, first)
             n = workers if workers is not None else (os.cpu_count() or 1)
             if n > 1 and Path(path).stat().st_size >= PARALLEL_BYTES:
                 try:

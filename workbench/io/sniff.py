@@ -198,13 +198,17 @@ def _parquet_records(path: Path):
             yield k, rec, None, None
 
 
+def _layout(path: Path) -> str:
+    """How :func:`records` reads a file: ``parquet``, ``json`` (any JSON layout) or ``csv``, by its first bytes."""
+    start = head(path, 64).lstrip()
+    return "parquet" if start[:4] == b"PAR1" else ("json" if start[:1] in (b"{", b"[") else "csv")
+
+
 def records(path: Path, layout: str | None = None):
     """``(position, record, raw, error)`` of any file: JSON in any layout, CSV (line numbers, header = 1), Parquet
     (row numbers)."""
     path = Path(path)
-    if layout is None:
-        start = head(path, 64).lstrip()
-        layout = "parquet" if start[:4] == b"PAR1" else ("json" if start[:1] in (b"{", b"[") else "csv")
+    layout = layout or _layout(path)
     if layout == "parquet":
         return _parquet_records(path)
     if layout == "csv":
@@ -276,14 +280,29 @@ def arrow_batches(path: str | Path, fmt: str, columns: tuple[str, ...], *, lines
     >>> [t.num_rows for t in arrow_batches(p, "litellm", ("call_id", "model"))]
     [1]
     """
+    import pyarrow as pa
+
     path = Path(path)
     n = workers if workers is not None else (os.cpu_count() or 1)
+    results = None
     if (n > 1 and lines is not None and lines >= PARALLEL_LINES and fmt != langfuse.BATCH_FORMAT
-            and head(path, 64).lstrip()[:1] in (b"{", b"[") and reads_as_lines(path)):
-        yield from _mapped_by_workers(path, fmt, columns, n)
+            and _layout(path) == "json" and reads_as_lines(path)):
+        pieces = (({"fmt": fmt, "start": start, "columns": list(columns)}, text)
+                  for start, text in _line_batches(path))
+        try:
+            results = ordered_map("workbench.io.sniff:map_lines_ipc", pieces, n)
+        except OSError:  # no interpreter to start (an embedded one, say): mapped here
+            results = None
+    if results is None:
+        for rows in row_batches(path, fmt):
+            yield rows.to_arrow(columns=columns)
         return
-    for rows in row_batches(path, fmt):
-        yield rows.to_arrow(columns=columns)
+    got = False
+    for data in results:
+        got = True
+        yield pa.ipc.open_stream(data).read_all()
+    if not got:
+        yield Rows().to_arrow(columns=columns)
 
 
 #: Lines a worker maps at a time (:func:`arrow_batches`): small enough that the workers share the file evenly and the
@@ -329,23 +348,3 @@ def map_lines_ipc(text: bytes, *, fmt: str, start: int, columns: list[str]) -> b
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
-
-
-def _mapped_by_workers(path: Path, fmt: str, columns: tuple[str, ...], n: int) -> Iterator["pa.Table"]:
-    """The batches of a JSON-lines file mapped by ``n`` worker processes, the tables in the file's order; mapped
-    here when no worker can be started."""
-    import pyarrow as pa
-
-    pieces = (({"fmt": fmt, "start": start, "columns": list(columns)}, text) for start, text in _line_batches(path))
-    try:
-        results = ordered_map("workbench.io.sniff:map_lines_ipc", pieces, n)
-    except OSError:  # no interpreter to start (an embedded one, say)
-        for rows in row_batches(path, fmt):
-            yield rows.to_arrow(columns=columns)
-        return
-    got = False
-    for data in results:
-        got = True
-        yield pa.ipc.open_stream(data).read_all()
-    if not got:
-        yield Rows().to_arrow(columns=columns)
