@@ -642,3 +642,40 @@ def test_attribute_values_of_every_kind_walk_as_protojson_does():
         otlp_proto._CONVERTERS.clear()
     assert fast == generic
     assert b'"key":"empty","value":{"stringValue":""}' in fast and b'{"key":"unset","value":{}}' in fast
+
+
+def test_a_frame_length_the_file_does_not_hold_fails_without_reading_that_much(tmp_path, monkeypatch):
+    """Hostile input: a frame whose length says 1 GB in a file of a few bytes is refused as not OTLP, and no read
+    asks for more than 16 MB at a time; an empty frame is an empty message."""
+    from workbench.io import records
+    from workbench.io.ingest import IngestError
+
+    p = tmp_path / "liar.pb"
+    p.write_bytes(otlp_proto.frame(b"") + b"\x3f\xff\xff\xff" + b"\x0a\x00")
+    asked = []
+    real = records.open_binary
+
+    class Counted:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def read(self, n=-1):
+            asked.append(n)
+            return self.fh.read(n)
+
+    import contextlib
+
+    @contextlib.contextmanager
+    def spy(path):
+        with real(path) as fh:
+            yield Counted(fh)
+
+    monkeypatch.setattr(records, "open_binary", spy)
+    with pytest.raises(IngestError, match=r"liar\.pb: not a protobuf ExportTraceServiceRequest, nor a sequence"):
+        otlp_proto.file_to_jsonl(p, tmp_path / "out.jsonl", workers=1)
+    assert max(asked) <= 16 << 20
+    ok = tmp_path / "empty_frame.pb"
+    ok.write_bytes(otlp_proto.frame(b"") * 2)
+    empty = otlp_proto.to_json_bytes(otlp_proto.parse_request(b""))
+    assert otlp_proto.file_to_jsonl(ok, tmp_path / "out.jsonl", workers=1) == (2, len(empty))
+    assert (tmp_path / "out.jsonl").read_bytes() == (empty + b"\n") * 2

@@ -304,10 +304,16 @@ def _stream_frames(fh, first: bytes = b"") -> Iterator[bytes]:
     while head := first + fh.read(4 - len(first)):
         first = b""
         (n,) = struct.unpack(">I", head) if len(head) == 4 else (MAX_MESSAGE_BYTES + 1,)
-        message = fh.read(n) if n <= MAX_MESSAGE_BYTES else b""
-        if len(message) != n:
+        if n > MAX_MESSAGE_BYTES:
             raise DecodeError(_NOT_OTLP)
-        yield message
+        # in reads of at most 16 MB: a length that the file does not hold costs no allocation of that size
+        parts, got = [], 0
+        while got < n and (part := fh.read(min(n - got, 16 << 20))):
+            parts.append(part)
+            got += len(part)
+        if got != n:
+            raise DecodeError(_NOT_OTLP)
+        yield b"".join(parts)
 
 
 def frames_to_jsonl(data: bytes) -> bytes:
