@@ -561,6 +561,12 @@ def test_a_framed_protobuf_file_is_decoded_a_message_at_a_time_on_every_core(tmp
     cut.write_bytes(p.read_bytes()[:-7] if not gz else gzip.compress(gzip.decompress(p.read_bytes())[:-7]))
     with pytest.raises(IngestError, match=r"cut\.pb: not a protobuf ExportTraceServiceRequest, nor a sequence"):
         otlp_proto.file_to_jsonl(cut, out, workers=workers)
+    if workers > 1:  # workers that cannot run (they end at once): decoded here, from the first message
+        from workbench.io import workers as wk
+
+        monkeypatch.setattr(wk, "_ARGS", ("-c", "import sys; sys.exit(3)"))
+        assert otlp_proto.file_to_jsonl(p, out, workers=workers) == (40, max(map(len, want)))
+        assert out.read_bytes() == b"".join(line + b"\n" for line in want)
 
 
 def test_protobuf_and_json_of_the_same_spans_give_the_same_rows(tmp_path):

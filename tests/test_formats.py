@@ -997,7 +997,16 @@ def test_a_large_json_lines_file_is_mapped_by_workers_into_the_tables_mapped_her
     assert len(started) == 2
 
 
-def test_a_mapping_worker_that_stops_fails_the_file_and_one_that_cannot_start_leaves_it_mapped_here(
+# A worker that answers its first request, then ends with exit status 3.
+ONE_ANSWER = ("import sys, orjson, workbench.io.workers as w\n"
+              "inp, out = sys.stdin.buffer, sys.stdout.buffer\n"
+              "hl, dl = w._REQUEST.unpack(inp.read(w._REQUEST.size))\n"
+              "h = orjson.loads(inp.read(hl)); d = inp.read(dl)\n"
+              "r = w.task(h.pop('task'))(d, **h)\n"
+              "out.write(b't' + w._LENGTH.pack(len(r)) + r); out.flush(); sys.exit(3)\n")
+
+
+def test_a_mapping_worker_that_stops_fails_the_file_and_workers_that_cannot_run_leave_it_mapped_here(
         tmp_path, monkeypatch):
     import pyarrow as pa
 
@@ -1009,8 +1018,14 @@ def test_a_mapping_worker_that_stops_fails_the_file_and_one_that_cannot_start_le
     here = pa.concat_tables(rows.to_arrow(columns=names) for rows in sniff.row_batches(p, "litellm"))
     monkeypatch.setattr(sniff, "PARALLEL_LINES", 20)
     monkeypatch.setattr(sniff, "WORKER_LINES", 7)
-    monkeypatch.setattr(workers, "_ARGS", ("-c", "import sys; sys.exit(3)"))
-    with pytest.raises(RuntimeError, match=r"stopped \(exit status 3\)"):
+    # Workers that cannot run (no interpreter to start; one that ends at once, as a frozen Python would): mapped here.
+    for how in [("executable", str(tmp_path / "no-such-python")), ("_ARGS", ("-c", "import sys; sys.exit(3)"))]:
+        with monkeypatch.context() as m:
+            m.setattr(workers.sys if how[0] == "executable" else workers, *how)
+            assert pa.concat_tables(sniff.arrow_batches(p, "litellm", names, lines=n, workers=2)).equals(here)
+    # A worker that stops after its first answer: the file fails with its exit status.
+    monkeypatch.setattr(workers, "_ARGS", ("-c", ONE_ANSWER))
+    with pytest.raises(workers.WorkerStopped, match=r"stopped \(exit status 3\)"):
         list(sniff.arrow_batches(p, "litellm", names, lines=n, workers=2))
     # through ingest (on two cores, whatever this machine has): the file is not loaded, nothing of it written, and
     # the error says why
@@ -1022,5 +1037,3 @@ def test_a_mapping_worker_that_stops_fails_the_file_and_one_that_cannot_start_le
         assert db.duckdb.execute("select count(*) from calls").fetchone() == (0,)
     finally:
         db.close()
-    monkeypatch.setattr(workers.sys, "executable", str(tmp_path / "no-such-python"))
-    assert pa.concat_tables(sniff.arrow_batches(p, "litellm", names, lines=n, workers=2)).equals(here)

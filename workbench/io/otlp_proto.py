@@ -374,12 +374,13 @@ def file_to_jsonl(path: str | os.PathLike, out_path: str | os.PathLike, *, worke
             first = fh.read(1)
             if first != b"\x00":  # one message (or gzip inside gzip): read whole, as read_messages does
                 return _write_jsonl(read_messages(first + fh.read()), out)
-            frames = _stream_frames(fh, first)
             n = workers if workers is not None else (os.cpu_count() or 1)
             if n > 1 and Path(path).stat().st_size >= PARALLEL_BYTES:
                 try:
-                    lines = ordered_map("workbench.io.otlp_proto:frames_to_jsonl", _frame_pieces(frames), n)
-                except OSError:  # no interpreter to start: decoded here
+                    lines = ordered_map("workbench.io.otlp_proto:frames_to_jsonl",
+                                        _frame_pieces(_stream_frames(fh, first)), n)
+                except OSError:  # the workers cannot run here: decoded here, from the first frame again
+                    fh.seek(1)
                     lines = None
                 if lines is not None:
                     count = longest = 0
@@ -389,7 +390,7 @@ def file_to_jsonl(path: str | os.PathLike, out_path: str | os.PathLike, *, worke
                             count += 1
                             longest = max(longest, len(line))
                     return count, longest
-            return _write_jsonl(map(parse_request, frames), out)
+            return _write_jsonl(map(parse_request, _stream_frames(fh, first)), out)
     except DecodeError as exc:
         raise IngestError(f"{path}: {exc}") from None
     except RuntimeError as exc:  # a worker's error: the decode error it raised, if that is what it was

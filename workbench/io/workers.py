@@ -20,6 +20,7 @@ Examples
 from __future__ import annotations
 
 import importlib
+import itertools
 import os
 import struct
 import subprocess
@@ -74,15 +75,18 @@ class _Worker:
 
     def send(self, task: str, header: dict, data: bytes) -> None:
         head = orjson.dumps({**header, "task": task})
-        self.proc.stdin.write(_REQUEST.pack(len(head), len(data)) + head)
-        self.proc.stdin.write(data)
-        self.proc.stdin.flush()
+        try:
+            self.proc.stdin.write(_REQUEST.pack(len(head), len(data)) + head)
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except BrokenPipeError:  # it has ended
+            raise WorkerStopped(f"an ingest worker process stopped (exit status {self.proc.wait()})") from None
 
     def receive(self) -> bytes:
         head = _read_exactly(self.proc.stdout, 1 + _LENGTH.size)
         payload = None if head is None else _read_exactly(self.proc.stdout, _LENGTH.unpack(head[1:])[0])
         if payload is None:
-            raise RuntimeError(f"an ingest worker process stopped (exit status {self.proc.wait()})")
+            raise WorkerStopped(f"an ingest worker process stopped (exit status {self.proc.wait()})")
         if head[:1] != b"t":
             raise RuntimeError("an ingest worker process failed:\n" + payload.decode("utf-8", "replace"))
         return payload
@@ -96,25 +100,35 @@ class _Worker:
             self.proc.wait()
 
 
+class WorkerStopped(RuntimeError):
+    """A worker process ended without answering."""
+
+
+_END = object()
+
+
 def ordered_map(name: str, pieces: Iterable[tuple[dict, bytes]], workers: int) -> Iterator[bytes]:
-    """The results of the task ``name`` (:func:`task`) on each ``(header, bytes)`` piece, in order, computed by ``workers`` processes.
+    """The results of the task ``name`` (:func:`task`) on each ``(header, bytes)`` piece, in order, computed by
+    ``workers`` processes.
 
     Each worker is handed its next piece as soon as it returns a result (before the caller takes that result), so
-    the workers go on while the caller works. Raises :class:`OSError` before any result when no worker can be
-    started (an embedded interpreter, say: the caller then does the work itself), :class:`RuntimeError` when a
-    worker fails (its traceback) or stops (its exit status).
+    the workers go on while the caller works. The first result is awaited here: when the workers cannot run at all
+    (no interpreter to start, or one that ends without answering: a frozen or embedded Python, say) this raises
+    :class:`OSError` before any result, and the caller does the work itself. Later, a worker that fails raises
+    :class:`RuntimeError` with its traceback, one that stops :class:`WorkerStopped` with its exit status.
     """
     task(name)  # a name that is no task fails here, not in the workers
     started: list[_Worker] = []
     try:
         for _ in range(max(1, workers)):
             started.append(_Worker())
-    except OSError:
+        results = _results(name, iter(pieces), started)
+        first = next(results, _END)
+    except (OSError, WorkerStopped) as exc:  # (the generator has closed the workers it started)
         for w in started:
             w.close()
-        raise
-    it = iter(pieces)
-    return _results(name, it, started)
+        raise OSError(f"ingest worker processes cannot run here: {exc}") from None
+    return itertools.chain(() if first is _END else (first,), results)
 
 
 def _results(name: str, it: Iterator[tuple[dict, bytes]], started: list[_Worker]) -> Iterator[bytes]:
