@@ -1029,7 +1029,7 @@ def test_a_mapping_worker_that_stops_fails_the_file_and_workers_that_cannot_run_
         list(sniff.arrow_batches(p, "litellm", names, lines=n, workers=2))
     # through ingest (on two cores, whatever this machine has): the file is not loaded, nothing of it written, and
     # the error says why
-    monkeypatch.setattr(sniff.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(sniff, "default_workers", lambda: 2)
     db = wb.connect(tmp_path / "w.duckdb")
     try:
         with pytest.raises(IngestError, match=r"litellm\.jsonl: could not be loaded.*exit status 3"):
@@ -1037,3 +1037,17 @@ def test_a_mapping_worker_that_stops_fails_the_file_and_workers_that_cannot_run_
         assert db.duckdb.execute("select count(*) from calls").fetchone() == (0,)
     finally:
         db.close()
+
+
+def test_the_workers_are_one_per_core_this_process_may_use_and_at_most_eight(monkeypatch):
+    """os.cpu_count() counts the whole machine: in a container pinned to 2 of 64 cores it would start 64 workers of
+    about 200 MB each. The default follows the process's CPU affinity, capped."""
+    from workbench.io import workers
+
+    monkeypatch.setattr(workers.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(workers.os, "sched_getaffinity", lambda pid: {3, 5}, raising=False)
+    assert workers.default_workers() == 2
+    monkeypatch.setattr(workers.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert workers.default_workers() == workers.MAX_WORKERS == 8
+    monkeypatch.delattr(workers.os, "sched_getaffinity", raising=False)
+    assert workers.default_workers() == 8  # where there is no affinity: the machine's count, capped

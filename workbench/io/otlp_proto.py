@@ -355,7 +355,7 @@ def file_to_jsonl(path: str | os.PathLike, out_path: str | os.PathLike, *, worke
 
     Returns (messages, longest line in bytes). A file of length-prefixed messages (the Collector's file exporter) is
     read a message at a time, so memory holds a few messages and not the file; one of at least
-    :data:`PARALLEL_BYTES` is decoded by ``workers`` processes (default: one per core;
+    :data:`PARALLEL_BYTES` is decoded by ``workers`` processes (default: one per core, at most 8;
     :func:`workbench.io.workers.ordered_map`), into the same lines. A single message is read whole.
 
     >>> import tempfile, pathlib
@@ -367,14 +367,14 @@ def file_to_jsonl(path: str | os.PathLike, out_path: str | os.PathLike, *, worke
     '{"resourceSpans":[{}]}'
     """
     from workbench.io.records import open_binary
-    from workbench.io.workers import ordered_map
+    from workbench.io.workers import default_workers, ordered_map
 
     try:
         with open_binary(path) as fh, open(out_path, "wb") as out:
             first = fh.read(1)
             if first != b"\x00":  # one message (or gzip inside gzip): read whole, as read_messages does
                 return _write_jsonl(read_messages(first + fh.read()), out)
-            n = workers if workers is not None else (os.cpu_count() or 1)
+            n = workers if workers is not None else default_workers()
             if n > 1 and Path(path).stat().st_size >= PARALLEL_BYTES:
                 try:
                     lines = ordered_map("workbench.io.otlp_proto:frames_to_jsonl",

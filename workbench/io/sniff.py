@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from collections.abc import Iterator
 from itertools import islice, zip_longest
 from pathlib import Path
@@ -42,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.errors import IngestError
 from workbench._gc import paused
 from workbench.io import langfuse, litellm, openinference, vercel
-from workbench.io.workers import ordered_map
+from workbench.io.workers import default_workers, ordered_map
 from workbench.io.records import (Rows, allow_long_csv_fields, head, iter_json_file, iter_json_records, json_layout,
                                   json_lines, line_records, open_binary, reads_as_lines, strict_csv_rows)
 
@@ -267,9 +266,9 @@ def arrow_batches(path: str | Path, fmt: str, columns: tuple[str, ...], *, lines
     """The rows of :func:`row_batches` as Arrow tables of ``columns`` (:meth:`Rows.to_arrow`), in the file's order.
 
     A JSON-lines file of at least :data:`PARALLEL_LINES` lines (``lines``: as the caller counted them) is mapped on
-    every core: ``workers`` processes (default: one per core; :func:`workbench.io.workers.ordered_map`) parse and map
-    one batch of :data:`WORKER_LINES` lines at a time, while this process reads the next batch's lines and takes the
-    tables in order. The tables are those mapped here, with the same line numbers. Other layouts, Langfuse
+    every core: ``workers`` processes (default: one per core, at most 8, :func:`workbench.io.workers.default_workers`;
+    :func:`workbench.io.workers.ordered_map`) parse and map one batch of :data:`WORKER_LINES` lines at a time, while
+    this process reads the next batch's lines and takes the tables in order. The tables are those mapped here, with the same line numbers. Other layouts, Langfuse
     ingestion batches (events merged across records) and smaller files are mapped here. At least one table.
 
     Examples
@@ -283,7 +282,7 @@ def arrow_batches(path: str | Path, fmt: str, columns: tuple[str, ...], *, lines
     import pyarrow as pa
 
     path = Path(path)
-    n = workers if workers is not None else (os.cpu_count() or 1)
+    n = workers if workers is not None else default_workers()
     results = None
     if (n > 1 and lines is not None and lines >= PARALLEL_LINES and fmt != langfuse.BATCH_FORMAT
             and _layout(path) == "json" and reads_as_lines(path)):
