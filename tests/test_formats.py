@@ -1051,3 +1051,27 @@ def test_the_workers_are_one_per_core_this_process_may_use_and_at_most_eight(mon
     assert workers.default_workers() == workers.MAX_WORKERS == 8
     monkeypatch.delattr(workers.os, "sched_getaffinity", raising=False)
     assert workers.default_workers() == 8  # where there is no affinity: the machine's count, capped
+
+
+def test_the_number_of_workers_can_be_set_and_a_bad_one_is_refused_naming_the_variable(tmp_path, monkeypatch):
+    from workbench.errors import ParameterError
+    from workbench.io import sniff, workers
+
+    monkeypatch.setenv("WORKBENCH_INGEST_WORKERS", "3")
+    assert workers.default_workers() == 3
+    for bad in ("0", "two", "-1", "1.5"):
+        monkeypatch.setenv("WORKBENCH_INGEST_WORKERS", bad)
+        with pytest.raises(ParameterError, match=r"\$WORKBENCH_INGEST_WORKERS must be a whole number .* got"):
+            workers.default_workers()
+    # 1: no worker starts, the file is mapped here
+    monkeypatch.setenv("WORKBENCH_INGEST_WORKERS", "1")
+    monkeypatch.setattr(sniff, "PARALLEL_LINES", 20)
+    started = []
+    monkeypatch.setattr(workers, "_Worker", lambda: started.append(1))
+    p, n = _worker_file(tmp_path, "litellm")
+    db = wb.connect(":memory:")
+    try:
+        s = ingest(db, p, progress=False)
+        assert s.read > 50 and not started
+    finally:
+        db.close()

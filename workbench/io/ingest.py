@@ -28,7 +28,8 @@ Timestamps of every shape become UTC (:func:`workbench.io.records.epoch_us`: ISO
 UTC, epoch numbers by their size, nanosecond strings, HrTime pairs). For records read this way, ``read`` counts the
 rows the file describes (spans, observations, calls) plus unreadable records. Those formats are parsed and mapped in
 Python, a batch at a time; a JSON-lines file of 40,000 lines or more has its batches mapped on every core, by worker
-processes (:func:`workbench.io.sniff.arrow_batches`), into the same rows.
+processes (:func:`workbench.io.sniff.arrow_batches`), into the same rows. The environment variable
+``WORKBENCH_INGEST_WORKERS`` sets how many (default: one per core this process may use, at most 8; 1: none).
 
 The invariant, per file and in total: ``read = inserted + duplicates + quarantined``.
 

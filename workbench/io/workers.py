@@ -31,19 +31,32 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from workbench.errors import ParameterError
+
 
 #: At most this many workers, however many cores: each holds an interpreter and a piece (about 200 MB when mapping
 #: LiteLLM records), and the process taking their results is the limit past a few.
 MAX_WORKERS = 8
 
 
-def default_workers() -> int:
-    """Workers to start: the cores this process may run on (its CPU affinity, which a container's cpuset or
-    ``taskset`` narrows, where ``os.cpu_count()`` counts the whole machine's), at most :data:`MAX_WORKERS`.
+#: Environment variable: how many worker processes ingest starts (``1``: none, everything parsed in this process).
+WORKERS_ENV = "WORKBENCH_INGEST_WORKERS"
 
-    >>> 1 <= default_workers() <= MAX_WORKERS
+
+def default_workers() -> int:
+    """Workers to start: ``$WORKBENCH_INGEST_WORKERS`` when set, else the cores this process may run on (its CPU
+    affinity, which a container's cpuset or ``taskset`` narrows, where ``os.cpu_count()`` counts the whole
+    machine's), at most :data:`MAX_WORKERS`. 1 means no worker: the work is done in this process.
+
+    >>> 1 <= default_workers()
     True
     """
+    raw = os.environ.get(WORKERS_ENV, "").strip()
+    if raw:
+        if not raw.isdigit() or int(raw) < 1:
+            raise ParameterError(f"${WORKERS_ENV} must be a whole number of worker processes, 1 or more (1: none, "
+                                 f"parse in this process), got {raw!r}")
+        return int(raw)
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on every platform
