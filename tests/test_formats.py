@@ -990,11 +990,16 @@ def test_a_large_json_lines_file_is_mapped_by_workers_into_the_tables_mapped_her
     tables = list(sniff.arrow_batches(p, fmt, names, lines=n, workers=2))
     assert len(started) == 2 and len(tables) == -(-n // 7)  # each batch of 7 lines by a worker
     assert pa.concat_tables(tables).equals(here)
+    # a batch also ends at WORKER_BYTES of text: a long record is a batch of its own, numbered the same
+    longest = max(len(line) for line in p.read_bytes().split(b"\n"))
+    monkeypatch.setattr(sniff, "WORKER_BYTES", longest)
+    tables = list(sniff.arrow_batches(p, fmt, names, lines=n, workers=2))
+    assert len(tables) > -(-n // 7) and pa.concat_tables(tables).equals(here)
     assert here.num_rows >= 55 and pa.compute.sum(pa.compute.is_valid(here["_err"])).as_py() >= 2
     # below the threshold, or one core: mapped here
     assert pa.concat_tables(sniff.arrow_batches(p, fmt, names, lines=19, workers=2)).equals(here)
     assert pa.concat_tables(sniff.arrow_batches(p, fmt, names, lines=n, workers=1)).equals(here)
-    assert len(started) == 2
+    assert len(started) == 4  # two for each of the two loads by workers above
 
 
 # A worker that answers its first request, then ends with exit status 3.

@@ -305,20 +305,24 @@ def arrow_batches(path: str | Path, fmt: str, columns: tuple[str, ...], *, lines
 
 
 #: Lines a worker maps at a time (:func:`arrow_batches`): small enough that the workers share the file evenly and the
-#: first tables come soon, large enough that a batch's table costs little to hand over.
+#: first tables come soon, large enough that a batch's table costs little to hand over. A batch also ends at
+#: WORKER_BYTES of text, so that long records (a trace with its observations) keep it small.
 WORKER_LINES = 2_500
+WORKER_BYTES = 16 << 20
 
 
 def _line_batches(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(number of the first line, the lines joined by newlines) for each batch of WORKER_LINES lines."""
+    """(number of the first line, the lines joined by newlines) for each batch of WORKER_LINES lines, or fewer
+    that hold WORKER_BYTES."""
     batch: list[bytes] = []
-    start = 1
+    start, size = 1, 0
     for line in json_lines(path):
         batch.append(line)
-        if len(batch) == WORKER_LINES:
+        size += len(line) + 1
+        if len(batch) == WORKER_LINES or size >= WORKER_BYTES:
             yield start, b"\n".join(batch)
             start += len(batch)
-            batch = []
+            batch, size = [], 0
     if batch:
         yield start, b"\n".join(batch)
 
