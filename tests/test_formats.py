@@ -1080,3 +1080,39 @@ def test_the_number_of_workers_can_be_set_and_a_bad_one_is_refused_naming_the_va
         assert s.read > 50 and not started
     finally:
         db.close()
+
+
+def test_the_progress_bar_moves_while_a_file_parsed_in_python_loads(tmp_path, monkeypatch):
+    """A large file of a format parsed in Python took minutes with the bar still at 0 until its end: the bar now
+    moves with each batch staged (by the last line read), and ends at the file's size."""
+    import tqdm
+
+    from workbench.io import sniff
+
+    recs = [json.loads(line) for line in (DATA / "litellm_payloads.jsonl").read_text().splitlines() if line.strip()]
+    p = tmp_path / "many.jsonl"
+    p.write_text("".join(json.dumps(dict(recs[i % len(recs)], id=f"x-{i}")) + "\n" for i in range(500)))
+    monkeypatch.setattr(sniff, "BATCH_RECORDS", 50)
+    steps = []
+
+    class Bar:
+        def __init__(self, *a, total=0, **k):
+            self.total = total
+
+        def update(self, n):
+            steps.append(n)
+
+        def set_postfix_str(self, s):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(tqdm, "tqdm", Bar)
+    db = wb.connect(":memory:")
+    try:
+        s = ingest(db, p, progress=True)
+    finally:
+        db.close()
+    assert s.read == 500
+    assert len(steps) >= 10 and all(n > 0 for n in steps) and sum(steps) == p.stat().st_size

@@ -224,6 +224,7 @@ import tempfile
 import time
 import tomllib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from itertools import chain
 from pathlib import Path
@@ -739,6 +740,8 @@ class _Plan:
     buffer_bytes: int = 2 * MAX_LINE_BYTES
     records: int | None = None  # records in the file, counted independently of DuckDB (count_records)
     lines: int | None = None  # JSONL lines (records: those not blank; counted while the file is hashed)
+    # called with the share of the file read so far, as the records parsed in Python are staged (the progress bar)
+    tick: Callable[[float], None] | None = field(default=None, repr=False, compare=False)
 
 
 def _plan(path: Path, fmt: str, mapping: Mapping | None) -> _Plan:
@@ -934,8 +937,18 @@ def _ingest_all(con: "duckdb.DuckDBPyConnection", plans: list[_Plan], progress: 
     memory = _MemoryLimit(con)
     try:
         for plan in plans:
+            size = plan.path.stat().st_size
+            shown = [0]  # bytes of this file the bar shows
             if bar is not None:
                 bar.set_postfix_str(plan.path.name)
+
+                def tick(share: float, size: int = size, shown: list = shown) -> None:
+                    step = int(min(max(share, 0.0), 1.0) * size) - shown[0]
+                    if step > 0:
+                        bar.update(step)
+                        shown[0] += step
+
+                plan.tick = tick
             try:
                 f, reasons = _ingest_file(con, plan, memory)
             except IngestError as exc:
@@ -944,8 +957,8 @@ def _ingest_all(con: "duckdb.DuckDBPyConnection", plans: list[_Plan], progress: 
                 plan.lenient = True
                 f, reasons = _ingest_file(con, plan, memory)
             summary._add(f, reasons)
-            if bar is not None:
-                bar.update(plan.path.stat().st_size)
+            if bar is not None and size > shown[0]:
+                bar.update(size - shown[0])
     finally:
         memory.restore()
         if bar is not None:
@@ -1350,6 +1363,10 @@ def _records_source(con, plan: _Plan, lines: int | None = None) -> tuple[_Source
     names = TABLES["calls"].names
     # in batches of records (sniff.arrow_batches): the rows built in Python at a time are a few batches', not the file's
     for i, table in enumerate(sniff.arrow_batches(plan.path, plan.fmt, names, lines=lines)):
+        if plan.tick is not None and lines and table.num_rows:  # the progress bar: up to the last line read
+            import pyarrow.compute as pc
+
+            plan.tick(pc.max(table["k"]).as_py() / lines)
         con.register("_wb_records_view", table)
         try:
             con.execute(("CREATE TEMP TABLE _wb_records AS " if i == 0 else "INSERT INTO _wb_records ")
