@@ -96,18 +96,30 @@ def frame(message: bytes) -> bytes:
     return struct.pack(">I", len(message)) + message
 
 
-def _frames(data: bytes) -> list[bytes] | None:
-    """The messages of a length-prefixed sequence that covers ``data`` exactly, else None."""
-    out, pos = [], 0
-    while pos < len(data):
-        if pos + 4 > len(data):
-            return None
-        (n,) = struct.unpack_from(">I", data, pos)
-        if n > MAX_MESSAGE_BYTES or pos + 4 + n > len(data):
-            return None
-        out.append(data[pos + 4: pos + 4 + n])
-        pos += 4 + n
-    return out
+_NOT_OTLP = "not a protobuf ExportTraceServiceRequest, nor a sequence of length-prefixed ones"
+
+
+def _stream_frames(fh, first: bytes = b"") -> Iterator[bytes]:
+    """The length-prefixed messages of a binary file, one at a time (``first``: its bytes already read); a
+    :class:`DecodeError` at a frame cut short or too long."""
+    while head := first + fh.read(4 - len(first)):
+        first = b""
+        (n,) = struct.unpack(">I", head) if len(head) == 4 else (MAX_MESSAGE_BYTES + 1,)
+        if n > MAX_MESSAGE_BYTES:
+            raise DecodeError(_NOT_OTLP)
+        # in reads of at most 16 MB: a length that the file does not hold costs no allocation of that size
+        parts, got = [], 0
+        while got < n and (part := fh.read(min(n - got, 16 << 20))):
+            parts.append(part)
+            got += len(part)
+        if got != n:
+            raise DecodeError(_NOT_OTLP)
+        yield b"".join(parts)
+
+
+def _frames(data: bytes) -> list[bytes]:
+    """The messages of a length-prefixed sequence that covers ``data`` exactly; :class:`DecodeError` otherwise."""
+    return list(_stream_frames(io.BytesIO(data)))
 
 
 def read_messages(data: bytes) -> Iterator[Any]:
@@ -124,10 +136,7 @@ def read_messages(data: bytes) -> Iterator[Any]:
     if not data:
         return iter(())
     if data[0] == 0:
-        frames = _frames(data)
-        if frames is None:
-            raise DecodeError("not a protobuf ExportTraceServiceRequest, nor a sequence of length-prefixed ones")
-        return (parse_request(f) for f in frames)
+        return (parse_request(f) for f in _frames(data))
     return iter((parse_request(data),))
 
 
@@ -295,38 +304,14 @@ def _write_jsonl(messages: Iterator[Any], out) -> tuple[int, int]:
     return n, longest
 
 
-_NOT_OTLP = "not a protobuf ExportTraceServiceRequest, nor a sequence of length-prefixed ones"
-
-
-def _stream_frames(fh, first: bytes = b"") -> Iterator[bytes]:
-    """The length-prefixed messages of a binary file, one at a time (``first``: its bytes already read); a
-    :class:`DecodeError` at a frame cut short or too long."""
-    while head := first + fh.read(4 - len(first)):
-        first = b""
-        (n,) = struct.unpack(">I", head) if len(head) == 4 else (MAX_MESSAGE_BYTES + 1,)
-        if n > MAX_MESSAGE_BYTES:
-            raise DecodeError(_NOT_OTLP)
-        # in reads of at most 16 MB: a length that the file does not hold costs no allocation of that size
-        parts, got = [], 0
-        while got < n and (part := fh.read(min(n - got, 16 << 20))):
-            parts.append(part)
-            got += len(part)
-        if got != n:
-            raise DecodeError(_NOT_OTLP)
-        yield b"".join(parts)
-
-
 def frames_to_jsonl(data: bytes) -> bytes:
     """Length-prefixed messages (whole frames, one after the other) as OTLP JSON lines, one a message.
 
     >>> frames_to_jsonl(frame(b"\\x0a\\x00") * 2)
     b'{"resourceSpans":[{}]}\\n{"resourceSpans":[{}]}\\n'
     """
-    frames = _frames(data)
-    if frames is None:
-        raise DecodeError(_NOT_OTLP)
     out = io.BytesIO()
-    _write_jsonl(map(parse_request, frames), out)
+    _write_jsonl(map(parse_request, _frames(data)), out)
     return out.getvalue()
 
 
