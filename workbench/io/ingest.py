@@ -938,15 +938,14 @@ def _ingest_all(con: "duckdb.DuckDBPyConnection", plans: list[_Plan], progress: 
     try:
         for plan in plans:
             size = plan.path.stat().st_size
-            shown = [0]  # bytes of this file the bar shows
             if bar is not None:
                 bar.set_postfix_str(plan.path.name)
+                base = bar.n  # the bytes of the files before this one
 
-                def tick(share: float, size: int = size, shown: list = shown) -> None:
-                    step = int(min(max(share, 0.0), 1.0) * size) - shown[0]
+                def tick(share: float, base: int = base, size: int = size) -> None:
+                    step = base + int(min(max(share, 0.0), 1.0) * size) - bar.n
                     if step > 0:
                         bar.update(step)
-                        shown[0] += step
 
                 plan.tick = tick
             try:
@@ -957,8 +956,8 @@ def _ingest_all(con: "duckdb.DuckDBPyConnection", plans: list[_Plan], progress: 
                 plan.lenient = True
                 f, reasons = _ingest_file(con, plan, memory)
             summary._add(f, reasons)
-            if bar is not None and size > shown[0]:
-                bar.update(size - shown[0])
+            if bar is not None and base + size > bar.n:
+                bar.update(base + size - bar.n)
     finally:
         memory.restore()
         if bar is not None:
