@@ -516,16 +516,13 @@ def _framed_file(tmp_path: Path, n: int, gz: bool = False) -> tuple[Path, list[b
     return p, msgs, [otlp_proto.to_json_bytes(otlp_proto.parse_request(m)) for m in msgs]
 
 
-@pytest.mark.parametrize("gz", [False, True])
-@pytest.mark.parametrize("workers", [1, 2])
-def test_a_framed_protobuf_file_is_decoded_a_message_at_a_time_on_every_core(tmp_path, monkeypatch, gz, workers):
-    """The Collector's framed files are read a message at a time (the whole file was read into memory), and a large
-    one is decoded by worker processes: the same lines either way; a frame cut short fails the file, naming it."""
-    from workbench.io import records
-    from workbench.io.ingest import IngestError
+def _count_reads(monkeypatch) -> list[tuple[int, int]]:
+    """(bytes asked, bytes got) of every read of a file opened by records.open_binary from now on."""
+    import contextlib
 
-    p, msgs, want = _framed_file(tmp_path, 40, gz)
-    reads = []
+    from workbench.io import records
+
+    reads: list[tuple[int, int]] = []
     real = records.open_binary
 
     class Counted:
@@ -534,29 +531,37 @@ def test_a_framed_protobuf_file_is_decoded_a_message_at_a_time_on_every_core(tmp
 
         def read(self, n=-1):
             data = self.fh.read(n)
-            reads.append(len(data))
+            reads.append((n, len(data)))
             return data
 
         def __getattr__(self, name):
             return getattr(self.fh, name)
 
+    @contextlib.contextmanager
     def spy(path):
-        import contextlib
-
-        @contextlib.contextmanager
-        def opened():
-            with real(path) as fh:
-                yield Counted(fh)
-        return opened()
+        with real(path) as fh:
+            yield Counted(fh)
 
     monkeypatch.setattr(records, "open_binary", spy)
+    return reads
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_framed_protobuf_file_is_decoded_a_message_at_a_time_on_every_core(tmp_path, monkeypatch, gz, workers):
+    """The Collector's framed files are read a message at a time (the whole file was read into memory), and a large
+    one is decoded by worker processes: the same lines either way; a frame cut short fails the file, naming it."""
+    from workbench.io.ingest import IngestError
+
+    p, msgs, want = _framed_file(tmp_path, 40, gz)
+    reads = _count_reads(monkeypatch)
     monkeypatch.setattr(otlp_proto, "PARALLEL_BYTES", 1)
     monkeypatch.setattr(otlp_proto, "WORKER_BYTES", 3000)
     out = tmp_path / "out.jsonl"
     count, longest = otlp_proto.file_to_jsonl(p, out, workers=workers)
     assert out.read_bytes() == b"".join(line + b"\n" for line in want)
     assert (count, longest) == (40, max(map(len, want)))
-    assert max(reads) == max(map(len, msgs))  # a length, then its message: never more
+    assert max(got for _asked, got in reads) == max(map(len, msgs))  # a length, then its message: never more
     cut = tmp_path / "cut.pb"
     cut.write_bytes(p.read_bytes()[:-7] if not gz else gzip.compress(gzip.decompress(p.read_bytes())[:-7]))
     with pytest.raises(IngestError, match=r"cut\.pb: not a protobuf ExportTraceServiceRequest, nor a sequence"):
@@ -653,33 +658,14 @@ def test_attribute_values_of_every_kind_walk_as_protojson_does():
 def test_a_frame_length_the_file_does_not_hold_fails_without_reading_that_much(tmp_path, monkeypatch):
     """Hostile input: a frame whose length says 1 GB in a file of a few bytes is refused as not OTLP, and no read
     asks for more than 16 MB at a time; an empty frame is an empty message."""
-    from workbench.io import records
     from workbench.io.ingest import IngestError
 
     p = tmp_path / "liar.pb"
     p.write_bytes(otlp_proto.frame(b"") + b"\x3f\xff\xff\xff" + b"\x0a\x00")
-    asked = []
-    real = records.open_binary
-
-    class Counted:
-        def __init__(self, fh):
-            self.fh = fh
-
-        def read(self, n=-1):
-            asked.append(n)
-            return self.fh.read(n)
-
-    import contextlib
-
-    @contextlib.contextmanager
-    def spy(path):
-        with real(path) as fh:
-            yield Counted(fh)
-
-    monkeypatch.setattr(records, "open_binary", spy)
+    reads = _count_reads(monkeypatch)
     with pytest.raises(IngestError, match=r"liar\.pb: not a protobuf ExportTraceServiceRequest, nor a sequence"):
         otlp_proto.file_to_jsonl(p, tmp_path / "out.jsonl", workers=1)
-    assert max(asked) <= 16 << 20
+    assert max(asked for asked, _got in reads) <= 16 << 20
     ok = tmp_path / "empty_frame.pb"
     ok.write_bytes(otlp_proto.frame(b"") * 2)
     empty = otlp_proto.to_json_bytes(otlp_proto.parse_request(b""))
