@@ -164,68 +164,6 @@ def test_otel_malformed_lines_and_spans_are_quarantined_with_lines(db):
     assert call(db, "d000000000000001")["name"] == "chat ok"  # first occurrence wins
 
 
-def _otlp_line(*span_ids: str, **changes) -> str:
-    """One OTLP export line of the openai_chat span, once per id (``changes`` set on the last span)."""
-    line = json.loads((OTEL / "openai_chat.jsonl").read_text().splitlines()[0])
-    scope = line["resourceSpans"][0]["scopeSpans"][0]
-    span = scope["spans"][0]
-    scope["spans"] = [dict(span, spanId=i) for i in span_ids]
-    scope["spans"][-1].update(changes)
-    return json.dumps(line)
-
-
-CLEAN_OTLP = [_otlp_line("a000000000000001", "a000000000000002"), "", '{"resourceSpans": []}',
-              _otlp_line("a000000000000003")]
-OTLP_ONE_READ = {  # lines of the file, lines loaded before it, whether it goes in in one read, counts
-    "clean": (CLEAN_OTLP, [], True, (3, 3, 0, 0)),
-    "a line that is not JSON": (CLEAN_OTLP + ["{bad"], [], False, (4, 3, 0, 1)),
-    "a span to quarantine": (CLEAN_OTLP + [_otlp_line("a000000000000004", endTimeUnixNano="1")], [], False,
-                             (4, 3, 0, 1)),
-    "a span id repeated in the file": (CLEAN_OTLP + [_otlp_line("a000000000000001")], [], False, (4, 3, 1, 0)),
-    "a span the table holds": (CLEAN_OTLP, [_otlp_line("a000000000000002")], False, (3, 2, 1, 0)),
-    "a line with the reserved bytes": (CLEAN_OTLP + [_otlp_line("a000000000000005", name="x@y").replace(
-        "x@y", "x\x1e\x1fy")], [], False, (4, 3, 0, 1)),
-}
-
-
-@pytest.mark.parametrize("case", sorted(OTLP_ONE_READ))
-def test_an_otlp_file_read_on_all_cores_loads_as_read_in_line_order(tmp_path, monkeypatch, case):
-    """A clean OTLP JSON file is read without line numbers (on all cores) and inserted in one read; any other is
-    loaded in line order, as before: both give the same rows, counts and quarantine."""
-    import workbench.io.ingest as ing
-
-    lines, before, clean, want = OTLP_ONE_READ[case]
-    p, first = tmp_path / "spans.jsonl", tmp_path / "before.jsonl"
-    p.write_text("\n".join(lines) + "\n")
-    first.write_text("\n".join(before) + "\n")
-    one_read = ing._straight
-    went = []
-
-    def spy(*args):
-        loaded = one_read(*args)
-        went.append(loaded is not None)
-        return loaded
-
-    out = []
-    for ordered in (False, True):
-        monkeypatch.setattr(ing, "_straight", (lambda *a: None) if ordered else spy)
-        d = wb.connect(":memory:")
-        if before:
-            ingest(d, first, progress=False)
-        went.clear()
-        s = ingest(d, p, progress=False)
-        check_invariant(s)
-        cols = [c[0] for c in d.duckdb.execute("describe calls").fetchall() if c[0] != "ingest_run_id"]
-        out.append(([s.files[0][k] for k in COUNTS], s.reasons,
-                    d.duckdb.execute(f"select {', '.join(cols)} from calls order by all").fetchall(),
-                    d.duckdb.execute("select line_no, field, reason, raw from quarantine order by all").fetchall()))
-        d.close()
-        if not ordered:
-            assert went == [clean]
-    assert out[0] == out[1]
-    assert tuple(out[0][0]) == want
-
-
 def test_long_lines_pick_the_line_limit_and_one_over_the_largest_is_quarantined(db, tmp_path, monkeypatch):
     import workbench.io.ingest as ing
 

@@ -231,7 +231,7 @@ def load_straight_and_staged(tmp_path: Path, monkeypatch, path: Path, mapping: d
                 s = ing.ingest(db, path, format=fmt, mapping=mapping, progress=False).as_dict()
             except ing.IngestError as exc:
                 s = str(exc)
-            t = mapping["table"]
+            t = mapping["table"] if mapping else "calls"
             cols = [c[0] for c in db.duckdb.execute(f"describe {t}").fetchall() if c[0] != "ingest_run_id"]
             rows = db.duckdb.execute(f"select {', '.join(cols)} from {t} order by all").fetchall()
             q = db.duckdb.execute("select line_no, field, reason, raw from quarantine order by line_no").fetchall()
@@ -363,7 +363,7 @@ def test_key_passes_follow_the_rows_and_the_memory_limit():
 # ----------------------------------------------------------------------------------- a clean file in one read
 
 def load_files_both_ways(tmp_path: Path, monkeypatch, files: list[tuple[str, str]], fmt: str = "jsonl",
-                         mapping: dict = CALLS_MAP):
+                         mapping: dict | None = CALLS_MAP):
     """Load the files (name, text) one after the other into one database, with the one-read load allowed and with
     it refused (every file surveyed first); return both results (per file: summary, then the table and the
     quarantine) and, per file, whether it went in in one read."""
@@ -393,7 +393,7 @@ def load_files_both_ways(tmp_path: Path, monkeypatch, files: list[tuple[str, str
                 except ing.IngestError as exc:
                     s = str(exc)
                 got.append(s)
-            t = mapping["table"]
+            t = mapping["table"] if mapping else "calls"
             cols = [c[0] for c in db.duckdb.execute(f"describe {t}").fetchall() if c[0] != "ingest_run_id"]
             got.append(db.duckdb.execute(f"select {', '.join(cols)} from {t} order by all").fetchall())
             got.append(db.duckdb.execute("select line_no, field, reason, raw from quarantine order by all").fetchall())
@@ -405,6 +405,46 @@ def load_files_both_ways(tmp_path: Path, monkeypatch, files: list[tuple[str, str
 
 def lines(*recs: str) -> str:
     return "\n".join(recs) + "\n"
+
+
+OTEL = Path(__file__).parent / "data" / "otel"
+
+
+def _otlp_line(*span_ids: str, **changes) -> str:
+    """One OTLP export line of the openai_chat span, once per id (``changes`` set on the last span)."""
+    line = json.loads((OTEL / "openai_chat.jsonl").read_text().splitlines()[0])
+    scope = line["resourceSpans"][0]["scopeSpans"][0]
+    span = scope["spans"][0]
+    scope["spans"] = [dict(span, spanId=i) for i in span_ids]
+    scope["spans"][-1].update(changes)
+    return json.dumps(line)
+
+
+CLEAN_OTLP = [_otlp_line("a000000000000001", "a000000000000002"), "", '{"resourceSpans": []}',
+              _otlp_line("a000000000000003")]
+OTLP_ONE_READ = {  # lines of the file, lines loaded before it, whether it goes in in one read, counts
+    "clean": (CLEAN_OTLP, [], True, (3, 3, 0, 0)),
+    "a line that is not JSON": (CLEAN_OTLP + ["{bad"], [], False, (4, 3, 0, 1)),
+    "a span to quarantine": (CLEAN_OTLP + [_otlp_line("a000000000000004", endTimeUnixNano="1")], [], False,
+                             (4, 3, 0, 1)),
+    "a span id repeated in the file": (CLEAN_OTLP + [_otlp_line("a000000000000001")], [], False, (4, 3, 1, 0)),
+    "a span the table holds": (CLEAN_OTLP, [_otlp_line("a000000000000002")], False, (3, 2, 1, 0)),
+    "a line with the reserved bytes": (CLEAN_OTLP + [_otlp_line("a000000000000005", name="x@y").replace(
+        "x@y", "x\x1e\x1fy")], [], False, (4, 3, 0, 1)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OTLP_ONE_READ))
+def test_an_otlp_file_read_on_all_cores_loads_as_read_in_line_order(tmp_path, monkeypatch, case):
+    """A clean OTLP JSON file is read without line numbers (on all cores) and inserted in one read; any other is
+    loaded in line order, as before: both give the same rows, counts and quarantine."""
+    spans, before, clean, want = OTLP_ONE_READ[case]
+    files = ([("before.jsonl", lines(*before))] if before else []) + [("spans.jsonl", lines(*spans))]
+    a, b, one_read = load_files_both_ways(tmp_path, monkeypatch, files, fmt="otel", mapping=None)
+    assert a == b
+    s = a[len(files) - 1]
+    assert (s["read"], s["inserted"], s["duplicates"], s["quarantined"]) == want
+    assert one_read[-1] is clean
 
 
 def test_a_clean_file_goes_in_in_one_read_without_a_survey(tmp_path, monkeypatch):
