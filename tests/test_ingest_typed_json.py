@@ -544,6 +544,17 @@ def loaded(path: Path, mapping: dict):
         db.close()
 
 
+def by_number_and_by_text(monkeypatch, as_text: tuple, load):
+    """``load()`` twice: Parquet numbers typed from their value, then from their text (``as_text``: the name in
+    ingest and the value that sends every column through its text); also the ``numbers`` of each Parquet source."""
+    numbers = []
+    real = ing._parquet_source
+    monkeypatch.setattr(ing, "_parquet_source", lambda *a: numbers.append((src := real(*a)).numbers) or src)
+    by_number = load()
+    monkeypatch.setattr(ing, *as_text)
+    return numbers, [by_number, load()]
+
+
 def test_parquet_numbers_load_the_same_as_their_text(tmp_path, monkeypatch):
     """A Parquet DOUBLE or integer column mapped to a numeric or epoch column is typed from its value, not from its
     text: the same rows, quarantine (reasons name the same text) and counts as through the text, on the values where
@@ -572,14 +583,7 @@ def test_parquet_numbers_load_the_same_as_their_text(tmp_path, monkeypatch):
         "input_tokens": "input", "output_tokens": "output", "attempt": "att",
         "end_ts": {"field": "end_ms", "unit": "ms"}, "cost_usd": "cost", "status": {"value": "ok"},
         "model": {"field": "id", "default": "m"}}}
-    numbers = []
-    real = ing._parquet_source
-    monkeypatch.setattr(ing, "_parquet_source", lambda *a: numbers.append((src := real(*a)).numbers) or src)
-    out = []
-    for as_text in (False, True):
-        if as_text:
-            monkeypatch.setattr(ing, "_PARQUET_NUMBERS", {})
-        out.append(loaded(p, mapping))
+    numbers, out = by_number_and_by_text(monkeypatch, ("_PARQUET_NUMBERS", {}), lambda: loaded(p, mapping))
     assert numbers[0] == {"ts": "DOUBLE", "latency_ms": "DOUBLE", "input_tokens": "INTEGER",
                           "output_tokens": "DOUBLE", "attempt": "INTEGER", "end_ts": "INTEGER"}
     assert numbers[1] == {}
@@ -657,14 +661,8 @@ def test_parquet_decimals_load_the_same_as_their_text(tmp_path, monkeypatch):
         "end_ts": {"field": "end_ms", "unit": "ms"}, "status": {"value": "ok"}}}
     mapping_ns = {"table": "calls", "columns": {"call_id": "id", "ts": {"field": "ns", "unit": "ns"},
                                                 "status": {"value": "ok"}}}
-    numbers = []
-    real = ing._parquet_source
-    monkeypatch.setattr(ing, "_parquet_source", lambda *a: numbers.append((src := real(*a)).numbers) or src)
-    out = []
-    for as_text in (False, True):
-        if as_text:
-            monkeypatch.setattr(ing, "_parquet_number_kind", lambda typ: None)
-        out.append([loaded(p, m) for m in (mapping, mapping_ns)])
+    numbers, out = by_number_and_by_text(monkeypatch, ("_parquet_number_kind", lambda typ: None),
+                                         lambda: [loaded(p, m) for m in (mapping, mapping_ns)])
     assert numbers[0] == {"ts": "DECIMAL:2", "latency_ms": "DECIMAL:3", "input_tokens": "DECIMAL:0",
                           "output_tokens": "DECIMAL:2", "cost_usd": "DECIMAL:9", "end_ts": "DECIMAL:0"}
     assert numbers[1] == {"ts": "DECIMAL:0"} and numbers[2] == numbers[3] == {}
