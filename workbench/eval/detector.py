@@ -41,7 +41,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections import Counter, OrderedDict
-from itertools import chain, compress, filterfalse, islice
+from itertools import chain, compress, filterfalse, islice, repeat
 from operator import and_, not_
 from dataclasses import dataclass
 from pathlib import Path
@@ -525,21 +525,26 @@ def _prepare_passage(text: str) -> _Passage:
     _CACHE_STATS["misses"] += 1
     sentences = _context_sentences(text)
     lowers = list(map(str.lower, sentences))
-    afind, ufind = _TOKEN_ASCII_RE.findall, _TOKEN_RE.findall
-    toks = [afind(low) if low.isascii() else ufind(low) for low in lowers]
-    # Content stems per sentence, by one C-level map over its tokens on the (warm) token -> stem map.
+    # An ASCII passage (the usual case) is tokenised by one C-level map; otherwise sentence by sentence.
+    if text.isascii():
+        toks = list(map(_TOKEN_ASCII_RE.findall, lowers))
+    else:
+        afind, ufind = _TOKEN_ASCII_RE.findall, _TOKEN_RE.findall
+        toks = [afind(low) if low.isascii() else ufind(low) for low in lowers]
+    # Content stems per sentence, by C-level maps over its tokens on the (warm) token -> stem map, stopwords
+    # (mapped to _STOP) dropped; Python visits only a sentence with a token the map does not hold yet (None).
     get, stop = _CONTENT_STEM.get, _STOP
     sentsets = [set(map(get, ts)) for ts in toks]
-    for i, ss in enumerate(sentsets):
+    for _ in map(set.discard, sentsets, repeat(stop)):
+        pass
+    for i in compress(range(len(sentsets)), map(set.__contains__, sentsets, repeat(None))):
+        ts = toks[i]  # first sight of some tokens: stem (only) them in Python, remember them
+        for _ in map(_content_stem, filterfalse(_CONTENT_STEM.__contains__, ts)):
+            pass
+        ss = sentsets[i] = set(map(get, ts))
         ss.discard(stop)
-        if None in ss:  # first sight of some tokens: stem (only) them in Python, remember them
-            ts = toks[i]
-            for _ in map(_content_stem, filterfalse(_CONTENT_STEM.__contains__, ts)):
-                pass
-            ss = sentsets[i] = set(map(get, ts))
-            ss.discard(stop)
-            if None in ss:  # the map is full: stem them all in Python
-                sentsets[i] = {st for st in map(_content_stem, ts) if st != stop}
+        if None in ss:  # the map is full: stem them all in Python
+            sentsets[i] = {st for st in map(_content_stem, ts) if st != stop}
     # N-grams (looked up in the token line) run across sentence ends inside a passage (harmless: an answer n-gram
     # rarely spans one).
     p = _Passage(sentences, lowers, toks, sentsets, "\n".join(lowers))
