@@ -339,6 +339,24 @@ def test_number_words_and_digits_support_each_other():
     assert detect("The team won four titles.", ctx).claims[0].reason == "number four not in context"
 
 
+@pytest.mark.parametrize("answer, context", [
+    ("There are 750 episodes of Pokemon.", "There are 750 episodes of Pokémon."),  # the accent dropped by the answer
+    ("The Pokémon series has 750 episodes.", "The Pokemon series has 750 episodes."),  # or added
+    ("The Zürich office of Nestlé opened in 2019.", "The Zu\u0308rich office of Nestle\u0301 opened in 2019."),  # NFD
+    ("Cornerback Josh Norman criticized the league.",  # a context scraped from HTML, soft hyphens as references
+     "Cor&shy;ner&shy;back Josh Norman crit&shy;i&shy;cized the league."),
+    ("Cornerback Josh Norman criticized the league.", "Cor\u00adner\u00adback Josh Nor\u200bman criticized the league."),
+    ("Rock & roll began in Memphis in 1954.", "Rock &amp; roll began in Memphis in 1954."),
+    ("It opened on 5 May 2020 with an ﬁnal budget.", "It opened on ５ May ２０２０ with an final budget."),
+])
+def test_accents_html_references_and_invisible_characters_do_not_make_a_copied_answer_unsupported(answer, context):
+    # Before: "pokemon" and "pokémon", "cor&shy;ner&shy;back" and "cornerback", "２０２０" and "2020" were different
+    # words: the copied answer got unsupported words, novel bigrams, a missing name or number, and a higher score.
+    d = detect(answer, [context])
+    assert [(c.support, c.reason) for c in d.claims] == [(1.0, None)] * len(d.claims)
+    assert d.score == pytest.approx(detect(answer, [answer]).score, abs=1e-12)
+
+
 def test_deterministic_across_processes_and_hash_seeds():
     # Set iteration order changes with PYTHONHASHSEED; the detector must not depend on it.
     import subprocess
@@ -374,8 +392,8 @@ def test_progress_bar_only_on_request_and_only_on_a_terminal(monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------
-# Pinned outputs: speed work must not change a score, a label or a claim (DETECTOR_VERSION 2.0.0;
-# re-recorded for 2.0.0 from the 2.0.0 detector: new features and weights change every score)
+# Pinned outputs: speed work must not change a score, a label or a claim (DETECTOR_VERSION 2.1.0;
+# re-recorded for each new version: a change of the algorithm or the weights moves the scores)
 # ---------------------------------------------------------------------------------------------
 
 _PINNED_CASES = [
@@ -392,9 +410,10 @@ _PINNED_CASES = [
     ("Prof. Lee wrote three books about whales. He never visited Antarctica. Is it true?",
      ["Prof. Lee (born 1950) wrote two books about whales and dolphins. He visited Antarctica twice."], None),
 ]
-# (score, label, claims as (text, support, evidence, reason)), recorded for 2.0.0.
+# (score, label, claims as (text, support, evidence, reason)), recorded for 2.1.0 (2.0.0 gave the same claims;
+# the scores moved by under 0.001 with the weights refitted after words were first folded: see detector._fold).
 _PINNED = [
-    (0.6091361829629307, 1, [
+    (0.6085592792542047, 1, [
         (
             "The Eiffel Tower was completed in 1887 by Gustave Eiffel's company",
             0.4167,
@@ -408,7 +427,7 @@ _PINNED = [
             None,
         ),
     ]),
-    (0.37738548490230156, 0, [
+    (0.37738976128723317, 0, [
         (
             "Dr. Smith didn't approve the budget",
             0.8,
@@ -422,7 +441,7 @@ _PINNED = [
             None,
         ),
     ]),
-    (0.8371610725643663, 1, [
+    (0.8370473345090559, 1, [
         (
             'Café Zoë’s owner, José, opened it in São Paulo in 1999 – it serves economic lunches to twelve guests.',
             0.4904,
@@ -430,7 +449,7 @@ _PINNED = [
             "number 'twelve' not in its evidence sentence",
         ),
     ]),
-    (0.9651217892691091, 1, [
+    (0.9650014263874322, 1, [
         (
             'Prof. Lee wrote three books about whales.',
             0.4167,
@@ -455,7 +474,7 @@ _PINNED = [
 
 @pytest.mark.parametrize("case, expected", list(zip(_PINNED_CASES, _PINNED)))
 def test_outputs_are_pinned(case, expected):
-    assert D.DETECTOR_VERSION == "2.0.0"  # a new version may change these numbers: re-record them
+    assert D.DETECTOR_VERSION == "2.1.0"  # a new version may change these numbers: re-record them
     d = detect(*case)
     score, label, claims = expected
     assert abs(d.score - score) <= 1e-12

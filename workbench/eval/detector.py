@@ -3,14 +3,14 @@
 The detector needs no LLM, no network and no GPU, and is deterministic. It
 
 1. splits an answer into claims (sentences, then clauses at ``;``, ``, but`` and dashes);
-2. scores each claim's support in the contexts: the share of its content words (lightly stemmed,
-   stopwords and summary boilerplate removed; "I"/"you" kept, since personal claims cannot be
-   grounded) found in the contexts, with half credit for a shared word family (same 5-letter
-   prefix) and for words echoed from the question; plus hard checks that every number (by value:
-   "1,200,000" = "1.2 million"), every capitalised name and the polarity (negation) of the claim
-   agree with its best supporting sentence;
-3. maps seven interpretable answer-level features (``FEATURES``) through a tiny logistic regression
-   into a calibrated probability that the answer contains an unsupported claim.
+2. scores each claim's support in the contexts, matching words lower-cased with accents, HTML character references
+   and invisible characters folded (:func:`_fold`): the share of its content words (lightly stemmed, stopwords and
+   summary boilerplate removed; "I"/"you" kept, since personal claims cannot be grounded) found in the contexts, with
+   half credit for a shared word family (same 5-letter prefix) and for words echoed from the question; word bigrams
+   and trigrams absent from the contexts; plus hard checks that every number (by value: "1,200,000" = "1.2 million"),
+   every capitalised name and the polarity (negation, antonyms) of the claim agree with its best supporting sentence;
+3. maps interpretable answer-level features (``FEATURES``) through a small non-negative logistic regression into a
+   calibrated probability that the answer contains an unsupported claim.
 
 Naming follows the rest of the workbench: the detection ``score`` is a probability in [0, 1] where
 **higher means more likely hallucinated**; a claim's ``support`` is in [0, 1] where **higher means
@@ -18,9 +18,9 @@ better supported**.
 
 The weights ship in ``_detector_weights.json`` next to this module, fitted by
 ``benchmarks/bench_detector.py --fit`` on ``halu_dev.jsonl`` (HaluEval-QA, MIT; BEGIN, CC BY 4.0 /
-CDLA-Sharing): L2-penalised, non-negative coefficients (each feature means "less support"), both
-sources weighted equally, then Platt-scaled for calibration. Trained on one source and tested on the
-other it keeps AUROC 0.94-0.96 (numbers in the weights file). :data:`DETECTOR_VERSION` must change
+CDLA-Sharing) and ``halu_contrastive.jsonl``: non-negative coefficients (each feature means "less support"), the
+features chosen on leave-one-source-out AUROC only, sources weighted equally, then Platt-scaled for calibration (the
+leave-one-source-out figures are in the weights file and the README). :data:`DETECTOR_VERSION` must change
 whenever the algorithm or the weights change, so that stored scores get recomputed; loading refuses
 a weights file fitted for another version.
 
@@ -34,11 +34,13 @@ from __future__ import annotations
 from workbench.errors import ParameterError, ParameterTypeError
 
 from workbench._gc import paused
+import html
 import json
 import math
 import re
 import sys
 import time
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections import Counter, OrderedDict
 from itertools import chain, compress, filterfalse, islice, repeat
@@ -104,6 +106,32 @@ _TOKEN_RE = re.compile(r"\w+(?:[.,:'’]\w+)*%?")
 # the greedy first try always succeeds and nothing is ever backtracked into (a possessive final "%?"
 # saves pushing a backtrack point per token: ~5% faster).
 _TOKEN_ASCII_RE = re.compile(r"[0-9A-Z_a-z]++(?:[.,:'][0-9A-Z_a-z]++)*+%?+")
+
+
+# Characters that only break a word: soft hyphen, zero-width space / non-joiner / joiner, word joiner, BOM.
+_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
+_LATIN_MARKS_RE = re.compile("[\u0300-\u036f]+")  # the combining accents of Latin, Greek and Cyrillic letters
+
+
+def _fold(text: str) -> str:
+    """The form in which the detector matches words: lower-cased, with HTML character references decoded (contexts
+    scraped from web pages hold ``&amp;`` and ``cor&shy;ner&shy;back``), soft hyphens and zero-width characters
+    removed, accents folded and compatibility forms unified, so that "Pokémon" and "pokemon", "Zürich" typed as one
+    character or as "u" and a combining mark, "２０２０" and "2020", "ﬁnal" and "final" are the same word.
+
+    Answers and contexts go through the same folding; claims and evidence are shown as written. ASCII text without
+    ``&`` is only lower-cased.
+
+    >>> _fold("Cor&shy;ner&shy;back Pokémon ２０２０")
+    'cornerback pokemon 2020'
+    """
+    if "&" in text:
+        text = html.unescape(text)
+    low = text.lower()
+    if low.isascii():
+        return low
+    low = _LATIN_MARKS_RE.sub("", unicodedata.normalize("NFKD", low.translate(_INVISIBLE)))
+    return unicodedata.normalize("NFKC", low)  # marks of other scripts composed again (Japanese voicing, Hangul)
 
 
 def _tokens(low: str) -> list[str]:
@@ -524,11 +552,13 @@ def _prepare_passage(text: str) -> _Passage:
         return got
     _CACHE_STATS["misses"] += 1
     sentences = _context_sentences(text)
-    lowers = list(map(str.lower, sentences))
-    # An ASCII passage (the usual case) is tokenised by one C-level map; otherwise sentence by sentence.
-    if text.isascii():
+    # An ASCII passage without "&" (the usual case) is lower-cased and tokenised by C-level maps; otherwise each
+    # sentence is folded (:func:`_fold`) and tokenised by the pattern its folded text needs.
+    if text.isascii() and "&" not in text:
+        lowers = list(map(str.lower, sentences))
         toks = list(map(_TOKEN_ASCII_RE.findall, lowers))
     else:
+        lowers = list(map(_fold, sentences))
         afind, ufind = _TOKEN_ASCII_RE.findall, _TOKEN_RE.findall
         toks = [afind(low) if low.isascii() else ufind(low) for low in lowers]
     # Content stems per sentence, by C-level maps over its tokens on the (warm) token -> stem map, stopwords
@@ -558,7 +588,7 @@ def _prepare_source(contexts: Sequence[str], question: str | None) -> _Source:
     ps = [_prepare_passage(c) for c in contexts]
     q_stems: set[str] = set()
     if question:
-        q_stems = {t for t in _content_stems(set(_tokens(question.lower()))) if not t[0].isdigit()}
+        q_stems = {t for t in _content_stems(set(_tokens(_fold(question)))) if not t[0].isdigit()}
     if len(ps) == 1:
         p = ps[0]
         return _Source(p.stems, q_stems, p.sentences, p.sentsets, p.toks, p.lowers, p.text, ps)
@@ -670,7 +700,7 @@ def _clause_negated(sentence: str, claim_stems: set[str]) -> bool:
     against female players; women would be allowed if ..."): compare polarity clause to clause.
     """
     best_hits, best_neg = -1, False
-    for clause in _EVIDENCE_CLAUSE_RE.split(_NOT_NEGATION_RE.sub(" ", sentence.lower())):
+    for clause in _EVIDENCE_CLAUSE_RE.split(_NOT_NEGATION_RE.sub(" ", _fold(sentence))):
         toks = _tokens(clause)
         n = sum(1 for t in toks if t not in _STOPWORDS and _stem(t) in claim_stems)
         if n > best_hits:
@@ -741,7 +771,7 @@ def _number_in(value: float, src: _Source, tried: str = "") -> bool:
 def _score_claim(text: str, src: _Source, align: bool = True) -> _ClaimStats:
     # Set algebra on unique words does the bulk of the work in C; Python only visits the few
     # words that are missing from the contexts, and the numbers.
-    tl = text.lower()
+    tl = _fold(text)
     lows = _tokens(tl)
     low_set = set(lows)
     stems = src.stems
@@ -830,7 +860,7 @@ def _score_claim(text: str, src: _Source, align: bool = True) -> _ClaimStats:
         caps = _CAP_RE.findall(text)
         for k, tok in enumerate(caps):
             initial = k == 0 and text.lstrip().startswith(tok)
-            if tok.lower() in hard_missing and (not initial or tok.isupper() and len(tok) > 1):
+            if _fold(tok) in hard_missing and (not initial or tok.isupper() and len(tok) > 1):
                 bad_entities.append(tok)
     lex = credit / content if content else 1.0
     evidence = ""
@@ -907,7 +937,7 @@ def _score_claim(text: str, src: _Source, align: bool = True) -> _ClaimStats:
         caps = [c for k, c in enumerate(_CAP_RE.findall(text)) if k or not text.lstrip().startswith(c)]
         if caps and evidence[1:] != evidence[1:].lower():
             for tok in dict.fromkeys(caps):
-                lt = tok.lower()
+                lt = _fold(tok)
                 if tok not in bad_entities and lt not in _STOPWORDS and lt not in ev_toks and lt in stems \
                         and lt not in src.question_stems:
                     misplaced.append(tok)
