@@ -357,6 +357,42 @@ def test_accents_html_references_and_invisible_characters_do_not_make_a_copied_a
     assert d.score == pytest.approx(detect(answer, [answer]).score, abs=1e-12)
 
 
+_ORDER = "Order 1182: shipped 2020-03-05, carrier DHL."
+
+
+@pytest.mark.parametrize("answer, context", [
+    ("Order 1182 shipped on March 5, 2020.", _ORDER),  # a database's ISO date, written out by the answer
+    ("Order 1182 shipped on Thursday, March 5, 2020.", _ORDER),  # with the weekday that date was
+    ("Order 1182 shipped in March 2020.", _ORDER),  # less precise than the context: still what it says
+    ("Order 1182 shipped on March 5.", _ORDER),
+    ("The order shipped on 5 March 2020.", "The order shipped on March 5, 2020 by DHL."),
+    ("The order shipped on 2020-03-05.", "The order shipped on March 5, 2020 by DHL."),
+    ("The order shipped on 03/05/2020.", "The order shipped on March 5, 2020 by DHL."),  # day and month either way
+    ("The order shipped on 05.03.2020.", "The order shipped on March 5, 2020 by DHL."),
+    ("The meeting is on Mar. 5th.", "The meeting is on March 5."),
+    ("The meeting is on the 5th of March.", "The meeting is on March 5."),
+    ("It shipped on March 5, 2020.", "It shipped on March 5. That was in 2020."),  # the year elsewhere
+])
+def test_a_date_the_context_states_in_another_form_supports_the_claim(answer, context):
+    # Before: "March 5, 2020" against "2020-03-05" gave "number 5 not in context" and "entity 'March' not in
+    # context", and a score as high as for a wrong date.
+    d = detect(answer, [context])
+    assert [(c.support, c.reason) for c in d.claims] == [(1.0, None)]
+
+
+@pytest.mark.parametrize("answer, reason", [
+    ("Order 1182 shipped on March 6, 2020.", "date 'March 6, 2020' not in context"),
+    ("Order 1182 shipped on March 5, 2021.", "date 'March 5, 2021' not in context"),
+    ("Order 1182 shipped in April 2020.", "date 'April 2020' not in context"),
+    ("Order 1182 shipped on Friday, March 5, 2020.", "date 'Friday, March 5, 2020' not in context"),
+    ("Order 1182 shipped on 2020-05-03.", "date '2020-05-03' not in context"),
+])
+def test_a_date_the_context_does_not_state_is_flagged_as_a_date(answer, reason):
+    d = detect(answer, [_ORDER])
+    assert d.claims[0].reason == reason
+    assert d.score > detect("Order 1182 shipped on March 5, 2020.", [_ORDER]).score + 0.3
+
+
 def test_deterministic_across_processes_and_hash_seeds():
     # Set iteration order changes with PYTHONHASHSEED; the detector must not depend on it.
     import subprocess
@@ -410,10 +446,10 @@ _PINNED_CASES = [
     ("Prof. Lee wrote three books about whales. He never visited Antarctica. Is it true?",
      ["Prof. Lee (born 1950) wrote two books about whales and dolphins. He visited Antarctica twice."], None),
 ]
-# (score, label, claims as (text, support, evidence, reason)), recorded for 2.1.0 (2.0.0 gave the same claims;
-# the scores moved by under 0.001 with the weights refitted after words were first folded: see detector._fold).
+# (score, label, claims as (text, support, evidence, reason)), recorded for 2.2.0 (2.0.0 gave the same claims; the
+# scores moved by under 0.002 with the weights refitted after words were folded, 2.1.0, and dates read, 2.2.0).
 _PINNED = [
-    (0.6085592792542047, 1, [
+    (0.6103841364491711, 1, [
         (
             "The Eiffel Tower was completed in 1887 by Gustave Eiffel's company",
             0.4167,
@@ -427,7 +463,7 @@ _PINNED = [
             None,
         ),
     ]),
-    (0.37738976128723317, 0, [
+    (0.37791551017477376, 0, [
         (
             "Dr. Smith didn't approve the budget",
             0.8,
@@ -441,7 +477,7 @@ _PINNED = [
             None,
         ),
     ]),
-    (0.8370473345090559, 1, [
+    (0.8385066253686912, 1, [
         (
             'Café Zoë’s owner, José, opened it in São Paulo in 1999 – it serves economic lunches to twelve guests.',
             0.4904,
@@ -449,7 +485,7 @@ _PINNED = [
             "number 'twelve' not in its evidence sentence",
         ),
     ]),
-    (0.9650014263874322, 1, [
+    (0.9656409864243107, 1, [
         (
             'Prof. Lee wrote three books about whales.',
             0.4167,
@@ -474,7 +510,7 @@ _PINNED = [
 
 @pytest.mark.parametrize("case, expected", list(zip(_PINNED_CASES, _PINNED)))
 def test_outputs_are_pinned(case, expected):
-    assert D.DETECTOR_VERSION == "2.1.0"  # a new version may change these numbers: re-record them
+    assert D.DETECTOR_VERSION == "2.2.0"  # a new version may change these numbers: re-record them
     d = detect(*case)
     score, label, claims = expected
     assert abs(d.score - score) <= 1e-12
