@@ -393,6 +393,28 @@ def test_a_date_the_context_does_not_state_is_flagged_as_a_date(answer, reason):
     assert d.score > detect("Order 1182 shipped on March 5, 2020.", [_ORDER]).score + 0.3
 
 
+@pytest.mark.parametrize("answer, context", [
+    ("Revenue was $1.2M in 2023.", "Revenue in 2023 was $1,200,000."),
+    ("Revenue was 1.2m dollars in 2023.", "Revenue in 2023 was 1.2 million dollars."),
+    ("Revenue was $3.4bn in 2023.", "Revenue in 2023 was 3.4 billion dollars."),
+    ("The plan costs $12k a year.", "The plan costs $12,000 per year."),
+    ("Revenue was $1.2 million in 2023.", "Revenue in 2023 was $1.2M."),  # and the other way round
+    ("The plan costs $12,000 a year.", "The plan costs $12K per year."),
+    ("The mast is 5 m tall.", "The mast is 5 metres tall."),  # a unit, not a multiplier: read as written
+])
+def test_a_number_with_a_k_m_or_bn_suffix_is_judged_by_its_value(answer, context):
+    # Before: "$1.2M" against "$1,200,000" gave "number 1.2 not in context", "$12k" "number 12 not in context".
+    assert [(c.support, c.reason) for c in detect(answer, [context]).claims] == [(1.0, None)]
+
+
+@pytest.mark.parametrize("answer, reason", [
+    ("Revenue was $1.3M in 2023.", "number 1.3m not in context"),
+    ("Revenue was $1.2bn in 2023.", "number 1.2bn not in context"),
+])
+def test_a_suffixed_number_the_context_does_not_state_is_flagged(answer, reason):
+    assert detect(answer, ["Revenue in 2023 was $1,200,000."]).claims[0].reason == reason
+
+
 def test_deterministic_across_processes_and_hash_seeds():
     # Set iteration order changes with PYTHONHASHSEED; the detector must not depend on it.
     import subprocess
@@ -446,8 +468,9 @@ _PINNED_CASES = [
     ("Prof. Lee wrote three books about whales. He never visited Antarctica. Is it true?",
      ["Prof. Lee (born 1950) wrote two books about whales and dolphins. He visited Antarctica twice."], None),
 ]
-# (score, label, claims as (text, support, evidence, reason)), recorded for 2.2.0 (2.0.0 gave the same claims; the
-# scores moved by under 0.002 with the weights refitted after words were folded, 2.1.0, and dates read, 2.2.0).
+# (score, label, claims as (text, support, evidence, reason)), recorded for 2.2.0, the same in 2.3.0 (2.0.0 gave the
+# same claims; the scores moved by under 0.002 with the weights refitted after words were folded, 2.1.0, and dates
+# read, 2.2.0).
 _PINNED = [
     (0.6103841364491711, 1, [
         (
@@ -510,7 +533,7 @@ _PINNED = [
 
 @pytest.mark.parametrize("case, expected", list(zip(_PINNED_CASES, _PINNED)))
 def test_outputs_are_pinned(case, expected):
-    assert D.DETECTOR_VERSION == "2.2.0"  # a new version may change these numbers: re-record them
+    assert D.DETECTOR_VERSION == "2.3.0"  # a new version may change these numbers: re-record them
     d = detect(*case)
     score, label, claims = expected
     assert abs(d.score - score) <= 1e-12

@@ -7,9 +7,10 @@ The detector needs no LLM, no network and no GPU, and is deterministic. It
    and invisible characters folded (:func:`_fold`): the share of its content words (lightly stemmed, stopwords and
    summary boilerplate removed; "I"/"you" kept, since personal claims cannot be grounded) found in the contexts, with
    half credit for a shared word family (same 5-letter prefix) and for words echoed from the question; word bigrams
-   and trigrams absent from the contexts; plus hard checks that every number (by value: "1,200,000" = "1.2 million"),
-   every date (by value: "March 5, 2020" = "2020-03-05"; a weekday must be that date's), every capitalised name and
-   the polarity (negation, antonyms) of the claim agree with the contexts and its best supporting sentence;
+   and trigrams absent from the contexts; plus hard checks that every number (by value: "1,200,000" = "1.2 million"
+   = "$1.2M"), every date (by value: "March 5, 2020" = "2020-03-05"; a weekday must be that date's), every
+   capitalised name and the polarity (negation, antonyms) of the claim agree with the contexts and its best
+   supporting sentence;
 3. maps interpretable answer-level features (``FEATURES``) through a small non-negative logistic regression into a
    calibrated probability that the answer contains an unsupported claim.
 
@@ -228,6 +229,10 @@ for _pair in _ANTONYM_PAIRS.split(","):
     _ANTONYMS[_y] = _ANTONYMS.get(_y, frozenset()) | {_x}
 _ANTONYM_WORDS = frozenset(_ANTONYMS)
 _MULTIPLIERS = {"hundred": 100, "thousand": 1000, "million": 1000000, "billion": 1000000000}
+# Business shorthand: "$1.2M", "12k", "3.4bn" (folded text, so lower-case). "5 m" may be metres: such a number is
+# accepted as written too.
+_SUFFIXES = {"k": 10**3, "m": 10**6, "mn": 10**6, "b": 10**9, "bn": 10**9}
+_SUFFIX_MULT_RE = re.compile(r"(?<![0-9.,])([0-9]+(?:\.[0-9]+)?) ?(k|mn|m|bn|b)(?![\w.,][0-9]|\w)")
 
 _STEM_CACHE: dict[str, str] = {}
 _STEM_CACHE_MAX = 200_000
@@ -727,18 +732,21 @@ def _clause_negated(sentence: str, claim_stems: set[str]) -> bool:
 
 
 def _literal_in(tok: str, text: str) -> bool:
-    """Whether the number ``tok`` occurs verbatim in ``text`` and not inside a longer number.
+    """Whether the number ``tok`` occurs verbatim in ``text`` and not inside a longer number (nor, for one ending in
+    a letter such as "1.2m", inside a longer word: "1.2mm").
 
     A fast path: a C-level substring search saves building the context's set of number values
     (a regex pass over all of it) for the usual case of a number copied from the source.
     """
     n, size = len(tok), len(text)
+    word = tok[-1].isalpha()
     i = text.find(tok)
     while i != -1:
         j = i + n
         # Not a piece of a longer number: "3" is not in "13", "3.5" or "1,300".
         before = i > 0 and (text[i - 1].isdigit() or (i > 1 and text[i - 1] in ".," and text[i - 2].isdigit()))
-        after = j < size and (text[j].isdigit() or (j + 1 < size and text[j] in ".," and text[j + 1].isdigit()))
+        after = j < size and (text[j].isdigit() or (j + 1 < size and text[j] in ".," and text[j + 1].isdigit())
+                              or word and text[j].isalpha())
         if not before and not after:
             return True
         i = text.find(tok, i + 1)
@@ -763,6 +771,10 @@ def _number_forms(value: float) -> list[str]:
         for word, mult in (("billion", 10**9), ("million", 10**6), ("thousand", 10**3), ("hundred", 100)):
             if n >= mult and (n * 100) % mult == 0:
                 forms += [f"{n / mult:g} {word}", f"{n / mult:,g} {word}"]
+        for suffix in ("bn", "b", "m", "k"):
+            mult = _SUFFIXES[suffix]
+            if n >= mult and (n * 100) % mult == 0:
+                forms.append(f"{n / mult:g}{suffix}")
     else:
         forms += [f"{value:g}", f"{value:g}".replace(".", ",")]
     forms += _WORD_OF.get(value, [])
@@ -910,7 +922,7 @@ def _score_claim(text: str, src: _Source, align: bool = True) -> _ClaimStats:
     word_nums = low_set.intersection(_STRONG_NUMBER_WORDS)
     # A date is one fact, judged by its value against the contexts' dates in whatever form they write them
     # ("March 5, 2020" = "2020-03-05"); its numbers, month and weekday are not judged again on their own.
-    date_words: set[str] = set()  # the tokens of the claim's dates
+    value_words: set[str] = set()  # the tokens of the claim's dates and shorthand numbers ("1.2m"), judged by value
     date_grams: list[int] = []  # the bigrams (by first token) inside a supported date
     bad_dates: set[str] = set()
     if digit_toks:
@@ -919,7 +931,7 @@ def _score_claim(text: str, src: _Source, align: bool = True) -> _ClaimStats:
             for t in _NUM_RE.findall(m.group(0)):
                 if t in digit_toks:  # (not when the date is glued to a number before it: "12,2020-03-05")
                     digit_toks.remove(t)
-            date_words.update(toks)
+            value_words.update(toks)
             units = sum(1 for t in toks if t not in _STOPWORDS)  # as many as its words weighed when read one by one
             n_num += units
             if _date_supported(m, src):
@@ -939,8 +951,15 @@ def _score_claim(text: str, src: _Source, align: bool = True) -> _ClaimStats:
             mult = [(m.group(0), _number_value(m.group(1)) * _MULTIPLIERS[m.group(2)]) for m in _MULT_RE.finditer(tl)]
         else:
             mult = []
+        # "$1.2M": 1,200,000, or 1.2 as written (metres, say); its "1.2" not on its own
+        bare: dict[str, float] = {}
+        for m in _SUFFIX_MULT_RE.finditer(tl) if digit_toks else ():
+            number = _number_value(m.group(1))
+            mult.append((m.group(0), number * _SUFFIXES[m.group(2)]))
+            bare[m.group(0)] = number
+            value_words.update(_tokens(m.group(0)))
         if mult:
-            scaled = {tok.split()[0] for tok, _ in mult}
+            scaled = {tok.split()[0] for tok, _ in mult} | {_NUM_RE.match(tok).group(0) for tok in bare}
             checks = [(t, _number_value(t)) for t in dict.fromkeys(digit_toks) if t not in scaled] + mult
             units = {tok.split()[-1] for tok, _ in mult}
             checks += [(w, _NUMBER_WORDS[w]) for w in sorted(word_nums - units, key=lows.index)]
@@ -956,14 +975,19 @@ def _score_claim(text: str, src: _Source, align: bool = True) -> _ClaimStats:
                 ok_num += 1
                 found.add(tok)
                 ok_values.append((tok, value))
+            elif tok in bare and _number_in(bare[tok], src):  # "5 m" as written: 5 (metres)
+                ok_num += 1
+                number = _NUM_RE.match(tok).group(0)
+                found.add(number)
+                ok_values.append((number, bare[tok]))
             else:
                 bad_numbers.append(tok)
 
     # Content words, counted once per stem, visited in answer order (never in set order: that
     # varies with the interpreter's hash seed and would make scores differ between processes).
     words = filterfalse(_STOPWORDS.__contains__, dict.fromkeys(lows))
-    if digit_toks or word_nums or date_words:
-        words = filterfalse(word_nums.union(digit_toks, date_words).__contains__, words)
+    if digit_toks or word_nums or value_words:
+        words = filterfalse(word_nums.union(digit_toks, value_words).__contains__, words)
     words = list(words)
     smap = dict(zip(words, map(get, words)))
     if None in smap.values():
