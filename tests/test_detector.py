@@ -415,6 +415,21 @@ def test_a_suffixed_number_the_context_does_not_state_is_flagged(answer, reason)
     assert detect(answer, ["Revenue in 2023 was $1,200,000."]).claims[0].reason == reason
 
 
+@pytest.mark.parametrize("answer, context", [
+    ("The Pro plan includes 5 GB of storage.", "Pro plan: 5GB of storage per member."),
+    ("The Pro plan includes 5GB of storage.", "Pro plan: 5 GB of storage per member."),
+    ("Latency is under 200ms.", "Latency is under 200 ms."),
+])
+def test_a_number_and_its_unit_match_written_glued_or_apart(answer, context):
+    # Before: "5 GB" against "5GB" gave "entity 'GB' not in context" (the context's word was "5gb").
+    assert [(c.support, c.reason) for c in detect(answer, [context]).claims] == [(1.0, None)]
+
+
+def test_a_unit_glued_to_another_number_does_not_support_the_claim():
+    assert detect("The Pro plan includes 5 GB of storage.", ["Pro plan: 50GB of storage per member."]).claims[0].reason \
+        == "number 5 not in context"
+
+
 def test_deterministic_across_processes_and_hash_seeds():
     # Set iteration order changes with PYTHONHASHSEED; the detector must not depend on it.
     import subprocess
@@ -468,7 +483,7 @@ _PINNED_CASES = [
     ("Prof. Lee wrote three books about whales. He never visited Antarctica. Is it true?",
      ["Prof. Lee (born 1950) wrote two books about whales and dolphins. He visited Antarctica twice."], None),
 ]
-# (score, label, claims as (text, support, evidence, reason)), recorded for 2.2.0, the same in 2.3.0 (2.0.0 gave the
+# (score, label, claims as (text, support, evidence, reason)), recorded for 2.2.0, the same in 2.3.0-2.4.0 (2.0.0 gave the
 # same claims; the scores moved by under 0.002 with the weights refitted after words were folded, 2.1.0, and dates
 # read, 2.2.0).
 _PINNED = [
@@ -533,7 +548,7 @@ _PINNED = [
 
 @pytest.mark.parametrize("case, expected", list(zip(_PINNED_CASES, _PINNED)))
 def test_outputs_are_pinned(case, expected):
-    assert D.DETECTOR_VERSION == "2.3.0"  # a new version may change these numbers: re-record them
+    assert D.DETECTOR_VERSION == "2.4.0"  # a new version may change these numbers: re-record them
     d = detect(*case)
     score, label, claims = expected
     assert abs(d.score - score) <= 1e-12

@@ -232,6 +232,9 @@ _MULTIPLIERS = {"hundred": 100, "thousand": 1000, "million": 1000000, "billion":
 # Business shorthand: "$1.2M", "12k", "3.4bn" (folded text, so lower-case). "5 m" may be metres: such a number is
 # accepted as written too.
 _SUFFIXES = {"k": 10**3, "m": 10**6, "mn": 10**6, "b": 10**9, "bn": 10**9}
+# A number and a short unit, glued or apart ("5gb", "5 gb", "30s"): matched against the contexts in either writing.
+_UNIT_RE = re.compile(r"(?<![0-9.,])([0-9]+(?:[.,][0-9]+)?) ?([a-z]{1,4})\b")
+_ORDINAL_SUFFIXES = frozenset({"st", "nd", "rd", "th"})
 _SUFFIX_MULT_RE = re.compile(r"(?<![0-9.,])([0-9]+(?:\.[0-9]+)?) ?(k|mn|m|bn|b)(?![\w.,][0-9]|\w)")
 
 _STEM_CACHE: dict[str, str] = {}
@@ -958,6 +961,15 @@ def _score_claim(text: str, src: _Source, align: bool = True) -> _ClaimStats:
             mult.append((m.group(0), number * _SUFFIXES[m.group(2)]))
             bare[m.group(0)] = number
             value_words.update(_tokens(m.group(0)))
+        # "5 gb" against a context's "5gb" (one word there), or the other way round: the unit is the context's
+        for m in _UNIT_RE.finditer(tl) if digit_toks else ():
+            number, unit = m.groups()
+            if unit in _ORDINAL_SUFFIXES or unit in _STOPWORDS:
+                continue
+            glued, apart = number + unit, " " in m.group(0)
+            if (apart and unit not in stems and _literal_in(glued, src.text)
+                    or not apart and glued not in stems and _literal_in(number + " " + unit, src.text)):
+                value_words.update((unit, glued))
         if mult:
             scaled = {tok.split()[0] for tok, _ in mult} | {_NUM_RE.match(tok).group(0) for tok in bare}
             checks = [(t, _number_value(t)) for t in dict.fromkeys(digit_toks) if t not in scaled] + mult
