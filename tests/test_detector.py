@@ -483,9 +483,9 @@ _PINNED_CASES = [
     ("Prof. Lee wrote three books about whales. He never visited Antarctica. Is it true?",
      ["Prof. Lee (born 1950) wrote two books about whales and dolphins. He visited Antarctica twice."], None),
 ]
-# (score, label, claims as (text, support, evidence, reason)), recorded for 2.2.0, the same in 2.3.0-2.4.0 (2.0.0 gave the
-# same claims; the scores moved by under 0.002 with the weights refitted after words were folded, 2.1.0, and dates
-# read, 2.2.0).
+# (score, label, claims as (text, support, evidence, reason)), recorded for 2.2.0, the same in 2.3.0-2.4.0 (2.0.0
+# gave the same claims; the scores moved by under 0.002 with the weights refitted after words were folded, 2.1.0, and
+# dates read, 2.2.0).
 _PINNED = [
     (0.6103841364491711, 1, [
         (
