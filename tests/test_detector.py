@@ -419,6 +419,8 @@ def test_a_suffixed_number_the_context_does_not_state_is_flagged(answer, reason)
     ("The Pro plan includes 5 GB of storage.", "Pro plan: 5GB of storage per member."),
     ("The Pro plan includes 5GB of storage.", "Pro plan: 5 GB of storage per member."),
     ("Latency is under 200ms.", "Latency is under 200 ms."),
+    ("Churn fell 20 percent.", "Churn fell 20%."),
+    ("Churn fell 2.5 per cent.", "Churn fell 2.5%."),
 ])
 def test_a_number_and_its_unit_match_written_glued_or_apart(answer, context):
     # Before: "5 GB" against "5GB" gave "entity 'GB' not in context" (the context's word was "5gb").
@@ -483,7 +485,7 @@ _PINNED_CASES = [
     ("Prof. Lee wrote three books about whales. He never visited Antarctica. Is it true?",
      ["Prof. Lee (born 1950) wrote two books about whales and dolphins. He visited Antarctica twice."], None),
 ]
-# (score, label, claims as (text, support, evidence, reason)), recorded for 2.2.0, the same in 2.3.0-2.4.0 (2.0.0
+# (score, label, claims as (text, support, evidence, reason)), recorded for 2.2.0, the same in 2.3.0-2.5.0 (2.0.0
 # gave the same claims; the scores moved by under 0.002 with the weights refitted after words were folded, 2.1.0, and
 # dates read, 2.2.0).
 _PINNED = [
@@ -548,7 +550,7 @@ _PINNED = [
 
 @pytest.mark.parametrize("case, expected", list(zip(_PINNED_CASES, _PINNED)))
 def test_outputs_are_pinned(case, expected):
-    assert D.DETECTOR_VERSION == "2.4.0"  # a new version may change these numbers: re-record them
+    assert D.DETECTOR_VERSION == "2.5.0"  # a new version may change these numbers: re-record them
     d = detect(*case)
     score, label, claims = expected
     assert abs(d.score - score) <= 1e-12

@@ -232,8 +232,9 @@ _MULTIPLIERS = {"hundred": 100, "thousand": 1000, "million": 1000000, "billion":
 # Business shorthand: "$1.2M", "12k", "3.4bn" (folded text, so lower-case). "5 m" may be metres: such a number is
 # accepted as written too.
 _SUFFIXES = {"k": 10**3, "m": 10**6, "mn": 10**6, "b": 10**9, "bn": 10**9}
-# A number and a short unit, glued or apart ("5gb", "5 gb", "30s"): matched against the contexts in either writing.
-_UNIT_RE = re.compile(r"(?<![0-9.,])([0-9]+(?:[.,][0-9]+)?) ?([a-z]{1,4})\b")
+# A number and a short unit, glued or apart ("5gb", "5 gb", "200ms"), or "percent": matched against the contexts in
+# either writing ("20 percent" against "20%").
+_UNIT_RE = re.compile(r"(?<![0-9.,])([0-9]+(?:[.,][0-9]+)?) ?(percent|per cent|[a-z]{1,4})\b")
 _ORDINAL_SUFFIXES = frozenset({"st", "nd", "rd", "th"})
 _SUFFIX_MULT_RE = re.compile(r"(?<![0-9.,])([0-9]+(?:\.[0-9]+)?) ?(k|mn|m|bn|b)(?![\w.,][0-9]|\w)")
 
@@ -965,6 +966,10 @@ def _score_claim(text: str, src: _Source, align: bool = True) -> _ClaimStats:
         for m in _UNIT_RE.finditer(tl) if digit_toks else ():
             number, unit = m.groups()
             if unit in _ORDINAL_SUFFIXES or unit in _STOPWORDS:
+                continue
+            if unit in ("percent", "per cent", "pct"):  # "20 percent" against "20%"
+                if _literal_in(number + "%", src.text):
+                    value_words.update(unit.split())
                 continue
             glued, apart = number + unit, " " in m.group(0)
             if (apart and unit not in stems and _literal_in(glued, src.text)
