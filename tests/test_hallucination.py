@@ -151,6 +151,32 @@ def wilson(k, n, conf=0.95):
     return centre - half, centre + half
 
 
+@needs_detector
+@pytest.mark.parametrize("fn", [h.hallucination_rate, h.hallucination_score, h.unscorable_rate])
+def test_scores_of_an_older_detector_version_are_named_with_how_to_rescore(db, fn):
+    # After an upgrade the database holds the previous version's scores only. Before: "no data in the selection",
+    # nothing saying the scores are there, of which version, and how to get the current one's.
+    import warnings
+
+    from workbench.metrics.core import UndefinedMetricWarning
+
+    old = types.SimpleNamespace(DETECTOR_NAME=detector.DETECTOR_NAME, DETECTOR_VERSION="1.9.0",
+                                THRESHOLD=detector.THRESHOLD, detect_batch=detector.detect_batch)
+    score.evaluate(db, detector=old, progress=False)
+    with pytest.warns(UndefinedMetricWarning) as seen:
+        r = fn(db, by=(), period="all", traffic="all")
+    assert r["n"].sum() == 0
+    text = " ".join(str(w.message) for w in seen)
+    assert f"no scores of the detector {detector.DETECTOR_NAME} {detector.DETECTOR_VERSION}" in text
+    assert "5 scores of version 1.9.0" in text and "workbench eval" in text and "version='1.9.0'" in text
+    assert fn(db, by=(), period="all", traffic="all", version="1.9.0")["n"].sum() > 0  # what the message offers
+    score.evaluate(db, progress=False)  # re-scored: the current version's scores, no such warning
+    with warnings.catch_warnings(record=True) as again:
+        warnings.simplefilter("always")
+        assert fn(db, by=(), period="all", traffic="all")["n"].sum() > 0
+    assert not [w for w in again if "no scores of the detector" in str(w.message)]
+
+
 def test_hallucination_rate_hand_computed_with_wilson(db):
     db.duckdb.execute(SCORES)
     r = h.hallucination_rate(db, evaluator="det", by=(), period="all")

@@ -103,6 +103,30 @@ def _resolve(db: "Workbench", evaluator: str | None, version: str | None, metric
 TRAFFIC = ("production", "benchmark", "all")
 
 
+def _explain_missing(db: Any, fn: str, evaluator: str | None, version: str | None, metric: str | None,
+                     df: "pl.DataFrame") -> "pl.DataFrame":
+    """``df``, with a warning when it is empty because the database holds only other versions' scores of the default
+    detector (after an upgrade: versions are never mixed) naming them and the two ways on: score the answers again,
+    or read an older version explicitly. Looked up only when the selection came out empty."""
+    if evaluator is not None or version is not None or df["n"].sum() > 0:
+        return df
+    from workbench.metrics.core import UndefinedMetricWarning
+
+    e = as_workbench(db).evals
+    t = e.filter(e.evaluator == DETECTOR_NAME, e.metric == (metric or SCORE_METRIC))
+    counts = to_polars(t.group_by("evaluator_version").aggregate(n=t.count(), last=t.ts.max()))
+    if counts.height == 0 or DETECTOR_VERSION in counts["evaluator_version"].to_list():
+        return df
+    counts = counts.sort("last", descending=True, nulls_last=True)
+    held = ", ".join(f"{n:,} scores of version {v}" for v, n in zip(counts["evaluator_version"], counts["n"]))
+    warnings.warn(UndefinedMetricWarning(
+        f"{fn}: no scores of the detector {DETECTOR_NAME} {DETECTOR_VERSION} (the current one); the database holds "
+        f"{held}. Score the answers with the current version (`workbench eval --db PATH`, or "
+        f"workbench.evaluate(db)), or pass version='{counts['evaluator_version'][0]}' to read the older scores"),
+        stacklevel=3)
+    return df
+
+
 def _scored(db: "Workbench", *, evaluator: str | None = None, version: str | None = None, metric: str | None = None,
             repeat: int = 0, traffic: str = "all") -> "ir.Table":
     """One row per score: evals joined to answers (source) and calls (feature, model...), with ``ts`` = the answer's
@@ -191,8 +215,9 @@ def hallucination_rate(db: Any, *, by: Any = ("feature",), period: str = "day", 
                               evaluator=evaluator, version=version, metric=metric, traffic=traffic)
     # Unscorable answers are outside the denominator; a group whose answers were all unscorable stays visible with
     # n = 0 (proportion() groups over every row).
-    return proportion(t, t.label == HALLUCINATED, by=keys, period=period, metric="hallucination_rate", start=start,
-                      denominator=t.label != UNSCORABLE, confidence=confidence)
+    return _explain_missing(db, "hallucination_rate", evaluator, version, metric, proportion(
+        t, t.label == HALLUCINATED, by=keys, period=period, metric="hallucination_rate", start=start,
+        denominator=t.label != UNSCORABLE, confidence=confidence))
 
 
 def hallucination_score(db: Any, *, by: Any = ("feature",), period: str = "day", start: Any = None, end: Any = None,
@@ -245,7 +270,8 @@ def hallucination_score(db: Any, *, by: Any = ("feature",), period: str = "day",
         pl.Series("lo", np.clip(mean - half, 0, 1)).fill_nan(None),
         pl.Series("hi", np.clip(mean + half, 0, 1)).fill_nan(None),
     ).drop("sd")
-    return tidy(agg, keys=keys, metric="hallucination_score")
+    return _explain_missing(db, "hallucination_score", evaluator, version, metric,
+                            tidy(agg, keys=keys, metric="hallucination_score"))
 
 
 def unscorable_rate(db: Any, *, by: Any = ("feature",), period: str = "day", start: Any = None, end: Any = None,
@@ -277,8 +303,9 @@ def unscorable_rate(db: Any, *, by: Any = ("feature",), period: str = "day", sta
 
     _, t, keys = _suite_input(db, "unscorable_rate", by=by, start=start, end=end, where=where,
                               evaluator=evaluator, version=version, metric=metric, traffic=traffic)
-    return proportion(t, t.label == UNSCORABLE, by=keys, period=period, metric="unscorable_rate", start=start,
-                      confidence=confidence)
+    return _explain_missing(db, "unscorable_rate", evaluator, version, metric, proportion(
+        t, t.label == UNSCORABLE, by=keys, period=period, metric="unscorable_rate", start=start,
+        confidence=confidence))
 
 
 # ------------------------------------------------------------------------------------------------
