@@ -432,6 +432,23 @@ def test_a_unit_glued_to_another_number_does_not_support_the_claim():
         == "number 5 not in context"
 
 
+@pytest.mark.parametrize("answer, context", [
+    ("The UN was founded in 1945.", "The United Nations was founded in 1945."),
+    ("He moved to the US in 1990.", "He moved to the U.S. in 1990."),
+    ("He moved to the U.S. in 1990.", "He moved to the US in 1990."),
+    ("NASA launched it in 1990.", "The National Aeronautics and Space Administration launched it in 1990."),
+    ("SSO requires the Business plan.", "Single Sign-On requires the Business plan."),
+])
+def test_an_acronym_and_its_expansion_support_each_other(answer, context):
+    # Before: "entity 'UN' not in context", "entity 'US' not in context", "entity 'NASA' not in context".
+    assert [(c.support, c.reason) for c in detect(answer, [context]).claims] == [(1.0, None)]
+
+
+def test_an_acronym_the_contexts_do_not_expand_is_still_a_missing_name():
+    assert detect("The IMF was founded in 1945.", ["The United Nations was founded in 1945."]).claims[0].reason \
+        == "entity 'IMF' not in context"
+
+
 def test_deterministic_across_processes_and_hash_seeds():
     # Set iteration order changes with PYTHONHASHSEED; the detector must not depend on it.
     import subprocess
@@ -467,7 +484,7 @@ def test_progress_bar_only_on_request_and_only_on_a_terminal(monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------
-# Pinned outputs: speed work must not change a score, a label or a claim (DETECTOR_VERSION 2.1.0;
+# Pinned outputs: speed work must not change a score, a label or a claim (DETECTOR_VERSION 2.6.0;
 # re-recorded for each new version: a change of the algorithm or the weights moves the scores)
 # ---------------------------------------------------------------------------------------------
 
@@ -485,11 +502,11 @@ _PINNED_CASES = [
     ("Prof. Lee wrote three books about whales. He never visited Antarctica. Is it true?",
      ["Prof. Lee (born 1950) wrote two books about whales and dolphins. He visited Antarctica twice."], None),
 ]
-# (score, label, claims as (text, support, evidence, reason)), recorded for 2.2.0, the same in 2.3.0-2.5.0 (2.0.0
-# gave the same claims; the scores moved by under 0.002 with the weights refitted after words were folded, 2.1.0, and
-# dates read, 2.2.0).
+# (score, label, claims as (text, support, evidence, reason)), recorded for 2.6.0 (2.0.0 gave the same claims; the
+# scores moved by under 0.002 with the weights refitted as words were folded, 2.1.0, dates read, 2.2.0, and acronyms
+# matched to their expansions, 2.6.0).
 _PINNED = [
-    (0.6103841364491711, 1, [
+    (0.6103966528244152, 1, [
         (
             "The Eiffel Tower was completed in 1887 by Gustave Eiffel's company",
             0.4167,
@@ -503,7 +520,7 @@ _PINNED = [
             None,
         ),
     ]),
-    (0.37791551017477376, 0, [
+    (0.3779208076718497, 0, [
         (
             "Dr. Smith didn't approve the budget",
             0.8,
@@ -517,7 +534,7 @@ _PINNED = [
             None,
         ),
     ]),
-    (0.8385066253686912, 1, [
+    (0.8385223479310432, 1, [
         (
             'Café Zoë’s owner, José, opened it in São Paulo in 1999 – it serves economic lunches to twelve guests.',
             0.4904,
@@ -525,7 +542,7 @@ _PINNED = [
             "number 'twelve' not in its evidence sentence",
         ),
     ]),
-    (0.9656409864243107, 1, [
+    (0.9656469097971588, 1, [
         (
             'Prof. Lee wrote three books about whales.',
             0.4167,
@@ -550,7 +567,7 @@ _PINNED = [
 
 @pytest.mark.parametrize("case, expected", list(zip(_PINNED_CASES, _PINNED)))
 def test_outputs_are_pinned(case, expected):
-    assert D.DETECTOR_VERSION == "2.5.0"  # a new version may change these numbers: re-record them
+    assert D.DETECTOR_VERSION == "2.6.0"  # a new version may change these numbers: re-record them
     d = detect(*case)
     score, label, claims = expected
     assert abs(d.score - score) <= 1e-12

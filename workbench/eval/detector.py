@@ -48,6 +48,7 @@ from collections import Counter, OrderedDict
 from itertools import chain, compress, filterfalse, islice, repeat
 from operator import and_, not_
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -390,6 +391,15 @@ class _Passage:
         return self._stem_lines
 
     _dates: dict | None = None
+    _original: str | None = None
+    _acronyms: dict | None = None  # acronym -> whether the passage writes it another way (_abbreviated)
+
+    @property
+    def original(self) -> str:
+        """The passage as written (its sentences joined by newlines), for the look-ups that need its capitals."""
+        if self._original is None:
+            self._original = "\n".join(self.sentences)
+        return self._original
 
     def dates(self, month: int) -> list:
         """The dates of ``month`` the passage states, as (year, month, day) with None for a missing part (found on
@@ -901,6 +911,42 @@ def _date_supported(m: re.Match, src: _Source) -> bool:
     return False
 
 
+# Acronyms the claim writes in capitals, looked for in the contexts written the other way: "US" / "U.S." (each in
+# capitals), or spelled out as capitalised words with those initials ("United Nations", "National Aeronautics and
+# Space Administration", "Single Sign-On"), connectors such as "of" and "and" giving no letter.
+_CONNECTOR = r"(?:[\s-]+(?:(?:of|and|for|the|on|in|de|du|la|&)\s+)*)"
+
+
+@lru_cache(maxsize=4096)
+def _acronym_re(bare: str) -> re.Pattern:
+    """The forms of the acronym ``bare`` (lower-case, no dots) in a context, as one pattern. It starts with a letter,
+    so the regex engine skips to its occurrences; the caller checks that a match begins a word."""
+    up = bare.upper()
+    dotted = r"\.".join(up[1:]) + r"\."
+    spelled = _CONNECTOR.join(c + r"[\w'’]*" for c in up[1:])
+    return re.compile(rf"{up[0]}(?:{up[1:]}\b|\.{dotted}|[\w'’]*{_CONNECTOR}{spelled})")
+
+
+def _abbreviated(t: str, src: _Source) -> bool:
+    """Whether an acronym the claim writes in capitals ("US", "U.S.", "UN"), which the contexts lack as written, is
+    there the other way (:func:`_acronym_re`); each passage's answer is kept with it. (The claim spelling out what the
+    contexts abbreviate is not looked for: it would cost a look at every capitalised word of every claim.)"""
+    bare = t.replace(".", "")
+    if not (2 <= len(bare) <= 7 and bare.isalpha() and bare.isascii()):
+        return False
+    for p in src.passages:
+        got = p._acronyms.get(bare) if p._acronyms is not None else None
+        if got is None:
+            text = p.original
+            got = any(m.start() == 0 or not text[m.start() - 1].isalnum() for m in _acronym_re(bare).finditer(text))
+            if p._acronyms is None:
+                p._acronyms = {}
+            p._acronyms[bare] = got
+        if got:
+            return True
+    return False
+
+
 def _score_claim(text: str, src: _Source, align: bool = True) -> _ClaimStats:
     # Set algebra on unique words does the bulk of the work in C; Python only visits the few
     # words that are missing from the contexts, and the numbers.
@@ -1032,6 +1078,9 @@ def _score_claim(text: str, src: _Source, align: bool = True) -> _ClaimStats:
                 credit += 0.5
             elif len(st) >= 5 and src.has_prefix(st[:5]):
                 credit += 0.5  # same word family: "economic" / "economy"
+            elif toks[0].upper() in text and _abbreviated(toks[0], src):
+                found.add(st)  # "US" / "U.S." / "United States" in the contexts
+                credit += 1.0
             else:
                 hard_missing.update(toks)
     content = len(stem_set) + n_num
