@@ -449,6 +449,13 @@ def test_an_acronym_the_contexts_do_not_expand_is_still_a_missing_name():
         == "entity 'IMF' not in context"
 
 
+def test_a_weekday_on_a_date_that_does_not_exist_is_unsupported_not_an_error():
+    # Before: ValueError "day is out of range for month" from detect(), for a context stating 2020-02-31 as well.
+    d = detect("It shipped on Monday, February 31, 2020.", ["It shipped 2020-02-31."])
+    assert d.claims[0].reason == "date 'Monday, February 31, 2020' not in context"
+    assert detect("It shipped on February 31, 2020.", ["It shipped 2020-02-31."]).claims[0].reason is None
+
+
 def test_deterministic_across_processes_and_hash_seeds():
     # Set iteration order changes with PYTHONHASHSEED; the detector must not depend on it.
     import subprocess

@@ -36,6 +36,7 @@ from __future__ import annotations
 from workbench.errors import ParameterError, ParameterTypeError
 
 from workbench._gc import paused
+import datetime
 import html
 import json
 import math
@@ -895,8 +896,6 @@ def _date_supported(m: re.Match, src: _Source) -> bool:
     """Whether the contexts state the date of a claim's match: a date of theirs with the same month, and the same day
     and year where the claim gives them (a year the context date lacks may stand elsewhere in the contexts); a
     weekday the claim names must be that date's."""
-    import datetime as _dt
-
     wd = m.group("wd")
     for y, mo, d in _date_values(m):
         for cy, cmo, cd in src.dates(mo):
@@ -905,10 +904,18 @@ def _date_supported(m: re.Match, src: _Source) -> bool:
             if y is not None and cy != y and not (cy is None and _literal_in(str(y), src.text)):
                 continue
             year = y if y is not None else cy
-            if wd and (year is None or d is None or _dt.date(year, mo, d).weekday() != _WEEKDAYS[wd]):
+            if wd and (year is None or d is None or _weekday(year, mo, d) != _WEEKDAYS[wd]):
                 continue
             return True
     return False
+
+
+def _weekday(year: int, month: int, day: int) -> int | None:
+    """Monday 0 .. Sunday 6; None for a date no calendar has ("February 31")."""
+    try:
+        return datetime.date(year, month, day).weekday()
+    except ValueError:
+        return None
 
 
 # Acronyms the claim writes in capitals, looked for in the contexts written the other way: "US" / "U.S." (each in
