@@ -393,7 +393,7 @@ class _Passage:
 
     _dates: dict | None = None
     _original: str | None = None
-    _acronyms: dict | None = None  # acronym -> whether the passage writes it another way (_abbreviated)
+    _acronyms: dict | None = None  # acronym -> whether the passage writes it (writes_acronym)
 
     @property
     def original(self) -> str:
@@ -410,6 +410,18 @@ class _Passage:
         got = self._dates.get(month)
         if got is None:
             got = self._dates[month] = _month_dates(self, month)
+        return got
+
+    def writes_acronym(self, bare: str) -> bool:
+        """Whether the passage writes the acronym ``bare`` (lower-case, no dots) in one of its forms
+        (:func:`_acronym_re`): found on first use, per acronym."""
+        if self._acronyms is None:
+            self._acronyms = {}
+        got = self._acronyms.get(bare)
+        if got is None:
+            text = self.original
+            got = self._acronyms[bare] = any(
+                m.start() == 0 or not text[m.start() - 1].isalnum() for m in _acronym_re(bare).finditer(text))
         return got
 
     @property
@@ -824,7 +836,8 @@ _WEEKDAYS = {
     "monday": 0, "mon": 0, "tuesday": 1, "tue": 1, "tues": 1, "wednesday": 2, "wed": 2, "thursday": 3, "thu": 3,
     "thurs": 3, "friday": 4, "fri": 4, "saturday": 5, "sat": 5, "sunday": 6, "sun": 6,
 }
-_MON = "(?:" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
+_MONTH_NAMES = "|".join(sorted(_MONTHS, key=len, reverse=True))  # longest first: "march" before "mar"
+_MON = f"(?:{_MONTH_NAMES})" + r"\.?"
 _DAY = r"(?:[12][0-9]|3[01]|0?[1-9])(?:st|nd|rd|th)?"
 _YEAR = r"(?:1[0-9]{3}|20[0-9]{2})"
 _DATE_RE = re.compile(
@@ -836,7 +849,7 @@ _DATE_RE = re.compile(
     rf"|(?P<m3>{_MON})\s+(?P<y3>{_YEAR})"
     r")(?![0-9])"
 )
-_DATE_HINT = re.compile(r"[0-9][-/.][0-9]|\b(?:" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\b")
+_DATE_HINT = re.compile(r"[0-9][-/.][0-9]|\b(?:" + _MONTH_NAMES + r")\b")
 _Date = tuple  # (year or None, month, day or None)
 
 
@@ -857,7 +870,7 @@ def _date_values(m: re.Match) -> list[_Date]:
 
 _NUMERIC_DATE_RE = re.compile(r"[0-9]{1,4}[-/.][0-9]{1,2}[-/.][0-9]{1,4}")  # starts at a digit: a fast scan
 _WORD_START_RE = re.compile(r"\b\w")
-_MONTH_STEMS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MONTH_STEMS = {month: name[:3] for name, month in _MONTHS.items()}  # 3 -> "mar": every form begins so
 
 
 def _month_dates(p: "_Passage", month: int) -> list[_Date]:
@@ -867,18 +880,15 @@ def _month_dates(p: "_Passage", month: int) -> list[_Date]:
     scan for digits with separators, and the month's written dates only where its first three letters begin a word,
     the pattern then anchored there or up to three words before ("the 5th of March"). About 10 us."""
     text = p.text
-    if p._dates is not None and "numeric" in p._dates:
-        numeric = p._dates["numeric"]
-    else:
-        numeric = []
+    numeric = p._dates.get("numeric")  # (the passage's cache of dates: _Passage.dates)
+    if numeric is None:
+        numeric = p._dates["numeric"] = []
         for c in _NUMERIC_DATE_RE.finditer(text):
             m = _DATE_RE.match(text, c.start()) if c.start() == 0 or not text[c.start() - 1].isalnum() else None
             if m is not None:
                 numeric += _date_values(m)
-        if p._dates is not None:
-            p._dates["numeric"] = numeric
     out = [d for d in numeric if d[1] == month]
-    stem = _MONTH_STEMS[month - 1]
+    stem = _MONTH_STEMS[month]
     i = text.find(stem)
     while i != -1:
         if i == 0 or not text[i - 1].isalnum():
@@ -936,22 +946,12 @@ def _acronym_re(bare: str) -> re.Pattern:
 
 def _abbreviated(t: str, src: _Source) -> bool:
     """Whether an acronym the claim writes in capitals ("US", "U.S.", "UN"), which the contexts lack as written, is
-    there the other way (:func:`_acronym_re`); each passage's answer is kept with it. (The claim spelling out what the
+    there the other way (:meth:`_Passage.writes_acronym`, kept with each passage). (The claim spelling out what the
     contexts abbreviate is not looked for: it would cost a look at every capitalised word of every claim.)"""
     bare = t.replace(".", "")
     if not (2 <= len(bare) <= 7 and bare.isalpha() and bare.isascii()):
         return False
-    for p in src.passages:
-        got = p._acronyms.get(bare) if p._acronyms is not None else None
-        if got is None:
-            text = p.original
-            got = any(m.start() == 0 or not text[m.start() - 1].isalnum() for m in _acronym_re(bare).finditer(text))
-            if p._acronyms is None:
-                p._acronyms = {}
-            p._acronyms[bare] = got
-        if got:
-            return True
-    return False
+    return any(p.writes_acronym(bare) for p in src.passages)
 
 
 def _score_claim(text: str, src: _Source, align: bool = True) -> _ClaimStats:
@@ -1098,7 +1098,7 @@ def _score_claim(text: str, src: _Source, align: bool = True) -> _ClaimStats:
         caps = _CAP_RE.findall(text)
         for k, tok in enumerate(caps):
             initial = k == 0 and text.lstrip().startswith(tok)
-            if (tok.lower() if tok.isascii() else _fold(tok)) in hard_missing and (not initial or tok.isupper() and len(tok) > 1):
+            if _fold(tok) in hard_missing and (not initial or tok.isupper() and len(tok) > 1):
                 bad_entities.append(tok)
     lex = credit / content if content else 1.0
     evidence = ""
@@ -1177,7 +1177,7 @@ def _score_claim(text: str, src: _Source, align: bool = True) -> _ClaimStats:
         caps = [c for k, c in enumerate(_CAP_RE.findall(text)) if k or not text.lstrip().startswith(c)]
         if caps and evidence[1:] != evidence[1:].lower():
             for tok in dict.fromkeys(caps):
-                lt = tok.lower() if tok.isascii() else _fold(tok)  # (a name holds no '&')
+                lt = _fold(tok)
                 if tok not in bad_entities and lt not in _STOPWORDS and lt not in ev_toks and lt in stems \
                         and lt not in src.question_stems:
                     misplaced.append(tok)
