@@ -22,6 +22,11 @@ CTX = [
 ]
 
 
+def _judged(d: Detection) -> list[tuple[float, str | None]]:
+    """Each claim's (support, reason)."""
+    return [(c.support, c.reason) for c in d.claims]
+
+
 def _dev_path() -> Path | None:
     candidates = [ROOT / "datasets" / "halu_dev.jsonl"]
     if os.environ.get("WORKBENCH_SHARED"):
@@ -353,7 +358,7 @@ def test_accents_html_references_and_invisible_characters_do_not_make_a_copied_a
     # Before: "pokemon" and "pokémon", "cor&shy;ner&shy;back" and "cornerback", "２０２０" and "2020" were different
     # words: the copied answer got unsupported words, novel bigrams, a missing name or number, and a higher score.
     d = detect(answer, [context])
-    assert [(c.support, c.reason) for c in d.claims] == [(1.0, None)] * len(d.claims)
+    assert _judged(d) == [(1.0, None)] * len(d.claims)
     assert d.score == pytest.approx(detect(answer, [answer]).score, abs=1e-12)
 
 
@@ -377,7 +382,7 @@ def test_a_date_the_context_states_in_another_form_supports_the_claim(answer, co
     # Before: "March 5, 2020" against "2020-03-05" gave "number 5 not in context" and "entity 'March' not in
     # context", and a score as high as for a wrong date.
     d = detect(answer, [context])
-    assert [(c.support, c.reason) for c in d.claims] == [(1.0, None)]
+    assert _judged(d) == [(1.0, None)]
 
 
 @pytest.mark.parametrize("answer, reason", [
@@ -404,7 +409,7 @@ def test_a_date_the_context_does_not_state_is_flagged_as_a_date(answer, reason):
 ])
 def test_a_number_with_a_k_m_or_bn_suffix_is_judged_by_its_value(answer, context):
     # Before: "$1.2M" against "$1,200,000" gave "number 1.2 not in context", "$12k" "number 12 not in context".
-    assert [(c.support, c.reason) for c in detect(answer, [context]).claims] == [(1.0, None)]
+    assert _judged(detect(answer, [context])) == [(1.0, None)]
 
 
 @pytest.mark.parametrize("answer, reason", [
@@ -424,7 +429,7 @@ def test_a_suffixed_number_the_context_does_not_state_is_flagged(answer, reason)
 ])
 def test_a_number_and_its_unit_match_written_glued_or_apart(answer, context):
     # Before: "5 GB" against "5GB" gave "entity 'GB' not in context" (the context's word was "5gb").
-    assert [(c.support, c.reason) for c in detect(answer, [context]).claims] == [(1.0, None)]
+    assert _judged(detect(answer, [context])) == [(1.0, None)]
 
 
 def test_a_unit_glued_to_another_number_does_not_support_the_claim():
@@ -441,7 +446,7 @@ def test_a_unit_glued_to_another_number_does_not_support_the_claim():
 ])
 def test_an_acronym_and_its_expansion_support_each_other(answer, context):
     # Before: "entity 'UN' not in context", "entity 'US' not in context", "entity 'NASA' not in context".
-    assert [(c.support, c.reason) for c in detect(answer, [context]).claims] == [(1.0, None)]
+    assert _judged(detect(answer, [context])) == [(1.0, None)]
 
 
 def test_an_acronym_the_contexts_do_not_expand_is_still_a_missing_name():
