@@ -253,3 +253,36 @@ def test_a_metric_called_again_reads_no_table_schema_again(monkeypatch):
     assert asked == [] and again.equals(first)
     assert db.table("calls") is db.calls
     db.close()
+
+
+def test_a_metric_imports_the_duckdb_compiler_only_and_every_other_stays_reachable():
+    # Ibis' compilers package imports all twenty SQL dialects' compilers (about 70 ms of a first call); the workbench
+    # defers them. In a fresh interpreter: a metric on DuckDB loads no other dialect, and the package's names, another
+    # dialect's compiler and SQL for another dialect still work.
+    code = """
+import sys, warnings
+warnings.simplefilter("ignore")
+import workbench as wb
+from workbench.metrics import compute
+db = wb.connect(":memory:")
+compute("error_rate", db)
+loaded = sorted(m for m in sys.modules if m.startswith(("ibis.backends.sql.compilers.", "sqlglot.dialects.")))
+print(",".join(loaded))
+import ibis
+import ibis.backends.sql.compilers as sc
+from ibis.backends.sql.compilers import PySparkCompiler, DuckDBCompiler
+assert sc.duckdb.DuckDBCompiler is DuckDBCompiler and PySparkCompiler.__name__ == "PySparkCompiler"
+print(ibis.to_sql(db.calls.select("call_id").limit(1), dialect="postgres").split()[0])
+try:
+    sc.no_such_compiler
+except AttributeError as exc:
+    print("AttributeError", exc)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    loaded, sql, missing = out.stdout.splitlines()
+    names = set(loaded.split(","))
+    assert {"ibis.backends.sql.compilers.duckdb", "sqlglot.dialects.duckdb"} <= names
+    assert not any(n.endswith((".trino", ".athena", ".bigquery", ".snowflake", ".postgres")) for n in names), names
+    assert sql == "SELECT"
+    assert "no_such_compiler" in missing

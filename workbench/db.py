@@ -47,6 +47,60 @@ def _migration_v1(run) -> None:
 MIGRATIONS = {1: _migration_v1}
 
 
+_COMPILERS = "ibis.backends.sql.compilers"
+
+
+def _defer_ibis_compilers() -> None:
+    """Import Ibis' SQL compilers one dialect at a time, as they are used, instead of all twenty at once.
+
+    The package ``ibis.backends.sql.compilers`` imports the compiler of every SQL dialect Ibis knows (Athena,
+    BigQuery, Trino ...) and each its sqlglot dialect: about 70 ms of the first metric call of every process, for one
+    dialect used. Here the package is registered without running its ``__init__``: a submodule (``duckdb``, ``base``,
+    ``pyspark`` ...) is imported when first asked for, and any other name (``DuckDBCompiler``) runs the package's own
+    ``__init__`` once and is then found there, so every use Ibis or a user makes of the package works as before. Does
+    nothing when the package is already imported (another backend loaded it) or cannot be found.
+
+    >>> import sys
+    >>> _defer_ibis_compilers()
+    >>> import ibis.backends.sql.compilers as sc
+    >>> sc.duckdb.DuckDBCompiler is sc.DuckDBCompiler
+    True
+    """
+    import importlib
+    import importlib.util
+
+    if _COMPILERS in sys.modules:
+        return
+    try:
+        spec = importlib.util.find_spec(_COMPILERS)
+    except ImportError:
+        return
+    if spec is None or spec.loader is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    ran = []
+
+    def __getattr__(name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        try:
+            return importlib.import_module(f"{_COMPILERS}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{_COMPILERS}.{name}":
+                raise
+        if not ran:
+            ran.append(True)
+            spec.loader.exec_module(module)
+            if name in module.__dict__:
+                return module.__dict__[name]
+        raise AttributeError(f"module {_COMPILERS!r} has no attribute {name!r}")
+
+    module.__getattr__ = __getattr__
+    sys.modules[_COMPILERS] = module
+    parent, _, child = _COMPILERS.rpartition(".")
+    setattr(sys.modules[parent], child, module)
+
+
 class Workbench:
     """An open workbench database: the canonical tables as Ibis tables, SQL, and the raw DuckDB connection.
 
@@ -79,6 +133,7 @@ class Workbench:
         if self._ibis is None:
             import ibis
 
+            _defer_ibis_compilers()
             self._ibis = ibis.duckdb.from_connection(self._con)
         return self._ibis
 
