@@ -140,9 +140,10 @@ def tidy(df: "pl.DataFrame", *, keys: Sequence[str], metric: str | None = None) 
     return df.select(*cols, *extra).sort([*keys, "period_start", "metric"], nulls_last=True)
 
 
-# A metric's queries compiled to SQL, per process: Ibis operation (structural hash and equality) -> SQL text. The
-# same metric asked again with the same options is the same operation and skips compilation.
-_COMPILED: dict[Any, str] = {}
+# A metric's queries compiled to SQL, per process: Ibis operation (structural hash and equality) -> (SQL text,
+# whether Ibis' pre-execution hooks must run). The same metric asked again with the same options is the same
+# operation and skips compilation.
+_COMPILED: dict[Any, tuple[str, bool]] = {}
 _COMPILED_MAX = 1024
 
 
@@ -168,13 +169,22 @@ def to_polars(expr: "ir.Table") -> "pl.DataFrame":
     if getattr(backend, "name", None) != "duckdb" or hooks is None:
         return expr.to_polars()
     op = expr.op()
-    sql = _COMPILED.get(op)
-    if sql is None:
-        sql = backend.compile(expr)
+    got = _COMPILED.get(op)
+    if got is None:
+        import ibis.expr.operations as ops
+
+        # Ibis' pre-execution hooks walk the whole expression three times (in-memory tables, Python UDFs, tables
+        # read from Arrow streams): 3-4 ms a query, most of a warm call on a small table. A query that reads only
+        # database tables needs none of them, so one walk here decides, once per query shape.
+        needs_hooks = any(not isinstance(node, ops.DatabaseTable)
+                          for node in op.find((ops.PhysicalTable, ops.ScalarUDF)))
+        got = (backend.compile(expr), needs_hooks)
         if len(_COMPILED) >= _COMPILED_MAX:
             _COMPILED.clear()
-        _COMPILED[op] = sql
-    hooks(expr)  # registers the in-memory tables the query reads (a rank table, say)
+        _COMPILED[op] = got
+    sql, needs_hooks = got
+    if needs_hooks:
+        hooks(expr)  # registers the in-memory tables the query reads (a rank table, say)
     df = pl.from_arrow(backend.con.sql(sql).to_arrow_table())
     want = expr.schema().to_polars()
     casts = [pl.col(c).cast(dt) for c, dt in want.items()

@@ -132,9 +132,17 @@ def _scored(db: "Workbench", *, evaluator: str | None = None, version: str | Non
     """One row per score: evals joined to answers (source) and calls (feature, model...), with ``ts`` = the answer's
     time (its call's time, else ``answers.ts``; never the time it was scored) and ``traffic``: ``"benchmark"`` for a
     labelled or test-set answer (no logged call, a dataset named in ``answers.source``), else ``"production"``."""
+    evaluator, version, metric = _resolve(db, evaluator, version, metric)
+    if traffic not in TRAFFIC:
+        raise ParameterError(f"traffic: expected one of {', '.join(TRAFFIC)}, got {traffic!r}")
+    return db.view(("scored", evaluator, version, metric, repeat, traffic),
+                   lambda: _scored_join(db, evaluator, version, metric, repeat, traffic))
+
+
+def _scored_join(db: "Workbench", evaluator: str, version: str | None, metric: str, repeat: int,
+                 traffic: str) -> "ir.Table":
     import ibis
 
-    evaluator, version, metric = _resolve(db, evaluator, version, metric)
     e, a, c = db.evals, db.answers, db.calls
     e = e.filter(e.metric == metric, e.evaluator == evaluator, e.repeat.fill_null(0) == repeat)
     e = e.filter(e.evaluator_version == version) if version is not None else e.filter(ibis.literal(False))
@@ -147,8 +155,6 @@ def _scored(db: "Workbench", *, evaluator: str | None = None, version: str | Non
     j = j.drop("_a_call_id", "_c_call_id")
     kind = ibis.ifelse(j.call_ts.isnull() & j.source.notnull(), "benchmark", "production")
     j = j.mutate(ts=ibis.coalesce(j.call_ts, j.answer_ts), traffic=kind)
-    if traffic not in TRAFFIC:
-        raise ParameterError(f"traffic: expected one of {', '.join(TRAFFIC)}, got {traffic!r}")
     return j if traffic == "all" else j.filter(j.traffic == traffic)
 
 
