@@ -132,10 +132,16 @@ class Workbench:
     def ibis(self) -> "ibis.BaseBackend":
         """The Ibis backend over this database (made from the DuckDB connection on first use)."""
         if self._ibis is None:
-            import ibis
+            from workbench._gc import paused
 
-            _defer_ibis_compilers()
-            self._ibis = ibis.duckdb.from_connection(self._con)
+            # Importing Ibis makes some hundred thousand objects, none of them garbage: with the cyclic collector on,
+            # its collections walked them and everything imported before (scipy, polars) for 45-55 ms of the
+            # 0.26 s the import took.
+            with paused():
+                import ibis
+
+                _defer_ibis_compilers()
+                self._ibis = ibis.duckdb.from_connection(self._con)
         return self._ibis
 
     @property
@@ -171,7 +177,10 @@ class Workbench:
         if got is None:
             if name not in TABLES:
                 raise NotFoundError(f"Workbench.table: no canonical table {name!r}; tables: {', '.join(TABLES)}")
-            got = self._tables[name] = self.ibis.table(name)
+            from workbench._gc import paused
+
+            with paused():  # the first table imports pyarrow (see Workbench.ibis)
+                got = self._tables[name] = self.ibis.table(name)
         return got
 
     def view(self, key: Any, build: "Callable[[], ibis.Table]") -> "ibis.Table":
