@@ -461,3 +461,50 @@ def test_a_hostile_file_name_is_kept_exactly_and_cannot_reach_the_sql(tmp_path):
     with pytest.raises(IngestError):
         ingest(db, bad / "lf.jsonl", progress=False)
     assert q(db, "select count(*) from ingest_runs") == [(3,)]
+
+
+@pytest.mark.parametrize("name, twin", [("a[1]", "a1"), ("b*", "bb"), ("c?", "cc")])
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl", "jsonl-lines"])
+def test_a_file_name_with_glob_characters_loads_that_file_and_no_other(tmp_path, fmt, name, twin):
+    """DuckDB's readers take a path as a pattern: before, ingesting "a[1].csv" read its neighbour "a1.csv" (a Parquet
+    file was then refused for a count that did not match, a CSV or JSONL file of the same count loaded silently), and
+    "b*.csv" every file from "b" to ".csv". The file named is the file read."""
+    import duckdb
+
+    mapping = {"table": "calls", "columns": {"call_id": "id", "ts": {"field": "ts", "unit": "s"},
+                                             "latency_ms": "ms", "status": {"value": "ok"}}}
+    ext = "jsonl" if fmt.startswith("jsonl") else fmt
+
+    def write(path: Path, ids: list[str]) -> None:
+        if fmt == "csv":
+            path.write_text("id,ts,ms\n" + "".join(f"{i},{NOW_S},5\n" for i in ids))
+        elif fmt.startswith("jsonl"):
+            # "jsonl-lines": one line is not JSON, so the file goes through the line reader
+            bad = "not json\n" if fmt == "jsonl-lines" else ""
+            path.write_text(bad + "".join(json.dumps({"id": i, "ts": NOW_S, "ms": 5}) + "\n" for i in ids))
+        else:
+            duckdb.sql(f"COPY (SELECT unnest({ids!r}) AS id, {NOW_S} AS ts, 5 AS ms) TO '{path}' (FORMAT parquet)")
+
+    target, other = tmp_path / f"{name}.{ext}", tmp_path / f"{twin}.{ext}"
+    write(other, ["other-1", "other-2"])  # the same number of records: a count cannot tell them apart
+    write(target, ["mine-1", "mine-2"])
+    db = wb.connect(":memory:")
+    s = ingest(db, target, mapping=mapping, progress=False)
+    assert sorted(r[0] for r in q(db, "select call_id from calls")) == ["mine-1", "mine-2"]
+    assert s.inserted == 2 and s.quarantined == (1 if fmt == "jsonl-lines" else 0)
+    db.close()
+
+
+def test_labels_from_a_file_name_with_glob_characters_are_that_file(tmp_path):
+    from workbench.eval.labels import import_labels
+
+    db = wb.connect(":memory:")
+    db.duckdb.execute("insert into answers (call_id, ts, question, contexts, answer) values "
+                      "('a', '2026-01-01', 'q', ['c'], 'x'), ('b', '2026-01-01', 'q', ['c'], 'y')")
+    for ext, write in (("csv", lambda p, c: p.write_text(f"call_id,label\n{c},1\n")),
+                       ("jsonl", lambda p, c: p.write_text(json.dumps({"call_id": c, "label": 1}) + "\n"))):
+        write(tmp_path / f"l1.{ext}", "b")
+        write(tmp_path / f"l[1].{ext}", "a")
+        import_labels(db, tmp_path / f"l[1].{ext}")
+        assert [r[0] for r in q(db, "select distinct call_id from evals")] == ["a"], ext
+    db.close()

@@ -65,12 +65,14 @@ def import_labels(
         if not p.exists():
             raise MissingFileError(f"{fn}: no file at {p}")
         suffix = p.suffix.lower()
+        # The file itself, never a pattern: polars reads "labels[1].csv" as a glob (the file "labels1.csv").
         if suffix == ".csv":
-            df = pl.read_csv(p, infer_schema_length=0)
+            df = pl.read_csv(p, infer_schema_length=0, glob=False)
         elif suffix in (".jsonl", ".ndjson"):
-            df = pl.read_ndjson(p)
+            with open(p, "rb") as fh:  # read_ndjson has no glob=False
+                df = pl.read_ndjson(fh)
         elif suffix == ".parquet":
-            df = pl.read_parquet(p)
+            df = pl.read_parquet(p, glob=False)
         else:
             raise ParameterError(f"{fn}: {p}: expected .csv, .jsonl or .parquet, got {suffix or 'no suffix'}")
         where = str(p)

@@ -505,6 +505,21 @@ class IngestSummary:
 # --------------------------------------------------------------------------------------------------------- helpers
 
 
+#: DuckDB's readers take a path as a glob pattern: "a[1].csv" would read "a1.csv", "x*.csv" every x...csv. Each
+#: pattern character is written as a one-character class, which matches it and only it.
+_GLOB_ESCAPES = str.maketrans({"[": "[[]", "*": "[*]", "?": "[?]"})
+
+
+def _path_lit(path: str | os.PathLike) -> str:
+    """The SQL literal of a file path for DuckDB's readers (``read_csv``, ``read_json``, ``read_parquet``): the path
+    itself, never a pattern matching other files.
+
+    >>> _path_lit("data/a[1]*?.csv")
+    "'data/a[[]1][*][?].csv'"
+    """
+    return _lit(str(path).translate(_GLOB_ESCAPES))
+
+
 def _ident(s: str) -> str:
     return '"' + s.replace('"', '""') + '"'
 
@@ -1339,7 +1354,7 @@ def _raw_lines(path: Path, lenient: bool = False, line_bytes: int = MAX_LINE_BYT
     k, ordinality = ("k", " WITH ORDINALITY AS r({}, k)") if numbered else ("CAST(NULL AS BIGINT) AS k", "")
     if not lenient:
         return (
-            f"SELECT {k}, line FROM read_csv({_lit(str(path))}, columns={{'line': 'VARCHAR'}}, header=false, "
+            f"SELECT {k}, line FROM read_csv({_path_lit(path)}, columns={{'line': 'VARCHAR'}}, header=false, "
             f"delim=E'{_RAW_DELIM}', quote='', escape='', auto_detect=false, strict_mode=true, "
             f"{size}, store_rejects=true, rejects_table='_wb_rej', "
             f"rejects_scan='_wb_rejscan'){ordinality.format('line')}"
@@ -1349,7 +1364,7 @@ def _raw_lines(path: Path, lenient: bool = False, line_bytes: int = MAX_LINE_BYT
     # lost, and the line is quarantined as invalid JSON, which raw control bytes are).
     return (
         f"SELECT {k}, CASE WHEN extra IS NULL THEN line ELSE line || E'{_RAW_DELIM}' || extra END AS line "
-        f"FROM read_csv({_lit(str(path))}, columns={{'line': 'VARCHAR', 'extra': 'VARCHAR'}}, header=false, "
+        f"FROM read_csv({_path_lit(path)}, columns={{'line': 'VARCHAR', 'extra': 'VARCHAR'}}, header=false, "
         f"delim=E'{_RAW_DELIM}', quote='', escape='', auto_detect=false, strict_mode=false, null_padding=true, "
         f"new_line='\\n', {size}, store_rejects=true, rejects_table='_wb_rej', "
         f"rejects_scan='_wb_rejscan'){ordinality.format('line, extra')}"
@@ -1587,7 +1602,7 @@ def _typed_jsonl(plan: _Plan) -> _Typed | None:
         exprs.append(f"CAST(coalesce({', '.join(alts)}) AS VARCHAR) AS _t{i}")
     empty = "(" + " AND ".join(f"_t{i} IS NULL" for i in range(len(exprs))) + ") AS _empty"
     path = plan.lines_path or plan.path
-    read = (f"read_json({_lit(str(path))}, format='newline_delimited', records=true, columns={columns}, "
+    read = (f"read_json({_path_lit(path)}, format='newline_delimited', records=true, columns={columns}, "
             f"maximum_object_size={plan.line_bytes})")
     return _Typed(ordered=f"SELECT *, {empty} FROM (SELECT k, {', '.join(exprs)} FROM {read} "
                           f"WITH ORDINALITY AS r({alias}, k))",
@@ -1638,7 +1653,7 @@ def _csv_source(con, plan: _Plan) -> tuple[_Source, int]:
                 raise IngestError(f"{plan.path}: mapping {m.source} [columns] {c}: no field {fld!r} in the CSV; "
                                   f"fields: {', '.join(names)}")
     columns = "{" + ", ".join(f"{_lit(n)}: 'VARCHAR'" for n in names) + "}"
-    rel = f"read_csv({_lit(str(plan.path))}, {', '.join(opts)}, columns={columns}, auto_detect=false)"
+    rel = f"read_csv({_path_lit(plan.path)}, {', '.join(opts)}, columns={columns}, auto_detect=false)"
     sel = [f"{_ident(s.field)} AS {_ident('s:' + c)}" for c, s in m.columns.items() if s.field is not None and not s.hash]
     sel += [f"{_ident(f)} AS {_ident(f'h:{i}')}" for i, f in enumerate(hfields)]
     raw = "json_object(" + ", ".join(f"{_lit(n)}, {_ident(n)}" for n in names) + ")::VARCHAR"
@@ -1687,7 +1702,7 @@ def _csv_header(path: Path, delim: str, quote: str, header: bool, skip: int) -> 
 def _parquet_source(con, plan: _Plan) -> _Source:
     m = plan.mapping
     t = m.target
-    rel = f"read_parquet({_lit(str(plan.path))}, file_row_number=true)"
+    rel = f"read_parquet({_path_lit(plan.path)}, file_row_number=true)"
     desc = _describe(con, rel, plan.path)
     types = dict(desc)
     names = [n for n, _ in desc if n != "file_row_number"]
