@@ -60,7 +60,6 @@ def _defer_ibis_compilers() -> None:
     ``__init__`` once and is then found there, so every use Ibis or a user makes of the package works as before. Does
     nothing when the package is already imported (another backend loaded it) or cannot be found.
 
-    >>> import sys
     >>> _defer_ibis_compilers()
     >>> import ibis.backends.sql.compilers as sc
     >>> sc.duckdb.DuckDBCompiler is sc.DuckDBCompiler
