@@ -536,3 +536,39 @@ print(count_records(p, "parquet"), count_records(other, "parquet"), s.read, s.in
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["25000", "None", "25000", "25000", "False", "False"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_rows_repeating_keys_the_table_holds_are_duplicates_and_the_first_new_row_of_a_key_counts(tmp_path, fmt):
+    # A load surveys the file first; only the keys the table lacks must be distinct for the one-pass insert (the
+    # others are duplicates however often they repeat). Each case is checked against what the line-ordered load
+    # keeps: the first row of a new key, every other row a duplicate.
+    import duckdb
+
+    mapping = {"table": "calls", "columns": {"call_id": "id", "ts": {"field": "ts", "unit": "s"},
+                                             "latency_ms": "ms", "status": {"value": "ok"}}}
+
+    def write(path: Path, rows: list[tuple[str, int]]) -> Path:
+        if fmt == "csv":
+            path.write_text("id,ts,ms\n" + "".join(f"{i},{NOW_S},{ms}\n" for i, ms in rows))
+        else:
+            values = ", ".join(f"('{i}', {NOW_S}, {ms})" for i, ms in rows)
+            duckdb.sql(f"COPY (SELECT * FROM (VALUES {values}) v(id, ts, ms)) TO '{path}' (FORMAT parquet)")
+        return path
+
+    db = wb.connect(":memory:")
+    ingest(db, write(tmp_path / f"first.{fmt}", [("a", 1), ("b", 2)]), mapping=mapping, progress=False)
+    # a and b repeat (already held), c and d are new and distinct
+    s = ingest(db, write(tmp_path / f"again.{fmt}", [("a", 9), ("a", 9), ("b", 9), ("c", 3), ("d", 4), ("b", 9)]),
+               mapping=mapping, progress=False)
+    assert (s.read, s.inserted, s.duplicates, s.quarantined) == (6, 2, 4, 0)
+    # e repeats among the new rows: its first row counts
+    s = ingest(db, write(tmp_path / f"third.{fmt}", [("c", 9), ("e", 5), ("e", 6), ("a", 9)]),
+               mapping=mapping, progress=False)
+    assert (s.read, s.inserted, s.duplicates, s.quarantined) == (4, 1, 3, 0)
+    assert q(db, "select call_id, latency_ms from calls order by call_id") == [
+        ("a", 1.0), ("b", 2.0), ("c", 3.0), ("d", 4.0), ("e", 5.0)]
+    # the same file again: nothing new
+    s = ingest(db, tmp_path / f"again.{fmt}", mapping=mapping, progress=False)
+    assert (s.read, s.inserted, s.duplicates) == (6, 0, 6)
+    db.close()

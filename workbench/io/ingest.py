@@ -2222,14 +2222,16 @@ class _Survey:
     """One pass over a source that can go straight in (``_Source.direct``): what would keep it from doing so."""
     n: int  # rows read
     bad: int  # rows a check quarantines
-    distinct: int  # distinct keys
+    distinct: int  # distinct keys of the rows whose key the table lacks (of every row when ``existing`` is None)
     found: list  # per presence column: whether any row has it
     empties: int  # typed JSONL: rows with no value for any field
     existing: int | None = None  # rows whose key is in the table already (None: not counted)
 
     @property
     def clean(self) -> bool:
-        return not (self.bad or self.empties) and self.distinct == self.n and all(self.found)
+        # Rows whose key the table holds are duplicates however often the file repeats them; the others must have
+        # distinct keys for a plain insert to keep what the line-ordered load keeps (the first of a key).
+        return not (self.bad or self.empties) and self.distinct == self.n - (self.existing or 0) and all(self.found)
 
 
 #: Bytes a key takes in the hash table that finds keys repeated in a file, measured: the 100M keys of a Parquet file
@@ -2261,12 +2263,13 @@ def _survey(con, src: _Source, ls: _LoadSQL, rows: int | None = None) -> _Survey
     whose keys would not fit in the memory limit has its repeated keys found in passes (:func:`_repeated_keys`);
     ``distinct`` is then ``n`` when every key is present and distinct, and less otherwise. A file of ordinary size
     also has the rows whose key the table holds already counted (``existing``): a file all of whose rows are there (a
-    re-load) then needs no insert pass."""
+    re-load) then needs no insert pass, and only the keys the table lacks are counted as distinct (a re-load's
+    distinct count was 0.2 s of the 0.4 s it took for 1M Parquet rows)."""
     aggs = "".join(f", bool_or({_ident(f'p:{i}')})" for i in range(len(src.presence)))
     empty = ", count(*) FILTER (WHERE _empty)" if src.lines is not None else ", 0"
     passes = _key_passes(con, rows)
     rel = f"({ls.stage(src.sql, ', _empty' if src.lines is not None else '')})"
-    distinct_sql = f"count(DISTINCT {ls.key})" if passes == 1 else f"count({ls.key})"
+    distinct_sql = f"count(DISTINCT {ls.key}) FILTER (WHERE d._wb_in IS NULL)" if passes == 1 else f"count({ls.key})"
     existing_sql, join = ("count(d._wb_in)", ls.in_table) if passes == 1 else ("NULL", "")
     n, bad, distinct, empties, existing, *found = con.execute(
         f"SELECT count(*), count(_q_kind), {distinct_sql}{empty}, {existing_sql}{aggs} FROM {rel} s {join}").fetchone()
