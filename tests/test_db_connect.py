@@ -311,6 +311,15 @@ try:
 except AttributeError as exc:
     print("AttributeError", exc)
 """
+    star = """
+import workbench as wb
+wb.connect(":memory:").calls
+from ibis.backends.sql.compilers import *
+print(sorted(n for n in dir() if n.endswith("Compiler")) == sorted(__import__("ibis.backends.sql.compilers",
+      fromlist=["x"]).__all__), "TrinoCompiler" in dir())
+"""
+    got = subprocess.run([sys.executable, "-c", star], capture_output=True, text=True, timeout=120)
+    assert got.returncode == 0 and got.stdout.split() == ["True", "True"], got.stdout + got.stderr
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     loaded, sql, missing = out.stdout.splitlines()

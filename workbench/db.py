@@ -80,13 +80,14 @@ def _defer_ibis_compilers() -> None:
     ran = []
 
     def __getattr__(name: str) -> Any:
-        if name.startswith("__"):
+        if name.startswith("__") and name != "__all__":  # __all__ (a star import) is the package's own
             raise AttributeError(name)
-        try:
-            return importlib.import_module(f"{_COMPILERS}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{_COMPILERS}.{name}":
-                raise
+        if not name.startswith("__"):
+            try:
+                return importlib.import_module(f"{_COMPILERS}.{name}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{_COMPILERS}.{name}":
+                    raise
         if not ran:
             ran.append(True)
             spec.loader.exec_module(module)
