@@ -510,6 +510,28 @@ def test_labels_from_a_file_name_with_glob_characters_are_that_file(tmp_path):
     db.close()
 
 
+def test_labels_from_a_folder_named_tilde_are_that_folder_not_home(tmp_path, monkeypatch):
+    from workbench.eval.labels import import_labels
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    (work / "~").mkdir(parents=True)
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    db = wb.connect(":memory:")
+    db.duckdb.execute("insert into answers (call_id, ts, question, contexts, answer) values "
+                      "('a', '2026-01-01', 'q', ['c'], 'x'), ('b', '2026-01-01', 'q', ['c'], 'y')")
+    for ext in ("csv", "parquet"):
+        for folder, cid in ((home, "b"), (work / "~", "a")):
+            import polars as pl
+
+            frame = pl.DataFrame({"call_id": [cid], "label": [1]})
+            frame.write_csv(folder / "l.csv") if ext == "csv" else frame.write_parquet(folder / "l.parquet")
+        import_labels(db, f"~/l.{ext}")
+        assert [r[0] for r in q(db, "select distinct call_id from evals")] == ["a"], ext
+    db.close()
+
+
 def test_a_parquet_file_is_counted_from_its_footer_without_pyarrow(tmp_path):
     # The count of a Parquet file's rows came from pyarrow, whose import (with NumPy) took 0.09-0.11 s of every
     # process loading a Parquet file. In a fresh interpreter: the count is right across row groups, a file that is not
@@ -571,4 +593,22 @@ def test_rows_repeating_keys_the_table_holds_are_duplicates_and_the_first_new_ro
     # the same file again: nothing new
     s = ingest(db, tmp_path / f"again.{fmt}", mapping=mapping, progress=False)
     assert (s.read, s.inserted, s.duplicates) == (6, 0, 6)
+    db.close()
+
+
+def test_a_relative_path_through_a_folder_named_tilde_reads_that_folder_not_home(tmp_path, monkeypatch):
+    # DuckDB reads "~/x.csv" in the home directory; the workbench found the file in ./~ and counted its records
+    # there: a file of the same count at home loaded instead.
+    mapping = {"table": "calls", "columns": {"call_id": "id", "ts": {"field": "ts", "unit": "s"},
+                                             "latency_ms": "ms", "status": {"value": "ok"}}}
+    home, work = tmp_path / "home", tmp_path / "work"
+    (work / "~").mkdir(parents=True)
+    home.mkdir()
+    (home / "x.csv").write_text(f"id,ts,ms\nhome-1,{NOW_S},5\n")
+    (work / "~" / "x.csv").write_text(f"id,ts,ms\nmine-1,{NOW_S},5\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    db = wb.connect(":memory:")
+    s = ingest(db, "~/x.csv", mapping=mapping, progress=False)
+    assert s.inserted == 1 and q(db, "select call_id from calls") == [("mine-1",)]
     db.close()

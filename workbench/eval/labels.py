@@ -65,14 +65,15 @@ def import_labels(
         if not p.exists():
             raise MissingFileError(f"{fn}: no file at {p}")
         suffix = p.suffix.lower()
-        # The file itself, never a pattern: polars reads "labels[1].csv" as a glob (the file "labels1.csv").
+        # The file itself, never a pattern: polars reads "labels[1].csv" as a glob (the file "labels1.csv"), and
+        # "~/labels.csv" in the home directory, where this found it in a folder named "~".
         if suffix == ".csv":
-            df = pl.read_csv(p, infer_schema_length=0, glob=False)
+            df = pl.read_csv(p.absolute(), infer_schema_length=0, glob=False)
         elif suffix in (".jsonl", ".ndjson"):
             with open(p, "rb") as fh:  # read_ndjson has no glob=False
                 df = pl.read_ndjson(fh)
         elif suffix == ".parquet":
-            df = pl.read_parquet(p, glob=False)
+            df = pl.read_parquet(p.absolute(), glob=False)
         else:
             raise ParameterError(f"{fn}: {p}: expected .csv, .jsonl or .parquet, got {suffix or 'no suffix'}")
         where = str(p)

@@ -506,7 +506,9 @@ class IngestSummary:
 
 
 #: DuckDB's readers take a path as a glob pattern: "a[1].csv" would read "a1.csv", "x*.csv" every x...csv. Each
-#: pattern character is written as a one-character class, which matches it and only it.
+#: pattern character is written as a one-character class, which matches it and only it. They also read a path that
+#: starts with "~" in the home directory, where the workbench found the file in a folder named "~": the path given
+#: to them is absolute.
 _GLOB_ESCAPES = str.maketrans({"[": "[[]", "*": "[*]", "?": "[?]"})
 
 
@@ -514,10 +516,10 @@ def _path_lit(path: str | os.PathLike) -> str:
     """The SQL literal of a file path for DuckDB's readers (``read_csv``, ``read_json``, ``read_parquet``): the path
     itself, never a pattern matching other files.
 
-    >>> _path_lit("data/a[1]*?.csv")
-    "'data/a[[]1][*][?].csv'"
+    >>> _path_lit("/data/a[1]*?.csv")
+    "'/data/a[[]1][*][?].csv'"
     """
-    return _lit(str(path).translate(_GLOB_ESCAPES))
+    return _lit(os.path.abspath(path).translate(_GLOB_ESCAPES))
 
 
 def _ident(s: str) -> str:
