@@ -103,7 +103,7 @@ def _resolve(db: "Workbench", evaluator: str | None, version: str | None, metric
 TRAFFIC = ("production", "benchmark", "all")
 
 
-def _explain_missing(db: Any, fn: str, evaluator: str | None, version: str | None, metric: str | None,
+def _explain_missing(db: "Workbench", fn: str, evaluator: str | None, version: str | None, metric: str | None,
                      df: "pl.DataFrame") -> "pl.DataFrame":
     """``df``, with a warning when it is empty because the database holds only other versions' scores of the default
     detector (after an upgrade: versions are never mixed) naming them and the two ways on: score the answers again,
@@ -112,7 +112,7 @@ def _explain_missing(db: Any, fn: str, evaluator: str | None, version: str | Non
         return df
     from workbench.metrics.core import UndefinedMetricWarning
 
-    e = as_workbench(db).evals
+    e = db.evals
     t = e.filter(e.evaluator == DETECTOR_NAME, e.metric == (metric or SCORE_METRIC))
     counts = to_polars(t.group_by("evaluator_version").aggregate(n=t.count(), last=t.ts.max()))
     if counts.height == 0 or DETECTOR_VERSION in counts["evaluator_version"].to_list():
@@ -217,7 +217,7 @@ def hallucination_rate(db: Any, *, by: Any = ("feature",), period: str = "day", 
     """
     from workbench.metrics.core import proportion
 
-    _, t, keys = _suite_input(db, "hallucination_rate", by=by, start=start, end=end, where=where,
+    db, t, keys = _suite_input(db, "hallucination_rate", by=by, start=start, end=end, where=where,
                               evaluator=evaluator, version=version, metric=metric, traffic=traffic)
     # Unscorable answers are outside the denominator; a group whose answers were all unscorable stays visible with
     # n = 0 (proportion() groups over every row).
@@ -260,7 +260,7 @@ def hallucination_score(db: Any, *, by: Any = ("feature",), period: str = "day",
 
     from workbench.metrics.core import tidy, with_period
 
-    _, t, keys = _suite_input(db, "hallucination_score", by=by, start=start, end=end, where=where,
+    db, t, keys = _suite_input(db, "hallucination_score", by=by, start=start, end=end, where=where,
                               evaluator=evaluator, version=version, metric=metric, traffic=traffic)
     t = with_period(t.filter(t.value.notnull() & (t.label.isnull() | (t.label != UNSCORABLE))), period, start=start)
     agg = to_polars(t.group_by([*keys, "period_start"]).aggregate(
@@ -307,7 +307,7 @@ def unscorable_rate(db: Any, *, by: Any = ("feature",), period: str = "day", sta
     """
     from workbench.metrics.core import proportion
 
-    _, t, keys = _suite_input(db, "unscorable_rate", by=by, start=start, end=end, where=where,
+    db, t, keys = _suite_input(db, "unscorable_rate", by=by, start=start, end=end, where=where,
                               evaluator=evaluator, version=version, metric=metric, traffic=traffic)
     return _explain_missing(db, "unscorable_rate", evaluator, version, metric, proportion(
         t, t.label == UNSCORABLE, by=keys, period=period, metric="unscorable_rate", start=start,
