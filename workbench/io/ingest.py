@@ -630,7 +630,8 @@ def count_records(path: str | os.PathLike, fmt: str, mapping: "Mapping | None" =
             import duckdb
 
             try:
-                with duckdb.connect() as con:
+                # offline, as every connection of the workbench: never fetch an extension
+                with duckdb.connect(config={"autoinstall_known_extensions": False}) as con:
                     return con.execute(f"SELECT sum(num_rows) FROM parquet_file_metadata({_path_lit(path)})"
                                        ).fetchone()[0]
             except duckdb.Error:  # not a Parquet file: the load reports it with DuckDB's own words
