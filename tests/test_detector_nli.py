@@ -29,7 +29,12 @@ WORDS = "the tower was completed in 1889 paris it is tall unicorn built by gusta
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _model_dir(tmp: Path, *, with_config: bool = True) -> Path:
+def _model_dir(tmp: Path, *, with_config: bool = True, columns: tuple[int, ...] = (0, 1, 2),
+               int_type: int = TensorProto.INT64, extra_output: bool = False, onnx_dir: str = "") -> Path:
+    """The bag-of-words model; ``columns`` picks which of (contradiction, neutral, entailment) it outputs, ``int_type``
+    its input type, ``extra_output`` puts a hidden-state output before ``logits``, ``onnx_dir`` a sub-folder for
+    model.onnx (the layout of exported model repositories)."""
+    tmp.mkdir(parents=True, exist_ok=True)
     vocab = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, **{w: i + 4 for i, w in enumerate(WORDS)}}
     tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="[UNK]"))
     tok.normalizer = tokenizers.normalizers.Lowercase()
@@ -41,25 +46,32 @@ def _model_dir(tmp: Path, *, with_config: bool = True) -> Path:
     emb[4:, 2] = 0.2  # ordinary words: a little entailment each
     emb[vocab["unicorn"], 0] = 10.0  # "unicorn": strong contradiction
     emb[1, 1] = 0.5  # unknown words: neutral
+    emb = np.ascontiguousarray(emb[:, list(columns)])
     nodes = [
-        helper.make_node("Gather", ["emb", "input_ids"], ["e"]),  # (b, s, 3)
+        helper.make_node("Gather", ["emb", "input_ids"], ["e"]),  # (b, s, columns)
         helper.make_node("Cast", ["attention_mask"], ["m"], to=TensorProto.FLOAT),
         helper.make_node("Unsqueeze", ["m", "axis2"], ["m3"]),
         helper.make_node("Mul", ["e", "m3"], ["em"]),
         helper.make_node("ReduceSum", ["em", "axis1"], ["logits"], keepdims=0),
     ]
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["b", len(columns)])]
+    if extra_output:
+        nodes.append(helper.make_node("Identity", ["em"], ["last_hidden_state"]))
+        outputs.insert(0, helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT,
+                                                        ["b", "s", len(columns)]))
     graph = helper.make_graph(
         nodes, "bag_nli",
-        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["b", "s"]),
-         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["b", "s"])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["b", 3])],
+        [helper.make_tensor_value_info("input_ids", int_type, ["b", "s"]),
+         helper.make_tensor_value_info("attention_mask", int_type, ["b", "s"])],
+        outputs,
         [numpy_helper.from_array(emb, "emb"), numpy_helper.from_array(np.array([2], np.int64), "axis2"),
          numpy_helper.from_array(np.array([1], np.int64), "axis1")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.checker.check_model(model)
-    onnx.save(model, str(tmp / "model.onnx"))
+    (tmp / onnx_dir).mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(tmp / onnx_dir / "model.onnx"))
     if with_config:
         (tmp / "config.json").write_text(json.dumps({"id2label": {"0": "CONTRADICTION", "1": "NEUTRAL",
                                                                   "2": "ENTAILMENT"}}))
@@ -126,6 +138,9 @@ def test_version_names_the_model_and_changes_with_it(model, tmp_path_factory):
     assert emb_changed.DETECTOR_VERSION == det.DETECTOR_VERSION  # same bytes, same version
     (other / "tokenizer.json").write_text((other / "tokenizer.json").read_text().replace('"tall"', '"short"'))
     assert NLIDetector(other).DETECTOR_VERSION != det.DETECTOR_VERSION
+    relabelled = _model_dir(tmp_path_factory.mktemp("m3"), with_config=False)  # the support column moves with config
+    (relabelled / "config.json").write_text(json.dumps({"id2label": {"0": "entailment", "1": "neutral", "2": "x"}}))
+    assert NLIDetector(relabelled).DETECTOR_VERSION != det.DETECTOR_VERSION
 
 
 def test_calibration_is_fitted_saved_and_reloaded(model):
@@ -210,3 +225,84 @@ def test_evaluate_writes_model_tier_scores_under_its_own_version(model):
     assert scores["b"] > scores["a"]
     again = evaluate(db, detector=f"nli:{model}", progress=False)
     assert again["skipped"] == 2 and again["scored"] == 0  # same model, same version: nothing re-scored
+
+
+# -- exports as they come: label names, layouts, outputs, input types, positions, a path with ~ ---------------------
+
+
+@pytest.mark.parametrize("labels", [
+    {"0": "inconsistent", "1": "neutral", "2": "consistent"},
+    {"0": "not_entailment", "1": "neutral", "2": "entailment"},
+    {"0": "non-entailment", "1": "neutral", "2": "ENTAILMENT"},
+    {"0": "unsupported", "1": "neutral", "2": "supported"},
+    {"0": "unfaithful", "1": "neutral", "2": "faithful"},
+])
+def test_a_label_that_negates_support_is_never_the_support_column(tmp_path, labels):
+    m = _model_dir(tmp_path, with_config=False)
+    (m / "config.json").write_text(json.dumps({"id2label": labels}))
+    det = NLIDetector(m)
+    assert det.support_index == 2
+    got = det.support([(CTX[0], "The unicorn is tall.")])
+    assert got[0] == pytest.approx(_by_hand(CTX[0], "The unicorn is tall."), abs=1e-5)  # not the contradiction column
+
+
+def test_generic_label_names_fall_back_to_the_column_rule_and_two_support_labels_are_refused(tmp_path_factory):
+    two = _model_dir(tmp_path_factory.mktemp("two"), with_config=False, columns=(0, 2))  # contradiction, entailment
+    (two / "config.json").write_text(json.dumps({"id2label": {"0": "LABEL_0", "1": "LABEL_1"}}))
+    det = NLIDetector(two)
+    z = np.array([0.0, 0.0])
+    for t in "the unicorn is tall .".split():
+        z += [10.0, 0.2] if t == "unicorn" else [0.0, 0.2] if t in WORDS else [0.0, 0.0]
+    for t in CTX[0].lower().replace(".", " . ").split():
+        z += [0.0, 0.2] if t in WORDS else [0.0, 0.0]
+    want = float(np.exp(z[1]) / np.exp(z).sum())
+    assert det.support([(CTX[0], "The unicorn is tall.")])[0] == pytest.approx(want, abs=1e-5)
+    three = _model_dir(tmp_path_factory.mktemp("three"), with_config=False)
+    (three / "config.json").write_text(json.dumps({"id2label": {"0": "LABEL_0", "1": "LABEL_1", "2": "LABEL_2"}}))
+    with pytest.raises(ConfigError, match="id2label"):
+        NLIDetector(three)
+    (three / "config.json").write_text(json.dumps({"id2label": {"0": "entailment", "1": "neutral", "2": "supported"}}))
+    with pytest.raises(ConfigError, match="entailment.*supported|two labels"):
+        NLIDetector(three)
+    (three / "config.json").write_text('{"id2label": {"0": "entailment",')
+    with pytest.raises(ConfigError, match=r"config.json is not JSON.*line 1"):
+        NLIDetector(three)
+    (three / "config.json").unlink()  # three columns and no names at all: refused when loaded, not on first use
+    with pytest.raises(ConfigError, match="3 labels.*is missing"):
+        NLIDetector(three)
+
+
+def test_an_exported_repository_layout_with_the_model_under_onnx_loads(tmp_path):
+    m = _model_dir(tmp_path, onnx_dir="onnx")
+    assert not (m / "model.onnx").exists()
+    det = NLIDetector(m)
+    assert det.support([(CTX[0], "It is tall.")])[0] == pytest.approx(_by_hand(CTX[0], "It is tall."), abs=1e-5)
+
+
+def test_the_logits_output_is_read_when_the_model_has_several(tmp_path):
+    det = NLIDetector(_model_dir(tmp_path, extra_output=True))
+    assert det.support([(CTX[0], "It is tall.")])[0] == pytest.approx(_by_hand(CTX[0], "It is tall."), abs=1e-5)
+
+
+def test_int32_inputs_are_fed_as_int32(tmp_path):
+    det = NLIDetector(_model_dir(tmp_path, int_type=TensorProto.INT32))
+    assert det.support([(CTX[0], "It is tall.")])[0] == pytest.approx(_by_hand(CTX[0], "It is tall."), abs=1e-5)
+
+
+@pytest.mark.parametrize("model_type, positions, want", [("bert", 12, 12), ("roberta", 14, 12), ("bert", 4096, 256)])
+def test_pairs_are_cut_to_the_positions_the_model_has(tmp_path, model_type, positions, want):
+    m = _model_dir(tmp_path, with_config=False)
+    (m / "config.json").write_text(json.dumps({"model_type": model_type, "max_position_embeddings": positions,
+                                               "id2label": {"0": "contradiction", "1": "neutral", "2": "entailment"}}))
+    det = NLIDetector(m)
+    long = " ".join(["the tower was completed in paris"] * 80)
+    assert len(det.tokenizer.encode(long, "it is tall").ids) == want
+
+
+def test_a_model_folder_written_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _model_dir(tmp_path / "models" / "nli")
+    assert isinstance(load_detector("nli:~/models/nli"), NLIDetector)
+    cfg = tmp_path / "workbench.toml"
+    cfg.write_text('[detector]\nmodel = "~/models/nli"\n')
+    assert isinstance(load_detector(None, config=cfg), NLIDetector)

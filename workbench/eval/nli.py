@@ -4,13 +4,17 @@
 in ``workbench.toml`` (``model = "PATH"``) selects it. Nothing is downloaded: ``PATH`` is a folder the user exported
 themselves, laid out as::
 
-    PATH/
-      model.onnx          # inputs: input_ids, attention_mask (and token_type_ids if the model takes them), int64
-                          # output 0: logits, shape (batch, n_labels) -- or (batch, 1): one "supported" logit
+    PATH/                 # "~" is the home folder
+      model.onnx          # or onnx/model.onnx (the layout of exported model repositories)
+                          # inputs: input_ids, attention_mask (and token_type_ids if the model takes them), int64
+                          # or int32; output "logits" (else the first output): shape (batch, n_labels) -- or
+                          # (batch, 1): one "supported" logit
       tokenizer.json      # a `tokenizers` (Hugging Face fast tokenizer) file, pair-encoding (premise, hypothesis)
       config.json         # optional: {"id2label": {"0": "contradiction", "1": "neutral", "2": "entailment"}}
-                          # (the Hugging Face export writes it); the label containing "entail" (or "consistent",
-                          # "support") is the support probability. Without it: 1 column -> sigmoid, 2 -> column 1.
+                          # (the Hugging Face export writes it); the one label naming support ("entailment",
+                          # "consistent", "supported", "faithful"; never a negated one such as "not_entailment" or
+                          # "inconsistent") is the support probability. Without names (none, or only "LABEL_0"...):
+                          # 1 column -> sigmoid, 2 -> column 1. Its max_position_embeddings caps the pair length.
       calibration.json    # optional, written by `workbench hallucination calibrate`: how the model's evidence and
                           # the lexical detector combine into one calibrated probability
 
@@ -38,9 +42,40 @@ from workbench.eval import detector as lexical
 
 __all__ = ["NLIDetector", "load_detector", "SUPPORT_LABELS"]
 
-#: Substrings of a label name that mean "the hypothesis is supported by the premise".
+#: Beginnings of a word of a label name that mean "the hypothesis is supported by the premise".
 SUPPORT_LABELS = ("entail", "consistent", "support", "faithful")
+#: Words of a label name that negate it ("not_entailment", "non-entailment", "no support").
+_NEGATING = frozenset({"not", "non", "no"})
 _CALIBRATION = "calibration.json"
+#: Model families whose position ids start after the padding index: two positions fewer for tokens.
+_OFFSET_POSITIONS = frozenset({"roberta", "xlm-roberta", "camembert", "longformer", "bart", "mbart", "xmod"})
+
+
+def _names_support(label: str) -> bool:
+    """Whether a label name means support: a word of it begins with one of :data:`SUPPORT_LABELS` and none negates it.
+
+    A prefix glued to the word is a negation too: "inconsistent", "unsupported", "unfaithful" begin otherwise.
+
+    >>> [_names_support(x) for x in ("ENTAILMENT", "not_entailment", "inconsistent", "factually-consistent", "LABEL_1")]
+    [True, False, False, True, False]
+    """
+    words = [w for w in "".join(c if c.isalpha() else " " for c in str(label).lower()).split()]
+    return (any(w.startswith(SUPPORT_LABELS) for w in words)
+            and not any(w in _NEGATING for w in words))
+
+
+def _generic(label: str) -> bool:
+    """A label with no name, as exports write them when the model was trained without: "LABEL_0", "label_1"."""
+    return str(label).upper().startswith("LABEL_") and str(label)[6:].isdigit()
+
+
+def _model_file(folder: Path) -> Path:
+    """model.onnx in ``folder``, else in its ``onnx`` sub-folder (exported model repositories); the first name when
+    neither exists, for the error."""
+    for f in (folder / "model.onnx", folder / "onnx" / "model.onnx"):
+        if f.is_file():
+            return f
+    return folder / "model.onnx"
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -87,13 +122,23 @@ class NLIDetector:
 
     def __init__(self, path: str | Path, *, batch_size: int = 32, max_length: int = 256,
                  max_passage_words: int = 200, threads: int = 1) -> None:
-        self.path = Path(path)
+        self.path = Path(path).expanduser()
         if not self.path.is_dir():
             raise MissingFileError(f"nli: model folder {self.path} does not exist")
-        model, tok = self.path / "model.onnx", self.path / "tokenizer.json"
+        model, tok = _model_file(self.path), self.path / "tokenizer.json"
         for f in (model, tok):
             if not f.is_file():
-                raise MissingFileError(f"nli: {f} is missing (expected model.onnx and tokenizer.json in {self.path})")
+                raise MissingFileError(f"nli: {f} is missing (expected model.onnx (or onnx/model.onnx) and "
+                                       f"tokenizer.json in {self.path})")
+        cfg_file = self.path / "config.json"
+        self.config: dict = {}
+        if cfg_file.is_file():
+            try:
+                self.config = json.loads(cfg_file.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"nli: {cfg_file} is not JSON: {exc}") from None
+            if not isinstance(self.config, dict):
+                raise ConfigError(f"nli: {cfg_file}: expected a JSON object, got {type(self.config).__name__}")
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
@@ -103,21 +148,46 @@ class NLIDetector:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
-        self.inputs = [i.name for i in self.session.get_inputs()]
+        # Each input fed in the integer type the graph declares (exports write int64; some int32).
+        self.inputs = {i.name: np.int32 if i.type == "tensor(int32)" else np.int64 for i in self.session.get_inputs()}
         unknown = set(self.inputs) - {"input_ids", "attention_mask", "token_type_ids"}
         if unknown:
             raise ConfigError(f"nli: {model} takes inputs {sorted(unknown)}; expected input_ids, attention_mask "
                               "and optionally token_type_ids")
+        outputs = [o.name for o in self.session.get_outputs()]
+        self.output = "logits" if "logits" in outputs else outputs[0]
         self.tokenizer = Tokenizer.from_file(str(tok))
+        # A pair never longer than the model has positions for (an index error inside onnxruntime otherwise).
+        positions = self.config.get("max_position_embeddings")
+        if isinstance(positions, int) and positions > 0:
+            if self.config.get("model_type") in _OFFSET_POSITIONS:
+                positions -= 2
+            max_length = min(max_length, positions)
         self.tokenizer.enable_truncation(max_length=max_length, strategy="longest_first")
-        pad_id = self.tokenizer.token_to_id("[PAD]") or self.tokenizer.token_to_id("<pad>") or 0
-        self.tokenizer.enable_padding(pad_id=pad_id)
+        padding = self.tokenizer.padding  # the tokenizer file's own padding token, else the usual names
+        if padding is not None:
+            self.tokenizer.enable_padding(pad_id=padding["pad_id"], pad_token=padding["pad_token"])
+        else:
+            for name in ("[PAD]", "<pad>"):
+                if self.tokenizer.token_to_id(name) is not None:
+                    self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id(name), pad_token=name)
+                    break
+            else:
+                self.tokenizer.enable_padding(pad_id=0)
         self.batch_size = int(batch_size)
         self.max_passage_words = int(max_passage_words)
         digest = hashlib.sha1(model.read_bytes())
         digest.update(tok.read_bytes())
+        if cfg_file.is_file():  # which column is support, and how long a pair may be, come from it
+            digest.update(cfg_file.read_bytes())
         self.model_hash = digest.hexdigest()[:12]
         self.support_index = self._support_index()
+        width = next(o.shape for o in self.session.get_outputs() if o.name == self.output)
+        width = width[-1] if width and isinstance(width[-1], int) else None
+        if self.support_index is None and width is not None and width > 2:
+            named = f" names none of them ({self.config['id2label']})" if self.config.get("id2label") else " is missing"
+            raise ConfigError(f"nli: {model} gives {width} labels and the id2label of {self.path / 'config.json'}"
+                              f"{named}: name the entailment label there")
         cal = self.path / _CALIBRATION
         self.calibration: dict | None = json.loads(cal.read_text(encoding="utf-8")) if cal.is_file() else None
         self.cache: dict[str, float] = {}
@@ -132,28 +202,28 @@ class NLIDetector:
         return f"{lexical.DETECTOR_VERSION}+{self.model_hash}.{cal}"
 
     def _support_index(self) -> int | None:
-        cfg = self.path / "config.json"
-        if cfg.is_file():
-            labels = json.loads(cfg.read_text(encoding="utf-8")).get("id2label") or {}
-            for k, v in labels.items():
-                if any(s in str(v).lower() for s in SUPPORT_LABELS):
-                    return int(k)
-            if labels:
-                raise ConfigError(f"nli: {cfg}: no label of id2label {labels} names support "
-                                  f"(one containing {', '.join(SUPPORT_LABELS)})")
-        return None
+        """The output column of support: the one label of ``id2label`` naming it; None when the labels have no names
+        (the column rule of :meth:`_run` applies)."""
+        labels = self.config.get("id2label") or {}
+        if not labels or all(_generic(v) for v in labels.values()):
+            return None
+        found = sorted(int(k) for k, v in labels.items() if _names_support(v))
+        where = self.path / "config.json"
+        if not found:
+            raise ConfigError(f"nli: {where}: no label of id2label {labels} names support (a word beginning with "
+                              f"{', '.join(SUPPORT_LABELS)}, not negated)")
+        if len(found) > 1:
+            names = " and ".join(repr(labels.get(str(k), labels.get(k))) for k in found)
+            raise ConfigError(f"nli: {where}: two labels name support ({names}); keep one in id2label")
+        return found[0]
 
     # -- model -------------------------------------------------------------------------------------------------------
     def _run(self, pairs: list[tuple[str, str]]) -> np.ndarray:
         enc = self.tokenizer.encode_batch(pairs)
-        feed = {}
-        if "input_ids" in self.inputs:
-            feed["input_ids"] = np.array([e.ids for e in enc], dtype=np.int64)
-        if "attention_mask" in self.inputs:
-            feed["attention_mask"] = np.array([e.attention_mask for e in enc], dtype=np.int64)
-        if "token_type_ids" in self.inputs:
-            feed["token_type_ids"] = np.array([e.type_ids for e in enc], dtype=np.int64)
-        logits = np.asarray(self.session.run(None, feed)[0], dtype=float)
+        rows = {"input_ids": lambda e: e.ids, "attention_mask": lambda e: e.attention_mask,
+                "token_type_ids": lambda e: e.type_ids}
+        feed = {name: np.array([rows[name](e) for e in enc], dtype=dtype) for name, dtype in self.inputs.items()}
+        logits = np.asarray(self.session.run([self.output], feed)[0], dtype=float)
         if logits.ndim == 1:
             logits = logits[:, None]
         if logits.shape[1] == 1:
@@ -352,7 +422,8 @@ def load_detector(spec: str | None = None, *, config=None):
                     raise ConfigError(f"{cfg.where('detector')}: {key} must be a positive integer, got {v!r}")
                 kwargs[key] = v
         base = cfg.path.parent if cfg.path else Path.cwd()
-        path = Path(model) if Path(model).is_absolute() else base / model
+        path = Path(model).expanduser()
+        path = path if path.is_absolute() else base / path
         return NLIDetector(path, **kwargs)
     name = spec.strip()
     if name in (lexical.DETECTOR_NAME, "offline", "detector"):
