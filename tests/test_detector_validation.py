@@ -207,3 +207,55 @@ def test_ngram_novelty_by_runs_equals_one_search_per_gram():
                      ([t for toks in p.toks for t in toks] for p in src.passages)]
             expected = [not any(f" {' '.join(g)} " in line for line in lines) for g in grams]
             assert src.novel(words, n, known) == expected, (case, passages, words, n)
+
+
+def test_the_prefix_look_up_equals_a_scan_of_every_stem():
+    # has_prefix first searches the token lines for a necessary condition (all of a stem but its last letter begins
+    # a token), then the joined stems. It must answer as a scan of every content stem does: for the prefixes of the
+    # stems themselves ("ies" -> "y" ones included), for every prefix an answer asks about, and for prefixes no stem
+    # has, with passages new, cached, or both.
+    rows = [json.loads(line) for line in open(ROOT / "datasets" / "halu_dev.jsonl", encoding="utf-8")][::9]
+    extra = ["The studies of bodies and the companies' policies."]
+    D.clear_passage_cache()
+    asked = 0
+    for k, r in enumerate(rows):
+        contexts = r["contexts"] + (extra if k % 3 == 0 else [])
+        if k % 2:
+            D._prepare_source(contexts[:1], None)  # some passages already cached
+        src = D._prepare_source(contexts, None)
+        stems = set().union(*src.sentsets) - {D._STOP}
+        answer_words = {D._stem(t) for t in D._tokens(D._fold(r["answer"]))}
+        prefixes = {s[:5] for s in stems | answer_words if len(s) >= 5} | {"zzzzz", "studi", "study", "compy"}
+        for p in sorted(prefixes):
+            want = any(s.startswith(p) for s in stems)
+            D.clear_passage_cache()  # every passage new: the look-up takes the token-line pre-check
+            assert D._prepare_source(contexts, None).has_prefix(p) == want, (k, p)
+            assert src.has_prefix(p) == want, (k, p)  # its stems joined (or its passages cached) by now
+            asked += 1
+    assert asked > 1000
+
+
+def test_the_acronym_look_up_equals_a_scan_of_the_pattern():
+    # writes_acronym settles a passage lacking one of the acronym's capitals without the pattern's scan; every other
+    # answer must be the scan's, for the acronyms the shipped answers write and for random ones.
+    import random
+    import re
+
+    rows = [json.loads(line) for line in open(ROOT / "datasets" / "halu_dev.jsonl", encoding="utf-8")][::7]
+    rng = random.Random(3)
+    acronyms = {t.replace(".", "").lower() for r in rows for t in re.findall(r"\b[A-Z](?:\.?[A-Z])+\.?", r["answer"])}
+    acronyms |= {"".join(rng.choice("ABCDEFGHIKLMNOPRSTUW") for _ in range(rng.randint(2, 4))).lower()
+                 for _ in range(60)}
+    acronyms = sorted(a for a in acronyms if 2 <= len(a) <= 7 and a.isalpha())
+    D.clear_passage_cache()
+    found = 0
+    for r in rows:
+        for c in r["contexts"]:
+            p = D._prepare_passage(c)
+            for a in acronyms:
+                text = p.original
+                want = any(m.start() == 0 or not text[m.start() - 1].isalnum()
+                           for m in D._acronym_re(a).finditer(text))
+                assert p.writes_acronym(a) == want, (a, c[:80])
+                found += want
+    assert found > 20 and len(acronyms) > 50
