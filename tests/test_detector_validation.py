@@ -259,3 +259,33 @@ def test_the_acronym_look_up_equals_a_scan_of_the_pattern():
                 assert p.writes_acronym(a) == want, (a, c[:80])
                 found += want
     assert found > 20 and len(acronyms) > 50
+
+
+def test_a_sentence_that_runs_on_is_cut_into_claims_as_written():
+    words = [f"Word{i}" for i in range(D.MAX_CLAIM_WORDS * 2 + 7)]
+    text = "  ".join(words) + "."
+    claims = D.split_claims("It opened in 1889. " + text)
+    assert claims[0] == "It opened in 1889."
+    assert [len(c.split()) for c in claims[1:]] == [D.MAX_CLAIM_WORDS, D.MAX_CLAIM_WORDS, 7]
+    assert " ".join(" ".join(c.split()) for c in claims[1:]) == " ".join(words) + "."  # every word, in order
+    assert claims[1].startswith("Word0  Word1")  # as written: spacing kept inside a claim
+    long = " ".join(["word"] * D.MAX_CLAIM_WORDS)
+    assert D.split_claims(long + ".") == [long + "."]  # exactly the limit: one claim
+
+
+def test_scoring_time_grows_linearly_with_a_run_on_answer():
+    # A generation that runs on without punctuation was one claim, and a claim's checks compare its words with each
+    # other and with its text: 8x the words took 28x the time (40,000 words: 15 s). Cut into claims, it is linear.
+    import time
+
+    ctx = [" ".join(f"Word{i} eta{i}." for i in range(500))]
+
+    def cpu(n: int) -> float:
+        answer = " ".join(f"Word{i} zeta{i}" for i in range(n))
+        t = time.process_time()
+        D.detect(answer, ctx)
+        return time.process_time() - t
+
+    cpu(500)
+    small, big = min(cpu(1250) for _ in range(3)), cpu(20000)
+    assert big / small < 32, (small, big)  # 16x the words; quadratic growth gives 60x and more

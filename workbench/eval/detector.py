@@ -315,21 +315,44 @@ def _split_sentences(text: str) -> list[str]:
     return [p for p in (text[a:b].strip() for a, b in zip(starts, ends)) if p]
 
 
+#: Words of the longest claim. A longer sentence (a generation that ran on without punctuation, say) is cut into
+#: claims of this many words: the checks of a claim compare its words with each other and with its own text, so their
+#: cost grows with the square of its length (a 40,000-word sentence took minutes). Ordinary claims are far shorter
+#: (the longest in the development sources has 71 words).
+MAX_CLAIM_WORDS = 150
+_WORD_SPAN_RE = re.compile(r"\S+")
+
+
+def _cut_long(claim: str, n: int) -> list[str]:
+    """``claim`` as written, cut after every ``n``-th word when it has more."""
+    ends = [m.end() for m in _WORD_SPAN_RE.finditer(claim)]
+    if len(ends) <= n:
+        return [claim]
+    bounds = [0, *ends[n - 1::n]]
+    if bounds[-1] != len(claim):
+        bounds.append(len(claim))
+    return [p for p in (claim[a:b].strip() for a, b in zip(bounds, bounds[1:])) if p]
+
+
 def _split_claims(answer: str) -> list[str]:
-    """Sentences, then clauses; a clause of fewer than three words is glued back to its neighbour."""
+    """Sentences, then clauses; a clause of fewer than three words is glued back to its neighbour; a claim of more than
+    :data:`MAX_CLAIM_WORDS` words is cut into claims of that many."""
     claims: list[str] = []
     for sent in _split_sentences(answer):
         pieces = [c for c in _CLAUSE_RE.split(sent) if c and c.strip()]
         merged: list[str] = []
+        last = 0  # words of merged[-1], kept rather than counted again at each glued clause
         for c in pieces:
             c = c.strip()
-            if merged and len(c.split()) < 3:
+            words = len(c.split())
+            if merged and (words < 3 or last < 3):
                 merged[-1] = merged[-1] + ", " + c
-            elif merged and len(merged[-1].split()) < 3:
-                merged[-1] = merged[-1] + ", " + c
+                last += words
             else:
                 merged.append(c)
-        claims.extend(merged)
+                last = words
+        for c in merged:
+            claims.extend(_cut_long(c, MAX_CLAIM_WORDS))
     return claims
 
 
