@@ -210,10 +210,10 @@ def test_ngram_novelty_by_runs_equals_one_search_per_gram():
 
 
 def test_the_prefix_look_up_equals_a_scan_of_every_stem():
-    # has_prefix first searches the token lines for a necessary condition (all of a stem but its last letter begins
-    # a token), then the joined stems. It must answer as a scan of every content stem does: for the prefixes of the
-    # stems themselves ("ies" -> "y" ones included), for every prefix an answer asks about, and for prefixes no stem
-    # has, with passages new, cached, or both.
+    # has_prefix searches the passages' joined stems. It must answer as a scan of every content stem does: for the
+    # prefixes of the stems themselves ("ies" -> "y" ones included), for every prefix an answer asks about, and for
+    # prefixes no stem has, with passages new, cached, or both. (Guards any shortcut taken in the look-up: a token-line
+    # pre-check that forgot the "y" case failed it.)
     rows = [json.loads(line) for line in open(ROOT / "datasets" / "halu_dev.jsonl", encoding="utf-8")][::9]
     extra = ["The studies of bodies and the companies' policies."]
     D.clear_passage_cache()
@@ -228,7 +228,7 @@ def test_the_prefix_look_up_equals_a_scan_of_every_stem():
         prefixes = {s[:5] for s in stems | answer_words if len(s) >= 5} | {"zzzzz", "studi", "study", "compy"}
         for p in sorted(prefixes):
             want = any(s.startswith(p) for s in stems)
-            D.clear_passage_cache()  # every passage new: the look-up takes the token-line pre-check
+            D.clear_passage_cache()  # every passage new
             assert D._prepare_source(contexts, None).has_prefix(p) == want, (k, p)
             assert src.has_prefix(p) == want, (k, p)  # its stems joined (or its passages cached) by now
             asked += 1

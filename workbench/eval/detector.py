@@ -325,6 +325,8 @@ _WORD_SPAN_RE = re.compile(r"\S+")
 
 def _cut_long(claim: str, n: int) -> list[str]:
     """``claim`` as written, cut after every ``n``-th word when it has more."""
+    if len(claim) < 2 * n:  # a word and its separator take two characters: no more than n words (the usual case)
+        return [claim]
     ends = [m.end() for m in _WORD_SPAN_RE.finditer(claim)]
     if len(ends) <= n:
         return [claim]
@@ -476,20 +478,8 @@ class _Source:
 
         One substring search in the passages' newline-joined stems (each passage's built once and
         cached with it; a stem holds no newline) instead of building the set of every stem's prefix.
-
-        First a necessary condition, in the token lines the n-gram look-ups build anyway: :func:`_stem` only cuts a
-        token's end, or turns "ies" into "y", so all of a stem but its last letter begins a token. A stem of 5 or
-        more letters starting with a 5-letter ``prefix`` thus has a token starting with ``prefix``, or with its first
-        4 letters when it ends in "y" ("studies" -> "study"). Most prefixes fail that search, and an answer whose
-        prefixes all fail never joins the stems of its new passages (those of cached passages are joined already).
         """
         if self._stem_lines is None:
-            if any(p._stem_lines is None for p in self.passages):  # new passages: their stems not joined yet
-                lines = self._toklines
-                if lines is None:
-                    lines = self._toklines = "\n".join(p.tokline for p in self.passages)
-                if " " + (prefix[:-1] if prefix[-1:] == "y" else prefix) not in lines:
-                    return False
             self._stem_lines = "".join(p.stem_lines for p in self.passages)
         return "\n" + prefix in self._stem_lines
 
