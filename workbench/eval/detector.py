@@ -936,11 +936,17 @@ def _date_supported(m: re.Match, src: _Source) -> bool:
     weekday the claim names must be that date's."""
     wd = m.group("wd")
     for y, mo, d in _date_values(m):
+        year_elsewhere = None  # whether the contexts write the year y somewhere: searched once, when first needed
         for cy, cmo, cd in src.dates(mo):
             if d is not None and cd != d:
                 continue
-            if y is not None and cy != y and not (cy is None and _literal_in(str(y), src.text)):
-                continue
+            if y is not None and cy != y:
+                if cy is not None:
+                    continue
+                if year_elsewhere is None:
+                    year_elsewhere = _literal_in(str(y), src.text)
+                if not year_elsewhere:
+                    continue
             year = y if y is not None else cy
             if wd and (year is None or d is None or _weekday(year, mo, d) != _WEEKDAYS[wd]):
                 continue
