@@ -30,10 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _model_dir(tmp: Path, *, with_config: bool = True, columns: tuple[int, ...] = (0, 1, 2),
-               int_type: int = TensorProto.INT64, extra_output: bool = False, onnx_dir: str = "") -> Path:
+               int_type: int = TensorProto.INT64, extra_output: bool = False, onnx_dir: str = "",
+               type_ids: bool = False) -> Path:
     """The bag-of-words model; ``columns`` picks which of (contradiction, neutral, entailment) it outputs, ``int_type``
     its input type, ``extra_output`` puts a hidden-state output before ``logits``, ``onnx_dir`` a sub-folder for
-    model.onnx (the layout of exported model repositories)."""
+    model.onnx (the layout of exported model repositories), ``type_ids`` a token_type_ids input (as BERT exports
+    have) that adds 0.1 to the first column per token of the second segment."""
     tmp.mkdir(parents=True, exist_ok=True)
     vocab = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, **{w: i + 4 for i, w in enumerate(WORDS)}}
     tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="[UNK]"))
@@ -54,18 +56,28 @@ def _model_dir(tmp: Path, *, with_config: bool = True, columns: tuple[int, ...] 
         helper.make_node("Mul", ["e", "m3"], ["em"]),
         helper.make_node("ReduceSum", ["em", "axis1"], ["logits"], keepdims=0),
     ]
+    inputs = [helper.make_tensor_value_info("input_ids", int_type, ["b", "s"]),
+              helper.make_tensor_value_info("attention_mask", int_type, ["b", "s"])]
+    if type_ids:  # logits += 0.1 * (number of second-segment tokens) in column 0
+        inputs.append(helper.make_tensor_value_info("token_type_ids", int_type, ["b", "s"]))
+        nodes[-1] = helper.make_node("ReduceSum", ["em", "axis1"], ["bag"], keepdims=0)
+        nodes += [
+            helper.make_node("Cast", ["token_type_ids"], ["tt"], to=TensorProto.FLOAT),
+            helper.make_node("ReduceSum", ["tt", "axis1"], ["nt"], keepdims=1),  # (b, 1)
+            helper.make_node("Mul", ["nt", "onehot"], ["shift"]),  # (b, columns)
+            helper.make_node("Add", ["bag", "shift"], ["logits"]),
+        ]
     outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["b", len(columns)])]
     if extra_output:
         nodes.append(helper.make_node("Identity", ["em"], ["last_hidden_state"]))
         outputs.insert(0, helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT,
                                                         ["b", "s", len(columns)]))
+    onehot = np.zeros((1, len(columns)), np.float32)
+    onehot[0, 0] = 0.1
     graph = helper.make_graph(
-        nodes, "bag_nli",
-        [helper.make_tensor_value_info("input_ids", int_type, ["b", "s"]),
-         helper.make_tensor_value_info("attention_mask", int_type, ["b", "s"])],
-        outputs,
+        nodes, "bag_nli", inputs, outputs,
         [numpy_helper.from_array(emb, "emb"), numpy_helper.from_array(np.array([2], np.int64), "axis2"),
-         numpy_helper.from_array(np.array([1], np.int64), "axis1")],
+         numpy_helper.from_array(np.array([1], np.int64), "axis1"), numpy_helper.from_array(onehot, "onehot")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
@@ -306,3 +318,20 @@ def test_a_model_folder_written_with_a_tilde_is_in_the_home_folder(tmp_path, mon
     cfg = tmp_path / "workbench.toml"
     cfg.write_text('[detector]\nmodel = "~/models/nli"\n')
     assert isinstance(load_detector(None, config=cfg), NLIDetector)
+
+
+def test_token_type_ids_are_fed_and_one_column_is_a_support_logit(tmp_path_factory):
+    # A BERT export takes token_type_ids: the second segment's tokens (the claim, [SEP] included) are type 1.
+    det = NLIDetector(_model_dir(tmp_path_factory.mktemp("tt"), type_ids=True))
+    hyp = "It is tall."
+    n_second = len(hyp.replace(".", " . ").split()) + 1  # its tokens and the closing [SEP]
+    toks = [w.lower() for w in (CTX[0] + " " + hyp).replace(".", " . ").split()]
+    z = np.zeros(3)
+    z[0] += 0.1 * n_second
+    for t in toks:
+        z[2 if t in WORDS else 1] += 0.2 if t in WORDS else 0.5
+    want = float(np.exp(z[2] - z.max()) / np.exp(z - z.max()).sum())
+    assert det.support([(CTX[0], hyp)])[0] == pytest.approx(want, abs=1e-5)
+    one = NLIDetector(_model_dir(tmp_path_factory.mktemp("one"), with_config=False, columns=(2,)))
+    z = sum(0.2 for t in toks if t in WORDS)  # the entailment column alone: a logit, read through a sigmoid
+    assert one.support([(CTX[0], hyp)])[0] == pytest.approx(1 / (1 + np.exp(-z)), abs=1e-5)
