@@ -306,3 +306,24 @@ def test_a_claim_date_against_a_context_of_many_dates_is_linear():
     cpu(100)
     small, big = min(cpu(2500) for _ in range(3)), cpu(40000)
     assert big / small < 32, (small, big)  # 16x the dates; searched per date it was 200x and more
+
+
+def test_benchmark_of_an_empty_file_is_an_error_and_one_label_is_said(tmp_path):
+    from workbench.errors import ParameterError
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n")
+    with pytest.raises(ParameterError, match=r"empty.jsonl: no labelled rows"):
+        D.benchmark_jsonl(empty, reps=10)
+    r = subprocess.run([sys.executable, "-m", "workbench.cli", "hallucination", "benchmark", str(empty)],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 2 and "no labelled rows" in r.stderr
+    # Rows of one label: no AUROC, said so; the Brier score is each row's, so it and its interval are there.
+    rows = [dict(answer="It opened in 1889.", contexts=["It opened in 1889 in Paris."], label=0)] * 3
+    table, _ = D.benchmark_rows(rows, reps=50)
+    overall = table.filter(table["source"] == "overall").row(0, named=True)
+    p = D.detect("It opened in 1889.", ["It opened in 1889 in Paris."]).score
+    assert overall["brier"] == pytest.approx(p ** 2) and overall["brier_lo"] == pytest.approx(p ** 2)
+    assert overall["auroc"] != overall["auroc"]  # NaN
+    text = D.format_benchmark(table)
+    assert "AUROC n/a (one label only)" in text and "(no source)" in text

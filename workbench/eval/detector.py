@@ -1639,6 +1639,8 @@ def benchmark_rows(rows: Sequence[Mapping], *, detector=None, reps: int = 1000, 
 
     from workbench.eval import fit as F
 
+    if not rows:
+        raise ParameterError("benchmark_rows: no labelled rows to measure on")
     det = detector if detector is not None else sys.modules[__name__]
     t0 = time.perf_counter()
     dets = list(det.detect_batch(rows))
@@ -1666,10 +1668,12 @@ def benchmark_rows(rows: Sequence[Mapping], *, detector=None, reps: int = 1000, 
             lo_k, hi_k = (f"{key}_lo", f"{key}_hi") if key in ("auroc", "brier") or key.startswith("loso") \
                 else (f"{key}_lo", f"{key}_hi")
             main_k = key if key in ("auroc", "brier") or key.startswith("loso") else f"{key}_auroc"
-            if score is None or not two:
+            # AUROC needs both labels among the rows; the Brier score only some rows.
+            if score is None or not (two if metric is auroc else m.any()):
                 rec[main_k] = rec[lo_k] = rec[hi_k] = None if score is None else float("nan")
                 continue
-            est, lo, hi = F.bootstrap_interval(y[m], score[m], metric, reps=reps, seed=seed)
+            est, lo, hi = F.bootstrap_interval(y[m], score[m], metric, reps=reps, seed=seed,
+                                               both_labels=metric is auroc)
             rec[main_k], rec[lo_k], rec[hi_k] = est, lo, hi
         rec["answers_per_s"] = rate
         out.append(rec)
@@ -1690,13 +1694,15 @@ def format_benchmark(table, rel=None) -> str:
 
     def ci(r: dict, k: str, lo: str, hi: str) -> str:
         v = r.get(k)
-        if v is None or v != v:
+        if v is None:
             return "n/a"
+        if v != v:  # NaN: not measurable on these rows
+            return "n/a (one label only)" if "auroc" in k or k == "absent_word_auroc" else "n/a"
         return f"{v:.3f} [{r[lo]:.3f}, {r[hi]:.3f}]"
 
     lines = ["source        n      figures [95% bootstrap interval]"]
     for r in table.iter_rows(named=True):
-        lines.append(f"{r['source']:12s} n={r['n']:<5d} detector AUROC {ci(r, 'auroc', 'auroc_lo', 'auroc_hi')}  "
+        lines.append(f"{r['source'] or '(no source)':12s} n={r['n']:<5d} detector AUROC {ci(r, 'auroc', 'auroc_lo', 'auroc_hi')}  "
                      f"Brier {ci(r, 'brier', 'brier_lo', 'brier_hi')}  unscorable {r['unscorable']}")
         if r.get("loso_auroc") is not None:
             lines.append(f"{'':20s} LOSO     AUROC {ci(r, 'loso_auroc', 'loso_auroc_lo', 'loso_auroc_hi')}  "
@@ -1751,7 +1757,10 @@ def benchmark_jsonl(path: str | Path, *, threshold: float = THRESHOLD, detector=
     >>> benchmark_jsonl(p, reps=20)[0].select("source", "n", "auroc").rows()
     [('x', 2, 1.0), ('overall', 2, 1.0)]
     """
-    return benchmark_rows(_read_rows(path, labelled=True), detector=detector, reps=reps)
+    rows = _read_rows(path, labelled=True)
+    if not rows:
+        raise ParameterError(f"{path}: no labelled rows (the file is empty or holds only blank lines)")
+    return benchmark_rows(rows, detector=detector, reps=reps)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -209,7 +209,8 @@ def loso_predictions(
 
 
 def bootstrap_interval(
-    y: np.ndarray, p: np.ndarray, metric, *, reps: int = 1000, seed: int = 0, confidence: float = 0.95
+    y: np.ndarray, p: np.ndarray, metric, *, reps: int = 1000, seed: int = 0, confidence: float = 0.95,
+    both_labels: bool = True,
 ) -> tuple[float, float, float]:
     """A metric and its percentile bootstrap interval (rows resampled with replacement, a fixed seed).
 
@@ -220,9 +221,12 @@ def bootstrap_interval(
     metric : callable (y, p) -> float
         E.g. :func:`workbench.stats.auroc` or :func:`workbench.stats.brier_score`.
     reps : int
-        Bootstrap resamples (those with one class only are skipped).
+        Bootstrap resamples.
     seed : int
     confidence : float
+    both_labels : bool
+        Skip the resamples with one label only (True, default: for AUROC, undefined on them); False for a metric of
+        each row such as the Brier score.
 
     Returns
     -------
@@ -245,7 +249,7 @@ def bootstrap_interval(
     for _ in range(reps):
         i = rng.integers(0, len(y), len(y))
         yi = y[i]
-        if 0 < yi.sum() < len(yi):
+        if not both_labels or 0 < yi.sum() < len(yi):
             vals.append(metric(yi, p[i]))
     if not vals:
         return est, float("nan"), float("nan")
