@@ -317,7 +317,7 @@ def _split_sentences(text: str) -> list[str]:
 
 #: Words of the longest claim. A longer sentence (a generation that ran on without punctuation, say) is cut into
 #: claims of this many words: the checks of a claim compare its words with each other and with its own text, so their
-#: cost grows with the square of its length (a 40,000-word sentence took minutes). Ordinary claims are far shorter
+#: cost grows with the square of its length (a 40,000-word sentence took 15 s). Ordinary claims are far shorter
 #: (the longest in the development sources has 71 words).
 MAX_CLAIM_WORDS = 150
 _WORD_SPAN_RE = re.compile(r"\S+")
@@ -1697,12 +1697,13 @@ def format_benchmark(table, rel=None) -> str:
         if v is None:
             return "n/a"
         if v != v:  # NaN: not measurable on these rows
-            return "n/a (one label only)" if "auroc" in k or k == "absent_word_auroc" else "n/a"
+            return "n/a (one label only)" if "auroc" in k else "n/a"
         return f"{v:.3f} [{r[lo]:.3f}, {r[hi]:.3f}]"
 
     lines = ["source        n      figures [95% bootstrap interval]"]
     for r in table.iter_rows(named=True):
-        lines.append(f"{r['source'] or '(no source)':12s} n={r['n']:<5d} detector AUROC {ci(r, 'auroc', 'auroc_lo', 'auroc_hi')}  "
+        name = r["source"] or "(no source)"
+        lines.append(f"{name:12s} n={r['n']:<5d} detector AUROC {ci(r, 'auroc', 'auroc_lo', 'auroc_hi')}  "
                      f"Brier {ci(r, 'brier', 'brier_lo', 'brier_hi')}  unscorable {r['unscorable']}")
         if r.get("loso_auroc") is not None:
             lines.append(f"{'':20s} LOSO     AUROC {ci(r, 'loso_auroc', 'loso_auroc_lo', 'loso_auroc_hi')}  "
