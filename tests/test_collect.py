@@ -671,3 +671,30 @@ def test_a_frame_length_the_file_does_not_hold_fails_without_reading_that_much(t
     empty = otlp_proto.to_json_bytes(otlp_proto.parse_request(b""))
     assert otlp_proto.file_to_jsonl(ok, tmp_path / "out.jsonl", workers=1) == (2, len(empty))
     assert (tmp_path / "out.jsonl").read_bytes() == (empty + b"\n") * 2
+
+
+def test_a_signal_while_the_main_thread_holds_a_lock_still_stops_the_receiver(tmp_path):
+    # A signal handler runs in the main thread between two bytecodes. The receiver's set a threading.Event, whose lock
+    # the main thread held for a moment on every turn of its wait loop: a SIGTERM arriving then deadlocked it (seen
+    # once in CI, the process idle for minutes). Here every Event wait of the main thread holds that lock while the
+    # signal is delivered, so the old receiver hangs every time.
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import os, signal, sys, threading, time\n"
+        "from workbench.io.collect import Collector\n"
+        "real = threading.Event.wait\n"
+        "def wait(self, timeout=None):\n"
+        "    if threading.current_thread() is threading.main_thread():\n"
+        "        with self._cond:\n"
+        "            os.kill(os.getpid(), signal.SIGTERM)\n"
+        "            time.sleep(0.05)\n"
+        "    return real(self, timeout)\n"
+        "threading.Event.wait = wait\n"
+        "sys.exit(Collector(sys.argv[1], port=0).run())\n")
+    try:
+        out = subprocess.run([sys.executable, str(script), str(tmp_path / "wb.duckdb")], capture_output=True,
+                             text=True, timeout=60, cwd=Path(__file__).resolve().parents[1])
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the receiver did not stop on SIGTERM: its signal handler waited for a lock") from None
+    assert out.returncode == 0, out.stderr
+    assert "stopped: received 0 batch(es)" in out.stderr

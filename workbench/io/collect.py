@@ -659,18 +659,21 @@ class Collector:
 
     def run(self) -> int:
         """Serve until SIGTERM or SIGINT, then stop cleanly; prints the readiness line on standard output."""
-        stop = threading.Event()
+        # The handler only records the signal: it runs in the main thread between any two bytecodes, so one that took
+        # a lock (threading.Event.set) deadlocked when the signal came while the main thread held that same lock
+        # inside Event.wait (seen: a SIGTERM left the receiver hanging). The main thread polls the record instead.
+        signals: list[int] = []
 
         def on_signal(signum, frame):  # noqa: ARG001
-            stop.set()
+            signals.append(signum)
 
         old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             self.start()
             print(f"workbench collect: listening on {self.url} (db {self.db_path}, spool {self.spool.dir})",
                   flush=True)
-            while not stop.wait(0.5):
-                pass
+            while not signals:
+                time.sleep(0.2)
             return self.stop()
         finally:
             for s, h in old.items():
