@@ -147,6 +147,13 @@ _COMPILED: dict[Any, tuple[str, bool]] = {}
 _COMPILED_MAX = 1024
 
 
+def _remember(op: Any, compiled: tuple[str, bool]) -> tuple[str, bool]:
+    if len(_COMPILED) >= _COMPILED_MAX:
+        _COMPILED.clear()
+    _COMPILED[op] = compiled
+    return compiled
+
+
 def to_polars(expr: "ir.Table") -> "pl.DataFrame":
     """Execute an Ibis table expression into a polars frame, with the compiled SQL cached per query shape.
 
@@ -170,22 +177,43 @@ def to_polars(expr: "ir.Table") -> "pl.DataFrame":
         return expr.to_polars()
     op = expr.op()
     got = _COMPILED.get(op)
+    tables: list = []  # (name, in-memory table) registered on the connection for this run only
     if got is None:
         import ibis.expr.operations as ops
 
         # Ibis' pre-execution hooks walk the whole expression three times (in-memory tables, Python UDFs, tables
         # read from Arrow streams): 3-4 ms a query, most of a warm call on a small table. A query that reads only
         # database tables needs none of them, so one walk here decides, once per query shape.
-        needs_hooks = any(not isinstance(node, ops.DatabaseTable)
-                          for node in op.find((ops.PhysicalTable, ops.ScalarUDF)))
-        got = (backend.compile(expr), needs_hooks)
-        if len(_COMPILED) >= _COMPILED_MAX:
-            _COMPILED.clear()
-        _COMPILED[op] = got
+        nodes = op.find((ops.PhysicalTable, ops.ScalarUDF))
+        memtables = [n for n in nodes if isinstance(n, ops.InMemoryTable)]
+        if memtables and all(isinstance(n, (ops.DatabaseTable, ops.InMemoryTable)) for n in nodes):
+            # In-memory tables (a percentile's per-group thresholds) are new objects with new data at every call, so
+            # the query would never be found here again (compiling it: 15-20 ms of a 80 ms warm percentile on 100k
+            # calls). It is compiled once per shape with each replaced by a named placeholder table, and their data
+            # are registered under those names for the run.
+            names = [f"_wb_memtable_{i}" for i in range(len(memtables))]
+            key = op.replace({m: ops.DatabaseTable(name=name, schema=m.schema, source=backend)
+                              for m, name in zip(memtables, names)})
+            got = _COMPILED.get(key)
+            if got is None:
+                got = _remember(key, (backend.compile(key.to_expr()), False))
+            tables = list(zip(names, memtables))
+        else:
+            got = _remember(op, (backend.compile(expr), any(not isinstance(n, ops.DatabaseTable) for n in nodes)))
     sql, needs_hooks = got
     if needs_hooks:
-        hooks(expr)  # registers the in-memory tables the query reads (a rank table, say)
-    df = pl.from_arrow(backend.con.sql(sql).to_arrow_table())
+        hooks(expr)  # registers what else the query reads (a table from an Arrow stream, a Python UDF)
+    con = backend.con
+    for name, m in tables:  # as Ibis' DuckDB backend registers an in-memory table
+        try:
+            con.register(name, m.data.to_pyarrow_dataset(m.schema))
+        except AttributeError:
+            con.register(name, m.data.to_pyarrow(m.schema))
+    try:
+        df = pl.from_arrow(con.sql(sql).to_arrow_table())
+    finally:
+        for name, _ in tables:
+            con.unregister(name)
     want = expr.schema().to_polars()
     casts = [pl.col(c).cast(dt) for c, dt in want.items()
              if df.schema[c] != dt and not (isinstance(dt, pl.Datetime) and isinstance(df.schema[c], pl.Datetime))]
