@@ -141,3 +141,32 @@ def test_export_quotes_every_path_and_validates_cron(tmp_path):
     assert "Persistent=true" in unit and "OnCalendar=*-*-* 06:00:00 UTC" in unit
     with pytest.raises(wb.errors.ParameterError, match="not a valid five-field cron"):
         schedule.export("crontab", cron="61 * * * *")
+
+
+def test_a_report_that_hangs_is_stopped_recorded_and_notified(env):
+    # A cell that never ends (a query stuck behind a lock, a loop) held the scheduled run, and its lock, for ever:
+    # no record, no notice, and every later run refused as busy. A cell now has [schedule] cell_timeout seconds.
+    import time
+
+    tmp, dbp, nbdir = env
+    _notebook(nbdir / "stuck.ipynb", "import time\ntime.sleep(600)")
+    sink = tmp / "notified.json"
+    cfg = tmp / "workbench.toml"
+    cfg.write_text(f'[schedule]\nreports = ["stuck", "mini"]\nmax_catchup = 1\ncell_timeout = 3\n'
+                   f'[notify]\ncommand = "sh -c \'cat > {sink}\'"\n')
+    t0 = time.monotonic()
+    recs = schedule.run(dbp, out=tmp / "r", config=cfg, now=dt.datetime(2026, 11, 24), checks=False)
+    assert time.monotonic() - t0 < 120
+    assert [(r["report"], r["status"]) for r in recs] == [("stuck", "failed"), ("mini", "published")]
+    assert "ran longer than 3 s" in recs[0]["error"] and "cell_timeout" in recs[0]["error"]
+    assert json.loads(sink.read_text())["report"] == "stuck"
+    assert not (tmp / "r" / "stuck" / "2026-W47").exists()  # nothing published for it
+
+
+def test_cell_timeout_must_be_a_positive_number(env):
+    tmp, dbp, _ = env
+    cfg = tmp / "workbench.toml"
+    for bad in ("0", "-5", '"soon"', "true"):
+        cfg.write_text(f"[schedule]\ncell_timeout = {bad}\n")
+        with pytest.raises(wb.errors.ConfigError, match="cell_timeout"):
+            schedule.run(dbp, out=tmp / "r", config=cfg, now=dt.datetime(2026, 11, 24), checks=False)

@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", default=None, help="report period, e.g. 2026-W47, 2026-11, 2026-11-23 (default: latest week)")
     p.add_argument("--out", default="reports", help="reports folder")
     p.add_argument("--force", action="store_true", help="replace an existing run of the same period (kept as a new run otherwise)")
+    p.add_argument("--cell-timeout", type=_positive_seconds, default=None, metavar="SECONDS",
+                   help="stop and fail the report when a cell runs longer (default: no limit; `schedule run` uses "
+                        "[schedule] cell_timeout, 1800)")
 
     p = sub.add_parser("schedule", help="publish due reports unattended; status; crontab or systemd units")
     ssub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -387,6 +390,16 @@ def _cmd_hallucination(a: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, a number > 0, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected seconds, a number > 0, got {text!r}")
+    return value
+
+
 def _cmd_report(a: argparse.Namespace) -> int:
     from workbench.errors import UnknownNameError
     from workbench.reports import publish as reports
@@ -400,7 +413,8 @@ def _cmd_report(a: argparse.Namespace) -> int:
         raise UnknownNameError("report", a.name, [*known, "all", "list"])
     names = known if a.name == "all" else [a.name]
     if len(names) == 1:
-        print(reports.run_report(names[0], db=a.db, period=a.period, out=a.out, force=a.force))
+        print(reports.run_report(names[0], db=a.db, period=a.period, out=a.out, force=a.force,
+                                 cell_timeout=a.cell_timeout))
         return 0
     from tqdm.auto import tqdm
 
@@ -410,7 +424,8 @@ def _cmd_report(a: argparse.Namespace) -> int:
         for name in bar:
             bar.set_postfix_str(name)
             try:
-                print(reports.run_report(name, db=a.db, period=a.period, out=a.out, force=a.force))
+                print(reports.run_report(name, db=a.db, period=a.period, out=a.out, force=a.force,
+                                         cell_timeout=a.cell_timeout))
             except ReportError as exc:
                 failed.append(f"{name}: {' '.join(str(exc).split())}")
     if failed:

@@ -709,7 +709,8 @@ def same_kind(label: str, when: dt.datetime) -> str:
 
 
 def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | None = None, out: str | os.PathLike = "reports",
-               force: bool = False, progress: bool = False, config: str | os.PathLike | None = None) -> Path:
+               force: bool = False, progress: bool = False, config: str | os.PathLike | None = None,
+               cell_timeout: float | None = None) -> Path:
     """Execute ``notebooks/<name>.ipynb`` for a period and publish it atomically; return the published folder.
 
     The run is built in a hidden folder next to the target (``reports/<name>/.<period>~<run id>~build/``) and
@@ -734,6 +735,9 @@ def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | 
         papermill's progress bar.
     config : path, optional
         ``workbench.toml`` passed to the notebook.
+    cell_timeout : float, optional
+        Seconds a cell may run; past it the run stops and fails (default: no limit; scheduled runs use
+        ``[schedule] cell_timeout``, 1800).
 
     Returns
     -------
@@ -788,11 +792,15 @@ def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | 
         try:
             # The kernel talks to papermill over loopback only; its notice about unencrypted TCP is noise in a run.
             pm.execute_notebook(str(nb), str(executed), parameters=params, kernel_name="python3", progress_bar=progress,
-                                cwd=str(Path.cwd()), log_output=False, extra_arguments=["--IPKernelApp.log_level=ERROR"])
+                                cwd=str(Path.cwd()), log_output=False, extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                                execution_timeout=cell_timeout)
         except Exception as exc:  # a failing cell, a dead kernel, a timeout: the published report is untouched
             kept = _keep_failed(parent, label, run_id, executed)
             shutil.rmtree(build, ignore_errors=True)
             where = f"; partial notebook kept at {kept}" if kept else ""
+            if isinstance(exc, TimeoutError) and cell_timeout is not None:  # nbclient's CellTimeoutError
+                raise ReportError(f"report {name!r} ({nb}): a cell ran longer than {cell_timeout:g} s and was stopped "
+                                  f"(the limit: [schedule] cell_timeout, or cell_timeout=){where}") from None
             if isinstance(exc, pm.PapermillExecutionError):
                 raise ReportError(f"report {name!r} ({nb}): cell {exc.cell_index} failed: {exc.ename}: "
                                   f"{' '.join(str(exc.evalue).split())[:300]}{where}") from None

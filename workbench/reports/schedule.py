@@ -43,6 +43,9 @@ __all__ = ["due_periods", "run", "status", "export", "notify", "crontab", "RUNS_
 RUNS_FILE = "runs.jsonl"
 LOCK_FILE = ".schedule.lock"
 DEFAULT_CRON = "0 6 * * *"
+#: Seconds a cell of a scheduled report may run ([schedule] cell_timeout): past it the report fails, is recorded and
+#: notified, and the run goes on. Without it a cell that never ends held the run, and its lock, for ever.
+DEFAULT_CELL_TIMEOUT = 1800
 KINDS = ("week", "month", "day")
 
 
@@ -58,11 +61,13 @@ def _settings(config: Any) -> dict[str, Any]:
     except ConfigError:
         if config is not None:
             raise
-        return {"cron": DEFAULT_CRON, "period": "week", "max_catchup": 8, "reports": None, "notify": {}}
+        return {"cron": DEFAULT_CRON, "period": "week", "max_catchup": 8, "reports": None, "notify": {},
+                "cell_timeout": DEFAULT_CELL_TIMEOUT}
     sec = dict(cfg.section("schedule") or {})
     out = {"cron": sec.get("cron", DEFAULT_CRON), "period": sec.get("period", "week"),
            "max_catchup": sec.get("max_catchup", 8), "reports": sec.get("reports"), "notify": dict(cfg.section("notify") or {}),
-           "stale_after_hours": sec.get("stale_after_hours", 48)}
+           "stale_after_hours": sec.get("stale_after_hours", 48),
+           "cell_timeout": sec.get("cell_timeout", DEFAULT_CELL_TIMEOUT)}
     from croniter import croniter
 
     if not isinstance(out["cron"], str) or not croniter.is_valid(out["cron"]):
@@ -71,6 +76,9 @@ def _settings(config: Any) -> dict[str, Any]:
         raise ConfigError(f"{cfg.where('schedule')}: period = {out['period']!r}; expected one of {', '.join(KINDS)}")
     if not isinstance(out["max_catchup"], int) or isinstance(out["max_catchup"], bool) or out["max_catchup"] < 1:
         raise ConfigError(f"{cfg.where('schedule')}: max_catchup = {out['max_catchup']!r}; expected a whole number >= 1")
+    t = out["cell_timeout"]
+    if not isinstance(t, (int, float)) or isinstance(t, bool) or not t > 0:
+        raise ConfigError(f"{cfg.where('schedule')}: cell_timeout = {t!r}; expected seconds, a number > 0")
     return out
 
 
@@ -233,7 +241,8 @@ def run(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "report
             error = None
             for attempt in range(retries + 1):
                 try:
-                    run_report(name, db=db_path, period=period, out=outp, config=config)
+                    run_report(name, db=db_path, period=period, out=outp, config=config,
+                               cell_timeout=settings["cell_timeout"])
                     error = None
                     break
                 except DatabaseError as exc:  # another process holds the database: wait and try again
