@@ -327,3 +327,19 @@ def test_benchmark_of_an_empty_file_is_an_error_and_one_label_is_said(tmp_path):
     assert overall["auroc"] != overall["auroc"]  # NaN
     text = D.format_benchmark(table)
     assert "AUROC n/a (one label only)" in text and "(no source)" in text
+
+
+def test_scoring_a_missing_file_or_a_device_is_a_one_line_error():
+    # A missing input was a FileNotFoundError traceback (exit 1); /dev/zero was read as one endless line.
+    from workbench.errors import MissingFileError, ParameterError
+
+    with pytest.raises(MissingFileError, match=r"nope\.jsonl: no such file"):
+        D.read_labelled(ROOT / "nope.jsonl")
+    with pytest.raises(ParameterError, match="not a file"):
+        D.read_labelled(ROOT)
+    exe = [sys.executable, "-m", "workbench.cli", "hallucination"]
+    for args, said in ((["score", "nope.jsonl", "--out", "o.jsonl"], "nope.jsonl: no such file"),
+                       (["score", "/dev/zero", "--out", "o.jsonl"], "/dev/zero: not a file"),
+                       (["benchmark", "/dev/zero"], "/dev/zero: not a file")):
+        r = subprocess.run([*exe, *args], capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert r.returncode == 2 and said in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)

@@ -33,7 +33,7 @@ machine; see ``benchmarks/bench_detector.py``).
 
 from __future__ import annotations
 
-from workbench.errors import ParameterError, ParameterTypeError
+from workbench.errors import MissingFileError, ParameterError, ParameterTypeError
 
 from workbench._gc import paused
 import datetime
@@ -1469,6 +1469,10 @@ def detect_batch(
 
 def _read_rows(path: str | Path, *, labelled: bool = False) -> list[dict]:
     path = Path(path)
+    if not path.exists():
+        raise MissingFileError(f"{path}: no such file")
+    if not path.is_file():  # a folder, a device such as /dev/zero, a pipe: read as lines they never end
+        raise ParameterError(f"{path}: not a file")
     rows: list[dict] = []
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
