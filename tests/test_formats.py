@@ -1117,3 +1117,25 @@ def test_the_progress_bar_moves_while_a_file_parsed_in_python_loads(tmp_path, mo
         db.close()
     assert s.read == 500
     assert len(steps) >= 10 and all(n > 0 for n in steps) and sum(steps) == p.stat().st_size
+
+
+@pytest.mark.parametrize("fmt, name", [("langfuse", "langfuse_traces.jsonl"), ("litellm", "litellm_payloads.jsonl")])
+def test_a_malformed_first_line_is_quarantined_and_the_lines_after_it_load(db, tmp_path, fmt, name):
+    # A JSON-lines file whose first line is not JSON was read as a CSV: that line became a header, nothing was
+    # read from a file of one such line (read 0, quarantined 0: the line lost without a word), and the JSON lines
+    # after it were single-column CSV rows, all quarantined as not the format. A file named as JSON is JSON: the line
+    # is quarantined as invalid JSON and the others load as they do without it.
+    clean = load(db, name, format=fmt)
+    db2 = wb.connect(":memory:")
+    try:
+        bad = tmp_path / name
+        bad.write_text("hello world, not JSON\n" + (DATA / name).read_text())
+        s = load(db2, bad, format=fmt)
+        assert (s.read, s.inserted, s.quarantined) == (clean.read + 1, clean.inserted, clean.quarantined + 1)
+        assert quarantine(db2)[0] == (1, None, "invalid JSON")
+        only = tmp_path / "only.jsonl"
+        only.write_text("hello world\n")
+        s = load(db2, only, format=fmt)
+        assert (s.read, s.quarantined) == (1, 1)
+    finally:
+        db2.close()

@@ -276,11 +276,23 @@ def iter_json_file(path: str | Path) -> Iterator[tuple[int, Any, str | None, str
     layout = json_layout(start)
     if layout == "empty":
         return iter(())
-    if _lines_layout(start, layout):
+    if _lines_layout(start, layout) or (layout == "document" and _malformed_line(start)):
         return iter_json_lines(path)
     if len(start) < _CHUNK - 3:  # the whole file (however long a byte-order mark was cut)
         return iter_json_records(start)
     return _stream_values(_text_chunks(path), layout == "array")
+
+
+def _malformed_line(start: bytes) -> bool:
+    """Whether a first line that does not parse is a malformed JSON line rather than the opening of a pretty-printed
+    document (which ends with a bracket, a comma or a colon): the file is then read line by line, that line an error
+    and the lines after it records (read as one document, the error ended the file there).
+
+    >>> _malformed_line(b'hello world\\n{"a": 1}\\n'), _malformed_line(b'{\\n  "a": 1\\n}'), _malformed_line(b'{"a":\\n 1}')
+    (True, False, False)
+    """
+    first = _first_line(start)
+    return bool(first) and not first.endswith((b"{", b"[", b",", b":")) and b"\n" in start.strip()
 
 
 def _lines_layout(start: bytes, layout: str) -> bool:

@@ -197,10 +197,19 @@ def _parquet_records(path: Path):
             yield k, rec, None, None
 
 
+#: Names that say JSON (gzipped or not): such a file is read as JSON whatever its first bytes.
+_JSON_NAMES = (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz")
+
+
 def _layout(path: Path) -> str:
-    """How :func:`records` reads a file: ``parquet``, ``json`` (any JSON layout) or ``csv``, by its first bytes."""
+    """How :func:`records` reads a file: ``parquet``, ``json`` (any JSON layout) or ``csv``, by its first bytes; a
+    file named as JSON is JSON (a malformed first line is then that line's error, not a CSV header that swallows it)."""
     start = head(path, 64).lstrip()
-    return "parquet" if start[:4] == b"PAR1" else ("json" if start[:1] in (b"{", b"[") else "csv")
+    if start[:4] == b"PAR1":
+        return "parquet"
+    if start[:1] in (b"{", b"[") or Path(path).name.lower().endswith(_JSON_NAMES):
+        return "json"
+    return "csv"
 
 
 def records(path: Path, layout: str | None = None):
