@@ -115,7 +115,17 @@ def otlp_lines(draw):
 
 
 def otlp_records(text: str) -> int:
-    """Spans of the file, plus one record per non-blank line that is not an OTLP export (json module)."""
+    """Spans of the file, plus one record per non-blank line that is not an OTLP export (json module). A file whose
+    only line is an array is a JSON array document (``JSON.stringify`` output, :func:`workbench.io.records.json_layout`):
+    its elements are its records, none for ``[]``."""
+    nonblank = [line for line in text.split("\n") if line.strip()]
+    if len(nonblank) == 1:
+        try:
+            only = json.loads(nonblank[0])
+        except ValueError:
+            only = None
+        if isinstance(only, list):
+            return len(only)  # (the generator's only array line is [])
     n = 0
     for line in text.split("\n"):
         if not line.strip():
