@@ -285,14 +285,15 @@ def iter_json_file(path: str | Path) -> Iterator[tuple[int, Any, str | None, str
 
 def _malformed_line(start: bytes) -> bool:
     """Whether a first line that does not parse is a malformed JSON line rather than the opening of a pretty-printed
-    document (which ends with a bracket, a comma or a colon): the file is then read line by line, that line an error
-    and the lines after it records (read as one document, the error ended the file there).
+    document (which begins with a bracket, or ends with one, a comma or a colon): the file is then read line by line,
+    that line an error and the lines after it records (read as one document, the error ended the file there).
 
-    >>> _malformed_line(b'hello world\\n{"a": 1}\\n'), _malformed_line(b'{\\n  "a": 1\\n}'), _malformed_line(b'{"a":\\n 1}')
+    >>> _malformed_line(b'hello world\\n{"a": 1}\\n'), _malformed_line(b'{\\n  "a": 1\\n}'), _malformed_line(b'{"a": 1\\n, "b": 2}')
     (True, False, False)
     """
     first = _first_line(start)
-    return bool(first) and not first.endswith((b"{", b"[", b",", b":")) and b"\n" in start.strip()
+    return (bool(first) and first[:1] not in (b"{", b"[") and not first.endswith((b"{", b"[", b",", b":"))
+            and b"\n" in start.strip())
 
 
 def _lines_layout(start: bytes, layout: str) -> bool:
