@@ -149,8 +149,7 @@ def detect(path: str | Path) -> tuple[str | None, str]:
         # no record at all (an empty array or export): nothing to load, read as OTLP
         return (None if seen else "otel"), layout
     if not text:
-        return ("otel" if path.name.lower().removesuffix(".gz").endswith((".json", ".jsonl", ".ndjson")) else None,
-                "empty")
+        return ("otel" if _named_json(path) else None, "empty")
     first = text.split(b"\n", 1)[0].decode("utf-8", "replace").rstrip("\r")
     try:
         cols = next(csv.reader(io.StringIO(first)))
@@ -197,8 +196,9 @@ def _parquet_records(path: Path):
             yield k, rec, None, None
 
 
-#: Names that say JSON (gzipped or not): such a file is read as JSON whatever its first bytes.
-_JSON_NAMES = (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz")
+def _named_json(path: Path) -> bool:
+    """Whether the file's name says JSON: ``.json``, ``.jsonl`` or ``.ndjson``, gzipped or not."""
+    return Path(path).name.lower().removesuffix(".gz").endswith((".json", ".jsonl", ".ndjson"))
 
 
 def _layout(path: Path) -> str:
@@ -207,7 +207,7 @@ def _layout(path: Path) -> str:
     start = head(path, 64).lstrip()
     if start[:4] == b"PAR1":
         return "parquet"
-    if start[:1] in (b"{", b"[") or Path(path).name.lower().endswith(_JSON_NAMES):
+    if start[:1] in (b"{", b"[") or _named_json(path):
         return "json"
     return "csv"
 
