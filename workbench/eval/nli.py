@@ -154,8 +154,8 @@ class NLIDetector:
         if unknown:
             raise ConfigError(f"nli: {model} takes inputs {sorted(unknown)}; expected input_ids, attention_mask "
                               "and optionally token_type_ids")
-        outputs = [o.name for o in self.session.get_outputs()]
-        self.output = "logits" if "logits" in outputs else outputs[0]
+        outputs = {o.name: o for o in self.session.get_outputs()}
+        self.output = "logits" if "logits" in outputs else next(iter(outputs))
         self.tokenizer = Tokenizer.from_file(str(tok))
         # A pair never longer than the model has positions for (an index error inside onnxruntime otherwise).
         positions = self.config.get("max_position_embeddings")
@@ -182,8 +182,8 @@ class NLIDetector:
             digest.update(cfg_file.read_bytes())
         self.model_hash = digest.hexdigest()[:12]
         self.support_index = self._support_index()
-        width = next(o.shape for o in self.session.get_outputs() if o.name == self.output)
-        width = width[-1] if width and isinstance(width[-1], int) else None
+        shape = outputs[self.output].shape
+        width = shape[-1] if shape and isinstance(shape[-1], int) else None
         if self.support_index is None and width is not None and width > 2:
             named = f" names none of them ({self.config['id2label']})" if self.config.get("id2label") else " is missing"
             raise ConfigError(f"nli: {model} gives {width} labels and the id2label of {self.path / 'config.json'}"

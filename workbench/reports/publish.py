@@ -814,7 +814,8 @@ def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | 
             raise ReportError(f"report {name!r}: HTML conversion failed: {type(exc).__name__}: {exc}") from None
         import polars as pl
 
-        saved = pl.read_parquet((build / "metrics.parquet").absolute(), glob=False) if (build / "metrics.parquet").exists() else pl.DataFrame()
+        metrics_file = (build / "metrics.parquet").absolute()
+        saved = pl.read_parquet(metrics_file, glob=False) if metrics_file.exists() else pl.DataFrame()
         shown = saved["suite_metric"].unique().to_list() if "suite_metric" in saved.columns else []
         meta = {
             "report": name, "period": label, "start": params["start"], "end": params["end"], "db": db_path,
