@@ -350,11 +350,12 @@ SQL = {
                       and (operation is null or operation in ('chat', 'text_completion', 'generate_content')))
               group by all)""",
     "hallucination_rate": f"""
-        with j as (
-            select e.label, c.feature, c.model, coalesce(c.ts, a.ts, e.ts) as ts
+        with j as (  -- production answers only (a scored benchmark set has no call and a dataset as its source),
+                     -- dated by the answer (its call, else the answer's own time), never by when it was scored
+            select e.label, c.feature, c.model, coalesce(c.ts, a.ts) as ts
             from evals e left join answers a on e.call_id = a.call_id left join calls c on e.call_id = c.call_id
             where e.metric = $metric and e.evaluator = $evaluator and coalesce(e."repeat", 0) = 0
-              and e.evaluator_version = $version)
+              and e.evaluator_version = $version and not (c.ts is null and a.source is not null))
         select feature, model, period_start, n, {_wilson_sql('k', 'n')}
         from (select feature, model, date_trunc('day', ts) as period_start,
                      count(*) filter (where label = 'hallucinated') as k,
