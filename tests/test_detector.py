@@ -437,6 +437,16 @@ def test_a_unit_glued_to_another_number_does_not_support_the_claim():
         == "number 5 not in context"
 
 
+@pytest.mark.parametrize("number", ["1" + "0" * 400, "9" * 5000, "1" + ",000" * 150])
+def test_a_number_too_large_for_a_float_is_judged_as_written(number):
+    # Before: OverflowError (the value's forms took int() of an infinite float), so one answer holding such a number (a
+    # generation stuck repeating a digit) stopped a whole scoring run.
+    absent = detect(f"It cost {number} dollars.", ["It cost 5 dollars."])
+    assert absent.label == 1 and absent.claims[0].reason == f"number {number} not in context"
+    assert _judged(detect(f"It cost {number} dollars.", [f"The price: it cost {number} dollars."])) == [(1.0, None)]
+    assert detect("It cost 5 dollars.", [f"It cost {number} dollars, or 5 dollars."]).claims[0].reason is None
+
+
 @pytest.mark.parametrize("answer, context", [
     ("The UN was founded in 1945.", "The United Nations was founded in 1945."),
     ("He moved to the US in 1990.", "He moved to the U.S. in 1990."),

@@ -817,9 +817,12 @@ def _number_forms(value: float) -> list[str]:
     """Surface forms a source may use for ``value``: 1200000 -> "1,200,000", "1.2 million", ...
 
     Checking a handful of forms with substring search is much cheaper than extracting and
-    parsing every number of a 1,000-word context.
+    parsing every number of a 1,000-word context. A number too large for a float (400 digits) has no other
+    form: it is judged as written.
     """
     forms: list[str] = []
+    if not math.isfinite(value):
+        return forms
     if value == int(value):
         n = int(value)
         forms += [str(n), f"{n:,}"]
