@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -306,6 +307,49 @@ def test_a_claim_date_against_a_context_of_many_dates_is_linear():
     cpu(100)
     small, big = min(cpu(2500) for _ in range(3)), cpu(40000)
     assert big / small < 32, (small, big)  # 16x the dates; searched per date it was 200x and more
+
+
+@pytest.mark.parametrize("make", [
+    lambda n: "It cost " + "9" * n + "x million francs.",  # a run of digits not followed by a multiplier
+    lambda n: "It opened" + " " * n + "in 1889.",  # a run of spaces (clause split: '; ' and ' - ')
+    lambda n: "It &" + "amp;" * n + " opened.",  # tens of thousands of one-word clauses, each glued to the last
+], ids=["digits", "spaces", "short-clauses"])
+def test_scoring_time_grows_linearly_with_a_long_run_of_digits_or_spaces(make):
+    # A pattern that must see something after a run ("5 million", " ; ") was tried again from every character of the
+    # run: 20,000 digits took 7.4 s, 20,000 spaces 2.2 s (16x the time for 4x the run); and a clause of fewer than three
+    # words was glued to the claim before it by copying that claim again (160,000 characters of one-word clauses:
+    # 4.2 s). One bad generation stalled a whole scoring run. Now a match can only start where the run starts, and a
+    # claim's clauses are joined once: linear.
+    import time
+
+    ctx = ["The tower opened in 1889 and cost 5 million francs."]
+
+    def cpu(n: int) -> float:
+        t = time.process_time()
+        D.detect(make(n), ctx)
+        return time.process_time() - t
+
+    cpu(1000)
+    small, big = min(cpu(2500) for _ in range(3)), cpu(40000)
+    assert big / small < 40, (small, big)  # 16x the run; quadratic growth gives 250x
+
+
+def test_the_guarded_patterns_split_and_find_as_the_unguarded_ones():
+    # The guards that keep the clause split and the "3 million" look-up linear must not change what they find: each is
+    # compared with the pattern without them on random text of the characters that matter (the naive guard, a
+    # lookbehind alone on "; ", fails this: it missed a ";" right after an earlier break's spaces).
+    import random
+
+    plain_clause = re.compile(r"\s*;\s*|,\s+(?=but\s|whereas\s|while\s|although\s|though\s)|\s+-{1,2}\s+")
+    plain_mult = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s+(hundred|thousand|million|billion)\b")
+    rng = random.Random(7)
+    alphabet = [" ", " ", ";", "-", "--", ",", "a", "but ", "\t", "\n", "1", "2", ".", "5", " million", "million", "x",
+                "\u00a0", "though "]
+    for _ in range(30000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+        assert D._CLAUSE_RE.split(text) == plain_clause.split(text), text
+        assert [m.group(0, 1, 2) for m in D._MULT_RE.finditer(text)] == \
+            [m.group(0, 1, 2) for m in plain_mult.finditer(text)], text
 
 
 def test_benchmark_of_an_empty_file_is_an_error_and_one_label_is_said(tmp_path):

@@ -98,7 +98,9 @@ _WEIGHTS_PATH = Path(__file__).with_name("_detector_weights.json")
 # [0-9] rather than \d: a character set lets the regex engine skip ahead fast (and the answer's
 # numbers are ASCII digits in practice).
 _NUM_RE = re.compile(r"[0-9]+(?:[.,:][0-9]+)*%?")
-_MULT_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s+(hundred|thousand|million|billion)\b")
+# A pattern that must see something after a run of digits or spaces starts only where the run starts (a lookbehind):
+# tried again from every character of a long run, it took time quadratic in the run (20,000 digits: 7 s).
+_MULT_RE = re.compile(r"(?<![0-9])([0-9]+(?:\.[0-9]+)?)\s+(hundred|thousand|million|billion)\b")
 _DIGIT_RE = re.compile(r"[0-9]")
 _CAP_RE = re.compile(r"\b[A-Z]\w*(?:['’]\w+)*")
 _THOUSANDS_RE = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
@@ -164,7 +166,9 @@ _SENT_END_RE = re.compile(
     + "".join(rf"(?<!\b(?:{'|'.join(v)})\.)" for _, v in sorted(_ABBREVIATIONS_BY_LEN.items()))
     + r"[\"'”’)\]]*+|(?<=[a-z0-9)][.!?])(?=[A-Z]))"
 )
-_CLAUSE_RE = re.compile(r"\s*;\s*|,\s+(?=but\s|whereas\s|while\s|although\s|though\s)|\s+-{1,2}\s+")
+# Clause breaks: "; ", ", but ", " - ". Spaces before ";" or a dash are matched from the start of their run only (see
+# _MULT_RE); a ";" right after an earlier break's spaces by the first branch. The same splits as without the guards.
+_CLAUSE_RE = re.compile(r";\s*|(?<!\s)\s+;\s*|,\s+(?=but\s|whereas\s|while\s|although\s|though\s)|(?<!\s)\s+-{1,2}\s+")
 _EVIDENCE_CLAUSE_RE = re.compile(r"[;:()\[\]]|,\s|\s(?:but|while|whereas|although|though|and|which|who)\s")
 
 _STOPWORDS = frozenset(
@@ -342,19 +346,19 @@ def _split_claims(answer: str) -> list[str]:
     claims: list[str] = []
     for sent in _split_sentences(answer):
         pieces = [c for c in _CLAUSE_RE.split(sent) if c and c.strip()]
-        merged: list[str] = []
+        merged: list[list[str]] = []  # each claim's clauses, joined once (gluing by copying was quadratic)
         last = 0  # words of merged[-1], kept rather than counted again at each glued clause
         for c in pieces:
             c = c.strip()
             words = len(c.split())
             if merged and (words < 3 or last < 3):
-                merged[-1] = merged[-1] + ", " + c
+                merged[-1].append(c)
                 last += words
             else:
-                merged.append(c)
+                merged.append([c])
                 last = words
-        for c in merged:
-            claims.extend(_cut_long(c, MAX_CLAIM_WORDS))
+        for parts in merged:
+            claims.extend(_cut_long(", ".join(parts), MAX_CLAIM_WORDS))
     return claims
 
 
