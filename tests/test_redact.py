@@ -97,3 +97,47 @@ def test_show_raw_text_setting(tmp_path):
     p.write_text("[privacy]\nshow_raw = true\n")
     with pytest.raises(ConfigError, match="unknown key 'show_raw'"):
         show_raw_text(p)
+
+
+@pytest.mark.parametrize("make", [
+    lambda n: "a." * n + "@b",  # an address-like run that never becomes one
+    lambda n: "1-" * n + "x",
+    lambda n: "b@" * n,
+    lambda n: "x" * n + " y…",  # a long word before a truncated tail
+], ids=["dots", "dashed-digits", "at-signs", "long-word-then-tail"])
+def test_redaction_time_grows_linearly_with_a_long_unbroken_run(make):
+    # The truncated-tail rule (a text cut short by a display) was tried from every character of a run without a space:
+    # each try read the run to its end looking for the final '…'. 40,000 characters of 'a.' took 54 s, so one hostile
+    # prompt held a report's rendering for a minute. Now a tail starts only where a word starts: linear.
+    import time
+
+    def cpu(n: int) -> float:
+        text = make(n)
+        t = time.process_time()
+        out = redact(text)
+        assert out == text or out.endswith("[redacted]…")
+        return time.process_time() - t
+
+    cpu(500)
+    small, big = min(cpu(2500) for _ in range(3)), cpu(40000)
+    assert big / small < 40, (small, big)  # 16x the run; quadratic growth gives 250x
+
+
+def test_a_truncated_tail_is_still_found_after_a_long_run():
+    assert redact("x" * 5000 + " mail alice.smith@exam…") == "x" * 5000 + " mail [redacted]…"
+    assert redact("a.b.c " * 2000 + "card 4111 1111 11...") == "a.b.c " * 2000 + "card [redacted]..."
+
+
+def test_the_guarded_tail_pattern_finds_what_the_unguarded_one_finds():
+    import random
+    import re
+
+    from workbench.redact import _TRUNCATED
+
+    plain = re.compile(r"((?<!\d)(?<!\d[ ().-])\+?\d(?:[ ().-]?\d){5,}[ ().-]?|\S+)(…|\.\.\.)$")
+    rng = random.Random(3)
+    alphabet = ["1", "2", " ", "-", "(", ")", ".", "...", "…", "a", "@", "+", "x", "\n", "\t", "sk-", "AKIA"]
+    for _ in range(30000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 16)))
+        a, b = plain.search(text), _TRUNCATED.search(text)
+        assert (a and (a.span(), a.groups())) == (b and (b.span(), b.groups())), text

@@ -79,7 +79,9 @@ _NINO = re.compile(r"\b(?![DFIQUV])[A-CEGHJ-PR-TW-Z](?![DFIQUVO])[A-CEGHJ-NPR-TW
 _PHONE_INTL = re.compile(r"(?<![\w+])\+\d[\d ().-]{6,22}\d" + _E)
 _PHONE_NANP = re.compile(_B + r"(?:\(\d{3}\)[ ]?|\d{3}([-. ]))\d{3}(?(1)\1|[-. ])\d{4}" + _E)
 _PHONE_NATIONAL = re.compile(_B + r"0[1-9]\d{0,3}(?:[ .-]\d{2,4}){2,4}" + _E)
-_TRUNCATED = re.compile(r"((?<!\d)(?<!\d[ ().-])\+?\d(?:[ ().-]?\d){5,}[ ().-]?|\S+)(…|\.\.\.)$")
+# A word-like tail starts where a word starts (the lookbehind): tried from every character of a long run without a
+# space, each try read the run to its end (40,000 characters: 54 s). The matches are the same.
+_TRUNCATED = re.compile(r"((?<!\d)(?<!\d[ ().-])\+?\d(?:[ ().-]?\d){5,}[ ().-]?|(?<!\S)\S+)(…|\.\.\.)$")
 
 
 def _luhn(digits: str) -> bool:
