@@ -844,6 +844,28 @@ def test_a_record_nested_too_deeply_to_parse_is_quarantined_and_the_records_afte
     assert detect(deep_first) == ("litellm", "array")
 
 
+@pytest.mark.parametrize("depth", [300, 1000, 1023])
+def test_a_record_nested_as_deep_as_the_parser_reads_loads_whole(tmp_path, depth):
+    """Hostile input: a field nested 300 to 1,023 levels deep parses (the reader takes 1,024), but writing the record
+    back as JSON for its provenance went past orjson's 255 levels and then the interpreter's stack: the whole file
+    failed ("could not be loaded as litellm (nothing of it was written): maximum recursion depth exceeded"). The
+    record loads, with the field in its attributes, and so do the others."""
+    recs = [json.loads(x) for x in (DATA / "litellm_payloads.jsonl").read_text().splitlines() if x.strip()]
+    deep = "[" * depth + "]" * depth
+    lines = [json.dumps(recs[0])[:-1] + ', "deep_field": ' + deep + "}"] + [json.dumps(r) for r in recs[1:]]
+    p = tmp_path / "deep.jsonl"
+    p.write_text("\n".join(lines) + "\n")
+    db = wb.connect(":memory:")
+    try:
+        s = ingest(db, p, progress=False)
+        assert (s.read, s.inserted, s.quarantined, s.duplicates) == (5, 3, 1, 1)  # as without the field (FILES)
+        got = db.duckdb.execute("select attributes->>'$.\"litellm.deep_field\"' from calls "
+                                "where attributes->>'$.\"litellm.deep_field\"' is not null").fetchall()
+        assert [v.replace(" ", "") for (v,) in got] == [deep]  # (json.loads here would need the same stack)
+    finally:
+        db.close()
+
+
 def test_a_csv_export_with_a_field_over_128_kb_loads(tmp_path):
     """Python's csv module stops at 128 KB a field, and a LiteLLM spend-log export's metadata, prompt or response
     column can be longer: the whole file failed ("field larger than field limit"). Run in a fresh process, where the

@@ -50,6 +50,7 @@ import gzip
 import json
 import math
 import re
+import sys
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -639,11 +640,26 @@ class Rows:
         return pa.table(data)
 
 
+#: Stack the standard library's JSON writer may use: :func:`loads` reads at most 1,024 levels (orjson's limit), and
+#: the writer takes one interpreter level per JSON level, above the caller's own frames.
+_DUMPS_RECURSION = 1024 + 2000
+
+
 def _dumps(v: Any) -> str:
     try:
         return orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
-    except TypeError:  # an integer beyond 64 bits: the standard library writes it
-        return json.dumps(v, default=str)
+    except TypeError:
+        # An integer beyond 64 bits, or a value nested deeper than orjson writes (255 levels): the standard library
+        # writes it. Such a value can be as deep as loads() reads, past the interpreter's default limit of 1,000 (the
+        # whole file failed with RecursionError): the limit is raised for this one call.
+        limit = sys.getrecursionlimit()
+        if limit < _DUMPS_RECURSION:
+            sys.setrecursionlimit(_DUMPS_RECURSION)
+        try:
+            return json.dumps(v, default=str)
+        finally:
+            if limit < _DUMPS_RECURSION:
+                sys.setrecursionlimit(limit)
 
 
 def loads(data: bytes | str) -> Any:
