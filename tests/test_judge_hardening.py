@@ -126,3 +126,33 @@ def test_a_reply_nested_too_deeply_is_unscorable_not_a_crash(db, fake):
     assert s["unscorable"] == 1
     label, expl = explanation(db)
     assert label == "unscorable" and expl.startswith("reply is not JSON")
+
+
+@pytest.mark.parametrize("content", [
+    "```" + " " * 4000 + "x",  # an opening fence, then whitespace, no closing fence
+    "```json\n{" + " \n" * 2000 + "}",
+    "```" + "\t" * 2000 + "```" + " " * 2000 + "x",
+])
+def test_a_reply_of_whitespace_after_a_fence_is_read_in_linear_time(content):
+    # The fence was stripped by a pattern whose lazy body and whitespace runs backtracked into each other: a reply of
+    # '```' and 10,000 spaces took 320 s (4,000: about 20 s), inside the 1 MiB a reply may have. A judge that rambles
+    # (or a hostile endpoint) stalled the evaluation. Now the fence is cut by string tests.
+    import time
+
+    t = time.process_time()
+    v = judge.parse_verdict(content)
+    assert time.process_time() - t < 1.0
+    assert v.label == "unscorable"
+
+
+def test_the_fence_is_cut_as_the_pattern_cut_it():
+    import random
+    import re
+
+    fence = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)  # the old pattern, on short texts only
+    rng = random.Random(11)
+    alphabet = ["```", "`", "json", "JSON", " ", "\n", "\t", "{", "}", "[]", '"a"', ":", "x", "5", "\u00a0"]
+    for _ in range(20000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 9)))
+        m = fence.match(text.strip())
+        assert judge._unfence(text.strip()) == (m.group(1) if m else text.strip()), text

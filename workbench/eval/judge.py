@@ -300,7 +300,19 @@ class Verdict:
         return self.label == "unscorable"
 
 
-_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
+def _unfence(text: str) -> str:
+    """The body of a reply written as a fenced block (```json ... ```), else the reply as it is (``text`` stripped).
+
+    String tests, not a pattern: the pattern's lazy body and its whitespace runs backtracked into each other, and a
+    reply of an opening fence and 10,000 spaces took 320 s.
+
+    >>> _unfence('```json\n{"claims": []}\n```'), _unfence('{"a": 1}'), _unfence("``````")
+    ('{"claims": []}', '{"a": 1}', '')
+    """
+    if len(text) < 6 or not (text.startswith("```") and text.endswith("```")):
+        return text
+    body = text[3:-3]
+    return (body[4:] if body.startswith("json") else body).strip()
 
 
 def _as_bool(v: Any) -> bool | None:
@@ -325,10 +337,7 @@ def parse_verdict(content: str | None) -> Verdict:
     """
     if not content or not content.strip():
         return Verdict(None, "unscorable", reason="empty reply")
-    text = content.strip()
-    m = _FENCE.match(text)
-    if m:
-        text = m.group(1)
+    text = _unfence(content.strip())
     try:
         data = json.loads(text)
     except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
