@@ -306,7 +306,7 @@ def _unfence(text: str) -> str:
     String tests, not a pattern: the pattern's lazy body and its whitespace runs backtracked into each other, and a
     reply of an opening fence and 10,000 spaces took 320 s.
 
-    >>> _unfence('```json\n{"claims": []}\n```'), _unfence('{"a": 1}'), _unfence("``````")
+    >>> _unfence('```json\\n{"claims": []}\\n```'), _unfence('{"a": 1}'), _unfence("``````")
     ('{"claims": []}', '{"a": 1}', '')
     """
     if len(text) < 6 or not (text.startswith("```") and text.endswith("```")):
