@@ -612,3 +612,64 @@ def test_a_relative_path_through_a_folder_named_tilde_reads_that_folder_not_home
     s = ingest(db, "~/x.csv", mapping=mapping, progress=False)
     assert s.inserted == 1 and q(db, "select call_id from calls") == [("mine-1",)]
     db.close()
+
+
+# ------------------------------------------------------------- text in UTF-16 or UTF-32 (PowerShell, Excel "Unicode")
+
+_FEEDBACK_CSV = "id,ts,kind,value\na,{t},thumb,1\nb,{t},thumb,0\n"
+
+
+@pytest.mark.parametrize("encoding, named", [
+    ("utf-16", "UTF-16"),            # a byte-order mark, as PowerShell's Out-File and Excel's "Unicode text" write
+    ("utf-16-be", "UTF-16"),         # big-endian, no mark
+    ("utf-16-le", "UTF-16"),         # little-endian, no mark
+    ("utf-32", "UTF-32"),
+])
+@pytest.mark.parametrize("kind", ["otlp", "csv", "otlp.gz"])
+def test_a_file_in_utf16_or_utf32_is_an_error_naming_the_encoding_not_a_wrong_format(tmp_path, db, encoding, named,
+                                                                                     kind):
+    import gzip
+
+    if kind.startswith("otlp"):
+        text = _otlp([_span("a1", str(NOW_S * 10**9), str((NOW_S + 1) * 10**9))]) + "\n"
+        p, mapping = tmp_path / f"spans.{'jsonl.gz' if kind.endswith('gz') else 'jsonl'}", None
+    else:
+        text = _FEEDBACK_CSV.format(t=NOW_S)
+        p, mapping = tmp_path / "feedback.csv", FEEDBACK_MAP
+    data = text.encode(encoding)
+    p.write_bytes(gzip.compress(data) if kind.endswith("gz") else data)
+    with pytest.raises(IngestError, match=rf"{p.name}: .*{named}.*UTF-8") as err:
+        ingest(db, p, mapping=mapping, progress=False)
+    assert "iconv" in str(err.value)
+    assert q(db, "select count(*) from calls")[0][0] == q(db, "select count(*) from feedback")[0][0] == 0
+    # forcing the format does not get past it either
+    with pytest.raises(IngestError, match=named):
+        ingest(db, p, format="otel" if mapping is None else "csv", mapping=mapping, progress=False)
+
+
+def test_the_same_file_in_utf8_with_or_without_a_byte_order_mark_loads(tmp_path, db):
+    text = _FEEDBACK_CSV.format(t=NOW_S)
+    for name, data in (("plain.csv", text.encode()), ("bom.csv", text.encode("utf-8-sig"))):
+        (tmp_path / name).write_bytes(data)
+        assert ingest(db, tmp_path / name, mapping=FEEDBACK_MAP, progress=False).read == 2
+    p = tmp_path / "spans.jsonl"
+    # text that merely holds NUL characters inside strings is UTF-8, not UTF-16
+    p.write_text(_otlp([_span("n1", str(NOW_S * 10**9), str((NOW_S + 1) * 10**9), {"x": "a\u0000b"})]) + "\n")
+    assert ingest(db, p, progress=False).inserted == 1
+
+
+def test_cli_says_which_encoding_a_file_is_in(tmp_path, capsys):
+    p = tmp_path / "spans.jsonl"
+    p.write_bytes((_otlp([_span("a1", str(NOW_S * 10**9), str((NOW_S + 1) * 10**9))]) + "\n").encode("utf-16"))
+    rc = cli_main(["ingest", str(p), "--db", str(tmp_path / "w.duckdb")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "UTF-16" in err and "spans.jsonl" in err and "Traceback" not in err
+
+
+def test_labels_in_utf16_are_an_error_naming_the_encoding(tmp_path, db):
+    from workbench.eval.labels import import_labels
+
+    p = tmp_path / "labels.csv"
+    p.write_bytes("call_id,label\na,1\n".encode("utf-16"))
+    with pytest.raises(IngestError, match=r"labels.csv: .*UTF-16"):
+        import_labels(db, p)

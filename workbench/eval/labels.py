@@ -65,6 +65,10 @@ def import_labels(
         if not p.exists():
             raise MissingFileError(f"{fn}: no file at {p}")
         suffix = p.suffix.lower()
+        if suffix in (".csv", ".jsonl", ".ndjson"):
+            from workbench.io.records import refuse_wide_text
+
+            refuse_wide_text(p)  # Excel's "Unicode text" is UTF-16: its columns would read as NUL-spaced names
         # The file itself, never a pattern: polars reads "labels[1].csv" as a glob (the file "labels1.csv"), and
         # "~/labels.csv" in the home directory, where this found it in a folder named "~".
         if suffix == ".csv":

@@ -211,7 +211,7 @@ from __future__ import annotations
 
 from workbench.errors import IngestError  # noqa: F401  (importable from here as before)
 from workbench.db import memory_passes_for, size_bytes, sql_literal as _lit
-from workbench.io.records import allow_long_csv_fields, strict_csv_rows
+from workbench.io.records import allow_long_csv_fields, refuse_wide_text, strict_csv_rows
 
 import datetime as _dt
 import gzip
@@ -777,6 +777,8 @@ def _plan(path: Path, fmt: str, mapping: Mapping | None) -> _Plan:
             fh.read(1)
     except OSError as exc:
         raise IngestError(f"{path}: cannot read the file: {exc}") from None
+    if fmt not in ("parquet", "otel-proto"):
+        refuse_wide_text(path)  # UTF-16 text would read as an unknown format, or as fields with NULs in their names
     if fmt == "auto":
         if mapping is not None and mapping.format:
             fmt = mapping.format

@@ -148,6 +148,67 @@ def open_binary(path: str | Path) -> Iterator[BinaryIO]:
         raise IngestError(f"{p}: cannot read the file: {exc}") from None
 
 
+
+_WIDE_MARKS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
+               (b"\xfe\xff", "UTF-16"))
+# without a mark: where the NUL bytes of ASCII text fall in each code unit
+_WIDE_UNITS = ((4, 0, "UTF-32LE"), (4, 3, "UTF-32BE"), (2, 0, "UTF-16LE"), (2, 1, "UTF-16BE"))
+
+
+def wide_encoding(path: str | Path) -> str | None:
+    """The UTF-16 or UTF-32 encoding a text file is written in (its ``iconv`` name), or None for anything else.
+
+    By its byte-order mark (what Windows PowerShell's ``Out-File`` and Excel's "Unicode text" write), or, without
+    one, by its first characters being ASCII with the NUL bytes of a wider code unit around each. The readers take
+    UTF-8 (a UTF-8 byte-order mark is skipped): such a file would otherwise read as one of an unknown format or as
+    fields with NULs in their names. A gzip file is looked at decompressed.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> for name, data in [("a.csv", "id,ts\\n".encode("utf-16")), ("b.jsonl", b'{"a": "\\x00"}'),
+    ...                    ("c.jsonl", '{"a": 1}'.encode("utf-16-le"))]:
+    ...     _ = (d / name).write_bytes(data)
+    ...     print(name, wide_encoding(d / name))
+    a.csv UTF-16
+    b.jsonl None
+    c.jsonl UTF-16LE
+    """
+    with open_binary(path) as fh:
+        data = fh.read(64)
+    for mark, name in _WIDE_MARKS:
+        if data.startswith(mark):
+            return name
+    for width, at, name in _WIDE_UNITS:
+        units = [data[i:i + width] for i in range(0, len(data) - width + 1, width)]
+        if len(units) >= 2 and all(u[at:at + 1] in _ASCII_TEXT and u.count(0) == width - 1 for u in units):
+            return name
+    return None
+
+
+_ASCII_TEXT = frozenset(bytes([c]) for c in (*range(0x20, 0x7F), 0x09, 0x0A, 0x0D))
+
+
+def refuse_wide_text(path: str | Path) -> None:
+    """Raise an :class:`IngestError` naming the file and its encoding when it is UTF-16 or UTF-32 text
+    (:func:`wide_encoding`), with the command that converts it."""
+    enc = wide_encoding(path)
+    if enc is None:
+        return
+    p = Path(path)
+    with open(p, "rb") as fh:
+        gz = fh.read(2) == GZIP_MAGIC
+    base = p.name[:-3] if gz and p.name.lower().endswith(".gz") else p.name
+    stem, dot, ext = base.rpartition(".") if "." in base else (base, "", "")
+    out = f"{stem}.utf8{dot}{ext}"
+    how = (f"gunzip -c {p.name} | iconv -f {enc} -t UTF-8 > {out}" if gz else
+           f"iconv -f {enc} -t UTF-8 {p.name} > {out} (PowerShell: Get-Content {p.name} | Set-Content -Encoding utf8 "
+           f"{out})")
+    raise IngestError(f"{p}: the file is {enc} text; workbench reads UTF-8 (with or without a byte-order mark): "
+                      f"convert it first, e.g. {how}")
+
+
 def _first_line(data: bytes) -> bytes:
     for line in data.splitlines():
         if line.strip():
