@@ -616,7 +616,7 @@ def test_a_relative_path_through_a_folder_named_tilde_reads_that_folder_not_home
 
 # ------------------------------------------------------------- text in UTF-16 or UTF-32 (PowerShell, Excel "Unicode")
 
-_FEEDBACK_CSV = "id,ts,kind,value\na,{t},thumb,1\nb,{t},thumb,0\n"
+_FEEDBACK_CSV = "id,ts,kind,value\na,{t},thumbs,1\nb,{t},thumbs,0\n"
 
 
 @pytest.mark.parametrize("encoding, named", [
@@ -651,7 +651,8 @@ def test_the_same_file_in_utf8_with_or_without_a_byte_order_mark_loads(tmp_path,
     text = _FEEDBACK_CSV.format(t=NOW_S)
     for name, data in (("plain.csv", text.encode()), ("bom.csv", text.encode("utf-8-sig"))):
         (tmp_path / name).write_bytes(data)
-        assert ingest(db, tmp_path / name, mapping=FEEDBACK_MAP, progress=False).read == 2
+        s = ingest(db, tmp_path / name, mapping=FEEDBACK_MAP, progress=False)
+        assert (s.read, s.quarantined) == (2, 0), s.as_dict()
     p = tmp_path / "spans.jsonl"
     # text that merely holds NUL characters inside strings is UTF-8, not UTF-16
     p.write_text(_otlp([_span("n1", str(NOW_S * 10**9), str((NOW_S + 1) * 10**9), {"x": "a\u0000b"})]) + "\n")
@@ -673,3 +674,26 @@ def test_labels_in_utf16_are_an_error_naming_the_encoding(tmp_path, db):
     p.write_bytes("call_id,label\na,1\n".encode("utf-16"))
     with pytest.raises(IngestError, match=r"labels.csv: .*UTF-16"):
         import_labels(db, p)
+
+
+@pytest.mark.parametrize("delim", [";", "\t", "|"])
+def test_a_csv_split_by_another_delimiter_names_the_delimiter_to_set(tmp_path, db, delim):
+    import re
+
+    shown = re.escape(json.dumps(delim))  # as TOML writes it: "\t" is a tab in a basic string
+    p = tmp_path / "feedback.csv"
+    p.write_text(_FEEDBACK_CSV.format(t=NOW_S).replace(",", delim))
+    with pytest.raises(IngestError, match=rf"no field 'id' in the CSV.*delimiter = {shown}") as err:
+        ingest(db, p, mapping=FEEDBACK_MAP, progress=False)
+    assert "[csv]" in str(err.value)
+    # and with the delimiter the message names, the file loads
+    fixed = {**FEEDBACK_MAP, "csv": {"delimiter": delim}}
+    assert ingest(db, p, mapping=fixed, progress=False).inserted == 2
+
+
+def test_a_csv_field_missing_for_another_reason_suggests_no_delimiter(tmp_path, db):
+    p = tmp_path / "feedback.csv"
+    p.write_text(_FEEDBACK_CSV.format(t=NOW_S).replace("id,", "ident,", 1))
+    with pytest.raises(IngestError, match="no field 'id' in the CSV") as err:
+        ingest(db, p, mapping=FEEDBACK_MAP, progress=False)
+    assert "delimiter" not in str(err.value)

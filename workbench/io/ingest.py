@@ -1661,7 +1661,7 @@ def _csv_source(con, plan: _Plan) -> tuple[_Source, int]:
         for fld in ([s.field] if s.field else []) + list(s.hash or ()):
             if fld not in names:
                 raise IngestError(f"{plan.path}: mapping {m.source} [columns] {c}: no field {fld!r} in the CSV; "
-                                  f"fields: {', '.join(names)}")
+                                  f"fields: {', '.join(names)}{_delimiter_hint(names, fld, o)}")
     columns = "{" + ", ".join(f"{_lit(n)}: 'VARCHAR'" for n in names) + "}"
     rel = f"read_csv({_path_lit(plan.path)}, {', '.join(opts)}, columns={columns}, auto_detect=false)"
     sel = [f"{_ident(s.field)} AS {_ident('s:' + c)}" for c, s in m.columns.items() if s.field is not None and not s.hash]
@@ -1676,6 +1676,18 @@ def _csv_source(con, plan: _Plan) -> tuple[_Source, int]:
     src.csv_opts = dict(o)
     offset = (1 if header else 0) + int(o.get("skip", 0))
     return src, offset
+
+
+def _delimiter_hint(names: list[str], fld: str, opts: Mapping[str, Any]) -> str:
+    """When the header splits on another common delimiter into names that include ``fld``: the mapping line to add
+    (a semicolon-separated export from a European locale reads as one field named "id;ts;...")."""
+    import json
+
+    line = (opts.get("delimiter") or ",").join(names)
+    for d in (";", "\t", "|", ","):
+        if d != opts.get("delimiter", ",") and fld in (x.strip().strip('"') for x in line.split(d)):
+            return f"; the header splits on {json.dumps(d)}: set delimiter = {json.dumps(d)} under [csv] in the mapping"
+    return ""
 
 
 def _csv_header(path: Path, delim: str, quote: str, header: bool, skip: int) -> list[str]:
