@@ -165,6 +165,43 @@ def test_an_unsupported_period_is_refused_naming_the_metric(db, name):
         SUITE[name](db, period=bad, **kw)
 
 
+@pytest.mark.parametrize("name", sorted(SUITE))
+@pytest.mark.parametrize("start, end", [(END, START), (START, START)])
+def test_a_window_that_ends_before_it_starts_is_refused_naming_the_metric(db, name, start, end):
+    """An inverted or empty window was read as a selection of nothing: one null row, n = 0, exit 0."""
+    kw = {k: v for k, v in OPTIONS.get(name, {}).items()}
+    with pytest.raises(wb.errors.ParameterError, match=rf"{name}: start {start} is not before end {end}"):
+        SUITE[name](db, start=start, end=end, **kw)
+
+
+def test_cli_where_and_by_read_spaces_around_their_separators_as_the_plain_option(small_demo, capsys):
+    from workbench.cli import main as cli_main
+    from workbench.db import parse_where
+
+    assert parse_where(["status = ok", " model= a , b"]) == {"status": "ok", "model": ["a", "b"]}
+    outs = []
+    for where in ("status=ok", "status = ok"):
+        rc = cli_main(["metrics", "error_rate", "--db", str(small_demo), "--period", "all", "--where", where,
+                       "--format", "csv"])
+        outs.append((rc, capsys.readouterr().out))
+    assert outs[0] == outs[1] and outs[0][0] == 0
+    assert ",0," not in outs[0][1].splitlines()[1]  # calls were selected: n is not 0
+    # and a list of group keys typed with spaces after the commas
+    outs = []
+    for by in ("feature,model", "feature, model"):
+        rc = cli_main(["metrics", "error_rate", "--db", str(small_demo), "--period", "all", "--by", by, "--format", "csv"])
+        outs.append((rc, capsys.readouterr().out))
+    assert outs[0] == outs[1] and outs[0][0] == 0
+
+
+def test_cli_refuses_an_inverted_window(small_demo, capsys):
+    from workbench.cli import main as cli_main
+
+    rc = cli_main(["metrics", "latency_p95_ms", "--db", str(small_demo), "--start", "2026-01-01", "--end", "2025-01-01"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "start 2026-01-01 is not before end 2025-01-01" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize("name", sorted(n for n in SUITE if CONTRACTS[n].required))
 def test_a_missing_required_option_is_refused_naming_it(db, name):
     with pytest.raises(wb.errors.ParameterError, match=CONTRACTS[name].required[0]):

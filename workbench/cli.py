@@ -296,7 +296,7 @@ def _cmd_metrics(a: argparse.Namespace) -> int:
         raise UnknownNameError("metric", a.name, suite())
     kwargs: dict[str, object] = dict(_params(a.param))
     if a.by is not None:
-        kwargs["by"] = tuple(x for x in a.by.split(",") if x)
+        kwargs["by"] = tuple(x.strip() for x in a.by.split(",") if x.strip())  # "feature, model" as typed
     for key in ("period", "start", "end"):
         if getattr(a, key) is not None:
             kwargs[key] = getattr(a, key)
@@ -317,17 +317,16 @@ def _where_hints(db, where: Sequence[str]) -> list[str]:
     """For each ``COL=VALUE`` filter whose values match no row, the closest values that exist (calls, then events)."""
     import difflib
 
+    from workbench.db import parse_where
+
     out = []
-    for item in where:
-        col, sep, val = item.partition("=")
-        if not sep:
-            continue
+    for col, val in parse_where(where).items():
         for table in ("calls", "events"):
             t = db.table(table)
             if col not in t.columns:
                 continue
             known = [str(v) for v in t[col].cast("string").value_counts().limit(2000).execute()[col].to_list() if v is not None]
-            missing = [v for v in val.split(",") if v not in known]
+            missing = [v for v in (val if isinstance(val, list) else [val]) if v not in known]
             for v in missing:
                 close = difflib.get_close_matches(v, known, n=3, cutoff=0.5)
                 hint = f"; closest: {', '.join(close)}" if close else f"; some values: {', '.join(sorted(known)[:5])}"

@@ -578,7 +578,10 @@ Where = Mapping[str, Any] | Sequence[str] | None
 def parse_where(where: Where) -> dict[str, Any]:
     """Normalise ``where``: a mapping column -> value (or list of values), or ``["col=value", ...]`` from the CLI.
 
-    >>> parse_where(["feature=chat", "model=a,b"])
+    In the CLI form, spaces around the column, the ``=`` and each value are not part of them (``status = ok`` is
+    ``status=ok``); a mapping's values are taken as they are.
+
+    >>> parse_where(["feature=chat", "model = a, b"])
     {'feature': 'chat', 'model': ['a', 'b']}
     """
     if not where:
@@ -590,7 +593,7 @@ def parse_where(where: Where) -> dict[str, Any]:
         if "=" not in item:
             raise ParameterError(f"where: expected column=value, got {item!r}")
         col, _, val = item.partition("=")
-        out[col.strip()] = val.split(",") if "," in val else val
+        out[col.strip()] = [v.strip() for v in val.split(",")] if "," in val else val.strip()
     return out
 
 

@@ -21,7 +21,8 @@ Each metric is registered once, at the bottom of its module, with its contract (
 source table, periods; default ``by``, options and the one-line definition come from the function itself). The
 registry (:func:`suite`, :func:`contracts`) drives the CLI (``workbench metrics list``), the reports' formats and
 definitions, and the invariant tests; registration does the boundary work once (a path or a connection, options
-checked with messages that name the metric).
+and the window checked with messages that name the metric: an ``end`` not after ``start`` is an error, not an empty
+selection).
 
 Examples
 --------
@@ -766,8 +767,9 @@ def _out_of_memory(name: str, db: Any, exc: Exception) -> Exception:
 def _bound(m: Metric) -> Callable[..., "pl.DataFrame"]:
     """The metric as callers see it: the common boundary work done once, here, for every metric.
 
-    It accepts a path or a connection for ``db``, and refuses an unknown option, a missing required option or a period
-    the metric is not defined for, with a message that names the metric.
+    It accepts a path or a connection for ``db``, and refuses an unknown option, a missing required option, a period
+    the metric is not defined for or a window whose ``end`` is not after its ``start``, with a message that names the
+    metric.
     """
     fn, name = m.fn, m.name
     accepted = set(inspect.signature(fn).parameters) - {"db"}
@@ -787,6 +789,13 @@ def _bound(m: Metric) -> Callable[..., "pl.DataFrame"]:
         period = kwargs.get("period", default_period)
         if period not in m.periods:
             raise ParameterError(f"{name}: period must be {' or '.join(map(repr, m.periods))}, got {period!r}")
+        start, end = kwargs.get("start"), kwargs.get("end")
+        if start is not None and end is not None:
+            from workbench.db import as_timestamp
+
+            if as_timestamp(start) >= as_timestamp(end):  # else a selection of nothing: one null row, n = 0
+                raise ParameterError(f"{name}: start {start} is not before end {end}: the window [start, end) holds "
+                                     f"no time")
         if isinstance(db, (str, os.PathLike)):
             from workbench.db import connect
 
