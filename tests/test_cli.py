@@ -83,3 +83,58 @@ def test_report_list_and_schedule(capsys):
     lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("#") and "=" not in line.split()[0]]
     assert len(lines) == 1  # one entry: `schedule run` publishes whatever is due
     assert lines[0].startswith("0 6 * * * /") and "schedule run" in lines[0] and "--db /data/wb.duckdb" in lines[0]
+
+
+def _score_input(path):
+    path.write_text("".join(json.dumps({"id": f"q{i}", "contexts": ["The museum opened in 1889."],
+                                        "answer": "The museum opened in 1887."}) + "\n" for i in range(3)))
+    return path.read_bytes()
+
+
+def test_hallucination_score_refuses_to_write_over_its_input(tmp_path, capsys):
+    src = tmp_path / "answers.jsonl"
+    before = _score_input(src)
+    assert cli.main(["hallucination", "score", str(src), "--out", str(src)]) == 2
+    assert "is the input" in capsys.readouterr().err
+    # the same file by another name: a relative path, a symbolic link
+    (tmp_path / "link.jsonl").symlink_to(src)
+    assert cli.main(["hallucination", "score", str(src), "--out", str(tmp_path / "link.jsonl")]) == 2
+    assert src.read_bytes() == before
+
+
+def test_an_interrupted_score_leaves_the_previous_output_and_no_partial_one(tmp_path, monkeypatch):
+    from workbench.eval import detector
+
+    src = tmp_path / "answers.jsonl"
+    _score_input(src)
+    out = tmp_path / "scores.jsonl"
+    out.write_text("yesterday's scores\n")
+    real, calls = detector.detect, []
+
+    def failing(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(detector, "detect", failing)
+    try:
+        detector.score_jsonl(src, out, progress=False)
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError("the interruption did not reach the caller")
+    assert out.read_text() == "yesterday's scores\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["answers.jsonl", "scores.jsonl"]  # no temporary file left
+
+
+def test_metrics_out_refuses_to_write_over_the_database(small_demo, tmp_path, capsys):
+    import shutil
+
+    db = tmp_path / "wb.duckdb"
+    shutil.copy(small_demo, db)
+    before = db.read_bytes()
+    for verb in (["metrics", "error_rate"], ["slo"], ["budget"]):
+        assert cli.main([*verb, "--db", str(db), "--format", "csv", "--out", str(db)]) == 2, verb
+        assert "is the database" in capsys.readouterr().err
+    assert db.read_bytes() == before

@@ -187,6 +187,18 @@ def csv_safe(df):
     return df.rename({c: safe(c) for c in df.columns if safe(c) != c})
 
 
+def _out_is_not_the_database(a: argparse.Namespace) -> None:
+    """``--out`` naming the database (a slip between two paths) would write a CSV over it once the query is done."""
+    import os
+
+    from workbench._files import same_file
+    from workbench.db import DEFAULT_DB
+
+    db = a.db or os.environ.get("WORKBENCH_DB") or DEFAULT_DB
+    if a.out and db != ":memory:" and same_file(a.out, db):
+        raise CliError(f"--out {a.out}: is the database; write the result to another file")
+
+
 def _print_frame(df, fmt: str, out: str | None) -> None:
     if fmt in ("csv", "table") and (out or fmt == "csv"):
         df = csv_safe(df)
@@ -275,6 +287,8 @@ def _cmd_demo(a: argparse.Namespace) -> int:
 def _cmd_metrics(a: argparse.Namespace) -> int:
     from workbench.metrics.core import compute
 
+    _out_is_not_the_database(a)
+
     if a.name == "list":
         import polars as pl
 
@@ -336,6 +350,7 @@ def _where_hints(db, where: Sequence[str]) -> list[str]:
 
 
 def _cmd_slo(a: argparse.Namespace) -> int:
+    _out_is_not_the_database(a)
     from workbench.db import connect
     from workbench.metrics.slo import slo_status
 
@@ -346,6 +361,7 @@ def _cmd_slo(a: argparse.Namespace) -> int:
 
 
 def _cmd_budget(a: argparse.Namespace) -> int:
+    _out_is_not_the_database(a)
     from workbench.metrics.cost import budget_status
     from workbench.db import connect
 

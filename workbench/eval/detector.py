@@ -1547,7 +1547,8 @@ def score_jsonl(
 
     Input rows: ``{id, question, contexts, answer}``. Output rows: ``{id, score, label, claims:
     [{text, support, evidence, reason}], unscorable, detector, detector_version}``. All rows are
-    validated before anything is written.
+    validated before anything is written; the output replaces ``out_path`` only when every row is scored (an
+    interrupted run leaves the file as it was), and it may not be the input file.
 
     Parameters
     ----------
@@ -1582,12 +1583,17 @@ def score_jsonl(
     >>> json.loads((d / "out.jsonl").read_text())["claims"][0]["reason"]
     'number 1887 not in context'
     """
+    from workbench._files import same_file, written_atomically
+
+    if same_file(in_path, out_path):
+        raise ParameterError(f"{out_path}: is the input file {in_path}; write the scores to another file")
     rows = _read_rows(in_path)
     det = detector if detector is not None else sys.modules[__name__]
     name, version = str(det.DETECTOR_NAME), str(det.DETECTOR_VERSION)
     t0 = time.perf_counter()
     unscorable = 0
-    with open(out_path, "w", encoding="utf-8") as out:
+    # replaced in one rename at the end: an interrupted run leaves the previous scores, never a part that looks whole
+    with written_atomically(out_path) as out:
         for row in _progress(rows, progress, total=len(rows)):
             d = det.detect(row["answer"], row["contexts"], row.get("question"), threshold=threshold)
             unscorable += d.unscorable

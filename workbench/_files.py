@@ -1,0 +1,86 @@
+"""Writing a file a command produces: never over its own input, never half-written.
+
+:func:`same_file` says whether two paths name one file (a relative path, a symbolic link or a hard link to it);
+:func:`written_atomically` writes to a temporary file beside the destination and renames it into place only when the
+writing finished, so an interrupted run (an error, Ctrl-C, a full disk) leaves the previous file as it was.
+
+>>> import pathlib, tempfile
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> with written_atomically(d / "out.txt") as fh:
+...     _ = fh.write("done\\n")
+>>> (d / "out.txt").read_text(), same_file(d / "out.txt", d / "." / "out.txt"), same_file(d / "out.txt", d / "x")
+('done\\n', True, False)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from workbench.errors import MissingFileError, ParameterError
+
+
+def _umask() -> int:
+    """The process's file mode mask, read without changing it (``os.umask`` can only set it, which would race with
+    other threads creating files); 0o022 where the system does not say."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether ``a`` and ``b`` are one file: the same inode when both exist, else the same resolved path."""
+    pa, pb = Path(a), Path(b)
+    try:
+        if pa.exists() and pb.exists():
+            return os.path.samefile(pa, pb)
+        return pa.resolve() == pb.resolve()
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def written_atomically(path: str | os.PathLike, *, encoding: str = "utf-8") -> Iterator[IO[str]]:
+    """A text file opened for writing that replaces ``path`` in one rename when the block ends without an error.
+
+    On an error (or ``KeyboardInterrupt``) the temporary file is removed and ``path`` keeps what it held before.
+
+    >>> import pathlib, tempfile
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "scores.jsonl"
+    >>> _ = p.write_text("before\\n")
+    >>> try:
+    ...     with written_atomically(p) as fh:
+    ...         _ = fh.write("half")
+    ...         raise RuntimeError("stopped")
+    ... except RuntimeError:
+    ...     pass
+    >>> p.read_text(), [q.name for q in p.parent.iterdir()]
+    ('before\\n', ['scores.jsonl'])
+    """
+    dest = Path(path)
+    if not dest.parent.is_dir():
+        raise MissingFileError(f"{dest}: no folder {dest.parent} to write it in")
+    if dest.is_dir():
+        raise ParameterError(f"{dest}: is a folder; name a file to write")
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "w", encoding=encoding) as fh:
+            yield fh
+        if dest.exists():  # keep the mode the file had (mkstemp makes it private to the user)
+            os.chmod(tmp, dest.stat().st_mode & 0o7777)
+        else:  # as open() would have made it
+            os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
