@@ -71,3 +71,31 @@ def test_bad_settings_name_the_file_and_key(tmp_path, text, key):
     with pytest.raises(ConfigError, match=key) as exc:
         C.load_settings(p)
     assert "workbench.toml" in str(exc.value) and isinstance(exc.value, InputError)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+@pytest.mark.parametrize("text, key", [
+    ("[budget.chat]\nmonthly_usd = {v}\n", "monthly_usd"),
+    ("[budget.chat]\nmonthly_usd = 100\nwarn_at = {v}\n", "warn_at"),
+    ("[targets.chat]\nlatency_p95_ms_max = {v}\n", "latency_p95_ms_max"),
+])
+def test_a_number_that_is_not_finite_is_refused_naming_the_key(tmp_path, text, key, value):
+    """TOML reads nan and inf as floats. Every comparison with nan is false, so a budget or a target of nan never
+    fired: an alert silenced by the file that was meant to set it."""
+    p = _toml(tmp_path, text.format(v=value))
+    with pytest.raises(ConfigError, match=rf"{key} must be a finite number, got {value}"):
+        C.load_settings(p)
+
+
+@pytest.mark.parametrize("key", ["latency_ms", "ttft_p95_ms"])
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_an_slo_threshold_that_is_not_finite_is_refused_not_always_met(small_demo, tmp_path, capsys, key, value):
+    from workbench.cli import main as cli_main
+
+    cfg = {"latency_ms": 100, "latency_target": 0.95, "availability_target": 0.975, "ttft_p95_ms": 100,
+           "window_days": 30}
+    body = "".join(f"{k} = {value if k == key else v}\n" for k, v in cfg.items())
+    p = _toml(tmp_path, f"[slo.support_assistant]\n{body}")
+    rc = cli_main(["slo", "--db", str(small_demo), "--config", str(p), "--at", "2026-11-22"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"{key} must be a finite number" in err, err

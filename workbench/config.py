@@ -19,6 +19,7 @@ from the same parsed file. Every error names the file, the key and what was expe
 from __future__ import annotations
 
 import functools
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -50,7 +51,16 @@ class Config:
 
     def number(self, table: dict[str, Any], key: str, where: str, *, lo: float | None = None, hi: float | None = None,
                default: Any = ..., ) -> float:
-        """A number from ``table[key]``, checked against [lo, hi]."""
+        """A finite number from ``table[key]``, checked against [lo, hi].
+
+        TOML reads ``nan`` and ``inf`` as floats; neither is a setting (every comparison with nan is false, so a
+        threshold or budget of nan would never fire), so both are refused.
+
+        >>> Config().number({"monthly_usd": float("nan")}, "monthly_usd", "budget.chat")
+        Traceback (most recent call last):
+        ...
+        workbench.errors.ConfigError: workbench.toml [budget.chat]: monthly_usd must be a finite number, got nan
+        """
         if key not in table:
             if default is ...:
                 raise ConfigError(f"{self.where(where)}: missing {key!r}")
@@ -58,6 +68,8 @@ class Config:
         v = table[key]
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ConfigError(f"{self.where(where)}: {key} must be a number, got {v!r}")
+        if not math.isfinite(v):
+            raise ConfigError(f"{self.where(where)}: {key} must be a finite number, got {v!r}")
         if (lo is not None and v < lo) or (hi is not None and v > hi):
             raise ConfigError(f"{self.where(where)}: {key} must be in [{lo}, {hi}], got {v!r}")
         return float(v)
