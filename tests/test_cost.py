@@ -13,6 +13,7 @@ from polars.testing import assert_frame_equal
 
 import workbench as wb
 from workbench.metrics import cost
+from workbench.metrics.core import UnknownFeatureWarning
 from workbench.config import ConfigError
 from workbench.metrics import UndefinedMetricWarning
 from workbench.io.prices import load_prices, package_source, price_overrides
@@ -298,8 +299,36 @@ def test_budget_cli_exit_codes(tmp_path, capsys):
 
 def test_budget_feature_without_calls_spends_zero(tmp_path):
     db = make_db([call("a", "2026-04-05", cost_usd=1.0)])
-    df, firing = cost.budget_status(db, config=budget_toml(tmp_path, '[budget.other]\nmonthly_usd = 10\n'))
+    with pytest.warns(UnknownFeatureWarning, match=r"\[budget.other\]: no call has feature 'other'"):
+        df, firing = cost.budget_status(db, config=budget_toml(tmp_path, '[budget.other]\nmonthly_usd = 10\n'))
     assert df.select("feature", "spend_usd", "status").rows() == [("other", 0.0, "ok")] and not firing
+
+
+def test_a_budget_for_a_misspelled_feature_warns_with_the_closest_name(tmp_path, capsys):
+    """A typo in a budget's feature read as a feature that spends nothing: status ok for ever, no alert, no word."""
+    from workbench.cli import main
+
+    path = str(tmp_path / "wb.duckdb")
+    make_db([call("a", "2026-04-05", cost_usd=500.0, feature="support_assistant"),
+             call("b", "2026-04-05", cost_usd=1.0, feature="search")], path=path).close()
+    cfg = budget_toml(tmp_path, '[budget.suport_assistant]\nmonthly_usd = 100\n[budget.search]\nmonthly_usd = 100\n')
+    with pytest.warns(UnknownFeatureWarning) as got:
+        cost.budget_status(path, config=cfg, at="2026-04-06")
+    assert [str(w.message) for w in got if w.category is UnknownFeatureWarning] == [
+        "workbench.toml [budget.suport_assistant]: no call has feature 'suport_assistant', so it is never measured and never fires; "
+        "did you mean 'support_assistant'?"]
+    # the command line prints it as one line on standard error
+    assert main(["budget", "--db", path, "--config", str(cfg), "--at", "2026-04-06"]) == 0
+    err = capsys.readouterr().err
+    assert ("workbench budget: warning: workbench.toml [budget.suport_assistant]: no call has feature "
+            "'suport_assistant', so it is never measured and never fires; did you mean 'support_assistant'?"
+            ) in err.splitlines()
+    assert "UnknownFeatureWarning" not in err and ".py:" not in err
+    # a feature the database has, even one that spent nothing this month, does not warn
+    cfg2 = budget_toml(tmp_path, '[budget.search]\nmonthly_usd = 100\n')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnknownFeatureWarning)
+        cost.budget_status(path, config=cfg2, at="2026-05-06")
 
 
 @pytest.mark.parametrize("text, message", [

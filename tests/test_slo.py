@@ -132,6 +132,27 @@ def test_slo_report_window_28_days_and_empty_feature(tmp_path):
     assert idle["n"].to_list() == [0, 0] and idle["sli_value"].to_list() == [None, None]
 
 
+def test_an_slo_for_a_misspelled_feature_warns_with_the_closest_name(tmp_path, capsys):
+    """An SLO whose feature no call has is never measured: it read as met for ever, one warning per SLI about an
+    empty window the only trace."""
+    from workbench.metrics.core import UnknownFeatureWarning
+
+    path = tmp_path / "wb.duckdb"
+    db = wb.connect(path)
+    db.duckdb.executemany("insert into calls (call_id, ts, feature, status, latency_ms) values (?, ?, 'chat', 'ok', 10)",
+                          [("a", AT - dt.timedelta(hours=1))])
+    db.close()
+    p = _toml(tmp_path, "[slo.Chat]\nlatency_ms = 100\nlatency_target = 0.9\navailability_target = 0.9\n"
+                        "[slo.chat]\nlatency_ms = 100\nlatency_target = 0.9\navailability_target = 0.9\n")
+    with pytest.warns(UnknownFeatureWarning) as got:
+        slo.slo_status(path, config=p, at=AT)
+    assert [str(w.message) for w in got if w.category is UnknownFeatureWarning] == [
+        "workbench.toml [slo.Chat]: no call has feature 'Chat', so it is never measured and never fires; "
+        "did you mean 'chat'?"]
+    assert main(["slo", "--db", str(path), "--config", str(p), "--at", AT.isoformat()]) == 0
+    assert "workbench slo: warning: workbench.toml [slo.Chat]: no call has feature 'Chat'" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------------------------------------ alerts
 
 

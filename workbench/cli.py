@@ -13,7 +13,8 @@ import json
 import os
 import re
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 
 
 from workbench.errors import ParameterError, ReportError, WorkbenchError
@@ -492,6 +493,16 @@ def _own_parser(parser: argparse.ArgumentParser, a: argparse.Namespace) -> argpa
     return p
 
 
+def _one_line_warning(verb: str) -> Callable[..., None]:
+    """Warnings printed as ``workbench VERB: warning: message`` on standard error, as the errors are (Python's own
+    format adds the file, line and source line of the library code that warned, which tell a user nothing)."""
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001 - showwarning's API
+        text = " ".join(str(message).split())
+        print(f"workbench {verb}: warning: {text}", file=file or sys.stderr)
+
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     a, extra = parser.parse_known_args(argv)
@@ -511,7 +522,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             # through the environment, so that a report's notebook kernel waits as long as this process
             os.environ[LOCK_TIMEOUT_ENV] = str(lock_timeout(a.lock_timeout))
-        return COMMANDS[a.verb](a)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(a.verb)
+            return COMMANDS[a.verb](a)
     except WorkbenchError as exc:
         msg = " ".join(str(exc).split("\n")[0].split()) or type(exc).__name__
         print(f"workbench {a.verb}: error: {msg}", file=sys.stderr)

@@ -59,7 +59,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 from workbench.db import Where, as_timestamp, parse_where, scope  # noqa: F401  (re-exported: the metric toolkit)
 
-__all__ = ["PERIODS", "RESULT_COLUMNS", "UndefinedMetricWarning", "Where", "parse_where", "as_timestamp", "scope",
+__all__ = ["PERIODS", "RESULT_COLUMNS", "UndefinedMetricWarning", "UnknownFeatureWarning", "warn_unknown_features", "Where", "parse_where", "as_timestamp", "scope",
            "check_by", "with_period", "tidy", "complete_grid", "to_polars", "proportion", "percentile_frame",
            "mean_interval", "band_grid", "approx_matrix", "order_statistics", "quantile_ranks", "quantile_cont",
            "holistic_fits", "HOLISTIC_QUANTILES", "memory_passes",
@@ -75,6 +75,52 @@ SUITE_MODULES = ("latency", "cost", "reliability", "adoption", "experiments", "d
 
 class UndefinedMetricWarning(UserWarning):
     """A metric was asked for a group with no data (n = 0); its value is null."""
+
+
+class UnknownFeatureWarning(UserWarning):
+    """A setting names a feature that no call has: what it declares (an SLO, a budget) is never measured and never
+    fires. Usually a typo."""
+
+
+def warn_unknown_features(db: Any, where: Mapping[str, str]) -> None:
+    """Warn (:class:`UnknownFeatureWarning`) for each feature that no call in ``db`` has, with the closest names.
+
+    ``where`` maps each feature a setting names to the setting (``"workbench.toml [budget.chat]"``). An SLO or a
+    budget of a misspelled feature reads as met, or as nothing spent, for ever: the warning is the only sign. A
+    feature with calls, at any time, is known (a budget's feature may spend nothing this month). The calls are read
+    for the named features only; all feature names are read only when one is missing, for the suggestion.
+
+    >>> import warnings, workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status) values ('a', '2026-01-01', 'chat', 'ok')")
+    >>> with warnings.catch_warnings(record=True) as got:
+    ...     warnings.simplefilter("always")
+    ...     warn_unknown_features(db, {"Chat": "[budget.Chat]", "chat": "[budget.chat]"})
+    >>> [str(w.message) for w in got if w.category is UnknownFeatureWarning]
+    ["[budget.Chat]: no call has feature 'Chat', so it is never measured and never fires; did you mean 'chat'?"]
+    """
+    import difflib
+
+    names = sorted(where)
+    if not names:
+        return
+    t = db.calls
+    seen = set(to_polars(t.filter(t.feature.isin(names)).select("feature").distinct())["feature"].to_list())
+    missing = [f for f in names if f not in seen]
+    if not missing:
+        return
+    known = sorted(v for v in to_polars(t.select("feature").distinct())["feature"].to_list() if v is not None)
+    folded = {k.casefold(): k for k in known}
+    for f in missing:
+        close = [folded[c] for c in difflib.get_close_matches(f.casefold(), list(folded), n=3, cutoff=0.75)]
+        if close:
+            hint = "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+        elif known:
+            hint = f"; the features with calls: {', '.join(known[:10])}{' ...' if len(known) > 10 else ''}"
+        else:
+            hint = "; the database has no calls yet"
+        warnings.warn(f"{where[f]}: no call has feature {f!r}, so it is never measured and never fires{hint}",
+                      UnknownFeatureWarning, stacklevel=3)
 
 
 def check_by(t: "ir.Table", by: Iterable[str] | str | None, *, fn: str = "metric") -> list[str]:

@@ -58,7 +58,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from workbench.metrics.core import (Metric, Where, as_timestamp, check_by, complete_grid, mean_interval, parse_where,
-                                    proportion, register, scope, tidy, to_polars, with_period)
+                                    proportion, register, scope, tidy, to_polars, warn_unknown_features, with_period)
 from workbench.io.prices import load_prices, price_overrides  # noqa: F401  (re-exported: cost.load_prices)
 from workbench.schema import utc_now
 
@@ -925,7 +925,8 @@ def budget_status(
     from workbench.db import as_workbench
 
     db = as_workbench(db)
-    plan = budgets(config if config is not None else getattr(db, "settings", None))
+    source = config if config is not None else getattr(db, "settings", None)
+    plan = budgets(source)
     at_ts = as_timestamp(at)
     if at_ts is None:
         at_ts = utc_now(seconds=True)
@@ -942,6 +943,11 @@ def budget_status(
         spent = spent.cast({k: v for k, v in schema.items() if k in spent.columns})
     else:
         spent = pl.DataFrame(schema=schema)
+    # a feature that spent nothing this month: is it one no call has at all (a typo)?
+    from workbench.config import load_config
+
+    cfg = load_config(source)
+    warn_unknown_features(db, {f: cfg.where(f"budget.{f}") for f in sorted(set(plan) - set(spent["feature"]))})
     plan_df = pl.DataFrame(
         {"feature": list(plan), "budget_usd": [b.monthly_usd for b in plan.values()],
          "warn_at": [b.warn_at for b in plan.values()]},

@@ -256,9 +256,9 @@ def slo_report(db, *, config: Any = None, at: Any = None) -> "pl.DataFrame":
     import polars as pl
 
     from workbench.db import as_workbench
-    from workbench.metrics.core import UndefinedMetricWarning, to_polars
+    from workbench.metrics.core import UndefinedMetricWarning, to_polars, warn_unknown_features
 
-    _, slos = _slos_or_fail(config, db)
+    cfg, slos = _slos_or_fail(config, db)
     db = as_workbench(db)
     at = _resolve_at(db, at)
     t = _requests(db)
@@ -287,6 +287,9 @@ def slo_report(db, *, config: Any = None, at: Any = None) -> "pl.DataFrame":
         if not n:
             warnings.warn(f"slo_report: no calls for {s.feature} {s.sli} in ({at - s.window}, {at}]; value is null",
                           UndefinedMetricWarning, stacklevel=2)
+    # a feature none of whose SLIs saw a call in the window: is it one no call has at all (a typo)?
+    idle = {r["feature"] for r in rows} - {r["feature"] for r in rows if r["n"]}
+    warn_unknown_features(db, {f: cfg.where(f"slo.{f}") for f in sorted(idle)})
     schema = {"threshold_ms": pl.Float64, "sli_value": pl.Float64, "met": pl.Boolean, "observed_ms": pl.Float64,
               "budget_consumed": pl.Float64, "budget_remaining": pl.Float64, "window_start": pl.Datetime("us"),
               "window_end": pl.Datetime("us"), "n": pl.Int64, "good": pl.Int64}
