@@ -138,3 +138,18 @@ def test_metrics_out_refuses_to_write_over_the_database(small_demo, tmp_path, ca
         assert cli.main([*verb, "--db", str(db), "--format", "csv", "--out", str(db)]) == 2, verb
         assert "is the database" in capsys.readouterr().err
     assert db.read_bytes() == before
+
+
+def test_eval_with_a_filter_that_selects_nothing_names_the_closest_value(small_demo, tmp_path, capsys):
+    import shutil
+
+    db = tmp_path / "wb.duckdb"
+    shutil.copy(small_demo, db)
+    assert cli.main(["eval", "--db", str(db), "--where", "feature=suport_assistant", "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["to_score"] == 0
+    assert ("workbench eval: warning: --where feature=suport_assistant matches no row of calls; closest: "
+            "support_assistant") in captured.err
+    # a filter that selects answers says nothing
+    assert cli.main(["eval", "--db", str(db), "--where", "feature=support_assistant", "--dry-run"]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -378,6 +378,9 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 
     with connect(a.db, create=False) as db:  # writes evals into an existing database; never creates one
         summary = evaluate(db, detector=a.detector, where=a.where or None, config=a.config, dry_run=a.dry_run, repeat=a.repeat)
+        if a.where and not (summary.get("to_score") or summary.get("scored") or summary.get("skipped")):
+            for warning in _where_hints(db, a.where):  # a filter that selects nothing: say which value matched no row
+                print(f"workbench eval: warning: {warning}", file=sys.stderr)
     print(json.dumps(summary, default=str))
     return 0
 
