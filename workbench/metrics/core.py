@@ -59,8 +59,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 from workbench.db import Where, as_timestamp, parse_where, scope  # noqa: F401  (re-exported: the metric toolkit)
 
-__all__ = ["PERIODS", "RESULT_COLUMNS", "UndefinedMetricWarning", "UnknownFeatureWarning", "warn_unknown_features", "Where", "parse_where", "as_timestamp", "scope",
-           "check_by", "with_period", "tidy", "complete_grid", "to_polars", "proportion", "percentile_frame",
+__all__ = ["PERIODS", "RESULT_COLUMNS", "UndefinedMetricWarning", "UnknownFeatureWarning", "warn_unknown_features",
+           "Where", "parse_where", "as_timestamp", "scope", "check_by", "with_period", "tidy", "complete_grid",
+           "to_polars", "proportion", "percentile_frame",
            "mean_interval", "band_grid", "approx_matrix", "order_statistics", "quantile_ranks", "quantile_cont",
            "holistic_fits", "HOLISTIC_QUANTILES", "memory_passes",
            "Metric", "register", "suite", "contracts", "compute"]
@@ -92,7 +93,8 @@ def warn_unknown_features(db: Any, where: Mapping[str, str]) -> None:
 
     >>> import warnings, workbench as wb
     >>> db = wb.connect(":memory:")
-    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status) values ('a', '2026-01-01', 'chat', 'ok')")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status) "
+    ...                       "values ('a', '2026-01-01', 'chat', 'ok')")
     >>> with warnings.catch_warnings(record=True) as got:
     ...     warnings.simplefilter("always")
     ...     warn_unknown_features(db, {"Chat": "[budget.Chat]", "chat": "[budget.chat]"})
