@@ -697,3 +697,16 @@ def test_a_csv_field_missing_for_another_reason_suggests_no_delimiter(tmp_path, 
     with pytest.raises(IngestError, match="no field 'id' in the CSV") as err:
         ingest(db, p, mapping=FEEDBACK_MAP, progress=False)
     assert "delimiter" not in str(err.value)
+
+
+def test_a_csv_header_naming_a_mapped_field_twice_is_an_error_naming_its_columns(tmp_path, db):
+    """The first of the two columns was read, silently: which one the mapping meant, nobody can tell."""
+    p = tmp_path / "feedback.csv"
+    p.write_text(f"id,ts,kind,value,value\na,{NOW_S},thumbs,1,0\n")
+    with pytest.raises(IngestError, match=r"\[columns\] value: the header names 'value' 2 times \(columns 4 and 5\)"):
+        ingest(db, p, mapping=FEEDBACK_MAP, progress=False)
+    assert q(db, "select count(*) from feedback")[0][0] == 0
+    # a repeated name the mapping does not read is no ambiguity: the file loads
+    p.write_text(f"id,ts,kind,value,note,note\na,{NOW_S},thumbs,1,x,y\n")
+    s = ingest(db, p, mapping=FEEDBACK_MAP, progress=False)
+    assert (s.read, s.inserted) == (1, 1)

@@ -1648,7 +1648,7 @@ def _csv_source(con, plan: _Plan) -> tuple[_Source, int]:
         opts.append(f"skip={int(o['skip'])}")
     # The header is read here, not sniffed: DuckDB's sniffer gives up on the very files (ragged rows) that need
     # store_rejects, and a declared schema makes every bad record a reject with its line number.
-    names = _csv_header(plan.path, o.get("delimiter", "\t" if _base_ext(plan.path) == ".tsv" else ","),
+    names, repeated = _csv_header(plan.path, o.get("delimiter", "\t" if _base_ext(plan.path) == ".tsv" else ","),
                         o.get("quote", '"'), header, int(o.get("skip", 0)))
     hcol, hfields = _hash_plan(t, m.columns)
     if not names:  # an empty file: nothing to read
@@ -1662,6 +1662,10 @@ def _csv_source(con, plan: _Plan) -> tuple[_Source, int]:
             if fld not in names:
                 raise IngestError(f"{plan.path}: mapping {m.source} [columns] {c}: no field {fld!r} in the CSV; "
                                   f"fields: {', '.join(names)}{_delimiter_hint(names, fld, o)}")
+            at = [str(i + 1) for i in repeated.get(fld, ())]
+            if at:  # which one the mapping means, nobody can tell (a JSON record's repeated key is quarantined too)
+                raise IngestError(f"{plan.path}: mapping {m.source} [columns] {c}: the header names {fld!r} "
+                                  f"{len(at)} times (columns {', '.join(at[:-1])} and {at[-1]}); rename all but one")
     columns = "{" + ", ".join(f"{_lit(n)}: 'VARCHAR'" for n in names) + "}"
     rel = f"read_csv({_path_lit(plan.path)}, {', '.join(opts)}, columns={columns}, auto_detect=false)"
     sel = [f"{_ident(s.field)} AS {_ident('s:' + c)}" for c, s in m.columns.items() if s.field is not None and not s.hash]
@@ -1690,7 +1694,9 @@ def _delimiter_hint(names: list[str], fld: str, opts: Mapping[str, Any]) -> str:
     return ""
 
 
-def _csv_header(path: Path, delim: str, quote: str, header: bool, skip: int) -> list[str]:
+def _csv_header(path: Path, delim: str, quote: str, header: bool, skip: int) -> tuple[list[str], dict[str, list[int]]]:
+    """The header's field names, a repeated one renamed ``name_1``, ``name_2`` (as DuckDB does), and the names the
+    header repeats, each with its positions (0-based)."""
     import csv
     import io
 
@@ -1703,22 +1709,24 @@ def _csv_header(path: Path, delim: str, quote: str, header: bool, skip: int) -> 
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise IngestError(f"{path}: cannot read the file: {exc}") from None
     if not first.strip():
-        return []
+        return [], {}
     first = first.rstrip("\r\n")
     if len(delim) == 1:
         fields = next(csv.reader(io.StringIO(first), delimiter=delim, quotechar=quote or None))
     else:
         fields = first.split(delim)
     if not header:
-        return [f"column{i}" for i in range(len(fields))]
+        return [f"column{i}" for i in range(len(fields))], {}
     names: list[str] = []
+    at: dict[str, list[int]] = {}
     for i, n in enumerate(fields):
         n = n.strip() or f"column{i}"
+        at.setdefault(n, []).append(i)
         base, j = n, 1
         while n in names:
             n, j = f"{base}_{j}", j + 1
         names.append(n)
-    return names
+    return names, {n: pos for n, pos in at.items() if len(pos) > 1}
 
 
 def _parquet_source(con, plan: _Plan) -> _Source:
