@@ -710,3 +710,17 @@ def test_a_csv_header_naming_a_mapped_field_twice_is_an_error_naming_its_columns
     p.write_text(f"id,ts,kind,value,note,note\na,{NOW_S},thumbs,1,x,y\n")
     s = ingest(db, p, mapping=FEEDBACK_MAP, progress=False)
     assert (s.read, s.inserted) == (1, 1)
+
+
+def test_a_parquet_file_with_two_columns_of_a_mapped_name_is_an_error_naming_them(tmp_path, db):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    p = tmp_path / "feedback.parquet"
+    cols = [pa.array(["a"]), pa.array([NOW_S]), pa.array(["thumbs"]), pa.array([1.0]), pa.array([0.0])]
+    pq.write_table(pa.Table.from_arrays(cols, names=["id", "ts", "kind", "value", "value"]), p)
+    with pytest.raises(IngestError, match=r"\[columns\] value: the file has 2 columns named 'value' \(columns 4 and 5\)"):
+        ingest(db, p, mapping=FEEDBACK_MAP, progress=False)
+    assert q(db, "select count(*) from feedback")[0][0] == 0
+    pq.write_table(pa.Table.from_arrays(cols, names=["id", "ts", "kind", "value", "note"]), p)
+    assert ingest(db, p, mapping=FEEDBACK_MAP, progress=False).inserted == 1

@@ -1729,6 +1729,25 @@ def _csv_header(path: Path, delim: str, quote: str, header: bool, skip: int) -> 
     return names, {n: pos for n, pos in at.items() if len(pos) > 1}
 
 
+def _parquet_top_names(con, path: Path) -> list[str]:
+    """The top-level column names of a Parquet file as its footer writes them (a repeated name included), from the
+    schema tree DuckDB's ``parquet_schema`` lists depth first (each node with its number of children)."""
+    rows = con.execute(f"SELECT name, num_children FROM parquet_schema({_path_lit(path)})").fetchall()
+    if not rows:
+        return []
+    top: list[str] = []
+    left = [rows[0][1] or 0]  # children still to see at each open level, the root's first
+    for name, kids in rows[1:]:
+        if len(left) == 1:
+            top.append(name)
+        left[-1] -= 1
+        if kids:
+            left.append(kids)
+        while len(left) > 1 and left[-1] == 0:
+            left.pop()
+    return top
+
+
 def _parquet_source(con, plan: _Plan) -> _Source:
     m = plan.mapping
     t = m.target
@@ -1736,6 +1755,15 @@ def _parquet_source(con, plan: _Plan) -> _Source:
     desc = _describe(con, rel, plan.path)
     types = dict(desc)
     names = [n for n, _ in desc if n != "file_row_number"]
+    # DuckDB renames a repeated column name (value, value_1): the file's own names say which the mapping cannot tell
+    own = _parquet_top_names(con, plan.path)
+    for c, s in m.columns.items():
+        for fld in ([s.field] if s.field else []) + list(s.hash or ()):
+            at = [str(i + 1) for i, n in enumerate(own) if n == fld.split(".")[0] or n == fld]
+            if len(at) > 1:
+                raise IngestError(f"{plan.path}: mapping {m.source} [columns] {c}: the file has {len(at)} columns "
+                                  f"named {own[int(at[0]) - 1]!r} (columns {', '.join(at[:-1])} and {at[-1]}); "
+                                  f"write it with distinct names")
 
     def text(fld: str, c: str) -> str:
         if fld in types:
