@@ -153,3 +153,25 @@ def test_eval_with_a_filter_that_selects_nothing_names_the_closest_value(small_d
     # a filter that selects answers says nothing
     assert cli.main(["eval", "--db", str(db), "--where", "feature=support_assistant", "--dry-run"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_metrics_out_is_replaced_whole_or_not_at_all(small_demo, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "p95.csv"
+    out.write_text("last week's numbers\n")
+    for fmt, reader in (("csv", pl.read_csv), ("json", pl.read_json), ("parquet", pl.read_parquet)):
+        target = tmp_path / f"all.{fmt}"
+        assert cli.main(["metrics", "latency_p95_ms", "--db", str(small_demo), "--period", "all", "--format", fmt,
+                         "--out", str(target)]) == 0
+        assert reader(target).height > 0 and "latency_p95_ms" in reader(target)["metric"].to_list()
+
+    def half_then_fail(self, file, *a, **kw):
+        file.write(b"feature,period_start\nchat,")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pl.DataFrame, "write_csv", half_then_fail)
+    capsys.readouterr()
+    assert cli.main(["metrics", "latency_p95_ms", "--db", str(small_demo), "--period", "all", "--format", "csv",
+                     "--out", str(out)]) == 2
+    assert f"--out {out}: cannot write it: No space left on device" in capsys.readouterr().err
+    assert out.read_text() == "last week's numbers\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["all.csv", "all.json", "all.parquet", "p95.csv"]

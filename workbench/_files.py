@@ -19,7 +19,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from workbench.errors import MissingFileError, ParameterError
 
@@ -49,8 +49,9 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 
 
 @contextlib.contextmanager
-def written_atomically(path: str | os.PathLike, *, encoding: str = "utf-8") -> Iterator[IO[str]]:
-    """A text file opened for writing that replaces ``path`` in one rename when the block ends without an error.
+def written_atomically(path: str | os.PathLike, *, encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
+    """A file opened for writing that replaces ``path`` in one rename when the block ends without an error: text in
+    ``encoding``, or bytes with ``encoding=None``.
 
     On an error (or ``KeyboardInterrupt``) the temporary file is removed and ``path`` keeps what it held before.
 
@@ -73,7 +74,7 @@ def written_atomically(path: str | os.PathLike, *, encoding: str = "utf-8") -> I
         raise ParameterError(f"{dest}: is a folder; name a file to write")
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     try:
-        with os.fdopen(fd, "w", encoding=encoding) as fh:
+        with (os.fdopen(fd, "wb") if encoding is None else os.fdopen(fd, "w", encoding=encoding)) as fh:
             yield fh
         if dest.exists():  # keep the mode the file had (mkstemp makes it private to the user)
             os.chmod(tmp, dest.stat().st_mode & 0o7777)

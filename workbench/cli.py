@@ -204,7 +204,14 @@ def _print_frame(df, fmt: str, out: str | None) -> None:
     if fmt in ("csv", "table") and (out or fmt == "csv"):
         df = csv_safe(df)
     if out:
-        {"csv": df.write_csv, "json": df.write_json, "parquet": df.write_parquet, "table": df.write_csv}[fmt](out)
+        from workbench._files import written_atomically
+
+        # replaced in one rename: a run stopped halfway (a scheduled one killed, a full disk) leaves the previous file
+        try:
+            with written_atomically(out, encoding=None) as fh:
+                {"csv": df.write_csv, "json": df.write_json, "parquet": df.write_parquet, "table": df.write_csv}[fmt](fh)
+        except OSError as exc:
+            raise CliError(f"--out {out}: cannot write it: {exc.strerror or exc}") from None
         print(f"wrote {df.height} rows to {out}", file=sys.stderr)
         return
     if fmt == "csv":
