@@ -210,6 +210,8 @@ def _print_frame(df, fmt: str, out: str | None) -> None:
         try:
             with written_atomically(out, encoding=None) as fh:
                 {"csv": df.write_csv, "json": df.write_json, "parquet": df.write_parquet, "table": df.write_csv}[fmt](fh)
+        except WorkbenchError:
+            raise  # already names the file (no folder to write it in, a folder given)
         except OSError as exc:
             raise CliError(f"--out {out}: cannot write it: {exc.strerror or exc}") from None
         print(f"wrote {df.height} rows to {out}", file=sys.stderr)
