@@ -175,3 +175,12 @@ def test_metrics_out_is_replaced_whole_or_not_at_all(small_demo, tmp_path, monke
     assert f"--out {out}: cannot write it: No space left on device" in capsys.readouterr().err
     assert out.read_text() == "last week's numbers\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["all.csv", "all.json", "all.parquet", "p95.csv"]
+
+
+def test_hallucination_score_names_a_utf16_input_and_how_to_convert_it(tmp_path, capsys):
+    src = tmp_path / "answers.jsonl"
+    src.write_bytes((json.dumps({"id": "q1", "contexts": ["a"], "answer": "a"}) + "\n").encode("utf-16"))
+    assert cli.main(["hallucination", "score", str(src), "--out", str(tmp_path / "out.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "answers.jsonl: the file is UTF-16 text" in err and "iconv -f UTF-16 -t UTF-8" in err
+    assert not (tmp_path / "out.jsonl").exists()

@@ -1480,6 +1480,9 @@ def _read_rows(path: str | Path, *, labelled: bool = False) -> list[dict]:
         raise MissingFileError(f"{path}: no such file")
     if not path.is_file():  # a folder, a device such as /dev/zero, a pipe: read as lines they never end
         raise ParameterError(f"{path}: not a file")
+    from workbench.io.records import refuse_wide_text
+
+    refuse_wide_text(path)  # UTF-16 (PowerShell's Out-File): named, with the command that converts it
     rows: list[dict] = []
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
