@@ -724,3 +724,10 @@ def test_a_parquet_file_with_two_columns_of_a_mapped_name_is_an_error_naming_the
     assert q(db, "select count(*) from feedback")[0][0] == 0
     pq.write_table(pa.Table.from_arrays(cols, names=["id", "ts", "kind", "value", "note"]), p)
     assert ingest(db, p, mapping=FEEDBACK_MAP, progress=False).inserted == 1
+    # a column named like a dotted field beside the struct it would reach into is two names, not one twice
+    p2 = tmp_path / "dotted.parquet"
+    t = pa.table({"id": ["b"], "ts": [NOW_S], "kind": ["thumbs"], "v": [{"x": 9.0}], "v.x": [2.0]})
+    pq.write_table(t, p2)
+    m = {**FEEDBACK_MAP, "columns": {**FEEDBACK_MAP["columns"], "value": "v.x"}}
+    assert ingest(db, p2, mapping=m, progress=False).inserted == 1
+    assert q(db, "select value from feedback where call_id = 'b'") == [(2.0,)]

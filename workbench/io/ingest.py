@@ -1649,7 +1649,7 @@ def _csv_source(con, plan: _Plan) -> tuple[_Source, int]:
     # The header is read here, not sniffed: DuckDB's sniffer gives up on the very files (ragged rows) that need
     # store_rejects, and a declared schema makes every bad record a reject with its line number.
     names, repeated = _csv_header(plan.path, o.get("delimiter", "\t" if _base_ext(plan.path) == ".tsv" else ","),
-                        o.get("quote", '"'), header, int(o.get("skip", 0)))
+                                  o.get("quote", '"'), header, int(o.get("skip", 0)))
     hcol, hfields = _hash_plan(t, m.columns)
     if not names:  # an empty file: nothing to read
         empty = ", ".join(f"NULL::VARCHAR AS {_ident('s:' + c)}" for c, s in m.columns.items() if not s.hash)
@@ -1694,7 +1694,8 @@ def _delimiter_hint(names: list[str], fld: str, opts: Mapping[str, Any]) -> str:
     return ""
 
 
-def _csv_header(path: Path, delim: str, quote: str, header: bool, skip: int) -> tuple[list[str], dict[str, list[int]]]:
+def _csv_header(path: Path, delim: str, quote: str, header: bool,
+                skip: int) -> tuple[list[str], dict[str, list[int]]]:
     """The header's field names, a repeated one renamed ``name_1``, ``name_2`` (as DuckDB does), and the names the
     header repeats, each with its positions (0-based)."""
     import csv
@@ -1759,7 +1760,8 @@ def _parquet_source(con, plan: _Plan) -> _Source:
     own = _parquet_top_names(con, plan.path)
     for c, s in m.columns.items():
         for fld in ([s.field] if s.field else []) + list(s.hash or ()):
-            at = [str(i + 1) for i, n in enumerate(own) if n == fld.split(".")[0] or n == fld]
+            top = fld if fld in own else fld.split(".")[0]  # a dotted field: a column of that name, else a struct's
+            at = [str(i + 1) for i, n in enumerate(own) if n == top]
             if len(at) > 1:
                 raise IngestError(f"{plan.path}: mapping {m.source} [columns] {c}: the file has {len(at)} columns "
                                   f"named {own[int(at[0]) - 1]!r} (columns {', '.join(at[:-1])} and {at[-1]}); "
