@@ -192,7 +192,17 @@ _ASCII_TEXT = frozenset(bytes([c]) for c in (*range(0x20, 0x7F), 0x09, 0x0A, 0x0
 
 def refuse_wide_text(path: str | Path) -> None:
     """Raise an :class:`IngestError` naming the file and its encoding when it is UTF-16 or UTF-32 text
-    (:func:`wide_encoding`), with the command that converts it."""
+    (:func:`wide_encoding`), with the command that converts it.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "calls.csv"
+    >>> _ = p.write_bytes("id,ts\\n".encode("utf-16"))
+    >>> try:
+    ...     refuse_wide_text(p)
+    ... except IngestError as exc:
+    ...     print(str(exc).split(": ", 1)[1].split(", e.g. ")[1].split(" (")[0])
+    iconv -f UTF-16 -t UTF-8 calls.csv > calls.utf8.csv
+    """
     enc = wide_encoding(path)
     if enc is None:
         return
