@@ -731,3 +731,36 @@ def test_a_parquet_file_with_two_columns_of_a_mapped_name_is_an_error_naming_the
     m = {**FEEDBACK_MAP, "columns": {**FEEDBACK_MAP["columns"], "value": "v.x"}}
     assert ingest(db, p2, mapping=m, progress=False).inserted == 1
     assert q(db, "select value from feedback where call_id = 'b'") == [(2.0,)]
+
+
+def test_an_id_given_a_json_object_or_list_is_quarantined_not_kept_as_its_text(tmp_path, db):
+    """Mapping user_id to 'user' where the record holds {"id": ..., "email": ...} stored the whole object's JSON as the
+    id: every join on it failed and the email sat in an id column, without a word."""
+    lines = [{"id": "a", "ts": NOW_S, "user": {"id": "u1", "email": "x@y.z"}},
+             {"id": ["b"], "ts": NOW_S, "user": "u2"},
+             {"id": "c", "ts": NOW_S, "user": "[draft] u3"},     # text that starts with a bracket: an id as written
+             {"id": "d", "ts": NOW_S, "user": "u4"}]
+    p = tmp_path / "calls.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    m = {"table": "calls", "columns": {"call_id": "id", "ts": {"field": "ts", "unit": "s"}, "user_id": "user",
+                                       "feature": {"value": "f"}, "status": {"value": "ok"}}}
+    s = ingest(db, p, mapping=m, progress=False)
+    balanced(s, 4)
+    assert s.reasons == {"nested value: user_id": 1, "nested value: call_id": 1}, s.reasons
+    assert q(db, "select call_id, user_id from calls order by 1") == [("c", "[draft] u3"), ("d", "u4")]
+    reasons = dict(q(db, "select line_no, reason from quarantine order by 1"))
+    assert reasons[1].startswith("nested value in user_id: '{\"id\":") and "map a field inside it" in reasons[1]
+    # the same from a CSV cell and a Parquet struct column
+    c = tmp_path / "calls.csv"
+    c.write_text(f'id,ts,user\ne,{NOW_S},"{{""id"": ""u5""}}"\nf,{NOW_S},u6\n')
+    s = ingest(db, c, mapping={**m, "format": "csv"}, progress=False)
+    assert (s.inserted, s.reasons) == (1, {"nested value: user_id": 1})
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"id": ["g", "h"], "ts": [NOW_S, NOW_S], "user": [{"id": "u7"}, {"id": "u8"}]}),
+                   tmp_path / "calls.parquet")
+    s = ingest(db, tmp_path / "calls.parquet", mapping={**m, "format": "parquet"}, progress=False)
+    assert (s.inserted, s.reasons) == (0, {"nested value: user_id": 2})
+    m2 = {**m, "columns": {**m["columns"], "user_id": "user.id"}}
+    assert ingest(db, tmp_path / "calls.parquet", mapping={**m2, "format": "parquet"}, progress=False).inserted == 2

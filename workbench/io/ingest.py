@@ -181,7 +181,9 @@ refused), implausible timestamp (before :data:`EARLIEST_TS`, 2000-01-01), in the
 integer, out of range, negative token count, negative latency, end before start, implausible value (over
 :data:`MAX_TOKENS` tokens, :data:`MAX_DURATION_MS` for a ``*_ms`` duration (7 days), :data:`MAX_COST_USD` for
 ``cost_usd``, :data:`MAX_USD_PER_MTOK` for a price), unknown status (or kind/action/verdict) value, not a boolean,
-not a list, and for CSV a record with the wrong number of fields or an invalid encoding. Enumerated values
+not a list, nested value (an ``*_id`` column given a JSON object or list, whose text no join would find: a mapping
+that names ``user`` where it means ``user.id``), and for CSV a record with the wrong number of fields or an invalid
+encoding. Enumerated values
 (``calls.status``, ``feedback.kind``, ``guardrail_events.action`` and ``verdict``) are lower-cased. An empty string
 counts as missing. The quarantine keeps a rejected record whole (DuckDB's copy of a record it rejects while reading
 stops at 10,000 characters: longer ones are read again from the file).
@@ -2111,6 +2113,13 @@ def _convert(t: Table, c: str, spec: ColumnSpec, s: str, json_src: bool,
                            + ", ".join(enum[:-1]) + f" or {enum[-1]})'"))
         else:
             v = s
+            if c.endswith("_id"):
+                # an id given a JSON object or list (a mapping that names the object, not the field in it): its JSON
+                # text would be kept as the id, which no join finds. Text that merely starts with a bracket is an id.
+                checks.append((f"(starts_with({{v}}, '{{') OR starts_with({{v}}, '[')) "
+                               f"AND json_type(try(json({{v}}))) IN ('OBJECT', 'ARRAY')", f"nested value: {c}",
+                               f"'nested value in {c}: ' || {_show(s)} || ' is a JSON object or list, not an id "
+                               f"(map a field inside it, e.g. user.id)'"))
     return v, checks
 
 
