@@ -170,6 +170,25 @@ def test_five_timestamp_shapes_are_the_same_instant_in_utc():
         epoch_us("soon")
 
 
+@pytest.mark.parametrize("text", [
+    "2025-11-20 11:00:00.250 +0100",  # a space before the offset (Java, Go and syslog-style writers)
+    "2025-11-20 11:00:00.250 +01:00",
+    "2025-11-20T05:00:00.250 -0500",
+    "2025-11-20 11:00:00.250 +0100 CET",  # Go's time.Time.String(): offset, then the zone's abbreviation
+    "2025-11-20 10:00:00.250 +0000 UTC",
+    "2025-11-20 11:00:00.250123 +01",
+])
+def test_a_space_before_the_zone_offset_is_the_same_instant(text):
+    want = epoch_us("2025-11-20T10:00:00.250Z") + (123 if text.endswith("250123 +01") else 0)
+    assert epoch_us(text) == want
+
+
+@pytest.mark.parametrize("text", ["2025-11-20 -0500", "2025-11-20 10:00:00 +01 00", "2025-11-20 10:00:00 +0100 Europe/Paris"])
+def test_a_zone_offset_after_a_space_needs_a_time_before_it(text):
+    with pytest.raises(ValueError):
+        epoch_us(text)
+
+
 # ------------------------------------------------------------------------------------------------------ Langfuse
 
 

@@ -322,6 +322,31 @@ def test_events_jsonl_iso_timestamps_with_zones(db):
     assert (q["line_no"], q["field"]) == (4, "user_id")
 
 
+def test_a_zone_offset_after_a_space_loads_as_that_instant_in_every_reader(db, tmp_path):
+    # Java's and Go's default writers put a space before the offset ("+0100", Go's "+0100 CET"): each reader
+    # (typed JSON, the line reader, CSV) reads the instant, not a quarantined "expected ISO 8601".
+    stamps = ["2025-11-20 11:00:00.250 +0100", "2025-11-20 11:00:00.250 +01:00 ", "2025-11-20 05:00:00.250 -0500 EST",
+              "2025-11-20 10:00:00.250 +0000 UTC"]
+    m = tmp_path / "m.toml"
+    m.write_text('table = "events"\n[columns]\nevent_id = "u"\nuser_id = "u"\nts = "t"\nevent = "n"\n')
+    j = tmp_path / "e.jsonl"
+    j.write_text("".join(json.dumps({"u": f"u{i}", "t": t, "n": "open"}) + "\n" for i, t in enumerate(stamps)))
+    s = ingest(db, j, mapping=m, progress=False)
+    assert (s.inserted, s.quarantined) == (4, 0), rows(db, "select reason from quarantine")
+    c = tmp_path / "e.csv"
+    c.write_text("u,t,n\n" + "".join(f"v{i},{t},open\n" for i, t in enumerate(stamps)))
+    s = ingest(db, c, mapping=m, progress=False)
+    assert (s.inserted, s.quarantined) == (4, 0), rows(db, "select reason from quarantine")
+    got = {r["ts"] for r in rows(db, "select ts from events")}
+    assert got == {ts(2025, 11, 20, 10, 0, 0, 250000)}
+    # a line the typed reader cannot vouch for sends the file through the line reader: the same instants
+    j2 = tmp_path / "e2.jsonl"
+    j2.write_text(j.read_text().replace('"u": "u', '"u": "w') + '{"u": "w9", "t": "soon", "n": "open"}\n')
+    s = ingest(db, j2, mapping=m, progress=False)
+    assert (s.inserted, s.quarantined) == (4, 1)
+    assert {r["ts"] for r in rows(db, "select ts from events where user_id like 'w%'")} == got
+
+
 def test_parquet_events_epoch_us_and_whole_row_hash(db, tmp_path):
     p = tmp_path / "events.parquet"
     db.duckdb.execute(f"""COPY (SELECT * FROM (VALUES ('u-1', 1763629200000000, 'open_assistant', 'support'),

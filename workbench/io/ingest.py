@@ -153,7 +153,8 @@ A TOML file, read by :func:`load_mapping`::
     latency_ms = { field = "duration", unit = "s" }      # *_ms columns: unit s|ms|us|ns converted to milliseconds
     ts = { field = "time", unit = "s" }                  # TIMESTAMP columns: epoch in s|ms|us|ns ...
     ts = { field = "time", format = "%d/%m/%Y %H:%M:%S" }#   ... or a strptime format; default: ISO 8601 (a zone
-                                                         #   offset is converted to UTC)
+                                                         #   offset is converted to UTC, also after a space:
+                                                         #   "10:00:00 +0100", Go's "+0100 CET")
     status = { value = "ok" }                            # a constant
     call_id = { hash = ["TIMESTAMP", "ContextTokens"] }  # stable hash of these source fields
     feature = { field = "app", default = "unknown" }     # default when the field is null, empty or missing
@@ -213,7 +214,7 @@ from __future__ import annotations
 
 from workbench.errors import IngestError  # noqa: F401  (importable from here as before)
 from workbench.db import memory_passes_for, size_bytes, sql_literal as _lit
-from workbench.io.records import allow_long_csv_fields, refuse_wide_text, strict_csv_rows
+from workbench.io.records import ZONE_AFTER_SPACE, allow_long_csv_fields, refuse_wide_text, strict_csv_rows
 
 import datetime as _dt
 import gzip
@@ -2038,6 +2039,10 @@ def _convert(t: Table, c: str, spec: ColumnSpec, s: str, json_src: bool,
             v = (f"CASE WHEN NOT regexp_matches({s}, '^\\s*[0-9]{{4}}-[0-9]') OR regexp_matches({s}, '(?i)\\bBC\\b') "
                  f"THEN NULL WHEN regexp_matches({s}, '(Z|z|[+-]\\d\\d(:?\\d\\d)?)$') "
                  f"THEN timezone('UTC', TRY_CAST({s} AS TIMESTAMPTZ)) ELSE TRY_CAST({s} AS TIMESTAMP) END")
+            # An offset after a space ("10:00:00 +0100", Go's "+0100 CET") is glued to the time and read again; only
+            # the values the casts above could not read get this far (coalesce reads its second argument for those).
+            v = (f"coalesce({v}, CASE WHEN regexp_matches({s}, {_lit(ZONE_AFTER_SPACE)}) THEN timezone('UTC', "
+                 f"TRY_CAST(regexp_replace({s}, {_lit(ZONE_AFTER_SPACE)}, '\\1\\2') AS TIMESTAMPTZ)) END)")
             v = f"CASE WHEN isfinite({v}) THEN {v} END"
             expected = "ISO 8601"
         checks.append((f"{{v}} IS NULL AND {s} IS NOT NULL", f"unparseable timestamp: {c}",

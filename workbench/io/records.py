@@ -24,7 +24,8 @@ Timestamps
 ----------
 :func:`epoch_us` turns every timestamp shape into microseconds since the epoch, UTC:
 
-* ISO 8601 with a zone offset or ``Z`` (converted to UTC), or naive (taken as UTC), with ``T`` or a space;
+* ISO 8601 with a zone offset or ``Z`` (converted to UTC), or naive (taken as UTC), with ``T`` or a space; an
+  offset after a space too (``10:00:00 +0100``, Go's ``+0100 CET``);
 * an epoch number or numeric string, its unit from its size: below 1e11 seconds (floats keep their fraction), below
   1e14 milliseconds, below 1e17 microseconds, else nanoseconds (OTLP ``*UnixNano`` strings);
 * an OpenTelemetry-JS HrTime pair ``[seconds, nanoseconds]``;
@@ -64,6 +65,12 @@ from workbench._gc import paused
 GZIP_MAGIC = b"\x1f\x8b"
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 _NUMERIC = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
+#: A zone offset written after a space ("10:00:00.250 +0100", as Java's and Go's default writers put it; Go adds the
+#: zone's abbreviation: "+0100 CET"): glued to the time it is ISO 8601's. The engine's SQL reads
+#: timestamps with the same pattern (RE2 and Python's ``re`` read it alike). A time must come before the offset, so a
+#: date with a negative number after it is not taken for a zone.
+ZONE_AFTER_SPACE = r"(:[0-9]{2}(?:\.[0-9]+)?)\s+([+-][0-9]{2}(?::?[0-9]{2})?)(?:\s+[A-Za-z]{1,5})?\s*$"
+_ZONE_AFTER_SPACE_RE = re.compile(ZONE_AFTER_SPACE)
 # years 1..9999 in microseconds, as the engine checks
 _US_MIN, _US_MAX = -62135596800 * 10**6, 253402300799 * 10**6
 
@@ -587,7 +594,13 @@ def epoch_us(value: Any) -> int | None:
             try:
                 d = _dt.datetime.fromisoformat(s)
             except ValueError:
-                raise ValueError(repr(value)) from None
+                glued = _ZONE_AFTER_SPACE_RE.sub(r"\1\2", s, count=1)
+                try:
+                    if glued == s:
+                        raise ValueError
+                    d = _dt.datetime.fromisoformat(glued)
+                except ValueError:
+                    raise ValueError(repr(value)) from None
             return epoch_us(d)
     else:
         raise ValueError(repr(value))
