@@ -84,6 +84,65 @@ def test_evaluate_writes_one_row_per_answer_and_never_rescores(db):
     assert len(evals_rows(db)) == 5
 
 
+def _fussy(on: str, version: str = "fussy-1"):
+    """A user's detector (the documented protocol: name, version, threshold, detect_batch) that raises on any answer
+    holding ``on``, as a model tier can on one input it cannot take; the offline detector scores the others."""
+    def detect_batch(rows, *, threshold=detector.THRESHOLD):
+        for r in rows:
+            if on in r["answer"]:
+                raise ValueError(f"cannot take the answer {r['answer'][:20]!r}")
+            yield detector.detect(r["answer"], r["contexts"], r.get("question"), threshold=threshold)
+
+    return types.SimpleNamespace(DETECTOR_NAME="fussy", DETECTOR_VERSION=version, THRESHOLD=detector.THRESHOLD,
+                                 detect_batch=detect_batch)
+
+
+@needs_detector
+@pytest.mark.parametrize("batch_rows", [1, 2, 100])
+def test_an_answer_the_detector_raises_on_is_named_and_the_others_are_scored(db, batch_rows):
+    # Before: the exception ended the run, and every later run stopped at the same answer, so the answers after it
+    # were never scored.
+    with pytest.warns(detector.DetectorRowWarning, match=r"detector fussy fussy-1 raised on answer 'b' "
+                                                          r"\(ValueError: cannot take the answer"):
+        s = score.evaluate(db, detector=_fussy("1887"), progress=False, batch_rows=batch_rows)
+    assert (s["scored"], s["unscorable"], s["failed"]) == (2, 3, 1)  # d, e have nothing to check; b raised
+    got = {r[0]: r for r in evals_rows(db)}
+    assert set(got) == {"a", "b", "c", "d", "e"}
+    assert (got["a"][2], got["c"][2]) == ("supported", "hallucinated")
+    assert got["b"][1:3] == (None, "unscorable")
+    assert json.loads(got["b"][7])["error"].startswith("ValueError: cannot take the answer")
+    assert "the detector raised on this answer" in got["b"][6]
+    # the next run tries that answer again (and only it); once the detector takes it, it is scored
+    with pytest.warns(detector.DetectorRowWarning):
+        again = score.evaluate(db, detector=_fussy("1887"), progress=False)
+    assert (again["skipped"], again["failed"], again["to_score"]) == (4, 1, 1)
+    fixed = score.evaluate(db, detector=_fussy("no answer says this"), progress=False)
+    assert (fixed["to_score"], fixed["scored"], fixed["failed"]) == (1, 1, 0)
+    assert evals_rows(db)[1][2] == "hallucinated"
+
+
+@needs_detector
+def test_a_detector_that_raises_on_every_answer_stops_the_run_with_its_error(db):
+    with pytest.raises(ValueError, match="cannot take the answer"):
+        score.evaluate(db, detector=_fussy(""), progress=False)
+
+
+@needs_detector
+def test_score_jsonl_writes_the_error_of_the_answer_the_detector_raised_on(tmp_path):
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    rows = [{"id": i, "contexts": [CTX], "answer": a} for i, a in
+            enumerate(["It was completed in 1889.", "It was completed in 1887.", "It is 330 metres tall."])]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.warns(detector.DetectorRowWarning, match=r"raised on line 2 \(id 1\) \(ValueError"):
+        stats = detector.score_jsonl(src, out, progress=False, detector=_fussy("1887"))
+    assert (stats["rows"], stats["errors"]) == (3, 1)
+    got = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [g["id"] for g in got] == [0, 1, 2]
+    assert (got[0]["label"], got[2]["label"]) == (0, 0)
+    assert got[1]["score"] is None and got[1]["error"].startswith("ValueError: cannot take the answer")
+    assert "error" not in got[0]
+
+
 @needs_detector
 def test_a_new_detector_version_rescores(db):
     score.evaluate(db, progress=False)

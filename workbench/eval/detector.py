@@ -45,6 +45,7 @@ import sys
 import time
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 from collections import Counter, OrderedDict
 from itertools import chain, compress, filterfalse, islice, repeat
 from operator import and_, not_
@@ -65,6 +66,8 @@ __all__ = [
     "Detection",
     "detect",
     "detect_batch",
+    "detect_each",
+    "DetectorRowWarning",
     "score_jsonl",
     "read_labelled",
     "split_sentences",
@@ -1469,6 +1472,91 @@ def detect_batch(
         yield detect(row["answer"], row["contexts"], row.get("question"), threshold=threshold)
 
 
+class DetectorRowWarning(UserWarning):
+    """A detector raised on one answer: that answer is left unscored (named, with the error), the others are scored."""
+
+
+#: Answers in a row that raise, with none scored before them, that stop a run: the detector itself is broken (a model
+#: file that does not load, say), not one answer.
+BROKEN_AFTER = 3
+
+
+def detect_each(det: Any, rows: Sequence[Mapping], *, threshold: float = THRESHOLD) -> list[Any]:
+    """``det.detect_batch(rows)`` with each answer isolated: one :class:`Detection` per row, in order, or the
+    exception the detector raised on that row in its place.
+
+    The rows go to the detector as one batch (a model tier batches its inferences). When it raises, the detections
+    before the failure are kept, the row it stopped at is scored alone (an error again is that row's), and the rest go
+    on as a batch. So one pathological answer no longer stops a scoring run, nor every later run that meets it again.
+    A detector that raises on :data:`BROKEN_AFTER` rows in a row before scoring any is broken, not the rows: its
+    error is raised.
+
+    Examples
+    --------
+    >>> class Fussy:  # a detector that cannot take one answer
+    ...     def detect_batch(self, rows, *, threshold):
+    ...         for r in rows:
+    ...             if "boom" in r["answer"]:
+    ...                 raise ValueError("cannot parse")
+    ...             yield detect(r["answer"], r["contexts"], threshold=threshold)
+    >>> rows = [{"answer": a, "contexts": ["It opened in 1889."]} for a in ("It opened in 1889.", "boom", "It opened.")]
+    >>> [type(d).__name__ for d in detect_each(Fussy(), rows)]
+    ['Detection', 'ValueError', 'Detection']
+    """
+    out: list[Any] = []
+    rest = list(rows)
+    failed_in_a_row = 0
+    while rest:
+        got: list[Any] = []
+        try:
+            for d in det.detect_batch(rest, threshold=threshold):
+                got.append(d)
+            break_out = True
+        except Exception:  # the row at len(got), or a later one of the detector's own inference batch
+            break_out = False
+        out += got
+        if got:
+            failed_in_a_row = 0
+        if break_out:
+            if len(got) != len(rest):
+                raise RuntimeError(f"{type(det).__name__}.detect_batch returned {len(got)} detections for "
+                                   f"{len(rest)} answers")
+            break
+        try:
+            (d,) = list(det.detect_batch(rest[len(got):len(got) + 1], threshold=threshold))
+            failed_in_a_row = 0
+        except Exception as exc:
+            failed_in_a_row += 1
+            if failed_in_a_row >= BROKEN_AFTER and not any(isinstance(x, Detection) for x in out):
+                raise
+            d = exc
+        out.append(d)
+        rest = rest[len(got) + 1:]
+    return out
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: first line of the message``, for a report naming the answer an error came from.
+
+    >>> describe_error(ValueError("bad input\\nmore"))
+    'ValueError: bad input'
+    """
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {msg[:300]}" if msg else type(exc).__name__
+
+
+def warn_failed_rows(failed: Sequence[tuple[str, BaseException]], what: str, *, stacklevel: int = 3) -> None:
+    """One :class:`DetectorRowWarning` per failed row (``(where, error)``, at most 10, then one for the rest)."""
+    import warnings
+
+    for where, exc in failed[:10]:
+        warnings.warn(f"{what} raised on {where} ({describe_error(exc)}); that answer is left unscored, the others "
+                      f"are scored", DetectorRowWarning, stacklevel=stacklevel)
+    if len(failed) > 10:
+        warnings.warn(f"{what} raised on {len(failed) - 10} more answers; they are left unscored",
+                      DetectorRowWarning, stacklevel=stacklevel)
+
+
 # --------------------------------------------------------------------------------------------------
 # JSONL entry points
 # --------------------------------------------------------------------------------------------------
@@ -1567,7 +1655,9 @@ def score_jsonl(
     Returns
     -------
     dict
-        ``{"rows": n, "unscorable": k, "seconds": s}``.
+        ``{"rows": n, "unscorable": k, "errors": e, "seconds": s}``. An answer the detector raised on is written with
+        ``score`` and ``label`` null and ``error`` (the exception's type and message), counted in ``errors`` and named
+        (line, id) in a :class:`DetectorRowWarning`; the other answers are scored (:func:`detect_each`).
 
     Raises
     ------
@@ -1595,25 +1685,33 @@ def score_jsonl(
     name, version = str(det.DETECTOR_NAME), str(det.DETECTOR_VERSION)
     t0 = time.perf_counter()
     unscorable = 0
+    failed: list[tuple[str, BaseException]] = []
+    bar = _progress(range(len(rows)), progress, total=len(rows))
+    ticks = iter(bar)
     # replaced in one rename at the end: an interrupted run leaves the previous scores, never a part that looks whole
     with written_atomically(out_path) as out:
-        for row in _progress(rows, progress, total=len(rows)):
-            d = det.detect(row["answer"], row["contexts"], row.get("question"), threshold=threshold)
-            unscorable += d.unscorable
-            rec = {
-                "id": row.get("id"),
-                "score": d.score,
-                "label": d.label,
-                "claims": [
-                    {"text": c.text, "support": c.support, "evidence": c.evidence, "reason": c.reason}
-                    for c in d.claims
-                ],
-                "unscorable": d.unscorable,
-                "detector": name,
-                "detector_version": version,
-            }
-            out.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    return {"rows": len(rows), "unscorable": unscorable, "seconds": time.perf_counter() - t0}
+        for at in range(0, len(rows), _SCORE_CHUNK):
+            chunk = rows[at:at + _SCORE_CHUNK]
+            for row, d in zip(chunk, detect_each(det, chunk, threshold=threshold)):
+                rec: dict[str, Any] = {"id": row.get("id")}
+                if isinstance(d, BaseException):  # the answer the detector raised on: named, with the error
+                    failed.append((f"line {row['_line']}" + (f" (id {row['id']!r})" if row.get("id") is not None
+                                                             else ""), d))
+                    rec.update(score=None, label=None, claims=[], unscorable=False, error=describe_error(d))
+                else:
+                    unscorable += d.unscorable
+                    rec.update(score=d.score, label=d.label, claims=[
+                        {"text": c.text, "support": c.support, "evidence": c.evidence, "reason": c.reason}
+                        for c in d.claims], unscorable=d.unscorable)
+                rec.update(detector=name, detector_version=version)
+                out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                next(ticks, None)
+    warn_failed_rows(failed, f"detector {name} {version}", stacklevel=2)
+    return {"rows": len(rows), "unscorable": unscorable, "errors": len(failed), "seconds": time.perf_counter() - t0}
+
+
+#: Answers :func:`score_jsonl` hands the detector at a time (a model tier batches its inferences within them).
+_SCORE_CHUNK = 256
 
 
 # --------------------------------------------------------------------------------------------------

@@ -57,6 +57,18 @@ def _detection_row(call_id: str, d: Any, *, evaluator: str, version: str, run_id
     }
 
 
+def _failed_row(call_id: str, error: str, *, evaluator: str, version: str, run_id: str, ts: _dt.datetime,
+                threshold: float) -> dict:
+    """The row of an answer the detector raised on: unscorable with the error in ``details.error``, as the judge
+    writes a request that failed, so the next run scores it again (:func:`workbench.eval.run.pending`)."""
+    return {
+        "call_id": call_id, "metric": SCORE_METRIC, "value": None, "label": UNSCORABLE, "evaluator": evaluator,
+        "evaluator_version": version, "run_id": run_id, "repeat": 0, "ts": ts,
+        "explanation": f"the detector raised on this answer: {error}",
+        "details": json.dumps({"threshold": threshold, "claims": [], "error": error}, ensure_ascii=False),
+    }
+
+
 def evaluate(
     db: "Workbench | str",
     *,
@@ -98,7 +110,10 @@ def evaluate(
     -------
     dict
         ``evaluator``, ``version``, ``run_id``, ``scored`` (rows written with a value), ``unscorable`` (rows written
-        as unscorable), ``skipped`` (already scored by this evaluator version), ``seconds``. A dry run returns the
+        as unscorable), ``skipped`` (already scored by this evaluator version), ``failed`` (of the unscorable, the
+        answers the detector raised on: written with the error in ``details.error`` and scored again by the next run,
+        each named in a :class:`~workbench.eval.detector.DetectorRowWarning`; the other answers are scored),
+        ``seconds``. A dry run returns the
         estimate instead (``dry_run: True``, ``to_score``, and for a judge the tokens and cost).
 
     Examples
@@ -161,24 +176,32 @@ def evaluate(
     if dry_run:
         return summary({"evaluator": evaluator, "version": version, "run_id": None, "dry_run": True, "to_score": n_todo,
                         "skipped": total - n_todo, "cost_usd": 0.0, "seconds": round(time.perf_counter() - t0, 3)})
+    from workbench.eval.detector import detect_each, describe_error, warn_failed_rows
+
     run_id, scored, unscorable = new_run_id(), 0, 0
+    failed: list = []  # (call_id, error) of the answers the detector raised on
     with progress_bar(n_todo, progress, f"eval {evaluator} {version}") as bar:
         for rows in stream(db, todo.select("call_id", "question", "contexts", "answer"), batch_rows):
             ts = now()
             inputs = [{"answer": r["answer"] or "", "contexts": r["contexts"] or [], "question": r["question"]}
                       for r in rows]
-            out = [
-                _detection_row(r["call_id"], d, evaluator=evaluator, version=version, run_id=run_id, ts=ts,
-                               threshold=threshold)
-                for r, d in zip(rows, det.detect_batch(inputs, threshold=threshold))
-            ]
+            out = []
+            for r, d in zip(rows, detect_each(det, inputs, threshold=threshold)):
+                if isinstance(d, BaseException):  # one answer it raised on: the others are scored, this one retried
+                    failed.append((r["call_id"], d))
+                    out.append(_failed_row(r["call_id"], describe_error(d), evaluator=evaluator, version=version,
+                                           run_id=run_id, ts=ts, threshold=threshold))
+                else:
+                    out.append(_detection_row(r["call_id"], d, evaluator=evaluator, version=version, run_id=run_id,
+                                              ts=ts, threshold=threshold))
             write_evals(db, out)
             bad = sum(o["label"] == UNSCORABLE for o in out)
             unscorable += bad
             scored += len(out) - bad
             bar.update(len(out))
+    warn_failed_rows([(f"answer {c!r}", e) for c, e in failed], f"detector {evaluator} {version}", stacklevel=2)
     return summary({"evaluator": evaluator, "version": version, "run_id": run_id, "scored": scored,
-                    "to_score": n_todo, "skipped": total - n_todo, "unscorable": unscorable, "cost_usd": 0.0,
-                    "seconds": round(time.perf_counter() - t0, 3)})
+                    "to_score": n_todo, "skipped": total - n_todo, "unscorable": unscorable, "failed": len(failed),
+                    "cost_usd": 0.0, "seconds": round(time.perf_counter() - t0, 3)})
 
 
