@@ -191,6 +191,55 @@ def test_long_lines_pick_the_line_limit_and_one_over_the_largest_is_quarantined(
     assert [r["line_no"] for r in q] == [2, 3] and q[0]["reason"].startswith("line too long")
 
 
+def _otlp_line(*spans):
+    return json.dumps({"resourceSpans": [{"resource": {"attributes": [
+        {"key": "service.name", "value": {"stringValue": "svc"}}]}, "scopeSpans": [{"spans": list(spans)}]}]}) + "\n"
+
+
+def _span(trace, span, parent=None, name="chat"):
+    d = {"traceId": trace, "spanId": span, "name": name, "startTimeUnixNano": "1763632800000000000",
+         "endTimeUnixNano": "1763632801000000000"}
+    if parent is not None:
+        d["parentSpanId"] = parent
+    return d
+
+
+def test_otel_ids_in_base64_are_read_as_the_hex_of_their_bytes(db, tmp_path):
+    # Protobuf's generic JSON mapping (Go's protojson, Python's MessageToJson) writes the id bytes in base64, not hex.
+    # Before, the reader lower-cased them: "Wmn8F4uo+Dc=" became "wmn8f4uo+dc=", not the span's id, and two ids that
+    # differ in case only became one: the second span was dropped as a duplicate.
+    import base64
+
+    trace = base64.b64encode(bytes(range(16))).decode()
+    a = base64.b64encode(bytes.fromhex("0101010101010141")).decode()  # "AQEBAQEBAUE="
+    b = a[0] + a[1].lower() + a[2:]  # "AqEBAQEBAUE=": another span, whose id differs from a's in case only
+    root = base64.b64encode(bytes(range(8, 16))).decode()
+    assert a.lower() == b.lower() and a != b
+    f = tmp_path / "b64.jsonl"
+    f.write_text(_otlp_line(_span(trace, root, parent="AAAAAAAAAAA=", name="agent"), _span(trace, a, parent=root),
+                            _span(trace, b, parent=root)))
+    s = ingest(db, f, progress=False)
+    assert (s.inserted, s.duplicates, s.quarantined) == (3, 0, 0)
+    got = {r["call_id"]: r for r in rows(db, "select call_id, trace_id, parent_id from calls")}
+    other = base64.b64decode(b).hex()
+    assert set(got) == {"08090a0b0c0d0e0f", "0101010101010141", other}
+    assert {r["trace_id"] for r in got.values()} == {bytes(range(16)).hex()}
+    assert got["0101010101010141"]["parent_id"] == got[other]["parent_id"] == "08090a0b0c0d0e0f"
+    assert got["08090a0b0c0d0e0f"]["parent_id"] is None  # an all-zero id is no parent (OTLP: invalid id)
+
+
+@pytest.mark.parametrize("raw", ["5B8EFFF798038103D269B633813FC60C", "00f067aa0ba902b7", "AQIDBAUGBwg=",
+                                 "AAECAwQFBgcICQoLDA0ODw==", " 0102 ", "0000000000000000", "", "span-Ab1",
+                                 "AQIDBAUGBwh=", "!!!!!!!!!!!=", "AQIDBAUGBwgJ", "AAAAAAAAAAA="])
+def test_otel_json_ids_are_read_as_the_record_formats_read_them(db, raw):
+    # one rule for an OTLP id, in SQL for the OTLP reader and in Python (spans.hex_id) for the record formats
+    from workbench.io.ingest import _otel_id
+    from workbench.io.spans import hex_id
+
+    got = db.duckdb.execute(f"SELECT {_otel_id('x')} FROM (SELECT ? AS x)", [raw]).fetchone()[0]
+    assert got == hex_id(raw)
+
+
 def test_otel_mapping_overrides_attribute_names(db, tmp_path):
     line = json.loads((OTEL / "agent_tool.jsonl").read_text().splitlines()[1])
     attrs = line["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"]

@@ -95,7 +95,8 @@ resource attributes for the product-context columns):
 ============================  ==========================================================================================
 column                        source
 ============================  ==========================================================================================
-call_id, trace_id, parent_id  ``spanId``, ``traceId``, ``parentSpanId`` (hex, lower-cased; empty parent = root)
+call_id, trace_id, parent_id  ``spanId``, ``traceId``, ``parentSpanId``: hex, lower-cased; base64 (protobuf's generic
+                              JSON mapping) as the hex of its bytes; an empty or all-zero parent = root
 ts, end_ts, latency_ms        ``startTimeUnixNano``, ``endTimeUnixNano``, their difference
 ttft_ms                       ``gen_ai.response.time_to_first_chunk`` (seconds), else a span event whose name says
                               first token/chunk (``gen_ai.first_token``, ``first_chunk``...): event time - span start
@@ -1857,6 +1858,24 @@ def _value_json(v: str) -> str:
             f"CAST({v}.boolValue AS VARCHAR), {_value_text(v)}, 'null')")
 
 
+def _otel_id(x: str) -> str:
+    """SQL of an OTLP id (``x``: a text expression) as :func:`workbench.io.spans.hex_id` reads it, for the OTLP JSON
+    reader: hex lower-cased; canonical base64 of 8 or 16 bytes (protobuf's generic JSON mapping writes the bytes so)
+    as the hex of those bytes; empty or all zeros (an invalid id) NULL; anything else as written.
+
+    >>> import duckdb
+    >>> duckdb.sql(f"SELECT {_otel_id('x')} FROM (SELECT 'AQIDBAUGBwg=' AS x)").fetchone()[0]
+    '0102030405060708'
+    """
+    t = f"trim({x})"
+    b = f"try(from_base64({t}))"
+    return (f"CASE WHEN ltrim({t}, '0') = '' THEN NULL "
+            f"WHEN regexp_full_match({t}, '[0-9a-fA-F]+') THEN lower({t}) "
+            f"WHEN length({t}) IN (12, 24) AND ends_with({t}, '=') AND octet_length({b}) IN (8, 16) "
+            f"AND to_base64({b}) = {t} THEN CASE WHEN ltrim(hex({b}), '0') <> '' THEN lower(hex({b})) END "
+            f"ELSE {t} END")
+
+
 def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int | None]:
     """The OTLP JSON reader: one row per span (or per line that is not an export). ``numbered=False``: k is NULL,
     and the file is read on all cores (for a load in one read, :func:`_straight`)."""
@@ -1892,9 +1911,9 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     ttft = attr("gen_ai.response.time_to_first_chunk")
     tool = f"coalesce({attr('gen_ai.tool.name')}, {attr('tool.name')})"
     s: dict[str, str] = {
-        "call_id": "lower(sp.spanId)",
-        "trace_id": "lower(sp.traceId)",
-        "parent_id": "lower(nullif(sp.parentSpanId, ''))",
+        "call_id": _otel_id("sp.spanId"),
+        "trace_id": _otel_id("sp.traceId"),
+        "parent_id": _otel_id("sp.parentSpanId"),
         "ts": "sp.startTimeUnixNano",
         "end_ts": "sp.endTimeUnixNano",
         "latency_ms": ("CAST((TRY_CAST(sp.endTimeUnixNano AS HUGEINT) - TRY_CAST(sp.startTimeUnixNano AS HUGEINT)) "

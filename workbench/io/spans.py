@@ -147,10 +147,14 @@ def attribute_map(attrs: Any) -> dict[str, Any]:
 
 
 def hex_id(v: Any) -> str | None:
-    """An OTLP id as lower-case hex: hex as given, or base64 (generic protobuf JSON) decoded; empty -> None.
+    """An OTLP id as lower-case hex: hex as given, or base64 (generic protobuf JSON) decoded; empty or all zeros (an
+    invalid id in OTLP) -> None; anything else as given.
 
-    >>> hex_id("5B8EFFF798038103D269B633813FC60C"), hex_id("AQIDBAUGBwg=")
-    ('5b8efff798038103d269b633813fc60c', '0102030405060708')
+    Base64 is decoded only in its canonical form (the id's 8 or 16 bytes encode back to it), so two different texts
+    never become one id. The OTLP JSON reader applies the same rule in SQL (``workbench.io.ingest._otel_id``).
+
+    >>> hex_id("5B8EFFF798038103D269B633813FC60C"), hex_id("AQIDBAUGBwg="), hex_id("0000000000000000")
+    ('5b8efff798038103d269b633813fc60c', '0102030405060708', None)
     """
     if v is None:
         return None
@@ -162,8 +166,8 @@ def hex_id(v: Any) -> str | None:
     if len(s) in (12, 24) and s.endswith("="):
         try:
             b = base64.b64decode(s, validate=True)
-            if len(b) in (8, 16):
-                return b.hex()
+            if len(b) in (8, 16) and base64.b64encode(b).decode() == s:
+                return b.hex() if any(b) else None
         except (binascii.Error, ValueError):
             pass
     return s
