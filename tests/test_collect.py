@@ -469,7 +469,7 @@ def test_pb_and_framed_pb_gz_files_via_workbench_ingest(tmp_path):
     assert rows == [
         ("b7ad6b7169203331", None, "chat", "chat gpt-4.1", "openai", "gpt-4.1", 1200, 400, 300, 120, 2500.0, 400.0,
          "error", "length", "billing-assistant", "prod", None),
-        ("00000000000000c1", "b7ad6b7169203331", None, "lookup_invoice", None, None, None, None, None, None, 100.0,
+        ("00000000000000c1", "b7ad6b7169203331", "execute_tool", "lookup_invoice", None, None, None, None, None, None, 100.0,
          None, "ok", None, "billing-assistant", "prod", None),
         ("00000000000000d1", None, "chat", "ChatCompletion", None, "claude-sonnet-4", 50, None, 5, None, 1000.0, None,
          "ok", None, None, None, "s-9"),

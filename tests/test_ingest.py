@@ -240,6 +240,58 @@ def test_otel_json_ids_are_read_as_the_record_formats_read_them(db, raw):
     assert got == hex_id(raw)
 
 
+_OPERATION_CASES = [
+    ({"gen_ai.operation.name": "chat", "http.method": "POST"}, "chat"),
+    ({"gen_ai.request.model": "gpt-4o"}, None),  # a model call that does not name its operation: as before
+    ({"llm.model_name": "m", "openinference.span.kind": "LLM"}, "chat"),
+    ({"openinference.span.kind": "RETRIEVER"}, "retriever"),
+    ({"llm.request.type": "chat", "gen_ai.system": "openai"}, "chat"),  # OpenLLMetry's model call
+    ({"llm.request.type": "embedding"}, "embeddings"),
+    ({"traceloop.span.kind": "workflow", "traceloop.workflow.name": "answer"}, "workflow"),
+    ({"traceloop.span.kind": "agent"}, "invoke_agent"),
+    ({"traceloop.span.kind": "tool"}, "execute_tool"),
+    ({"ai.operationId": "ai.generateText", "ai.model.id": "gpt-4o"}, "chain"),  # the Vercel AI SDK's outer span
+    ({"ai.operationId": "ai.generateText.doGenerate", "gen_ai.system": "openai"}, "chat"),
+    ({"ai.operationId": "ai.embedMany.doEmbed"}, "embeddings"),
+    ({"ai.operationId": "ai.toolCall", "ai.toolCall.name": "search"}, "execute_tool"),
+    ({"gen_ai.tool.name": "search"}, "execute_tool"),
+    ({"http.method": "GET", "http.route": "/chat"}, "other"),  # the web server's span of the same trace
+    ({"db.system": "postgresql"}, "other"),
+    ({}, "other"),
+]
+
+
+@pytest.mark.parametrize("attrs, want", _OPERATION_CASES)
+def test_a_span_without_an_operation_name_gets_the_one_its_conventions_give(db, tmp_path, attrs, want):
+    # Before, every span without gen_ai.operation.name or an OpenInference kind was a model call: the HTTP and
+    # database spans of an exported trace counted in error_rate and latency, the Vercel AI SDK's outer span counted
+    # each call twice, and OpenLLMetry's workflow and task spans counted as model calls.
+    from workbench.io.spans import default_operation
+
+    if "gen_ai.operation.name" not in attrs:  # (the name, when given, wins before the default is looked for)
+        assert default_operation(attrs) == want
+    f = tmp_path / "one.jsonl"
+    f.write_text(_otlp_line({**_span("0af7651916cd43dd8448eb211c80319c", "00f067aa0ba902b7"), "attributes": [
+        {"key": k, "value": {"stringValue": v}} for k, v in attrs.items()]}))
+    assert ingest(db, f, progress=False).inserted == 1
+    assert call(db, "00f067aa0ba902b7")["operation"] == want
+
+
+def test_spans_of_no_genai_convention_are_kept_but_not_counted_as_model_calls(db, tmp_path):
+    f = tmp_path / "trace.jsonl"
+    trace = "0af7651916cd43dd8448eb211c80319c"
+    http = {**_span(trace, "00000000000000a1", name="POST /ask"), "status": {"code": 2},
+            "attributes": [{"key": "http.response.status_code", "value": {"intValue": "500"}}]}
+    llm = {**_span(trace, "00000000000000a2", parent="00000000000000a1"), "attributes": [
+        {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+        {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}}]}
+    f.write_text(_otlp_line(http, llm))
+    assert ingest(db, f, progress=False).inserted == 2
+    er = wb.error_rate(db, by=(), period="all")
+    assert (er["n"][0], er["value"][0]) == (1, 0.0)  # the failing web request is not a failed model call
+    assert wb.error_rate(db, by=(), period="all", operation="all")["n"][0] == 2
+
+
 def test_otel_mapping_overrides_attribute_names(db, tmp_path):
     line = json.loads((OTEL / "agent_tool.jsonl").read_text().splitlines()[1])
     attrs = line["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"]

@@ -101,7 +101,11 @@ ts, end_ts, latency_ms        ``startTimeUnixNano``, ``endTimeUnixNano``, their 
 ttft_ms                       ``gen_ai.response.time_to_first_chunk`` (seconds), else a span event whose name says
                               first token/chunk (``gen_ai.first_token``, ``first_chunk``...): event time - span start
 operation                     ``gen_ai.operation.name``, else OpenInference ``openinference.span.kind`` (LLM -> chat,
-                              EMBEDDING -> embeddings, TOOL -> execute_tool, AGENT -> invoke_agent, others lower-cased)
+                              EMBEDDING -> embeddings, TOOL -> execute_tool, AGENT -> invoke_agent, others lower-cased),
+                              OpenLLMetry's ``llm.request.type`` / ``traceloop.span.kind``, the Vercel AI SDK's
+                              ``ai.operationId`` (``*.doGenerate`` chat, the outer ``ai.generateText`` chain), a tool
+                              name (execute_tool); a span with no attribute of a GenAI convention (an HTTP or database
+                              span of the trace) is ``other``, never a model call (``workbench.io.spans.default_operation``)
 name                          ``gen_ai.tool.name`` / ``tool.name`` for a tool span, else the span name
 provider                      ``gen_ai.provider.name``, ``gen_ai.system`` (older), ``llm.provider``, ``llm.system``
 model, request_model          ``gen_ai.response.model`` else ``gen_ai.request.model`` else ``llm.model_name``;
@@ -237,6 +241,8 @@ from typing import TYPE_CHECKING, Any
 from workbench.io import otlp_proto
 from workbench.io import sniff
 from workbench.io.spans import OPENINFERENCE_KINDS as _OI_KINDS
+from workbench.io.spans import GENAI_PREFIXES, OPERATION_HINTS, OTHER_OPERATION, TRACELOOP_REQUEST_TYPES, \
+    TRACELOOP_SPAN_KINDS
 from workbench.io.spans import SPAN_ATTRIBUTES as _OTEL_DEFAULTS
 from workbench.io.spans import SPAN_USED as _OTEL_USED
 from workbench.schema import TABLES, Table
@@ -1876,6 +1882,37 @@ def _otel_id(x: str) -> str:
             f"ELSE {t} END")
 
 
+def _otel_operation(attr: Callable[[str], str], keys: str) -> str:
+    """SQL of a span's operation when ``gen_ai.operation.name`` does not give it, as
+    :func:`workbench.io.spans.default_operation` decides it (``attr(name)``: the SQL of a span attribute's text,
+    ``keys``: of the list of the span's attribute names).
+
+    >>> import duckdb
+    >>> sql = _otel_operation(lambda n: f"m[{_lit(n)}]", "map_keys(m)")
+    >>> duckdb.sql(f"SELECT {sql} FROM (SELECT MAP {{'ai.operationId': 'ai.streamText.doStream'}} AS m)").fetchone()
+    ('chat',)
+    """
+    def mapped(name: str, table: dict[str, str], fold: str) -> str:
+        v = f"{fold}({attr(name)})"
+        return ("CASE " + " ".join(f"WHEN {v} = {_lit(k)} THEN {_lit(t)}" for k, t in table.items())
+                + f" ELSE lower({attr(name)}) END")
+
+    def given(name: str) -> str:
+        return f"nullif({attr(name)}, '') IS NOT NULL"
+
+    op = attr("ai.operationId")
+    genai = " OR ".join(f"starts_with(k, {_lit(p)})" for p in GENAI_PREFIXES)
+    return (f"CASE WHEN {given('openinference.span.kind')} THEN {mapped('openinference.span.kind', _OI_KINDS, 'upper')} "
+            f"WHEN {given('llm.request.type')} THEN {mapped('llm.request.type', TRACELOOP_REQUEST_TYPES, 'lower')} "
+            f"WHEN {given('traceloop.span.kind')} THEN {mapped('traceloop.span.kind', TRACELOOP_SPAN_KINDS, 'lower')} "
+            f"WHEN starts_with({op}, 'ai.') THEN CASE WHEN ends_with({op}, '.doGenerate') OR ends_with({op}, '.doStream') "
+            f"THEN 'chat' WHEN ends_with({op}, '.doEmbed') THEN 'embeddings' WHEN {op} = 'ai.toolCall' "
+            f"THEN 'execute_tool' ELSE 'chain' END "
+            f"WHEN {given('gen_ai.tool.name')} OR {given('tool.name')} THEN 'execute_tool' "
+            f"WHEN list_bool_or(list_transform(coalesce({keys}, []), lambda k: {genai})) THEN NULL "
+            f"ELSE {_lit(OTHER_OPERATION)} END")
+
+
 def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int | None]:
     """The OTLP JSON reader: one row per span (or per line that is not an export). ``numbered=False``: k is NULL,
     and the file is read on all cores (for a load in one read, :func:`_straight`)."""
@@ -1890,7 +1927,7 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
 
     # Every attribute a column may read, looked up once per span (span attributes "a<i>", resource ones "r<i>").
     span_names = sorted({n for names in candidates.values() for n in names if not n.startswith("r:")}
-                        | set(_OTEL_USED))
+                        | set(_OTEL_USED) | set(OPERATION_HINTS))
     res_names = sorted({n[2:] for names in candidates.values() for n in names if n.startswith("r:")})
     slot = {n: f"a{i}" for i, n in enumerate(span_names)} | {"r:" + n: f"r{i}" for i, n in enumerate(res_names)}
 
@@ -1904,9 +1941,7 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     lines = (f"SELECT k, line "
              f"FROM ({_raw_lines(plan.path, plan.lenient, plan.line_bytes, plan.buffer_bytes, numbered)})")
     first = "(e.name ILIKE '%first%token%' OR e.name ILIKE '%first%chunk%')"
-    oi_kind = f"upper({attr('openinference.span.kind')})"
-    oi_case = ("CASE " + " ".join(f"WHEN {oi_kind} = {_lit(k)} THEN {_lit(v)}" for k, v in _OI_KINDS.items())
-               + f" ELSE lower({oi_kind}) END")
+    oi_case = _otel_operation(attr, "_keys")
     fr = attr("gen_ai.response.finish_reasons")
     ttft = attr("gen_ai.response.time_to_first_chunk")
     tool = f"coalesce({attr('gen_ai.tool.name')}, {attr('tool.name')})"

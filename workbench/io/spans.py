@@ -64,6 +64,17 @@ SPAN_USED = ("gen_ai.response.finish_reasons", "gen_ai.response.time_to_first_ch
              "openinference.span.kind")
 #: OpenInference span kinds -> gen_ai operation names (others lower-cased).
 OPENINFERENCE_KINDS = {"LLM": "chat", "EMBEDDING": "embeddings", "TOOL": "execute_tool", "AGENT": "invoke_agent"}
+#: OpenLLMetry (Traceloop) ``llm.request.type`` and ``traceloop.span.kind`` -> operation names (others lower-cased).
+TRACELOOP_REQUEST_TYPES = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings"}
+TRACELOOP_SPAN_KINDS = {"agent": "invoke_agent", "tool": "execute_tool"}
+#: Attributes that name a span's operation when ``gen_ai.operation.name`` does not (:func:`default_operation`): read,
+#: and kept in ``attributes``.
+OPERATION_HINTS = ("llm.request.type", "traceloop.span.kind", "ai.operationId", "gen_ai.tool.name", "tool.name")
+#: Attribute name prefixes of the GenAI conventions (OpenTelemetry GenAI, OpenLLMetry, OpenInference, the Vercel AI
+#: SDK): a span carrying none of them is not a model call.
+GENAI_PREFIXES = ("gen_ai.", "llm.", "openinference.", "ai.", "traceloop.")
+#: The operation of a span of no GenAI convention (an HTTP, database or queue span of the same trace).
+OTHER_OPERATION = "other"
 _STATUS_NAMES = {"0": "unset", "1": "ok", "2": "error", "STATUS_CODE_UNSET": "unset", "STATUS_CODE_OK": "ok",
                  "STATUS_CODE_ERROR": "error", "UNSET": "unset", "OK": "ok", "ERROR": "error"}
 
@@ -258,6 +269,43 @@ def _scalar(v: Any) -> Any:
     return v
 
 
+def default_operation(attributes: dict[str, Any]) -> str | None:
+    """A span's operation when ``gen_ai.operation.name`` does not give it: the OpenInference span kind, OpenLLMetry's
+    request type or span kind, the Vercel AI SDK's operation id (``*.doGenerate``/``*.doStream`` a chat call,
+    ``*.doEmbed`` embeddings, ``ai.toolCall`` a tool call, any other ``ai.*`` the chain around them), a tool name;
+    else None (a model call of unnamed operation) for a span with any attribute of a GenAI convention
+    (:data:`GENAI_PREFIXES`), and :data:`OTHER_OPERATION` for one without: an HTTP or database span exported with
+    the model calls is kept in its trace but never counted as one. The OTLP JSON reader applies the same rule in SQL
+    (``workbench.io.ingest._otel_operation``).
+
+    >>> default_operation({"llm.request.type": "chat"}), default_operation({"ai.operationId": "ai.generateText"})
+    ('chat', 'chain')
+    >>> default_operation({"gen_ai.request.model": "gpt-4o"}), default_operation({"http.method": "GET"})
+    (None, 'other')
+    """
+    def text(name: str) -> str | None:
+        v = attributes.get(name)
+        return None if v is None or v == "" else str(v)
+
+    if (kind := text("openinference.span.kind")) is not None:
+        return OPENINFERENCE_KINDS.get(kind.upper(), kind.lower())
+    if (rt := text("llm.request.type")) is not None:
+        return TRACELOOP_REQUEST_TYPES.get(rt.lower(), rt.lower())
+    if (tk := text("traceloop.span.kind")) is not None:
+        return TRACELOOP_SPAN_KINDS.get(tk.lower(), tk.lower())
+    if (op := text("ai.operationId")) is not None and op.startswith("ai."):
+        if op.endswith((".doGenerate", ".doStream")):
+            return "chat"
+        if op.endswith(".doEmbed"):
+            return "embeddings"
+        return "execute_tool" if op == "ai.toolCall" else "chain"
+    if text("gen_ai.tool.name") is not None or text("tool.name") is not None:
+        return "execute_tool"
+    if any(str(k).startswith(GENAI_PREFIXES) for k in attributes):
+        return None
+    return OTHER_OPERATION
+
+
 def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
                 used: tuple[str, ...] = ()) -> dict[str, Any]:
     """The ``calls`` values of a span (times as epoch microseconds; raises ValueError for an unreadable time).
@@ -276,9 +324,7 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
     v["end_ts"] = end
     v["latency_ms"] = (end - start) / 1000.0 if start is not None and end is not None else None
     if v.get("operation") is None:
-        kind = a.get("openinference.span.kind")
-        if kind:
-            v["operation"] = OPENINFERENCE_KINDS.get(str(kind).upper(), str(kind).lower())
+        v["operation"] = default_operation(a)
     tool = first(a.get("gen_ai.tool.name"), a.get("tool.name"))
     v["name"] = first(tool, span.name)
     fr = a.get("gen_ai.response.finish_reasons")
