@@ -645,6 +645,28 @@ def test_a_batch_of_records_is_parsed_and_mapped_without_garbage_collection(tmp_
         gc.enable()
 
 
+def test_a_record_format_csv_whose_header_names_a_column_twice_is_refused_naming_it(db, tmp_path):
+    # Before, the second "spend" column silently replaced the first: every call got the other column's cost.
+    text = (DATA / "litellm_spendlogs.csv").read_text()
+    header, rest = text.split("\n", 1)
+    bad = tmp_path / "spend.csv"
+    bad.write_text(header.replace(",total_tokens,", ",spend,", 1) + "\n" + rest)
+    with pytest.raises(IngestError, match=r"spend\.csv: line 1: the header names the column 'spend' twice "
+                                          r"\(columns 4 and 5\)"):
+        ingest(db, bad, progress=False)
+    assert db.duckdb.execute("select count(*) from calls").fetchone()[0] == 0
+    # a Phoenix spans export in Parquet, its schema naming a column twice
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_arrays([pa.array(["s1"]), pa.array(["t1"]), pa.array(["LLM"]), pa.array(["t2"])],
+                                        names=["context.span_id", "context.trace_id", "span_kind", "context.trace_id"]),
+                   tmp_path / "spans.parquet")
+    with pytest.raises(IngestError, match=r"spans\.parquet: its schema names the column 'context.trace_id' twice "
+                                          r"\(columns 2 and 4\)"):
+        ingest(db, tmp_path / "spans.parquet", progress=False, format="openinference")
+
+
 def test_rows_to_arrow_writes_every_value_as_its_text_by_any_path():
     """Rows.to_arrow writes columns of texts and of integers without a Python call per value: every column, of
     whatever mix of types, holds exactly records._text of each value (integers beyond 64 bits, booleans among

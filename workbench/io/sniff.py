@@ -178,6 +178,7 @@ def _csv_records(path: Path):
                 continue  # a blank line
             if names is None:
                 names = row
+                _refuse_repeated_names(path, names)
                 continue
             if len(row) > len(names):
                 yield k, None, ",".join(row[len(names):]), "wrong number of fields"
@@ -186,11 +187,34 @@ def _csv_records(path: Path):
             yield k, {key: (val or None) for key, val in zip_longest(names, row)}, None, None
 
 
+def _refuse_repeated_names(path: Path, names: list[str], where: str = "line 1: the header") -> None:
+    """A header naming a column twice: which of the two a record's field is read from would be a guess (the last one
+    won, silently); the file is refused, naming the column and both positions. Columns without a name (a
+    spreadsheet's trailing empty columns) are read by no field: they may repeat.
+
+    >>> _refuse_repeated_names(Path("a.csv"), ["id", "", ""])
+    >>> _refuse_repeated_names(Path("a.csv"), ["id", "spend", "spend"])
+    Traceback (most recent call last):
+    ...
+    workbench.errors.IngestError: a.csv: line 1: the header names the column 'spend' twice (columns 2 and 3); rename one of them
+    """
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names, start=1):
+        if not name.strip():
+            continue
+        if name in seen:
+            raise IngestError(f"{path}: {where} names the column {name!r} twice (columns {seen[name]} and "
+                              f"{i}); rename one of them")
+        seen[name] = i
+
+
 def _parquet_records(path: Path):
     import pyarrow.parquet as pq
 
     k = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=10_000):
+    pf = pq.ParquetFile(path)
+    _refuse_repeated_names(path, pf.schema_arrow.names, "its schema")
+    for batch in pf.iter_batches(batch_size=10_000):
         for rec in batch.to_pylist():
             k += 1
             yield k, rec, None, None
