@@ -667,6 +667,47 @@ def test_a_record_format_csv_whose_header_names_a_column_twice_is_refused_naming
         ingest(db, tmp_path / "spans.parquet", progress=False, format="openinference")
 
 
+def test_the_opentelemetry_sdk_console_exporter_output_loads_with_status_resource_and_ids(db, tmp_path):
+    # The Python SDK's ConsoleSpanExporter (spans pretty-printed one after the other, the usual way to save spans to
+    # a file while developing): "status": {"status_code": "ERROR"}, "resource": {"attributes": {...}} and ids written
+    # "0x..." . Before, an error span loaded as ok, the service name was lost and the ids kept their "0x".
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry import trace as otel
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+
+    path = tmp_path / "console.json"
+    with open(path, "w") as out:
+        tp = TracerProvider(resource=Resource.create({"service.name": "support-bot",
+                                                      "deployment.environment.name": "prod"}))
+        tp.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=out)))
+        tracer = tp.get_tracer("t")
+        with tracer.start_as_current_span("invoke_agent support") as root:
+            root.set_attribute("gen_ai.operation.name", "invoke_agent")
+            with tracer.start_as_current_span("chat gpt-4o", kind=otel.SpanKind.CLIENT) as chat:
+                chat.set_attribute("gen_ai.operation.name", "chat")
+                chat.set_attribute("gen_ai.request.model", "gpt-4o")
+                chat.set_attribute("gen_ai.usage.input_tokens", 120)
+            with tracer.start_as_current_span("execute_tool lookup") as tool:
+                tool.set_attribute("gen_ai.operation.name", "execute_tool")
+                tool.set_attribute("gen_ai.tool.name", "lookup")
+                tool.set_status(otel.Status(otel.StatusCode.ERROR, "lookup failed"))
+        tp.shutdown()
+    s = load(db, path)
+    assert (s.inserted, s.quarantined) == (3, 0)
+    got = {r["operation"]: r for r in rows(db, "select * from calls")}
+    root_id = format(root.get_span_context().span_id, "016x")
+    assert got["invoke_agent"]["call_id"] == root_id and got["invoke_agent"]["parent_id"] is None
+    assert got["chat"]["parent_id"] == root_id == got["execute_tool"]["parent_id"]
+    assert got["chat"]["trace_id"] == format(root.get_span_context().trace_id, "032x")
+    assert (got["execute_tool"]["status"], got["chat"]["status"]) == ("error", "ok")
+    assert json.loads(got["execute_tool"]["attributes"])["otel.status_message"] == "lookup failed"
+    assert {r["feature"] for r in got.values()} == {"support-bot"}
+    assert {r["environment"] for r in got.values()} == {"prod"}
+    assert (got["chat"]["model"], got["chat"]["input_tokens"]) == ("gpt-4o", 120)
+
+
 def test_rows_to_arrow_writes_every_value_as_its_text_by_any_path():
     """Rows.to_arrow writes columns of texts and of integers without a Python call per value: every column, of
     whatever mix of types, holds exactly records._text of each value (integers beyond 64 bits, booleans among

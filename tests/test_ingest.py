@@ -230,7 +230,8 @@ def test_otel_ids_in_base64_are_read_as_the_hex_of_their_bytes(db, tmp_path):
 
 @pytest.mark.parametrize("raw", ["5B8EFFF798038103D269B633813FC60C", "00f067aa0ba902b7", "AQIDBAUGBwg=",
                                  "AAECAwQFBgcICQoLDA0ODw==", " 0102 ", "0000000000000000", "", "span-Ab1",
-                                 "AQIDBAUGBwh=", "!!!!!!!!!!!=", "AQIDBAUGBwgJ", "AAAAAAAAAAA="])
+                                 "AQIDBAUGBwh=", "!!!!!!!!!!!=", "AQIDBAUGBwgJ", "AAAAAAAAAAA=",
+                                 "0x00F067AA0BA902B7", "0x0000000000000000", "0x", "0xz1"])
 def test_otel_json_ids_are_read_as_the_record_formats_read_them(db, raw):
     # one rule for an OTLP id, in SQL for the OTLP reader and in Python (spans.hex_id) for the record formats
     from workbench.io.ingest import _otel_id

@@ -1866,7 +1866,7 @@ def _value_json(v: str) -> str:
 
 def _otel_id(x: str) -> str:
     """SQL of an OTLP id (``x``: a text expression) as :func:`workbench.io.spans.hex_id` reads it, for the OTLP JSON
-    reader: hex lower-cased; canonical base64 of 8 or 16 bytes (protobuf's generic JSON mapping writes the bytes so)
+    reader: hex lower-cased (also after ``0x``); canonical base64 of 8 or 16 bytes (protobuf's generic JSON mapping writes the bytes so)
     as the hex of those bytes; empty or all zeros (an invalid id) NULL; anything else as written.
 
     >>> import duckdb
@@ -1877,6 +1877,8 @@ def _otel_id(x: str) -> str:
     b = f"try(from_base64({t}))"
     return (f"CASE WHEN ltrim({t}, '0') = '' THEN NULL "
             f"WHEN regexp_full_match({t}, '[0-9a-fA-F]+') THEN lower({t}) "
+            f"WHEN regexp_full_match({t}, '0[xX][0-9a-fA-F]+') THEN nullif(lower(substr({t}, 3)), "
+            f"repeat('0', length({t}) - 2)) "
             f"WHEN length({t}) IN (12, 24) AND ends_with({t}, '=') AND octet_length({b}) IN (8, 16) "
             f"AND to_base64({b}) = {t} THEN CASE WHEN ltrim(hex({b}), '0') <> '' THEN lower(hex({b})) END "
             f"ELSE {t} END")

@@ -8,7 +8,10 @@ after the other, a JSON array, or a gzip file of any of these). Records of any o
   or an array of them;
 * a Phoenix span: the JSON of its spans API (``context.trace_id``/``context.span_id``, ``span_kind``, ``start_time``,
   ``attributes`` as a map) or a row of its spans dataframe exported to Parquet or CSV (``context.span_id``,
-  ``attributes.llm.token_count.prompt`` ... columns; ``NaN`` is missing).
+  ``attributes.llm.token_count.prompt`` ... columns; ``NaN`` is missing);
+* a span as the OpenTelemetry Python SDK writes it (``ConsoleSpanExporter``, ``ReadableSpan.to_json()``): the same
+  ``context`` with ids written ``0x...``, ``status`` as ``{"status_code", "description"}``, the ``resource``'s
+  ``attributes`` map (``service.name`` is the feature, as in OTLP).
 
 Every span becomes one ``calls`` row through :func:`workbench.io.spans.span_values`: OpenInference's ``llm.*`` names
 (``llm.model_name``, ``llm.provider``, ``llm.token_count.prompt|completion``,
@@ -108,11 +111,21 @@ def phoenix_span(obj: dict) -> Span:
         if isinstance(e, dict):
             events.append({"name": e.get("name"), "time": e.get("timestamp", e.get("time")),
                            "attributes": e.get("attributes") or {}})
+    # The OpenTelemetry Python SDK's JSON of a span (ConsoleSpanExporter) nests the status ({"status_code",
+    # "description"}) and the resource ({"attributes": {...}}); Phoenix has status_code and status_message at the top.
+    status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
+    res = obj.get("resource") if isinstance(obj.get("resource"), dict) else {}
+    res_attrs = res.get("attributes")
+    resource = ({k: v for k, v in _flatten(res_attrs).items() if v is not None} if isinstance(res_attrs, dict)
+                else attribute_map(res_attrs) if isinstance(res_attrs, list) else {})
+    code = _clean(obj.get("status_code")) if obj.get("status_code") is not None else status.get("status_code")
+    message = _clean(obj.get("status_message")) if obj.get("status_message") is not None else status.get("description")
+    kind = obj.get("kind")
     return Span(trace_id=hex_id(_clean(trace_id)), span_id=hex_id(_clean(span_id)),
                 parent_id=hex_id(_clean(obj.get("parent_id"))), name=_clean(obj.get("name")),
                 start=_clean(obj.get("start_time")), end=_clean(obj.get("end_time")), attributes=attrs,
-                status=status_name(_clean(obj.get("status_code"))), status_message=_clean(obj.get("status_message")),
-                events=events)
+                resource=resource, status=status_name(code), status_message=message, events=events,
+                kind=str(kind) if isinstance(kind, (str, int)) else None)
 
 
 def add_span(rows: Rows, k: int, span: Span, raw: Any, extra: dict | None = None, used: tuple = (),

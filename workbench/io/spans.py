@@ -158,8 +158,8 @@ def attribute_map(attrs: Any) -> dict[str, Any]:
 
 
 def hex_id(v: Any) -> str | None:
-    """An OTLP id as lower-case hex: hex as given, or base64 (generic protobuf JSON) decoded; empty or all zeros (an
-    invalid id in OTLP) -> None; anything else as given.
+    """An OTLP id as lower-case hex: hex as given (or after ``0x``, as the OpenTelemetry Python SDK prints it), or base64
+    (generic protobuf JSON) decoded; empty or all zeros (an invalid id in OTLP) -> None; anything else as given.
 
     Base64 is decoded only in its canonical form (the id's 8 or 16 bytes encode back to it), so two different texts
     never become one id. The OTLP JSON reader applies the same rule in SQL (``workbench.io.ingest._otel_id``).
@@ -174,6 +174,9 @@ def hex_id(v: Any) -> str | None:
         return None
     if all(c in "0123456789abcdefABCDEF" for c in s):
         return s.lower()
+    if s[:2] in ("0x", "0X") and len(s) > 2 and all(c in "0123456789abcdefABCDEF" for c in s[2:]):
+        # as the OpenTelemetry Python SDK writes ids (ConsoleSpanExporter, ReadableSpan.to_json)
+        return s[2:].lower() if set(s[2:]) != {"0"} else None
     if len(s) in (12, 24) and s.endswith("="):
         try:
             b = base64.b64decode(s, validate=True)
