@@ -293,6 +293,40 @@ def test_spans_of_no_genai_convention_are_kept_but_not_counted_as_model_calls(db
     assert wb.error_rate(db, by=(), period="all", operation="all")["n"][0] == 2
 
 
+def test_otlp_json_lines_with_the_proto_field_names_load_like_camel_case(db, tmp_path):
+    # protobuf's JSON printer with preserving_proto_field_name=True (Python's MessageToJson/MessageToDict) writes
+    # resource_spans, scope_spans, span_id, string_value... Before, every line was quarantined as "not an OTLP trace
+    # export (no resourceSpans)".
+    from google.protobuf.json_format import MessageToJson
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    kv = rs.resource.attributes.add()
+    kv.key, kv.value.string_value = "service.name", "support-bot"
+    sp = rs.scope_spans.add().spans.add()
+    sp.trace_id, sp.span_id, sp.name = bytes(range(16)), bytes(range(1, 9)), "chat gpt-4o"
+    sp.start_time_unix_nano, sp.end_time_unix_nano = 1763632800 * 10**9, 1763632801 * 10**9 + 250 * 10**6
+    for key, value in (("gen_ai.operation.name", "chat"), ("gen_ai.request.model", "gpt-4o")):
+        a = sp.attributes.add()
+        a.key, a.value.string_value = key, value
+    a = sp.attributes.add()
+    a.key, a.value.int_value = "gen_ai.usage.input_tokens", 120
+    sp.status.code = 2  # STATUS_CODE_ERROR
+    snake, camel = tmp_path / "snake.jsonl", tmp_path / "camel.jsonl"
+    snake.write_text(MessageToJson(req, preserving_proto_field_name=True, indent=None) + "\n")
+    camel.write_text(MessageToJson(req, indent=None) + "\n")
+    assert '"resource_spans"' in snake.read_text() and '"resourceSpans"' in camel.read_text()
+    s = ingest(db, snake, progress=False)
+    assert (s.inserted, s.quarantined) == (1, 0)
+    cols = "call_id, trace_id, operation, model, input_tokens, latency_ms, status, feature"
+    got = rows(db, f"select {cols} from calls")
+    db2 = wb.connect(":memory:")
+    ingest(db2, camel, progress=False)
+    assert got == rows(db2, f"select {cols} from calls")
+    assert got[0]["call_id"] == "0102030405060708" and got[0]["status"] == "error" and got[0]["input_tokens"] == 120
+
+
 def test_otel_mapping_overrides_attribute_names(db, tmp_path):
     line = json.loads((OTEL / "agent_tool.jsonl").read_text().splitlines()[1])
     attrs = line["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"]

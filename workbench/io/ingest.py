@@ -88,8 +88,9 @@ Line numbers (``quarantine.line_no``)
 OpenTelemetry GenAI spans (format ``otel``)
 -------------------------------------------
 What the OpenTelemetry Collector's file exporter writes: OTLP JSON, one ``ExportTraceServiceRequest`` per line
-(``resourceSpans -> scopeSpans -> spans``), or pretty-printed documents, or an array of them. A line that is not JSON,
-or JSON without ``resourceSpans``, is quarantined. Columns of ``calls``, first attribute present wins (span attributes, then
+(``resourceSpans -> scopeSpans -> spans``), or pretty-printed documents, or an array of them; protobuf's own field names
+(``resource_spans``, ``span_id``, ``string_value``, as ``MessageToJson(preserving_proto_field_name=True)`` writes them)
+too. A line that is not JSON, or JSON without ``resourceSpans``, is quarantined. Columns of ``calls``, first attribute present wins (span attributes, then
 resource attributes for the product-context columns):
 
 ============================  ==========================================================================================
@@ -865,7 +866,8 @@ def _json_records(path: Path) -> bool:
 
 def _otel_documents(path: Path) -> bool:
     """An OTLP file the SQL line reader cannot take: not JSON lines (a pretty-printed document, several of them, an
-    array), or gzip without a .gz name (DuckDB decompresses by the name)."""
+    array), gzip without a .gz name (DuckDB decompresses by the name), or lines in protobuf's own field names
+    (``resource_spans``)."""
     from workbench.io.records import GZIP_MAGIC, json_layout
 
     try:
@@ -877,6 +879,11 @@ def _otel_documents(path: Path) -> bool:
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise IngestError(f"{path}: cannot read the file: {exc}") from None
     if magic == GZIP_MAGIC and not path.name.lower().endswith(".gz"):
+        return True
+    line = head.split(b"\n", 1)[0]
+    if b'"resource_spans"' in line and b'"resourceSpans"' not in line:
+        # protobuf's field names (a JSON printer preserving them: resource_spans, span_id, string_value ...): the
+        # record readers take either spelling, the SQL line reader the OTLP JSON one only
         return True
     first = _first_line(path) if json_layout(head) != "lines" else b""
     # a first line that does not parse but is not the opening of a document is a malformed JSON line: lines
