@@ -481,6 +481,37 @@ def test_pb_and_framed_pb_gz_files_via_workbench_ingest(tmp_path):
     assert calls(db, "select source_path, line_no, field from quarantine") == [(str(tmp_path / "two.pb.gz"), 2, "ts")]
 
 
+def test_the_file_exporters_zstd_files_load_in_json_and_in_proto(tmp_path):
+    # The Collector's file exporter with `compression: zstd` writes each message compressed on its own, behind its
+    # 4-byte length, in `format: json` (OTLP JSON text) as in `format: proto`. Before, neither loaded: "Wire format was
+    # corrupt", or, named .json, "not OpenTelemetry spans".
+    import pyarrow as pa
+
+    a, b = _pb_fixture()
+
+    def zstd(data: bytes) -> bytes:
+        return pa.compress(data, codec="zstd", asbytes=True)
+
+    (tmp_path / "traces.json").write_bytes(b"".join(otlp_proto.frame(zstd(otlp_proto.to_json_bytes(m)))
+                                                    for m in (a, b)))
+    (tmp_path / "traces.proto").write_bytes(b"".join(otlp_proto.frame(zstd(m.SerializeToString())) for m in (a, b)))
+    (tmp_path / "plain.pb").write_bytes(otlp_proto.frame(a.SerializeToString()) + otlp_proto.frame(b.SerializeToString()))
+    want = None
+    for name in ("plain.pb", "traces.json", "traces.proto"):
+        db = tmp_path / f"{name}.duckdb"
+        out = _ingest_cli(db, str(tmp_path / name))
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout) | {"reasons": None} == {"read": 4, "inserted": 3, "duplicates": 0,
+                                                               "quarantined": 1, "reasons": None}
+        got = calls(db, "select * exclude (ingest_run_id) from calls order by call_id")
+        assert want is None or got == want
+        want = got
+    # a frame that is compressed but not zstd's whole stream is named as not OTLP, not a traceback
+    (tmp_path / "cut.json").write_bytes(otlp_proto.frame(zstd(otlp_proto.to_json_bytes(a))[:-8]))
+    out = _ingest_cli(tmp_path / "cut.duckdb", str(tmp_path / "cut.json"))
+    assert out.returncode == 2 and "cut.json" in out.stderr and "Traceback" not in out.stderr
+
+
 def test_protobuf_content_is_detected_without_the_extension_and_the_format_can_be_forced(tmp_path):
     a, _ = _pb_fixture()
     (tmp_path / "export.bin").write_bytes(a.SerializeToString())

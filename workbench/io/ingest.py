@@ -798,8 +798,8 @@ def _plan(path: Path, fmt: str, mapping: Mapping | None) -> _Plan:
         else:
             ext = _base_ext(path)
             fmt = _EXTENSIONS.get(ext, "")
-            if not fmt and mapping is None and otlp_proto.looks_like(path):
-                fmt = "otel-proto"
+            if fmt in ("", "jsonl") and mapping is None and otlp_proto.looks_like(path):
+                fmt = "otel-proto"  # binary whatever its name says (the file exporter's zstd files: traces.json)
             if fmt == "jsonl" and mapping is None:
                 fmt = "otel" if _looks_otlp(path) else ""
                 if not fmt:

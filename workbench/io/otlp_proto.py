@@ -12,7 +12,9 @@ Files (format ``otel-proto``; extensions ``.pb``, ``.binpb``, ``.otlp``, optiona
 
 * one serialized ``ExportTraceServiceRequest`` (what ``SerializeToString()`` or an OTLP/HTTP protobuf body holds), or
 * a sequence of them, each preceded by its length as a 4-byte big-endian unsigned integer (the Collector's file
-  exporter with ``format: proto``).
+  exporter with ``format: proto``);
+* the file exporter's ``compression: zstd`` files, in ``format: proto`` or ``format: json``: each message (protobuf,
+  or its OTLP JSON text) compressed on its own with zstd (decompressed by pyarrow's codec) behind its length.
 
 Gzip compression is recognised by its magic bytes. ``quarantine.line_no`` of a span is the number of its message in
 the file (1 = first).
@@ -54,6 +56,7 @@ EXTENSIONS = (".pb", ".binpb", ".otlp")
 GZIP_MAGIC = b"\x1f\x8b"
 # A length prefix larger than this is not a frame (the Collector's messages are far smaller).
 MAX_MESSAGE_BYTES = 1 << 30
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 class DecodeError(ValueError):
@@ -85,6 +88,46 @@ def parse_request(data: bytes):
     except (_PbDecodeError, RuntimeError, ValueError) as exc:
         raise DecodeError(f"not a protobuf ExportTraceServiceRequest: {exc}") from None
     return msg
+
+
+def _unzstd(data: bytes) -> bytes:
+    """A zstd-compressed frame's content (at most :data:`MAX_MESSAGE_BYTES`: a small frame that decompresses to more
+    is refused, not held); :class:`DecodeError` when it is not a whole zstd stream."""
+    import pyarrow as pa
+
+    try:
+        out = pa.CompressedInputStream(pa.py_buffer(data), "zstd").read(MAX_MESSAGE_BYTES + 1)
+    except (OSError, pa.ArrowException) as exc:
+        raise DecodeError(f"a zstd-compressed message that does not decompress ({str(exc).strip()[:120]})") from None
+    if len(out) > MAX_MESSAGE_BYTES:
+        raise DecodeError(f"a zstd-compressed message of more than {MAX_MESSAGE_BYTES >> 20} MB")
+    return bytes(out)
+
+
+def frame_line(data: bytes) -> bytes:
+    """One frame of a framed file as one line of OTLP JSON: a protobuf message, or (the file exporter's ``format:
+    json`` with compression) the OTLP JSON text of one, either compressed with zstd or not.
+
+    >>> frame_line(b"\\x0a\\x00"), frame_line(b' {"resourceSpans": []}')
+    (b'{"resourceSpans":[{}]}', b'{"resourceSpans":[]}')
+    >>> from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    >>> req = ExportTraceServiceRequest()
+    >>> req.resource_spans.add().scope_spans.add().spans.add().name = "x" * 117  # the first length byte is "{"
+    >>> data = req.SerializeToString(); data[1:2]
+    b'{'
+    >>> orjson.loads(frame_line(data))["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["name"] == "x" * 117
+    True
+    """
+    if data[:4] == ZSTD_MAGIC:
+        data = _unzstd(data)
+    # JSON text starts with "{" (after spaces at most); a protobuf message with its first tag, 0x0a: a newline, which
+    # must not be skipped as white space (a length of 123 would then read as "{")
+    if data[:1] == b"{" or (data[:1] in (b" ", b"\t", b"\r") and data.lstrip(b" \t\r")[:1] == b"{"):
+        try:
+            return orjson.dumps(orjson.loads(data))  # one compact line, whatever the writer's layout
+        except orjson.JSONDecodeError as exc:
+            raise DecodeError(f"a message that starts as JSON but is not JSON ({exc})") from None
+    return to_json_bytes(parse_request(data))
 
 
 def frame(message: bytes) -> bytes:
@@ -164,6 +207,8 @@ def looks_like(path: str | os.PathLike, limit: int = 1 << 16) -> bool:
         return False
     if head[:1] == b"\x00":
         head = head[4:]
+        if head[:4] == ZSTD_MAGIC:  # the file exporter's compression: zstd (json or proto inside)
+            return True
     if head[:1] != b"\x0a":
         return False
     pos, length, shift = 1, 0, 0
@@ -288,16 +333,16 @@ def to_json_line(request) -> str:
     return to_json_bytes(request).decode("utf-8")
 
 
-def _write_jsonl(messages: Iterator[Any], out) -> tuple[int, int]:
-    """Write each message as one OTLP JSON line to the binary file ``out``.
+def _write_jsonl(lines: Iterator[bytes], out) -> tuple[int, int]:
+    """Write each OTLP JSON line (a message's, :func:`to_json_bytes` or :func:`frame_line`) to the binary file
+    ``out``.
 
     Returns the number of messages and the length in bytes of the longest line. Raises :class:`DecodeError` when
-    the bytes behind ``messages`` are not protobuf OTLP traces.
+    the bytes behind ``lines`` are not protobuf OTLP traces.
     """
     n = longest = 0
     with paused():  # workbench._gc: the walk allocates a dict per span, attribute and value, freed by refcounting
-        for msg in messages:
-            line = to_json_bytes(msg)
+        for line in lines:
             out.write(line + b"\n")
             n += 1
             longest = max(longest, len(line))
@@ -311,7 +356,7 @@ def frames_to_jsonl(data: bytes) -> bytes:
     b'{"resourceSpans":[{}]}\\n{"resourceSpans":[{}]}\\n'
     """
     out = io.BytesIO()
-    _write_jsonl(map(parse_request, _frames(data)), out)
+    _write_jsonl(map(frame_line, _frames(data)), out)
     return out.getvalue()
 
 
@@ -358,7 +403,7 @@ def file_to_jsonl(path: str | os.PathLike, out_path: str | os.PathLike, *, worke
         with open_binary(path) as fh, open(out_path, "wb") as out:
             first = fh.read(1)
             if first != b"\x00":  # one message (or gzip inside gzip): read whole, as read_messages does
-                return _write_jsonl(read_messages(first + fh.read()), out)
+                return _write_jsonl(map(to_json_bytes, read_messages(first + fh.read())), out)
             n = workers if workers is not None else default_workers()
             if n > 1 and Path(path).stat().st_size >= PARALLEL_BYTES:
                 try:
@@ -375,7 +420,7 @@ def file_to_jsonl(path: str | os.PathLike, out_path: str | os.PathLike, *, worke
                             count += 1
                             longest = max(longest, len(line))
                     return count, longest
-            return _write_jsonl(map(parse_request, _stream_frames(fh, first)), out)
+            return _write_jsonl(map(frame_line, _stream_frames(fh, first)), out)
     except DecodeError as exc:
         raise IngestError(f"{path}: {exc}") from None
     except RuntimeError as exc:  # a worker's error: the decode error it raised, if that is what it was
