@@ -708,6 +708,78 @@ def test_the_opentelemetry_sdk_console_exporter_output_loads_with_status_resourc
     assert (got["chat"]["model"], got["chat"]["input_tokens"]) == ("gpt-4o", 120)
 
 
+_T = "0af7651916cd43dd8448eb211c80319c"
+
+
+def _jaeger_doc():
+    """What Jaeger's UI downloads for a trace of OpenTelemetry GenAI spans (its query API's JSON model)."""
+    def tag(k, v, t="string"):
+        return {"key": k, "type": t, "value": v}
+
+    t0 = 1763632800000000  # microseconds
+    return {"data": [{"traceID": _T, "processes": {"p1": {"serviceName": "support-bot", "tags": [
+        tag("deployment.environment.name", "prod"), tag("telemetry.sdk.language", "python")]}}, "warnings": None,
+        "spans": [
+            {"traceID": _T, "spanID": "00000000000000a1", "operationName": "invoke_agent support", "references": [],
+             "startTime": t0, "duration": 3000000, "processID": "p1", "flags": 1, "logs": [], "warnings": None,
+             "tags": [tag("gen_ai.operation.name", "invoke_agent"), tag("span.kind", "internal"),
+                      tag("otel.scope.name", "agent-lib"), tag("internal.span.format", "otlp")]},
+            {"traceID": _T, "spanID": "00000000000000a2", "operationName": "chat gpt-4o", "processID": "p1",
+             "references": [{"refType": "CHILD_OF", "traceID": _T, "spanID": "00000000000000a1"}],
+             "startTime": t0 + 100000, "duration": 1500000,
+             "tags": [tag("gen_ai.operation.name", "chat"), tag("gen_ai.request.model", "gpt-4o"),
+                      tag("gen_ai.usage.input_tokens", 120, "int64"), tag("gen_ai.usage.output_tokens", 30, "int64"),
+                      tag("otel.status_code", "ERROR"), tag("otel.status_description", "rate limited"),
+                      tag("error", True, "bool"), tag("span.kind", "client")],
+             "logs": [{"timestamp": t0 + 400000, "fields": [tag("event", "gen_ai.first_token")]}]}]}],
+        "total": 0, "limit": 0, "offset": 0, "errors": None}
+
+
+def test_a_jaeger_ui_download_loads_with_parents_errors_service_and_first_token(db, tmp_path):
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps(_jaeger_doc(), indent=2))
+    s = load(db, path)
+    assert (s.inserted, s.quarantined) == (2, 0)
+    got = {r["call_id"]: r for r in rows(db, "select * from calls")}
+    agent, chat = got["00000000000000a1"], got["00000000000000a2"]
+    assert (agent["parent_id"], chat["parent_id"], chat["trace_id"]) == (None, "00000000000000a1", _T)
+    assert (agent["operation"], chat["operation"], chat["model"]) == ("invoke_agent", "chat", "gpt-4o")
+    assert (chat["input_tokens"], chat["output_tokens"], chat["latency_ms"], chat["ttft_ms"]) == (120, 30, 1500.0, 300.0)
+    assert (chat["status"], agent["status"]) == ("error", "ok")
+    assert json.loads(chat["attributes"])["otel.status_message"] == "rate limited"
+    assert (chat["feature"], chat["environment"]) == ("support-bot", "prod")
+    assert chat["ts"] == dt.datetime(2025, 11, 20, 10, 0, 0, 100000)
+    assert db.duckdb.execute("select format from ingest_runs").fetchone()[0] == "jaeger"
+
+
+def test_a_zipkin_trace_loads_as_one_array_or_a_search_result(db, tmp_path):
+    t0 = 1763632800000000
+    spans = [
+        {"traceId": _T, "id": "00000000000000b1", "name": "post /ask", "kind": "SERVER", "timestamp": t0,
+         "duration": 2000000, "localEndpoint": {"serviceName": "support-bot", "ipv4": "10.0.0.1"},
+         "tags": {"http.method": "POST", "http.route": "/ask"}},
+        {"traceId": _T, "parentId": "00000000000000b1", "id": "00000000000000b2", "name": "chat gpt-4o",
+         "kind": "CLIENT", "timestamp": t0 + 200000, "duration": 1000000,
+         "localEndpoint": {"serviceName": "support-bot"},
+         "tags": {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+                  "gen_ai.usage.input_tokens": "90", "otel.status_code": "ERROR", "error": "upstream timeout"},
+         "annotations": [{"timestamp": t0 + 450000, "value": '{"gen_ai.first_token":{}}'}]},
+    ]
+    (tmp_path / "one.json").write_text(json.dumps(spans))
+    s = load(db, tmp_path / "one.json")
+    assert (s.inserted, s.quarantined) == (2, 0)
+    got = {r["call_id"]: r for r in rows(db, "select * from calls")}
+    web, chat = got["00000000000000b1"], got["00000000000000b2"]
+    assert (web["operation"], chat["operation"], chat["parent_id"]) == ("other", "chat", "00000000000000b1")
+    assert (chat["status"], chat["input_tokens"], chat["latency_ms"], chat["ttft_ms"]) == ("error", 90, 1000.0, 250.0)
+    assert json.loads(chat["attributes"])["otel.status_message"] == "upstream timeout"
+    assert chat["feature"] == "support-bot"
+    (tmp_path / "search.json").write_text(json.dumps([spans]))  # the search API: an array of traces
+    s = load(db, tmp_path / "search.json")
+    assert (s.read, s.duplicates) == (2, 2)
+    assert db.duckdb.execute("select distinct format from ingest_runs").fetchall() == [("zipkin",)]
+
+
 def test_rows_to_arrow_writes_every_value_as_its_text_by_any_path():
     """Rows.to_arrow writes columns of texts and of integers without a Python call per value: every column, of
     whatever mix of types, holds exactly records._text of each value (integers beyond 64 bits, booleans among

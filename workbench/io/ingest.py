@@ -2,7 +2,7 @@
 
 ``workbench ingest PATH... [--format auto|otel|otel-proto|jsonl|csv|parquet|langfuse|langfuse_batch|openinference|vercel|litellm]
 [--mapping FILE.toml]`` and :func:`ingest` read OpenTelemetry GenAI spans (OTLP JSON or protobuf) and the telemetry other tools
-write (Langfuse, OpenInference/Phoenix, Vercel AI SDK, LiteLLM) into ``calls``, and JSONL, CSV or Parquet files with a
+write (Langfuse, OpenInference/Phoenix, Vercel AI SDK, LiteLLM, Jaeger, Zipkin) into ``calls``, and JSONL, CSV or Parquet files with a
 declared mapping into any canonical table. OTLP JSON lines and mapped files are read in DuckDB SQL, streaming from
 the file; the other tools' formats are turned into canonical rows by their module (see below) and then go through
 the same validation, deduplication, quarantine and lineage.
@@ -804,7 +804,8 @@ def _plan(path: Path, fmt: str, mapping: Mapping | None) -> _Plan:
                 fmt = "otel" if _looks_otlp(path) else ""
                 if not fmt:
                     raise IngestError(f"{path}: not OpenTelemetry spans, nor Langfuse, OpenInference, Vercel AI "
-                                      f"SDK or LiteLLM telemetry (no resourceSpans, trace, batch, span or call); pass "
+                                      f"SDK, LiteLLM, Jaeger or Zipkin telemetry (no resourceSpans, trace, batch, span or "
+                                      f"call); pass "
                                       f"--format NAME, or a mapping (--mapping FILE.toml) naming its table and columns")
             if not fmt:
                 raise IngestError(f"{path}: unknown format {ext or '(no extension)'!r}; pass --format "

@@ -15,6 +15,8 @@ format               recognised by
                      (``context.span_id``; Parquet/CSV columns ``context.span_id`` or ``attributes.*``)
 ``vercel``           a ReadableSpan: ``attributes`` map with ``spanContext``/``startTime``
 ``litellm``          ``call_type`` + ``id`` (StandardLoggingPayload) or ``request_id`` (SpendLogs; also CSV)
+``jaeger``           a Jaeger trace (``traceID``, ``spans``, ``processes``) or the query API's ``{"data": [...]}``
+``zipkin``           Zipkin v2 spans (``traceId`` + ``id``, ``timestamp``/``duration``/``localEndpoint``)
 ===================  ===========================================================================================
 
 A JSON file is never read line by line unless its first line is a whole JSON value: a pretty-printed array or
@@ -40,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.errors import IngestError
 from workbench._gc import paused
-from workbench.io import langfuse, litellm, openinference, vercel
+from workbench.io import langfuse, litellm, openinference, tracers, vercel
 from workbench.io.workers import default_workers, ordered_map
 from workbench.io.records import (Rows, allow_long_csv_fields, head, iter_json_file, iter_json_records, json_layout,
                                   json_lines, line_records, open_binary, reads_as_lines, strict_csv_rows)
@@ -49,7 +51,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
 #: Formats read through canonical rows built here (``otel`` too, for any layout other than JSON lines).
-RECORD_FORMATS = (langfuse.FORMAT, langfuse.BATCH_FORMAT, openinference.FORMAT, vercel.FORMAT, litellm.FORMAT)
+RECORD_FORMATS = (langfuse.FORMAT, langfuse.BATCH_FORMAT, openinference.FORMAT, vercel.FORMAT, litellm.FORMAT,
+                  tracers.JAEGER, tracers.ZIPKIN)
 SNIFF_RECORDS = 20
 
 
@@ -94,12 +97,16 @@ def classify(obj: Any) -> str | None:
         return "otel"
     if langfuse.is_batch(obj):
         return langfuse.BATCH_FORMAT
+    if tracers.is_jaeger(obj):  # before Langfuse: both have a {"data": [...]} list
+        return tracers.JAEGER
     if langfuse.looks_like(obj):
         return langfuse.FORMAT
     if openinference.is_otlp_span(obj) or openinference.is_phoenix_span(obj):
         return openinference.FORMAT
     if vercel.looks_like(obj):
         return vercel.FORMAT
+    if tracers.is_zipkin(obj):
+        return tracers.ZIPKIN
     if litellm.looks_like(obj):
         return litellm.FORMAT
     return None
@@ -252,6 +259,7 @@ _READERS = {
     "otel": openinference.span_rows, openinference.FORMAT: openinference.span_rows,
     langfuse.FORMAT: langfuse.trace_rows, langfuse.BATCH_FORMAT: langfuse.batch_rows,
     vercel.FORMAT: vercel.vercel_rows, litellm.FORMAT: litellm.litellm_rows,
+    tracers.JAEGER: tracers.jaeger_rows, tracers.ZIPKIN: tracers.zipkin_rows,
 }
 
 
