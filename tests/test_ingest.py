@@ -258,6 +258,9 @@ _OPERATION_CASES = [
     ({"gen_ai.tool.name": "search"}, "execute_tool"),
     ({"http.method": "GET", "http.route": "/chat"}, "other"),  # the web server's span of the same trace
     ({"db.system": "postgresql"}, "other"),
+    ({"mlflow.spanType": '"CHAT_MODEL"', "mlflow.traceRequestId": '"tr-1"'}, "chat"),  # MLflow: JSON-quoted values
+    ({"mlflow.spanType": '"RETRIEVER"'}, "retriever"),
+    ({"mlflow.traceRequestId": '"tr-1"'}, None),
     ({}, "other"),
 ]
 
