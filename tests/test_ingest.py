@@ -261,6 +261,11 @@ _OPERATION_CASES = [
     ({"mlflow.spanType": '"CHAT_MODEL"', "mlflow.traceRequestId": '"tr-1"'}, "chat"),  # MLflow: JSON-quoted values
     ({"mlflow.spanType": '"RETRIEVER"'}, "retriever"),
     ({"mlflow.traceRequestId": '"tr-1"'}, None),
+    ({"langfuse.observation.type": "generation", "langfuse.observation.model.name": "gpt-4o"}, "chat"),
+    ({"langfuse.observation.type": "span"}, "span"),
+    ({"langsmith.span.kind": "llm"}, "chat"),
+    ({"lmnr.span.type": "LLM"}, "chat"),
+    ({"openinference.span.kind": ""}, None),  # an empty kind: a span of that convention all the same
     ({}, "other"),
 ]
 

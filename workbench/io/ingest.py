@@ -103,7 +103,8 @@ ttft_ms                       ``gen_ai.response.time_to_first_chunk`` (seconds),
                               first token/chunk (``gen_ai.first_token``, ``first_chunk``...): event time - span start
 operation                     ``gen_ai.operation.name``, else OpenInference ``openinference.span.kind`` (LLM -> chat,
                               EMBEDDING -> embeddings, TOOL -> execute_tool, AGENT -> invoke_agent, others lower-cased),
-                              OpenLLMetry's ``llm.request.type`` / ``traceloop.span.kind``, the Vercel AI SDK's
+                              the span kinds of MLflow, Langfuse, LangSmith, Laminar and OpenLLMetry
+                              (``workbench.io.spans.SPAN_KINDS``), the Vercel AI SDK's
                               ``ai.operationId`` (``*.doGenerate`` chat, the outer ``ai.generateText`` chain), a tool
                               name (execute_tool); a span with no attribute of a GenAI convention (an HTTP or database
                               span of the trace) is ``other``, never a model call (``workbench.io.spans.default_operation``)
@@ -242,8 +243,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.io import otlp_proto
 from workbench.io import sniff
 from workbench.io.spans import OPENINFERENCE_KINDS as _OI_KINDS
-from workbench.io.spans import GENAI_PREFIXES, MLFLOW_SPAN_TYPES, OPERATION_HINTS, OTHER_OPERATION, \
-    TRACELOOP_REQUEST_TYPES, TRACELOOP_SPAN_KINDS
+from workbench.io.spans import GENAI_PREFIXES, OPERATION_HINTS, OTHER_OPERATION, SPAN_KINDS
 from workbench.io.spans import SPAN_ATTRIBUTES as _OTEL_DEFAULTS
 from workbench.io.spans import SPAN_USED as _OTEL_USED
 from workbench.schema import TABLES, Table
@@ -1902,22 +1902,19 @@ def _otel_operation(attr: Callable[[str], str], keys: str) -> str:
     >>> duckdb.sql(f"SELECT {sql} FROM (SELECT MAP {{'ai.operationId': 'ai.streamText.doStream'}} AS m)").fetchone()
     ('chat',)
     """
-    def mapped(name: str, table: dict[str, str], fold: str, strip: bool = False) -> str:
-        x = f"trim({attr(name)}, '\"')" if strip else attr(name)
-        v = f"{fold}({x})"
-        return ("CASE " + " ".join(f"WHEN {v} = {_lit(k)} THEN {_lit(t)}" for k, t in table.items())
-                + f" ELSE lower({x}) END")
+    def kind(name: str) -> str:  # the attribute's text, upper-cased, without the quotes MLflow writes
+        return f"upper(trim({attr(name)}, '\"'))"
 
-    def given(name: str, strip: bool = False) -> str:
-        return f"nullif({f'trim({attr(name)}, {_lit(chr(34))})' if strip else attr(name)}, '') IS NOT NULL"
+    def given(name: str) -> str:
+        return f"nullif({attr(name)}, '') IS NOT NULL"
 
     op = attr("ai.operationId")
     genai = " OR ".join(f"starts_with(k, {_lit(p)})" for p in GENAI_PREFIXES)
-    return (f"CASE WHEN {given('openinference.span.kind')} THEN {mapped('openinference.span.kind', _OI_KINDS, 'upper')} "
-            f"WHEN {given('mlflow.spanType', True)} "
-            f"THEN {mapped('mlflow.spanType', MLFLOW_SPAN_TYPES, 'upper', True)} "
-            f"WHEN {given('llm.request.type')} THEN {mapped('llm.request.type', TRACELOOP_REQUEST_TYPES, 'lower')} "
-            f"WHEN {given('traceloop.span.kind')} THEN {mapped('traceloop.span.kind', TRACELOOP_SPAN_KINDS, 'lower')} "
+    kinds = " ".join(
+        f"WHEN nullif({kind(name)}, '') IS NOT NULL THEN CASE {kind(name)} "
+        + " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in table.items()) + f" ELSE lower({kind(name)}) END"
+        for name, table in SPAN_KINDS)
+    return (f"CASE {kinds} "
             f"WHEN starts_with({op}, 'ai.') THEN CASE WHEN ends_with({op}, '.doGenerate') OR ends_with({op}, '.doStream') "
             f"THEN 'chat' WHEN ends_with({op}, '.doEmbed') THEN 'embeddings' WHEN {op} = 'ai.toolCall' "
             f"THEN 'execute_tool' ELSE 'chain' END "

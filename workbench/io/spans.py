@@ -64,19 +64,29 @@ SPAN_USED = ("gen_ai.response.finish_reasons", "gen_ai.response.time_to_first_ch
              "openinference.span.kind")
 #: OpenInference span kinds -> gen_ai operation names (others lower-cased).
 OPENINFERENCE_KINDS = {"LLM": "chat", "EMBEDDING": "embeddings", "TOOL": "execute_tool", "AGENT": "invoke_agent"}
-#: MLflow's ``mlflow.spanType`` (written as a JSON string, quotes included) -> operation names (others lower-cased).
-MLFLOW_SPAN_TYPES = {"LLM": "chat", "CHAT_MODEL": "chat", "EMBEDDING": "embeddings", "TOOL": "execute_tool",
-                     "AGENT": "invoke_agent"}
-#: OpenLLMetry (Traceloop) ``llm.request.type`` and ``traceloop.span.kind`` -> operation names (others lower-cased).
-TRACELOOP_REQUEST_TYPES = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings"}
-TRACELOOP_SPAN_KINDS = {"agent": "invoke_agent", "tool": "execute_tool"}
+#: The attributes in which a framework names a span's kind, in the order they are looked at, each with the kinds that
+#: are operations of the OpenTelemetry GenAI conventions (keys upper-case; a value is read upper-cased, without the
+#: quotes MLflow writes around it; any other kind becomes the operation lower-cased): OpenInference, MLflow, Langfuse's
+#: OpenTelemetry SDK, LangSmith, Laminar, OpenLLMetry (Traceloop).
+SPAN_KINDS: tuple[tuple[str, dict[str, str]], ...] = (
+    ("openinference.span.kind", OPENINFERENCE_KINDS),
+    ("mlflow.spanType", {"LLM": "chat", "CHAT_MODEL": "chat", "EMBEDDING": "embeddings", "TOOL": "execute_tool",
+                         "AGENT": "invoke_agent"}),
+    ("langfuse.observation.type", {"GENERATION": "chat", "EMBEDDING": "embeddings", "TOOL": "execute_tool",
+                                   "AGENT": "invoke_agent"}),
+    ("langsmith.span.kind", {"LLM": "chat", "EMBEDDING": "embeddings", "TOOL": "execute_tool"}),
+    ("lmnr.span.type", {"LLM": "chat", "TOOL": "execute_tool"}),
+    ("llm.request.type", {"CHAT": "chat", "COMPLETION": "text_completion", "EMBEDDING": "embeddings"}),
+    ("traceloop.span.kind", {"AGENT": "invoke_agent", "TOOL": "execute_tool"}),
+)
 #: Attributes that name a span's operation when ``gen_ai.operation.name`` does not (:func:`default_operation`): read,
 #: and kept in ``attributes``.
-OPERATION_HINTS = ("llm.request.type", "traceloop.span.kind", "ai.operationId", "gen_ai.tool.name", "tool.name",
-                   "mlflow.spanType")
-#: Attribute name prefixes of the GenAI conventions (OpenTelemetry GenAI, OpenLLMetry, OpenInference, the Vercel AI
-#: SDK): a span carrying none of them is not a model call.
-GENAI_PREFIXES = ("gen_ai.", "llm.", "openinference.", "ai.", "traceloop.", "mlflow.")
+OPERATION_HINTS = tuple(name for name, _ in SPAN_KINDS if name != "openinference.span.kind") + (
+    "ai.operationId", "gen_ai.tool.name", "tool.name")
+#: Attribute name prefixes of the GenAI conventions (OpenTelemetry GenAI, OpenInference, the Vercel AI SDK and the
+#: frameworks of :data:`SPAN_KINDS`): a span carrying none of them is not a model call.
+GENAI_PREFIXES = ("gen_ai.", "llm.", "openinference.", "ai.", "traceloop.", "mlflow.", "langfuse.", "langsmith.",
+                  "lmnr.")
 #: The operation of a span of no GenAI convention (an HTTP, database or queue span of the same trace).
 OTHER_OPERATION = "other"
 _STATUS_NAMES = {"0": "unset", "1": "ok", "2": "error", "STATUS_CODE_UNSET": "unset", "STATUS_CODE_OK": "ok",
@@ -277,9 +287,9 @@ def _scalar(v: Any) -> Any:
 
 
 def default_operation(attributes: dict[str, Any]) -> str | None:
-    """A span's operation when ``gen_ai.operation.name`` does not give it: the OpenInference span kind, MLflow's span
-    type, OpenLLMetry's
-    request type or span kind, the Vercel AI SDK's operation id (``*.doGenerate``/``*.doStream`` a chat call,
+    """A span's operation when ``gen_ai.operation.name`` does not give it: a framework's span kind (:data:`SPAN_KINDS`:
+    OpenInference, MLflow, Langfuse, LangSmith, Laminar, OpenLLMetry), the Vercel AI SDK's operation id
+    (``*.doGenerate``/``*.doStream`` a chat call,
     ``*.doEmbed`` embeddings, ``ai.toolCall`` a tool call, any other ``ai.*`` the chain around them), a tool name;
     else None (a model call of unnamed operation) for a span with any attribute of a GenAI convention
     (:data:`GENAI_PREFIXES`), and :data:`OTHER_OPERATION` for one without: an HTTP or database span exported with
@@ -295,14 +305,9 @@ def default_operation(attributes: dict[str, Any]) -> str | None:
         v = attributes.get(name)
         return None if v is None or v == "" else str(v)
 
-    if (kind := text("openinference.span.kind")) is not None:
-        return OPENINFERENCE_KINDS.get(kind.upper(), kind.lower())
-    if (mt := text("mlflow.spanType")) is not None and (mt := mt.strip('"')):
-        return MLFLOW_SPAN_TYPES.get(mt.upper(), mt.lower())
-    if (rt := text("llm.request.type")) is not None:
-        return TRACELOOP_REQUEST_TYPES.get(rt.lower(), rt.lower())
-    if (tk := text("traceloop.span.kind")) is not None:
-        return TRACELOOP_SPAN_KINDS.get(tk.lower(), tk.lower())
+    for name, kinds in SPAN_KINDS:
+        if (kind := text(name)) is not None and (kind := kind.strip('"')):
+            return kinds.get(kind.upper(), kind.lower())
     if (op := text("ai.operationId")) is not None and op.startswith("ai."):
         if op.endswith((".doGenerate", ".doStream")):
             return "chat"
