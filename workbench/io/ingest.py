@@ -242,7 +242,6 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.io import otlp_proto
 from workbench.io import sniff
-from workbench.io.spans import OPENINFERENCE_KINDS as _OI_KINDS
 from workbench.io.spans import GENAI_PREFIXES, OPERATION_HINTS, OTHER_OPERATION, SPAN_KINDS
 from workbench.io.spans import SPAN_ATTRIBUTES as _OTEL_DEFAULTS
 from workbench.io.spans import SPAN_USED as _OTEL_USED
@@ -1838,7 +1837,7 @@ _PARQUET_NUMBERS = {"DOUBLE": "DOUBLE", **{t: "INTEGER" for t in ("BIGINT", "INT
 
 # ------------------------------------------------------------------------------------------------------ OTLP spans
 
-# The attribute table (_OTEL_DEFAULTS, _OTEL_USED, _OI_KINDS) is workbench.io.spans': one table for every span format.
+# The attribute table (_OTEL_DEFAULTS, _OTEL_USED, SPAN_KINDS) is workbench.io.spans': one table for every span format.
 
 # OTLP JSON, parsed once per span with json_transform into typed structs (lenient: a mistyped member is NULL).
 _ANY_SCALAR = '"stringValue":"VARCHAR","intValue":"VARCHAR","doubleValue":"DOUBLE","boolValue":"BOOLEAN"'
