@@ -780,6 +780,32 @@ def test_a_zipkin_trace_loads_as_one_array_or_a_search_result(db, tmp_path):
     assert db.duckdb.execute("select distinct format from ingest_runs").fetchall() == [("zipkin",)]
 
 
+def test_phoenix_rest_api_span_pages_load(db, tmp_path):
+    # Phoenix's REST API (GET /v1/projects/{project}/spans) returns a page {"data": [span, ...], "next_cursor": ...};
+    # saved as a file it was refused as "not OpenTelemetry spans". Each span of each page is read as a Phoenix span.
+    def span(i, kind, parent=None, **attrs):
+        return {"id": f"U3BhbjoK{i}", "name": f"s{i}", "span_kind": kind, "parent_id": parent,
+                "context": {"trace_id": _T, "span_id": f"00000000000000c{i}"},
+                "start_time": f"2025-11-20T10:00:0{i}.000Z", "end_time": f"2025-11-20T10:00:0{i}.500Z",
+                "status_code": "ERROR" if i == 2 else "OK", "status_message": "", "events": [],
+                "attributes": attrs}
+
+    page1 = {"data": [span(1, "CHAIN", **{"input.value": "q"}),
+                      span(2, "LLM", "00000000000000c1", **{"llm.model_name": "gpt-4o",
+                                                           "llm.token_count.prompt": 12})],
+             "next_cursor": "U3BhbjoxMjM="}
+    page2 = {"data": [span(3, "TOOL", "00000000000000c1", **{"tool.name": "search"})], "next_cursor": None}
+    path = tmp_path / "spans.jsonl"
+    path.write_text(json.dumps(page1) + "\n" + json.dumps(page2) + "\n")
+    s = load(db, path)
+    assert (s.inserted, s.quarantined, s.files[0]["format"]) == (3, 0, "openinference")
+    got = {r["call_id"]: r for r in rows(db, "select * from calls")}
+    assert [got[f"00000000000000c{i}"]["operation"] for i in (1, 2, 3)] == ["chain", "chat", "execute_tool"]
+    llm = got["00000000000000c2"]
+    assert (llm["model"], llm["input_tokens"], llm["status"], llm["parent_id"]) == ("gpt-4o", 12, "error",
+                                                                                    "00000000000000c1")
+
+
 def test_rows_to_arrow_writes_every_value_as_its_text_by_any_path():
     """Rows.to_arrow writes columns of texts and of integers without a Python call per value: every column, of
     whatever mix of types, holds exactly records._text of each value (integers beyond 64 bits, booleans among

@@ -9,6 +9,7 @@ after the other, a JSON array, or a gzip file of any of these). Records of any o
 * a Phoenix span: the JSON of its spans API (``context.trace_id``/``context.span_id``, ``span_kind``, ``start_time``,
   ``attributes`` as a map) or a row of its spans dataframe exported to Parquet or CSV (``context.span_id``,
   ``attributes.llm.token_count.prompt`` ... columns; ``NaN`` is missing);
+* a page of spans as an API returns it, ``{"data": [span, ...]}`` (Phoenix's REST API, ``next_cursor`` beside it);
 * a span as the OpenTelemetry Python SDK writes it (``ConsoleSpanExporter``, ``ReadableSpan.to_json()``): the same
   ``context`` with ids written ``0x...``, ``status`` as ``{"status_code", "description"}``, the ``resource``'s
   ``attributes`` map (``service.name`` is the feature, as in OTLP).
@@ -52,6 +53,16 @@ def is_otlp_span(obj: Any) -> bool:
             and ("traceId" in obj or "trace_id" in obj) and not isinstance(obj.get("attributes"), dict))
 
 
+def is_span_page(obj: Any) -> bool:
+    """A page of spans as an API returns it: ``{"data": [span, ...]}`` (Phoenix's REST API, with ``next_cursor``).
+
+    >>> is_span_page({"data": [{"context": {"span_id": "a"}, "span_kind": "LLM"}], "next_cursor": None})
+    True
+    """
+    data = obj.get("data") if isinstance(obj, dict) else None
+    return isinstance(data, list) and bool(data) and (is_phoenix_span(data[0]) or is_otlp_span(data[0]))
+
+
 def is_phoenix_span(obj: Any) -> bool:
     if not isinstance(obj, dict):
         return False
@@ -63,7 +74,11 @@ def is_phoenix_span(obj: Any) -> bool:
 
 def looks_like(obj: Any) -> bool:
     """A record this module reads."""
-    return is_otlp_export(obj) or is_otlp_span(obj) or is_phoenix_span(obj)
+    return is_otlp_export(obj) or is_otlp_span(obj) or is_phoenix_span(obj) or is_span_page(obj)
+
+
+def _one_span(obj: Any) -> Span:
+    return otlp_span(obj) if is_otlp_span(obj) else phoenix_span(obj)
 
 
 def _clean(v: Any) -> Any:
@@ -125,7 +140,7 @@ def phoenix_span(obj: dict) -> Span:
                 parent_id=hex_id(_clean(obj.get("parent_id"))), name=_clean(obj.get("name")),
                 start=_clean(obj.get("start_time")), end=_clean(obj.get("end_time")), attributes=attrs,
                 resource=resource, status=status_name(code), status_message=message, events=events,
-                kind=str(kind) if isinstance(kind, (str, int)) else None)
+                kind=str(kind) if isinstance(kind, (str, int)) else None, raw=obj)
 
 
 def add_span(rows: Rows, k: int, span: Span, raw: Any, extra: dict | None = None, used: tuple = (),
@@ -157,13 +172,18 @@ def span_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows: 
             rows.error(k, err, err, raw=raw)
         elif looks_like(obj):
             try:
-                spans = (otlp_export_spans(obj) if is_otlp_export(obj)
-                         else [otlp_span(obj) if is_otlp_span(obj) else phoenix_span(obj)])
+                if is_otlp_export(obj):
+                    spans = otlp_export_spans(obj)
+                elif is_span_page(obj):
+                    spans = [_one_span(sp) for sp in obj["data"] if looks_like(sp)]
+                else:
+                    spans = [_one_span(obj)]
             except MALFORMED as exc:
                 malformed(rows, k, "span", exc, obj)
                 continue
+            single = not (is_otlp_export(obj) or is_span_page(obj))
             for sp in spans:  # raw: the span's own JSON, as the SQL path keeps it
-                add_span(rows, k, sp, None if is_otlp_export(obj) else obj)
+                add_span(rows, k, sp, obj if single else None)
         else:
             what = type(obj).__name__ if not isinstance(obj, dict) else "object without spanId/context.span_id"
             rows.error(k, "not a span", f"not an OpenTelemetry or OpenInference span ({what})", raw=obj)

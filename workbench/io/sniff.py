@@ -101,7 +101,7 @@ def classify(obj: Any) -> str | None:
         return tracers.JAEGER
     if langfuse.looks_like(obj):
         return langfuse.FORMAT
-    if openinference.is_otlp_span(obj) or openinference.is_phoenix_span(obj):
+    if openinference.is_otlp_span(obj) or openinference.is_phoenix_span(obj) or openinference.is_span_page(obj):
         return openinference.FORMAT
     if vercel.looks_like(obj):
         return vercel.FORMAT
