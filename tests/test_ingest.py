@@ -284,6 +284,8 @@ def test_a_span_without_an_operation_name_gets_the_one_its_conventions_give(db, 
         {"key": k, "value": {"stringValue": v}} for k, v in attrs.items()]}))
     assert ingest(db, f, progress=False).inserted == 1
     assert call(db, "00f067aa0ba902b7")["operation"] == want
+    if "langfuse.observation.model.name" in attrs:  # Langfuse's OpenTelemetry SDK names the model there
+        assert call(db, "00f067aa0ba902b7")["model"] == attrs["langfuse.observation.model.name"]
 
 
 def test_spans_of_no_genai_convention_are_kept_but_not_counted_as_model_calls(db, tmp_path):

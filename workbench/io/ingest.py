@@ -110,8 +110,8 @@ operation                     ``gen_ai.operation.name``, else OpenInference ``op
                               span of the trace) is ``other``, never a model call (``workbench.io.spans.default_operation``)
 name                          ``gen_ai.tool.name`` / ``tool.name`` for a tool span, else the span name
 provider                      ``gen_ai.provider.name``, ``gen_ai.system`` (older), ``llm.provider``, ``llm.system``
-model, request_model          ``gen_ai.response.model`` else ``gen_ai.request.model`` else ``llm.model_name``;
-                              ``gen_ai.request.model`` else ``llm.model_name``
+model, request_model          ``gen_ai.response.model`` else ``gen_ai.request.model`` else ``llm.model_name`` else
+                              Langfuse's ``langfuse.observation.model.name``; request_model: the same without the first
 input_tokens, output_tokens   ``gen_ai.usage.input_tokens`` / ``output_tokens`` (also the older ``prompt_tokens`` /
                               ``completion_tokens``), ``llm.token_count.prompt`` / ``llm.token_count.completion``
 cache_read_tokens             ``gen_ai.usage.cache_read.input_tokens``, ``llm.token_count.prompt_details.cache_read``

@@ -39,8 +39,8 @@ from workbench.io.records import epoch_us, first
 SPAN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "operation": ("gen_ai.operation.name",),
     "provider": ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"),
-    "request_model": ("gen_ai.request.model", "llm.model_name"),
-    "model": ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name"),
+    "request_model": ("gen_ai.request.model", "llm.model_name", "langfuse.observation.model.name"),
+    "model": ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name", "langfuse.observation.model.name"),
     "feature": ("workbench.feature", "app.feature", "r:workbench.feature", "r:app.feature", "r:service.name"),
     "environment": ("deployment.environment.name", "r:deployment.environment.name", "r:deployment.environment",
                     "deployment.environment"),
