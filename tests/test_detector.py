@@ -506,7 +506,7 @@ def test_progress_bar_only_on_request_and_only_on_a_terminal(monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------
-# Pinned outputs: speed work must not change a score, a label or a claim (DETECTOR_VERSION 2.6.1;
+# Pinned outputs: speed work must not change a score, a label or a claim (DETECTOR_VERSION 2.7.0;
 # re-recorded for each new version: a change of the algorithm or the weights moves the scores)
 # ---------------------------------------------------------------------------------------------
 
@@ -526,9 +526,10 @@ _PINNED_CASES = [
 ]
 # (score, label, claims as (text, support, evidence, reason)), recorded for 2.6.0 (2.0.0 gave the same claims; the
 # scores moved by under 0.002 with the weights refitted as words were folded, 2.1.0, dates read, 2.2.0, and acronyms
-# matched to their expansions, 2.6.0; 2.6.1 only cuts a sentence of more than 150 words into claims).
+# matched to their expansions, 2.6.0; 2.6.1 only cuts a sentence of more than 150 words into claims; 2.7.0 reads
+# Markdown and leaves courtesies out, the same claims here, and its refitted weights moved the scores).
 _PINNED = [
-    (0.6103966528244152, 1, [
+    (0.8775010619749821, 1, [
         (
             "The Eiffel Tower was completed in 1887 by Gustave Eiffel's company",
             0.4167,
@@ -542,7 +543,7 @@ _PINNED = [
             None,
         ),
     ]),
-    (0.3779208076718497, 0, [
+    (0.3954806545109162, 0, [
         (
             "Dr. Smith didn't approve the budget",
             0.8,
@@ -556,7 +557,7 @@ _PINNED = [
             None,
         ),
     ]),
-    (0.8385223479310432, 1, [
+    (0.8893561291768634, 1, [
         (
             'Café Zoë’s owner, José, opened it in São Paulo in 1999 – it serves economic lunches to twelve guests.',
             0.4904,
@@ -564,7 +565,7 @@ _PINNED = [
             "number 'twelve' not in its evidence sentence",
         ),
     ]),
-    (0.9656469097971588, 1, [
+    (0.9952479220842749, 1, [
         (
             'Prof. Lee wrote three books about whales.',
             0.4167,
@@ -589,7 +590,7 @@ _PINNED = [
 
 @pytest.mark.parametrize("case, expected", list(zip(_PINNED_CASES, _PINNED)))
 def test_outputs_are_pinned(case, expected):
-    assert D.DETECTOR_VERSION == "2.6.1"  # a new version may change these numbers: re-record them
+    assert D.DETECTOR_VERSION == "2.7.0"  # a new version may change these numbers: re-record them
     d = detect(*case)
     score, label, claims = expected
     assert abs(d.score - score) <= 1e-12
@@ -694,3 +695,46 @@ def test_score_jsonl_hostile_bytes_name_the_line(tmp_path, data, message):
         score_jsonl(src, tmp_path / "out.jsonl", progress=False)
     src.write_bytes(b"\xef\xbb\xbf" + data.split(b"\n")[0] + b"\n")  # a byte-order mark is not an error
     assert score_jsonl(src, tmp_path / "out.jsonl", progress=False) is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# Answers as chat models write them (2.7.0): Markdown and courtesies are not claims
+# ---------------------------------------------------------------------------------------------
+
+_LANDMARKS = ["The Eiffel Tower is in Paris. It was completed in 1889. The Brandenburg Gate stands in Berlin."]
+
+
+@pytest.mark.parametrize("answer", [
+    "Here are the landmarks:\n1. The Eiffel Tower is in Paris.\n2. The Brandenburg Gate stands in Berlin.",
+    "Here are the landmarks:\n- **The Eiffel Tower** is in Paris.\n- The *Brandenburg Gate* stands in Berlin.",
+    "## Landmarks\n\n1) The Eiffel Tower is in Paris.\n2) It was completed in `1889`.",
+    "> The Eiffel Tower is in [Paris](https://en.wikipedia.org/wiki/Paris).\n\n---\n\n* It was completed in 1889.",
+    "Sure! The Eiffel Tower is in Paris.",
+    "The Eiffel Tower is in Paris. Let me know if you need anything else!",
+    "Great question. The Eiffel Tower is in Paris, and it was completed in 1889.",
+    "Based on the provided context, the Eiffel Tower is in Paris.",
+    "I hope this helps! The Eiffel Tower is in Paris. Feel free to ask further questions.",
+])
+def test_markdown_and_courtesies_of_a_supported_answer_are_not_flagged(answer):
+    # Before (2.6.1): list numbers were claims ("number 1 not in context"), a heading an unsupported name, and a
+    # courtesy a claim with no support ("low overlap 0.00"): every one of these supported answers scored 0.75-0.96.
+    d = detect(answer, _LANDMARKS)
+    assert d.label == 0 and d.score < 0.3, d
+    assert [c.reason for c in d.claims] == [None] * len(d.claims)
+    assert not any(c.text.startswith(("1", "2", "#", "-", "*", ">")) or "**" in c.text for c in d.claims)
+
+
+@pytest.mark.parametrize("answer, reasons", [
+    ("## Landmarks\n1. The Eiffel Tower is in **Rome**.\n2. It was completed in 1887.",
+     ["entity 'Rome' not in context", "number 1887 not in context"]),
+    ("Sure! The Eiffel Tower is in London. I hope this helps!", ["entity 'London' not in context"]),
+])
+def test_a_wrong_fact_in_markdown_or_among_courtesies_is_still_flagged(answer, reasons):
+    d = detect(answer, _LANDMARKS)
+    assert d.label == 1
+    assert [c.reason for c in d.claims if c.reason] == reasons
+
+
+def test_an_answer_that_is_only_a_courtesy_keeps_it_as_its_claim():
+    assert [c.text for c in detect("Yes.", _LANDMARKS).claims] == ["Yes."]
+    assert D.split_claims("Sure! It opened in 1889. Hope this helps.") == ["It opened in 1889."]

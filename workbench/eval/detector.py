@@ -343,11 +343,86 @@ def _cut_long(claim: str, n: int) -> list[str]:
     return [p for p in (claim[a:b].strip() for a, b in zip(bounds, bounds[1:])) if p]
 
 
+# Chat models answer in Markdown: its marks are layout, not claims. A heading is a title (dropped); list, quote and
+# emphasis marks, inline code ticks and a link's address are removed, their text kept.
+_MD_DROP_RE = re.compile(r"(?m)^[ \t]{0,3}(?:#{1,6}[ \t][^\n]*|(?:[-*_][ \t]*){3,}|(?:```|~~~)[^\n]*)$")
+_MD_LINE_START_RE = re.compile(r"(?m)^[ \t]*(?:>[ \t]?)*(?:(?:[-*+\u2022\u2023\u25e6\u25aa]|\d{1,3}[.)]|[a-z]\))[ \t]+)?")
+# (each with the text that must occur for it to match: most answers skip every pattern by a substring test)
+_MD_INLINE = (
+    ("](", re.compile(r"!?\[([^\]\n]*)\]\((?:[^()\s]|\([^()\s]*\))*(?:\s+\"[^\"\n]*\")?\)"), r"\1"),  # [text](url)
+    ("**", re.compile(r"(\*\*)(?=\S)([^\n]+?)(?<=\S)\1"), r"\2"),  # **strong**
+    ("__", re.compile(r"(__)(?=\S)([^\n]+?)(?<=\S)\1"), r"\2"),  # __strong__
+    ("*", re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])"), r"\1"),  # *emphasis*
+    ("_", re.compile(r"(?<![\w_])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w_])"), r"\1"),  # _emphasis_ (not snake_case)
+    ("`", re.compile(r"`([^`\n]+)`"), r"\1"),  # `code`
+)
+# What a first line starts with when it is Markdown block structure (a list, a heading, a quote, a rule, a fence).
+_MD_HEADS = frozenset("#>-*+_~`0123456789\u2022\u2023\u25e6\u25aa")
+# A line that only introduces what follows ("Here are the main points:"): no number, no name after its first word.
+_LEAD_IN_RE = re.compile(r"(?m)^[^\n0-9]*:[ \t]*$")
+# What frames an answer rather than states a fact: "Based on the provided context, ...", "According to the documents:".
+_FRAME_RE = re.compile(
+    r"^(?:based on|according to|from|per|as (?:stated|mentioned|described|shown) in|in)\s+the\s+"
+    r"(?:provided\s+|given\s+|above\s+|retrieved\s+|available\s+)?"
+    r"(?:context|information|documents?|passages?|sources?|text|articles?|excerpts?|snippets?)\s*[,:]\s*",
+    re.IGNORECASE)
+# Words of a chat model's courtesies ("Sure!", "I hope this helps.", "Let me know if you need anything else."): a claim
+# of these and stopwords only, with no number or name, asserts nothing the contexts could support.
+_COURTESY = frozenset(
+    """
+    sure certainly absolutely course great good excellent question questions hope helps help helpful glad happy
+    let know need needs anything else feel free ask further assistance assist thanks thank welcome me you your i we us
+    hi hello hey please anytime clarification more any other something information details want would love answer
+    explain explanation below follows following note keep mind hesitate reach out here summary overview
+    """.split()
+)
+
+
+def _unmark(answer: str) -> str:
+    """The answer without its Markdown marks and lines that only introduce a list (see :data:`_MD_DROP_RE`).
+
+    >>> _unmark("## Landmarks\\nHere are two:\\n1. **The tower** is in [Paris](https://x.fr).\\n- It opened in 1889.")
+    '\\n\\nThe tower is in Paris.\\nIt opened in 1889.'
+    """
+    text = answer
+    if "\n" in text or text.lstrip()[:1] in _MD_HEADS:  # block structure starts lines
+        text = _MD_LINE_START_RE.sub("", _MD_DROP_RE.sub("", text))
+    for mark, pattern, repl in _MD_INLINE:
+        if mark in text:
+            text = pattern.sub(repl, text)
+    if ":\n" in text or text.rstrip().endswith(":"):
+        text = _LEAD_IN_RE.sub(_lead_in, text)
+    return text
+
+
+def _lead_in(m: re.Match) -> str:
+    """A line ending with a colon, dropped when it names nothing (no capitalised word after its first)."""
+    line = m.group(0)
+    return "" if not _CAP_RE.findall(line.strip())[1:] else line
+
+
+def _courtesy(claim: str) -> bool:
+    """Whether a claim is only a courtesy (:data:`_COURTESY`): no number, no name, no other content word.
+
+    >>> _courtesy("Sure!"), _courtesy("Let me know if you need anything else."), _courtesy("You need a visa.")
+    (True, True, False)
+    """
+    if len(claim) > 120 or _DIGIT_RE.search(claim):  # a courtesy is short and has no number
+        return False
+    toks = _tokens(_fold(claim))
+    if not toks or any(t not in _COURTESY and t not in _STOPWORDS for t in toks):
+        return False
+    return all(c == "I" for c in _CAP_RE.findall(claim.strip())[1:])
+
+
 def _split_claims(answer: str) -> list[str]:
     """Sentences, then clauses; a clause of fewer than three words is glued back to its neighbour; a claim of more than
-    :data:`MAX_CLAIM_WORDS` words is cut into claims of that many."""
+    :data:`MAX_CLAIM_WORDS` words is cut into claims of that many. Markdown marks, headings and lines that only
+    introduce a list are left out first (:func:`_unmark`); a framing phrase ("Based on the provided context,") is cut
+    from a claim, and a claim that is only a courtesy ("Sure!", "I hope this helps.") is not a claim, unless the
+    answer has nothing else."""
     claims: list[str] = []
-    for sent in _split_sentences(answer):
+    for sent in _split_sentences(_unmark(answer)):
         pieces = [c for c in _CLAUSE_RE.split(sent) if c and c.strip()]
         merged: list[list[str]] = []  # each claim's clauses, joined once (gluing by copying was quadratic)
         last = 0  # words of merged[-1], kept rather than counted again at each glued clause
@@ -362,7 +437,9 @@ def _split_claims(answer: str) -> list[str]:
                 last = words
         for parts in merged:
             claims.extend(_cut_long(", ".join(parts), MAX_CLAIM_WORDS))
-    return claims
+    claims = [c for c in (_FRAME_RE.sub("", c, count=1) for c in claims) if c]
+    kept = [c for c in claims if not _courtesy(c)]
+    return kept or claims  # an answer that is only a courtesy ("Yes.", "Sure!") keeps it: that is what was said
 
 
 def split_sentences(text: str) -> list[str]:
