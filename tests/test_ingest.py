@@ -266,6 +266,9 @@ _OPERATION_CASES = [
     ({"langsmith.span.kind": "llm"}, "chat"),
     ({"lmnr.span.type": "LLM"}, "chat"),
     ({"openinference.span.kind": ""}, None),  # an empty kind: a span of that convention all the same
+    ({"span.name": "chat gpt-4o"}, "chat"),  # no attribute of a convention, but the GenAI span name
+    ({"span.name": "execute_tool lookup"}, "execute_tool"),
+    ({"span.name": "chatter"}, "other"),
     ({}, "other"),
 ]
 
@@ -277,11 +280,13 @@ def test_a_span_without_an_operation_name_gets_the_one_its_conventions_give(db, 
     # each call twice, and OpenLLMetry's workflow and task spans counted as model calls.
     from workbench.io.spans import default_operation
 
+    attrs = dict(attrs)
+    name = attrs.pop("span.name", "GET /health")  # (the span's own name, not an attribute)
     if "gen_ai.operation.name" not in attrs:  # (the name, when given, wins before the default is looked for)
-        assert default_operation(attrs) == want
+        assert default_operation(attrs, name) == want
     f = tmp_path / "one.jsonl"
-    f.write_text(_otlp_line({**_span("0af7651916cd43dd8448eb211c80319c", "00f067aa0ba902b7"), "attributes": [
-        {"key": k, "value": {"stringValue": v}} for k, v in attrs.items()]}))
+    f.write_text(_otlp_line({**_span("0af7651916cd43dd8448eb211c80319c", "00f067aa0ba902b7", name=name),
+                             "attributes": [{"key": k, "value": {"stringValue": v}} for k, v in attrs.items()]}))
     assert ingest(db, f, progress=False).inserted == 1
     assert call(db, "00f067aa0ba902b7")["operation"] == want
     if "langfuse.observation.model.name" in attrs:  # Langfuse's OpenTelemetry SDK names the model there

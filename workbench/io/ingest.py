@@ -242,7 +242,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.io import otlp_proto
 from workbench.io import sniff
-from workbench.io.spans import GENAI_PREFIXES, OPERATION_HINTS, OTHER_OPERATION, SPAN_KINDS
+from workbench.io.spans import GENAI_OPERATIONS, GENAI_PREFIXES, OPERATION_HINTS, OTHER_OPERATION, SPAN_KINDS
 from workbench.io.spans import SPAN_ATTRIBUTES as _OTEL_DEFAULTS
 from workbench.io.spans import SPAN_USED as _OTEL_USED
 from workbench.schema import TABLES, Table
@@ -1891,10 +1891,10 @@ def _otel_id(x: str) -> str:
             f"ELSE {t} END")
 
 
-def _otel_operation(attr: Callable[[str], str], keys: str) -> str:
+def _otel_operation(attr: Callable[[str], str], keys: str, name: str = "NULL") -> str:
     """SQL of a span's operation when ``gen_ai.operation.name`` does not give it, as
     :func:`workbench.io.spans.default_operation` decides it (``attr(name)``: the SQL of a span attribute's text,
-    ``keys``: of the list of the span's attribute names).
+    ``keys``: of the list of the span's attribute names, ``name``: of the span's name).
 
     >>> import duckdb
     >>> sql = _otel_operation(lambda n: f"m[{_lit(n)}]", "map_keys(m)")
@@ -1919,6 +1919,8 @@ def _otel_operation(attr: Callable[[str], str], keys: str) -> str:
             f"THEN 'execute_tool' ELSE 'chain' END "
             f"WHEN {given('gen_ai.tool.name')} OR {given('tool.name')} THEN 'execute_tool' "
             f"WHEN list_bool_or(list_transform(coalesce({keys}, []), lambda k: {genai})) THEN NULL "
+            f"WHEN split_part({name}, ' ', 1) IN ({', '.join(map(_lit, GENAI_OPERATIONS))}) "
+            f"THEN split_part({name}, ' ', 1) "
             f"ELSE {_lit(OTHER_OPERATION)} END")
 
 
@@ -1950,7 +1952,7 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     lines = (f"SELECT k, line "
              f"FROM ({_raw_lines(plan.path, plan.lenient, plan.line_bytes, plan.buffer_bytes, numbered)})")
     first = "(e.name ILIKE '%first%token%' OR e.name ILIKE '%first%chunk%')"
-    oi_case = _otel_operation(attr, "_keys")
+    oi_case = _otel_operation(attr, "_keys", "sp.name")
     fr = attr("gen_ai.response.finish_reasons")
     ttft = attr("gen_ai.response.time_to_first_chunk")
     tool = f"coalesce({attr('gen_ai.tool.name')}, {attr('tool.name')})"

@@ -87,6 +87,10 @@ OPERATION_HINTS = tuple(name for name, _ in SPAN_KINDS if name != "openinference
 #: frameworks of :data:`SPAN_KINDS`): a span carrying none of them is not a model call.
 GENAI_PREFIXES = ("gen_ai.", "llm.", "openinference.", "ai.", "traceloop.", "mlflow.", "langfuse.", "langsmith.",
                   "lmnr.")
+#: The operations of the OpenTelemetry GenAI conventions, which also name their spans ("chat gpt-4o": operation, then
+#: model): a span named so is that operation even without attributes.
+GENAI_OPERATIONS = ("chat", "text_completion", "generate_content", "embeddings", "execute_tool", "invoke_agent",
+                    "create_agent")
 #: The operation of a span of no GenAI convention (an HTTP, database or queue span of the same trace).
 OTHER_OPERATION = "other"
 _STATUS_NAMES = {"0": "unset", "1": "ok", "2": "error", "STATUS_CODE_UNSET": "unset", "STATUS_CODE_OK": "ok",
@@ -286,27 +290,30 @@ def _scalar(v: Any) -> Any:
     return v
 
 
-def default_operation(attributes: dict[str, Any]) -> str | None:
+def default_operation(attributes: dict[str, Any], name: Any = None) -> str | None:
     """A span's operation when ``gen_ai.operation.name`` does not give it: a framework's span kind (:data:`SPAN_KINDS`:
     OpenInference, MLflow, Langfuse, LangSmith, Laminar, OpenLLMetry), the Vercel AI SDK's operation id
     (``*.doGenerate``/``*.doStream`` a chat call,
     ``*.doEmbed`` embeddings, ``ai.toolCall`` a tool call, any other ``ai.*`` the chain around them), a tool name;
     else None (a model call of unnamed operation) for a span with any attribute of a GenAI convention
-    (:data:`GENAI_PREFIXES`), and :data:`OTHER_OPERATION` for one without: an HTTP or database span exported with
-    the model calls is kept in its trace but never counted as one. The OTLP JSON reader applies the same rule in SQL
+    (:data:`GENAI_PREFIXES`); for one without, the operation its ``name`` starts with (the GenAI span name
+    "chat gpt-4o") or :data:`OTHER_OPERATION`: an HTTP or database span exported with the model calls is kept in its
+    trace but never counted as one. The OTLP JSON reader applies the same rule in SQL
     (``workbench.io.ingest._otel_operation``).
 
     >>> default_operation({"llm.request.type": "chat"}), default_operation({"ai.operationId": "ai.generateText"})
     ('chat', 'chain')
     >>> default_operation({"gen_ai.request.model": "gpt-4o"}), default_operation({"http.method": "GET"})
     (None, 'other')
+    >>> default_operation({}, "chat gpt-4o"), default_operation({}, "GET /health")
+    ('chat', 'other')
     """
-    def text(name: str) -> str | None:
-        v = attributes.get(name)
+    def text(key: str) -> str | None:
+        v = attributes.get(key)
         return None if v is None or v == "" else str(v)
 
-    for name, kinds in SPAN_KINDS:
-        if (kind := text(name)) is not None and (kind := kind.strip('"')):
+    for key, kinds in SPAN_KINDS:
+        if (kind := text(key)) is not None and (kind := kind.strip('"')):
             return kinds.get(kind.upper(), kind.lower())
     if (op := text("ai.operationId")) is not None and op.startswith("ai."):
         if op.endswith((".doGenerate", ".doStream")):
@@ -318,6 +325,8 @@ def default_operation(attributes: dict[str, Any]) -> str | None:
         return "execute_tool"
     if any(str(k).startswith(GENAI_PREFIXES) for k in attributes):
         return None
+    if isinstance(name, str) and (first_word := name.split(" ", 1)[0]) in GENAI_OPERATIONS:
+        return first_word  # the GenAI span name "{operation} {model}"
     return OTHER_OPERATION
 
 
@@ -339,7 +348,7 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
     v["end_ts"] = end
     v["latency_ms"] = (end - start) / 1000.0 if start is not None and end is not None else None
     if v.get("operation") is None:
-        v["operation"] = default_operation(a)
+        v["operation"] = default_operation(a, span.name)
     tool = first(a.get("gen_ai.tool.name"), a.get("tool.name"))
     v["name"] = first(tool, span.name)
     fr = a.get("gen_ai.response.finish_reasons")
