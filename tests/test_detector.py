@@ -738,3 +738,16 @@ def test_a_wrong_fact_in_markdown_or_among_courtesies_is_still_flagged(answer, r
 def test_an_answer_that_is_only_a_courtesy_keeps_it_as_its_claim():
     assert [c.text for c in detect("Yes.", _LANDMARKS).claims] == ["Yes."]
     assert D.split_claims("Sure! It opened in 1889. Hope this helps.") == ["It opened in 1889."]
+
+
+@pytest.mark.parametrize("answer", ["**a " * 10000, "__a " * 10000, "*a " * 15000, "_a " * 15000, "[a](" * 10000,
+                                    "`a " * 15000, "a:\n" * 10000, "\n".join(f"{i % 999}. item" for i in range(10000)),
+                                    "**a *b _c `d [e](f " * 3000])
+def test_markdown_reading_takes_linear_time_on_hostile_answers(answer):
+    # "**a " x 10,000 took 5.7 s in the first version of the Markdown reader (a bold span searched to the line's end
+    # from every mark); a scoring run must not stall on one answer.
+    import time
+
+    t = time.perf_counter()
+    D._unmark(answer)
+    assert time.perf_counter() - t < 0.5

@@ -350,8 +350,10 @@ _MD_LINE_START_RE = re.compile(r"(?m)^[ \t]*(?:>[ \t]?)*(?:(?:[-*+\u2022\u2023\u
 # (each with the text that must occur for it to match: most answers skip every pattern by a substring test)
 _MD_INLINE = (
     ("](", re.compile(r"!?\[([^\]\n]*)\]\((?:[^()\s]|\([^()\s]*\))*(?:\s+\"[^\"\n]*\")?\)"), r"\1"),  # [text](url)
-    ("**", re.compile(r"(\*\*)(?=\S)([^\n]+?)(?<=\S)\1"), r"\2"),  # **strong**
-    ("__", re.compile(r"(__)(?=\S)([^\n]+?)(?<=\S)\1"), r"\2"),  # __strong__
+    # (the marked text holds no mark of its kind: each search ends at the next one, so a line of many unmatched marks
+    # is read in linear time; "[^\n]+?" up to the end of the line took 5.7 s on "**a " x 10,000)
+    ("**", re.compile(r"(\*\*)(?=\S)([^*\n]+?)(?<=\S)\1"), r"\2"),  # **strong**
+    ("__", re.compile(r"(__)(?=\S)([^_\n]+?)(?<=\S)\1"), r"\2"),  # __strong__
     ("*", re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])"), r"\1"),  # *emphasis*
     ("_", re.compile(r"(?<![\w_])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w_])"), r"\1"),  # _emphasis_ (not snake_case)
     ("`", re.compile(r"`([^`\n]+)`"), r"\1"),  # `code`
