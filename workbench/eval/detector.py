@@ -346,6 +346,17 @@ def _cut_long(claim: str, n: int) -> list[str]:
 # Chat models answer in Markdown: its marks are layout, not claims. A heading is a title (dropped); list, quote and
 # emphasis marks, inline code ticks and a link's address are removed, their text kept.
 _MD_DROP_RE = re.compile(r"(?m)^[ \t]{0,3}(?:#{1,6}[ \t][^\n]*|(?:[-*_][ \t]*){3,}|(?:```|~~~)[^\n]*)$")
+# A reference's definition, "[1]: https://..." or "[^1]: the source": where a citation points, not a claim.
+_REF_DEF_RE = re.compile(r"(?m)^[ \t]{0,3}\[\^?[^\]\n]{1,40}\]:[ \t]+\S[^\n]*$")
+# A table: its header row (the row above the |---|---| line) names columns, it claims nothing; the separator is layout;
+# a row's cells are read as "cell, cell".
+_TABLE_HEADER_RE = re.compile(
+    r"(?m)^[ \t]*\|?[^\n|]*(?:\|[^\n|]*)+\|?[ \t]*\n(?=[ \t]*\|?[ \t]*:?-{3,}:?[ \t]*(?:\|[ \t]*:?-{3,}:?[ \t]*)+\|?[ \t]*$)")
+_TABLE_RULE_RE = re.compile(r"(?m)^[ \t]*\|?[ \t]*:?-{3,}:?[ \t]*(?:\|[ \t]*:?-{3,}:?[ \t]*)+\|?[ \t]*$")
+_TABLE_ROW_RE = re.compile(r"(?m)^[ \t]*\|([^\n]*?)\|?[ \t]*$")
+_TABLE_CELL_SEP_RE = re.compile(r"[ \t]*\|[ \t]*")
+# Citation marks of a retrieval answer: "[1]", "[^2]", OpenAI's "【4:0†source】".
+_CITATION_RE = re.compile(r"[ \t]?(?:\[\^?\d{1,3}\](?!\()|\u3010[^\u3011\n]{0,80}\u3011)")
 _MD_LINE_START_RE = re.compile(r"(?m)^[ \t]*(?:>[ \t]?)*(?:(?:[-*+\u2022\u2023\u25e6\u25aa]|\d{1,3}[.)]|[a-z]\))[ \t]+)?")
 # (each with the text that must occur for it to match: most answers skip every pattern by a substring test)
 _MD_INLINE = (
@@ -381,12 +392,20 @@ _COURTESY = frozenset(
 
 
 def _unmark(answer: str) -> str:
-    """The answer without its Markdown marks and lines that only introduce a list (see :data:`_MD_DROP_RE`).
+    """The answer without its Markdown marks, table headers and citation marks, and without lines that only introduce
+    a list (see :data:`_MD_DROP_RE`).
 
     >>> _unmark("## Landmarks\\nHere are two:\\n1. **The tower** is in [Paris](https://x.fr).\\n- It opened in 1889.")
     '\\n\\nThe tower is in Paris.\\nIt opened in 1889.'
     """
     text = answer
+    if "|" in text:  # a table
+        text = _TABLE_RULE_RE.sub("", _TABLE_HEADER_RE.sub("", text))
+        text = _TABLE_ROW_RE.sub(lambda m: _TABLE_CELL_SEP_RE.sub(", ", m.group(1).strip(" \t|")), text)
+    if "]:" in text:
+        text = _REF_DEF_RE.sub("", text)
+    if "[" in text or "\u3010" in text:
+        text = _CITATION_RE.sub("", text)
     if "\n" in text or text.lstrip()[:1] in _MD_HEADS:  # block structure starts lines
         text = _MD_LINE_START_RE.sub("", _MD_DROP_RE.sub("", text))
     for mark, pattern, repl in _MD_INLINE:
