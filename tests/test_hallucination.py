@@ -442,3 +442,22 @@ def test_benchmark_answers_are_not_production_traffic_and_scores_are_dated_by_th
     assert h.hallucination_rate(db, evaluator="det", by=(), period="all", traffic="all")["n"].item() == 5
     with pytest.raises(ValueError, match="traffic"):
         h.hallucination_rate(db, evaluator="det", traffic="prod")
+
+
+@needs_detector
+def test_a_detector_of_its_own_result_type_that_scored_a_row_is_not_judged_broken_by_later_failures():
+    # The protocol asks only for detect_batch: a custom detector may return its own objects. Before, "broken" was
+    # "no detector.Detection among the results", so three failures in a row after rows it had scored stopped the run.
+    class Own:
+        def detect_batch(self, rows, *, threshold):
+            for r in rows:
+                if "bad" in r["answer"]:
+                    raise ValueError("cannot take it")
+                yield types.SimpleNamespace(score=0.1, label=0, claims=(), unscorable=False)
+
+    rows = [{"answer": a, "contexts": [CTX]} for a in ("fine", "bad 1", "bad 2", "bad 3", "fine again")]
+    got = detector.detect_each(Own(), rows)
+    assert [type(d).__name__ for d in got] == ["SimpleNamespace", "ValueError", "ValueError", "ValueError",
+                                               "SimpleNamespace"]
+    with pytest.raises(ValueError):  # three failures before any row is scored: the detector is broken
+        detector.detect_each(Own(), rows[1:])

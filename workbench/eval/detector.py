@@ -1603,29 +1603,28 @@ def detect_each(det: Any, rows: Sequence[Mapping], *, threshold: float = THRESHO
     """
     out: list[Any] = []
     rest = list(rows)
-    failed_in_a_row = 0
+    scored, failures = False, 0  # whether any row was scored (whatever object the detector returns); rows that raised
     while rest:
         got: list[Any] = []
         try:
             for d in det.detect_batch(rest, threshold=threshold):
                 got.append(d)
-            break_out = True
+            finished = True
         except Exception:  # the row at len(got), or a later one of the detector's own inference batch
-            break_out = False
+            finished = False
         out += got
-        if got:
-            failed_in_a_row = 0
-        if break_out:
+        scored = scored or bool(got)
+        if finished:
             if len(got) != len(rest):
                 raise RuntimeError(f"{type(det).__name__}.detect_batch returned {len(got)} detections for "
                                    f"{len(rest)} answers")
             break
         try:
             (d,) = list(det.detect_batch(rest[len(got):len(got) + 1], threshold=threshold))
-            failed_in_a_row = 0
+            scored = True
         except Exception as exc:
-            failed_in_a_row += 1
-            if failed_in_a_row >= BROKEN_AFTER and not any(isinstance(x, Detection) for x in out):
+            failures += 1
+            if not scored and failures >= BROKEN_AFTER:
                 raise
             d = exc
         out.append(d)
