@@ -35,6 +35,7 @@ __all__ = [
     "CheckFailed",
     "EXIT_OK",
     "EXIT_CHECK",
+    "first_line",
     "EXIT_INPUT",
 ]
 
@@ -111,3 +112,14 @@ class CheckFailed(WorkbenchError):
     """A check fired: an SLO or budget alert, a quality gate. Exit 1."""
 
     exit_code = EXIT_CHECK
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, for a one-line error that names its cause (a database engine's
+    message runs on for lines); the exception's type when it has no message.
+
+    >>> first_line(RuntimeError("Out of Memory Error: could not allocate\\nmore detail")), first_line(KeyError())
+    ('Out of Memory Error: could not allocate', 'KeyError')
+    """
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -33,7 +33,7 @@ machine; see ``benchmarks/bench_detector.py``).
 
 from __future__ import annotations
 
-from workbench.errors import MissingFileError, ParameterError, ParameterTypeError
+from workbench.errors import MissingFileError, ParameterError, ParameterTypeError, first_line
 
 from workbench._gc import paused
 import datetime
@@ -1638,8 +1638,7 @@ def describe_error(exc: BaseException) -> str:
     >>> describe_error(ValueError("bad input\\nmore"))
     'ValueError: bad input'
     """
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {msg[:300]}" if msg else type(exc).__name__
+    return f"{type(exc).__name__}: {first_line(exc)[:300]}" if str(exc).strip() else type(exc).__name__
 
 
 def warn_failed_rows(failed: Sequence[tuple[str, BaseException]], what: str, *, stacklevel: int = 3) -> None:

@@ -219,7 +219,7 @@ Examples
 
 from __future__ import annotations
 
-from workbench.errors import IngestError  # noqa: F401  (importable from here as before)
+from workbench.errors import IngestError, first_line  # (IngestError importable from here as before)
 from workbench.db import memory_passes_for, size_bytes, sql_literal as _lit
 from workbench.io.records import ZONE_AFTER_SPACE, allow_long_csv_fields, refuse_wide_text, strict_csv_rows
 
@@ -1307,7 +1307,7 @@ def _replay(con, t: Table, content_hash: str, fmt_name: str) -> dict | None:
 
 def _not_loaded(path: Path, fmt_name: str, exc: Exception, longest: int) -> IngestError:
     """The error of a load that failed for a reason other than an :class:`IngestError`: nothing of it was written."""
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    msg = first_line(exc)
     if "Out of Memory" in msg:
         long = f"a line of {longest / 1e6:,.0f} MB; " if longest > LINE_BYTES_STEPS[0] else ""
         msg += (f" ({long}give the load more memory: the environment variable WORKBENCH_INGEST_MEMORY_LIMIT, "
@@ -1641,8 +1641,7 @@ def _describe(con, relation: str, path: Path) -> list[tuple[str, str]]:
     try:
         return [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
     except Exception as exc:
-        msg = str(exc).strip().splitlines()[0]
-        raise IngestError(f"{path}: cannot be read: {msg}") from None
+        raise IngestError(f"{path}: cannot be read: {first_line(exc)}") from None
 
 
 def _csv_source(con, plan: _Plan) -> tuple[_Source, int]:

@@ -800,13 +800,13 @@ def _check_contract(m: Metric) -> None:
 def _out_of_memory(name: str, db: Any, exc: Exception) -> Exception:
     """The one-line error for a metric DuckDB could not fit in its memory limit (a traceback, exit 1, would read as
     a check that fired)."""
-    from workbench.errors import ResourceError
+    from workbench.errors import ResourceError, first_line
 
     try:
         limit = db.duckdb.execute("SELECT current_setting('memory_limit')").fetchone()[0]
     except Exception:
         limit = "?"
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    first = first_line(exc)
     return ResourceError(f"{name}: ran out of memory under DuckDB's memory_limit of {limit} ({first}); raise the limit "
                          f"($WORKBENCH_MEMORY_LIMIT or connect(memory_limit=...)) or narrow the selection "
                          f"(start, end, where)")
