@@ -1,6 +1,6 @@
 """Load telemetry files into the canonical tables: validated, deduplicated, bad rows quarantined, nothing lost.
 
-``workbench ingest PATH... [--format auto|otel|otel-proto|jsonl|csv|parquet|langfuse|langfuse_batch|openinference|vercel|litellm]
+``workbench ingest PATH... [--format auto|otel|otel-proto|jsonl|csv|parquet|langfuse|langfuse_batch|openinference|vercel|litellm|jaeger|zipkin]
 [--mapping FILE.toml]`` and :func:`ingest` read OpenTelemetry GenAI spans (OTLP JSON or protobuf) and the telemetry other tools
 write (Langfuse, OpenInference/Phoenix, Vercel AI SDK, LiteLLM, Jaeger, Zipkin) into ``calls``, and JSONL, CSV or Parquet files with a
 declared mapping into any canonical table. OTLP JSON lines and mapped files are read in DuckDB SQL, streaming from

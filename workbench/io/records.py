@@ -591,17 +591,14 @@ def epoch_us(value: Any) -> int | None:
         if _NUMERIC.fullmatch(s):
             us = _number_us(int(s) if s.lstrip("+-").isdigit() else float(s))
         else:
-            try:
-                d = _dt.datetime.fromisoformat(s)
-            except ValueError:
-                glued = _ZONE_AFTER_SPACE_RE.sub(r"\1\2", s, count=1)
+            # ISO 8601, else the same with an offset written after a space glued to the time
+            for text in (s, _ZONE_AFTER_SPACE_RE.sub(r"\1\2", s, count=1)):
                 try:
-                    if glued == s:
-                        raise ValueError
-                    d = _dt.datetime.fromisoformat(glued)
+                    d = _dt.datetime.fromisoformat(text)
                 except ValueError:
-                    raise ValueError(repr(value)) from None
-            return epoch_us(d)
+                    continue
+                return epoch_us(d)
+            raise ValueError(repr(value))
     else:
         raise ValueError(repr(value))
     if us is None or not (_US_MIN <= us <= _US_MAX):

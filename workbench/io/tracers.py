@@ -172,7 +172,7 @@ def zipkin_spans(obj: Any) -> list[Span]:
     for sp in obj if isinstance(obj, list) else [obj]:
         if not isinstance(sp, dict):
             continue
-        tags = {k: v for k, v in (sp.get("tags") or {}).items()} if isinstance(sp.get("tags"), dict) else {}
+        tags = sp["tags"] if isinstance(sp.get("tags"), dict) else {}
         local = sp.get("localEndpoint") if isinstance(sp.get("localEndpoint"), dict) else {}
         resource = {"service.name": local["serviceName"]} if local.get("serviceName") else {}
         status, message = _status(tags, error_text=True)
