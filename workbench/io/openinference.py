@@ -35,7 +35,7 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from workbench.io.records import MALFORMED, Rows, epoch_us, malformed
@@ -164,27 +164,43 @@ def add_span(rows: Rows, k: int, span: Span, raw: Any, extra: dict | None = None
     rows.add(k, values, raw=raw if raw is not None else span.raw)
 
 
-def span_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows: Rows | None = None) -> Rows:
-    """``calls`` rows of span records (see the module docstring); unreadable records are quarantined."""
+def record_spans(records: Iterable[tuple[int, Any, str | None, str | None]], rows: Rows | None,
+                 looks: Callable[[Any], bool], spans: Callable[[Any], list[Span]], refusal: Callable[[Any], str],
+                 what: str = "span") -> Rows:
+    """``calls`` rows of span records, the loop every span format shares: each record ``looks`` accepts gives its
+    ``spans``, each kept with its own JSON for the quarantine; an error of the file's reader, a record ``looks``
+    refuses (quarantined as "not a span" with ``refusal(record)``) and a record of unexpected shape (a malformed
+    ``what``) are quarantined."""
     rows = Rows() if rows is None else rows
     for k, obj, raw, err in records:
         if err is not None:
             rows.error(k, err, err, raw=raw)
-        elif looks_like(obj):
-            try:
-                if is_otlp_export(obj):
-                    spans = otlp_export_spans(obj)
-                elif is_span_page(obj):
-                    spans = [_one_span(sp) for sp in obj["data"] if looks_like(sp)]
-                else:
-                    spans = [_one_span(obj)]
-            except MALFORMED as exc:
-                malformed(rows, k, "span", exc, obj)
-                continue
-            single = not (is_otlp_export(obj) or is_span_page(obj))
-            for sp in spans:  # raw: the span's own JSON, as the SQL path keeps it
-                add_span(rows, k, sp, obj if single else None)
+        elif not looks(obj):
+            rows.error(k, "not a span", refusal(obj), raw=obj)
         else:
-            what = type(obj).__name__ if not isinstance(obj, dict) else "object without spanId/context.span_id"
-            rows.error(k, "not a span", f"not an OpenTelemetry or OpenInference span ({what})", raw=obj)
+            try:
+                got = spans(obj)
+            except MALFORMED as exc:
+                malformed(rows, k, what, exc, obj)
+                continue
+            for sp in got:  # raw: the span's own JSON, as the SQL path keeps it
+                add_span(rows, k, sp, sp.raw)
     return rows
+
+
+def _spans_of(obj: Any) -> list[Span]:
+    if is_otlp_export(obj):
+        return otlp_export_spans(obj)
+    if is_span_page(obj):
+        return [_one_span(sp) for sp in obj["data"] if looks_like(sp)]
+    return [_one_span(obj)]
+
+
+def _not_a_span(obj: Any) -> str:
+    what = type(obj).__name__ if not isinstance(obj, dict) else "object without spanId/context.span_id"
+    return f"not an OpenTelemetry or OpenInference span ({what})"
+
+
+def span_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows: Rows | None = None) -> Rows:
+    """``calls`` rows of span records (see the module docstring); unreadable records are quarantined."""
+    return record_spans(records, rows, looks_like, _spans_of, _not_a_span)

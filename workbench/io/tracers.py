@@ -36,7 +36,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from workbench.io.records import MALFORMED, Rows, malformed
+from workbench.io.openinference import record_spans
+from workbench.io.records import Rows
 from workbench.io.spans import Span, hex_id
 
 JAEGER = "jaeger"
@@ -192,30 +193,9 @@ def zipkin_spans(obj: Any) -> list[Span]:
 # ---------------------------------------------------------------------------------------------------------- the rows
 
 
-def _rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows: Rows | None, what: str, looks, spans
-          ) -> Rows:
-    from workbench.io.openinference import add_span
-
-    rows = Rows() if rows is None else rows
-    for k, obj, raw, err in records:
-        if err is not None:
-            rows.error(k, err, err, raw=raw)
-        elif not looks(obj):
-            rows.error(k, "not a span", f"not a {what} trace or span", raw=obj)
-        else:
-            try:
-                got = spans(obj)
-            except MALFORMED as exc:
-                malformed(rows, k, f"{what} span", exc, obj)
-                continue
-            for sp in got:  # raw: the span's own JSON
-                add_span(rows, k, sp, sp.raw)
-    return rows
-
-
 def jaeger_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows: Rows | None = None) -> Rows:
     """``calls`` rows of Jaeger records (see the module docstring); a record that is none is quarantined."""
-    return _rows(records, rows, "Jaeger", is_jaeger, jaeger_spans)
+    return record_spans(records, rows, is_jaeger, jaeger_spans, lambda _: "not a Jaeger trace or span", "Jaeger span")
 
 
 def zipkin_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows: Rows | None = None) -> Rows:
@@ -229,4 +209,4 @@ def zipkin_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows
     >>> v["model"], v["status"], v["latency_ms"], v["attributes"]["otel.status_message"]
     ('gpt-4o', 'error', 250.0, 'boom')
     """
-    return _rows(records, rows, "Zipkin", is_zipkin, zipkin_spans)
+    return record_spans(records, rows, is_zipkin, zipkin_spans, lambda _: "not a Zipkin trace or span", "Zipkin span")
