@@ -26,6 +26,7 @@ __all__ = [
     "bootstrap_interval",
     "baseline_scores",
     "reliability_table",
+    "expected_calibration_error",
 ]
 
 _WORD = re.compile(r"\w+")
@@ -309,9 +310,8 @@ def reliability_table(y: Sequence[float], p: Sequence[float], *, bins: int = 10)
 
     y = np.asarray(y, float)
     p = np.asarray(p, float)
-    idx = np.minimum((p * bins).astype(int), bins - 1)
+    idx = _bins(p, bins)
     out = []
-    ece = 0.0
     for b in range(bins):
         m = idx == b
         n = int(m.sum())
@@ -319,11 +319,36 @@ def reliability_table(y: Sequence[float], p: Sequence[float], *, bins: int = 10)
             continue
         k = float(y[m].sum())
         lo, hi = wilson_interval(np.array([k]), np.array([n]))
-        ece += n / len(y) * abs(p[m].mean() - k / n)
         out.append({"bin": f"{b / bins:.1f}-{(b + 1) / bins:.1f}", "n": n, "mean_predicted": float(p[m].mean()),
                     "observed_rate": k / n, "observed_lo": float(lo[0]), "observed_hi": float(hi[0])})
-    out.append({"bin": "ECE", "n": len(y), "mean_predicted": ece, "observed_rate": None, "observed_lo": None,
+    out.append({"bin": "ECE", "n": len(y), "mean_predicted": expected_calibration_error(y, p, bins=bins), "observed_rate": None, "observed_lo": None,
                 "observed_hi": None})
     return pl.DataFrame(out, schema={"bin": pl.Utf8, "n": pl.Int64, "mean_predicted": pl.Float64,
                                      "observed_rate": pl.Float64, "observed_lo": pl.Float64,
                                      "observed_hi": pl.Float64})
+
+
+def _bins(p: np.ndarray, bins: int) -> np.ndarray:
+    return np.minimum((p * bins).astype(int), bins - 1)
+
+
+def expected_calibration_error(y: Sequence[float], p: Sequence[float], *, bins: int = 10) -> float:
+    """Expected calibration error: over equal-width bins of the predicted probability, the gap between the mean
+    prediction and the observed rate, weighted by the bin's share of the rows (the last row of
+    :func:`reliability_table`).
+
+    Examples
+    --------
+    >>> expected_calibration_error([0, 1, 1, 1], [0.1, 0.9, 0.9, 0.9], bins=2)   # (1 * 0.1 + 3 * 0.1) / 4
+    0.1
+    """
+    y = np.asarray(y, float)
+    p = np.asarray(p, float)
+    if not len(y):
+        return float("nan")
+    idx = _bins(p, bins)
+    ece = 0.0
+    for b in np.unique(idx):
+        m = idx == b
+        ece += m.sum() / len(y) * abs(p[m].mean() - y[m].mean())
+    return round(float(ece), 12)
