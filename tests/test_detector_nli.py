@@ -335,3 +335,25 @@ def test_token_type_ids_are_fed_and_one_column_is_a_support_logit(tmp_path_facto
     one = NLIDetector(_model_dir(tmp_path_factory.mktemp("one"), with_config=False, columns=(2,)))
     z = sum(0.2 for t in toks if t in WORDS)  # the entailment column alone: a logit, read through a sigmoid
     assert one.support([(CTX[0], hyp)])[0] == pytest.approx(1 / (1 + np.exp(-z)), abs=1e-5)
+
+
+def test_the_metrics_read_the_scores_of_the_model_workbench_toml_names(model, tmp_path):
+    """[detector] model = PATH: evaluate() scores with the model and hallucination_rate reads those scores by default
+    (before, the metrics looked for the offline detector's scores and found none)."""
+    import workbench as wb
+    from workbench.detector_config import detector_identity
+
+    toml = tmp_path / "workbench.toml"
+    toml.write_text(f'[detector]\nmodel = "{model.as_posix()}"\n')
+    assert detector_identity(toml) == ("nli", NLIDetector(model).DETECTOR_VERSION)
+    db = wb.connect(":memory:", config=toml)
+    ctx = "['The tower was completed in 1889 in Paris.']"
+    db.duckdb.execute("insert into calls (call_id, ts, feature, status) values ('a', '2026-01-01', 'chat', 'ok'), "
+                      "('b', '2026-01-01', 'chat', 'ok');"
+                      "insert into answers (call_id, ts, contexts, answer) values "
+                      f"('a', '2026-01-01', {ctx}, 'The tower was completed in 1889.'), "
+                      f"('b', '2026-01-01', {ctx}, 'The unicorn was completed in 1889.')")
+    s = wb.evaluate(db, progress=False)
+    assert (s["evaluator"], s["scored"]) == ("nli", 2)
+    rate = wb.hallucination_rate(db, period="all")
+    assert rate["n"].to_list() == [2]

@@ -15,7 +15,7 @@ PKG = Path(__file__).resolve().parents[1] / "workbench"
 # The layers, lowest first. A module may import its own layer and the ones below, never one above.
 LAYERS = {
     "workbench._version": 0, "workbench._gc": 0, "workbench._files": 0, "workbench.errors": 0, "workbench.schema": 0, "workbench.stats": 0,
-    "workbench.config": 1, "workbench.redact": 1, "workbench.db": 2,
+    "workbench.config": 1, "workbench.detector_config": 1, "workbench.redact": 1, "workbench.db": 2,
     "workbench.io": 3, "workbench.metrics": 4, "workbench.eval": 5, "workbench.reports": 6, "workbench.demo": 7,
     "workbench.cli": 8, "workbench": 9, "workbench._exports": 9,
 }

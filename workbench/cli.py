@@ -99,9 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="score answers not yet scored by a detector version")
     _add_db(p)
-    p.add_argument("--detector", default=None, help="detector or judge name (default: the offline detector)")
+    p.add_argument("--detector", default=None, help="support, support:CALIBRATION.json, nli:PATH, judge[:metric] or "
+                   "ragas:<metric> (default: [detector] of workbench.toml, else the offline detector)")
     p.add_argument("--where", action="append", default=[], metavar="COL=VALUE")
-    p.add_argument("--config", default=None, help="workbench.toml, for LLM judges")
+    p.add_argument("--config", default=None, help="workbench.toml: [detector], and [judge] for LLM judges")
     p.add_argument("--dry-run", action="store_true", help="estimate tokens and cost of an LLM judge, spend nothing")
     p.add_argument("--repeat", type=int, default=1, help="repeat an LLM judge k times to measure its variance")
 
@@ -110,19 +111,26 @@ def build_parser() -> argparse.ArgumentParser:
     h = hsub.add_parser("score", help="IN.jsonl (id, question, contexts, answer) -> OUT.jsonl (id, score, label, claims)")
     h.add_argument("input", metavar="IN.jsonl")
     h.add_argument("--out", required=True, metavar="OUT.jsonl")
-    h.add_argument("--detector", default=None, help="'support' (offline, default) or nli:PATH (a local ONNX model)")
-    h.add_argument("--config", default=None, help="workbench.toml ([detector] model = PATH)")
+    h.add_argument("--detector", default=None, help="'support' (offline, default), support:CALIBRATION.json "
+                   "or nli:PATH (a local ONNX model)")
+    h.add_argument("--config", default=None, help="workbench.toml ([detector] model = PATH or calibration = FILE)")
     h = hsub.add_parser("benchmark", help="AUROC and Brier per source with bootstrap intervals, next to two baselines, "
                         "leave-one-source-out figures and a reliability table, on labelled JSONL")
     h.add_argument("input", metavar="LABELLED.jsonl")
-    h.add_argument("--detector", default=None, help="'support' (offline, default) or nli:PATH (a local ONNX model)")
-    h.add_argument("--config", default=None, help="workbench.toml ([detector] model = PATH)")
+    h.add_argument("--detector", default=None, help="'support' (offline, default), support:CALIBRATION.json "
+                   "or nli:PATH (a local ONNX model)")
+    h.add_argument("--config", default=None, help="workbench.toml ([detector] model = PATH or calibration = FILE)")
     h.add_argument("--reps", type=int, default=1000, help="bootstrap resamples (default 1000)")
     h.add_argument("--json", action="store_true")
-    h = hsub.add_parser("calibrate", help="fit how a local model (nli:PATH) and the lexical score combine, on labelled "
-                        "JSONL; writes PATH/calibration.json")
+    h = hsub.add_parser("calibrate", help="fit the detector's probabilities on labelled answers of your own traffic: "
+                        "the offline detector (--out FILE; then --detector support:FILE or [detector] calibration = "
+                        "FILE), or how a local model (--detector nli:PATH) and the lexical score combine "
+                        "(PATH/calibration.json)")
     h.add_argument("input", metavar="LABELLED.jsonl")
-    h.add_argument("--detector", required=True, help="nli:PATH")
+    h.add_argument("--detector", default="support", help="'support' (default) or nli:PATH")
+    h.add_argument("--out", default=None, metavar="FILE.json", help="where the offline detector's calibration is "
+                   "written (required with --detector support)")
+    h.add_argument("--folds", type=int, default=5, help="cross-validation folds of the report (default 5)")
 
     p = sub.add_parser("report", help="run a report notebook and publish it under reports/")
     p.add_argument("name", metavar="NAME|list|all")
@@ -394,17 +402,51 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate_offline(a: argparse.Namespace) -> int:
+    """``workbench hallucination calibrate LABELLED.jsonl --out FILE``: the offline detector's calibration."""
+    from workbench.eval import calibrate, detector
+
+    if a.out is None:
+        raise ParameterError("hallucination calibrate: --out FILE.json is required: where the calibration is written "
+                             "(then score with --detector support:FILE.json, or set [detector] calibration = "
+                             "\"FILE.json\" in workbench.toml)")
+    cal = calibrate.fit_calibration(detector.read_labelled(a.input), folds=a.folds, progress=True)
+    path = calibrate.write_calibration(cal, a.out)
+    r = cal.report
+    print(f"calibrated the offline detector {detector.DETECTOR_NAME} {detector.DETECTOR_VERSION} on {cal.rows:,} "
+          f"labelled answers ({cal.hallucinated:,} hallucinated; {r['unscorable']:,} unscorable left out); "
+          f"AUROC {r['auroc']:.3f}")
+    if r["ece_after"] is not None:
+        print(f"expected calibration error {r['ece_before']:.3f} -> {r['ece_after']:.3f}, Brier "
+              f"{r['brier_before']:.3f} -> {r['brier_after']:.3f} ({r['folds']}-fold cross-validated: each answer "
+              "calibrated without its fold)")
+    else:
+        print(f"expected calibration error before: {r['ece_before']:.3f}; too few answers of a label to "
+              f"cross-validate the one after over {r['folds']} folds")
+    if "warning" in r:
+        print(f"warning: {r['warning']}")
+    print(f"wrote {path}: score with --detector {detector.DETECTOR_NAME}:{path} or set [detector] calibration = "
+          f"\"{path}\" in workbench.toml (version {detector.DETECTOR_VERSION}+{cal.tag})")
+    return 0
+
+
 def _cmd_hallucination(a: argparse.Namespace) -> int:
     from workbench.eval import detector
     from workbench.eval.nli import NLIDetector, load_detector
 
+    if a.action == "calibrate" and a.detector.strip() == detector.DETECTOR_NAME:
+        return _calibrate_offline(a)
     det = load_detector(a.detector, config=getattr(a, "config", None))
     if a.action == "score":
         print(json.dumps(detector.score_jsonl(a.input, a.out, detector=det)))
         return 0
     if a.action == "calibrate":
         if not isinstance(det, NLIDetector):
-            raise ParameterError("hallucination calibrate: --detector must be nli:PATH")
+            raise ParameterError(f"hallucination calibrate: --detector must be {detector.DETECTOR_NAME!r} or nli:PATH, "
+                                 f"got {a.detector!r}")
+        if a.out is not None:
+            raise ParameterError("hallucination calibrate: --out is for the offline detector; the model tier's "
+                                 f"calibration is written to {det.path / 'calibration.json'}")
         print(json.dumps(det.fit_calibration(detector.read_labelled(a.input), save=True)))
         return 0
     table, rel = detector.benchmark_jsonl(a.input, detector=det, reps=a.reps)

@@ -39,6 +39,7 @@ import numpy as np
 
 from workbench.errors import ConfigError, MissingFileError, ParameterError
 from workbench.eval import detector as lexical
+from workbench.detector_config import detector_choice, model_file, model_hash
 
 __all__ = ["NLIDetector", "load_detector", "SUPPORT_LABELS"]
 
@@ -67,15 +68,6 @@ def _names_support(label: str) -> bool:
 def _generic(label: str) -> bool:
     """A label with no name, as exports write them when the model was trained without: "LABEL_0", "label_1"."""
     return str(label).upper().startswith("LABEL_") and str(label)[6:].isdigit()
-
-
-def _model_file(folder: Path) -> Path:
-    """model.onnx in ``folder``, else in its ``onnx`` sub-folder (exported model repositories); the first name when
-    neither exists, for the error."""
-    for f in (folder / "model.onnx", folder / "onnx" / "model.onnx"):
-        if f.is_file():
-            return f
-    return folder / "model.onnx"
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -125,7 +117,7 @@ class NLIDetector:
         self.path = Path(path).expanduser()
         if not self.path.is_dir():
             raise MissingFileError(f"nli: model folder {self.path} does not exist")
-        model, tok = _model_file(self.path), self.path / "tokenizer.json"
+        model, tok = model_file(self.path), self.path / "tokenizer.json"
         for f in (model, tok):
             if not f.is_file():
                 raise MissingFileError(f"nli: {f} is missing (expected model.onnx (or onnx/model.onnx) and "
@@ -176,11 +168,8 @@ class NLIDetector:
                 self.tokenizer.enable_padding(pad_id=0)
         self.batch_size = int(batch_size)
         self.max_passage_words = int(max_passage_words)
-        digest = hashlib.sha1(model.read_bytes())
-        digest.update(tok.read_bytes())
-        if cfg_file.is_file():  # which column is support, and how long a pair may be, come from it
-            digest.update(cfg_file.read_bytes())
-        self.model_hash = digest.hexdigest()[:12]
+        # the model, tokenizer and config files (which column is support, how long a pair may be) decide the scores
+        self.model_hash = model_hash(self.path)
         self.support_index = self._support_index()
         shape = outputs[self.output].shape
         width = shape[-1] if shape and isinstance(shape[-1], int) else None
@@ -380,10 +369,13 @@ def _logit(p: float) -> float:
 
 
 def load_detector(spec: str | None = None, *, config=None):
-    """The detector named by ``spec`` (``None``/``"support"``: offline; ``"nli:PATH"``: the model tier).
+    """The detector named by ``spec``: ``None``/``"support"`` the offline detector; ``"support:FILE"`` the offline
+    detector with a calibration fitted on labelled answers (:mod:`workbench.eval.calibrate`); ``"nli:PATH"`` the
+    model tier.
 
-    With ``spec`` None, ``[detector]`` of ``workbench.toml`` is read: ``model = "PATH"`` selects the model tier,
-    with optional ``batch_size`` and ``max_length``.
+    With ``spec`` None, ``[detector]`` of ``workbench.toml`` decides
+    (:func:`workbench.detector_config.detector_choice`): ``model = "PATH"`` selects the model tier (optional
+    ``batch_size``, ``max_length``), ``calibration = "FILE"`` the calibrated offline detector.
 
     Parameters
     ----------
@@ -392,7 +384,7 @@ def load_detector(spec: str | None = None, *, config=None):
 
     Returns
     -------
-    module or NLIDetector
+    module, CalibratedDetector or NLIDetector
         An object with ``DETECTOR_NAME``, ``DETECTOR_VERSION``, ``THRESHOLD`` and ``detect_batch``.
 
     Examples
@@ -404,33 +396,21 @@ def load_detector(spec: str | None = None, *, config=None):
     ...
     workbench.errors.ParameterError: detector 'nli:' needs a model folder: nli:PATH
     """
-    if spec is None:
-        from workbench.config import load_config
+    from workbench.eval.calibrate import load_calibrated
 
-        cfg = load_config(config)
-        sec = cfg.section("detector")
-        model = sec.get("model")
-        if model is None:
-            return lexical
-        if not isinstance(model, str) or not model.strip():
-            raise ConfigError(f"{cfg.where('detector')}: model must be a folder path (string), got {model!r}")
-        kwargs = {}
-        for key in ("batch_size", "max_length"):
-            if key in sec:
-                v = sec[key]
-                if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                    raise ConfigError(f"{cfg.where('detector')}: {key} must be a positive integer, got {v!r}")
-                kwargs[key] = v
-        base = cfg.path.parent if cfg.path else Path.cwd()
-        path = Path(model).expanduser()
-        path = path if path.is_absolute() else base / path
-        return NLIDetector(path, **kwargs)
+    if spec is None:
+        choice = detector_choice(config)
+        if choice.kind == "nli":
+            return NLIDetector(choice.model, **choice.options)
+        return lexical if choice.calibration is None else load_calibrated(choice.calibration)
     name = spec.strip()
     if name in (lexical.DETECTOR_NAME, "offline", "detector"):
         return lexical
-    if name.startswith("nli:"):
-        path = name[4:].strip()
-        if not path:
-            raise ParameterError(f"detector {spec!r} needs a model folder: nli:PATH")
-        return NLIDetector(path)
-    raise ParameterError(f"unknown detector {spec!r}; expected {lexical.DETECTOR_NAME!r} or 'nli:PATH'")
+    for kind, what in ((lexical.DETECTOR_NAME, "calibration file"), ("nli", "model folder")):
+        if name.startswith(kind + ":"):
+            path = name[len(kind) + 1:].strip()
+            if not path:
+                raise ParameterError(f"detector {spec!r} needs a {what}: {kind}:PATH")
+            return load_calibrated(path) if kind == lexical.DETECTOR_NAME else NLIDetector(path)
+    raise ParameterError(f"unknown detector {spec!r}; expected {lexical.DETECTOR_NAME!r}, "
+                         f"'{lexical.DETECTOR_NAME}:CALIBRATION.json' or 'nli:PATH'")

@@ -88,8 +88,11 @@ def evaluate(
     detector : None, str or module-like, optional
         ``None`` (or the offline detector's name): the offline detector :mod:`workbench.eval.detector`.
         ``"judge"`` or ``"judge:faithfulness"``: the LLM judge of :mod:`workbench.eval.judge` (endpoint from ``[judge]``).
-        ``"nli:PATH"``: the model tier (:mod:`workbench.eval.nli`), a local ONNX NLI / consistency model; with
-        ``detector=None`` and ``config`` given, ``[detector] model = "PATH"`` of ``workbench.toml`` selects it.
+        ``"support:FILE"``: the offline detector with a calibration fitted on the team's labelled answers
+        (:mod:`workbench.eval.calibrate`, ``workbench hallucination calibrate``).
+        ``"nli:PATH"``: the model tier (:mod:`workbench.eval.nli`), a local ONNX NLI / consistency model.
+        With ``detector=None`` and ``config`` given, ``[detector]`` of ``workbench.toml`` decides: ``model = "PATH"``
+        selects the model tier, ``calibration = "FILE"`` the calibrated offline detector.
         ``"ragas:<metric>"``: a ragas metric (:mod:`workbench.eval.ragas`), e.g. ``"ragas:faithfulness"``.
         An object with ``DETECTOR_NAME``, ``DETECTOR_VERSION``, ``THRESHOLD`` and ``detect_batch`` is used as the
         detector (a custom or re-versioned detector).
@@ -144,7 +147,7 @@ def evaluate(
                                        dry_run=dry_run, repeat=repeat, progress=progress)
         from workbench.eval import detector as offline
 
-        if name.startswith("nli:"):
+        if name.startswith(("nli:", offline.DETECTOR_NAME + ":")):
             from workbench.eval.nli import load_detector
 
             detector = load_detector(name)
@@ -152,13 +155,16 @@ def evaluate(
             detector = None
         else:
             raise ParameterError(
-                f"evaluate: unknown detector {detector!r}; expected None, {offline.DETECTOR_NAME!r}, 'nli:PATH', "
-                "'judge', 'judge:faithfulness' or 'ragas:<metric>'"
+                f"evaluate: unknown detector {detector!r}; expected None, {offline.DETECTOR_NAME!r}, "
+                f"'{offline.DETECTOR_NAME}:CALIBRATION.json', 'nli:PATH', 'judge', 'judge:faithfulness' or "
+                "'ragas:<metric>'"
             )
-    elif detector is None and isinstance(config, (str, Path, Config)):
+    elif detector is None:
         from workbench.eval import nli
 
-        detector = nli.load_detector(None, config=config)  # [detector] model = "PATH" selects the model tier
+        # [detector] of workbench.toml (config, else the database's own) decides: the offline detector as shipped, it
+        # calibrated on the team's labels, or the model tier. The hallucination metrics read the same by default.
+        detector = nli.load_detector(None, config=config if isinstance(config, (str, Path, Config)) else db.settings)
     if detector is None:
         from workbench.eval import detector as det
     else:

@@ -54,7 +54,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from workbench import stats
-from workbench.schema import DETECTOR_NAME, DETECTOR_VERSION, HALLUCINATED, LABEL_METRIC, SCORE_METRIC, SUPPORTED, UNSCORABLE
+from workbench.schema import HALLUCINATED, LABEL_METRIC, SCORE_METRIC, SUPPORTED, UNSCORABLE
 
 from workbench.db import as_workbench
 from workbench.metrics.core import Metric, register, to_polars
@@ -91,9 +91,18 @@ def _latest_version(db: "Workbench", evaluator: str, metric: str) -> str | None:
     return df["evaluator_version"][0] if df.height else None
 
 
+def _default_detector(db: "Workbench") -> tuple[str, str]:
+    """The name and version of the detector ``[detector]`` of the database's ``workbench.toml`` configures (the
+    offline detector as shipped when none is): its scores are what the metrics read by default."""
+    from workbench.detector_config import detector_identity
+
+    return detector_identity(db.settings)
+
+
 def _resolve(db: "Workbench", evaluator: str | None, version: str | None, metric: str | None) -> tuple[str, str | None, str]:
     if evaluator is None:
-        evaluator, version = DETECTOR_NAME, version or DETECTOR_VERSION
+        evaluator, default = _default_detector(db)
+        version = version or default
     metric = metric or _default_metric(evaluator)
     if version is None:
         version = _latest_version(db, evaluator, metric)
@@ -112,15 +121,16 @@ def _explain_missing(db: "Workbench", fn: str, evaluator: str | None, version: s
         return df
     from workbench.metrics.core import UndefinedMetricWarning
 
+    name, current = _default_detector(db)
     e = db.evals
-    t = e.filter(e.evaluator == DETECTOR_NAME, e.metric == (metric or SCORE_METRIC))
+    t = e.filter(e.evaluator == name, e.metric == (metric or SCORE_METRIC))
     counts = to_polars(t.group_by("evaluator_version").aggregate(n=t.count(), last=t.ts.max()))
-    if counts.height == 0 or DETECTOR_VERSION in counts["evaluator_version"].to_list():
+    if counts.height == 0 or current in counts["evaluator_version"].to_list():
         return df
     counts = counts.sort("last", descending=True, nulls_last=True)
     held = ", ".join(f"{n:,} scores of version {v}" for v, n in zip(counts["evaluator_version"], counts["n"]))
     warnings.warn(UndefinedMetricWarning(
-        f"{fn}: no scores of the detector {DETECTOR_NAME} {DETECTOR_VERSION} (the current one); the database holds "
+        f"{fn}: no scores of the detector {name} {current} (the current one); the database holds "
         f"{held}. Score the answers with the current version (`workbench eval --db PATH`, or "
         f"workbench.evaluate(db)), or pass version='{counts['evaluator_version'][0]}' to read the older scores"),
         stacklevel=3)

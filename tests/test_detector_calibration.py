@@ -1,0 +1,233 @@
+"""The offline detector calibrated on a team's labelled answers (workbench.eval.calibrate), end to end: the mapping
+by hand, the fit on real labelled sets, the file, the CLI, workbench.toml, and the metrics reading its scores."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import workbench as wb
+from workbench.errors import ConfigError, MissingFileError, ParameterError
+from workbench.eval import calibrate as C
+from workbench.eval import detector as D
+from workbench.eval import fit as F
+from workbench.detector_config import detector_choice, detector_identity
+from workbench.eval.nli import load_detector
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTRASTIVE = ROOT / "datasets" / "halu_contrastive.jsonl"
+CTX = ["The Eiffel Tower was completed in 1889 in Paris. It is 330 metres tall."]
+
+
+def _sig(z: float) -> float:
+    return 1 / (1 + math.exp(-z))
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _halves(rows: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
+    idx = np.random.default_rng(seed).permutation(len(rows))
+    h = len(rows) // 2
+    return [rows[i] for i in idx[:h]], [rows[i] for i in idx[h:]]
+
+
+def _cal(scale: float = 1.0, shift: float = 0.0, version: str = D.DETECTOR_VERSION) -> C.Calibration:
+    return C.Calibration(scale=scale, shift=shift, detector_version=version, rows=100, hallucinated=30)
+
+
+# -- the mapping ----------------------------------------------------------------------------------------------------
+
+
+def test_the_mapping_by_hand():
+    c = _cal(2.0, -1.0)
+    assert c.apply(0.5) == pytest.approx(_sig(-1.0), abs=1e-12)  # logit 0.5 = 0
+    assert c.apply(_sig(1.0)) == pytest.approx(_sig(1.0), abs=1e-12)  # 2 * 1 - 1 = 1
+    assert c.apply(_sig(-3.0)) == pytest.approx(_sig(-7.0), abs=1e-12)
+    assert 0.0 < c.apply(0.0) < c.apply(0.9) < c.apply(1.0) <= 1.0  # the ends are clipped: no log of 0
+    assert _cal(2.0, -1.0).tag == c.tag != _cal(2.0, -0.5).tag != _cal(2.0, -1.0, "2.6.1").tag
+
+
+def test_the_calibrated_detector_keeps_claims_and_order_and_moves_probability_and_label():
+    det = C.CalibratedDetector(_cal(1.0, -3.0))
+    answers = ["The Eiffel Tower was completed in 1889.", "It was completed in 1887.", "It is 500 metres tall in Rome."]
+    base = [D.detect(a, CTX) for a in answers]
+    got = list(det.detect_batch([{"answer": a, "contexts": CTX} for a in answers]))
+    assert [g.claims for g in got] == [b.claims for b in base]
+    assert [g.score for g in got] == pytest.approx([_sig(math.log(b.score / (1 - b.score)) - 3.0) for b in base])
+    assert np.argsort([g.score for g in got]).tolist() == np.argsort([b.score for b in base]).tolist()
+    assert base[1].label == 1 and got[1].label == (got[1].score >= 0.5)
+    assert det.detect("", CTX).unscorable
+    assert det.DETECTOR_NAME == "support" and det.DETECTOR_VERSION == f"{D.DETECTOR_VERSION}+{det.calibration.tag}"
+
+
+# -- the fit ----------------------------------------------------------------------------------------------------------
+
+
+def test_the_fit_recovers_a_known_mapping_from_labels_drawn_by_it():
+    """Labels drawn with P(1) = sigmoid(0.5 * logit(p) - 1) from the detector's own probabilities on 410 real answers:
+    the fit finds scale 0.5 and shift -1 back (within what 410 draws allow)."""
+    rows = _rows(CONTRASTIVE)
+    p = np.array([d.score for d in D.detect_batch(rows)])
+    z = np.log(p / (1 - p))
+    found = []
+    for seed in range(4):
+        y = (np.random.default_rng(seed).random(len(p)) < 1 / (1 + np.exp(-(0.5 * z - 1.0)))).astype(int)
+        cal = C.fit_calibration([{**r, "label": int(v), "source": "team"} for r, v in zip(rows, y)], seed=seed)
+        found.append((cal.scale, cal.shift))
+    scale, shift = np.mean(found, axis=0)
+    assert scale == pytest.approx(0.5, abs=0.1) and shift == pytest.approx(-1.0, abs=0.25)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_calibrating_on_half_a_labelled_set_lowers_the_error_on_the_other_half(seed):
+    """The contrastive set (shipped): fitted on one half, the calibration error of the other half falls (measured
+    0.126 -> 0.100, 0.124 -> 0.106, 0.159 -> 0.139 for seeds 0-2) and the Brier score with it."""
+    fit_rows, held = _halves(_rows(CONTRASTIVE), seed)
+    cal = C.fit_calibration(fit_rows)
+    y = [r["label"] for r in held]
+    before = [d.score for d in D.detect_batch(held)]
+    after = [d.score for d in C.CalibratedDetector(cal).detect_batch(held)]
+    assert F.expected_calibration_error(y, after) < F.expected_calibration_error(y, before)
+    assert np.mean((np.array(after) - y) ** 2) < np.mean((np.array(before) - y) ** 2)
+    r = cal.report
+    assert r["ece_after"] < r["ece_before"] and r["brier_after"] < r["brier_before"] and r["auroc"] > 0.9
+    assert cal.rows == len(fit_rows) and cal.hallucinated == sum(x["label"] for x in fit_rows)
+
+
+def test_calibrating_on_dialogue_halves_its_error():
+    """BEGIN (halu_dev, dialogue): calibrated on half, the other half's calibration error falls from 0.121 to 0.046."""
+    path = next((p for p in [ROOT / "datasets" / "halu_dev.jsonl",
+                             Path(os.environ.get("WORKBENCH_SHARED", "/nonexistent")) / "data" / "halu_dev.jsonl",
+                             ROOT.parent / "shared" / "data" / "halu_dev.jsonl"] if p.exists()), None)
+    if path is None:
+        pytest.skip("halu_dev.jsonl not found (datasets/, $WORKBENCH_SHARED/data, ../shared/data)")
+    begin = [r for r in _rows(path) if r["source"] == "BEGIN"]
+    fit_rows, held = _halves(begin, 0)
+    y = [r["label"] for r in held]
+    before = F.expected_calibration_error(y, [d.score for d in D.detect_batch(held)])
+    after = F.expected_calibration_error(y, [d.score for d in C.CalibratedDetector(C.fit_calibration(fit_rows))
+                                             .detect_batch(held)])
+    assert before == pytest.approx(0.121, abs=0.002) and after == pytest.approx(0.046, abs=0.002)
+
+
+def test_the_fit_refuses_what_it_cannot_calibrate():
+    good = [{"answer": "It was completed in 1889.", "contexts": CTX, "label": 0}] * 5
+    bad = [{"answer": "It was completed in 1887 in Rome.", "contexts": CTX, "label": 1}] * 5
+    with pytest.raises(ParameterError, match="at least two scorable answers of each label, got 1 labelled 1"):
+        C.fit_calibration(good + bad[:1])
+    with pytest.raises(ParameterError, match=r"do not rank these labels \(AUROC 0.000.*label 1 means hallucinated"):
+        C.fit_calibration([{**r, "label": 1 - r["label"]} for r in good + bad])  # labels the wrong way round
+    unscorable = [{"answer": "", "contexts": CTX, "label": 1}] * 3
+    cal = C.fit_calibration(good + bad + unscorable, folds=2)
+    assert cal.rows == 10 and cal.report["unscorable"] == 3 and "below 50" in cal.report["warning"]
+    with pytest.raises(ParameterError, match="folds"):
+        C.fit_calibration(good + bad, folds=1)
+
+
+# -- the file -------------------------------------------------------------------------------------------------------
+
+
+def test_the_file_round_trips_and_bad_files_name_file_and_field(tmp_path):
+    cal = C.fit_calibration(_rows(CONTRASTIVE)[:120])
+    path = C.write_calibration(cal, tmp_path / "cal.json")
+    back = C.read_calibration(path)
+    assert (back.scale, back.shift, back.detector_version, back.tag) == (cal.scale, cal.shift, cal.detector_version,
+                                                                         cal.tag)
+    assert C.load_calibrated(path).DETECTOR_VERSION == f"{D.DETECTOR_VERSION}+{cal.tag}"
+    with pytest.raises(MissingFileError, match="nope.json does not exist"):
+        C.read_calibration(tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="bad.json: not a calibration file"):
+        C.read_calibration(tmp_path / "bad.json")
+    spec = json.loads(path.read_text())
+    for field, value, message in [("scale", 0, "field 'scale' must be a number > 0, got 0"),
+                                  ("shift", "x", "field 'shift' must be a finite number"),
+                                  ("detector_version", None, "field 'detector_version'"),
+                                  ("detector", "nli", "not a calibration of the offline detector")]:
+        (tmp_path / "f.json").write_text(json.dumps({**spec, field: value}))
+        with pytest.raises(ConfigError, match=message):
+            C.read_calibration(tmp_path / "f.json")
+    (tmp_path / "old.json").write_text(json.dumps({**spec, "detector_version": "2.6.1"}))
+    with pytest.raises(ConfigError, match=r"old.json: fitted for detector support 2.6.1, this is .*fit it again"):
+        C.load_calibrated(tmp_path / "old.json")
+
+
+# -- CLI, workbench.toml, evaluate and the metrics ------------------------------------------------------------------
+
+
+def test_cli_calibrate_then_score_with_it(tmp_path):
+    rows = _rows(CONTRASTIVE)
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text("".join(json.dumps(r) + "\n" for r in rows[:200]))
+    exe = [sys.executable, "-m", "workbench.cli", "hallucination"]
+    r = subprocess.run([*exe, "calibrate", str(labelled)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert r.returncode == 2 and "--out FILE.json is required" in r.stderr
+    out = tmp_path / "cal.json"
+    r = subprocess.run([*exe, "calibrate", str(labelled), "--out", str(out)], capture_output=True, text=True,
+                       timeout=300, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert "expected calibration error" in r.stdout and "5-fold cross-validated" in r.stdout and str(out) in r.stdout
+    cal = C.read_calibration(out)
+    score_in = tmp_path / "in.jsonl"
+    score_in.write_text("".join(json.dumps({k: v for k, v in x.items() if k != "label"}) + "\n" for x in rows[200:230]))
+    scored = tmp_path / "scored.jsonl"
+    r = subprocess.run([*exe, "score", str(score_in), "--out", str(scored), "--detector", f"support:{out}"],
+                       capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    got = [json.loads(line) for line in scored.read_text().splitlines()]
+    want = [cal.apply(d.score) for d in D.detect_batch(rows[200:230])]
+    assert [g["score"] for g in got] == pytest.approx(want, abs=1e-6)
+    assert {g["detector_version"] for g in got} == {f"{D.DETECTOR_VERSION}+{cal.tag}"}
+    r = subprocess.run([*exe, "score", str(score_in), "--out", str(scored), "--detector", "support:"],
+                       capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert r.returncode == 2 and "needs a calibration file: support:PATH" in r.stderr
+
+
+def test_workbench_toml_selects_the_calibration_and_the_metrics_read_its_scores(tmp_path):
+    cal = C.fit_calibration(_rows(CONTRASTIVE)[:150])
+    C.write_calibration(cal, tmp_path / "cal.json")
+    toml = tmp_path / "workbench.toml"
+    toml.write_text('[detector]\ncalibration = "cal.json"\n')  # relative to the file
+    assert detector_identity(toml) == ("support", f"{D.DETECTOR_VERSION}+{cal.tag}")
+    assert load_detector(None, config=toml).DETECTOR_VERSION == f"{D.DETECTOR_VERSION}+{cal.tag}"
+    db = wb.connect(str(tmp_path / "wb.duckdb"), config=toml)
+    db.duckdb.execute(
+        "insert into calls (call_id, ts, feature, status) values ('a', '2026-01-01', 'chat', 'ok'), "
+        "('b', '2026-01-01', 'chat', 'ok'), ('c', '2026-01-01', 'chat', 'ok');"
+        "insert into answers (call_id, ts, contexts, answer) values "
+        f"('a', '2026-01-01', {CTX!r}, 'The Eiffel Tower was completed in 1889.'), "
+        f"('b', '2026-01-01', {CTX!r}, 'It was completed in 1887 in Rome.'), "
+        f"('c', '2026-01-01', {CTX!r}, 'It is 330 metres tall.')")
+    s = wb.evaluate(db, progress=False)  # no detector named: workbench.toml's
+    assert (s["evaluator"], s["version"], s["scored"]) == ("support", f"{D.DETECTOR_VERSION}+{cal.tag}", 3)
+    scores = dict(db.sql("select call_id, value from evals where metric = 'hallucination_score'").rows())
+    assert scores["b"] == pytest.approx(cal.apply(D.detect("It was completed in 1887 in Rome.", CTX).score))
+    rate = wb.hallucination_rate(db, period="all")  # read by default: the configured detector's scores
+    assert rate["n"].to_list() == [3]
+    labels = dict(db.sql("select call_id, label from evals where metric = 'hallucination_score'").rows())
+    assert rate["value"][0] == pytest.approx(sum(v == "hallucinated" for v in labels.values()) / 3)
+
+
+def test_the_detector_section_is_checked(tmp_path):
+    toml = tmp_path / "workbench.toml"
+    toml.write_text('[detector]\ncalibration = "cal.json"\nmodel = "models/nli"\n')
+    with pytest.raises(ConfigError, match="model and calibration exclude each other"):
+        detector_choice(toml)
+    toml.write_text('[detector]\ncalibraton = "cal.json"\n')
+    with pytest.raises(ConfigError, match="unknown key 'calibraton'"):
+        detector_choice(toml)
+    toml.write_text('[detector]\nbatch_size = 8\n')
+    with pytest.raises(ConfigError, match="batch_size applies to the model tier"):
+        detector_choice(toml)
+    toml.write_text('[detector]\ncalibration = "missing.json"\n')
+    with pytest.raises(MissingFileError, match="missing.json does not exist"):
+        load_detector(None, config=toml)
