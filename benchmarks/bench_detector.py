@@ -299,10 +299,41 @@ def quality(l2: float, reps: int) -> None:
     x = D.feature_matrix(rows)
     y = np.array([r["label"] for r in rows], float)
     src = np.array([r["source"] for r in rows])
+    recalibration(x, y, src, l2)
     print("\nsingle features (AUROC per source):")
     for j, name in enumerate(D.FEATURES):
         per = "  ".join(f"{s}: {D.auroc(y[src == s], x[src == s, j]):.3f}" for s in sorted(set(src)))
         print(f"  {name:22s} {per}")
+
+
+def recalibration(x, y, src, l2: float, ks=(25, 50, 100, 200), splits: int = 50) -> None:
+    """What a team's own labels buy (``workbench hallucination calibrate``): each source scored by the model fitted
+    on the other sources (as unseen traffic), then Platt-scaled on k of its labelled answers chosen at random and
+    judged on the rest; the mean expected calibration error over ``splits`` random choices."""
+    from workbench.eval.calibrate import fit_platt
+
+    spec = json.loads(Path(D.__file__).with_name("_detector_weights.json").read_text(encoding="utf-8"))
+    active = [j for j, c in enumerate(spec["coef"]) if c > 0]
+    p = np.clip(F.loso_predictions(x, y, src, l2=l2, active=active), 1e-12, 1 - 1e-12)
+    z = np.log(p / (1 - p))
+    rng = np.random.default_rng(0)
+    print(f"\ncalibrated on k labelled answers of the source (workbench hallucination calibrate), leave-one-source-out "
+          f"scores; expected calibration error of the source's other answers, mean of {splits} random choices:")
+    print(f"  {'source':12s} {'none':>6s} " + " ".join(f"{'k=' + str(k):>6s}" for k in ks))
+    for s in sorted(set(src)):
+        idx = np.flatnonzero(src == s)
+        cells = []
+        for k in ks:
+            eces = []
+            for _ in range(splits):
+                pick = rng.permutation(idx)
+                cal, rest = pick[:k], pick[k:]
+                if len(set(y[cal])) < 2 or not len(rest):
+                    continue
+                a, b = fit_platt(z[cal], y[cal])
+                eces.append(F.expected_calibration_error(y[rest], 1 / (1 + np.exp(-(max(a, 0.0) * z[rest] + b)))))
+            cells.append(f"{np.mean(eces):6.3f}" if eces else f"{'-':>6s}")
+        print(f"  {s:12s} {F.expected_calibration_error(y[idx], p[idx]):6.3f} " + " ".join(cells))
 
 
 def pl_config():
