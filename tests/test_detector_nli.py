@@ -8,6 +8,7 @@ support of a claim that mentions it can be computed by hand.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -164,9 +165,31 @@ def test_calibration_is_fitted_saved_and_reloaded(model):
     cal = det.fit_calibration(rows, save=True)
     assert all(c >= 0 for c in cal["coef"]) and cal["rows"] == 40
     again = NLIDetector(model)
-    assert again.calibration == cal and again.DETECTOR_VERSION.endswith(".cal")
+    assert again.calibration == cal and re.search(r"\.cal\.[0-9a-f]{8}$", again.DETECTOR_VERSION)
     p = [d.score for d in again.detect_batch(rows)]
     assert np.mean(p[1::2]) > 0.8 and np.mean(p[0::2]) < 0.2
+
+
+def test_a_new_calibration_is_a_new_version_and_a_stale_or_broken_one_is_refused(model):
+    """The version named only "cal": a calibration fitted again with other weights kept the version, so the answers
+    scored with the old weights were never scored again; and calibration.json was applied unchecked."""
+    rows = [{"answer": a, "contexts": CTX, "label": lab, "source": "a"}
+            for a, lab in [("The tower was completed in 1889 in Paris.", 0), ("The unicorn was completed.", 1)] * 10]
+    det = NLIDetector(model)
+    first = det.fit_calibration(rows, save=True)
+    v1 = NLIDetector(model).DETECTOR_VERSION
+    second = det.fit_calibration(rows[:12] + [{**rows[0], "label": 1}] * 4, save=True)
+    assert second["coef"] != first["coef"] and NLIDetector(model).DETECTOR_VERSION != v1
+    path = model / "calibration.json"
+    path.write_text(json.dumps({**second, "detector_version": "2.6.1"}))
+    with pytest.raises(ConfigError, match=r"calibration.json: fitted with detector support 2.6.1.*fit it again"):
+        NLIDetector(model)
+    path.write_text(json.dumps({"coef": [1.0, -2.0], "intercept": 0.0}))
+    with pytest.raises(ConfigError, match="'coef' must be two non-negative numbers"):
+        NLIDetector(model)
+    path.write_text("{")
+    with pytest.raises(ConfigError, match="calibration.json: not a calibration file"):
+        NLIDetector(model)
 
 
 def test_errors_name_the_missing_file_and_bad_spec(tmp_path):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,8 @@ from typing import Any
 from workbench.errors import ConfigError, MissingFileError
 from workbench.schema import DETECTOR_NAME, DETECTOR_VERSION
 
-__all__ = ["Calibration", "DetectorChoice", "detector_choice", "detector_identity", "model_file", "model_hash",
-           "read_calibration", "write_calibration"]
+__all__ = ["Calibration", "DetectorChoice", "detector_choice", "detector_identity", "model_calibration", "model_file",
+           "model_hash", "model_version", "read_calibration", "write_calibration"]
 
 #: What a calibration file says it is.
 KIND = "platt"
@@ -282,6 +283,75 @@ def model_hash(folder: Path) -> str:
     return _HASHES[key]
 
 
+#: The model tier's calibration, in its folder (written by ``workbench hallucination calibrate --detector nli:PATH``).
+MODEL_CALIBRATION = "calibration.json"
+
+
+def model_calibration(folder: Path) -> dict | None:
+    """The model tier's calibration in ``folder`` (how the lexical log-odds and the model's worst-claim non-support
+    combine: ``coef`` of two non-negative weights, ``intercept``), checked; None when the folder has none.
+
+    Raises
+    ------
+    ConfigError
+        Not JSON, a weight missing or negative, or fitted with another version of the offline detector (whose
+        log-odds it weighs): the message names the file and says to fit it again.
+
+    Examples
+    --------
+    >>> import json, tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> model_calibration(d) is None
+    True
+    >>> _ = (d / "calibration.json").write_text(json.dumps({"coef": [1.0], "intercept": 0.0}))
+    >>> model_calibration(d)
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ConfigError: ...calibration.json: 'coef' must be two non-negative numbers (lexical, model), got [1.0]
+    """
+    path = folder / MODEL_CALIBRATION
+    if not path.is_file():
+        return None
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not a calibration file ({exc})") from None
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{path}: expected a JSON object, got {type(spec).__name__}")
+    coef, intercept = spec.get("coef"), spec.get("intercept")
+
+    def finite(v: Any) -> bool:
+        return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+    if not (isinstance(coef, list) and len(coef) == 2 and all(finite(c) and c >= 0 for c in coef)):
+        raise ConfigError(f"{path}: 'coef' must be two non-negative numbers (lexical, model), got {coef!r}")
+    if not finite(intercept):
+        raise ConfigError(f"{path}: 'intercept' must be a finite number, got {intercept!r}")
+    version = spec.get("detector_version", DETECTOR_VERSION)
+    if version != DETECTOR_VERSION:
+        raise ConfigError(f"{path}: fitted with detector {DETECTOR_NAME} {version}, this is {DETECTOR_VERSION}: fit it "
+                          f"again (`workbench hallucination calibrate LABELLED.jsonl --detector nli:{folder}`)")
+    return spec
+
+
+def model_version(folder: Path, calibration: Mapping[str, Any] | None) -> str:
+    """The model tier's version: the offline detector's, the model folder's hash (:func:`model_hash`) and its
+    calibration (``uncal``, or ``cal.`` and 8 hex digits of a hash of its weights: a new calibration scores again).
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "model.onnx").write_bytes(b"graph"); _ = (d / "tokenizer.json").write_bytes(b"{}")
+    >>> model_version(d, None).endswith(".uncal"), model_version(d, {"coef": [1, 2], "intercept": 0})[-12:-8]
+    (True, 'cal.')
+    """
+    if not calibration:
+        tag = "uncal"
+    else:
+        key = json.dumps([[float(c) for c in calibration["coef"]], float(calibration["intercept"])])
+        tag = "cal." + hashlib.sha1(key.encode()).hexdigest()[:8]
+    return f"{DETECTOR_VERSION}+{model_hash(folder)}.{tag}"
+
+
 def detector_identity(config: Any = None) -> tuple[str, str]:
     """The name and version under which the configured detector writes its scores (``evals.evaluator`` and
     ``evaluator_version``), without loading it.
@@ -298,8 +368,7 @@ def detector_identity(config: Any = None) -> tuple[str, str]:
     if choice.kind == "nli":
         if not choice.model.is_dir():
             raise MissingFileError(f"nli: model folder {choice.model} does not exist")
-        cal = "cal" if (choice.model / "calibration.json").is_file() else "uncal"
-        return "nli", f"{DETECTOR_VERSION}+{model_hash(choice.model)}.{cal}"
+        return "nli", model_version(choice.model, model_calibration(choice.model))
     if choice.calibration is not None:
         cal = read_calibration(choice.calibration).check(str(choice.calibration))
         return DETECTOR_NAME, f"{DETECTOR_VERSION}+{cal.tag}"

@@ -39,7 +39,8 @@ import numpy as np
 
 from workbench.errors import ConfigError, MissingFileError, ParameterError
 from workbench.eval import detector as lexical
-from workbench.detector_config import detector_choice, model_file, model_hash
+from workbench.detector_config import (MODEL_CALIBRATION, detector_choice, model_calibration, model_file,
+                                       model_hash, model_version)
 
 __all__ = ["NLIDetector", "load_detector", "SUPPORT_LABELS"]
 
@@ -47,7 +48,6 @@ __all__ = ["NLIDetector", "load_detector", "SUPPORT_LABELS"]
 SUPPORT_LABELS = ("entail", "consistent", "support", "faithful")
 #: Words of a label name that negate it ("not_entailment", "non-entailment", "no support").
 _NEGATING = frozenset({"not", "non", "no"})
-_CALIBRATION = "calibration.json"
 #: Model families whose position ids start after the padding index: two positions fewer for tokens.
 _OFFSET_POSITIONS = frozenset({"roberta", "xlm-roberta", "camembert", "longformer", "bart", "mbart", "xmod"})
 
@@ -177,8 +177,7 @@ class NLIDetector:
             named = f" names none of them ({self.config['id2label']})" if self.config.get("id2label") else " is missing"
             raise ConfigError(f"nli: {model} gives {width} labels and the id2label of {self.path / 'config.json'}"
                               f"{named}: name the entailment label there")
-        cal = self.path / _CALIBRATION
-        self.calibration: dict | None = json.loads(cal.read_text(encoding="utf-8")) if cal.is_file() else None
+        self.calibration: dict | None = model_calibration(self.path)
         self.cache: dict[str, float] = {}
         self.cache_hits = 0
         self.pairs_scored = 0
@@ -186,9 +185,9 @@ class NLIDetector:
     # -- identity ----------------------------------------------------------------------------------------------------
     @property
     def DETECTOR_VERSION(self) -> str:  # noqa: N802 (the detector protocol's name)
-        """The lexical detector's version, the model's content hash and whether a calibration is applied."""
-        cal = "cal" if self.calibration else "uncal"
-        return f"{lexical.DETECTOR_VERSION}+{self.model_hash}.{cal}"
+        """The lexical detector's version, the model's content hash and its calibration (``uncal``, or a hash of the
+        calibration's weights): :func:`workbench.detector_config.model_version`."""
+        return model_version(self.path, self.calibration)
 
     def _support_index(self) -> int | None:
         """The output column of support: the one label of ``id2label`` naming it; None when the labels have no names
@@ -359,7 +358,7 @@ class NLIDetector:
         self.calibration = {"coef": [round(float(c), 6) for c in coef], "intercept": round(float(b), 6),
                             "rows": len(rows), "detector_version": lexical.DETECTOR_VERSION}
         if save:
-            (self.path / _CALIBRATION).write_text(json.dumps(self.calibration, indent=2) + "\n", encoding="utf-8")
+            (self.path / MODEL_CALIBRATION).write_text(json.dumps(self.calibration, indent=2) + "\n", encoding="utf-8")
         return self.calibration
 
 
