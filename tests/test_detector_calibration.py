@@ -215,6 +215,14 @@ def test_workbench_toml_selects_the_calibration_and_the_metrics_read_its_scores(
     assert rate["n"].to_list() == [3]
     labels = dict(db.sql("select call_id, label from evals where metric = 'hallucination_score'").rows())
     assert rate["value"][0] == pytest.approx(sum(v == "hallucinated" for v in labels.values()) / 3)
+    # the report's agreement table: the configured detector against the reviewers, by default
+    db.duckdb.execute("insert into evals (call_id, metric, value, label, evaluator, evaluator_version, repeat) values "
+                      "('a', 'hallucination_label', 0, 'supported', 'human', '1', 0), "
+                      "('b', 'hallucination_label', 1, 'hallucinated', 'human', '1', 0), "
+                      "('c', 'hallucination_label', 0, 'supported', 'human', '1', 0)")
+    agree = wb.agreement(db)
+    assert agree.select("evaluator", "version", "n").rows() == [("support", f"{D.DETECTOR_VERSION}+{cal.tag}", 3)]
+    assert agree["auroc"][0] == 1.0  # 'b' (1887 in Rome) scores above the two supported answers
 
 
 def test_the_detector_section_is_checked(tmp_path):

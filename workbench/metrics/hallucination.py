@@ -355,7 +355,7 @@ def _auroc_or_none(truth: Any, score: Any) -> float | None:
 def agreement(
     db: Any,
     *,
-    evaluator: str,
+    evaluator: str | None = None,
     reference: str = "human",
     version: str | None = None,
     reference_version: str | None = None,
@@ -368,8 +368,10 @@ def agreement(
     Parameters
     ----------
     db : Workbench or path
-    evaluator : str
-        The evaluator under test; its ``value`` is the score for AUROC.
+    evaluator : str, optional
+        The evaluator under test; its ``value`` is the score for AUROC. Default: the detector ``[detector]`` of the
+        database's ``workbench.toml`` names (the offline detector as shipped when none is), at its current version,
+        whose scores the hallucination metrics read.
     reference : str
         The reference evaluator (default ``human``): its label is the truth (hallucinated = 1).
     version, reference_version : str, optional
@@ -401,6 +403,9 @@ def agreement(
     import polars as pl
 
     db = as_workbench(db)
+    if evaluator is None:
+        evaluator, current = _default_detector(db)
+        version = version or current
     left, evaluator, version, metric = _binary_frame(db, evaluator, version, metric)
     right, reference, reference_version, reference_metric = _binary_frame(db, reference, reference_version,
                                                                           reference_metric)
