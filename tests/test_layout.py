@@ -119,14 +119,14 @@ def test_the_layout_test_sees_a_bad_import(tmp_path, monkeypatch):
 
 PUBLIC = sorted("""
 Report TABLES UndefinedMetricWarning Workbench agreement budget_status build_demo burn_rate_alerts compute connect
-decision_table detect drift_report evaluate experiment_summary import_labels ingest IngestSummary judge_variance
-load_prices priced_calls run_report shadow_comparison slo_report slo_status srm suite text_drift wilson_interval
+decision_table detect drift_report evaluate experiment_summary fit_calibration import_labels ingest IngestSummary
+judge_variance load_prices priced_calls run_report shadow_comparison slo_report slo_status srm suite text_drift wilson_interval
 worst_offenders
 """.split())
 
 SUBMODULES = sorted("""
-adoption charts config cost db demo detector drift eval experiments hallucination ingest io judge latency metrics prices
-ragas_eval reliability reports schedule schema slo stats
+adoption calibrate charts config cost db demo detector drift eval experiments hallucination ingest io judge latency
+metrics prices ragas_eval reliability reports schedule schema slo stats
 """.split())
 
 METRICS = sorted("""

@@ -34,6 +34,7 @@ EXPORTS = {
     "judge_variance": "metrics.hallucination",
     "worst_offenders": "metrics.hallucination",
     "detect": "eval.detector",
+    "fit_calibration": "eval.calibrate",
     "load_prices": "io.prices",
     "priced_calls": "metrics.cost",
     "budget_status": "metrics.cost",
@@ -53,10 +54,11 @@ EXPORTS = {
 SUBMODULES = {
     "io": "io", "eval": "eval", "metrics": "metrics", "reports": "reports", "demo": "demo",
     "stats": "stats", "schema": "schema", "db": "db", "config": "config", "errors": "errors",
-    "ingest": "io.ingest", "prices": "io.prices", "detector": "eval.detector", "judge": "eval.judge",
-    "ragas_eval": "eval.ragas", "latency": "metrics.latency", "cost": "metrics.cost", "reliability": "metrics.reliability",
-    "slo": "metrics.slo", "adoption": "metrics.adoption", "experiments": "metrics.experiments", "drift": "metrics.drift",
-    "hallucination": "metrics.hallucination", "charts": "reports.charts", "schedule": "reports.schedule",
+    "ingest": "io.ingest", "prices": "io.prices", "detector": "eval.detector", "calibrate": "eval.calibrate",
+    "judge": "eval.judge", "ragas_eval": "eval.ragas", "latency": "metrics.latency", "cost": "metrics.cost",
+    "reliability": "metrics.reliability", "slo": "metrics.slo", "adoption": "metrics.adoption",
+    "experiments": "metrics.experiments", "drift": "metrics.drift", "hallucination": "metrics.hallucination",
+    "charts": "reports.charts", "schedule": "reports.schedule",
 }
 
 
