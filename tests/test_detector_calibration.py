@@ -239,3 +239,42 @@ def test_the_detector_section_is_checked(tmp_path):
     toml.write_text('[detector]\ncalibration = "missing.json"\n')
     with pytest.raises(MissingFileError, match="missing.json does not exist"):
         load_detector(None, config=toml)
+
+
+def test_calibrating_on_the_reviewers_labels_in_the_database(tmp_path):
+    """Labels brought in with import_labels are the calibration's data: the same fit as from the file, benchmark
+    answers (no call) left out by default, the latest label of an answer reviewed twice, a clear error without any."""
+    rows = _rows(CONTRASTIVE)[:120]
+    path = str(tmp_path / "wb.duckdb")
+    db = wb.connect(path)
+    con = db.duckdb
+    for i, r in enumerate(rows):
+        con.execute("insert into calls (call_id, ts, feature, status) values (?, '2026-01-01', ?, 'ok')",
+                    [f"c{i:03d}", "chat" if i % 2 else "search"])
+        con.execute("insert into answers (call_id, question, contexts, answer) values (?, ?, ?, ?)",
+                    [f"c{i:03d}", r.get("question"), r["contexts"], r["answer"]])
+    con.execute("insert into answers (call_id, contexts, answer, source) values ('bench1', ['x'], 'y', 'set.jsonl')")
+    wb.import_labels(db, [{"call_id": f"c{i:03d}", "label": 1 - r["label"]} for i, r in enumerate(rows[:10])],
+                     version="first-pass")
+    wb.import_labels(db, [{"call_id": f"c{i:03d}", "label": r["label"]} for i, r in enumerate(rows)]
+                     + [{"call_id": "bench1", "label": 1}], version="review")
+    got = C.labelled_answers(db)
+    assert [g["label"] for g in got] == [r["label"] for r in rows]  # the later review wins; bench1 left out
+    assert len(C.labelled_answers(db, traffic="all")) == len(rows) + 1
+    assert len(C.labelled_answers(db, where={"feature": "chat"})) == len(rows) // 2
+    assert [g["label"] for g in C.labelled_answers(db, version="first-pass")] == [1 - r["label"] for r in rows[:10]]
+    db.close()
+    from_db = C.fit_calibration(C.labelled_answers(wb.connect(path, read_only=True)))
+    from_file = C.fit_calibration([{**r, "source": ""} for r in rows])
+    assert (from_db.scale, from_db.shift) == pytest.approx((from_file.scale, from_file.shift), abs=1e-9)
+    exe = [sys.executable, "-m", "workbench.cli", "hallucination", "calibrate"]
+    out = tmp_path / "cal.json"
+    r = subprocess.run([*exe, "--db", path, "--where", "feature=chat", "--out", str(out)], capture_output=True,
+                       text=True, timeout=300, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert f"on {len(rows) // 2} labelled answers" in r.stdout and C.read_calibration(out).rows == len(rows) // 2
+    r = subprocess.run([*exe, "--db", path, "--reference", "nobody", "--out", str(out)], capture_output=True,
+                       text=True, timeout=300, cwd=ROOT)
+    assert r.returncode == 2 and "carries a label of 'nobody'" in r.stderr
+    r = subprocess.run([*exe, "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert r.returncode == 2 and "LABELLED.jsonl or --db DB" in r.stderr

@@ -126,7 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "the offline detector (--out FILE; then --detector support:FILE or [detector] calibration = "
                         "FILE), or how a local model (--detector nli:PATH) and the lexical score combine "
                         "(PATH/calibration.json)")
-    h.add_argument("input", metavar="LABELLED.jsonl")
+    h.add_argument("input", metavar="LABELLED.jsonl", nargs="?", default=None,
+                   help="labelled answers (answer, contexts, label); or --db")
+    h.add_argument("--db", default=None, help="instead of a file: the answers of this database that reviewers "
+                   "labelled (workbench.import_labels); the offline detector only")
+    h.add_argument("--reference", default="human", help="with --db: the evaluator whose labels are the truth "
+                   "(default human)")
+    h.add_argument("--where", action="append", default=[], metavar="COL=VALUE", help="with --db: which answers")
     h.add_argument("--detector", default="support", help="'support' (default) or nli:PATH")
     h.add_argument("--out", default=None, metavar="FILE.json", help="where the offline detector's calibration is "
                    "written (required with --detector support)")
@@ -410,7 +416,18 @@ def _calibrate_offline(a: argparse.Namespace) -> int:
         raise ParameterError("hallucination calibrate: --out FILE.json is required: where the calibration is written "
                              "(then score with --detector support:FILE.json, or set [detector] calibration = "
                              "\"FILE.json\" in workbench.toml)")
-    cal = calibrate.fit_calibration(detector.read_labelled(a.input), folds=a.folds, progress=True)
+    if a.db is not None:
+        from workbench.db import connect
+
+        with connect(a.db, read_only=True) as db:
+            rows = calibrate.labelled_answers(db, reference=a.reference, where=a.where or None)
+        if not rows:
+            raise ParameterError(f"hallucination calibrate: no answer of {a.db} carries a label of {a.reference!r}"
+                                 f"{' with ' + ', '.join(a.where) if a.where else ''} (bring reviewers' labels in "
+                                 "with workbench.import_labels)")
+    else:
+        rows = detector.read_labelled(a.input)
+    cal = calibrate.fit_calibration(rows, folds=a.folds, progress=True)
     path = calibrate.write_calibration(cal, a.out)
     r = cal.report
     print(f"calibrated the offline detector {detector.DETECTOR_NAME} {detector.DETECTOR_VERSION} on {cal.rows:,} "
@@ -434,8 +451,15 @@ def _cmd_hallucination(a: argparse.Namespace) -> int:
     from workbench.eval import detector
     from workbench.eval.nli import NLIDetector, load_detector
 
-    if a.action == "calibrate" and a.detector.strip() == detector.DETECTOR_NAME:
-        return _calibrate_offline(a)
+    if a.action == "calibrate":
+        if (a.input is None) == (a.db is None):
+            raise ParameterError("hallucination calibrate: give the labelled answers as LABELLED.jsonl or --db DB "
+                                 "(one of the two)")
+        if a.detector.strip() == detector.DETECTOR_NAME:
+            return _calibrate_offline(a)
+        if a.db is not None:
+            raise ParameterError("hallucination calibrate: --db calibrates the offline detector; the model tier is "
+                                 "calibrated on a labelled file")
     det = load_detector(a.detector, config=getattr(a, "config", None))
     if a.action == "score":
         print(json.dumps(detector.score_jsonl(a.input, a.out, detector=det)))

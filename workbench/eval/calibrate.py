@@ -38,8 +38,8 @@ if TYPE_CHECKING:
 
     from workbench.eval.detector import Detection
 
-__all__ = ["Calibration", "CalibratedDetector", "fit_calibration", "fit_platt", "load_calibrated", "read_calibration",
-           "write_calibration"]
+__all__ = ["Calibration", "CalibratedDetector", "fit_calibration", "fit_platt", "labelled_answers", "load_calibrated",
+           "read_calibration", "write_calibration"]
 
 #: Below this many labelled answers the fit is noisy (measured: 25 labels left a calibration error 0.02-0.03 above
 #: that of 100): :func:`fit_calibration` says so in its report.
@@ -250,3 +250,63 @@ def fit_calibration(rows: Sequence[Mapping], *, folds: int = 5, seed: int = 0, p
                              "your traffic")
     return Calibration(scale=round(scale, 6), shift=round(shift, 6), detector_version=DETECTOR_VERSION,
                        rows=len(y), hallucinated=n1, report=report)
+
+
+TRAFFIC = ("production", "benchmark", "all")
+
+
+def labelled_answers(db: Any, *, reference: str = "human", version: str | None = None, where: Any = None,
+                     traffic: str = "production") -> list[dict]:
+    """The answers of a workbench database that ``reference`` labelled (reviewers' labels brought in by
+    :func:`workbench.import_labels`), as :func:`fit_calibration` takes them: ``call_id, answer, contexts, question,
+    label`` (1 = hallucinated).
+
+    Parameters
+    ----------
+    db : Workbench or path
+    reference : str
+        The evaluator whose labels are the truth (default ``human``).
+    version : str, optional
+        One version of its labels; default every version, the label written last where an answer has several.
+    where : mapping or list of "col=value", optional
+        Filter on the answers joined to their calls (``feature``, ``model``, ``prompt_version``...).
+    traffic : str
+        ``"production"`` (default): answers of logged calls, as the metrics count them; ``"benchmark"``: labelled test
+        sets (no call, a dataset as their source); ``"all"``.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status) values ('a', '2026-01-01', 'chat', "
+    ...     "'ok'); insert into answers (call_id, contexts, answer) values ('a', ['It opened in 1889.'], 'It was 1887.')")
+    >>> _ = wb.import_labels(db, [{"call_id": "a", "label": 1}])
+    >>> [(r["call_id"], r["label"]) for r in labelled_answers(db)]
+    [('a', 1)]
+    """
+    import ibis
+
+    from workbench.db import as_workbench, scope
+    from workbench.eval.run import answers_view
+    from workbench.schema import HALLUCINATED, LABEL_METRIC, SUPPORTED
+
+    if traffic not in TRAFFIC:
+        raise ParameterError(f"traffic: expected one of {', '.join(TRAFFIC)}, got {traffic!r}")
+    db = as_workbench(db)
+    e = db.evals
+    e = e.filter(e.evaluator == reference, e.metric == LABEL_METRIC, e.repeat.fill_null(0) == 0,
+                 e.label.isin([HALLUCINATED, SUPPORTED]))
+    if version is not None:
+        e = e.filter(e.evaluator_version == version)
+    # the label written last per answer (a later review of the same answer overrides an earlier one)
+    e = e.mutate(_last=ibis.row_number().over(group_by=e.call_id, order_by=[e.ts.desc(), e.evaluator_version.desc()]))
+    e = e.filter(e._last == 0).select(_call_id=e.call_id, _label=e.label)
+    a = scope(answers_view(db), time=None, where=where)
+    if traffic != "all":
+        benchmark = a.call_ts.isnull() & a.source.notnull()
+        a = a.filter(benchmark if traffic == "benchmark" else ~benchmark)
+    j = a.join(e, a.call_id == e._call_id)
+    df = j.select("call_id", "answer", "contexts", "question", "_label").order_by("call_id").to_polars()
+    return [{"call_id": r["call_id"], "answer": r["answer"] or "", "contexts": list(r["contexts"] or []),
+             "question": r["question"], "label": int(r["_label"] == HALLUCINATED)} for r in df.iter_rows(named=True)]
+
