@@ -278,3 +278,9 @@ def test_calibrating_on_the_reviewers_labels_in_the_database(tmp_path):
     assert r.returncode == 2 and "carries a label of 'nobody'" in r.stderr
     r = subprocess.run([*exe, "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert r.returncode == 2 and "LABELLED.jsonl or --db DB" in r.stderr
+    # the benchmark on the same labels, per feature
+    r = subprocess.run([*exe[:-1], "benchmark", "--db", path, "--reps", "20", "--json"], capture_output=True,
+                       text=True, timeout=300, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    sources = {x["source"]: x["n"] for x in json.loads(r.stdout)["sources"]}
+    assert sources == {"chat": len(rows) // 2, "search": len(rows) // 2, "overall": len(rows)}

@@ -32,6 +32,17 @@ def _add_db(p: argparse.ArgumentParser, required: bool = False, lock: bool = Tru
                             "$WORKBENCH_LOCK_TIMEOUT_S or 30)")
 
 
+def _add_labelled(p: argparse.ArgumentParser) -> None:
+    """The labelled answers of ``hallucination benchmark|calibrate``: a file, or the reviewers' labels of a database."""
+    p.add_argument("input", metavar="LABELLED.jsonl", nargs="?", default=None,
+                   help="labelled answers (answer, contexts, label); or --db")
+    p.add_argument("--db", default=None, help="instead of a file: the production answers of this database that "
+                   "reviewers labelled (workbench.import_labels)")
+    p.add_argument("--reference", default="human", help="with --db: the evaluator whose labels are the truth "
+                   "(default human)")
+    p.add_argument("--where", action="append", default=[], metavar="COL=VALUE", help="with --db: which answers")
+
+
 def _add_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--by", default=None, help="group keys, comma separated (default: the metric's own)")
     p.add_argument("--period", default=None, choices=["hour", "day", "week", "month", "all"])
@@ -115,8 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "or nli:PATH (a local ONNX model)")
     h.add_argument("--config", default=None, help="workbench.toml ([detector] model = PATH or calibration = FILE)")
     h = hsub.add_parser("benchmark", help="AUROC and Brier per source with bootstrap intervals, next to two baselines, "
-                        "leave-one-source-out figures and a reliability table, on labelled JSONL")
-    h.add_argument("input", metavar="LABELLED.jsonl")
+                        "leave-one-source-out figures and a reliability table, on labelled JSONL or on the reviewers' "
+                        "labels in a database (--db: per feature)")
+    _add_labelled(h)
     h.add_argument("--detector", default=None, help="'support' (offline, default), support:CALIBRATION.json "
                    "or nli:PATH (a local ONNX model)")
     h.add_argument("--config", default=None, help="workbench.toml ([detector] model = PATH or calibration = FILE)")
@@ -126,13 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "the offline detector (--out FILE; then --detector support:FILE or [detector] calibration = "
                         "FILE), or how a local model (--detector nli:PATH) and the lexical score combine "
                         "(PATH/calibration.json)")
-    h.add_argument("input", metavar="LABELLED.jsonl", nargs="?", default=None,
-                   help="labelled answers (answer, contexts, label); or --db")
-    h.add_argument("--db", default=None, help="instead of a file: the answers of this database that reviewers "
-                   "labelled (workbench.import_labels); the offline detector only")
-    h.add_argument("--reference", default="human", help="with --db: the evaluator whose labels are the truth "
-                   "(default human)")
-    h.add_argument("--where", action="append", default=[], metavar="COL=VALUE", help="with --db: which answers")
+    _add_labelled(h)
     h.add_argument("--detector", default="support", help="'support' (default) or nli:PATH")
     h.add_argument("--out", default=None, metavar="FILE.json", help="where the offline detector's calibration is "
                    "written (required with --detector support)")
@@ -408,6 +414,27 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     return 0
 
 
+def _labelled_rows(a: argparse.Namespace) -> list[dict]:
+    """The labelled answers named by ``LABELLED.jsonl`` or ``--db`` (exactly one of the two); from a database, each
+    with its feature as its ``source`` (the benchmark's rows per source)."""
+    from workbench.eval import calibrate, detector
+
+    if (a.input is None) == (a.db is None):
+        raise ParameterError(f"hallucination {a.action}: give the labelled answers as LABELLED.jsonl or --db DB "
+                             "(one of the two)")
+    if a.db is None:
+        return detector.read_labelled(a.input)
+    from workbench.db import connect
+
+    with connect(a.db, read_only=True) as db:
+        rows = calibrate.labelled_answers(db, reference=a.reference, where=a.where or None)
+    if not rows:
+        raise ParameterError(f"hallucination {a.action}: no answer of {a.db} carries a label of {a.reference!r}"
+                             f"{' with ' + ', '.join(a.where) if a.where else ''} (bring reviewers' labels in with "
+                             "workbench.import_labels)")
+    return [{**r, "source": r["feature"] if r["feature"] is not None else "(no feature)"} for r in rows]
+
+
 def _calibrate_offline(a: argparse.Namespace) -> int:
     """``workbench hallucination calibrate LABELLED.jsonl --out FILE``: the offline detector's calibration."""
     from workbench.eval import calibrate, detector
@@ -416,18 +443,7 @@ def _calibrate_offline(a: argparse.Namespace) -> int:
         raise ParameterError("hallucination calibrate: --out FILE.json is required: where the calibration is written "
                              "(then score with --detector support:FILE.json, or set [detector] calibration = "
                              "\"FILE.json\" in workbench.toml)")
-    if a.db is not None:
-        from workbench.db import connect
-
-        with connect(a.db, read_only=True) as db:
-            rows = calibrate.labelled_answers(db, reference=a.reference, where=a.where or None)
-        if not rows:
-            raise ParameterError(f"hallucination calibrate: no answer of {a.db} carries a label of {a.reference!r}"
-                                 f"{' with ' + ', '.join(a.where) if a.where else ''} (bring reviewers' labels in "
-                                 "with workbench.import_labels)")
-    else:
-        rows = detector.read_labelled(a.input)
-    cal = calibrate.fit_calibration(rows, folds=a.folds, progress=True)
+    cal = calibrate.fit_calibration(_labelled_rows(a), folds=a.folds, progress=True)
     path = calibrate.write_calibration(cal, a.out)
     r = cal.report
     print(f"calibrated the offline detector {detector.DETECTOR_NAME} {detector.DETECTOR_VERSION} on {cal.rows:,} "
@@ -451,15 +467,8 @@ def _cmd_hallucination(a: argparse.Namespace) -> int:
     from workbench.eval import detector
     from workbench.eval.nli import NLIDetector, load_detector
 
-    if a.action == "calibrate":
-        if (a.input is None) == (a.db is None):
-            raise ParameterError("hallucination calibrate: give the labelled answers as LABELLED.jsonl or --db DB "
-                                 "(one of the two)")
-        if a.detector.strip() == detector.DETECTOR_NAME:
-            return _calibrate_offline(a)
-        if a.db is not None:
-            raise ParameterError("hallucination calibrate: --db calibrates the offline detector; the model tier is "
-                                 "calibrated on a labelled file")
+    if a.action == "calibrate" and a.detector.strip() == detector.DETECTOR_NAME:
+        return _calibrate_offline(a)
     det = load_detector(a.detector, config=getattr(a, "config", None))
     if a.action == "score":
         print(json.dumps(detector.score_jsonl(a.input, a.out, detector=det)))
@@ -471,15 +480,19 @@ def _cmd_hallucination(a: argparse.Namespace) -> int:
         if a.out is not None:
             raise ParameterError("hallucination calibrate: --out is for the offline detector; the model tier's "
                                  f"calibration is written to {det.path / 'calibration.json'}")
-        print(json.dumps(det.fit_calibration(detector.read_labelled(a.input), save=True)))
+        print(json.dumps(det.fit_calibration(_labelled_rows(a), save=True)))
         return 0
-    table, rel = detector.benchmark_jsonl(a.input, detector=det, reps=a.reps)
+    rows = _labelled_rows(a)
+    if not rows:
+        raise ParameterError(f"{a.input}: no labelled rows (the file is empty or holds only blank lines)")
+    table, rel = detector.benchmark_rows(rows, detector=det, reps=a.reps)
     if a.json:
         print(json.dumps({"sources": table.to_dicts(), "reliability": rel.to_dicts()}, default=str))
     else:
+        others = "file's other sources" if a.db is None else "database's other features"
         print(f"detector {det.DETECTOR_NAME} {det.DETECTOR_VERSION}; {a.reps} bootstrap resamples; LOSO: the offline "
-              "features refitted on the file's other sources; reliability of the LOSO probabilities when the file "
-              f"has two sources or more; {table['answers_per_s'][0]:,.0f} answers/s")
+              f"features refitted on the {others}; reliability of the LOSO probabilities when there are two or more; "
+              f"{table['answers_per_s'][0]:,.0f} answers/s")
         print(detector.format_benchmark(table, rel))
     return 0
 

@@ -258,8 +258,8 @@ TRAFFIC = ("production", "benchmark", "all")
 def labelled_answers(db: Any, *, reference: str = "human", version: str | None = None, where: Any = None,
                      traffic: str = "production") -> list[dict]:
     """The answers of a workbench database that ``reference`` labelled (reviewers' labels brought in by
-    :func:`workbench.import_labels`), as :func:`fit_calibration` takes them: ``call_id, answer, contexts, question,
-    label`` (1 = hallucinated).
+    :func:`workbench.import_labels`), as :func:`fit_calibration` takes them: ``call_id, feature, answer, contexts,
+    question, label`` (1 = hallucinated).
 
     Parameters
     ----------
@@ -279,7 +279,7 @@ def labelled_answers(db: Any, *, reference: str = "human", version: str | None =
     >>> import workbench as wb
     >>> db = wb.connect(":memory:")
     >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status) values ('a', '2026-01-01', 'chat', "
-    ...     "'ok'); insert into answers (call_id, contexts, answer) values ('a', ['It opened in 1889.'], 'It was 1887.')")
+    ...     "'ok'); insert into answers (call_id, contexts, answer) values ('a', ['It opened in 1889.'], 'In 1887.')")
     >>> _ = wb.import_labels(db, [{"call_id": "a", "label": 1}])
     >>> [(r["call_id"], r["label"]) for r in labelled_answers(db)]
     [('a', 1)]
@@ -306,7 +306,8 @@ def labelled_answers(db: Any, *, reference: str = "human", version: str | None =
         benchmark = a.call_ts.isnull() & a.source.notnull()
         a = a.filter(benchmark if traffic == "benchmark" else ~benchmark)
     j = a.join(e, a.call_id == e._call_id)
-    df = j.select("call_id", "answer", "contexts", "question", "_label").order_by("call_id").to_polars()
-    return [{"call_id": r["call_id"], "answer": r["answer"] or "", "contexts": list(r["contexts"] or []),
-             "question": r["question"], "label": int(r["_label"] == HALLUCINATED)} for r in df.iter_rows(named=True)]
+    df = j.select("call_id", "feature", "answer", "contexts", "question", "_label").order_by("call_id").to_polars()
+    return [{"call_id": r["call_id"], "feature": r["feature"], "answer": r["answer"] or "",
+             "contexts": list(r["contexts"] or []), "question": r["question"],
+             "label": int(r["_label"] == HALLUCINATED)} for r in df.iter_rows(named=True)]
 
