@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from workbench.eval import detector as D
 from workbench.eval import fit as F
+from workbench.stats import expected_calibration_error
 
 
 def dev_path() -> Path:
@@ -331,9 +332,9 @@ def recalibration(x, y, src, l2: float, ks=(25, 50, 100, 200), splits: int = 50)
                 if len(set(y[cal])) < 2 or not len(rest):
                     continue
                 a, b = fit_platt(z[cal], y[cal])
-                eces.append(F.expected_calibration_error(y[rest], 1 / (1 + np.exp(-(max(a, 0.0) * z[rest] + b)))))
+                eces.append(expected_calibration_error(y[rest], 1 / (1 + np.exp(-(max(a, 0.0) * z[rest] + b)))))
             cells.append(f"{np.mean(eces):6.3f}" if eces else f"{'-':>6s}")
-        print(f"  {s:12s} {F.expected_calibration_error(y[idx], p[idx]):6.3f} " + " ".join(cells))
+        print(f"  {s:12s} {expected_calibration_error(y[idx], p[idx]):6.3f} " + " ".join(cells))
 
 
 def pl_config():

@@ -17,9 +17,9 @@ import workbench as wb
 from workbench.errors import ConfigError, MissingFileError, ParameterError
 from workbench.eval import calibrate as C
 from workbench.eval import detector as D
-from workbench.eval import fit as F
 from workbench.detector_config import detector_choice, detector_identity
 from workbench.eval.nli import load_detector
+from workbench.stats import expected_calibration_error
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRASTIVE = ROOT / "datasets" / "halu_contrastive.jsonl"
@@ -96,7 +96,7 @@ def test_calibrating_on_half_a_labelled_set_lowers_the_error_on_the_other_half(s
     y = [r["label"] for r in held]
     before = [d.score for d in D.detect_batch(held)]
     after = [d.score for d in C.CalibratedDetector(cal).detect_batch(held)]
-    assert F.expected_calibration_error(y, after) < F.expected_calibration_error(y, before)
+    assert expected_calibration_error(y, after) < expected_calibration_error(y, before)
     assert np.mean((np.array(after) - y) ** 2) < np.mean((np.array(before) - y) ** 2)
     r = cal.report
     assert r["ece_after"] < r["ece_before"] and r["brier_after"] < r["brier_before"] and r["auroc"] > 0.9
@@ -113,8 +113,8 @@ def test_calibrating_on_dialogue_halves_its_error():
     begin = [r for r in _rows(path) if r["source"] == "BEGIN"]
     fit_rows, held = _halves(begin, 0)
     y = [r["label"] for r in held]
-    before = F.expected_calibration_error(y, [d.score for d in D.detect_batch(held)])
-    after = F.expected_calibration_error(y, [d.score for d in C.CalibratedDetector(C.fit_calibration(fit_rows))
+    before = expected_calibration_error(y, [d.score for d in D.detect_batch(held)])
+    after = expected_calibration_error(y, [d.score for d in C.CalibratedDetector(C.fit_calibration(fit_rows))
                                              .detect_batch(held)])
     assert before == pytest.approx(0.121, abs=0.002) and after == pytest.approx(0.046, abs=0.002)
 

@@ -343,6 +343,8 @@ def test_import_labels_and_agreement_hand_computed(tmp_path):
     assert row["auroc"] == pytest.approx(7 / 9)
     assert row["kappa"] == pytest.approx(1 / 3)
     assert (row["precision"], row["recall"], row["f1"]) == (pytest.approx(2 / 3),) * 3
+    # one score per bin: |.9-1| + |.8-0| + |.3-1| + |.6-1| + |.2-0| + |.1-0| = 2.3, over 6 answers
+    assert row["calibration_error"] == pytest.approx(2.3 / 6)
     at = h.agreement(d, evaluator="det", threshold=0.7).row(0, named=True)  # pred 1,1,0,0,0,0: TP 1 FP 1 FN 2
     assert (at["precision"], at["recall"], at["auroc"]) == (0.5, pytest.approx(1 / 3), pytest.approx(7 / 9))
     # two evaluators with each other: the human labels as the "evaluator", det as the reference

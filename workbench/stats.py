@@ -785,6 +785,40 @@ def brier_score(labels: Sequence[int], probs: Sequence[float]) -> float:
     return float(np.mean((p - y) ** 2))
 
 
+def calibration_bins(probs: Any, bins: int = 10) -> np.ndarray:
+    """The bin of each probability among ``bins`` equal-width bins of [0, 1] (1.0 in the last one).
+
+    >>> calibration_bins([0.0, 0.05, 0.1, 0.95, 1.0]).tolist()
+    [0, 0, 1, 9, 9]
+    """
+    p = np.asarray(probs, dtype=float)
+    return np.minimum((p * bins).astype(int), bins - 1)
+
+
+def expected_calibration_error(labels: Sequence[int], probs: Sequence[float], *, bins: int = 10) -> float:
+    """Expected calibration error: over equal-width bins of the predicted probability, the gap between the mean
+    prediction and the observed rate of label 1, weighted by the bin's share of the rows. 0 is calibrated; lower is
+    better; NaN for empty input.
+
+    Examples
+    --------
+    >>> expected_calibration_error([0, 1, 1, 1], [0.1, 0.9, 0.9, 0.9], bins=2)   # (1 * 0.1 + 3 * 0.1) / 4
+    0.1
+    """
+    y = np.asarray(labels, dtype=float)
+    p = np.asarray(probs, dtype=float)
+    if y.shape != p.shape:
+        raise ParameterError(f"expected_calibration_error: labels and probs differ in length ({y.size} vs {p.size})")
+    if not y.size:
+        return float("nan")
+    idx = calibration_bins(p, bins)
+    ece = 0.0
+    for b in np.unique(idx):
+        m = idx == b
+        ece += m.sum() / y.size * abs(p[m].mean() - y[m].mean())
+    return round(float(ece), 12)
+
+
 def cohen_kappa(a: Any, b: Any) -> float | None:
     """Cohen's kappa of two binary raters, (p_o - p_e) / (1 - p_e); None when p_e = 1 (both constant and equal).
 

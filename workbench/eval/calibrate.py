@@ -240,9 +240,9 @@ def fit_calibration(rows: Sequence[Mapping], *, folds: int = 5, seed: int = 0, p
         after[~tr] = _sigmoid(max(a, 0.0) * z[~tr] + b)
     report: dict[str, Any] = {
         "auroc": round(auroc, 4), "unscorable": len(rows) - len(keep), "folds": folds,
-        "ece_before": round(F.expected_calibration_error(y, p), 4),
+        "ece_before": round(stats.expected_calibration_error(y, p), 4),
         "brier_before": round(float(np.mean((p - y) ** 2)), 4),
-        "ece_after": None if after is None else round(F.expected_calibration_error(y, after), 4),
+        "ece_after": None if after is None else round(stats.expected_calibration_error(y, after), 4),
         "brier_after": None if after is None else round(float(np.mean((after - y) ** 2)), 4),
     }
     if len(y) < FEW_ROWS:

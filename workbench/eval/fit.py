@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from workbench.errors import ParameterError
+from workbench.stats import calibration_bins, expected_calibration_error
 
 __all__ = [
     "fit_logistic",
@@ -26,7 +27,6 @@ __all__ = [
     "bootstrap_interval",
     "baseline_scores",
     "reliability_table",
-    "expected_calibration_error",
 ]
 
 _WORD = re.compile(r"\w+")
@@ -310,7 +310,7 @@ def reliability_table(y: Sequence[float], p: Sequence[float], *, bins: int = 10)
 
     y = np.asarray(y, float)
     p = np.asarray(p, float)
-    idx = _bins(p, bins)
+    idx = calibration_bins(p, bins)
     out = []
     for b in range(bins):
         m = idx == b
@@ -326,29 +326,3 @@ def reliability_table(y: Sequence[float], p: Sequence[float], *, bins: int = 10)
     return pl.DataFrame(out, schema={"bin": pl.Utf8, "n": pl.Int64, "mean_predicted": pl.Float64,
                                      "observed_rate": pl.Float64, "observed_lo": pl.Float64,
                                      "observed_hi": pl.Float64})
-
-
-def _bins(p: np.ndarray, bins: int) -> np.ndarray:
-    return np.minimum((p * bins).astype(int), bins - 1)
-
-
-def expected_calibration_error(y: Sequence[float], p: Sequence[float], *, bins: int = 10) -> float:
-    """Expected calibration error: over equal-width bins of the predicted probability, the gap between the mean
-    prediction and the observed rate, weighted by the bin's share of the rows (the last row of
-    :func:`reliability_table`).
-
-    Examples
-    --------
-    >>> expected_calibration_error([0, 1, 1, 1], [0.1, 0.9, 0.9, 0.9], bins=2)   # (1 * 0.1 + 3 * 0.1) / 4
-    0.1
-    """
-    y = np.asarray(y, float)
-    p = np.asarray(p, float)
-    if not len(y):
-        return float("nan")
-    idx = _bins(p, bins)
-    ece = 0.0
-    for b in np.unique(idx):
-        m = idx == b
-        ece += m.sum() / len(y) * abs(p[m].mean() - y[m].mean())
-    return round(float(ece), 12)

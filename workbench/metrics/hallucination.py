@@ -387,7 +387,9 @@ def agreement(
         One row: ``evaluator``, ``version``, ``reference``, ``reference_version``, ``threshold``, ``n`` (answers
         scored by both; unscorable on either side excluded and counted in ``n_unscorable``), ``positives``
         (reference hallucinated), ``auroc``, ``kappa``, ``precision``, ``recall``, ``f1``, ``accuracy``
-        (all higher is better; null when undefined).
+        (all higher is better; null when undefined), and ``calibration_error``: the expected calibration error of the
+        evaluator's values as probabilities against the reference (10 bins; 0 is calibrated, lower is better; above
+        about 0.05, ``workbench hallucination calibrate --db`` fits the offline detector to these labels).
 
     Examples
     --------
@@ -400,6 +402,7 @@ def agreement(
     >>> agreement(db, evaluator="d").select("n", "auroc", "kappa", "precision", "recall").rows()
     [(3, 1.0, 0.4, 0.5, 1.0)]
     """
+    import numpy as np
     import polars as pl
 
     db = as_workbench(db)
@@ -438,8 +441,10 @@ def agreement(
         "auroc": _auroc_or_none(truth, score) if n else None, "kappa": stats.cohen_kappa(pred, truth) if n else None,
         "precision": precision, "recall": recall, "f1": f1,
         "accuracy": float((pred == truth).mean()) if n else None,
+        "calibration_error": stats.expected_calibration_error(truth, np.clip(score, 0.0, 1.0)) if n else None,
     }], schema_overrides={"threshold": pl.Float64, "auroc": pl.Float64, "kappa": pl.Float64,
-                          "precision": pl.Float64, "recall": pl.Float64, "f1": pl.Float64, "accuracy": pl.Float64})
+                          "precision": pl.Float64, "recall": pl.Float64, "f1": pl.Float64, "accuracy": pl.Float64,
+                          "calibration_error": pl.Float64})
 
 
 def judge_variance(db: Any, *, evaluator: str, version: str | None = None, metric: str | None = None,
