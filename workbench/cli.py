@@ -414,9 +414,10 @@ def _cmd_eval(a: argparse.Namespace) -> int:
     return 0
 
 
-def _labelled_rows(a: argparse.Namespace) -> list[dict]:
-    """The labelled answers named by ``LABELLED.jsonl`` or ``--db`` (exactly one of the two); from a database, each
-    with its feature as its ``source`` (the benchmark's rows per source)."""
+def _labelled_rows(a: argparse.Namespace, *, per_feature: bool = False) -> list[dict]:
+    """The labelled answers named by ``LABELLED.jsonl`` or ``--db`` (exactly one of the two). From a database, with
+    ``per_feature`` each answer's feature is its ``source`` (the benchmark's rows per source); otherwise every answer
+    weighs the same in a fit, as every answer counts the same in the metrics."""
     from workbench.eval import calibrate, detector
 
     if (a.input is None) == (a.db is None):
@@ -432,6 +433,8 @@ def _labelled_rows(a: argparse.Namespace) -> list[dict]:
         raise ParameterError(f"hallucination {a.action}: no answer of {a.db} carries a label of {a.reference!r}"
                              f"{' with ' + ', '.join(a.where) if a.where else ''} (bring reviewers' labels in with "
                              "workbench.import_labels)")
+    if not per_feature:
+        return rows
     return [{**r, "source": r["feature"] if r["feature"] is not None else "(no feature)"} for r in rows]
 
 
@@ -482,7 +485,7 @@ def _cmd_hallucination(a: argparse.Namespace) -> int:
                                  f"calibration is written to {det.path / 'calibration.json'}")
         print(json.dumps(det.fit_calibration(_labelled_rows(a), save=True)))
         return 0
-    rows = _labelled_rows(a)
+    rows = _labelled_rows(a, per_feature=True)
     if not rows:
         raise ParameterError(f"{a.input}: no labelled rows (the file is empty or holds only blank lines)")
     table, rel = detector.benchmark_rows(rows, detector=det, reps=a.reps)
