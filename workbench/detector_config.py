@@ -207,7 +207,7 @@ def detector_choice(config: Any = None) -> DetectorChoice:
     """
     from workbench.config import load_config
 
-    cfg = load_config(config.config if hasattr(config, "budgets") else config)
+    cfg = load_config(config)
     sec = cfg.section("detector")
     unknown = [k for k in sec if k not in _KEYS]
     if unknown:
