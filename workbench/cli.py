@@ -424,7 +424,10 @@ def _labelled_rows(a: argparse.Namespace, *, per_feature: bool = False) -> list[
         raise ParameterError(f"hallucination {a.action}: give the labelled answers as LABELLED.jsonl or --db DB "
                              "(one of the two)")
     if a.db is None:
-        return detector.read_labelled(a.input)
+        rows = detector.read_labelled(a.input)
+        if not rows:
+            raise ParameterError(f"{a.input}: no labelled rows (the file is empty or holds only blank lines)")
+        return rows
     from workbench.db import connect
 
     with connect(a.db, read_only=True) as db:
@@ -462,12 +465,13 @@ def _calibrate_offline(a: argparse.Namespace) -> int:
     if "warning" in r:
         print(f"warning: {r['warning']}")
     print(f"wrote {path}: score with --detector {detector.DETECTOR_NAME}:{path} or set [detector] calibration = "
-          f"\"{path}\" in workbench.toml (version {detector.DETECTOR_VERSION}+{cal.tag})")
+          f"\"{path}\" in workbench.toml (version {cal.version})")
     return 0
 
 
 def _cmd_hallucination(a: argparse.Namespace) -> int:
     from workbench.eval import detector
+    from workbench.detector_config import MODEL_CALIBRATION
     from workbench.eval.nli import NLIDetector, load_detector
 
     if a.action == "calibrate" and a.detector.strip() == detector.DETECTOR_NAME:
@@ -482,13 +486,10 @@ def _cmd_hallucination(a: argparse.Namespace) -> int:
                                  f"got {a.detector!r}")
         if a.out is not None:
             raise ParameterError("hallucination calibrate: --out is for the offline detector; the model tier's "
-                                 f"calibration is written to {det.path / 'calibration.json'}")
+                                 f"calibration is written to {det.path / MODEL_CALIBRATION}")
         print(json.dumps(det.fit_calibration(_labelled_rows(a), save=True)))
         return 0
-    rows = _labelled_rows(a, per_feature=True)
-    if not rows:
-        raise ParameterError(f"{a.input}: no labelled rows (the file is empty or holds only blank lines)")
-    table, rel = detector.benchmark_rows(rows, detector=det, reps=a.reps)
+    table, rel = detector.benchmark_rows(_labelled_rows(a, per_feature=True), detector=det, reps=a.reps)
     if a.json:
         print(json.dumps({"sources": table.to_dicts(), "reliability": rel.to_dicts()}, default=str))
     else:

@@ -37,6 +37,24 @@ EPS = 1e-12
 _KEYS = ("model", "calibration", "batch_size", "max_length")
 
 
+def _finite(v: Any) -> bool:
+    """A JSON number (not a boolean) that is finite."""
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _json_file(path: Path) -> Any:
+    """The JSON value of a calibration file; a :class:`ConfigError` naming the file when it is not JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not a calibration file ({exc})") from None
+
+
+def _calibration_tag(key: list) -> str:
+    """``cal.`` and 8 hex digits of the SHA-1 of what decides a calibration's probabilities (``key``, as JSON)."""
+    return "cal." + hashlib.sha1(json.dumps(key).encode()).hexdigest()[:8]
+
+
 @dataclass(frozen=True)
 class Calibration:
     """Platt scaling of the offline detector's probability, fitted on labelled answers.
@@ -71,8 +89,12 @@ class Calibration:
     @property
     def tag(self) -> str:
         """``cal.`` and 8 hex digits of a hash of the mapping and the version it applies to."""
-        key = json.dumps([KIND, repr(float(self.scale)), repr(float(self.shift)), self.detector_version])
-        return "cal." + hashlib.sha1(key.encode()).hexdigest()[:8]
+        return _calibration_tag([KIND, repr(float(self.scale)), repr(float(self.shift)), self.detector_version])
+
+    @property
+    def version(self) -> str:
+        """The version the calibrated detector writes its scores under: the detector's, ``+``, :attr:`tag`."""
+        return f"{self.detector_version}+{self.tag}"
 
     def apply(self, p: float) -> float:
         """The calibrated probability of the detector's probability ``p``."""
@@ -136,10 +158,7 @@ def read_calibration(path: str | Path) -> Calibration:
     path = Path(path).expanduser()
     if not path.is_file():
         raise MissingFileError(f"calibration: file {path} does not exist")
-    try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: not a calibration file ({exc})") from None
+    spec = _json_file(path)
     if not isinstance(spec, dict) or spec.get("calibration") != KIND or spec.get("detector") != DETECTOR_NAME:
         raise ConfigError(f"{path}: not a calibration of the offline detector (expected \"calibration\": \"{KIND}\" "
                           f"and \"detector\": \"{DETECTOR_NAME}\", as `workbench hallucination calibrate` "
@@ -147,8 +166,7 @@ def read_calibration(path: str | Path) -> Calibration:
 
     def number(name: str, positive: bool = False) -> float:
         v = spec.get(name)
-        if (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
-                or (positive and v <= 0)):
+        if not _finite(v) or (positive and v <= 0):
             raise ConfigError(f"{path}: field {name!r} must be a {'number > 0' if positive else 'finite number'}, "
                               f"got {v!r}")
         return float(v)
@@ -312,20 +330,13 @@ def model_calibration(folder: Path) -> dict | None:
     path = folder / MODEL_CALIBRATION
     if not path.is_file():
         return None
-    try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: not a calibration file ({exc})") from None
+    spec = _json_file(path)
     if not isinstance(spec, dict):
         raise ConfigError(f"{path}: expected a JSON object, got {type(spec).__name__}")
     coef, intercept = spec.get("coef"), spec.get("intercept")
-
-    def finite(v: Any) -> bool:
-        return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
-
-    if not (isinstance(coef, list) and len(coef) == 2 and all(finite(c) and c >= 0 for c in coef)):
+    if not (isinstance(coef, list) and len(coef) == 2 and all(_finite(c) and c >= 0 for c in coef)):
         raise ConfigError(f"{path}: 'coef' must be two non-negative numbers (lexical, model), got {coef!r}")
-    if not finite(intercept):
+    if not _finite(intercept):
         raise ConfigError(f"{path}: 'intercept' must be a finite number, got {intercept!r}")
     version = spec.get("detector_version", DETECTOR_VERSION)
     if version != DETECTOR_VERSION:
@@ -334,22 +345,20 @@ def model_calibration(folder: Path) -> dict | None:
     return spec
 
 
-def model_version(folder: Path, calibration: Mapping[str, Any] | None) -> str:
-    """The model tier's version: the offline detector's, the model folder's hash (:func:`model_hash`) and its
-    calibration (``uncal``, or ``cal.`` and 8 hex digits of a hash of its weights: a new calibration scores again).
+def model_version(hashed: str, calibration: Mapping[str, Any] | None) -> str:
+    """The model tier's version: the offline detector's, the model folder's hash (``hashed``, :func:`model_hash`) and
+    its calibration (``uncal``, or ``cal.`` and 8 hex digits of a hash of its weights: a new calibration scores again).
 
-    >>> import tempfile, pathlib
-    >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = (d / "model.onnx").write_bytes(b"graph"); _ = (d / "tokenizer.json").write_bytes(b"{}")
-    >>> model_version(d, None).endswith(".uncal"), model_version(d, {"coef": [1, 2], "intercept": 0})[-12:-8]
-    (True, 'cal.')
+    >>> model_version("3f2a0c9d11e1", None) == DETECTOR_VERSION + "+3f2a0c9d11e1.uncal"
+    True
+    >>> model_version("3f2a0c9d11e1", {"coef": [1, 2], "intercept": 0}).split("+")[1][:17]
+    '3f2a0c9d11e1.cal.'
     """
     if not calibration:
         tag = "uncal"
     else:
-        key = json.dumps([[float(c) for c in calibration["coef"]], float(calibration["intercept"])])
-        tag = "cal." + hashlib.sha1(key.encode()).hexdigest()[:8]
-    return f"{DETECTOR_VERSION}+{model_hash(folder)}.{tag}"
+        tag = _calibration_tag([[float(c) for c in calibration["coef"]], float(calibration["intercept"])])
+    return f"{DETECTOR_VERSION}+{hashed}.{tag}"
 
 
 def detector_identity(config: Any = None) -> tuple[str, str]:
@@ -368,8 +377,7 @@ def detector_identity(config: Any = None) -> tuple[str, str]:
     if choice.kind == "nli":
         if not choice.model.is_dir():
             raise MissingFileError(f"nli: model folder {choice.model} does not exist")
-        return "nli", model_version(choice.model, model_calibration(choice.model))
+        return "nli", model_version(model_hash(choice.model), model_calibration(choice.model))
     if choice.calibration is not None:
-        cal = read_calibration(choice.calibration).check(str(choice.calibration))
-        return DETECTOR_NAME, f"{DETECTOR_VERSION}+{cal.tag}"
+        return DETECTOR_NAME, read_calibration(choice.calibration).check(str(choice.calibration)).version
     return DETECTOR_NAME, DETECTOR_VERSION

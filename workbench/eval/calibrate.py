@@ -89,7 +89,7 @@ class CalibratedDetector:
 
     @property
     def DETECTOR_VERSION(self) -> str:  # noqa: N802 (the detector protocol's name)
-        return f"{DETECTOR_VERSION}+{self.calibration.tag}"
+        return self.calibration.version
 
     @property
     def THRESHOLD(self) -> float:  # noqa: N802 (the detector protocol's name)
@@ -243,9 +243,9 @@ def fit_calibration(rows: Sequence[Mapping], *, folds: int = 5, seed: int = 0, p
     report: dict[str, Any] = {
         "auroc": round(auroc, 4), "unscorable": len(rows) - len(keep), "folds": folds,
         "ece_before": round(stats.expected_calibration_error(y, p), 4),
-        "brier_before": round(float(np.mean((p - y) ** 2)), 4),
+        "brier_before": round(stats.brier_score(y, p), 4),
         "ece_after": None if after is None else round(stats.expected_calibration_error(y, after), 4),
-        "brier_after": None if after is None else round(float(np.mean((after - y) ** 2)), 4),
+        "brier_after": None if after is None else round(stats.brier_score(y, after), 4),
     }
     if len(y) < FEW_ROWS:
         report["warning"] = (f"{len(y)} labelled answers: below {FEW_ROWS} the calibration is noisy; label more of "
@@ -253,8 +253,6 @@ def fit_calibration(rows: Sequence[Mapping], *, folds: int = 5, seed: int = 0, p
     return Calibration(scale=round(scale, 6), shift=round(shift, 6), detector_version=DETECTOR_VERSION,
                        rows=len(y), hallucinated=n1, report=report)
 
-
-TRAFFIC = ("production", "benchmark", "all")
 
 
 def labelled_answers(db: Any, *, reference: str = "human", version: str | None = None, where: Any = None,
@@ -290,6 +288,7 @@ def labelled_answers(db: Any, *, reference: str = "human", version: str | None =
 
     from workbench.db import as_workbench, scope
     from workbench.eval.run import answers_view
+    from workbench.metrics.hallucination import TRAFFIC, benchmark_answer
     from workbench.schema import HALLUCINATED, LABEL_METRIC, SUPPORTED
 
     if traffic not in TRAFFIC:
@@ -305,7 +304,7 @@ def labelled_answers(db: Any, *, reference: str = "human", version: str | None =
     e = e.filter(e._last == 0).select(_call_id=e.call_id, _label=e.label)
     a = scope(answers_view(db), time=None, where=where)
     if traffic != "all":
-        benchmark = a.call_ts.isnull() & a.source.notnull()
+        benchmark = benchmark_answer(a.call_ts, a.source)
         a = a.filter(benchmark if traffic == "benchmark" else ~benchmark)
     j = a.join(e, a.call_id == e._call_id)
     df = j.select("call_id", "feature", "answer", "contexts", "question", "_label").order_by("call_id").to_polars()

@@ -321,8 +321,8 @@ def reliability_table(y: Sequence[float], p: Sequence[float], *, bins: int = 10)
         lo, hi = wilson_interval(np.array([k]), np.array([n]))
         out.append({"bin": f"{b / bins:.1f}-{(b + 1) / bins:.1f}", "n": n, "mean_predicted": float(p[m].mean()),
                     "observed_rate": k / n, "observed_lo": float(lo[0]), "observed_hi": float(hi[0])})
-    out.append({"bin": "ECE", "n": len(y), "mean_predicted": expected_calibration_error(y, p, bins=bins), "observed_rate": None, "observed_lo": None,
-                "observed_hi": None})
+    out.append({"bin": "ECE", "n": len(y), "mean_predicted": expected_calibration_error(y, p, bins=bins),
+                "observed_rate": None, "observed_lo": None, "observed_hi": None})
     return pl.DataFrame(out, schema={"bin": pl.Utf8, "n": pl.Int64, "mean_predicted": pl.Float64,
                                      "observed_rate": pl.Float64, "observed_lo": pl.Float64,
                                      "observed_hi": pl.Float64})

@@ -187,7 +187,7 @@ class NLIDetector:
     def DETECTOR_VERSION(self) -> str:  # noqa: N802 (the detector protocol's name)
         """The lexical detector's version, the model's content hash and its calibration (``uncal``, or a hash of the
         calibration's weights): :func:`workbench.detector_config.model_version`."""
-        return model_version(self.path, self.calibration)
+        return model_version(self.model_hash, self.calibration)
 
     def _support_index(self) -> int | None:
         """The output column of support: the one label of ``id2label`` naming it; None when the labels have no names

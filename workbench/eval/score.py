@@ -91,8 +91,8 @@ def evaluate(
         ``"support:FILE"``: the offline detector with a calibration fitted on the team's labelled answers
         (:mod:`workbench.eval.calibrate`, ``workbench hallucination calibrate``).
         ``"nli:PATH"``: the model tier (:mod:`workbench.eval.nli`), a local ONNX NLI / consistency model.
-        With ``detector=None`` and ``config`` given, ``[detector]`` of ``workbench.toml`` decides: ``model = "PATH"``
-        selects the model tier, ``calibration = "FILE"`` the calibrated offline detector.
+        With ``detector=None``, ``[detector]`` of ``workbench.toml`` (``config``, else the database's own) decides:
+        ``model = "PATH"`` selects the model tier, ``calibration = "FILE"`` the calibrated offline detector.
         ``"ragas:<metric>"``: a ragas metric (:mod:`workbench.eval.ragas`), e.g. ``"ragas:faithfulness"``.
         An object with ``DETECTOR_NAME``, ``DETECTOR_VERSION``, ``THRESHOLD`` and ``detect_batch`` is used as the
         detector (a custom or re-versioned detector).

@@ -112,6 +112,12 @@ def _resolve(db: "Workbench", evaluator: str | None, version: str | None, metric
 TRAFFIC = ("production", "benchmark", "all")
 
 
+def benchmark_answer(call_ts: Any, source: Any) -> Any:
+    """Whether an answer belongs to a labelled test set rather than production traffic: no logged call (``call_ts``
+    of its call is null) and a dataset named as its ``source`` (Ibis expressions in, a boolean expression out)."""
+    return call_ts.isnull() & source.notnull()
+
+
 def _explain_missing(db: "Workbench", fn: str, evaluator: str | None, version: str | None, metric: str | None,
                      df: "pl.DataFrame") -> "pl.DataFrame":
     """``df``, with a warning when it is empty because the database holds only other versions' scores of the default
@@ -163,7 +169,7 @@ def _scored_join(db: "Workbench", evaluator: str, version: str | None, metric: s
     cc = c.select(_c_call_id=c.call_id, call_ts=c.ts, **{col: c[col] for col in extra})
     j = ee.left_join(aa, ee.call_id == aa._a_call_id).left_join(cc, ee.call_id == cc._c_call_id)
     j = j.drop("_a_call_id", "_c_call_id")
-    kind = ibis.ifelse(j.call_ts.isnull() & j.source.notnull(), "benchmark", "production")
+    kind = ibis.ifelse(benchmark_answer(j.call_ts, j.source), "benchmark", "production")
     j = j.mutate(ts=ibis.coalesce(j.call_ts, j.answer_ts), traffic=kind)
     return j if traffic == "all" else j.filter(j.traffic == traffic)
 
@@ -406,10 +412,7 @@ def agreement(
     import polars as pl
 
     db = as_workbench(db)
-    if evaluator is None:
-        evaluator, current = _default_detector(db)
-        version = version or current
-    left, evaluator, version, metric = _binary_frame(db, evaluator, version, metric)
+    left, evaluator, version, metric = _binary_frame(db, evaluator, version, metric)  # evaluator None: the default
     right, reference, reference_version, reference_metric = _binary_frame(db, reference, reference_version,
                                                                           reference_metric)
     j = left.join(right, on="call_id", how="inner", suffix="_ref")
