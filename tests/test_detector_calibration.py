@@ -278,6 +278,13 @@ def test_calibrating_on_the_reviewers_labels_in_the_database(tmp_path):
     assert r.returncode == 2 and "carries a label of 'nobody'" in r.stderr
     r = subprocess.run([*exe, "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert r.returncode == 2 and "LABELLED.jsonl or --db DB" in r.stderr
+    # hostile values at the boundary: a column that is not there, a quote in a value, an output folder that is not
+    for args, message in [(["--where", "nosuch=1"], "no column 'nosuch'"),
+                          (["--where", "feature=x' or '1'='1"], "carries a label of 'human' with feature=x' or"),
+                          (["--out", str(tmp_path / "no" / "such" / "cal.json")], "does not exist")]:
+        argv = [*exe, "--db", path, *(args if "--out" in args else [*args, "--out", str(out)])]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT)
+        assert r.returncode == 2 and message in r.stderr, (args, r.stderr)
     # the benchmark on the same labels, per feature
     r = subprocess.run([*exe[:-1], "benchmark", "--db", path, "--reps", "20", "--json"], capture_output=True,
                        text=True, timeout=300, cwd=ROOT)
