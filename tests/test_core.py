@@ -35,9 +35,29 @@ def test_migrations_apply_once_and_reopen_keeps_data(tmp_path):
     db.close()
     db = wb.connect(path)
     assert db.calls.count().execute() == 1
-    assert db.sql("select count(*) as n from schema_version")["n"][0] == 1
+    assert db.sql("select count(*) as n from schema_version")["n"][0] == SCHEMA_VERSION
     assert migrate(db.duckdb) == SCHEMA_VERSION
-    assert db.sql("select count(*) as n from schema_version")["n"][0] == 1
+    assert db.sql("select count(*) as n from schema_version")["n"][0] == SCHEMA_VERSION
+
+
+def test_a_version_1_database_gains_the_mapping_hash_of_its_runs(tmp_path):
+    # version 1 had no ingest_runs.mapping_hash: made here as that version left it, then opened
+    path = tmp_path / "w.duckdb"
+    db = wb.connect(path)
+    db.duckdb.execute("insert into ingest_runs (run_id, source_path, format) values ('r1', 'a.csv', 'csv')")
+    db.duckdb.execute("alter table ingest_runs drop column mapping_hash")
+    db.duckdb.execute("delete from schema_version where version > 1")
+    db.close()
+    with pytest.raises(wb.errors.DatabaseError, match="schema version 1 is older"):
+        wb.connect(path, read_only=True)
+    db = wb.connect(path)
+    try:
+        assert db.schema_version == SCHEMA_VERSION == 2
+        assert db.duckdb.execute("select run_id, format, mapping_hash from ingest_runs").fetchall() == [
+            ("r1", "csv", None)]
+        assert db.ingest_runs.columns == TABLES["ingest_runs"].names
+    finally:
+        db.close()
 
 
 def test_newer_database_is_refused(tmp_path):

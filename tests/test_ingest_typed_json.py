@@ -474,6 +474,8 @@ def test_one_read_backs_off_to_the_survey_with_the_same_result(tmp_path, monkeyp
 
 def test_a_file_loaded_before_is_not_tried_in_one_read(tmp_path, monkeypatch):
     # a re-load is mostly duplicates: the guarded insert would read the file for few new rows, then the survey again
+    # (a re-load that is not replayed: a row of the first load deleted since, say)
+    monkeypatch.setattr(ing, "_replay", lambda *a: None)
     worth = []
     real = ing._one_read_records
     monkeypatch.setattr(ing, "_one_read_records", lambda *a: worth.append(r := real(*a)) or r)
@@ -673,3 +675,85 @@ def test_parquet_decimals_load_the_same_as_their_text(tmp_path, monkeypatch):
     assert "not an integer in output_tokens: '12.50'" in reasons  # the decimal's own text
     assert any(r.startswith("unparseable timestamp in ts: '100000000000000000000.00'") for r in reasons)
     assert s_ns["inserted"] == n and rows_ns[0][3].microsecond == 123456  # nanoseconds truncated to microseconds
+
+
+def _not_read(monkeypatch) -> None:
+    """Make every way of reading a file fail: a load that still reads it raises."""
+    from workbench.io import otlp_proto
+
+    def boom(*a, **k):
+        raise AssertionError("the file was read again")
+
+    for name in ("_straight", "_survey", "_load", "_jsonl_source", "_csv_source", "_parquet_source", "_otel_source",
+                 "_records_source"):
+        monkeypatch.setattr(ing, name, boom)
+    monkeypatch.setattr(otlp_proto, "file_to_jsonl", boom)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_a_reload_of_a_mapped_file_loaded_whole_is_not_read_again(tmp_path, fmt, monkeypatch):
+    """The same bytes, the same mapping and the same version, every row of that load still in the table: the counts
+    of a full re-load (all duplicates) without reading the file. Another mapping, a row deleted since, or a run
+    recorded before mappings were (no mapping hash) read it in full."""
+    p, _ = write_flat_case(tmp_path, fmt, "clean")
+    counts = lambda s: (s.read, s.inserted, s.duplicates, s.quarantined)  # noqa: E731
+    db = wb.connect(tmp_path / "a.duckdb")
+    try:
+        assert counts(ing.ingest(db, p, format=fmt, mapping=FLAT_MAP, progress=False)) == (20, 20, 0, 0)
+        with monkeypatch.context() as m:
+            _not_read(m)
+            again = ing.ingest(db, p, format=fmt, mapping=FLAT_MAP, progress=False)
+        assert counts(again) == (20, 0, 20, 0)
+        first_run = db.duckdb.execute("select run_id from ingest_runs order by started_at limit 1").fetchone()[0]
+        assert again.files[0]["same_as"] == first_run and f"not read again: loaded whole by run {first_run}" in str(again)
+        runs = db.duckdb.execute("select count(*), count(distinct mapping_hash), min(rows_duplicate) "
+                                 "from ingest_runs").fetchone()
+        assert runs == (2, 1, 0)
+        # another mapping (input_tokens from another field): read in full, and its rows are duplicates too
+        other = {"table": "calls", "columns": {**FLAT_MAP["columns"], "input_tokens": {"field": "input",
+                                                                                      "default": 0}}}
+        assert counts(ing.ingest(db, p, format=fmt, mapping=other, progress=False)) == (20, 0, 20, 0)
+        with monkeypatch.context() as m:
+            _not_read(m)
+            with pytest.raises(AssertionError, match="read again"):
+                ing.ingest(db, p, format=fmt, mapping=other, progress=False)
+        # a row deleted since: read, and the row goes in again
+        db.duckdb.execute("delete from calls where call_id = 'c4'")
+        assert counts(ing.ingest(db, p, format=fmt, mapping=FLAT_MAP, progress=False)) == (20, 1, 19, 0)
+        # runs recorded without a mapping hash (a database of schema version 1): read in full
+        db.duckdb.execute("update ingest_runs set mapping_hash = NULL")
+        with monkeypatch.context() as m:
+            _not_read(m)
+            with pytest.raises(AssertionError, match="read again"):
+                ing.ingest(db, p, format=fmt, mapping=FLAT_MAP, progress=False)
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("name", ["openai_chat.jsonl", "proto"])
+def test_a_reload_of_otlp_spans_loaded_whole_is_not_read_again(tmp_path, name, monkeypatch):
+    from google.protobuf import json_format
+
+    from workbench.io import otlp_proto
+
+    src = Path(__file__).parent / "data" / "otel" / "openai_chat.jsonl"
+    if name == "proto":
+        p = tmp_path / "spans.pb"
+        with open(p, "wb") as out:
+            for line in src.read_bytes().splitlines():
+                if line.strip():
+                    msg = json_format.Parse(line, otlp_proto._request_class()(), ignore_unknown_fields=True)
+                    out.write(otlp_proto.frame(msg.SerializeToString()))
+    else:
+        p = tmp_path / name
+        p.write_bytes(src.read_bytes())
+    db = wb.connect(":memory:")
+    try:
+        first = ing.ingest(db, p, progress=False)
+        assert first.read > 0 and first.inserted == first.read
+        with monkeypatch.context() as m:
+            _not_read(m)
+            again = ing.ingest(db, p, progress=False)
+        assert (again.read, again.inserted, again.duplicates) == (first.read, 0, first.read)
+    finally:
+        db.close()

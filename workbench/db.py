@@ -43,8 +43,14 @@ def _migration_v1(run) -> None:
         run(table.ddl())
 
 
+def _migration_v2(run) -> None:
+    # ingest_runs.mapping_hash: a re-load of a mapped file is known to give the same rows only under the same mapping
+    # (a database created at version 2 already has it: version 1 creates the tables as declared now)
+    run("ALTER TABLE ingest_runs ADD COLUMN IF NOT EXISTS mapping_hash VARCHAR")
+
+
 # version -> function(run_sql). Append only: a released migration never changes.
-MIGRATIONS = {1: _migration_v1}
+MIGRATIONS = {1: _migration_v1, 2: _migration_v2}
 
 
 _COMPILERS = "ibis.backends.sql.compilers"
@@ -496,7 +502,7 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = False, c
     --------
     >>> db = connect(":memory:")
     >>> db.schema_version
-    1
+    2
     >>> connect(":memory:", memory_limit="512MB").duckdb.execute("select current_setting('memory_limit')").fetchone()
     ('488.2 MiB',)
     >>> connect("no/such/file.duckdb", create=False)

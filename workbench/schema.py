@@ -29,7 +29,7 @@ from workbench.errors import NotFoundError
 
 from dataclasses import dataclass, field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def utc_now(*, seconds: bool = False) -> _dt.datetime:
@@ -276,6 +276,7 @@ INGEST_RUNS = Table(
         C("rows_duplicate", "BIGINT", "Rows already present (same natural key), not inserted."),
         C("rows_quarantined", "BIGINT", "Rows kept in quarantine with a reason."),
         C("workbench_version", "VARCHAR", "Version of the workbench that loaded the file."),
+        C("mapping_hash", "VARCHAR", "sha256 of the mapping the file was read with (NULL: a format's own mapping)."),
     ),
     key=("run_id",),
     time="started_at",

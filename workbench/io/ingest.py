@@ -44,7 +44,10 @@ The invariant, per file and in total: ``read = inserted + duplicates + quarantin
   act on and the raw row. ``IngestSummary.reasons`` counts them by kind.
 
 Each file is one transaction and one ``ingest_runs`` row (run id, path, sha256 of the bytes, format, table, times,
-counts, workbench version); every inserted row carries ``ingest_run_id``. An unreadable file, an unknown format or a
+counts, workbench version, :func:`mapping_hash`); every inserted row carries ``ingest_run_id``. A file whose same
+bytes were loaded whole before, as the same format, with the same mapping and version (none of its rows quarantined,
+duplicated or deleted since) is not read again: every row counts as a duplicate, as reading it would find
+(:func:`_replay`). An unreadable file, an unknown format or a
 bad mapping raises :class:`IngestError` (the CLI exits 2) before anything of that file is written; all files are
 checked before the first one is loaded. An unexpected failure while loading a file rolls that file back and raises
 :class:`IngestError`; files loaded before it stay loaded.
@@ -55,8 +58,8 @@ counts as loaded only when every record of the file was inserted (none already i
 with distinct keys, and the mapped fields were found in the file's first records. Otherwise that insert is rolled
 back and one pass counts what keeps the file from going straight in (rows a check quarantines, keys repeated in the
 file, mapped fields no record has, records DuckDB rejects); a clean file is then inserted by a second pass. A file
-loaded before (the same content) skips the one-read attempt: a re-load is mostly duplicates, and when the survey
-finds every row of the file in the table already there is no second pass at all. A file with something to
+loaded before (the same content) and not replayed skips the one-read attempt: a re-load is mostly duplicates, and
+when the survey finds every row of the file in the table already there is no second pass at all. A file with something to
 quarantine is read into a staging table first, which keeps every row's line number and raw text for the quarantine.
 JSONL is parsed by DuckDB's typed JSON reader (``read_json`` with the columns the mapping reads) when it reads the
 file whole: a file with a line that is not a JSON object, that repeats a key the mapping reads, or with blank lines
@@ -473,7 +476,8 @@ def _parse_spec(name: str, raw: Any, t: Table, where: str, *, otel: bool) -> Col
 class IngestSummary:
     """Counts of one :func:`ingest` call, in total and per file; ``read = inserted + duplicates + quarantined``.
 
-    ``files`` holds one dict per file: path, table, format, run_id, the four counts, and ``seconds``: where the load's
+    ``files`` holds one dict per file: path, table, format, run_id, the four counts, ``same_as`` (the run that loaded
+    the same bytes whole before, when the file was not read again for that; else None) and ``seconds``: where the load's
     time went (``hash``: the sha256 and record count of the file; ``parse``: the records of a format parsed and mapped
     in Python (:mod:`workbench.io.sniff`) and staged, 0 for the formats read by DuckDB; ``validate``: the survey
     pass, or the staging with its checks and quarantine, or for a file loaded in one read the checks of its head and
@@ -504,7 +508,8 @@ class IngestSummary:
                  f"duplicates {self.duplicates:,}, quarantined {self.quarantined:,}"]
         for f in self.files:
             lines.append(f"  {f['path']} ({f['format']} -> {f['table']}, run {f['run_id']}): read {f['read']:,}, "
-                         f"inserted {f['inserted']:,}, duplicates {f['duplicates']:,}, quarantined {f['quarantined']:,}")
+                         f"inserted {f['inserted']:,}, duplicates {f['duplicates']:,}, quarantined {f['quarantined']:,}"
+                         + (f" (not read again: loaded whole by run {f['same_as']})" if f.get("same_as") else ""))
         if self.reasons:
             lines.append("quarantined rows by reason (see the quarantine table):")
             for r, c in sorted(self.reasons.items(), key=lambda x: (-x[1], x[0])):
@@ -1147,7 +1152,10 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
         hashed = time.perf_counter() - clock
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise IngestError(f"{path}: cannot read the file: {exc}") from None
-    if plan.fmt == "otel-proto":  # decoded to OTLP JSON lines, then read as OTLP JSON (one piece for both)
+    mhash = mapping_hash(plan.mapping)
+    # the same bytes loaded whole before, as this format, with this mapping and version: not read again
+    replayed = None if source is not None else _replay(con, TABLES[table], content_hash, plan.fmt, mhash)
+    if plan.fmt == "otel-proto" and replayed is None:  # decoded to OTLP JSON lines, then read as OTLP JSON
         with tempfile.TemporaryDirectory(prefix="workbench-otlp-") as tmp:
             jsonl = Path(tmp) / (path.name + ".jsonl")
             otlp_proto.file_to_jsonl(path, jsonl)
@@ -1157,7 +1165,7 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
         path, content_hash, fmt_name = source
     else:
         fmt_name = plan.fmt
-    if plan.json_records:  # the line reader reads a one-record-a-line copy; its lines size the buffers
+    if plan.json_records and replayed is None:  # the line reader reads a one-record-a-line copy; its lines size the buffers
         plan.lines_path = _records_as_lines(path)
         longest = _scan(plan.lines_path)[1]
     elif plan.fmt == "jsonl" and not plan.documents:
@@ -1173,7 +1181,7 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
     src = survey = ls = straight = None
     rejects_offset: int | None = None
     surveyed = 0.0
-    if not plan.documents and plan.fmt in ("jsonl", "csv", "parquet"):
+    if replayed is None and not plan.documents and plan.fmt in ("jsonl", "csv", "parquet"):
         # Built and surveyed before the transaction: they write nothing, and a typed JSON read that fails (the file
         # then goes through the line reader) must not abort it.
         _drop_temps(con)
@@ -1211,14 +1219,11 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
                     raise IngestError(f"{path}: cannot read the file: {exc}") from None
         elif survey is not None and survey.n != plan.records:
             survey = None  # DuckDB rejected records while reading (CSV): the load below quarantines them
-    if plan.fmt == "otel" and not plan.documents:
+    if replayed is None and plan.fmt == "otel" and not plan.documents:
         # read on all cores (no line numbers) and inserted in one read when it is clean; else read again in line order
         _drop_temps(con)
         whole = _otel_source(con, plan, numbered=False)[0]
         straight = _straight(con, whole, _load_sql(whole, TABLES[table], run_id), TABLES[table], plan, content_hash)
-    replayed = None
-    if src is None and plan.documents and plan.mapping is None and source is None:
-        replayed = _replay(con, TABLES[table], content_hash, fmt_name)
     staged = src is None and plan.documents and replayed is None
     parsed = 0.0
     if staged:
@@ -1258,7 +1263,7 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
                 f"check quotes and line endings)")
         finished = _now()
         row = [run_id, str(path), content_hash, fmt_name, table, started, finished, counts["read"],
-               counts["inserted"], counts["duplicates"], counts["quarantined"], __version__]
+               counts["inserted"], counts["duplicates"], counts["quarantined"], __version__, mhash]
         con.execute(f"INSERT INTO ingest_runs VALUES ({_sql_values(row)})")
         _drop_temps(con)
         con.execute("COMMIT")
@@ -1273,27 +1278,51 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
             plan.lines_path.unlink(missing_ok=True)
             plan.lines_path = None
     reasons = counts.pop("reasons")
-    f = {"path": str(path), "table": table, "format": fmt_name, "run_id": run_id, **counts}
+    f = {"path": str(path), "table": table, "format": fmt_name, "run_id": run_id, "same_as": None, **counts}
     return f, reasons
 
 
-def _replay(con, t: Table, content_hash: str, fmt_name: str) -> dict | None:
-    """The counts of loading again a file of a format parsed in Python whose earlier load is still whole, without
-    parsing it; None when that is not known for sure.
+def mapping_hash(m: Mapping | None) -> str | None:
+    """sha256 of what a mapping says (table, format, CSV options, columns), not of where it was read from; None for
+    no mapping (a format read with its own). Two mappings with the same hash map every file to the same rows.
 
-    Known for sure when a run of this version loaded the same bytes (sha256) as this format into this table, every
-    record of it went in (none quarantined, none a duplicate), and every row it inserted is still in the table. The
-    file then maps to the same rows (the mapping is the format's own, and a record that passed the checks passes them
-    later too, the clock being past that run's), all of whose keys are in the table: every record is a duplicate, as
-    the full load would find after parsing it (8 s for 100,000 LiteLLM records; the checks here take milliseconds). A
-    file with a record to quarantine, one loaded with duplicates, or one whose rows were deleted since is loaded in
-    full.
+    >>> a = load_mapping({"table": "feedback", "columns": {"ts": {"field": "t", "unit": "ms"}, "kind": "kind"}})
+    >>> b = load_mapping({"table": "feedback", "columns": {"kind": "kind", "ts": {"unit": "ms", "field": "t"}}})
+    >>> mapping_hash(a) == mapping_hash(b) != mapping_hash(load_mapping({"table": "feedback", "columns": {
+    ...     "ts": {"field": "t", "unit": "s"}, "kind": "kind"}}))
+    True
+    >>> mapping_hash(None) is None
+    True
+    """
+    if m is None:
+        return None
+    said = {"table": m.table, "format": m.format, "csv": m.csv, "otel_only": m.otel_only,
+            "columns": {c: [spec.field, spec.value, spec.has_value, spec.hash, spec.unit, spec.format, spec.default,
+                            spec.optional] for c, spec in m.columns.items()}}
+    # default=repr: a TOML date or time as value or default (repr names its type: a date and its text differ)
+    text = json.dumps(said, sort_keys=True, default=repr, ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def _replay(con, t: Table, content_hash: str, fmt_name: str, mhash: str | None) -> dict | None:
+    """The counts of loading again a file whose earlier load is still whole, without reading it; None when that is
+    not known for sure.
+
+    Known for sure when a run of this version loaded the same bytes (sha256) as this format, with the same mapping
+    (:func:`mapping_hash`; a format's own when there is none), into this table, every record of it went in (none
+    quarantined, none a duplicate), and every row it inserted is still in the table. The file then maps to the same
+    rows (a record that passed the checks passes them later too, the clock being past that run's), all of whose keys
+    are in the table: every record is a duplicate, as the full load would find after reading it (8 s for 100,000
+    LiteLLM records, 0.9 s for 1M JSONL rows validated again; the checks here take milliseconds). A file with a record
+    to quarantine, one loaded with duplicates, one whose rows were deleted since, or one recorded before runs named
+    their mapping (schema version 1) is loaded in full.
     """
     from workbench._version import __version__
 
+    same_mapping = "mapping_hash IS NULL" if mhash is None else f"mapping_hash = {_lit(mhash)}"
     for run_id, read in con.execute(
             f"SELECT run_id, rows_read FROM ingest_runs WHERE content_hash = {_lit(content_hash)} "
-            f"AND target_table = {_lit(t.name)} AND format = {_lit(fmt_name)} "
+            f"AND target_table = {_lit(t.name)} AND format = {_lit(fmt_name)} AND {same_mapping} "
             f"AND workbench_version = {_lit(__version__)} AND rows_read > 0 AND rows_inserted = rows_read "
             f"AND rows_duplicate = 0 AND rows_quarantined = 0 AND finished_at <= CAST({_lit(_now())} AS TIMESTAMP) "
             f"ORDER BY finished_at DESC").fetchall():
@@ -1301,7 +1330,7 @@ def _replay(con, t: Table, content_hash: str, fmt_name: str) -> dict | None:
         held = con.execute(f"SELECT count(*) FROM {_ident(t.name)} WHERE ingest_run_id = {_lit(run_id)}").fetchone()[0]
         if held == read:
             return {"read": read, "inserted": 0, "duplicates": read, "quarantined": 0, "reasons": {},
-                    "_validate": time.perf_counter() - clock, "_write": 0.0}
+                    "same_as": run_id, "_validate": time.perf_counter() - clock, "_write": 0.0}
     return None
 
 
