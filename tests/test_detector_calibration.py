@@ -291,3 +291,17 @@ def test_calibrating_on_the_reviewers_labels_in_the_database(tmp_path):
     assert r.returncode == 0, r.stderr
     sources = {x["source"]: x["n"] for x in json.loads(r.stdout)["sources"]}
     assert sources == {"chat": len(rows) // 2, "search": len(rows) // 2, "overall": len(rows)}
+
+
+def test_calibrate_into_a_missing_folder_fails_before_the_fit(tmp_path, monkeypatch):
+    # the fit scores every labelled answer (seconds to minutes): a folder that is not there is said before it
+    from workbench import cli
+    from workbench.eval import calibrate
+
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text(json.dumps({"answer": "a", "contexts": ["a"], "label": 0}) + "\n")
+    monkeypatch.setattr(calibrate, "fit_calibration", lambda *a, **k: pytest.fail("fitted before the folder was checked"))
+    out = tmp_path / "no" / "such" / "cal.json"
+    with pytest.raises(wb.errors.MissingFileError, match=r"folder .*such does not exist"):
+        cli._calibrate_offline(cli.build_parser().parse_args(["hallucination", "calibrate", str(labelled),
+                                                              "--out", str(out)]))

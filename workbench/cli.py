@@ -443,12 +443,14 @@ def _labelled_rows(a: argparse.Namespace, *, per_feature: bool = False) -> list[
 
 def _calibrate_offline(a: argparse.Namespace) -> int:
     """``workbench hallucination calibrate LABELLED.jsonl --out FILE``: the offline detector's calibration."""
+    from workbench.detector_config import calibration_target
     from workbench.eval import calibrate, detector
 
     if a.out is None:
         raise ParameterError("hallucination calibrate: --out FILE.json is required: where the calibration is written "
                              "(then score with --detector support:FILE.json, or set [detector] calibration = "
                              "\"FILE.json\" in workbench.toml)")
+    calibration_target(a.out)  # a folder that is not there is said before the fit, not after it
     cal = calibrate.fit_calibration(_labelled_rows(a), folds=a.folds, progress=True)
     path = calibrate.write_calibration(cal, a.out)
     r = cal.report

@@ -27,7 +27,7 @@ from typing import Any
 from workbench.errors import ConfigError, MissingFileError
 from workbench.schema import DETECTOR_NAME, DETECTOR_VERSION
 
-__all__ = ["Calibration", "DetectorChoice", "detector_choice", "detector_identity", "model_calibration", "model_file",
+__all__ = ["Calibration", "DetectorChoice", "calibration_target", "detector_choice", "detector_identity", "model_calibration", "model_file",
            "model_hash", "model_version", "read_calibration", "write_calibration"]
 
 #: What a calibration file says it is.
@@ -127,10 +127,22 @@ def write_calibration(cal: Calibration, path: str | Path) -> Path:
     >>> back = read_calibration(p); (back.scale, back.shift, back.tag == c.tag)
     (1.5, -0.5, True)
     """
+    path = calibration_target(path)
+    path.write_text(json.dumps(cal.to_json(), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def calibration_target(path: str | Path) -> Path:
+    """The path a calibration will be written to, checked before anything is fitted: its folder must exist.
+
+    >>> calibration_target("/no/such/folder/cal.json")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.MissingFileError: calibration: folder /no/such/folder does not exist
+    """
     path = Path(path).expanduser()
     if not path.parent.is_dir():
         raise MissingFileError(f"calibration: folder {path.parent} does not exist")
-    path.write_text(json.dumps(cal.to_json(), indent=2) + "\n", encoding="utf-8")
     return path
 
 
