@@ -40,6 +40,15 @@ def test_migrations_apply_once_and_reopen_keeps_data(tmp_path):
     assert db.sql("select count(*) as n from schema_version")["n"][0] == SCHEMA_VERSION
 
 
+def compute_ok(db) -> bool:
+    """A metric runs on ``db`` (it has no calls: the metric says so, and gives its null row)."""
+    from workbench.metrics import compute
+    from workbench.metrics.core import UndefinedMetricWarning
+
+    with pytest.warns(UndefinedMetricWarning, match="no data"):
+        return compute("error_rate", db).height == 1
+
+
 def test_a_version_1_database_gains_the_mapping_hash_of_its_runs(tmp_path):
     # version 1 had no ingest_runs.mapping_hash: made here as that version left it, then opened
     path = tmp_path / "w.duckdb"
@@ -48,16 +57,24 @@ def test_a_version_1_database_gains_the_mapping_hash_of_its_runs(tmp_path):
     db.duckdb.execute("alter table ingest_runs drop column mapping_hash")
     db.duckdb.execute("delete from schema_version where version > 1")
     db.close()
-    with pytest.raises(wb.errors.DatabaseError, match="schema version 1 is older"):
-        wb.connect(path, read_only=True)
+    # a reader needs nothing version 2 added (only ingest reads mapping_hash): a report or a metric run before any
+    # writer has opened the file since the upgrade reads it as it is, and migrates nothing
+    with wb.connect(path, read_only=True) as ro:
+        assert ro.schema_version == 1
+        assert ro.ingest_runs.select("source_path", "format").to_polars().rows() == [("a.csv", "csv")]
+        assert compute_ok(ro)
     db = wb.connect(path)
     try:
-        assert db.schema_version == SCHEMA_VERSION == 2
+        assert db.schema_version == SCHEMA_VERSION == 2  # a writer migrates it
         assert db.duckdb.execute("select run_id, format, mapping_hash from ingest_runs").fetchall() == [
             ("r1", "csv", None)]
         assert db.ingest_runs.columns == TABLES["ingest_runs"].names
+        # a migration readers do need is still refused read-only (version 1 creates the tables)
+        db.duckdb.execute("delete from schema_version")
     finally:
         db.close()
+    with pytest.raises(wb.errors.DatabaseError, match="schema version 0 is older"):
+        wb.connect(path, read_only=True)
 
 
 def test_newer_database_is_refused(tmp_path):

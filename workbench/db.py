@@ -51,6 +51,10 @@ def _migration_v2(run) -> None:
 
 # version -> function(run_sql). Append only: a released migration never changes.
 MIGRATIONS = {1: _migration_v1, 2: _migration_v2}
+#: The migrations a read-only connection can do without: they add only what no reader reads (version 2: the mapping
+#: hash of ingest runs, read by ingest). A report or a metric opening a database that no writer has migrated since an
+#: upgrade reads it as it is; the first writer migrates it.
+READER_OPTIONAL = frozenset({2})
 
 
 _COMPILERS = "ibis.backends.sql.compilers"
@@ -558,7 +562,7 @@ def _check_schema(con: "duckdb.DuckDBPyConnection", path: str) -> None:
             f"{path}: the database has schema version {current}, newer than this workbench ({SCHEMA_VERSION}); "
             "upgrade workbench"
         )
-    if current < SCHEMA_VERSION:
+    if current < SCHEMA_VERSION and not READER_OPTIONAL.issuperset(range(current + 1, SCHEMA_VERSION + 1)):
         raise DatabaseError(f"{path}: schema version {current} is older than this workbench's ({SCHEMA_VERSION}); "
                             "open it once for writing (e.g. `workbench ingest` or wb.connect(path)) to migrate it")
 
