@@ -552,7 +552,8 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = False, c
 
 
 def _check_schema(con: "duckdb.DuckDBPyConnection", path: str) -> None:
-    """A read-only connection migrates nothing: the file must already be a workbench database of this version."""
+    """A read-only connection migrates nothing: the file must already be a workbench database of this version, or
+    of an older one whose pending migrations readers can do without (:data:`READER_OPTIONAL`)."""
     has = con.execute("select count(*) from information_schema.tables where table_name = 'schema_version'").fetchone()[0]
     if not has:
         raise DatabaseError(f"{path}: a DuckDB file but not a workbench database (no schema_version table)")
