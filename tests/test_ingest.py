@@ -342,6 +342,38 @@ def test_otlp_json_lines_with_the_proto_field_names_load_like_camel_case(db, tmp
     assert got[0]["call_id"] == "0102030405060708" and got[0]["status"] == "error" and got[0]["input_tokens"] == 120
 
 
+def test_otlp_json_lines_in_both_spellings_load_whatever_the_first_line(tmp_path):
+    # a file appended to by two writers (the Collector's camelCase, a Python exporter's proto field names): the first
+    # line chose the reader, so the same lines loaded whole in one order and lost the snake_case ones to quarantine
+    # ("not an OTLP trace export") in the other
+    from google.protobuf.json_format import MessageToJson
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    def export(span_byte: int) -> ExportTraceServiceRequest:
+        req = ExportTraceServiceRequest()
+        sp = req.resource_spans.add().scope_spans.add().spans.add()
+        sp.trace_id, sp.span_id, sp.name = bytes(range(16)), bytes([span_byte] * 8), "chat gpt-4o"
+        sp.start_time_unix_nano, sp.end_time_unix_nano = 1763632800 * 10**9, 1763632801 * 10**9
+        a = sp.attributes.add()
+        a.key, a.value.string_value = "gen_ai.request.model", "gpt-4o"
+        return req
+
+    camel = MessageToJson(export(1), indent=None)
+    snake = MessageToJson(export(2), preserving_proto_field_name=True, indent=None)
+    filler = [MessageToJson(export(10 + i), indent=None) for i in range(3)]
+    for name, lines in (("camel_first", [camel, *filler, snake]), ("snake_first", [snake, *filler, camel])):
+        f = tmp_path / f"{name}.jsonl"
+        f.write_text("\n".join(lines) + "\n")
+        db = wb.connect(":memory:")
+        try:
+            s = ingest(db, f, progress=False)
+            assert (s.read, s.inserted, s.quarantined) == (5, 5, 0), (name, s)
+            ids = {r["call_id"] for r in rows(db, "select call_id from calls")}
+            assert {"0101010101010101", "0202020202020202"} <= ids
+        finally:
+            db.close()
+
+
 def test_otel_mapping_overrides_attribute_names(db, tmp_path):
     line = json.loads((OTEL / "agent_tool.jsonl").read_text().splitlines()[1])
     attrs = line["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"]
@@ -761,7 +793,25 @@ def test_file_scan_hashes_and_counts_across_chunks(tmp_path, monkeypatch, chunk)
     p = tmp_path / "f.jsonl"
     p.write_bytes(data)
     monkeypatch.setattr(ing, "_HASH_CHUNK", chunk)
-    digest, longest, lines = ing._scan(p)
+    digest, longest, lines, found = ing._scan(p, b'"c399", "pad"')
+    assert found and not ing._scan(p, b'"c400"')[3]
     assert digest == hashlib.sha256(data).hexdigest()
     assert lines == 401
     assert longest >= max(len(x) for x in data.split(b"\n"))
+
+
+def test_the_scan_finds_a_key_split_across_its_chunks(tmp_path, monkeypatch):
+    import random
+
+    from workbench.io import ingest as ing
+
+    monkeypatch.setattr(ing, "_HASH_CHUNK", 7)
+    rng = random.Random(4)
+    needle = b'"resource_spans"'
+    for _ in range(200):
+        body = bytes(rng.choice(b'ab"_ce\n') for _ in range(rng.randrange(0, 60)))
+        at = rng.randrange(0, len(body) + 1)
+        text = body[:at] + (needle if rng.random() < 0.5 else b"") + body[at:]
+        f = tmp_path / "f.jsonl"
+        f.write_bytes(text)
+        assert ing._scan(f, needle)[3] == (needle in text), text

@@ -93,7 +93,7 @@ OpenTelemetry GenAI spans (format ``otel``)
 What the OpenTelemetry Collector's file exporter writes: OTLP JSON, one ``ExportTraceServiceRequest`` per line
 (``resourceSpans -> scopeSpans -> spans``), or pretty-printed documents, or an array of them; protobuf's own field names
 (``resource_spans``, ``span_id``, ``string_value``, as ``MessageToJson(preserving_proto_field_name=True)`` writes them)
-too. A line that is not JSON, or JSON without ``resourceSpans``, is quarantined. Columns of ``calls``, first attribute present wins (span attributes, then
+too, in any line of a file, whatever spelling its first line has. A line that is not JSON, or JSON without ``resourceSpans``, is quarantined. Columns of ``calls``, first attribute present wins (span attributes, then
 resource attributes for the product-context columns):
 
 ============================  ==========================================================================================
@@ -549,13 +549,15 @@ def _json_paths(fld: str) -> list[str]:
     return paths
 
 
-def _scan(path: Path) -> tuple[str, int, int]:
-    """sha256 of the file's bytes, the length in bytes of its longest line, and its number of lines (split at
-    ``\\n``, as iterating over the file does; of the decompressed text for .gz)."""
+def _scan(path: Path, needle: bytes = b"") -> tuple[str, int, int, bool]:
+    """sha256 of the file's bytes, the length in bytes of its longest line, its number of lines (split at ``\\n``, as
+    iterating over the file does; of the decompressed text for .gz) and whether ``needle`` occurs in that text."""
     from concurrent.futures import ThreadPoolExecutor
 
     h = hashlib.sha256()
     longest = _LongestLine()
+    seen = _Needle(needle)
+    gz = path.name.endswith(".gz")
     # The hash runs on a second core while this one counts the lines (hashlib lets go of the GIL): 0.16 s and 0.12 s
     # of a 200 MB file, one after the other 0.28 s. One chunk is hashed while the next is read and counted.
     with open(path, "rb") as fh, ThreadPoolExecutor(1) as hasher:
@@ -563,16 +565,38 @@ def _scan(path: Path) -> tuple[str, int, int]:
         while chunk := fh.read(_HASH_CHUNK):
             done, hashing = hashing, hasher.submit(h.update, chunk)
             longest.add(chunk)
+            if not gz:
+                seen.add(chunk)
             if done is not None:
                 done.result()
         if hashing is not None:
             hashing.result()
-    if path.name.endswith(".gz"):
+    if gz:
         longest = _LongestLine()
         with gzip.open(path, "rb") as fh:
             while chunk := fh.read(_HASH_CHUNK):
                 longest.add(chunk)
-    return h.hexdigest(), longest.bytes, longest.lines
+                seen.add(chunk)
+    return h.hexdigest(), longest.bytes, longest.lines, seen.found
+
+
+class _Needle:
+    """Fed consecutive chunks: whether a byte string occurs in them, across chunk boundaries too.
+
+    >>> n = _Needle(b"abcd"); [n.add(c) for c in (b"xxa", b"b", b"c", b"dyy")] and n.found
+    True
+    """
+
+    def __init__(self, needle: bytes) -> None:
+        self.needle, self.tail, self.found = needle, b"", False
+
+    def add(self, chunk: bytes) -> None:
+        if self.found or not self.needle:
+            return
+        keep = len(self.needle) - 1  # the most of it that can end a chunk without being found in it
+        self.found = self.needle in chunk or self.needle in self.tail + chunk[:keep]
+        if keep:
+            self.tail = chunk[-keep:] if len(chunk) >= keep else (self.tail + chunk)[-keep:]
 
 
 class _LongestLine:
@@ -869,6 +893,10 @@ def _json_records(path: Path) -> bool:
         (b"{", b"[", b",")))
 
 
+#: The OTLP JSON key of protobuf's own field names (``resource_spans``; a JSON printer preserving field names)
+_PROTO_NAMES = b'"resource_spans"'
+
+
 def _otel_documents(path: Path) -> bool:
     """An OTLP file the SQL line reader cannot take: not JSON lines (a pretty-printed document, several of them, an
     array), gzip without a .gz name (DuckDB decompresses by the name), or lines in protobuf's own field names
@@ -886,7 +914,7 @@ def _otel_documents(path: Path) -> bool:
     if magic == GZIP_MAGIC and not path.name.lower().endswith(".gz"):
         return True
     line = head.split(b"\n", 1)[0]
-    if b'"resource_spans"' in line and b'"resourceSpans"' not in line:
+    if _PROTO_NAMES in line and b'"resourceSpans"' not in line:
         # protobuf's field names (a JSON printer preserving them: resource_spans, span_id, string_value ...): the
         # record readers take either spelling, the SQL line reader the OTLP JSON one only
         return True
@@ -1148,13 +1176,17 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
     table = "calls" if plan.fmt in ("otel", "otel-proto") or plan.documents else plan.mapping.table
     try:
         clock = time.perf_counter()
-        content_hash, longest, lines = _scan(path)
+        # protobuf's field names anywhere in OTLP JSON lines: the record reader reads both spellings, the SQL one
+        # the OTLP JSON one only (a line of the other would be quarantined as "not an OTLP trace export")
+        content_hash, longest, lines, proto_names = _scan(path, _PROTO_NAMES if plan.fmt == "otel" else b"")
         hashed = time.perf_counter() - clock
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise IngestError(f"{path}: cannot read the file: {exc}") from None
     mhash = mapping_hash(plan.mapping)
     # the same bytes loaded whole before, as this format, with this mapping and version: not read again
     replayed = None if source is not None else _replay(con, TABLES[table], content_hash, plan.fmt, mhash)
+    if proto_names and not plan.documents and plan.mapping is None:  # (a mapping is for the SQL reader's lines)
+        plan.documents = True
     if plan.fmt == "otel-proto" and replayed is None:  # decoded to OTLP JSON lines, then read as OTLP JSON
         with tempfile.TemporaryDirectory(prefix="workbench-otlp-") as tmp:
             jsonl = Path(tmp) / (path.name + ".jsonl")
