@@ -27,8 +27,8 @@ from typing import Any
 from workbench.errors import ConfigError, MissingFileError
 from workbench.schema import DETECTOR_NAME, DETECTOR_VERSION
 
-__all__ = ["Calibration", "DetectorChoice", "calibration_target", "detector_choice", "detector_identity", "model_calibration", "model_file",
-           "model_hash", "model_version", "read_calibration", "write_calibration"]
+__all__ = ["Calibration", "DetectorChoice", "calibration_target", "detector_choice", "detector_identity",
+           "model_calibration", "model_file", "model_hash", "model_version", "read_calibration", "write_calibration"]
 
 #: What a calibration file says it is.
 KIND = "platt"

@@ -238,7 +238,7 @@ import time
 import tomllib
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -1328,9 +1328,10 @@ def mapping_hash(m: Mapping | None) -> str | None:
     """
     if m is None:
         return None
-    said = {"table": m.table, "format": m.format, "csv": m.csv, "otel_only": m.otel_only,
-            "columns": {c: [spec.field, spec.value, spec.has_value, spec.hash, spec.unit, spec.format, spec.default,
-                            spec.optional] for c, spec in m.columns.items()}}
+    # every field of the mapping and of its column specs but ``source``, read off the dataclasses: a field added to
+    # either later is in the hash without anyone listing it here
+    said = {f.name: getattr(m, f.name) for f in fields(m) if f.name not in ("source", "columns")}
+    said["columns"] = {c: asdict(spec) for c, spec in m.columns.items()}
     # default=repr: a TOML date or time as value or default (repr names its type: a date and its text differ)
     text = json.dumps(said, sort_keys=True, default=repr, ensure_ascii=True)
     return hashlib.sha256(text.encode("ascii")).hexdigest()
