@@ -54,7 +54,8 @@ def test_a_version_1_database_gains_the_mapping_hash_of_its_runs(tmp_path):
     path = tmp_path / "w.duckdb"
     db = wb.connect(path)
     db.duckdb.execute("insert into ingest_runs (run_id, source_path, format) values ('r1', 'a.csv', 'csv')")
-    db.duckdb.execute("alter table ingest_runs drop column mapping_hash")
+    for c in ("mapping_hash", "bytes", "base_run_id"):
+        db.duckdb.execute(f"alter table ingest_runs drop column {c}")
     db.duckdb.execute("delete from schema_version where version > 1")
     db.close()
     # a reader needs nothing version 2 added (only ingest reads mapping_hash): a report or a metric run before any
@@ -65,9 +66,9 @@ def test_a_version_1_database_gains_the_mapping_hash_of_its_runs(tmp_path):
         assert compute_ok(ro)
     db = wb.connect(path)
     try:
-        assert db.schema_version == SCHEMA_VERSION == 2  # a writer migrates it
-        assert db.duckdb.execute("select run_id, format, mapping_hash from ingest_runs").fetchall() == [
-            ("r1", "csv", None)]
+        assert db.schema_version == SCHEMA_VERSION == 3  # a writer migrates it
+        assert db.duckdb.execute("select run_id, format, mapping_hash, bytes, base_run_id from ingest_runs"
+                                 ).fetchall() == [("r1", "csv", None, None, None)]
         assert db.ingest_runs.columns == TABLES["ingest_runs"].names
         # a migration readers do need is still refused read-only (version 1 creates the tables)
         db.duckdb.execute("delete from schema_version")

@@ -793,11 +793,17 @@ def test_file_scan_hashes_and_counts_across_chunks(tmp_path, monkeypatch, chunk)
     p = tmp_path / "f.jsonl"
     p.write_bytes(data)
     monkeypatch.setattr(ing, "_HASH_CHUNK", chunk)
-    digest, longest, lines, found = ing._scan(p, b'"c399", "pad"')
-    assert found and not ing._scan(p, b'"c400"')[3]
-    assert digest == hashlib.sha256(data).hexdigest()
-    assert lines == 401
-    assert longest >= max(len(x) for x in data.split(b"\n"))
+    # the beginnings asked for: hashed and counted where they end a line, skipped where they do not
+    ends = [i + 1 for i, b in enumerate(data) if b == 10]
+    cuts = [ends[0], ends[7], ends[7] + 3, ends[-1], len(data) - 1, len(data)]
+    got = ing._scan(p, b'"c399", "pad"', cuts)
+    assert got.found and not ing._scan(p, b'"c400"').found
+    assert got.sha256 == hashlib.sha256(data).hexdigest() and got.size == len(data)
+    assert got.lines == 401
+    assert got.longest >= max(len(x) for x in data.split(b"\n"))
+    assert got.prefixes == {c: (hashlib.sha256(data[:c]).hexdigest(), data[:c].count(b"\n"))
+                            for c in cuts if data[c - 1] == 10}
+    assert len(got.prefixes) == 3
 
 
 def test_the_scan_finds_a_key_split_across_its_chunks(tmp_path, monkeypatch):
@@ -814,4 +820,4 @@ def test_the_scan_finds_a_key_split_across_its_chunks(tmp_path, monkeypatch):
         text = body[:at] + (needle if rng.random() < 0.5 else b"") + body[at:]
         f = tmp_path / "f.jsonl"
         f.write_bytes(text)
-        assert ing._scan(f, needle)[3] == (needle in text), text
+        assert ing._scan(f, needle).found == (needle in text), text

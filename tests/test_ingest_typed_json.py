@@ -45,9 +45,9 @@ def load_both(tmp_path: Path, monkeypatch, text: str | bytes, mapping: dict, nam
     used = []
     real = ing._load
 
-    def spy(con, src, *args):
+    def spy(con, src, *args, **kwargs):
         used.append(src.lines is not None)  # a typed source carries the line reader for the lines it re-reads
-        return real(con, src, *args)
+        return real(con, src, *args, **kwargs)
 
     straight = ing._straight
 
@@ -204,9 +204,9 @@ def load_straight_and_staged(tmp_path: Path, monkeypatch, path: Path, mapping: d
     straight = []
     real = ing._load
 
-    def spy(con, src, t, run_id, p, offset, survey=None, ls=None):
+    def spy(con, src, t, run_id, p, offset, survey=None, ls=None, **kwargs):
         straight.append(survey is not None and survey.clean)
-        return real(con, src, t, run_id, p, offset, survey, ls)
+        return real(con, src, t, run_id, p, offset, survey, ls, **kwargs)
 
     one_read = ing._straight
 

@@ -49,12 +49,18 @@ def _migration_v2(run) -> None:
     run("ALTER TABLE ingest_runs ADD COLUMN IF NOT EXISTS mapping_hash VARCHAR")
 
 
+def _migration_v3(run) -> None:
+    # ingest_runs.bytes and base_run_id: a file that grew by appending is read from where the last load stopped
+    run("ALTER TABLE ingest_runs ADD COLUMN IF NOT EXISTS bytes BIGINT")
+    run("ALTER TABLE ingest_runs ADD COLUMN IF NOT EXISTS base_run_id VARCHAR")
+
+
 # version -> function(run_sql). Append only: a released migration never changes.
-MIGRATIONS = {1: _migration_v1, 2: _migration_v2}
+MIGRATIONS = {1: _migration_v1, 2: _migration_v2, 3: _migration_v3}
 #: The migrations a read-only connection can do without: they add only what no reader reads (version 2: the mapping
-#: hash of ingest runs, read by ingest). A report or a metric opening a database that no writer has migrated since an
-#: upgrade reads it as it is; the first writer migrates it.
-READER_OPTIONAL = frozenset({2})
+#: hash of ingest runs; version 3: their file length and base run; ingest reads both). A report or a metric opening a
+#: database that no writer has migrated since an upgrade reads it as it is; the first writer migrates it.
+READER_OPTIONAL = frozenset({2, 3})
 
 
 _COMPILERS = "ibis.backends.sql.compilers"
@@ -506,7 +512,7 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = False, c
     --------
     >>> db = connect(":memory:")
     >>> db.schema_version
-    2
+    3
     >>> connect(":memory:", memory_limit="512MB").duckdb.execute("select current_setting('memory_limit')").fetchone()
     ('488.2 MiB',)
     >>> connect("no/such/file.duckdb", create=False)

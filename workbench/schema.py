@@ -29,7 +29,7 @@ from workbench.errors import NotFoundError
 
 from dataclasses import dataclass, field
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def utc_now(*, seconds: bool = False) -> _dt.datetime:
@@ -277,6 +277,9 @@ INGEST_RUNS = Table(
         C("rows_quarantined", "BIGINT", "Rows kept in quarantine with a reason."),
         C("workbench_version", "VARCHAR", "Version of the workbench that loaded the file."),
         C("mapping_hash", "VARCHAR", "sha256 of the mapping the file was read with (NULL: a format's own mapping)."),
+        C("bytes", "BIGINT", "Length of the file in bytes when it was read."),
+        C("base_run_id", "VARCHAR", "The run that had loaded the file's first bytes, when this run read only what was "
+                                    "appended to it since (NULL: the file was read whole)."),
     ),
     key=("run_id",),
     time="started_at",

@@ -133,7 +133,7 @@ def build_demo(path: str | os.PathLike = DEMO_DB, *, scale: float = 1.0, seed: i
             con.execute(f'INSERT INTO "{table}" SELECT {_SELECT[table]()}, ? FROM _demo_frame', [run_id])
             con.unregister("_demo_frame")
             finished = utc_now()
-            con.execute("INSERT INTO ingest_runs VALUES (?, ?, NULL, 'synthetic', ?, ?, ?, ?, ?, 0, 0, ?, NULL)",
+            con.execute("INSERT INTO ingest_runs VALUES (?, ?, NULL, 'synthetic', ?, ?, ?, ?, ?, 0, 0, ?, NULL, NULL, NULL)",
                         [run_id, source, table, started, finished, df.height, df.height, __version__])
             _report(progress, f"  {table}: {df.height:,} rows")
         real = load_real_data(db, progress=progress)

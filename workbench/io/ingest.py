@@ -47,7 +47,14 @@ Each file is one transaction and one ``ingest_runs`` row (run id, path, sha256 o
 counts, workbench version, :func:`mapping_hash`); every inserted row carries ``ingest_run_id``. A file whose same
 bytes were loaded whole before, as the same format, with the same mapping and version (none of its rows quarantined,
 duplicated or deleted since) is not read again: every row counts as a duplicate, as reading it would find
-(:func:`_replay`). An unreadable file, an unknown format or a
+(:func:`_replay`). A file that grew by appending since such a load (a log loaded again every day: JSON lines of any
+format, or CSV, not compressed) is read from where that load stopped: its first bytes are the same (sha256 of them,
+ending a line), so the records they hold are the table's, and only what was appended since is read, from a copy of it;
+the quarantine names lines of the whole file, and the summary counts the earlier records as read and duplicates, as
+reading the whole file would (``files[i]["appended_to"]``, :func:`_appended`). A load of the appended part extends
+that run (``ingest_runs.base_run_id``), so the next day's load reads only its own new part; any row of the chain
+deleted since, a mapping whose key is a hash of the fields (its repeats are numbered through the whole file), or a
+beginning not known whole reads the file whole. An unreadable file, an unknown format or a
 bad mapping raises :class:`IngestError` (the CLI exits 2) before anything of that file is written; all files are
 checked before the first one is loaded. An unexpected failure while loading a file rolls that file back and raises
 :class:`IngestError`; files loaded before it stay loaded.
@@ -237,7 +244,7 @@ import tempfile
 import time
 import tomllib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from itertools import chain
 from pathlib import Path
@@ -477,7 +484,9 @@ class IngestSummary:
     """Counts of one :func:`ingest` call, in total and per file; ``read = inserted + duplicates + quarantined``.
 
     ``files`` holds one dict per file: path, table, format, run_id, the four counts, ``same_as`` (the run that loaded
-    the same bytes whole before, when the file was not read again for that; else None) and ``seconds``: where the load's
+    the same bytes whole before, when the file was not read again for that; else None), ``appended_to`` (the run that
+    loaded the file's beginning whole, when only what was appended to it since was read; its records count as read
+    and duplicates, as they would reading the whole file) and ``seconds``: where the load's
     time went (``hash``: the sha256 and record count of the file; ``parse``: the records of a format parsed and mapped
     in Python (:mod:`workbench.io.sniff`) and staged, 0 for the formats read by DuckDB; ``validate``: the survey
     pass, or the staging with its checks and quarantine, or for a file loaded in one read the checks of its head and
@@ -509,7 +518,9 @@ class IngestSummary:
         for f in self.files:
             lines.append(f"  {f['path']} ({f['format']} -> {f['table']}, run {f['run_id']}): read {f['read']:,}, "
                          f"inserted {f['inserted']:,}, duplicates {f['duplicates']:,}, quarantined {f['quarantined']:,}"
-                         + (f" (not read again: loaded whole by run {f['same_as']})" if f.get("same_as") else ""))
+                         + (f" (not read again: loaded whole by run {f['same_as']})" if f.get("same_as") else "")
+                         + (f" (read from where run {f['appended_to']} stopped: only what was appended since)"
+                            if f.get("appended_to") else ""))
         if self.reasons:
             lines.append("quarantined rows by reason (see the quarantine table):")
             for r, c in sorted(self.reasons.items(), key=lambda x: (-x[1], x[0])):
@@ -549,22 +560,49 @@ def _json_paths(fld: str) -> list[str]:
     return paths
 
 
-def _scan(path: Path, needle: bytes = b"") -> tuple[str, int, int, bool]:
+@dataclass
+class _Scanned:
+    """What :func:`_scan` read off a file."""
+
+    sha256: str
+    longest: int  # bytes of its longest line
+    lines: int
+    found: bool  # the needle occurs
+    size: int = 0  # the bytes hashed
+    prefixes: dict[int, tuple[str, int]] = field(default_factory=dict)  # cut -> (sha256 of the bytes before, lines)
+
+
+def _scan(path: Path, needle: bytes = b"", cuts: Iterable[int] = ()) -> _Scanned:
     """sha256 of the file's bytes, the length in bytes of its longest line, its number of lines (split at ``\\n``, as
-    iterating over the file does; of the decompressed text for .gz) and whether ``needle`` occurs in that text."""
+    iterating over the file does; of the decompressed text for .gz) and whether ``needle`` occurs in that text.
+
+    ``cuts``: byte lengths of the file's beginning whose sha256 and line count are wanted too (a file that grew by
+    appending since a load of its first bytes); given for those that end a line, not for .gz."""
     from concurrent.futures import ThreadPoolExecutor
 
     h = hashlib.sha256()
     longest = _LongestLine()
     seen = _Needle(needle)
     gz = path.name.endswith(".gz")
+    todo = sorted(c for c in set(cuts) if c > 0) if not gz else []
+    prefixes: dict[int, tuple[str, int]] = {}
+    pos = 0
     # The hash runs on a second core while this one counts the lines (hashlib lets go of the GIL): 0.16 s and 0.12 s
     # of a 200 MB file, one after the other 0.28 s. One chunk is hashed while the next is read and counted.
     with open(path, "rb") as fh, ThreadPoolExecutor(1) as hasher:
         hashing = None
         while chunk := fh.read(_HASH_CHUNK):
+            while todo and todo[0] <= pos + len(chunk):
+                cut = todo.pop(0)
+                if chunk[cut - pos - 1] == 10:  # the beginning ends a line
+                    if hashing is not None:  # the hash of every chunk before this one
+                        hashing.result()
+                    part = h.copy()
+                    part.update(chunk[:cut - pos])
+                    prefixes[cut] = (part.hexdigest(), longest.newlines + chunk.count(b"\n", 0, cut - pos))
             done, hashing = hashing, hasher.submit(h.update, chunk)
             longest.add(chunk)
+            pos += len(chunk)
             if not gz:
                 seen.add(chunk)
             if done is not None:
@@ -577,7 +615,7 @@ def _scan(path: Path, needle: bytes = b"") -> tuple[str, int, int, bool]:
             while chunk := fh.read(_HASH_CHUNK):
                 longest.add(chunk)
                 seen.add(chunk)
-    return h.hexdigest(), longest.bytes, longest.lines, seen.found
+    return _Scanned(h.hexdigest(), longest.bytes, longest.lines, seen.found, pos, prefixes)
 
 
 class _Needle:
@@ -1167,24 +1205,42 @@ def _otel_mapping(mapping: Any) -> bool:
     return "table" not in data
 
 
+@dataclass(frozen=True)
+class _Tail:
+    """A load of what was appended to a file since a run loaded its beginning whole (:func:`_appended`)."""
+
+    base: str  # the run that loaded the beginning (itself possibly of a beginning: a chain)
+    cut: int  # the bytes of the beginning
+    shift: int  # the beginning's lines (CSV: without its header): the line numbers of the rest move past them
+    before: int  # the records of the beginning, loaded by the chain of runs
+
+
 def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_MemoryLimit | None" = None,
-                 source: tuple[Path, str, str] | None = None) -> tuple[dict, dict[str, int]]:
-    """Load one file in one transaction. ``source`` (path, sha256, format) names the original of a decoded file."""
+                 source: tuple[Path, str, str, int] | None = None, tail: _Tail | None = None,
+                 ) -> tuple[dict, dict[str, int]]:
+    """Load one file in one transaction. ``source`` (path, sha256, format, bytes) names the original of a decoded
+    file, or of the copy of what was appended to a file (``tail``)."""
     from workbench._version import __version__
 
     path = plan.path
     table = "calls" if plan.fmt in ("otel", "otel-proto") or plan.documents else plan.mapping.table
+    mhash = mapping_hash(plan.mapping)
+    # runs that loaded this file's beginning whole (it may have grown since): their lengths are hashed on the way
+    bases = _bases(con, TABLES[table], plan, mhash) if source is None else []
     try:
         clock = time.perf_counter()
         # protobuf's field names anywhere in OTLP JSON lines: the record reader reads both spellings, the SQL one
         # the OTLP JSON one only (a line of the other would be quarantined as "not an OTLP trace export")
-        content_hash, longest, lines, proto_names = _scan(path, _PROTO_NAMES if plan.fmt == "otel" else b"")
+        scanned = _scan(path, _PROTO_NAMES if plan.fmt == "otel" else b"", [b for _r, b, _h in bases])
+        content_hash, longest, lines, proto_names = scanned.sha256, scanned.longest, scanned.lines, scanned.found
         hashed = time.perf_counter() - clock
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise IngestError(f"{path}: cannot read the file: {exc}") from None
-    mhash = mapping_hash(plan.mapping)
     # the same bytes loaded whole before, as this format, with this mapping and version: not read again
     replayed = None if source is not None else _replay(con, TABLES[table], content_hash, plan.fmt, mhash)
+    appended = _appended(con, TABLES[table], plan, bases, scanned) if replayed is None and bases else None
+    if appended is not None:  # only what was appended since is read, from a copy of it
+        return _load_tail(con, plan, memory, appended, (path, content_hash, plan.fmt, scanned.size))
     if proto_names and not plan.documents and plan.mapping is None:  # (a mapping is for the SQL reader's lines)
         plan.documents = True
     if plan.fmt == "otel-proto" and replayed is None:  # decoded to OTLP JSON lines, then read as OTLP JSON
@@ -1192,14 +1248,15 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
             jsonl = Path(tmp) / (path.name + ".jsonl")
             otlp_proto.file_to_jsonl(path, jsonl)
             text = replace(plan, path=jsonl, fmt="otel")
-            return _ingest_file(con, text, memory, source=(path, content_hash, plan.fmt))
+            return _ingest_file(con, text, memory, source=(path, content_hash, plan.fmt, scanned.size))
+    size = scanned.size
     if source is not None:
-        path, content_hash, fmt_name = source
+        path, content_hash, fmt_name, size = source
     else:
         fmt_name = plan.fmt
     if plan.json_records and replayed is None:  # the line reader reads a one-record-a-line copy; its lines size the buffers
         plan.lines_path = _records_as_lines(path)
-        longest = _scan(plan.lines_path)[1]
+        longest = _scan(plan.lines_path).longest
     elif plan.fmt == "jsonl" and not plan.documents:
         plan.lines = lines
     plan.line_bytes = next((b for b in LINE_BYTES_STEPS if b > longest), LINE_BYTES_STEPS[-1])
@@ -1281,7 +1338,8 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
         if src is None and replayed is None and straight is None:
             src, rejects_offset = _otel_source(con, plan)
             src.file = plan.path
-        counts = straight or replayed or _load(con, src, TABLES[table], run_id, str(path), rejects_offset, survey, ls)
+        counts = straight or replayed or _load(con, src, TABLES[table], run_id, str(path), rejects_offset, survey, ls,
+                                               shift=tail.shift if tail is not None else 0)
         # where the time went: hashing and counting the file, parsing it in Python (the record formats), validating
         # (the survey pass, the staging with its checks and the quarantine), writing the rows into the table
         counts["seconds"] = {"hash": round(hashed, 4), "parse": round(parsed, 4),
@@ -1295,7 +1353,8 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
                 f"check quotes and line endings)")
         finished = _now()
         row = [run_id, str(path), content_hash, fmt_name, table, started, finished, counts["read"],
-               counts["inserted"], counts["duplicates"], counts["quarantined"], __version__, mhash]
+               counts["inserted"], counts["duplicates"], counts["quarantined"], __version__, mhash, size,
+               tail.base if tail is not None else None]
         con.execute(f"INSERT INTO ingest_runs VALUES ({_sql_values(row)})")
         _drop_temps(con)
         con.execute("COMMIT")
@@ -1310,7 +1369,116 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
             plan.lines_path.unlink(missing_ok=True)
             plan.lines_path = None
     reasons = counts.pop("reasons")
-    f = {"path": str(path), "table": table, "format": fmt_name, "run_id": run_id, "same_as": None, **counts}
+    f = {"path": str(path), "table": table, "format": fmt_name, "run_id": run_id, "same_as": None,
+         "appended_to": None, **counts}
+    return f, reasons
+
+
+def _bases(con, t: Table, plan: _Plan, mhash: str | None) -> list[tuple[str, int, str]]:
+    """(run, bytes, sha256) of the latest runs that may have loaded this file's beginning whole: of this format,
+    mapping, version and table, nothing quarantined or duplicated, shorter than the file is now (its own path's
+    first). Empty for a file that cannot grow by appending records to it (see :func:`_appendable`)."""
+    from workbench._version import __version__
+
+    if not _appendable(plan, t):
+        return []
+    try:
+        str(plan.path).encode("utf-8")
+    except UnicodeEncodeError:  # a name DuckDB refuses: the load says so (_sql_values)
+        return []
+    same_mapping = "mapping_hash IS NULL" if mhash is None else f"mapping_hash = {_lit(mhash)}"
+    return con.execute(
+        f"SELECT run_id, bytes, content_hash FROM ingest_runs WHERE target_table = {_lit(t.name)} "
+        f"AND format = {_lit(plan.fmt)} AND {same_mapping} AND workbench_version = {_lit(__version__)} "
+        f"AND rows_read > 0 AND rows_inserted = rows_read AND rows_duplicate = 0 AND rows_quarantined = 0 "
+        f"AND bytes > 0 AND bytes < {plan.path.stat().st_size} AND finished_at <= CAST({_lit(_now())} AS TIMESTAMP) "
+        f"ORDER BY source_path = {_lit(str(plan.path))} DESC, finished_at DESC LIMIT 16").fetchall()
+
+
+def _appendable(plan: _Plan, t: Table) -> bool:
+    """Whether the file is one to which records are appended, so that a load of its beginning stays a load of the
+    same records: JSON lines (OTLP, the record formats, mapped JSONL) and CSV, not compressed, without a key hashed
+    from the fields (its repeats are numbered through the whole file) or CSV lines skipped before the header."""
+    from workbench.io.records import GZIP_MAGIC, reads_as_lines
+
+    path = plan.path
+    try:
+        with open(path, "rb") as fh:
+            if path.name.endswith(".gz") or fh.read(2) == GZIP_MAGIC:
+                return False
+    except OSError:
+        return False
+    if plan.fmt in ("jsonl", "csv"):
+        m = plan.mapping
+        if plan.json_records or m is None or _hash_plan(t, m.columns)[0] is not None:
+            return False
+        if plan.fmt == "csv":
+            if m.csv.get("skip"):
+                return False
+            # the header line is copied before what was appended: a header of one line
+            return not m.csv.get("header", True) or m.csv.get("quote", '"') not in _first_line(path).decode(
+                "utf-8", "replace")
+        return True
+    if plan.fmt == "otel" and not plan.documents:
+        return True
+    if plan.fmt == "otel" or plan.fmt in sniff.RECORD_FORMATS:
+        return plan.fmt != "langfuse_batch" and sniff.file_layout(path) == "json" and reads_as_lines(path)
+    return False
+
+
+def _appended(con, t: Table, plan: _Plan, bases: list[tuple[str, int, str]], scanned: _Scanned) -> _Tail | None:
+    """The load of the file's beginning that the rest of it was appended to, when the beginning is the same bytes
+    (sha256, ending a line) and every row of that run and of the runs it extended is still in the table: the rows the
+    beginning gives are the table's, so reading it again would find every one a duplicate."""
+    for run_id, cut, digest in bases:
+        got = scanned.prefixes.get(cut)
+        if got is None or got[0] != digest:
+            continue
+        before = _whole(con, t, run_id)
+        if before is None:
+            continue
+        header = 1 if plan.fmt == "csv" and plan.mapping.csv.get("header", True) else 0
+        return _Tail(run_id, cut, got[1] - header, before)
+    return None
+
+
+def _whole(con, t: Table, run_id: str) -> int | None:
+    """The records a run read, with those of the runs whose file it extended (``base_run_id``), when every row they
+    inserted is still in the table; else None."""
+    read, inserted, runs = con.execute(
+        f"WITH RECURSIVE chain(run_id, base_run_id) AS ("
+        f"SELECT run_id, base_run_id FROM ingest_runs WHERE run_id = {_lit(run_id)} "
+        f"UNION SELECT r.run_id, r.base_run_id FROM ingest_runs r JOIN chain c ON r.run_id = c.base_run_id) "
+        f"SELECT sum(rows_read), sum(rows_inserted), list(run_id) FROM ingest_runs "
+        f"WHERE run_id IN (SELECT run_id FROM chain)").fetchone()
+    if read is None:
+        return None
+    held = con.execute(f"SELECT count(*) FROM {_ident(t.name)} WHERE ingest_run_id IN "
+                       f"({', '.join(_lit(r) for r in runs)})").fetchone()[0]
+    return read if held == inserted else None
+
+
+def _load_tail(con, plan: _Plan, memory: "_MemoryLimit | None", tail: _Tail,
+               source: tuple[Path, str, str, int]) -> tuple[dict, dict[str, int]]:
+    """Load the bytes appended to a file after ``tail.cut`` (up to the length hashed) from a copy of them (CSV: after
+    the header line), numbered as lines of the whole file. The counts are those of reading the whole file: the
+    records of the beginning count as read and as duplicates."""
+    path, size = plan.path, source[3]
+    with tempfile.TemporaryDirectory(prefix="workbench-tail-") as tmp:
+        copy = Path(tmp) / path.name
+        with open(path, "rb") as src, open(copy, "wb") as out:
+            if plan.fmt == "csv" and plan.mapping.csv.get("header", True):
+                out.write(src.readline())
+            src.seek(tail.cut)
+            left = size - tail.cut
+            while left > 0 and (chunk := src.read(min(_HASH_CHUNK, left))):
+                out.write(chunk)
+                left -= len(chunk)
+        part = _count(replace(plan, path=copy, records=None, lines=None, lines_path=None))
+        f, reasons = _ingest_file(con, part, memory, source=source, tail=tail)
+    f["read"] += tail.before
+    f["duplicates"] += tail.before
+    f["appended_to"] = tail.base
     return f, reasons
 
 
@@ -1360,8 +1528,8 @@ def _replay(con, t: Table, content_hash: str, fmt_name: str, mhash: str | None) 
             f"AND rows_duplicate = 0 AND rows_quarantined = 0 AND finished_at <= CAST({_lit(_now())} AS TIMESTAMP) "
             f"ORDER BY finished_at DESC").fetchall():
         clock = time.perf_counter()
-        held = con.execute(f"SELECT count(*) FROM {_ident(t.name)} WHERE ingest_run_id = {_lit(run_id)}").fetchone()[0]
-        if held == read:
+        read = _whole(con, t, run_id)  # (a run of what was appended to the file: with the runs of its beginning)
+        if read is not None:
             return {"read": read, "inserted": 0, "duplicates": read, "quarantined": 0, "reasons": {},
                     "same_as": run_id, "_validate": time.perf_counter() - clock, "_write": 0.0}
     return None
@@ -2556,7 +2724,9 @@ def _straight(con, src: _Source, ls: _LoadSQL, t: Table, plan: "_Plan", content_
 
 
 def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: int | None,
-          survey: _Survey | None = None, ls: _LoadSQL | None = None) -> dict:
+          survey: _Survey | None = None, ls: _LoadSQL | None = None, shift: int = 0) -> dict:
+    """Stage, quarantine and insert a file's rows; ``shift``: lines before the part of a file read (:class:`_Tail`),
+    added to the line numbers of the quarantine."""
     ls = ls or _load_sql(src, t, run_id)
     stage, insert, part = ls.stage, ls.insert, ls.part
     source_sql = src.sql
@@ -2614,8 +2784,8 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
         con.execute(f"UPDATE _wb_stage SET k = k + {rejects_offset}")
     # 4. quarantine
     head = _sql_values([run_id, path])
-    con.execute(f"INSERT INTO quarantine SELECT {head}, k, {_lit(t.name)}, _q_field, _q_reason, raw FROM _wb_stage "
-                f"WHERE _q_kind IS NOT NULL")
+    con.execute(f"INSERT INTO quarantine SELECT {head}, k + {int(shift)}, {_lit(t.name)}, _q_field, _q_reason, raw "
+                f"FROM _wb_stage WHERE _q_kind IS NOT NULL")
     reasons: dict[str, int] = dict(con.execute(
         "SELECT _q_kind, count(*) FROM _wb_stage WHERE _q_kind IS NOT NULL GROUP BY 1").fetchall())
     if n_rej:
@@ -2629,8 +2799,8 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
                           THEN 'wrong number of fields: ' || error_message
                           WHEN et = 'TOO MANY COLUMNS' THEN 'line contains the reserved bytes 0x1E 0x1F'
                           ELSE {kinds} || ': ' || error_message END"""
-        con.execute(f"INSERT INTO quarantine SELECT {head}, line, {_lit(t.name)}, NULL, {reason}, csv_line "
-                    f"FROM _wb_rejects")
+        con.execute(f"INSERT INTO quarantine SELECT {head}, line + {int(shift)}, {_lit(t.name)}, NULL, {reason}, "
+                    f"csv_line FROM _wb_rejects")
         for kind, n in con.execute(f"SELECT {kinds}, count(*) FROM _wb_rejects GROUP BY 1").fetchall():
             reasons[kind] = reasons.get(kind, 0) + n
     staged, bad = con.execute("SELECT count(*), count(_q_kind) FROM _wb_stage").fetchone()

@@ -232,9 +232,16 @@ def _named_json(path: Path) -> bool:
     return Path(path).name.lower().removesuffix(".gz").endswith((".json", ".jsonl", ".ndjson"))
 
 
-def _layout(path: Path) -> str:
+def file_layout(path: Path) -> str:
     """How :func:`records` reads a file: ``parquet``, ``json`` (any JSON layout) or ``csv``, by its first bytes; a
-    file named as JSON is JSON (a malformed first line is then that line's error, not a CSV header that swallows it)."""
+    file named as JSON is JSON (a malformed first line is then that line's error, not a CSV header that swallows it).
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "a.log").write_text('{"id": 1}\\n'); _ = (d / "b.csv").write_text("id,ts\\n1,2\\n")
+    >>> file_layout(d / "a.log"), file_layout(d / "b.csv")
+    ('json', 'csv')
+    """
     start = head(path, 64).lstrip()
     if start[:4] == b"PAR1":
         return "parquet"
@@ -247,7 +254,7 @@ def records(path: Path, layout: str | None = None):
     """``(position, record, raw, error)`` of any file: JSON in any layout, CSV (line numbers, header = 1), Parquet
     (row numbers)."""
     path = Path(path)
-    layout = layout or _layout(path)
+    layout = layout or file_layout(path)
     if layout == "parquet":
         return _parquet_records(path)
     if layout == "csv":
@@ -326,7 +333,7 @@ def arrow_batches(path: str | Path, fmt: str, columns: tuple[str, ...], *, lines
     n = workers if workers is not None else default_workers()
     results = None
     if (n > 1 and lines is not None and lines >= PARALLEL_LINES and fmt != langfuse.BATCH_FORMAT
-            and _layout(path) == "json" and reads_as_lines(path)):
+            and file_layout(path) == "json" and reads_as_lines(path)):
         pieces = (({"fmt": fmt, "start": start, "columns": list(columns)}, text)
                   for start, text in _line_batches(path))
         try:

@@ -1,0 +1,213 @@
+"""A file that grows by appending (a log ingested again every day) is read from where the last load stopped.
+
+Each case loads the first part of a file, appends the rest, and loads it again; the result must be the one of loading
+the whole file into a new database (rows, quarantine with its line numbers, counts), and the second load must read
+only the appended bytes when the first load is known to be whole.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import workbench as wb
+from workbench.io import ingest as ing
+
+T = 1763632800  # 2025-11-20 10:00 UTC
+DATA = Path(__file__).parent / "data"
+
+FLAT_MAP = {"table": "calls", "columns": {"call_id": "id", "ts": {"field": "time", "unit": "s"},
+                                          "latency_ms": {"field": "duration", "unit": "s"}, "model": "model",
+                                          "input_tokens": "input", "status": {"value": "ok"}}}
+
+
+def _flat(i: int, **changes) -> dict:
+    return {"id": f"c{i}", "time": T + i, "duration": 0.5 + i, "model": "m", "input": 10 * i, **changes}
+
+
+def _jsonl(recs: list[dict]) -> bytes:
+    return b"".join(json.dumps(r).encode() + b"\n" for r in recs)
+
+
+def _csv(recs: list[dict], header: bool) -> bytes:
+    text = pl.DataFrame(recs).write_csv(include_header=header)
+    return text.encode()
+
+
+def _otlp(i: int, **changes) -> dict:
+    line = json.loads((DATA / "otel" / "openai_chat.jsonl").read_text().splitlines()[0])
+    scope = line["resourceSpans"][0]["scopeSpans"][0]
+    scope["spans"] = [dict(scope["spans"][0], spanId=f"{i + 1:016x}", **changes)]
+    return line
+
+
+def _litellm(i: int, **changes) -> dict:
+    rec = json.loads((DATA / "formats" / "litellm_payloads.jsonl").read_text().splitlines()[0])
+    return {**rec, "id": f"chatcmpl-{i}", "startTime": T + i, "completionStartTime": T + i + 0.5, "endTime": T + i + 1.5,
+            **changes}
+
+
+def _part(fmt: str, idx: range, bad: int | None = None, header: bool = False) -> bytes:
+    """Records ``idx`` of a file of ``fmt`` (record ``bad`` one to quarantine; CSV with its header line or not)."""
+    if fmt in ("jsonl", "csv"):
+        recs = [_flat(i, duration=-2) if i == bad else _flat(i) for i in idx]
+        return _jsonl(recs) if fmt == "jsonl" else _csv(recs, header)
+    if fmt == "otel":
+        return _jsonl([_otlp(i, endTimeUnixNano="1") if i == bad else _otlp(i) for i in idx])
+    return _jsonl([_litellm(i, startTime="not a time") if i == bad else _litellm(i) for i in idx])
+
+
+def _case(fmt: str, n: int, bad: int | None = None) -> tuple[dict | None, bytes, bytes]:
+    """(mapping, the file's first part: records 0..n/2-1, what is appended: the others)."""
+    mapping = FLAT_MAP if fmt in ("jsonl", "csv") else None
+    return mapping, _part(fmt, range(n // 2), bad, header=True), _part(fmt, range(n // 2, n), bad)
+
+
+FORMATS = {"jsonl": "f.jsonl", "csv": "f.csv", "otel": "traces.jsonl", "litellm": "litellm.jsonl"}
+
+
+def _load(db, path: Path, fmt: str, mapping):
+    return ing.ingest(db, path, format=fmt, mapping=mapping, progress=False)
+
+
+def _counts(s) -> tuple[int, int, int, int]:
+    return s.read, s.inserted, s.duplicates, s.quarantined
+
+
+def _tables(db) -> tuple[list, list]:
+    calls = db.duckdb.execute("select * exclude (ingest_run_id) from calls order by call_id").fetchall()
+    quarantine = db.duckdb.execute("select source_path, line_no, target_table, field, reason, raw from quarantine "
+                                   "order by line_no").fetchall()
+    return calls, quarantine
+
+
+def _spy(monkeypatch) -> list[int]:
+    """The sizes of the files each load reads (a load of the appended part reads a copy of it)."""
+    sizes: list[int] = []
+    real = ing._ingest_file
+
+    def spy(con, plan, *a, **k):
+        sizes.append(plan.path.stat().st_size)
+        return real(con, plan, *a, **k)
+
+    monkeypatch.setattr(ing, "_ingest_file", spy)
+    return sizes
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_a_file_that_grew_is_read_from_where_the_last_load_stopped(tmp_path, fmt, monkeypatch):
+    mapping, first, more = _case(fmt, 12, bad=9)
+    path = tmp_path / FORMATS[fmt]
+    path.write_bytes(first)
+    db = wb.connect(tmp_path / "a.duckdb")
+    whole = wb.connect(tmp_path / "b.duckdb")
+    try:
+        one = _load(db, path, fmt, mapping)
+        assert _counts(one) == (6, 6, 0, 0)
+        with path.open("ab") as fh:
+            fh.write(more)
+        sizes = _spy(monkeypatch)
+        two = _load(db, path, fmt, mapping)
+        header = len(first.split(b"\n", 1)[0]) + 1 if fmt == "csv" else 0
+        assert sizes == [len(first) + len(more), len(more) + header]  # the file's size, then only what was appended
+        assert two.files[0]["appended_to"] == one.files[0]["run_id"]
+        assert "read from where run" in str(two)
+        # the same as loading the whole file at once: rows, quarantine (the line of the whole file), counts
+        full = _load(whole, path, fmt, mapping)
+        assert _counts(two) == (12, 5, 6, 1) == (full.read, full.inserted - 6, 6, full.quarantined)
+        assert _tables(db) == _tables(whole)
+        assert _tables(db)[1][0][1] == (11 if fmt == "csv" else 10)  # record 9: line 10 (CSV: after the header)
+        run = db.duckdb.execute("select rows_read, rows_inserted, rows_duplicate, rows_quarantined, bytes, "
+                                "base_run_id from ingest_runs where run_id = ?", [two.files[0]["run_id"]]).fetchone()
+        assert run == (6, 5, 0, 1, len(first) + len(more), one.files[0]["run_id"])  # what this run read
+    finally:
+        db.close()
+        whole.close()
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "litellm"])
+def test_a_chain_of_appends_and_a_reload_of_it(tmp_path, fmt, monkeypatch):
+    """Day after day: each load reads what was appended since the last; the same bytes again are not read at all,
+    and count every record of the chain as read."""
+    mapping, first, more = _case(fmt, 12)
+    path = tmp_path / FORMATS[fmt]
+    path.write_bytes(first)
+    db = wb.connect(tmp_path / "a.duckdb")
+    try:
+        runs = [_load(db, path, fmt, mapping)]
+        for part in (more, _part(fmt, range(12, 18))):
+            with path.open("ab") as fh:
+                fh.write(part)
+            runs.append(_load(db, path, fmt, mapping))
+            assert runs[-1].files[0]["appended_to"] == runs[-2].files[0]["run_id"]
+            assert runs[-1].inserted == 6 and runs[-1].quarantined == 0
+        assert db.duckdb.execute("select count(*) from calls").fetchone()[0] == 18
+        again = _load(db, path, fmt, mapping)
+        assert _counts(again) == (18, 0, 18, 0) and again.files[0]["same_as"] == runs[-1].files[0]["run_id"]
+        # a row of the first load deleted: the chain is not whole, the file is read in full and the row comes back
+        db.duckdb.execute("delete from calls where ingest_run_id = ? and rowid = (select min(rowid) from calls)",
+                          [runs[0].files[0]["run_id"]])
+        with path.open("ab") as fh:
+            fh.write(_part(fmt, range(18, 19)))
+        sizes = _spy(monkeypatch)
+        last = _load(db, path, fmt, mapping)
+        assert last.files[0]["appended_to"] is None and len(sizes) == 1
+        assert _counts(last) == (19, 2, 17, 0)
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("change", ["the beginning changed", "a record quarantined", "no newline at the end",
+                                    "another mapping"])
+def test_a_file_is_read_whole_when_its_beginning_is_not_known_whole(tmp_path, change, monkeypatch):
+    recs = [_flat(i) for i in range(12)]
+    if change == "a record quarantined":
+        recs[2] = _flat(2, duration=-2)
+    first, more = _jsonl(recs[:6]), _jsonl(recs[6:])
+    if change == "no newline at the end":
+        first = first[:-1]
+        more = b"\n" + more
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(first)
+    db = wb.connect(tmp_path / "a.duckdb")
+    whole = wb.connect(tmp_path / "b.duckdb")
+    try:
+        _load(db, path, "jsonl", FLAT_MAP)
+        data = path.read_bytes()
+        if change == "the beginning changed":
+            data = data.replace(b'"model": "m"', b'"model": "n"', 1)
+        path.write_bytes(data + more)
+        mapping = FLAT_MAP
+        if change == "another mapping":
+            mapping = {**FLAT_MAP, "columns": {**FLAT_MAP["columns"], "input_tokens": {"field": "input",
+                                                                                         "default": 0}}}
+        sizes = _spy(monkeypatch)
+        two = _load(db, path, "jsonl", mapping)
+        assert two.files[0]["appended_to"] is None and sizes == [len(data) + len(more)]
+        assert two.read == 12 and two.inserted == 6
+    finally:
+        db.close()
+        whole.close()
+
+
+def test_a_key_hashed_from_the_fields_is_read_whole(tmp_path, monkeypatch):
+    """Without an id the key is a hash of the fields and the repeat's number in the whole file: a record appended
+    that repeats one of the beginning is its second occurrence, a new row, which only a whole read numbers."""
+    mapping = {"table": "calls", "columns": {k: v for k, v in FLAT_MAP["columns"].items() if k != "call_id"}}
+    recs = [_flat(i) for i in range(6)]
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(_jsonl(recs))
+    db = wb.connect(tmp_path / "a.duckdb")
+    try:
+        _load(db, path, "jsonl", mapping)
+        with path.open("ab") as fh:
+            fh.write(_jsonl([recs[0], _flat(6)]))
+        sizes = _spy(monkeypatch)
+        two = _load(db, path, "jsonl", mapping)
+        assert two.files[0]["appended_to"] is None and len(sizes) == 1
+        assert _counts(two) == (8, 2, 6, 0)  # the repeat of record 0 is a row of its own
+    finally:
+        db.close()
