@@ -78,10 +78,11 @@ def step_peak_mb() -> float | None:
     return None
 
 
-def write_jsonl(path: Path, n: int, rng: random.Random) -> None:
+def write_jsonl(path: Path, n: int, rng: random.Random, start: int = 0, mode: str = "w") -> None:
+    """Records ``start`` .. ``start + n - 1`` (``mode="a"``: appended to the file)."""
     t0 = 1763632800
-    with open(path, "w") as fh:
-        for i in range(n):
+    with open(path, mode) as fh:
+        for i in range(start, start + n):
             inp = rng.randint(50, 8000)
             fh.write(json.dumps({
                 "id": f"req-{i:09d}", "time": t0 + i * 0.05, "duration": round(rng.uniform(0.1, 6.0), 3),
@@ -141,12 +142,13 @@ def write_otlp(path: Path, n: int, rng: random.Random, per_line: int = 100) -> N
 PROVIDERS = {"gpt-4o": "openai", "gpt-4o-mini": "openai", "claude-sonnet-4-5": "anthropic", "gemini-2.5-flash": "gemini"}
 
 
-def write_litellm(path: Path, n: int, rng: random.Random) -> None:
+def write_litellm(path: Path, n: int, rng: random.Random, start: int = 0, mode: str = "w") -> None:
     """LiteLLM ``StandardLoggingPayload`` lines as its logging callbacks write them (about 1.3 KB each: usage object,
-    hidden params, the messages and the response), times in whole milliseconds."""
+    hidden params, the messages and the response), times in whole milliseconds; records ``start`` .. ``start + n - 1``
+    (``mode="a"``: appended to the file)."""
     t0 = 1763632800
-    with open(path, "w") as fh:
-        for i in range(n):
+    with open(path, mode) as fh:
+        for i in range(start, start + n):
             model = rng.choice(MODELS)
             inp, out = rng.randint(50, 8000), rng.randint(1, 1200)
             cached = rng.randint(0, inp)
@@ -409,7 +411,7 @@ def wb_load(db_path: Path, path: Path, mapping: Path | None, fmt: str) -> dict:
     s = ingest(db, path, mapping=mapping, format=fmt, progress=False)
     db.close()
     return {"inserted": s.inserted, "quarantined": s.quarantined, "seconds": s.files[0]["seconds"],
-            "replayed": s.files[0]["same_as"] is not None}
+            "replayed": s.files[0]["same_as"] is not None, "appended": s.files[0]["appended_to"] is not None}
 
 
 def empty_db(path: Path) -> Path:
@@ -423,8 +425,9 @@ def empty_db(path: Path) -> Path:
 
 def versus(d: Path, fmt: str, path: Path, mapping: Path | None, rows: int, rounds: int) -> list[dict]:
     """Interleaved rounds (workbench, SQL, workbench, SQL...) of a first load into an empty database, then one re-load
-    of the same file on each side; the loads are checked equal before any time is reported. The summary rows of the
-    first load and of the re-load."""
+    of the same file on each side, then one load of the file grown by 1% (appended to, :func:`grow`; not Parquet);
+    the loads are checked equal before any time is reported. The summary rows of the first load, the re-load and the
+    grown file."""
     runs: dict[str, list[dict]] = {"wb": [], "sql": []}
     for r in range(rounds):
         a = empty_db(d / f"wb-{fmt}.duckdb")
@@ -464,11 +467,52 @@ def versus(d: Path, fmt: str, path: Path, mapping: Path | None, rows: int, round
           f"provenance), validation {again_parts['validate']:.2f} s ({how}; the hand-written insert reads the file "
           f"and checks nothing)", flush=True)
     alt = "mapping in DuckDB SQL" if fmt in FORMAT_COLS else "DuckDB reader + anti-join"
-    return [{"work": f"ingest {fmt} (first load)", "rows": rows, "wb_s": w["seconds"], "wb_mb": w["peak_mb"],
-             "alt": alt, "alt_s": s["seconds"], "alt_mb": s["peak_mb"], "paired_ratio": _median(paired)},
-            {"work": f"ingest {fmt} (re-load, all duplicates)", "rows": rows, "wb_s": again["wb"]["seconds"],
-             "wb_mb": again["wb"]["peak_mb"], "alt": alt, "alt_s": again["sql"]["seconds"],
-             "alt_mb": again["sql"]["peak_mb"]}]
+    out = [{"work": f"ingest {fmt} (first load)", "rows": rows, "wb_s": w["seconds"], "wb_mb": w["peak_mb"],
+            "alt": alt, "alt_s": s["seconds"], "alt_mb": s["peak_mb"], "paired_ratio": _median(paired)},
+           {"work": f"ingest {fmt} (re-load, all duplicates)", "rows": rows, "wb_s": again["wb"]["seconds"],
+            "wb_mb": again["wb"]["peak_mb"], "alt": alt, "alt_s": again["sql"]["seconds"],
+            "alt_mb": again["sql"]["peak_mb"]}]
+    # the file grown by 1% (a log loaded again the next day): the workbench reads what was appended since its last
+    # load; the hand-written load reads the whole file again and inserts the new rows by its anti-join
+    extra = max(1, rows // 100)
+    if grow(fmt, path, rows, extra):
+        grown = {"wb": _in_child(wb_load, d / f"wb-{fmt}.duckdb", path, mapping, fmt),
+                 "sql": _in_child(sql_load, d / f"sql-{fmt}.duckdb", fmt, path)}
+        assert grown["wb"]["out"]["inserted"] == extra == grown["sql"]["out"]["inserted"], grown
+        same_rows(d / f"wb-{fmt}.duckdb", d / f"sql-{fmt}.duckdb", FORMAT_COLS.get(fmt, COLS))
+        how = ("only what was appended read" if grown["wb"]["out"]["appended"] else "read whole")
+        print(f"{fmt:>8} grown 1%    rows {rows + extra:>10,}  workbench {grown['wb']['seconds']:7.2f} s ({how})  "
+              f"DuckDB SQL {grown['sql']['seconds']:7.2f} s (the whole file read, the new rows by anti-join)  ratio "
+              f"{grown['wb']['seconds'] / grown['sql']['seconds']:.2f}x", flush=True)
+        out.append({"work": f"ingest {fmt} (grown 1%, {extra:,} new)", "rows": rows + extra,
+                    "wb_s": grown["wb"]["seconds"], "wb_mb": grown["wb"]["peak_mb"], "alt": alt,
+                    "alt_s": grown["sql"]["seconds"], "alt_mb": grown["sql"]["peak_mb"]})
+    return out
+
+
+def grow(fmt: str, path: Path, rows: int, extra: int) -> bool:
+    """Append ``extra`` new records (keys after the file's ``rows``) to a file of the benchmark, as a log grows between
+    two daily loads; False for a format that is not appended to (Parquet)."""
+    import duckdb
+
+    rng = random.Random(rows + extra)
+    if fmt == "jsonl":
+        write_jsonl(path, extra, rng, start=rows, mode="a")
+    elif fmt == "litellm":
+        write_litellm(path, extra, rng, start=rows, mode="a")
+    elif fmt == "csv":  # the same columns as the file, without a header, from new JSONL records
+        more = path.with_suffix(".more.jsonl")
+        write_jsonl(more, extra, rng, start=rows)
+        con = duckdb.connect()
+        con.execute(f"copy (select id, time, duration, usage.input as input, usage.output as output, usage.cached as "
+                    f"cached, model, app, user, status from read_json('{more}', format='newline_delimited')) to "
+                    f"'{more.with_suffix('.csv')}' (header false)")
+        con.close()
+        with open(path, "ab") as fh:
+            fh.write(more.with_suffix(".csv").read_bytes())
+    else:
+        return False
+    return True
 
 
 def write_parquet_in_duckdb(path: Path, n: int) -> None:

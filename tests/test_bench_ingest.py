@@ -40,6 +40,11 @@ def test_the_hand_written_load_holds_the_workbench_rows(tmp_path, fmt):
         assert len(B.FORMAT_COLS["litellm"].split(", ")) == 20
     # a re-load inserts nothing on either side
     assert B.wb_load(a, path, mapping, fmt)["inserted"] == 0 and B.sql_load(b, fmt, path)["inserted"] == 0
+    # the file grown by appending: the workbench reads the new records only, both sides insert them
+    assert B.grow(fmt, path, 500, 7)
+    out = B.wb_load(a, path, mapping, fmt)
+    assert out["inserted"] == 7 and out["appended"] and B.sql_load(b, fmt, path)["inserted"] == 7
+    B.same_rows(a, b, B.FORMAT_COLS.get(fmt, B.COLS))
 
 
 def test_the_benchmark_protobuf_holds_the_spans_of_its_json_lines(tmp_path):
