@@ -735,10 +735,18 @@ def test_cli_ingest_json_and_exit_codes(tmp_path, capsys):
     dbp = str(tmp_path / "w.duckdb")
     assert cli_main(["ingest", str(OTEL / "errors.jsonl"), str(OTEL / "malformed.jsonl"), "--db", dbp, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
+    files = out.pop("files")
     assert out == {"read": 10, "inserted": 4, "duplicates": 1, "quarantined": 5,
                    "reasons": {"missing required field: ts": 1, "end before start: end_ts": 1,
                                "not an OTLP trace export": 1, "negative token count: output_tokens": 1,
                                "invalid JSON": 1}}
+    # each file: where it went, its run (the ingest_runs row) and how it was read, for a scheduled job's log
+    with wb.connect(dbp) as db:
+        runs = dict(db.duckdb.execute("select source_path, run_id from ingest_runs").fetchall())
+    assert [(f["path"], f["format"], f["table"], f["run_id"], f["same_as"], f["appended_to"], f["read"])
+            for f in files] == [(str(OTEL / n), "otel", "calls", runs[str(OTEL / n)], None, None, r)
+                                for n, r in (("errors.jsonl", 3), ("malformed.jsonl", 7))]
+    assert set(files[0]["seconds"]) == {"hash", "parse", "validate", "write"}
     assert cli_main(["ingest", str(MAPS / "calls.csv"), "--db", dbp, "--mapping", str(MAPS / "calls_csv.toml")]) == 0
     text = capsys.readouterr().out
     assert "read 9, inserted 3, duplicates 0, quarantined 6" in text

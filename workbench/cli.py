@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="auto", choices=["auto", *FORMATS],
                    help="auto: recognised from the content; or force one (the summary says what each file was read as)")
     p.add_argument("--mapping", default=None, help="TOML column mapping (required for jsonl/csv/parquet)")
-    p.add_argument("--json", action="store_true", help="print one JSON summary object")
+    p.add_argument("--json", action="store_true", help="print one JSON summary object: the totals and each file (its "
+                   "run id, counts, and same_as / appended_to when it was not read whole)")
 
     p = sub.add_parser("collect", help="receive OTLP/HTTP traces live (POST /v1/traces), spool them durably, load them")
     p.add_argument("--db", required=True, help="DuckDB file to load into (created when missing)")
@@ -295,7 +296,9 @@ def _cmd_ingest(a: argparse.Namespace) -> int:
     with connect(a.db, create=True) as db:  # the one verb (with demo) that may create a database
         summary = ingest(db, a.paths, format=a.format, mapping=a.mapping, progress=not a.json)
     if a.json:
-        print(json.dumps(summary.as_dict()))
+        # the totals, and each file: its run (the ingest_runs row), counts, and whether it was read whole, not read
+        # again (same_as) or read from where an earlier load stopped (appended_to)
+        print(json.dumps({**summary.as_dict(), "files": summary.files}))
     else:
         print(summary)
     return 0
