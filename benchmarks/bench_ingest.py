@@ -13,6 +13,8 @@ hold the same rows first):
   :mod:`workbench.io.litellm`): the same mapping written in DuckDB SQL over ``read_json`` (``_sql_litellm``), compared
   on 20 columns;
 * OTLP spans, as JSON lines and as the same spans in protobuf: against the goal of 150,000 spans/s;
+* Langfuse traces, OpenInference spans and Vercel AI SDK spans (``--litellm`` records of each, the tests' fixtures
+  replicated with new ids, :func:`write_replicated`): against the same rate;
 * the old baseline, ``json.loads`` per line and ``executemany`` with ``INSERT OR IGNORE``, on ``--baseline-rows``.
 """
 
@@ -490,6 +492,64 @@ def versus(d: Path, fmt: str, path: Path, mapping: Path | None, rows: int, round
     return out
 
 
+#: The telemetry formats parsed in Python besides LiteLLM, each from a fixture of the tests replicated with new ids:
+#: (format, fixture under tests/data/formats).
+REPLICATED = (("langfuse", "langfuse_traces.jsonl"), ("openinference", "openinference_spans.json"),
+              ("vercel", "vercel_spans.json"))
+_ID_KEYS = frozenset({"id", "traceId", "spanId", "parentSpanId", "parentObservationId", "trace_id", "span_id",
+                      "parent_id"})
+
+
+def _ids(v, out: set) -> None:
+    if isinstance(v, dict):
+        for k, x in v.items():
+            if k in _ID_KEYS and isinstance(x, str) and x:
+                out.add(x)
+            else:
+                _ids(x, out)
+    elif isinstance(v, list):
+        for x in v:
+            _ids(x, out)
+
+
+def _new_id(v: str, copy: int) -> str:
+    """The id of copy ``copy``: hex ids keep their length (the readers check it), others get a suffix."""
+    if len(v) >= 16 and all(c in "0123456789abcdefABCDEF" for c in v):
+        return v[:-8] + f"{(int(v[-8:], 16) + copy * 2654435761 + 1) % 2**32:08x}"
+    return f"{v}-{copy}"
+
+
+def write_replicated(fixture: Path, path: Path, n: int, fmt: str) -> int:
+    """JSON lines of at least ``n`` records: the fixture's records that load clean as ``fmt`` (the fixtures hold some
+    to quarantine) again and again, every trace, span and observation id made new for each copy; the records
+    written."""
+    import workbench as wb
+    from workbench.io.ingest import ingest
+    from workbench.io.records import iter_json_file
+
+    db = wb.connect(":memory:")
+    ingest(db, fixture, format=fmt, progress=False)
+    bad = {k for (k,) in db.duckdb.execute("select line_no from quarantine").fetchall()}
+    db.close()
+    recs = [v for k, v, _r, e in iter_json_file(fixture) if e is None and k not in bad]
+    texts = []
+    for rec in recs:
+        ids: set = set()
+        _ids(rec, ids)
+        texts.append((json.dumps(rec), sorted(ids, key=len, reverse=True)))
+    written = 0
+    with open(path, "w") as fh:
+        copy = 0
+        while written < n:
+            for text, ids in texts:
+                for v in ids:
+                    text = text.replace(f'"{v}"', f'"{_new_id(v, copy)}"')
+                fh.write(text + "\n")
+                written += 1
+            copy += 1
+    return written
+
+
 def grow(fmt: str, path: Path, rows: int, extra: int) -> bool:
     """Append ``extra`` new records (keys after the file's ``rows``) to a file of the benchmark, as a log grows between
     two daily loads; False for a format that is not appended to (Parquet)."""
@@ -606,6 +666,20 @@ def main(argv: list[str] | None = None) -> int:
             lite = d / "litellm.jsonl"
             write_litellm(lite, a.litellm, rng)
             out.extend(versus(d, "litellm", lite, None, a.litellm, a.rounds))
+            # the other formats parsed in Python, as many records, against the rate OTLP is asked for
+            fixtures = Path(__file__).resolve().parents[1] / "tests" / "data" / "formats"
+            for fmt, name in REPLICATED:
+                src = d / f"{fmt}.jsonl"
+                n = write_replicated(fixtures / name, src, a.litellm, fmt)
+                r = _in_child(wb_load, empty_db(d / f"{fmt}.duckdb"), src, None, fmt)
+                rows = r["out"]["inserted"]
+                assert r["out"]["quarantined"] == 0 and rows >= n, r["out"]
+                print(f"{fmt:>8} first load  records {n:>9,} ({rows:,} rows)  workbench {r['seconds']:7.2f} s "
+                      f"({n / r['seconds']:>10,.0f} records/s, {r['peak_mb']:5.0f} MB; parsing and mapping in Python "
+                      f"{r['out']['seconds']['parse']:.2f} s)", flush=True)
+                out.append({"work": f"ingest {fmt} (first load)", "rows": n, "wb_s": r["seconds"],
+                            "wb_mb": r["peak_mb"], "alt": "(goal: 150k records/s)", "alt_s": n / 150_000,
+                            "alt_mb": None})
         db = wb.connect(d / "bench.duckdb")
         r_otlp = _in_child(wb_load, d / "otlp.duckdb", otlp, None, "auto")
         print(f"    otlp first load  spans {a.spans:>9,}  workbench {r_otlp['seconds']:7.2f} s "

@@ -68,3 +68,17 @@ def test_the_benchmark_protobuf_holds_the_spans_of_its_json_lines(tmp_path):
     a, b = B.empty_db(tmp_path / "json.duckdb"), B.empty_db(tmp_path / "pb.duckdb")
     assert B.wb_load(a, src, None, "auto")["inserted"] == 250 and B.wb_load(b, pb, None, "auto")["inserted"] == 250
     B.same_rows(a, b)
+
+
+@pytest.mark.parametrize("fmt,name", B.REPLICATED)
+def test_the_replicated_formats_load_clean_with_new_ids_in_every_copy(tmp_path, fmt, name):
+    """The benchmark's Langfuse, OpenInference and Vercel files: the fixture's clean records again and again, every
+    copy a new set of rows (no id repeats, nothing quarantined), so the rate is of loading new rows."""
+    fixture = Path(__file__).parent / "data" / "formats" / name
+    one = B.write_replicated(fixture, tmp_path / "one.jsonl", 1, fmt)  # one copy: its clean records
+    three = B.write_replicated(fixture, tmp_path / "three.jsonl", 3 * one, fmt)
+    assert three == 3 * one
+    a = B.wb_load(B.empty_db(tmp_path / "a.duckdb"), tmp_path / "one.jsonl", None, fmt)
+    b = B.wb_load(B.empty_db(tmp_path / "b.duckdb"), tmp_path / "three.jsonl", None, fmt)
+    assert a["quarantined"] == b["quarantined"] == 0 and a["inserted"] >= one
+    assert b["inserted"] == 3 * a["inserted"]
