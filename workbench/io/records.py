@@ -580,7 +580,7 @@ def epoch_us(value: Any) -> int | None:
         d = value - _EPOCH
         us = (d.days * 86400 + d.seconds) * 10**6 + d.microseconds
     elif isinstance(value, (list, tuple)):
-        if len(value) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value):
+        if len(value) == 2 and _plain_number(value[0]) and _plain_number(value[1]):
             us = int(value[0]) * 10**6 + int(round(value[1] / 1000))
         else:
             raise ValueError(repr(value))
@@ -604,6 +604,10 @@ def epoch_us(value: Any) -> int | None:
     if us is None or not (_US_MIN <= us <= _US_MAX):
         raise ValueError(repr(value))
     return us
+
+
+def _plain_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def _number_us(x: int | float) -> int | None:

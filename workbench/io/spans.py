@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,6 +176,9 @@ def attribute_map(attrs: Any) -> dict[str, Any]:
     return out
 
 
+_HEX = re.compile(r"[0-9a-fA-F]+")
+
+
 def hex_id(v: Any) -> str | None:
     """An OTLP id as lower-case hex: hex as given (or after ``0x``, as the OpenTelemetry Python SDK prints it), or base64
     (generic protobuf JSON) decoded; empty or all zeros (an invalid id in OTLP) -> None; anything else as given.
@@ -190,9 +194,9 @@ def hex_id(v: Any) -> str | None:
     s = str(v).strip()
     if not s or set(s) == {"0"}:
         return None
-    if all(c in "0123456789abcdefABCDEF" for c in s):
+    if _HEX.fullmatch(s):
         return s.lower()
-    if s[:2] in ("0x", "0X") and len(s) > 2 and all(c in "0123456789abcdefABCDEF" for c in s[2:]):
+    if s[:2] in ("0x", "0X") and _HEX.fullmatch(s, 2):
         # as the OpenTelemetry Python SDK writes ids (ConsoleSpanExporter, ReadableSpan.to_json)
         return s[2:].lower() if set(s[2:]) != {"0"} else None
     if len(s) in (12, 24) and s.endswith("="):
@@ -330,6 +334,28 @@ def default_operation(attributes: dict[str, Any], name: Any = None) -> str | Non
     return OTHER_OPERATION
 
 
+_PLANS: dict[tuple[int, tuple[str, ...]], tuple[Any, list, frozenset]] = {}
+
+
+def _names_plan(extra: dict[str, tuple[str, ...]] | None, used: tuple[str, ...]) -> tuple[list, frozenset]:
+    """For :func:`span_values`: each column's attribute names as (read from the resource, key) pairs, and the names
+    that stay out of ``attributes``; worked out once per ``extra`` and ``used`` (a format's constants), not per span
+    (a third of a span's mapping time)."""
+    key = (id(extra), used)
+    got = _PLANS.get(key)
+    if got is None or got[0] is not extra:  # (the dict is kept with its plan: its id is not reused meanwhile)
+        names = dict(SPAN_ATTRIBUTES)
+        for c, more in (extra or {}).items():
+            names[c] = names.get(c, ()) + more
+        picks = [(c, tuple((n.startswith("r:"), n.removeprefix("r:")) for n in ns)) for c, ns in names.items()]
+        used_names = frozenset({n.removeprefix("r:") for ns in names.values() for n in ns} | set(SPAN_USED)
+                               | set(used))
+        if len(_PLANS) >= 64:
+            _PLANS.clear()
+        got = _PLANS[key] = (extra, picks, used_names)
+    return got[1], got[2]
+
+
 def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
                 used: tuple[str, ...] = ()) -> dict[str, Any]:
     """The ``calls`` values of a span (times as epoch microseconds; raises ValueError for an unreadable time).
@@ -337,11 +363,17 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
     ``extra`` adds fallback attribute names per column after the shared ones (a format's own names); ``used`` names
     more attributes that a caller reads itself and that stay out of ``attributes``.
     """
-    a = span.attributes
-    names = dict(SPAN_ATTRIBUTES)
-    for c, more in (extra or {}).items():
-        names[c] = names.get(c, ()) + more
-    v: dict[str, Any] = {c: _scalar(pick(span, ns)) for c, ns in names.items()}
+    a, res = span.attributes, span.resource
+    picks, used_names = _names_plan(extra, used)
+    v: dict[str, Any] = {}
+    for c, ns in picks:  # the first attribute present of each column's names (pick, without parsing the names)
+        got = None
+        for in_resource, key in ns:
+            x = (res if in_resource else a).get(key)
+            if x is not None and x != "":
+                got = x
+                break
+        v[c] = got if got is None or type(got) is str else _scalar(got)
     start, end = epoch_us(span.start), epoch_us(span.end)
     v["call_id"], v["trace_id"], v["parent_id"] = span.span_id, span.trace_id, span.parent_id
     v["ts"] = start if start is not None else end
@@ -380,7 +412,6 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
         v["status"] = "error"
     else:
         v["status"] = "ok"
-    used_names = {n.removeprefix("r:") for ns in names.values() for n in ns} | set(SPAN_USED) | set(used)
     attrs = {k: val for k, val in a.items() if k not in used_names}
     rextra = {k: val for k, val in span.resource.items() if k not in used_names}
     if rextra:
