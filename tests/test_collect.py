@@ -461,8 +461,12 @@ def test_pb_and_framed_pb_gz_files_via_workbench_ingest(tmp_path):
     assert out.returncode == 0, out.stderr
     # one.pb: 2 spans inserted; two.pb.gz: the same 2 (duplicates) + 2 new, of which the one without times is
     # quarantined (ts is required)
-    assert json.loads(out.stdout) == {"read": 6, "inserted": 3, "duplicates": 2, "quarantined": 1,
-                                      "reasons": {"missing required field: ts": 1}}
+    summary = json.loads(out.stdout)
+    files = summary.pop("files")
+    assert summary == {"read": 6, "inserted": 3, "duplicates": 2, "quarantined": 1,
+                       "reasons": {"missing required field: ts": 1}}
+    assert [(Path(f["path"]).name, f["format"], f["read"]) for f in files] == [("one.pb", "otel-proto", 2),
+                                                                            ("two.pb.gz", "otel-proto", 4)]
     rows = calls(db, "select call_id, parent_id, operation, name, provider, model, input_tokens, cache_read_tokens, "
                      "output_tokens, reasoning_tokens, latency_ms, ttft_ms, status, finish_reason, feature, "
                      "environment, session_id from calls order by ts")
@@ -501,8 +505,8 @@ def test_the_file_exporters_zstd_files_load_in_json_and_in_proto(tmp_path):
         db = tmp_path / f"{name}.duckdb"
         out = _ingest_cli(db, str(tmp_path / name))
         assert out.returncode == 0, out.stderr
-        assert json.loads(out.stdout) | {"reasons": None} == {"read": 4, "inserted": 3, "duplicates": 0,
-                                                               "quarantined": 1, "reasons": None}
+        assert json.loads(out.stdout) | {"reasons": None, "files": None} == {
+            "read": 4, "inserted": 3, "duplicates": 0, "quarantined": 1, "reasons": None, "files": None}
         got = calls(db, "select * exclude (ingest_run_id) from calls order by call_id")
         assert want is None or got == want
         want = got
