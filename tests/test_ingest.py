@@ -241,6 +241,23 @@ def test_otel_json_ids_are_read_as_the_record_formats_read_them(db, raw):
     assert got == hex_id(raw)
 
 
+def test_each_span_format_reads_its_own_attribute_names():
+    """A column's attribute names are worked out once per format (spans._names_plan), not per span: a span mapped
+    with the Vercel AI SDK's names, then with the shared ones only, then with Vercel's again, reads each time what
+    that format names, and keeps the rest in attributes."""
+    from workbench.io import vercel
+    from workbench.io.spans import Span, span_values
+
+    span = Span("ab" * 8, "cd" * 8, None, "x", 1_763_632_800_000_000_000, None,
+                {"ai.model.id": "m-v", "ai.usage.promptTokens": 7})
+    for extra, used, want in [(vercel.EXTRA, vercel._USED, ("m-v", "7")), (None, (), (None, None)),
+                              (vercel.EXTRA, vercel._USED, ("m-v", "7"))]:
+        v = span_values(span, extra, used)
+        assert (v["model"], v["input_tokens"]) == want
+        assert ("ai.model.id" in v["attributes"], "ai.usage.promptTokens" in v["attributes"]) == (
+            (extra is None,) * 2)
+
+
 _OPERATION_CASES = [
     ({"gen_ai.operation.name": "chat", "http.method": "POST"}, "chat"),
     ({"gen_ai.request.model": "gpt-4o"}, None),  # a model call that does not name its operation: as before
