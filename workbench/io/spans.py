@@ -276,10 +276,24 @@ def otlp_export_spans(doc: dict) -> list[Span]:
 
 
 def pick(span: Span, names: tuple[str, ...]) -> Any:
-    """The first present attribute of ``names`` (``r:`` = resource)."""
-    for n in names:
-        src, key = (span.resource, n[2:]) if n.startswith("r:") else (span.attributes, n)
-        v = src.get(key)
+    """The first present attribute of ``names`` (``r:`` = resource).
+
+    >>> pick(Span("a", "b", None, "x", 1, 2, {"llm.system": "openai"}, {"service.name": "api"}),
+    ...      ("gen_ai.system", "llm.system", "r:service.name"))
+    'openai'
+    """
+    return _first_present(span.attributes, span.resource, _parsed(names))
+
+
+def _parsed(names: tuple[str, ...]) -> tuple[tuple[bool, str], ...]:
+    """``names`` as (read from the resource, key) pairs: ``r:`` = resource."""
+    return tuple((n.startswith("r:"), n.removeprefix("r:")) for n in names)
+
+
+def _first_present(attributes: dict, resource: dict, names: tuple[tuple[bool, str], ...]) -> Any:
+    """The first attribute of ``names`` (:func:`_parsed`) that is present: neither missing, None nor empty text."""
+    for in_resource, key in names:
+        v = (resource if in_resource else attributes).get(key)
         if v is not None and v != "":
             return v
     return None
@@ -347,7 +361,7 @@ def _names_plan(extra: dict[str, tuple[str, ...]] | None, used: tuple[str, ...])
         names = dict(SPAN_ATTRIBUTES)
         for c, more in (extra or {}).items():
             names[c] = names.get(c, ()) + more
-        picks = [(c, tuple((n.startswith("r:"), n.removeprefix("r:")) for n in ns)) for c, ns in names.items()]
+        picks = [(c, _parsed(ns)) for c, ns in names.items()]
         used_names = frozenset({n.removeprefix("r:") for ns in names.values() for n in ns} | set(SPAN_USED)
                                | set(used))
         if len(_PLANS) >= 64:
@@ -366,13 +380,8 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
     a, res = span.attributes, span.resource
     picks, used_names = _names_plan(extra, used)
     v: dict[str, Any] = {}
-    for c, ns in picks:  # the first attribute present of each column's names (pick, without parsing the names)
-        got = None
-        for in_resource, key in ns:
-            x = (res if in_resource else a).get(key)
-            if x is not None and x != "":
-                got = x
-                break
+    for c, ns in picks:  # the first attribute present of each column's names (as pick, the names parsed once)
+        got = _first_present(a, res, ns)
         v[c] = got if got is None or type(got) is str else _scalar(got)
     start, end = epoch_us(span.start), epoch_us(span.end)
     v["call_id"], v["trace_id"], v["parent_id"] = span.span_id, span.trace_id, span.parent_id
