@@ -550,6 +550,12 @@ def write_replicated(fixture: Path, path: Path, n: int, fmt: str) -> int:
     return written
 
 
+def flat_calls(jsonl: Path) -> str:
+    """The SELECT of the generated JSONL calls as the flat columns of the CSV and Parquet files."""
+    return (f"select id, time, duration, usage.input as input, usage.output as output, usage.cached as cached, "
+            f"model, app, user, status from read_json('{jsonl}', format='newline_delimited')")
+
+
 def grow(fmt: str, path: Path, rows: int, extra: int) -> bool:
     """Append ``extra`` new records (keys after the file's ``rows``) to a file of the benchmark, as a log grows between
     two daily loads; False for a format that is not appended to (Parquet)."""
@@ -564,9 +570,7 @@ def grow(fmt: str, path: Path, rows: int, extra: int) -> bool:
         more = path.with_suffix(".more.jsonl")
         write_jsonl(more, extra, rng, start=rows)
         con = duckdb.connect()
-        con.execute(f"copy (select id, time, duration, usage.input as input, usage.output as output, usage.cached as "
-                    f"cached, model, app, user, status from read_json('{more}', format='newline_delimited')) to "
-                    f"'{more.with_suffix('.csv')}' (header false)")
+        con.execute(f"copy ({flat_calls(more)}) to '{more.with_suffix('.csv')}' (header false)")
         con.close()
         with open(path, "ab") as fh:
             fh.write(more.with_suffix(".csv").read_bytes())
@@ -647,8 +651,7 @@ def main(argv: list[str] | None = None) -> int:
         write_otlp(otlp, a.spans, rng)
         files = {"jsonl": (jsonl, mapping)}
         con = duckdb.connect()
-        flat = (f"select id, time, duration, usage.input as input, usage.output as output, usage.cached as cached, "
-                f"model, app, user, status from read_json('{jsonl}', format='newline_delimited')")
+        flat = flat_calls(jsonl)
         if "csv" in a.formats:
             con.execute(f"copy ({flat}) to '{d / 'calls.csv'}' (header)")
             files["csv"] = (d / "calls.csv", csv_map)
