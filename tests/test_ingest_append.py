@@ -211,3 +211,22 @@ def test_a_key_hashed_from_the_fields_is_read_whole(tmp_path, monkeypatch):
         assert _counts(two) == (8, 2, 6, 0)  # the repeat of record 0 is a row of its own
     finally:
         db.close()
+
+
+def test_a_hostile_file_name_grows_and_is_named_as_it_is(tmp_path):
+    """The name reaches SQL (the runs' look-up, the reader of the copy) and the copy's folder: quotes, glob
+    characters and spaces stay text, and the quarantine names the file as given, not its copy."""
+    mapping, first, more = _case("jsonl", 12, bad=9)
+    path = tmp_path / "it's [a]* %s;--.jsonl"
+    path.write_bytes(first)
+    db = wb.connect(tmp_path / "a.duckdb")
+    try:
+        one = _load(db, path, "jsonl", mapping)
+        with path.open("ab") as fh:
+            fh.write(more)
+        two = _load(db, path, "jsonl", mapping)
+        assert two.files[0]["appended_to"] == one.files[0]["run_id"] and _counts(two) == (12, 5, 6, 1)
+        assert db.duckdb.execute("select source_path, line_no from quarantine").fetchall() == [(str(path), 10)]
+        assert db.duckdb.execute("select distinct source_path from ingest_runs").fetchall() == [(str(path),)]
+    finally:
+        db.close()
