@@ -230,3 +230,124 @@ def test_a_hostile_file_name_grows_and_is_named_as_it_is(tmp_path):
         assert db.duckdb.execute("select distinct source_path from ingest_runs").fetchall() == [(str(path),)]
     finally:
         db.close()
+
+
+# ------------------------------------------------------------------------------------ a log still being written
+
+
+def _grow(db, path: Path, fmt: str, mapping):
+    return ing.ingest(db, path, format=fmt, mapping=mapping, progress=False, growing=True)
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_a_log_still_being_written_is_read_up_to_its_last_complete_line(tmp_path, fmt):
+    """A writer appends record after record while the hourly load runs: each load reads the complete lines, leaves
+    the half-written last one for the next load (nothing quarantined for it) and the next load reads from there. In
+    the end the tables are those of loading the finished file at once."""
+    mapping, first, more = _case(fmt, 12, bad=9)
+    half = len(more) // 2
+    cut_in_line = more.rfind(b"\n", 0, half) + 1 + 7  # 7 bytes into a record
+    path = tmp_path / FORMATS[fmt]
+    db = wb.connect(tmp_path / "a.duckdb")
+    whole = wb.connect(tmp_path / "b.duckdb")
+    try:
+        path.write_bytes(first + more[:cut_in_line])
+        one = _grow(db, path, fmt, mapping)
+        assert one.quarantined == 0 and one.files[0]["left_unread"] == 7
+        assert "7 bytes after the last complete line" in str(one)
+        again = _grow(db, path, fmt, mapping)  # nothing new: the same complete lines, not read again
+        assert again.files[0]["same_as"] == one.files[0]["run_id"] and again.inserted == 0
+        path.write_bytes(first + more)
+        two = _grow(db, path, fmt, mapping)
+        assert two.files[0]["appended_to"] == one.files[0]["run_id"] and two.files[0]["left_unread"] == 0
+        full = _load(whole, path, fmt, mapping)
+        assert _counts(two) == (full.read, full.inserted - one.inserted, one.read, full.quarantined)
+        assert _tables(db) == _tables(whole)
+        assert db.duckdb.execute("select bytes from ingest_runs where run_id = ?",
+                                 [one.files[0]["run_id"]]).fetchone()[0] == len(first) + cut_in_line - 7
+    finally:
+        db.close()
+        whole.close()
+
+
+def test_lines_appended_while_the_load_runs_wait_for_the_next_load(tmp_path, monkeypatch):
+    """The load reads the bytes it hashed, a snapshot: what a writer appends meanwhile is neither read half nor
+    counted twice; the next load reads it from where this one stopped."""
+    mapping, first, more = _case("jsonl", 12)
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(first)
+    real = ing._scan
+
+    def scan_then_write(p, *a, **k):
+        got = real(p, *a, **k)
+        if Path(p) == path:
+            with path.open("ab") as fh:
+                fh.write(more)
+        return got
+
+    monkeypatch.setattr(ing, "_scan", scan_then_write)
+    db = wb.connect(tmp_path / "a.duckdb")
+    try:
+        one = _grow(db, path, "jsonl", mapping)
+        assert _counts(one) == (6, 6, 0, 0)
+        monkeypatch.setattr(ing, "_scan", real)
+        two = _grow(db, path, "jsonl", mapping)
+        assert two.files[0]["appended_to"] == one.files[0]["run_id"] and _counts(two) == (12, 6, 6, 0)
+    finally:
+        db.close()
+
+
+def test_a_log_with_no_complete_line_yet_is_not_read(tmp_path):
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(b'{"id": "c0", "ti')
+    db = wb.connect(tmp_path / "a.duckdb")
+    try:
+        s = _grow(db, path, "jsonl", FLAT_MAP)
+        assert _counts(s) == (0, 0, 0, 0) and s.files[0]["left_unread"] == 16 and s.files[0]["run_id"] is None
+        assert db.duckdb.execute("select count(*) from ingest_runs").fetchone()[0] == 0
+    finally:
+        db.close()
+
+
+def test_without_growing_a_half_written_last_line_is_quarantined(tmp_path):
+    """The default reads every byte: a last line cut short is a record to quarantine, as in any file."""
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(_jsonl([_flat(0)]) + b'{"id": "c1", "ti')
+    db = wb.connect(tmp_path / "a.duckdb")
+    try:
+        s = _load(db, path, "jsonl", FLAT_MAP)
+        assert _counts(s) == (2, 1, 0, 1) and s.files[0]["left_unread"] == 0
+    finally:
+        db.close()
+
+
+def test_growing_reads_a_file_of_records_not_in_lines_whole(tmp_path):
+    """Parquet (and gzip, JSON documents) is not appended line by line: --growing reads it whole as always."""
+    path = tmp_path / "f.parquet"
+    pl.DataFrame([_flat(i) for i in range(4)]).write_parquet(path)
+    db = wb.connect(tmp_path / "a.duckdb")
+    try:
+        s = _grow(db, path, "parquet", FLAT_MAP)
+        assert _counts(s) == (4, 4, 0, 0) and s.files[0]["left_unread"] == 0
+    finally:
+        db.close()
+
+
+def test_the_command_line_reads_a_growing_log(tmp_path, capsys):
+    """``workbench ingest --growing``: the text says what was left for the next load, ``--json`` has it per file."""
+    from workbench.cli import main as cli_main
+
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(_jsonl([_flat(0), _flat(1)]) + b'{"id": "c2"')
+    mapping = tmp_path / "m.toml"
+    mapping.write_text('table = "calls"\n[columns]\ncall_id = "id"\nts = { field = "time", unit = "s" }\n'
+                       'status = { value = "ok" }\n')
+    args = ["ingest", str(path), "--db", str(tmp_path / "a.duckdb"), "--mapping", str(mapping), "--growing"]
+    assert cli_main(args) == 0
+    out = capsys.readouterr().out
+    assert "inserted 2" in out and "quarantined 0" in out and "11 bytes after the last complete line" in out
+    with path.open("ab") as fh:
+        fh.write(b', "time": 1763632802}\n')
+    assert cli_main([*args, "--json"]) == 0
+    f = json.loads(capsys.readouterr().out)["files"][0]
+    assert (f["inserted"], f["left_unread"]) == (1, 0) and f["appended_to"]

@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mapping", default=None, help="TOML column mapping (required for jsonl/csv/parquet)")
     p.add_argument("--json", action="store_true", help="print one JSON summary object: the totals and each file (its "
                    "run id, counts, and same_as / appended_to when it was not read whole)")
+    p.add_argument("--growing", action="store_true",
+                   help="the files are logs still being written: read each file of lines up to its last newline and "
+                        "leave a half-written last line for the next load (instead of quarantining it)")
 
     p = sub.add_parser("collect", help="receive OTLP/HTTP traces live (POST /v1/traces), spool them durably, load them")
     p.add_argument("--db", required=True, help="DuckDB file to load into (created when missing)")
@@ -294,7 +297,8 @@ def _cmd_ingest(a: argparse.Namespace) -> int:
     from workbench.io.ingest import ingest
 
     with connect(a.db, create=True) as db:  # the one verb (with demo) that may create a database
-        summary = ingest(db, a.paths, format=a.format, mapping=a.mapping, progress=not a.json)
+        summary = ingest(db, a.paths, format=a.format, mapping=a.mapping, progress=not a.json,
+                         growing=a.growing)
     if a.json:
         # the totals, and each file: its run (the ingest_runs row), counts, and whether it was read whole, not read
         # again (same_as) or read from where an earlier load stopped (appended_to)

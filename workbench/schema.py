@@ -266,7 +266,8 @@ INGEST_RUNS = Table(
     (
         C("run_id", "VARCHAR", "Id of the ingest run.", True),
         C("source_path", "VARCHAR", "File that was read.", True),
-        C("content_hash", "VARCHAR", "sha256 of the file's bytes."),
+        C("content_hash", "VARCHAR",
+          "sha256 of the file's bytes (with `--growing`: of those read, up to the last complete line)."),
         C("format", "VARCHAR", "otel, jsonl, csv or parquet."),
         C("target_table", "VARCHAR", "Canonical table the rows went to."),
         C("started_at", "TIMESTAMP", "UTC."),
@@ -277,7 +278,8 @@ INGEST_RUNS = Table(
         C("rows_quarantined", "BIGINT", "Rows kept in quarantine with a reason."),
         C("workbench_version", "VARCHAR", "Version of the workbench that loaded the file."),
         C("mapping_hash", "VARCHAR", "sha256 of the mapping the file was read with (NULL: a format's own mapping)."),
-        C("bytes", "BIGINT", "Length of the file in bytes when it was read."),
+        C("bytes", "BIGINT",
+          "Bytes of the file that were read: its length when it was read (with `--growing`: up to its last newline)."),
         C("base_run_id", "VARCHAR", "The run that had loaded the file's first bytes, when this run read only what was "
                                     "appended to it since (NULL: the file was read whole)."),
     ),

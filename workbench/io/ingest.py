@@ -54,10 +54,12 @@ the quarantine names lines of the whole file, and the summary counts the earlier
 reading the whole file would (``files[i]["appended_to"]``, :func:`_appended`). A load of the appended part extends
 that run (``ingest_runs.base_run_id``), so the next day's load reads only its own new part; any row of the chain
 deleted since, a mapping whose key is a hash of the fields (its repeats are numbered through the whole file), or a
-beginning not known whole reads the file whole. An unreadable file, an unknown format or a
-bad mapping raises :class:`IngestError` (the CLI exits 2) before anything of that file is written; all files are
-checked before the first one is loaded. An unexpected failure while loading a file rolls that file back and raises
-:class:`IngestError`; files loaded before it stay loaded.
+beginning not known whole reads the file whole. A log still being written (``growing=True``, ``--growing``) is read
+up to its last newline, from a copy of the bytes hashed: a last line not finished yet is left for the next load
+(``files[i]["left_unread"]``) instead of quarantined, and the next load reads from where this one stopped. An
+unreadable file, an unknown format or a bad mapping raises :class:`IngestError` (the CLI exits 2) before anything of
+that file is written; all files are checked before the first one is loaded. An unexpected failure while loading a
+file rolls that file back and raises :class:`IngestError`; files loaded before it stay loaded.
 
 How a mapped file (JSONL, CSV, Parquet) is read: a file that looks clean is inserted in one read, streamed, with the
 anti-join against the table and every check, guarded so that the first row a check would quarantine stops it; it
@@ -486,7 +488,8 @@ class IngestSummary:
     ``files`` holds one dict per file: path, table, format, run_id, the four counts, ``same_as`` (the run that loaded
     the same bytes whole before, when the file was not read again for that; else None), ``appended_to`` (the run that
     loaded the file's beginning whole, when only what was appended to it since was read; its records count as read
-    and duplicates, as they would reading the whole file) and ``seconds``: where the load's
+    and duplicates, as they would reading the whole file), ``left_unread`` (with ``growing``: the bytes after the
+    file's last newline, a line still being written, left for the next load; else 0) and ``seconds``: where the load's
     time went (``hash``: the sha256 and record count of the file; ``parse``: the records of a format parsed and mapped
     in Python (:mod:`workbench.io.sniff`) and staged, 0 for the formats read by DuckDB; ``validate``: the survey
     pass, or the staging with its checks and quarantine, or for a file loaded in one read the checks of its head and
@@ -520,7 +523,9 @@ class IngestSummary:
                          f"inserted {f['inserted']:,}, duplicates {f['duplicates']:,}, quarantined {f['quarantined']:,}"
                          + (f" (not read again: loaded whole by run {f['same_as']})" if f.get("same_as") else "")
                          + (f" (read from where run {f['appended_to']} stopped: only what was appended since)"
-                            if f.get("appended_to") else ""))
+                            if f.get("appended_to") else "")
+                         + (f" ({f['left_unread']:,} bytes after the last complete line left unread: a line still "
+                            f"being written, read by the next load)" if f.get("left_unread") else ""))
         if self.reasons:
             lines.append("quarantined rows by reason (see the quarantine table):")
             for r, c in sorted(self.reasons.items(), key=lambda x: (-x[1], x[0])):
@@ -844,6 +849,7 @@ class _Plan:
     line_bytes: int = MAX_LINE_BYTES  # DuckDB's max_line_size and buffer_size: set from the file's longest line
     buffer_bytes: int = 2 * MAX_LINE_BYTES
     records: int | None = None  # records in the file, counted independently of DuckDB (count_records)
+    growing: bool = False  # a log still being written: read up to its last complete line (ingest's ``growing``)
     lines: int | None = None  # JSONL lines (records: those not blank; counted while the file is hashed)
     # called with the share of the file read so far, as the records parsed in Python are staged (the progress bar)
     tick: Callable[[float], None] | None = field(default=None, repr=False, compare=False)
@@ -970,7 +976,8 @@ def _otel_documents(path: Path) -> bool:
 
 
 def ingest(db: "Workbench | str | os.PathLike", paths: Any, *, format: str = "auto",  # noqa: A002 - CLI name
-           mapping: "str | os.PathLike | dict | Mapping | None" = None, progress: bool | None = None) -> IngestSummary:
+           mapping: "str | os.PathLike | dict | Mapping | None" = None, progress: bool | None = None,
+           growing: bool = False) -> IngestSummary:
     """Load files into the canonical tables; see the module docstring for formats, mappings and reasons.
 
     Parameters
@@ -988,11 +995,36 @@ def ingest(db: "Workbench | str | os.PathLike", paths: Any, *, format: str = "au
         Column mapping, required for jsonl, csv and parquet; optional attribute overrides for otel.
     progress : bool, optional
         Show a progress bar over the bytes of the files; default: only when standard error is a terminal.
+    growing : bool, default False
+        The files are logs still being written (a load scheduled every hour on today's log). A file of lines (JSON
+        lines of any format, CSV; not compressed) is read up to its last newline, from a copy of those bytes taken
+        when it is hashed: a last line without its newline is a record still being written, left for the next load
+        (``files[i]["left_unread"]`` bytes) instead of quarantined as cut short, and lines appended while the load
+        runs wait for the next load too. The next load reads from where this one stopped. Other files are read
+        whole, as without it.
 
     Returns
     -------
     IngestSummary
         Totals, counts per file, quarantine reasons; ``read = inserted + duplicates + quarantined``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, workbench as wb
+    >>> d = pathlib.Path(tempfile.mkdtemp()); log = d / "calls.jsonl"
+    >>> m = {"table": "calls", "columns": {"call_id": "id", "ts": {"field": "t", "unit": "s"},
+    ...                                    "status": {"value": "ok"}}}
+    >>> _ = log.write_text('{"id": "a", "t": 1763632800}\\n{"id": "b", "t": 17636')  # "b" is being written
+    >>> db = wb.connect(d / "wb.duckdb")
+    >>> s = ingest(db, log, mapping=m, growing=True, progress=False)
+    >>> s.inserted, s.quarantined, s.files[0]["left_unread"]
+    (1, 0, 22)
+    >>> with log.open("a") as fh:
+    ...     _ = fh.write('32801}\\n')
+    >>> s = ingest(db, log, mapping=m, growing=True, progress=False)
+    >>> s.inserted, s.files[0]["appended_to"] is not None
+    (1, True)
+    >>> db.close()
 
     Raises
     ------
@@ -1020,7 +1052,11 @@ def ingest(db: "Workbench | str | os.PathLike", paths: Any, *, format: str = "au
     m = None
     if mapping is not None:
         m = load_mapping(mapping, otel=format == "otel" or _otel_mapping(mapping))
-    plans = [_count(_plan(p, format, m)) for p in files]
+    plans = [_plan(p, format, m) for p in files]
+    for plan in plans:
+        plan.growing = growing
+        if not (growing and _line_file(plan)):  # (a log still being written: its complete lines are counted)
+            _count(plan)
     wbench = as_workbench(db, create=True)  # ingest is one of the writers that may create a database (readers never do)
     opened_here = wbench is not db  # a path: close the connection we opened, so the file is not left locked
     con = wbench.duckdb
@@ -1232,20 +1268,40 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
     mhash = mapping_hash(plan.mapping)
     # runs that loaded this file's beginning whole (it may have grown since): their lengths are hashed on the way
     bases = _bases(con, TABLES[table], plan, mhash) if source is None else []
+    # a log still being written: only its complete lines are read (up to its last newline), the rest is left for the
+    # next load; the bytes read are those hashed, from a copy (a writer may append while the load runs)
+    end = _complete_end(path) if source is None and plan.growing and _line_file(plan) else None
+    unread = 0
     try:
         clock = time.perf_counter()
         # protobuf's field names anywhere in OTLP JSON lines: the record reader reads both spellings, the SQL one
         # the OTLP JSON one only (a line of the other would be quarantined as "not an OTLP trace export")
-        scanned = _scan(path, _PROTO_NAMES if plan.fmt == "otel" else b"", [b for _r, b, _h in bases])
+        scanned = _scan(path, _PROTO_NAMES if plan.fmt == "otel" else b"", [b for _r, b, _h in bases] + [end or 0])
+        if end is not None:
+            unread = max(scanned.size - end, 0)
+            if end and end not in scanned.prefixes:
+                raise IngestError(f"{path}: the file changed while it was read (it no longer has its first {end:,} "
+                                  f"bytes: rotated or rewritten?); nothing of it was loaded: load it again")
+            if end:
+                digest, n_lines = scanned.prefixes[end]
+                scanned = replace(scanned, sha256=digest, lines=n_lines, size=end)
         content_hash, longest, lines, proto_names = scanned.sha256, scanned.longest, scanned.lines, scanned.found
         hashed = time.perf_counter() - clock
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise IngestError(f"{path}: cannot read the file: {exc}") from None
+    if end == 0:  # not one complete line yet
+        return {"path": str(path), "table": table, "format": plan.fmt, "run_id": None, "same_as": None,
+                "appended_to": None, "read": 0, "inserted": 0, "duplicates": 0, "quarantined": 0,
+                "seconds": {"hash": round(hashed, 4), "parse": 0.0, "validate": 0.0, "write": 0.0},
+                "left_unread": unread}, {}
     # the same bytes loaded whole before, as this format, with this mapping and version: not read again
     replayed = None if source is not None else _replay(con, TABLES[table], content_hash, plan.fmt, mhash)
     appended = _appended(con, TABLES[table], plan, bases, scanned) if replayed is None and bases else None
-    if appended is not None:  # only what was appended since is read, from a copy of it
-        return _load_tail(con, plan, memory, appended, (path, content_hash, plan.fmt, scanned.size))
+    if appended is not None or (end is not None and replayed is None):
+        # only what was appended since (or a log's complete lines) is read, from a copy of it
+        f, reasons = _load_copy(con, plan, memory, appended, (path, content_hash, plan.fmt, scanned.size))
+        f["left_unread"] = unread
+        return f, reasons
     if proto_names and not plan.documents and plan.mapping is None:  # (a mapping is for the SQL reader's lines)
         plan.documents = True
     if plan.fmt == "otel-proto" and replayed is None:  # decoded to OTLP JSON lines, then read as OTLP JSON
@@ -1375,7 +1431,7 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
             plan.lines_path = None
     reasons = counts.pop("reasons")
     f = {"path": str(path), "table": table, "format": fmt_name, "run_id": run_id, "same_as": None,
-         "appended_to": None, **counts}
+         "appended_to": None, **counts, "left_unread": unread}
     return f, reasons
 
 
@@ -1400,10 +1456,9 @@ def _bases(con, t: Table, plan: _Plan, mhash: str | None) -> list[tuple[str, int
         f"ORDER BY source_path = {_lit(str(plan.path))} DESC, finished_at DESC LIMIT 16").fetchall()
 
 
-def _appendable(plan: _Plan, t: Table) -> bool:
-    """Whether the file is one to which records are appended, so that a load of its beginning stays a load of the
-    same records: JSON lines (OTLP, the record formats, mapped JSONL) and CSV, not compressed, without a key hashed
-    from the fields (its repeats are numbered through the whole file) or CSV lines skipped before the header."""
+def _line_file(plan: _Plan) -> bool:
+    """Whether records are written to the file a line at a time, so that its first lines are a file of the same
+    records: JSON lines (OTLP, the record formats, mapped JSONL) and CSV, not compressed."""
     from workbench.io.records import GZIP_MAGIC, reads_as_lines
 
     path = plan.path
@@ -1414,21 +1469,52 @@ def _appendable(plan: _Plan, t: Table) -> bool:
     except OSError:
         return False
     if plan.fmt in ("jsonl", "csv"):
-        m = plan.mapping
-        if plan.json_records or m is None or _hash_plan(t, m.columns)[0] is not None:
-            return False
-        if plan.fmt == "csv":
-            if m.csv.get("skip"):
-                return False
-            # the header line is copied before what was appended: a header of one line
-            return not _has_header(m.csv) or m.csv.get("quote", '"') not in _first_line(path).decode(
-                "utf-8", "replace")
-        return True
+        return not plan.json_records
     if plan.fmt == "otel" and not plan.documents:
         return True
     if plan.fmt == "otel" or plan.fmt in sniff.RECORD_FORMATS:
         return plan.fmt != "langfuse_batch" and sniff.file_layout(path) == "json" and reads_as_lines(path)
     return False
+
+
+def _appendable(plan: _Plan, t: Table) -> bool:
+    """Whether the file is one to which records are appended, so that a load of its beginning stays a load of the
+    same records: a file of lines (:func:`_line_file`) without a key hashed from the fields (its repeats are numbered
+    through the whole file) or CSV lines skipped before the header."""
+    if not _line_file(plan):
+        return False
+    if plan.fmt in ("jsonl", "csv"):
+        m = plan.mapping
+        if m is None or _hash_plan(t, m.columns)[0] is not None:
+            return False
+        if plan.fmt == "csv":
+            if m.csv.get("skip"):
+                return False
+            # the header line is copied before what was appended: a header of one line
+            return not _has_header(m.csv) or m.csv.get("quote", '"') not in _first_line(plan.path).decode(
+                "utf-8", "replace")
+    return True
+
+
+def _complete_end(path: Path) -> int:
+    """The length of the file's beginning that ends with its last newline: its complete lines (0: none yet).
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "log.jsonl"
+    >>> _ = p.write_bytes(b'{"a": 1}\\n{"a": 2}\\n{"a"')
+    >>> _complete_end(p)
+    18
+    """
+    with open(path, "rb") as fh:
+        end = fh.seek(0, os.SEEK_END)
+        while end > 0:
+            start = max(0, end - _HASH_CHUNK)
+            fh.seek(start)
+            at = fh.read(end - start).rfind(b"\n")
+            if at >= 0:
+                return start + at + 1
+            end = start
+    return 0
 
 
 def _appended(con, t: Table, plan: _Plan, bases: list[tuple[str, int, str]], scanned: _Scanned) -> _Tail | None:
@@ -1465,27 +1551,30 @@ def _whole(con, t: Table, run_id: str) -> int | None:
     return read if held == inserted else None
 
 
-def _load_tail(con, plan: _Plan, memory: "_MemoryLimit | None", tail: _Tail,
+def _load_copy(con, plan: _Plan, memory: "_MemoryLimit | None", tail: _Tail | None,
                source: tuple[Path, str, str, int]) -> tuple[dict, dict[str, int]]:
-    """Load the bytes appended to a file after ``tail.cut`` (up to the length hashed) from a copy of them (CSV: after
-    the header line), numbered as lines of the whole file. The counts are those of reading the whole file: the
+    """Load the file's bytes up to the length hashed (``source``: path, sha256, format, bytes) from a copy of them:
+    after ``tail.cut`` (CSV: after the header line), numbered as lines of the whole file, or all of them (a log still
+    being written: what a writer appends meanwhile is not read). The counts are those of reading the whole file: the
     records of the beginning count as read and as duplicates."""
     path, size = plan.path, source[3]
+    start = tail.cut if tail is not None else 0
     with tempfile.TemporaryDirectory(prefix="workbench-tail-") as tmp:
         copy = Path(tmp) / path.name
         with open(path, "rb") as src, open(copy, "wb") as out:
-            if plan.fmt == "csv" and _has_header(plan.mapping.csv):
+            if start and plan.fmt == "csv" and _has_header(plan.mapping.csv):
                 out.write(src.readline())
-            src.seek(tail.cut)
-            left = size - tail.cut
+            src.seek(start)
+            left = size - start
             while left > 0 and (chunk := src.read(min(_HASH_CHUNK, left))):
                 out.write(chunk)
                 left -= len(chunk)
         part = _count(replace(plan, path=copy, records=None, lines=None, lines_path=None))
         f, reasons = _ingest_file(con, part, memory, source=source, tail=tail)
-    f["read"] += tail.before
-    f["duplicates"] += tail.before
-    f["appended_to"] = tail.base
+    if tail is not None:
+        f["read"] += tail.before
+        f["duplicates"] += tail.before
+        f["appended_to"] = tail.base
     return f, reasons
 
 
