@@ -351,3 +351,25 @@ def test_the_command_line_reads_a_growing_log(tmp_path, capsys):
     assert cli_main([*args, "--json"]) == 0
     f = json.loads(capsys.readouterr().out)["files"][0]
     assert (f["inserted"], f["left_unread"]) == (1, 0) and f["appended_to"]
+
+
+def test_a_report_s_lineage_says_which_run_extended_which(tmp_path):
+    """params.json's data_lineage lists every run; a run that read only what was appended names the run it extended,
+    and each run's id and bytes tie it to the rows (calls.ingest_run_id) and the part of the file it read."""
+    from workbench.reports.publish import _lineage
+
+    mapping, first, more = _case("jsonl", 12)
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(first)
+    db = wb.connect(tmp_path / "a.duckdb")
+    try:
+        one = _load(db, path, "jsonl", mapping)
+        with path.open("ab") as fh:
+            fh.write(more)
+        two = _load(db, path, "jsonl", mapping)
+    finally:
+        db.close()
+    runs = {r["run_id"]: r for r in _lineage(str(tmp_path / "a.duckdb"))}
+    a, b = runs[one.files[0]["run_id"]], runs[two.files[0]["run_id"]]
+    assert (a["base_run_id"], a["bytes"], a["rows_inserted"]) == (None, len(first), 6)
+    assert (b["base_run_id"], b["bytes"], b["rows_inserted"]) == (a["run_id"], len(first) + len(more), 6)

@@ -441,10 +441,15 @@ def _definitions(names: Iterable[str]) -> dict[str, dict[str, Any]]:
 
 
 def _lineage(db_path: str) -> list[dict[str, Any]]:
+    """Every ingest run of the database: its id (the rows' ``ingest_run_id``), file, sha256, format, table, rows
+    inserted, when, the bytes it read and, for a run that read only what was appended to a file, the run it extended
+    (``base_run_id``; the last two are absent from a database of schema version 2)."""
     from workbench.db import connect
 
     with connect(db_path, read_only=True) as db:
-        df = db.ingest_runs.select("source_path", "content_hash", "format", "target_table", "rows_inserted", "finished_at").to_polars()
+        runs = db.ingest_runs
+        cols = ["run_id", "source_path", "content_hash", "format", "target_table", "rows_inserted", "finished_at"]
+        df = runs.select(*cols, *(c for c in ("bytes", "base_run_id") if c in runs.columns)).to_polars()
     return df.with_columns(df["finished_at"].cast(str)).to_dicts()
 
 
