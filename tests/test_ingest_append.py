@@ -373,3 +373,25 @@ def test_a_report_s_lineage_says_which_run_extended_which(tmp_path):
     a, b = runs[one.files[0]["run_id"]], runs[two.files[0]["run_id"]]
     assert (a["base_run_id"], a["bytes"], a["rows_inserted"]) == (None, len(first), 6)
     assert (b["base_run_id"], b["bytes"], b["rows_inserted"]) == (a["run_id"], len(first) + len(more), 6)
+
+
+def test_a_log_rotated_while_it_is_read_is_an_error_naming_it(tmp_path, monkeypatch):
+    """Truncated between finding its last newline and hashing it (rotated): nothing is loaded, the error says so."""
+    path = tmp_path / "f.jsonl"
+    data = _jsonl([_flat(0), _flat(1)])
+    path.write_bytes(data)
+    real = ing._complete_end
+
+    def then_rotated(p):
+        end = real(p)
+        path.write_bytes(data[: len(data) // 2])
+        return end
+
+    monkeypatch.setattr(ing, "_complete_end", then_rotated)
+    db = wb.connect(tmp_path / "a.duckdb")
+    try:
+        with pytest.raises(ing.IngestError, match="changed while it was read"):
+            _grow(db, path, "jsonl", FLAT_MAP)
+        assert db.duckdb.execute("select count(*) from calls").fetchone()[0] == 0
+    finally:
+        db.close()
