@@ -1341,3 +1341,41 @@ def test_a_malformed_first_line_is_quarantined_and_the_lines_after_it_load(db, t
         assert (s.read, s.quarantined) == (1, 1)
     finally:
         db2.close()
+
+
+# ------------------------------------------------------------------------------------------- OpenLLMetry (Traceloop)
+
+
+def _openllmetry_span(span_id: str, **extra) -> dict:
+    """An Anthropic call as OpenLLMetry's instrumentation writes it: input_tokens already holds the cached tokens
+    (it adds Anthropic's uncached input, cache reads and cache writes), which it also writes under its own names."""
+    attrs = {"gen_ai.system": "Anthropic", "llm.request.type": "chat", "gen_ai.request.model": "claude-sonnet-4-5",
+             "gen_ai.usage.input_tokens": 1250, "gen_ai.usage.output_tokens": 80,
+             "gen_ai.usage.cache_read_input_tokens": 1000, "gen_ai.usage.cache_creation_input_tokens": 200,
+             "gen_ai.usage.reasoning_tokens": 30, "llm.usage.total_tokens": 1330, **extra}
+    return {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": span_id, "name": "anthropic.chat", "kind": 3,
+            "startTimeUnixNano": "1763632800000000000", "endTimeUnixNano": "1763632801500000000",
+            "attributes": [{"key": k, "value": {"intValue": str(v)} if isinstance(v, int) else {"stringValue": v}}
+                           for k, v in attrs.items()], "status": {"code": 1}}
+
+
+@pytest.mark.parametrize("layout", ["otlp lines (read by DuckDB)", "a single span (read in Python)"])
+def test_openllmetry_cache_and_reasoning_tokens_are_read(db, tmp_path, layout):
+    """OpenLLMetry names cached tokens gen_ai.usage.cache_read_input_tokens / cache_creation_input_tokens and
+    reasoning tokens gen_ai.usage.reasoning_tokens; read as the columns (not left in attributes), the cache reads are
+    priced at the cache price instead of the full input price."""
+    span = _openllmetry_span("00000000000000a1")
+    path = tmp_path / "spans.json"
+    if layout.startswith("otlp"):
+        path = tmp_path / "spans.jsonl"
+        path.write_text(json.dumps({"resourceSpans": [{"resource": {"attributes": []},
+                                                       "scopeSpans": [{"spans": [span]}]}]}) + "\n")
+    else:
+        path.write_text(json.dumps(span))
+    s = load(db, path)
+    assert (s.inserted, s.quarantined) == (1, 0)
+    r = call(db, "00000000000000a1")
+    assert (r["input_tokens"], r["output_tokens"]) == (1250, 80)
+    assert (r["cache_read_tokens"], r["cache_write_tokens"], r["reasoning_tokens"]) == (1000, 200, 30)
+    assert not {"gen_ai.usage.cache_read_input_tokens", "gen_ai.usage.cache_creation_input_tokens",
+                "gen_ai.usage.reasoning_tokens"} & set(r["attributes"])

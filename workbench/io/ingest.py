@@ -126,9 +126,12 @@ model, request_model          ``gen_ai.response.model`` else ``gen_ai.request.mo
                               Langfuse's ``langfuse.observation.model.name``; request_model: the same without the first
 input_tokens, output_tokens   ``gen_ai.usage.input_tokens`` / ``output_tokens`` (also the older ``prompt_tokens`` /
                               ``completion_tokens``), ``llm.token_count.prompt`` / ``llm.token_count.completion``
-cache_read_tokens             ``gen_ai.usage.cache_read.input_tokens``, ``llm.token_count.prompt_details.cache_read``
-cache_write_tokens            ``gen_ai.usage.cache_creation.input_tokens``, ``llm.token_count.prompt_details.cache_write``
-reasoning_tokens              ``gen_ai.usage.reasoning.output_tokens``, ``llm.token_count.completion_details.reasoning``
+cache_read_tokens             ``gen_ai.usage.cache_read.input_tokens``, ``llm.token_count.prompt_details.cache_read``,
+                              OpenLLMetry's ``gen_ai.usage.cache_read_input_tokens``
+cache_write_tokens            ``gen_ai.usage.cache_creation.input_tokens``, ``llm.token_count.prompt_details.cache_write``,
+                              OpenLLMetry's ``gen_ai.usage.cache_creation_input_tokens``
+reasoning_tokens              ``gen_ai.usage.reasoning.output_tokens``, ``llm.token_count.completion_details.reasoning``,
+                              OpenLLMetry's ``gen_ai.usage.reasoning_tokens``
 session_id                    ``gen_ai.conversation.id``, ``session.id``
 user_id                       ``user.id``, ``enduser.id``
 finish_reason                 first of ``gen_ai.response.finish_reasons``

@@ -66,16 +66,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from workbench.io.records import MALFORMED, Rows, duration_ms, first, malformed, timestamp
+from workbench.io.spans import SPAN_ATTRIBUTES
 
 FORMAT, BATCH_FORMAT = "langfuse", "langfuse_batch"
 TYPES = ("GENERATION", "SPAN", "EVENT", "AGENT", "TOOL", "CHAIN", "RETRIEVER", "EVALUATOR", "EMBEDDING", "GUARDRAIL")
 _OPERATIONS = {"GENERATION": "chat", "EMBEDDING": "embeddings", "TOOL": "execute_tool", "AGENT": "invoke_agent"}
-_OTEL_TOKENS = {
-    "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"),
-    "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion"),
-    "cache_read_tokens": ("gen_ai.usage.cache_read.input_tokens", "llm.token_count.prompt_details.cache_read"),
-    "reasoning_tokens": ("gen_ai.usage.reasoning.output_tokens", "llm.token_count.completion_details.reasoning"),
-}
+#: The OpenTelemetry token attributes an observation's metadata may carry (read only when Langfuse recorded no usage):
+#: the names the span formats read (one table, :data:`workbench.io.spans.SPAN_ATTRIBUTES`).
+_OTEL_TOKENS = {c: SPAN_ATTRIBUTES[c] for c in ("input_tokens", "output_tokens", "cache_read_tokens",
+                                                 "cache_write_tokens", "reasoning_tokens")}
 
 
 def is_trace_export(obj: Any) -> bool:

@@ -55,9 +55,15 @@ SPAN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "fallback": ("workbench.fallback",),
     "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"),
     "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion"),
-    "cache_read_tokens": ("gen_ai.usage.cache_read.input_tokens", "llm.token_count.prompt_details.cache_read"),
-    "cache_write_tokens": ("gen_ai.usage.cache_creation.input_tokens", "llm.token_count.prompt_details.cache_write"),
-    "reasoning_tokens": ("gen_ai.usage.reasoning.output_tokens", "llm.token_count.completion_details.reasoning"),
+    # OpenLLMetry (Traceloop) and Laminar write the cache and reasoning counts under their own names
+    # (gen_ai.usage.cache_read_input_tokens...), with input_tokens holding the cached tokens as the OpenTelemetry rule
+    # says (for Anthropic it adds the uncached input, cache reads and cache writes)
+    "cache_read_tokens": ("gen_ai.usage.cache_read.input_tokens", "llm.token_count.prompt_details.cache_read",
+                          "gen_ai.usage.cache_read_input_tokens"),
+    "cache_write_tokens": ("gen_ai.usage.cache_creation.input_tokens", "llm.token_count.prompt_details.cache_write",
+                           "gen_ai.usage.cache_creation_input_tokens"),
+    "reasoning_tokens": ("gen_ai.usage.reasoning.output_tokens", "llm.token_count.completion_details.reasoning",
+                         "gen_ai.usage.reasoning_tokens"),
     "cost_usd": ("workbench.cost_usd", "llm.cost.total"),
 }
 #: Read but not a column of their own: kept out of ``attributes`` because a column holds them.
