@@ -1379,3 +1379,43 @@ def test_openllmetry_cache_and_reasoning_tokens_are_read(db, tmp_path, layout):
     assert (r["cache_read_tokens"], r["cache_write_tokens"], r["reasoning_tokens"]) == (1000, 200, 30)
     assert not {"gen_ai.usage.cache_read_input_tokens", "gen_ai.usage.cache_creation_input_tokens",
                 "gen_ai.usage.reasoning_tokens"} & set(r["attributes"])
+
+
+@pytest.mark.parametrize("layout", ["mapped jsonl", "otlp lines (read by DuckDB)", "a single span (read in Python)"])
+def test_input_tokens_counted_without_the_cached_ones_are_read_as_their_sum(db, tmp_path, layout):
+    """The OpenTelemetry rule (input_tokens holds the cached tokens) is what the cost formula assumes. Anthropic's API
+    counts them apart (input_tokens is the uncached part): read as written, 50 input tokens with 5,000 cache reads
+    gave a negative uncached part and a cost below the cache reads' own. Cached tokens above the input tokens can only
+    mean that: the input becomes their sum, the count read is kept in attributes. A count that holds its cached
+    tokens is left as it is."""
+    anthropic = {"input": 50, "cache_read": 5000, "cache_write": 200}
+    holds = {"input": 1250, "cache_read": 1000, "cache_write": 200}
+    if layout == "mapped jsonl":
+        path = tmp_path / "calls.jsonl"
+        path.write_text("".join(json.dumps({"id": f"c{i}", "time": 1763632800 + i, "model": "claude-sonnet-4-5",
+                                            "usage": u}) + "\n" for i, u in enumerate((anthropic, holds))))
+        mapping = {"table": "calls", "columns": {
+            "call_id": "id", "ts": {"field": "time", "unit": "s"}, "model": "model", "status": {"value": "ok"},
+            "input_tokens": "usage.input", "cache_read_tokens": "usage.cache_read",
+            "cache_write_tokens": "usage.cache_write"}}
+        s = ingest(db, path, mapping=mapping, progress=False)
+        ids = ("c0", "c1")
+    else:
+        spans = [_openllmetry_span(f"00000000000000b{i}", **{
+            "gen_ai.usage.input_tokens": u["input"], "gen_ai.usage.cache_read_input_tokens": u["cache_read"],
+            "gen_ai.usage.cache_creation_input_tokens": u["cache_write"]}) for i, u in enumerate((anthropic, holds))]
+        if layout.startswith("otlp"):
+            path = tmp_path / "spans.jsonl"
+            path.write_text(json.dumps({"resourceSpans": [{"resource": {"attributes": []},
+                                                           "scopeSpans": [{"spans": spans}]}]}) + "\n")
+        else:
+            path = tmp_path / "spans.json"
+            path.write_text(json.dumps(spans))
+        s = load(db, path)
+        ids = ("00000000000000b0", "00000000000000b1")
+    assert (s.inserted, s.quarantined) == (2, 0)
+    a, b = call(db, ids[0]), call(db, ids[1])
+    assert (a["input_tokens"], a["cache_read_tokens"], a["cache_write_tokens"]) == (5250, 5000, 200)
+    assert a["attributes"]["workbench.uncached_input_tokens"] == 50
+    assert (b["input_tokens"], b["cache_read_tokens"], b["cache_write_tokens"]) == (1250, 1000, 200)
+    assert "workbench.uncached_input_tokens" not in (b["attributes"] or {})

@@ -114,7 +114,8 @@ CALLS = Table(
         C("finish_reason", "VARCHAR", "First of gen_ai.response.finish_reasons: stop, length, tool_calls, content_filter, ..."),
         C("attempt", "INTEGER", "1 for the first attempt of a request, 2.. for retries."),
         C("fallback", "BOOLEAN", "True when the call was a retry or was answered by another model than requested."),
-        C("input_tokens", "BIGINT", "Input (prompt) tokens, cached tokens included."),
+        C("input_tokens", "BIGINT", "Input (prompt) tokens, cached tokens included (a count read without them, "
+          "below its cached tokens, is stored as their sum; attributes keep it as workbench.uncached_input_tokens)."),
         C("output_tokens", "BIGINT", "Output (completion) tokens, reasoning tokens included."),
         C("cache_read_tokens", "BIGINT", "Input tokens served from the provider's prompt cache (part of input_tokens)."),
         C("cache_write_tokens", "BIGINT", "Input tokens written to the provider's prompt cache (part of input_tokens)."),

@@ -2605,6 +2605,19 @@ def _load_sql(src: _Source, t: Table, run_id: str) -> _LoadSQL:
             cond, kind, reason = _too_large("latency_ms", MAX_DURATION_MS, "ms (7 days)")
             lat = f"({out['latency_ms']})"
             checks.append((cond.replace("{v}", lat), "latency_ms", kind, reason.replace("{v}", lat)))
+        cached = [c for c in ("cache_read_tokens", "cache_write_tokens") if c in out]
+        if "input_tokens" in out and cached:
+            # Input tokens hold the cached ones (the OpenTelemetry rule, which the cost formula assumes). Cached tokens
+            # above the input tokens can only mean a count without them (Anthropic's API usage: input_tokens is the
+            # uncached part): the input is their sum, and the count read stays in attributes.
+            it = out["input_tokens"]
+            both = " + ".join(f"coalesce({out[c]}, 0)" for c in cached)
+            apart = f"{it} < {both}"
+            note = f"json_object('workbench.uncached_input_tokens', {it})"
+            attrs = f"json_merge_patch(coalesce({out['attributes']}, '{{}}'), {note})" if "attributes" in out else note
+            out["attributes"] = (f"CASE WHEN {apart} THEN CAST({attrs} AS JSON) "
+                                 f"ELSE {out.get('attributes', 'NULL::JSON')} END")
+            out["input_tokens"] = f"CASE WHEN {apart} THEN {it} + {both} ELSE {it} END"
     key_hash = None
     if src.hash_column:
         parts = ", ".join(_ident(f"h:{i}") for i in range(len(src.hash_fields))) or "NULL"

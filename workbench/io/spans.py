@@ -8,7 +8,8 @@ Vercel AI SDK and Phoenix spans) read the same table, so a span gives the same r
 The rule for old and new names side by side: the newer OpenTelemetry GenAI name wins (``gen_ai.provider.name`` over
 ``gen_ai.system``, ``gen_ai.usage.input_tokens`` over ``gen_ai.usage.prompt_tokens``), then OpenInference's ``llm.*``;
 values are never added across names, so a span carrying both counts its tokens once. Tokens follow the OpenTelemetry
-GenAI rule: cached tokens are inside ``input_tokens``, reasoning tokens inside ``output_tokens``.
+GenAI rule: cached tokens are inside ``input_tokens``, reasoning tokens inside ``output_tokens`` (a writer that counts
+input without its cached tokens, seen where they exceed it, is read into the rule at ingest: ``ingest._load_sql``).
 
 Protojson leniency (:func:`otlp_span`): ``camelCase`` or ``snake_case`` member names, ``intValue`` as a string or a
 number, ``kind`` as a name (``SPAN_KIND_CLIENT``) or a number, ids in hex or base64, ``status.code`` as a name or a

@@ -15,6 +15,9 @@ Conventions
        + output * output_price) / 1e6
 
   with prices per million tokens and null token counts taken as 0 (OpenTelemetry leaves usage out on failed calls).
+  A writer that counts input tokens without the cached ones (Anthropic's API usage) is read into the rule at ingest:
+  where the cached tokens exceed the input tokens, ``input_tokens`` is stored as their sum (the count read is kept as
+  ``attributes["workbench.uncached_input_tokens"]``), so the uncached part is never negative.
 * **Which price**: the ``prices`` row of the call's provider and model with the greatest ``effective_from <= ts`` (a
   price change mid-month prices each call at the price of its own day) and, within it, the greatest
   ``min_input_tokens <= input_tokens`` (context-size tier). A call without a provider is matched on the model alone
