@@ -382,8 +382,8 @@ def test_a_log_rotated_while_it_is_read_is_an_error_naming_it(tmp_path, monkeypa
     path.write_bytes(data)
     real = ing._complete_end
 
-    def then_rotated(p):
-        end = real(p)
+    def then_rotated(p, *a):
+        end = real(p, *a)
         path.write_bytes(data[: len(data) // 2])
         return end
 
@@ -393,5 +393,52 @@ def test_a_log_rotated_while_it_is_read_is_an_error_naming_it(tmp_path, monkeypa
         with pytest.raises(ing.IngestError, match="changed while it was read"):
             _grow(db, path, "jsonl", FLAT_MAP)
         assert db.duckdb.execute("select count(*) from calls").fetchone()[0] == 0
+    finally:
+        db.close()
+
+
+def test_a_csv_log_cut_inside_a_quoted_field_waits_for_the_rest_of_the_record(tmp_path):
+    """A CSV record may hold newlines inside a quoted field (a prompt's text): the last newline of a half-written
+    file can fall inside that record, and the record must wait for the next load, not fail the load."""
+    mapping = {"table": "calls", "format": "csv", "columns": {
+        "call_id": "id", "ts": {"field": "time", "unit": "s"}, "status": {"value": "ok"}, "name": "note"}}
+    head = "id,time,note\nc0,1763632800,plain\nc1,1763632801,\"two\nlines, \"\"quoted\"\"\"\n"
+    rest = "c2,1763632802,\"three\nmore\nlines\"\nc3,1763632803,last\n"
+    cut = rest.index("more")  # inside c2's quoted field, after one of its newlines
+    path = tmp_path / "log.csv"
+    path.write_text(head + rest[:cut])
+    db = wb.connect(tmp_path / "a.duckdb")
+    whole = wb.connect(tmp_path / "b.duckdb")
+    try:
+        one = _grow(db, path, "csv", mapping)
+        assert _counts(one) == (2, 2, 0, 0) and one.files[0]["left_unread"] == cut
+        path.write_text(head + rest)
+        two = _grow(db, path, "csv", mapping)
+        assert two.files[0]["appended_to"] == one.files[0]["run_id"] and _counts(two) == (4, 2, 2, 0)
+        _load(whole, path, "csv", mapping)
+        assert _tables(db) == _tables(whole)
+        assert db.duckdb.execute("select name from calls where call_id = 'c2'").fetchone()[0] == "three\nmore\nlines"
+    finally:
+        db.close()
+        whole.close()
+
+
+def test_an_error_in_what_was_appended_names_the_file_and_its_own_line(tmp_path):
+    """The appended part is read from a copy, but a CSV that cannot be split into records is refused before anything
+    is read (the whole file is counted first): the error names the file given and the line of that file, never the
+    copy's path and line (the copy's own errors are mapped back: ``ingest._as_original``)."""
+    mapping = {"table": "calls", "format": "csv", "columns": {
+        "call_id": "id", "ts": {"field": "time", "unit": "s"}, "status": {"value": "ok"}, "name": "note"}}
+    path = tmp_path / "log.csv"
+    path.write_text("id,time,note\nc0,1763632800,a\nc1,1763632801,b\nc2,1763632802,c\n")
+    db = wb.connect(tmp_path / "a.duckdb")
+    try:
+        _load(db, path, "csv", mapping)
+        with path.open("a") as fh:
+            fh.write('c3,1763632803,d\nc4,1763632804,"never closed\nc5,1763632805,f\n')
+        with pytest.raises(ing.IngestError) as exc:
+            _load(db, path, "csv", mapping)
+        assert str(exc.value).startswith(f"{path}: line 6: a quoted field opens here")
+        assert "workbench-tail" not in str(exc.value)
     finally:
         db.close()

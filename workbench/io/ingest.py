@@ -1273,7 +1273,7 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
     bases = _bases(con, TABLES[table], plan, mhash) if source is None else []
     # a log still being written: only its complete lines are read (up to its last newline), the rest is left for the
     # next load; the bytes read are those hashed, from a copy (a writer may append while the load runs)
-    end = _complete_end(path) if source is None and plan.growing and _line_file(plan) else None
+    end = _complete_end(path, _csv_quote(plan)) if source is None and plan.growing and _line_file(plan) else None
     unread = 0
     try:
         clock = time.perf_counter()
@@ -1499,25 +1499,62 @@ def _appendable(plan: _Plan, t: Table) -> bool:
     return True
 
 
-def _complete_end(path: Path) -> int:
-    """The length of the file's beginning that ends with its last newline: its complete lines (0: none yet).
+def _complete_end(path: Path, quote: str | None = None) -> int:
+    """The length of the file's beginning that ends with its last complete line (0: none yet). ``quote``: the quote
+    character of a CSV file, whose quoted fields may hold newlines: its beginning ends with the last newline outside
+    a quoted field, one preceded by an even number of quote characters (an escaped quote is a doubled one).
 
     >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "log.jsonl"
-    >>> _ = p.write_bytes(b'{"a": 1}\\n{"a": 2}\\n{"a"')
-    >>> _complete_end(p)
-    18
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "log.csv"
+    >>> _ = p.write_bytes(b'a,b\\n1,x\\n2,"y\\nz')
+    >>> _complete_end(p), _complete_end(p, '"')
+    (13, 8)
     """
     with open(path, "rb") as fh:
-        end = fh.seek(0, os.SEEK_END)
-        while end > 0:
-            start = max(0, end - _HASH_CHUNK)
-            fh.seek(start)
-            at = fh.read(end - start).rfind(b"\n")
-            if at >= 0:
-                return start + at + 1
-            end = start
+        end = _newline_before(fh, fh.seek(0, os.SEEK_END))
+        if not quote or not end:
+            return end
+        q = quote.encode("utf-8")
+        quotes = _count_between(fh, q, 0, end)
+        while end and quotes % 2:  # that newline is inside a quoted field: the one before it
+            before = _newline_before(fh, end - 1)
+            quotes -= _count_between(fh, q, before, end)
+            end = before
+        return end
+
+
+def _newline_before(fh, pos: int) -> int:
+    """The position after the last newline in the file's first ``pos`` bytes (0: none)."""
+    while pos > 0:
+        start = max(0, pos - _HASH_CHUNK)
+        fh.seek(start)
+        at = fh.read(pos - start).rfind(b"\n")
+        if at >= 0:
+            return start + at + 1
+        pos = start
     return 0
+
+
+def _count_between(fh, needle: bytes, start: int, stop: int) -> int:
+    """Occurrences of a one-byte ``needle`` in the file's bytes ``[start, stop)``."""
+    fh.seek(start)
+    n = 0
+    while start < stop and (chunk := fh.read(min(_HASH_CHUNK, stop - start))):
+        n += chunk.count(needle)
+        start += len(chunk)
+    return n
+
+
+def _csv_quote(plan: _Plan) -> str | None:
+    """The quote character of a CSV plan whose quotes are escaped by doubling (the default), for
+    :func:`_complete_end`; None for any other file (a CSV escaping quotes with another character is cut at its last
+    newline)."""
+    if plan.fmt != "csv" or plan.mapping is None:
+        return None
+    quote = plan.mapping.csv.get("quote", '"')
+    if not quote or len(quote.encode("utf-8")) != 1 or plan.mapping.csv.get("escape", quote) != quote:
+        return None
+    return quote
 
 
 def _appended(con, t: Table, plan: _Plan, bases: list[tuple[str, int, str]], scanned: _Scanned) -> _Tail | None:
@@ -1572,13 +1609,29 @@ def _load_copy(con, plan: _Plan, memory: "_MemoryLimit | None", tail: _Tail | No
             while left > 0 and (chunk := src.read(min(_HASH_CHUNK, left))):
                 out.write(chunk)
                 left -= len(chunk)
-        part = _count(replace(plan, path=copy, records=None, lines=None, lines_path=None))
-        f, reasons = _ingest_file(con, part, memory, source=source, tail=tail)
+        try:
+            part = _count(replace(plan, path=copy, records=None, lines=None, lines_path=None))
+            f, reasons = _ingest_file(con, part, memory, source=source, tail=tail)
+        except IngestError as exc:  # named as the file given, at its own line numbers
+            raise IngestError(_as_original(str(exc), copy, path, tail.shift if tail is not None else 0)) from None
     if tail is not None:
         f["read"] += tail.before
         f["duplicates"] += tail.before
         f["appended_to"] = tail.base
     return f, reasons
+
+
+def _as_original(msg: str, copy: Path, path: Path, shift: int) -> str:
+    """An error about the copy of a file's bytes (:func:`_load_copy`) as one about the file: its path, and a line
+    number of the copy as the file's (the copy's lines start ``shift`` lines into it; a CSV copy's header is line 1).
+
+    >>> _as_original("/tmp/x/a.csv: line 5: a quoted field opens here", Path("/tmp/x/a.csv"), Path("/d/a.csv"), 7)
+    '/d/a.csv: line 12: a quoted field opens here'
+    """
+    msg = msg.replace(str(copy), str(path))
+    if shift:
+        msg = re.sub(r"\bline (\d+)\b", lambda m: f"line {int(m.group(1)) + shift}", msg, count=1)
+    return msg
 
 
 def mapping_hash(m: Mapping | None) -> str | None:
