@@ -73,6 +73,15 @@ def _load(db, path: Path, fmt: str, mapping):
     return ing.ingest(db, path, format=fmt, mapping=mapping, progress=False)
 
 
+def _load_then_append(db, path: Path, fmt: str, mapping, first: bytes, more: bytes):
+    """The file written as ``first`` and loaded, then ``more`` appended and loaded again: the two summaries."""
+    path.write_bytes(first)
+    one = _load(db, path, fmt, mapping)
+    with path.open("ab") as fh:
+        fh.write(more)
+    return one, _load(db, path, fmt, mapping)
+
+
 def _counts(s) -> tuple[int, int, int, int]:
     return s.read, s.inserted, s.duplicates, s.quarantined
 
@@ -218,13 +227,9 @@ def test_a_hostile_file_name_grows_and_is_named_as_it_is(tmp_path):
     characters and spaces stay text, and the quarantine names the file as given, not its copy."""
     mapping, first, more = _case("jsonl", 12, bad=9)
     path = tmp_path / "it's [a]* %s;--.jsonl"
-    path.write_bytes(first)
     db = wb.connect(tmp_path / "a.duckdb")
     try:
-        one = _load(db, path, "jsonl", mapping)
-        with path.open("ab") as fh:
-            fh.write(more)
-        two = _load(db, path, "jsonl", mapping)
+        one, two = _load_then_append(db, path, "jsonl", mapping, first, more)
         assert two.files[0]["appended_to"] == one.files[0]["run_id"] and _counts(two) == (12, 5, 6, 1)
         assert db.duckdb.execute("select source_path, line_no from quarantine").fetchall() == [(str(path), 10)]
         assert db.duckdb.execute("select distinct source_path from ingest_runs").fetchall() == [(str(path),)]
@@ -237,6 +242,15 @@ def test_a_hostile_file_name_grows_and_is_named_as_it_is(tmp_path):
 
 def _grow(db, path: Path, fmt: str, mapping):
     return ing.ingest(db, path, format=fmt, mapping=mapping, progress=False, growing=True)
+
+
+def _load_into_new(tmp_path: Path, path: Path, fmt: str, growing: bool):
+    """One load of the file with the flat mapping into a new database (closed after)."""
+    db = wb.connect(tmp_path / "a.duckdb")
+    try:
+        return ing.ingest(db, path, format=fmt, mapping=FLAT_MAP, progress=False, growing=growing)
+    finally:
+        db.close()
 
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
@@ -313,24 +327,16 @@ def test_without_growing_a_half_written_last_line_is_quarantined(tmp_path):
     """The default reads every byte: a last line cut short is a record to quarantine, as in any file."""
     path = tmp_path / "f.jsonl"
     path.write_bytes(_jsonl([_flat(0)]) + b'{"id": "c1", "ti')
-    db = wb.connect(tmp_path / "a.duckdb")
-    try:
-        s = _load(db, path, "jsonl", FLAT_MAP)
-        assert _counts(s) == (2, 1, 0, 1) and s.files[0]["left_unread"] == 0
-    finally:
-        db.close()
+    s = _load_into_new(tmp_path, path, "jsonl", growing=False)
+    assert _counts(s) == (2, 1, 0, 1) and s.files[0]["left_unread"] == 0
 
 
 def test_growing_reads_a_file_of_records_not_in_lines_whole(tmp_path):
     """Parquet (and gzip, JSON documents) is not appended line by line: --growing reads it whole as always."""
     path = tmp_path / "f.parquet"
     pl.DataFrame([_flat(i) for i in range(4)]).write_parquet(path)
-    db = wb.connect(tmp_path / "a.duckdb")
-    try:
-        s = _grow(db, path, "parquet", FLAT_MAP)
-        assert _counts(s) == (4, 4, 0, 0) and s.files[0]["left_unread"] == 0
-    finally:
-        db.close()
+    s = _load_into_new(tmp_path, path, "parquet", growing=True)
+    assert _counts(s) == (4, 4, 0, 0) and s.files[0]["left_unread"] == 0
 
 
 def test_the_command_line_reads_a_growing_log(tmp_path, capsys):
@@ -359,14 +365,9 @@ def test_a_report_s_lineage_says_which_run_extended_which(tmp_path):
     from workbench.reports.publish import _lineage
 
     mapping, first, more = _case("jsonl", 12)
-    path = tmp_path / "f.jsonl"
-    path.write_bytes(first)
     db = wb.connect(tmp_path / "a.duckdb")
     try:
-        one = _load(db, path, "jsonl", mapping)
-        with path.open("ab") as fh:
-            fh.write(more)
-        two = _load(db, path, "jsonl", mapping)
+        one, two = _load_then_append(db, tmp_path / "f.jsonl", "jsonl", mapping, first, more)
     finally:
         db.close()
     runs = {r["run_id"]: r for r in _lineage(str(tmp_path / "a.duckdb"))}
