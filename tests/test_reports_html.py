@@ -143,3 +143,19 @@ def test_scorecard_first_screen_and_parquet(small_demo, tmp_path):
                                f"file://{page}"], capture_output=True, text=True, timeout=120)
         assert shot.exists() and shot.stat().st_size > 10_000
         assert ":CONSOLE" not in proc.stderr, proc.stderr
+
+
+def test_a_bar_without_a_value_says_why():
+    """Spend by model: a model nobody prices is 'unpriced: N calls'; the tool and agent spans, which have no model and
+    no tokens, have nothing to price, and read as such, not as 'unpriced: 0 calls'."""
+    from workbench.reports.charts import compare
+
+    start = dt.datetime(2026, 11, 16)
+    df = pl.DataFrame({"model": ["gpt-4o", "acme-llama-ft", None], "period_start": [start] * 3,
+                       "metric": ["cost_usd"] * 3, "value": [26.58, None, None], "n": [3107, 0, 0],
+                       "lo": [None, None, None], "hi": [None, None, None], "calls_count": [3107, 524, 1174],
+                       "unpriced_count": [0, 524, 0]},
+                      schema_overrides={"value": pl.Float64, "lo": pl.Float64, "hi": pl.Float64})
+    spec = json.dumps(compare(df, by="model").chart.to_dict())
+    assert "unpriced: 524 calls" in spec
+    assert "unpriced: 0 calls" not in spec and "nothing to price: 1174 calls without a model or tokens" in spec

@@ -243,7 +243,13 @@ def compare(df: "pl.DataFrame", *, by: str | None = None, title: str | None = No
     if missing.height:
         unpriced = missing.with_columns(pl.lit(0.0).alias("value"), pl.lit("no value (e.g. unpriced)").alias("shown"))
         if "unpriced_count" in missing.columns:
-            unpriced = unpriced.with_columns(pl.format("unpriced: {} calls", pl.col("unpriced_count")).alias("shown"))
+            # a group of calls no price applies to, or of spans with no model and no tokens (tools, agents): nothing
+            # to price, which "unpriced: 0 calls" would misread
+            why = pl.when(pl.col("unpriced_count") > 0).then(pl.format("unpriced: {} calls", pl.col("unpriced_count")))
+            if "calls_count" in missing.columns:
+                why = why.when(pl.col("calls_count") > 0).then(
+                    pl.format("nothing to price: {} calls without a model or tokens", pl.col("calls_count")))
+            unpriced = unpriced.with_columns(why.otherwise(pl.lit("no calls")).alias("shown"))
         layers.append(alt.Chart(unpriced.select(y, "value", "shown")).mark_text(align="left", dx=2, color="#a50e0e", fontSize=11)
                       .encode(y=alt.Y(f"{y}:N", sort="-x"), x="value:Q", text="shown:N"))
     rows = full[y].n_unique()
