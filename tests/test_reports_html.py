@@ -158,4 +158,4 @@ def test_a_bar_without_a_value_says_why():
                       schema_overrides={"value": pl.Float64, "lo": pl.Float64, "hi": pl.Float64})
     spec = json.dumps(compare(df, by="model").chart.to_dict())
     assert "unpriced: 524 calls" in spec
-    assert "unpriced: 0 calls" not in spec and "nothing to price: 1174 calls without a model or tokens" in spec
+    assert "unpriced: 0 calls" not in spec and "nothing to price: 1,174 calls without a model or tokens" in spec

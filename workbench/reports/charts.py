@@ -245,10 +245,13 @@ def compare(df: "pl.DataFrame", *, by: str | None = None, title: str | None = No
         if "unpriced_count" in missing.columns:
             # a group of calls no price applies to, or of spans with no model and no tokens (tools, agents): nothing
             # to price, which "unpriced: 0 calls" would misread
-            why = pl.when(pl.col("unpriced_count") > 0).then(pl.format("unpriced: {} calls", pl.col("unpriced_count")))
+            def count(c: str) -> "pl.Expr":  # 1,174 as a reader writes it
+                return pl.col(c).map_elements(lambda v: f"{v:,}", return_dtype=pl.Utf8)
+
+            why = pl.when(pl.col("unpriced_count") > 0).then(pl.format("unpriced: {} calls", count("unpriced_count")))
             if "calls_count" in missing.columns:
                 why = why.when(pl.col("calls_count") > 0).then(
-                    pl.format("nothing to price: {} calls without a model or tokens", pl.col("calls_count")))
+                    pl.format("nothing to price: {} calls without a model or tokens", count("calls_count")))
             unpriced = unpriced.with_columns(why.otherwise(pl.lit("no calls")).alias("shown"))
         layers.append(alt.Chart(unpriced.select(y, "value", "shown")).mark_text(align="left", dx=2, color="#a50e0e", fontSize=11)
                       .encode(y=alt.Y(f"{y}:N", sort="-x"), x="value:Q", text="shown:N"))
