@@ -159,3 +159,18 @@ def test_a_bar_without_a_value_says_why():
     spec = json.dumps(compare(df, by="model").chart.to_dict())
     assert "unpriced: 524 calls" in spec
     assert "unpriced: 0 calls" not in spec and "nothing to price: 1,174 calls without a model or tokens" in spec
+
+
+def test_every_metric_is_read_better_in_the_direction_its_definition_declares():
+    """Reports colour a change green or red, and the attention list calls a group the driver of a worsening, by the
+    metric's direction. It was guessed from the name when the registry was not found: 'success' in
+    cost_per_success_usd made a rising cost per successful task green, 'adoption' was not known as higher-is-better."""
+    from workbench.metrics.core import contracts
+    from workbench.reports.units import better, metric_unit
+
+    wrong = {n: (m.direction, metric_unit(n).direction) for n, m in contracts().items()
+             if metric_unit(n).direction != m.direction}
+    assert wrong == {}
+    assert better("cost_per_success_usd", 0.0008) is False and better("cost_per_active_user_usd", -0.1) is True
+    assert better("feature_adoption_rate", 0.02) is True and better("incident_count", 1.0) is False
+    assert metric_unit("error_rate").kind == "percent" and metric_unit("cost_per_success_usd").kind == "usd"

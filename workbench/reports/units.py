@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 __all__ = ["Unit", "metric_unit", "label", "fmt", "better", "axis_format"]
@@ -77,15 +78,30 @@ _SUFFIX = (("_rate", "percent"), ("_ratio", "percent"), ("_share", "percent"), (
            ("_tokens", "count"), ("tokens", "count"), ("_users", "count"), ("calls", "count"), ("rows", "count"))
 
 
+#: The registry's units that are a kind of display here (a share is shown as a percent); any other (a ratio, steps,
+#: per second) is shown by the name's suffix.
+_REGISTRY_KINDS = {"share": "percent", "ms": "ms", "usd": "usd", "count": "count", "minutes": "minutes",
+                   "score": "score"}
+
+
+@lru_cache(maxsize=1)
+def _contracts() -> dict:
+    from workbench.metrics.core import contracts
+
+    return contracts()
+
+
 def _registry(name: str) -> tuple[str | None, str | None]:
-    """Unit and direction declared by the metric registry, when it declares them (None otherwise)."""
-    try:
-        from workbench.metrics import core
-    except ImportError:  # pragma: no cover
+    """Display kind and direction of a metric of the registry (:func:`workbench.metrics.core.contracts`: what its
+    definition declares); None for a column or a name it does not hold.
+
+    >>> _registry("cost_per_success_usd"), _registry("n")
+    (('usd', 'lower'), (None, None))
+    """
+    entry = _contracts().get(name)
+    if entry is None:
         return None, None
-    reg = getattr(core, "REGISTRY", None) or getattr(core, "METRICS", None)
-    entry = reg.get(name) if isinstance(reg, dict) else None
-    return getattr(entry, "unit", None), getattr(entry, "direction", None)
+    return _REGISTRY_KINDS.get(entry.unit), entry.direction
 
 
 def metric_unit(name: str | None) -> Unit:
