@@ -174,3 +174,10 @@ def test_every_metric_is_read_better_in_the_direction_its_definition_declares():
     assert better("cost_per_success_usd", 0.0008) is False and better("cost_per_active_user_usd", -0.1) is True
     assert better("feature_adoption_rate", 0.02) is True and better("incident_count", 1.0) is False
     assert metric_unit("error_rate").kind == "percent" and metric_unit("cost_per_success_usd").kind == "usd"
+
+
+def test_a_change_of_a_fraction_of_a_cent_is_not_written_as_zero():
+    """Cost per successful task $0.0054 -> $0.00543: the scorecard wrote the change '+$0.0000', in red."""
+    assert fmt(0.00003, "cost_per_success_usd", signed=True, change=True) == "+$0.000030"
+    assert fmt(-0.00000123, "cost_usd", signed=True) == "-$0.0000012"
+    assert fmt(0.0054, "cost_per_success_usd") == "$0.0054" and fmt(0.0, "cost_usd") == "$0.00"

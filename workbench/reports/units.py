@@ -178,7 +178,9 @@ def fmt(value: Any, name: str | Unit | None = None, *, signed: bool = False, cha
         return f"{sign}{_num(pct, d)}{' pp' if change else '%'}"
     if kind == "usd":
         a = abs(x)
-        d = 0 if a >= 1000 else 2 if a >= 1 else 3 if a >= 0.01 else 4 if a > 0 else 2
+        # under a cent: two significant digits, at least 4 decimals ($0.0054, $0.000030), never "$0.0000"
+        d = 0 if a >= 1000 else 2 if a >= 1 else 3 if a >= 0.01 else min(10, max(4, 1 - math.floor(math.log10(a)))) \
+            if a > 0 else 2
         return f"{sign}{'-' if x < 0 else ''}${_num(a, d)}"
     if kind == "ms":
         a = abs(x)
