@@ -181,3 +181,10 @@ def test_a_change_of_a_fraction_of_a_cent_is_not_written_as_zero():
     assert fmt(0.00003, "cost_per_success_usd", signed=True, change=True) == "+$0.000030"
     assert fmt(-0.00000123, "cost_usd", signed=True) == "-$0.0000012"
     assert fmt(0.0054, "cost_per_success_usd") == "$0.0054" and fmt(0.0, "cost_usd") == "$0.00"
+
+
+def test_the_agreement_measures_are_named_as_a_reader_knows_them():
+    from workbench.reports.units import label
+
+    assert [label(k) for k in ("auroc", "kappa", "ece", "brier")] == [
+        "AUROC", "Cohen's kappa", "Expected calibration error", "Brier score"]

@@ -68,6 +68,8 @@ LABELS = {
     "guardrail_catch_rate": "Guardrail catch rate",
     "guardrail_false_block_rate": "Guardrail false blocks",
     "hallucination_score": "Hallucination score",
+    # the detector's agreement with reviewers' labels, as the measures are named
+    "auroc": "AUROC", "kappa": "Cohen's kappa", "ece": "Expected calibration error", "brier": "Brier score",
 }
 # Shares where more is better; every other rate (errors, hallucinations, timeouts ...) is better lower.
 _HIGHER = ("retention", "thumbs_up", "acceptance", "success", "catch", "conversion", "attainment", "availability",
