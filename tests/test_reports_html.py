@@ -188,3 +188,29 @@ def test_the_agreement_measures_are_named_as_a_reader_knows_them():
 
     assert [label(k) for k in ("auroc", "kappa", "ece", "brier")] == [
         "AUROC", "Cohen's kappa", "Expected calibration error", "Brier score"]
+
+
+def test_a_small_rate_s_axis_does_not_repeat_its_tick_labels():
+    """Error rates of 0-2.2% ticked every half point read '0%, 1%, 1%, 2%, 2%' with whole percents."""
+    from workbench.reports.charts import trend
+
+    days = [dt.datetime(2026, 11, 16) + dt.timedelta(days=i) for i in range(4)]
+    df = pl.DataFrame({"feature": ["a"] * 4, "period_start": days, "metric": ["error_rate"] * 4,
+                       "value": [0.022, 0.015, 0.0, 0.01], "n": [100] * 4, "lo": [None] * 4, "hi": [None] * 4},
+                      schema_overrides={"lo": pl.Float64, "hi": pl.Float64})
+    spec = trend(df).chart.to_dict()
+    assert json.dumps(spec).count('"format": ".1%"') >= 1 and '".0%"' not in json.dumps(spec["layer"][0])
+    big = df.with_columns(pl.col("value") * 20)
+    assert '"format": ".0%"' in json.dumps(trend(big).chart.to_dict())
+
+
+def test_a_change_table_shows_both_periods_in_the_metric_s_unit_and_small_p_values_as_such():
+    """Change in p95 latency: 'Previous 7.8 s' beside 'Current 7,604' (raw milliseconds), and a p-value of 2e-9
+    written '0'."""
+    frame = pl.DataFrame({"model": ["a", "b"], "metric": ["latency_change_ms"] * 2, "value": [-195.0, 3100.0],
+                          "n": [524, 2426], "p_value": [0.995, 2e-9], "previous": [7800.0, 7500.0],
+                          "current": [7604.0, 10596.0]})
+    html = table(frame).as_raw_html()
+    assert "7.6 s" in html and "10.6 s" in html and "7,604" not in html
+    assert "&lt; 0.001" in html or "< 0.001" in html
+    assert fmt(0.0191, "p_value") == "0.019" and fmt(2e-9, "p_value") == "< 0.001"

@@ -112,12 +112,24 @@ def _prepare(df: "pl.DataFrame", color: str | None) -> tuple["pl.DataFrame", str
     return df.drop_nulls("value"), color, metric
 
 
-def _axis(metric: str, title: str | None = None) -> "alt.Axis":
+def _format(metric: str, data: "pl.DataFrame | None" = None) -> str:
+    """The Vega-Lite format of a metric's values in a chart. Percents carry the decimals the data needs: rates under
+    5% are ticked every half point, which whole percents would label "1%, 1%, 2%, 2%" (and show 2.2% as "2%")."""
+    f, _ = axis_format(metric)
+    if f == ".0%" and data is not None:
+        cols = [c for c in ("value", "hi") if c in data.columns]
+        top = max((abs(v) for c in cols for v in data[c].drop_nulls().to_list()), default=None)
+        if top is not None and 0 < top < 0.05:
+            f = ".1%" if top >= 0.005 else ".2%"
+    return f
+
+
+def _axis(metric: str, title: str | None = None, data: "pl.DataFrame | None" = None) -> "alt.Axis":
     import altair as alt
 
-    f, unit = axis_format(metric)
+    _, unit = axis_format(metric)
     t = title or label(metric)
-    return alt.Axis(format=f, title=f"{t} ({unit})" if unit else t)
+    return alt.Axis(format=_format(metric, data), title=f"{t} ({unit})" if unit else t)
 
 
 def _title(metric: str, color: str | None, grain: str | None, title: str | None) -> str:
@@ -173,9 +185,9 @@ def trend(df: "pl.DataFrame", *, color: str | None = None, title: str | None = N
     enc_color = alt.Color(f"{color}:N", legend=legend) if color else alt.value("#4c78a8")
     x = alt.X("period_start:T", title=None, axis=alt.Axis(format="%a %d %b" if grain == "daily" else "%d %b %Y", labelAngle=0))
     base = alt.Chart(data).encode(x=x)
-    f, _ = axis_format(metric)
+    f = _format(metric, data)
     line = base.mark_line(point=True).encode(
-        y=alt.Y("value:Q", axis=_axis(metric)),
+        y=alt.Y("value:Q", axis=_axis(metric, data=data)),
         color=enc_color,
         tooltip=[alt.Tooltip("period_start:T", title="Date"), alt.Tooltip("value:Q", title=label(metric), format=f)]
         + ([alt.Tooltip(f"{color}:N", title=label(color))] if color else []) + [alt.Tooltip("n:Q", title="Sample")],
@@ -224,12 +236,12 @@ def compare(df: "pl.DataFrame", *, by: str | None = None, title: str | None = No
     if full[y].n_unique() < 2:
         return table(df, title=title)
     missing = full.filter(pl.col("value").is_null())
-    f, _ = axis_format(metric)
+    f = _format(metric, data)
     t = title or f"{label(metric)} by {label(y).lower()}"
     data = data.with_columns(pl.col("value").map_elements(lambda v: fmt(v, metric), return_dtype=pl.Utf8).alias("shown"))
     base = alt.Chart(data).encode(y=alt.Y(f"{y}:N", title=None, sort="-x", axis=alt.Axis(labelLimit=240)))
     bars = base.mark_bar(opacity=0.85, color="#4c78a8").encode(
-        x=alt.X("value:Q", axis=_axis(metric)),
+        x=alt.X("value:Q", axis=_axis(metric, data=data)),
         tooltip=[alt.Tooltip(f"{y}:N", title=label(y)), alt.Tooltip("value:Q", title=label(metric), format=f),
                  alt.Tooltip("n:Q", title="Sample")],
     )

@@ -43,7 +43,7 @@ STATUS_COLOURS = {
     "better": ("#e3f4e8", "#14692d"), "pass": ("#e3f4e8", "#14692d"), "published": ("#e3f4e8", "#14692d"),
 }
 _STATUS_COLUMNS = ("status", "state", "alert", "verdict", "decision", "severity_level", "met", "firing", "srm", "result")
-_TIDY = ("value", "lo", "hi", "previous", "target", "change")
+_TIDY = ("value", "lo", "hi", "previous", "current", "target", "change")
 _HIDDEN = ("suite_metric", "options", "bound")
 TEXT_LIMIT = 90
 
@@ -223,7 +223,7 @@ def table(df: "pl.DataFrame", *, title: str | None = None, subtitle: str | None 
         for i, m in enumerate(metric_ids):
             by_metric.setdefault(m, []).append(i)
         for m, rows in by_metric.items():
-            for c in [c for c in ("value", "previous", "target") if c in df.columns]:
+            for c in [c for c in ("value", "previous", "current", "target") if c in df.columns]:
                 g = g.fmt(lambda x, m=m: fmt(x, m), columns=c, rows=rows)
             if "change" in df.columns:
                 g = g.fmt(lambda x, m=m: fmt(x, m, signed=True, change=True), columns="change", rows=rows)

@@ -69,12 +69,13 @@ LABELS = {
     "guardrail_false_block_rate": "Guardrail false blocks",
     "hallucination_score": "Hallucination score",
     # the detector's agreement with reviewers' labels, as the measures are named
+    "p_value": "p-value",
     "auroc": "AUROC", "kappa": "Cohen's kappa", "ece": "Expected calibration error", "brier": "Brier score",
 }
 # Shares where more is better; every other rate (errors, hallucinations, timeouts ...) is better lower.
 _HIGHER = ("retention", "thumbs_up", "acceptance", "success", "catch", "conversion", "attainment", "availability",
            "dau_mau", "active_user", "wau", "dau", "mau", "budget_remaining", "auroc", "kappa", "precision", "recall")
-_SUFFIX = (("_rate", "percent"), ("_ratio", "percent"), ("_share", "percent"), ("share_used", "percent"), ("warn_at", "percent"), ("objective", "percent"), ("sli_value", "percent"), ("error_budget", "percent"),
+_SUFFIX = (("p_value", "p"), ("_rate", "percent"), ("_ratio", "percent"), ("_share", "percent"), ("share_used", "percent"), ("warn_at", "percent"), ("objective", "percent"), ("sli_value", "percent"), ("error_budget", "percent"),
            ("budget_consumed", "percent"), ("budget_remaining", "percent"), ("availability", "percent"), ("_pct", "percent"), ("attainment", "percent"),
            ("_ms", "ms"), ("_usd", "usd"), ("_count", "count"), ("_minutes", "minutes"), ("_score", "score"),
            ("_tokens", "count"), ("tokens", "count"), ("_users", "count"), ("calls", "count"), ("rows", "count"))
@@ -174,6 +175,8 @@ def fmt(value: Any, name: str | Unit | None = None, *, signed: bool = False, cha
         return "∞" if x > 0 else "-∞"
     sign = "+" if signed and x > 0 else ""
     kind = unit.kind
+    if kind == "p":  # a p-value: three decimals, and below them not "0"
+        return "< 0.001" if x < 0.001 else f"{x:.3f}"
     if kind == "percent":
         pct = x * 100
         d = 1 if abs(pct) < 100 else 0
