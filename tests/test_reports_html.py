@@ -212,5 +212,29 @@ def test_a_change_table_shows_both_periods_in_the_metric_s_unit_and_small_p_valu
                           "current": [7604.0, 10596.0]})
     html = table(frame).as_raw_html()
     assert "7.6 s" in html and "10.6 s" in html and "7,604" not in html
-    assert "&lt; 0.001" in html or "< 0.001" in html
-    assert fmt(0.0191, "p_value") == "0.019" and fmt(2e-9, "p_value") == "< 0.001"
+    assert "&lt;\u00a00.001" in html
+    assert fmt(0.0191, "p_value") == "0.019" and fmt(2e-9, "p_value") == "<\u00a00.001"
+
+
+def test_an_experiment_s_effects_and_means_are_written_in_their_units():
+    """The experiments report showed 'Effect -0.278 [-0.305, -0.252]' beside a chart of -27.8%, 'Chance to win 1',
+    'Mean control 3,423' (milliseconds) and 'Srm status': relative effects are signed percents, absolute ones and
+    means are in the metric's unit, the chance to win a percent, SRM and PSI named as such."""
+    decision = pl.DataFrame({"experiment": ["e", "e"], "variant": ["t", "t"], "metric": ["latency_ms", "cost_usd"],
+                             "role": ["goal", "goal"], "direction": ["lower is better"] * 2,
+                             "effect": [-0.278, -0.952], "lo": [-0.305, -0.957], "hi": [-0.252, -0.946],
+                             "p_value": [2e-9, 1e-12], "chance_to_win": [0.9996, 1.0], "srm_status": ["ok", "ok"],
+                             "verdict": ["better", "better"], "relative": [True, True]})
+    html = table(decision).as_raw_html()
+    assert all(s in html for s in ("-27.8%", "-30.5%", "-25.2%", "-95.2%", "100%", "SRM status", "&lt;\u00a00.001"))
+    summary = pl.DataFrame({"metric": ["latency_ms", "cost_usd"], "mean_control": [3423.0, 0.096],
+                            "mean_variant": [2470.0, 0.005], "effect": [-953.0, -0.091], "lo": [-1000.0, -0.1],
+                            "hi": [-900.0, -0.08], "relative": [False, False]})
+    html = table(summary).as_raw_html()
+    assert all(s in html for s in ("3.4 s", "2.5 s", "-953 ms", "$0.096", "$0.0050", "-$0.091"))
+    drift = pl.DataFrame({"column": ["latency_ms"], "psi": [0.014], "drifted": [True]})
+    assert "PSI" in table(drift).as_raw_html()
+    one = pl.DataFrame({"table": ["answers"], "column": ["answer"], "auc": [0.487], "threshold": [0.55],
+                        "drifted": [False], "n_reference": [440], "n_current": [528]})
+    html = table(one).as_raw_html()  # one wide row: shown as measure / value rows
+    assert "AUC" in html and ">no<" in html and "False" not in html

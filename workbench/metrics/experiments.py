@@ -587,8 +587,9 @@ def decision_table(
     -------
     polars.DataFrame
         ``experiment, variant, metric, role (goal/guardrail/overall), direction, effect, lo, hi, p_value,
-        chance_to_win, srm_status, verdict, scope``; the row with ``metric = "overall"`` carries the decision;
-        ``scope`` is the selection the metrics were computed in (the experiment's feature by default).
+        chance_to_win, srm_status, verdict, scope, relative``; the row with ``metric = "overall"`` carries the
+        decision; ``scope`` is the selection the metrics were computed in (the experiment's feature by default);
+        ``relative`` says whether ``effect``, ``lo`` and ``hi`` are shares of the control's mean (the default).
         Other keyword arguments go to :func:`experiment_summary`.
 
     Examples
@@ -626,7 +627,7 @@ def decision_table(
             rows.append({"experiment": experiment, "variant": arm, "metric": r["metric"], "role": role,
                          "direction": "higher is better" if sign > 0 else "lower is better", "effect": r["effect"],
                          "lo": r["lo"], "hi": r["hi"], "p_value": r["p_value"], "chance_to_win": r["chance_to_win"],
-                         "srm_status": srm_status, "verdict": verdict, "scope": r["scope"]})
+                         "srm_status": srm_status, "verdict": verdict, "scope": r["scope"], "relative": r["relative"]})
         if srm_status == "mismatch":
             overall = "invalid: sample ratio mismatch"
         elif worse_guard:
@@ -642,11 +643,11 @@ def decision_table(
         rows.append({"experiment": experiment, "variant": arm, "metric": "overall", "role": "overall",
                      "direction": None, "effect": None, "lo": None, "hi": None, "p_value": None,
                      "chance_to_win": None, "srm_status": srm_status, "verdict": overall,
-                     "scope": part["scope"][0]})
+                     "scope": part["scope"][0], "relative": None})
     schema = {"experiment": pl.String, "variant": pl.String, "metric": pl.String, "role": pl.String,
               "direction": pl.String, "effect": pl.Float64, "lo": pl.Float64, "hi": pl.Float64,
               "p_value": pl.Float64, "chance_to_win": pl.Float64, "srm_status": pl.String, "verdict": pl.String,
-              "scope": pl.String}
+              "scope": pl.String, "relative": pl.Boolean}
     return pl.DataFrame(rows, schema=schema)
 
 

@@ -44,6 +44,9 @@ STATUS_COLOURS = {
 }
 _STATUS_COLUMNS = ("status", "state", "alert", "verdict", "decision", "severity_level", "met", "firing", "srm", "result")
 _TIDY = ("value", "lo", "hi", "previous", "current", "target", "change")
+# An experiment's effect columns (relative: a share of the control's mean) and mean columns (the metric's unit).
+_EFFECTS = ("effect", "lo", "hi", "se", "mean_diff", "risk_control", "risk_variant")
+_MEANS = ("mean_control", "mean_variant", "mean_baseline", "mean_candidate")
 _HIDDEN = ("suite_metric", "options", "bound")
 TEXT_LIMIT = 90
 
@@ -178,7 +181,8 @@ def table(df: "pl.DataFrame", *, title: str | None = None, subtitle: str | None 
         row = df.row(0, named=True)
         df = pl.DataFrame({"measure": [label(k) for k in row],
                            "value": [v.strftime("%d %b %Y %H:%M") if hasattr(v, "strftime") else
-                                     (fmt(v, k) if isinstance(v, (int, float)) and not isinstance(v, bool) else (None if v is None else str(v)))
+                                     ("yes" if v else "no") if isinstance(v, bool) else
+                                     (fmt(v, k) if isinstance(v, (int, float)) else (None if v is None else str(v)))
                                      for k, v in row.items()]})
     status_col = next((c for c in df.columns if c.lower() in _STATUS_COLUMNS and df.schema[c] in (pl.Utf8, pl.Boolean)), None)
     if status_col is not None and df.schema[status_col] == pl.Utf8:
@@ -227,12 +231,29 @@ def table(df: "pl.DataFrame", *, title: str | None = None, subtitle: str | None 
                 g = g.fmt(lambda x, m=m: fmt(x, m), columns=c, rows=rows)
             if "change" in df.columns:
                 g = g.fmt(lambda x, m=m: fmt(x, m, signed=True, change=True), columns="change", rows=rows)
+    # an experiment's effects and means (experiment_summary, decision_table, shadow_comparison): per row, a relative
+    # effect as a signed percent, an absolute one and the means in the unit of the row's metric
+    handled: set[str] = set()
+    if metric_ids is not None and "value" not in df.columns and ({"effect", "mean_diff"} & set(df.columns)):
+        rel = df["relative"].to_list() if "relative" in df.columns else [False] * df.height
+        rows_of: dict[tuple[Any, bool], list[int]] = {}
+        for i, key in enumerate(zip(metric_ids, rel)):
+            rows_of.setdefault((key[0], bool(key[1])), []).append(i)
+        for (m, relative), rows in rows_of.items():
+            for c in [c for c in _EFFECTS if c in df.columns]:
+                signed = c in ("effect", "lo", "hi", "mean_diff")
+                g = g.fmt((lambda x, s=signed: fmt(x, "x_rate", signed=s)) if relative and c != "mean_diff"
+                          else (lambda x, m=m, s=signed: fmt(x, m, signed=s)), columns=c, rows=rows)
+            for c in [c for c in _MEANS if c in df.columns]:
+                g = g.fmt(lambda x, m=m: fmt(x, m), columns=c, rows=rows)
+        handled = (set(_EFFECTS) | set(_MEANS)) & set(df.columns)
     if metric_ids is not None:
         g = g.fmt(lambda m: _metric_cell(m, links), columns="metric")
     if metric_ids is None and "value" in df.columns:
         g = g.fmt(lambda x: fmt(x, None), columns="value")
     for c in df.columns:
-        if c in ("metric", "_metric_id", group) or (metric_ids is not None and c in _TIDY and "value" in df.columns):
+        if c in ("metric", "_metric_id", group) or (metric_ids is not None and c in _TIDY and "value" in df.columns) \
+                or c in handled:
             continue
         if c in raw:
             g = g.fmt(lambda x: x or "", columns=c)
@@ -242,8 +263,8 @@ def table(df: "pl.DataFrame", *, title: str | None = None, subtitle: str | None 
             g = g.fmt(lambda x: fmt(x, "x_rate", signed=True), columns=c)
         elif dtype == pl.Boolean:
             g = g.fmt(lambda x: "yes" if x else ("no" if x is not None else "–"), columns=c)
-        elif dtype.is_numeric():
-            g = g.fmt(lambda x, c=c: fmt(x, c), columns=c)
+        elif dtype.is_numeric():  # (escaped: a p-value's "< 0.001" is text in the cell, not the start of a tag)
+            g = g.fmt(lambda x, c=c: _html.escape(fmt(x, c)), columns=c)
         elif dtype in (pl.Datetime, pl.Date) or isinstance(dtype, pl.Datetime):
             only_dates = all(v is None or (getattr(v, "hour", 0) == 0 and getattr(v, "minute", 0) == 0) for v in df[c].to_list())
             g = g.fmt(lambda x, d=only_dates: "–" if x is None else (x.strftime("%a %d %b %Y") if d else x.strftime("%d %b %Y %H:%M")),

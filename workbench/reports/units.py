@@ -69,13 +69,14 @@ LABELS = {
     "guardrail_false_block_rate": "Guardrail false blocks",
     "hallucination_score": "Hallucination score",
     # the detector's agreement with reviewers' labels, as the measures are named
-    "p_value": "p-value",
+    "p_value": "p-value", "srm_p_value": "SRM p-value", "srm_status": "SRM status", "psi": "PSI", "auc": "AUC",
+    "se": "Std. error",
     "auroc": "AUROC", "kappa": "Cohen's kappa", "ece": "Expected calibration error", "brier": "Brier score",
 }
 # Shares where more is better; every other rate (errors, hallucinations, timeouts ...) is better lower.
 _HIGHER = ("retention", "thumbs_up", "acceptance", "success", "catch", "conversion", "attainment", "availability",
            "dau_mau", "active_user", "wau", "dau", "mau", "budget_remaining", "auroc", "kappa", "precision", "recall")
-_SUFFIX = (("p_value", "p"), ("_rate", "percent"), ("_ratio", "percent"), ("_share", "percent"), ("share_used", "percent"), ("warn_at", "percent"), ("objective", "percent"), ("sli_value", "percent"), ("error_budget", "percent"),
+_SUFFIX = (("p_value", "p"), ("chance_to_win", "percent"), ("_rate", "percent"), ("_ratio", "percent"), ("_share", "percent"), ("share_used", "percent"), ("warn_at", "percent"), ("objective", "percent"), ("sli_value", "percent"), ("error_budget", "percent"),
            ("budget_consumed", "percent"), ("budget_remaining", "percent"), ("availability", "percent"), ("_pct", "percent"), ("attainment", "percent"),
            ("_ms", "ms"), ("_usd", "usd"), ("_count", "count"), ("_minutes", "minutes"), ("_score", "score"),
            ("_tokens", "count"), ("tokens", "count"), ("_users", "count"), ("calls", "count"), ("rows", "count"))
@@ -176,7 +177,7 @@ def fmt(value: Any, name: str | Unit | None = None, *, signed: bool = False, cha
     sign = "+" if signed and x > 0 else ""
     kind = unit.kind
     if kind == "p":  # a p-value: three decimals, and below them not "0"
-        return "< 0.001" if x < 0.001 else f"{x:.3f}"
+        return "<\u00a00.001" if x < 0.001 else f"{x:.3f}"  # (a no-break space: never "<" alone on a line)
     if kind == "percent":
         pct = x * 100
         d = 1 if abs(pct) < 100 else 0
