@@ -238,3 +238,20 @@ def test_an_experiment_s_effects_and_means_are_written_in_their_units():
                         "drifted": [False], "n_reference": [440], "n_current": [528]})
     html = table(one).as_raw_html()  # one wide row: shown as measure / value rows
     assert "AUC" in html and ">no<" in html and "False" not in html
+
+
+def test_a_retention_grid_keeps_its_cohorts_in_time_and_its_weeks_in_number_order():
+    """Cohort labels ('05 Oct 2026 (81 users)') were sorted as text: 02 Nov, 05 Oct, 09 Nov, 12 Oct...; and week 10
+    would come before week 2."""
+    import re
+
+    from workbench.reports.charts import retention_grid
+
+    starts = [dt.datetime(2026, 9, 28) + dt.timedelta(weeks=i) for i in range(8)]
+    rows = [{"cohort_start": s, "offset": k, "value": 1.0 if k == 0 else 0.5, "cohort_size": 10 + i}
+            for i, s in enumerate(starts) for k in range(12 - i)]
+    html = retention_grid(pl.DataFrame(rows)).as_raw_html()
+    shown = re.findall(r"(\d\d \w\w\w 2026) \(\d+ users\)", html)
+    assert shown == [s.strftime("%d %b %Y") for s in starts]
+    weeks = [int(w) for w in re.findall(r">Week (\d+)<", html)]
+    assert weeks == sorted(weeks) and weeks[-1] == 11

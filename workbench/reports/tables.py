@@ -359,7 +359,12 @@ def grid(df: "pl.DataFrame", *, row: str, col: str, value: str = "value", metric
     import polars as pl
 
     data = df.select(row, col, value)
-    wide = data.pivot(on=col, index=row, values=value, sort_columns=True).sort(row)
+    # rows in the order they come (a caller's labels need not sort as text: "05 Oct" after "02 Nov"), columns in the
+    # order of their values (week 10 after week 2)
+    order = pl.DataFrame({row: data[row].unique(maintain_order=True)}).with_row_index("_order")
+    wide = data.pivot(on=col, index=row, values=value).join(order, on=row, how="left").sort("_order").drop("_order")
+    cols = data[col].unique().sort().cast(pl.Utf8).to_list()
+    wide = wide.select(row, *[c for c in cols if c in wide.columns])
     value_cols = [c for c in wide.columns if c != row]
     if wide.schema[row] in (pl.Datetime, pl.Date) or isinstance(wide.schema[row], pl.Datetime):
         wide = wide.with_columns(pl.col(row).dt.strftime("%d %b %Y"))
