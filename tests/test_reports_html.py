@@ -255,3 +255,14 @@ def test_a_retention_grid_keeps_its_cohorts_in_time_and_its_weeks_in_number_orde
     assert shown == [s.strftime("%d %b %Y") for s in starts]
     weeks = [int(w) for w in re.findall(r">Week (\d+)<", html)]
     assert weeks == sorted(weeks) and weeks[-1] == 11
+
+
+def test_the_lifecycle_bars_are_one_band_per_week_labelled_by_its_first_day():
+    from workbench.reports.charts import lifecycle
+
+    weeks = [dt.datetime(2026, 10, 5) + dt.timedelta(weeks=i) for i in range(3)]
+    df = pl.DataFrame([{"period_start": w, "status": s, "value": v} for w in weeks
+                       for s, v in (("new", 10.0), ("returning", 30.0), ("dormant", -5.0))])
+    spec = lifecycle(df).chart.to_dict()
+    x = spec["layer"][0]["encoding"]["x"]
+    assert x["type"] == "ordinal" and x["sort"] == ["05 Oct", "12 Oct", "19 Oct"]

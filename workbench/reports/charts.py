@@ -315,10 +315,13 @@ def lifecycle(df: "pl.DataFrame", *, title: str | None = None, width: int = WIDT
     order = ["new", "returning", "resurrecting", "dormant"]
     colours = ["#4c78a8", "#54a24b", "#f58518", "#9d9da1"]
     data = df.drop_nulls("value").with_columns(
-        pl.col("status").replace_strict({s: i for i, s in enumerate(order)}, default=9).alias("_order"))
+        pl.col("status").replace_strict({s: i for i, s in enumerate(order)}, default=9).alias("_order"),
+        pl.col("period_start").dt.strftime("%d %b").alias("_week"))
+    weeks = data.sort("period_start")["_week"].unique(maintain_order=True).to_list()
     t = title or "Users by lifecycle stage, weekly (dormant below zero)"
+    # one band per week, labelled by its first day (a time axis ticked every few days between weekly bars)
     chart = alt.Chart(data).mark_bar().encode(
-        x=alt.X("period_start:T", timeUnit="yearmonthdate", title="Week starting", axis=alt.Axis(format="%d %b", labelAngle=0)),
+        x=alt.X("_week:O", sort=weeks, title="Week starting", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("value:Q", title="Users", axis=alt.Axis(format=",.0f")),
         color=alt.Color("status:N", scale=alt.Scale(domain=order, range=colours), legend=alt.Legend(title="Stage")),
         order=alt.Order("_order:Q"),
