@@ -266,3 +266,9 @@ def test_the_lifecycle_bars_are_one_band_per_week_labelled_by_its_first_day():
     spec = lifecycle(df).chart.to_dict()
     x = spec["layer"][0]["encoding"]["x"]
     assert x["type"] == "ordinal" and x["sort"] == ["05 Oct", "12 Oct", "19 Oct"]
+
+
+def test_a_budget_s_burn_rate_is_money_per_day():
+    from workbench.reports.units import label
+
+    assert fmt(4.8712, "burn_rate_usd_per_day") == "$4.87" and label("burn_rate_usd_per_day") == "Burn rate ($ per day)"

@@ -69,6 +69,8 @@ LABELS = {
     "guardrail_false_block_rate": "Guardrail false blocks",
     "hallucination_score": "Hallucination score",
     # the detector's agreement with reviewers' labels, as the measures are named
+    "burn_rate_usd_per_day": "Burn rate ($ per day)", "whatif_provider": "What-if provider",
+    "whatif_model": "What-if model",
     "p_value": "p-value", "srm_p_value": "SRM p-value", "srm_status": "SRM status", "psi": "PSI", "auc": "AUC",
     "se": "Std. error",
     "auroc": "AUROC", "kappa": "Cohen's kappa", "ece": "Expected calibration error", "brier": "Brier score",
@@ -76,7 +78,7 @@ LABELS = {
 # Shares where more is better; every other rate (errors, hallucinations, timeouts ...) is better lower.
 _HIGHER = ("retention", "thumbs_up", "acceptance", "success", "catch", "conversion", "attainment", "availability",
            "dau_mau", "active_user", "wau", "dau", "mau", "budget_remaining", "auroc", "kappa", "precision", "recall")
-_SUFFIX = (("p_value", "p"), ("chance_to_win", "percent"), ("_rate", "percent"), ("_ratio", "percent"), ("_share", "percent"), ("share_used", "percent"), ("warn_at", "percent"), ("objective", "percent"), ("sli_value", "percent"), ("error_budget", "percent"),
+_SUFFIX = (("p_value", "p"), ("chance_to_win", "percent"), ("_usd_per_day", "usd"), ("_rate", "percent"), ("_ratio", "percent"), ("_share", "percent"), ("share_used", "percent"), ("warn_at", "percent"), ("objective", "percent"), ("sli_value", "percent"), ("error_budget", "percent"),
            ("budget_consumed", "percent"), ("budget_remaining", "percent"), ("availability", "percent"), ("_pct", "percent"), ("attainment", "percent"),
            ("_ms", "ms"), ("_usd", "usd"), ("_count", "count"), ("_minutes", "minutes"), ("_score", "score"),
            ("_tokens", "count"), ("tokens", "count"), ("_users", "count"), ("calls", "count"), ("rows", "count"))
