@@ -272,3 +272,11 @@ def test_a_budget_s_burn_rate_is_money_per_day():
     from workbench.reports.units import label
 
     assert fmt(4.8712, "burn_rate_usd_per_day") == "$4.87" and label("burn_rate_usd_per_day") == "Burn rate ($ per day)"
+
+
+def test_the_mean_beside_a_median_is_in_the_metric_s_unit():
+    """Time to detect: 'Value 12 h 5 min' beside 'Mean 725' (minutes, raw)."""
+    frame = pl.DataFrame({"severity": ["sev3"], "metric": ["mttd_minutes"], "value": [725.0], "n": [2],
+                          "mean": [725.0]})
+    html = table(frame).as_raw_html()
+    assert html.count("12 h 5 min") == 2 and ">725<" not in html

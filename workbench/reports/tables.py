@@ -43,7 +43,9 @@ STATUS_COLOURS = {
     "better": ("#e3f4e8", "#14692d"), "pass": ("#e3f4e8", "#14692d"), "published": ("#e3f4e8", "#14692d"),
 }
 _STATUS_COLUMNS = ("status", "state", "alert", "verdict", "decision", "severity_level", "met", "firing", "srm", "result")
-_TIDY = ("value", "lo", "hi", "previous", "current", "target", "change")
+# A tidy metric frame's columns in the metric's own unit (the mean beside a median, tpot_ms' p50...).
+_IN_UNIT = ("value", "previous", "current", "target", "mean", "p50", "median")
+_TIDY = ("lo", "hi", "change", *_IN_UNIT)
 # An experiment's effect columns (relative: a share of the control's mean) and mean columns (the metric's unit).
 _EFFECTS = ("effect", "lo", "hi", "se", "mean_diff", "risk_control", "risk_variant")
 _MEANS = ("mean_control", "mean_variant", "mean_baseline", "mean_candidate")
@@ -227,7 +229,7 @@ def table(df: "pl.DataFrame", *, title: str | None = None, subtitle: str | None 
         for i, m in enumerate(metric_ids):
             by_metric.setdefault(m, []).append(i)
         for m, rows in by_metric.items():
-            for c in [c for c in ("value", "previous", "current", "target") if c in df.columns]:
+            for c in [c for c in _IN_UNIT if c in df.columns]:
                 g = g.fmt(lambda x, m=m: fmt(x, m), columns=c, rows=rows)
             if "change" in df.columns:
                 g = g.fmt(lambda x, m=m: fmt(x, m, signed=True, change=True), columns="change", rows=rows)
