@@ -280,3 +280,9 @@ def test_the_mean_beside_a_median_is_in_the_metric_s_unit():
                           "mean": [725.0]})
     html = table(frame).as_raw_html()
     assert html.count("12 h 5 min") == 2 and ">725<" not in html
+
+
+def test_a_value_that_rounds_to_zero_has_no_minus_sign():
+    """Retained minus churned hallucination rate, -0.00004: shown '-0.0%'."""
+    assert fmt(-0.00004, "hallucination_rate") == "0.0%" and fmt(-0.2, "latency_p95_ms") == "0 ms"
+    assert fmt(-0.004, "hallucination_rate") == "-0.4%"

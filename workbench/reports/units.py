@@ -153,7 +153,9 @@ def label(name: str | None) -> str:
 
 
 def _num(x: float, decimals: int) -> str:
-    return f"{x:,.{decimals}f}"
+    """``x`` with thousands separators and ``decimals`` decimals; a value that rounds to zero has no sign ("-0.0")."""
+    text = f"{x:,.{decimals}f}"
+    return text[1:] if text.startswith("-") and not any(c in "123456789" for c in text) else text
 
 
 def fmt(value: Any, name: str | Unit | None = None, *, signed: bool = False, change: bool = False) -> str:
