@@ -286,3 +286,21 @@ def test_a_value_that_rounds_to_zero_has_no_minus_sign():
     """Retained minus churned hallucination rate, -0.00004: shown '-0.0%'."""
     assert fmt(-0.00004, "hallucination_rate") == "0.0%" and fmt(-0.2, "latency_p95_ms") == "0 ms"
     assert fmt(-0.004, "hallucination_rate") == "-0.4%"
+
+
+def test_a_retention_grid_is_shaded_on_one_scale_for_all_its_cells():
+    """Each week's column was shaded on its own range: week 0 (all 100%) white, a 37% cell of week 6 darker than a
+    69% cell of week 1. One scale for the grid: the same share, the same shade."""
+    import re
+
+    from workbench.reports.tables import grid
+
+    df = pl.DataFrame({"cohort": ["a", "a", "a", "b", "b"], "offset": [0, 1, 2, 0, 1],
+                       "value": [1.0, 0.69, 0.37, 1.0, 0.37]})
+    html = grid(df, row="cohort", col="offset", metric="retention_rate").as_raw_html()
+    cells = re.findall(r'background-color: (#[0-9A-Fa-f]{6})[^>]*>([0-9.]+%)<', html)
+    shades = {}
+    for c, v in cells:
+        shades.setdefault(v, set()).add(c.lower())
+    assert shades["100%"] == {"#08519c"}  # the top of the one scale, in both cohorts
+    assert len(shades["37.0%"]) == 1  # week 2 of one cohort and week 1 of the other: the same shade

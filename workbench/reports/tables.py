@@ -374,7 +374,12 @@ def grid(df: "pl.DataFrame", *, row: str, col: str, value: str = "value", metric
 
     g = gt.GT(wide, rowname_col=row, id="wb" + hashlib.sha1(repr(wide.rows()).encode()).hexdigest()[:10])
     g = g.fmt(lambda x: fmt(x, metric or "x_rate"), columns=value_cols)
-    g = g.data_color(columns=value_cols, palette=["#f7fbff", "#08519c"], na_color="#ffffff", autocolor_text=True)
+    # one scale for every cell (per column, week 0's 100% were all white and a 37% of week 6 darker than a 69% of
+    # week 1): the same value, the same shade
+    values = [v for c in value_cols for v in wide[c].drop_nulls().to_list()]
+    domain = [min(values), max(values)] if values and min(values) < max(values) else None
+    g = g.data_color(columns=value_cols, palette=["#f7fbff", "#08519c"], domain=domain, na_color="#ffffff",
+                     autocolor_text=True)
     g = g.sub_missing(missing_text="")
     g = g.cols_label(**{c: f"Week {c}" for c in value_cols})
     if title:
