@@ -1292,11 +1292,10 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
         hashed = time.perf_counter() - clock
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise IngestError(f"{path}: cannot read the file: {exc}") from None
-    if end == 0:  # not one complete line yet
-        return {"path": str(path), "table": table, "format": plan.fmt, "run_id": None, "same_as": None,
-                "appended_to": None, "read": 0, "inserted": 0, "duplicates": 0, "quarantined": 0,
-                "seconds": {"hash": round(hashed, 4), "parse": 0.0, "validate": 0.0, "write": 0.0},
-                "left_unread": unread}, {}
+    if end == 0:  # not one complete line yet: no run
+        counts = {"read": 0, "inserted": 0, "duplicates": 0, "quarantined": 0,
+                  "seconds": {"hash": round(hashed, 4), "parse": 0.0, "validate": 0.0, "write": 0.0}}
+        return _file_summary(path, table, plan.fmt, None, counts, unread), {}
     # the same bytes loaded whole before, as this format, with this mapping and version: not read again
     replayed = None if source is not None else _replay(con, TABLES[table], content_hash, plan.fmt, mhash)
     appended = _appended(con, TABLES[table], plan, bases, scanned) if replayed is None and bases else None
@@ -1433,9 +1432,13 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
             plan.lines_path.unlink(missing_ok=True)
             plan.lines_path = None
     reasons = counts.pop("reasons")
-    f = {"path": str(path), "table": table, "format": fmt_name, "run_id": run_id, "same_as": None,
-         "appended_to": None, **counts, "left_unread": unread}
-    return f, reasons
+    return _file_summary(path, table, fmt_name, run_id, counts, unread), reasons
+
+
+def _file_summary(path: Path, table: str, fmt_name: str, run_id: str | None, counts: dict, unread: int) -> dict:
+    """One file's entry of :attr:`IngestSummary.files` (``counts`` may carry ``same_as``)."""
+    return {"path": str(path), "table": table, "format": fmt_name, "run_id": run_id, "same_as": None,
+            "appended_to": None, **counts, "left_unread": unread}
 
 
 def _bases(con, t: Table, plan: _Plan, mhash: str | None) -> list[tuple[str, int, str]]:

@@ -257,8 +257,8 @@ def compare(df: "pl.DataFrame", *, by: str | None = None, title: str | None = No
         if "unpriced_count" in missing.columns:
             # a group of calls no price applies to, or of spans with no model and no tokens (tools, agents): nothing
             # to price, which "unpriced: 0 calls" would misread
-            def count(c: str) -> "pl.Expr":  # 1,174 as a reader writes it
-                return pl.col(c).map_elements(lambda v: f"{v:,}", return_dtype=pl.Utf8)
+            def count(c: str) -> "pl.Expr":  # as units writes a count: 1,174
+                return pl.col(c).map_elements(lambda v: fmt(v, "calls_count"), return_dtype=pl.Utf8)
 
             why = pl.when(pl.col("unpriced_count") > 0).then(pl.format("unpriced: {} calls", count("unpriced_count")))
             if "calls_count" in missing.columns:

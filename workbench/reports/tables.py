@@ -239,8 +239,8 @@ def table(df: "pl.DataFrame", *, title: str | None = None, subtitle: str | None 
     if metric_ids is not None and "value" not in df.columns and ({"effect", "mean_diff"} & set(df.columns)):
         rel = df["relative"].to_list() if "relative" in df.columns else [False] * df.height
         rows_of: dict[tuple[Any, bool], list[int]] = {}
-        for i, key in enumerate(zip(metric_ids, rel)):
-            rows_of.setdefault((key[0], bool(key[1])), []).append(i)
+        for i, (m, relative) in enumerate(zip(metric_ids, rel)):
+            rows_of.setdefault((m, bool(relative)), []).append(i)
         for (m, relative), rows in rows_of.items():
             for c in [c for c in _EFFECTS if c in df.columns]:
                 signed = c in ("effect", "lo", "hi", "mean_diff")

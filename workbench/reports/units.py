@@ -68,9 +68,9 @@ LABELS = {
     "guardrail_catch_rate": "Guardrail catch rate",
     "guardrail_false_block_rate": "Guardrail false blocks",
     "hallucination_score": "Hallucination score",
-    # the detector's agreement with reviewers' labels, as the measures are named
     "burn_rate_usd_per_day": "Burn rate ($ per day)", "whatif_provider": "What-if provider",
     "whatif_model": "What-if model",
+    # statistics, as their readers name them (experiments, drift, the detector's agreement with reviewers' labels)
     "p_value": "p-value", "srm_p_value": "SRM p-value", "srm_status": "SRM status", "psi": "PSI", "auc": "AUC",
     "se": "Std. error",
     "auroc": "AUROC", "kappa": "Cohen's kappa", "ece": "Expected calibration error", "brier": "Brier score",
