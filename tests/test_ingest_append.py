@@ -443,3 +443,17 @@ def test_an_error_in_what_was_appended_names_the_file_and_its_own_line(tmp_path)
         assert "workbench-tail" not in str(exc.value)
     finally:
         db.close()
+
+
+def test_a_growing_log_with_a_hostile_name_is_named_as_it_is(tmp_path):
+    """--growing reads from a copy in a folder of its own: quotes, glob characters and ';--' in the name stay text,
+    and the run and what was left unread name the file as given."""
+    path = tmp_path / "it's [a]* %s;--.jsonl"
+    path.write_bytes(_jsonl([_flat(0), _flat(1)]) + b'{"id": "c2"')
+    db = wb.connect(tmp_path / "a.duckdb")
+    try:
+        s = _grow(db, path, "jsonl", FLAT_MAP)
+        assert _counts(s) == (2, 2, 0, 0) and s.files[0]["left_unread"] == 11 and s.files[0]["path"] == str(path)
+        assert db.duckdb.execute("select distinct source_path from ingest_runs").fetchall() == [(str(path),)]
+    finally:
+        db.close()
