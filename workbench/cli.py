@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -136,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--detector", default=None, help="'support' (offline, default), support:CALIBRATION.json "
                    "or nli:PATH (a local ONNX model)")
     h.add_argument("--config", default=None, help="workbench.toml ([detector] model = PATH or calibration = FILE)")
-    h.add_argument("--reps", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    h.add_argument("--reps", type=_positive_int, default=1000, help="bootstrap resamples (default 1000)")
     h.add_argument("--json", action="store_true")
     h = hsub.add_parser("calibrate", help="fit the detector's probabilities on labelled answers of your own traffic: "
                         "the offline detector (--out FILE; then --detector support:FILE or [detector] calibration = "
@@ -500,7 +501,8 @@ def _cmd_hallucination(a: argparse.Namespace) -> int:
         return 0
     table, rel = detector.benchmark_rows(_labelled_rows(a, per_feature=True), detector=det, reps=a.reps)
     if a.json:
-        print(json.dumps({"sources": table.to_dicts(), "reliability": rel.to_dicts()}, default=str))
+        # an undefined figure (a source of one class has no AUROC) is null: NaN is not JSON
+        print(json.dumps(_no_nan({"sources": table.to_dicts(), "reliability": rel.to_dicts()}), default=str))
     else:
         others = "file's other sources" if a.db is None else "database's other features"
         print(f"detector {det.DETECTOR_NAME} {det.DETECTOR_VERSION}; {a.reps} bootstrap resamples; LOSO: the offline "
@@ -508,6 +510,27 @@ def _cmd_hallucination(a: argparse.Namespace) -> int:
               f"{table['answers_per_s'][0]:,.0f} answers/s")
         print(detector.format_benchmark(table, rel))
     return 0
+
+
+def _no_nan(v):
+    """``v`` with every float that is not finite (NaN, infinity) as None, in dicts and lists: JSON has no NaN."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: _no_nan(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_no_nan(x) for x in v]
+    return v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number > 0, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number > 0, got {text!r}")
+    return value
 
 
 def _positive_seconds(text: str) -> float:

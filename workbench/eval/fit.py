@@ -172,7 +172,8 @@ def source_weights(src: Sequence[str]) -> np.ndarray:
 
 
 def loso_predictions(
-    x: np.ndarray, y: np.ndarray, src: Sequence[str], *, l2: float = 5.0, active: Sequence[int] | None = None
+    x: np.ndarray, y: np.ndarray, src: Sequence[str], *, l2: float = 5.0, active: Sequence[int] | None = None,
+    scorable: Sequence[bool] | None = None,
 ) -> np.ndarray:
     """Leave-one-source-out probabilities: each row scored by a model fitted on every *other* source.
 
@@ -184,6 +185,9 @@ def loso_predictions(
         The source of each row (at least two distinct).
     l2, active
         As :func:`fit_calibrated`; each training fit weighs its sources equally.
+    scorable : sequence of bool, optional
+        Rows the detector could score; the others (no context, no claim: their features say nothing) are left out of
+        every fit and get 0.5. Default: every row.
 
     Returns
     -------
@@ -200,10 +204,13 @@ def loso_predictions(
     names = sorted(set(s.tolist()))
     if len(names) < 2:
         raise ParameterError(f"loso_predictions: need at least two sources, got {names}")
-    out = np.full(len(y), np.nan)
+    keep = np.ones(len(y), bool) if scorable is None else np.asarray(scorable, bool)
+    out = np.full(len(y), 0.5)
     for name in names:
-        te = s == name
-        tr = ~te
+        te = (s == name) & keep
+        tr = (s != name) & keep
+        if not te.any() or not tr.any():  # nothing to score, or nothing to fit on: 0.5
+            continue
         coef, b = fit_calibrated(x[tr], y[tr], source_weights(s[tr]), l2=l2, active=active)
         out[te] = predict(x[te], coef, b)
     return out
