@@ -506,7 +506,7 @@ def test_progress_bar_only_on_request_and_only_on_a_terminal(monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------
-# Pinned outputs: speed work must not change a score, a label or a claim (DETECTOR_VERSION 2.7.0;
+# Pinned outputs: speed work must not change a score, a label or a claim (DETECTOR_VERSION 2.8.0;
 # re-recorded for each new version: a change of the algorithm or the weights moves the scores)
 # ---------------------------------------------------------------------------------------------
 
@@ -527,9 +527,11 @@ _PINNED_CASES = [
 # (score, label, claims as (text, support, evidence, reason)), recorded for 2.6.0 (2.0.0 gave the same claims; the
 # scores moved by under 0.002 with the weights refitted as words were folded, 2.1.0, dates read, 2.2.0, and acronyms
 # matched to their expansions, 2.6.0; 2.6.1 only cuts a sentence of more than 150 words into claims; 2.7.0 reads
-# Markdown and leaves courtesies out, the same claims here, and its refitted weights moved the scores).
+# Markdown and leaves courtesies out, the same claims here, and its refitted weights moved the scores; 2.8.0 reads
+# typographic apostrophes, magnitudes, times and character references as a reader does, the same claims here, and
+# its refit moved the scores by under 0.001).
 _PINNED = [
-    (0.8775010619749821, 1, [
+    (0.8774158996561151, 1, [
         (
             "The Eiffel Tower was completed in 1887 by Gustave Eiffel's company",
             0.4167,
@@ -543,7 +545,7 @@ _PINNED = [
             None,
         ),
     ]),
-    (0.3954806545109162, 0, [
+    (0.39598893062102924, 0, [
         (
             "Dr. Smith didn't approve the budget",
             0.8,
@@ -557,7 +559,7 @@ _PINNED = [
             None,
         ),
     ]),
-    (0.8893561291768634, 1, [
+    (0.8888280662339697, 1, [
         (
             'Café Zoë’s owner, José, opened it in São Paulo in 1999 – it serves economic lunches to twelve guests.',
             0.4904,
@@ -565,7 +567,7 @@ _PINNED = [
             "number 'twelve' not in its evidence sentence",
         ),
     ]),
-    (0.9952479220842749, 1, [
+    (0.9951962956776589, 1, [
         (
             'Prof. Lee wrote three books about whales.',
             0.4167,
@@ -590,7 +592,7 @@ _PINNED = [
 
 @pytest.mark.parametrize("case, expected", list(zip(_PINNED_CASES, _PINNED)))
 def test_outputs_are_pinned(case, expected):
-    assert D.DETECTOR_VERSION == "2.7.0"  # a new version may change these numbers: re-record them
+    assert D.DETECTOR_VERSION == "2.8.0"  # a new version may change these numbers: re-record them
     d = detect(*case)
     score, label, claims = expected
     assert abs(d.score - score) <= 1e-12
