@@ -233,6 +233,40 @@ def _first_line(data: bytes) -> bytes:
     return b""
 
 
+def _records_follow(data: bytes) -> bool:
+    """Whether the lines after a first line that does not parse are JSON records, an object or an array each: JSON
+    lines whose first line is broken, not a pretty-printed document or array. Two such lines settle it (no valid
+    document holds two whole values on consecutive lines); one, when the text does not parse as a whole (a
+    ``[``, one element and ``]`` on three lines is an array).
+
+    >>> _records_follow(b'{"resourceSpans": [\\n{"a": 1}\\n{"a": 2}\\n'), _records_follow(b'[\\n{"a": 1}\\n]')
+    (True, False)
+    >>> _records_follow(b'{\\n  "a": 1\\n}'), _records_follow(b'[\\n{"a": 1},\\n{"a": 2}\\n]')
+    (False, False)
+    """
+    pos, seen = data.find(b"\n"), 0
+    while pos != -1 and seen < 2:
+        end = data.find(b"\n", pos + 1)
+        line = data[pos + 1:end if end != -1 else len(data)].strip()
+        pos = end
+        if not line:
+            continue
+        try:
+            value = loads(line)
+        except ValueError:
+            return False
+        if not isinstance(value, (dict, list)):
+            return False
+        seen += 1
+    if seen != 1:
+        return seen == 2
+    try:
+        loads(data)
+    except ValueError:
+        return True
+    return False
+
+
 def json_layout(data: bytes) -> str:
     """How JSON text is laid out: ``lines`` (JSON lines), ``array``, ``document`` (one or more documents), ``empty``.
 
@@ -240,6 +274,8 @@ def json_layout(data: bytes) -> str:
     --------
     >>> json_layout(b'{"a": 1}\\n{"a": 2}\\n'), json_layout(b'[{"a": 1}]'), json_layout(b'{\\n "a": 1\\n}')
     ('lines', 'array', 'document')
+    >>> json_layout(b'{"a": \\n{"a": 1}\\n{"a": 2}\\n')  # a broken first line, then JSON lines
+    'lines'
     """
     head = data.strip()
     if not head:
@@ -248,6 +284,8 @@ def json_layout(data: bytes) -> str:
     try:
         loads(first)
     except ValueError:
+        if _records_follow(data):  # JSON lines whose first line is broken (cut short by a writer that died)
+            return "lines"
         return "array" if head[:1] == b"[" else "document"
     # a complete value on the first line: JSON lines, unless it is the file's only line and an array
     # (JSON.stringify output); a one-line object is a document and a JSON line alike
