@@ -157,3 +157,66 @@ def test_a_record_indented_with_a_tab_is_read_whatever_the_rest_of_the_file(tmp_
 ])
 def test_pretty_printed_json_is_still_a_document(text, layout):
     assert json_layout(text) == layout
+
+
+@pytest.mark.parametrize("before, after", [("\f", ""), ("\v", ""), ("", "\f"), ("", "\v")])
+def test_a_record_with_a_form_feed_or_vertical_tab_around_it_is_read_by_both_readers(tmp_path, before, after):
+    m = tmp_path / "m.toml"
+    m.write_text('table = "calls"\n[columns]\ncall_id = "id"\nts = { field = "time", unit = "s" }\n'
+                 'status = { value = "ok" }\n')
+    recs = [json.dumps({"id": f"r{i}", "time": 1763632800 + i}) for i in range(4)]
+    recs[1] = before + recs[1] + after
+    clean, _, _ = _load(tmp_path, "a.jsonl", "\n".join(recs) + "\n", mapping=m)  # DuckDB's typed reader
+    blank, q, _ = _load(tmp_path, "b.jsonl", "\n".join(recs) + "\n\n", mapping=m)  # the line reader
+    assert clean == blank == {"read": 4, "inserted": 4, "duplicates": 0, "quarantined": 0}, q  # was 'invalid JSON'
+
+
+@pytest.mark.parametrize("mb", [8.5, 17])
+def test_a_csv_field_of_many_short_lines_over_the_longest_line_loads(tmp_path, mb):
+    import csv
+    import io
+
+    m = tmp_path / "m.toml"
+    m.write_text('table = "calls"\n[columns]\ncall_id = "id"\nts = { field = "time", unit = "s" }\nmodel = "model"\n'
+                 'status = { value = "ok" }\n')
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["id", "time", "model"])
+    text = ("x" * 999 + "\n") * int(mb * 1000)  # a long answer with line breaks: every physical line is short
+    for i in range(5):
+        w.writerow([f"r{i}", 1763632800 + i, text if i == 2 else "gpt-4o"])
+    got, q, n = _load(tmp_path, "long.csv", buf.getvalue(), mapping=m)
+    # buffers were sized from the longest physical line: at 8.5 MB the record was quarantined "line too long", at
+    # 17 MB the file refused ("the csv reader accounted for 8,393 records")
+    assert got == {"read": 5, "inserted": 5, "duplicates": 0, "quarantined": 0} and n == 5, q
+
+
+def test_what_is_appended_need_not_hold_every_mapped_field(tmp_path):
+    m = tmp_path / "m.toml"
+    m.write_text('table = "calls"\n[columns]\ncall_id = "id"\nts = { field = "time", unit = "s" }\n'
+                 'feature = "app"\nstatus = { value = "ok" }\n')
+    p = tmp_path / "log.jsonl"
+    p.write_text("".join(json.dumps({"id": f"r{i}", "time": 1763632800 + i, "app": "chat"}) + "\n" for i in range(3)))
+    db = wb.connect(str(tmp_path / "log.duckdb"))
+    ingest(db, p, mapping=m, progress=False)
+    with open(p, "a") as fh:  # a day of records without the field (mapped, with the records before holding it)
+        fh.write("".join(json.dumps({"id": f"r{i}", "time": 1763632800 + i}) + "\n" for i in range(3, 6)))
+    f = ingest(db, p, mapping=m, progress=False).files[0]  # was "no record of the file has the field 'app'", forever
+    assert f["appended_to"] is not None and (f["read"], f["inserted"]) == (6, 3)
+
+
+def test_a_byte_order_mark_starting_what_was_appended_is_read_as_in_the_whole_file(tmp_path):
+    m = tmp_path / "m.toml"
+    m.write_text('table = "calls"\n[columns]\ncall_id = "id"\nts = { field = "time", unit = "s" }\n'
+                 'status = { value = "ok" }\n')
+    rec = lambda i: json.dumps({"id": f"r{i}", "time": 1763632800 + i})  # noqa: E731
+    p = tmp_path / "log.jsonl"
+    p.write_text("".join(rec(i) + "\n" for i in range(3)))
+    db = wb.connect(str(tmp_path / "log.duckdb"))
+    ingest(db, p, mapping=m, progress=False)
+    with open(p, "a", encoding="utf-8") as fh:  # a second writer starting with its own byte-order mark
+        fh.write("\ufeff" + "".join(rec(i) + "\n" for i in range(3, 6)))
+    f = ingest(db, p, mapping=m, progress=False).files[0]
+    whole, q, _ = _load(tmp_path, "whole.jsonl", p.read_text(encoding="utf-8"), mapping=m)
+    assert f["appended_to"] is not None and {k: f[k] for k in COUNTS} == {**whole, "inserted": 2, "duplicates": 3}
+    assert db.duckdb.execute("select line_no, reason from quarantine").fetchall() == q == [(4, "invalid JSON")]

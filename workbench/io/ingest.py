@@ -238,6 +238,7 @@ from workbench.errors import IngestError, first_line  # (IngestError importable 
 from workbench.db import memory_passes_for, size_bytes, sql_literal as _lit
 from workbench.io.records import ZONE_AFTER_SPACE, allow_long_csv_fields, refuse_wide_text, strict_csv_rows
 
+import codecs
 import datetime as _dt
 import gzip
 import hashlib
@@ -702,12 +703,16 @@ def count_records(path: str | os.PathLike, fmt: str, mapping: "Mapping | None" =
     ...
     workbench.errors.IngestError: ...x.csv: line 3: a quoted field opens here and is never closed ...
     """
-    path = Path(path)
+    return _count_records(Path(path), fmt, mapping)
+
+
+def _count_records(path: Path, fmt: str, mapping: "Mapping | None", spans: list[int] | None = None) -> int | None:
+    """:func:`count_records`; a CSV's widest record (physical lines) appended to ``spans`` when given."""
     try:
         if fmt == "jsonl":
             return _count_lines(path)
         if fmt == "csv":
-            return _count_csv(path, mapping.csv if mapping is not None else {})
+            return _count_csv(path, mapping.csv if mapping is not None else {}, spans)
         if fmt == "parquet":
             # Read by DuckDB from the file's footer, not by pyarrow: importing pyarrow and NumPy took 0.09-0.11 s of
             # every process that loads a Parquet file, and nothing else in the load needs them. The check stands: it
@@ -749,9 +754,9 @@ def _line_counts(path: Path) -> tuple[int, int]:
     return lines, n
 
 
-def _count_csv(path: Path, o: dict) -> int:
-    plain = _count_plain_csv(path, o)
-    return plain if plain is not None else _count_csv_records(path, o)
+def _count_csv(path: Path, o: dict, spans: list[int] | None = None) -> int:
+    plain = _count_plain_csv(path, o)  # (a record a line)
+    return plain if plain is not None else _count_csv_records(path, o, spans)
 
 
 def _count_plain_csv(path: Path, o: dict) -> int | None:
@@ -783,7 +788,8 @@ def _count_plain_csv(path: Path, o: dict) -> int | None:
     return max(lines - _has_header(o), 0)
 
 
-def _count_csv_records(path: Path, o: dict) -> int:
+def _count_csv_records(path: Path, o: dict, spans: list[int] | None = None) -> int:
+    """CSV records as Python's csv module splits them; the most physical lines one spans appended to ``spans``."""
     import csv
 
     delim = o.get("delimiter", "\t" if _base_ext(path) == ".tsv" else ",")
@@ -807,7 +813,9 @@ def _count_csv_records(path: Path, o: dict) -> int:
         lines = fh if len(delim) == 1 else (ln.replace(delim, one) for ln in fh)
         reader = csv.reader(lines, delimiter=one, **opts)
         n, header = 0, _has_header(o)
-        for _start, rec, err in strict_csv_rows(reader, path, quote=quote, line_offset=skipped):
+        prev, widest = skipped + 1, 1
+        for start, rec, err in strict_csv_rows(reader, path, quote=quote, line_offset=skipped):
+            widest, prev = max(widest, start - prev), start  # (blank lines before a record count in: a bound)
             if err is not None:
                 rec = [""]  # a malformed record (DuckDB rejects it): still one record
             if not rec:
@@ -816,6 +824,8 @@ def _count_csv_records(path: Path, o: dict) -> int:
                 header = False
                 continue
             n += 1
+    if spans is not None:
+        spans.append(max(widest, skipped + reader.line_num + 1 - prev))
     return n
 
 
@@ -852,6 +862,7 @@ class _Plan:
     line_bytes: int = MAX_LINE_BYTES  # DuckDB's max_line_size and buffer_size: set from the file's longest line
     buffer_bytes: int = 2 * MAX_LINE_BYTES
     records: int | None = None  # records in the file, counted independently of DuckDB (count_records)
+    record_lines: int = 1  # CSV: the most physical lines one record spans (a quoted field holding line breaks)
     growing: bool = False  # a log still being written: read up to its last complete line (ingest's ``growing``)
     lines: int | None = None  # JSONL lines (records: those not blank; counted while the file is hashed)
     # called with the share of the file read so far, as the records parsed in Python are staged (the progress bar)
@@ -922,7 +933,9 @@ def _count(plan: _Plan) -> _Plan:
     # readers themselves; lines of JSONL, CSV rows and Parquet rows are counted here, independently of DuckDB
     # (JSONL lines are counted while the file is hashed, in _ingest_file)
     if plan.fmt != "jsonl" and not (plan.documents or plan.json_records):
-        plan.records = count_records(plan.path, plan.fmt, plan.mapping)
+        spans: list[int] = []
+        plan.records = _count_records(plan.path, plan.fmt, plan.mapping, spans)
+        plan.record_lines = max(spans, default=1)
     return plan
 
 
@@ -1322,6 +1335,8 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
         longest = _scan(plan.lines_path).longest
     elif plan.fmt == "jsonl" and not plan.documents:
         plan.lines = lines
+    if plan.record_lines > 1:  # a CSV record over several lines (quoted line breaks): DuckDB reads it as one line
+        longest = max(longest, min(plan.record_lines * longest, size))
     plan.line_bytes = next((b for b in LINE_BYTES_STEPS if b > longest), LINE_BYTES_STEPS[-1])
     plan.buffer_bytes = max(2 * plan.line_bytes, longest + _HASH_CHUNK)
     if memory is not None:
@@ -1630,6 +1645,13 @@ def _load_copy(con, plan: _Plan, memory: "_MemoryLimit | None", tail: _Tail | No
         with open(path, "rb") as src, open(copy, "wb") as out:
             if start and plan.fmt == "csv" and _has_header(plan.mapping.csv):
                 out.write(src.readline())
+            elif start:
+                src.seek(start)
+                if src.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8:
+                    # a byte-order mark starting the appended part is inside the file, not at its start: the readers
+                    # skip one at the start of what they read, so a blank line goes first (one line less of shift)
+                    out.write(b"\n")
+                    tail = replace(tail, shift=tail.shift - 1)
             src.seek(start)
             left = size - start
             while left > 0 and (chunk := src.read(min(_HASH_CHUNK, left))):
@@ -1931,20 +1953,23 @@ def _jsonl_source(con, plan: _Plan, only: str | None = None, typed: "_Typed | No
                               for parent, ks in key_lists.items())
                 + " END")
         keep = f" AND k IN ({only})" if only else ""
+        # A form feed or vertical tab around a record: DuckDB's typed reader takes it as space, its JSON functions do
+        # not. The line is parsed without it (its raw text kept), so that both readers give the same rows.
         sql = f"""
-            SELECT k, line AS raw,
+            SELECT k, _raw AS raw,
                    CASE WHEN _f IS NULL THEN 'invalid JSON'
                         WHEN NOT starts_with(ltrim(line, ' \t\r'), '{{') THEN 'not a JSON object'
                         WHEN len(_dup) > 0 THEN 'duplicate key ' || CAST(to_json(_dup[1]) AS VARCHAR)
                              || ' in the JSON object (readers disagree on which value counts)' END AS _err
                    {''.join(', ' + x for x in sel)}
             FROM (
-                SELECT k, line, _f, {jexpr},
+                SELECT k, _raw, line, _f, {jexpr},
                        CASE WHEN _f IS NOT NULL AND starts_with(ltrim(line, ' \t\r'), '{{') THEN try({dups}) END AS _dup
-                FROM (SELECT k, line, try(json_extract_string(line, {plist})) AS _f
-                      FROM ({_raw_lines(plan.lines_path or plan.path, plan.lenient, plan.line_bytes,
-                                        plan.buffer_bytes)})
-                      WHERE line IS NOT NULL AND NOT regexp_full_match(line, {_lit(_BLANK_RE)}){keep})
+                FROM (SELECT k, _raw, line, try(json_extract_string(line, {plist})) AS _f
+                      FROM (SELECT k, line AS _raw, trim(line, {_lit(chr(12) + chr(11))}) AS line
+                            FROM ({_raw_lines(plan.lines_path or plan.path, plan.lenient, plan.line_bytes,
+                                              plan.buffer_bytes)})
+                            WHERE line IS NOT NULL AND NOT regexp_full_match(line, {_lit(_BLANK_RE)}){keep}))
             )"""
     presence = [(f"{m.source} [columns] {c}", s.field, tuple(_json_paths(s.field)), "s:" + c)
                 for c, s in m.columns.items() if s.field is not None and not s.hash and not s.optional]
@@ -2950,7 +2975,8 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
             else:
                 con.execute("DELETE FROM _wb_stage WHERE k IN (SELECT k FROM _wb_redo)")
                 con.execute(f"INSERT INTO _wb_stage {stage(src.redo)}")
-    _check_presence(con, src, path)
+    if not shift:  # what was appended to a file need not hold every field: the beginning, loaded before, did
+        _check_presence(con, src, path)
     # 3. records DuckDB rejected while reading (CSV: wrong number of fields; any: invalid encoding, line too long)
     n_rej = 0
     if rejects_offset is not None and _exists(con, "_wb_rej"):
