@@ -437,8 +437,8 @@ def _untable(text: str) -> str:
     separator row emptied, and a row (a line starting with a pipe) read as its cells joined by ", ". In time linear in
     the text.
 
-    >>> _untable("| City | Year |\n|---|:---:|\n| Paris | 1889 |\nDone.")
-    '\nParis, 1889\nDone.'
+    >>> _untable("| City | Year |\\n|---|:---:|\\n| Paris | 1889 |\\nDone.")
+    '\\nParis, 1889\\nDone.'
     """
     lines = text.split("\n")
     rules = list(map(_table_rule, lines))
