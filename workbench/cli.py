@@ -377,7 +377,9 @@ def _where_hints(db, where: Sequence[str]) -> list[str]:
             t = db.table(table)
             if col not in t.columns:
                 continue
-            known = [str(v) for v in t[col].cast("string").value_counts().limit(2000).execute()[col].to_list() if v is not None]
+            # the column's values as text (a NULL is no value: it is not "nan"), through polars: no pandas to import
+            seen = t.select(_v=t[col].cast("string")).distinct().limit(2000).to_polars()["_v"]
+            known = [v for v in seen.to_list() if v is not None]
             missing = [v for v in (val if isinstance(val, list) else [val]) if v not in known]
             for v in missing:
                 close = difflib.get_close_matches(v, known, n=3, cutoff=0.5)

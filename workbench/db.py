@@ -614,17 +614,37 @@ def parse_where(where: Where) -> dict[str, Any]:
     return out
 
 
+#: The years a metric window's start, end or ``at`` may fall in: the calendar arithmetic of windows and periods (a
+#: day before, a month after) stays inside what a timestamp holds, whatever the period.
+TIMESTAMP_YEARS = (1900, 9000)
+
+
 def as_timestamp(value: Any) -> _dt.datetime | None:
+    """A naive UTC timestamp of a date, a datetime (an aware one converted to UTC) or ISO text; None stays None.
+
+    >>> as_timestamp("2026-01-05T10:00:00+02:00")
+    datetime.datetime(2026, 1, 5, 8, 0)
+    >>> as_timestamp("0001-01-01")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: expected a date between the years 1900 and 9000, got '0001-01-01'
+    """
     if value is None:
         return None
     if isinstance(value, _dt.datetime):
-        return value if value.tzinfo is None else value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
-    if isinstance(value, _dt.date):
-        return _dt.datetime(value.year, value.month, value.day)
-    try:
-        return as_timestamp(_dt.datetime.fromisoformat(str(value)))
-    except ValueError:
-        raise ParameterError(f"expected an ISO date or timestamp, got {value!r}") from None
+        ts = value if value.tzinfo is None else value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+    elif isinstance(value, _dt.date):
+        ts = _dt.datetime(value.year, value.month, value.day)
+    else:
+        try:
+            parsed = _dt.datetime.fromisoformat(str(value))
+        except ValueError:
+            raise ParameterError(f"expected an ISO date or timestamp, got {value!r}") from None
+        ts = parsed if parsed.tzinfo is None else parsed.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+    if not TIMESTAMP_YEARS[0] <= ts.year <= TIMESTAMP_YEARS[1]:
+        raise ParameterError(f"expected a date between the years {TIMESTAMP_YEARS[0]} and {TIMESTAMP_YEARS[1]}, "
+                             f"got {value!r}")
+    return ts
 
 
 def scope(t: "ir.Table", *, time: str | None = "ts", start: Any = None, end: Any = None, where: Where = None) -> "ir.Table":
@@ -644,8 +664,54 @@ def scope(t: "ir.Table", *, time: str | None = "ts", start: Any = None, end: Any
         if col not in t.columns:
             raise NotFoundError(f"where: no column {col!r}; columns: {', '.join(t.columns)}")
         c = t[col]
-        values = val if isinstance(val, (list, tuple, set)) else [val]
+        values, null = _where_values(col, val, c.type())
         if any(isinstance(v, str) for v in values) and not c.type().is_string():
             c = c.cast("string")
-        conds.append(c.isin(list(values)) if len(values) > 1 else c == values[0])
+        cond = (c.isin(values) if len(values) > 1 else c == values[0]) if values else None
+        if null:  # None among the values: the rows without one too (IS NULL; IN never matches a NULL)
+            cond = c.isnull() if cond is None else cond | c.isnull()
+        conds.append(cond)
     return t.filter(conds) if conds else t
+
+
+def _where_values(col: str, val: Any, typ: Any) -> tuple[list, bool]:
+    """The values of one ``where`` condition as the column compares them, and whether None is among them.
+
+    A number or a boolean column compares a value given as text by what it says ("100" is 100: its text as a double
+    is "100.0"); a text column compares a number by its text. A value that cannot be a value of the column (a NUL
+    character, a nested list or mapping, text that is no number for a number column) and an empty list are a
+    :class:`ParameterError` naming the column.
+
+    >>> import ibis.expr.datatypes as dt
+    >>> _where_values("latency_ms", ["100", None], dt.float64), _where_values("feature", 7, dt.string)
+    (([100], True), (['7'], False))
+    """
+    values = list(val) if isinstance(val, (list, tuple, set, frozenset)) else [val]
+    if not values:
+        raise ParameterError(f"where: {col}: an empty list of values selects nothing; give at least one value")
+    null = any(v is None for v in values)
+    values = [v for v in values if v is not None]
+    out = []
+    for v in values:
+        if isinstance(v, (Mapping, list, tuple, set, frozenset, bytes)):
+            raise ParameterError(f"where: {col}: expected a value or a list of values, got {v!r}")
+        if isinstance(v, str) and "\x00" in v:
+            raise ParameterError(f"where: {col}: a value holds a NUL character: {v!r}")
+        if typ.is_boolean() and isinstance(v, str):
+            low = v.strip().lower()
+            if low not in ("true", "false", "1", "0"):
+                raise ParameterError(f"where: {col} is a true/false column; got {v!r}")
+            v = low in ("true", "1")
+        elif typ.is_numeric() and isinstance(v, str):
+            text = v.strip()
+            try:
+                v = int(text)
+            except ValueError:
+                try:
+                    v = float(text)
+                except ValueError:
+                    raise ParameterError(f"where: {col} is a number column; {v!r} is not a number") from None
+        elif typ.is_string() and not isinstance(v, str):
+            v = str(v).lower() if isinstance(v, bool) else str(v)
+        out.append(v)
+    return out, null

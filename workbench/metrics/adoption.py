@@ -585,7 +585,7 @@ def returning_share_rate(db, *, by=("feature",), period="day", start=None, end=N
     fn = "returning_share_rate"
     _check_choice(fn, "period", period, ("day", "week", "month", "all"))
     keys, r = _returning_expr(db, fn, by=by, start=start, end=end, where=where, activity=activity)
-    return _m.proportion(r, r.back, by=keys, period=period, metric=fn, time="today", start=start, confidence=confidence)
+    return _m.proportion(r, r.back, by=keys, period=period, metric=fn, time="today", start=start, end=end, confidence=confidence)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -1033,7 +1033,7 @@ def thumbs_up_rate(db, *, by=("feature",), period="day", start=None, end=None, w
     fn = "thumbs_up_rate"
     t = _m.scope(_feedback(db), start=start, end=end, where=where)
     t = t.filter(t.kind == "thumbs")
-    return _m.proportion(t, t.value == 1, by=by, period=period, metric=fn, start=start, confidence=confidence)
+    return _m.proportion(t, t.value == 1, by=by, period=period, metric=fn, start=start, end=end, confidence=confidence)
 
 
 def _calls_with_feedback(db: Any, fn: str, *, kinds: tuple[str, ...] | None, by: Any, period: str, start: Any,
@@ -1042,7 +1042,7 @@ def _calls_with_feedback(db: Any, fn: str, *, kinds: tuple[str, ...] | None, by:
     f = db.feedback
     if kinds is not None:
         f = f.filter(f.kind.isin(list(kinds)))
-    return _m.proportion(c, c.call_id.isin(f.call_id), by=by, period=period, metric=fn, start=start,
+    return _m.proportion(c, c.call_id.isin(f.call_id), by=by, period=period, metric=fn, start=start, end=end,
                          confidence=confidence)
 
 

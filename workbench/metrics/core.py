@@ -133,6 +133,9 @@ def check_by(t: "ir.Table", by: Iterable[str] | str | None, *, fn: str = "metric
     missing = [k for k in keys if k not in t.columns]
     if missing:
         raise NotFoundError(f"{fn}: cannot group by {missing}; columns: {', '.join(t.columns)}")
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise ParameterError(f"{fn}: by names {', '.join(map(repr, twice))} more than once")
     return keys
 
 
@@ -365,12 +368,14 @@ def proportion(
     metric: str,
     time: str = "ts",
     start: Any = None,
+    end: Any = None,
     denominator: "ir.BooleanValue | None" = None,
     confidence: float = 0.95,
 ) -> "pl.DataFrame":
     """Share of rows (of ``denominator`` rows, default all) for which ``success`` holds, with a Wilson interval.
 
-    The one definition behind every ``*_rate`` metric.
+    The one definition behind every ``*_rate`` metric; ``start``/``end``: the selection's window, whose every period
+    is in the result (:func:`complete_grid`).
     """
     from workbench.stats import wilson_interval
 
@@ -388,8 +393,8 @@ def proportion(
         (pl.col("k") / pl.col("n")).alias("value"), pl.Series("lo", lo), pl.Series("hi", hi)
     ).drop("k")
     # every row of t is in agg: its groups are the selection's
-    return complete_grid(tidy(agg, keys=keys, metric=metric), t, keys=keys, period=period, start=start, time=time,
-                         metric=metric, groups=agg.select(keys))
+    return complete_grid(tidy(agg, keys=keys, metric=metric), t, keys=keys, period=period, start=start, end=end,
+                         time=time, metric=metric, groups=agg.select(keys))
 
 
 #: Force the way quantiles are found: True holds each group's values (a holistic aggregate: fastest when it fits in

@@ -406,7 +406,8 @@ def cost_per_1k_tokens_usd(
     df = df.with_columns(
         (pl.col("_cost") / pl.col("tokens_count") * 1000).alias("value"), pl.col("tokens_count").fill_null(0).cast(pl.Int64),
     ).drop("_cost")
-    return _finish(df, keys, metric)
+    return complete_grid(_finish(df, keys, metric), t, keys=keys, period=period, start=start, end=end, metric=metric,
+                         groups=df.select(keys))
 
 
 def cost_per_user_usd(
@@ -522,7 +523,7 @@ def unpriced_rate(
 
     metric = "unpriced_rate"
     t = priced_calls(as_workbench(db), start=start, end=end, where=where)
-    return proportion(t, t.cost_source == "unpriced", by=by, period=period, metric=metric, start=start,
+    return proportion(t, t.cost_source == "unpriced", by=by, period=period, metric=metric, start=start, end=end,
                       denominator=t.cost_source != "none", confidence=confidence)
 
 
@@ -640,7 +641,8 @@ def cost_per_success_usd(
         (pl.col("n") / pl.col("tasks_count")).alias("success_rate"),
         pl.col("unpriced_count").cast(pl.Int64),
     )
-    return tidy(df, keys=keys, metric=metric)
+    return complete_grid(tidy(df, keys=keys, metric=metric), tasks, keys=keys, period=period, start=start, end=end,
+                         metric=metric, groups=df.select(keys))
 
 
 def _truncate(at: _dt.datetime, period: str) -> tuple[_dt.datetime, _dt.datetime, _dt.datetime]:
@@ -852,7 +854,8 @@ def whatif_cost_usd(
         pl.when(pl.col("actual_usd") > 0).then(pl.col("value") / pl.col("actual_usd") - 1).alias("change_rate"),
         pl.col("skipped_count").cast(pl.Int64),
     )
-    return tidy(df, keys=keys, metric=metric)
+    return complete_grid(tidy(df, keys=keys, metric=metric), t, keys=keys, period=period, start=start, end=end,
+                         metric=metric, groups=df.select(keys))
 
 
 # --------------------------------------------------------------------------------------------------------- budgets

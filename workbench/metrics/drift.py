@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from workbench.errors import NotFoundError, ParameterError, ParameterTypeError
 
+import inspect
 import re
 import zlib
 from collections.abc import Sequence
@@ -512,6 +513,12 @@ def drifted_column_rate(
     db = as_workbench(db)
     if period != "all":
         raise ParameterError(f"drifted_column_rate: drift compares two windows; period must be 'all', got {period!r}")
+    takes = set(inspect.signature(drift_report).parameters) - {"db", "table", "columns", "reference", "current",
+                                                                "where", "metric"}
+    unknown = sorted(set(options) - takes)
+    if unknown:
+        raise ParameterError(f"drifted_column_rate: unknown option {unknown[0]!r}; it takes by, period, start, end, "
+                             f"where, table, columns, reference, metric, {', '.join(sorted(takes))}")
     t = _table(db, table, metric=metric, fn="drifted_column_rate")
     keys = M.check_by(t, by, fn="drifted_column_rate")
     s, e = M.as_timestamp(start), M.as_timestamp(end)
@@ -523,10 +530,13 @@ def drifted_column_rate(
         e = e or last + dt.timedelta(microseconds=1)
         s = s or e - dt.timedelta(days=7)
     ref = _check_window("reference", reference, "drifted_column_rate") if reference is not None else (s - (e - s), s)
-    groups = [()] if not keys else to_polars(t.select(*keys).distinct()).rows()
+    # the groups of the selection (its where), each measured on its own rows: a group whose key is NULL on those
+    # rows (IS NULL), not on every row
+    chosen = M.scope(t, time=None, where=where)
+    groups = [()] if not keys else to_polars(chosen.select(*keys).distinct()).rows()
     rows = []
     for g in groups:
-        w = dict(M.parse_where(where)) | {k: v for k, v in zip(keys, g) if v is not None}
+        w = dict(M.parse_where(where)) | dict(zip(keys, g))
         rep = drift_report(db, table=table, columns=columns, reference=ref, current=(s, e), where=w or None,
                            metric=metric, **options)
         ds = rep.filter(pl.col("column") == "__dataset__").row(0, named=True)

@@ -199,6 +199,28 @@ UNIT_METRICS: dict[str, Callable[..., "ir.Table"]] = {
 }
 
 
+def _check_unit_options(metrics: Sequence[str], options: Mapping[str, Any]) -> None:
+    """Refuse an option none of the per-unit metrics takes (a misspelt ``relativ=False`` was accepted and ignored).
+
+    >>> _check_unit_options(["retained"], {"retention_days": 7})
+    >>> _check_unit_options(["latency_ms"], {"relativ": False})
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: experiment_summary: unknown option 'relativ'; ...
+    """
+    import inspect
+
+    taken: set[str] = set()
+    for m in metrics:
+        params = inspect.signature(UNIT_METRICS[m]).parameters.values()
+        taken |= {p.name for p in params if p.kind is p.KEYWORD_ONLY} - {"unit", "end", "where", "pre_days"}
+    unknown = sorted(set(options) - taken)
+    if unknown:
+        known = ("method, control, cuped, relative, alpha, unit, start, end, where, pre_days, sequential_tuning, "
+                 "scope, config" + (f"; for {', '.join(metrics)}: {', '.join(sorted(taken))}" if taken else ""))
+        raise ParameterError(f"experiment_summary: unknown option {unknown[0]!r}; it takes {known}")
+
+
 # -- assignments ------------------------------------------------------------------------------------------------------
 
 
@@ -496,6 +518,7 @@ def experiment_summary(
     unknown = [m for m in metrics if m not in UNIT_METRICS]
     if unknown:
         raise NotFoundError(f"experiment_summary: unknown metric(s) {unknown}; known: {', '.join(UNIT_METRICS)}")
+    _check_unit_options(metrics, options)
     s = srm(db, experiment, start=start, end=end)
     srm_p, srm_st = s["srm_p_value"][0], s["srm_status"][0]
     variants = s.filter(pl.col("users") > 0)["variant"].to_list()

@@ -238,7 +238,7 @@ def hallucination_rate(db: Any, *, by: Any = ("feature",), period: str = "day", 
     # Unscorable answers are outside the denominator; a group whose answers were all unscorable stays visible with
     # n = 0 (proportion() groups over every row).
     return _explain_missing(db, "hallucination_rate", evaluator, version, metric, proportion(
-        t, t.label == HALLUCINATED, by=keys, period=period, metric="hallucination_rate", start=start,
+        t, t.label == HALLUCINATED, by=keys, period=period, metric="hallucination_rate", start=start, end=end,
         denominator=t.label != UNSCORABLE, confidence=confidence))
 
 
@@ -326,7 +326,7 @@ def unscorable_rate(db: Any, *, by: Any = ("feature",), period: str = "day", sta
     db, t, keys = _suite_input(db, "unscorable_rate", by=by, start=start, end=end, where=where,
                               evaluator=evaluator, version=version, metric=metric, traffic=traffic)
     return _explain_missing(db, "unscorable_rate", evaluator, version, metric, proportion(
-        t, t.label == UNSCORABLE, by=keys, period=period, metric="unscorable_rate", start=start,
+        t, t.label == UNSCORABLE, by=keys, period=period, metric="unscorable_rate", start=start, end=end,
         confidence=confidence))
 
 

@@ -409,7 +409,7 @@ def error_rate(db, *, by=("feature",), period="day", start=None, end=None, where
     """
     _check_unit("error_rate", "confidence", confidence)
     t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "error_rate")
-    return _label(proportion(t, t.status == "error", by=by, period=period, metric="error_rate", start=start,
+    return _label(proportion(t, t.status == "error", by=by, period=period, metric="error_rate", start=start, end=end,
                              confidence=confidence), operation)
 
 
@@ -446,7 +446,7 @@ def timeout_rate(db, *, by=("feature",), period="day", start=None, end=None, whe
     """
     _check_unit("timeout_rate", "confidence", confidence)
     t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "timeout_rate")
-    return _label(proportion(t, t.status == "timeout", by=by, period=period, metric="timeout_rate", start=start,
+    return _label(proportion(t, t.status == "timeout", by=by, period=period, metric="timeout_rate", start=start, end=end,
                              confidence=confidence), operation)
 
 
@@ -487,7 +487,7 @@ def fallback_rate(db, *, by=("feature",), period="day", start=None, end=None, wh
     _check_unit("fallback_rate", "confidence", confidence)
     t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "fallback_rate")
     hit = t.fallback.fill_null(False) | (t.attempt.fill_null(1) > 1) | (t.model != t.request_model).fill_null(False)
-    return _label(proportion(t, hit, by=by, period=period, metric="fallback_rate", start=start, confidence=confidence),
+    return _label(proportion(t, hit, by=by, period=period, metric="fallback_rate", start=start, end=end, confidence=confidence),
                   operation)
 
 

@@ -197,7 +197,7 @@ def _guard_rate(db, metric: str, *, actions: Iterable[str] | str, verdict: str |
         raise ParameterError(f"{metric}: actions must be among pass, block, redact, flag; got {acts!r}")
     t = scope(_guard_events(db), start=start, end=end, where=where)
     den = None if verdict is None else t.verdict == verdict
-    return proportion(t, t.action.isin(acts), by=by, period=period, metric=metric, start=start, denominator=den,
+    return proportion(t, t.action.isin(acts), by=by, period=period, metric=metric, start=start, end=end, denominator=den,
                       confidence=confidence)
 
 
@@ -347,7 +347,7 @@ def tool_call_success_rate(db, *, by=("feature",), period="day", start=None, end
     ctx = {c: ibis.coalesce(j[f"_root_{c}"], j[c]) for c in _CONTEXT if c != "operation"}
     t = j.select("call_id", "trace_id", "ts", "status", "error_type", tool=j.name, **ctx)
     t = scope(t, start=start, end=end, where=where)
-    return proportion(t, t.status == "ok", by=check_by(t, by, fn=fn), period=period, metric=fn, start=start,
+    return proportion(t, t.status == "ok", by=check_by(t, by, fn=fn), period=period, metric=fn, start=start, end=end,
                       confidence=confidence)
 
 
@@ -387,7 +387,8 @@ def agent_steps_per_task(db, *, by=("feature",), period="day", start=None, end=N
     t = with_period(t.mutate(_s=t._steps.cast("float64")), period, start=start)
     df = to_polars(t.group_by([*keys, "period_start"]).aggregate(value=t._s.mean(), n=t.count(),
                                                       _sd=t._s.std(how="sample")))
-    return tidy(mean_interval(df, confidence), keys=keys, metric=fn)
+    return complete_grid(tidy(mean_interval(df, confidence), keys=keys, metric=fn), t, keys=keys, period=period,
+                         start=start, end=end, metric=fn, groups=df.select(keys))
 
 
 def escalation_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None,
@@ -426,7 +427,7 @@ def escalation_rate(db, *, by=("feature",), period="day", start=None, end=None, 
     if not isinstance(tool, str) or not tool:
         raise ParameterError(f"{fn}: tool must be a tool name, got {tool!r}")
     t = scope(_tasks(db, tool), start=start, end=end, where=where)
-    return proportion(t, t._escalated, by=check_by(t, by, fn=fn), period=period, metric=fn, start=start,
+    return proportion(t, t._escalated, by=check_by(t, by, fn=fn), period=period, metric=fn, start=start, end=end,
                       confidence=confidence)
 
 

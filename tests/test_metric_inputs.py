@@ -1,0 +1,132 @@
+"""The metrics' common selection on hostile and unusual input: every period of a window in the result, a group whose
+key is NULL measured on its own rows, a ``where`` value compared as the column compares it, and a clear error naming
+the parameter where the input cannot be right. Each case failed before the change that fixed it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+import workbench as wb
+from workbench.errors import ParameterError
+from workbench.metrics import compute
+
+WORKBENCH = str(Path(sys.executable).with_name("workbench"))
+
+
+@pytest.fixture
+def two_days():
+    db = wb.connect(":memory:")
+    db.duckdb.execute(
+        "insert into calls (call_id, ts, feature, model, status, latency_ms, input_tokens, output_tokens, cost_usd) "
+        "values ('a', '2026-01-01 10:00', 'chat', 'm', 'ok', 100, 100, 100, 0.001), "
+        "('b', '2026-01-02 10:00', 'chat', 'm', 'error', 200, 100, 100, 0.002), "
+        "('c', '2026-01-02 11:00', 'chat', 'm', 'ok', 100, 100, 100, 0.001)")
+    return db
+
+
+@pytest.mark.parametrize("name", ["error_rate", "timeout_rate", "fallback_rate", "cost_per_1k_tokens_usd"])
+def test_every_period_of_the_window_is_in_the_result(two_days, name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        df = compute(name, two_days, period="day", start="2025-12-30", end="2026-01-05")
+    days = [d.day for d in df["period_start"]]
+    # the grid stopped at the last day with data: 01-03 and 01-04 were missing
+    assert days == [30, 31, 1, 2, 3, 4]
+    assert df.filter(df["period_start"].dt.day().is_in([3, 4]))["n"].to_list() == [0, 0]
+
+
+def test_error_rate_of_the_days_with_data_is_unchanged(two_days):
+    df = compute("error_rate", two_days, period="day", start="2026-01-01", end="2026-01-03")
+    assert df.select("value", "n").rows() == [(0.0, 1), (0.5, 2)]
+
+
+def test_a_string_value_selects_rows_of_a_number_column_by_value(two_days):
+    # the column was compared as text: latency_ms 100 is '100.0', so "100" (the CLI's --where latency_ms=100) selected
+    # nothing, with no error
+    by_text = compute("error_rate", two_days, period="all", where={"latency_ms": "100"})
+    by_number = compute("error_rate", two_days, period="all", where={"latency_ms": 100})
+    assert by_text.select("value", "n").rows() == by_number.select("value", "n").rows() == [(0.0, 2)]
+    with pytest.raises(ParameterError, match="where: latency_ms is a number column; 'fast' is not a number"):
+        compute("error_rate", two_days, where={"latency_ms": "fast"})
+
+
+def test_none_among_the_where_values_selects_the_rows_without_one(two_days):
+    two_days.duckdb.execute("insert into calls (call_id, ts, status) values ('n', '2026-01-02', 'error')")
+    df = compute("error_rate", two_days, period="all", by=("feature",), where={"feature": ["chat", None]})
+    assert df.select("feature", "value", "n").rows() == [("chat", 1 / 3, 3), (None, 1.0, 1)]  # the NULL row dropped
+
+
+@pytest.mark.parametrize("where, message", [
+    ({"feature": "a\x00b"}, "where: feature: a value holds a NUL character"),
+    ({"feature": []}, "where: feature: an empty list of values selects nothing"),
+    ({"feature": {"a": 1}}, "where: feature: expected a value or a list of values"),
+])
+def test_a_where_value_that_cannot_be_one_is_a_parameter_error(two_days, where, message):
+    with pytest.raises(ParameterError, match=message):  # were DuckDB's ParserException, IndexError, IbisTypeError
+        compute("error_rate", two_days, where=where)
+
+
+def test_by_naming_a_column_twice_is_a_parameter_error(two_days):
+    with pytest.raises(ParameterError, match="error_rate: by names 'feature' more than once"):  # was IbisInputError
+        compute("error_rate", two_days, by=("feature", "feature"))
+
+
+@pytest.mark.parametrize("name", ["latency_p95_ms", "error_rate"])
+def test_a_window_outside_the_years_a_timestamp_computes_is_a_parameter_error(two_days, name):
+    with pytest.raises(ParameterError, match="expected a date between the years 1900 and 9000"):  # was OverflowError
+        compute(name, two_days, start="0001-01-01", end="2026-01-02")
+
+
+@pytest.fixture
+def drifting():
+    db = wb.connect(":memory:")
+    db.duckdb.execute("""insert into calls (call_id, ts, status, model, latency_ms)
+      select 'c' || i, timestamp '2026-01-01' + to_minutes(i * 4), 'ok',
+             case i % 3 when 0 then 'a' when 1 then 'b' else null end,
+             case when i % 3 = 1 and i >= 360 then 900 + i % 7 else 100 + i % 7 end
+      from range(720) t(i)""")  # model b drifts on the second day; a and the calls without a model do not
+    return db
+
+
+def test_drift_by_group_measures_a_null_group_on_its_own_rows_and_keeps_the_where(drifting):
+    kw = dict(start="2026-01-02", end="2026-01-03", columns=["latency_ms"])
+    rows = compute("drifted_column_rate", drifting, by=("model",), **kw).select("model", "value").rows()
+    assert rows == [("a", 0.0), ("b", 1.0), (None, 0.0)]  # the NULL group was measured over every row: 1.0
+    only_a = compute("drifted_column_rate", drifting, by=("model",), where={"model": "a"}, **kw)
+    assert only_a.select("model", "value").rows() == [("a", 0.0)]  # returned b and NULL too
+    with pytest.raises(ParameterError, match="drifted_column_rate: unknown option 'foo'"):
+        compute("drifted_column_rate", drifting, foo=1, **kw)  # was drift_report's TypeError
+
+
+def test_an_experiment_refuses_an_option_it_does_not_take():
+    db = wb.connect(":memory:")
+    db.duckdb.execute("insert into assignments (experiment, unit_id, variant, ts) values ('e','u1','control',"
+                      "'2026-01-01'), ('e','u2','control','2026-01-01'), ('e','u3','treatment','2026-01-01'),"
+                      "('e','u4','treatment','2026-01-01')")
+    db.duckdb.execute("insert into calls (call_id, ts, user_id, status, latency_ms) values ('a','2026-01-02','u1',"
+                      "'ok',100), ('b','2026-01-02','u2','ok',300), ('c','2026-01-02','u3','ok',300),"
+                      "('d','2026-01-02','u4','ok',500)")
+    assert compute("experiment_effect", db, experiment="e", scope="all", relative=False)["value"].to_list() == [200.0]
+    with pytest.raises(ParameterError, match="experiment_summary: unknown option 'relativ'"):
+        compute("experiment_effect", db, experiment="e", scope="all", relativ=False)  # was the relative effect, 1.0
+
+
+def test_the_cli_hint_for_a_number_column_names_values_not_a_traceback(tmp_path, two_days):
+    path = tmp_path / "w.duckdb"
+    db = wb.connect(str(path))
+    db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms, user_id) values "
+                      "('a', '2026-01-01', 'chat', 'ok', 100, 'u1'), ('b', '2026-01-01', 'chat', 'ok', 100, null)")
+    db.close()
+    run = lambda *w: subprocess.run([WORKBENCH, "metrics", "error_rate", "--db", str(path), *w],  # noqa: E731
+                                    capture_output=True, text=True)
+    r = run("--where", "latency_ms=100")
+    assert r.returncode == 0 and "warning" not in r.stderr  # selected nothing (compared as text), then a KeyError
+    r = run("--where", "input_tokens=999")
+    assert r.returncode == 0 and "matches no row of calls" in r.stderr and "Traceback" not in r.stderr
+    r = run("--where", "user_id=nobody")
+    assert "some values: u1" in r.stderr and "nan" not in r.stderr  # a NULL user was shown as 'nan'
