@@ -160,3 +160,26 @@ def test_cli_report_exit_codes(site, capsys):
         del os.environ["TINY_FAIL"]
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cell 2 failed" in err and "Traceback" not in err
+
+
+def test_links_placed_in_the_reports_folder_are_never_written_through(site):
+    tmp, dbp = site
+    out, outside = tmp / "reports", tmp / "outside"
+    outside.mkdir()
+    (outside / "important.conf").write_text("IMPORTANT\n")
+    (outside / "victim.html").write_text("<html><body>VICTIM</body></html>")
+    out.mkdir()
+    os.symlink(outside / "important.conf", out / "index.html.tmp")  # the index was written through it, then renamed
+    (out / "evil" / "p").mkdir(parents=True)
+    os.symlink(outside / "victim.html", out / "evil" / "p" / "report.html")  # rewritten in place with the nav bar
+    reports.run_report("tiny", db=str(dbp), out=str(out), period=PERIOD)
+    assert (outside / "important.conf").read_text() == "IMPORTANT\n"
+    assert (outside / "victim.html").read_text() == "<html><body>VICTIM</body></html>"
+    assert not (out / "index.html").is_symlink() and "<h1>Reports</h1>" in (out / "index.html").read_text()
+    # a period folder that is a link: refused before anything runs (was an OSError from rmtree, after publishing)
+    (outside / "kept").mkdir()
+    (tmp / "r2" / "tiny").mkdir(parents=True)
+    os.symlink(outside / "kept", tmp / "r2" / "tiny" / PERIOD)
+    with pytest.raises(wb.errors.ReportError, match="is a symbolic link"):
+        reports.run_report("tiny", db=str(dbp), out=str(tmp / "r2"), period=PERIOD)
+    assert list((outside / "kept").iterdir()) == []

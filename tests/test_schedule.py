@@ -170,3 +170,29 @@ def test_cell_timeout_must_be_a_positive_number(env):
         cfg.write_text(f"[schedule]\ncell_timeout = {bad}\n")
         with pytest.raises(wb.errors.ConfigError, match="cell_timeout"):
             schedule.run(dbp, out=tmp / "r", config=cfg, now=dt.datetime(2026, 11, 24), checks=False)
+
+
+@pytest.mark.parametrize("kind", ["crontab", "systemd"])
+def test_export_refuses_a_path_that_would_start_a_line_of_its_own(tmp_path, kind):
+    # shlex.quote keeps a newline inside its quotes: the crontab gained a job of its own, the unit a directive
+    hostile = str(tmp_path / "a") + "\n* * * * * touch /tmp/pwned #"
+    with pytest.raises(wb.errors.ParameterError, match="holds a line break"):
+        schedule.export(kind, db=str(tmp_path / "w.duckdb"), out=hostile)
+
+
+def test_export_writes_percent_signs_and_spaces_as_each_format_needs(tmp_path):
+    out = tmp_path / "team reports 100%" / "reports"
+    with pytest.raises(wb.errors.ParameterError, match="cannot hold '%'"):  # cron reads % as the end of the command
+        schedule.export("crontab", out=str(out))
+    unit = schedule.export("systemd", out=str(out))
+    # systemd: % is a specifier (%%), and WorkingDirectory takes the path as written (quotes were part of it)
+    assert f"WorkingDirectory={str(out.parent).replace('%', '%%')}\n" in unit
+    assert "100%%/reports" in unit.split("ExecStart=")[1].splitlines()[0]
+
+
+@pytest.mark.parametrize("cron", ["0 6 * * 1-5", "0 6 * * MON", "0 6 * jan *", "5/15 * * * *", "0 6 1 * 1"])
+def test_a_cron_expression_systemd_cannot_say_the_same_way_is_refused_by_name(cron):
+    # ranges and names crashed with a ValueError; "0 6 1 * 1" (the 1st or a Monday) became Mondays that are the 1st
+    with pytest.raises(wb.errors.ParameterError, match="schedule export --systemd"):
+        schedule.export("systemd", cron=cron)
+    assert schedule.export("crontab", cron=cron).splitlines()[-1].startswith(cron)

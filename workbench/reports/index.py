@@ -18,6 +18,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from workbench._files import written_atomically
+
 __all__ = ["TITLES", "title_of", "neighbour", "published", "build_index", "nav_html", "page_title", "INDEX_NAME"]
 
 INDEX_NAME = "index.html"
@@ -125,13 +127,16 @@ def build_index(out: str | Path) -> Path:
     pub = published(root)
     for r in pub:
         page = r["path"] / "report.html"
+        if page.is_symlink() or r["path"].is_symlink() or r["path"].parent.is_symlink():
+            continue  # not a report this folder holds: a link is never read or written through
         try:
             text = page.read_text(encoding="utf-8")
         except OSError:
             continue
         new = insert_nav(text, nav_html(root, r["report"], r["period"], pub=pub))
         if new != text:
-            page.write_text(new, encoding="utf-8")
+            with written_atomically(page) as fh:  # replaced in one rename: a reader never sees half a page
+                fh.write(new)
     periods: dict[str, list[dict[str, Any]]] = {}
     for r in pub:
         periods.setdefault(r["period"], []).append(r)
@@ -159,7 +164,6 @@ def build_index(out: str | Path) -> Path:
             f'{"".join(body)}</body></html>')
     target = root / INDEX_NAME
     root.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".html.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(target)
+    with written_atomically(target) as fh:  # a new temporary file, never one found in the folder (a link)
+        fh.write(page)
     return target

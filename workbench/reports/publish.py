@@ -781,6 +781,10 @@ def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | 
     parent = Path(out) / name
     parent.mkdir(parents=True, exist_ok=True)
     target = parent / label
+    for p in (parent, target):  # a link would have the report written, swapped or archived wherever it points
+        if p.is_symlink():
+            raise ReportError(f"run_report: {p} is a symbolic link (to {os.readlink(p)}); reports are published "
+                              f"only into folders under {out}: remove the link")
     run_id = _new_run_id()
     build = parent / f".{label}~{run_id}~build"
     publish_lock = parent / f".{label}~publish~lock"

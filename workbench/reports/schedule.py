@@ -358,7 +358,18 @@ def _command(db: str | None, out: str, config: str | None) -> str:
         args += ["--db", str(Path(db).absolute())]
     if config:
         args += ["--config", str(Path(config).absolute())]
+    for a in args:
+        _one_line(a)
     return " ".join(shlex.quote(a) for a in args)
+
+
+def _one_line(path: str) -> str:
+    """A path for a crontab line or a unit file: a line break (or another control character) in it would end the line
+    inside the quotes and start a line of its own (a second cron job, a directive): refused."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+        raise ParameterError(f"schedule export: the path {path!r} holds a line break or another control character; "
+                             f"a crontab line or unit file cannot hold it")
+    return path
 
 
 def _on_calendar(cron: str) -> str:
@@ -368,6 +379,10 @@ def _on_calendar(cron: str) -> str:
     ('Mon *-*-* 06:00:00', '*-*-* 06:30:00', '*-*-* *:00/15:00')
     """
     m, h, dom, mon, dow = cron.split()
+    if dom != "*" and dow != "*":  # cron runs on either, systemd only when both hold: not the same schedule
+        raise ParameterError(f"schedule export --systemd: {cron!r} names both days of the month and days of the week, "
+                             f"which cron reads as either and systemd as both; use --crontab, or one of the two")
+
     def part(x: str, width: int = 2) -> str:
         if x == "*":
             return "*"
@@ -375,8 +390,12 @@ def _on_calendar(cron: str) -> str:
             return f"00/{int(x[2:])}"
         return ",".join(f"{int(v):0{width}d}" for v in x.split(","))
     days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
-    prefix = "" if dow == "*" else ",".join(days[int(d)] for d in dow.split(",")) + " "
-    return f"{prefix}*-{part(mon)}-{part(dom)} {part(h)}:{part(m)}:00"
+    try:
+        prefix = "" if dow == "*" else ",".join(days[int(d)] for d in dow.split(",")) + " "
+        return f"{prefix}*-{part(mon)}-{part(dom)} {part(h)}:{part(m)}:00"
+    except (ValueError, IndexError):  # ranges, names, steps from a start: valid cron, not written here
+        raise ParameterError(f"schedule export --systemd: {cron!r} uses ranges, names or steps that are not written "
+                             f"as a systemd OnCalendar here; use numbers, lists, * and */n, or --crontab") from None
 
 
 def export(kind: str = "crontab", *, db: str | None = None, out: str = "reports", config: str | None = None,
@@ -398,15 +417,22 @@ def export(kind: str = "crontab", *, db: str | None = None, out: str = "reports"
         raise ParameterError(f"schedule export: {cron!r} is not a valid five-field cron expression, e.g. \"0 6 * * *\"")
     cmd = _command(db or os.environ.get("WORKBENCH_DB"), out, config)
     if kind == "crontab":
+        if "%" in cmd:  # cron reads % as the end of the command (the rest is its input), and not all crons unescape \%
+            raise ParameterError(f"schedule export: a crontab line cannot hold '%' (cron reads it as a line break): "
+                                 f"{cmd}; use paths without it, or --systemd")
         return "\n".join(["# workbench: publish due reports and notify on failures or fired checks (UTC)",
                           "CRON_TZ=UTC", f"{cron} {cmd}"])
     if kind == "systemd":
+        calendar = _on_calendar(cron)
+        # systemd expands % specifiers and $ variables in both lines; WorkingDirectory takes the path as it is (quotes
+        # would be part of it)
+        workdir = _one_line(str(Path(out).absolute().parent)).replace("%", "%%")
         return "\n".join([
             "# workbench-reports.service", "[Unit]", "Description=workbench: publish due reports", "",
-            "[Service]", "Type=oneshot", f"WorkingDirectory={shlex.quote(str(Path(out).absolute().parent))}",
-            f"ExecStart={cmd}", "",
+            "[Service]", "Type=oneshot", f"WorkingDirectory={workdir}",
+            f"ExecStart={cmd.replace('%', '%%').replace('$', '$$')}", "",
             "# workbench-reports.timer", "[Unit]", "Description=workbench: publish due reports on schedule", "",
-            "[Timer]", f"OnCalendar={_on_calendar(cron)} UTC", "Persistent=true", "", "[Install]", "WantedBy=timers.target"])
+            "[Timer]", f"OnCalendar={calendar} UTC", "Persistent=true", "", "[Install]", "WantedBy=timers.target"])
     raise ParameterError(f"schedule export: kind {kind!r}; expected crontab or systemd")
 
 
