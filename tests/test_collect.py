@@ -733,3 +733,56 @@ def test_a_signal_while_the_main_thread_holds_a_lock_still_stops_the_receiver(tm
         raise AssertionError("the receiver did not stop on SIGTERM: its signal handler waited for a lock") from None
     assert out.returncode == 0, out.stderr
     assert "stopped: received 0 batch(es)" in out.stderr
+
+
+# ------------------------------------------------------------------------------ hostile requests (fault injection)
+
+
+def _raw_request(port: int, head: bytes, body: bytes, half_close: bool = False) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(head + body)
+        if half_close:
+            s.shutdown(socket.SHUT_WR)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+        return out
+
+
+def test_hostile_requests_are_answered_and_no_acknowledged_span_is_lost(tmp_path):
+    db = tmp_path / "wb.duckdb"
+    r = Receiver(db, tmp_path / "spool")
+    try:
+        a = one_span_request("1000000000000001").SerializeToString()
+        b = one_span_request("1000000000000002").SerializeToString()
+        # two gzip members back to back (concatenated files; valid gzip): only the first was read, after a 200
+        status, _, _ = post(r.port, gzip.compress(a + b[:0]) + gzip.compress(b), headers={"Content-Encoding": "gzip"})
+        assert status == 200
+        status, body, _ = post(r.port, gzip.compress(a) + b"junk", headers={"Content-Encoding": "gzip"})
+        assert status == 400 and b"after the end of the stream" in body
+        # a lone surrogate in one span: acknowledged, then the whole batch quarantined at load
+        lone = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [
+            {"traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "spanId": "1000000000000003", "name": "\ud800x",
+             "startTimeUnixNano": "1732000000000000000", "endTimeUnixNano": "1732000000250000000"}]}]}]})
+        status, body, _ = post(r.port, lone.encode(), "application/json")
+        assert status == 400 and b"lone surrogate" in body
+        # a body shorter than its Content-Length (the client stopped): its prefix parsed as a whole message, 200
+        short = b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: "
+        answer = _raw_request(r.port, short + str(len(a) + 40).encode() + b"\r\n\r\n", a, half_close=True)
+        assert answer.startswith(b"HTTP/1.1 400") and b"ended after" in answer
+        # a Content-Length Python reads as a digit but is none: no answer at all, a traceback on stderr
+        odd = b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: \xc2\xb2\r\n\r\n"
+        assert _raw_request(r.port, odd, b"", half_close=True).startswith(b"HTTP/1.1 411")
+    finally:
+        assert r.stop() == 0
+    assert "Traceback" not in r.stderr()
+    assert calls(db, "select call_id from calls order by 1") == [("1000000000000001",), ("1000000000000002",)]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0"])
+def test_collect_refuses_a_body_limit_that_is_not_a_size(tmp_path, value):
+    p = subprocess.run([sys.executable, "-m", "workbench.cli", "collect", "--db", str(tmp_path / "wb.duckdb"),
+                        "--max-body-mb", value], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "--max-body-mb: expected a size in MiB" in p.stderr and "Traceback" not in p.stderr

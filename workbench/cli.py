@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=4318, help="port (default 4318, the OTLP/HTTP port; 0 picks a free one)")
     p.add_argument("--spool", default=None, help="spool directory (default: DB.spool)")
-    p.add_argument("--max-body-mb", type=float, default=16.0,
+    p.add_argument("--max-body-mb", type=_megabytes, default=16.0,
                    help="largest request body in MiB, compressed or not (413 beyond; default 16)")
 
     p = sub.add_parser("demo", help="build the demo database and run the whole pipeline on it")
@@ -523,6 +523,16 @@ def _no_nan(v):
     if isinstance(v, (list, tuple)):
         return [_no_nan(x) for x in v]
     return v
+
+
+def _megabytes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size in MiB, a number > 0, got {text!r}") from None
+    if not (math.isfinite(value) and 0 < value <= 1 << 20):  # nan and inf were a traceback
+        raise argparse.ArgumentTypeError(f"expected a size in MiB, a number > 0 and at most 1048576, got {text!r}")
+    return value
 
 
 def _positive_int(text: str) -> int:

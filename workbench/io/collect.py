@@ -78,6 +78,7 @@ from urllib.parse import urlsplit
 
 from workbench.errors import InputError, ParameterError
 from workbench.io import otlp_proto
+from workbench.io.records import lone_surrogate
 
 DEFAULT_PORT = 4318
 DEFAULT_HOST = "127.0.0.1"
@@ -268,6 +269,29 @@ class Spool:
 # ----------------------------------------------------------------------------------------------------- validation
 
 
+def _decompressed(body: bytes, limit: int) -> bytes | None:
+    """A gzip or zlib body decompressed (None: over ``limit`` bytes). Every gzip member of it: a body of several
+    (``gzip(a) + gzip(b)``, as concatenated files and some clients write) is their concatenation; anything else after a
+    stream is a :class:`zlib.error`.
+
+    >>> import gzip; _decompressed(gzip.compress(b"ab") + gzip.compress(b"cd"), 100)
+    b'abcd'
+    """
+    out, data = b"", body
+    while True:
+        d = zlib.decompressobj(wbits=47)  # gzip or zlib header, detected
+        out += d.decompress(data, limit + 1 - len(out))
+        if d.unconsumed_tail or len(out) > limit:
+            return None
+        if not d.eof:
+            raise zlib.error("truncated stream")
+        data = d.unused_data
+        if not data:
+            return out
+        if not data.startswith(b"\x1f\x8b"):
+            raise zlib.error(f"{len(data)} bytes after the end of the stream")
+
+
 def check_body(kind: int, body: bytes) -> int:
     """The number of spans in a request body; :class:`BadRequest` when it is not an OTLP trace export.
 
@@ -290,6 +314,8 @@ def check_body(kind: int, body: bytes) -> int:
         raise BadRequest(f"invalid JSON: {exc}") from None
     except RecursionError:
         raise BadRequest("invalid JSON: nested too deeply") from None
+    if lone_surrogate(body, doc):  # acknowledged, it could never be loaded: the whole batch would be quarantined
+        raise BadRequest("a string holds a lone surrogate escape (such as \\ud800): not Unicode text")
     if not isinstance(doc, dict):
         raise BadRequest(f"expected a JSON object (an ExportTraceServiceRequest), got {type(doc).__name__}")
     n = 0
@@ -503,8 +529,8 @@ class _Handler(BaseHTTPRequestHandler):
                              f"application/json", close=True)
             return
         length = self.headers.get("Content-Length")
-        if length is None or not length.strip().isdigit():
-            self._error(411, "a Content-Length header is required", kind, close=True)
+        if length is None or not re.fullmatch(r"[0-9]{1,15}", length.strip()):  # ASCII digits: "²" is a digit to Python
+            self._error(411, "a Content-Length header (a number of bytes) is required", kind, close=True)
             return
         n = int(length)
         if n > c.max_body_bytes:
@@ -513,17 +539,18 @@ class _Handler(BaseHTTPRequestHandler):
                              f"batches (e.g. OTEL_BSP_MAX_EXPORT_BATCH_SIZE)", kind, close=True)
             return
         body = self.rfile.read(n)
+        if len(body) != n:  # the client stopped sending: a prefix of a message can parse as a whole one
+            self._error(400, f"the body ended after {len(body)} of the {n} bytes its Content-Length says", kind,
+                        close=True)
+            return
         encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
         if encoding in ("gzip", "deflate"):
-            d = zlib.decompressobj(wbits=47)  # gzip or zlib header, detected
             try:
-                body = d.decompress(body, c.max_body_bytes + 1)
-                if d.unconsumed_tail or len(body) > c.max_body_bytes:
+                body = _decompressed(body, c.max_body_bytes)
+                if body is None:
                     self._error(413, f"decompressed body is over the limit of {c.max_body_bytes} bytes", kind,
                                 close=True)
                     return
-                if not d.eof:
-                    raise zlib.error("truncated stream")
             except zlib.error as exc:
                 self._error(400, f"Content-Encoding {encoding}: the body is not a valid {encoding} stream ({exc})",
                             kind)

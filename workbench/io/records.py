@@ -529,7 +529,7 @@ def _stream_values(chunks: Iterator[str], array: bool) -> Iterator[tuple[int, An
             if (end == len(buf) or buf[end] in _NUMBER_GOES_ON) and more():
                 continue
             start, pos = pos, end
-            if _lone_surrogate(buf, v, start, end):  # not Unicode: quarantined with its text, the rest still loads
+            if lone_surrogate(buf, v, start, end):  # not Unicode: quarantined with its text, the rest still loads
                 return "skip", buf[start:min(end, start + 100_000)]
             return "ok", v
 
@@ -799,12 +799,12 @@ def loads(data: bytes | str) -> Any:
             value = json.loads(data)
         except RecursionError:  # deeper than the interpreter's stack (orjson stops at 1,024 levels)
             raise ValueError("JSON nested too deeply") from None
-        if _lone_surrogate(data, value):
+        if lone_surrogate(data, value):
             raise ValueError("JSON text with a lone surrogate escape (not Unicode)") from None
         return value
 
 
-def _lone_surrogate(text: bytes | str, value: Any, start: int = 0, end: int | None = None) -> bool:
+def lone_surrogate(text: bytes | str, value: Any, start: int = 0, end: int | None = None) -> bool:
     """Whether a value parsed from ``text[start:end]`` holds a lone surrogate (``"\\ud800"`` in JSON: no UTF-8 can
     hold it, and it would stop the whole file's load later). The value is checked only when its text has such an
     escape."""
