@@ -294,3 +294,13 @@ def test_slis_count_requests_not_the_steps_inside_them(tmp_path):
     p = _toml(tmp_path, "[slo.agent]\nlatency_ms = 30000\nlatency_target = 0.9\navailability_target = 0.9\n")
     lat, avail = slo.slo_report(db, config=p, at=AT).rows(named=True)
     assert (lat["n"], lat["good"]) == (2, 1) and (avail["n"], avail["good"]) == (2, 1)
+
+
+def test_a_span_that_names_itself_as_its_parent_is_a_request(tmp_path):
+    # a broken tracer's spans were dropped as steps of themselves: an outage of them fired no alert
+    db = wb.connect(":memory:")
+    db.duckdb.executemany("insert into calls (call_id, parent_id, status, latency_ms, ts, feature) values "
+                          "(?, ?, 'error', 100, ?, 'chat')", [(f"s{i}", f"s{i}", AT) for i in range(30)])
+    p = _slo_toml(tmp_path)
+    lat, avail = slo.slo_report(db, config=p, at=AT).rows(named=True)
+    assert (avail["n"], avail["good"]) == (30, 0)

@@ -207,10 +207,11 @@ def _resolve_at(db, at: Any) -> dt.datetime:
 
 
 def _requests(db) -> "ir.Table":
-    """The calls a user waited for: spans whose parent is not a span of ``calls``."""
+    """The calls a user waited for: spans whose parent is not a span of ``calls`` (a span that names itself as its
+    parent, as a broken tracer may, has none: it counts)."""
     c = db.calls
     spans = c.select(_span_id=c.call_id)
-    return c.anti_join(spans, c.parent_id == spans._span_id)
+    return c.anti_join(spans, (c.parent_id == spans._span_id) & (c.parent_id != c.call_id))
 
 
 def _column(slo: Slo) -> str | None:
