@@ -130,3 +130,21 @@ def test_the_cli_hint_for_a_number_column_names_values_not_a_traceback(tmp_path,
     assert r.returncode == 0 and "matches no row of calls" in r.stderr and "Traceback" not in r.stderr
     r = run("--where", "user_id=nobody")
     assert "some values: u1" in r.stderr and "nan" not in r.stderr  # a NULL user was shown as 'nan'
+
+
+def test_hallucination_score_lists_every_group_and_period_as_the_rate_does():
+    db = wb.connect(":memory:")
+    db.duckdb.execute("""
+        insert into calls (call_id, ts, feature, status) values ('a', '2026-01-05', 'chat', 'ok'),
+          ('b', '2026-01-05', 'search', 'ok'), ('c', '2026-01-06', 'chat', 'ok');
+        insert into evals (call_id, metric, value, label, evaluator, evaluator_version, repeat, ts) values
+          ('a', 'hallucination_score', 0.9, 'hallucinated', 'j', '1', 0, '2026-01-05'),
+          ('b', 'hallucination_score', 0.2, 'supported', 'j', '1', 0, '2026-01-05'),
+          ('c', 'hallucination_score', null, 'unscorable', 'j', '1', 0, '2026-01-06')""")
+    kw = dict(evaluator="j", period="day", start="2026-01-05", end="2026-01-08")  # 3 days x 2 features
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rate = compute("hallucination_rate", db, **kw).select("feature", "period_start").rows()
+        score = compute("hallucination_score", db, **kw)
+    assert score.select("feature", "period_start").rows() == rate and len(rate) == 6  # gave the 2 with a score
+    assert score.filter(score["n"] > 0).select("feature", "value").rows() == [("chat", 0.9), ("search", 0.2)]

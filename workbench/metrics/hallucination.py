@@ -274,10 +274,11 @@ def hallucination_score(db: Any, *, by: Any = ("feature",), period: str = "day",
     import polars as pl
     from scipy.stats import t as student_t
 
-    from workbench.metrics.core import tidy, with_period
+    from workbench.metrics.core import complete_grid, tidy, with_period
 
     db, t, keys = _suite_input(db, "hallucination_score", by=by, start=start, end=end, where=where,
                               evaluator=evaluator, version=version, metric=metric, traffic=traffic)
+    scored = t  # every answer of the selection, unscorable ones too: its groups and periods are the result's
     t = with_period(t.filter(t.value.notnull() & (t.label.isnull() | (t.label != UNSCORABLE))), period, start=start)
     agg = to_polars(t.group_by([*keys, "period_start"]).aggregate(
         value=t.value.mean(), n=t.value.count(), sd=t.value.std(how="sample")
@@ -292,8 +293,9 @@ def hallucination_score(db: Any, *, by: Any = ("feature",), period: str = "day",
         pl.Series("lo", np.clip(mean - half, 0, 1)).fill_nan(None),
         pl.Series("hi", np.clip(mean + half, 0, 1)).fill_nan(None),
     ).drop("sd")
-    return _explain_missing(db, "hallucination_score", evaluator, version, metric,
-                            tidy(agg, keys=keys, metric="hallucination_score"))
+    out = complete_grid(tidy(agg, keys=keys, metric="hallucination_score"), scored, keys=keys, period=period,
+                        start=start, end=end, metric="hallucination_score")
+    return _explain_missing(db, "hallucination_score", evaluator, version, metric, out)
 
 
 def unscorable_rate(db: Any, *, by: Any = ("feature",), period: str = "day", start: Any = None, end: Any = None,
