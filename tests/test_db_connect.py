@@ -379,3 +379,16 @@ print(len(runs), gc.isenabled())
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["0", "True"]
+
+
+def test_a_database_path_that_is_not_utf8_is_an_error_naming_it(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    bad = os.fsdecode(os.fsencode(str(tmp_path)) + b"/data\xff.duckdb")  # a name in Latin-1, as a shell passes it
+    with pytest.raises(wb.errors.DatabaseError, match=r"data\\xff\.duckdb'?: the database path is not UTF-8"):
+        wb.connect(bad)  # was UnicodeEncodeError inside DuckDB
+    r = subprocess.run([str(Path(sys.executable).with_name("workbench")), "slo", "--db", os.fsencode(bad)],
+                       capture_output=True)
+    assert r.returncode == 2 and b"not UTF-8" in r.stderr and b"Traceback" not in r.stderr  # exit 1 = alert fired

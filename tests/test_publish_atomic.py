@@ -183,3 +183,10 @@ def test_links_placed_in_the_reports_folder_are_never_written_through(site):
     with pytest.raises(wb.errors.ReportError, match="is a symbolic link"):
         reports.run_report("tiny", db=str(dbp), out=str(tmp / "r2"), period=PERIOD)
     assert list((outside / "kept").iterdir()) == []
+
+
+def test_a_reports_folder_with_braces_in_its_name_publishes(site):
+    tmp, dbp = site
+    out = tmp / "reports {x}"  # papermill formats its paths with the parameters: "Missing parameter 'x'"
+    published = reports.run_report("tiny", db=str(dbp), out=str(out), period=PERIOD)
+    assert Path(published).parent.parent == out and (out / "tiny" / PERIOD / "report.html").stat().st_size > 0

@@ -523,6 +523,11 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = False, c
     if backend is not None:
         return Workbench(backend, path=None, config=config)
     path = str(path or os.environ.get("WORKBENCH_DB") or DEFAULT_DB)
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # bytes of another encoding in the name (a shell passes them through): DuckDB takes UTF-8
+        raise DatabaseError(f"{path.encode('utf-8', 'surrogateescape')!r}: the database path is not UTF-8 text, which "
+                            f"DuckDB needs; rename the file or a folder above it") from None
     if path == ":memory:":
         read_only = False  # an in-memory database is private to this connection
     else:

@@ -713,6 +713,15 @@ def same_kind(label: str, when: dt.datetime) -> str:
     return when.date().isoformat()
 
 
+def _literal_path(p: Path) -> str:
+    """A path for papermill, which formats its paths with the notebook's parameters (``str.format``): braces doubled.
+
+    >>> _literal_path(Path("/srv/reports {x}/a.ipynb"))
+    '/srv/reports {{x}}/a.ipynb'
+    """
+    return str(p).replace("{", "{{").replace("}", "}}")
+
+
 def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | None = None, out: str | os.PathLike = "reports",
                force: bool = False, progress: bool = False, config: str | os.PathLike | None = None,
                cell_timeout: float | None = None) -> Path:
@@ -800,7 +809,9 @@ def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | 
         _pause("execute")
         try:
             # The kernel talks to papermill over loopback only; its notice about unencrypted TCP is noise in a run.
-            pm.execute_notebook(str(nb), str(executed), parameters=params, kernel_name="python3", progress_bar=progress,
+            # papermill fills {name} in both paths from the parameters: a brace of a folder's name is written doubled
+            pm.execute_notebook(_literal_path(nb), _literal_path(executed), parameters=params, kernel_name="python3",
+                                progress_bar=progress,
                                 cwd=str(Path.cwd()), log_output=False, extra_arguments=["--IPKernelApp.log_level=ERROR"],
                                 execution_timeout=cell_timeout)
         except Exception as exc:  # a failing cell, a dead kernel, a timeout: the published report is untouched
