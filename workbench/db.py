@@ -655,8 +655,12 @@ def as_timestamp(value: Any) -> _dt.datetime | None:
 def scope(t: "ir.Table", *, time: str | None = "ts", start: Any = None, end: Any = None, where: Where = None) -> "ir.Table":
     """Filter a table to ``start <= time < end`` and the ``where`` conditions.
 
-    ``where`` values given as strings are compared with the column cast to string, so CLI input works on any type.
-    Unknown columns raise a ``KeyError`` naming the column and the table's columns.
+    ``where`` maps a column to a value or a list of values (any of them). A value is compared as the column compares
+    it: on a number or true/false column, text says the value ("100" is 100, as the CLI's ``--where latency_ms=100``
+    gives it); on a text column a number is its text; on other columns (timestamps) text is compared with the column
+    written as text. None selects the rows without a value (``IS NULL``), alone or in a list. An unknown column is a
+    :class:`NotFoundError` naming the table's columns; a value that cannot be one (a NUL character, a nested list,
+    text that is no number for a number column) or an empty list, a :class:`ParameterError` naming the column.
     """
     conds = []
     s, e = as_timestamp(start), as_timestamp(end)

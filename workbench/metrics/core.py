@@ -14,6 +14,10 @@ An empty or undefined group has a null ``value`` with ``n = 0`` and an :class:`U
 silent 0, and it never vanishes: every group of the selection's scope appears in every period of the window
 (:func:`complete_grid`).
 
+The selection: ``start`` inclusive, ``end`` exclusive (dates or ISO timestamps, an offset converted to UTC; years
+1900-9000); ``where`` a column and a value or a list of values, compared as the column compares them, None for the
+rows without one (:func:`scope`); ``by`` the grouping columns, each once.
+
 Naming: ``*_rate`` is a share in 0..1, ``*_ms`` milliseconds, ``*_usd`` dollars, ``*_count`` a count, ``*_score``
 higher is better (``hallucination_score``: higher is more likely hallucinated, as its docs say).
 
