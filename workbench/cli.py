@@ -525,34 +525,26 @@ def _no_nan(v):
     return v
 
 
-def _megabytes(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a size in MiB, a number > 0, got {text!r}") from None
-    if not (math.isfinite(value) and 0 < value <= 1 << 20):  # nan and inf were a traceback
-        raise argparse.ArgumentTypeError(f"expected a size in MiB, a number > 0 and at most 1048576, got {text!r}")
-    return value
+def _number_type(what: str, parse: Callable[[str], float], most: float | None = None) -> Callable[[str], float]:
+    """An argparse type: a number > 0 (at most ``most``) read by ``parse``; ``what`` names it in the message. A NaN or
+    an infinity is none (``--max-body-mb nan`` was a traceback)."""
+    bound = f" and at most {most:,.0f}" if most is not None else ""
+
+    def read(text: str) -> float:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, a number > 0{bound}, got {text!r}") from None
+        if not (math.isfinite(value) and value > 0 and (most is None or value <= most)):
+            raise argparse.ArgumentTypeError(f"expected {what}, a number > 0{bound}, got {text!r}")
+        return value
+
+    return read
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number > 0, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number > 0, got {text!r}")
-    return value
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, a number > 0, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected seconds, a number > 0, got {text!r}")
-    return value
+_megabytes = _number_type("a size in MiB", float, 1 << 20)
+_positive_int = _number_type("a whole number", int)
+_positive_seconds = _number_type("seconds", float)
 
 
 def _cmd_report(a: argparse.Namespace) -> int:
