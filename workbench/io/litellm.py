@@ -18,7 +18,8 @@ operation           ``call_type``: completion/acompletion -> chat, embedding/aem
 model               ``hidden_params.litellm_model_name``, ``model``; request_model: ``model_group``, ``model``
 provider            ``custom_llm_provider``
 input/output tokens ``prompt_tokens``, ``completion_tokens`` (OpenAI usage: cached tokens are inside the prompt)
-cache/reasoning     the usage object (``metadata.usage_object`` or ``hidden_params.usage_object``):
+cache/reasoning     the usage object (``metadata.usage_object`` or ``hidden_params.usage_object``; a spend log's
+                    ``metadata.additional_usage_values``):
                     ``prompt_tokens_details.cached_tokens`` or ``cache_read_input_tokens``,
                     ``cache_creation_input_tokens``, ``completion_tokens_details.reasoning_tokens``
 cost_usd            ``response_cost`` (payload), ``spend`` (spend log)
@@ -27,8 +28,8 @@ user_id             ``end_user``, ``metadata.user_api_key_end_user_id``, ``user`
 session_id          ``session_id``, ``metadata.session_id``, ``litellm_session_id``
 feature             ``workbench.feature`` / ``feature`` in ``metadata.requester_metadata`` or
                     ``metadata.spend_logs_metadata``, else ``metadata.user_api_key_team_alias``
-status              ``status`` success -> ok, failure -> error (timeout when the error class or text says so);
-                    error_type: ``error_information.error_class``
+status              ``status`` (a spend log's ``metadata.status``) success -> ok, failure -> error (timeout when the
+                    error class or text says so); error_type: ``error_information.error_class`` (or in metadata)
 attributes          ``litellm.cache_hit``, ``litellm.api_base``, ``litellm.request_tags``, ``litellm.team_id``,
                     ``litellm.model_id``, ``litellm.metadata`` and the other fields, without messages/response
 ==================  ==============================================================================================
@@ -106,7 +107,9 @@ def record_row(rows: Rows, k: int, rec: dict) -> None:
     md = md if isinstance(md, dict) else {}
     hp = _json(rec.get("hidden_params"))
     hp = hp if isinstance(hp, dict) else {}
-    usage = first(md.get("usage_object"), hp.get("usage_object"))
+    # the usage object; a spend-log row keeps the fields beyond prompt and completion tokens in
+    # metadata.additional_usage_values instead
+    usage = first(md.get("usage_object"), hp.get("usage_object"), md.get("additional_usage_values"))
     usage = usage if isinstance(usage, dict) else {}
     pd = usage.get("prompt_tokens_details") if isinstance(usage.get("prompt_tokens_details"), dict) else {}
     cd = usage.get("completion_tokens_details") if isinstance(usage.get("completion_tokens_details"), dict) else {}
@@ -141,9 +144,10 @@ def record_row(rows: Rows, k: int, rec: dict) -> None:
                          slm.get("feature"), md.get("user_api_key_team_alias"))
     v["prompt_version"] = first(req.get("prompt_version"), slm.get("prompt_version"))
     v["environment"] = first(req.get("environment"), slm.get("environment"))
-    err = rec.get("error_information")
+    # a spend-log row without a status column keeps its status and error in its metadata (a failed call read as ok)
+    err = first(rec.get("error_information"), md.get("error_information"))
     err = err if isinstance(err, dict) else {}
-    status = str(first(rec.get("status"), "success")).strip().lower()
+    status = str(first(rec.get("status"), md.get("status"), "success")).strip().lower()
     v["error_type"] = first(err.get("error_class"), err.get("error_code")) if status != "success" else None
     if status in ("success", "ok"):
         v["status"] = "ok"

@@ -43,13 +43,17 @@ SPAN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "provider": ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"),
     "request_model": ("gen_ai.request.model", "llm.model_name", "langfuse.observation.model.name"),
     "model": ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name", "langfuse.observation.model.name"),
-    "feature": ("workbench.feature", "app.feature", "r:workbench.feature", "r:app.feature", "r:service.name"),
+    # (the Vercel AI SDK's telemetry metadata and function id name the feature better than the service does)
+    "feature": ("workbench.feature", "app.feature", "ai.telemetry.metadata.feature", "ai.telemetry.functionId",
+                "r:workbench.feature", "r:app.feature", "r:service.name"),
     "environment": ("deployment.environment.name", "r:deployment.environment.name", "r:deployment.environment",
                     "deployment.environment"),
     "prompt_version": ("workbench.prompt_version", "gen_ai.prompt.version", "llm.prompt_template.version",
                        "r:workbench.prompt_version"),
-    "user_id": ("user.id", "enduser.id", "r:user.id", "r:enduser.id"),
-    "session_id": ("gen_ai.conversation.id", "session.id"),
+    "user_id": ("user.id", "enduser.id", "r:user.id", "r:enduser.id", "ai.telemetry.metadata.userId",
+                "ai.telemetry.metadata.user_id"),
+    "session_id": ("gen_ai.conversation.id", "session.id", "ai.telemetry.metadata.sessionId",
+                   "ai.telemetry.metadata.session_id"),
     "variant": ("workbench.variant", "r:workbench.variant"),
     "error_type": ("error.type",),
     "attempt": ("workbench.attempt",),
@@ -59,13 +63,14 @@ SPAN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     # OpenLLMetry (Traceloop) and Laminar write the cache and reasoning counts under their own names
     # (gen_ai.usage.cache_read_input_tokens...), with input_tokens holding the cached tokens as the OpenTelemetry rule
     # says (for Anthropic it adds the uncached input, cache reads and cache writes)
+    # (Pydantic AI writes them as gen_ai.usage.details.*, and its cost as operation.cost, in USD)
     "cache_read_tokens": ("gen_ai.usage.cache_read.input_tokens", "llm.token_count.prompt_details.cache_read",
-                          "gen_ai.usage.cache_read_input_tokens"),
+                          "gen_ai.usage.cache_read_input_tokens", "gen_ai.usage.details.cache_read_tokens"),
     "cache_write_tokens": ("gen_ai.usage.cache_creation.input_tokens", "llm.token_count.prompt_details.cache_write",
-                           "gen_ai.usage.cache_creation_input_tokens"),
+                           "gen_ai.usage.cache_creation_input_tokens", "gen_ai.usage.details.cache_write_tokens"),
     "reasoning_tokens": ("gen_ai.usage.reasoning.output_tokens", "llm.token_count.completion_details.reasoning",
-                         "gen_ai.usage.reasoning_tokens"),
-    "cost_usd": ("workbench.cost_usd", "llm.cost.total"),
+                         "gen_ai.usage.reasoning_tokens", "gen_ai.usage.details.reasoning_tokens"),
+    "cost_usd": ("workbench.cost_usd", "llm.cost.total", "operation.cost"),
 }
 #: Read but not a column of their own: kept out of ``attributes`` because a column holds them.
 SPAN_USED = ("gen_ai.response.finish_reasons", "gen_ai.response.time_to_first_chunk", "gen_ai.tool.name", "tool.name",

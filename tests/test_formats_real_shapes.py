@@ -1,0 +1,75 @@
+"""Shapes the tools really write, found in their sources (each test names where) and loaded as a user would: each
+value the source states lands in its column. Each case failed before the change that fixed it."""
+
+from __future__ import annotations
+
+import json
+
+import workbench as wb
+from workbench.io.ingest import ingest
+
+T0 = 1763632800_000000000
+
+
+def _kv(attrs: dict) -> list[dict]:
+    return [{"key": k, "value": {"intValue": str(v)} if isinstance(v, int) else {"doubleValue": v}
+             if isinstance(v, float) else {"stringValue": v}} for k, v in attrs.items()]
+
+
+def _otlp_line(attrs: dict, resource: dict, span_id: str = "3333333333333333") -> str:
+    span = {"traceId": "1af7651916cd43dd8448eb211c80319c", "spanId": span_id, "name": "chat", "kind": 3,
+            "startTimeUnixNano": str(T0), "endTimeUnixNano": str(T0 + 4_200_000_000), "attributes": _kv(attrs)}
+    return json.dumps({"resourceSpans": [{"resource": {"attributes": _kv(resource)},
+                                          "scopeSpans": [{"scope": {"name": "s"}, "spans": [span]}]}]})
+
+
+def _load(tmp_path, name: str, text: str, cols: str) -> list[tuple]:
+    p = tmp_path / name
+    p.write_text(text)
+    db = wb.connect(str(tmp_path / f"{name}.duckdb"))
+    s = ingest(db, p, progress=False)
+    assert s.quarantined == 0
+    return db.duckdb.execute(f"select {cols} from calls order by call_id").fetchall()
+
+
+def test_pydantic_ai_cache_reasoning_tokens_and_cost(tmp_path):
+    # pydantic/pydantic-ai: usage.py opentelemetry_attributes() writes gen_ai.usage.details.*; instrumented.py sets
+    # operation.cost (USD). They were NULL.
+    attrs = {"gen_ai.operation.name": "chat", "gen_ai.system": "anthropic", "gen_ai.request.model": "claude-sonnet-4-0",
+             "gen_ai.usage.input_tokens": 9344, "gen_ai.usage.output_tokens": 812,
+             "gen_ai.usage.details.cache_read_tokens": 7166, "gen_ai.usage.details.cache_write_tokens": 2175,
+             "gen_ai.usage.details.reasoning_tokens": 300, "operation.cost": 0.02310105}
+    rows = _load(tmp_path, "logfire.jsonl", _otlp_line(attrs, {"service.name": "agent"}) + "\n",
+                 "input_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd")
+    assert rows == [(9344, 7166, 2175, 300, 0.02310105)]
+
+
+def test_vercel_ai_sdk_spans_over_otlp_name_their_user_session_and_feature(tmp_path):
+    # vercel/ai: telemetry metadata (ai.telemetry.metadata.*) and ai.telemetry.functionId; read from a ReadableSpan
+    # array, NULL (and the feature the service's name) when the same span came as OTLP
+    attrs = {"ai.operationId": "ai.generateText.doGenerate", "gen_ai.system": "openai.chat",
+             "gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 1500, "gen_ai.usage.output_tokens": 90,
+             "ai.telemetry.functionId": "support-bot", "ai.telemetry.metadata.userId": "user-17",
+             "ai.telemetry.metadata.sessionId": "sess-3"}
+    rows = _load(tmp_path, "vercel.jsonl", _otlp_line(attrs, {"service.name": "web"}) + "\n",
+                 "feature, user_id, session_id, input_tokens")
+    assert rows == [("support-bot", "user-17", "sess-3", 1500)]
+
+
+def test_litellm_spend_logs_keep_status_error_and_usage_in_their_metadata(tmp_path):
+    # BerriAI/litellm spend_tracking_utils.py: a spend-log row keeps usage beyond prompt/completion tokens in
+    # metadata.additional_usage_values, and (without a status column) its status and error in metadata. A failed call
+    # loaded as ok; cached and reasoning tokens were NULL.
+    ok = {"status": "success", "additional_usage_values": {"prompt_tokens_details": {"cached_tokens": 1024},
+                                                           "completion_tokens_details": {"reasoning_tokens": 256}}}
+    fail = {"status": "failure", "error_information": {"error_class": "RateLimitError", "error_code": "429",
+                                                      "error_message": "litellm.RateLimitError: rate limited"}}
+    common = {"call_type": "acompletion", "model": "o3-mini", "custom_llm_provider": "openai", "user": "u1",
+              "startTime": "2025-11-20T10:00:00.000000Z", "endTime": "2025-11-20T10:00:02.000000Z"}
+    rows = [{**common, "request_id": "ok", "spend": 0.0021, "prompt_tokens": 1200, "completion_tokens": 400,
+             "metadata": json.dumps(ok)},
+            {**common, "request_id": "fail", "spend": 0.0, "prompt_tokens": 0, "completion_tokens": 0,
+             "metadata": json.dumps(fail)}]
+    got = _load(tmp_path, "spendlogs.json", json.dumps(rows, indent=1),
+                "call_id, status, error_type, cache_read_tokens, reasoning_tokens")
+    assert got == [("fail", "error", "RateLimitError", None, None), ("ok", "ok", None, 1024, 256)]
