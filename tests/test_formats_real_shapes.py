@@ -73,3 +73,20 @@ def test_litellm_spend_logs_keep_status_error_and_usage_in_their_metadata(tmp_pa
     got = _load(tmp_path, "spendlogs.json", json.dumps(rows, indent=1),
                 "call_id, status, error_type, cache_read_tokens, reasoning_tokens")
     assert got == [("fail", "error", "RateLimitError", None, None), ("ok", "ok", None, 1024, 256)]
+
+
+def test_a_failed_span_takes_its_error_type_from_the_exception_event(tmp_path):
+    # opentelemetry-python Span.record_exception: an event named "exception" with exception.type / exception.message;
+    # no error.type attribute. The error type was NULL (status error was right).
+    span = {"traceId": "1af7651916cd43dd8448eb211c80319c", "spanId": "4444444444444444", "name": "chat gpt-4o",
+            "startTimeUnixNano": str(T0), "endTimeUnixNano": str(T0 + 10**9),
+            "attributes": _kv({"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"}),
+            "events": [{"name": "exception", "timeUnixNano": str(T0 + 10**9),
+                        "attributes": _kv({"exception.type": "openai.RateLimitError",
+                                           "exception.message": "Rate limit reached"})}],
+            "status": {"code": 2, "message": "Rate limit reached"}}
+    line = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]})
+    assert _load(tmp_path, "sdk.jsonl", line + "\n", "status, error_type") == [("error", "openai.RateLimitError")]
+    # the same span in a pretty-printed document (read by the span formats in Python): the same row
+    doc = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}, indent=2)
+    assert _load(tmp_path, "sdk.json", doc, "status, error_type") == [("error", "openai.RateLimitError")]

@@ -2407,6 +2407,14 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     }
     for c in candidates:
         s[c] = pick(c)
+    if "error_type" not in specs:
+        # a failed span's error type as an OpenTelemetry SDK records it: the "exception" event's exception.type (as
+        # workbench.io.spans reads it for the span formats parsed in Python)
+        exc = "list_filter(sp.events, lambda e: e.name = 'exception')[1].attributes"
+        exc_type = (f"json_extract_string({exc}, '$[' || (list_position(json_extract_string({exc}, '$[*].key'), "
+                    f"'exception.type') - 1) || '].value.stringValue')")
+        s["error_type"] = (f"coalesce({pick('error_type')}, CASE WHEN sp.status.code IN ('2', 'STATUS_CODE_ERROR') "
+                           f"THEN {exc_type} END)")
     if "operation" not in specs:
         s["operation"] = f"coalesce({pick('operation')}, {oi_case})"
     for c, spec in specs.items():

@@ -425,6 +425,11 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
         v["ttft_ms"] = (t - start) / 1000.0 if t is not None else None
     reasons = v.get("finish_reason")
     fr_all = fr if isinstance(fr, list) else [fr]
+    if v.get("error_type") is None and span.status == "error":
+        # an OpenTelemetry SDK records the exception as a span event ("exception", with exception.type), not error.type
+        exc = next((e for e in span.events if e.get("name") == "exception"), None)
+        if exc is not None and isinstance(exc.get("attributes"), dict):
+            v["error_type"] = exc["attributes"].get("exception.type")
     if v.get("error_type") and "timeout" in str(v["error_type"]).lower():
         v["status"] = "timeout"
     elif "content_filter" in fr_all or reasons == "content_filter":
