@@ -534,17 +534,17 @@ def _number_type(what: str, parse: Callable[[str], float], most: float | None = 
         try:
             value = parse(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, a number > 0{bound}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected {what} > 0{bound}, got {text!r}") from None
         if not (math.isfinite(value) and value > 0 and (most is None or value <= most)):
-            raise argparse.ArgumentTypeError(f"expected {what}, a number > 0{bound}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {what} > 0{bound}, got {text!r}")
         return value
 
     return read
 
 
-_megabytes = _number_type("a size in MiB", float, 1 << 20)
+_megabytes = _number_type("a size in MiB, a number", float, 1 << 20)
 _positive_int = _number_type("a whole number", int)
-_positive_seconds = _number_type("seconds", float)
+_positive_seconds = _number_type("seconds, a number", float)
 
 
 def _cmd_report(a: argparse.Namespace) -> int:
