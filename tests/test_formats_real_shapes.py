@@ -90,3 +90,56 @@ def test_a_failed_span_takes_its_error_type_from_the_exception_event(tmp_path):
     # the same span in a pretty-printed document (read by the span formats in Python): the same row
     doc = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}, indent=2)
     assert _load(tmp_path, "sdk.json", doc, "status, error_type") == [("error", "openai.RateLimitError")]
+
+
+def _vercel_as_otlp(spans: list[dict]) -> dict:
+    """The ReadableSpans of tests/data/formats/vercel_spans.json as the OTLP export @vercel/otel sends."""
+    def value(v):
+        if isinstance(v, list):
+            return {"arrayValue": {"values": [value(x) for x in v]}}
+        return {"boolValue": v} if isinstance(v, bool) else {"intValue": str(v)} if isinstance(v, int) else \
+            {"doubleValue": v} if isinstance(v, float) else {"stringValue": str(v)}
+
+    def kv(attrs: dict) -> list[dict]:
+        return [{"key": k, "value": value(v)} for k, v in attrs.items()]
+
+    def ns(t: list[int]) -> str:
+        return str(t[0] * 10**9 + t[1])
+
+    out = []
+    for s in spans:
+        o = {"traceId": s["spanContext"]["traceId"], "spanId": s["spanContext"]["spanId"], "name": s["name"],
+             "startTimeUnixNano": ns(s["startTime"]), "endTimeUnixNano": ns(s["endTime"]),
+             "attributes": kv(s["attributes"]), "status": {k: v for k, v in s.get("status", {}).items()},
+             "events": [{"name": e["name"], "timeUnixNano": ns(e["time"]), "attributes": kv(e.get("attributes") or {})}
+                        for e in s.get("events") or []]}
+        parent = s.get("parentSpanId") or (s.get("parentSpanContext") or {}).get("spanId")
+        if parent:
+            o["parentSpanId"] = parent
+        out.append(o)
+    resource = kv(spans[0]["resource"]["attributes"])
+    return {"resourceSpans": [{"resource": {"attributes": resource}, "scopeSpans": [{"scope": {"name": "ai"},
+                                                                                     "spans": out}]}]}
+
+
+def test_vercel_ai_sdk_spans_give_the_same_row_from_otlp_as_from_their_own_file(tmp_path):
+    # vercel/ai telemetry: every usage, model and provider name is ai.*; the outer ai.streamText span repeats its
+    # provider call's usage. Over OTLP the tokens, models, time to first chunk and finish reasons were NULL, the
+    # provider "openai.chat", a tool call named "ai.toolCall".
+    from pathlib import Path
+
+    fixture = Path(__file__).resolve().parent / "data" / "formats" / "vercel_spans.json"
+    spans = json.loads(fixture.read_text())
+    cols = ("call_id, parent_id, ts, latency_ms, ttft_ms, operation, name, feature, provider, model, request_model, "
+            "user_id, session_id, status, finish_reason, input_tokens, output_tokens, cache_read_tokens, "
+            "reasoning_tokens, cost_usd")
+    own = _load(tmp_path, "vercel.json", fixture.read_text(), cols)
+    otlp = _load(tmp_path, "vercel_otlp.jsonl", json.dumps(_vercel_as_otlp(spans)) + "\n", cols)
+    assert otlp == own
+    assert sum(r[15] or 0 for r in otlp) == 120 + 180 + 8  # the two calls and the embedding, once: not the outer spans
+
+
+def test_a_finish_reason_that_only_starts_with_a_bracket_is_read_as_written(tmp_path):
+    # a text attribute "[stop" was parsed as JSON for its first element: the whole file failed to load
+    attrs = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o", "gen_ai.response.finish_reasons": "[stop"}
+    assert _load(tmp_path, "fr.jsonl", _otlp_line(attrs, {}) + "\n", "finish_reason") == [("[stop",)]

@@ -261,6 +261,7 @@ from workbench.io import sniff
 from workbench.io.spans import GENAI_OPERATIONS, GENAI_PREFIXES, OPERATION_HINTS, OTHER_OPERATION, SPAN_KINDS
 from workbench.io.spans import SPAN_ATTRIBUTES as _OTEL_DEFAULTS
 from workbench.io.spans import SPAN_USED as _OTEL_USED
+from workbench.io.spans import USAGE_COLUMNS, VERCEL_FINISH, VERCEL_OUTER, VERCEL_TTFT_MS
 from workbench.schema import TABLES, Table
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -2385,9 +2386,13 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
              f"FROM ({_raw_lines(plan.path, plan.lenient, plan.line_bytes, plan.buffer_bytes, numbered)})")
     first = "(e.name ILIKE '%first%token%' OR e.name ILIKE '%first%chunk%')"
     oi_case = _otel_operation(attr, "_keys", "sp.name")
-    fr = attr("gen_ai.response.finish_reasons")
+    # the Vercel AI SDK's rules, as workbench.io.spans.span_values applies them to the span formats read in Python
+    vop = attr("ai.operationId")
+    outer = f"{vop} IN ({', '.join(map(_lit, VERCEL_OUTER))})"
+    fr = f"coalesce({', '.join(attr(n) for n in ('gen_ai.response.finish_reasons', *VERCEL_FINISH))})"
     ttft = attr("gen_ai.response.time_to_first_chunk")
-    tool = f"coalesce({attr('gen_ai.tool.name')}, {attr('tool.name')})"
+    ttft_ms = f"coalesce({', '.join(attr(n) for n in VERCEL_TTFT_MS)})"
+    tool = f"coalesce({attr('gen_ai.tool.name')}, {attr('tool.name')}, {attr('ai.toolCall.name')})"
     s: dict[str, str] = {
         "call_id": _otel_id("sp.spanId"),
         "trace_id": _otel_id("sp.traceId"),
@@ -2396,17 +2401,24 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
         "end_ts": "sp.endTimeUnixNano",
         "latency_ms": ("CAST((TRY_CAST(sp.endTimeUnixNano AS HUGEINT) - TRY_CAST(sp.startTimeUnixNano AS HUGEINT)) "
                        "/ 1e6 AS VARCHAR)"),
-        "ttft_ms": (f"CASE WHEN {ttft} IS NULL THEN CAST((TRY_CAST(_ev.timeUnixNano AS HUGEINT) "
+        "ttft_ms": (f"CASE WHEN {ttft} IS NULL AND {ttft_ms} IS NOT NULL THEN {ttft_ms} "
+                    f"WHEN {ttft} IS NULL THEN CAST((TRY_CAST(_ev.timeUnixNano AS HUGEINT) "
                     f"- TRY_CAST(sp.startTimeUnixNano AS HUGEINT)) / 1e6 AS VARCHAR) "
                     f"WHEN TRY_CAST({ttft} AS DOUBLE) IS NULL THEN {ttft} "
                     f"ELSE CAST(TRY_CAST({ttft} AS DOUBLE) * 1000 AS VARCHAR) END"),
-        "finish_reason": f"CASE WHEN starts_with({fr}, '[') THEN json_extract_string({fr}, '$[0]') ELSE {fr} END",
+        "finish_reason": (f"CASE WHEN starts_with({fr}, '[') THEN coalesce(try(json_extract_string({fr}, '$[0]')), {fr}) "
+                          f"ELSE {fr} END"),  # (a text that only starts with a bracket is a reason as written)
         "name": f"coalesce({tool}, sp.name)",
         "_status_code": "sp.status.code",
         "_finish_reasons": fr,
     }
     for c in candidates:
         s[c] = pick(c)
+    for c in USAGE_COLUMNS:  # a Vercel outer span repeats its provider calls' usage: not counted again
+        if c in candidates and c not in specs:
+            s[c] = f"CASE WHEN {outer} THEN NULL ELSE {s[c]} END"
+    if "provider" not in specs:  # Vercel's provider ids: "openai.chat", "openai.responses"
+        s["provider"] = f"CASE WHEN starts_with({vop}, 'ai.') THEN split_part({s['provider']}, '.', 1) ELSE {s['provider']} END"
     if "error_type" not in specs:
         # a failed span's error type as an OpenTelemetry SDK records it: the "exception" event's exception.type (as
         # workbench.io.spans reads it for the span formats parsed in Python)
@@ -2430,8 +2442,10 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     # attributes not read by a column, as JSON members: filtered before their values are rendered
     keep = f"lambda a: a.key NOT IN {used_in}"
     kv = f"lambda a: CAST(to_json(a.key) AS VARCHAR) || ':' || {_value_json('a.value')}"
-    members = lambda a: f"list_transform(list_filter({a}, {keep}), {kv})"  # noqa: E731
-    extra = (f"{members('coalesce(sp.attributes, [])')} "
+    members = lambda a, k=keep: f"list_transform(list_filter({a}, {k}), {kv})"  # noqa: E731
+    # a Vercel outer span's repeated usage stays visible in attributes (not counted: see USAGE_COLUMNS above)
+    keep_span = f"lambda a: a.key NOT IN {used_in} OR (starts_with(a.key, 'ai.usage.') AND coalesce({outer}, false))"
+    extra = (f"{members('coalesce(sp.attributes, [])', keep_span)} "
              f"|| CASE WHEN len(_rextra) > 0 THEN ['\"resource\":{{' || array_to_string(_rextra, ',') || '}}'] "
              "ELSE [] END "
              "|| CASE WHEN _scope IS NOT NULL THEN ['\"otel.scope.name\":' || CAST(to_json(_scope) AS VARCHAR)] "
@@ -2481,7 +2495,8 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
         cols["status"] = ColumnSpec("status", field="status")
         fixed["status"] = (
             "CASE WHEN lower(\"s:error_type\") LIKE '%timeout%' THEN 'timeout' "
-            "WHEN \"s:_finish_reasons\" LIKE '%\"content_filter\"%' OR \"s:_finish_reasons\" = 'content_filter' "
+            "WHEN \"s:_finish_reasons\" LIKE '%\"content_filter\"%' OR \"s:_finish_reasons\" IN ('content_filter', "
+            "'content-filter') "
             "THEN 'blocked' WHEN \"s:_status_code\" IN ('2', 'STATUS_CODE_ERROR') THEN 'error' ELSE 'ok' END")
     cols["attributes"] = ColumnSpec("attributes", field="attributes")
     src = _Source(sql=sql, cols=cols, json_cols=frozenset({"attributes"}), fixed=fixed,

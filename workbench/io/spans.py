@@ -40,41 +40,60 @@ from workbench.io.records import epoch_us, first
 #: calls column -> attribute names, first present wins; ``r:`` = resource attribute.
 SPAN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "operation": ("gen_ai.operation.name",),
-    "provider": ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"),
-    "request_model": ("gen_ai.request.model", "llm.model_name", "langfuse.observation.model.name"),
-    "model": ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name", "langfuse.observation.model.name"),
+    # (the Vercel AI SDK's ai.* names come after the shared ones, in every column: its spans give the same row from a
+    # ReadableSpan file and from OTLP)
+    "provider": ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system", "ai.model.provider"),
+    "request_model": ("gen_ai.request.model", "llm.model_name", "langfuse.observation.model.name", "ai.model.id"),
+    "model": ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name", "langfuse.observation.model.name",
+              "ai.response.model", "ai.model.id"),
     # (the Vercel AI SDK's telemetry metadata and function id name the feature better than the service does)
-    "feature": ("workbench.feature", "app.feature", "ai.telemetry.metadata.feature", "ai.telemetry.functionId",
-                "r:workbench.feature", "r:app.feature", "r:service.name"),
+    "feature": ("workbench.feature", "app.feature", "ai.telemetry.metadata.feature",
+                "ai.telemetry.metadata.workbench.feature", "ai.telemetry.functionId", "r:workbench.feature",
+                "r:app.feature", "r:service.name"),
     "environment": ("deployment.environment.name", "r:deployment.environment.name", "r:deployment.environment",
                     "deployment.environment"),
     "prompt_version": ("workbench.prompt_version", "gen_ai.prompt.version", "llm.prompt_template.version",
-                       "r:workbench.prompt_version"),
+                       "r:workbench.prompt_version", "ai.telemetry.metadata.promptVersion",
+                       "ai.telemetry.metadata.prompt_version"),
     "user_id": ("user.id", "enduser.id", "r:user.id", "r:enduser.id", "ai.telemetry.metadata.userId",
-                "ai.telemetry.metadata.user_id"),
+                "ai.telemetry.metadata.user_id", "ai.telemetry.metadata.user.id"),
     "session_id": ("gen_ai.conversation.id", "session.id", "ai.telemetry.metadata.sessionId",
-                   "ai.telemetry.metadata.session_id"),
-    "variant": ("workbench.variant", "r:workbench.variant"),
+                   "ai.telemetry.metadata.session_id", "ai.telemetry.metadata.conversationId"),
+    "variant": ("workbench.variant", "r:workbench.variant", "ai.telemetry.metadata.variant"),
     "error_type": ("error.type",),
     "attempt": ("workbench.attempt",),
     "fallback": ("workbench.fallback",),
-    "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"),
-    "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion"),
+    "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt",
+                     "ai.usage.inputTokens", "ai.usage.promptTokens", "ai.usage.tokens"),
+    "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion",
+                      "ai.usage.outputTokens", "ai.usage.completionTokens"),
     # OpenLLMetry (Traceloop) and Laminar write the cache and reasoning counts under their own names
     # (gen_ai.usage.cache_read_input_tokens...), with input_tokens holding the cached tokens as the OpenTelemetry rule
     # says (for Anthropic it adds the uncached input, cache reads and cache writes)
     # (Pydantic AI writes them as gen_ai.usage.details.*, and its cost as operation.cost, in USD)
     "cache_read_tokens": ("gen_ai.usage.cache_read.input_tokens", "llm.token_count.prompt_details.cache_read",
-                          "gen_ai.usage.cache_read_input_tokens", "gen_ai.usage.details.cache_read_tokens"),
+                          "gen_ai.usage.cache_read_input_tokens", "gen_ai.usage.details.cache_read_tokens",
+                          "ai.usage.cachedInputTokens", "ai.usage.inputTokenDetails.cacheReadTokens"),
     "cache_write_tokens": ("gen_ai.usage.cache_creation.input_tokens", "llm.token_count.prompt_details.cache_write",
-                           "gen_ai.usage.cache_creation_input_tokens", "gen_ai.usage.details.cache_write_tokens"),
+                           "gen_ai.usage.cache_creation_input_tokens", "gen_ai.usage.details.cache_write_tokens",
+                           "ai.usage.inputTokenDetails.cacheWriteTokens"),
     "reasoning_tokens": ("gen_ai.usage.reasoning.output_tokens", "llm.token_count.completion_details.reasoning",
-                         "gen_ai.usage.reasoning_tokens", "gen_ai.usage.details.reasoning_tokens"),
+                         "gen_ai.usage.reasoning_tokens", "gen_ai.usage.details.reasoning_tokens",
+                         "ai.usage.reasoningTokens", "ai.usage.outputTokenDetails.reasoningTokens"),
     "cost_usd": ("workbench.cost_usd", "llm.cost.total", "operation.cost"),
 }
+#: The Vercel AI SDK's spans that repeat the usage of the provider calls inside them: their tokens (and cost) are not
+#: counted again (kept in ``attributes`` only), so sums over ``calls`` count every token once.
+VERCEL_OUTER = ("ai.generateText", "ai.streamText", "ai.generateObject", "ai.streamObject", "ai.embed", "ai.embedMany")
+#: The Vercel AI SDK's time to first chunk (milliseconds) and finish reason, after the GenAI ones.
+VERCEL_TTFT_MS = ("ai.response.msToFirstChunk", "ai.stream.msToFirstChunk")
+VERCEL_FINISH = ("ai.response.finishReason", "ai.finishReason")
+#: The columns of a call's usage (not counted on a :data:`VERCEL_OUTER` span).
+USAGE_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
+                 "cost_usd")
 #: Read but not a column of their own: kept out of ``attributes`` because a column holds them.
 SPAN_USED = ("gen_ai.response.finish_reasons", "gen_ai.response.time_to_first_chunk", "gen_ai.tool.name", "tool.name",
-             "openinference.span.kind")
+             "openinference.span.kind", "ai.toolCall.name", *VERCEL_TTFT_MS, *VERCEL_FINISH)
 #: OpenInference span kinds -> gen_ai operation names (others lower-cased).
 OPENINFERENCE_KINDS = {"LLM": "chat", "EMBEDDING": "embeddings", "TOOL": "execute_tool", "AGENT": "invoke_agent"}
 #: The attributes in which a framework names a span's kind, in the order they are looked at, each with the kinds that
@@ -402,9 +421,16 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
     v["latency_ms"] = (end - start) / 1000.0 if start is not None and end is not None else None
     if v.get("operation") is None:
         v["operation"] = default_operation(a, span.name)
-    tool = first(a.get("gen_ai.tool.name"), a.get("tool.name"))
+    vercel = a.get("ai.operationId")
+    vercel = vercel if isinstance(vercel, str) and vercel.startswith("ai.") else None
+    if vercel is not None:  # the Vercel AI SDK: its provider ids are "openai.chat", "openai.responses"...
+        if vercel in VERCEL_OUTER:
+            v.update(dict.fromkeys(USAGE_COLUMNS))
+        if v.get("provider"):
+            v["provider"] = str(v["provider"]).split(".")[0]
+    tool = first(a.get("gen_ai.tool.name"), a.get("tool.name"), a.get("ai.toolCall.name"))
     v["name"] = first(tool, span.name)
-    fr = a.get("gen_ai.response.finish_reasons")
+    fr = first(a.get("gen_ai.response.finish_reasons"), *(a.get(n) for n in VERCEL_FINISH))
     if isinstance(fr, str) and fr.startswith("["):
         try:
             import orjson
@@ -414,12 +440,15 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
             pass
     v["finish_reason"] = (fr[0] if fr else None) if isinstance(fr, list) else fr
     ttft = a.get("gen_ai.response.time_to_first_chunk")
+    ttft_ms = first(*(a.get(n) for n in VERCEL_TTFT_MS))
     first_ev = next((e for e in span.events if _is_first_token(e.get("name"))), None)
     if ttft is not None:
         try:
             v["ttft_ms"] = float(ttft) * 1000.0
         except (TypeError, ValueError):
             v["ttft_ms"] = ttft
+    elif ttft_ms is not None:
+        v["ttft_ms"] = _scalar(ttft_ms)
     elif first_ev is not None and start is not None:
         t = epoch_us(first_ev.get("time"))
         v["ttft_ms"] = (t - start) / 1000.0 if t is not None else None
@@ -432,13 +461,14 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
             v["error_type"] = exc["attributes"].get("exception.type")
     if v.get("error_type") and "timeout" in str(v["error_type"]).lower():
         v["status"] = "timeout"
-    elif "content_filter" in fr_all or reasons == "content_filter":
+    elif "content_filter" in fr_all or reasons in ("content_filter", "content-filter"):
         v["status"] = "blocked"
     elif span.status == "error":
         v["status"] = "error"
     else:
         v["status"] = "ok"
-    attrs = {k: val for k, val in a.items() if k not in used_names}
+    attrs = {k: val for k, val in a.items() if k not in used_names
+             or vercel in VERCEL_OUTER and k.startswith("ai.usage.")}  # (the repeated usage: visible, not counted)
     rextra = {k: val for k, val in span.resource.items() if k not in used_names}
     if rextra:
         attrs["resource"] = rextra

@@ -62,21 +62,9 @@ FORMAT = "vercel"
 OUTER = ("ai.generateText", "ai.streamText", "ai.generateObject", "ai.streamObject", "ai.embed", "ai.embedMany")
 LEAF_SUFFIXES = (".doGenerate", ".doStream", ".doEmbed")
 _MD = "ai.telemetry.metadata."
-EXTRA: dict[str, tuple[str, ...]] = {
-    "input_tokens": ("ai.usage.inputTokens", "ai.usage.promptTokens", "ai.usage.tokens"),
-    "output_tokens": ("ai.usage.outputTokens", "ai.usage.completionTokens"),
-    "cache_read_tokens": ("ai.usage.cachedInputTokens", "ai.usage.inputTokenDetails.cacheReadTokens"),
-    "cache_write_tokens": ("ai.usage.inputTokenDetails.cacheWriteTokens",),
-    "reasoning_tokens": ("ai.usage.reasoningTokens", "ai.usage.outputTokenDetails.reasoningTokens"),
-    "model": ("ai.response.model", "ai.model.id"),
-    "request_model": ("ai.model.id",),
-    "provider": ("ai.model.provider",),
-    "feature": (_MD + "feature", _MD + "workbench.feature", "ai.telemetry.functionId"),
-    "user_id": (_MD + "userId", _MD + "user_id", _MD + "user.id"),
-    "session_id": (_MD + "sessionId", _MD + "session_id", _MD + "conversationId"),
-    "prompt_version": (_MD + "promptVersion", _MD + "prompt_version"),
-    "variant": (_MD + "variant",),
-}
+#: The format's own attribute names: none beyond the shared table now (workbench.io.spans.SPAN_ATTRIBUTES holds the
+#: SDK's ai.* names, and span_values its rules, so that its spans give the same row from OTLP).
+EXTRA: dict[str, tuple[str, ...]] = {}
 _USED = ("ai.response.msToFirstChunk", "ai.stream.msToFirstChunk", "ai.response.finishReason", "ai.finishReason",
          "ai.toolCall.name", "ai.operationId", "operation.name")
 _TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd")
