@@ -156,3 +156,39 @@ def test_the_fence_is_cut_as_the_pattern_cut_it():
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 9)))
         m = fence.match(text.strip())
         assert judge._unfence(text.strip()) == (m.group(1) if m else text.strip()), text
+
+
+_VERDICT = json.dumps({"claims": [{"claim": "Refunds are accepted within 30 days.", "supported": True}]})
+
+
+def _completion(content, usage=None) -> bytes:
+    body = {"object": "chat.completion", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]}
+    if usage is not None:
+        body["usage"] = usage
+    return json.dumps(body).encode()
+
+
+def test_a_reply_in_content_parts_is_read_and_one_without_text_is_unscorable_and_not_cached(db, fake):
+    # content as a list of parts (some OpenAI-compatible gateways): AttributeError in parse_verdict, after the reply
+    # was cached, so every later run crashed on it without asking again
+    fake.raw_replies = [_completion([{"type": "text", "text": _VERDICT}])]
+    s = judge.evaluate(db, config=cfg_for(fake, max_retries=0), progress=False)
+    assert s["scored"] == 1 and explanation(db)[0] == "supported" and cached(db) == 1
+    d = wb.connect(":memory:")
+    d.duckdb.execute("insert into calls (call_id, ts, feature, status) values ('a', '2026-02-02 09:00', 's', 'ok');"
+                     "insert into answers (call_id, question, contexts, answer) values ('a', 'q', ['c d e'], 'c d e')")
+    fake.reset()
+    fake.raw_replies = [_completion({"text": _VERDICT})]  # an object: no text
+    s = judge.evaluate(d, config=cfg_for(fake, max_retries=0), progress=False)
+    assert s["unscorable"] == 1 and cached(d) == 0
+
+
+@pytest.mark.parametrize("usage", ["12 tokens", {"prompt_tokens": "12", "completion_tokens": "3"},
+                                   {"prompt_tokens": 1e30, "completion_tokens": 3}])
+def test_a_malformed_usage_leaves_the_token_counts_unknown(db, fake, usage):
+    # a string usage: AttributeError; string counts: TypeError after the cache row was written; 1e30: INT64 overflow
+    fake.raw_replies = [_completion(_VERDICT, usage)]
+    s = judge.evaluate(db, config=cfg_for(fake, max_retries=0), progress=False)
+    assert s["scored"] == 1 and explanation(db)[0] == "supported" and cached(db) == 1
+    assert s["input_tokens"] == 0  # not a whole number of tokens: unknown, not counted

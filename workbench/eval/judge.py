@@ -373,15 +373,39 @@ class Reply:
 
     @property
     def content(self) -> str | None:
+        """The reply's text: the message content, or the text of its content parts (``[{"type": "text", "text":
+        ...}]``, as some OpenAI-compatible gateways answer); None when it holds no text.
+
+        >>> Reply({"choices": [{"message": {"content": [{"type": "text", "text": "{"}, {"text": "}"}]}}]}, None, 1).content
+        '{}'
+        >>> Reply({"choices": [{"message": {"content": 7}}]}, None, 1).content is None
+        True
+        """
         try:
-            return self.body["choices"][0]["message"]["content"]  # type: ignore[index]
+            content = self.body["choices"][0]["message"]["content"]  # type: ignore[index]
         except (TypeError, KeyError, IndexError):
             return None
+        if isinstance(content, list):
+            parts = [p.get("text") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
+            return "".join(parts) if parts else None
+        return content if isinstance(content, str) else None
 
     @property
     def usage(self) -> tuple[int | None, int | None]:
-        u = (self.body or {}).get("usage") or {}
-        return u.get("prompt_tokens"), u.get("completion_tokens")
+        """Prompt and completion tokens as the reply states them; a count that is not a whole number of tokens (text,
+        a float, 1e30) is unknown (None), and so is a ``usage`` that is not an object.
+
+        >>> Reply({"usage": {"prompt_tokens": "12", "completion_tokens": 1e30}}, None, 1).usage
+        (None, None)
+        """
+        u = (self.body or {}).get("usage") if isinstance(self.body, dict) else None
+        if not isinstance(u, dict):
+            return None, None
+
+        def count(v: Any) -> int | None:
+            return v if type(v) is int and 0 <= v < 1 << 53 else None
+
+        return count(u.get("prompt_tokens")), count(u.get("completion_tokens"))
 
 
 def _client(cfg: JudgeConfig) -> "httpx.AsyncClient":
@@ -652,8 +676,9 @@ async def aevaluate(
                                                on_done=lambda _r: bar.update(1)) if misses else []
                 stats["requests"] += sum(rep.attempts for rep in replies)
                 got = dict(zip(misses, replies))
-                _cache_store(db, [(hashes[i], bodies[i], rep) for i, rep in got.items() if rep.body is not None],
-                             cfg.model)
+                # only a reply with text is kept: one without would be read from the cache, unscorable, for good
+                _cache_store(db, [(hashes[i], bodies[i], rep) for i, rep in got.items()
+                                  if rep.body is not None and rep.content is not None], cfg.model)
                 ts, out = now(), []
                 for i, x in enumerate(rows):
                     if i in empty:
