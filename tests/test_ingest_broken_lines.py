@@ -220,3 +220,16 @@ def test_a_byte_order_mark_starting_what_was_appended_is_read_as_in_the_whole_fi
     whole, q, _ = _load(tmp_path, "whole.jsonl", p.read_text(encoding="utf-8"), mapping=m)
     assert f["appended_to"] is not None and {k: f[k] for k in COUNTS} == {**whole, "inserted": 2, "duplicates": 3}
     assert db.duckdb.execute("select line_no, reason from quarantine").fetchall() == q == [(4, "invalid JSON")]
+
+
+@pytest.mark.parametrize("skip", [3, 9])
+def test_a_csv_skip_past_the_header_is_an_error_not_an_empty_load(tmp_path, skip):
+    m = tmp_path / "m.toml"
+    m.write_text('table = "calls"\n[columns]\ncall_id = "id"\nts = { field = "t", unit = "s" }\nstatus = "st"\n'
+                 f'[csv]\nskip = {skip}\n')
+    p = tmp_path / "calls.csv"
+    p.write_text("id,t,st\na,1732000000,ok\nb,1732000001,ok\n")  # 3 lines: skip 3 or more leaves no header
+    db = wb.connect(str(tmp_path / "w.duckdb"))
+    with pytest.raises(wb.errors.IngestError, match=r"\[csv\] skip = \d skips .* leaving no header to read"):
+        ingest(db, p, mapping=m, progress=False)  # was read 0, inserted 0, the file recorded as loaded
+    assert db.duckdb.execute("select count(*) from ingest_runs").fetchone()[0] == 0

@@ -825,6 +825,11 @@ def _count_csv_records(path: Path, o: dict, spans: list[int] | None = None) -> i
                 header = False
                 continue
             n += 1
+    skip = int(o.get("skip", 0))
+    if skip and (skipped < skip or header):  # the header (or the records) skipped with the lines: nothing to read
+        raise IngestError(f"{path}: [csv] skip = {skip} skips {'past the end of' if skipped < skip else 'all of'} "
+                          f"the file ({skipped} lines), leaving no {'header' if _has_header(o) else 'record'} to "
+                          f"read; nothing was loaded: check skip in the mapping")
     if spans is not None:
         spans.append(max(widest, skipped + reader.line_num + 1 - prev))
     return n
