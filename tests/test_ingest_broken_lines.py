@@ -233,3 +233,21 @@ def test_a_csv_skip_past_the_header_is_an_error_not_an_empty_load(tmp_path, skip
     with pytest.raises(wb.errors.IngestError, match=r"\[csv\] skip = \d skips .* leaving no header to read"):
         ingest(db, p, mapping=m, progress=False)  # was read 0, inserted 0, the file recorded as loaded
     assert db.duckdb.execute("select count(*) from ingest_runs").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("name, text", [("calls.jsonl", '{"id": "a", "t": 1732000000}\n'),
+                                        ("calls.csv", "id,t\na,1732000000\n")])
+def test_a_gzip_file_not_named_gz_is_an_error_saying_so(tmp_path, name, text):
+    import gzip
+
+    m = tmp_path / "m.toml"
+    m.write_text('table = "calls"\n[columns]\ncall_id = "id"\nts = { field = "t", unit = "s" }\nstatus = { value = "ok" }\n')
+    p = tmp_path / name
+    p.write_bytes(gzip.compress(text.encode()))
+    db = wb.connect(str(tmp_path / "w.duckdb"))
+    # was "holds 5 records but the jsonl reader accounted for 7 ... check quotes", or fields of binary garbage
+    with pytest.raises(wb.errors.IngestError, match=f"gzip-compressed but its name does not end in .gz; rename it to {name}.gz"):
+        ingest(db, p, mapping=m, progress=False)
+    gz = p.with_name(name + ".gz")
+    p.rename(gz)
+    assert ingest(db, gz, mapping=m, progress=False).inserted == 1

@@ -911,6 +911,13 @@ def _plan(path: Path, fmt: str, mapping: Mapping | None) -> _Plan:
         raise IngestError(f"{path}: unknown format {fmt!r}; expected auto, {', '.join(FORMATS)}")
     if fmt == "parquet" and path.name.endswith(".gz"):
         raise IngestError(f"{path}: a gzip-compressed Parquet file is not supported; Parquet compresses internally")
+    if fmt in ("jsonl", "csv") and not path.name.lower().endswith(".gz"):
+        from workbench.io.records import GZIP_MAGIC
+
+        with open(path, "rb") as fh:
+            if fh.read(2) == GZIP_MAGIC:  # DuckDB's readers decompress by the name: the bytes would be read as text
+                raise IngestError(f"{path}: the file is gzip-compressed but its name does not end in .gz; rename it "
+                                  f"to {path.name}.gz (or decompress it) and load it again")
     if fmt == "otel-proto":
         if mapping is not None and mapping.table != "calls":
             raise IngestError(f"{path}: OpenTelemetry spans load into calls, but the mapping {mapping.source} says "
