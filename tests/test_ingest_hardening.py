@@ -764,3 +764,20 @@ def test_an_id_given_a_json_object_or_list_is_quarantined_not_kept_as_its_text(t
     assert (s.inserted, s.reasons) == (0, {"nested value: user_id": 2})
     m2 = {**m, "columns": {**m["columns"], "user_id": "user.id"}}
     assert ingest(db, tmp_path / "calls.parquet", mapping={**m2, "format": "parquet"}, progress=False).inserted == 2
+
+
+@pytest.mark.parametrize("body, message", [
+    ('table = "calls"\n[columns]\ncall_id = "id"\nts = "t"\nstatus = "s"\n[csv]\nquote = ","\n',
+     r"\[csv\] quote ',' is also the delimiter ','"),
+    ('table = "calls"\n[columns]\ncall_id = "id"\nts = "t"\nstatus = "s"\n[csv]\ndelimiter = ";"\nescape = ";"\n',
+     r"\[csv\] escape ';' is also the delimiter ';'"),
+    ('table = "calls"\n[columns]\ncall_id = "id"\nts = "t"\nstatus = "s"\nfeature = "a\\u0000b"\n',
+     r"\[columns\] feature: a field name holds a NUL character"),
+])
+def test_a_mapping_duckdb_would_refuse_is_an_error_naming_its_key(tmp_path, body, message):
+    from workbench.io.ingest import load_mapping
+
+    m = tmp_path / "m.toml"
+    m.write_text(body)
+    with pytest.raises(IngestError, match=message):  # were DuckDB's own errors at load, naming the data file only
+        load_mapping(m)

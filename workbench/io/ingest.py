@@ -417,6 +417,11 @@ def load_mapping(path: str | os.PathLike | dict | Mapping, *, otel: bool = False
             raise IngestError(f"{src}: [csv] delimiter: expected 1 to 4 bytes without line breaks, got {val!r}")
         if key == "skip" and val < 0:
             raise IngestError(f"{src}: [csv] skip: expected a count of lines >= 0, got {val!r}")
+    delim = csv.get("delimiter", ",")
+    for key in ("quote", "escape"):
+        if csv.get(key) and csv[key] in delim:  # DuckDB's reader refused it with its own words, naming no mapping
+            raise IngestError(f"{src}: [csv] {key} {csv[key]!r} is also the delimiter {delim!r}; set one of them "
+                              f"to another character")
     cols = data.get("columns", {})
     if not isinstance(cols, dict) or (not cols and not otel):
         raise IngestError(f"{src}: [columns]: required, canonical column = source field")
@@ -427,6 +432,8 @@ def load_mapping(path: str | os.PathLike | dict | Mapping, *, otel: bool = False
         if name not in t.names:
             raise IngestError(f"{where}: table {table} has no column {name!r}; columns: {', '.join(t.names)}")
         specs[name] = _parse_spec(name, raw, t, where, otel=otel)
+        if any("\x00" in f for f in (specs[name].field, *(specs[name].hash or ())) if isinstance(f, str)):
+            raise IngestError(f"{where}: a field name holds a NUL character")
     if not otel:
         for c in t.required:
             if c not in specs and not (t.hashed_key and t.key == (c,)):
