@@ -781,3 +781,14 @@ def test_a_mapping_duckdb_would_refuse_is_an_error_naming_its_key(tmp_path, body
     m.write_text(body)
     with pytest.raises(IngestError, match=message):  # were DuckDB's own errors at load, naming the data file only
         load_mapping(m)
+
+
+def test_hash_on_a_column_that_is_not_the_key_is_an_error_naming_it(tmp_path):
+    # trace_id = { hash = ["session"] } numbered the repeats of each session: two calls of one session got two trace
+    # ids, a trace split into single calls without a word
+    from workbench.io.ingest import load_mapping
+
+    m = tmp_path / "m.toml"
+    m.write_text('table = "calls"\n[columns]\ncall_id = "id"\nts = "t"\nstatus = "s"\ntrace_id = { hash = ["session"] }\n')
+    with pytest.raises(IngestError, match=r"\[columns\] trace_id: hash is for the key of calls \(call_id\)"):
+        load_mapping(m)

@@ -432,6 +432,10 @@ def load_mapping(path: str | os.PathLike | dict | Mapping, *, otel: bool = False
         if name not in t.names:
             raise IngestError(f"{where}: table {table} has no column {name!r}; columns: {', '.join(t.names)}")
         specs[name] = _parse_spec(name, raw, t, where, otel=otel)
+        if specs[name].hash and name not in t.key:
+            # the hash numbers repeats to keep identical rows apart: right for a key, wrong for a value shared by rows
+            raise IngestError(f"{where}: hash is for the key of {table} ({', '.join(t.key)}), whose repeats it "
+                              f"numbers; map {name} to a field (e.g. {name} = \"session\") to share its value")
         if any("\x00" in f for f in (specs[name].field, *(specs[name].hash or ())) if isinstance(f, str)):
             raise IngestError(f"{where}: a field name holds a NUL character")
     if not otel:
