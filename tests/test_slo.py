@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import polars as pl
@@ -304,3 +305,18 @@ def test_a_span_that_names_itself_as_its_parent_is_a_request(tmp_path):
     p = _slo_toml(tmp_path)
     lat, avail = slo.slo_report(db, config=p, at=AT).rows(named=True)
     assert (avail["n"], avail["good"]) == (30, 0)
+
+
+@pytest.mark.parametrize("body, message", [
+    ('[slo."agent\\u0000"]\nlatency_ms = 2000\nlatency_target = 0.95\n', r"\[slo.'agent\\x00'\]: a name holds a NUL"),
+    ("[slo.agent]\nlatency_ms = 1" + "0" * 400 + "\nlatency_target = 0.95\n",
+     r"\[slo.agent\]: latency_ms must be a finite number"),
+])
+def test_a_setting_no_float_or_name_can_hold_is_a_config_error_not_an_alert(tmp_path, body, message, capsys):
+    # a NUL ended the feature's quoted name in SQL (ParserException), a 400-digit integer overflowed a float: both
+    # tracebacks with exit 1, the code of a firing alert
+    p = _toml(tmp_path, body)
+    db = tmp_path / "w.duckdb"
+    wb.connect(str(db)).close()
+    rc = main(["slo", "--db", str(db), "--config", str(p)])
+    assert rc == 2 and re.search(message, capsys.readouterr().err)

@@ -68,8 +68,12 @@ class Config:
         v = table[key]
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ConfigError(f"{self.where(where)}: {key} must be a number, got {v!r}")
-        if not math.isfinite(v):
-            raise ConfigError(f"{self.where(where)}: {key} must be a finite number, got {v!r}")
+        try:
+            finite = math.isfinite(v)
+        except OverflowError:  # an integer of hundreds of digits: TOML reads it, no float holds it
+            finite = False
+        if not finite:
+            raise ConfigError(f"{self.where(where)}: {key} must be a finite number, got {str(v)[:40]}")
         if (lo is not None and v < lo) or (hi is not None and v > hi):
             raise ConfigError(f"{self.where(where)}: {key} must be in [{lo}, {hi}], got {v!r}")
         return float(v)
@@ -103,7 +107,23 @@ def _read(resolved: str, mtime_ns: int, size: int, shown: str) -> Config:
         data = tomllib.loads(Path(resolved).read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    _no_nul(data, p, [])
     return Config(data=data, path=p)
+
+
+def _no_nul(value: object, p: Path, at: list[str]) -> None:
+    """Refuse a NUL character in any key or text of the file (TOML's \\u0000): no name, path or setting holds one, and
+    in SQL it ends a quoted name early (``[slo."agent\\u0000"]`` crashed ``slo`` and ``budget``, exit 1)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if "\x00" in k:
+                raise ConfigError(f"{p} [{'.'.join([*at, repr(k)])}]: a name holds a NUL character")
+            _no_nul(v, p, [*at, k])
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _no_nul(v, p, [*at, f"#{i + 1}"])
+    elif isinstance(value, str) and "\x00" in value:
+        raise ConfigError(f"{p} [{'.'.join(at)}]: a value holds a NUL character: {value!r}")
 
 
 # --- typed settings ---------------------------------------------------------------------------------------------

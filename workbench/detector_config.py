@@ -39,7 +39,10 @@ _KEYS = ("model", "calibration", "batch_size", "max_length")
 
 def _finite(v: Any) -> bool:
     """A JSON number (not a boolean) that is finite."""
-    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+    try:
+        return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+    except OverflowError:  # an integer of hundreds of digits (JSON allows it): no float holds it
+        return False
 
 
 def _json_file(path: Path) -> Any:
