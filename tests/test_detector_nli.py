@@ -380,3 +380,33 @@ def test_the_metrics_read_the_scores_of_the_model_workbench_toml_names(model, tm
     assert (s["evaluator"], s["scored"]) == ("nli", 2)
     rate = wb.hallucination_rate(db, period="all")
     assert rate["n"].to_list() == [2]
+
+
+def test_a_broken_model_tokenizer_or_id2label_is_an_error_naming_the_file(tmp_path):
+    # each was a traceback from onnxruntime, tokenizers or the label lookup (exit 1: read as an alert)
+    m = _model_dir(tmp_path / "m")
+    good = (m / "model.onnx").read_bytes()
+    (m / "model.onnx").write_bytes(b"not a model")
+    with pytest.raises(ConfigError, match=r"model.onnx cannot be loaded as an ONNX model"):
+        NLIDetector(m)
+    (m / "model.onnx").write_bytes(good)
+    tok = (m / "tokenizer.json").read_text()
+    (m / "tokenizer.json").write_text("{}")
+    with pytest.raises(ConfigError, match=r"tokenizer.json cannot be loaded as a tokenizer"):
+        NLIDetector(m)
+    (m / "tokenizer.json").write_text(tok)
+    for labels in (["contradiction", "neutral", "entailment"], "entailment", {"a": "contradiction", "c": "entailment"}):
+        (m / "config.json").write_text(json.dumps({"id2label": labels}))
+        with pytest.raises(ConfigError, match=r"config.json: id2label must map output columns"):
+            NLIDetector(m)
+
+
+def test_a_model_output_of_another_shape_or_not_finite_stops_the_scoring_with_its_reason(tmp_path, monkeypatch):
+    det = NLIDetector(_model_dir(tmp_path / "m"))
+    pairs = [("The tower opened in 1889.", "It opened in 1889.")] * 2
+    monkeypatch.setattr(det.session, "run", lambda names, feed: [np.zeros((2, 7, 3), np.float32)])
+    with pytest.raises(ConfigError, match=r"has shape \(2, 7, 3\); a pair classifier gives \(pairs, labels\)"):
+        det._run(pairs)  # a token-classification export: TypeError from numpy before
+    monkeypatch.setattr(det.session, "run", lambda names, feed: [np.full((2, 3), np.nan, np.float32)])
+    with pytest.raises(ConfigError, match=r"holds 6 value\(s\) that are not finite"):
+        det._run(pairs)  # NaN logits labelled every answer supported, silently

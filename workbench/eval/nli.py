@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -139,7 +140,10 @@ class NLIDetector:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own kinds for a file that is no model
+            raise ConfigError(f"nli: {model} cannot be loaded as an ONNX model: {str(exc).splitlines()[0][:200]}") from None
         # Each input fed in the integer type the graph declares (exports write int64; some int32).
         self.inputs = {i.name: np.int32 if i.type == "tensor(int32)" else np.int64 for i in self.session.get_inputs()}
         unknown = set(self.inputs) - {"input_ids", "attention_mask", "token_type_ids"}
@@ -148,7 +152,10 @@ class NLIDetector:
                               "and optionally token_type_ids")
         outputs = {o.name: o for o in self.session.get_outputs()}
         self.output = "logits" if "logits" in outputs else next(iter(outputs))
-        self.tokenizer = Tokenizer.from_file(str(tok))
+        try:
+            self.tokenizer = Tokenizer.from_file(str(tok))
+        except Exception as exc:  # noqa: BLE001 - tokenizers raises a bare Exception for a file that is no tokenizer
+            raise ConfigError(f"nli: {tok} cannot be loaded as a tokenizer: {str(exc).splitlines()[0][:200]}") from None
         # A pair never longer than the model has positions for (an index error inside onnxruntime otherwise).
         positions = self.config.get("max_position_embeddings")
         if isinstance(positions, int) and positions > 0:
@@ -193,10 +200,13 @@ class NLIDetector:
         """The output column of support: the one label of ``id2label`` naming it; None when the labels have no names
         (the column rule of :meth:`_run` applies)."""
         labels = self.config.get("id2label") or {}
+        where = self.path / "config.json"
+        if not isinstance(labels, dict) or not all(re.fullmatch(r"[0-9]{1,4}", str(k)) for k in labels):
+            raise ConfigError(f"nli: {where}: id2label must map output columns (0, 1, 2...) to label names, got "
+                              f"{labels!r}"[:300])
         if not labels or all(_generic(v) for v in labels.values()):
             return None
         found = sorted(int(k) for k, v in labels.items() if _names_support(v))
-        where = self.path / "config.json"
         if not found:
             raise ConfigError(f"nli: {where}: no label of id2label {labels} names support (a word beginning with "
                               f"{', '.join(SUPPORT_LABELS)}, not negated)")
@@ -214,6 +224,12 @@ class NLIDetector:
         logits = np.asarray(self.session.run([self.output], feed)[0], dtype=float)
         if logits.ndim == 1:
             logits = logits[:, None]
+        if logits.ndim != 2 or logits.shape[0] != len(pairs):  # a token-classification export: (batch, tokens, labels)
+            raise ConfigError(f"nli: {self.path}: the model's output {self.output!r} has shape {logits.shape}; a pair "
+                              f"classifier gives (pairs, labels), here ({len(pairs)}, n)")
+        if not np.isfinite(logits).all():  # NaN would label every answer supported, silently
+            raise ConfigError(f"nli: {self.path}: the model's output holds {int((~np.isfinite(logits)).sum())} value(s) "
+                             f"that are not finite numbers (NaN or infinity)")
         if logits.shape[1] == 1:
             return 1.0 / (1.0 + np.exp(-logits[:, 0]))
         idx = self.support_index if self.support_index is not None else (1 if logits.shape[1] == 2 else None)
