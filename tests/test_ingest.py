@@ -256,8 +256,10 @@ def test_each_span_format_reads_its_own_attribute_names():
         assert (v["model"], v["input_tokens"]) == want
         assert ("x.model.id" in v["attributes"], "x.usage.promptTokens" in v["attributes"]) == ((extra is None,) * 2)
     vercel = Span("ab" * 8, "cd" * 8, None, "x", 1_763_632_800_000_000_000, None,
-                  {"ai.model.id": "m-v", "ai.usage.promptTokens": 7})
+                  {"ai.operationId": "ai.generateText.doGenerate", "ai.model.id": "m-v", "ai.usage.promptTokens": 7})
     assert (span_values(vercel)["model"], span_values(vercel)["input_tokens"]) == ("m-v", "7")
+    other = Span("ab" * 8, "cd" * 8, None, "x", 1_763_632_800_000_000_000, None, {"ai.model.id": "m-v"})
+    assert span_values(other)["model"] is None  # ai.* names are the SDK's: read with its operation id, as in SQL
 
 
 _OPERATION_CASES = [

@@ -2479,7 +2479,13 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
              "THEN ['\"otel.span.name\":' || CAST(to_json(sp.name) AS VARCHAR)] ELSE [] END "
              "|| CASE WHEN nullif(sp.status.message, '') IS NOT NULL "
              "THEN ['\"otel.status_message\":' || CAST(to_json(sp.status.message) AS VARCHAR)] ELSE [] END")
-    span_attrs = ", ".join(f"_vals[list_position(_keys, {_lit(n)})] AS {_ident(slot[n])}" for n in span_names)
+    # The Vercel AI SDK's ai.* names are looked up only in a span that has its operation id (every span it writes):
+    # the others skip a score of list searches each
+    def lookup(n: str) -> str:
+        got = f"_vals[list_position(_keys, {_lit(n)})]"
+        return got if not n.startswith("ai.") or n == "ai.operationId" else f"CASE WHEN _vercel THEN {got} END"
+
+    span_attrs = ", ".join(f"{lookup(n)} AS {_ident(slot[n])}" for n in span_names)
     res_attrs = "".join(f", _rvals[list_position(_rkeys, {_lit(n)})] AS {_ident(slot['r:' + n])}" for n in res_names)
     # Each line is parsed once (spans kept as JSON text, typed one by one); a line that is not an OTLP export becomes
     # one row carrying its text (_bad), a blank line none. Nothing but the span's own JSON follows a span.
@@ -2503,7 +2509,7 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
                          {members('_rattrs')} AS _rextra,
                          list_filter(sp.events, lambda e: {first})[1] AS _ev
                   FROM typed),
-        attrs AS (SELECT *, {span_attrs}{res_attrs} FROM lists)
+        attrs AS (SELECT *, list_position(_keys, 'ai.operationId') > 0 AS _vercel, {span_attrs}{res_attrs} FROM lists)
         SELECT k, coalesce(_bad, _raw) AS raw,
                CASE WHEN _bad IS NULL THEN NULL WHEN try(json(_bad)) IS NULL THEN 'invalid JSON'
                     ELSE 'not an OTLP trace export (no resourceSpans)' END AS _err,

@@ -382,8 +382,9 @@ def default_operation(attributes: dict[str, Any], name: Any = None) -> str | Non
 _PLANS: dict[tuple[int, tuple[str, ...]], tuple[Any, list, frozenset]] = {}
 
 
-def _names_plan(extra: dict[str, tuple[str, ...]] | None, used: tuple[str, ...]) -> tuple[list, frozenset]:
-    """For :func:`span_values`: each column's attribute names as (read from the resource, key) pairs, and the names
+def _names_plan(extra: dict[str, tuple[str, ...]] | None, used: tuple[str, ...]) -> tuple[tuple[list, list], frozenset]:
+    """For :func:`span_values`: each column's attribute names as (read from the resource, key) pairs (all of them, and
+    without the Vercel AI SDK's ai.* names for a span that is not the SDK's), and the names
     that stay out of ``attributes``; worked out once per ``extra`` and ``used`` (a format's constants), not per span
     (a third of a span's mapping time)."""
     key = (id(extra), used)
@@ -392,7 +393,9 @@ def _names_plan(extra: dict[str, tuple[str, ...]] | None, used: tuple[str, ...])
         names = dict(SPAN_ATTRIBUTES)
         for c, more in (extra or {}).items():
             names[c] = names.get(c, ()) + more
-        picks = [(c, _parsed(ns)) for c, ns in names.items()]
+        # (a span without the Vercel AI SDK's operation id is not read for its ai.* names, as the OTLP reader does)
+        picks = ([(c, _parsed(ns)) for c, ns in names.items()],
+                 [(c, _parsed(tuple(n for n in ns if not n.startswith("ai.")))) for c, ns in names.items()])
         used_names = frozenset({n.removeprefix("r:") for ns in names.values() for n in ns} | set(SPAN_USED)
                                | set(used))
         if len(_PLANS) >= 64:
@@ -409,9 +412,9 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
     more attributes that a caller reads itself and that stay out of ``attributes``.
     """
     a, res = span.attributes, span.resource
-    picks, used_names = _names_plan(extra, used)
+    (all_names, plain), used_names = _names_plan(extra, used)
     v: dict[str, Any] = {}
-    for c, ns in picks:  # the first attribute present of each column's names (as pick, the names parsed once)
+    for c, ns in all_names if "ai.operationId" in a else plain:  # the first attribute present of each column's names (as pick, the names parsed once)
         got = _first_present(a, res, ns)
         v[c] = got if got is None or type(got) is str else _scalar(got)
     start, end = epoch_us(span.start), epoch_us(span.end)
