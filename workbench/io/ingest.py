@@ -743,6 +743,11 @@ def _count_records(path: Path, fmt: str, mapping: "Mapping | None", spans: list[
     return None
 
 
+def _csv_delimiter(o: dict, path: Path) -> str:
+    """A CSV's field separator: the mapping's ``[csv] delimiter``, else a tab for a ``.tsv`` file, else a comma."""
+    return o.get("delimiter", "\t" if _base_ext(path) == ".tsv" else ",")
+
+
 def _has_header(o: dict) -> bool:
     """Whether a mapping's ``[csv]`` options say the file starts with a header line (the default)."""
     return bool(o.get("header", True))
@@ -804,7 +809,7 @@ def _count_csv_records(path: Path, o: dict, spans: list[int] | None = None) -> i
     """CSV records as Python's csv module splits them; the most physical lines one spans appended to ``spans``."""
     import csv
 
-    delim = o.get("delimiter", "\t" if _base_ext(path) == ".tsv" else ",")
+    delim = _csv_delimiter(o, path)
     quote = o.get("quote", '"')
     escape = o.get("escape", quote)
     opts: dict[str, Any] = {"strict": True}
@@ -893,7 +898,7 @@ def _plan(path: Path, fmt: str, mapping: Mapping | None) -> _Plan:
         raise IngestError(f"{path}: not a file")
     try:
         with open(path, "rb") as fh:
-            fh.read(1)
+            magic = fh.read(2)  # (also: a gzip file's first bytes)
     except OSError as exc:
         raise IngestError(f"{path}: cannot read the file: {exc}") from None
     if fmt not in ("parquet", "otel-proto"):
@@ -925,10 +930,9 @@ def _plan(path: Path, fmt: str, mapping: Mapping | None) -> _Plan:
     if fmt in ("jsonl", "csv") and not path.name.lower().endswith(".gz"):
         from workbench.io.records import GZIP_MAGIC
 
-        with open(path, "rb") as fh:
-            if fh.read(2) == GZIP_MAGIC:  # DuckDB's readers decompress by the name: the bytes would be read as text
-                raise IngestError(f"{path}: the file is gzip-compressed but its name does not end in .gz; rename it "
-                                  f"to {path.name}.gz (or decompress it) and load it again")
+        if magic == GZIP_MAGIC:  # DuckDB's readers decompress by the name: the bytes would be read as text
+            raise IngestError(f"{path}: the file is gzip-compressed but its name does not end in .gz; rename it "
+                              f"to {path.name}.gz (or decompress it) and load it again")
     if fmt == "otel-proto":
         if mapping is not None and mapping.table != "calls":
             raise IngestError(f"{path}: OpenTelemetry spans load into calls, but the mapping {mapping.source} says "
@@ -1616,7 +1620,7 @@ def _csv_quote(plan: _Plan) -> tuple[str | None, str]:
     if plan.fmt != "csv" or plan.mapping is None:
         return None, ","
     o = plan.mapping.csv
-    quote, delimiter = o.get("quote", '"'), o.get("delimiter", "\t" if _base_ext(plan.path) == ".tsv" else ",")
+    quote, delimiter = o.get("quote", '"'), _csv_delimiter(o, plan.path)
     if not quote or len(quote.encode("utf-8")) != 1 or o.get("escape", quote) != quote:
         return None, delimiter
     return quote, delimiter
@@ -2121,7 +2125,7 @@ def _csv_source(con, plan: _Plan) -> tuple[_Source, int]:
         opts.append(f"skip={int(o['skip'])}")
     # The header is read here, not sniffed: DuckDB's sniffer gives up on the very files (ragged rows) that need
     # store_rejects, and a declared schema makes every bad record a reject with its line number.
-    names, repeated = _csv_header(plan.path, o.get("delimiter", "\t" if _base_ext(plan.path) == ".tsv" else ","),
+    names, repeated = _csv_header(plan.path, _csv_delimiter(o, plan.path),
                                   o.get("quote", '"'), header, int(o.get("skip", 0)))
     hcol, hfields = _hash_plan(t, m.columns)
     if not names:  # an empty file: nothing to read
@@ -2441,7 +2445,8 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
         if c in candidates and c not in specs:
             s[c] = f"CASE WHEN {outer} THEN NULL ELSE {s[c]} END"
     if "provider" not in specs:  # Vercel's provider ids: "openai.chat", "openai.responses"
-        s["provider"] = f"CASE WHEN starts_with({vop}, 'ai.') THEN split_part({s['provider']}, '.', 1) ELSE {s['provider']} END"
+        s["provider"] = (f"CASE WHEN starts_with({vop}, 'ai.') THEN split_part({s['provider']}, '.', 1) "
+                         f"ELSE {s['provider']} END")
     if "error_type" not in specs:
         # a failed span's error type as an OpenTelemetry SDK records it: the "exception" event's exception.type (as
         # workbench.io.spans reads it for the span formats parsed in Python)
@@ -3106,7 +3111,7 @@ def _whole_records(path: Path, src: _Source, wanted: set[int]) -> dict[int, str]
     import csv
 
     o = src.csv_opts
-    delim = o.get("delimiter", "\t" if _base_ext(path) == ".tsv" else ",")
+    delim = _csv_delimiter(o, path)
     quote = o.get("quote", '"')
     opts: dict[str, Any] = {"quoting": csv.QUOTE_NONE} if not quote else {"quotechar": quote}
     if quote and o.get("escape", quote) != quote:

@@ -414,7 +414,8 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
     a, res = span.attributes, span.resource
     (all_names, plain), used_names = _names_plan(extra, used)
     v: dict[str, Any] = {}
-    for c, ns in all_names if "ai.operationId" in a else plain:  # the first attribute present of each column's names (as pick, the names parsed once)
+    # the first attribute present of each column's names (as pick, the names parsed once)
+    for c, ns in all_names if "ai.operationId" in a else plain:
         got = _first_present(a, res, ns)
         v[c] = got if got is None or type(got) is str else _scalar(got)
     start, end = epoch_us(span.start), epoch_us(span.end)
