@@ -56,18 +56,14 @@ from typing import Any
 
 from workbench.io.openinference import add_span
 from workbench.io.records import MALFORMED, Rows, first, malformed
-from workbench.io.spans import Span, hex_id, status_name
+from workbench.io.spans import USAGE_COLUMNS, VERCEL_OUTER, Span, hex_id, status_name
 
 FORMAT = "vercel"
-OUTER = ("ai.generateText", "ai.streamText", "ai.generateObject", "ai.streamObject", "ai.embed", "ai.embedMany")
 LEAF_SUFFIXES = (".doGenerate", ".doStream", ".doEmbed")
 _MD = "ai.telemetry.metadata."
-#: The format's own attribute names: none beyond the shared table now (workbench.io.spans.SPAN_ATTRIBUTES holds the
-#: SDK's ai.* names, and span_values its rules, so that its spans give the same row from OTLP).
-EXTRA: dict[str, tuple[str, ...]] = {}
-_USED = ("ai.response.msToFirstChunk", "ai.stream.msToFirstChunk", "ai.response.finishReason", "ai.finishReason",
-         "ai.toolCall.name", "ai.operationId", "operation.name")
-_TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd")
+# (its time to first chunk, finish reason and tool name are workbench.io.spans.SPAN_USED names; its attribute names
+# are the shared table's: the format has none of its own)
+_USED = ("ai.operationId", "operation.name")
 
 
 def looks_like(obj: Any) -> bool:
@@ -135,8 +131,8 @@ def vercel_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows
         a = span.attributes
         op = str(first(a.get("ai.operationId"), span.name) or "")
         override: dict[str, Any] = {}
-        if op in OUTER:
-            override = {c: None for c in _TOKENS}
+        if op in VERCEL_OUTER:
+            override = dict.fromkeys(USAGE_COLUMNS)
             override["operation"] = first(a.get("gen_ai.operation.name"), "chain")
         elif op.endswith(LEAF_SUFFIXES):
             if not a.get("gen_ai.operation.name"):
@@ -157,12 +153,12 @@ def vercel_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows
         if fr is not None:
             override["finish_reason"] = fr
         before = len(rows)
-        add_span(rows, k, span, None, extra=EXTRA, used=_USED, override=override)
+        add_span(rows, k, span, None, used=_USED, override=override)
         if len(rows) > before and rows.err[-1] is None:
             v = rows.values[-1]
             if v.get("provider"):
                 v["provider"] = str(v["provider"]).split(".")[0]
-            if op in OUTER:  # the repeated usage stays visible, in attributes only
+            if op in VERCEL_OUTER:  # the repeated usage stays visible, in attributes only
                 v["attributes"].update({n: val for n, val in a.items() if n.startswith("ai.usage.")})
             if fr == "content-filter" and v.get("status") == "ok":
                 v["status"] = "blocked"
