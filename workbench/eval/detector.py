@@ -1254,20 +1254,14 @@ def _score_claim(text: str, src: _Source, align: bool = True) -> _ClaimStats:
             if word_nums:
                 checks += [(w, _NUMBER_WORDS[w]) for w in sorted(word_nums, key=lows.index)]
         for tok, value in checks:
-            if value is None:
-                if ":" in tok:  # a time or a score ("10:30", "3:1") is compared as written
-                    n_num += 1
-                    if tok in stems or _literal_in(tok, src.text):
-                        ok_num += 1
-                        found.add(tok)
-                    else:
-                        bad_numbers.append(tok)
+            if value is None and ":" not in tok:  # (a time or a score, "10:30" or "3:1", is compared as written)
                 continue
             n_num += 1
-            if tok in stems or _literal_in(tok, src.text) or _number_in(value, src, tok):
+            if tok in stems or _literal_in(tok, src.text) or value is not None and _number_in(value, src, tok):
                 ok_num += 1
                 found.add(tok)
-                ok_values.append((tok, value))
+                if value is not None:
+                    ok_values.append((tok, value))
             elif tok in as_written and _number_in(bare[tok], src):  # "5 m" as written: 5 (metres)
                 ok_num += 1
                 number = _NUM_RE.match(tok).group(0)
