@@ -517,8 +517,9 @@ def drifted_column_rate(
                                                                 "where", "metric"}
     unknown = sorted(set(options) - takes)
     if unknown:
-        raise ParameterError(f"drifted_column_rate: unknown option {unknown[0]!r}; it takes by, period, start, end, "
-                             f"where, table, columns, reference, metric, {', '.join(sorted(takes))}")
+        own = [n for n in inspect.signature(drifted_column_rate).parameters if n not in ("db", "options")]
+        raise ParameterError(f"drifted_column_rate: unknown option {unknown[0]!r}; it takes "
+                             f"{', '.join(own + sorted(takes))}")
     t = _table(db, table, metric=metric, fn="drifted_column_rate")
     keys = M.check_by(t, by, fn="drifted_column_rate")
     s, e = M.as_timestamp(start), M.as_timestamp(end)

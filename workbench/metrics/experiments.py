@@ -215,9 +215,10 @@ def _check_unit_options(metrics: Sequence[str], options: Mapping[str, Any]) -> N
         params = inspect.signature(UNIT_METRICS[m]).parameters.values()
         taken |= {p.name for p in params if p.kind is p.KEYWORD_ONLY} - {"unit", "end", "where", "pre_days"}
     unknown = sorted(set(options) - taken)
-    if unknown:
-        known = ("method, control, cuped, relative, alpha, unit, start, end, where, pre_days, sequential_tuning, "
-                 "scope, config" + (f"; for {', '.join(metrics)}: {', '.join(sorted(taken))}" if taken else ""))
+    if unknown:  # (its own options read off its signature: the message never lists one it lost or misses a new one)
+        own = [p.name for p in inspect.signature(experiment_summary).parameters.values()
+               if p.kind is p.KEYWORD_ONLY and p.name != "metrics"]
+        known = ", ".join(own) + (f"; for {', '.join(metrics)}: {', '.join(sorted(taken))}" if taken else "")
         raise ParameterError(f"experiment_summary: unknown option {unknown[0]!r}; it takes {known}")
 
 
