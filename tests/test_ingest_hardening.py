@@ -773,6 +773,10 @@ def test_an_id_given_a_json_object_or_list_is_quarantined_not_kept_as_its_text(t
      r"\[csv\] escape ';' is also the delimiter ';'"),
     ('table = "calls"\n[columns]\ncall_id = "id"\nts = "t"\nstatus = "s"\nfeature = "a\\u0000b"\n',
      r"\[columns\] feature: a field name holds a NUL character"),
+    ('table = "calls"\n[columns]\ncall_id = "id"\nts = { field = "t", format = "%Q-%Y" }\nstatus = "s"\n',
+     r"\[columns\] ts: format '%Q-%Y' is not a strptime format DuckDB reads \(.*%Q"),
+    ('table = "calls"\n[columns]\ncall_id = "id"\nts = { field = "t", format = "" }\nstatus = "s"\n',
+     r"\[columns\] ts: format '' is not a strptime format DuckDB reads \(.*Empty format string"),
 ])
 def test_a_mapping_duckdb_would_refuse_is_an_error_naming_its_key(tmp_path, body, message):
     from workbench.io.ingest import load_mapping

@@ -487,11 +487,24 @@ def _parse_spec(name: str, raw: Any, t: Table, where: str, *, otel: bool) -> Col
             raise IngestError(f"{where}: format (a strptime format) applies to TIMESTAMP columns only")
         if unit is not None:
             raise IngestError(f"{where}: give unit (epoch) or format (strptime), not both")
+        _check_strptime_format(where, fmt)
     return ColumnSpec(
         column=name, field=fld, value=raw.get("value"), has_value="value" in raw,
         hash=tuple(hsh) if hsh is not None else None, unit=unit, format=fmt, default=raw.get("default"),
         optional=optional,
     )
+
+
+def _check_strptime_format(where: str, fmt: str) -> None:
+    """Refuse a ``format`` DuckDB's strptime cannot read (``%Q``, an empty one) when the mapping is read, naming the
+    column, rather than when the load runs (a DuckDB binder error about a format specifier, no column named)."""
+    import duckdb
+
+    try:
+        duckdb.connect().execute("select try_strptime('', ?)", [fmt])
+    except duckdb.Error as e:
+        detail = str(e).split(": ", 1)[-1] if ": " in str(e) else str(e)
+        raise IngestError(f"{where}: format {fmt!r} is not a strptime format DuckDB reads ({detail})") from None
 
 
 # --------------------------------------------------------------------------------------------------------- summary
