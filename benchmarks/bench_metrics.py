@@ -208,7 +208,7 @@ def pl_tpot_ms(ctx: dict):
     calls = _pl_read(ctx, "calls", ["ts", *BY, "latency_ms", "ttft_ms", "output_tokens"])
     v = (pl.col("latency_ms") - pl.col("ttft_ms")) / (pl.col("output_tokens") - 1).cast(pl.Float64)
     g = (calls.filter((pl.col("output_tokens") > 1) & pl.col("ttft_ms").is_not_null()
-                      & pl.col("latency_ms").is_not_null())
+                      & (pl.col("latency_ms") >= pl.col("ttft_ms")))
          .with_columns(_day(), v.alias("_v")).group_by(*BY, "period_start")
          .agg(value=pl.col("_v").mean(), n=pl.len(), _sd=pl.col("_v").std(ddof=1)))
     half = NormalDist().inv_cdf(0.975) * pl.col("_sd") / pl.col("n").cast(pl.Float64).sqrt()
@@ -346,7 +346,7 @@ SQL = {
         from (select feature, model, date_trunc('day', ts) as period_start, avg(v) as value, count(*) as n,
                      stddev_samp(v) as sd, quantile_cont(v, 0.5) as p50  -- tpot_ms returns the median too
               from (select *, (latency_ms - ttft_ms) / (output_tokens - 1)::double as v from calls
-                    where output_tokens > 1 and ttft_ms is not null and latency_ms is not null
+                    where output_tokens > 1 and ttft_ms is not null and latency_ms >= ttft_ms
                       and (operation is null or operation in ('chat', 'text_completion', 'generate_content')))
               group by all)""",
     "hallucination_rate": f"""

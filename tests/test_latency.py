@@ -177,6 +177,18 @@ def test_tpot_mean_interval_and_tokens_per_second_by_hand():
     assert t["lo"] == pytest.approx(10 - 1.959964 * se, abs=1e-4)
 
 
+def test_a_first_token_after_the_last_gives_no_tpot():
+    # A TTFT over the whole latency (clocks of two processes, a client's TTFT against a server's duration) made a
+    # negative time per token that was averaged with the others: (400 - 500) / 4 = -25 pulled 80 down to 27.5
+    db = wb.connect(":memory:")
+    _insert(db, [_row(0, latency_ms=1100.0, ttft_ms=100.0, output_tokens=11),  # 100
+                 _row(1, latency_ms=700.0, ttft_ms=300.0, output_tokens=6),  # 80
+                 _row(2, latency_ms=500.0, ttft_ms=200.0, output_tokens=6),  # 60
+                 _row(3, latency_ms=400.0, ttft_ms=500.0, output_tokens=5)])  # the first token after the last
+    r = latency.tpot_ms(db).row(0, named=True)
+    assert (r["value"], r["n"], r["p50"]) == (80.0, 3, 80.0)
+
+
 def test_error_rate_matches_published_wilson_intervals():
     rows, i = [], 0
     for case in GOLDENS["intervals"]["wilson"]:

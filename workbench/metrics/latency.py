@@ -254,7 +254,9 @@ def tpot_ms(db, *, by=("feature",), period="day", start=None, end=None, where=No
             operation="llm"):
     """Mean time per output token after the first, in milliseconds: ``(latency - ttft) / (output_tokens - 1)``.
 
-    Computed per call, over calls with ``output_tokens > 1`` and non-null ``ttft_ms`` and ``latency_ms``; the value
+    Computed per call, over calls with ``output_tokens > 1`` and non-null ``ttft_ms`` and ``latency_ms``, the first
+    token not after the last (``ttft_ms <= latency_ms``: a TTFT over the whole latency, from clocks that disagree,
+    would give a negative time per token); the value
     is the mean over those calls (vLLM's "Mean TPOT") with a normal interval, the median is the extra column ``p50``.
     1000 / tpot_ms is the decode speed in tokens per second.
 
@@ -293,7 +295,8 @@ def tpot_ms(db, *, by=("feature",), period="day", start=None, end=None, where=No
     scoped = t
     # One pass over every row of the selection: _v is NULL where a call has no TPOT (the aggregates skip it), so the
     # groups come out of the same query and the selection is not read a second time for them.
-    measurable = (t.output_tokens > 1) & t.ttft_ms.notnull() & t.latency_ms.notnull()
+    # (a first token after the last, from two clocks, gives no TPOT: a negative time per token is not a speed)
+    measurable = (t.output_tokens > 1) & t.ttft_ms.notnull() & (t.latency_ms >= t.ttft_ms)
     v = (t.latency_ms - t.ttft_ms) / (t.output_tokens - 1).cast("float64")
     t = with_period(t.mutate(_v=measurable.ifelse(v, ibis.null("float64"))), period, start=start)
     # The median exactly: by a holistic aggregate when the values fit in memory, else (memory bounded at any size)
