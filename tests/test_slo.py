@@ -194,6 +194,21 @@ def test_fast_burn_fires_only_the_1h_page(tmp_path):
     assert not df.filter(pl.col("sli") == "latency")["firing"].any()  # every call is 100 ms
 
 
+def test_a_call_under_a_millisecond_inside_a_window_is_in_it(tmp_path):
+    # Windows are (at - w, at]: an error 4 min 59.9995 s before `at` is in the 5-minute window. Its bin came from
+    # milliseconds between the two times, each truncated first (300,000 ms: the older bin), so the page did not fire
+    db = wb.connect(":memory:")
+    db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms) values (?, ?, 'chat', 'error', 100),"
+                      " (?, ?, 'chat', 'ok', 100)", ["bad", AT - dt.timedelta(minutes=5, microseconds=-500),
+                                                      "good", AT - dt.timedelta(minutes=1)])
+    a = _alerts(slo.burn_rate_alerts(db, config=_slo_toml(tmp_path), at=AT))[("1h", "5m")]
+    assert (a["short_burn"], a["long_burn"], a["firing"]) == (pytest.approx(500.0), pytest.approx(500.0), True)
+    # and exactly 5 minutes before is out of it (the window is open at its start)
+    db.duckdb.execute("update calls set ts = ? where call_id = 'bad'", [AT - dt.timedelta(minutes=5)])
+    a = _alerts(slo.burn_rate_alerts(db, config=_slo_toml(tmp_path), at=AT))[("1h", "5m")]
+    assert (a["short_burn"], a["long_burn"], a["firing"]) == (0.0, pytest.approx(500.0), False)
+
+
 def test_recovered_short_window_resets_the_page(tmp_path):
     db = wb.connect(":memory:")
     # errors 3% in bins 1..11, none in the last 5 minutes: 1h burn (11 * 3) / 1200 / .001 = 27.5 > 14.4, but the 5m

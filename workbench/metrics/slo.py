@@ -358,13 +358,15 @@ def burn_rate_alerts(db, *, config: Any = None, at: Any = None, lookback_days: f
     _, slos = _slos_or_fail(config, db)
     db = as_workbench(db)
     at = _resolve_at(db, at)
-    step_ms = int(STEP.total_seconds() * 1000)
+    step_us = int(STEP.total_seconds() * 1_000_000)
     n_eval = max(1, math.ceil(dt.timedelta(days=lookback_days) / STEP))
     longest = max(a[1] for a in ALERT_WINDOWS)
     n_bins = n_eval + longest // STEP
     t = _requests(db)
     t = t.filter(t.ts > at - STEP * n_bins, t.ts <= at, t.feature.isin(sorted({s.feature for s in slos})))
-    t = t.mutate(_bin=(ibis.literal(at).delta(t.ts, unit="millisecond") // step_ms).cast("int64"))
+    # in microseconds, the timestamps' own unit: in milliseconds both times were truncated first, and a call under a
+    # millisecond after a window's start fell into the older bin (out of the window)
+    t = t.mutate(_bin=(ibis.literal(at).delta(t.ts, unit="microsecond") // step_us).cast("int64"))
     aggs: dict[str, Any] = {}
     for i, s in enumerate(slos):
         valid = s.valid(t)
