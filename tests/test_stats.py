@@ -336,3 +336,31 @@ def test_the_usual_confidences_need_no_scipy_import():
             "print('scipy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_constant_arms_have_no_variance_not_a_rounding_residue():
+    # five values of 0.1: sum of squares 0.05000000000000001 - 0.5**2 / 5 left 6.9e-18, a "variance" that made the
+    # t-test of two constant arms significant (p = 1e-44) and the readout "do not ship"
+    a = stats.ArmStats.from_sums(0.5, 5 * 0.1**2, 5)
+    b = stats.ArmStats.from_sums(1.0, 5 * 0.2**2, 5)
+    assert (a.var, b.var) == (0.0, 0.0)
+    r = stats.welch_ttest(a, b, relative=False)
+    assert r.effect == pytest.approx(0.1) and math.isnan(r.se) and math.isnan(r.p_value)
+    assert math.isnan(stats.paired_ttest(0.5, 5 * 0.1**2, 5).p_value)
+    # a real spread is kept, however small against the mean (here 1e-6 of it)
+    xs = [1000.0, 1000.001, 1000.002]
+    v = stats.ArmStats.from_sums(sum(xs), sum(x * x for x in xs), 3).var
+    assert v == pytest.approx(1e-6, rel=1e-3)
+
+
+@pytest.mark.parametrize("fn", [stats.welch_ttest, stats.sequential_ttest, stats.bayesian_effect])
+@pytest.mark.parametrize("relative", [False, True])
+def test_an_empty_arm_gives_nan_not_a_division_by_zero(fn, relative):
+    # ArmStats.from_sums(0, 0, 0) and from_proportion(0, 0) give ArmStats(nan, nan, 0): comparing with it raised
+    # ZeroDivisionError (a.var / a.n on floats)
+    b = stats.ArmStats.from_sums(6.0, 14.0, 3)
+    for empty in (stats.ArmStats.from_sums(0, 0, 0), stats.ArmStats.from_proportion(0, 0)):
+        for x, y in ((empty, b), (b, empty)):
+            r = fn(x, y, relative=relative)
+            assert math.isnan(r.effect) and math.isnan(r.se) and math.isnan(r.lo) and math.isnan(r.hi)
+    assert math.isnan(stats.welch_dof(stats.ArmStats.from_sums(0, 0, 0), b))

@@ -22,6 +22,8 @@ import math
 
 import numpy as np
 
+_EPS = float(np.finfo(float).eps)
+
 
 def z_value(confidence: float) -> float:
     """The two-sided normal quantile for ``confidence`` (1.959964 for 0.95).
@@ -123,9 +125,16 @@ class ArmStats:
         if n == 0:
             return cls(float("nan"), float("nan"), 0)
         mean = float(total) / n
-        var = (float(sum_squares) - float(total) ** 2 / n) / (n - 1) if n > 1 else float("nan")
-        # cancellation can leave a tiny negative number for constant data
-        return cls(mean, max(var, 0.0) if var == var else var, n)
+        if n == 1:
+            return cls(mean, float("nan"), 1)
+        ss = float(sum_squares) - float(total) ** 2 / n
+        # Constant data leaves a rounding residue here, not 0 (five values of 0.1: 6.9e-18), which made a t-test of
+        # two constant arms "significant" (p = 1e-44). A sum of n squares is exact to about n * eps of itself: a
+        # residue within that is no variance the sums can tell from 0 (a coefficient of variation under about
+        # sqrt(n * eps): 3e-8 at n = 5, 1.5e-5 at a million).
+        if ss <= n * _EPS * abs(float(sum_squares)):
+            ss = 0.0
+        return cls(mean, ss / (n - 1), n)
 
     @classmethod
     def from_proportion(cls, successes: float, n: int) -> "ArmStats":
@@ -172,6 +181,8 @@ def _check_arm(fn: str, name: str, arm: ArmStats) -> None:
 
 def _diff_and_variance(a: ArmStats, b: ArmStats, relative: bool) -> tuple[float, float]:
     """Point estimate and its variance (delta method for the relative lift)."""
+    if a.n < 1 or b.n < 1:  # an empty arm (ArmStats(nan, nan, 0)): nothing to compare (was a ZeroDivisionError)
+        return float("nan"), float("nan")
     with np.errstate(divide="ignore", invalid="ignore"):
         if relative:
             if a.mean == 0:
@@ -190,8 +201,10 @@ def welch_dof(a: ArmStats, b: ArmStats) -> float:
     >>> round(welch_dof(ArmStats(0, 1.0, 10), ArmStats(0, 1.0, 10)), 6)
     18.0
     """
+    if a.n < 2 or b.n < 2:
+        return float("nan")
     va, vb = a.var / a.n, b.var / b.n
-    den = va**2 / (a.n - 1) + vb**2 / (b.n - 1) if a.n > 1 and b.n > 1 else 0.0
+    den = va**2 / (a.n - 1) + vb**2 / (b.n - 1)
     return float((va + vb) ** 2 / den) if den > 0 else float("nan")
 
 
