@@ -65,6 +65,9 @@ def test_a_report_takes_its_settings_from_the_database(tmp_path):
     ("[budget.chat]\nmonthly_usd = -1\n", "monthly_usd"),
     ("[budget.chat]\nmonthly = 1\n", "monthly"),
     ("[targets.chat]\nerror_rate = 0.1\n", "error_rate"),
+    ("[reports]\nfeatures = 'chat'\n", "unknown key 'features'"),
+    ("[reports]\nwhatif_model = 4\n", "whatif_model must be a non-empty name"),
+    ("[reports]\nfeature = ''\n", "feature must be a non-empty name"),
 ])
 def test_bad_settings_name_the_file_and_key(tmp_path, text, key):
     p = _toml(tmp_path, text)
@@ -99,3 +102,9 @@ def test_an_slo_threshold_that_is_not_finite_is_refused_not_always_met(small_dem
     rc = cli_main(["slo", "--db", str(small_demo), "--config", str(p), "--at", "2026-11-22"])
     err = capsys.readouterr().err
     assert rc == 2 and f"{key} must be a finite number" in err, err
+
+
+def test_the_reports_section_is_typed(tmp_path):
+    s = C.load_settings(_toml(tmp_path, '[reports]\nfeature = "billing"\nwhatif_model = "m-small"\n'))
+    assert (s.reports.feature, s.reports.whatif_model, s.reports.environment) == ("billing", "m-small", None)
+    assert C.load_settings(_toml(tmp_path, "")).reports == C.ReportSettings()

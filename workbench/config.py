@@ -161,6 +161,35 @@ class Target:
 
 
 @dataclass(frozen=True)
+class ReportSettings:
+    """``[reports]``: what the report notebooks look at, for a team whose features are not the demo's.
+
+    ``feature``: the feature the one-feature sections show (retention, lifecycle, hallucination by prompt version,
+    what-if, drift), by default the one with the most calls in the report's window; ``whatif_model``: the model the
+    cost report re-prices that feature's traffic on (no what-if section without it); ``environment``: the
+    ``environment`` value the latency-by-model section keeps (every call without it).
+    """
+
+    feature: str | None = None
+    whatif_model: str | None = None
+    environment: str | None = None
+
+
+REPORT_KEYS = ("feature", "whatif_model", "environment")
+
+
+def _reports(cfg: Config) -> ReportSettings:
+    table = cfg.section("reports")
+    unknown = sorted(set(table) - set(REPORT_KEYS))
+    if unknown:
+        raise ConfigError(f"{cfg.where('reports')}: unknown key {unknown[0]!r}; expected {', '.join(REPORT_KEYS)}")
+    for key, value in table.items():
+        if not isinstance(value, str) or not value.strip() or "\x00" in value:
+            raise ConfigError(f"{cfg.where('reports')}: {key} must be a non-empty name, got {value!r}")
+    return ReportSettings(**table)
+
+
+@dataclass(frozen=True)
 class Settings:
     """``workbench.toml`` parsed once into typed settings.
 
@@ -178,6 +207,7 @@ class Settings:
     config: Config = field(default_factory=Config)
     budgets: Mapping[str, Budget] = field(default_factory=dict)
     targets: Mapping[str, Mapping[str, Target]] = field(default_factory=dict)
+    reports: ReportSettings = field(default_factory=ReportSettings)
 
     @property
     def path(self) -> Path | None:
@@ -230,4 +260,4 @@ def load_settings(source: "str | os.PathLike | Config | Settings | None" = None)
 
 @functools.lru_cache(maxsize=32)
 def _settings(cfg: Config) -> Settings:
-    return Settings(config=cfg, budgets=_budgets(cfg), targets=_targets(cfg))
+    return Settings(config=cfg, budgets=_budgets(cfg), targets=_targets(cfg), reports=_reports(cfg))

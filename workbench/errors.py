@@ -68,6 +68,11 @@ class ParameterTypeError(ParameterError, TypeError):
     """A parameter of the wrong type: the message names the function, the parameter, expected and actual."""
 
 
+class TooFewError(ParameterError):
+    """The selection holds too little data for the computation (fewer texts than a cross-validation needs): a report
+    shows the message in place of the section, a script gets this error."""
+
+
 class NotFoundError(ParameterError, KeyError):
     """A name that does not exist where it was looked up (a column, a metric, an experiment)."""
 

@@ -41,7 +41,7 @@ Examples
 
 from __future__ import annotations
 
-from workbench.errors import NotFoundError, ParameterError, ParameterTypeError
+from workbench.errors import NotFoundError, ParameterError, ParameterTypeError, TooFewError
 
 import inspect
 import re
@@ -384,7 +384,7 @@ def text_drift_score(
         if isinstance(texts, str) or not all(isinstance(x, str) or x is None for x in texts):
             raise ParameterTypeError(f"text_drift_score: {name} must be a sequence of strings")
         if len(texts) < max(folds, 2):
-            raise ParameterError(f"text_drift_score: {name} needs at least {max(folds, 2)} texts, got {len(texts)}")
+            raise TooFewError(f"text_drift_score: {name} needs at least {max(folds, 2)} texts, got {len(texts)}")
     rng = np.random.default_rng(seed)
     ref = list(reference)
     cur = list(current)

@@ -19,5 +19,5 @@ from workbench.reports.publish import (  # noqa: F401
     setup_display,
     targets,
 )
-from workbench.reports.tables import table  # noqa: F401,E402
+from workbench.reports.tables import heading, note, table  # noqa: F401,E402
 from workbench.reports.attention import driver  # noqa: F401,E402

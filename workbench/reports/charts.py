@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ParameterError
 from workbench.reports.units import axis_format, fmt, label
+from workbench.reports.tables import note
 
 if TYPE_CHECKING:  # pragma: no cover
     import altair as alt
@@ -282,6 +283,12 @@ def chart(df: "pl.DataFrame", *, title: str | None = None, targets: Mapping[str,
     return compare(df, title=title, targets=targets if isinstance(targets, (int, float)) else None, **kwargs)
 
 
+def _nothing(df: "pl.DataFrame") -> bool:
+    """Whether a metric frame has no value to draw: no rows, or only the null row of an empty selection (n = 0, which
+    lacks the columns a split metric adds: no events at all, say)."""
+    return df.is_empty() or "value" in df.columns and df["value"].drop_nulls().is_empty()
+
+
 def retention_grid(df: "pl.DataFrame", *, title: str = "Weekly retention by first-use cohort") -> Any:
     """Retention as a cohort grid: one row per weekly cohort (with its size), one column per week since first use,
     % in the cells, shaded by value (a great_tables table)."""
@@ -289,6 +296,8 @@ def retention_grid(df: "pl.DataFrame", *, title: str = "Weekly retention by firs
 
     from workbench.reports.tables import grid
 
+    if _nothing(df):
+        return note(f"{title}: no data in this period.")
     for col in ("cohort_start", "offset", "value"):
         if col not in df.columns:
             raise ParameterError(f"retention_grid: no column {col!r}; columns: {df.columns}")
@@ -310,6 +319,9 @@ def lifecycle(df: "pl.DataFrame", *, title: str | None = None, width: int = WIDT
     import altair as alt
     import polars as pl
 
+    t = title or "Users by lifecycle stage, weekly (dormant below zero)"
+    if _nothing(df):
+        return note(f"{t}: no data in this period.")
     if "status" not in df.columns:
         raise ParameterError(f"lifecycle: expected a status column; columns: {df.columns}")
     order = ["new", "returning", "resurrecting", "dormant"]
@@ -318,7 +330,6 @@ def lifecycle(df: "pl.DataFrame", *, title: str | None = None, width: int = WIDT
         pl.col("status").replace_strict({s: i for i, s in enumerate(order)}, default=9).alias("_order"),
         pl.col("period_start").dt.strftime("%d %b").alias("_week"))
     weeks = data.sort("period_start")["_week"].unique(maintain_order=True).to_list()
-    t = title or "Users by lifecycle stage, weekly (dormant below zero)"
     # one band per week, labelled by its first day (a time axis ticked every few days between weekly bars)
     chart = alt.Chart(data).mark_bar().encode(
         x=alt.X("_week:O", sort=weeks, title="Week starting", axis=alt.Axis(labelAngle=0)),
@@ -341,6 +352,8 @@ def funnel(df: "pl.DataFrame", *, title: str | None = None, width: int = WIDTH) 
     import altair as alt
     import polars as pl
 
+    if _nothing(df):
+        return note(f"{title or 'Funnel: users reaching each step'}: no data in this period.")
     for col in ("step", "users"):
         if col not in df.columns:
             raise ParameterError(f"funnel: no column {col!r}; columns: {df.columns}")

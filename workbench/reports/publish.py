@@ -222,19 +222,138 @@ class Report:
         """Call the public function ``wb.<name>`` on the report's database and record the frame it returns.
 
         For the tables that are not metrics of the suite (SLO status, decision tables, agreement ...), so that
-        ``metrics.parquet`` holds everything the report showed. A ``(frame, flag)`` result records the frame.
+        ``metrics.parquet`` holds everything the report showed. A ``(frame, flag)`` result records the frame. Where
+        the window holds too little data for the function (:class:`~workbench.errors.TooFewError`), a sentence
+        saying so is shown instead.
         """
         import polars as pl
 
         from workbench._exports import resolve
 
+        from workbench.errors import TooFewError
+        from workbench.reports.tables import note
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out = resolve(name)(self.db, *args, **kwargs)
+            try:
+                out = resolve(name)(self.db, *args, **kwargs)
+            except TooFewError as e:  # too little data in the window for this section: said, not a failed report
+                return note(f"Not computed: {e}.")
         frame = self.shown(out[0] if isinstance(out, tuple) else out)
         if isinstance(frame, pl.DataFrame):
             self.frames.append((name, kwargs, frame))
         return frame
+
+    def features(self, limit: int | None = 8) -> list[str]:
+        """The features a chart of several features shows, whatever the team named them: those with calls in the
+        report's window, the most calls first (then by name), at most ``limit`` (None: all of them). When
+        ``workbench.toml`` declares features (an ``[slo.*]``, ``[budget.*]`` or ``[targets.*]`` table, or
+        ``[reports] feature``), those of them with calls: the team's AI features, not every service in the traces.
+
+        >>> import workbench as wb
+        >>> db = wb.connect(":memory:")
+        >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status) values ('a', '2026-01-01', 'faq', "
+        ...     "'ok'), ('b', '2026-01-01', 'billing', 'ok'), ('c', '2026-01-01', 'billing', 'ok')")
+        >>> from workbench.config import Settings
+        >>> Report(db, start="2026-01-01", end="2026-01-02", config=Settings()).features()  # no workbench.toml
+        ['billing', 'faq']
+        """
+        import ibis
+
+        from workbench.db import scope
+        from workbench.metrics.core import to_polars
+
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ParameterError(f"Report.features: limit must be a positive integer or None, got {limit!r}")
+        t = scope(self.db.calls, start=self.start, end=self.end)
+        t = t.filter(t.feature.notnull())
+        df = to_polars(t.group_by("feature").aggregate(n=t.count()).order_by([ibis.desc("n"), "feature"]))
+        names = [str(f) for f in df["feature"].to_list()]
+        declared = {*self.settings.section("slo"), *self.settings.budgets, *self.settings.targets}
+        if self.settings.reports.feature is not None:
+            declared.add(self.settings.reports.feature)
+        if declared:
+            names = [f for f in names if f in declared]
+        return names if limit is None else names[:limit]
+
+    @property
+    def feature(self) -> str | None:
+        """The feature the report's one-feature sections show: ``[reports] feature`` of ``workbench.toml``, else the
+        feature with the most calls in the window (None when the window has none)."""
+        chosen = self.settings.reports.feature
+        if chosen is not None:
+            return chosen
+        top = self.features(1)
+        return top[0] if top else None
+
+    def experiments(self) -> list[str]:
+        """The experiments to report: those declared in ``workbench.toml`` (``[experiments.NAME]``) and those with
+        assignments to two arms or more before the window's end, by name.
+
+        >>> import workbench as wb
+        >>> db = wb.connect(":memory:")
+        >>> _ = db.duckdb.execute("insert into assignments values ('search_ab', 'u1', 'control', '2026-01-01', 0.5, null),"
+        ...     " ('search_ab', 'u2', 'treatment', '2026-01-01', 0.5, null), ('shadow', 'u3', 'shadow', '2026-01-01', 1, null)")
+        >>> from workbench.config import Settings
+        >>> Report(db, start="2026-01-01", end="2026-01-08", config=Settings()).experiments()  # no workbench.toml
+        ['search_ab']
+        """
+        from workbench.db import scope
+        from workbench.metrics.core import to_polars
+
+        t = scope(self.db.assignments, start=None, end=self.end)
+        t = t.filter(t.experiment.notnull())
+        # two arms at least: a shadow run recorded as assignments (one "shadow" arm) is no A/B test to read out
+        arms = t.group_by("experiment").aggregate(arms=t.variant.nunique())
+        names = {str(x) for x in to_polars(arms.filter(arms.arms >= 2))["experiment"].to_list()}
+        names |= {str(k) for k in self.settings.section("experiments")}
+        return sorted(names)
+
+    def experiment_readouts(self) -> Any:
+        """What the experiments report shows of each experiment (:meth:`experiments`): a heading, the decision as a
+        chart and a table, the sample-ratio check and the Bayesian summary; a sentence instead where an experiment
+        has no assignment yet, or when there is no experiment at all."""
+        from workbench.reports.charts import effects
+        from workbench.reports.tables import Stack, heading, note
+
+        names = self.experiments()
+        if not names:
+            return note("No experiment: declare one as [experiments.NAME] in workbench.toml (the feature it tests) "
+                        "and load its assignments (the assignments table) to see its readout here.")
+        out: list[Any] = []
+        for name in names:
+            out.append(heading(f"{name}: decision"))
+            try:
+                decision = self.call("decision_table", name, end=self.end)
+            except ParameterError as e:  # declared, but no unit assigned yet (or its arms' weights disagree)
+                out.append(note(f"No readout: {e}."))
+                continue
+            out += [effects(decision), decision, self.call("srm", name, end=self.end),
+                    self.call("experiment_summary", name, end=self.end, method="bayesian")]
+        return Stack(out)
+
+    def whatif(self) -> Any:
+        """The cost report's what-if: the window's calls of :attr:`feature` re-priced on ``[reports] whatif_model`` of
+        ``workbench.toml`` (same tokens), or a sentence saying why there is none (no model named, or no price for
+        it)."""
+        from workbench.reports.tables import note
+
+        model, feature = self.settings.reports.whatif_model, self.feature
+        if model is None:
+            return note("No what-if: name a model as whatif_model under [reports] in workbench.toml to see this "
+                        "traffic re-priced on it.")
+        if feature is None:
+            return note("No call in this period.")
+        try:
+            return self.metric("whatif_cost_usd", by=["feature", "model"], period="all", where={"feature": feature},
+                               model=model)
+        except ParameterError as e:  # no price for the model
+            return note(f"No what-if on {model}: {e}.")
+
+    @property
+    def environment(self) -> str | None:
+        """``[reports] environment`` of ``workbench.toml``: the environment the by-model sections keep (None: all)."""
+        return self.settings.reports.environment
 
     def since(self, *, days: int = 0, weeks: int = 0) -> str:
         """The instant ``days``/``weeks`` before the end of the window, as ISO text: a longer look-back for one cell.

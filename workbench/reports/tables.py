@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import great_tables as gt
     import polars as pl
 
-__all__ = ["table", "install", "status_rank", "sparkline", "text_cell", "STATUS_COLOURS"]
+__all__ = ["table", "install", "status_rank", "sparkline", "text_cell", "note", "heading", "STATUS_COLOURS"]
 
 # status word -> (background, text colour); anything not listed stays plain
 STATUS_COLOURS = {
@@ -51,6 +51,61 @@ _EFFECTS = ("effect", "lo", "hi", "se", "mean_diff", "risk_control", "risk_varia
 _MEANS = ("mean_control", "mean_variant", "mean_baseline", "mean_candidate")
 _HIDDEN = ("suite_metric", "options", "bound")
 TEXT_LIMIT = 90
+
+
+class Note:
+    """A sentence in a report, in place of a table or chart that has nothing to show (escaped: names are data)."""
+
+    def __init__(self, text: str, *, level: int | None = None):
+        self.text, self.level = str(text), level
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_html_(self) -> str:
+        body = _html.escape(self.text)
+        if self.level:
+            return f"<h{self.level}>{body}</h{self.level}>"
+        return f'<p style="color:#4a5468;margin:6px 0 14px 0">{body}</p>'
+
+
+class Stack:
+    """Several things a report shows, one after the other, from one cell (headings, notes, charts, frames as
+    :func:`table` shows them)."""
+
+    def __init__(self, parts: Iterable[Any]):
+        self.parts = list(parts)
+
+    def __repr__(self) -> str:
+        return "\n\n".join(map(repr, self.parts))
+
+    def _repr_html_(self) -> str:
+        import polars as pl
+
+        html = []
+        for part in self.parts:
+            if isinstance(part, pl.DataFrame):
+                part = table(part)
+            html.append(part._repr_html_() if hasattr(part, "_repr_html_") else f"<pre>{_html.escape(repr(part))}</pre>")
+        return "\n".join(html)
+
+
+def note(text: str) -> Note:
+    """A sentence a report shows where a section has nothing to show, or why it is left out.
+
+    >>> note("No experiment <here>.")._repr_html_()
+    '<p style="color:#4a5468;margin:6px 0 14px 0">No experiment &lt;here&gt;.</p>'
+    """
+    return Note(text)
+
+
+def heading(text: str, level: int = 3) -> Note:
+    """A heading made in a cell (one per experiment, say), its text escaped.
+
+    >>> heading("search_ab: decision")._repr_html_()
+    '<h3>search_ab: decision</h3>'
+    """
+    return Note(text, level=level)
 
 
 def status_colour(status: Any) -> tuple[str, str] | None:
