@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 import workbench as wb
@@ -182,6 +183,11 @@ def test_sdk_exporter_spans_land_in_calls(tmp_path, kind, compression):
     # lineage: the load went through ingest (one otel run per loaded range), nothing quarantined
     runs = calls(db, "select format, sum(rows_read), sum(rows_inserted), sum(rows_quarantined) from ingest_runs group by 1")
     assert runs == [("otel", 6, 6, 0)]
+    # the calls can be priced: the receiver filled the prices table for the models they name (it stayed empty, and
+    # every live call was unpriced)
+    with wb.connect(db, read_only=True) as con:
+        cost = wb.cost_usd(con, by=("model",), period="all").filter(pl.col("model") == "gpt-4o-mini-2024-07-18")
+    assert cost["unpriced_count"].to_list() == [0] and cost["value"][0] > 0
 
 
 def test_exporter_retry_of_the_same_batch_is_a_duplicate_not_a_second_row(tmp_path):

@@ -757,6 +757,7 @@ def test_cli_ingest_json_and_exit_codes(tmp_path, capsys):
     assert cli_main(["ingest", str(OTEL / "errors.jsonl"), str(OTEL / "malformed.jsonl"), "--db", dbp, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     files = out.pop("files")
+    assert out.pop("prices") > 0  # the prices table refreshed for the models the new calls name
     assert out == {"read": 10, "inserted": 4, "duplicates": 1, "quarantined": 5,
                    "reasons": {"missing required field: ts": 1, "end before start: end_ts": 1,
                                "not an OTLP trace export": 1, "negative token count: output_tokens": 1,
@@ -776,6 +777,34 @@ def test_cli_ingest_json_and_exit_codes(tmp_path, capsys):
     assert "missing.jsonl: no such file" in err
     with wb.connect(dbp) as db:
         assert db.duckdb.execute("select count(*) from ingest_runs").fetchone()[0] == 3
+
+
+def test_calls_loaded_by_the_cli_are_priced_and_prices_lists_what_is_not(tmp_path, capsys, monkeypatch):
+    # Nothing but `workbench demo` and the library's load_prices filled the prices table: a team loading its calls with
+    # `workbench ingest` had every call unpriced (cost_usd null, unpriced_rate 1), gpt-4o included
+    monkeypatch.chdir(tmp_path)  # away from the project's workbench.toml
+    (tmp_path / "calls.csv").write_text("id,ts,model,in,out\n1,2026-11-16 09:00:00,gpt-4o,1000000,0\n"
+                                        "2,2026-11-16 10:00:00,acme-ft,10,10\n")
+    (tmp_path / "m.toml").write_text('table = "calls"\nformat = "csv"\n[columns]\ncall_id = "id"\nts = "ts"\n'
+                                     'model = "model"\ninput_tokens = "in"\noutput_tokens = "out"\n'
+                                     'provider = { value = "openai" }\nfeature = { value = "chat" }\n'
+                                     'status = { value = "ok" }\n')
+    dbp = str(tmp_path / "w.duckdb")
+    assert cli_main(["ingest", str(tmp_path / "calls.csv"), "--db", dbp, "--mapping", str(tmp_path / "m.toml")]) == 0
+    assert "prices: " in capsys.readouterr().out
+    with wb.connect(dbp, read_only=True) as db:
+        c = wb.cost_usd(db, by=("model",), period="all").sort("model")
+    # gpt-4o's list price, 2.5 USD per million input tokens (genai-prices); acme-ft has none: unpriced, never 0
+    assert c.select("model", "value", "unpriced_count").rows() == [("acme-ft", None, 1), ("gpt-4o", 2.5, 0)]
+    assert cli_main(["prices", "--db", dbp, "--format", "csv"]) == 0
+    out = capsys.readouterr().out
+    assert "openai,acme-ft,unpriced_rate,1.0" in out and "openai,gpt-4o,unpriced_rate,0.0" in out
+    # --no-prices leaves the table as it is
+    dbp2 = str(tmp_path / "w2.duckdb")
+    assert cli_main(["ingest", str(tmp_path / "calls.csv"), "--db", dbp2, "--mapping", str(tmp_path / "m.toml"),
+                     "--no-prices"]) == 0
+    with wb.connect(dbp2, read_only=True) as db:
+        assert db.duckdb.execute("select count(*) from prices").fetchone()[0] == 0
 
 
 def test_db_given_as_a_path_is_closed_and_empty_files_load_nothing(tmp_path):

@@ -79,6 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the files are logs still being written: read each file of lines up to its last newline and "
                         "leave a half-written last line for the next load (instead of quarantining it)")
 
+    p.add_argument("--no-prices", action="store_true", help="do not refresh the prices table after the load (it is "
+                   "filled for the models the calls name, from genai-prices and workbench.toml [[prices]])")
+
+    p = sub.add_parser("prices", help="refresh the prices table (genai-prices and workbench.toml [[prices]]) and list "
+                                      "each model's calls and the share of them left unpriced")
+    _add_db(p)
+    p.add_argument("--config", default=None, help="workbench.toml (default: $WORKBENCH_CONFIG or ./workbench.toml)")
+    _add_output(p)
+
     p = sub.add_parser("collect", help="receive OTLP/HTTP traces live (POST /v1/traces), spool them durably, load them")
     p.add_argument("--db", required=True, help="DuckDB file to load into (created when missing)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -297,15 +306,39 @@ def _cmd_ingest(a: argparse.Namespace) -> int:
     from workbench.db import connect
     from workbench.io.ingest import ingest
 
+    from workbench.io.prices import load_prices
+
+    prices = None
     with connect(a.db, create=True) as db:  # the one verb (with demo) that may create a database
         summary = ingest(db, a.paths, format=a.format, mapping=a.mapping, progress=not a.json,
                          growing=a.growing)
+        if summary.inserted and not a.no_prices:
+            # the cost metrics price each call from the prices table: filled here for the models the calls name (a
+            # database loaded only by this command had every call unpriced)
+            prices = load_prices(db)
     if a.json:
         # the totals, and each file: its run (the ingest_runs row), counts, and whether it was read whole, not read
         # again (same_as) or read from where an earlier load stopped (appended_to)
-        print(json.dumps({**summary.as_dict(), "files": summary.files}))
+        print(json.dumps({**summary.as_dict(), "files": summary.files, "prices": prices}))
     else:
         print(summary)
+        if prices is not None:
+            print(f"prices: {prices:,} rows refreshed (genai-prices and workbench.toml [[prices]]); "
+                  "`workbench prices --db ...` lists what is left unpriced")
+    return 0
+
+
+def _cmd_prices(a: argparse.Namespace) -> int:
+    _out_is_not_the_database(a)
+    from workbench.db import connect
+    from workbench.io.prices import load_prices
+    from workbench.metrics.cost import unpriced_rate
+
+    with connect(a.db, create=False) as db:
+        n = load_prices(db, config=a.config)
+        df = unpriced_rate(db, by=("provider", "model"), period="all")
+    print(f"prices: {n:,} rows refreshed (genai-prices and workbench.toml [[prices]])", file=sys.stderr)
+    _print_frame(df.drop("period_start", strict=False), a.out_format, a.out)
     return 0
 
 
@@ -605,6 +638,7 @@ COMMANDS = {
     "metrics": _cmd_metrics,
     "slo": _cmd_slo,
     "budget": _cmd_budget,
+    "prices": _cmd_prices,
     "eval": _cmd_eval,
     "hallucination": _cmd_hallucination,
     "report": _cmd_report,

@@ -385,6 +385,7 @@ class Loader(threading.Thread):
         self.torn_reported: set[int] = set()
         self.spans_loaded = 0
         self.error: str | None = None
+        self.models: set[tuple] = set()  # the (provider, model) pairs the prices table was last refreshed for
 
     def committed_offsets(self) -> dict[int, int]:
         """Per segment, the end of the last range committed to the database (from ``ingest_runs``)."""
@@ -434,8 +435,25 @@ class Loader(threading.Thread):
             self.spans_loaded += s.read
             self.c.log(f"loaded {len(got.records)} batch(es) from {path.name} [{first}, {got.end}): {s.read} span(s), "
                        f"inserted {s.inserted}, duplicates {s.duplicates}, quarantined {s.quarantined}")
+            if s.inserted:
+                self.refresh_prices([f["run_id"] for f in s.files if f.get("run_id")])
             return len(got.records)
         return 0
+
+    def refresh_prices(self, runs: list[str]) -> None:
+        """Refresh the prices table when the calls just loaded name a (provider, model) it was not refreshed for: the
+        cost metrics price each call from it (as ``workbench ingest`` does after a load)."""
+        from workbench.io.prices import load_prices
+
+        if not runs:
+            return
+        got = set(self.c.db.duckdb.execute(
+            f"SELECT DISTINCT provider, model FROM calls WHERE ingest_run_id IN ({', '.join('?' * len(runs))})",
+            runs).fetchall())
+        if got - self.models:
+            n = load_prices(self.c.db)
+            self.models = set(self.c.db.duckdb.execute("SELECT DISTINCT provider, model FROM calls").fetchall())
+            self.c.log(f"prices: {n:,} rows refreshed for {len(self.models)} model(s) named by the calls")
 
     def drain(self) -> None:
         while self.load_once():
