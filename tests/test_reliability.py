@@ -247,3 +247,19 @@ def test_unknown_group_column_names_the_metric():
         rel.mttr_minutes(db, by=("guard",))
     with pytest.raises(KeyError, match="escalation_rate: cannot group by \\['tool'\\]"):
         rel.escalation_rate(db, by=("tool",))
+
+
+def test_agent_roots_without_a_trace_id_are_tasks_each():
+    # parentless invoke_agent spans with no trace id (request logs) were one window partition: 3 tasks counted as 1
+    db = wb.connect(":memory:")
+    db.duckdb.execute("insert into calls (call_id, trace_id, parent_id, ts, operation, name, feature, status) values "
+                      "('r1', null, null, '2026-01-01 10:00', 'invoke_agent', 'agent', 'support', 'ok'),"
+                      "('r2', null, null, '2026-01-01 11:00', 'invoke_agent', 'agent', 'support', 'ok'),"
+                      "('r3', null, null, '2026-01-01 12:00', 'invoke_agent', 'agent', 'support', 'ok'),"
+                      "('r4', 't1', null, '2026-01-01 12:00', 'invoke_agent', 'agent', 'support', 'ok'),"
+                      "('r5', 't1', null, '2026-01-01 12:30', 'invoke_agent', 'agent', 'support', 'ok')")
+    from workbench.metrics.reliability import agent_steps_per_task, escalation_rate
+
+    # r1, r2, r3 each a task; r4 and r5 share a trace: its earliest, r4, is the task
+    assert agent_steps_per_task(db, period="all")["n"].to_list() == [4]
+    assert escalation_rate(db, period="all")["n"].to_list() == [4]

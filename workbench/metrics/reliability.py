@@ -284,7 +284,8 @@ def _agent_roots(db) -> "ir.Table":
     agents = calls.filter(calls.operation == "invoke_agent")
     spans = calls.select(_span_id=calls.call_id)
     roots = agents.anti_join(spans, (agents.parent_id == spans._span_id) & (agents.parent_id != agents.call_id))
-    w = ibis.window(group_by=roots.trace_id, order_by=[roots.ts, roots.call_id])
+    # a root without a trace id is a task of its own (NULL trace ids made one partition: every such task but one lost)
+    w = ibis.window(group_by=roots.trace_id.fill_null(roots.call_id), order_by=[roots.ts, roots.call_id])
     roots = roots.mutate(_k=ibis.row_number().over(w))
     return roots.filter(roots._k == 0).drop("_k")
 
