@@ -317,3 +317,22 @@ def test_declared_scope_errors_name_the_table(tmp_path):
     p.write_text('[experiments.e]\nfeature = "chat"\n')
     assert X.experiment_scope(_scoped_db(), "e", config=p) == (
         {"feature": "chat"}, "feature=chat (declared in workbench.toml [experiments.e])")
+
+
+def test_a_unit_in_two_arms_is_left_out_and_a_row_without_an_arm_is_no_exposure():
+    # u1 assigned to both arms was counted in each (srm 2/2) and twice in each arm's cost sums (n 3/3, mean 2.0 where
+    # (1 + 2) / 2 = 1.5 with u1 once); a NULL variant made srm, experiment_summary and decision_table fail on sorted()
+    db = wb.connect(":memory:")
+    db.duckdb.execute("insert into assignments (experiment, unit_id, variant, ts) values "
+                      "('x', 'u1', 'control', '2026-01-01'), ('x', 'u1', 'treatment', '2026-01-01'),"
+                      "('x', 'u2', 'control', '2026-01-01'), ('x', 'u3', 'treatment', '2026-01-01'),"
+                      "('x', 'u4', 'control', '2026-01-01'), ('x', 'u4', 'control', '2026-01-02'),"
+                      "('x', 'u5', null, '2026-01-01')")
+    db.duckdb.execute("insert into calls (call_id, ts, feature, status, user_id, cost_usd) values "
+                      "('c1', '2026-01-03', 'f', 'ok', 'u1', 1), ('c2', '2026-01-03', 'f', 'ok', 'u2', 2),"
+                      "('c3', '2026-01-03', 'f', 'ok', 'u3', 3), ('c4', '2026-01-03', 'f', 'ok', 'u4', 4)")
+    s = X.srm(db, "x", weights={"control": 0.5, "treatment": 0.5})
+    assert dict(s.select("variant", "users").rows()) == {"control": 2, "treatment": 1}  # u2, u4 (once); u3
+    r = X.experiment_summary(db, "x", metrics=["cost_usd"], relative=False, scope="all").row(0, named=True)
+    assert (r["n_control"], r["n_variant"]) == (2, 1)
+    assert (r["mean_control"], r["mean_variant"]) == (3.0, 3.0)  # (2 + 4) / 2; 3

@@ -15,6 +15,8 @@ Conventions
 * Effects are treatment minus control, relative to |control| unless ``relative=False``.
 * ``chance_to_win`` is the probability that the arm is *better*, in the metric's good direction (:data:`DIRECTION`).
 * The control arm is the one named ``control`` if there is one, else the first arm in alphabetical order.
+* A unit counts once, from its first exposure; a unit assigned to two arms is left out of the experiment (its
+  exposure is contaminated: GrowthBook's "multiple exposures"), and a row without a unit or an arm is no exposure.
 * **Scope**: an experiment tests one feature, and its metrics are computed inside that scope by default (only the
   exposed users' calls, answers, feedback and events *of that feature*; their use of other features would dilute the
   effect). The scope is declared in ``workbench.toml`` (``[experiments.NAME] feature = "..."``, or ``where = {...}``);
@@ -229,8 +231,14 @@ def _exposures(db: Any, experiment: str, *, start: Any = None, end: Any = None, 
     if not isinstance(experiment, str) or not experiment:
         raise ParameterTypeError(f"{fn}: experiment must be a non-empty string, got {experiment!r}")
     a = M.scope(db.assignments, start=start, end=end)
-    a = a.filter(a.experiment == experiment)
-    return a.select(unit_id=a.unit_id, variant=a.variant, exposed_at=a.ts, weight=a.weight)
+    # One row per unit: its first exposure. A row without a unit or an arm is no exposure (it made sorted() fail on
+    # None); a unit exposed to two arms is left out of both (GrowthBook's "multiple exposures"): it was counted in
+    # each arm, and twice in each arm's sums through the joins.
+    a = a.filter(a.experiment == experiment, a.unit_id.notnull(), a.variant.notnull())
+    u = a.group_by("unit_id").aggregate(_arms=a.variant.nunique(), variant=a.variant.max(), exposed_at=a.ts.min(),
+                                        weight=a.weight.max())
+    u = u.filter(u._arms == 1)
+    return u.select("unit_id", "variant", "exposed_at", "weight")
 
 
 def _arm_counts(db: Any, experiment: str, *, start: Any, end: Any, fn: str) -> "pl.DataFrame":
