@@ -100,6 +100,16 @@ def test_unknown_report_and_bad_period(env):
         reports.resolve_period("2026-11-20..2026-11-01")
 
 
+def test_a_period_in_the_future_is_refused_even_with_a_row_dated_in_it(env):
+    # a row dated in 2031 (a client's wrong clock, written without ingest) had the week of 2031 published, exit 0
+    tmp, dbp = env
+    with wb.connect(dbp) as db:
+        db.duckdb.execute("insert into calls (call_id, ts, feature, status) values ('f', '2031-03-04 10:00', 'chat', 'ok')")
+    with pytest.raises(wb.errors.ReportError, match=r"no data for 2031-W10: it starts in the future"):
+        reports.run_report("mini", db=dbp, out=tmp, period="2031-W10")
+    assert not (tmp / "mini" / "2031-W10").exists()
+
+
 def test_relative_periods_for_cron():
     today = dt.date(2026, 11, 24)  # a Tuesday
     assert reports.resolve_period("last-week", today=today)[2] == "2026-W47"

@@ -798,9 +798,14 @@ def _recover(parent: Path, label: str) -> None:
 def require_data(db_path: str | os.PathLike, start: dt.datetime, end: dt.datetime, label: str) -> None:
     """Refuse a period without data: raise :class:`ReportError` (exit 2) naming the newest period that has data.
 
-    A period in the future has no data either. Calls and events both count.
+    A period that starts after the clock (UTC) is refused whatever the tables hold (a client with a wrong clock, a
+    row written without ingest's bound on timestamps). Calls and events both count.
     """
     from workbench.db import connect
+
+    now = utc_now()
+    if start > now:
+        raise ReportError(f"no data for {label}: it starts in the future (the clock says {now:%Y-%m-%d %H:%M} UTC)")
 
     with connect(db_path, read_only=True) as db:
         n = 0
