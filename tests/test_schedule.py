@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import http.server
 import json
+import re
 import shlex
 import threading
 
@@ -196,3 +197,11 @@ def test_a_cron_expression_systemd_cannot_say_the_same_way_is_refused_by_name(cr
     with pytest.raises(wb.errors.ParameterError, match="schedule export --systemd"):
         schedule.export("systemd", cron=cron)
     assert schedule.export("crontab", cron=cron).splitlines()[-1].startswith(cron)
+
+
+@pytest.mark.parametrize("cron, part", [("0 6 L * *", "L"), ("0 6 15W * *", "15W"), ("0 6 ? * *", "?"),
+                                        ("0 6 * * MON#1", "MON#1")])
+def test_a_crontab_line_cron_would_refuse_is_not_exported(cron, part):
+    # croniter reads "L" (last day) and friends; Debian's cron refused the exported line ("bad day-of-month")
+    with pytest.raises(wb.errors.ParameterError, match=rf"uses '{re.escape(part)}', which croniter reads but cron does not"):
+        schedule.export("crontab", cron=cron)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shlex
 import sys
 import time
@@ -398,6 +399,24 @@ def _on_calendar(cron: str) -> str:
                              f"as a systemd OnCalendar here; use numbers, lists, * and */n, or --crontab") from None
 
 
+_NAMES = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+          "sun", "mon", "tue", "wed", "thu", "fri", "sat"}
+
+
+def _not_vixie(cron: str) -> str | None:
+    """The first part of a five-field expression that the cron of Debian and most systems (Vixie cron, cronie) does
+    not read though croniter does (``L``, ``W``, ``#``, ``?``, ``H``), or None.
+
+    >>> _not_vixie("0 6 L * *"), _not_vixie("0 6 * * MON#1"), _not_vixie("*/15 6-18 1,15 jan-jun mon-fri")
+    ('L', 'MON#1', None)
+    """
+    for field in cron.split():
+        for atom in re.split(r"[,/-]", field):
+            if atom and atom != "*" and not atom.isdigit() and atom.lower() not in _NAMES:
+                return atom
+    return None
+
+
 def export(kind: str = "crontab", *, db: str | None = None, out: str = "reports", config: str | None = None,
            cron: str | None = None) -> str:
     """Crontab lines or systemd service and timer units that start ``workbench schedule run``.
@@ -417,6 +436,11 @@ def export(kind: str = "crontab", *, db: str | None = None, out: str = "reports"
         raise ParameterError(f"schedule export: {cron!r} is not a valid five-field cron expression, e.g. \"0 6 * * *\"")
     cmd = _command(db or os.environ.get("WORKBENCH_DB"), out, config)
     if kind == "crontab":
+        odd = _not_vixie(cron)
+        if odd:  # croniter reads them, cron itself refuses the line ("bad day-of-month ... can't install")
+            raise ParameterError(f"schedule export: {cron!r} uses {odd!r}, which croniter reads but cron does not "
+                                 f"(only numbers, *, ranges, lists, steps and month / day names); use a plain "
+                                 f"expression, or --systemd")
         if "%" in cmd:  # cron reads % as the end of the command (the rest is its input), and not all crons unescape \%
             raise ParameterError(f"schedule export: a crontab line cannot hold '%' (cron reads it as a line break): "
                                  f"{cmd}; use paths without it, or --systemd")
