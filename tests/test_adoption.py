@@ -593,3 +593,69 @@ def test_user_passes_follow_the_memory_limit(tmp_path, monkeypatch):
         monkeypatch.setattr(ad, "USER_PASSES", 1)
         one = ad.dau_count(db, by=())
         assert shared.equals(one) and one["value"].to_list()[:2] == [997.0, 997.0]
+
+
+# ---------------------------------------------------------------------------------------- series to the window's end
+
+
+def test_a_rolling_series_runs_to_the_window_s_end_not_to_the_last_active_day():
+    # u1 on Jan 1, u2 on Jan 2, window Jan 1 .. Jan 8: the series stopped at Jan 2 (WAU 2 on Jan 3..7 missing), and
+    # a window whose look-back alone held activity crashed (TypeError comparing None with a date)
+    db = wb.connect(":memory:")
+    _events(db, [("u1", day(1), "ask", "chat"), ("u2", day(2), "ask", "chat")])
+    w = ad.wau_count(db, start="2026-01-01", end="2026-01-08")
+    assert w["value"].to_list() == [1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0]
+    assert ad.dau_count(db, start="2026-01-01", end="2026-01-08")["value"].to_list() == [1.0, 1.0, 0, 0, 0, 0, 0]
+    # weeks: Jan 5 .. 11 holds no activity but is a week of the window (MAU 2 there)
+    m = ad.mau_count(db, period="week", start="2026-01-01", end="2026-01-12")
+    assert m.select("period_start", "value", "n").rows() == [(D(2025, 12, 29), 2.0, 4), (D(2026, 1, 5), 0.0, 7)]
+    only_lookback = ad.wau_count(db, start="2026-01-05", end="2026-01-07")
+    assert only_lookback.select("period_start", "value").rows() == [(D(2026, 1, 5), 2.0), (D(2026, 1, 6), 2.0)]
+    assert ad.dau_mau_ratio(db, start="2026-01-05", end="2026-01-07")["value"].to_list() == [2 / 5 / 2, 2 / 6 / 2]
+
+
+def test_a_calendar_ratio_counts_the_days_of_the_window_whatever_other_groups_hold():
+    # search: u2 on Jan 5, u1 on Jan 20; chat: u3 on Jan 22. The week of Jan 19 has 7 days in the window: (1/7)/1
+    # (it gave 0.25, n = 4 by feature and 0.5, n = 2 with where feature=search: the days up to the last active one)
+    db = wb.connect(":memory:")
+    _events(db, [("u2", day(5), "ask", "search"), ("u1", day(20), "ask", "search"), ("u3", day(22), "ask", "chat")])
+    for kw in ({"by": ("feature",)}, {"where": {"feature": "search"}}):
+        r = ad.dau_mau_ratio(db, period="week", start="2026-01-05", end="2026-02-02", **kw)
+        r = r.filter(pl.col("period_start") == D(2026, 1, 19))
+        if "feature" in r.columns:
+            r = r.filter(pl.col("feature") == "search")
+        assert r.select("value", "n").rows() == [(pytest.approx(1 / 7), 7)]
+
+
+def test_feature_adoption_of_a_period_nobody_used_the_feature_in_is_zero_not_missing():
+    db = wb.connect(":memory:")
+    _events(db, [("u1", day(1), "ask", "assistant"), ("u1", day(1, 10), "view", "docs"),
+                 ("u2", day(2), "view", "docs"), ("u3", day(2, 10), "view", "docs")])
+    got = ad.feature_adoption_rate(db, start="2026-01-01", end="2026-01-03").sort("feature", "period_start")
+    assert got.select("feature", "period_start", "value", "n").rows() == [
+        ("assistant", D(2026, 1, 1), 1.0, 1), ("assistant", D(2026, 1, 2), 0.0, 2),
+        ("docs", D(2026, 1, 1), 1.0, 1), ("docs", D(2026, 1, 2), 1.0, 2)]
+
+
+def test_returning_share_sees_the_window_s_last_day_whatever_other_groups_hold():
+    # u1 and u2 on Jan 1, u1 on Jan 2; window Jan 2 .. Jan 4: on Jan 3 u1 (active yesterday) did not return: 0 of 1
+    # (it was null, n = 0: the last day of the selection's data was the horizon, and another feature's event on
+    # Jan 3 changed chat's value)
+    db = wb.connect(":memory:")
+    _events(db, [("u1", day(1), "ask", "chat"), ("u2", day(1), "ask", "chat"), ("u1", day(2), "ask", "chat")])
+    expected = [(D(2026, 1, 2), 0.5, 2), (D(2026, 1, 3), 0.0, 1)]
+    assert ad.returning_share_rate(db, start="2026-01-02", end="2026-01-04").select(
+        "period_start", "value", "n").rows() == expected
+    _events(db, [("u9", day(3), "ask", "search")])
+    assert ad.returning_share_rate(db, start="2026-01-02", end="2026-01-04", where={"feature": "chat"}).select(
+        "period_start", "value", "n").rows() == expected
+
+
+@pytest.mark.parametrize("metric", ["dau_count", "wau_count", "retention_rate", "lifecycle_count",
+                                    "returning_share_rate", "feature_adoption_rate"])
+def test_grouping_by_the_user_or_the_time_is_a_parameter_error(metric):
+    # by=("user_id",) selected the column twice (IbisInputError: duplicate column name)
+    db = wb.connect(":memory:")
+    _events(db, [("u1", day(1), "ask", "chat")])
+    with pytest.raises(wb.errors.ParameterError, match=rf"{metric}: by 'user_id': the metric counts users"):
+        getattr(ad, metric)(db, by=("user_id",))

@@ -201,6 +201,35 @@ def _join(left: "ir.Table", right: "ir.Table", cols: Sequence[str], how: str = "
     return j.drop(*[f"{c}_right" for c in cols if f"{c}_right" in j.columns])
 
 
+#: Columns an adoption metric makes of its own (the user it counts, the time it buckets): not keys of ``by``.
+_OWN_COLUMNS = ("user_id", "ts")
+
+
+def _check_by(t: "ir.Table", by: Any, *, fn: str) -> list[str]:
+    """The group keys (:func:`workbench.metrics.core.check_by`), without the columns the metric counts or buckets by
+    (``by=("user_id",)`` selected the column twice: an Ibis error about a duplicate column)."""
+    keys = _m.check_by(t, by, fn=fn)
+    own = [k for k in keys if k in _OWN_COLUMNS]
+    if own:
+        raise ParameterError(f"{fn}: by {own[0]!r}: the metric counts users over time itself; group by another "
+                             f"column ({', '.join(c for c in t.columns if c not in _OWN_COLUMNS)})")
+    return keys
+
+
+def _last_day(db: Any, fn: str, *, activity: str, end: Any) -> "_dt.datetime | None":
+    """The last day a series of days reports: the window's last day when ``end`` is given (up to the clock's day:
+    later days are observed by no one), else the last day the activity table holds, over every group (one group's
+    series does not end where its own activity does, nor where another group's does)."""
+    from workbench.schema import utc_now
+
+    e = _m.as_timestamp(end)
+    if e is not None:
+        return min(_day(e - _dt.timedelta(microseconds=1)), _day(utc_now()))
+    t = _activity(db, fn, activity=activity)
+    m = to_polars(t.aggregate(m=t.ts.max()))["m"][0]  # (a scalar's to_pyarrow() imports pandas: 0.28 s)
+    return _day(m) if m is not None else None
+
+
 def _user_periods(t: "ir.Table", keys: list[str], unit: str, name: str = "p") -> "ir.Table":
     """Distinct (keys, user, period): the grain every adoption metric starts from."""
     return t.select(*keys, "user_id", **{name: t.ts.cast("timestamp").truncate(unit)}).distinct()
@@ -228,7 +257,7 @@ def _rolling_expr(db: Any, fn: str, *, window: int, by: Any, start: Any, end: An
     s = _day(start)
     lookback = s - _dt.timedelta(days=window - 1) if s is not None else None
     t = _user_share(_activity(db, fn, activity=activity, start=lookback, end=end, where=where), part)
-    keys = _m.check_by(t, by, fn=fn)
+    keys = _check_by(t, by, fn=fn)
     ud = _user_periods(t, keys, "D", "day")
     if window == 1 and s is None:
         # A one-day window is the day itself: the distinct user-days counted per day, no expansion by offsets and no
@@ -256,7 +285,7 @@ def _calendar(db: Any, fn: str, *, by: Any, period: str, start: Any, end: Any, w
     import polars as pl
 
     t = _activity(db, fn, activity=activity, start=start, end=end, where=where)
-    keys = _m.check_by(t, by, fn=fn)
+    keys = _check_by(t, by, fn=fn)
 
     def build(part: tuple[int, int] | None) -> "ir.Table":
         ud = _m.with_period(_user_periods(_user_share(t, part), keys, "D", "day"), period, time="day", start=start)
@@ -265,13 +294,14 @@ def _calendar(db: Any, fn: str, *, by: Any, period: str, start: Any, end: Any, w
     agg = _by_user_shares(build, _user_passes(t), [*keys, "period_start"], sums=("users", "user_days"))
     if agg.height == 0:
         return _m.tidy(pl.DataFrame({"value": [], "n": []}), keys=keys, metric=fn)
-    # the days observed: from the first day of the selection over all history (or start) to the last active day
-    # (or end), so a period cut by the edge of the log or of the window says how many of its days it holds
+    # the days observed: from the first day of the selection over all history (or start) to the window's last day
+    # (the log's last day without end), so a period cut by the edge of the log or of the window says how many of
+    # its days it holds
     full = _activity(db, fn, activity=activity, end=end, where=where)
     log_first = _day(full.ts.min().to_pyarrow().as_py())
     s = _day(start)
     first = max(log_first, s) if s is not None else log_first
-    last = _day(t.ts.max().to_pyarrow().as_py())  # inside the window already (t is cut at end)
+    last = _last_day(db, fn, activity=activity, end=end)
     days = pl.DataFrame({"d": pl.datetime_range(first, last, "1d", time_unit="us", eager=True)})
     if period == "all":
         days = days.with_columns(pl.lit(_m.as_timestamp(start), dtype=pl.Datetime("us")).alias("period_start"))
@@ -312,13 +342,10 @@ def _rolling(db: Any, fn: str, *, window: int, by: Any, period: str, start: Any,
         return _m.tidy(pl.DataFrame({"value": [], "n": []}), keys=keys, metric=metric)
     agg = agg.with_columns(pl.col("d").cast(pl.Datetime("us")), pl.col("first_day").cast(pl.Datetime("us")))
     log_first = agg["first_day"].min()
-    last = agg.filter(pl.col("today") > 0)["d"].max()
-    e = _m.as_timestamp(end)
-    if e is not None:
-        last = min(last, _day(e - _dt.timedelta(microseconds=1)))
+    last = _last_day(db, fn, activity=activity, end=end)
     s = _day(start)
     first = max(log_first, s) if s is not None else log_first
-    if last is None or last < first:  # nobody active on or after start: nothing to report
+    if last is None or last < first:  # the window ends before the log begins: nothing to report
         return _m.tidy(pl.DataFrame({"value": [], "n": []}), keys=keys, metric=metric)
     calendar = pl.DataFrame({"d": pl.datetime_range(first, last, "1d", time_unit="us", eager=True)})
     groups = agg.select(keys).unique() if keys else None
@@ -470,7 +497,7 @@ def dau_mau_ratio(db, *, by=("feature",), period="day", start=None, end=None, wh
 
 def _active_days_expr(db: Any, fn: str, *, by: Any, period: str, start: Any, end: Any, where: Any, activity: str):
     t = _activity(db, fn, activity=activity, start=start, end=end, where=where)
-    keys = _m.check_by(t, by, fn=fn)
+    keys = _check_by(t, by, fn=fn)
     ud = _m.with_period(_user_periods(t, keys, "D", "day"), period, time="day", start=start)
     per_user = ud.group_by([*keys, "period_start", "user_id"]).aggregate(active_days=ud.count(), first=ud.day.min(),
                                                                            last=ud.day.max())
@@ -553,13 +580,14 @@ def _returning_expr(db: Any, fn: str, *, by: Any, start: Any, end: Any, where: A
 
     s = _day(start)
     t = _activity(db, fn, activity=activity, start=s - _dt.timedelta(days=1) if s else None, end=end, where=where)
-    keys = _m.check_by(t, by, fn=fn)
+    keys = _check_by(t, by, fn=fn)
     ud = _user_periods(t, keys, "D", "day")
     w = ibis.window(group_by=[*keys, "user_id"], order_by="day")
     one = _step("day")
     # each user-day is a "yesterday" row for day + 1; it succeeds when the user's next active day is day + 1.
     r = ud.mutate(today=ud.day + one, back=ud.day.lead().over(w) == ud.day + one)
-    r = r.filter(r.today <= r.day.max())  # the last day of the data has no "today" to observe yet
+    last = _last_day(db, fn, activity=activity, end=end)  # a day after it has no "today" observed yet
+    r = r.filter(r.today <= last) if last is not None else r.filter(ibis.literal(False))
     if s is not None:
         r = r.filter(r.today >= s)
     return keys, r
@@ -595,7 +623,7 @@ def returning_share_rate(db, *, by=("feature",), period="day", start=None, end=N
 def _retention_expr(db: Any, fn: str, *, by: Any, period: str, start: Any, end: Any, where: Any, activity: str,
                     grain: str, cohort: str):
     t = _activity(db, fn, activity=activity, start=start if cohort == "first_in_window" else None, end=end, where=where)
-    keys = _m.check_by(t, by, fn=fn)
+    keys = _check_by(t, by, fn=fn)
     ug = _user_periods(t, keys, {"day": "D", "week": "W", "month": "M"}[grain], "g")
     firsts = ug.group_by([*keys, "user_id"]).aggregate(first_g=ug.g.min())
     s = _m.as_timestamp(start)
@@ -723,7 +751,7 @@ def _lifecycle_expr(db: Any, fn: str, *, by: Any, period: str, end: Any, where: 
     import ibis
 
     t = _activity(db, fn, activity=activity, end=end, where=where)  # all history before start: "new" needs it
-    keys = _m.check_by(t, by, fn=fn)
+    keys = _check_by(t, by, fn=fn)
     up = _user_periods(t, keys, _UNIT[period], "period_start")
     w = ibis.window(group_by=[*keys, "user_id"], order_by="period_start")
     one = _step(period)
@@ -827,7 +855,7 @@ def _funnel_expr(db: Any, fn: str, *, steps: tuple[str, ...], window_days: int, 
     import ibis
 
     ev = _m.scope(db.events, start=start, end=end, where=where)
-    keys = _m.check_by(ev, by, fn=fn)
+    keys = _check_by(ev, by, fn=fn)
     ev = ev.filter(ev.user_id.notnull())
     first = ev.filter(ev.event == steps[0])
     cur = first.group_by([*keys, "user_id"]).aggregate(t0=first.ts.min())
@@ -964,7 +992,7 @@ def feature_adoption_rate(db, *, by=("feature",), period="day", start=None, end=
     if denominator == "exposed" and not experiment:
         raise ParameterError(f"{fn}: experiment: required with denominator='exposed', got {experiment!r}")
     t = _activity(db, fn, activity=activity, start=start, end=end, where=where)
-    keys = _m.check_by(t, by, fn=fn)
+    keys = _check_by(t, by, fn=fn)
     up = _m.with_period(t, period, start=start).select(*keys, "user_id", "period_start").distinct()
     if denominator == "active":
         rest = {k: v for k, v in _m.parse_where(where).items() if k != "feature"}
@@ -973,7 +1001,12 @@ def feature_adoption_rate(db, *, by=("feature",), period="day", start=None, end=
         dp = _m.with_period(base, period, start=start).select(*den_keys, "user_id", "period_start").distinct()
         num = up.group_by([*keys, "period_start"]).aggregate(k=up.count())
         den = dp.group_by([*den_keys, "period_start"]).aggregate(n=dp.count())
-        expr = _join(num, den, [*den_keys, "period_start"])
+        # every feature of the selection in every period with active users: a period nobody used the feature in is
+        # 0 of n (an inner join with the users of the feature left it out)
+        own = [k for k in keys if k not in den_keys]
+        grid = den.cross_join(up.select(*own).distinct()) if own else den
+        expr = _join(grid, num, [*keys, "period_start"], how="left")
+        expr = expr.select(*keys, "period_start", k=expr.k.fill_null(0), n=expr.n)
     else:
         a = db.assignments
         a = a.filter(a.experiment == experiment)
@@ -1140,8 +1173,8 @@ def cost_per_active_user_usd(db, *, by=("feature",), period="day", start=None, e
     calls, cost_col, source = _calls_with_cost(db)
     c = _m.scope(calls, start=start, end=end, where=where)
     t = _activity(db, fn, activity=activity, start=start, end=end, where=where)
-    keys = _m.check_by(t, by, fn=fn)
-    _m.check_by(c, keys, fn=fn)
+    keys = _check_by(t, by, fn=fn)
+    _check_by(c, keys, fn=fn)
     c = _m.with_period(c, period, start=start)
     cost = c[cost_col]
     spend = c.group_by([*keys, "period_start"]).aggregate(
@@ -1171,7 +1204,7 @@ def _retained_expr(db: Any, fn: str, *, by: Any, period: str, start: Any, end: A
     import ibis
 
     t = _activity(db, fn, activity=activity, start=start, end=end, where=where)
-    keys = _m.check_by(t, by, fn=fn)
+    keys = _check_by(t, by, fn=fn)
     one = _step(period)
     up = _user_periods(t, keys, _UNIT[period], "period_start")
     w = ibis.window(group_by=[*keys, "user_id"], order_by="period_start")
@@ -1181,7 +1214,7 @@ def _retained_expr(db: Any, fn: str, *, by: Any, period: str, start: Any, end: A
                     segment=ibis.ifelse(up.nxt == up.period_start + one, "retained", "churned"))
 
     c = _m.scope(db.calls, start=start, end=end, where=where)
-    _m.check_by(c, keys, fn=fn)
+    _check_by(c, keys, fn=fn)
     c = c.filter(c.user_id.notnull())
     c = c.select(*keys, "user_id", "call_id", "latency_ms", period_start=c.ts.cast("timestamp").truncate(_UNIT[period]))
     e = db.evals
