@@ -12,6 +12,7 @@ import pytest
 import workbench as wb
 from workbench.metrics import drift as D
 from workbench import metrics
+from workbench.errors import ParameterError
 
 GOLDENS = json.loads((Path(__file__).resolve().parent / "goldens" / "published.json").read_text())
 REF = ("2026-01-01", "2026-01-02")
@@ -250,3 +251,12 @@ def test_verdicts_at_the_threshold_compare_as_evidently(monkeypatch):
     assert D.column_drift(["a", "b", "c"] * 5, ["a", "b", "c"] * 5)["drifted"] is False
     assert D.column_drift(["a", "b"] * 5, ["a", "b"] * 5)["drifted"] is False
     assert D.column_drift(["a", "b", "c"] * 400, ["a", "b", "c"] * 400)["drifted"] is True
+
+
+@pytest.mark.parametrize("folds", [0, 1, -1, 2.5, True])
+def test_text_drift_refuses_folds_below_two(folds):
+    # folds=0 returned the AUC of uninitialised memory (identical texts: 1.0, drifted), folds=1 fitted on no texts
+    # (AUC 0.5 whatever the texts): neither is a cross-validated AUC
+    texts = [f"hello world {i % 7}" for i in range(60)]
+    with pytest.raises(ParameterError, match=r"text_drift_score: folds must be an integer >= 2, got "):
+        D.text_drift_score(texts, texts, folds=folds)

@@ -361,7 +361,8 @@ def text_drift_score(
     seed : int
         Seeds the sampling and the fold split: same inputs and seed, same result.
     folds : int
-        Stratified cross-validation folds; the AUC is computed on the pooled out-of-fold scores.
+        Stratified cross-validation folds, at least 2 (a ``ParameterError`` below); the AUC is computed on the pooled
+        out-of-fold scores.
     threshold : float
         Drift when AUC > threshold (default 0.55).
 
@@ -380,11 +381,13 @@ def text_drift_score(
     """
     import numpy as np
 
+    if not isinstance(folds, int) or isinstance(folds, bool) or folds < 2:
+        raise ParameterError(f"text_drift_score: folds must be an integer >= 2, got {folds!r}")
     for name, texts in (("reference", reference), ("current", current)):
         if isinstance(texts, str) or not all(isinstance(x, str) or x is None for x in texts):
             raise ParameterTypeError(f"text_drift_score: {name} must be a sequence of strings")
-        if len(texts) < max(folds, 2):
-            raise TooFewError(f"text_drift_score: {name} needs at least {max(folds, 2)} texts, got {len(texts)}")
+        if len(texts) < folds:
+            raise TooFewError(f"text_drift_score: {name} needs at least {folds} texts, got {len(texts)}")
     rng = np.random.default_rng(seed)
     ref = list(reference)
     cur = list(current)
