@@ -3,9 +3,12 @@
 Evidently is not a dependency of the workbench. Run this script in a throwaway environment:
 
     python3 -m venv /tmp/evid && /tmp/evid/bin/pip install 'evidently==0.7.*' 'pandas<2.3'
-    /tmp/evid/bin/python benchmarks/evidently_goldens.py
+    /tmp/evid/bin/python benchmarks/evidently_goldens.py [NAME ...]
 
-(pandas < 2.3: Evidently 0.7 imports a pandas helper that 2.3 removed.) For each fixed dataset pair below it runs
+(names: only those datasets are written; Evidently's Jensen-Shannon can differ in the last bit between runs, so an
+unchanged golden is best left alone.) (pandas < 2.3: Evidently 0.7 imports a pandas helper that 2.3 removed.)
+
+For each fixed dataset pair below it runs
 Evidently's ``DataDriftPreset`` with its defaults (column types inferred by Evidently, default tests and thresholds)
 and writes the data itself, then Evidently's per-column method, score, threshold and verdict, the share of drifted
 columns and the versions. ``tests/test_drift.py`` makes ``drift_report`` reproduce every one of them. The data are
@@ -62,6 +65,27 @@ def datasets() -> dict[str, dict[str, dict[str, list]]]:
         "reference": {"model": _exact({"a": 600, "b": 500, "c": 400}, rng)},
         "current": {"model": _exact({"a": 440, "b": 520, "c": 540}, rng)},
     }
+    # NaN and +-inf in numeric columns: Evidently drops them before testing (and counts the rows left). Every side
+    # with an inf also holds a NaN: Evidently's share of drifted columns (DriftedColumnsCount) drops +-inf only from
+    # a side whose column has a NaN, its per-column ValueDrift always, and the two would disagree
+    nan, inf = float("nan"), float("inf")
+    rng = np.random.default_rng(6)
+    x = np.round(rng.normal(50, 5, 200), 2)
+    out["small_non_finite"] = {
+        "reference": {"latency_ms": rng.normal(100, 10, 200).tolist() + [nan, inf],
+                      "ttft_ms": x.tolist() + [inf, nan],  # the same values as current once inf and NaN are dropped
+                      "cost_usd": rng.choice([0.01, 0.02, 0.03], 200).tolist() + [inf, nan]},
+        "current": {"latency_ms": rng.normal(130, 10, 200).tolist() + [nan, -inf],
+                    "ttft_ms": rng.permutation(x).tolist() + [nan, nan],
+                    "cost_usd": rng.choice([0.01, 0.02, 0.03], 200).tolist() + [-inf, nan]},
+    }
+    rng = np.random.default_rng(7)
+    out["large_non_finite"] = {
+        "reference": {"latency_ms": rng.normal(100, 10, 1500).tolist() + [nan, inf],
+                      "ttft_ms": rng.normal(50, 5, 1500).tolist() + [nan, nan]},
+        "current": {"latency_ms": rng.normal(100, 10, 1500).tolist() + [inf, nan],
+                    "ttft_ms": rng.normal(52, 5, 1500).tolist() + [-inf, nan]},
+    }
     return out
 
 
@@ -87,16 +111,20 @@ def run(ref: dict, cur: dict) -> dict:
     return {"columns": columns, "dataset": share}
 
 
-def main() -> None:
+def main(names: list[str] | None = None) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     meta = {"evidently": version("evidently"), "pandas": version("pandas"), "scipy": version("scipy"),
             "numpy": version("numpy"), "preset": "DataDriftPreset() defaults, column types inferred by Evidently",
             "produced_by": "benchmarks/evidently_goldens.py"}
     for name, d in datasets().items():
+        if names and name not in names:
+            continue
         result = run(d["reference"], d["current"])
         (OUT / f"{name}.json").write_text(json.dumps({"meta": meta, "name": name, **d, "evidently": result}) + "\n")
         print(name, json.dumps(result["columns"]), result["dataset"])
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(sys.argv[1:])

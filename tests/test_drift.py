@@ -260,3 +260,18 @@ def test_text_drift_refuses_folds_below_two(folds):
     texts = [f"hello world {i % 7}" for i in range(60)]
     with pytest.raises(ParameterError, match=r"text_drift_score: folds must be an integer >= 2, got "):
         D.text_drift_score(texts, texts, folds=folds)
+
+
+def test_nan_and_infinity_are_dropped_before_testing_as_evidently():
+    # NaN (a value, not a null, in a polars or numpy float column) and +-inf are dropped, as Evidently does: what is
+    # left is the same six values on both sides (K-S p = 1, PSI 0), counted without them. Was p = NaN, "no drift",
+    # or a ValueError from the PSI binning.
+    nan, inf = float("nan"), float("inf")
+    values = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    for ref, cur in ((pl.Series(values + [nan, inf]), pl.Series(values + [-inf])),
+                     (values + [nan] * 3, np.array(values + [inf]))):
+        r = D.column_drift(ref, cur)
+        assert (r["type"], r["test"], r["statistic"], r["drifted"], r["psi"], r["n_reference"], r["n_current"]) == (
+            "numeric", "ks", 1.0, False, 0.0, 6, 6)
+    r = D.column_drift([nan, inf], values)
+    assert (r["test"], r["drifted"], r["n_reference"]) == (None, None, 0)  # nothing left: untested, as an empty side

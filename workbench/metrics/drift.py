@@ -10,7 +10,9 @@ method, score and verdict on fixed small and large, numeric and categorical data
 * more than 1000 rows: numeric -> Wasserstein distance / reference sd, categorical and binary -> Jensen-Shannon
   distance (natural logarithm, scipy's default, as Evidently), both drift when >= 0.1;
 * a numeric column with <= 5 distinct values is treated as categorical (binary with 2);
-* the dataset drifts when >= 50% of the tested columns drift.
+* the dataset drifts when >= 50% of the tested columns drift;
+* nulls, and NaN and +-inf in float columns, are dropped before testing, as Evidently drops them (the row counts and
+  the 1000-row rule are of the values left).
 
 PSI is reported for every column as an extra (< 0.1 stable, 0.1-0.25 moderate, > 0.25 major).
 
@@ -136,6 +138,13 @@ def _counted(s: "pl.Series") -> "stats.Counted":
     return stats.Counted(vc[s.name].to_numpy(), vc["_n"].to_numpy())
 
 
+def _tested(s: "pl.Series") -> "pl.Series":
+    """The values a drift test sees: nulls dropped and, in a float column, NaN and +-inf too (as Evidently drops
+    them); the counts and the small/large reference size are of what is left."""
+    s = s.drop_nulls().alias("v")
+    return s.filter(s.is_finite()) if s.dtype.is_float() else s
+
+
 def _kind(ref: "pl.Series", distinct: int) -> str:
     import polars as pl
 
@@ -152,7 +161,9 @@ def column_drift(reference: Sequence, current: Sequence, *, kind: str | None = N
 
     Parameters
     ----------
-    reference, current : sequences of values or polars Series (nulls are dropped)
+    reference, current : sequences of values or polars Series
+        Nulls are dropped, and so are NaN and +-inf in a float column (as Evidently drops them): ``n_reference``
+        and ``n_current`` count the values left, and a side with none left is not tested.
     kind : {"numeric", "categorical", "binary"}, optional
         Default: inferred (bool or two distinct values -> binary; numbers with more than 5 distinct values ->
         numeric; anything else categorical).
@@ -177,7 +188,7 @@ def column_drift(reference: Sequence, current: Sequence, *, kind: str | None = N
 
     ref = reference if isinstance(reference, pl.Series) else pl.Series("r", list(reference))
     cur = current if isinstance(current, pl.Series) else pl.Series("c", list(current))
-    ref, cur = ref.drop_nulls().alias("v"), cur.drop_nulls().alias("v")
+    ref, cur = _tested(ref), _tested(cur)
     if ref.dtype != cur.dtype and not (ref.dtype.is_numeric() and cur.dtype.is_numeric()):
         ref, cur = ref.cast(pl.String), cur.cast(pl.String)
     r, c = _counted(ref), _counted(cur)
@@ -249,8 +260,10 @@ def drift_report(
     -------
     polars.DataFrame
         ``column, type, test, statistic, threshold, drifted, psi, n_reference, n_current, sampled``, then a row
-        ``column = "__dataset__"`` whose statistic is the share of drifted columns (drifts at >= 0.5). A column
-        with no data in a window has null test and verdict and is not counted.
+        ``column = "__dataset__"`` whose statistic is the share of drifted columns (drifts at >= 0.5). Each column
+        is tested by :func:`column_drift`: nulls, NaN and +-inf are dropped first and ``n_reference``/``n_current``
+        count the values left (the dataset row counts rows). A column with no data in a window has null test and
+        verdict and is not counted.
 
     Examples
     --------
