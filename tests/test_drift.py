@@ -275,3 +275,18 @@ def test_nan_and_infinity_are_dropped_before_testing_as_evidently():
             "numeric", "ks", 1.0, False, 0.0, 6, 6)
     r = D.column_drift([nan, inf], values)
     assert (r["test"], r["drifted"], r["n_reference"]) == (None, None, 0)  # nothing left: untested, as an empty side
+
+
+def test_int_and_float_samples_of_the_same_numbers_compare_by_value():
+    # 1 and 1.0 are one category (as in Evidently, where pandas counts them together): were "1" and "1.0", every
+    # current value a new category, p = 0 and drift
+    same = D.column_drift([1, 2, 3] * 50, [1.0, 2.0, 3.0] * 50)
+    assert (same["type"], same["test"], same["statistic"], same["drifted"], same["psi"]) == (
+        "categorical", "chi_square", 1.0, False, 0.0)
+    # current 60/50/40 against reference shares 1/3: chi-square (100 + 0 + 100) / 50 = 4 on 2 df, p = exp(-2);
+    # PSI (1/3 - 0.4) ln(5/6) + (1/3 - 4/15) ln(5/4)
+    r = D.column_drift([1, 2, 3] * 50, [1.0] * 60 + [2.0] * 50 + [3.0] * 40)
+    assert r["statistic"] == pytest.approx(np.exp(-2), rel=1e-12) and not r["drifted"]
+    assert r["psi"] == pytest.approx((1 / 3 - 0.4) * np.log(5 / 6) + (1 / 3 - 4 / 15) * np.log(5 / 4), rel=1e-12)
+    b = D.column_drift([0, 1] * 50, [0.0, 1.0] * 50)
+    assert (b["type"], b["test"], b["statistic"], b["drifted"]) == ("binary", "z", 1.0, False)  # was p = 3e-16

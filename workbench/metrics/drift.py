@@ -189,8 +189,11 @@ def column_drift(reference: Sequence, current: Sequence, *, kind: str | None = N
     ref = reference if isinstance(reference, pl.Series) else pl.Series("r", list(reference))
     cur = current if isinstance(current, pl.Series) else pl.Series("c", list(current))
     ref, cur = _tested(ref), _tested(cur)
-    if ref.dtype != cur.dtype and not (ref.dtype.is_numeric() and cur.dtype.is_numeric()):
-        ref, cur = ref.cast(pl.String), cur.cast(pl.String)
+    if ref.dtype != cur.dtype:  # numbers compare by value (1 == 1.0, as pandas counts them), anything else as text
+        both_numeric = ref.dtype.is_numeric() and cur.dtype.is_numeric()
+        common = pl.String if not both_numeric else pl.Int64 if ref.dtype.is_integer() and cur.dtype.is_integer() \
+            else pl.Float64
+        ref, cur = ref.cast(common), cur.cast(common)
     r, c = _counted(ref), _counted(cur)
     out: dict[str, Any] = {"n_reference": ref.len(), "n_current": cur.len()}
     if kind is None:  # the number of distinct values matters only up to MAX_CATEGORICAL_NUMERIC + 1
@@ -201,7 +204,7 @@ def column_drift(reference: Sequence, current: Sequence, *, kind: str | None = N
     out = {"type": kind, **out}
     if ref.len() == 0 or cur.len() == 0:
         return out | {"test": None, "statistic": None, "threshold": None, "drifted": None, "psi": None}
-    if kind != "numeric":  # categories compare as text, as Evidently reads them (distinct values stay distinct)
+    if kind != "numeric" and not ref.dtype.is_numeric():  # other categories compare as text (distinct stay distinct)
         r, c = (stats.Counted(x.values.astype(str)[o], x.counts[o])
                 for x in (r, c) for o in [np.argsort(x.values.astype(str), kind="stable")])
     small = ref.len() <= SMALL_REFERENCE
