@@ -86,6 +86,36 @@ def datasets() -> dict[str, dict[str, dict[str, list]]]:
         "current": {"latency_ms": rng.normal(100, 10, 1500).tolist() + [inf, nan],
                     "ttft_ms": rng.normal(52, 5, 1500).tolist() + [-inf, nan]},
     }
+    # Column types as Evidently infers them from the current data: an integer column with <= 10 distinct values is
+    # categorical (chi-square / z, Jensen-Shannon above 1000 rows) whatever the reference holds; a float column is
+    # numerical, tested as categorical only with <= 5 distinct values over both samples
+    rng = np.random.default_rng(8)
+    mass_4_to_5 = [0.125, 0.125, 0.125, 0.03, 0.22, 0.125, 0.125, 0.125]
+    out["small_int_few_values"] = {
+        "reference": {"output_tokens": rng.integers(1, 9, 300).tolist(),            # 8 values: chi-square
+                      "input_tokens": rng.integers(1, 13, 300).tolist(),           # 12 in reference ...
+                      "attempt": rng.integers(1, 7, 300).tolist(),                 # 6 in reference ...
+                      "latency_ms": (rng.integers(1, 9, 300) + 0.5).tolist(),      # 8 float values: K-S
+                      "ttft_ms": (rng.integers(1, 5, 300) * 10.0).tolist(),        # 4 float values: chi-square
+                      "cost_usd": [0.5] * 300},                                    # 1 value: z
+        "current": {"output_tokens": rng.choice(np.arange(1, 9), 300, p=mass_4_to_5).tolist(),
+                    "input_tokens": rng.integers(1, 11, 300).tolist(),             # ... 10 in current: chi-square
+                    "attempt": rng.integers(1, 12, 300).tolist(),                  # ... 11 in current: K-S
+                    "latency_ms": (rng.choice(np.arange(1, 9), 300, p=mass_4_to_5) + 0.5).tolist(),
+                    "ttft_ms": (rng.integers(1, 5, 300) * 10.0).tolist(),
+                    "cost_usd": [0.5] * 300},
+    }
+    rng = np.random.default_rng(9)
+    out["large_int_few_values"] = {
+        "reference": {"output_tokens": rng.integers(1, 11, 1500).tolist(),          # 10 values: Jensen-Shannon
+                      "input_tokens": rng.integers(1, 12, 1500).tolist(),          # 11 values: Wasserstein
+                      "latency_ms": (rng.integers(1, 9, 1500) + 0.5).tolist(),     # 8 float values: Wasserstein
+                      "ttft_ms": (rng.integers(1, 4, 1500) * 10.0).tolist()},      # 3 float values: Jensen-Shannon
+        "current": {"output_tokens": rng.choice(np.arange(1, 11), 1500, p=[0.1] * 8 + [0.05, 0.15]).tolist(),
+                    "input_tokens": rng.integers(1, 12, 1500).tolist(),
+                    "latency_ms": (rng.integers(1, 9, 1500) + 0.5).tolist(),
+                    "ttft_ms": rng.choice([10.0, 20.0, 30.0], 1500, p=[0.2, 0.3, 0.5]).tolist()},
+    }
     return out
 
 

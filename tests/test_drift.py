@@ -247,7 +247,7 @@ def test_verdicts_at_the_threshold_compare_as_evidently(monkeypatch):
     monkeypatch.setattr(D.stats, "chi_square_pvalue", lambda r, c: 0.05)
     monkeypatch.setattr(D.stats, "z_test_pvalue", lambda *a: 0.05)
     monkeypatch.setattr(D.stats, "jensen_shannon_distance", lambda *a, **k: 0.1)
-    assert D.column_drift(list(range(10)), list(range(10)))["drifted"] is True
+    assert D.column_drift(list(range(11)), list(range(11)))["drifted"] is True  # 11 integers: K-S (10: chi-square)
     assert D.column_drift(["a", "b", "c"] * 5, ["a", "b", "c"] * 5)["drifted"] is False
     assert D.column_drift(["a", "b"] * 5, ["a", "b"] * 5)["drifted"] is False
     assert D.column_drift(["a", "b", "c"] * 400, ["a", "b", "c"] * 400)["drifted"] is True
@@ -290,3 +290,23 @@ def test_int_and_float_samples_of_the_same_numbers_compare_by_value():
     assert r["psi"] == pytest.approx((1 / 3 - 0.4) * np.log(5 / 6) + (1 / 3 - 4 / 15) * np.log(5 / 4), rel=1e-12)
     b = D.column_drift([0, 1] * 50, [0.0, 1.0] * 50)
     assert (b["type"], b["test"], b["statistic"], b["drifted"]) == ("binary", "z", 1.0, False)  # was p = 3e-16
+
+
+def test_an_integer_column_is_categorical_by_its_distinct_values_in_current():
+    # Evidently 0.7 types a column on the current data: integers with <= 10 distinct values there are categorical.
+    # Reference 0..11 x 10, current 0..9 x 12: chi-square of 12 per value against 10 expected, and 0 against 10 for
+    # 10 and 11: 10 x 4/10 + 2 x 100/10 = 24 on 11 df
+    from scipy.stats import chi2
+
+    r = D.column_drift(list(range(12)) * 10, list(range(10)) * 12)
+    assert (r["type"], r["test"], r["drifted"]) == ("categorical", "chi_square", True)
+    assert r["statistic"] == pytest.approx(chi2.sf(24, 11), rel=1e-12)
+    # the other way round, 11 values in current: numeric, K-S (was K-S both ways: more than 5 values)
+    assert (D.column_drift(list(range(10)) * 12, list(range(11)) * 11)["test"]) == "ks"
+    # floats are numeric at any count of values above 5, as Evidently: 8 float values, K-S
+    assert D.column_drift([x + 0.5 for x in range(8)] * 10, [x + 0.5 for x in range(8)] * 10)["test"] == "ks"
+    # a reference of floats and a current of 8 integers: typed by current, categorical
+    assert D.column_drift([x + 0.5 for x in range(8)] * 10, list(range(8)) * 10)["test"] == "chi_square"
+    # one value on both sides: Evidently's z-test (at most 2 values), p = 1
+    c = D.column_drift([0.5] * 30, [0.5] * 30)
+    assert (c["type"], c["test"], c["statistic"], c["drifted"]) == ("binary", "z", 1.0, False)

@@ -9,7 +9,10 @@ method, score and verdict on fixed small and large, numeric and categorical data
   both drift when p < 0.05 (strictly, as Evidently; K-S at p <= 0.05);
 * more than 1000 rows: numeric -> Wasserstein distance / reference sd, categorical and binary -> Jensen-Shannon
   distance (natural logarithm, scipy's default, as Evidently), both drift when >= 0.1;
-* a numeric column with <= 5 distinct values is treated as categorical (binary with 2);
+* column types as Evidently 0.7 infers them (``infer_column_type``), from the current window's data: an integer column
+  with <= 10 distinct values in current is categorical, whatever the reference holds, and one with more numeric; a
+  float column is numeric; booleans and strings are categorical. A numeric column with <= 5 distinct values over
+  both windows is then tested as categorical, and any column with <= 2 as binary (z-test);
 * the dataset drifts when >= 50% of the tested columns drift;
 * nulls, and NaN and +-inf in float columns, are dropped before testing, as Evidently drops them (the row counts and
   the 1000-row rule are of the values left).
@@ -63,7 +66,8 @@ SMALL_REFERENCE = 1000  # Evidently: up to this many reference rows, statistical
 P_THRESHOLD = 0.05
 DISTANCE_THRESHOLD = 0.1
 DATASET_SHARE = 0.5
-MAX_CATEGORICAL_NUMERIC = 5
+MAX_CATEGORICAL_NUMERIC = 5  # Evidently: a numerical column with at most this many values is tested as categorical
+MAX_CATEGORICAL_INTEGER = 10  # Evidently (INTEGER_CARDINALITY_LIMIT): an int column with at most this many: categorical
 TEXT_AUC_THRESHOLD = 0.55
 
 DEFAULT_COLUMNS = {
@@ -145,15 +149,25 @@ def _tested(s: "pl.Series") -> "pl.Series":
     return s.filter(s.is_finite()) if s.dtype.is_float() else s
 
 
-def _kind(ref: "pl.Series", distinct: int) -> str:
+def _kind(dtype: "pl.DataType", r: "stats.Counted", c: "stats.Counted") -> str:
+    """Evidently 0.7's column type (``infer_column_type``, on the current data) and default test choice.
+
+    An integer column with at most 10 distinct values in current is categorical, with more numerical (whatever the
+    reference holds); any other numeric column (float) is numerical; booleans and strings are categorical. A
+    categorical column, or a numerical one with at most 5 distinct values over both samples, is tested as categorical,
+    binary (z-test) with at most 2. ``dtype`` is the current sample's.
+    """
+    import numpy as np
     import polars as pl
 
-    if ref.dtype == pl.Boolean:
+    if dtype == pl.Boolean:
         return "binary"
-    if ref.dtype.is_numeric():
-        if distinct > MAX_CATEGORICAL_NUMERIC:
-            return "numeric"
-    return "binary" if distinct == 2 else "categorical"
+    if dtype.is_integer() and len(c.values if len(c.values) else r.values) > MAX_CATEGORICAL_INTEGER:  # (or ref's)
+        return "numeric"
+    most = max(len(r.values), len(c.values))  # the union's size matters only up to MAX_CATEGORICAL_NUMERIC + 1
+    if dtype.is_numeric() and not dtype.is_integer() and most > MAX_CATEGORICAL_NUMERIC:
+        return "numeric"
+    return "categorical" if most > 2 or len(np.union1d(r.values, c.values)) > 2 else "binary"
 
 
 def column_drift(reference: Sequence, current: Sequence, *, kind: str | None = None) -> dict[str, Any]:
@@ -165,8 +179,9 @@ def column_drift(reference: Sequence, current: Sequence, *, kind: str | None = N
         Nulls are dropped, and so are NaN and +-inf in a float column (as Evidently drops them): ``n_reference``
         and ``n_current`` count the values left, and a side with none left is not tested.
     kind : {"numeric", "categorical", "binary"}, optional
-        Default: inferred (bool or two distinct values -> binary; numbers with more than 5 distinct values ->
-        numeric; anything else categorical).
+        Default: inferred as Evidently 0.7 does, from the current sample's type: integers with more than 10
+        distinct values in current, and other numbers (floats) with more than 5 over both samples -> numeric;
+        else bool, or at most two distinct values -> binary; anything else categorical.
 
     Returns
     -------
@@ -179,9 +194,11 @@ def column_drift(reference: Sequence, current: Sequence, *, kind: str | None = N
 
     Examples
     --------
-    >>> r = column_drift([1, 2, 3, 4, 5, 6] * 20, [1, 2, 3, 4, 5, 6] * 20)
+    >>> r = column_drift([0.5, 1.5, 2.5, 3.5, 4.5, 5.5] * 20, [0.5, 1.5, 2.5, 3.5, 4.5, 5.5] * 20)
     >>> r["type"], r["test"], r["statistic"], r["drifted"]
     ('numeric', 'ks', 1.0, False)
+    >>> column_drift([1, 2, 3, 4, 5, 6] * 20, [1, 2, 3, 4, 5, 6] * 20)["test"]  # integers, <= 10 values: categorical
+    'chi_square'
     """
     import numpy as np
     import polars as pl
@@ -189,16 +206,17 @@ def column_drift(reference: Sequence, current: Sequence, *, kind: str | None = N
     ref = reference if isinstance(reference, pl.Series) else pl.Series("r", list(reference))
     cur = current if isinstance(current, pl.Series) else pl.Series("c", list(current))
     ref, cur = _tested(ref), _tested(cur)
+    typed = cur.dtype  # Evidently infers a column's type from the current data
     if ref.dtype != cur.dtype:  # numbers compare by value (1 == 1.0, as pandas counts them), anything else as text
         both_numeric = ref.dtype.is_numeric() and cur.dtype.is_numeric()
         common = pl.String if not both_numeric else pl.Int64 if ref.dtype.is_integer() and cur.dtype.is_integer() \
             else pl.Float64
         ref, cur = ref.cast(common), cur.cast(common)
+        typed = typed if both_numeric else pl.String
     r, c = _counted(ref), _counted(cur)
     out: dict[str, Any] = {"n_reference": ref.len(), "n_current": cur.len()}
-    if kind is None:  # the number of distinct values matters only up to MAX_CATEGORICAL_NUMERIC + 1
-        most = max(len(r.values), len(c.values))
-        kind = _kind(ref, most if most > MAX_CATEGORICAL_NUMERIC else len(np.union1d(r.values, c.values)))
+    if kind is None:
+        kind = _kind(typed, r, c)
     if kind not in ("numeric", "categorical", "binary"):
         raise ParameterError(f"column_drift: kind must be numeric, categorical or binary, got {kind!r}")
     out = {"type": kind, **out}
