@@ -116,6 +116,21 @@ def datasets() -> dict[str, dict[str, dict[str, list]]]:
                     "latency_ms": (rng.integers(1, 9, 1500) + 0.5).tolist(),
                     "ttft_ms": rng.choice([10.0, 20.0, 30.0], 1500, p=[0.2, 0.3, 0.5]).tolist()},
     }
+    # Free text (a string column with more distinct values than half its current rows: Evidently's Text type) in the
+    # answers table: the same distribution, and a changed vocabulary; with a categorical column beside them
+    for name, n, seed in (("small_text", 200, 14), ("large_text", 1200, 11)):
+        rng = np.random.default_rng(seed)
+        words = [f"w{i}" for i in range(300)]
+        new = words[:200] + [f"n{i}" for i in range(100)]  # a third of the vocabulary replaced
+
+        def texts(vocab, k):
+            return [" ".join(rng.choice(vocab, 12)) for _ in range(k)]
+
+        out[name] = {"table": "answers",
+                     "reference": {"question": texts(words, n), "answer": texts(words, n),
+                                   "source": rng.choice(["app", "web", "api"], n).tolist()},
+                     "current": {"question": texts(words, n), "answer": texts(new, n),
+                                 "source": rng.choice(["app", "web", "api"], n).tolist()}}
     return out
 
 
@@ -149,7 +164,7 @@ def main(names: list[str] | None = None) -> None:
     for name, d in datasets().items():
         if names and name not in names:
             continue
-        result = run(d["reference"], d["current"])
+        result = run(d["reference"], d["current"])  # "table": the workbench table the test loads them into
         (OUT / f"{name}.json").write_text(json.dumps({"meta": meta, "name": name, **d, "evidently": result}) + "\n")
         print(name, json.dumps(result["columns"]), result["dataset"])
 

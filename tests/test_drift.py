@@ -19,8 +19,8 @@ REF = ("2026-01-01", "2026-01-02")
 CUR = ("2026-01-02", "2026-01-03")
 
 
-def _load(db, ref: dict, cur: dict):
-    """Insert calls: columns given as lists, reference rows on 2026-01-01, current rows on 2026-01-02."""
+def _load(db, ref: dict, cur: dict, table: str = "calls"):
+    """Insert calls (or answers): columns given as lists, reference rows on 2026-01-01, current rows on 2026-01-02."""
     frames = []
     for day, cols in (("2026-01-01", ref), ("2026-01-02", cur)):
         n = len(next(iter(cols.values())))
@@ -28,9 +28,9 @@ def _load(db, ref: dict, cur: dict):
             "call_id": [f"{day}-{i}" for i in range(n)],
             "ts": pl.datetime_range(pl.datetime(*map(int, day.split("-"))), pl.datetime(*map(int, day.split("-")))
                                     + pl.duration(seconds=n - 1), "1s", eager=True),
-            "status": ["ok"] * n, **cols}))
+            **({"status": ["ok"] * n} if table == "calls" else {}), **cols}))
     df = pl.concat(frames, how="diagonal_relaxed")
-    _insert(db, "calls", df)
+    _insert(db, table, df)
 
 
 def _insert(db, table, df):
@@ -198,7 +198,8 @@ def test_drifted_column_rate_in_suite():
 
 EVIDENTLY = sorted((Path(__file__).resolve().parent / "goldens" / "evidently").glob("*.json"))
 METHOD = {"K-S p_value": "ks", "chi-square p_value": "chi_square", "Z-test p_value": "z",
-          "Wasserstein distance (normed)": "wasserstein", "Jensen-Shannon distance": "jensen_shannon"}
+          "Wasserstein distance (normed)": "wasserstein", "Jensen-Shannon distance": "jensen_shannon",
+          "Percentile text content drift": "domain_classifier", "Absolute text content drift": "domain_classifier"}
 COLUMN = {"retries": "attempt"}  # the golden's column names -> calls columns
 
 
@@ -209,8 +210,8 @@ def test_drift_report_reproduces_evidently(path):
     db = wb.connect(":memory:")
     ref = {COLUMN.get(k, k): v for k, v in g["reference"].items()}
     cur = {COLUMN.get(k, k): v for k, v in g["current"].items()}
-    _load(db, ref, cur)
-    db.duckdb.execute("update calls set status = coalesce(nullif(status, ''), 'ok')")
+    table = g.get("table", "calls")
+    _load(db, ref, cur, table)
     cols = list(ref)
     if "status" in g["reference"]:  # _load writes status = ok; put the golden's back
         for day, values in (("2026-01-01", g["reference"]["status"]), ("2026-01-02", g["current"]["status"])):
@@ -218,10 +219,17 @@ def test_drift_report_reproduces_evidently(path):
                                                    "s": values}).to_arrow())
             db.duckdb.execute("update calls set status = _s.s from _s where calls.call_id = _s.call_id")
             db.duckdb.unregister("_s")
-    r = _report(db, columns=cols)
+    r = _report(db, table=table, columns=cols)
     for name, ev in g["evidently"]["columns"].items():
         row = r[COLUMN.get(name, name)]
         assert row["test"] == METHOD[ev["method"]], name
+        if row["test"] == "domain_classifier":
+            # free text: the workbench's own text drift (not Evidently's classifier, so not its score): the same
+            # verdict, and the AUC of text_drift_score on the same texts
+            auc = D.text_drift_score(g["reference"][name], g["current"][name])["auc"]
+            assert (row["statistic"], row["threshold"], row["drifted"]) == (auc, 0.55, ev["drifted"]), name
+            assert D.column_drift(g["reference"][name], g["current"][name])["statistic"] == auc
+            continue
         assert row["threshold"] == ev["threshold"], name
         assert row["statistic"] == pytest.approx(ev["score"], rel=1e-9, abs=1e-300), name
         assert row["drifted"] == ev["drifted"], name
@@ -310,3 +318,41 @@ def test_an_integer_column_is_categorical_by_its_distinct_values_in_current():
     # one value on both sides: Evidently's z-test (at most 2 values), p = 1
     c = D.column_drift([0.5] * 30, [0.5] * 30)
     assert (c["type"], c["test"], c["statistic"], c["drifted"]) == ("binary", "z", 1.0, False)
+
+
+def test_free_text_columns_get_the_text_drift_not_chi_square():
+    # answers.question / answer: nearly every text is distinct, so chi-square read every current text as a new
+    # category, p = 0 and drift on two samples of one distribution (and the dataset drifted). A string column with
+    # more distinct values than half its current rows is text (Evidently's rule) and gets text_drift_score.
+    rng = np.random.default_rng(6)
+    db = wb.connect(":memory:")
+    texts = _sentences(rng, WORDS, 400)
+    _load(db, {"question": texts[:200], "answer": texts[:200], "source": ["app", "web"] * 100},
+          {"question": texts[200:], "answer": texts[200:], "source": ["app", "web"] * 100}, table="answers")
+    r = _report(db, table="answers")  # the default columns: question, answer, reference (all null), source
+    one = D.text_drift(db, column="answer", reference=REF, current=CUR).row(0, named=True)
+    assert one["auc"] < 0.55 and not one["drifted"]
+    for col in ("question", "answer"):
+        assert (r[col]["type"], r[col]["test"], r[col]["threshold"], r[col]["psi"]) == (
+            "text", "domain_classifier", 0.55, None)
+        # the same texts as text_drift's, the same AUC: one text drift
+        assert (r[col]["statistic"], r[col]["drifted"], r[col]["n_reference"]) == (one["auc"], False, 200)
+    assert r["reference"]["test"] is None and (r["source"]["test"], r["source"]["drifted"]) == ("z", False)
+    assert r["__dataset__"]["statistic"] == 0.0  # was 2 of 3 drifted, dataset drift
+    # the rule reads the current window: 3 distinct of 4 is text, 2 of 4 categorical
+    assert D.column_drift(["a", "b", "c", "a"], ["a", "b", "c", "a"])["type"] == "text"
+    assert D.column_drift(["a", "b", "c", "a"], ["a", "b", "a", "b"])["type"] == "categorical"
+    # fewer texts than text_drift_score's folds (3) on a side: not tested, as an empty side
+    r = D.column_drift(["x y", "y z"], ["p q", "q r"])
+    assert (r["type"], r["test"], r["statistic"], r["drifted"]) == ("text", None, None, None)
+
+
+def test_text_sampled_down_to_5000_a_side_is_flagged():
+    # text_drift_score fits on at most 5,000 texts a side (a seeded sample): the row says it sampled
+    rng = np.random.default_rng(8)
+    db = wb.connect(":memory:")
+    texts = [" ".join(rng.choice(WORDS, 6)) + f" {i}" for i in range(10_002)]
+    _load(db, {"answer": texts[:5001]}, {"answer": texts[5001:]}, table="answers")
+    r = _report(db, table="answers", columns=["answer"])["answer"]
+    assert (r["test"], r["n_reference"], r["n_current"], r["sampled"], r["drifted"]) == (
+        "domain_classifier", 5000, 5000, True, False)

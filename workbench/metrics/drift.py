@@ -13,6 +13,9 @@ method, score and verdict on fixed small and large, numeric and categorical data
   with <= 10 distinct values in current is categorical, whatever the reference holds, and one with more numeric; a
   float column is numeric; booleans and strings are categorical. A numeric column with <= 5 distinct values over
   both windows is then tested as categorical, and any column with <= 2 as binary (z-test);
+* free text (a string column more than half of whose current values are distinct, Evidently's Text type) gets the
+  text drift below, the workbench's own domain classifier, not Evidently's (the scores differ, the verdicts agree on
+  the goldens; ``column_drift`` says how they differ);
 * the dataset drifts when >= 50% of the tested columns drift;
 * nulls, and NaN and +-inf in float columns, are dropped before testing, as Evidently drops them (the row counts and
   the 1000-row rule are of the values left).
@@ -69,6 +72,8 @@ DATASET_SHARE = 0.5
 MAX_CATEGORICAL_NUMERIC = 5  # Evidently: a numerical column with at most this many values is tested as categorical
 MAX_CATEGORICAL_INTEGER = 10  # Evidently (INTEGER_CARDINALITY_LIMIT): an int column with at most this many: categorical
 TEXT_AUC_THRESHOLD = 0.55
+TEXT_FOLDS = 3  # text_drift_score's default folds: a side with fewer texts is not tested
+TEXT_SHARE = 0.5  # Evidently: a string column with more distinct values than this share of its current rows is text
 
 DEFAULT_COLUMNS = {
     "calls": ("latency_ms", "ttft_ms", "input_tokens", "output_tokens", "cost_usd", "status", "model",
@@ -153,8 +158,8 @@ def _kind(dtype: "pl.DataType", r: "stats.Counted", c: "stats.Counted") -> str:
     """Evidently 0.7's column type (``infer_column_type``, on the current data) and default test choice.
 
     An integer column with at most 10 distinct values in current is categorical, with more numerical (whatever the
-    reference holds); any other numeric column (float) is numerical; booleans and strings are categorical. A
-    categorical column, or a numerical one with at most 5 distinct values over both samples, is tested as categorical,
+    reference holds); any other numeric column (float) is numerical; a string column is text when more than half its
+    current values are distinct, else categorical, as booleans are. A categorical column, or a numerical one with at most 5 distinct values over both samples, is tested as categorical,
     binary (z-test) with at most 2. ``dtype`` is the current sample's.
     """
     import numpy as np
@@ -162,6 +167,8 @@ def _kind(dtype: "pl.DataType", r: "stats.Counted", c: "stats.Counted") -> str:
 
     if dtype == pl.Boolean:
         return "binary"
+    if dtype == pl.String and len(c.values) > TEXT_SHARE * c.n:
+        return "text"
     if dtype.is_integer() and len(c.values if len(c.values) else r.values) > MAX_CATEGORICAL_INTEGER:  # (or ref's)
         return "numeric"
     most = max(len(r.values), len(c.values))  # the union's size matters only up to MAX_CATEGORICAL_NUMERIC + 1
@@ -178,16 +185,25 @@ def column_drift(reference: Sequence, current: Sequence, *, kind: str | None = N
     reference, current : sequences of values or polars Series
         Nulls are dropped, and so are NaN and +-inf in a float column (as Evidently drops them): ``n_reference``
         and ``n_current`` count the values left, and a side with none left is not tested.
-    kind : {"numeric", "categorical", "binary"}, optional
+    kind : {"numeric", "categorical", "binary", "text"}, optional
         Default: inferred as Evidently 0.7 does, from the current sample's type: integers with more than 10
         distinct values in current, and other numbers (floats) with more than 5 over both samples -> numeric;
-        else bool, or at most two distinct values -> binary; anything else categorical.
+        strings more than half of whose current values are distinct -> text; else bool, or at most two distinct
+        values -> binary; anything else categorical.
 
     Returns
     -------
     dict with ``type, test, statistic, threshold, drifted, psi, n_reference, n_current``. ``statistic`` is a p-value
-    for ``ks``/``chi_square``/``z`` (drift when <= threshold) and a distance for ``wasserstein``/``jensen_shannon``
-    (drift when >= threshold).
+    for ``ks``/``chi_square``/``z`` (drift when <= threshold), a distance for ``wasserstein``/``jensen_shannon``
+    (drift when >= threshold) and, for text, the ROC AUC of :func:`text_drift_score`'s ``domain_classifier`` (drift
+    when > threshold, 0.55; no PSI; ``n_*`` the texts it used, at most 5,000 a side). A side with no values, or
+    text with fewer than 3, is not tested (null test and verdict).
+
+    Text is where this departs from Evidently: Evidently's text drift is also a domain classifier, but TF-IDF with
+    English stop words and an L1 linear model, scored on one 50/50 split, drifting when its AUC beats the 95th
+    percentile of random classifiers' (reference <= 1000 rows) or 0.55. Here it is the workbench's own
+    :func:`text_drift_score` (hashed word 1-2-grams, L2 logistic regression, 3-fold cross-validated AUC, drift
+    above 0.55 at any size): the scores differ, the verdicts agree on the goldens.
 
     Each sample is first reduced to its distinct values and their counts (by polars), and every test and distance
     is computed from those: a million rows cost one ``value_counts``, not a million Python objects.
@@ -217,11 +233,16 @@ def column_drift(reference: Sequence, current: Sequence, *, kind: str | None = N
     out: dict[str, Any] = {"n_reference": ref.len(), "n_current": cur.len()}
     if kind is None:
         kind = _kind(typed, r, c)
-    if kind not in ("numeric", "categorical", "binary"):
-        raise ParameterError(f"column_drift: kind must be numeric, categorical or binary, got {kind!r}")
+    if kind not in ("numeric", "categorical", "binary", "text"):
+        raise ParameterError(f"column_drift: kind must be numeric, categorical, binary or text, got {kind!r}")
     out = {"type": kind, **out}
-    if ref.len() == 0 or cur.len() == 0:
+    if min(ref.len(), cur.len()) < (TEXT_FOLDS if kind == "text" else 1):
         return out | {"test": None, "statistic": None, "threshold": None, "drifted": None, "psi": None}
+    if kind == "text":
+        t = text_drift_score(ref.cast(pl.String).to_list(), cur.cast(pl.String).to_list())
+        return out | {"test": "domain_classifier", "statistic": t["auc"], "threshold": t["threshold"],
+                      "drifted": t["drifted"], "psi": None, "n_reference": t["n_reference"],
+                      "n_current": t["n_current"]}
     if kind != "numeric" and not ref.dtype.is_numeric():  # other categories compare as text (distinct stay distinct)
         r, c = (stats.Counted(x.values.astype(str)[o], x.counts[o])
                 for x in (r, c) for o in [np.argsort(x.values.astype(str), kind="stable")])
@@ -269,7 +290,10 @@ def drift_report(
         A canonical table; ``"evals"`` needs ``metric=`` (the scores of that metric, column ``value``).
     columns : list of str, optional
         Default: for ``calls`` latency, tokens, cost, status, model, finish reason, operation; for ``evals``
-        ``value``; else every numeric, boolean or string column that is not a key, id or time.
+        ``value``; else every numeric, boolean or string column that is not a key, id or time (for ``answers``
+        question, answer, reference and source). Free text (a string column more than half of whose current values
+        are distinct: a question, an answer) is tested by :func:`text_drift_score`, a domain classifier, not as
+        categories, where every new text would read as drift: see :func:`column_drift`.
     reference, current : (start, end)
         Windows [start, end) on the table's time column.
     where : optional
@@ -311,7 +335,9 @@ def drift_report(
     rows = []
     for col in cols:
         r = column_drift(ref_df[col], cur_df[col])
-        rows.append({"column": col, **r, "sampled": s1 or s2})
+        texts_sampled = r["test"] == "domain_classifier" and (  # text_drift_score took at most 5,000 a side
+            r["n_reference"] < ref_df[col].count() or r["n_current"] < cur_df[col].count())
+        rows.append({"column": col, **r, "sampled": s1 or s2 or texts_sampled})
     tested = [r for r in rows if r["drifted"] is not None]
     share = sum(r["drifted"] for r in tested) / len(tested) if tested else None
     rows.append({"column": "__dataset__", "type": "dataset", "test": "share_of_drifted_columns", "statistic": share,
