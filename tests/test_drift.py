@@ -137,6 +137,9 @@ def test_empty_window_is_undefined_not_no_drift():
     _load(db, {"latency_ms": [1.0, 2.0, 3.0]}, {"latency_ms": [1.0, 2.0, 3.0]})
     r = D.drift_report(db, columns=["latency_ms"], reference=("2025-01-01", "2025-01-02"), current=CUR)
     assert r["drifted"].to_list() == [None, None]
+    # no values on either side: untested, and typed categorical (not binary for "at most 2 values")
+    assert D.column_drift([None, None], [None])["type"] == "categorical"
+    assert D.column_drift(["a"], [None])["type"] == "binary"
 
 
 # -- text -------------------------------------------------------------------------------------------------------------

@@ -174,7 +174,7 @@ def _kind(dtype: "pl.DataType", r: "stats.Counted", c: "stats.Counted") -> str:
     most = max(len(r.values), len(c.values))  # the union's size matters only up to MAX_CATEGORICAL_NUMERIC + 1
     if dtype.is_numeric() and not dtype.is_integer() and most > MAX_CATEGORICAL_NUMERIC:
         return "numeric"
-    return "categorical" if most > 2 or len(np.union1d(r.values, c.values)) > 2 else "binary"
+    return "binary" if most <= 2 and len(np.union1d(r.values, c.values)) in (1, 2) else "categorical"  # (no values)
 
 
 def column_drift(reference: Sequence, current: Sequence, *, kind: str | None = None) -> dict[str, Any]:
