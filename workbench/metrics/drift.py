@@ -11,8 +11,8 @@ method, score and verdict on fixed small and large, numeric and categorical data
   distance (natural logarithm, scipy's default, as Evidently), both drift when >= 0.1;
 * column types as Evidently 0.7 infers them (``infer_column_type``), from the current window's data: an integer column
   with <= 10 distinct values in current is categorical, whatever the reference holds, and one with more numeric; a
-  float column is numeric; booleans and strings are categorical. A numeric column with <= 5 distinct values over
-  both windows is then tested as categorical, and any column with <= 2 as binary (z-test);
+  float column is numeric; booleans and strings are categorical, free text aside (below). A numeric column with <= 5
+  distinct values over both windows is then tested as categorical, and any column with 1 or 2 as binary (z-test);
 * free text (a string column more than half of whose current values are distinct, Evidently's Text type) gets the
   text drift below, the workbench's own domain classifier, not Evidently's (the scores differ, the verdicts agree on
   the goldens; ``column_drift`` says how they differ);
@@ -159,8 +159,9 @@ def _kind(dtype: "pl.DataType", r: "stats.Counted", c: "stats.Counted") -> str:
 
     An integer column with at most 10 distinct values in current is categorical, with more numerical (whatever the
     reference holds); any other numeric column (float) is numerical; a string column is text when more than half its
-    current values are distinct, else categorical, as booleans are. A categorical column, or a numerical one with at most 5 distinct values over both samples, is tested as categorical,
-    binary (z-test) with at most 2. ``dtype`` is the current sample's.
+    current values are distinct, else categorical, as booleans are. A categorical column, or a numerical one with at
+    most 5 distinct values over both samples, is tested as categorical, binary (z-test) with 1 or 2. ``dtype`` is
+    the current sample's.
     """
     import numpy as np
     import polars as pl
@@ -406,7 +407,7 @@ def text_drift_score(
     current: Sequence[str],
     *,
     seed: int = 0,
-    folds: int = 3,
+    folds: int = TEXT_FOLDS,
     n_features: int = 2**16,
     l2: float = 1e-3,
     max_texts: int = 5000,
