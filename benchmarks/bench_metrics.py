@@ -146,20 +146,26 @@ def pl_error_rate(ctx: dict):
 
 
 def _pl_price_table(prices):
-    """Each price row with the range it covers: [effective_from, valid_to) x [min_input_tokens, max_input_tokens)."""
+    """Each price row with the range it covers: [effective_from, valid_to) x [time_of_day_from_s, time_of_day_to_s)
+    x [min_input_tokens, max_input_tokens)."""
     import polars as pl
 
-    p = prices.with_columns(pl.col("min_input_tokens").fill_null(0))
-    p = p.sort("source").unique(["provider", "model", "effective_from", "min_input_tokens"], keep="first",
+    p = prices.with_columns(pl.col("min_input_tokens").fill_null(0), pl.col("time_of_day_from_s").fill_null(0))
+    version = ["provider", "model", "effective_from"]
+    p = p.sort("source").unique([*version, "time_of_day_from_s", "min_input_tokens"], keep="first",
                                  maintain_order=True)
-    versions = p.select("provider", "model", "effective_from").unique().sort("provider", "model", "effective_from")
+    versions = p.select(version).unique().sort(version)
     versions = versions.with_columns(pl.col("effective_from").shift(-1).over("provider", "model").alias("valid_to"))
-    p = p.join(versions, on=["provider", "model", "effective_from"])
-    p = p.sort("provider", "model", "effective_from", "min_input_tokens").with_columns(
-        pl.col("min_input_tokens").shift(-1).over("provider", "model", "effective_from").alias("max_input_tokens"))
+    p = p.join(versions, on=version)
+    windows = p.select(*version, "time_of_day_from_s").unique().sort(*version, "time_of_day_from_s")
+    windows = windows.with_columns(pl.col("time_of_day_from_s").shift(-1).over(version).alias("time_of_day_to_s"))
+    p = p.join(windows, on=[*version, "time_of_day_from_s"])
+    p = p.sort(*version, "time_of_day_from_s", "min_input_tokens").with_columns(
+        pl.col("min_input_tokens").shift(-1).over(*version, "time_of_day_from_s").alias("max_input_tokens"))
     end = pl.lit(_END_OF_TIME).str.to_datetime().cast(p.schema["effective_from"])
     return p.with_columns(
         pl.col("valid_to").fill_null(end),
+        pl.col("time_of_day_to_s").fill_null(86400),
         pl.col("max_input_tokens").fill_null(_MAX_TOKENS),
     )
 
@@ -170,17 +176,21 @@ def pl_cost_usd(ctx: dict):
     cols = ["ts", *BY, "provider", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
             "cost_usd"]
     calls = _pl_read(ctx, "calls", list(dict.fromkeys(cols))).with_row_index("_row")
-    prices = _pl_read(ctx, "prices", ["provider", "model", "effective_from", "min_input_tokens", "input_usd_per_mtok",
+    prices = _pl_read(ctx, "prices", ["provider", "model", "effective_from", "time_of_day_from_s", "min_input_tokens",
+                                      "input_usd_per_mtok",
                                       "output_usd_per_mtok", "cache_read_usd_per_mtok", "cache_write_usd_per_mtok",
                                       "source"])
     p = _pl_price_table(prices)
     # a call without a provider is priced by the first provider (by name) that prices its model
     first = prices.group_by("model").agg(pl.col("provider").min().alias("_first"))
     c = calls.join(first, on="model", how="left").with_columns(
-        pl.coalesce("provider", "_first").alias("_prov"), pl.col("input_tokens").fill_null(0).alias("_tok"))
-    m = c.select("_row", "_prov", "model", "ts", "_tok").join(
+        pl.coalesce("provider", "_first").alias("_prov"), pl.col("input_tokens").fill_null(0).alias("_tok"),
+        (pl.col("ts").dt.hour().cast(pl.Int32) * 3600 + pl.col("ts").dt.minute().cast(pl.Int32) * 60
+         + pl.col("ts").dt.second().cast(pl.Int32)).alias("_tod"))
+    m = c.select("_row", "_prov", "model", "ts", "_tod", "_tok").join(
         p.rename({"provider": "_prov"}), on=["_prov", "model"], how="inner"
     ).filter((pl.col("effective_from") <= pl.col("ts")) & (pl.col("ts") < pl.col("valid_to"))
+             & (pl.col("time_of_day_from_s") <= pl.col("_tod")) & (pl.col("_tod") < pl.col("time_of_day_to_s"))
              & (pl.col("min_input_tokens") <= pl.col("_tok")) & (pl.col("_tok") < pl.col("max_input_tokens")))
     c = c.join(m.select("_row", "effective_from", "input_usd_per_mtok", "output_usd_per_mtok",
                         "cache_read_usd_per_mtok", "cache_write_usd_per_mtok"), on="_row", how="left")
@@ -263,22 +273,31 @@ def run_polars(metric: str, ctx: dict):
 
 _SQL_PRICES = f"""
 with p0 as (
-    select * replace (coalesce(min_input_tokens, 0) as min_input_tokens) from prices
-    qualify row_number() over (partition by provider, model, effective_from, coalesce(min_input_tokens, 0)
-                               order by source) = 1),
+    select * replace (coalesce(min_input_tokens, 0) as min_input_tokens,
+                      coalesce(time_of_day_from_s, 0) as time_of_day_from_s) from prices
+    qualify row_number() over (partition by provider, model, effective_from, coalesce(time_of_day_from_s, 0),
+                                            coalesce(min_input_tokens, 0) order by source) = 1),
 versions as (
     select provider, model, effective_from,
            coalesce(lead(effective_from) over (partition by provider, model order by effective_from),
                     timestamp '{_END_OF_TIME}') as valid_to
     from (select distinct provider, model, effective_from from p0)),
+windows as (
+    select provider, model, effective_from, time_of_day_from_s,
+           coalesce(lead(time_of_day_from_s) over (partition by provider, model, effective_from
+                                                   order by time_of_day_from_s), 86400) as time_of_day_to_s
+    from (select distinct provider, model, effective_from, time_of_day_from_s from p0)),
 p as (
-    select p0.*, v.valid_to,
-           coalesce(lead(min_input_tokens) over (partition by p0.provider, p0.model, p0.effective_from
+    select p0.*, v.valid_to, w.time_of_day_to_s,
+           coalesce(lead(min_input_tokens) over (partition by p0.provider, p0.model, p0.effective_from,
+                                                              p0.time_of_day_from_s
                                                  order by min_input_tokens), {_MAX_TOKENS}) as max_input_tokens
-    from p0 join versions v using (provider, model, effective_from)),
+    from p0 join versions v using (provider, model, effective_from)
+    join windows w using (provider, model, effective_from, time_of_day_from_s)),
 first_provider as (select model, min(provider) as provider from prices group by model),
 c as (
-    select calls.*, coalesce(calls.provider, f.provider) as match_provider, coalesce(input_tokens, 0) as tok
+    select calls.*, coalesce(calls.provider, f.provider) as match_provider, coalesce(input_tokens, 0) as tok,
+           hour(ts) * 3600 + minute(ts) * 60 + second(ts) as tod
     from calls left join first_provider f on calls.model = f.model),
 priced as (
     select c.*, p.effective_from as p_from,
@@ -288,7 +307,8 @@ priced as (
          + coalesce(cache_write_tokens, 0) * coalesce(p.cache_write_usd_per_mtok, p.input_usd_per_mtok, 0)
          + coalesce(output_tokens, 0) * coalesce(p.output_usd_per_mtok, 0)) / 1e6 as computed
     from c left join p on c.match_provider = p.provider and c.model = p.model and p.effective_from <= c.ts
-        and c.ts < p.valid_to and p.min_input_tokens <= c.tok and c.tok < p.max_input_tokens),
+        and c.ts < p.valid_to and p.time_of_day_from_s <= c.tod and c.tod < p.time_of_day_to_s
+        and p.min_input_tokens <= c.tok and c.tok < p.max_input_tokens),
 used as (
     select *, coalesce(cost_usd, case when p_from is not null then computed end,
                        case when model is null and coalesce(input_tokens, 0) + coalesce(output_tokens, 0) = 0

@@ -56,6 +56,7 @@ def test_a_version_1_database_gains_the_mapping_hash_of_its_runs(tmp_path):
     db.duckdb.execute("insert into ingest_runs (run_id, source_path, format) values ('r1', 'a.csv', 'csv')")
     for c in ("mapping_hash", "bytes", "base_run_id"):
         db.duckdb.execute(f"alter table ingest_runs drop column {c}")
+    db.duckdb.execute("alter table prices drop column time_of_day_from_s")
     db.duckdb.execute("delete from schema_version where version > 1")
     db.close()
     # a reader needs nothing version 2 added (only ingest reads mapping_hash): a report or a metric run before any
@@ -66,10 +67,11 @@ def test_a_version_1_database_gains_the_mapping_hash_of_its_runs(tmp_path):
         assert compute_ok(ro)
     db = wb.connect(path)
     try:
-        assert db.schema_version == SCHEMA_VERSION == 3  # a writer migrates it
+        assert db.schema_version == SCHEMA_VERSION == 4  # a writer migrates it
         assert db.duckdb.execute("select run_id, format, mapping_hash, bytes, base_run_id from ingest_runs"
                                  ).fetchall() == [("r1", "csv", None, None, None)]
         assert db.ingest_runs.columns == TABLES["ingest_runs"].names
+        assert set(db.prices.columns) == {*TABLES["prices"].names, "ingest_run_id"}
         # a migration readers do need is still refused read-only (version 1 creates the tables)
         db.duckdb.execute("delete from schema_version")
     finally:

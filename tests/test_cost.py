@@ -403,6 +403,69 @@ def test_computed_cost_matches_genai_prices_calc_price(loaded, call_id):
     assert costs(loaded)[call_id]["cost_usd_computed"] == pytest.approx(float(expected.total_price), rel=1e-9)
 
 
+def _time_of_day_models():
+    """Every (provider, model) of the bundled genai-prices data with a time-of-day price, and the instants to try:
+    00:00, each window edge, 1 µs before it, noon, 23:59:59.999999, on a day before and on each price-change day."""
+    from genai_prices.types import ModelPrice, StartDateConstraint, TimeOfDateConstraint
+
+    from workbench.io.prices import bundled_providers
+
+    out = []
+    for p in bundled_providers():
+        for m in p.models:
+            if isinstance(m.prices, ModelPrice):
+                continue
+            windows = [cp.constraint for cp in m.prices if isinstance(cp.constraint, TimeOfDateConstraint)]
+            if not windows:
+                continue
+            days = {dt.date(2025, 6, 2)}
+            for cp in m.prices:
+                if isinstance(cp.constraint, StartDateConstraint):
+                    days |= {cp.constraint.start_date, cp.constraint.start_date - dt.timedelta(days=1)}
+            edges = {dt.time(0), dt.time(12), dt.time(23, 59, 59, 999999)}
+            for w in windows:  # naive times are UTC in genai-prices, as here
+                for t in (w.start_time, w.end_time):
+                    at = dt.datetime.combine(dt.date(2025, 1, 2), t.replace(tzinfo=None))
+                    edges |= {t.replace(tzinfo=None), (at - dt.timedelta(microseconds=1)).time()}
+            out.append((p.id, m.id, sorted(dt.datetime.combine(d, t) for d in days for t in edges)))
+    return out
+
+
+def test_time_of_day_prices_match_genai_prices_calc_price_at_every_window_edge():
+    """DeepSeek's (and every other) time-of-day price: each call at the price calc_price charges at its own instant.
+
+    genai-prices 0.2.3 lists deepseek-chat's off-peak price (0.135 / 0.55 USD per Mtok) as the unconditional one and its
+    standard price (0.27 / 1.10) as the one of 00:30-16:30 UTC; a 10:00 call of 1M input + 1M output tokens costs
+    0.27 + 1.10 = 1.37 USD, not 0.685."""
+    from genai_prices import Usage, calc_price
+
+    models = _time_of_day_models()
+    assert {("deepseek", "deepseek-chat"), ("deepseek", "deepseek-reasoner")} <= {(p, m) for p, m, _ in models}
+    calls, expected = [], {}
+    for p, m, instants in models:
+        for ts in instants:
+            cid = f"{m}@{ts.isoformat()}"
+            calls.append(call(cid, ts, provider=p, model=m, input_tokens=1_000_000, output_tokens=1_000_000,
+                              cache_read_tokens=200_000))
+            usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000, cache_read_tokens=200_000)
+            expected[cid] = float(calc_price(usage, m, provider_id=p,
+                                             genai_request_timestamp=ts.replace(tzinfo=dt.timezone.utc)).total_price)
+    db = make_db(calls)
+    load_prices(db, config=False)
+    got = {k: v["cost_usd_computed"] for k, v in costs(db).items()}
+    assert got == pytest.approx(expected, rel=1e-12)
+    # the figures of the doc: deepseek-chat at 10:00 UTC (standard) and 20:00 UTC (off-peak), 1M in + 1M out
+    db = make_db([call("std", "2025-06-02 10:00", provider="deepseek", model="deepseek-chat", input_tokens=1_000_000,
+                       output_tokens=1_000_000),
+                  call("off", "2025-06-02 20:00", provider="deepseek", model="deepseek-chat", input_tokens=1_000_000,
+                       output_tokens=1_000_000),
+                  call("r_std", "2025-06-02 16:29:59", provider="deepseek", model="deepseek-reasoner",
+                       input_tokens=1_000_000, output_tokens=1_000_000)])
+    load_prices(db, config=False)
+    got = {k: v["cost_usd_computed"] for k, v in costs(db).items()}
+    assert got == pytest.approx({"std": 0.27 + 1.10, "off": 0.135 + 0.55, "r_std": 0.55 + 2.19}, rel=1e-12)
+
+
 def test_o3_price_change_is_in_the_table(loaded):
     # genai-prices records o3's price cut (a StartDateConstraint): two rows with different effective_from
     df = loaded.sql("select effective_from, input_usd_per_mtok from prices where provider = 'openai' and model = 'o3' "
@@ -558,3 +621,20 @@ def test_priced_calls_converts_to_polars_with_the_attributes_as_text():
     df = cost.priced_calls(db).to_polars()  # raised NotImplementedError on the JSON column
     assert df.height == 1 and df["attributes"].item() == '{"gen_ai.system": "acme"}'
     assert df["cost_usd_used"].item() == pytest.approx(0.001)
+
+
+def test_a_version_3_database_read_only_prices_its_rows_all_day_and_a_writer_adds_the_windows(tmp_path):
+    # schema version 3 had no prices.time_of_day_from_s: made here as that version left it
+    path = tmp_path / "w.duckdb"
+    db = make_db([call("a", "2026-01-01 10:00", input_tokens=1_000_000, output_tokens=1_000_000)],
+                 [price("m1", "2025-01-01", 1.0, 2.0)], path=path)
+    db.duckdb.execute("alter table prices drop column time_of_day_from_s")
+    db.duckdb.execute("delete from schema_version where version > 3")
+    db.close()
+    with wb.connect(path, read_only=True) as ro:
+        assert ro.schema_version == 3
+        assert costs(ro)["a"]["cost_usd_computed"] == pytest.approx(3.0)  # 1 x 1.0 + 1 x 2.0
+    with wb.connect(path) as db:
+        assert db.schema_version == 4
+        assert db.sql("select time_of_day_from_s from prices")["time_of_day_from_s"].to_list() == [None]
+        assert costs(db)["a"]["cost_usd_computed"] == pytest.approx(3.0)

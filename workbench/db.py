@@ -55,12 +55,20 @@ def _migration_v3(run) -> None:
     run("ALTER TABLE ingest_runs ADD COLUMN IF NOT EXISTS base_run_id VARCHAR")
 
 
+def _migration_v4(run) -> None:
+    # prices.time_of_day_from_s: time-of-day prices (DeepSeek's standard hours and off-peak discount). The rows already
+    # there apply all day, as before; load_prices writes the windows.
+    run("ALTER TABLE prices ADD COLUMN IF NOT EXISTS time_of_day_from_s INTEGER")
+
+
 # version -> function(run_sql). Append only: a released migration never changes.
-MIGRATIONS = {1: _migration_v1, 2: _migration_v2, 3: _migration_v3}
+MIGRATIONS = {1: _migration_v1, 2: _migration_v2, 3: _migration_v3, 4: _migration_v4}
 #: The migrations a read-only connection can do without: they add only what no reader reads (version 2: the mapping
-#: hash of ingest runs; version 3: their file length and base run; ingest reads both). A report or a metric opening a
-#: database that no writer has migrated since an upgrade reads it as it is; the first writer migrates it.
-READER_OPTIONAL = frozenset({2, 3})
+#: hash of ingest runs; version 3: their file length and base run; ingest reads both), or what a reader takes as absent
+#: (version 4: a prices table without time-of-day windows prices every row all day, which is what its rows were
+#: written for). A report or a metric opening a database that no writer has migrated since an upgrade reads it as it
+#: is; the first writer migrates it.
+READER_OPTIONAL = frozenset({2, 3, 4})
 
 
 _COMPILERS = "ibis.backends.sql.compilers"
@@ -512,7 +520,7 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = False, c
     --------
     >>> db = connect(":memory:")
     >>> db.schema_version
-    3
+    4
     >>> connect(":memory:", memory_limit="512MB").duckdb.execute("select current_setting('memory_limit')").fetchone()
     ('488.2 MiB',)
     >>> connect("no/such/file.duckdb", create=False)

@@ -29,7 +29,7 @@ from workbench.errors import NotFoundError
 
 from dataclasses import dataclass, field
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def utc_now(*, seconds: bool = False) -> _dt.datetime:
@@ -245,7 +245,8 @@ INCIDENTS = Table(
 
 PRICES = Table(
     "prices",
-    "Price of a model per million tokens, by token type, from a date on (and above a context-size tier).",
+    "Price of a model per million tokens, by token type, from a date on (in a time-of-day window, above a "
+    "context-size tier).",
     (
         C("provider", "VARCHAR", "Provider.", True),
         C("model", "VARCHAR", "Model name as it appears in calls.model.", True),
@@ -256,8 +257,13 @@ PRICES = Table(
         C("cache_read_usd_per_mtok", "DOUBLE", "Cache-read input tokens, USD per million."),
         C("cache_write_usd_per_mtok", "DOUBLE", "Cache-write input tokens, USD per million."),
         C("source", "VARCHAR", "genai-prices (with its version), workbench.toml, or the file it came from."),
+        C("time_of_day_from_s", "INTEGER",
+          "Time-of-day window: the price applies from this many seconds after midnight UTC until the next "
+          "time_of_day_from_s of the same provider, model and effective_from (or midnight); null = 0, all day when "
+          "it is the only one. DeepSeek's standard hours 00:30-16:30 UTC are three rows: 0 (off-peak), 1800, 59400 "
+          "(off-peak)."),
     ),
-    key=("provider", "model", "effective_from", "min_input_tokens"),
+    key=("provider", "model", "effective_from", "time_of_day_from_s", "min_input_tokens"),
     time="effective_from",
 )
 

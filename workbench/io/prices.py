@@ -6,8 +6,10 @@ One row of ``prices`` is the price of one model of one provider, per million tok
 * from the **bundled** data of the `genai-prices <https://github.com/pydantic/genai-prices>`_ package, never fetched:
   its background updater (``genai_prices.UpdatePrices``) is never started, and the bundled snapshot is read directly,
   so a snapshot that some other code in the process fetched does not leak in either. Each model's price history
-  (``StartDateConstraint`` price changes) becomes one row per change, and its ``TieredPrices`` (price cliffs above N
-  input tokens) one row per tier;
+  (``StartDateConstraint`` price changes) becomes one row per change, its time-of-day prices
+  (``TimeOfDateConstraint``: DeepSeek's standard hours 00:30-16:30 UTC, off-peak discount the rest of the day) one row
+  per window of the day (``time_of_day_from_s``), and its ``TieredPrices`` (price cliffs above N input tokens) one row
+  per tier;
 * from ``workbench.toml`` ``[[prices]]`` entries (team-negotiated prices, self-hosted or unknown models). An entry
   replaces the package's rows of the same provider, model and ``effective_from``;
 * for every (provider, model) pair seen in ``calls`` that genai-prices recognises under another name (a dated
@@ -20,10 +22,15 @@ Conventions (each chosen to reproduce what ``genai_prices.calc_price`` charges):
 * A genai-prices tier that starts at ``N`` applies when a call has *more than* ``N`` input tokens, to all tokens (a
   cliff), so it is stored as ``min_input_tokens = N + 1``.
 * The price with no date constraint applies from ``1970-01-01`` (:data:`ALWAYS`).
+* Which of a model's conditional prices applies at an instant is decided by the package's own
+  ``ModelInfo.get_prices`` (the last listed price whose constraint holds), evaluated at the start of each (day,
+  time-of-day window) piece; windows are in whole seconds of the day, UTC. genai-prices lists DeepSeek's off-peak
+  price as the unconditional one and its standard price as the one of 00:30-16:30 UTC, so a deepseek-chat call at
+  10:00 UTC is charged the standard 0.27 USD per million input tokens and one at 20:00 UTC the off-peak 0.135.
 * ``cache_write_usd_per_mtok`` is the package's ``cache_write_mtok`` (Anthropic's 5-minute cache write); the 1-hour
-  cache-write price, time-of-day prices (DeepSeek off-peak), service-tier variants (flex, priority, batch) and
-  non-token prices (web searches, audio seconds, pages) have no column here and are left out: such calls are priced at
-  the standard token price.
+  cache-write price, service-tier variants (flex, priority, batch) and non-token prices (web searches, audio
+  seconds, pages) have no column here and are left out: such calls are priced at the standard token price.
+* ``[[prices]]`` overrides apply all day.
 
 Examples
 --------
@@ -116,38 +123,53 @@ def _tier_rows(model_price: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _model_history(model: Any) -> list[tuple[_dt.datetime, Any]]:
-    """(effective_from, ModelPrice) for each price change of a genai-prices model, oldest first.
+def _seconds_of_day(value: Any) -> int:
+    """A genai-prices time of day as whole seconds after midnight UTC (a naive time is UTC, as genai-prices reads it)."""
+    if value.tzinfo is not None:
+        value = _dt.datetime.combine(_dt.date(1970, 1, 1), value).astimezone(_dt.timezone.utc).time()
+    return value.hour * 3600 + value.minute * 60 + value.second
 
-    Emulates ``ModelInfo.get_prices``: the last listed price whose start date has passed wins, and the first listed
-    price applies when none has. Time-of-day constraints are skipped (no column for them).
+
+def _model_history(model: Any) -> list[tuple[_dt.datetime, int | None, Any]]:
+    """(effective_from, time_of_day_from_s, ModelPrice) for each price of a genai-prices model, oldest first.
+
+    The model's conditional prices cut time into price-change days (``StartDateConstraint``) and, within each day,
+    time-of-day windows (``TimeOfDateConstraint``, e.g. DeepSeek's standard hours 00:30-16:30 UTC, its off-peak price
+    the rest of the day). Each piece is priced by the package's own ``ModelInfo.get_prices`` at its first instant, so
+    the rows reproduce what ``calc_price`` charges at any instant; adjacent windows of the same price are merged. A day
+    with one price is one row with ``time_of_day_from_s`` None (all day).
     """
     from genai_prices.types import ModelPrice, StartDateConstraint, TimeOfDateConstraint
 
     if isinstance(model.prices, ModelPrice):
-        return [(ALWAYS, model.prices)]
-    dated = [cp for cp in model.prices if not isinstance(cp.constraint, TimeOfDateConstraint)]
-    if not dated:
-        return [(ALWAYS, model.prices[0].prices)]
-    boundaries = sorted({ALWAYS.date(), *(cp.constraint.start_date for cp in dated
-                                          if isinstance(cp.constraint, StartDateConstraint))})
-    out: list[tuple[_dt.datetime, Any]] = []
-    for day in boundaries:
-        chosen = model.prices[0].prices
-        for cp in reversed(dated):
-            if cp.constraint is None or cp.constraint.start_date <= day:
-                chosen = cp.prices
-                break
-        out.append((_dt.datetime(day.year, day.month, day.day), chosen))
+        return [(ALWAYS, None, model.prices)]
+    days = sorted({ALWAYS.date(), *(cp.constraint.start_date for cp in model.prices
+                                    if isinstance(cp.constraint, StartDateConstraint))})
+    edges = sorted({0, *(_seconds_of_day(t) % 86400 for cp in model.prices
+                         if isinstance(cp.constraint, TimeOfDateConstraint)
+                         for t in (cp.constraint.start_time, cp.constraint.end_time))})
+    out: list[tuple[_dt.datetime, int | None, Any]] = []
+    for day in days:
+        windows: list[tuple[int, Any]] = []
+        for s in edges:
+            at = _dt.datetime(day.year, day.month, day.day, tzinfo=_dt.timezone.utc) + _dt.timedelta(seconds=s)
+            price = model.get_prices(at)
+            if not windows or windows[-1][1] != price:
+                windows.append((s, price))
+        start = _dt.datetime(day.year, day.month, day.day)
+        if len(windows) == 1:
+            out.append((start, None, windows[0][1]))
+        else:
+            out.extend((start, s, price) for s, price in windows)
     return out
 
 
 def _model_rows(provider_id: str, model_name: str, model: Any, source: str) -> list[dict[str, Any]]:
     rows = []
-    for effective_from, model_price in _model_history(model):
+    for effective_from, time_of_day_from_s, model_price in _model_history(model):
         for r in _tier_rows(model_price):
-            rows.append({"provider": provider_id, "model": model_name, "effective_from": effective_from} | r
-                        | {"source": source})
+            rows.append({"provider": provider_id, "model": model_name, "effective_from": effective_from,
+                         "time_of_day_from_s": time_of_day_from_s} | r | {"source": source})
     return rows
 
 
@@ -268,6 +290,7 @@ def price_overrides(config: "str | os.PathLike | Config | None" = None) -> list[
         if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
             raise ConfigError(f"{cfg.where(where)}: min_input_tokens must be an integer >= 0, got {tokens!r}")
         row["min_input_tokens"] = tokens
+        row["time_of_day_from_s"] = None  # all day
         if "note" in e and not isinstance(e["note"], str):
             raise ConfigError(f"{cfg.where(where)}: note must be a string, got {e['note']!r}")
         key = (row["provider"], row["model"], row["effective_from"], row["min_input_tokens"])
@@ -320,10 +343,10 @@ def load_prices(db: "Workbench | str | os.PathLike", *, config: "str | os.PathLi
     overrides = [] if config is False else price_overrides(config)
     replaced = {(o["provider"], o["model"], o["effective_from"]) for o in overrides}
     rows = [r for r in rows if (r["provider"], r["model"], r["effective_from"]) not in replaced] + overrides
-    cols = ["provider", "model", "effective_from", "min_input_tokens", *PRICE_COLUMNS, "source"]
+    cols = ["provider", "model", "effective_from", "time_of_day_from_s", "min_input_tokens", *PRICE_COLUMNS, "source"]
     df = pl.DataFrame(rows, schema={"provider": pl.String, "model": pl.String, "effective_from": pl.Datetime("us"),
-                                    "min_input_tokens": pl.Int64, **{c: pl.Float64 for c in PRICE_COLUMNS},
-                                    "source": pl.String}).select(cols)
+                                    "time_of_day_from_s": pl.Int32, "min_input_tokens": pl.Int64,
+                                    **{c: pl.Float64 for c in PRICE_COLUMNS}, "source": pl.String}).select(cols)
     con = db.duckdb
     con.execute("BEGIN TRANSACTION")
     try:

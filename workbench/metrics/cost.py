@@ -19,8 +19,9 @@ Conventions
   where the cached tokens exceed the input tokens, ``input_tokens`` is stored as their sum (the count read is kept as
   ``attributes["workbench.uncached_input_tokens"]``), so the uncached part is never negative.
 * **Which price**: the ``prices`` row of the call's provider and model with the greatest ``effective_from <= ts`` (a
-  price change mid-month prices each call at the price of its own day) and, within it, the greatest
-  ``min_input_tokens <= input_tokens`` (context-size tier). A call without a provider is matched on the model alone
+  price change mid-month prices each call at the price of its own day), within it the greatest
+  ``time_of_day_from_s <=`` the call's seconds after midnight UTC (a time-of-day price: DeepSeek's standard hours and
+  off-peak discount), and within that the greatest ``min_input_tokens <= input_tokens`` (context-size tier). A call without a provider is matched on the model alone
   (the first provider by name that prices it). One Ibis expression (a range join on the price rows' validity
   intervals), so it runs on Spark and the warehouses as on DuckDB.
 * **Which cost** (``cost_source``): the **reported** cost (``calls.cost_usd``, from a gateway or the provider) when
@@ -76,24 +77,30 @@ SUCCESS_CRITERIA = ("status", "feedback", "evals")
 DEFAULT_WARN_AT = 0.85
 _END_OF_TIME = _dt.datetime(9999, 12, 31)
 _MAX_TOKENS = 2**62
-_PRICE_FIELDS = ("provider", "model", "effective_from", "min_input_tokens", "input_usd_per_mtok", "output_usd_per_mtok",
-                 "cache_read_usd_per_mtok", "cache_write_usd_per_mtok", "source")
+_DAY_S = 86400
+_PRICE_FIELDS = ("provider", "model", "effective_from", "time_of_day_from_s", "min_input_tokens", "input_usd_per_mtok",
+                 "output_usd_per_mtok", "cache_read_usd_per_mtok", "cache_write_usd_per_mtok", "source")
 
 
 # --------------------------------------------------------------------------------------------------------- pricing
 
 
 def _price_intervals(prices: "ir.Table", prefix: str) -> "ir.Table":
-    """The price rows with the range each one covers: ``[effective_from, valid_to)`` x ``[min_input_tokens, max)``.
+    """The price rows with the range each one covers: ``[effective_from, valid_to)`` x ``[time_of_day_from_s,
+    time_of_day_to_s)`` x ``[min_input_tokens, max)``.
 
-    A row covers its instants until the provider/model's next ``effective_from`` and its input-token counts until the
-    next tier of the same version, so a call falls in exactly one row and pricing is a plain range join, with no
-    per-call ranking (a window over the calls cost 4x more on DuckDB). Computed on the small prices table.
+    A row covers its instants until the provider/model's next ``effective_from``, on each day the seconds after
+    midnight until the next time-of-day window of the same version (or midnight), and its input-token counts until
+    the next tier of the same version and window, so a call falls in exactly one row and pricing is a plain range join,
+    with no per-call ranking (a window over the calls cost 4x more on DuckDB). Computed on the small prices table.
     """
     import ibis
 
-    p = prices.mutate(min_input_tokens=prices.min_input_tokens.fill_null(0))
-    key = [p.provider, p.model, p.effective_from, p.min_input_tokens]
+    if "time_of_day_from_s" not in prices.columns:  # a database from before schema version 4, opened read-only
+        prices = prices.mutate(time_of_day_from_s=ibis.null("int32"))
+    p = prices.mutate(min_input_tokens=prices.min_input_tokens.fill_null(0),
+                      time_of_day_from_s=prices.time_of_day_from_s.fill_null(0))
+    key = [p.provider, p.model, p.effective_from, p.time_of_day_from_s, p.min_input_tokens]
     # a key written twice (by hand, from two sources) must not price a call twice: keep one, the first by source
     p = p.mutate(_dup=ibis.row_number().over(group_by=key, order_by=[p.source]))
     p = p.filter(p._dup == 0).drop("_dup")
@@ -103,12 +110,25 @@ def _price_intervals(prices: "ir.Table", prefix: str) -> "ir.Table":
     versions = versions.rename(_v_provider="provider", _v_model="model", _v_from="effective_from")
     p = p.join(versions, [p.provider == versions._v_provider, p.model == versions._v_model,
                           p.effective_from == versions._v_from])
-    p = p.mutate(_max_input=p.min_input_tokens.lead().over(group_by=[p.provider, p.model, p.effective_from],
-                                                            order_by=p.min_input_tokens))
+    windows = p.select("provider", "model", "effective_from", "time_of_day_from_s").distinct()
+    windows = windows.mutate(_tod_to=windows.time_of_day_from_s.lead().over(
+        group_by=[windows.provider, windows.model, windows.effective_from], order_by=windows.time_of_day_from_s))
+    windows = windows.rename(_w_provider="provider", _w_model="model", _w_from="effective_from",
+                             _w_tod="time_of_day_from_s")
+    p = p.join(windows, [p.provider == windows._w_provider, p.model == windows._w_model,
+                         p.effective_from == windows._w_from, p.time_of_day_from_s == windows._w_tod])
+    p = p.mutate(_max_input=p.min_input_tokens.lead().over(
+        group_by=[p.provider, p.model, p.effective_from, p.time_of_day_from_s], order_by=p.min_input_tokens))
     # open ends filled (not "is null or ..."): a left join on an OR condition is a nested loop on DuckDB (40x slower)
     return p.select(**{f"{prefix}{c}": p[c] for c in _PRICE_FIELDS},
                     **{f"{prefix}valid_to": p._valid_to.fill_null(_END_OF_TIME),
+                       f"{prefix}time_of_day_to_s": p._tod_to.fill_null(_DAY_S),
                        f"{prefix}max_input_tokens": p._max_input.fill_null(_MAX_TOKENS)})
+
+
+def _seconds_of_day(ts: "ir.TimestampValue") -> "ir.IntegerValue":
+    """Whole seconds after midnight (UTC, as ``calls.ts`` is stored) of each instant: the time-of-day price key."""
+    return ts.hour().cast("int32") * 3600 + ts.minute().cast("int32") * 60 + ts.second().cast("int32")
 
 
 def _join_prices(calls: "ir.Table", prices: "ir.Table", prefix: str, *, match_names: bool = True) -> "ir.Table":
@@ -121,6 +141,7 @@ def _join_prices(calls: "ir.Table", prices: "ir.Table", prefix: str, *, match_na
 
     p = _price_intervals(prices, prefix)
     tokens = calls.input_tokens.fill_null(0)
+    calls = calls.mutate(_tod_s=_seconds_of_day(calls.ts))
     if match_names:
         # a call without a provider is priced by the first provider (by name) that prices its model
         first = prices.group_by(_f_model=prices.model).aggregate(_f_provider=prices.provider.min())
@@ -132,10 +153,11 @@ def _join_prices(calls: "ir.Table", prices: "ir.Table", prefix: str, *, match_na
         conds = []
     valid_to, max_input = p[f"{prefix}valid_to"], p[f"{prefix}max_input_tokens"]
     conds += [p[f"{prefix}effective_from"] <= calls.ts, calls.ts < valid_to,
+              p[f"{prefix}time_of_day_from_s"] <= calls._tod_s, calls._tod_s < p[f"{prefix}time_of_day_to_s"],
               p[f"{prefix}min_input_tokens"] <= tokens, tokens < max_input]
     j = calls.left_join(p, conds)
-    return j.drop(*[c for c in ("_match_provider", f"{prefix}valid_to", f"{prefix}max_input_tokens")
-                    if c in j.columns])
+    return j.drop(*[c for c in ("_match_provider", "_tod_s", f"{prefix}valid_to", f"{prefix}time_of_day_to_s",
+                                f"{prefix}max_input_tokens") if c in j.columns])
 
 
 def _token_cost(t: "ir.Table", prefix: str) -> "ir.NumericValue":
@@ -156,7 +178,8 @@ def priced_calls(db: Any, *, start: Any = None, end: Any = None, where: Where = 
     """The calls with their price and cost: reported, computed, or unpriced.
 
     Adds to the ``calls`` columns: the price row that applied (``price_provider``, ``price_effective_from``,
-    ``price_min_input_tokens``, ``price_input_usd_per_mtok``... ``price_source``, null when none did), and
+    ``price_time_of_day_from_s``, ``price_min_input_tokens``, ``price_input_usd_per_mtok``... ``price_source``, null
+    when none did), and
 
     * ``cost_usd_computed``: the cost at that price (module docstring has the formula), null without a price;
     * ``cost_usd_used``: the reported ``cost_usd`` when not null, else the computed cost; null for an unpriced call;
