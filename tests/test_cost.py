@@ -281,6 +281,25 @@ def test_budget_status_thresholds(tmp_path, spend, status, alert):
     assert row["forecast_share"] == pytest.approx(spend * 3 / 100)
 
 
+@pytest.mark.parametrize("at, days_elapsed, forecast", [
+    ("2026-03-01 00:00:00", 1.0, 10.0 + 10.0 * 30),                        # the first instant: at least one day
+    ("2026-03-01 12:00:00", 1.0, 10.0 + 10.0 * 30),                        # half a day, counted as one
+    ("2026-03-16 00:00:00", 15.0, 10.0 + 10.0 / 15 * 16),                  # 15 days gone, 16 left
+    ("2026-03-31 23:59:59", 30 + 86399 / 86400, 10.0 * 31 / (30 + 86399 / 86400)),  # 1 s left
+])
+def test_budget_forecast_extrapolates_the_days_elapsed_over_the_month_once(tmp_path, at, days_elapsed, forecast):
+    """forecast = spend + burn x (days_in_month - days_elapsed), the days_elapsed the burn rate is taken over: on the
+    1st (31-day March, 10 USD spent at 00:00) 10 + 10 x 30 = 310 = 10 x 31, not 10 + 10 x 31 = 320 (a 32-day month)."""
+    db = make_db([call("a", "2026-03-01 00:00:00", cost_usd=10.0)])
+    df, _ = cost.budget_status(db, config=budget_toml(tmp_path, '[budget.chat]\nmonthly_usd = 300\n'), at=at)
+    row = df.row(0, named=True)
+    assert (row["spend_usd"], row["days_in_month"]) == (10.0, 31)
+    assert row["days_elapsed"] == pytest.approx(days_elapsed, rel=1e-12)
+    assert row["burn_rate_usd_per_day"] == pytest.approx(10.0 / days_elapsed, rel=1e-12)
+    assert row["forecast_usd"] == pytest.approx(forecast, rel=1e-12)
+    assert row["forecast_share"] == pytest.approx(forecast / 300, rel=1e-12)
+
+
 def test_budget_cli_exit_codes(tmp_path, capsys):
     from workbench.cli import main
 

@@ -913,8 +913,10 @@ def budget_status(
     of the feature's calls from the first of the month up to ``at`` (cost as in :func:`priced_calls`; unpriced calls
     are not in it and are counted in ``unpriced_count``).
 
-    * ``burn_rate_usd_per_day`` = spend / days elapsed (fractional days since the first of the month, at least 1);
-    * ``forecast_usd`` = spend + burn rate × days left: a **linear** extrapolation of the month so far;
+    * ``burn_rate_usd_per_day`` = spend / ``days_elapsed`` (fractional days since the first of the month, at least
+      1);
+    * ``forecast_usd`` = spend + burn rate × (``days_in_month`` − ``days_elapsed``): a **linear** extrapolation of
+      the month so far (burn rate × days in the month once a day has passed);
     * ``status``: ``over`` when spend >= budget, ``warn`` when spend >= ``warn_at`` × budget, else ``ok``; ``alert``
       is ``critical`` / ``warning`` / null accordingly (LiteLLM's convention: the soft budget alerts when spend
       reaches it, the max budget when spend reaches it). The forecast informs, it does not fire.
@@ -987,7 +989,8 @@ def budget_status(
     )
     share = pl.col("spend_usd") / pl.col("budget_usd")
     burn = pl.col("spend_usd") / days_elapsed
-    forecast = pl.col("spend_usd") + burn * max(days_in_month - (at_ts - month_start).total_seconds() / 86400, 0.0)
+    # the days left after the days the burn rate is taken over: on the 1st, the day counted as elapsed is not left too
+    forecast = pl.col("spend_usd") + burn * max(days_in_month - days_elapsed, 0.0)
     df = df.with_columns(
         pl.lit(month_start).cast(pl.Datetime("us")).alias("month_start"),
         pl.lit(at_ts).cast(pl.Datetime("us")).alias("at"),
