@@ -53,7 +53,7 @@ BY = ("feature", "model")
 METRICS = ("latency_p95_ms", "error_rate", "cost_usd", "tpot_ms", "hallucination_rate", "dau_count")
 TOL = 1e-9
 _END_OF_TIME = "9999-12-31"
-_MAX_TOKENS = 2**62
+_LAST_TOKENS = 2**63 - 1
 
 
 def proc_status_kb(field: str) -> int:
@@ -147,7 +147,7 @@ def pl_error_rate(ctx: dict):
 
 def _pl_price_table(prices):
     """Each price row with the range it covers: [effective_from, valid_to) x [time_of_day_from_s, time_of_day_to_s)
-    x [min_input_tokens, max_input_tokens)."""
+    x [min_input_tokens, last_input_tokens]."""
     import polars as pl
 
     p = prices.with_columns(pl.col("min_input_tokens").fill_null(0), pl.col("time_of_day_from_s").fill_null(0))
@@ -161,12 +161,12 @@ def _pl_price_table(prices):
     windows = windows.with_columns(pl.col("time_of_day_from_s").shift(-1).over(version).alias("time_of_day_to_s"))
     p = p.join(windows, on=[*version, "time_of_day_from_s"])
     p = p.sort(*version, "time_of_day_from_s", "min_input_tokens").with_columns(
-        pl.col("min_input_tokens").shift(-1).over(*version, "time_of_day_from_s").alias("max_input_tokens"))
+        (pl.col("min_input_tokens").shift(-1).over(*version, "time_of_day_from_s") - 1).alias("last_input_tokens"))
     end = pl.lit(_END_OF_TIME).str.to_datetime().cast(p.schema["effective_from"])
     return p.with_columns(
         pl.col("valid_to").fill_null(end),
         pl.col("time_of_day_to_s").fill_null(86400),
-        pl.col("max_input_tokens").fill_null(_MAX_TOKENS),
+        pl.col("last_input_tokens").fill_null(_LAST_TOKENS),
     )
 
 
@@ -191,7 +191,7 @@ def pl_cost_usd(ctx: dict):
         p.rename({"provider": "_prov"}), on=["_prov", "model"], how="inner"
     ).filter((pl.col("effective_from") <= pl.col("ts")) & (pl.col("ts") < pl.col("valid_to"))
              & (pl.col("time_of_day_from_s") <= pl.col("_tod")) & (pl.col("_tod") < pl.col("time_of_day_to_s"))
-             & (pl.col("min_input_tokens") <= pl.col("_tok")) & (pl.col("_tok") < pl.col("max_input_tokens")))
+             & (pl.col("min_input_tokens") <= pl.col("_tok")) & (pl.col("_tok") <= pl.col("last_input_tokens")))
     c = c.join(m.select("_row", "effective_from", "input_usd_per_mtok", "output_usd_per_mtok",
                         "cache_read_usd_per_mtok", "cache_write_usd_per_mtok"), on="_row", how="left")
     it, ot = pl.col("input_tokens").fill_null(0), pl.col("output_tokens").fill_null(0)
@@ -202,7 +202,7 @@ def pl_cost_usd(ctx: dict):
                 + cw * pl.coalesce("cache_write_usd_per_mtok", ip).fill_null(0)
                 + ot * pl.col("output_usd_per_mtok").fill_null(0)) / 1e6
     computed = pl.when(pl.col("effective_from").is_not_null()).then(computed)
-    no_usage = pl.col("model").is_null() & ((it + ot) == 0) & pl.col("cost_usd").is_null()
+    no_usage = pl.col("model").is_null() & ((it.cast(pl.Int128) + ot) == 0) & pl.col("cost_usd").is_null()
     used = pl.coalesce(pl.col("cost_usd"), computed, pl.when(no_usage).then(pl.lit(0.0)))
     g = c.with_columns(_day(), used.alias("_used")).group_by(*BY, "period_start").agg(
         value=pl.col("_used").sum(), n=pl.col("_used").count())
@@ -291,7 +291,7 @@ p as (
     select p0.*, v.valid_to, w.time_of_day_to_s,
            coalesce(lead(min_input_tokens) over (partition by p0.provider, p0.model, p0.effective_from,
                                                               p0.time_of_day_from_s
-                                                 order by min_input_tokens), {_MAX_TOKENS}) as max_input_tokens
+                                                 order by min_input_tokens) - 1, {_LAST_TOKENS}) as last_input_tokens
     from p0 join versions v using (provider, model, effective_from)
     join windows w using (provider, model, effective_from, time_of_day_from_s)),
 first_provider as (select model, min(provider) as provider from prices group by model),
@@ -308,10 +308,10 @@ priced as (
          + coalesce(output_tokens, 0) * coalesce(p.output_usd_per_mtok, 0)) / 1e6 as computed
     from c left join p on c.match_provider = p.provider and c.model = p.model and p.effective_from <= c.ts
         and c.ts < p.valid_to and p.time_of_day_from_s <= c.tod and c.tod < p.time_of_day_to_s
-        and p.min_input_tokens <= c.tok and c.tok < p.max_input_tokens),
+        and p.min_input_tokens <= c.tok and c.tok <= p.last_input_tokens),
 used as (
     select *, coalesce(cost_usd, case when p_from is not null then computed end,
-                       case when model is null and coalesce(input_tokens, 0) + coalesce(output_tokens, 0) = 0
+                       case when model is null and coalesce(input_tokens, 0)::hugeint + coalesce(output_tokens, 0) = 0
                                  and cost_usd is null then 0.0 end) as used
     from priced)
 select feature, model, date_trunc('day', ts) as period_start,

@@ -657,3 +657,36 @@ def test_a_version_3_database_read_only_prices_its_rows_all_day_and_a_writer_add
         assert db.schema_version == 4
         assert db.sql("select time_of_day_from_s from prices")["time_of_day_from_s"].to_list() == [None]
         assert costs(db)["a"]["cost_usd_computed"] == pytest.approx(3.0)
+
+
+def test_token_counts_past_the_bigint_range_neither_crash_nor_go_unpriced():
+    """Rows inserted directly (ingest refuses > 1e9 tokens a call): input + output above 2**63 overflowed DuckDB's
+    BIGINT addition (OutOfRangeException), and a call of >= 2**62 input tokens fell past the last tier's open end
+    (2**62) and was 'unpriced'."""
+    big = 2**63 - 1
+    db = make_db([call("a", "2026-01-01", input_tokens=2**62 - 1, output_tokens=2**62 + 5),
+                  call("b", "2026-01-01", input_tokens=2**62, output_tokens=0),
+                  call("c", "2026-01-01", input_tokens=big, output_tokens=0),
+                  call("t", "2026-01-01", provider=None, model=None, input_tokens=big, output_tokens=big)],
+                 [price("m1", "2025-01-01", 2.0, 8.0), price("m1", "2025-01-01", 4.0, 16.0, min_input_tokens=2**62)])
+    got = costs(db)
+    # a: below the tier at 2**62, at 2 / 8 USD per Mtok; b and c: in it, at 4 USD per Mtok
+    assert got["a"]["cost_usd_computed"] == pytest.approx(((2**62 - 1) * 2.0 + (2**62 + 5) * 8.0) / 1e6, rel=1e-12)
+    assert got["b"]["cost_usd_computed"] == pytest.approx(2**62 * 4.0 / 1e6, rel=1e-12)
+    assert got["c"]["cost_usd_computed"] == pytest.approx(big * 4.0 / 1e6, rel=1e-12)
+    assert got["t"]["cost_source"] == "unpriced"  # no model but tokens: needs a price (their sum overflowed BIGINT)
+    cost_abc = sum(got[k]["cost_usd_computed"] for k in "abc")
+    tokens = (2**62 - 1) + (2**62 + 5) + 2**62 + big  # above 2**64
+    row = cost.cost_per_1k_tokens_usd(db, period="all").row(0, named=True)
+    assert (row["n"], row["unpriced_count"]) == (3, 1)
+    assert row["value"] == pytest.approx(cost_abc / tokens * 1000, rel=1e-12)
+    assert row["tokens_count"] is None  # beyond Int64: not a count polars can hold
+    # the same ratio where the tokens fit: two calls whose sum of tokens (2**63 + 2) is past BIGINT
+    db = make_db([call("a", "2026-01-01", input_tokens=2**62 + 1, output_tokens=0),
+                  call("b", "2026-01-01", input_tokens=2**62 + 1, output_tokens=0)], [price("m1", "2025-01-01", 2.0, 8.0)])
+    assert cost.cost_per_1k_tokens_usd(db, period="all")["value"].item() == pytest.approx(2.0 / 1000, rel=1e-12)
+    # a count below 2**53 is exact
+    db = make_db([call("a", "2026-01-01", input_tokens=2**52, output_tokens=2**52 - 1)], [price("m1", "2025-01-01", 2.0, 8.0)])
+    row = cost.cost_per_1k_tokens_usd(db, period="all").row(0, named=True)
+    assert row["tokens_count"] == 2**53 - 1
+    assert row["value"] == pytest.approx((2**52 * 2.0 + (2**52 - 1) * 8.0) / 1e6 / (2**53 - 1) * 1000, rel=1e-12)

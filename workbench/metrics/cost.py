@@ -76,7 +76,7 @@ SOURCES = ("reported", "computed", "none", "unpriced")
 SUCCESS_CRITERIA = ("status", "feedback", "evals")
 DEFAULT_WARN_AT = 0.85
 _END_OF_TIME = _dt.datetime(9999, 12, 31)
-_MAX_TOKENS = 2**62
+_LAST_TOKENS = 2**63 - 1  # the greatest BIGINT: the open end of the last tier holds every token count
 _DAY_S = 86400
 _PRICE_FIELDS = ("provider", "model", "effective_from", "time_of_day_from_s", "min_input_tokens", "input_usd_per_mtok",
                  "output_usd_per_mtok", "cache_read_usd_per_mtok", "cache_write_usd_per_mtok", "source")
@@ -87,7 +87,7 @@ _PRICE_FIELDS = ("provider", "model", "effective_from", "time_of_day_from_s", "m
 
 def _price_intervals(prices: "ir.Table", prefix: str) -> "ir.Table":
     """The price rows with the range each one covers: ``[effective_from, valid_to)`` x ``[time_of_day_from_s,
-    time_of_day_to_s)`` x ``[min_input_tokens, max)``.
+    time_of_day_to_s)`` x ``[min_input_tokens, last_input_tokens]``.
 
     A row covers its instants until the provider/model's next ``effective_from``, on each day the seconds after
     midnight until the next time-of-day window of the same version (or midnight), and its input-token counts until
@@ -117,13 +117,15 @@ def _price_intervals(prices: "ir.Table", prefix: str) -> "ir.Table":
                              _w_tod="time_of_day_from_s")
     p = p.join(windows, [p.provider == windows._w_provider, p.model == windows._w_model,
                          p.effective_from == windows._w_from, p.time_of_day_from_s == windows._w_tod])
-    p = p.mutate(_max_input=p.min_input_tokens.lead().over(
-        group_by=[p.provider, p.model, p.effective_from, p.time_of_day_from_s], order_by=p.min_input_tokens))
+    # the tier's last token count, not the next one's first: the last tier then ends at the greatest BIGINT, which
+    # no count exceeds (an open end of 2**62 left larger counts unpriced)
+    p = p.mutate(_last_input=p.min_input_tokens.lead().over(
+        group_by=[p.provider, p.model, p.effective_from, p.time_of_day_from_s], order_by=p.min_input_tokens) - 1)
     # open ends filled (not "is null or ..."): a left join on an OR condition is a nested loop on DuckDB (40x slower)
     return p.select(**{f"{prefix}{c}": p[c] for c in _PRICE_FIELDS},
                     **{f"{prefix}valid_to": p._valid_to.fill_null(_END_OF_TIME),
                        f"{prefix}time_of_day_to_s": p._tod_to.fill_null(_DAY_S),
-                       f"{prefix}max_input_tokens": p._max_input.fill_null(_MAX_TOKENS)})
+                       f"{prefix}last_input_tokens": p._last_input.fill_null(_LAST_TOKENS)})
 
 
 def _seconds_of_day(ts: "ir.TimestampValue") -> "ir.IntegerValue":
@@ -151,13 +153,20 @@ def _join_prices(calls: "ir.Table", prices: "ir.Table", prefix: str, *, match_na
         conds = [calls._match_provider == p[f"{prefix}provider"], calls.model == p[f"{prefix}model"]]
     else:
         conds = []
-    valid_to, max_input = p[f"{prefix}valid_to"], p[f"{prefix}max_input_tokens"]
+    valid_to, last_input = p[f"{prefix}valid_to"], p[f"{prefix}last_input_tokens"]
     conds += [p[f"{prefix}effective_from"] <= calls.ts, calls.ts < valid_to,
               p[f"{prefix}time_of_day_from_s"] <= calls._tod_s, calls._tod_s < p[f"{prefix}time_of_day_to_s"],
-              p[f"{prefix}min_input_tokens"] <= tokens, tokens < max_input]
+              p[f"{prefix}min_input_tokens"] <= tokens, tokens <= last_input]
     j = calls.left_join(p, conds)
     return j.drop(*[c for c in ("_match_provider", "_tod_s", f"{prefix}valid_to", f"{prefix}time_of_day_to_s",
-                                f"{prefix}max_input_tokens") if c in j.columns])
+                                f"{prefix}last_input_tokens") if c in j.columns])
+
+
+def _total_tokens(t: "ir.Table") -> "ir.NumericValue":
+    """Input + output tokens of each call (null counts as 0), as a double: two BIGINT counts can add up past the
+    BIGINT range (DuckDB raised OutOfRangeException), and so can a sum over calls. Exact below 2**53 tokens (9e15; ingest
+    refuses more than 1e9 a call); a 38-digit decimal, exact everywhere, made cost_per_1k_tokens_usd 1.5x slower."""
+    return t.input_tokens.fill_null(0).cast("float64") + t.output_tokens.fill_null(0).cast("float64")
 
 
 def _token_cost(t: "ir.Table", prefix: str) -> "ir.NumericValue":
@@ -231,7 +240,7 @@ def priced_calls(db: Any, *, start: Any = None, end: Any = None, where: Where = 
     t = scope(calls, start=start, end=end, where=before)
     t = _join_prices(t, db.prices, "price_")
     computed = _token_cost(t, "price_")
-    no_usage = (t.model.isnull() & ((t.input_tokens.fill_null(0) + t.output_tokens.fill_null(0)) == 0)
+    no_usage = (t.model.isnull() & (_total_tokens(t) == 0)
                 & t.cost_usd.isnull())
     t = t.mutate(cost_usd_computed=computed)
     t = t.mutate(
@@ -403,7 +412,8 @@ def cost_per_1k_tokens_usd(
     -------
     polars.DataFrame
         Tidy frame: ``value`` USD per 1,000 tokens (lower is better), ``n`` priced calls with tokens,
-        ``tokens_count`` their tokens; ``unpriced_count``, ``unpriced_rate``, ``reported_share``.
+        ``tokens_count`` their tokens (null past the Int64 range, which only rows inserted directly reach);
+        ``unpriced_count``, ``unpriced_rate``, ``reported_share``.
 
     Examples
     --------
@@ -418,7 +428,7 @@ def cost_per_1k_tokens_usd(
     """
     metric = "cost_per_1k_tokens_usd"
     t, keys = _prepared(db, metric, by, period, start, end, where)
-    tokens = t.input_tokens.fill_null(0) + t.output_tokens.fill_null(0)
+    tokens = _total_tokens(t)
     priced = t.cost_source.isin(["reported", "computed"]) & (tokens > 0)
     df = to_polars(t.group_by([*keys, "period_start"]).aggregate(
         _cost=t.cost_usd_used.sum(where=priced), tokens_count=tokens.sum(where=priced), n=priced.cast("int64").sum(),
@@ -426,8 +436,11 @@ def cost_per_1k_tokens_usd(
     ))
     import polars as pl
 
+    # tokens_count is summed as a double (_total_tokens); past the Int64 range (only rows inserted directly: ingest
+    # refuses a call of more than 1e9 tokens) it is null, and the ratio is still taken on the sum
     df = df.with_columns(
-        (pl.col("_cost") / pl.col("tokens_count") * 1000).alias("value"), pl.col("tokens_count").fill_null(0).cast(pl.Int64),
+        (pl.col("_cost") / pl.col("tokens_count").cast(pl.Float64) * 1000).alias("value"),
+        pl.col("tokens_count").fill_null(0).cast(pl.Int64, strict=False),
     ).drop("_cost")
     return complete_grid(_finish(df, keys, metric), t, keys=keys, period=period, start=start, end=end, metric=metric,
                          groups=df.select(keys))
