@@ -316,6 +316,50 @@ def test_budget_cli_exit_codes(tmp_path, capsys):
     assert main(["budget", "--db", path, "--config", str(firing), "--at", "2026-04-05 12:00"]) == 0
 
 
+def test_a_budget_with_unpriced_calls_does_not_read_ok(tmp_path):
+    """Unpriced calls have no spend to add, not a spend of 0: a month whose calls are all unpriced read spend 0,
+    status ok, no alert, for ever. Their share is a column; while the known spend is below the warning, the status is
+    'unpriced' and a warning fires (the CLI exits 1); a known spend already over a threshold keeps its status."""
+    rows = [call(f"u{i}", f"2026-04-0{1 + i}", feature="billing", model="mystery", input_tokens=100, output_tokens=10)
+            for i in range(8)]
+    rows += [call("p1", "2026-04-02", feature="mixed", cost_usd=10.0),
+             call("p2", "2026-04-03", feature="mixed", model="mystery", input_tokens=100, output_tokens=10),
+             call("tool", "2026-04-03", feature="mixed", provider=None, model=None),  # no model, no tokens: costs 0
+             call("p3", "2026-04-02", feature="priced", cost_usd=10.0),
+             call("p4", "2026-04-02", feature="over", cost_usd=120.0),
+             call("p5", "2026-04-03", feature="over", model="mystery", input_tokens=100, output_tokens=10)]
+    db = make_db(rows)
+    toml = "".join(f"[budget.{f}]\nmonthly_usd = 100\n" for f in ("billing", "mixed", "priced", "over"))
+    df, firing = cost.budget_status(db, config=budget_toml(tmp_path, toml), at="2026-04-10")
+    got = {r["feature"]: r for r in df.iter_rows(named=True)}
+    assert firing
+    # feature: (spend, unpriced calls, their share of the calls that need a price, status, alert)
+    assert {f: (r["spend_usd"], r["unpriced_count"], r["unpriced_rate"], r["status"], r["alert"])
+            for f, r in got.items()} == {
+        "billing": (0.0, 8, 1.0, "unpriced", "warning"),
+        "mixed": (10.0, 1, 0.5, "unpriced", "warning"),
+        "priced": (10.0, 0, 0.0, "ok", None),
+        "over": (120.0, 1, 0.5, "over", "critical"),
+    }
+    # only the priced features are ok: a budget of priced calls alone does not fire
+    df, firing = cost.budget_status(db, config=budget_toml(tmp_path, "[budget.priced]\nmonthly_usd = 100\n"),
+                                    at="2026-04-10")
+    assert df.select("status", "alert", "unpriced_rate").rows() == [("ok", None, 0.0)] and not firing
+
+
+def test_budget_cli_exits_1_when_the_month_s_calls_are_unpriced(tmp_path, capsys):
+    from workbench.cli import main
+
+    path = str(tmp_path / "wb.duckdb")
+    make_db([call(f"u{i}", "2026-11-2" + str(i), feature="billing_helper", model="mystery", input_tokens=1000,
+                  output_tokens=100) for i in range(3)], path=path).close()
+    cfg = budget_toml(tmp_path, "[budget.billing_helper]\nmonthly_usd = 100\n")
+    assert main(["budget", "--db", path, "--config", str(cfg), "--format", "csv", "--at", "2026-11-23"]) == 1
+    out = pl.read_csv(capsys.readouterr().out.encode())
+    assert out.select("feature", "spend_usd", "unpriced_count", "unpriced_rate", "status", "alert").rows() == [
+        ("billing_helper", 0.0, 3, 1.0, "unpriced", "warning")]
+
+
 def test_budget_feature_without_calls_spends_zero(tmp_path):
     db = make_db([call("a", "2026-04-05", cost_usd=1.0)])
     with pytest.warns(UnknownFeatureWarning, match=r"\[budget.other\]: no call has feature 'other'"):

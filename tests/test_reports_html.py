@@ -66,6 +66,30 @@ def test_budget_sentence_reads_money_as_money():
                                   "end (over).")
 
 
+def test_a_budget_of_unpriced_calls_is_said_unknown_not_on_track(tmp_path):
+    """A month of unpriced calls read 'Budget at risk: ... spent $0.00 ... (ok)' nowhere and 'budgets on track' at the
+    top: the report's attention list says the spend is unknown, and does not say the budgets are on track."""
+    from workbench.reports.attention import attention, budget_sentence
+
+    r = {"feature": "billing_helper", "spend_usd": 0.0, "budget_usd": 10.0, "share_used": 0.0, "forecast_usd": 0.0,
+         "status": "unpriced", "unpriced_count": 8, "unpriced_rate": 1.0}
+    assert budget_sentence(r) == ("Budget unknown: Billing helper has 8 unpriced calls this month (100% of its calls); "
+                                  "it spent at least $0.00 of $10.00 (0.0%) (unpriced).")
+    r = {"feature": "agent", "spend_usd": 1234.5, "budget_usd": 1000.0, "share_used": 1.2345, "forecast_usd": 1910.0,
+         "status": "over", "unpriced_count": 3, "unpriced_rate": 0.01}
+    assert budget_sentence(r) == ("Budget at risk: Agent spent at least $1,234 of $1,000 (123%), and 3 unpriced calls "
+                                  "not counted, forecast $1,910 by month end (over).")
+    p = tmp_path / "workbench.toml"
+    p.write_text("[budget.billing_helper]\nmonthly_usd = 10\n")
+    db = wb.connect(":memory:", config=p)
+    db.duckdb.execute("insert into calls (call_id, ts, feature, status, model, input_tokens, output_tokens) values "
+                      "('a', '2026-11-20', 'billing_helper', 'ok', 'mystery', 1000, 100)")
+    att = attention(wb.Report(db, start="2026-11-16", end="2026-11-23"), slo=False)
+    assert ("warn", "Budget unknown: Billing helper has 1 unpriced calls this month (100% of its calls); it spent at "
+                    "least $0.00 of $10.00 (0.0%) (unpriced).") in att.items
+    assert not any("budgets on track" in s for s in att.sentences)
+
+
 def test_header_window_is_first_and_last_day():
     assert "Window:</strong> 2026-11-16 to 2026-11-22 (7 days, UTC)" in reports.header_html(
         "Cost", dt.datetime(2026, 11, 16), dt.datetime(2026, 11, 23), "x.duckdb")

@@ -281,14 +281,20 @@ def _counters(t: "ir.Table") -> dict[str, "ir.Scalar"]:
     )
 
 
+def _unpriced_rate() -> "pl.Expr":
+    """``unpriced_rate`` from the counters: the unpriced calls over the calls that need a price; null when none does."""
+    import polars as pl
+
+    return pl.when(pl.col("_billable") > 0).then(pl.col("unpriced_count") / pl.col("_billable")).alias("unpriced_rate")
+
+
 def _finish(df: "pl.DataFrame", keys: list[str], metric: str) -> "pl.DataFrame":
     """Turn the counters into ``unpriced_rate`` and ``reported_share`` and shape the tidy frame."""
     import polars as pl
 
     priced = pl.col("_billable") - pl.col("unpriced_count")
     df = df.with_columns(
-        pl.col("calls_count").cast(pl.Int64), pl.col("unpriced_count").cast(pl.Int64),
-        pl.when(pl.col("_billable") > 0).then(pl.col("unpriced_count") / pl.col("_billable")).alias("unpriced_rate"),
+        pl.col("calls_count").cast(pl.Int64), pl.col("unpriced_count").cast(pl.Int64), _unpriced_rate(),
         pl.when(priced > 0).then(pl.col("_reported") / priced).alias("reported_share"),
     ).drop("_billable", "_reported")
     return tidy(df, keys=keys, metric=metric)
@@ -923,16 +929,20 @@ def budget_status(
     """Monthly budget status per feature: spend to date, burn rate, forecast, and whether an alert fires.
 
     For each ``[budget.<feature>]`` of ``workbench.toml``, over the calendar month (UTC) containing ``at``, the spend
-    of the feature's calls from the first of the month up to ``at`` (cost as in :func:`priced_calls`; unpriced calls
-    are not in it and are counted in ``unpriced_count``).
+    of the feature's calls from the first of the month up to ``at`` (cost as in :func:`priced_calls`). Unpriced calls
+    (a model with no price and no reported cost) have no known cost: they are not in the spend, which is then a lower
+    bound (and so are the share used, the burn rate and the forecast), and are counted in ``unpriced_count`` and
+    ``unpriced_rate`` (of the feature's calls that need a price, as in :func:`unpriced_rate`).
 
     * ``burn_rate_usd_per_day`` = spend / ``days_elapsed`` (fractional days since the first of the month, at least
       1);
     * ``forecast_usd`` = spend + burn rate × (``days_in_month`` − ``days_elapsed``): a **linear** extrapolation of
       the month so far (burn rate × days in the month once a day has passed);
-    * ``status``: ``over`` when spend >= budget, ``warn`` when spend >= ``warn_at`` × budget, else ``ok``; ``alert``
-      is ``critical`` / ``warning`` / null accordingly (LiteLLM's convention: the soft budget alerts when spend
-      reaches it, the max budget when spend reaches it). The forecast informs, it does not fire.
+    * ``status``: ``over`` when spend >= budget, ``warn`` when spend >= ``warn_at`` × budget, else ``unpriced`` when
+      a call of the month is unpriced (its spend is unknown, so the month cannot read ``ok``), else ``ok``; ``alert``
+      is ``critical`` / ``warning`` / ``warning`` / null accordingly (LiteLLM's convention: the soft budget alerts
+      when spend reaches it, the max budget when spend reaches it; an unpriced call warns until its model is priced,
+      in ``workbench.toml`` ``[[prices]]`` and :func:`load_prices`). The forecast informs, it does not fire.
 
     Parameters
     ----------
@@ -947,8 +957,8 @@ def budget_status(
     -------
     (polars.DataFrame, bool)
         One row per budget: ``feature, month_start, at, budget_usd, spend_usd, share_used, burn_rate_usd_per_day,
-        forecast_usd, forecast_share, warn_at, status, alert, unpriced_count, days_elapsed, days_in_month``; and
-        whether any alert fires (the CLI exits 1 then).
+        forecast_usd, forecast_share, warn_at, status, alert, unpriced_count, unpriced_rate, days_elapsed,
+        days_in_month``; and whether any alert fires (the CLI exits 1 then, an unpriced month included).
 
     Examples
     --------
@@ -977,12 +987,13 @@ def budget_status(
     month_start = _dt.datetime(at_ts.year, at_ts.month, 1)
     days_in_month = calendar.monthrange(at_ts.year, at_ts.month)[1]
     days_elapsed = max((at_ts - month_start).total_seconds() / 86400, 1.0)
-    schema = {"feature": pl.String, "spend_usd": pl.Float64, "unpriced_count": pl.Int64}
+    schema = {"feature": pl.String, "spend_usd": pl.Float64, "unpriced_count": pl.Int64, "_billable": pl.Int64}
     if plan:
         t = priced_calls(db, start=month_start, end=at_ts + _dt.timedelta(microseconds=1))
         t = t.filter(t.feature.isin(list(plan)))
+        counters = _counters(t)
         spent = to_polars(t.group_by("feature").aggregate(
-            spend_usd=t.cost_usd_used.sum(), unpriced_count=(t.cost_source == "unpriced").cast("int64").sum(),
+            spend_usd=t.cost_usd_used.sum(), unpriced_count=counters["unpriced_count"], _billable=counters["_billable"],
         ))
         spent = spent.cast({k: v for k, v in schema.items() if k in spent.columns})
     else:
@@ -998,8 +1009,8 @@ def budget_status(
         schema={"feature": pl.String, "budget_usd": pl.Float64, "warn_at": pl.Float64},
     )
     df = plan_df.join(spent, on="feature", how="left").with_columns(
-        pl.col("spend_usd").fill_null(0.0), pl.col("unpriced_count").fill_null(0),
-    )
+        pl.col("spend_usd").fill_null(0.0), pl.col("unpriced_count").fill_null(0), pl.col("_billable").fill_null(0),
+    ).with_columns(_unpriced_rate())
     share = pl.col("spend_usd") / pl.col("budget_usd")
     burn = pl.col("spend_usd") / days_elapsed
     # the days left after the days the burn rate is taken over: on the 1st, the day counted as elapsed is not left too
@@ -1012,15 +1023,17 @@ def budget_status(
         (pl.col("forecast_usd") / pl.col("budget_usd")).alias("forecast_share"),
         pl.when(pl.col("share_used") >= 1.0).then(pl.lit("over"))
         .when(pl.col("share_used") >= pl.col("warn_at")).then(pl.lit("warn"))
+        # the spend of unpriced calls is unknown, not 0: the month cannot be said to be ok
+        .when(pl.col("unpriced_count") > 0).then(pl.lit("unpriced"))
         .otherwise(pl.lit("ok")).alias("status"),
     ).with_columns(
-        pl.col("status").replace_strict({"over": "critical", "warn": "warning", "ok": None},
+        pl.col("status").replace_strict({"over": "critical", "warn": "warning", "unpriced": "warning", "ok": None},
                                         return_dtype=pl.String).alias("alert"),
         pl.lit(days_elapsed).alias("days_elapsed"), pl.lit(days_in_month).cast(pl.Int64).alias("days_in_month"),
     )
     cols = ["feature", "month_start", "at", "budget_usd", "spend_usd", "share_used", "burn_rate_usd_per_day",
-            "forecast_usd", "forecast_share", "warn_at", "status", "alert", "unpriced_count", "days_elapsed",
-            "days_in_month"]
+            "forecast_usd", "forecast_share", "warn_at", "status", "alert", "unpriced_count", "unpriced_rate",
+            "days_elapsed", "days_in_month"]
     df = df.select(cols).sort("feature")
     return df, bool(df["alert"].is_not_null().any())
 

@@ -46,14 +46,24 @@ def feature_label(feature: Any) -> str:
 
 
 def budget_sentence(r: dict, *, by: str = "feature") -> str:
-    """One row of ``budget_status`` as a sentence: money in dollars, the share used as a percentage.
+    """One row of ``budget_status`` as a sentence: money in dollars, the share used as a percentage; unpriced calls,
+    whose spend is unknown, said as such (the spend is then at least the one written).
 
     >>> budget_sentence({"feature": "agent", "spend_usd": 850.0, "budget_usd": 1000.0, "share_used": 0.85,
     ...                  "forecast_usd": 1240.5, "status": "warn"})
     'Budget at risk: Agent spent $850.00 of $1,000 (85.0%), forecast $1,240 by month end (warn).'
+    >>> budget_sentence({"feature": "billing_helper", "spend_usd": 0.0, "budget_usd": 10.0, "share_used": 0.0,
+    ...                  "forecast_usd": 0.0, "status": "unpriced", "unpriced_count": 8, "unpriced_rate": 1.0})
+    'Budget unknown: Billing helper has 8 unpriced calls this month (100% of its calls); it spent at least $0.00 of $10.00 (0.0%) (unpriced).'
     """
-    return (f"Budget at risk: {feature_label(r[by])} spent {fmt(r['spend_usd'], 'spend_usd')} of "
-            f"{fmt(r['budget_usd'], 'budget_usd')} ({fmt(r['share_used'], 'share_used')}), forecast "
+    name, unpriced = feature_label(r[by]), r.get("unpriced_count") or 0
+    spend = (f"{fmt(r['spend_usd'], 'spend_usd')} of {fmt(r['budget_usd'], 'budget_usd')} "
+             f"({fmt(r['share_used'], 'share_used')})")
+    if r["status"] == "unpriced":
+        share = f" ({fmt(r['unpriced_rate'], 'unpriced_rate')} of its calls)" if r.get("unpriced_rate") is not None else ""
+        return f"Budget unknown: {name} has {unpriced} unpriced calls this month{share}; it spent at least {spend} (unpriced)."
+    more = f", and {unpriced} unpriced calls not counted" if unpriced else ""
+    return (f"Budget at risk: {name} spent {'at least ' if unpriced else ''}{spend}{more}, forecast "
             f"{fmt(r['forecast_usd'], 'forecast_usd')} by month end ({r['status']}).")
 
 
@@ -162,6 +172,7 @@ def attention(rep: "Report", card: "pl.DataFrame | None" = None, *, config: Any 
 
     config = rep.settings if config is None else config  # the report's own settings (Report(config=...))
     items: list[tuple[str, str]] = []
+    budget_items = False  # a budget at risk, over or unknown: the all-clear line does not say "budgets on track"
     if card is not None and not card.is_empty():
         missed = card.filter(pl.col("status") == "missed") if "status" in card.columns else card.head(0)
         drivers = {}
@@ -190,11 +201,13 @@ def attention(rep: "Report", card: "pl.DataFrame | None" = None, *, config: Any 
             b = rep.call("budget_status", config=config, at=rep.end)
         except Exception as exc:  # noqa: BLE001
             items.append(("warn", f"Budgets: not evaluated ({' '.join(str(exc).split())[:160]})."))
+            budget_items = True
             b = None
         if b is not None and "status" in b.columns:
             for r in b.filter(pl.col("status") != "ok").iter_rows(named=True):
                 sev = "alert" if r["status"] in ("critical", "over", "alert") else "warn"
                 items.append((sev, budget_sentence(r, by=by)))
+                budget_items = True
     if card is not None and not card.is_empty() and "status" in card.columns and (card["status"] == "no target").all():
         path = getattr(config, "path", None) if not isinstance(config, (str, os.PathLike)) else config
         where = str(path) if path else (os.environ.get("WORKBENCH_CONFIG") or "workbench.toml")
@@ -207,8 +220,9 @@ def attention(rep: "Report", card: "pl.DataFrame | None" = None, *, config: Any 
     if not any(sev == "alert" for sev, _ in items):
         n = card.height if card is not None else 0
         met = int((card["status"] == "met").sum()) if card is not None and "status" in card.columns else 0
-        items.insert(0, ("ok", f"All clear: {met} of {n} scorecard targets met, no SLO alert firing, budgets on track."
-                         if n else "All clear: no SLO alert firing, budgets on track."))
+        budgets_word = "" if budget_items or not budgets else ", budgets on track"
+        items.insert(0, ("ok", f"All clear: {met} of {n} scorecard targets met, no SLO alert firing{budgets_word}."
+                         if n else f"All clear: no SLO alert firing{budgets_word}."))
     return Attention(items)
 
 

@@ -38,7 +38,7 @@ STATUS_COLOURS = {
     "worse": ("#fde0dc", "#a50e0e"), "don't ship": ("#fde0dc", "#a50e0e"), "stale": ("#fde0dc", "#a50e0e"),
     "warn": ("#fff3cd", "#7a5a00"), "warning": ("#fff3cd", "#7a5a00"), "ticket": ("#fff3cd", "#7a5a00"),
     "at risk": ("#fff3cd", "#7a5a00"), "keep running": ("#fff3cd", "#7a5a00"), "inconclusive": ("#fff3cd", "#7a5a00"),
-    "no pairs": ("#fff3cd", "#7a5a00"), "no data": ("#fff3cd", "#7a5a00"),
+    "no pairs": ("#fff3cd", "#7a5a00"), "no data": ("#fff3cd", "#7a5a00"), "unpriced": ("#fff3cd", "#7a5a00"),
     "met": ("#e3f4e8", "#14692d"), "ok": ("#e3f4e8", "#14692d"), "ship": ("#e3f4e8", "#14692d"),
     "better": ("#e3f4e8", "#14692d"), "pass": ("#e3f4e8", "#14692d"), "published": ("#e3f4e8", "#14692d"),
 }
