@@ -228,6 +228,24 @@ def test_a_small_rate_s_axis_does_not_repeat_its_tick_labels():
     assert '"format": ".0%"' in json.dumps(trend(big).chart.to_dict())
 
 
+def test_a_small_spend_s_axis_has_the_decimals_its_ticks_need_and_a_count_s_ticks_are_whole():
+    # a daily spend of $0.0035-$0.0066 was ticked "$0.00" x5 and "$0.01" x3; a DAU of 3-4 users "0 1 1 2 2 3 3 4 4"
+    from workbench.reports.charts import trend
+
+    days = [dt.datetime(2026, 11, 16) + dt.timedelta(days=i) for i in range(4)]
+    frame = {"feature": ["a"] * 4, "period_start": days, "n": [10] * 4, "lo": [None] * 4, "hi": [None] * 4}
+    spend = pl.DataFrame({**frame, "metric": ["cost_usd"] * 4, "value": [0.0035, 0.0066, 0.005, 0.004]},
+                         schema_overrides={"lo": pl.Float64, "hi": pl.Float64})
+    axis = trend(spend).chart.to_dict()["layer"][0]["encoding"]["y"]["axis"]
+    assert axis["format"] == "$,.4f"
+    assert trend(spend.with_columns(pl.col("value") * 1e5)).chart.to_dict()["layer"][0]["encoding"]["y"]["axis"][
+        "format"] == "$,.2f"
+    dau = pl.DataFrame({**frame, "metric": ["dau_count"] * 4, "value": [3.0, 4.0, 3.0, 4.0]},
+                       schema_overrides={"lo": pl.Float64, "hi": pl.Float64})
+    axis = trend(dau).chart.to_dict()["layer"][0]["encoding"]["y"]["axis"]
+    assert axis["format"] == ",.0f" and axis["tickMinStep"] == 1
+
+
 def test_a_change_table_shows_both_periods_in_the_metric_s_unit_and_small_p_values_as_such():
     """Change in p95 latency: 'Previous 7.8 s' beside 'Current 7,604' (raw milliseconds), and a p-value of 2e-9
     written '0'."""

@@ -23,11 +23,12 @@ formatted table instead.
 from __future__ import annotations
 
 import html as _html
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ParameterError
-from workbench.reports.units import axis_format, fmt, label
+from workbench.reports.units import axis_format, fmt, label, metric_unit
 from workbench.reports.tables import note
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -122,6 +123,15 @@ def _format(metric: str, data: "pl.DataFrame | None" = None) -> str:
         top = max((abs(v) for c in cols for v in data[c].drop_nulls().to_list()), default=None)
         if top is not None and 0 < top < 0.05:
             f = ".1%" if top >= 0.005 else ".2%"
+    elif f in ("$,.2f", ",.0f") and data is not None and metric_unit(metric).kind != "count":
+        # dollars and milliseconds with the decimals about five ticks over the data need: a daily spend of
+        # $0.0035-$0.0066 was ticked "$0.00" five times and "$0.01" three times
+        vals = [v for c in ("value", "lo", "hi") if c in data.columns for v in data[c].drop_nulls().to_list()
+                if math.isfinite(v)]
+        span = (max(vals) - min(vals)) or max(map(abs, vals), default=0) if vals else 0
+        if span > 0:
+            decimals = min(6, max(0, math.ceil(-math.log10(span / 5))))
+            f = f"$,.{max(2, decimals)}f" if f.startswith("$") else f",.{decimals}f"
     return f
 
 
@@ -130,7 +140,9 @@ def _axis(metric: str, title: str | None = None, data: "pl.DataFrame | None" = N
 
     _, unit = axis_format(metric)
     t = title or label(metric)
-    return alt.Axis(format=_format(metric, data), title=f"{t} ({unit})" if unit else t)
+    # counts (users, calls) are whole: a tick at 3.5 would read "4" beside the real 4
+    whole = {"tickMinStep": 1} if metric_unit(metric).kind == "count" else {}
+    return alt.Axis(format=_format(metric, data), title=f"{t} ({unit})" if unit else t, **whole)
 
 
 def _title(metric: str, color: str | None, grain: str | None, title: str | None) -> str:
