@@ -346,3 +346,15 @@ def test_a_retention_grid_is_shaded_on_one_scale_for_all_its_cells():
         shades.setdefault(v, set()).add(c.lower())
     assert shades["100%"] == {"#08519c"}  # the top of the one scale, in both cohorts
     assert len(shades["37.0%"]) == 1  # week 2 of one cohort and week 1 of the other: the same shade
+
+
+def test_a_long_feature_name_is_folded_in_a_table_and_cut_in_a_group_heading():
+    # a 300-character feature name was printed whole in the timeout-rate table, pushing the values off the screen
+    long = "f" * 300
+    html = table(pl.DataFrame({"feature": [long, "short"], "metric": ["timeout_rate"] * 2, "value": [0.1, 0.2],
+                               "n": [10, 10]})).as_raw_html()
+    assert "<details><summary>" + "f" * 90 in html  # folded: the first 90 characters, the rest on opening it
+    grouped = pl.DataFrame({"feature": [long, long, "short", "short"], "model": ["a", "b", "a", "b"],
+                            "metric": ["timeout_rate"] * 4, "value": [0.1, 0.2, 0.3, 0.4], "n": [10] * 4})
+    html = table(grouped).as_raw_html()
+    assert long not in html and "F" + "f" * 88 + "…" in html

@@ -137,6 +137,11 @@ def status_rank(status: Any) -> int:
     return {"#a50e0e": 0, "#7a5a00": 1}.get(colour[1], 2)
 
 
+def _cut(text: str, limit: int = TEXT_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis (where a cell cannot fold it: a row group's heading)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def text_cell(text: Any, limit: int = TEXT_LIMIT) -> str:
     """Escaped HTML for a text cell: short text as is, long text cut with the whole in a ``<details>`` element.
 
@@ -268,8 +273,9 @@ def table(df: "pl.DataFrame", *, title: str | None = None, subtitle: str | None 
     grouped = bool(group and group in df.columns and df[group].n_unique() > 1 and df.height > df[group].n_unique())
     if group and group in df.columns:
         df = df.with_columns(pl.col(group).cast(pl.Utf8).fill_null("(none)"))
-        if grouped:
-            df = df.with_columns(pl.col(group).map_elements(lambda v: (v[:1].upper() + v[1:]).replace("_", " "), return_dtype=pl.Utf8))
+        if grouped:  # a group's heading cannot fold its text: a long name is cut (its rows still say which)
+            df = df.with_columns(pl.col(group).map_elements(
+                lambda v: _cut((v[:1].upper() + v[1:]).replace("_", " ")), return_dtype=pl.Utf8))
     if links and "metric" in df.columns:
         df = df.with_columns(pl.col("metric").alias("_metric_id"))
     # a stable id (from the content) keeps re-executed notebooks identical (nbval compares them)
@@ -309,7 +315,8 @@ def table(df: "pl.DataFrame", *, title: str | None = None, subtitle: str | None 
     if metric_ids is None and "value" in df.columns:
         g = g.fmt(lambda x: fmt(x, None), columns="value")
     for c in df.columns:
-        if c in ("metric", "_metric_id", group) or (metric_ids is not None and c in _TIDY and "value" in df.columns) \
+        if c in ("metric", "_metric_id") or (grouped and c == group) \
+                or (metric_ids is not None and c in _TIDY and "value" in df.columns) \
                 or c in handled:
             continue
         if c in raw:
