@@ -659,3 +659,17 @@ def test_grouping_by_the_user_or_the_time_is_a_parameter_error(metric):
     _events(db, [("u1", day(1), "ask", "chat")])
     with pytest.raises(wb.errors.ParameterError, match=rf"{metric}: by 'user_id': the metric counts users"):
         getattr(ad, metric)(db, by=("user_id",))
+
+
+def test_an_undefined_calendar_ratio_has_n_0_and_cost_per_active_user_keeps_every_week():
+    # nobody active in a week: dau_mau_ratio gave null beside n = 7 (the contract: null with n = 0 and a warning);
+    # cost_per_active_user_usd dropped the (feature, week) pairs nobody was active in
+    db = wb.connect(":memory:")
+    _events(db, [("u1", day(1), "ask", "chat"), ("u2", day(20), "ask", "search")])
+    with pytest.warns(UndefinedMetricWarning):
+        r = ad.dau_mau_ratio(db, period="week", start="2026-01-05", end="2026-01-26")
+    assert r.select("period_start", "value", "n").rows() == [
+        (D(2026, 1, 5), None, 0), (D(2026, 1, 12), None, 0), (D(2026, 1, 19), pytest.approx(1 / 7), 7)]
+    c = ad.cost_per_active_user_usd(db, period="week", start="2026-01-05", end="2026-01-26", activity="events")
+    assert c.select("feature", "period_start", "n").sort("period_start").rows() == [
+        ("search", D(2026, 1, 5), 0), ("search", D(2026, 1, 12), 0), ("search", D(2026, 1, 19), 1)]

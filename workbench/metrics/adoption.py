@@ -319,6 +319,9 @@ def _calendar(db: Any, fn: str, *, by: Any, period: str, start: Any, end: Any, w
         value = pl.col("users").cast(pl.Float64)
     df = df.with_columns(value.alias("value"), pl.col("n").alias("window_days"),
                          pl.lit(f"calendar {period}" if period != "all" else "calendar window").alias("window"))
+    # an undefined ratio (nobody active in the period) has n = 0, as every undefined value of the suite (it had the
+    # period's days, 7, beside a null)
+    df = df.with_columns(pl.when(pl.col("value").is_null()).then(0).otherwise(pl.col("n")).alias("n"))
     return _m.tidy(df.drop("users", "user_days"), keys=keys, metric=fn)
 
 
@@ -1196,7 +1199,9 @@ def cost_per_active_user_usd(db, *, by=("feature",), period="day", start=None, e
         pl.col("n").fill_null(0),
         pl.col("unpriced_calls").fill_null(0),
     ).with_columns((pl.col("cost_usd") / pl.col("n")).alias("value"), pl.lit(source).alias("cost_source"))
-    return _m.tidy(agg.drop("calls"), keys=keys, metric=fn)
+    # every group of the selection in every period of the window (a week nobody was active in went missing)
+    return _m.complete_grid(_m.tidy(agg.drop("calls"), keys=keys, metric=fn), t, keys=keys, period=period,
+                            start=start, end=end, metric=fn)
 
 
 def _retained_expr(db: Any, fn: str, *, by: Any, period: str, start: Any, end: Any, where: Any, activity: str,
