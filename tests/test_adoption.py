@@ -124,7 +124,7 @@ def test_activity_source_calls_and_both(ten_days):
     assert ad.dau_count(ten_days, activity="calls").select("value").rows() == [(1.0,)]
     # both: d3 = {a (event), e (call)} = 2
     assert _values(ad.dau_count(ten_days, activity="both"))[3] == 2
-    with pytest.raises(ValueError, match="dau_count: activity: expected one of events, calls, both"):
+    with pytest.raises(ValueError, match="dau_count: activity: expected one of auto, events, calls, both"):
         ad.dau_count(ten_days, activity="sessions")
     with pytest.raises(ValueError, match="mau_days"):
         ad.mau_count(ten_days, mau_days=31)
@@ -673,3 +673,16 @@ def test_an_undefined_calendar_ratio_has_n_0_and_cost_per_active_user_keeps_ever
     c = ad.cost_per_active_user_usd(db, period="week", start="2026-01-05", end="2026-01-26", activity="events")
     assert c.select("feature", "period_start", "n").sort("period_start").rows() == [
         ("search", D(2026, 1, 5), 0), ("search", D(2026, 1, 12), 0), ("search", D(2026, 1, 19), 1)]
+
+
+def test_without_product_events_the_users_are_those_of_the_calls():
+    # a team that logs no events: every adoption metric read the empty events table ("-, sample 0" on the scorecard's
+    # WAU, its wau_count_min target dropped); by default (activity="auto") the calls' users are the active users
+    db = wb.connect(":memory:")
+    _calls(db, [("c1", "u1", day(5), "chat", 100.0, 0.01), ("c2", "u2", day(6), "chat", 100.0, 0.01),
+                ("c3", "u1", day(7), "chat", 100.0, 0.01)])
+    assert ad.wau_count(db, period="week", start="2026-01-05", end="2026-01-12")["value"].to_list() == [2.0]
+    assert ad.wau_count(db, period="week", start="2026-01-05", end="2026-01-12", activity="events")["n"].sum() == 0
+    # once events are logged, they are the activity
+    _events(db, [("u9", day(5), "ask", "chat")])
+    assert ad.wau_count(db, period="week", start="2026-01-05", end="2026-01-12")["value"].to_list() == [1.0]

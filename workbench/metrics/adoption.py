@@ -8,9 +8,10 @@ and returns the tidy frame ``keys..., period_start, metric, value, n, lo, hi`` (
 
 Definitions (the choices, in one place)
 ---------------------------------------
-*Activity* is a row of ``events`` (``activity="events"``, the default), of ``calls`` with a ``user_id``
-(``activity="calls"``) or of either (``activity="both"``; then only the columns both tables have, ``user_id``, ``ts``
-and ``feature``, can be used in ``by`` and ``where``). A user is *active on a day* when they have at least one activity
+*Activity* is a row of ``events`` (``activity="events"``), of ``calls`` with a ``user_id`` (``activity="calls"``) or of
+either (``activity="both"``; then only the columns both tables have, ``user_id``, ``ts`` and ``feature``, can be used in
+``by`` and ``where``). The default, ``activity="auto"``, reads ``events`` when the table holds any row and ``calls``
+otherwise: a team that logs no product events still sees who uses its AI features (their calls). A user is *active on a day* when they have at least one activity
 row that UTC day. ``where`` and ``by`` select the activity (e.g. ``where={"feature": "assistant"}``).
 
 *Active users are people.* At a calendar ``period`` (``"week"``: Monday to Sunday, ``"month"``, ``"all"``: the whole
@@ -74,7 +75,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
     import polars as pl
 
-ACTIVITY_SOURCES = ("events", "calls", "both")
+ACTIVITY_SOURCES = ("auto", "events", "calls", "both")
 LIFECYCLE_STATUSES = ("new", "returning", "resurrecting", "dormant")
 _UNIT = {"hour": "h", "day": "D", "week": "W", "month": "M"}
 _STEP = {"hour": {"hours": 1}, "day": {"days": 1}, "week": {"days": 7}, "month": {"months": 1}}
@@ -120,6 +121,8 @@ def _step(period: str, k: int = 1) -> "ir.IntervalScalar":
 def _activity(db: Any, fn: str, *, activity: str, start: Any = None, end: Any = None, where: Any = None) -> "ir.Table":
     """The activity rows (user_id, ts and the grouping columns) in ``start <= ts < end`` matching ``where``."""
     _check_choice(fn, "activity", activity, ACTIVITY_SOURCES)
+    if activity == "auto":
+        activity = "events" if to_polars(db.events.select("user_id").limit(1)).height else "calls"
     if activity == "events":
         t = db.events
     elif activity == "calls":
@@ -370,7 +373,7 @@ def _rolling(db: Any, fn: str, *, window: int, by: Any, period: str, start: Any,
     return _m.tidy(out, keys=keys, metric=metric)
 
 
-def dau_count(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="events"):
+def dau_count(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="auto"):
     """Active users: people active in the calendar period (week, month, window); at period="day", active that day.
 
     Definition: at ``period="day"`` the distinct users active on each UTC day; at ``"week"``, ``"month"`` or
@@ -382,7 +385,7 @@ def dau_count(db, *, by=("feature",), period="day", start=None, end=None, where=
     by, period, start, end, where
         The metric selection (see :mod:`workbench.metrics`). ``period`` is ``day``, ``week``, ``month`` or ``all``;
         ``n`` is the number of days of the period covered by the data.
-    activity : {"events", "calls", "both"}
+    activity : {"auto", "events", "calls", "both"}
         Where activity is read from.
 
     Returns
@@ -406,7 +409,7 @@ def dau_count(db, *, by=("feature",), period="day", start=None, end=None, where=
                     activity=activity, ratio=False)
 
 
-def wau_count(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="events"):
+def wau_count(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="auto"):
     """Weekly active users: people active Monday to Sunday of the week; at period="day", rolling over d-6 .. d.
 
     Definition: at ``period="week"`` (and ``"month"``, ``"all"``) the distinct users active in that calendar period,
@@ -435,7 +438,7 @@ def _check_mau_days(fn: str, mau_days: Any) -> int:
     return mau_days
 
 
-def mau_count(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="events", mau_days=28):
+def mau_count(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="auto", mau_days=28):
     """Monthly active users: people active in the calendar month; at period="day", rolling over ``mau_days`` days.
 
     Definition: at ``period="month"`` (and ``"week"``, ``"all"``) the distinct users active in that calendar period,
@@ -467,7 +470,7 @@ def mau_count(db, *, by=("feature",), period="day", start=None, end=None, where=
                     activity=activity, ratio=False)
 
 
-def dau_mau_ratio(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="events",
+def dau_mau_ratio(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="auto",
                   mau_days=28):
     """Stickiness: average daily active users of the period / people active in it (DAU/WAU for a week, DAU/MAU a month).
 
@@ -510,7 +513,7 @@ def _active_days_expr(db: Any, fn: str, *, by: Any, period: str, start: Any, end
 
 
 def active_days_distribution(db, *, by=("feature",), period="week", start=None, end=None, where=None,
-                             activity="events"):
+                             activity="auto"):
     """Users with exactly N and at least N active days in each period (PostHog's stickiness histogram).
 
     Parameters
@@ -518,7 +521,7 @@ def active_days_distribution(db, *, by=("feature",), period="week", start=None, 
     period : {"week", "month", "day", "all"}
         The window the days are counted in; default ``"week"`` (N = 1..7) since a day window is trivially N = 1.
         ``"all"`` counts days over the whole selection, N = 1 .. days from ``start`` to ``end`` (else the days seen).
-    activity : {"events", "calls", "both"}
+    activity : {"auto", "events", "calls", "both"}
 
     Returns
     -------
@@ -596,7 +599,7 @@ def _returning_expr(db: Any, fn: str, *, by: Any, start: Any, end: Any, where: A
     return keys, r
 
 
-def returning_share_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="events",
+def returning_share_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="auto",
                          confidence=0.95):
     """Share of yesterday's active users who are active again today (day-over-day stickiness), Wilson interval.
 
@@ -646,7 +649,7 @@ def _retention_expr(db: Any, fn: str, *, by: Any, period: str, start: Any, end: 
     return keys, counts, lasts, sizes
 
 
-def retention_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="events",
+def retention_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="auto",
                    mode="n_day", grain=None, cohort="first_ever", max_offset=None, confidence=0.95):
     """Cohort retention: share of a first-use cohort active in period N after their first period.
 
@@ -671,7 +674,7 @@ def retention_rate(db, *, by=("feature",), period="day", start=None, end=None, w
         in it.
     max_offset : int, optional
         Largest N reported; by default every N the data can show for all members of the cohort.
-    activity : {"events", "calls", "both"}
+    activity : {"auto", "events", "calls", "both"}
     confidence : float
         Level of the Wilson interval.
 
@@ -782,7 +785,7 @@ def _lifecycle_expr(db: Any, fn: str, *, by: Any, period: str, end: Any, where: 
     return keys, both.group_by([*keys, "period_start", "status"]).aggregate(users=both.count())
 
 
-def lifecycle_count(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="events",
+def lifecycle_count(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="auto",
                     new="first_ever"):
     """Users per lifecycle status per period (PostHog's lifecycle): new, returning, resurrecting and dormant (negative).
 
@@ -801,7 +804,7 @@ def lifecycle_count(db, *, by=("feature",), period="day", start=None, end=None, 
     Parameters
     ----------
     period : {"hour", "day", "week", "month"}
-    activity : {"events", "calls", "both"}
+    activity : {"auto", "events", "calls", "both"}
     new : {"first_ever", "first_in_selection"}
         Which first activity makes a user new: at all (PostHog, default) or in the group/selection.
 
@@ -959,7 +962,7 @@ def _period_end(period: str, p: "ir.TimestampValue", end: Any) -> "ir.TimestampV
     return p + _step(period)
 
 
-def feature_adoption_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="events",
+def feature_adoption_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="auto",
                           denominator="active", experiment=None, variant=None, confidence=0.95):
     """Share of users who used the feature among the users who could have: active users, or exposed users.
 
@@ -973,7 +976,7 @@ def feature_adoption_rate(db, *, by=("feature",), period="day", start=None, end=
         denominator does not split by ``by``.
     experiment, variant : str, optional
         Required with ``denominator="exposed"`` (``variant`` optional).
-    activity : {"events", "calls", "both"}
+    activity : {"auto", "events", "calls", "both"}
     confidence : float
         Level of the Wilson interval.
 
@@ -1147,7 +1150,7 @@ def _calls_with_cost(db: Any) -> tuple["ir.Table", str, str]:
 
 
 def cost_per_active_user_usd(db, *, by=("feature",), period="day", start=None, end=None, where=None,
-                             activity="events"):
+                             activity="auto"):
     """Spend per active user: total cost of the calls in the period / active users in the period.
 
     The cost of a call is the reported ``calls.cost_usd``, else the cost computed from token prices by
@@ -1240,7 +1243,7 @@ def _retained_expr(db: Any, fn: str, *, by: Any, period: str, start: Any, end: A
     return keys, _join(users, stats, [*keys, "period_start", "segment"], how="left")
 
 
-def retained_vs_churned(db, *, by=("feature",), period="week", start=None, end=None, where=None, activity="events",
+def retained_vs_churned(db, *, by=("feature",), period="week", start=None, end=None, where=None, activity="auto",
                         evaluator=None, confidence=0.95):
     """Do users who come back see fewer hallucinations and faster answers? Retained vs churned users, compared.
 
