@@ -469,6 +469,7 @@ def test_pb_and_framed_pb_gz_files_via_workbench_ingest(tmp_path):
     # quarantined (ts is required)
     summary = json.loads(out.stdout)
     files = summary.pop("files")
+    assert summary.pop("prices") > 0  # refreshed for the models of the inserted calls
     assert summary == {"read": 6, "inserted": 3, "duplicates": 2, "quarantined": 1,
                        "reasons": {"missing required field: ts": 1}}
     assert [(Path(f["path"]).name, f["format"], f["read"]) for f in files] == [("one.pb", "otel-proto", 2),
@@ -511,8 +512,8 @@ def test_the_file_exporters_zstd_files_load_in_json_and_in_proto(tmp_path):
         db = tmp_path / f"{name}.duckdb"
         out = _ingest_cli(db, str(tmp_path / name))
         assert out.returncode == 0, out.stderr
-        assert json.loads(out.stdout) | {"reasons": None, "files": None} == {
-            "read": 4, "inserted": 3, "duplicates": 0, "quarantined": 1, "reasons": None, "files": None}
+        assert json.loads(out.stdout) | {"reasons": None, "files": None, "prices": None} == {
+            "read": 4, "inserted": 3, "duplicates": 0, "quarantined": 1, "reasons": None, "files": None, "prices": None}
         got = calls(db, "select * exclude (ingest_run_id) from calls order by call_id")
         assert want is None or got == want
         want = got
