@@ -17,6 +17,8 @@ format               recognised by
 ``litellm``          ``call_type`` + ``id`` (StandardLoggingPayload) or ``request_id`` (SpendLogs; also CSV)
 ``jaeger``           a Jaeger trace (``traceID``, ``spans``, ``processes``) or the query API's ``{"data": [...]}``
 ``zipkin``           Zipkin v2 spans (``traceId`` + ``id``, ``timestamp``/``duration``/``localEndpoint``)
+``mlflow``           an MLflow trace (``info`` + ``data.spans``), a ``search_traces()`` row (``spans`` beside
+                     ``trace_id``/``request_id``), or a span dict whose attributes carry ``mlflow.span*`` names
 ===================  ===========================================================================================
 
 A JSON file is never read line by line unless its first line is a whole JSON value: a pretty-printed array or
@@ -42,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.errors import IngestError
 from workbench._gc import paused
-from workbench.io import langfuse, litellm, openinference, tracers, vercel
+from workbench.io import langfuse, litellm, mlflow, openinference, tracers, vercel
 from workbench.io.workers import default_workers, ordered_map
 from workbench.io.records import (Rows, allow_long_csv_fields, head, iter_json_file, iter_json_records, json_layout,
                                   json_lines, line_records, open_binary, reads_as_lines, strict_csv_rows)
@@ -52,7 +54,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Formats read through canonical rows built here (``otel`` too, for any layout other than JSON lines).
 RECORD_FORMATS = (langfuse.FORMAT, langfuse.BATCH_FORMAT, openinference.FORMAT, vercel.FORMAT, litellm.FORMAT,
-                  tracers.JAEGER, tracers.ZIPKIN)
+                  tracers.JAEGER, tracers.ZIPKIN, mlflow.FORMAT)
 SNIFF_RECORDS = 20
 
 
@@ -101,6 +103,8 @@ def classify(obj: Any) -> str | None:
         return tracers.JAEGER
     if langfuse.looks_like(obj):
         return langfuse.FORMAT
+    if mlflow.looks_like(obj):  # before OpenInference: an MLflow 2 span has a Phoenix-like context and attributes
+        return mlflow.FORMAT
     if openinference.is_otlp_span(obj) or openinference.is_phoenix_span(obj) or openinference.is_span_page(obj):
         return openinference.FORMAT
     if vercel.looks_like(obj):
@@ -266,7 +270,7 @@ _READERS = {
     "otel": openinference.span_rows, openinference.FORMAT: openinference.span_rows,
     langfuse.FORMAT: langfuse.trace_rows, langfuse.BATCH_FORMAT: langfuse.batch_rows,
     vercel.FORMAT: vercel.vercel_rows, litellm.FORMAT: litellm.litellm_rows,
-    tracers.JAEGER: tracers.jaeger_rows, tracers.ZIPKIN: tracers.zipkin_rows,
+    tracers.JAEGER: tracers.jaeger_rows, tracers.ZIPKIN: tracers.zipkin_rows, mlflow.FORMAT: mlflow.mlflow_rows,
 }
 
 
