@@ -87,3 +87,33 @@ def test_every_report_publishes_on_a_team_s_own_names(own_names, tmp_path, name)
         p95 = m.filter((pl.col("suite_metric") == "latency_p95_ms") & pl.col("options").str.contains('"day"')
                        & (pl.col("feature") == "billing_helper"))
         assert p95.height and p95["n"].sum() > 0  # the trend of the team's feature, not "-, sample 0"
+
+
+@pytest.fixture(scope="module")
+def first_week(tmp_path_factory):
+    """A team's first week of data: calls that name no feature (spans without one), nothing the week before, and a
+    workbench.toml that declares nothing (no SLO, no budget, no target)."""
+    import datetime as dt
+
+    import workbench as wb
+
+    d = tmp_path_factory.mktemp("first_week")
+    cfg = d / "workbench.toml"
+    cfg.write_text("# nothing declared yet\n")
+    db = wb.connect(d / "wb.duckdb")
+    db.duckdb.executemany("insert into calls (call_id, ts, model, user_id, latency_ms, status) values (?, ?, ?, ?, ?, ?)",
+                          [(f"c{i}", dt.datetime(2026, 11, 16 + i % 7, 10), "m1", f"u{i % 5}", 200.0 + i, "ok")
+                           for i in range(60)])
+    db.close()
+    return d / "wb.duckdb", cfg
+
+
+@pytest.mark.parametrize("name", ["scorecard", "latency", "adoption"])
+def test_a_first_week_without_features_or_declarations_publishes(first_week, tmp_path, name):
+    # the scorecard crashed on the week before the data (a join of typed keys with untyped ones), the latency report
+    # and the scorecard on "no SLOs declared", the adoption report on an empty list of features
+    db, cfg = first_week
+    out = reports.run_report(name, db=db, out=tmp_path, period="2026-W47", config=cfg)
+    html = (out / "report.html").read_text()
+    if name in ("scorecard", "latency"):
+        assert "no SLOs declared (add a [slo.&lt;feature&gt;] table)" in html

@@ -56,6 +56,11 @@ class ConfigError(InputError):
     """``workbench.toml`` is wrong or missing: the message names the file, the key, expected and actual."""
 
 
+class NotDeclaredError(ConfigError):
+    """``workbench.toml`` declares nothing of what was asked for (no ``[slo.*]`` table for an SLO report): a report
+    shows the message in place of the section, a script or a check gets this error."""
+
+
 class IngestError(InputError):
     """A telemetry file or mapping cannot be read: the message names the file, row and field."""
 

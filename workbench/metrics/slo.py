@@ -46,7 +46,7 @@ Examples
 
 from __future__ import annotations
 
-from workbench.errors import ParameterError
+from workbench.errors import NotDeclaredError, ParameterError
 
 import datetime as dt
 import math
@@ -193,7 +193,7 @@ def _slos_or_fail(config: Any, db: Any = None) -> tuple[Config, list[Slo]]:
     cfg = load_config(config if config is not None else getattr(db, "settings", None))
     slos = load_slos(cfg)
     if not slos:
-        raise ConfigError(f"{cfg.where('slo')}: no SLOs declared (add a [slo.<feature>] table)")
+        raise NotDeclaredError(f"{cfg.where('slo')}: no SLOs declared (add a [slo.<feature>] table)")
     return cfg, slos
 
 

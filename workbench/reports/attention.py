@@ -190,6 +190,9 @@ def attention(rep: "Report", card: "pl.DataFrame | None" = None, *, config: Any 
         except Exception as exc:  # noqa: BLE001  no SLOs declared: say so instead of failing the report
             items.append(("warn", f"SLOs: not evaluated ({' '.join(str(exc).split())[:160]})."))
             st = None
+        if st is not None and not isinstance(st, pl.DataFrame):  # a sentence in place of the table (none declared)
+            items.append(("warn", f"SLOs: not evaluated ({' '.join(str(st).split())[:160]})."))
+            st = None
         if st is not None and "firing" in st.columns:
             for r in st.filter(pl.col("firing").fill_null(False)).iter_rows(named=True):
                 since = f" since {r['firing_since']:%a %d %b %H:%M}" if r.get("firing_since") else ""
@@ -201,6 +204,10 @@ def attention(rep: "Report", card: "pl.DataFrame | None" = None, *, config: Any 
             b = rep.call("budget_status", config=config, at=rep.end)
         except Exception as exc:  # noqa: BLE001
             items.append(("warn", f"Budgets: not evaluated ({' '.join(str(exc).split())[:160]})."))
+            budget_items = True
+            b = None
+        if b is not None and not isinstance(b, pl.DataFrame):
+            items.append(("warn", f"Budgets: not evaluated ({' '.join(str(b).split())[:160]})."))
             budget_items = True
             b = None
         if b is not None and "status" in b.columns:

@@ -224,20 +224,21 @@ class Report:
         For the tables that are not metrics of the suite (SLO status, decision tables, agreement ...), so that
         ``metrics.parquet`` holds everything the report showed. A ``(frame, flag)`` result records the frame. Where
         the window holds too little data for the function (:class:`~workbench.errors.TooFewError`), a sentence
-        saying so is shown instead.
+        saying so is shown instead, as where ``workbench.toml`` declares nothing for it
+        (:class:`~workbench.errors.NotDeclaredError`: no ``[slo.*]`` for the SLO sections).
         """
         import polars as pl
 
         from workbench._exports import resolve
 
-        from workbench.errors import TooFewError
+        from workbench.errors import NotDeclaredError, TooFewError
         from workbench.reports.tables import note
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
                 out = resolve(name)(self.db, *args, **kwargs)
-            except TooFewError as e:  # too little data in the window for this section: said, not a failed report
+            except (TooFewError, NotDeclaredError) as e:  # too little data, or nothing declared: said, not a failure
                 return note(f"Not computed: {e}.")
         frame = self.shown(out[0] if isinstance(out, tuple) else out)
         if isinstance(frame, pl.DataFrame):
@@ -249,6 +250,7 @@ class Report:
         report's window, the most calls first (then by name), at most ``limit`` (None: all of them). When
         ``workbench.toml`` declares features (an ``[slo.*]``, ``[budget.*]`` or ``[targets.*]`` table, or
         ``[reports] feature``), those of them with calls: the team's AI features, not every service in the traces.
+        ``[None]`` (the calls without a feature) when no call in the window names one.
 
         >>> import workbench as wb
         >>> db = wb.connect(":memory:")
@@ -272,8 +274,10 @@ class Report:
         declared = {*self.settings.section("slo"), *self.settings.budgets, *self.settings.targets}
         if self.settings.reports.feature is not None:
             declared.add(self.settings.reports.feature)
-        if declared:
-            names = [f for f in names if f in declared]
+        if declared:  # (none of them with calls, a misspelt name: every feature with calls, not an empty chart)
+            names = [f for f in names if f in declared] or names
+        if not names:  # calls without a feature (spans that name none): the charts show those, not an error
+            return [None]
         return names if limit is None else names[:limit]
 
     @property
@@ -283,8 +287,7 @@ class Report:
         chosen = self.settings.reports.feature
         if chosen is not None:
             return chosen
-        top = self.features(1)
-        return top[0] if top else None
+        return self.features(1)[0]
 
     def experiments(self) -> list[str]:
         """The experiments to report: those declared in ``workbench.toml`` (``[experiments.NAME]``) and those with
@@ -327,6 +330,9 @@ class Report:
                 decision = self.call("decision_table", name, end=self.end)
             except ParameterError as e:  # declared, but no unit assigned yet (or its arms' weights disagree)
                 out.append(note(f"No readout: {e}."))
+                continue
+            if not hasattr(decision, "columns"):  # a sentence in place of the table (too little data)
+                out.append(decision)
                 continue
             out += [effects(decision), decision, self.call("srm", name, end=self.end),
                     self.call("experiment_summary", name, end=self.end, method="bayesian")]
@@ -387,10 +393,10 @@ class Report:
         for name in names:
             now = self.metric(name, by=by, period="all", **kwargs)
             before = self.previous(name, by=by, period="all", **kwargs)
-            j = now.select(*by, "metric", "value", "n").join(
-                before.select(*by, "metric", pl.col("value").alias("previous"), pl.col("n").alias("previous_n")),
-                on=[*by, "metric"], how="left", nulls_equal=True,
-            )
+            before = before.select(*by, "metric", pl.col("value").alias("previous"), pl.col("n").alias("previous_n"))
+            # a window before the data (a team's first week) gives keys of no type (null): cast to the current's
+            before = before.cast({k: now.schema[k] for k in by if before.schema[k] != now.schema[k]})
+            j = now.select(*by, "metric", "value", "n").join(before, on=[*by, "metric"], how="left", nulls_equal=True)
             rows.append(j)
         df = pl.concat(rows, how="diagonal_relaxed")
         return df.with_columns(
