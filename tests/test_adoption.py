@@ -686,3 +686,11 @@ def test_without_product_events_the_users_are_those_of_the_calls():
     # once events are logged, they are the activity
     _events(db, [("u9", day(5), "ask", "chat")])
     assert ad.wau_count(db, period="week", start="2026-01-05", end="2026-01-12")["value"].to_list() == [1.0]
+
+
+def test_anonymous_events_do_not_make_events_the_activity():
+    # one event without a user made activity="auto" read events, and the calls' users vanished (null, n = 0)
+    db = wb.connect(":memory:")
+    _calls(db, [("c1", "u1", day(5), "chat", 100.0, 0.01), ("c2", "u2", day(6), "chat", 100.0, 0.01)])
+    _events(db, [(None, day(5), "view", "chat")])
+    assert ad.wau_count(db, period="week", start="2026-01-05", end="2026-01-12")["value"].to_list() == [2.0]

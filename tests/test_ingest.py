@@ -807,6 +807,27 @@ def test_calls_loaded_by_the_cli_are_priced_and_prices_lists_what_is_not(tmp_pat
         assert db.duckdb.execute("select count(*) from prices").fetchone()[0] == 0
 
 
+def test_a_broken_prices_override_stops_the_cli_ingest_before_it_writes(tmp_path, capsys, monkeypatch):
+    # the [[prices]] of workbench.toml were read after the load: exit 2 with the calls and the run already committed,
+    # and the next load (every call a duplicate) never refreshed the prices
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "calls.csv").write_text("id,ts,model,in,out\n1,2026-11-16 09:00:00,gpt-4o,1000000,0\n")
+    (tmp_path / "m.toml").write_text('table = "calls"\nformat = "csv"\n[columns]\ncall_id = "id"\nts = "ts"\n'
+                                     'model = "model"\ninput_tokens = "in"\noutput_tokens = "out"\n'
+                                     'provider = { value = "openai" }\nstatus = { value = "ok" }\n')
+    (tmp_path / "workbench.toml").write_text('[[prices]]\nprovider = "x"\nmodel = "m"\ninput_usd_per_mtok = "cheap"\n'
+                                             'output_usd_per_mtok = 1.5\n')
+    args = ["ingest", str(tmp_path / "calls.csv"), "--db", str(tmp_path / "w.duckdb"), "--mapping", str(tmp_path / "m.toml")]
+    assert cli_main(args) == 2
+    assert "input_usd_per_mtok" in capsys.readouterr().err and not (tmp_path / "w.duckdb").exists()
+    # loaded with --no-prices, then again once the file is fixed: nothing inserted, but the empty prices are filled
+    assert cli_main([*args, "--no-prices"]) == 0
+    (tmp_path / "workbench.toml").unlink()
+    assert cli_main(args) == 0
+    with wb.connect(tmp_path / "w.duckdb", read_only=True) as db:
+        assert wb.cost_usd(db, period="all")["value"].to_list() == [2.5]
+
+
 def test_db_given_as_a_path_is_closed_and_empty_files_load_nothing(tmp_path):
     dbp = tmp_path / "w.duckdb"
     s = ingest(dbp, OTEL / "agent_tool.jsonl", progress=False)

@@ -306,15 +306,17 @@ def _cmd_ingest(a: argparse.Namespace) -> int:
     from workbench.db import connect
     from workbench.io.ingest import ingest
 
-    from workbench.io.prices import load_prices
+    from workbench.io.prices import load_prices, price_overrides
 
+    if not a.no_prices:
+        price_overrides()  # a broken [[prices]] is an error before anything is loaded, not after the load's commit
     prices = None
     with connect(a.db, create=True) as db:  # the one verb (with demo) that may create a database
         summary = ingest(db, a.paths, format=a.format, mapping=a.mapping, progress=not a.json,
                          growing=a.growing)
-        if summary.inserted and not a.no_prices:
+        if not a.no_prices and (summary.inserted or _unpriced_table(db)):
             # the cost metrics price each call from the prices table: filled here for the models the calls name (a
-            # database loaded only by this command had every call unpriced)
+            # database loaded only by this command had every call unpriced); also when an earlier load could not
             prices = load_prices(db)
     if a.json:
         # the totals, and each file: its run (the ingest_runs row), counts, and whether it was read whole, not read
@@ -326,6 +328,11 @@ def _cmd_ingest(a: argparse.Namespace) -> int:
             print(f"prices: {prices:,} rows refreshed (genai-prices and workbench.toml [[prices]]); "
                   "`workbench prices --db ...` lists what is left unpriced")
     return 0
+
+
+def _unpriced_table(db) -> bool:
+    """Whether the database holds calls but its prices table holds no row (a load whose refresh did not run)."""
+    return bool(db.duckdb.execute("select exists(select 1 from calls) and not exists(select 1 from prices)").fetchone()[0])
 
 
 def _cmd_prices(a: argparse.Namespace) -> int:

@@ -443,6 +443,7 @@ class Loader(threading.Thread):
     def refresh_prices(self, runs: list[str]) -> None:
         """Refresh the prices table when the calls just loaded name a (provider, model) it was not refreshed for: the
         cost metrics price each call from it (as ``workbench ingest`` does after a load)."""
+        from workbench.errors import ConfigError
         from workbench.io.prices import load_prices
 
         if not runs:
@@ -451,7 +452,11 @@ class Loader(threading.Thread):
             f"SELECT DISTINCT provider, model FROM calls WHERE ingest_run_id IN ({', '.join('?' * len(runs))})",
             runs).fetchall())
         if got - self.models:
-            n = load_prices(self.c.db)
+            try:
+                n = load_prices(self.c.db)
+            except ConfigError as e:  # the spans are loaded; only the prices are not (said, retried at the next load)
+                self.c.log(f"prices not refreshed: {e}")
+                return
             self.models = set(self.c.db.duckdb.execute("SELECT DISTINCT provider, model FROM calls").fetchall())
             self.c.log(f"prices: {n:,} rows refreshed for {len(self.models)} model(s) named by the calls")
 

@@ -10,7 +10,7 @@ Definitions (the choices, in one place)
 ---------------------------------------
 *Activity* is a row of ``events`` (``activity="events"``), of ``calls`` with a ``user_id`` (``activity="calls"``) or of
 either (``activity="both"``; then only the columns both tables have, ``user_id``, ``ts`` and ``feature``, can be used in
-``by`` and ``where``). The default, ``activity="auto"``, reads ``events`` when the table holds any row and ``calls``
+``by`` and ``where``). The default, ``activity="auto"``, reads ``events`` when a row of it names a user and ``calls``
 otherwise: a team that logs no product events still sees who uses its AI features (their calls). A user is *active on a day* when they have at least one activity
 row that UTC day. ``where`` and ``by`` select the activity (e.g. ``where={"feature": "assistant"}``).
 
@@ -122,7 +122,8 @@ def _activity(db: Any, fn: str, *, activity: str, start: Any = None, end: Any = 
     """The activity rows (user_id, ts and the grouping columns) in ``start <= ts < end`` matching ``where``."""
     _check_choice(fn, "activity", activity, ACTIVITY_SOURCES)
     if activity == "auto":
-        activity = "events" if to_polars(db.events.select("user_id").limit(1)).height else "calls"
+        ev = db.events  # an event names a user (anonymous events are no activity: they do not make events the source)
+        activity = "events" if to_polars(ev.filter(ev.user_id.notnull()).select("user_id").limit(1)).height else "calls"
     if activity == "events":
         t = db.events
     elif activity == "calls":

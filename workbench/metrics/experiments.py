@@ -247,7 +247,7 @@ def _arm_counts(db: Any, experiment: str, *, start: Any, end: Any, fn: str) -> "
     df = to_polars(out).sort("variant")
     if df.height == 0:
         raise ParameterError(f"{fn}: no assignments for experiment {experiment!r}"
-                         + (f" between {start} and {end}" if start or end else ""))
+                         + (f" from {start}" if start else "") + (f" before {end}" if end else ""))
     return df
 
 
