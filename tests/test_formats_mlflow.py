@@ -227,3 +227,53 @@ def test_without_mlflow_usage_the_otel_genai_tokens_count_and_never_both(db, tmp
     assert (got["f1f1f1f1f1f1f1f1"]["model"], got["f1f1f1f1f1f1f1f1"]["operation"]) == ("gpt-4o", "chat")
     assert (got["f2f2f2f2f2f2f2f2"]["input_tokens"], got["f2f2f2f2f2f2f2f2"]["output_tokens"]) == (80, 8)
     assert {r["trace_id"] for r in got.values()} == {T3}
+
+
+NS = 1763632800000000000
+
+
+def _span(sid, parent, usage=None, *, kind="LLM", **attrs):
+    a = {"mlflow.spanType": json.dumps(kind), **{k: json.dumps(v) for k, v in attrs.items()}}
+    if usage is not None:
+        a["mlflow.chat.tokenUsage"] = usage if isinstance(usage, str) else json.dumps(usage)
+    return {"trace_id": "tr-" + "1" * 32, "span_id": sid, "parent_span_id": parent, "name": f"s{sid[:2]}",
+            "start_time_unix_nano": NS, "end_time_unix_nano": NS + 10**9, "status": {"code": "OK"}, "attributes": a}
+
+
+def test_an_array_or_lines_of_span_dicts_count_an_outer_span_s_repeated_usage_once(db, tmp_path):
+    # each record was read alone, so the chain's usage (the sum of its call's) was counted beside the call's: 20 for 10
+    outer = _span("aa" * 8, None, {"input_tokens": 10, "output_tokens": 4}, kind="CHAIN")
+    inner = _span("bb" * 8, "aa" * 8, {"input_tokens": 10, "output_tokens": 4})
+    (tmp_path / "array.json").write_text(json.dumps([outer, inner]))
+    (tmp_path / "lines.jsonl").write_text(json.dumps(outer) + "\n" + json.dumps(inner) + "\n")
+    for name in ("array.json", "lines.jsonl"):
+        d = wb.connect(":memory:")
+        load(d, tmp_path / name, format="mlflow")
+        assert d.duckdb.execute("select sum(input_tokens), sum(output_tokens) from calls").fetchone() == (10, 4)
+
+
+@pytest.mark.parametrize("usage", ['{"input_tokens": 12, "output', '"{\\"input_tokens\\": 1}"', "[1, 2]"])
+def test_a_token_usage_that_is_no_json_object_is_quarantined_not_dropped(db, tmp_path, usage):
+    # cut short, encoded twice or a list: the row was inserted with no tokens, the usage gone from its attributes
+    (tmp_path / "t.json").write_text(json.dumps([_span("cc" * 8, None, usage)]))
+    s = load(db, tmp_path / "t.json", format="mlflow")
+    assert (s.inserted, s.quarantined) == (0, 1)
+    assert rows(db, "select field from quarantine")[0]["field"] == "mlflow.chat.tokenUsage"
+
+
+def test_spans_whose_parents_loop_keep_their_tokens_and_a_nested_id_or_a_nan_count_is_quarantined(db, tmp_path):
+    # two spans each other's parent were both "rolled up" (their tokens only in attributes); an object span_id was
+    # stored as its Python repr; a NaN count became NULL without a word
+    a = _span("dd" * 8, "ee" * 8, {"input_tokens": 12, "output_tokens": 5})
+    b = _span("ee" * 8, "dd" * 8, {"input_tokens": 12, "output_tokens": 5})
+    nested = _span("ff" * 8, None)
+    nested["span_id"] = {"a": 1}
+    (tmp_path / "t.json").write_text(json.dumps([a, b, nested]))
+    (tmp_path / "nan.json").write_text('[' + json.dumps(_span("ab" * 8, None)).replace(
+        '"attributes": {', '"attributes": {"mlflow.chat.tokenUsage": {"input_tokens": NaN, "output_tokens": 3}, ', 1) + ']')
+    s = load(db, tmp_path / "t.json", format="mlflow")
+    assert (s.inserted, s.quarantined) == (2, 1)
+    assert db.duckdb.execute("select sum(input_tokens), sum(output_tokens) from calls").fetchone() == (24, 10)
+    assert "span_id is a nested value" in rows(db, "select reason from quarantine")[0]["reason"]
+    s = load(db, tmp_path / "nan.json", format="mlflow")
+    assert (s.inserted, s.quarantined, s.reasons) == (0, 1, {"not an integer: input_tokens": 1})

@@ -105,6 +105,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import math
+
 import orjson
 
 from workbench.io.openinference import add_span
@@ -254,11 +256,16 @@ def mlflow_span(sp: dict, trace: _Trace | None = None) -> Span:
         if isinstance(e, dict):
             events.append({"name": e.get("name"), "time": first(e.get("time_unix_nano"), e.get("timestamp")),
                            "attributes": _map(e.get("attributes"))})
+    ids = {"trace_id": first(sp.get("otel_trace_id"), ctx.get("trace_id"), sp.get("trace_id")),
+           "span_id": first(sp.get("span_id"), ctx.get("span_id")),
+           "parent_span_id": first(sp.get("parent_span_id"), sp.get("parent_id"))}
+    for name, v in ids.items():  # (an id given an object or a list was stored as its Python repr)
+        if isinstance(v, (dict, list)):
+            raise TypeError(f"{name} is a nested value, not an id: {str(v)[:80]}")
     return Span(
-        trace_id=first(_trace_hex(first(sp.get("otel_trace_id"), ctx.get("trace_id"), sp.get("trace_id"))),
-                       trace.otel_id),
-        span_id=hex_id(first(sp.get("span_id"), ctx.get("span_id"))),
-        parent_id=hex_id(first(sp.get("parent_span_id"), sp.get("parent_id"))),
+        trace_id=first(_trace_hex(ids["trace_id"]), trace.otel_id),
+        span_id=hex_id(ids["span_id"]),
+        parent_id=hex_id(ids["parent_span_id"]),
         name=sp.get("name"),
         start=first(sp.get("start_time_unix_nano"), sp.get("start_time")),
         end=first(sp.get("end_time_unix_nano"), sp.get("end_time")),
@@ -277,10 +284,15 @@ def _rolled_up(spans: list[Span]) -> set[str]:
     with_usage = {s.span_id for s in spans if s.span_id and _usage(s.attributes) is not None}
     above: set[str] = set()
     for sid in with_usage:
+        seen, chain = {sid}, []
         p = parent.get(sid)
-        while p and p not in above and p != sid:
-            above.add(p)
+        while p and p not in seen and p not in above:
+            seen.add(p)
+            chain.append(p)
             p = parent.get(p)
+        if p in seen:  # parents that loop (a names b, b names a): the spans on the loop contain none of each other
+            chain = chain[:chain.index(p)] if p in chain else []
+        above.update(chain)
     return above & with_usage
 
 
@@ -293,7 +305,10 @@ def _override(span: Span, trace: _Trace, rolled_up: bool) -> dict[str, Any]:
         out.update(dict.fromkeys(USAGE_COLUMNS))
     elif usage is not None:
         for col, key in _TOKEN_KEYS:
-            out[col] = usage.get(key)
+            v = usage.get(key)
+            # a NaN or an infinity is no count: written as text, the validation quarantines it ("not an integer";
+            # as a float it became NULL without a word)
+            out[col] = repr(v) if isinstance(v, float) and not math.isfinite(v) else v
     cost = a.get("mlflow.llm.cost")
     if isinstance(cost, dict) and cost.get("total_cost") is not None and not rolled_up:
         out["cost_usd"] = cost["total_cost"]
@@ -342,18 +357,35 @@ def _trace_rows(rows: Rows, k: int, obj: dict) -> None:
                    f"info alone, as the REST API's searches list them, has no calls: save the trace with "
                    f"mlflow.get_trace(...).to_json())", raw=obj, field="spans")
         return
-    spans: list[Span] = []
-    for sp in raw_spans:
+    _span_rows(rows, [(k, sp) for sp in raw_spans], trace)
+
+
+_MAPS = (USAGE, "mlflow.llm.cost")  # attributes MLflow writes as a JSON object: anything else is a malformed value
+
+
+def _span_rows(rows: Rows, items: list[tuple[int, Any]], trace: _Trace) -> None:
+    """The rows of spans (each with the number of its record), read together: a usage repeated by an outer span is
+    found among all of them, whether they came in one trace or one span a record (an array or lines of
+    ``Span.to_dict()``: counted twice when each record was read alone)."""
+    spans: list[tuple[int, Span]] = []
+    for k, sp in items:
         if not isinstance(sp, dict):
             rows.error(k, "not an MLflow span", f"not an MLflow span in trace {trace.id or '(no id)'}: "
                        f"{type(sp).__name__}", raw=sp, field="spans")
             continue
         try:
-            spans.append(mlflow_span(sp, trace))
+            span = mlflow_span(sp, trace)
         except MALFORMED as exc:
             malformed(rows, k, "MLflow span", exc, sp)
-    rolled = _rolled_up(spans)
-    for span in spans:
+            continue
+        bad = [key for key in _MAPS if key in span.attributes and not isinstance(span.attributes[key], dict)]
+        if bad:  # (its tokens were dropped without a word, and the value with them)
+            rows.error(k, f"malformed value: {bad[0]}", f"malformed {bad[0]} of span {span.name!r}: not a JSON "
+                       f"object: {str(span.attributes[bad[0]])[:80]!r}", raw=sp, field=bad[0])
+            continue
+        spans.append((k, span))
+    rolled = _rolled_up([span for _, span in spans])
+    for k, span in spans:
         if not span.span_id:
             rows.error(k, "MLflow span without id", f"MLflow span {span.name!r} of trace {trace.id or '(no id)'} "
                        f"has no span_id", raw=span.raw, field="call_id")
@@ -368,15 +400,20 @@ def _trace_rows(rows: Rows, k: int, obj: dict) -> None:
 def mlflow_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows: Rows | None = None) -> Rows:
     """``calls`` rows of MLflow trace records (see the module docstring); a record that is none is quarantined."""
     rows = Rows() if rows is None else rows
+    singles: list[tuple[int, Any]] = []  # records that are one span each: read together at the end
     for k, obj, raw, err in records:
         if err is not None:
             rows.error(k, err, err, raw=raw)
         elif not looks_like(obj):
             what = type(obj).__name__ if not isinstance(obj, dict) else "object without info/data.spans or spans"
             rows.error(k, "not an MLflow trace", f"not an MLflow trace, search_traces row or span ({what})", raw=obj)
+        elif is_span(obj) and not (is_trace(obj) or is_trace_row(obj) or is_span_list(obj)):
+            singles.append((k, obj))
         else:
             try:
                 _trace_rows(rows, k, obj)
             except MALFORMED as exc:
                 malformed(rows, k, "MLflow trace", exc, obj)
+    if singles:
+        _span_rows(rows, singles, _Trace({}))
     return rows
