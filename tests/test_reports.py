@@ -134,3 +134,26 @@ def test_scorecard_targets_and_status(tmp_path):
     cfg.write_text("[targets.chat]\nerror_rate = 0.15\n")
     with pytest.raises(wb.config.ConfigError, match="must end in _max or _min"):
         reports.scorecard(rep, ["error_rate"], config=cfg)
+
+
+def test_on_which_data_names_the_files_of_the_window_s_rows_and_the_scores_behind_the_rates():
+    # it listed every file ever loaded into a table (a file of another week, one of zero rows inserted), merged two
+    # calls.csv of different folders into one name, and counted evals by their scoring time: the human labels shown,
+    # the detector's scores behind the hallucination rate missing
+    db = wb.connect(":memory:")
+    db.duckdb.execute("insert into ingest_runs (run_id, source_path, content_hash, target_table) values "
+                      "('r1', '/d/day1/calls.csv', 'h1', 'calls'), ('r2', '/d/day2/calls.csv', 'h2', 'calls'), "
+                      "('r3', '/d/old.csv', 'h3', 'calls'), ('r4', '/d/copy.csv', 'h1', 'calls'), "
+                      "('r5', '/d/labels.jsonl', 'h5', 'evals')")
+    db.duckdb.execute("insert into calls (call_id, ts, feature, status, ingest_run_id) values "
+                      "('a', '2026-11-17', 'chat', 'ok', 'r1'), ('b', '2026-11-18', 'chat', 'ok', 'r2'), "
+                      "('c', '2026-11-19', 'chat', 'ok', 'r2'), ('d', '2026-11-02', 'chat', 'ok', 'r3')")
+    db.duckdb.execute("insert into evals (call_id, metric, evaluator, evaluator_version, ts, label, ingest_run_id) "
+                      "values ('a', 'hallucination_score', 'support', '2.8.0', '2026-12-06', 'supported', null), "
+                      "('b', 'hallucination_score', 'support', '2.8.0', '2026-12-06', 'hallucinated', null), "
+                      "('d', 'hallucination_label', 'human', 'v1', '2026-11-18', 'supported', 'r5')")
+    got = {r["table"]: (r["rows"], r["files"]) for r in
+           reports.Report(db, start="2026-11-16", end="2026-11-23").data_summary().iter_rows(named=True)}
+    assert got["calls"] == (3, ["/d/day2/calls.csv (2 rows)", "/d/day1/calls.csv (1 row)"])
+    # the two scores of the week's answers, dated by their calls; the label of a call of 2026-11-02 is not the week's
+    assert got["evals"] == (2, ["scored by support 2.8.0 (2 rows)"])

@@ -430,23 +430,63 @@ class Report:
         return out
 
     def data_summary(self) -> "pl.DataFrame":
-        """On which data: rows per table in the window and the files they were loaded from (ingest lineage)."""
+        """On which data: per table, the rows in the window and the files those rows were loaded from (their ingest
+        runs: each file with the rows of it in the window), or what wrote them when no file did (the detector's or a
+        judge's scores, by evaluator and version). Evals are dated as the hallucination metrics date them: by their
+        answer's time, never the scoring time. A file name is shown whole where two files of the same name differ.
+
+        >>> import workbench as wb
+        >>> db = wb.connect(":memory:")
+        >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status, ingest_run_id) values "
+        ...     "('a', '2026-01-01', 'chat', 'ok', 'r1'), ('b', '2025-06-01', 'chat', 'ok', 'r2')")
+        >>> _ = db.duckdb.execute("insert into ingest_runs (run_id, source_path, content_hash, target_table) values "
+        ...     "('r1', '/d/jan.csv', 'h1', 'calls'), ('r2', '/d/june.csv', 'h2', 'calls')")
+        >>> Report(db, start="2026-01-01", end="2026-01-02").data_summary().filter(table="calls").rows()
+        [('calls', 1, ['jan.csv (1 row)'])]
+        """
+        import ibis
         import polars as pl
 
-        from workbench.metrics.core import scope
+        from workbench.metrics.core import scope, to_polars
         from workbench.schema import TABLES
 
-        rows = []
+        runs = to_polars(self.db.ingest_runs.select("run_id", "source_path"))
+        paths = dict(zip(runs["run_id"].to_list(), runs["source_path"].to_list()))
+        # a file's name, or its whole path where two different paths share the name (day1/calls.csv, day2/calls.csv)
+        names: dict[str, list[str]] = {}
+        for path in set(paths.values()):
+            names.setdefault(Path(str(path)).name, []).append(str(path))
+        shown = {p: (Path(p).name if len(names[Path(p).name]) == 1 else p) for ps in names.values() for p in ps}
+        out = []
         for name, t in TABLES.items():
             if t.time is None or not t.lineage or name == "prices":  # prices are in force across windows
                 continue
-            tbl = scope(self.db.table(name), time=t.time, start=self.start, end=self.end)
-            rows.append({"table": name, "rows": int(tbl.count().execute())})
-        runs = self.db.ingest_runs.select("source_path", "content_hash", "target_table", "rows_inserted", "finished_at").to_polars()
-        df = pl.DataFrame(rows).join(
-            runs.group_by("target_table").agg(
-                pl.col("source_path").str.replace(r"^.*[/\\]", "").unique().sort().alias("files")), left_on="table", right_on="target_table", how="left"
-        )
+            tbl = self.db.table(name)
+            if name == "evals":  # dated by the answer (its call, else the answer), as hallucination_rate dates them
+                a, c = self.db.answers, self.db.calls
+                a = a.select(_a_call=a.call_id, _a_ts=a.ts)
+                c = c.select(_c_call=c.call_id, _c_ts=c.ts)
+                j = tbl.left_join(a, tbl.call_id == a._a_call)
+                j = j.left_join(c, j.call_id == c._c_call)
+                tbl = j.mutate(_t=ibis.coalesce(j._c_ts, j._a_ts, j.ts))
+                tbl = scope(tbl, time="_t", start=self.start, end=self.end)
+                keys = [tbl.ingest_run_id, tbl.evaluator, tbl.evaluator_version]
+            else:
+                tbl = scope(tbl, time=t.time, start=self.start, end=self.end)
+                keys = [tbl.ingest_run_id]
+            g = to_polars(tbl.group_by(keys).aggregate(n=tbl.count()))
+            sources = []
+            for r in g.sort("n", descending=True).iter_rows(named=True):
+                n = f"{r['n']:,} row{'s' if r['n'] != 1 else ''}"
+                run = r["ingest_run_id"]
+                if run is not None and run in paths:
+                    sources.append(f"{shown[str(paths[run])]} ({n})")
+                elif r.get("evaluator") is not None:
+                    sources.append(f"scored by {r['evaluator']} {r['evaluator_version'] or ''}".rstrip() + f" ({n})")
+                else:
+                    sources.append(f"written without a file ({n})")
+            out.append({"table": name, "rows": int(g["n"].sum()) if g.height else 0, "files": sources})
+        df = pl.DataFrame(out, schema={"table": pl.Utf8, "rows": pl.Int64, "files": pl.List(pl.Utf8)})
         self.frames.append(("data_summary", {}, df))
         return df
 
