@@ -135,6 +135,7 @@ def test_a_held_write_lock_gives_readers_exit_2_after_the_bounded_wait(filled, c
             assert p.returncode == 2, (verb, err)
             assert err.count("\n") == 1 and "Traceback" not in err, err
             assert f"locked by another process (PID {holder.pid}); gave up after waiting 1 s" in err, err
+            assert "--lock-timeout SECONDS" in err, err  # the way to wait longer that the command line has too
     finally:
         holder.kill()
         holder.wait()

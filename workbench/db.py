@@ -372,7 +372,8 @@ def _open_duckdb(path: str, *, read_only: bool, wait_s: float) -> "duckdb.DuckDB
                 who = f" (PID {holder.group(1)})" if holder else ""
                 raise DatabaseError(
                     f"{path}: the database is locked by another process{who}; gave up after waiting {wait_s:g} s "
-                    f"(set ${LOCK_TIMEOUT_ENV} to wait longer)"
+                    f"(to wait longer: --lock-timeout SECONDS on the command line, connect(..., lock_timeout_s=) or "
+                    f"${LOCK_TIMEOUT_ENV})"
                 ) from None
             time.sleep(min(delay, left))
             delay = min(delay * 2, 1.0)
