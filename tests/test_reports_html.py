@@ -246,6 +246,22 @@ def test_a_small_spend_s_axis_has_the_decimals_its_ticks_need_and_a_count_s_tick
     assert axis["format"] == ",.0f" and axis["tickMinStep"] == 1
 
 
+def test_a_trend_with_no_value_in_any_period_is_a_sentence_not_an_empty_chart():
+    """A week of calls that report no time to first token: every group-period n = 0. It was drawn as an empty chart
+    whose axis read 'values from NaN 0NaN to NaN 0NaN'."""
+    from workbench.reports.charts import chart, trend
+
+    days = [dt.datetime(2026, 11, 16) + dt.timedelta(days=i) for i in range(3)]
+    df = pl.DataFrame({"feature": ["chat"] * 3, "period_start": days, "metric": ["ttft_p95_ms"] * 3,
+                       "value": [None] * 3, "n": [0] * 3, "lo": [None] * 3, "hi": [None] * 3},
+                      schema_overrides={"value": pl.Float64, "lo": pl.Float64, "hi": pl.Float64})
+    for out in (chart(df), trend(df)):
+        html = out._repr_html_()
+        assert "no value in this period" in html and "NaN" not in html and "<svg" not in html, html
+    one = df.with_columns(pl.Series("value", [None, 900.0, None]), pl.Series("n", [0, 40, 0]))
+    assert "<svg" in chart(one)._repr_html_() or hasattr(chart(one), "chart")  # one value: still a chart
+
+
 def test_a_change_table_shows_both_periods_in_the_metric_s_unit_and_small_p_values_as_such():
     """Change in p95 latency: 'Previous 7.8 s' beside 'Current 7,604' (raw milliseconds), and a p-value of 2e-9
     written '0'."""

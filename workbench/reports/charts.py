@@ -180,7 +180,7 @@ def _target_layer(targets: Mapping[str, float] | float | None, color: str | None
 
 
 def trend(df: "pl.DataFrame", *, color: str | None = None, title: str | None = None, targets: Mapping[str, float] | float | None = None,
-          width: int = WIDTH, height: int = 240) -> Figure:
+          width: int = WIDTH, height: int = 240) -> "Figure | Any":
     """A line over ``period_start`` (a date axis) per group, with its interval as a band when there are few groups,
     and dashed target lines (``targets``: one value, or group -> value).
 
@@ -193,6 +193,9 @@ def trend(df: "pl.DataFrame", *, color: str | None = None, title: str | None = N
     import altair as alt
 
     data, color, metric = _prepare(df, color)
+    if data.is_empty():  # every group-period n = 0 (calls that report no TTFT, say): a sentence, not empty axes
+        return note(f"{_title(metric, color, None, title)}: no value in this period (nothing to measure in any "
+                    f"group).")
     grain = _grain(data)
     legend = alt.Legend(title=label(color), orient="right", labelLimit=220) if color else None
     enc_color = alt.Color(f"{color}:N", legend=legend) if color else alt.value("#4c78a8")
