@@ -70,6 +70,27 @@ def test_config_errors_name_file_table_and_key(tmp_path, body, key):
     assert msg.startswith("team.toml [slo.support_assistant]: ") and key in msg, msg
 
 
+def test_each_objective_stands_alone(tmp_path):
+    """A team promising latency and not availability (or only availability) declared a target it did not have:
+    'missing availability_target' stopped the latency report at its SLO cell."""
+    lat = slo.load_slos(_toml(tmp_path, "[slo.chat]\nlatency_ms = 800\nlatency_target = 0.95\n", "a.toml"))
+    assert [(s.sli, s.objective, s.threshold_ms) for s in lat] == [("latency", 0.95, 800.0)]
+    avail = slo.load_slos(_toml(tmp_path, "[slo.chat]\navailability_target = 0.99\nwindow_days = 28\n", "b.toml"))
+    assert [(s.sli, s.objective, s.window_days) for s in avail] == [("availability", 0.99, 28)]
+    ttft = slo.load_slos(_toml(tmp_path, "[slo.chat]\nttft_p95_ms = 900\n", "c.toml"))
+    assert [(s.sli, s.threshold_ms) for s in ttft] == [("ttft", 900.0)]
+    with pytest.raises(ConfigError, match=r"d.toml \[slo.chat\]: declares no objective"):
+        slo.load_slos(_toml(tmp_path, "[slo.chat]\nwindow_days = 28\n", "d.toml"))
+    with pytest.raises(ConfigError, match=r"e.toml \[slo.chat\]: missing 'latency_ms'"):
+        slo.load_slos(_toml(tmp_path, "[slo.chat]\nlatency_target = 0.95\n", "e.toml"))
+    db = wb.connect(":memory:")
+    db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms) values "
+                      "('a', TIMESTAMP '2026-11-18 10:00', 'chat', 'ok', 500), "
+                      "('b', TIMESTAMP '2026-11-18 11:00', 'chat', 'error', 1500)")
+    rep = slo.slo_report(db, config=tmp_path / "a.toml", at="2026-11-19")
+    assert rep.select("sli", "n", "good").rows() == [("latency", 2, 1)]
+
+
 def test_no_slo_declared_is_an_error_for_the_report(tmp_path):
     db = wb.connect(":memory:")
     with pytest.raises(ConfigError, match=r"other.toml \[slo\]: no SLOs declared"):

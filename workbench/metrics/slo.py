@@ -143,12 +143,14 @@ def load_slos(config: "str | os.PathLike | Config | None" = None) -> list[Slo]:
     Returns
     -------
     list of Slo
-        One per feature and SLI (latency, availability, and ttft where ``ttft_p95_ms`` is given), in file order.
+        One per feature and SLI declared, in file order: latency (``latency_ms`` with ``latency_target``),
+        availability (``availability_target``), ttft (``ttft_p95_ms``). Each is optional; a table must declare one.
 
     Raises
     ------
     ConfigError
-        Naming the file, the ``[slo.<feature>]`` table and the key: a missing required key, an unknown key, a target
+        Naming the file, the ``[slo.<feature>]`` table and the key: a threshold without its target (or the other way
+        round), a table with no objective, an unknown key, a target
         outside (0, 1), a threshold that is not a positive number, ``window_days`` other than 28 or 30.
 
     Examples
@@ -164,6 +166,9 @@ def load_slos(config: "str | os.PathLike | Config | None" = None) -> list[Slo]:
     Traceback (most recent call last):
     ...
     workbench.errors.ConfigError: workbench.toml [slo.chat]: latency_target must be in [0, 1], got 1.5
+    >>> _ = p.write_text("[slo.chat]\navailability_target = 0.995\n")  # one objective alone
+    >>> [(s.sli, s.objective) for s in load_slos(p)]
+    [('availability', 0.995)]
     """
     cfg = load_config(config)
     out: list[Slo] = []
@@ -180,9 +185,17 @@ def load_slos(config: "str | os.PathLike | Config | None" = None) -> list[Slo]:
                               f"for those), got {table['window_days']!r}")
         days = int(days)
         src = cfg.where(where)
-        out.append(Slo(feature, "latency", _target(cfg, table, "latency_target", where),
-                       _positive(cfg, table, "latency_ms", where), days, src))
-        out.append(Slo(feature, "availability", _target(cfg, table, "availability_target", where), None, days, src))
+        # Each objective stands alone (a team may promise latency and not availability): the latency objective is
+        # its threshold and its target together, one without the other is an error naming the missing key.
+        if "latency_ms" in table or "latency_target" in table:
+            out.append(Slo(feature, "latency", _target(cfg, table, "latency_target", where),
+                           _positive(cfg, table, "latency_ms", where), days, src))
+        if "availability_target" in table:
+            out.append(Slo(feature, "availability", _target(cfg, table, "availability_target", where), None, days,
+                           src))
+        if not {"latency_ms", "latency_target", "availability_target", "ttft_p95_ms"} & set(table):
+            raise ConfigError(f"{src}: declares no objective; give latency_ms with latency_target, "
+                              f"availability_target, or ttft_p95_ms")
         if "ttft_p95_ms" in table:
             out.append(Slo(feature, "ttft", 0.95, _positive(cfg, table, "ttft_p95_ms", where), days, src))
     return out
