@@ -1419,3 +1419,102 @@ def test_input_tokens_counted_without_the_cached_ones_are_read_as_their_sum(db, 
     assert a["attributes"]["workbench.uncached_input_tokens"] == 50
     assert (b["input_tokens"], b["cache_read_tokens"], b["cache_write_tokens"]) == (1250, 1000, 200)
     assert "workbench.uncached_input_tokens" not in (b["attributes"] or {})
+
+
+# ----------------------------------------------------------------------------- agent runs and association properties
+
+
+def _otlp_span(trace: str, span_id: str, parent: str | None, name: str, start_ms: int, end_ms: int, attrs: dict,
+               kind: int) -> dict:
+    def value(v):
+        if isinstance(v, bool):
+            return {"boolValue": v}
+        if isinstance(v, int):
+            return {"intValue": str(v)}
+        if isinstance(v, float):
+            return {"doubleValue": v}
+        return {"stringValue": v}
+
+    t0 = 1763632800000  # 2025-11-20 10:00 UTC, in ms
+    out = {"traceId": trace, "spanId": span_id, "name": name, "kind": kind,
+           "startTimeUnixNano": str((t0 + start_ms) * 1_000_000), "endTimeUnixNano": str((t0 + end_ms) * 1_000_000),
+           "attributes": [{"key": k, "value": value(v)} for k, v in attrs.items()], "status": {"code": 1}}
+    if parent:
+        out["parentSpanId"] = parent
+    return out
+
+
+def _write_spans(tmp_path, spans: list[dict], layout: str):
+    """The spans as the Collector's file exporter writes them (one OTLP export a line: read by DuckDB), or as a JSON
+    array of single spans (read in Python)."""
+    if layout.startswith("otlp"):
+        path = tmp_path / "spans.jsonl"
+        path.write_text(json.dumps({"resourceSpans": [{"resource": {"attributes": [
+            {"key": "service.name", "value": {"stringValue": "support-api"}}]},
+            "scopeSpans": [{"scope": {"name": "pydantic-ai"}, "spans": spans}]}]}) + "\n")
+    else:
+        path = tmp_path / "spans.json"
+        path.write_text(json.dumps(spans))
+    return path
+
+
+LAYOUTS = ["otlp lines (read by DuckDB)", "an array of spans (read in Python)"]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_an_agent_run_s_span_does_not_count_its_calls_tokens_again(db, tmp_path, layout):
+    """Pydantic AI (instrumentation version 3) names its agent span "invoke_agent <agent>", gives it no operation
+    attribute and writes the run's token totals on it (``_run_span_end_attributes``). It was read as a model call of
+    unnamed operation with those totals: every token of the run counted twice (6,000 input tokens for 3,000). A
+    CLIENT span invoking a remote agent (whose calls are not in the trace) keeps its usage: it is the only record."""
+    T = "4bf92f3577b34da6a3ce929d0e0e4736"
+    usage = lambda i, o: {"gen_ai.usage.input_tokens": i, "gen_ai.usage.output_tokens": o}  # noqa: E731
+    chat = {"gen_ai.operation.name": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o"}
+    spans = [
+        _otlp_span(T, "00f067aa0ba902b7", None, "invoke_agent support_agent", 0, 5200,
+                   {"model_name": "gpt-4o", "gen_ai.agent.name": "support_agent", **usage(3000, 260),
+                    "gen_ai.usage.cache_read.input_tokens": 1024}, kind=1),
+        _otlp_span(T, "b7ad6b7169203331", "00f067aa0ba902b7", "chat gpt-4o", 10, 1510, {**chat, **usage(1200, 60)}, 3),
+        _otlp_span(T, "c1d2e3f4a5b6c7d8", "00f067aa0ba902b7", "execute_tool get_order", 1520, 1600,
+                   {"gen_ai.tool.name": "get_order"}, kind=1),
+        _otlp_span(T, "d8e9f0a1b2c3d4e5", "00f067aa0ba902b7", "chat gpt-4o", 1610, 5190,
+                   {**chat, **usage(1800, 200), "gen_ai.usage.cache_read.input_tokens": 1024}, kind=3),
+        # Pydantic AI before version 3 named the run "agent run": an agent named, no model
+        _otlp_span("5bf92f3577b34da6a3ce929d0e0e4736", "10f067aa0ba902b7", None, "agent run", 6000, 7000,
+                   {"gen_ai.agent.name": "triage", "logfire.msg": "triage run", **usage(10, 2)}, kind=1),
+        # a remote agent called over the network: its usage is the only record of it
+        _otlp_span("6bf92f3577b34da6a3ce929d0e0e4736", "20f067aa0ba902b7", None, "invoke_agent billing", 8000, 9000,
+                   {"gen_ai.operation.name": "invoke_agent", "gen_ai.request.model": "gpt-4o", **usage(500, 40)},
+                   kind=3),
+    ]
+    s = load(db, _write_spans(tmp_path, spans, layout))
+    assert (s.inserted, s.quarantined) == (6, 0)
+    got = {r["call_id"]: r for r in rows(db, "select * from calls")}
+    assert [(got[i]["operation"], got[i]["input_tokens"], got[i]["output_tokens"], got[i]["cache_read_tokens"])
+            for i in ("00f067aa0ba902b7", "b7ad6b7169203331", "c1d2e3f4a5b6c7d8", "d8e9f0a1b2c3d4e5",
+                      "10f067aa0ba902b7", "20f067aa0ba902b7")] == [
+        ("invoke_agent", None, None, None), ("chat", 1200, 60, None), ("execute_tool", None, None, None),
+        ("chat", 1800, 200, 1024), ("invoke_agent", None, None, None), ("invoke_agent", 500, 40, None)]
+    assert rows(db, "select sum(input_tokens) i, sum(output_tokens) o from calls")[0] == {"i": 3500, "o": 300}
+    # the run's totals stay visible where the span is read
+    attrs = json.loads(got["00f067aa0ba902b7"]["attributes"])
+    assert (attrs["gen_ai.usage.input_tokens"], attrs["gen_ai.usage.output_tokens"]) == (3000, 260)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_openllmetry_association_properties_give_user_and_session_and_providers_are_lower_case(db, tmp_path, layout):
+    """OpenLLMetry's SDK writes a workflow's user and session as traceloop.association.properties.* on every span of
+    it (they were left in attributes: every row without a user), and its instrumentations write gen_ai.system
+    "OpenAI" where the GenAI conventions (and other tools) write "openai": one provider in two groups."""
+    assoc = {"traceloop.association.properties.user_id": "user-42",
+             "traceloop.association.properties.session_id": "sess-9"}
+    spans = [_openllmetry_span("00000000000000a1", **assoc)]
+    spans[0]["attributes"] = [a for a in spans[0]["attributes"] if a["key"] != "gen_ai.system"] + [
+        {"key": "gen_ai.system", "value": {"stringValue": "OpenAI"}}]
+    camel = _openllmetry_span("00000000000000a2", **{"traceloop.association.properties.userId": "user-7",
+                                                     "traceloop.association.properties.sessionId": "sess-1"})
+    s = load(db, _write_spans(tmp_path, [*spans, camel], layout))
+    assert (s.inserted, s.quarantined) == (2, 0)
+    assert [(r["call_id"], r["user_id"], r["session_id"], r["provider"]) for r in rows(
+        db, "select * from calls order by call_id")] == [
+        ("00000000000000a1", "user-42", "sess-9", "openai"), ("00000000000000a2", "user-7", "sess-1", "anthropic")]

@@ -119,10 +119,13 @@ operation                     ``gen_ai.operation.name``, else OpenInference ``op
                               the span kinds of MLflow, Langfuse, LangSmith, Laminar and OpenLLMetry
                               (``workbench.io.spans.SPAN_KINDS``), the Vercel AI SDK's
                               ``ai.operationId`` (``*.doGenerate`` chat, the outer ``ai.generateText`` chain), a tool
-                              name (execute_tool); a span with no attribute of a GenAI convention (an HTTP or database
-                              span of the trace) is ``other``, never a model call (``workbench.io.spans.default_operation``)
+                              name (execute_tool), the operation the span's name starts with ("invoke_agent triage"),
+                              an agent's span naming ``gen_ai.agent.name`` and no model (invoke_agent); a span with no
+                              attribute of a GenAI convention (an HTTP or database span of the trace) is ``other``,
+                              never a model call (``workbench.io.spans.default_operation``)
 name                          ``gen_ai.tool.name`` / ``tool.name`` for a tool span, else the span name
-provider                      ``gen_ai.provider.name``, ``gen_ai.system`` (older), ``llm.provider``, ``llm.system``
+provider                      ``gen_ai.provider.name``, ``gen_ai.system`` (older), ``llm.provider``, ``llm.system``,
+                              lower-cased ("OpenAI" is "openai")
 model, request_model          ``gen_ai.response.model`` else ``gen_ai.request.model`` else ``llm.model_name`` else
                               Langfuse's ``langfuse.observation.model.name``; request_model: the same without the first
 input_tokens, output_tokens   ``gen_ai.usage.input_tokens`` / ``output_tokens`` (also the older ``prompt_tokens`` /
@@ -133,11 +136,15 @@ cache_write_tokens            ``gen_ai.usage.cache_creation.input_tokens``, ``ll
                               OpenLLMetry's ``gen_ai.usage.cache_creation_input_tokens``
 reasoning_tokens              ``gen_ai.usage.reasoning.output_tokens``, ``llm.token_count.completion_details.reasoning``,
                               OpenLLMetry's ``gen_ai.usage.reasoning_tokens``
-session_id                    ``gen_ai.conversation.id``, ``session.id``
-user_id                       ``user.id``, ``enduser.id``
+session_id                    ``gen_ai.conversation.id``, ``session.id``, OpenLLMetry's
+                              ``traceloop.association.properties.session_id``
+user_id                       ``user.id``, ``enduser.id``, OpenLLMetry's ``traceloop.association.properties.user_id``
 finish_reason                 first of ``gen_ai.response.finish_reasons``
 error_type                    ``error.type``
 cost_usd                      ``workbench.cost_usd``, ``llm.cost.total``
+(usage)                       not counted on a span that repeats the usage of the calls inside it: the Vercel AI SDK's
+                              outer spans, and an agent run in the process (invoke_agent / create_agent, span kind not
+                              CLIENT: Pydantic AI writes the run's totals on it); kept in ``attributes``
 status                        ``timeout`` when error.type contains "timeout"; ``blocked`` when a finish reason is
                               ``content_filter``; ``error`` when ``status.code`` is 2; else ``ok``
 attributes                    every attribute not used above, as JSON; unused resource attributes under ``resource``,
@@ -262,7 +269,7 @@ from workbench.io import sniff
 from workbench.io.spans import GENAI_OPERATIONS, GENAI_PREFIXES, OPERATION_HINTS, OTHER_OPERATION, SPAN_KINDS
 from workbench.io.spans import SPAN_ATTRIBUTES as _OTEL_DEFAULTS
 from workbench.io.spans import SPAN_USED as _OTEL_USED
-from workbench.io.spans import USAGE_COLUMNS, VERCEL_FINISH, VERCEL_OUTER, VERCEL_TTFT_MS
+from workbench.io.spans import AGENT_OPERATIONS, MODEL_NAMES, USAGE_COLUMNS, VERCEL_FINISH, VERCEL_OUTER, VERCEL_TTFT_MS
 from workbench.schema import TABLES, Table
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -2321,7 +2328,7 @@ _ATTRS = '[{"key":"VARCHAR","value":' + _ANY + '}]'
 _SPAN = ('{"traceId":"VARCHAR","spanId":"VARCHAR","parentSpanId":"VARCHAR","name":"VARCHAR",'
          '"startTimeUnixNano":"VARCHAR","endTimeUnixNano":"VARCHAR","attributes":' + _ATTRS + ','
          '"events":[{"name":"VARCHAR","timeUnixNano":"VARCHAR","attributes":"JSON"}],'
-         '"status":{"code":"VARCHAR","message":"VARCHAR"}}')
+         '"status":{"code":"VARCHAR","message":"VARCHAR"},"kind":"VARCHAR"}')
 _LINE = ('{"resourceSpans":[{"resource":{"attributes":' + _ATTRS + '},'
          '"scopeSpans":[{"scope":{"name":"VARCHAR"},"spans":["JSON"]}]}]}')
 
@@ -2392,9 +2399,11 @@ def _otel_operation(attr: Callable[[str], str], keys: str, name: str = "NULL") -
             f"THEN 'chat' WHEN ends_with({op}, '.doEmbed') THEN 'embeddings' WHEN {op} = 'ai.toolCall' "
             f"THEN 'execute_tool' ELSE 'chain' END "
             f"WHEN {given('gen_ai.tool.name')} OR {given('tool.name')} THEN 'execute_tool' "
-            f"WHEN list_bool_or(list_transform(coalesce({keys}, []), lambda k: {genai})) THEN NULL "
             f"WHEN split_part({name}, ' ', 1) IN ({', '.join(map(_lit, GENAI_OPERATIONS))}) "
             f"THEN split_part({name}, ' ', 1) "
+            f"WHEN list_bool_or(list_transform(coalesce({keys}, []), lambda k: {genai})) THEN "
+            f"CASE WHEN {given('gen_ai.agent.name')} AND NOT ({' OR '.join(map(given, MODEL_NAMES))}) "
+            f"THEN 'invoke_agent' END "
             f"ELSE {_lit(OTHER_OPERATION)} END")
 
 
@@ -2455,12 +2464,19 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     }
     for c in candidates:
         s[c] = pick(c)
+    # an agent run in the process (any span kind but CLIENT) repeats its model calls' usage (spans.repeats_usage)
+    agent_op = "operation" not in specs
+    op_sql = f"coalesce({pick('operation')}, {oi_case})"
+    agent = (f"({op_sql} IN ({', '.join(map(_lit, AGENT_OPERATIONS))}) "
+             f"AND upper(trim(coalesce(sp.kind, ''))) NOT IN ('3', 'CLIENT', 'SPAN_KIND_CLIENT'))")
+    repeated = f"(coalesce({outer}, false) OR coalesce({agent}, false))" if agent_op else f"coalesce({outer}, false)"
     for c in USAGE_COLUMNS:  # a Vercel outer span repeats its provider calls' usage: not counted again
         if c in candidates and c not in specs:
-            s[c] = f"CASE WHEN {outer} THEN NULL ELSE {s[c]} END"
+            s[c] = f"CASE WHEN {repeated} THEN NULL ELSE {s[c]} END"
     if "provider" not in specs:  # Vercel's provider ids: "openai.chat", "openai.responses"
-        s["provider"] = (f"CASE WHEN starts_with({vop}, 'ai.') THEN split_part({s['provider']}, '.', 1) "
-                         f"ELSE {s['provider']} END")
+        # ... and "OpenAI" (OpenLLMetry) is the "openai" of the GenAI conventions (spans.span_values)
+        s["provider"] = (f"lower(CASE WHEN starts_with({vop}, 'ai.') THEN split_part({s['provider']}, '.', 1) "
+                         f"ELSE {s['provider']} END)")
     if "error_type" not in specs:
         # a failed span's error type as an OpenTelemetry SDK records it: the "exception" event's exception.type (as
         # workbench.io.spans reads it for the span formats parsed in Python)
@@ -2486,7 +2502,10 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     kv = f"lambda a: CAST(to_json(a.key) AS VARCHAR) || ':' || {_value_json('a.value')}"
     members = lambda a, k=keep: f"list_transform(list_filter({a}, {k}), {kv})"  # noqa: E731
     # a Vercel outer span's repeated usage stays visible in attributes (not counted: see USAGE_COLUMNS above)
-    keep_span = f"lambda a: a.key NOT IN {used_in} OR (starts_with(a.key, 'ai.usage.') AND coalesce({outer}, false))"
+    usage_in = "(" + ", ".join(_lit(n) for c in USAGE_COLUMNS if c in candidates and c not in specs
+                               for n in candidates[c] if not n.startswith("r:")) + ")"
+    keep_span = (f"lambda a: a.key NOT IN {used_in} OR (starts_with(a.key, 'ai.usage.') AND coalesce({outer}, false))"
+                 + (f" OR (a.key IN {usage_in} AND coalesce({agent}, false))" if agent_op and usage_in != "()" else ""))
     extra = (f"{members('coalesce(sp.attributes, [])', keep_span)} "
              f"|| CASE WHEN len(_rextra) > 0 THEN ['\"resource\":{{' || array_to_string(_rextra, ',') || '}}'] "
              "ELSE [] END "

@@ -55,10 +55,13 @@ SPAN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "prompt_version": ("workbench.prompt_version", "gen_ai.prompt.version", "llm.prompt_template.version",
                        "r:workbench.prompt_version", "ai.telemetry.metadata.promptVersion",
                        "ai.telemetry.metadata.prompt_version"),
+    # (OpenLLMetry's SDK writes a workflow's association properties on every span of it)
     "user_id": ("user.id", "enduser.id", "r:user.id", "r:enduser.id", "ai.telemetry.metadata.userId",
-                "ai.telemetry.metadata.user_id", "ai.telemetry.metadata.user.id"),
+                "ai.telemetry.metadata.user_id", "ai.telemetry.metadata.user.id",
+                "traceloop.association.properties.user_id", "traceloop.association.properties.userId"),
     "session_id": ("gen_ai.conversation.id", "session.id", "ai.telemetry.metadata.sessionId",
-                   "ai.telemetry.metadata.session_id", "ai.telemetry.metadata.conversationId"),
+                   "ai.telemetry.metadata.session_id", "ai.telemetry.metadata.conversationId",
+                   "traceloop.association.properties.session_id", "traceloop.association.properties.sessionId"),
     "variant": ("workbench.variant", "r:workbench.variant", "ai.telemetry.metadata.variant"),
     "error_type": ("error.type",),
     "attempt": ("workbench.attempt",),
@@ -91,6 +94,8 @@ VERCEL_FINISH = ("ai.response.finishReason", "ai.finishReason")
 #: The columns of a call's usage (not counted on a :data:`VERCEL_OUTER` span).
 USAGE_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
                  "cost_usd")
+#: The attribute names the usage columns read (kept in ``attributes`` where a span's usage is not counted).
+_USAGE_NAMES = frozenset(n for c in USAGE_COLUMNS for n in SPAN_ATTRIBUTES[c] if not n.startswith("r:"))
 #: Read but not a column of their own: kept out of ``attributes`` because a column holds them.
 SPAN_USED = ("gen_ai.response.finish_reasons", "gen_ai.response.time_to_first_chunk", "gen_ai.tool.name", "tool.name",
              "openinference.span.kind", "ai.toolCall.name", *VERCEL_TTFT_MS, *VERCEL_FINISH)
@@ -114,7 +119,7 @@ SPAN_KINDS: tuple[tuple[str, dict[str, str]], ...] = (
 #: Attributes that name a span's operation when ``gen_ai.operation.name`` does not (:func:`default_operation`): read,
 #: and kept in ``attributes``.
 OPERATION_HINTS = tuple(name for name, _ in SPAN_KINDS if name != "openinference.span.kind") + (
-    "ai.operationId", "gen_ai.tool.name", "tool.name")
+    "ai.operationId", "gen_ai.tool.name", "tool.name", "gen_ai.agent.name")
 #: Attribute name prefixes of the GenAI conventions (OpenTelemetry GenAI, OpenInference, the Vercel AI SDK and the
 #: frameworks of :data:`SPAN_KINDS`): a span carrying none of them is not a model call.
 GENAI_PREFIXES = ("gen_ai.", "llm.", "openinference.", "ai.", "traceloop.", "mlflow.", "langfuse.", "langsmith.",
@@ -372,11 +377,38 @@ def default_operation(attributes: dict[str, Any], name: Any = None) -> str | Non
         return "execute_tool" if op == "ai.toolCall" else "chain"
     if text("gen_ai.tool.name") is not None or text("tool.name") is not None:
         return "execute_tool"
-    if any(str(k).startswith(GENAI_PREFIXES) for k in attributes):
-        return None
     if isinstance(name, str) and (first_word := name.split(" ", 1)[0]) in GENAI_OPERATIONS:
-        return first_word  # the GenAI span name "{operation} {model}"
+        return first_word  # the GenAI span name "{operation} {model}" ("invoke_agent support_agent")
+    if any(str(k).startswith(GENAI_PREFIXES) for k in attributes):
+        # an agent's span names the agent and no model (Pydantic AI's "agent run"): the agent, not a model call
+        if text("gen_ai.agent.name") is not None and not any(text(k) is not None for k in MODEL_NAMES):
+            return "invoke_agent"
+        return None
     return OTHER_OPERATION
+
+
+#: Attributes that name a span's model (:func:`default_operation`: a span naming an agent and none of these is the
+#: agent's).
+MODEL_NAMES = ("gen_ai.request.model", "gen_ai.response.model", "llm.model_name")
+#: Operations whose span, when the agent runs in the process (any span kind but CLIENT), carries the totals of the
+#: model calls made inside it (Pydantic AI, Strands Agents write the run's usage on it): its usage is not counted
+#: again (kept in ``attributes`` only, as a Vercel AI SDK outer span's). A CLIENT span calls a remote agent, whose model
+#: calls are not in the trace: its usage is the only record and counts.
+AGENT_OPERATIONS = ("invoke_agent", "create_agent")
+
+
+def repeats_usage(operation: Any, kind: Any) -> bool:
+    """Whether a span of ``operation`` and span ``kind`` (OTLP's name or number, as any reader gives it) repeats the
+    usage of the calls inside it (:data:`AGENT_OPERATIONS`).
+
+    >>> repeats_usage("invoke_agent", "SPAN_KIND_INTERNAL"), repeats_usage("invoke_agent", 3), repeats_usage("chat", 1)
+    (True, False, False)
+    """
+    return operation in AGENT_OPERATIONS and not _client_kind(kind)
+
+
+def _client_kind(kind: Any) -> bool:
+    return kind is not None and str(kind).strip().upper() in ("3", "CLIENT", "SPAN_KIND_CLIENT")
 
 
 _PLANS: dict[tuple[int, tuple[str, ...]], tuple[Any, list, frozenset]] = {}
@@ -425,6 +457,9 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
     v["latency_ms"] = (end - start) / 1000.0 if start is not None and end is not None else None
     if v.get("operation") is None:
         v["operation"] = default_operation(a, span.name)
+    agent_total = repeats_usage(v["operation"], span.kind)
+    if agent_total:  # an agent run's totals: its calls are counted, each once
+        v.update(dict.fromkeys(USAGE_COLUMNS))
     vercel = a.get("ai.operationId")
     vercel = vercel if isinstance(vercel, str) and vercel.startswith("ai.") else None
     if vercel is not None:  # the Vercel AI SDK: its provider ids are "openai.chat", "openai.responses"...
@@ -432,6 +467,8 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
             v.update(dict.fromkeys(USAGE_COLUMNS))
         if v.get("provider"):
             v["provider"] = str(v["provider"]).split(".")[0]
+    if isinstance(v.get("provider"), str):  # "OpenAI" (OpenLLMetry) is the "openai" of the GenAI conventions
+        v["provider"] = v["provider"].lower()
     tool = first(a.get("gen_ai.tool.name"), a.get("tool.name"), a.get("ai.toolCall.name"))
     v["name"] = first(tool, span.name)
     fr = first(a.get("gen_ai.response.finish_reasons"), *(a.get(n) for n in VERCEL_FINISH))
@@ -471,8 +508,9 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
         v["status"] = "error"
     else:
         v["status"] = "ok"
-    attrs = {k: val for k, val in a.items() if k not in used_names
-             or vercel in VERCEL_OUTER and k.startswith("ai.usage.")}  # (the repeated usage: visible, not counted)
+    attrs = {k: val for k, val in a.items() if k not in used_names  # (the repeated usage: visible, not counted)
+             or vercel in VERCEL_OUTER and k.startswith("ai.usage.")
+             or agent_total and k in _USAGE_NAMES}
     rextra = {k: val for k, val in span.resource.items() if k not in used_names}
     if rextra:
         attrs["resource"] = rextra
