@@ -796,3 +796,21 @@ def test_hash_on_a_column_that_is_not_the_key_is_an_error_naming_it(tmp_path):
     m.write_text('table = "calls"\n[columns]\ncall_id = "id"\nts = "t"\nstatus = "s"\ntrace_id = { hash = ["session"] }\n')
     with pytest.raises(IngestError, match=r"\[columns\] trace_id: hash is for the key of calls \(call_id\)"):
         load_mapping(m)
+
+
+def test_an_incident_detected_or_resolved_before_it_started_is_quarantined(tmp_path, db):
+    """started_at written in local time beside UTC times: detected 09:00 and resolved 08:00 for a start at 10:00 were
+    loaded, and MTTD read -25 minutes (n 2) and MTTR -30 for +10 and +60."""
+    (tmp_path / "inc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
+        {"id": "i1", "feature": "chat", "start": "2026-01-01T10:00:00Z", "det": "2026-01-01T09:00:00Z",
+         "res": "2026-01-01T08:00:00Z"},
+        {"id": "i2", "feature": "chat", "start": "2026-01-01T10:00:00Z", "det": "2026-01-01T10:10:00Z",
+         "res": "2026-01-01T11:00:00Z"}]))
+    (tmp_path / "m.toml").write_text('format = "jsonl"\ntable = "incidents"\n[columns]\nincident_id = "id"\n'
+                                     'feature = "feature"\nstarted_at = "start"\ndetected_at = "det"\nresolved_at = "res"\n')
+    s = ingest(db, [tmp_path / "inc.jsonl"], mapping=tmp_path / "m.toml", progress=False)
+    assert (s.read, s.inserted, s.quarantined) == (2, 1, 1)
+    assert db.duckdb.execute("select line_no, field, reason from quarantine").fetchall() == [
+        (1, "detected_at", "before start: detected_at 2026-01-01 09:00:00 < started_at 2026-01-01 10:00:00")]
+    assert wb.mttd_minutes(db, period="all").select("value", "n").rows() == [(10.0, 1)]
+    assert wb.mttr_minutes(db, period="all").select("value", "n").rows() == [(60.0, 1)]

@@ -429,13 +429,25 @@ def _where_hints(db, where: Sequence[str]) -> list[str]:
     return out
 
 
+def _clock_at(a: argparse.Namespace) -> Any:
+    """``--at`` of ``slo`` / ``budget``, refused when it is after the clock: a time that has not come yet sees no call
+    and reads "ok" (2062 typed for 2026)."""
+    if a.at is None:
+        return None
+    from workbench.db import as_timestamp
+    from workbench.schema import not_after_clock
+
+    return not_after_clock(as_timestamp(a.at), f"{a.verb}: --at")
+
+
 def _cmd_slo(a: argparse.Namespace) -> int:
     _out_is_not_the_database(a)
     from workbench.db import connect
     from workbench.metrics.slo import slo_status
 
+    at = _clock_at(a)
     with connect(a.db, read_only=True) as db:
-        df, firing = slo_status(db, config=a.config, at=a.at)
+        df, firing = slo_status(db, config=a.config, at=at)
     _print_frame(df, a.out_format, a.out)
     return 1 if firing else 0
 
@@ -445,8 +457,9 @@ def _cmd_budget(a: argparse.Namespace) -> int:
     from workbench.metrics.cost import budget_status
     from workbench.db import connect
 
+    at = _clock_at(a)
     with connect(a.db, read_only=True) as db:
-        df, firing = budget_status(db, config=a.config, at=a.at)
+        df, firing = budget_status(db, config=a.config, at=at)
     _print_frame(df, a.out_format, a.out)
     return 1 if firing else 0
 

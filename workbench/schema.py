@@ -42,6 +42,30 @@ def utc_now(*, seconds: bool = False) -> _dt.datetime:
     return now.replace(microsecond=0) if seconds else now
 
 
+#: How far after the clock a time may be and still be "now": ingest quarantines rows dated later ("in the future"), and
+#: the ``slo`` / ``budget`` commands refuse an ``--at`` later than the clock by more.
+ALLOWED_CLOCK_SKEW = _dt.timedelta(minutes=5)
+
+
+def not_after_clock(at: _dt.datetime, what: str) -> _dt.datetime:
+    """``at`` unchanged, or a ParameterError when it is after the clock by more than :data:`ALLOWED_CLOCK_SKEW`: an
+    SLO or a budget evaluated at a time that has not come yet sees no call and reads "ok" (a typo, 2062 for 2026).
+
+    >>> not_after_clock(_dt.datetime(2026, 1, 1), "slo: --at").year
+    2026
+    >>> not_after_clock(_dt.datetime(2999, 1, 1), "slo: --at")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: slo: --at: 2999-01-01 00:00:00 is after the clock (... UTC): nothing has happened then yet
+    """
+    from workbench.errors import ParameterError
+
+    now = utc_now(seconds=True)
+    if at > now + ALLOWED_CLOCK_SKEW:
+        raise ParameterError(f"{what}: {at} is after the clock ({now} UTC): nothing has happened then yet")
+    return at
+
+
 @dataclass(frozen=True)
 class Column:
     """One column: name, DuckDB type, whether a row without it is rejected, and what it means."""

@@ -270,7 +270,7 @@ from workbench.io.spans import GENAI_OPERATIONS, GENAI_PREFIXES, OPERATION_HINTS
 from workbench.io.spans import SPAN_ATTRIBUTES as _OTEL_DEFAULTS
 from workbench.io.spans import SPAN_USED as _OTEL_USED
 from workbench.io.spans import AGENT_OPERATIONS, MODEL_NAMES, USAGE_COLUMNS, VERCEL_FINISH, VERCEL_OUTER, VERCEL_TTFT_MS
-from workbench.schema import TABLES, Table
+from workbench.schema import ALLOWED_CLOCK_SKEW as _CLOCK_SKEW, TABLES, Table
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
@@ -314,7 +314,7 @@ _TS_MIN_US, _TS_MAX_US = -62135596800 * 10**6, 253402300799 * 10**6
 # the ingest plus ALLOWED_CLOCK_SKEW ("in the future": one such row would move "now" of every report and alert).
 # prices.effective_from is exempt (a price list may start at 1970-01-01, or announce a future price).
 EARLIEST_TS = _dt.datetime(2000, 1, 1)
-ALLOWED_CLOCK_SKEW = _dt.timedelta(minutes=5)
+ALLOWED_CLOCK_SKEW = _CLOCK_SKEW  # (5 minutes, workbench.schema: slo and budget refuse an `at` past it too)
 MAX_TOKENS = 1_000_000_000  # *_tokens of one call
 MAX_DURATION_MS = 7 * 24 * 3600 * 1000.0  # *_ms of one call: 7 days
 MAX_COST_USD = 10_000.0  # cost_usd of one call
@@ -2799,6 +2799,15 @@ def _load_sql(src: _Source, t: Table, run_id: str) -> _LoadSQL:
             cond, kind, reason = _too_large("latency_ms", MAX_DURATION_MS, "ms (7 days)")
             lat = f"({out['latency_ms']})"
             checks.append((cond.replace("{v}", lat), "latency_ms", kind, reason.replace("{v}", lat)))
+    if t.name == "incidents" and "started_at" in out:
+        # an incident detected, mitigated or resolved before it started (a local time beside a UTC one): its MTTx
+        # would be negative minutes, averaged in (-25 for +10)
+        for c in ("detected_at", "mitigated_at", "resolved_at"):
+            if c in out:
+                checks.append((f"{out[c]} < {out['started_at']}", c, f"before start: {c}",
+                               f"'before start: {c} ' || CAST({out[c]} AS VARCHAR) || ' < started_at ' "
+                               f"|| CAST({out['started_at']} AS VARCHAR)"))
+    if t.name == "calls":
         cached = [c for c in ("cache_read_tokens", "cache_write_tokens") if c in out]
         if "input_tokens" in out and cached:
             # Input tokens hold the cached ones (the OpenTelemetry rule, which the cost formula assumes). Cached tokens
