@@ -222,7 +222,8 @@ def pl_tpot_ms(ctx: dict):
          .with_columns(_day(), v.alias("_v")).group_by(*BY, "period_start")
          .agg(value=pl.col("_v").mean(), n=pl.len(), _sd=pl.col("_v").std(ddof=1)))
     half = NormalDist().inv_cdf(0.975) * pl.col("_sd") / pl.col("n").cast(pl.Float64).sqrt()
-    return g.with_columns((pl.col("value") - half).alias("lo"), (pl.col("value") + half).alias("hi")).drop("_sd")
+    return g.with_columns(pl.max_horizontal(pl.col("value") - half, pl.lit(0.0)).alias("lo"),
+                          (pl.col("value") + half).alias("hi")).drop("_sd")
 
 
 def pl_hallucination_rate(ctx: dict):
@@ -361,7 +362,7 @@ SQL = {
     "cost_usd": _SQL_PRICES,
     "tpot_ms": f"""
         select feature, model, period_start, value, n, p50,
-               case when n >= 2 and sd is not null then value - {_Z} * sd / sqrt(n) end as lo,
+               case when n >= 2 and sd is not null then greatest(value - {_Z} * sd / sqrt(n), 0) end as lo,
                case when n >= 2 and sd is not null then value + {_Z} * sd / sqrt(n) end as hi
         from (select feature, model, date_trunc('day', ts) as period_start, avg(v) as value, count(*) as n,
                      stddev_samp(v) as sd, quantile_cont(v, 0.5) as p50  -- tpot_ms returns the median too

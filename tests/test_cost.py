@@ -387,6 +387,16 @@ def test_a_budget_for_a_misspelled_feature_warns_with_the_closest_name(tmp_path,
             "'suport_assistant', so it is never measured and never fires; did you mean 'support_assistant'?"
             ) in err.splitlines()
     assert "UnknownFeatureWarning" not in err and ".py:" not in err
+    # a feature renamed by a deploy: the budget read "ok" at $0 while the new name spent $150
+    renamed = str(tmp_path / "renamed.duckdb")
+    make_db([call("a", "2026-03-05", cost_usd=5.0, feature="support_assistant"),
+             call("b", "2026-04-05", cost_usd=150.0, feature="Support Assistant")], path=renamed).close()
+    cfg3 = budget_toml(tmp_path, '[budget.support_assistant]\nmonthly_usd = 10\n')
+    with pytest.warns(UnknownFeatureWarning) as got:
+        cost.budget_status(renamed, config=cfg3, at="2026-04-06")
+    assert [str(w.message) for w in got if w.category is UnknownFeatureWarning] == [
+        "workbench.toml [budget.support_assistant]: calls of this window name feature 'Support Assistant' (1 calls), "
+        "not 'support_assistant' (0 calls), so they are not measured by it; a feature is matched exactly (renamed?)"]
     # a feature the database has, even one that spent nothing this month, does not warn
     cfg2 = budget_toml(tmp_path, '[budget.search]\nmonthly_usd = 100\n')
     with warnings.catch_warnings():

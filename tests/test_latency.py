@@ -393,3 +393,31 @@ def test_quantiles_are_not_held_whole_when_they_would_not_fit_in_memory():
     db.duckdb.execute("set memory_limit = '64MB'")
     r = latency.latency_p95_ms(db, period="all").row(0, named=True)
     assert (r["value"], r["n"]) == (pytest.approx(189999.05), 200000)
+
+
+def test_intervals_of_quantities_that_cannot_be_negative_stop_at_zero():
+    """A throughput of 674 tokens/s read '[-625.5, ...]', a time per token of 134 ms '[-126.7, ...]' and 4 steps per
+    task '[-3.84, ...]' (three very different samples each): clipped at 0 as a cost's interval is; the value and the
+    upper bound are unchanged."""
+    import workbench as wb
+
+    db = wb.connect(":memory:")
+    db.duckdb.execute("insert into calls (call_id, ts, operation, feature, status, latency_ms, ttft_ms, output_tokens) "
+                      "values ('a', '2026-01-01', 'chat', 'chat', 'ok', 1000, 990, 11), "
+                      "('b', '2026-01-01', 'chat', 'chat', 'ok', 1000, 990, 11), "
+                      "('c', '2026-01-01', 'chat', 'chat', 'ok', 1000, 200, 2000)")
+    tps = wb.output_tokens_per_s(db, period="all").row(0, named=True)
+    assert tps["value"] == pytest.approx(2022 / 3) and tps["lo"] == 0.0 and tps["hi"] > 1900
+    db2 = wb.connect(":memory:")
+    db2.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms, ttft_ms, output_tokens) values "
+                       "('a', '2026-01-01', 'chat', 'ok', 110, 100, 11), ('b', '2026-01-01', 'chat', 'ok', 110, 100, 11),"
+                       "('c', '2026-01-01', 'chat', 'ok', 900, 100, 3)")
+    tpot = wb.tpot_ms(db2, period="all").row(0, named=True)  # 10/10, 10/10, 800/2 ms per token
+    assert tpot["value"] == pytest.approx(134.0) and tpot["lo"] == 0.0 and tpot["hi"] > 134.0
+    agents = wb.connect(":memory:")
+    rows = [(f"r{i}", f"t{i}", None, "invoke_agent") for i in (1, 2, 3)]
+    rows += [(f"s{i}", "t3", "r3", "chat") for i in range(12)]
+    agents.duckdb.executemany("insert into calls (call_id, trace_id, parent_id, operation, ts, feature, status) "
+                              "values (?, ?, ?, ?, '2026-01-01', 'support', 'ok')", rows)
+    steps = wb.agent_steps_per_task(agents, period="all").row(0, named=True)
+    assert (steps["value"], steps["n"], steps["lo"]) == (4.0, 3, 0.0)

@@ -263,3 +263,47 @@ def test_agent_roots_without_a_trace_id_are_tasks_each():
     # r1, r2, r3 each a task; r4 and r5 share a trace: its earliest, r4, is the task
     assert agent_steps_per_task(db, period="all")["n"].to_list() == [4]
     assert escalation_rate(db, period="all")["n"].to_list() == [4]
+
+
+def test_a_task_is_the_outermost_agent_span_whatever_wraps_it():
+    """Ten 10 s tasks of three 200 ms sub-agents each: the sub-agents counted as tasks (n 40, task p50 200 ms); an
+    agent under the web server's POST /ask span (operation 'other') was no task at all (steps and escalation n 0)."""
+    import workbench as wb
+
+    db = wb.connect(":memory:")
+    rows = []
+    for t in range(10):
+        rows.append((f"r{t}", f"t{t}", None, "invoke_agent", "planner", "ok", 10_000.0))
+        for s in range(3):
+            rows.append((f"s{t}_{s}", f"t{t}", f"r{t}", "invoke_agent", "sub_agent", "ok", 200.0))
+            rows.append((f"c{t}_{s}", f"t{t}", f"s{t}_{s}", "chat", "chat", "ok", 150.0))
+    # one task under an HTTP request span: its chat step and its escalation belong to it
+    rows += [("http", "w", None, "other", "POST /ask", "ok", 5_000.0),
+             ("agent", "w", "http", "invoke_agent", "support", "error", 4_900.0),
+             ("chat", "w", "agent", "chat", "chat", "ok", 800.0),
+             ("esc", "w", "agent", "execute_tool", "escalate_to_human", "ok", 50.0)]
+    db.duckdb.executemany("insert into calls (call_id, trace_id, parent_id, operation, name, status, latency_ms, ts, "
+                          "feature) values (?, ?, ?, ?, ?, ?, ?, '2026-01-01 10:00', 'support')", rows)
+    p95 = wb.task_latency_p95_ms(db, period="all").row(0, named=True)
+    assert (p95["n"], p95["value"]) == (11, 10_000.0)
+    assert wb.latency_p50_ms(db, period="all", operation="task")["value"][0] == 10_000.0
+    steps = wb.agent_steps_per_task(db, period="all").row(0, named=True)
+    # 10 tasks of 3 chat steps each, one task of a chat and a tool step: (30 + 2) / 11
+    assert steps["n"] == 11 and steps["value"] == pytest.approx(32 / 11)
+    assert wb.escalation_rate(db, period="all").select("value", "n").row(0) == (pytest.approx(1 / 11), 11)
+    assert wb.error_rate(db, period="all", operation="task").select("value", "n").row(0) == (pytest.approx(1 / 11), 11)
+
+
+def test_incident_durations_are_exact_to_the_microsecond():
+    """10:00:00.0005 to 10:00:01.0004 is 0.9999 s: it read 1,000 ms (DuckDB counts millisecond boundaries), and
+    Spark 999 ms; 23:59:59.999999 to 00:30:00 read 1,800,001 ms for 1,800,000.001."""
+    import workbench as wb
+
+    db = wb.connect(":memory:")
+    db.duckdb.executemany(
+        "insert into incidents (incident_id, feature, severity, started_at, detected_at) values (?, ?, 'sev2', ?, ?)",
+        [("i1", "search", dt.datetime(2026, 1, 3, 10, 0, 0, 500), dt.datetime(2026, 1, 3, 10, 0, 1, 400)),
+         ("i2", "chat", dt.datetime(2026, 1, 3, 23, 59, 59, 999999), dt.datetime(2026, 1, 4, 0, 30))])
+    got = dict(wb.mttd_minutes(db, period="all").select("feature", "value").rows())
+    assert got["search"] == pytest.approx(0.9999 / 60, rel=1e-12)
+    assert got["chat"] == pytest.approx(1_800_000.001 / 60_000, rel=1e-12)

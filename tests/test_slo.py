@@ -175,6 +175,41 @@ def test_an_slo_for_a_misspelled_feature_warns_with_the_closest_name(tmp_path, c
     assert "workbench slo: warning: workbench.toml [slo.Chat]: no call has feature 'Chat'" in capsys.readouterr().err
 
 
+def test_calls_of_a_renamed_or_re_cased_feature_warn_that_the_slo_does_not_measure_them(tmp_path):
+    """The deploy that logs 'Support Assistant' for support_assistant: the feature had calls (in September), so no
+    warning, and the SLO read n = 0 while every call of the window failed; 'support_assistant ' and
+    'Support_Assistant' among the calls of one load: the SLO saw 1 call of 3."""
+    from workbench.metrics.core import UnknownFeatureWarning
+
+    db = wb.connect(":memory:")
+    rows = [("old", AT - dt.timedelta(days=90), "support_assistant", "ok")]
+    rows += [(f"n{i}", AT - dt.timedelta(hours=i + 1), "Support Assistant", "error") for i in range(200)]
+    rows += [("m1", AT - dt.timedelta(hours=1), "search", "ok"), ("m2", AT - dt.timedelta(hours=2), "search ", "error"),
+             ("m3", AT - dt.timedelta(hours=3), "Search", "error")]
+    db.duckdb.executemany("insert into calls (call_id, ts, feature, status, latency_ms) values (?, ?, ?, ?, 10)", rows)
+    p = _toml(tmp_path, "[slo.support_assistant]\navailability_target = 0.99\n[slo.search]\navailability_target = 0.9\n")
+    with pytest.warns(UnknownFeatureWarning) as got:
+        slo.slo_report(db, config=p, at=AT)
+    msgs = sorted(str(w.message) for w in got if w.category is UnknownFeatureWarning)
+    assert msgs == [
+        "workbench.toml [slo.search]: calls of this window name feature 'search ' (1 calls) and 'Search' (1 calls), "
+        "not 'search' (1 calls), so they are not measured by it; a feature is matched exactly (renamed?)",
+        "workbench.toml [slo.support_assistant]: calls of this window name feature 'Support Assistant' (200 calls), "
+        "not 'support_assistant' (0 calls), so they are not measured by it; a feature is matched exactly (renamed?)"]
+
+
+def test_slo_and_budget_refuse_an_at_after_the_clock(tmp_path, capsys):
+    """2062 typed for 2026: the window held no call and the commands read ok, exit 0."""
+    path = tmp_path / "wb.duckdb"
+    wb.connect(path).close()
+    p = _slo_toml(tmp_path)
+    for verb in ("slo", "budget"):
+        assert main([verb, "--db", str(path), "--config", str(p), "--at", "2062-03-10"]) == 2
+        err = capsys.readouterr().err
+        assert f"workbench {verb}: error: {verb}: --at: 2062-03-10 00:00:00 is after the clock (" in err, err
+        assert err.count("\n") == 1
+
+
 # ------------------------------------------------------------------------------------------------------------ alerts
 
 
@@ -331,6 +366,27 @@ def test_slis_count_requests_not_the_steps_inside_them(tmp_path):
     p = _toml(tmp_path, "[slo.agent]\nlatency_ms = 30000\nlatency_target = 0.9\navailability_target = 0.9\n")
     lat, avail = slo.slo_report(db, config=p, at=AT).rows(named=True)
     assert (lat["n"], lat["good"]) == (2, 1) and (avail["n"], avail["good"]) == (2, 1)
+
+
+def test_spans_of_no_genai_convention_are_never_requests_and_hide_no_call(tmp_path):
+    """The usual OpenTelemetry trace: the web framework's POST /chat span around the model call, and the probes'
+    GET /healthz spans in the same export, both loaded as operation 'other'. The SLO counted the HTTP span (naming
+    the service, not the feature) instead of the failing call under it, n = 0; with the feature from service.name,
+    2,880 health checks diluted 60 failed calls to 98% available, no alert."""
+    db = wb.connect(":memory:")
+    rows = []
+    for i in range(60):  # every model call fails, each under its HTTP request span
+        rows.append((f"http{i}", f"t{i}", None, "other", "ok", 900.0, "chat"))
+        rows.append((f"llm{i}", f"t{i}", f"http{i}", "chat", "error", 800.0, "chat"))
+    rows += [(f"hz{i}", f"h{i}", None, "other", "ok", 2.0, "chat") for i in range(2880)]
+    db.duckdb.executemany("insert into calls (call_id, trace_id, parent_id, operation, status, latency_ms, ts, feature) "
+                          "values (?, ?, ?, ?, ?, ?, ?, ?)", [(*r[:6], AT, r[6]) for r in rows])
+    p = _toml(tmp_path, "[slo.chat]\nlatency_ms = 1000\nlatency_target = 0.9\navailability_target = 0.975\n")
+    lat, avail = slo.slo_report(db, config=p, at=AT).rows(named=True)
+    assert (avail["n"], avail["good"], avail["met"]) == (60, 0, False)
+    assert (lat["n"], lat["good"]) == (60, 60)
+    alerts = slo.burn_rate_alerts(db, config=p, at=AT + dt.timedelta(minutes=1))
+    assert alerts.filter(alerts["sli"] == "availability")["firing"].any()
 
 
 def test_a_span_that_names_itself_as_its_parent_is_a_request(tmp_path):

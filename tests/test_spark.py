@@ -129,6 +129,11 @@ def build_duckdb():
         ("i4", "search", "sev3", _at(1, 20), _at(1, 20, 5), _at(1, 20, 25), _at(1, 21, 7)),
         ("i5", "search", "sev2", _at(2, 2), _at(2, 3), _at(2, 4), _at(2, 9, 11)),
         ("i6", "chat", "sev1", _at(2, 12), _at(2, 12, 1), _at(2, 12, 31), _at(2, 12, 58)),
+        # seconds and their fractions: Spark rounded the minutes to 7 places (a DECIMAL literal) and truncated
+        # a millisecond difference that DuckDB rounded up
+        ("i7s", "search", "sev3", _at(2, 13) + dt.timedelta(microseconds=500), _at(2, 13, 12) +
+         dt.timedelta(seconds=7, microseconds=400), _at(2, 13, 40) + dt.timedelta(seconds=13),
+         _at(2, 14, 3) + dt.timedelta(seconds=29, microseconds=999)),
     ] + [  # enough resolved chat incidents for both sides of the median's interval (n >= 6)
         (f"i{7 + k}", "chat", "sev3", _at(k % 3, 4 + k), _at(k % 3, 4 + k, 3 + k), _at(k % 3, 5 + k, 7 * k),
          _at(k % 3, 6 + k, 11 * k + 1)) for k in range(5)

@@ -63,7 +63,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 from workbench.db import Where, as_timestamp, parse_where, scope  # noqa: F401  (re-exported: the metric toolkit)
 
-__all__ = ["PERIODS", "RESULT_COLUMNS", "UndefinedMetricWarning", "UnknownFeatureWarning", "warn_unknown_features",
+__all__ = ["PERIODS", "RESULT_COLUMNS", "UndefinedMetricWarning", "UnknownFeatureWarning", "warn_unknown_features", "agent_tasks",
            "Where", "parse_where", "as_timestamp", "scope", "check_by", "with_period", "tidy", "complete_grid",
            "to_polars", "proportion", "percentile_frame",
            "mean_interval", "band_grid", "approx_matrix", "order_statistics", "quantile_ranks", "quantile_cont",
@@ -87,13 +87,18 @@ class UnknownFeatureWarning(UserWarning):
     fires. Usually a typo."""
 
 
-def warn_unknown_features(db: Any, where: Mapping[str, str]) -> None:
+def warn_unknown_features(db: Any, where: Mapping[str, str], *, window: tuple[Any, Any] | None = None) -> None:
     """Warn (:class:`UnknownFeatureWarning`) for each feature that no call in ``db`` has, with the closest names.
 
     ``where`` maps each feature a setting names to the setting (``"workbench.toml [budget.chat]"``). An SLO or a
     budget of a misspelled feature reads as met, or as nothing spent, for ever: the warning is the only sign. A
     feature with calls, at any time, is known (a budget's feature may spend nothing this month). The calls are read
     for the named features only; all feature names are read only when one is missing, for the suggestion.
+
+    ``window`` (``(start, end)``, both included: the SLO window, the budget's month) also warns where calls of the
+    window name a feature the setting does not count: one that differs only in case, spaces, ``-`` or ``_``
+    (``'Support Assistant'``, ``'support_assistant '``), or, for a feature with no call in the window, a close name
+    no setting declares (a feature renamed by a deploy: the setting reads "ok" on nothing).
 
     >>> import warnings, workbench as wb
     >>> db = wb.connect(":memory:")
@@ -113,6 +118,8 @@ def warn_unknown_features(db: Any, where: Mapping[str, str]) -> None:
     t = db.calls
     seen = set(to_polars(t.filter(t.feature.isin(names)).select("feature").distinct())["feature"].to_list())
     missing = [f for f in names if f not in seen]
+    if window is not None:
+        _warn_renamed(db, where, [f for f in names if f in seen], window)
     if not missing:
         return
     known = sorted(v for v in to_polars(t.select("feature").distinct())["feature"].to_list() if v is not None)
@@ -127,6 +134,63 @@ def warn_unknown_features(db: Any, where: Mapping[str, str]) -> None:
             hint = "; the database has no calls yet"
         warnings.warn(f"{where[f]}: no call has feature {f!r}, so it is never measured and never fires{hint}",
                       UnknownFeatureWarning, stacklevel=3)
+
+
+def agent_tasks(db: Any) -> "ir.Table":
+    """One row (its span's ``calls`` row) per agent task: of the ``invoke_agent`` spans whose parent is not an
+    ``invoke_agent`` span of ``calls`` (none, one not loaded, or a span of another kind around the agent: the web
+    server's ``POST /ask``, a framework's ``chain``), the earliest of each trace; a span without a trace id is a task
+    of its own. A sub-agent nested in a task (directly, or under the task's tool span) is a step of that task, not a
+    task: counted as tasks, ten 10 s tasks of three 200 ms sub-agents each read "p50 200 ms" over 40; under an HTTP
+    span the task was lost. The one definition of a task for the agent metrics and ``operation="task"``.
+
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, trace_id, parent_id, ts, status, operation) values "
+    ...     "('http', 't', null, '2026-01-01 10:00', 'ok', 'other'), ('a', 't', 'http', '2026-01-01 10:00:01', 'ok', "
+    ...     "'invoke_agent'), ('sub', 't', 'a', '2026-01-01 10:00:02', 'ok', 'invoke_agent')")
+    >>> agent_tasks(db).call_id.to_pyarrow().to_pylist()
+    ['a']
+    """
+    import ibis
+
+    calls = db.calls
+    agents = calls.filter(calls.operation == "invoke_agent")
+    parents = agents.select(_span_id=agents.call_id)
+    roots = agents.anti_join(parents, (agents.parent_id == parents._span_id) & (agents.parent_id != agents.call_id))
+    # a root without a trace id is a task of its own (NULL trace ids made one partition: every such task but one lost)
+    w = ibis.window(group_by=roots.trace_id.fill_null(roots.call_id), order_by=[roots.ts, roots.call_id])
+    roots = roots.mutate(_k=ibis.row_number().over(w))
+    return roots.filter(roots._k == 0).drop("_k")
+
+
+def _warn_renamed(db: Any, where: Mapping[str, str], names: list[str], window: tuple[Any, Any]) -> None:
+    """For :func:`warn_unknown_features`: the window's calls that name a variant of a declared feature."""
+    import difflib
+    import re
+
+    if not names:
+        return
+    t = db.calls
+    lo, hi = as_timestamp(window[0]), as_timestamp(window[1])
+    w = t.filter(t.ts >= lo, t.ts <= hi, t.feature.notnull())
+    got = to_polars(w.group_by("feature").aggregate(n=w.count()))
+    counts = dict(zip(got["feature"].to_list(), got["n"].to_list()))
+    others = [g for g in counts if g not in where]
+
+    def norm(x: str) -> str:
+        return re.sub(r"[\s_\-]+", " ", x.casefold()).strip()
+
+    for f in names:
+        variants = [g for g in others if norm(g) == norm(f)]
+        if not variants and not counts.get(f):
+            folded = {g.casefold(): g for g in others}
+            variants = [folded[c] for c in difflib.get_close_matches(f.casefold(), list(folded), n=3, cutoff=0.75)]
+        if variants:
+            these = " and ".join(f"{g!r} ({counts[g]:,} calls)" for g in variants)
+            warnings.warn(f"{where[f]}: calls of this window name feature {these}, not {f!r} ({counts.get(f, 0):,} "
+                          f"calls), so they are not measured by it; a feature is matched exactly (renamed?)",
+                          UnknownFeatureWarning, stacklevel=4)
 
 
 def check_by(t: "ir.Table", by: Iterable[str] | str | None, *, fn: str = "metric") -> list[str]:

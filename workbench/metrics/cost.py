@@ -1002,7 +1002,7 @@ def budget_status(
     from workbench.config import load_config
 
     cfg = load_config(source)
-    warn_unknown_features(db, {f: cfg.where(f"budget.{f}") for f in sorted(set(plan) - set(spent["feature"]))})
+    warn_unknown_features(db, {f: cfg.where(f"budget.{f}") for f in sorted(plan)}, window=(month_start, at_ts))
     plan_df = pl.DataFrame(
         {"feature": list(plan), "budget_usd": [b.monthly_usd for b in plan.values()],
          "warn_at": [b.warn_at for b in plan.values()]},

@@ -84,10 +84,11 @@ def _default_metric(evaluator: str) -> str:
 
 
 def _latest_version(db: "Workbench", evaluator: str, metric: str) -> str | None:
-    """The version of ``evaluator`` written most recently (versions are not ordered strings, times are)."""
+    """The version of ``evaluator`` written most recently (versions are not ordered strings, times are); of two
+    written last at the same time, the greater name (the choice was the backend's: DuckDB and Spark chose apart)."""
     e = db.evals
     t = e.filter(e.evaluator == evaluator, e.metric == metric).group_by("evaluator_version").aggregate(last=e.ts.max())
-    df = to_polars(t.order_by(t["last"].desc()).limit(1))
+    df = to_polars(t.order_by([t["last"].desc(), t.evaluator_version.desc()]).limit(1))
     return df["evaluator_version"][0] if df.height else None
 
 

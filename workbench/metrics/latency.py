@@ -47,7 +47,7 @@ import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from workbench.metrics.core import (Metric, Where, approx_matrix, band_grid, check_by, complete_grid, holistic_fits,
+from workbench.metrics.core import (Metric, Where, agent_tasks, approx_matrix, band_grid, check_by, complete_grid, holistic_fits,
                                     mean_interval, order_statistics, percentile_frame, proportion, quantile_cont,
                                     quantile_ranks, register, scope, tidy, to_polars, with_period)
 from workbench.stats import order_statistic_ranks  # noqa: F401  (public here too, as before)
@@ -62,9 +62,11 @@ LLM_OPERATIONS = ("chat", "text_completion", "generate_content")
 OPERATION_KINDS = {"llm": LLM_OPERATIONS, "task": ("invoke_agent",), "tool": ("execute_tool",)}
 
 
-def operation_filter(t: "ir.Table", operation: str, fn: str) -> "ir.Table":
+def operation_filter(t: "ir.Table", operation: str, fn: str, db: Any = None) -> "ir.Table":
     """The spans of one operation kind: ``"llm"`` model calls (also those with no operation), ``"task"`` agent
-    tasks, ``"tool"`` tool calls, any other string that exact ``operation``, ``"all"`` every span.
+    tasks (with ``db``: the task spans of :func:`~workbench.metrics.core.agent_tasks`, not a sub-agent nested in a
+    task; without it every ``invoke_agent`` span), ``"tool"`` tool calls, any other string that exact ``operation``,
+    ``"all"`` every span.
 
     >>> import workbench as wb
     >>> db = wb.connect(":memory:")
@@ -79,6 +81,9 @@ def operation_filter(t: "ir.Table", operation: str, fn: str) -> "ir.Table":
         return t
     if operation == "llm":
         return t.filter(t.operation.isnull() | t.operation.isin(LLM_OPERATIONS))
+    if operation == "task" and db is not None:
+        tasks = agent_tasks(db).select(_task_id="call_id")
+        return t.semi_join(tasks, t.call_id == tasks._task_id)
     return t.filter(t.operation.isin(OPERATION_KINDS.get(operation, (operation,))))
 
 
@@ -98,7 +103,7 @@ def _check_unit(fn: str, name: str, value: float) -> float:
 def _calls_percentile(db, column: str, q: float, metric: str, *, by, period, start, end, where, confidence,
                       operation: str = "llm") -> "pl.DataFrame":
     _check_unit(metric, "confidence", confidence)
-    t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, metric)
+    t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, metric, db)
     keys = check_by(t, by, fn=metric)
     df = percentile_frame(t, t[column], q=q, keys=keys, period=period, time="ts", start=start, metric=metric,
                           confidence=confidence)
@@ -290,7 +295,7 @@ def tpot_ms(db, *, by=("feature",), period="day", start=None, end=None, where=No
 
     fn = "tpot_ms"
     _check_unit(fn, "confidence", confidence)
-    t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "tpot_ms")
+    t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "tpot_ms", db)
     keys = check_by(t, by, fn=fn)
     scoped = t
     # One pass over every row of the selection: _v is NULL where a call has no TPOT (the aggregates skip it), so the
@@ -318,7 +323,7 @@ def tpot_ms(db, *, by=("feature",), period="day", start=None, end=None, where=No
                              ranks={"a": at, "b": above})
         p50 = quantile_cont(x["a"].to_numpy(), x["b"].to_numpy(), n, 0.5)
     df = df.drop("_aq").with_columns(pl.Series("p50", p50, dtype=pl.Float64))
-    out = tidy(mean_interval(df, confidence), keys=keys, metric=fn)
+    out = tidy(mean_interval(df, confidence, floor=0.0), keys=keys, metric=fn)  # a time per token is not negative
     return _label(complete_grid(out, scoped, keys=keys, period=period, start=start, end=end, metric=fn,
                                 groups=agg.select(keys)), operation)
 
@@ -359,7 +364,7 @@ def output_tokens_per_s(db, *, by=("feature",), period="day", start=None, end=No
 
     fn = "output_tokens_per_s"
     z = z_value(_check_unit(fn, "confidence", confidence))
-    t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "output_tokens_per_s")
+    t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "output_tokens_per_s", db)
     keys = check_by(t, by, fn=fn)
     scoped = t
     t = t.filter(t.output_tokens.notnull(), t.latency_ms > 0)
@@ -372,7 +377,9 @@ def output_tokens_per_s(db, *, by=("feature",), period="day", start=None, end=No
     # var(R) ~ sum((y - R x)^2) / ((n - 1) n xbar^2), from the sums alone
     resid = pl.col("_syy") - 2 * r * pl.col("_sxy") + r * r * pl.col("_sxx")
     se = (resid.clip(lower_bound=0) / ((n - 1) * n * (pl.col("_sx") / n) ** 2)).sqrt()
-    df = df.with_columns(value=r, lo=pl.when(n > 1).then(r - z * se), hi=pl.when(n > 1).then(r + z * se))
+    # (a speed is not negative: the normal interval's lower bound is clipped at 0, as a cost's is)
+    df = df.with_columns(value=r, lo=pl.when(n > 1).then(pl.max_horizontal(r - z * se, pl.lit(0.0))),
+                         hi=pl.when(n > 1).then(r + z * se))
     out = tidy(df.drop("_sy", "_sx", "_syy", "_sxx", "_sxy"), keys=keys, metric=fn)
     return _label(complete_grid(out, scoped, keys=keys, period=period, start=start, end=end, metric=fn), operation)
 
@@ -411,7 +418,7 @@ def error_rate(db, *, by=("feature",), period="day", start=None, end=None, where
     [(0.25, 4)]
     """
     _check_unit("error_rate", "confidence", confidence)
-    t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "error_rate")
+    t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "error_rate", db)
     return _label(proportion(t, t.status == "error", by=by, period=period, metric="error_rate", start=start, end=end,
                              confidence=confidence), operation)
 
@@ -448,7 +455,7 @@ def timeout_rate(db, *, by=("feature",), period="day", start=None, end=None, whe
     [(0.5, 2)]
     """
     _check_unit("timeout_rate", "confidence", confidence)
-    t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "timeout_rate")
+    t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "timeout_rate", db)
     return _label(proportion(t, t.status == "timeout", by=by, period=period, metric="timeout_rate", start=start, end=end,
                              confidence=confidence), operation)
 
@@ -488,7 +495,7 @@ def fallback_rate(db, *, by=("feature",), period="day", start=None, end=None, wh
     [(0.5, 4)]
     """
     _check_unit("fallback_rate", "confidence", confidence)
-    t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "fallback_rate")
+    t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "fallback_rate", db)
     hit = t.fallback.fill_null(False) | (t.attempt.fill_null(1) > 1) | (t.model != t.request_model).fill_null(False)
     return _label(proportion(t, hit, by=by, period=period, metric="fallback_rate", start=start, end=end, confidence=confidence),
                   operation)
@@ -549,7 +556,7 @@ def latency_change_ms(db, *, by=("feature",), period="day", start=None, end=None
         raise ParameterError(f"{fn}: column must be 'latency_ms' or 'ttft_ms', got {column!r}")
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
         raise ParameterError(f"{fn}: n_boot must be a positive integer, got {n_boot!r}")
-    t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "latency_change_ms")
+    t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "latency_change_ms", db)
     keys = check_by(t, by, fn=fn)
     t = t.filter(t[column].notnull())
     t = with_period(t.mutate(_v=t[column].cast("float64")), period, start=start)

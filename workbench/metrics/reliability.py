@@ -14,8 +14,9 @@ Conventions
 * **Guardrails** come from ``guardrail_events``, joined to ``calls`` on ``call_id`` so that they can be grouped by
   the call's feature, model... as well as by ``guard``. Rates are per guard decision, with a Wilson interval. The
   catch and false-block rates need reviewed verdicts (``verdict`` bad / good) and use only reviewed events.
-* **Agents**: one agent task is one ``invoke_agent`` span that has no parent span in ``calls`` (the root); if a trace
-  has several, the earliest is the task. Its steps are the chat / text_completion / generate_content /
+* **Agents**: one agent task is one ``invoke_agent`` span whose parent is not an ``invoke_agent`` span of ``calls``
+  (no parent, one not loaded, or a span of another kind around the agent: an HTTP request, a framework's chain); if
+  a trace has several, the earliest is the task (:func:`workbench.metrics.core.agent_tasks`). Its steps are the chat / text_completion / generate_content /
   execute_tool spans of the same trace, at any depth (nested sub-agents' steps count toward the task). Group keys
   come from the root span: its feature, model, prompt_version, variant... and its ``ts`` places the task in time.
 
@@ -45,7 +46,7 @@ from workbench.errors import ParameterError
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from workbench.metrics.core import (Metric, check_by, complete_grid, mean_interval, percentile_frame, proportion,
+from workbench.metrics.core import (Metric, agent_tasks, check_by, complete_grid, mean_interval, percentile_frame, proportion,
                                     register, scope, tidy, to_polars, with_period)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -115,11 +116,14 @@ def incident_count(db, *, by=("feature",), period="day", start=None, end=None, w
 
 
 def _incident_duration(db, end_col: str, metric: str, *, by, period, start, end, where, confidence) -> "pl.DataFrame":
+    import ibis
 
     _check_confidence(metric, confidence)
     t = scope(db.incidents, time="started_at", start=start, end=end, where=where)
     keys = check_by(t, by, fn=metric)
-    minutes = t[end_col].delta(t.started_at, unit="millisecond") / 60_000.0
+    # microseconds, as a float, divided by a float: Spark read 60000.0 as a DECIMAL and rounded the minutes to 7
+    # places, and its millisecond difference truncated where DuckDB's counted boundaries (999 ms against 1,000)
+    minutes = t[end_col].delta(t.started_at, unit="microsecond").cast("float64") / ibis.literal(60e6, "float64")
     df = percentile_frame(t, minutes, q=0.5, keys=keys, period=period, time="started_at", start=start,
                           metric=metric, confidence=confidence, extra={"mean": lambda c: c.mean()})
     return complete_grid(df, t, keys=keys, period=period, start=start, end=end, time="started_at", metric=metric)
@@ -277,17 +281,8 @@ guardrail_false_block_rate = guard_metric(
 
 
 def _agent_roots(db) -> "ir.Table":
-    """One row per agent task: the earliest parentless ``invoke_agent`` span of each trace."""
-    import ibis
-
-    calls = db.calls
-    agents = calls.filter(calls.operation == "invoke_agent")
-    spans = calls.select(_span_id=calls.call_id)
-    roots = agents.anti_join(spans, (agents.parent_id == spans._span_id) & (agents.parent_id != agents.call_id))
-    # a root without a trace id is a task of its own (NULL trace ids made one partition: every such task but one lost)
-    w = ibis.window(group_by=roots.trace_id.fill_null(roots.call_id), order_by=[roots.ts, roots.call_id])
-    roots = roots.mutate(_k=ibis.row_number().over(w))
-    return roots.filter(roots._k == 0).drop("_k")
+    """One row per agent task (:func:`workbench.metrics.core.agent_tasks`)."""
+    return agent_tasks(db)
 
 
 def _trace_steps(db, tool: str) -> "ir.Table":
@@ -388,7 +383,7 @@ def agent_steps_per_task(db, *, by=("feature",), period="day", start=None, end=N
     t = with_period(t.mutate(_s=t._steps.cast("float64")), period, start=start)
     df = to_polars(t.group_by([*keys, "period_start"]).aggregate(value=t._s.mean(), n=t.count(),
                                                       _sd=t._s.std(how="sample")))
-    return complete_grid(tidy(mean_interval(df, confidence), keys=keys, metric=fn), t, keys=keys, period=period,
+    return complete_grid(tidy(mean_interval(df, confidence, floor=0.0), keys=keys, metric=fn), t, keys=keys, period=period,
                          start=start, end=end, metric=fn, groups=df.select(keys))
 
 

@@ -3,15 +3,18 @@
 The ``[slo.<feature>]`` tables declare, per feature::
 
     [slo.support_assistant]
-    latency_ms = 2000            # latency SLO threshold (required)
-    latency_target = 0.95        # share of calls at or under it (required)
-    availability_target = 0.995  # share of calls that succeed (required)
-    ttft_p95_ms = 800            # optional: p95 time to first token objective
+    latency_ms = 2000            # latency SLO threshold (with latency_target)
+    latency_target = 0.95        # share of calls at or under it (with latency_ms)
+    availability_target = 0.995  # share of calls that succeed
+    ttft_p95_ms = 800            # p95 time to first token objective
     window_days = 30             # 28 or 30 (default 30)
 
-Each becomes one :class:`Slo` per SLI, a share of good requests among valid ones. A request is a call without a
-parent span in ``calls`` (``parent_id`` null, or its parent was not loaded): what a user waited for. An agent task
-counts once, by its ``invoke_agent`` root span, not by each chat and tool step inside it.
+Each objective is optional; a table declares at least one. Each becomes one :class:`Slo` per SLI, a share of good
+requests among valid ones. A request is the outermost span of a GenAI convention: a call whose parent is not such a
+span in ``calls`` (``parent_id`` null, its parent not loaded, or a span of no GenAI convention, operation ``other``,
+such as the web server's ``POST /chat`` around it): what a user waited for. Spans of operation ``other`` (HTTP,
+database, health checks) are never requests. An agent task counts once, by its ``invoke_agent`` root span, not by each
+chat and tool step inside it.
 
 * ``latency``: good = ``latency_ms <= latency_ms``, over the calls of the feature with a latency.
 * ``availability``: good = status ``ok`` *or* ``blocked``, over all calls of the feature: a guardrail block is the
@@ -56,6 +59,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from workbench.config import Config, ConfigError, load_config
+from workbench.io.spans import OTHER_OPERATION
 from workbench.schema import utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -220,9 +224,16 @@ def _resolve_at(db, at: Any) -> dt.datetime:
 
 
 def _requests(db) -> "ir.Table":
-    """The calls a user waited for: spans whose parent is not a span of ``calls`` (a span that names itself as its
-    parent, as a broken tracer may, has none: it counts)."""
+    """The calls a user waited for: the outermost spans of a GenAI convention, those whose parent is not such a span
+    of ``calls`` (a span that names itself as its parent, as a broken tracer may, has none: it counts).
+
+    A span of no GenAI convention (operation ``other``: the web server's ``POST /chat`` around the model call, a
+    ``GET /healthz`` probe, a database query) is never a request, and does not hide the model call under it: an SLO
+    counted the HTTP span (or nothing, where it named another feature) instead of the calls it contains, and 2,880
+    health checks an hour diluted a total outage of 60 calls to 98% availability.
+    """
     c = db.calls
+    c = c.filter(c.operation.isnull() | (c.operation != OTHER_OPERATION))
     spans = c.select(_span_id=c.call_id)
     return c.anti_join(spans, (c.parent_id == spans._span_id) & (c.parent_id != c.call_id))
 
@@ -301,9 +312,9 @@ def slo_report(db, *, config: Any = None, at: Any = None) -> "pl.DataFrame":
         if not n:
             warnings.warn(f"slo_report: no calls for {s.feature} {s.sli} in ({at - s.window}, {at}]; value is null",
                           UndefinedMetricWarning, stacklevel=2)
-    # a feature none of whose SLIs saw a call in the window: is it one no call has at all (a typo)?
-    idle = {r["feature"] for r in rows} - {r["feature"] for r in rows if r["n"]}
-    warn_unknown_features(db, {f: cfg.where(f"slo.{f}") for f in sorted(idle)})
+    # a feature none of whose SLIs saw a call in the window: is it one no call has at all (a typo)? and calls of the
+    # window under another spelling of a declared feature (renamed, re-cased): not measured by its SLO
+    warn_unknown_features(db, {s.feature: cfg.where(f"slo.{s.feature}") for s in slos}, window=(earliest, at))
     schema = {"threshold_ms": pl.Float64, "sli_value": pl.Float64, "met": pl.Boolean, "observed_ms": pl.Float64,
               "budget_consumed": pl.Float64, "budget_remaining": pl.Float64, "window_start": pl.Datetime("us"),
               "window_end": pl.Datetime("us"), "n": pl.Int64, "good": pl.Int64}
