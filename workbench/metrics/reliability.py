@@ -83,8 +83,9 @@ def incident_count(db, *, by=("feature",), period="day", start=None, end=None, w
     Returns
     -------
     polars.DataFrame
-        Tidy frame; ``value`` = ``n`` = the count (lower is better). A group without incidents has no row; an empty
-        selection gives the n = 0 row.
+        Tidy frame; ``value`` = ``n`` = the count (lower is better). A group or period of the window without
+        incidents has its row with ``n = 0`` (no incident) and a null value, as every metric's empty group
+        (:func:`~workbench.metrics.core.complete_grid`); an empty selection gives the n = 0 row.
 
     Examples
     --------
