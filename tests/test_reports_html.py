@@ -374,3 +374,48 @@ def test_a_long_feature_name_is_folded_in_a_table_and_cut_in_a_group_heading():
                             "metric": ["timeout_rate"] * 4, "value": [0.1, 0.2, 0.3, 0.4], "n": [10] * 4})
     html = table(grouped).as_raw_html()
     assert long not in html and "F" + "f" * 88 + "…" in html
+
+
+def _month_over_budget(tmp_path, first, last):
+    """A $10 budget and $1 calls every 12 hours from ``first`` to ``last`` (the spend of a month), nothing after."""
+    p = tmp_path / "workbench.toml"
+    p.write_text("[budget.chat]\nmonthly_usd = 10\n")
+    db = wb.connect(tmp_path / "m.duckdb", config=p)
+    n = int((last - first) / dt.timedelta(hours=12)) + 1
+    db.duckdb.executemany("insert into calls (call_id, ts, feature, status, model, cost_usd) values (?, ?, 'chat', 'ok', 'm', 1.0)",
+                          [(f"c{i}", first + dt.timedelta(hours=12 * i)) for i in range(n)])
+    return db, p, n
+
+
+@pytest.mark.parametrize("period, month, spent", [
+    ("2026-11", dt.datetime(2026, 11, 1), 60.0),        # a monthly report: its end is 2026-12-01 00:00 (excluded)
+    ("2026-11-30", dt.datetime(2026, 11, 1), 60.0),     # the last day of a month
+    ("2027-W08", dt.datetime(2027, 2, 1), 56.0),        # a week from Mon 22 Feb to Sun 28 Feb 2027 (ends Mon 1 Mar)
+])
+def test_a_period_ending_on_the_first_shows_its_own_month_s_budget_not_the_next(tmp_path, period, month, spent):
+    """The November report showed December's budget ('Month start Tue 01 Dec 2026 ... $0.00 ... ok', and 'All clear
+    ... budgets on track') for a month that spent $60 of $10: the reports evaluated the budget at the period's end,
+    which is the first instant after it. Each report that shows a budget (attention list, cost and scorecard
+    notebooks) shows the month of the period's last instant."""
+    from workbench.reports.attention import attention
+
+    start, end, _ = reports.resolve_period(period)
+    nxt = dt.datetime(month.year + month.month // 12, month.month % 12 + 1, 1)
+    db, p, n = _month_over_budget(tmp_path, month, nxt - dt.timedelta(hours=12))
+    assert n == spent
+    rep = wb.Report(db, start=start, end=end, config=p)
+    att = attention(rep, slo=False)
+    assert ("alert", f"Budget at risk: Chat spent ${spent:.2f} of $10.00 ({spent / 10:.0%}), forecast ${spent:.2f} by "
+                     "month end (over).") in att.items
+    assert not any("All clear" in s or "budgets on track" in s for s in att.sentences)
+    cells = {name: [c.source for c in nbformat.read(reports.notebooks_dir() / f"{name}.ipynb", as_version=4).cells
+                    if c.cell_type == "code" and "budget_status" in c.source] for name in reports.available()}
+    assert cells["cost"] and cells["scorecard"]
+    for name, sources in cells.items():
+        for src in sources:  # the notebook's own cell, run with the parameters papermill gives it
+            ns = {"rep": wb.Report(db, start=start, end=end, config=p), "db": str(db.path), "start": start.isoformat(),
+                  "end": end.isoformat(), "period": period, "config": str(p), "out_dir": None}
+            exec(compile(src, f"{name}.ipynb", "exec"), ns)
+            shown = ns["rep"].frames[-1][2]
+            assert shown.select("feature", "month_start", "spend_usd", "status").rows() == [
+                ("chat", month, spent, "over")], (name, src)

@@ -214,6 +214,7 @@ def table_checksums(db: "Workbench | str | os.PathLike") -> dict[str, str]:
 
 def _headline(path: str | os.PathLike) -> dict[str, Any]:
     """The metrics step of the demo: the week's scorecard, SLO and budget status, as a reader would see them first."""
+    import datetime as dt
     import warnings
 
     import polars as pl
@@ -230,7 +231,8 @@ def _headline(path: str | os.PathLike) -> dict[str, Any]:
         card = card.filter(pl.col("target").is_not_null()).select(
             "feature", "metric", pl.col("value").round(4), pl.col("previous").round(4), pl.col("relative_change").round(3), "target", "status")
         _, slo_firing = slo_status(db, at=end)
-        budgets, _ = budget_status(db, at=end)
+        # the budget month of the week's last instant (end is excluded: a week ending Monday the 1st is last month's)
+        budgets, _ = budget_status(db, at=end - dt.timedelta(microseconds=1))
     alerts = budgets.filter(pl.col("alert").is_not_null()).select("feature", "alert").rows()
     return {"period": label, "table": card, "slo_firing": slo_firing, "budget_alerts": alerts or "none"}
 

@@ -201,7 +201,8 @@ def attention(rep: "Report", card: "pl.DataFrame | None" = None, *, config: Any 
                                        f"error budget left {fmt(left, 'budget_remaining') if left is not None else '–'}."))
     if budgets:
         try:
-            b = rep.call("budget_status", config=config, at=rep.end)
+            # the month of the period's last instant: at rep.end (excluded) a monthly report read next month's $0
+            b = rep.call("budget_status", config=config, at=rep.last_instant)
         except Exception as exc:  # noqa: BLE001
             items.append(("warn", f"Budgets: not evaluated ({' '.join(str(exc).split())[:160]})."))
             budget_items = True

@@ -361,6 +361,20 @@ class Report:
         """``[reports] environment`` of ``workbench.toml``: the environment the by-model sections keep (None: all)."""
         return self.settings.reports.environment
 
+    @property
+    def last_instant(self) -> dt.datetime | None:
+        """The last instant of the window (``end`` is excluded: the end minus one microsecond): the point in time to
+        evaluate "as of the period" (``budget_status(at=rep.last_instant)``). At ``end`` a monthly report (or a
+        week or day ending on the 1st) would read the next month's budget, $0 and ok. None for an unbounded window.
+
+        >>> Report(":memory:", start="2026-11-01", end="2026-12-01").last_instant
+        datetime.datetime(2026, 11, 30, 23, 59, 59, 999999)
+        """
+        from workbench.metrics.core import as_timestamp
+
+        e = as_timestamp(self.end)
+        return None if e is None else e - dt.timedelta(microseconds=1)
+
     def since(self, *, days: int = 0, weeks: int = 0) -> str:
         """The instant ``days``/``weeks`` before the end of the window, as ISO text: a longer look-back for one cell.
 
