@@ -793,3 +793,34 @@ def test_collect_refuses_a_body_limit_that_is_not_a_size(tmp_path, value):
     p = subprocess.run([sys.executable, "-m", "workbench.cli", "collect", "--db", str(tmp_path / "wb.duckdb"),
                         "--max-body-mb", value], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "--max-body-mb: expected a size in MiB" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_collect_reads_the_prices_of_its_config_and_keeps_the_overrides_when_none_is_found(tmp_path, monkeypatch):
+    """`workbench collect` refreshed the prices from ./workbench.toml only: started from another folder (a service's
+    working directory) it deleted every [[prices]] override. It takes --config; with no file found it keeps them."""
+    monkeypatch.chdir(tmp_path)  # no workbench.toml here
+    monkeypatch.delenv("WORKBENCH_CONFIG", raising=False)
+    cfg = tmp_path / "team.toml"
+    cfg.write_text('[[prices]]\nprovider = "openai"\nmodel = "gpt-4o-mini-2024-07-18"\ninput_usd_per_mtok = 1000.0\n'
+                   'output_usd_per_mtok = 0.0\nnote = "contract"\n')
+    db = tmp_path / "wb.duckdb"
+
+    def serve(**kw):
+        c = wc.Collector(db, port=0, progress=False, **kw)
+        c.start()
+        try:
+            exp = exporter("proto", f"http://{c.host}:{c.port}")
+            assert exp.export(genai_spans(2)) == SpanExportResult.SUCCESS
+            exp.shutdown()
+        finally:
+            assert c.stop() == 0
+        # 2 chats of 100 + 110 input tokens at the contract's $1,000 per million: $0.21 per load
+        with wb.connect(db, read_only=True) as con:
+            cost = wb.cost_usd(con, by=("model",), period="all").filter(pl.col("model") == "gpt-4o-mini-2024-07-18")
+            src = con.sql("select source from prices where source like '%[[prices]]%'")["source"].to_list()
+        return round(cost["value"].item(), 6), src
+
+    assert serve(config=cfg) == (0.21, ["team.toml [[prices]] #1: contract"])
+    assert serve() == (0.42, ["team.toml [[prices]] #1: contract"])  # none found: kept (was 4 chats at list price)
+    with pytest.raises(wb.errors.ConfigError, match="no config file at"):
+        wc.Collector(db, port=0, progress=False, config=tmp_path / "missing.toml")

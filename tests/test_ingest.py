@@ -828,6 +828,60 @@ def test_a_broken_prices_override_stops_the_cli_ingest_before_it_writes(tmp_path
         assert wb.cost_usd(db, period="all")["value"].to_list() == [2.5]
 
 
+def test_an_ingest_from_another_folder_keeps_the_price_overrides_and_a_found_config_is_the_truth(tmp_path, capsys,
+                                                                                                   monkeypatch):
+    """An hourly `workbench ingest` run by cron (its folder $HOME: no ./workbench.toml, no $WORKBENCH_CONFIG) deleted
+    every [[prices]] override and printed 'refreshed (genai-prices and workbench.toml [[prices]])': a contract price
+    of 1.5x list vanished and the over-budget month read ok. With no config found the overrides already in the table
+    are kept, and said so; `--config` names the file; a config that is found is the truth (an override removed from
+    it goes away)."""
+    monkeypatch.delenv("WORKBENCH_CONFIG", raising=False)
+    proj, home = tmp_path / "proj", tmp_path / "home"
+    proj.mkdir(), home.mkdir()
+    cfg = proj / "workbench.toml"
+    contract = ('[[prices]]\nprovider = "openai"\nmodel = "gpt-4o"\ninput_usd_per_mtok = 3.75\noutput_usd_per_mtok = 15.0\n'
+                'note = "our contract price"\n')
+    cfg.write_text("[budget.chat]\nmonthly_usd = 10\n" + contract)
+    (proj / "m.toml").write_text('table = "calls"\nformat = "csv"\n[columns]\ncall_id = "id"\nts = "ts"\n'
+                                 'model = "model"\ninput_tokens = "in"\noutput_tokens = "out"\n'
+                                 'provider = { value = "openai" }\nfeature = { value = "chat" }\n'
+                                 'status = { value = "ok" }\n')
+    for i in range(1, 5):  # a call of a million input tokens each: $3.75 at the contract price, $2.50 at list
+        (proj / f"c{i}.csv").write_text(f"id,ts,model,in,out\n{i},2026-12-0{i} 09:00:00,gpt-4o,1000000,0\n")
+    dbp = str(proj / "w.duckdb")
+
+    def ingest_from(folder, i, *extra):
+        monkeypatch.chdir(folder)
+        assert cli_main(["ingest", str(proj / f"c{i}.csv"), "--db", dbp, "--mapping", str(proj / "m.toml"), *extra]) == 0
+        return capsys.readouterr().out.splitlines()[-1]
+
+    def spend():
+        with wb.connect(dbp, read_only=True) as db:
+            b, _ = wb.budget_status(db, config=cfg, at="2026-12-05")
+            overrides = db.duckdb.execute("select count(*) from prices where source like '%[[prices]]%'").fetchone()[0]
+        return b["spend_usd"].round(4).item(), b["status"].item(), overrides
+
+    line = ingest_from(proj, 1)
+    assert str(cfg.resolve()) in line and "1 [[prices]] override" in line
+    assert spend() == (3.75, "ok", 1)
+    line = ingest_from(home, 2)  # cron: no workbench.toml here
+    assert "no workbench.toml found" in line and "1 [[prices]] override row kept" in line
+    assert spend() == (7.5, "ok", 1)  # was (5.0, 'ok', 0): the contract price gone
+    monkeypatch.chdir(home)
+    assert cli_main(["prices", "--db", dbp]) == 0  # `workbench prices` from there too
+    assert "1 [[prices]] override row kept" in capsys.readouterr().err
+    line = ingest_from(home, 3, "--config", str(cfg))
+    assert str(cfg.resolve()) in line
+    assert spend() == (11.25, "over", 1)
+    cfg.write_text("[budget.chat]\nmonthly_usd = 10\n")  # the team drops the contract price: it goes away
+    line = ingest_from(home, 4, "--config", str(cfg))
+    assert str(cfg.resolve()) in line and "no [[prices]] override" in line
+    assert spend() == (10.0, "over", 0)
+    # a --config that is not there is an error (exit 2, before the load), not "none found"
+    assert cli_main(["ingest", str(proj / "c1.csv"), "--db", dbp, "--config", str(home / "nope.toml")]) == 2
+    assert "no config file at" in capsys.readouterr().err
+
+
 def test_db_given_as_a_path_is_closed_and_empty_files_load_nothing(tmp_path):
     dbp = tmp_path / "w.duckdb"
     s = ingest(dbp, OTEL / "agent_tool.jsonl", progress=False)

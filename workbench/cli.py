@@ -81,11 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p.add_argument("--no-prices", action="store_true", help="do not refresh the prices table after the load (it is "
                    "filled for the models the calls name, from genai-prices and workbench.toml [[prices]])")
+    p.add_argument("--config", default=None, help="workbench.toml whose [[prices]] the refresh reads (default: "
+                   "$WORKBENCH_CONFIG or ./workbench.toml; when neither exists the overrides already in the table are kept)")
 
     p = sub.add_parser("prices", help="refresh the prices table (genai-prices and workbench.toml [[prices]]) and list "
                                       "each model's calls and the share of them left unpriced")
     _add_db(p)
-    p.add_argument("--config", default=None, help="workbench.toml (default: $WORKBENCH_CONFIG or ./workbench.toml)")
+    p.add_argument("--config", default=None, help="workbench.toml (default: $WORKBENCH_CONFIG or ./workbench.toml; "
+                   "when neither exists the [[prices]] overrides already in the table are kept)")
     _add_output(p)
 
     p = sub.add_parser("collect", help="receive OTLP/HTTP traces live (POST /v1/traces), spool them durably, load them")
@@ -95,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spool", default=None, help="spool directory (default: DB.spool)")
     p.add_argument("--max-body-mb", type=_megabytes, default=16.0,
                    help="largest request body in MiB, compressed or not (413 beyond; default 16)")
+    p.add_argument("--config", default=None, help="workbench.toml whose [[prices]] the price refresh after a load "
+                   "reads (default: $WORKBENCH_CONFIG or ./workbench.toml; when neither exists the overrides already "
+                   "in the table are kept)")
 
     p = sub.add_parser("demo", help="build the demo database and run the whole pipeline on it")
     p.add_argument("--db", default="datasets/demo.duckdb")
@@ -309,7 +315,7 @@ def _cmd_ingest(a: argparse.Namespace) -> int:
     from workbench.io.prices import load_prices, price_overrides
 
     if not a.no_prices:
-        price_overrides()  # a broken [[prices]] is an error before anything is loaded, not after the load's commit
+        price_overrides(a.config)  # a broken [[prices]] is an error before anything is loaded, not after the load's commit
     prices = None
     with connect(a.db, create=True) as db:  # the one verb (with demo) that may create a database
         summary = ingest(db, a.paths, format=a.format, mapping=a.mapping, progress=not a.json,
@@ -317,16 +323,17 @@ def _cmd_ingest(a: argparse.Namespace) -> int:
         if not a.no_prices and (summary.inserted or _unpriced_table(db)):
             # the cost metrics price each call from the prices table: filled here for the models the calls name (a
             # database loaded only by this command had every call unpriced); also when an earlier load could not
-            prices = load_prices(db)
+            prices = load_prices(db, config=a.config)
     if a.json:
         # the totals, and each file: its run (the ingest_runs row), counts, and whether it was read whole, not read
         # again (same_as) or read from where an earlier load stopped (appended_to)
         print(json.dumps({**summary.as_dict(), "files": summary.files, "prices": prices}))
+        if prices is not None:  # which workbench.toml the overrides came from, or that none was found
+            print(prices.sentence, file=sys.stderr)
     else:
         print(summary)
         if prices is not None:
-            print(f"prices: {prices:,} rows refreshed (genai-prices and workbench.toml [[prices]]); "
-                  "`workbench prices --db ...` lists what is left unpriced")
+            print(f"{prices.sentence}; `workbench prices --db ...` lists what is left unpriced")
     return 0
 
 
@@ -344,7 +351,7 @@ def _cmd_prices(a: argparse.Namespace) -> int:
     with connect(a.db, create=False) as db:
         n = load_prices(db, config=a.config)
         df = unpriced_rate(db, by=("provider", "model"), period="all")
-    print(f"prices: {n:,} rows refreshed (genai-prices and workbench.toml [[prices]])", file=sys.stderr)
+    print(n.sentence, file=sys.stderr)
     _print_frame(df.drop("period_start", strict=False), a.out_format, a.out)
     return 0
 
@@ -352,7 +359,8 @@ def _cmd_prices(a: argparse.Namespace) -> int:
 def _cmd_collect(a: argparse.Namespace) -> int:
     from workbench.io.collect import collect
 
-    return collect(a.db, host=a.host, port=a.port, spool=a.spool, max_body_bytes=int(a.max_body_mb * 1024 * 1024))
+    return collect(a.db, host=a.host, port=a.port, spool=a.spool, max_body_bytes=int(a.max_body_mb * 1024 * 1024),
+                   config=a.config)
 
 
 def _cmd_demo(a: argparse.Namespace) -> int:

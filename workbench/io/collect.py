@@ -453,12 +453,12 @@ class Loader(threading.Thread):
             runs).fetchall())
         if got - self.models:
             try:
-                n = load_prices(self.c.db)
+                n = load_prices(self.c.db, config=self.c.config)
             except ConfigError as e:  # the spans are loaded; only the prices are not (said, retried at the next load)
                 self.c.log(f"prices not refreshed: {e}")
                 return
             self.models = set(self.c.db.duckdb.execute("SELECT DISTINCT provider, model FROM calls").fetchall())
-            self.c.log(f"prices: {n:,} rows refreshed for {len(self.models)} model(s) named by the calls")
+            self.c.log(f"{n.sentence} for {len(self.models)} model(s) named by the calls")
 
     def drain(self) -> None:
         while self.load_once():
@@ -621,11 +621,16 @@ class Collector:
         Largest accepted request body, compressed and decompressed (413 beyond).
     progress : bool
         Print a line per loaded batch to standard error.
+    config : path, optional
+        ``workbench.toml`` whose ``[[prices]]`` the price refresh after a load reads (default: ``$WORKBENCH_CONFIG``
+        or ``./workbench.toml``; when neither exists, the override rows already in the table are kept: see
+        :func:`~workbench.io.prices.load_prices`).
     """
 
     def __init__(self, db: str | os.PathLike, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                  spool: str | os.PathLike | None = None, max_body_bytes: int = MAX_BODY_BYTES,
-                 progress: bool = True):
+                 progress: bool = True, config: str | os.PathLike | None = None):
+        from workbench.config import load_config
         from workbench.db import connect
 
         if str(db) == ":memory:":
@@ -634,6 +639,9 @@ class Collector:
             raise ParameterError(f"collect: --port must be 0..65535, got {port}")
         if max_body_bytes < 1024:
             raise ParameterError(f"collect: max_body_bytes must be at least 1024, got {max_body_bytes}")
+        if config is not None:
+            load_config(config)  # a --config that is not there is an error at start, not at the first load
+        self.config = config
         self.db_path = Path(db)
         self.spool = Spool(Path(spool if spool is not None else f"{db}.spool").resolve())
         self.max_body_bytes = int(max_body_bytes)
@@ -731,10 +739,11 @@ class Collector:
 
 
 def collect(db: str | os.PathLike, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-            spool: str | os.PathLike | None = None, max_body_bytes: int = MAX_BODY_BYTES) -> int:
+            spool: str | os.PathLike | None = None, max_body_bytes: int = MAX_BODY_BYTES,
+            config: str | os.PathLike | None = None) -> int:
     """Run the OTLP/HTTP receiver until SIGTERM/SIGINT (``workbench collect``); returns the exit code.
 
     See the module docstring (:mod:`workbench.io.collect`) for the protocol, the spool and the guarantees, and
     :class:`Collector` for a receiver driven from code (its example is runnable).
     """
-    return Collector(db, host=host, port=port, spool=spool, max_body_bytes=max_body_bytes).run()
+    return Collector(db, host=host, port=port, spool=spool, max_body_bytes=max_body_bytes, config=config).run()

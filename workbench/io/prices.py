@@ -11,7 +11,8 @@ One row of ``prices`` is the price of one model of one provider, per million tok
   per window of the day (``time_of_day_from_s``), and its ``TieredPrices`` (price cliffs above N input tokens) one row
   per tier;
 * from ``workbench.toml`` ``[[prices]]`` entries (team-negotiated prices, self-hosted or unknown models). An entry
-  replaces the package's rows of the same provider, model and ``effective_from``;
+  replaces the package's rows of the same provider, model and ``effective_from``. A file found is the truth for the
+  overrides; when none is found, the override rows already in the table are kept (see :func:`load_prices`);
 * for every (provider, model) pair seen in ``calls`` that genai-prices recognises under another name (a dated
   snapshot such as ``gpt-4o-2024-08-06``, an OpenTelemetry provider name such as ``aws.bedrock``), an alias copy of the
   matched model's rows under the names as they appear in ``calls``, so pricing a call is a plain equality join.
@@ -49,6 +50,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -304,23 +306,70 @@ def price_overrides(config: "str | os.PathLike | Config | None" = None) -> list[
     return rows
 
 
-def load_prices(db: "Workbench | str | os.PathLike", *, config: "str | os.PathLike | Config | None | bool" = None) -> int:
+class PriceRefresh(int):
+    """What :func:`load_prices` did: the number of rows written (an ``int``), the ``workbench.toml`` whose
+    ``[[prices]]`` it read (``config``; None when none was found, or with ``config=False``), the overrides written from
+    it (``overrides``) and the override rows already in the table that it kept because no file was found (``kept``).
+
+    >>> r = PriceRefresh(2613, config=None, overrides=0, kept=1)
+    >>> r + 0
+    2613
+    >>> r.sentence
+    'prices: 2,613 rows refreshed (genai-prices); no workbench.toml found (neither $WORKBENCH_CONFIG nor ./workbench.toml): 1 [[prices]] override row kept as it was in the table (--config names the file)'
+    >>> PriceRefresh(2614, config="/srv/team/workbench.toml", overrides=2).sentence
+    'prices: 2,614 rows refreshed (genai-prices and 2 [[prices]] overrides of /srv/team/workbench.toml)'
+    """
+
+    config: str | None
+    overrides: int
+    kept: int
+    package_only: bool
+
+    def __new__(cls, n: int, *, config: str | None = None, overrides: int = 0, kept: int = 0,
+                package_only: bool = False) -> "PriceRefresh":
+        self = super().__new__(cls, n)
+        self.config, self.overrides, self.kept, self.package_only = config, overrides, kept, package_only
+        return self
+
+    @property
+    def sentence(self) -> str:
+        """One line for the CLI: the rows written and where the overrides came from."""
+        n = int(self)
+        if self.package_only:
+            return f"prices: {n:,} rows refreshed (genai-prices only; the [[prices]] overrides removed)"
+        if self.config is not None:
+            k = self.overrides
+            what = f"{k} [[prices]] override{'s' if k != 1 else ''}" if k else "no [[prices]] override"
+            return f"prices: {n:,} rows refreshed (genai-prices and {what} of {self.config})"
+        k = self.kept
+        kept = f"{k} [[prices]] override row{'s' if k != 1 else ''} kept as it was in the table" if k else \
+            "no [[prices]] override in the table"
+        return (f"prices: {n:,} rows refreshed (genai-prices); no workbench.toml found (neither $WORKBENCH_CONFIG "
+                f"nor ./workbench.toml): {kept} (--config names the file)")
+
+
+def load_prices(db: "Workbench | str | os.PathLike", *, config: "str | os.PathLike | Config | None | bool" = None) -> PriceRefresh:
     """Fill the ``prices`` table from the bundled genai-prices data and the ``workbench.toml`` overrides.
 
     Idempotent: the rows a previous run wrote (``source`` starting with ``genai-prices`` or holding ``[[prices]]``) are
-    replaced, in one transaction; rows from any other source are kept.
+    replaced, in one transaction; rows from any other source are kept. A ``workbench.toml`` that is found is the truth
+    for the overrides: an entry removed from it is removed from the table. When **no** file is found (a scheduled
+    ``workbench ingest`` started in another folder, with no ``$WORKBENCH_CONFIG``), the override rows already in the
+    table are kept (only genai-prices' rows are replaced): a missing file does not mean "no contract prices", and
+    deleting them silently flipped budgets.
 
     Parameters
     ----------
     db : Workbench or path
     config : path, Config, None or False
-        ``workbench.toml`` with ``[[prices]]`` overrides (default: ``$WORKBENCH_CONFIG`` or ``./workbench.toml`` when
-        present); ``False`` for the package prices only.
+        ``workbench.toml`` with ``[[prices]]`` overrides (default: the one the database was opened with, else
+        ``$WORKBENCH_CONFIG`` or ``./workbench.toml`` when present); ``False`` for the package prices only (the
+        override rows are removed).
 
     Returns
     -------
-    int
-        Rows written.
+    PriceRefresh
+        Rows written (an ``int``), with the file read and the override rows kept (:class:`PriceRefresh`).
 
     Examples
     --------
@@ -335,22 +384,35 @@ def load_prices(db: "Workbench | str | os.PathLike", *, config: "str | os.PathLi
     """
     import polars as pl
 
+    from workbench.config import load_config
     from workbench.db import as_workbench
 
     db = as_workbench(db)
+    if config is None:
+        config = getattr(db, "_config", None)
+    cfg = None if config is False else load_config(config)
+    # a file found (or a Config given that declares [[prices]]) says which overrides hold; none found says nothing
+    found = cfg is not None and (cfg.path is not None or "prices" in cfg.data)
     observed = [tuple(r) for r in db.calls.select("provider", "model").distinct().to_polars().rows()]
     rows = package_rows(observed=observed)
-    overrides = [] if config is False else price_overrides(config)
-    replaced = {(o["provider"], o["model"], o["effective_from"]) for o in overrides}
-    rows = [r for r in rows if (r["provider"], r["model"], r["effective_from"]) not in replaced] + overrides
+    overrides = price_overrides(cfg) if found else []
+    con = db.duckdb
     cols = ["provider", "model", "effective_from", "time_of_day_from_s", "min_input_tokens", *PRICE_COLUMNS, "source"]
+    kept: list[tuple] = []
+    if cfg is not None and not found:
+        kept = con.execute("SELECT provider, model, effective_from FROM prices WHERE source LIKE ?",
+                           [f"%{OVERRIDE_MARK}%"]).fetchall()
+    replaced = {(o["provider"], o["model"], o["effective_from"]) for o in overrides} | set(kept)
+    rows = [r for r in rows if (r["provider"], r["model"], r["effective_from"]) not in replaced] + overrides
     df = pl.DataFrame(rows, schema={"provider": pl.String, "model": pl.String, "effective_from": pl.Datetime("us"),
                                     "time_of_day_from_s": pl.Int32, "min_input_tokens": pl.Int64,
                                     **{c: pl.Float64 for c in PRICE_COLUMNS}, "source": pl.String}).select(cols)
-    con = db.duckdb
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute("DELETE FROM prices WHERE source LIKE ? OR source LIKE ?", [f"{PACKAGE}%", f"%{OVERRIDE_MARK}%"])
+        if kept:
+            con.execute("DELETE FROM prices WHERE source LIKE ?", [f"{PACKAGE}%"])
+        else:
+            con.execute("DELETE FROM prices WHERE source LIKE ? OR source LIKE ?", [f"{PACKAGE}%", f"%{OVERRIDE_MARK}%"])
         con.register("_wb_new_prices", df.to_arrow())
         con.execute(f"INSERT INTO prices ({', '.join(cols)}) SELECT {', '.join(cols)} FROM _wb_new_prices")
         con.unregister("_wb_new_prices")
@@ -358,4 +420,5 @@ def load_prices(db: "Workbench | str | os.PathLike", *, config: "str | os.PathLi
     except Exception:
         con.execute("ROLLBACK")
         raise
-    return df.height
+    path = (str(Path(cfg.path).resolve()) if cfg.path is not None else "the config given") if found else None
+    return PriceRefresh(df.height, config=path, overrides=len(overrides), kept=len(kept), package_only=config is False)
