@@ -392,6 +392,50 @@ def test_litellm_spend_logs_csv_export(db):
     assert quarantine(db) == [(5, "end_ts", "end before start: end_ts 2025-11-23 09:20:00 < ts 2025-11-23 09:20:05")]
 
 
+def test_a_litellm_cost_of_zero_is_unknown_unless_the_call_was_a_cache_hit(db, tmp_path):
+    """LiteLLM writes spend (response_cost) 0.0 for a call it could not price (a model missing from its cost map, a
+    self-hosted model): read as a reported cost of $0, 2 gpt-4o calls of 200k + 20k tokens ($1.40 at list price) and a
+    call of a model with no price anywhere made a $1 budget read spend 0, ok, unpriced_count 0. A 0 on a call with
+    tokens that is not a cache hit is no cost: the workbench prices it from its tokens, or counts it unpriced. A cache
+    hit (LiteLLM's response_cost_calculator: cache_hit -> 0.0) costs 0, and a cost LiteLLM did compute is kept."""
+    from workbench.io.prices import load_prices
+
+    def spend_log(i, model, provider, prompt, completion, spend, hit):
+        return {"request_id": f"r{i}", "call_type": "acompletion", "startTime": f"2026-12-05 10:0{i}:00.000000",
+                "endTime": f"2026-12-05 10:0{i}:01.000000", "model": model, "custom_llm_provider": provider,
+                "prompt_tokens": prompt, "completion_tokens": completion, "spend": spend, "status": "success",
+                "cache_hit": hit, "metadata": {"spend_logs_metadata": {"feature": "chat"}}}
+
+    recs = [spend_log(1, "gpt-4o", "openai", 200_000, 20_000, 0.0, "False"),
+            spend_log(2, "gpt-4o", "openai", 200_000, 20_000, 0.0, "False"),
+            spend_log(3, "acme-llama-ft", "hosted_vllm", 200_000, 20_000, 0.0, "False"),
+            spend_log(4, "gpt-4o", "openai", 200_000, 20_000, 0.0, "True"),     # a cache hit of the proxy: free
+            spend_log(5, "gpt-4o", "openai", 1_000, 100, 0.0035, "False"),      # priced by LiteLLM: kept
+            spend_log(6, "gpt-4o", "openai", 0, 0, 0.0, "False")]               # no token: nothing to price, 0
+    payload = {"id": "p1", "call_type": "acompletion", "startTime": 1796292000.0, "endTime": 1796292001.0,
+               "model": "acme-llama-ft", "custom_llm_provider": "hosted_vllm", "prompt_tokens": 10,
+               "completion_tokens": 5, "response_cost": 0.0, "status": "success", "cache_hit": False,
+               "metadata": {"spend_logs_metadata": {"feature": "chat"}}}
+    f = tmp_path / "spend.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in [*recs, payload]))
+    load(db, f)
+    got = {r["call_id"]: r["cost_usd"] for r in rows(db, "select call_id, cost_usd from calls")}
+    assert got == {"r1": None, "r2": None, "r3": None, "r4": 0.0, "r5": 0.0035, "r6": 0.0, "p1": None}
+    assert call(db, "r1")["attributes"]["litellm.reported_cost"] == 0.0  # what LiteLLM wrote, kept beside
+    load_prices(db, config=False)
+    cfg = tmp_path / "wb.toml"
+    cfg.write_text("[budget.chat]\nmonthly_usd = 1\n")
+    b, firing = wb.budget_status(db, config=cfg, at="2026-12-06")
+    # 2 x (200k x $2.50 + 20k x $10 per million) = $1.40, + $0.0035 reported; acme-llama-ft twice unpriced
+    assert b.select(pl_round("spend_usd"), "status", "unpriced_count").rows() == [(1.4035, "over", 2)] and firing
+
+
+def pl_round(col):
+    import polars as pl
+
+    return pl.col(col).round(6)
+
+
 def test_pretty_printed_json_array_is_read_as_an_array_not_line_by_line(db, tmp_path):
     s = load(db, "litellm_spendlogs.json")
     assert counts(s) == (3, 3, 0, 0)  # 3 elements, not the file's dozens of lines

@@ -22,7 +22,18 @@ cache/reasoning     the usage object (``metadata.usage_object`` or ``hidden_para
                     ``metadata.additional_usage_values``):
                     ``prompt_tokens_details.cached_tokens`` or ``cache_read_input_tokens``,
                     ``cache_creation_input_tokens``, ``completion_tokens_details.reasoning_tokens``
-cost_usd            ``response_cost`` (payload), ``spend`` (spend log)
+cost_usd            ``response_cost`` (payload), ``spend`` (spend log); a **0** on a call with tokens that is not a
+                    cache hit is no cost (null; kept as ``litellm.reported_cost``): LiteLLM writes 0 for a call it
+                    could not price. Its logging sets ``response_cost = None`` when the model is not in its cost
+                    map (``litellm/litellm_core_utils/litellm_logging.py``: "not found in completion cost map.
+                    Setting 'response_cost' to None"), and the proxy's spend log stores
+                    ``spend=kwargs.get("response_cost", 0)``
+                    (``litellm/proxy/spend_tracking/spend_tracking_utils.py``, ``get_logging_payload``; the
+                    column's default is 0.0); ``get_model_info`` also answers some unmapped names with zero rates
+                    (BerriAI/litellm#42467). The workbench then prices the call from its tokens (``prices``), or
+                    counts it unpriced. A cache hit costs 0 (``litellm/cost_calculator.py``,
+                    ``response_cost_calculator``: ``if cache_hit ... response_cost = 0.0``): its 0 stays, as does a
+                    0 with no token. A model that is free (self-hosted) is declared so in ``[[prices]]``.
 user_id             ``end_user``, ``metadata.user_api_key_end_user_id``, ``user``,
                     ``metadata.user_api_key_user_id``
 session_id          ``session_id``, ``metadata.session_id``, ``litellm_session_id``
@@ -93,6 +104,20 @@ def _truthy(v: Any) -> bool | None:
     return str(v).strip().lower() in ("true", "1", "yes")
 
 
+def _number(v: Any) -> float | None:
+    """A number as LiteLLM wrote it (a CSV export's cells are text), else None.
+
+    >>> _number("0.0"), _number(0), _number("220000"), _number("n/a"), _number(None), _number(True)
+    (0.0, 0.0, 220000.0, None, None, None)
+    """
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
 def record_row(rows: Rows, k: int, rec: dict) -> None:
     """Append the ``calls`` row of one payload or spend-log record, or its quarantine record."""
     v: dict[str, Any] = {}
@@ -137,6 +162,10 @@ def record_row(rows: Rows, k: int, rec: dict) -> None:
     v["cache_write_tokens"] = usage.get("cache_creation_input_tokens")
     v["reasoning_tokens"] = cd.get("reasoning_tokens")
     v["cost_usd"] = first(rec.get("response_cost"), rec.get("spend"))
+    hit = _truthy(rec.get("cache_hit"))
+    # LiteLLM writes 0 for a call it could not price: see "cost_usd" in the module docstring
+    unknown = _number(v["cost_usd"]) == 0 and not hit and any(_number(v[t]) for t in ("input_tokens", "output_tokens"))
+    reported, v["cost_usd"] = (v["cost_usd"], None) if unknown else (None, v["cost_usd"])
     v["user_id"] = first(rec.get("end_user"), md.get("user_api_key_end_user_id"), rec.get("user"),
                          md.get("user_api_key_user_id"))
     v["session_id"] = first(rec.get("session_id"), md.get("session_id"), rec.get("litellm_session_id"))
@@ -165,9 +194,10 @@ def record_row(rows: Rows, k: int, rec: dict) -> None:
     # the other fields, without the empty ones (None, "", [], {}; a 0 or false stays)
     attrs = {f"litellm.{k2}": _json(val) for k2, val in rec.items()
              if k2 not in _NOT_ATTRIBUTES and val is not None and (val or type(val) not in _EMPTY_TYPES)}
-    hit = _truthy(rec.get("cache_hit"))
     if hit is not None:
         attrs["litellm.cache_hit"] = hit
+    if reported is not None:
+        attrs["litellm.reported_cost"] = _number(reported)
     if md:
         attrs["litellm.metadata"] = md
     v["attributes"] = attrs
