@@ -136,6 +136,14 @@ def warn_unknown_features(db: Any, where: Mapping[str, str], *, window: tuple[An
                       UnknownFeatureWarning, stacklevel=3)
 
 
+def _backend_name(t: "ir.Table") -> str:
+    """The name of the backend an expression runs on (``duckdb``, ``pyspark`` ...), "" when it has none."""
+    try:
+        return t._find_backend().name
+    except Exception:  # an expression over in-memory tables only
+        return ""
+
+
 def agent_tasks(db: Any) -> "ir.Table":
     """One row (its span's ``calls`` row) per agent task: of the ``invoke_agent`` spans whose parent is not an
     ``invoke_agent`` span of ``calls`` (none, one not loaded, or a span of another kind around the agent: the web
@@ -609,15 +617,22 @@ def order_statistics(t: "ir.Table", value: str, *, keys: list[str], groups: "pl.
         pl.int_range(pl.len(), dtype=pl.Int64).alias("_g"), pl.Series("_lo", lower, nan_to_null=True),
         pl.Series("_hi", upper, nan_to_null=True), pl.Series("_first", first, dtype=pl.Int64),
         pl.Series("_last", last, dtype=pl.Int64))
+    # Another backend than DuckDB may not carry a null through an in-memory table (Spark received a null key as the
+    # text 'NaN' through pandas: the null group's rows matched no row of it, and its interval was null): there each
+    # key's nullness travels as a flag of its own.
+    flags = {f"_null{i}": c for i, c in enumerate(keys)} if _backend_name(t) != "duckdb" else {}
+    lut_frame = lut_frame.with_columns(*[pl.col(c).is_null().alias(f) for f, c in flags.items()])
     schema = ibis.schema({**{c: t.schema()[c] for c in keys}, "_g": "int64", "_lo": "float64", "_hi": "float64",
-                          "_first": "int64", "_last": "int64"})
+                          "_first": "int64", "_last": "int64", **dict.fromkeys(flags, "boolean")})
     rows = t.filter(t[value].notnull())
 
     def joined(frame: "pl.DataFrame", floor: float | None = None) -> "ir.Table":
         lut = ibis.memtable(frame.select(*schema.names), schema=schema)
         r = rows if floor is None else rows.filter(rows[value] >= floor)
         # null-safe: a null feature or model is a group of its own, as in the caller's group_by
-        return r.join(lut, [r[c].identical_to(lut[c]) for c in keys]).select(
+        on = ([(r[c].isnull() & lut[f]) | (~lut[f] & (r[c] == lut[c])) for f, c in flags.items()] if flags
+              else [r[c].identical_to(lut[c]) for c in keys])
+        return r.join(lut, on).select(
             _v=r[value].cast("float64"), _g=lut._g, _lo=lut._lo, _hi=lut._hi, _first=lut._first, _last=lut._last)
 
     # When every group has a lower bound, the rows below the lowest one are below every band: they are not joined
