@@ -1562,3 +1562,19 @@ def test_openllmetry_association_properties_give_user_and_session_and_providers_
     assert [(r["call_id"], r["user_id"], r["session_id"], r["provider"]) for r in rows(
         db, "select * from calls order by call_id")] == [
         ("00000000000000a1", "user-42", "sess-9", "openai"), ("00000000000000a2", "user-7", "sess-1", "anthropic")]
+
+
+def test_a_langfuse_trace_list_page_is_refused_saying_how_to_fetch_the_traces(db, tmp_path):
+    """GET /api/public/traces pages name each trace's observations by id only: nothing in them can be a call. The page
+    was read as OTLP and quarantined as 'not an OpenTelemetry or OpenInference span', a reason nobody can act on."""
+    page = {"data": [{"id": f"tr-{i}", "timestamp": "2025-11-20T10:00:00.000Z", "name": "support-chat",
+                      "userId": "u1", "observations": [f"obs-{i}-a", f"obs-{i}-b"], "totalCost": 0.01}
+                     for i in range(2)],
+            "meta": {"page": 1, "limit": 50, "totalItems": 2, "totalPages": 1}}
+    path = tmp_path / "traces_page.json"
+    path.write_text(json.dumps(page))
+    s = load(db, path)
+    assert (s.read, s.inserted, s.quarantined) == (2, 0, 2)  # a record per trace of the page
+    assert rows(db, "select format from ingest_runs")[0]["format"] == "langfuse"
+    reasons = [r for _, _, r in quarantine(db)]
+    assert len(reasons) == 2 and all("by id only" in r and "GET /api/public/traces/{id}" in r for r in reasons)

@@ -85,6 +85,17 @@ def is_trace_export(obj: Any) -> bool:
     return isinstance(obj.get("observations"), list) and "id" in obj and ("timestamp" in obj or "userId" in obj)
 
 
+def is_trace_page(obj: Any) -> bool:
+    """A page of ``GET /api/public/traces`` (``{"data": [trace, ...], "meta": ...}``): its traces name their
+    observations by id only."""
+    data = obj.get("data") if isinstance(obj, dict) else None
+    return isinstance(data, list) and bool(data) and is_trace_export(data[0])
+
+
+_IDS_ONLY = ("a Langfuse trace list (GET /api/public/traces) names each trace's observations by id only: save each "
+             "trace with GET /api/public/traces/{id} and load those files")
+
+
 def is_observation(obj: Any) -> bool:
     return (isinstance(obj, dict) and str(obj.get("type", "")).upper() in TYPES and "startTime" in obj
             and "id" in obj)
@@ -100,7 +111,7 @@ def is_batch(obj: Any) -> bool:
 
 
 def looks_like(obj: Any) -> bool:
-    return is_trace_export(obj) or is_observation(obj) or is_observation_list(obj)
+    return is_trace_export(obj) or is_observation(obj) or is_observation_list(obj) or is_trace_page(obj)
 
 
 def _meta(obs: dict) -> dict:
@@ -296,9 +307,10 @@ def trace_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows:
         if err is not None:
             rows.error(k, err, err, raw=raw)
         elif is_trace_export(obj):
-            trace = obj["trace"] if isinstance(obj.get("trace"), dict) else obj
-            for obs in obj.get("observations") or []:
-                _one(rows, k, obs, trace)
+            _trace(rows, k, obj)
+        elif is_trace_page(obj):
+            for t in obj["data"]:
+                _trace(rows, k, t)
         elif is_observation_list(obj):
             for obs in obj["data"]:
                 _one(rows, k, obs, None)
@@ -308,6 +320,16 @@ def trace_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows:
             rows.error(k, "not a Langfuse trace", "not a Langfuse trace export ({\"trace\": ..., \"observations\": "
                        "[...]}) or observation", raw=obj)
     return rows
+
+
+def _trace(rows: Rows, k: int, obj: Any) -> None:
+    trace = obj["trace"] if isinstance(obj.get("trace"), dict) else obj
+    observations = obj.get("observations") or []
+    if observations and all(isinstance(o, str) for o in observations):
+        rows.error(k, "observation ids only", _IDS_ONLY, raw=obj)
+        return
+    for obs in observations:
+        _one(rows, k, obs, trace)
 
 
 def _one(rows: Rows, k: int, obs: Any, trace: dict | None) -> None:
