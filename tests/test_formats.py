@@ -1578,3 +1578,24 @@ def test_a_langfuse_trace_list_page_is_refused_saying_how_to_fetch_the_traces(db
     assert rows(db, "select format from ingest_runs")[0]["format"] == "langfuse"
     reasons = [r for _, _, r in quarantine(db)]
     assert len(reasons) == 2 and all("by id only" in r and "GET /api/public/traces/{id}" in r for r in reasons)
+
+
+def test_phoenix_csv_events_written_as_python_repr_still_give_the_time_to_first_token(db, tmp_path):
+    """pandas writes the dataframe's events (a list of dicts) to CSV as its Python repr, single quotes: the reader
+    took only JSON, and the first-token event's TTFT was lost (NULL for 300 ms)."""
+    import ast
+    import csv
+
+    with open(DATA / "phoenix_spans.csv", newline="") as fh:
+        recs = list(csv.DictReader(fh))
+    for r in recs:
+        if r["events"].startswith("[{"):
+            r["events"] = repr(json.loads(r["events"]))  # [{'name': ..., 'timestamp': ...}]
+            assert "'" in r["events"] and ast.literal_eval(r["events"])
+    path = tmp_path / "spans_df.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(recs[0]))
+        w.writeheader()
+        w.writerows(recs)
+    load(db, path)
+    assert call(db, "5e00000000000002")["ttft_ms"] == 300.0

@@ -121,7 +121,14 @@ def phoenix_span(obj: dict) -> Span:
         try:
             evs = orjson.loads(evs)
         except orjson.JSONDecodeError:
-            evs = None
+            # pandas writes a list of dicts to CSV as its Python repr ([{'name': ..., 'timestamp': '...'}]): read as
+            # a literal (never evaluated as code), else no events
+            import ast
+
+            try:
+                evs = ast.literal_eval(evs) if len(evs) <= 1_000_000 else None
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                evs = None
     for e in evs if isinstance(evs, list) else []:
         if isinstance(e, dict):
             events.append({"name": e.get("name"), "time": e.get("timestamp", e.get("time")),
