@@ -307,3 +307,20 @@ def test_incident_durations_are_exact_to_the_microsecond():
     got = dict(wb.mttd_minutes(db, period="all").select("feature", "value").rows())
     assert got["search"] == pytest.approx(0.9999 / 60, rel=1e-12)
     assert got["chat"] == pytest.approx(1_800_000.001 / 60_000, rel=1e-12)
+
+
+def test_tool_calls_take_every_key_from_their_task_s_root_when_the_trace_has_one():
+    """The root has no environment, its tool calls say 'staging': they were filed under 'staging' (the root's null
+    taken column by column), a group the task is not in for agent_steps_per_task."""
+    import workbench as wb
+
+    db = wb.connect(":memory:")
+    db.duckdb.execute("insert into calls (call_id, trace_id, parent_id, ts, operation, name, feature, environment, "
+                      "status) values ('r1', 't1', null, '2026-01-01 10:00', 'invoke_agent', 'agent', 'support', null, 'ok'),"
+                      "('a', 't1', 'r1', '2026-01-01 10:00', 'execute_tool', 'search', 'support', 'staging', 'ok'),"
+                      "('b', 't1', 'r1', '2026-01-01 10:00', 'execute_tool', 'search', 'support', 'staging', 'error'),"
+                      "('x', 't9', null, '2026-01-01 10:00', 'execute_tool', 'search', 'solo', 'prod', 'ok')")
+    by = ("environment",)
+    assert wb.agent_steps_per_task(db, by=by, period="all").select("environment", "n").rows() == [(None, 1)]
+    got = wb.tool_call_success_rate(db, by=by, period="all").select("environment", "value", "n").sort("environment")
+    assert got.rows() == [(None, 0.5, 2), ("prod", 1.0, 1)]  # a tool call of no agent keeps its own keys

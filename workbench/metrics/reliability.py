@@ -332,8 +332,6 @@ def tool_call_success_rate(db, *, by=("feature",), period="day", start=None, end
     >>> tool_call_success_rate(db, by=("feature", "tool"))[["feature", "tool", "value", "n"]].rows()
     [('support', 'lookup', 1.0, 1), ('support', 'search', 0.5, 2)]
     """
-    import ibis
-
     fn = "tool_call_success_rate"
     _check_confidence(fn, confidence)
     calls = db.calls
@@ -341,7 +339,11 @@ def tool_call_success_rate(db, *, by=("feature",), period="day", start=None, end
     roots = _agent_roots(db)
     r = roots.select(_root_trace=roots.trace_id, **{f"_root_{c}": roots[c] for c in _CONTEXT if c != "operation"})
     j = tools.left_join(r, tools.trace_id == r._root_trace)
-    ctx = {c: ibis.coalesce(j[f"_root_{c}"], j[c]) for c in _CONTEXT if c != "operation"}
+    # the root's columns when the trace has a root (a null among them stays null: the task's group, as the other
+    # agent metrics put it), the tool span's own only when it has none; not column by column, which put one task in
+    # another group here (root environment null, tool 'staging') and could mix the root's feature with the tool's model
+    rooted = j._root_trace.notnull()
+    ctx = {c: rooted.ifelse(j[f"_root_{c}"], j[c]) for c in _CONTEXT if c != "operation"}
     t = j.select("call_id", "trace_id", "ts", "status", "error_type", tool=j.name, **ctx)
     t = scope(t, start=start, end=end, where=where)
     return proportion(t, t.status == "ok", by=check_by(t, by, fn=fn), period=period, metric=fn, start=start, end=end,
