@@ -437,7 +437,7 @@ def _where_hints(db, where: Sequence[str]) -> list[str]:
     return out
 
 
-def _clock_at(a: argparse.Namespace) -> Any:
+def _clock_at(a: argparse.Namespace) -> object:
     """``--at`` of ``slo`` / ``budget``, refused when it is after the clock: a time that has not come yet sees no call
     and reads "ok" (2062 typed for 2026)."""
     if a.at is None:
