@@ -114,3 +114,21 @@ def test_a_metric_out_of_memory_exits_2_naming_the_metric_and_the_limit(capsys, 
     monkeypatch.setenv("WORKBENCH_MEMORY_LIMIT", "256MB")  # the same metric fits under a workable limit
     assert cli.main(["metrics", "dau_count", "--db", str(p), "--by", "feature,model", "--param", "activity=calls",
                      "--format", "csv"]) == 0
+
+
+def test_a_report_with_a_broken_workbench_toml_stops_before_its_notebook_runs(capsys, tmp_path, monkeypatch):
+    """[slo.chat] latency_p95_ms (a key the SLO tables do not have) failed the latency report at its fifteenth cell,
+    after the kernel had run the rest, leaving a partial notebook in .failed/."""
+    import workbench as wb
+
+    db = tmp_path / "wb.duckdb"
+    with wb.connect(db) as d:
+        d.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms) values "
+                         "('a', '2026-11-18 10:00', 'chat', 'ok', 100)")
+    cfg = tmp_path / "team.toml"
+    cfg.write_text("[slo.chat]\nlatency_p95_ms = 800\n")
+    monkeypatch.setenv("WORKBENCH_CONFIG", str(cfg))
+    out = tmp_path / "reports"
+    err = _one_line_error(capsys, ["report", "latency", "--db", str(db), "--period", "2026-W47", "--out", str(out)])
+    assert "team.toml [slo.chat]: unknown key 'latency_p95_ms'" in err
+    assert not (out / "latency" / ".failed").exists()

@@ -855,6 +855,26 @@ def _recover(parent: Path, label: str) -> None:
                 lock.unlink(missing_ok=True)
 
 
+def check_config(config: "str | os.PathLike | None" = None) -> None:
+    """Read every section of ``workbench.toml`` a report reads (settings, budgets, targets, ``[reports]``, SLOs), so a
+    mistake in it is a :class:`~workbench.errors.ConfigError` naming the file, the table and the key before a report
+    runs, not a failed cell halfway through one (``[slo.chat] latency_p95_ms`` stopped the latency report at its
+    fifteenth cell).
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "workbench.toml"
+    >>> _ = p.write_text("[slo.chat]\\nlatency_p95_ms = 800\\n")
+    >>> check_config(p)
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ConfigError: workbench.toml [slo.chat]: unknown key 'latency_p95_ms'; known keys: latency_ms, latency_target, availability_target, ttft_p95_ms, window_days
+    """
+    from workbench.metrics.slo import load_slos
+
+    load_settings(config)
+    load_slos(config)
+
+
 def require_data(db_path: str | os.PathLike, start: dt.datetime, end: dt.datetime, label: str) -> None:
     """Refuse a period without data: raise :class:`ReportError` (exit 2) naming the newest period that has data.
 
@@ -971,6 +991,7 @@ def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | 
         pass
     start, end, label = resolve_period(period, latest=_latest_ts(db_path) if period is None else None)
     require_data(db_path, start, end, label)  # no data, no report: nothing is built, published or archived
+    check_config(config)  # a broken workbench.toml: one line naming the key, before a kernel starts
     parent = Path(out) / name
     parent.mkdir(parents=True, exist_ok=True)
     target = parent / label
