@@ -157,3 +157,12 @@ def test_on_which_data_names_the_files_of_the_window_s_rows_and_the_scores_behin
     assert got["calls"] == (3, ["/d/day2/calls.csv (2 rows)", "/d/day1/calls.csv (1 row)"])
     # the two scores of the week's answers, dated by their calls; the label of a call of 2026-11-02 is not the week's
     assert got["evals"] == (2, ["scored by support 2.8.0 (2 rows)"])
+
+
+def test_a_target_no_report_can_evaluate_stops_the_run_before_the_kernel(env):
+    tmp, dbp = env
+    cfg = tmp / "workbench.toml"
+    cfg.write_text("[targets.chat]\nhallucinaton_rate_max = 0.05\n")
+    with pytest.raises(wb.config.ConfigError, match=r"\[targets\.chat\]: hallucinaton_rate_max: .*did you mean 'hallucination_rate'"):
+        reports.run_report("mini", db=dbp, out=tmp, period="2026-W47", config=cfg)
+    assert not (tmp / "mini" / "2026-W47").exists()

@@ -108,3 +108,55 @@ def test_the_reports_section_is_typed(tmp_path):
     s = C.load_settings(_toml(tmp_path, '[reports]\nfeature = "billing"\nwhatif_model = "m-small"\n'))
     assert (s.reports.feature, s.reports.whatif_model, s.reports.environment) == ("billing", "m-small", None)
     assert C.load_settings(_toml(tmp_path, "")).reports == C.ReportSettings()
+
+
+# --- [targets.*]: every declared target is evaluated, or refused when a report loads the file (a target that is never
+# evaluated reads as met). Whether the metric exists is the registry's to say (workbench.metrics.core.check_targets,
+# a layer above workbench.config); a report checks it when it reads its settings.
+
+def _report_settings(p):
+    return wb.Report(":memory:", start="2026-01-01", end="2026-01-08", config=p).settings
+
+
+def test_a_misspelt_target_metric_is_refused_with_the_closest_name(tmp_path):
+    # hallucinaton_rate_max was accepted without a word and never evaluated
+    p = _toml(tmp_path, "[targets.chat]\nlatency_p95_ms_max = 1000\nhallucinaton_rate_max = 0.05\n")
+    with pytest.raises(ConfigError) as exc:
+        _report_settings(p)
+    msg = str(exc.value)
+    assert "workbench.toml [targets.chat]" in msg and "hallucinaton_rate_max" in msg, msg
+    assert "did you mean 'hallucination_rate'" in msg, msg
+
+
+def test_both_bounds_on_one_metric_are_refused_naming_both_keys(tmp_path):
+    # the second silently replaced the first
+    p = _toml(tmp_path, "[targets.chat]\nlatency_p95_ms_max = 1000\nlatency_p95_ms_min = 10\n")
+    with pytest.raises(ConfigError, match=r"\[targets\.chat\].*latency_p95_ms_max.*latency_p95_ms_min"):
+        C.load_settings(p)
+
+
+@pytest.mark.parametrize("key, words", [
+    ("error_rate_min", "error_rate_max"),        # better lower: a floor on errors is a slip for a ceiling
+    ("wau_count_max", "wau_count_min"),          # better higher
+    ("retention_rate_min", "no one value"),      # one value per cohort and offset
+    ("funnel_conversion_rate_min", "no one value"),  # one value per step
+    ("cost_change_usd_max", "no one value"),     # one value per model
+    ("lifecycle_count_min", "better"),           # a breakdown, neither direction is better
+    ("feedback_rate_min", "better"),
+    ("whatif_cost_usd_max", "model"),            # needs an option a target cannot give
+])
+def test_a_target_that_cannot_be_evaluated_is_refused_saying_why(tmp_path, key, words):
+    p = _toml(tmp_path, f"[targets.chat]\n{key} = 0.5\n")
+    with pytest.raises(ConfigError, match=rf"workbench\.toml \[targets\.chat\]: {key}") as exc:
+        _report_settings(p)
+    assert words in str(exc.value), str(exc.value)
+
+
+def test_a_target_on_any_metric_of_one_value_per_feature_is_accepted(tmp_path):
+    from workbench.metrics.core import contracts
+
+    ok = {"error_rate_max", "timeout_rate_max", "output_tokens_per_s_min", "mttr_minutes_max", "thumbs_up_rate_min",
+          "unpriced_rate_max", "tool_call_success_rate_min", "cost_usd_max", "dau_mau_ratio_min"}
+    s = _report_settings(_toml(tmp_path, "[targets.chat]\n" + "".join(f"{k} = 1\n" for k in sorted(ok))))
+    assert {f"{m}_{t.bound}" for m, t in s.targets["chat"].items()} == ok
+    assert all(m in contracts() for m in s.targets["chat"])

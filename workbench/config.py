@@ -155,7 +155,7 @@ class Target:
 
     def met(self, value: float | None) -> bool | None:
         """Whether ``value`` meets the target (None when there is no value)."""
-        if value is None:
+        if value is None or value != value:  # no value (a NaN too: every comparison with it is false)
             return None
         return value <= self.limit if self.bound == "max" else value >= self.limit
 
@@ -237,6 +237,13 @@ def _budgets(cfg: Config) -> dict[str, Budget]:
 
 
 def _targets(cfg: Config) -> dict[str, dict[str, Target]]:
+    """``[targets.<feature>]``: ``<metric>_max`` or ``<metric>_min = limit``, one bound per metric (the second of two
+    replaced the first: both are refused).
+
+    Whether the metric exists and can take that bound is the metric registry's to say (a layer above this one):
+    :func:`workbench.metrics.core.check_targets` refuses a misspelt metric, a bound against the metric's direction or
+    a metric with no one value per feature; the reports call it when they read the settings.
+    """
     out: dict[str, dict[str, Target]] = {}
     for feature, table in cfg.section("targets").items():
         where = f"targets.{feature}"
@@ -246,6 +253,9 @@ def _targets(cfg: Config) -> dict[str, dict[str, Target]]:
             metric, _, bound = key.rpartition("_")
             if bound not in ("max", "min") or not metric:
                 raise ConfigError(f"{cfg.where(where)}: {key!r} must end in _max or _min, e.g. latency_p95_ms_max")
+            if metric in out.get(feature, {}):
+                raise ConfigError(f"{cfg.where(where)}: {metric}_max and {metric}_min both set; a target is one bound "
+                                  f"(at most or at least), keep one")
             out.setdefault(feature, {})[metric] = Target(feature, metric, bound, cfg.number(table, key, where))
     return out
 

@@ -68,7 +68,7 @@ __all__ = ["PERIODS", "RESULT_COLUMNS", "UndefinedMetricWarning", "UnknownFeatur
            "to_polars", "proportion", "percentile_frame",
            "mean_interval", "band_grid", "approx_matrix", "order_statistics", "quantile_ranks", "quantile_cont",
            "holistic_fits", "HOLISTIC_QUANTILES", "memory_passes",
-           "Metric", "register", "suite", "contracts", "compute"]
+           "Metric", "register", "suite", "contracts", "compute", "target_refusal", "check_targets"]
 
 PERIODS = ("hour", "day", "week", "month", "all")
 _UNITS = {"hour": "h", "day": "D", "week": "W", "month": "M"}
@@ -816,7 +816,9 @@ class Metric:
 
     ``by``, ``options`` and ``required`` are read from the function's signature (its one source of truth);
     ``definition`` is the first line of its docstring. ``periods`` are the periods it is defined for; ``example``
-    holds a working value for each required option (docs and the invariant tests use it).
+    holds a working value for each required option (docs and the invariant tests use it). ``splits`` names the
+    columns that split a group's value further within a period (a cohort and its offset, a funnel step, a model):
+    such a metric has no one value per group, so no scorecard target can be set on it (:func:`target_refusal`).
     """
 
     fn: Callable[..., Any]
@@ -826,6 +828,7 @@ class Metric:
     periods: tuple[str, ...] = PERIODS
     needs: tuple[str, ...] = ()
     example: Mapping[str, Any] = field(default_factory=dict)
+    splits: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -1002,6 +1005,63 @@ def contracts() -> dict[str, Metric]:
     ('share', 'lower')
     """
     return {name: fn.contract for name, fn in _suite().items()}
+
+
+def target_refusal(name: str, bound: str) -> str | None:
+    """Why a scorecard target ``<name>_<bound>`` (``bound``: ``max`` or ``min``) cannot be evaluated, or None when it
+    can: the metric must be registered, give one value per feature over a report's window (period ``all``, no option
+    it cannot run without, no further split) and have a better direction that the bound keeps (``max`` on a metric
+    better lower, ``min`` on one better higher).
+
+    >>> target_refusal("error_rate", "max") is None, target_refusal("error_rate", "min")
+    (True, 'error_rate is better lower: its target is error_rate_max')
+    >>> target_refusal("hallucinaton_rate", "max")
+    "no metric 'hallucinaton_rate'; did you mean 'hallucination_rate'?"
+    """
+    import difflib
+
+    known = contracts()
+    m = known.get(name)
+    if m is None:
+        close = difflib.get_close_matches(name, list(known), n=1)
+        return f"no metric {name!r}" + (f"; did you mean {close[0]!r}?" if close else
+                                        " (workbench metrics list shows them)")
+    if m.direction == "none":
+        return f"{name} has no better direction (neither higher nor lower is better), so it has no target"
+    if "all" not in m.periods:
+        return f"{name} is defined per {', '.join(m.periods)} only, not over a report's window, so it has no target"
+    if m.required:
+        return f"{name} needs the option {m.required[0]} (e.g. {m.example.get(m.required[0])!r}), which a target cannot give"
+    if m.splits:
+        return f"{name} has no one value per feature (one per {' and '.join(m.splits)}), so it has no target"
+    want = "max" if m.direction == "lower" else "min"
+    if bound != want:
+        return f"{name} is better {m.direction}: its target is {name}_{want}"
+    return None
+
+
+def check_targets(settings: Any) -> None:
+    """Refuse a scorecard target of ``workbench.toml`` that the scorecard cannot evaluate, naming the file, the
+    table, the key and why (:func:`target_refusal`): it would otherwise be accepted and never evaluated, which reads
+    as met. ``settings``: :class:`workbench.config.Settings` (or what :func:`~workbench.config.load_settings` takes).
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "workbench.toml"
+    >>> _ = p.write_text("[targets.chat]\\nhallucinaton_rate_max = 0.05\\n")
+    >>> check_targets(p)
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ConfigError: workbench.toml [targets.chat]: hallucinaton_rate_max: no metric 'hallucinaton_rate'; did you mean 'hallucination_rate'?
+    """
+    from workbench.config import load_settings
+    from workbench.errors import ConfigError
+
+    s = load_settings(settings)
+    for feature, ms in s.targets.items():
+        for metric, t in ms.items():
+            why = target_refusal(metric, t.bound)
+            if why:
+                raise ConfigError(f"{s.config.where(f'targets.{feature}')}: {metric}_{t.bound}: {why}")
 
 
 def compute(name: str, db: Any, **kwargs: Any) -> "pl.DataFrame":

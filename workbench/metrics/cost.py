@@ -1047,7 +1047,7 @@ SUITE = register(
     Metric(cost_per_session_usd, unit="usd", direction="lower", table="calls"),
     Metric(cost_per_success_usd, unit="usd", direction="lower", table="calls"),
     Metric(unpriced_rate, unit="share", direction="lower", table="calls"),
-    Metric(cost_change_usd, unit="usd", direction="lower", table="calls"),
+    Metric(cost_change_usd, unit="usd", direction="lower", table="calls", splits=("provider", "model")),
     Metric(whatif_cost_usd, unit="usd", direction="lower", table="calls", needs=("model",), example={"model": "gpt-4o-mini"}),
     namespace=globals(),
 )

@@ -180,11 +180,13 @@ class Report:
                  title: str | None = None, config: Any = None, show_raw_text: bool | None = None,
                  period: str | None = None):
         from workbench.db import Workbench, connect
+        from workbench.metrics.core import check_targets
         from workbench.redact import show_raw_text as _raw
 
         self.db = db if isinstance(db, Workbench) else connect(locate(db, "WORKBENCH_DB"), read_only=True, config=config)
         #: the typed workbench.toml settings of the report (``config``, else the database's own)
         self.settings = self.db.settings if config is None else load_settings(config)
+        check_targets(self.settings)  # a target the scorecard cannot evaluate: refused here, not read as met
         self.start, self.end = start, end
         # Text a report shows (answers, questions, claims) goes through workbench.redact unless the team allowed raw
         # text: [privacy] show_raw_text = true in workbench.toml.
@@ -856,7 +858,8 @@ def _recover(parent: Path, label: str) -> None:
 
 
 def check_config(config: "str | os.PathLike | None" = None) -> None:
-    """Read every section of ``workbench.toml`` a report reads (settings, budgets, targets, ``[reports]``, SLOs), so a
+    """Read every section of ``workbench.toml`` a report reads (settings, budgets, targets and whether the scorecard
+    can evaluate them, ``[reports]``, SLOs), so a
     mistake in it is a :class:`~workbench.errors.ConfigError` naming the file, the table and the key before a report
     runs, not a failed cell halfway through one (``[slo.chat] latency_p95_ms`` stopped the latency report at its
     fifteenth cell).
@@ -869,9 +872,10 @@ def check_config(config: "str | os.PathLike | None" = None) -> None:
     ...
     workbench.errors.ConfigError: workbench.toml [slo.chat]: unknown key 'latency_p95_ms'; known keys: latency_ms, latency_target, availability_target, ttft_p95_ms, window_days
     """
+    from workbench.metrics.core import check_targets
     from workbench.metrics.slo import load_slos
 
-    load_settings(config)
+    check_targets(load_settings(config))  # a target no report can evaluate
     load_slos(config)
 
 
@@ -991,7 +995,7 @@ def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | 
         pass
     start, end, label = resolve_period(period, latest=_latest_ts(db_path) if period is None else None)
     require_data(db_path, start, end, label)  # no data, no report: nothing is built, published or archived
-    check_config(config)  # a broken workbench.toml: one line naming the key, before a kernel starts
+    check_config(config)  # a broken workbench.toml (a key, a target no report can evaluate): one line, before a kernel
     parent = Path(out) / name
     parent.mkdir(parents=True, exist_ok=True)
     target = parent / label
@@ -1087,9 +1091,11 @@ def targets(config: Any = None) -> dict[str, dict[str, "Target"]]:
     >>> {f: {m: (t.bound, t.limit) for m, t in ms.items()} for f, ms in targets(p).items()}
     {'chat': {'latency_p95_ms': ('max', 2000.0), 'wau_count': ('min', 50.0)}}
     """
-    from workbench.config import load_settings
+    from workbench.metrics.core import check_targets
 
-    return {f: dict(ms) for f, ms in load_settings(config).targets.items()}
+    settings = load_settings(config)
+    check_targets(settings)
+    return {f: dict(ms) for f, ms in settings.targets.items()}
 
 
 def target_lines(metric: str, config: Any = None) -> dict[str, float]:
