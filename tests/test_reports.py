@@ -159,6 +159,96 @@ def test_on_which_data_names_the_files_of_the_window_s_rows_and_the_scores_behin
     assert got["evals"] == (2, ["scored by support 2.8.0 (2 rows)"])
 
 
+def _two_weeks(tmp_path, targets: str):
+    """chat and search busy and healthy in W48; in W49 chat is fast but fails half its calls, search has no call."""
+    db = wb.connect(":memory:")
+    rows = []
+    for i in range(400):
+        ts = dt.datetime(2026, 11, 23, 0, 10) + dt.timedelta(minutes=25 * i)
+        rows += [(f"p{i}", ts, "chat", "ok", 300, f"u{i % 80}"), (f"q{i}", ts, "search", "ok", 300, f"v{i % 80}")]
+        rows.append((f"c{i}", ts + dt.timedelta(days=7), "chat", "error" if i % 2 else "ok", 300, f"u{i % 80}"))
+    db.duckdb.executemany("insert into calls (call_id, ts, feature, status, latency_ms, user_id) values "
+                          "(?, ?, ?, ?, ?, ?)", rows)
+    cfg = tmp_path / "workbench.toml"
+    cfg.write_text(targets)
+    return reports.Report(db, start="2026-11-30", end="2026-12-07", config=cfg)
+
+
+HEADLINE = ["hallucination_rate", "latency_p95_ms", "cost_per_success_usd", "wau_count"]
+
+
+def test_a_feature_with_targets_and_no_call_shows_its_targets_as_no_data_never_all_clear(tmp_path):
+    # search broke (or its logging did): it vanished from the scorecard and the summary read "All clear: 2 of 3"
+    from workbench.reports.attention import attention
+
+    rep = _two_weeks(tmp_path, "[targets.chat]\nlatency_p95_ms_max = 1000\n"
+                               "[targets.search]\nlatency_p95_ms_max = 1000\nwau_count_min = 50\n")
+    card = reports.scorecard(rep, HEADLINE)
+    got = {(r["feature"], r["metric"]): (r["value"], r["status"]) for r in card.iter_rows(named=True)}
+    assert got[("search", "latency_p95_ms")] == (None, "no data")
+    assert got[("search", "wau_count")][1] == "no data"
+    prev = card.filter((pl.col("feature") == "search") & (pl.col("metric") == "latency_p95_ms"))["previous"].to_list()
+    assert prev == [300.0]  # the week before is shown: it stopped
+    said = attention(rep, card, slo=False, budgets=False)
+    text = " ".join(said.sentences)
+    assert not any(s.startswith("All clear") for s in said.sentences), text
+    assert any(sev == "alert" and s.startswith("Search:") and "no data" in s for sev, s in said.items), said.items
+
+
+def test_a_target_on_a_metric_beyond_the_headline_four_is_evaluated(tmp_path):
+    # error_rate_max = 0.01 with chat at 50% errors was accepted and never evaluated
+    from workbench.reports.attention import attention
+
+    rep = _two_weeks(tmp_path, "[targets.chat]\nlatency_p95_ms_max = 1000\nerror_rate_max = 0.01\n")
+    card = reports.scorecard(rep, HEADLINE)
+    row = card.filter(pl.col("metric") == "error_rate").row(0, named=True)
+    assert (row["feature"], row["value"], row["previous"], row["target"], row["status"]) == ("chat", 0.5, 0.0, 0.01, "missed")
+    # the same value the report's own metric gives (one definition)
+    assert rep.metric("error_rate", by=["feature"], period="all").filter(pl.col("feature") == "chat")["value"][0] == 0.5
+    said = attention(rep, card, slo=False, budgets=False)
+    assert any(s.startswith("Chat: error rate 50.0% missed its target (at most 1.0%)") for s in said.sentences), said.sentences
+    # a metric nobody targets is not added to the scorecard (hallucination_rate: no answer scored, no row)
+    assert set(card["metric"]) == {"latency_p95_ms", "cost_per_success_usd", "wau_count", "error_rate"}
+
+
+def test_all_clear_counts_the_targets_not_the_rows_without_one(tmp_path):
+    from workbench.reports.attention import attention
+
+    rep = _two_weeks(tmp_path, "[targets.chat]\nlatency_p95_ms_max = 1000\nwau_count_min = 50\n")
+    card = reports.scorecard(rep, HEADLINE)
+    said = attention(rep, card, slo=False, budgets=False)
+    assert said.sentences[0] == "All clear: 2 of 2 scorecard targets met, no SLO alert firing.", said.sentences
+    view = reports.scorecard_view(rep, card)
+    assert "0 of 2 targets missed" in view.as_raw_html(), "subtitle counts the rows without a target"
+
+
+def test_every_target_the_config_accepts_is_evaluated_on_the_demo(small_demo, tmp_path):
+    """Whatever registered metric a target names, the scorecard computes it for the feature (met, missed or no data)."""
+    from workbench.metrics.core import contracts
+
+    lines = []
+    for name, c in sorted(contracts().items()):
+        bound = {"lower": "max", "higher": "min"}.get(c.direction)
+        if bound:
+            lines.append(f"{name}_{bound} = 1")
+    cfg = tmp_path / "all.toml"
+    accepted = []
+    for line in lines:  # keep those the config accepts (the refused ones say why: test_settings)
+        cfg.write_text("[targets.support_assistant]\n" + line + "\n")
+        try:
+            reports.targets(cfg)
+        except wb.config.ConfigError:
+            continue
+        accepted.append(line)
+    assert len(accepted) >= 40, accepted
+    cfg.write_text("[targets.support_assistant]\n" + "\n".join(accepted) + "\n")
+    rep = reports.Report(small_demo, start="2026-11-16", end="2026-11-23", config=cfg)
+    card = reports.scorecard(rep, HEADLINE)
+    targeted = card.filter(pl.col("target").is_not_null())
+    assert targeted.height == len(accepted) and set(targeted["feature"]) == {"support_assistant"}
+    assert set(targeted["status"]) <= {"met", "missed", "no data"}
+
+
 def test_a_target_no_report_can_evaluate_stops_the_run_before_the_kernel(env):
     tmp, dbp = env
     cfg = tmp / "workbench.toml"

@@ -1,7 +1,7 @@
 """The first screen of a report: what needs my attention, in a few sentences generated from the data.
 
 :func:`attention` reads the scorecard (targets missed, with the change and its main driver: the model, prompt version
-or day that moved it), the SLO alerts that fire, the budgets at risk, and whether data stopped arriving (stale data).
+or day that moved it; targets with no data in the period, not measured), the SLO alerts that fire, the budgets at risk, and whether data stopped arriving (stale data).
 :func:`driver` finds the group that moved a metric most.
 
 >>> import polars as pl
@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 Report = Any  # workbench.reports.publish.Report (not imported: publish imports this module)
 
-__all__ = ["Attention", "attention", "driver", "missed_sentences", "feature_label"]
+__all__ = ["Attention", "attention", "driver", "missed_sentences", "no_data_sentences", "feature_label"]
 
 DRIVER_DIMENSIONS = ("model", "prompt_version")
 MAX_MISSED = 5  # sentences on missed targets before "and N more"
@@ -122,6 +122,35 @@ def missed_sentences(card: "pl.DataFrame", drivers: dict[tuple[str, str], str] |
     return out
 
 
+def no_data_sentences(card: "pl.DataFrame", *, by: str = "feature") -> list[str]:
+    """One sentence per group whose targets have no value in the period (``status`` ``no data``): not measured, so
+    neither met nor missed; a feature with no call this week (it stopped, or its logging did) reads here.
+
+    >>> import polars as pl
+    >>> card = pl.DataFrame({"feature": ["search", "search"], "metric": ["latency_p95_ms", "wau_count"],
+    ...                      "value": [None, None], "previous": [300.0, None], "bound": ["max", "min"],
+    ...                      "target": [1000.0, 50.0], "status": ["no data", "no data"]})
+    >>> no_data_sentences(card)[0]
+    'Search: 2 scorecard targets not measured, no data in this period: p95 latency (at most 1.0 s; 300 ms the period before), weekly active users (at least 50).'
+    """
+    import polars as pl
+
+    if card.is_empty() or "status" not in card.columns:
+        return []
+    out = []
+    for (group,), part in card.filter(pl.col("status") == "no data").group_by([by], maintain_order=True):
+        items = []
+        for r in part.iter_rows(named=True):
+            m = r["metric"]
+            name = label(m) if m == "latency_p95_ms" else label(m).lower()
+            before = f"; {fmt(r['previous'], m)} the period before" if r.get("previous") is not None else ""
+            items.append(f"{name} ({'at most' if r['bound'] == 'max' else 'at least'} {fmt(r['target'], m)}{before})")
+        n = len(items)
+        out.append(f"{feature_label(group)}: {n} scorecard target{'s' if n > 1 else ''} not measured, no data in this "
+                   f"period: {', '.join(items)}.")
+    return out
+
+
 def driver(rep: "Report", metric: str, *, feature: str, by: str = "feature",
            dimensions: tuple[str, ...] = DRIVER_DIMENSIONS) -> str | None:
     """The group that moved ``metric`` of ``feature`` most against the previous period, in words.
@@ -184,6 +213,8 @@ def attention(rep: "Report", card: "pl.DataFrame | None" = None, *, config: Any 
         items += [("alert", s) for s in sentences[:MAX_MISSED]]
         if len(sentences) > MAX_MISSED:
             items.append(("alert", f"And {len(sentences) - MAX_MISSED} more missed targets: see the scorecard below."))
+        # a target with no value is not measured: never met, never "all clear"
+        items += [("alert", s) for s in no_data_sentences(card, by=by)]
     if slo:
         try:
             st = rep.call("slo_status", config=config, at=rep.end)
@@ -226,8 +257,9 @@ def attention(rep: "Report", card: "pl.DataFrame | None" = None, *, config: Any 
     if stale:
         items.append(("alert", stale))
     if not any(sev == "alert" for sev, _ in items):
-        n = card.height if card is not None else 0
-        met = int((card["status"] == "met").sum()) if card is not None and "status" in card.columns else 0
+        status = card["status"].to_list() if card is not None and "status" in card.columns else []
+        n = sum(x != "no target" for x in status)  # the declared targets, not the headline rows without one
+        met = status.count("met")
         budgets_word = "" if budget_items or not budgets else ", budgets on track"
         items.insert(0, ("ok", f"All clear: {met} of {n} scorecard targets met, no SLO alert firing{budgets_word}."
                          if n else f"All clear: no SLO alert firing{budgets_word}."))

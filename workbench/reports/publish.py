@@ -401,7 +401,8 @@ class Report:
 
     def changes(self, names: Iterable[str], *, by: Iterable[str] = ("feature",), **kwargs: Any) -> "pl.DataFrame":
         """What changed since the previous window: each metric now and before, absolute and relative change,
-        sorted by the size of the relative change (largest first)."""
+        sorted by the size of the relative change (largest first). A group of either window is a row (one with no
+        data now has a null value and ``n`` 0)."""
         import polars as pl
 
         by = list(by)
@@ -410,12 +411,18 @@ class Report:
             now = self.metric(name, by=by, period="all", **kwargs)
             before = self.previous(name, by=by, period="all", **kwargs)
             before = before.select(*by, "metric", pl.col("value").alias("previous"), pl.col("n").alias("previous_n"))
-            # a window before the data (a team's first week) gives keys of no type (null): cast to the current's
+            # a window with no data (a team's first week before, a quiet week now) gives keys of no type (null):
+            # cast them to the other window's
+            now = now.cast({k: before.schema[k] for k in by if now.schema[k] == pl.Null})
             before = before.cast({k: now.schema[k] for k in by if before.schema[k] != now.schema[k]})
-            j = now.select(*by, "metric", "value", "n").join(before, on=[*by, "metric"], how="left", nulls_equal=True)
+            # full: a group of the window before with no row now (a feature with no call this week) stays, its
+            # value null and n 0: an empty group never vanishes
+            j = now.select(*by, "metric", "value", "n").join(before, on=[*by, "metric"], how="full", coalesce=True,
+                                                             nulls_equal=True)
             rows.append(j)
         df = pl.concat(rows, how="diagonal_relaxed")
         return df.with_columns(
+            pl.col("n").fill_null(0),
             (pl.col("value") - pl.col("previous")).alias("change"),
             ((pl.col("value") - pl.col("previous")) / pl.col("previous").abs()).alias("relative_change"),
         ).sort(pl.col("relative_change").abs(), descending=True, nulls_last=True)
@@ -1113,27 +1120,32 @@ def target_lines(metric: str, config: Any = None) -> dict[str, float]:
 def scorecard(report: Report, metrics: Iterable[str], *, config: Any = None, by: str = "feature") -> "pl.DataFrame":
     """Per ``by`` group and metric: value now, previous window, change, target and whether it is met.
 
-    ``status`` is ``met`` / ``missed`` against the target of ``workbench.toml`` (``no target`` when none is set),
-    and the rows are sorted so that what changed most comes first within each group. When targets are declared,
-    only the groups that have targets are kept.
+    ``metrics`` are the headline metrics, shown for every group; each metric a target of ``workbench.toml`` names is
+    added for the groups that target it, computed the same way (:meth:`Report.changes`, the suite's metric). Every
+    declared target has a row: ``status`` is ``met`` / ``missed`` (:meth:`workbench.config.Target.met`), ``no data``
+    when the group has no value in the window (a feature with no call this week: it stopped, or its logging did), and
+    ``no target`` on a headline metric with none. When targets are declared, only the groups that have targets are
+    kept. Rows are sorted so that what changed most comes first within each group.
     """
     import polars as pl
 
-    df = report.changes(metrics, by=[by])
     tg = targets(config if config is not None else report.settings)
+    headline = list(dict.fromkeys(metrics))
+    extra = sorted({m for ms in tg.values() for m in ms} - set(headline))
+    df = report.changes([*headline, *extra], by=[by]).with_columns(pl.col(by).cast(pl.Utf8))
     rows = [{by: f, "metric": m, "bound": t.bound, "target": t.limit} for f, ms in tg.items() for m, t in ms.items()]
     schema = {by: pl.Utf8, "metric": pl.Utf8, "bound": pl.Utf8, "target": pl.Float64}
     t = pl.DataFrame(rows, schema=schema)
-    df = df.with_columns(pl.col(by).cast(pl.Utf8)).join(t, on=[by, "metric"], how="left")
-    status = (
-        pl.when(pl.col("target").is_null() | pl.col("value").is_null()).then(pl.lit("no target"))
-        .when((pl.col("bound") == "max") & (pl.col("value") <= pl.col("target"))).then(pl.lit("met"))
-        .when((pl.col("bound") == "min") & (pl.col("value") >= pl.col("target"))).then(pl.lit("met"))
-        .otherwise(pl.lit("missed"))
-    )
-    df = df.with_columns(status.alias("status"))
+    # full: a target whose group has no row in the window (no call at all) is a row of its own, never dropped
+    df = df.join(t, on=[by, "metric"], how="full", coalesce=True, nulls_equal=True)
+    df = df.filter(pl.col("metric").is_in(headline) | pl.col("target").is_not_null())
     if tg:  # the scorecard is about the features that have targets; other groups (non-AI features) are left out
         df = df.filter(pl.col(by).is_in(list(tg)))
+    df = df.with_columns(pl.col("n").fill_null(0))
+    words = {True: "met", False: "missed", None: "no data"}
+    status = [("no target" if (target := tg.get(f, {}).get(m)) is None else words[target.met(v)])
+              for f, m, v in zip(df[by].to_list(), df["metric"].to_list(), df["value"].to_list())]
+    df = df.with_columns(pl.Series("status", status, dtype=pl.Utf8))
     df = df.sort([by, pl.col("relative_change").abs()], descending=[False, True], nulls_last=True)
     report.frames.append(("scorecard", {"by": by}, df))
     return df
@@ -1177,6 +1189,21 @@ def scorecard_view(report: Report, card: "pl.DataFrame", *, weeks: int = 8, by: 
     if report.period:
         for m, (rep_name, anchor) in DETAIL_SECTIONS.items():
             links[m] = f"../../{rep_name}/{report.period}/report.html#{anchor}"
-    missed = int((card["status"] == "missed").sum())
-    return table(view, title="Scorecard", subtitle=f"{missed} of {card.height} targets missed; trend: last {weeks} weeks",
+    return table(view, title="Scorecard", subtitle=f"{target_count(card)}; trend: last {weeks} weeks",
                  links=links, raw=("trend",), group=by)
+
+
+def target_count(card: "pl.DataFrame") -> str:
+    """How the scorecard's targets stand, in words: missed of declared (rows without a target are not targets), and
+    those without data.
+
+    >>> import polars as pl
+    >>> target_count(pl.DataFrame({"status": ["met", "missed", "no target", "no data"]}))
+    '1 of 3 targets missed, 1 without data'
+    """
+    status = card["status"].to_list() if "status" in card.columns else []
+    declared = sum(s != "no target" for s in status)
+    if not declared:
+        return "no target declared"
+    nodata = status.count("no data")
+    return f"{status.count('missed')} of {declared} targets missed" + (f", {nodata} without data" if nodata else "")
