@@ -242,8 +242,9 @@ def test_every_target_the_config_accepts_is_evaluated_on_the_demo(small_demo, tm
         accepted.append(line)
     assert len(accepted) >= 40, accepted
     cfg.write_text("[targets.support_assistant]\n" + "\n".join(accepted) + "\n")
-    rep = reports.Report(small_demo, start="2026-11-16", end="2026-11-23", config=cfg)
-    card = reports.scorecard(rep, HEADLINE)
+    with wb.connect(small_demo) as db:  # closed after: a read-only connection left open locks the shared file
+        rep = reports.Report(db, start="2026-11-16", end="2026-11-23", config=cfg)
+        card = reports.scorecard(rep, HEADLINE)
     targeted = card.filter(pl.col("target").is_not_null())
     assert targeted.height == len(accepted) and set(targeted["feature"]) == {"support_assistant"}
     assert set(targeted["status"]) <= {"met", "missed", "no data"}
