@@ -170,7 +170,7 @@ def load_slos(config: "str | os.PathLike | Config | None" = None) -> list[Slo]:
     Traceback (most recent call last):
     ...
     workbench.errors.ConfigError: workbench.toml [slo.chat]: latency_target must be in [0, 1], got 1.5
-    >>> _ = p.write_text("[slo.chat]\navailability_target = 0.995\n")  # one objective alone
+    >>> _ = p.write_text("[slo.chat]\\navailability_target = 0.995\\n")  # one objective alone
     >>> [(s.sli, s.objective) for s in load_slos(p)]
     [('availability', 0.995)]
     """
