@@ -205,3 +205,133 @@ def test_a_crontab_line_cron_would_refuse_is_not_exported(cron, part):
     # croniter reads "L" (last day) and friends; Debian's cron refused the exported line ("bad day-of-month")
     with pytest.raises(wb.errors.ParameterError, match=rf"uses '{re.escape(part)}', which croniter reads but cron does not"):
         schedule.export("crontab", cron=cron)
+
+
+def _firing_db(path, now):
+    """A database whose every call of feature chat in the 2 hours before ``now`` failed: the availability SLO pages."""
+    db = wb.connect(path)
+    rows = [(f"c{i}", now - dt.timedelta(minutes=i, seconds=30), "chat", "error", 500) for i in range(120)]
+    db.duckdb.executemany("insert into calls (call_id, ts, feature, status, latency_ms) values (?, ?, ?, ?, ?)", rows)
+    db.close()
+    return path
+
+
+@pytest.fixture()
+def quiet(tmp_path, monkeypatch):
+    """A project folder with no report notebook: a run only does its checks."""
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.setenv(reports.NOTEBOOKS_ENV, str(tmp_path / "notebooks"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+_SLO = "[slo.chat]\nlatency_ms = 6000\nlatency_target = 0.95\navailability_target = 0.99\n"
+
+
+def _hook(status):
+    """A webhook on 127.0.0.1 that records each body and answers ``status``."""
+    received = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(status)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, received
+
+
+def test_a_fired_check_names_what_fired(quiet):
+    # the body said only "checks": ["slo_status"]: no feature, SLI or severity to page on
+    tmp_path = quiet
+    now = dt.datetime(2026, 11, 24, 6)
+    dbp = _firing_db(tmp_path / "w.duckdb", now)
+    server, received = _hook(204)
+    cfg = tmp_path / "workbench.toml"
+    cfg.write_text(_SLO + f'[notify]\nwebhook = "http://127.0.0.1:{server.server_port}/hook"\n')
+    try:
+        recs = schedule.run(dbp, out=tmp_path / "r", config=cfg, now=now)
+    finally:
+        server.shutdown()
+    [event] = [e for e in received if e["event"] == "check_fired"]
+    assert event["check"] == "slo"
+    assert [(f["feature"], f["sli"], f["severity"]) for f in event["fired"]] == [("chat", "availability", "page")]
+    assert [(r["report"], r["status"]) for r in recs] == [("slo check", "notified")]
+    assert schedule.exit_code(recs) == 0  # told: the run did its job
+
+
+@pytest.mark.parametrize("hook_status, command, why", [
+    (500, "sh -c 'exit 3'", ["HTTP Error 500", "exit status 3"]),
+    (None, "sleep 5", ["webhook", "timed out after 1 s"]),  # nobody listens on the port; the command hangs
+])
+def test_a_fired_check_whose_notification_fails_is_recorded_counted_and_fails_the_run(quiet, monkeypatch,
+                                                                                         hook_status, command, why):
+    # The webhook answered 500 and the pager exited 3: exit 0, "nothing due", nothing in runs.jsonl, failures 0.
+    tmp_path = quiet
+    monkeypatch.setattr(schedule, "NOTIFY_TIMEOUT", 1)
+    now = dt.datetime(2026, 11, 24, 6)
+    dbp = _firing_db(tmp_path / "w.duckdb", now)
+    if hook_status:
+        server, received = _hook(hook_status)
+        port = server.server_port
+    else:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server, received = None, []
+    cfg = tmp_path / "workbench.toml"
+    cfg.write_text(_SLO + f'[notify]\nwebhook = "http://127.0.0.1:{port}/hook"\ncommand = "{command}"\n')
+    try:
+        recs = schedule.run(dbp, out=tmp_path / "r", config=cfg, now=now)
+    finally:
+        if server:
+            server.shutdown()
+    assert len(received) == (1 if hook_status else 0)
+    [rec] = recs
+    assert (rec["report"], rec["status"], rec["event"]) == ("slo check", "failed", "check_fired")
+    assert all(w in rec["error"] for w in why), rec["error"]
+    assert rec["fired"][0]["feature"] == "chat"
+    lines = [json.loads(x) for x in (tmp_path / "r" / schedule.RUNS_FILE).read_text().splitlines()]
+    assert [(x["report"], x["status"]) for x in lines] == [("slo check", "failed")]
+    st = schedule.status(dbp, out=tmp_path / "r", config=cfg, now=now)
+    row = st.filter(st["report"] == "slo check").row(0, named=True)
+    assert (row["last_status"], row["failures"]) == ("failed", 1)
+    assert schedule.exit_code(recs) == 1
+
+
+def test_schedule_run_exits_non_zero_when_a_fired_check_is_not_delivered(quiet, capsys):
+    from workbench import cli
+    from workbench.schema import utc_now
+
+    tmp_path = quiet
+    dbp = _firing_db(tmp_path / "w.duckdb", utc_now())
+    server, received = _hook(503)
+    cfg = tmp_path / "workbench.toml"
+    cfg.write_text(_SLO + f'[notify]\nwebhook = "http://127.0.0.1:{server.server_port}/hook"\n')
+    try:
+        code = cli.main(["schedule", "run", "--db", str(dbp), "--out", str(tmp_path / "r"), "--config", str(cfg)])
+    finally:
+        server.shutdown()
+    out = capsys.readouterr()
+    assert code == 1 and len(received) == 1
+    assert "slo check" in out.out and "HTTP Error 503" in out.out
+
+
+def test_a_fired_check_with_nowhere_to_notify_says_so(quiet, capsys):
+    tmp_path = quiet
+    now = dt.datetime(2026, 11, 24, 6)
+    dbp = _firing_db(tmp_path / "w.duckdb", now)
+    cfg = tmp_path / "workbench.toml"
+    cfg.write_text(_SLO)
+    recs = schedule.run(dbp, out=tmp_path / "r", config=cfg, now=now)
+    assert [(r["report"], r["status"]) for r in recs] == [("slo check", "failed")]
+    assert "no [notify]" in recs[0]["error"]
+    assert "no [notify]" in capsys.readouterr().err
+    assert json.loads((tmp_path / "r" / schedule.RUNS_FILE).read_text())["status"] == "failed"

@@ -653,10 +653,10 @@ def _cmd_schedule(a: argparse.Namespace) -> int:
         return 0
     records = schedule.run(a.db, out=a.out, config=a.config, max_catchup=a.max_catchup)
     for r in records:
-        print(f"{r['report']:14s} {r['period']:10s} {r['status']:9s} {r['duration_s']:7.1f} s  {r['error'] or ''}".rstrip())
-    if not records:
+        print(schedule.line(r))
+    if not any(r.get("kind") != "alert" for r in records):
         print("nothing due: every period with data is published")
-    return 1 if any(r["status"] == "failed" for r in records) else 0
+    return schedule.exit_code(records)
 
 
 COMMANDS = {

@@ -7,6 +7,9 @@
   :func:`status` shows the last run of each report, what is due, failures and data staleness.
 * A failed report, or an SLO/budget check that fires, is notified through ``[notify]`` in ``workbench.toml``:
   ``command = "..."`` (run with the message as JSON on standard input) and/or ``webhook = "http://..."`` (POSTed).
+  A fired check's message names what fired (feature, SLI and severity; feature and budget status). Every alert (a
+  fired check, stale data) is recorded in ``runs.jsonl`` too, as ``failed`` with why when a channel failed (an HTTP
+  error, a command that exits non-zero or times out) or none is set; the run then exits non-zero (:func:`exit_code`).
 * :func:`export` prints crontab lines or systemd units (``Persistent=true``) that call ``schedule run``, with absolute,
   shell-quoted paths; cron expressions are validated with croniter.
 
@@ -39,7 +42,8 @@ from typing import Any
 from workbench.errors import ConfigError, InputError, ParameterError
 from workbench.schema import utc_now
 
-__all__ = ["due_periods", "run", "status", "export", "notify", "crontab", "RUNS_FILE", "LOCK_FILE", "ScheduleBusy"]
+__all__ = ["due_periods", "run", "status", "export", "notify", "exit_code", "line", "crontab", "RUNS_FILE", "LOCK_FILE",
+           "ScheduleBusy"]
 
 RUNS_FILE = "runs.jsonl"
 LOCK_FILE = ".schedule.lock"
@@ -63,12 +67,13 @@ def _settings(config: Any) -> dict[str, Any]:
         if config is not None:
             raise
         return {"cron": DEFAULT_CRON, "period": "week", "max_catchup": 8, "reports": None, "notify": {},
-                "cell_timeout": DEFAULT_CELL_TIMEOUT}
+                "cell_timeout": DEFAULT_CELL_TIMEOUT, "config_name": "workbench.toml (none found)"}
     sec = dict(cfg.section("schedule") or {})
     out = {"cron": sec.get("cron", DEFAULT_CRON), "period": sec.get("period", "week"),
            "max_catchup": sec.get("max_catchup", 8), "reports": sec.get("reports"), "notify": dict(cfg.section("notify") or {}),
            "stale_after_hours": sec.get("stale_after_hours", 48),
-           "cell_timeout": sec.get("cell_timeout", DEFAULT_CELL_TIMEOUT)}
+           "cell_timeout": sec.get("cell_timeout", DEFAULT_CELL_TIMEOUT),
+           "config_name": str(cfg.path) if cfg.path else "workbench.toml (none found)"}
     from croniter import croniter
 
     if not isinstance(out["cron"], str) or not croniter.is_valid(out["cron"]):
@@ -177,32 +182,96 @@ def _record(out: Path, row: dict[str, Any]) -> None:
         fh.write(json.dumps(row, default=str) + "\n")
 
 
-def notify(settings: dict[str, Any], event: dict[str, Any]) -> list[str]:
-    """Send ``event`` through the ``[notify]`` settings: a command (JSON on standard input) and/or a webhook (POST).
-    Returns what was notified; a failing channel is reported on standard error and never raises."""
+#: Seconds a notification channel may take (the command to finish, the webhook to answer) before it counts as failed.
+NOTIFY_TIMEOUT = 30
+
+
+def _send(settings: dict[str, Any], event: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Send ``event`` through every ``[notify]`` channel: (the channels that delivered it, why each other one failed)."""
+    import http.client
     import subprocess
     import urllib.request
 
-    done = []
+    done, failed = [], []
     body = json.dumps(event, default=str).encode()
     cmd = settings.get("command")
     if cmd:
+        argv = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
         try:
-            subprocess.run(shlex.split(cmd) if isinstance(cmd, str) else list(cmd), input=body, timeout=30, check=True,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(argv, input=body, timeout=NOTIFY_TIMEOUT, check=True, stdout=subprocess.DEVNULL)
             done.append("command")
-        except (OSError, subprocess.SubprocessError) as exc:
-            print(f"workbench schedule: notify command failed: {exc}", file=sys.stderr)
+        except subprocess.TimeoutExpired:
+            failed.append(f"command {cmd!r}: timed out after {NOTIFY_TIMEOUT:g} s")
+        except subprocess.CalledProcessError as exc:
+            failed.append(f"command {cmd!r}: exit status {exc.returncode}")
+        except (OSError, subprocess.SubprocessError, ValueError) as exc:
+            failed.append(f"command {cmd!r}: {exc}")
     url = settings.get("webhook")
     if url:
         try:
             req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
-            with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310  (configured by the operator)
+            with urllib.request.urlopen(req, timeout=NOTIFY_TIMEOUT) as resp:  # noqa: S310  (configured by the operator)
                 resp.read()
             done.append("webhook")
-        except OSError as exc:
-            print(f"workbench schedule: notify webhook {url} failed: {exc}", file=sys.stderr)
+        except (OSError, http.client.HTTPException, ValueError) as exc:  # HTTP 4xx/5xx, refused, timed out, bad URL
+            failed.append(f"webhook {url}: {exc}")
+    return done, failed
+
+
+def notify(settings: dict[str, Any], event: dict[str, Any]) -> list[str]:
+    """Send ``event`` through the ``[notify]`` settings: a command (JSON on standard input) and/or a webhook (POST).
+    Returns what was notified; a failing channel is reported on standard error and never raises."""
+    done, failed = _send(settings, event)
+    for why in failed:
+        print(f"workbench schedule: notify {why}", file=sys.stderr)
     return done
+
+
+def _alert(outp: Path, settings: dict[str, Any], name: str, event: dict[str, Any], *, error: str | None = None,
+           exit_code: int = 1) -> dict[str, Any]:
+    """Notify ``event`` (an alert: a fired check, stale data) and record it in ``runs.jsonl`` as ``name``: status
+    ``notified`` when every ``[notify]`` channel delivered it, else ``failed`` with why (a channel that failed, no
+    channel at all, or ``error``: the check itself could not run); the row is returned."""
+    started = dt.datetime.now(dt.timezone.utc)
+    t0 = time.monotonic()
+    done, failed = _send(settings["notify"], event)
+    if not settings["notify"].get("command") and not settings["notify"].get("webhook"):
+        failed.append(f"not notified: no [notify] webhook or command in {settings['config_name']}")
+    reasons = ([error] if error else []) + failed
+    row = {"report": name, "kind": "alert", "event": event["event"], "period": None,
+           "start": started.isoformat(timespec="seconds"),
+           "end": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+           "status": "failed" if reasons else "notified", "error": "; ".join(reasons) or None,
+           "duration_s": round(time.monotonic() - t0, 2), "notified": done,
+           **{k: v for k, v in event.items() if k not in ("event", "at")}}
+    if reasons:
+        row["exit_code"] = exit_code
+        print(f"workbench schedule: {name}: {event['event']}: {row['error']}", file=sys.stderr)
+    _record(outp, row)
+    return row
+
+
+def exit_code(records: Iterable[dict[str, Any]]) -> int:
+    """The exit code of ``schedule run`` for its records: 0 when every report was published and every alert
+    delivered, 2 when a check could not run for bad input (a broken ``[slo.*]``), else 1 when a report failed or an
+    alert was not delivered.
+
+    >>> exit_code([{"status": "published"}, {"status": "notified"}]), exit_code([{"status": "failed"}])
+    (0, 1)
+    >>> exit_code([{"status": "failed"}, {"status": "failed", "exit_code": 2}])
+    2
+    """
+    return max((r.get("exit_code", 1) if r.get("status") == "failed" else 0 for r in records), default=0)
+
+
+def line(record: dict[str, Any]) -> str:
+    """One record as a line of ``schedule run``'s output.
+
+    >>> line({"report": "slo check", "period": None, "status": "failed", "duration_s": 0.1, "error": "webhook x: 500"})
+    'slo check      -          failed         0.1 s  webhook x: 500'
+    """
+    return (f"{record['report']:14s} {record.get('period') or '-':10s} {record['status']:9s} "
+            f"{record.get('duration_s') or 0:7.1f} s  {record.get('error') or ''}").rstrip()
 
 
 def run(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "reports", config: str | os.PathLike | None = None,
@@ -260,22 +329,27 @@ def run(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "report
                    "end": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                    "status": "failed" if error else "published", "error": error,
                    "duration_s": round(time.monotonic() - t0, 2)}
+            if error:
+                _done, failed = _send(settings["notify"], {"event": "report_failed", **rec})
+                if failed:
+                    rec["notify_error"] = "; ".join(failed)
+                    print(f"workbench schedule: {name} {period}: notify {rec['notify_error']}", file=sys.stderr)
             _record(outp, rec)
             records.append(rec)
-            if error:
-                notify(settings["notify"], {"event": "report_failed", **rec})
             if bar:
                 bar.update(1)
         if bar:
             bar.close()
         stale = stale_hours(newest, now, settings)
         if stale is not None:
-            notify(settings["notify"], {"event": "stale_data", "newest_data": newest.isoformat() if newest else None,
-                                        "hours_since": stale, "at": now.isoformat()})
+            records.append(_alert(outp, settings, "stale data", {
+                "event": "stale_data", "newest_data": newest.isoformat() if newest else None, "hours_since": stale,
+                "at": now.isoformat()}))
         if checks:
-            fired = _fired_checks(db_path, config)
-            if fired:
-                notify(settings["notify"], {"event": "check_fired", "checks": fired, "at": now.isoformat()})
+            for check, fired in _fired_checks(db_path, config, now):
+                records.append(_alert(outp, settings, f"{check} check", {
+                    "event": "check_fired", "check": check, "checks": [f"{check}_status"], "fired": fired,
+                    "at": now.isoformat()}))
     return records
 
 
@@ -293,20 +367,33 @@ def stale_hours(newest: dt.datetime | None, now: dt.datetime, settings: dict[str
     return hours if hours > limit else None
 
 
-def _fired_checks(db: str, config: Any) -> list[str]:
+#: What a fired check's notice says of each firing row, per check: enough to page on without opening a report.
+_FIRED_COLUMNS = {
+    "slo": ("feature", "sli", "severity", "alerts", "objective", "sli_value", "burn_1h", "firing_since"),
+    "budget": ("feature", "status", "alert", "spend_usd", "budget_usd", "share_used", "forecast_usd"),
+}
+
+
+def _fired_checks(db: str, config: Any, at: dt.datetime | None = None) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The checks that fire at ``at``, each with its firing rows: ``[("slo", [{"feature": ..., "sli": ...,
+    "severity": ...}, ...]), ("budget", [...])]``."""
+    import importlib
+
+    import polars as pl
+
     from workbench.db import connect
 
     fired = []
     with connect(db, read_only=True) as w:
-        for mod, fn in (("workbench.metrics.slo", "slo_status"), ("workbench.metrics.cost", "budget_status")):
-            import importlib
-
+        for check, mod, fn in (("slo", "workbench.metrics.slo", "slo_status"),
+                               ("budget", "workbench.metrics.cost", "budget_status")):
             try:
-                df, firing = getattr(importlib.import_module(mod), fn)(w, config=config)
+                df, firing = getattr(importlib.import_module(mod), fn)(w, config=config, at=at)
             except InputError:  # no SLOs or budgets declared: nothing can fire
                 continue
             if firing:
-                fired.append(fn)
+                rows = df.filter(pl.col("alert").is_not_null()) if check == "budget" else df.filter(pl.col("firing"))
+                fired.append((check, rows.select([c for c in _FIRED_COLUMNS[check] if c in df.columns]).to_dicts()))
     return fired
 
 
@@ -342,6 +429,14 @@ def status(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "rep
                      "failures": sum(1 for r in mine if r.get("status") == "failed"), "due": ", ".join(due) or "nothing",
                      "data_age_hours": round((now - newest).total_seconds() / 3600, 1) if newest else None,
                      "stale": stale_hours(newest, now, settings) is not None})
+    # the alerts recorded (a fired check, stale data): whether the last one was delivered, and how many were not
+    for name in dict.fromkeys(r["report"] for r in runs if r.get("kind") == "alert" and r.get("report")):
+        mine = [r for r in runs if r.get("report") == name]
+        rows.append({"report": name, "last_period": None, "last_status": mine[-1].get("status"),
+                     "last_run": mine[-1].get("end"), "duration_s": mine[-1].get("duration_s"),
+                     "failures": sum(1 for r in mine if r.get("status") == "failed"), "due": "-",
+                     "data_age_hours": rows[0]["data_age_hours"] if rows else None,
+                     "stale": rows[0]["stale"] if rows else None})
     return pl.DataFrame(rows)
 
 
