@@ -335,3 +335,66 @@ def test_a_fired_check_with_nowhere_to_notify_says_so(quiet, capsys):
     assert "no [notify]" in recs[0]["error"]
     assert "no [notify]" in capsys.readouterr().err
     assert json.loads((tmp_path / "r" / schedule.RUNS_FILE).read_text())["status"] == "failed"
+
+
+@pytest.mark.parametrize("table, key", [
+    ("[slo.chat]\nlatency_ms = 6000\nlatency_target = 0.95\navailability_target = 99\n", "availability_target"),
+    (_SLO + "window_days = 7\n", "window_days"),
+    ("[budget.chat]\nmonthly_usd = 0\n", "monthly_usd"),
+])
+def test_a_check_that_cannot_run_is_recorded_notified_and_exits_2(quiet, table, key):
+    # availability_target = 99 (meant 0.99): `workbench slo` exits 2 naming the key; `schedule run` read the
+    # ConfigError as "nothing declared", skipped the check and exited 0
+    tmp_path = quiet
+    now = dt.datetime(2026, 11, 24, 6)
+    dbp = _firing_db(tmp_path / "w.duckdb", now)
+    server, received = _hook(204)
+    cfg = tmp_path / "workbench.toml"
+    cfg.write_text(table + f'[notify]\nwebhook = "http://127.0.0.1:{server.server_port}/hook"\n')
+    try:
+        recs = schedule.run(dbp, out=tmp_path / "r", config=cfg, now=now)
+    finally:
+        server.shutdown()
+    failed = [r for r in recs if r["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["event"] == "check_failed"
+    assert "ConfigError" in failed[0]["error"] and key in failed[0]["error"] and "workbench.toml" in failed[0]["error"]
+    assert [e["event"] for e in received] == ["check_failed"] and key in received[0]["error"]
+    assert schedule.exit_code(recs) == 2
+    lines = [json.loads(x) for x in (tmp_path / "r" / schedule.RUNS_FILE).read_text().splitlines()]
+    assert [x["status"] for x in lines] == ["failed"]
+
+
+def test_nothing_declared_is_nothing_to_check(quiet):
+    tmp_path = quiet
+    now = dt.datetime(2026, 11, 24, 6)
+    dbp = _firing_db(tmp_path / "w.duckdb", now)
+    cfg = tmp_path / "workbench.toml"
+    cfg.write_text('[schedule]\nperiod = "week"\n')
+    assert schedule.run(dbp, out=tmp_path / "r", config=cfg, now=now) == []
+
+
+def test_schedule_run_exits_2_for_a_broken_slo_table(quiet, capsys):
+    from workbench import cli
+    from workbench.schema import utc_now
+
+    tmp_path = quiet
+    dbp = _firing_db(tmp_path / "w.duckdb", utc_now())
+    cfg = tmp_path / "workbench.toml"
+    cfg.write_text("[slo.chat]\nlatency_ms = 6000\nlatency_target = 0.95\navailability_target = 99\n")
+    code = cli.main(["schedule", "run", "--db", str(dbp), "--out", str(tmp_path / "r"), "--config", str(cfg)])
+    assert code == 2 and "availability_target" in capsys.readouterr().out
+
+
+def test_a_check_that_cannot_run_and_cannot_be_notified_says_both(quiet):
+    tmp_path = quiet
+    now = dt.datetime(2026, 11, 24, 6)
+    dbp = _firing_db(tmp_path / "w.duckdb", now)
+    server, _received = _hook(502)
+    cfg = tmp_path / "workbench.toml"
+    cfg.write_text("[slo.chat]\navailability_target = 99\n"
+                   f'[notify]\nwebhook = "http://127.0.0.1:{server.server_port}/hook"\n')
+    try:
+        [rec] = schedule.run(dbp, out=tmp_path / "r", config=cfg, now=now)
+    finally:
+        server.shutdown()
+    assert "availability_target" in rec["error"] and "HTTP Error 502" in rec["error"]

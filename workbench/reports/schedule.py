@@ -10,6 +10,7 @@
   A fired check's message names what fired (feature, SLI and severity; feature and budget status). Every alert (a
   fired check, stale data) is recorded in ``runs.jsonl`` too, as ``failed`` with why when a channel failed (an HTTP
   error, a command that exits non-zero or times out) or none is set; the run then exits non-zero (:func:`exit_code`).
+  A check that cannot run (a broken ``[slo.*]`` table) is notified and recorded as failed, and the run exits 2.
 * :func:`export` prints crontab lines or systemd units (``Persistent=true``) that call ``schedule run``, with absolute,
   shell-quoted paths; cron expressions are validated with croniter.
 
@@ -39,7 +40,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import ConfigError, InputError, ParameterError
+from workbench.errors import EXIT_CHECK, ConfigError, InputError, ParameterError, first_line
 from workbench.schema import utc_now
 
 __all__ = ["due_periods", "run", "status", "export", "notify", "exit_code", "line", "crontab", "RUNS_FILE", "LOCK_FILE",
@@ -242,8 +243,8 @@ def _alert(outp: Path, settings: dict[str, Any], name: str, event: dict[str, Any
            "start": started.isoformat(timespec="seconds"),
            "end": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "status": "failed" if reasons else "notified", "error": "; ".join(reasons) or None,
-           "duration_s": round(time.monotonic() - t0, 2), "notified": done,
-           **{k: v for k, v in event.items() if k not in ("event", "at")}}
+           "duration_s": round(time.monotonic() - t0, 2), "notified": done}
+    row.update({k: v for k, v in event.items() if k not in row and k != "at"})
     if reasons:
         row["exit_code"] = exit_code
         print(f"workbench schedule: {name}: {event['event']}: {row['error']}", file=sys.stderr)
@@ -347,6 +348,12 @@ def run(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "report
                 "at": now.isoformat()}))
         if checks:
             for check, fired in _fired_checks(db_path, config, now):
+                if isinstance(fired, BaseException):  # the check could not run: exit 2 for bad input, as the CLI's
+                    error = f"{type(fired).__name__}: {first_line(fired)}"
+                    records.append(_alert(outp, settings, f"{check} check", {
+                        "event": "check_failed", "check": check, "error": error, "at": now.isoformat()},
+                        error=error, exit_code=getattr(fired, "exit_code", EXIT_CHECK)))
+                    continue
                 records.append(_alert(outp, settings, f"{check} check", {
                     "event": "check_fired", "check": check, "checks": [f"{check}_status"], "fired": fired,
                     "at": now.isoformat()}))
@@ -374,27 +381,33 @@ _FIRED_COLUMNS = {
 }
 
 
-def _fired_checks(db: str, config: Any, at: dt.datetime | None = None) -> list[tuple[str, list[dict[str, Any]]]]:
-    """The checks that fire at ``at``, each with its firing rows: ``[("slo", [{"feature": ..., "sli": ...,
-    "severity": ...}, ...]), ("budget", [...])]``."""
+def _fired_checks(db: str, config: Any, at: dt.datetime | None = None) -> list[tuple[str, list[dict[str, Any]] | BaseException]]:
+    """The checks that fire at ``at``, each with its firing rows (``[("slo", [{"feature": ..., "sli": ...,
+    "severity": ...}, ...]), ("budget", [...])]``), or with the error that kept it from running: only "nothing
+    declared" (:class:`~workbench.errors.NotDeclaredError`) means that nothing can fire; a broken ``[slo.*]`` table, a
+    locked database or a bug is not "ok"."""
     import importlib
 
     import polars as pl
 
     from workbench.db import connect
+    from workbench.errors import NotDeclaredError
 
-    fired = []
-    with connect(db, read_only=True) as w:
-        for check, mod, fn in (("slo", "workbench.metrics.slo", "slo_status"),
-                               ("budget", "workbench.metrics.cost", "budget_status")):
-            try:
+    out: list[tuple[str, list[dict[str, Any]] | BaseException]] = []
+    for check, mod, fn in (("slo", "workbench.metrics.slo", "slo_status"),
+                           ("budget", "workbench.metrics.cost", "budget_status")):
+        try:
+            with connect(db, read_only=True) as w:
                 df, firing = getattr(importlib.import_module(mod), fn)(w, config=config, at=at)
-            except InputError:  # no SLOs or budgets declared: nothing can fire
-                continue
-            if firing:
-                rows = df.filter(pl.col("alert").is_not_null()) if check == "budget" else df.filter(pl.col("firing"))
-                fired.append((check, rows.select([c for c in _FIRED_COLUMNS[check] if c in df.columns]).to_dicts()))
-    return fired
+        except NotDeclaredError:  # no SLOs declared: nothing can fire
+            continue
+        except Exception as exc:  # noqa: BLE001  recorded, notified and in the exit code: not read as "nothing fires"
+            out.append((check, exc))
+            continue
+        if firing:
+            rows = df.filter(pl.col("alert").is_not_null()) if check == "budget" else df.filter(pl.col("firing"))
+            out.append((check, rows.select([c for c in _FIRED_COLUMNS[check] if c in df.columns]).to_dicts()))
+    return out
 
 
 def status(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "reports", config: Any = None,
