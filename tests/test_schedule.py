@@ -398,3 +398,55 @@ def test_a_check_that_cannot_run_and_cannot_be_notified_says_both(quiet):
     finally:
         server.shutdown()
     assert "availability_target" in rec["error"] and "HTTP Error 502" in rec["error"]
+
+
+@pytest.mark.parametrize("text, table, key, hint", [
+    ('[notify]\nwebhook_url = "http://127.0.0.1:9/hook"\n', "notify", "webhook_url", "webhook"),
+    ('[notify]\nwebhooks = "http://127.0.0.1:9/hook"\n', "notify", "webhooks", "webhook"),
+    ('[notify]\ncomand = "page-oncall"\n', "notify", "comand", "command"),
+    ("[schedule]\nstale_after_hour = 1\n", "schedule", "stale_after_hour", "stale_after_hours"),
+    ('[schedule]\nperiods = "day"\n', "schedule", "periods", "period"),
+])
+def test_a_misspelt_notify_or_schedule_key_is_refused_by_name(quiet, text, table, key, hint):
+    # `webhook_url = ...` was accepted and ignored: the SLO paged, the webhook was never called, exit 0
+    tmp_path = quiet
+    cfg = tmp_path / "team.toml"
+    cfg.write_text(_SLO + text)
+    dbp = _firing_db(tmp_path / "w.duckdb", dt.datetime(2026, 11, 24, 6))
+    pattern = rf"team.toml \[{table}\]: unknown key '{key}'; did you mean '{hint}'\?"
+    for call in (lambda: schedule.run(dbp, out=tmp_path / "r", config=cfg, now=dt.datetime(2026, 11, 24, 6)),
+                 lambda: schedule.status(dbp, out=tmp_path / "r", config=cfg),
+                 lambda: schedule.export("crontab", config=str(cfg))):
+        with pytest.raises(wb.errors.ConfigError, match=pattern):
+            call()
+    assert not (tmp_path / "r" / schedule.RUNS_FILE).exists()
+
+
+@pytest.mark.parametrize("text, key", [
+    ("[notify]\nwebhook = 42\n", "webhook"),
+    ('[notify]\nwebhook = "alerts.internal/hook"\n', "webhook"),
+    ("[notify]\ncommand = true\n", "command"),
+    ('[schedule]\nstale_after_hours = "2 days"\n', "stale_after_hours"),
+    ("[schedule]\nstale_after_hours = 0\n", "stale_after_hours"),
+    ('[schedule]\nreports = "scorecard"\n', "reports"),
+])
+def test_a_notify_or_schedule_value_of_the_wrong_kind_is_refused(quiet, text, key):
+    cfg = quiet / "workbench.toml"
+    cfg.write_text(text)
+    with pytest.raises(wb.errors.ConfigError, match=rf"workbench.toml \[(notify|schedule)\]: {key}"):
+        schedule.export("crontab", config=str(cfg))
+
+
+def test_unknown_slo_and_budget_keys_get_the_closest_known_key(quiet):
+    # the same helper refuses unknown keys of [slo.*], [budget.*] and [reports], each with its closest key
+    from workbench.config import load_settings
+    from workbench.metrics.slo import load_slos
+
+    cfg = quiet / "workbench.toml"
+    cfg.write_text("[slo.chat]\navailabilty_target = 0.99\n")
+    with pytest.raises(wb.errors.ConfigError, match=r"\[slo.chat\]: unknown key 'availabilty_target'; did you mean "
+                                                    r"'availability_target'\?"):
+        load_slos(cfg)
+    cfg.write_text("[budget.chat]\nmonthly_usd = 10\nwarn = 0.5\n")
+    with pytest.raises(wb.errors.ConfigError, match=r"\[budget.chat\]: unknown key 'warn'; did you mean 'warn_at'\?"):
+        load_settings(cfg)

@@ -49,6 +49,23 @@ class Config:
     def where(self, key: str) -> str:
         return f"{self.path.name if self.path else CONFIG_FILE} [{key}]"
 
+    def refuse_unknown(self, table: Mapping[str, Any], where: str, known: "tuple[str, ...] | list[str]") -> None:
+        """Refuse a key of ``table`` (the table ``[where]``) that is not in ``known``, naming the file, the table and
+        the key with the closest known one: a misspelt key would otherwise be a setting silently not set.
+
+        >>> Config().refuse_unknown({"webhook_url": "http://x"}, "notify", ("command", "webhook"))
+        Traceback (most recent call last):
+        ...
+        workbench.errors.ConfigError: workbench.toml [notify]: unknown key 'webhook_url'; did you mean 'webhook'? (known keys: command, webhook)
+        """
+        import difflib
+
+        unknown = sorted(set(table) - set(known))
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], list(known), n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{self.where(where)}: unknown key {unknown[0]!r}{hint} (known keys: {', '.join(known)})")
+
     def number(self, table: dict[str, Any], key: str, where: str, *, lo: float | None = None, hi: float | None = None,
                default: Any = ..., ) -> float:
         """A finite number from ``table[key]``, checked against [lo, hi].
@@ -180,9 +197,7 @@ REPORT_KEYS = ("feature", "whatif_model", "environment")
 
 def _reports(cfg: Config) -> ReportSettings:
     table = cfg.section("reports")
-    unknown = sorted(set(table) - set(REPORT_KEYS))
-    if unknown:
-        raise ConfigError(f"{cfg.where('reports')}: unknown key {unknown[0]!r}; expected {', '.join(REPORT_KEYS)}")
+    cfg.refuse_unknown(table, "reports", REPORT_KEYS)
     for key, value in table.items():
         if not isinstance(value, str) or not value.strip() or "\x00" in value:
             raise ConfigError(f"{cfg.where('reports')}: {key} must be a non-empty name, got {value!r}")
@@ -223,9 +238,7 @@ def _budgets(cfg: Config) -> dict[str, Budget]:
         where = f"budget.{feature}"
         if not isinstance(table, dict):
             raise ConfigError(f"{cfg.where(where)}: expected a table with monthly_usd, got {table!r}")
-        unknown = sorted(set(table) - {"monthly_usd", "warn_at"})
-        if unknown:
-            raise ConfigError(f"{cfg.where(where)}: unknown key {unknown[0]!r}; expected monthly_usd, warn_at")
+        cfg.refuse_unknown(table, where, ("monthly_usd", "warn_at"))
         monthly = cfg.number(table, "monthly_usd", where, lo=0)
         if monthly <= 0:
             raise ConfigError(f"{cfg.where(where)}: monthly_usd must be > 0, got {table['monthly_usd']!r}")

@@ -180,9 +180,7 @@ def load_slos(config: "str | os.PathLike | Config | None" = None) -> list[Slo]:
         where = f"slo.{feature}"
         if not isinstance(table, dict):
             raise ConfigError(f"{cfg.where(where)}: expected a table of SLO keys, got {table!r}")
-        unknown = sorted(set(table) - set(_KEYS))
-        if unknown:
-            raise ConfigError(f"{cfg.where(where)}: unknown key {unknown[0]!r}; known keys: {', '.join(_KEYS)}")
+        cfg.refuse_unknown(table, where, _KEYS)
         days = cfg.number(table, "window_days", where, default=30)
         if days not in WINDOW_DAYS:
             raise ConfigError(f"{cfg.where(where)}: window_days must be 28 or 30 (the burn-rate factors are defined "

@@ -53,6 +53,8 @@ DEFAULT_CRON = "0 6 * * *"
 #: notified, and the run goes on. Without it a cell that never ends held the run, and its lock, for ever.
 DEFAULT_CELL_TIMEOUT = 1800
 KINDS = ("week", "month", "day")
+SCHEDULE_KEYS = ("cron", "period", "max_catchup", "stale_after_hours", "reports", "cell_timeout")
+NOTIFY_KEYS = ("command", "webhook")
 
 
 class ScheduleBusy(InputError):
@@ -70,8 +72,28 @@ def _settings(config: Any) -> dict[str, Any]:
         return {"cron": DEFAULT_CRON, "period": "week", "max_catchup": 8, "reports": None, "notify": {},
                 "cell_timeout": DEFAULT_CELL_TIMEOUT, "config_name": "workbench.toml (none found)"}
     sec = dict(cfg.section("schedule") or {})
+    notify_ = dict(cfg.section("notify") or {})
+    # a misspelt key (webhook_url, stale_after_hour) was a setting silently not set: every notice dropped
+    cfg.refuse_unknown(sec, "schedule", SCHEDULE_KEYS)
+    cfg.refuse_unknown(notify_, "notify", NOTIFY_KEYS)
+    hook = notify_.get("webhook")
+    if hook is not None and (not isinstance(hook, str) or not re.match(r"https?://[^/\s]", hook)):
+        raise ConfigError(f"{cfg.where('notify')}: webhook = {hook!r}; expected an http:// or https:// URL")
+    cmd = notify_.get("command")
+    if cmd is not None and not ((isinstance(cmd, str) and cmd.strip()) or (
+            isinstance(cmd, list) and cmd and all(isinstance(a, str) for a in cmd))):
+        raise ConfigError(f"{cfg.where('notify')}: command = {cmd!r}; expected a command line, or a list of its words")
+    names = sec.get("reports")
+    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
+        raise ConfigError(f"{cfg.where('schedule')}: reports = {names!r}; expected a list of report names, "
+                          f"e.g. [\"scorecard\", \"cost\"]")
+    if "stale_after_hours" in sec:
+        cfg.number(sec, "stale_after_hours", "schedule")
+        if not sec["stale_after_hours"] > 0:
+            raise ConfigError(f"{cfg.where('schedule')}: stale_after_hours = {sec['stale_after_hours']!r}; "
+                              f"expected hours, a number > 0")
     out = {"cron": sec.get("cron", DEFAULT_CRON), "period": sec.get("period", "week"),
-           "max_catchup": sec.get("max_catchup", 8), "reports": sec.get("reports"), "notify": dict(cfg.section("notify") or {}),
+           "max_catchup": sec.get("max_catchup", 8), "reports": sec.get("reports"), "notify": notify_,
            "stale_after_hours": sec.get("stale_after_hours", 48),
            "cell_timeout": sec.get("cell_timeout", DEFAULT_CELL_TIMEOUT),
            "config_name": str(cfg.path) if cfg.path else "workbench.toml (none found)"}
