@@ -450,3 +450,50 @@ def test_unknown_slo_and_budget_keys_get_the_closest_known_key(quiet):
     cfg.write_text("[budget.chat]\nmonthly_usd = 10\nwarn = 0.5\n")
     with pytest.raises(wb.errors.ConfigError, match=r"\[budget.chat\]: unknown key 'warn'; did you mean 'warn_at'\?"):
         load_settings(cfg)
+
+
+def _calls_stopped_db(path, now, *, future_call=False):
+    """The LLM calls stopped 5 days before ``now``; product events kept arriving up to a minute ago."""
+    db = wb.connect(path)
+    calls = [(f"c{i}", now - dt.timedelta(days=5, minutes=i), "chat", "ok") for i in range(50)]
+    if future_call:  # a row dated in the future (a clock gone wrong on one host)
+        calls.append(("late", dt.datetime(2099, 1, 1), "chat", "ok"))
+    db.duckdb.executemany("insert into calls (call_id, ts, feature, status) values (?, ?, ?, ?)", calls)
+    events = [(f"e{i}", f"u{i % 9}", now - dt.timedelta(minutes=10 * i + 1), "open_app", "chat") for i in range(200)]
+    db.duckdb.executemany("insert into events (event_id, user_id, ts, event, feature) values (?, ?, ?, ?, ?)", events)
+    db.close()
+    return path
+
+
+@pytest.mark.parametrize("future_call", [False, True])
+def test_calls_that_stopped_are_stale_though_events_arrive(quiet, future_call):
+    # no call for 5 days while product events arrived: no stale_data notice, `status` said data_age_hours 0
+    tmp_path = quiet
+    now = dt.datetime(2026, 11, 24, 6)
+    dbp = _calls_stopped_db(tmp_path / "w.duckdb", now, future_call=future_call)
+    server, received = _hook(204)
+    cfg = tmp_path / "workbench.toml"
+    cfg.write_text(f'[schedule]\nstale_after_hours = 24\n[notify]\nwebhook = "http://127.0.0.1:{server.server_port}/"\n')
+    try:
+        recs = schedule.run(dbp, out=tmp_path / "r", config=cfg, now=now, checks=False)
+    finally:
+        server.shutdown()
+    assert [e["event"] for e in received] == ["stale_data"] and received[0]["hours_since"] == 120.0
+    assert [(r["report"], r["status"]) for r in recs] == [("stale data", "notified")]
+    st = schedule.status(dbp, out=tmp_path / "r", config=cfg, now=now)
+    assert st["data_age_hours"].to_list() == [120.0] and st["stale"].to_list() == [True]
+
+
+def test_the_schedule_and_the_report_read_staleness_the_same_way(tmp_path):
+    from workbench.reports.attention import newest_call, staleness
+
+    now = dt.datetime(2026, 11, 24, 6)
+    dbp = _calls_stopped_db(tmp_path / "w.duckdb", now, future_call=True)
+    with wb.connect(dbp, read_only=True) as db:
+        assert newest_call(db, now=now) == now - dt.timedelta(days=5)  # not the events, not the row from 2099
+
+        class Rep:  # the two attributes staleness reads of a report
+            end = now
+
+        Rep.db = db
+        assert staleness(Rep()).startswith("Stale data: the newest call is from Thu 19 Nov 2026 06:00")

@@ -29,7 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 Report = Any  # workbench.reports.publish.Report (not imported: publish imports this module)
 
-__all__ = ["Attention", "attention", "driver", "missed_sentences", "no_data_sentences", "feature_label"]
+__all__ = ["Attention", "attention", "driver", "missed_sentences", "no_data_sentences", "feature_label", "newest_call",
+           "staleness"]
 
 DRIVER_DIMENSIONS = ("model", "prompt_version")
 MAX_MISSED = 5  # sentences on missed targets before "and N more"
@@ -266,19 +267,41 @@ def attention(rep: "Report", card: "pl.DataFrame | None" = None, *, config: Any 
     return Attention(items)
 
 
+def newest_call(db: Any, *, now: dt.datetime | None = None) -> dt.datetime | None:
+    """The time of the newest LLM call up to ``now`` (default: the clock), or None when there is none: how fresh the
+    data is, for the report's stale-data sentence and for ``schedule run``'s stale-data notice alike. Calls only:
+    product events that keep arriving do not make stopped LLM calls fresh; and a row dated in the future (a host's
+    clock gone wrong) does not either.
+
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status) values "
+    ...     "('a', '2026-11-19 06:00', 'chat', 'ok'), ('b', '2099-01-01', 'chat', 'ok')")
+    >>> newest_call(db, now=dt.datetime(2026, 11, 24))
+    datetime.datetime(2026, 11, 19, 6, 0)
+    """
+    now = now or utc_now()
+    t = db.calls
+    v = t.filter(t.ts <= now).ts.max().execute()
+    if v is None or v != v or str(v) == "NaT":  # an empty table: None, or pandas' missing time
+        return None
+    return v.to_pydatetime() if hasattr(v, "to_pydatetime") else v
+
+
 def staleness(rep: "Report", *, tolerance: dt.timedelta = dt.timedelta(days=1)) -> str | None:
-    """A sentence when data stopped arriving before the end of the report's window (stale data), else None."""
+    """A sentence when data stopped arriving before the end of the report's window (stale data), else None: the
+    newest call (:func:`newest_call`, as ``schedule run``'s stale-data notice reads it) is older than that end, or the
+    clock if sooner, by more than ``tolerance``."""
     from workbench.metrics.core import as_timestamp
 
     end = as_timestamp(rep.end)
     if end is None:
         return None
-    newest = rep.db.calls.ts.max().execute()
     now = utc_now()
+    newest = newest_call(rep.db, now=now)
     horizon = min(end, now)
     if newest is None:
         return "Stale data: no call has been recorded at all."
-    newest = newest.to_pydatetime() if hasattr(newest, "to_pydatetime") else newest
     if newest < horizon - tolerance:
         gap = horizon - newest
         return (f"Stale data: the newest call is from {newest:%a %d %b %Y %H:%M}, {gap.days} days "

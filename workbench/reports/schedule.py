@@ -4,7 +4,8 @@
   catches up the missed periods (at most ``max_catchup`` per report, oldest first). One run at a time (a lock file
   in the reports folder); a database locked by another process is retried a few times before the run gives up.
 * Every attempt is recorded in ``<reports>/runs.jsonl`` (report, period, start, end, status, error, duration);
-  :func:`status` shows the last run of each report, what is due, failures and data staleness.
+  :func:`status` shows the last run of each report, what is due, failures and data staleness (how old the newest
+  call is: product events that keep arriving do not make stopped LLM calls fresh).
 * A failed report, or an SLO/budget check that fires, is notified through ``[notify]`` in ``workbench.toml``:
   ``command = "..."`` (run with the message as JSON on standard input) and/or ``webhook = "http://..."`` (POSTed).
   A fired check's message names what fired (feature, SLI and severity; feature and budget status). Every alert (a
@@ -20,7 +21,7 @@ Settings (all optional)::
     cron = "0 6 * * *"        # when `schedule run` is started (default: every day at 06:00 UTC)
     period = "week"           # week | month | day: the period each report covers
     max_catchup = 8           # missed periods published per report and run, newest kept
-    stale_after_hours = 48    # no new data for this long is notified as stale data
+    stale_after_hours = 48    # no new call for this long is notified as stale data
     reports = ["scorecard", "cost"]   # default: every report notebook
 
 >>> due_periods("week", newest=dt.datetime(2026, 11, 22, 23), now=dt.datetime(2026, 11, 24), published=set(), max_catchup=2)
@@ -168,8 +169,13 @@ def _span(db: str) -> tuple[dt.datetime | None, dt.datetime | None]:
     return (min(lo) if lo else None), (max(hi) if hi else None)
 
 
-def _newest(db: str) -> dt.datetime | None:
-    return _span(db)[1]
+def _newest_call(db: str, now: dt.datetime) -> dt.datetime | None:
+    """The newest call up to ``now``: what stale data means here and in a report's staleness note alike."""
+    from workbench.db import connect
+    from workbench.reports.attention import newest_call
+
+    with connect(db, read_only=True) as w:
+        return newest_call(w, now=now)
 
 
 class _Lock:
@@ -363,11 +369,12 @@ def run(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "report
                 bar.update(1)
         if bar:
             bar.close()
-        stale = stale_hours(newest, now, settings)
+        last_call = _newest_call(db_path, now)
+        stale = stale_hours(last_call, now, settings)
         if stale is not None:
             records.append(_alert(outp, settings, "stale data", {
-                "event": "stale_data", "newest_data": newest.isoformat() if newest else None, "hours_since": stale,
-                "at": now.isoformat()}))
+                "event": "stale_data", "newest_call": last_call.isoformat(), "newest_data": last_call.isoformat(),
+                "hours_since": stale, "at": now.isoformat()}))
         if checks:
             for check, fired in _fired_checks(db_path, config, now):
                 if isinstance(fired, BaseException):  # the check could not run: exit 2 for bad input, as the CLI's
@@ -383,8 +390,9 @@ def run(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "report
 
 
 def stale_hours(newest: dt.datetime | None, now: dt.datetime, settings: dict[str, Any]) -> float | None:
-    """Hours since the newest data when that is more than ``[schedule] stale_after_hours`` (default 48): data that
-    stopped arriving is itself an alert. None when the data is fresh.
+    """Hours since ``newest`` (the newest call, :func:`~workbench.reports.attention.newest_call`) when that is more
+    than ``[schedule] stale_after_hours`` (default 48): calls that stopped arriving are themselves an alert. None when
+    the data is fresh.
 
     >>> stale_hours(dt.datetime(2026, 11, 20), dt.datetime(2026, 11, 24), {}), stale_hours(dt.datetime(2026, 11, 23), dt.datetime(2026, 11, 24), {})
     (96.0, None)
@@ -453,6 +461,9 @@ def status(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "rep
     now = now or utc_now()
     db_path = str(Path(db or os.environ.get("WORKBENCH_DB") or DEFAULT_DB))
     oldest, newest = _span(db_path) if Path(db_path).exists() else (None, None)
+    last_call = _newest_call(db_path, now) if Path(db_path).exists() else None
+    age = round((now - last_call).total_seconds() / 3600, 1) if last_call else None
+    stale = stale_hours(last_call, now, settings) is not None
     rows = []
     for name in settings["reports"] or available():
         mine = [r for r in runs if r.get("report") == name]
@@ -462,16 +473,14 @@ def status(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "rep
         rows.append({"report": name, "last_period": last.get("period"), "last_status": last.get("status"),
                      "last_run": last.get("end"), "duration_s": last.get("duration_s"),
                      "failures": sum(1 for r in mine if r.get("status") == "failed"), "due": ", ".join(due) or "nothing",
-                     "data_age_hours": round((now - newest).total_seconds() / 3600, 1) if newest else None,
-                     "stale": stale_hours(newest, now, settings) is not None})
+                     "data_age_hours": age, "stale": stale})
     # the alerts recorded (a fired check, stale data): whether the last one was delivered, and how many were not
     for name in dict.fromkeys(r["report"] for r in runs if r.get("kind") == "alert" and r.get("report")):
         mine = [r for r in runs if r.get("report") == name]
         rows.append({"report": name, "last_period": None, "last_status": mine[-1].get("status"),
                      "last_run": mine[-1].get("end"), "duration_s": mine[-1].get("duration_s"),
                      "failures": sum(1 for r in mine if r.get("status") == "failed"), "due": "-",
-                     "data_age_hours": rows[0]["data_age_hours"] if rows else None,
-                     "stale": rows[0]["stale"] if rows else None})
+                     "data_age_hours": age, "stale": stale})
     return pl.DataFrame(rows)
 
 
