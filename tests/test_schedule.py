@@ -497,3 +497,43 @@ def test_the_schedule_and_the_report_read_staleness_the_same_way(tmp_path):
 
         Rep.db = db
         assert staleness(Rep()).startswith("Stale data: the newest call is from Thu 19 Nov 2026 06:00")
+
+
+def test_an_exported_line_runs_with_the_config_found_at_export(quiet, monkeypatch):
+    # exported in the project folder, the line named no config: cron starts it in $HOME, where no workbench.toml is
+    # found; the SLO read "none declared", [notify] was empty, and the paging SLO was never notified
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from workbench.schema import utc_now
+
+    proj, home = quiet / "proj", quiet / "home"
+    proj.mkdir()
+    home.mkdir()
+    monkeypatch.chdir(proj)
+    monkeypatch.delenv("WORKBENCH_CONFIG", raising=False)
+    _firing_db(proj / "d.duckdb", utc_now())
+    server, received = _hook(204)
+    (proj / "workbench.toml").write_text(_SLO + f'[notify]\nwebhook = "http://127.0.0.1:{server.server_port}/hook"\n')
+    line = schedule.export("crontab", db="d.duckdb", out="rep").splitlines()[-1]
+    argv = shlex.split(line[len("0 6 * * * "):])
+    assert argv[argv.index("--config") + 1] == str(proj / "workbench.toml")
+    unit = schedule.export("systemd", db="d.duckdb", out="rep")
+    assert f"--config {proj / 'workbench.toml'}" in unit.split("ExecStart=")[1].splitlines()[0]
+    env = {k: v for k, v in os.environ.items() if k != "WORKBENCH_CONFIG"}
+    env["PYTHONPATH"] = str(Path(schedule.__file__).resolve().parents[2])  # this checkout's workbench
+    try:
+        done = subprocess.run(argv, cwd=home, env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        server.shutdown()
+    assert done.returncode == 0, done.stderr
+    assert [e["event"] for e in received] == ["check_fired"] and received[0]["fired"][0]["feature"] == "chat"
+
+
+def test_an_export_with_no_config_found_says_so(quiet, monkeypatch):
+    monkeypatch.delenv("WORKBENCH_CONFIG", raising=False)
+    for kind in ("crontab", "systemd"):
+        text = schedule.export(kind, db="d.duckdb", out="rep")
+        assert not any("--config" in x for x in text.splitlines() if not x.startswith("#"))
+        assert any(x.startswith("#") and "no workbench.toml" in x for x in text.splitlines())

@@ -71,7 +71,7 @@ def _settings(config: Any) -> dict[str, Any]:
         if config is not None:
             raise
         return {"cron": DEFAULT_CRON, "period": "week", "max_catchup": 8, "reports": None, "notify": {},
-                "cell_timeout": DEFAULT_CELL_TIMEOUT, "config_name": "workbench.toml (none found)"}
+                "cell_timeout": DEFAULT_CELL_TIMEOUT, "config_name": "workbench.toml (none found)", "config_path": None}
     sec = dict(cfg.section("schedule") or {})
     notify_ = dict(cfg.section("notify") or {})
     # a misspelt key (webhook_url, stale_after_hour) was a setting silently not set: every notice dropped
@@ -97,7 +97,8 @@ def _settings(config: Any) -> dict[str, Any]:
            "max_catchup": sec.get("max_catchup", 8), "reports": sec.get("reports"), "notify": notify_,
            "stale_after_hours": sec.get("stale_after_hours", 48),
            "cell_timeout": sec.get("cell_timeout", DEFAULT_CELL_TIMEOUT),
-           "config_name": str(cfg.path) if cfg.path else "workbench.toml (none found)"}
+           "config_name": str(cfg.path) if cfg.path else "workbench.toml (none found)",
+           "config_path": Path(cfg.path).absolute() if cfg.path else None}
     from croniter import croniter
 
     if not isinstance(out["cron"], str) or not croniter.is_valid(out["cron"]):
@@ -561,7 +562,8 @@ def export(kind: str = "crontab", *, db: str | None = None, out: str = "reports"
     """Crontab lines or systemd service and timer units that start ``workbench schedule run``.
 
     Paths are absolute and shell-quoted, so a line works from any directory and a hostile file name stays one
-    argument. The cron expression (``[schedule] cron`` or ``cron=``) is validated with croniter.
+    argument; the config is the one found at export (``config``, ``$WORKBENCH_CONFIG`` or ``./workbench.toml``), named
+    by its absolute path, so the run checks and notifies as ``workbench slo`` did where it was exported. The cron expression (``[schedule] cron`` or ``cron=``) is validated with croniter.
 
     >>> line = export("crontab", db="/d/x.duckdb; touch pwned #", out="/srv/reports").splitlines()[-1]
     >>> "'/d/x.duckdb; touch pwned #'" in line and line.startswith("0 6 * * * ")
@@ -573,7 +575,12 @@ def export(kind: str = "crontab", *, db: str | None = None, out: str = "reports"
     cron = cron or settings["cron"]
     if not croniter.is_valid(cron) or len(cron.split()) != 5:
         raise ParameterError(f"schedule export: {cron!r} is not a valid five-field cron expression, e.g. \"0 6 * * *\"")
-    cmd = _command(db or os.environ.get("WORKBENCH_DB"), out, config)
+    # the config found now (config=, $WORKBENCH_CONFIG or ./workbench.toml), by its absolute path: cron and systemd
+    # start the run elsewhere ($HOME, /), where none is found and every check and notice would be off
+    found = settings["config_path"]
+    cmd = _command(db or os.environ.get("WORKBENCH_DB"), out, str(found) if found else None)
+    note = ([] if found else [f"# no workbench.toml found ({Path.cwd()}, $WORKBENCH_CONFIG): the run checks no SLO "
+                              f"or budget and notifies nobody; export with --config to name one"])
     if kind == "crontab":
         odd = _not_vixie(cron)
         if odd:  # croniter reads them, cron itself refuses the line ("bad day-of-month ... can't install")
@@ -583,7 +590,7 @@ def export(kind: str = "crontab", *, db: str | None = None, out: str = "reports"
         if "%" in cmd:  # cron reads % as the end of the command (the rest is its input), and not all crons unescape \%
             raise ParameterError(f"schedule export: a crontab line cannot hold '%' (cron reads it as a line break): "
                                  f"{cmd}; use paths without it, or --systemd")
-        return "\n".join(["# workbench: publish due reports and notify on failures or fired checks (UTC)",
+        return "\n".join(["# workbench: publish due reports and notify on failures or fired checks (UTC)", *note,
                           "CRON_TZ=UTC", f"{cron} {cmd}"])
     if kind == "systemd":
         calendar = _on_calendar(cron)
@@ -591,7 +598,7 @@ def export(kind: str = "crontab", *, db: str | None = None, out: str = "reports"
         # would be part of it)
         workdir = _one_line(str(Path(out).absolute().parent)).replace("%", "%%")
         return "\n".join([
-            "# workbench-reports.service", "[Unit]", "Description=workbench: publish due reports", "",
+            *note, "# workbench-reports.service", "[Unit]", "Description=workbench: publish due reports", "",
             "[Service]", "Type=oneshot", f"WorkingDirectory={workdir}",
             f"ExecStart={cmd.replace('%', '%%').replace('$', '$$')}", "",
             "# workbench-reports.timer", "[Unit]", "Description=workbench: publish due reports on schedule", "",
