@@ -877,7 +877,7 @@ def check_config(config: "str | os.PathLike | None" = None) -> None:
     >>> check_config(p)
     Traceback (most recent call last):
     ...
-    workbench.errors.ConfigError: workbench.toml [slo.chat]: unknown key 'latency_p95_ms'; known keys: latency_ms, latency_target, availability_target, ttft_p95_ms, window_days
+    workbench.errors.ConfigError: workbench.toml [slo.chat]: unknown key 'latency_p95_ms'; did you mean 'latency_ms'? ...
     """
     from workbench.metrics.core import check_targets
     from workbench.metrics.slo import load_slos
