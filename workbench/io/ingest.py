@@ -269,7 +269,7 @@ from workbench.io import sniff
 from workbench.io.spans import GENAI_OPERATIONS, GENAI_PREFIXES, OPERATION_HINTS, OTHER_OPERATION, SPAN_KINDS
 from workbench.io.spans import SPAN_ATTRIBUTES as _OTEL_DEFAULTS
 from workbench.io.spans import SPAN_USED as _OTEL_USED
-from workbench.io.spans import AGENT_OPERATIONS, MODEL_NAMES, USAGE_COLUMNS, VERCEL_FINISH, VERCEL_OUTER, VERCEL_TTFT_MS
+from workbench.io.spans import AGENT_OPERATIONS, CLIENT_KINDS, MODEL_NAMES, USAGE_COLUMNS, VERCEL_FINISH, VERCEL_OUTER, VERCEL_TTFT_MS
 from workbench.schema import ALLOWED_CLOCK_SKEW as _CLOCK_SKEW, TABLES, Table
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -2468,7 +2468,7 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     agent_op = "operation" not in specs
     op_sql = f"coalesce({pick('operation')}, {oi_case})"
     agent = (f"({op_sql} IN ({', '.join(map(_lit, AGENT_OPERATIONS))}) "
-             f"AND upper(trim(coalesce(sp.kind, ''))) NOT IN ('3', 'CLIENT', 'SPAN_KIND_CLIENT'))")
+             f"AND upper(trim(coalesce(sp.kind, ''))) NOT IN ({', '.join(map(_lit, CLIENT_KINDS))}))")
     repeated = f"(coalesce({outer}, false) OR coalesce({agent}, false))" if agent_op else f"coalesce({outer}, false)"
     for c in USAGE_COLUMNS:  # a Vercel outer span repeats its provider calls' usage: not counted again
         if c in candidates and c not in specs:
@@ -2485,8 +2485,8 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
                     f"'exception.type') - 1) || '].value.stringValue')")
         s["error_type"] = (f"coalesce({pick('error_type')}, CASE WHEN sp.status.code IN ('2', 'STATUS_CODE_ERROR') "
                            f"THEN {exc_type} END)")
-    if "operation" not in specs:
-        s["operation"] = f"coalesce({pick('operation')}, {oi_case})"
+    if agent_op:
+        s["operation"] = op_sql
     for c, spec in specs.items():
         if spec.has_value:
             s[c] = "NULL"

@@ -407,8 +407,12 @@ def repeats_usage(operation: Any, kind: Any) -> bool:
     return operation in AGENT_OPERATIONS and not _client_kind(kind)
 
 
+#: A CLIENT span's kind as the readers give it: OTLP's number, its enum name, or the short name.
+CLIENT_KINDS = ("3", "CLIENT", "SPAN_KIND_CLIENT")
+
+
 def _client_kind(kind: Any) -> bool:
-    return kind is not None and str(kind).strip().upper() in ("3", "CLIENT", "SPAN_KIND_CLIENT")
+    return kind is not None and str(kind).strip().upper() in CLIENT_KINDS
 
 
 _PLANS: dict[tuple[int, tuple[str, ...]], tuple[Any, list, frozenset]] = {}

@@ -281,11 +281,6 @@ guardrail_false_block_rate = guard_metric(
 # -------------------------------------------------------------------------------------------------------------- agents
 
 
-def _agent_roots(db) -> "ir.Table":
-    """One row per agent task (:func:`workbench.metrics.core.agent_tasks`)."""
-    return agent_tasks(db)
-
-
 def _trace_steps(db, tool: str) -> "ir.Table":
     calls = db.calls
     s = calls.filter(calls.operation.isin(STEP_OPERATIONS), calls.trace_id.notnull())
@@ -294,7 +289,7 @@ def _trace_steps(db, tool: str) -> "ir.Table":
 
 
 def _tasks(db, tool: str) -> "ir.Table":
-    roots = _agent_roots(db)
+    roots = agent_tasks(db)
     steps = _trace_steps(db, tool)
     j = roots.left_join(steps, roots.trace_id == steps._trace)
     return j.select(*roots.columns, _steps=j._steps.fill_null(0), _escalated=j._escalated.fill_null(False))
@@ -336,7 +331,7 @@ def tool_call_success_rate(db, *, by=("feature",), period="day", start=None, end
     _check_confidence(fn, confidence)
     calls = db.calls
     tools = calls.filter(calls.operation == "execute_tool")
-    roots = _agent_roots(db)
+    roots = agent_tasks(db)
     r = roots.select(_root_trace=roots.trace_id, **{f"_root_{c}": roots[c] for c in _CONTEXT if c != "operation"})
     j = tools.left_join(r, tools.trace_id == r._root_trace)
     # the root's columns when the trace has a root (a null among them stays null: the task's group, as the other
