@@ -485,6 +485,13 @@ def _hold_ref(m: re.Match) -> str:
     return m.group(0)[:-1] + _HELD
 
 
+def _unframe(claim: str) -> str:
+    """``claim`` without a framing phrase at its start (``_FRAME_RE.sub("", claim, count=1)``: the pattern is anchored
+    at the start, so a match there is the only one; matched there, not searched for at every character)."""
+    m = _FRAME_RE.match(claim)
+    return claim[m.end():] if m else claim
+
+
 def _split_claims(answer: str) -> list[str]:
     """Sentences, then clauses; a clause of fewer than three words is glued back to its neighbour; a claim of more than
     :data:`MAX_CLAIM_WORDS` words is cut into claims of that many. Markdown marks, headings and lines that only
@@ -498,14 +505,20 @@ def _split_claims(answer: str) -> list[str]:
         held = "&" in sent and ";" in sent and _HELD not in sent
         if held:
             sent = _CHAR_REF_RE.sub(_hold_ref, sent)
-        pieces = [c for c in _CLAUSE_RE.split(sent) if c and c.strip()]
+        # (every clause break holds a ";", a "-" or a "," before one of the words: most sentences have none, and
+        # are one clause without the pattern's scan)
+        if ";" in sent or "-" in sent or "," in sent and ("but" in sent or "whi" in sent or "whereas" in sent
+                                                          or "though" in sent):
+            pieces = [c for c in _CLAUSE_RE.split(sent) if c and c.strip()]
+        else:
+            pieces = [sent] if sent.strip() else []
         if held:
             pieces = [c.replace(_HELD, ";") for c in pieces]
         merged: list[list[str]] = []  # each claim's clauses, joined once (gluing by copying was quadratic)
-        last = 0  # words of merged[-1], kept rather than counted again at each glued clause
+        last = 0  # words of merged[-1] (counted up to 4), kept rather than counted again at each glued clause
         for c in pieces:
             c = c.strip()
-            words = len(c.split())
+            words = len(c.split(None, 3))  # up to 4: only whether there are fewer than 3 is asked, also of the sums
             if merged and (words < 3 or last < 3):
                 merged[-1].append(c)
                 last += words
@@ -514,7 +527,7 @@ def _split_claims(answer: str) -> list[str]:
                 last = words
         for parts in merged:
             claims.extend(_cut_long(", ".join(parts), MAX_CLAIM_WORDS))
-    claims = [c for c in (_FRAME_RE.sub("", c, count=1) for c in claims) if c]
+    claims = [c for c in map(_unframe, claims) if c]
     kept = [c for c in claims if not _courtesy(c)]
     return kept or claims  # an answer that is only a courtesy ("Yes.", "Sure!") keeps it: that is what was said
 
