@@ -101,12 +101,17 @@ _WEIGHTS_PATH = Path(__file__).with_name("_detector_weights.json")
 # [0-9] rather than \d: a character set lets the regex engine skip ahead fast (and the answer's
 # numbers are ASCII digits in practice).
 _NUM_RE = re.compile(r"[0-9]+(?:[.,:][0-9]+)*%?")
-# A pattern that must see something after a run of digits or spaces starts only where the run starts (a lookbehind):
-# tried again from every character of a long run, it took time quadratic in the run (20,000 digits: 7 s).
-_MULT_RE = re.compile(r"(?<![0-9])([0-9]+(?:\.[0-9]+)?)\s+(hundred|thousand|million|billion)\b")
+# A pattern that must see something after a run of digits or spaces starts only where the run starts (a look-behind,
+# over the run's first digit: see _CAP_RE): tried again from every character of a long run, it took time quadratic in
+# the run (20,000 digits: 7 s).
+_MULT_RE = re.compile(r"([0-9](?<![0-9][0-9])[0-9]*(?:\.[0-9]+)?)\s+(hundred|thousand|million|billion)\b")
 _DIGIT_RE = re.compile(r"[0-9]")
 _DIGIT_RUN_RE = re.compile(r"\d*")
-_CAP_RE = re.compile(r"\b[A-Z]\w*(?:['’]\w+)*")
+# A pattern that starts with a character set lets the regex engine skip ahead to the characters of the set; one that
+# starts with a word boundary or a look-behind is tried at every character (3x slower on a claim). So a capital "not
+# after a word character" below is the capital then a look-behind over it: the same matches as r"\b[A-Z]...", and a
+# number's "(?<![0-9])[0-9]+" is written "[0-9](?<![0-9][0-9])[0-9]*".
+_CAP_RE = re.compile(r"[A-Z](?<!\w[A-Z])\w*(?:['’]\w+)*")
 _THOUSANDS_RE = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 # Words, with internal apostrophes ("don't") and number punctuation ("1,000", "3.5") kept inside.
 _TOKEN_RE = re.compile(r"\w+(?:[.,:'’]\w+)*%?")
@@ -248,10 +253,10 @@ _MULTIPLIERS = {"hundred": 100, "thousand": 1000, "million": 1000000, "billion":
 _SUFFIXES = {"k": 10**3, "m": 10**6, "mn": 10**6, "b": 10**9, "bn": 10**9}
 # A number and a short unit, glued or apart ("5gb", "5 gb", "200ms"), or "percent": matched against the contexts in
 # either writing ("20 percent" against "20%").
-_UNIT_RE = re.compile(r"(?<![0-9.,])([0-9]+(?:[.,][0-9]+)?) ?(percent|per cent|[a-z]{1,4})\b")
+_UNIT_RE = re.compile(r"([0-9](?<![0-9.,][0-9])[0-9]*(?:[.,][0-9]+)?) ?(percent|per cent|[a-z]{1,4})\b")
 _ORDINAL_SUFFIXES = frozenset({"st", "nd", "rd", "th"})
 _CURRENCY_SIGNS = frozenset("$€£¥₹₩₽")
-_SUFFIX_MULT_RE = re.compile(r"(?<![0-9.,])([0-9]+(?:\.[0-9]+)?) ?(k|mn|m|bn|b)(?![\w.,][0-9]|\w)")
+_SUFFIX_MULT_RE = re.compile(r"([0-9](?<![0-9.,][0-9])[0-9]*(?:\.[0-9]+)?) ?(k|mn|m|bn|b)(?![\w.,][0-9]|\w)")
 
 _STEM_CACHE: dict[str, str] = {}
 _STEM_CACHE_MAX = 200_000
@@ -462,7 +467,7 @@ def _lead_in(m: re.Match) -> str:
     return "" if not _CAP_RE.findall(line.strip())[1:] else line
 
 
-def _courtesy(claim: str) -> bool:
+def _courtesy(claim: str, folded: dict | None = None) -> bool:
     """Whether a claim is only a courtesy (:data:`_COURTESY`): no number, no name, no other content word.
 
     >>> _courtesy("Sure!"), _courtesy("Let me know if you need anything else."), _courtesy("You need a visa.")
@@ -470,7 +475,10 @@ def _courtesy(claim: str) -> bool:
     """
     if len(claim) > 120 or _DIGIT_RE.search(claim):  # a courtesy is short and has no number
         return False
-    toks = _tokens(_fold(claim))
+    tl = _fold(claim)
+    toks = _tokens(tl)
+    if folded is not None:  # kept for _score_claim, which folds and tokenises each claim the same way
+        folded[claim] = (tl, toks)
     if not toks or any(t not in _COURTESY and t not in _STOPWORDS for t in toks):
         return False
     return all(c == "I" for c in _CAP_RE.findall(claim.strip())[1:])
@@ -492,12 +500,13 @@ def _unframe(claim: str) -> str:
     return claim[m.end():] if m else claim
 
 
-def _split_claims(answer: str) -> list[str]:
+def _split_claims(answer: str, folded: dict | None = None) -> list[str]:
     """Sentences, then clauses; a clause of fewer than three words is glued back to its neighbour; a claim of more than
     :data:`MAX_CLAIM_WORDS` words is cut into claims of that many. Markdown marks, headings and lines that only
     introduce a list are left out first (:func:`_unmark`); a framing phrase ("Based on the provided context,") is cut
     from a claim, and a claim that is only a courtesy ("Sure!", "I hope this helps.") is not a claim, unless the
-    answer has nothing else."""
+    answer has nothing else. ``folded``: filled with claim -> (folded text, tokens) for the claims :func:`_courtesy`
+    folded (reused by :func:`_score_claim`)."""
     claims: list[str] = []
     for sent in _split_sentences(_unmark(answer)):
         # the ";" ending a character reference ("re&shy;al&shy;ly", "it&rsquo;s": text scraped from web pages) breaks
@@ -528,7 +537,7 @@ def _split_claims(answer: str) -> list[str]:
         for parts in merged:
             claims.extend(_cut_long(", ".join(parts), MAX_CLAIM_WORDS))
     claims = [c for c in map(_unframe, claims) if c]
-    kept = [c for c in claims if not _courtesy(c)]
+    kept = [c for c in claims if not _courtesy(c, folded)]
     return kept or claims  # an answer that is only a courtesy ("Yes.", "Sure!") keeps it: that is what was said
 
 
@@ -1177,11 +1186,14 @@ def _abbreviated(t: str, src: _Source) -> bool:
     return any(p.writes_acronym(bare) for p in src.passages)
 
 
-def _score_claim(text: str, src: _Source, align: bool = True) -> _ClaimStats:
+def _score_claim(text: str, src: _Source, align: bool = True, folded: tuple | None = None) -> _ClaimStats:
     # Set algebra on unique words does the bulk of the work in C; Python only visits the few
-    # words that are missing from the contexts, and the numbers.
-    tl = _fold(text)
-    lows = _tokens(tl)
+    # words that are missing from the contexts, and the numbers. ``folded``: (_fold(text), its _tokens), when known.
+    if folded is None:
+        tl = _fold(text)
+        lows = _tokens(tl)
+    else:
+        tl, lows = folded
     low_set = set(lows)
     stems = src.stems
     get = _STEM_CACHE.get
@@ -1324,8 +1336,9 @@ def _score_claim(text: str, src: _Source, align: bool = True) -> _ClaimStats:
 
     # A capitalised word inside the sentence (or an acronym anywhere) that the contexts lack is a name.
     bad_entities: list[str] = []
+    all_caps: list[str] | None = None  # the claim's capitalised words (found on first need, at most once)
     if hard_missing:
-        caps = _CAP_RE.findall(text)
+        caps = all_caps = _CAP_RE.findall(text)
         for k, tok in enumerate(caps):
             initial = k == 0 and text.lstrip().startswith(tok)
             if _fold(tok) in hard_missing and (not initial or tok.isupper() and len(tok) > 1):
@@ -1406,7 +1419,9 @@ def _score_claim(text: str, src: _Source, align: bool = True) -> _ClaimStats:
                     _literal_in(f, ev_low) if f[0].isdigit() else f in ev_toks for f in _number_forms(value)
                 ):
                     misplaced.append(tok)
-        caps = [c for k, c in enumerate(_CAP_RE.findall(text)) if k or not text.lstrip().startswith(c)]
+        if all_caps is None:
+            all_caps = _CAP_RE.findall(text)
+        caps = [c for k, c in enumerate(all_caps) if k or not text.lstrip().startswith(c)]
         if caps and evidence[1:] != evidence[1:].lower():
             for tok in dict.fromkeys(caps):
                 lt = _fold(tok)
@@ -1548,7 +1563,8 @@ def _needs_alignment() -> bool:
 
 def _analyse(answer: str, contexts: Sequence[str] | str | None, question: str | None, align: bool | None = None):
     ctx = [c for c in _as_contexts(contexts) if c.strip()]
-    claims = _split_claims(answer or "")
+    folded: dict[str, tuple] = {}
+    claims = _split_claims(answer or "", folded)
     if not claims or not ctx:
         return None, claims
     src = _prepare_source(ctx, question)
@@ -1556,7 +1572,8 @@ def _analyse(answer: str, contexts: Sequence[str] | str | None, question: str | 
     # seen maps to None, and src.hits indexes any other word a claim needs: this only saves work).
     if align is None:
         align = _needs_alignment()
-    return [_score_claim(c, src, align) for c in claims], claims
+    get = folded.get
+    return [_score_claim(c, src, align, get(c)) for c in claims], claims
 
 
 def detect(
