@@ -257,3 +257,37 @@ def test_a_target_no_report_can_evaluate_stops_the_run_before_the_kernel(env):
     with pytest.raises(wb.config.ConfigError, match=r"\[targets\.chat\]: hallucinaton_rate_max: .*did you mean 'hallucination_rate'"):
         reports.run_report("mini", db=dbp, out=tmp, period="2026-W47", config=cfg)
     assert not (tmp / "mini" / "2026-W47").exists()
+
+
+def test_the_config_a_report_read_is_recorded_in_its_params(env, monkeypatch):
+    """With no config named, the report reads ./workbench.toml; params.json names that file, not null."""
+    tmp, dbp = env
+    project = tmp / "project"
+    project.mkdir()
+    (project / "workbench.toml").write_text("[targets.chat]\nerror_rate_max = 0.5\n")
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("WORKBENCH_CONFIG", raising=False)
+    out = reports.run_report("mini", db=dbp, out=tmp / "reports", period="2026-W47")
+    params = json.loads((out / "params.json").read_text())["parameters"]
+    assert params["config"] == str((project / "workbench.toml").resolve())
+
+
+def test_report_command_takes_a_config(env, monkeypatch, capsys):
+    """`workbench report NAME --config FILE` (as slo, budget, schedule): read, checked before the kernel, recorded."""
+    from workbench import cli
+
+    tmp, dbp = env
+    monkeypatch.chdir(tmp)
+    monkeypatch.delenv("WORKBENCH_CONFIG", raising=False)
+    bad = tmp / "elsewhere" / "bad.toml"
+    bad.parent.mkdir()
+    bad.write_text("[targets.chat]\nerror_rat_max = 0.5\n")
+    args = ["report", "mini", "--db", str(dbp), "--out", str(tmp / "reports"), "--period", "2026-W47"]
+    assert cli.main([*args, "--config", str(bad)]) != 0
+    assert "did you mean 'error_rate'" in capsys.readouterr().err
+    assert not (tmp / "reports" / "mini" / "2026-W47").exists()
+    good = tmp / "elsewhere" / "good.toml"
+    good.write_text("[targets.chat]\nerror_rate_max = 0.5\n")
+    assert cli.main([*args, "--config", str(good)]) == 0
+    params = json.loads((tmp / "reports" / "mini" / "2026-W47" / "params.json").read_text())["parameters"]
+    assert params["config"] == str(good.resolve())

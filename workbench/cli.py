@@ -170,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", default=None, help="report period, e.g. 2026-W47, 2026-11, 2026-11-23 (default: latest week)")
     p.add_argument("--out", default="reports", help="reports folder")
     p.add_argument("--force", action="store_true", help="replace an existing run of the same period (kept as a new run otherwise)")
+    p.add_argument("--config", default=None, help="workbench.toml: targets, SLOs, budgets (default: $WORKBENCH_CONFIG "
+                   "or ./workbench.toml); checked before the notebook runs, its path recorded in params.json")
     p.add_argument("--cell-timeout", type=_positive_seconds, default=None, metavar="SECONDS",
                    help="stop and fail the report when a cell runs longer (default: no limit; `schedule run` uses "
                         "[schedule] cell_timeout, 1800)")
@@ -622,7 +624,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
     names = known if a.name == "all" else [a.name]
     if len(names) == 1:
         print(reports.run_report(names[0], db=a.db, period=a.period, out=a.out, force=a.force,
-                                 cell_timeout=a.cell_timeout))
+                                 cell_timeout=a.cell_timeout, config=a.config))
         return 0
     from tqdm.auto import tqdm
 
@@ -633,7 +635,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
             bar.set_postfix_str(name)
             try:
                 print(reports.run_report(name, db=a.db, period=a.period, out=a.out, force=a.force,
-                                         cell_timeout=a.cell_timeout))
+                                         cell_timeout=a.cell_timeout, config=a.config))
             except ReportError as exc:
                 failed.append(f"{name}: {' '.join(str(exc).split())}")
     if failed:

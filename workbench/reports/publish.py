@@ -963,7 +963,8 @@ def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | 
     progress : bool
         papermill's progress bar.
     config : path, optional
-        ``workbench.toml`` passed to the notebook.
+        ``workbench.toml`` passed to the notebook (default ``$WORKBENCH_CONFIG``, else ``./workbench.toml`` where
+        one exists); its absolute path is recorded in ``params.json``.
     cell_timeout : float, optional
         Seconds a cell may run; past it the run stops and fails (default: no limit; scheduled runs use
         ``[schedule] cell_timeout``, 1800).
@@ -1003,6 +1004,11 @@ def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | 
     start, end, label = resolve_period(period, latest=_latest_ts(db_path) if period is None else None)
     require_data(db_path, start, end, label)  # no data, no report: nothing is built, published or archived
     check_config(config)  # a broken workbench.toml (a key, a target no report can evaluate): one line, before a kernel
+    # The file read here (named, $WORKBENCH_CONFIG or ./workbench.toml) is the one the notebook reads, by its absolute
+    # path, whatever the kernel's folder; params.json names it (null only when there is none).
+    from workbench.config import load_config
+
+    found = load_config(config).path
     parent = Path(out) / name
     parent.mkdir(parents=True, exist_ok=True)
     target = parent / label
@@ -1019,7 +1025,7 @@ def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | 
         build.mkdir()
         (build / ".run-id").write_text(run_id, encoding="utf-8")  # tells this run's build from a swapped-out run
         params = {"db": db_path, "start": start.isoformat(), "end": end.isoformat(), "period": label,
-                  "out_dir": str(build.resolve()), "config": str(Path(config).resolve()) if config else None}
+                  "out_dir": str(build.resolve()), "config": str(found.resolve()) if found else None}
         executed = build / "report.ipynb"
         started = utc_now()
         _pause("execute")
