@@ -4,9 +4,10 @@
 
 The data is the demo database: built at ``--scale`` into a temporary directory (scale 10 is about 0.7M synthetic calls
 plus ~28k real Azure trace calls), or an existing file given with ``--db`` (opened read-only; with ``--calls`` it is
-copied first). ``--calls N`` makes the calls table larger than comfortable by replicating it inside DuckDB, whole
-copies, until it holds at least N rows; each copy gets its ``call_id``, ``trace_id``, ``parent_id``, ``user_id`` and
-``session_id`` suffixed with the copy number (so the copies are distinct calls by distinct users, at the same times).
+copied first). ``--calls N`` grows the calls table to N rows with calls generated inside DuckDB (``generate_calls``:
+``insert ... select ... from range(k)`` in slices of 20M rows, hash-seeded columns: the demo's feature/model/provider
+mix over 60 days, about 40 calls per user, 3% errors and 1% timeouts, log-normal latency, a TTFT on 60% of the calls),
+never by replicating rows in Python.
 
 Each metric is computed with ``by=("feature", "model"), period="day"`` three ways, each in its own spawned process so
 that peak memory is per approach and per metric (``VmHWM`` from ``/proc/self/status`` at the end: the process's
