@@ -373,3 +373,76 @@ def test_a_first_metric_call_does_not_import_pandas():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stdout + out.stderr
+
+
+def test_a_first_percentile_or_rate_call_imports_neither_pandas_nor_scipy_stats():
+    """A fresh process's first latency_p95_ms loaded its per-group thresholds as an Arrow view, whose scan in DuckDB
+    imports pyarrow.dataset and with it pandas (0.2-0.3 s), and took its binomial ranks from scipy.stats (0.6 s):
+    the thresholds are now a temporary table written from SQL text and the ranks come from scipy.special. error_rate
+    imports no scipy at all."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, warnings; warnings.simplefilter('ignore')\n"
+        "import workbench as wb\n"
+        "from workbench.metrics import compute\n"
+        "db = wb.connect(':memory:')\n"
+        "db.duckdb.execute(\"insert into calls (call_id, ts, feature, model, status, latency_ms) select 'c' || i, "
+        "'2026-01-01'::timestamp + (i % 3) * interval 1 day, 'f' || (i % 4), case when i % 5 = 0 then null else 'm' "
+        "end, case when i % 7 = 0 then 'error' else 'ok' end, i % 997 from range(3000) r(i)\")\n"
+        "compute('error_rate', db, by=('feature', 'model'), period='day')\n"
+        "print('scipy' in sys.modules)\n"
+        "df = compute('latency_p95_ms', db, by=('feature', 'model'), period='day')\n"
+        "assert df['lo'].null_count() == 0, df\n"
+        "print('pandas' in sys.modules, 'pyarrow.dataset' in sys.modules, 'scipy.stats' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "False", "False"], out.stdout + out.stderr
+
+
+def test_in_memory_tables_are_loaded_exactly_and_dropped_after_the_query():
+    # a percentile's thresholds go to DuckDB as a temporary table written from SQL literals: every value as it was
+    # (floats to the bit, quotes, NULLs, NaN and infinities, timestamps to the microsecond, dates), nothing left
+    # behind; a column the literals do not cover (a list) goes as an Arrow view, as before
+    import ibis
+    import numpy as np
+
+    from workbench.metrics import core
+
+    db = wb.connect(":memory:")
+    rng = np.random.default_rng(5)
+    floats = [*rng.integers(0, 2**64, 2000, dtype=np.uint64).view(np.float64).tolist(), 0.0, -0.0, 5e-324,
+              float("inf"), float("-inf"), float("nan"), 0.1, None]
+    n = len(floats)
+    frame = pl.DataFrame({
+        "x": floats,
+        "s": [None if i % 11 == 0 else f"it's \"{i}\" -- é" for i in range(n)],
+        "i": [None if i % 13 == 0 else (i - 1000) * 2**40 for i in range(n)],
+        "b": [None if i % 3 == 0 else i % 2 == 0 for i in range(n)],
+        "ts": [None if i % 17 == 0 else dt.datetime(2026, 1, 1, 0, 0, 0, i * 37 % 10**6) for i in range(n)],
+        "d": [None if i % 19 == 0 else dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(n)],
+    }, schema={"x": pl.Float64, "s": pl.String, "i": pl.Int64, "b": pl.Boolean, "ts": pl.Datetime("us"),
+               "d": pl.Date}).with_row_index("k")
+    schema = ibis.schema({"k": "int64", "x": "float64", "s": "string", "i": "int64", "b": "boolean",
+                          "ts": "timestamp(6)", "d": "date"})
+    t = db.calls
+    lut = ibis.memtable(frame, schema=schema)
+    assert core._memtable_literals(lut.op()) is not None  # the literal path
+    got = core.to_polars(lut.cross_join(t.aggregate(n=t.count())).select(*schema.names)).sort("k")
+    assert got.drop("x").equals(frame.drop("x").with_columns(pl.col("k").cast(pl.Int64)))
+    x = got["x"].to_numpy()
+    want = np.array([np.nan if v is None else v for v in floats])
+    assert np.array_equal(x.view(np.uint64)[~np.isnan(want)], want.view(np.uint64)[~np.isnan(want)])
+    assert got["x"].is_null().to_list() == [v is None for v in floats]
+    assert np.isnan(x[n - 3]) and not got["x"].is_null()[n - 3]
+    left = db.duckdb.execute("select count(*) from duckdb_tables() where table_name like '_wb_memtable_%'").fetchone()
+    assert left == (0,)
+    # a list column: not written as literals, registered as an Arrow view (and unregistered) as before
+    lists = ibis.memtable(pl.DataFrame({"k": [1, 2], "v": [[1.0], None]}), schema=ibis.schema({"k": "int64",
+                                                                                              "v": "array<float64>"}))
+    assert core._memtable_literals(lists.op()) is None
+    got = core.to_polars(lists.cross_join(t.aggregate(n=t.count())).select("k", "v")).sort("k")
+    assert got.rows() == [(1, [1.0]), (2, None)]
+    assert db.duckdb.execute("select count(*) from duckdb_views() where view_name like '_wb_memtable_%'").fetchone() == (0,)
+

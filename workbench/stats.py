@@ -860,10 +860,36 @@ def order_statistic_ranks(n, q: float, confidence: float = 0.95):
     [2, 9]
     """
     import numpy as np
-    from scipy.stats import binom
 
     n = np.asarray(n, dtype=np.int64)
     alpha = 1 - confidence
-    lo = binom.ppf(alpha / 2, n, q).astype(np.int64)
-    hi = binom.ppf(1 - alpha / 2, n, q).astype(np.int64) + 1
+    lo = binom_ppf(alpha / 2, n, q).astype(np.int64)
+    hi = binom_ppf(1 - alpha / 2, n, q).astype(np.int64) + 1
     return lo, np.minimum(hi, n + 1)
+
+
+def binom_ppf(x: float, n, p: float):
+    """``scipy.stats.binom.ppf(x, n, p)``, the same numbers, without importing ``scipy.stats``.
+
+    For ``0 < x < 1``, ``0 <= p <= 1`` and counts ``n >= 0`` it calls the function ``binom.ppf`` calls there (Boost's
+    binomial quantile, scipy.special's ``_binom_ppf``) directly: importing scipy.stats costs 0.6 s of a fresh process's
+    first percentile metric, scipy.special 0.25 s of it. Any other argument goes to ``binom.ppf`` itself
+    (tests/test_stats.py checks the two agree on 20,000 cases).
+
+    >>> [float(v) for v in binom_ppf(0.025, [10, 1000], 0.5)]
+    [2.0, 469.0]
+    """
+    import numpy as np
+
+    n = np.asarray(n)
+    try:
+        from scipy.special._ufuncs import _binom_ppf
+    except ImportError:  # a scipy without it: the public function
+        _binom_ppf = None
+    if (_binom_ppf is None or not 0 < x < 1 or not 0 <= p <= 1 or n.dtype.kind not in "iu"
+            or (n.size and n.min() < 0)):
+        from scipy.stats import binom
+
+        return binom.ppf(x, n, p)
+    out = _binom_ppf(x, n, p) + 0.0  # as binom.ppf: _ppf(q, n, p) + loc, in a float array (a scalar for a scalar n)
+    return out[()] if isinstance(out, np.ndarray) and out.ndim == 0 else out

@@ -305,7 +305,7 @@ def to_polars(expr: "ir.Table") -> "pl.DataFrame":
         return expr.to_polars()
     op = expr.op()
     got = _COMPILED.get(op)
-    tables: list = []  # (name, in-memory table) registered on the connection for this run only
+    tables: list = []  # (name, in-memory table) loaded on the connection for this run only
     if got is None:
         import ibis.expr.operations as ops
 
@@ -318,7 +318,7 @@ def to_polars(expr: "ir.Table") -> "pl.DataFrame":
             # In-memory tables (a percentile's per-group thresholds) are new objects with new data at every call, so
             # the query would never be found here again (compiling it: 15-20 ms of a 80 ms warm percentile on 100k
             # calls). It is compiled once per shape with each replaced by a named placeholder table, and their data
-            # are registered under those names for the run.
+            # are loaded under those names for the run.
             names = [f"_wb_memtable_{i}" for i in range(len(memtables))]
             key = op.replace({m: ops.DatabaseTable(name=name, schema=m.schema, source=backend)
                               for m, name in zip(memtables, names)})
@@ -332,20 +332,96 @@ def to_polars(expr: "ir.Table") -> "pl.DataFrame":
     if needs_hooks:
         hooks(expr)  # registers what else the query reads (a table from an Arrow stream, a Python UDF)
     con = backend.con
-    for name, m in tables:  # as Ibis' DuckDB backend registers an in-memory table
-        try:
-            con.register(name, m.data.to_pyarrow_dataset(m.schema))
-        except AttributeError:
-            con.register(name, m.data.to_pyarrow(m.schema))
+    loaded: list[tuple[str, bool]] = []  # (name, as a temporary table: else a registered Arrow view)
     try:
+        for name, m in tables:
+            loaded.append((name, _load_memtable(con, backend, name, m)))
         df = pl.from_arrow(con.sql(sql).to_arrow_table())
     finally:
-        for name, _ in tables:
-            con.unregister(name)
+        for name, as_table in loaded:
+            if as_table:
+                con.execute(f'DROP TABLE IF EXISTS temp.main."{name}"')
+            else:
+                con.unregister(name)
     want = expr.schema().to_polars()
     casts = [pl.col(c).cast(dt) for c, dt in want.items()
              if df.schema[c] != dt and not (isinstance(dt, pl.Datetime) and isinstance(df.schema[c], pl.Datetime))]
     return df.with_columns(casts) if casts else df
+
+#: In-memory tables up to this many values are loaded as a temporary table from SQL text (:func:`_load_memtable`).
+_MEMTABLE_LITERAL_CELLS = 200_000
+
+
+def _load_memtable(con: Any, backend: Any, name: str, m: Any) -> bool:
+    """Make the in-memory table ``m`` readable as ``name`` on the DuckDB connection ``con`` for one query.
+
+    A small polars table of plain columns (text, numbers, true/false, dates, timestamps) becomes a temporary table
+    filled from SQL literals, each value exactly as it is (a float by its shortest round-trip text, which DuckDB
+    reads back to the same bits); True is returned. Anything else is registered as an Arrow view, as Ibis' DuckDB
+    backend registers an in-memory table (False): DuckDB's Arrow scan imports ``pyarrow.dataset``, and it pandas,
+    0.2-0.3 s of a fresh process's first percentile metric. A temporary table is private to the connection and
+    allowed on a read-only one.
+    """
+    try:
+        values = _memtable_literals(m)
+    except Exception:  # a value Python cannot hold (a timestamp past the year 9999): the Arrow view takes it
+        values = None
+    if values is not None:
+        mapper = backend.compiler.type_mapper
+        cols = ", ".join(f'"{c.replace(chr(34), chr(34) * 2)}" {mapper.to_string(t)}' for c, t in m.schema.items())
+        try:
+            con.execute(f'CREATE OR REPLACE TEMPORARY TABLE "{name}" ({cols})')
+            if values:
+                con.execute(f'INSERT INTO "{name}" VALUES {values}')
+            return True
+        except Exception:  # whatever DuckDB refused there: the Arrow view
+            try:
+                con.execute(f'DROP TABLE IF EXISTS temp.main."{name}"')
+            except Exception:
+                pass
+    try:
+        con.register(name, m.data.to_pyarrow_dataset(m.schema))
+    except AttributeError:
+        con.register(name, m.data.to_pyarrow(m.schema))
+    return False
+
+
+def _memtable_literals(m: Any) -> str | None:
+    """The rows of the in-memory table ``m`` as the text of SQL ``VALUES`` (``"(..), (..)"``, "" for none), or None
+    when a column is not one :func:`_load_memtable` writes as literals (or the table is large)."""
+    import polars as pl
+
+    df = getattr(m.data, "obj", None)
+    if not isinstance(df, pl.DataFrame) or list(df.columns) != list(m.schema.names):
+        return None
+    if df.height * max(1, df.width) > _MEMTABLE_LITERAL_CELLS:
+        return None
+    columns = []
+    for c, typ in m.schema.items():
+        s = df[c]
+        if typ.is_string() and s.dtype == pl.String:
+            vals = s.to_list()
+            if any(v is not None and "\x00" in v for v in vals):
+                return None
+            text = ["NULL" if v is None else "'" + v.replace("'", "''") + "'" for v in vals]
+        elif typ.is_boolean() and s.dtype == pl.Boolean:
+            text = ["NULL" if v is None else ("true" if v else "false") for v in s.to_list()]
+        elif typ.is_integer() and s.dtype.is_integer():
+            text = ["NULL" if v is None else str(int(v)) for v in s.to_list()]
+        elif typ.is_floating() and typ.nbytes == 8 and s.dtype == pl.Float64:
+            # the shortest text that reads back as the same double ('nan', 'inf' and '-inf' included)
+            text = ["NULL" if v is None else f"'{v!r}'" for v in s.to_list()]
+        elif (typ.is_timestamp() and typ.timezone is None and typ.scale in (None, 6)
+              and s.dtype == pl.Datetime("us", None)):
+            text = ["NULL" if v is None else f"'{v.isoformat(sep=' ')}'" for v in s.to_list()]
+        elif typ.is_date() and s.dtype == pl.Date:
+            text = ["NULL" if v is None else f"'{v.isoformat()}'" for v in s.to_list()]
+        else:
+            return None
+        columns.append(text)
+    if not columns:
+        return None
+    return ", ".join("(" + ", ".join(row) + ")" for row in zip(*columns))
 
 _POLARS_EVERY = {"hour": "1h", "day": "1d", "week": "1w", "month": "1mo"}
 
