@@ -446,3 +446,15 @@ def test_in_memory_tables_are_loaded_exactly_and_dropped_after_the_query():
     assert got.rows() == [(1, [1.0]), (2, None)]
     assert db.duckdb.execute("select count(*) from duckdb_views() where view_name like '_wb_memtable_%'").fetchone() == (0,)
 
+
+def test_to_polars_runs_a_cached_query_on_the_expressions_own_connection():
+    # Ibis' backends compare equal by the database they open (two in-memory databases are equal): a query shape
+    # compiled on one connection and found again for another must still run on the other
+    from workbench.metrics import core
+
+    dbs = [wb.connect(":memory:") for _ in range(2)]
+    for i, db in enumerate(dbs):
+        db.duckdb.execute(f"insert into calls (call_id, ts, feature, status) select 'c' || j, '2026-01-01', 'f', 'ok' "
+                          f"from range({i + 1}) r(j)")
+    counts = [core.to_polars(db.calls.aggregate(n=db.calls.count()))["n"][0] for db in dbs]
+    assert counts == [1, 2]

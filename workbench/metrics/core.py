@@ -270,7 +270,7 @@ def tidy(df: "pl.DataFrame", *, keys: Sequence[str], metric: str | None = None) 
 
 # A metric's queries compiled to SQL, per process: Ibis operation (structural hash and equality) -> (SQL text,
 # whether Ibis' pre-execution hooks must run). The same metric asked again with the same options is the same
-# operation and skips compilation.
+# operation and skips compilation, and the walk of the whole expression that finds what it reads.
 _COMPILED: dict[Any, tuple[str, bool]] = {}
 _COMPILED_MAX = 1024
 
@@ -299,20 +299,28 @@ def to_polars(expr: "ir.Table") -> "pl.DataFrame":
     """
     import polars as pl
 
-    backend = expr._find_backend(use_default=True)
-    hooks = getattr(backend, "_run_pre_execute_hooks", None)
-    if getattr(backend, "name", None) != "duckdb" or hooks is None:
-        return expr.to_polars()
     op = expr.op()
     got = _COMPILED.get(op)
     tables: list = []  # (name, in-memory table) loaded on the connection for this run only
-    if got is None:
+    # An equal operation may read another connection (Ibis' backends compare equal by the database they open, and
+    # two connections to one file, or two in-memory databases, are then the same): the backend is this expression's.
+    backend = _first_source(op) if got is not None else None
+    if backend is None:
+        got = None
         import ibis.expr.operations as ops
 
+        # One walk finds what the query reads and the backend it runs on (the tables' source, as
+        # ``expr._find_backend`` finds it with a walk of its own: 20-50 ms on a large expression, at every call).
+        found = op.find((ops.PhysicalTable, ops.SQLQueryResult, ops.ScalarUDF))
+        sources = {n.source for n in found if isinstance(n, (ops.DatabaseTable, ops.SQLQueryResult))}
+        # none (the default backend) or several (an error): Ibis' own rules
+        backend = next(iter(sources)) if len(sources) == 1 else expr._find_backend(use_default=True)
+        if getattr(backend, "name", None) != "duckdb" or getattr(backend, "_run_pre_execute_hooks", None) is None:
+            return expr.to_polars()
         # Ibis' pre-execution hooks walk the whole expression three times (in-memory tables, Python UDFs, tables
         # read from Arrow streams): 3-4 ms a query, most of a warm call on a small table. A query that reads only
-        # database tables needs none of them, so one walk here decides, once per query shape.
-        nodes = op.find((ops.PhysicalTable, ops.ScalarUDF))
+        # database tables needs none of them, so the walk above decides, once per query shape.
+        nodes = [n for n in found if not isinstance(n, ops.SQLQueryResult)]
         memtables = [n for n in nodes if isinstance(n, ops.InMemoryTable)]
         if memtables and all(isinstance(n, (ops.DatabaseTable, ops.InMemoryTable)) for n in nodes):
             # In-memory tables (a percentile's per-group thresholds) are new objects with new data at every call, so
@@ -330,7 +338,7 @@ def to_polars(expr: "ir.Table") -> "pl.DataFrame":
             got = _remember(op, (backend.compile(expr), any(not isinstance(n, ops.DatabaseTable) for n in nodes)))
     sql, needs_hooks = got
     if needs_hooks:
-        hooks(expr)  # registers what else the query reads (a table from an Arrow stream, a Python UDF)
+        backend._run_pre_execute_hooks(expr)  # registers what else the query reads (an Arrow stream, a Python UDF)
     con = backend.con
     loaded: list[tuple[str, bool]] = []  # (name, as a temporary table: else a registered Arrow view)
     try:
@@ -347,6 +355,34 @@ def to_polars(expr: "ir.Table") -> "pl.DataFrame":
     casts = [pl.col(c).cast(dt) for c, dt in want.items()
              if df.schema[c] != dt and not (isinstance(dt, pl.Datetime) and isinstance(df.schema[c], pl.Datetime))]
     return df.with_columns(casts) if casts else df
+
+
+def _first_source(op: Any) -> Any:
+    """The backend of the first database table of ``op`` depth first, parents first (a few nodes down the chain of
+    relations a metric builds on its tables), or None when none is found.
+
+    For an operation found in :data:`_COMPILED`, which was compiled when its one backend was found by a walk of the
+    whole expression (as ``expr._find_backend`` walks it: 20-50 ms on a large expression, at every call).
+    """
+    from collections.abc import Mapping as _Mapping
+
+    import ibis.expr.operations as ops
+    from ibis.common.graph import Node
+
+    stack, seen = [op], {id(op)}
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ops.DatabaseTable, ops.SQLQueryResult)):
+            return node.source
+        children: list = []
+        for arg in node.__args__:
+            items = arg.values() if isinstance(arg, _Mapping) else arg if isinstance(arg, (tuple, list)) else (arg,)
+            children.extend(c for c in items if isinstance(c, Node) and id(c) not in seen)
+        for c in reversed(children):  # the first argument (a relation's parent) is visited first
+            seen.add(id(c))
+            stack.append(c)
+    return None
+
 
 #: In-memory tables up to this many values are loaded as a temporary table from SQL text (:func:`_load_memtable`).
 _MEMTABLE_LITERAL_CELLS = 200_000
@@ -915,24 +951,29 @@ class Metric:
         doc = (self.fn.__doc__ or "").strip()
         return " ".join(doc.split("\n\n")[0].split()) if doc else ""
 
+    @functools.cached_property
+    def _params(self) -> Mapping[str, inspect.Parameter]:
+        # the signature, read once (registering 55 metrics read each five times: 5 ms of a process's first metric)
+        return inspect.signature(self.fn).parameters
+
     @property
     def by(self) -> tuple[str, ...]:
-        d = inspect.signature(self.fn).parameters["by"].default
+        d = self._params["by"].default
         return (d,) if isinstance(d, str) else tuple(d or ())
 
     @property
     def options(self) -> tuple[str, ...]:
-        ps = inspect.signature(self.fn).parameters
+        ps = self._params
         return tuple(n for n, p in ps.items() if p.kind is p.KEYWORD_ONLY and n not in COMMON_OPTIONS)
 
     @property
     def open_options(self) -> bool:
         """Whether the metric passes further options through (``**options``), so any keyword is accepted."""
-        return any(p.kind is p.VAR_KEYWORD for p in inspect.signature(self.fn).parameters.values())
+        return any(p.kind is p.VAR_KEYWORD for p in self._params.values())
 
     @property
     def required(self) -> tuple[str, ...]:
-        ps = inspect.signature(self.fn).parameters
+        ps = self._params
         sig = [n for n in self.options if ps[n].default is inspect.Parameter.empty and ps[n].kind is not ps[n].VAR_KEYWORD]
         return tuple(dict.fromkeys([*sig, *self.needs]))
 
@@ -949,7 +990,7 @@ def _check_contract(m: Metric) -> None:
         raise ParameterError(f"register {name}: unit must be one of {', '.join(UNITS)}, got {m.unit!r}")
     if m.direction not in DIRECTIONS:
         raise ParameterError(f"register {name}: direction must be one of {', '.join(DIRECTIONS)}, got {m.direction!r}")
-    ps = inspect.signature(m.fn).parameters
+    ps = m._params
     missing = [o for o in ("by", "period", "start", "end", "where") if o not in ps]
     if missing or next(iter(ps)) != "db":
         raise ParameterError(f"register {name}: a metric takes (db, *, by, period, start, end, where, ...); "
@@ -987,17 +1028,18 @@ def _bound(m: Metric) -> Callable[..., "pl.DataFrame"]:
     metric.
     """
     fn, name = m.fn, m.name
-    accepted = set(inspect.signature(fn).parameters) - {"db"}
-    default_period = inspect.signature(fn).parameters["period"].default
+    accepted = set(m._params) - {"db"}
+    default_period = m._params["period"].default
+    open_options, required = m.open_options, m.required
 
     @functools.wraps(fn)
     def metric(db: Any, **kwargs: Any) -> "pl.DataFrame":
         from workbench.db import as_workbench
 
-        unknown = [] if m.open_options else sorted(set(kwargs) - accepted)
+        unknown = [] if open_options else sorted(set(kwargs) - accepted)
         if unknown:
             raise ParameterError(f"{name}: unknown option {unknown[0]!r}; it takes {', '.join(sorted(accepted))}")
-        missing = [o for o in m.required if o not in kwargs]
+        missing = [o for o in required if o not in kwargs]
         if missing:
             raise ParameterError(f"{name}: option {missing[0]} is required (e.g. {missing[0]}="
                                  f"{m.example[missing[0]]!r})")
@@ -1016,8 +1058,11 @@ def _bound(m: Metric) -> Callable[..., "pl.DataFrame"]:
 
             db = connect(db, read_only=True)  # a metric only reads: a path is opened read-only, never created
         db = as_workbench(db)
+        from workbench._gc import paused
+
         try:
-            return fn(db, **kwargs)
+            with paused():
+                return fn(db, **kwargs)
         except Exception as exc:
             if type(exc).__name__ != "OutOfMemoryException":
                 raise
