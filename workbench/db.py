@@ -186,7 +186,7 @@ class Workbench:
             # its collections walked them and everything imported before (scipy, polars) for 45-55 ms of the
             # 0.26 s the import took.
             with paused():
-                import ibis
+                import ibis  # noqa: F401  (imported here, with the collector paused; used through _duckdb_backend)
 
                 _defer_ibis_compilers()
                 self._ibis = _duckdb_backend().from_connection(self._con)
