@@ -364,20 +364,15 @@ def _first_source(op: Any) -> Any:
     For an operation found in :data:`_COMPILED`, which was compiled when its one backend was found by a walk of the
     whole expression (as ``expr._find_backend`` walks it: 20-50 ms on a large expression, at every call).
     """
-    from collections.abc import Mapping as _Mapping
-
     import ibis.expr.operations as ops
-    from ibis.common.graph import Node
 
     stack, seen = [op], {id(op)}
     while stack:
         node = stack.pop()
         if isinstance(node, (ops.DatabaseTable, ops.SQLQueryResult)):
             return node.source
-        children: list = []
-        for arg in node.__args__:
-            items = arg.values() if isinstance(arg, _Mapping) else arg if isinstance(arg, (tuple, list)) else (arg,)
-            children.extend(c for c in items if isinstance(c, Node) and id(c) not in seen)
+        # Ibis' own flattening of a node's arguments (nested tuples, lists and mappings) into its child nodes
+        children = [c for c in node.__children__ if id(c) not in seen]
         for c in reversed(children):  # the first argument (a relation's parent) is visited first
             seen.add(id(c))
             stack.append(c)
