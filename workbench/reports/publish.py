@@ -24,7 +24,7 @@ datetime.datetime(2026, 12, 1, 0, 0)
 
 from __future__ import annotations
 
-from workbench.config import Target, load_settings  # noqa: F401  (Target: the type targets() returns)
+from workbench.config import Target, load_config, load_settings  # noqa: F401  (Target: the type targets() returns)
 from workbench.errors import MissingFileError, ParameterError, ReportError, UnknownNameError  # noqa: F401  (ReportError: importable from here as before)
 
 import contextlib
@@ -1006,8 +1006,6 @@ def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | 
     check_config(config)  # a broken workbench.toml (a key, a target no report can evaluate): one line, before a kernel
     # The file read here (named, $WORKBENCH_CONFIG or ./workbench.toml) is the one the notebook reads, by its absolute
     # path, whatever the kernel's folder; params.json names it (null only when there is none).
-    from workbench.config import load_config
-
     found = load_config(config).path
     parent = Path(out) / name
     parent.mkdir(parents=True, exist_ok=True)
