@@ -182,6 +182,14 @@ _SENT_END_RE = re.compile(
 # Clause breaks: "; ", ", but ", " - ". Spaces before ";" or a dash are matched from the start of their run only (see
 # _MULT_RE); a ";" right after an earlier break's spaces by the first branch. The same splits as without the guards.
 _CLAUSE_RE = re.compile(r";\s*|(?<!\s)\s+;\s*|,\s+(?=but\s|whereas\s|while\s|although\s|though\s)|(?<!\s)\s+-{1,2}\s+")
+
+
+def _may_split(sent: str) -> bool:
+    """Whether :data:`_CLAUSE_RE` can split ``sent``: every break it finds holds a ";", a "-", or a "," before one of
+    its words. Most sentences have none and are one clause without the pattern's scan (tests/test_detector_validation
+    checks this against the pattern on random text)."""
+    return ";" in sent or "-" in sent or "," in sent and ("but" in sent or "whi" in sent or "whereas" in sent
+                                                           or "though" in sent)
 _EVIDENCE_CLAUSE_RE = re.compile(r"[;:()\[\]]|,\s|\s(?:but|while|whereas|although|though|and|which|who)\s")
 
 _STOPWORDS = frozenset(
@@ -514,10 +522,7 @@ def _split_claims(answer: str, folded: dict | None = None) -> list[str]:
         held = "&" in sent and ";" in sent and _HELD not in sent
         if held:
             sent = _CHAR_REF_RE.sub(_hold_ref, sent)
-        # (every clause break holds a ";", a "-" or a "," before one of the words: most sentences have none, and
-        # are one clause without the pattern's scan)
-        if ";" in sent or "-" in sent or "," in sent and ("but" in sent or "whi" in sent or "whereas" in sent
-                                                          or "though" in sent):
+        if _may_split(sent):
             pieces = [c for c in _CLAUSE_RE.split(sent) if c and c.strip()]
         else:
             pieces = [sent] if sent.strip() else []
