@@ -246,18 +246,25 @@ def _hook(status):
     return server, received
 
 
+def _run_with_hook(tmp_path, dbp, config, now, **run):
+    """``schedule.run`` with ``config`` (a workbench.toml's text) and a [notify] webhook on 127.0.0.1 answering 204:
+    (the run's records, the bodies the webhook received, the config file)."""
+    server, received = _hook(204)
+    cfg = tmp_path / "workbench.toml"
+    cfg.write_text(config + f'[notify]\nwebhook = "http://127.0.0.1:{server.server_port}/hook"\n')
+    try:
+        recs = schedule.run(dbp, out=tmp_path / "r", config=cfg, now=now, **run)
+    finally:
+        server.shutdown()
+    return recs, received, cfg
+
+
 def test_a_fired_check_names_what_fired(quiet):
     # the body said only "checks": ["slo_status"]: no feature, SLI or severity to page on
     tmp_path = quiet
     now = dt.datetime(2026, 11, 24, 6)
     dbp = _firing_db(tmp_path / "w.duckdb", now)
-    server, received = _hook(204)
-    cfg = tmp_path / "workbench.toml"
-    cfg.write_text(_SLO + f'[notify]\nwebhook = "http://127.0.0.1:{server.server_port}/hook"\n')
-    try:
-        recs = schedule.run(dbp, out=tmp_path / "r", config=cfg, now=now)
-    finally:
-        server.shutdown()
+    recs, received, _ = _run_with_hook(tmp_path, dbp, _SLO, now)
     [event] = [e for e in received if e["event"] == "check_fired"]
     assert event["check"] == "slo"
     assert [(f["feature"], f["sli"], f["severity"]) for f in event["fired"]] == [("chat", "availability", "page")]
@@ -348,13 +355,7 @@ def test_a_check_that_cannot_run_is_recorded_notified_and_exits_2(quiet, table, 
     tmp_path = quiet
     now = dt.datetime(2026, 11, 24, 6)
     dbp = _firing_db(tmp_path / "w.duckdb", now)
-    server, received = _hook(204)
-    cfg = tmp_path / "workbench.toml"
-    cfg.write_text(table + f'[notify]\nwebhook = "http://127.0.0.1:{server.server_port}/hook"\n')
-    try:
-        recs = schedule.run(dbp, out=tmp_path / "r", config=cfg, now=now)
-    finally:
-        server.shutdown()
+    recs, received, cfg = _run_with_hook(tmp_path, dbp, table, now)
     failed = [r for r in recs if r["status"] == "failed"]
     assert len(failed) == 1 and failed[0]["event"] == "check_failed"
     assert "ConfigError" in failed[0]["error"] and key in failed[0]["error"] and "workbench.toml" in failed[0]["error"]
@@ -471,13 +472,7 @@ def test_calls_that_stopped_are_stale_though_events_arrive(quiet, future_call):
     tmp_path = quiet
     now = dt.datetime(2026, 11, 24, 6)
     dbp = _calls_stopped_db(tmp_path / "w.duckdb", now, future_call=future_call)
-    server, received = _hook(204)
-    cfg = tmp_path / "workbench.toml"
-    cfg.write_text(f'[schedule]\nstale_after_hours = 24\n[notify]\nwebhook = "http://127.0.0.1:{server.server_port}/"\n')
-    try:
-        recs = schedule.run(dbp, out=tmp_path / "r", config=cfg, now=now, checks=False)
-    finally:
-        server.shutdown()
+    recs, received, cfg = _run_with_hook(tmp_path, dbp, "[schedule]\nstale_after_hours = 24\n", now, checks=False)
     assert [e["event"] for e in received] == ["stale_data"] and received[0]["hours_since"] == 120.0
     assert [(r["report"], r["status"]) for r in recs] == [("stale data", "notified")]
     st = schedule.status(dbp, out=tmp_path / "r", config=cfg, now=now)
