@@ -367,6 +367,13 @@ def test_budget_feature_without_calls_spends_zero(tmp_path):
     assert df.select("feature", "spend_usd", "status").rows() == [("other", 0.0, "ok")] and not firing
 
 
+def _feature_warnings(db, cfg, at="2026-04-06"):
+    """The UnknownFeatureWarning messages of ``budget_status`` (at least one is expected)."""
+    with pytest.warns(UnknownFeatureWarning) as got:
+        cost.budget_status(db, config=cfg, at=at)
+    return [str(w.message) for w in got if w.category is UnknownFeatureWarning]
+
+
 def test_a_budget_for_a_misspelled_feature_warns_with_the_closest_name(tmp_path, capsys):
     """A typo in a budget's feature read as a feature that spends nothing: status ok for ever, no alert, no word."""
     from workbench.cli import main
@@ -375,9 +382,7 @@ def test_a_budget_for_a_misspelled_feature_warns_with_the_closest_name(tmp_path,
     make_db([call("a", "2026-04-05", cost_usd=500.0, feature="support_assistant"),
              call("b", "2026-04-05", cost_usd=1.0, feature="search")], path=path).close()
     cfg = budget_toml(tmp_path, '[budget.suport_assistant]\nmonthly_usd = 100\n[budget.search]\nmonthly_usd = 100\n')
-    with pytest.warns(UnknownFeatureWarning) as got:
-        cost.budget_status(path, config=cfg, at="2026-04-06")
-    assert [str(w.message) for w in got if w.category is UnknownFeatureWarning] == [
+    assert _feature_warnings(path, cfg) == [
         "workbench.toml [budget.suport_assistant]: no call has feature 'suport_assistant', so it is never measured and never fires; "
         "did you mean 'support_assistant'?"]
     # the command line prints it as one line on standard error
@@ -392,9 +397,7 @@ def test_a_budget_for_a_misspelled_feature_warns_with_the_closest_name(tmp_path,
     make_db([call("a", "2026-03-05", cost_usd=5.0, feature="support_assistant"),
              call("b", "2026-04-05", cost_usd=150.0, feature="Support Assistant")], path=renamed).close()
     cfg3 = budget_toml(tmp_path, '[budget.support_assistant]\nmonthly_usd = 10\n')
-    with pytest.warns(UnknownFeatureWarning) as got:
-        cost.budget_status(renamed, config=cfg3, at="2026-04-06")
-    assert [str(w.message) for w in got if w.category is UnknownFeatureWarning] == [
+    assert _feature_warnings(renamed, cfg3) == [
         "workbench.toml [budget.support_assistant]: calls of this window name feature 'Support Assistant' (1 calls), "
         "not 'support_assistant' (0 calls), so they are not measured by it; a feature is matched exactly (renamed?)"]
     # a feature the database has, even one that spent nothing this month, does not warn
