@@ -160,3 +160,18 @@ def test_a_target_on_any_metric_of_one_value_per_feature_is_accepted(tmp_path):
     s = _report_settings(_toml(tmp_path, "[targets.chat]\n" + "".join(f"{k} = 1\n" for k in sorted(ok))))
     assert {f"{m}_{t.bound}" for m, t in s.targets["chat"].items()} == ok
     assert all(m in contracts() for m in s.targets["chat"])
+
+
+def test_a_config_path_that_is_no_readable_text_file_is_a_config_error(tmp_path, capsys):
+    """`--config DIR` (or a binary file) raised IsADirectoryError / UnicodeDecodeError with a traceback, in every verb."""
+    from workbench.cli import main
+
+    binary = tmp_path / "workbench.toml"
+    binary.write_bytes(b"[budget.chat]\nmonthly_usd = 1\n\xff\xfe\x00")
+    wb.connect(tmp_path / "wb.duckdb").close()
+    for path, why in ((tmp_path, "is a folder"), (binary, "not UTF-8 text")):
+        with pytest.raises(ConfigError, match=rf"{path.name}: {why}"):
+            C.load_config(path)
+        assert main(["slo", "--db", str(tmp_path / "wb.duckdb"), "--config", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert why in err and "Traceback" not in err

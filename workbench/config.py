@@ -124,6 +124,12 @@ def _read(resolved: str, mtime_ns: int, size: int, shown: str) -> Config:
         data = tomllib.loads(Path(resolved).read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{p}: is a folder, not a workbench.toml file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start}): a workbench.toml is UTF-8 TOML") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot be read: {exc.strerror or exc}") from None
     _no_nul(data, p, [])
     return Config(data=data, path=p)
 
