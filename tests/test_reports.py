@@ -286,7 +286,8 @@ def test_report_command_takes_a_config(env, monkeypatch, capsys):
     assert cli.main([*args, "--config", str(bad)]) != 0
     assert "did you mean 'error_rate'" in capsys.readouterr().err
     assert not (tmp / "reports" / "mini" / "2026-W47").exists()
-    good = tmp / "elsewhere" / "good.toml"
+    good = tmp / "it's {period} \"q\"\n$HOME" / "good.toml"  # a folder name papermill and a shell would misread
+    good.parent.mkdir()
     good.write_text("[targets.chat]\nerror_rate_max = 0.5\n")
     assert cli.main([*args, "--config", str(good)]) == 0
     params = json.loads((tmp / "reports" / "mini" / "2026-W47" / "params.json").read_text())["parameters"]
