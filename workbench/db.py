@@ -652,6 +652,36 @@ def parse_where(where: Where) -> dict[str, Any]:
     return out
 
 
+def view_key(name: str, start: Any, end: Any, where: Where) -> tuple | None:
+    """A :meth:`Workbench.view` key for a selection: ``name``, the window and the ``where`` conditions, every value
+    with its type (``1``, ``1.0`` and ``True`` are one key in Python, not one condition on every column). None when
+    the conditions cannot be read or a value cannot be part of a key (the caller then builds without the cache, and
+    the selection's own checks refuse what is wrong).
+
+    >>> view_key("x", "2026-01-01", None, {"feature": ["a", "b"]}) == view_key("x", "2026-01-01", None, ["feature=a,b"])
+    True
+    >>> view_key("x", None, None, {"n": 1}) == view_key("x", None, None, {"n": True}), view_key("x", None, None, {"f": {"a": 1}})
+    (False, None)
+    """
+    try:
+        conds = parse_where(where)
+    except ParameterError:
+        return None
+
+    def typed(v: Any) -> Any:
+        if isinstance(v, (list, tuple)):
+            return (type(v).__name__, tuple(typed(x) for x in v))
+        return (type(v).__name__, v)
+
+    key = (name, typed(start), typed(end),
+           tuple((col, typed(list(v) if isinstance(v, tuple) else v)) for col, v in conds.items()))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
 #: The years a metric window's start, end or ``at`` may fall in: the calendar arithmetic of windows and periods (a
 #: day before, a month after) stays inside what a timestamp holds, whatever the period.
 TIMESTAMP_YEARS = (1900, 9000)

@@ -71,6 +71,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
 
     from workbench.config import Budget, Config, Settings
+    from workbench.db import Workbench
 
 SOURCES = ("reported", "computed", "none", "unpriced")
 SUCCESS_CRITERIA = ("status", "feedback", "evals")
@@ -227,11 +228,20 @@ def priced_calls(db: Any, *, start: Any = None, end: Any = None, where: Where = 
     ...     "call_id").to_polars().rows()
     [('a', 0.0054, 0.0054, 'computed'), ('b', 0.006, 0.5, 'reported'), ('c', None, None, 'unpriced'), ('d', None, 0.0, 'none')]
     """
-    import ibis
-
-    from workbench.db import as_workbench
+    from workbench.db import as_workbench, view_key
 
     db = as_workbench(db)
+    key = view_key("priced_calls", start, end, where)
+    if key is None:  # a where that cannot be a key (an unhashable value): built each time, and refused there
+        return _priced_calls(db, start=start, end=end, where=where)
+    # kept per connection and selection: the price join is some hundred Ibis nodes, 30-50 ms of Python to build at
+    # every call, more than DuckDB takes to run the whole metric on a hundred thousand calls
+    return db.view(key, lambda: _priced_calls(db, start=start, end=end, where=where))
+
+
+def _priced_calls(db: "Workbench", *, start: Any, end: Any, where: Where) -> "ir.Table":
+    import ibis
+
     calls = db.calls
     conds = parse_where(where)
     # filter on the calls' own columns before the join (cheaper), on the added columns after it
