@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import warnings
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 import workbench as wb
 from workbench import metrics
@@ -282,6 +284,42 @@ def test_percentile_frame_band_equals_ranking_every_row(q, quantile_form):
         assert new.drop("mean").equals(old.drop("mean")), (new, old)
         assert (new["mean"] - old["mean"]).abs().max() <= 1e-12 * old["mean"].abs().max()
         assert new["lo"].null_count() < new.height and new["hi"].null_count() < new.height
+
+
+@pytest.mark.parametrize("period", ["day", "week", "all"])
+def test_percentile_frame_complete_equals_the_frame_completed_after_in_one_scan_less(period, quantile_form,
+                                                                                     monkeypatch):
+    # Groups with values, a group whose calls have no latency at all, a day with calls but none with a latency, a
+    # NaN latency, a null feature, and a window wider than the data: complete=True must give, row for row, the
+    # frame percentile_frame gives with complete_grid run after it, without the second scan for the groups.
+    from workbench.metrics import core
+
+    db = wb.connect(":memory:")
+    rows = [("a1", "2026-01-05 10:00", "chat", 100.0), ("a2", "2026-01-05 11:00", "chat", 300.0),
+            ("a3", "2026-01-07 10:00", "chat", None), ("a4", "2026-01-08 10:00", "chat", 250.0),
+            ("a5", "2026-01-08 12:00", "chat", float("nan")), ("b1", "2026-01-05 10:00", "search", None),
+            ("b2", "2026-01-09 10:00", "search", None), ("c1", "2026-01-06 09:00", None, 40.0),
+            ("c2", "2026-01-06 09:30", None, 60.0)]
+    for call_id, ts, feature, latency in rows:
+        db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms) values (?, ?, ?, 'ok', ?)",
+                          [call_id, ts, feature, latency])
+    t = db.calls
+    kw = dict(q=0.5, keys=["feature"], period=period, time="ts", start="2026-01-04", metric="x", confidence=0.95,
+              extra={"mean": lambda c: c.mean()})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        before = core.complete_grid(core.percentile_frame(t, t.latency_ms, **kw), t, keys=["feature"],
+                                    period=period, start="2026-01-04", end="2026-01-12", metric="x")
+        queries = []
+        real = core.to_polars
+        monkeypatch.setattr(core, "to_polars", lambda e: queries.append(e) or real(e))
+        after = core.percentile_frame(t, t.latency_ms, **kw, end="2026-01-12", complete=True)
+    assert_frame_equal(after, before)
+    assert set(after["feature"].to_list()) == {"chat", "search", None}
+    assert after.filter(pl.col("feature") == "search")["n"].to_list() == [0] * after.filter(
+        pl.col("feature") == "search").height
+    # the sizes with the groups, then the order statistics: no distinct scan of the selection
+    assert len(queries) == 2
 
 
 @pytest.mark.parametrize("q", [0.5, 0.95, 0.05])

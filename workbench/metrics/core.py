@@ -836,6 +836,8 @@ def percentile_frame(
     metric: str,
     confidence: float,
     extra: dict[str, Callable[["ir.NumericColumn"], "ir.Scalar"]] | None = None,
+    complete: bool = False,
+    end: Any = None,
 ) -> "pl.DataFrame":
     """The q-quantile of ``value`` per group (linear interpolation) with its order-statistic interval, tidy.
 
@@ -851,6 +853,10 @@ def percentile_frame(
 
     The result is identical to ranking every row (tests/test_core.py keeps that implementation as the reference).
 
+    ``complete=True`` returns every group of the selection (``t``) in every period of the window ``start``..``end``,
+    as :func:`complete_grid` completes it: the first pass then groups every row of ``t`` (``n`` counts the values),
+    so the selection's groups come with the sizes instead of from a second scan of ``t``.
+
     >>> import workbench as wb
     >>> db = wb.connect(":memory:")
     >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms) "
@@ -862,20 +868,34 @@ def percentile_frame(
     """
     import polars as pl
 
+    universe = t
     t = t.mutate(_v=value.cast("float64"))
-    t = with_period(t.filter(t._v.notnull()), period, time=time, start=start)
+    # with complete=True every row is grouped and n counts the values (the aggregates skip nulls); else only the rows
+    # with a value
+    t = with_period(t if complete else t.filter(t._v.notnull()), period, time=time, start=start)
     gk = [*keys, "period_start"]
     grid = band_grid(q)
     holistic = holistic_fits(t)
     # exact quantiles at the grid and q when they fit in memory (the value comes with them), else approximate ones
-    aggs: dict[str, Any] = dict(n=t.count(),
+    aggs: dict[str, Any] = dict(n=t._v.count() if complete else t.count(),
                                 _aq=t._v.quantile([*grid, q]) if holistic else t._v.approx_quantile(grid))
     for name, fn in (extra or {}).items():
         aggs[name] = fn(t._v)
     groups = to_polars(t.group_by(gk).aggregate(**aggs))
+    if complete:
+        selection = groups.select(keys)
+        groups = groups.filter(pl.col("n") > 0)
+        t = t.filter(t._v.notnull())
+
+        def done(df: "pl.DataFrame") -> "pl.DataFrame":
+            return complete_grid(df, universe, keys=keys, period=period, start=start, end=end, time=time,
+                                 metric=metric, groups=selection)
+    else:
+        def done(df: "pl.DataFrame") -> "pl.DataFrame":
+            return df
     if groups.height == 0:
         empty = to_polars(t.group_by(gk).aggregate(value=t._v.mean(), n=t.count()))
-        return tidy(empty, keys=keys, metric=metric)
+        return done(tidy(empty, keys=keys, metric=metric))
     from workbench.stats import order_statistic_ranks
 
     n = groups["n"].to_numpy()
@@ -891,7 +911,7 @@ def percentile_frame(
                              ranks={"_at": at, "_above": above, "lo": lo_rank, "hi": hi_rank})
         value = quantile_cont(x["_at"].to_numpy(), x["_above"].to_numpy(), n, q)
     groups = groups.drop("_aq").with_columns(pl.Series("value", value), x["lo"], x["hi"])
-    return tidy(groups, keys=keys, metric=metric)
+    return done(tidy(groups, keys=keys, metric=metric))
 
 
 def mean_interval(df: "pl.DataFrame", confidence: float, *, floor: float | None = None) -> "pl.DataFrame":

@@ -105,10 +105,9 @@ def _calls_percentile(db, column: str, q: float, metric: str, *, by, period, sta
     _check_unit(metric, "confidence", confidence)
     t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, metric, db)
     keys = check_by(t, by, fn=metric)
-    df = percentile_frame(t, t[column], q=q, keys=keys, period=period, time="ts", start=start, metric=metric,
-                          confidence=confidence)
     # groups whose calls have no latency at all (e.g. a trace without durations) stay visible with n = 0
-    return _label(complete_grid(df, t, keys=keys, period=period, start=start, end=end, metric=metric), operation)
+    return _label(percentile_frame(t, t[column], q=q, keys=keys, period=period, time="ts", start=start, end=end,
+                                   metric=metric, confidence=confidence, complete=True), operation)
 
 
 def latency_quantile_ms(

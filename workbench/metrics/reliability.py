@@ -125,9 +125,8 @@ def _incident_duration(db, end_col: str, metric: str, *, by, period, start, end,
     # microseconds, as a float, divided by a float: Spark read 60000.0 as a DECIMAL and rounded the minutes to 7
     # places, and its millisecond difference truncated where DuckDB's counted boundaries (999 ms against 1,000)
     minutes = t[end_col].delta(t.started_at, unit="microsecond").cast("float64") / ibis.literal(60e6, "float64")
-    df = percentile_frame(t, minutes, q=0.5, keys=keys, period=period, time="started_at", start=start,
-                          metric=metric, confidence=confidence, extra={"mean": lambda c: c.mean()})
-    return complete_grid(df, t, keys=keys, period=period, start=start, end=end, time="started_at", metric=metric)
+    return percentile_frame(t, minutes, q=0.5, keys=keys, period=period, time="started_at", start=start, end=end,
+                            metric=metric, confidence=confidence, extra={"mean": lambda c: c.mean()}, complete=True)
 
 
 _DURATION_DOC = """Median {what}, in minutes, over the incidents that started in the period.
