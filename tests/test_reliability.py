@@ -89,6 +89,27 @@ def test_incident_count_with_exact_poisson_interval():
     assert by_hour["n"].to_list() == [2, 1, 1, 1, 1]  # 9:00 (i1, i6), 10:00, 11:00, 12:00, 13:00
 
 
+def test_incident_count_and_durations_read_the_incidents_once_and_keep_every_group_and_hour(monkeypatch):
+    from workbench.metrics import core
+
+    db = wb.connect(":memory:")
+    _incidents(db, INCIDENTS)
+    queries = []
+    real = core.to_polars
+    for mod in (core, rel):
+        monkeypatch.setattr(mod, "to_polars", lambda e: queries.append(e) or real(e))
+    with pytest.warns(UndefinedMetricWarning, match="group-period"):
+        counts = rel.incident_count(db, by=("feature",), period="hour")
+    # chat at 9:00 (i1), 10:00, 11:00, 12:00, 13:00; search at 9:00 (i6): search's four empty hours are kept, n = 0
+    assert counts.filter(pl.col("feature") == "search")["n"].to_list() == [1, 0, 0, 0, 0]
+    assert len(queries) == 1  # no second scan of the incidents for their groups
+    queries.clear()
+    with pytest.warns(UndefinedMetricWarning, match="group-period"):
+        resolve = rel.mttr_minutes(db, by=("feature",), period="hour")
+    assert resolve.filter(pl.col("feature") == "chat")["n"].to_list() == [1, 1, 1, 0, 1]  # i4 is not resolved
+    assert len(queries) == 2  # the sizes with the groups, then the order statistics
+
+
 def _guard(db, events):
     _insert(db, "calls", ["call_id", "ts", "feature", "model", "status"],
             [("c1", T0, "chat", "m1", "ok"), ("c2", T0, "search", "m2", "ok")])

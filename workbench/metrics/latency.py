@@ -366,12 +366,17 @@ def output_tokens_per_s(db, *, by=("feature",), period="day", start=None, end=No
     t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "output_tokens_per_s", db)
     keys = check_by(t, by, fn=fn)
     scoped = t
-    t = t.filter(t.output_tokens.notnull(), t.latency_ms > 0)
-    t = with_period(t.mutate(_y=t.output_tokens.cast("float64"), _x=t.latency_ms / 1000.0), period, start=start)
+    # every call of the selection grouped, the sums over the measurable ones: the selection's groups come with them,
+    # not from a second scan (complete_grid's groups)
+    t = with_period(t.mutate(_y=t.output_tokens.cast("float64"), _x=t.latency_ms / 1000.0,
+                             _ok=t.output_tokens.notnull() & (t.latency_ms > 0)), period, start=start)
+    ok = t._ok
     df = to_polars(t.group_by([*keys, "period_start"]).aggregate(
-        n=t.count(), _sy=t._y.sum(), _sx=t._x.sum(), _syy=(t._y * t._y).sum(), _sxx=(t._x * t._x).sum(),
-        _sxy=(t._x * t._y).sum(),
+        n=t.count(where=ok), _sy=t._y.sum(where=ok), _sx=t._x.sum(where=ok), _syy=(t._y * t._y).sum(where=ok),
+        _sxx=(t._x * t._x).sum(where=ok), _sxy=(t._x * t._y).sum(where=ok),
     ))
+    groups = df.select(keys)
+    df = df.filter(pl.col("n") > 0)
     n, r = pl.col("n").cast(pl.Float64), pl.col("_sy") / pl.col("_sx")
     # var(R) ~ sum((y - R x)^2) / ((n - 1) n xbar^2), from the sums alone
     resid = pl.col("_syy") - 2 * r * pl.col("_sxy") + r * r * pl.col("_sxx")
@@ -380,7 +385,8 @@ def output_tokens_per_s(db, *, by=("feature",), period="day", start=None, end=No
     df = df.with_columns(value=r, lo=pl.when(n > 1).then(pl.max_horizontal(r - z * se, pl.lit(0.0))),
                          hi=pl.when(n > 1).then(r + z * se))
     out = tidy(df.drop("_sy", "_sx", "_syy", "_sxx", "_sxy"), keys=keys, metric=fn)
-    return _label(complete_grid(out, scoped, keys=keys, period=period, start=start, end=end, metric=fn), operation)
+    return _label(complete_grid(out, scoped, keys=keys, period=period, start=start, end=end, metric=fn,
+                                groups=groups), operation)
 
 
 def error_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95,

@@ -112,8 +112,9 @@ def incident_count(db, *, by=("feature",), period="day", start=None, end=None, w
     hi = [float(chi2.ppf(1 - alpha / 2, 2 * x + 2) / 2) for x in k]
     df = df.with_columns(pl.col("n").cast(pl.Float64).alias("value"), pl.Series("lo", lo, dtype=pl.Float64),
                          pl.Series("hi", hi, dtype=pl.Float64))
+    # every incident of the selection is counted in df: its groups are the selection's
     return complete_grid(tidy(df, keys=keys, metric=fn), t, keys=keys, period=period, start=start, end=end,
-                         time="started_at", metric=fn)
+                         time="started_at", metric=fn, groups=df.select(keys))
 
 
 def _incident_duration(db, end_col: str, metric: str, *, by, period, start, end, where, confidence) -> "pl.DataFrame":
