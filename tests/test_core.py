@@ -455,7 +455,7 @@ def test_in_memory_tables_are_loaded_exactly_and_dropped_after_the_query():
     n = len(floats)
     frame = pl.DataFrame({
         "x": floats,
-        "s": [None if i % 11 == 0 else f"it's \"{i}\" -- é" for i in range(n)],
+        "s": [None if i % 11 == 0 else f"it's \"{i}\" -- é \\ \\u0041 \n\t😀 []" for i in range(n)],
         "i": [None if i % 13 == 0 else (i - 1000) * 2**40 for i in range(n)],
         "b": [None if i % 3 == 0 else i % 2 == 0 for i in range(n)],
         "ts": [None if i % 17 == 0 else dt.datetime(2026, 1, 1, 0, 0, 0, i * 37 % 10**6) for i in range(n)],
@@ -466,7 +466,7 @@ def test_in_memory_tables_are_loaded_exactly_and_dropped_after_the_query():
                           "ts": "timestamp(6)", "d": "date"})
     t = db.calls
     lut = ibis.memtable(frame, schema=schema)
-    assert core._memtable_literals(lut.op()) is not None  # the literal path
+    assert core._memtable_json(lut.op()) is not None  # the JSON text path
     got = core.to_polars(lut.cross_join(t.aggregate(n=t.count())).select(*schema.names)).sort("k")
     assert got.drop("x").equals(frame.drop("x").with_columns(pl.col("k").cast(pl.Int64)))
     x = got["x"].to_numpy()
@@ -480,11 +480,11 @@ def test_in_memory_tables_are_loaded_exactly_and_dropped_after_the_query():
     # 0.4 s at every warm call for 16,000 groups, against 2 ms
     big = ibis.memtable(pl.DataFrame({"k": range(1000), "x": [0.5] * 1000, "s": ["a"] * 1000, "n": range(1000),
                                       "m": range(1000), "y": [1.0] * 1000}))
-    assert core._memtable_literals(big.op()) is None
+    assert core._memtable_json(big.op()) is None
     # a list column: not written as literals, registered as an Arrow view (and unregistered) as before
     lists = ibis.memtable(pl.DataFrame({"k": [1, 2], "v": [[1.0], None]}), schema=ibis.schema({"k": "int64",
                                                                                               "v": "array<float64>"}))
-    assert core._memtable_literals(lists.op()) is None
+    assert core._memtable_json(lists.op()) is None
     got = core.to_polars(lists.cross_join(t.aggregate(n=t.count())).select("k", "v")).sort("k")
     assert got.rows() == [(1, [1.0]), (2, None)]
     assert db.duckdb.execute("select count(*) from duckdb_views() where view_name like '_wb_memtable_%'").fetchone() == (0,)
