@@ -312,7 +312,7 @@ def test_percentile_frame_complete_equals_the_frame_completed_after_in_one_scan_
                                     period=period, start="2026-01-04", end="2026-01-12", metric="x")
         queries = []
         real = core.to_polars
-        monkeypatch.setattr(core, "to_polars", lambda e: queries.append(e) or real(e))
+        monkeypatch.setattr(core, "to_polars", lambda e, **kw: queries.append(e) or real(e, **kw))
         after = core.percentile_frame(t, t.latency_ms, **kw, end="2026-01-12", complete=True)
     assert_frame_equal(after, before)
     assert set(after["feature"].to_list()) == {"chat", "search", None}
@@ -320,6 +320,32 @@ def test_percentile_frame_complete_equals_the_frame_completed_after_in_one_scan_
         pl.col("feature") == "search").height
     # the sizes with the groups, then the order statistics: no distinct scan of the selection
     assert len(queries) == 2
+
+
+def test_the_band_query_is_built_once_per_shape_and_reads_each_calls_thresholds(monkeypatch, quantile_form):
+    # the join of the rows to the per-group thresholds is built once (15 ms of Ibis a call) over a placeholder table;
+    # each call loads its own thresholds under that name, and nothing is left behind
+    from workbench.metrics import core
+
+    db = wb.connect(":memory:")
+    db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms) select 'c' || i, '2026-01-01', "
+                      "case when i % 3 = 0 then 'a' else 'b' end, 'ok', (i * 7919) % 1000 from range(1, 3001) r(i)")
+    t = db.calls
+    kw = dict(q=0.9, keys=["feature"], period="all", time="ts", start=None, metric="x", confidence=0.95)
+    seen = []
+    real = core.to_polars
+    monkeypatch.setattr(core, "to_polars", lambda e, **k: seen.append((e, k.get("tables"))) or real(e, **k))
+    first = core.percentile_frame(t, t.latency_ms, **kw)
+    second = core.percentile_frame(t, t.latency_ms, **kw)
+    banded = [(e, tables) for e, tables in seen if tables]
+    assert len(banded) == 2 and banded[0][0] is banded[1][0]  # the same expression, built once
+    assert first.equals(second) and first.equals(_percentile_by_full_ranking(t, t.latency_ms, **kw))
+    # other data, same shape: the same expression, the new thresholds, the new order statistics
+    db.duckdb.execute("update calls set latency_ms = latency_ms * 3 + 1")
+    third = core.percentile_frame(t, t.latency_ms, **kw)
+    assert third.equals(_percentile_by_full_ranking(t, t.latency_ms, **kw)) and not third.equals(first)
+    left = db.duckdb.execute("select count(*) from duckdb_tables() where table_name = '_wb_thresholds'").fetchone()
+    assert left == (0,)
 
 
 @pytest.mark.parametrize("q", [0.5, 0.95, 0.05])
@@ -384,7 +410,7 @@ def test_percentile_frame_band_that_misses_a_rank_is_detected_and_redone(monkeyp
     monkeypatch.setattr(core, "_band_thresholds", lambda grid, aq, n, first, last: bounds(aq))
     heights = []
     real = core.to_polars
-    monkeypatch.setattr(core, "to_polars", lambda e: heights.append(real(e).height) or real(e))
+    monkeypatch.setattr(core, "to_polars", lambda e, **kw: heights.append(real(e, **kw).height) or real(e, **kw))
     new = core.percentile_frame(t, t.latency_ms, **kw)
     # ranked whole in SQL, but only the rows between the wanted ranks come back (the interval: tens of the 3,000)
     assert max(heights) < 200, heights

@@ -189,8 +189,8 @@ def test_tokens_per_second_keeps_every_group_and_day_of_the_selection_from_its_o
                  _row(4, feature="search", latency_ms=None, output_tokens=7)])
     queries = []
     real = latency.to_polars
-    monkeypatch.setattr(latency, "to_polars", lambda e: queries.append(e) or real(e))
-    monkeypatch.setattr(core, "to_polars", lambda e: queries.append(e) or real(e))
+    monkeypatch.setattr(latency, "to_polars", lambda e, **kw: queries.append(e) or real(e, **kw))
+    monkeypatch.setattr(core, "to_polars", lambda e, **kw: queries.append(e) or real(e, **kw))
     with pytest.warns(UndefinedMetricWarning, match="3 group-period"):
         df = latency.output_tokens_per_s(db, by=("feature",), start=DAY, end=DAY + dt.timedelta(days=2))
     got = {(r["feature"], r["period_start"]): (r["value"], r["n"]) for r in df.iter_rows(named=True)}

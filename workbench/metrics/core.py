@@ -282,7 +282,7 @@ def _remember(op: Any, compiled: tuple[str, bool]) -> tuple[str, bool]:
     return compiled
 
 
-def to_polars(expr: "ir.Table") -> "pl.DataFrame":
+def to_polars(expr: "ir.Table", *, tables: Mapping[str, Any] | None = None) -> "pl.DataFrame":
     """Execute an Ibis table expression into a polars frame, with the compiled SQL cached per query shape.
 
     On DuckDB the SQL is compiled once per distinct expression (a metric and its options: the same call later in a
@@ -290,6 +290,10 @@ def to_polars(expr: "ir.Table") -> "pl.DataFrame":
     schema: the same frame ``expr.to_polars()`` gives, without its per-call compilation and without the pandas-based
     result converter Ibis imports (about a second of a fresh session's first metric). Other backends use
     ``expr.to_polars()``.
+
+    ``tables`` (DuckDB only): name -> in-memory table (``ibis.memtable(...).op()``) loaded under that name for this
+    run, for an expression built once over a placeholder ``DatabaseTable`` of that name (:func:`order_statistics`'
+    per-group thresholds: its join is built and compiled once per query shape, whatever the thresholds).
 
     >>> import workbench as wb
     >>> db = wb.connect(":memory:")
@@ -301,6 +305,7 @@ def to_polars(expr: "ir.Table") -> "pl.DataFrame":
 
     op = expr.op()
     got = _COMPILED.get(op)
+    given = list((tables or {}).items())
     tables: list = []  # (name, in-memory table) loaded on the connection for this run only
     # An equal operation may read another connection (Ibis' backends compare equal by the database they open, and
     # two connections to one file, or two in-memory databases, are then the same): the backend is this expression's.
@@ -337,6 +342,7 @@ def to_polars(expr: "ir.Table") -> "pl.DataFrame":
         else:
             got = _remember(op, (backend.compile(expr), any(not isinstance(n, ops.DatabaseTable) for n in nodes)))
     sql, needs_hooks = got
+    tables = [*tables, *given]
     if needs_hooks:
         backend._run_pre_execute_hooks(expr)  # registers what else the query reads (an Arrow stream, a Python UDF)
     con = backend.con
@@ -706,6 +712,12 @@ def _band_thresholds(grid: list[float], aq: Any, n: Any, first: Any, last: Any) 
     return lower, upper
 
 
+#: order_statistics' band queries over the placeholder table _LUT, per query shape: (rows, value column, floor,
+#: threshold schema) -> expression.
+_BAND_QUERIES: dict[Any, Any] = {}
+_LUT = "_wb_thresholds"
+
+
 def order_statistics(t: "ir.Table", value: str, *, keys: list[str], groups: "pl.DataFrame", aq: Any,
                      grid: list[float], ranks: Mapping[str, Any]) -> "pl.DataFrame":
     """Exact order statistics of ``value`` per group at given ranks, without sorting or holding any group whole.
@@ -738,6 +750,7 @@ def order_statistics(t: "ir.Table", value: str, *, keys: list[str], groups: "pl.
     import polars as pl
 
     import ibis
+    import ibis.expr.operations as ops
 
     n = groups["n"].to_numpy().astype(np.int64)
     want = {name: np.asarray(r, dtype=np.int64) for name, r in ranks.items()}
@@ -753,14 +766,18 @@ def order_statistics(t: "ir.Table", value: str, *, keys: list[str], groups: "pl.
     # Another backend than DuckDB may not carry a null through an in-memory table (Spark received a null key as the
     # text 'NaN' through pandas: the null group's rows matched no row of it, and its interval was null): there each
     # key's nullness travels as a flag of its own.
-    flags = {f"_null{i}": c for i, c in enumerate(keys)} if _backend_name(t) != "duckdb" else {}
+    backend = _first_source(t.op())
+    duck = getattr(backend, "name", None) == "duckdb"
+    flags = {f"_null{i}": c for i, c in enumerate(keys)} if not duck else {}
     lut_frame = lut_frame.with_columns(*[pl.col(c).is_null().alias(f) for f, c in flags.items()])
     schema = ibis.schema({**{c: t.schema()[c] for c in keys}, "_g": "int64", "_lo": "float64", "_hi": "float64",
                           "_first": "int64", "_last": "int64", **dict.fromkeys(flags, "boolean")})
     rows = t.filter(t[value].notnull())
 
-    def joined(frame: "pl.DataFrame", floor: float | None = None) -> "ir.Table":
-        lut = ibis.memtable(frame.select(*schema.names), schema=schema)
+    def joined(frame: "pl.DataFrame | None", floor: float | None = None) -> "ir.Table":
+        # frame None: the placeholder table _LUT, whose rows to_polars loads for the run (DuckDB)
+        lut = (ibis.memtable(frame.select(*schema.names), schema=schema) if frame is not None
+               else ops.DatabaseTable(name=_LUT, schema=schema, source=backend).to_expr())
         r = rows if floor is None else rows.filter(rows[value] >= floor)
         # null-safe: a null feature or model is a group of its own, as in the caller's group_by
         on = ([(r[c].isnull() & lut[f]) | (~lut[f] & (r[c] == lut[c])) for f, c in flags.items()] if flags
@@ -772,10 +789,25 @@ def order_statistics(t: "ir.Table", value: str, *, keys: list[str], groups: "pl.
     # at all, and a group's rows below its band are counted as its size minus its rows at or above the bound.
     band_lo = lower[has]
     floor = float(band_lo.min()) if band_lo.size and not np.isnan(band_lo).any() else None
-    j = joined(lut_frame.filter(pl.Series(has)), floor)
-    inside = (j._lo.isnull() | (j._v >= j._lo)) & (j._hi.isnull() | (j._v <= j._hi))
-    bands = to_polars(j.group_by("_g").aggregate(_from=j.count(where=j._lo.isnull() | (j._v >= j._lo)),
-                                                 _band=j._v.collect(where=inside)))
+    def band_query(frame: "pl.DataFrame | None") -> "ir.Table":
+        j = joined(frame, floor)
+        inside = (j._lo.isnull() | (j._v >= j._lo)) & (j._hi.isnull() | (j._v <= j._hi))
+        return j.group_by("_g").aggregate(_from=j.count(where=j._lo.isnull() | (j._v >= j._lo)),
+                                          _band=j._v.collect(where=inside))
+
+    banded = lut_frame.filter(pl.Series(has))
+    if duck:
+        # the band query over a placeholder for the thresholds, built once per query shape (its join: 15 ms of Ibis
+        # at every call, a third of a warm percentile on a small table), the thresholds loaded under its name
+        key = (rows.op(), value, floor, tuple(schema.items()))
+        query = _BAND_QUERIES.get(key)
+        if query is None:
+            if len(_BAND_QUERIES) >= _COMPILED_MAX:
+                _BAND_QUERIES.clear()
+            query = _BAND_QUERIES[key] = band_query(None)
+        bands = to_polars(query, tables={_LUT: ibis.memtable(banded.select(*schema.names), schema=schema).op()})
+    else:
+        bands = to_polars(band_query(banded))
     bands = bands.with_columns((pl.lit(pl.Series(n[bands["_g"].to_numpy()])) - pl.col("_from")).alias("_below"))
     # the band's values in order, ranked from the rows below it (NaN sorts last, as in DuckDB)
     ranked = (bands.explode("_band").drop_nulls("_band").sort("_g", "_band")
