@@ -348,6 +348,27 @@ def test_the_band_query_is_built_once_per_shape_and_reads_each_calls_thresholds(
     assert left == (0,)
 
 
+def test_a_band_query_built_on_one_connection_is_not_run_on_another(quantile_form, monkeypatch):
+    # Ibis' backends compare equal by the database they open (two in-memory databases are equal), so the same
+    # percentile on two connections is the same query shape: each must still read its own rows (bands without a
+    # lower bound, so that no floor from the data tells the two queries apart)
+    from workbench.metrics import core
+
+    real = core._band_thresholds
+    monkeypatch.setattr(core, "_band_thresholds", lambda *a: (real(*a)[0] * float("nan"), real(*a)[1]))
+
+    dbs = [wb.connect(":memory:") for _ in range(2)]
+    for k, db in enumerate(dbs):
+        db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms) select 'c' || i, '2026-01-01', "
+                          f"'a', 'ok', (i * 7919) % 1000 + {1000 * k} from range(1, 3001) r(i)")
+    kw = dict(q=0.9, keys=["feature"], period="all", time="ts", start=None, metric="x", confidence=0.95)
+    for _ in range(2):
+        for db in dbs:
+            t = db.calls
+            assert core.percentile_frame(t, t.latency_ms, **kw).equals(
+                _percentile_by_full_ranking(t, t.latency_ms, **kw))
+
+
 @pytest.mark.parametrize("q", [0.5, 0.95, 0.05])
 def test_percentile_frame_large_groups_only_skip_the_rows_below_every_band(q, monkeypatch):
     # Every group large enough for a lower bound: the rows under the lowest bound are not joined at all, and each

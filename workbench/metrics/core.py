@@ -712,8 +712,8 @@ def _band_thresholds(grid: list[float], aq: Any, n: Any, first: Any, last: Any) 
     return lower, upper
 
 
-#: order_statistics' band queries over the placeholder table _LUT, per query shape: (rows, value column, floor,
-#: threshold schema) -> expression.
+#: order_statistics' band queries over the placeholder table _LUT, per query shape: (backend, rows, value column,
+#: floor, threshold schema) -> expression.
 _BAND_QUERIES: dict[Any, Any] = {}
 _LUT = "_wb_thresholds"
 
@@ -799,7 +799,9 @@ def order_statistics(t: "ir.Table", value: str, *, keys: list[str], groups: "pl.
     if duck:
         # the band query over a placeholder for the thresholds, built once per query shape (its join: 15 ms of Ibis
         # at every call, a third of a warm percentile on a small table), the thresholds loaded under its name
-        key = (rows.op(), value, floor, tuple(schema.items()))
+        # the backend by identity: Ibis' backends compare equal by the database they open (two in-memory databases
+        # are equal), and the query runs where its placeholder's source is (the kept expression keeps it alive)
+        key = (id(backend), rows.op(), value, floor, tuple(schema.items()))
         query = _BAND_QUERIES.get(key)
         if query is None:
             if len(_BAND_QUERIES) >= _COMPILED_MAX:
