@@ -627,6 +627,26 @@ def test_grouped_abbreviation_lookbehinds_match_the_one_per_abbreviation_pattern
         assert D._context_sentences(text) == pieces
 
 
+def test_the_split_for_texts_without_other_sentence_ends_is_the_full_split():
+    # _context_sentences splits a text without "!", "?" or a newline by the sentence-end pattern written to start with
+    # a "." (which the regex engine scans for fast): the same pieces as the full pattern, on random texts of the
+    # characters the pattern looks at around a "." (abbreviations, initials, closing quotes and brackets, spaces,
+    # capitals glued to the end) and on the tricky texts with their other ends taken out.
+    import random
+
+    full = re.compile(f"({D._SENT_END_RE.pattern})").split
+    rng = random.Random(13)
+    alphabet = [".", ".", " ", "  ", "\t", "\u00a0", "A", "Z", "a", "x", "3", ")", "]", '"', "'", "\u201d", "\u2019",
+                "Mr", "Dr", "Sept", "etc", "No", "U.S", "e.g", "vs", "Inc"]
+    texts = [t.replace("!", "").replace("?", "").replace("\n", " ") for t in _TRICKY]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 16))) for _ in range(30000)]
+    for text in texts:
+        assert "!" not in text and "?" not in text and "\n" not in text
+        assert D._SENT_SPLIT_DOT(text) == full(text), text
+        parts = full(text)
+        assert D._context_sentences(text) == [a + b for a, b in zip(parts[0::2], [*parts[1::2], ""])], text
+
+
 def test_ascii_token_pattern_gives_the_same_tokens():
     texts = [t.lower() for t in _TRICKY] + ["it's 1,000.5% of u.s. gdp: a_b 3:45 x.y.z, 'q' don't", "ab.,cd 5%% e'"]
     for text in texts:

