@@ -627,6 +627,29 @@ def test_grouped_abbreviation_lookbehinds_match_the_one_per_abbreviation_pattern
         assert D._context_sentences(text) == pieces
 
 
+def test_folding_removes_and_rewrites_the_invisible_characters_as_the_translate_table_did():
+    # _fold writes the invisible characters and typographic apostrophes (_INVISIBLE) by a replace per character held
+    # instead of str.translate: the same text, on random texts mixing them with accents, other scripts and ASCII.
+    import html
+    import random
+    import unicodedata
+
+    def reference(text: str) -> str:
+        if "&" in text:
+            text = html.unescape(text)
+        low = text.lower()
+        if low.isascii():
+            return low
+        low = D._LATIN_MARKS_RE.sub("", unicodedata.normalize("NFKD", low.translate(D._INVISIBLE)))
+        return unicodedata.normalize("NFKC", low)
+
+    rng = random.Random(17)
+    alphabet = list("aZ '’\u02bc\u00ad\u200b\u200c\u200d\u2060\ufeffé\u0301Üñ–ＡﬁΣς") + ["&shy;", "&rsquo;", "n’t"]
+    for _ in range(20000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 10)))
+        assert D._fold(text) == reference(text), text
+
+
 def test_the_split_for_texts_without_other_sentence_ends_is_the_full_split():
     # _context_sentences splits a text without "!", "?" or a newline by the sentence-end pattern written to start with
     # a "." (which the regex engine scans for fast): the same pieces as the full pattern, on random texts of the

@@ -127,6 +127,11 @@ _TOKEN_ASCII_RE = re.compile(r"[0-9A-Z_a-z]++(?:[.,:'][0-9A-Z_a-z]++)*+%?+")
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"))
 # ... and the typographic apostrophes, written as the ASCII one: "wasn’t" is "wasn't", "Paris’s" is "Paris's".
 _INVISIBLE.update(dict.fromkeys(map(ord, "\u2019\u02bc"), "'"))
+# The same mapping as (character, replacement) pairs: ``str.translate`` with a table walks a non-ASCII text character by
+# character through the table (9 us for a sentence of 170 characters, two thirds of folding it), while a text holding
+# none of these characters (most) is settled by eight substring tests, and one that does by a replace per character
+# held (each replacement is ASCII or empty, so the order of the replaces does not matter).
+_INVISIBLE_PAIRS = tuple((chr(k), v or "") for k, v in _INVISIBLE.items())
 # A negation glued to its verb ("wasn't", "don't"): at the end of a word, not inside one ("champion'Twin").
 _NT_RE = re.compile(r"n't\b")
 _LATIN_MARKS_RE = re.compile("[\u0300-\u036f]+")  # the combining accents of Latin, Greek and Cyrillic letters
@@ -149,7 +154,10 @@ def _fold(text: str) -> str:
     low = text.lower()
     if low.isascii():
         return low
-    low = _LATIN_MARKS_RE.sub("", unicodedata.normalize("NFKD", low.translate(_INVISIBLE)))
+    for ch, repl in _INVISIBLE_PAIRS:  # low.translate(_INVISIBLE), faster
+        if ch in low:
+            low = low.replace(ch, repl)
+    low = _LATIN_MARKS_RE.sub("", unicodedata.normalize("NFKD", low))
     return unicodedata.normalize("NFKC", low)  # marks of other scripts composed again (Japanese voicing, Hangul)
 
 
