@@ -452,6 +452,15 @@ def sql_literal(v: Any) -> str:
     return "'" + str(v).replace("'", "''") + "'"
 
 
+def sql_identifier(name: str) -> str:
+    """A SQL identifier: the name in double quotes, its double quotes doubled (any column or table name, as written).
+
+    >>> print(sql_identifier('my "x" col'))
+    "my ""x"" col"
+    """
+    return '"' + name.replace('"', '""') + '"'
+
+
 def memory_limit_bytes(con: "duckdb.DuckDBPyConnection") -> float | None:
     """DuckDB's memory limit on ``con`` in bytes (None when it cannot be read as a size).
 

@@ -243,7 +243,7 @@ Examples
 from __future__ import annotations
 
 from workbench.errors import IngestError, first_line  # (IngestError importable from here as before)
-from workbench.db import memory_passes_for, size_bytes, sql_literal as _lit
+from workbench.db import memory_passes_for, size_bytes, sql_identifier as _ident, sql_literal as _lit
 from workbench.io.records import ZONE_AFTER_SPACE, allow_long_csv_fields, refuse_wide_text, strict_csv_rows
 
 import codecs
@@ -588,10 +588,6 @@ def _path_lit(path: str | os.PathLike) -> str:
     "'/data/a[[]1][*][?].csv'"
     """
     return _lit(os.path.abspath(path).translate(_GLOB_ESCAPES))
-
-
-def _ident(s: str) -> str:
-    return '"' + s.replace('"', '""') + '"'
 
 
 def _json_paths(fld: str) -> list[str]:

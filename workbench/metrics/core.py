@@ -61,7 +61,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
     import polars as pl
 
-from workbench.db import Where, as_timestamp, parse_where, scope  # noqa: F401  (re-exported: the metric toolkit)
+from workbench.db import Where, as_timestamp, parse_where, scope, sql_identifier, sql_literal  # noqa: F401  (re-exported: the metric toolkit)
 
 __all__ = ["PERIODS", "RESULT_COLUMNS", "UndefinedMetricWarning", "UnknownFeatureWarning", "warn_unknown_features", "agent_tasks",
            "Where", "parse_where", "as_timestamp", "scope", "check_by", "with_period", "tidy", "complete_grid",
@@ -134,14 +134,6 @@ def warn_unknown_features(db: Any, where: Mapping[str, str], *, window: tuple[An
             hint = "; the database has no calls yet"
         warnings.warn(f"{where[f]}: no call has feature {f!r}, so it is never measured and never fires{hint}",
                       UnknownFeatureWarning, stacklevel=3)
-
-
-def _backend_name(t: "ir.Table") -> str:
-    """The name of the backend an expression runs on (``duckdb``, ``pyspark`` ...), "" when it has none."""
-    try:
-        return t._find_backend().name
-    except Exception:  # an expression over in-memory tables only
-        return ""
 
 
 def agent_tasks(db: Any) -> "ir.Table":
@@ -409,7 +401,7 @@ def _load_memtable(con: Any, backend: Any, name: str, m: Any) -> bool:
         rows = None
     if rows is not None:
         mapper = backend.compiler.type_mapper
-        cols = ", ".join(f"{_quoted(c)} {mapper.to_string(t)}" for c, t in m.schema.items())
+        cols = ", ".join(f"{sql_identifier(c)} {mapper.to_string(t)}" for c, t in m.schema.items())
         try:
             con.execute(f'CREATE OR REPLACE TEMPORARY TABLE "{name}" ({cols})')
             if rows:
@@ -425,10 +417,6 @@ def _load_memtable(con: Any, backend: Any, name: str, m: Any) -> bool:
     except AttributeError:
         con.register(name, m.data.to_pyarrow(m.schema))
     return False
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _memtable_json(m: Any) -> str | None:
@@ -476,8 +464,8 @@ def _memtable_json(m: Any) -> str | None:
             vals, spec, cast = [None if v is None else v.isoformat() for v in s.to_list()], "VARCHAR", "::DATE"
         else:
             return None
-        text = json.dumps(vals, ensure_ascii=False, allow_nan=False).replace("'", "''")
-        parts.append(f"unnest(json_transform('{text}', '[\"{spec}\"]')){cast} AS {_quoted(c)}")
+        text = json.dumps(vals, ensure_ascii=False, allow_nan=False)
+        parts.append(f"unnest(json_transform({sql_literal(text)}, '[\"{spec}\"]')){cast} AS {sql_identifier(c)}")
     if not parts:
         return None
     return "SELECT " + ", ".join(parts) if df.height else ""
@@ -637,7 +625,7 @@ def memory_passes(t: "ir.Table", bytes_per_row: float, share: float = 0.5) -> in
     import ibis
     import ibis.expr.operations as ops
 
-    from workbench.db import memory_passes_for, sql_literal
+    from workbench.db import memory_passes_for
 
     try:
         backend = ibis.get_backend(t)
