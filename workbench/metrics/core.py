@@ -267,11 +267,12 @@ _COMPILED: dict[Any, tuple[str, bool]] = {}
 _COMPILED_MAX = 1024
 
 
-def _remember(op: Any, compiled: tuple[str, bool]) -> tuple[str, bool]:
-    if len(_COMPILED) >= _COMPILED_MAX:
-        _COMPILED.clear()
-    _COMPILED[op] = compiled
-    return compiled
+def _remember(cache: dict, key: Any, value: Any) -> Any:
+    """Keep ``value`` under ``key`` in a per-process cache, emptied when it holds :data:`_COMPILED_MAX` entries."""
+    if len(cache) >= _COMPILED_MAX:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 def to_polars(expr: "ir.Table", *, tables: Mapping[str, Any] | None = None) -> "pl.DataFrame":
@@ -297,8 +298,8 @@ def to_polars(expr: "ir.Table", *, tables: Mapping[str, Any] | None = None) -> "
 
     op = expr.op()
     got = _COMPILED.get(op)
-    given = list((tables or {}).items())
-    tables: list = []  # (name, in-memory table) loaded on the connection for this run only
+    # (name, in-memory table) loaded on the connection for this run only: the expression's own, then those given
+    loads: list = []
     # An equal operation may read another connection (Ibis' backends compare equal by the database they open, and
     # two connections to one file, or two in-memory databases, are then the same): the backend is this expression's.
     backend = _first_source(op) if got is not None else None
@@ -329,18 +330,19 @@ def to_polars(expr: "ir.Table", *, tables: Mapping[str, Any] | None = None) -> "
                               for m, name in zip(memtables, names)})
             got = _COMPILED.get(key)
             if got is None:
-                got = _remember(key, (backend.compile(key.to_expr()), False))
-            tables = list(zip(names, memtables))
+                got = _remember(_COMPILED, key, (backend.compile(key.to_expr()), False))
+            loads = list(zip(names, memtables))
         else:
-            got = _remember(op, (backend.compile(expr), any(not isinstance(n, ops.DatabaseTable) for n in nodes)))
+            got = _remember(_COMPILED, op, (backend.compile(expr),
+                                            any(not isinstance(n, ops.DatabaseTable) for n in nodes)))
     sql, needs_hooks = got
-    tables = [*tables, *given]
+    loads += (tables or {}).items()
     if needs_hooks:
         backend._run_pre_execute_hooks(expr)  # registers what else the query reads (an Arrow stream, a Python UDF)
     con = backend.con
     loaded: list[tuple[str, bool]] = []  # (name, as a temporary table: else a registered Arrow view)
     try:
-        for name, m in tables:
+        for name, m in loads:
             loaded.append((name, _load_memtable(con, backend, name, m)))
         df = pl.from_arrow(con.sql(sql).to_arrow_table())
     finally:
@@ -792,9 +794,7 @@ def order_statistics(t: "ir.Table", value: str, *, keys: list[str], groups: "pl.
         key = (id(backend), rows.op(), value, floor, tuple(schema.items()))
         query = _BAND_QUERIES.get(key)
         if query is None:
-            if len(_BAND_QUERIES) >= _COMPILED_MAX:
-                _BAND_QUERIES.clear()
-            query = _BAND_QUERIES[key] = band_query(None)
+            query = _remember(_BAND_QUERIES, key, band_query(None))
         bands = to_polars(query, tables={_LUT: ibis.memtable(banded.select(*schema.names), schema=schema).op()})
     else:
         bands = to_polars(band_query(banded))
@@ -923,17 +923,16 @@ def percentile_frame(
     for name, fn in (extra or {}).items():
         aggs[name] = fn(t._v)
     groups = to_polars(t.group_by(gk).aggregate(**aggs))
+    selection = groups.select(keys) if complete else None
     if complete:
-        selection = groups.select(keys)
         groups = groups.filter(pl.col("n") > 0)
         t = t.filter(t._v.notnull())
 
-        def done(df: "pl.DataFrame") -> "pl.DataFrame":
-            return complete_grid(df, universe, keys=keys, period=period, start=start, end=end, time=time,
-                                 metric=metric, groups=selection)
-    else:
-        def done(df: "pl.DataFrame") -> "pl.DataFrame":
+    def done(df: "pl.DataFrame") -> "pl.DataFrame":
+        if selection is None:
             return df
+        return complete_grid(df, universe, keys=keys, period=period, start=start, end=end, time=time, metric=metric,
+                             groups=selection)
     if groups.height == 0:
         empty = to_polars(t.group_by(gk).aggregate(value=t._v.mean(), n=t.count()))
         return done(tidy(empty, keys=keys, metric=metric))
