@@ -678,12 +678,11 @@ def view_key(name: str, start: Any, end: Any, where: Where) -> tuple | None:
         return None
 
     def typed(v: Any) -> Any:
-        if isinstance(v, (list, tuple)):
-            return (type(v).__name__, tuple(typed(x) for x in v))
+        if isinstance(v, (list, tuple)):  # a list of values, whichever sequence holds it (as scope reads it)
+            return ("list", tuple(typed(x) for x in v))
         return (type(v).__name__, v)
 
-    key = (name, typed(start), typed(end),
-           tuple((col, typed(list(v) if isinstance(v, tuple) else v)) for col, v in conds.items()))
+    key = (name, typed(start), typed(end), tuple((col, typed(v)) for col, v in conds.items()))
     try:
         hash(key)
     except TypeError:
