@@ -68,3 +68,25 @@ def gc_collections():
         return out, runs
 
     return count
+
+
+@pytest.fixture
+def queries(monkeypatch):
+    """The queries the metrics run from here on (each expression given to ``to_polars``), in order: the metric core's
+    ``to_polars`` and every metric module's name for it are wrapped to record them."""
+    import importlib
+
+    from workbench.metrics import core
+
+    seen: list = []
+    real = core.to_polars
+
+    def recording(expr, **kw):
+        seen.append(expr)
+        return real(expr, **kw)
+
+    for mod in ("core", *core.SUITE_MODULES):
+        module = importlib.import_module(f"workbench.metrics.{mod}")
+        if getattr(module, "to_polars", None) is real:
+            monkeypatch.setattr(module, "to_polars", recording)
+    return seen

@@ -287,8 +287,7 @@ def test_percentile_frame_band_equals_ranking_every_row(q, quantile_form):
 
 
 @pytest.mark.parametrize("period", ["day", "week", "all"])
-def test_percentile_frame_complete_equals_the_frame_completed_after_in_one_scan_less(period, quantile_form,
-                                                                                     monkeypatch):
+def test_percentile_frame_complete_equals_the_frame_completed_after_in_one_scan_less(period, quantile_form, queries):
     # Groups with values, a group whose calls have no latency at all, a day with calls but none with a latency, a
     # NaN latency, a null feature, and a window wider than the data: complete=True must give, row for row, the
     # frame percentile_frame gives with complete_grid run after it, without the second scan for the groups.
@@ -310,9 +309,7 @@ def test_percentile_frame_complete_equals_the_frame_completed_after_in_one_scan_
         warnings.simplefilter("ignore")
         before = core.complete_grid(core.percentile_frame(t, t.latency_ms, **kw), t, keys=["feature"],
                                     period=period, start="2026-01-04", end="2026-01-12", metric="x")
-        queries = []
-        real = core.to_polars
-        monkeypatch.setattr(core, "to_polars", lambda e, **kw: queries.append(e) or real(e, **kw))
+        queries.clear()
         after = core.percentile_frame(t, t.latency_ms, **kw, end="2026-01-12", complete=True)
     assert_frame_equal(after, before)
     assert set(after["feature"].to_list()) == {"chat", "search", None}

@@ -177,9 +177,7 @@ def test_tpot_mean_interval_and_tokens_per_second_by_hand():
     assert t["lo"] == pytest.approx(10 - 1.959964 * se, abs=1e-4)
 
 
-def test_tokens_per_second_keeps_every_group_and_day_of_the_selection_from_its_one_query(monkeypatch):
-    from workbench.metrics import core
-
+def test_tokens_per_second_keeps_every_group_and_day_of_the_selection_from_its_one_query(queries):
     day2 = DAY + dt.timedelta(days=1)
     db = wb.connect(":memory:")
     # chat: measurable on day 1 (20 tokens / 2 s), on day 2 only a call without tokens and one with latency 0;
@@ -187,10 +185,6 @@ def test_tokens_per_second_keeps_every_group_and_day_of_the_selection_from_its_o
     _insert(db, [_row(0, latency_ms=1000.0, output_tokens=10), _row(1, latency_ms=1000.0, output_tokens=10),
                  _row(2, ts=day2, latency_ms=900.0), _row(3, ts=day2, latency_ms=0.0, output_tokens=5),
                  _row(4, feature="search", latency_ms=None, output_tokens=7)])
-    queries = []
-    real = latency.to_polars
-    monkeypatch.setattr(latency, "to_polars", lambda e, **kw: queries.append(e) or real(e, **kw))
-    monkeypatch.setattr(core, "to_polars", lambda e, **kw: queries.append(e) or real(e, **kw))
     with pytest.warns(UndefinedMetricWarning, match="3 group-period"):
         df = latency.output_tokens_per_s(db, by=("feature",), start=DAY, end=DAY + dt.timedelta(days=2))
     got = {(r["feature"], r["period_start"]): (r["value"], r["n"]) for r in df.iter_rows(named=True)}

@@ -89,15 +89,9 @@ def test_incident_count_with_exact_poisson_interval():
     assert by_hour["n"].to_list() == [2, 1, 1, 1, 1]  # 9:00 (i1, i6), 10:00, 11:00, 12:00, 13:00
 
 
-def test_incident_count_and_durations_read_the_incidents_once_and_keep_every_group_and_hour(monkeypatch):
-    from workbench.metrics import core
-
+def test_incident_count_and_durations_read_the_incidents_once_and_keep_every_group_and_hour(queries):
     db = wb.connect(":memory:")
     _incidents(db, INCIDENTS)
-    queries = []
-    real = core.to_polars
-    for mod in (core, rel):
-        monkeypatch.setattr(mod, "to_polars", lambda e, **kw: queries.append(e) or real(e, **kw))
     with pytest.warns(UndefinedMetricWarning, match="group-period"):
         counts = rel.incident_count(db, by=("feature",), period="hour")
     # chat at 9:00 (i1), 10:00, 11:00, 12:00, 13:00; search at 9:00 (i6): search's four empty hours are kept, n = 0
