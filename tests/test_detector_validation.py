@@ -372,6 +372,23 @@ def test_the_joined_ascii_tokeniser_finds_the_tokens_of_the_token_pattern():
     assert D._ascii_token_lists(every) == [D._TOKEN_ASCII_RE.findall(every)]
 
 
+def test_the_separators_written_as_spaces_leave_the_tokens_unchanged():
+    # A passage with non-ASCII characters is tokenised by the joined ASCII tokeniser when its dashes, quotation marks
+    # and bullets (_SEPARATORS) written as spaces leave it ASCII: no token may hold one, so the token pattern finds the
+    # same tokens either way, on random folded texts of word characters, marks, separators and other non-ASCII
+    # characters. A separator that a token can hold (the typographic apostrophe, a letter) fails it.
+    import random
+
+    rng = random.Random(12)
+    alphabet = ["a", "Z", "0", "_", ".", ",", ":", "'", "%", " ", "-", "(", "\u00e9", "\u0436", "\u2019", "\u00b2",
+                "don't", "1,000", *D._SEPARATORS, *D._SEPARATORS]
+    for _ in range(30000):
+        folded = D._fold("".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14))))
+        assert D._TOKEN_RE.findall(D._separate(folded)) == D._TOKEN_RE.findall(folded), folded
+    assert not any(c.isalnum() or c == "_" or D._fold(c) != c for c in D._SEPARATORS)
+    assert D._separate("1914\u20131918 \u201cwar\u201d").isascii()
+
+
 def test_benchmark_of_an_empty_file_is_an_error_and_one_label_is_said(tmp_path):
     from workbench.errors import ParameterError
 
