@@ -369,7 +369,7 @@ def test_a_long_feature_name_is_folded_in_a_table_and_cut_in_a_group_heading():
     long = "f" * 300
     html = table(pl.DataFrame({"feature": [long, "short"], "metric": ["timeout_rate"] * 2, "value": [0.1, 0.2],
                                "n": [10, 10]})).as_raw_html()
-    assert "<details><summary>" + "f" * 90 in html  # folded: the first 90 characters, the rest on opening it
+    assert "<details><summary>F" + "f" * 89 in html  # folded (in words, as every feature): 90 characters, then the rest
     grouped = pl.DataFrame({"feature": [long, long, "short", "short"], "model": ["a", "b", "a", "b"],
                             "metric": ["timeout_rate"] * 4, "value": [0.1, 0.2, 0.3, 0.4], "n": [10] * 4})
     html = table(grouped).as_raw_html()
@@ -419,3 +419,30 @@ def test_a_period_ending_on_the_first_shows_its_own_month_s_budget_not_the_next(
             shown = ns["rep"].frames[-1][2]
             assert shown.select("feature", "month_start", "spend_usd", "status").rows() == [
                 ("chat", month, spent, "over")], (name, src)
+
+
+def test_a_feature_reads_the_same_in_a_table_a_chart_and_a_sentence():
+    # The cost report's table of one row per feature showed the ids (coding_assistant) where its charts and the
+    # attention sentences said "Coding assistant"; a model id was capitalised in sentences only ("Gpt-4o-mini").
+    from workbench.reports.attention import feature_label
+    from workbench.reports.charts import trend
+
+    per_feature = pl.DataFrame({"feature": ["coding_assistant", "agent", None], "metric": ["cost_usd"] * 3,
+                                "value": [12.5, 3.0, 1.0], "n": [10, 4, 1]})
+    html = table(per_feature).as_raw_html()
+    assert "Coding assistant" in html and "Agent" in html and "(none)" in html
+    assert "coding_assistant" not in html
+    grouped = pl.DataFrame({"feature": ["coding_assistant"] * 2 + ["agent"] * 2,
+                            "metric": ["cost_usd", "latency_p95_ms"] * 2, "value": [1.0, 900.0, 2.0, 800.0]})
+    html = table(grouped).as_raw_html()
+    assert "Coding assistant" in html and "coding_assistant" not in html
+    assert table(grouped.rename({"feature": "model"}), group="model").as_raw_html().count("Coding assistant") >= 1
+    spec = json.dumps(trend(pl.DataFrame({"feature": ["coding_assistant"] * 2, "period_start": [dt.datetime(2026, 11, 9),
+                                         dt.datetime(2026, 11, 10)], "metric": ["cost_usd"] * 2, "value": [1.0, 2.0],
+                                         "n": [1, 1], "lo": [None, None], "hi": [None, None]}), color="feature").chart.to_dict())
+    assert "Coding assistant" in spec and "coding_assistant" not in spec
+    from workbench.reports.units import words
+
+    assert feature_label("coding_assistant") == words("coding_assistant") == "Coding assistant"
+    assert feature_label("gpt-4o-mini") == words("gpt-4o-mini") == "gpt-4o-mini"
+    assert feature_label(None) == "All features"

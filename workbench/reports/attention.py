@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.reports.units import fmt, label, metric_unit
+from workbench.reports.units import fmt, label, metric_unit, words
 from workbench.schema import utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,13 +37,13 @@ MAX_MISSED = 5  # sentences on missed targets before "and N more"
 
 
 def feature_label(feature: Any) -> str:
-    """A feature id in words: ``support_assistant`` -> ``Support assistant``.
+    """A feature id in words, as the report's charts and tables show it (:func:`~workbench.reports.units.words`);
+    ``All features`` for none.
 
-    >>> feature_label("coding_assistant")
-    'Coding assistant'
+    >>> feature_label("coding_assistant"), feature_label("gpt-4o-mini"), feature_label(None)
+    ('Coding assistant', 'gpt-4o-mini', 'All features')
     """
-    s = str(feature or "all features").replace("_", " ")
-    return s[:1].upper() + s[1:]
+    return words(feature) if feature else "All features"
 
 
 def budget_sentence(r: dict, *, by: str = "feature") -> str:

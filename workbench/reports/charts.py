@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ParameterError
-from workbench.reports.units import axis_format, fmt, label, metric_unit
+from workbench.reports.units import axis_format, fmt, label, metric_unit, words
 from workbench.reports.tables import note
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -88,13 +88,6 @@ def keys_of(df: "pl.DataFrame") -> list[str]:
     return cols[: cols.index("period_start")] if "period_start" in cols else [c for c in cols if c not in _STANDARD]
 
 
-def _words(v: Any) -> str:
-    if v is None:
-        return "(none)"
-    s = str(v)
-    return (s[:1].upper() + s[1:]).replace("_", " ") if s.islower() and " " not in s and "_" in s or s.isalpha() and s.islower() else s
-
-
 def _prepare(df: "pl.DataFrame", color: str | None) -> tuple["pl.DataFrame", str | None, str]:
     import polars as pl
 
@@ -110,7 +103,7 @@ def _prepare(df: "pl.DataFrame", color: str | None) -> tuple["pl.DataFrame", str
         else:
             color = keys[0]
     if color is not None:
-        df = df.with_columns(pl.col(color).map_elements(_words, return_dtype=pl.Utf8, skip_nulls=False))
+        df = df.with_columns(pl.col(color).map_elements(words, return_dtype=pl.Utf8, skip_nulls=False))
     return df.drop_nulls("value"), color, metric
 
 
@@ -170,7 +163,7 @@ def _target_layer(targets: Mapping[str, float] | float | None, color: str | None
         rows = [{"target": float(targets), "label": "target"}]
     else:
         groups = set(data[color].to_list()) if color else set()
-        rows = [{"target": float(v), "label": f"target {_words(k)}"} for k, v in targets.items() if _words(k) in groups or not color]
+        rows = [{"target": float(v), "label": f"target {words(k)}"} for k, v in targets.items() if words(k) in groups or not color]
     if not rows:
         return []
     t = alt.Chart(pl.DataFrame(rows))
@@ -248,7 +241,7 @@ def compare(df: "pl.DataFrame", *, by: str | None = None, title: str | None = No
     y = color or "metric"
     if y not in full.columns:
         return table(df, title=title)
-    full = full.with_columns(pl.col(y).map_elements(_words, return_dtype=pl.Utf8, skip_nulls=False))
+    full = full.with_columns(pl.col(y).map_elements(words, return_dtype=pl.Utf8, skip_nulls=False))
     if full[y].n_unique() < 2:
         return table(df, title=title)
     missing = full.filter(pl.col("value").is_null())
@@ -373,7 +366,7 @@ def funnel(df: "pl.DataFrame", *, title: str | None = None, width: int = WIDTH) 
         if col not in df.columns:
             raise ParameterError(f"funnel: no column {col!r}; columns: {df.columns}")
     data = df.sort("step_index" if "step_index" in df.columns else "step").with_columns(
-        pl.col("step").map_elements(_words, return_dtype=pl.Utf8).alias("Step"))
+        pl.col("step").map_elements(words, return_dtype=pl.Utf8).alias("Step"))
     rate = "step_rate" if "step_rate" in data.columns else "value"
     data = data.with_columns(pl.format("{} users · {} of the step before", pl.col("users"),
                                        pl.col(rate).map_elements(lambda v: fmt(v, "x_rate"), return_dtype=pl.Utf8)).alias("shown"))

@@ -22,7 +22,7 @@ import html as _html
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from workbench.reports.units import better, fmt, label
+from workbench.reports.units import better, fmt, label, words
 
 if TYPE_CHECKING:  # pragma: no cover
     import great_tables as gt
@@ -271,11 +271,13 @@ def table(df: "pl.DataFrame", *, title: str | None = None, subtitle: str | None 
         cols.insert(cols.index("value") + 1, "interval_95")
         df = df.select(cols)
     grouped = bool(group and group in df.columns and df[group].n_unique() > 1 and df.height > df[group].n_unique())
-    if group and group in df.columns:
-        df = df.with_columns(pl.col(group).cast(pl.Utf8).fill_null("(none)"))
-        if grouped:  # a group's heading cannot fold its text: a long name is cut (its rows still say which)
-            df = df.with_columns(pl.col(group).map_elements(
-                lambda v: _cut((v[:1].upper() + v[1:]).replace("_", " ")), return_dtype=pl.Utf8))
+    # the group and the feature in words, as the report's charts and sentences name them (support_assistant ->
+    # Support assistant); a group's heading cannot fold its text: a long name is cut (its rows still say which)
+    for c in dict.fromkeys([group, "feature"]):
+        if c and c in df.columns:
+            heading = grouped and c == group
+            df = df.with_columns(pl.col(c).cast(pl.Utf8).map_elements(
+                (lambda v: _cut(words(v))) if heading else words, return_dtype=pl.Utf8, skip_nulls=False))
     if links and "metric" in df.columns:
         df = df.with_columns(pl.col("metric").alias("_metric_id"))
     # a stable id (from the content) keeps re-executed notebooks identical (nbval compares them)

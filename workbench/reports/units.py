@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["Unit", "metric_unit", "label", "fmt", "better", "axis_format"]
+__all__ = ["Unit", "metric_unit", "label", "words", "fmt", "better", "axis_format"]
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,25 @@ def label(name: str | None) -> str:
             words, tail = words[: -len(suffix)], text
     words = words.replace("_", " ").strip()
     return (words[:1].upper() + words[1:] + tail) if words else name
+
+
+def words(value: Any) -> str:
+    """A value of a key column (a feature, a group) as a report shows it: a lower-case id in words, else as written.
+
+    One rule for the whole report, so that a feature reads the same in a chart's legend, a table and a sentence:
+    lower-case words joined by underscores, or one lower-case word, get a capital and spaces (``support_assistant`` ->
+    ``Support assistant``); other ids (``gpt-4o-mini``, ``v7``, ``Billing``) are shown as written; a missing value is
+    ``(none)``.
+
+    >>> words("support_assistant"), words("agent"), words("gpt-4o-mini"), words("v7"), words(None)
+    ('Support assistant', 'Agent', 'gpt-4o-mini', 'v7', '(none)')
+    """
+    if value is None:
+        return "(none)"
+    s = str(value)
+    if (s.islower() and " " not in s and "_" in s) or (s.isalpha() and s.islower()):
+        return (s[:1].upper() + s[1:]).replace("_", " ")
+    return s
 
 
 def _num(x: float, decimals: int) -> str:
