@@ -137,6 +137,20 @@ _NT_RE = re.compile(r"n't\b")
 _LATIN_MARKS_RE = re.compile("[\u0300-\u036f]+")  # the combining accents of Latin, Greek and Cyrillic letters
 
 
+def _replace_held(text: str, pairs: tuple[tuple[str, str], ...]) -> str:
+    """``text`` with each character of ``pairs`` that it holds replaced by its text: a substring test per pair, and a
+    replace only for a character held (what ``str.translate`` does, without walking the text character by character
+    through a table). The replacements must hold none of the characters, so that their order does not matter.
+
+    >>> _replace_held("a\u2013b\u2019s", (("\u2013", " "), ("\u2019", "'")))
+    "a b's"
+    """
+    for ch, repl in pairs:
+        if ch in text:
+            text = text.replace(ch, repl)
+    return text
+
+
 def _fold(text: str) -> str:
     """The form in which the detector matches words: lower-cased, with HTML character references decoded (contexts
     scraped from web pages hold ``&amp;`` and ``cor&shy;ner&shy;back``), soft hyphens and zero-width characters
@@ -154,9 +168,7 @@ def _fold(text: str) -> str:
     low = text.lower()
     if low.isascii():
         return low
-    for ch, repl in _INVISIBLE_PAIRS:  # low.translate(_INVISIBLE), faster
-        if ch in low:
-            low = low.replace(ch, repl)
+    low = _replace_held(low, _INVISIBLE_PAIRS)  # low.translate(_INVISIBLE), faster
     low = _LATIN_MARKS_RE.sub("", unicodedata.normalize("NFKD", low))
     return unicodedata.normalize("NFKC", low)  # marks of other scripts composed again (Japanese voicing, Hangul)
 
@@ -192,6 +204,7 @@ def _ascii_token_lists(joined: str) -> list[list[str]]:
 # Punctuation that only separates tokens (no token holds it; tests/test_detector_validation checks that): dashes,
 # quotation marks, a bullet, a middle dot.
 _SEPARATORS = "\u2013\u2014\u201c\u201d\u2018\u00ab\u00bb\u2022\u00b7"
+_SEPARATOR_PAIRS = tuple((ch, " ") for ch in _SEPARATORS)
 
 
 def _separate(text: str) -> str:
@@ -201,10 +214,7 @@ def _separate(text: str) -> str:
     >>> _separate("1914\u20131918 \u201cthe war\u201d")
     '1914 1918  the war '
     """
-    for ch in _SEPARATORS:
-        if ch in text:
-            text = text.replace(ch, " ")
-    return text
+    return _replace_held(text, _SEPARATOR_PAIRS)
 
 
 # Sentence ends: terminal punctuation followed by space, or glued to a capital (HotpotQA passages
