@@ -143,13 +143,13 @@ def label(name: str | None) -> str:
     name = str(name or "")
     if name in LABELS:
         return LABELS[name]
-    words = name
+    phrase = name
     tail = ""
     for suffix, text in (("_usd", " ($)"), ("_ms", " (ms)"), ("_minutes", " (minutes)")):
-        if words.endswith(suffix):
-            words, tail = words[: -len(suffix)], text
-    words = words.replace("_", " ").strip()
-    return (words[:1].upper() + words[1:] + tail) if words else name
+        if phrase.endswith(suffix):
+            phrase, tail = phrase[: -len(suffix)], text
+    phrase = phrase.replace("_", " ").strip()
+    return (phrase[:1].upper() + phrase[1:] + tail) if phrase else name
 
 
 def words(value: Any) -> str:
