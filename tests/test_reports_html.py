@@ -446,3 +446,10 @@ def test_a_feature_reads_the_same_in_a_table_a_chart_and_a_sentence():
     assert feature_label("coding_assistant") == words("coding_assistant") == "Coding assistant"
     assert feature_label("gpt-4o-mini") == words("gpt-4o-mini") == "gpt-4o-mini"
     assert feature_label(None) == "All features"
+    # a hostile feature name, put in words or not, is text in the cell and in a group's heading, never markup
+    for hostile in (pl.DataFrame({"feature": ["<script_x>alert(1)</script_x>", "b"], "metric": ["cost_usd"] * 2,
+                                  "value": [1.0, 2.0]}),
+                    pl.DataFrame({"feature": ["<img_x onerror=alert(1)>"] * 2 + ["b"] * 2,
+                                  "metric": ["cost_usd", "latency_p95_ms"] * 2, "value": [1.0, 2.0, 3.0, 4.0]})):
+        html = table(hostile).as_raw_html()
+        assert "<script" not in html and "<img" not in html and "&lt;" in html
