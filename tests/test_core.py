@@ -545,3 +545,118 @@ def test_to_polars_runs_a_cached_query_on_the_expressions_own_connection():
                           f"from range({i + 1}) r(j)")
     counts = [core.to_polars(db.calls.aggregate(n=db.calls.count()))["n"][0] for db in dbs]
     assert counts == [1, 2]
+
+
+def test_proportion_builds_its_query_once_per_shape_and_runs_it_on_each_connection():
+    # the second call of a metric with the same options reuses the query built by the first (building it with Ibis
+    # costs as much as running it on a small table); a connection to another database with an equal table still
+    # gets its own numbers
+    from workbench.metrics import core
+
+    dbs = [wb.connect(":memory:") for _ in range(2)]
+    for i, db in enumerate(dbs):
+        _calls(db, [(f"c{j}", dt.datetime(2026, 1, 1), "chat", "m", "error" if j <= i else "ok", 1.0) for j in range(4)])
+    core._BUILT.clear()
+    first = [metrics.proportion(db.calls, db.calls.status == "error", by=["feature"], period="day", metric="error_rate")
+             for db in dbs]
+    assert [df["value"][0] for df in first] == [0.25, 0.5]
+    built = dict(core._BUILT)
+    again = metrics.proportion(dbs[1].calls, dbs[1].calls.status == "error", by=["feature"], period="day",
+                               metric="error_rate")
+    assert_frame_equal(again, first[1])
+    (shape, entry), = core._BUILT.items()
+    assert entry is built[shape]  # found, not built again
+
+
+def test_to_polars_gives_integer_sums_as_int64_and_refuses_an_overflow():
+    # DuckDB sums integers to a 128-bit integer (an Arrow decimal): the frame has the expression's int64, exactly
+    from workbench.metrics import core
+
+    db = wb.connect(":memory:")
+    _calls(db, [("a", dt.datetime(2026, 1, 1), "chat", "m", "ok", 1.0), ("b", dt.datetime(2026, 1, 1), "chat", "m", "ok", 2.0)])
+    t = db.calls.mutate(one=db.calls.latency_ms.cast("int64"))
+    got = core.to_polars(t.group_by("feature").aggregate(s=t.one.sum(), n=t.count()))
+    assert got.schema["s"] == pl.Int64 and got.rows() == [("chat", 3, 2)]
+    import ibis
+
+    big = db.calls.mutate(one=ibis.literal(5_000_000_000_000_000_000, "int64"))  # each fits in 64 bits, the sum not
+    assert db.duckdb.execute("select sum(5000000000000000000::bigint) from calls").fetchone() == (10**19,)
+    with pytest.raises(Exception, match="(?i)overflow|out of (range|bounds)"):
+        core.to_polars(big.aggregate(s=big.one.sum()))
+
+
+@pytest.mark.parametrize("period, at, bounds", [
+    ("hour", dt.datetime(2026, 3, 1, 0, 59, 59, 999999), (dt.datetime(2026, 2, 28, 23), dt.datetime(2026, 3, 1),
+                                                          dt.datetime(2026, 3, 1, 1))),
+    ("day", dt.datetime(2024, 3, 1, 12), (dt.datetime(2024, 2, 29), dt.datetime(2024, 3, 1), dt.datetime(2024, 3, 2))),
+    ("week", dt.datetime(2026, 1, 4, 23), (dt.datetime(2025, 12, 22), dt.datetime(2025, 12, 29), dt.datetime(2026, 1, 5))),
+    ("week", dt.date(2026, 1, 5), (dt.datetime(2025, 12, 29), dt.datetime(2026, 1, 5), dt.datetime(2026, 1, 12))),
+    ("month", dt.datetime(2026, 12, 31, 23), (dt.datetime(2026, 11, 1), dt.datetime(2026, 12, 1), dt.datetime(2027, 1, 1))),
+])
+def test_period_bounds_agree_with_duckdb_date_trunc(period, at, bounds):
+    from workbench.metrics.core import period_bounds
+
+    assert period_bounds(at, period) == bounds
+    trunc = wb.connect(":memory:").duckdb.execute(f"select date_trunc('{period}', ?::timestamp)", [at]).fetchone()[0]
+    assert trunc == bounds[1]
+    with pytest.raises(ValueError, match="period"):
+        period_bounds(at, "fortnight")
+
+
+def test_a_query_run_again_reuses_its_plan_and_still_reads_the_data_as_it_is_now():
+    # from its second run a metric's query is a prepared statement of the connection: new rows, a rolled-back
+    # insert and a table created again are read as they are at each run, never as they were when it was prepared
+    from workbench.metrics import core
+
+    db = wb.connect(":memory:")
+    _calls(db, [("a", dt.datetime(2026, 1, 1), "chat", "m", "error", 1.0), ("b", dt.datetime(2026, 1, 1), "chat", "m", "ok", 1.0)])
+
+    def rate():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            df = metrics.proportion(db.calls, db.calls.status == "error", by=["feature"], period="all", metric="error_rate")
+        return df["value"][0], df["n"][0]
+
+    assert rate() == (0.5, 2)
+    assert rate() == (0.5, 2)  # prepared here
+    assert any(core._PLANS[db.duckdb].values())
+    _calls(db, [("c", dt.datetime(2026, 1, 2), "chat", "m", "error", 1.0), ("d", dt.datetime(2026, 1, 2), "chat", "m", "error", 1.0)])
+    assert rate() == (0.75, 4)
+    db.duckdb.execute("begin")
+    db.duckdb.execute("delete from calls where status = 'error'")
+    assert rate() == (0.0, 1)
+    db.duckdb.execute("rollback")
+    assert rate() == (0.75, 4)
+    db.duckdb.execute("create temp table keep as select * from calls where call_id in ('a', 'b')")
+    db.duckdb.execute("delete from calls")
+    db.duckdb.execute("insert into calls select * from keep")
+    assert rate() == (0.5, 2)
+
+
+def test_prepared_plans_per_connection_stay_bounded(monkeypatch):
+    from workbench.metrics import core
+
+    import duckdb
+
+    con = duckdb.connect()
+    monkeypatch.setattr(core, "_COMPILED_MAX", 3)
+    for k in range(10):
+        for _ in range(2):
+            assert core._run(con, f"select {k} as x").column("x").to_pylist() == [k]
+    assert len(core._PLANS[con]) <= 3
+    prepared = con.execute("select count(*) from duckdb_prepared_statements()").fetchone()[0]
+    assert prepared <= 3
+
+
+def test_a_metric_given_a_path_leaves_the_file_free_for_a_writer(tmp_path):
+    # the metric opens the file read-only and closes it when done; it used to stay open (the compiled queries cached
+    # per process held the connection) and a later read-write connect in the same process failed: "Can't open a
+    # connection to same database file with a different configuration"
+    path = tmp_path / "w.duckdb"
+    with wb.connect(path) as db:
+        _calls(db, [("a", dt.datetime(2026, 1, 1), "chat", "m", "error", 1.0), ("b", dt.datetime(2026, 1, 1), "chat", "m", "ok", 1.0)])
+    for _ in range(2):
+        assert metrics.compute("error_rate", str(path), period="all")["value"].to_list() == [0.5]
+    with wb.connect(path, lock_timeout_s=0.5) as db:
+        _calls(db, [("c", dt.datetime(2026, 1, 1), "chat", "m", "ok", 1.0)])
+    assert metrics.compute("error_rate", path, period="all")["n"].to_list() == [3]

@@ -32,7 +32,10 @@ def _run(db, name, **kw):
 
 @pytest.fixture(scope="module")
 def db(small_demo):
-    return wb.connect(small_demo, read_only=True)
+    # closed after the module: the queries cached per process refer to the connection, so it would otherwise stay
+    # open, and a later read-write connection to the shared demo in the same process would be refused
+    with wb.connect(small_demo, read_only=True) as con:
+        yield con
 
 
 def test_the_suite_covers_the_four_questions():

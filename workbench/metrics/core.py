@@ -51,8 +51,10 @@ import functools
 import datetime as _dt
 import importlib
 import inspect
+import itertools
 import os
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -73,6 +75,9 @@ __all__ = ["PERIODS", "RESULT_COLUMNS", "UndefinedMetricWarning", "UnknownFeatur
 PERIODS = ("hour", "day", "week", "month", "all")
 _UNITS = {"hour": "h", "day": "D", "week": "W", "month": "M"}
 RESULT_COLUMNS = ("period_start", "metric", "value", "n", "lo", "hi")
+#: A result is sorted on one thread up to this many rows: waking polars' thread pool costs more than sorting them
+#: (a 100-row result: 150 us threaded, 85 us on one thread).
+_SORT_THREADED_ROWS = 100_000
 
 # Modules whose SUITE dicts make up the suite, imported only when the suite is asked for.
 SUITE_MODULES = ("latency", "cost", "reliability", "adoption", "experiments", "drift", "hallucination")
@@ -232,32 +237,37 @@ def tidy(df: "pl.DataFrame", *, keys: Sequence[str], metric: str | None = None) 
     """
     import polars as pl
 
+    # one lazy query (a polars step costs 0.1-0.2 ms however small the frame: on a small metric, as much as its query)
+    lf = df.lazy()
     if metric is not None:
-        df = df.with_columns(pl.lit(metric).alias("metric"))
-    for col, dtype in (("lo", pl.Float64), ("hi", pl.Float64), ("period_start", pl.Datetime("us"))):
-        if col not in df.columns:
-            df = df.with_columns(pl.lit(None, dtype=dtype).alias(col))
-    df = df.with_columns(
+        lf = lf.with_columns(pl.lit(metric).alias("metric"))
+    lf = lf.with_columns(pl.lit(None, dtype=dtype).alias(col)
+                         for col, dtype in (("lo", pl.Float64), ("hi", pl.Float64), ("period_start", pl.Datetime("us")))
+                         if col not in df.columns)
+    lf = lf.with_columns(
         pl.col("period_start").cast(pl.Datetime("us")),
         pl.col("value").cast(pl.Float64),
         pl.col("n").fill_null(0).cast(pl.Int64),
         pl.col("lo").cast(pl.Float64),
         pl.col("hi").cast(pl.Float64),
     )
+    cols = [*keys, *RESULT_COLUMNS]
     if df.height == 0:
         warnings.warn(f"{metric or 'metric'}: no data in the selection; value is null (n = 0)", UndefinedMetricWarning, stacklevel=3)
+        schema = lf.collect_schema()
         row = {k: [None] for k in keys} | {"period_start": [None], "metric": [metric], "value": [None], "n": [0], "lo": [None], "hi": [None]}
-        df = pl.DataFrame(row, schema_overrides={c: df.schema[c] for c in df.columns if c in row})
-    elif df.filter(pl.col("n") == 0).height:
+        return pl.DataFrame(row, schema_overrides={c: schema[c] for c in schema if c in row}).select(cols)
+    measured = pl.col("n") > 0
+    extra = [c for c in lf.collect_schema() if c not in cols]
+    out = lf.with_columns(
+        pl.when(measured).then(pl.col("value")).otherwise(None).alias("value"),
+        pl.when(measured).then(pl.col("lo")).otherwise(None).alias("lo"),
+        pl.when(measured).then(pl.col("hi")).otherwise(None).alias("hi"),
+    ).select(*cols, *extra).sort([*keys, "period_start", "metric"], nulls_last=True,
+                                 multithreaded=df.height > _SORT_THREADED_ROWS).collect(engine="in-memory")
+    if (out["n"] == 0).any():
         warnings.warn(f"{metric or 'metric'}: some groups have n = 0; their value is null", UndefinedMetricWarning, stacklevel=3)
-    df = df.with_columns(
-        pl.when(pl.col("n") > 0).then(pl.col("value")).otherwise(None).alias("value"),
-        pl.when(pl.col("n") > 0).then(pl.col("lo")).otherwise(None).alias("lo"),
-        pl.when(pl.col("n") > 0).then(pl.col("hi")).otherwise(None).alias("hi"),
-    )
-    cols = [*keys, *RESULT_COLUMNS]
-    extra = [c for c in df.columns if c not in cols]
-    return df.select(*cols, *extra).sort([*keys, "period_start", "metric"], nulls_last=True)
+    return out
 
 
 # A metric's queries compiled to SQL, per process: Ibis operation (structural hash and equality) -> (SQL text,
@@ -265,6 +275,8 @@ def tidy(df: "pl.DataFrame", *, keys: Sequence[str], metric: str | None = None) 
 # operation and skips compilation, and the walk of the whole expression that finds what it reads.
 _COMPILED: dict[Any, tuple[str, bool]] = {}
 _COMPILED_MAX = 1024
+# Queries built by the metrics' shared definitions (:func:`proportion`), per process: their inputs -> expressions.
+_BUILT: dict[Any, Any] = {}
 
 
 def _remember(cache: dict, key: Any, value: Any) -> Any:
@@ -344,7 +356,7 @@ def to_polars(expr: "ir.Table", *, tables: Mapping[str, Any] | None = None) -> "
     try:
         for name, m in loads:
             loaded.append((name, _load_memtable(con, backend, name, m)))
-        df = pl.from_arrow(con.sql(sql).to_arrow_table())
+        table = _run(con, sql, reuse_plan=not loads and not needs_hooks)
     finally:
         for name, as_table in loaded:
             if as_table:
@@ -352,9 +364,55 @@ def to_polars(expr: "ir.Table", *, tables: Mapping[str, Any] | None = None) -> "
             else:
                 con.unregister(name)
     want = expr.schema().to_polars()
+    # A sum of integers comes back from DuckDB as a 128-bit integer, an Arrow decimal of scale 0: cast to the 64-bit
+    # integer the expression has in Arrow (checked: an overflow raises), not by a polars query (0.1-0.3 ms each)
+    for i, field in enumerate(table.schema):
+        if want.get(field.name) == pl.Int64 and getattr(field.type, "scale", None) == 0:
+            table = table.set_column(i, field.name, table.column(i).cast("int64"))
+    df = pl.from_arrow(table)
     casts = [pl.col(c).cast(dt) for c, dt in want.items()
              if df.schema[c] != dt and not (isinstance(dt, pl.Datetime) and isinstance(df.schema[c], pl.Datetime))]
     return df.with_columns(casts) if casts else df
+
+
+# Per connection: SQL text -> the name of its prepared statement, or "" when it has run once. A query run a second
+# time is prepared, and DuckDB reuses its plan from then on: the optimizer's pass over a metric's nested query is
+# 1-2 ms, as long as a small metric's query takes to run. A query run once (most first calls) is not prepared,
+# which would cost a little more than running it. DuckDB binds a prepared statement again when a table it reads
+# changes shape or is created again.
+_PLANS: "weakref.WeakKeyDictionary[Any, dict[str, str]]" = weakref.WeakKeyDictionary()
+_PLAN_NAMES = itertools.count()
+
+
+def _run(con: Any, sql: str, *, reuse_plan: bool = True) -> Any:
+    """Run ``sql`` on the DuckDB connection ``con`` into an Arrow table, reusing its plan from its second run on.
+
+    ``reuse_plan=False`` for a query that reads tables loaded for this run only (a statement prepared over a
+    temporary table would be bound again at every run).
+
+    >>> import duckdb
+    >>> con = duckdb.connect()
+    >>> [_run(con, "select 41 + 1 as x").column("x").to_pylist() for _ in range(3)]
+    [[42], [42], [42]]
+    """
+    if not reuse_plan:
+        return con.execute(sql).to_arrow_table()
+    plans = _PLANS.get(con)
+    if plans is None:
+        plans = _PLANS[con] = {}
+    name = plans.get(sql)
+    if name is None:  # the first run
+        if len(plans) >= _COMPILED_MAX:
+            for old in filter(None, plans.values()):
+                con.execute(f"DEALLOCATE {old}")
+            plans.clear()
+        plans[sql] = ""
+        return con.execute(sql).to_arrow_table()
+    if not name:
+        name = f"_wb_plan_{next(_PLAN_NAMES)}"
+        con.execute(f"PREPARE {name} AS {sql}")
+        plans[sql] = name
+    return con.execute(f"EXECUTE {name}").to_arrow_table()
 
 
 def _first_source(op: Any) -> Any:
@@ -476,6 +534,36 @@ def _memtable_json(m: Any) -> str | None:
 _POLARS_EVERY = {"hour": "1h", "day": "1d", "week": "1w", "month": "1mo"}
 
 
+def period_bounds(at: "_dt.datetime | _dt.date", period: str) -> tuple[_dt.datetime, _dt.datetime, _dt.datetime]:
+    """(previous start, current start, current end) of the ``period`` (hour, day, week, month) holding ``at``.
+
+    Weeks start on Monday, as ``date_trunc('week', ...)`` and polars' ``"1w"`` have them; a date is its midnight.
+
+    >>> import datetime as dt
+    >>> period_bounds(dt.datetime(2026, 1, 1, 10, 30), "week")[1:]
+    (datetime.datetime(2025, 12, 29, 0, 0), datetime.datetime(2026, 1, 5, 0, 0))
+    >>> period_bounds(dt.date(2026, 1, 15), "month")[0]
+    datetime.datetime(2025, 12, 1, 0, 0)
+    """
+    if not isinstance(at, _dt.datetime):
+        at = _dt.datetime(at.year, at.month, at.day)
+    if period == "hour":
+        s = at.replace(minute=0, second=0, microsecond=0)
+        return s - _dt.timedelta(hours=1), s, s + _dt.timedelta(hours=1)
+    day = _dt.datetime(at.year, at.month, at.day)
+    if period == "day":
+        return day - _dt.timedelta(days=1), day, day + _dt.timedelta(days=1)
+    if period == "week":
+        s = day - _dt.timedelta(days=at.weekday())
+        return s - _dt.timedelta(days=7), s, s + _dt.timedelta(days=7)
+    if period != "month":
+        raise ParameterError(f"period: expected hour, day, week or month, got {period!r}")
+    s = _dt.datetime(at.year, at.month, 1)
+    prev = _dt.datetime(at.year - 1, 12, 1) if at.month == 1 else _dt.datetime(at.year, at.month - 1, 1)
+    nxt = _dt.datetime(at.year + 1, 1, 1) if at.month == 12 else _dt.datetime(at.year, at.month + 1, 1)
+    return prev, s, nxt
+
+
 def complete_grid(
     df: "pl.DataFrame",
     universe: "ir.Table",
@@ -497,7 +585,8 @@ def complete_grid(
     ``period``; at ``"all"`` the one period is ``start``.
     ``df`` is a tidy frame (:func:`tidy`); the added rows carry nulls in every other column. ``groups``: the
     selection's groups (the distinct ``keys`` of ``universe``) when the caller already has them, from a query that
-    grouped every row of the scope: the scope is then not read again for them.
+    grouped every row of the scope: the scope is then not read again for them (a frame holding them in its ``keys``
+    columns; other columns and repeated rows are ignored).
 
     >>> import polars as pl, warnings, workbench as wb
     >>> db = wb.connect(":memory:")
@@ -517,48 +606,51 @@ def complete_grid(
     s, e = as_timestamp(start), as_timestamp(end)
     keys = list(keys)
     if period == "all":
-        periods = pl.DataFrame({"period_start": [s]}, schema={"period_start": pl.Datetime("us")})
+        periods = pl.LazyFrame({"period_start": [s]}, schema={"period_start": pl.Datetime("us")})
     else:
         lo, hi = s, (e - _dt.timedelta(microseconds=1)) if e is not None else None
-        measured = df["period_start"].drop_nulls() if "period_start" in df.columns else None
-        if (lo is None or hi is None) and measured is not None and measured.len():
+        if (lo is None or hi is None) and "period_start" in df.columns:
             # an open window spans the periods the metric measured (not, say, a years-old import of the same table)
-            lo = lo if lo is not None else measured.min()
-            hi = hi if hi is not None else measured.max()
+            first_measured, last_measured = df["period_start"].min(), df["period_start"].max()
+            if first_measured is not None:
+                lo = lo if lo is not None else first_measured
+                hi = hi if hi is not None else last_measured
         if lo is None or hi is None:
             span = to_polars(universe.aggregate(_lo=universe[time].min(), _hi=universe[time].max()))
             lo = lo if lo is not None else span["_lo"][0]
             hi = hi if hi is not None else span["_hi"][0]
         if lo is None or hi is None or hi < lo:
             return df
-        first = pl.Series([lo], dtype=pl.Datetime("us")).dt.truncate(_POLARS_EVERY[period])[0]
-        periods = pl.DataFrame({"period_start": pl.datetime_range(first, hi, _POLARS_EVERY[period], time_unit="us",
-                                                                  eager=True)})
+        periods = pl.LazyFrame().select(pl.datetime_range(period_bounds(lo, period)[1], hi, _POLARS_EVERY[period],
+                                                          time_unit="us").alias("period_start"))
+    # the (group, period) pairs without a row, in one lazy query (each polars step costs 0.1-0.2 ms however small
+    # the frame: on a small metric, several steps cost as much as its query)
     if keys:
         if groups is None:
             groups = to_polars(universe.select(*keys).distinct())
-        groups = groups.select(keys).unique()
         if groups.height == 0:
             return df
-        grid = groups.join(periods, how="cross")
+        grid = groups.lazy().select(keys).unique().join(periods, how="cross")
     else:
         grid = periods
-    have = df.select(*keys, "period_start").with_columns(pl.col("period_start").cast(pl.Datetime("us")))
+    have = df.lazy().select(*keys, pl.col("period_start").cast(pl.Datetime("us")))
     grid = grid.with_columns([pl.col(k).cast(df.schema[k]) for k in keys if k in df.columns])
     missing = grid.join(have, on=[*keys, "period_start"], how="anti", nulls_equal=True)
-    if missing.height == 0:
-        return df
-    # the one all-null row tidy() makes for an empty selection is replaced by the grid
-    if df.height == 1 and df["n"][0] == 0 and all(df[k][0] is None for k in [*keys, "period_start"]):
-        df = df.clear()
-    name = metric if metric is not None else (df["metric"][0] if df.height else None)
-    warnings.warn(f"{name or 'metric'}: {missing.height} group-period(s) of the selection have no data; their value "
-                  "is null (n = 0)", UndefinedMetricWarning, stacklevel=3)
+    # the one all-null row tidy() makes for an empty selection is replaced by the grid, if the grid adds any row
+    empty = df.height == 1 and df["n"][0] == 0 and all(df[k][0] is None for k in [*keys, "period_start"])
+    base = df.clear() if empty else df
+    name = metric if metric is not None else (base["metric"][0] if base.height else None)
     added = missing.with_columns(pl.lit(name, dtype=pl.String).alias("metric"), pl.lit(None, pl.Float64).alias("value"),
                                  pl.lit(0, pl.Int64).alias("n"), pl.lit(None, pl.Float64).alias("lo"),
                                  pl.lit(None, pl.Float64).alias("hi"))
-    out = pl.concat([df, added], how="diagonal_relaxed")
-    return out.select(df.columns).sort([*keys, "period_start", "metric"], nulls_last=True)
+    out = (pl.concat([base.lazy(), added], how="diagonal_relaxed").select(df.columns)
+           .sort([*keys, "period_start", "metric"], nulls_last=True, multithreaded=df.height > _SORT_THREADED_ROWS)
+           .collect(engine="in-memory"))
+    if out.height == base.height:
+        return df
+    warnings.warn(f"{name or 'metric'}: {out.height - base.height} group-period(s) of the selection have no data; "
+                  "their value is null (n = 0)", UndefinedMetricWarning, stacklevel=3)
+    return out
 
 
 def proportion(
@@ -584,22 +676,38 @@ def proportion(
     import ibis
 
     keys = check_by(t, by, fn=metric)
-    den = denominator.fill_null(False) if denominator is not None else ibis.literal(True)
-    # Groups are formed over all rows, so a group whose denominator is empty stays visible with n = 0.
-    # only the columns the aggregate reads: projecting a wide table (the scored join's ~40 columns) with mutate costs
-    # Ibis several milliseconds per call, a small query's whole budget
-    t = with_period(t.select(*dict.fromkeys([*keys, time]), _hit=(success.fill_null(False) & den).cast("int64"),
-                             _den=den.cast("int64")), period, time=time, start=start)
-    agg = to_polars(t.group_by([*keys, "period_start"]).aggregate(k=t._hit.sum(), n=t._den.sum()))
+    # The query is built once per shape (the same table, conditions and options: Ibis operations compare by
+    # structure): building it takes Ibis 2-3 ms, as long as a small metric's query takes to run. Tables of two
+    # connections to one database compare equal: a query built on another connection is built again on this one.
+    shape = (t.op(), success.op(), None if denominator is None else denominator.op(), tuple(keys), period, time,
+             as_timestamp(start) if period == "all" else None)
+    source = _first_source(shape[0])
+    built = _BUILT.get(shape)
+    if built is None or built[0] is not source:
+        den = denominator.fill_null(False) if denominator is not None else ibis.literal(True)
+        # Groups are formed over all rows, so a group whose denominator is empty stays visible with n = 0.
+        # only the columns the aggregate reads: projecting a wide table (the scored join's ~40 columns) with mutate
+        # costs Ibis several milliseconds per call, a small query's whole budget
+        rows = with_period(t.select(*dict.fromkeys([*keys, time]), _hit=(success.fill_null(False) & den).cast("int64"),
+                                    _den=den.cast("int64")), period, time=time, start=start)
+        built = _remember(_BUILT, shape, (source, rows, rows.group_by([*keys, "period_start"]).aggregate(
+            k=rows._hit.sum(), n=rows._den.sum())))
+    _, t, query = built
+    agg = to_polars(query)
     import polars as pl
 
-    lo, hi = wilson_interval(agg["k"].to_numpy(), agg["n"].to_numpy(), confidence=confidence)
-    agg = agg.with_columns(
-        (pl.col("k") / pl.col("n")).alias("value"), pl.Series("lo", lo), pl.Series("hi", hi)
-    ).drop("k")
+    import numpy as np
+
+    k, n = agg["k"].to_numpy(), agg["n"].to_numpy()
+    lo, hi = wilson_interval(k, n, confidence=confidence)
+    with np.errstate(divide="ignore", invalid="ignore"):  # n = 0: no value (tidy)
+        value = k / n
+    # a frame of its columns (no polars query: each costs 0.1-0.3 ms, as much as a small metric's own query)
+    agg = pl.DataFrame([*(agg[c] for c in (*keys, "period_start", "n")), pl.Series("value", value, pl.Float64),
+                        pl.Series("lo", lo, pl.Float64), pl.Series("hi", hi, pl.Float64)])
     # every row of t is in agg: its groups are the selection's
     return complete_grid(tidy(agg, keys=keys, metric=metric), t, keys=keys, period=period, start=start, end=end,
-                         time=time, metric=metric, groups=agg.select(keys))
+                         time=time, metric=metric, groups=agg)
 
 
 #: Force the way quantiles are found: True holds each group's values (a holistic aggregate: fastest when it fits in
@@ -1115,7 +1223,8 @@ def _bound(m: Metric) -> Callable[..., "pl.DataFrame"]:
             if as_timestamp(start) >= as_timestamp(end):  # else a selection of nothing: one null row, n = 0
                 raise ParameterError(f"{name}: start {start} is not before end {end}: the window [start, end) holds "
                                      f"no time")
-        if isinstance(db, (str, os.PathLike)):
+        opened = isinstance(db, (str, os.PathLike))
+        if opened:
             from workbench.db import connect
 
             db = connect(db, read_only=True)  # a metric only reads: a path is opened read-only, never created
@@ -1129,6 +1238,9 @@ def _bound(m: Metric) -> Callable[..., "pl.DataFrame"]:
             if type(exc).__name__ != "OutOfMemoryException":
                 raise
             raise _out_of_memory(name, db, exc) from exc
+        finally:
+            if opened:  # closed here, not when collected: the compiled queries cached per process refer to it
+                db.close()
 
     metric.contract = m  # type: ignore[attr-defined]
     return metric

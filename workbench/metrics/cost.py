@@ -62,7 +62,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from workbench.metrics.core import (Metric, Where, as_timestamp, check_by, complete_grid, mean_interval, parse_where,
-                                    proportion, register, scope, tidy, to_polars, warn_unknown_features, with_period)
+                                    period_bounds, proportion, register, scope, tidy, to_polars, warn_unknown_features,
+                                    with_period)
 from workbench.io.prices import load_prices, price_overrides  # noqa: F401  (re-exported: cost.load_prices)
 from workbench.schema import utc_now
 
@@ -697,23 +698,6 @@ def cost_per_success_usd(
                          metric=metric, groups=df.select(keys))
 
 
-def _truncate(at: _dt.datetime, period: str) -> tuple[_dt.datetime, _dt.datetime, _dt.datetime]:
-    """(previous start, current start, current end) of the period containing ``at`` (weeks start on Monday)."""
-    if period == "hour":
-        s = at.replace(minute=0, second=0, microsecond=0)
-        return s - _dt.timedelta(hours=1), s, s + _dt.timedelta(hours=1)
-    day = _dt.datetime(at.year, at.month, at.day)
-    if period == "day":
-        return day - _dt.timedelta(days=1), day, day + _dt.timedelta(days=1)
-    if period == "week":
-        s = day - _dt.timedelta(days=at.weekday())
-        return s - _dt.timedelta(days=7), s, s + _dt.timedelta(days=7)
-    s = _dt.datetime(at.year, at.month, 1)
-    prev = _dt.datetime(at.year - 1, 12, 1) if at.month == 1 else _dt.datetime(at.year, at.month - 1, 1)
-    nxt = _dt.datetime(at.year + 1, 1, 1) if at.month == 12 else _dt.datetime(at.year, at.month + 1, 1)
-    return prev, s, nxt
-
-
 def cost_change_usd(
     db, *, by: Iterable[str] | str | None = ("feature",), period: str = "day", start: Any = None, end: Any = None,
     where: Where = None, at: Any = None,
@@ -779,7 +763,7 @@ def cost_change_usd(
             at_ts = priced_calls(db, where=where).ts.max().to_pyarrow().as_py()
         if at_ts is None:  # no calls at all
             at_ts = _dt.datetime(1970, 1, 1)
-        prev_start, cur_start, cur_end = _truncate(at_ts, period)
+        prev_start, cur_start, cur_end = period_bounds(at_ts, period)
     t = priced_calls(db, start=prev_start, end=cur_end, where=where)
     keys = check_by(t, by, fn=metric)
     gk = [*keys, *(k for k in ("provider", "model") if k not in keys)]
