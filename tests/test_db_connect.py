@@ -393,3 +393,33 @@ def test_a_database_path_that_is_not_utf8_is_an_error_naming_it(tmp_path):
     r = subprocess.run([str(Path(sys.executable).with_name("workbench")), "slo", "--db", os.fsencode(bad)],
                        capture_output=True)
     assert r.returncode == 2 and b"not UTF-8" in r.stderr and b"Traceback" not in r.stderr  # exit 1 = alert fired
+
+
+def test_a_writer_opens_a_file_whose_reader_was_dropped_after_metrics_ran(tmp_path):
+    # a notebook reads with a read-only connection, runs metrics, then rebinds `db` to a writable one to ingest: the
+    # metrics' per-process query caches still referred to the reader, which kept the file open read-only, and DuckDB
+    # refused the writer ("different configuration"). A reader still held by the caller is said plainly.
+    import gc
+    import warnings
+
+    from workbench.errors import DatabaseError
+
+    path = tmp_path / "w.duckdb"
+    with wb.connect(path) as db:
+        db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms) values "
+                          "('a', '2026-01-01', 'chat', 'ok', 10), ('b', '2026-01-01', 'chat', 'error', 30)")
+    db = wb.connect(path, read_only=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in ("error_rate", "error_rate", "latency_p95_ms", "latency_p95_ms", "hallucination_rate"):
+            wb.metrics.compute(name, db, period="all")
+    db = None
+    gc.collect()
+    db = wb.connect(path, lock_timeout_s=1)  # writable
+    db.duckdb.execute("insert into calls (call_id, ts, feature, status) values ('c', '2026-01-02', 'chat', 'ok')")
+    assert db.duckdb.execute("select count(*) from calls").fetchone() == (3,)
+    db.close()
+    reader = wb.connect(path, read_only=True)
+    with pytest.raises(DatabaseError, match="holds it open with other settings.*close that connection first"):
+        wb.connect(path, lock_timeout_s=1)
+    reader.close()

@@ -367,6 +367,7 @@ def _open_duckdb(path: str, *, read_only: bool, wait_s: float) -> "duckdb.DuckDB
     extra: dict[str, Any] = {"autoinstall_known_extensions": False}
     # the configurations that may share an instance this process already has open (see below), in order
     shapes = [(read_only, {}), (False, extra), (False, {})] if read_only else [(False, {})]
+    released = False
     while True:
         try:
             con = duckdb.connect(path if path == ":memory:" else str(Path(path).absolute()), config=dict(extra),
@@ -403,13 +404,33 @@ def _open_duckdb(path: str, *, read_only: bool, wait_s: float) -> "duckdb.DuckDB
             delay = min(delay * 2, 1.0)
         except duckdb.ConnectionException as exc:  # open in this process already, with another configuration
             first = str(exc).splitlines()[0]
+            if "different configuration" in first and not released:
+                # The instance may be one only the metrics' cached queries still hold (a reader the caller dropped):
+                # let them go, collect, and try the settings asked for again.
+                released = True
+                _release_cached()
+                continue
             if "different configuration" in first and shapes:
                 # This process already holds the file open with other settings (DuckDB keeps one instance per file
                 # and process, e.g. writable, or opened by plain duckdb): share that instance instead of failing. A
                 # reader still writes nothing; the instance is a DuckDB database already, so nothing is downloaded.
                 read_only, extra = shapes.pop(0)
                 continue
+            if "different configuration" in first:
+                raise DatabaseError(f"{path}: cannot open the database: this process holds it open with other "
+                                    f"settings (read-only against read-write): close that "
+                                    f"connection first ({first})") from None
             raise DatabaseError(f"{path}: cannot open the database: {first}") from None
+
+
+def _release_cached() -> None:
+    """Let go of the connections that only the metrics' per-process query caches still refer to."""
+    import gc
+
+    core = sys.modules.get("workbench.metrics.core")
+    if core is not None:
+        core.forget_cached()
+    gc.collect()
 
 
 MEMORY_LIMIT_ENV = "WORKBENCH_MEMORY_LIMIT"

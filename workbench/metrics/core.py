@@ -415,6 +415,23 @@ def _run(con: Any, sql: str, *, reuse_plan: bool = True) -> Any:
     return con.execute(f"EXECUTE {name}").to_arrow_table()
 
 
+def forget_cached() -> None:
+    """Empty the per-process caches of built and compiled queries (:data:`_COMPILED`, :data:`_BUILT`,
+    :data:`_BAND_QUERIES`).
+
+    Their queries refer to the connections they were built on, so a connection the caller has dropped stays open while
+    they hold it. ``workbench.connect`` calls this when DuckDB refuses to open a file that this process holds open with
+    other settings (a reader dropped, then a writer wanted), before it tries again.
+
+    >>> forget_cached()
+    >>> len(_COMPILED), len(_BUILT), len(_BAND_QUERIES)
+    (0, 0, 0)
+    """
+    _COMPILED.clear()
+    _BUILT.clear()
+    _BAND_QUERIES.clear()
+
+
 def _first_source(op: Any) -> Any:
     """The backend of the first database table of ``op`` depth first, parents first (a few nodes down the chain of
     relations a metric builds on its tables), or None when none is found.
