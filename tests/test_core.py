@@ -660,3 +660,27 @@ def test_a_metric_given_a_path_leaves_the_file_free_for_a_writer(tmp_path):
     with wb.connect(path, lock_timeout_s=0.5) as db:
         _calls(db, [("c", dt.datetime(2026, 1, 1), "chat", "m", "ok", 1.0)])
     assert metrics.compute("error_rate", path, period="all")["n"].to_list() == [3]
+
+
+def test_a_reused_plan_is_made_again_when_a_table_has_grown():
+    # DuckDB keeps a prepared statement's plan when the data grows: a join planned while one table was empty builds
+    # its hash table on that table once it holds millions of rows (600 times slower, 2 GB, measured). The plan is made
+    # again when the tables' estimated sizes differ from those it was made for.
+    from workbench.metrics import core
+
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("create table big (k bigint, v double)")
+    con.execute("create table small as select range as k, 1.0 as w from range(100)")
+    sql = "select count(*) as n, sum(v * w) as s from big join small using (k)"
+    assert core._run(con, sql).to_pylist() == [{"n": 0, "s": None}]
+    assert core._run(con, sql).to_pylist() == [{"n": 0, "s": None}]
+    name, planned_for = core._PLANS[con][sql]
+    con.execute("insert into big select range % 1000, 2.0 from range(100000)")
+    assert core._run(con, sql).to_pylist() == [{"n": 10000, "s": 20000.0}]
+    again, sizes = core._PLANS[con][sql]
+    assert again == name and sizes != planned_for
+    assert sizes == con.execute(core._SIZES_SQL).fetchone()[0]
+    assert core._run(con, sql).to_pylist() == [{"n": 10000, "s": 20000.0}]
+    assert core._PLANS[con][sql] == (name, sizes)  # unchanged data: the plan is reused
