@@ -681,6 +681,6 @@ def test_a_reused_plan_is_made_again_when_a_table_has_grown():
     assert core._run(con, sql).to_pylist() == [{"n": 10000, "s": 20000.0}]
     again, sizes = core._PLANS[con][sql]
     assert again == name and sizes != planned_for
-    assert sizes == con.execute(core._SIZES_SQL).fetchone()[0]
+    assert sizes == con.execute(core._SIZES_SQL).fetchall()
     assert core._run(con, sql).to_pylist() == [{"n": 10000, "s": 20000.0}]
     assert core._PLANS[con][sql] == (name, sizes)  # unchanged data: the plan is reused

