@@ -722,9 +722,8 @@ def proportion(
             k=rows._hit.sum(), n=rows._den.sum())))
     _, t, query = built
     agg = to_polars(query)
-    import polars as pl
-
     import numpy as np
+    import polars as pl
 
     k, n = agg["k"].to_numpy(), agg["n"].to_numpy()
     lo, hi = wilson_interval(k, n, confidence=confidence)
