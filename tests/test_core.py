@@ -604,8 +604,8 @@ def test_period_bounds_agree_with_duckdb_date_trunc(period, at, bounds):
 
 
 def test_a_query_run_again_reuses_its_plan_and_still_reads_the_data_as_it_is_now():
-    # from its second run a metric's query is a prepared statement of the connection: new rows, a rolled-back
-    # insert and a table created again are read as they are at each run, never as they were when it was prepared
+    # a metric's query is a prepared statement of the connection, its plan reused: new rows, a rolled-back delete and
+    # a table emptied and filled again are read as they are at each run, never as they were when it was prepared
     from workbench.metrics import core
 
     db = wb.connect(":memory:")
@@ -617,9 +617,11 @@ def test_a_query_run_again_reuses_its_plan_and_still_reads_the_data_as_it_is_now
             df = metrics.proportion(db.calls, db.calls.status == "error", by=["feature"], period="all", metric="error_rate")
         return df["value"][0], df["n"][0]
 
-    assert rate() == (0.5, 2)
     assert rate() == (0.5, 2)  # prepared here
-    assert any(core._PLANS[db.duckdb].values())
+    plans = dict(core._PLANS[db.duckdb])
+    assert any(name.startswith("_wb_plan_") for name, _ in plans.values())
+    assert rate() == (0.5, 2)
+    assert core._PLANS[db.duckdb] == plans  # the same data: the same plans, reused
     _calls(db, [("c", dt.datetime(2026, 1, 2), "chat", "m", "error", 1.0), ("d", dt.datetime(2026, 1, 2), "chat", "m", "error", 1.0)])
     assert rate() == (0.75, 4)
     db.duckdb.execute("begin")
