@@ -402,7 +402,8 @@ _PREPARED: dict[str, str] = {}
 
 def _execute(con, sql: str, params: dict | None = None):
     """Run hand-written SQL as a DuckDB user runs a query again and again: prepared by its first run, executed from
-    the plan after that (the workbench reuses its plans the same way from a query's second run)."""
+    the plan after that, as the workbench runs its queries (``workbench.metrics.core._run``, which also prepares again
+    when a table's size has changed; this does not check)."""
     from workbench.db import sql_literal
 
     name = _PREPARED.get(sql)

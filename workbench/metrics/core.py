@@ -293,8 +293,9 @@ def to_polars(expr: "ir.Table", *, tables: Mapping[str, Any] | None = None) -> "
     On DuckDB the SQL is compiled once per distinct expression (a metric and its options: the same call later in a
     session is not compiled again) and run directly on the connection into Arrow, then cast to the expression's
     schema: the same frame ``expr.to_polars()`` gives, without its per-call compilation and without the pandas-based
-    result converter Ibis imports (about a second of a fresh session's first metric). Other backends use
-    ``expr.to_polars()``.
+    result converter Ibis imports (about a second of a fresh session's first metric). DuckDB's plan of the query is
+    kept as a prepared statement of the connection and reused while the tables' sizes stay as they were
+    (:func:`_run`). Other backends use ``expr.to_polars()``.
 
     ``tables`` (DuckDB only): name -> in-memory table (``ibis.memtable(...).op()``) loaded under that name for this
     run, for an expression built once over a placeholder ``DatabaseTable`` of that name (:func:`order_statistics`'
