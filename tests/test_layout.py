@@ -4,6 +4,8 @@ crossing a module boundary, and a pinned public surface so that a refactor canno
 from __future__ import annotations
 
 import ast
+import importlib
+import types
 from pathlib import Path
 
 import pytest
@@ -125,7 +127,7 @@ worst_offenders
 """.split())
 
 SUBMODULES = sorted("""
-adoption calibrate charts config cost db demo detector drift eval experiments hallucination ingest io judge latency
+adoption calibrate charts config cost db demo detector drift eval experiments hallucination io judge latency
 metrics prices ragas_eval reliability reports schedule schema slo stats
 """.split())
 
@@ -145,6 +147,24 @@ unpriced_rate unscorable_rate wau_count whatif_cost_usd
 @pytest.mark.parametrize("name", PUBLIC + SUBMODULES)
 def test_every_public_name_is_still_there(name):
     assert getattr(wb, name) is not None
+
+
+@pytest.mark.parametrize("name", PUBLIC)
+def test_a_public_name_is_its_function_or_class_not_a_module(name):
+    # wb.ingest was the module workbench.io.ingest, its name being a submodule's too: wb.ingest(db, path) failed with
+    # "'module' object is not callable"
+    from workbench._exports import EXPORTS
+
+    obj = getattr(wb, name)
+    assert obj is getattr(importlib.import_module(f"workbench.{EXPORTS[name]}"), name)
+    assert not isinstance(obj, types.ModuleType)
+
+
+def test_no_name_is_both_a_public_object_and_a_submodule():
+    from workbench._exports import EXPORTS, SUBMODULES as MODULES
+
+    assert not set(EXPORTS) & set(MODULES)
+    assert not set(wb.suite()) & set(MODULES)
 
 
 def test_every_pinned_metric_is_still_registered():

@@ -54,7 +54,7 @@ EXPORTS = {
 SUBMODULES = {
     "io": "io", "eval": "eval", "metrics": "metrics", "reports": "reports", "demo": "demo",
     "stats": "stats", "schema": "schema", "db": "db", "config": "config", "errors": "errors",
-    "ingest": "io.ingest", "prices": "io.prices", "detector": "eval.detector", "calibrate": "eval.calibrate",
+    "prices": "io.prices", "detector": "eval.detector", "calibrate": "eval.calibrate",
     "judge": "eval.judge", "ragas_eval": "eval.ragas", "latency": "metrics.latency", "cost": "metrics.cost",
     "reliability": "metrics.reliability", "slo": "metrics.slo", "adoption": "metrics.adoption",
     "experiments": "metrics.experiments", "drift": "metrics.drift", "hallucination": "metrics.hallucination",
