@@ -160,6 +160,17 @@ def test_a_public_name_is_its_function_or_class_not_a_module(name):
     assert not isinstance(obj, types.ModuleType)
 
 
+@pytest.mark.parametrize("name", sorted(__import__("workbench._exports", fromlist=["EXPORTS"]).EXPORTS))
+def test_every_public_function_and_class_has_a_runnable_example(name):
+    # (the doctests run with the suite: an example here is one that runs)
+    import inspect
+
+    obj = getattr(wb, name)
+    if not callable(obj) or isinstance(obj, type) and issubclass(obj, Warning):
+        return
+    assert ">>>" in (inspect.getdoc(obj) or ""), f"wb.{name} has no example in its docstring"
+
+
 def test_no_name_is_both_a_public_object_and_a_submodule():
     from workbench._exports import EXPORTS, SUBMODULES as MODULES
 

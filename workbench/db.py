@@ -153,6 +153,17 @@ class Workbench:
     """An open workbench database: the canonical tables as Ibis tables, SQL, and the raw DuckDB connection.
 
     Use :func:`connect` to make one. ``db.calls``, ``db.evals`` ... are Ibis tables; ``db.sql(query)`` returns polars.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status) values ('a', '2026-01-05', 'chat', 'ok')")
+    >>> db.calls.filter(db.calls.feature == "chat").count().execute()  # an Ibis table
+    1
+    >>> db.sql("select call_id, feature from calls").rows()  # SQL, a polars frame back
+    [('a', 'chat')]
+    >>> db.close()
     """
 
     def __init__(self, backend: "ibis.BaseBackend | duckdb.DuckDBPyConnection", path: str | None = None,

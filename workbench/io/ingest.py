@@ -531,6 +531,20 @@ class IngestSummary:
     in Python (:mod:`workbench.io.sniff`) and staged, 0 for the formats read by DuckDB; ``validate``: the survey
     pass, or the staging with its checks and quarantine, or for a file loaded in one read the checks of its head and
     of its inserted keys; ``write``: inserting the rows).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, workbench as wb
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "log.csv").write_text("id,time,ms\\na,1732000000,120\\nb,1732000060,not a number\\na,1732000000,120\\n")
+    >>> _ = (d / "log.toml").write_text('table = "calls"\\n[columns]\\ncall_id = "id"\\n'
+    ...     'ts = { field = "time", unit = "s" }\\nlatency_ms = "ms"\\nstatus = { value = "ok" }\\n')
+    >>> s = wb.ingest(wb.connect(":memory:"), d / "log.csv", mapping=d / "log.toml", progress=False)
+    >>> s.read, s.inserted, s.duplicates, s.quarantined, s.reasons
+    (3, 1, 1, 1, {'non-numeric value: latency_ms': 1})
+    >>> f = s.files[0]
+    >>> f["format"], f["table"], f["read"] == f["inserted"] + f["duplicates"] + f["quarantined"], sorted(f["seconds"])
+    ('csv', 'calls', True, ['hash', 'parse', 'validate', 'write'])
     """
 
     read: int = 0

@@ -1388,6 +1388,19 @@ def compute(name: str, db: Any, **kwargs: Any) -> "pl.DataFrame":
 
     Raises :class:`~workbench.errors.UnknownNameError` (a ``KeyError``) with the closest names when ``name`` is not
     one of them.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status) values "
+    ...                       "('a', '2026-01-05', 'chat', 'ok'), ('b', '2026-01-05', 'chat', 'error')")
+    >>> compute("error_rate", db, period="all").select("feature", "value", "n").rows()
+    [('chat', 0.5, 2)]
+    >>> compute("eror_rate", db)
+    Traceback (most recent call last):
+    ...
+    workbench.errors.UnknownNameError: ...
     """
     s = _suite()
     if name not in s:

@@ -313,7 +313,20 @@ def drift_report(
 
     Examples
     --------
-    See the module docstring.
+    Latency moved by 100 ms between two days (the module docstring says which test each column gets):
+
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute(
+    ...     "insert into calls (call_id, ts, status, latency_ms) select 'r' || i, timestamp '2026-01-01' + "
+    ...     "to_seconds(i), 'ok', 100 + i % 50 from range(200) t(i)")
+    >>> _ = db.duckdb.execute(
+    ...     "insert into calls (call_id, ts, status, latency_ms) select 'c' || i, timestamp '2026-01-02' + "
+    ...     "to_seconds(i), 'ok', 200 + i % 50 from range(200) t(i)")
+    >>> r = drift_report(db, columns=["latency_ms", "status"], reference=("2026-01-01", "2026-01-02"),
+    ...                  current=("2026-01-02", "2026-01-03"))
+    >>> r.select("column", "test", "statistic", "drifted").rows()  # one column of two drifted: share 0.5, drift
+    [('latency_ms', 'ks', 0.0, True), ('status', 'z', 1.0, False), ('__dataset__', 'share_of_drifted_columns', 0.5, True)]
     """
     import polars as pl
 

@@ -513,7 +513,21 @@ def experiment_summary(
 
     Examples
     --------
-    See the module docstring.
+    Two users per arm; the treatment's calls are faster (``relative=False``: the effect in milliseconds):
+
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute(
+    ...     "insert into assignments (experiment, unit_id, variant, ts) values "
+    ...     "('e', 'u1', 'control', '2026-01-01'), ('e', 'u2', 'control', '2026-01-01'),"
+    ...     "('e', 'u3', 'treatment', '2026-01-01'), ('e', 'u4', 'treatment', '2026-01-01')")
+    >>> _ = db.duckdb.execute(
+    ...     "insert into calls (call_id, ts, user_id, status, latency_ms) values "
+    ...     "('a', '2026-01-02', 'u1', 'ok', 300), ('b', '2026-01-02', 'u2', 'ok', 500),"
+    ...     "('c', '2026-01-02', 'u3', 'ok', 150), ('d', '2026-01-02', 'u4', 'ok', 250)")
+    >>> r = experiment_summary(db, "e", metrics=("latency_ms",), relative=False)
+    >>> r.select("variant", "n_control", "n_variant", "mean_control", "mean_variant", "effect", "srm_status").rows()
+    [('treatment', 2, 2, 400.0, 200.0, -200.0, 'ok')]
     """
     import polars as pl
 
