@@ -770,3 +770,28 @@ def test_token_counts_past_the_bigint_range_neither_crash_nor_go_unpriced():
     row = cost.cost_per_1k_tokens_usd(db, period="all").row(0, named=True)
     assert row["tokens_count"] == 2**53 - 1
     assert row["value"] == pytest.approx((2**52 * 2.0 + (2**52 - 1) * 8.0) / 1e6 / (2**53 - 1) * 1000, rel=1e-12)
+
+
+def test_no_budget_declared_is_said_not_read_as_on_track(tmp_path, capsys):
+    """With no [budget.*] table (a config without one, or the wrong file), `workbench budget` printed an empty line
+    and exited 0, and a report's attention list said "budgets on track": a check that cannot fire read as passing.
+    Now it is "nothing declared", as for SLOs: the command exits 2 naming the file, a report says the budgets were
+    not evaluated, and a scheduled run skips the check (nothing can fire)."""
+    from workbench.cli import main
+    from workbench.errors import NotDeclaredError
+    from workbench.reports.attention import attention
+
+    cfg = budget_toml(tmp_path, "[slo.chat]\nsli = \"error_rate\"\nobjective = 0.99\n")
+    path = tmp_path / "wb.duckdb"
+    db = wb.connect(path)
+    db.duckdb.execute("insert into calls (call_id, ts, feature, status, model, cost_usd) values "
+                      "('a', '2026-04-02', 'chat', 'ok', 'm', 3.0)")
+    with pytest.raises(NotDeclaredError, match=r"workbench.toml \[budget\]: no budgets declared"):
+        cost.budget_status(db, config=cfg, at="2026-04-10")
+    att = attention(wb.Report(db, start="2026-04-06", end="2026-04-13", config=cfg), slo=False)
+    assert not any("budgets on track" in s for s in att.sentences), att.sentences
+    assert any(s.startswith("Budgets: not evaluated (") and "no budgets declared" in s for s in att.sentences)
+    db.close()
+    assert main(["budget", "--db", str(path), "--config", str(cfg), "--at", "2026-04-10"]) == 2
+    err = capsys.readouterr().err
+    assert "workbench budget: error:" in err and "no budgets declared (add a [budget.<feature>] table)" in err

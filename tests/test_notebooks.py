@@ -117,3 +117,6 @@ def test_a_first_week_without_features_or_declarations_publishes(first_week, tmp
     html = (out / "report.html").read_text()
     if name in ("scorecard", "latency"):
         assert "no SLOs declared (add a [slo.&lt;feature&gt;] table)" in html
+    if name == "scorecard":  # no budget declared: said, never "budgets on track"
+        assert "no budgets declared (add a [budget.&lt;feature&gt;] table)" in html
+        assert "budgets on track" not in html

@@ -53,7 +53,7 @@ Examples
 
 from __future__ import annotations
 
-from workbench.errors import ParameterError
+from workbench.errors import NotDeclaredError, ParameterError
 
 import calendar
 import datetime as _dt
@@ -947,6 +947,10 @@ def budget_status(
         Evaluate as of this instant (default: now, the clock in UTC; not the newest call, which a row dated in the
         future would move).
 
+    Raises :class:`~workbench.errors.NotDeclaredError` when ``workbench.toml`` declares no budget: a check that
+    cannot fire is not "on track" (the CLI exits 2 naming the file; a report says the budgets were not evaluated; a
+    scheduled run skips the check).
+
     Returns
     -------
     (polars.DataFrame, bool)
@@ -975,6 +979,11 @@ def budget_status(
     db = as_workbench(db)
     source = config if config is not None else getattr(db, "settings", None)
     plan = budgets(source)
+    from workbench.config import load_config
+
+    cfg = load_config(source)
+    if not plan:  # nothing can fire: said, never read as "on track" (as slo_status says no SLOs are declared)
+        raise NotDeclaredError(f"{cfg.where('budget')}: no budgets declared (add a [budget.<feature>] table)")
     at_ts = as_timestamp(at)
     if at_ts is None:
         at_ts = utc_now(seconds=True)
@@ -982,20 +991,14 @@ def budget_status(
     days_in_month = calendar.monthrange(at_ts.year, at_ts.month)[1]
     days_elapsed = max((at_ts - month_start).total_seconds() / 86400, 1.0)
     schema = {"feature": pl.String, "spend_usd": pl.Float64, "unpriced_count": pl.Int64, "_billable": pl.Int64}
-    if plan:
-        t = priced_calls(db, start=month_start, end=at_ts + _dt.timedelta(microseconds=1))
-        t = t.filter(t.feature.isin(list(plan)))
-        counters = _counters(t)
-        spent = to_polars(t.group_by("feature").aggregate(
-            spend_usd=t.cost_usd_used.sum(), unpriced_count=counters["unpriced_count"], _billable=counters["_billable"],
-        ))
-        spent = spent.cast({k: v for k, v in schema.items() if k in spent.columns})
-    else:
-        spent = pl.DataFrame(schema=schema)
+    t = priced_calls(db, start=month_start, end=at_ts + _dt.timedelta(microseconds=1))
+    t = t.filter(t.feature.isin(list(plan)))
+    counters = _counters(t)
+    spent = to_polars(t.group_by("feature").aggregate(
+        spend_usd=t.cost_usd_used.sum(), unpriced_count=counters["unpriced_count"], _billable=counters["_billable"],
+    ))
+    spent = spent.cast({k: v for k, v in schema.items() if k in spent.columns})
     # a feature that spent nothing this month: is it one no call has at all (a typo)?
-    from workbench.config import load_config
-
-    cfg = load_config(source)
     warn_unknown_features(db, {f: cfg.where(f"budget.{f}") for f in sorted(plan)}, window=(month_start, at_ts))
     plan_df = pl.DataFrame(
         {"feature": list(plan), "budget_usd": [b.monthly_usd for b in plan.values()],
