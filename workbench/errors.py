@@ -43,17 +43,49 @@ EXIT_OK, EXIT_CHECK, EXIT_INPUT = 0, 1, 2
 
 
 class WorkbenchError(Exception):
-    """Root of every error the workbench raises on purpose."""
+    """Root of every error the workbench raises on purpose.
+
+    Examples
+    --------
+    >>> try:
+    ...     raise ConfigError("workbench.toml [budget.chat]: monthly_usd = -5; expected a number >= 0")
+    ... except WorkbenchError as e:
+    ...     print(type(e).__name__, e.exit_code)
+    ConfigError 2
+    >>> WorkbenchError.exit_code, CheckFailed.exit_code
+    (2, 1)
+    """
 
     exit_code = EXIT_INPUT
 
 
 class InputError(ValueError, WorkbenchError):
-    """Bad input or environment: the message names the file, row and field, or the parameter. Exit 2."""
+    """Bad input or environment: the message names the file, row and field, or the parameter. Exit 2.
+
+    Examples
+    --------
+    A ``ValueError`` too, so code that catches ``ValueError`` catches it:
+
+    >>> try:
+    ...     raise InputError("calls.csv row 3: ts = 'yesterday'; expected an ISO timestamp")
+    ... except ValueError as e:
+    ...     print(e, "-> exit", e.exit_code)
+    calls.csv row 3: ts = 'yesterday'; expected an ISO timestamp -> exit 2
+    """
 
 
 class ConfigError(InputError):
-    """``workbench.toml`` is wrong or missing: the message names the file, the key, expected and actual."""
+    """``workbench.toml`` is wrong or missing: the message names the file, the key, expected and actual.
+
+    Examples
+    --------
+    >>> raise ConfigError("workbench.toml [schedule]: period = 'fortnight'; expected one of week, month, day")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ConfigError: workbench.toml [schedule]: period = 'fortnight'; expected one of week, month, day
+    >>> issubclass(ConfigError, InputError), ConfigError.exit_code
+    (True, 2)
+    """
 
 
 class NotDeclaredError(ConfigError):
@@ -62,15 +94,47 @@ class NotDeclaredError(ConfigError):
 
 
 class IngestError(InputError):
-    """A telemetry file or mapping cannot be read: the message names the file, row and field."""
+    """A telemetry file or mapping cannot be read: the message names the file, row and field.
+
+    Examples
+    --------
+    >>> try:
+    ...     raise IngestError("calls.map.toml: format: expected csv, jsonl or parquet, got 'xlsx'")
+    ... except InputError as e:
+    ...     print(type(e).__name__, "|", e)
+    IngestError | calls.map.toml: format: expected csv, jsonl or parquet, got 'xlsx'
+    """
 
 
 class ParameterError(InputError):
-    """A function or command was called with a bad parameter: the message names the function and the parameter."""
+    """A function or command was called with a bad parameter: the message names the function and the parameter.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> from workbench.reports.schedule import due_periods
+    >>> due_periods("year", newest=dt.datetime(2026, 11, 22), now=dt.datetime(2026, 11, 24), published=set())
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: due_periods: kind 'year'; expected one of week, month, day
+    >>> isinstance(ParameterError("x"), ValueError)
+    True
+    """
 
 
 class ParameterTypeError(ParameterError, TypeError):
-    """A parameter of the wrong type: the message names the function, the parameter, expected and actual."""
+    """A parameter of the wrong type: the message names the function, the parameter, expected and actual.
+
+    Examples
+    --------
+    Both a ``TypeError`` and a :class:`ParameterError`:
+
+    >>> try:
+    ...     raise ParameterTypeError("build_demo: seed must be an int, got str")
+    ... except TypeError as e:
+    ...     print(e, isinstance(e, ParameterError))
+    build_demo: seed must be an int, got str True
+    """
 
 
 class TooFewError(ParameterError):
@@ -79,18 +143,48 @@ class TooFewError(ParameterError):
 
 
 class NotFoundError(ParameterError, KeyError):
-    """A name that does not exist where it was looked up (a column, a metric, an experiment)."""
+    """A name that does not exist where it was looked up (a column, a metric, an experiment).
+
+    Examples
+    --------
+    A ``KeyError`` whose message prints as written (a plain ``KeyError`` prints the repr of its argument):
+
+    >>> from workbench.schema import TABLES
+    >>> try:
+    ...     TABLES["calls"].column("latency")
+    ... except KeyError as e:
+    ...     print(type(e).__name__, "|", e)
+    NotFoundError | table 'calls' has no column 'latency'; columns: call_id, trace_id, ...
+    """
 
     def __str__(self) -> str:  # KeyError would print the repr of its argument
         return str(self.args[0]) if self.args else ""
 
 
 class MissingFileError(InputError, FileNotFoundError):
-    """A file that was named does not exist: the message names it."""
+    """A file that was named does not exist: the message names it.
+
+    Examples
+    --------
+    >>> try:
+    ...     raise MissingFileError("run_report: no database at /srv/data/workbench.duckdb")
+    ... except FileNotFoundError as e:
+    ...     print(e, "-> exit", e.exit_code)
+    run_report: no database at /srv/data/workbench.duckdb -> exit 2
+    """
 
 
 class UnknownNameError(NotFoundError):
-    """An unknown metric, report, table or column, with the closest known names."""
+    """An unknown metric, report, table or column, with the closest known names.
+
+    Examples
+    --------
+    >>> e = UnknownNameError("report", "costs", ["scorecard", "cost", "latency"], where="workbench report")
+    >>> str(e)
+    "workbench report: no report 'costs'; did you mean 'cost'? (known: cost, latency, scorecard)"
+    >>> e.kind, e.name, e.known, isinstance(e, KeyError)
+    ('report', 'costs', ['cost', 'latency', 'scorecard'], True)
+    """
 
     def __init__(self, kind: str, name: str, known: Iterable[str], *, where: str = ""):
         self.kind, self.name, self.known = kind, name, sorted(known)
@@ -102,24 +196,78 @@ class UnknownNameError(NotFoundError):
 
 
 class DatabaseError(InputError):
-    """The database is missing, locked by another process, or not a workbench/DuckDB database."""
+    """The database is missing, locked by another process, or not a workbench/DuckDB database.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import workbench as wb
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "notes.duckdb"
+    >>> _ = p.write_text("not a database")
+    >>> wb.connect(p)
+    Traceback (most recent call last):
+    ...
+    workbench.errors.DatabaseError: .../notes.duckdb: not a DuckDB database file
+    """
 
 
 class SchemaVersionError(DatabaseError, RuntimeError):
-    """The database was written by a newer workbench (its schema version is ahead of this one)."""
+    """The database was written by a newer workbench (its schema version is ahead of this one).
+
+    Examples
+    --------
+    >>> import duckdb
+    >>> from workbench.db import migrate
+    >>> con = duckdb.connect()
+    >>> _ = con.execute("create table schema_version (version integer, applied_at timestamp)")
+    >>> _ = con.execute("insert into schema_version values (999, null)")
+    >>> migrate(con)
+    Traceback (most recent call last):
+    ...
+    workbench.errors.SchemaVersionError: the database has schema version 999, newer than this workbench ...; upgrade ...
+    >>> issubclass(SchemaVersionError, DatabaseError) and issubclass(SchemaVersionError, RuntimeError)
+    True
+    """
 
 
 class ResourceError(InputError, MemoryError):
     """Work that needed more memory than the environment allows (DuckDB's ``memory_limit``): the message names the
-    work, the limit and what to change. Exit 2, like any other limit of the environment."""
+    work, the limit and what to change. Exit 2, like any other limit of the environment.
+
+    Examples
+    --------
+    >>> try:
+    ...     raise ResourceError("latency_p95_ms: ran out of memory under DuckDB's memory_limit of 1.0 GiB")
+    ... except MemoryError as e:
+    ...     print(type(e).__name__, e.exit_code)
+    ResourceError 2
+    """
 
 
 class ReportError(WorkbenchError):
-    """A report could not be built or published (a failing cell, no data for the period); exit 2 with one line."""
+    """A report could not be built or published (a failing cell, no data for the period); exit 2 with one line.
+
+    Examples
+    --------
+    Not an :class:`InputError`: the input was read, the report could not be made of it.
+
+    >>> e = ReportError("no data for 2026-W49; the newest data is in 2026-W47")
+    >>> str(e), e.exit_code, isinstance(e, InputError)
+    ('no data for 2026-W49; the newest data is in 2026-W47', 2, False)
+    """
 
 
 class CheckFailed(WorkbenchError):
-    """A check fired: an SLO or budget alert, a quality gate. Exit 1."""
+    """A check fired: an SLO or budget alert, a quality gate. Exit 1.
+
+    Examples
+    --------
+    >>> try:
+    ...     raise CheckFailed("slo: chat latency firing (page)")
+    ... except WorkbenchError as e:
+    ...     print(e, "-> exit", e.exit_code, e.exit_code == EXIT_CHECK)
+    slo: chat latency firing (page) -> exit 1 True
+    """
 
     exit_code = EXIT_CHECK
 
