@@ -44,7 +44,17 @@ WIDTH = 620
 
 
 def use_svg() -> None:
-    """Render charts as inline SVG (via vl-convert, locally): no JavaScript from the internet, reports open offline."""
+    """Render charts as inline SVG (via vl-convert, locally): no JavaScript from the internet, reports open offline.
+
+    Examples
+    --------
+    >>> import altair as alt
+    >>> before = alt.renderers.active
+    >>> use_svg()
+    >>> alt.renderers.active
+    'svg'
+    >>> _ = alt.renderers.enable(before)  # back to the renderer of before
+    """
     import altair as alt
 
     alt.renderers.enable("svg")
@@ -54,6 +64,15 @@ class Figure:
     """An Altair chart with its alt text; shows as inline SVG with ``role="img"`` and the finding as caption.
 
     Attribute access falls through to the chart (``fig.to_dict()``, ``fig.properties(...)``).
+
+    Examples
+    --------
+    >>> import altair as alt, polars as pl
+    >>> fig = Figure(alt.Chart(pl.DataFrame({"x": [1, 2]})).mark_bar().encode(x="x:Q"), "Two bars: 1 and 2.")
+    >>> fig.alt, fig.to_dict()["mark"]["type"]
+    ('Two bars: 1 and 2.', 'bar')
+    >>> fig.properties(width=300).to_dict()["width"]  # falls through to the Altair chart
+    300
     """
 
     def __init__(self, chart: "alt.TopLevelMixin", alt_text: str):
@@ -182,6 +201,19 @@ def trend(df: "pl.DataFrame", *, color: str | None = None, title: str | None = N
     df : tidy frame with a non-null ``period_start``.
     color : group column to colour by (default: the group keys that vary).
     title : chart title (default: the metric in words, by what, at which grain).
+
+    Examples
+    --------
+    >>> import polars as pl, datetime as dt
+    >>> df = pl.DataFrame({"feature": ["chat", "chat", "search", "search"],
+    ...                    "period_start": [dt.datetime(2026, 1, 5), dt.datetime(2026, 1, 12)] * 2,
+    ...                    "metric": ["latency_p95_ms"] * 4, "value": [800.0, 1200.0, 300.0, 350.0],
+    ...                    "n": [10, 10, 20, 20]})
+    >>> fig = trend(df, targets={"chat": 1000})
+    >>> fig.alt
+    'p95 latency by feature, weekly: highest Chat at 1.2 s on Mon 12 Jan; lowest Search at 300 ms on Mon 05 Jan.'
+    >>> [layer["mark"]["type"] for layer in fig.to_dict()["layer"]]  # the lines, then the target's rule and label
+    ['line', 'rule', 'text']
     """
     import altair as alt
 
@@ -230,6 +262,17 @@ def compare(df: "pl.DataFrame", *, by: str | None = None, title: str | None = No
 
     Groups without a value (e.g. calls without a price) are drawn as a labelled empty row, never dropped silently.
     A single group is shown as a table: one bar says nothing a number does not.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> df = pl.DataFrame({"feature": ["chat", "search"], "metric": ["latency_p95_ms"] * 2,
+    ...                    "value": [1200.0, 350.0], "n": [10, 20]})
+    >>> fig = compare(df)
+    >>> fig.alt, fig.to_dict()["layer"][0]["mark"]["type"]
+    ('p95 latency by feature: highest Chat at 1.2 s; lowest Search at 350 ms.', 'bar')
+    >>> type(compare(df.head(1))).__name__  # one group: a table
+    'GT'
     """
     import altair as alt
     import polars as pl
@@ -285,7 +328,20 @@ def compare(df: "pl.DataFrame", *, by: str | None = None, title: str | None = No
 
 
 def chart(df: "pl.DataFrame", *, title: str | None = None, targets: Mapping[str, float] | float | None = None, **kwargs) -> "Figure | Any":
-    """Pick the chart for a tidy frame: a trend when it has several periods, else bars (or a table for one group)."""
+    """Pick the chart for a tidy frame: a trend when it has several periods, else bars (or a table for one group).
+
+    Examples
+    --------
+    >>> import polars as pl, datetime as dt
+    >>> df = pl.DataFrame({"feature": ["chat", "chat", "search", "search"],
+    ...                    "period_start": [dt.datetime(2026, 1, 5), dt.datetime(2026, 1, 12)] * 2,
+    ...                    "metric": ["latency_p95_ms"] * 4, "value": [800.0, 1200.0, 300.0, 350.0],
+    ...                    "n": [10, 10, 20, 20]})
+    >>> chart(df).to_dict()["layer"][0]["mark"]["type"]  # two weeks: a trend
+    'line'
+    >>> chart(df.filter(pl.col("period_start") == dt.datetime(2026, 1, 12))).to_dict()["layer"][0]["mark"]["type"]
+    'bar'
+    """
     if "period_start" in df.columns and df["period_start"].drop_nulls().n_unique() > 1:
         return trend(df, title=title, targets=targets, **kwargs)
     return compare(df, title=title, targets=targets if isinstance(targets, (int, float)) else None, **kwargs)
@@ -299,7 +355,19 @@ def _nothing(df: "pl.DataFrame") -> bool:
 
 def retention_grid(df: "pl.DataFrame", *, title: str = "Weekly retention by first-use cohort") -> Any:
     """Retention as a cohort grid: one row per weekly cohort (with its size), one column per week since first use,
-    % in the cells, shaded by value (a great_tables table)."""
+    % in the cells, shaded by value (a great_tables table).
+
+    Examples
+    --------
+    >>> import polars as pl, datetime as dt
+    >>> df = pl.DataFrame({"cohort_start": [dt.date(2026, 1, 5)] * 2 + [dt.date(2026, 1, 12)], "offset": [0, 1, 0],
+    ...                    "value": [1.0, 0.4, 1.0], "cohort_size": [50, 50, 40]})
+    >>> html = retention_grid(df).as_raw_html()
+    >>> "05 Jan 2026 (50 users)" in html and "40.0%" in html
+    True
+    >>> retention_grid(df.head(0))
+    Weekly retention by first-use cohort: no data in this period.
+    """
     import polars as pl
 
     from workbench.reports.tables import grid
@@ -323,7 +391,17 @@ def retention_grid(df: "pl.DataFrame", *, title: str = "Weekly retention by firs
 
 
 def lifecycle(df: "pl.DataFrame", *, title: str | None = None, width: int = WIDTH) -> Figure:
-    """Lifecycle as stacked weekly bars: new, returning and resurrecting users above zero, dormant below zero."""
+    """Lifecycle as stacked weekly bars: new, returning and resurrecting users above zero, dormant below zero.
+
+    Examples
+    --------
+    >>> import polars as pl, datetime as dt
+    >>> df = pl.DataFrame({"period_start": [dt.datetime(2026, 1, 5)] * 4,
+    ...                    "status": ["new", "returning", "resurrecting", "dormant"], "value": [12.0, 30.0, 3.0, -8.0]})
+    >>> lifecycle(df).alt
+    'Users by lifecycle stage, weekly (dormant below zero): in the week of 05 Jan: new 12, returning 30, resurrecting 3,
+     dormant 8.'
+    """
     import altair as alt
     import polars as pl
 
@@ -356,7 +434,19 @@ def lifecycle(df: "pl.DataFrame", *, title: str | None = None, width: int = WIDT
 
 
 def funnel(df: "pl.DataFrame", *, title: str | None = None, width: int = WIDTH) -> Figure:
-    """A funnel as bars per step (users), each labelled with its conversion from the step before."""
+    """A funnel as bars per step (users), each labelled with its conversion from the step before.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> df = pl.DataFrame({"step": ["opened", "asked", "accepted"], "step_index": [0, 1, 2], "users": [200, 120, 30],
+    ...                    "step_rate": [1.0, 0.6, 0.25]})
+    >>> fig = funnel(df)
+    >>> fig.alt
+    "Funnel: users reaching each step: 15.0% of the 200 users who reached 'Opened' reached 'Accepted'."
+    >>> fig.to_dict()["layer"][0]["mark"]["type"]
+    'bar'
+    """
     import altair as alt
     import polars as pl
 
@@ -384,7 +474,20 @@ def funnel(df: "pl.DataFrame", *, title: str | None = None, width: int = WIDTH) 
 
 
 def heatmap(df: "pl.DataFrame", *, x: str, y: str, title: str | None = None) -> Figure:
-    """A heatmap of ``value`` over two columns, values in the metric's unit in the cells."""
+    """A heatmap of ``value`` over two columns, values in the metric's unit in the cells.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> df = pl.DataFrame({"feature": ["chat", "chat", "search", "search"], "model": ["a", "b", "a", "b"],
+    ...                    "metric": ["error_rate"] * 4, "value": [0.1, 0.02, 0.05, 0.3]})
+    >>> heatmap(df, x="model", y="feature").alt
+    'Error rate by feature and model: highest search at 30.0%; lowest chat at 2.0%.'
+    >>> heatmap(df, x="day", y="feature")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: heatmap: no column 'day'; columns: ['feature', 'model', 'metric', 'value']
+    """
     import altair as alt
     import polars as pl
 
@@ -405,7 +508,20 @@ def heatmap(df: "pl.DataFrame", *, x: str, y: str, title: str | None = None) -> 
 
 
 def facet_metrics(frames: Sequence["pl.DataFrame"], *, title: str | None = None) -> "alt.VConcatChart":
-    """Stack one chart per frame (e.g. the scorecard's metrics) into one figure."""
+    """Stack one chart per frame (e.g. the scorecard's metrics) into one figure.
+
+    Examples
+    --------
+    >>> import polars as pl, datetime as dt
+    >>> df = pl.DataFrame({"feature": ["chat", "chat", "search", "search"],
+    ...                    "period_start": [dt.datetime(2026, 1, 5), dt.datetime(2026, 1, 12)] * 2,
+    ...                    "metric": ["latency_p95_ms"] * 4, "value": [800.0, 1200.0, 300.0, 350.0],
+    ...                    "n": [10, 10, 20, 20]})
+    >>> errors = df.with_columns(pl.lit("error_rate").alias("metric"), pl.Series("value", [0.1, 0.2, 0.05, 0.04]))
+    >>> fig = facet_metrics([df, errors], title="Latency and errors")
+    >>> type(fig).__name__, [c["title"] for c in fig.to_dict()["vconcat"]]
+    ('VConcatChart', ['p95 latency by feature, weekly', 'Error rate by feature, weekly'])
+    """
     import altair as alt
 
     return alt.vconcat(*[c.chart for c in (chart(f) for f in frames) if isinstance(c, Figure)]).properties(title=title or "")

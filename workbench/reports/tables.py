@@ -395,6 +395,18 @@ def install(ip: Any = None) -> bool:
     """Show every polars frame of this IPython session as a formatted table (no ``shape:`` or dtype row).
 
     Returns False outside IPython.
+
+    Examples
+    --------
+    >>> import types, polars as pl
+    >>> from IPython.core.formatters import DisplayFormatter
+    >>> ip = types.SimpleNamespace(display_formatter=DisplayFormatter())  # stands in for get_ipython()
+    >>> install(ip)
+    True
+    >>> frame = pl.DataFrame({"feature": ["chat", "code"], "error_rate": [0.1234, 0.05]})
+    >>> shown, _ = ip.display_formatter.format(frame)
+    >>> shown["text/plain"], "12.3%" in shown["text/html"], "shape:" in shown["text/html"]
+    ('table of 2 rows', True, False)
     """
     import polars as pl
 

@@ -28,7 +28,20 @@ __all__ = ["Unit", "metric_unit", "label", "words", "fmt", "better", "axis_forma
 @dataclass(frozen=True)
 class Unit:
     """How a metric is shown: ``kind`` (percent, ms, usd, count, minutes, score, number), which ``direction`` is
-    better (``lower``, ``higher`` or ``none``) and a ``label`` in words."""
+    better (``lower``, ``higher`` or ``none``) and a ``label`` in words.
+
+    Examples
+    --------
+    >>> u = metric_unit("latency_p95_ms")
+    >>> u
+    Unit(kind='ms', direction='lower', label='p95 latency')
+    >>> u.kind, u == Unit("ms", "lower", "p95 latency")
+    ('ms', True)
+    >>> u.kind = "s"
+    Traceback (most recent call last):
+    ...
+    dataclasses.FrozenInstanceError: cannot assign to field 'kind'
+    """
 
     kind: str
     direction: str
