@@ -70,7 +70,17 @@ def budget_sentence(r: dict, *, by: str = "feature") -> str:
 
 @dataclass
 class Attention:
-    """Sentences for the top of a report; renders as a short HTML list (``_repr_html_``) or text (``str``)."""
+    """Sentences for the top of a report; renders as a short HTML list (``_repr_html_``) or text (``str``).
+
+    Examples
+    --------
+    >>> att = Attention([("alert", "Chat: error rate 25.0% missed its target."), ("ok", "Budgets: on track.")])
+    >>> print(att)
+    - Chat: error rate 25.0% missed its target.
+    - Budgets: on track.
+    >>> att.sentences[1], "<strong>Chat:</strong>" in att._repr_html_()
+    ('Budgets: on track.', True)
+    """
 
     items: list[tuple[str, str]] = field(default_factory=list)  # (severity: alert|warn|ok, sentence)
     title: str = "What needs your attention"
@@ -106,7 +116,20 @@ def _change_words(row: dict[str, Any]) -> str:
 
 
 def missed_sentences(card: "pl.DataFrame", drivers: dict[tuple[str, str], str] | None = None, *, by: str = "feature") -> list[str]:
-    """One sentence per missed target of a scorecard frame, the largest relative miss first."""
+    """One sentence per missed target of a scorecard frame, the largest relative miss first.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> card = pl.DataFrame({"feature": ["chat", "search"], "metric": ["error_rate", "latency_p95_ms"],
+    ...                      "value": [0.2, 1500.0], "previous": [0.1, 1400.0], "change": [0.1, 100.0],
+    ...                      "bound": ["max", "max"], "target": [0.15, 1000.0], "status": ["missed", "missed"]})
+    >>> for s in missed_sentences(card, {("chat", "error_rate"): "main driver: model small"}):
+    ...     print(s)
+    Search: p95 latency 1.5 s missed its target (at most 1.0 s), up 100 ms from 1.4 s the period before.
+    Chat: error rate 20.0% missed its target (at most 15.0%), up 10.0 pp from 10.0% the period before; main driver:
+    model small.
+    """
     import polars as pl
 
     if card.is_empty() or "status" not in card.columns:
@@ -159,6 +182,19 @@ def driver(rep: "Report", metric: str, *, feature: str, by: str = "feature",
     For each dimension (model, prompt version) the metric is computed per group now and before; a group's weight is
     its change times its share of the current sample. Falls back to the worst day of the window. None when nothing
     can be said (no previous period, no groups).
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> from workbench.config import Settings
+    >>> from workbench.reports.publish import Report
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, model, status) select 'c' || i, "
+    ...     "timestamp '2026-01-01' + to_hours(i * 6), 'chat', if(i % 2 = 0, 'small', 'large'), "
+    ...     "if(i >= 28 and i % 4 = 0, 'error', 'ok') from range(56) t(i)")  # week 2: half of small's calls fail
+    >>> rep = Report(db, start="2026-01-08", end="2026-01-15", config=Settings())
+    >>> driver(rep, "error_rate", feature="chat")
+    'main driver: model small (0.0% → 50.0%, 50% of the sample)'
     """
     import polars as pl
 
@@ -197,7 +233,25 @@ def driver(rep: "Report", metric: str, *, feature: str, by: str = "feature",
 def attention(rep: "Report", card: "pl.DataFrame | None" = None, *, config: Any = None, slo: bool = True,
               budgets: bool = True, by: str = "feature") -> Attention:
     """Sentences on what needs attention in the report's period: missed targets (change and main driver), SLO
-    alerts firing, budgets at risk, and data that stopped arriving. Records the frames it reads in ``rep``."""
+    alerts firing, budgets at risk, and data that stopped arriving. Records the frames it reads in ``rep``.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> from workbench.config import Settings
+    >>> from workbench.reports.publish import Report
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, model, status) select 'c' || i, "
+    ...     "timestamp '2026-01-01' + to_hours(i * 6), 'chat', if(i % 2 = 0, 'small', 'large'), "
+    ...     "if(i >= 28 and i % 4 = 0, 'error', 'ok') from range(56) t(i)")  # week 2: half of small's calls fail
+    >>> import polars as pl
+    >>> card = pl.DataFrame({"feature": ["chat"], "metric": ["error_rate"], "value": [0.25], "previous": [0.0],
+    ...                      "change": [0.25], "bound": ["max"], "target": [0.05], "status": ["missed"]})
+    >>> rep = Report(db, start="2026-01-08", end="2026-01-15", config=Settings())
+    >>> print(attention(rep, card, slo=False, budgets=False))  # card: as workbench.reports.publish.scorecard makes it
+    - Chat: error rate 25.0% missed its target (at most 5.0%), up 25.0 pp from 0.0% the period before; main driver:
+      model small (0.0% → 50.0%, 50% of the sample).
+    """
     import polars as pl
 
     config = rep.settings if config is None else config  # the report's own settings (Report(config=...))
@@ -291,7 +345,23 @@ def newest_call(db: Any, *, now: dt.datetime | None = None) -> dt.datetime | Non
 def staleness(rep: "Report", *, tolerance: dt.timedelta = dt.timedelta(days=1)) -> str | None:
     """A sentence when data stopped arriving before the end of the report's window (stale data), else None: the
     newest call (:func:`newest_call`, as ``schedule run``'s stale-data notice reads it) is older than that end, or the
-    clock if sooner, by more than ``tolerance``."""
+    clock if sooner, by more than ``tolerance``.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> from workbench.config import Settings
+    >>> from workbench.reports.publish import Report
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, model, status) select 'c' || i, "
+    ...     "timestamp '2026-01-01' + to_hours(i * 6), 'chat', if(i % 2 = 0, 'small', 'large'), "
+    ...     "if(i >= 28 and i % 4 = 0, 'error', 'ok') from range(56) t(i)")  # week 2: half of small's calls fail
+    >>> staleness(Report(db, start="2026-01-08", end="2026-01-15", config=Settings())) is None  # calls to the end
+    True
+    >>> staleness(Report(db, start="2026-01-08", end="2026-01-22", config=Settings()))
+    'Stale data: the newest call is from Wed 14 Jan 2026 18:00, 7 days 6 h before the end of this period; data
+    stopped arriving.'
+    """
     from workbench.metrics.core import as_timestamp
 
     end = as_timestamp(rep.end)

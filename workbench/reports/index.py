@@ -56,7 +56,15 @@ def page_title(name: str, period: str) -> str:
 
 
 def neighbour(label: str, step: int) -> str | None:
-    """The period ``step`` periods before (-1) or after (+1) ``label``, of the same kind; None for custom ranges."""
+    """The period ``step`` periods before (-1) or after (+1) ``label``, of the same kind; None for custom ranges.
+
+    Examples
+    --------
+    >>> neighbour("2026-W47", -1), neighbour("2026-W53", 1), neighbour("2026-01", -1)
+    ('2026-W46', '2027-W01', '2025-12')
+    >>> neighbour("2026-11-20..2026-11-22", 1) is None
+    True
+    """
     if m := re.fullmatch(r"(\d{4})-W(\d{2})", label):
         d = dt.date.fromisocalendar(int(m[1]), int(m[2]), 1) + dt.timedelta(weeks=step)
         y, w, _ = d.isocalendar()
@@ -70,7 +78,20 @@ def neighbour(label: str, step: int) -> str | None:
 
 
 def published(out: str | Path) -> list[dict[str, Any]]:
-    """Every published report under ``out``: name, period, status, run time, folder; latest period first."""
+    """Every published report under ``out``: name, period, status, run time, folder; latest period first.
+
+    Examples
+    --------
+    >>> import json, pathlib, tempfile
+    >>> out = pathlib.Path(tempfile.mkdtemp())
+    >>> for name, period, start in [("scorecard", "2026-W46", "2026-11-09"), ("scorecard", "2026-W47", "2026-11-16"),
+    ...                             ("cost", "2026-W47", "2026-11-16")]:
+    ...     (out / name / period).mkdir(parents=True)
+    ...     _ = (out / name / period / "report.html").write_text("<html><body><h1>Report</h1></body></html>")
+    ...     _ = (out / name / period / "params.json").write_text(json.dumps({"status": "published", "start": start}))
+    >>> [(r["report"], r["period"], r["status"]) for r in published(out)]
+    [('scorecard', '2026-W47', 'published'), ('cost', '2026-W47', 'published'), ('scorecard', '2026-W46', 'published')]
+    """
     rows = []
     root = Path(out)
     for html in root.glob("*/*/report.html"):
@@ -94,7 +115,18 @@ def published(out: str | Path) -> list[dict[str, Any]]:
 
 
 def nav_html(out: str | Path, name: str, period: str, *, pub: list[dict[str, Any]] | None = None) -> str:
-    """The navigation bar of report ``name`` for ``period`` (relative links, so the folder can be moved)."""
+    """The navigation bar of report ``name`` for ``period`` (relative links, so the folder can be moved).
+
+    Examples
+    --------
+    >>> import re
+    >>> pub = [{"report": "scorecard", "period": "2026-W46"}, {"report": "cost", "period": "2026-W47"}]
+    >>> nav = nav_html("reports", "scorecard", "2026-W47", pub=pub)  # pub: as published("reports") lists them
+    >>> re.findall(r'<a href="([^"]+)"', nav)
+    ['../../index.html', '../2026-W46/report.html', '../../cost/2026-W47/report.html']
+    >>> "next → (2026-W48): not published" in nav
+    True
+    """
     pub = published(out) if pub is None else pub
     have = {(r["report"], r["period"]) for r in pub}
     links = ['<a href="../../index.html">All reports</a>']
@@ -122,7 +154,24 @@ def insert_nav(html: str, nav: str) -> str:
 
 
 def build_index(out: str | Path) -> Path:
-    """Write ``out/index.html`` (every report and period, latest first) and refresh the navigation of every report."""
+    """Write ``out/index.html`` (every report and period, latest first) and refresh the navigation of every report.
+
+    Examples
+    --------
+    >>> import json, pathlib, tempfile
+    >>> out = pathlib.Path(tempfile.mkdtemp())
+    >>> for name, period, start in [("scorecard", "2026-W46", "2026-11-09"), ("scorecard", "2026-W47", "2026-11-16"),
+    ...                             ("cost", "2026-W47", "2026-11-16")]:
+    ...     (out / name / period).mkdir(parents=True)
+    ...     _ = (out / name / period / "report.html").write_text("<html><body><h1>Report</h1></body></html>")
+    ...     _ = (out / name / period / "params.json").write_text(json.dumps({"status": "published", "start": start}))
+    >>> build_index(out).relative_to(out)
+    PosixPath('index.html')
+    >>> '<h2 id="2026-W47">' in (out / "index.html").read_text()
+    True
+    >>> "next → (2026-W47)</a>" in (out / "scorecard" / "2026-W46" / "report.html").read_text()  # gained its link
+    True
+    """
     root = Path(out)
     pub = published(root)
     for r in pub:
