@@ -54,7 +54,14 @@ _RELATIVE = ("yesterday", "last-week", "last-month")
 
 
 def notebooks_dir() -> Path:
-    """Where report notebooks live: ``$WORKBENCH_NOTEBOOKS``, else ``notebooks/`` next to the package."""
+    """Where report notebooks live: ``$WORKBENCH_NOTEBOOKS``, else ``notebooks/`` next to the package.
+
+    Examples
+    --------
+    >>> folder = notebooks_dir()  # $WORKBENCH_NOTEBOOKS not set
+    >>> folder.name, (folder / "scorecard.ipynb").exists()
+    ('notebooks', True)
+    """
     return Path(os.environ.get(NOTEBOOKS_ENV) or Path(__file__).resolve().parents[2] / "notebooks")
 
 
@@ -126,7 +133,18 @@ def resolve_period(period: str | None, *, latest: dt.datetime | None = None, tod
 
 def setup_display(*, rows: int = 40, cols: int = 30) -> None:
     """Display settings for a report: charts as inline SVG (offline), and every polars frame shown as a formatted
-    table (:func:`workbench.reports.tables.install`), never as a raw frame."""
+    table (:func:`workbench.reports.tables.install`), never as a raw frame.
+
+    Examples
+    --------
+    >>> import altair as alt, polars as pl
+    >>> before = alt.renderers.active
+    >>> with pl.Config():  # polars' display settings are restored on leaving the block
+    ...     setup_display(rows=5)
+    ...     print(pl.Config.state(if_set=True)["POLARS_FMT_MAX_ROWS"], alt.renderers.active)
+    5 svg
+    >>> _ = alt.renderers.enable(before)  # back to the chart renderer of before
+    """
     import polars as pl
 
     from workbench.reports.charts import use_svg
@@ -891,6 +909,24 @@ def require_data(db_path: str | os.PathLike, start: dt.datetime, end: dt.datetim
 
     A period that starts after the clock (UTC) is refused whatever the tables hold (a client with a wrong clock, a
     row written without ingest's bound on timestamps). Calls and events both count.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import workbench as wb
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "workbench.duckdb"
+    >>> with wb.connect(path) as db:
+    ...     _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status) values "
+    ...                           "('a', '2026-11-18 09:00', 'chat', 'ok')")
+    >>> require_data(path, dt.datetime(2026, 11, 16), dt.datetime(2026, 11, 23), "2026-W47")  # has data: None
+    >>> require_data(path, dt.datetime(2026, 11, 23), dt.datetime(2026, 11, 30), "2026-W48")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ReportError: no data for 2026-W48; the newest data is in 2026-W47
+    >>> require_data(path, dt.datetime(2099, 1, 5), dt.datetime(2099, 1, 12), "2099-W02")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ReportError: no data for 2099-W02: it starts in the future (the clock says ... UTC)
     """
     from workbench.db import connect
 
@@ -1088,7 +1124,23 @@ def _keep_failed(parent: Path, label: str, run_id: str, executed: Path) -> Path 
 
 def run_all(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "reports", period: str | None = None,
             names: Iterable[str] | None = None, force: bool = False) -> list[Path]:
-    """Publish every report (or ``names``) for one period; return their folders."""
+    """Publish every report (or ``names``) for one period; return their folders.
+
+    Examples
+    --------
+    Each report is checked before any notebook runs (executing one takes seconds, so none runs here):
+
+    >>> run_all(names=["weekly"])
+    Traceback (most recent call last):
+    ...
+    workbench.errors.UnknownNameError: run_report: no report 'weekly' (known: adoption, cost, experiments, ...)
+    >>> import pathlib, tempfile
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> run_all(db=tmp / "none.duckdb", out=tmp / "reports", period="2026-W47", names=["scorecard"])
+    Traceback (most recent call last):
+    ...
+    workbench.errors.MissingFileError: run_report: no database at .../none.duckdb
+    """
     return [run_report(n, db=db, period=period, out=out, force=force) for n in (names or available())]
 
 
@@ -1130,6 +1182,21 @@ def scorecard(report: Report, metrics: Iterable[str], *, config: Any = None, by:
     when the group has no value in the window (a feature with no call this week: it stopped, or its logging did), and
     ``no target`` on a headline metric with none. When targets are declared, only the groups that have targets are
     kept. Rows are sorted so that what changed most comes first within each group.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, model, status) select 'c' || i, "
+    ...     "timestamp '2026-01-01' + to_hours(i * 6), 'chat', if(i % 2 = 0, 'small', 'large'), "
+    ...     "if(i >= 28 and i % 4 = 0, 'error', 'ok') from range(56) t(i)")  # week 2: a quarter of the calls fail
+    >>> cfg = pathlib.Path(tempfile.mkdtemp()) / "workbench.toml"
+    >>> _ = cfg.write_text("[targets.chat]\\nerror_rate_max = 0.05\\n")
+    >>> rep = Report(db, start="2026-01-08", end="2026-01-15", config=cfg)
+    >>> card = scorecard(rep, ["error_rate"])
+    >>> card.select("feature", "metric", "value", "previous", "target", "status").rows()
+    [('chat', 'error_rate', 0.25, 0.0, 0.05, 'missed')]
     """
     import polars as pl
 
@@ -1166,7 +1233,23 @@ DETAIL_SECTIONS = {
 
 def scorecard_view(report: Report, card: "pl.DataFrame", *, weeks: int = 8, by: str = "feature") -> Any:
     """The scorecard as a formatted table: per feature (missed first) each metric now, before, change, target and
-    status, with a sparkline of its last ``weeks`` weeks; each metric links to the section that explains it."""
+    status, with a sparkline of its last ``weeks`` weeks; each metric links to the section that explains it.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, model, status) select 'c' || i, "
+    ...     "timestamp '2026-01-01' + to_hours(i * 6), 'chat', if(i % 2 = 0, 'small', 'large'), "
+    ...     "if(i >= 28 and i % 4 = 0, 'error', 'ok') from range(56) t(i)")  # week 2: a quarter of the calls fail
+    >>> cfg = pathlib.Path(tempfile.mkdtemp()) / "workbench.toml"
+    >>> _ = cfg.write_text("[targets.chat]\\nerror_rate_max = 0.05\\n")
+    >>> rep = Report(db, start="2026-01-08", end="2026-01-15", config=cfg)
+    >>> html = scorecard_view(rep, scorecard(rep, ["error_rate"])).as_raw_html()
+    >>> "1 of 1 targets missed" in html and "25.0%" in html and "<svg" in html  # the trend: an inline sparkline
+    True
+    """
     import polars as pl
 
     from workbench.reports.tables import sparkline, table

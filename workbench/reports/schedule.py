@@ -59,7 +59,23 @@ NOTIFY_KEYS = ("command", "webhook")
 
 
 class ScheduleBusy(InputError):
-    """Another ``schedule run`` holds the lock: this one does nothing (exit 2)."""
+    """Another ``schedule run`` holds the lock: this one does nothing (exit 2).
+
+    Examples
+    --------
+    >>> import fcntl, pathlib, tempfile
+    >>> import workbench as wb
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> wb.connect(tmp / "w.duckdb").close()
+    >>> with open(tmp / LOCK_FILE, "a") as held:
+    ...     fcntl.flock(held, fcntl.LOCK_EX)  # as a run in progress holds it
+    ...     run(tmp / "w.duckdb", out=tmp)
+    Traceback (most recent call last):
+    ...
+    workbench.reports.schedule.ScheduleBusy: schedule run: another run holds .../.schedule.lock; nothing done
+    >>> issubclass(ScheduleBusy, InputError), ScheduleBusy.exit_code
+    (True, 2)
+    """
 
 
 def _settings(config: Any) -> dict[str, Any]:
@@ -125,7 +141,16 @@ def _label(kind: str, d: dt.date) -> str:
 def due_periods(kind: str, *, newest: dt.datetime | None, now: dt.datetime, published: set[str], max_catchup: int = 8,
                 oldest: dt.datetime | None = None) -> list[str]:
     """Periods of ``kind`` that have ended by ``now``, lie within the data (``oldest`` .. ``newest``), and are not
-    in ``published``; the newest ``max_catchup`` of them, oldest first."""
+    in ``published``; the newest ``max_catchup`` of them, oldest first.
+
+    Examples
+    --------
+    Data from mid September to 22 November; on 2 December, October already published:
+
+    >>> due_periods("month", newest=dt.datetime(2026, 11, 22), now=dt.datetime(2026, 12, 2), published={"2026-10"},
+    ...             oldest=dt.datetime(2026, 9, 15))
+    ['2026-09', '2026-11']
+    """
     from workbench.reports.publish import resolve_period
 
     if kind not in KINDS:
@@ -250,7 +275,22 @@ def _send(settings: dict[str, Any], event: dict[str, Any]) -> tuple[list[str], l
 
 def notify(settings: dict[str, Any], event: dict[str, Any]) -> list[str]:
     """Send ``event`` through the ``[notify]`` settings: a command (JSON on standard input) and/or a webhook (POST).
-    Returns what was notified; a failing channel is reported on standard error and never raises."""
+    Returns what was notified; a failing channel is reported on standard error and never raises.
+
+    Examples
+    --------
+    A command that writes the JSON it reads on standard input to a file:
+
+    >>> import pathlib, tempfile
+    >>> got = pathlib.Path(tempfile.mkdtemp()) / "event.json"
+    >>> save = [sys.executable, "-c", "import sys; open(sys.argv[1], 'wb').write(sys.stdin.buffer.read())", str(got)]
+    >>> notify({"command": save}, {"event": "stale_data", "hours_since": 98.0})
+    ['command']
+    >>> got.read_text()
+    '{"event": "stale_data", "hours_since": 98.0}'
+    >>> notify({"command": [sys.executable, "-c", "raise SystemExit(3)"]}, {"event": "stale_data"})  # on stderr
+    []
+    """
     done, failed = _send(settings, event)
     for why in failed:
         print(f"workbench schedule: notify {why}", file=sys.stderr)
@@ -311,6 +351,25 @@ def run(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "report
 
     Raises :class:`ScheduleBusy` when another run holds the lock. A report that fails is recorded and notified,
     and the run goes on with the next one.
+
+    Examples
+    --------
+    On Sunday 22 November no week is due (week 47 ends on the 23rd) but the newest call is four days old; with no
+    ``[notify]`` channel the alert is recorded as failed:
+
+    >>> import pathlib, tempfile
+    >>> import workbench as wb
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> cfg = tmp / "workbench.toml"
+    >>> _ = cfg.write_text('[schedule]\\nreports = ["scorecard"]\\n')
+    >>> with wb.connect(tmp / "w.duckdb") as db:
+    ...     _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status) values "
+    ...                           "('b', '2026-11-18 09:00', 'chat', 'ok')")
+    >>> records = run(tmp / "w.duckdb", out=tmp / "reports", config=cfg, now=dt.datetime(2026, 11, 22, 11))
+    >>> [(r["report"], r["status"], r["hours_since"], r["error"]) for r in records]
+    [('stale data', 'failed', 98.0, 'not notified: no [notify] webhook or command in .../workbench.toml')]
+    >>> exit_code(records), (tmp / "reports" / RUNS_FILE).exists()
+    (1, True)
     """
     from workbench.db import DEFAULT_DB
     from workbench.errors import DatabaseError, WorkbenchError
@@ -444,7 +503,22 @@ def _fired_checks(db: str, config: Any, at: dt.datetime | None = None) -> list[t
 def status(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "reports", config: Any = None,
            now: dt.datetime | None = None) -> "Any":
     """Per report: the last run (period, status, when, duration), failures recorded, periods due now, and how old
-    the newest data is (a frame)."""
+    the newest data is (a frame).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import workbench as wb
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> cfg = tmp / "workbench.toml"
+    >>> _ = cfg.write_text('[schedule]\\nreports = ["scorecard"]\\n')
+    >>> with wb.connect(tmp / "w.duckdb") as db:
+    ...     _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status) values "
+    ...                           "('a', '2026-11-12 09:00', 'chat', 'ok'), ('b', '2026-11-18 09:00', 'chat', 'ok')")
+    >>> status(tmp / "w.duckdb", out=tmp / "reports", config=cfg, now=dt.datetime(2026, 11, 22, 11)).select(
+    ...     "report", "last_status", "due", "data_age_hours", "stale").rows()
+    [('scorecard', None, '2026-W46', 98.0, True)]
+    """
     import polars as pl
 
     from workbench.db import DEFAULT_DB
@@ -607,5 +681,14 @@ def export(kind: str = "crontab", *, db: str | None = None, out: str = "reports"
 
 
 def crontab(*, db: str | None = None, out: str = "reports", workdir: str | None = None, names: Iterable[str] | None = None) -> str:
-    """Crontab lines that start ``schedule run`` (kept for callers of the earlier API; see :func:`export`)."""
+    """Crontab lines that start ``schedule run`` (kept for callers of the earlier API; see :func:`export`).
+
+    Examples
+    --------
+    >>> lines = crontab(db="/srv/wb.duckdb", out="/srv/reports").splitlines()
+    >>> lines[0], "CRON_TZ=UTC" in lines
+    ('# workbench: publish due reports and notify on failures or fired checks (UTC)', True)
+    >>> lines[-1]
+    '0 6 * * * ... schedule run --out /srv/reports --db /srv/wb.duckdb...'
+    """
     return export("crontab", db=db, out=out)
