@@ -35,7 +35,18 @@ from workbench.errors import ConfigError  # noqa: E402,F401  (defined in errors.
 
 @dataclass(frozen=True, eq=False)
 class Config:
-    """The parsed file (``data``) and where it came from (``path``, None when no file was found)."""
+    """The parsed file (``data``) and where it came from (``path``, None when no file was found).
+
+    Examples
+    --------
+    >>> cfg = Config({"slo": {"chat": {"latency_ms": 2000}}})
+    >>> cfg.section("slo"), cfg.section("budget"), cfg.path is None  # a missing section is an empty table
+    ({'chat': {'latency_ms': 2000}}, {}, True)
+    >>> Config({"slo": 5}).section("slo")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ConfigError: workbench.toml [slo]: expected a table, got int
+    """
 
     data: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
@@ -101,6 +112,21 @@ def load_config(path: "str | os.PathLike | Config | Settings | None" = None) -> 
 
     A file that was named explicitly but does not exist, or that is not valid TOML, raises :class:`ConfigError`.
     The parsed file is cached on (path, modification time, size): asking again does not read it again.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "workbench.toml").write_text('[judge]\\nmodel = "gpt-4o-mini"\\n')
+    >>> cfg = load_config(d / "workbench.toml")
+    >>> cfg.section("judge"), cfg.path.name
+    ({'model': 'gpt-4o-mini'}, 'workbench.toml')
+    >>> load_config(d / "workbench.toml") is cfg  # unchanged file: the cached parse
+    True
+    >>> load_config(d / "missing.toml")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ConfigError: no config file at .../missing.toml
     """
     if isinstance(path, Config):
         return path
@@ -156,7 +182,14 @@ DEFAULT_WARN_AT = 0.85
 
 @dataclass(frozen=True)
 class Budget:
-    """A monthly budget (``[budget.<feature>]``): the limit in USD and the share of it at which a warning fires."""
+    """A monthly budget (``[budget.<feature>]``): the limit in USD and the share of it at which a warning fires.
+
+    Examples
+    --------
+    >>> b = Budget("chat", monthly_usd=200.0)
+    >>> b.warn_at, b.monthly_usd * b.warn_at  # the default share, and the spend at which the warning fires
+    (0.85, 170.0)
+    """
 
     feature: str
     monthly_usd: float
@@ -191,6 +224,19 @@ class ReportSettings:
     what-if, drift), by default the one with the most calls in the report's window; ``whatif_model``: the model the
     cost report re-prices that feature's traffic on (no what-if section without it); ``environment``: the
     ``environment`` value the latency-by-model section keeps (every call without it).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "workbench.toml"
+    >>> _ = p.write_text('[reports]\\nfeature = "support"\\n')
+    >>> load_settings(p).reports
+    ReportSettings(feature='support', whatif_model=None, environment=None)
+    >>> _ = p.write_text('[reports]\\nfeatures = "support"\\n')
+    >>> load_settings(p)
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ConfigError: workbench.toml [reports]: unknown key 'features'; did you mean 'feature'? ...
     """
 
     feature: str | None = None
@@ -280,7 +326,24 @@ def _targets(cfg: Config) -> dict[str, dict[str, Target]]:
 
 
 def load_settings(source: "str | os.PathLike | Config | Settings | None" = None) -> Settings:
-    """Typed :class:`Settings` from ``workbench.toml`` (``source`` as for :func:`load_config`), validated once."""
+    """Typed :class:`Settings` from ``workbench.toml`` (``source`` as for :func:`load_config`), validated once.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "workbench.toml"
+    >>> _ = p.write_text("[budget.chat]\\nmonthly_usd = 50\\nwarn_at = 0.5\\n")
+    >>> s = load_settings(p)
+    >>> s.budgets["chat"], s.path.name
+    (Budget(feature='chat', monthly_usd=50.0, warn_at=0.5), 'workbench.toml')
+    >>> load_settings(s) is s  # Settings pass through
+    True
+    >>> _ = p.write_text("[budget.chat]\\nmonthly_usd = 0\\n")
+    >>> load_settings(p)
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ConfigError: workbench.toml [budget.chat]: monthly_usd must be > 0, got 0
+    """
     if isinstance(source, Settings):
         return source
     cfg = load_config(source)

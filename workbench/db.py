@@ -303,7 +303,19 @@ class Workbench:
 
 
 def migrate(con: "duckdb.DuckDBPyConnection") -> int:
-    """Apply pending migrations in one transaction each; return the schema version."""
+    """Apply pending migrations in one transaction each; return the schema version.
+
+    Examples
+    --------
+    >>> import duckdb
+    >>> con = duckdb.connect()
+    >>> migrate(con)
+    4
+    >>> con.execute("select count(*) from duckdb_tables()").fetchone()  # the 12 canonical tables and schema_version
+    (13,)
+    >>> migrate(con), con.execute("select max(version), count(*) from schema_version").fetchone()  # nothing pending
+    (4, (4, 4))
+    """
     con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMP)")
     current = con.execute("select coalesce(max(version), 0) from schema_version").fetchone()[0]
     if current > SCHEMA_VERSION:
@@ -658,6 +670,26 @@ def as_workbench(db: "Workbench | str | os.PathLike", *, create: bool = False) -
 
     A path is opened with ``create=False``: a mistyped path is a :class:`MissingFileError`, never a new empty file.
     Only the functions that load data (``ingest``) pass ``create=True``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, workbench as wb
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> db = wb.connect(d / "w.duckdb")
+    >>> as_workbench(db) is db  # a Workbench passes through
+    True
+    >>> db.close()
+    >>> with as_workbench(d / "w.duckdb") as again:  # a path opens the existing database
+    ...     again.calls.count().execute()
+    0
+    >>> as_workbench(d / "typo.duckdb")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.MissingFileError: no database at .../typo.duckdb (readers never create one; ...)
+    >>> as_workbench(42)
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterTypeError: expected a Workbench or a database path, got int
     """
     if isinstance(db, Workbench):
         return db
@@ -764,6 +796,22 @@ def scope(t: "ir.Table", *, time: str | None = "ts", start: Any = None, end: Any
     written as text. None selects the rows without a value (``IS NULL``), alone or in a list. An unknown column is a
     :class:`NotFoundError` naming the table's columns; a value that cannot be one (a NUL character, a nested list,
     text that is no number for a number column) or an empty list, a :class:`ParameterError` naming the column.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms) values "
+    ...                       "('a', '2026-01-05', 'chat', 'ok', 100), ('b', '2026-01-06', 'chat', 'error', 900),"
+    ...                       "('c', '2026-01-06', 'search', 'ok', 50)")
+    >>> scope(db.calls, start="2026-01-06", where={"feature": "chat"}).select("call_id", "status").to_polars().rows()
+    [('b', 'error')]
+    >>> scope(db.calls, where=["latency_ms=100,50"]).select("call_id").order_by("call_id").to_polars().rows()  # CLI
+    [('a',), ('c',)]
+    >>> scope(db.calls, where={"modle": "x"})
+    Traceback (most recent call last):
+    ...
+    workbench.errors.NotFoundError: where: no column 'modle'; columns: call_id, trace_id, ...
     """
     conds = []
     s, e = as_timestamp(start), as_timestamp(end)

@@ -202,7 +202,19 @@ def read_calibration(path: str | Path) -> Calibration:
 @dataclass(frozen=True)
 class DetectorChoice:
     """What ``[detector]`` says: ``kind`` ``"support"`` (with ``calibration``, a file, or None) or ``"nli"`` (with
-    ``model``, a folder, and ``options`` for :class:`workbench.eval.nli.NLIDetector`)."""
+    ``model``, a folder, and ``options`` for :class:`workbench.eval.nli.NLIDetector`).
+
+    Examples
+    --------
+    >>> DetectorChoice()  # no [detector] section: the offline detector, uncalibrated
+    DetectorChoice(kind='support', calibration=None, model=None, options={})
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "workbench.toml"
+    >>> _ = p.write_text('[detector]\\nmodel = "models/nli"\\nbatch_size = 8\\n')
+    >>> c = detector_choice(p)
+    >>> c.kind, c.model == p.parent / "models" / "nli", c.options
+    ('nli', True, {'batch_size': 8})
+    """
 
     kind: str = DETECTOR_NAME
     calibration: Path | None = None

@@ -68,7 +68,17 @@ def not_after_clock(at: _dt.datetime, what: str) -> _dt.datetime:
 
 @dataclass(frozen=True)
 class Column:
-    """One column: name, DuckDB type, whether a row without it is rejected, and what it means."""
+    """One column: name, DuckDB type, whether a row without it is rejected, and what it means.
+
+    The declarations below write it as ``C`` (``C = Column``).
+
+    Examples
+    --------
+    >>> C("ts", "TIMESTAMP", "Start of the operation, UTC.", True)
+    Column(name='ts', type='TIMESTAMP', doc='Start of the operation, UTC.', required=True)
+    >>> TABLES["calls"].column("status").required, TABLES["calls"].column("model").required
+    (True, False)
+    """
 
     name: str
     type: str
@@ -78,7 +88,24 @@ class Column:
 
 @dataclass(frozen=True)
 class Table:
-    """One canonical table: its columns, natural key and the column that places a row in time."""
+    """One canonical table: its columns, natural key and the column that places a row in time.
+
+    Examples
+    --------
+    >>> t = Table("notes", "A note.", (C("note_id", "VARCHAR", "Id.", True), C("text", "VARCHAR", "Text.")),
+    ...           key=("note_id",), lineage=False)
+    >>> t.names, t.required
+    (('note_id', 'text'), ('note_id',))
+    >>> print(t.ddl())
+    CREATE TABLE IF NOT EXISTS "notes" (
+      "note_id" VARCHAR,
+      "text" VARCHAR
+    )
+    >>> t.column("body")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.NotFoundError: table 'notes' has no column 'body'; columns: note_id, text
+    """
 
     name: str
     doc: str

@@ -155,6 +155,17 @@ class Effect:
     ``effect`` is b - a (absolute) or (b - a) / |a| (relative). Frequentist results fill ``p_value`` and ``dof``;
     Bayesian results fill ``chance_to_win`` and ``risk`` = (risk of keeping a, risk of shipping b): the expected loss,
     in the units of the effect, of each choice. Undefined quantities (no variance, n < 2) are NaN.
+
+    Examples
+    --------
+    >>> e = welch_ttest(ArmStats.from_sums(6, 14, 3), ArmStats.from_sums(12, 56, 3), relative=False)
+    >>> e.method, e.effect, round(e.lo, 3), round(e.hi, 3), e.chance_to_win  # frequentist: no chance to win
+    ('frequentist', 2.0, -2.155, 6.155, nan)
+    >>> d = e.as_dict()  # a flat row: risk split into its two sides
+    >>> round(d["p_value"], 4), "risk" in d, [k for k in d if k.startswith("risk_")]
+    (0.2209, False, ['risk_control', 'risk_variant'])
+    >>> welch_ttest(ArmStats(1.0, 0.5, 1), ArmStats(2.0, 0.5, 1), relative=False).se  # n < 2: undefined
+    nan
     """
 
     effect: float
