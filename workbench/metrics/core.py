@@ -84,12 +84,40 @@ SUITE_MODULES = ("latency", "cost", "reliability", "adoption", "experiments", "d
 
 
 class UndefinedMetricWarning(UserWarning):
-    """A metric was asked for a group with no data (n = 0); its value is null."""
+    """A metric was asked for a group with no data (n = 0); its value is null.
+
+    Examples
+    --------
+    >>> import warnings, workbench as wb
+    >>> db = wb.connect(":memory:")  # no calls at all
+    >>> with warnings.catch_warnings(record=True) as got:
+    ...     warnings.simplefilter("always")
+    ...     compute("error_rate", db, period="all").select("value", "n").rows()
+    [(None, 0)]
+    >>> [str(w.message) for w in got if w.category is UndefinedMetricWarning]
+    ['error_rate: no data in the selection; value is null (n = 0)']
+    """
 
 
 class UnknownFeatureWarning(UserWarning):
     """A setting names a feature that no call has: what it declares (an SLO, a budget) is never measured and never
-    fires. Usually a typo."""
+    fires. Usually a typo.
+
+    Examples
+    --------
+    >>> import warnings, workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status) "
+    ...                       "values ('a', '2026-01-01', 'chat', 'ok')")
+    >>> with warnings.catch_warnings(record=True) as got:
+    ...     warnings.simplefilter("always")
+    ...     warn_unknown_features(db, {"chta": "workbench.toml [budget.chta]"})
+    >>> [str(w.message) for w in got if w.category is UnknownFeatureWarning]
+    ["workbench.toml [budget.chta]: no call has feature 'chta', so it is never measured and never fires;
+      did you mean 'chat'?"]
+    >>> issubclass(UnknownFeatureWarning, UserWarning)
+    True
+    """
 
 
 def warn_unknown_features(db: Any, where: Mapping[str, str], *, window: tuple[Any, Any] | None = None) -> None:
@@ -199,7 +227,23 @@ def _warn_renamed(db: Any, where: Mapping[str, str], names: list[str], window: t
 
 
 def check_by(t: "ir.Table", by: Iterable[str] | str | None, *, fn: str = "metric") -> list[str]:
-    """Validate the grouping columns, raising a ``KeyError`` that names the function and the available columns."""
+    """Validate the grouping columns, raising a ``KeyError`` that names the function and the available columns.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> t = wb.connect(":memory:").calls
+    >>> check_by(t, "feature"), check_by(t, ("feature", "model")), check_by(t, None)
+    (['feature'], ['feature', 'model'], [])
+    >>> check_by(t, ("feature", "modle"), fn="error_rate")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.NotFoundError: error_rate: cannot group by ['modle']; columns: call_id, trace_id, ...
+    >>> check_by(t, ["feature", "feature"], fn="error_rate")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: error_rate: by names 'feature' more than once
+    """
     if by is None:
         return []
     keys = [by] if isinstance(by, str) else list(by)
@@ -213,7 +257,22 @@ def check_by(t: "ir.Table", by: Iterable[str] | str | None, *, fn: str = "metric
 
 
 def with_period(t: "ir.Table", period: str, *, time: str = "ts", start: Any = None) -> "ir.Table":
-    """Add ``period_start``: the time truncated to the period (weeks start on Monday), or ``start`` for ``"all"``."""
+    """Add ``period_start``: the time truncated to the period (weeks start on Monday), or ``start`` for ``"all"``.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, status) values ('a', '2026-01-01 10:30', 'ok')")
+    >>> with_period(db.calls, "week").select("period_start").to_polars().rows()  # 2026-01-01 is a Thursday
+    [(datetime.datetime(2025, 12, 29, 0, 0),)]
+    >>> with_period(db.calls, "all", start="2026-01-01").select("period_start").to_polars().rows()
+    [(datetime.datetime(2026, 1, 1, 0, 0),)]
+    >>> with_period(db.calls, "year")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: period: expected one of hour, day, week, month, all, got 'year'
+    """
     import ibis
 
     if period not in PERIODS:
@@ -695,6 +754,25 @@ def proportion(
 
     The one definition behind every ``*_rate`` metric; ``start``/``end``: the selection's window, whose every period
     is in the result (:func:`complete_grid`).
+
+    Examples
+    --------
+    >>> import datetime as dt, warnings, workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status) values "
+    ...                       "('a', '2026-01-01 10:00', 'chat', 'ok'), ('b', '2026-01-01 11:00', 'chat', 'error'),"
+    ...                       "('c', '2026-01-03 09:00', 'chat', 'ok')")
+    >>> t = db.calls
+    >>> with warnings.catch_warnings(record=True) as got:
+    ...     warnings.simplefilter("always")
+    ...     r = proportion(t, t.status == "error", by="feature", period="day", metric="error_rate",
+    ...                    start="2026-01-01", end="2026-01-04")
+    >>> [(d.day, v, n) for d, v, n in r.select("period_start", "value", "n").rows()]  # the empty day stays, null
+    [(1, 0.5, 2), (2, None, 0), (3, 0.0, 1)]
+    >>> round(r["lo"][0], 4), round(r["hi"][0], 4)  # Wilson 95% interval of 1 error in 2 calls
+    (0.0945, 0.9055)
+    >>> [str(w.message) for w in got if w.category is UndefinedMetricWarning]
+    ['error_rate: 1 group-period(s) of the selection have no data; their value is null (n = 0)']
     """
     from workbench.stats import wilson_interval
 
@@ -1125,6 +1203,18 @@ class Metric:
     holds a working value for each required option (docs and the invariant tests use it). ``splits`` names the
     columns that split a group's value further within a period (a cohort and its offset, a funnel step, a model):
     such a metric has no one value per group, so no scorecard target can be set on it (:func:`target_refusal`).
+
+    Examples
+    --------
+    >>> def slow_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, threshold_ms):
+    ...     \"\"\"Share of calls slower than threshold_ms.\"\"\"
+    >>> m = Metric(slow_rate, unit="share", direction="lower", table="calls", example={"threshold_ms": 1000})
+    >>> m.name, m.by, m.options, m.required, m.definition
+    ('slow_rate', ('feature',), ('threshold_ms',), ('threshold_ms',), 'Share of calls slower than threshold_ms.')
+    >>> register(Metric(slow_rate, unit="share", direction="lower", table="calls"))  # no example for threshold_ms
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: register slow_rate: give an example value for the required options ['threshold_ms']
     """
 
     fn: Callable[..., Any]

@@ -82,7 +82,22 @@ ALERT_WINDOWS = (
 
 @dataclass(frozen=True)
 class Slo:
-    """One service level objective: a feature, an SLI, the objective and (latency, ttft) the threshold."""
+    """One service level objective: a feature, an SLI, the objective and (latency, ttft) the threshold.
+
+    Examples
+    --------
+    >>> import datetime as dt, workbench as wb
+    >>> s = Slo("chat", "latency", objective=0.95, threshold_ms=1000.0, window_days=30)
+    >>> round(s.error_budget, 6), s.burn_factor(0.02, dt.timedelta(hours=1))  # the 1h page alert's factor
+    (0.05, 14.4)
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms) values "
+    ...                       "('a', '2026-01-01', 'chat', 'ok', 500), ('b', '2026-01-01', 'chat', 'ok', 1500),"
+    ...                       "('c', '2026-01-01', 'chat', 'error', null)")
+    >>> t = db.calls
+    >>> t.filter(s.valid(t)).count().execute(), t.filter(s.valid(t) & s.good(t)).count().execute()  # valid, good
+    (2, 1)
+    """
 
     feature: str
     sli: str
