@@ -166,6 +166,24 @@ def load_real_data(db: "Workbench", *, datasets: str | os.PathLike = DATASETS,
     """Load the public datasets under ``datasets/`` through ``workbench.io.ingest`` with their mapping files.
 
     Returns ``{mapping name: ingest summary dict}``, or ``{"skipped": reason}`` when the files are missing.
+
+    Examples
+    --------
+    A folder with the repository's mapping files and a one-answer ``halu_dev.jsonl`` (no Azure traces):
+
+    >>> import json, shutil, tempfile, pathlib, workbench as wb
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = shutil.copytree(DATASETS / "mappings", d / "mappings")
+    >>> _ = (d / "halu_dev.jsonl").write_text(json.dumps({"id": "q1", "question": "Capital of France?",
+    ...     "contexts": ["Paris is the capital of France."], "answer": "Lyon.", "source": "demo", "label": 1}) + "\\n")
+    >>> db = wb.connect(":memory:")
+    >>> out = load_real_data(db, datasets=d)
+    >>> out["azure_code"]
+    {'skipped': 'missing .../traces/AzureLLMInferenceTrace_code.csv'}
+    >>> out["halu_answers"]["inserted"], out["halu_labels"]["inserted"]
+    (1, 1)
+    >>> db.sql("select call_id, metric, value, label from evals").rows()  # the label derived from the 0/1 value
+    [('q1', 'hallucination_label', 1.0, 'hallucinated')]
     """
     from workbench.io.ingest import ingest
 
@@ -192,6 +210,21 @@ def load_real_data(db: "Workbench", *, datasets: str | os.PathLike = DATASETS,
 def table_checksums(db: "Workbench | str | os.PathLike") -> dict[str, str]:
     """md5 of every canonical table's content, rows in key order, lineage columns left out (run ids and load times
     differ between builds; the data must not).
+
+    Examples
+    --------
+    The same row written by two different ingest runs: the same checksum.
+
+    >>> import workbench as wb
+    >>> a, b = wb.connect(":memory:"), wb.connect(":memory:")
+    >>> for db, run in ((a, "r1"), (b, "r2")):
+    ...     _ = db.duckdb.execute(f"insert into calls (call_id, ts, status, ingest_run_id) values "
+    ...                           f"('x', '2026-01-01', 'ok', '{run}')")
+    >>> sums = table_checksums(a)
+    >>> sums == table_checksums(b), sums["calls"] == sums["answers"]
+    (True, False)
+    >>> sums["answers"]  # an empty table: the md5 of the empty string
+    'd41d8cd98f00b204e9800998ecf8427e'
     """
     from workbench.db import as_workbench
     from workbench.schema import TABLES
@@ -244,6 +277,24 @@ def run_demo(path: str | os.PathLike = DEMO_DB, *, scale: float = 1.0, seed: int
     Steps after :func:`build_demo`, each only when its module is importable: score the answers
     (``workbench.hallucination.evaluate``), publish the reports (``workbench.reports.run_all``; skipped when
     ``reports`` is None).
+
+    Examples
+    --------
+    A run builds and scores a whole database (seconds even at a small ``scale``), so this shows only what happens
+    before anything is written: the arguments are checked, and a bad one leaves no file behind.
+
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "demo.duckdb"
+    >>> run_demo(path, scale=0, reports=None)
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: build_demo: scale must be a positive number, got 0
+    >>> run_demo(path, seed="7", reports=None)
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterTypeError: build_demo: seed must be an int, got str
+    >>> path.exists()
+    False
     """
     summary: dict[str, Any] = {"db": str(path)}
     counts = build_demo(path, scale=scale, seed=seed, progress=True)
