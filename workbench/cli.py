@@ -22,7 +22,19 @@ from workbench.errors import ParameterError, ReportError, WorkbenchError
 
 
 class CliError(ParameterError):
-    """A bad command-line argument: printed as one line, exit 2."""
+    """A bad command-line argument: printed as one line, exit 2.
+
+    Examples
+    --------
+    >>> e = CliError("--param: expected KEY=VALUE, got 'oops'")
+    >>> isinstance(e, ParameterError), e.exit_code
+    (True, 2)
+    >>> import contextlib, sys
+    >>> with contextlib.redirect_stderr(sys.stdout):  # as the command prints it (on standard error)
+    ...     main(["metrics", "error_rate", "--param", "oops"])
+    workbench metrics: error: --param: expected KEY=VALUE, got 'oops'
+    2
+    """
 
 
 def _add_db(p: argparse.ArgumentParser, required: bool = False, lock: bool = True) -> None:
@@ -58,6 +70,23 @@ def _add_output(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``workbench`` argument parser: a sub-command per verb (``ingest``, ``metrics``, ``slo``, ``eval``, ...), each
+    with its own flags; :func:`main` runs the verb it parsed.
+
+    Examples
+    --------
+    >>> a = build_parser().parse_args(["metrics", "error_rate", "--by", "feature,model", "--where", "status=ok"])
+    >>> a.verb, a.name, a.by, a.where, a.period, a.out_format
+    ('metrics', 'error_rate', 'feature,model', ['status=ok'], None, 'table')
+    >>> import contextlib, io
+    >>> with contextlib.redirect_stderr(io.StringIO()) as err:
+    ...     build_parser().parse_args(["metrics", "error_rate", "--period", "year"])
+    Traceback (most recent call last):
+    ...
+    SystemExit: 2
+    >>> print(err.getvalue().splitlines()[-1])
+    workbench metrics: error: argument --period: invalid choice: 'year' (choose from ...)
+    """
     parser = argparse.ArgumentParser(
         prog="workbench",
         description="Analytics and evaluation for GenAI products: hallucination, latency, cost, adoption.",
@@ -699,6 +728,31 @@ def _one_line_warning(verb: str) -> Callable[..., None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``workbench`` command on ``argv`` (default: the process's arguments) and return its exit code.
+
+    0 success; 1 a check fired; 2 bad input, printed as one line ``workbench VERB: error: ...`` on standard error.
+
+    Examples
+    --------
+    >>> import contextlib, io, sys, tempfile, pathlib, workbench as wb
+    >>> from workbench._version import __version__
+    >>> with contextlib.redirect_stdout(io.StringIO()) as out:
+    ...     code = main(["--version"])
+    >>> code, out.getvalue() == __version__ + "\\n"
+    (0, True)
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "w.duckdb"
+    >>> with wb.connect(path) as db:
+    ...     _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status) values "
+    ...                           "('a', '2026-01-05', 'chat', 'ok'), ('b', '2026-01-05', 'chat', 'error')")
+    >>> main(["metrics", "error_rate", "--db", str(path), "--period", "all", "--format", "csv"])
+    feature,period_start,metric,value,n,lo,hi,operations
+    chat,,error_rate,0.5,2,0.0945...,0.9054...,llm
+    0
+    >>> with contextlib.redirect_stderr(sys.stdout):  # an error is one line on standard error, shown here
+    ...     main(["metrics", "eror_rate", "--db", str(path)])
+    workbench metrics: error: no metric 'eror_rate'; did you mean 'error_rate'? (known: ...)
+    2
+    """
     parser = build_parser()
     a, extra = parser.parse_known_args(argv)
     if extra:

@@ -1768,7 +1768,32 @@ def detect_batch(
 
 
 class DetectorRowWarning(UserWarning):
-    """A detector raised on one answer: that answer is left unscored (named, with the error), the others are scored."""
+    """A detector raised on one answer: that answer is left unscored (named, with the error), the others are scored.
+
+    Examples
+    --------
+    >>> import json, tempfile, pathlib, warnings
+    >>> class Fussy:  # the offline detector, except that it cannot take one answer
+    ...     DETECTOR_NAME, DETECTOR_VERSION = "fussy", "1"
+    ...     def detect_batch(self, rows, *, threshold):
+    ...         for r in rows:
+    ...             if "boom" in r["answer"]:
+    ...                 raise ValueError("cannot parse")
+    ...             yield detect(r["answer"], r["contexts"], threshold=threshold)
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> rows = [{"id": "a", "answer": "It opened in 1889.", "contexts": ["It opened in 1889."]},
+    ...         {"id": "b", "answer": "boom", "contexts": ["It opened in 1889."]}]
+    >>> _ = (d / "in.jsonl").write_text("".join(json.dumps(r) + "\\n" for r in rows))
+    >>> with warnings.catch_warnings(record=True) as got:
+    ...     warnings.simplefilter("always")
+    ...     score_jsonl(d / "in.jsonl", d / "out.jsonl", progress=False, detector=Fussy())["errors"]
+    1
+    >>> [str(w.message) for w in got if w.category is DetectorRowWarning]
+    ["detector fussy 1 raised on line 2 (id 'b') (ValueError: cannot parse); that answer is left unscored, the others
+      are scored"]
+    >>> [(r["id"], r["label"], r.get("error")) for r in map(json.loads, (d / "out.jsonl").read_text().splitlines())]
+    [('a', 0, None), ('b', None, 'ValueError: cannot parse')]
+    """
 
 
 #: Answers in a row that raise, with none scored before them, that stop a run: the detector itself is broken (a model

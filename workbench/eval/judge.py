@@ -116,7 +116,18 @@ MAX_REPLY_BYTES = 1 << 20
 
 @dataclass(frozen=True)
 class JudgeConfig:
-    """The judge endpoint and how to talk to it. Build with :func:`judge_config`."""
+    """The judge endpoint and how to talk to it. Build with :func:`judge_config`.
+
+    Examples
+    --------
+    >>> cfg = JudgeConfig(base_url="http://localhost:11434/v1/", model="llama3.1:8b", temperature=0.7, redact=True)
+    >>> cfg.evaluator, cfg.version, cfg.url  # the sampling temperature and redaction are part of the version
+    ('judge:llama3.1:8b', 'faithfulness-p1-t0.7-redacted', 'http://localhost:11434/v1/chat/completions')
+    >>> cfg.api_key() is None  # no api_key_env: a local server that takes no key
+    True
+    >>> judge_config(cfg, concurrency=8).concurrency  # overrides on a JudgeConfig
+    8
+    """
 
     base_url: str
     model: str
@@ -288,6 +299,16 @@ class Verdict:
 
     ``score``: share of unsupported claims (None when unscorable); ``label``: hallucinated / supported / unscorable;
     ``claims``: dicts with ``text``, ``supported``, ``reason``; ``reason``: why the answer is unscorable.
+
+    Examples
+    --------
+    >>> v = parse_verdict('{"claims": [{"claim": "A", "supported": true},'
+    ...                   ' {"claim": "B", "supported": false, "reason": "not in the passages"}]}')
+    >>> v.score, v.label, v.unscorable, [c["text"] for c in v.claims if not c["supported"]]
+    (0.5, 'hallucinated', False, ['B'])
+    >>> v = parse_verdict("I cannot tell.")
+    >>> v.unscorable, v.score, v.reason
+    (True, None, "reply is not JSON: 'I cannot tell.'")
     """
 
     score: float | None
@@ -514,7 +535,21 @@ async def acomplete_many(cfg: JudgeConfig, bodies: Sequence[dict], *, on_done: A
 
 
 def run_sync(coro: Awaitable[_T]) -> _T:
-    """Run a coroutine to completion from sync code, also when an event loop is already running (Jupyter)."""
+    """Run a coroutine to completion from sync code, also when an event loop is already running (Jupyter).
+
+    Examples
+    --------
+    >>> import asyncio
+    >>> async def double(x):
+    ...     await asyncio.sleep(0)
+    ...     return 2 * x
+    >>> run_sync(double(21))
+    42
+    >>> async def in_a_notebook():  # a loop is running here, as in a Jupyter cell: a worker thread runs it
+    ...     return run_sync(double(4))
+    >>> asyncio.run(in_a_notebook())
+    8
+    """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -526,7 +561,23 @@ def run_sync(coro: Awaitable[_T]) -> _T:
 
 async def ajudge(answer: str, contexts: Sequence[str], question: str | None = None, *, config: Any = None,
                  repeat: int = 0) -> Verdict:
-    """Judge one answer (no cache, nothing stored): the coroutine, for async code."""
+    """Judge one answer (no cache, nothing stored): the coroutine, for async code.
+
+    Examples
+    --------
+    A judge needs an endpoint; the ``[judge]`` section is checked before anything is sent:
+
+    >>> import asyncio, inspect, tempfile, pathlib
+    >>> inspect.iscoroutinefunction(ajudge)
+    True
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "workbench.toml"
+    >>> _ = p.write_text('[judge]\\nmodel = "llama3.1:8b"\\n')
+    >>> asyncio.run(ajudge("It opened in 1889.", ["The tower opened in 1889."], config=p))
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ConfigError: workbench.toml [judge]: missing 'base_url' (an OpenAI-compatible endpoint and the
+    judge model)
+    """
     cfg = judge_config(config)
     body = request_body(cfg, judge_messages(cfg, answer, contexts, question), repeat)
     reply = (await acomplete_many(cfg, [body]))[0]
@@ -537,7 +588,28 @@ async def ajudge(answer: str, contexts: Sequence[str], question: str | None = No
 
 def judge(answer: str, contexts: Sequence[str], question: str | None = None, *, config: Any = None,
           repeat: int = 0) -> Verdict:
-    """Judge one answer (no cache, nothing stored); works in a notebook too."""
+    """Judge one answer (no cache, nothing stored); works in a notebook too.
+
+    Examples
+    --------
+    Offline, the two ends of the exchange: the request sent for an answer, and the :class:`Verdict` made of a reply.
+
+    >>> cfg = JudgeConfig(base_url="http://localhost:11434/v1", model="llama3.1:8b")
+    >>> body = request_body(cfg, judge_messages(cfg, "The tower opened in 1890.", ["The tower opened in 1889."]))
+    >>> body["model"], body["response_format"], body["messages"][1]["content"].splitlines()[-2]
+    ('llama3.1:8b', {'type': 'json_object'}, 'The tower opened in 1890.')
+    >>> parse_verdict('{"claims": [{"claim": "The tower opened in 1890", "supported": false, "reason": "1889"}]}')
+    Verdict(score=1.0, label='hallucinated',
+            claims=({'text': 'The tower opened in 1890', 'supported': False, 'reason': '1889'},), reason=None)
+
+    The key is read from the environment before any request (``api_key_env`` names the variable):
+
+    >>> judge("It opened in 1889.", ["The tower opened in 1889."],
+    ...       config=JudgeConfig(base_url="http://localhost:11434/v1", model="m", api_key_env="WB_EXAMPLE_UNSET_KEY"))
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ConfigError: arguments [judge]: api_key_env names $WB_EXAMPLE_UNSET_KEY, which is not set
+    """
     return run_sync(ajudge(answer, contexts, question, config=config, repeat=repeat))
 
 
@@ -629,7 +701,26 @@ async def aevaluate(
     progress: bool | None = None,
     batch_rows: int = 256,
 ) -> dict:
-    """Score with the LLM judge the answers it has not scored yet (coroutine; see :func:`evaluate`)."""
+    """Score with the LLM judge the answers it has not scored yet (coroutine; see :func:`evaluate`).
+
+    Examples
+    --------
+    A dry run sends nothing: it counts what would be asked and estimates the tokens and the cost.
+
+    >>> import asyncio, workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into answers (call_id, contexts, answer) values "
+    ...                       "('a', ['The tower opened in 1889.'], 'It opened in 1889.'), ('b', [], 'No context.')")
+    >>> cfg = JudgeConfig(base_url="http://localhost:11434/v1", model="llama3.1:8b",
+    ...                   input_usd_per_mtok=0.15, output_usd_per_mtok=0.60)
+    >>> s = asyncio.run(aevaluate(db, config=cfg, dry_run=True))
+    >>> s["to_score"], s["requests"], s["input_tokens_est"], s["output_tokens_est"], s["cost_usd_est"]  # b: no context
+    (2, 1, 153, 30, 4.1e-05)
+    >>> asyncio.run(aevaluate(db, metric="relevance", config=cfg))
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: judge.evaluate: unknown metric 'relevance'; expected one of faithfulness
+    """
     from workbench.db import as_workbench
     from workbench.eval.run import new_run_id, now, pending, progress_bar, stream, summary, write_evals
 
@@ -749,6 +840,30 @@ def evaluate(db: Any, *, metric: str = "faithfulness", where: Any = None, config
         cache), ``requests`` (HTTP requests sent, retries included), reported ``input_tokens``/``output_tokens``,
         ``cost_usd`` (None when the price is unknown), ``seconds``. A dry run: ``to_score``, ``requests``,
         ``input_tokens_est``, ``output_tokens_est``, ``cost_usd_est``, ``price_source``.
+
+    Examples
+    --------
+    An answer whose request is in the cache is scored without a request; one without context is unscorable without
+    one. Nothing is sent here:
+
+    >>> import json, workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into answers (call_id, contexts, answer) values "
+    ...                       "('a', ['The tower opened in 1889.'], 'It opened in 1889.'), ('b', [], 'No context.')")
+    >>> cfg = JudgeConfig(base_url="http://localhost:11434/v1", model="llama3.1:8b",
+    ...                   input_usd_per_mtok=0.15, output_usd_per_mtok=0.60)
+    >>> evaluate(db, config=cfg, dry_run=True)["requests"]  # what a run would send
+    1
+    >>> body = request_body(cfg, judge_messages(cfg, "It opened in 1889.", ["The tower opened in 1889."]))
+    >>> verdict = '{"claims": [{"claim": "It opened in 1889", "supported": true}]}'
+    >>> reply = {"choices": [{"message": {"content": verdict}}]}
+    >>> _ = db.duckdb.execute("insert into judge_cache (request_hash, model, request, response) values (?, ?, ?, ?)",
+    ...                       [request_hash(cfg, body), cfg.model, json.dumps(body), json.dumps(reply)])
+    >>> s = evaluate(db, config=cfg, progress=False)
+    >>> s["scored"], s["unscorable"], s["cached"], s["requests"]
+    (1, 1, 1, 0)
+    >>> db.sql("select call_id, value, label, explanation from evals order by call_id").rows()
+    [('a', 0.0, 'supported', 'all 1 claims supported'), ('b', None, 'unscorable', 'no context to check against')]
     """
     return run_sync(aevaluate(db, metric=metric, where=where, config=config, dry_run=dry_run, repeat=repeat,
                               progress=progress, batch_rows=batch_rows))

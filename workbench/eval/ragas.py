@@ -72,7 +72,20 @@ METRICS: dict[str, _Spec] = {
 
 
 def require_ragas():
-    """Import ragas, or raise an ImportError that says how to install the extra."""
+    """Import ragas, or raise an ImportError that says how to install the extra.
+
+    Examples
+    --------
+    >>> require_ragas().__name__
+    'ragas'
+    >>> import sys
+    >>> from unittest import mock
+    >>> with mock.patch.dict(sys.modules, {"ragas": None}):  # as if the extra were not installed
+    ...     require_ragas()
+    Traceback (most recent call last):
+    ...
+    ImportError: ragas metrics need the optional 'ragas' extra: pip install 'workbench[ragas]' ...
+    """
     import os
 
     os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")  # no usage telemetry, even if workbench/__init__ was skipped
@@ -105,6 +118,16 @@ def build_metric(metric: str, *, llm: Any = None, **options: Any) -> Any:
     """The ragas metric object for ``metric`` (an LLM from :func:`_llm` for the LLM metrics).
 
     ``options`` go to the ragas class (e.g. ``rouge_type="rouge1"`` for ``rouge``).
+
+    Examples
+    --------
+    >>> m = build_metric("rouge", rouge_type="rouge1")
+    >>> type(m).__name__, m.rouge_type, m.mode
+    ('RougeScore', 'rouge1', 'fmeasure')
+    >>> build_metric("faithfulness")  # an LLM metric without an LLM
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: ragas_eval: metric 'faithfulness' needs an LLM (the [judge] endpoint)
     """
     spec = _spec(metric)
     require_ragas()
@@ -129,7 +152,21 @@ def build_metric(metric: str, *, llm: Any = None, **options: Any) -> Any:
 
 
 async def ascore_row(metric: str, m: Any, row: dict) -> float:
-    """Score one answer row (``question``, ``contexts``, ``answer``, ``reference``) with the ragas metric ``m``."""
+    """Score one answer row (``question``, ``contexts``, ``answer``, ``reference``) with the ragas metric ``m``.
+
+    Examples
+    --------
+    "kitten" to "sitting" is 3 edits of 7 characters: a normalised Levenshtein similarity of 4/7.
+
+    >>> import asyncio
+    >>> m = build_metric("string_similarity")
+    >>> round(asyncio.run(ascore_row("string_similarity", m, {"answer": "kitten", "reference": "sitting"})), 4)
+    0.5714
+    >>> row = {"contexts": ["Paris is the capital of France.", "It rains."],
+    ...        "reference": "Paris is the capital of France."}
+    >>> asyncio.run(ascore_row("nonllm_context_recall", build_metric("nonllm_context_recall"), row))
+    1.0
+    """
     q, ctx, a, ref = row.get("question"), list(row.get("contexts") or []), row.get("answer"), row.get("reference")
     if metric in ("rouge", "bleu", "chrf", "string_similarity"):
         res = await m.ascore(reference=ref, response=a)
@@ -202,7 +239,25 @@ async def aevaluate(
     batch_rows: int = 256,
     **options: Any,
 ) -> dict:
-    """Score answers with a ragas metric (coroutine; see :func:`evaluate`)."""
+    """Score answers with a ragas metric (coroutine; see :func:`evaluate`).
+
+    Examples
+    --------
+    >>> import asyncio, workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into answers (call_id, answer, reference) values "
+    ...                       "('a', 'The cat sat on the mat.', 'The cat sat on the mat.'), ('b', 'Hello', null)")
+    >>> s = asyncio.run(aevaluate(db, metric="string_similarity", dry_run=True))  # counts only: b has no reference
+    >>> s["dry_run"], s["to_score"], s["missing_input"], s["cost_usd_est"]
+    (True, 1, 1, 0.0)
+    >>> s = asyncio.run(aevaluate(db, metric="string_similarity", progress=False))
+    >>> s["metric"], s["scored"], db.sql("select call_id, value from evals").rows()
+    ('ragas_string_similarity_score', 1, [('a', 1.0)])
+    >>> asyncio.run(aevaluate(db, metric="string_similarity", repeat=3))
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: ragas_eval.evaluate: repeat must be 1; repeat-k runs are for the workbench ...
+    """
     from workbench.db import as_workbench
     from workbench.eval.run import pending
     from workbench.eval.judge import judge_config

@@ -42,11 +42,27 @@ EVALS_ARROW_COLUMNS = (
 
 
 def now() -> _dt.datetime:
-    """The time an evaluation is recorded at (naive UTC, as the tables store it)."""
+    """The time an evaluation is recorded at (naive UTC, as the tables store it).
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> t = now()
+    >>> t.tzinfo is None, abs(t - dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)) < dt.timedelta(seconds=5)
+    (True, True)
+    """
     return utc_now()
 
 
 def new_run_id() -> str:
+    """A new evaluation run id (``evals.run_id``): 16 random hexadecimal characters.
+
+    Examples
+    --------
+    >>> run_id = new_run_id()
+    >>> len(run_id), int(run_id, 16) >= 0, run_id != new_run_id()
+    (16, True, True)
+    """
     return uuid.uuid4().hex[:16]
 
 
@@ -65,6 +81,22 @@ def pending(db: "Workbench", *, where: Any, evaluator: str, version: str, metric
 
     With ``retry_failed``, a row written after a transport failure (``details.error`` set) does not count as scored,
     so the next run asks again; a reply that was received but did not parse stays unscorable.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into answers (call_id, contexts, answer) values "
+    ...                       "('a', ['x'], 'x'), ('b', ['y'], 'y'), ('c', ['z'], 'z')")
+    >>> row = {"metric": "hallucination_score", "evaluator": "support", "evaluator_version": "1", "repeat": 0,
+    ...        "ts": now()}
+    >>> _ = write_evals(db, [{**row, "call_id": "a", "value": 0.1},
+    ...                      {**row, "call_id": "b", "details": '{"error": "HTTP 503"}'}])  # b: a transport failure
+    >>> sel, todo = pending(db, where=None, evaluator="support", version="1", metric="hallucination_score")
+    >>> sel.count().execute(), todo.select("call_id").order_by("call_id").to_polars()["call_id"].to_list()
+    (3, ['b', 'c'])
+    >>> pending(db, where=None, evaluator="support", version="2", metric="hallucination_score")[1].count().execute()
+    3
     """
     from workbench.db import scope
 
@@ -80,7 +112,18 @@ def pending(db: "Workbench", *, where: Any, evaluator: str, version: str, metric
 
 
 def stream(db: "Workbench", expr: "ir.Table", batch_rows: int = BATCH_ROWS) -> Iterator[list[dict]]:
-    """Rows of ``expr`` in Arrow batches, read on a separate DuckDB cursor so the caller can write while reading."""
+    """Rows of ``expr`` in Arrow batches, read on a separate DuckDB cursor so the caller can write while reading.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into answers (call_id, answer) values ('a', 'x'), ('b', 'y')")
+    >>> list(stream(db, db.answers.select("call_id", "answer").order_by("call_id")))  # one batch of dicts
+    [[{'call_id': 'a', 'answer': 'x'}, {'call_id': 'b', 'answer': 'y'}]]
+    >>> [[r["call_id"] for r in batch] for batch in stream(db, db.answers.order_by("call_id"), batch_rows=1)]
+    [['a'], ['b']]
+    """
     sql = db.ibis.compile(expr)
     cur = db.duckdb.cursor()
     try:
@@ -102,7 +145,19 @@ def evals_table(rows: list[Mapping[str, Any]]) -> "pa.Table":
 
 
 def write_evals(db: "Workbench", rows: list[Mapping[str, Any]]) -> int:
-    """Upsert ``rows`` into ``evals`` on its key (call_id, metric, evaluator, evaluator_version, repeat), atomically."""
+    """Upsert ``rows`` into ``evals`` on its key (call_id, metric, evaluator, evaluator_version, repeat), atomically.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> row = {"call_id": "a", "metric": "hallucination_score", "evaluator": "support", "evaluator_version": "1",
+    ...        "repeat": 0, "ts": now()}
+    >>> write_evals(db, [{**row, "value": 0.1}]), write_evals(db, [{**row, "value": 0.3}]), write_evals(db, [])
+    (1, 1, 0)
+    >>> db.sql("select call_id, value from evals").rows()  # the second write replaced the first
+    [('a', 0.3)]
+    """
     if not rows:
         return 0
     con = db.duckdb
@@ -129,6 +184,21 @@ def write_evals(db: "Workbench", rows: list[Mapping[str, Any]]) -> int:
 
 
 def progress_bar(total: int, progress: bool | None, desc: str):
+    """A tqdm bar over ``total`` answers on standard error: shown when ``progress`` is True, hidden when False, and
+    when None shown only if standard error is a terminal.
+
+    Examples
+    --------
+    >>> import contextlib, io
+    >>> err = io.StringIO()
+    >>> with contextlib.redirect_stderr(err), progress_bar(3, True, "scoring") as bar:
+    ...     _ = bar.update(3)
+    >>> print(err.getvalue().split("\\r")[-1].strip())
+    scoring: 100%|...| 3/3 [...answer/s]
+    >>> with progress_bar(3, False, "scoring") as bar:
+    ...     bar.disable
+    True
+    """
     from tqdm.auto import tqdm
 
     # progress=None: a bar only when stderr is a terminal (tqdm's disable=None), quiet in CI, logs and papermill.
@@ -137,6 +207,18 @@ def progress_bar(total: int, progress: bool | None, desc: str):
 
 
 def claims_explanation(claims: list[dict], total: int) -> str:
+    """The ``explanation`` of an answer checked claim by claim: the unsupported claims (each with its ``reason``) out
+    of ``total``.
+
+    Examples
+    --------
+    >>> claims_explanation([{"text": "Paris is in France", "supported": True}], 1)
+    'all 1 claims supported'
+    >>> claims_explanation([{"text": "Paris is in France", "supported": True},
+    ...                     {"text": "Paris has 90M people", "supported": False, "reason": "contradicted"},
+    ...                     {"text": "It rains daily"}], 3)
+    "2 of 3 claims unsupported: 'Paris has 90M people' (contradicted); 'It rains daily' (not supported)"
+    """
     bad = [c for c in claims if not c.get("supported")]
     if not bad:
         return f"all {total} claims supported"
@@ -151,6 +233,19 @@ class EvalSummary(dict):
     (rows written with a value), ``unscorable`` (rows written without one), ``skipped`` (already scored by this
     version), ``failed`` (transport failures, retried next run), ``to_score``, ``cost_usd`` (None when unknown) and
     ``seconds``. An evaluator may add its own keys (a judge's tokens and cache hits).
+
+    Examples
+    --------
+    >>> import json, workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into answers (call_id, contexts, answer) values "
+    ...                       "('a', ['Water boils at 100 C at sea level.'], 'Water boils at 100 C.')")
+    >>> s = wb.evaluate(db, progress=False)  # the offline detector
+    >>> type(s).__name__, s["evaluator"], s["metric"], s["scored"], s["skipped"]
+    ('EvalSummary', 'support', 'hallucination_score', 1, 0)
+    >>> again = wb.evaluate(db, progress=False)  # nothing new to score
+    >>> again["scored"], again["skipped"], json.loads(json.dumps(again)) == again
+    (0, 1, True)
     """
 
 
