@@ -137,7 +137,18 @@ _STATUS_NAMES = {"0": "unset", "1": "ok", "2": "error", "STATUS_CODE_UNSET": "un
 @dataclass
 class Span:
     """A span, whatever file it came from: ids in lower-case hex, times as given (any shape :func:`epoch_us` reads),
-    flat attribute maps, status ``ok``/``error``/``unset``."""
+    flat attribute maps, status ``ok``/``error``/``unset``.
+
+    Examples
+    --------
+    >>> s = Span("0af7", "b7ad", None, "chat gpt-4o", 1763632800, 1763632801.5, {"gen_ai.request.model": "gpt-4o"},
+    ...          {"service.name": "support-bot"})
+    >>> s.status, s.events
+    ('unset', [])
+    >>> v = span_values(s)
+    >>> v["operation"], v["model"], v["feature"], v["latency_ms"]
+    ('chat', 'gpt-4o', 'support-bot', 1500.0)
+    """
 
     trace_id: str | None
     span_id: str | None
@@ -202,7 +213,16 @@ def any_value(v: Any) -> Any:
 
 
 def attribute_map(attrs: Any) -> dict[str, Any]:
-    """A flat ``{key: value}`` of OTLP attributes: a list of ``{"key", "value": AnyValue}``, or already a map."""
+    """A flat ``{key: value}`` of OTLP attributes: a list of ``{"key", "value": AnyValue}``, or already a map.
+
+    Examples
+    --------
+    >>> attribute_map([{"key": "gen_ai.system", "value": {"stringValue": "openai"}},
+    ...                {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "12"}}])
+    {'gen_ai.system': 'openai', 'gen_ai.usage.input_tokens': 12}
+    >>> attribute_map({"already": "flat"}), attribute_map(None)
+    ({'already': 'flat'}, {})
+    """
     if isinstance(attrs, dict):
         return dict(attrs)
     out: dict[str, Any] = {}
@@ -246,14 +266,29 @@ def hex_id(v: Any) -> str | None:
 
 
 def status_name(code: Any) -> str:
-    """``ok``, ``error`` or ``unset`` from a status code given as a number or a name."""
+    """``ok``, ``error`` or ``unset`` from a status code given as a number or a name.
+
+    Examples
+    --------
+    >>> status_name(2), status_name("STATUS_CODE_OK"), status_name("Error"), status_name(None)
+    ('error', 'ok', 'error', 'unset')
+    """
     if code is None:
         return "unset"
     return _STATUS_NAMES.get(str(code).strip().upper(), _STATUS_NAMES.get(str(code).strip(), "unset"))
 
 
 def otlp_span(sp: dict, resource: dict | None = None, scope: str | None = None) -> Span:
-    """A :class:`Span` from an OTLP ``Span`` in protojson (camelCase or snake_case)."""
+    """A :class:`Span` from an OTLP ``Span`` in protojson (camelCase or snake_case).
+
+    Examples
+    --------
+    >>> s = otlp_span({"trace_id": "0AF7", "span_id": "B7AD", "kind": "SPAN_KIND_CLIENT",
+    ...                "start_time_unix_nano": "1763632800000000000", "end_time_unix_nano": 1763632801500000000,
+    ...                "status": {"code": "STATUS_CODE_ERROR", "message": "boom"}})
+    >>> s.trace_id, s.span_id, s.kind, s.start, s.end, s.status, s.status_message
+    ('0af7', 'b7ad', 'SPAN_KIND_CLIENT', [1763632800, 0], [1763632801, 500000000], 'error', 'boom')
+    """
     status = sp.get("status") if isinstance(sp.get("status"), dict) else {}
     events = []
     for e in sp.get("events") or []:
@@ -294,7 +329,17 @@ def _nanos(v: Any) -> Any:
 
 
 def otlp_export_spans(doc: dict) -> list[Span]:
-    """Every span of an OTLP ``ExportTraceServiceRequest`` (``resourceSpans -> scopeSpans -> spans``)."""
+    """Every span of an OTLP ``ExportTraceServiceRequest`` (``resourceSpans -> scopeSpans -> spans``).
+
+    Examples
+    --------
+    >>> service = {"key": "service.name", "value": {"stringValue": "bot"}}
+    >>> doc = {"resourceSpans": [{"resource": {"attributes": [service]}, "scopeSpans": [{"scope": {"name": "openai"},
+    ...        "spans": [{"traceId": "AB", "spanId": "01", "name": "chat"},
+    ...                  {"traceId": "AB", "spanId": "02", "parentSpanId": "01", "name": "tool"}]}]}]}
+    >>> [(s.span_id, s.parent_id, s.name, s.resource, s.scope) for s in otlp_export_spans(doc)]
+    [('01', None, 'chat', {'service.name': 'bot'}, 'openai'), ('02', '01', 'tool', {'service.name': 'bot'}, 'openai')]
+    """
     out = []
     for rs in _get(doc, "resourceSpans", "resource_spans") or []:
         if not isinstance(rs, dict):
@@ -446,6 +491,18 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
 
     ``extra`` adds fallback attribute names per column after the shared ones (a format's own names); ``used`` names
     more attributes that a caller reads itself and that stay out of ``attributes``.
+
+    Examples
+    --------
+    >>> s = Span("ab", "01", None, "chat", "2025-11-20T10:00:00Z", "2025-11-20T10:00:02Z",
+    ...          {"gen_ai.usage.input_tokens": 12, "my.model": "gpt-4o", "team": "search"})
+    >>> v = span_values(s, extra={"model": ("my.model",)})
+    >>> v["ts"], v["latency_ms"], v["operation"], v["input_tokens"], v["model"], v["status"], v["attributes"]
+    (1763632800000000, 2000.0, 'chat', '12', 'gpt-4o', 'ok', {'team': 'search'})
+    >>> span_values(Span("ab", "02", None, "chat", "yesterday", None, {}))
+    Traceback (most recent call last):
+    ...
+    ValueError: 'yesterday'
     """
     a, res = span.attributes, span.resource
     (all_names, plain), used_names = _names_plan(extra, used)
