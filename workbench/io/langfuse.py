@@ -78,6 +78,16 @@ _OTEL_TOKENS = {c: SPAN_ATTRIBUTES[c] for c in ("input_tokens", "output_tokens",
 
 
 def is_trace_export(obj: Any) -> bool:
+    """A Langfuse trace export: ``{"trace": {...}, "observations": [...]}``, or the API's ``TraceWithFullDetails``
+    (the trace's fields with ``observations`` inside).
+
+    Examples
+    --------
+    >>> is_trace_export({"trace": {"id": "t1"}, "observations": []})
+    True
+    >>> is_trace_export({"id": "t1", "userId": "u1", "observations": []}), is_trace_export({"id": "t1"})
+    (True, False)
+    """
     if not isinstance(obj, dict):
         return False
     if isinstance(obj.get("trace"), dict) and isinstance(obj.get("observations"), list):
@@ -87,7 +97,16 @@ def is_trace_export(obj: Any) -> bool:
 
 def is_trace_page(obj: Any) -> bool:
     """A page of ``GET /api/public/traces`` (``{"data": [trace, ...], "meta": ...}``): its traces name their
-    observations by id only."""
+    observations by id only.
+
+    Examples
+    --------
+    >>> page = {"data": [{"id": "t1", "timestamp": "2025-11-20T10:00:00Z", "observations": ["o1"]}], "meta": {}}
+    >>> is_trace_page(page), is_trace_page({"data": []})
+    (True, False)
+    >>> trace_rows([(1, page, None, None)]).kind
+    ['observation ids only']
+    """
     data = obj.get("data") if isinstance(obj, dict) else None
     return isinstance(data, list) and bool(data) and is_trace_export(data[0])
 
@@ -97,20 +116,53 @@ _IDS_ONLY = ("a Langfuse trace list (GET /api/public/traces) names each trace's 
 
 
 def is_observation(obj: Any) -> bool:
+    """A single Langfuse observation: an ``id``, a ``startTime`` and a ``type`` Langfuse knows (:data:`TYPES`).
+
+    Examples
+    --------
+    >>> is_observation({"id": "o1", "type": "generation", "startTime": "2025-11-20T10:00:00Z"})
+    True
+    >>> is_observation({"id": "o1", "type": "LOG", "startTime": "2025-11-20T10:00:00Z"})
+    False
+    """
     return (isinstance(obj, dict) and str(obj.get("type", "")).upper() in TYPES and "startTime" in obj
             and "id" in obj)
 
 
 def is_observation_list(obj: Any) -> bool:
+    """A page of the API's observations, ``{"data": [observation, ...]}`` (:func:`is_observation`).
+
+    Examples
+    --------
+    >>> is_observation_list({"data": [{"id": "o1", "type": "SPAN", "startTime": "2025-11-20T10:00:00Z"}]})
+    True
+    >>> is_observation_list({"data": []}), is_observation_list({"data": [{"id": "o1"}]})
+    (False, False)
+    """
     data = obj.get("data") if isinstance(obj, dict) else None
     return isinstance(data, list) and bool(data) and is_observation(data[0])
 
 
 def is_batch(obj: Any) -> bool:
+    """The body of ``POST /api/public/ingestion``: ``{"batch": [event, ...]}`` (format ``langfuse_batch``).
+
+    Examples
+    --------
+    >>> is_batch({"batch": [{"type": "trace-create", "body": {"id": "t1"}}]}), is_batch({"batch": {}})
+    (True, False)
+    """
     return isinstance(obj, dict) and isinstance(obj.get("batch"), list)
 
 
 def looks_like(obj: Any) -> bool:
+    """A record of format ``langfuse``: a trace export, an observation, a list of them or a page of traces (an
+    ingestion batch is format ``langfuse_batch``, :func:`is_batch`).
+
+    Examples
+    --------
+    >>> looks_like({"trace": {"id": "t1"}, "observations": []}), looks_like({"batch": []})
+    (True, False)
+    """
     return is_trace_export(obj) or is_observation(obj) or is_observation_list(obj) or is_trace_page(obj)
 
 
@@ -145,7 +197,16 @@ def _sum(values: list) -> Any:
 
 
 def usage_tokens(obs: dict) -> dict[str, Any]:
-    """Token columns of an observation (the rule is in the module docstring)."""
+    """Token columns of an observation (the rule is in the module docstring).
+
+    Examples
+    --------
+    >>> usage_tokens({"usageDetails": {"input": 80, "input_cached_tokens": 20, "output": 30, "output_reasoning": 5}})
+    {'input_tokens': 100, 'output_tokens': 35, 'cache_read_tokens': 20, 'cache_write_tokens': None,
+     'reasoning_tokens': 5}
+    >>> usage_tokens({"usage": {"promptTokens": 5, "completionTokens": 2}})
+    {'input_tokens': 5, 'output_tokens': 2}
+    """
     out: dict[str, Any] = {}
     ud = obs.get("usageDetails")
     if isinstance(ud, dict) and ud:
@@ -225,7 +286,21 @@ def _cost(obs: dict) -> Any:
 
 
 def observation_row(rows: Rows, k: int, obs: dict, trace: dict | None) -> None:
-    """Append the ``calls`` row of one observation (with its trace's context), or its quarantine record."""
+    """Append the ``calls`` row of one observation (with its trace's context), or its quarantine record.
+
+    Examples
+    --------
+    >>> rows = Rows()
+    >>> observation_row(rows, 3, {"id": "o1", "type": "TOOL", "name": "search", "startTime": "2025-11-20T10:00:00Z",
+    ...                           "endTime": "2025-11-20T10:00:00.250Z", "level": "ERROR",
+    ...                           "statusMessage": "request timed out"}, {"id": "t1", "name": "support"})
+    >>> v = rows.values[0]
+    >>> rows.k, v["trace_id"], v["operation"], v["latency_ms"], v["status"], v["error_type"], v["feature"]
+    ([3], 't1', 'execute_tool', 250.0, 'timeout', 'request timed out', 'support')
+    >>> observation_row(rows, 4, {"id": "o2", "type": "SPAN", "startTime": "soon"}, None)
+    >>> rows.kind[-1]
+    'unparseable timestamp: ts'
+    """
     try:
         _observation_row(rows, k, obs, trace if isinstance(trace, dict) else None)
     except MALFORMED as exc:
@@ -301,7 +376,15 @@ def _observation_row(rows: Rows, k: int, obs: dict, trace: dict | None) -> None:
 
 
 def trace_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows: Rows | None = None) -> Rows:
-    """``calls`` rows of Langfuse trace exports and observation lists (see the module docstring)."""
+    """``calls`` rows of Langfuse trace exports and observation lists (see the module docstring).
+
+    Examples
+    --------
+    >>> obs = {"data": [{"id": "o1", "type": "GENERATION", "startTime": "2025-11-20T10:00:00Z", "model": "gpt-4o"}]}
+    >>> r = trace_rows([(1, obs, None, None), (2, {"id": 7}, None, None)])
+    >>> r.k, [v.get("model") for v in r.values], r.kind
+    ([1, 2], ['gpt-4o', None], [None, 'not a Langfuse trace'])
+    """
     rows = Rows() if rows is None else rows
     for k, obj, raw, err in records:
         if err is not None:
@@ -350,7 +433,22 @@ def _merge(base: dict, body: dict) -> None:
 
 
 def batch_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows: Rows | None = None) -> Rows:
-    """``calls`` rows of Langfuse ingestion batches: events merged in order (see the module docstring)."""
+    """``calls`` rows of Langfuse ingestion batches: events merged in order (see the module docstring).
+
+    Examples
+    --------
+    >>> batch = {"batch": [
+    ...     {"type": "trace-create", "body": {"id": "t1", "userId": "u1", "name": "support"}},
+    ...     {"type": "generation-create", "body": {"id": "g1", "traceId": "t1", "model": "gpt-4o",
+    ...                                            "startTime": "2025-11-20T10:00:00Z"}},
+    ...     {"type": "generation-update", "body": {"id": "g1", "endTime": "2025-11-20T10:00:01.5Z",
+    ...                                            "usage": {"input": 10, "output": 3}}},
+    ...     {"type": "score-create", "body": {"id": "s1", "traceId": "t1", "name": "quality", "value": 1}}]}
+    >>> r = batch_rows([(1, batch, None, None)])
+    >>> v = r.values[0]
+    >>> r.k, v["call_id"], v["operation"], v["latency_ms"], v["input_tokens"], v["output_tokens"], v["user_id"]
+    ([2], 'g1', 'chat', 1500.0, 10, 3, 'u1')
+    """
     rows = Rows() if rows is None else rows
     traces: dict[str, dict] = {}
     obs: dict[str, tuple[int, dict]] = {}
