@@ -78,7 +78,15 @@ _EMPTY_TYPES = (str, list, dict)  # the types whose empty value is no attribute
 
 
 def looks_like(obj: Any) -> bool:
-    """A StandardLoggingPayload or a SpendLogs row."""
+    """A StandardLoggingPayload or a SpendLogs row.
+
+    Examples
+    --------
+    >>> looks_like({"id": "c1", "call_type": "acompletion", "startTime": 1763632800.0})
+    True
+    >>> looks_like({"request_id": "r1", "spend": 0.1}), looks_like({"id": "c1", "model": "gpt-4o"})
+    (True, False)
+    """
     if not isinstance(obj, dict):
         return False
     payload = "call_type" in obj and "id" in obj and ("startTime" in obj or "response_cost" in obj)
@@ -119,7 +127,22 @@ def _number(v: Any) -> float | None:
 
 
 def record_row(rows: Rows, k: int, rec: dict) -> None:
-    """Append the ``calls`` row of one payload or spend-log record, or its quarantine record."""
+    """Append the ``calls`` row of one payload or spend-log record, or its quarantine record.
+
+    Examples
+    --------
+    >>> rows = Rows()
+    >>> record_row(rows, 1, {"id": "c1", "call_type": "acompletion", "startTime": 1763632800.0,
+    ...                      "endTime": 1763632801.25, "completionStartTime": 1763632800.5, "model": "gpt-4o",
+    ...                      "custom_llm_provider": "openai", "prompt_tokens": 100, "completion_tokens": 20,
+    ...                      "response_cost": 0, "status": "success"})
+    >>> v = rows.values[0]  # a 0 cost on a call with tokens is no cost: LiteLLM could not price it
+    >>> v["operation"], v["latency_ms"], v["ttft_ms"], v["provider"], v["cost_usd"], v["attributes"]
+    ('chat', 1250.0, 500.0, 'openai', None, {'litellm.reported_cost': 0.0})
+    >>> record_row(rows, 2, {"id": "c2", "call_type": "completion", "startTime": "not a time"})
+    >>> rows.kind[-1]
+    'unparseable timestamp: ts'
+    """
     v: dict[str, Any] = {}
     if not timestamp(v, rows, k, rec, "ts", first(rec.get("startTime"), rec.get("start_time"))):
         return
@@ -205,7 +228,17 @@ def record_row(rows: Rows, k: int, rec: dict) -> None:
 
 
 def litellm_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows: Rows | None = None) -> Rows:
-    """``calls`` rows of LiteLLM records (see the module docstring)."""
+    """``calls`` rows of LiteLLM records (see the module docstring).
+
+    Examples
+    --------
+    >>> r = litellm_rows([(1, {"request_id": "r1", "call_type": "embedding", "startTime": "2025-11-20 10:00:00",
+    ...                        "spend": 0.0001, "status": "failure", "error_information": {"error_class": "Timeout"}},
+    ...                    None, None),
+    ...                   (2, {"hello": 1}, None, None)])
+    >>> [(v.get("operation"), v.get("status"), v.get("error_type")) for v in r.values], r.kind
+    ([('embeddings', 'timeout', 'Timeout'), (None, None, None)], [None, 'not a LiteLLM record'])
+    """
     rows = Rows() if rows is None else rows
     for k, obj, raw, err in records:
         if err is not None:
