@@ -67,14 +67,37 @@ _USED = ("ai.operationId", "operation.name")
 
 
 def looks_like(obj: Any) -> bool:
-    """A ReadableSpan-shaped record: a flat attribute map and HrTime or console-exporter times."""
+    """A ReadableSpan-shaped record: a flat attribute map and HrTime or console-exporter times.
+
+    Examples
+    --------
+    >>> looks_like({"name": "ai.generateText", "attributes": {}, "startTime": [1763632800, 0]})
+    True
+    >>> looks_like({"name": "chat", "attributes": [], "startTime": [1763632800, 0]})  # an OTLP attribute list
+    False
+    """
     if not isinstance(obj, dict) or not isinstance(obj.get("attributes"), dict):
         return False
     return any(k in obj for k in ("spanContext", "_spanContext", "startTime", "timestamp")) and "name" in obj
 
 
 def readable_span(obj: dict) -> Span:
-    """A :class:`Span` from a serialised ReadableSpan (or the console exporter's object)."""
+    """A :class:`Span` from a serialised ReadableSpan (or the console exporter's object).
+
+    Examples
+    --------
+    >>> s = readable_span({"name": "ai.generateText.doStream", "spanContext": {"traceId": "0AF7", "spanId": "B7AD"},
+    ...                    "parentSpanContext": {"spanId": "A1"}, "startTime": [1763632800, 0],
+    ...                    "endTime": [1763632801, 500000000], "attributes": {"ai.model.id": "gpt-4o"},
+    ...                    "status": {"code": 2, "message": "boom"},
+    ...                    "resource": {"attributes": {"service.name": "web"}}})
+    >>> s.trace_id, s.span_id, s.parent_id, s.end, s.status, s.resource
+    ('0af7', 'b7ad', 'a1', [1763632801, 500000000], 'error', {'service.name': 'web'})
+    >>> s = readable_span({"name": "x", "traceId": "ab", "id": "cd", "timestamp": 1763632800000000,
+    ...                    "duration": 250000, "attributes": {}})  # the console exporter: microseconds
+    >>> s.span_id, s.start, s.end
+    ('cd', [1763632800, 0], [1763632800, 250000000])
+    """
     ctx = obj.get("spanContext") or obj.get("_spanContext") or {}
     pctx = obj.get("parentSpanContext") or {}
     start, end = obj.get("startTime"), obj.get("endTime")
@@ -113,7 +136,17 @@ def _us(v: Any) -> Any:
 
 
 def vercel_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows: Rows | None = None) -> Rows:
-    """``calls`` rows of AI SDK spans (see the module docstring)."""
+    """``calls`` rows of AI SDK spans (see the module docstring).
+
+    Examples
+    --------
+    >>> tool = {"name": "ai.toolCall", "spanContext": {"traceId": "ab", "spanId": "01"}, "startTime": [1763632800, 0],
+    ...         "endTime": [1763632800, 5000000], "attributes": {"ai.operationId": "ai.toolCall",
+    ...                                                          "ai.toolCall.name": "search"}}
+    >>> r = vercel_rows([(1, tool, None, None), (2, {"name": "x"}, None, None)])
+    >>> [(v.get("operation"), v.get("name"), v.get("latency_ms")) for v in r.values], r.kind
+    ([('execute_tool', 'search', 5.0), (None, None, None)], [None, 'not a span'])
+    """
     rows = Rows() if rows is None else rows
     for k, obj, raw, err in records:
         if err is not None:
