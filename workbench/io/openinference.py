@@ -45,10 +45,26 @@ FORMAT = "openinference"
 
 
 def is_otlp_export(obj: Any) -> bool:
+    """A whole OTLP export: ``{"resourceSpans": [...]}`` (or ``resource_spans``).
+
+    Examples
+    --------
+    >>> is_otlp_export({"resourceSpans": []}), is_otlp_export({"resource_spans": []}), is_otlp_export({"spans": []})
+    (True, True, False)
+    """
     return isinstance(obj, dict) and ("resourceSpans" in obj or "resource_spans" in obj)
 
 
 def is_otlp_span(obj: Any) -> bool:
+    """A single OTLP ``Span`` in protojson: trace and span ids, attributes as a list (a map is another format's).
+
+    Examples
+    --------
+    >>> is_otlp_span({"traceId": "ab", "spanId": "01", "attributes": [{"key": "a", "value": {"intValue": "1"}}]})
+    True
+    >>> is_otlp_span({"traceId": "ab", "spanId": "01", "attributes": {"a": 1}})
+    False
+    """
     return (isinstance(obj, dict) and ("spanId" in obj or "span_id" in obj)
             and ("traceId" in obj or "trace_id" in obj) and not isinstance(obj.get("attributes"), dict))
 
@@ -64,6 +80,16 @@ def is_span_page(obj: Any) -> bool:
 
 
 def is_phoenix_span(obj: Any) -> bool:
+    """A Phoenix span: its API's JSON (``context.span_id`` with ``span_kind`` or ``attributes``) or a row of its spans
+    dataframe (a ``context.span_id`` column).
+
+    Examples
+    --------
+    >>> is_phoenix_span({"context": {"trace_id": "ab", "span_id": "01"}, "span_kind": "LLM"})
+    True
+    >>> is_phoenix_span({"context.span_id": "01"}), is_phoenix_span({"context": {"span_id": "01"}})
+    (True, False)
+    """
     if not isinstance(obj, dict):
         return False
     if "context.span_id" in obj:
@@ -73,7 +99,13 @@ def is_phoenix_span(obj: Any) -> bool:
 
 
 def looks_like(obj: Any) -> bool:
-    """A record this module reads."""
+    """A record this module reads.
+
+    Examples
+    --------
+    >>> looks_like({"resourceSpans": []}), looks_like({"context.span_id": "01"}), looks_like({"id": 1})
+    (True, True, False)
+    """
     return is_otlp_export(obj) or is_otlp_span(obj) or is_phoenix_span(obj) or is_span_page(obj)
 
 
@@ -99,7 +131,22 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 
 
 def phoenix_span(obj: dict) -> Span:
-    """A :class:`Span` from a Phoenix span (API JSON, or a spans-dataframe row with ``attributes.*`` columns)."""
+    """A :class:`Span` from a Phoenix span (API JSON, or a spans-dataframe row with ``attributes.*`` columns).
+
+    Examples
+    --------
+    >>> s = phoenix_span({"context.trace_id": "AB", "context.span_id": "01", "name": "llm", "span_kind": "LLM",
+    ...                   "start_time": "2025-11-20T10:00:00Z", "status_code": "OK",
+    ...                   "attributes.llm.model_name": "gpt-4o", "attributes.llm.token_count.prompt": float("nan")})
+    >>> s.trace_id, s.span_id, s.status, s.attributes  # a NaN cell is missing
+    ('ab', '01', 'ok', {'llm.model_name': 'gpt-4o', 'openinference.span.kind': 'LLM'})
+    >>> s = phoenix_span({"context": {"trace_id": "0xAB", "span_id": "0x01"}, "name": "x",
+    ...                   "attributes": {"llm": {"model_name": "gpt-4o"}},
+    ...                   "status": {"status_code": "ERROR", "description": "boom"},
+    ...                   "resource": {"attributes": {"service.name": "api"}}})  # the OpenTelemetry Python SDK's JSON
+    >>> s.span_id, s.attributes, s.status, s.status_message, s.resource
+    ('01', {'llm.model_name': 'gpt-4o'}, 'error', 'boom', {'service.name': 'api'})
+    """
     if "context.span_id" in obj:
         attrs = {k[len("attributes."):]: _clean(v) for k, v in obj.items()
                  if k.startswith("attributes.") and _clean(v) is not None}
@@ -152,7 +199,18 @@ def phoenix_span(obj: dict) -> Span:
 
 def add_span(rows: Rows, k: int, span: Span, raw: Any, extra: dict | None = None, used: tuple = (),
              override: dict | None = None) -> None:
-    """Append one span's row (or, when a time cannot be read, its quarantine record)."""
+    """Append one span's row (or, when a time cannot be read, its quarantine record).
+
+    Examples
+    --------
+    >>> rows = Rows()
+    >>> add_span(rows, 1, Span("ab", "01", None, "chat", 1763632800, 1763632801, {"gen_ai.request.model": "gpt-4o"}),
+    ...          None, override={"feature": "search"})
+    >>> add_span(rows, 2, Span("ab", "02", None, "chat", "soon", None, {}), None)
+    >>> v = rows.values[0]
+    >>> rows.k, v["model"], v["feature"], v["latency_ms"], rows.kind
+    ([1, 2], 'gpt-4o', 'search', 1000.0, [None, 'unparseable timestamp: ts'])
+    """
     for col, val in (("ts", span.start), ("end_ts", span.end)):
         try:
             epoch_us(val)
@@ -177,7 +235,19 @@ def record_spans(records: Iterable[tuple[int, Any, str | None, str | None]], row
     """``calls`` rows of span records, the loop every span format shares: each record ``looks`` accepts gives its
     ``spans``, each kept with its own JSON for the quarantine; an error of the file's reader, a record ``looks``
     refuses (quarantined as "not a span" with ``refusal(record)``) and a record of unexpected shape (a malformed
-    ``what``) are quarantined."""
+    ``what``) are quarantined.
+
+    Examples
+    --------
+    >>> def spans(rec):
+    ...     return [Span("ab", sp["id"], None, "chat", sp["start"], sp["end"], {}) for sp in rec["spans"]]
+    >>> records = [(1, {"spans": [{"id": "a", "start": 1763632800, "end": 1763632801}]}, None, None),
+    ...            (2, [], None, None), (3, {"spans": [{"id": "b"}]}, None, None)]
+    >>> r = record_spans(records, None, lambda rec: isinstance(rec, dict), spans,
+    ...                  lambda rec: f"not my span ({type(rec).__name__})")
+    >>> r.k, [v.get("latency_ms") for v in r.values], r.err[1:]
+    ([1, 2, 3], [1000.0, None, None], ['not my span (list)', "malformed span: KeyError: 'start'"])
+    """
     rows = Rows() if rows is None else rows
     for k, obj, raw, err in records:
         if err is not None:
@@ -209,5 +279,15 @@ def _not_a_span(obj: Any) -> str:
 
 
 def span_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows: Rows | None = None) -> Rows:
-    """``calls`` rows of span records (see the module docstring); unreadable records are quarantined."""
+    """``calls`` rows of span records (see the module docstring); unreadable records are quarantined.
+
+    Examples
+    --------
+    >>> span = {"traceId": "AB", "spanId": "01", "name": "chat", "startTimeUnixNano": "1763632800000000000",
+    ...         "endTimeUnixNano": "1763632800250000000",
+    ...         "attributes": [{"key": "gen_ai.usage.input_tokens", "value": {"intValue": "7"}}]}
+    >>> r = span_rows([(1, span, None, None), (2, {"id": 1}, None, None)])
+    >>> [(v.get("call_id"), v.get("input_tokens"), v.get("latency_ms")) for v in r.values], r.kind
+    ([('01', '7', 250.0), (None, None, None)], [None, 'not a span'])
+    """
     return record_spans(records, rows, looks_like, _spans_of, _not_a_span)
