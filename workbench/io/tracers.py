@@ -96,7 +96,20 @@ _STATUS_TAGS = ("otel.status_code", "otel.status_description", "error", "span.ki
 
 
 def jaeger_spans(obj: dict) -> list[Span]:
-    """Every span of a Jaeger document (:func:`is_jaeger`), as :class:`~workbench.io.spans.Span`."""
+    """Every span of a Jaeger document (:func:`is_jaeger`), as :class:`~workbench.io.spans.Span`.
+
+    Examples
+    --------
+    >>> doc = {"data": [{"traceID": "AB", "processes": {"p1": {"serviceName": "bot"}}, "spans": [
+    ...     {"traceID": "AB", "spanID": "02", "operationName": "chat", "processID": "p1",
+    ...      "references": [{"refType": "CHILD_OF", "spanID": "01"}], "startTime": 1763632800000000, "duration": 250000,
+    ...      "tags": [{"key": "otel.status_code", "type": "string", "value": "ERROR"},
+    ...               {"key": "otel.status_description", "type": "string", "value": "boom"},
+    ...               {"key": "gen_ai.usage.input_tokens", "type": "int64", "value": "12"}]}]}]}
+    >>> s = jaeger_spans(doc)[0]
+    >>> s.span_id, s.parent_id, s.end, s.attributes, s.resource, s.status, s.status_message
+    ('02', '01', 1763632800250000, {'gen_ai.usage.input_tokens': 12}, {'service.name': 'bot'}, 'error', 'boom')
+    """
     traces = obj["data"] if isinstance(obj.get("data"), list) else [obj]
     out: list[Span] = []
     for tr in traces:
@@ -168,7 +181,18 @@ def _annotation_name(value: Any) -> Any:
 
 
 def zipkin_spans(obj: Any) -> list[Span]:
-    """The spans of a Zipkin record (:func:`is_zipkin`), as :class:`~workbench.io.spans.Span`."""
+    """The spans of a Zipkin record (:func:`is_zipkin`), as :class:`~workbench.io.spans.Span`.
+
+    Examples
+    --------
+    >>> trace = [{"traceId": "AB", "id": "01", "name": "chat", "kind": "CLIENT", "timestamp": 1763632800000000,
+    ...           "duration": 1500000, "localEndpoint": {"serviceName": "bot"},
+    ...           "tags": {"gen_ai.request.model": "gpt-4o", "otel.scope.name": "openai"}},
+    ...          {"traceId": "AB", "id": "02", "parentId": "01", "name": "tool", "timestamp": 1763632800500000}]
+    >>> [(s.span_id, s.parent_id, s.end, s.attributes, s.resource, s.scope, s.kind) for s in zipkin_spans(trace)]
+    [('01', None, 1763632801500000, {'gen_ai.request.model': 'gpt-4o'}, {'service.name': 'bot'}, 'openai', 'CLIENT'),
+     ('02', '01', None, {}, {}, None, None)]
+    """
     out: list[Span] = []
     for sp in obj if isinstance(obj, list) else [obj]:
         if not isinstance(sp, dict):
@@ -194,7 +218,19 @@ def zipkin_spans(obj: Any) -> list[Span]:
 
 
 def jaeger_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows: Rows | None = None) -> Rows:
-    """``calls`` rows of Jaeger records (see the module docstring); a record that is none is quarantined."""
+    """``calls`` rows of Jaeger records (see the module docstring); a record that is none is quarantined.
+
+    Examples
+    --------
+    >>> span = {"traceID": "AB", "spanID": "01", "operationName": "chat gpt-4o", "startTime": 1763632800000000,
+    ...         "duration": 800000, "processID": "p1",
+    ...         "logs": [{"timestamp": 1763632800100000, "fields": [{"key": "event", "value": "first_token"}]}]}
+    >>> trace = {"traceID": "AB", "processes": {"p1": {"serviceName": "bot"}}, "spans": [span]}
+    >>> r = jaeger_rows([(1, trace, None, None), (2, {"spans": []}, None, None)])
+    >>> v = r.values[0]
+    >>> v["call_id"], v["operation"], v["latency_ms"], v["ttft_ms"], v["feature"], r.err[1]
+    ('01', 'chat', 800.0, 100.0, 'bot', 'not a Jaeger trace or span')
+    """
     return record_spans(records, rows, is_jaeger, jaeger_spans, lambda _: "not a Jaeger trace or span", "Jaeger span")
 
 
