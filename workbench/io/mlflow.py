@@ -141,7 +141,15 @@ def is_trace(obj: Any) -> bool:
 
 
 def is_trace_row(obj: Any) -> bool:
-    """A row of ``mlflow.search_traces()`` saved as JSON: ``spans`` beside the trace's id and info columns."""
+    """A row of ``mlflow.search_traces()`` saved as JSON: ``spans`` beside the trace's id and info columns.
+
+    Examples
+    --------
+    >>> is_trace_row({"request_id": "r1", "status": "OK", "timestamp_ms": 1763632800000, "spans": []})
+    True
+    >>> is_trace_row({"request_id": "r1", "spans": []})  # no info column: not a search_traces() row
+    False
+    """
     return (isinstance(obj, dict) and isinstance(obj.get("spans"), list)
             and ("trace_id" in obj or "request_id" in obj) and any(k in obj for k in _ROW_KEYS))
 
@@ -162,13 +170,29 @@ def is_span(obj: Any) -> bool:
 
 
 def is_span_list(obj: Any) -> bool:
-    """``TraceData.to_dict()``: ``{"spans": [span, ...]}`` (no trace info)."""
+    """``TraceData.to_dict()``: ``{"spans": [span, ...]}`` (no trace info).
+
+    Examples
+    --------
+    >>> is_span_list({"spans": [{"span_id": "01", "attributes": {"mlflow.spanType": '"LLM"'}}]})
+    True
+    >>> is_span_list({"spans": []}), is_span_list({"spans": [{"span_id": "01", "attributes": {}}]})
+    (False, False)
+    """
     spans = obj.get("spans") if isinstance(obj, dict) else None
     return isinstance(spans, list) and bool(spans) and is_span(spans[0])
 
 
 def looks_like(obj: Any) -> bool:
-    """A record this module reads."""
+    """A record this module reads.
+
+    Examples
+    --------
+    >>> looks_like({"info": {"trace_id": "tr-1"}, "data": {"spans": []}})
+    True
+    >>> looks_like({"span_id": "01", "attributes": {"mlflow.spanType": '"TOOL"'}}), looks_like({"spans": []})
+    (True, False)
+    """
     return is_trace(obj) or is_trace_row(obj) or is_span(obj) or is_span_list(obj)
 
 
@@ -237,7 +261,21 @@ class _Trace:
 
 
 def mlflow_span(sp: dict, trace: _Trace | None = None) -> Span:
-    """A :class:`~workbench.io.spans.Span` from an MLflow span dict of any version (see the module docstring)."""
+    """A :class:`~workbench.io.spans.Span` from an MLflow span dict of any version (see the module docstring).
+
+    Examples
+    --------
+    >>> s = mlflow_span({"name": "ChatOpenAI", "context": {"trace_id": "0xAB", "span_id": "0x01"}, "parent_id": None,
+    ...                  "start_time": 1763632800000000000, "end_time": 1763632800400000000, "status_code": "OK",
+    ...                  "attributes": {"mlflow.spanType": '"LLM"', "mlflow.chat.tokenUsage": '{"input_tokens": 3}'}})
+    >>> s.trace_id, s.span_id, s.parent_id, s.status, s.attributes  # MLflow 2.x: values are JSON text, decoded
+    ('ab', '01', None, 'ok', {'mlflow.spanType': 'LLM', 'mlflow.chat.tokenUsage': {'input_tokens': 3}})
+    >>> s = mlflow_span({"name": "x", "trace_id": "tr-0af7651916cd43dd8448eb211c80319c", "span_id": "AQIDBAUGBwg=",
+    ...                  "start_time_unix_nano": 1, "status": {"code": "STATUS_CODE_ERROR", "message": "boom"},
+    ...                  "attributes": {}})  # MLflow 3.0-3.4: base64 ids
+    >>> s.trace_id, s.span_id, s.status, s.status_message
+    ('0af7651916cd43dd8448eb211c80319c', '0102030405060708', 'error', 'boom')
+    """
     trace = trace or _Trace({})
     attrs = {str(k): _decode(v) for k, v in sp["attributes"].items()} if isinstance(sp.get("attributes"), dict) \
         else {}
@@ -398,7 +436,27 @@ def _span_rows(rows: Rows, items: list[tuple[int, Any]], trace: _Trace) -> None:
 
 
 def mlflow_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows: Rows | None = None) -> Rows:
-    """``calls`` rows of MLflow trace records (see the module docstring); a record that is none is quarantined."""
+    """``calls`` rows of MLflow trace records (see the module docstring); a record that is none is quarantined.
+
+    Examples
+    --------
+    An agent span repeating the usage of the model call inside it (one span per record, read together): only the
+    call counts its tokens.
+
+    >>> usage = '{"input_tokens": 10, "output_tokens": 4}'
+    >>> outer = {"name": "agent", "span_id": "01", "trace_id": "tr-ab", "start_time_unix_nano": 1763632800000000000,
+    ...          "end_time_unix_nano": 1763632802000000000,
+    ...          "attributes": {"mlflow.spanType": '"AGENT"', "mlflow.chat.tokenUsage": usage}}
+    >>> inner = {"name": "llm", "span_id": "02", "parent_span_id": "01", "trace_id": "tr-ab",
+    ...          "start_time_unix_nano": 1763632800500000000, "end_time_unix_nano": 1763632801500000000,
+    ...          "attributes": {"mlflow.spanType": '"CHAT_MODEL"', "mlflow.chat.tokenUsage": usage}}
+    >>> r = mlflow_rows([(1, outer, None, None), (2, inner, None, None),
+    ...                  (3, {"info": {"trace_id": "tr-x"}, "data": {"spans": []}}, None, None)])
+    >>> [(k, v.get("operation"), v.get("input_tokens"), v.get("latency_ms")) for k, v in zip(r.k, r.values)]
+    [(3, None, None, None), (1, 'invoke_agent', None, 2000.0), (2, 'chat', 10, 1000.0)]
+    >>> r.kind[0]
+    'MLflow trace without spans'
+    """
     rows = Rows() if rows is None else rows
     singles: list[tuple[int, Any]] = []  # records that are one span each: read together at the end
     for k, obj, raw, err in records:
