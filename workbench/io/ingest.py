@@ -327,7 +327,18 @@ _TS_EXEMPT = {("prices", "effective_from")}
 
 @dataclass(frozen=True)
 class ColumnSpec:
-    """How one canonical column is obtained from a source row (one of field, value or hash)."""
+    """How one canonical column is obtained from a source row (one of field, value or hash).
+
+    Examples
+    --------
+    >>> m = load_mapping({"table": "calls", "columns": {"call_id": {"hash": ["session", "n"]},
+    ...                                                 "status": {"value": "ok"}, "ts": {"field": "t", "unit": "s"}}})
+    >>> m.columns["ts"]
+    ColumnSpec(column='ts', field='t', value=None, has_value=False, hash=None, unit='s', format=None, default=None,
+               optional=False)
+    >>> [(c.field, c.value, c.has_value, c.hash) for c in (m.columns["status"], m.columns["call_id"])]
+    [(None, 'ok', True, None), (None, None, False, ('session', 'n'))]
+    """
 
     column: str
     field: str | None = None
@@ -342,7 +353,15 @@ class ColumnSpec:
 
 @dataclass(frozen=True)
 class Mapping:
-    """A parsed and validated mapping file (see the module docstring for the TOML format)."""
+    """A parsed and validated mapping file (see the module docstring for the TOML format).
+
+    Examples
+    --------
+    >>> m = load_mapping({"table": "calls", "format": "jsonl",
+    ...                   "columns": {"call_id": "id", "ts": {"field": "t", "unit": "s"}, "status": {"value": "ok"}}})
+    >>> m.table, m.format, m.source, sorted(m.columns), m.target.key
+    ('calls', 'jsonl', '<mapping>', ['call_id', 'status', 'ts'], ('call_id',))
+    """
 
     table: str
     columns: dict[str, ColumnSpec]
