@@ -125,7 +125,16 @@ def strict_csv_rows(reader: Any, path: str | Path, *, quote: str = '"', line_off
 
 
 def head(path: str | Path, n: int = 1 << 20) -> bytes:
-    """The first ``n`` bytes of a file, decompressed when it is gzip, without a byte-order mark."""
+    """The first ``n`` bytes of a file, decompressed when it is gzip, without a byte-order mark.
+
+    Examples
+    --------
+    >>> import gzip, tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "calls.jsonl.gz"
+    >>> _ = p.write_bytes(gzip.compress(b'\\xef\\xbb\\xbf{"a": 1}\\n{"a": 2}\\n'))
+    >>> head(p), head(p, 11)
+    (b'{"a": 1}\\n{"a": 2}\\n', b'{"a": 1}')
+    """
     with open_binary(path) as fh:
         chunk = fh.read(n)
     return chunk[3:] if chunk.startswith(b"\xef\xbb\xbf") else chunk
@@ -807,7 +816,15 @@ def loads(data: bytes | str) -> Any:
 def lone_surrogate(text: bytes | str, value: Any, start: int = 0, end: int | None = None) -> bool:
     """Whether a value parsed from ``text[start:end]`` holds a lone surrogate (``"\\ud800"`` in JSON: no UTF-8 can
     hold it, and it would stop the whole file's load later). The value is checked only when its text has such an
-    escape."""
+    escape.
+
+    Examples
+    --------
+    >>> import json
+    >>> bad, good = json.dumps(["\\ud800"]), json.dumps(["\\u00e9"])  # JSON texts with the escapes \\ud800, \\u00e9
+    >>> lone_surrogate(bad, json.loads(bad)), lone_surrogate(good, json.loads(good))
+    (True, False)
+    """
     esc = (b"\\ud", b"\\uD") if isinstance(text, bytes) else ("\\ud", "\\uD")
     if text.find(esc[0], start, end) < 0 and text.find(esc[1], start, end) < 0:
         return False
