@@ -127,7 +127,19 @@ def _columns_format(cols: list[str]) -> str | None:
 
 def detect(path: str | Path) -> tuple[str | None, str]:
     """``(format, layout)`` of a file by its content: format None when not recognised; layout ``lines``, ``array``,
-    ``document``, ``empty``, ``csv`` or ``parquet``."""
+    ``document``, ``empty``, ``csv`` or ``parquet``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "spend.csv").write_text("request_id,startTime,spend\\nr1,2025-11-20 10:00:00,0.01\\n")
+    >>> _ = (d / "traces.log").write_text('{"resourceSpans": []}\\n')
+    >>> _ = (d / "trace.json").write_text('{\\n  "trace": {"id": "t1"},\\n  "observations": []\\n}\\n')
+    >>> _ = (d / "other.csv").write_text("a,b\\n1,2\\n")
+    >>> [detect(d / name) for name in ("spend.csv", "traces.log", "trace.json", "other.csv")]
+    [('litellm', 'csv'), ('otel', 'lines'), ('langfuse', 'document'), (None, 'csv')]
+    """
     path = Path(path)
     data = head(path)
     if data[:4] == b"PAR1":
@@ -256,7 +268,19 @@ def file_layout(path: Path) -> str:
 
 def records(path: Path, layout: str | None = None):
     """``(position, record, raw, error)`` of any file: JSON in any layout, CSV (line numbers, header = 1), Parquet
-    (row numbers)."""
+    (row numbers).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "spend.csv").write_text("request_id,spend\\nr1,0.01\\nr2,0.02,extra\\n")
+    >>> list(records(d / "spend.csv"))
+    [(2, {'request_id': 'r1', 'spend': '0.01'}, None, None), (3, None, 'extra', 'wrong number of fields')]
+    >>> _ = (d / "spans.json").write_text('[{"a": 1},\\n {"a": 2}]')
+    >>> [(k, rec) for k, rec, _raw, _err in records(d / "spans.json")]
+    [(1, {'a': 1}), (2, {'a': 2})]
+    """
     path = Path(path)
     layout = layout or file_layout(path)
     if layout == "parquet":
@@ -282,7 +306,20 @@ def row_batches(path: str | Path, fmt: str) -> Iterator[Rows]:
     """The ``calls`` rows of a file read as ``fmt`` (one of :data:`RECORD_FORMATS` or ``otel``), in batches of
     :data:`BATCH_RECORDS` records: the rows held at a time are one batch's (JSON lines and Parquet are also read as
     they go, and so are CSV and arrays; a pretty-printed document is read whole). Langfuse ingestion batches merge events across records: they
-    come as one batch. At least one batch, empty for a file without records."""
+    come as one batch. At least one batch, empty for a file without records.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "a.jsonl").write_text('{"id": "c1", "call_type": "completion", "startTime": 1763632800}\\n'
+    ...                                '{"id": "c2"}\\n')
+    >>> [(len(rows), rows.values[0]["call_id"], rows.kind) for rows in row_batches(d / "a.jsonl", "litellm")]
+    [(2, 'c1', [None, 'not a LiteLLM record'])]
+    >>> _ = (d / "empty.json").write_text("[]")
+    >>> [len(rows) for rows in row_batches(d / "empty.json", "litellm")]
+    [0]
+    """
     reader = _READERS[fmt]
     recs = records(Path(path))
     if fmt == langfuse.BATCH_FORMAT:
@@ -395,7 +432,16 @@ def map_lines(fmt: str, start: int, text: bytes, columns: tuple[str, ...]) -> "p
 
 
 def map_lines_ipc(text: bytes, *, fmt: str, start: int, columns: list[str]) -> bytes:
-    """:func:`map_lines` for a worker (:mod:`workbench.io.workers`): the table as an Arrow IPC stream."""
+    """:func:`map_lines` for a worker (:mod:`workbench.io.workers`): the table as an Arrow IPC stream.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> data = map_lines_ipc(b'{"id": "c1", "call_type": "completion", "startTime": 1763632800}', fmt="litellm",
+    ...                      start=5, columns=["call_id"])
+    >>> pa.ipc.open_stream(data).read_all().select(["k", "s:call_id"]).to_pylist()
+    [{'k': 5, 's:call_id': 'c1'}]
+    """
     import pyarrow as pa
 
     table = map_lines(fmt, start, text, tuple(columns))
