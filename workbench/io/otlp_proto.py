@@ -63,7 +63,16 @@ MAX_UNZSTD_BYTES = 256 << 20
 
 
 class DecodeError(ValueError):
-    """Bytes that are not a serialized ExportTraceServiceRequest (or a length-prefixed sequence of them)."""
+    """Bytes that are not a serialized ExportTraceServiceRequest (or a length-prefixed sequence of them).
+
+    Examples
+    --------
+    >>> try:
+    ...     read_messages(frame(b"\\x0a\\x00")[:-1])  # a frame cut short
+    ... except DecodeError as exc:
+    ...     print(isinstance(exc, ValueError), exc)
+    True not a protobuf ExportTraceServiceRequest, nor a sequence of length-prefixed ones
+    """
 
 
 def _request_class():
@@ -180,6 +189,22 @@ def read_messages(data: bytes) -> Iterator[Any]:
 
     A serialized message never starts with a zero byte (field number 0 does not exist), while a 4-byte big-endian
     length below 16 MiB does: a leading zero byte means frames. Raises :class:`DecodeError` on anything else.
+
+    Examples
+    --------
+    >>> import gzip
+    >>> from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    >>> req = ExportTraceServiceRequest()
+    >>> req.resource_spans.add().scope_spans.add().spans.add().name = "chat"
+    >>> data = req.SerializeToString()
+    >>> [m.resource_spans[0].scope_spans[0].spans[0].name for m in read_messages(data)]
+    ['chat']
+    >>> len(list(read_messages(gzip.compress(frame(data) * 3)))), list(read_messages(b""))
+    (3, [])
+    >>> read_messages(b"\\x1f\\x8b not gzip")
+    Traceback (most recent call last):
+    ...
+    workbench.io.otlp_proto.DecodeError: not a valid gzip stream: ...
     """
     if data[:2] == GZIP_MAGIC:
         try:
@@ -332,6 +357,17 @@ def to_json_bytes(request) -> bytes:
     (:func:`to_dict`) takes about 1.3 s; orjson writes the JSON in 0.09 s (``json.dumps`` took 0.6 s). The walk runs
     with the cyclic garbage collector paused by :func:`file_to_jsonl` (each message's dicts are freed by reference
     counting). ``google.protobuf.json_format.MessageToDict`` takes as long as the walk and gives base64 ids.
+
+    Examples
+    --------
+    >>> from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    >>> req = ExportTraceServiceRequest()
+    >>> span = req.resource_spans.add().scope_spans.add().spans.add()
+    >>> span.span_id, span.name, span.kind = bytes.fromhex("b7ad6b7169203331"), "chat", 3
+    >>> to_json_bytes(req)
+    b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"spanId":"b7ad6b7169203331","name":"chat","kind":3}]}]}]}'
+    >>> to_json_bytes(ExportTraceServiceRequest())  # an empty request is an export of nothing
+    b'{"resourceSpans":[]}'
     """
     d = to_dict(request)
     d.setdefault("resourceSpans", [])  # an empty request is still an export (of nothing), not a stray object
@@ -339,7 +375,16 @@ def to_json_bytes(request) -> bytes:
 
 
 def to_json_line(request) -> str:
-    """:func:`to_json_bytes` as text."""
+    """:func:`to_json_bytes` as text.
+
+    Examples
+    --------
+    >>> from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    >>> req = ExportTraceServiceRequest()
+    >>> req.resource_spans.add().scope_spans.add().spans.add().trace_id = bytes(range(16))
+    >>> to_json_line(req)
+    '{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"000102030405060708090a0b0c0d0e0f"}]}]}]}'
+    """
     return to_json_bytes(request).decode("utf-8")
 
 
