@@ -74,18 +74,39 @@ _OVERRIDE_KEYS = {
 
 
 def package_version() -> str:
-    """Version of the installed genai-prices package."""
+    """Version of the installed genai-prices package.
+
+    Examples
+    --------
+    >>> import re
+    >>> bool(re.fullmatch(r"\\d+\\.\\d+.*", package_version()))
+    True
+    """
     from importlib.metadata import version
 
     return version("genai-prices")
 
 
 def package_source() -> str:
-    """The ``source`` written on package rows, e.g. ``"genai-prices 0.2.3"``."""
+    """The ``source`` written on package rows, e.g. ``"genai-prices 0.2.3"``.
+
+    Examples
+    --------
+    >>> package_source() == f"genai-prices {package_version()}"
+    True
+    """
     return f"{PACKAGE} {package_version()}"
 
 
 def bundled_providers() -> list[Any]:
+    """The providers of the genai-prices data bundled with the installed package (never a fetched update).
+
+    Examples
+    --------
+    >>> providers = bundled_providers()
+    >>> {"openai", "anthropic"} <= {p.id for p in providers}
+    True
+    """
     # The bundled snapshot, not get_snapshot(): the latter returns whatever UpdatePrices last fetched from the network.
     from genai_prices import data_snapshot
 
@@ -211,7 +232,18 @@ def package_rows(*, observed: list[tuple[str | None, str]] = ()) -> list[dict[st
 
 
 def match_model(providers: list[Any], provider: str | None, model_name: str) -> tuple[Any, Any] | None:
-    """genai-prices' own lookup of a (provider, model) pair, or None. Never guesses another provider than named."""
+    """genai-prices' own lookup of a (provider, model) pair, or None. Never guesses another provider than named.
+
+    Examples
+    --------
+    >>> providers = bundled_providers()
+    >>> [(p.id, m.id) for p, m in (match_model(providers, "openai", "gpt-4o-2024-08-06"),
+    ...                            match_model(providers, "x_ai", "grok-3"),  # OpenTelemetry's name of x-ai
+    ...                            match_model(providers, None, "claude-3-5-sonnet-20241022"))]
+    [('openai', 'gpt-4o'), ('x-ai', 'grok-3'), ('anthropic', 'claude-3-5-sonnet')]
+    >>> match_model(providers, "acme", "gpt-4o"), match_model(providers, "openai", "no-such-model")
+    (None, None)
+    """
     from genai_prices.data_snapshot import DataSnapshot, find_provider_by_id
 
     if provider is None:
