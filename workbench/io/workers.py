@@ -65,7 +65,13 @@ def default_workers() -> int:
 
 
 def echo(data: bytes) -> bytes:
-    """The task that gives its bytes back (for tests and the example)."""
+    """The task that gives its bytes back (for tests and the example).
+
+    Examples
+    --------
+    >>> echo(b"abc"), task("echo") is echo
+    (b'abc', True)
+    """
     return data
 
 
@@ -133,7 +139,18 @@ class _Worker:
 
 
 class WorkerStopped(RuntimeError):
-    """A worker process ended without answering."""
+    """A worker process ended without answering.
+
+    Examples
+    --------
+    A :class:`RuntimeError`, as a worker's failure is: a caller of :func:`ordered_map` catches both at once.
+
+    >>> try:
+    ...     raise WorkerStopped("an ingest worker process stopped (exit status -9)")
+    ... except RuntimeError as exc:
+    ...     print(type(exc).__name__, exc)
+    WorkerStopped an ingest worker process stopped (exit status -9)
+    """
 
 
 _END = object()
@@ -148,6 +165,15 @@ def ordered_map(name: str, pieces: Iterable[tuple[dict, bytes]], workers: int) -
     (no interpreter to start, or one that ends without answering: a frozen or embedded Python, say) this raises
     :class:`OSError` before any result, and the caller does the work itself. Later, a worker that fails raises
     :class:`RuntimeError` with its traceback, one that stops :class:`WorkerStopped` with its exit status.
+
+    Examples
+    --------
+    >>> list(ordered_map("echo", (({}, bytes([65 + i])) for i in range(5)), workers=2))  # in order, whoever did it
+    [b'A', b'B', b'C', b'D', b'E']
+    >>> ordered_map("os:system", [({}, b"")], workers=2)  # checked before any worker starts
+    Traceback (most recent call last):
+    ...
+    KeyError: "workers: a task is 'workbench.<module>:<function>', not 'os:system'"
     """
     task(name)  # a name that is no task fails here, not in the workers
     started: list[_Worker] = []
@@ -186,7 +212,25 @@ def _results(name: str, it: Iterator[tuple[dict, bytes]], started: list[_Worker]
 
 
 def serve(inp: BinaryIO, out: BinaryIO) -> None:
-    """A worker's loop: do each request's task until the input ends."""
+    """A worker's loop: do each request's task until the input ends.
+
+    Examples
+    --------
+    A request is its header's and data's lengths (``>IQ``), the JSON header naming the task, the data; a reply is
+    ``t`` (``e`` for an error), a length (``>Q``) and the result (the error's traceback):
+
+    >>> import io, struct
+    >>> def request(task, data):
+    ...     head = b'{"task": "%s"}' % task.encode()
+    ...     return struct.pack(">IQ", len(head), len(data)) + head + data
+    >>> out = io.BytesIO()
+    >>> serve(io.BytesIO(request("echo", b"hi") + request("no-such-task", b"")), out)
+    >>> reply = out.getvalue()
+    >>> reply[:1], struct.unpack(">Q", reply[1:9]), reply[9:11]
+    (b't', (2,), b'hi')
+    >>> print(reply[11:12].decode(), reply[20:].decode().splitlines()[-1])  # the second request's traceback
+    e KeyError: "workers: a task is 'workbench.<module>:<function>', not 'no-such-task'"
+    """
     import traceback
 
     while (head := _read_exactly(inp, _REQUEST.size)) is not None:
