@@ -97,7 +97,16 @@ _DISCARD_MIN = 64 << 20  # a refused body up to this size is always read to its 
 
 
 class BadRequest(ValueError):
-    """A request body that is not an OTLP trace export (HTTP 400)."""
+    """A request body that is not an OTLP trace export (HTTP 400).
+
+    Examples
+    --------
+    >>> try:
+    ...     check_body(KIND_JSON, b"[]")
+    ... except BadRequest as exc:
+    ...     print(isinstance(exc, ValueError), exc)
+    True expected a JSON object (an ExportTraceServiceRequest), got list
+    """
 
 
 # ------------------------------------------------------------------------------------------------------------ spool
@@ -122,7 +131,19 @@ def encode_record(kind: int, body: bytes) -> bytes:
 
 @dataclass
 class SpoolRead:
-    """Records read from a segment: (kind, body, offset after the record), where reading stopped, and why."""
+    """Records read from a segment: (kind, body, offset after the record), where reading stopped, and why.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> seg = pathlib.Path(tempfile.mkdtemp()) / "traces-000001.spool"
+    >>> _ = seg.write_bytes(SPOOL_MAGIC + encode_record(KIND_JSON, b"{}"))
+    >>> read_records(seg)
+    SpoolRead(records=[(1, b'{}', 20)], end=20, torn=None)
+    >>> _ = seg.write_bytes(b"not a spool")
+    >>> read_records(seg)
+    SpoolRead(records=[], end=0, torn='traces-000001.spool: not a workbench spool segment (bad header)')
+    """
 
     records: list[tuple[int, bytes, int]]
     end: int
@@ -375,7 +396,21 @@ def _status_body(kind: int, code: int, message: str) -> bytes:
 
 
 class Loader(threading.Thread):
-    """Loads spooled records into the database in batches, through :func:`~workbench.io.ingest.ingest`."""
+    """Loads spooled records into the database in batches, through :func:`~workbench.io.ingest.ingest`.
+
+    Examples
+    --------
+    Each :class:`Collector` has one (started with it); what it will load, and where a restart resumes:
+
+    >>> import tempfile, pathlib
+    >>> c = Collector(pathlib.Path(tempfile.mkdtemp()) / "wb.duckdb", port=0, progress=False)
+    >>> c.spool.open_segment(); c.spool.append(KIND_JSON, b'{"resourceSpans": [{"scopeSpans": [{"spans": [{}]}]}]}')
+    >>> [(segment, path.name, durable_end) for segment, path, durable_end in c.loader.pending()]
+    [(1, 'traces-000001.spool', 72)]
+    >>> c.loader.committed_offsets()  # per segment, read back from ingest_runs: nothing committed yet
+    {}
+    >>> c.server.server_close(); c.spool.close(); c.db.close()  # never started: closed piece by piece
+    """
 
     def __init__(self, collector: "Collector"):
         super().__init__(name="workbench-collect-loader", daemon=True)
@@ -625,6 +660,21 @@ class Collector:
         ``workbench.toml`` whose ``[[prices]]`` the price refresh after a load reads (default: ``$WORKBENCH_CONFIG``
         or ``./workbench.toml``; when neither exists, the override rows already in the table are kept: see
         :func:`~workbench.io.prices.load_prices`).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> c = Collector(d / "wb.duckdb", port=0, progress=False)  # port 0: a free port
+    >>> c.url
+    'http://127.0.0.1:.../v1/traces'
+    >>> c.spool.dir == (d / "wb.duckdb.spool").resolve(), c.max_body_bytes
+    (True, 16777216)
+    >>> c.server.server_close(); c.spool.close(); c.db.close()  # never started (a started one: c.stop())
+    >>> Collector(":memory:")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: collect: --db must be a database file (the spool is loaded into it across runs)
     """
 
     def __init__(self, db: str | os.PathLike, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
@@ -745,5 +795,19 @@ def collect(db: str | os.PathLike, *, host: str = DEFAULT_HOST, port: int = DEFA
 
     See the module docstring (:mod:`workbench.io.collect`) for the protocol, the spool and the guarantees, and
     :class:`Collector` for a receiver driven from code (its example is runnable).
+
+    Examples
+    --------
+    The arguments are checked before anything listens (serving blocks until a signal, so it is not run here):
+
+    >>> collect(":memory:")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: collect: --db must be a database file ...
+    >>> import tempfile, pathlib
+    >>> collect(pathlib.Path(tempfile.mkdtemp()) / "wb.duckdb", port=70000)
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: collect: --port must be 0..65535, got 70000
     """
     return Collector(db, host=host, port=port, spool=spool, max_body_bytes=max_body_bytes, config=config).run()
