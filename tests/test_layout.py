@@ -171,6 +171,25 @@ def test_every_public_function_and_class_has_a_runnable_example(name):
     assert ">>>" in (inspect.getdoc(obj) or ""), f"wb.{name} has no example in its docstring"
 
 
+def test_every_public_function_and_class_of_every_module_has_a_runnable_example():
+    # public: a module-level function or class without a leading underscore, in a module without one, defined there
+    import inspect
+    import pkgutil
+
+    missing = []
+    for m in pkgutil.walk_packages(wb.__path__, "workbench."):
+        if m.name.rsplit(".", 1)[-1].startswith("_"):
+            continue
+        mod = importlib.import_module(m.name)
+        for name, obj in vars(mod).items():
+            if (name.startswith("_") or not (inspect.isfunction(obj) or inspect.isclass(obj))
+                    or obj.__module__ != mod.__name__):
+                continue
+            if ">>>" not in (inspect.getdoc(obj) or ""):
+                missing.append(f"{m.name}.{name}")
+    assert not missing, f"public names without a runnable example: {missing}"
+
+
 def test_no_name_is_both_a_public_object_and_a_submodule():
     from workbench._exports import EXPORTS, SUBMODULES as MODULES
 

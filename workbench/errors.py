@@ -90,7 +90,19 @@ class ConfigError(InputError):
 
 class NotDeclaredError(ConfigError):
     """``workbench.toml`` declares nothing of what was asked for (no ``[slo.*]`` table for an SLO report): a report
-    shows the message in place of the section, a script or a check gets this error."""
+    shows the message in place of the section, a script or a check gets this error.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, workbench as wb
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "workbench.toml"
+    >>> _ = p.write_text("# nothing declared yet")
+    >>> try:
+    ...     wb.budget_status(wb.connect(":memory:"), config=p)
+    ... except NotDeclaredError as e:
+    ...     print(str(e).split(": ", 1)[1], "-> exit", e.exit_code)
+    no budgets declared (add a [budget.<feature>] table) -> exit 2
+    """
 
 
 class IngestError(InputError):
@@ -139,7 +151,19 @@ class ParameterTypeError(ParameterError, TypeError):
 
 class TooFewError(ParameterError):
     """The selection holds too little data for the computation (fewer texts than a cross-validation needs): a report
-    shows the message in place of the section, a script gets this error."""
+    shows the message in place of the section, a script gets this error.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into answers (call_id, ts, answer) values ('a', '2026-01-01', 'hello there')")
+    >>> try:
+    ...     wb.text_drift(db, reference=("2026-01-01", "2026-01-02"), current=("2026-01-02", "2026-01-03"))
+    ... except TooFewError as e:
+    ...     print(e)
+    text_drift_score: reference needs at least 3 texts, got 1
+    """
 
 
 class NotFoundError(ParameterError, KeyError):

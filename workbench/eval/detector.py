@@ -1864,7 +1864,19 @@ def describe_error(exc: BaseException) -> str:
 
 
 def warn_failed_rows(failed: Sequence[tuple[str, BaseException]], what: str, *, stacklevel: int = 3) -> None:
-    """One :class:`DetectorRowWarning` per failed row (``(where, error)``, at most 10, then one for the rest)."""
+    """One :class:`DetectorRowWarning` per failed row (``(where, error)``, at most 10, then one for the rest).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_failed_rows([(f"row {i}", ValueError("no contexts")) for i in range(12)], "detect")
+    >>> len(caught), str(caught[0].message)
+    (11, 'detect raised on row 0 (ValueError: no contexts); that answer is left unscored, the others are scored')
+    >>> str(caught[-1].message)
+    'detect raised on 2 more answers; they are left unscored'
+    """
     import warnings
 
     for where, exc in failed[:10]:

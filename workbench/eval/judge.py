@@ -276,7 +276,15 @@ def judge_messages(cfg: JudgeConfig, answer: str, contexts: Sequence[str] | None
 
 
 def request_body(cfg: JudgeConfig, messages: list[dict], repeat: int = 0) -> dict:
-    """The chat completions request body; repeat r uses seed ``seed + r`` (seed 0 when none is configured)."""
+    """The chat completions request body; repeat r uses seed ``seed + r`` (seed 0 when none is configured).
+
+    Examples
+    --------
+    >>> cfg = JudgeConfig(base_url="http://localhost:11434/v1", model="llama3.1:8b")
+    >>> body = request_body(cfg, [{"role": "user", "content": "Is it supported?"}], repeat=2)
+    >>> body["model"], body["seed"], body["messages"][0]["content"]
+    ('llama3.1:8b', 2, 'Is it supported?')
+    """
     body: dict[str, Any] = {"model": cfg.model, "messages": messages, "temperature": cfg.temperature,
                             "max_tokens": cfg.max_tokens}
     if cfg.seed is not None or repeat:
@@ -287,7 +295,16 @@ def request_body(cfg: JudgeConfig, messages: list[dict], repeat: int = 0) -> dic
 
 
 def request_hash(cfg: JudgeConfig, body: Mapping[str, Any], repeat: int = 0) -> str:
-    """sha256 of the endpoint, the exact body (model, messages, sampling options) and the repeat index."""
+    """sha256 of the endpoint, the exact body (model, messages, sampling options) and the repeat index.
+
+    Examples
+    --------
+    >>> cfg = JudgeConfig(base_url="http://localhost:11434/v1", model="llama3.1:8b")
+    >>> body = request_body(cfg, [{"role": "user", "content": "Is it supported?"}])
+    >>> h = request_hash(cfg, body)
+    >>> len(h), h == request_hash(cfg, dict(body)), h == request_hash(cfg, body, repeat=1)  # the key of judge_cache
+    (64, True, False)
+    """
     key = json.dumps({"base_url": cfg.base_url.rstrip("/"), "body": body, "repeat": repeat}, sort_keys=True,
                      ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
@@ -386,7 +403,15 @@ def parse_verdict(content: str | None) -> Verdict:
 
 @dataclass
 class Reply:
-    """One completed request: the response body (None on failure), the error, attempts made."""
+    """One completed request: the response body (None on failure), the error, attempts made.
+
+    Examples
+    --------
+    >>> ok = Reply({"choices": [{"message": {"content": "{}"}}]}, None, 1)
+    >>> failed = Reply(None, "HTTP 503 (after 4 attempts)", 4)
+    >>> ok.body["choices"][0]["message"]["content"], failed.body, failed.attempts
+    ('{}', None, 4)
+    """
 
     body: dict | None
     error: str | None
@@ -521,7 +546,17 @@ async def _post(client: "httpx.AsyncClient", cfg: JudgeConfig, body: dict, sem: 
 
 
 async def acomplete_many(cfg: JudgeConfig, bodies: Sequence[dict], *, on_done: Any = None) -> list[Reply]:
-    """Send chat completion requests, at most ``cfg.concurrency`` at a time; replies in the order of ``bodies``."""
+    """Send chat completion requests, at most ``cfg.concurrency`` at a time; replies in the order of ``bodies``.
+
+    Examples
+    --------
+    With no server listening at the endpoint, each request fails and says why, after its retries:
+
+    >>> cfg = JudgeConfig(base_url="http://127.0.0.1:9/v1", model="m", max_retries=0, timeout_s=2)
+    >>> replies = run_sync(acomplete_many(cfg, [request_body(cfg, [{"role": "user", "content": "hi"}])]))
+    >>> [(r.body, r.attempts, "(after 1 attempts)" in r.error) for r in replies]
+    [(None, 1, True)]
+    """
     sem = asyncio.Semaphore(cfg.concurrency)
     async with _client(cfg) as client:
 
@@ -628,6 +663,18 @@ def estimate_tokens(text: str) -> int:
 
 
 def judge_prices(cfg: JudgeConfig) -> tuple[float | None, float | None, str]:
+    """The judge model's price per million input and output tokens, and where it comes from: the ``[judge]`` table's
+    ``input_usd_per_mtok`` / ``output_usd_per_mtok``, else genai-prices, else ``(None, None, "unknown cost")`` (a
+    local model: said, not guessed). A dry run multiplies its token estimate by these.
+
+    Examples
+    --------
+    >>> judge_prices(JudgeConfig(base_url="http://localhost:11434/v1", model="llama3.1:8b"))
+    (None, None, 'unknown cost')
+    >>> judge_prices(JudgeConfig(base_url="http://localhost:11434/v1", model="m", input_usd_per_mtok=0.15,
+    ...                          output_usd_per_mtok=0.6))[:2]
+    (0.15, 0.6)
+    """
     if cfg.input_usd_per_mtok is not None and cfg.output_usd_per_mtok is not None:
         return cfg.input_usd_per_mtok, cfg.output_usd_per_mtok, f"{cfg.source} [judge]"
     try:

@@ -67,7 +67,18 @@ def new_run_id() -> str:
 
 
 def answers_view(db: "Workbench") -> "ir.Table":
-    """Answers left-joined to their calls: the answer columns plus every calls column a ``where`` may name."""
+    """Answers left-joined to their calls: the answer columns plus every calls column a ``where`` may name.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status) values ('a', '2026-01-05', 'faq', 'ok');"
+    ...                       "insert into answers (call_id, answer) values ('a', 'Yes.'), ('b', 'No.')")
+    >>> v = answers_view(db)
+    >>> v.select("call_id", "answer", "feature").order_by("call_id").to_polars().rows()  # b: no logged call
+    [('a', 'Yes.', 'faq'), ('b', 'No.', None)]
+    """
     a, c = db.answers, db.calls
     extra = [col for col in c.columns if col not in a.columns and col != "attributes"]
     cc = c.select(_c_call_id=c.call_id, call_ts=c.ts, **{col: c[col] for col in extra})
@@ -136,6 +147,15 @@ def stream(db: "Workbench", expr: "ir.Table", batch_rows: int = BATCH_ROWS) -> I
 
 
 def evals_table(rows: list[Mapping[str, Any]]) -> "pa.Table":
+    """Rows of ``evals`` as an Arrow table of the table's columns and types (a column a row lacks is null), for one
+    insert of many rows (:func:`write_evals`).
+
+    Examples
+    --------
+    >>> t = evals_table([{"call_id": "a", "metric": "hallucination_score", "value": 0.25, "repeat": 0}])
+    >>> t.num_rows, t.schema.field("value").type, t.column("evaluator").to_pylist()
+    (1, DataType(double), [None])
+    """
     import pyarrow as pa
 
     types = {"string": pa.string(), "float64": pa.float64(), "int32": pa.int32(), "timestamp": pa.timestamp("us")}

@@ -115,7 +115,20 @@ TRAFFIC = ("production", "benchmark", "all")
 
 def benchmark_answer(call_ts: Any, source: Any) -> Any:
     """Whether an answer belongs to a labelled test set rather than production traffic: no logged call (``call_ts``
-    of its call is null) and a dataset named as its ``source`` (Ibis expressions in, a boolean expression out)."""
+    of its call is null) and a dataset named as its ``source`` (Ibis expressions in, a boolean expression out).
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, status) values ('a', '2026-01-05', 'ok');"
+    ...                       "insert into answers (call_id, answer, source) values ('a', 'x', null), "
+    ...                       "('h1', 'y', 'halu_dev')")
+    >>> a, c = db.answers, db.calls
+    >>> j = a.left_join(c.select(cid=c.call_id, call_ts=c.ts), a.call_id == c.call_id)
+    >>> j.select("call_id", b=benchmark_answer(j.call_ts, j.source)).order_by("call_id").to_polars().rows()
+    [('a', False), ('h1', True)]
+    """
     return call_ts.isnull() & source.notnull()
 
 

@@ -147,7 +147,16 @@ def nav_html(out: str | Path, name: str, period: str, *, pub: list[dict[str, Any
 
 
 def insert_nav(html: str, nav: str) -> str:
-    """Put (or replace) the navigation bar right after ``<body>``."""
+    """Put (or replace) the navigation bar right after ``<body>``.
+
+    Examples
+    --------
+    >>> html = insert_nav("<html><body><h1>Cost</h1></body></html>", "<!--wb-nav--><nav>A</nav><!--/wb-nav-->")
+    >>> html
+    '<html><body><!--wb-nav--><nav>A</nav><!--/wb-nav--><h1>Cost</h1></body></html>'
+    >>> insert_nav(html, "<!--wb-nav--><nav>B</nav><!--/wb-nav-->").count("<nav>")  # replaced, not added
+    1
+    """
     if _NAV.search(html):
         return _NAV.sub(lambda _: nav, html, count=1)
     return re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + nav, html, count=1)

@@ -54,7 +54,15 @@ TEXT_LIMIT = 90
 
 
 class Note:
-    """A sentence in a report, in place of a table or chart that has nothing to show (escaped: names are data)."""
+    """A sentence in a report, in place of a table or chart that has nothing to show (escaped: names are data).
+
+    Examples
+    --------
+    >>> Note("No calls for <billing>.")._repr_html_()
+    '<p style="color:#4a5468;margin:6px 0 14px 0">No calls for &lt;billing&gt;.</p>'
+    >>> Note("Budgets", level=3)._repr_html_(), repr(Note("plain text"))
+    ('<h3>Budgets</h3>', 'plain text')
+    """
 
     def __init__(self, text: str, *, level: int | None = None):
         self.text, self.level = str(text), level
@@ -71,7 +79,15 @@ class Note:
 
 class Stack:
     """Several things a report shows, one after the other, from one cell (headings, notes, charts, frames as
-    :func:`table` shows them)."""
+    :func:`table` shows them).
+
+    Examples
+    --------
+    >>> s = Stack([Note("search_ab", level=4), Note("Not enough users yet.")])
+    >>> print(s._repr_html_())
+    <h4>search_ab</h4>
+    <p style="color:#4a5468;margin:6px 0 14px 0">Not enough users yet.</p>
+    """
 
     def __init__(self, parts: Iterable[Any]):
         self.parts = list(parts)
