@@ -824,3 +824,38 @@ def test_collect_reads_the_prices_of_its_config_and_keeps_the_overrides_when_non
     assert serve() == (0.42, ["team.toml [[prices]] #1: contract"])  # none found: kept (was 4 chats at list price)
     with pytest.raises(wb.errors.ConfigError, match="no config file at"):
         wc.Collector(db, port=0, progress=False, config=tmp_path / "missing.toml")
+
+
+def test_stop_during_a_load_does_not_wait_for_the_loaders_timeout(tmp_path):
+    """The loader waited for new data after each load without looking again at whether it had been told to stop:
+    a stop() whose wake-up came while it was loading was lost, and stop() took the loader's 5-second wait longer
+    (as did data spooled during a load, loaded 5 s late). Here the wake-up comes while the loader is inside a load."""
+    import threading
+    import time
+
+    c = wc.Collector(tmp_path / "wb.duckdb", port=0, progress=False)
+    inside, release = threading.Event(), threading.Event()
+    real_drain, calls = c.loader.drain, []
+
+    def drain():
+        calls.append(1)
+        if len(calls) == 2:  # the second load: the one the stop's wake-up arrives during
+            inside.set()
+            release.wait(10)
+        real_drain()
+
+    c.loader.drain = drain
+    c.start()
+    # the first load ran; make the loader load again (data arriving) and hold it inside that load
+    with c.spool.changed:
+        c.spool.changed.notify_all()
+    assert inside.wait(10)
+    took: list[float] = []
+    stopper = threading.Thread(target=lambda: (t := time.perf_counter(), c.stop(), took.append(time.perf_counter() - t)))
+    stopper.start()
+    while not c.loader.stopping.is_set():
+        time.sleep(0.01)
+    time.sleep(0.3)  # stop() has notified by now, while the loader is still inside its load
+    release.set()
+    stopper.join(30)
+    assert took and took[0] < 2.5, f"stop() took {took[0] if took else 'over 30'} s"

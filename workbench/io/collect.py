@@ -212,6 +212,7 @@ class Spool:
             raise InputError(f"{self.dir}: cannot use the spool directory: {exc}") from None
         self.lock = threading.Lock()
         self.changed = threading.Condition()
+        self.version = 0  # counts the changes notified (under ``changed``): a waiter sees one made before it waits
         self._fd: int | None = None
         self.segment = 0
         self.durable = 0  # bytes of the active segment that are written and fsync'ed
@@ -273,6 +274,7 @@ class Spool:
             os.fsync(self._fd)
             self.durable += len(rec)
         with self.changed:
+            self.version += 1
             self.changed.notify_all()
 
     def active(self) -> tuple[int, int]:
@@ -501,8 +503,10 @@ class Loader(threading.Thread):
 
     def run(self) -> None:
         delay = 1.0
+        changed = self.c.spool.changed
         while True:
             stopping = self.stopping.is_set()
+            seen = self.c.spool.version  # a record spooled during the load below is loaded next, not after a wait
             try:
                 self.drain()
                 self.error, delay = None, 1.0
@@ -516,8 +520,11 @@ class Loader(threading.Thread):
                 continue
             if stopping:
                 return
-            with self.c.spool.changed:
-                self.c.spool.changed.wait(timeout=5.0)
+            # waits only when nothing happened since the load began, looked at under the lock that every wake-up
+            # takes: a stop or a record notified while the loader was loading was lost, and waited for the timeout
+            with changed:
+                if not self.stopping.is_set() and self.c.spool.version == seen:
+                    changed.wait(timeout=5.0)
             if not self.stopping.is_set():
                 time.sleep(FLUSH_SECONDS)  # let a batch gather
 
@@ -752,8 +759,8 @@ class Collector:
             self._cv.wait_for(lambda: self._inflight == 0, timeout=timeout)
         self.server.shutdown()
         self.server.server_close()
-        self.loader.stopping.set()
-        with self.spool.changed:
+        with self.spool.changed:  # set under the lock the loader looks at it under: the wake-up cannot be lost
+            self.loader.stopping.set()
             self.spool.changed.notify_all()
         self.loader.join()
         self.spool.close()
