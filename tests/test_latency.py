@@ -439,3 +439,25 @@ def test_intervals_of_quantities_that_cannot_be_negative_stop_at_zero():
                               "values (?, ?, ?, ?, '2026-01-01', 'support', 'ok')", rows)
     steps = wb.agent_steps_per_task(agents, period="all").row(0, named=True)
     assert (steps["value"], steps["n"], steps["lo"]) == (4.0, 3, 0.0)
+
+
+def test_a_percentile_interval_holds_its_value_on_a_small_sample():
+    """Two calls of 100 and 200 ms read "p99 = 199 ms, 95% interval [200, unbounded)": the binomial lower rank (2) lay
+    above the order statistics the interpolated value sits between (1 and 2), so the interval excluded its own value;
+    a q = 0.01 read "101 ms, [unbounded, 100]". Each bound is now at most (at least) the order statistic the value
+    interpolates from, which only widens the interval (its coverage stays at least the confidence)."""
+    db = wb.connect(":memory:")
+    _insert(db, [_row(0, latency_ms=100.0), _row(1, latency_ms=200.0)])
+    p99 = latency.latency_p99_ms(db, period="all").row(0, named=True)
+    assert (p99["value"], p99["lo"], p99["hi"]) == (pytest.approx(199.0), 100.0, None)
+    q01 = latency.latency_quantile_ms(db, q=0.01, period="all").row(0, named=True)
+    assert (q01["value"], q01["lo"], q01["hi"]) == (pytest.approx(101.0), None, 200.0)
+    for c in (0.5, 0.8, 0.95):  # a narrower interval crosses its value on more sample sizes: p99 of up to 9 at 80%
+        for n in range(1, 30):
+            rows = [_row(i, latency_ms=100.0 * (i + 1)) for i in range(n)]
+            one = wb.connect(":memory:")
+            _insert(one, rows)
+            for q in (0.01, 0.1, 0.9, 0.95, 0.99):
+                r = latency.latency_quantile_ms(one, q=q, period="all", confidence=c).row(0, named=True)
+                assert r["lo"] is None or r["lo"] <= r["value"], (c, n, q, r)
+                assert r["hi"] is None or r["value"] <= r["hi"], (c, n, q, r)

@@ -1117,6 +1117,7 @@ def percentile_frame(
     ...                  metric="latency_p95_ms", confidence=0.95).select("value", "n", "lo", "hi").rows()
     [(950.05, 1000, 936.0, 964.0)]
     """
+    import numpy as np
     import polars as pl
 
     universe = t
@@ -1150,13 +1151,17 @@ def percentile_frame(
 
     n = groups["n"].to_numpy()
     lo_rank, hi_rank = order_statistic_ranks(n, q, confidence)
+    # the interval holds the value: on a small sample the binomial ranks can lie past the two order statistics the
+    # value interpolates between (p99 of 100 and 200 ms: 199 with lo = X(2) = 200); widened to them (the coverage
+    # only grows), a missing bound stays missing
+    at, above = quantile_ranks(n, q)
+    lo_rank, hi_rank = np.minimum(lo_rank, at), np.maximum(hi_rank, above)
     if holistic:
         qs = approx_matrix(groups["_aq"], len(grid) + 1)
         x = order_statistics(t, "_v", keys=gk, groups=groups, aq=qs[:, :-1], grid=grid,
                              ranks={"lo": lo_rank, "hi": hi_rank})
         value = qs[:, -1]
     else:
-        at, above = quantile_ranks(n, q)
         x = order_statistics(t, "_v", keys=gk, groups=groups, aq=approx_matrix(groups["_aq"], len(grid)), grid=grid,
                              ranks={"_at": at, "_above": above, "lo": lo_rank, "hi": hi_rank})
         value = quantile_cont(x["_at"].to_numpy(), x["_above"].to_numpy(), n, q)
