@@ -255,6 +255,23 @@ def test_retention_offsets_follow_the_period():
     assert m.select("offset", "value", "n", "grain").rows() == [(0, 1.0, 2, "month"), (1, 0.5, 2, "month")]
 
 
+def test_a_cohort_is_the_period_of_the_first_activity_whatever_the_grain():
+    """Monthly cohorts followed week by week: b, first active Sunday Feb 1, was in the January cohort (its cohort
+    was the month of the Monday of its first week, Jan 26), so January read 2 users and February none, and with
+    start = Feb 1 a cohort began before start; weekly cohorts followed month by month put a (Thursday Jan 15) in
+    the week of Jan 1 (the week of its first month's first day)."""
+    db = wb.connect(":memory:")
+    _events(db, [("a", D(2026, 1, 15, 9), "ask", "chat"), ("b", D(2026, 2, 1, 9), "ask", "chat"),
+                 ("b", D(2026, 2, 9, 9), "ask", "chat"), ("a", D(2026, 2, 16, 9), "ask", "chat")])
+    r = ad.retention_rate(db, period="month", grain="week", by=(), max_offset=0)
+    assert r.select("cohort_start", "offset", "cohort_size").rows() == [(D(2026, 1, 1), 0, 1), (D(2026, 2, 1), 0, 1)]
+    r = ad.retention_rate(db, period="month", grain="week", by=(), start="2026-02-01")
+    assert set(r["cohort_start"]) == {D(2026, 2, 1)} and set(r["cohort_size"]) == {1}
+    assert r.select("offset", "value").rows() == [(0, 1.0), (1, 0.0), (2, 1.0), (3, 0.0)]  # b: Jan 26, Feb 9
+    r = ad.retention_rate(db, period="week", grain="month", by=(), max_offset=0)
+    assert r.select("cohort_start", "cohort_size").rows() == [(D(2026, 1, 12), 1), (D(2026, 1, 26), 1)]
+
+
 # ------------------------------------------------------------------------------------------------------ lifecycle
 
 def test_lifecycle_on_four_periods():

@@ -631,14 +631,17 @@ def _retention_expr(db: Any, fn: str, *, by: Any, period: str, start: Any, end: 
                     grain: str, cohort: str):
     t = _activity(db, fn, activity=activity, start=start if cohort == "first_in_window" else None, end=end, where=where)
     keys = _check_by(t, by, fn=fn)
-    ug = _user_periods(t, keys, {"day": "D", "week": "W", "month": "M"}[grain], "g")
-    firsts = ug.group_by([*keys, "user_id"]).aggregate(first_g=ug.g.min())
+    unit = {"day": "D", "week": "W", "month": "M"}[grain]
+    ug = _user_periods(t, keys, unit, "g")
+    # the cohort is the period of the user's first instant, not of its first grain period (a Sunday Feb 1 is in the
+    # week of Jan 26: truncated again to a month, that put it in January's cohort)
+    firsts = t.group_by([*keys, "user_id"]).aggregate(first_ts=t.ts.min())
+    firsts = firsts.mutate(first_g=firsts.first_ts.cast("timestamp").truncate(unit))
     s = _m.as_timestamp(start)
     if cohort == "first_ever" and s is not None:
-        # first_g is a truncated period; compare the user's first instant instead so a cohort never starts before start
-        first_ts = t.group_by([*keys, "user_id"]).aggregate(first_ts=t.ts.min())
-        firsts = _join(firsts, first_ts, [*keys, "user_id"]).filter(lambda x: x.first_ts >= s).drop("first_ts")
-    firsts = _m.with_period(firsts, period, time="first_g", start=start).rename(cohort_start="period_start")
+        firsts = firsts.filter(firsts.first_ts >= s)  # a cohort never starts before start
+    firsts = _m.with_period(firsts, period, time="first_ts", start=start).rename(cohort_start="period_start")
+    firsts = firsts.drop("first_ts")
     j = _join(ug, firsts, [*keys, "user_id"])
     j = j.mutate(offset=_periods_between(j.g, j.first_g, grain))
     per_user = j.group_by([*keys, "cohort_start", "user_id"]).aggregate(last_offset=j.offset.max())
