@@ -272,6 +272,18 @@ def test_a_cohort_is_the_period_of_the_first_activity_whatever_the_grain():
     assert r.select("cohort_start", "cohort_size").rows() == [(D(2026, 1, 12), 1), (D(2026, 1, 26), 1)]
 
 
+def test_retention_of_a_feature_is_the_same_by_group_or_by_where():
+    """u1 used chat on Jan 1 and 2 and never again; the log runs to Jan 5 (docs). By feature, chat's cohort read
+    offsets 0-4 (1, 1, 0, 0, 0); with where feature = chat the log seemed to end on Jan 2, the last day of chat, so
+    offsets 2-4 were left out as not yet observable: a feature whose users all stopped showed no decline at all."""
+    db = wb.connect(":memory:")
+    _events(db, [("u1", day(1), "ask", "chat"), ("u1", day(2), "ask", "chat"), ("u2", day(5), "ask", "docs")])
+    by = ad.retention_rate(db, period="day").filter(pl.col("feature") == "chat")
+    where = ad.retention_rate(db, period="day", where={"feature": "chat"})
+    assert by.select("offset", "value").rows() == [(0, 1.0), (1, 1.0), (2, 0.0), (3, 0.0), (4, 0.0)]
+    assert where.select("offset", "value", "n").rows() == by.select("offset", "value", "n").rows()
+
+
 # ------------------------------------------------------------------------------------------------------ lifecycle
 
 def test_lifecycle_on_four_periods():

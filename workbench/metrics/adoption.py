@@ -647,9 +647,12 @@ def _retention_expr(db: Any, fn: str, *, by: Any, period: str, start: Any, end: 
     per_user = j.group_by([*keys, "cohort_start", "user_id"]).aggregate(last_offset=j.offset.max())
     counts = j.group_by([*keys, "cohort_start", "offset"]).aggregate(exact=j.count())
     lasts = per_user.group_by([*keys, "cohort_start", "last_offset"]).aggregate(ending=per_user.count())
+    # the last period the log observes: of every activity up to end, not only the selection's (with where on a
+    # feature, the last day of that feature: its churned users' offsets were left out instead of reported as 0)
+    log = _activity(db, fn, activity=activity, end=end)
     sizes = firsts.group_by([*keys, "cohort_start"]).aggregate(
         cohort_size=firsts.count(), last_first_g=firsts.first_g.max()
-    ).mutate(last_g=ug.g.max().as_scalar())
+    ).mutate(last_g=log.ts.max().cast("timestamp").truncate(unit).as_scalar())
     return keys, counts, lasts, sizes
 
 
