@@ -120,15 +120,16 @@ def _wilson(df):
 def pl_latency_p95_ms(ctx: dict):
     import polars as pl
 
-    from workbench.metrics.latency import order_statistic_ranks
+    from workbench.stats import quantile_interval_ranks
 
     calls = _pl_read(ctx, "calls", ["ts", *BY, "latency_ms"])
     g = (calls.filter(pl.col("latency_ms").is_not_null()).with_columns(_day())
          .group_by(*BY, "period_start")
          .agg(value=pl.col("latency_ms").quantile(0.95, interpolation="linear"), n=pl.len(),
               _sorted=pl.col("latency_ms").sort()))
-    # distribution-free interval: the order statistics at the binomial ranks l and u (1-based; 0 / n+1 = unbounded)
-    lo, hi = order_statistic_ranks(g["n"].to_numpy(), 0.95, 0.95)
+    # distribution-free interval: the order statistics at the binomial ranks l and u (1-based; 0 / n+1 = unbounded),
+    # widened on a small sample to hold the value
+    lo, hi = quantile_interval_ranks(g["n"].to_numpy(), 0.95, 0.95)
     g = g.with_columns(pl.Series("_l", lo), pl.Series("_u", hi))
     return g.with_columns(
         pl.when(pl.col("_l") >= 1).then(pl.col("_sorted").list.get(pl.col("_l") - 1, null_on_oob=True)).alias("lo"),
@@ -426,10 +427,10 @@ def run_duckdb_sql(metric: str, ctx: dict):
     params = ({"metric": ctx["eval_metric"], "evaluator": ctx["evaluator"], "version": ctx["version"]}
               if metric == "hallucination_rate" else None)
     if metric == "latency_p95_ms":
-        from workbench.stats import order_statistic_ranks
+        from workbench.stats import quantile_interval_ranks
 
         sizes = _execute(con, SQL["latency_p95_ms:sizes"])
-        l, u = order_statistic_ranks(sizes["n"].to_numpy(), 0.95, 0.95)
+        l, u = quantile_interval_ranks(sizes["n"].to_numpy(), 0.95, 0.95)
         ranks = pl.from_arrow(sizes).with_columns(pl.Series("l", l), pl.Series("u", u)).to_arrow()
         con.register("ranks", ranks)
     sql = SQL[metric]

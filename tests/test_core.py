@@ -217,18 +217,14 @@ def _percentile_by_full_ranking(t, value, *, q, keys, period, time, start, metri
     """The reference: percentile_frame as it was before the band rewrite, ranking every row of a group by a window."""
     import ibis
 
-    import numpy as np
-
-    from workbench.metrics.core import quantile_ranks, tidy, with_period
-    from workbench.stats import order_statistic_ranks
+    from workbench.metrics.core import tidy, with_period
+    from workbench.stats import quantile_interval_ranks
 
     t = t.mutate(_v=value.cast("float64"))
     t = with_period(t.filter(t._v.notnull()), period, time=time, start=start)
     gk = [*keys, "period_start"]
     groups = t.group_by(gk).aggregate(_n=t.count()).to_polars()
-    lo_rank, hi_rank = order_statistic_ranks(groups["_n"].to_numpy(), q, confidence)
-    at, above = quantile_ranks(groups["_n"].to_numpy(), q)  # widened to hold the value, as percentile_frame does
-    lo_rank, hi_rank = np.minimum(lo_rank, at), np.maximum(hi_rank, above)
+    lo_rank, hi_rank = quantile_interval_ranks(groups["_n"].to_numpy(), q, confidence)
     groups = groups.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_g"), pl.Series("_l", lo_rank),
                                  pl.Series("_u", hi_rank))
     schema = ibis.schema({**{k: t.schema()[k] for k in gk}, "_g": "int64", "_l": "int64", "_u": "int64"})

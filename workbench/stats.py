@@ -879,6 +879,40 @@ def order_statistic_ranks(n, q: float, confidence: float = 0.95):
     return lo, np.minimum(hi, n + 1)
 
 
+def quantile_ranks(n, q: float):
+    """The 1-based ranks of the two order statistics ``quantile_cont`` interpolates between (equal at an integer
+    position).
+
+    >>> quantile_ranks([5, 1], 0.6)
+    (array([3, 1]), array([4, 1]))
+    """
+    import numpy as np
+
+    pos = (np.asarray(n, dtype=np.int64) - 1) * q
+    return np.floor(pos).astype(np.int64) + 1, np.ceil(pos).astype(np.int64) + 1
+
+
+def quantile_interval_ranks(n, q: float, confidence: float = 0.95):
+    """1-based ranks ``(l, u)`` of the interval of a percentile as the metrics report it: the binomial ranks
+    (:func:`order_statistic_ranks`), widened where needed to the two order statistics the linearly interpolated value
+    (:func:`quantile_ranks`) sits between, so that ``lo <= value <= hi`` always holds. On a small sample the binomial
+    ranks can lie past them (p99 of two values: l = 2, above the value). Widening only raises the coverage; ``l == 0``
+    and ``u == n + 1`` still mean no bound.
+
+    Examples
+    --------
+    >>> [int(x) for x in order_statistic_ranks(2, 0.99)], [int(x) for x in quantile_interval_ranks(2, 0.99)]
+    ([2, 3], [1, 3])
+    >>> [int(x) for x in quantile_interval_ranks(10, 0.5)]  # a larger sample: the binomial ranks as they are
+    [2, 9]
+    """
+    import numpy as np
+
+    lo, hi = order_statistic_ranks(n, q, confidence)
+    at, above = quantile_ranks(n, q)
+    return np.minimum(lo, at), np.maximum(hi, above)
+
+
 def binom_ppf(x: float, n, p: float):
     """``scipy.stats.binom.ppf(x, n, p)``, the same numbers, without importing ``scipy.stats``.
 

@@ -64,6 +64,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import polars as pl
 
 from workbench.db import Where, as_timestamp, parse_where, scope, sql_identifier, sql_literal  # noqa: F401  (re-exported: the metric toolkit)
+from workbench.stats import quantile_ranks  # noqa: F401  (re-exported: the metric toolkit)
 
 __all__ = ["PERIODS", "RESULT_COLUMNS", "UndefinedMetricWarning", "UnknownFeatureWarning", "warn_unknown_features", "agent_tasks",
            "Where", "parse_where", "as_timestamp", "scope", "check_by", "with_period", "tidy", "complete_grid",
@@ -1062,19 +1063,6 @@ def quantile_cont(x_floor: Any, x_ceil: Any, n: Any, q: float) -> Any:
         return np.where(d == 0, lo, lo * (1 - d) + hi * d)
 
 
-def quantile_ranks(n: Any, q: float) -> tuple[Any, Any]:
-    """The 1-based ranks of the two order statistics ``quantile_cont`` interpolates between (equal at an integer
-    position).
-
-    >>> quantile_ranks([5, 1], 0.6)
-    (array([3, 1]), array([4, 1]))
-    """
-    import numpy as np
-
-    pos = (np.asarray(n, dtype=np.int64) - 1) * q
-    return np.floor(pos).astype(np.int64) + 1, np.ceil(pos).astype(np.int64) + 1
-
-
 def percentile_frame(
     t: "ir.Table",
     value: "ir.NumericValue",
@@ -1117,7 +1105,6 @@ def percentile_frame(
     ...                  metric="latency_p95_ms", confidence=0.95).select("value", "n", "lo", "hi").rows()
     [(950.05, 1000, 936.0, 964.0)]
     """
-    import numpy as np
     import polars as pl
 
     universe = t
@@ -1147,15 +1134,13 @@ def percentile_frame(
     if groups.height == 0:
         empty = to_polars(t.group_by(gk).aggregate(value=t._v.mean(), n=t.count()))
         return done(tidy(empty, keys=keys, metric=metric))
-    from workbench.stats import order_statistic_ranks
+    from workbench.stats import quantile_interval_ranks
 
     n = groups["n"].to_numpy()
-    lo_rank, hi_rank = order_statistic_ranks(n, q, confidence)
     # the interval holds the value: on a small sample the binomial ranks can lie past the two order statistics the
-    # value interpolates between (p99 of 100 and 200 ms: 199 with lo = X(2) = 200); widened to them (the coverage
-    # only grows), a missing bound stays missing
+    # value interpolates between (p99 of 100 and 200 ms: 199 with lo = X(2) = 200)
+    lo_rank, hi_rank = quantile_interval_ranks(n, q, confidence)
     at, above = quantile_ranks(n, q)
-    lo_rank, hi_rank = np.minimum(lo_rank, at), np.maximum(hi_rank, above)
     if holistic:
         qs = approx_matrix(groups["_aq"], len(grid) + 1)
         x = order_statistics(t, "_v", keys=gk, groups=groups, aq=qs[:, :-1], grid=grid,
