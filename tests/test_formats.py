@@ -170,6 +170,26 @@ def test_five_timestamp_shapes_are_the_same_instant_in_utc():
         epoch_us("soon")
 
 
+def test_a_nanosecond_time_is_the_same_microsecond_in_every_shape_and_reader(tmp_path):
+    # The OTLP JSON-lines reader (SQL), protobuf and ns strings truncate to the microsecond, as DuckDB does; the
+    # [seconds, nanos] pair that OTLP documents, OpenInference and Vercel HrTime are read through rounded: the same span
+    # had ts 10:00:00.123457 from a pretty-printed document and .123456 from JSON lines, and a time 999999999 ns into a
+    # second moved into the next second.
+    assert epoch_us([1763632800, 123456789]) == epoch_us("1763632800123456789") == 1763632800123456
+    assert epoch_us([1763632800, 999999999]) == epoch_us("2025-11-20T10:00:00.999999999Z") == 1763632800999999
+    span = {"traceId": "1af7651916cd43dd8448eb211c80319c", "spanId": "3333333333333333", "name": "chat gpt-4o",
+            "startTimeUnixNano": "1763632800123456789", "endTimeUnixNano": "1763632801999999999",
+            "attributes": [{"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}}]}
+    doc = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+    got = []
+    for name, text in [("lines.jsonl", json.dumps(doc) + "\n"), ("doc.json", json.dumps(doc, indent=2))]:
+        (tmp_path / name).write_text(text)
+        d = wb.connect(str(tmp_path / f"{name}.duckdb"))
+        ingest(d, tmp_path / name, progress=False)
+        got.append(d.duckdb.execute("select ts, end_ts, latency_ms from calls").fetchall())
+    assert got[0] == got[1] == [(ts(2025, 11, 20, 10, 0, 0, 123456), ts(2025, 11, 20, 10, 0, 1, 999999), 1876.54321)]
+
+
 @pytest.mark.parametrize("text", [
     "2025-11-20 11:00:00.250 +0100",  # a space before the offset (Java, Go and syslog-style writers)
     "2025-11-20 11:00:00.250 +01:00",

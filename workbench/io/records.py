@@ -628,7 +628,9 @@ def epoch_us(value: Any) -> int | None:
         us = (d.days * 86400 + d.seconds) * 10**6 + d.microseconds
     elif isinstance(value, (list, tuple)):
         if len(value) == 2 and _plain_number(value[0]) and _plain_number(value[1]):
-            us = int(value[0]) * 10**6 + int(round(value[1] / 1000))
+            # nanoseconds cut to the microsecond, as DuckDB and the nanosecond numbers here cut them
+            ns = value[1]
+            us = int(value[0]) * 10**6 + (math.floor(ns / 1000) if isinstance(ns, float) else ns // 1000)
         else:
             raise ValueError(repr(value))
     elif isinstance(value, (int, float)):

@@ -515,7 +515,7 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
     v["call_id"], v["trace_id"], v["parent_id"] = span.span_id, span.trace_id, span.parent_id
     v["ts"] = start if start is not None else end
     v["end_ts"] = end
-    v["latency_ms"] = (end - start) / 1000.0 if start is not None and end is not None else None
+    v["latency_ms"] = _latency_ms(span.start, span.end, start, end)
     if v.get("operation") is None:
         v["operation"] = default_operation(a, span.name)
     agent_total = repeats_usage(v["operation"], span.kind)
@@ -587,6 +587,16 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
         attrs["otel.status_message"] = span.status_message
     v["attributes"] = attrs
     return v
+
+
+def _latency_ms(start: Any, end: Any, start_us: int | None, end_us: int | None) -> float | None:
+    """End - start in milliseconds: from the nanoseconds of two ``[seconds, nanoseconds]`` times (OTLP, HrTime), as the
+    OTLP JSON-lines reader takes it from the nanosecond numbers; else from the microseconds."""
+    if start_us is None or end_us is None:
+        return None
+    if all(isinstance(t, list) and len(t) == 2 and all(type(x) is int for x in t) for t in (start, end)):
+        return ((end[0] - start[0]) * 10**9 + end[1] - start[1]) / 1e6
+    return (end_us - start_us) / 1000.0
 
 
 def _is_first_token(name: Any) -> bool:
