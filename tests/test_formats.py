@@ -248,6 +248,26 @@ def test_langfuse_metadata_otel_attributes_never_add_tokens(db, tmp_path):
     assert (r["input_tokens"], r["output_tokens"]) == (77, 7)
 
 
+def test_langfuse_usage_and_cost_details_as_numeric_text_or_null_are_summed_not_cut_to_one_key(db, tmp_path):
+    # usageDetails / costDetails whose numbers an exporter wrote as text, or with a detail left null: the first key's
+    # value was taken for the whole sum (input 80, not 80 + 20 cached; cost 0.001 of 0.003), and a null detail made
+    # input_tokens NULL, all without a quarantined row.
+    base = {"traceId": "t1", "type": "GENERATION", "model": "gpt-4o", "startTime": "2025-11-20T10:00:00Z"}
+    doc = {"trace": {"id": "t1", "name": "f"}, "observations": [
+        {**base, "id": "text", "usageDetails": {"input": "80", "input_cached_tokens": "20", "output": "30",
+                                                "total": "130"}, "costDetails": {"input": "0.001", "output": "0.002"}},
+        {**base, "id": "null", "usageDetails": {"input": 80, "input_cached_tokens": None, "output": 30}},
+        {**base, "id": "word", "usageDetails": {"input": 80, "input_cached_tokens": "many", "output": 30}}]}
+    p = tmp_path / "t.json"
+    p.write_text(json.dumps(doc))
+    s = load(db, p)
+    t = call(db, "text")
+    assert (t["input_tokens"], t["cache_read_tokens"], t["output_tokens"], t["cost_usd"]) == (100, 20, 30, 0.003)
+    n = call(db, "null")
+    assert (n["input_tokens"], n["cache_read_tokens"], n["output_tokens"]) == (80, None, 30)
+    assert s.reasons == {"non-numeric value: input_tokens": 1}  # text that is no number is still quarantined
+
+
 def test_langfuse_deprecated_usage_naive_time_and_timeout(db):
     load(db, "langfuse_trace.json")
     g = call(db, "gen-2")

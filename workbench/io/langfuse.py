@@ -62,6 +62,7 @@ Examples
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -189,10 +190,28 @@ def _int(v: Any) -> Any:
     return v
 
 
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+
+
+def _number(v: Any) -> Any:
+    """A usage or cost value as a number: a number as given, numeric text (an exporter writing numbers as strings) read
+    as one; anything else None."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return v
+    if isinstance(v, str):
+        s = v.strip()
+        if _NUMBER.fullmatch(s):
+            return int(s) if s.lstrip("+-").isdigit() else float(s)
+    return None
+
+
 def _sum(values: list) -> Any:
-    nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    if len(nums) != len(values):  # a non-number: hand it to the engine, which quarantines it with the field
-        return next(v for v in values if not (isinstance(v, (int, float)) and not isinstance(v, bool)))
+    """The sum of the values (a null one left out, numeric text read as its number); a value that is no number is
+    handed to the engine, which quarantines it with the field."""
+    values = [v for v in values if v is not None]
+    nums = [_number(v) for v in values]
+    if None in nums:
+        return values[nums.index(None)]
     return _int(sum(nums)) if nums else None
 
 
@@ -226,8 +245,8 @@ def usage_tokens(obs: dict) -> dict[str, Any]:
         outs = [v for k, v in keys.items() if "output" in k.lower()]
         out["input_tokens"] = _sum(ins) if ins else None
         out["output_tokens"] = _sum(outs) if outs else None
-        total = ud.get("total")
-        if isinstance(total, (int, float)) and ins and outs:
+        total = _number(ud.get("total"))
+        if total is not None and ins and outs:
             out["input_tokens"], out["output_tokens"] = _reconcile(keys, total, is_cr, is_cw, out)
         cr = [v for k, v in keys.items() if is_cr(k)]
         cw = [v for k, v in keys.items() if is_cw(k)]
