@@ -323,6 +323,30 @@ def test_openinference_single_protojson_span_counts_tokens_once(db):
     assert r["attributes"]["llm.token_count.total"] == 120  # kept, never added
 
 
+def test_a_span_list_element_that_is_no_span_is_quarantined_not_dropped(db, tmp_path):
+    # A null, a string or an object without a span id among the spans of a pretty-printed OTLP document, of a page of
+    # Phoenix's REST API or of a Jaeger or Zipkin trace was skipped: not read, not quarantined, while the same OTLP
+    # document as JSON lines counted and quarantined each (missing call_id).
+    sp = {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331", "name": "chat gpt-4o",
+          "startTimeUnixNano": "1763632800000000000", "endTimeUnixNano": "1763632801000000000"}
+    doc = {"resourceSpans": [{"scopeSpans": [{"spans": [sp, None, "x"]}]}]}
+    phoenix = {"name": "ChatCompletion", "span_kind": "LLM", "start_time": "2025-11-24T10:00:00+00:00",
+               "context": {"trace_id": "7a000000000000000000000000000001", "span_id": "5e00000000000001"}}
+    page = {"data": [phoenix, {"name": "cut", "span_kind": "LLM", "context": {"trace_id": "7a"}}, 5],
+            "next_cursor": None}
+    jaeger = {"traceID": "ab", "processes": {}, "spans": [
+        {"traceID": "ab", "spanID": "01", "operationName": "chat", "startTime": 1763632800000000}, None]}
+    zipkin = [[{"traceId": "ab", "id": "02", "name": "chat", "timestamp": 1763632800000000}, "junk"]]  # (a search)
+    for name, obj, fmt in [("lines.jsonl", None, "otel"), ("doc.json", doc, "otel"),
+                           ("page.json", page, "openinference"), ("jaeger.json", jaeger, "jaeger"),
+                           ("zipkin.json", zipkin, "zipkin")]:
+        p = tmp_path / name
+        p.write_text(json.dumps(doc) + "\n" if obj is None else json.dumps(obj, indent=2))
+        s = load(db, p, format=fmt)
+        assert (s.read, s.quarantined) == (3, 2) if fmt in ("otel", "openinference") else (2, 1), name
+        assert s.reasons == {"missing required field: call_id": s.quarantined}, name
+
+
 def test_openinference_array_snake_case_base64_ids_and_missing_times(db):
     load(db, "openinference_spans.json")
     r = call(db, "0102030405060708")  # base64 ids decoded, snake_case members, times as numbers

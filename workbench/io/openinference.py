@@ -39,7 +39,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from workbench.io.records import MALFORMED, Rows, epoch_us, malformed
-from workbench.io.spans import Span, attribute_map, hex_id, otlp_export_spans, otlp_span, span_values, status_name
+from workbench.io.spans import (Span, attribute_map, hex_id, not_a_span, otlp_export_spans, otlp_span, span_values,
+                                status_name)
 
 FORMAT = "openinference"
 
@@ -269,7 +270,7 @@ def _spans_of(obj: Any) -> list[Span]:
     if is_otlp_export(obj):
         return otlp_export_spans(obj)
     if is_span_page(obj):
-        return [_one_span(sp) for sp in obj["data"] if looks_like(sp)]
+        return [_one_span(sp) if isinstance(sp, dict) else not_a_span(sp) for sp in obj["data"]]
     return [_one_span(obj)]
 
 

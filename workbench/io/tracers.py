@@ -38,7 +38,7 @@ from typing import Any
 
 from workbench.io.openinference import record_spans
 from workbench.io.records import Rows
-from workbench.io.spans import Span, hex_id
+from workbench.io.spans import Span, hex_id, not_a_span
 
 JAEGER = "jaeger"
 ZIPKIN = "zipkin"
@@ -118,6 +118,7 @@ def jaeger_spans(obj: dict) -> list[Span]:
         processes = tr.get("processes") if isinstance(tr.get("processes"), dict) else {}
         for sp in tr.get("spans") or []:
             if not isinstance(sp, dict):
+                out.append(not_a_span(sp))
                 continue
             tags = _tags(sp.get("tags"))
             proc = processes.get(sp.get("processID")) or sp.get("process") or {}
@@ -196,6 +197,7 @@ def zipkin_spans(obj: Any) -> list[Span]:
     out: list[Span] = []
     for sp in obj if isinstance(obj, list) else [obj]:
         if not isinstance(sp, dict):
+            out.append(not_a_span(sp))
             continue
         tags = sp["tags"] if isinstance(sp.get("tags"), dict) else {}
         local = sp.get("localEndpoint") if isinstance(sp.get("localEndpoint"), dict) else {}
