@@ -268,6 +268,19 @@ def test_langfuse_usage_and_cost_details_as_numeric_text_or_null_are_summed_not_
     assert s.reasons == {"non-numeric value: input_tokens": 1}  # text that is no number is still quarantined
 
 
+def test_a_langfuse_trace_list_element_that_is_no_trace_is_quarantined_and_the_file_loads(db, tmp_path):
+    # A page of traces with an element that is no object (a null, a string) failed the whole file with
+    # "'str' object has no attribute 'get'", naming neither the element nor what was wrong.
+    obs = {"id": "o1", "traceId": "t1", "type": "GENERATION", "startTime": "2025-11-20T10:00:00Z"}
+    trace = {"id": "t1", "timestamp": "2025-11-20T10:00:00Z", "userId": "u1", "observations": [obs]}
+    p = tmp_path / "traces.json"
+    p.write_text(json.dumps({"data": [trace, "junk", None], "meta": {}}, indent=2))
+    s = load(db, p, format="langfuse")
+    assert (s.read, s.inserted, s.quarantined) == (3, 1, 2)
+    assert call(db, "o1")["user_id"] == "u1"
+    assert s.reasons == {"not a Langfuse trace": 2}
+
+
 def test_langfuse_deprecated_usage_naive_time_and_timeout(db):
     load(db, "langfuse_trace.json")
     g = call(db, "gen-2")

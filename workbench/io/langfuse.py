@@ -412,7 +412,10 @@ def trace_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows:
             _trace(rows, k, obj)
         elif is_trace_page(obj):
             for t in obj["data"]:
-                _trace(rows, k, t)
+                if isinstance(t, dict):
+                    _trace(rows, k, t)
+                else:  # (a null or a string among the page's traces)
+                    rows.error(k, "not a Langfuse trace", "not a Langfuse trace (an object with an id)", raw=t)
         elif is_observation_list(obj):
             for obs in obj["data"]:
                 _one(rows, k, obs, None)
