@@ -302,6 +302,23 @@ def test_langfuse_json_lines_openai_usage_and_bad_records(db):
     ]
 
 
+def test_langfuse_batch_observations_without_any_id_are_quarantined_not_merged_into_a_call_named_none(db, tmp_path):
+    # Two generation-create events with neither a body id nor an event id were merged into one row whose call_id was
+    # the text "None": one call lost, and the other kept under an id no source has.
+    gen = {"traceId": "t1", "model": "gpt-4o", "startTime": "2025-11-20T10:00:00Z", "usage": {"input": 5, "output": 1}}
+    batch = {"batch": [{"type": "trace-create", "body": {"id": "t1", "userId": "u1"}},
+                       {"type": "generation-create", "body": gen},
+                       {"type": "generation-create", "body": {**gen, "startTime": "2025-11-20T10:00:01Z"}},
+                       {"id": "ev-3", "type": "generation-create", "body": gen}]}
+    p = tmp_path / "batch.json"
+    p.write_text(json.dumps(batch))
+    s = load(db, p)
+    assert (s.read, s.inserted, s.quarantined) == (3, 1, 2)
+    assert rows(db, "select call_id, user_id from calls") == [{"call_id": "ev-3", "user_id": "u1"}]
+    assert quarantine(db) == [(2, "call_id", "missing required field call_id (source field 'call_id')"),
+                              (3, "call_id", "missing required field call_id (source field 'call_id')")]
+
+
 def test_langfuse_batch_merges_creates_and_updates_in_order(db):
     s = load(db, "langfuse_batch.json")
     g = call(db, "g-b1")

@@ -495,8 +495,10 @@ def batch_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows:
                 tid = body.get("id") or ev.get("id")
                 _merge(traces.setdefault(str(tid), {}), body)
             elif action in ("create", "update") and (kind.upper() in TYPES or kind == "observation"):
-                oid = str(body.get("id") or ev.get("id"))
-                pos, cur = obs.setdefault(oid, (index, {"id": oid}))
+                oid = first(body.get("id"), ev.get("id"))
+                oid = None if oid is None else str(oid)
+                # (without any id an event is a row of its own, quarantined: missing call_id)
+                pos, cur = obs.setdefault(oid if oid is not None else f"\0{index}", (index, {"id": oid}))
                 if kind != "observation":
                     cur.setdefault("type", kind.upper())
                 _merge(cur, body)
