@@ -190,6 +190,26 @@ def test_a_nanosecond_time_is_the_same_microsecond_in_every_shape_and_reader(tmp
     assert got[0] == got[1] == [(ts(2025, 11, 20, 10, 0, 0, 123456), ts(2025, 11, 20, 10, 0, 1, 999999), 1876.54321)]
 
 
+@pytest.mark.parametrize("code", ["ERROR", "error", "STATUS_CODE_ERROR", 2, "2", "status_code_error"])
+def test_a_failed_span_is_an_error_whichever_reader_and_however_its_status_is_named(tmp_path, code):
+    # The Python span readers take a status by its name or number, case aside (spans.status_name); the OTLP
+    # JSON-lines reader (SQL) took only '2' and 'STATUS_CODE_ERROR': a span with status "ERROR" (as some exporters
+    # write the enum) loaded as an error from a pretty-printed document and as ok from JSON lines, and the error
+    # rate of a JSON-lines file missed it.
+    span = {"traceId": "1af7651916cd43dd8448eb211c80319c", "spanId": "3333333333333333", "name": "chat gpt-4o",
+            "startTimeUnixNano": "1763632800000000000", "endTimeUnixNano": "1763632801000000000",
+            "status": {"code": code, "message": "upstream 500"},
+            "attributes": [{"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}}]}
+    doc = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+    got = []
+    for name, text in [("lines.jsonl", json.dumps(doc) + "\n"), ("doc.json", json.dumps(doc, indent=2))]:
+        (tmp_path / name).write_text(text)
+        d = wb.connect(str(tmp_path / f"{name}.duckdb"))
+        ingest(d, tmp_path / name, progress=False)
+        got.append(d.duckdb.execute("select status, error_type from calls").fetchall())
+    assert got[0] == got[1] == [("error", None)], got
+
+
 @pytest.mark.parametrize("text", [
     "2025-11-20 11:00:00.250 +0100",  # a space before the offset (Java, Go and syslog-style writers)
     "2025-11-20 11:00:00.250 +01:00",

@@ -266,7 +266,8 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.io import otlp_proto
 from workbench.io import sniff
-from workbench.io.spans import GENAI_OPERATIONS, GENAI_PREFIXES, OPERATION_HINTS, OTHER_OPERATION, SPAN_KINDS
+from workbench.io.spans import (ERROR_STATUS_CODES, GENAI_OPERATIONS, GENAI_PREFIXES, OPERATION_HINTS, OTHER_OPERATION,
+                                SPAN_KINDS)
 from workbench.io.spans import SPAN_ATTRIBUTES as _OTEL_DEFAULTS
 from workbench.io.spans import SPAN_USED as _OTEL_USED
 from workbench.io.spans import AGENT_OPERATIONS, CLIENT_KINDS, MODEL_NAMES, USAGE_COLUMNS, VERCEL_FINISH, VERCEL_OUTER, VERCEL_TTFT_MS
@@ -2512,8 +2513,7 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
         exc = "list_filter(sp.events, lambda e: e.name = 'exception')[1].attributes"
         exc_type = (f"json_extract_string({exc}, '$[' || (list_position(json_extract_string({exc}, '$[*].key'), "
                     f"'exception.type') - 1) || '].value.stringValue')")
-        s["error_type"] = (f"coalesce({pick('error_type')}, CASE WHEN sp.status.code IN ('2', 'STATUS_CODE_ERROR') "
-                           f"THEN {exc_type} END)")
+        s["error_type"] = (f"coalesce({pick('error_type')}, CASE WHEN {_failed('sp.status.code')} THEN {exc_type} END)")
     if agent_op:
         s["operation"] = op_sql
     for c, spec in specs.items():
@@ -2589,11 +2589,12 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
         cols["status"] = specs["status"]
     else:
         cols["status"] = ColumnSpec("status", field="status")
+        failed = _failed('"s:_status_code"')
         fixed["status"] = (
             "CASE WHEN lower(\"s:error_type\") LIKE '%timeout%' THEN 'timeout' "
             "WHEN \"s:_finish_reasons\" LIKE '%\"content_filter\"%' OR \"s:_finish_reasons\" IN ('content_filter', "
             "'content-filter') "
-            "THEN 'blocked' WHEN \"s:_status_code\" IN ('2', 'STATUS_CODE_ERROR') THEN 'error' ELSE 'ok' END")
+            f"THEN 'blocked' WHEN {failed} THEN 'error' ELSE 'ok' END")
     cols["attributes"] = ColumnSpec("attributes", field="attributes")
     src = _Source(sql=sql, cols=cols, json_cols=frozenset({"attributes"}), fixed=fixed,
                   err_kinds={"invalid JSON": "invalid JSON",
@@ -2609,6 +2610,12 @@ def _show(expr: str) -> str:
     """SQL quoting a value for a reason, cut at 80 characters (cast first: left() and length() take text only)."""
     e = f"CAST({expr} AS VARCHAR)"
     return f"'''' || left({e}, 80) || CASE WHEN length({e}) > 80 THEN '...' ELSE '' END || ''''"
+
+
+def _failed(code: str) -> str:
+    """SQL: whether an OTLP status code (text: a number or a name, any case) is an error, as
+    :func:`workbench.io.spans.status_name` reads it."""
+    return f"upper(trim({code})) IN ({', '.join(map(_lit, ERROR_STATUS_CODES))})"
 
 
 def _const_text(v: Any) -> str:

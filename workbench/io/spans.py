@@ -132,6 +132,9 @@ GENAI_OPERATIONS = ("chat", "text_completion", "generate_content", "embeddings",
 OTHER_OPERATION = "other"
 _STATUS_NAMES = {"0": "unset", "1": "ok", "2": "error", "STATUS_CODE_UNSET": "unset", "STATUS_CODE_OK": "ok",
                  "STATUS_CODE_ERROR": "error", "UNSET": "unset", "OK": "ok", "ERROR": "error"}
+#: A failed span's status code as any reader compares it (trimmed, upper-cased): the OTLP JSON-lines reader's SQL
+#: reads the same names as :func:`status_name`.
+ERROR_STATUS_CODES = tuple(k for k, v in _STATUS_NAMES.items() if v == "error")
 
 
 @dataclass
