@@ -532,3 +532,24 @@ def test_an_export_with_no_config_found_says_so(quiet, monkeypatch):
         text = schedule.export(kind, db="d.duckdb", out="rep")
         assert not any("--config" in x for x in text.splitlines() if not x.startswith("#"))
         assert any(x.startswith("#") and "no workbench.toml" in x for x in text.splitlines())
+
+
+@pytest.mark.parametrize("broken", ["env names no file", "not TOML"])
+def test_a_config_that_cannot_be_read_is_refused_not_read_as_none_found(quiet, monkeypatch, broken):
+    # $WORKBENCH_CONFIG naming a file that is not there, or a ./workbench.toml with a syntax error, was read as "no
+    # workbench.toml found": export printed a line with no --config (exit 0), status and run used the defaults
+    # ([notify] empty), while `workbench slo` in the same folder exited 2 naming the file
+    if broken == "env names no file":
+        monkeypatch.setenv("WORKBENCH_CONFIG", str(quiet / "workbench.tmol"))
+        pattern = r"no config file at .*workbench\.tmol"
+    else:
+        monkeypatch.delenv("WORKBENCH_CONFIG", raising=False)
+        (quiet / "workbench.toml").write_text(_SLO + '[notify\nwebhook = "http://127.0.0.1:9/hook"\n')
+        pattern = r"workbench\.toml: not valid TOML"
+    dbp = _firing_db(quiet / "w.duckdb", dt.datetime(2026, 11, 24, 6))
+    for call in (lambda: schedule.export("crontab", db=str(dbp), out="rep"),
+                 lambda: schedule.status(dbp, out=quiet / "r"),
+                 lambda: schedule.run(dbp, out=quiet / "r", now=dt.datetime(2026, 11, 24, 6))):
+        with pytest.raises(wb.errors.ConfigError, match=pattern):
+            call()
+    assert not (quiet / "r" / schedule.RUNS_FILE).exists()

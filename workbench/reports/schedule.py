@@ -81,13 +81,9 @@ class ScheduleBusy(InputError):
 def _settings(config: Any) -> dict[str, Any]:
     from workbench.config import load_config
 
-    try:
-        cfg = load_config(config)
-    except ConfigError:
-        if config is not None:
-            raise
-        return {"cron": DEFAULT_CRON, "period": "week", "max_catchup": 8, "reports": None, "notify": {},
-                "cell_timeout": DEFAULT_CELL_TIMEOUT, "config_name": "workbench.toml (none found)", "config_path": None}
+    # no file found is an empty Config; a file that cannot be read ($WORKBENCH_CONFIG naming none, not TOML) is an
+    # error, as for `workbench slo`: read as "none found", it exported a line without --config and notified nobody
+    cfg = load_config(config)
     sec = dict(cfg.section("schedule") or {})
     notify_ = dict(cfg.section("notify") or {})
     # a misspelt key (webhook_url, stale_after_hour) was a setting silently not set: every notice dropped
