@@ -175,3 +175,29 @@ def test_a_config_path_that_is_no_readable_text_file_is_a_config_error(tmp_path,
         assert main(["slo", "--db", str(tmp_path / "wb.duckdb"), "--config", str(path)]) == 2
         err = capsys.readouterr().err
         assert why in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("text, table, hint", [
+    ("[slos.chat]\navailability_target = 0.99\n[budget.chat]\nmonthly_usd = 10\n", "slos", "slo"),
+    ("[slo.chat]\navailability_target = 0.99\n[budgets.chat]\nmonthly_usd = 10\n", "budgets", "budget"),
+    ('[slo.chat]\navailability_target = 0.99\n[notfiy]\nwebhook = "http://127.0.0.1:9/hook"\n', "notfiy", "notify"),
+    ("[slo.chat]\navailability_target = 0.99\n[target.chat]\nerror_rate_max = 0.1\n", "target", "targets"),
+], ids=["slos", "budgets", "notfiy", "target"])
+def test_a_misspelt_table_name_is_refused_with_the_closest_one(tmp_path, text, table, hint):
+    # `[slos.chat]` was ignored: `schedule run` read "no SLO declared", skipped the check that would page, said nothing
+    # and exited 0; `[notfiy]` left [notify] empty and `[target.chat]` left the scorecard without targets
+    import datetime as dt
+
+    from workbench.reports import schedule
+
+    p = _toml(tmp_path, text)
+    pattern = rf"workbench.toml: unknown table \[{table}\]; did you mean \[{hint}\]\?"
+    with pytest.raises(ConfigError, match=pattern):
+        C.load_config(p)
+    now = dt.datetime(2026, 11, 24, 6)
+    with wb.connect(tmp_path / "w.duckdb") as db:
+        db.duckdb.executemany("insert into calls (call_id, ts, feature, status) values (?, ?, 'chat', 'error')",
+                              [(f"c{i}", now - dt.timedelta(minutes=i + 1)) for i in range(60)])
+    with pytest.raises(ConfigError, match=pattern):
+        schedule.run(tmp_path / "w.duckdb", out=tmp_path / "r", config=p, now=now, names=["none"])
+    assert C.load_config(_toml(tmp_path, "", "empty.toml")).data == {}

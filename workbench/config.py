@@ -28,6 +28,9 @@ from pathlib import Path
 from typing import Any
 
 CONFIG_FILE = "workbench.toml"
+#: The tables a ``workbench.toml`` may hold, each read by the module that owns it.
+TABLES = ("slo", "budget", "targets", "prices", "experiments", "judge", "detector", "privacy", "reports", "schedule",
+          "notify")
 
 
 from workbench.errors import ConfigError  # noqa: E402,F401  (defined in errors.py; importable from here as before)
@@ -157,7 +160,28 @@ def _read(resolved: str, mtime_ns: int, size: int, shown: str) -> Config:
     except OSError as exc:
         raise ConfigError(f"{p}: cannot be read: {exc.strerror or exc}") from None
     _no_nul(data, p, [])
+    _known_tables(data, p)
     return Config(data=data, path=p)
+
+
+def _known_tables(data: dict[str, Any], p: Path) -> None:
+    """Refuse a table (or a key outside any table) that no module reads, with the closest known one: a misspelt
+    ``[slos.chat]`` was ignored, so ``schedule run`` read "no SLO declared" and skipped the check without a word.
+
+    >>> _known_tables({"slos": {"chat": {}}}, Path("workbench.toml"))
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ConfigError: workbench.toml: unknown table [slos]; did you mean [slo]? (known tables: slo, ...)
+    """
+    import difflib
+
+    for name, value in data.items():
+        if name in TABLES:
+            continue
+        close = difflib.get_close_matches(name, TABLES, n=1, cutoff=0.5)
+        hint = f"; did you mean [{close[0]}]?" if close else ""
+        what = f"table [{name}]" if isinstance(value, (dict, list)) else f"key {name!r} outside any table"
+        raise ConfigError(f"{p}: unknown {what}{hint} (known tables: {', '.join(TABLES)})")
 
 
 def _no_nul(value: object, p: Path, at: list[str]) -> None:
