@@ -553,3 +553,20 @@ def test_a_config_that_cannot_be_read_is_refused_not_read_as_none_found(quiet, m
         with pytest.raises(wb.errors.ConfigError, match=pattern):
             call()
     assert not (quiet / "r" / schedule.RUNS_FILE).exists()
+
+
+def test_a_notify_command_that_is_no_command_line_is_refused_before_the_run(quiet, capsys):
+    # an unclosed quote was accepted: the fired SLO's notice raised ValueError('No closing quotation') in the middle of
+    # the run, a traceback, with nothing notified and nothing written to runs.jsonl
+    from workbench import cli
+
+    now = dt.datetime(2026, 11, 24, 6)
+    dbp = _firing_db(quiet / "w.duckdb", now)
+    cfg = quiet / "workbench.toml"
+    cfg.write_text(_SLO + "[notify]\ncommand = \"page-oncall --team 'sre\"\n")
+    with pytest.raises(wb.errors.ConfigError, match=r"workbench.toml \[notify\]: command = .*No closing quotation"):
+        schedule.run(dbp, out=quiet / "r", config=cfg, now=now)
+    assert cli.main(["schedule", "export", "--db", str(dbp), "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "[notify]: command" in err and "Traceback" not in err
+    assert not (quiet / "r" / schedule.RUNS_FILE).exists()

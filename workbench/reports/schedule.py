@@ -96,6 +96,11 @@ def _settings(config: Any) -> dict[str, Any]:
     if cmd is not None and not ((isinstance(cmd, str) and cmd.strip()) or (
             isinstance(cmd, list) and cmd and all(isinstance(a, str) for a in cmd))):
         raise ConfigError(f"{cfg.where('notify')}: command = {cmd!r}; expected a command line, or a list of its words")
+    if isinstance(cmd, str):
+        try:  # as _send splits it: an unclosed quote raised there, mid-run, with nothing notified or recorded
+            shlex.split(cmd)
+        except ValueError as exc:
+            raise ConfigError(f"{cfg.where('notify')}: command = {cmd!r} is not a command line: {exc}") from None
     names = sec.get("reports")
     if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
         raise ConfigError(f"{cfg.where('schedule')}: reports = {names!r}; expected a list of report names, "
