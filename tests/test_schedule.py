@@ -570,3 +570,23 @@ def test_a_notify_command_that_is_no_command_line_is_refused_before_the_run(quie
     err = capsys.readouterr().err
     assert "[notify]: command" in err and "Traceback" not in err
     assert not (quiet / "r" / schedule.RUNS_FILE).exists()
+
+
+def test_a_database_whose_calls_never_arrived_is_stale_data(quiet):
+    # product events arrive, but no LLM call was ever recorded (the tracer was never wired, the exporter points
+    # elsewhere): the report says "Stale data: no call has been recorded at all", while `schedule run` sent nothing,
+    # printed 'nothing due' and exited 0, and `schedule status` said stale False
+    tmp_path = quiet
+    now = dt.datetime(2026, 11, 24, 6)
+    db = wb.connect(tmp_path / "w.duckdb")
+    events = [(f"e{i}", f"u{i % 9}", now - dt.timedelta(minutes=10 * i + 1), "open_app", "chat") for i in range(50)]
+    db.duckdb.executemany("insert into events (event_id, user_id, ts, event, feature) values (?, ?, ?, ?, ?)", events)
+    db.close()
+    recs, received, cfg = _run_with_hook(tmp_path, tmp_path / "w.duckdb", "", now, checks=False)
+    assert [e["event"] for e in received] == ["stale_data"]
+    assert received[0]["newest_call"] is None and "no call has been recorded" in received[0]["detail"]
+    assert [(r["report"], r["status"]) for r in recs] == [("stale data", "notified")]
+    assert schedule.exit_code(recs) == 0
+    (tmp_path / "notebooks" / "mini.ipynb").write_text("")  # one report for status to show a row of
+    st = schedule.status(tmp_path / "w.duckdb", out=tmp_path / "r", config=cfg, now=now)
+    assert st["stale"].to_list()[0] is True

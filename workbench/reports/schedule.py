@@ -432,7 +432,11 @@ def run(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "report
             bar.close()
         last_call = _newest_call(db_path, now)
         stale = stale_hours(last_call, now, settings)
-        if stale is not None:
+        if last_call is None:  # no call at all is the stalest data there is (the report says so too)
+            records.append(_alert(outp, settings, "stale data", {
+                "event": "stale_data", "newest_call": None, "newest_data": None, "hours_since": None,
+                "detail": f"no call has been recorded at all in {db_path}", "at": now.isoformat()}))
+        elif stale is not None:
             records.append(_alert(outp, settings, "stale data", {
                 "event": "stale_data", "newest_call": last_call.isoformat(), "newest_data": last_call.isoformat(),
                 "hours_since": stale, "at": now.isoformat()}))
@@ -453,7 +457,7 @@ def run(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "report
 def stale_hours(newest: dt.datetime | None, now: dt.datetime, settings: dict[str, Any]) -> float | None:
     """Hours since ``newest`` (the newest call, :func:`~workbench.reports.attention.newest_call`) when that is more
     than ``[schedule] stale_after_hours`` (default 48): calls that stopped arriving are themselves an alert. None when
-    the data is fresh.
+    the data is fresh, or when there is no call (no hours to count: :func:`run` notifies that apart).
 
     >>> stale_hours(dt.datetime(2026, 11, 20), dt.datetime(2026, 11, 24), {}), stale_hours(dt.datetime(2026, 11, 23), dt.datetime(2026, 11, 24), {})
     (96.0, None)
@@ -539,7 +543,8 @@ def status(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "rep
     oldest, newest = _span(db_path) if Path(db_path).exists() else (None, None)
     last_call = _newest_call(db_path, now) if Path(db_path).exists() else None
     age = round((now - last_call).total_seconds() / 3600, 1) if last_call else None
-    stale = stale_hours(last_call, now, settings) is not None
+    # a database without a single call is stale, as schedule run notifies it
+    stale = Path(db_path).exists() and (last_call is None or stale_hours(last_call, now, settings) is not None)
     rows = []
     for name in settings["reports"] or available():
         mine = [r for r in runs if r.get("report") == name]
