@@ -292,3 +292,17 @@ def test_report_command_takes_a_config(env, monkeypatch, capsys):
     assert cli.main([*args, "--config", str(good)]) == 0
     params = json.loads((tmp / "reports" / "mini" / "2026-W47" / "params.json").read_text())["parameters"]
     assert params["config"] == str(good.resolve())
+
+
+def test_an_slo_with_no_call_in_its_window_is_not_measured_never_all_clear(tmp_path):
+    # [slo.serach] (a typo) matched no call: `workbench slo` warned on standard error, but a report ignores warnings,
+    # its SLO table showed n = 0 and the attention list opened "All clear: ... no SLO alert firing"
+    from workbench.reports.attention import attention
+
+    slo = "[slo.{}]\nlatency_ms = 1000\nlatency_target = 0.95\n"
+    rep = _two_weeks(tmp_path, slo.format("chat") + slo.format("serach"))
+    said = attention(rep, slo=True, budgets=False)
+    assert not any(s.startswith("All clear") for s in said.sentences), said.sentences
+    assert [s for sev, s in said.items if sev == "alert"] == [
+        "SLO not measured: Serach latency: no call in its 30-day window to Mon 07 Dec 2026 00:00 (a misspelt or "
+        "renamed feature, or calls that stopped, is never measured and never fires)."]

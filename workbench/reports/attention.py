@@ -1,7 +1,8 @@
 """The first screen of a report: what needs my attention, in a few sentences generated from the data.
 
 :func:`attention` reads the scorecard (targets missed, with the change and its main driver: the model, prompt version
-or day that moved it; targets with no data in the period, not measured), the SLO alerts that fire, the budgets at risk, and whether data stopped arriving (stale data).
+or day that moved it; targets with no data in the period, not measured), the SLO alerts that fire and the SLOs with no
+call in their window (not measured), the budgets at risk, and whether data stopped arriving (stale data).
 :func:`driver` finds the group that moved a metric most.
 
 >>> import polars as pl
@@ -233,7 +234,8 @@ def driver(rep: "Report", metric: str, *, feature: str, by: str = "feature",
 def attention(rep: "Report", card: "pl.DataFrame | None" = None, *, config: Any = None, slo: bool = True,
               budgets: bool = True, by: str = "feature") -> Attention:
     """Sentences on what needs attention in the report's period: missed targets (change and main driver), SLO
-    alerts firing, budgets at risk, and data that stopped arriving. Records the frames it reads in ``rep``.
+    alerts firing, SLOs with no call in their window (not measured), budgets at risk, and data that stopped arriving.
+    Records the frames it reads in ``rep``.
 
     Examples
     --------
@@ -253,6 +255,8 @@ def attention(rep: "Report", card: "pl.DataFrame | None" = None, *, config: Any 
       model small (0.0% → 50.0%, 50% of the sample).
     """
     import polars as pl
+
+    from workbench.metrics.core import as_timestamp
 
     config = rep.settings if config is None else config  # the report's own settings (Report(config=...))
     items: list[tuple[str, str]] = []
@@ -285,6 +289,15 @@ def attention(rep: "Report", card: "pl.DataFrame | None" = None, *, config: Any 
                 left = r.get("budget_remaining")
                 items.append(("alert", f"SLO alert firing: {feature_label(r[by])} {r['sli']} ({r.get('severity') or 'alert'}{since}); "
                                        f"error budget left {fmt(left, 'budget_remaining') if left is not None else '–'}."))
+        if st is not None and "n" in st.columns:
+            # an SLO with no call in its window (a misspelt or renamed feature, calls that stopped) cannot fire: not
+            # measured, never "all clear" (the warning `workbench slo` prints does not reach a report)
+            end = as_timestamp(rep.end)
+            to = f" to {end:%a %d %b %Y %H:%M}" if end is not None else ""
+            for (group, days), part in st.filter(pl.col("n") == 0).group_by([by, "window_days"], maintain_order=True):
+                items.append(("alert", f"SLO not measured: {feature_label(group)} {' and '.join(part['sli'])}: no call "
+                                       f"in its {days}-day window{to} (a misspelt or renamed feature, or calls that "
+                                       f"stopped, is never measured and never fires)."))
     if budgets:
         try:
             # the month of the period's last instant: at rep.end (excluded) a monthly report read next month's $0
