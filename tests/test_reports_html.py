@@ -453,3 +453,20 @@ def test_a_feature_reads_the_same_in_a_table_a_chart_and_a_sentence():
                                   "metric": ["cost_usd", "latency_p95_ms"] * 2, "value": [1.0, 2.0, 3.0, 4.0]})):
         html = table(hostile).as_raw_html()
         assert "<script" not in html and "<img" not in html and "&lt;" in html
+
+
+def test_a_budget_whose_feature_no_call_has_is_not_on_track(tmp_path):
+    # [budget.chta] (a typo) spent $0.00 for ever: `workbench budget` warned on standard error, a report silences
+    # warnings, and its attention list read "All clear: no SLO alert firing, budgets on track."
+    from workbench.reports.attention import attention
+
+    p = tmp_path / "workbench.toml"
+    p.write_text("[budget.chat]\nmonthly_usd = 100\n[budget.chta]\nmonthly_usd = 10\n")
+    db = wb.connect(":memory:", config=p)
+    db.duckdb.execute("insert into calls (call_id, ts, feature, status, model, cost_usd) values "
+                      "('a', '2026-11-22 20:00', 'chat', 'ok', 'm', 1.0)")
+    att = attention(wb.Report(db, start="2026-11-16", end="2026-11-23"), slo=False)
+    assert [s for sev, s in att.items if sev == "alert"] == [
+        "Budget not measured: Chta: no call has this feature, so it spends $0.00 and never fires (a misspelt or "
+        "renamed feature?)."]
+    assert not any("All clear" in s or "budgets on track" in s for s in att.sentences), att.sentences

@@ -234,7 +234,8 @@ def driver(rep: "Report", metric: str, *, feature: str, by: str = "feature",
 def attention(rep: "Report", card: "pl.DataFrame | None" = None, *, config: Any = None, slo: bool = True,
               budgets: bool = True, by: str = "feature") -> Attention:
     """Sentences on what needs attention in the report's period: missed targets (change and main driver), SLO
-    alerts firing, SLOs with no call in their window (not measured), budgets at risk, and data that stopped arriving.
+    alerts firing, SLOs with no call in their window (not measured), budgets at risk or of a feature no call has, and
+    data that stopped arriving.
     Records the frames it reads in ``rep``.
 
     Examples
@@ -310,6 +311,16 @@ def attention(rep: "Report", card: "pl.DataFrame | None" = None, *, config: Any 
             items.append(("warn", f"Budgets: not evaluated ({' '.join(str(b).split())[:160]})."))
             budget_items = True
             b = None
+        if b is not None and by in b.columns:
+            # a budget of a feature no call has (a typo, a renamed feature) spends $0.00 for ever: not "on track" (the
+            # warning `workbench budget` prints does not reach a report)
+            t = rep.db.calls
+            declared = [f for f in b[by].to_list() if f is not None]
+            seen = set(t.filter(t[by].isin(declared)).select(by).distinct().to_polars()[by].to_list())
+            for f in (f for f in declared if f not in seen):
+                items.append(("alert", f"Budget not measured: {feature_label(f)}: no call has this feature, so it "
+                                       f"spends $0.00 and never fires (a misspelt or renamed feature?)."))
+                budget_items = True
         if b is not None and "status" in b.columns:
             for r in b.filter(pl.col("status") != "ok").iter_rows(named=True):
                 sev = "alert" if r["status"] in ("critical", "over", "alert") else "warn"
