@@ -470,3 +470,20 @@ def test_a_budget_whose_feature_no_call_has_is_not_on_track(tmp_path):
         "Budget not measured: Chta: no call has this feature, so it spends $0.00 and never fires (a misspelt or "
         "renamed feature?)."]
     assert not any("All clear" in s or "budgets on track" in s for s in att.sentences), att.sentences
+
+
+def test_a_column_in_milliseconds_or_minutes_is_not_headed_ms_over_cells_in_seconds():
+    """The SLO table read 'Threshold (ms)' over '6.0 s' and 'Observed (ms)' over '5.7 s', the experiment tables
+    'Latency (ms)' over '3.4 s': the cells carry their unit (ms, s, h, min), so the header names no other."""
+    slo = pl.DataFrame({"feature": ["chat"], "sli": ["latency"], "objective": [0.95], "threshold_ms": [6000.0],
+                        "observed_ms": [5664.4], "met": [True]})
+    html = table(slo).as_raw_html()
+    assert "6.0 s" in html and "5.7 s" in html
+    assert "(ms)" not in html and ">Threshold<" in html and ">Observed<" in html
+    summary = pl.DataFrame({"metric": ["latency_ms"], "mean_control": [3423.0], "mean_variant": [2470.0],
+                            "effect": [-953.0], "lo": [-1000.0], "hi": [-900.0], "relative": [False]})
+    html = table(summary).as_raw_html()
+    assert "3.4 s" in html and "(ms)" not in html and ">Latency<" in html
+    mins = pl.DataFrame({"severity": ["sev2", "sev3"], "detect_minutes": [21.0, 725.0]})
+    html = table(mins).as_raw_html()
+    assert "12 h 5 min" in html and "(minutes)" not in html
