@@ -114,6 +114,26 @@ def test_evals_scores_for_one_metric():
         D.drift_report(db, table="evals", reference=REF, current=CUR)
 
 
+
+def test_scores_are_dated_by_their_answer_not_by_when_they_were_scored():
+    """The experiments report's drift of the hallucination scores read 0 and 0 rows ('this week against the previous
+    one') beside a hallucination report of 528 scored answers that week: the scores were windowed on evals.ts, the
+    day `workbench eval` ran. A score is dated by its answer's call (as the hallucination metrics date it)."""
+    db = wb.connect(":memory:")
+    calls = [f"('r{i}', timestamp '2026-01-01 10:00', 'ok')" for i in range(100)]
+    calls += [f"('c{i}', timestamp '2026-01-02 10:00', 'ok')" for i in range(100)]
+    db.duckdb.execute("insert into calls (call_id, ts, status) values " + ",".join(calls))
+    db.duckdb.execute("insert into answers (call_id, ts, answer) values ('a0', timestamp '2026-01-02 11:00', 'x')")
+    scored = "timestamp '2026-02-01'"  # one batch evaluation, weeks later
+    rows = [f"('r{i}', 'hallucination_score', {0.1 + (i % 10) / 100}, 'd', '1', {scored})" for i in range(100)]
+    rows += [f"('c{i}', 'hallucination_score', {0.6 + (i % 10) / 100}, 'd', '1', {scored})" for i in range(100)]
+    rows += [f"('a0', 'hallucination_score', 0.5, 'd', '1', {scored})"]  # an answer without a call: its own time
+    db.duckdb.execute("insert into evals (call_id, metric, value, evaluator, evaluator_version, ts) values "
+                      + ",".join(rows))
+    r = _report(db, table="evals", metric="hallucination_score")
+    assert (r["value"]["n_reference"], r["value"]["n_current"], r["value"]["drifted"]) == (100, 101, True)
+
+
 def test_sampling_is_capped_and_deterministic():
     rng = np.random.default_rng(2)
     db = wb.connect(":memory:")
