@@ -487,3 +487,18 @@ def test_a_column_in_milliseconds_or_minutes_is_not_headed_ms_over_cells_in_seco
     mins = pl.DataFrame({"severity": ["sev2", "sev3"], "detect_minutes": [21.0, 725.0]})
     html = table(mins).as_raw_html()
     assert "12 h 5 min" in html and "(minutes)" not in html
+
+
+def test_the_retained_minus_churned_difference_of_two_rates_is_in_percentage_points():
+    """Adoption's 'Adoption, quality and cost' read 'Hallucination rate -0.3%, 95% interval -9.8% – 7.2%' on the
+    retained-churned row: 16.5% minus 16.8% is 0.3 percentage points, not 0.3% of anything (as the scorecard writes
+    its changes: '+7.5 pp'). The difference row is a signed change; the segments' own rows stay rates."""
+    rows = pl.DataFrame({"feature": ["chat"] * 4, "metric": ["hallucination_rate"] * 3 + ["latency_p50_ms"],
+                         "value": [0.168, 0.165, -0.003, 55.0], "n": [95, 345, 440, 3505],
+                         "lo": [0.106, 0.130, -0.098, -67.0], "hi": [0.256, 0.208, 0.072, 177.0],
+                         "segment": ["churned", "retained", "retained-churned", "retained-churned"],
+                         "users": [185, 478, 663, 663]})
+    html = table(rows).as_raw_html()
+    assert "16.8%" in html and "13.0% – 20.8%" in html
+    assert "-0.3 pp" in html and "-9.8 pp – +7.2 pp" in html and "-0.3%" not in html
+    assert "+55 ms" in html and "-67 ms – +177 ms" in html

@@ -50,6 +50,8 @@ _TIDY = ("lo", "hi", "change", *_IN_UNIT)
 _EFFECTS = ("effect", "lo", "hi", "se", "mean_diff", "risk_control", "risk_variant")
 _MEANS = ("mean_control", "mean_variant", "mean_baseline", "mean_candidate")
 _HIDDEN = ("suite_metric", "options", "bound")
+# Segments that are the difference of two others (retained_vs_churned's retained minus churned).
+_DIFFERENCES = ("retained-churned",)
 TEXT_LIMIT = 90
 
 
@@ -277,10 +279,13 @@ def table(df: "pl.DataFrame", *, title: str | None = None, subtitle: str | None 
     total = df.height
     if df.height > max_rows:
         df = df.head(max_rows)
+    # rows that are the difference of two others (retained minus churned): a signed change, a rate's in points
+    diff = [v in _DIFFERENCES for v in df["segment"].to_list()] if "segment" in df.columns else [False] * df.height
     if "lo" in df.columns and "hi" in df.columns and "value" in df.columns:
         metrics = df["metric"].to_list() if "metric" in df.columns else [None] * df.height
-        iv = [None if lo is None and hi is None else f"{fmt(lo, m)} – {fmt(hi, m)}"
-              for lo, hi, m in zip(df["lo"].to_list(), df["hi"].to_list(), metrics)]
+        iv = [None if lo is None and hi is None else
+              f"{fmt(lo, m, signed=d, change=d)} – {fmt(hi, m, signed=d, change=d)}"
+              for lo, hi, m, d in zip(df["lo"].to_list(), df["hi"].to_list(), metrics, diff)]
         df = df.with_columns(pl.Series("interval_95", iv, dtype=pl.Utf8)).drop("lo", "hi")
         cols = df.columns
         cols.remove("interval_95")
@@ -305,11 +310,11 @@ def table(df: "pl.DataFrame", *, title: str | None = None, subtitle: str | None 
     # per-row units for the tidy value columns
     if metric_ids is not None and "value" in df.columns:
         by_metric: dict[Any, list[int]] = {}
-        for i, m in enumerate(metric_ids):
-            by_metric.setdefault(m, []).append(i)
-        for m, rows in by_metric.items():
+        for i, (m, d) in enumerate(zip(metric_ids, diff)):
+            by_metric.setdefault((m, d), []).append(i)
+        for (m, d), rows in by_metric.items():
             for c in [c for c in _IN_UNIT if c in df.columns]:
-                g = g.fmt(lambda x, m=m: fmt(x, m), columns=c, rows=rows)
+                g = g.fmt(lambda x, m=m, d=d: fmt(x, m, signed=d, change=d), columns=c, rows=rows)
             if "change" in df.columns:
                 g = g.fmt(lambda x, m=m: fmt(x, m, signed=True, change=True), columns="change", rows=rows)
     # an experiment's effects and means (experiment_summary, decision_table, shadow_comparison): per row, a relative
