@@ -502,3 +502,14 @@ def test_the_retained_minus_churned_difference_of_two_rates_is_in_percentage_poi
     assert "16.8%" in html and "13.0% – 20.8%" in html
     assert "-0.3 pp" in html and "-9.8 pp – +7.2 pp" in html and "-0.3%" not in html
     assert "+55 ms" in html and "-67 ms – +177 ms" in html
+
+
+def test_a_model_s_share_of_the_change_in_spend_is_a_percent():
+    """The cost report's 'What drove the change' read 'Share of change 0.778' and '1' beside dollar columns: the
+    share of the feature's total change each model drove is written as the other shares are, 77.8% and 100%."""
+    frame = pl.DataFrame({"feature": ["coding_assistant"] * 2, "model": ["claude-sonnet-4", "o4-mini"],
+                          "metric": ["cost_change_usd"] * 2, "value": [3.1476, 0.8985], "n": [4487, 1377],
+                          "total_change_usd": [4.0461] * 2, "share_of_change": [0.777938, 0.222062]})
+    html = table(frame).as_raw_html()
+    assert "77.8%" in html and "22.2%" in html and "0.778" not in html
+    assert fmt(1.0, "share_of_change") == "100%"

@@ -93,6 +93,7 @@ _HIGHER = ("retention", "thumbs_up", "acceptance", "success", "catch", "conversi
            "dau_mau", "active_user", "wau", "dau", "mau", "budget_remaining", "auroc", "kappa", "precision", "recall")
 _SUFFIX = (("p_value", "p"), ("chance_to_win", "percent"), ("_usd_per_day", "usd"), ("_rate", "percent"), ("_ratio", "percent"), ("_share", "percent"), ("share_used", "percent"), ("warn_at", "percent"), ("objective", "percent"), ("sli_value", "percent"), ("error_budget", "percent"),
            ("budget_consumed", "percent"), ("budget_remaining", "percent"), ("availability", "percent"), ("_pct", "percent"), ("attainment", "percent"),
+           ("share_of_change", "percent"),
            ("_ms", "ms"), ("_usd", "usd"), ("_count", "count"), ("_minutes", "minutes"), ("_score", "score"),
            ("_tokens", "count"), ("tokens", "count"), ("_users", "count"), ("calls", "count"), ("rows", "count"))
 
