@@ -306,3 +306,29 @@ def test_an_slo_with_no_call_in_its_window_is_not_measured_never_all_clear(tmp_p
     assert [s for sev, s in said.items if sev == "alert"] == [
         "SLO not measured: Serach latency: no call in its 30-day window to Mon 07 Dec 2026 00:00 (a misspelt or "
         "renamed feature, or calls that stopped, is never measured and never fires)."]
+
+
+def test_a_feature_that_records_no_suggestion_is_not_read_as_none_accepted(tmp_path):
+    """The adoption report read 'Suggestions accepted: Support assistant 0.0% (0.0% – 0.1%), Summariser 0.0%,
+    Agent 0.0%' above a funnel where 79% of the support assistant's users accepted a suggestion: those features
+    record no kept-suggestion feedback (accept, edit, copy) at all, so every call was counted as a suggestion
+    turned down. The section shows the features that record suggestions; one of them with none kept this week
+    still reads 0%; with none at all, a sentence says so."""
+    from workbench.config import Settings
+
+    db = wb.connect(tmp_path / "s.duckdb")
+    calls = [(f"{f}{i}", dt.datetime(2026, 11, 16 + i % 7, 10), f, "ok") for f in ("code", "chat", "quiet")
+             for i in range(20)]
+    db.duckdb.executemany("insert into calls (call_id, ts, feature, status) values (?, ?, ?, ?)", calls)
+    feedback = [(f"f{i}", f"code{i}", dt.datetime(2026, 11, 16 + i % 7, 11), "accept") for i in range(0, 20, 4)]
+    feedback += [("t1", "chat1", dt.datetime(2026, 11, 17, 11), "thumbs"),
+                 ("q1", "quiet_old", dt.datetime(2026, 11, 2, 11), "copy")]
+    db.duckdb.execute("insert into calls (call_id, ts, feature, status) values "
+                      "('quiet_old', '2026-11-02 10:00', 'quiet', 'ok')")
+    db.duckdb.executemany("insert into feedback (feedback_id, call_id, ts, kind) values (?, ?, ?, ?)", feedback)
+    rep = wb.Report(db, start="2026-11-16", end="2026-11-23", config=Settings())
+    shown = rep.suggestions()
+    assert sorted(shown.select("feature", "value", "n").rows()) == [("code", 0.25, 20), ("quiet", 0.0, 20)]
+    none = wb.Report(db, start="2026-11-16", end="2026-11-23", config=Settings())
+    db.duckdb.execute("delete from feedback where kind <> 'thumbs'")
+    assert "No suggestion" in repr(none.suggestions())

@@ -376,6 +376,27 @@ class Report:
         except ParameterError as e:  # no price for the model
             return note(f"No what-if on {model}: {e}.")
 
+    def suggestions(self, kinds: Iterable[str] = ("accept", "edit", "copy")) -> Any:
+        """The adoption report's suggestion acceptance (``suggestion_acceptance_rate`` with ``kinds``) of the features
+        that record kept suggestions: those whose calls got feedback of one of ``kinds`` before the window's end. Its
+        denominator is every call, so a feature that records none (a chat assistant rated by thumbs) read "0.0%
+        accepted"; such a feature is left out, and a sentence says so when no feature records one. A feature that
+        records suggestions and had none kept in the window still reads 0%."""
+        from workbench.db import scope
+        from workbench.metrics.core import to_polars
+        from workbench.reports.tables import note
+
+        kinds = tuple(kinds)
+        c = scope(self.db.calls, start=None, end=self.end)
+        f = self.db.feedback.filter(self.db.feedback.kind.isin(list(kinds)))
+        c = c.filter(c.call_id.isin(f.call_id), c.feature.notnull())
+        features = sorted(str(x) for x in to_polars(c.select("feature").distinct())["feature"].to_list())
+        if not features:
+            return note(f"No suggestion recorded: no call has feedback of kind {', '.join(kinds)} (a kept "
+                        f"suggestion) up to this period's end.")
+        return self.metric("suggestion_acceptance_rate", by=["feature"], period="all", where={"feature": features},
+                           kinds=kinds)
+
     @property
     def environment(self) -> str | None:
         """``[reports] environment`` of ``workbench.toml``: the environment the by-model sections keep (None: all)."""
