@@ -513,3 +513,18 @@ def test_a_model_s_share_of_the_change_in_spend_is_a_percent():
     html = table(frame).as_raw_html()
     assert "77.8%" in html and "22.2%" in html and "0.778" not in html
     assert fmt(1.0, "share_of_change") == "100%"
+
+
+def test_two_features_with_the_same_target_share_one_line_and_one_label():
+    """The scorecard's 'p95 latency by feature, daily' drew 'target Support assistant' and 'target Summariser' at the
+    same 7,000 ms, one label over the other ('target Supportmassistant'): one dashed line and one label per value."""
+    from workbench.reports.charts import trend
+
+    days = [dt.datetime(2026, 11, 16), dt.datetime(2026, 11, 17)]
+    df = pl.DataFrame({"feature": [f for f in ("support_assistant", "summariser", "agent") for _ in days],
+                       "period_start": days * 3, "metric": ["latency_p95_ms"] * 6,
+                       "value": [6000.0, 6100.0, 6200.0, 6300.0, 5000.0, 5100.0], "n": [10] * 6})
+    spec = trend(df, targets={"support_assistant": 7000, "summariser": 7000, "agent": 12000}).chart.to_dict()
+    rows = [r for data in spec["datasets"].values() for r in data if "label" in r]
+    assert sorted((r["target"], r["label"]) for r in rows) == [
+        (7000.0, "target Summariser, Support assistant"), (12000.0, "target Agent")]

@@ -182,7 +182,13 @@ def _target_layer(targets: Mapping[str, float] | float | None, color: str | None
         rows = [{"target": float(targets), "label": "target"}]
     else:
         groups = set(data[color].to_list()) if color else set()
-        rows = [{"target": float(v), "label": f"target {words(k)}"} for k, v in targets.items() if words(k) in groups or not color]
+        # groups with the same target share one line and one label: two labels at one height were drawn one over the
+        # other ("target Supportmassistant")
+        same: dict[float, list[str]] = {}
+        for k, v in targets.items():
+            if words(k) in groups or not color:
+                same.setdefault(float(v), []).append(words(k))
+        rows = [{"target": v, "label": f"target {', '.join(sorted(names))}"} for v, names in same.items()]
     if not rows:
         return []
     t = alt.Chart(pl.DataFrame(rows))
