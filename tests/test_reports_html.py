@@ -528,3 +528,15 @@ def test_two_features_with_the_same_target_share_one_line_and_one_label():
     rows = [r for data in spec["datasets"].values() for r in data if "label" in r]
     assert sorted((r["target"], r["label"]) for r in rows) == [
         (7000.0, "target Summariser, Support assistant"), (12000.0, "target Agent")]
+
+
+def test_a_count_of_unpriced_calls_in_a_sentence_has_its_thousands_separator():
+    """The scorecard's attention list read 'Coding assistant has 1469 unpriced calls this month' above a budget
+    table that wrote the same count '1,469'."""
+    from workbench.reports.attention import budget_sentence
+
+    r = {"feature": "coding_assistant", "spend_usd": 75.2, "budget_usd": 150.0, "share_used": 0.501,
+         "forecast_usd": 102.5, "status": "unpriced", "unpriced_count": 1469, "unpriced_rate": 0.151}
+    assert "has 1,469 unpriced calls this month (15.1% of its calls)" in budget_sentence(r)
+    r = {**r, "status": "over", "share_used": 1.2}
+    assert "and 1,469 unpriced calls not counted" in budget_sentence(r)

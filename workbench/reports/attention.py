@@ -59,12 +59,14 @@ def budget_sentence(r: dict, *, by: str = "feature") -> str:
     'Budget unknown: Billing helper has 8 unpriced calls this month (100% of its calls); it spent at least $0.00 of $10.00 (0.0%) (unpriced).'
     """
     name, unpriced = feature_label(r[by]), r.get("unpriced_count") or 0
+    calls = fmt(unpriced, "unpriced_count")  # as the budget table writes it: 1,469
     spend = (f"{fmt(r['spend_usd'], 'spend_usd')} of {fmt(r['budget_usd'], 'budget_usd')} "
              f"({fmt(r['share_used'], 'share_used')})")
     if r["status"] == "unpriced":
         share = f" ({fmt(r['unpriced_rate'], 'unpriced_rate')} of its calls)" if r.get("unpriced_rate") is not None else ""
-        return f"Budget unknown: {name} has {unpriced} unpriced calls this month{share}; it spent at least {spend} (unpriced)."
-    more = f", and {unpriced} unpriced calls not counted" if unpriced else ""
+        return (f"Budget unknown: {name} has {calls} unpriced calls this month{share}; it spent at least {spend} "
+                f"(unpriced).")
+    more = f", and {calls} unpriced calls not counted" if unpriced else ""
     return (f"Budget at risk: {name} spent {'at least ' if unpriced else ''}{spend}{more}, forecast "
             f"{fmt(r['forecast_usd'], 'forecast_usd')} by month end ({r['status']}).")
 
