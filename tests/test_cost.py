@@ -215,6 +215,19 @@ def test_cost_change_contributions_sum_to_total_change():
     assert (m4["value"], m4["volume_effect_usd"], m4["rate_effect_usd"]) == (5.0, 5.0, 0.0)
 
 
+
+def test_cost_change_counts_priced_model_calls_not_tool_spans():
+    """The cost report's 'What drove the change' showed an Agent row with no provider and no model, 'Change in spend
+    $0.00, Sample 2,206': the agent's tool and agent spans (no model, no tokens: they cost nothing) counted as priced
+    calls. As cost_usd's n, the change counts the model calls; spans that cost nothing are no row of their own."""
+    calls = [call(f"m{i}", dt.datetime(2026, 2 if i % 2 else 1, 10), feature="agent", cost_usd=1.0) for i in range(6)]
+    calls += [call(f"t{i}", dt.datetime(2026, 2 if i % 2 else 1, 11), feature="agent", provider=None, model=None)
+              for i in range(8)]
+    db = make_db(calls)
+    df = cost.cost_change_usd(db, period="month")
+    assert df.select("model", "value", "n", "previous_usd", "current_usd").rows() == [("m1", 0.0, 6, 3.0, 3.0)]
+    assert cost.cost_usd(db, period="month")["n"].to_list() == [3, 3]
+
 def test_cost_change_period_all_needs_a_window():
     db = make_db([call("a", "2026-03-05", cost_usd=1.0), call("b", "2026-03-01", cost_usd=3.0)])
     df = cost.cost_change_usd(db, period="all", start="2026-03-03", end="2026-03-05 12:00", by=None)

@@ -726,7 +726,8 @@ def cost_change_usd(
     -------
     polars.DataFrame
         Tidy frame keyed by ``by`` + ``provider``, ``model``: ``value`` the change in USD (positive: spends more),
-        ``n`` priced calls in both periods, ``period_start`` the current period; extra columns
+        ``n`` priced calls in both periods (tool and agent spans, which cost nothing, are not counted and have no
+        row), ``period_start`` the current period; extra columns
         ``previous_period_start``, ``previous_usd``, ``current_usd``, ``volume_effect_usd``, ``rate_effect_usd``,
         ``total_change_usd``, ``share_of_change`` (of the group's change), ``unpriced_count`` (calls; their cost is
         not in the numbers).
@@ -766,6 +767,7 @@ def cost_change_usd(
         prev_start, cur_start, cur_end = period_bounds(at_ts, period)
     t = priced_calls(db, start=prev_start, end=cur_end, where=where)
     keys = check_by(t, by, fn=metric)
+    t = t.filter(t.cost_source != "none")  # tool and agent spans cost nothing: not priced calls (as cost_usd's n)
     gk = [*keys, *(k for k in ("provider", "model") if k not in keys)]
     cur = t.ts >= cur_start
     priced = t.cost_usd_used.notnull()
