@@ -540,3 +540,15 @@ def test_a_count_of_unpriced_calls_in_a_sentence_has_its_thousands_separator():
     assert "has 1,469 unpriced calls this month (15.1% of its calls)" in budget_sentence(r)
     r = {**r, "status": "over", "share_used": 1.2}
     assert "and 1,469 unpriced calls not counted" in budget_sentence(r)
+
+
+def test_an_slo_window_ending_at_midnight_shows_its_last_day_not_the_next():
+    """The SLO table of the W47 reports read 'Window start Sat 24 Oct 2026, Window end Mon 23 Nov 2026, Window days
+    30' under a header 'Window: 2026-11-16 to 2026-11-22': the window is [24 Oct, 23 Nov), and a day written as its
+    end reads as included (31 days, and the Monday after the report's week). Its last day is shown, Sun 22 Nov."""
+    frame = pl.DataFrame({"feature": ["chat"], "sli": ["latency"], "window_days": [30],
+                          "window_start": [dt.datetime(2026, 10, 24)], "window_end": [dt.datetime(2026, 11, 23)]})
+    html = table(frame).as_raw_html()
+    assert "Sat 24 Oct 2026" in html and "Sun 22 Nov 2026" in html and "23 Nov" not in html
+    at_noon = frame.with_columns(pl.lit(dt.datetime(2026, 11, 23, 12, 30)).alias("window_end"))
+    assert "23 Nov 2026 12:30" in table(at_noon).as_raw_html()  # an instant: as it is

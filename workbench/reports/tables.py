@@ -18,6 +18,7 @@ True
 
 from __future__ import annotations
 
+import datetime as dt
 import html as _html
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,8 @@ _TIDY = ("lo", "hi", "change", *_IN_UNIT)
 _EFFECTS = ("effect", "lo", "hi", "se", "mean_diff", "risk_control", "risk_variant")
 _MEANS = ("mean_control", "mean_variant", "mean_baseline", "mean_candidate")
 _HIDDEN = ("suite_metric", "options", "bound")
+# Instants that end a window and are excluded from it (slo_report's [window_start, window_end)).
+_EXCLUSIVE_ENDS = ("window_end",)
 # Segments that are the difference of two others (retained_vs_churned's retained minus churned).
 _DIFFERENCES = ("retained-churned",)
 TEXT_LIMIT = 90
@@ -354,7 +357,10 @@ def table(df: "pl.DataFrame", *, title: str | None = None, subtitle: str | None 
             g = g.fmt(lambda x, c=c: _html.escape(fmt(x, c)), columns=c)
         elif dtype in (pl.Datetime, pl.Date) or isinstance(dtype, pl.Datetime):
             only_dates = all(v is None or (getattr(v, "hour", 0) == 0 and getattr(v, "minute", 0) == 0) for v in df[c].to_list())
-            g = g.fmt(lambda x, d=only_dates: "–" if x is None else (x.strftime("%a %d %b %Y") if d else x.strftime("%d %b %Y %H:%M")),
+            # an excluded end at midnight is shown as the last day it closes, as the report's header shows its window
+            back = dt.timedelta(days=1) if only_dates and c in _EXCLUSIVE_ENDS else dt.timedelta(0)
+            g = g.fmt(lambda x, d=only_dates, b=back: "–" if x is None else ((x - b).strftime("%a %d %b %Y") if d
+                                                                               else x.strftime("%d %b %Y %H:%M")),
                       columns=c)
         elif dtype == pl.Utf8 and c != status_col:
             g = g.fmt(lambda x: text_cell(x), columns=c)
