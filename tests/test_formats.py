@@ -938,6 +938,30 @@ def test_a_zipkin_trace_loads_as_one_array_or_a_search_result(db, tmp_path):
     assert db.duckdb.execute("select distinct format from ingest_runs").fetchall() == [("zipkin",)]
 
 
+def test_jaeger_and_zipkin_times_given_as_json_strings_are_read_as_numbers_or_quarantined(db, tmp_path):
+    # A span whose startTime/duration (Jaeger) or timestamp/duration (Zipkin) was written as a JSON string loaded with
+    # end_ts and latency_ms NULL, without a word; a numeric string is its number, as the OTLP readers read "42".
+    t0 = 1763632800000000
+    jaeger = {"traceID": _T, "processes": {"p1": {"serviceName": "bot"}}, "spans": [
+        {"traceID": _T, "spanID": "00000000000000d1", "operationName": "chat", "processID": "p1",
+         "startTime": str(t0), "duration": "1500000"},
+        {"traceID": _T, "spanID": "00000000000000d2", "operationName": "chat", "processID": "p1",
+         "startTime": t0, "duration": "1.5s"}]}
+    (tmp_path / "jaeger.json").write_text(json.dumps(jaeger))
+    s = load(db, tmp_path / "jaeger.json")
+    assert (s.read, s.inserted, s.quarantined) == (2, 1, 1)
+    assert quarantine(db) == [(1, "duration", "non-numeric value in duration: '1.5s'")]
+    zipkin = [{"traceId": _T, "id": "00000000000000e1", "name": "chat", "timestamp": str(t0 + 1), "duration": "250000"},
+              {"traceId": _T, "id": "00000000000000e2", "name": "chat", "timestamp": t0, "duration": "soon"}]
+    (tmp_path / "zipkin.json").write_text(json.dumps(zipkin))
+    s = load(db, tmp_path / "zipkin.json")
+    assert (s.read, s.inserted, s.quarantined) == (2, 1, 1)
+    got = {r["call_id"]: r for r in rows(db, "select call_id, ts, end_ts, latency_ms from calls")}
+    assert (got["00000000000000d1"]["latency_ms"], got["00000000000000e1"]["latency_ms"]) == (1500.0, 250.0)
+    assert got["00000000000000d1"]["end_ts"] == dt.datetime(2025, 11, 20, 10, 0, 1, 500000)
+    assert ("duration", "non-numeric value in duration: 'soon'") in [q[1:] for q in quarantine(db)]
+
+
 def test_phoenix_rest_api_span_pages_load(db, tmp_path):
     # Phoenix's REST API (GET /v1/projects/{project}/spans) returns a page {"data": [span, ...], "next_cursor": ...};
     # saved as a file it was refused as "not OpenTelemetry spans". Each span of each page is read as a Phoenix span.

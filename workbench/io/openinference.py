@@ -212,6 +212,11 @@ def add_span(rows: Rows, k: int, span: Span, raw: Any, extra: dict | None = None
     >>> rows.k, v["model"], v["feature"], v["latency_ms"], rows.kind
     ([1, 2], 'gpt-4o', 'search', 1000.0, [None, 'unparseable timestamp: ts'])
     """
+    if span.invalid is not None:  # (a time given as a duration, say, that no number is: read, it would be NULL)
+        name, val = span.invalid
+        rows.error(k, f"non-numeric value: {name}", f"non-numeric value in {name}: {str(val)[:80]!r}",
+                   raw=raw if raw is not None else span.raw, field=name)
+        return
     for col, val in (("ts", span.start), ("end_ts", span.end)):
         try:
             epoch_us(val)

@@ -167,6 +167,7 @@ class Span:
     scope: str | None = None
     kind: str | None = None
     raw: Any = None  # the record as read, kept in quarantine when the row is rejected
+    invalid: tuple[str, Any] | None = None  # (source field, value): a number that is none, so the row is quarantined
 
 
 def _get(d: dict, *names: str) -> Any:

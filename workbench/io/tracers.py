@@ -11,6 +11,9 @@ Format ``zipkin``: Zipkin v2 spans (``traceId``, ``id``, ``parentId``, ``name``,
 ``localEndpoint.serviceName``), one trace as an array of spans (the UI's "Download JSON") or several as an array of
 arrays (the search API).
 
+A time or duration written as JSON text (``"1500000"``) is read as its number; a duration that is no number
+(``"1.5s"``) is quarantined as a non-numeric value in ``duration``, not loaded with a NULL latency.
+
 OpenTelemetry spans keep their meaning through both, as the Collector's translators write them: the tags are the
 span's attributes (``gen_ai.*`` ...), ``otel.status_code`` = ``ERROR`` (or Jaeger's ``error`` tag true, Zipkin's
 ``error`` tag) is an error with ``otel.status_description`` (Zipkin: the ``error`` tag's text) as its message,
@@ -33,6 +36,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -76,6 +80,29 @@ def _tags(tags: Any) -> dict[str, Any]:
             v = int(v)
         out[t["key"]] = v
     return out
+
+
+def _micros(v: Any) -> Any:
+    """A time or duration in microseconds as its number, also when written as JSON text (``"1500000"``, as the OTLP
+    readers read ``"intValue": "42"``); anything else as it is.
+
+    >>> _micros("1500000"), _micros(" 2.5 "), _micros(7), _micros("1.5s"), _micros("nan")
+    (1500000, 2.5, 7, '1.5s', 'nan')
+    """
+    if isinstance(v, str) and v.strip():
+        s = v.strip()
+        try:
+            n = int(s) if s.lstrip("+-").isdigit() else float(s)
+        except ValueError:
+            return v
+        return n if math.isfinite(n) else v
+    return v
+
+
+def _not_a_number(name: str, v: Any) -> tuple[str, Any] | None:
+    """(name, value) of a duration present that is no number: its span is quarantined naming it, not given a NULL
+    latency without a word."""
+    return None if v is None or v == "" or (isinstance(v, (int, float)) and not isinstance(v, bool)) else (name, v)
 
 
 def _status(tags: dict[str, Any], error_text: bool) -> tuple[str, str | None]:
@@ -128,7 +155,7 @@ def jaeger_spans(obj: dict) -> list[Span]:
             refs = [r for r in sp.get("references") or [] if isinstance(r, dict)]
             parent = next((r for r in refs if r.get("refType") == "CHILD_OF"), refs[0] if refs else None)
             status, message = _status(tags, error_text=False)
-            start, duration = sp.get("startTime"), sp.get("duration")
+            start, duration = _micros(sp.get("startTime")), _micros(sp.get("duration"))
             events = []
             for log in sp.get("logs") or []:
                 if isinstance(log, dict):
@@ -144,7 +171,8 @@ def jaeger_spans(obj: dict) -> list[Span]:
                 attributes={k: v for k, v in tags.items() if k not in _STATUS_TAGS}, resource=resource,
                 status=status, status_message=message, events=events,
                 scope=tags.get("otel.scope.name") or tags.get("otel.library.name"),
-                kind=str(tags["span.kind"]) if tags.get("span.kind") is not None else None, raw=sp))
+                kind=str(tags["span.kind"]) if tags.get("span.kind") is not None else None, raw=sp,
+                invalid=_not_a_number("duration", duration)))
     return out
 
 
@@ -203,7 +231,7 @@ def zipkin_spans(obj: Any) -> list[Span]:
         local = sp.get("localEndpoint") if isinstance(sp.get("localEndpoint"), dict) else {}
         resource = {"service.name": local["serviceName"]} if local.get("serviceName") else {}
         status, message = _status(tags, error_text=True)
-        start, duration = sp.get("timestamp"), sp.get("duration")
+        start, duration = _micros(sp.get("timestamp")), _micros(sp.get("duration"))
         events = [{"name": _annotation_name(a.get("value")), "time": a.get("timestamp"), "attributes": {}}
                   for a in sp.get("annotations") or [] if isinstance(a, dict)]
         out.append(Span(
@@ -212,7 +240,8 @@ def zipkin_spans(obj: Any) -> list[Span]:
             end=start + duration if isinstance(start, (int, float)) and isinstance(duration, (int, float)) else None,
             attributes={k: v for k, v in tags.items() if k not in _STATUS_TAGS}, resource=resource, status=status,
             status_message=message, events=events, scope=tags.get("otel.scope.name") or tags.get("otel.library.name"),
-            kind=str(sp["kind"]) if sp.get("kind") is not None else None, raw=sp))
+            kind=str(sp["kind"]) if sp.get("kind") is not None else None, raw=sp,
+            invalid=_not_a_number("duration", duration)))
     return out
 
 
