@@ -339,6 +339,19 @@ def test_langfuse_batch_observations_without_any_id_are_quarantined_not_merged_i
                               (3, "call_id", "missing required field call_id (source field 'call_id')")]
 
 
+def test_langfuse_batch_observation_without_a_trace_id_borrows_nothing_from_a_trace_without_one(db, tmp_path):
+    # A trace-create and an observation that both lacked a trace id met under the key "None": the observation took
+    # that unrelated trace's user, session, name (feature) and id.
+    batch = {"batch": [{"type": "trace-create", "body": {"userId": "u-other", "sessionId": "s-other", "name": "x"}},
+                       {"type": "generation-create", "body": {"id": "g1", "model": "gpt-4o",
+                                                              "startTime": "2025-11-20T10:00:00Z"}}]}
+    p = tmp_path / "batch.json"
+    p.write_text(json.dumps(batch))
+    s = load(db, p)
+    assert (s.read, s.inserted, s.quarantined) == (1, 1, 0)
+    assert rows(db, "select call_id, trace_id, user_id, session_id, feature from calls") == [
+        {"call_id": "g1", "trace_id": None, "user_id": None, "session_id": None, "feature": None}]
+
 def test_langfuse_batch_merges_creates_and_updates_in_order(db):
     s = load(db, "langfuse_batch.json")
     g = call(db, "g-b1")

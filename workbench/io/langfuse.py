@@ -493,7 +493,8 @@ def batch_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows:
             kind, _, action = typ.rpartition("-")
             if kind == "trace":
                 tid = body.get("id") or ev.get("id")
-                _merge(traces.setdefault(str(tid), {}), body)
+                if tid is not None:  # (a trace without an id is no observation's: not one keyed by the text "None")
+                    _merge(traces.setdefault(str(tid), {}), body)
             elif action in ("create", "update") and (kind.upper() in TYPES or kind == "observation"):
                 oid = first(body.get("id"), ev.get("id"))
                 oid = None if oid is None else str(oid)
@@ -507,5 +508,6 @@ def batch_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows:
             # score-create, sdk-log: not calls
     for oid, (pos, o) in obs.items():
         o.setdefault("type", "SPAN")
-        observation_row(rows, pos, o, traces.get(str(o.get("traceId"))))
+        tid = o.get("traceId")
+        observation_row(rows, pos, o, traces.get(str(tid)) if tid is not None else None)
     return rows
