@@ -80,6 +80,20 @@ def test_bad_arguments_are_named():
         demo.build_demo("unused.duckdb", seed="7")
 
 
+@pytest.mark.parametrize("scale", [float("inf"), 1e309, float("nan")])
+def test_a_scale_that_is_no_finite_number_is_an_error_naming_it(tmp_path, scale, capsys):
+    from workbench import cli
+
+    path = tmp_path / "demo.duckdb"
+    with pytest.raises(ValueError, match="build_demo: scale must be a positive number"):
+        demo.build_demo(path, scale=scale)
+    with pytest.raises(ValueError, match="build_demo: scale must be a positive number"):
+        demo.simulate(scale=scale)
+    assert cli.main(["demo", "--db", str(path), "--scale", repr(scale), "--no-reports"]) == 2
+    assert "scale must be a positive number" in capsys.readouterr().err
+    assert not path.exists()
+
+
 # --- completeness and lineage ---------------------------------------------------------------------------------------
 
 def test_every_synthetic_table_is_filled_with_lineage(built):

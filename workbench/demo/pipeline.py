@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from workbench.errors import ParameterError, ParameterTypeError
 
+import math
 import os
 import sys
 import time
@@ -111,7 +112,7 @@ def build_demo(path: str | os.PathLike = DEMO_DB, *, scale: float = 1.0, seed: i
 
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ParameterTypeError(f"build_demo: seed must be an int, got {type(seed).__name__}")
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf:
         raise ParameterError(f"build_demo: scale must be a positive number, got {scale!r}")
     t0 = time.perf_counter()
     path = Path(path)

@@ -38,6 +38,7 @@ from __future__ import annotations
 from workbench.errors import ParameterError
 
 import datetime as _dt
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -698,7 +699,7 @@ def simulate(scale: float = 1.0, seed: int = 7) -> dict[str, "pl.DataFrame"]:
     import numpy as np
     import polars as pl
 
-    if not (isinstance(scale, (int, float)) and scale > 0):
+    if not (isinstance(scale, (int, float)) and 0 < scale < math.inf):
         raise ParameterError(f"build_demo: scale must be a positive number, got {scale!r}")
     root_seq = np.random.SeedSequence(int(seed))
     (r_users, r_support, r_sum, r_code, r_agent, r_out, r_ans, r_guard, r_fb, r_ev, r_shadow,
