@@ -413,3 +413,9 @@ def test_a_setting_no_float_or_name_can_hold_is_a_config_error_not_an_alert(tmp_
     wb.connect(str(db)).close()
     rc = main(["slo", "--db", str(db), "--config", str(p)])
     assert rc == 2 and re.search(message, capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("days", [float("inf"), float("nan"), 1e309, 1e12, -1, 0])
+def test_a_lookback_that_is_no_finite_positive_number_of_days_is_an_error_naming_it(days):
+    with pytest.raises(ValueError, match="burn_rate_alerts: lookback_days must be a positive number"):
+        slo.burn_rate_alerts(None, lookback_days=days)

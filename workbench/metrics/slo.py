@@ -390,8 +390,10 @@ def burn_rate_alerts(db, *, config: Any = None, at: Any = None, lookback_days: f
     from workbench.db import as_workbench
     from workbench.metrics.core import to_polars
 
-    if isinstance(lookback_days, bool) or not isinstance(lookback_days, (int, float)) or lookback_days <= 0:
-        raise ParameterError(f"burn_rate_alerts: lookback_days must be a positive number, got {lookback_days!r}")
+    if (isinstance(lookback_days, bool) or not isinstance(lookback_days, (int, float))
+            or not 0 < lookback_days < dt.timedelta.max.days):  # NaN, inf and what no timedelta holds too
+        raise ParameterError(f"burn_rate_alerts: lookback_days must be a positive number of days below "
+                             f"{dt.timedelta.max.days:_}, got {lookback_days!r}")
     _, slos = _slos_or_fail(config, db)
     db = as_workbench(db)
     at = _resolve_at(db, at)
