@@ -423,3 +423,11 @@ def test_a_writer_opens_a_file_whose_reader_was_dropped_after_metrics_ran(tmp_pa
     with pytest.raises(DatabaseError, match="holds it open with other settings.*close that connection first"):
         wb.connect(path, lock_timeout_s=1)
     reader.close()
+
+
+@pytest.mark.parametrize("path", [5, 1.5, True, ["w.duckdb"], {"a": 1}, b"w.duckdb", object()])
+def test_a_path_that_is_no_path_is_an_error_naming_it_and_creates_no_file(tmp_path, monkeypatch, path):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TypeError, match=r"connect: path must be a str or path"):
+        wb.connect(path)
+    assert list(tmp_path.iterdir()) == []
