@@ -201,3 +201,14 @@ def test_a_misspelt_table_name_is_refused_with_the_closest_one(tmp_path, text, t
     with pytest.raises(ConfigError, match=pattern):
         schedule.run(tmp_path / "w.duckdb", out=tmp_path / "r", config=p, now=now, names=["none"])
     assert C.load_config(_toml(tmp_path, "", "empty.toml")).data == {}
+
+
+@pytest.mark.parametrize("config", [5, 1.5, True, ["workbench.toml"], {"budget": {}}, b"workbench.toml", object()])
+def test_a_config_that_is_no_path_config_or_settings_is_an_error_naming_it(tmp_path, monkeypatch, config):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TypeError, match=r"config must be the path of a workbench.toml, a Config or Settings, got "):
+        C.load_config(config)
+    with wb.connect(tmp_path / "w.duckdb") as db:
+        for fn in (wb.budget_status, wb.slo_status, wb.slo_report):
+            with pytest.raises(TypeError, match=r"config must be the path of a workbench.toml"):
+                fn(db, config=config)

@@ -34,6 +34,7 @@ TABLES = ("slo", "budget", "targets", "prices", "experiments", "judge", "detecto
 
 
 from workbench.errors import ConfigError  # noqa: E402,F401  (defined in errors.py; importable from here as before)
+from workbench.errors import ParameterTypeError  # noqa: E402
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,6 +136,9 @@ def load_config(path: "str | os.PathLike | Config | Settings | None" = None) -> 
         return path
     if isinstance(path, Settings):
         return path.config
+    if path is not None and (isinstance(path, bool) or not isinstance(path, (str, os.PathLike))):
+        raise ParameterTypeError(f"config must be the path of a workbench.toml, a Config or Settings, "
+                                 f"got {type(path).__name__}")
     explicit = path or os.environ.get("WORKBENCH_CONFIG")
     p = Path(explicit or CONFIG_FILE)
     try:
