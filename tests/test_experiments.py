@@ -336,3 +336,24 @@ def test_a_unit_in_two_arms_is_left_out_and_a_row_without_an_arm_is_no_exposure(
     r = X.experiment_summary(db, "x", metrics=["cost_usd"], relative=False, scope="all").row(0, named=True)
     assert (r["n_control"], r["n_variant"]) == (2, 1)
     assert (r["mean_control"], r["mean_variant"]) == (3.0, 3.0)  # (2 + 4) / 2; 3
+
+
+def test_decision_guardrail_from_zero_in_control_is_judged_not_no_data():
+    # control without a single error, half the treatment users with one: the relative lift over 0 is undefined, and
+    # the guardrail read "no data" while every user had data, so the faster arm was "ship"
+    db = wb.connect(":memory:")
+    assign, calls = [], []
+    for arm in ("control", "treatment"):
+        for i in range(100):
+            u = f"{arm}{i}"
+            assign.append((u, arm))
+            status = "error" if arm == "treatment" and i % 2 == 0 else "ok"
+            calls.append((f"c{u}", u, "2026-01-02", status, (200 if arm == "control" else 100) + i % 5 * 10, 0.01))
+    _assign(db, assign)
+    _calls(db, calls)
+    d = X.decision_table(db, "e", metrics=("latency_ms",), guardrails=("error_rate",))
+    rows = {r["metric"]: r for r in d.iter_rows(named=True)}
+    assert rows["error_rate"]["verdict"] == "worse"
+    assert rows["error_rate"]["relative"] is False and rows["error_rate"]["effect"] == 0.5  # 0.5 - 0 errors per user
+    assert rows["latency_ms"]["relative"] is True
+    assert rows["overall"]["verdict"] == "do not ship: guardrail error_rate worse"

@@ -635,7 +635,8 @@ def decision_table(
         ``experiment, variant, metric, role (goal/guardrail/overall), direction, effect, lo, hi, p_value,
         chance_to_win, srm_status, verdict, scope, relative``; the row with ``metric = "overall"`` carries the
         decision; ``scope`` is the selection the metrics were computed in (the experiment's feature by default);
-        ``relative`` says whether ``effect``, ``lo`` and ``hi`` are shares of the control's mean (the default).
+        ``relative`` says whether ``effect``, ``lo`` and ``hi`` are shares of the control's mean (the default; a
+        metric whose control mean is 0 has no share of it and is judged on the absolute difference, ``relative`` false).
         Other keyword arguments go to :func:`experiment_summary`.
 
     Examples
@@ -652,12 +653,23 @@ def decision_table(
     goals, guards = list(metrics), list(guardrails)
     both = [*goals, *[g for g in guards if g not in goals]]
     s = experiment_summary(db, experiment, metrics=both, method=method, alpha=alpha, **kwargs)
+    # a lift over a control mean of 0 (no error at all in control) is undefined: such a metric is judged on its
+    # absolute difference (its row's relative = False), not left as "no data" while both arms have units
+    zero = s.filter(pl.col("relative") & pl.col("effect").is_null() & (pl.col("mean_control") == 0)
+                    & (pl.col("n_control") > 0) & (pl.col("n_variant") > 0))
+    absolute = {}
+    if zero.height:
+        a = experiment_summary(db, experiment, metrics=zero["metric"].unique(maintain_order=True).to_list(),
+                               method=method, alpha=alpha, **{**kwargs, "relative": False})
+        absolute = {(r["metric"], r["variant"]): r for r in a.iter_rows(named=True)}
+        absolute = {k: absolute[k] for k in zip(zero["metric"], zero["variant"]) if k in absolute}
     rows = []
     for arm in s["variant"].unique(maintain_order=True).to_list():
         part = s.filter(pl.col("variant") == arm)
         srm_status = part["srm_status"][0]
         worse_guard, worse_goal, better_goal, likely_worse = [], [], [], []
         for r in part.iter_rows(named=True):
+            r = absolute.get((r["metric"], arm), r)
             role = "guardrail" if r["metric"] in guards and r["metric"] not in goals else "goal"
             sign = DIRECTION.get(r["metric"], 1)
             if r["chance_to_win"] is None:
