@@ -357,3 +357,19 @@ def test_decision_guardrail_from_zero_in_control_is_judged_not_no_data():
     assert rows["error_rate"]["relative"] is False and rows["error_rate"]["effect"] == 0.5  # 0.5 - 0 errors per user
     assert rows["latency_ms"]["relative"] is True
     assert rows["overall"]["verdict"] == "do not ship: guardrail error_rate worse"
+
+
+def test_a_unit_in_two_arms_is_left_out_when_its_first_arm_is_before_start():
+    # u1 saw control on 01-01 and treatment on 01-05: contaminated, but with start="2026-01-03" only its treatment row
+    # was read, and it counted as a clean treatment unit (srm 1/2, its cost in the treatment arm's mean)
+    db = wb.connect(":memory:")
+    db.duckdb.execute("insert into assignments (experiment, unit_id, variant, ts) values "
+                      "('x', 'u1', 'control', '2026-01-01'), ('x', 'u1', 'treatment', '2026-01-05'),"
+                      "('x', 'u2', 'control', '2026-01-04'), ('x', 'u3', 'treatment', '2026-01-04')")
+    db.duckdb.execute("insert into calls (call_id, ts, feature, status, user_id, cost_usd) values "
+                      "('c1', '2026-01-06', 'f', 'ok', 'u1', 10), ('c2', '2026-01-06', 'f', 'ok', 'u2', 2),"
+                      "('c3', '2026-01-06', 'f', 'ok', 'u3', 3)")
+    s = X.srm(db, "x", start="2026-01-03")
+    assert dict(s.select("variant", "users").rows()) == {"control": 1, "treatment": 1}
+    r = X.experiment_summary(db, "x", metrics=["cost_usd"], relative=False, scope="all", start="2026-01-03")
+    assert r.select("n_control", "n_variant", "mean_control", "mean_variant").row(0) == (1, 1, 2.0, 3.0)

@@ -230,14 +230,18 @@ def _check_unit_options(metrics: Sequence[str], options: Mapping[str, Any]) -> N
 def _exposures(db: Any, experiment: str, *, start: Any = None, end: Any = None, fn: str) -> "ir.Table":
     if not isinstance(experiment, str) or not experiment:
         raise ParameterTypeError(f"{fn}: experiment must be a non-empty string, got {experiment!r}")
-    a = M.scope(db.assignments, start=start, end=end)
+    import ibis
+
+    a = M.scope(db.assignments, end=end)
     # One row per unit: its first exposure. A row without a unit or an arm is no exposure (it made sorted() fail on
     # None); a unit exposed to two arms is left out of both (GrowthBook's "multiple exposures"): it was counted in
-    # each arm, and twice in each arm's sums through the joins.
+    # each arm, and twice in each arm's sums through the joins. Its arms before ``start`` count too: a unit in
+    # control before it and in treatment after was a clean treatment unit of a readout from ``start``.
     a = a.filter(a.experiment == experiment, a.unit_id.notnull(), a.variant.notnull())
-    u = a.group_by("unit_id").aggregate(_arms=a.variant.nunique(), variant=a.variant.max(), exposed_at=a.ts.min(),
-                                        weight=a.weight.max())
-    u = u.filter(u._arms == 1)
+    a = a.mutate(_in=a.ts >= M.as_timestamp(start) if start is not None else ibis.literal(True))
+    u = a.group_by("unit_id").aggregate(_arms=a.variant.nunique(), _seen=a._in.any(), variant=a.variant.max(),
+                                        exposed_at=a.ts.min(where=a._in), weight=a.weight.max(where=a._in))
+    u = u.filter(u._arms == 1, u._seen)
     return u.select("unit_id", "variant", "exposed_at", "weight")
 
 
