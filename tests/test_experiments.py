@@ -373,3 +373,17 @@ def test_a_unit_in_two_arms_is_left_out_when_its_first_arm_is_before_start():
     assert dict(s.select("variant", "users").rows()) == {"control": 1, "treatment": 1}
     r = X.experiment_summary(db, "x", metrics=["cost_usd"], relative=False, scope="all", start="2026-01-03")
     assert r.select("n_control", "n_variant", "mean_control", "mean_variant").row(0) == (1, 1, 2.0, 3.0)
+
+
+def test_retained_leaves_out_units_exposed_exactly_retention_days_before_end():
+    # end is exclusive: a unit exposed 2026-01-02 is retained by an event from 2026-01-09 on, and with end 2026-01-09
+    # none can be read, yet u3 and u4 were counted as not retained (control 0.5 where u1, the only one measurable, is 1)
+    db = wb.connect(":memory:")
+    _assign(db, [("u1", "control"), ("u2", "treatment")])
+    db.duckdb.execute("insert into assignments (experiment, unit_id, variant, ts) values "
+                      "('e', 'u3', 'control', '2026-01-02'), ('e', 'u4', 'treatment', '2026-01-02')")
+    db.duckdb.execute("insert into events (event_id, ts, user_id, event) values ('1', '2026-01-08 12:00', 'u1', 'x'),"
+                      "('2', '2026-01-09', 'u2', 'x'), ('3', '2026-01-09 05:00', 'u3', 'x'),"
+                      "('4', '2026-01-09', 'u4', 'x')")
+    r = X.experiment_summary(db, "e", metrics=["retained"], relative=False, scope="all", end="2026-01-09")
+    assert r.select("n_control", "n_variant", "mean_control", "mean_variant").row(0) == (1, 1, 1.0, 0.0)

@@ -171,7 +171,8 @@ def _retained(db: Any, exposures: "ir.Table", *, unit: str = "user_id", end: Any
     """1 if the user has any product event ``retention_days`` (default 7) or more after exposure, else 0.
 
     Units exposed less than ``retention_days`` before the end of the data (``end``, else the last event) cannot be
-    measured yet and are left out rather than counted as not retained. ``pre_value``: any event in the
+    measured yet and are left out rather than counted as not retained (with ``end``, which is exclusive, also those
+    exposed exactly ``retention_days`` before it). ``pre_value``: any event in the
     ``retention_days`` before exposure.
     """
     import ibis
@@ -180,9 +181,11 @@ def _retained(db: Any, exposures: "ir.Table", *, unit: str = "user_id", end: Any
         raise ParameterError(f"experiments: retained needs unit='user_id' (events have user_id only), got {unit!r}")
     # the experiment's scope (e.g. its feature) applies to the events too, on the columns events have
     ev = M.scope(db.events, end=end, where={k: v for k, v in M.parse_where(where).items() if k in db.events.columns})
-    horizon = ibis.literal(M.as_timestamp(end), type="timestamp") if end is not None else db.events.ts.max()
     days = ibis.interval(days=int(retention_days))
-    e = exposures.filter(exposures.exposed_at + days <= horizon)
+    if end is not None:  # events before end: a unit whose retention starts at end has none that could count
+        e = exposures.filter(exposures.exposed_at + days < ibis.literal(M.as_timestamp(end), type="timestamp"))
+    else:
+        e = exposures.filter(exposures.exposed_at + days <= db.events.ts.max())
     j = e.left_join(ev, e.unit_id == ev.user_id)
     hit = j.ts >= j.exposed_at + days
     pre = (j.ts < j.exposed_at) & (j.ts >= j.exposed_at - days)
