@@ -218,7 +218,7 @@ def _prepare(df: "pl.DataFrame") -> tuple["pl.DataFrame", str | None]:
     if "metric" in df.columns and "value" in df.columns:
         names = df["metric"].drop_nulls().unique().to_list()
         if len(names) == 1:
-            title = _name(names[0])
+            title = label(names[0], time_unit=False)
             df = df.with_columns(pl.col("metric").fill_null(names[0]))
         for c in ("period_start",):
             if c in df.columns and df[c].drop_nulls().n_unique() <= 1:
@@ -262,7 +262,7 @@ def table(df: "pl.DataFrame", *, title: str | None = None, subtitle: str | None 
     title = title if title is not None else auto_title
     if df.height == 1 and df.width > 6 and "metric" not in df.columns:
         row = df.row(0, named=True)
-        df = pl.DataFrame({"measure": [_name(k) for k in row],
+        df = pl.DataFrame({"measure": [label(k, time_unit=False) for k in row],
                            "value": [v.strftime("%d %b %Y %H:%M") if hasattr(v, "strftime") else
                                      ("yes" if v else "no") if isinstance(v, bool) else
                                      (fmt(v, k) if isinstance(v, (int, float)) else (None if v is None else str(v)))
@@ -396,7 +396,7 @@ def table(df: "pl.DataFrame", *, title: str | None = None, subtitle: str | None 
 
 
 def _metric_cell(m: Any, links: Mapping[str, str] | None) -> str:
-    text = _html.escape(_name(m))
+    text = _html.escape(label(m, time_unit=False))
     if links and m in links:
         return f'<a href="{_html.escape(links[m], quote=True)}">{text}</a>'
     return text
@@ -411,21 +411,8 @@ _HEADERS = {"value": "Value", "n": "Sample", "interval_95": "95% interval", "pre
 
 
 def _header(c: str) -> str:
-    return _HEADERS.get(c) or _name(c)
+    return _HEADERS.get(c) or label(c, time_unit=False)
 
-
-def _name(c: Any) -> str:
-    """A metric or column in words, as a table heads it: without the unit a label gives milliseconds and minutes,
-    since the cells carry their own (``6.0 s``, ``850 ms``, ``12 h 5 min``) and "Threshold (ms)" read over seconds.
-
-    >>> _name("threshold_ms"), _name("latency_ms"), _name("detect_minutes"), _name("budget_usd")
-    ('Threshold', 'Latency', 'Detect', 'Budget ($)')
-    """
-    text = label(c)
-    for tail in (" (ms)", " (minutes)"):
-        if text.endswith(tail):
-            return text[: -len(tail)]
-    return text
 
 
 def _html_of_frame(df: "pl.DataFrame") -> str:

@@ -148,11 +148,14 @@ def metric_unit(name: str | None) -> Unit:
     return Unit(unit, direction, label(name))
 
 
-def label(name: str | None) -> str:
-    """A metric or column name in words.
+def label(name: str | None, *, time_unit: bool = True) -> str:
+    """A metric or column name in words; ``time_unit=False`` leaves out the ``(ms)`` / ``(minutes)`` of a time, for a
+    table whose cells carry their own unit (``6.0 s``, ``12 h 5 min``: "Threshold (ms)" read over seconds).
 
     >>> label("latency_p95_ms"), label("prompt_version"), label("spend_to_date_usd")
     ('p95 latency', 'Prompt version', 'Spend to date ($)')
+    >>> label("threshold_ms"), label("threshold_ms", time_unit=False), label("budget_usd", time_unit=False)
+    ('Threshold (ms)', 'Threshold', 'Budget ($)')
     """
     name = str(name or "")
     if name in LABELS:
@@ -161,7 +164,7 @@ def label(name: str | None) -> str:
     tail = ""
     for suffix, text in (("_usd", " ($)"), ("_ms", " (ms)"), ("_minutes", " (minutes)")):
         if phrase.endswith(suffix):
-            phrase, tail = phrase[: -len(suffix)], text
+            phrase, tail = phrase[: -len(suffix)], text if time_unit or suffix == "_usd" else ""
     phrase = phrase.replace("_", " ").strip()
     return (phrase[:1].upper() + phrase[1:] + tail) if phrase else name
 
