@@ -66,7 +66,7 @@ if TYPE_CHECKING:  # pragma: no cover
 from workbench.db import Where, as_timestamp, parse_where, scope, sql_identifier, sql_literal  # noqa: F401  (re-exported: the metric toolkit)
 from workbench.stats import quantile_ranks  # noqa: F401  (re-exported: the metric toolkit)
 
-__all__ = ["PERIODS", "RESULT_COLUMNS", "UndefinedMetricWarning", "UnknownFeatureWarning", "warn_unknown_features", "agent_tasks",
+__all__ = ["PERIODS", "RESULT_COLUMNS", "UndefinedMetricWarning", "UnknownFeatureWarning", "warn_unknown_features", "unknown_features", "agent_tasks",
            "Where", "parse_where", "as_timestamp", "scope", "check_by", "with_period", "tidy", "complete_grid",
            "to_polars", "proportion", "percentile_frame",
            "mean_interval", "band_grid", "approx_matrix", "order_statistics", "quantile_ranks", "quantile_cont",
@@ -121,6 +121,25 @@ class UnknownFeatureWarning(UserWarning):
     """
 
 
+def unknown_features(db: Any, names: Iterable[str]) -> list[str]:
+    """The features of ``names`` that no call of ``db`` has (at any time), in the order given: what a setting
+    declares for them (an SLO, a budget) is never measured. The calls are read for these features only.
+
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status) "
+    ...                       "values ('a', '2026-01-01', 'chat', 'ok')")
+    >>> unknown_features(db, ["chta", "chat"])
+    ['chta']
+    """
+    names = [f for f in names if f is not None]
+    if not names:
+        return []
+    t = db.calls
+    seen = set(to_polars(t.filter(t.feature.isin(names)).select("feature").distinct())["feature"].to_list())
+    return [f for f in names if f not in seen]
+
+
 def warn_unknown_features(db: Any, where: Mapping[str, str], *, window: tuple[Any, Any] | None = None) -> None:
     """Warn (:class:`UnknownFeatureWarning`) for each feature that no call in ``db`` has, with the closest names.
 
@@ -149,13 +168,12 @@ def warn_unknown_features(db: Any, where: Mapping[str, str], *, window: tuple[An
     names = sorted(where)
     if not names:
         return
-    t = db.calls
-    seen = set(to_polars(t.filter(t.feature.isin(names)).select("feature").distinct())["feature"].to_list())
-    missing = [f for f in names if f not in seen]
+    missing = unknown_features(db, names)
     if window is not None:
-        _warn_renamed(db, where, [f for f in names if f in seen], window)
+        _warn_renamed(db, where, [f for f in names if f not in missing], window)
     if not missing:
         return
+    t = db.calls
     known = sorted(v for v in to_polars(t.select("feature").distinct())["feature"].to_list() if v is not None)
     folded = {k.casefold(): k for k in known}
     for f in missing:

@@ -259,7 +259,7 @@ def attention(rep: "Report", card: "pl.DataFrame | None" = None, *, config: Any 
     """
     import polars as pl
 
-    from workbench.metrics.core import as_timestamp
+    from workbench.metrics.core import as_timestamp, unknown_features
 
     config = rep.settings if config is None else config  # the report's own settings (Report(config=...))
     items: list[tuple[str, str]] = []
@@ -316,10 +316,7 @@ def attention(rep: "Report", card: "pl.DataFrame | None" = None, *, config: Any 
         if b is not None and by in b.columns:
             # a budget of a feature no call has (a typo, a renamed feature) spends $0.00 for ever: not "on track" (the
             # warning `workbench budget` prints does not reach a report)
-            t = rep.db.calls
-            declared = [f for f in b[by].to_list() if f is not None]
-            seen = set(t.filter(t[by].isin(declared)).select(by).distinct().to_polars()[by].to_list())
-            for f in (f for f in declared if f not in seen):
+            for f in unknown_features(rep.db, b[by].to_list()):
                 items.append(("alert", f"Budget not measured: {feature_label(f)}: no call has this feature, so it "
                                        f"spends $0.00 and never fires (a misspelt or renamed feature?)."))
                 budget_items = True
