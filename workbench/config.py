@@ -136,7 +136,7 @@ def load_config(path: "str | os.PathLike | Config | Settings | None" = None) -> 
         return path
     if isinstance(path, Settings):
         return path.config
-    if path is not None and (isinstance(path, bool) or not isinstance(path, (str, os.PathLike))):
+    if path is not None and not isinstance(path, (str, os.PathLike)):  # (a bool is neither)
         raise ParameterTypeError(f"config must be the path of a workbench.toml, a Config or Settings, "
                                  f"got {type(path).__name__}")
     explicit = path or os.environ.get("WORKBENCH_CONFIG")

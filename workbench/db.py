@@ -608,7 +608,7 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = False, c
     """
     if backend is not None:
         return Workbench(backend, path=None, config=config)
-    if path is not None and (isinstance(path, bool) or not isinstance(path, (str, os.PathLike))):
+    if path is not None and not isinstance(path, (str, os.PathLike)):  # (a bool is neither)
         raise ParameterTypeError(f"connect: path must be a str or path of a DuckDB file, got {type(path).__name__}")
     path = str(path or os.environ.get("WORKBENCH_DB") or DEFAULT_DB)
     try:
