@@ -190,3 +190,16 @@ def test_a_reports_folder_with_braces_in_its_name_publishes(site):
     out = tmp / "reports {x}"  # papermill formats its paths with the parameters: "Missing parameter 'x'"
     published = reports.run_report("tiny", db=str(dbp), out=str(out), period=PERIOD)
     assert Path(published).parent.parent == out and (out / "tiny" / PERIOD / "report.html").stat().st_size > 0
+
+
+def test_run_all_publishes_the_others_when_one_report_fails(site):
+    """`run_all` (make demo, `workbench report all`) tries every report: a failing notebook is named in one error at
+    the end, and the reports after it are published all the same."""
+    tmp, dbp = site
+    nbdir = tmp / "notebooks"
+    _notebook(nbdir / "broken.ipynb", "raise RuntimeError('cell fails')")  # sorted first: it runs before tiny
+    with pytest.raises(reports.ReportError, match=r"1 of 2 reports failed .*broken: .*cell fails") as info:
+        reports.run_all(dbp, out=tmp / "reports", period=PERIOD, progress=False)
+    assert info.value.published == [tmp / "reports" / "tiny" / PERIOD]
+    _published(tmp / "reports" / "tiny" / PERIOD)
+    assert not (tmp / "reports" / "broken" / PERIOD).exists()

@@ -655,21 +655,16 @@ def _cmd_report(a: argparse.Namespace) -> int:
         print(reports.run_report(names[0], db=a.db, period=a.period, out=a.out, force=a.force,
                                  cell_timeout=a.cell_timeout, config=a.config))
         return 0
-    from tqdm.auto import tqdm
-
-    failed = []
-    # a bar on a terminal only (tqdm's disable=None); one failing report does not keep the others from being published
-    with tqdm(names, desc="reports", unit="report", file=sys.stderr, disable=None) as bar:
-        for name in bar:
-            bar.set_postfix_str(name)
-            try:
-                print(reports.run_report(name, db=a.db, period=a.period, out=a.out, force=a.force,
-                                         cell_timeout=a.cell_timeout, config=a.config))
-            except ReportError as exc:
-                failed.append(f"{name}: {' '.join(str(exc).split())}")
-    if failed:
-        raise ReportError(f"{len(failed)} of {len(names)} reports failed (the others are published): "
-                          + "; ".join(failed))
+    published: list = []
+    try:  # a bar on a terminal only; one failing report does not keep the others from being published
+        published = reports.run_all(a.db, out=a.out, period=a.period, force=a.force, cell_timeout=a.cell_timeout,
+                                    config=a.config)
+    except ReportError as exc:
+        published = getattr(exc, "published", [])
+        raise
+    finally:
+        for p in published:
+            print(p)
     return 0
 
 

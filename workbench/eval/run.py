@@ -203,9 +203,9 @@ def write_evals(db: "Workbench", rows: list[Mapping[str, Any]]) -> int:
     return len(rows)
 
 
-def progress_bar(total: int, progress: bool | None, desc: str):
-    """A tqdm bar over ``total`` answers on standard error: shown when ``progress`` is True, hidden when False, and
-    when None shown only if standard error is a terminal.
+def progress_bar(total: int, progress: bool | None, desc: str, *, unit: str = "answer"):
+    """A tqdm bar over ``total`` items (``unit``: answers by default) on standard error: shown when ``progress`` is
+    True, hidden when False, and when None shown only if standard error is a terminal.
 
     Examples
     --------
@@ -223,7 +223,7 @@ def progress_bar(total: int, progress: bool | None, desc: str):
 
     # progress=None: a bar only when stderr is a terminal (tqdm's disable=None), quiet in CI, logs and papermill.
     disable = None if progress is None else not progress
-    return tqdm(total=total, desc=desc, unit="answer", disable=disable, file=sys.stderr)
+    return tqdm(total=total, desc=desc, unit=unit, disable=disable, file=sys.stderr)
 
 
 def claims_explanation(claims: list[dict], total: int) -> str:

@@ -1144,14 +1144,20 @@ def _keep_failed(parent: Path, label: str, run_id: str, executed: Path) -> Path 
 
 
 def run_all(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "reports", period: str | None = None,
-            names: Iterable[str] | None = None, force: bool = False) -> list[Path]:
+            names: Iterable[str] | None = None, force: bool = False, progress: bool | None = None,
+            cell_timeout: float | None = None, config: str | os.PathLike | None = None) -> list[Path]:
     """Publish every report (or ``names``) for one period; return their folders.
+
+    Every report is tried: one that fails does not keep the others from being published. The failures are then
+    raised together, as one :class:`~workbench.errors.ReportError` naming each (its ``published`` attribute lists
+    the folders that were published). ``progress``: a bar over the reports on standard error (None: only when it is
+    a terminal). ``cell_timeout`` and ``config`` as in :func:`run_report`.
 
     Examples
     --------
-    Each report is checked before any notebook runs (executing one takes seconds, so none runs here):
+    Each report name is checked before any notebook runs (executing one takes seconds, so none runs here):
 
-    >>> run_all(names=["weekly"])
+    >>> run_all(names=["scorecard", "weekly"])
     Traceback (most recent call last):
     ...
     workbench.errors.UnknownNameError: run_report: no report 'weekly' (known: adoption, cost, experiments, ...)
@@ -1162,7 +1168,29 @@ def run_all(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "re
     ...
     workbench.errors.MissingFileError: run_report: no database at .../none.duckdb
     """
-    return [run_report(n, db=db, period=period, out=out, force=force) for n in (names or available())]
+    from workbench.errors import WorkbenchError
+    from workbench.eval.run import progress_bar
+
+    todo = [report_name(n) for n in (available() if names is None else names)]
+    published: list[Path] = []
+    failed: list[str] = []
+    with progress_bar(len(todo), progress, "reports", unit="report") as bar:
+        for name in todo:
+            bar.set_postfix_str(name)
+            try:
+                published.append(run_report(name, db=db, period=period, out=out, force=force,
+                                            cell_timeout=cell_timeout, config=config))
+            except ReportError as exc:  # a failing notebook: the next report still runs
+                failed.append(f"{name}: {' '.join(str(exc).split())}")
+            except WorkbenchError:  # the database, the period or the config: the same for every report
+                raise
+            bar.update(1)
+    if failed:
+        err = ReportError(f"{len(failed)} of {len(todo)} reports failed (the others are published): "
+                          + "; ".join(failed))
+        err.published = published
+        raise err
+    return published
 
 
 def targets(config: Any = None) -> dict[str, dict[str, "Target"]]:
