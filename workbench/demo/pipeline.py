@@ -197,8 +197,8 @@ def load_real_data(db: "Workbench", *, datasets: str | os.PathLike = DATASETS,
             out[Path(mapping).stem] = {"skipped": f"missing {', '.join(missing)}"}
             continue
         summary = ingest(db, [str(p) for p in paths], mapping=str(root / mapping))
-        out[Path(mapping).stem] = summary.as_dict() if hasattr(summary, "as_dict") else summary
-        _report(progress, f"  {mapping}: {out[Path(mapping).stem]}")
+        out[Path(mapping).stem] = summary.as_dict()
+        _report(progress, f"  {mapping}: {str(summary).splitlines()[0]}")
     if (root / "mappings/halu_labels.toml").exists():
         # a mapping cannot express CASE: derive the discrete label of the halu_dev human labels from the 0/1 value
         db.duckdb.execute("UPDATE evals SET label = CASE WHEN value = 1 THEN 'hallucinated' ELSE 'supported' END "
@@ -262,8 +262,7 @@ def _headline(path: str | os.PathLike) -> dict[str, Any]:
         warnings.simplefilter("ignore")
         start, end, label = resolve_period(None, latest=db.calls.ts.max().execute())
         card = scorecard(Report(db, start=start, end=end), ["hallucination_rate", "latency_p95_ms", "cost_per_success_usd", "wau_count"])
-        card = card.filter(pl.col("target").is_not_null()).select(
-            "feature", "metric", pl.col("value").round(4), pl.col("previous").round(4), pl.col("relative_change").round(3), "target", "status")
+        card = card.filter(pl.col("target").is_not_null())
         _, slo_firing = slo_status(db, at=end)
         # the budget month of the week's last instant (end is excluded: a week ending Monday the 1st is last month's)
         budgets, _ = budget_status(db, at=end - dt.timedelta(microseconds=1))
@@ -305,13 +304,16 @@ def run_demo(path: str | os.PathLike = DEMO_DB, *, scale: float = 1.0, seed: int
     from workbench.eval.score import evaluate
 
     with connect(path) as db:
+        n = db.answers.count().execute()
+        _report(True, f"scoring {n:,} answers with the offline hallucination detector")
         summary["evaluate"] = evaluate(db)
 
     summary["scorecard"] = _headline(path)
 
     if reports is not None:
-        from workbench.reports.publish import run_all
+        from workbench.reports.publish import available, run_all
 
+        _report(True, f"publishing {len(available())} reports into {reports}/ (a notebook each, run by papermill)")
         summary["reports"] = [str(p) for p in run_all(str(path), out=reports)]
 
     from workbench.db import connect
@@ -326,14 +328,18 @@ def run_demo(path: str | os.PathLike = DEMO_DB, *, scale: float = 1.0, seed: int
     if "skipped" in real:
         print(f"  real data: skipped ({real['skipped']})")
     if "evaluate" in summary:
-        print(f"  evaluated: {summary['evaluate']}")
-    import polars as pl
+        e = summary["evaluate"]
+        print(f"  scored {e['scored']:,} answers with the {e['evaluator']} detector {e['version']} in "
+              f"{e['seconds']:.1f} s ({e['unscorable']:,} unscorable, {e['failed']:,} failed)")
+    from workbench.reports.publish import scorecard_text
+    from workbench.reports.units import words
 
     head = summary["scorecard"]
-    print(f"\nscorecard for {head['period']} (workbench.toml targets):")
-    with pl.Config(tbl_rows=40, tbl_cols=10, tbl_width_chars=140, tbl_hide_dataframe_shape=True):
-        print(head["table"])
-    print(f"SLO alerts firing: {head['slo_firing']}; budget alerts: {head['budget_alerts']}")
+    print(f"\nscorecard for {head['period']} (targets from workbench.toml):")
+    print(scorecard_text(head["table"]))
+    print(f"SLO burn-rate alerts: {'firing' if head['slo_firing'] else 'none firing'}")
+    alerts = head["budget_alerts"]
+    print("budget alerts: " + (", ".join(f"{words(f)} {level}" for f, level in alerts) if alerts != "none" else "none"))
     if summary.get("reports"):
         print(f"reports: {reports}/ ({len(summary['reports'])} published)")
         for p in summary["reports"]:

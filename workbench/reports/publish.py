@@ -1316,10 +1316,8 @@ def scorecard_view(report: Report, card: "pl.DataFrame", *, weeks: int = 8, by: 
             trends[(str(f), m)] = part["value"].to_list()
     spark = [sparkline(trends.get((str(f), m), []), title=f"{label(m)}, last {weeks} weeks")
              for f, m in zip(card[by].to_list(), card["metric"].to_list())]
-    target = [None if t is None else f"{'≤' if b == 'max' else '≥'} {fmt(t, m)}"
-              for t, b, m in zip(card["target"].to_list(), card["bound"].to_list(), card["metric"].to_list())]
     view = card.select(by, "metric", "value", "previous", "change", "status").with_columns(
-        pl.Series("target", target, dtype=pl.Utf8), pl.Series("trend", spark, dtype=pl.Utf8))
+        pl.Series("target", target_texts(card), dtype=pl.Utf8), pl.Series("trend", spark, dtype=pl.Utf8))
     view = view.select(by, "metric", "value", "target", "status", "previous", "change", "trend")
     links = {}
     if report.period:
@@ -1327,6 +1325,43 @@ def scorecard_view(report: Report, card: "pl.DataFrame", *, weeks: int = 8, by: 
             links[m] = f"../../{rep_name}/{report.period}/report.html#{anchor}"
     return table(view, title="Scorecard", subtitle=f"{target_count(card)}; trend: last {weeks} weeks",
                  links=links, raw=("trend",), group=by)
+
+
+def target_texts(card: "pl.DataFrame") -> list[str | None]:
+    """Each scorecard row's target in words, in its metric's unit (None where it has none).
+
+    >>> import polars as pl
+    >>> target_texts(pl.DataFrame({"metric": ["hallucination_rate", "wau_count", "error_rate"],
+    ...                            "bound": ["max", "min", None], "target": [0.12, 600.0, None]}))
+    ['≤ 12.0%', '≥ 600', None]
+    """
+    from workbench.reports.units import fmt
+
+    return [None if t is None else f"{'≤' if b == 'max' else '≥'} {fmt(t, m)}"
+            for t, b, m in zip(card["target"].to_list(), card["bound"].to_list(), card["metric"].to_list())]
+
+
+def scorecard_text(card: "pl.DataFrame", *, by: str = "feature") -> str:
+    """The scorecard (:func:`scorecard`) as plain text for a terminal or a log: each value in its unit, the target
+    and status, then the previous period's value and the change (percentage points for a rate).
+
+    >>> import polars as pl
+    >>> card = pl.DataFrame({"feature": ["support_assistant"], "metric": ["hallucination_rate"], "value": [0.2405],
+    ...                      "previous": [0.1659], "change": [0.0746], "bound": ["max"], "target": [0.12],
+    ...                      "status": ["missed"]})
+    >>> print(scorecard_text(card))
+    Feature            Metric              Value   Target   Status  Previous  Change
+    Support assistant  Hallucination rate  24.1%   ≤ 12.0%  missed  16.6%     +7.5 pp
+    """
+    from workbench.reports.units import fmt, label, words
+
+    rows = [[label(by), "Metric", "Value", "Target", "Status", "Previous", "Change"]]
+    for r, target in zip(card.iter_rows(named=True), target_texts(card)):
+        m = r["metric"]
+        rows.append([words(r[by]), label(m), fmt(r["value"], m), target or "–", r["status"], fmt(r["previous"], m),
+                     fmt(r["change"], m, signed=True, change=True)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
 
 
 def target_count(card: "pl.DataFrame") -> str:
