@@ -1343,7 +1343,8 @@ def target_texts(card: "pl.DataFrame") -> list[str | None]:
 
 def scorecard_text(card: "pl.DataFrame", *, by: str = "feature") -> str:
     """The scorecard (:func:`scorecard`) as plain text for a terminal or a log: each value in its unit, the target
-    and status, then the previous period's value and the change (percentage points for a rate).
+    and status, then the previous period's value and the change (percentage points for a rate); features with a
+    missed target first, as in the report.
 
     >>> import polars as pl
     >>> card = pl.DataFrame({"feature": ["support_assistant"], "metric": ["hallucination_rate"], "value": [0.2405],
@@ -1353,8 +1354,10 @@ def scorecard_text(card: "pl.DataFrame", *, by: str = "feature") -> str:
     Feature            Metric              Value   Target   Status  Previous  Change
     Support assistant  Hallucination rate  24.1%   ≤ 12.0%  missed  16.6%     +7.5 pp
     """
+    from workbench.reports.tables import by_status
     from workbench.reports.units import fmt, label, words
 
+    card = by_status(card, group=by)  # as the report orders it: features with a missed target first
     rows = [[label(by), "Metric", "Value", "Target", "Status", "Previous", "Change"]]
     for r, target in zip(card.iter_rows(named=True), target_texts(card)):
         m = r["metric"]

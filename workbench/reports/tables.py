@@ -158,6 +158,27 @@ def status_rank(status: Any) -> int:
     return {"#a50e0e": 0, "#7a5a00": 1}.get(colour[1], 2)
 
 
+def by_status(df: "pl.DataFrame", status: str = "status", *, group: str | None = None) -> "pl.DataFrame":
+    """Rows in the order a reader needs them: alerts and misses first (:func:`status_rank`), else as they were; with
+    ``group``, the groups with a miss first, then alphabetically, each group's rows in the same order.
+
+    >>> import polars as pl
+    >>> df = pl.DataFrame({"feature": ["a", "a", "b", "b"], "status": ["met", "met", "met", "missed"]})
+    >>> by_status(df, group="feature").rows()
+    [('b', 'missed'), ('b', 'met'), ('a', 'met'), ('a', 'met')]
+    """
+    import polars as pl
+
+    df = df.with_row_index("_i").with_columns(
+        pl.col(status).map_elements(status_rank, return_dtype=pl.Int64).alias("_rank"))
+    if group and group in df.columns:
+        worst = df.group_by(group).agg(pl.col("_rank").min().alias("_grank"))
+        df = df.join(worst, on=group, how="left").sort(["_grank", group, "_rank", "_i"]).drop("_grank")
+    else:
+        df = df.sort(["_rank", "_i"])
+    return df.drop("_i", "_rank")
+
+
 def _cut(text: str, limit: int = TEXT_LIMIT) -> str:
     """``text`` cut to ``limit`` characters with an ellipsis (where a cell cannot fold it: a row group's heading)."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -269,16 +290,7 @@ def table(df: "pl.DataFrame", *, title: str | None = None, subtitle: str | None 
                                      for k, v in row.items()]})
     status_col = next((c for c in df.columns if c.lower() in _STATUS_COLUMNS and df.schema[c] in (pl.Utf8, pl.Boolean)), None)
     if status_col is not None and df.schema[status_col] == pl.Utf8:
-        df = df.with_row_index("_i").with_columns(
-            pl.col(status_col).map_elements(status_rank, return_dtype=pl.Int64).alias("_rank")
-        )
-        sort = ["_rank", "_i"] if not (group and group in df.columns) else [group, "_rank", "_i"]
-        if group and group in df.columns:  # groups with a miss first, then alphabetically
-            worst = df.group_by(group).agg(pl.col("_rank").min().alias("_grank"))
-            df = df.join(worst, on=group, how="left").sort(["_grank", group, "_rank", "_i"]).drop("_grank")
-        else:
-            df = df.sort(sort)
-        df = df.drop("_i", "_rank")
+        df = by_status(df, status_col, group=group)
     total = df.height
     if df.height > max_rows:
         df = df.head(max_rows)
