@@ -881,3 +881,20 @@ def test_a_body_of_many_gzip_members_is_decompressed_in_linear_time(tmp_path):
     assert status == 200 and took < 10, took
     assert calls(tmp_path / "wb.duckdb", "select call_id, input_tokens from calls order by 1") == [
         ("2000000000000001", 3), ("2000000000000002", 4)]
+
+
+def test_a_refused_body_is_read_so_the_client_gets_the_answer_not_a_reset(tmp_path):
+    """An SDK given OTEL_EXPORTER_OTLP_ENDPOINT sends its metrics and logs here too: a large body to /v1/metrics, or one
+    of another Content-Type, was answered and the connection closed unread, and the client's send failed (broken pipe,
+    a retryable error to an exporter) before it could read the 404 or 415 (not retryable)."""
+    c = wc.Collector(tmp_path / "wb.duckdb", port=0, progress=False)
+    c.start()
+    try:
+        big = b"x" * (8 << 20)
+        got = [post(c.port, big, ctype, path=path)[0] for path, ctype in (
+            ("/v1/metrics", "application/x-protobuf"), ("/v1/logs", "application/json"), ("/v1/traces", "text/plain"))]
+        got.append(post(c.port, big, method="PUT")[0])
+        assert got == [404, 404, 415, 405]
+        assert post(c.port, one_span_request().SerializeToString())[0] == 200  # and the receiver still serves
+    finally:
+        assert c.stop() == 0

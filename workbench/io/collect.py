@@ -15,7 +15,8 @@ The protocol (OTLP/HTTP, traces only)
   list, a broken gzip stream): nothing is spooled; the body is a ``google.rpc.Status`` naming the problem.
 * **411** no ``Content-Length``; **413** a body over ``max_body_bytes`` (default 16 MiB, compressed or not);
   **415** another content type or encoding; **404** another path; **405** another method on ``/v1/traces``;
-  **503** (with ``Retry-After``) while stopping or when the spool cannot be written: the exporter retries.
+  **503** (with ``Retry-After``) while stopping or when the spool cannot be written: the exporter retries. A body
+  refused unread (413, 415, 404, 405) is drained first (up to 8 times the limit), so the client reads the answer.
 
 The spool (``--spool DIR``, default ``DB.spool`` beside the database)
 ---------------------------------------------------------------------
@@ -583,16 +584,27 @@ class _Handler(BaseHTTPRequestHandler):
                 break
             left -= len(chunk)
 
+    def _length(self) -> int | None:
+        """The Content-Length; None when there is none or it is not a number (ASCII digits: "²" is a digit to
+        Python)."""
+        length = self.headers.get("Content-Length")
+        return int(length) if length is not None and re.fullmatch(r"[0-9]{1,15}", length.strip()) else None
+
+    def _refuse(self, code: int, message: str, kind: int = KIND_JSON, headers: dict | None = None) -> None:
+        """Answer ``code`` to a request whose body is not read (another path, method or content type), then close:
+        the body is drained first (:meth:`_discard`), or the client's send fails before it reads the answer."""
+        self._discard(self._length() or 0)
+        self._error(code, message, kind, close=True, headers=headers)
+
     def _path_ok(self) -> bool:
         if urlsplit(self.path).path.rstrip("/") != "/v1/traces":
-            self._error(404, f"no such endpoint {urlsplit(self.path).path!r}; OTLP traces go to POST /v1/traces",
-                        close=True)
+            self._refuse(404, f"no such endpoint {urlsplit(self.path).path!r}; OTLP traces go to POST /v1/traces")
             return False
         return True
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's names
         if self._path_ok():
-            self._error(405, "use POST /v1/traces", close=True, headers={"Allow": "POST"})
+            self._refuse(405, "use POST /v1/traces", headers={"Allow": "POST"})
 
     do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET  # noqa: N815
 
@@ -603,14 +615,13 @@ class _Handler(BaseHTTPRequestHandler):
         ctype = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
         kind = _CONTENT_TYPES.get(ctype)
         if kind is None:
-            self._error(415, f"unsupported Content-Type {ctype or '(none)'!r}; expected application/x-protobuf or "
-                             f"application/json", close=True)
+            self._refuse(415, f"unsupported Content-Type {ctype or '(none)'!r}; expected application/x-protobuf or "
+                              f"application/json")
             return
-        length = self.headers.get("Content-Length")
-        if length is None or not re.fullmatch(r"[0-9]{1,15}", length.strip()):  # ASCII digits: "²" is a digit to Python
+        n = self._length()
+        if n is None:
             self._error(411, "a Content-Length header (a number of bytes) is required", kind, close=True)
             return
-        n = int(length)
         if n > c.max_body_bytes:
             self._discard(n)
             self._error(413, f"body of {n} bytes is over the limit of {c.max_body_bytes} bytes; send smaller "
