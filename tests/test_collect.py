@@ -898,3 +898,49 @@ def test_a_refused_body_is_read_so_the_client_gets_the_answer_not_a_reset(tmp_pa
         assert post(c.port, one_span_request().SerializeToString())[0] == 200  # and the receiver still serves
     finally:
         assert c.stop() == 0
+
+
+def _trickle(port: int, head: bytes, drip: bytes, every: float = 0.2, limit: float = 20.0) -> tuple[bytes, float]:
+    """Send ``head``, then ``drip`` a byte every ``every`` seconds (a slow-loris client) until the server answers or
+    closes, or ``limit`` seconds pass: (what the server sent, seconds until it answered or closed)."""
+    import socket
+
+    t0 = time.monotonic()
+    out = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=every) as s:
+        s.sendall(head)
+        for i in range(int(limit / every)):
+            try:
+                s.sendall(drip[i % len(drip): i % len(drip) + 1])
+            except OSError:  # the server closed: read what it answered
+                pass
+            try:
+                chunk = s.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out, time.monotonic() - t0
+
+
+def test_a_slow_loris_client_is_cut_off_at_the_request_deadline(tmp_path, monkeypatch):
+    """The 60 s timeout was per read: a client sending a byte every few seconds, in its headers or its body, held a
+    handler thread and the bytes it had sent for as long as it liked. A request now has a total deadline
+    (REQUEST_SECONDS): the body's sender gets a 408, the headers' sender is disconnected."""
+    monkeypatch.setattr(wc, "REQUEST_SECONDS", 1.5, raising=False)
+    c = wc.Collector(tmp_path / "wb.duckdb", port=0, progress=False)
+    c.start()
+    try:
+        head = b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 1000\r\n\r\n"
+        answer, took = _trickle(c.port, head + b"\x0a", b"\x00")
+        assert answer.startswith(b"HTTP/1.1 408") and b"1.5 s" in answer, answer
+        assert took < 6, took
+        answer, took = _trickle(c.port, b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nX-Slow: ", b"a")
+        assert answer == b"" and took < 6, (answer, took)
+        assert post(c.port, one_span_request().SerializeToString())[0] == 200  # a client in time is served
+    finally:
+        assert c.stop() == 0
+    assert calls(tmp_path / "wb.duckdb", "select count(*) from calls") == [(1,)]

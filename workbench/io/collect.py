@@ -17,6 +17,8 @@ The protocol (OTLP/HTTP, traces only)
   **415** another content type or encoding; **404** another path; **405** another method on ``/v1/traces``;
   **503** (with ``Retry-After``) while stopping or when the spool cannot be written: the exporter retries. A body
   refused unread (413, 415, 404, 405) is drained first (up to 8 times the limit), so the client reads the answer.
+  **408** a body that has not arrived 120 s after the request's first byte (or stalls 60 s): a slow-loris client
+  cannot hold a handler; one still sending its headers then is disconnected.
 
 The spool (``--spool DIR``, default ``DB.spool`` beside the database)
 ---------------------------------------------------------------------
@@ -60,6 +62,7 @@ b'{}'
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -96,6 +99,7 @@ _CONTENT_TYPES = {"application/x-protobuf": KIND_PROTO, "application/protobuf": 
 _BATCH_NAME = re.compile(r"collect-(?P<id>[0-9a-f]{32})-(?P<seg>\d+)-(?P<start>\d+)-(?P<end>\d+)\.otlp\.jsonl$")
 _DISCARD_MIN = 64 << 20  # a refused body up to this size is always read to its end
 _INFLATE_CHUNK = 4096  # compressed bytes fed to zlib at a time (see _decompressed)
+REQUEST_SECONDS = 120.0  # a request's headers and body arrive within this many seconds of its first byte (else 408)
 
 
 class BadRequest(ValueError):
@@ -546,6 +550,45 @@ class Loader(threading.Thread):
 # ----------------------------------------------------------------------------------------------------------- server
 
 
+class _DeadlineReader(io.RawIOBase):
+    """A connection's socket, read within the deadline of the request being read: :data:`REQUEST_SECONDS` from its
+    first byte (:attr:`deadline`, reset by the handler before each request), and at most ``stall`` seconds a read.
+    Past either, :class:`TimeoutError`. A per-read timeout alone let a client sending a byte every few seconds hold
+    a handler, and what it had sent, as long as it liked. An idle keep-alive connection waits ``stall`` only.
+
+    >>> import socket
+    >>> a, b = socket.socketpair()
+    >>> r = _DeadlineReader(a, stall=5.0)
+    >>> _ = b.sendall(b"POST"); buf = bytearray(8); r.readinto(buf), r.deadline is not None
+    (4, True)
+    >>> r.deadline = time.monotonic() - 1  # its time is up
+    >>> r.readinto(buf)
+    Traceback (most recent call last):
+    ...
+    TimeoutError: the request did not arrive within 120 s of its first byte
+    >>> a.close(); b.close()
+    """
+
+    def __init__(self, sock: Any, stall: float):
+        self.sock, self.stall = sock, stall
+        self.deadline: float | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        wait = self.stall
+        if self.deadline is not None:
+            wait = min(wait, self.deadline - time.monotonic())
+            if wait <= 0:
+                raise TimeoutError(f"the request did not arrive within {REQUEST_SECONDS:g} s of its first byte")
+        self.sock.settimeout(wait)
+        n = self.sock.recv_into(buf)
+        if self.deadline is None and n:
+            self.deadline = time.monotonic() + REQUEST_SECONDS
+        return n
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "workbench-collect"
@@ -555,7 +598,18 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         pass  # one line per request would drown the load lines; errors are answered to the client
 
+    def setup(self) -> None:
+        super().setup()
+        self.rfile.close()
+        self.reader = _DeadlineReader(self.connection, self.timeout)
+        self.rfile = io.BufferedReader(self.reader)
+
+    def handle_one_request(self) -> None:
+        self.reader.deadline = None  # set by the first byte of the request
+        super().handle_one_request()  # a TimeoutError while reading the headers: the connection is closed
+
     def _send(self, code: int, body: bytes, ctype: str, close: bool = False, headers: dict | None = None) -> None:
+        self.connection.settimeout(self.timeout)  # the reads left it at what remained of the deadline
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -569,7 +623,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _error(self, code: int, message: str, kind: int = KIND_JSON, close: bool = False,
                headers: dict | None = None) -> None:
-        grpc = {400: 3, 404: 5, 405: 12, 411: 3, 413: 8, 415: 3, 503: 14}.get(code, 2)
+        grpc = {400: 3, 404: 5, 405: 12, 408: 4, 411: 3, 413: 8, 415: 3, 503: 14}.get(code, 2)
         ctype = "application/x-protobuf" if kind == KIND_PROTO else "application/json"
         self._send(code, _status_body(kind, grpc, message), ctype, close=close, headers=headers)
 
@@ -627,7 +681,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(413, f"body of {n} bytes is over the limit of {c.max_body_bytes} bytes; send smaller "
                              f"batches (e.g. OTEL_BSP_MAX_EXPORT_BATCH_SIZE)", kind, close=True)
             return
-        body = self.rfile.read(n)
+        try:
+            body = self.rfile.read(n)
+        except TimeoutError:
+            self._error(408, f"the body did not arrive in time ({REQUEST_SECONDS:g} s from the request's first byte, "
+                             f"{self.timeout} s between two reads)", kind, close=True)
+            return
         if len(body) != n:  # the client stopped sending: a prefix of a message can parse as a whole one
             self._error(400, f"the body ended after {len(body)} of the {n} bytes its Content-Length says", kind,
                         close=True)
