@@ -590,3 +590,58 @@ def test_a_database_whose_calls_never_arrived_is_stale_data(quiet):
     (tmp_path / "notebooks" / "mini.ipynb").write_text("")  # one report for status to show a row of
     st = schedule.status(tmp_path / "w.duckdb", out=tmp_path / "r", config=cfg, now=now)
     assert st["stale"].to_list()[0] is True
+
+
+def _slow_hook(answer: bytes, drip: bytes, seconds: float = 20.0):
+    """A webhook on 127.0.0.1 that reads a request, sends ``answer``, then ``drip`` a byte every 0.1 s for ``seconds``
+    (a trickling server: each read is quick, the whole never ends): (its port, the event that stops it)."""
+    import socket
+    import time
+
+    stop = threading.Event()
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        with srv:
+            srv.settimeout(seconds)
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(answer)
+                t0 = time.monotonic()
+                while not stop.wait(0.1) and time.monotonic() - t0 < seconds:
+                    try:
+                        conn.sendall(drip)
+                    except OSError:
+                        return
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv.getsockname()[1], stop
+
+
+@pytest.mark.parametrize("answer, drip, status, error", [
+    (b"HTTP/1.1 200 OK\r\n", b"X", "failed", "timed out after 1 s"),  # the headers never end
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n", b"x", "notified", None),  # nor does the body
+])
+def test_a_trickling_webhook_cannot_hold_the_run(quiet, monkeypatch, answer, drip, status, error):
+    # NOTIFY_TIMEOUT was each read's timeout, and the whole answer was read: a webhook sending a byte now and then held
+    # the run, and its lock, for ever (here 20 s). The exchange now has NOTIFY_TIMEOUT in all, and the 200 delivers.
+    import time
+
+    monkeypatch.setattr(schedule, "NOTIFY_TIMEOUT", 1)
+    now = dt.datetime(2026, 11, 24, 6)
+    dbp = _firing_db(quiet / "w.duckdb", now)
+    port, stop = _slow_hook(answer, drip)
+    cfg = quiet / "workbench.toml"
+    cfg.write_text(_SLO + f'[notify]\nwebhook = "http://127.0.0.1:{port}/hook"\n')
+    t0 = time.monotonic()
+    try:
+        [rec] = schedule.run(dbp, out=quiet / "r", config=cfg, now=now)
+    finally:
+        stop.set()
+    assert time.monotonic() - t0 < 10
+    assert (rec["report"], rec["status"]) == ("slo check", status)
+    assert rec["error"] == (None if error is None else f"webhook http://127.0.0.1:{port}/hook: {error}")

@@ -242,11 +242,47 @@ def _record(out: Path, row: dict[str, Any]) -> None:
 NOTIFY_TIMEOUT = 30
 
 
+def _post_webhook(url: str, body: bytes) -> None:
+    """POST ``body`` (JSON) to ``url``; returns once the webhook has answered, raises why it did not (an HTTP error, a
+    refused connection, a bad URL: :class:`OSError`, :class:`http.client.HTTPException` or :class:`ValueError`).
+
+    The whole exchange -- connecting, sending, the answer's status and headers -- has :data:`NOTIFY_TIMEOUT` seconds
+    (past it, :class:`TimeoutError`), and the answer's body is not read: with a timeout per read and the whole body
+    read, a webhook that sent a byte now and then held the run, and its lock, for ever. The request runs in a daemon
+    thread, left behind when it is late.
+
+    >>> _post_webhook("http://127.0.0.1:9/hook", b"{}")  # nobody listens there
+    Traceback (most recent call last):
+    ...
+    urllib.error.URLError: <urlopen error [Errno 111] Connection refused>
+    """
+    import threading
+    import urllib.request
+
+    outcome: list[BaseException | None] = []
+
+    def post() -> None:
+        try:
+            req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+            with urllib.request.urlopen(req, timeout=NOTIFY_TIMEOUT):  # noqa: S310  (configured by the operator)
+                pass  # 2xx: delivered (4xx/5xx raise HTTPError)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001  raised in the caller's thread below
+            outcome.append(exc)
+
+    worker = threading.Thread(target=post, name="workbench-notify-webhook", daemon=True)
+    worker.start()
+    worker.join(NOTIFY_TIMEOUT)
+    if not outcome:
+        raise TimeoutError(f"timed out after {NOTIFY_TIMEOUT:g} s")
+    if outcome[0] is not None:
+        raise outcome[0]
+
+
 def _send(settings: dict[str, Any], event: dict[str, Any]) -> tuple[list[str], list[str]]:
     """Send ``event`` through every ``[notify]`` channel: (the channels that delivered it, why each other one failed)."""
     import http.client
     import subprocess
-    import urllib.request
 
     done, failed = [], []
     body = json.dumps(event, default=str).encode()
@@ -265,9 +301,7 @@ def _send(settings: dict[str, Any], event: dict[str, Any]) -> tuple[list[str], l
     url = settings.get("webhook")
     if url:
         try:
-            req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
-            with urllib.request.urlopen(req, timeout=NOTIFY_TIMEOUT) as resp:  # noqa: S310  (configured by the operator)
-                resp.read()
+            _post_webhook(url, body)
             done.append("webhook")
         except (OSError, http.client.HTTPException, ValueError) as exc:  # HTTP 4xx/5xx, refused, timed out, bad URL
             failed.append(f"webhook {url}: {exc}")
