@@ -15,7 +15,8 @@ The protocol (OTLP/HTTP, traces only)
   list, a broken gzip stream): nothing is spooled; the body is a ``google.rpc.Status`` naming the problem.
 * **411** no ``Content-Length``; **413** a body over ``max_body_bytes`` (default 16 MiB, compressed or not);
   **415** another content type or encoding; **404** another path; **405** another method on ``/v1/traces``;
-  **503** (with ``Retry-After``) while stopping or when the spool cannot be written: the exporter retries. A body
+  **503** (with ``Retry-After``) while stopping, when the spool cannot be written, or when the request waited 10 s
+  for one of the 2 parse slots (parsing takes many times a body's size: a few at a time): the exporter retries. A body
   refused unread (413, 415, 404, 405) is drained first (up to 8 times the limit), so the client reads the answer.
   **408** a body that has not arrived 120 s after the request's first byte (or stalls 60 s): a slow-loris client
   cannot hold a handler; one still sending its headers then is disconnected.
@@ -99,6 +100,8 @@ _CONTENT_TYPES = {"application/x-protobuf": KIND_PROTO, "application/protobuf": 
 _BATCH_NAME = re.compile(r"collect-(?P<id>[0-9a-f]{32})-(?P<seg>\d+)-(?P<start>\d+)-(?P<end>\d+)\.otlp\.jsonl$")
 _DISCARD_MIN = 64 << 20  # a refused body up to this size is always read to its end
 _INFLATE_CHUNK = 4096  # compressed bytes fed to zlib at a time (see _decompressed)
+PARSE_SLOTS = 2  # request bodies decompressed and checked at the same time (the rest wait for a slot)
+SLOT_WAIT_SECONDS = 10.0  # how long a request waits for a slot before a 503 with Retry-After
 REQUEST_SECONDS = 120.0  # a request's headers and body arrive within this many seconds of its first byte (else 408)
 
 
@@ -662,6 +665,30 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET  # noqa: N815
 
+    def _checked(self, kind: int, body: bytes) -> tuple[int, bytes] | None:
+        """(spans, the body decompressed) of a request body; None when it was refused (answered here)."""
+        c = self.collector
+        encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding in ("gzip", "deflate"):
+            try:
+                decompressed = _decompressed(body, c.max_body_bytes)
+            except zlib.error as exc:
+                self._error(400, f"Content-Encoding {encoding}: the body is not a valid {encoding} stream ({exc})",
+                            kind)
+                return None
+            if decompressed is None:
+                self._error(413, f"decompressed body is over the limit of {c.max_body_bytes} bytes", kind, close=True)
+                return None
+            body = decompressed
+        elif encoding not in ("identity", ""):
+            self._error(415, f"unsupported Content-Encoding {encoding!r}; expected gzip, deflate or none", kind)
+            return None
+        try:
+            return check_body(kind, body), body
+        except BadRequest as exc:
+            self._error(400, f"not an OTLP trace export: {exc}", kind)
+            return None
+
     def do_POST(self) -> None:  # noqa: N802
         if not self._path_ok():
             return
@@ -691,26 +718,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, f"the body ended after {len(body)} of the {n} bytes its Content-Length says", kind,
                         close=True)
             return
-        encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
-        if encoding in ("gzip", "deflate"):
-            try:
-                body = _decompressed(body, c.max_body_bytes)
-                if body is None:
-                    self._error(413, f"decompressed body is over the limit of {c.max_body_bytes} bytes", kind,
-                                close=True)
-                    return
-            except zlib.error as exc:
-                self._error(400, f"Content-Encoding {encoding}: the body is not a valid {encoding} stream ({exc})",
-                            kind)
-                return
-        elif encoding not in ("identity", ""):
-            self._error(415, f"unsupported Content-Encoding {encoding!r}; expected gzip, deflate or none", kind)
+        # Parsing takes memory many times the body (a 4 MiB JSON body of empty objects: ~110 MB): a few at a time.
+        if not c.parse_slots.acquire(timeout=SLOT_WAIT_SECONDS):
+            self._error(503, f"busy: {PARSE_SLOTS} request(s) have been parsed for {SLOT_WAIT_SECONDS:g} s; retry",
+                        kind, headers={"Retry-After": "2"})
             return
         try:
-            spans = check_body(kind, body)
-        except BadRequest as exc:
-            self._error(400, f"not an OTLP trace export: {exc}", kind)
+            checked = self._checked(kind, body)
+        finally:
+            c.parse_slots.release()
+        if checked is None:
             return
+        spans, body = checked
         if not c.begin():
             self._error(503, "the receiver is stopping; retry", kind, close=True, headers={"Retry-After": "1"})
             return
@@ -790,6 +809,7 @@ class Collector:
         self._inflight = 0
         self._accepting = True
         self._cv = threading.Condition()
+        self.parse_slots = threading.BoundedSemaphore(PARSE_SLOTS)
         self.batches = self.spans = 0
         self.loader = Loader(self)
         self.loader.loaded = self.loader.committed_offsets()
