@@ -974,3 +974,34 @@ def test_concurrent_large_bodies_are_parsed_a_few_at_a_time(tmp_path):
     assert len(statuses) == 8 and set(statuses) <= {200, 503} and statuses.count(200) >= 2, statuses
     assert all(h.get("Retry-After") for s, _, h in results if s == 503)
     assert grown < 450, f"the receiver grew by {grown} MB parsing 8 bodies of 4 MiB"
+
+
+def test_a_chunked_body_is_read_as_the_node_exporter_sends_it_with_gzip(tmp_path):
+    """The OpenTelemetry JS exporter with gzip compression sends no Content-Length, only Transfer-Encoding: chunked
+    (opentelemetry-js #2879): every export was answered 411 (not retried) and its spans lost. A chunked body is read,
+    within the same limit; broken framing is a 400, a body over the limit a 413."""
+    c = wc.Collector(tmp_path / "wb.duckdb", port=0, progress=False, max_body_bytes=4096)
+    c.start()
+
+    def chunked(pieces: list[bytes], headers: dict | None = None) -> tuple[int, bytes]:
+        con = http.client.HTTPConnection("127.0.0.1", c.port, timeout=30)
+        try:  # an iterable body and no Content-Length: http.client sends it chunked
+            con.request("POST", "/v1/traces", body=iter(pieces), headers={
+                "Content-Type": "application/x-protobuf", **(headers or {})})
+            r = con.getresponse()
+            assert r.getheader("Content-Type") == "application/x-protobuf"
+            return r.status, r.read()
+        finally:
+            con.close()
+
+    try:
+        z = gzip.compress(one_span_request("3000000000000001", 5).SerializeToString())
+        assert chunked([z[:10], z[10:11], z[11:]], {"Content-Encoding": "gzip"}) == (200, b"")
+        assert chunked([b"\x0a\x00" * 1500, b"\x0a\x00" * 1500])[0] == 413  # 6,000 bytes over 4,096
+        head = (b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n")
+        assert _raw_request(c.port, head, b"zz\r\n\x0a\x00\r\n0\r\n\r\n").startswith(b"HTTP/1.1 400")
+        assert _raw_request(c.port, head, b"4\r\n\x0a\x00\r\n0\r\n\r\n", half_close=True).startswith(b"HTTP/1.1 400")
+    finally:
+        assert c.stop() == 0
+    assert calls(tmp_path / "wb.duckdb", "select call_id, input_tokens from calls") == [("3000000000000001", 5)]

@@ -13,7 +13,7 @@ The protocol (OTLP/HTTP, traces only)
   (written and fsync'ed to the spool). A batch with no span is acknowledged without being spooled.
 * **400** a body that is not an ``ExportTraceServiceRequest`` (bad protobuf, invalid JSON, no ``resourceSpans``
   list, a broken gzip stream): nothing is spooled; the body is a ``google.rpc.Status`` naming the problem.
-* **411** no ``Content-Length``; **413** a body over ``max_body_bytes`` (default 16 MiB, compressed or not);
+* **411** no ``Content-Length`` (a ``Transfer-Encoding: chunked`` body is read as well); **413** a body over ``max_body_bytes`` (default 16 MiB, compressed or not);
   **415** another content type or encoding; **404** another path; **405** another method on ``/v1/traces``;
   **503** (with ``Retry-After``) while stopping, when the spool cannot be written, or when the request waited 10 s
   for one of the 2 parse slots (parsing takes many times a body's size: a few at a time): the exporter retries. A body
@@ -626,7 +626,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _error(self, code: int, message: str, kind: int = KIND_JSON, close: bool = False,
                headers: dict | None = None) -> None:
-        grpc = {400: 3, 404: 5, 405: 12, 408: 4, 411: 3, 413: 8, 415: 3, 503: 14}.get(code, 2)
+        grpc = {400: 3, 404: 5, 405: 12, 408: 4, 411: 3, 413: 8, 415: 3, 501: 12, 503: 14}.get(code, 2)
         ctype = "application/x-protobuf" if kind == KIND_PROTO else "application/json"
         self._send(code, _status_body(kind, grpc, message), ctype, close=close, headers=headers)
 
@@ -665,6 +665,66 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET  # noqa: N815
 
+    def _too_large(self, n: int | str, kind: int) -> None:
+        c = self.collector
+        self._error(413, f"body of {n} bytes is over the limit of {c.max_body_bytes} bytes; send smaller batches "
+                         f"(e.g. OTEL_BSP_MAX_EXPORT_BATCH_SIZE)", kind, close=True)
+
+    def _body(self, kind: int) -> bytes | None:
+        """The request body, by its Content-Length or ``Transfer-Encoding: chunked`` (the OpenTelemetry JS exporter
+        sends gzip'ed bodies chunked, with no Content-Length); None when it was refused (answered here): no length
+        (411), over ``max_body_bytes`` (413), cut short or badly framed (400). A read past the request's deadline
+        raises :class:`TimeoutError`."""
+        coding = self.headers.get("Transfer-Encoding")
+        if coding is not None:
+            if coding.strip().lower() != "chunked":
+                self._error(501, f"unsupported Transfer-Encoding {coding!r}; expected chunked", kind, close=True)
+                return None
+            return self._chunked(kind)
+        n = self._length()
+        if n is None:
+            self._error(411, "a Content-Length header (a number of bytes) is required", kind, close=True)
+            return None
+        if n > self.collector.max_body_bytes:
+            self._discard(n)
+            self._too_large(n, kind)
+            return None
+        body = self.rfile.read(n)
+        if len(body) != n:  # the client stopped sending: a prefix of a message can parse as a whole one
+            self._error(400, f"the body ended after {len(body)} of the {n} bytes its Content-Length says", kind,
+                        close=True)
+            return None
+        return body
+
+    def _chunked(self, kind: int) -> bytes | None:
+        """A chunked body (RFC 9112 section 7.1): chunks of a hex size line, the data and CRLF, up to a chunk of size
+        0 and the trailer lines (ignored); None when refused (answered here)."""
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            line = self.rfile.readline(1024)
+            m = re.fullmatch(rb"([0-9A-Fa-f]{1,8})[ \t]*(?:;[^\r\n]*)?\r?\n", line)
+            if m is None:
+                why = "ended" if not line.endswith(b"\n") else f"has the chunk size line {line[:40]!r}"
+                self._error(400, f"the chunked body {why} after {size} bytes", kind, close=True)
+                return None
+            n = int(m.group(1), 16)
+            if n == 0:
+                break
+            size += n
+            if size > self.collector.max_body_bytes:
+                self._too_large(f"{size}+", kind)
+                return None
+            parts.append(self.rfile.read(n))
+            if len(parts[-1]) != n or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                self._error(400, f"the chunked body ended inside a chunk of {n} bytes", kind, close=True)
+                return None
+        for _ in range(100):  # the trailer section, up to an empty line
+            if self.rfile.readline(65537) in (b"\r\n", b"\n", b""):
+                return b"".join(parts)
+        self._error(400, "the chunked body's trailer has over 100 lines", kind, close=True)
+        return None
+
     def _checked(self, kind: int, body: bytes) -> tuple[int, bytes] | None:
         """(spans, the body decompressed) of a request body; None when it was refused (answered here)."""
         c = self.collector
@@ -699,24 +759,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._refuse(415, f"unsupported Content-Type {ctype or '(none)'!r}; expected application/x-protobuf or "
                               f"application/json")
             return
-        n = self._length()
-        if n is None:
-            self._error(411, "a Content-Length header (a number of bytes) is required", kind, close=True)
-            return
-        if n > c.max_body_bytes:
-            self._discard(n)
-            self._error(413, f"body of {n} bytes is over the limit of {c.max_body_bytes} bytes; send smaller "
-                             f"batches (e.g. OTEL_BSP_MAX_EXPORT_BATCH_SIZE)", kind, close=True)
-            return
         try:
-            body = self.rfile.read(n)
+            body = self._body(kind)
         except TimeoutError:
             self._error(408, f"the body did not arrive in time ({REQUEST_SECONDS:g} s from the request's first byte, "
                              f"{self.timeout} s between two reads)", kind, close=True)
             return
-        if len(body) != n:  # the client stopped sending: a prefix of a message can parse as a whole one
-            self._error(400, f"the body ended after {len(body)} of the {n} bytes its Content-Length says", kind,
-                        close=True)
+        if body is None:
             return
         # Parsing takes memory many times the body (a 4 MiB JSON body of empty objects: ~110 MB): a few at a time.
         if not c.parse_slots.acquire(timeout=SLOT_WAIT_SECONDS):
