@@ -645,3 +645,31 @@ def test_a_trickling_webhook_cannot_hold_the_run(quiet, monkeypatch, answer, dri
     assert time.monotonic() - t0 < 10
     assert (rec["report"], rec["status"]) == ("slo check", status)
     assert rec["error"] == (None if error is None else f"webhook http://127.0.0.1:{port}/hook: {error}")
+
+
+def test_a_database_no_run_can_open_is_notified_and_recorded(quiet, monkeypatch):
+    # A database held by a writer (`workbench collect` keeps its database open) raised DatabaseError out of the run:
+    # exit 2 on a cron job's standard error, nothing in runs.jsonl and no notice, so no report was published for as
+    # long as the writer ran and the [notify] channel never said why.
+    import subprocess
+    import sys
+
+    now = dt.datetime(2026, 11, 24, 6)
+    dbp = _firing_db(quiet / "w.duckdb", now)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, duckdb; c = duckdb.connect(sys.argv[1]); "
+                               "print('held', flush=True); sys.stdin.read()", str(dbp)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "held\n"
+    monkeypatch.setenv("WORKBENCH_LOCK_TIMEOUT_S", "0.5")
+    try:
+        recs, received, _ = _run_with_hook(quiet, dbp, _SLO, now)
+    finally:
+        holder.communicate("", timeout=30)
+    [rec] = recs
+    assert (rec["report"], rec["status"], rec["event"], rec["notified"]) == ("database", "failed", "run_failed",
+                                                                            ["webhook"])
+    assert "DatabaseError" in rec["error"] and "locked by another process" in rec["error"]
+    assert [e["event"] for e in received] == ["run_failed"] and "locked" in received[0]["error"]
+    assert schedule.exit_code(recs) == 2
+    lines = [json.loads(x) for x in (quiet / "r" / schedule.RUNS_FILE).read_text().splitlines()]
+    assert [(x["report"], x["status"]) for x in lines] == [("database", "failed")]

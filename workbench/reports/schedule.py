@@ -11,7 +11,8 @@
   A fired check's message names what fired (feature, SLI and severity; feature and budget status). Every alert (a
   fired check, stale data) is recorded in ``runs.jsonl`` too, as ``failed`` with why when a channel failed (an HTTP
   error, a command that exits non-zero or times out) or none is set; the run then exits non-zero (:func:`exit_code`).
-  A check that cannot run (a broken ``[slo.*]`` table) is notified and recorded as failed, and the run exits 2.
+  A check that cannot run (a broken ``[slo.*]`` table), or a database the run cannot open (held by a writer such as
+  ``workbench collect`` past the lock wait), is notified and recorded as failed, and the run exits 2.
 * :func:`export` prints crontab lines or systemd units (``Persistent=true``) that call ``schedule run``, with absolute,
   shell-quoted paths; cron expressions are validated with croniter.
 
@@ -356,6 +357,15 @@ def _alert(outp: Path, settings: dict[str, Any], name: str, event: dict[str, Any
     return row
 
 
+def _unreadable(outp: Path, settings: dict[str, Any], exc: BaseException, now: dt.datetime) -> dict[str, Any]:
+    """Notify and record (as ``database``, event ``run_failed``) a database the run cannot open: locked by a writer
+    (``workbench collect`` keeps its database open) past the lock wait, or damaged. Raised out of the run, it was an
+    exit code on a cron job's standard error, with nothing in ``runs.jsonl`` and no notice."""
+    error = f"{type(exc).__name__}: {first_line(exc)}"
+    return _alert(outp, settings, "database", {"event": "run_failed", "error": error, "at": now.isoformat()},
+                  error=error, exit_code=getattr(exc, "exit_code", EXIT_CHECK))
+
+
 def exit_code(records: Iterable[dict[str, Any]]) -> int:
     """The exit code of ``schedule run`` for its records: 0 when every report was published and every alert
     delivered, 2 when a check could not run for bad input (a broken ``[slo.*]``), else 1 when a report failed or an
@@ -385,7 +395,8 @@ def run(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "report
     """Publish every due, unpublished period of every scheduled report, oldest first; return the run records.
 
     Raises :class:`ScheduleBusy` when another run holds the lock. A report that fails is recorded and notified,
-    and the run goes on with the next one.
+    and the run goes on with the next one. A database the run cannot open (held by a writer past the lock wait) is
+    notified and recorded as ``database`` ``failed``, and the run exits 2.
 
     Examples
     --------
@@ -420,7 +431,10 @@ def run(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "report
     cap = max_catchup or settings["max_catchup"]
     records: list[dict[str, Any]] = []
     with _Lock(outp / LOCK_FILE):
-        oldest, newest = _span(db_path)
+        try:
+            oldest, newest = _span(db_path)
+        except WorkbenchError as exc:  # held by a writer past the lock wait, damaged: nothing can run, and that is said
+            return [_unreadable(outp, settings, exc, now)]
         todo = [(p, n) for n in names for p in due_periods(settings["period"], newest=newest, now=now, oldest=oldest,
                                                              published=_published(outp, n), max_catchup=cap)]
         todo.sort(key=lambda t: (resolve_period(t[0])[0], names.index(t[1])))
@@ -464,7 +478,11 @@ def run(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "report
                 bar.update(1)
         if bar:
             bar.close()
-        last_call = _newest_call(db_path, now)
+        try:
+            last_call = _newest_call(db_path, now)
+        except WorkbenchError as exc:
+            records.append(_unreadable(outp, settings, exc, now))
+            return records
         stale = stale_hours(last_call, now, settings)
         if last_call is None:  # no call at all is the stalest data there is (the report says so too)
             records.append(_alert(outp, settings, "stale data", {
