@@ -1005,3 +1005,17 @@ def test_a_chunked_body_is_read_as_the_node_exporter_sends_it_with_gzip(tmp_path
     finally:
         assert c.stop() == 0
     assert calls(tmp_path / "wb.duckdb", "select call_id, input_tokens from calls") == [("3000000000000001", 5)]
+
+
+def test_a_head_request_gets_the_status_and_headers_without_a_body(tmp_path):
+    # A HEAD was answered as a GET, body included: a response to HEAD has none (RFC 9110 9.3.2), and a client reads
+    # none: the bytes were left unread on the connection.
+    c = wc.Collector(tmp_path / "wb.duckdb", port=0, progress=False)
+    c.start()
+    try:
+        for path, code in (("/v1/traces", b"405"), ("/v1/metrics", b"404")):
+            answer = _raw_request(c.port, f"HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode(), b"")
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 " + code) and body == b"", answer
+    finally:
+        assert c.stop() == 0

@@ -622,7 +622,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":  # the answer to a HEAD is the status and headers a GET would get, no body
+            self.wfile.write(body)
 
     def _error(self, code: int, message: str, kind: int = KIND_JSON, close: bool = False,
                headers: dict | None = None) -> None:
