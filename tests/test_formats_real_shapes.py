@@ -143,3 +143,20 @@ def test_a_finish_reason_that_only_starts_with_a_bracket_is_read_as_written(tmp_
     # a text attribute "[stop" was parsed as JSON for its first element: the whole file failed to load
     attrs = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o", "gen_ai.response.finish_reasons": "[stop"}
     assert _load(tmp_path, "fr.jsonl", _otlp_line(attrs, {}) + "\n", "finish_reason") == [("[stop",)]
+
+
+def test_otlp_lines_of_the_deprecated_instrumentation_library_spans_load_every_span(tmp_path):
+    # opentelemetry-proto before 0.15 (collectors and exporters of 2021-22) named scopeSpans instrumentationLibrarySpans
+    # and its scope instrumentationLibrary. As JSON lines the file loaded nothing and quarantined nothing: read 0.
+    span = {"traceId": "1af7651916cd43dd8448eb211c80319c", "spanId": "5555555555555555", "name": "chat",
+            "startTimeUnixNano": str(T0), "endTimeUnixNano": str(T0 + 1_500_000_000),
+            "attributes": _kv({"gen_ai.system": "openai", "gen_ai.request.model": "gpt-3.5-turbo",
+                               "gen_ai.usage.prompt_tokens": 40, "gen_ai.usage.completion_tokens": 9})}
+    old = {"resourceSpans": [{"resource": {"attributes": _kv({"service.name": "bot"})},
+                              "instrumentationLibrarySpans": [{"instrumentationLibrary": {"name": "openai-v0"},
+                                                               "spans": [span]}]}]}
+    cols = "call_id, model, feature, input_tokens, output_tokens, latency_ms, attributes->>'otel.scope.name'"
+    want = [("5555555555555555", "gpt-3.5-turbo", "bot", 40, 9, 1500.0, "openai-v0")]
+    assert _load(tmp_path, "old.jsonl", json.dumps(old) + "\n", cols) == want
+    # the same export pretty-printed (read in Python): the same row
+    assert _load(tmp_path, "old.json", json.dumps(old, indent=2), cols) == want

@@ -101,7 +101,8 @@ Line numbers (``quarantine.line_no``)
 OpenTelemetry GenAI spans (format ``otel``)
 -------------------------------------------
 What the OpenTelemetry Collector's file exporter writes: OTLP JSON, one ``ExportTraceServiceRequest`` per line
-(``resourceSpans -> scopeSpans -> spans``), or pretty-printed documents, or an array of them; protobuf's own field names
+(``resourceSpans -> scopeSpans -> spans``, or the ``instrumentationLibrarySpans`` of OTLP before 0.15), or
+pretty-printed documents, or an array of them; protobuf's own field names
 (``resource_spans``, ``span_id``, ``string_value``, as ``MessageToJson(preserving_proto_field_name=True)`` writes them)
 too, in any line of a file, whatever spelling its first line has. A line that is not JSON, or JSON without ``resourceSpans``, is quarantined. Columns of ``calls``, first attribute present wins (span attributes, then
 resource attributes for the product-context columns):
@@ -2359,8 +2360,10 @@ _SPAN = ('{"traceId":"VARCHAR","spanId":"VARCHAR","parentSpanId":"VARCHAR","name
          '"startTimeUnixNano":"VARCHAR","endTimeUnixNano":"VARCHAR","attributes":' + _ATTRS + ','
          '"events":[{"name":"VARCHAR","timeUnixNano":"VARCHAR","attributes":"JSON"}],'
          '"status":{"code":"VARCHAR","message":"VARCHAR"},"kind":"VARCHAR"}')
+# (instrumentationLibrarySpans / instrumentationLibrary: their names before opentelemetry-proto 0.15, read as scopeSpans)
 _LINE = ('{"resourceSpans":[{"resource":{"attributes":' + _ATTRS + '},'
-         '"scopeSpans":[{"scope":{"name":"VARCHAR"},"spans":["JSON"]}]}]}')
+         '"scopeSpans":[{"scope":{"name":"VARCHAR"},"spans":["JSON"]}],'
+         '"instrumentationLibrarySpans":[{"instrumentationLibrary":{"name":"VARCHAR"},"spans":["JSON"]}]}]}')
 
 
 def _scalar_text(v: str) -> str:
@@ -2556,7 +2559,9 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     res_attrs = "".join(f", _rvals[list_position(_rkeys, {_lit(n)})] AS {_ident(slot['r:' + n])}" for n in res_names)
     # Each line is parsed once (spans kept as JSON text, typed one by one); a line that is not an OTLP export becomes
     # one row carrying its text (_bad), a blank line none. Nothing but the span's own JSON follows a span.
-    spans = ("flatten(list_transform(_t.resourceSpans, lambda rs: flatten(list_transform(rs.scopeSpans, lambda ss: "
+    scopes = ("list_concat(coalesce(rs.scopeSpans, []), coalesce(list_transform(rs.instrumentationLibrarySpans, "
+              "lambda il: {'scope': {'name': il.instrumentationLibrary.name}, 'spans': il.spans}), []))")
+    spans = (f"flatten(list_transform(_t.resourceSpans, lambda rs: flatten(list_transform({scopes}, lambda ss: "
              "list_transform(ss.spans, lambda sp: {'sp': sp, 'scope': ss.scope.name, "
              "'rattrs': rs.resource.attributes})))))")
     sql = f"""
