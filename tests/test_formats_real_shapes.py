@@ -160,3 +160,28 @@ def test_otlp_lines_of_the_deprecated_instrumentation_library_spans_load_every_s
     assert _load(tmp_path, "old.jsonl", json.dumps(old) + "\n", cols) == want
     # the same export pretty-printed (read in Python): the same row
     assert _load(tmp_path, "old.json", json.dumps(old, indent=2), cols) == want
+
+
+def test_langfuse_observations_of_the_v2_api_and_of_langfuse_v2_name_their_model_and_tokens(tmp_path):
+    # langfuse/langfuse fern/apis/server/definition/observations-v2.yml: GET /api/public/v2/observations names the
+    # model providedModelName (field group "model"), usage in usageDetails; the model was NULL.
+    # packages/shared/prisma/schema.prisma of Langfuse v2: the observation view keeps promptTokens, completionTokens
+    # and totalTokens beside the other fields (no usage object in an export of it); the tokens were NULL.
+    v2_api = {"data": [{"id": "obs-1", "traceId": "tr-1", "type": "GENERATION", "name": "chat",
+                        "startTime": "2025-11-20T10:00:00.000Z", "endTime": "2025-11-20T10:00:02.500Z",
+                        "projectId": "p1", "userId": "user-7", "sessionId": "sess-3",
+                        "completionStartTime": "2025-11-20T10:00:00.400Z", "providedModelName": "gpt-4o-mini",
+                        "internalModelId": "cm123", "usageDetails": {"input": 100, "output": 20, "total": 120},
+                        "costDetails": {"input": 0.0001, "output": 0.0002, "total": 0.0003}, "totalCost": 0.0003,
+                        "latency": 2.5, "timeToFirstToken": 0.4}],
+              "meta": {"cursor": "abc"}}
+    cols = "call_id, model, request_model, user_id, session_id, input_tokens, output_tokens, cost_usd, ttft_ms"
+    assert _load(tmp_path, "v2obs.json", json.dumps(v2_api), cols) == [
+        ("obs-1", "gpt-4o-mini", "gpt-4o-mini", "user-7", "sess-3", 100, 20, 0.0003, 400.0)]
+    lf2 = {"trace": {"id": "tr-2", "name": "support-bot", "userId": "u1", "timestamp": "2024-05-01T10:00:00Z"},
+           "observations": [{"id": "g-1", "traceId": "tr-2", "type": "GENERATION", "startTime": "2024-05-01T10:00:00Z",
+                             "endTime": "2024-05-01T10:00:01Z", "model": "gpt-3.5-turbo", "promptTokens": 50,
+                             "completionTokens": 10, "totalTokens": 60, "unit": "TOKENS",
+                             "calculatedTotalCost": 0.00004, "level": "DEFAULT"}]}
+    assert _load(tmp_path, "lf2.json", json.dumps(lf2), "call_id, model, input_tokens, output_tokens, cost_usd") == [
+        ("g-1", "gpt-3.5-turbo", 50, 10, 0.00004)]

@@ -24,13 +24,16 @@ call_id, trace_id   observation ``id``, ``traceId`` (else the trace's ``id``); p
 ts, end_ts          ``startTime``, ``endTime`` (ISO 8601, converted to UTC); an EVENT has no end: latency null
 latency_ms          ``endTime - startTime``, else the API's ``latency`` (seconds)
 ttft_ms             ``completionStartTime - startTime``, else the API's ``timeToFirstToken`` (seconds)
-model               ``model``; provider, request model, finish reason from the OTel attributes in ``metadata``
+model               ``model`` (``providedModelName`` in ``GET /api/public/v2/observations``); provider, request
+                    model, finish reason from the OTel attributes in ``metadata``
 input_tokens        sum of the ``usageDetails`` keys containing ``input`` (Langfuse's own rule: ``input`` is the
                     uncached part, ``input_cached_tokens``, ``cache_read_input_tokens``... the rest), so cached
                     tokens are inside input tokens; when ``total`` says a detail was left inside ``input`` too
                     (LiteLLM's callback), the reading that adds up to ``total`` wins; else ``usage.input`` /
-                    ``promptTokens`` / ``prompt_tokens``
-output_tokens       sum of the ``usageDetails`` keys containing ``output`` (reasoning inside); else ``usage.output``
+                    ``promptTokens`` / ``prompt_tokens``, else the observation's own ``promptTokens`` (Langfuse
+                    v2's observation view)
+output_tokens       sum of the ``usageDetails`` keys containing ``output`` (reasoning inside); else ``usage.output``,
+                    else ``completionTokens``
 cache_read_tokens   ``usageDetails`` keys with ``cache_read`` or ``cached``; cache_write: ``cache_creation`` /
                     ``cache_write``; reasoning: keys with ``reasoning``
 cost_usd            ``costDetails.total`` (else the sum of its keys), else ``calculatedTotalCost``, ``totalPrice``,
@@ -76,6 +79,11 @@ _OPERATIONS = {"GENERATION": "chat", "EMBEDDING": "embeddings", "TOOL": "execute
 #: the names the span formats read (one table, :data:`workbench.io.spans.SPAN_ATTRIBUTES`).
 _OTEL_TOKENS = {c: SPAN_ATTRIBUTES[c] for c in ("input_tokens", "output_tokens", "cache_read_tokens",
                                                  "cache_write_tokens", "reasoning_tokens")}
+#: The input and output counts of a ``usage`` object, first present wins (the camelCase ones also beside it).
+_USAGE_INPUT = ("input", "promptTokens", "prompt_tokens")
+_USAGE_OUTPUT = ("output", "completionTokens", "completion_tokens")
+#: The model an observation names: ``model``, or ``providedModelName`` (``GET /api/public/v2/observations``).
+_MODEL = ("model", "providedModelName")
 
 
 def is_trace_export(obj: Any) -> bool:
@@ -225,6 +233,8 @@ def usage_tokens(obs: dict) -> dict[str, Any]:
      'reasoning_tokens': 5}
     >>> usage_tokens({"usage": {"promptTokens": 5, "completionTokens": 2}})
     {'input_tokens': 5, 'output_tokens': 2}
+    >>> usage_tokens({"input": "Hello", "promptTokens": 50, "completionTokens": 10})  # Langfuse v2's view
+    {'input_tokens': 50, 'output_tokens': 10}
     """
     out: dict[str, Any] = {}
     ud = obs.get("usageDetails")
@@ -257,11 +267,13 @@ def usage_tokens(obs: dict) -> dict[str, Any]:
         if out["input_tokens"] is not None or out["output_tokens"] is not None:
             return out
     u = obs.get("usage")
-    if isinstance(u, dict) and any(u.get(k) is not None for k in
-                                   ("input", "output", "promptTokens", "completionTokens", "prompt_tokens")):
-        out["input_tokens"] = first(u.get("input"), u.get("promptTokens"), u.get("prompt_tokens"))
-        out["output_tokens"] = first(u.get("output"), u.get("completionTokens"), u.get("completion_tokens"))
-        return out
+    # the usage object, then the counts beside it (Langfuse v2's observation view: promptTokens, completionTokens;
+    # there "input" and "output" are the prompt and the completion, no counts)
+    for src, ins, outs in ((u, _USAGE_INPUT, _USAGE_OUTPUT), (obs, _USAGE_INPUT[1:], _USAGE_OUTPUT[1:])):
+        if isinstance(src, dict) and any(src.get(k) is not None for k in ins + outs):
+            out["input_tokens"] = first(*(src.get(k) for k in ins))
+            out["output_tokens"] = first(*(src.get(k) for k in outs))
+            return out
     attrs = _otel_attrs(_meta(obs))  # only when Langfuse recorded no usage: never added to it
     for col, names in _OTEL_TOKENS.items():
         out[col] = first(*(attrs.get(n) for n in names))
@@ -356,9 +368,10 @@ def _observation_row(rows: Rows, k: int, obs: dict, trace: dict | None) -> None:
     v["environment"] = first(obs.get("environment"), trace.get("environment"))
     v["provider"] = first(attrs.get("gen_ai.provider.name"), attrs.get("gen_ai.system"), md.get("ls_provider"),
                           md.get("provider"), attrs.get("llm.provider"))
-    v["model"] = first(obs.get("model"), attrs.get("gen_ai.response.model"), attrs.get("gen_ai.request.model"),
+    model = first(*(obs.get(k) for k in _MODEL))
+    v["model"] = first(model, attrs.get("gen_ai.response.model"), attrs.get("gen_ai.request.model"),
                        md.get("ls_model_name"))
-    v["request_model"] = first(attrs.get("gen_ai.request.model"), obs.get("model"))
+    v["request_model"] = first(attrs.get("gen_ai.request.model"), model)
     pv = first(obs.get("promptVersion"), trace.get("version"))
     v["prompt_version"] = None if pv is None else str(pv)
     v["user_id"] = first(trace.get("userId"), obs.get("userId"), md.get("user_id"), md.get("userId"),
