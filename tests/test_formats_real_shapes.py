@@ -185,3 +185,22 @@ def test_langfuse_observations_of_the_v2_api_and_of_langfuse_v2_name_their_model
                              "calculatedTotalCost": 0.00004, "level": "DEFAULT"}]}
     assert _load(tmp_path, "lf2.json", json.dumps(lf2), "call_id, model, input_tokens, output_tokens, cost_usd") == [
         ("g-1", "gpt-3.5-turbo", 50, 10, 0.00004)]
+
+
+def test_openlit_cost_and_time_to_first_token(tmp_path):
+    # openlit/openlit sdk/python semcov: gen_ai.usage.cost (USD) and gen_ai.server.time_to_first_token (seconds) are
+    # set on the span; __helpers.get_chat_model_cost writes 0 for a model missing from its price list. Both columns
+    # were NULL. A 0 is no price (NULL, so the call is priced from its tokens), kept in attributes.
+    attrs = {"gen_ai.operation.name": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o-mini",
+             "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 200, "gen_ai.usage.total_tokens": 1200,
+             "gen_ai.usage.cost": 0.00027, "gen_ai.server.time_to_first_token": 0.25,
+             "gen_ai.server.time_per_output_token": 0.01}
+    unpriced = {**attrs, "gen_ai.request.model": "my-finetune", "gen_ai.usage.cost": 0.0}
+    text = _otlp_line(attrs, {"service.name": "bot"}) + "\n" + _otlp_line(unpriced, {}, "4444444444444444") + "\n"
+    cols = "call_id, cost_usd, ttft_ms, attributes->>'gen_ai.usage.cost'"
+    want = [("3333333333333333", 0.00027, 250.0, None), ("4444444444444444", None, 250.0, "0.0")]
+    assert _load(tmp_path, "openlit.jsonl", text, cols) == want
+    # the same spans in one pretty-printed document (read in Python): the same rows
+    doc = json.loads(_otlp_line(attrs, {"service.name": "bot"}))
+    doc["resourceSpans"] += json.loads(_otlp_line(unpriced, {}, "4444444444444444"))["resourceSpans"]
+    assert _load(tmp_path, "openlit.json", json.dumps(doc, indent=1), cols) == want

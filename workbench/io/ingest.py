@@ -113,7 +113,8 @@ column                        source
 call_id, trace_id, parent_id  ``spanId``, ``traceId``, ``parentSpanId``: hex, lower-cased; base64 (protobuf's generic
                               JSON mapping) as the hex of its bytes; an empty or all-zero parent = root
 ts, end_ts, latency_ms        ``startTimeUnixNano``, ``endTimeUnixNano``, their difference
-ttft_ms                       ``gen_ai.response.time_to_first_chunk`` (seconds), else a span event whose name says
+ttft_ms                       ``gen_ai.response.time_to_first_chunk`` (seconds; OpenLIT's
+                              ``gen_ai.server.time_to_first_token``), else a span event whose name says
                               first token/chunk (``gen_ai.first_token``, ``first_chunk``...): event time - span start
 operation                     ``gen_ai.operation.name``, else OpenInference ``openinference.span.kind`` (LLM -> chat,
                               EMBEDDING -> embeddings, TOOL -> execute_tool, AGENT -> invoke_agent, others lower-cased),
@@ -142,7 +143,8 @@ session_id                    ``gen_ai.conversation.id``, ``session.id``, OpenLL
 user_id                       ``user.id``, ``enduser.id``, OpenLLMetry's ``traceloop.association.properties.user_id``
 finish_reason                 first of ``gen_ai.response.finish_reasons``
 error_type                    ``error.type``
-cost_usd                      ``workbench.cost_usd``, ``llm.cost.total``
+cost_usd                      ``workbench.cost_usd``, ``llm.cost.total``, Pydantic AI's ``operation.cost``, OpenLIT's
+                              ``gen_ai.usage.cost`` (its 0 is a model it could not price: no cost, kept in attributes)
 (usage)                       not counted on a span that repeats the usage of the calls inside it: the Vercel AI SDK's
                               outer spans, and an agent run in the process (invoke_agent / create_agent, span kind not
                               CLIENT: Pydantic AI writes the run's totals on it); kept in ``attributes``
@@ -271,7 +273,8 @@ from workbench.io.spans import (ERROR_STATUS_CODES, GENAI_OPERATIONS, GENAI_PREF
                                 SPAN_KINDS)
 from workbench.io.spans import SPAN_ATTRIBUTES as _OTEL_DEFAULTS
 from workbench.io.spans import SPAN_USED as _OTEL_USED
-from workbench.io.spans import AGENT_OPERATIONS, CLIENT_KINDS, MODEL_NAMES, USAGE_COLUMNS, VERCEL_FINISH, VERCEL_OUTER, VERCEL_TTFT_MS
+from workbench.io.spans import (AGENT_OPERATIONS, CLIENT_KINDS, MODEL_NAMES, TTFT_SECONDS, UNPRICED_ZERO, USAGE_COLUMNS,
+                                VERCEL_FINISH, VERCEL_OUTER, VERCEL_TTFT_MS)
 from workbench.schema import ALLOWED_CLOCK_SKEW as _CLOCK_SKEW, TABLES, Table
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -2461,8 +2464,12 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     def attr(name: str) -> str:
         return _ident(slot[name])
 
+    def read(name: str) -> str:  # (a 0 of UNPRICED_ZERO is no price: not read, kept in attributes)
+        a = attr(name)
+        return f"CASE WHEN TRY_CAST({a} AS DOUBLE) = 0 THEN NULL ELSE {a} END" if name in UNPRICED_ZERO else a
+
     def pick(c: str) -> str:
-        exprs = [attr(n) for n in candidates[c]]
+        exprs = [read(n) for n in candidates[c]]
         return exprs[0] if len(exprs) == 1 else "coalesce(" + ", ".join(exprs) + ")"
 
     lines = (f"SELECT k, line "
@@ -2473,7 +2480,7 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     vop = attr("ai.operationId")
     outer = f"{vop} IN ({', '.join(map(_lit, VERCEL_OUTER))})"
     fr = f"coalesce({', '.join(attr(n) for n in ('gen_ai.response.finish_reasons', *VERCEL_FINISH))})"
-    ttft = attr("gen_ai.response.time_to_first_chunk")
+    ttft = f"coalesce({', '.join(attr(n) for n in TTFT_SECONDS)})"
     ttft_ms = f"coalesce({', '.join(attr(n) for n in VERCEL_TTFT_MS)})"
     tool = f"coalesce({attr('gen_ai.tool.name')}, {attr('tool.name')}, {attr('ai.toolCall.name')})"
     s: dict[str, str] = {
@@ -2536,7 +2543,9 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     # a Vercel outer span's repeated usage stays visible in attributes (not counted: see USAGE_COLUMNS above)
     usage_in = "(" + ", ".join(_lit(n) for c in USAGE_COLUMNS if c in candidates and c not in specs
                                for n in candidates[c] if not n.startswith("r:")) + ")"
+    zero_in = "(" + ", ".join(map(_lit, UNPRICED_ZERO)) + ")"
     keep_span = (f"lambda a: a.key NOT IN {used_in} OR (starts_with(a.key, 'ai.usage.') AND coalesce({outer}, false))"
+                 f" OR (a.key IN {zero_in} AND TRY_CAST({_value_text('a.value')} AS DOUBLE) = 0)"
                  + (f" OR (a.key IN {usage_in} AND coalesce({agent}, false))" if agent_op and usage_in != "()" else ""))
     extra = (f"{members('coalesce(sp.attributes, [])', keep_span)} "
              f"|| CASE WHEN len(_rextra) > 0 THEN ['\"resource\":{{' || array_to_string(_rextra, ',') || '}}'] "

@@ -83,11 +83,19 @@ SPAN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "reasoning_tokens": ("gen_ai.usage.reasoning.output_tokens", "llm.token_count.completion_details.reasoning",
                          "gen_ai.usage.reasoning_tokens", "gen_ai.usage.details.reasoning_tokens",
                          "ai.usage.reasoningTokens", "ai.usage.outputTokenDetails.reasoningTokens"),
-    "cost_usd": ("workbench.cost_usd", "llm.cost.total", "operation.cost"),
+    # (OpenLIT writes its estimate as gen_ai.usage.cost, USD: see UNPRICED_ZERO)
+    "cost_usd": ("workbench.cost_usd", "llm.cost.total", "operation.cost", "gen_ai.usage.cost"),
 }
+#: Cost attributes whose 0 is no price: OpenLIT writes ``gen_ai.usage.cost`` 0 for a model missing from its price list
+#: (``openlit.__helpers.get_chat_model_cost``). Such a 0 is not read (the call is priced from its tokens, or counted
+#: unpriced) and stays in ``attributes``.
+UNPRICED_ZERO = ("gen_ai.usage.cost",)
 #: The Vercel AI SDK's spans that repeat the usage of the provider calls inside them: their tokens (and cost) are not
 #: counted again (kept in ``attributes`` only), so sums over ``calls`` count every token once.
 VERCEL_OUTER = ("ai.generateText", "ai.streamText", "ai.generateObject", "ai.streamObject", "ai.embed", "ai.embedMany")
+#: Time to first token in seconds: the GenAI conventions' name, then OpenLIT's (set on the span, though the GenAI
+#: conventions name a metric so).
+TTFT_SECONDS = ("gen_ai.response.time_to_first_chunk", "gen_ai.server.time_to_first_token")
 #: The Vercel AI SDK's time to first chunk (milliseconds) and finish reason, after the GenAI ones.
 VERCEL_TTFT_MS = ("ai.response.msToFirstChunk", "ai.stream.msToFirstChunk")
 VERCEL_FINISH = ("ai.response.finishReason", "ai.finishReason")
@@ -97,7 +105,7 @@ USAGE_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_wr
 #: The attribute names the usage columns read (kept in ``attributes`` where a span's usage is not counted).
 _USAGE_NAMES = frozenset(n for c in USAGE_COLUMNS for n in SPAN_ATTRIBUTES[c] if not n.startswith("r:"))
 #: Read but not a column of their own: kept out of ``attributes`` because a column holds them.
-SPAN_USED = ("gen_ai.response.finish_reasons", "gen_ai.response.time_to_first_chunk", "gen_ai.tool.name", "tool.name",
+SPAN_USED = ("gen_ai.response.finish_reasons", *TTFT_SECONDS, "gen_ai.tool.name", "tool.name",
              "openinference.span.kind", "ai.toolCall.name", *VERCEL_TTFT_MS, *VERCEL_FINISH)
 #: OpenInference span kinds -> gen_ai operation names (others lower-cased).
 OPENINFERENCE_KINDS = {"LLM": "chat", "EMBEDDING": "embeddings", "TOOL": "execute_tool", "AGENT": "invoke_agent"}
@@ -522,6 +530,9 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
     """
     a, res = span.attributes, span.resource
     (all_names, plain), used_names = _names_plan(extra, used)
+    unpriced = [n for n in UNPRICED_ZERO if _is_zero(a.get(n))]
+    if unpriced:  # (read as absent; kept in attributes below)
+        a = {k: val for k, val in a.items() if k not in unpriced}
     v: dict[str, Any] = {}
     # the first attribute present of each column's names (as pick, the names parsed once)
     for c, ns in all_names if "ai.operationId" in a else plain:
@@ -557,7 +568,7 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
         except ValueError:
             pass
     v["finish_reason"] = (fr[0] if fr else None) if isinstance(fr, list) else fr
-    ttft = a.get("gen_ai.response.time_to_first_chunk")
+    ttft = first(*(a.get(n) for n in TTFT_SECONDS))
     ttft_ms = first(*(a.get(n) for n in VERCEL_TTFT_MS))
     first_ev = next((e for e in span.events if _is_first_token(e.get("name"))), None)
     if ttft is not None:
@@ -585,7 +596,8 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
         v["status"] = "error"
     else:
         v["status"] = "ok"
-    attrs = {k: val for k, val in a.items() if k not in used_names  # (the repeated usage: visible, not counted)
+    attrs = {k: val for k, val in span.attributes.items()
+             if k not in used_names or k in unpriced  # (the repeated usage: visible, not counted)
              or vercel in VERCEL_OUTER and k.startswith("ai.usage.")
              or agent_total and k in _USAGE_NAMES}
     rextra = {k: val for k, val in span.resource.items() if k not in used_names}
@@ -613,6 +625,16 @@ def _latency_ms(start: Any, end: Any, start_us: int | None, end_us: int | None) 
     if all(isinstance(t, list) and len(t) == 2 and all(type(x) is int for x in t) for t in (start, end)):
         return ((end[0] - start[0]) * 10**9 + end[1] - start[1]) / 1e6
     return (end_us - start_us) / 1000.0
+
+
+def _is_zero(v: Any) -> bool:
+    """Whether an attribute's value is the number 0 (as a number or as text)."""
+    if isinstance(v, bool) or v is None:
+        return False
+    try:
+        return float(v) == 0
+    except (TypeError, ValueError):
+        return False
 
 
 def _is_first_token(name: Any) -> bool:
