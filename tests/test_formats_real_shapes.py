@@ -204,3 +204,22 @@ def test_openlit_cost_and_time_to_first_token(tmp_path):
     doc = json.loads(_otlp_line(attrs, {"service.name": "bot"}))
     doc["resourceSpans"] += json.loads(_otlp_line(unpriced, {}, "4444444444444444"))["resourceSpans"]
     assert _load(tmp_path, "openlit.json", json.dumps(doc, indent=1), cols) == want
+
+
+def test_openllmetry_finish_reason_of_its_completion_attributes(tmp_path):
+    # traceloop/openllmetry opentelemetry-instrumentation-openai _set_completions: each choice's finish reason is
+    # gen_ai.completion.{index}.finish_reason (no gen_ai.response.finish_reasons); an Azure OpenAI answer withheld by
+    # its content filter is "content_filter". finish_reason was NULL and the filtered call loaded as ok.
+    attrs = {"llm.request.type": "chat", "gen_ai.system": "OpenAI", "gen_ai.request.model": "gpt-4o",
+             "gen_ai.usage.prompt_tokens": 30, "gen_ai.usage.completion_tokens": 1,
+             "gen_ai.completion.0.finish_reason": "content_filter", "gen_ai.completion.0.role": "assistant",
+             "gen_ai.completion.0.content": "FILTERED"}
+    stop = {**attrs, "gen_ai.completion.0.finish_reason": "stop", "gen_ai.completion.0.content": "Hello"}
+    text = _otlp_line(attrs, {}) + "\n" + _otlp_line(stop, {}, "4444444444444444") + "\n"
+    cols = "call_id, operation, provider, status, finish_reason"
+    want = [("3333333333333333", "chat", "openai", "blocked", "content_filter"),
+            ("4444444444444444", "chat", "openai", "ok", "stop")]
+    assert _load(tmp_path, "traceloop.jsonl", text, cols) == want
+    doc = json.loads(_otlp_line(attrs, {}))
+    doc["resourceSpans"] += json.loads(_otlp_line(stop, {}, "4444444444444444"))["resourceSpans"]
+    assert _load(tmp_path, "traceloop.json", json.dumps(doc, indent=1), cols) == want

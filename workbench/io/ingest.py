@@ -141,7 +141,8 @@ reasoning_tokens              ``gen_ai.usage.reasoning.output_tokens``, ``llm.to
 session_id                    ``gen_ai.conversation.id``, ``session.id``, OpenLLMetry's
                               ``traceloop.association.properties.session_id``
 user_id                       ``user.id``, ``enduser.id``, OpenLLMetry's ``traceloop.association.properties.user_id``
-finish_reason                 first of ``gen_ai.response.finish_reasons``
+finish_reason                 first of ``gen_ai.response.finish_reasons``, else OpenLLMetry's
+                              ``gen_ai.completion.0.finish_reason``
 error_type                    ``error.type``
 cost_usd                      ``workbench.cost_usd``, ``llm.cost.total``, Pydantic AI's ``operation.cost``, OpenLIT's
                               ``gen_ai.usage.cost`` (its 0 is a model it could not price: no cost, kept in attributes)
@@ -273,8 +274,8 @@ from workbench.io.spans import (ERROR_STATUS_CODES, GENAI_OPERATIONS, GENAI_PREF
                                 SPAN_KINDS)
 from workbench.io.spans import SPAN_ATTRIBUTES as _OTEL_DEFAULTS
 from workbench.io.spans import SPAN_USED as _OTEL_USED
-from workbench.io.spans import (AGENT_OPERATIONS, CLIENT_KINDS, MODEL_NAMES, TTFT_SECONDS, UNPRICED_ZERO, USAGE_COLUMNS,
-                                VERCEL_FINISH, VERCEL_OUTER, VERCEL_TTFT_MS)
+from workbench.io.spans import (AGENT_OPERATIONS, CLIENT_KINDS, FINISH_REASONS, MODEL_NAMES, TTFT_SECONDS,
+                                UNPRICED_ZERO, USAGE_COLUMNS, VERCEL_OUTER, VERCEL_TTFT_MS)
 from workbench.schema import ALLOWED_CLOCK_SKEW as _CLOCK_SKEW, TABLES, Table
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -2479,7 +2480,7 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     # the Vercel AI SDK's rules, as workbench.io.spans.span_values applies them to the span formats read in Python
     vop = attr("ai.operationId")
     outer = f"{vop} IN ({', '.join(map(_lit, VERCEL_OUTER))})"
-    fr = f"coalesce({', '.join(attr(n) for n in ('gen_ai.response.finish_reasons', *VERCEL_FINISH))})"
+    fr = f"coalesce({', '.join(attr(n) for n in FINISH_REASONS)})"
     ttft = f"coalesce({', '.join(attr(n) for n in TTFT_SECONDS)})"
     ttft_ms = f"coalesce({', '.join(attr(n) for n in VERCEL_TTFT_MS)})"
     tool = f"coalesce({attr('gen_ai.tool.name')}, {attr('tool.name')}, {attr('ai.toolCall.name')})"

@@ -99,14 +99,17 @@ TTFT_SECONDS = ("gen_ai.response.time_to_first_chunk", "gen_ai.server.time_to_fi
 #: The Vercel AI SDK's time to first chunk (milliseconds) and finish reason, after the GenAI ones.
 VERCEL_TTFT_MS = ("ai.response.msToFirstChunk", "ai.stream.msToFirstChunk")
 VERCEL_FINISH = ("ai.response.finishReason", "ai.finishReason")
+#: A call's finish reasons, first present wins: the GenAI conventions' list, OpenLLMetry's first choice's reason
+#: (``gen_ai.completion.0.finish_reason``), the Vercel AI SDK's.
+FINISH_REASONS = ("gen_ai.response.finish_reasons", "gen_ai.completion.0.finish_reason", *VERCEL_FINISH)
 #: The columns of a call's usage (not counted on a :data:`VERCEL_OUTER` span).
 USAGE_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
                  "cost_usd")
 #: The attribute names the usage columns read (kept in ``attributes`` where a span's usage is not counted).
 _USAGE_NAMES = frozenset(n for c in USAGE_COLUMNS for n in SPAN_ATTRIBUTES[c] if not n.startswith("r:"))
 #: Read but not a column of their own: kept out of ``attributes`` because a column holds them.
-SPAN_USED = ("gen_ai.response.finish_reasons", *TTFT_SECONDS, "gen_ai.tool.name", "tool.name",
-             "openinference.span.kind", "ai.toolCall.name", *VERCEL_TTFT_MS, *VERCEL_FINISH)
+SPAN_USED = (*FINISH_REASONS, *TTFT_SECONDS, "gen_ai.tool.name", "tool.name",
+             "openinference.span.kind", "ai.toolCall.name", *VERCEL_TTFT_MS)
 #: OpenInference span kinds -> gen_ai operation names (others lower-cased).
 OPENINFERENCE_KINDS = {"LLM": "chat", "EMBEDDING": "embeddings", "TOOL": "execute_tool", "AGENT": "invoke_agent"}
 #: The attributes in which a framework names a span's kind, in the order they are looked at, each with the kinds that
@@ -559,7 +562,7 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
         v["provider"] = v["provider"].lower()
     tool = first(a.get("gen_ai.tool.name"), a.get("tool.name"), a.get("ai.toolCall.name"))
     v["name"] = first(tool, span.name)
-    fr = first(a.get("gen_ai.response.finish_reasons"), *(a.get(n) for n in VERCEL_FINISH))
+    fr = first(*(a.get(n) for n in FINISH_REASONS))
     if isinstance(fr, str) and fr.startswith("["):
         try:
             import orjson

@@ -56,7 +56,7 @@ from typing import Any
 
 from workbench.io.openinference import add_span
 from workbench.io.records import MALFORMED, Rows, first, malformed
-from workbench.io.spans import USAGE_COLUMNS, VERCEL_OUTER, Span, hex_id, status_name
+from workbench.io.spans import FINISH_REASONS, USAGE_COLUMNS, VERCEL_OUTER, Span, hex_id, status_name
 
 FORMAT = "vercel"
 LEAF_SUFFIXES = (".doGenerate", ".doStream", ".doEmbed")
@@ -180,7 +180,7 @@ def vercel_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows
         ttft = first(a.get("ai.response.msToFirstChunk"), a.get("ai.stream.msToFirstChunk"))
         if ttft is not None:
             override["ttft_ms"] = ttft
-        fr = first(a.get("gen_ai.response.finish_reasons"), a.get("ai.response.finishReason"), a.get("ai.finishReason"))
+        fr = first(*(a.get(n) for n in FINISH_REASONS))
         if isinstance(fr, list):
             fr = fr[0] if fr else None
         if fr is not None:
