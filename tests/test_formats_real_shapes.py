@@ -223,3 +223,20 @@ def test_openllmetry_finish_reason_of_its_completion_attributes(tmp_path):
     doc = json.loads(_otlp_line(attrs, {}))
     doc["resourceSpans"] += json.loads(_otlp_line(stop, {}, "4444444444444444"))["resourceSpans"]
     assert _load(tmp_path, "traceloop.json", json.dumps(doc, indent=1), cols) == want
+
+
+def test_langfuse_sdk_spans_name_their_trace_environment_user_session_and_prompt_version(tmp_path):
+    # langfuse/langfuse-python langfuse/_client/attributes.py (LangfuseOtelSpanAttributes): the SDK's OpenTelemetry
+    # spans carry langfuse.trace.name, langfuse.environment, langfuse.observation.prompt.version and, in the
+    # documented compatibility names, langfuse.user.id / langfuse.session.id. The feature was the service's name, the
+    # environment, user, session and prompt version NULL. (Read in the Langfuse export, the trace's name is the
+    # feature: the same here.)
+    attrs = {"langfuse.observation.type": "generation", "langfuse.observation.model.name": "gpt-4o",
+             "langfuse.trace.name": "support-chat", "langfuse.environment": "staging",
+             "langfuse.user.id": "user-3", "langfuse.session.id": "sess-8", "langfuse.observation.prompt.name": "faq",
+             "langfuse.observation.prompt.version": 4}
+    cols = "operation, model, feature, environment, user_id, session_id, prompt_version"
+    want = [("chat", "gpt-4o", "support-chat", "staging", "user-3", "sess-8", "4")]
+    assert _load(tmp_path, "lf_sdk.jsonl", _otlp_line(attrs, {"service.name": "api"}) + "\n", cols) == want
+    doc = json.dumps(json.loads(_otlp_line(attrs, {"service.name": "api"})), indent=1)
+    assert _load(tmp_path, "lf_sdk.json", doc, cols) == want

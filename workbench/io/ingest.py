@@ -139,8 +139,9 @@ cache_write_tokens            ``gen_ai.usage.cache_creation.input_tokens``, ``ll
 reasoning_tokens              ``gen_ai.usage.reasoning.output_tokens``, ``llm.token_count.completion_details.reasoning``,
                               OpenLLMetry's ``gen_ai.usage.reasoning_tokens``
 session_id                    ``gen_ai.conversation.id``, ``session.id``, OpenLLMetry's
-                              ``traceloop.association.properties.session_id``
-user_id                       ``user.id``, ``enduser.id``, OpenLLMetry's ``traceloop.association.properties.user_id``
+                              ``traceloop.association.properties.session_id``, Langfuse's ``langfuse.session.id``
+user_id                       ``user.id``, ``enduser.id``, OpenLLMetry's ``traceloop.association.properties.user_id``,
+                              Langfuse's ``langfuse.user.id``
 finish_reason                 first of ``gen_ai.response.finish_reasons``, else OpenLLMetry's
                               ``gen_ai.completion.0.finish_reason``
 error_type                    ``error.type``
@@ -157,10 +158,13 @@ attributes                    every attribute not used above, as JSON; unused re
 
 Workbench attributes for product context (set them on the span, or on the resource where noted):
 
-* ``feature``: ``workbench.feature`` / ``app.feature`` (span or resource), else the resource ``service.name``;
-* ``prompt_version``: ``workbench.prompt_version``, ``gen_ai.prompt.version``, ``llm.prompt_template.version``;
+* ``feature``: ``workbench.feature`` / ``app.feature`` (span or resource), else the trace name of Langfuse's SDK
+  (``langfuse.trace.name``), else the resource ``service.name``;
+* ``prompt_version``: ``workbench.prompt_version``, ``gen_ai.prompt.version``, ``llm.prompt_template.version``
+  (``langfuse.observation.prompt.version`` after them);
 * ``variant``: ``workbench.variant``; ``attempt``: ``workbench.attempt``; ``fallback``: ``workbench.fallback``;
-* ``environment``: ``deployment.environment.name`` / ``deployment.environment`` (resource or span).
+* ``environment``: ``deployment.environment.name`` / ``deployment.environment`` (resource or span), else
+  ``langfuse.environment``.
 
 Binary protobuf OTLP (format ``otel-proto``; ``.pb``, ``.binpb``, ``.otlp``, optionally ``.gz``, or recognised by
 content): one ``ExportTraceServiceRequest``, or a sequence of them each preceded by its 4-byte big-endian length (the
