@@ -240,3 +240,17 @@ def test_langfuse_sdk_spans_name_their_trace_environment_user_session_and_prompt
     assert _load(tmp_path, "lf_sdk.jsonl", _otlp_line(attrs, {"service.name": "api"}) + "\n", cols) == want
     doc = json.dumps(json.loads(_otlp_line(attrs, {"service.name": "api"})), indent=1)
     assert _load(tmp_path, "lf_sdk.json", doc, cols) == want
+
+
+def test_openllmetry_before_the_gen_ai_names_model_provider_and_tokens(tmp_path):
+    # traceloop/openllmetry(-js) semantic conventions before the move to gen_ai.* (2023 - early 2024): llm.vendor,
+    # llm.request.model, llm.response.model, llm.usage.prompt_tokens / completion_tokens / total_tokens. The span
+    # loaded as a chat call with no model, provider or tokens.
+    attrs = {"llm.request.type": "chat", "llm.vendor": "OpenAI", "llm.request.model": "gpt-3.5-turbo",
+             "llm.response.model": "gpt-3.5-turbo-0613", "llm.usage.prompt_tokens": 82,
+             "llm.usage.completion_tokens": 17, "llm.usage.total_tokens": 99, "llm.prompts.0.role": "user"}
+    cols = ("operation, provider, model, request_model, input_tokens, output_tokens, "
+            "attributes->>'llm.usage.total_tokens'")
+    want = [("chat", "openai", "gpt-3.5-turbo-0613", "gpt-3.5-turbo", 82, 17, "99")]
+    assert _load(tmp_path, "oldtl.jsonl", _otlp_line(attrs, {}) + "\n", cols) == want
+    assert _load(tmp_path, "oldtl.json", json.dumps(json.loads(_otlp_line(attrs, {})), indent=1), cols) == want

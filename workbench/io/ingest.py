@@ -127,11 +127,13 @@ operation                     ``gen_ai.operation.name``, else OpenInference ``op
                               never a model call (``workbench.io.spans.default_operation``)
 name                          ``gen_ai.tool.name`` / ``tool.name`` for a tool span, else the span name
 provider                      ``gen_ai.provider.name``, ``gen_ai.system`` (older), ``llm.provider``, ``llm.system``,
-                              lower-cased ("OpenAI" is "openai")
+                              OpenLLMetry's older ``llm.vendor``, lower-cased ("OpenAI" is "openai")
 model, request_model          ``gen_ai.response.model`` else ``gen_ai.request.model`` else ``llm.model_name`` else
-                              Langfuse's ``langfuse.observation.model.name``; request_model: the same without the first
+                              OpenLLMetry's older ``llm.response.model`` / ``llm.request.model`` else Langfuse's
+                              ``langfuse.observation.model.name``; request_model: the same without the response ones
 input_tokens, output_tokens   ``gen_ai.usage.input_tokens`` / ``output_tokens`` (also the older ``prompt_tokens`` /
-                              ``completion_tokens``), ``llm.token_count.prompt`` / ``llm.token_count.completion``
+                              ``completion_tokens``), ``llm.token_count.prompt`` / ``llm.token_count.completion``,
+                              OpenLLMetry's older ``llm.usage.prompt_tokens`` / ``llm.usage.completion_tokens``
 cache_read_tokens             ``gen_ai.usage.cache_read.input_tokens``, ``llm.token_count.prompt_details.cache_read``,
                               OpenLLMetry's ``gen_ai.usage.cache_read_input_tokens``
 cache_write_tokens            ``gen_ai.usage.cache_creation.input_tokens``, ``llm.token_count.prompt_details.cache_write``,

@@ -42,10 +42,13 @@ SPAN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "operation": ("gen_ai.operation.name",),
     # (the Vercel AI SDK's ai.* names come after the shared ones, in every column: its spans give the same row from a
     # ReadableSpan file and from OTLP)
-    "provider": ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system", "ai.model.provider"),
-    "request_model": ("gen_ai.request.model", "llm.model_name", "langfuse.observation.model.name", "ai.model.id"),
-    "model": ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name", "langfuse.observation.model.name",
-              "ai.response.model", "ai.model.id"),
+    # (llm.vendor, llm.request.model, llm.response.model, llm.usage.*: OpenLLMetry before its gen_ai.* names)
+    "provider": ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system", "llm.vendor",
+                 "ai.model.provider"),
+    "request_model": ("gen_ai.request.model", "llm.model_name", "llm.request.model", "langfuse.observation.model.name",
+                      "ai.model.id"),
+    "model": ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name", "llm.response.model",
+              "llm.request.model", "langfuse.observation.model.name", "ai.response.model", "ai.model.id"),
     # (the Vercel AI SDK's telemetry metadata and function id name the feature better than the service does)
     # (Langfuse's SDK names the trace, which its own export reads as the feature, and the environment)
     "feature": ("workbench.feature", "app.feature", "ai.telemetry.metadata.feature",
@@ -70,9 +73,9 @@ SPAN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "attempt": ("workbench.attempt",),
     "fallback": ("workbench.fallback",),
     "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt",
-                     "ai.usage.inputTokens", "ai.usage.promptTokens", "ai.usage.tokens"),
+                     "llm.usage.prompt_tokens", "ai.usage.inputTokens", "ai.usage.promptTokens", "ai.usage.tokens"),
     "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion",
-                      "ai.usage.outputTokens", "ai.usage.completionTokens"),
+                      "llm.usage.completion_tokens", "ai.usage.outputTokens", "ai.usage.completionTokens"),
     # OpenLLMetry (Traceloop) and Laminar write the cache and reasoning counts under their own names
     # (gen_ai.usage.cache_read_input_tokens...), with input_tokens holding the cached tokens as the OpenTelemetry rule
     # says (for Anthropic it adds the uncached input, cache reads and cache writes)
