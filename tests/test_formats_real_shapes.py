@@ -254,3 +254,25 @@ def test_openllmetry_before_the_gen_ai_names_model_provider_and_tokens(tmp_path)
     want = [("chat", "openai", "gpt-3.5-turbo-0613", "gpt-3.5-turbo", 82, 17, "99")]
     assert _load(tmp_path, "oldtl.jsonl", _otlp_line(attrs, {}) + "\n", cols) == want
     assert _load(tmp_path, "oldtl.json", json.dumps(json.loads(_otlp_line(attrs, {})), indent=1), cols) == want
+
+
+def test_litellm_opentelemetry_spans_name_their_cost_user_and_team(tmp_path):
+    # BerriAI/litellm integrations/opentelemetry.py set_attributes: the cost breakdown as gen_ai.cost.* (total_cost,
+    # 0 for a call LiteLLM could not price, as in its spend logs), the payload's metadata as metadata.* (the end
+    # user, the key's user and team alias; a missing value written ""). Cost, user and feature were NULL / the
+    # service's name; the same call read from LiteLLM's own log has them.
+    attrs = {"gen_ai.request.model": "gpt-4o", "llm.request.type": "acompletion", "gen_ai.system": "openai",
+             "gen_ai.usage.input_tokens": 36, "gen_ai.usage.output_tokens": 48, "gen_ai.cost.input_cost": 0.00009,
+             "gen_ai.cost.output_cost": 0.00048, "gen_ai.cost.total_cost": 0.00057,
+             "metadata.user_api_key_end_user_id": "end-7", "metadata.user_api_key_user_id": "key-owner",
+             "metadata.user_api_key_team_alias": "support-team", "gen_ai.operation.name": "acompletion"}
+    no_end_user = {**attrs, "metadata.user_api_key_end_user_id": "", "gen_ai.cost.total_cost": 0.0}
+    text = (_otlp_line(attrs, {"service.name": "litellm"}) + "\n"
+            + _otlp_line(no_end_user, {"service.name": "litellm"}, "4444444444444444") + "\n")
+    cols = "call_id, cost_usd, user_id, feature"
+    want = [("3333333333333333", 0.00057, "end-7", "support-team"),
+            ("4444444444444444", None, "key-owner", "support-team")]
+    assert _load(tmp_path, "litellm_otel.jsonl", text, cols) == want
+    doc = json.loads(_otlp_line(attrs, {"service.name": "litellm"}))
+    doc["resourceSpans"] += json.loads(_otlp_line(no_end_user, {}, "4444444444444444"))["resourceSpans"]
+    assert _load(tmp_path, "litellm_otel.json", json.dumps(doc, indent=1), cols) == want

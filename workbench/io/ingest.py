@@ -143,12 +143,14 @@ reasoning_tokens              ``gen_ai.usage.reasoning.output_tokens``, ``llm.to
 session_id                    ``gen_ai.conversation.id``, ``session.id``, OpenLLMetry's
                               ``traceloop.association.properties.session_id``, Langfuse's ``langfuse.session.id``
 user_id                       ``user.id``, ``enduser.id``, OpenLLMetry's ``traceloop.association.properties.user_id``,
-                              Langfuse's ``langfuse.user.id``
+                              Langfuse's ``langfuse.user.id``, LiteLLM's ``metadata.user_api_key_end_user_id`` /
+                              ``metadata.user_api_key_user_id``
 finish_reason                 first of ``gen_ai.response.finish_reasons``, else OpenLLMetry's
                               ``gen_ai.completion.0.finish_reason``
 error_type                    ``error.type``
 cost_usd                      ``workbench.cost_usd``, ``llm.cost.total``, Pydantic AI's ``operation.cost``, OpenLIT's
-                              ``gen_ai.usage.cost`` (its 0 is a model it could not price: no cost, kept in attributes)
+                              ``gen_ai.usage.cost``, LiteLLM's ``gen_ai.cost.total_cost`` (their 0 is a call they
+                              could not price: no cost, kept in attributes)
 (usage)                       not counted on a span that repeats the usage of the calls inside it: the Vercel AI SDK's
                               outer spans, and an agent run in the process (invoke_agent / create_agent, span kind not
                               CLIENT: Pydantic AI writes the run's totals on it); kept in ``attributes``
@@ -161,7 +163,8 @@ attributes                    every attribute not used above, as JSON; unused re
 Workbench attributes for product context (set them on the span, or on the resource where noted):
 
 * ``feature``: ``workbench.feature`` / ``app.feature`` (span or resource), else the trace name of Langfuse's SDK
-  (``langfuse.trace.name``), else the resource ``service.name``;
+  (``langfuse.trace.name``) or LiteLLM's team alias (``metadata.user_api_key_team_alias``, as its logs are read),
+  else the resource ``service.name``;
 * ``prompt_version``: ``workbench.prompt_version``, ``gen_ai.prompt.version``, ``llm.prompt_template.version``
   (``langfuse.observation.prompt.version`` after them);
 * ``variant``: ``workbench.variant``; ``attempt``: ``workbench.attempt``; ``fallback``: ``workbench.fallback``;
@@ -2471,8 +2474,10 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     def attr(name: str) -> str:
         return _ident(slot[name])
 
-    def read(name: str) -> str:  # (a 0 of UNPRICED_ZERO is no price: not read, kept in attributes)
-        a = attr(name)
+    def read(name: str) -> str:
+        # an empty text is absent, as spans._first_present reads it (the next name is looked at: LiteLLM writes ""
+        # for a missing value); a 0 of UNPRICED_ZERO is no price: not read, kept in attributes
+        a = f"nullif({attr(name)}, '')"
         return f"CASE WHEN TRY_CAST({a} AS DOUBLE) = 0 THEN NULL ELSE {a} END" if name in UNPRICED_ZERO else a
 
     def pick(c: str) -> str:

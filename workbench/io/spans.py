@@ -53,7 +53,7 @@ SPAN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     # (Langfuse's SDK names the trace, which its own export reads as the feature, and the environment)
     "feature": ("workbench.feature", "app.feature", "ai.telemetry.metadata.feature",
                 "ai.telemetry.metadata.workbench.feature", "ai.telemetry.functionId", "r:workbench.feature",
-                "r:app.feature", "langfuse.trace.name", "r:service.name"),
+                "r:app.feature", "langfuse.trace.name", "metadata.user_api_key_team_alias", "r:service.name"),
     "environment": ("deployment.environment.name", "r:deployment.environment.name", "r:deployment.environment",
                     "deployment.environment", "langfuse.environment"),
     "prompt_version": ("workbench.prompt_version", "gen_ai.prompt.version", "llm.prompt_template.version",
@@ -63,7 +63,7 @@ SPAN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "user_id": ("user.id", "enduser.id", "r:user.id", "r:enduser.id", "ai.telemetry.metadata.userId",
                 "ai.telemetry.metadata.user_id", "ai.telemetry.metadata.user.id",
                 "traceloop.association.properties.user_id", "traceloop.association.properties.userId",
-                "langfuse.user.id"),
+                "langfuse.user.id", "metadata.user_api_key_end_user_id", "metadata.user_api_key_user_id"),
     "session_id": ("gen_ai.conversation.id", "session.id", "ai.telemetry.metadata.sessionId",
                    "ai.telemetry.metadata.session_id", "ai.telemetry.metadata.conversationId",
                    "traceloop.association.properties.session_id", "traceloop.association.properties.sessionId",
@@ -89,13 +89,15 @@ SPAN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "reasoning_tokens": ("gen_ai.usage.reasoning.output_tokens", "llm.token_count.completion_details.reasoning",
                          "gen_ai.usage.reasoning_tokens", "gen_ai.usage.details.reasoning_tokens",
                          "ai.usage.reasoningTokens", "ai.usage.outputTokenDetails.reasoningTokens"),
-    # (OpenLIT writes its estimate as gen_ai.usage.cost, USD: see UNPRICED_ZERO)
-    "cost_usd": ("workbench.cost_usd", "llm.cost.total", "operation.cost", "gen_ai.usage.cost"),
+    # (OpenLIT writes its estimate as gen_ai.usage.cost, LiteLLM as gen_ai.cost.total_cost, USD: see UNPRICED_ZERO)
+    "cost_usd": ("workbench.cost_usd", "llm.cost.total", "operation.cost", "gen_ai.usage.cost",
+                 "gen_ai.cost.total_cost"),
 }
 #: Cost attributes whose 0 is no price: OpenLIT writes ``gen_ai.usage.cost`` 0 for a model missing from its price list
-#: (``openlit.__helpers.get_chat_model_cost``). Such a 0 is not read (the call is priced from its tokens, or counted
+#: (``openlit.__helpers.get_chat_model_cost``), LiteLLM ``gen_ai.cost.total_cost`` 0 for a call it could not price
+#: (as in its logs: :mod:`workbench.io.litellm`). Such a 0 is not read (the call is priced from its tokens, or counted
 #: unpriced) and stays in ``attributes``.
-UNPRICED_ZERO = ("gen_ai.usage.cost",)
+UNPRICED_ZERO = ("gen_ai.usage.cost", "gen_ai.cost.total_cost")
 #: The Vercel AI SDK's spans that repeat the usage of the provider calls inside them: their tokens (and cost) are not
 #: counted again (kept in ``attributes`` only), so sums over ``calls`` count every token once.
 VERCEL_OUTER = ("ai.generateText", "ai.streamText", "ai.generateObject", "ai.streamObject", "ai.embed", "ai.embedMany")
