@@ -276,3 +276,18 @@ def test_litellm_opentelemetry_spans_name_their_cost_user_and_team(tmp_path):
     doc = json.loads(_otlp_line(attrs, {"service.name": "litellm"}))
     doc["resourceSpans"] += json.loads(_otlp_line(no_end_user, {}, "4444444444444444"))["resourceSpans"]
     assert _load(tmp_path, "litellm_otel.json", json.dumps(doc, indent=1), cols) == want
+
+
+def test_litellm_opentelemetry_call_types_are_operations(tmp_path):
+    # BerriAI/litellm integrations/opentelemetry.py: gen_ai.operation.name is "chat" for call type completion, else
+    # the call type itself (acompletion, aembedding...). The calls loaded as operations "acompletion" and
+    # "aembedding", not chat and embeddings as the same calls from LiteLLM's own log.
+    chat = {"gen_ai.operation.name": "acompletion", "gen_ai.request.model": "gpt-4o", "gen_ai.system": "openai"}
+    embed = {"gen_ai.operation.name": "aembedding", "gen_ai.request.model": "text-embedding-3-small",
+             "gen_ai.system": "openai"}
+    text = _otlp_line(chat, {}) + "\n" + _otlp_line(embed, {}, "4444444444444444") + "\n"
+    want = [("3333333333333333", "chat"), ("4444444444444444", "embeddings")]
+    assert _load(tmp_path, "litellm_ops.jsonl", text, "call_id, operation") == want
+    doc = json.loads(_otlp_line(chat, {}))
+    doc["resourceSpans"] += json.loads(_otlp_line(embed, {}, "4444444444444444"))["resourceSpans"]
+    assert _load(tmp_path, "litellm_ops.json", json.dumps(doc, indent=1), "call_id, operation") == want

@@ -116,7 +116,8 @@ ts, end_ts, latency_ms        ``startTimeUnixNano``, ``endTimeUnixNano``, their 
 ttft_ms                       ``gen_ai.response.time_to_first_chunk`` (seconds; OpenLIT's
                               ``gen_ai.server.time_to_first_token``), else a span event whose name says
                               first token/chunk (``gen_ai.first_token``, ``first_chunk``...): event time - span start
-operation                     ``gen_ai.operation.name``, else OpenInference ``openinference.span.kind`` (LLM -> chat,
+operation                     ``gen_ai.operation.name`` (LiteLLM's call types ``acompletion``, ``aembedding``... as
+                              their operation: ``workbench.io.spans.OPERATION_ALIASES``), else OpenInference ``openinference.span.kind`` (LLM -> chat,
                               EMBEDDING -> embeddings, TOOL -> execute_tool, AGENT -> invoke_agent, others lower-cased),
                               the span kinds of MLflow, Langfuse, LangSmith, Laminar and OpenLLMetry
                               (``workbench.io.spans.SPAN_KINDS``), the Vercel AI SDK's
@@ -283,8 +284,8 @@ from workbench.io.spans import (ERROR_STATUS_CODES, GENAI_OPERATIONS, GENAI_PREF
                                 SPAN_KINDS)
 from workbench.io.spans import SPAN_ATTRIBUTES as _OTEL_DEFAULTS
 from workbench.io.spans import SPAN_USED as _OTEL_USED
-from workbench.io.spans import (AGENT_OPERATIONS, CLIENT_KINDS, FINISH_REASONS, MODEL_NAMES, TTFT_SECONDS,
-                                UNPRICED_ZERO, USAGE_COLUMNS, VERCEL_OUTER, VERCEL_TTFT_MS)
+from workbench.io.spans import (AGENT_OPERATIONS, CLIENT_KINDS, FINISH_REASONS, MODEL_NAMES, OPERATION_ALIASES,
+                                TTFT_SECONDS, UNPRICED_ZERO, USAGE_COLUMNS, VERCEL_OUTER, VERCEL_TTFT_MS)
 from workbench.schema import ALLOWED_CLOCK_SKEW as _CLOCK_SKEW, TABLES, Table
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -2518,7 +2519,10 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
         s[c] = pick(c)
     # an agent run in the process (any span kind but CLIENT) repeats its model calls' usage (spans.repeats_usage)
     agent_op = "operation" not in specs
-    op_sql = f"coalesce({pick('operation')}, {oi_case})"
+    aliases = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in OPERATION_ALIASES.items())
+    given_op = (pick("operation") if "operation" in specs
+                else f"CASE {pick('operation')} {aliases} ELSE {pick('operation')} END")
+    op_sql = f"coalesce({given_op}, {oi_case})"
     agent = (f"({op_sql} IN ({', '.join(map(_lit, AGENT_OPERATIONS))}) "
              f"AND upper(trim(coalesce(sp.kind, ''))) NOT IN ({', '.join(map(_lit, CLIENT_KINDS))}))")
     repeated = f"(coalesce({outer}, false) OR coalesce({agent}, false))" if agent_op else f"coalesce({outer}, false)"

@@ -64,10 +64,9 @@ from typing import Any
 import orjson
 
 from workbench.io.records import MALFORMED, Rows, duration_ms, first, malformed, timestamp
+from workbench.io.spans import OPERATION_ALIASES
 
 FORMAT = "litellm"
-_OPS = {"completion": "chat", "acompletion": "chat", "embedding": "embeddings", "aembedding": "embeddings",
-        "text_completion": "text_completion", "atext_completion": "text_completion"}
 _SKIP = {"messages", "response", "proxy_server_request", "metadata", "hidden_params", "model_map_information"}
 CSV_COLUMNS = ("request_id", "startTime")
 # fields that are columns, or not kept: not attributes
@@ -174,7 +173,7 @@ def record_row(rows: Rows, k: int, rec: dict) -> None:
     elif cst is not None and _truthy(rec.get("stream")):
         v["ttft_ms"] = duration_ms(v["ts"], cst)
     call_type = rec.get("call_type")
-    v["operation"] = _OPS.get(str(call_type), call_type)
+    v["operation"] = OPERATION_ALIASES.get(str(call_type), call_type)
     v["name"] = call_type
     v["provider"] = rec.get("custom_llm_provider")
     v["model"] = first(hp.get("litellm_model_name"), rec.get("model"))

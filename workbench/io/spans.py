@@ -120,6 +120,11 @@ SPAN_USED = (*FINISH_REASONS, *TTFT_SECONDS, "gen_ai.tool.name", "tool.name",
              "openinference.span.kind", "ai.toolCall.name", *VERCEL_TTFT_MS)
 #: OpenInference span kinds -> gen_ai operation names (others lower-cased).
 OPENINFERENCE_KINDS = {"LLM": "chat", "EMBEDDING": "embeddings", "TOOL": "execute_tool", "AGENT": "invoke_agent"}
+#: Values of ``gen_ai.operation.name`` that are a call type, not an operation of the GenAI conventions -> the operation:
+#: LiteLLM writes its call type there (``acompletion``, ``aembedding``...), the ``call_type`` of its logs
+#: (:mod:`workbench.io.litellm` reads those by the same table).
+OPERATION_ALIASES = {"completion": "chat", "acompletion": "chat", "embedding": "embeddings", "aembedding": "embeddings",
+                     "atext_completion": "text_completion"}
 #: The attributes in which a framework names a span's kind, in the order they are looked at, each with the kinds that
 #: are operations of the OpenTelemetry GenAI conventions (keys upper-case; a value is read upper-cased, without the
 #: quotes MLflow writes around it; any other kind becomes the operation lower-cased): OpenInference, MLflow, Langfuse's
@@ -556,6 +561,8 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
     v["latency_ms"] = _latency_ms(span.start, span.end, start, end)
     if v.get("operation") is None:
         v["operation"] = default_operation(a, span.name)
+    elif isinstance(v["operation"], str):
+        v["operation"] = OPERATION_ALIASES.get(v["operation"], v["operation"])
     agent_total = repeats_usage(v["operation"], span.kind)
     if agent_total:  # an agent run's totals: its calls are counted, each once
         v.update(dict.fromkeys(USAGE_COLUMNS))
