@@ -101,7 +101,8 @@ def test_incident_count_and_durations_read_the_incidents_once_and_keep_every_gro
     with pytest.warns(UndefinedMetricWarning, match="group-period"):
         resolve = rel.mttr_minutes(db, by=("feature",), period="hour")
     assert resolve.filter(pl.col("feature") == "chat")["n"].to_list() == [1, 1, 1, 0, 1]  # i4 is not resolved
-    assert len(queries) == 2  # the sizes with the groups, then the order statistics
+    # the incidents that ended before they started (none here), the sizes with the groups, the order statistics
+    assert len(queries) == 3
 
 
 def _guard(db, events):
@@ -339,3 +340,27 @@ def test_tool_calls_take_every_key_from_their_task_s_root_when_the_trace_has_one
     assert wb.agent_steps_per_task(db, by=by, period="all").select("environment", "n").rows() == [(None, 1)]
     got = wb.tool_call_success_rate(db, by=by, period="all").select("environment", "value", "n").sort("environment")
     assert got.rows() == [(None, 0.5, 2), ("prod", 1.0, 1)]  # a tool call of no agent keeps its own keys
+
+
+def test_incident_ended_before_it_started_is_left_out_with_a_warning_naming_it():
+    """A row inserted by hand with detected_at / resolved_at before started_at (ingest quarantines such rows) gave
+    negative minutes that entered the median and the mean: -25 for i3 made chat's MTTD mean (5 + 15 - 25) / 3."""
+    from workbench.metrics import ExcludedRowWarning
+
+    db = wb.connect(":memory:")
+    _incidents(db, [("i1", "chat", "sev1", 0, 5, None, 60), ("i2", "chat", "sev2", 60, 15, None, 30),
+                    ("i3", "chat", "sev2", 120, -25, None, -5), ("i4", "search", "sev2", 0, -1, None, None)])
+    with pytest.warns(ExcludedRowWarning) as seen:
+        d = rel.mttd_minutes(db, period="all")
+    # chat: 5 and 15 (i3 left out) -> median 10, mean 10; search: its only incident left out -> n = 0, null
+    assert d.select("feature", "value", "n", "mean").rows() == [("chat", 10.0, 2, 10.0), ("search", None, 0, None)]
+    msgs = [str(w.message) for w in seen if w.category is ExcludedRowWarning]
+    assert msgs == ["mttd_minutes: 2 incidents with detected_at before started_at are left out (i3, i4)"]
+    with pytest.warns(ExcludedRowWarning, match=r"^mttr_minutes: 1 incident with resolved_at before started_at "
+                                                r"is left out \(i3\)$"):
+        r = rel.mttr_minutes(db, period="all")
+    assert r.filter(pl.col("feature") == "chat").select("value", "n").row(0) == (45.0, 2)  # 60 and 30
+    # the window and where select the rows checked: i3 starts at 11:00, after a window that ends at 10:01
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExcludedRowWarning)
+        rel.mttr_minutes(db, period="all", end=T0 + dt.timedelta(minutes=61), where={"feature": "chat"})

@@ -22,6 +22,7 @@ EXPORTS = {
     "suite": "metrics.core",
     "compute": "metrics.core",
     "UndefinedMetricWarning": "metrics.core",
+    "ExcludedRowWarning": "metrics.core",
     "wilson_interval": "stats",
     "ingest": "io.ingest",
     "IngestSummary": "io.ingest",

@@ -66,7 +66,8 @@ if TYPE_CHECKING:  # pragma: no cover
 from workbench.db import Where, as_timestamp, parse_where, scope, sql_identifier, sql_literal  # noqa: F401  (re-exported: the metric toolkit)
 from workbench.stats import quantile_ranks  # noqa: F401  (re-exported: the metric toolkit)
 
-__all__ = ["PERIODS", "RESULT_COLUMNS", "UndefinedMetricWarning", "UnknownFeatureWarning", "warn_unknown_features", "unknown_features", "agent_tasks",
+__all__ = ["PERIODS", "RESULT_COLUMNS", "UndefinedMetricWarning", "ExcludedRowWarning", "UnknownFeatureWarning",
+           "warn_unknown_features", "unknown_features", "agent_tasks",
            "Where", "parse_where", "as_timestamp", "scope", "check_by", "with_period", "tidy", "complete_grid",
            "to_polars", "proportion", "percentile_frame",
            "mean_interval", "band_grid", "approx_matrix", "order_statistics", "quantile_ranks", "quantile_cont",
@@ -97,6 +98,26 @@ class UndefinedMetricWarning(UserWarning):
     [(None, 0)]
     >>> [str(w.message) for w in got if w.category is UndefinedMetricWarning]
     ['error_rate: no data in the selection; value is null (n = 0)']
+    """
+
+
+class ExcludedRowWarning(UserWarning):
+    """Rows of the selection that contradict themselves (an incident resolved before it started: a row inserted by
+    hand, as ingest quarantines them) are left out of a metric rather than measured: the warning names them and
+    their count, and ``n`` does not count them.
+
+    Examples
+    --------
+    >>> import warnings, workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into incidents (incident_id, feature, started_at, detected_at) values "
+    ...     "('i1', 'chat', '2026-01-01 10:00', '2026-01-01 10:30'), ('i2', 'chat', '2026-01-01 10:00', '2026-01-01 09:00')")
+    >>> with warnings.catch_warnings(record=True) as got:
+    ...     warnings.simplefilter("always")
+    ...     compute("mttd_minutes", db, period="all").select("value", "n").rows()
+    [(30.0, 1)]
+    >>> [str(w.message) for w in got if w.category is ExcludedRowWarning]
+    ['mttd_minutes: 1 incident with detected_at before started_at is left out (i2)']
     """
 
 

@@ -10,7 +10,10 @@ Conventions
   Keys reports time to restore, because a few long incidents would dominate a mean; the mean is the extra column
   ``mean``. ``lo``/``hi`` are the distribution-free order-statistic interval of the median (see
   :mod:`workbench.metrics.latency`). An incident without the end timestamp (not yet detected, mitigated, resolved) is left
-  out of that duration; ``n`` counts the incidents measured.
+  out of that duration; ``n`` counts the incidents measured. An incident whose end timestamp is before ``started_at``
+  (a row inserted by hand: ingest quarantines them) has no duration either: it is left out, and an
+  :class:`~workbench.metrics.ExcludedRowWarning` names it, rather than its negative minutes entering the median and
+  the mean.
 * **Guardrails** come from ``guardrail_events``, joined to ``calls`` on ``call_id`` so that they can be grouped by
   the call's feature, model... as well as by ``guard``. Rates are per guard decision, with a Wilson interval. The
   catch and false-block rates need reviewed verdicts (``verdict`` bad / good) and use only reviewed events.
@@ -43,11 +46,12 @@ from __future__ import annotations
 
 from workbench.errors import ParameterError
 
+import warnings
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from workbench.metrics.core import (Metric, agent_tasks, check_by, complete_grid, mean_interval, percentile_frame, proportion,
-                                    register, scope, tidy, to_polars, with_period)
+from workbench.metrics.core import (ExcludedRowWarning, Metric, agent_tasks, check_by, complete_grid, mean_interval,
+                                    percentile_frame, proportion, register, scope, tidy, to_polars, with_period)
 
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
@@ -126,6 +130,16 @@ def _incident_duration(db, end_col: str, metric: str, *, by, period, start, end,
     # microseconds, as a float, divided by a float: Spark read 60000.0 as a DECIMAL and rounded the minutes to 7
     # places, and its millisecond difference truncated where DuckDB's counted boundaries (999 ms against 1,000)
     minutes = t[end_col].delta(t.started_at, unit="microsecond").cast("float64") / ibis.literal(60e6, "float64")
+    # ended before it started (a row inserted by hand, ingest quarantines them): negative minutes are no duration,
+    # and averaged in they hid a slow one (-25 beside +10); left out as an incident without the timestamp, named
+    before = t[end_col] < t.started_at
+    left_out = to_polars(t.filter(before).select("incident_id").order_by("incident_id"))["incident_id"].to_list()
+    if left_out:
+        k = len(left_out)
+        ids = ", ".join(map(str, left_out[:5])) + (f", ... ({k - 5} more)" if k > 5 else "")
+        warnings.warn(f"{metric}: {k} incident{'s' if k > 1 else ''} with {end_col} before started_at "
+                      f"{'are' if k > 1 else 'is'} left out ({ids})", ExcludedRowWarning, stacklevel=4)
+    minutes = before.ifelse(ibis.null("float64"), minutes)
     return percentile_frame(t, minutes, q=0.5, keys=keys, period=period, time="started_at", start=start, end=end,
                             metric=metric, confidence=confidence, extra={"mean": lambda c: c.mean()}, complete=True)
 
@@ -133,7 +147,9 @@ def _incident_duration(db, end_col: str, metric: str, *, by, period, start, end,
 _DURATION_DOC = """Median {what}, in minutes, over the incidents that started in the period.
 
     ``{end_col} - started_at`` per incident with a ``{end_col}``; the value is the median (as DORA's Four Keys), the
-    mean is the extra column ``mean``; ``lo``/``hi`` the order-statistic interval of the median.
+    mean is the extra column ``mean``; ``lo``/``hi`` the order-statistic interval of the median. An incident with a
+    ``{end_col}`` before its ``started_at`` (inserted by hand) is left out, named by an
+    :class:`~workbench.metrics.ExcludedRowWarning`.
 
     Parameters
     ----------
@@ -146,7 +162,8 @@ _DURATION_DOC = """Median {what}, in minutes, over the incidents that started in
     Returns
     -------
     polars.DataFrame
-        Tidy frame, ``value`` in minutes (lower is better), ``n`` incidents measured, extra column ``mean``.
+        Tidy frame, ``value`` in minutes (lower is better), ``n`` incidents measured (not those left out), extra
+        column ``mean``.
 
     Examples
     --------
