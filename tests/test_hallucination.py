@@ -271,6 +271,38 @@ def test_unscorable_counted_never_dropped(db):
     assert by_feature.select("feature", "value", "n").rows() == [("search", 0.5, 2), ("support", 0.0, 3)]
 
 
+def test_rate_score_and_unscorable_rate_agree_on_which_answers_are_scored():
+    """A score row without a verdict label (ragas writes none; a row inserted by hand): label NULL failed both
+    ``label == 'hallucinated'`` and ``label != 'unscorable'``, so the rate dropped it silently while the mean score
+    counted it, and unscorable_rate counted a row with neither value nor label as scored."""
+    from workbench.metrics import ExcludedRowWarning
+
+    d = wb.connect(":memory:")
+    d.duckdb.execute("""
+      insert into calls (call_id, ts, feature, status)
+        select x, '2026-01-05 10:00', 'chat', 'ok' from unnest(['a', 'b', 'c', 'd', 'e', 'f', 'g']) t(x);
+      insert into evals (call_id, metric, value, label, evaluator, evaluator_version, repeat) values
+        ('a', 'hallucination_score', 0.9, 'hallucinated', 'j', '1', 0),
+        ('b', 'hallucination_score', 0.2, 'supported', 'j', '1', 0),
+        ('c', 'hallucination_score', 0.6, 'hallucinated', 'j', '1', 0),
+        ('d', 'hallucination_score', null, 'unscorable', 'j', '1', 0),
+        ('e', 'hallucination_score', 0.7, null, 'j', '1', 0),
+        ('f', 'hallucination_score', null, null, 'j', '1', 0),
+        ('g', 'hallucination_score', 0.5, 'Supported', 'j', '1', 0)""")
+    # unscorable: d (so labelled) and f (no score): 2 of 7; scored: a, b, c, e, g
+    u = h.unscorable_rate(d, evaluator="j", period="all")
+    assert u.select("value", "n").row(0) == (pytest.approx(2 / 7), 7)
+    s = h.hallucination_score(d, evaluator="j", period="all")
+    assert s.select("value", "n").row(0) == (pytest.approx((0.9 + 0.2 + 0.6 + 0.7 + 0.5) / 5), 5)
+    # the rate needs a verdict: e (none) and g (not one of the two) are left out, named, not read as supported
+    with pytest.warns(ExcludedRowWarning) as seen:
+        r = h.hallucination_rate(d, evaluator="j", period="all")
+    assert r.select("value", "n").row(0) == (pytest.approx(2 / 3), 3)  # a, c of a, b, c
+    assert [str(w.message) for w in seen if w.category is ExcludedRowWarning] == [
+        "hallucination_rate: 2 scored answers have no label hallucinated or supported (e.g. call 'e', label null): "
+        "left out of the rate; hallucination_score counts them"]
+
+
 def test_hallucination_score_mean_with_t_interval(db):
     db.duckdb.execute(SCORES)
     s = h.hallucination_score(db, evaluator="det", by=(), period="all")

@@ -17,7 +17,11 @@ Conventions (a contract with the other modules)
   Label ``hallucinated`` | ``supported`` | ``unscorable``; the value is null when unscorable.
 * Human labels: metric ``hallucination_label``, value 1 (hallucinated) / 0 (supported), evaluator ``human``.
 * Unscorable answers (empty answer, no context, a judge reply that does not parse) are written and counted by
-  :func:`unscorable_rate`, never dropped; :func:`hallucination_rate` is the share of the *scored* answers.
+  :func:`unscorable_rate`, never dropped; :func:`hallucination_score` is the mean over the *scored* answers and
+  :func:`hallucination_rate` the share of them labelled hallucinated. One reading serves the three: a row is
+  unscorable when labelled so or when it has no ``value``; every other row is scored. The rate needs a verdict
+  (label ``hallucinated`` or ``supported``): a scored row without one (ragas writes no label; a row inserted by
+  hand) is left out of the rate with an :class:`~workbench.metrics.ExcludedRowWarning`, never read as supported.
 * The time of a score is the time of the call (``calls.ts``), else of the answer (``answers.ts``), else of the score.
 * Only repeat 0 of a repeat-k judge run enters the aggregates; the other repeats feed :func:`judge_variance`.
 
@@ -198,6 +202,44 @@ def _suite_input(db: Any, fn: str, *, by: Any, start: Any, end: Any, where: Any,
     return db, scope(t, start=start, end=end, where=where), keys
 
 
+def _unscorable(t: "ir.Table") -> "ir.BooleanValue":
+    """Whether a score row is unscorable: labelled ``unscorable``, or without a score at all (the schema's
+    ``value``: null when unscorable). The one reading the three aggregates share: :func:`unscorable_rate` counts
+    these rows, :func:`hallucination_score` and :func:`hallucination_rate` the others (the rate those with a verdict).
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into evals (call_id, metric, value, label, evaluator, evaluator_version) values "
+    ...     "('a', 'm', 0.9, 'hallucinated', 'j', '1'), ('b', 'm', null, 'unscorable', 'j', '1'), "
+    ...     "('c', 'm', 0.7, null, 'j', '1'), ('d', 'm', null, null, 'j', '1')")
+    >>> e = db.evals
+    >>> e.select("call_id", u=_unscorable(e)).order_by("call_id").to_polars().rows()
+    [('a', False), ('b', True), ('c', False), ('d', True)]
+    """
+    return t.value.isnull() | (t.label == UNSCORABLE).fill_null(False)
+
+
+def _verdict(t: "ir.Table") -> "ir.BooleanValue":
+    """A scored row whose label is a verdict (hallucinated or supported): the rows :func:`hallucination_rate` counts."""
+    return ~_unscorable(t) & t.label.isin([HALLUCINATED, SUPPORTED]).fill_null(False)
+
+
+def _warn_no_verdict(t: "ir.Table", fn: str) -> None:
+    """An :class:`~workbench.metrics.ExcludedRowWarning` naming the scored rows of ``t`` without a verdict (ragas
+    writes no label; a row inserted by hand): a rate cannot read them as supported, nor as hallucinated."""
+    from workbench.metrics.core import ExcludedRowWarning
+
+    odd = t.filter(~_unscorable(t) & ~_verdict(t))
+    got = to_polars(odd.aggregate(k=odd.count(), call_id=odd.call_id.min(), label=odd.label.argmin(odd.call_id)))
+    k, cid, label = got.row(0)
+    if k:
+        warnings.warn(f"{fn}: {k} scored answer{'s have' if k > 1 else ' has'} no label hallucinated or supported "
+                      f"(e.g. call {cid!r}, label {'null' if label is None else repr(label)}): left out of the rate; "
+                      f"hallucination_score counts {'them' if k > 1 else 'it'}", ExcludedRowWarning, stacklevel=4)
+
+
 def hallucination_rate(db: Any, *, by: Any = ("feature",), period: str = "day", start: Any = None, end: Any = None,
                        where: Any = None, evaluator: str | None = None, version: str | None = None,
                        metric: str | None = None, confidence: float = 0.95, traffic: str = "production") -> "pl.DataFrame":
@@ -229,7 +271,9 @@ def hallucination_rate(db: Any, *, by: Any = ("feature",), period: str = "day", 
     -------
     polars.DataFrame
         Tidy: keys, ``period_start``, ``metric`` = ``hallucination_rate``, ``value`` in 0..1 (lower is better),
-        ``n`` = scored answers (unscorable ones excluded, see :func:`unscorable_rate`), ``lo``, ``hi``.
+        ``n`` = scored answers with a verdict (unscorable ones excluded, see :func:`unscorable_rate`; a scored answer
+        whose label is neither ``hallucinated`` nor ``supported`` is left out with an
+        :class:`~workbench.metrics.ExcludedRowWarning`), ``lo``, ``hi``.
 
     Examples
     --------
@@ -249,11 +293,13 @@ def hallucination_rate(db: Any, *, by: Any = ("feature",), period: str = "day", 
 
     db, t, keys = _suite_input(db, "hallucination_rate", by=by, start=start, end=end, where=where,
                               evaluator=evaluator, version=version, metric=metric, traffic=traffic)
-    # Unscorable answers are outside the denominator; a group whose answers were all unscorable stays visible with
-    # n = 0 (proportion() groups over every row).
+    # Unscorable answers are outside the denominator, and so are scored ones without a verdict (named: a NULL label
+    # failed both comparisons and vanished); a group whose answers were all unscorable stays visible with n = 0
+    # (proportion() groups over every row).
+    _warn_no_verdict(t, "hallucination_rate")
     return _explain_missing(db, "hallucination_rate", evaluator, version, metric, proportion(
         t, t.label == HALLUCINATED, by=keys, period=period, metric="hallucination_rate", start=start, end=end,
-        denominator=t.label != UNSCORABLE, confidence=confidence))
+        denominator=_verdict(t), confidence=confidence))
 
 
 def hallucination_score(db: Any, *, by: Any = ("feature",), period: str = "day", start: Any = None, end: Any = None,
@@ -267,7 +313,8 @@ def hallucination_score(db: Any, *, by: Any = ("feature",), period: str = "day",
     -------
     polars.DataFrame
         Tidy: ``metric`` = ``hallucination_score``, ``value`` = mean probability of an unsupported claim (lower is
-        better), ``n`` = scored answers; ``lo``/``hi`` null when n < 2.
+        better), ``n`` = scored answers (those with a ``value`` not labelled ``unscorable``: the complement of
+        :func:`unscorable_rate`'s); ``lo``/``hi`` null when n < 2.
 
     Examples
     --------
@@ -293,7 +340,7 @@ def hallucination_score(db: Any, *, by: Any = ("feature",), period: str = "day",
     db, t, keys = _suite_input(db, "hallucination_score", by=by, start=start, end=end, where=where,
                               evaluator=evaluator, version=version, metric=metric, traffic=traffic)
     scored = t  # every answer of the selection, unscorable ones too: its groups and periods are the result's
-    t = with_period(t.filter(t.value.notnull() & (t.label.isnull() | (t.label != UNSCORABLE))), period, start=start)
+    t = with_period(t.filter(~_unscorable(t)), period, start=start)
     agg = to_polars(t.group_by([*keys, "period_start"]).aggregate(
         value=t.value.mean(), n=t.value.count(), sd=t.value.std(how="sample")
     ))
@@ -322,7 +369,8 @@ def unscorable_rate(db: Any, *, by: Any = ("feature",), period: str = "day", sta
     Returns
     -------
     polars.DataFrame
-        Tidy: ``metric`` = ``unscorable_rate`` (lower is better), ``n`` = every evaluated answer.
+        Tidy: ``metric`` = ``unscorable_rate`` (lower is better), ``n`` = every evaluated answer; unscorable: labelled
+        ``unscorable`` or without a ``value``.
 
     Examples
     --------
@@ -342,7 +390,7 @@ def unscorable_rate(db: Any, *, by: Any = ("feature",), period: str = "day", sta
     db, t, keys = _suite_input(db, "unscorable_rate", by=by, start=start, end=end, where=where,
                               evaluator=evaluator, version=version, metric=metric, traffic=traffic)
     return _explain_missing(db, "unscorable_rate", evaluator, version, metric, proportion(
-        t, t.label == UNSCORABLE, by=keys, period=period, metric="unscorable_rate", start=start, end=end,
+        t, _unscorable(t), by=keys, period=period, metric="unscorable_rate", start=start, end=end,
         confidence=confidence))
 
 
