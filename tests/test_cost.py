@@ -118,6 +118,36 @@ def test_duplicate_price_rows_do_not_double_count_and_null_provider_matches_on_m
     assert df.rows() == [("a", 1.0, "acme"), ("b", 1.0, "acme")]  # one row per call; 'acme' < 'zeta'
 
 
+def test_a_call_without_provider_is_priced_by_a_provider_whose_price_is_in_force_at_its_time():
+    """The provider was chosen by name among every provider that ever priced the model: acme's price from June made
+    a March call without a provider unpriced, though zeta priced the model then."""
+    db = make_db([call("a", "2026-03-01", input_tokens=1_000_000, output_tokens=0),  # acme named: no price in March
+                  call("b", "2026-03-01", provider=None, input_tokens=1_000_000, output_tokens=0),
+                  call("c", "2026-07-01", provider=None, input_tokens=1_000_000, output_tokens=0),
+                  call("d", "2024-07-01", provider=None, input_tokens=1_000_000, output_tokens=0)],
+                 [price("m1", "2026-06-01", 5.0, 5.0), price("m1", "2025-01-01", 1.0, 1.0, provider="zeta")])
+    df = cost.priced_calls(db).select("call_id", "cost_usd_computed", "price_provider", "cost_source").order_by(
+        "call_id").to_polars()
+    assert df.rows() == [("a", None, None, "unpriced"), ("b", 1.0, "zeta", "computed"),  # zeta alone in force
+                         ("c", 5.0, "acme", "computed"),  # both in force: the first by name
+                         ("d", None, None, "unpriced")]  # before any price
+
+
+def test_load_prices_says_when_providers_price_a_model_of_calls_without_provider_differently():
+    db = make_db([call("b", "2026-03-01", provider=None, model="m1"), call("c", "2026-03-01", provider=None, model="m2"),
+                  call("d", "2026-03-01", model="m3")],
+                 [price("m1", "2025-01-01", 1.0, 2.0), price("m1", "2025-01-01", 9.0, 9.0, provider="zeta"),
+                  price("m1", "2024-01-01", 1.0, 2.0, provider="beta"),
+                  price("m2", "2025-01-01", 1.0, 2.0), price("m2", "2025-03-01", 1.0, 2.0, provider="zeta"),
+                  price("m3", "2025-01-01", 1.0, 2.0), price("m3", "2025-01-01", 3.0, 2.0, provider="zeta")])
+    with pytest.warns(UserWarning) as seen:
+        load_prices(db, config=False)
+    # m2: the same price at both; m3: its calls name their provider
+    assert [str(w.message) for w in seen if str(w.message).startswith("prices:")] == [
+        "prices: model 'm1' is priced differently by acme, beta, zeta; a call of it without a provider is priced by "
+        "the first of them by name whose price is in force at the call's time (set the calls' provider)"]
+
+
 def test_reported_cost_wins():
     db = make_db([call("a", "2026-03-05", input_tokens=1_000_000, output_tokens=0, cost_usd=0.42)],
                  [price("m1", "2025-01-01", 1.0, 2.0)])

@@ -16,7 +16,9 @@ One row of ``prices`` is the price of one model of one provider, per million tok
 * for every (provider, model) pair seen in ``calls`` that genai-prices recognises under another name (a dated
   snapshot such as ``gpt-4o-2024-08-06``, an OpenTelemetry provider name such as ``aws.bedrock``), an alias copy of the
   matched model's rows under the names as they appear in ``calls``, so pricing a call is a plain equality join.
-  Re-run :func:`load_prices` after loading calls with new model names.
+  Re-run :func:`load_prices` after loading calls with new model names. A model of calls without a provider that
+  several providers price differently is named in a warning: such a call is priced by the first of them by name whose
+  price is in force at its time (:mod:`workbench.metrics.cost`).
 
 Conventions (each chosen to reproduce what ``genai_prices.calc_price`` charges):
 
@@ -338,6 +340,30 @@ def price_overrides(config: "str | os.PathLike | Config | None" = None) -> list[
     return rows
 
 
+def _warn_providers_disagree(con: Any, models: list[str]) -> None:
+    """Warn for each of ``models`` (those of calls without a provider) that several providers price differently (at
+    their latest price, first tier, first window of the day): which provider prices such a call depends on the rule
+    of :func:`workbench.metrics.cost.priced_calls` (the first by name whose price is in force), which the team may not
+    expect."""
+    import warnings
+
+    if not models:
+        return
+    rows = con.execute("""
+        WITH latest AS (
+          SELECT provider, model, input_usd_per_mtok AS i, output_usd_per_mtok AS o, cache_read_usd_per_mtok AS cr,
+                 cache_write_usd_per_mtok AS cw,
+                 row_number() OVER (PARTITION BY provider, model ORDER BY effective_from DESC,
+                   coalesce(min_input_tokens, 0), coalesce(time_of_day_from_s, 0), source) AS k
+          FROM prices WHERE model IN (SELECT unnest(?::VARCHAR[])))
+        SELECT model, list(DISTINCT provider ORDER BY provider) FROM latest WHERE k = 1 GROUP BY model
+        HAVING count(DISTINCT (i, o, cr, cw)) > 1 ORDER BY model""", [models]).fetchall()
+    for model, providers in rows:
+        warnings.warn(f"prices: model {model!r} is priced differently by {', '.join(providers)}; a call of it without "
+                      f"a provider is priced by the first of them by name whose price is in force at the call's time "
+                      f"(set the calls' provider)", stacklevel=3)
+
+
 class PriceRefresh(int):
     """What :func:`load_prices` did: the number of rows written (an ``int``), the ``workbench.toml`` whose
     ``[[prices]]`` it read (``config``; None when none was found, or with ``config=False``), the overrides written from
@@ -388,7 +414,9 @@ def load_prices(db: "Workbench | str | os.PathLike", *, config: "str | os.PathLi
     for the overrides: an entry removed from it is removed from the table. When **no** file is found (a scheduled
     ``workbench ingest`` started in another folder, with no ``$WORKBENCH_CONFIG``), the override rows already in the
     table are kept (only genai-prices' rows are replaced): a missing file does not mean "no contract prices", and
-    deleting them silently flipped budgets.
+    deleting them silently flipped budgets. A model of the calls that name no provider, priced differently by
+    several providers, is named in a warning (such a call is priced by the first of them by name whose price is in
+    force at its time).
 
     Parameters
     ----------
@@ -452,5 +480,6 @@ def load_prices(db: "Workbench | str | os.PathLike", *, config: "str | os.PathLi
     except Exception:
         con.execute("ROLLBACK")
         raise
+    _warn_providers_disagree(con, sorted({m for pr, m in observed if pr is None and m is not None}))
     path = (str(Path(cfg.path).resolve()) if cfg.path is not None else "the config given") if found else None
     return PriceRefresh(df.height, config=path, overrides=len(overrides), kept=len(kept), package_only=config is False)

@@ -21,8 +21,11 @@ Conventions
 * **Which price**: the ``prices`` row of the call's provider and model with the greatest ``effective_from <= ts`` (a
   price change mid-month prices each call at the price of its own day), within it the greatest
   ``time_of_day_from_s <=`` the call's seconds after midnight UTC (a time-of-day price: DeepSeek's standard hours and
-  off-peak discount), and within that the greatest ``min_input_tokens <= input_tokens`` (context-size tier). A call without a provider is matched on the model alone
-  (the first provider by name that prices it). One Ibis expression (a range join on the price rows' validity
+  off-peak discount), and within that the greatest ``min_input_tokens <= input_tokens`` (context-size tier). A call
+  without a provider is matched on the model alone, by the same date rule: the first provider by name among those
+  whose price of the model is in force at the call's instant (a provider's prices hold from its first
+  ``effective_from`` on); :func:`load_prices` warns when the providers of such a model price it differently, and
+  ``price_provider`` says which one priced each call. One Ibis expression (a range join on the price rows' validity
   intervals), so it runs on Spark and the warehouses as on DuckDB.
 * **Which cost** (``cost_source``): the **reported** cost (``calls.cost_usd``, from a gateway or the provider) when
   there is one; else the **computed** one; else the call is **unpriced**: null, never 0, counted in
@@ -135,6 +138,19 @@ def _seconds_of_day(ts: "ir.TimestampValue") -> "ir.IntegerValue":
     return ts.hour().cast("int32") * 3600 + ts.minute().cast("int32") * 60 + ts.second().cast("int32")
 
 
+def _first_provider(prices: "ir.Table") -> "ir.Table":
+    """Per model, which provider prices a call that names none, over time: ``_f_model``, ``[_f_from, _f_to)``,
+    ``_f_provider``, the first by name of the providers whose price of the model is in force (a provider's prices
+    hold from its first ``effective_from`` on). Computed on the small prices table."""
+    since = prices.group_by(_s_model=prices.model, _s_provider=prices.provider).aggregate(
+        _s_from=prices.effective_from.min())
+    edges = since.select(_e_model=since._s_model, _e_from=since._s_from).distinct()
+    j = edges.join(since, [edges._e_model == since._s_model, since._s_from <= edges._e_from])
+    steps = j.group_by(_f_model=j._e_model, _f_from=j._e_from).aggregate(_f_provider=j._s_provider.min())
+    return steps.mutate(_f_to=steps._f_from.lead().over(group_by=steps._f_model, order_by=steps._f_from)
+                        .fill_null(_END_OF_TIME))
+
+
 def _join_prices(calls: "ir.Table", prices: "ir.Table", prefix: str, *, match_names: bool = True) -> "ir.Table":
     """``calls`` with the one applicable price row as ``{prefix}<price column>`` (null when none applies).
 
@@ -147,11 +163,14 @@ def _join_prices(calls: "ir.Table", prices: "ir.Table", prefix: str, *, match_na
     tokens = calls.input_tokens.fill_null(0)
     calls = calls.mutate(_tod_s=_seconds_of_day(calls.ts))
     if match_names:
-        # a call without a provider is priced by the first provider (by name) that prices its model
-        first = prices.group_by(_f_model=prices.model).aggregate(_f_provider=prices.provider.min())
-        calls = calls.left_join(first, calls.model == first._f_model)
+        # a call without a provider is priced by the first provider (by name) whose price of its model is in force
+        # at the call's instant: the first by name of every provider that ever priced it left a call before that
+        # provider's first price unpriced, though another priced the model then
+        first = _first_provider(prices)
+        calls = calls.left_join(first, [calls.model == first._f_model, first._f_from <= calls.ts,
+                                        calls.ts < first._f_to])
         calls = calls.mutate(_match_provider=ibis.coalesce(calls.provider, calls._f_provider)).drop(
-            "_f_model", "_f_provider")
+            "_f_model", "_f_provider", "_f_from", "_f_to")
         conds = [calls._match_provider == p[f"{prefix}provider"], calls.model == p[f"{prefix}model"]]
     else:
         conds = []
