@@ -384,6 +384,33 @@ def test_import_labels_and_agreement_hand_computed(tmp_path):
     assert both["n"] == 6 and both["kappa"] == pytest.approx(1 / 3)
 
 
+def test_agreement_over_a_window_of_the_answers_time():
+    """agreement had no window: a report's agreement was over every label ever imported. start <= ts < end on the
+    answer's time, as hallucination_rate: its call's time, else answers.ts; never the time of the score."""
+    d = wb.connect(":memory:")
+    d.duckdb.execute("""
+      insert into calls (call_id, ts, status) values ('c1', '2026-01-05', 'ok'), ('c2', '2026-01-05', 'ok'),
+        ('c3', '2026-01-12', 'ok');
+      insert into answers (call_id, answer, ts) values ('c1', 'x', '2026-03-01'), ('c4', 'y', '2026-01-06'),
+        ('c5', 'z', null);
+      insert into evals (call_id, metric, value, label, evaluator, evaluator_version, repeat, ts)
+        select call_id, 'hallucination_score', v, if(v >= 0.5, 'hallucinated', 'supported'), 'det', '1', 0,
+               '2026-02-01' from (values ('c1', 0.9), ('c2', 0.2), ('c3', 0.8), ('c4', 0.7), ('c5', 0.6)) t(call_id, v);
+      insert into evals (call_id, metric, value, label, evaluator, evaluator_version, repeat, ts)
+        select call_id, 'hallucination_label', v, if(v = 1, 'hallucinated', 'supported'), 'human', '1', 0,
+               '2026-02-01' from (values ('c1', 1), ('c2', 0), ('c3', 0), ('c4', 0), ('c5', 1)) t(call_id, v)""")
+    cols = ("n", "positives", "precision", "recall", "accuracy")
+    assert h.agreement(d, evaluator="det").select(cols).row(0) == (5, 2, 0.5, 1.0, 0.6)  # every answer
+    # c1 (its call's time, not its answer's March), c2, c4 (its answer's time): truth 1, 0, 0; predicted 1, 0, 1
+    week = h.agreement(d, evaluator="det", start="2026-01-01", end="2026-01-08")
+    assert week.select(cols).row(0) == (3, 1, 0.5, 1.0, pytest.approx(2 / 3))
+    assert h.agreement(d, evaluator="det", start="2026-01-08").select("n", "positives").row(0) == (1, 0)  # c3
+    with pytest.warns(UserWarning, match="no answer scored by both"):  # the scoring time does not date an answer
+        assert h.agreement(d, evaluator="det", start="2026-02-01", end="2026-02-02")["n"].item() == 0
+    with pytest.raises(wb.errors.ParameterError, match="agreement: start 2026-01-08 is not before end 2026-01-01"):
+        h.agreement(d, evaluator="det", start="2026-01-08", end="2026-01-01")
+
+
 def test_import_labels_rejects_bad_input(tmp_path):
     d = wb.connect(":memory:")
     d.duckdb.execute("insert into answers (call_id, answer) values ('a', 'x')")

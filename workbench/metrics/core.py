@@ -72,7 +72,7 @@ __all__ = ["PERIODS", "RESULT_COLUMNS", "UndefinedMetricWarning", "ExcludedRowWa
            "to_polars", "proportion", "percentile_frame",
            "mean_interval", "band_grid", "approx_matrix", "order_statistics", "quantile_ranks", "quantile_cont",
            "holistic_fits", "HOLISTIC_QUANTILES", "memory_passes",
-           "Metric", "register", "suite", "contracts", "compute", "target_refusal", "check_targets"]
+           "Metric", "register", "suite", "contracts", "compute", "target_refusal", "check_targets", "check_window"]
 
 PERIODS = ("hour", "day", "week", "month", "all")
 _UNITS = {"hour": "h", "day": "D", "week": "W", "month": "M"}
@@ -1333,6 +1333,19 @@ def _out_of_memory(name: str, db: Any, exc: Exception) -> Exception:
                          f"(start, end, where)")
 
 
+def check_window(name: str, start: Any, end: Any) -> None:
+    """Refuse a window ``[start, end)`` that holds no time (else a selection of nothing: one null row, n = 0), with a
+    message naming ``name``; every metric's boundary, and the tables that take a window as the metrics do.
+
+    >>> check_window("agreement", "2026-01-08", "2026-01-01")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: agreement: start 2026-01-08 is not before end 2026-01-01: the window [start, end) holds no time
+    """
+    if start is not None and end is not None and as_timestamp(start) >= as_timestamp(end):
+        raise ParameterError(f"{name}: start {start} is not before end {end}: the window [start, end) holds no time")
+
+
 def _bound(m: Metric) -> Callable[..., "pl.DataFrame"]:
     """The metric as callers see it: the common boundary work done once, here, for every metric.
 
@@ -1359,13 +1372,7 @@ def _bound(m: Metric) -> Callable[..., "pl.DataFrame"]:
         period = kwargs.get("period", default_period)
         if period not in m.periods:
             raise ParameterError(f"{name}: period must be {' or '.join(map(repr, m.periods))}, got {period!r}")
-        start, end = kwargs.get("start"), kwargs.get("end")
-        if start is not None and end is not None:
-            from workbench.db import as_timestamp
-
-            if as_timestamp(start) >= as_timestamp(end):  # else a selection of nothing: one null row, n = 0
-                raise ParameterError(f"{name}: start {start} is not before end {end}: the window [start, end) holds "
-                                     f"no time")
+        check_window(name, kwargs.get("start"), kwargs.get("end"))
         opened = isinstance(db, (str, os.PathLike))
         if opened:
             from workbench.db import connect

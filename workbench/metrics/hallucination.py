@@ -399,13 +399,15 @@ def unscorable_rate(db: Any, *, by: Any = ("feature",), period: str = "day", sta
 # ------------------------------------------------------------------------------------------------
 
 
-def _binary_frame(db: "Workbench", evaluator: str, version: str | None, metric: str | None, repeat: int = 0):
+def _binary_frame(db: "Workbench", evaluator: str, version: str | None, metric: str | None, *, start: Any = None,
+                  end: Any = None):
     import polars as pl
 
+    from workbench.metrics.core import scope
+
     evaluator, version, metric = _resolve(db, evaluator, version, metric)
-    e = db.evals
-    t = e.filter(e.evaluator == evaluator, e.metric == metric, e.repeat.fill_null(0) == repeat,
-                 e.evaluator_version == (version if version is not None else ""))
+    # the scores of the answers given in [start, end): dated by the answer as the aggregates date them (_scored_join)
+    t = scope(_scored(db, evaluator=evaluator, version=version, metric=metric), start=start, end=end)
     df = to_polars(t.select("call_id", "value", "label"))
     return df.with_columns(pl.col("label").fill_null("")), evaluator, version, metric
 
@@ -432,6 +434,8 @@ def agreement(
     metric: str | None = None,
     reference_metric: str | None = None,
     threshold: float | None = None,
+    start: Any = None,
+    end: Any = None,
 ) -> "pl.DataFrame":
     """How well an evaluator agrees with a reference (human labels, or another evaluator) on the same answers.
 
@@ -450,6 +454,10 @@ def agreement(
         Default ``hallucination_score`` (``hallucination_label`` for ``human``).
     threshold : float, optional
         The evaluator predicts hallucinated when ``value >= threshold``; default: its own stored label.
+    start, end : date or timestamp, optional
+        The answers given in the window: ``start <= ts < end`` on the answer's time, as for
+        :func:`hallucination_rate` (its call's time, else ``answers.ts``; never when it was scored or labelled). An
+        answer with neither time is only in an open window (neither ``start`` nor ``end``). Default: every answer.
 
     Returns
     -------
@@ -475,10 +483,14 @@ def agreement(
     import numpy as np
     import polars as pl
 
+    from workbench.metrics.core import check_window
+
+    check_window("agreement", start, end)
     db = as_workbench(db)
-    left, evaluator, version, metric = _binary_frame(db, evaluator, version, metric)  # evaluator None: the default
+    # evaluator None: the default
+    left, evaluator, version, metric = _binary_frame(db, evaluator, version, metric, start=start, end=end)
     right, reference, reference_version, reference_metric = _binary_frame(db, reference, reference_version,
-                                                                          reference_metric)
+                                                                          reference_metric, start=start, end=end)
     j = left.join(right, on="call_id", how="inner", suffix="_ref")
     bad = (pl.col("label") == UNSCORABLE) | pl.col("value").is_null() | (pl.col("label_ref") == UNSCORABLE)
     n_unscorable = j.filter(bad).height
