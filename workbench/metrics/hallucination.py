@@ -658,7 +658,7 @@ def worst_offenders(
     t = _scored(db, evaluator=evaluator, version=version)
     keys = check_by(t, by, fn="worst_offenders")
     t = scope(t, start=start, end=end, where=where)
-    t = t.filter(t.value.notnull() & (t.label.isnull() | (t.label != UNSCORABLE)))
+    t = t.filter(~_unscorable(t))
     if keys:
         rank = ibis.row_number().over(group_by=[t[k] for k in keys], order_by=[t.value.desc(), t.call_id])
         t = t.mutate(_rank=rank).filter(lambda x: x._rank < n).drop("_rank")
