@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -108,6 +109,9 @@ def test_evals_scores_for_one_metric():
     rows += [f"('c{i}', 'faithfulness_score', 0.1, 'd', '1', timestamp '2026-01-02')" for i in range(100)]
     db.duckdb.execute("insert into evals (call_id, metric, value, evaluator, evaluator_version, ts) values "
                       + ",".join(rows))
+    # dated by their answers (a score of an answer without a time is in neither window)
+    db.duckdb.execute("insert into answers (call_id, answer, ts) select call_id, 'x', if(call_id[1] = 'r', "
+                      "timestamp '2026-01-01', timestamp '2026-01-02') from (select distinct call_id from evals)")
     r = _report(db, table="evals", metric="hallucination_score")
     assert (r["value"]["n_reference"], r["value"]["n_current"], r["value"]["drifted"]) == (100, 100, True)
     with pytest.raises(ValueError, match="needs metric="):
@@ -128,10 +132,17 @@ def test_scores_are_dated_by_their_answer_not_by_when_they_were_scored():
     rows = [f"('r{i}', 'hallucination_score', {0.1 + (i % 10) / 100}, 'd', '1', {scored})" for i in range(100)]
     rows += [f"('c{i}', 'hallucination_score', {0.6 + (i % 10) / 100}, 'd', '1', {scored})" for i in range(100)]
     rows += [f"('a0', 'hallucination_score', 0.5, 'd', '1', {scored})"]  # an answer without a call: its own time
+    # no call, no answer time: undated, in neither window, though scored in the current one (it was dated by its
+    # score here, where hallucination_rate left it undated)
+    rows += [f"('u0', 'hallucination_score', 0.9, 'd', '1', timestamp '2026-01-02 12:00')"]
     db.duckdb.execute("insert into evals (call_id, metric, value, evaluator, evaluator_version, ts) values "
                       + ",".join(rows))
     r = _report(db, table="evals", metric="hallucination_score")
     assert (r["value"]["n_reference"], r["value"]["n_current"], r["value"]["drifted"]) == (100, 101, True)
+    # the dates of the hallucination metrics, one definition: u0 is their undated row
+    per_day = wb.hallucination_score(db, evaluator="d", version="1", by=(), period="day")
+    assert per_day.select("period_start", "n").rows() == [
+        (dt.datetime(2026, 1, 1), 100), (dt.datetime(2026, 1, 2), 101), (None, 1)]
 
 
 def test_sampling_is_capped_and_deterministic():

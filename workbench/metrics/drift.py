@@ -102,15 +102,14 @@ def _table(db: Any, table: str, *, metric: str | None, fn: str) -> "ir.Table":
         if metric is None:
             raise ParameterError(f"{fn}: table='evals' needs metric= (e.g. 'hallucination_score')")
         t = t.filter(t.metric == metric)
-        # a score is dated by its answer (its call's time, else the answer's), as the hallucination metrics date it,
-        # not by when it was written: one batch `workbench eval` put every score in the week it ran, and the weeks
-        # before and after read no score at all
-        import ibis
+        # a score is dated by its answer, by the hallucination metrics' one definition, not by when it was written:
+        # one batch `workbench eval` put every score in the week it ran, and the weeks before and after read no score
+        from workbench.metrics.hallucination import answer_time
 
         c, a = db.table("calls"), db.table("answers")
         cc, aa = c.select(_c_id=c.call_id, _c_ts=c.ts), a.select(_a_id=a.call_id, _a_ts=a.ts)
         j = t.left_join(cc, t.call_id == cc._c_id).left_join(aa, t.call_id == aa._a_id)
-        t = j.mutate(ts=ibis.coalesce(j._c_ts, j._a_ts, j.ts)).drop("_c_id", "_c_ts", "_a_id", "_a_ts")
+        t = j.mutate(ts=answer_time(j._c_ts, j._a_ts)).drop("_c_id", "_c_ts", "_a_id", "_a_ts")
     elif metric is not None:
         raise ParameterError(f"{fn}: metric= applies to table='evals' only, got table={table!r}")
     return t
@@ -306,7 +305,9 @@ def drift_report(
         categories, where every new text would read as drift: see :func:`column_drift`.
     reference, current : (start, end)
         Windows [start, end) on the table's time column; a score of ``evals`` is dated by its answer (its call's
-        time, else the answer's, else when it was scored), as the hallucination metrics date it.
+        time, else the answer's; never when it was scored), as the hallucination metrics date it
+        (:func:`~workbench.metrics.hallucination.answer_time`): a score whose answer has neither time is in neither
+        window.
     where : optional
         Filter (e.g. ``{"feature": "chat"}``).
     max_rows : int

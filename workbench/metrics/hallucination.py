@@ -22,7 +22,9 @@ Conventions (a contract with the other modules)
   unscorable when labelled so or when it has no ``value``; every other row is scored. The rate needs a verdict
   (label ``hallucinated`` or ``supported``): a scored row without one (ragas writes no label; a row inserted by
   hand) is left out of the rate with an :class:`~workbench.metrics.ExcludedRowWarning`, never read as supported.
-* The time of a score is the time of the call (``calls.ts``), else of the answer (``answers.ts``), else of the score.
+* The time of a score is the time of its answer: of the call (``calls.ts``), else ``answers.ts``; never of the score
+  (:func:`answer_time`, which the drift of ``evals`` uses too). A score whose answer has neither is undated: in no
+  window with a ``start`` or an ``end``.
 * Only repeat 0 of a repeat-k judge run enters the aggregates; the other repeats feed :func:`judge_variance`.
 
 Examples
@@ -70,6 +72,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from workbench.db import Workbench
 
 __all__ = [
+    "answer_time",
     "hallucination_rate",
     "hallucination_score",
     "unscorable_rate",
@@ -136,6 +139,34 @@ def benchmark_answer(call_ts: Any, source: Any) -> Any:
     return call_ts.isnull() & source.notnull()
 
 
+def answer_time(call_ts: Any, answer_ts: Any) -> Any:
+    """The time a score is dated by: its answer's, i.e. its call's time, else ``answers.ts``; never when it was scored
+    (Ibis expressions in, a timestamp expression out). The one definition of the hallucination metrics, agreement and
+    the drift of ``evals``.
+
+    A score whose answer has neither time (no logged call, an answer row without ``ts``, or none at all) is
+    **undated** (null): it is in no window with a ``start`` or an ``end`` (and so in neither window of a drift
+    report), and in a selection without them its ``period_start`` is null. It is not dated by its scoring time: one
+    batch ``workbench eval`` would put every such score in the week it ran.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, status) values ('a', '2026-01-05', 'ok');"
+    ...                       "insert into answers (call_id, answer, ts) values ('a', 'x', '2026-02-01'), "
+    ...                       "('b', 'y', '2026-01-07'), ('c', 'z', null)")
+    >>> a, c = db.answers, db.calls.select(cid="call_id", call_ts="ts")
+    >>> j = a.left_join(c, a.call_id == c.cid)
+    >>> [(k, t and t.day) for k, t in j.select("call_id", t=answer_time(j.call_ts, j.ts)).order_by("call_id")
+    ...  .to_polars().rows()]
+    [('a', 5), ('b', 7), ('c', None)]
+    """
+    import ibis
+
+    return ibis.coalesce(call_ts, answer_ts)
+
+
 def _explain_missing(db: "Workbench", fn: str, evaluator: str | None, version: str | None, metric: str | None,
                      df: "pl.DataFrame") -> "pl.DataFrame":
     """``df``, with a warning when it is empty because the database holds only other versions' scores of the default
@@ -188,7 +219,7 @@ def _scored_join(db: "Workbench", evaluator: str, version: str | None, metric: s
     j = ee.left_join(aa, ee.call_id == aa._a_call_id).left_join(cc, ee.call_id == cc._c_call_id)
     j = j.drop("_a_call_id", "_c_call_id")
     kind = ibis.ifelse(benchmark_answer(j.call_ts, j.source), "benchmark", "production")
-    j = j.mutate(ts=ibis.coalesce(j.call_ts, j.answer_ts), traffic=kind)
+    j = j.mutate(ts=answer_time(j.call_ts, j.answer_ts), traffic=kind)
     return j if traffic == "all" else j.filter(j.traffic == traffic)
 
 
