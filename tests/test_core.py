@@ -108,6 +108,26 @@ def test_every_column_is_documented():
         assert set(table.key) <= set(table.names)
 
 
+def test_partial_marks_the_periods_the_window_cuts():
+    db = wb.connect(":memory:")
+    db.duckdb.execute("insert into calls (call_id, ts, feature, status) select 'c' || i, timestamp '2026-01-01' + "
+                      "to_days(i), 'chat', if(i % 4 = 0, 'error', 'ok') from range(14) t(i)")  # Jan 1 (a Thursday)..14
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # weeks of Dec 29 (from Thursday Jan 1 on), Jan 5 (whole), Jan 12 (to Wednesday Jan 14 included)
+        w = wb.compute("error_rate", db, period="week", start="2026-01-01", end="2026-01-15")
+        assert w.select("period_start", "n", "partial").rows() == [
+            (dt.datetime(2025, 12, 29), 4, True), (dt.datetime(2026, 1, 5), 7, False), (dt.datetime(2026, 1, 12), 3, True)]
+        # a window of whole weeks: none; at "all" the one period is the window itself
+        assert wb.compute("error_rate", db, period="week", start="2025-12-29", end="2026-01-19")["partial"].to_list() \
+            == [False, False, False]
+        assert wb.compute("error_rate", db, period="all", start="2026-01-01")["partial"].to_list() == [False]
+        # an open side: whether the data covers its first (last) period whole is not known
+        assert wb.compute("error_rate", db, period="week", start="2026-01-05")["partial"].to_list() == [False, None]
+        assert wb.compute("error_rate", db, period="week")["partial"].to_list() == [None, False, None]
+        assert wb.compute("error_rate", db, period="day", end="2026-01-03")["partial"].to_list() == [None, False]
+
+
 def test_scope_filters_window_and_where():
     db = wb.connect(":memory:")
     _calls(db, [
@@ -136,7 +156,7 @@ def test_proportion_counts_and_wilson_interval_by_period():
     _calls(db, rows)
     t = db.calls
     df = metrics.proportion(t, t.status == "error", by=["feature"], period="day", metric="error_rate")
-    assert df.columns[:8] == ["feature", "period_start", "metric", "value", "n", "lo", "hi"][:8]
+    assert df.columns[:8] == ["feature", "period_start", "metric", "value", "n", "lo", "hi", "partial"]
     d1, d2 = df.rows(named=True)
     assert d1["period_start"] == dt.datetime(2026, 1, 1) and d1["value"] == 0.8 and d1["n"] == 10
     # published golden: Wilson 8/10 = [0.490162, 0.943318]

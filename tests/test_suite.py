@@ -58,6 +58,17 @@ def test_every_metric_returns_the_tidy_shape(db, name):
     assert (both["lo"] <= both["hi"] + 1e-9).all()
 
 
+@pytest.mark.parametrize("name", sorted(n for n, c in CONTRACTS.items() if "week" in c.periods and "month" in c.periods))
+def test_every_metric_says_which_periods_the_window_covers_only_in_part(db, name):
+    """A first week cut by start read as a drop (a third of the users of a whole week): ``partial`` says so."""
+    assert RESULT_COLUMNS[-1] == "partial"
+    weeks = _run(db, name, period="week")  # START..END: two whole weeks, Monday to Monday
+    assert weeks["partial"].drop_nulls().to_list() == [False] * weeks.height, weeks
+    months = _run(db, name, period="month")  # both weeks in November: the month is cut on both sides
+    assert months.filter(pl.col("period_start").is_not_null())["partial"].to_list() == [True] * months.filter(
+        pl.col("period_start").is_not_null()).height
+
+
 @pytest.mark.parametrize("name", sorted(n for n in SUITE if n.endswith("_rate")))
 def test_rates_are_shares_inside_their_interval(db, name):
     df = _run(db, name).drop_nulls("value")

@@ -740,8 +740,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ...     _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status) values "
     ...                           "('a', '2026-01-05', 'chat', 'ok'), ('b', '2026-01-05', 'chat', 'error')")
     >>> main(["metrics", "error_rate", "--db", str(path), "--period", "all", "--format", "csv"])
-    feature,period_start,metric,value,n,lo,hi,operations
-    chat,,error_rate,0.5,2,0.0945...,0.9054...,llm
+    feature,period_start,metric,value,n,lo,hi,partial,operations
+    chat,,error_rate,0.5,2,0.0945...,0.9054...,false,llm
     0
     >>> with contextlib.redirect_stderr(sys.stdout):  # an error is one line on standard error, shown here
     ...     main(["metrics", "eror_rate", "--db", str(path)])

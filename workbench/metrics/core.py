@@ -7,9 +7,11 @@ Every metric is a plain function with one signature::
 ``db`` is a :class:`~workbench.db.Workbench` (or a path to one). The aggregate is one Ibis expression, so it runs on
 the DuckDB default and on any backend Ibis supports. The result is the one tidy shape of the workbench:
 
-    group keys..., ``period_start``, ``metric``, ``value``, ``n``, ``lo``, ``hi``
+    group keys..., ``period_start``, ``metric``, ``value``, ``n``, ``lo``, ``hi``, ``partial``
 
 ``n`` is the denominator (calls, answers, users...). ``lo``/``hi`` are the interval where one makes sense, else null.
+``partial`` says whether the window ``[start, end)`` covers the row's period only in part (a first week the window
+enters on a Thursday: its low count is no drop), null on an open side of the window (:func:`mark_partial`).
 An empty or undefined group has a null ``value`` with ``n = 0`` and an :class:`UndefinedMetricWarning`, never a
 silent 0, and it never vanishes: every group of the selection's scope appears in every period of the window
 (:func:`complete_grid`).
@@ -72,11 +74,11 @@ __all__ = ["PERIODS", "RESULT_COLUMNS", "UndefinedMetricWarning", "ExcludedRowWa
            "to_polars", "proportion", "percentile_frame",
            "mean_interval", "band_grid", "approx_matrix", "order_statistics", "quantile_ranks", "quantile_cont",
            "holistic_fits", "HOLISTIC_QUANTILES", "memory_passes",
-           "Metric", "register", "suite", "contracts", "compute", "target_refusal", "check_targets", "check_window"]
+           "Metric", "register", "suite", "contracts", "compute", "target_refusal", "check_targets", "check_window", "mark_partial"]
 
 PERIODS = ("hour", "day", "week", "month", "all")
 _UNITS = {"hour": "h", "day": "D", "week": "W", "month": "M"}
-RESULT_COLUMNS = ("period_start", "metric", "value", "n", "lo", "hi")
+RESULT_COLUMNS = ("period_start", "metric", "value", "n", "lo", "hi", "partial")
 #: A result is sorted on one thread up to this many rows: waking polars' thread pool costs more than sorting them
 #: (a 100-row result: 150 us threaded, 85 us on one thread).
 _SORT_THREADED_ROWS = 100_000
@@ -324,7 +326,9 @@ def with_period(t: "ir.Table", period: str, *, time: str = "ts", start: Any = No
 
 
 def tidy(df: "pl.DataFrame", *, keys: Sequence[str], metric: str | None = None) -> "pl.DataFrame":
-    """Shape an aggregate into the tidy result: ``keys..., period_start, metric, value, n, lo, hi``.
+    """Shape an aggregate into the tidy result: ``keys..., period_start, metric, value, n, lo, hi, partial``.
+
+    ``partial`` is null here: the window is known at the metric's boundary, which sets it (:func:`mark_partial`).
 
     Rows with ``n == 0`` get a null value. An empty frame becomes one row with null keys and ``n = 0``. Either case
     warns with :class:`UndefinedMetricWarning`.
@@ -332,7 +336,7 @@ def tidy(df: "pl.DataFrame", *, keys: Sequence[str], metric: str | None = None) 
     >>> import polars as pl
     >>> tidy(pl.DataFrame({"feature": ["a"], "period_start": [None], "value": [1.0], "n": [3]}),
     ...      keys=["feature"], metric="x_count").columns
-    ['feature', 'period_start', 'metric', 'value', 'n', 'lo', 'hi']
+    ['feature', 'period_start', 'metric', 'value', 'n', 'lo', 'hi', 'partial']
     """
     import polars as pl
 
@@ -341,7 +345,8 @@ def tidy(df: "pl.DataFrame", *, keys: Sequence[str], metric: str | None = None) 
     if metric is not None:
         lf = lf.with_columns(pl.lit(metric).alias("metric"))
     lf = lf.with_columns(pl.lit(None, dtype=dtype).alias(col)
-                         for col, dtype in (("lo", pl.Float64), ("hi", pl.Float64), ("period_start", pl.Datetime("us")))
+                         for col, dtype in (("lo", pl.Float64), ("hi", pl.Float64), ("period_start", pl.Datetime("us")),
+                                            ("partial", pl.Boolean))
                          if col not in df.columns)
     lf = lf.with_columns(
         pl.col("period_start").cast(pl.Datetime("us")),
@@ -354,7 +359,8 @@ def tidy(df: "pl.DataFrame", *, keys: Sequence[str], metric: str | None = None) 
     if df.height == 0:
         warnings.warn(f"{metric or 'metric'}: no data in the selection; value is null (n = 0)", UndefinedMetricWarning, stacklevel=3)
         schema = lf.collect_schema()
-        row = {k: [None] for k in keys} | {"period_start": [None], "metric": [metric], "value": [None], "n": [0], "lo": [None], "hi": [None]}
+        row = {k: [None] for k in keys} | {"period_start": [None], "metric": [metric], "value": [None], "n": [0], "lo": [None], "hi": [None],
+                                            "partial": [None]}
         return pl.DataFrame(row, schema_overrides={c: schema[c] for c in schema if c in row}).select(cols)
     measured = pl.col("n") > 0
     extra = [c for c in lf.collect_schema() if c not in cols]
@@ -1333,6 +1339,45 @@ def _out_of_memory(name: str, db: Any, exc: Exception) -> Exception:
                          f"(start, end, where)")
 
 
+def mark_partial(df: "pl.DataFrame", period: str, start: Any = None, end: Any = None) -> "pl.DataFrame":
+    """``df`` with ``partial`` set: whether the window ``[start, end)`` covers only part of the row's period.
+
+    A first week that the window starts in on a Thursday holds four days of data, and its count reads as a drop:
+    ``partial`` is True there (and for the last period, when ``end`` falls inside it), False for a period the window
+    covers whole. On an open side (no ``start``, no ``end``) the window runs to the data, whose coverage of its first
+    (last) period is not known: that period's ``partial`` is null. At ``period="all"`` the one period is the window
+    itself: False. A row without a ``period_start`` is null. Every metric of the suite gets it at its boundary.
+
+    >>> import datetime as dt, polars as pl
+    >>> df = pl.DataFrame({"period_start": [dt.datetime(2025, 12, 29), dt.datetime(2026, 1, 5)]})
+    >>> mark_partial(df, "week", start="2026-01-01", end="2026-01-12")["partial"].to_list()  # Thursday to Monday
+    [True, False]
+    >>> mark_partial(df, "week", start="2026-01-01")["partial"].to_list()
+    [True, None]
+    """
+    import polars as pl
+
+    ps = pl.col("period_start")
+    if period == "all":
+        partial = pl.when(ps.is_not_null() | pl.lit(start is None)).then(pl.lit(False))
+    elif "period_start" not in df.columns or period not in _POLARS_EVERY:
+        partial = pl.lit(None, pl.Boolean)
+    else:
+        s, e = as_timestamp(start), as_timestamp(end)
+        # Kleene logic: a cut side is True whatever the other says; an unknown side leaves False unknown
+        unknown = pl.lit(None, pl.Boolean)
+        head = (ps < pl.lit(s)) if s is not None else pl.when(ps != ps.min()).then(False).otherwise(unknown)
+        tail = (ps.dt.offset_by(_POLARS_EVERY[period]) > pl.lit(e)) if e is not None else \
+            pl.when(ps != ps.max()).then(False).otherwise(unknown)
+        partial = pl.when(ps.is_not_null()).then(head | tail)
+    out = df.with_columns(partial.cast(pl.Boolean).alias("partial"))
+    if "hi" in out.columns and "partial" not in df.columns:  # a frame built without tidy(): after hi, as tidy puts it
+        cols = [c for c in out.columns if c != "partial"]
+        cols.insert(cols.index("hi") + 1, "partial")
+        out = out.select(cols)
+    return out
+
+
 def check_window(name: str, start: Any, end: Any) -> None:
     """Refuse a window ``[start, end)`` that holds no time (else a selection of nothing: one null row, n = 0), with a
     message naming ``name``; every metric's boundary, and the tables that take a window as the metrics do.
@@ -1383,7 +1428,8 @@ def _bound(m: Metric) -> Callable[..., "pl.DataFrame"]:
 
         try:
             with paused():
-                return fn(db, **kwargs)
+                out = fn(db, **kwargs)
+            return mark_partial(out, period, kwargs.get("start"), kwargs.get("end"))
         except Exception as exc:
             if type(exc).__name__ != "OutOfMemoryException":
                 raise

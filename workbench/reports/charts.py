@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Figure", "use_svg", "keys_of", "trend", "compare", "chart", "retention_grid", "lifecycle", "funnel", "effects",
            "heatmap", "facet_metrics"]
 
-_STANDARD = {"period_start", "metric", "value", "n", "lo", "hi"}
+_STANDARD = {"period_start", "metric", "value", "n", "lo", "hi", "partial"}
 MAX_BANDS = 3  # more than three overlapping interval bands is noise: draw lines only
 WIDTH = 620
 

@@ -244,6 +244,9 @@ def _prepare(df: "pl.DataFrame") -> tuple["pl.DataFrame", str | None]:
         for c in ("period_start",):
             if c in df.columns and df[c].drop_nulls().n_unique() <= 1:
                 df = df.drop(c)
+        # no period cut by the window: a column of "no" says nothing
+        if "partial" in df.columns and not df["partial"].fill_null(False).any():
+            df = df.drop("partial")
     # columns entirely empty say nothing
     df = df.drop([c for c in df.columns if df[c].null_count() == df.height and df.height and c not in ("value",)])
     return df, title
