@@ -74,7 +74,8 @@ __all__ = ["PERIODS", "RESULT_COLUMNS", "UndefinedMetricWarning", "ExcludedRowWa
            "to_polars", "proportion", "percentile_frame",
            "mean_interval", "band_grid", "approx_matrix", "order_statistics", "quantile_ranks", "quantile_cont",
            "holistic_fits", "HOLISTIC_QUANTILES", "memory_passes",
-           "Metric", "register", "suite", "contracts", "compute", "target_refusal", "check_targets", "check_window", "mark_partial"]
+           "Metric", "register", "suite", "contracts", "compute", "target_refusal", "check_targets", "check_window",
+           "mark_partial"]
 
 PERIODS = ("hour", "day", "week", "month", "all")
 _UNITS = {"hour": "h", "day": "D", "week": "W", "month": "M"}
@@ -1358,10 +1359,10 @@ def mark_partial(df: "pl.DataFrame", period: str, start: Any = None, end: Any = 
     import polars as pl
 
     ps = pl.col("period_start")
-    if period == "all":
-        partial = pl.when(ps.is_not_null() | pl.lit(start is None)).then(pl.lit(False))
-    elif "period_start" not in df.columns or period not in _POLARS_EVERY:
+    if "period_start" not in df.columns or period not in PERIODS:
         partial = pl.lit(None, pl.Boolean)
+    elif period == "all":
+        partial = pl.when(ps.is_not_null() | pl.lit(start is None)).then(pl.lit(False))
     else:
         s, e = as_timestamp(start), as_timestamp(end)
         # Kleene logic: a cut side is True whatever the other says; an unknown side leaves False unknown
