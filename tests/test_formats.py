@@ -975,6 +975,94 @@ def test_jaeger_and_zipkin_times_given_as_json_strings_are_read_as_numbers_or_qu
     assert ("duration", "non-numeric value in duration: 'soon'") in [q[1:] for q in quarantine(db)]
 
 
+# ------------------------------------------------------------------ numbers written as text: one rule in every reader
+
+def _token_files(text: str) -> dict[str, object]:
+    """One call with ``text`` as its input token count, in each reader that can write it as text."""
+    t0 = "2025-11-20T10:00:00Z"
+    attr = {"key": "gen_ai.usage.input_tokens", "value": {"intValue": text}}
+    otlp = {"resourceSpans": [{"scopeSpans": [{"spans": [
+        {"traceId": _T, "spanId": "00000000000000a1", "name": "chat", "startTimeUnixNano": "1763632800000000000",
+         "attributes": [attr]}]}]}]}
+    obs = {"id": "00000000000000a1", "traceId": "t1", "type": "GENERATION", "startTime": t0,
+           "usageDetails": {"input": text}}
+    return {
+        "calls.jsonl": json.dumps({"id": "00000000000000a1", "t": t0, "s": "ok", "n": text}) + "\n",
+        "otlp.jsonl": json.dumps(otlp) + "\n", "otlp.json": json.dumps(otlp, indent=2),
+        "langfuse.json": json.dumps({"trace": {"id": "t1"}, "observations": [obs]}),
+        "langfuse_batch.json": json.dumps({"batch": [{"type": "generation-create", "body": obs}]}),
+        "jaeger.json": json.dumps({"traceID": _T, "processes": {}, "spans": [
+            {"traceID": _T, "spanID": "00000000000000a1", "operationName": "chat", "startTime": 1763632800000000,
+             "tags": [{"key": "gen_ai.usage.input_tokens", "type": "int64", "value": text}]}]}),
+        "zipkin.json": json.dumps([{"traceId": _T, "id": "00000000000000a1", "name": "chat",
+                                    "timestamp": 1763632800000000, "tags": {"gen_ai.usage.input_tokens": text}}]),
+    }
+
+
+def _outcome(tmp_path, name: str, data: str, column: str):
+    """(the column's value, None) when the call loaded, (None, (field, kind)) when it was quarantined."""
+    p = tmp_path / name
+    p.write_text(data)
+    d = wb.connect(":memory:")
+    try:
+        m = tmp_path / "calls.toml"
+        m.write_text('table = "calls"\n[columns]\ncall_id = "id"\nts = "t"\nstatus = "s"\ninput_tokens = "n"\n')
+        s = ingest(d, p, progress=False, **({"mapping": m} if name == "calls.jsonl" else {}))
+        assert s.read == 1 and s.read == s.inserted + s.quarantined, name
+        got = d.duckdb.execute(f"select {column} from calls").fetchall()
+        q = d.duckdb.execute("select field from quarantine").fetchall()
+        return (got[0][0], None) if got else (None, (q[0][0], next(iter(s.reasons))))
+    finally:
+        d.close()
+
+
+@pytest.mark.parametrize("text,want", [
+    (" 12 ", (12, None)), ("+12", (12, None)), ("1.2e1", (12, None)), ("12.0", (12, None)), ("", (None, None)),
+    ("1_2", (None, ("input_tokens", "non-numeric value: input_tokens"))),
+    ("\u0661\u0662", (None, ("input_tokens", "non-numeric value: input_tokens"))),  # Arabic-Indic 12
+    ("+-12", (None, ("input_tokens", "non-numeric value: input_tokens"))),
+    ("0x0c", (None, ("input_tokens", "non-numeric value: input_tokens"))),
+    ("12.5", (None, ("input_tokens", "not an integer: input_tokens"))),
+    ("nan", (None, ("input_tokens", "not an integer: input_tokens"))),
+    ("inf", (None, ("input_tokens", "out of range: input_tokens"))),
+])
+def test_a_number_written_as_text_is_read_by_one_rule_in_every_reader(tmp_path, text, want):
+    # Numeric text was read by three rules: the engine's SQL cast and Jaeger's float() took "1_2" as 12 (and
+    # Jaeger's int64 tags took Arabic-Indic digits), Langfuse handed it on to the engine, which took it, the OTLP
+    # documents' int() took it and Jaeger's float() took "nan" for a duration. One rule now (records.number):
+    # ASCII decimal digits, sign, fraction, exponent, whitespace around; whatever else is quarantined naming the field.
+    got = {name: _outcome(tmp_path, name, data, "input_tokens") for name, data in _token_files(text).items()}
+    assert got == dict.fromkeys(got, want)
+
+
+_ARABIC_INDIC = str.maketrans("0123456789", "\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669")
+
+
+@pytest.mark.parametrize("shape,ok", [
+    (lambda d: f" {d}\t", True), (lambda d: d[:1] + "_" + d[1:], False), (lambda d: d.translate(_ARABIC_INDIC), False),
+    (lambda d: "nan", False), (lambda d: "", False)], ids=["spaces", "separator", "arabic-indic", "nan", "empty"])
+def test_a_time_written_as_text_is_read_by_one_rule_in_every_reader(tmp_path, shape, ok):
+    # The same epoch time, in each reader's unit, written as text: with spaces around it is the time; with a digit
+    # separator, other digits, as "nan" or empty the span is quarantined in every reader, naming ts (Jaeger's and
+    # Zipkin's float() and the OTLP documents' int() read "1_763..." as the time, the JSON-lines reader's cast too).
+    us, ns = shape(str(1763632800 * 10**6)), shape(str(1763632800 * 10**9))
+    otlp = {"resourceSpans": [{"scopeSpans": [{"spans": [
+        {"traceId": _T, "spanId": "00000000000000a1", "name": "chat", "startTimeUnixNano": ns}]}]}]}
+    files = {
+        "otlp.jsonl": json.dumps(otlp) + "\n", "otlp.json": json.dumps(otlp, indent=2),
+        "langfuse.json": json.dumps({"trace": {"id": "t1"}, "observations": [
+            {"id": "00000000000000a1", "traceId": "t1", "type": "SPAN", "startTime": us}]}),
+        "jaeger.json": json.dumps({"traceID": _T, "processes": {}, "spans": [
+            {"traceID": _T, "spanID": "00000000000000a1", "operationName": "chat", "startTime": us}]}),
+        "zipkin.json": json.dumps([{"traceId": _T, "id": "00000000000000a1", "name": "chat", "timestamp": us}]),
+    }
+    got = {name: _outcome(tmp_path, name, data, "ts") for name, data in files.items()}
+    if ok:
+        assert got == dict.fromkeys(got, (ts(2025, 11, 20, 10, 0), None))
+    else:
+        assert {n: (g[0], g[1][0]) for n, g in got.items()} == dict.fromkeys(got, (None, "ts")), got
+
+
 def test_phoenix_rest_api_span_pages_load(db, tmp_path):
     # Phoenix's REST API (GET /v1/projects/{project}/spans) returns a page {"data": [span, ...], "next_cursor": ...};
     # saved as a file it was refused as "not OpenTelemetry spans". Each span of each page is read as a Phoenix span.
@@ -1750,3 +1838,4 @@ def test_phoenix_csv_events_written_as_python_repr_still_give_the_time_to_first_
         w.writerows(recs)
     load(db, path)
     assert call(db, "5e00000000000002")["ttft_ms"] == 300.0
+

@@ -222,8 +222,10 @@ key the mapping reads, repeated in the record or in an object on the path of a d
 value counts; a key nothing reads may repeat), missing required field,
 unparseable timestamp (an ISO text must start with a 4-digit year: ``epoch``, ``infinity``, ``now``, BC dates are
 refused), implausible timestamp (before :data:`EARLIEST_TS`, 2000-01-01), in the future (after the clock at ingest plus
-:data:`ALLOWED_CLOCK_SKEW`, 5 minutes; ``prices.effective_from`` is exempt from both bounds), non-numeric number, not an
-integer, out of range, negative token count, negative latency, end before start, implausible value (over
+:data:`ALLOWED_CLOCK_SKEW`, 5 minutes; ``prices.effective_from`` is exempt from both bounds), non-numeric number
+(numeric text is ASCII decimal digits with an optional sign, fraction and exponent, spaces around it allowed, as
+:func:`workbench.io.records.number` reads it in every format: not ``1_000``, ``nan``, ``inf`` or other scripts' digits),
+not an integer, out of range, negative token count, negative latency, end before start, implausible value (over
 :data:`MAX_TOKENS` tokens, :data:`MAX_DURATION_MS` for a ``*_ms`` duration (7 days), :data:`MAX_COST_USD` for
 ``cost_usd``, :data:`MAX_USD_PER_MTOK` for a price), unknown status (or kind/action/verdict) value, not a boolean,
 not a list, nested value (an ``*_id`` column given a JSON object or list, whose text no join would find: a mapping
@@ -258,7 +260,8 @@ from __future__ import annotations
 
 from workbench.errors import IngestError, first_line  # (IngestError importable from here as before)
 from workbench.db import memory_passes_for, size_bytes, sql_identifier as _ident, sql_literal as _lit
-from workbench.io.records import ZONE_AFTER_SPACE, allow_long_csv_fields, refuse_wide_text, strict_csv_rows
+from workbench.io.records import (ZONE_AFTER_SPACE, allow_long_csv_fields, numeric_text, refuse_wide_text,
+                                  strict_csv_rows)
 
 import codecs
 import datetime as _dt
@@ -2394,7 +2397,8 @@ def _value_text(v: str) -> str:
 
 def _value_json(v: str) -> str:
     """JSON text of an AnyValue for the attributes column (intValue, a string in OTLP JSON, as a number)."""
-    return (f"coalesce(CAST(to_json({v}.stringValue) AS VARCHAR), CAST(TRY_CAST({v}.intValue AS BIGINT) AS VARCHAR), "
+    return (f"coalesce(CAST(to_json({v}.stringValue) AS VARCHAR), "
+            f"CAST(TRY_CAST({numeric_text(v + '.intValue')} AS BIGINT) AS VARCHAR), "
             f"CAST(to_json({v}.intValue) AS VARCHAR), CAST(to_json({v}.doubleValue) AS VARCHAR), "
             f"CAST({v}.boolValue AS VARCHAR), {_value_text(v)}, 'null')")
 
@@ -2496,19 +2500,20 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     ttft = f"coalesce({', '.join(attr(n) for n in TTFT_SECONDS)})"
     ttft_ms = f"coalesce({', '.join(attr(n) for n in VERCEL_TTFT_MS)})"
     tool = f"coalesce({attr('gen_ai.tool.name')}, {attr('tool.name')}, {attr('ai.toolCall.name')})"
+    start, end = "sp.startTimeUnixNano", "sp.endTimeUnixNano"
     s: dict[str, str] = {
         "call_id": _otel_id("sp.spanId"),
         "trace_id": _otel_id("sp.traceId"),
         "parent_id": _otel_id("sp.parentSpanId"),
-        "ts": "sp.startTimeUnixNano",
-        "end_ts": "sp.endTimeUnixNano",
-        "latency_ms": ("CAST((TRY_CAST(sp.endTimeUnixNano AS HUGEINT) - TRY_CAST(sp.startTimeUnixNano AS HUGEINT)) "
-                       "/ 1e6 AS VARCHAR)"),
+        "ts": start,
+        "end_ts": end,
+        "latency_ms": (f"CAST((TRY_CAST({numeric_text(end)} AS HUGEINT) "
+                       f"- TRY_CAST({numeric_text(start)} AS HUGEINT)) / 1e6 AS VARCHAR)"),
         "ttft_ms": (f"CASE WHEN {ttft} IS NULL AND {ttft_ms} IS NOT NULL THEN {ttft_ms} "
-                    f"WHEN {ttft} IS NULL THEN CAST((TRY_CAST(_ev.timeUnixNano AS HUGEINT) "
-                    f"- TRY_CAST(sp.startTimeUnixNano AS HUGEINT)) / 1e6 AS VARCHAR) "
-                    f"WHEN TRY_CAST({ttft} AS DOUBLE) IS NULL THEN {ttft} "
-                    f"ELSE CAST(TRY_CAST({ttft} AS DOUBLE) * 1000 AS VARCHAR) END"),
+                    f"WHEN {ttft} IS NULL THEN CAST((TRY_CAST({numeric_text('_ev.timeUnixNano')} AS HUGEINT) "
+                    f"- TRY_CAST({numeric_text(start)} AS HUGEINT)) / 1e6 AS VARCHAR) "
+                    f"WHEN TRY_CAST({numeric_text(ttft)} AS DOUBLE) IS NULL THEN {ttft} "
+                    f"ELSE CAST(TRY_CAST({numeric_text(ttft)} AS DOUBLE) * 1000 AS VARCHAR) END"),
         "finish_reason": (f"CASE WHEN starts_with({fr}, '[') THEN coalesce(try(json_extract_string({fr}, '$[0]')), {fr}) "
                           f"ELSE {fr} END"),  # (a text that only starts with a bracket is a reason as written)
         "name": f"coalesce({tool}, sp.name)",
@@ -2671,7 +2676,8 @@ def _convert(t: Table, c: str, spec: ColumnSpec, s: str, json_src: bool,
         if spec.unit:
             f = _UNITS_TO_US[spec.unit]
             # integers exactly (a nanosecond epoch does not fit a double), fractions through a double
-            exact = f"TRY_CAST({s} AS HUGEINT) * {f}" if f >= 1 else f"TRY_CAST({s} AS HUGEINT) // {round(1 / f)}"
+            whole = f"TRY_CAST({s if number else numeric_text(s)} AS HUGEINT)"
+            exact = f"{whole} * {f}" if f >= 1 else f"{whole} // {round(1 / f)}"
             fraction = f"round({dbl} * {f})"
             # (a double's text has a point or an exponent, or is inf or nan, which neither way makes a timestamp; a
             # decimal's text has a point when its scale is not 0)
@@ -2789,7 +2795,9 @@ def _as_double(s: str, number: str | None) -> str:
     10^22), one rounding, the parse's. A larger one is converted through its text, so the result never depends on the
     path (checked on 2.2M values of 12 decimal types, magnitudes 1 to 10^38). 15x faster than the text at 1M rows.
     """
-    if not (number or "").startswith("DECIMAL:"):
+    if number is None:
+        return f"TRY_CAST({numeric_text(s)} AS DOUBLE)"
+    if not number.startswith("DECIMAL:"):
         return f"TRY_CAST({s} AS DOUBLE)"
     scale = int(number.split(":")[1])
     digits = str(2 ** 53).rjust(scale + 1, "0")

@@ -65,11 +65,10 @@ Examples
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
-from workbench.io.records import MALFORMED, Rows, duration_ms, first, malformed, timestamp
+from workbench.io.records import MALFORMED, Rows, duration_ms, first, malformed, number, timestamp
 from workbench.io.spans import SPAN_ATTRIBUTES
 
 FORMAT, BATCH_FORMAT = "langfuse", "langfuse_batch"
@@ -198,19 +197,12 @@ def _int(v: Any) -> Any:
     return v
 
 
-_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
-
-
 def _number(v: Any) -> Any:
     """A usage or cost value as a number: a number as given, numeric text (an exporter writing numbers as strings) read
-    as one; anything else None."""
+    as one (:func:`workbench.io.records.number`); anything else None."""
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return v
-    if isinstance(v, str):
-        s = v.strip()
-        if _NUMBER.fullmatch(s):
-            return int(s) if s.lstrip("+-").isdigit() else float(s)
-    return None
+    return number(v)
 
 
 def _sum(values: list) -> Any:

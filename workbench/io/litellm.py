@@ -58,12 +58,13 @@ Examples
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
-from workbench.io.records import MALFORMED, Rows, duration_ms, first, malformed, timestamp
+from workbench.io.records import MALFORMED, Rows, duration_ms, first, malformed, number, timestamp
 from workbench.io.spans import OPERATION_ALIASES
 
 FORMAT = "litellm"
@@ -114,15 +115,17 @@ def _truthy(v: Any) -> bool | None:
 def _number(v: Any) -> float | None:
     """A number as LiteLLM wrote it (a CSV export's cells are text), else None.
 
-    >>> _number("0.0"), _number(0), _number("220000"), _number("n/a"), _number(None), _number(True)
-    (0.0, 0.0, 220000.0, None, None, None)
+    >>> _number("0.0"), _number(0), _number("220000"), _number("n/a"), _number(None), _number(True), _number("nan")
+    (0.0, 0.0, 220000.0, None, None, None, None)
     """
-    if v is None or isinstance(v, bool):
+    if isinstance(v, bool):
         return None
+    n = v if isinstance(v, (int, float)) else number(v)
     try:
-        return float(v)
-    except (TypeError, ValueError):
+        f = None if n is None else float(n)
+    except OverflowError:  # an integer beyond a float's range
         return None
+    return f if f is not None and math.isfinite(f) else None
 
 
 def record_row(rows: Rows, k: int, rec: dict) -> None:

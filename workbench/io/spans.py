@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.io.records import epoch_us, first
+from workbench.io.records import epoch_us, first, number
 
 #: calls column -> attribute names, first present wins; ``r:`` = resource attribute.
 SPAN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
@@ -214,11 +214,11 @@ def any_value(v: Any) -> Any:
             return v[key]
     for key in ("intValue", "int_value"):
         if key in v:
+            # integer text as its number (records.number); anything else (12.5, "1_000") as given, for the engine
+            # to refuse as the OTLP JSON-lines reader's does
             x = v[key]
-            try:
-                return int(x)
-            except (TypeError, ValueError):
-                return x
+            n = number(x)
+            return n if isinstance(n, int) else x
     for key in ("doubleValue", "double_value"):
         if key in v:
             try:
@@ -347,13 +347,12 @@ def otlp_span(sp: dict, resource: dict | None = None, scope: str | None = None) 
 def _nanos(v: Any) -> Any:
     """An OTLP ``*UnixNano`` time as an exact ``[seconds, nanoseconds]`` pair (its unit is known, whatever its size);
     0 is "not set" (proto3 leaves a zero out); anything else is passed on for the reader to reject."""
-    if v in (None, 0, "0", ""):
+    n = v if type(v) in (int, float) else number(v)
+    if n == 0:
         return None
-    try:
-        n = int(v) if not isinstance(v, float) else int(v)
-    except (TypeError, ValueError):
-        return v
-    return [n // 10**9, n % 10**9]
+    if type(n) is int:
+        return [n // 10**9, n % 10**9]
+    return None if v in (None, "") else v
 
 
 def otlp_export_spans(doc: dict) -> list[Span]:
@@ -590,10 +589,8 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
     ttft_ms = first(*(a.get(n) for n in VERCEL_TTFT_MS))
     first_ev = next((e for e in span.events if _is_first_token(e.get("name"))), None)
     if ttft is not None:
-        try:
-            v["ttft_ms"] = float(ttft) * 1000.0
-        except (TypeError, ValueError):
-            v["ttft_ms"] = ttft
+        n = ttft if type(ttft) in (int, float) else number(ttft)
+        v["ttft_ms"] = ttft if n is None else n * 1000.0
     elif ttft_ms is not None:
         v["ttft_ms"] = _scalar(ttft_ms)
     elif first_ev is not None and start is not None:

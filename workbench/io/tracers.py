@@ -36,12 +36,11 @@ Examples
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
 from workbench.io.openinference import record_spans
-from workbench.io.records import Rows
+from workbench.io.records import Rows, number
 from workbench.io.spans import Span, hex_id, not_a_span
 
 JAEGER = "jaeger"
@@ -76,27 +75,21 @@ def _tags(tags: Any) -> dict[str, Any]:
         v, typ = t.get("value"), str(t.get("type", "")).lower()
         if typ == "bool" and isinstance(v, str):
             v = v.strip().lower() == "true"
-        elif typ == "int64" and isinstance(v, str) and v.strip().lstrip("-").isdigit():
-            v = int(v)
+        elif typ == "int64" and isinstance(number(v), int):
+            v = number(v)
         out[t["key"]] = v
     return out
 
 
 def _micros(v: Any) -> Any:
     """A time or duration in microseconds as its number, also when written as JSON text (``"1500000"``, as the OTLP
-    readers read ``"intValue": "42"``); anything else as it is.
+    readers read ``"intValue": "42"``; the one rule of :func:`workbench.io.records.number`); anything else as it is.
 
-    >>> _micros("1500000"), _micros(" 2.5 "), _micros(7), _micros("1.5s"), _micros("nan")
-    (1500000, 2.5, 7, '1.5s', 'nan')
+    >>> _micros("1500000"), _micros(" 2.5 "), _micros(7), _micros("1.5s"), _micros("nan"), _micros("1_000")
+    (1500000, 2.5, 7, '1.5s', 'nan', '1_000')
     """
-    if isinstance(v, str) and v.strip():
-        s = v.strip()
-        try:
-            n = int(s) if s.lstrip("+-").isdigit() else float(s)
-        except ValueError:
-            return v
-        return n if math.isfinite(n) else v
-    return v
+    n = number(v)
+    return v if n is None else n
 
 
 def _not_a_number(name: str, v: Any) -> tuple[str, Any] | None:
