@@ -28,7 +28,7 @@ EXPECTED = {
     "langfuse_batch.json": ("langfuse_batch", 5, 4, 0, 1),
     "langfuse_batch_litellm.jsonl": ("langfuse_batch", 2, 2, 0, 0),
     "openinference_span.json": ("openinference", 1, 1, 0, 0),
-    "openinference_spans.json": ("openinference", 4, 3, 0, 1),
+    "openinference_spans.json": ("openinference", 4, 2, 0, 2),
     "phoenix_spans.csv": ("openinference", 3, 3, 0, 0),
     "vercel_spans.json": ("vercel", 6, 6, 0, 0),
     "litellm_payloads.jsonl": ("litellm", 5, 3, 1, 1),
@@ -415,11 +415,11 @@ def test_openinference_array_snake_case_base64_ids_and_missing_times(db):
     r = call(db, "0102030405060708")  # base64 ids decoded, snake_case members, times as numbers
     assert (r["trace_id"], r["parent_id"]) == ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")
     assert (r["operation"], r["latency_ms"], r["ts"]) == ("retriever", 400.0, ts(2025, 11, 21, 9, 59, 59, 500000))
-    t = call(db, "00000000000000c1")  # no start time: placed at its end, latency unknown
-    assert (t["ts"], t["latency_ms"], t["operation"], t["name"]) == (ts(2025, 11, 21, 10, 0, 2), None, "execute_tool",
-                                                                      "lookup_order")
-    assert (t["status"], t["attributes"]["otel.status_message"]) == ("error", "order service down")
-    assert quarantine(db) == [(4, "ts", "missing required field ts (source field 'ts')")]
+    # no start time (c1, with an end) or no times at all (c2): neither can be dated, both quarantined, as the OTLP
+    # JSON-lines reader quarantines them
+    assert rows(db, "select count(*) as n from calls where call_id in ('00000000000000c1', '00000000000000c2')") == [
+        {"n": 0}]
+    assert quarantine(db) == [(k, "ts", "missing required field ts (source field 'ts')") for k in (3, 4)]
 
 
 def _phoenix_parquet(path: Path) -> None:
@@ -1839,3 +1839,44 @@ def test_phoenix_csv_events_written_as_python_repr_still_give_the_time_to_first_
     load(db, path)
     assert call(db, "5e00000000000002")["ttft_ms"] == 300.0
 
+
+# ------------------------------------------------------------------ OTLP span times: the same in every encoding
+
+def test_an_otlp_span_without_a_start_time_is_quarantined_in_json_lines_documents_and_protobuf(tmp_path):
+    # A span whose startTimeUnixNano was missing or 0 loaded at 1970 from JSON lines (quarantined as implausible, its
+    # end 0 as "end before start") and at its end time from a pretty-printed document; protobuf cannot even tell 0
+    # from missing (proto3 leaves a zero out). Now every encoding reads 0 as not set: no start, quarantined (missing
+    # required field ts); no end, loaded without latency; an end before its start, quarantined.
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    start, end = 1763632800000000000, 1763632801000000000
+    cases = {"01": (start, end), "02": (None, end), "03": (0, end), "04": (start, None), "05": (start, 0),
+             "06": (end, start), "07": (None, None), "08": (0, 0), "09": (start, start)}
+    spans, req = [], ExportTraceServiceRequest()
+    pb = req.resource_spans.add().scope_spans.add()
+    for sid, (a, b) in cases.items():
+        sp = {"traceId": _T, "spanId": sid * 8, "name": "chat gpt-4o"}
+        p = pb.spans.add()
+        p.trace_id, p.span_id, p.name = bytes.fromhex(_T), bytes.fromhex(sid * 8), "chat gpt-4o"
+        if a is not None:
+            sp["startTimeUnixNano"], p.start_time_unix_nano = str(a), a
+        if b is not None:
+            sp["endTimeUnixNano"], p.end_time_unix_nano = str(b), b
+        spans.append(sp)
+    doc = {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}
+    files = {"lines.jsonl": (json.dumps(doc) + "\n").encode(), "doc.json": json.dumps(doc, indent=2).encode(),
+             "req.pb": req.SerializeToString()}
+    t0, t1 = ts(2025, 11, 20, 10, 0), ts(2025, 11, 20, 10, 0, 1)
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        d = wb.connect(":memory:")
+        s = load(d, tmp_path / name)
+        assert (s.read, s.inserted, s.quarantined) == (9, 4, 5), name
+        assert s.reasons == {"missing required field: ts": 4, "end before start: end_ts": 1}, name
+        assert rows(d, "select call_id, ts, end_ts, latency_ms from calls order by call_id") == [
+            {"call_id": "0101010101010101", "ts": t0, "end_ts": t1, "latency_ms": 1000.0},
+            {"call_id": "0404040404040404", "ts": t0, "end_ts": None, "latency_ms": None},
+            {"call_id": "0505050505050505", "ts": t0, "end_ts": None, "latency_ms": None},
+            {"call_id": "0909090909090909", "ts": t0, "end_ts": t0, "latency_ms": 0.0}], name
+        assert d.duckdb.execute("select count(*) from quarantine where reason like '%1970%'").fetchone() == (0,)
+        d.close()

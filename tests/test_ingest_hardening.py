@@ -270,15 +270,15 @@ def test_otlp_start_minus_one_and_implausible_values_are_quarantined(tmp_path, d
              _span("a2", str(t0), str(t0 + 10**9)),                        # fine
              _span("a3", str(t0), str(t0 + 10**9), {"gen_ai.usage.input_tokens": 10**18}),
              _span("a4", str(t0), str(t0 + 8 * 86400 * 10**9)),            # 8 days
-             _span("a5", "0", "0"),
+             _span("a5", "0", "0"),                                         # 0 is "not set": no start
              _span("a6", str(t0 + 400 * 86400 * 10**9), str(t0 + 401 * 86400 * 10**9))]
     p = tmp_path / "s.jsonl"
     p.write_text(_otlp(spans) + "\n")
     s = ingest(db, p, progress=False)
     balanced(s, 6)
     assert s.inserted == 1
-    assert s.reasons == {"implausible timestamp: ts": 2, "implausible value: input_tokens": 1,
-                         "implausible value: latency_ms": 1, "in the future: ts": 1}
+    assert s.reasons == {"implausible timestamp: ts": 1, "missing required field: ts": 1,
+                         "implausible value: input_tokens": 1, "implausible value: latency_ms": 1, "in the future: ts": 1}
     got = dict(q(db, "select json_extract_string(raw, '$.spanId'), reason from quarantine"))
     assert got["a1"].startswith("implausible timestamp in ts: 1970-01-01 00:00:00 is before 2000-01-01")
     assert got["a3"] == ("implausible value in input_tokens: 1000000000000000000 "

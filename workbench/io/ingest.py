@@ -112,7 +112,9 @@ column                        source
 ============================  ==========================================================================================
 call_id, trace_id, parent_id  ``spanId``, ``traceId``, ``parentSpanId``: hex, lower-cased; base64 (protobuf's generic
                               JSON mapping) as the hex of its bytes; an empty or all-zero parent = root
-ts, end_ts, latency_ms        ``startTimeUnixNano``, ``endTimeUnixNano``, their difference
+ts, end_ts, latency_ms        ``startTimeUnixNano``, ``endTimeUnixNano``, their difference; 0 is "not set" (protobuf
+                              leaves a zero out): a span without a start is quarantined (missing required field ts),
+                              one without an end has no latency
 ttft_ms                       ``gen_ai.response.time_to_first_chunk`` (seconds; OpenLIT's
                               ``gen_ai.server.time_to_first_token``), else a span event whose name says
                               first token/chunk (``gen_ai.first_token``, ``first_chunk``...): event time - span start
@@ -2500,7 +2502,10 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     ttft = f"coalesce({', '.join(attr(n) for n in TTFT_SECONDS)})"
     ttft_ms = f"coalesce({', '.join(attr(n) for n in VERCEL_TTFT_MS)})"
     tool = f"coalesce({attr('gen_ai.tool.name')}, {attr('tool.name')}, {attr('ai.toolCall.name')})"
-    start, end = "sp.startTimeUnixNano", "sp.endTimeUnixNano"
+    # a time of 0 is "not set" (proto3 leaves a zero out, so a protobuf span cannot even say it): a span without a
+    # start is quarantined (missing required field ts), one without an end has no latency, as spans._nanos reads them
+    start, end = (f"CASE WHEN TRY_CAST({numeric_text(x)} AS DOUBLE) = 0 THEN NULL ELSE {x} END"
+                  for x in ("sp.startTimeUnixNano", "sp.endTimeUnixNano"))
     s: dict[str, str] = {
         "call_id": _otel_id("sp.spanId"),
         "trace_id": _otel_id("sp.traceId"),

@@ -13,8 +13,9 @@ input without its cached tokens, seen where they exceed it, is read into the rul
 
 Protojson leniency (:func:`otlp_span`): ``camelCase`` or ``snake_case`` member names, ``intValue`` as a string or a
 number, ``kind`` as a name (``SPAN_KIND_CLIENT``) or a number, ids in hex or base64, ``status.code`` as a name or a
-number, times as nanosecond strings or numbers. A span without a start time is placed at its end time (latency
-unknown); without either it is quarantined (missing required field ts).
+number, times as nanosecond strings or numbers (0 is "not set", as protobuf leaves a zero out). A span without a
+start time cannot be dated: it is quarantined (missing required field ts), in every span format, as the OTLP
+JSON-lines and protobuf readers quarantine it; a span without an end time has no latency.
 
 Examples
 --------
@@ -555,7 +556,7 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
         v[c] = got if got is None or type(got) is str else _scalar(got)
     start, end = epoch_us(span.start), epoch_us(span.end)
     v["call_id"], v["trace_id"], v["parent_id"] = span.span_id, span.trace_id, span.parent_id
-    v["ts"] = start if start is not None else end
+    v["ts"] = start  # (a span without a start cannot be dated: quarantined, missing required field ts)
     v["end_ts"] = end
     v["latency_ms"] = _latency_ms(span.start, span.end, start, end)
     if v.get("operation") is None:
