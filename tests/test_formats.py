@@ -1880,3 +1880,34 @@ def test_an_otlp_span_without_a_start_time_is_quarantined_in_json_lines_document
             {"call_id": "0909090909090909", "ts": t0, "end_ts": t0, "latency_ms": 0.0}], name
         assert d.duckdb.execute("select count(*) from quarantine where reason like '%1970%'").fetchone() == (0,)
         d.close()
+
+
+def test_otlp_first_token_times_and_integer_attributes_read_the_same_from_json_lines_and_documents(tmp_path):
+    # A first-token event at time 0 gave a negative ttft quarantined from JSON lines and no ttft from a document; one
+    # at "abc" loaded without ttft from JSON lines and was quarantined as a malformed span from a document. An
+    # intValue "12.5" was kept as 13 in the JSON-lines attributes, "1e3" as "1e3" in the document's, and an
+    # attribute without a key was kept as "None" by the document reader only.
+    t0 = 1763632800000000000
+
+    def span(sid, events=(), attrs=()):
+        return {"traceId": _T, "spanId": sid * 8, "name": "chat gpt-4o", "startTimeUnixNano": str(t0),
+                "events": [{"name": "gen_ai.first_token", "timeUnixNano": t} for t in events],
+                "attributes": [{"key": k, "value": {"intValue": x}} for k, x in attrs]}
+
+    spans = [span("01", ["0"]), span("02", ["abc"]), span("03", [str(t0 + 250_000_000)]), span("04", [""]),
+             span("05", attrs=[("i1", "12.5"), ("i2", "1e3"), ("i3", "9223372036854775808"), ("i4", " 7 "),
+                               (None, "1")])]
+    doc = {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}
+    got = []
+    for name, text in [("lines.jsonl", json.dumps(doc) + "\n"), ("doc.json", json.dumps(doc, indent=2))]:
+        (tmp_path / name).write_text(text)
+        d = wb.connect(":memory:")
+        s = load(d, tmp_path / name)
+        assert (s.read, s.inserted, s.reasons) == (5, 4, {"non-numeric value: ttft_ms": 1}), name
+        assert quarantine(d) == [(1, "ttft_ms", "non-numeric value in ttft_ms: 'abc'")], name
+        got.append({r["call_id"]: (r["ttft_ms"], json.loads(r["attributes"])) for r in
+                    rows(d, "select call_id, ttft_ms, attributes::VARCHAR as attributes from calls")})
+        d.close()
+    assert got[0] == got[1] == {
+        "0101010101010101": (None, {}), "0303030303030303": (250.0, {}), "0404040404040404": (None, {}),
+        "0505050505050505": (None, {"i1": "12.5", "i2": 1000, "i3": "9223372036854775808", "i4": 7})}

@@ -2399,8 +2399,11 @@ def _value_text(v: str) -> str:
 
 def _value_json(v: str) -> str:
     """JSON text of an AnyValue for the attributes column (intValue, a string in OTLP JSON, as a number)."""
+    # (an intValue that is an integer, 64-bit, as a number: "1e3" as 1000, not "12.5" rounded to 13)
+    i = numeric_text(v + ".intValue")
     return (f"coalesce(CAST(to_json({v}.stringValue) AS VARCHAR), "
-            f"CAST(TRY_CAST({numeric_text(v + '.intValue')} AS BIGINT) AS VARCHAR), "
+            f"CAST(CASE WHEN TRY_CAST({i} AS DOUBLE) = TRY_CAST({i} AS BIGINT) THEN TRY_CAST({i} AS BIGINT) END "
+            "AS VARCHAR), "
             f"CAST(to_json({v}.intValue) AS VARCHAR), CAST(to_json({v}.doubleValue) AS VARCHAR), "
             f"CAST({v}.boolValue AS VARCHAR), {_value_text(v)}, 'null')")
 
@@ -2502,10 +2505,11 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     ttft = f"coalesce({', '.join(attr(n) for n in TTFT_SECONDS)})"
     ttft_ms = f"coalesce({', '.join(attr(n) for n in VERCEL_TTFT_MS)})"
     tool = f"coalesce({attr('gen_ai.tool.name')}, {attr('tool.name')}, {attr('ai.toolCall.name')})"
-    # a time of 0 is "not set" (proto3 leaves a zero out, so a protobuf span cannot even say it): a span without a
-    # start is quarantined (missing required field ts), one without an end has no latency, as spans._nanos reads them
-    start, end = (f"CASE WHEN TRY_CAST({numeric_text(x)} AS DOUBLE) = 0 THEN NULL ELSE {x} END"
-                  for x in ("sp.startTimeUnixNano", "sp.endTimeUnixNano"))
+    # a time of 0 (or blank) is "not set" (proto3 leaves a zero out, so a protobuf span cannot even say it): a span
+    # without a start is quarantined (missing required field ts), one without an end has no latency, a first-token
+    # event without a time no ttft, as spans._nanos reads them
+    start, end, ev = (f"CASE WHEN TRY_CAST({numeric_text(x)} AS DOUBLE) = 0 OR trim({x}) = '' THEN NULL ELSE {x} END"
+                      for x in ("sp.startTimeUnixNano", "sp.endTimeUnixNano", "_ev.timeUnixNano"))
     s: dict[str, str] = {
         "call_id": _otel_id("sp.spanId"),
         "trace_id": _otel_id("sp.traceId"),
@@ -2515,7 +2519,9 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
         "latency_ms": (f"CAST((TRY_CAST({numeric_text(end)} AS HUGEINT) "
                        f"- TRY_CAST({numeric_text(start)} AS HUGEINT)) / 1e6 AS VARCHAR)"),
         "ttft_ms": (f"CASE WHEN {ttft} IS NULL AND {ttft_ms} IS NOT NULL THEN {ttft_ms} "
-                    f"WHEN {ttft} IS NULL THEN CAST((TRY_CAST({numeric_text('_ev.timeUnixNano')} AS HUGEINT) "
+                    # (a first-token time that is no number: its text, quarantined as a non-numeric ttft_ms)
+                    f"WHEN {ttft} IS NULL AND TRY_CAST({numeric_text(ev)} AS HUGEINT) IS NULL THEN {ev} "
+                    f"WHEN {ttft} IS NULL THEN CAST((TRY_CAST({numeric_text(ev)} AS HUGEINT) "
                     f"- TRY_CAST({numeric_text(start)} AS HUGEINT)) / 1e6 AS VARCHAR) "
                     f"WHEN TRY_CAST({numeric_text(ttft)} AS DOUBLE) IS NULL THEN {ttft} "
                     f"ELSE CAST(TRY_CAST({numeric_text(ttft)} AS DOUBLE) * 1000 AS VARCHAR) END"),

@@ -36,6 +36,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from workbench.io.records import epoch_us, first, number
 
 #: calls column -> attribute names, first present wins; ``r:`` = resource attribute.
@@ -215,11 +217,15 @@ def any_value(v: Any) -> Any:
             return v[key]
     for key in ("intValue", "int_value"):
         if key in v:
-            # integer text as its number (records.number); anything else (12.5, "1_000") as given, for the engine
-            # to refuse as the OTLP JSON-lines reader's does
+            # an integer (64-bit) as its number, also as text (records.number: "12", "1e3"); anything else as its
+            # text, for the engine to refuse ("12.5", "1_000"), as the OTLP JSON-lines reader reads them
             x = v[key]
-            n = number(x)
-            return n if isinstance(n, int) else x
+            n = x if type(x) in (int, float) else number(x)
+            if isinstance(n, float) and n.is_integer():
+                n = int(n)
+            if isinstance(n, int) and -2**63 <= n < 2**63:
+                return n
+            return x if isinstance(x, str) or x is None else orjson.dumps(x).decode()
     for key in ("doubleValue", "double_value"):
         if key in v:
             try:
@@ -256,7 +262,7 @@ def attribute_map(attrs: Any) -> dict[str, Any]:
         return dict(attrs)
     out: dict[str, Any] = {}
     for a in attrs or []:
-        if isinstance(a, dict) and "key" in a:
+        if isinstance(a, dict) and a.get("key") is not None:  # (one without a key is no attribute)
             out[str(a["key"])] = any_value(a.get("value"))
     return out
 
@@ -349,11 +355,11 @@ def _nanos(v: Any) -> Any:
     """An OTLP ``*UnixNano`` time as an exact ``[seconds, nanoseconds]`` pair (its unit is known, whatever its size);
     0 is "not set" (proto3 leaves a zero out); anything else is passed on for the reader to reject."""
     n = v if type(v) in (int, float) else number(v)
-    if n == 0:
+    if n == 0 or v is None or isinstance(v, str) and not v.strip():  # (0 or blank: not set)
         return None
     if type(n) is int:
         return [n // 10**9, n % 10**9]
-    return None if v in (None, "") else v
+    return v
 
 
 def otlp_export_spans(doc: dict) -> list[Span]:
@@ -595,8 +601,12 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
     elif ttft_ms is not None:
         v["ttft_ms"] = _scalar(ttft_ms)
     elif first_ev is not None and start is not None:
-        t = epoch_us(first_ev.get("time"))
-        v["ttft_ms"] = (t - start) / 1000.0 if t is not None else None
+        try:
+            t = epoch_us(first_ev.get("time"))
+        except (ValueError, OverflowError, TypeError):  # its text: quarantined as a non-numeric ttft_ms
+            v["ttft_ms"] = str(first_ev.get("time"))
+        else:
+            v["ttft_ms"] = (t - start) / 1000.0 if t is not None else None
     reasons = v.get("finish_reason")
     fr_all = fr if isinstance(fr, list) else [fr]
     if v.get("error_type") is None and span.status == "error":
