@@ -288,6 +288,27 @@ def test_langfuse_usage_and_cost_details_as_numeric_text_or_null_are_summed_not_
     assert s.reasons == {"non-numeric value: input_tokens": 1}  # text that is no number is still quarantined
 
 
+def test_langfuse_latency_and_first_token_seconds_as_text_are_read_in_exports_and_batches_alike(tmp_path):
+    # The API's latency and timeToFirstToken (seconds, used when endTime or completionStartTime is missing) were read
+    # only as JSON numbers: "1.5" was dropped without a word, and so was a latency that is no number at all.
+    base = {"traceId": "t1", "type": "GENERATION", "startTime": "2025-11-20T10:00:00Z"}
+    obs = [{**base, "id": "num", "latency": 1.5, "timeToFirstToken": 0.25},
+           {**base, "id": "text", "latency": " 1.5 ", "timeToFirstToken": "0.25"},
+           {**base, "id": "word", "latency": "soon"}]
+    files = {"export.json": {"trace": {"id": "t1"}, "observations": obs},
+             "batch.json": {"batch": [{"type": "generation-create", "body": o} for o in obs]}}
+    for name, doc in files.items():
+        (tmp_path / name).write_text(json.dumps(doc))
+        d = wb.connect(":memory:")
+        s = load(d, tmp_path / name)
+        assert (s.read, s.inserted, s.reasons) == (3, 2, {"non-numeric value: latency_ms": 1}), name
+        assert [r[1:] for r in quarantine(d)] == [("latency_ms", "non-numeric value in latency_ms: 'soon'")], name
+        assert rows(d, "select call_id, latency_ms, ttft_ms from calls order by call_id") == [
+            {"call_id": "num", "latency_ms": 1500.0, "ttft_ms": 250.0},
+            {"call_id": "text", "latency_ms": 1500.0, "ttft_ms": 250.0}], name
+        d.close()
+
+
 def test_a_langfuse_trace_list_element_that_is_no_trace_is_quarantined_and_the_file_loads(db, tmp_path):
     # A page of traces with an element that is no object (a null, a string) failed the whole file with
     # "'str' object has no attribute 'get'", naming neither the element nor what was wrong.

@@ -205,6 +205,19 @@ def _number(v: Any) -> Any:
     return number(v)
 
 
+def _seconds_ms(v: Any) -> Any:
+    """Milliseconds of the API's ``latency`` or ``timeToFirstToken`` (seconds, also as numeric text); a value that is
+    no number is handed to the engine, which quarantines it naming the field (it was dropped without a word).
+
+    >>> _seconds_ms(1.5), _seconds_ms(" 0.25 "), _seconds_ms(None), _seconds_ms("soon")
+    (1500.0, 250.0, None, 'soon')
+    """
+    n = _number(v)
+    if n is not None:
+        return n * 1000.0
+    return None if v is None or v == "" else v
+
+
 def _sum(values: list) -> Any:
     """The sum of the values (a null one left out, numeric text read as its number); a value that is no number is
     handed to the engine, which quarantines it with the field."""
@@ -347,11 +360,11 @@ def _observation_row(rows: Rows, k: int, obs: dict, trace: dict | None) -> None:
     v["trace_id"] = first(obs.get("traceId"), trace.get("id"))
     v["parent_id"] = obs.get("parentObservationId")
     v["latency_ms"] = duration_ms(v["ts"], v["end_ts"])
-    if v["latency_ms"] is None and isinstance(obs.get("latency"), (int, float)):
-        v["latency_ms"] = obs["latency"] * 1000.0
+    if v["latency_ms"] is None:
+        v["latency_ms"] = _seconds_ms(obs.get("latency"))
     v["ttft_ms"] = duration_ms(v["ts"], cst.get("ttft_ms"))
-    if v["ttft_ms"] is None and isinstance(obs.get("timeToFirstToken"), (int, float)):
-        v["ttft_ms"] = obs["timeToFirstToken"] * 1000.0
+    if v["ttft_ms"] is None:
+        v["ttft_ms"] = _seconds_ms(obs.get("timeToFirstToken"))
     v["operation"] = first(attrs.get("gen_ai.operation.name") if typ == "GENERATION" else None,
                            _OPERATIONS.get(typ), typ.lower())
     v["name"] = obs.get("name")
