@@ -1932,3 +1932,22 @@ def test_otlp_first_token_times_and_integer_attributes_read_the_same_from_json_l
     assert got[0] == got[1] == {
         "0101010101010101": (None, {}), "0303030303030303": (250.0, {}), "0404040404040404": (None, {}),
         "0505050505050505": (None, {"i1": "12.5", "i2": 1000, "i3": "9223372036854775808", "i4": 7})}
+
+
+def test_an_otlp_time_that_is_no_nanosecond_number_is_unparseable_in_json_lines_and_documents(tmp_path):
+    # startTimeUnixNano written as an ISO time was quarantined from JSON lines (expected epoch ns) and loaded from a
+    # pretty-printed document, which read it as any timestamp.
+    spans = [{"traceId": _T, "spanId": "00000000000000a1", "name": "chat", "startTimeUnixNano": "2025-11-20T10:00:00Z"},
+             {"traceId": _T, "spanId": "00000000000000a2", "name": "chat", "startTimeUnixNano": "1763632800000000000",
+              "endTimeUnixNano": "2025-11-20T10:00:01Z"},
+             {"traceId": _T, "spanId": "00000000000000a3", "name": "chat", "startTimeUnixNano": "1763632800000000000"}]
+    doc = {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}
+    for name, text in [("lines.jsonl", json.dumps(doc) + "\n"), ("doc.json", json.dumps(doc, indent=2))]:
+        (tmp_path / name).write_text(text)
+        d = wb.connect(":memory:")
+        s = load(d, tmp_path / name)
+        assert (s.read, s.inserted, s.quarantined) == (3, 1, 2), name
+        assert quarantine(d) == [
+            (1, "end_ts", "unparseable timestamp in end_ts: '2025-11-20T10:00:01Z' (expected epoch ns)"),
+            (1, "ts", "unparseable timestamp in ts: '2025-11-20T10:00:00Z' (expected epoch ns)")], name
+        d.close()

@@ -38,7 +38,7 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from workbench.io.records import MALFORMED, Rows, epoch_us, malformed
+from workbench.io.records import MALFORMED, Rows, epoch_us, malformed, number, timestamp
 from workbench.io.spans import (Span, attribute_map, hex_id, not_a_span, otlp_export_spans, otlp_span, span_values,
                                 status_name)
 
@@ -198,6 +198,14 @@ def phoenix_span(obj: dict) -> Span:
                 kind=str(kind) if isinstance(kind, (str, int)) else None, raw=obj)
 
 
+def _epoch_ns_us(value: Any) -> int | None:
+    """:func:`epoch_us` of an OTLP ``*UnixNano`` time as :func:`workbench.io.spans.otlp_span` gives it: text that is
+    no number (an ISO time) is refused, as the OTLP JSON-lines reader refuses it."""
+    if value is not None and not isinstance(value, list) and type(value) not in (int, float) and number(value) is None:
+        raise ValueError(repr(value))
+    return epoch_us(value)
+
+
 def add_span(rows: Rows, k: int, span: Span, raw: Any, extra: dict | None = None, used: tuple = (),
              override: dict | None = None) -> None:
     """Append one span's row (or, when a time cannot be read, its quarantine record).
@@ -217,13 +225,9 @@ def add_span(rows: Rows, k: int, span: Span, raw: Any, extra: dict | None = None
         rows.error(k, f"non-numeric value: {name}", f"non-numeric value in {name}: {str(val)[:80]!r}",
                    raw=raw if raw is not None else span.raw, field=name)
         return
+    how = {"expected": "epoch ns", "parse": _epoch_ns_us} if span.epoch_ns else {}
     for col, val in (("ts", span.start), ("end_ts", span.end)):
-        try:
-            epoch_us(val)
-        except (ValueError, OverflowError, TypeError):
-            from workbench.io.records import timestamp
-
-            timestamp({}, rows, k, raw, col, val)
+        if not timestamp({}, rows, k, raw, col, val, **how):
             return
     try:
         values = span_values(span, extra, used)

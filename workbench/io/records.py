@@ -916,9 +916,12 @@ def malformed(rows: Rows, k: int, what: str, exc: Exception, raw: Any) -> None:
     rows.error(k, f"malformed {what}", f"malformed {what}: {type(exc).__name__}: {str(exc)[:200]}", raw=raw)
 
 
-def timestamp(row_values: dict, rows: Rows, k: int, raw: Any, column: str, value: Any) -> bool:
+def timestamp(row_values: dict, rows: Rows, k: int, raw: Any, column: str, value: Any,
+              expected: str = "ISO 8601, epoch seconds/ms/us/ns or [seconds, nanos]",
+              parse: Any = None) -> bool:
     """Put the epoch microseconds of ``value`` into ``row_values[column]``; on failure record the row as quarantined
-    with the reason and return False.
+    with the reason and return False. ``parse`` (:func:`epoch_us` unless given) reads the field, ``expected`` says
+    what it takes.
 
     >>> r, v = Rows(), {}
     >>> timestamp(v, r, 1, {}, "ts", "2025-01-01T00:00:00Z"), v["ts"]
@@ -927,12 +930,11 @@ def timestamp(row_values: dict, rows: Rows, k: int, raw: Any, column: str, value
     (False, "unparseable timestamp in ts: 'soon' (expected ISO 8601, epoch seconds/ms/us/ns or [seconds, nanos])")
     """
     try:
-        row_values[column] = epoch_us(value)
+        row_values[column] = (parse or epoch_us)(value)
         return True
     except (ValueError, OverflowError, TypeError):
         shown = value if isinstance(value, str) else _dumps(value)
         shown = shown[:80] + ("..." if len(shown) > 80 else "")
         rows.error(k, f"unparseable timestamp: {column}",
-                   f"unparseable timestamp in {column}: {shown!r} (expected ISO 8601, epoch seconds/ms/us/ns or "
-                   f"[seconds, nanos])", raw=raw, field=column)
+                   f"unparseable timestamp in {column}: {shown!r} (expected {expected})", raw=raw, field=column)
         return False

@@ -13,7 +13,8 @@ input without its cached tokens, seen where they exceed it, is read into the rul
 
 Protojson leniency (:func:`otlp_span`): ``camelCase`` or ``snake_case`` member names, ``intValue`` as a string or a
 number, ``kind`` as a name (``SPAN_KIND_CLIENT``) or a number, ids in hex or base64, ``status.code`` as a name or a
-number, times as nanosecond strings or numbers (0 is "not set", as protobuf leaves a zero out). A span without a
+number, times as nanosecond strings or numbers (0 is "not set", as protobuf leaves a zero out; text that is no
+number, an ISO time say, is an unparseable timestamp, as the JSON-lines reader reads it). A span without a
 start time cannot be dated: it is quarantined (missing required field ts), in every span format, as the OTLP
 JSON-lines and protobuf readers quarantine it; a span without an end time has no latency.
 
@@ -195,6 +196,9 @@ class Span:
     kind: str | None = None
     raw: Any = None  # the record as read, kept in quarantine when the row is rejected
     invalid: tuple[str, Any] | None = None  # (source field, value): a number that is none, so the row is quarantined
+    #: times are OTLP ``*UnixNano`` numbers: text that is no number (an ISO time) is unparseable, as the OTLP
+    #: JSON-lines reader reads it
+    epoch_ns: bool = False
 
 
 def _get(d: dict, *names: str) -> Any:
@@ -348,6 +352,7 @@ def otlp_span(sp: dict, resource: dict | None = None, scope: str | None = None) 
         scope=scope,
         kind=str(sp.get("kind")) if sp.get("kind") is not None else None,
         raw=sp,
+        epoch_ns=True,
     )
 
 
