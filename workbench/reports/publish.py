@@ -1302,7 +1302,7 @@ def scorecard_view(report: Report, card: "pl.DataFrame", *, weeks: int = 8, by: 
     import polars as pl
 
     from workbench.reports.tables import sparkline, table
-    from workbench.reports.units import fmt, label
+    from workbench.reports.units import label
 
     if card.is_empty():
         return table(card, title="Scorecard")
