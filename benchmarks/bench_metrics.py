@@ -231,14 +231,14 @@ def pl_tpot_ms(ctx: dict):
 def pl_hallucination_rate(ctx: dict):
     import polars as pl
 
-    e = _pl_read(ctx, "evals", ["call_id", "metric", "label", "evaluator", "evaluator_version", "repeat", "ts"])
+    e = _pl_read(ctx, "evals", ["call_id", "metric", "value", "label", "evaluator", "evaluator_version", "repeat", "ts"])
     e = e.filter((pl.col("metric") == ctx["eval_metric"]) & (pl.col("evaluator") == ctx["evaluator"])
                  & (pl.col("repeat").fill_null(0) == 0) & (pl.col("evaluator_version") == ctx["version"]))
     a = _pl_read(ctx, "answers", ["call_id", "ts"]).rename({"ts": "_answer_ts"})
     c = _pl_read(ctx, "calls", ["call_id", "ts", *BY]).rename({"ts": "_call_ts"})
     j = e.rename({"ts": "_eval_ts"}).join(a, on="call_id", how="left").join(c, on="call_id", how="left")
     j = j.with_columns(pl.coalesce("_call_ts", "_answer_ts", "_eval_ts").alias("ts")).with_columns(_day())
-    den = (pl.col("label") != "unscorable").fill_null(False)
+    den = (pl.col("value").is_not_null() & pl.col("label").is_in(["hallucinated", "supported"])).fill_null(False)
     g = j.group_by(*BY, "period_start").agg(
         k=((pl.col("label") == "hallucinated").fill_null(False) & den).sum(), n=den.sum().cast(pl.Int64))
     g = _wilson(g.filter(pl.col("n") > 0)).drop("k")
@@ -375,14 +375,15 @@ SQL = {
     "hallucination_rate": f"""
         with j as (  -- production answers only (a scored benchmark set has no call and a dataset as its source),
                      -- dated by the answer (its call, else the answer's own time), never by when it was scored
-            select e.label, c.feature, c.model, coalesce(c.ts, a.ts) as ts
+            select e.label, e.value, c.feature, c.model, coalesce(c.ts, a.ts) as ts
             from evals e left join answers a on e.call_id = a.call_id left join calls c on e.call_id = c.call_id
             where e.metric = $metric and e.evaluator = $evaluator and coalesce(e."repeat", 0) = 0
               and e.evaluator_version = $version and not (c.ts is null and a.source is not null))
         select feature, model, period_start, n, {_wilson_sql('k', 'n')}
         from (select feature, model, date_trunc('day', ts) as period_start,
-                     count(*) filter (where label = 'hallucinated') as k,
-                     count(*) filter (where label <> 'unscorable') as n
+                     -- scored (a value) with a verdict: a label that is neither is in no count
+                     count(*) filter (where value is not null and label = 'hallucinated') as k,
+                     count(*) filter (where value is not null and label in ('hallucinated', 'supported')) as n
               from j group by all)""",
     "dau_count": """
         with d as (

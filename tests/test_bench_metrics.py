@@ -26,7 +26,7 @@ def bench_db(tmp_path_factory):
 
     load_prices(db)  # the packaged price table (genai-prices), as the demo loads it
     B.generate_calls(con, 3000)
-    # 300 production answers (logged calls), scored; labels cycle through hallucinated / faithful / unscorable
+    # 300 production answers (logged calls), scored; labels cycle through hallucinated / supported / unscorable
     con.execute("""
         insert into answers (call_id, answer, source, ts)
         select call_id, 'a', 'production', null from calls order by call_id limit 300""")
@@ -39,7 +39,7 @@ def bench_db(tmp_path_factory):
     con.execute("""
         insert into evals (call_id, metric, value, label, evaluator, evaluator_version, "repeat", ts)
         select call_id, 'hallucination_score', 0.5,
-               ['hallucinated', 'faithful', 'unscorable'][1 + (hash(call_id) % 3)::int], 'support', '9.9', 0,
+               ['hallucinated', 'supported', 'unscorable'][1 + (hash(call_id) % 3)::int], 'support', '9.9', 0,
                timestamp '2026-12-05 10:00'
         from answers""")
     db.close()
