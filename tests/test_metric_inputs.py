@@ -148,3 +148,50 @@ def test_hallucination_score_lists_every_group_and_period_as_the_rate_does():
         score = compute("hallucination_score", db, **kw)
     assert score.select("feature", "period_start").rows() == rate and len(rate) == 6  # gave the 2 with a score
     assert score.filter(score["n"] > 0).select("feature", "value").rows() == [("chat", 0.9), ("search", 0.2)]
+
+
+# A wrong-typed or out-of-domain argument of a public function: a ParameterError (ParameterTypeError for a wrong type)
+# naming the function, the parameter, what was expected and what was got. Each failed before its fix: a TypeError,
+# IbisTypeError or polars ComputeError from inside, or a silent reading of the nonsense (where=0 selected everything,
+# start=20260101 read as 2026-01-01).
+WINDOWS = dict(reference=("2026-01-01", "2026-01-02"), current=("2026-01-02", "2026-01-03"))
+BAD_ARGUMENTS = [
+    ("error_rate", dict(by=0), "error_rate: by must be a name or a list of column names, got 0"),
+    ("error_rate", dict(by=["feature", 1]), "error_rate: by must be a name or a list of column names"),
+    ("error_rate", dict(where=-1), "error_rate: where must be a mapping column -> value or a list of 'column=value' "
+                                   "strings, got -1"),
+    ("error_rate", dict(where=0), "error_rate: where must be a mapping"),
+    ("error_rate", dict(where="feature=chat"), "error_rate: where must be a mapping"),
+    ("error_rate", dict(where={1: "chat"}), "error_rate: where must be a mapping"),
+    ("latency_p95_ms", dict(start=20260101), "latency_p95_ms: start: expected an ISO date or timestamp, got 20260101"),
+    ("latency_p95_ms", dict(end="soon"), "latency_p95_ms: end: expected an ISO date or timestamp, got 'soon'"),
+    ("dau_count", dict(end=True), "dau_count: end: expected an ISO date or timestamp, got True"),
+    ("cost_per_call_usd", dict(confidence="x"), "cost_per_call_usd: confidence must be a number in (0, 1), got 'x'"),
+    ("cost_per_call_usd", dict(confidence=None), "cost_per_call_usd: confidence must be a number in (0, 1), got None"),
+    ("error_rate", dict(confidence=float("nan")), "error_rate: confidence must be a number in (0, 1), got nan"),
+    ("worst_offenders", dict(by=0), "worst_offenders: by must be a name or a list of column names, got 0"),
+    ("guardrail_block_rate", dict(actions=0), "guardrail_block_rate: actions must be a name or a list of guardrail "
+                                              "actions, got 0"),
+    ("cost_per_success_usd", dict(success=5), "cost_per_success_usd: success must name one or more of"),
+    ("cost_per_success_usd", dict(hallucinated_label=1), "cost_per_success_usd: hallucinated_label must be a label"),
+    ("whatif_cost_usd", dict(model="m", provider=5), "whatif_cost_usd: provider must be a provider (a non-empty "
+                                                     "string), got 5"),
+    ("cost_change_usd", dict(period="week", at=5), "cost_change_usd: at: expected an ISO date or timestamp, got 5"),
+    ("cost_change_usd", dict(period="all", start="2026-01-01", end="2026-01-03", at="2026-01-02"),
+     "cost_change_usd: at applies to period hour, day, week or month"),
+    ("latency_change_ms", dict(seed="x"), "latency_change_ms: seed must be an integer >= 0, got 'x'"),
+    ("retained_vs_churned", dict(evaluator=5), "retained_vs_churned: evaluator must be an evaluator"),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, message", BAD_ARGUMENTS, ids=lambda v: v if isinstance(v, str) else None)
+def test_a_wrong_argument_is_a_parameter_error_naming_the_function_and_the_parameter(two_days, name, kwargs, message):
+    import functools
+    import inspect
+    import re
+
+    fn = functools.reduce(getattr, name.split("."), wb)
+    args = (two_days,) if next(iter(inspect.signature(fn).parameters)) == "db" else ()
+    with pytest.raises(ParameterError, match=re.escape(message)), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fn(*args, **kwargs)

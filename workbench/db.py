@@ -705,23 +705,34 @@ def as_workbench(db: "Workbench | str | os.PathLike", *, create: bool = False) -
 Where = Mapping[str, Any] | Sequence[str] | None
 
 
-def parse_where(where: Where) -> dict[str, Any]:
+def parse_where(where: Where, *, fn: str = "") -> dict[str, Any]:
     """Normalise ``where``: a mapping column -> value (or list of values), or ``["col=value", ...]`` from the CLI.
 
     In the CLI form, spaces around the column, the ``=`` and each value are not part of them (``status = ok`` is
-    ``status=ok``); a mapping's values are taken as they are.
+    ``status=ok``); a mapping's values are taken as they are. Anything else (a number, one string, a mapping whose
+    keys are not column names) is a :class:`ParameterTypeError` naming ``fn``.
 
     >>> parse_where(["feature=chat", "model = a, b"])
     {'feature': 'chat', 'model': ['a', 'b']}
+    >>> parse_where(-1, fn="error_rate")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterTypeError: error_rate: where must be a mapping column -> value or a list of 'column=value' strings, got -1
     """
-    if not where:
+    prefix = f"{fn}: " if fn else ""
+    want = "where must be a mapping column -> value or a list of 'column=value' strings"
+    if where is None:
         return {}
     if isinstance(where, Mapping):
+        if not all(isinstance(k, str) for k in where):
+            raise ParameterTypeError(f"{prefix}{want}, got {where!r:.60}")
         return dict(where)
+    if not isinstance(where, (list, tuple)) or not all(isinstance(item, str) for item in where):
+        raise ParameterTypeError(f"{prefix}{want}, got {where!r:.60}")
     out: dict[str, Any] = {}
     for item in where:
         if "=" not in item:
-            raise ParameterError(f"where: expected column=value, got {item!r}")
+            raise ParameterError(f"{prefix}where: expected column=value, got {item!r}")
         col, _, val = item.partition("=")
         out[col.strip()] = [v.strip() for v in val.split(",")] if "," in val else val.strip()
     return out
@@ -761,8 +772,11 @@ def view_key(name: str, start: Any, end: Any, where: Where) -> tuple | None:
 TIMESTAMP_YEARS = (1900, 9000)
 
 
-def as_timestamp(value: Any) -> _dt.datetime | None:
+def as_timestamp(value: Any, *, what: str = "") -> _dt.datetime | None:
     """A naive UTC timestamp of a date, a datetime (an aware one converted to UTC) or ISO text; None stays None.
+
+    Anything else (a number: ``20260105`` reads as an ISO date once it is text) is a :class:`ParameterTypeError`;
+    ``what`` (``"error_rate: start"``) begins the message of either error.
 
     >>> as_timestamp("2026-01-05T10:00:00+02:00")
     datetime.datetime(2026, 1, 5, 8, 0)
@@ -770,9 +784,16 @@ def as_timestamp(value: Any) -> _dt.datetime | None:
     Traceback (most recent call last):
     ...
     workbench.errors.ParameterError: expected a date between the years 1900 and 9000, got '0001-01-01'
+    >>> as_timestamp(20260105, what="error_rate: start")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterTypeError: error_rate: start: expected an ISO date or timestamp, got 20260105
     """
     if value is None:
         return None
+    prefix = f"{what}: " if what else ""
+    if isinstance(value, (bool, int, float, list, tuple, dict, set, frozenset, bytes)):
+        raise ParameterTypeError(f"{prefix}expected an ISO date or timestamp, got {value!r:.60}")
     if isinstance(value, _dt.datetime):
         ts = value if value.tzinfo is None else value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
     elif isinstance(value, _dt.date):
@@ -781,10 +802,10 @@ def as_timestamp(value: Any) -> _dt.datetime | None:
         try:
             parsed = _dt.datetime.fromisoformat(str(value))
         except ValueError:
-            raise ParameterError(f"expected an ISO date or timestamp, got {value!r}") from None
+            raise ParameterError(f"{prefix}expected an ISO date or timestamp, got {value!r}") from None
         ts = parsed if parsed.tzinfo is None else parsed.astimezone(_dt.timezone.utc).replace(tzinfo=None)
     if not TIMESTAMP_YEARS[0] <= ts.year <= TIMESTAMP_YEARS[1]:
-        raise ParameterError(f"expected a date between the years {TIMESTAMP_YEARS[0]} and {TIMESTAMP_YEARS[1]}, "
+        raise ParameterError(f"{prefix}expected a date between the years {TIMESTAMP_YEARS[0]} and {TIMESTAMP_YEARS[1]}, "
                              f"got {value!r}")
     return ts
 

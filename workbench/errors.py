@@ -16,7 +16,10 @@ True
 from __future__ import annotations
 
 import difflib
+import math
+import numbers
 from collections.abc import Iterable
+from typing import Any
 
 __all__ = [
     "WorkbenchError",
@@ -37,6 +40,11 @@ __all__ = [
     "EXIT_CHECK",
     "first_line",
     "EXIT_INPUT",
+    "check_number",
+    "check_int",
+    "check_name",
+    "check_names",
+    "check_bool",
 ]
 
 EXIT_OK, EXIT_CHECK, EXIT_INPUT = 0, 1, 2
@@ -305,3 +313,140 @@ def first_line(exc: BaseException) -> str:
     """
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+# --- the shared checks of a public function's parameters: a wrong type is a ParameterTypeError, a value out of its
+# domain a ParameterError, each one line naming the function, the parameter, what was expected and what was got ---
+
+
+def _got(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _domain(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> str:
+    if lo is not None and hi is not None:
+        return f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    if lo is not None:
+        return f"{'>' if lo_open else '>='} {lo:g}"
+    if hi is not None:
+        return f"{'<' if hi_open else '<='} {hi:g}"
+    return ""
+
+
+def check_number(fn: str, name: str, value: Any, *, lo: float | None = None, hi: float | None = None,
+                 lo_open: bool = False, hi_open: bool = False, optional: bool = False) -> float | None:
+    """``value`` as a float: a finite number (not a bool) between ``lo`` and ``hi`` (ends included unless
+    ``lo_open``/``hi_open``), or None when ``optional``; else a :class:`ParameterTypeError` (not a number) or a
+    :class:`ParameterError` (out of range) naming ``fn`` and ``name``.
+
+    >>> check_number("shadow_comparison", "alpha", 0.05, lo=0, hi=1, lo_open=True, hi_open=True)
+    0.05
+    >>> check_number("shadow_comparison", "alpha", "x", lo=0, hi=1, lo_open=True, hi_open=True)
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterTypeError: shadow_comparison: alpha must be a number in (0, 1), got 'x'
+    >>> check_number("burn_rate_alerts", "lookback_days", float("nan"), lo=0, lo_open=True)
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: burn_rate_alerts: lookback_days must be a number > 0, got nan
+    """
+    if value is None and optional:
+        return None
+    domain = _domain(lo, hi, lo_open, hi_open)
+    want = f"{name} must be a number {domain}" if domain else f"{name} must be a finite number"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ParameterTypeError(f"{fn}: {want}, got {_got(value)}")
+    v = float(value)
+    if (not math.isfinite(v) or (lo is not None and (v <= lo if lo_open else v < lo))
+            or (hi is not None and (v >= hi if hi_open else v > hi))):
+        raise ParameterError(f"{fn}: {want}, got {_got(value)}")
+    return v
+
+
+def check_int(fn: str, name: str, value: Any, *, lo: int | None = None, hi: int | None = None,
+              optional: bool = False) -> int | None:
+    """``value`` as an int (not a bool, nor a float) between ``lo`` and ``hi`` (both included), or None when
+    ``optional``; else a :class:`ParameterTypeError` or a :class:`ParameterError` naming ``fn`` and ``name``.
+
+    >>> check_int("worst_offenders", "n", 5, lo=1)
+    5
+    >>> check_int("worst_offenders", "max_chars", "40", lo=1)
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterTypeError: worst_offenders: max_chars must be an integer >= 1, got '40'
+    """
+    if value is None and optional:
+        return None
+    want = f"{name} must be an integer {_domain(lo, hi, False, False)}".rstrip()
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ParameterTypeError(f"{fn}: {want}, got {_got(value)}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ParameterError(f"{fn}: {want}, got {_got(value)}")
+    return int(value)
+
+
+def check_name(fn: str, name: str, value: Any, *, optional: bool = False, what: str = "a name") -> str | None:
+    """``value``: a non-empty string (an evaluator, a version, a metric, an arm...), or None when ``optional``; else
+    a :class:`ParameterTypeError` (not a string) or a :class:`ParameterError` (empty) naming ``fn`` and ``name``.
+
+    >>> check_name("agreement", "reference", "human")
+    'human'
+    >>> check_name("agreement", "reference", 5)
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterTypeError: agreement: reference must be a name (a non-empty string), got 5
+    """
+    if value is None and optional:
+        return None
+    want = f"{name} must be {what} (a non-empty string)"
+    if not isinstance(value, str):
+        raise ParameterTypeError(f"{fn}: {want}, got {_got(value)}")
+    if not value.strip():
+        raise ParameterError(f"{fn}: {want}, got {_got(value)}")
+    return value
+
+
+def check_names(fn: str, name: str, value: Any, *, optional: bool = False, what: str = "names",
+                empty: bool = False) -> tuple[str, ...] | None:
+    """``value``: one name or a list (tuple, set) of non-empty names, as a tuple; None when ``optional``; an empty
+    list only when ``empty``. Else a :class:`ParameterTypeError` or :class:`ParameterError` naming ``fn`` and ``name``.
+
+    >>> check_names("error_rate", "by", "feature"), check_names("error_rate", "by", ["feature", "model"])
+    (('feature',), ('feature', 'model'))
+    >>> check_names("error_rate", "by", 0, what="column names")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterTypeError: error_rate: by must be a name or a list of column names, got 0
+    """
+    if value is None and optional:
+        return None
+    want = f"{name} must be a name or a list of {what}"
+    if isinstance(value, str):
+        items: tuple = (value,)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        items = tuple(value)
+    else:
+        raise ParameterTypeError(f"{fn}: {want}, got {_got(value)}")
+    bad = [v for v in items if not isinstance(v, str)]
+    if bad:
+        raise ParameterTypeError(f"{fn}: {want}, got {_got(value)}")
+    if any(not v.strip() for v in items) or (not items and not empty):
+        raise ParameterError(f"{fn}: {want}, got {_got(value)}")
+    return items
+
+
+def check_bool(fn: str, name: str, value: Any) -> bool:
+    """``value``: True or False (a number or text is no switch: ``relative="no"`` would read as true); else a
+    :class:`ParameterTypeError` naming ``fn`` and ``name``.
+
+    >>> check_bool("experiment_summary", "cuped", False)
+    False
+    >>> check_bool("experiment_summary", "cuped", "no")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterTypeError: experiment_summary: cuped must be True or False, got 'no'
+    """
+    if not isinstance(value, bool):
+        raise ParameterTypeError(f"{fn}: {name} must be True or False, got {_got(value)}")
+    return value

@@ -10,7 +10,7 @@ returned. Conventions are stated next to each function.
 
 from __future__ import annotations
 
-from workbench.errors import NotFoundError, ParameterError, ParameterTypeError
+from workbench.errors import NotFoundError, ParameterError, ParameterTypeError, check_number
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -31,8 +31,7 @@ def z_value(confidence: float) -> float:
     >>> round(z_value(0.95), 6)
     1.959964
     """
-    if not 0 < confidence < 1:
-        raise ParameterError(f"confidence: expected a number in (0, 1), got {confidence!r}")
+    check_number("z_value", "confidence", confidence, lo=0, hi=1, lo_open=True, hi_open=True)
     z = _Z_COMMON.get(confidence)
     if z is not None:
         return z

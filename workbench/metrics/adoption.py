@@ -60,7 +60,7 @@ in polars. Joins on the group keys match null to null, so events without a ``fea
 
 from __future__ import annotations
 
-from workbench.errors import ParameterError
+from workbench.errors import ParameterError, check_int, check_name
 
 import datetime as _dt
 import functools
@@ -92,9 +92,7 @@ def _check_choice(fn: str, name: str, value: Any, choices: Sequence[Any]) -> Non
 
 
 def _check_int(fn: str, name: str, value: Any, lo: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        raise ParameterError(f"{fn}: {name}: expected an integer >= {lo}, got {value!r}")
-    return value
+    return check_int(fn, name, value, lo=lo)
 
 
 def _names(fn: str, name: str, value: Any) -> tuple[str, ...]:
@@ -1218,6 +1216,7 @@ def _retained_expr(db: Any, fn: str, *, by: Any, period: str, start: Any, end: A
                    evaluator: str | None):
     import ibis
 
+    check_name(fn, "evaluator", evaluator, optional=True, what="an evaluator")
     t = _activity(db, fn, activity=activity, start=start, end=end, where=where)
     keys = _check_by(t, by, fn=fn)
     one = _step(period)

@@ -46,7 +46,7 @@ Examples
 
 from __future__ import annotations
 
-from workbench.errors import NotFoundError, ParameterError, UnknownNameError
+from workbench.errors import NotFoundError, ParameterError, UnknownNameError, check_names, check_number
 
 import functools
 
@@ -270,7 +270,8 @@ def _warn_renamed(db: Any, where: Mapping[str, str], names: list[str], window: t
 
 
 def check_by(t: "ir.Table", by: Iterable[str] | str | None, *, fn: str = "metric") -> list[str]:
-    """Validate the grouping columns, raising a ``KeyError`` that names the function and the available columns.
+    """Validate the grouping columns (a column name or a list of them; None for none), raising a ``KeyError`` that
+    names the function and the available columns, a :class:`~workbench.errors.ParameterTypeError` for anything else.
 
     Examples
     --------
@@ -286,10 +287,12 @@ def check_by(t: "ir.Table", by: Iterable[str] | str | None, *, fn: str = "metric
     Traceback (most recent call last):
     ...
     workbench.errors.ParameterError: error_rate: by names 'feature' more than once
+    >>> check_by(t, 0, fn="worst_offenders")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterTypeError: worst_offenders: by must be a name or a list of column names, got 0
     """
-    if by is None:
-        return []
-    keys = [by] if isinstance(by, str) else list(by)
+    keys = list(check_names(fn, "by", by, optional=True, what="column names", empty=True) or ())
     missing = [k for k in keys if k not in t.columns]
     if missing:
         raise NotFoundError(f"{fn}: cannot group by {missing}; columns: {', '.join(t.columns)}")
@@ -1388,7 +1391,8 @@ def check_window(name: str, start: Any, end: Any) -> None:
     ...
     workbench.errors.ParameterError: agreement: start 2026-01-08 is not before end 2026-01-01: the window [start, end) holds no time
     """
-    if start is not None and end is not None and as_timestamp(start) >= as_timestamp(end):
+    lo, hi = as_timestamp(start, what=f"{name}: start"), as_timestamp(end, what=f"{name}: end")
+    if lo is not None and hi is not None and lo >= hi:
         raise ParameterError(f"{name}: start {start} is not before end {end}: the window [start, end) holds no time")
 
 
@@ -1396,8 +1400,9 @@ def _bound(m: Metric) -> Callable[..., "pl.DataFrame"]:
     """The metric as callers see it: the common boundary work done once, here, for every metric.
 
     It accepts a path or a connection for ``db``, and refuses an unknown option, a missing required option, a period
-    the metric is not defined for or a window whose ``end`` is not after its ``start``, with a message that names the
-    metric.
+    the metric is not defined for, a ``by``, ``where``, ``start``, ``end`` or ``confidence`` of the wrong type or out
+    of its domain, or a window whose ``end`` is not after its ``start``, with a message that names the metric and the
+    parameter.
     """
     fn, name = m.fn, m.name
     accepted = set(m._params) - {"db"}
@@ -1418,6 +1423,11 @@ def _bound(m: Metric) -> Callable[..., "pl.DataFrame"]:
         period = kwargs.get("period", default_period)
         if period not in m.periods:
             raise ParameterError(f"{name}: period must be {' or '.join(map(repr, m.periods))}, got {period!r}")
+        if "by" in kwargs:
+            check_names(name, "by", kwargs["by"], optional=True, what="column names", empty=True)
+        if "confidence" in kwargs:
+            check_number(name, "confidence", kwargs["confidence"], lo=0, hi=1, lo_open=True, hi_open=True)
+        parse_where(kwargs.get("where"), fn=name)
         check_window(name, kwargs.get("start"), kwargs.get("end"))
         opened = isinstance(db, (str, os.PathLike))
         if opened:

@@ -56,7 +56,7 @@ Examples
 
 from __future__ import annotations
 
-from workbench.errors import NotDeclaredError, ParameterError
+from workbench.errors import NotDeclaredError, ParameterError, ParameterTypeError, check_name
 
 import calendar
 import datetime as _dt
@@ -600,7 +600,10 @@ def unpriced_rate(
 
 
 def _criteria(success: Any, fn: str) -> tuple[str, ...]:
-    items = success.replace("+", ",").split(",") if isinstance(success, str) else list(success or ())
+    if not isinstance(success, (str, list, tuple)):
+        raise ParameterTypeError(f"{fn}: success must name one or more of {', '.join(SUCCESS_CRITERIA)}, got "
+                                 f"{success!r}")
+    items = success.replace("+", ",").split(",") if isinstance(success, str) else list(success)
     items = tuple(dict.fromkeys(s.strip() for s in items if s and s.strip()))
     bad = [s for s in items if s not in SUCCESS_CRITERIA]
     if bad or not items:
@@ -666,6 +669,8 @@ def cost_per_success_usd(
     from workbench.db import as_workbench
 
     metric = "cost_per_success_usd"
+    check_name(metric, "hallucination_metric", hallucination_metric, what="an evals metric")
+    check_name(metric, "hallucinated_label", hallucinated_label, what="a label")
     criteria = _criteria(success, metric)
     db = as_workbench(db)
     t = priced_calls(db, start=start, end=end, where=where)
@@ -768,7 +773,11 @@ def cost_change_usd(
 
     metric = "cost_change_usd"
     db = as_workbench(db)
+    at_ts = as_timestamp(at, what=f"{metric}: at")
     if period == "all":
+        if at_ts is not None:  # the current window is [start, end): an at would be ignored
+            raise ParameterError(f"{metric}: at applies to period hour, day, week or month; with period='all' the "
+                                 f"current window is [start, end), got at={at!r}")
         s, e = as_timestamp(start), as_timestamp(end)
         if s is None or e is None or e <= s:
             raise ParameterError(f"{metric}: period='all' needs start < end (the current window), got {start!r}, {end!r}")
@@ -776,7 +785,6 @@ def cost_change_usd(
     else:
         if period not in ("hour", "day", "week", "month"):
             raise ParameterError(f"{metric}: period: expected one of hour, day, week, month, all, got {period!r}")
-        at_ts = as_timestamp(at)
         if at_ts is None and end is not None:
             at_ts = as_timestamp(end) - _dt.timedelta(microseconds=1)
         if at_ts is None:
@@ -892,6 +900,7 @@ def whatif_cost_usd(
     metric = "whatif_cost_usd"
     if not isinstance(model, str) or not model:
         raise ParameterError(f"{metric}: option model is required (the model to re-price at), got {model!r}")
+    check_name(metric, "provider", provider, optional=True, what="a provider")
     db = as_workbench(db)
     target, target_provider = _whatif_prices(db, model, provider, metric)
     t = priced_calls(db, start=start, end=end, where=where)

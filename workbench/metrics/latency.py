@@ -41,7 +41,7 @@ Examples
 
 from __future__ import annotations
 
-from workbench.errors import ParameterError
+from workbench.errors import ParameterError, check_int, check_number
 
 import math
 from collections.abc import Callable, Iterable
@@ -95,9 +95,7 @@ def _label(df: "pl.DataFrame", operation: str) -> "pl.DataFrame":
 
 
 def _check_unit(fn: str, name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise ParameterError(f"{fn}: {name} must be a number in (0, 1), got {value!r}")
-    return float(value)
+    return check_number(fn, name, value, lo=0, hi=1, lo_open=True, hi_open=True)
 
 
 def _calls_percentile(db, column: str, q: float, metric: str, *, by, period, start, end, where, confidence,
@@ -559,8 +557,8 @@ def latency_change_ms(db, *, by=("feature",), period="day", start=None, end=None
     _check_unit(fn, "confidence", confidence)
     if column not in ("latency_ms", "ttft_ms"):
         raise ParameterError(f"{fn}: column must be 'latency_ms' or 'ttft_ms', got {column!r}")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
-        raise ParameterError(f"{fn}: n_boot must be a positive integer, got {n_boot!r}")
+    check_int(fn, "n_boot", n_boot, lo=1)
+    check_int(fn, "seed", seed, lo=0)
     t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "latency_change_ms", db)
     keys = check_by(t, by, fn=fn)
     t = t.filter(t[column].notnull())

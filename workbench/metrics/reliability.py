@@ -44,7 +44,7 @@ Examples
 
 from __future__ import annotations
 
-from workbench.errors import ParameterError
+from workbench.errors import ParameterError, check_names, check_number
 
 import warnings
 from collections.abc import Callable, Iterable
@@ -65,8 +65,7 @@ ESCALATION_TOOL = "escalate_to_human"
 
 
 def _check_confidence(fn: str, confidence: float) -> None:
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
-        raise ParameterError(f"{fn}: confidence must be a number in (0, 1), got {confidence!r}")
+    check_number(fn, "confidence", confidence, lo=0, hi=1, lo_open=True, hi_open=True)
 
 
 # ----------------------------------------------------------------------------------------------------------- incidents
@@ -214,7 +213,7 @@ def _guard_events(db) -> "ir.Table":
 def _guard_rate(db, metric: str, *, actions: Iterable[str] | str, verdict: str | None, by, period, start, end, where,
                 confidence) -> "pl.DataFrame":
     _check_confidence(metric, confidence)
-    acts = [actions] if isinstance(actions, str) else list(actions)
+    acts = list(check_names(metric, "actions", actions, what="guardrail actions"))
     if not acts or any(a not in ("pass", "block", "redact", "flag") for a in acts):
         raise ParameterError(f"{metric}: actions must be among pass, block, redact, flag; got {acts!r}")
     t = scope(_guard_events(db), start=start, end=end, where=where)
