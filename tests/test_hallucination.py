@@ -460,7 +460,7 @@ def test_worst_offenders_with_claims_and_evidence(db):
     assert len(f["answer"]) == 40 and f["answer"].endswith("…")
     per_feature = h.worst_offenders(db, n=1, by="feature")
     assert per_feature["feature"].to_list() == ["search", "support"] and per_feature.height == 2
-    with pytest.raises(ValueError, match="n must be a positive int"):
+    with pytest.raises(ValueError, match="worst_offenders: n must be an integer >= 1, got 0"):
         h.worst_offenders(db, n=0)
 
 

@@ -170,6 +170,35 @@ BAD_ARGUMENTS = [
     ("cost_per_call_usd", dict(confidence=None), "cost_per_call_usd: confidence must be a number in (0, 1), got None"),
     ("error_rate", dict(confidence=float("nan")), "error_rate: confidence must be a number in (0, 1), got nan"),
     ("worst_offenders", dict(by=0), "worst_offenders: by must be a name or a list of column names, got 0"),
+    ("agreement", dict(reference=5), "agreement: reference must be a name (a non-empty string), got 5"),
+    ("agreement", dict(evaluator=["d"]), "agreement: evaluator must be a name (a non-empty string), got ['d']"),
+    ("agreement", dict(reference_version=1), "agreement: reference_version must be a name (a non-empty string)"),
+    ("agreement", dict(threshold="0.5"), "agreement: threshold must be a finite number, got '0.5'"),
+    ("judge_variance", dict(evaluator=5), "judge_variance: evaluator must be a name (a non-empty string), got 5"),
+    ("worst_offenders", dict(n=0), "worst_offenders: n must be an integer >= 1, got 0"),
+    ("worst_offenders", dict(max_chars="40"), "worst_offenders: max_chars must be an integer >= 1, got '40'"),
+    ("worst_offenders", dict(evaluator=True), "worst_offenders: evaluator must be a name (a non-empty string), got True"),
+    ("hallucination_rate", dict(version=2), "hallucination_rate: version must be a name (a non-empty string), got 2"),
+    ("shadow_comparison", dict(alpha="x"), "shadow_comparison: alpha must be a number in (0, 1), got 'x'"),
+    ("shadow_comparison", dict(alpha=5), "shadow_comparison: alpha must be a number in (0, 1), got 5"),
+    ("shadow_comparison", dict(environment=0), "shadow_comparison: environment must be an environment (a non-empty "
+                                               "string), got 0"),
+    ("shadow_comparison", dict(where=-1), "shadow_comparison: where must be a mapping"),
+    ("experiment_summary", dict(experiment="e", metrics=0), "experiment_summary: metrics must be a name or a list of "
+                                                            "metric names, got 0"),
+    ("experiment_summary", dict(experiment="e", cuped="no"), "experiment_summary: cuped must be True or False, got 'no'"),
+    ("experiment_summary", dict(experiment="e", alpha="x"), "experiment_summary: alpha must be a number in (0, 1)"),
+    ("decision_table", dict(experiment="e", min_chance_to_win=95), "decision_table: min_chance_to_win must be a "
+                                                                   "number in (0, 1), got 95"),
+    ("srm", dict(experiment="e", weights=[0.5, 0.5]), "srm: weights must be a mapping arm -> planned share"),
+    ("drift_report", dict(columns=0, **WINDOWS), "drift_report: columns must be a name or a list of column names, got 0"),
+    ("drift_report", dict(max_rows="x", **WINDOWS), "drift_report: max_rows must be an integer >= 1, got 'x'"),
+    ("drift_report", dict(table=["calls"], **WINDOWS), "drift_report: table must be a table name (a non-empty string)"),
+    ("drift_report", dict(reference=(20260101, 20260102), current=WINDOWS["current"]),
+     "drift_report: reference start: expected an ISO date or timestamp, got 20260101"),
+    ("text_drift", dict(seed=-1, **WINDOWS), "text_drift: seed must be an integer >= 0, got -1"),
+    ("drifted_column_rate", dict(period="all", columns=5), "drift_report: columns must be a name or a list of column "
+                                                           "names, got 5"),
     ("guardrail_block_rate", dict(actions=0), "guardrail_block_rate: actions must be a name or a list of guardrail "
                                               "actions, got 0"),
     ("cost_per_success_usd", dict(success=5), "cost_per_success_usd: success must name one or more of"),
@@ -181,6 +210,8 @@ BAD_ARGUMENTS = [
      "cost_change_usd: at applies to period hour, day, week or month"),
     ("latency_change_ms", dict(seed="x"), "latency_change_ms: seed must be an integer >= 0, got 'x'"),
     ("retained_vs_churned", dict(evaluator=5), "retained_vs_churned: evaluator must be an evaluator"),
+    ("Report", dict(start=20260101), "Report: start: expected an ISO date or timestamp, got 20260101"),
+    ("Report", dict(show_raw_text="no"), "Report: show_raw_text must be True or False, got 'no'"),
 ]
 
 

@@ -49,7 +49,8 @@ Examples
 
 from __future__ import annotations
 
-from workbench.errors import NotFoundError, ParameterError, ParameterTypeError, TooFewError
+from workbench.errors import (NotFoundError, ParameterError, ParameterTypeError, TooFewError, check_int, check_name,
+                              check_names)
 
 import inspect
 import re
@@ -89,12 +90,14 @@ Window = tuple[Any, Any]
 def _check_window(name: str, w: Any, fn: str) -> Window:
     if not isinstance(w, (tuple, list)) or len(w) != 2:
         raise ParameterTypeError(f"{fn}: {name} must be a (start, end) pair, got {w!r}")
-    return M.as_timestamp(w[0]), M.as_timestamp(w[1])
+    return M.as_timestamp(w[0], what=f"{fn}: {name} start"), M.as_timestamp(w[1], what=f"{fn}: {name} end")
 
 
 def _table(db: Any, table: str, *, metric: str | None, fn: str) -> "ir.Table":
     from workbench.schema import TABLES
 
+    check_name(fn, "table", table, what="a table name")
+    check_name(fn, "metric", metric, optional=True, what="a metric name")
     if table not in TABLES:
         raise NotFoundError(f"{fn}: no table {table!r}; tables: {', '.join(TABLES)}")
     t = db.table(table)
@@ -347,9 +350,10 @@ def drift_report(
     ref_w = _check_window("reference", reference, "drift_report")
     cur_w = _check_window("current", current, "drift_report")
     t = _table(db, table, metric=metric, fn="drift_report")
-    cols = list(columns) if columns is not None else _default_columns(t, table)
-    if isinstance(columns, str):
-        cols = [columns]
+    check_int("drift_report", "max_rows", max_rows, lo=1)
+    M.parse_where(where, fn="drift_report")
+    given = check_names("drift_report", "columns", columns, optional=True, what="column names", empty=True)
+    cols = list(given) if given is not None else _default_columns(t, table)
     missing = [c for c in cols if c not in t.columns]
     if missing:
         raise NotFoundError(f"drift_report: table {table!r} has no column(s) {missing}; columns: {', '.join(t.columns)}")
@@ -548,6 +552,10 @@ def text_drift(
     ref_w = _check_window("reference", reference, "text_drift")
     cur_w = _check_window("current", current, "text_drift")
     t = _table(db, table, metric=options.pop("metric", None), fn="text_drift")
+    check_name("text_drift", "column", column, what="a column name")
+    check_int("text_drift", "seed", seed, lo=0)
+    check_int("text_drift", "max_texts", max_texts, lo=1)
+    M.parse_where(where, fn="text_drift")
     if column not in t.columns or not t[column].type().is_string():
         raise NotFoundError(f"text_drift: {table}.{column} is not a text column; columns: {', '.join(t.columns)}")
     ref, _ = _fetch(t, table, [column], ref_w, where, max_texts)

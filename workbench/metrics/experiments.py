@@ -45,7 +45,8 @@ Examples
 
 from __future__ import annotations
 
-from workbench.errors import NotFoundError, ParameterError, ParameterTypeError
+from workbench.errors import (NotFoundError, ParameterError, ParameterTypeError, check_bool, check_int, check_name,
+                              check_names, check_number)
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -300,6 +301,8 @@ def srm(db: Any, experiment: str, *, start: Any = None, end: Any = None,
 
     from workbench.db import as_workbench
 
+    if weights is not None and not isinstance(weights, Mapping):
+        raise ParameterTypeError(f"srm: weights must be a mapping arm -> planned share, got {weights!r:.60}")
     db = as_workbench(db)
     df = _arm_counts(db, experiment, start=start, end=end, fn="srm")
     if (df["n_weights"] > 1).any():
@@ -307,7 +310,7 @@ def srm(db: Any, experiment: str, *, start: Any = None, end: Any = None,
         raise ParameterError(f"srm: assignments.weight differs within arm(s) {bad} of experiment {experiment!r}")
     users = dict(zip(df["variant"].to_list(), df["users"].to_list()))
     if weights is not None:
-        w = {str(k): float(v) for k, v in weights.items()}
+        w = {str(k): check_number("srm", f"weights[{k!r}]", v, lo=0, lo_open=True) for k, v in weights.items()}
         for arm in users:
             if arm not in w:
                 raise ParameterError(f"srm: weights has no entry for arm {arm!r}; arms: {sorted(users)}")
@@ -543,8 +546,14 @@ def experiment_summary(
     db = as_workbench(db)
     if method not in METHODS:
         raise ParameterError(f"experiment_summary: method must be one of {', '.join(METHODS)}, got {method!r}")
-    if isinstance(metrics, str):
-        metrics = (metrics,)
+    fn = "experiment_summary"
+    metrics = check_names(fn, "metrics", metrics, what="metric names")
+    check_name(fn, "control", control, optional=True, what="an arm")
+    check_bool(fn, "cuped", cuped)
+    check_bool(fn, "relative", relative)
+    check_number(fn, "alpha", alpha, lo=0, hi=1, lo_open=True, hi_open=True)
+    check_int(fn, "pre_days", pre_days, lo=1)
+    check_number(fn, "sequential_tuning", sequential_tuning, lo=0, lo_open=True)
     unknown = [m for m in metrics if m not in UNIT_METRICS]
     if unknown:
         raise NotFoundError(f"experiment_summary: unknown metric(s) {unknown}; known: {', '.join(UNIT_METRICS)}")
@@ -555,7 +564,7 @@ def experiment_summary(
     ctrl = _control(variants, control, "experiment_summary")
     exposures = _exposures(db, experiment, start=start, end=end, fn="experiment_summary")
     scope_where, scope_label = experiment_scope(db, experiment, scope=scope, config=config, unit=unit)
-    where = {**scope_where, **M.parse_where(where)} or None
+    where = {**scope_where, **M.parse_where(where, fn=fn)} or None
     rows = []
     for metric in metrics:
         sums = _arm_sums(db, exposures, metric, unit=unit, end=end, where=where, pre_days=pre_days, options=options)
@@ -657,7 +666,12 @@ def decision_table(
     """
     import polars as pl
 
-    goals, guards = list(metrics), list(guardrails)
+    fn = "decision_table"
+    goals = list(check_names(fn, "metrics", metrics, what="metric names"))
+    guards = list(check_names(fn, "guardrails", guardrails, what="metric names", empty=True))
+    for name, value in (("alpha", alpha), ("min_chance_to_win", min_chance_to_win),
+                        ("guardrail_min_chance", guardrail_min_chance)):
+        check_number(fn, name, value, lo=0, hi=1, lo_open=True, hi_open=True)
     both = [*goals, *[g for g in guards if g not in goals]]
     s = experiment_summary(db, experiment, metrics=both, method=method, alpha=alpha, **kwargs)
     # a lift over a control mean of 0 (no error at all in control) is undefined: such a metric is judged on its
@@ -798,6 +812,12 @@ def shadow_comparison(
 
     from workbench.metrics.cost import priced_calls
 
+    fn = "shadow_comparison"
+    check_name(fn, "experiment", experiment, optional=True, what="an experiment")
+    check_name(fn, "environment", environment, what="an environment")
+    check_name(fn, "baseline", baseline, what="an environment")
+    check_number(fn, "alpha", alpha, lo=0, hi=1, lo_open=True, hi_open=True)
+    M.parse_where(where, fn=fn)
     db = as_workbench(db)
     c = priced_calls(db, start=start, end=end, where=where)
     # cost: the priced cost (reported where given, else computed from the price table); unpriced calls stay null

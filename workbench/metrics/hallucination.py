@@ -53,7 +53,7 @@ Examples
 
 from __future__ import annotations
 
-from workbench.errors import ParameterError
+from workbench.errors import ParameterError, check_int, check_name, check_number
 
 import json
 import warnings
@@ -107,7 +107,10 @@ def _default_detector(db: "Workbench") -> tuple[str, str]:
     return detector_identity(db.settings)
 
 
-def _resolve(db: "Workbench", evaluator: str | None, version: str | None, metric: str | None) -> tuple[str, str | None, str]:
+def _resolve(db: "Workbench", evaluator: str | None, version: str | None, metric: str | None, *, fn: str,
+             names: tuple[str, str, str] = ("evaluator", "version", "metric")) -> tuple[str, str | None, str]:
+    for name, value in zip(names, (evaluator, version, metric)):
+        check_name(fn, name, value, optional=True)
     if evaluator is None:
         evaluator, default = _default_detector(db)
         version = version or default
@@ -193,13 +196,14 @@ def _explain_missing(db: "Workbench", fn: str, evaluator: str | None, version: s
 
 
 def _scored(db: "Workbench", *, evaluator: str | None = None, version: str | None = None, metric: str | None = None,
-            repeat: int = 0, traffic: str = "all") -> "ir.Table":
+            repeat: int = 0, traffic: str = "all", fn: str) -> "ir.Table":
     """One row per score: evals joined to answers (source) and calls (feature, model...), with ``ts`` = the answer's
     time (its call's time, else ``answers.ts``; never the time it was scored) and ``traffic``: ``"benchmark"`` for a
-    labelled or test-set answer (no logged call, a dataset named in ``answers.source``), else ``"production"``."""
-    evaluator, version, metric = _resolve(db, evaluator, version, metric)
+    labelled or test-set answer (no logged call, a dataset named in ``answers.source``), else ``"production"``.
+    ``fn``: the public function, named by the errors."""
+    evaluator, version, metric = _resolve(db, evaluator, version, metric, fn=fn)
     if traffic not in TRAFFIC:
-        raise ParameterError(f"traffic: expected one of {', '.join(TRAFFIC)}, got {traffic!r}")
+        raise ParameterError(f"{fn}: traffic: expected one of {', '.join(TRAFFIC)}, got {traffic!r}")
     return db.view(("scored", evaluator, version, metric, repeat, traffic),
                    lambda: _scored_join(db, evaluator, version, metric, repeat, traffic))
 
@@ -228,7 +232,7 @@ def _suite_input(db: Any, fn: str, *, by: Any, start: Any, end: Any, where: Any,
     from workbench.metrics.core import check_by, scope
 
     db = as_workbench(db)
-    t = _scored(db, evaluator=evaluator, version=version, metric=metric, traffic=traffic)
+    t = _scored(db, evaluator=evaluator, version=version, metric=metric, traffic=traffic, fn=fn)
     keys = check_by(t, by, fn=fn)
     return db, scope(t, start=start, end=end, where=where), keys
 
@@ -431,14 +435,14 @@ def unscorable_rate(db: Any, *, by: Any = ("feature",), period: str = "day", sta
 
 
 def _binary_frame(db: "Workbench", evaluator: str, version: str | None, metric: str | None, *, start: Any = None,
-                  end: Any = None):
+                  end: Any = None, names: tuple[str, str, str] = ("evaluator", "version", "metric")):
     import polars as pl
 
     from workbench.metrics.core import scope
 
-    evaluator, version, metric = _resolve(db, evaluator, version, metric)
+    evaluator, version, metric = _resolve(db, evaluator, version, metric, fn="agreement", names=names)
     # the scores of the answers given in [start, end): dated by the answer as the aggregates date them (_scored_join)
-    t = scope(_scored(db, evaluator=evaluator, version=version, metric=metric), start=start, end=end)
+    t = scope(_scored(db, evaluator=evaluator, version=version, metric=metric, fn="agreement"), start=start, end=end)
     df = to_polars(t.select("call_id", "value", "label"))
     return df.with_columns(pl.col("label").fill_null("")), evaluator, version, metric
 
@@ -518,10 +522,13 @@ def agreement(
 
     check_window("agreement", start, end)
     db = as_workbench(db)
+    check_name("agreement", "reference", reference)
+    check_number("agreement", "threshold", threshold, optional=True)
     # evaluator None: the default
     left, evaluator, version, metric = _binary_frame(db, evaluator, version, metric, start=start, end=end)
-    right, reference, reference_version, reference_metric = _binary_frame(db, reference, reference_version,
-                                                                          reference_metric, start=start, end=end)
+    right, reference, reference_version, reference_metric = _binary_frame(
+        db, reference, reference_version, reference_metric, start=start, end=end,
+        names=("reference", "reference_version", "reference_metric"))
     j = left.join(right, on="call_id", how="inner", suffix="_ref")
     bad = (pl.col("label") == UNSCORABLE) | pl.col("value").is_null() | (pl.col("label_ref") == UNSCORABLE)
     n_unscorable = j.filter(bad).height
@@ -597,7 +604,8 @@ def judge_variance(db: Any, *, evaluator: str, version: str | None = None, metri
     from workbench.stats import wilson_interval
 
     db = as_workbench(db)
-    evaluator, version, metric = _resolve(db, evaluator, version, metric)
+    check_name("judge_variance", "evaluator", evaluator)
+    evaluator, version, metric = _resolve(db, evaluator, version, metric, fn="judge_variance")
     e = db.evals
     t = e.filter(e.evaluator == evaluator, e.metric == metric,
                  e.evaluator_version == (version if version is not None else ""))
@@ -684,9 +692,9 @@ def worst_offenders(
     from workbench.metrics.core import check_by, scope
 
     db = as_workbench(db)
-    if not isinstance(n, int) or n < 1:
-        raise ParameterError(f"worst_offenders: n must be a positive int, got {n!r}")
-    t = _scored(db, evaluator=evaluator, version=version)
+    check_int("worst_offenders", "n", n, lo=1)
+    check_int("worst_offenders", "max_chars", max_chars, lo=1)
+    t = _scored(db, evaluator=evaluator, version=version, fn="worst_offenders")
     keys = check_by(t, by, fn="worst_offenders")
     t = scope(t, start=start, end=end, where=where)
     t = t.filter(~_unscorable(t))

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from workbench.config import Target, load_config, load_settings  # noqa: F401  (Target: the type targets() returns)
 from workbench.errors import MissingFileError, ParameterError, ReportError, UnknownNameError  # noqa: F401  (ReportError: importable from here as before)
+from workbench.errors import ParameterTypeError, check_bool, check_name
 
 import contextlib
 import datetime as dt
@@ -197,10 +198,19 @@ class Report:
     def __init__(self, db: "Workbench | str", *, start: Any = None, end: Any = None, out_dir: str | os.PathLike | None = None,
                  title: str | None = None, config: Any = None, show_raw_text: bool | None = None,
                  period: str | None = None):
-        from workbench.db import Workbench, connect
+        from workbench.db import Workbench, as_timestamp, connect
         from workbench.metrics.core import check_targets
         from workbench.redact import show_raw_text as _raw
 
+        if not isinstance(db, (Workbench, str, os.PathLike)):
+            raise ParameterTypeError(f"Report: db must be a Workbench or a database path, got {type(db).__name__}")
+        as_timestamp(start, what="Report: start"), as_timestamp(end, what="Report: end")
+        if out_dir is not None and not isinstance(out_dir, (str, os.PathLike)):
+            raise ParameterTypeError(f"Report: out_dir must be a folder path, got {type(out_dir).__name__}")
+        if show_raw_text is not None:
+            check_bool("Report", "show_raw_text", show_raw_text)
+        check_name("Report", "title", title, optional=True, what="a title")
+        check_name("Report", "period", period, optional=True, what="a period label (2026-W47)")
         self.db = db if isinstance(db, Workbench) else connect(locate(db, "WORKBENCH_DB"), read_only=True, config=config)
         #: the typed workbench.toml settings of the report (``config``, else the database's own)
         self.settings = self.db.settings if config is None else load_settings(config)
