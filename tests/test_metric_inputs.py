@@ -210,6 +210,10 @@ BAD_ARGUMENTS = [
      "cost_change_usd: at applies to period hour, day, week or month"),
     ("latency_change_ms", dict(seed="x"), "latency_change_ms: seed must be an integer >= 0, got 'x'"),
     ("retained_vs_churned", dict(evaluator=5), "retained_vs_churned: evaluator must be an evaluator"),
+    ("fit_calibration", dict(rows="x"), "fit_calibration: rows must be a list of mappings with answer, contexts and "
+                                        "label, got str"),
+    ("fit_calibration", dict(rows=[{"answer": "a", "label": 1}]), "fit_calibration: rows[0]: field 'contexts' must be "
+                                                                  "a list of strings or a string, got missing"),
     ("Report", dict(start=20260101), "Report: start: expected an ISO date or timestamp, got 20260101"),
     ("Report", dict(show_raw_text="no"), "Report: show_raw_text must be True or False, got 'no'"),
 ]

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.detector_config import EPS, Calibration, read_calibration, write_calibration
-from workbench.errors import ParameterError
+from workbench.errors import ParameterError, ParameterTypeError, check_int
 from workbench.schema import DETECTOR_NAME, DETECTOR_VERSION
 
 if TYPE_CHECKING:
@@ -212,9 +212,14 @@ def fit_calibration(rows: Sequence[Mapping], *, folds: int = 5, seed: int = 0, p
     from workbench.eval import detector as lexical
     from workbench.eval import fit as F
 
-    if not isinstance(folds, int) or isinstance(folds, bool) or folds < 2:
-        raise ParameterError(f"fit_calibration: folds must be an integer >= 2, got {folds!r}")
+    check_int("fit_calibration", "folds", folds, lo=2)
+    check_int("fit_calibration", "seed", seed, lo=0)
+    if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Iterable):
+        raise ParameterTypeError(f"fit_calibration: rows must be a list of mappings with answer, contexts and label, "
+                                 f"got {type(rows).__name__}")
     rows = list(rows)
+    for i, row in enumerate(rows):
+        lexical.check_row(row, f"fit_calibration: rows[{i}]", labelled=True)
     dets = list(lexical.detect_batch(rows, progress=progress))
     keep = [i for i, d in enumerate(dets) if not d.unscorable and d.score is not None]
     y = np.array([float(rows[i]["label"]) for i in keep])

@@ -1892,6 +1892,34 @@ def warn_failed_rows(failed: Sequence[tuple[str, BaseException]], what: str, *, 
 # --------------------------------------------------------------------------------------------------
 
 
+def check_row(row: Any, where: str, *, labelled: bool = False) -> None:
+    """Refuse a row the detector cannot score (``answer`` a string, ``contexts`` a list of strings or a string,
+    ``question`` a string or None; with ``labelled``, ``label`` 0 or 1), with a :class:`ParameterError` that begins
+    with ``where`` (``"rows.jsonl:3"``, ``"fit_calibration: rows[2]"``) and names the field.
+
+    >>> check_row({"answer": "It opened in 1889.", "contexts": ["..."], "label": 1}, "rows[0]", labelled=True)
+    >>> check_row({"answer": "It opened in 1889.", "contexts": 5}, "rows[1]")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: rows[1]: field 'contexts' must be a list of strings or a string, got int
+    """
+    if not isinstance(row, Mapping):
+        raise ParameterError(f"{where}: expected a mapping with answer, contexts and question, got "
+                             f"{type(row).__name__}")
+    if not isinstance(row.get("answer"), str):
+        got = "missing" if "answer" not in row else type(row["answer"]).__name__
+        raise ParameterError(f"{where}: field 'answer' must be a string, got {got}")
+    ctx = row.get("contexts")
+    if not (isinstance(ctx, str) or (isinstance(ctx, list) and all(isinstance(c, str) for c in ctx))):
+        got = "missing" if "contexts" not in row else type(ctx).__name__
+        raise ParameterError(f"{where}: field 'contexts' must be a list of strings or a string, got {got}")
+    q = row.get("question")
+    if q is not None and not isinstance(q, str):
+        raise ParameterError(f"{where}: field 'question' must be a string or null, got {type(q).__name__}")
+    if labelled and row.get("label") not in (0, 1):
+        raise ParameterError(f"{where}: field 'label' must be 0 or 1, got {row.get('label')!r}")
+
+
 def _read_rows(path: str | Path, *, labelled: bool = False) -> list[dict]:
     path = Path(path)
     if not path.exists():
@@ -1920,18 +1948,7 @@ def _read_rows(path: str | Path, *, labelled: bool = False) -> list[dict]:
                 raise ParameterError(f"{path}:{lineno}: a JSON number too long to read ({str(exc)[:80]})") from None
             if not isinstance(row, dict):
                 raise ParameterError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            if not isinstance(row.get("answer"), str):
-                got = "missing" if "answer" not in row else type(row["answer"]).__name__
-                raise ParameterError(f"{path}:{lineno}: field 'answer' must be a string, got {got}")
-            ctx = row.get("contexts")
-            if not (isinstance(ctx, str) or (isinstance(ctx, list) and all(isinstance(c, str) for c in ctx))):
-                got = "missing" if "contexts" not in row else type(ctx).__name__
-                raise ParameterError(f"{path}:{lineno}: field 'contexts' must be a list of strings or a string, got {got}")
-            q = row.get("question")
-            if q is not None and not isinstance(q, str):
-                raise ParameterError(f"{path}:{lineno}: field 'question' must be a string or null, got {type(q).__name__}")
-            if labelled and row.get("label") not in (0, 1):
-                raise ParameterError(f"{path}:{lineno}: field 'label' must be 0 or 1, got {row.get('label')!r}")
+            check_row(row, f"{path}:{lineno}", labelled=labelled)
             row["_line"] = lineno
             rows.append(row)
     return rows
