@@ -216,6 +216,9 @@ BAD_ARGUMENTS = [
                                                                   "a list of strings or a string, got missing"),
     ("Report", dict(start=20260101), "Report: start: expected an ISO date or timestamp, got 20260101"),
     ("Report", dict(show_raw_text="no"), "Report: show_raw_text must be True or False, got 'no'"),
+    ("connect", dict(path=""), "connect: path must be the path of a DuckDB file or ':memory:', got ''"),
+    ("config.load_config", dict(path=""), "config must be the path of a workbench.toml, a Config or Settings, got ''"),
+    ("budget_status", dict(config=""), "config must be the path of a workbench.toml, a Config or Settings, got ''"),
 ]
 
 

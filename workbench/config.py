@@ -34,7 +34,7 @@ TABLES = ("slo", "budget", "targets", "prices", "experiments", "judge", "detecto
 
 
 from workbench.errors import ConfigError  # noqa: E402,F401  (defined in errors.py; importable from here as before)
-from workbench.errors import ParameterTypeError  # noqa: E402
+from workbench.errors import ParameterError, ParameterTypeError  # noqa: E402
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,7 +114,8 @@ class Config:
 def load_config(path: "str | os.PathLike | Config | Settings | None" = None) -> Config:
     """Read ``workbench.toml``: ``path``, else ``$WORKBENCH_CONFIG``, else ``./workbench.toml``; empty when none exists.
 
-    A file that was named explicitly but does not exist, or that is not valid TOML, raises :class:`ConfigError`.
+    A file that was named explicitly but does not exist, or that is not valid TOML, raises :class:`ConfigError`; an
+    empty path, a :class:`~workbench.errors.ParameterError` (it is not the default).
     The parsed file is cached on (path, modification time, size): asking again does not read it again.
 
     Examples
@@ -131,6 +132,10 @@ def load_config(path: "str | os.PathLike | Config | Settings | None" = None) -> 
     Traceback (most recent call last):
     ...
     workbench.errors.ConfigError: no config file at .../missing.toml
+    >>> load_config("")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: config must be the path of a workbench.toml, a Config or Settings, got ''; ...
     """
     if isinstance(path, Config):
         return path
@@ -139,6 +144,9 @@ def load_config(path: "str | os.PathLike | Config | Settings | None" = None) -> 
     if path is not None and not isinstance(path, (str, os.PathLike)):  # (a bool is neither)
         raise ParameterTypeError(f"config must be the path of a workbench.toml, a Config or Settings, "
                                  f"got {type(path).__name__}")
+    if path is not None and not os.fspath(path).strip():  # named, but nothing: not the default file
+        raise ParameterError(f"config must be the path of a workbench.toml, a Config or Settings, got {path!r}; None "
+                             f"reads the default ($WORKBENCH_CONFIG, else ./{CONFIG_FILE})")
     explicit = path or os.environ.get("WORKBENCH_CONFIG")
     p = Path(explicit or CONFIG_FILE)
     try:

@@ -558,8 +558,8 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = False, c
     Parameters
     ----------
     path : str or path, optional
-        DuckDB file; ``":memory:"`` for an in-memory database. Default ``datasets/workbench.duckdb``, or the
-        ``WORKBENCH_DB`` environment variable when set.
+        DuckDB file; ``":memory:"`` for an in-memory database. Default (None) ``datasets/workbench.duckdb``, or the
+        ``WORKBENCH_DB`` environment variable when set; an empty path is an error, not the default.
     read_only : bool
         Open the DuckDB file read-only: several readers at once (the report, SLO and budget runs cron starts in the
         same minute), nothing written, no migration applied. Implies ``create=False``.
@@ -605,11 +605,18 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = False, c
     Traceback (most recent call last):
     ...
     workbench.errors.MissingFileError: no database at no/such/file.duckdb (readers never create one; check --db, or load data first with `workbench ingest`)
+    >>> connect("")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: connect: path must be the path of a DuckDB file or ':memory:', got ''; None opens the default ...
     """
     if backend is not None:
         return Workbench(backend, path=None, config=config)
     if path is not None and not isinstance(path, (str, os.PathLike)):  # (a bool is neither)
         raise ParameterTypeError(f"connect: path must be a str or path of a DuckDB file, got {type(path).__name__}")
+    if path is not None and not os.fspath(path).strip():  # named, but nothing: not the default database
+        raise ParameterError(f"connect: path must be the path of a DuckDB file or ':memory:', got {path!r}; "
+                             f"None opens the default ($WORKBENCH_DB, else {DEFAULT_DB})")
     path = str(path or os.environ.get("WORKBENCH_DB") or DEFAULT_DB)
     try:
         path.encode("utf-8")
