@@ -33,7 +33,7 @@ machine; see ``benchmarks/bench_detector.py``).
 
 from __future__ import annotations
 
-from workbench.errors import MissingFileError, ParameterError, ParameterTypeError, first_line
+from workbench.errors import MissingFileError, ParameterError, ParameterTypeError, check_number, first_line
 
 from workbench._gc import paused
 import datetime
@@ -1707,6 +1707,8 @@ def detect(
     """
     if not isinstance(answer, str):
         raise ParameterTypeError(f"detect: answer must be str, got {type(answer).__name__}")
+    check_row({"answer": answer, "contexts": contexts, "question": question}, "detect")
+    check_number("detect", "threshold", threshold, lo=0, hi=1)
     # The cyclic garbage collector is paused while one answer is scored (workbench._gc: 12-15% of the time with
     # all-new passages), never across a yield; the call's temporaries are freed before it is back on.
     with paused():
@@ -1910,7 +1912,7 @@ def check_row(row: Any, where: str, *, labelled: bool = False) -> None:
         got = "missing" if "answer" not in row else type(row["answer"]).__name__
         raise ParameterError(f"{where}: field 'answer' must be a string, got {got}")
     ctx = row.get("contexts")
-    if not (isinstance(ctx, str) or (isinstance(ctx, list) and all(isinstance(c, str) for c in ctx))):
+    if not (isinstance(ctx, str) or (isinstance(ctx, (list, tuple)) and all(isinstance(c, str) for c in ctx))):
         got = "missing" if "contexts" not in row else type(ctx).__name__
         raise ParameterError(f"{where}: field 'contexts' must be a list of strings or a string, got {got}")
     q = row.get("question")
