@@ -279,7 +279,7 @@ def test_a_metric_called_again_builds_its_join_and_runs_ibis_hooks_no_more(monke
     assert built == [] and hooked == [] and again.equals(first)
     assert first["value"].to_list() == [1.0] and first["n"].to_list() == [1]
     db.duckdb.execute("insert into evals (call_id, ts, metric, evaluator, evaluator_version, value, label) "
-                      "values ('b', '2026-01-02', 'hallucination_label', 'human', 'r1', 0, 'faithful')")
+                      "values ('b', '2026-01-02', 'hallucination_label', 'human', 'r1', 0, 'supported')")
     later = compute("hallucination_rate", db, **opts)
     assert later["value"].to_list() == [0.5] and later["n"].to_list() == [2]
     # A query reading an in-memory table (the percentile's per-group thresholds) has it registered for the run
