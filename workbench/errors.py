@@ -41,6 +41,7 @@ __all__ = [
     "first_line",
     "EXIT_INPUT",
     "check_number",
+    "check_fraction",
     "check_int",
     "check_name",
     "check_names",
@@ -362,6 +363,20 @@ def check_number(fn: str, name: str, value: Any, *, lo: float | None = None, hi:
             or (hi is not None and (v >= hi if hi_open else v > hi))):
         raise ParameterError(f"{fn}: {want}, got {_got(value)}")
     return v
+
+
+def check_fraction(fn: str, name: str, value: Any) -> float:
+    """``value`` as a float strictly between 0 and 1 (a confidence level, a quantile, a significance level): the
+    :func:`check_number` of every such parameter.
+
+    >>> check_fraction("error_rate", "confidence", 0.95)
+    0.95
+    >>> check_fraction("error_rate", "confidence", 95)
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: error_rate: confidence must be a number in (0, 1), got 95
+    """
+    return check_number(fn, name, value, lo=0, hi=1, lo_open=True, hi_open=True)
 
 
 def check_int(fn: str, name: str, value: Any, *, lo: int | None = None, hi: int | None = None,

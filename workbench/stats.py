@@ -10,7 +10,7 @@ returned. Conventions are stated next to each function.
 
 from __future__ import annotations
 
-from workbench.errors import NotFoundError, ParameterError, ParameterTypeError, check_number
+from workbench.errors import NotFoundError, ParameterError, ParameterTypeError, check_fraction
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -31,7 +31,7 @@ def z_value(confidence: float) -> float:
     >>> round(z_value(0.95), 6)
     1.959964
     """
-    check_number("z_value", "confidence", confidence, lo=0, hi=1, lo_open=True, hi_open=True)
+    check_fraction("z_value", "confidence", confidence)
     z = _Z_COMMON.get(confidence)
     if z is not None:
         return z

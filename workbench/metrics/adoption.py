@@ -91,10 +91,6 @@ def _check_choice(fn: str, name: str, value: Any, choices: Sequence[Any]) -> Non
         raise ParameterError(f"{fn}: {name}: expected one of {', '.join(map(str, choices))}, got {value!r}")
 
 
-def _check_int(fn: str, name: str, value: Any, lo: int = 0) -> int:
-    return check_int(fn, name, value, lo=lo)
-
-
 def _names(fn: str, name: str, value: Any) -> tuple[str, ...]:
     """A tuple of names from a tuple/list or a comma-separated string (the CLI's ``--param steps=a,b``)."""
     if isinstance(value, str):
@@ -713,7 +709,7 @@ def retention_rate(db, *, by=("feature",), period="day", start=None, end=None, w
     _check_choice(fn, "grain", grain, ("day", "week", "month"))
     _check_choice(fn, "cohort", cohort, ("first_ever", "first_in_window"))
     if max_offset is not None:
-        max_offset = _check_int(fn, "max_offset", max_offset)
+        max_offset = check_int(fn, "max_offset", max_offset, lo=0)
     keys, counts, lasts, sizes = _retention_expr(db, fn, by=by, period=period, start=start, end=end, where=where,
                                                  activity=activity, grain=grain, cohort=cohort)
     sz = to_polars(sizes)
@@ -925,7 +921,7 @@ def funnel_conversion_rate(db, *, by=("feature",), period="day", start=None, end
     steps = _names(fn, "steps", steps)
     if len(steps) < 2:
         raise ParameterError(f"{fn}: steps: expected at least two event names, got {steps!r}")
-    window_days = _check_int(fn, "window_days", window_days, lo=1)
+    window_days = check_int(fn, "window_days", window_days, lo=1)
     keys, expr = _funnel_expr(db, fn, steps=steps, window_days=window_days, by=by, period=period, start=start, end=end,
                               where=where)
     agg = to_polars(expr)

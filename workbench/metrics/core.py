@@ -46,7 +46,7 @@ Examples
 
 from __future__ import annotations
 
-from workbench.errors import NotFoundError, ParameterError, UnknownNameError, check_names, check_number
+from workbench.errors import NotFoundError, ParameterError, UnknownNameError, check_fraction, check_names
 
 import functools
 
@@ -1426,7 +1426,7 @@ def _bound(m: Metric) -> Callable[..., "pl.DataFrame"]:
         if "by" in kwargs:
             check_names(name, "by", kwargs["by"], optional=True, what="column names", empty=True)
         if "confidence" in kwargs:
-            check_number(name, "confidence", kwargs["confidence"], lo=0, hi=1, lo_open=True, hi_open=True)
+            check_fraction(name, "confidence", kwargs["confidence"])
         parse_where(kwargs.get("where"), fn=name)
         check_window(name, kwargs.get("start"), kwargs.get("end"))
         opened = isinstance(db, (str, os.PathLike))

@@ -46,7 +46,7 @@ Examples
 from __future__ import annotations
 
 from workbench.errors import (NotFoundError, ParameterError, ParameterTypeError, check_bool, check_int, check_name,
-                              check_names, check_number)
+                              check_names, check_number, check_fraction)
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -551,7 +551,7 @@ def experiment_summary(
     check_name(fn, "control", control, optional=True, what="an arm")
     check_bool(fn, "cuped", cuped)
     check_bool(fn, "relative", relative)
-    check_number(fn, "alpha", alpha, lo=0, hi=1, lo_open=True, hi_open=True)
+    check_fraction(fn, "alpha", alpha)
     check_int(fn, "pre_days", pre_days, lo=1)
     check_number(fn, "sequential_tuning", sequential_tuning, lo=0, lo_open=True)
     unknown = [m for m in metrics if m not in UNIT_METRICS]
@@ -671,7 +671,7 @@ def decision_table(
     guards = list(check_names(fn, "guardrails", guardrails, what="metric names", empty=True))
     for name, value in (("alpha", alpha), ("min_chance_to_win", min_chance_to_win),
                         ("guardrail_min_chance", guardrail_min_chance)):
-        check_number(fn, name, value, lo=0, hi=1, lo_open=True, hi_open=True)
+        check_fraction(fn, name, value)
     both = [*goals, *[g for g in guards if g not in goals]]
     s = experiment_summary(db, experiment, metrics=both, method=method, alpha=alpha, **kwargs)
     # a lift over a control mean of 0 (no error at all in control) is undefined: such a metric is judged on its
@@ -816,7 +816,7 @@ def shadow_comparison(
     check_name(fn, "experiment", experiment, optional=True, what="an experiment")
     check_name(fn, "environment", environment, what="an environment")
     check_name(fn, "baseline", baseline, what="an environment")
-    check_number(fn, "alpha", alpha, lo=0, hi=1, lo_open=True, hi_open=True)
+    check_fraction(fn, "alpha", alpha)
     M.parse_where(where, fn=fn)
     db = as_workbench(db)
     c = priced_calls(db, start=start, end=end, where=where)

@@ -41,7 +41,7 @@ Examples
 
 from __future__ import annotations
 
-from workbench.errors import ParameterError, check_int, check_number
+from workbench.errors import ParameterError, check_fraction, check_int
 
 import math
 from collections.abc import Callable, Iterable
@@ -94,13 +94,9 @@ def _label(df: "pl.DataFrame", operation: str) -> "pl.DataFrame":
     return df.with_columns(pl.lit(operation).alias("operations"))
 
 
-def _check_unit(fn: str, name: str, value: float) -> float:
-    return check_number(fn, name, value, lo=0, hi=1, lo_open=True, hi_open=True)
-
-
 def _calls_percentile(db, column: str, q: float, metric: str, *, by, period, start, end, where, confidence,
                       operation: str = "llm") -> "pl.DataFrame":
-    _check_unit(metric, "confidence", confidence)
+    check_fraction(metric, "confidence", confidence)
     t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, metric, db)
     keys = check_by(t, by, fn=metric)
     # groups whose calls have no latency at all (e.g. a trace without durations) stay visible with n = 0
@@ -146,7 +142,7 @@ def latency_quantile_ms(
     [('latency_q75_ms', 300.0, 3)]
     """
     fn = "latency_quantile_ms"
-    q = _check_unit(fn, "q", q)
+    q = check_fraction(fn, "q", q)
     if column not in ("latency_ms", "ttft_ms"):
         raise ParameterError(f"{fn}: column must be 'latency_ms' or 'ttft_ms', got {column!r}")
     stem = column.removesuffix("_ms")
@@ -291,7 +287,7 @@ def tpot_ms(db, *, by=("feature",), period="day", start=None, end=None, where=No
     import polars as pl
 
     fn = "tpot_ms"
-    _check_unit(fn, "confidence", confidence)
+    check_fraction(fn, "confidence", confidence)
     t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "tpot_ms", db)
     keys = check_by(t, by, fn=fn)
     scoped = t
@@ -360,7 +356,7 @@ def output_tokens_per_s(db, *, by=("feature",), period="day", start=None, end=No
     from workbench.stats import z_value
 
     fn = "output_tokens_per_s"
-    z = z_value(_check_unit(fn, "confidence", confidence))
+    z = z_value(check_fraction(fn, "confidence", confidence))
     t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "output_tokens_per_s", db)
     keys = check_by(t, by, fn=fn)
     scoped = t
@@ -420,7 +416,7 @@ def error_rate(db, *, by=("feature",), period="day", start=None, end=None, where
     >>> error_rate(db)[["value", "n"]].rows()
     [(0.25, 4)]
     """
-    _check_unit("error_rate", "confidence", confidence)
+    check_fraction("error_rate", "confidence", confidence)
     t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "error_rate", db)
     return _label(proportion(t, t.status == "error", by=by, period=period, metric="error_rate", start=start, end=end,
                              confidence=confidence), operation)
@@ -457,7 +453,7 @@ def timeout_rate(db, *, by=("feature",), period="day", start=None, end=None, whe
     >>> timeout_rate(db)[["value", "n"]].rows()
     [(0.5, 2)]
     """
-    _check_unit("timeout_rate", "confidence", confidence)
+    check_fraction("timeout_rate", "confidence", confidence)
     t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "timeout_rate", db)
     return _label(proportion(t, t.status == "timeout", by=by, period=period, metric="timeout_rate", start=start, end=end,
                              confidence=confidence), operation)
@@ -497,7 +493,7 @@ def fallback_rate(db, *, by=("feature",), period="day", start=None, end=None, wh
     >>> fallback_rate(db)[["value", "n"]].rows()  # b retried, c answered by another model
     [(0.5, 4)]
     """
-    _check_unit("fallback_rate", "confidence", confidence)
+    check_fraction("fallback_rate", "confidence", confidence)
     t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "fallback_rate", db)
     hit = t.fallback.fill_null(False) | (t.attempt.fill_null(1) > 1) | (t.model != t.request_model).fill_null(False)
     return _label(proportion(t, hit, by=by, period=period, metric="fallback_rate", start=start, end=end, confidence=confidence),
@@ -553,8 +549,8 @@ def latency_change_ms(db, *, by=("feature",), period="day", start=None, end=None
     from scipy.stats import mannwhitneyu
 
     fn = "latency_change_ms"
-    q = _check_unit(fn, "q", q)
-    _check_unit(fn, "confidence", confidence)
+    q = check_fraction(fn, "q", q)
+    check_fraction(fn, "confidence", confidence)
     if column not in ("latency_ms", "ttft_ms"):
         raise ParameterError(f"{fn}: column must be 'latency_ms' or 'ttft_ms', got {column!r}")
     check_int(fn, "n_boot", n_boot, lo=1)

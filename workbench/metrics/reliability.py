@@ -44,7 +44,7 @@ Examples
 
 from __future__ import annotations
 
-from workbench.errors import ParameterError, check_names, check_number
+from workbench.errors import ParameterError, check_fraction, check_names
 
 import warnings
 from collections.abc import Callable, Iterable
@@ -62,10 +62,6 @@ _CONTEXT = ("feature", "environment", "provider", "model", "request_model", "pro
             "session_id", "operation")
 STEP_OPERATIONS = ("chat", "text_completion", "generate_content", "execute_tool")
 ESCALATION_TOOL = "escalate_to_human"
-
-
-def _check_confidence(fn: str, confidence: float) -> None:
-    check_number(fn, "confidence", confidence, lo=0, hi=1, lo_open=True, hi_open=True)
 
 
 # ----------------------------------------------------------------------------------------------------------- incidents
@@ -104,7 +100,7 @@ def incident_count(db, *, by=("feature",), period="day", start=None, end=None, w
     from scipy.stats import chi2
 
     fn = "incident_count"
-    _check_confidence(fn, confidence)
+    check_fraction(fn, "confidence", confidence)
     t = scope(db.incidents, time="started_at", start=start, end=end, where=where)
     keys = check_by(t, by, fn=fn)
     t = with_period(t, period, time="started_at", start=start)
@@ -123,7 +119,7 @@ def incident_count(db, *, by=("feature",), period="day", start=None, end=None, w
 def _incident_duration(db, end_col: str, metric: str, *, by, period, start, end, where, confidence) -> "pl.DataFrame":
     import ibis
 
-    _check_confidence(metric, confidence)
+    check_fraction(metric, "confidence", confidence)
     t = scope(db.incidents, time="started_at", start=start, end=end, where=where)
     keys = check_by(t, by, fn=metric)
     # microseconds, as a float, divided by a float: Spark read 60000.0 as a DECIMAL and rounded the minutes to 7
@@ -212,7 +208,7 @@ def _guard_events(db) -> "ir.Table":
 
 def _guard_rate(db, metric: str, *, actions: Iterable[str] | str, verdict: str | None, by, period, start, end, where,
                 confidence) -> "pl.DataFrame":
-    _check_confidence(metric, confidence)
+    check_fraction(metric, "confidence", confidence)
     acts = list(check_names(metric, "actions", actions, what="guardrail actions"))
     if not acts or any(a not in ("pass", "block", "redact", "flag") for a in acts):
         raise ParameterError(f"{metric}: actions must be among pass, block, redact, flag; got {acts!r}")
@@ -344,7 +340,7 @@ def tool_call_success_rate(db, *, by=("feature",), period="day", start=None, end
     [('support', 'lookup', 1.0, 1), ('support', 'search', 0.5, 2)]
     """
     fn = "tool_call_success_rate"
-    _check_confidence(fn, confidence)
+    check_fraction(fn, "confidence", confidence)
     calls = db.calls
     tools = calls.filter(calls.operation == "execute_tool")
     roots = agent_tasks(db)
@@ -391,7 +387,7 @@ def agent_steps_per_task(db, *, by=("feature",), period="day", start=None, end=N
     """
 
     fn = "agent_steps_per_task"
-    _check_confidence(fn, confidence)
+    check_fraction(fn, "confidence", confidence)
     t = scope(_tasks(db, ESCALATION_TOOL), start=start, end=end, where=where)
     keys = check_by(t, by, fn=fn)
     t = with_period(t.mutate(_s=t._steps.cast("float64")), period, start=start)
@@ -433,7 +429,7 @@ def escalation_rate(db, *, by=("feature",), period="day", start=None, end=None, 
     [('support', 0.5, 2)]
     """
     fn = "escalation_rate"
-    _check_confidence(fn, confidence)
+    check_fraction(fn, "confidence", confidence)
     if not isinstance(tool, str) or not tool:
         raise ParameterError(f"{fn}: tool must be a tool name, got {tool!r}")
     t = scope(_tasks(db, tool), start=start, end=end, where=where)

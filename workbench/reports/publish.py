@@ -1178,7 +1178,6 @@ def run_all(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "re
     ...
     workbench.errors.MissingFileError: run_report: no database at .../none.duckdb
     """
-    from workbench.errors import WorkbenchError
     from workbench.eval.run import progress_bar
 
     todo = [report_name(n) for n in (available() if names is None else names)]
@@ -1190,10 +1189,8 @@ def run_all(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "re
             try:
                 published.append(run_report(name, db=db, period=period, out=out, force=force,
                                             cell_timeout=cell_timeout, config=config))
-            except ReportError as exc:  # a failing notebook: the next report still runs
-                failed.append(f"{name}: {' '.join(str(exc).split())}")
-            except WorkbenchError:  # the database, the period or the config: the same for every report
-                raise
+            except ReportError as exc:  # a failing notebook: the next report still runs (any other error -- the
+                failed.append(f"{name}: {' '.join(str(exc).split())}")  # database, period, config -- stops them all)
             bar.update(1)
     if failed:
         err = ReportError(f"{len(failed)} of {len(todo)} reports failed (the others are published): "
