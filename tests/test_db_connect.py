@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import subprocess
 import sys
 import time
@@ -431,3 +432,16 @@ def test_a_path_that_is_no_path_is_an_error_naming_it_and_creates_no_file(tmp_pa
     with pytest.raises(TypeError, match=r"connect: path must be a str or path"):
         wb.connect(path)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"read_only": "x"}, "connect: read_only must be True or False, got 'x'"),
+    ({"read_only": 1}, "connect: read_only must be True or False, got 1"),
+    ({"create": "no"}, "connect: create must be True or False, got 'no'"),
+    ({"config": 5}, "config must be the path of a workbench.toml, a Config or Settings, got int"),
+])
+def test_connect_names_a_switch_or_config_of_the_wrong_type(tmp_path, kwargs, message):
+    # read_only="no" would have opened for writing; config=5 failed only later, at the first db.settings
+    with pytest.raises(wb.errors.ParameterTypeError, match=re.escape(message)):
+        wb.connect(tmp_path / "w.duckdb", **kwargs)
+    assert not (tmp_path / "w.duckdb").exists()

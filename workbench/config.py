@@ -111,6 +111,28 @@ class Config:
         return float(v)
 
 
+def check_config_source(path: Any) -> None:
+    """Refuse a ``config`` argument that can name no settings: anything but None, a path, a :class:`Config` or
+    :class:`Settings` (a :class:`ParameterTypeError`), or an empty path (a :class:`ParameterError`: named, but nothing,
+    so not the default file). :func:`load_config` and ``workbench.connect`` check with it, the latter before it opens
+    the database rather than at the first ``db.settings``.
+
+    >>> check_config_source("workbench.toml")
+    >>> check_config_source(5)
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterTypeError: config must be the path of a workbench.toml, a Config or Settings, got int
+    """
+    if path is None or isinstance(path, (Config, Settings)):
+        return
+    if not isinstance(path, (str, os.PathLike)):  # (a bool is neither)
+        raise ParameterTypeError(f"config must be the path of a workbench.toml, a Config or Settings, "
+                                 f"got {type(path).__name__}")
+    if not os.fspath(path).strip():
+        raise ParameterError(f"config must be the path of a workbench.toml, a Config or Settings, got {path!r}; None "
+                             f"reads the default ($WORKBENCH_CONFIG, else ./{CONFIG_FILE})")
+
+
 def load_config(path: "str | os.PathLike | Config | Settings | None" = None) -> Config:
     """Read ``workbench.toml``: ``path``, else ``$WORKBENCH_CONFIG``, else ``./workbench.toml``; empty when none exists.
 
@@ -141,12 +163,7 @@ def load_config(path: "str | os.PathLike | Config | Settings | None" = None) -> 
         return path
     if isinstance(path, Settings):
         return path.config
-    if path is not None and not isinstance(path, (str, os.PathLike)):  # (a bool is neither)
-        raise ParameterTypeError(f"config must be the path of a workbench.toml, a Config or Settings, "
-                                 f"got {type(path).__name__}")
-    if path is not None and not os.fspath(path).strip():  # named, but nothing: not the default file
-        raise ParameterError(f"config must be the path of a workbench.toml, a Config or Settings, got {path!r}; None "
-                             f"reads the default ($WORKBENCH_CONFIG, else ./{CONFIG_FILE})")
+    check_config_source(path)
     explicit = path or os.environ.get("WORKBENCH_CONFIG")
     p = Path(explicit or CONFIG_FILE)
     try:

@@ -14,7 +14,8 @@
 
 from __future__ import annotations
 
-from workbench.errors import DatabaseError, SchemaVersionError, MissingFileError, NotFoundError, ParameterError, ParameterTypeError
+from workbench.errors import (DatabaseError, SchemaVersionError, MissingFileError, NotFoundError, ParameterError,
+                             ParameterTypeError, check_bool)
 
 import datetime as _dt
 import math
@@ -26,7 +27,7 @@ from pathlib import Path
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from workbench.config import Settings, load_settings
+from workbench.config import Settings, check_config_source, load_settings
 from workbench.schema import SCHEMA_VERSION, TABLES, utc_now
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -610,6 +611,9 @@ def connect(path: str | os.PathLike | None = None, *, read_only: bool = False, c
     ...
     workbench.errors.ParameterError: connect: path must be the path of a DuckDB file or ':memory:', got ''; None opens the default ...
     """
+    read_only = check_bool("connect", "read_only", read_only)  # read_only="no" would open for writing
+    create = check_bool("connect", "create", create)
+    check_config_source(config)  # here, not at the first ``db.settings``
     if backend is not None:
         return Workbench(backend, path=None, config=config)
     if path is not None and not isinstance(path, (str, os.PathLike)):  # (a bool is neither)
