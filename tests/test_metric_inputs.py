@@ -71,6 +71,14 @@ def test_a_where_value_that_cannot_be_one_is_a_parameter_error(two_days, where, 
         compute("error_rate", two_days, where=where)
 
 
+@pytest.mark.parametrize("name", [["error_rate"], 5, None])
+def test_compute_names_a_metric_name_that_is_no_string(two_days, name):
+    from workbench.errors import ParameterTypeError
+
+    with pytest.raises(ParameterTypeError, match="compute: name must be a metric name"):
+        compute(name, two_days)
+
+
 def test_by_naming_a_column_twice_is_a_parameter_error(two_days):
     with pytest.raises(ParameterError, match="error_rate: by names 'feature' more than once"):  # was IbisInputError
         compute("error_rate", two_days, by=("feature", "feature"))

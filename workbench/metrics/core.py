@@ -46,7 +46,7 @@ Examples
 
 from __future__ import annotations
 
-from workbench.errors import NotFoundError, ParameterError, UnknownNameError, check_fraction, check_names
+from workbench.errors import NotFoundError, ParameterError, UnknownNameError, check_fraction, check_name, check_names
 
 import functools
 
@@ -1585,6 +1585,7 @@ def compute(name: str, db: Any, **kwargs: Any) -> "pl.DataFrame":
     ...
     workbench.errors.UnknownNameError: ...
     """
+    check_name("compute", "name", name, what="a metric name")  # a list or None is no name (not "unhashable type")
     s = _suite()
     if name not in s:
         raise UnknownNameError("metric", name, s)
