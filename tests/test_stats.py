@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workbench import stats
+from workbench.errors import ParameterError
 from workbench.stats import ArmStats
 
 GOLDENS = json.loads((Path(__file__).resolve().parent / "goldens" / "published.json").read_text())
@@ -279,6 +280,20 @@ def test_wilson_bounds_are_exact_at_the_edges_and_contain_the_share():
     lo, hi = stats.wilson_interval(k, m)
     assert ((lo <= k / m) & (k / m <= hi)).all()
     assert lo.min() >= 0.0 and hi.max() <= 1.0
+
+
+@pytest.mark.parametrize("k, n, what", [(-1, 5, "k"), (6, 5, "k"), (3, -5, "n"), ([1, -2], [4, 4], "k"),
+                                        (1.0, float("inf"), "n")])
+def test_wilson_refuses_counts_that_are_no_counts(k, n, what):
+    # a negative count, more successes than trials or an infinite count is a mistake upstream: named, not NaN
+    with pytest.raises(ParameterError, match=f"wilson_interval: {what} must be"):
+        stats.wilson_interval(k, n)
+
+
+def test_wilson_keeps_nan_for_a_missing_count():
+    # a group without a count (null in the frame, NaN here) has no interval; it is no error
+    lo, hi = stats.wilson_interval([np.nan, 2], [np.nan, 4])
+    assert np.isnan(lo[0]) and np.isnan(hi[0]) and 0 < lo[1] < 0.5 < hi[1] < 1
 
 
 def _old_binned_shares(ref, cur, kind):

@@ -72,6 +72,16 @@ def wilson_interval(k, n, *, confidence: float = 0.95) -> tuple[np.ndarray, np.n
     k = np.asarray(k, dtype=float)
     n = np.asarray(n, dtype=float)
     z = z_value(confidence)
+    # NaN is a group without a count (a null in the frame): no interval. Anything else must be a count: a negative one,
+    # more successes than trials or an infinite one is a mistake upstream, not a NaN to pass on.
+    with np.errstate(invalid="ignore"):
+        bad_n = np.isinf(n) | (n < 0)
+        bad_k = np.isinf(k) | (k < 0) | (k > n)
+    if bad_n.any():
+        raise ParameterError(f"wilson_interval: n must be counts >= 0, got {_first_bad(n, bad_n)}")
+    if bad_k.any():
+        raise ParameterError(f"wilson_interval: k must be counts between 0 and n, got {_first_bad(k, bad_k)} "
+                             f"against n = {_first_bad(n, bad_k)}")
     with np.errstate(divide="ignore", invalid="ignore"):
         p = k / n
         denom = 1 + z * z / n
@@ -84,6 +94,12 @@ def wilson_interval(k, n, *, confidence: float = 0.95) -> tuple[np.ndarray, np.n
         lo = np.where(n > 0, lo, np.nan)
         hi = np.where(n > 0, hi, np.nan)
     return lo, hi
+
+
+def _first_bad(values: np.ndarray, bad: np.ndarray) -> str:
+    """The first value of ``values`` where ``bad`` (broadcast together) holds, as text for an error message."""
+    v, b = np.broadcast_arrays(values, bad)
+    return f"{float(v[b][0]):g}"
 
 
 # --------------------------------------------------------------------------------------------------------------------
