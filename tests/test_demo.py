@@ -11,6 +11,7 @@ import importlib.util
 import pytest
 
 from workbench import demo
+from workbench.errors import ParameterTypeError
 from workbench.schema import TABLES
 
 SCALE = 0.2
@@ -78,6 +79,9 @@ def test_bad_arguments_are_named():
         demo.build_demo("unused.duckdb", scale=0)
     with pytest.raises(TypeError, match="build_demo: seed"):
         demo.build_demo("unused.duckdb", seed="7")
+    # a path that is no path: a ParameterTypeError naming it, not a TypeError from pathlib
+    with pytest.raises(ParameterTypeError, match="build_demo: path must be a str or path"):
+        demo.build_demo(5)
 
 
 @pytest.mark.parametrize("scale", [float("inf"), 1e309, float("nan")])

@@ -110,6 +110,9 @@ def build_demo(path: str | os.PathLike = DEMO_DB, *, scale: float = 1.0, seed: i
     """
     from workbench.db import connect
 
+    if not isinstance(path, (str, os.PathLike)):  # (a bool is neither)
+        raise ParameterTypeError(f"build_demo: path must be a str or path of the DuckDB file to build, "
+                                 f"got {type(path).__name__}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ParameterTypeError(f"build_demo: seed must be an int, got {type(seed).__name__}")
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf:
