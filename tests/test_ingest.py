@@ -513,6 +513,31 @@ def test_integer_float_and_boolean_constants(db, tmp_path):
     assert ingest(db, src, mapping=m, progress=False).reasons == {"non-numeric value: repeat": 2}
 
 
+def test_an_optional_field_may_be_absent_from_a_csv_or_parquet_header_as_from_every_jsonl_record(db, tmp_path):
+    # one mapping for a tool's exports: an export without the optional column loads, with the column null (or its
+    # default), whatever the file's format; a required field absent from the header is still an error naming it
+    import polars as pl
+
+    m = tmp_path / "calls.toml"
+    m.write_text('table = "calls"\n[columns]\ncall_id = "id"\nts = "t"\nstatus = { value = "ok" }\n'
+                 'model = { field = "model", optional = true }\n'
+                 'attempt = { field = "try", default = 2, optional = true }\n')
+    (tmp_path / "a.jsonl").write_text('{"id": "j1", "t": "2026-01-01T00:00:00Z"}\n')
+    (tmp_path / "a.csv").write_text("id,t\nc1,2026-01-01T00:00:00Z\n")
+    pl.DataFrame({"id": ["p1"], "t": ["2026-01-01T00:00:00Z"]}).write_parquet(tmp_path / "a.parquet")
+    for name in ("a.jsonl", "a.csv", "a.parquet"):
+        s = ingest(db, tmp_path / name, mapping=m, progress=False)
+        assert (s.inserted, s.quarantined) == (1, 0), name
+    got = rows(db, "select call_id, model, attempt from calls order by call_id")
+    assert [(r["call_id"], r["model"], r["attempt"]) for r in got] == [
+        ("c1", None, 2), ("j1", None, 2), ("p1", None, 2)]
+    m.write_text(m.read_text().replace('model = { field = "model", optional = true }', 'model = "model"'))
+    with pytest.raises(IngestError, match=r"\[columns\] model: no field 'model' in the CSV"):
+        ingest(db, tmp_path / "a.csv", mapping=m, progress=False)
+    with pytest.raises(IngestError, match=r"\[columns\] model: no field 'model' in the Parquet"):
+        ingest(db, tmp_path / "a.parquet", mapping=m, progress=False)
+
+
 def test_events_jsonl_iso_timestamps_with_zones(db):
     s = ingest(db, MAPS / "events.jsonl", mapping=MAPS / "events_jsonl.toml", progress=False)
     assert (s.inserted, s.quarantined) == (3, 1)

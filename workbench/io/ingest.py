@@ -204,7 +204,8 @@ A TOML file, read by :func:`load_mapping`::
     status = { value = "ok" }                            # a constant
     call_id = { hash = ["TIMESTAMP", "ContextTokens"] }  # stable hash of these source fields
     feature = { field = "app", default = "unknown" }     # default when the field is null, empty or missing
-    error_type = { field = "err", optional = true }      # JSONL: the field may be absent from a whole file
+    error_type = { field = "err", optional = true }      # the field may be absent from a whole file (every JSONL
+                                                         #   record, the CSV or Parquet header): the column is null
 
 Unmapped columns are null, with three derivations: an unmapped key column of a table with ``hashed_key`` (calls,
 feedback, events, guardrail_events) is a stable hash of all mapped source fields; ``calls.latency_ms`` is
@@ -216,7 +217,8 @@ within the file: two identical rows in one file are both kept, and loading the s
 duplicates. Changing the mapping of a table with hashed keys changes the hashes: load a file with one mapping.
 
 A JSONL mapping field (or hash field) that no record of the file has is an IngestError naming the mapping key (a
-typo would silently null the column; CSV and Parquet check their header), unless it is marked ``optional = true``.
+typo would silently null the column), and so is a CSV or Parquet field absent from the file's header, unless it is
+marked ``optional = true``: then a file without it loads with the column null (or its ``default``).
 A field present as JSON null is present.
 
 Values are checked in SQL; the first problem of a row is its quarantine reason: invalid JSON, duplicate JSON key (a
@@ -369,7 +371,7 @@ class ColumnSpec:
     unit: str | None = None
     format: str | None = None
     default: Any = None
-    optional: bool = False  # JSONL: the field may be absent from every record of a file (else that is an error)
+    optional: bool = False  # the field may be absent from a whole file (every JSONL record, the CSV or Parquet header)
 
 
 @dataclass(frozen=True)
@@ -2207,7 +2209,7 @@ def _csv_source(con, plan: _Plan) -> tuple[_Source, int]:
                        hash_column=hcol), None
     for c, s in m.columns.items():
         for fld in ([s.field] if s.field else []) + list(s.hash or ()):
-            if fld not in names:
+            if fld not in names and not (s.optional and fld == s.field):  # an optional field: the column is null
                 raise IngestError(f"{plan.path}: mapping {m.source} [columns] {c}: no field {fld!r} in the CSV; "
                                   f"fields: {', '.join(names)}{_delimiter_hint(names, fld, o)}")
             at = [str(i + 1) for i in repeated.get(fld, ())]
@@ -2216,7 +2218,8 @@ def _csv_source(con, plan: _Plan) -> tuple[_Source, int]:
                                   f"{len(at)} times (columns {', '.join(at[:-1])} and {at[-1]}); rename all but one")
     columns = "{" + ", ".join(f"{_lit(n)}: 'VARCHAR'" for n in names) + "}"
     rel = f"read_csv({_path_lit(plan.path)}, {', '.join(opts)}, columns={columns}, auto_detect=false)"
-    sel = [f"{_ident(s.field)} AS {_ident('s:' + c)}" for c, s in m.columns.items() if s.field is not None and not s.hash]
+    sel = [f"{_ident(s.field) if s.field in names else 'NULL::VARCHAR'} AS {_ident('s:' + c)}"
+           for c, s in m.columns.items() if s.field is not None and not s.hash]
     sel += [f"{_ident(f)} AS {_ident(f'h:{i}')}" for i, f in enumerate(hfields)]
     raw = "json_object(" + ", ".join(f"{_lit(n)}, {_ident(n)}" for n in names) + ")::VARCHAR"
     cols = f"{raw} AS raw, NULL::VARCHAR AS _err {''.join(', ' + s for s in sel)}"
@@ -2320,6 +2323,8 @@ def _parquet_source(con, plan: _Plan) -> _Source:
             expr, typ = _ident(fld), types[fld]
         else:
             parts = fld.split(".")
+            if (parts[0] not in types or len(parts) < 2) and m.columns[c].optional:
+                return "NULL::VARCHAR"  # an optional field the file does not have: the column is null
             if parts[0] not in types or len(parts) < 2:
                 raise IngestError(f"{plan.path}: mapping {m.source} [columns] {c}: no field {fld!r} in the Parquet "
                                   f"file; fields: {', '.join(names)}")
