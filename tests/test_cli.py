@@ -177,6 +177,31 @@ def test_metrics_out_is_replaced_whole_or_not_at_all(small_demo, tmp_path, monke
     assert sorted(p.name for p in tmp_path.iterdir()) == ["all.csv", "all.json", "all.parquet", "p95.csv"]
 
 
+def test_metrics_out_to_a_pipe_or_device_writes_into_it_and_never_replaces_it(small_demo, tmp_path, capsys):
+    # `--out /dev/stdout`, a named pipe, /dev/full: the rename that replaces a regular file whole replaced the device
+    # or pipe by a regular file (/dev/full became one), and "wrote N rows" was said of a write that went nowhere
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "rows.fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    assert cli.main(["metrics", "error_rate", "--db", str(small_demo), "--period", "all", "--format", "csv",
+                     "--out", str(fifo)]) == 0
+    reader.join(10)
+    assert got and got[0].startswith(b"feature,period_start,metric,value,n,lo,hi,partial") and b"agent," in got[0]
+    assert stat.S_ISFIFO(fifo.lstat().st_mode) and sorted(p.name for p in tmp_path.iterdir()) == ["rows.fifo"]
+    if os.path.exists("/dev/full") and stat.S_ISCHR(os.stat("/dev/full").st_mode):
+        capsys.readouterr()
+        assert cli.main(["metrics", "error_rate", "--db", str(small_demo), "--period", "all", "--format", "csv",
+                         "--out", "/dev/full"]) == 2
+        assert "--out /dev/full: cannot write it: No space left on device" in capsys.readouterr().err
+        assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
 def test_hallucination_score_names_a_utf16_input_and_how_to_convert_it(tmp_path, capsys):
     src = tmp_path / "answers.jsonl"
     src.write_bytes((json.dumps({"id": "q1", "contexts": ["a"], "answer": "a"}) + "\n").encode("utf-16"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,11 +50,16 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 
 
 @contextlib.contextmanager
-def written_atomically(path: str | os.PathLike, *, encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
+def written_atomically(path: str | os.PathLike, *, encoding: str | None = "utf-8",
+                       into_special: bool = False) -> Iterator[IO[Any]]:
     """A file opened for writing that replaces ``path`` in one rename when the block ends without an error: text in
     ``encoding``, or bytes with ``encoding=None``.
 
     On an error (or ``KeyboardInterrupt``) the temporary file is removed and ``path`` keeps what it held before.
+    With ``into_special`` (a path the user named: ``--out``), a ``path`` that is a pipe or a device (``/dev/stdout``, a
+    named pipe), itself or through a link, is written into as it is: there is nothing to replace, and a rename would put
+    a regular file in its place. Without it (a path the workbench derives, in a folder others may write to) a link
+    found there is replaced, never followed.
 
     >>> import pathlib, tempfile
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "scores.jsonl"
@@ -72,6 +78,14 @@ def written_atomically(path: str | os.PathLike, *, encoding: str | None = "utf-8
         raise MissingFileError(f"{dest}: no folder {dest.parent} to write it in")
     if dest.is_dir():
         raise ParameterError(f"{dest}: is a folder; name a file to write")
+    try:
+        special = into_special and not stat.S_ISREG(dest.stat().st_mode)  # (through links: /dev/stdout is one)
+    except OSError:
+        special = False  # no such file yet (or a dangling link): a new one, as below
+    if special:  # a pipe or a device (`--out /dev/stdout`): written into; a rename would replace it by a regular file
+        with open(dest, "wb") if encoding is None else open(dest, "w", encoding=encoding) as fh:
+            yield fh
+        return
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     try:
         with (os.fdopen(fd, "wb") if encoding is None else os.fdopen(fd, "w", encoding=encoding)) as fh:

@@ -279,7 +279,7 @@ def _print_frame(df, fmt: str, out: str | None) -> None:
 
         # replaced in one rename: a run stopped halfway (a scheduled one killed, a full disk) leaves the previous file
         try:
-            with written_atomically(out, encoding=None) as fh:
+            with written_atomically(out, encoding=None, into_special=True) as fh:
                 {"csv": df.write_csv, "json": df.write_json, "parquet": df.write_parquet, "table": df.write_csv}[fmt](fh)
         except WorkbenchError:
             raise  # already names the file (no folder to write it in, a folder given)

@@ -2040,7 +2040,7 @@ def score_jsonl(
     bar = _progress(range(len(rows)), progress, total=len(rows))
     ticks = iter(bar)
     # replaced in one rename at the end: an interrupted run leaves the previous scores, never a part that looks whole
-    with written_atomically(out_path) as out:
+    with written_atomically(out_path, into_special=True) as out:
         for at in range(0, len(rows), _SCORE_CHUNK):
             chunk = rows[at:at + _SCORE_CHUNK]
             for row, d in zip(chunk, detect_each(det, chunk, threshold=threshold)):
