@@ -162,6 +162,20 @@ def test_cli_report_exit_codes(site, capsys):
     assert err.count("\n") == 1 and "cell 2 failed" in err and "Traceback" not in err
 
 
+def test_a_reports_folder_that_is_a_file_is_one_line_naming_it(site, capsys):
+    # `--out report.html` (a file where the folder goes) was a NotADirectoryError traceback from mkdir
+    from workbench.cli import main
+
+    tmp, dbp = site
+    (tmp / "afile").write_text("kept\n")
+    for out in (tmp / "afile", tmp / "afile" / "sub"):
+        assert main(["report", "tiny", "--db", str(dbp), "--out", str(out), "--period", PERIOD]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{out}: cannot make the reports folder" in err, err
+        assert "Traceback" not in err
+    assert (tmp / "afile").read_text() == "kept\n"
+
+
 def test_links_placed_in_the_reports_folder_are_never_written_through(site):
     tmp, dbp = site
     out, outside = tmp / "reports", tmp / "outside"

@@ -1075,7 +1075,10 @@ def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | 
     # path, whatever the kernel's folder; params.json names it (null only when there is none).
     found = load_config(config).path
     parent = Path(out) / name
-    parent.mkdir(parents=True, exist_ok=True)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file where a folder goes (`--out report.html`), no permission: one line, before a kernel
+        raise ReportError(f"{out}: cannot make the reports folder {parent}: {exc.strerror or exc}") from None
     target = parent / label
     for p in (parent, target):  # a link would have the report written, swapped or archived wherever it points
         if p.is_symlink():
