@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import importlib
+import subprocess
+import sys
 import types
 from pathlib import Path
 
@@ -202,3 +204,19 @@ def test_every_pinned_metric_is_still_registered():
     assert not missing, f"metrics dropped from the suite: {missing}"
     for name in METRICS:
         assert callable(getattr(wb, name))
+
+
+def test_a_star_import_gives_the_public_functions_and_shadows_no_builtin():
+    # `from workbench import *` in a notebook gave `os` and `annotations` only (no __all__: the lazy names are not in
+    # the module's globals); it must give the exported functions and the metrics, and never the submodules named
+    # like builtins or the standard library (eval, io)
+    code = ("import builtins, io\n"
+            "from workbench import *\n"
+            "assert connect.__name__ == 'connect' and compute.__name__ == 'compute'\n"
+            "assert error_rate.__name__ == 'error_rate' and latency_p95_ms.__name__ == 'latency_p95_ms'\n"
+            "assert eval is builtins.eval and io.__name__ == 'io'\n"
+            "import workbench as wb\n"
+            "assert 'os' not in dir(wb) and 'annotations' not in dir(wb)\n"
+            "print('ok')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]

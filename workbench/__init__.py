@@ -8,16 +8,19 @@
 0
 """
 
-from __future__ import annotations
-
-import os
+import os as _os
 
 # ragas sends usage telemetry unless told not to; the workbench never talks to the network on its own.
-os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
+_os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
 
 from workbench._version import __version__ as __version__  # noqa: E402
 
+
 def __getattr__(name: str):
+    if name == "__all__":  # ``from workbench import *``: the exported functions and classes and the metrics
+        from workbench._exports import star_names
+
+        return star_names()
     from workbench._exports import resolve
 
     return resolve(name)

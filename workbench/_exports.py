@@ -86,3 +86,15 @@ def names() -> list[str]:
     from workbench.metrics.core import suite
 
     return sorted({*EXPORTS, *SUBMODULES, *suite()})
+
+
+def star_names() -> list[str]:
+    """What ``from workbench import *`` binds: the exported functions and classes and every metric, not the
+    submodules (``eval`` and ``io`` would hide the builtin and the standard library's module).
+
+    >>> "connect" in star_names() and "error_rate" in star_names() and "eval" not in star_names()
+    True
+    """
+    from workbench.metrics.core import suite
+
+    return sorted({*EXPORTS, *suite()})
