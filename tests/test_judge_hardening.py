@@ -192,3 +192,57 @@ def test_a_malformed_usage_leaves_the_token_counts_unknown(db, fake, usage):
     s = judge.evaluate(db, config=cfg_for(fake, max_retries=0), progress=False)
     assert s["scored"] == 1 and explanation(db)[0] == "supported" and cached(db) == 1
     assert s["input_tokens"] == 0  # not a whole number of tokens: unknown, not counted
+
+
+def _choice(message: dict, finish_reason: str) -> bytes:
+    return json.dumps({"object": "chat.completion", "choices": [
+        {"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish_reason}],
+        "usage": {"prompt_tokens": 40, "completion_tokens": 5}}).encode()
+
+
+@pytest.mark.parametrize("raw, why", [
+    (_choice({"content": None, "refusal": "I can't help with that."}, "stop"),
+     "no verdict in the reply: the judge refused: \"I can't help with that.\" (finish_reason stop)"),
+    (_choice({"content": None, "tool_calls": [{"id": "t1", "type": "function",
+                                               "function": {"name": "search", "arguments": "{}"}}]}, "tool_calls"),
+     "no verdict in the reply: a tool call instead of text (finish_reason tool_calls)"),
+    (_choice({"content": None}, "content_filter"),
+     "no verdict in the reply: the reply was filtered (finish_reason content_filter)"),
+    (_choice({"content": '{"claims": [{"claim": "Refunds are acc'}, "length"),
+     "no verdict in the reply: the reply was cut at max_tokens = 1024 (finish_reason length); "
+     "raise [judge] max_tokens"),
+    (_choice({"content": None}, "stop"), "no verdict in the reply: no text (finish_reason stop)"),
+    (_choice({"content": "  "}, "stop"), "no verdict in the reply: no text (finish_reason stop)"),
+])
+def test_a_reply_without_a_verdict_says_why_and_is_asked_again_next_run(db, fake, raw, why):
+    # content null (a refusal, a tool call, a filtered or cut reply) was written unscorable as "empty reply" with no
+    # error: the row counted as scored, so it was never asked again and the user could not see why
+    fake.raw_replies = [raw]
+    s = judge.evaluate(db, config=cfg_for(fake, max_retries=2), progress=False)
+    assert fake.count == 1  # the same question gets the same answer: not asked again within the run
+    assert (s["scored"], s["unscorable"], s["failed"], s["input_tokens"]) == (0, 1, 1, 40)  # its tokens were spent
+    assert explanation(db) == ("unscorable", why)
+    details = json.loads(db.duckdb.execute("select cast(details as varchar) from evals").fetchone()[0])
+    assert details["error"] == why and cached(db) == 0
+    s = judge.evaluate(db, config=cfg_for(fake, max_retries=2), progress=False)  # the next run asks again
+    assert fake.count == 2 and (s["scored"], s["failed"]) == (1, 0) and explanation(db)[0] == "supported"
+    assert cached(db) == 1
+
+
+def test_judge_says_why_a_reply_holds_no_verdict(fake):
+    fake.raw_replies = [_choice({"content": None, "refusal": "No."}, "stop")]
+    v = judge.judge("Refunds are accepted within 30 days.", ["Refunds are accepted within 30 days."],
+                    config=cfg_for(fake))
+    assert (v.label, v.reason) == ("unscorable", 'no verdict in the reply: the judge refused: "No." (finish_reason stop)')
+
+
+def test_a_cached_reply_without_a_verdict_is_asked_again(db, fake):
+    # a blank reply cached by an older version: read from the cache it would stay unscorable for good
+    cfg = cfg_for(fake)
+    [row] = db.duckdb.execute("select question, contexts, answer from answers").fetchall()
+    body = judge.request_body(cfg, judge.judge_messages(cfg, row[2], row[1], row[0]))
+    blank = _choice({"content": ""}, "stop").decode()
+    db.duckdb.execute("insert into judge_cache (request_hash, model, request, response) values (?, ?, ?, ?)",
+                      [judge.request_hash(cfg, body), cfg.model, json.dumps(body), blank])
+    s = judge.evaluate(db, config=cfg, progress=False)
+    assert fake.count == 1 and (s["cached"], s["scored"]) == (0, 1)

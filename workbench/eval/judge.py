@@ -17,9 +17,11 @@
   (``[judge]`` prices, else genai-prices when it knows the model, else "unknown cost") and sends nothing.
 * **Repeat-k** runs (``repeat=k``; seed ``seed + r``, use ``temperature > 0`` for sampling variation) stored as
   ``repeat`` = 0..k-1, for :func:`workbench.hallucination.judge_variance`.
-* **Unscorable is counted**: a reply that is not the JSON asked for, no claim extracted, or a request that failed after
-  all retries gives an ``unscorable`` row with the reason, never a dropped answer. A failed request is asked again by
-  the next run; a reply that did not parse is cached and stays unscorable.
+* **Unscorable is counted**: a reply that is not the JSON asked for, no claim extracted, a reply with no verdict (a
+  refusal, a tool call, a filtered reply, one cut at ``max_tokens``), or a request that failed after all retries gives
+  an ``unscorable`` row with the reason, never a dropped answer. A failed request and a reply with no verdict are not
+  cached and are asked again by the next run (the reason is in ``details.error``); a reply that did not parse is
+  cached and stays unscorable.
 * Works inside a running event loop (Jupyter, papermill): the ``a*`` coroutines for async code, and sync wrappers that
   run the coroutine in a worker thread when a loop is already running.
 
@@ -84,6 +86,7 @@ __all__ = [
     "judge_messages",
     "build_messages",
     "parse_verdict",
+    "reply_verdict",
     "ajudge",
     "judge",
     "aevaluate",
@@ -454,6 +457,58 @@ class Reply:
         return count(u.get("prompt_tokens")), count(u.get("completion_tokens"))
 
 
+def reply_verdict(cfg: JudgeConfig, reply: Reply) -> tuple[Verdict, str | None]:
+    """The verdict of a reply and, when it holds none for a reason worth asking again, that reason (the error).
+
+    A failed request, or a completion with no text (a refusal, a tool call, a filtered reply) or with text cut at
+    ``max_tokens`` that does not parse, is an error: unscorable, never cached, asked again by the next run. A reply
+    with text that is not the verdict asked for is unscorable for good (asking again gets the same reply).
+
+    Examples
+    --------
+    >>> cfg = JudgeConfig(base_url="http://localhost:11434/v1", model="m")
+    >>> refused = {"choices": [{"message": {"content": None, "refusal": "I can't help."}, "finish_reason": "stop"}]}
+    >>> print(reply_verdict(cfg, Reply(refused, None, 1))[1])
+    no verdict in the reply: the judge refused: "I can't help." (finish_reason stop)
+    >>> cut = {"choices": [{"message": {"content": '{"claims": [{"cl'}, "finish_reason": "length"}]}
+    >>> reply_verdict(cfg, Reply(cut, None, 1))[1]
+    'no verdict in the reply: the reply was cut at max_tokens = 1024 (finish_reason length); raise [judge] max_tokens'
+    >>> v, error = reply_verdict(cfg, Reply({"choices": [{"message": {"content": "Fine."}}]}, None, 1))
+    >>> v.reason, error  # text that is no verdict: unscorable, and asking again would not help
+    ("reply is not JSON: 'Fine.'", None)
+    """
+    if reply.error:
+        return Verdict(None, "unscorable", reason=reply.error), reply.error
+    verdict = parse_verdict(reply.content)
+    if not verdict.unscorable:
+        return verdict, None
+    try:
+        choice = reply.body["choices"][0]  # type: ignore[index]
+        message = choice.get("message") or {}
+        finish = choice.get("finish_reason")
+    except (TypeError, KeyError, IndexError, AttributeError):
+        choice, message, finish = {}, {}, None
+    if not isinstance(message, dict):
+        message = {}
+    refusal = message.get("refusal")
+    if isinstance(refusal, str) and refusal.strip():
+        why = f"the judge refused: {json.dumps(refusal.strip()[:200], ensure_ascii=False)}"
+    elif message.get("tool_calls") or message.get("function_call"):
+        why = "a tool call instead of text"
+    elif finish == "content_filter":
+        why = "the reply was filtered"
+    elif finish == "length":
+        why = f"the reply was cut at max_tokens = {cfg.max_tokens}"
+    elif not (reply.content or "").strip():
+        why = "no text"
+    else:
+        return verdict, None
+    why = f"no verdict in the reply: {why}" + (f" (finish_reason {finish})" if isinstance(finish, str) else "")
+    if finish == "length":
+        why += "; raise [judge] max_tokens"
+    return Verdict(None, "unscorable", reason=why), why
+
+
 def _client(cfg: JudgeConfig) -> "httpx.AsyncClient":
     import httpx
 
@@ -615,10 +670,7 @@ async def ajudge(answer: str, contexts: Sequence[str], question: str | None = No
     """
     cfg = judge_config(config)
     body = request_body(cfg, judge_messages(cfg, answer, contexts, question), repeat)
-    reply = (await acomplete_many(cfg, [body]))[0]
-    if reply.error:
-        return Verdict(None, "unscorable", reason=reply.error)
-    return parse_verdict(reply.content)
+    return reply_verdict(cfg, (await acomplete_many(cfg, [body]))[0])[0]
 
 
 def judge(answer: str, contexts: Sequence[str], question: str | None = None, *, config: Any = None,
@@ -691,7 +743,8 @@ def judge_prices(cfg: JudgeConfig) -> tuple[float | None, float | None, str]:
 # ------------------------------------------------------------------------------------------------
 
 
-def _cache_lookup(db: "Workbench", hashes: list[str]) -> dict[str, dict]:
+def _cache_lookup(db: "Workbench", cfg: JudgeConfig, hashes: list[str]) -> dict[str, Verdict]:
+    """The verdicts of the cached replies among ``hashes``; a cached reply that holds no verdict is asked again."""
     if not hashes:
         return {}
     rows = db.duckdb.execute(
@@ -700,7 +753,9 @@ def _cache_lookup(db: "Workbench", hashes: list[str]) -> dict[str, dict]:
     ).fetchall()
     # only chat completions count as hits (an error body cached by an older version is asked again)
     out = {h: json.loads(r) for h, r in rows}
-    return {h: b for h, b in out.items() if isinstance(b, dict) and b.get("choices") and not b.get("error")}
+    verdicts = {h: reply_verdict(cfg, Reply(b, None, 0)) for h, b in out.items()
+                if isinstance(b, dict) and b.get("choices") and not b.get("error")}
+    return {h: v for h, (v, error) in verdicts.items() if error is None}
 
 
 def _cache_store(db: "Workbench", entries: list[tuple[str, dict, Reply]], model: str) -> None:
@@ -730,7 +785,7 @@ def _verdict_row(call_id: str, v: Verdict, *, cfg: JudgeConfig, run_id: str, rep
     details: dict[str, Any] = {"claims": claims, "request_hash": h, "cached": cached, "attempts": attempts,
                                "model": cfg.model, "base_url": cfg.base_url, "temperature": cfg.temperature}
     if error:
-        details["error"] = error  # a transport failure: the next run asks again
+        details["error"] = error  # a failed request or a reply with no verdict: the next run asks again
     expl = v.reason if v.unscorable else claims_explanation(claims, len(claims))
     return {"call_id": call_id, "metric": "hallucination_score", "value": v.score, "label": v.label,
             "evaluator": cfg.evaluator, "evaluator_version": cfg.version, "run_id": run_id, "repeat": repeat,
@@ -800,7 +855,7 @@ async def aevaluate(
                 # context) is unscorable without spending a request.
                 empty = {i for i, x in enumerate(rows)
                          if not (x["answer"] or "").strip() or not any((c or "").strip() for c in x["contexts"] or [])}
-                hits = _cache_lookup(db, [hh for i, hh in enumerate(hashes) if i not in empty])
+                hits = _cache_lookup(db, cfg, [hh for i, hh in enumerate(hashes) if i not in empty])
                 stats["cached"] += len(hits)
                 misses = [i for i, hh in enumerate(hashes) if hh not in hits and i not in empty]
                 if dry_run:
@@ -814,9 +869,10 @@ async def aevaluate(
                                                on_done=lambda _r: bar.update(1)) if misses else []
                 stats["requests"] += sum(rep.attempts for rep in replies)
                 got = dict(zip(misses, replies))
-                # only a reply with text is kept: one without would be read from the cache, unscorable, for good
-                _cache_store(db, [(hashes[i], bodies[i], rep) for i, rep in got.items()
-                                  if rep.body is not None and rep.content is not None], cfg.model)
+                verdicts = {i: reply_verdict(cfg, rep) for i, rep in got.items()}
+                # only a reply with a verdict is kept: one without would be read from the cache, unscorable, for good
+                _cache_store(db, [(hashes[i], bodies[i], rep) for i, rep in got.items() if verdicts[i][1] is None],
+                             cfg.model)
                 ts, out = now(), []
                 for i, x in enumerate(rows):
                     if i in empty:
@@ -828,11 +884,10 @@ async def aevaluate(
                         tin, tout = rep.usage
                         stats["input_tokens"] += tin or 0
                         stats["output_tokens"] += tout or 0
-                        v = (Verdict(None, "unscorable", reason=rep.error) if rep.error
-                             else parse_verdict(rep.content))
-                        cached, attempts, error = False, rep.attempts, rep.error
+                        v, error = verdicts[i]
+                        cached, attempts = False, rep.attempts
                     else:
-                        v = parse_verdict(Reply(hits[hashes[i]], None, 0).content)
+                        v = hits[hashes[i]]
                         cached, attempts, error = True, 0, None
                         bar.update(1)
                     out.append(_verdict_row(x["call_id"], v, cfg=cfg, run_id=run_id, repeat=r, ts=ts, h=hashes[i],
@@ -883,7 +938,8 @@ def evaluate(db: Any, *, metric: str = "faithfulness", where: Any = None, config
     -------
     dict
         ``evaluator`` (``judge:<model>``), ``version``, ``run_id``, ``scored``, ``skipped`` (already scored),
-        ``unscorable`` (of which ``failed``: requests that failed after all retries), ``cached`` (answered from the
+        ``unscorable`` (of which ``failed``: requests that failed after all retries, and replies with no verdict --
+        a refusal, a tool call, a filtered or cut reply -- each asked again by the next run), ``cached`` (answered from the
         cache), ``requests`` (HTTP requests sent, retries included), reported ``input_tokens``/``output_tokens``,
         ``cost_usd`` (None when the price is unknown), ``seconds``. A dry run: ``to_score``, ``requests``,
         ``input_tokens_est``, ``output_tokens_est``, ``cost_usd_est``, ``price_source``.

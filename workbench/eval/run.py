@@ -90,8 +90,9 @@ def pending(db: "Workbench", *, where: Any, evaluator: str, version: str, metric
              require: Iterable[str] = (), retry_failed: bool = True) -> tuple["ir.Table", "ir.Table"]:
     """(selected answers, those not yet scored by evaluator+version+metric at this repeat index).
 
-    With ``retry_failed``, a row written after a transport failure (``details.error`` set) does not count as scored,
-    so the next run asks again; a reply that was received but did not parse stays unscorable.
+    With ``retry_failed``, a row written after a failure (``details.error`` set: a request that failed, or a judge reply
+    that held no verdict, such as a refusal) does not count as scored, so the next run asks again; a reply that was
+    received but did not parse stays unscorable.
 
     Examples
     --------
@@ -251,7 +252,7 @@ class EvalSummary(dict):
 
     Always present: ``evaluator``, ``version``, ``metric``, ``run_id`` (None on a dry run), ``dry_run``, ``scored``
     (rows written with a value), ``unscorable`` (rows written without one), ``skipped`` (already scored by this
-    version), ``failed`` (transport failures, retried next run), ``to_score``, ``cost_usd`` (None when unknown) and
+    version), ``failed`` (failed requests and replies with no verdict, asked again next run), ``to_score``, ``cost_usd`` (None when unknown) and
     ``seconds``. An evaluator may add its own keys (a judge's tokens and cache hits).
 
     Examples
