@@ -16,7 +16,9 @@ Failure injection, for retries and timeouts: ``fail_statuses`` (a list of HTTP s
 one each), ``sleep_s`` (delay every reply; a client timeout shorter than it times out), ``garbage`` (every reply is
 unparseable), ``trickle_s`` (send the reply one byte at a time, this many seconds apart: a slow-loris server),
 ``raw_replies`` (a list of raw HTTP 200 bodies served to the next requests, one each, e.g. an ``{"error": ...}`` body)
-and ``pad_bytes`` (pad every reply with this many bytes: an oversized reply). ``requests`` holds every request body received, in order, ``headers`` their HTTP headers, and
+and ``pad_bytes`` (pad every reply with this many bytes: an oversized reply). An item of ``raw_replies`` may also be
+``(status, headers, body)``, or ``(status, headers, body, "reset")`` to reset the connection after sending the body;
+a ``Content-Length`` in ``headers`` larger than the body closes the connection mid-body. ``requests`` holds every request body received, in order, ``headers`` their HTTP headers, and
 ``max_inflight`` the most requests served at the same time.
 
 >>> with FakeOpenAI() as fake:
@@ -35,6 +37,8 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -92,6 +96,8 @@ class FakeOpenAI:
                     fake.inflight += 1
                     fake.max_inflight = max(fake.max_inflight, fake.inflight)
                 try:
+                    if isinstance(raw_reply, tuple):
+                        return self._send_raw(*raw_reply)
                     if raw_reply is not None:
                         return self._send_bytes(200, raw_reply)
                     self._answer(body, status)
@@ -119,6 +125,20 @@ class FakeOpenAI:
                     "usage": {"prompt_tokens": prompt_chars // 4, "completion_tokens": len(content) // 4,
                               "total_tokens": prompt_chars // 4 + len(content) // 4},
                 })
+
+            def _send_raw(self, status: int, headers: dict, data: bytes, end: str = "") -> None:
+                self.send_response(status)
+                headers = {"Content-Type": "application/json", "Content-Length": str(len(data)), **headers}
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+                self.wfile.flush()
+                if end == "reset" or int(headers["Content-Length"]) > len(data):
+                    self.close_connection = True
+                    if end == "reset":  # RST, not FIN: SO_LINGER on with a zero timeout
+                        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
 
             def _send(self, status: int, payload: dict) -> None:
                 self._send_bytes(status, json.dumps(payload).encode())

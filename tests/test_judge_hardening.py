@@ -246,3 +246,55 @@ def test_a_cached_reply_without_a_verdict_is_asked_again(db, fake):
                       [judge.request_hash(cfg, body), cfg.model, json.dumps(body), blank])
     s = judge.evaluate(db, config=cfg, progress=False)
     assert fake.count == 1 and (s["cached"], s["scored"]) == (0, 1)
+
+
+@pytest.mark.parametrize("status", [408, 409, 425, 429, 500, 502, 503, 504])
+def test_a_transient_status_is_retried(db, fake, status):
+    # 408 (a proxy's request timeout), 409 (OpenAI: a concurrent request conflicted) and 425 (too early) were
+    # failures at once, like a 400
+    fake.fail_statuses = [status]
+    s = judge.evaluate(db, config=cfg_for(fake, max_retries=1), progress=False)
+    assert fake.count == 2 and (s["scored"], s["failed"], s["requests"]) == (1, 0, 2)
+
+
+def _http_date(seconds_from_now: float) -> str:
+    from email.utils import formatdate
+
+    return formatdate(time.time() + seconds_from_now, usegmt=True)
+
+
+@pytest.mark.parametrize("headers, least", [
+    ({"Retry-After": "1.5"}, 1.5),
+    ({"Retry-After": "2"}, 2.0),
+    ({"retry-after-ms": "1500"}, 1.5),  # OpenAI and Azure OpenAI
+    ("date", 1.0),  # an HTTP-date 3 s ahead: at least 2 s left once the date's second is cut, minus a test margin
+])
+def test_retry_after_in_seconds_or_as_an_http_date_is_honoured(db, fake, headers, least):
+    if headers == "date":
+        headers = {"Retry-After": _http_date(3)}
+    fake.raw_replies = [(429, headers, b'{"error": {"message": "Rate limit reached", "type": "requests"}}')]
+    t0 = time.monotonic()
+    s = judge.evaluate(db, config=cfg_for(fake, max_retries=1), progress=False)
+    assert time.monotonic() - t0 >= least and fake.count == 2 and s["scored"] == 1
+
+
+def test_a_retry_after_beyond_the_cap_fails_at_once_and_says_so(db, fake):
+    # a quota that resets in an hour: waiting the 60 s cap and asking again only spends the run's time
+    fake.raw_replies = [(429, {"Retry-After": "3600"}, b'{"error": {"message": "Daily quota exceeded"}}')]
+    t0 = time.monotonic()
+    s = judge.evaluate(db, config=cfg_for(fake, max_retries=3), progress=False)
+    assert time.monotonic() - t0 < 10 and fake.count == 1 and s["failed"] == 1
+    assert explanation(db) == ("unscorable", "HTTP 429: Daily quota exceeded; the endpoint asks to wait 3600 s, "
+                                             "more than 60 s (after 1 attempts)")
+
+
+@pytest.mark.parametrize("raw", [
+    (200, {}, _completion(_VERDICT)[:40], "reset"),  # the connection reset mid-body
+    (200, {"Content-Length": "400"}, _completion(_VERDICT)[:40]),  # closed before the declared length
+    (200, {}, _completion(_VERDICT)[:40]),  # a complete HTTP reply of truncated JSON
+    (502, {"Content-Type": "text/html"}, b"<html><body>502 Bad Gateway</body></html>"),  # a proxy's page
+])
+def test_a_reply_broken_in_transit_is_retried(db, fake, raw):
+    fake.raw_replies = [raw]
+    s = judge.evaluate(db, config=cfg_for(fake, max_retries=1), progress=False)
+    assert fake.count == 2 and (s["scored"], s["failed"]) == (1, 0) and cached(db) == 1

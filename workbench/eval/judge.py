@@ -7,9 +7,10 @@
 * **Bounded concurrency** (``concurrency``), a total deadline per request (``timeout_s``: connecting, sending and
   reading the whole reply; a server trickling one byte a second cannot hold a request open past it), a maximum reply
   size (``max_reply_bytes``, default 1 MiB; a larger reply is a failed request, never cached), retries with
-  exponential backoff and jitter on 429, 5xx, timeouts, connection errors and an HTTP 200 whose body is an
-  ``{"error": ...}`` object or has no ``choices`` (``max_retries``), ``Retry-After`` honoured. Failed requests are
-  never cached: the next run asks again.
+  exponential backoff and jitter (``max_retries``) on 408, 409, 425, 429, 5xx but 501 and 505, timeouts, connection
+  errors and an HTTP 200 whose body is an ``{"error": ...}`` object or has no ``choices``; a ``Retry-After`` (seconds
+  or an HTTP-date) or ``retry-after-ms`` is waited for up to 60 s, and one asking for more fails at once. Failed
+  requests are never cached: the next run asks again.
 * **Redaction** (``redact = true``): answers, contexts and questions go through :func:`workbench.redact.redact`
   (e-mail addresses, phone numbers, API keys, card numbers, IBANs, national ids) before they are sent; the
   evaluator version says so (``...-redacted``), so redacted and raw verdicts are never mixed.
@@ -520,16 +521,73 @@ def _client(cfg: JudgeConfig) -> "httpx.AsyncClient":
     return httpx.AsyncClient(headers=headers, timeout=cfg.timeout_s, limits=limits)
 
 
-def _backoff(cfg: JudgeConfig, attempt: int, retry_after: str | None) -> float:
-    # Full exponential backoff plus jitter, so that concurrent workers hit by the same 429 do not retry in lockstep.
+#: The longest wait a ``Retry-After`` may ask for; one that asks for more (a quota reset in an hour) fails at once.
+RETRY_AFTER_CAP_S = 60.0
+
+
+def transient(status: int) -> bool:
+    """Whether an HTTP status is worth asking again: 408 (request timeout), 409 (conflict), 425 (too early), 429 (rate
+    limit) and server errors, but not 501 (not implemented) or 505 (HTTP version not supported), which stay so.
+
+    Examples
+    --------
+    >>> [s for s in (400, 401, 404, 408, 409, 422, 425, 429, 500, 501, 503, 504, 529) if transient(s)]
+    [408, 409, 425, 429, 500, 503, 504, 529]
+    """
+    return status in (408, 409, 425, 429) or (status >= 500 and status not in (501, 505))
+
+
+def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """The wait, in seconds, that a reply asks for: ``retry-after-ms`` (OpenAI, Azure OpenAI), else ``Retry-After``
+    in seconds or as an HTTP-date; None when it asks for none or cannot be read.
+
+    Examples
+    --------
+    >>> retry_after({"retry-after": "2"}), retry_after({"retry-after-ms": "1500", "retry-after": "2"})
+    (2.0, 1.5)
+    >>> retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:30 GMT"}, now=1445412500.0)  # 10 s after now
+    10.0
+    >>> retry_after({"retry-after": "soon"}), retry_after({"retry-after": "nan"}), retry_after({})
+    (None, None, None)
+    """
+    import math
+    from email.utils import parsedate_to_datetime
+
+    ms = headers.get("retry-after-ms")
+    value = headers.get("retry-after")
+    for text, scale in ((ms, 0.001), (value, 1.0)):
+        try:
+            seconds = float(text) * scale  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(seconds):
+            return max(seconds, 0.0)
+    try:
+        when = parsedate_to_datetime(value).timestamp()  # type: ignore[arg-type]
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return max(when - (time.time() if now is None else now), 0.0)
+
+
+def _backoff(cfg: JudgeConfig, attempt: int, wait: float | None) -> float:
+    # Full exponential backoff plus jitter, so that concurrent workers hit by the same 429 do not retry in lockstep;
+    # never shorter than the wait the server asked for.
     delay = cfg.retry_backoff_s * (2 ** attempt)
     delay += random.uniform(0, cfg.retry_backoff_s)
-    if retry_after:
-        try:
-            delay = max(delay, float(retry_after))
-        except ValueError:
-            pass
-    return min(delay, 60.0)
+    return min(max(delay, wait or 0.0), RETRY_AFTER_CAP_S)
+
+
+def _error_text(data: bytes) -> str:
+    """The message of an error reply (``{"error": {"message": ...}}`` or ``{"message": ...}``), else its first 200
+    characters."""
+    text = data[:4096].decode("utf-8", "replace")
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError):
+        return text[:200]
+    err = body.get("error", body) if isinstance(body, dict) else None
+    msg = err.get("message") if isinstance(err, dict) else err
+    return str(msg)[:200] if isinstance(msg, str) and msg.strip() else text[:200]
 
 
 class _TooLarge(Exception):
@@ -572,7 +630,7 @@ async def _post(client: "httpx.AsyncClient", cfg: JudgeConfig, body: dict, sem: 
 
     error = None
     for attempt in range(cfg.max_retries + 1):
-        retry_after = None
+        wait = None
         async with sem:
             try:
                 # the whole request -- connect, send, every byte of the reply -- within timeout_s
@@ -591,12 +649,15 @@ async def _post(client: "httpx.AsyncClient", cfg: JudgeConfig, body: dict, sem: 
                     if parsed is not None:
                         return Reply(parsed, None, attempt + 1)
                 else:
-                    error = f"HTTP {status}: {data[:200].decode('utf-8', 'replace')}"
-                    if status != 429 and status < 500:
-                        return Reply(None, error, attempt + 1)  # 4xx other than 429: asking again will not help
-                    retry_after = headers.get("retry-after")
+                    error = f"HTTP {status}: {_error_text(data)}"
+                    if not transient(status):
+                        return Reply(None, error, attempt + 1)  # a 400, a 422: asking again will not help
+                    wait = retry_after(headers)
+                    if wait is not None and wait > RETRY_AFTER_CAP_S:
+                        error += f"; the endpoint asks to wait {wait:.0f} s, more than {RETRY_AFTER_CAP_S:g} s"
+                        return Reply(None, f"{error} (after {attempt + 1} attempts)", attempt + 1)
         if attempt < cfg.max_retries:
-            await asyncio.sleep(_backoff(cfg, attempt, retry_after))
+            await asyncio.sleep(_backoff(cfg, attempt, wait))
     return Reply(None, f"{error} (after {cfg.max_retries + 1} attempts)", cfg.max_retries + 1)
 
 
