@@ -298,3 +298,24 @@ def test_a_reply_broken_in_transit_is_retried(db, fake, raw):
     fake.raw_replies = [raw]
     s = judge.evaluate(db, config=cfg_for(fake, max_retries=1), progress=False)
     assert fake.count == 2 and (s["scored"], s["failed"]) == (1, 0) and cached(db) == 1
+
+
+@pytest.mark.parametrize("status, reason, hint", [
+    (401, "Unauthorized", "check the key in $WB_TEST_JUDGE_KEY ([judge] api_key_env)"),
+    (403, "Forbidden", "check the key in $WB_TEST_JUDGE_KEY ([judge] api_key_env)"),
+    (404, "Not Found", "check [judge] base_url and model"),
+])
+def test_a_wrong_key_or_endpoint_stops_the_run_naming_the_endpoint_never_the_key(db, fake, monkeypatch, status,
+                                                                                   reason, hint):
+    # every answer was sent and written unscorable with the same 401, one request each: 10,000 answers, 10,000
+    # requests and rows, and no clear word that the key or the URL is wrong
+    db.duckdb.execute("insert into answers (call_id, contexts, answer) select 'x' || i, ['c'], 'Claim ' || i || '.' "
+                      "from range(5) t(i)")
+    monkeypatch.setenv("WB_TEST_JUDGE_KEY", "sk-test-9f8e7d6c5b4a")
+    fake.raw_replies = [(status, {}, b'{"error": {"message": "Incorrect API key provided: sk-test-9f8e7d6c5b4a."}}')]
+    cfg = cfg_for(fake, api_key_env="WB_TEST_JUDGE_KEY", concurrency=1, max_retries=3)
+    with pytest.raises(ConfigError) as exc:
+        judge.evaluate(db, config=cfg, progress=False)
+    assert str(exc.value) == (f"judge endpoint {fake.base_url}/chat/completions answered HTTP {status} {reason}: "
+                              f"Incorrect API key provided: [api_key].; {hint}")
+    assert fake.count == 1 and db.duckdb.execute("select count(*) from evals").fetchone()[0] == 0

@@ -10,7 +10,8 @@
   exponential backoff and jitter (``max_retries``) on 408, 409, 425, 429, 5xx but 501 and 505, timeouts, connection
   errors and an HTTP 200 whose body is an ``{"error": ...}`` object or has no ``choices``; a ``Retry-After`` (seconds
   or an HTTP-date) or ``retry-after-ms`` is waited for up to 60 s, and one asking for more fails at once. Failed
-  requests are never cached: the next run asks again.
+  requests are never cached: the next run asks again. A 401, 403 or 404 (a wrong key, ``base_url`` or model) stops
+  the run with a ``ConfigError`` naming the endpoint and the status, never the key.
 * **Redaction** (``redact = true``): answers, contexts and questions go through :func:`workbench.redact.redact`
   (e-mail addresses, phone numbers, API keys, card numbers, IBANs, national ids) before they are sent; the
   evaluator version says so (``...-redacted``), so redacted and raw verdicts are never mixed.
@@ -577,17 +578,37 @@ def _backoff(cfg: JudgeConfig, attempt: int, wait: float | None) -> float:
     return min(max(delay, wait or 0.0), RETRY_AFTER_CAP_S)
 
 
-def _error_text(data: bytes) -> str:
+def _error_text(cfg: JudgeConfig, data: bytes) -> str:
     """The message of an error reply (``{"error": {"message": ...}}`` or ``{"message": ...}``), else its first 200
-    characters."""
+    characters; with the API key, and anything that looks like one, redacted (a 401 may echo the key)."""
+    from workbench.redact import redact
+
     text = data[:4096].decode("utf-8", "replace")
     try:
         body = json.loads(data)
     except (ValueError, RecursionError):
-        return text[:200]
+        body = None
     err = body.get("error", body) if isinstance(body, dict) else None
     msg = err.get("message") if isinstance(err, dict) else err
-    return str(msg)[:200] if isinstance(msg, str) and msg.strip() else text[:200]
+    text = (msg if isinstance(msg, str) and msg.strip() else text)[:200]
+    key = cfg.api_key()
+    return redact(text.replace(key, "[api_key]") if key else text)
+
+
+#: Statuses that say the key or the endpoint is wrong: every request would get the same, so the run stops.
+_FATAL = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}
+
+
+def _fatal(cfg: JudgeConfig, status: int, data: bytes) -> ConfigError:
+    """The error that stops a run at a 401, 403 or 404: it names the endpoint, the status and what to check."""
+    if status == 404:
+        hint = "check [judge] base_url and model"
+    elif cfg.api_key_env:
+        hint = f"check the key in ${cfg.api_key_env} ([judge] api_key_env)"
+    else:
+        hint = "no key was sent: set [judge] api_key_env to the variable that holds it"
+    return ConfigError(f"judge endpoint {cfg.url} answered HTTP {status} {_FATAL[status]}: "
+                       f"{_error_text(cfg, data)}; {hint}")
 
 
 class _TooLarge(Exception):
@@ -649,7 +670,9 @@ async def _post(client: "httpx.AsyncClient", cfg: JudgeConfig, body: dict, sem: 
                     if parsed is not None:
                         return Reply(parsed, None, attempt + 1)
                 else:
-                    error = f"HTTP {status}: {_error_text(data)}"
+                    if status in _FATAL:
+                        raise _fatal(cfg, status, data)
+                    error = f"HTTP {status}: {_error_text(cfg, data)}"
                     if not transient(status):
                         return Reply(None, error, attempt + 1)  # a 400, a 422: asking again will not help
                     wait = retry_after(headers)
@@ -664,6 +687,10 @@ async def _post(client: "httpx.AsyncClient", cfg: JudgeConfig, body: dict, sem: 
 async def acomplete_many(cfg: JudgeConfig, bodies: Sequence[dict], *, on_done: Any = None) -> list[Reply]:
     """Send chat completion requests, at most ``cfg.concurrency`` at a time; replies in the order of ``bodies``.
 
+    A request that fails is a :class:`Reply` with the error, but a 401, 403 or 404 (a wrong key, base_url or model)
+    raises a :class:`~workbench.errors.ConfigError` naming the endpoint and the status, and what is not sent yet is
+    not sent.
+
     Examples
     --------
     With no server listening at the endpoint, each request fails and says why, after its retries:
@@ -673,6 +700,8 @@ async def acomplete_many(cfg: JudgeConfig, bodies: Sequence[dict], *, on_done: A
     >>> [(r.body, r.attempts, "(after 1 attempts)" in r.error) for r in replies]
     [(None, 1, True)]
     """
+    if not bodies:
+        return []
     sem = asyncio.Semaphore(cfg.concurrency)
     async with _client(cfg) as client:
 
@@ -682,7 +711,18 @@ async def acomplete_many(cfg: JudgeConfig, bodies: Sequence[dict], *, on_done: A
                 on_done(reply)
             return reply
 
-        return list(await asyncio.gather(*(one(b) for b in bodies)))
+        tasks = [asyncio.ensure_future(one(b)) for b in bodies]
+        try:
+            # a wrong key or endpoint (a ConfigError) stops the requests not yet sent
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for t in tasks:
+            if not t.cancelled() and t.exception() is not None:
+                raise t.exception()  # type: ignore[misc]
+        return [t.result() for t in tasks]
 
 
 def run_sync(coro: Awaitable[_T]) -> _T:
