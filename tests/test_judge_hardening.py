@@ -319,3 +319,20 @@ def test_a_wrong_key_or_endpoint_stops_the_run_naming_the_endpoint_never_the_key
     assert str(exc.value) == (f"judge endpoint {fake.base_url}/chat/completions answered HTTP {status} {reason}: "
                               f"Incorrect API key provided: [api_key].; {hint}")
     assert fake.count == 1 and db.duckdb.execute("select count(*) from evals").fetchone()[0] == 0
+
+
+def test_an_event_stream_where_a_json_reply_was_asked_is_read(db, fake):
+    # a gateway that streams whatever was asked: the reply was "not JSON", retried, then failed every time
+    def event(delta, finish=None):
+        return ("data: " + json.dumps({"object": "chat.completion.chunk", "choices": [
+            {"index": 0, "delta": delta, "finish_reason": finish}]}) + "\n\n").encode()
+
+    half = len(_VERDICT) // 2
+    stream = (event({"role": "assistant", "content": ""}) + event({"content": _VERDICT[:half]})
+              + event({"content": _VERDICT[half:]}, "stop") + b"data: [DONE]\n\n")
+    fake.raw_replies = [(200, {"Content-Type": "text/event-stream"}, stream)]
+    s = judge.evaluate(db, config=cfg_for(fake, max_retries=0), progress=False)
+    assert fake.count == 1 and (s["scored"], s["failed"]) == (1, 0) and explanation(db)[0] == "supported"
+    db.duckdb.execute("delete from evals")
+    s = judge.evaluate(db, config=cfg_for(fake), progress=False)
+    assert fake.count == 1 and s["cached"] == 1  # kept in the cache as a chat completion

@@ -10,7 +10,8 @@
   exponential backoff and jitter (``max_retries``) on 408, 409, 425, 429, 5xx but 501 and 505, timeouts, connection
   errors and an HTTP 200 whose body is an ``{"error": ...}`` object or has no ``choices``; a ``Retry-After`` (seconds
   or an HTTP-date) or ``retry-after-ms`` is waited for up to 60 s, and one asking for more fails at once. Failed
-  requests are never cached: the next run asks again. A 401, 403 or 404 (a wrong key, ``base_url`` or model) stops
+  requests are never cached: the next run asks again. A reply streamed as server-sent events though no stream was
+  asked for is read as the completion it spells out. A 401, 403 or 404 (a wrong key, ``base_url`` or model) stops
   the run with a ``ConfigError`` naming the endpoint and the status, never the key.
 * **Redaction** (``redact = true``): answers, contexts and questions go through :func:`workbench.redact.redact`
   (e-mail addresses, phone numbers, API keys, card numbers, IBANs, national ids) before they are sent; the
@@ -89,6 +90,7 @@ __all__ = [
     "build_messages",
     "parse_verdict",
     "reply_verdict",
+    "from_event_stream",
     "ajudge",
     "judge",
     "aevaluate",
@@ -629,12 +631,67 @@ async def _exchange(client: "httpx.AsyncClient", cfg: JudgeConfig, body: dict) -
         return r.status_code, r.headers, bytes(data)
 
 
+def from_event_stream(data: bytes) -> dict | None:
+    """The chat completion that a server-sent event stream of ``chat.completion.chunk`` events spells out (a gateway
+    that streams though ``stream`` was not asked for), or None when ``data`` is not such a stream.
+
+    Examples
+    --------
+    >>> events = (b'data: {"choices": [{"index": 0, "delta": {"content": "Fi"}}]}\\n\\n'
+    ...           b'data: {"choices": [{"index": 0, "delta": {"content": "ne."}, "finish_reason": "stop"}]}\\n\\n'
+    ...           b'data: [DONE]\\n\\n')
+    >>> from_event_stream(events)["choices"][0]
+    {'index': 0, 'message': {'role': 'assistant', 'content': 'Fine.'}, 'finish_reason': 'stop'}
+    >>> from_event_stream(b'{"choices": []}') is None
+    True
+    """
+    if not data.lstrip().startswith((b"data:", b"event:", b":")):
+        return None
+    text, refusal, tools, finish, usage, seen = [], [], False, None, None, False
+    for line in data.decode("utf-8", "replace").splitlines():
+        if not line.startswith("data:") or line[5:].strip() == "[DONE]":
+            continue
+        try:
+            chunk = json.loads(line[5:])
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(chunk, dict):
+            return None
+        if chunk.get("error"):
+            return chunk  # an error event: read as an error body
+        seen = True
+        usage = chunk.get("usage") or usage
+        for choice in chunk.get("choices") or []:
+            delta = choice.get("delta") if isinstance(choice, dict) and choice.get("index", 0) == 0 else None
+            if not isinstance(delta, dict):
+                continue
+            text += [delta["content"]] if isinstance(delta.get("content"), str) else []
+            refusal += [delta["refusal"]] if isinstance(delta.get("refusal"), str) else []
+            tools = tools or bool(delta.get("tool_calls"))
+            finish = choice.get("finish_reason") or finish
+    if not seen:
+        return None
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text else None}
+    if refusal:
+        message["refusal"] = "".join(refusal)
+    if tools:
+        message["tool_calls"] = [{"type": "function"}]
+    body: dict[str, Any] = {"object": "chat.completion",
+                            "choices": [{"index": 0, "message": message, "finish_reason": finish}]}
+    if usage is not None:
+        body["usage"] = usage
+    return body
+
+
 def _read_200(data: bytes) -> tuple[dict | None, str | None]:
-    """A 200 reply: ``(body, None)`` when it is a chat completion, else ``(None, why)`` -- a retryable failure."""
+    """A 200 reply: ``(body, None)`` when it is a chat completion (or an event stream of one), else ``(None, why)`` --
+    a retryable failure."""
     try:
         body = json.loads(data)
     except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
-        return None, "HTTP 200 with a body that is not JSON"
+        body = from_event_stream(data)
+        if body is None:
+            return None, "HTTP 200 with a body that is not JSON"
     if not isinstance(body, dict):
         return None, f"HTTP 200 with a JSON {type(body).__name__}, not an object"
     if body.get("error"):
