@@ -53,7 +53,7 @@ def evals(db, **filters):
 def test_end_to_end_through_evaluate(db, fake):
     cfg = cfg_for(fake)
     s = score.evaluate(db, detector="judge", config=cfg, progress=False)
-    assert (s["evaluator"], s["version"]) == ("judge:fake-judge", "faithfulness-p1-t0")
+    assert (s["evaluator"], s["version"]) == ("judge:fake-judge", "faithfulness-p2-t0")
     assert (s["scored"], s["unscorable"], s["skipped"], s["failed"]) == (2, 2, 0, 0)
     assert fake.count == 4 and s["requests"] == 4
     rows = evals(db)
@@ -284,3 +284,31 @@ def test_nothing_to_check_is_unscorable_without_a_request(db, fake):
     expl = {k[0]: v[2] for k, v in evals(db).items()}
     assert expl == {"empty": "empty answer", "noctx": "no context to check against",
                     "nullctx": "no context to check against"}
+
+
+@pytest.mark.parametrize("reply, score", [
+    # a fenced verdict inside prose (models without JSON mode): "reply is not JSON", cached, unscorable for good
+    ('Here is my verdict:\n```json\n{"claims": [{"claim": "A", "supported": true}, {"claim": "B", "supported": false}]}'
+     '\n```\nHope this helps.', 0.5),
+    ('Sure! {"claims": [{"claim": "A", "supported": false}]} Let me know.', 1.0),
+    ('```JSON\n{"claims": [{"claim": "A", "supported": true}]}\n```', 0.0),
+    # verdicts in words and in another case
+    ('{"claims": [{"claim": "A", "supported": "Unsupported"}, {"claim": "B", "supported": "SUPPORTED"}]}', 0.5),
+    ('{"claims": [{"claim": "A", "verdict": "Hallucinated"}, {"claim": "B", "verdict": "supported"},'
+     ' {"claim": "C", "verdict": "Not supported"}, {"claim": "D", "supported": "True"}]}', 0.5),
+    ('{"Claims": [{"Claim": "A", "Supported": false}, {"Claim": "B", "Supported": true}]}', 0.5),
+])
+def test_a_verdict_in_prose_fences_words_or_another_case_is_read(reply, score):
+    v = judge.parse_verdict(reply)
+    assert (v.score, v.label) == (score, "hallucinated" if score else "supported")
+    assert v.claims[0]["text"] == "A"
+
+
+@pytest.mark.parametrize("reply, reason", [
+    ('{"claims": [{"claim": "A", "supported": 2}]}', "claim 1 has no true/false 'supported'"),
+    ('{"claims": [{"claim": "A", "supported": 0.7}]}', "claim 1 has no true/false 'supported'"),
+    ('{"claims": [{"claim": "A", "supported": "partly"}]}', "claim 1 has no true/false 'supported'"),
+    ("I think it is fine {but not sure}.", "reply is not JSON: 'I think it is fine {but not sure}.'"),
+])
+def test_a_verdict_out_of_range_or_in_other_words_stays_unscorable(reply, reason):
+    assert judge.parse_verdict(reply).reason == reason

@@ -51,7 +51,7 @@ Examples
 --------
 >>> cfg = judge_config(base_url="http://127.0.0.1:9/v1", model="m")
 >>> cfg.evaluator, cfg.version
-('judge:m', 'faithfulness-p1-t0')
+('judge:m', 'faithfulness-p2-t0')
 >>> parse_verdict('{"claims": [{"claim": "A", "supported": true, "reason": "r"},'
 ...               ' {"claim": "B", "supported": false, "reason": "not said"}]}').score
 0.5
@@ -76,6 +76,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from workbench.config import Config, ConfigError, load_config
+from workbench.schema import HALLUCINATED, SUPPORTED
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
@@ -100,7 +101,7 @@ __all__ = [
 ]
 
 #: Bump when the prompt or the parsing changes: the version is part of ``evals.evaluator_version``.
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"
 METRICS = ("faithfulness",)
 _T = TypeVar("_T")
 
@@ -129,7 +130,7 @@ class JudgeConfig:
     --------
     >>> cfg = JudgeConfig(base_url="http://localhost:11434/v1/", model="llama3.1:8b", temperature=0.7, redact=True)
     >>> cfg.evaluator, cfg.version, cfg.url  # the sampling temperature and redaction are part of the version
-    ('judge:llama3.1:8b', 'faithfulness-p1-t0.7-redacted', 'http://localhost:11434/v1/chat/completions')
+    ('judge:llama3.1:8b', 'faithfulness-p2-t0.7-redacted', 'http://localhost:11434/v1/chat/completions')
     >>> cfg.api_key() is None  # no api_key_env: a local server that takes no key
     True
     >>> judge_config(cfg, concurrency=8).concurrency  # overrides on a JudgeConfig
@@ -360,18 +361,55 @@ def _unfence(text: str) -> str:
     return (body[4:] if body.startswith("json") else body).strip()
 
 
+def _json_in(text: str) -> Any:
+    """The JSON of a reply: the whole text, else the first fenced block in it, else the first object in it (a verdict
+    wrapped in prose). Each try is linear in the text. Raises ValueError (or RecursionError) when there is none.
+
+    >>> _json_in('Here it is:\\n```json\\n{"claims": []}\\n```\\nDone.'), _json_in('Sure! {"a": 1} Bye.')
+    ({'claims': []}, {'a': 1})
+    """
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    start = text.find("```")
+    end = text.find("```", start + 3) if start >= 0 else -1
+    if end > 0:
+        body = text[start + 3:end]
+        try:
+            return json.loads(body[4:] if body[:4].lower() == "json" else body)
+        except ValueError:
+            pass
+    brace = text.find("{")
+    if brace < 0:
+        raise ValueError("no JSON object")
+    return json.JSONDecoder().raw_decode(text, brace)[0]
+
+
+#: How a claim's ``supported`` (or ``verdict``) may be written, in any case.
+_SUPPORTED_WORDS = {"true": True, "yes": True, "1": True, SUPPORTED: True,
+                    "false": False, "no": False, "0": False, "unsupported": False, "not supported": False,
+                    HALLUCINATED: False}
+
+
 def _as_bool(v: Any) -> bool | None:
     if isinstance(v, bool):
         return v
     if isinstance(v, (int, float)) and v in (0, 1):
         return bool(v)
-    if isinstance(v, str) and v.strip().lower() in ("true", "false", "yes", "no", "1", "0"):
-        return v.strip().lower() in ("true", "yes", "1")
+    if isinstance(v, str):
+        return _SUPPORTED_WORDS.get(" ".join(v.lower().replace("_", " ").split()))
     return None
 
 
+def _lower_keys(d: Any) -> Any:
+    return {str(k).lower(): v for k, v in d.items()} if isinstance(d, dict) else d
+
+
 def parse_verdict(content: str | None) -> Verdict:
-    """Read the judge's reply: JSON ``{"claims": [{"claim", "supported", "reason"}]}`` (a ```json fence is allowed).
+    """Read the judge's reply: JSON ``{"claims": [{"claim", "supported", "reason"}]}``, also in a ```json fence or
+    wrapped in prose, keys in any case; ``supported`` true/false, yes/no, 1/0 or ``supported``/``unsupported``/
+    ``hallucinated`` in any case (or a ``verdict`` in those words).
 
     Anything else, or no claim, is unscorable with the reason.
 
@@ -384,7 +422,7 @@ def parse_verdict(content: str | None) -> Verdict:
         return Verdict(None, "unscorable", reason="empty reply")
     text = _unfence(content.strip())
     try:
-        data = json.loads(text)
+        data = _lower_keys(_json_in(text))
     except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
         return Verdict(None, "unscorable", reason=f"reply is not JSON: {content[:80]!r}")
     claims = data.get("claims") if isinstance(data, dict) else data if isinstance(data, list) else None
@@ -394,7 +432,8 @@ def parse_verdict(content: str | None) -> Verdict:
         return Verdict(None, "unscorable", reason="no claim extracted")
     out = []
     for i, c in enumerate(claims):
-        supported = _as_bool(c.get("supported")) if isinstance(c, dict) else None
+        c = _lower_keys(c)
+        supported = _as_bool(c.get("supported", c.get("verdict"))) if isinstance(c, dict) else None
         if supported is None:
             return Verdict(None, "unscorable", reason=f"claim {i + 1} has no true/false 'supported'")
         out.append({"text": str(c.get("claim") or c.get("text") or ""), "supported": supported,
