@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -312,3 +313,55 @@ def test_a_verdict_in_prose_fences_words_or_another_case_is_read(reply, score):
 ])
 def test_a_verdict_out_of_range_or_in_other_words_stays_unscorable(reply, reason):
     assert judge.parse_verdict(reply).reason == reason
+
+
+ROOT = Path(__file__).resolve().parents[1]  # the child imports this checkout's workbench
+_RUN = """
+import asyncio, sys
+from workbench.eval import judge
+cfg = judge.judge_config(base_url=sys.argv[2], model="fake-judge", concurrency=1, retry_backoff_s=0.01, timeout_s=30)
+if sys.argv[3] == "script":
+    judge.evaluate(sys.argv[1], config=cfg, progress=False)
+else:  # a notebook: the cell runs in the kernel's event loop, and an interrupt is a KeyboardInterrupt there
+    async def cell():
+        judge.evaluate(sys.argv[1], config=cfg, progress=False)
+    asyncio.new_event_loop().run_until_complete(cell())
+"""
+
+
+@pytest.mark.parametrize("where", ["script", "notebook"])
+def test_an_interrupted_run_keeps_what_was_judged_and_the_next_asks_only_the_rest(tmp_path, fake, where):
+    # the replies of a batch (256 answers) were written only when the whole batch was back: Ctrl-C lost every reply
+    # of the batch, paid for and asked again; in a notebook the interrupt waited for the whole run to finish
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "wb.duckdb"
+    d = wb.connect(path)
+    d.duckdb.execute("insert into answers (call_id, contexts, answer) select 'x' || i, ['c'], 'Claim ' || i || '.' "
+                     "from range(10) t(i)")
+    d.close()
+    fake.sleep_s = 1.0
+    child = subprocess.Popen([sys.executable, "-c", _RUN, str(path), fake.base_url, where],
+                             env={**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while fake.count < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    child.send_signal(signal.SIGINT)
+    t0 = time.monotonic()
+    _, err = child.communicate(timeout=60)
+    assert time.monotonic() - t0 < 5, "the interrupt waited for the run"  # the rest takes 7 s
+    assert b"KeyboardInterrupt" in err and child.returncode != 0
+    d = wb.connect(path)
+    kept = d.duckdb.execute("select count(*) from judge_cache").fetchone()[0]
+    scored = d.duckdb.execute("select count(*) from evals where value is not null").fetchone()[0]
+    assert kept == scored >= 2  # the replies received before the interrupt: cached and written
+    asked = fake.count
+    fake.sleep_s = 0
+    s = judge.evaluate(d, config=cfg_for(fake), progress=False)
+    assert (s["skipped"], s["scored"]) == (kept, 10 - kept) and fake.count == asked + 10 - kept
+    d.close()

@@ -27,6 +27,8 @@
   cached and stays unscorable.
 * Works inside a running event loop (Jupyter, papermill): the ``a*`` coroutines for async code, and sync wrappers that
   run the coroutine in a worker thread when a loop is already running.
+* **An interrupted run** (Ctrl-C, a kernel interrupt) stops at once and keeps what was answered (cached and written);
+  the next run asks only the rest.
 
 The judge asks for the claims of the answer, each with ``supported`` true/false and a reason. The row score
 (``hallucination_score``) is the share of unsupported claims, a probability-like number, higher is worse; the label is
@@ -785,7 +787,7 @@ async def acomplete_many(cfg: JudgeConfig, bodies: Sequence[dict], *, on_done: A
 
     A request that fails is a :class:`Reply` with the error, but a 401, 403 or 404 (a wrong key, base_url or model)
     raises a :class:`~workbench.errors.ConfigError` naming the endpoint and the status, and what is not sent yet is
-    not sent.
+    not sent. ``on_done(k, reply)``, when given, is called as the reply to ``bodies[k]`` arrives.
 
     Examples
     --------
@@ -801,13 +803,13 @@ async def acomplete_many(cfg: JudgeConfig, bodies: Sequence[dict], *, on_done: A
     sem = asyncio.Semaphore(cfg.concurrency)
     async with _client(cfg) as client:
 
-        async def one(body: dict) -> Reply:
+        async def one(k: int, body: dict) -> Reply:
             reply = await _post(client, cfg, body, sem)
             if on_done is not None:
-                on_done(reply)
+                on_done(k, reply)
             return reply
 
-        tasks = [asyncio.ensure_future(one(b)) for b in bodies]
+        tasks = [asyncio.ensure_future(one(k, b)) for k, b in enumerate(bodies)]
         try:
             # a wrong key or endpoint (a ConfigError) stops the requests not yet sent
             await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -842,8 +844,22 @@ def run_sync(coro: Awaitable[_T]) -> _T:
     except RuntimeError:
         return asyncio.run(coro)  # type: ignore[arg-type]
     # A loop is running in this thread (a notebook kernel): asyncio.run would refuse, so use a worker thread.
+    running: list[tuple[asyncio.AbstractEventLoop, asyncio.Task]] = []
+
+    async def main() -> _T:
+        running.append((asyncio.get_running_loop(), asyncio.current_task()))  # type: ignore[arg-type]
+        return await coro
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()  # type: ignore[arg-type]
+        future = pool.submit(asyncio.run, main())
+        try:
+            return future.result()
+        except BaseException:
+            # interrupted (a kernel interrupt is a KeyboardInterrupt here): cancel the run, as asyncio.run does on
+            # Ctrl-C, rather than wait for it to finish
+            for loop, task in running:
+                loop.call_soon_threadsafe(task.cancel)
+            raise
 
 
 async def ajudge(answer: str, contexts: Sequence[str], question: str | None = None, *, config: Any = None,
@@ -1062,36 +1078,48 @@ async def aevaluate(
                         # the reply restates each claim with a short reason: about the answer's length plus overhead
                         est["output_tokens"] += 20 + 2 * estimate_tokens(rows[i]["answer"] or "")
                     continue
-                replies = await acomplete_many(cfg, [bodies[i] for i in misses],
-                                               on_done=lambda _r: bar.update(1)) if misses else []
-                stats["requests"] += sum(rep.attempts for rep in replies)
-                got = dict(zip(misses, replies))
-                verdicts = {i: reply_verdict(cfg, rep) for i, rep in got.items()}
-                # only a reply with a verdict is kept: one without would be read from the cache, unscorable, for good
-                _cache_store(db, [(hashes[i], bodies[i], rep) for i, rep in got.items() if verdicts[i][1] is None],
-                             cfg.model)
-                ts, out = now(), []
-                for i, x in enumerate(rows):
-                    if i in empty:
-                        reason = "empty answer" if not (x["answer"] or "").strip() else "no context to check against"
-                        v, cached, attempts, error = Verdict(None, "unscorable", reason=reason), False, 0, None
-                        bar.update(1)
-                    elif i in got:
-                        rep = got[i]
-                        tin, tout = rep.usage
-                        stats["input_tokens"] += tin or 0
-                        stats["output_tokens"] += tout or 0
-                        v, error = verdicts[i]
-                        cached, attempts = False, rep.attempts
-                    else:
-                        v = hits[hashes[i]]
-                        cached, attempts, error = True, 0, None
-                        bar.update(1)
-                    out.append(_verdict_row(x["call_id"], v, cfg=cfg, run_id=run_id, repeat=r, ts=ts, h=hashes[i],
-                                            cached=cached, attempts=attempts, error=error))
-                    stats["failed"] += error is not None
-                    stats["unscorable" if v.unscorable else "scored"] += 1
-                write_evals(db, out)
+                got: dict[int, Reply] = {}
+
+                def done(k: int, rep: Reply, misses: list[int] = misses, got: dict[int, Reply] = got) -> None:
+                    got[misses[k]] = rep
+                    bar.update(1)
+
+                try:
+                    if misses:
+                        await acomplete_many(cfg, [bodies[i] for i in misses], on_done=done)
+                finally:
+                    # Interrupted or not, what was answered is cached and written; the rest is asked by the next run.
+                    stats["requests"] += sum(rep.attempts for rep in got.values())
+                    verdicts = {i: reply_verdict(cfg, rep) for i, rep in got.items()}
+                    # only a reply with a verdict is kept: one without would be read from the cache, unscorable, for
+                    # good
+                    _cache_store(db, [(hashes[i], bodies[i], rep) for i, rep in got.items()
+                                      if verdicts[i][1] is None], cfg.model)
+                    ts, out = now(), []
+                    for i, x in enumerate(rows):
+                        if i in empty:
+                            reason = ("empty answer" if not (x["answer"] or "").strip()
+                                      else "no context to check against")
+                            v, cached, attempts, error = Verdict(None, "unscorable", reason=reason), False, 0, None
+                            bar.update(1)
+                        elif i in got:
+                            rep = got[i]
+                            tin, tout = rep.usage
+                            stats["input_tokens"] += tin or 0
+                            stats["output_tokens"] += tout or 0
+                            v, error = verdicts[i]
+                            cached, attempts = False, rep.attempts
+                        elif hashes[i] in hits:
+                            v = hits[hashes[i]]
+                            cached, attempts, error = True, 0, None
+                            bar.update(1)
+                        else:  # not answered: the run was interrupted
+                            continue
+                        out.append(_verdict_row(x["call_id"], v, cfg=cfg, run_id=run_id, repeat=r, ts=ts,
+                                                h=hashes[i], cached=cached, attempts=attempts, error=error))
+                        stats["failed"] += error is not None
+                        stats["unscorable" if v.unscorable else "scored"] += 1
+                    write_evals(db, out)
     pin, pout, price_source = judge_prices(cfg)
     seconds = round(time.perf_counter() - t0, 3)
     if dry_run:
