@@ -10,6 +10,7 @@ import pytest
 
 import workbench as wb
 from workbench.config import ConfigError
+from workbench.errors import InputError
 from workbench.eval import judge
 
 pytestmark = pytest.mark.usefixtures("no_project_config")
@@ -336,3 +337,19 @@ def test_an_event_stream_where_a_json_reply_was_asked_is_read(db, fake):
     db.duckdb.execute("delete from evals")
     s = judge.evaluate(db, config=cfg_for(fake), progress=False)
     assert fake.count == 1 and s["cached"] == 1  # kept in the cache as a chat completion
+
+
+def test_an_exhausted_quota_stops_the_run_instead_of_retrying_every_answer(db, fake):
+    # OpenAI answers an account out of credit with a 429 like a rate limit: each answer was retried max_retries times
+    # with backoff, then written unscorable, one after another for the whole run
+    db.duckdb.execute("insert into answers (call_id, contexts, answer) select 'x' || i, ['c'], 'Claim ' || i || '.' "
+                      "from range(5) t(i)")
+    quota = (b'{"error": {"message": "You exceeded your current quota, please check your plan and billing details.",'
+             b' "type": "insufficient_quota", "param": null, "code": "insufficient_quota"}}')
+    fake.raw_replies = [(429, {}, quota)]
+    with pytest.raises(InputError) as exc:
+        judge.evaluate(db, config=cfg_for(fake, concurrency=1, max_retries=3), progress=False)
+    assert str(exc.value) == (f"judge endpoint {fake.base_url}/chat/completions answered HTTP 429 insufficient_quota: "
+                              "You exceeded your current quota, please check your plan and billing details.; "
+                              "asking again will not help until the account has credit")
+    assert fake.count == 1 and db.duckdb.execute("select count(*) from evals").fetchone()[0] == 0

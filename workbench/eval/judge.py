@@ -12,7 +12,8 @@
   or an HTTP-date) or ``retry-after-ms`` is waited for up to 60 s, and one asking for more fails at once. Failed
   requests are never cached: the next run asks again. A reply streamed as server-sent events though no stream was
   asked for is read as the completion it spells out. A 401, 403 or 404 (a wrong key, ``base_url`` or model) stops
-  the run with a ``ConfigError`` naming the endpoint and the status, never the key.
+  the run with a ``ConfigError`` naming the endpoint and the status, never the key; so does a 429 for an exhausted
+  quota (``insufficient_quota``), with an ``InputError``.
 * **Redaction** (``redact = true``): answers, contexts and questions go through :func:`workbench.redact.redact`
   (e-mail addresses, phone numbers, API keys, card numbers, IBANs, national ids) before they are sent; the
   evaluator version says so (``...-redacted``), so redacted and raw verdicts are never mixed.
@@ -63,7 +64,7 @@ Examples
 
 from __future__ import annotations
 
-from workbench.errors import ParameterError
+from workbench.errors import InputError, ParameterError
 
 import asyncio
 import concurrent.futures
@@ -621,19 +622,23 @@ def _backoff(cfg: JudgeConfig, attempt: int, wait: float | None) -> float:
     return min(max(delay, wait or 0.0), RETRY_AFTER_CAP_S)
 
 
-def _error_text(cfg: JudgeConfig, data: bytes) -> str:
-    """The message of an error reply (``{"error": {"message": ...}}`` or ``{"message": ...}``), else its first 200
-    characters; with the API key, and anything that looks like one, redacted (a 401 may echo the key)."""
-    from workbench.redact import redact
-
-    text = data[:4096].decode("utf-8", "replace")
+def _error_of(data: bytes) -> dict:
+    """The ``error`` object of an error reply (``{"error": {...}}``, or the body itself), else ``{}``."""
     try:
         body = json.loads(data)
     except (ValueError, RecursionError):
-        body = None
+        return {}
     err = body.get("error", body) if isinstance(body, dict) else None
-    msg = err.get("message") if isinstance(err, dict) else err
-    text = (msg if isinstance(msg, str) and msg.strip() else text)[:200]
+    return err if isinstance(err, dict) else {"message": err} if isinstance(err, str) else {}
+
+
+def _error_text(cfg: JudgeConfig, data: bytes) -> str:
+    """The message of an error reply, else its first 200 characters; with the API key, and anything that looks like
+    one, redacted (a 401 may echo the key)."""
+    from workbench.redact import redact
+
+    msg = _error_of(data).get("message")
+    text = (msg if isinstance(msg, str) and msg.strip() else data[:4096].decode("utf-8", "replace"))[:200]
     key = cfg.api_key()
     return redact(text.replace(key, "[api_key]") if key else text)
 
@@ -642,16 +647,26 @@ def _error_text(cfg: JudgeConfig, data: bytes) -> str:
 _FATAL = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}
 
 
-def _fatal(cfg: JudgeConfig, status: int, data: bytes) -> ConfigError:
-    """The error that stops a run at a 401, 403 or 404: it names the endpoint, the status and what to check."""
+def _fatal(cfg: JudgeConfig, status: int, data: bytes) -> InputError | None:
+    """The error that stops a run, naming the endpoint, the status and what to check: a 401, 403 or 404 (the key,
+    base_url or model: a ConfigError), or a 429 for an exhausted quota (OpenAI's ``insufficient_quota``), which
+    every request would get as well; None for any other reply."""
+    where = f"judge endpoint {cfg.url} answered HTTP {status}"
+    if status == 429:
+        err = _error_of(data)
+        if "insufficient_quota" not in (err.get("code"), err.get("type")):
+            return None
+        return InputError(f"{where} insufficient_quota: {_error_text(cfg, data)}; asking again will not help until "
+                          "the account has credit")
+    if status not in _FATAL:
+        return None
     if status == 404:
         hint = "check [judge] base_url and model"
     elif cfg.api_key_env:
         hint = f"check the key in ${cfg.api_key_env} ([judge] api_key_env)"
     else:
         hint = "no key was sent: set [judge] api_key_env to the variable that holds it"
-    return ConfigError(f"judge endpoint {cfg.url} answered HTTP {status} {_FATAL[status]}: "
-                       f"{_error_text(cfg, data)}; {hint}")
+    return ConfigError(f"{where} {_FATAL[status]}: {_error_text(cfg, data)}; {hint}")
 
 
 class _TooLarge(Exception):
@@ -768,8 +783,9 @@ async def _post(client: "httpx.AsyncClient", cfg: JudgeConfig, body: dict, sem: 
                     if parsed is not None:
                         return Reply(parsed, None, attempt + 1)
                 else:
-                    if status in _FATAL:
-                        raise _fatal(cfg, status, data)
+                    fatal = _fatal(cfg, status, data)
+                    if fatal is not None:
+                        raise fatal
                     error = f"HTTP {status}: {_error_text(cfg, data)}"
                     if not transient(status):
                         return Reply(None, error, attempt + 1)  # a 400, a 422: asking again will not help
@@ -786,8 +802,8 @@ async def acomplete_many(cfg: JudgeConfig, bodies: Sequence[dict], *, on_done: A
     """Send chat completion requests, at most ``cfg.concurrency`` at a time; replies in the order of ``bodies``.
 
     A request that fails is a :class:`Reply` with the error, but a 401, 403 or 404 (a wrong key, base_url or model)
-    raises a :class:`~workbench.errors.ConfigError` naming the endpoint and the status, and what is not sent yet is
-    not sent. ``on_done(k, reply)``, when given, is called as the reply to ``bodies[k]`` arrives.
+    raises a :class:`~workbench.errors.ConfigError`, and a 429 for an exhausted quota an
+    :class:`~workbench.errors.InputError`, naming the endpoint and the status; what is not sent yet is not sent. ``on_done(k, reply)``, when given, is called as the reply to ``bodies[k]`` arrives.
 
     Examples
     --------
