@@ -365,3 +365,17 @@ def test_an_interrupted_run_keeps_what_was_judged_and_the_next_asks_only_the_res
     s = judge.evaluate(d, config=cfg_for(fake), progress=False)
     assert (s["skipped"], s["scored"]) == (kept, 10 - kept) and fake.count == asked + 10 - kept
     d.close()
+
+
+def test_the_same_request_in_a_batch_is_sent_once(db, fake):
+    # the same question, contexts and answer logged twice (a FAQ answered alike): each was sent and paid for, though
+    # the cache answers it for every later batch
+    db.duckdb.execute("insert into answers (call_id, question, contexts, answer) select 'dup' || i, 'q', ['c'], "
+                      "'Same claim.' from range(3) t(i)")
+    ids = {"call_id": ["a", "dup0", "dup1", "dup2"]}
+    assert judge.evaluate(db, config=cfg_for(fake), where=ids, dry_run=True)["requests"] == 2
+    s = judge.evaluate(db, config=cfg_for(fake), where=ids, progress=False)
+    assert fake.count == 2 and (s["scored"], s["requests"], s["cached"]) == (4, 2, 0)
+    tokens = db.duckdb.execute("select sum(input_tokens), sum(output_tokens) from judge_cache").fetchone()
+    assert (s["input_tokens"], s["output_tokens"]) == tokens  # spent once
+    assert [r[:2] for k, r in sorted(evals(db).items()) if k[0].startswith("dup")] == [(0.0, "supported")] * 3

@@ -3,7 +3,8 @@
 * **Any endpoint**: hosted OpenAI, vLLM, Ollama, a gateway: the chat completions protocol over ``httpx``, configured in
   ``workbench.toml`` ``[judge]``; the API key only from the environment variable that ``api_key_env`` names.
 * **A cache in DuckDB** (``judge_cache``), keyed by the sha256 of the endpoint, model, messages, sampling options and
-  repeat index: re-running an evaluation sends nothing and costs nothing.
+  repeat index: re-running an evaluation sends nothing and costs nothing, and answers that make the same request (the
+  same answer logged twice) are asked once.
 * **Bounded concurrency** (``concurrency``), a total deadline per request (``timeout_s``: connecting, sending and
   reading the whole reply; a server trickling one byte a second cannot hold a request open past it), a maximum reply
   size (``max_reply_bytes``, default 1 MiB; a larger reply is a failed request, never cached), retries with
@@ -74,6 +75,7 @@ import os
 import random
 import re
 import time
+from collections import Counter
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -1074,6 +1076,7 @@ async def aevaluate(
     stats = {"scored": 0, "unscorable": 0, "failed": 0, "requests": 0, "cached": 0, "input_tokens": 0,
              "output_tokens": 0}
     est = {"input_tokens": 0, "output_tokens": 0}
+    asked: set[str] = set()  # the dry run's distinct requests
     with progress_bar(n_todo, progress if not dry_run else False, f"judge {cfg.model}") as bar:
         for r, todo, _ in todo_by_repeat:
             for rows in stream(db, todo.select("call_id", "question", "contexts", "answer"), batch_rows):
@@ -1087,30 +1090,44 @@ async def aevaluate(
                 hits = _cache_lookup(db, cfg, [hh for i, hh in enumerate(hashes) if i not in empty])
                 stats["cached"] += len(hits)
                 misses = [i for i, hh in enumerate(hashes) if hh not in hits and i not in empty]
+                # one request per distinct request: the same answer logged twice is asked once
+                copies = Counter(hashes[i] for i in misses)
+                first: dict[str, int] = {}
+                for i in misses:
+                    first.setdefault(hashes[i], i)
                 if dry_run:
                     stats["empty"] = stats.get("empty", 0) + len(empty)
-                    for i in misses:
+                    for hh, i in first.items():
+                        if hh in asked:
+                            continue
+                        asked.add(hh)
                         est["input_tokens"] += sum(estimate_tokens(m["content"]) for m in bodies[i]["messages"])
                         # the reply restates each claim with a short reason: about the answer's length plus overhead
                         est["output_tokens"] += 20 + 2 * estimate_tokens(rows[i]["answer"] or "")
                     continue
-                got: dict[int, Reply] = {}
+                ask = list(first)
+                answered: dict[str, Reply] = {}
 
-                def done(k: int, rep: Reply, misses: list[int] = misses, got: dict[int, Reply] = got) -> None:
-                    got[misses[k]] = rep
-                    bar.update(1)
+                def done(k: int, rep: Reply, ask: list[str] = ask, answered: dict[str, Reply] = answered,
+                         copies: Counter = copies) -> None:
+                    answered[ask[k]] = rep
+                    bar.update(copies[ask[k]])
 
                 try:
-                    if misses:
-                        await acomplete_many(cfg, [bodies[i] for i in misses], on_done=done)
+                    if ask:
+                        await acomplete_many(cfg, [bodies[first[hh]] for hh in ask], on_done=done)
                 finally:
                     # Interrupted or not, what was answered is cached and written; the rest is asked by the next run.
-                    stats["requests"] += sum(rep.attempts for rep in got.values())
-                    verdicts = {i: reply_verdict(cfg, rep) for i, rep in got.items()}
+                    stats["requests"] += sum(rep.attempts for rep in answered.values())
+                    for rep in answered.values():
+                        tin, tout = rep.usage
+                        stats["input_tokens"] += tin or 0
+                        stats["output_tokens"] += tout or 0
+                    verdicts = {hh: reply_verdict(cfg, rep) for hh, rep in answered.items()}
                     # only a reply with a verdict is kept: one without would be read from the cache, unscorable, for
                     # good
-                    _cache_store(db, [(hashes[i], bodies[i], rep) for i, rep in got.items()
-                                      if verdicts[i][1] is None], cfg.model)
+                    _cache_store(db, [(hh, bodies[first[hh]], rep) for hh, rep in answered.items()
+                                      if verdicts[hh][1] is None], cfg.model)
                     ts, out = now(), []
                     for i, x in enumerate(rows):
                         if i in empty:
@@ -1118,13 +1135,9 @@ async def aevaluate(
                                       else "no context to check against")
                             v, cached, attempts, error = Verdict(None, "unscorable", reason=reason), False, 0, None
                             bar.update(1)
-                        elif i in got:
-                            rep = got[i]
-                            tin, tout = rep.usage
-                            stats["input_tokens"] += tin or 0
-                            stats["output_tokens"] += tout or 0
-                            v, error = verdicts[i]
-                            cached, attempts = False, rep.attempts
+                        elif hashes[i] in answered:
+                            v, error = verdicts[hashes[i]]
+                            cached, attempts = False, answered[hashes[i]].attempts
                         elif hashes[i] in hits:
                             v = hits[hashes[i]]
                             cached, attempts, error = True, 0, None
@@ -1141,7 +1154,7 @@ async def aevaluate(
     if dry_run:
         cost = (est["input_tokens"] * pin + est["output_tokens"] * pout) / 1e6 if pin is not None else None
         return summary({**base, "run_id": None, "dry_run": True, "to_score": n_todo, "skipped": total - n_todo,
-                "cached": stats["cached"], "requests": n_todo - stats["cached"] - stats.get("empty", 0),
+                "cached": stats["cached"], "requests": len(asked),
                 "input_tokens_est": est["input_tokens"], "output_tokens_est": est["output_tokens"],
                 "cost_usd_est": None if cost is None else round(cost, 6), "price_source": price_source,
                 "token_estimate": "characters / 4", "seconds": seconds})
