@@ -411,6 +411,56 @@ def test_agreement_over_a_window_of_the_answers_time():
         h.agreement(d, evaluator="det", start="2026-01-08", end="2026-01-01")
 
 
+NO_VERDICT = """
+insert into evals (call_id, metric, value, label, evaluator, evaluator_version, repeat) values
+  ('a', 'hallucination_score', 0.9, 'hallucinated', 'det', '1', 0), ('a', 'hallucination_label', 1, 'hallucinated', 'human', '1', 0),
+  ('b', 'hallucination_score', 0.2, 'supported', 'det', '1', 0),    ('b', 'hallucination_label', 0, 'supported', 'human', '1', 0),
+  ('c', 'hallucination_score', 0.8, null, 'det', '1', 0),           ('c', 'hallucination_label', 0, 'supported', 'human', '1', 0),
+  ('d', 'hallucination_score', 0.1, null, 'det', '1', 0),           ('d', 'hallucination_label', 1, 'hallucinated', 'human', '1', 0)
+"""
+
+
+def test_agreement_leaves_out_an_evaluator_score_without_a_verdict_and_says_so():
+    """Without a threshold the evaluator's own label is its prediction: a NULL label (ragas writes none; a row
+    inserted by hand) was read as "supported", so c (0.8) and d (0.1) counted as two predicted-supported answers."""
+    d = wb.connect(":memory:")
+    d.duckdb.execute(NO_VERDICT)
+    cols = ("n", "n_no_verdict", "positives", "precision", "recall", "accuracy")
+    with pytest.warns(wb.metrics.ExcludedRowWarning, match=r"agreement: 2 answers scored by 'det' have no label "
+                      r"hallucinated or supported \(e.g. call 'c'\): left out of the pairs"):
+        got = h.agreement(d, evaluator="det")
+    # the pairs a (pred 1, truth 1) and b (pred 0, truth 0): was n 4, recall 1/2, accuracy 3/4
+    assert got.select(cols).row(0) == (2, 2, 1, 1.0, 1.0, 1.0)
+    # with a threshold the values predict, labels are not needed: c 0.8 -> 1 (truth 0), d 0.1 -> 0 (truth 1)
+    at = h.agreement(d, evaluator="det", threshold=0.5)
+    assert at.select(cols).row(0) == (4, 0, 2, 0.5, 0.5, 0.5)
+
+
+def test_agreement_leaves_out_a_reference_without_label_or_value():
+    """A reference row with neither a verdict nor a value (a label row inserted by hand) is no truth: left out and
+    counted, not read as 'supported' (the agreement of before failed on it: a NaN truth)."""
+    d = wb.connect(":memory:")
+    d.duckdb.execute(NO_VERDICT + """;
+      insert into evals (call_id, metric, value, label, evaluator, evaluator_version, repeat) values
+        ('e', 'hallucination_score', 0.7, 'hallucinated', 'det', '1', 0),
+        ('e', 'hallucination_label', null, null, 'human', '1', 0)""")
+    with pytest.warns(wb.metrics.ExcludedRowWarning, match=r"1 answer labelled by 'human' has no label "
+                      r"hallucinated or supported nor a value \(e.g. call 'e'\)"):
+        got = h.agreement(d, evaluator="det", threshold=0.5)
+    assert got.select("n", "n_no_verdict", "positives").row(0) == (4, 1, 2)
+
+
+def test_agreement_resolves_each_evaluator_once(queries):
+    """An evaluator without scores: its latest version was looked up twice (once for the frame, once again inside
+    the scores' view); one look-up and one read of the scores per side."""
+    d = wb.connect(":memory:")
+    d.duckdb.execute(NO_VERDICT)
+    queries.clear()
+    with pytest.warns(UserWarning, match="no answer scored by both"):
+        assert h.agreement(d, evaluator="judge:none")["n"].item() == 0
+    assert len(queries) == 4  # per side: the latest version, the scores
+
+
 def test_import_labels_rejects_bad_input(tmp_path):
     d = wb.connect(":memory:")
     d.duckdb.execute("insert into answers (call_id, answer) values ('a', 'x')")

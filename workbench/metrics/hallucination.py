@@ -195,13 +195,14 @@ def _explain_missing(db: "Workbench", fn: str, evaluator: str | None, version: s
     return df
 
 
-def _scored(db: "Workbench", *, evaluator: str | None = None, version: str | None = None, metric: str | None = None,
-            repeat: int = 0, traffic: str = "all", fn: str) -> "ir.Table":
-    """One row per score: evals joined to answers (source) and calls (feature, model...), with ``ts`` = the answer's
-    time (its call's time, else ``answers.ts``; never the time it was scored) and ``traffic``: ``"benchmark"`` for a
-    labelled or test-set answer (no logged call, a dataset named in ``answers.source``), else ``"production"``.
-    ``fn``: the public function, named by the errors."""
-    evaluator, version, metric = _resolve(db, evaluator, version, metric, fn=fn)
+def _scored(db: "Workbench", who: tuple[str, str | None, str], *, repeat: int = 0, traffic: str = "all",
+            fn: str) -> "ir.Table":
+    """One row per score of ``who`` (the evaluator, version and metric :func:`_resolve` gave: resolved once, by the
+    caller, which names them too): evals joined to answers (source) and calls (feature, model...), with ``ts`` = the
+    answer's time (its call's time, else ``answers.ts``; never the time it was scored) and ``traffic``:
+    ``"benchmark"`` for a labelled or test-set answer (no logged call, a dataset named in ``answers.source``), else
+    ``"production"``. ``fn``: the public function, named by the errors."""
+    evaluator, version, metric = who
     if traffic not in TRAFFIC:
         raise ParameterError(f"{fn}: traffic: expected one of {', '.join(TRAFFIC)}, got {traffic!r}")
     return db.view(("scored", evaluator, version, metric, repeat, traffic),
@@ -232,7 +233,7 @@ def _suite_input(db: Any, fn: str, *, by: Any, start: Any, end: Any, where: Any,
     from workbench.metrics.core import check_by, scope
 
     db = as_workbench(db)
-    t = _scored(db, evaluator=evaluator, version=version, metric=metric, traffic=traffic, fn=fn)
+    t = _scored(db, _resolve(db, evaluator, version, metric, fn=fn), traffic=traffic, fn=fn)
     keys = check_by(t, by, fn=fn)
     return db, scope(t, start=start, end=end, where=where), keys
 
@@ -434,17 +435,14 @@ def unscorable_rate(db: Any, *, by: Any = ("feature",), period: str = "day", sta
 # ------------------------------------------------------------------------------------------------
 
 
-def _binary_frame(db: "Workbench", evaluator: str, version: str | None, metric: str | None, *, start: Any = None,
-                  end: Any = None, names: tuple[str, str, str] = ("evaluator", "version", "metric")):
-    import polars as pl
-
+def _binary_frame(db: "Workbench", evaluator: str | None, version: str | None, metric: str | None, *,
+                  start: Any = None, end: Any = None, names: tuple[str, str, str] = ("evaluator", "version", "metric")):
     from workbench.metrics.core import scope
 
-    evaluator, version, metric = _resolve(db, evaluator, version, metric, fn="agreement", names=names)
+    who = _resolve(db, evaluator, version, metric, fn="agreement", names=names)  # once: the scores' view takes it
     # the scores of the answers given in [start, end): dated by the answer as the aggregates date them (_scored_join)
-    t = scope(_scored(db, evaluator=evaluator, version=version, metric=metric, fn="agreement"), start=start, end=end)
-    df = to_polars(t.select("call_id", "value", "label"))
-    return df.with_columns(pl.col("label").fill_null("")), evaluator, version, metric
+    t = scope(_scored(db, who, fn="agreement"), start=start, end=end)
+    return to_polars(t.select("call_id", "value", "label")), *who
 
 
 def _auroc_or_none(truth: Any, score: Any) -> float | None:
@@ -482,13 +480,18 @@ def agreement(
         database's ``workbench.toml`` names (the offline detector as shipped when none is), at its current version,
         whose scores the hallucination metrics read.
     reference : str
-        The reference evaluator (default ``human``): its label is the truth (hallucinated = 1).
+        The reference evaluator (default ``human``): its label is the truth (hallucinated = 1); where it has no
+        label ``hallucinated`` or ``supported``, its value (hallucinated when ``>= 0.5``); with neither, the answer is
+        left out (counted in ``n_no_verdict``, with an :class:`~workbench.metrics.ExcludedRowWarning`).
     version, reference_version : str, optional
         Default: the version of each written most recently.
     metric, reference_metric : str, optional
         Default ``hallucination_score`` (``hallucination_label`` for ``human``).
     threshold : float, optional
-        The evaluator predicts hallucinated when ``value >= threshold``; default: its own stored label.
+        The evaluator predicts hallucinated when ``value >= threshold``; default: its own stored label. Without a
+        threshold, an answer whose label is neither ``hallucinated`` nor ``supported`` (ragas writes none; a row
+        inserted by hand) has no prediction: it is left out of the pairs, never read as supported (counted in
+        ``n_no_verdict``, with an :class:`~workbench.metrics.ExcludedRowWarning` naming one).
     start, end : date or timestamp, optional
         The answers given in the window: ``start <= ts < end`` on the answer's time, as for
         :func:`hallucination_rate` (its call's time, else ``answers.ts``; never when it was scored or labelled). An
@@ -498,7 +501,8 @@ def agreement(
     -------
     polars.DataFrame
         One row: ``evaluator``, ``version``, ``reference``, ``reference_version``, ``threshold``, ``n`` (answers
-        scored by both; unscorable on either side excluded and counted in ``n_unscorable``), ``positives``
+        scored by both; unscorable on either side excluded and counted in ``n_unscorable``, those without a
+        prediction or a truth, see ``threshold`` and ``reference``, in ``n_no_verdict``), ``positives``
         (reference hallucinated), ``auroc``, ``kappa``, ``precision``, ``recall``, ``f1``, ``accuracy``
         (all higher is better; null when undefined), and ``calibration_error``: the expected calibration error of the
         evaluator's values as probabilities against the reference (10 bins; 0 is calibrated, lower is better; above
@@ -518,7 +522,7 @@ def agreement(
     import numpy as np
     import polars as pl
 
-    from workbench.metrics.core import check_window
+    from workbench.metrics.core import ExcludedRowWarning, check_window
 
     check_window("agreement", start, end)
     db = as_workbench(db)
@@ -530,13 +534,29 @@ def agreement(
         db, reference, reference_version, reference_metric, start=start, end=end,
         names=("reference", "reference_version", "reference_metric"))
     j = left.join(right, on="call_id", how="inner", suffix="_ref")
-    bad = (pl.col("label") == UNSCORABLE) | pl.col("value").is_null() | (pl.col("label_ref") == UNSCORABLE)
+    bad = ((pl.col("label") == UNSCORABLE) | pl.col("value").is_null() | (pl.col("label_ref") == UNSCORABLE)
+           ).fill_null(False)
     n_unscorable = j.filter(bad).height
     j = j.filter(~bad)
+    # A pair needs a prediction and a truth. Without a threshold the prediction is the evaluator's label; the truth
+    # is the reference's label, else its value (>= 0.5). A missing one is no verdict: a NULL label read as
+    # "supported" before. Such pairs are left out, counted and named.
+    verdict = pl.col("label").is_in([HALLUCINATED, SUPPORTED]).fill_null(False)
+    ref_verdict = pl.col("label_ref").is_in([HALLUCINATED, SUPPORTED]).fill_null(False)
+    no_pred = ~verdict if threshold is None else pl.lit(False)
+    no_truth = ~ref_verdict & pl.col("value_ref").is_null()
+    for rows, whose, lacks, hint in (
+            (j.filter(no_pred), f"scored by {evaluator!r}", "no label hallucinated or supported",
+             "; pass threshold= to predict from the evaluator's values"),
+            (j.filter(no_truth), f"labelled by {reference!r}", "no label hallucinated or supported nor a value", "")):
+        if k := rows.height:
+            warnings.warn(ExcludedRowWarning(
+                f"agreement: {k} answer{'s' if k > 1 else ''} {whose} {'have' if k > 1 else 'has'} {lacks} (e.g. "
+                f"call {rows['call_id'].min()!r}): left out of the pairs{hint}"), stacklevel=2)
+    n_no_verdict = j.filter(no_pred | no_truth).height
+    j = j.filter(~(no_pred | no_truth))
     truth = j.select(
-        pl.when(pl.col("label_ref").is_in([HALLUCINATED, SUPPORTED]))
-        .then(pl.col("label_ref") == HALLUCINATED)
-        .otherwise(pl.col("value_ref") >= 0.5)
+        pl.when(ref_verdict).then(pl.col("label_ref") == HALLUCINATED).otherwise(pl.col("value_ref") >= 0.5)
     ).to_series().cast(pl.Int64).to_numpy()
     if threshold is None:
         pred = (j["label"] == HALLUCINATED).cast(pl.Int64).to_numpy()
@@ -554,7 +574,8 @@ def agreement(
         warnings.warn(f"agreement: no answer scored by both {evaluator!r} and {reference!r}", stacklevel=2)
     return pl.DataFrame([{
         "evaluator": evaluator, "version": version, "reference": reference, "reference_version": reference_version,
-        "threshold": threshold, "n": n, "n_unscorable": n_unscorable, "positives": int(truth.sum()),
+        "threshold": threshold, "n": n, "n_unscorable": n_unscorable, "n_no_verdict": n_no_verdict,
+        "positives": int(truth.sum()),
         "auroc": _auroc_or_none(truth, score) if n else None, "kappa": stats.cohen_kappa(pred, truth) if n else None,
         "precision": precision, "recall": recall, "f1": f1,
         "accuracy": float((pred == truth).mean()) if n else None,
@@ -694,7 +715,7 @@ def worst_offenders(
     db = as_workbench(db)
     check_int("worst_offenders", "n", n, lo=1)
     check_int("worst_offenders", "max_chars", max_chars, lo=1)
-    t = _scored(db, evaluator=evaluator, version=version, fn="worst_offenders")
+    t = _scored(db, _resolve(db, evaluator, version, None, fn="worst_offenders"), fn="worst_offenders")
     keys = check_by(t, by, fn="worst_offenders")
     t = scope(t, start=start, end=end, where=where)
     t = t.filter(~_unscorable(t))
