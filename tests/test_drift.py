@@ -112,7 +112,7 @@ def test_evals_scores_for_one_metric():
     # dated by their answers (a score of an answer without a time is in neither window)
     db.duckdb.execute("insert into answers (call_id, answer, ts) select call_id, 'x', if(call_id[1] = 'r', "
                       "timestamp '2026-01-01', timestamp '2026-01-02') from (select distinct call_id from evals)")
-    r = _report(db, table="evals", metric="hallucination_score")
+    r = _report(db, table="evals", metric="hallucination_score", evaluator="d")
     assert (r["value"]["n_reference"], r["value"]["n_current"], r["value"]["drifted"]) == (100, 100, True)
     with pytest.raises(ValueError, match="needs metric="):
         D.drift_report(db, table="evals", reference=REF, current=CUR)
@@ -137,12 +137,52 @@ def test_scores_are_dated_by_their_answer_not_by_when_they_were_scored():
     rows += [f"('u0', 'hallucination_score', 0.9, 'd', '1', timestamp '2026-01-02 12:00')"]
     db.duckdb.execute("insert into evals (call_id, metric, value, evaluator, evaluator_version, ts) values "
                       + ",".join(rows))
-    r = _report(db, table="evals", metric="hallucination_score")
+    r = _report(db, table="evals", metric="hallucination_score", evaluator="d")
     assert (r["value"]["n_reference"], r["value"]["n_current"], r["value"]["drifted"]) == (100, 101, True)
     # the dates of the hallucination metrics, one definition: u0 is their undated row
     per_day = wb.hallucination_score(db, evaluator="d", version="1", by=(), period="day")
     assert per_day.select("period_start", "n").rows() == [
         (dt.datetime(2026, 1, 1), 100), (dt.datetime(2026, 1, 2), 101), (None, 1)]
+
+
+def test_drift_of_scores_compares_one_evaluator_version_on_production_answers():
+    """The drift of the hallucination scores mixed every evaluator, every version of each and the test-set answers
+    with production: a judge upgraded in the current week (its new version scoring higher), another evaluator's
+    scores in the reference week and a benchmark set scored this week all read as drift of production quality."""
+    db = wb.connect(":memory:")
+    calls = [f"('r{i}', timestamp '2026-01-01 10:00', 'chat', 'ok')" for i in range(100)]
+    calls += [f"('c{i}', timestamp '2026-01-02 10:00', 'chat', 'ok')" for i in range(100)]
+    db.duckdb.execute("insert into calls (call_id, ts, feature, status) values " + ",".join(calls))
+    # a labelled test set: no logged call, a dataset named as the source, answered this week
+    db.duckdb.execute("insert into answers (call_id, answer, source, ts) select 'b' || i, 'x', 'halu_dev', "
+                      "timestamp '2026-01-02 11:00' from range(100) t(i)")
+    same = [f"('{k}{i}', 'hallucination_score', {0.1 + (i % 10) / 100}, 'd', '1', timestamp '2026-01-03')"
+            for k in "rc" for i in range(100)]
+    v2 = [f"('c{i}', 'hallucination_score', {0.6 + (i % 10) / 100}, 'd', '2', timestamp '2026-01-04')"
+          for i in range(100)]
+    other = [f"('r{i}', 'hallucination_score', 0.9, 'j', '1', timestamp '2026-01-03')" for i in range(100)]
+    bench = [f"('b{i}', 'hallucination_score', 0.95, 'd', '1', timestamp '2026-01-03')" for i in range(100)]
+    db.duckdb.execute("insert into evals (call_id, metric, value, evaluator, evaluator_version, ts) values "
+                      + ",".join(same + v2 + other + bench))
+    cols = ("n_reference", "n_current", "drifted")
+    # by default the scores the hallucination metrics read: the configured detector's, none here (was 200 vs 300)
+    r = _report(db, table="evals", metric="hallucination_score")["value"]
+    assert tuple(r[c] for c in cols) == (0, 0, None)
+    # version 1 of d on the production answers of both weeks: the same scores, no drift (was 200 vs 300, drift)
+    r = _report(db, table="evals", metric="hallucination_score", evaluator="d", version="1")["value"]
+    assert tuple(r[c] for c in cols) == (100, 100, False)
+    # by default d's latest version: it scored the current week only, so there is nothing to compare against
+    r = _report(db, table="evals", metric="hallucination_score", evaluator="d")["value"]
+    assert tuple(r[c] for c in cols) == (0, 100, None)
+    # the test set only when asked for (it is in the current week only)
+    r = _report(db, table="evals", metric="hallucination_score", evaluator="d", version="1", traffic="all")["value"]
+    assert tuple(r[c] for c in cols) == (100, 200, True)
+    # the metric of the suite takes the same choices, and a feature of the answers' calls as its where
+    rate = D.drifted_column_rate(db, table="evals", metric="hallucination_score", evaluator="d", version="1",
+                                 start=CUR[0], end=CUR[1], where={"feature": "chat"})
+    assert rate.select("value", "n", "dataset_drift").row(0) == (0.0, 1, False)
+    with pytest.raises(ParameterError, match="drift_report: evaluator, version and traffic apply to table='evals'"):
+        D.drift_report(db, evaluator="d", reference=REF, current=CUR)
 
 
 def test_sampling_is_capped_and_deterministic():

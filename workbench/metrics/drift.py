@@ -93,29 +93,33 @@ def _check_window(name: str, w: Any, fn: str) -> Window:
     return M.as_timestamp(w[0], what=f"{fn}: {name} start"), M.as_timestamp(w[1], what=f"{fn}: {name} end")
 
 
-def _table(db: Any, table: str, *, metric: str | None, fn: str) -> "ir.Table":
+def _table(db: Any, table: str, *, metric: str | None, fn: str, evaluator: str | None = None,
+           version: str | None = None, traffic: str | None = None) -> "ir.Table":
     from workbench.schema import TABLES
 
     check_name(fn, "table", table, what="a table name")
     check_name(fn, "metric", metric, optional=True, what="a metric name")
     if table not in TABLES:
         raise NotFoundError(f"{fn}: no table {table!r}; tables: {', '.join(TABLES)}")
-    t = db.table(table)
     if table == "evals":
+        import ibis
+
+        from workbench.metrics.hallucination import scored_answers
+
         if metric is None:
             raise ParameterError(f"{fn}: table='evals' needs metric= (e.g. 'hallucination_score')")
-        t = t.filter(t.metric == metric)
-        # a score is dated by its answer, by the hallucination metrics' one definition, not by when it was written:
-        # one batch `workbench eval` put every score in the week it ran, and the weeks before and after read no score
-        from workbench.metrics.hallucination import answer_time
-
-        c, a = db.table("calls"), db.table("answers")
-        cc, aa = c.select(_c_id=c.call_id, _c_ts=c.ts), a.select(_a_id=a.call_id, _a_ts=a.ts)
-        j = t.left_join(cc, t.call_id == cc._c_id).left_join(aa, t.call_id == aa._a_id)
-        t = j.mutate(ts=answer_time(j._c_ts, j._a_ts)).drop("_c_id", "_c_ts", "_a_id", "_a_ts")
-    elif metric is not None:
+        # Like with like: the scores the hallucination metrics read (one evaluator at one version, repeat 0, the
+        # production answers by default), each dated by its answer, not by when it was written. Every evaluator,
+        # version and test set mixed, a judge upgraded this week read as drift of the answers.
+        t = scored_answers(db, evaluator=evaluator, version=version, metric=metric,
+                           traffic="production" if traffic is None else traffic, caller=fn)
+        return t.mutate(metric=ibis.literal(metric), repeat=ibis.literal(0))  # the rest of evals' key, for sampling
+    if metric is not None:
         raise ParameterError(f"{fn}: metric= applies to table='evals' only, got table={table!r}")
-    return t
+    if (evaluator, version, traffic) != (None, None, None):
+        raise ParameterError(f"{fn}: evaluator, version and traffic apply to table='evals' only, got "
+                             f"table={table!r}")
+    return db.table(table)
 
 
 def _default_columns(t: "ir.Table", table: str) -> list[str]:
@@ -292,6 +296,9 @@ def drift_report(
     where: M.Where = None,
     metric: str | None = None,
     max_rows: int = 100_000,
+    evaluator: str | None = None,
+    version: str | None = None,
+    traffic: str | None = None,
 ) -> "pl.DataFrame":
     """Column-by-column drift between a reference window and a current window, and the dataset verdict.
 
@@ -299,7 +306,12 @@ def drift_report(
     ----------
     db : Workbench or path
     table : str
-        A canonical table; ``"evals"`` needs ``metric=`` (the scores of that metric, column ``value``).
+        A canonical table; ``"evals"`` needs ``metric=`` (the scores of that metric, column ``value``) and compares
+        like with like: the scores of one evaluator at one version on the production answers, by default those the
+        hallucination metrics read (:func:`~workbench.metrics.hallucination.scored_answers`). A new judge version,
+        another evaluator or a test set scored in one window is not drift of the answers: when a new version scored
+        only the current window, the reference has no score of it and nothing is tested (score the reference
+        window with it too, or pass the older ``version``).
     columns : list of str, optional
         Default: for ``calls`` latency, tokens, cost, status, model, finish reason, operation; for ``evals``
         ``value``; else every numeric, boolean or string column that is not a key, id or time (for ``answers``
@@ -315,6 +327,13 @@ def drift_report(
         Filter (e.g. ``{"feature": "chat"}``).
     max_rows : int
         Deterministic sample cap per window (rows with the smallest key hash).
+    evaluator, version : str, optional
+        For ``table="evals"``: whose scores. Default: the detector ``workbench.toml`` names (the offline detector as
+        shipped when none is) at its current version; another evaluator's default version is the one it wrote most
+        recently.
+    traffic : {"production", "benchmark", "all"}, optional
+        For ``table="evals"``: which answers (default ``"production"``: labelled and test sets left out), as for
+        :func:`~workbench.metrics.hallucination.hallucination_rate`.
 
     Returns
     -------
@@ -349,7 +368,7 @@ def drift_report(
     db = as_workbench(db)
     ref_w = _check_window("reference", reference, "drift_report")
     cur_w = _check_window("current", current, "drift_report")
-    t = _table(db, table, metric=metric, fn="drift_report")
+    t = _table(db, table, metric=metric, fn="drift_report", evaluator=evaluator, version=version, traffic=traffic)
     check_int("drift_report", "max_rows", max_rows, lo=1)
     M.parse_where(where, fn="drift_report")
     given = check_names("drift_report", "columns", columns, optional=True, what="column names", empty=True)
@@ -551,7 +570,8 @@ def text_drift(
     db = as_workbench(db)
     ref_w = _check_window("reference", reference, "text_drift")
     cur_w = _check_window("current", current, "text_drift")
-    t = _table(db, table, metric=options.pop("metric", None), fn="text_drift")
+    t = _table(db, table, metric=options.pop("metric", None), fn="text_drift", evaluator=options.pop("evaluator", None),
+               version=options.pop("version", None), traffic=options.pop("traffic", None))
     check_name("text_drift", "column", column, what="a column name")
     check_int("text_drift", "seed", seed, lo=0)
     check_int("text_drift", "max_texts", max_texts, lo=1)
@@ -580,13 +600,18 @@ def drifted_column_rate(
     table: str = "calls",
     columns: Sequence[str] | None = None,
     metric: str | None = None,
+    evaluator: str | None = None,
+    version: str | None = None,
+    traffic: str | None = None,
     **options: Any,
 ) -> "pl.DataFrame":
     """Share of columns that drifted in [start, end) against the reference window, per group (a tidy frame).
 
     ``value`` is the share of drifted columns, ``n`` the number of columns tested; ``dataset_drift`` (share >= 0.5)
     follows. The reference defaults to the window of the same length just before ``start``; without ``start``/
-    ``end`` the current window is the last 7 days of the table's data. ``period`` must be ``"all"``.
+    ``end`` the current window is the last 7 days of the table's data. ``period`` must be ``"all"``. ``table``,
+    ``columns``, ``metric``, ``evaluator``, ``version``, ``traffic`` and the other options are
+    :func:`drift_report`'s (for ``evals``: one evaluator at one version on the production answers by default).
 
     Examples
     --------
@@ -610,13 +635,14 @@ def drifted_column_rate(
     if period != "all":
         raise ParameterError(f"drifted_column_rate: drift compares two windows; period must be 'all', got {period!r}")
     takes = set(inspect.signature(drift_report).parameters) - {"db", "table", "columns", "reference", "current",
-                                                                "where", "metric"}
+                                                                "where", "metric", "evaluator", "version", "traffic"}
     unknown = sorted(set(options) - takes)
     if unknown:
         own = [n for n in inspect.signature(drifted_column_rate).parameters if n not in ("db", "options")]
         raise ParameterError(f"drifted_column_rate: unknown option {unknown[0]!r}; it takes "
                              f"{', '.join(own + sorted(takes))}")
-    t = _table(db, table, metric=metric, fn="drifted_column_rate")
+    scores = dict(evaluator=evaluator, version=version, traffic=traffic)
+    t = _table(db, table, metric=metric, fn="drifted_column_rate", **scores)
     keys = M.check_by(t, by, fn="drifted_column_rate")
     s, e = M.as_timestamp(start), M.as_timestamp(end)
     if s is None or e is None:
@@ -635,7 +661,7 @@ def drifted_column_rate(
     for g in groups:
         w = dict(M.parse_where(where)) | dict(zip(keys, g))
         rep = drift_report(db, table=table, columns=columns, reference=ref, current=(s, e), where=w or None,
-                           metric=metric, **options)
+                           metric=metric, **scores, **options)
         ds = rep.filter(pl.col("column") == "__dataset__").row(0, named=True)
         n = rep.filter((pl.col("column") != "__dataset__") & pl.col("drifted").is_not_null()).height
         rows.append({**dict(zip(keys, g)), "period_start": s, "value": ds["statistic"], "n": n,

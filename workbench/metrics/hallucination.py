@@ -73,6 +73,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "answer_time",
+    "scored_answers",
     "hallucination_rate",
     "hallucination_score",
     "unscorable_rate",
@@ -209,6 +210,56 @@ def _scored(db: "Workbench", who: tuple[str, str | None, str], *, repeat: int = 
                    lambda: _scored_join(db, evaluator, version, metric, repeat, traffic))
 
 
+def scored_answers(db: Any, *, evaluator: str | None = None, version: str | None = None, metric: str | None = None,
+                   traffic: str = "production", caller: str = "scored_answers") -> "ir.Table":
+    """The scores the hallucination metrics read, as an Ibis table: one evaluator at one version, one metric, repeat
+    0, one row per answer, dated by the answer (:func:`answer_time`) and joined to its call (feature, model...).
+
+    The one selection that :func:`hallucination_rate` and the drift of ``evals``
+    (:func:`~workbench.metrics.drift.drift_report` with ``table="evals"``) share, so that both compare like with
+    like: a new judge version, another evaluator or a test set scored this week is never read as a change of the
+    production answers.
+
+    Parameters
+    ----------
+    db : Workbench or path
+    evaluator, version, metric : str, optional
+        As for :func:`hallucination_rate`: default the detector ``workbench.toml`` names (the offline detector as
+        shipped when none is) at its current version; another evaluator's default version is the one written most
+        recently; metric ``hallucination_score`` (``hallucination_label`` for ``human``).
+    traffic : {"production", "benchmark", "all"}
+        As for :func:`hallucination_rate`: production answers (the default), labelled and test sets, or both.
+    caller : str
+        The function named by the errors.
+
+    Returns
+    -------
+    ibis Table
+        The ``evals`` columns ``call_id``, ``value``, ``label``, ``evaluator``, ``evaluator_version``, ``run_id``,
+        ``explanation``, ``details``, the scoring time ``eval_ts``; the answer's ``source``, ``question``,
+        ``answer``; the call's columns; ``ts`` (the answer's time) and ``traffic``.
+
+    Examples
+    --------
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute('''
+    ...   insert into calls (call_id, ts, feature, status) values ('a', '2026-01-05', 'chat', 'ok');
+    ...   insert into answers (call_id, answer, source) values ('t', 'x', 'halu_dev');
+    ...   insert into evals (call_id, metric, value, label, evaluator, evaluator_version, ts) values
+    ...     ('a', 'hallucination_score', 0.2, 'supported', 'j', '1', '2026-01-06'),
+    ...     ('a', 'hallucination_score', 0.9, 'hallucinated', 'j', '2', '2026-01-07'),
+    ...     ('t', 'hallucination_score', 0.7, 'hallucinated', 'j', '2', '2026-01-07')''')
+    >>> t = scored_answers(db, evaluator="j")  # version 2, written last; production answers only
+    >>> t.select("call_id", "evaluator_version", "value", "feature").to_polars().rows()
+    [('a', '2', 0.9, 'chat')]
+    >>> scored_answers(db, evaluator="j", traffic="all").count().to_pyarrow().as_py()  # and the test set's
+    2
+    """
+    db = as_workbench(db)
+    return _scored(db, _resolve(db, evaluator, version, metric, fn=caller), traffic=traffic, fn=caller)
+
+
 def _scored_join(db: "Workbench", evaluator: str, version: str | None, metric: str, repeat: int,
                  traffic: str) -> "ir.Table":
     import ibis
@@ -233,7 +284,7 @@ def _suite_input(db: Any, fn: str, *, by: Any, start: Any, end: Any, where: Any,
     from workbench.metrics.core import check_by, scope
 
     db = as_workbench(db)
-    t = _scored(db, _resolve(db, evaluator, version, metric, fn=fn), traffic=traffic, fn=fn)
+    t = scored_answers(db, evaluator=evaluator, version=version, metric=metric, traffic=traffic, caller=fn)
     keys = check_by(t, by, fn=fn)
     return db, scope(t, start=start, end=end, where=where), keys
 
