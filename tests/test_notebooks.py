@@ -18,6 +18,7 @@ def test_report_notebook_publishes(small_demo, tmp_path, name):
     html = (out / "report.html").read_text()
     assert not re.search(r"<(script|link)[^>]*(src|href)=\"https?:", html)
     assert "data:image/svg+xml" in html or "<svg" in html
+    assert "<h2>Data notes</h2>" in html  # what the metrics left out, named (once silenced: only a lower n)
     executed = nbformat.read(out / "report.ipynb", as_version=4)
     outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error" or o.get("name") == "stderr"]  # no error, no warning

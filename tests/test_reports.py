@@ -332,3 +332,44 @@ def test_a_feature_that_records_no_suggestion_is_not_read_as_none_accepted(tmp_p
     none = wb.Report(db, start="2026-11-16", end="2026-11-23", config=Settings())
     db.duckdb.execute("delete from feedback where kind <> 'thumbs'")
     assert "No suggestion" in repr(none.suggestions())
+
+
+def test_a_report_shows_what_its_metrics_left_out_as_data_notes(tmp_path):
+    """A report silenced every warning: a score without a verdict left out of the hallucination rate, an incident
+    resolved before it started left out of MTTR, an agreement with no pair showed only as a lower n (or none). The
+    report keeps them, once each, and its Data notes list names the metric, what was left out and why."""
+    from workbench.config import Settings
+
+    db = wb.connect(":memory:")
+    db.duckdb.execute("""
+      insert into calls (call_id, ts, feature, status) values ('a', '2026-11-16 10:00', 'chat', 'ok'),
+        ('b', '2026-11-17 10:00', 'chat', 'ok'), ('c', '2026-11-18 10:00', 'chat', 'ok');
+      insert into evals (call_id, metric, value, label, evaluator, evaluator_version) values
+        ('a', 'hallucination_score', 0.9, 'hallucinated', 'j', '1'), ('b', 'hallucination_score', 0.1, 'supported', 'j', '1'),
+        ('c', 'hallucination_score', 0.7, null, 'j', '1');
+      insert into incidents (incident_id, feature, started_at, detected_at, mitigated_at, resolved_at) values
+        ('i1', 'chat', '2026-11-17 10:00', '2026-11-17 10:30', '2026-11-17 11:00', '2026-11-17 12:00'),
+        ('i2', 'chat', '2026-11-18 10:00', '2026-11-18 10:30', '2026-11-18 11:00', '2026-11-18 09:00')""")
+    rep = reports.Report(db, start="2026-11-16", end="2026-11-23", config=Settings())
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing escapes to the notebook's standard error
+        for _ in range(2):  # a metric shown twice (a chart and the scorecard) is noted once
+            rate = rep.metric("hallucination_rate", by=["feature"], period="all", evaluator="j")
+        mttr = rep.metric("mttr_minutes", by=["feature"], period="all")
+        rep.call("agreement", evaluator="j")
+    assert rate.select("value", "n").row(0) == (0.5, 2) and mttr["n"].item() == 1
+    assert rep.notes == [
+        ("hallucination_rate", "1 scored answer has no label hallucinated or supported (e.g. call 'c', label null): "
+                               "left out of the rate; hallucination_score counts it"),
+        ("mttr_minutes", "1 incident with resolved_at before started_at is left out (i2)"),
+        ("agreement", "no answer scored by both 'j' and 'human'"),
+    ]
+    html = rep.data_notes().data
+    assert html.startswith("<h2>Data notes</h2>")
+    assert ("<li><strong>Hallucination rate</strong>: 1 scored answer has no label hallucinated or supported (e.g. "
+            "call &#x27;c&#x27;, label null): left out of the rate; hallucination_score counts it</li>") in html
+    empty = reports.Report(db, start="2026-11-16", end="2026-11-23", config=Settings())
+    assert "No data notes: no metric in this report left a row out or had a group without data." in \
+        empty.data_notes().data

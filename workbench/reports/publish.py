@@ -224,6 +224,8 @@ class Report:
         self.period = period
         self.attention: list[str] = []
         self.frames: list[tuple[str, dict[str, Any], "pl.DataFrame"]] = []
+        #: what the metrics and tables shown left out, and why: (name, the warning's text), once each (data_notes)
+        self.notes: list[tuple[str, str]] = []
 
     def metric(self, name: str, **kwargs: Any) -> "pl.DataFrame":
         """Compute metric ``name`` of the suite over the report's window (unless ``start``/``end`` are given)."""
@@ -231,11 +233,68 @@ class Report:
 
         kwargs.setdefault("start", self.start)
         kwargs.setdefault("end", self.end)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # an empty group is visible in the frame (n = 0), not as a warning in a report
+        with self.noting(name, window=(kwargs["start"], kwargs["end"])):
             df = self.shown(compute(name, self.db, **kwargs))
         self.frames.append((name, {k: v for k, v in kwargs.items() if k not in ("start", "end")}, df))
         return df
+
+    @contextlib.contextmanager
+    def noting(self, name: str, *, window: tuple[Any, Any] | None = None) -> Iterator[None]:
+        """Compute ``name`` in the block, keeping the warnings the workbench raises there as the report's data notes
+        (:meth:`data_notes`) instead of letting them reach the page as standard error or silencing them: a row left
+        out (:class:`~workbench.metrics.ExcludedRowWarning`) or a group without data
+        (:class:`~workbench.metrics.UndefinedMetricWarning`) would otherwise show only as a lower ``n``. The one
+        place every metric and table of a report goes through (:meth:`metric`, :meth:`call`). Each note once; a
+        ``window`` other than the report's is named in it. Other libraries' warnings are dropped, as before.
+
+        >>> import warnings
+        >>> from workbench.metrics import UndefinedMetricWarning
+        >>> rep = Report(":memory:", start="2026-11-16", end="2026-11-23")
+        >>> for _ in range(2):
+        ...     with rep.noting("error_rate"):
+        ...         warnings.warn("error_rate: some groups have n = 0; their value is null", UndefinedMetricWarning)
+        ...         warnings.warn("an ageing API", DeprecationWarning)  # another library's: not a data note
+        >>> rep.notes
+        [('error_rate', 'some groups have n = 0; their value is null')]
+        """
+        with warnings.catch_warnings(record=True) as got:
+            warnings.simplefilter("always")
+            yield
+        package = str(Path(__file__).resolve().parents[1])
+        for w in got:
+            ours = w.category.__module__.startswith("workbench.") or (
+                w.category is UserWarning and str(Path(w.filename).resolve()).startswith(package))
+            if not ours:
+                continue
+            text = str(w.message).removeprefix(f"{name}: ")
+            if window is not None and tuple(window) != (self.start, self.end):
+                text += f"; window {window_text(*window)}"
+            if (name, text) not in self.notes:
+                self.notes.append((name, text))
+
+    def data_notes(self) -> Any:
+        """The report's "Data notes", as HTML: per metric or table, what it left out and why (the warnings
+        :meth:`noting` kept), so that a reader sees it, not only a lower ``n``; a sentence when there is none.
+        The last section of every report, after the numbers it explains.
+
+        >>> rep = Report(":memory:", start="2026-11-16", end="2026-11-23")
+        >>> rep.notes.append(("mttr_minutes", "1 incident with resolved_at before started_at is left out (i2)"))
+        >>> print(rep.data_notes().data)
+        <h2>Data notes</h2>
+        <p>What the numbers above leave out, and why:</p>
+        <ul><li><strong>Time to resolve</strong>: 1 incident with resolved_at before started_at is left out (i2)</li></ul>
+        """
+        from html import escape
+
+        from IPython.display import HTML
+
+        from workbench.reports.units import label
+
+        if not self.notes:
+            return HTML("<h2>Data notes</h2>\n<p>No data notes: no metric in this report left a row out or had a "
+                        "group without data.</p>")
+        items = "".join(f"<li><strong>{escape(label(n))}</strong>: {escape(t)}</li>" for n, t in self.notes)
+        return HTML(f"<h2>Data notes</h2>\n<p>What the numbers above leave out, and why:</p>\n<ul>{items}</ul>")
 
     def shown(self, frame: Any) -> Any:
         """A frame as the report may show it: every text column through :func:`workbench.redact.redact` (e-mail
@@ -264,8 +323,7 @@ class Report:
         from workbench.errors import NotDeclaredError, TooFewError
         from workbench.reports.tables import note
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with self.noting(name):
             try:
                 out = resolve(name)(self.db, *args, **kwargs)
             except (TooFewError, NotDeclaredError) as e:  # too little data, or nothing declared: said, not a failure
