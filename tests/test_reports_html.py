@@ -552,3 +552,42 @@ def test_an_slo_window_ending_at_midnight_shows_its_last_day_not_the_next():
     assert "Sat 24 Oct 2026" in html and "Sun 22 Nov 2026" in html and "23 Nov" not in html
     at_noon = frame.with_columns(pl.lit(dt.datetime(2026, 11, 23, 12, 30)).alias("window_end"))
     assert "23 Nov 2026 12:30" in table(at_noon).as_raw_html()  # an instant: as it is
+
+
+def test_a_partial_period_is_drawn_hollow_and_said_so():
+    """A weekly trend whose window starts on a Thursday drew its first week (four days of data) as a full week: a
+    drop that was only the window's cut. A period the window cuts (partial True) is a hollow point, the legend says
+    "Partial period" and so does the caption; a period whose coverage is unknown (null) or whole is drawn as before."""
+    from workbench.reports.charts import trend
+
+    weeks = [dt.datetime(2025, 12, 29), dt.datetime(2026, 1, 5), dt.datetime(2026, 1, 12)]
+    df = pl.DataFrame({"feature": ["chat"] * 3, "period_start": weeks, "metric": ["dau_count"] * 3,
+                       "value": [40.0, 100.0, 95.0], "n": [4, 7, 7], "partial": [True, False, None]})
+    fig = trend(df)
+    layers = fig.to_dict()["layer"]
+    hollow, key = [x for x in layers if x["mark"]["type"] == "point"]  # the ringed points, their legend entry
+    assert (hollow["mark"]["fill"], hollow["mark"]["filled"], hollow["mark"]["opacity"]) == ("white", False, 1)
+    assert key["encoding"]["shape"]["legend"]["title"] is None and key["mark"]["opacity"] == 0
+    drawn = fig.to_dict()["datasets"][hollow["data"]["name"]]
+    assert [r["period_start"][:10] for r in drawn] == ["2025-12-29"]
+    assert {r["_period"] for r in drawn} == {"Partial period"}
+    assert fig.alt.endswith(" Hollow points: partial periods (the window covers only part of them): Mon 29 Dec.")
+    whole = trend(df.with_columns(pl.lit(False).alias("partial")))
+    assert [x["mark"]["type"] for x in whole.to_dict()["layer"]] == ["line"]
+    assert "Hollow" not in whole.alt
+
+
+def test_a_partial_week_of_the_lifecycle_chart_is_paler_and_labelled():
+    """The weekly lifecycle bars of a monthly report started on a Tuesday: its first week, six days of it, read as
+    fewer users than the rest. A week the window cuts is paler, labelled '(partial)' and named in the caption."""
+    from workbench.reports.charts import lifecycle
+
+    weeks = [dt.datetime(2026, 11, 16)] * 2 + [dt.datetime(2026, 11, 23)] * 2
+    df = pl.DataFrame({"period_start": weeks, "status": ["new", "dormant"] * 2, "value": [5.0, -2.0, 12.0, -3.0],
+                       "partial": [True, True, False, False]})
+    fig = lifecycle(df)
+    spec = fig.to_dict()
+    assert spec["layer"][0]["encoding"]["opacity"]["value"] == 1.0
+    assert spec["layer"][0]["encoding"]["x"]["sort"] == ["16 Nov (partial)", "23 Nov"]
+    assert fig.alt.endswith("Paler bars: partial periods (the window covers only part of them): Mon 16 Nov.")
+    assert "opacity" not in lifecycle(df.drop("partial")).to_dict()["layer"][0]["encoding"]

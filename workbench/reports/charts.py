@@ -244,10 +244,56 @@ def trend(df: "pl.DataFrame", *, color: str | None = None, title: str | None = N
     if "lo" in data.columns and data["lo"].drop_nulls().len() and n_groups <= MAX_BANDS:
         layers.append(base.mark_area(opacity=0.15).encode(y="lo:Q", y2="hi:Q", color=enc_color))
     layers.append(line)
+    layers += _partial_layer(x, data, color, metric)
     layers += _target_layer(targets, color, data)
     t = _title(metric, color, grain, title)
     chart = alt.layer(*layers).properties(title=t, width=width, height=height)
-    return Figure(chart, _finding(data, color, metric, t))
+    return Figure(chart, _finding(data, color, metric, t) + _partial_text(data))
+
+
+PARTIAL = "Partial period"
+
+
+def _partial(data: "pl.DataFrame") -> "pl.DataFrame":
+    """The rows of periods the window cuts (``partial`` True; unknown, null, is not drawn as cut)."""
+    import polars as pl
+
+    if "partial" not in data.columns or "period_start" not in data.columns:
+        return data.clear()
+    return data.filter(pl.col("partial").fill_null(False))
+
+
+def _partial_layer(x: "alt.X", data: "pl.DataFrame", color: str | None, metric: str) -> list:
+    """Hollow points (white, ringed in the group's colour) over the periods the window covers only in part (a first
+    week started on a Thursday), with a legend entry "Partial period": their values are of fewer days, not a drop."""
+    import altair as alt
+    import polars as pl
+
+    cut = _partial(data)
+    if cut.is_empty():
+        return []
+    ring = alt.Color(f"{color}:N", legend=None) if color else alt.value("#4c78a8")
+    cut = alt.Chart(cut.with_columns(pl.lit(PARTIAL).alias("_period")))
+    tip = [alt.Tooltip("period_start:T", title="Date"),
+           alt.Tooltip("value:Q", title=label(metric), format=_format(metric, data)),
+           alt.Tooltip("_period:N", title="Coverage"), alt.Tooltip("n:Q", title="Sample")]
+    hollow = cut.mark_point(filled=False, fill="white", size=70, strokeWidth=2, opacity=1).encode(
+        x=x, y="value:Q", color=ring, tooltip=tip)
+    # the legend entry, from an undrawn copy in one grey (a legend of the ringed points would take no stroke)
+    legend = alt.Legend(title=None, orient="right", symbolOpacity=1, symbolFillColor="white", symbolStrokeWidth=2)
+    key = cut.mark_point(filled=False, fill="white", color="#4a5468", opacity=0).encode(
+        x=x, y="value:Q", shape=alt.Shape("_period:N", legend=legend))
+    return [hollow, key]
+
+
+def _partial_text(data: "pl.DataFrame", drawn: str = "Hollow points") -> str:
+    """The caption's sentence naming the partial periods and how they are ``drawn`` ('' when there is none): one
+    wording for every chart over time."""
+    cut = _partial(data)
+    if cut.is_empty():
+        return ""
+    days = ", ".join(f"{d:%a %d %b}" for d in cut["period_start"].unique().sort().to_list())
+    return f" {drawn}: partial periods (the window covers only part of them): {days}."
 
 
 def _finding(data: "pl.DataFrame", color: str | None, metric: str, title: str) -> str:
@@ -421,9 +467,15 @@ def lifecycle(df: "pl.DataFrame", *, title: str | None = None, width: int = WIDT
     data = df.drop_nulls("value").with_columns(
         pl.col("status").replace_strict({s: i for i, s in enumerate(order)}, default=9).alias("_order"),
         pl.col("period_start").dt.strftime("%d %b").alias("_week"))
+    cut = _partial(data)
+    if not cut.is_empty():  # a week the window cuts: paler bars, "(partial)" under them, and said in the caption
+        data = data.with_columns(pl.when(pl.col("partial").fill_null(False)).then(pl.col("_week") + " (partial)")
+                                 .otherwise(pl.col("_week")).alias("_week"))
+    paler = {"opacity": alt.condition(alt.datum.partial == True, alt.value(0.4), alt.value(1.0))} \
+        if not cut.is_empty() else {}  # noqa: E712  (a Vega expression, not a Python comparison)
     weeks = data.sort("period_start")["_week"].unique(maintain_order=True).to_list()
     # one band per week, labelled by its first day (a time axis ticked every few days between weekly bars)
-    chart = alt.Chart(data).mark_bar().encode(
+    chart = alt.Chart(data).mark_bar().encode(**paler).encode(
         x=alt.X("_week:O", sort=weeks, title="Week starting", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("value:Q", title="Users", axis=alt.Axis(format=",.0f")),
         color=alt.Color("status:N", scale=alt.Scale(domain=order, range=colours), legend=alt.Legend(title="Stage")),
@@ -436,7 +488,8 @@ def lifecycle(df: "pl.DataFrame", *, title: str | None = None, width: int = WIDT
     last = data.filter(pl.col("period_start") == data["period_start"].max())
     parts = [f"{r['status']} {fmt(abs(r['value']), 'users')}" for r in last.sort("_order").iter_rows(named=True)]
     when = f"{data['period_start'].max():%d %b}" if data.height else "-"
-    return Figure(fig, f"{t}: in the week of {when}: {', '.join(parts) or 'no users'}.")
+    return Figure(fig, f"{t}: in the week of {when}: {', '.join(parts) or 'no users'}."
+                       + _partial_text(data, "Paler bars"))
 
 
 def funnel(df: "pl.DataFrame", *, title: str | None = None, width: int = WIDTH) -> Figure:
