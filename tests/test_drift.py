@@ -181,7 +181,7 @@ def test_drift_of_scores_compares_one_evaluator_version_on_production_answers():
     rate = D.drifted_column_rate(db, table="evals", metric="hallucination_score", evaluator="d", version="1",
                                  start=CUR[0], end=CUR[1], where={"feature": "chat"})
     assert rate.select("value", "n", "dataset_drift").row(0) == (0.0, 1, False)
-    with pytest.raises(ParameterError, match="drift_report: evaluator, version and traffic apply to table='evals'"):
+    with pytest.raises(ParameterError, match="drift_report: evaluator and version apply to table='evals'"):
         D.drift_report(db, evaluator="d", reference=REF, current=CUR)
 
 
@@ -257,6 +257,27 @@ def test_text_drift_on_answers_table():
     assert r["n_reference"][0] == 200 and r["auc"][0] < 0.55 and not r["drifted"][0]
 
 
+def test_text_drift_of_answers_reads_production_answers_not_a_test_set_loaded_beside_them():
+    # a labelled test set (no logged call, a dataset as its source) loaded in the current window is not a change of
+    # what the product answers: it was read as drift of the answers (as it was of their scores, by evals drift)
+    rng = np.random.default_rng(8)
+    db = wb.connect(":memory:")
+    other = "theorem integral matrix vector proof lemma axiom tensor manifold scalar".split()
+    _insert(db, "answers", pl.DataFrame({
+        "call_id": [f"r{i}" for i in range(200)] + [f"c{i}" for i in range(200)] + [f"h{i}" for i in range(200)],
+        "answer": _sentences(rng, WORDS, 400) + _sentences(rng, other, 200),
+        "source": [None] * 400 + ["halu_eval"] * 200,
+        "ts": [dt.datetime(2026, 1, 1)] * 200 + [dt.datetime(2026, 1, 2)] * 400}))
+    r = D.text_drift(db, reference=REF, current=CUR).row(0, named=True)
+    assert (r["n_reference"], r["n_current"], r["drifted"]) == (200, 200, False)
+    r = D.text_drift(db, reference=REF, current=CUR, traffic="all").row(0, named=True)
+    assert (r["n_reference"], r["n_current"], r["drifted"]) == (200, 400, True)
+    with pytest.raises(wb.errors.TooFewError, match="reference needs at least 3 texts, got 0"):  # the test set only
+        D.text_drift(db, reference=REF, current=CUR, traffic="benchmark")
+    with pytest.raises(ParameterError, match="traffic: expected one of production, benchmark, all"):
+        D.text_drift(db, reference=REF, current=CUR, traffic="prod")
+
+
 def test_drifted_column_rate_in_suite():
     assert metrics.suite()["drifted_column_rate"] is D.drifted_column_rate
     rng = np.random.default_rng(7)
@@ -293,7 +314,8 @@ def test_drift_report_reproduces_evidently(path):
                                                    "s": values}).to_arrow())
             db.duckdb.execute("update calls set status = _s.s from _s where calls.call_id = _s.call_id")
             db.duckdb.unregister("_s")
-    r = _report(db, table=table, columns=cols)
+    # the goldens' answers have no logged call and a source: all traffic, not only the production answers
+    r = _report(db, table=table, columns=cols, **({"traffic": "all"} if table == "answers" else {}))
     for name, ev in g["evidently"]["columns"].items():
         row = r[COLUMN.get(name, name)]
         assert row["test"] == METHOD[ev["method"]], name
@@ -403,8 +425,10 @@ def test_free_text_columns_get_the_text_drift_not_chi_square():
     texts = _sentences(rng, WORDS, 400)
     _load(db, {"question": texts[:200], "answer": texts[:200], "source": ["app", "web"] * 100},
           {"question": texts[200:], "answer": texts[200:], "source": ["app", "web"] * 100}, table="answers")
-    r = _report(db, table="answers")  # the default columns: question, answer, reference (all null), source
-    one = D.text_drift(db, column="answer", reference=REF, current=CUR).row(0, named=True)
+    # the default columns: question, answer, reference (all null), source; answers with no logged call and a source
+    # are a test set's, so all traffic is asked for
+    r = _report(db, table="answers", traffic="all")
+    one = D.text_drift(db, column="answer", reference=REF, current=CUR, traffic="all").row(0, named=True)
     assert one["auc"] < 0.55 and not one["drifted"]
     for col in ("question", "answer"):
         assert (r[col]["type"], r[col]["test"], r[col]["threshold"], r[col]["psi"]) == (

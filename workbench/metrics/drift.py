@@ -116,10 +116,28 @@ def _table(db: Any, table: str, *, metric: str | None, fn: str, evaluator: str |
         return t.mutate(metric=ibis.literal(metric), repeat=ibis.literal(0))  # the rest of evals' key, for sampling
     if metric is not None:
         raise ParameterError(f"{fn}: metric= applies to table='evals' only, got table={table!r}")
-    if (evaluator, version, traffic) != (None, None, None):
-        raise ParameterError(f"{fn}: evaluator, version and traffic apply to table='evals' only, got "
-                             f"table={table!r}")
+    if (evaluator, version) != (None, None):
+        raise ParameterError(f"{fn}: evaluator and version apply to table='evals' only, got table={table!r}")
+    if table == "answers":
+        return _answers(db, traffic="production" if traffic is None else traffic, fn=fn)
+    if traffic is not None:
+        raise ParameterError(f"{fn}: traffic applies to table='evals' or 'answers' only, got table={table!r}")
     return db.table(table)
+
+
+def _answers(db: Any, *, traffic: str, fn: str) -> "ir.Table":
+    """The answers of ``traffic`` (production by default: a labelled test set loaded beside them is no change of what
+    the product answers), each dated as the hallucination metrics date it (its call's time, else its own)."""
+    from workbench.metrics.hallucination import TRAFFIC, answer_time, benchmark_answer
+
+    if traffic not in TRAFFIC:
+        raise ParameterError(f"{fn}: traffic: expected one of {', '.join(TRAFFIC)}, got {traffic!r}")
+    a, c = db.answers, db.calls
+    j = a.left_join(c.select(_c_call_id=c.call_id, _call_ts=c.ts), a.call_id == c.call_id)
+    bench = benchmark_answer(j._call_ts, j.source)
+    if traffic != "all":
+        j = j.filter(bench if traffic == "benchmark" else ~bench)
+    return j.mutate(ts=answer_time(j._call_ts, j.ts)).select(*a.columns)
 
 
 def _default_columns(t: "ir.Table", table: str) -> list[str]:
@@ -319,10 +337,10 @@ def drift_report(
         are distinct: a question, an answer) is tested by :func:`text_drift_score`, a domain classifier, not as
         categories, where every new text would read as drift: see :func:`column_drift`.
     reference, current : (start, end)
-        Windows [start, end) on the table's time column; a score of ``evals`` is dated by its answer (its call's
-        time, else the answer's; never when it was scored), as the hallucination metrics date it
-        (:func:`~workbench.metrics.hallucination.answer_time`): a score whose answer has neither time is in neither
-        window.
+        Windows [start, end) on the table's time column; a score of ``evals``, and a row of ``answers``, is dated by
+        its answer (its call's time, else the answer's; never when it was scored), as the hallucination metrics date
+        it (:func:`~workbench.metrics.hallucination.answer_time`): a score whose answer has neither time is in
+        neither window.
     where : optional
         Filter (e.g. ``{"feature": "chat"}``).
     max_rows : int
@@ -332,8 +350,9 @@ def drift_report(
         shipped when none is) at its current version; another evaluator's default version is the one it wrote most
         recently.
     traffic : {"production", "benchmark", "all"}, optional
-        For ``table="evals"``: which answers (default ``"production"``: labelled and test sets left out), as for
-        :func:`~workbench.metrics.hallucination.hallucination_rate`.
+        For ``table="evals"`` and ``table="answers"``: which answers (default ``"production"``: labelled and test sets,
+        answers with no logged call and a dataset as their ``source``, left out: a test set loaded this week is no
+        change of what the product answers), as for :func:`~workbench.metrics.hallucination.hallucination_rate`.
 
     Returns
     -------
@@ -542,7 +561,8 @@ def text_drift(
 ) -> "pl.DataFrame":
     """Text drift of a column (answers, questions/prompts) between two windows: see :func:`text_drift_score`.
 
-    Texts are fetched with Ibis (only ``column``), at most ``max_texts`` per window by the smallest key hash.
+    Texts are fetched with Ibis (only ``column``), at most ``max_texts`` per window by the smallest key hash. Of
+    ``answers`` (and of ``evals``), the production answers by default: ``traffic`` as for :func:`drift_report`.
 
     Returns
     -------
