@@ -1019,3 +1019,60 @@ def test_a_head_request_gets_the_status_and_headers_without_a_body(tmp_path):
             assert head.startswith(b"HTTP/1.1 " + code) and body == b"", answer
     finally:
         assert c.stop() == 0
+
+
+def _read_answers(port: int, head: bytes, then: bytes | None = None, wait: float = 5.0) -> list[bytes]:
+    """Send ``head`` (headers with Expect: 100-continue and no body), read the first answer's status line; when it is
+    100, send ``then`` (the body). Returns the status lines read until the server closes or ``wait`` seconds pass."""
+    import socket
+
+    lines: list[bytes] = []
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
+        s.sendall(head)
+        buf = b""
+        try:
+            while chunk := s.recv(65536):
+                buf += chunk
+                while b"\r\n\r\n" in buf:
+                    answer, buf = buf.split(b"\r\n\r\n", 1)
+                    lines.append(answer.split(b"\r\n")[0])
+                    if lines[-1].startswith(b"HTTP/1.1 100") and then is not None:
+                        s.sendall(then)
+                    elif not lines[-1].startswith(b"HTTP/1.1 100"):
+                        n = int(next((x.split(b":")[1] for x in answer.split(b"\r\n")
+                                      if x.lower().startswith(b"content-length:")), b"0"))
+                        buf = buf[n:]
+        except TimeoutError:
+            lines.append(b"(no answer in time)")
+    return lines
+
+
+def test_expect_100_continue_is_answered_with_the_refusal_before_the_body_is_sent(tmp_path):
+    """A client announcing its body with Expect: 100-continue was invited to send it (100 Continue) before the request
+    was checked: one declaring 1 GB over the 4 KiB limit, or posting to /v1/metrics, was then waited for, its body read
+    (or the connection stalled until the client gave up). The refusal now comes instead of the 100, the body unread,
+    and the connection is closed; an acceptable request still gets 100, then 200."""
+    c = wc.Collector(tmp_path / "wb.duckdb", port=0, progress=False, max_body_bytes=4096)
+    c.start()
+    good = one_span_request("4000000000000001", 6).SerializeToString()
+
+    def head(length: int, path: str = "/v1/traces", method: str = "POST", ctype: str = "application/x-protobuf",
+             extra: bytes = b"") -> bytes:
+        return (f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\nContent-Length: {length}\r\n"
+                f"Expect: 100-continue\r\n").encode() + extra + b"\r\n"
+
+    try:
+        assert _read_answers(c.port, head(1 << 30)) == [b"HTTP/1.1 413 Request Entity Too Large"]
+        assert _read_answers(c.port, head(4097)) == [b"HTTP/1.1 413 Request Entity Too Large"]
+        assert _read_answers(c.port, head(100, path="/v1/metrics")) == [b"HTTP/1.1 404 Not Found"]
+        assert _read_answers(c.port, head(100, method="PUT")) == [b"HTTP/1.1 405 Method Not Allowed"]
+        assert _read_answers(c.port, head(100, ctype="text/plain")) == [b"HTTP/1.1 415 Unsupported Media Type"]
+        assert _read_answers(c.port, head(100, extra=b"Content-Encoding: br\r\n")) == [
+            b"HTTP/1.1 415 Unsupported Media Type"]
+        assert _read_answers(c.port, head(len(good)).replace(b"Content-Length", b"X-Length")) == [
+            b"HTTP/1.1 411 Length Required"]
+        assert _read_answers(c.port, head(len(good)), then=good, wait=5) == [
+            b"HTTP/1.1 100 Continue", b"HTTP/1.1 200 OK", b"(no answer in time)"]  # kept alive after the 200
+    finally:
+        assert c.stop() == 0
+    assert calls(tmp_path / "wb.duckdb", "select call_id, input_tokens from calls") == [("4000000000000001", 6)]

@@ -18,6 +18,9 @@ The protocol (OTLP/HTTP, traces only)
   **503** (with ``Retry-After``) while stopping, when the spool cannot be written, or when the request waited 10 s
   for one of the 2 parse slots (parsing takes many times a body's size: a few at a time): the exporter retries. A body
   refused unread (413, 415, 404, 405) is drained first (up to 8 times the limit), so the client reads the answer.
+  A request with ``Expect: 100-continue`` is checked (path, method, content type and encoding, declared length)
+  before it is invited to send its body: a refused one gets its 4xx instead of ``100 Continue``, and its body is
+  not read.
   **408** a body that has not arrived 120 s after the request's first byte (or stalls 60 s): a slow-loris client
   cannot hold a handler; one still sending its headers then is disconnected.
 
@@ -648,48 +651,73 @@ class _Handler(BaseHTTPRequestHandler):
         length = self.headers.get("Content-Length")
         return int(length) if length is not None and re.fullmatch(r"[0-9]{1,15}", length.strip()) else None
 
-    def _refuse(self, code: int, message: str, kind: int = KIND_JSON, headers: dict | None = None) -> None:
-        """Answer ``code`` to a request whose body is not read (another path, method or content type), then close:
-        the body is drained first (:meth:`_discard`), or the client's send fails before it reads the answer."""
-        self._discard(self._length() or 0)
-        self._error(code, message, kind, close=True, headers=headers)
+    def _kind(self) -> int:
+        """The encoding of the request and of its error answers, by its Content-Type (JSON when none of OTLP's)."""
+        return _CONTENT_TYPES.get(self.headers.get("Content-Type", "").split(";")[0].strip().lower(), KIND_JSON)
 
-    def _path_ok(self) -> bool:
-        if urlsplit(self.path).path.rstrip("/") != "/v1/traces":
-            self._refuse(404, f"no such endpoint {urlsplit(self.path).path!r}; OTLP traces go to POST /v1/traces")
-            return False
-        return True
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's names
-        if self._path_ok():
-            self._refuse(405, "use POST /v1/traces", headers={"Allow": "POST"})
-
-    do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET  # noqa: N815
-
-    def _too_large(self, n: int | str, kind: int) -> None:
+    def _refusal(self) -> tuple[int, str, dict | None] | None:
+        """Why the request is refused by its request line and headers alone, as (status, message, extra headers);
+        None when its body is to be read. Looked at before a ``100 Continue`` is sent (:meth:`handle_expect_100`), and
+        by every ``do_*`` method."""
         c = self.collector
-        self._error(413, f"body of {n} bytes is over the limit of {c.max_body_bytes} bytes; send smaller batches "
-                         f"(e.g. OTEL_BSP_MAX_EXPORT_BATCH_SIZE)", kind, close=True)
-
-    def _body(self, kind: int) -> bytes | None:
-        """The request body, by its Content-Length or ``Transfer-Encoding: chunked`` (the OpenTelemetry JS exporter
-        sends gzip'ed bodies chunked, with no Content-Length); None when it was refused (answered here): no length
-        (411), over ``max_body_bytes`` (413), cut short or badly framed (400). A read past the request's deadline
-        raises :class:`TimeoutError`."""
+        path = urlsplit(self.path).path
+        if path.rstrip("/") != "/v1/traces":
+            return 404, f"no such endpoint {path!r}; OTLP traces go to POST /v1/traces", None
+        if self.command != "POST":
+            return 405, "use POST /v1/traces", {"Allow": "POST"}
+        ctype = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if ctype not in _CONTENT_TYPES:
+            return 415, (f"unsupported Content-Type {ctype or '(none)'!r}; expected application/x-protobuf or "
+                         f"application/json"), None
+        encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("gzip", "deflate", "identity", ""):
+            return 415, f"unsupported Content-Encoding {encoding!r}; expected gzip, deflate or none", None
         coding = self.headers.get("Transfer-Encoding")
         if coding is not None:
             if coding.strip().lower() != "chunked":
-                self._error(501, f"unsupported Transfer-Encoding {coding!r}; expected chunked", kind, close=True)
-                return None
-            return self._chunked(kind)
+                return 501, f"unsupported Transfer-Encoding {coding!r}; expected chunked", None
+            return None  # its size is known as it is read (:meth:`_chunked`)
         n = self._length()
         if n is None:
-            self._error(411, "a Content-Length header (a number of bytes) is required", kind, close=True)
-            return None
-        if n > self.collector.max_body_bytes:
-            self._discard(n)
-            self._too_large(n, kind)
-            return None
+            return 411, "a Content-Length header (a number of bytes) is required", None
+        if n > c.max_body_bytes:
+            return 413, self._too_large(n), None
+        return None
+
+    def _too_large(self, n: int | str) -> str:
+        return (f"body of {n} bytes is over the limit of {self.collector.max_body_bytes} bytes; send smaller batches "
+                f"(e.g. OTEL_BSP_MAX_EXPORT_BATCH_SIZE)")
+
+    def _refuse(self, code: int, message: str, headers: dict | None = None, drain: bool = True) -> None:
+        """Answer ``code`` to a request whose body is not read, then close. Its body is drained first
+        (:meth:`_discard`), or the client's send fails before it reads the answer; not when the client waits for a
+        ``100 Continue`` to send it (``drain=False``)."""
+        if drain and self.headers.get("Transfer-Encoding") is None:
+            self._discard(self._length() or 0)
+        self._error(code, message, self._kind(), close=True, headers=headers)
+
+    def handle_expect_100(self) -> bool:
+        """``Expect: 100-continue``: the request is checked first, and a refused one gets its refusal instead of the
+        invitation to send its body (which is then not read)."""
+        refusal = self._refusal()
+        if refusal is not None:
+            self._refuse(*refusal, drain=False)
+            return False
+        return super().handle_expect_100()
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's names
+        self._refuse(*self._refusal())  # never None: only a POST is read
+
+    do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET  # noqa: N815
+
+    def _body(self, kind: int) -> bytes | None:
+        """The request body, by its Content-Length (checked by :meth:`_refusal`) or ``Transfer-Encoding: chunked``
+        (the OpenTelemetry JS exporter sends gzip'ed bodies chunked, with no Content-Length); None when it was refused
+        (answered here): over ``max_body_bytes`` (413), cut short or badly framed (400). A read past the request's
+        deadline raises :class:`TimeoutError`."""
+        if self.headers.get("Transfer-Encoding") is not None:
+            return self._chunked(kind)
+        n = self._length() or 0
         body = self.rfile.read(n)
         if len(body) != n:  # the client stopped sending: a prefix of a message can parse as a whole one
             self._error(400, f"the body ended after {len(body)} of the {n} bytes its Content-Length says", kind,
@@ -714,7 +742,7 @@ class _Handler(BaseHTTPRequestHandler):
                 break
             size += n
             if size > self.collector.max_body_bytes:
-                self._too_large(f"{size}+", kind)
+                self._error(413, self._too_large(f"{size}+"), kind, close=True)
                 return None
             parts.append(self.rfile.read(n))
             if len(parts[-1]) != n or self.rfile.readline(3) not in (b"\r\n", b"\n"):
@@ -741,9 +769,6 @@ class _Handler(BaseHTTPRequestHandler):
                 self._error(413, f"decompressed body is over the limit of {c.max_body_bytes} bytes", kind, close=True)
                 return None
             body = decompressed
-        elif encoding not in ("identity", ""):
-            self._error(415, f"unsupported Content-Encoding {encoding!r}; expected gzip, deflate or none", kind)
-            return None
         try:
             return check_body(kind, body), body
         except BadRequest as exc:
@@ -751,15 +776,12 @@ class _Handler(BaseHTTPRequestHandler):
             return None
 
     def do_POST(self) -> None:  # noqa: N802
-        if not self._path_ok():
+        refusal = self._refusal()
+        if refusal is not None:
+            self._refuse(*refusal)
             return
         c = self.collector
-        ctype = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        kind = _CONTENT_TYPES.get(ctype)
-        if kind is None:
-            self._refuse(415, f"unsupported Content-Type {ctype or '(none)'!r}; expected application/x-protobuf or "
-                              f"application/json")
-            return
+        kind = self._kind()
         try:
             body = self._body(kind)
         except TimeoutError:
