@@ -29,7 +29,9 @@ The spool (``--spool DIR``, default ``DB.spool`` beside the database)
 Append-only segment files ``traces-000001.spool``, ... (a new one at each start and past 64 MiB), each starting
 with the line ``WBSPOOL1``. A record is ``length (4 bytes, big-endian) | crc32 (4 bytes) | kind (1 byte: 0 protobuf,
 1 JSON) | body`` (the body decompressed); the crc32 covers the kind and the body. Each acknowledged batch is one
-record, written and fsync'ed before the 200. A record cut short by a crash (never acknowledged) fails its length
+record, written and fsync'ed before the 200. A record whose write or fsync fails (a full disk) is answered 503; its
+segment is cut back to the last acknowledged record and never written again, and the next batch goes to a new
+segment (503 while none can be made). A record cut short by a crash (never acknowledged) fails its length
 or crc check: reading that segment stops there, and the torn tail is reported and ignored. A new start never
 appends to an old segment. Loaded segments are kept; delete them when the database is backed up.
 
@@ -66,6 +68,8 @@ b'{}'
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import json
 import os
@@ -228,6 +232,7 @@ class Spool:
         self._fd: int | None = None
         self.segment = 0
         self.durable = 0  # bytes of the active segment that are written and fsync'ed
+        self.failed = False  # a write to the active segment failed: the next record goes to a new one
 
     def _read_id(self) -> str:
         f = self.dir / "spool.id"
@@ -258,32 +263,52 @@ class Spool:
         return self.dir / f"traces-{segment:06d}.spool"
 
     def open_segment(self) -> None:
-        """Start a new segment (never appending after a possibly torn tail of an earlier run)."""
+        """Start a new segment (never appending after a possibly torn tail of an earlier run, or of a failed write).
+        When it cannot be made (a full disk), the file is removed and the active segment stays as it was."""
         segs = self.segments()
         n = (segs[-1][0] if segs else 0) + 1
         path = self.path_of(n)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-        os.write(fd, SPOOL_MAGIC)
-        os.fsync(fd)
-        _fsync_dir(self.dir)
+        try:
+            if os.write(fd, SPOOL_MAGIC) != len(SPOOL_MAGIC):
+                raise OSError(errno.ENOSPC, f"short write of the header of {path.name}")
+            os.fsync(fd)
+            _fsync_dir(self.dir)
+        except OSError:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise
         old, self._fd = self._fd, fd
-        self.segment, self.durable = n, len(SPOOL_MAGIC)
+        self.segment, self.durable, self.failed = n, len(SPOOL_MAGIC), False
         if old is not None:
             os.close(old)
 
     def append(self, kind: int, body: bytes) -> None:
-        """Write one record and fsync it; returns once it is durable (then the batch may be acknowledged)."""
+        """Write one record and fsync it; returns once it is durable (then the batch may be acknowledged).
+
+        A write or fsync that fails (``OSError``: the batch is not acknowledged) leaves the segment with bytes of
+        unknown state after its durable end: it is cut back to that end and never written again (a record appended
+        after them would be read behind them, or lost behind a torn one), and the next record goes to a new segment;
+        while none can be made, every append raises."""
         rec = encode_record(kind, body)
         with self.lock:
             if self._fd is None:
                 raise OSError("the spool is closed")
-            if self.durable + len(rec) > self.segment_bytes and self.durable > len(SPOOL_MAGIC):
+            if self.failed or (self.durable + len(rec) > self.segment_bytes and self.durable > len(SPOOL_MAGIC)):
                 self.open_segment()
-            written = os.write(self._fd, rec)
-            if written != len(rec):  # a short write (disk full): the partial record is a torn tail
-                self.open_segment()
-                raise OSError(f"short write to the spool ({written} of {len(rec)} bytes)")
-            os.fsync(self._fd)
+            try:
+                written = os.write(self._fd, rec)
+                if written != len(rec):  # a short write (disk full)
+                    raise OSError(errno.ENOSPC, f"short write to the spool ({written} of {len(rec)} bytes)")
+                os.fsync(self._fd)
+            except OSError:
+                self.failed = True
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, self.durable)
+                with contextlib.suppress(OSError):
+                    self.open_segment()  # else the next append tries again
+                raise
             self.durable += len(rec)
         with self.changed:
             self.version += 1
