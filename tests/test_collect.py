@@ -1145,3 +1145,44 @@ def test_a_spool_write_that_fails_is_a_503_and_loses_no_acknowledged_batch(tmp_p
         assert c.stop() == 0
     assert calls(db, "select call_id, count(*) from calls group by 1 order by 1") == [
         ("5000000000000001", 1), ("5000000000000002", 1), ("5000000000000003", 1)]
+
+
+def test_the_database_is_free_between_loads_and_one_held_elsewhere_is_loaded_once_free(tmp_path, capsys):
+    """`workbench collect` held its database open for writing as long as it ran: no report, metric or `schedule run`
+    could open it beside it (each gave up after the lock wait). It is now open only while a batch loads. Here another
+    process opens it for writing between two loads and holds it; the receiver still acknowledges (the spool keeps the
+    batch), says so once, and loads the batch once the database is free."""
+    db = tmp_path / "wb.duckdb"
+    c = wc.Collector(db, port=0, spool=tmp_path / "spool")
+    c.start()
+
+    def loaded(n: int) -> bool:
+        deadline = time.monotonic() + 60
+        while c.loader.spans_loaded < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return c.loader.spans_loaded == n
+
+    holder = None
+    try:
+        assert post(c.port, one_span_request("6000000000000001", 1).SerializeToString())[0] == 200
+        assert loaded(1)
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import sys, workbench as wb\n"
+             "db = wb.connect(sys.argv[1], lock_timeout_s=20)\n"
+             "print(db.sql('select call_id from calls').rows(), flush=True)\nsys.stdin.read()", str(db)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert holder.stdout.readline() == "[('6000000000000001',)]\n", holder.stderr.read()
+        assert post(c.port, one_span_request("6000000000000002", 2).SerializeToString())[0] == 200
+        time.sleep(3)  # the loader tried, found the database held, and waits
+        assert c.loader.spans_loaded == 1 and "locked by another process" in (c.loader.error or "")
+        holder.communicate("", timeout=30)
+        assert loaded(2)
+    finally:
+        if holder is not None and holder.poll() is None:
+            holder.kill()
+        assert c.stop() == 0
+    err = capsys.readouterr().err
+    assert err.count("the database is locked by another process") == 1, err
+    assert "the spool keeps the batches, loaded once it is free" in err
+    assert calls(db, "select call_id, input_tokens from calls order by 1") == [
+        ("6000000000000001", 1), ("6000000000000002", 2)]

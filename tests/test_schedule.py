@@ -648,7 +648,7 @@ def test_a_trickling_webhook_cannot_hold_the_run(quiet, monkeypatch, answer, dri
 
 
 def test_a_database_no_run_can_open_is_notified_and_recorded(quiet, monkeypatch):
-    # A database held by a writer (`workbench collect` keeps its database open) raised DatabaseError out of the run:
+    # A database held by a writer (`workbench collect` then kept its database open) raised DatabaseError out of the run:
     # exit 2 on a cron job's standard error, nothing in runs.jsonl and no notice, so no report was published for as
     # long as the writer ran and the [notify] channel never said why.
     import subprocess

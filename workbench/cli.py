@@ -121,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output(p)
 
     p = sub.add_parser("collect", help="receive OTLP/HTTP traces live (POST /v1/traces), spool them durably, load them")
-    p.add_argument("--db", required=True, help="DuckDB file to load into (created when missing)")
+    p.add_argument("--db", required=True,
+                   help="DuckDB file to load into (created when missing; open only while a batch loads)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=4318, help="port (default 4318, the OTLP/HTTP port; 0 picks a free one)")
     p.add_argument("--spool", default=None, help="spool directory (default: DB.spool)")

@@ -45,6 +45,13 @@ and the byte range (``collect-<spool id>-<segment>-<start>-<end>.otlp.jsonl``, i
 what was not committed. Dedupe on ``call_id`` is a second guard: a span sent twice (an exporter retry) is counted as
 a duplicate, not inserted twice. A quarantined span's ``line_no`` is the number of its batch within that range.
 
+The database is open only while a batch loads (a new connection each load, closed after it), so reports, metrics and
+``workbench schedule run`` open it beside the receiver: between two loads, or after waiting for one (their lock wait).
+A load that finds the database held by another process (a writer, or readers: DuckDB lets a writer in only alone)
+waits 1 s for it, then leaves the batches in the spool, says so once, and tries again (after 1 s, doubling up to
+5 s): nothing is lost, the batches load once the database is free. Stopping, it waits the whole lock wait
+(``$WORKBENCH_LOCK_TIMEOUT_S``, 30 s), then exits 2 with the batches kept for the next start.
+
 Examples
 --------
 >>> import json, tempfile, threading, urllib.request, pathlib
@@ -88,7 +95,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from workbench.errors import InputError, ParameterError
+from workbench.errors import DatabaseError, InputError, ParameterError
 from workbench.io import otlp_proto
 from workbench.io.records import lone_surrogate
 
@@ -110,6 +117,8 @@ _INFLATE_CHUNK = 4096  # compressed bytes fed to zlib at a time (see _decompress
 PARSE_SLOTS = 2  # request bodies decompressed and checked at the same time (the rest wait for a slot)
 SLOT_WAIT_SECONDS = 10.0  # how long a request waits for a slot before a 503 with Retry-After
 REQUEST_SECONDS = 120.0  # a request's headers and body arrive within this many seconds of its first byte (else 408)
+LOCK_WAIT_SECONDS = 1.0  # how long a load waits for a database another process holds before it is tried again later
+HELD_RETRY_SECONDS = 5.0  # the longest pause between two tries to open a database another process holds
 
 
 class BadRequest(ValueError):
@@ -458,9 +467,11 @@ class Loader(threading.Thread):
     >>> c.spool.open_segment(); c.spool.append(KIND_JSON, b'{"resourceSpans": [{"scopeSpans": [{"spans": [{}]}]}]}')
     >>> [(segment, path.name, durable_end) for segment, path, durable_end in c.loader.pending()]
     [(1, 'traces-000001.spool', 72)]
-    >>> c.loader.committed_offsets()  # per segment, read back from ingest_runs: nothing committed yet
+    >>> import workbench as wb
+    >>> with wb.connect(c.db_path) as db:  # per segment, read back from ingest_runs: nothing committed yet
+    ...     c.loader.committed_offsets(db)
     {}
-    >>> c.server.server_close(); c.spool.close(); c.db.close()  # never started: closed piece by piece
+    >>> c.server.server_close(); c.spool.close()  # never started: closed piece by piece
     """
 
     def __init__(self, collector: "Collector"):
@@ -473,9 +484,9 @@ class Loader(threading.Thread):
         self.error: str | None = None
         self.models: set[tuple] = set()  # the (provider, model) pairs the prices table was last refreshed for
 
-    def committed_offsets(self) -> dict[int, int]:
-        """Per segment, the end of the last range committed to the database (from ``ingest_runs``)."""
-        rows = self.c.db.duckdb.execute(
+    def committed_offsets(self, db: Any) -> dict[int, int]:
+        """Per segment, the end of the last range committed to the database ``db`` (from ``ingest_runs``)."""
+        rows = db.duckdb.execute(
             "SELECT source_path FROM ingest_runs WHERE source_path LIKE ?", [f"%collect-{self.c.spool.id}-%"]
         ).fetchall()
         out: dict[int, int] = {}
@@ -514,19 +525,29 @@ class Loader(threading.Thread):
                 for kind, body, _end in got.records:
                     fh.write(to_json_line(kind, body) + b"\n")
             try:
-                s = ingest(self.c.db, batch, format="otel", progress=False)
+                with self.open_db() as db:  # open only for this load: readers have the file between loads
+                    s = ingest(db, batch, format="otel", progress=False)
+                    self.loaded[seg] = got.end
+                    self.spans_loaded += s.read
+                    self.c.log(f"loaded {len(got.records)} batch(es) from {path.name} [{first}, {got.end}): "
+                               f"{s.read} span(s), inserted {s.inserted}, duplicates {s.duplicates}, "
+                               f"quarantined {s.quarantined}")
+                    if s.inserted:
+                        self.refresh_prices(db, [f["run_id"] for f in s.files if f.get("run_id")])
             finally:
                 batch.unlink(missing_ok=True)
-            self.loaded[seg] = got.end
-            self.spans_loaded += s.read
-            self.c.log(f"loaded {len(got.records)} batch(es) from {path.name} [{first}, {got.end}): {s.read} span(s), "
-                       f"inserted {s.inserted}, duplicates {s.duplicates}, quarantined {s.quarantined}")
-            if s.inserted:
-                self.refresh_prices([f["run_id"] for f in s.files if f.get("run_id")])
             return len(got.records)
         return 0
 
-    def refresh_prices(self, runs: list[str]) -> None:
+    def open_db(self) -> Any:
+        """The database, opened for one load. While another process holds it, wait :data:`LOCK_WAIT_SECONDS` (the
+        loader tries again later), or the whole lock wait when stopping (``$WORKBENCH_LOCK_TIMEOUT_S``, 30 s)."""
+        from workbench.db import connect
+
+        return connect(self.c.db_path, create=False,
+                       lock_timeout_s=None if self.stopping.is_set() else LOCK_WAIT_SECONDS)
+
+    def refresh_prices(self, db: Any, runs: list[str]) -> None:
         """Refresh the prices table when the calls just loaded name a (provider, model) it was not refreshed for: the
         cost metrics price each call from it (as ``workbench ingest`` does after a load)."""
         from workbench.errors import ConfigError
@@ -534,16 +555,16 @@ class Loader(threading.Thread):
 
         if not runs:
             return
-        got = set(self.c.db.duckdb.execute(
+        got = set(db.duckdb.execute(
             f"SELECT DISTINCT provider, model FROM calls WHERE ingest_run_id IN ({', '.join('?' * len(runs))})",
             runs).fetchall())
         if got - self.models:
             try:
-                n = load_prices(self.c.db, config=self.c.config)
+                n = load_prices(db, config=self.c.config)
             except ConfigError as e:  # the spans are loaded; only the prices are not (said, retried at the next load)
                 self.c.log(f"prices not refreshed: {e}")
                 return
-            self.models = set(self.c.db.duckdb.execute("SELECT DISTINCT provider, model FROM calls").fetchall())
+            self.models = set(db.duckdb.execute("SELECT DISTINCT provider, model FROM calls").fetchall())
             self.c.log(f"{n.sentence} for {len(self.models)} model(s) named by the calls")
 
     def drain(self) -> None:
@@ -560,12 +581,17 @@ class Loader(threading.Thread):
                 self.drain()
                 self.error, delay = None, 1.0
             except Exception as exc:  # noqa: BLE001 - kept in the spool, retried; reported to the operator
-                self.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                self.c.log(f"error: loading failed, the spool keeps the data, retrying in {delay:.0f} s: {self.error}")
+                error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                held = isinstance(exc, DatabaseError) and "locked by another process" in error  # see connect()
+                if not held:
+                    self.c.log(f"error: loading failed, the spool keeps the data, retrying in {delay:.0f} s: {error}")
+                elif error != self.error:  # said once while the same process holds it (a report can take minutes)
+                    self.c.log(f"{str(exc).split(';')[0]}: the spool keeps the batches, loaded once it is free")
+                self.error = error
                 if stopping:
                     return
                 self.stopping.wait(delay)
-                delay = min(delay * 2, 30.0)
+                delay = min(delay * 2, HELD_RETRY_SECONDS if held else 30.0)
                 continue
             if stopping:
                 return
@@ -853,7 +879,7 @@ class Collector:
     Parameters
     ----------
     db : path
-        The workbench database (created when missing).
+        The workbench database (created and migrated at start; then opened only while a batch loads).
     host, port : str, int
         Where to listen (default 127.0.0.1:4318; port 0 picks a free one, shown in :attr:`url`).
     spool : path, optional
@@ -876,7 +902,7 @@ class Collector:
     'http://127.0.0.1:.../v1/traces'
     >>> c.spool.dir == (d / "wb.duckdb.spool").resolve(), c.max_body_bytes
     (True, 16777216)
-    >>> c.server.server_close(); c.spool.close(); c.db.close()  # never started (a started one: c.stop())
+    >>> c.server.server_close(); c.spool.close()  # never started (a started one: c.stop())
     >>> Collector(":memory:")
     Traceback (most recent call last):
     ...
@@ -902,19 +928,18 @@ class Collector:
         self.spool = Spool(Path(spool if spool is not None else f"{db}.spool").resolve())
         self.max_body_bytes = int(max_body_bytes)
         self.progress = progress
-        self.db = connect(db)
         self._inflight = 0
         self._accepting = True
         self._cv = threading.Condition()
         self.parse_slots = threading.BoundedSemaphore(PARSE_SLOTS)
         self.batches = self.spans = 0
         self.loader = Loader(self)
-        self.loader.loaded = self.loader.committed_offsets()
+        with connect(db) as first:  # created and migrated now: a database it cannot open is an error at start
+            self.loader.loaded = self.loader.committed_offsets(first)
         handler = type("Handler", (_Handler,), {"collector": self})
         try:
             self.server = ThreadingHTTPServer((host, int(port)), handler)
         except OSError as exc:
-            self.db.close()
             raise InputError(f"collect: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         self.server.daemon_threads = True
         self.host, self.port = self.server.server_address[:2]
@@ -964,7 +989,6 @@ class Collector:
             self.spool.changed.notify_all()
         self.loader.join()
         self.spool.close()
-        self.db.close()
         if self.loader.error:
             self.log(f"stopped with spooled batches not loaded ({self.loader.error}); they load at the next start")
             return 2

@@ -11,8 +11,8 @@
   A fired check's message names what fired (feature, SLI and severity; feature and budget status). Every alert (a
   fired check, stale data) is recorded in ``runs.jsonl`` too, as ``failed`` with why when a channel failed (an HTTP
   error, a command that exits non-zero or times out) or none is set; the run then exits non-zero (:func:`exit_code`).
-  A check that cannot run (a broken ``[slo.*]`` table), or a database the run cannot open (held by a writer such as
-  ``workbench collect`` past the lock wait), is notified and recorded as failed, and the run exits 2.
+  A check that cannot run (a broken ``[slo.*]`` table), or a database the run cannot open (held by another writer
+  past the lock wait), is notified and recorded as failed, and the run exits 2.
 * :func:`export` prints crontab lines or systemd units (``Persistent=true``) that call ``schedule run``, with absolute,
   shell-quoted paths; cron expressions are validated with croniter.
 
@@ -359,8 +359,8 @@ def _alert(outp: Path, settings: dict[str, Any], name: str, event: dict[str, Any
 
 def _unreadable(outp: Path, settings: dict[str, Any], exc: BaseException, now: dt.datetime) -> dict[str, Any]:
     """Notify and record (as ``database``, event ``run_failed``) a database the run cannot open: locked by a writer
-    (``workbench collect`` keeps its database open) past the lock wait, or damaged. Raised out of the run, it was an
-    exit code on a cron job's standard error, with nothing in ``runs.jsonl`` and no notice."""
+    (a long ``workbench ingest``, a notebook's open connection) past the lock wait, or damaged. Raised out of the run,
+    it was an exit code on a cron job's standard error, with nothing in ``runs.jsonl`` and no notice."""
     error = f"{type(exc).__name__}: {first_line(exc)}"
     return _alert(outp, settings, "database", {"event": "run_failed", "error": error, "at": now.isoformat()},
                   error=error, exit_code=getattr(exc, "exit_code", EXIT_CHECK))
