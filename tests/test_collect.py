@@ -780,9 +780,10 @@ def test_hostile_requests_are_answered_and_no_acknowledged_span_is_lost(tmp_path
         short = b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: "
         answer = _raw_request(r.port, short + str(len(a) + 40).encode() + b"\r\n\r\n", a, half_close=True)
         assert answer.startswith(b"HTTP/1.1 400") and b"ended after" in answer
-        # a Content-Length Python reads as a digit but is none: no answer at all, a traceback on stderr
+        # a Content-Length Python reads as a digit but is none: no answer at all, a traceback on stderr (now a 400
+        # naming it, as any Content-Length that is not a number of bytes)
         odd = b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: \xc2\xb2\r\n\r\n"
-        assert _raw_request(r.port, odd, b"", half_close=True).startswith(b"HTTP/1.1 411")
+        assert _raw_request(r.port, odd, b"", half_close=True).startswith(b"HTTP/1.1 400")
     finally:
         assert r.stop() == 0
     assert "Traceback" not in r.stderr()
@@ -1186,3 +1187,36 @@ def test_the_database_is_free_between_loads_and_one_held_elsewhere_is_loaded_onc
     assert "the spool keeps the batches, loaded once it is free" in err
     assert calls(db, "select call_id, input_tokens from calls order by 1") == [
         ("6000000000000001", 1), ("6000000000000002", 2)]
+
+
+def test_a_request_whose_length_is_ambiguous_or_absurd_is_refused_and_the_connection_closed(tmp_path):
+    """Two different Content-Lengths were read by the first, and Content-Length with Transfer-Encoding by the chunks,
+    both acknowledged and the connection kept for a next request: a proxy reading the other length sees another
+    request boundary (request smuggling; RFC 9112 section 6.3 says reject, or answer and close). A Content-Length of
+    20 digits (far over the limit) or of -1 got 411 "a Content-Length header is required"."""
+    c = wc.Collector(tmp_path / "wb.duckdb", port=0, progress=False, max_body_bytes=4096)
+    c.start()
+    head = b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    body = json.dumps({"resourceSpans": []}).encode()  # 21 bytes
+
+    def status(extra: bytes, data: bytes = body) -> tuple[bytes, bytes]:
+        answer = _raw_request(c.port, head + extra + b"\r\n", data, half_close=True)
+        first, _, rest = answer.partition(b"\r\n\r\n")
+        n = int(first.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        return first.split(b"\r\n")[0], json.loads(rest[:n]).get("message", "")
+
+    try:
+        assert status(b"Content-Length: 21\r\nContent-Length: 60\r\n") == (
+            b"HTTP/1.1 400 Bad Request", "conflicting Content-Length headers ('21', '60')")
+        assert status(b"Content-Length: 21\r\nTransfer-Encoding: chunked\r\n", b"15\r\n" + body + b"\r\n0\r\n\r\n") == (
+            b"HTTP/1.1 400 Bad Request", "both Content-Length and Transfer-Encoding: the body's length is ambiguous")
+        assert status(b"Content-Length: 99999999999999999999\r\n", b"") == (
+            b"HTTP/1.1 413 Request Entity Too Large",
+            "body of 99999999999999999999 bytes is over the limit of 4096 bytes; send smaller batches "
+            "(e.g. OTEL_BSP_MAX_EXPORT_BATCH_SIZE)")
+        assert status(b"Content-Length: " + b"9" * 5000 + b"\r\n", b"")[0] == b"HTTP/1.1 413 Request Entity Too Large"
+        assert status(b"Content-Length: -1\r\n", b"") == (
+            b"HTTP/1.1 400 Bad Request", "Content-Length must be a number of bytes, got '-1'")
+        assert status(b"Content-Length: 21\r\ncontent-length: 21\r\n", body)[0] == b"HTTP/1.1 200 OK"  # the same twice
+    finally:
+        assert c.stop() == 0

@@ -12,7 +12,9 @@ The protocol (OTLP/HTTP, traces only)
 * **200** with an empty ``ExportTraceServiceResponse`` in the request's encoding, only once the batch is on disk
   (written and fsync'ed to the spool). A batch with no span is acknowledged without being spooled.
 * **400** a body that is not an ``ExportTraceServiceRequest`` (bad protobuf, invalid JSON, no ``resourceSpans``
-  list, a broken gzip stream): nothing is spooled; the body is a ``google.rpc.Status`` naming the problem.
+  list, a broken gzip stream): nothing is spooled; the body is a ``google.rpc.Status`` naming the problem. Also 400,
+  and the connection closed, for a body whose length is ambiguous or no number (two different ``Content-Length``
+  headers, ``Content-Length`` with ``Transfer-Encoding``, ``-1``): a proxy in front could read another length.
 * **411** no ``Content-Length`` (a ``Transfer-Encoding: chunked`` body is read as well); **413** a body over ``max_body_bytes`` (default 16 MiB, compressed or not);
   **415** another content type or encoding; **404** another path; **405** another method on ``/v1/traces``;
   **503** (with ``Retry-After``) while stopping, when the spool cannot be written, or when the request waited 10 s
@@ -697,10 +699,13 @@ class _Handler(BaseHTTPRequestHandler):
             left -= len(chunk)
 
     def _length(self) -> int | None:
-        """The Content-Length; None when there is none or it is not a number (ASCII digits: "²" is a digit to
-        Python)."""
-        length = self.headers.get("Content-Length")
-        return int(length) if length is not None and re.fullmatch(r"[0-9]{1,15}", length.strip()) else None
+        """The Content-Length; None when there is none, when it is not a number of at most 15 digits (ASCII digits:
+        "²" is a digit to Python), or when the length is ambiguous (several different ones, or a Transfer-Encoding)."""
+        lengths = {v.strip() for v in self.headers.get_all("Content-Length") or ()}
+        if len(lengths) != 1 or "Transfer-Encoding" in self.headers:
+            return None
+        length = lengths.pop()
+        return int(length) if re.fullmatch(r"[0-9]{1,15}", length) else None
 
     def _kind(self) -> int:
         """The encoding of the request and of its error answers, by its Content-Type (JSON when none of OTLP's)."""
@@ -711,6 +716,15 @@ class _Handler(BaseHTTPRequestHandler):
         None when its body is to be read. Looked at before a ``100 Continue`` is sent (:meth:`handle_expect_100`), and
         by every ``do_*`` method."""
         c = self.collector
+        # the body's length first: refused, an ambiguous one is not drained either (a proxy may read the other one)
+        lengths = tuple(dict.fromkeys(v.strip() for v in self.headers.get_all("Content-Length") or ()))
+        coding = self.headers.get("Transfer-Encoding")
+        if len(lengths) > 1:
+            return 400, f"conflicting Content-Length headers {lengths}", None
+        if lengths and coding is not None:
+            return 400, "both Content-Length and Transfer-Encoding: the body's length is ambiguous", None
+        if lengths and not re.fullmatch(r"[0-9]+", lengths[0]):
+            return 400, f"Content-Length must be a number of bytes, got {lengths[0][:40]!r}", None
         path = urlsplit(self.path).path
         if path.rstrip("/") != "/v1/traces":
             return 404, f"no such endpoint {path!r}; OTLP traces go to POST /v1/traces", None
@@ -723,16 +737,15 @@ class _Handler(BaseHTTPRequestHandler):
         encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
         if encoding not in ("gzip", "deflate", "identity", ""):
             return 415, f"unsupported Content-Encoding {encoding!r}; expected gzip, deflate or none", None
-        coding = self.headers.get("Transfer-Encoding")
         if coding is not None:
             if coding.strip().lower() != "chunked":
                 return 501, f"unsupported Transfer-Encoding {coding!r}; expected chunked", None
             return None  # its size is known as it is read (:meth:`_chunked`)
-        n = self._length()
-        if n is None:
+        if not lengths:
             return 411, "a Content-Length header (a number of bytes) is required", None
-        if n > c.max_body_bytes:
-            return 413, self._too_large(n), None
+        n = self._length()
+        if n is None or n > c.max_body_bytes:  # None: over 15 digits
+            return 413, self._too_large(lengths[0] if len(lengths[0]) <= 40 else f"{lengths[0][:20]}..."), None
         return None
 
     def _too_large(self, n: int | str) -> str:
