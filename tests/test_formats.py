@@ -1112,12 +1112,12 @@ def test_phoenix_rest_api_span_pages_load(db, tmp_path):
 
 def test_rows_to_arrow_writes_every_value_as_its_text_by_any_path():
     """Rows.to_arrow writes columns of texts and of integers without a Python call per value: every column, of
-    whatever mix of types, holds exactly records._text of each value (integers beyond 64 bits, booleans among
+    whatever mix of types, holds exactly records.value_text of each value (integers beyond 64 bits, booleans among
     integers, NaN among floats, objects, gaps)."""
     import math
     import random
 
-    from workbench.io.records import Rows, _text
+    from workbench.io.records import Rows, value_text
 
     columns = {
         "texts": ["a", None, "", "é"],
@@ -1135,7 +1135,7 @@ def test_rows_to_arrow_writes_every_value_as_its_text_by_any_path():
         rows.add(i + 1, {c: rng.choice(vals) for c, vals in columns.items() if rng.random() < 0.9})
     t = rows.to_arrow(columns=tuple(columns))
     for c in columns:
-        assert t.column("s:" + c).to_pylist() == [_text(v.get(c)) for v in rows.values], c
+        assert t.column("s:" + c).to_pylist() == [value_text(v.get(c)) for v in rows.values], c
     assert t.column("s:huge").to_pylist().count(str(2 ** 70)) > 0
     assert all(x is None or not math.isnan(float(x)) for x in t.column("s:floats").to_pylist() if x != "inf")
 

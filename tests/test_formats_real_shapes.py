@@ -3,6 +3,7 @@ value the source states lands in its column. Each case failed before the change 
 
 from __future__ import annotations
 
+import base64
 import json
 
 import workbench as wb
@@ -29,6 +30,28 @@ def _load(tmp_path, name: str, text: str, cols: str) -> list[tuple]:
     db = wb.connect(str(tmp_path / f"{name}.duckdb"))
     s = ingest(db, p, progress=False)
     assert s.quarantined == 0
+    return db.duckdb.execute(f"select {cols} from calls order by call_id").fetchall()
+
+
+def _load_proto(tmp_path, name: str, lines: str, cols: str) -> list[tuple]:
+    """:func:`_load` of OTLP JSON lines written as framed protobuf messages (format otel-proto)."""
+    from google.protobuf import json_format
+
+    from workbench.io import otlp_proto
+
+    p = tmp_path / name
+    with open(p, "wb") as out:
+        for line in lines.splitlines():
+            if line.strip():
+                doc = json.loads(line)
+                for rs in doc["resourceSpans"]:
+                    for sp in rs["scopeSpans"][0]["spans"]:  # (hex ids as protobuf's JSON mapping writes bytes)
+                        for key in ("traceId", "spanId"):
+                            sp[key] = base64.b64encode(bytes.fromhex(sp[key])).decode()
+                msg = json_format.ParseDict(doc, otlp_proto._request_class()())
+                out.write(otlp_proto.frame(msg.SerializeToString()))
+    db = wb.connect(str(tmp_path / f"{name}.duckdb"))
+    assert ingest(db, p, progress=False).quarantined == 0
     return db.duckdb.execute(f"select {cols} from calls order by call_id").fetchall()
 
 
@@ -291,3 +314,70 @@ def test_litellm_opentelemetry_call_types_are_operations(tmp_path):
     doc = json.loads(_otlp_line(chat, {}))
     doc["resourceSpans"] += json.loads(_otlp_line(embed, {}, "4444444444444444"))["resourceSpans"]
     assert _load(tmp_path, "litellm_ops.json", json.dumps(doc, indent=1), "call_id, operation") == want
+
+
+def test_langfuse_sdk_spans_read_their_usage_and_cost_details(tmp_path):
+    # langfuse/langfuse-python langfuse/_client/attributes.py create_generation_attributes: usage_details and
+    # cost_details are written as JSON text (json.dumps) in langfuse.observation.usage_details / cost_details, with no
+    # gen_ai.usage.* beside them; its OpenAI integration (langfuse/openai.py _parse_usage) writes OpenAI's usage object
+    # there. Langfuse's own OTel ingestion (OtelIngestionProcessor.extractUsageDetails) reads them first. Tokens and
+    # cost were NULL.
+    manual = {"langfuse.observation.type": "generation", "langfuse.observation.model.name": "gpt-4o",
+              "langfuse.observation.usage_details": '{"input": 80, "input_cached_tokens": 20, "output": 30, '
+                                                    '"total": 130}',
+              "langfuse.observation.cost_details": '{"input": 0.0002, "output": 0.0003, "total": 0.0005}'}
+    openai = {"langfuse.observation.type": "generation", "langfuse.observation.model.name": "gpt-4o-mini",
+              "langfuse.observation.usage_details": json.dumps({
+                  "prompt_tokens": 50, "completion_tokens": 20, "total_tokens": 70,
+                  "prompt_tokens_details": {"cached_tokens": 10}, "completion_tokens_details": {"reasoning_tokens": 5}}),
+              "gen_ai.usage.input_tokens": 999}  # (Langfuse's details win, as Langfuse reads them)
+    text = _otlp_line(manual, {}) + "\n" + _otlp_line(openai, {}, "4444444444444444") + "\n"
+    cols = ("call_id, input_tokens, output_tokens, cache_read_tokens, reasoning_tokens, cost_usd, "
+            "attributes->>'langfuse.observation.usage_details' IS NOT NULL")
+    want = [("3333333333333333", 100, 30, 20, None, 0.0005, True), ("4444444444444444", 50, 20, 10, 5, None, True)]
+    assert _load(tmp_path, "lf_usage.jsonl", text, cols) == want
+    assert _load_proto(tmp_path, "lf_usage.pb", text, cols) == want
+    doc = json.loads(_otlp_line(manual, {}))
+    doc["resourceSpans"] += json.loads(_otlp_line(openai, {}, "4444444444444444"))["resourceSpans"]
+    assert _load(tmp_path, "lf_usage.json", json.dumps(doc, indent=1), cols) == want
+
+
+def test_langfuse_sdk_span_of_level_error_is_a_failed_call(tmp_path):
+    # langfuse/langfuse-python: a failed observation gets langfuse.observation.level "ERROR" and its message in
+    # langfuse.observation.status_message (the span's own status may stay unset); Langfuse's OTel ingestion reads the
+    # level first. It loaded as status ok.
+    failed = {"langfuse.observation.type": "generation", "langfuse.observation.model.name": "gpt-4o",
+              "langfuse.observation.level": "ERROR", "langfuse.observation.status_message": "RateLimitError: 429"}
+    warned = {**failed, "langfuse.observation.level": "WARNING", "langfuse.observation.status_message": "slow"}
+    text = _otlp_line(failed, {}) + "\n" + _otlp_line(warned, {}, "4444444444444444") + "\n"
+    cols = "call_id, status, error_type, attributes->>'langfuse.observation.level'"
+    want = [("3333333333333333", "error", "RateLimitError: 429", "ERROR"),
+            ("4444444444444444", "ok", None, "WARNING")]
+    assert _load(tmp_path, "lf_level.jsonl", text, cols) == want
+    assert _load_proto(tmp_path, "lf_level.pb", text, cols) == want
+    doc = json.loads(_otlp_line(failed, {}))
+    doc["resourceSpans"] += json.loads(_otlp_line(warned, {}, "4444444444444444"))["resourceSpans"]
+    assert _load(tmp_path, "lf_level.json", json.dumps(doc, indent=1), cols) == want
+
+
+def test_langfuse_usage_details_that_are_no_json_are_quarantined_naming_the_attribute(tmp_path):
+    # a usage_details text cut short (an attribute length limit, say): the span is quarantined naming the file, its
+    # line and the attribute, the other span of the file loads; neither a crash nor a call without tokens
+    bad = {"langfuse.observation.type": "generation", "langfuse.observation.usage_details": '{"input": 80, "outp'}
+    good = {"langfuse.observation.type": "generation", "langfuse.observation.usage_details": '{"input": 7}'}
+    kind, field = "invalid JSON: langfuse.observation.usage_details", "langfuse.observation.usage_details"
+    reason = "invalid JSON in langfuse.observation.usage_details: '{\"input\": 80, \"outp' (expected a JSON object)"
+    doc = json.loads(_otlp_line(good, {}, "4444444444444444"))
+    doc["resourceSpans"] += json.loads(_otlp_line(bad, {}))["resourceSpans"]
+    # (JSON lines: the bad span's line; a pretty-printed document: the line it starts on)
+    for name, text, line in (("bad.jsonl", _otlp_line(good, {}, "4444444444444444") + "\n" + _otlp_line(bad, {}), 2),
+                             ("bad.json", json.dumps(doc, indent=1), 1)):
+        p = tmp_path / name
+        p.write_text(text)
+        db = wb.connect(str(tmp_path / f"{name}.duckdb"))
+        s = ingest(db, p, progress=False)
+        assert (s.inserted, s.quarantined, s.reasons) == (1, 1, {kind: 1})
+        con = db.duckdb
+        assert con.execute("select input_tokens from calls").fetchall() == [(7,)]
+        assert con.execute("select line_no, field, reason from quarantine").fetchall() == [(line, field, reason)]
+        assert con.execute("select source_path from quarantine").fetchone()[0].endswith(name)

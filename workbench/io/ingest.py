@@ -150,15 +150,21 @@ user_id                       ``user.id``, ``enduser.id``, OpenLLMetry's ``trace
                               ``metadata.user_api_key_user_id``
 finish_reason                 first of ``gen_ai.response.finish_reasons``, else OpenLLMetry's
                               ``gen_ai.completion.0.finish_reason``
-error_type                    ``error.type``
+error_type                    ``error.type``, else a failed span's ``exception`` event's ``exception.type``, else
+                              Langfuse's ``langfuse.observation.status_message`` when its level is ERROR
 cost_usd                      ``workbench.cost_usd``, ``llm.cost.total``, Pydantic AI's ``operation.cost``, OpenLIT's
                               ``gen_ai.usage.cost``, LiteLLM's ``gen_ai.cost.total_cost`` (their 0 is a call they
                               could not price: no cost, kept in attributes)
+(Langfuse)                    Langfuse's SDKs write usage and cost as JSON text: ``langfuse.observation.usage_details``
+                              and ``cost_details`` come first in the five token columns and cost_usd, read as its export's
+                              ``usageDetails`` / ``costDetails`` (``workbench.io.langfuse.span_usage``); text that is no
+                              JSON object quarantines the span, naming the attribute; both kept in ``attributes``
 (usage)                       not counted on a span that repeats the usage of the calls inside it: the Vercel AI SDK's
                               outer spans, and an agent run in the process (invoke_agent / create_agent, span kind not
                               CLIENT: Pydantic AI writes the run's totals on it); kept in ``attributes``
 status                        ``timeout`` when error.type contains "timeout"; ``blocked`` when a finish reason is
-                              ``content_filter``; ``error`` when ``status.code`` is 2; else ``ok``
+                              ``content_filter``; ``error`` when ``status.code`` is 2 or Langfuse's
+                              ``langfuse.observation.level`` is ``ERROR``; else ``ok``
 attributes                    every attribute not used above, as JSON; unused resource attributes under ``resource``,
                               the scope name under ``otel.scope.name``, other span events under ``otel.events``
 ============================  ==========================================================================================
@@ -293,6 +299,7 @@ from workbench.io.spans import SPAN_ATTRIBUTES as _OTEL_DEFAULTS
 from workbench.io.spans import SPAN_USED as _OTEL_USED
 from workbench.io.spans import (AGENT_OPERATIONS, CLIENT_KINDS, FINISH_REASONS, MODEL_NAMES, OPERATION_ALIASES,
                                 TTFT_SECONDS, UNPRICED_ZERO, USAGE_COLUMNS, VERCEL_OUTER, VERCEL_TTFT_MS)
+from workbench.io.spans import LANGFUSE_COST, LANGFUSE_LEVEL, LANGFUSE_STATUS_MESSAGE, LANGFUSE_USAGE
 from workbench.schema import ALLOWED_CLOCK_SKEW as _CLOCK_SKEW, TABLES, Table
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -2468,6 +2475,47 @@ def _otel_operation(attr: Callable[[str], str], keys: str, name: str = "NULL") -
             f"ELSE {_lit(OTHER_OPERATION)} END")
 
 
+#: The SQL function through which the OTLP JSON reader reads a span's Langfuse usage and cost details: the Python rule
+#: every other span reader applies (:func:`workbench.io.langfuse.span_usage`), called only for spans that have them.
+_LANGFUSE_FN = "_wb_langfuse_usage"
+_LANGFUSE_FIELDS = (*USAGE_COLUMNS, "err_kind", "err_reason", "err_field")
+
+
+def _langfuse_usage(usage: str | None, cost: str | None) -> dict[str, str | None]:
+    """:func:`workbench.io.langfuse.span_usage` for SQL: each usage column's text as a span reader in Python gives it to
+    the engine, or the reason the span is quarantined (``err_*``), as :func:`workbench.io.openinference.add_span`
+    quarantines it.
+
+    >>> _langfuse_usage('{"input": 80, "output": 30}', None)["output_tokens"]
+    '30'
+    >>> _langfuse_usage('{"input"', None)["err_field"]
+    'langfuse.observation.usage_details'
+    """
+    from workbench.io.langfuse import span_usage
+    from workbench.io.records import InvalidField, MALFORMED, value_text
+
+    out: dict[str, str | None] = dict.fromkeys(_LANGFUSE_FIELDS)
+    try:
+        out.update({c: value_text(v) for c, v in span_usage(usage, cost).items()})
+    except InvalidField as exc:
+        out.update(err_kind=exc.kind, err_reason=exc.reason, err_field=exc.field)
+    except MALFORMED as exc:  # (as a span reader in Python quarantines a span of unexpected shape)
+        out.update(err_kind="malformed span", err_reason=f"malformed span: {type(exc).__name__}: {str(exc)[:200]}")
+    return out
+
+
+def _register_langfuse_usage(con) -> None:
+    """Make :func:`_langfuse_usage` a SQL function of ``con`` (once per connection)."""
+    import duckdb
+
+    struct = "STRUCT(" + ", ".join(f"{_ident(f)} VARCHAR" for f in _LANGFUSE_FIELDS) + ")"
+    try:
+        con.create_function(_LANGFUSE_FN, _langfuse_usage, ["VARCHAR", "VARCHAR"], struct, null_handling="special",
+                            side_effects=False)
+    except duckdb.NotImplementedException:  # already registered on this connection
+        pass
+
+
 def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int | None]:
     """The OTLP JSON reader: one row per span (or per line that is not an export). ``numbered=False``: k is NULL,
     and the file is read on all cores (for a load in one read, :func:`_straight`)."""
@@ -2481,8 +2529,9 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     used_in = "(" + ", ".join(_lit(n) for n in used) + ")"
 
     # Every attribute a column may read, looked up once per span (span attributes "a<i>", resource ones "r<i>").
+    langfuse = (LANGFUSE_USAGE, LANGFUSE_COST, LANGFUSE_LEVEL, LANGFUSE_STATUS_MESSAGE)
     span_names = sorted({n for names in candidates.values() for n in names if not n.startswith("r:")}
-                        | set(_OTEL_USED) | set(OPERATION_HINTS))
+                        | set(_OTEL_USED) | set(OPERATION_HINTS) | set(langfuse))
     res_names = sorted({n[2:] for names in candidates.values() for n in names if n.startswith("r:")})
     slot = {n: f"a{i}" for i, n in enumerate(span_names)} | {"r:" + n: f"r{i}" for i, n in enumerate(res_names)}
 
@@ -2538,6 +2587,15 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     }
     for c in candidates:
         s[c] = pick(c)
+    # Langfuse's usage and cost details come first in each usage column (spans.LANGFUSE_USAGE), as span_values reads
+    # them; a span whose details are no JSON object is quarantined (_err below)
+    _register_langfuse_usage(con)
+    for c in USAGE_COLUMNS:
+        if c not in specs:
+            s[c] = f"coalesce(_lf.{_ident(c)}, {s[c]})" if c in s else f"_lf.{_ident(c)}"
+    # a Langfuse level ERROR is a failed call, its status message the error type when nothing names one
+    lf_error = f"coalesce(upper(trim({attr(LANGFUSE_LEVEL)})) = 'ERROR', false)"
+    s["_lf_error"] = lf_error
     # an agent run in the process (any span kind but CLIENT) repeats its model calls' usage (spans.repeats_usage)
     agent_op = "operation" not in specs
     aliases = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in OPERATION_ALIASES.items())
@@ -2560,7 +2618,9 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
         exc = "list_filter(sp.events, lambda e: e.name = 'exception')[1].attributes"
         exc_type = (f"json_extract_string({exc}, '$[' || (list_position(json_extract_string({exc}, '$[*].key'), "
                     f"'exception.type') - 1) || '].value.stringValue')")
-        s["error_type"] = (f"coalesce({pick('error_type')}, CASE WHEN {_failed('sp.status.code')} THEN {exc_type} END)")
+        s["error_type"] = (f"coalesce({pick('error_type')}, "
+                           f"CASE WHEN {_failed('sp.status.code')} OR {lf_error} THEN {exc_type} END, "
+                           f"CASE WHEN {lf_error} THEN nullif({attr(LANGFUSE_STATUS_MESSAGE)}, '') END)")
     if agent_op:
         s["operation"] = op_sql
     for c, spec in specs.items():
@@ -2602,6 +2662,7 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
         return got if not n.startswith("ai.") or n == "ai.operationId" else f"CASE WHEN _vercel THEN {got} END"
 
     span_attrs = ", ".join(f"{lookup(n)} AS {_ident(slot[n])}" for n in span_names)
+    lf_usage, lf_cost = attr(LANGFUSE_USAGE), attr(LANGFUSE_COST)
     res_attrs = "".join(f", _rvals[list_position(_rkeys, {_lit(n)})] AS {_ident(slot['r:' + n])}" for n in res_names)
     # Each line is parsed once (spans kept as JSON text, typed one by one); a line that is not an OTLP export becomes
     # one row carrying its text (_bad), a blank line none. Nothing but the span's own JSON follows a span.
@@ -2627,20 +2688,24 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
                          {members('_rattrs')} AS _rextra,
                          list_filter(sp.events, lambda e: {first})[1] AS _ev
                   FROM typed),
-        attrs AS (SELECT *, list_position(_keys, 'ai.operationId') > 0 AS _vercel, {span_attrs}{res_attrs} FROM lists)
+        attrs AS (SELECT *, list_position(_keys, 'ai.operationId') > 0 AS _vercel, {span_attrs}{res_attrs} FROM lists),
+        lf AS (SELECT *, CASE WHEN {lf_usage} IS NOT NULL OR {lf_cost} IS NOT NULL
+                              THEN {_LANGFUSE_FN}({lf_usage}, {lf_cost}) END AS _lf FROM attrs)
         SELECT k, coalesce(_bad, _raw) AS raw,
-               CASE WHEN _bad IS NULL THEN NULL WHEN try(json(_bad)) IS NULL THEN 'invalid JSON'
+               CASE WHEN _bad IS NULL THEN _lf.err_reason WHEN try(json(_bad)) IS NULL THEN 'invalid JSON'
                     ELSE 'not an OTLP trace export (no resourceSpans)' END AS _err,
+               CASE WHEN _bad IS NULL THEN _lf.err_kind END AS _err_kind,
+               CASE WHEN _bad IS NULL THEN _lf.err_field END AS _err_field,
                {select},
                '{{' || array_to_string({extra}, ',') || '}}' AS {_ident('s:attributes')}
-        FROM attrs
+        FROM lf
     """
     fixed = {}
     if "status" in specs:
         cols["status"] = specs["status"]
     else:
         cols["status"] = ColumnSpec("status", field="status")
-        failed = _failed('"s:_status_code"')
+        failed = "(" + _failed('"s:_status_code"') + ' OR "s:_lf_error")'
         fixed["status"] = (
             "CASE WHEN lower(\"s:error_type\") LIKE '%timeout%' THEN 'timeout' "
             "WHEN \"s:_finish_reasons\" LIKE '%\"content_filter\"%' OR \"s:_finish_reasons\" IN ('content_filter', "
@@ -2650,7 +2715,7 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     src = _Source(sql=sql, cols=cols, json_cols=frozenset({"attributes"}), fixed=fixed,
                   err_kinds={"invalid JSON": "invalid JSON",
                              "not an OTLP trace export (no resourceSpans)": "not an OTLP trace export"},
-                  line_reader=True)
+                  line_reader=True, err_columns=True)
     return src, 0
 
 

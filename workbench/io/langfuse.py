@@ -68,8 +68,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from workbench.io.records import MALFORMED, Rows, duration_ms, first, malformed, number, timestamp
-from workbench.io.spans import SPAN_ATTRIBUTES
+from workbench.io.records import (MALFORMED, InvalidField, Rows, duration_ms, first, loads, malformed, number,
+                                  timestamp)
+from workbench.io.spans import LANGFUSE_COST, LANGFUSE_USAGE, SPAN_ATTRIBUTES
 
 FORMAT, BATCH_FORMAT = "langfuse", "langfuse_batch"
 TYPES = ("GENERATION", "SPAN", "EVENT", "AGENT", "TOOL", "CHAIN", "RETRIEVER", "EVALUATOR", "EMBEDDING", "GUARDRAIL")
@@ -319,6 +320,51 @@ def _cost(obs: dict) -> Any:
         return _sum([v for v in cd.values() if v is not None])
     u = obs.get("usage") if isinstance(obs.get("usage"), dict) else {}
     return first(obs.get("calculatedTotalCost"), obs.get("totalPrice"), obs.get("totalCost"), u.get("totalCost"))
+
+
+def span_usage(usage: Any, cost: Any) -> dict[str, Any]:
+    """The usage columns of a span of Langfuse's OpenTelemetry SDKs: its ``usageDetails`` and ``costDetails``, written
+    as JSON text in :data:`workbench.io.spans.LANGFUSE_USAGE` and :data:`~workbench.io.spans.LANGFUSE_COST`, read by
+    the rule of the export's (:func:`usage_tokens`, ``costDetails.total``); None where they give nothing. Every span
+    reader reads them so (the OTLP JSON-lines reader's SQL calls this function).
+
+    Raises
+    ------
+    InvalidField
+        A value that is no JSON object (text cut short, say): the span is quarantined naming the attribute.
+
+    Examples
+    --------
+    >>> v = span_usage('{"input": 80, "input_cached_tokens": 20, "output": 30, "total": 130}',
+    ...                '{"input": 0.0002, "output": 0.0003, "total": 0.0005}')
+    >>> v["input_tokens"], v["cache_read_tokens"], v["output_tokens"], v["cost_usd"]
+    (100, 20, 30, 0.0005)
+    >>> span_usage('{"input": 80', None)
+    Traceback (most recent call last):
+    ...
+    workbench.io.records.InvalidField: invalid JSON in langfuse.observation.usage_details: '{"input": 80' (expected a JSON object)
+    """
+    details: dict[str, dict] = {}
+    for name, key, value in ((LANGFUSE_USAGE, "usageDetails", usage), (LANGFUSE_COST, "costDetails", cost)):
+        if value is None or value == "":
+            continue
+        got: Any = None  # (text only, as the SDKs write it: a map or list attribute is refused in every reader)
+        if isinstance(value, str):
+            try:
+                got = loads(value)
+            except ValueError:
+                pass
+        if not isinstance(got, dict):
+            raise InvalidField(f"invalid JSON: {name}", f"invalid JSON in {name}: {str(value)[:80]!r} (expected a "
+                               "JSON object)", name)
+        details[key] = got
+    out = dict.fromkeys(("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+                         "reasoning_tokens", "cost_usd"))
+    if details.get("usageDetails"):
+        out.update(usage_tokens({"usageDetails": details["usageDetails"]}))
+    if details.get("costDetails"):
+        out["cost_usd"] = _cost({"costDetails": details["costDetails"]})
+    return out
 
 
 def observation_row(rows: Rows, k: int, obs: dict, trace: dict | None) -> None:

@@ -38,9 +38,10 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from workbench.io.records import MALFORMED, Rows, epoch_us, malformed, number, timestamp
-from workbench.io.spans import (Span, attribute_map, hex_id, not_a_span, otlp_export_spans, otlp_span, span_values,
-                                status_name)
+from workbench.io.records import MALFORMED, InvalidField, Rows, epoch_us, malformed, number, timestamp
+from workbench.io.langfuse import span_usage
+from workbench.io.spans import (LANGFUSE_COST, LANGFUSE_USAGE, Span, attribute_map, hex_id, not_a_span,
+                                otlp_export_spans, otlp_span, span_values, status_name)
 
 FORMAT = "openinference"
 
@@ -230,7 +231,13 @@ def add_span(rows: Rows, k: int, span: Span, raw: Any, extra: dict | None = None
         if not timestamp({}, rows, k, raw, col, val, **how):
             return
     try:
-        values = span_values(span, extra, used)
+        a = span.attributes
+        usage = (span_usage(a.get(LANGFUSE_USAGE), a.get(LANGFUSE_COST))
+                 if LANGFUSE_USAGE in a or LANGFUSE_COST in a else None)
+        values = span_values(span, extra, used, usage)
+    except InvalidField as exc:  # (an attribute that cannot be read: a Langfuse usage that is no JSON object)
+        rows.error(k, exc.kind, exc.reason, raw=raw if raw is not None else span.raw, field=exc.field)
+        return
     except MALFORMED as exc:
         malformed(rows, k, "span", exc, raw if raw is not None else span.raw)
         return

@@ -812,9 +812,9 @@ class Rows:
                     try:
                         data["s:" + c] = pa.array(vals, pa.int64()).cast(pa.string())
                         continue
-                    except OverflowError:  # beyond 64 bits: written by _text
+                    except OverflowError:  # beyond 64 bits: written by value_text
                         pass
-                data["s:" + c] = pa.array(list(map(_text, vals)), pa.string())
+                data["s:" + c] = pa.array(list(map(value_text, vals)), pa.string())
         return pa.table(data)
 
 
@@ -885,8 +885,13 @@ _TEXT_TYPES = {str, type(None)}
 _INT_TYPES = {int, type(None)}
 
 
-def _text(v: Any) -> str | None:
-    """Text of a value for the engine, which types and checks it: JSON for lists and objects."""
+def value_text(v: Any) -> str | None:
+    """Text of a value for the engine, which types and checks it: JSON for lists and objects (how every row built in
+    Python hands its values over, :meth:`Rows.to_arrow`).
+
+    >>> value_text(12), value_text(0.5), value_text(True), value_text({"a": 1}), value_text(float("nan"))
+    ('12', '0.5', 'true', '{"a":1}', None)
+    """
     if v is None:
         return None
     if isinstance(v, str):
@@ -904,6 +909,20 @@ def _text(v: Any) -> str | None:
 
 #: Exceptions a format module's mapping may raise on a record of unexpected shape: the record is quarantined.
 MALFORMED = (TypeError, AttributeError, ValueError, KeyError, IndexError, OverflowError)
+
+
+class InvalidField(ValueError):
+    """A record's field that cannot be read (a JSON text that is none): the record is quarantined with ``kind``,
+    ``reason`` and ``field`` (the source field's name), as a reader that finds it says.
+
+    >>> e = InvalidField("invalid JSON: a.b", "invalid JSON in a.b: '{' (expected a JSON object)", "a.b")
+    >>> e.kind, e.field, str(e)
+    ('invalid JSON: a.b', 'a.b', "invalid JSON in a.b: '{' (expected a JSON object)")
+    """
+
+    def __init__(self, kind: str, reason: str, field: str) -> None:
+        super().__init__(reason)
+        self.kind, self.reason, self.field = kind, reason, field
 
 
 def malformed(rows: Rows, k: int, what: str, exc: Exception, raw: Any) -> None:

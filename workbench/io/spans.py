@@ -105,6 +105,17 @@ UNPRICED_ZERO = ("gen_ai.usage.cost", "gen_ai.cost.total_cost")
 #: The Vercel AI SDK's spans that repeat the usage of the provider calls inside them: their tokens (and cost) are not
 #: counted again (kept in ``attributes`` only), so sums over ``calls`` count every token once.
 VERCEL_OUTER = ("ai.generateText", "ai.streamText", "ai.generateObject", "ai.streamObject", "ai.embed", "ai.embedMany")
+#: Langfuse's OpenTelemetry SDKs (Python v3, JS v4: ``LangfuseOtelSpanAttributes``) write an observation's usage and
+#: cost as JSON text of its ``usageDetails`` and ``costDetails`` (``{"input": 80, "output": 30, "total": 110}``), with
+#: no gen_ai.usage.* beside them. Langfuse reads them before any other name, and so does every span reader: first in
+#: each usage column, by the rule of Langfuse's export (:func:`workbench.io.langfuse.span_usage`); text that is no
+#: JSON object quarantines the span, naming the attribute (:func:`workbench.io.openinference.add_span`; the OTLP
+#: JSON-lines reader's SQL calls the same function). Both stay in ``attributes`` (their other keys too).
+LANGFUSE_USAGE, LANGFUSE_COST = "langfuse.observation.usage_details", "langfuse.observation.cost_details"
+#: Its level (``DEBUG``, ``DEFAULT``, ``WARNING``, ``ERROR``) and status message: ``ERROR`` is a failed call whatever
+#: the span's status (as Langfuse reads it, and as its export's ``level`` is read), the message its error type when
+#: neither ``error.type`` nor an exception event names one. Both stay in ``attributes``.
+LANGFUSE_LEVEL, LANGFUSE_STATUS_MESSAGE = "langfuse.observation.level", "langfuse.observation.status_message"
 #: Time to first token in seconds: the GenAI conventions' name, then OpenLIT's (set on the span, though the GenAI
 #: conventions name a metric so).
 TTFT_SECONDS = ("gen_ai.response.time_to_first_chunk", "gen_ai.server.time_to_first_token")
@@ -537,11 +548,13 @@ def _names_plan(extra: dict[str, tuple[str, ...]] | None, used: tuple[str, ...])
 
 
 def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
-                used: tuple[str, ...] = ()) -> dict[str, Any]:
+                used: tuple[str, ...] = (), usage: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``calls`` values of a span (times as epoch microseconds; raises ValueError for an unreadable time).
 
     ``extra`` adds fallback attribute names per column after the shared ones (a format's own names); ``used`` names
-    more attributes that a caller reads itself and that stay out of ``attributes``.
+    more attributes that a caller reads itself and that stay out of ``attributes``; ``usage`` gives values that come
+    first in the usage columns (a Langfuse span's details, as :func:`workbench.io.langfuse.span_usage` reads them:
+    :func:`workbench.io.openinference.add_span` passes them).
 
     Examples
     --------
@@ -574,6 +587,9 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
         v["operation"] = default_operation(a, span.name)
     elif isinstance(v["operation"], str):
         v["operation"] = OPERATION_ALIASES.get(v["operation"], v["operation"])
+    for c, x in (usage or {}).items():  # (first in their columns: a Langfuse span's usage and cost details)
+        if x is not None:
+            v[c] = _scalar(x)
     agent_total = repeats_usage(v["operation"], span.kind)
     if agent_total:  # an agent run's totals: its calls are counted, each once
         v.update(dict.fromkeys(USAGE_COLUMNS))
@@ -614,16 +630,20 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
             v["ttft_ms"] = (t - start) / 1000.0 if t is not None else None
     reasons = v.get("finish_reason")
     fr_all = fr if isinstance(fr, list) else [fr]
-    if v.get("error_type") is None and span.status == "error":
+    lf_error = str(a.get(LANGFUSE_LEVEL) or "").strip().upper() == "ERROR"
+    failed = span.status == "error" or lf_error
+    if v.get("error_type") is None and failed:
         # an OpenTelemetry SDK records the exception as a span event ("exception", with exception.type), not error.type
         exc = next((e for e in span.events if e.get("name") == "exception"), None)
         if exc is not None and isinstance(exc.get("attributes"), dict):
             v["error_type"] = exc["attributes"].get("exception.type")
+    if v.get("error_type") is None and lf_error and a.get(LANGFUSE_STATUS_MESSAGE) not in (None, ""):
+        v["error_type"] = _scalar(a[LANGFUSE_STATUS_MESSAGE])
     if v.get("error_type") and "timeout" in str(v["error_type"]).lower():
         v["status"] = "timeout"
     elif "content_filter" in fr_all or reasons in ("content_filter", "content-filter"):
         v["status"] = "blocked"
-    elif span.status == "error":
+    elif failed:
         v["status"] = "error"
     else:
         v["status"] = "ok"
