@@ -116,8 +116,10 @@ LANGFUSE_USAGE, LANGFUSE_COST = "langfuse.observation.usage_details", "langfuse.
 #: the span's status (as Langfuse reads it, and as its export's ``level`` is read), the message its error type when
 #: neither ``error.type`` nor an exception event names one. Both stay in ``attributes``.
 LANGFUSE_LEVEL, LANGFUSE_STATUS_MESSAGE = "langfuse.observation.level", "langfuse.observation.status_message"
-#: Time to first token in seconds: the GenAI conventions' name, then OpenLIT's (set on the span, though the GenAI
-#: conventions name a metric so).
+#: Time to first token in seconds: the GenAI conventions' span attribute (documented in seconds), then OpenLIT's. The
+#: conventions name a histogram metric ``gen_ai.server.time_to_first_token`` of unit ``s``; OpenLIT sets the same name
+#: on its spans, in seconds too (its Python and TypeScript SDKs divide their millisecond clocks by 1000). LangWatch's
+#: span normaliser writes milliseconds under that name: writers differ, and the documented unit decides (seconds).
 TTFT_SECONDS = ("gen_ai.response.time_to_first_chunk", "gen_ai.server.time_to_first_token")
 #: The Vercel AI SDK's time to first chunk (milliseconds) and finish reason, after the GenAI ones.
 VERCEL_TTFT_MS = ("ai.response.msToFirstChunk", "ai.stream.msToFirstChunk")
