@@ -381,3 +381,77 @@ def test_langfuse_usage_details_that_are_no_json_are_quarantined_naming_the_attr
         assert con.execute("select input_tokens from calls").fetchall() == [(7,)]
         assert con.execute("select line_no, field, reason from quarantine").fetchall() == [(line, field, reason)]
         assert con.execute("select source_path from quarantine").fetchone()[0].endswith(name)
+
+
+def _langsmith_runs() -> list[dict]:
+    # langchain-ai/langsmith-sdk python/langsmith/schemas.py (Run) and the "Run (span) data format" reference: a chain
+    # run, the ChatOpenAI run inside it (extra.metadata.ls_provider / ls_model_name as LangChain sets them, the token
+    # and cost fields LangSmith fills, Decimal costs written as text), and a tool run that failed
+    chain = {"id": "0a1e0e5e-0000-4000-8000-000000000001", "name": "support_chain", "run_type": "chain",
+             "start_time": "2025-11-20T10:00:00.000000", "end_time": "2025-11-20T10:00:03.000000",
+             "trace_id": "0a1e0e5e-0000-4000-8000-000000000001", "parent_run_id": None, "status": "success",
+             "session_id": "5c0ffee0-0000-4000-8000-0000000000aa", "tags": ["prod"],
+             "extra": {"metadata": {"thread_id": "thread-9", "user_id": "user-4"}},
+             "inputs": {"question": "hi"}, "outputs": {"answer": "hello"}, "total_tokens": 150,
+             "prompt_tokens": 120, "completion_tokens": 30, "total_cost": "0.000036"}
+    llm = {"id": "0a1e0e5e-0000-4000-8000-000000000002", "name": "ChatOpenAI", "run_type": "llm",
+           "start_time": "2025-11-20T10:00:00.500000", "end_time": "2025-11-20T10:00:02.500000",
+           "first_token_time": "2025-11-20T10:00:00.900000",
+           "trace_id": "0a1e0e5e-0000-4000-8000-000000000001",
+           "parent_run_id": "0a1e0e5e-0000-4000-8000-000000000001", "status": "success",
+           "extra": {"invocation_params": {"model": "gpt-4o-mini", "temperature": 0},
+                     "metadata": {"ls_provider": "openai", "ls_model_name": "gpt-4o-mini", "ls_model_type": "chat",
+                                  "thread_id": "thread-9", "user_id": "user-4"}},
+           "outputs": {"generations": [[{"text": "hello", "generation_info": {"finish_reason": "stop"}}]]},
+           "prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150,
+           "prompt_token_details": {"cache_read": 64}, "completion_token_details": {"reasoning": 10},
+           "prompt_cost": "0.000018", "completion_cost": "0.000018", "total_cost": "0.000036"}
+    tool = {"id": "0a1e0e5e-0000-4000-8000-000000000003", "name": "search", "run_type": "tool",
+            "start_time": "2025-11-20T10:00:02.600000", "end_time": "2025-11-20T10:00:03.000000",
+            "trace_id": "0a1e0e5e-0000-4000-8000-000000000001",
+            "parent_run_id": "0a1e0e5e-0000-4000-8000-000000000001", "status": "error",
+            "error": "httpx.ReadTimeout('timed out')\n\nTraceback (most recent call last):\n  ...",
+            "extra": {"metadata": {"thread_id": "thread-9"}}}
+    return [chain, llm, tool]
+
+
+_LANGSMITH_COLS = ("call_id[-1:], parent_id[-1:], operation, model, provider, input_tokens, cache_read_tokens, "
+                   "reasoning_tokens, cost_usd, latency_ms, ttft_ms, status, error_type, session_id, user_id, "
+                   "finish_reason, attributes->>'langsmith.run_type'")
+_LANGSMITH_WANT = [
+    ("1", None, "chain", None, None, None, None, None, None, 3000.0, None, "ok", None, "thread-9", "user-4", None,
+     "chain"),
+    ("2", "1", "chat", "gpt-4o-mini", "openai", 120, 64, 10, 0.000036, 2000.0, 400.0, "ok", None, "thread-9",
+     "user-4", "stop", "llm"),
+    ("3", "1", "execute_tool", None, None, None, None, None, None, 400.0, None, "timeout", "httpx.ReadTimeout",
+     "thread-9", None, None, "tool")]
+
+
+def test_langsmith_runs_from_its_sdk_load_as_calls(tmp_path):
+    # LangSmith runs (Client.list_runs() saved with run.json(), one a line, or the API's {"runs": [...]} page): no
+    # reader knew them, the file was refused ("no known format"). The chain's tokens and cost are its call's, summed
+    # by LangSmith (its cost-tracking docs: "aggregated values for each parent run"): counted once, on the call.
+    runs = _langsmith_runs()
+    assert _load(tmp_path, "runs.jsonl", "".join(json.dumps(r) + "\n" for r in runs), _LANGSMITH_COLS) == \
+        _LANGSMITH_WANT
+    assert _load(tmp_path, "runs.json", json.dumps({"runs": runs}, indent=1), _LANGSMITH_COLS) == _LANGSMITH_WANT
+    db = wb.connect(str(tmp_path / "runs.jsonl.duckdb"))
+    assert db.duckdb.execute("select sum(input_tokens), sum(cost_usd), max(attributes->>'langsmith.prompt_tokens') "
+                             "from calls").fetchone() == (120, 0.000036, "120")
+
+
+def test_langsmith_bulk_export_parquet_loads_as_calls(tmp_path):
+    # LangSmith's bulk data export writes the same fields as Parquet columns, nested ones (extra...) as JSON text
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    runs = _langsmith_runs()
+    keys = sorted({k for r in runs for k in r})
+    table = pa.table({k: [None if r.get(k) is None else json.dumps(r[k]) if isinstance(r[k], (dict, list))
+                          else r[k] for r in runs] for k in keys})
+    pq.write_table(table, tmp_path / "export.parquet")
+    db = wb.connect(str(tmp_path / "export.duckdb"))
+    s = ingest(db, tmp_path / "export.parquet", progress=False)
+    assert (s.inserted, s.quarantined, s.files[0]["format"]) == (3, 0, "langsmith")
+    got = db.duckdb.execute(f"select {_LANGSMITH_COLS} from calls order by call_id").fetchall()
+    assert got == _LANGSMITH_WANT

@@ -1,8 +1,8 @@
 """Load telemetry files into the canonical tables: validated, deduplicated, bad rows quarantined, nothing lost.
 
-``workbench ingest PATH... [--format auto|otel|otel-proto|jsonl|csv|parquet|langfuse|langfuse_batch|openinference|vercel|litellm|jaeger|zipkin|mlflow]
+``workbench ingest PATH... [--format auto|otel|otel-proto|jsonl|csv|parquet|langfuse|langfuse_batch|openinference|vercel|litellm|jaeger|zipkin|mlflow|langsmith]
 [--mapping FILE.toml]`` and :func:`ingest` read OpenTelemetry GenAI spans (OTLP JSON or protobuf) and the telemetry other tools
-write (Langfuse, OpenInference/Phoenix, Vercel AI SDK, LiteLLM, Jaeger, Zipkin, MLflow) into ``calls``, and JSONL, CSV or Parquet files with a
+write (Langfuse, OpenInference/Phoenix, Vercel AI SDK, LiteLLM, Jaeger, Zipkin, MLflow, LangSmith) into ``calls``, and JSONL, CSV or Parquet files with a
 declared mapping into any canonical table. OTLP JSON lines and mapped files are read in DuckDB SQL, streaming from
 the file; the other tools' formats are turned into canonical rows by their module (see below) and then go through
 the same validation, deduplication, quarantine and lineage.
@@ -22,6 +22,7 @@ mapping it is rewritten one record a line for the JSONL reader.
 * ``vercel``: :mod:`workbench.io.vercel` (ReadableSpan arrays; each LLM call counted once, at the leaf);
 * ``litellm``: :mod:`workbench.io.litellm` (StandardLoggingPayload, SpendLogs rows as JSON or CSV);
 * ``mlflow``: :mod:`workbench.io.mlflow` (``Trace.to_json()`` of MLflow 2 and 3, ``search_traces()`` rows, span dicts);
+* ``langsmith``: :mod:`workbench.io.langsmith` (runs from ``Client.list_runs()`` or the API, its bulk export's Parquet);
 * ``otel-proto``: binary protobuf OTLP (``.pb``/``.binpb``, gzip too), decoded to OTLP JSON lines;
 * ``jsonl``, ``csv``, ``parquet``: any table, with a mapping (below).
 
@@ -997,8 +998,8 @@ def _plan(path: Path, fmt: str, mapping: Mapping | None) -> _Plan:
                 fmt = "otel" if _looks_otlp(path) else ""
                 if not fmt:
                     raise IngestError(f"{path}: not OpenTelemetry spans, nor Langfuse, OpenInference, Vercel AI "
-                                      f"SDK, LiteLLM, Jaeger, Zipkin or MLflow telemetry (no resourceSpans, trace, batch, span "
-                                      f"or call); pass "
+                                      f"SDK, LiteLLM, Jaeger, Zipkin, MLflow or LangSmith telemetry (no resourceSpans, trace, "
+                                      f"batch, span, run or call); pass "
                                       f"--format NAME, or a mapping (--mapping FILE.toml) naming its table and columns")
             if not fmt:
                 raise IngestError(f"{path}: unknown format {ext or '(no extension)'!r}; pass --format "
@@ -1111,7 +1112,7 @@ def ingest(db: "Workbench | str | os.PathLike", paths: Any, *, format: str = "au
     paths : str, path, or a list of them
         Files to load; a directory stands for its files (sorted, hidden files skipped).
     format : {"auto", "otel", "otel-proto", "jsonl", "csv", "parquet", "langfuse", "langfuse_batch", "openinference",
-              "vercel", "litellm", "jaeger", "zipkin", "mlflow"}
+              "vercel", "litellm", "jaeger", "zipkin", "mlflow", "langsmith"}
         ``auto``: with a mapping, the mapping's ``format``, else the extension; without one, recognised from the
         content (:func:`workbench.io.sniff.detect`); a file of another extension holding protobuf OTLP traces is
         ``otel-proto``.

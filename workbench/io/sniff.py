@@ -15,6 +15,8 @@ format               recognised by
                      (``context.span_id``; Parquet/CSV columns ``context.span_id`` or ``attributes.*``)
 ``vercel``           a ReadableSpan: ``attributes`` map with ``spanContext``/``startTime``
 ``litellm``          ``call_type`` + ``id`` (StandardLoggingPayload) or ``request_id`` (SpendLogs; also CSV)
+``langsmith``        a LangSmith run (``id``, ``run_type``, ``start_time``; also its bulk export's Parquet/CSV
+                     columns) or a page of them (``{"runs": [...]}``)
 ``jaeger``           a Jaeger trace (``traceID``, ``spans``, ``processes``) or the query API's ``{"data": [...]}``
 ``zipkin``           Zipkin v2 spans (``traceId`` + ``id``, ``timestamp``/``duration``/``localEndpoint``)
 ``mlflow``           an MLflow trace (``info`` + ``data.spans``), a ``search_traces()`` row (``spans`` beside
@@ -44,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.errors import IngestError
 from workbench._gc import paused
-from workbench.io import langfuse, litellm, mlflow, openinference, tracers, vercel
+from workbench.io import langfuse, langsmith, litellm, mlflow, openinference, tracers, vercel
 from workbench.io.workers import default_workers, ordered_map
 from workbench.io.records import (Rows, allow_long_csv_fields, head, iter_json_file, iter_json_records, json_layout,
                                   json_lines, line_records, open_binary, reads_as_lines, strict_csv_rows)
@@ -54,7 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Formats read through canonical rows built here (``otel`` too, for any layout other than JSON lines).
 RECORD_FORMATS = (langfuse.FORMAT, langfuse.BATCH_FORMAT, openinference.FORMAT, vercel.FORMAT, litellm.FORMAT,
-                  tracers.JAEGER, tracers.ZIPKIN, mlflow.FORMAT)
+                  tracers.JAEGER, tracers.ZIPKIN, mlflow.FORMAT, langsmith.FORMAT)
 SNIFF_RECORDS = 20
 
 
@@ -113,6 +115,8 @@ def classify(obj: Any) -> str | None:
         return tracers.ZIPKIN
     if litellm.looks_like(obj):
         return litellm.FORMAT
+    if langsmith.looks_like(obj):
+        return langsmith.FORMAT
     return None
 
 
@@ -122,6 +126,8 @@ def _columns_format(cols: list[str]) -> str | None:
         return openinference.FORMAT
     if "request_id" in names and ({"startTime", "spend"} & names):
         return litellm.FORMAT
+    if set(langsmith.COLUMNS) <= names:
+        return langsmith.FORMAT
     return None
 
 
@@ -295,6 +301,7 @@ _READERS = {
     langfuse.FORMAT: langfuse.trace_rows, langfuse.BATCH_FORMAT: langfuse.batch_rows,
     vercel.FORMAT: vercel.vercel_rows, litellm.FORMAT: litellm.litellm_rows,
     tracers.JAEGER: tracers.jaeger_rows, tracers.ZIPKIN: tracers.zipkin_rows, mlflow.FORMAT: mlflow.mlflow_rows,
+    langsmith.FORMAT: langsmith.run_rows,
 }
 
 
