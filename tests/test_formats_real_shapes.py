@@ -455,3 +455,31 @@ def test_langsmith_bulk_export_parquet_loads_as_calls(tmp_path):
     assert (s.inserted, s.quarantined, s.files[0]["format"]) == (3, 0, "langsmith")
     got = db.duckdb.execute(f"select {_LANGSMITH_COLS} from calls order by call_id").fetchall()
     assert got == _LANGSMITH_WANT
+
+
+def test_langfuse_sdk_spans_give_their_time_to_first_token(tmp_path):
+    # langfuse/langfuse-python attributes.py: completion_start_time goes through _serialize (json.dumps of the
+    # datetime: a JSON-quoted ISO text) into langfuse.observation.completion_start_time; Langfuse's OTel ingestion
+    # (extractCompletionStartTime) reads it, also unquoted as older SDKs wrote it. ttft_ms was NULL. The spans start at
+    # T0 (2025-11-20T10:00:00Z).
+    quoted = {"langfuse.observation.type": "generation",
+              "langfuse.observation.completion_start_time": '"2025-11-20T10:00:00.350000+00:00"'}
+    plain = {**quoted, "langfuse.observation.completion_start_time": "2025-11-20T10:00:01.5Z"}
+    text = _otlp_line(quoted, {}) + "\n" + _otlp_line(plain, {}, "4444444444444444") + "\n"
+    want = [("3333333333333333", 350.0), ("4444444444444444", 1500.0)]
+    assert _load(tmp_path, "lf_ttft.jsonl", text, "call_id, ttft_ms") == want
+    doc = json.loads(_otlp_line(quoted, {}))
+    doc["resourceSpans"] += json.loads(_otlp_line(plain, {}, "4444444444444444"))["resourceSpans"]
+    assert _load(tmp_path, "lf_ttft.json", json.dumps(doc, indent=1), "call_id, ttft_ms") == want
+    # a value that is no time: the span is quarantined naming the attribute, in either reader
+    bad = {**quoted, "langfuse.observation.completion_start_time": '"soon"'}
+    name = "langfuse.observation.completion_start_time"
+    for fname, body in (("bad_ttft.jsonl", _otlp_line(bad, {}) + "\n"),
+                        ("bad_ttft.json", json.dumps(json.loads(_otlp_line(bad, {})), indent=1))):
+        p = tmp_path / fname
+        p.write_text(body)
+        db = wb.connect(str(tmp_path / f"{fname}.duckdb"))
+        s = ingest(db, p, progress=False)
+        assert (s.inserted, s.reasons) == (0, {f"unparseable timestamp: {name}": 1})
+        assert db.duckdb.execute("select field, reason from quarantine").fetchall() == [
+            (name, f"unparseable timestamp in {name}: '\"soon\"' (expected ISO 8601)")]

@@ -118,7 +118,8 @@ ts, end_ts, latency_ms        ``startTimeUnixNano``, ``endTimeUnixNano``, their 
                               one without an end has no latency
 ttft_ms                       ``gen_ai.response.time_to_first_chunk`` (seconds; OpenLIT's
                               ``gen_ai.server.time_to_first_token``), else a span event whose name says
-                              first token/chunk (``gen_ai.first_token``, ``first_chunk``...): event time - span start
+                              first token/chunk (``gen_ai.first_token``, ``first_chunk``...): event time - span start,
+                              else Langfuse's ``langfuse.observation.completion_start_time`` - span start
 operation                     ``gen_ai.operation.name`` (LiteLLM's call types ``acompletion``, ``aembedding``... as
                               their operation: ``workbench.io.spans.OPERATION_ALIASES``), else OpenInference ``openinference.span.kind`` (LLM -> chat,
                               EMBEDDING -> embeddings, TOOL -> execute_tool, AGENT -> invoke_agent, others lower-cased),
@@ -158,7 +159,7 @@ cost_usd                      ``workbench.cost_usd``, ``llm.cost.total``, Pydant
                               could not price: no cost, kept in attributes)
 (Langfuse)                    Langfuse's SDKs write usage and cost as JSON text: ``langfuse.observation.usage_details``
                               and ``cost_details`` come first in the five token columns and cost_usd, read as its export's
-                              ``usageDetails`` / ``costDetails`` (``workbench.io.langfuse.span_usage``); text that is no
+                              ``usageDetails`` / ``costDetails`` (``workbench.io.langfuse.span_columns``); text that is no
                               JSON object quarantines the span, naming the attribute; both kept in ``attributes``
 (usage)                       not counted on a span that repeats the usage of the calls inside it: the Vercel AI SDK's
                               outer spans, and an agent run in the process (invoke_agent / create_agent, span kind not
@@ -300,7 +301,8 @@ from workbench.io.spans import SPAN_ATTRIBUTES as _OTEL_DEFAULTS
 from workbench.io.spans import SPAN_USED as _OTEL_USED
 from workbench.io.spans import (AGENT_OPERATIONS, CLIENT_KINDS, FINISH_REASONS, MODEL_NAMES, OPERATION_ALIASES,
                                 TTFT_SECONDS, UNPRICED_ZERO, USAGE_COLUMNS, VERCEL_OUTER, VERCEL_TTFT_MS)
-from workbench.io.spans import LANGFUSE_COST, LANGFUSE_LEVEL, LANGFUSE_STATUS_MESSAGE, LANGFUSE_USAGE
+from workbench.io.spans import (LANGFUSE_COMPLETION_START, LANGFUSE_COST, LANGFUSE_LEVEL, LANGFUSE_STATUS_MESSAGE,
+                                LANGFUSE_USAGE)
 from workbench.schema import ALLOWED_CLOCK_SKEW as _CLOCK_SKEW, TABLES, Table
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -2476,28 +2478,33 @@ def _otel_operation(attr: Callable[[str], str], keys: str, name: str = "NULL") -
             f"ELSE {_lit(OTHER_OPERATION)} END")
 
 
-#: The SQL function through which the OTLP JSON reader reads a span's Langfuse usage and cost details: the Python rule
-#: every other span reader applies (:func:`workbench.io.langfuse.span_usage`), called only for spans that have them.
-_LANGFUSE_FN = "_wb_langfuse_usage"
-_LANGFUSE_FIELDS = (*USAGE_COLUMNS, "err_kind", "err_reason", "err_field")
+#: The SQL function through which the OTLP JSON reader reads what a Langfuse span's own attributes give (usage, cost,
+#: time to first token): the Python rule every other span reader applies
+#: (:func:`workbench.io.langfuse.span_columns`), called only for spans that have them.
+_LANGFUSE_FN = "_wb_langfuse_columns"
+_LANGFUSE_FIELDS = (*USAGE_COLUMNS, "ttft_ms", "err_kind", "err_reason", "err_field")
 
 
-def _langfuse_usage(usage: str | None, cost: str | None) -> dict[str, str | None]:
-    """:func:`workbench.io.langfuse.span_usage` for SQL: each usage column's text as a span reader in Python gives it to
-    the engine, or the reason the span is quarantined (``err_*``), as :func:`workbench.io.openinference.add_span`
-    quarantines it.
+def _langfuse_columns(usage: str | None, cost: str | None, completion_start: str | None,
+                      start_ns: str | None) -> dict[str, str | None]:
+    """:func:`workbench.io.langfuse.span_columns` for SQL (``start_ns``: the span's start, OTLP nanoseconds as text):
+    each column's text as a span reader in Python gives it to the engine, or the reason the span is quarantined
+    (``err_*``), as :func:`workbench.io.openinference.add_span` quarantines it.
 
-    >>> _langfuse_usage('{"input": 80, "output": 30}', None)["output_tokens"]
-    '30'
-    >>> _langfuse_usage('{"input"', None)["err_field"]
+    >>> v = _langfuse_columns('{"input": 80, "output": 30}', None, '"2025-11-20T10:00:00.25Z"', "1763632800000000000")
+    >>> v["output_tokens"], v["ttft_ms"]
+    ('30', '250.0')
+    >>> _langfuse_columns('{"input"', None, None, None)["err_field"]
     'langfuse.observation.usage_details'
     """
-    from workbench.io.langfuse import span_usage
-    from workbench.io.records import InvalidField, MALFORMED, value_text
+    from workbench.io.langfuse import span_columns
+    from workbench.io.records import InvalidField, MALFORMED, number, value_text
 
     out: dict[str, str | None] = dict.fromkeys(_LANGFUSE_FIELDS)
+    ns = number(start_ns)
     try:
-        out.update({c: value_text(v) for c, v in span_usage(usage, cost).items()})
+        got = span_columns(usage, cost, completion_start, ns // 1000 if isinstance(ns, int) else None)
+        out.update({c: value_text(v) for c, v in got.items()})
     except InvalidField as exc:
         out.update(err_kind=exc.kind, err_reason=exc.reason, err_field=exc.field)
     except MALFORMED as exc:  # (as a span reader in Python quarantines a span of unexpected shape)
@@ -2505,13 +2512,13 @@ def _langfuse_usage(usage: str | None, cost: str | None) -> dict[str, str | None
     return out
 
 
-def _register_langfuse_usage(con) -> None:
-    """Make :func:`_langfuse_usage` a SQL function of ``con`` (once per connection)."""
+def _register_langfuse_columns(con) -> None:
+    """Make :func:`_langfuse_columns` a SQL function of ``con`` (once per connection)."""
     import duckdb
 
     struct = "STRUCT(" + ", ".join(f"{_ident(f)} VARCHAR" for f in _LANGFUSE_FIELDS) + ")"
     try:
-        con.create_function(_LANGFUSE_FN, _langfuse_usage, ["VARCHAR", "VARCHAR"], struct, null_handling="special",
+        con.create_function(_LANGFUSE_FN, _langfuse_columns, ["VARCHAR"] * 4, struct, null_handling="special",
                             side_effects=False)
     except duckdb.NotImplementedException:  # already registered on this connection
         pass
@@ -2530,7 +2537,7 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     used_in = "(" + ", ".join(_lit(n) for n in used) + ")"
 
     # Every attribute a column may read, looked up once per span (span attributes "a<i>", resource ones "r<i>").
-    langfuse = (LANGFUSE_USAGE, LANGFUSE_COST, LANGFUSE_LEVEL, LANGFUSE_STATUS_MESSAGE)
+    langfuse = (LANGFUSE_USAGE, LANGFUSE_COST, LANGFUSE_COMPLETION_START, LANGFUSE_LEVEL, LANGFUSE_STATUS_MESSAGE)
     span_names = sorted({n for names in candidates.values() for n in names if not n.startswith("r:")}
                         | set(_OTEL_USED) | set(OPERATION_HINTS) | set(langfuse))
     res_names = sorted({n[2:] for names in candidates.values() for n in names if n.startswith("r:")})
@@ -2590,10 +2597,12 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
         s[c] = pick(c)
     # Langfuse's usage and cost details come first in each usage column (spans.LANGFUSE_USAGE), as span_values reads
     # them; a span whose details are no JSON object is quarantined (_err below)
-    _register_langfuse_usage(con)
+    _register_langfuse_columns(con)
     for c in USAGE_COLUMNS:
         if c not in specs:
             s[c] = f"coalesce(_lf.{_ident(c)}, {s[c]})" if c in s else f"_lf.{_ident(c)}"
+    if "ttft_ms" not in specs:  # ... and its completion start after every other source of the time to first token
+        s["ttft_ms"] = f"coalesce({s['ttft_ms']}, _lf.ttft_ms)"
     # a Langfuse level ERROR is a failed call, its status message the error type when nothing names one
     lf_error = f"coalesce(upper(trim({attr(LANGFUSE_LEVEL)})) = 'ERROR', false)"
     s["_lf_error"] = lf_error
@@ -2663,7 +2672,8 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
         return got if not n.startswith("ai.") or n == "ai.operationId" else f"CASE WHEN _vercel THEN {got} END"
 
     span_attrs = ", ".join(f"{lookup(n)} AS {_ident(slot[n])}" for n in span_names)
-    lf_usage, lf_cost = attr(LANGFUSE_USAGE), attr(LANGFUSE_COST)
+    lf_usage, lf_cost, lf_start = attr(LANGFUSE_USAGE), attr(LANGFUSE_COST), attr(LANGFUSE_COMPLETION_START)
+    lf_span_start = f"CAST({start} AS VARCHAR)"
     res_attrs = "".join(f", _rvals[list_position(_rkeys, {_lit(n)})] AS {_ident(slot['r:' + n])}" for n in res_names)
     # Each line is parsed once (spans kept as JSON text, typed one by one); a line that is not an OTLP export becomes
     # one row carrying its text (_bad), a blank line none. Nothing but the span's own JSON follows a span.
@@ -2690,8 +2700,9 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
                          list_filter(sp.events, lambda e: {first})[1] AS _ev
                   FROM typed),
         attrs AS (SELECT *, list_position(_keys, 'ai.operationId') > 0 AS _vercel, {span_attrs}{res_attrs} FROM lists),
-        lf AS (SELECT *, CASE WHEN {lf_usage} IS NOT NULL OR {lf_cost} IS NOT NULL
-                              THEN {_LANGFUSE_FN}({lf_usage}, {lf_cost}) END AS _lf FROM attrs)
+        lf AS (SELECT *, CASE WHEN {lf_usage} IS NOT NULL OR {lf_cost} IS NOT NULL OR {lf_start} IS NOT NULL
+                              THEN {_LANGFUSE_FN}({lf_usage}, {lf_cost}, {lf_start}, {lf_span_start}) END AS _lf
+               FROM attrs)
         SELECT k, coalesce(_bad, _raw) AS raw,
                CASE WHEN _bad IS NULL THEN _lf.err_reason WHEN try(json(_bad)) IS NULL THEN 'invalid JSON'
                     ELSE 'not an OTLP trace export (no resourceSpans)' END AS _err,

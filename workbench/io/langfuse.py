@@ -68,9 +68,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from workbench.io.records import (MALFORMED, InvalidField, Rows, duration_ms, first, loads, malformed, number,
-                                  timestamp)
-from workbench.io.spans import LANGFUSE_COST, LANGFUSE_USAGE, SPAN_ATTRIBUTES
+from workbench.io.records import (MALFORMED, InvalidField, Rows, duration_ms, epoch_us, first, loads, malformed,
+                                  number, timestamp)
+from workbench.io.spans import LANGFUSE_COMPLETION_START, LANGFUSE_COST, LANGFUSE_USAGE, SPAN_ATTRIBUTES
 
 FORMAT, BATCH_FORMAT = "langfuse", "langfuse_batch"
 TYPES = ("GENERATION", "SPAN", "EVENT", "AGENT", "TOOL", "CHAIN", "RETRIEVER", "EVALUATOR", "EMBEDDING", "GUARDRAIL")
@@ -322,24 +322,29 @@ def _cost(obs: dict) -> Any:
     return first(obs.get("calculatedTotalCost"), obs.get("totalPrice"), obs.get("totalCost"), u.get("totalCost"))
 
 
-def span_usage(usage: Any, cost: Any) -> dict[str, Any]:
-    """The usage columns of a span of Langfuse's OpenTelemetry SDKs: its ``usageDetails`` and ``costDetails``, written
-    as JSON text in :data:`workbench.io.spans.LANGFUSE_USAGE` and :data:`~workbench.io.spans.LANGFUSE_COST`, read by
-    the rule of the export's (:func:`usage_tokens`, ``costDetails.total``); None where they give nothing. Every span
-    reader reads them so (the OTLP JSON-lines reader's SQL calls this function).
+def span_columns(usage: Any, cost: Any, completion_start: Any = None, start_us: int | None = None) -> dict[str, Any]:
+    """The columns a span of Langfuse's OpenTelemetry SDKs gives in its own attributes: its ``usageDetails`` and
+    ``costDetails``, written as JSON text in :data:`workbench.io.spans.LANGFUSE_USAGE` and
+    :data:`~workbench.io.spans.LANGFUSE_COST`, read by the rule of the export's (:func:`usage_tokens`,
+    ``costDetails.total``); and ``ttft_ms``, its ``completionStartTime``
+    (:data:`~workbench.io.spans.LANGFUSE_COMPLETION_START`, ISO text, JSON-quoted as the Python SDK writes it) minus
+    the span's start (``start_us``, epoch microseconds). None where they give nothing. Every span reader reads them
+    so (the OTLP JSON-lines reader's SQL calls this function).
 
     Raises
     ------
     InvalidField
-        A value that is no JSON object (text cut short, say): the span is quarantined naming the attribute.
+        A detail that is no JSON object (text cut short, say), or a completion start that is no time: the span is
+        quarantined naming the attribute.
 
     Examples
     --------
-    >>> v = span_usage('{"input": 80, "input_cached_tokens": 20, "output": 30, "total": 130}',
-    ...                '{"input": 0.0002, "output": 0.0003, "total": 0.0005}')
-    >>> v["input_tokens"], v["cache_read_tokens"], v["output_tokens"], v["cost_usd"]
-    (100, 20, 30, 0.0005)
-    >>> span_usage('{"input": 80', None)
+    >>> v = span_columns('{"input": 80, "input_cached_tokens": 20, "output": 30, "total": 130}',
+    ...                  '{"input": 0.0002, "output": 0.0003, "total": 0.0005}',
+    ...                  '"2025-11-20T10:00:00.250000+00:00"', 1763632800000000)
+    >>> v["input_tokens"], v["cache_read_tokens"], v["output_tokens"], v["cost_usd"], v["ttft_ms"]
+    (100, 20, 30, 0.0005, 250.0)
+    >>> span_columns('{"input": 80', None)
     Traceback (most recent call last):
     ...
     workbench.io.records.InvalidField: invalid JSON in langfuse.observation.usage_details: '{"input": 80' (expected a JSON object)
@@ -359,11 +364,27 @@ def span_usage(usage: Any, cost: Any) -> dict[str, Any]:
                                "JSON object)", name)
         details[key] = got
     out = dict.fromkeys(("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-                         "reasoning_tokens", "cost_usd"))
+                         "reasoning_tokens", "cost_usd", "ttft_ms"))
     if details.get("usageDetails"):
         out.update(usage_tokens({"usageDetails": details["usageDetails"]}))
     if details.get("costDetails"):
         out["cost_usd"] = _cost({"costDetails": details["costDetails"]})
+    if completion_start is not None and completion_start != "":
+        text = completion_start
+        if isinstance(text, str) and text.startswith('"'):  # (json.dumps of the time: Langfuse's _serialize)
+            try:
+                text = loads(text)
+            except ValueError:
+                pass
+        try:
+            if not isinstance(text, str):
+                raise ValueError(repr(text))
+            at = epoch_us(text)
+        except (ValueError, OverflowError):
+            name = LANGFUSE_COMPLETION_START
+            raise InvalidField(f"unparseable timestamp: {name}", f"unparseable timestamp in {name}: "
+                               f"{str(completion_start)[:80]!r} (expected ISO 8601)", name) from None
+        out["ttft_ms"] = duration_ms(start_us, at)
     return out
 
 

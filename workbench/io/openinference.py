@@ -39,9 +39,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from workbench.io.records import MALFORMED, InvalidField, Rows, epoch_us, malformed, number, timestamp
-from workbench.io.langfuse import span_usage
-from workbench.io.spans import (LANGFUSE_COST, LANGFUSE_USAGE, Span, attribute_map, hex_id, not_a_span,
-                                otlp_export_spans, otlp_span, span_values, status_name)
+from workbench.io.langfuse import span_columns
+from workbench.io.spans import (LANGFUSE_COMPLETION_START, LANGFUSE_COST, LANGFUSE_USAGE, Span, attribute_map,
+                                hex_id, not_a_span, otlp_export_spans, otlp_span, span_values, status_name)
 
 FORMAT = "openinference"
 
@@ -226,18 +226,27 @@ def add_span(rows: Rows, k: int, span: Span, raw: Any, extra: dict | None = None
         rows.error(k, f"non-numeric value: {name}", f"non-numeric value in {name}: {str(val)[:80]!r}",
                    raw=raw if raw is not None else span.raw, field=name)
         return
+    a, given = span.attributes, None
+    if LANGFUSE_USAGE in a or LANGFUSE_COST in a or LANGFUSE_COMPLETION_START in a:
+        # (read before the times, as the OTLP JSON-lines reader gives its reason first)
+        try:
+            start = epoch_us(span.start)
+        except (ValueError, OverflowError, TypeError):  # (quarantined below)
+            start = None
+        try:
+            given = span_columns(a.get(LANGFUSE_USAGE), a.get(LANGFUSE_COST), a.get(LANGFUSE_COMPLETION_START), start)
+        except InvalidField as exc:  # an attribute that cannot be read: a Langfuse usage that is no JSON object
+            rows.error(k, exc.kind, exc.reason, raw=raw if raw is not None else span.raw, field=exc.field)
+            return
+        except MALFORMED as exc:
+            malformed(rows, k, "span", exc, raw if raw is not None else span.raw)
+            return
     how = {"expected": "epoch ns", "parse": _epoch_ns_us} if span.epoch_ns else {}
     for col, val in (("ts", span.start), ("end_ts", span.end)):
         if not timestamp({}, rows, k, raw, col, val, **how):
             return
     try:
-        a = span.attributes
-        usage = (span_usage(a.get(LANGFUSE_USAGE), a.get(LANGFUSE_COST))
-                 if LANGFUSE_USAGE in a or LANGFUSE_COST in a else None)
-        values = span_values(span, extra, used, usage)
-    except InvalidField as exc:  # (an attribute that cannot be read: a Langfuse usage that is no JSON object)
-        rows.error(k, exc.kind, exc.reason, raw=raw if raw is not None else span.raw, field=exc.field)
-        return
+        values = span_values(span, extra, used, given)
     except MALFORMED as exc:
         malformed(rows, k, "span", exc, raw if raw is not None else span.raw)
         return

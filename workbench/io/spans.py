@@ -108,10 +108,14 @@ VERCEL_OUTER = ("ai.generateText", "ai.streamText", "ai.generateObject", "ai.str
 #: Langfuse's OpenTelemetry SDKs (Python v3, JS v4: ``LangfuseOtelSpanAttributes``) write an observation's usage and
 #: cost as JSON text of its ``usageDetails`` and ``costDetails`` (``{"input": 80, "output": 30, "total": 110}``), with
 #: no gen_ai.usage.* beside them. Langfuse reads them before any other name, and so does every span reader: first in
-#: each usage column, by the rule of Langfuse's export (:func:`workbench.io.langfuse.span_usage`); text that is no
+#: each usage column, by the rule of Langfuse's export (:func:`workbench.io.langfuse.span_columns`); text that is no
 #: JSON object quarantines the span, naming the attribute (:func:`workbench.io.openinference.add_span`; the OTLP
 #: JSON-lines reader's SQL calls the same function). Both stay in ``attributes`` (their other keys too).
 LANGFUSE_USAGE, LANGFUSE_COST = "langfuse.observation.usage_details", "langfuse.observation.cost_details"
+#: The time its first token came (``completionStartTime``: ISO text, JSON-quoted by the Python SDK): the time to
+#: first token after every other source of it (:data:`TTFT_SECONDS`, the Vercel AI SDK's, a first-token event), as
+#: the same function reads it; a text that is no time quarantines the span. Kept in ``attributes``.
+LANGFUSE_COMPLETION_START = "langfuse.observation.completion_start_time"
 #: Its level (``DEBUG``, ``DEFAULT``, ``WARNING``, ``ERROR``) and status message: ``ERROR`` is a failed call whatever
 #: the span's status (as Langfuse reads it, and as its export's ``level`` is read), the message its error type when
 #: neither ``error.type`` nor an exception event names one. Both stay in ``attributes``.
@@ -550,13 +554,13 @@ def _names_plan(extra: dict[str, tuple[str, ...]] | None, used: tuple[str, ...])
 
 
 def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
-                used: tuple[str, ...] = (), usage: dict[str, Any] | None = None) -> dict[str, Any]:
+                used: tuple[str, ...] = (), given: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``calls`` values of a span (times as epoch microseconds; raises ValueError for an unreadable time).
 
     ``extra`` adds fallback attribute names per column after the shared ones (a format's own names); ``used`` names
-    more attributes that a caller reads itself and that stay out of ``attributes``; ``usage`` gives values that come
-    first in the usage columns (a Langfuse span's details, as :func:`workbench.io.langfuse.span_usage` reads them:
-    :func:`workbench.io.openinference.add_span` passes them).
+    more attributes that a caller reads itself and that stay out of ``attributes``; ``given`` gives values that come
+    first in the usage columns, and last in ``ttft_ms`` (what a Langfuse span's own attributes say, as
+    :func:`workbench.io.langfuse.span_columns` reads them: :func:`workbench.io.openinference.add_span` passes them).
 
     Examples
     --------
@@ -589,8 +593,8 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
         v["operation"] = default_operation(a, span.name)
     elif isinstance(v["operation"], str):
         v["operation"] = OPERATION_ALIASES.get(v["operation"], v["operation"])
-    for c, x in (usage or {}).items():  # (first in their columns: a Langfuse span's usage and cost details)
-        if x is not None:
+    for c, x in (given or {}).items():  # (a Langfuse span's: first in the usage columns; ttft_ms is set below)
+        if x is not None and c != "ttft_ms":
             v[c] = _scalar(x)
     agent_total = repeats_usage(v["operation"], span.kind)
     if agent_total:  # an agent run's totals: its calls are counted, each once
@@ -630,6 +634,8 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
             v["ttft_ms"] = str(first_ev.get("time"))
         else:
             v["ttft_ms"] = (t - start) / 1000.0 if t is not None else None
+    if v.get("ttft_ms") is None and given and given.get("ttft_ms") is not None:
+        v["ttft_ms"] = given["ttft_ms"]
     reasons = v.get("finish_reason")
     fr_all = fr if isinstance(fr, list) else [fr]
     lf_error = str(a.get(LANGFUSE_LEVEL) or "").strip().upper() == "ERROR"
