@@ -149,6 +149,29 @@ def test_scope_filters_window_and_where():
         metrics.scope(db.calls, where=["feature"])
 
 
+def test_the_warning_for_groups_without_data_names_one_of_them():
+    # "3 group-period(s) of the selection have no data" (in a report's Data notes, on the CLI) left the reader to
+    # find which: the warning names the first, with its period
+    from workbench.metrics.core import tidy
+
+    db = wb.connect(":memory:")
+    db.duckdb.execute("insert into calls (call_id, ts, feature, model, status) values "
+                      "('a', '2026-01-01 10:00', 'chat', 'm', 'ok'), ('b', '2026-01-02 10:00', 'chat', 'm', 'ok'), "
+                      "('c', '2026-01-01 11:00', 'search', 'm', 'error')")
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        metrics.compute("error_rate", db, by=("feature", "model"), period="day")
+    said = [str(w.message) for w in got if w.category is wb.UndefinedMetricWarning]
+    assert said == ["error_rate: 1 group-period(s) of the selection have no data; their value is null (n = 0), "
+                    "e.g. feature='search', model='m' in the period of 2026-01-02"]
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        tidy(pl.DataFrame({"feature": ["a", "b"], "period_start": [None, None], "value": [0.5, None], "n": [4, 0]}),
+             keys=["feature"], metric="hallucination_rate")
+    assert [str(w.message) for w in got] == [
+        "hallucination_rate: some groups have n = 0; their value is null, e.g. feature='b'"]
+
+
 def test_proportion_counts_and_wilson_interval_by_period():
     db = wb.connect(":memory:")
     rows = [(f"c{i}", dt.datetime(2026, 1, 1 + i // 10, 12), "chat", "m", "error" if i % 10 < (8 if i < 10 else 0) else "ok", 1.0)

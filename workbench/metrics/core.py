@@ -375,8 +375,26 @@ def tidy(df: "pl.DataFrame", *, keys: Sequence[str], metric: str | None = None) 
     ).select(*cols, *extra).sort([*keys, "period_start", "metric"], nulls_last=True,
                                  multithreaded=df.height > _SORT_THREADED_ROWS).collect(engine="in-memory")
     if (out["n"] == 0).any():
-        warnings.warn(f"{metric or 'metric'}: some groups have n = 0; their value is null", UndefinedMetricWarning, stacklevel=3)
+        warnings.warn(f"{metric or 'metric'}: some groups have n = 0; their value is null{_one_unmeasured(out, keys)}",
+                      UndefinedMetricWarning, stacklevel=3)
     return out
+
+
+def _one_unmeasured(df: "pl.DataFrame", keys: Sequence[str]) -> str:
+    """The first group (and period) of a tidy frame with ``n = 0``, for a warning: ``", e.g. feature='b' in the period
+    of 2026-01-02"``; empty when there is none."""
+    import polars as pl
+
+    rows = df.filter(pl.col("n") == 0).head(1)
+    if rows.height == 0:
+        return ""
+    row = rows.row(0, named=True)
+    said = [", ".join(f"{k}={row[k]!r}" for k in keys)] if keys else []
+    start = row.get("period_start")
+    if start is not None:
+        said.append(f"the period of {start:%Y-%m-%d}" + ("" if (start.hour, start.minute) == (0, 0)
+                                                          else f" {start:%H:%M}"))
+    return ", e.g. " + " in ".join(said) if said else ""
 
 
 # A metric's queries compiled to SQL, per process: Ibis operation (structural hash and equality) -> (SQL text,
@@ -783,7 +801,7 @@ def complete_grid(
     if out.height == base.height:
         return df
     warnings.warn(f"{name or 'metric'}: {out.height - base.height} group-period(s) of the selection have no data; "
-                  "their value is null (n = 0)", UndefinedMetricWarning, stacklevel=3)
+                  f"their value is null (n = 0){_one_unmeasured(out, keys)}", UndefinedMetricWarning, stacklevel=3)
     return out
 
 
@@ -822,7 +840,7 @@ def proportion(
     >>> round(r["lo"][0], 4), round(r["hi"][0], 4)  # Wilson 95% interval of 1 error in 2 calls
     (0.0945, 0.9055)
     >>> [str(w.message) for w in got if w.category is UndefinedMetricWarning]
-    ['error_rate: 1 group-period(s) of the selection have no data; their value is null (n = 0)']
+    ["error_rate: 1 group-period(s) of the selection have no data; their value is null (n = 0), e.g. feature='chat' in the period of 2026-01-02"]
     """
     from workbench.stats import wilson_interval
 
