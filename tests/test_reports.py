@@ -157,6 +157,13 @@ def test_on_which_data_names_the_files_of_the_window_s_rows_and_the_scores_behin
     assert got["calls"] == (3, ["/d/day2/calls.csv (2 rows)", "/d/day1/calls.csv (1 row)"])
     # the two scores of the week's answers, dated by their calls; the label of a call of 2026-11-02 is not the week's
     assert got["evals"] == (2, ["scored by support 2.8.0 (2 rows)"])
+    # a score of an answer with neither a call nor a time of its own is undated (answer_time), as the hallucination
+    # metrics read it: not the window's because it was scored in it (it was dated by its scoring time)
+    db.duckdb.execute("insert into evals (call_id, metric, evaluator, evaluator_version, ts, label) values "
+                      "('nowhere', 'hallucination_score', 'support', '2.8.0', '2026-11-20', 'supported')")
+    got = {r["table"]: (r["rows"], r["files"]) for r in
+           reports.Report(db, start="2026-11-16", end="2026-11-23").data_summary().iter_rows(named=True)}
+    assert got["evals"] == (2, ["scored by support 2.8.0 (2 rows)"])
 
 
 def _two_weeks(tmp_path, targets: str):

@@ -574,10 +574,10 @@ class Report:
         >>> Report(db, start="2026-01-01", end="2026-01-02").data_summary().filter(table="calls").rows()
         [('calls', 1, ['jan.csv (1 row)'])]
         """
-        import ibis
         import polars as pl
 
         from workbench.metrics.core import scope, to_polars
+        from workbench.metrics.hallucination import answer_time
         from workbench.schema import TABLES
 
         runs = to_polars(self.db.ingest_runs.select("run_id", "source_path"))
@@ -598,7 +598,7 @@ class Report:
                 c = c.select(_c_call=c.call_id, _c_ts=c.ts)
                 j = tbl.left_join(a, tbl.call_id == a._a_call)
                 j = j.left_join(c, j.call_id == c._c_call)
-                tbl = j.mutate(_t=ibis.coalesce(j._c_ts, j._a_ts, j.ts))
+                tbl = j.mutate(_t=answer_time(j._c_ts, j._a_ts))  # undated with neither: never the scoring time
                 tbl = scope(tbl, time="_t", start=self.start, end=self.end)
                 keys = [tbl.ingest_run_id, tbl.evaluator, tbl.evaluator_version]
             else:
