@@ -191,6 +191,17 @@ def test_export_writes_percent_signs_and_spaces_as_each_format_needs(tmp_path):
     assert "100%%/reports" in unit.split("ExecStart=")[1].splitlines()[0]
 
 
+def test_a_unit_file_names_a_path_with_backslashes_and_quotes_as_systemd_reads_it(tmp_path):
+    # systemd reads C escapes in ExecStart (a path with "\n" in it became a line break, "\x" an invalid escape), so
+    # each argument is one double-quoted word with \ and " escaped, % and $ doubled
+    out = tmp_path / "it's a \\new \"dir\" $HOME 5%" / "reports"
+    unit = schedule.export("systemd", out=str(out))
+    line = unit.split("ExecStart=")[1].splitlines()[0]
+    want = str(out).replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
+    assert f' "--out" "{want}"' in line, line
+    assert line.startswith('"/')  # the program too, as one word
+
+
 @pytest.mark.parametrize("cron", ["0 6 * * 1-5", "0 6 * * MON", "0 6 * jan *", "5/15 * * * *", "0 6 1 * 1"])
 def test_a_cron_expression_systemd_cannot_say_the_same_way_is_refused_by_name(cron):
     # ranges and names crashed with a ValueError; "0 6 1 * 1" (the 1st or a Monday) became Mondays that are the 1st
@@ -515,7 +526,7 @@ def test_an_exported_line_runs_with_the_config_found_at_export(quiet, monkeypatc
     argv = shlex.split(line[len("0 6 * * * "):])
     assert argv[argv.index("--config") + 1] == str(proj / "workbench.toml")
     unit = schedule.export("systemd", db="d.duckdb", out="rep")
-    assert f"--config {proj / 'workbench.toml'}" in unit.split("ExecStart=")[1].splitlines()[0]
+    assert f'"--config" "{proj / "workbench.toml"}"' in unit.split("ExecStart=")[1].splitlines()[0]
     env = {k: v for k, v in os.environ.items() if k != "WORKBENCH_CONFIG"}
     env["PYTHONPATH"] = str(Path(schedule.__file__).resolve().parents[2])  # this checkout's workbench
     try:

@@ -625,7 +625,8 @@ def _executable() -> list[str]:
     return [str(Path(sys.executable).absolute()), "-m", "workbench.cli"]
 
 
-def _command(db: str | None, out: str, config: str | None) -> str:
+def _command(db: str | None, out: str, config: str | None) -> list[str]:
+    """The words of the ``schedule run`` command line, absolute paths, each checked to be one line."""
     args = [*_executable(), "schedule", "run", "--out", str(Path(out).absolute())]
     if db:
         args += ["--db", str(Path(db).absolute())]
@@ -633,7 +634,17 @@ def _command(db: str | None, out: str, config: str | None) -> str:
         args += ["--config", str(Path(config).absolute())]
     for a in args:
         _one_line(a)
-    return " ".join(shlex.quote(a) for a in args)
+    return args
+
+
+def _unit_word(arg: str) -> str:
+    """One word of a systemd ``ExecStart=`` line: double-quoted, where systemd reads C escapes (so ``\\`` and ``"``
+    are escaped) and expands % specifiers and $ variables (doubled), whatever the quoting.
+
+    >>> print(_unit_word('/srv/a "b"\\new 5% $HOME'))
+    "/srv/a \\"b\\"\\\\new 5%% $$HOME"
+    """
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$") + '"'
 
 
 def _one_line(path: str) -> str:
@@ -710,7 +721,8 @@ def export(kind: str = "crontab", *, db: str | None = None, out: str = "reports"
     # the config found now (config=, $WORKBENCH_CONFIG or ./workbench.toml), by its absolute path: cron and systemd
     # start the run elsewhere ($HOME, /), where none is found and every check and notice would be off
     found = settings["config_path"]
-    cmd = _command(db or os.environ.get("WORKBENCH_DB"), out, str(found) if found else None)
+    args = _command(db or os.environ.get("WORKBENCH_DB"), out, str(found) if found else None)
+    cmd = " ".join(shlex.quote(a) for a in args)  # for cron's /bin/sh
     note = ([] if found else [f"# no workbench.toml found ({Path.cwd()}, $WORKBENCH_CONFIG): the run checks no SLO "
                               f"or budget and notifies nobody; export with --config to name one"])
     if kind == "crontab":
@@ -726,13 +738,13 @@ def export(kind: str = "crontab", *, db: str | None = None, out: str = "reports"
                           "CRON_TZ=UTC", f"{cron} {cmd}"])
     if kind == "systemd":
         calendar = _on_calendar(cron)
-        # systemd expands % specifiers and $ variables in both lines; WorkingDirectory takes the path as it is (quotes
-        # would be part of it)
+        # systemd expands % specifiers in both lines, and $ variables and C escapes in ExecStart (_unit_word);
+        # WorkingDirectory takes the path as it is (quotes would be part of it)
         workdir = _one_line(str(Path(out).absolute().parent)).replace("%", "%%")
         return "\n".join([
             *note, "# workbench-reports.service", "[Unit]", "Description=workbench: publish due reports", "",
             "[Service]", "Type=oneshot", f"WorkingDirectory={workdir}",
-            f"ExecStart={cmd.replace('%', '%%').replace('$', '$$')}", "",
+            f"ExecStart={' '.join(map(_unit_word, args))}", "",
             "# workbench-reports.timer", "[Unit]", "Description=workbench: publish due reports on schedule", "",
             "[Timer]", f"OnCalendar={calendar} UTC", "Persistent=true", "", "[Install]", "WantedBy=timers.target"])
     raise ParameterError(f"schedule export: kind {kind!r}; expected crontab or systemd")
