@@ -973,9 +973,96 @@ def test_concurrent_large_bodies_are_parsed_a_few_at_a_time(tmp_path):
     finally:
         assert r.stop() == 0, r.stderr()
     statuses = sorted(s for s, _, _ in results)
-    assert len(statuses) == 8 and set(statuses) <= {200, 503} and statuses.count(200) >= 2, statuses
+    # each body is parsed, then refused: its 1.4 million resource entries are over MAX_ENTRIES
+    assert len(statuses) == 8 and set(statuses) <= {413, 503} and statuses.count(413) >= 2, statuses
+    assert all(b"(MAX_ENTRIES)" in b for s, b, _ in results if s == 413)
     assert all(h.get("Retry-After") for s, _, h in results if s == 503)
     assert grown < 450, f"the receiver grew by {grown} MB parsing 8 bodies of 4 MiB"
+
+
+def _field(tag: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field: its tag byte, its length as a varint, then the payload."""
+    n, length = len(payload), bytearray()
+    while True:
+        length.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes([tag]) + bytes(length) + payload
+
+
+def test_a_body_of_millions_of_tiny_messages_is_refused_before_it_is_parsed(tmp_path):
+    """Parsing costs memory per message: a 4 MB protobuf body of 2 million empty spans (a 4 KB gzip on the wire)
+    took about 350 MB to check and was acknowledged; the loader took more to turn it into JSON (8 million: 1.4 GB,
+    then 2 GB). What a request holds is now counted on the wire format before it is parsed, and one over
+    MAX_SPANS, MAX_ENTRIES or MAX_ITEMS is answered 413 naming the limit, nothing spooled."""
+    r = Receiver(tmp_path / "wb.duckdb", None)
+
+    def hwm() -> int:  # the receiver's peak resident memory, in MB
+        status = Path(f"/proc/{r.proc.pid}/status").read_text()
+        return int(next(x for x in status.splitlines() if x.startswith("VmHWM:")).split()[1]) // 1024
+
+    spans = _field(0x0A, _field(0x12, b"\x12\x00" * 2_000_000))  # one resource, one scope, 2,000,000 empty spans
+    entries = b"\x0a\x00" * 2_000_000  # 2,000,000 empty resource entries
+    # one span, one attribute whose value is an array of 600,000 empty values
+    values = _field(0x0A, _field(0x12, _field(0x12, _field(0x4A, _field(0x12, _field(0x2A, b"\x0a\x00" * 600_000))))))
+    try:
+        before = hwm()
+        t0 = time.monotonic()
+        got = [post(r.port, gzip.compress(b), headers={"Content-Encoding": "gzip"}) for b in (spans, entries, values)]
+        took = time.monotonic() - t0
+        grown = hwm() - before
+        assert post(r.port, one_span_request("5000000000000001", 8).SerializeToString())[0] == 200
+    finally:
+        assert r.stop() == 0, r.stderr()
+    assert [status for status, _, _ in got] == [413, 413, 413]
+    assert b"over 50000 spans in one request (MAX_SPANS)" in got[0][1]
+    assert b"over 10000 resource and scope entries in one request (MAX_ENTRIES)" in got[1][1]
+    assert b"over 500000 attributes, events and links in one request (MAX_ITEMS)" in got[2][1]
+    assert grown < 60 and took < 10, (grown, took)
+    assert calls(tmp_path / "wb.duckdb", "select call_id from calls") == [("5000000000000001",)]
+
+
+def test_the_span_limit_holds_for_both_encodings_and_a_spooled_record_over_it_is_quarantined_once(tmp_path,
+                                                                                                  monkeypatch):
+    """A record spooled before the limits existed would be parsed at every load try (gigabytes for the worst, and
+    again after every restart if that killed the receiver): it is now quarantined once, with the limit as the
+    reason, and the records around it load."""
+    monkeypatch.setattr(otlp_proto, "MAX_SPANS", 2, raising=False)
+    three = one_span_request("6000000000000001", 1)
+    for sid in ("6000000000000002", "6000000000000003"):
+        sp = three.resource_spans[0].scope_spans[0].spans.add()
+        sp.CopyFrom(three.resource_spans[0].scope_spans[0].spans[0])
+        sp.span_id = bytes.fromhex(sid)
+    spool = wc.Spool(tmp_path / "wb.duckdb.spool")
+    spool.open_segment()
+    spool.append(wc.KIND_PROTO, three.SerializeToString())  # spooled by an older receiver
+    spool.append(wc.KIND_PROTO, one_span_request("6000000000000004", 4).SerializeToString())
+    spool.close()
+    two = ExportTraceServiceRequest()
+    two.CopyFrom(three)
+    del two.resource_spans[0].scope_spans[0].spans[2]
+    for sp in two.resource_spans[0].scope_spans[0].spans:
+        sp.span_id = bytes([0x70]) + sp.span_id[1:]
+    c = wc.Collector(tmp_path / "wb.duckdb", port=0, progress=False)
+    c.start()
+    try:
+        assert post(c.port, two.SerializeToString())[0] == 200  # at the limit
+        status, body, _ = post(c.port, three.SerializeToString())
+        assert status == 413 and b"over 2 spans in one request (MAX_SPANS)" in body
+        status, body, _ = post(c.port, otlp_proto.to_json_line(three).encode(), "application/json")
+        assert status == 413 and json.loads(body) == {"code": 8, "message": "over 2 spans in one request (MAX_SPANS); "
+                                                      "send smaller batches (OTEL_BSP_MAX_EXPORT_BATCH_SIZE)"}
+    finally:
+        assert c.stop() == 0
+    c = wc.Collector(tmp_path / "wb.duckdb", port=0, progress=False)  # a restart tries nothing again
+    c.start()
+    assert c.stop() == 0
+    assert calls(tmp_path / "wb.duckdb", "select call_id from calls order by 1") == [
+        ("6000000000000004",), ("7000000000000001",), ("7000000000000002",)]
+    assert calls(tmp_path / "wb.duckdb", "select line_no, reason, raw from quarantine") == [
+        (1, "not an OTLP trace export (no resourceSpans)",
+         '{"workbench.undecodable": "over 2 spans in one request (MAX_SPANS); send smaller batches '
+         f'(OTEL_BSP_MAX_EXPORT_BATCH_SIZE)", "bytes": {len(three.SerializeToString())}}}')]
 
 
 def test_a_chunked_body_is_read_as_the_node_exporter_sends_it_with_gzip(tmp_path):

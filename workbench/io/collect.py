@@ -15,7 +15,11 @@ The protocol (OTLP/HTTP, traces only)
   list, a broken gzip stream): nothing is spooled; the body is a ``google.rpc.Status`` naming the problem. Also 400,
   and the connection closed, for a body whose length is ambiguous or no number (two different ``Content-Length``
   headers, ``Content-Length`` with ``Transfer-Encoding``, ``-1``): a proxy in front could read another length.
-* **411** no ``Content-Length`` (a ``Transfer-Encoding: chunked`` body is read as well); **413** a body over ``max_body_bytes`` (default 16 MiB, compressed or not);
+* **411** no ``Content-Length`` (a ``Transfer-Encoding: chunked`` body is read as well); **413** a body over
+  ``max_body_bytes`` (default 16 MiB, compressed or not), or one holding more than 50,000 spans, 10,000 resource
+  and scope entries, or 500,000 attributes, events and links (:data:`~workbench.io.otlp_proto.MAX_SPANS`,
+  ``MAX_ENTRIES``, ``MAX_ITEMS``; parsing costs memory per message, so a protobuf body is counted on its wire format
+  before it is parsed: 16 MiB of empty spans took 1.4 GB);
   **415** another content type or encoding; **404** another path; **405** another method on ``/v1/traces``;
   **503** (with ``Retry-After``) while stopping, when the spool cannot be written, or when the request waited 10 s
   for one of the 2 parse slots (parsing takes many times a body's size: a few at a time): the exporter retries. A body
@@ -45,7 +49,9 @@ and the byte range (``collect-<spool id>-<segment>-<start>-<end>.otlp.jsonl``, i
 ``ingest_runs`` row naming that range. The "loaded up to" offset of each segment is therefore read back from
 ``ingest_runs`` in the database itself, committed with the rows: after a crash at any moment, a restart loads exactly
 what was not committed. Dedupe on ``call_id`` is a second guard: a span sent twice (an exporter retry) is counted as
-a duplicate, not inserted twice. A quarantined span's ``line_no`` is the number of its batch within that range.
+a duplicate, not inserted twice. A quarantined span's ``line_no`` is the number of its batch within that range. A
+record over the limits of one request (spooled before they existed) is not parsed: it is quarantined once, the limit
+as its reason, and its bytes stay in the spool.
 
 The database is open only while a batch loads (a new connection each load, closed after it), so reports, metrics and
 ``workbench schedule run`` open it beside the receiver: between two loads, or after waiting for one (their lock wait).
@@ -375,8 +381,47 @@ def _decompressed(body: bytes, limit: int) -> bytes | None:
             raise zlib.error(f"{n - pos} bytes after the end of the stream")
 
 
+class OverLimit(BadRequest):
+    """A request body holding more than one request may (HTTP 413): more spans, resource and scope entries, or
+    attributes, events and links than :data:`~workbench.io.otlp_proto.MAX_SPANS`, ``MAX_ENTRIES``, ``MAX_ITEMS``.
+
+    Examples
+    --------
+    >>> try:
+    ...     check_body(KIND_PROTO, b"\\x0a\\x00" * 10_001)  # 10,001 empty resource entries
+    ... except OverLimit as exc:
+    ...     print(exc)
+    over 10000 resource and scope entries in one request (MAX_ENTRIES); send smaller batches ...
+    """
+
+
+def _json_over_limit(doc: Any) -> str | None:
+    """:func:`~workbench.io.otlp_proto.over_limit` of a parsed OTLP JSON request (the protobuf one is counted before
+    it is parsed, by :func:`~workbench.io.otlp_proto.count_request`); parts of the wrong type count nothing."""
+
+    def items(obj: Any, *names: str) -> int:
+        return sum(len(v) for v in (obj.get(k) for k in names) if isinstance(v, list)) if isinstance(obj, dict) else 0
+
+    counts = [0, 0, 0]
+    rss = doc.get("resourceSpans") if isinstance(doc, dict) else None
+    for rs in rss if isinstance(rss, list) else ():
+        counts[1] += 1
+        counts[2] += items(rs.get("resource") if isinstance(rs, dict) else None, "attributes")
+        sss = rs.get("scopeSpans") if isinstance(rs, dict) else None
+        for ss in sss if isinstance(sss, list) else ():
+            counts[1] += 1
+            counts[2] += items(ss.get("scope") if isinstance(ss, dict) else None, "attributes")
+            spans = ss.get("spans") if isinstance(ss, dict) else None
+            for span in spans if isinstance(spans, list) else ():
+                counts[0] += 1
+                counts[2] += items(span, "attributes", "events", "links")
+    return otlp_proto.over_limit(counts)
+
+
 def check_body(kind: int, body: bytes) -> int:
-    """The number of spans in a request body; :class:`BadRequest` when it is not an OTLP trace export.
+    """The number of spans in a request body; :class:`BadRequest` when it is not an OTLP trace export, and
+    :class:`OverLimit` when it holds more than one request may (see :func:`~workbench.io.otlp_proto.count_request`:
+    a protobuf body is counted before it is parsed).
 
     >>> check_body(KIND_JSON, b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"spanId": "01"}]}]}]}')
     1
@@ -386,6 +431,9 @@ def check_body(kind: int, body: bytes) -> int:
     workbench.io.collect.BadRequest: resourceSpans: expected a list, got int
     """
     if kind == KIND_PROTO:
+        over = otlp_proto.count_request(body)
+        if over is not None:
+            raise OverLimit(over)
         try:
             msg = otlp_proto.parse_request(body)
         except otlp_proto.DecodeError as exc:
@@ -417,6 +465,9 @@ def check_body(kind: int, body: bytes) -> int:
             if not isinstance(spans, list) or not all(isinstance(s, dict) for s in spans):
                 raise BadRequest(f"{where}.scopeSpans[{j}].spans: expected a list of span objects")
             n += len(spans)
+    over = _json_over_limit(doc)
+    if over is not None:
+        raise OverLimit(over)
     return n
 
 
@@ -427,14 +478,28 @@ def to_json_line(kind: int, body: bytes) -> bytes:
     b'{"resourceSpans":[]}'
     >>> to_json_line(KIND_PROTO, b"")
     b'{"resourceSpans":[]}'
+
+    A record over the limits of one request (spooled before they existed) is not parsed: it becomes a line that is
+    quarantined once with the reason, instead of taking gigabytes at every try (the spool keeps its bytes).
+
+    >>> to_json_line(KIND_PROTO, b"\\x0a\\x00" * 10_001)[:107]
+    b'{"workbench.undecodable": "over 10000 resource and scope entries in one request (MAX_ENTRIES); send smaller'
     """
     try:
         if kind == KIND_PROTO:
-            return otlp_proto.to_json_bytes(otlp_proto.parse_request(body))
-        return json.dumps(json.loads(body), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+            over = otlp_proto.count_request(body)
+            if over is None:
+                return otlp_proto.to_json_bytes(otlp_proto.parse_request(body))
+        else:
+            doc = json.loads(body)
+            over = _json_over_limit(doc)
+            if over is None:
+                return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        why, kept = over, {"bytes": len(body)}
     except (otlp_proto.DecodeError, ValueError, UnicodeDecodeError, RecursionError) as exc:
         # checked on receipt, so never expected; kept (quarantined with its reason), never dropped
-        return json.dumps({"workbench.undecodable": str(exc), "body": body.decode("latin-1")}).encode("utf-8")
+        why, kept = str(exc), {"body": body.decode("latin-1")}
+    return json.dumps({"workbench.undecodable": why, **kept}).encode("utf-8")
 
 
 def _status_body(kind: int, code: int, message: str) -> bytes:
@@ -835,6 +900,9 @@ class _Handler(BaseHTTPRequestHandler):
             body = decompressed
         try:
             return check_body(kind, body), body
+        except OverLimit as exc:
+            self._error(413, str(exc), kind)
+            return None
         except BadRequest as exc:
             self._error(400, f"not an OTLP trace export: {exc}", kind)
             return None
