@@ -1110,6 +1110,34 @@ def test_a_head_request_gets_the_status_and_headers_without_a_body(tmp_path):
         assert c.stop() == 0
 
 
+def test_an_unknown_method_http2_or_a_broken_request_line_is_refused_in_the_receivers_format(tmp_path):
+    """http.server answered these itself with an HTML page: an HTTP/2 preface got the page with no status line at all
+    (as to an HTTP/0.9 request), and an unknown method's body was left unread (a large one: the client's send failed
+    before it read the 501). They are now answered as every other refusal: a google.rpc.Status in JSON, the
+    connection closed, an unknown method's body drained first."""
+    c = wc.Collector(tmp_path / "wb.duckdb", port=0, progress=False)
+    c.start()
+
+    def split(answer: bytes) -> tuple[list[bytes], dict]:
+        head, _, body = answer.partition(b"\r\n\r\n")
+        return head.split(b"\r\n"), json.loads(body)
+
+    try:
+        head, body = split(_raw_request(c.port, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", b""))
+        assert head[0] == b"HTTP/1.1 505 HTTP Version Not Supported"
+        assert b"Content-Type: application/json" in head and b"Connection: close" in head
+        assert body == {"code": 12, "message": "HTTP/2 is not served: send OTLP/HTTP over HTTP/1.1 (http/protobuf or "
+                                               "http/json)"}
+        head, body = split(_raw_request(c.port, b"GARBAGE\r\n\r\n", b""))
+        assert head[0] == b"HTTP/1.1 400 Bad Request" and body == {"code": 3, "message": "Bad request syntax ('GARBAGE')"}
+        status, answer, headers = post(c.port, b"x" * (8 << 20), "application/json", method="FROB")
+        assert (status, json.loads(answer), headers["Allow"], headers["Connection"]) == (
+            501, {"code": 12, "message": "method 'FROB' is not served; OTLP traces go to POST /v1/traces"}, "POST", "close")
+        assert post(c.port, one_span_request().SerializeToString())[0] == 200  # and the receiver still serves
+    finally:
+        assert c.stop() == 0
+
+
 def _read_answers(port: int, head: bytes, then: bytes | None = None, wait: float = 5.0) -> list[bytes]:
     """Send ``head`` (headers with Expect: 100-continue and no body), read the first answer's status line; when it is
     100, send ``then`` (the body). Returns the status lines read until the server closes or ``wait`` seconds pass."""

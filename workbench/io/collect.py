@@ -20,7 +20,9 @@ The protocol (OTLP/HTTP, traces only)
   and scope entries, or 500,000 attributes, events and links (:data:`~workbench.io.otlp_proto.MAX_SPANS`,
   ``MAX_ENTRIES``, ``MAX_ITEMS``; parsing costs memory per message, so a protobuf body is counted on its wire format
   before it is parsed: 16 MiB of empty spans took 1.4 GB);
-  **415** another content type or encoding; **404** another path; **405** another method on ``/v1/traces``;
+  **415** another content type or encoding; **404** another path; **405** another method on ``/v1/traces``, **501**
+  a method unknown here, **505** HTTP/2 (its preface), **400** a request line or headers that do not parse: every
+  refusal is a ``google.rpc.Status`` (JSON when the request is not protobuf) and those close the connection;
   **503** (with ``Retry-After``) while stopping, when the spool cannot be written, or when the request waited 10 s
   for one of the 2 parse slots (parsing takes many times a body's size: a few at a time): the exporter retries. A body
   refused unread (413, 415, 404, 405) is drained first (up to 8 times the limit), so the client reads the answer.
@@ -748,7 +750,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _error(self, code: int, message: str, kind: int = KIND_JSON, close: bool = False,
                headers: dict | None = None) -> None:
-        grpc = {400: 3, 404: 5, 405: 12, 408: 4, 411: 3, 413: 8, 415: 3, 501: 12, 503: 14}.get(code, 2)
+        grpc = {400: 3, 404: 5, 405: 12, 408: 4, 411: 3, 413: 8, 415: 3, 501: 12, 503: 14, 505: 12}.get(code, 2)
         ctype = "application/x-protobuf" if kind == KIND_PROTO else "application/json"
         self._send(code, _status_body(kind, grpc, message), ctype, close=close, headers=headers)
 
@@ -833,6 +835,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._refuse(*refusal, drain=False)
             return False
         return super().handle_expect_100()
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The refusals of :mod:`http.server` itself in the receiver's format (a ``google.rpc.Status``, as every other
+        refusal), the connection closed: a request line or headers that do not parse (400, 414, 431), HTTP/2 (505: an
+        HTTP/2 preface got an HTML page with no status line, as the answer to an HTTP/0.9 request), and a method with
+        no ``do_`` method here (501, its body drained first as any refused body: it was left unread)."""
+        if code == 501 and self.command:  # the one 501 http.server sends: a method it has no handler for
+            self._refuse(501, f"method {self.command[:20]!r} is not served; OTLP traces go to POST /v1/traces",
+                         {"Allow": "POST"})
+            return
+        if self.request_version in ("HTTP/0.9", ""):  # no version was read: answered in HTTP/1.1 (a status line)
+            self.request_version = "HTTP/1.1"
+        if code == 505:
+            message = "HTTP/2 is not served: send OTLP/HTTP over HTTP/1.1 (http/protobuf or http/json)"
+        self._error(code, message or self.responses.get(code, ("error",))[0], close=True)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's names
         self._refuse(*self._refusal())  # never None: only a POST is read
