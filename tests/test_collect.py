@@ -1138,6 +1138,50 @@ def test_an_unknown_method_http2_or_a_broken_request_line_is_refused_in_the_rece
         assert c.stop() == 0
 
 
+def test_connections_over_the_cap_get_a_503_and_idle_ones_are_closed(tmp_path, monkeypatch):
+    """Every connection got a thread, with no bound, and an idle one was closed only by the 60 s read timeout: a client
+    opening thousands of idle sockets held thousands of threads. Connections over max_connections are now answered
+    503 with Retry-After and closed by the accepting thread, and one with no request begun is closed after
+    IDLE_SECONDS."""
+    import socket
+
+    monkeypatch.setattr(wc, "IDLE_SECONDS", 5.0, raising=False)  # the 50 answers below come well within it
+    c = wc.Collector(tmp_path / "wb.duckdb", port=0, progress=False, max_connections=3)
+    c.start()
+    kept = [http.client.HTTPConnection("127.0.0.1", c.port, timeout=10) for _ in range(3)]
+    extra: list = []
+    try:
+        for i, con in enumerate(kept):  # three keep-alive connections, each served once and left open
+            con.request("POST", "/v1/traces", body=one_span_request(f"800000000000000{i}", i).SerializeToString(),
+                        headers={"Content-Type": "application/x-protobuf"})
+            assert con.getresponse().read() == b""
+        threads = threading.active_count()
+        extra = [socket.create_connection(("127.0.0.1", c.port), timeout=10) for _ in range(50)]
+        answers = []
+        for s in extra:
+            got = b""
+            while chunk := s.recv(4096):
+                got += chunk
+            answers.append(got)
+        head, _, body = answers[0].partition(b"\r\n\r\n")
+        assert head.split(b"\r\n")[0] == b"HTTP/1.1 503 Service Unavailable" and b"Retry-After: 1" in head
+        assert json.loads(body) == {"code": 14, "message": "busy: 3 connections are open, the most served at once; "
+                                                           "retry"}
+        assert set(answers) == {answers[0]} and threading.active_count() == threads
+        status, _, headers = post(c.port, one_span_request("8000000000000009").SerializeToString())
+        assert (status, headers["Retry-After"]) == (503, "1")  # a client sending its request gets the answer too
+        time.sleep(5.5)  # the three kept-alive connections are idle past IDLE_SECONDS: closed
+        assert [con.sock.recv(1) for con in kept] == [b"", b"", b""]
+        assert post(c.port, one_span_request("8000000000000003", 3).SerializeToString())[0] == 200
+    finally:
+        for s in extra:
+            s.close()
+        for con in kept:
+            con.close()
+        assert c.stop() == 0
+    assert calls(tmp_path / "wb.duckdb", "select count(*) from calls") == [(4,)]
+
+
 def _read_answers(port: int, head: bytes, then: bytes | None = None, wait: float = 5.0) -> list[bytes]:
     """Send ``head`` (headers with Expect: 100-continue and no body), read the first answer's status line; when it is
     100, send ``then`` (the body). Returns the status lines read until the server closes or ``wait`` seconds pass."""

@@ -24,7 +24,9 @@ The protocol (OTLP/HTTP, traces only)
   a method unknown here, **505** HTTP/2 (its preface), **400** a request line or headers that do not parse: every
   refusal is a ``google.rpc.Status`` (JSON when the request is not protobuf) and those close the connection;
   **503** (with ``Retry-After``) while stopping, when the spool cannot be written, or when the request waited 10 s
-  for one of the 2 parse slots (parsing takes many times a body's size: a few at a time): the exporter retries. A body
+  for one of the 2 parse slots (parsing takes many times a body's size: a few at a time): the exporter retries. Also
+  503, at once and the connection closed, to a connection over the 64 served at once (``max_connections``, a thread
+  each); a connection with no request begun (new, or kept alive after one) is closed after 15 s. A body
   refused unread (413, 415, 404, 405) is drained first (up to 8 times the limit), so the client reads the answer.
   A request with ``Expect: 100-continue`` is checked (path, method, content type and encoding, declared length)
   before it is invited to send its body: a refused one gets its 4xx instead of ``100 Continue``, and its body is
@@ -127,6 +129,8 @@ _INFLATE_CHUNK = 4096  # compressed bytes fed to zlib at a time (see _decompress
 PARSE_SLOTS = 2  # request bodies decompressed and checked at the same time (the rest wait for a slot)
 SLOT_WAIT_SECONDS = 10.0  # how long a request waits for a slot before a 503 with Retry-After
 REQUEST_SECONDS = 120.0  # a request's headers and body arrive within this many seconds of its first byte (else 408)
+IDLE_SECONDS = 15.0  # a connection with no request begun (new, or kept alive after one) is closed after this long
+MAX_CONNECTIONS = 64  # connections served at once, a thread each; one more is answered 503 and closed
 LOCK_WAIT_SECONDS = 1.0  # how long a load waits for a database another process holds before it is tried again later
 HELD_RETRY_SECONDS = 5.0  # the longest pause between two tries to open a database another process holds
 
@@ -680,11 +684,12 @@ class _DeadlineReader(io.RawIOBase):
     """A connection's socket, read within the deadline of the request being read: :data:`REQUEST_SECONDS` from its
     first byte (:attr:`deadline`, reset by the handler before each request), and at most ``stall`` seconds a read.
     Past either, :class:`TimeoutError`. A per-read timeout alone let a client sending a byte every few seconds hold
-    a handler, and what it had sent, as long as it liked. An idle keep-alive connection waits ``stall`` only.
+    a handler, and what it had sent, as long as it liked. A connection with no request begun (a new one, or kept alive
+    after one) waits ``idle`` seconds for its first byte: idle sockets each hold a thread.
 
     >>> import socket
     >>> a, b = socket.socketpair()
-    >>> r = _DeadlineReader(a, stall=5.0)
+    >>> r = _DeadlineReader(a, stall=5.0, idle=1.0)
     >>> _ = b.sendall(b"POST"); buf = bytearray(8); r.readinto(buf), r.deadline is not None
     (4, True)
     >>> r.deadline = time.monotonic() - 1  # its time is up
@@ -695,15 +700,15 @@ class _DeadlineReader(io.RawIOBase):
     >>> a.close(); b.close()
     """
 
-    def __init__(self, sock: Any, stall: float):
-        self.sock, self.stall = sock, stall
+    def __init__(self, sock: Any, stall: float, idle: float):
+        self.sock, self.stall, self.idle = sock, stall, idle
         self.deadline: float | None = None
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buf: Any) -> int:
-        wait = self.stall
+        wait = self.stall if self.deadline is not None else self.idle
         if self.deadline is not None:
             wait = min(wait, self.deadline - time.monotonic())
             if wait <= 0:
@@ -718,7 +723,7 @@ class _DeadlineReader(io.RawIOBase):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "workbench-collect"
-    timeout = 60  # seconds a connection may stall (reading a request, or idle between keep-alive requests)
+    timeout = 60  # seconds a request being read may stall (before its first byte: IDLE_SECONDS)
     collector: "Collector"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
@@ -727,7 +732,7 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.rfile.close()
-        self.reader = _DeadlineReader(self.connection, self.timeout)
+        self.reader = _DeadlineReader(self.connection, self.timeout, IDLE_SECONDS)
         self.rfile = io.BufferedReader(self.reader)
 
     def handle_one_request(self) -> None:
@@ -970,6 +975,61 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b"", "application/x-protobuf")
 
 
+class _Server(ThreadingHTTPServer):
+    """The HTTP server, serving at most ``max_connections`` connections at once (a thread each). One more is answered
+    503 with ``Retry-After`` and closed by the accepting thread, without a thread of its own: a client opening
+    thousands of idle sockets got a thread each (only the per-read timeout closed them), as many as it liked.
+
+    >>> import socket
+    >>> srv = _Server(("127.0.0.1", 0), BaseHTTPRequestHandler, max_connections=0)
+    >>> client = socket.create_connection(srv.server_address[:2], timeout=5)
+    >>> srv.handle_request()  # accepted, over the cap: answered at once
+    >>> client.recv(4096).split(b"\\r\\n")[0]
+    b'HTTP/1.1 503 Service Unavailable'
+    >>> client.close(); srv.server_close()
+    """
+
+    daemon_threads = True
+    request_queue_size = 128  # the listen backlog (5 in socketserver): a burst of connections is accepted at once
+
+    def __init__(self, address: tuple[str, int], handler: type, max_connections: int = MAX_CONNECTIONS):
+        self.max_connections = max_connections
+        self.slots = threading.BoundedSemaphore(max_connections)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            self._busy(request)
+            return
+        try:
+            super().process_request(request, client_address)  # a thread running process_request_thread
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def _busy(self, request: Any) -> None:
+        """Answer 503 and close, never waiting (the accepting thread sends it): the answer fits the socket's buffer,
+        and what the client already sent is read first (closed unread, its answer could be lost to a reset)."""
+        body = _status_body(KIND_JSON, 14, f"busy: {self.max_connections} connections are open, the most served at "
+                                           f"once; retry")
+        head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n")
+        with contextlib.suppress(OSError):
+            request.setblocking(False)
+            for _ in range(16):  # what has arrived, up to 1 MiB (BlockingIOError, an OSError, once there is no more)
+                if not request.recv(65536):
+                    break
+        with contextlib.suppress(OSError):
+            request.send(head.encode("ascii") + body)
+        self.shutdown_request(request)
+
+
 class Collector:
     """The receiver, its spool and its loader; :meth:`run` serves until SIGTERM/SIGINT, :meth:`start`/:meth:`stop`
     drive it from code. See the module docstring for the protocol and the guarantees.
@@ -984,6 +1044,9 @@ class Collector:
         The spool directory (default: the database path with ``.spool`` appended).
     max_body_bytes : int
         Largest accepted request body, compressed and decompressed (413 beyond).
+    max_connections : int
+        Connections served at once (default :data:`MAX_CONNECTIONS`, a thread each); one more is answered 503 with
+        ``Retry-After`` and closed. A connection with no request begun is closed after :data:`IDLE_SECONDS`.
     progress : bool
         Print a line per loaded batch to standard error.
     config : path, optional
@@ -1009,7 +1072,8 @@ class Collector:
 
     def __init__(self, db: str | os.PathLike, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                  spool: str | os.PathLike | None = None, max_body_bytes: int = MAX_BODY_BYTES,
-                 progress: bool = True, config: str | os.PathLike | None = None):
+                 progress: bool = True, config: str | os.PathLike | None = None,
+                 max_connections: int = MAX_CONNECTIONS):
         from workbench.config import load_config
         from workbench.db import connect
 
@@ -1017,6 +1081,8 @@ class Collector:
             raise ParameterError("collect: --db must be a database file (the spool is loaded into it across runs)")
         if not 0 <= int(port) <= 65535:
             raise ParameterError(f"collect: --port must be 0..65535, got {port}")
+        if max_connections < 1:
+            raise ParameterError(f"collect: max_connections must be at least 1, got {max_connections}")
         if max_body_bytes < 1024:
             raise ParameterError(f"collect: max_body_bytes must be at least 1024, got {max_body_bytes}")
         if config is not None:
@@ -1036,10 +1102,9 @@ class Collector:
             self.loader.loaded = self.loader.committed_offsets(first)
         handler = type("Handler", (_Handler,), {"collector": self})
         try:
-            self.server = ThreadingHTTPServer((host, int(port)), handler)
+            self.server = _Server((host, int(port)), handler, max_connections)
         except OSError as exc:
             raise InputError(f"collect: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-        self.server.daemon_threads = True
         self.host, self.port = self.server.server_address[:2]
         self._thread: threading.Thread | None = None
 
