@@ -483,3 +483,46 @@ def test_langfuse_sdk_spans_give_their_time_to_first_token(tmp_path):
         assert (s.inserted, s.reasons) == (0, {f"unparseable timestamp: {name}": 1})
         assert db.duckdb.execute("select field, reason from quarantine").fetchall() == [
             (name, f"unparseable timestamp in {name}: '\"soon\"' (expected ISO 8601)")]
+
+
+def _failed_span(span_id: str, status: dict | None, exception: dict | None) -> dict:
+    """An OTLP span of a chat call with a status and an "exception" event (opentelemetry-python
+    Span.record_exception: exception.type and exception.message)."""
+    span = {"traceId": "1af7651916cd43dd8448eb211c80319c", "spanId": span_id, "name": "chat gpt-4o",
+            "startTimeUnixNano": str(T0), "endTimeUnixNano": str(T0 + 10**9),
+            "attributes": _kv({"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"})}
+    if status is not None:
+        span["status"] = status
+    if exception is not None:
+        span["events"] = [{"name": "exception", "timeUnixNano": str(T0 + 10**9), "attributes": _kv(exception)}]
+    return span
+
+
+def test_a_span_whose_status_or_exception_message_says_timed_out_is_a_timeout(tmp_path):
+    # openai-python _exceptions.py: APITimeoutError's message is "Request timed out." (an instrumentation that sets
+    # the status from the exception's text, without error.type or an exception event); google-api-core
+    # exceptions.DeadlineExceeded (gRPC DEADLINE_EXCEEDED, "504 Deadline Exceeded"). They loaded as status error,
+    # though the Langfuse export's reader already read "timed out" as a timeout. A rate limit stays an error, and an
+    # exception recorded on a span that did not fail (retried) is no failure.
+    spans = [
+        _failed_span("1111111111111111", {"code": 2, "message": "Request timed out."}, None),
+        _failed_span("2222222222222222", {"code": "STATUS_CODE_ERROR"},
+                     {"exception.type": "google.api_core.exceptions.DeadlineExceeded",
+                      "exception.message": "504 Deadline Exceeded"}),
+        _failed_span("3333333333333333", {"code": 2, "message": "boom"},
+                     {"exception.type": "openai.APIConnectionError", "exception.message": "Request timed out."}),
+        _failed_span("4444444444444444", {"code": 2, "message": "Rate limit reached"},
+                     {"exception.type": "openai.RateLimitError", "exception.message": "Rate limit reached"}),
+        _failed_span("5555555555555555", None, {"exception.type": "httpx.ConnectError",
+                                                 "exception.message": "timed out, retrying"}),
+    ]
+    want = [("1111111111111111", "timeout", None),
+            ("2222222222222222", "timeout", "google.api_core.exceptions.DeadlineExceeded"),
+            ("3333333333333333", "timeout", "openai.APIConnectionError"),
+            ("4444444444444444", "error", "openai.RateLimitError"), ("5555555555555555", "ok", None)]
+    cols = "call_id, status, error_type"
+    lines = "".join(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [s]}]}]}) + "\n" for s in spans)
+    assert _load(tmp_path, "timeouts.jsonl", lines, cols) == want
+    assert _load_proto(tmp_path, "timeouts.pb", lines, cols) == want
+    doc = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}, indent=1)
+    assert _load(tmp_path, "timeouts.json", doc, cols) == want

@@ -164,7 +164,9 @@ cost_usd                      ``workbench.cost_usd``, ``llm.cost.total``, Pydant
 (usage)                       not counted on a span that repeats the usage of the calls inside it: the Vercel AI SDK's
                               outer spans, and an agent run in the process (invoke_agent / create_agent, span kind not
                               CLIENT: Pydantic AI writes the run's totals on it); kept in ``attributes``
-status                        ``timeout`` when error.type contains "timeout"; ``blocked`` when a finish reason is
+status                        ``timeout`` when error.type says so (``workbench.io.records.TIMEOUT``: "timeout", "timed
+                              out", "deadline exceeded"), or a failed span's status message or exception message
+                              does; ``blocked`` when a finish reason is
                               ``content_filter``; ``error`` when ``status.code`` is 2 or Langfuse's
                               ``langfuse.observation.level`` is ``ERROR``; else ``ok``
 attributes                    every attribute not used above, as JSON; unused resource attributes under ``resource``,
@@ -272,7 +274,7 @@ from __future__ import annotations
 
 from workbench.errors import IngestError, first_line  # (IngestError importable from here as before)
 from workbench.db import memory_passes_for, size_bytes, sql_identifier as _ident, sql_literal as _lit
-from workbench.io.records import (ZONE_AFTER_SPACE, allow_long_csv_fields, numeric_text, refuse_wide_text,
+from workbench.io.records import (TIMEOUT, ZONE_AFTER_SPACE, allow_long_csv_fields, numeric_text, refuse_wide_text,
                                   strict_csv_rows)
 
 import codecs
@@ -2622,14 +2624,21 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
         # ... and "OpenAI" (OpenLLMetry) is the "openai" of the GenAI conventions (spans.span_values)
         s["provider"] = (f"lower(CASE WHEN starts_with({vop}, 'ai.') THEN split_part({s['provider']}, '.', 1) "
                          f"ELSE {s['provider']} END)")
+    # a failed span's error type and message as an OpenTelemetry SDK records them: the "exception" event's
+    # exception.type and exception.message (as workbench.io.spans reads them for the span formats parsed in Python)
+    exc = "list_filter(sp.events, lambda e: e.name = 'exception')[1].attributes"
+
+    def exc_attr(key: str) -> str:
+        return (f"json_extract_string({exc}, '$[' || (list_position(json_extract_string({exc}, '$[*].key'), "
+                f"{_lit(key)}) - 1) || '].value.stringValue')")
+
+    span_failed = f"({_failed('sp.status.code')} OR {lf_error})"
+    # what a failed span's messages say, for its status (a timeout when they say so: records.TIMEOUT)
+    s["_messages"] = (f"CASE WHEN {span_failed} THEN concat_ws(' ', sp.status.message, {exc_attr('exception.message')}, "
+                      f"CASE WHEN {lf_error} THEN {attr(LANGFUSE_STATUS_MESSAGE)} END) END")
     if "error_type" not in specs:
-        # a failed span's error type as an OpenTelemetry SDK records it: the "exception" event's exception.type (as
-        # workbench.io.spans reads it for the span formats parsed in Python)
-        exc = "list_filter(sp.events, lambda e: e.name = 'exception')[1].attributes"
-        exc_type = (f"json_extract_string({exc}, '$[' || (list_position(json_extract_string({exc}, '$[*].key'), "
-                    f"'exception.type') - 1) || '].value.stringValue')")
         s["error_type"] = (f"coalesce({pick('error_type')}, "
-                           f"CASE WHEN {_failed('sp.status.code')} OR {lf_error} THEN {exc_type} END, "
+                           f"CASE WHEN {span_failed} THEN {exc_attr('exception.type')} END, "
                            f"CASE WHEN {lf_error} THEN nullif({attr(LANGFUSE_STATUS_MESSAGE)}, '') END)")
     if agent_op:
         s["operation"] = op_sql
@@ -2719,7 +2728,8 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
         cols["status"] = ColumnSpec("status", field="status")
         failed = "(" + _failed('"s:_status_code"') + ' OR "s:_lf_error")'
         fixed["status"] = (
-            "CASE WHEN lower(\"s:error_type\") LIKE '%timeout%' THEN 'timeout' "
+            f"CASE WHEN regexp_matches(\"s:error_type\", {_lit(TIMEOUT)}) "
+            f"OR regexp_matches(\"s:_messages\", {_lit(TIMEOUT)}) THEN 'timeout' "
             "WHEN \"s:_finish_reasons\" LIKE '%\"content_filter\"%' OR \"s:_finish_reasons\" IN ('content_filter', "
             "'content-filter') "
             f"THEN 'blocked' WHEN {failed} THEN 'error' ELSE 'ok' END")

@@ -68,8 +68,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from workbench.io.records import (MALFORMED, InvalidField, Rows, duration_ms, epoch_us, first, loads, malformed,
-                                  number, timestamp)
+from workbench.io.records import (MALFORMED, InvalidField, Rows, duration_ms, epoch_us, first, is_timeout, loads,
+                                  malformed, number, timestamp)
 from workbench.io.spans import LANGFUSE_COMPLETION_START, LANGFUSE_COST, LANGFUSE_USAGE, SPAN_ATTRIBUTES
 
 FORMAT, BATCH_FORMAT = "langfuse", "langfuse_batch"
@@ -455,8 +455,7 @@ def _observation_row(rows: Rows, k: int, obs: dict, trace: dict | None) -> None:
     msg = obs.get("statusMessage")
     v["error_type"] = first(attrs.get("error.type"), md.get("error.type"), msg if level == "ERROR" else None)
     if level == "ERROR":
-        text = f"{v['error_type']} {msg}".lower()
-        v["status"] = "timeout" if "timeout" in text or "timed out" in text else "error"
+        v["status"] = "timeout" if is_timeout(v["error_type"], msg) else "error"
     else:
         v["status"] = "ok"
     fr = attrs.get("gen_ai.response.finish_reasons")

@@ -57,7 +57,7 @@ from typing import Any
 
 import orjson
 
-from workbench.io.records import MALFORMED, Rows, duration_ms, first, malformed, number, timestamp
+from workbench.io.records import MALFORMED, Rows, duration_ms, first, is_timeout, malformed, number, timestamp
 from workbench.io.spans import SPAN_KINDS
 
 FORMAT = "langsmith"
@@ -189,8 +189,7 @@ def run_row(rows: Rows, k: int, run: dict) -> None:
     if status == "success":
         v["status"] = "ok"
     elif status == "error":
-        text = str(error).lower()
-        v["status"] = "timeout" if "timeout" in text or "timed out" in text else "error"
+        v["status"] = "timeout" if is_timeout(error) else "error"
     else:
         v["status"] = status  # ("pending": the engine quarantines an unknown status with the value)
     v["finish_reason"] = _finish_reason(_dict(run.get("outputs")))

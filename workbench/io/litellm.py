@@ -64,7 +64,7 @@ from typing import Any
 
 import orjson
 
-from workbench.io.records import MALFORMED, Rows, duration_ms, first, malformed, number, timestamp
+from workbench.io.records import MALFORMED, Rows, duration_ms, first, is_timeout, malformed, number, timestamp
 from workbench.io.spans import OPERATION_ALIASES
 
 FORMAT = "litellm"
@@ -206,8 +206,8 @@ def record_row(rows: Rows, k: int, rec: dict) -> None:
     if status in ("success", "ok"):
         v["status"] = "ok"
     elif status in ("failure", "error", "failed"):
-        text = f"{v['error_type']} {rec.get('error_str')} {err.get('error_message')}".lower()
-        v["status"] = "timeout" if "timeout" in text or "timed out" in text else "error"
+        timed_out = is_timeout(v["error_type"], rec.get("error_str"), err.get("error_message"))
+        v["status"] = "timeout" if timed_out else "error"
     else:
         v["status"] = status  # the engine quarantines an unknown status with the value
     fr = None

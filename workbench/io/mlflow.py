@@ -369,8 +369,6 @@ def _after(v: dict, span: Span, trace: _Trace, rolled_up: bool, root: bool) -> N
     v["user_id"] = first(v.get("user_id"), trace.get("mlflow.trace.user"))
     v["session_id"] = first(v.get("session_id"), trace.get("mlflow.trace.session"))
     v["feature"] = first(v.get("feature"), trace.get("workbench.feature", "feature"), trace.get("mlflow.traceName"))
-    if v.get("status") == "error" and "timeout" in f"{v.get('error_type')} {span.status_message}".lower():
-        v["status"] = "timeout"
     extra = v["attributes"]
     if trace.id is not None:
         extra["mlflow.trace_id"] = trace.id

@@ -76,6 +76,13 @@ _INTEGER_RE = re.compile(r"[ \t\n\r\f\v]*[+-]?[0-9]+[ \t\n\r\f\v]*")
 #: date with a negative number after it is not taken for a zone.
 ZONE_AFTER_SPACE = r"(:[0-9]{2}(?:\.[0-9]+)?)\s+([+-][0-9]{2}(?::?[0-9]{2})?)(?:\s+[A-Za-z]{1,5})?\s*$"
 _ZONE_AFTER_SPACE_RE = re.compile(ZONE_AFTER_SPACE)
+#: What says a failed call timed out, in its error type or message (any case): a type naming a timeout (OpenAI's and
+#: Anthropic's ``APITimeoutError``, httpx's ``ReadTimeout``, ``TimeoutError``, ``asyncio.TimeoutError``, LiteLLM's
+#: ``Timeout``), gRPC's and Google's ``DeadlineExceeded`` (``DEADLINE_EXCEEDED``, "504 Deadline Exceeded"), or a
+#: message saying it ("Request timed out."). The one rule of every reader (:func:`is_timeout`); the OTLP JSON-lines
+#: reader's SQL matches the same pattern (RE2 and Python's ``re`` read it alike).
+TIMEOUT = r"(?i)timeout|timed[ _-]?out|deadline[ _-]?exceeded"
+_TIMEOUT_RE = re.compile(TIMEOUT)
 # years 1..9999 in microseconds, as the engine checks
 _US_MIN, _US_MAX = -62135596800 * 10**6, 253402300799 * 10**6
 
@@ -737,6 +744,18 @@ def first(*values: Any) -> Any:
         if v is not None and v != "":
             return v
     return None
+
+
+def is_timeout(*texts: Any) -> bool:
+    """Whether any of ``texts`` (error types and messages of a failed call; None skipped) says it timed out
+    (:data:`TIMEOUT`).
+
+    >>> is_timeout("openai.APITimeoutError"), is_timeout(None, "Request timed out."), is_timeout("DeadlineExceeded")
+    (True, True, True)
+    >>> is_timeout("httpx.ReadTimeout"), is_timeout("RateLimitError", "429 Too Many Requests"), is_timeout(None)
+    (True, False, False)
+    """
+    return any(t is not None and _TIMEOUT_RE.search(str(t)) is not None for t in texts)
 
 
 class Rows:

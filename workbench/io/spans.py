@@ -39,7 +39,7 @@ from typing import Any
 
 import orjson
 
-from workbench.io.records import epoch_us, first, number
+from workbench.io.records import epoch_us, first, is_timeout, number
 
 #: calls column -> attribute names, first present wins; ``r:`` = resource attribute.
 SPAN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
@@ -640,14 +640,18 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
     fr_all = fr if isinstance(fr, list) else [fr]
     lf_error = str(a.get(LANGFUSE_LEVEL) or "").strip().upper() == "ERROR"
     failed = span.status == "error" or lf_error
+    # an OpenTelemetry SDK records the exception as a span event ("exception", with exception.type and
+    # exception.message), not error.type
+    exc = next((e for e in span.events if e.get("name") == "exception"), None) if failed else None
+    exc = exc["attributes"] if exc is not None and isinstance(exc.get("attributes"), dict) else {}
     if v.get("error_type") is None and failed:
-        # an OpenTelemetry SDK records the exception as a span event ("exception", with exception.type), not error.type
-        exc = next((e for e in span.events if e.get("name") == "exception"), None)
-        if exc is not None and isinstance(exc.get("attributes"), dict):
-            v["error_type"] = exc["attributes"].get("exception.type")
+        v["error_type"] = exc.get("exception.type")
     if v.get("error_type") is None and lf_error and a.get(LANGFUSE_STATUS_MESSAGE) not in (None, ""):
         v["error_type"] = _scalar(a[LANGFUSE_STATUS_MESSAGE])
-    if v.get("error_type") and "timeout" in str(v["error_type"]).lower():
+    # a timeout: its error type says so, or a failed call's status message, exception message or Langfuse status
+    # message does (records.is_timeout: the rule of every reader)
+    if is_timeout(v.get("error_type")) or failed and is_timeout(
+            span.status_message, exc.get("exception.message"), a.get(LANGFUSE_STATUS_MESSAGE) if lf_error else None):
         v["status"] = "timeout"
     elif "content_filter" in fr_all or reasons in ("content_filter", "content-filter"):
         v["status"] = "blocked"
