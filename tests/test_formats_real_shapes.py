@@ -526,3 +526,27 @@ def test_a_span_whose_status_or_exception_message_says_timed_out_is_a_timeout(tm
     assert _load_proto(tmp_path, "timeouts.pb", lines, cols) == want
     doc = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}, indent=1)
     assert _load(tmp_path, "timeouts.json", doc, cols) == want
+
+
+def test_langsmith_opentelemetry_spans_read_their_token_details(tmp_path):
+    # langchain-ai/langsmith-sdk: its OTel exporters write usage_metadata's input_token_details / output_token_details
+    # (LangChain's keys cache_read, cache_creation, reasoning) in gen_ai.usage.input_token_details /
+    # output_token_details: the Python SDK (_internal/otel/_otel_exporter.py) as str() of the dict, the JS SDK
+    # (experimental/otel/translator.ts) as JSON.stringify. Cache and reasoning tokens were NULL.
+    py = {"gen_ai.operation.name": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o-mini",
+          "langsmith.span.kind": "llm", "gen_ai.usage.input_tokens": 120, "gen_ai.usage.output_tokens": 30,
+          "gen_ai.usage.input_token_details": "{'audio': 0, 'cache_read': 64}",
+          "gen_ai.usage.output_token_details": "{'audio': 0, 'reasoning': 10}"}
+    js = {**py, "gen_ai.usage.input_token_details": '{"cache_read":32,"cache_creation":8}',
+          "gen_ai.usage.output_token_details": '{"reasoning":4}'}
+    text = _otlp_line(py, {}) + "\n" + _otlp_line(js, {}, "4444444444444444") + "\n"
+    cols = ("call_id, input_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, "
+            "attributes->>'gen_ai.usage.output_token_details'")
+    want = [("3333333333333333", 120, 64, None, 10, "{'audio': 0, 'reasoning': 10}"),
+            ("4444444444444444", 120, 32, 8, 4, '{"reasoning":4}')]
+    assert _load(tmp_path, "ls_otel.jsonl", text, cols) == want
+    assert _load_proto(tmp_path, "ls_otel.pb", text, cols) == want
+    doc = json.loads(_otlp_line(py, {}))
+    doc["resourceSpans"] += json.loads(_otlp_line(js, {}, "4444444444444444"))["resourceSpans"]
+    assert _load(tmp_path, "ls_otel.json", json.dumps(doc, indent=1), cols) == want
+

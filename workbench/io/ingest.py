@@ -145,6 +145,9 @@ cache_write_tokens            ``gen_ai.usage.cache_creation.input_tokens``, ``ll
                               OpenLLMetry's ``gen_ai.usage.cache_creation_input_tokens``
 reasoning_tokens              ``gen_ai.usage.reasoning.output_tokens``, ``llm.token_count.completion_details.reasoning``,
                               OpenLLMetry's ``gen_ai.usage.reasoning_tokens``
+(LangSmith)                   the cache and reasoning tokens, last, from LangSmith's ``gen_ai.usage.input_token_details``
+                              (``cache_read``, ``cache_creation``) and ``output_token_details`` (``reasoning``): JSON
+                              or a Python dict's text (``workbench.io.spans.TOKEN_DETAILS``); kept in ``attributes``
 session_id                    ``gen_ai.conversation.id``, ``session.id``, OpenLLMetry's
                               ``traceloop.association.properties.session_id``, Langfuse's ``langfuse.session.id``
 user_id                       ``user.id``, ``enduser.id``, OpenLLMetry's ``traceloop.association.properties.user_id``,
@@ -304,7 +307,7 @@ from workbench.io.spans import SPAN_USED as _OTEL_USED
 from workbench.io.spans import (AGENT_OPERATIONS, CLIENT_KINDS, FINISH_REASONS, MODEL_NAMES, OPERATION_ALIASES,
                                 TTFT_SECONDS, UNPRICED_ZERO, USAGE_COLUMNS, VERCEL_OUTER, VERCEL_TTFT_MS)
 from workbench.io.spans import (LANGFUSE_COMPLETION_START, LANGFUSE_COST, LANGFUSE_LEVEL, LANGFUSE_STATUS_MESSAGE,
-                                LANGFUSE_USAGE)
+                                LANGFUSE_USAGE, TOKEN_DETAILS)
 from workbench.schema import ALLOWED_CLOCK_SKEW as _CLOCK_SKEW, TABLES, Table
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -2541,7 +2544,8 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     # Every attribute a column may read, looked up once per span (span attributes "a<i>", resource ones "r<i>").
     langfuse = (LANGFUSE_USAGE, LANGFUSE_COST, LANGFUSE_COMPLETION_START, LANGFUSE_LEVEL, LANGFUSE_STATUS_MESSAGE)
     span_names = sorted({n for names in candidates.values() for n in names if not n.startswith("r:")}
-                        | set(_OTEL_USED) | set(OPERATION_HINTS) | set(langfuse))
+                        | set(_OTEL_USED) | set(OPERATION_HINTS) | set(langfuse)
+                        | {name for name, _ in TOKEN_DETAILS.values()})
     res_names = sorted({n[2:] for names in candidates.values() for n in names if n.startswith("r:")})
     slot = {n: f"a{i}" for i, n in enumerate(span_names)} | {"r:" + n: f"r{i}" for i, n in enumerate(res_names)}
 
@@ -2597,6 +2601,14 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     }
     for c in candidates:
         s[c] = pick(c)
+    for c, (name, key) in TOKEN_DETAILS.items():
+        # LangSmith's token details after every other name of the column, as spans.token_detail reads them: a JSON
+        # object, else a Python dict's text (single quotes read as double ones)
+        if c not in specs:
+            x = attr(name)
+            detail = (f"CASE WHEN {x} IS NOT NULL THEN try(json_extract_string(CASE WHEN json_valid({x}) THEN {x} "
+                      f"ELSE replace({x}, '''', '\"') END, {_lit('$.' + key)})) END")
+            s[c] = f"coalesce({s[c]}, {detail})" if c in s else detail
     # Langfuse's usage and cost details come first in each usage column (spans.LANGFUSE_USAGE), as span_values reads
     # them; a span whose details are no JSON object is quarantined (_err below)
     _register_langfuse_columns(con)

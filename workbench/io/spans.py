@@ -120,6 +120,14 @@ LANGFUSE_COMPLETION_START = "langfuse.observation.completion_start_time"
 #: the span's status (as Langfuse reads it, and as its export's ``level`` is read), the message its error type when
 #: neither ``error.type`` nor an exception event names one. Both stay in ``attributes``.
 LANGFUSE_LEVEL, LANGFUSE_STATUS_MESSAGE = "langfuse.observation.level", "langfuse.observation.status_message"
+#: LangSmith's OpenTelemetry exporters write a run's ``usage_metadata`` token details as text: LangChain's
+#: ``input_token_details`` (``cache_read``, ``cache_creation``, ``audio``) and ``output_token_details`` (``reasoning``,
+#: ``audio``), as JSON from its JS SDK (``JSON.stringify``), as the dict's Python text from its Python SDK (``str()``:
+#: ``{'cache_read': 64}``). Read by :func:`token_detail` after every other name of the column (a text of neither
+#: shape gives nothing; the OTLP JSON-lines reader's SQL reads them alike); both stay in ``attributes``.
+TOKEN_DETAILS = {"cache_read_tokens": ("gen_ai.usage.input_token_details", "cache_read"),
+                 "cache_write_tokens": ("gen_ai.usage.input_token_details", "cache_creation"),
+                 "reasoning_tokens": ("gen_ai.usage.output_token_details", "reasoning")}
 #: Time to first token in seconds: the GenAI conventions' span attribute (documented in seconds), then OpenLIT's. The
 #: conventions name a histogram metric ``gen_ai.server.time_to_first_token`` of unit ``s``; OpenLIT sets the same name
 #: on its spans, in seconds too (its Python and TypeScript SDKs divide their millisecond clocks by 1000). LangWatch's
@@ -589,6 +597,9 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
     v["ts"] = start  # (a span without a start cannot be dated: quarantined, missing required field ts)
     v["end_ts"] = end
     v["latency_ms"] = _latency_ms(span.start, span.end, start, end)
+    for c, (name, key) in TOKEN_DETAILS.items():  # (LangSmith's details: after every other name of the column)
+        if v.get(c) is None and name in a:
+            v[c] = _scalar(token_detail(a[name], key))
     if v.get("operation") is None:
         v["operation"] = default_operation(a, span.name)
     elif isinstance(v["operation"], str):
@@ -678,6 +689,26 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
         attrs["otel.status_message"] = span.status_message
     v["attributes"] = attrs
     return v
+
+
+def token_detail(text: Any, key: str) -> Any:
+    """The ``key`` of a token-details text (:data:`TOKEN_DETAILS`): a JSON object, else a Python dict's text (its
+    single quotes read as double ones); None for anything else.
+
+    >>> token_detail('{"cache_read": 64, "audio": 0}', "cache_read"), token_detail("{'reasoning': 10}", "reasoning")
+    (64, 10)
+    >>> token_detail("[64]", "cache_read"), token_detail("{'cache_read'", "cache_read"), token_detail(None, "x")
+    (None, None, None)
+    """
+    if not isinstance(text, str):
+        return None
+    for t in (text, text.replace("'", '"')):
+        try:
+            d = orjson.loads(t)
+        except ValueError:
+            continue
+        return d.get(key) if isinstance(d, dict) else None
+    return None
 
 
 def _latency_ms(start: Any, end: Any, start_us: int | None, end_us: int | None) -> float | None:
