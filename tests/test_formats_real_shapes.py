@@ -550,3 +550,20 @@ def test_langsmith_opentelemetry_spans_read_their_token_details(tmp_path):
     doc["resourceSpans"] += json.loads(_otlp_line(js, {}, "4444444444444444"))["resourceSpans"]
     assert _load(tmp_path, "ls_otel.json", json.dumps(doc, indent=1), cols) == want
 
+
+def test_a_pending_langsmith_run_loads_as_an_unfinished_call(tmp_path):
+    # langsmith-sdk types/run.py: status is SUCCESS, ERROR or PENDING, end_time "null if the run has not finished
+    # yet". A pending run was quarantined (unknown status 'pending'); it loads as an OTLP span without an end does:
+    # no end, no latency, status ok.
+    run = {"id": "0a1e0e5e-0000-4000-8000-000000000009", "name": "ChatOpenAI", "run_type": "llm",
+           "start_time": "2025-11-20T10:00:00.000000", "end_time": None, "status": "pending",
+           "trace_id": "0a1e0e5e-0000-4000-8000-000000000009", "parent_run_id": None,
+           "extra": {"metadata": {"ls_provider": "openai", "ls_model_name": "gpt-4o-mini"}}}
+    cols = "operation, model, end_ts, latency_ms, status, error_type"
+    assert _load(tmp_path, "pending.jsonl", json.dumps(run) + "\n", cols) == \
+        [("chat", "gpt-4o-mini", None, None, "ok", None)]
+    # the OTLP span without an end it matches
+    span = _failed_span("1111111111111111", None, None)
+    del span["endTimeUnixNano"]
+    line = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]})
+    assert _load(tmp_path, "open.jsonl", line + "\n", "end_ts, latency_ms, status") == [(None, None, "ok")]

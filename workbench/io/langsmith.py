@@ -28,7 +28,8 @@ session_id          ``thread_id``, else the metadata key LangSmith groups a thre
                     ``thread_id``, ``conversation_id``
 user_id, feature    ``extra.metadata`` ``user_id``; ``workbench.feature`` / ``feature``; variant and
                     prompt_version from ``workbench.variant`` / ``variant``, ``prompt_version``
-status              ``status`` success -> ok, error -> error (timeout when the error says so); without a status,
+status              ``status`` success -> ok, error -> error (timeout when the error says so), pending (a run still
+                    running: no ``end_time``, so no latency) -> ok, as an OTLP span without an end; without a status,
                     error when ``error`` is set; error_type: the exception class the error starts with
                     (``RateLimitError('...')``), else its first line
 finish_reason       the first generation's ``generation_info.finish_reason`` (or its message's
@@ -186,12 +187,14 @@ def run_row(rows: Rows, k: int, run: dict) -> None:
     error = run.get("error")
     status = str(first(run.get("status"), "error" if error not in (None, "") else "success")).strip().lower()
     v["error_type"] = error_type(error)
-    if status == "success":
+    if status in ("success", "pending"):
+        # (pending: the run has not finished, no end_time yet; loaded as an OTLP span without an end is: no latency,
+        # and ok, as nothing failed)
         v["status"] = "ok"
     elif status == "error":
         v["status"] = "timeout" if is_timeout(error) else "error"
     else:
-        v["status"] = status  # ("pending": the engine quarantines an unknown status with the value)
+        v["status"] = status  # (the engine quarantines an unknown status with the value)
     v["finish_reason"] = _finish_reason(_dict(run.get("outputs")))
     attrs: dict[str, Any] = {"langsmith.run_type": rt}
     for key, name in (("error", "langsmith.error"), ("tags", "langsmith.tags"), ("session_id", "langsmith.project_id"),
