@@ -567,3 +567,16 @@ def test_a_pending_langsmith_run_loads_as_an_unfinished_call(tmp_path):
     del span["endTimeUnixNano"]
     line = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]})
     assert _load(tmp_path, "open.jsonl", line + "\n", "end_ts, latency_ms, status") == [(None, None, "ok")]
+
+
+def test_sentry_time_to_first_token_in_seconds(tmp_path):
+    # getsentry/sentry-conventions (relay_conventions GEN_AI__RESPONSE__TIME_TO_FIRST_TOKEN):
+    # gen_ai.response.time_to_first_token is the "time in seconds when the first response content chunk arrived in
+    # streaming responses", as Sentry's AI integrations set it. ttft_ms was NULL (the value left in attributes).
+    attrs = {"gen_ai.operation.name": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o-mini",
+             "gen_ai.response.streaming": "true", "gen_ai.response.time_to_first_token": 0.4}
+    cols = "ttft_ms, attributes->>'gen_ai.response.time_to_first_token'"
+    text = _otlp_line(attrs, {}) + "\n"
+    assert _load(tmp_path, "sentry.jsonl", text, cols) == [(400.0, None)]
+    assert _load_proto(tmp_path, "sentry.pb", text, cols) == [(400.0, None)]
+    assert _load(tmp_path, "sentry.json", json.dumps(json.loads(text), indent=1), cols) == [(400.0, None)]

@@ -116,7 +116,8 @@ call_id, trace_id, parent_id  ``spanId``, ``traceId``, ``parentSpanId``: hex, lo
 ts, end_ts, latency_ms        ``startTimeUnixNano``, ``endTimeUnixNano``, their difference; 0 is "not set" (protobuf
                               leaves a zero out): a span without a start is quarantined (missing required field ts),
                               one without an end has no latency
-ttft_ms                       ``gen_ai.response.time_to_first_chunk`` (seconds; OpenLIT's
+ttft_ms                       ``gen_ai.response.time_to_first_chunk`` (seconds; Sentry's
+                              ``gen_ai.response.time_to_first_token``, OpenLIT's
                               ``gen_ai.server.time_to_first_token``), else a span event whose name says
                               first token/chunk (``gen_ai.first_token``, ``first_chunk``...): event time - span start,
                               else Langfuse's ``langfuse.observation.completion_start_time`` - span start

@@ -128,11 +128,13 @@ LANGFUSE_LEVEL, LANGFUSE_STATUS_MESSAGE = "langfuse.observation.level", "langfus
 TOKEN_DETAILS = {"cache_read_tokens": ("gen_ai.usage.input_token_details", "cache_read"),
                  "cache_write_tokens": ("gen_ai.usage.input_token_details", "cache_creation"),
                  "reasoning_tokens": ("gen_ai.usage.output_token_details", "reasoning")}
-#: Time to first token in seconds: the GenAI conventions' span attribute (documented in seconds), then OpenLIT's. The
+#: Time to first token in seconds: the GenAI conventions' span attribute (documented in seconds), then Sentry's
+#: (``gen_ai.response.time_to_first_token``, seconds in its span data conventions), then OpenLIT's. The
 #: conventions name a histogram metric ``gen_ai.server.time_to_first_token`` of unit ``s``; OpenLIT sets the same name
 #: on its spans, in seconds too (its Python and TypeScript SDKs divide their millisecond clocks by 1000). LangWatch's
 #: span normaliser writes milliseconds under that name: writers differ, and the documented unit decides (seconds).
-TTFT_SECONDS = ("gen_ai.response.time_to_first_chunk", "gen_ai.server.time_to_first_token")
+TTFT_SECONDS = ("gen_ai.response.time_to_first_chunk", "gen_ai.response.time_to_first_token",
+                "gen_ai.server.time_to_first_token")
 #: The Vercel AI SDK's time to first chunk (milliseconds) and finish reason, after the GenAI ones.
 VERCEL_TTFT_MS = ("ai.response.msToFirstChunk", "ai.stream.msToFirstChunk")
 VERCEL_FINISH = ("ai.response.finishReason", "ai.finishReason")
