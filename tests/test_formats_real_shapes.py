@@ -580,3 +580,27 @@ def test_sentry_time_to_first_token_in_seconds(tmp_path):
     assert _load(tmp_path, "sentry.jsonl", text, cols) == [(400.0, None)]
     assert _load_proto(tmp_path, "sentry.pb", text, cols) == [(400.0, None)]
     assert _load(tmp_path, "sentry.json", json.dumps(json.loads(text), indent=1), cols) == [(400.0, None)]
+
+
+def test_openinference_metadata_names_the_feature_user_session_and_prompt_version(tmp_path):
+    # Arize-ai/openinference context attributes (spec/attributes/context, openinference-instrumentation
+    # using_metadata / using_attributes): "metadata" is the application's key-value metadata as a JSON string, set on
+    # every span of the request; "tag.tags" a list of strings. Its keys were not read: the feature was the service's
+    # name, the user, session and prompt version NULL. A dedicated attribute (user.id) still wins; the metadata stays
+    # in attributes, and so do the tags (no column).
+    md = {"feature": "search", "user_id": "user-7", "session_id": "sess-3", "prompt_version": "v2", "country": "ZA"}
+    phoenix = {"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o-mini", "llm.token_count.prompt": 30,
+               "metadata": json.dumps(md)}
+    dedicated = {**phoenix, "user.id": "user-1", "metadata": '{"user_id": "user-7", "variant": "b"}'}
+    text = (_otlp_line(phoenix, {"service.name": "bot"}) + "\n"
+            + _otlp_line(dedicated, {"service.name": "bot"}, "4444444444444444") + "\n")
+    cols = ("call_id, feature, user_id, session_id, prompt_version, variant, "
+            "json_extract_string(attributes->>'metadata', '$.country')")
+    want = [("3333333333333333", "search", "user-7", "sess-3", "v2", None, "ZA"),
+            ("4444444444444444", "bot", "user-1", None, None, "b", None)]
+    assert _load(tmp_path, "oi_md.jsonl", text, cols) == want
+    assert _load_proto(tmp_path, "oi_md.pb", text, cols) == want
+    doc = json.loads(_otlp_line(phoenix, {"service.name": "bot"}))
+    doc["resourceSpans"] += json.loads(_otlp_line(dedicated, {"service.name": "bot"}, "4444444444444444"))[
+        "resourceSpans"]
+    assert _load(tmp_path, "oi_md.json", json.dumps(doc, indent=1), cols) == want

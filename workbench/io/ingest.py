@@ -186,7 +186,10 @@ Workbench attributes for product context (set them on the span, or on the resour
   (``langfuse.observation.prompt.version`` after them);
 * ``variant``: ``workbench.variant``; ``attempt``: ``workbench.attempt``; ``fallback``: ``workbench.fallback``;
 * ``environment``: ``deployment.environment.name`` / ``deployment.environment`` (resource or span), else
-  ``langfuse.environment``.
+  ``langfuse.environment``;
+* OpenInference's ``metadata`` JSON: its keys ``feature``, ``user_id``, ``session_id``, ``prompt_version``,
+  ``variant`` (or ``workbench.feature``...) when no attribute above names them (before ``service.name`` as the
+  feature: ``workbench.io.spans.METADATA``); kept in ``attributes``.
 
 Binary protobuf OTLP (format ``otel-proto``; ``.pb``, ``.binpb``, ``.otlp``, optionally ``.gz``, or recognised by
 content): one ``ExportTraceServiceRequest``, or a sequence of them each preceded by its 4-byte big-endian length (the
@@ -308,7 +311,7 @@ from workbench.io.spans import SPAN_USED as _OTEL_USED
 from workbench.io.spans import (AGENT_OPERATIONS, CLIENT_KINDS, FINISH_REASONS, MODEL_NAMES, OPERATION_ALIASES,
                                 TTFT_SECONDS, UNPRICED_ZERO, USAGE_COLUMNS, VERCEL_OUTER, VERCEL_TTFT_MS)
 from workbench.io.spans import (LANGFUSE_COMPLETION_START, LANGFUSE_COST, LANGFUSE_LEVEL, LANGFUSE_STATUS_MESSAGE,
-                                LANGFUSE_USAGE, TOKEN_DETAILS)
+                                LANGFUSE_USAGE, METADATA, TOKEN_DETAILS)
 from workbench.schema import ALLOWED_CLOCK_SKEW as _CLOCK_SKEW, TABLES, Table
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -2539,13 +2542,14 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     for c, s in specs.items():
         if c not in candidates and s.field:
             candidates[c] = (s.field,)
-    used = sorted({n.removeprefix("r:") for names in candidates.values() for n in names} | set(_OTEL_USED))
+    used = sorted({n.removeprefix("r:") for names in candidates.values() for n in names if not n.startswith("m:")}
+                  | set(_OTEL_USED))
     used_in = "(" + ", ".join(_lit(n) for n in used) + ")"
 
     # Every attribute a column may read, looked up once per span (span attributes "a<i>", resource ones "r<i>").
     langfuse = (LANGFUSE_USAGE, LANGFUSE_COST, LANGFUSE_COMPLETION_START, LANGFUSE_LEVEL, LANGFUSE_STATUS_MESSAGE)
-    span_names = sorted({n for names in candidates.values() for n in names if not n.startswith("r:")}
-                        | set(_OTEL_USED) | set(OPERATION_HINTS) | set(langfuse)
+    span_names = sorted({n for names in candidates.values() for n in names if not n.startswith(("r:", "m:"))}
+                        | set(_OTEL_USED) | set(OPERATION_HINTS) | set(langfuse) | {METADATA}
                         | {name for name, _ in TOKEN_DETAILS.values()})
     res_names = sorted({n[2:] for names in candidates.values() for n in names if n.startswith("r:")})
     slot = {n: f"a{i}" for i, n in enumerate(span_names)} | {"r:" + n: f"r{i}" for i, n in enumerate(res_names)}
@@ -2556,6 +2560,9 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     def read(name: str) -> str:
         # an empty text is absent, as spans._first_present reads it (the next name is looked at: LiteLLM writes ""
         # for a missing value); a 0 of UNPRICED_ZERO is no price: not read, kept in attributes
+        if name.startswith("m:"):  # a key of the span's metadata JSON (spans.METADATA; no JSON object: none)
+            md, path = attr(METADATA), _lit("$." + json.dumps(name[2:]))
+            return f"CASE WHEN {md} IS NOT NULL THEN nullif(try(json_extract_string({md}, {path})), '') END"
         a = f"nullif({attr(name)}, '')"
         return f"CASE WHEN TRY_CAST({a} AS DOUBLE) = 0 THEN NULL ELSE {a} END" if name in UNPRICED_ZERO else a
 

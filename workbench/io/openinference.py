@@ -17,7 +17,9 @@ after the other, a JSON array, or a gzip file of any of these). Records of any o
 Every span becomes one ``calls`` row through :func:`workbench.io.spans.span_values`: OpenInference's ``llm.*`` names
 (``llm.model_name``, ``llm.provider``, ``llm.token_count.prompt|completion``,
 ``llm.token_count.prompt_details.cache_read``, ``llm.token_count.completion_details.reasoning``,
-``openinference.span.kind``, ``session.id``, ``user.id``) sit after the OpenTelemetry GenAI names in the one table.
+``openinference.span.kind``, ``session.id``, ``user.id``) sit after the OpenTelemetry GenAI names in the one table;
+the keys of its ``metadata`` JSON that name a column (``feature``, ``user_id``, ``session_id``, ``prompt_version``,
+``variant``) fill it when no dedicated attribute does (:data:`workbench.io.spans.METADATA`).
 ``llm.token_count.total`` is not read (it is input + output). A record that is none of these is quarantined as
 "not a span".
 

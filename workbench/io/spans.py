@@ -41,7 +41,8 @@ import orjson
 
 from workbench.io.records import epoch_us, first, is_timeout, number
 
-#: calls column -> attribute names, first present wins; ``r:`` = resource attribute.
+#: calls column -> attribute names, first present wins; ``r:`` = resource attribute, ``m:`` = a key of the span's
+#: :data:`METADATA`.
 SPAN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "operation": ("gen_ai.operation.name",),
     # (the Vercel AI SDK's ai.* names come after the shared ones, in every column: its spans give the same row from a
@@ -57,22 +58,26 @@ SPAN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     # (Langfuse's SDK names the trace, which its own export reads as the feature, and the environment)
     "feature": ("workbench.feature", "app.feature", "ai.telemetry.metadata.feature",
                 "ai.telemetry.metadata.workbench.feature", "ai.telemetry.functionId", "r:workbench.feature",
-                "r:app.feature", "langfuse.trace.name", "metadata.user_api_key_team_alias", "r:service.name"),
+                "r:app.feature", "langfuse.trace.name", "metadata.user_api_key_team_alias", "m:workbench.feature",
+                "m:feature", "r:service.name"),
     "environment": ("deployment.environment.name", "r:deployment.environment.name", "r:deployment.environment",
                     "deployment.environment", "langfuse.environment"),
     "prompt_version": ("workbench.prompt_version", "gen_ai.prompt.version", "llm.prompt_template.version",
                        "r:workbench.prompt_version", "ai.telemetry.metadata.promptVersion",
-                       "ai.telemetry.metadata.prompt_version", "langfuse.observation.prompt.version"),
+                       "ai.telemetry.metadata.prompt_version", "langfuse.observation.prompt.version",
+                       "m:workbench.prompt_version", "m:prompt_version"),
     # (OpenLLMetry's SDK writes a workflow's association properties on every span of it)
     "user_id": ("user.id", "enduser.id", "r:user.id", "r:enduser.id", "ai.telemetry.metadata.userId",
                 "ai.telemetry.metadata.user_id", "ai.telemetry.metadata.user.id",
                 "traceloop.association.properties.user_id", "traceloop.association.properties.userId",
-                "langfuse.user.id", "metadata.user_api_key_end_user_id", "metadata.user_api_key_user_id"),
+                "langfuse.user.id", "metadata.user_api_key_end_user_id", "metadata.user_api_key_user_id",
+                "m:user_id"),
     "session_id": ("gen_ai.conversation.id", "session.id", "ai.telemetry.metadata.sessionId",
                    "ai.telemetry.metadata.session_id", "ai.telemetry.metadata.conversationId",
                    "traceloop.association.properties.session_id", "traceloop.association.properties.sessionId",
-                   "langfuse.session.id"),
-    "variant": ("workbench.variant", "r:workbench.variant", "ai.telemetry.metadata.variant"),
+                   "langfuse.session.id", "m:session_id"),
+    "variant": ("workbench.variant", "r:workbench.variant", "ai.telemetry.metadata.variant", "m:workbench.variant",
+                "m:variant"),
     "error_type": ("error.type",),
     "attempt": ("workbench.attempt",),
     "fallback": ("workbench.fallback",),
@@ -97,6 +102,14 @@ SPAN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "cost_usd": ("workbench.cost_usd", "llm.cost.total", "operation.cost", "gen_ai.usage.cost",
                  "gen_ai.cost.total_cost"),
 }
+#: OpenInference's ``metadata`` context attribute: the application's key-value metadata as JSON text
+#: (``using_metadata``, ``setMetadata``), set on every span of a request (MLflow writes a LangChain run's metadata
+#: under the same name). Its keys that name a ``calls`` column, the same keys LangSmith's metadata is read by
+#: (:mod:`workbench.io.langsmith`: ``feature``, ``user_id``, ``session_id``, ``prompt_version``, ``variant``, or with
+#: ``workbench.``), fill the column when no dedicated attribute does (the ``m:`` names of :data:`SPAN_ATTRIBUTES`: after
+#: the span's own names, before the service's name as the feature); a text that is no JSON object gives none. It stays
+#: in ``attributes``. (``tag.tags``, its list of tags, has no column: kept in ``attributes``.)
+METADATA = "metadata"
 #: Cost attributes whose 0 is no price: OpenLIT writes ``gen_ai.usage.cost`` 0 for a model missing from its price list
 #: (``openlit.__helpers.get_chat_model_cost``), LiteLLM ``gen_ai.cost.total_cost`` 0 for a call it could not price
 #: (as in its logs: :mod:`workbench.io.litellm`). Such a 0 is not read (the call is priced from its tokens, or counted
@@ -145,7 +158,7 @@ FINISH_REASONS = ("gen_ai.response.finish_reasons", "gen_ai.completion.0.finish_
 USAGE_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
                  "cost_usd")
 #: The attribute names the usage columns read (kept in ``attributes`` where a span's usage is not counted).
-_USAGE_NAMES = frozenset(n for c in USAGE_COLUMNS for n in SPAN_ATTRIBUTES[c] if not n.startswith("r:"))
+_USAGE_NAMES = frozenset(n for c in USAGE_COLUMNS for n in SPAN_ATTRIBUTES[c] if not n.startswith(("r:", "m:")))
 #: Read but not a column of their own: kept out of ``attributes`` because a column holds them.
 SPAN_USED = (*FINISH_REASONS, *TTFT_SECONDS, "gen_ai.tool.name", "tool.name",
              "openinference.span.kind", "ai.toolCall.name", *VERCEL_TTFT_MS)
@@ -435,27 +448,46 @@ def not_a_span(raw: Any) -> Span:
 
 
 def pick(span: Span, names: tuple[str, ...]) -> Any:
-    """The first present attribute of ``names`` (``r:`` = resource).
+    """The first present attribute of ``names`` (``r:`` = resource, ``m:`` = a key of :data:`METADATA`).
 
     >>> pick(Span("a", "b", None, "x", 1, 2, {"llm.system": "openai"}, {"service.name": "api"}),
     ...      ("gen_ai.system", "llm.system", "r:service.name"))
     'openai'
+    >>> pick(Span("a", "b", None, "x", 1, 2, {"metadata": '{"user_id": "u7"}'}), ("user.id", "m:user_id"))
+    'u7'
     """
-    return _first_present(span.attributes, span.resource, _parsed(names))
+    return _first_present((span.attributes, span.resource, metadata(span.attributes)), _parsed(names))
 
 
-def _parsed(names: tuple[str, ...]) -> tuple[tuple[bool, str], ...]:
-    """``names`` as (read from the resource, key) pairs: ``r:`` = resource."""
-    return tuple((n.startswith("r:"), n.removeprefix("r:")) for n in names)
+def _parsed(names: tuple[str, ...]) -> tuple[tuple[int, str], ...]:
+    """``names`` as (source, key) pairs: 0 the span's attributes, 1 the resource (``r:``), 2 its :data:`METADATA`
+    (``m:``)."""
+    return tuple((1, n[2:]) if n.startswith("r:") else (2, n[2:]) if n.startswith("m:") else (0, n) for n in names)
 
 
-def _first_present(attributes: dict, resource: dict, names: tuple[tuple[bool, str], ...]) -> Any:
-    """The first attribute of ``names`` (:func:`_parsed`) that is present: neither missing, None nor empty text."""
-    for in_resource, key in names:
-        v = (resource if in_resource else attributes).get(key)
+def _first_present(sources: tuple[dict, dict, dict], names: tuple[tuple[int, str], ...]) -> Any:
+    """The first attribute of ``names`` (:func:`_parsed`) that is present in its source: neither missing, None nor
+    empty text."""
+    for source, key in names:
+        v = sources[source].get(key)
         if v is not None and v != "":
             return v
     return None
+
+
+def metadata(attributes: dict) -> dict:
+    """The span's :data:`METADATA` as a dict: its JSON object (or the object a reader already parsed); else empty.
+
+    >>> metadata({"metadata": '{"feature": "search", "n": 2}'}), metadata({"metadata": "[1]"}), metadata({})
+    ({'feature': 'search', 'n': 2}, {}, {})
+    """
+    md = attributes.get(METADATA)
+    if isinstance(md, str) and md.lstrip().startswith("{"):
+        try:
+            md = orjson.loads(md)
+        except ValueError:
+            return {}
+    return md if isinstance(md, dict) else {}
 
 
 def _scalar(v: Any) -> Any:
@@ -555,7 +587,8 @@ def _names_plan(extra: dict[str, tuple[str, ...]] | None, used: tuple[str, ...])
         # (a span without the Vercel AI SDK's operation id is not read for its ai.* names, as the OTLP reader does)
         picks = ([(c, _parsed(ns)) for c, ns in names.items()],
                  [(c, _parsed(tuple(n for n in ns if not n.startswith("ai.")))) for c, ns in names.items()])
-        used_names = frozenset({n.removeprefix("r:") for ns in names.values() for n in ns} | set(SPAN_USED)
+        used_names = frozenset({n.removeprefix("r:") for ns in names.values() for n in ns if not n.startswith("m:")}
+                               | set(SPAN_USED)
                                | set(used))
         if len(_PLANS) >= 64:
             _PLANS.clear()
@@ -590,9 +623,10 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
     if unpriced:  # (read as absent; kept in attributes below)
         a = {k: val for k, val in a.items() if k not in unpriced}
     v: dict[str, Any] = {}
+    sources = (a, res, metadata(a) if METADATA in a else {})
     # the first attribute present of each column's names (as pick, the names parsed once)
     for c, ns in all_names if "ai.operationId" in a else plain:
-        got = _first_present(a, res, ns)
+        got = _first_present(sources, ns)
         v[c] = got if got is None or type(got) is str else _scalar(got)
     start, end = epoch_us(span.start), epoch_us(span.end)
     v["call_id"], v["trace_id"], v["parent_id"] = span.span_id, span.trace_id, span.parent_id
