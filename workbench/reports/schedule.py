@@ -641,7 +641,7 @@ def _unit_word(arg: str) -> str:
     """One word of a systemd ``ExecStart=`` line: double-quoted, where systemd reads C escapes (so ``\\`` and ``"``
     are escaped) and expands % specifiers and $ variables (doubled), whatever the quoting.
 
-    >>> print(_unit_word('/srv/a "b"\\new 5% $HOME'))
+    >>> print(_unit_word('/srv/a "b"\\\\new 5% $HOME'))
     "/srv/a \\"b\\"\\\\new 5%% $$HOME"
     """
     return '"' + arg.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$") + '"'
