@@ -246,16 +246,31 @@ def looks_like(path: str | os.PathLike, limit: int = 1 << 16) -> bool:
             return True
     if head[:1] != b"\x0a":
         return False
-    pos, length, shift = 1, 0, 0
-    while pos < len(head) and pos < 11:
-        b = head[pos]
-        length |= (b & 0x7F) << shift
-        pos, shift = pos + 1, shift + 7
-        if not b & 0x80:
-            break
-    else:
+    got = _varint(head, 1, min(len(head), 11))
+    if got is None:
         return False
+    length, pos = got
     return length == 0 or head[pos: pos + 1] in (b"\x0a", b"\x12", b"\x1a")
+
+
+def _varint(data: bytes, pos: int, end: int) -> tuple[int, int] | None:
+    """The protobuf varint at ``data[pos:end]`` and the position after it; None when it runs past ``end`` or over
+    ten bytes (64 bits).
+
+    >>> _varint(b"\\x96\\x01", 0, 2), _varint(b"\\x96", 0, 1)
+    ((150, 2), None)
+    """
+    value = shift = 0
+    while pos < end:
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            return None
+    return None
 
 
 # ------------------------------------------------------------------------------------------- protobuf -> OTLP JSON
@@ -572,32 +587,16 @@ def count_request(data: bytes) -> str | None:
     def walk(pos: int, end: int, fields: dict[int, tuple[str, int | None]], depth: int) -> bool:
         """Count the messages in ``data[pos:end]``; False once a limit is passed (the walk stops)."""
         while pos < end:
-            key = shift = 0
-            while True:  # the tag, a varint
-                if pos >= end:
-                    return True
-                b = data[pos]
-                pos += 1
-                key |= (b & 0x7F) << shift
-                if b < 0x80:
-                    break
-                shift += 7
-                if shift > 63:
-                    return True
+            got = _varint(data, pos, end)  # the tag
+            if got is None:
+                return True
+            key, pos = got
             wire = key & 7
             if wire == 2:  # length-delimited: a message, a string, bytes or packed numbers
-                n = shift = 0
-                while True:
-                    if pos >= end:
-                        return True
-                    b = data[pos]
-                    pos += 1
-                    n |= (b & 0x7F) << shift
-                    if b < 0x80:
-                        break
-                    shift += 7
-                    if shift > 63:
-                        return True
+                got = _varint(data, pos, end)
+                if got is None:
+                    return True
+                n, pos = got
                 if pos + n > end:
                     return True
                 sub = fields.get(key >> 3)
