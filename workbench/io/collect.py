@@ -26,7 +26,7 @@ The protocol (OTLP/HTTP, traces only)
   **503** (with ``Retry-After``) while stopping, when the spool cannot be written, or when the request waited 10 s
   for one of the 2 parse slots (parsing takes many times a body's size: a few at a time): the exporter retries. Also
   503, at once and the connection closed, to a connection over the 64 served at once (``max_connections``, a thread
-  each); a connection with no request begun (new, or kept alive after one) is closed after 15 s. A body
+  each; what its client still sends is read and dropped for up to 2 s, so it reads the answer); a connection with no request begun (new, or kept alive after one) is closed after 15 s. A body
   refused unread (413, 415, 404, 405) is drained first (up to 8 times the limit), so the client reads the answer.
   A request with ``Expect: 100-continue`` is checked (path, method, content type and encoding, declared length)
   before it is invited to send its body: a refused one gets its 4xx instead of ``100 Continue``, and its body is
@@ -93,7 +93,9 @@ import io
 import json
 import os
 import re
+import selectors
 import signal
+import socket
 import struct
 import sys
 import threading
@@ -131,6 +133,8 @@ SLOT_WAIT_SECONDS = 10.0  # how long a request waits for a slot before a 503 wit
 REQUEST_SECONDS = 120.0  # a request's headers and body arrive within this many seconds of its first byte (else 408)
 IDLE_SECONDS = 15.0  # a connection with no request begun (new, or kept alive after one) is closed after this long
 MAX_CONNECTIONS = 64  # connections served at once, a thread each; one more is answered 503 and closed
+LINGER_SECONDS = 2.0  # a refused connection's further bytes are read and dropped this long at most, then it is closed
+LINGER_MAX = 1024  # refused connections lingering at once; past it the oldest is closed at once
 LOCK_WAIT_SECONDS = 1.0  # how long a load waits for a database another process holds before it is tried again later
 HELD_RETRY_SECONDS = 5.0  # the longest pause between two tries to open a database another process holds
 
@@ -995,6 +999,7 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], handler: type, max_connections: int = MAX_CONNECTIONS):
         self.max_connections = max_connections
         self.slots = threading.BoundedSemaphore(max_connections)
+        self.lingerer = _Lingerer()
         super().__init__(address, handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -1015,7 +1020,8 @@ class _Server(ThreadingHTTPServer):
 
     def _busy(self, request: Any) -> None:
         """Answer 503 and close, never waiting (the accepting thread sends it): the answer fits the socket's buffer,
-        and what the client already sent is read first (closed unread, its answer could be lost to a reset)."""
+        and what the client already sent is read first. The close is left to :class:`_Lingerer`: a client whose
+        request arrives after the answer would otherwise get a reset, its send failing before it reads the 503."""
         body = _status_body(KIND_JSON, 14, f"busy: {self.max_connections} connections are open, the most served at "
                                            f"once; retry")
         head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
@@ -1027,7 +1033,95 @@ class _Server(ThreadingHTTPServer):
                     break
         with contextlib.suppress(OSError):
             request.send(head.encode("ascii") + body)
-        self.shutdown_request(request)
+        with contextlib.suppress(OSError):
+            request.shutdown(socket.SHUT_WR)
+        self.lingerer.add(request)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.lingerer.close()
+
+
+class _Lingerer:
+    """Closes refused connections gracefully, one thread for all of them while there are any: each has had its
+    answer and its write side shut; what its client still sends is read and dropped until the client closes, for at
+    most :data:`LINGER_SECONDS` (at most :data:`LINGER_MAX` at once, the oldest closed first). Closed with bytes
+    unread, a socket answers the client's next bytes with a reset, and its client's send fails before it reads the
+    answer (a broken pipe instead of a 503 it would retry on).
+
+    >>> import socket
+    >>> a, b = socket.socketpair()
+    >>> lingerer = _Lingerer()
+    >>> a.shutdown(socket.SHUT_WR); lingerer.add(a)
+    >>> b.sendall(b"late bytes"); b.recv(1)  # read and dropped, no reset; the other side is shut
+    b''
+    >>> b.close(); lingerer.close()
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._new: list[Any] = []
+        self._deadlines: dict[Any, float] = {}  # in the order they came: the first is the oldest
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def add(self, sock: Any) -> None:
+        with self._lock:
+            if self._closed:
+                sock.close()
+                return
+            self._new.append(sock)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="workbench-collect-linger", daemon=True)
+                self._thread.start()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout=LINGER_SECONDS + 1)
+
+    def _run(self) -> None:
+        with selectors.DefaultSelector() as sel:
+            while True:
+                with self._lock:
+                    new, self._new = self._new, []
+                    if self._closed or not (new or self._deadlines):
+                        for sock in [*new, *self._deadlines]:
+                            sock.close()
+                        self._deadlines.clear()
+                        self._thread = None
+                        return
+                for sock in new:
+                    try:
+                        sock.setblocking(False)
+                        sel.register(sock, selectors.EVENT_READ)
+                    except (OSError, ValueError):  # closed already
+                        sock.close()
+                        continue
+                    self._deadlines[sock] = time.monotonic() + LINGER_SECONDS
+                    while len(self._deadlines) > LINGER_MAX:
+                        self._drop(sel, next(iter(self._deadlines)))
+                for key, _ in sel.select(timeout=0.05):
+                    try:
+                        for _ in range(16):  # up to 1 MiB a turn: a fast sender cannot hold the thread
+                            if not key.fileobj.recv(65536):
+                                self._drop(sel, key.fileobj)  # its end: the client closed
+                                break
+                    except BlockingIOError:
+                        pass  # nothing more for now
+                    except OSError:
+                        self._drop(sel, key.fileobj)
+                now = time.monotonic()
+                for sock in [s for s, t in self._deadlines.items() if t <= now]:
+                    self._drop(sel, sock)
+
+    def _drop(self, sel: selectors.BaseSelector, sock: Any) -> None:
+        del self._deadlines[sock]
+        with contextlib.suppress(KeyError, ValueError):
+            sel.unregister(sock)
+        sock.close()
 
 
 class Collector:
