@@ -1422,3 +1422,28 @@ def test_a_refused_connection_reads_its_answer_while_its_client_still_sends(tmp_
     finally:
         kept.close()
         assert c.stop() == 0
+
+
+def test_the_cli_sets_how_many_connections_are_served_at_once(tmp_path):
+    """max_connections (64) could be set from Python only: a fleet of more than 64 exporters keeping their
+    connections alive saw 503s with no way to raise the cap from the command line. ``--max-connections N``."""
+    import socket
+
+    p = subprocess.run([sys.executable, "-m", "workbench.cli", "collect", "--db", str(tmp_path / "a.duckdb"),
+                        "--max-connections", "0"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "--max-connections must be at least 1, got 0" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr
+    r = Receiver(tmp_path / "wb.duckdb", None, "--max-connections", "1")
+    kept = http.client.HTTPConnection("127.0.0.1", r.port, timeout=30)
+    try:
+        kept.request("POST", "/v1/traces", body=one_span_request("8100000000000001").SerializeToString(),
+                     headers={"Content-Type": "application/x-protobuf"})
+        assert kept.getresponse().read() == b""
+        with socket.create_connection(("127.0.0.1", r.port), timeout=30) as s:  # the second: over the cap of 1
+            got = b""
+            while chunk := s.recv(4096):
+                got += chunk
+        assert got.startswith(b"HTTP/1.1 503 Service Unavailable") and b"busy: 1 connections are open" in got
+    finally:
+        kept.close()
+        assert r.stop() == 0, r.stderr()

@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spool", default=None, help="spool directory (default: DB.spool)")
     p.add_argument("--max-body-mb", type=_megabytes, default=16.0,
                    help="largest request body in MiB, compressed or not (413 beyond; default 16)")
+    p.add_argument("--max-connections", type=int, default=64,
+                   help="connections served at once, a thread each (one more is answered 503 with Retry-After; "
+                        "default 64): raise it for more exporters keeping their connections alive")
     p.add_argument("--config", default=None, help="workbench.toml whose [[prices]] the price refresh after a load "
                    "reads (default: $WORKBENCH_CONFIG or ./workbench.toml; when neither exists the overrides already "
                    "in the table are kept)")
@@ -392,7 +395,7 @@ def _cmd_collect(a: argparse.Namespace) -> int:
     from workbench.io.collect import collect
 
     return collect(a.db, host=a.host, port=a.port, spool=a.spool, max_body_bytes=int(a.max_body_mb * 1024 * 1024),
-                   config=a.config)
+                   config=a.config, max_connections=a.max_connections)
 
 
 def _cmd_demo(a: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ The protocol (OTLP/HTTP, traces only)
   refusal is a ``google.rpc.Status`` (JSON when the request is not protobuf) and those close the connection;
   **503** (with ``Retry-After``) while stopping, when the spool cannot be written, or when the request waited 10 s
   for one of the 2 parse slots (parsing takes many times a body's size: a few at a time): the exporter retries. Also
-  503, at once and the connection closed, to a connection over the 64 served at once (``max_connections``, a thread
+  503, at once and the connection closed, to a connection over the 64 served at once (``--max-connections``, a thread
   each; what its client still sends is read and dropped for up to 2 s, so it reads the answer); a connection with no request begun (new, or kept alive after one) is closed after 15 s. A body
   refused unread (413, 415, 404, 405) is drained first (up to 8 times the limit), so the client reads the answer.
   A request with ``Expect: 100-continue`` is checked (path, method, content type and encoding, declared length)
@@ -1176,7 +1176,7 @@ class Collector:
         if not 0 <= int(port) <= 65535:
             raise ParameterError(f"collect: --port must be 0..65535, got {port}")
         if max_connections < 1:
-            raise ParameterError(f"collect: max_connections must be at least 1, got {max_connections}")
+            raise ParameterError(f"collect: --max-connections must be at least 1, got {max_connections}")
         if max_body_bytes < 1024:
             raise ParameterError(f"collect: max_body_bytes must be at least 1024, got {max_body_bytes}")
         if config is not None:
@@ -1278,7 +1278,7 @@ class Collector:
 
 def collect(db: str | os.PathLike, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
             spool: str | os.PathLike | None = None, max_body_bytes: int = MAX_BODY_BYTES,
-            config: str | os.PathLike | None = None) -> int:
+            config: str | os.PathLike | None = None, max_connections: int = MAX_CONNECTIONS) -> int:
     """Run the OTLP/HTTP receiver until SIGTERM/SIGINT (``workbench collect``); returns the exit code.
 
     See the module docstring (:mod:`workbench.io.collect`) for the protocol, the spool and the guarantees, and
@@ -1298,4 +1298,5 @@ def collect(db: str | os.PathLike, *, host: str = DEFAULT_HOST, port: int = DEFA
     ...
     workbench.errors.ParameterError: collect: --port must be 0..65535, got 70000
     """
-    return Collector(db, host=host, port=port, spool=spool, max_body_bytes=max_body_bytes, config=config).run()
+    return Collector(db, host=host, port=port, spool=spool, max_body_bytes=max_body_bytes, config=config,
+                     max_connections=max_connections).run()
