@@ -298,6 +298,9 @@ def test_nothing_to_check_is_unscorable_without_a_request(db, fake):
     ('{"claims": [{"claim": "A", "verdict": "Hallucinated"}, {"claim": "B", "verdict": "supported"},'
      ' {"claim": "C", "verdict": "Not supported"}, {"claim": "D", "supported": "True"}]}', 0.5),
     ('{"Claims": [{"Claim": "A", "Supported": false}, {"Claim": "B", "Supported": true}]}', 0.5),
+    # a brace in the prose before the verdict, or another object first: unscorable ("not JSON", "no 'claims' list")
+    ('I checked the claims {A, B} one by one. {"claims": [{"claim": "A", "supported": false}]}', 1.0),
+    ('{"model": "gpt"}\n{"claims": [{"claim": "A", "supported": true}]}', 0.0),
 ])
 def test_a_verdict_in_prose_fences_words_or_another_case_is_read(reply, score):
     v = judge.parse_verdict(reply)

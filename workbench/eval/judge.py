@@ -367,11 +367,15 @@ def _unfence(text: str) -> str:
 
 
 def _json_in(text: str) -> Any:
-    """The JSON of a reply: the whole text, else the first fenced block in it, else the first object in it (a verdict
-    wrapped in prose). Each try is linear in the text. Raises ValueError (or RecursionError) when there is none.
+    """The JSON of a reply: the whole text, else the first fenced block in it, else the first object in it with a
+    ``claims`` key (a verdict wrapped in prose, after braces that are not JSON or another object), else the first
+    object. Each try is linear in the text, and at most 32 are made. Raises ValueError (or RecursionError) when there
+    is none.
 
     >>> _json_in('Here it is:\\n```json\\n{"claims": []}\\n```\\nDone.'), _json_in('Sure! {"a": 1} Bye.')
     ({'claims': []}, {'a': 1})
+    >>> _json_in('Claims {A, B}: {"n": 2} {"claims": []}')
+    {'claims': []}
     """
     try:
         return json.loads(text)
@@ -385,10 +389,25 @@ def _json_in(text: str) -> Any:
             return json.loads(body[4:] if body[:4].lower() == "json" else body)
         except ValueError:
             pass
-    brace = text.find("{")
-    if brace < 0:
+    decode, first, brace = json.JSONDecoder().raw_decode, None, text.find("{")
+    for _ in range(_BRACES_TRIED):  # a brace in the prose ("claims {A, B}") or another object may come first
+        if brace < 0:
+            break
+        try:
+            got, end = decode(text, brace)
+        except ValueError:
+            brace = text.find("{", brace + 1)
+            continue
+        if isinstance(got, dict) and "claims" in _lower_keys(got):
+            return got
+        first = got if first is None else first
+        brace = text.find("{", end)
+    if first is None:
         raise ValueError("no JSON object")
-    return json.JSONDecoder().raw_decode(text, brace)[0]
+    return first
+
+
+_BRACES_TRIED = 32  # objects looked for in a reply's prose: each try is linear in the text
 
 
 #: How a claim's ``supported`` (or ``verdict``) may be written, in any case.
