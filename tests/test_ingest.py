@@ -614,6 +614,29 @@ def test_jsonl_invalid_json_not_object_encoding_and_reserved_bytes(db, tmp_path)
     assert sorted(r["user_id"] for r in rows(db, "select user_id from events")) == ["a", "d"]
 
 
+@pytest.mark.parametrize("ext, data", [
+    ("csv", b"u,t,e,f\r\na,2025-11-20T09:00:00Z,x,caf\xe9\r\nb,2025-11-20T09:00:01Z,x,chat\r\n"),
+    ("jsonl", b'{"u": "a", "t": "2025-11-20T09:00:00Z", "e": "x", "f": "caf\xe9"}\n'
+              b'{"u": "b", "t": "2025-11-20T09:00:01Z", "e": "x", "f": "chat"}\n'),
+])
+def test_a_record_not_in_utf8_in_an_otherwise_clean_file_is_quarantined_not_counted_a_duplicate(db, tmp_path, ext,
+                                                                                                 data):
+    """A Windows-1252 export (é as the byte 0xE9) in a field that is not the key: the pass counting the file's rows
+    read only the key, so the record looked clean; the insert then read every field, DuckDB rejected the record, and
+    the load said "read 2, inserted 1, duplicates 1, quarantined 0": a record lost as a duplicate it was not."""
+    m = tmp_path / "m.toml"
+    m.write_text('table = "calls"\n[columns]\ncall_id = "u"\nts = "t"\nmodel = "e"\nfeature = "f"\n'
+                 'status = { value = "ok" }\n')
+    p = tmp_path / f"e.{ext}"
+    p.write_bytes(data)
+    s = ingest(db, p, format=ext, mapping=m, progress=False)
+    check_invariant(s)
+    assert (s.read, s.inserted, s.duplicates, s.quarantined) == (2, 1, 0, 1)
+    (q,) = rows(db, "select line_no, reason from quarantine")
+    assert q["line_no"] == (2 if ext == "csv" else 1) and q["reason"].startswith("invalid encoding (not UTF-8)")
+    assert [r["call_id"] for r in rows(db, "select call_id from calls")] == ["b"]
+
+
 def test_crlf_and_mixed_line_endings(db, tmp_path):
     m = tmp_path / "m.toml"
     m.write_text('table = "events"\n[columns]\nuser_id = "u"\nts = "t"\nevent = "e"\n')
