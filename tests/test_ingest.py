@@ -637,6 +637,22 @@ def test_a_record_not_in_utf8_in_an_otherwise_clean_file_is_quarantined_not_coun
     assert [r["call_id"] for r in rows(db, "select call_id from calls")] == ["b"]
 
 
+def test_a_timestamp_that_is_not_iso_says_how_to_map_an_epoch_or_another_layout(db, tmp_path):
+    """An export with epoch seconds or "11/20/2025 09:00" in a field mapped as ISO 8601 was quarantined row by row
+    with "(expected ISO 8601)" and no word of the mapping's unit and format, which read them."""
+    m = tmp_path / "m.toml"
+    m.write_text('table = "calls"\n[columns]\ncall_id = "id"\nts = "time"\nstatus = { value = "ok" }\n')
+    p = tmp_path / "c.csv"
+    p.write_text("id,time\na,1763629200\nb,11/20/2025 09:00\nc,2025-11-20T09:00:00Z\n")
+    s = ingest(db, p, mapping=m, progress=False)
+    assert (s.inserted, s.quarantined) == (1, 2)
+    assert dict(db.duckdb.execute("select line_no, reason from quarantine").fetchall()) == {
+        2: "unparseable timestamp in ts: '1763629200' (expected ISO 8601; an epoch number is mapped as "
+           "ts = { field = \"time\", unit = \"s\" }, or ms, us, ns)",
+        3: "unparseable timestamp in ts: '11/20/2025 09:00' (expected ISO 8601; another layout is mapped as "
+           "ts = { field = \"time\", format = \"%m/%d/%Y %H:%M\" }, a strptime format)"}
+
+
 def test_crlf_and_mixed_line_endings(db, tmp_path):
     m = tmp_path / "m.toml"
     m.write_text('table = "events"\n[columns]\nuser_id = "u"\nts = "t"\nevent = "e"\n')

@@ -2827,8 +2827,17 @@ def _convert(t: Table, c: str, spec: ColumnSpec, s: str, json_src: bool,
                  f"TRY_CAST(regexp_replace({s}, {_lit(ZONE_AFTER_SPACE)}, '\\1\\2') AS TIMESTAMPTZ)) END)")
             v = f"CASE WHEN isfinite({v}) THEN {v} END"
             expected = "ISO 8601"
+        hint = _lit(f" (expected {expected})")
+        if expected == "ISO 8601" and spec.field is not None:  # a mapped field: how the mapping reads the others
+            field = '"' + spec.field.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            epoch = (f" (expected ISO 8601; an epoch number is mapped as {c} = {{ field = {field}, unit = \"s\" }}, "
+                     f"or ms, us, ns)")
+            layout = (f" (expected ISO 8601; another layout is mapped as {c} = {{ field = {field}, "
+                      f"format = \"%m/%d/%Y %H:%M\" }}, a strptime format)")
+            hint = (f"CASE WHEN regexp_matches(CAST({s} AS VARCHAR), '^\\s*[0-9]+(\\.[0-9]*)?\\s*$') "
+                    f"THEN {_lit(epoch)} ELSE {_lit(layout)} END")
         checks.append((f"{{v}} IS NULL AND {s} IS NOT NULL", f"unparseable timestamp: {c}",
-                       f"'unparseable timestamp in {c}: ' || {_show(s)} || {_lit(f' (expected {expected})')}"))
+                       f"'unparseable timestamp in {c}: ' || {_show(s)} || {hint}"))
         if (t.name, c) not in _TS_EXEMPT:
             early = EARLIEST_TS.strftime("%Y-%m-%d")
             checks.append((f"{{v}} < TIMESTAMP '{early}'", f"implausible timestamp: {c}",
