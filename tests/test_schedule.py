@@ -684,3 +684,22 @@ def test_a_database_no_run_can_open_is_notified_and_recorded(quiet, monkeypatch)
     assert schedule.exit_code(recs) == 2
     lines = [json.loads(x) for x in (quiet / "r" / schedule.RUNS_FILE).read_text().splitlines()]
     assert [(x["report"], x["status"]) for x in lines] == [("database", "failed")]
+
+
+def test_a_period_without_data_between_periods_with_data_is_not_due(env):
+    # logging was broken for week 46 (or a B2B product has no call on a Sunday): the week was "due" on every run,
+    # its report failed with "no data for 2026-W46", was notified, and the run exited 1 -- every day, for ever
+    tmp, dbp, _ = env
+    with wb.connect(dbp) as db:
+        db.duckdb.execute("delete from calls where ts >= '2026-11-09' and ts < '2026-11-16'")
+    cfg = tmp / "workbench.toml"
+    cfg.write_text('[schedule]\nperiod = "week"\n')
+    for period in ("2026-W45", "2026-W47"):  # published already (no notebook need run here)
+        (tmp / "r" / "mini" / period).mkdir(parents=True)
+        (tmp / "r" / "mini" / period / "report.html").write_text("<html><body></body></html>")
+    now = dt.datetime(2026, 11, 24, 6)
+    assert schedule.run(dbp, out=tmp / "r", config=cfg, now=now, checks=False) == []
+    assert schedule.status(dbp, out=tmp / "r", config=cfg, now=now)["due"].to_list() == ["nothing"]
+    cfg.write_text('[schedule]\nperiod = "day"\n')
+    assert schedule.status(dbp, out=tmp / "r", config=cfg, now=now)["due"].to_list() == [
+        "2026-11-08, 2026-11-16, 2026-11-17, 2026-11-18, 2026-11-19, 2026-11-20, 2026-11-21, 2026-11-22"]  # 8 days

@@ -141,9 +141,12 @@ def _label(kind: str, d: dt.date) -> str:
 
 
 def due_periods(kind: str, *, newest: dt.datetime | None, now: dt.datetime, published: set[str], max_catchup: int = 8,
-                oldest: dt.datetime | None = None) -> list[str]:
-    """Periods of ``kind`` that have ended by ``now``, lie within the data (``oldest`` .. ``newest``), and are not
-    in ``published``; the newest ``max_catchup`` of them, oldest first.
+                oldest: dt.datetime | None = None, days: Iterable[dt.date] | None = None) -> list[str]:
+    """Periods of ``kind`` that have ended by ``now``, lie within the data (``oldest`` .. ``newest``), hold data (a
+    day of ``days``, the days with a call or an event; None: every period does), and are not in ``published``; the
+    newest ``max_catchup`` of them, oldest first.
+
+    A period without data is never due: its report would fail ("no data for ...") on every run, and be notified.
 
     Examples
     --------
@@ -152,6 +155,12 @@ def due_periods(kind: str, *, newest: dt.datetime | None, now: dt.datetime, publ
     >>> due_periods("month", newest=dt.datetime(2026, 11, 22), now=dt.datetime(2026, 12, 2), published={"2026-10"},
     ...             oldest=dt.datetime(2026, 9, 15))
     ['2026-09', '2026-11']
+
+    Calls on weekdays only: a weekend day is not due.
+
+    >>> due_periods("day", newest=dt.datetime(2026, 11, 23, 18), now=dt.datetime(2026, 11, 24), published=set(),
+    ...             max_catchup=3, days=[dt.date(2026, 11, 20), dt.date(2026, 11, 23)])
+    ['2026-11-20', '2026-11-23']
     """
     from workbench.reports.publish import resolve_period
 
@@ -160,6 +169,7 @@ def due_periods(kind: str, *, newest: dt.datetime | None, now: dt.datetime, publ
     if newest is None:
         return []
     label = _label(kind, min(newest, now).date())
+    held = None if days is None else {_label(kind, d) for d in days}
     out: list[str] = []
     from workbench.reports.index import neighbour
 
@@ -167,7 +177,7 @@ def due_periods(kind: str, *, newest: dt.datetime | None, now: dt.datetime, publ
         start, end, _l = resolve_period(label)
         if oldest is not None and end <= oldest:
             break
-        if end <= now and start <= newest and label not in published:
+        if end <= now and start <= newest and label not in published and (held is None or label in held):
             out.append(label)
             if len(out) >= max_catchup:
                 break
@@ -184,8 +194,9 @@ def _published(out: Path, name: str) -> set[str]:
     return {p.parent.name for p in (out / name).glob("*/report.html")} if (out / name).exists() else set()
 
 
-def _span(db: str) -> tuple[dt.datetime | None, dt.datetime | None]:
-    """Oldest and newest timestamp of calls and events."""
+def _span(db: str) -> tuple[dt.datetime | None, dt.datetime | None, set[dt.date]]:
+    """Oldest and newest timestamp of calls and events, and the days that hold one (what
+    :func:`~workbench.reports.publish.require_data` counts as data)."""
     from workbench.db import connect
 
     def clean(vals: list) -> list:
@@ -194,7 +205,9 @@ def _span(db: str) -> tuple[dt.datetime | None, dt.datetime | None]:
     with connect(db, read_only=True) as w:
         lo = clean([w.calls.ts.min().execute(), w.events.ts.min().execute()])
         hi = clean([w.calls.ts.max().execute(), w.events.ts.max().execute()])
-    return (min(lo) if lo else None), (max(hi) if hi else None)
+        days = {d for (d,) in w.duckdb.execute("select distinct cast(ts as date) from calls where ts is not null union "
+                                               "select distinct cast(ts as date) from events where ts is not null").fetchall()}
+    return (min(lo) if lo else None), (max(hi) if hi else None), days
 
 
 def _newest_call(db: str, now: dt.datetime) -> dt.datetime | None:
@@ -432,11 +445,11 @@ def run(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "report
     records: list[dict[str, Any]] = []
     with _Lock(outp / LOCK_FILE):
         try:
-            oldest, newest = _span(db_path)
+            oldest, newest, days = _span(db_path)
         except WorkbenchError as exc:  # held by a writer past the lock wait, damaged: nothing can run, and that is said
             return [_unreadable(outp, settings, exc, now)]
         todo = [(p, n) for n in names for p in due_periods(settings["period"], newest=newest, now=now, oldest=oldest,
-                                                             published=_published(outp, n), max_catchup=cap)]
+                                                             days=days, published=_published(outp, n), max_catchup=cap)]
         todo.sort(key=lambda t: (resolve_period(t[0])[0], names.index(t[1])))
         bar = None
         if progress or (progress is None and sys.stderr.isatty() and todo):
@@ -592,7 +605,7 @@ def status(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "rep
                 continue
     now = now or utc_now()
     db_path = str(Path(db or os.environ.get("WORKBENCH_DB") or DEFAULT_DB))
-    oldest, newest = _span(db_path) if Path(db_path).exists() else (None, None)
+    oldest, newest, days = _span(db_path) if Path(db_path).exists() else (None, None, set())
     last_call = _newest_call(db_path, now) if Path(db_path).exists() else None
     age = round((now - last_call).total_seconds() / 3600, 1) if last_call else None
     # a database without a single call is stale, as schedule run notifies it
@@ -602,7 +615,7 @@ def status(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "rep
         mine = [r for r in runs if r.get("report") == name]
         last = mine[-1] if mine else {}
         due = due_periods(settings["period"], newest=newest, now=now, published=_published(outp, name),
-                          max_catchup=settings["max_catchup"], oldest=oldest)
+                          max_catchup=settings["max_catchup"], oldest=oldest, days=days)
         rows.append({"report": name, "last_period": last.get("period"), "last_status": last.get("status"),
                      "last_run": last.get("end"), "duration_s": last.get("duration_s"),
                      "failures": sum(1 for r in mine if r.get("status") == "failed"), "due": ", ".join(due) or "nothing",
