@@ -217,3 +217,21 @@ def test_run_all_publishes_the_others_when_one_report_fails(site):
     assert info.value.published == [tmp / "reports" / "tiny" / PERIOD]
     _published(tmp / "reports" / "tiny" / PERIOD)
     assert not (tmp / "reports" / "broken" / PERIOD).exists()
+
+
+def test_the_index_never_lists_the_build_of_a_run_in_progress_or_killed(tmp_path):
+    # a run killed after its HTML was written (or one still running beside another `report` or `schedule run`)
+    # leaves reports/<name>/.<period>~<run id>~build/report.html: the index listed it as a period of its own, with
+    # a link that died as soon as the build was published or cleaned up
+    from workbench.reports.index import build_index, published
+
+    out = tmp_path / "reports"
+    for folder in ("2026-W47", ".2026-W48~20261207T060000Z-0a1b2c3d~build", ".2026-W46~20261207T060000Z-4e5f~previous"):
+        (out / "tiny" / folder).mkdir(parents=True)
+        (out / "tiny" / folder / "report.html").write_text("<html><body><h1>Tiny</h1></body></html>")
+        (out / "tiny" / folder / "params.json").write_text(json.dumps({"start": "2026-11-16"}))
+    assert [(r["report"], r["period"]) for r in published(out)] == [("tiny", "2026-W47")]
+    build_index(out)
+    index = (out / "index.html").read_text()
+    assert "~build" not in index and "~previous" not in index and 'href="tiny/2026-W47/report.html"' in index
+    assert "(2026-W48): not published" in (out / "tiny" / "2026-W47" / "report.html").read_text()

@@ -80,6 +80,8 @@ def neighbour(label: str, step: int) -> str | None:
 def published(out: str | Path) -> list[dict[str, Any]]:
     """Every published report under ``out``: name, period, status, run time, folder; latest period first.
 
+    A hidden folder (``.<period>~<run id>~build``: a run in progress, or the debris of one killed) is not a report.
+
     Examples
     --------
     >>> import json, pathlib, tempfile
@@ -97,6 +99,8 @@ def published(out: str | Path) -> list[dict[str, Any]]:
     for html in root.glob("*/*/report.html"):
         folder = html.parent
         name, period = folder.parent.name, folder.name
+        if name.startswith(".") or period.startswith("."):  # a build, a run swapped aside: never a link of the index
+            continue
         meta: dict[str, Any] = {}
         try:
             meta = json.loads((folder / "params.json").read_text(encoding="utf-8"))

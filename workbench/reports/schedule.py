@@ -191,7 +191,9 @@ def due_periods(kind: str, *, newest: dt.datetime | None, now: dt.datetime, publ
 
 
 def _published(out: Path, name: str) -> set[str]:
-    return {p.parent.name for p in (out / name).glob("*/report.html")} if (out / name).exists() else set()
+    from workbench.reports.index import published
+
+    return {r["period"] for r in published(out) if r["report"] == name}
 
 
 def _span(db: str) -> tuple[dt.datetime | None, dt.datetime | None, set[dt.date]]:
