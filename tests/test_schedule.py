@@ -655,7 +655,7 @@ def test_a_trickling_webhook_cannot_hold_the_run(quiet, monkeypatch, answer, dri
         stop.set()
     assert time.monotonic() - t0 < 10
     assert (rec["report"], rec["status"]) == ("slo check", status)
-    assert rec["error"] == (None if error is None else f"webhook http://127.0.0.1:{port}/hook: {error}")
+    assert rec["error"] == (None if error is None else f"webhook http://127.0.0.1:{port}/…: {error}")
 
 
 def test_a_database_no_run_can_open_is_notified_and_recorded(quiet, monkeypatch):
@@ -703,3 +703,23 @@ def test_a_period_without_data_between_periods_with_data_is_not_due(env):
     cfg.write_text('[schedule]\nperiod = "day"\n')
     assert schedule.status(dbp, out=tmp / "r", config=cfg, now=now)["due"].to_list() == [
         "2026-11-08, 2026-11-16, 2026-11-17, 2026-11-18, 2026-11-19, 2026-11-20, 2026-11-21, 2026-11-22"]  # 8 days
+
+
+def test_a_failed_notice_names_no_secret_of_the_webhook_or_the_command(quiet, capsys):
+    # a Slack-style webhook's path is its token; a pager command may carry one: both were written whole into
+    # runs.jsonl -- in the reports folder every reader of the reports is given -- and on standard error
+    now = dt.datetime(2026, 11, 24, 6)
+    dbp = _firing_db(quiet / "w.duckdb", now)
+    server, received = _hook(500)
+    cfg = quiet / "workbench.toml"
+    cfg.write_text(_SLO + f'[notify]\nwebhook = "http://127.0.0.1:{server.server_port}/services/T0/B0/s3cr3t?t=k3y"\n'
+                          f'command = "sh -c \'exit 3\' --token=t0ken"\n')
+    try:
+        [rec] = schedule.run(dbp, out=quiet / "r", config=cfg, now=now)
+    finally:
+        server.shutdown()
+    assert len(received) == 1  # delivered to the whole URL, named without its secret
+    assert rec["error"] == f"command sh: exit status 3; webhook http://127.0.0.1:{server.server_port}/…: HTTP Error 500: " \
+                           f"Internal Server Error"
+    written = (quiet / "r" / schedule.RUNS_FILE).read_text() + capsys.readouterr().err
+    assert not any(s in written for s in ("s3cr3t", "k3y", "t0ken", "services"))

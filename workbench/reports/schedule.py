@@ -295,8 +295,39 @@ def _post_webhook(url: str, body: bytes) -> None:
         raise outcome[0]
 
 
+def _hide_url(url: str, text: str | None = None) -> str:
+    """``text`` (default: ``url`` itself) with the parts of the webhook ``url`` that are often its secret -- the user
+    and password, the path (Slack's ``/services/T…/B…/<token>``), the query (``?token=``) -- written ``…``: what
+    ``runs.jsonl``, standard error and a notice may say of a webhook. ``runs.jsonl`` lies in the reports folder, which
+    is shared with every reader of the reports.
+
+    >>> _hide_url("https://bot:pw@hooks.example.com:8443/services/T0/B0/s3cret?token=abc")
+    'https://hooks.example.com:8443/…'
+    >>> _hide_url("https://hooks.example.com/x/s3cret", "HTTP Error 404: no hook /x/s3cret")
+    'HTTP Error 404: no hook …'
+    """
+    import urllib.parse
+
+    try:
+        p = urllib.parse.urlsplit(url)
+    except ValueError:  # not even a URL (a bracket left open): none of it is shown
+        return "(the webhook URL)" if text is None else text.replace(url, "(the webhook URL)")
+    user, at, host = p.netloc.rpartition("@")
+    shown = f"{p.scheme}://{host}/…"
+    if text is None:
+        return shown
+    text = text.replace(url, shown)
+    for secret in sorted({user + at, p.path, p.query, p.fragment} - {"", "/"}, key=len, reverse=True):
+        text = text.replace(secret, "…")
+    return text
+
+
 def _send(settings: dict[str, Any], event: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """Send ``event`` through every ``[notify]`` channel: (the channels that delivered it, why each other one failed)."""
+    """Send ``event`` through every ``[notify]`` channel: (the channels that delivered it, why each other one failed).
+
+    Why a channel failed names the command by its program only and the webhook by its scheme, host and port
+    (:func:`_hide_url`): the rest of either often holds a token, and the reasons are recorded in ``runs.jsonl``.
+    """
     import http.client
     import subprocess
 
@@ -305,22 +336,23 @@ def _send(settings: dict[str, Any], event: dict[str, Any]) -> tuple[list[str], l
     cmd = settings.get("command")
     if cmd:
         argv = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
+        prog = argv[0] if argv else ""
         try:
             subprocess.run(argv, input=body, timeout=NOTIFY_TIMEOUT, check=True, stdout=subprocess.DEVNULL)
             done.append("command")
         except subprocess.TimeoutExpired:
-            failed.append(f"command {cmd!r}: timed out after {NOTIFY_TIMEOUT:g} s")
+            failed.append(f"command {prog}: timed out after {NOTIFY_TIMEOUT:g} s")
         except subprocess.CalledProcessError as exc:
-            failed.append(f"command {cmd!r}: exit status {exc.returncode}")
+            failed.append(f"command {prog}: exit status {exc.returncode}")
         except (OSError, subprocess.SubprocessError, ValueError) as exc:
-            failed.append(f"command {cmd!r}: {exc}")
+            failed.append(f"command {prog}: {type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}")
     url = settings.get("webhook")
     if url:
         try:
             _post_webhook(url, body)
             done.append("webhook")
         except (OSError, http.client.HTTPException, ValueError) as exc:  # HTTP 4xx/5xx, refused, timed out, bad URL
-            failed.append(f"webhook {url}: {exc}")
+            failed.append(f"webhook {_hide_url(url)}: {_hide_url(url, str(exc))}")
     return done, failed
 
 
