@@ -591,3 +591,22 @@ def test_a_partial_week_of_the_lifecycle_chart_is_paler_and_labelled():
     assert spec["layer"][0]["encoding"]["x"]["sort"] == ["16 Nov (partial)", "23 Nov"]
     assert fig.alt.endswith("Paler bars: partial periods (the window covers only part of them): Mon 16 Nov.")
     assert "opacity" not in lifecycle(df.drop("partial")).to_dict()["layer"][0]["encoding"]
+
+
+def test_a_link_to_another_report_not_published_is_no_link_until_it_is(tmp_path):
+    # `[schedule] reports = ["scorecard", "cost"]`: the scorecard's metrics link to the latency, hallucination and
+    # adoption reports of the week, which were never published -- nine links that led nowhere
+    out = tmp_path / "reports"
+    page = out / "scorecard" / "2026-W47" / "report.html"
+    page.parent.mkdir(parents=True)
+    page.write_text('<html><body><table><tr><td><a href="../../latency/2026-W47/report.html#Latency-by-model">'
+                    'Latency p95</a></td></tr></table></body></html>')
+    build_index(out)
+    html = page.read_text()
+    assert '<a href="../../latency/' not in html and "Latency p95</a>" in html
+    assert 'title="Latency and reliability 2026-W47 is not published"' in html
+    latency = out / "latency" / "2026-W47" / "report.html"  # published later (by the next run, or by hand)
+    latency.parent.mkdir(parents=True)
+    latency.write_text("<html><body><h1>Latency</h1></body></html>")
+    build_index(out)
+    assert '<a href="../../latency/2026-W47/report.html#Latency-by-model">Latency p95</a>' in page.read_text()

@@ -20,7 +20,8 @@ from typing import Any
 
 from workbench._files import written_atomically
 
-__all__ = ["TITLES", "title_of", "neighbour", "published", "build_index", "nav_html", "page_title", "INDEX_NAME"]
+__all__ = ["TITLES", "title_of", "neighbour", "published", "build_index", "nav_html", "page_title", "link_reports",
+           "INDEX_NAME"]
 
 INDEX_NAME = "index.html"
 TITLES = {
@@ -166,8 +167,34 @@ def insert_nav(html: str, nav: str) -> str:
     return re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + nav, html, count=1)
 
 
+_REPORT_LINK = re.compile(r'<a (?:href|data-wb-href)="(\.\./\.\./([^/"#?]+)/([^/"#?]+)/report\.html(?:#[^"]*)?)"'
+                          r'(?: title="[^"]*")?>')
+
+
+def link_reports(html: str, have: set[tuple[str, str]]) -> str:
+    """``html`` with each link to another report (``../../<name>/<period>/report.html#...``, as the scorecard links
+    its metrics to the reports that explain them) a link when that report is in ``have`` (report, period), else
+    plain text saying it is not published; the next :func:`build_index` makes it a link again once it is.
+
+    >>> page = '<a href="../../latency/2026-W47/report.html#Latency-by-model">Latency p95</a>'
+    >>> page = link_reports(page, set())
+    >>> page
+    '<a data-wb-href="../../latency/2026-W47/report.html#Latency-by-model" title="Latency and reliability 2026-W47 is not published">Latency p95</a>'
+    >>> link_reports(page, {("latency", "2026-W47")})
+    '<a href="../../latency/2026-W47/report.html#Latency-by-model">Latency p95</a>'
+    """
+    def one(m: re.Match) -> str:
+        name, period = _html.unescape(m[2]), _html.unescape(m[3])
+        if (name, period) in have:
+            return f'<a href="{m[1]}">'
+        return f'<a data-wb-href="{m[1]}" title="{_html.escape(page_title(name, period).replace(" · ", " "))} is not published">'
+
+    return _REPORT_LINK.sub(one, html)
+
+
 def build_index(out: str | Path) -> Path:
-    """Write ``out/index.html`` (every report and period, latest first) and refresh the navigation of every report.
+    """Write ``out/index.html`` (every report and period, latest first) and refresh the navigation of every report,
+    and its links to other reports (:func:`link_reports`: plain text while the report linked is not published).
 
     Examples
     --------
@@ -187,6 +214,7 @@ def build_index(out: str | Path) -> Path:
     """
     root = Path(out)
     pub = published(root)
+    have = {(r["report"], r["period"]) for r in pub}
     for r in pub:
         page = r["path"] / "report.html"
         if page.is_symlink() or r["path"].is_symlink() or r["path"].parent.is_symlink():
@@ -195,7 +223,7 @@ def build_index(out: str | Path) -> Path:
             text = page.read_text(encoding="utf-8")
         except OSError:
             continue
-        new = insert_nav(text, nav_html(root, r["report"], r["period"], pub=pub))
+        new = link_reports(insert_nav(text, nav_html(root, r["report"], r["period"], pub=pub)), have)
         if new != text:
             with written_atomically(page) as fh:  # replaced in one rename: a reader never sees half a page
                 fh.write(new)
