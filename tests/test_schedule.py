@@ -723,3 +723,18 @@ def test_a_failed_notice_names_no_secret_of_the_webhook_or_the_command(quiet, ca
                            f"Internal Server Error"
     written = (quiet / "r" / schedule.RUNS_FILE).read_text() + capsys.readouterr().err
     assert not any(s in written for s in ("s3cr3t", "k3y", "t0ken", "services"))
+
+
+def test_a_misspelt_scheduled_report_is_refused_by_name_before_the_run(env):
+    # reports = ["mnii"]: every due period was a failed "no report 'mnii'" record and a notice, on every run; and
+    # `schedule export` wrote the cron line without a word
+    tmp, dbp, _ = env
+    cfg = tmp / "workbench.toml"
+    cfg.write_text('[schedule]\nreports = ["mini", "mnii"]\n')
+    for call in (lambda: schedule.run(dbp, out=tmp / "r", config=cfg, now=dt.datetime(2026, 11, 24), checks=False),
+                 lambda: schedule.export("crontab", db=str(dbp), out=str(tmp / "r"), config=str(cfg))):
+        with pytest.raises(wb.errors.ConfigError) as err:
+            call()
+        assert str(err.value) == (f"workbench.toml [schedule]: reports = ['mini', 'mnii']: no report 'mnii'; did you mean "
+                                  f"'mini'? (known: mini)")
+    assert not (tmp / "r" / schedule.RUNS_FILE).exists()

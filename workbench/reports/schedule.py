@@ -106,6 +106,14 @@ def _settings(config: Any) -> dict[str, Any]:
     if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
         raise ConfigError(f"{cfg.where('schedule')}: reports = {names!r}; expected a list of report names, "
                           f"e.g. [\"scorecard\", \"cost\"]")
+    if names is not None:  # a misspelt one failed on every run, for every due period, each failure notified
+        from workbench.errors import UnknownNameError
+        from workbench.reports.publish import available
+
+        known = available()
+        for n in names:
+            if n not in known:
+                raise ConfigError(f"{cfg.where('schedule')}: reports = {names!r}: {UnknownNameError('report', n, known)}")
     if "stale_after_hours" in sec:
         cfg.number(sec, "stale_after_hours", "schedule")
         if not sec["stale_after_hours"] > 0:
