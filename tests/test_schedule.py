@@ -738,3 +738,35 @@ def test_a_misspelt_scheduled_report_is_refused_by_name_before_the_run(env):
         assert str(err.value) == (f"workbench.toml [schedule]: reports = ['mini', 'mnii']: no report 'mnii'; did you mean "
                                   f"'mini'? (known: mini)")
     assert not (tmp / "r" / schedule.RUNS_FILE).exists()
+
+
+def test_a_reports_folder_that_cannot_be_written_is_one_line_and_notified(env, capsys):
+    # the reports folder gone read-only, full, or a file in its place: a traceback in cron's mail, and no notice
+    from workbench import cli
+
+    tmp, dbp, _ = env
+    (tmp / "r").write_text("not a folder")
+    sink = tmp / "notified.json"
+    cfg = tmp / "workbench.toml"
+    cfg.write_text(f'[notify]\ncommand = "sh -c \'cat > {sink}\'"\n')
+    code = cli.main(["schedule", "run", "--db", str(dbp), "--out", str(tmp / "r"), "--config", str(cfg)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (f"workbench schedule: error: schedule run: cannot write the reports folder "
+                                            f"{tmp / 'r'}: not a folder")
+    event = json.loads(sink.read_text())
+    assert event["event"] == "run_failed" and "cannot write the reports folder" in event["error"]
+
+
+def test_a_run_whose_record_cannot_be_written_goes_on_and_exits_1(quiet, capsys):
+    # runs.jsonl could not be appended to (a full disk): the run stopped with a traceback after the first report,
+    # the others and the checks never ran
+    now = dt.datetime(2026, 11, 24, 6)
+    dbp = _calls_stopped_db(quiet / "w.duckdb", now)
+    (quiet / "r" / schedule.RUNS_FILE).mkdir(parents=True)  # a folder where the file goes: it cannot be appended to
+    recs, received, _ = _run_with_hook(quiet, dbp, "[schedule]\nstale_after_hours = 24\n", now, checks=False)
+    assert [e["event"] for e in received] == ["stale_data"]
+    assert [(r["report"], r["status"]) for r in recs] == [("stale data", "notified")]
+    assert recs[0]["record_error"].startswith(f"not recorded in {quiet / 'r' / schedule.RUNS_FILE}: Is a directory")
+    assert schedule.exit_code(recs) == 1
+    assert "stale data: not recorded in" in capsys.readouterr().err

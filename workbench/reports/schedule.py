@@ -234,19 +234,35 @@ class _Lock:
         self.path, self.fh = path, None
 
     def __enter__(self) -> "_Lock":
+        """Hold the lock (again: a no-op); :class:`ScheduleBusy` when another run holds it, :class:`ReportError` when
+        the reports folder cannot be written (a file in its place, read-only, full)."""
         import fcntl
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fh = open(self.path, "a+")
+        from workbench.errors import ReportError
+
+        if self.fh is not None:
+            return self
+        folder = self.path.parent
         try:
-            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            folder.mkdir(parents=True, exist_ok=True)
+            fh = open(self.path, "a+")
+        except OSError as exc:
+            why = "not a folder" if folder.exists() and not folder.is_dir() else (exc.strerror or str(exc))
+            raise ReportError(f"schedule run: cannot write the reports folder {folder}: {why}") from None
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self.fh.close()
+            fh.close()
             raise ScheduleBusy(f"schedule run: another run holds {self.path}; nothing done") from None
-        self.fh.seek(0)
-        self.fh.truncate()
-        self.fh.write(f"{os.getpid()}\n")
-        self.fh.flush()
+        self.fh = fh
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"{os.getpid()}\n")
+            fh.flush()
+        except OSError as exc:
+            self.__exit__()
+            raise ReportError(f"schedule run: cannot write the reports folder {folder}: {exc.strerror or exc}") from None
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -255,11 +271,18 @@ class _Lock:
         if self.fh:
             fcntl.flock(self.fh, fcntl.LOCK_UN)
             self.fh.close()
+            self.fh = None
 
 
 def _record(out: Path, row: dict[str, Any]) -> None:
-    with open(out / RUNS_FILE, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(row, default=str) + "\n")
+    """Append ``row`` to ``runs.jsonl``. When it cannot be written (a full disk, a folder made read-only) the run goes
+    on -- the other reports, the alerts -- with ``record_error`` in the row, said on standard error, and exits 1."""
+    try:
+        with open(out / RUNS_FILE, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row, default=str) + "\n")
+    except OSError as exc:
+        row["record_error"] = f"not recorded in {out / RUNS_FILE}: {exc.strerror or exc}"
+        print(f"workbench schedule: {row.get('report')}: {row['record_error']}", file=sys.stderr)
 
 
 #: Seconds a notification channel may take (the command to finish, the webhook to answer) before it counts as failed.
@@ -423,15 +446,18 @@ def _unreadable(outp: Path, settings: dict[str, Any], exc: BaseException, now: d
 
 def exit_code(records: Iterable[dict[str, Any]]) -> int:
     """The exit code of ``schedule run`` for its records: 0 when every report was published and every alert
-    delivered, 2 when a check could not run for bad input (a broken ``[slo.*]``), else 1 when a report failed or an
-    alert was not delivered.
+    delivered, 2 when a check could not run for bad input (a broken ``[slo.*]``), else 1 when a report failed, an
+    alert was not delivered, or a record could not be written to ``runs.jsonl``.
 
     >>> exit_code([{"status": "published"}, {"status": "notified"}]), exit_code([{"status": "failed"}])
     (0, 1)
     >>> exit_code([{"status": "failed"}, {"status": "failed", "exit_code": 2}])
     2
+    >>> exit_code([{"status": "published", "record_error": "not recorded in reports/runs.jsonl: No space left"}])
+    1
     """
-    return max((r.get("exit_code", 1) if r.get("status") == "failed" else 0 for r in records), default=0)
+    return max((r.get("exit_code", 1) if r.get("status") == "failed" else 1 if r.get("record_error") else 0
+                for r in records), default=0)
 
 
 def line(record: dict[str, Any]) -> str:
@@ -449,8 +475,10 @@ def run(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "report
         retries: int = 3, retry_wait: float = 2.0, checks: bool = True, progress: bool | None = None) -> list[dict[str, Any]]:
     """Publish every due, unpublished period of every scheduled report, oldest first; return the run records.
 
-    Raises :class:`ScheduleBusy` when another run holds the lock. A report that fails is recorded and notified,
-    and the run goes on with the next one. A database the run cannot open (held by a writer past the lock wait) is
+    Raises :class:`ScheduleBusy` when another run holds the lock, and :class:`~workbench.errors.ReportError` (exit 2,
+    notified as ``run_failed``) when the reports folder cannot be written. A report that fails is recorded and
+    notified, and the run goes on with the next one; so it does when a record cannot be written to ``runs.jsonl``
+    (the run then exits 1). A database the run cannot open (held by a writer past the lock wait) is
     notified and recorded as ``database`` ``failed``, and the run exits 2.
 
     Examples
@@ -473,7 +501,7 @@ def run(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "report
     (1, True)
     """
     from workbench.db import DEFAULT_DB
-    from workbench.errors import DatabaseError, WorkbenchError
+    from workbench.errors import DatabaseError, ReportError, WorkbenchError
     from workbench.reports.publish import available, resolve_period, run_report
 
     settings = _settings(config)
@@ -485,7 +513,12 @@ def run(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "report
     names = list(names or settings["reports"] or available())
     cap = max_catchup or settings["max_catchup"]
     records: list[dict[str, Any]] = []
-    with _Lock(outp / LOCK_FILE):
+    try:
+        lock = _Lock(outp / LOCK_FILE).__enter__()
+    except ReportError as exc:  # the reports folder cannot be written: nothing can run or be recorded, and that is said
+        notify(settings["notify"], {"event": "run_failed", "error": str(exc), "at": now.isoformat()})
+        raise
+    with lock:
         try:
             oldest, newest, days = _span(db_path)
         except WorkbenchError as exc:  # held by a writer past the lock wait, damaged: nothing can run, and that is said
