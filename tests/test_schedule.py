@@ -770,3 +770,14 @@ def test_a_run_whose_record_cannot_be_written_goes_on_and_exits_1(quiet, capsys)
     assert recs[0]["record_error"].startswith(f"not recorded in {quiet / 'r' / schedule.RUNS_FILE}: Is a directory")
     assert schedule.exit_code(recs) == 1
     assert "stale data: not recorded in" in capsys.readouterr().err
+
+
+def test_status_of_a_database_that_is_not_there_is_an_error_not_all_clear(env, capsys):
+    # `schedule status` started elsewhere, or with --db misspelt: every report "due nothing", "stale False" -- all
+    # clear, of a database that does not exist; `schedule run` refused it
+    from workbench import cli
+
+    tmp, dbp, _ = env
+    missing = tmp / "w.duckbd"
+    assert cli.main(["schedule", "status", "--db", str(missing), "--out", str(tmp / "r")]) == 2
+    assert capsys.readouterr().err == f"workbench schedule: error: schedule status: no database at {missing}\n"

@@ -42,7 +42,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import EXIT_CHECK, ConfigError, InputError, ParameterError, first_line
+from workbench.errors import EXIT_CHECK, ConfigError, InputError, MissingFileError, ParameterError, first_line
 from workbench.schema import utc_now
 
 __all__ = ["due_periods", "run", "status", "export", "notify", "exit_code", "line", "crontab", "RUNS_FILE", "LOCK_FILE",
@@ -508,7 +508,7 @@ def run(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "report
     outp = Path(out).resolve()
     db_path = str(Path(db or os.environ.get("WORKBENCH_DB") or DEFAULT_DB).resolve())
     if not Path(db_path).exists():
-        raise InputError(f"schedule run: no database at {db_path}")
+        raise MissingFileError(f"schedule run: no database at {db_path}")
     now = now or utc_now()
     names = list(names or settings["reports"] or available())
     cap = max_catchup or settings["max_catchup"]
@@ -679,12 +679,14 @@ def status(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "rep
             except ValueError:
                 continue
     now = now or utc_now()
-    db_path = str(Path(db or os.environ.get("WORKBENCH_DB") or DEFAULT_DB))
-    oldest, newest, days = _span(db_path) if Path(db_path).exists() else (None, None, set())
-    last_call = _newest_call(db_path, now) if Path(db_path).exists() else None
+    db_path = str(Path(db or os.environ.get("WORKBENCH_DB") or DEFAULT_DB).resolve())
+    if not Path(db_path).exists():  # read as no data, it was "due nothing" and "stale False": all clear
+        raise MissingFileError(f"schedule status: no database at {db_path}")
+    oldest, newest, days = _span(db_path)
+    last_call = _newest_call(db_path, now)
     age = round((now - last_call).total_seconds() / 3600, 1) if last_call else None
     # a database without a single call is stale, as schedule run notifies it
-    stale = Path(db_path).exists() and (last_call is None or stale_hours(last_call, now, settings) is not None)
+    stale = last_call is None or stale_hours(last_call, now, settings) is not None
     rows = []
     for name in settings["reports"] or available():
         mine = [r for r in runs if r.get("report") == name]
