@@ -781,3 +781,31 @@ def test_status_of_a_database_that_is_not_there_is_an_error_not_all_clear(env, c
     missing = tmp / "w.duckbd"
     assert cli.main(["schedule", "status", "--db", str(missing), "--out", str(tmp / "r")]) == 2
     assert capsys.readouterr().err == f"workbench schedule: error: schedule status: no database at {missing}\n"
+
+
+def test_a_webhook_with_a_user_and_password_in_its_url_is_delivered_with_them(quiet):
+    # https://user:token@host/hook (basic auth, as Alertmanager receivers and CI hooks take it) was never delivered:
+    # urllib read "user:token@host" as the host name -- "Name or service not known" on every notice
+    import base64
+
+    got = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            got.append((self.path, self.headers.get("Authorization")))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        done = schedule.notify({"webhook": f"http://pager:s%40fe@127.0.0.1:{server.server_port}/hook?x=1"},
+                               {"event": "stale_data"})
+    finally:
+        server.shutdown()
+    assert done == ["webhook"]
+    assert got == [("/hook?x=1", "Basic " + base64.b64encode(b"pager:s@fe").decode())]
