@@ -809,3 +809,18 @@ def test_a_webhook_with_a_user_and_password_in_its_url_is_delivered_with_them(qu
         server.shutdown()
     assert done == ["webhook"]
     assert got == [("/hook?x=1", "Basic " + base64.b64encode(b"pager:s@fe").decode())]
+
+
+def test_an_exported_line_names_the_default_database_by_its_absolute_path(quiet, monkeypatch):
+    # exported in the project folder without --db, the line named no database: cron starts it in $HOME, where
+    # datasets/workbench.duckdb is not, and every scheduled run failed with "no database at ~/datasets/..."
+    monkeypatch.delenv("WORKBENCH_DB", raising=False)
+    (quiet / "datasets").mkdir()
+    wb.connect(quiet / "datasets" / "workbench.duckdb").close()
+    line = schedule.export("crontab", out="rep").splitlines()[-1]
+    argv = shlex.split(line[len("0 6 * * * "):])
+    assert argv[argv.index("--db") + 1] == str(quiet / "datasets" / "workbench.duckdb")
+    (quiet / "datasets" / "workbench.duckdb").unlink()  # none there: the line still names it, and a comment says so
+    text = schedule.export("systemd", out="rep")
+    assert f'"--db" "{quiet / "datasets" / "workbench.duckdb"}"' in text
+    assert f"# no database at {quiet / 'datasets' / 'workbench.duckdb'}: export with --db to name one" in text

@@ -804,7 +804,8 @@ def export(kind: str = "crontab", *, db: str | None = None, out: str = "reports"
     """Crontab lines or systemd service and timer units that start ``workbench schedule run``.
 
     Paths are absolute and shell-quoted, so a line works from any directory and a hostile file name stays one
-    argument; the config is the one found at export (``config``, ``$WORKBENCH_CONFIG`` or ``./workbench.toml``), named
+    argument; the database is ``db``, ``$WORKBENCH_DB`` or ``datasets/workbench.duckdb`` of the folder exported in
+    (a comment says so when there is none); the config is the one found at export (``config``, ``$WORKBENCH_CONFIG`` or ``./workbench.toml``), named
     by its absolute path, so the run checks and notifies as ``workbench slo`` did where it was exported. The cron expression (``[schedule] cron`` or ``cron=``) is validated with croniter.
 
     >>> line = export("crontab", db="/d/x.duckdb; touch pwned #", out="/srv/reports").splitlines()[-1]
@@ -819,11 +820,17 @@ def export(kind: str = "crontab", *, db: str | None = None, out: str = "reports"
         raise ParameterError(f"schedule export: {cron!r} is not a valid five-field cron expression, e.g. \"0 6 * * *\"")
     # the config found now (config=, $WORKBENCH_CONFIG or ./workbench.toml), by its absolute path: cron and systemd
     # start the run elsewhere ($HOME, /), where none is found and every check and notice would be off
+    from workbench.db import DEFAULT_DB
+
     found = settings["config_path"]
-    args = _command(db or os.environ.get("WORKBENCH_DB"), out, str(found) if found else None)
+    # the database too (--db, $WORKBENCH_DB, else datasets/workbench.duckdb here): in $HOME there is none
+    db_path = Path(db or os.environ.get("WORKBENCH_DB") or DEFAULT_DB).absolute()
+    args = _command(str(db_path), out, str(found) if found else None)
     cmd = " ".join(shlex.quote(a) for a in args)  # for cron's /bin/sh
     note = ([] if found else [f"# no workbench.toml found ({Path.cwd()}, $WORKBENCH_CONFIG): the run checks no SLO "
                               f"or budget and notifies nobody; export with --config to name one"])
+    if not db_path.exists():
+        note.append(f"# no database at {db_path}: export with --db to name one")
     if kind == "crontab":
         odd = _not_vixie(cron)
         if odd:  # croniter reads them, cron itself refuses the line ("bad day-of-month ... can't install")
