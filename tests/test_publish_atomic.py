@@ -235,3 +235,28 @@ def test_the_index_never_lists_the_build_of_a_run_in_progress_or_killed(tmp_path
     index = (out / "index.html").read_text()
     assert "~build" not in index and "~previous" not in index and 'href="tiny/2026-W47/report.html"' in index
     assert "(2026-W48): not published" in (out / "tiny" / "2026-W47" / "report.html").read_text()
+
+
+def test_an_index_built_beside_a_publish_lists_it_and_never_writes_an_old_page_over_it(tmp_path):
+    # `report all` by hand while `schedule run` publishes: each rebuilt the index from what it had listed, so the one
+    # that listed first wrote last -- an index without the other's report, a navigation bar rewritten from a page
+    # read before the other's publish (the previous run's page in place of the new one)
+    from workbench.reports.index import build_index
+
+    out = tmp_path / "reports"
+    for folder in ("2026-W46", ".2026-W47~20261207T060000Z-0a1b2c3d~build"):
+        (out / "tiny" / folder).mkdir(parents=True)
+        (out / "tiny" / folder / "report.html").write_text(f"<html><body><h1>{folder[:9]}</h1></body></html>")
+    env = {**os.environ, reports.PAUSE_ENV: "index:3"}
+    code = f"from workbench.reports.index import build_index; build_index({str(out)!r})"
+    other = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "paused at index" in other.stderr.readline()  # it has listed the reports, and not written yet
+        build = out / "tiny" / ".2026-W47~20261207T060000Z-0a1b2c3d~build"
+        reports._publish(build, out / "tiny" / "2026-W47", force=False)  # as run_report publishes, then indexes
+        build_index(out)
+    finally:
+        other.wait(60)
+    assert other.returncode == 0
+    assert 'href="tiny/2026-W47/report.html"' in (out / "index.html").read_text()
+

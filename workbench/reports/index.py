@@ -24,6 +24,8 @@ __all__ = ["TITLES", "title_of", "neighbour", "published", "build_index", "nav_h
            "INDEX_NAME"]
 
 INDEX_NAME = "index.html"
+#: Held while the index is built and while a report is swapped into place (:func:`build_index`)
+INDEX_LOCK = ".index~lock"
 TITLES = {
     "scorecard": "Weekly scorecard",
     "adoption": "Adoption",
@@ -212,7 +214,18 @@ def build_index(out: str | Path) -> Path:
     >>> "next → (2026-W47)</a>" in (out / "scorecard" / "2026-W46" / "report.html").read_text()  # gained its link
     True
     """
+    from workbench.reports.publish import _flock, _pause
+
     root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    # one index at a time, and no publish while one is built (publish._publish takes the lock too): listed before a
+    # report was published and written after, an index left it out and a page read before was written over it
+    with _flock(root / INDEX_LOCK):
+        _pause("index")
+        return _build_index(root)
+
+
+def _build_index(root: Path) -> Path:
     pub = published(root)
     have = {(r["report"], r["period"]) for r in pub}
     for r in pub:
@@ -253,7 +266,6 @@ def build_index(out: str | Path) -> Path:
             f'<style>{css}</style></head><body><h1>Reports</h1><p>Every published report, latest period first.</p>'
             f'{"".join(body)}</body></html>')
     target = root / INDEX_NAME
-    root.mkdir(parents=True, exist_ok=True)
     with written_atomically(target) as fh:  # a new temporary file, never one found in the folder (a link)
         fh.write(page)
     return target

@@ -922,19 +922,24 @@ def _retire(old: Path, target: Path, *, force: bool) -> None:
 
 
 def _publish(build: Path, target: Path, *, force: bool) -> None:
-    """Put ``build`` in place of ``target`` with one atomic rename: readers see the previous run or the new one."""
-    if not target.exists():
-        os.rename(build, target)
-        return
-    if not _exchange(build, target):
-        # No atomic exchange on this system: move the previous run aside first. A crash between the two renames
-        # leaves it whole under its '~previous' name, and the next run of the period puts it back.
-        aside = build.with_name(build.name.replace("~build", "~previous"))
-        os.rename(target, aside)
-        os.rename(build, target)
-        build = aside
-    _pause("archive")
-    _retire(build, target, force=force)
+    """Put ``build`` in place of ``target`` with one atomic rename: readers see the previous run or the new one. Not
+    while an index is being built (:func:`workbench.reports.index.build_index`): it would write the page it read
+    before over the new one."""
+    from workbench.reports.index import INDEX_LOCK
+
+    with _flock(target.parent.parent / INDEX_LOCK):
+        if not target.exists():
+            os.rename(build, target)
+            return
+        if not _exchange(build, target):
+            # No atomic exchange on this system: move the previous run aside first. A crash between the two renames
+            # leaves it whole under its '~previous' name, and the next run of the period puts it back.
+            aside = build.with_name(build.name.replace("~build", "~previous"))
+            os.rename(target, aside)
+            os.rename(build, target)
+            build = aside
+        _pause("archive")
+        _retire(build, target, force=force)
 
 
 def _recover(parent: Path, label: str) -> None:
