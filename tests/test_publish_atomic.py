@@ -260,3 +260,15 @@ def test_an_index_built_beside_a_publish_lists_it_and_never_writes_an_old_page_o
     assert other.returncode == 0
     assert 'href="tiny/2026-W47/report.html"' in (out / "index.html").read_text()
 
+
+def test_a_build_that_cannot_be_written_is_removed_and_said_in_one_line(site):
+    # the disk filled up while params.json was written: a raw OSError (a traceback from `workbench report`), and the
+    # build -- the whole report, hundreds of kB -- left on the full disk. Here the notebook puts a folder where
+    # params.json goes, so that writing it fails as on a full disk.
+    tmp, dbp = site
+    _notebook(tmp / "notebooks" / "full.ipynb", "import os\nos.mkdir(os.path.join(out_dir, 'params.json'))")
+    with pytest.raises(reports.ReportError) as err:
+        reports.run_report("full", db=dbp, out=tmp / "reports", period=PERIOD)
+    assert str(err.value).startswith("report 'full': cannot write ") and str(err.value).endswith(
+        "params.json: Is a directory")
+    assert [p.name for p in (tmp / "reports" / "full").iterdir() if not p.name.endswith("~lock")] == []

@@ -1196,8 +1196,12 @@ def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | 
             "notebook": str(nb), "parameters": {**params, "out_dir": str(target.resolve())},
             "definitions": _definitions(sorted(shown)), "data_lineage": _lineage(db_path),
         }
-        (build / "params.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
-        _fsync_tree(build)
+        try:
+            (build / "params.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+            _fsync_tree(build)
+        except OSError as exc:  # a full disk: the build (the whole report) is not left on it; the published run stays
+            shutil.rmtree(build, ignore_errors=True)
+            raise ReportError(f"report {name!r}: cannot write {build / 'params.json'}: {exc.strerror or exc}") from None
         _pause("publish")
         with _flock(publish_lock):
             _publish(build, target, force=force)
