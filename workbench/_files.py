@@ -99,3 +99,50 @@ def written_atomically(path: str | os.PathLike, *, encoding: str | None = "utf-8
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+#: Fault-injection hook for tests: ``WORKBENCH_REPORT_PAUSE="stage:seconds"`` sleeps at that stage of
+#: :func:`workbench.reports.publish.run_report` (``execute``, ``html``, ``publish``, ``archive``) or of
+#: :func:`workbench.reports.index.build_index` (``index``) so a test can kill the process there, or act meanwhile.
+PAUSE_ENV = "WORKBENCH_REPORT_PAUSE"
+
+
+def pause(stage: str) -> None:
+    """Sleep at ``stage`` when :data:`PAUSE_ENV` names it (``"stage:seconds"``), saying so on standard error.
+
+    >>> pause("publish")  # the variable is not set: no pause
+    """
+    spec = os.environ.get(PAUSE_ENV, "")
+    at, _, seconds = spec.partition(":")
+    if at == stage:
+        import sys
+        import time
+
+        print(f"run_report: paused at {stage}", file=sys.stderr, flush=True)
+        time.sleep(float(seconds or 60))
+
+
+@contextlib.contextmanager
+def flock(path: str | os.PathLike, *, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive lock on ``path`` (created if needed); yields False when ``wait`` is False and another live
+    process holds it. The kernel drops the lock when its holder dies, however it dies (kill -9 included).
+
+    >>> import pathlib, tempfile
+    >>> lock = pathlib.Path(tempfile.mkdtemp()) / ".lock"
+    >>> with flock(lock) as held:
+    ...     with flock(lock, wait=False) as again:  # another open of the file: refused while the first holds it
+    ...         held, again
+    (True, False)
+    """
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)

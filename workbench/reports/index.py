@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from workbench._files import written_atomically
+from workbench._files import flock, pause, written_atomically
 
 __all__ = ["TITLES", "title_of", "neighbour", "published", "build_index", "nav_html", "page_title", "link_reports",
            "INDEX_NAME"]
@@ -214,14 +214,12 @@ def build_index(out: str | Path) -> Path:
     >>> "next → (2026-W47)</a>" in (out / "scorecard" / "2026-W46" / "report.html").read_text()  # gained its link
     True
     """
-    from workbench.reports.publish import _flock, _pause
-
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     # one index at a time, and no publish while one is built (publish._publish takes the lock too): listed before a
     # report was published and written after, an index left it out and a page read before was written over it
-    with _flock(root / INDEX_LOCK):
-        _pause("index")
+    with flock(root / INDEX_LOCK):
+        pause("index")
         return _build_index(root)
 
 

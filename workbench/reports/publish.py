@@ -27,6 +27,7 @@ from __future__ import annotations
 from workbench.config import Target, load_config, load_settings  # noqa: F401  (Target: the type targets() returns)
 from workbench.errors import MissingFileError, ParameterError, ReportError, UnknownNameError  # noqa: F401  (ReportError: importable from here as before)
 from workbench.errors import ParameterTypeError, check_bool, check_name
+from workbench._files import PAUSE_ENV, flock, pause  # noqa: F401  (PAUSE_ENV: importable from here as before)
 
 import contextlib
 import datetime as dt
@@ -784,21 +785,7 @@ def _to_html(nb_path: Path, html_path: Path) -> None:
     html_path.write_text(body, encoding="utf-8")
 
 
-#: Fault-injection hook for tests: ``WORKBENCH_REPORT_PAUSE="stage:seconds"`` sleeps at that stage of
-#: :func:`run_report` (``execute``, ``html``, ``publish``, ``archive``) so a test can kill the process there.
-PAUSE_ENV = "WORKBENCH_REPORT_PAUSE"
 _REPORT_FILES = ("report.html", "report.ipynb", "metrics.parquet", "params.json")
-
-
-def _pause(stage: str) -> None:
-    spec = os.environ.get(PAUSE_ENV, "")
-    at, _, seconds = spec.partition(":")
-    if at == stage:
-        import sys
-        import time
-
-        print(f"run_report: paused at {stage}", file=sys.stderr, flush=True)
-        time.sleep(float(seconds or 60))
 
 
 def report_name(name: Any) -> str:
@@ -823,24 +810,6 @@ def _new_run_id() -> str:
     import secrets
 
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
-
-
-@contextlib.contextmanager
-def _flock(path: Path, *, wait: bool = True) -> Iterator[bool]:
-    """Hold an exclusive lock on ``path`` (created if needed); yields False when ``wait`` is False and another live
-    process holds it. The kernel drops the lock when its holder dies, however it dies (kill -9 included)."""
-    import fcntl
-
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -927,7 +896,7 @@ def _publish(build: Path, target: Path, *, force: bool) -> None:
     before over the new one."""
     from workbench.reports.index import INDEX_LOCK
 
-    with _flock(target.parent.parent / INDEX_LOCK):
+    with flock(target.parent.parent / INDEX_LOCK):
         if not target.exists():
             os.rename(build, target)
             return
@@ -938,7 +907,7 @@ def _publish(build: Path, target: Path, *, force: bool) -> None:
             os.rename(target, aside)
             os.rename(build, target)
             build = aside
-        _pause("archive")
+        pause("archive")
         _retire(build, target, force=force)
 
 
@@ -954,7 +923,7 @@ def _recover(parent: Path, label: str) -> None:
             continue
         rid, _, kind = entry.name[len(prefix):].partition("~")
         lock = parent / f"{prefix}{rid}~lock"
-        with _flock(lock, wait=False) as dead:
+        with flock(lock, wait=False) as dead:
             if not dead:
                 continue  # a live run
             try:
@@ -970,7 +939,7 @@ def _recover(parent: Path, label: str) -> None:
                 os.rename(entry, target)  # moved aside and nothing replaced it: put it back
         lock.unlink(missing_ok=True)
     for lock in parent.glob(f"{glob.escape(prefix)}*~lock"):
-        with _flock(lock, wait=False) as dead:
+        with flock(lock, wait=False) as dead:
             if dead and not any(p.exists() for p in (lock.with_name(lock.name[:-4] + "build"),
                                                      lock.with_name(lock.name[:-4] + "previous"))):
                 lock.unlink(missing_ok=True)
@@ -1150,8 +1119,8 @@ def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | 
     run_id = _new_run_id()
     build = parent / f".{label}~{run_id}~build"
     publish_lock = parent / f".{label}~publish~lock"
-    with _flock(parent / f".{label}~{run_id}~lock"):  # held while this run lives: its build is not debris
-        with _flock(publish_lock):
+    with flock(parent / f".{label}~{run_id}~lock"):  # held while this run lives: its build is not debris
+        with flock(publish_lock):
             _recover(parent, label)
         build.mkdir()
         (build / ".run-id").write_text(run_id, encoding="utf-8")  # tells this run's build from a swapped-out run
@@ -1159,7 +1128,7 @@ def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | 
                   "out_dir": str(build.resolve()), "config": str(found.resolve()) if found else None}
         executed = build / "report.ipynb"
         started = utc_now()
-        _pause("execute")
+        pause("execute")
         try:
             # The kernel talks to papermill over loopback only; its notice about unencrypted TCP is noise in a run.
             # papermill fills {name} in both paths from the parameters: a brace of a folder's name is written doubled
@@ -1179,7 +1148,7 @@ def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | 
                                   f"{' '.join(str(exc.evalue).split())[:300]}{where}") from None
             first = " ".join(str(exc).split())[:300]
             raise ReportError(f"report {name!r} ({nb}): could not be executed: {type(exc).__name__}: {first}{where}") from None
-        _pause("html")
+        pause("html")
         try:
             _to_html(executed, build / "report.html")
         except Exception as exc:
@@ -1202,8 +1171,8 @@ def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | 
         except OSError as exc:  # a full disk: the build (the whole report) is not left on it; the published run stays
             shutil.rmtree(build, ignore_errors=True)
             raise ReportError(f"report {name!r}: cannot write {build / 'params.json'}: {exc.strerror or exc}") from None
-        _pause("publish")
-        with _flock(publish_lock):
+        pause("publish")
+        with flock(publish_lock):
             _publish(build, target, force=force)
     (parent / f".{label}~{run_id}~lock").unlink(missing_ok=True)
     from workbench.reports.index import build_index
