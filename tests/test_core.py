@@ -128,6 +128,29 @@ def test_partial_marks_the_periods_the_window_cuts():
         assert wb.compute("error_rate", db, period="day", end="2026-01-03")["partial"].to_list() == [None, False]
 
 
+def test_partial_marks_the_period_the_clock_has_not_finished():
+    """A report of the current month (or week) has a window ending after the clock: its data stop today, and the
+    month read as whole (partial False) showed its few days as a drop against the whole months before it."""
+    from workbench.schema import utc_now
+
+    now = utc_now()
+    this_month = dt.datetime(now.year, now.month, 1)
+    last_month = dt.datetime(now.year - (now.month == 1), (now.month - 2) % 12 + 1, 1)
+    next_month = dt.datetime(now.year + (now.month == 12), now.month % 12 + 1, 1)
+    db = wb.connect(":memory:")
+    db.duckdb.execute("insert into calls (call_id, ts, feature, status) values (?, ?, 'chat', 'ok'), (?, ?, 'chat', 'ok')",
+                      ["a", last_month, "b", this_month])  # the first instant of this month is before the clock
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = wb.compute("error_rate", db, period="month", start=last_month, end=next_month)
+        assert got.select("period_start", "n", "partial").rows() == [(last_month, 1, False), (this_month, 1, True)]
+        # the same window as one period: it reaches past the clock, so it is not whole either
+        assert wb.compute("error_rate", db, period="all", start=last_month, end=next_month)["partial"].to_list() == [True]
+        # a window that ends before the clock is unchanged
+        assert wb.compute("error_rate", db, period="month", start=last_month,
+                          end=this_month)["partial"].to_list() == [False]
+
+
 def test_scope_filters_window_and_where():
     db = wb.connect(":memory:")
     _calls(db, [

@@ -11,7 +11,8 @@ the DuckDB default and on any backend Ibis supports. The result is the one tidy 
 
 ``n`` is the denominator (calls, answers, users...). ``lo``/``hi`` are the interval where one makes sense, else null.
 ``partial`` says whether the window ``[start, end)`` covers the row's period only in part (a first week the window
-enters on a Thursday: its low count is no drop), null on an open side of the window (:func:`mark_partial`).
+enters on a Thursday: its low count is no drop; the current week, whose days after the clock hold no data yet), null
+on an open side of the window (:func:`mark_partial`).
 An empty or undefined group has a null ``value`` with ``n = 0`` and an :class:`UndefinedMetricWarning`, never a
 silent 0, and it never vanishes: every group of the selection's scope appears in every period of the window
 (:func:`complete_grid`).
@@ -1366,9 +1367,11 @@ def mark_partial(df: "pl.DataFrame", period: str, start: Any = None, end: Any = 
 
     A first week that the window starts in on a Thursday holds four days of data, and its count reads as a drop:
     ``partial`` is True there (and for the last period, when ``end`` falls inside it), False for a period the window
-    covers whole. On an open side (no ``start``, no ``end``) the window runs to the data, whose coverage of its first
-    (last) period is not known: that period's ``partial`` is null. At ``period="all"`` the one period is the window
-    itself: False. A row without a ``period_start`` is null. Every metric of the suite gets it at its boundary.
+    covers whole. Time after the clock holds no data yet: an ``end`` later than now counts as now, so the current
+    week of a window that ends next Monday is partial. On an open side (no ``start``, no ``end``) the window runs to
+    the data, whose coverage of its first (last) period is not known: that period's ``partial`` is null. At
+    ``period="all"`` the one period is the window itself: False, True when its ``end`` is after the clock. A row
+    without a ``period_start`` is null. Every metric of the suite gets it at its boundary.
 
     >>> import datetime as dt, polars as pl
     >>> df = pl.DataFrame({"period_start": [dt.datetime(2025, 12, 29), dt.datetime(2026, 1, 5)]})
@@ -1379,13 +1382,19 @@ def mark_partial(df: "pl.DataFrame", period: str, start: Any = None, end: Any = 
     """
     import polars as pl
 
+    from workbench.schema import utc_now
+
     ps = pl.col("period_start")
+    s, e = as_timestamp(start), as_timestamp(end)
+    now = utc_now()
+    # the clock ends what the window can hold: a window's end after it covers its last period only up to now
+    unfinished = e is not None and e > now
+    e = min(e, now) if e is not None else None
     if "period_start" not in df.columns or period not in PERIODS:
         partial = pl.lit(None, pl.Boolean)
     elif period == "all":
-        partial = pl.when(ps.is_not_null() | pl.lit(start is None)).then(pl.lit(False))
+        partial = pl.when(ps.is_not_null() | pl.lit(start is None)).then(pl.lit(unfinished))
     else:
-        s, e = as_timestamp(start), as_timestamp(end)
         # Kleene logic: a cut side is True whatever the other says; an unknown side leaves False unknown
         unknown = pl.lit(None, pl.Boolean)
         head = (ps < pl.lit(s)) if s is not None else pl.when(ps != ps.min()).then(False).otherwise(unknown)
