@@ -239,6 +239,27 @@ def test_weekly_grain_retention():
         ad.retention_rate(db, mode="bounded")
 
 
+def test_retention_leaves_out_a_period_not_yet_over():
+    """Weekly retention read on a Wednesday: the current week was an offset like the others, with three days of
+    returns against whole weeks, so every cohort's latest week read as a drop. A period that the clock (or end) has
+    not finished is left out, as an offset the data cannot show yet; its cohort keeps offset 0."""
+    from workbench.schema import utc_now
+
+    now = utc_now()
+    monday = D(now.year, now.month, now.day) - dt.timedelta(days=now.weekday())  # this week's: before the clock
+    w = dt.timedelta(days=7)
+    db = wb.connect(":memory:")
+    # cohort of two weeks ago: a and b; a back last week, b back this week (so far); c new this week
+    _events(db, [("a", monday - 2 * w, "ask", "chat"), ("b", monday - 2 * w, "ask", "chat"),
+                 ("a", monday - w, "ask", "chat"), ("b", monday, "ask", "chat"), ("c", monday, "ask", "chat")])
+    r = ad.retention_rate(db, period="week")
+    assert r.select("cohort_start", "offset", "value", "n").rows() == [
+        (monday - 2 * w, 0, 1.0, 2), (monday - 2 * w, 1, 0.5, 2), (monday, 0, 1.0, 1)]
+    assert ad.retention_rate(db, period="week", end=monday + w).select("offset").rows() == [(0,), (1,), (0,)]
+    # a window that ends on Monday ends with whole weeks: last week is the last offset, as before
+    assert ad.retention_rate(db, period="week", end=monday).select("offset", "value").rows() == [(0, 1.0), (1, 0.5)]
+
+
 def test_retention_offsets_follow_the_period():
     # the same log as test_weekly_grain_retention: at period="week" without a grain, N counts weeks (before: days,
     # giving offsets 0..19 of day-grain retention for a weekly cohort)

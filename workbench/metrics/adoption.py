@@ -41,7 +41,8 @@ their first activity (``cohort="first_ever"`` over all history, or ``"first_in_w
 ``offset`` N counts calendar ``grain`` periods (days, or Monday weeks) from the user's own first period.
 ``mode="n_day"`` counts users active exactly in period N; ``mode="unbounded"`` counts users active in period N **or
 later** (so it never increases with N). Offsets that the data cannot yet show for every member of a cohort are left
-out rather than reported as 0.
+out rather than reported as 0, and so is a period not over yet (the current week, or the week ``end`` cuts): its
+returns so far would read as a drop.
 
 *Lifecycle* (``lifecycle_count``) follows PostHog: in each period an active user is ``new`` (first period ever, in
 any feature: PostHog's person-level definition; ``new="first_in_selection"`` offers first use of the group instead),
@@ -650,6 +651,17 @@ def _retention_expr(db: Any, fn: str, *, by: Any, period: str, start: Any, end: 
     return keys, counts, lasts, sizes
 
 
+def _last_whole(grain: str, end: Any) -> _dt.datetime:
+    """The start of the last ``grain`` period that is over by ``end`` and by the clock (the one before the period
+    either falls in, unless it falls on a boundary)."""
+    from workbench.schema import utc_now
+
+    e = _m.as_timestamp(end)
+    seen_to = min(e, utc_now()) if e is not None else utc_now()
+    prev, cur, nxt = _m.period_bounds(seen_to - _dt.timedelta(microseconds=1), grain)
+    return cur if nxt <= seen_to else prev
+
+
 def retention_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, activity="auto",
                    mode="n_day", grain=None, cohort="first_ever", max_offset=None, confidence=0.95):
     """Cohort retention: share of a first-use cohort active in period N after their first period.
@@ -674,7 +686,8 @@ def retention_rate(db, *, by=("feature",), period="day", start=None, end=None, w
         history before ``start`` is ignored, every user active in the window is in the cohort of their first activity
         in it.
     max_offset : int, optional
-        Largest N reported; by default every N the data can show for all members of the cohort.
+        Largest N reported; by default every N the data can show for all members of the cohort, in periods that
+        are over (by ``end`` and by the clock: the week still running is no offset yet).
     activity : {"auto", "events", "calls", "both"}
     confidence : float
         Level of the Wilson interval.
@@ -715,12 +728,17 @@ def retention_rate(db, *, by=("feature",), period="day", start=None, end=None, w
     sz = to_polars(sizes)
     if sz.height == 0:
         return _m.tidy(pl.DataFrame({"value": [], "n": []}), keys=keys, metric=fn)
+    # a period the clock (or end) has not finished holds only part of its returns: not an offset yet
+    sz = sz.with_columns(pl.min_horizontal(pl.col("last_g").cast(pl.Datetime("us")),
+                                           pl.lit(_last_whole(grain, end), pl.Datetime("us"))).alias("last_g"))
     if grain == "month":
         lg, fg = pl.col("last_g"), pl.col("last_first_g")
         max_n = (lg.dt.year() - fg.dt.year()) * 12 + lg.dt.month().cast(pl.Int32) - fg.dt.month().cast(pl.Int32)
     else:
         max_n = ((pl.col("last_g") - pl.col("last_first_g")).dt.total_days()) // (1 if grain == "day" else 7)
-    sz = sz.with_columns(max_n.cast(pl.Int64).alias("max_n"), pl.col("cohort_start").cast(pl.Datetime("us")))
+    # (a cohort of the current period keeps offset 0, 1 by construction)
+    sz = sz.with_columns(max_n.cast(pl.Int64).clip(lower_bound=0).alias("max_n"),
+                         pl.col("cohort_start").cast(pl.Datetime("us")))
     if max_offset is not None:
         sz = sz.with_columns(pl.col("max_n").clip(upper_bound=max_offset))
     grid = sz.with_columns(pl.int_ranges(0, pl.col("max_n") + 1).alias("offset")).explode("offset")
