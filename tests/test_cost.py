@@ -258,6 +258,35 @@ def test_cost_change_counts_priced_model_calls_not_tool_spans():
     assert df.select("model", "value", "n", "previous_usd", "current_usd").rows() == [("m1", 0.0, 6, 3.0, 3.0)]
     assert cost.cost_usd(db, period="month")["n"].to_list() == [3, 3]
 
+def test_cost_change_compares_the_current_period_up_to_end_with_as_much_of_the_previous_one():
+    """cost_change_usd(period="week", end=Thursday) counted the current week's calls after end (the window's end was
+    ignored), and a week still running (the clock mid-week) was compared with the whole previous week: every model
+    read as a drop in volume. The current period stops at end and at the clock; the previous one is compared over
+    the same span from its start."""
+    calls = [call(f"d{i}", dt.datetime(2026, 11, 9, 10) + dt.timedelta(days=i), cost_usd=1.0) for i in range(14)]
+    calls.append(call("late", "2026-11-21 10:00", cost_usd=10.0))  # Saturday of the current week: after end
+    db = make_db(calls)
+    df = cost.cost_change_usd(db, period="week", end="2026-11-19")  # Mon 16 .. Wed 18 against Mon 9 .. Wed 11
+    assert df.select("period_start", "value", "n", "previous_usd", "current_usd", "period_end",
+                     "previous_period_end").rows() == [
+        (dt.datetime(2026, 11, 16), 0.0, 6, 3.0, 3.0, dt.datetime(2026, 11, 19), dt.datetime(2026, 11, 12))]
+    # a whole week is compared with the whole week before it
+    whole = cost.cost_change_usd(db, period="week", end="2026-11-23")
+    assert whole.select("value", "previous_usd", "current_usd", "previous_period_end").rows() == [
+        (10.0, 7.0, 17.0, dt.datetime(2026, 11, 16))]
+
+    # the week the clock is in: only its elapsed part of the previous week is compared
+    from workbench.schema import utc_now
+
+    now = utc_now()
+    monday = dt.datetime(now.year, now.month, now.day) - dt.timedelta(days=now.weekday())
+    db = make_db([call("p1", monday - dt.timedelta(days=7), cost_usd=1.0),
+                  call("p2", monday - dt.timedelta(microseconds=1), cost_usd=4.0),  # after the elapsed span
+                  call("c1", monday, cost_usd=2.0)])
+    df = cost.cost_change_usd(db, period="week")
+    assert df.select("value", "previous_usd", "current_usd").rows() == [(1.0, 1.0, 2.0)]
+
+
 def test_cost_change_period_all_needs_a_window():
     db = make_db([call("a", "2026-03-05", cost_usd=1.0), call("b", "2026-03-01", cost_usd=3.0)])
     df = cost.cost_change_usd(db, period="all", start="2026-03-03", end="2026-03-05 12:00", by=None)

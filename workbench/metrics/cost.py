@@ -736,7 +736,11 @@ def cost_change_usd(
 
     The **current period** is the ``period`` (hour, day, week, month) containing ``at``; ``at`` defaults to just before
     ``end`` when given, else the latest call. With ``period="all"``, the current period is ``[start, end)`` and the
-    previous one the window of the same length before it (both required). ``start`` is otherwise not used.
+    previous one the window of the same length before it (both required). ``start`` is otherwise not used. Like is
+    compared with like: the current period stops at ``end`` and at the clock, and when it stops before its end (a
+    week still running, or ``end`` on a Thursday) the previous period is compared over the same span from its start
+    (Monday to Wednesday against Monday to Wednesday; ``period_end`` and ``previous_period_end`` say where each
+    stops).
 
     Parameters
     ----------
@@ -752,7 +756,8 @@ def cost_change_usd(
         Tidy frame keyed by ``by`` + ``provider``, ``model``: ``value`` the change in USD (positive: spends more),
         ``n`` priced calls in both periods (tool and agent spans, which cost nothing, are not counted and have no
         row), ``period_start`` the current period; extra columns
-        ``previous_period_start``, ``previous_usd``, ``current_usd``, ``volume_effect_usd``, ``rate_effect_usd``,
+        ``period_end`` and ``previous_period_start``, ``previous_period_end`` (the spans compared, ends excluded),
+        ``previous_usd``, ``current_usd``, ``volume_effect_usd``, ``rate_effect_usd``,
         ``total_change_usd``, ``share_of_change`` (of the group's change), ``unpriced_count`` (calls; their cost is
         not in the numbers).
 
@@ -792,9 +797,18 @@ def cost_change_usd(
         if at_ts is None:  # no calls at all
             at_ts = _dt.datetime(1970, 1, 1)
         prev_start, cur_start, cur_end = period_bounds(at_ts, period)
-    t = priced_calls(db, start=prev_start, end=cur_end, where=where)
+    # like with like: the current period stops at end and at the clock (no call is dated later), and then the previous
+    # one is compared over the same span from its start (Monday to Wednesday against Monday to Wednesday)
+    cur_stop = cur_end
+    e = as_timestamp(end)
+    for stop in (e if period != "all" else None, utc_now()):
+        if stop is not None and cur_start < stop < cur_stop:
+            cur_stop = stop
+    prev_stop = min(prev_start + (cur_stop - cur_start), cur_start) if cur_stop < cur_end else cur_start
+    t = priced_calls(db, start=prev_start, end=cur_stop, where=where)
     keys = check_by(t, by, fn=metric)
     t = t.filter(t.cost_source != "none")  # tool and agent spans cost nothing: not priced calls (as cost_usd's n)
+    t = t.filter((t.ts >= cur_start) | (t.ts < prev_stop))
     gk = [*keys, *(k for k in ("provider", "model") if k not in keys)]
     cur = t.ts >= cur_start
     priced = t.cost_usd_used.notnull()
@@ -812,7 +826,9 @@ def cost_change_usd(
         (pl.col("current_usd") - pl.col("previous_usd")).alias("value"),
         (pl.col("_cur_calls") + pl.col("_prev_calls")).alias("n"),
         pl.lit(cur_start).cast(pl.Datetime("us")).alias("period_start"),
+        pl.lit(cur_stop).cast(pl.Datetime("us")).alias("period_end"),
         pl.lit(prev_start).cast(pl.Datetime("us")).alias("previous_period_start"),
+        pl.lit(prev_stop).cast(pl.Datetime("us")).alias("previous_period_end"),
     )
     df = df.with_columns(
         pl.when(pl.col("_prev_calls") == 0).then(pl.col("current_usd"))
