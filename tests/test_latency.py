@@ -237,6 +237,28 @@ def test_timeout_and_fallback_rates_by_hand():
     assert latency.fallback_rate(db)["value"][0] == pytest.approx(3 / 5)
 
 
+def test_a_dated_snapshot_of_the_model_asked_for_is_no_fallback():
+    """OpenAI answers a request for gpt-4o as gpt-4o-2024-08-06 (gen_ai.response.model): every call of a real OpenAI
+    trace counted as answered by another model, and fallback_rate read 100% with no fallback at all. A dated or
+    numbered snapshot of the model asked for is that model; a smaller model of the same family is not."""
+    db = wb.connect(":memory:")
+    _insert(db, [
+        _row(0, request_model="gpt-4o", model="gpt-4o-2024-08-06"),                          # snapshot: same
+        _row(1, request_model="claude-3-5-sonnet-latest", model="claude-3-5-sonnet-20241022"),  # alias: same
+        _row(2, request_model="gemini-1.5-pro", model="gemini-1.5-pro-002"),                 # version: same
+        _row(3, request_model="gpt-3.5-turbo", model="gpt-3.5-turbo-0125"),                  # snapshot: same
+        _row(4, request_model="gpt-4o", model="gpt-4o-mini-2024-07-18"),                     # another model
+        _row(5, request_model="gpt-4o", model="gpt-4o-mini"),                                # another model
+    ])
+    assert latency.fallback_rate(db).select("value", "n").rows() == [(2 / 6, 6)]
+    # the real trace: one OpenAI call, asked for gpt-4o, answered as gpt-4o-2024-08-06, no retry
+    from workbench.io.ingest import ingest
+
+    real = wb.connect(":memory:")
+    ingest(real, Path(__file__).resolve().parent / "data" / "otel" / "openai_chat.jsonl", progress=False)
+    assert latency.fallback_rate(real, period="all", by=None).select("value", "n").rows() == [(0.0, 1)]
+
+
 def test_latency_change_hand_case_and_noise_test():
     db = wb.connect(":memory:")
     rng = np.random.default_rng(5)

@@ -155,7 +155,8 @@ CALLS = Table(
         C("environment", "VARCHAR", "Deployment environment: production, staging, shadow, ..."),
         C("provider", "VARCHAR", "gen_ai.provider.name (or the older gen_ai.system): openai, anthropic, azure, ..."),
         C("model", "VARCHAR", "Model that answered: gen_ai.response.model, else gen_ai.request.model."),
-        C("request_model", "VARCHAR", "Model that was asked for (gen_ai.request.model); differs from model on a fallback."),
+        C("request_model", "VARCHAR", "Model that was asked for (gen_ai.request.model); differs from model on a fallback "
+          "(a dated snapshot of it, gpt-4o-2024-08-06 for gpt-4o, is the same model)."),
         C("prompt_version", "VARCHAR", "Version of the prompt template."),
         C("user_id", "VARCHAR", "End user (pseudonymous id)."),
         C("session_id", "VARCHAR", "Conversation or session id (gen_ai.conversation.id, session.id)."),

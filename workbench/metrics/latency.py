@@ -87,6 +87,32 @@ def operation_filter(t: "ir.Table", operation: str, fn: str, db: Any = None) -> 
     return t.filter(t.operation.isin(OPERATION_KINDS.get(operation, (operation,))))
 
 
+#: The rest of an answering model's name after the name asked for, when it is a dated or numbered snapshot of it
+#: (gpt-4o answers as gpt-4o-2024-08-06, claude-sonnet-4-5 as claude-sonnet-4-5-20250929, gpt-3.5-turbo as
+#: gpt-3.5-turbo-0125, gemini-1.5-pro as gemini-1.5-pro-002, a Vertex model as name@20240620).
+_SNAPSHOT_SUFFIX = r"^[-@]([0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{3,8})$"
+
+
+def other_model(t: "ir.Table") -> "ir.BooleanValue":
+    """Whether a call was answered by another model than the one asked for: ``model`` and ``request_model`` both known
+    and different, unless ``model`` is a dated or numbered snapshot of ``request_model`` (a trailing ``-latest`` of
+    the name asked for is an alias of a snapshot too: claude-3-5-sonnet-latest answered as
+    claude-3-5-sonnet-20241022). A smaller model of the same family (gpt-4o-mini for gpt-4o) is another model.
+
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, status, request_model, model) values "
+    ...     "('a', '2026-01-01', 'ok', 'gpt-4o', 'gpt-4o-2024-08-06'), ('b', '2026-01-01', 'ok', 'gpt-4o', 'gpt-4o-mini'),"
+    ...     "('c', '2026-01-01', 'ok', null, 'gpt-4o')")
+    >>> t = db.calls
+    >>> t.select("call_id", other=other_model(t)).order_by("call_id").to_polars().rows()
+    [('a', False), ('b', True), ('c', False)]
+    """
+    asked = t.request_model.re_replace(r"-latest$", "")
+    snapshot = t.model.startswith(asked) & t.model.substr(asked.length()).re_search(_SNAPSHOT_SUFFIX)
+    return ((t.model != t.request_model) & ~snapshot).fill_null(False)
+
+
 def _label(df: "pl.DataFrame", operation: str) -> "pl.DataFrame":
     """Say which spans were measured: the ``operations`` column (``"llm"``, ``"task"``, ...)."""
     import polars as pl
@@ -462,7 +488,8 @@ def timeout_rate(db, *, by=("feature",), period="day", start=None, end=None, whe
 def fallback_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95,
                   operation="llm"):
     """Share of calls that were a fallback: ``fallback`` is true, or ``attempt > 1`` (a retry), or the answering
-    ``model`` differs from ``request_model`` (both known).
+    ``model`` differs from ``request_model`` (both known; a dated snapshot of the model asked for, as OpenAI answers
+    gpt-4o with gpt-4o-2024-08-06, is the same model: :func:`other_model`).
 
     The union follows the schema's definition of the ``fallback`` column, so sources that set only one of the three
     signals are counted the same way.
@@ -495,7 +522,7 @@ def fallback_rate(db, *, by=("feature",), period="day", start=None, end=None, wh
     """
     check_fraction("fallback_rate", "confidence", confidence)
     t = operation_filter(scope(db.calls, start=start, end=end, where=where), operation, "fallback_rate", db)
-    hit = t.fallback.fill_null(False) | (t.attempt.fill_null(1) > 1) | (t.model != t.request_model).fill_null(False)
+    hit = t.fallback.fill_null(False) | (t.attempt.fill_null(1) > 1) | other_model(t)
     return _label(proportion(t, hit, by=by, period=period, metric="fallback_rate", start=start, end=end, confidence=confidence),
                   operation)
 
