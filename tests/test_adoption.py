@@ -495,6 +495,25 @@ def test_retained_vs_churned(rvc_db):
     assert row["value"][0] == pytest.approx(2 / 3)
 
 
+def test_retained_vs_churned_waits_for_the_next_window_to_be_over():
+    """Read on a Wednesday, last week's users who had not come back by then were 'churned': the current week was
+    their next window though it had three days to go. A first window whose next one is not over is left out, as the
+    last window of the data already was."""
+    from workbench.schema import utc_now
+
+    now = utc_now()
+    monday = D(now.year, now.month, now.day) - dt.timedelta(days=now.weekday())  # this week's: before the clock
+    w = dt.timedelta(days=7)
+    db = wb.connect(":memory:")
+    # two weeks ago u1 and u2; last week u1 (retained) and not u2 (churned); this week, so far, u2 only
+    _calls(db, [("a", "u1", monday - 2 * w, "chat", 100.0, None), ("b", "u2", monday - 2 * w, "chat", 300.0, None),
+                ("c", "u1", monday - w, "chat", 200.0, None), ("d", "u2", monday, "chat", 400.0, None)])
+    r = ad.retained_vs_churned(db, activity="calls").filter(pl.col("metric") == "latency_p50_ms")
+    assert r.select("period_start", "segment", "value", "users").rows() == [
+        (monday - 2 * w, "churned", 300.0, 1), (monday - 2 * w, "retained", 100.0, 1),
+        (monday - 2 * w, "retained-churned", -200.0, 2)]
+
+
 def test_events_without_a_feature_form_their_own_group():
     # the null feature is a group like any other: joins on the keys must match null to null
     db = wb.connect(":memory:")

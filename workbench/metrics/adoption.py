@@ -1237,7 +1237,10 @@ def _retained_expr(db: Any, fn: str, *, by: Any, period: str, start: Any, end: A
     up = _user_periods(t, keys, _UNIT[period], "period_start")
     w = ibis.window(group_by=[*keys, "user_id"], order_by="period_start")
     up = up.mutate(nxt=up.period_start.lead().over(w), last_p=up.period_start.max().over(ibis.window()))
-    up = up.filter(up.period_start < up.last_p)  # the last period has no next window to return in
+    # the last period has no next window to return in, nor has one whose next window is not over (by end and by the
+    # clock): its users who have not come back yet are not churned
+    last_whole = ibis.literal(_last_whole(period, end), type="timestamp")
+    up = up.filter(up.period_start < up.last_p, up.period_start + one <= last_whole)
     seg = up.select(*keys, "user_id", "period_start",
                     segment=ibis.ifelse(up.nxt == up.period_start + one, "retained", "churned"))
 
@@ -1268,7 +1271,8 @@ def retained_vs_churned(db, *, by=("feature",), period="week", start=None, end=N
     """Do users who come back see fewer hallucinations and faster answers? Retained vs churned users, compared.
 
     For each period (the *first window*; default ``"week"``), users active in it are ``retained`` when active again
-    in the next period and ``churned`` otherwise (the last period of the data has no next window and is left out).
+    in the next period and ``churned`` otherwise (the last period of the data has no next window and is left out, as
+    is a period whose next window is not over by ``end`` and by the clock: last week, read mid-week).
     For each segment, over the segment's calls in the first window:
 
     * ``hallucination_rate``: share of their scored answers (``evals`` metric ``hallucination_score``, label
