@@ -149,6 +149,9 @@ def test_partial_marks_the_period_the_clock_has_not_finished():
         # a window that ends before the clock is unchanged
         assert wb.compute("error_rate", db, period="month", start=last_month,
                           end=this_month)["partial"].to_list() == [False]
+        # with no end the clock still ends the data: the month it is in is partial, not unknown (the month before
+        # is the data's first: unknown)
+        assert wb.compute("error_rate", db, period="month")["partial"].to_list() == [None, True]
 
 
 def test_scope_filters_window_and_where():

@@ -1368,8 +1368,9 @@ def mark_partial(df: "pl.DataFrame", period: str, start: Any = None, end: Any = 
     A first week that the window starts in on a Thursday holds four days of data, and its count reads as a drop:
     ``partial`` is True there (and for the last period, when ``end`` falls inside it), False for a period the window
     covers whole. Time after the clock holds no data yet: an ``end`` later than now counts as now, so the current
-    week of a window that ends next Monday is partial. On an open side (no ``start``, no ``end``) the window runs to
-    the data, whose coverage of its first (last) period is not known: that period's ``partial`` is null. At
+    week of a window that ends next Monday is partial, as is the period the clock is in when there is no ``end``.
+    Otherwise, on an open side (no ``start``, no ``end``) the window runs to the data, whose coverage of its first
+    (last) period is not known: that period's ``partial`` is null. At
     ``period="all"`` the one period is the window itself: False, True when its ``end`` is after the clock. A row
     without a ``period_start`` is null. Every metric of the suite gets it at its boundary.
 
@@ -1398,8 +1399,10 @@ def mark_partial(df: "pl.DataFrame", period: str, start: Any = None, end: Any = 
         # Kleene logic: a cut side is True whatever the other says; an unknown side leaves False unknown
         unknown = pl.lit(None, pl.Boolean)
         head = (ps < pl.lit(s)) if s is not None else pl.when(ps != ps.min()).then(False).otherwise(unknown)
+        # (with no end, a period the clock is in is still cut by it: its days after now hold no data yet)
         tail = (ps.dt.offset_by(_POLARS_EVERY[period]) > pl.lit(e)) if e is not None else \
-            pl.when(ps != ps.max()).then(False).otherwise(unknown)
+            pl.when(ps.dt.offset_by(_POLARS_EVERY[period]) > pl.lit(now)).then(True) \
+            .when(ps != ps.max()).then(False).otherwise(unknown)
         partial = pl.when(ps.is_not_null()).then(head | tail)
     out = df.with_columns(partial.cast(pl.Boolean).alias("partial"))
     if "hi" in out.columns and "partial" not in df.columns:  # a frame built without tidy(): after hi, as tidy puts it
