@@ -514,6 +514,23 @@ def test_retained_vs_churned_waits_for_the_next_window_to_be_over():
         (monday - 2 * w, "retained-churned", -200.0, 2)]
 
 
+def test_a_where_column_the_activity_lacks_is_named_with_the_metric_and_the_table():
+    """cost_per_active_user_usd(where={"model": ...}): model is a column of calls, but the users are counted from
+    events, which has none; the error said only "where: no column 'model'; columns: event_id, ...", as if calls had
+    no model. It names the metric, the activity table and how to read calls instead."""
+    db = wb.connect(":memory:")
+    _events(db, [("u1", day(1), "ask", "chat")])
+    _calls(db, [("c1", "u1", day(1), "chat", 100.0, 0.5)])
+    with pytest.raises(wb.errors.NotFoundError) as got:
+        ad.cost_per_active_user_usd(db, where={"model": "m1"})
+    assert str(got.value) == ("cost_per_active_user_usd: where: no column 'model' in events, where the active users "
+                              "are read from (activity='calls' reads calls); columns: event_id, user_id, ts, event, "
+                              "feature, properties, ingest_run_id")
+    with pytest.raises(wb.errors.NotFoundError, match=r"^dau_count: where: no column 'model' in events and calls "
+                                                      r"\(activity='both'\); columns: user_id, ts, feature$"):
+        ad.dau_count(db, activity="both", where={"model": "m1"})
+
+
 def test_events_without_a_feature_form_their_own_group():
     # the null feature is a group like any other: joins on the keys must match null to null
     db = wb.connect(":memory:")

@@ -61,7 +61,7 @@ in polars. Joins on the group keys match null to null, so events without a ``fea
 
 from __future__ import annotations
 
-from workbench.errors import ParameterError, check_int, check_name
+from workbench.errors import NotFoundError, ParameterError, check_int, check_name
 
 import datetime as _dt
 import functools
@@ -127,6 +127,14 @@ def _activity(db: Any, fn: str, *, activity: str, start: Any = None, end: Any = 
         ev, ca = db.events, db.calls
         common = [c for c in ev.columns if c in ca.columns and c != "ingest_run_id"]
         t = ev.select(common).union(ca.select(common), distinct=False)
+    # a where column the activity lacks: say which table the users are read from (a metric of calls' cost counts
+    # its users in events, which has no model)
+    lacking = [c for c in _m.parse_where(where) if c not in t.columns]
+    if lacking:
+        source = {"events": "events, where the active users are read from (activity='calls' reads calls)",
+                  "calls": "calls, where the active users are read from (activity='events' reads events)",
+                  "both": "events and calls (activity='both')"}[activity]
+        raise NotFoundError(f"{fn}: where: no column {lacking[0]!r} in {source}; columns: {', '.join(t.columns)}")
     t = t.filter(t.user_id.notnull())
     return _m.scope(t, start=start, end=end, where=where)
 
