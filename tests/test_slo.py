@@ -315,6 +315,34 @@ def test_slo_status_combines_report_and_alerts(tmp_path):
     assert lat["firing"] is False and lat["severity"] is None and lat["sli_value"] == 1.0
 
 
+def test_an_slo_whose_error_budget_is_spent_fires_without_a_burn_rate_alert(tmp_path, capsys):
+    """An outage ten days ago spent the 30-day availability budget 18 times over (met false, budget left -1718%),
+    and no call has failed since: no burn-rate window (3 days at most) sees it, so slo_status read firing false and
+    `workbench slo` exited 0 for the rest of the window. A missed SLO is a breach: a ticket, exit 1."""
+    path = tmp_path / "wb.duckdb"
+    db = wb.connect(path)
+    # 1,000 calls 10 days before AT, the first 200 failed; 100 ok calls in the last 100 minutes
+    db.duckdb.executemany(
+        "insert into calls (call_id, ts, feature, status, latency_ms) values (?, ?, 'chat', ?, 100)",
+        [(f"old{i}", AT - dt.timedelta(days=10, minutes=i), "error" if i < 200 else "ok") for i in range(1000)]
+        + [(f"new{i}", AT - dt.timedelta(minutes=i), "ok") for i in range(100)])
+    cfg = _slo_toml(tmp_path, availability=0.99)
+    df, firing = slo.slo_status(db, config=cfg, at=AT)
+    db.close()
+    avail = df.filter(pl.col("sli") == "availability").row(0, named=True)
+    # 900 good of 1,100: 0.81818; budget .01, consumed (200 / 1100) / .01 = 18.1818, left -17.1818
+    assert avail["sli_value"] == pytest.approx(900 / 1100) and avail["met"] is False
+    assert avail["budget_remaining"] == pytest.approx(1 - 200 / 1100 / 0.01)
+    assert avail["burn_1h"] == 0.0  # no burn-rate alert: the last 3 days are all ok
+    assert (avail["firing"], avail["severity"], avail["alerts"], avail["firing_since"]) == (
+        True, "ticket", "budget spent 30d", None)
+    lat = df.filter(pl.col("sli") == "latency").row(0, named=True)
+    assert (lat["met"], lat["firing"], lat["severity"], lat["alerts"]) == (True, False, None, None)
+    assert firing is True
+    assert main(["slo", "--db", str(path), "--config", str(cfg), "--at", AT.isoformat()]) == 1
+    assert "budget spent 30d" in capsys.readouterr().out
+
+
 def test_row_order_does_not_change_the_slo_status(tmp_path):
     p = _slo_toml(tmp_path, availability=0.99)
     db1, db2 = wb.connect(":memory:"), wb.connect(":memory:")

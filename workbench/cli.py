@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output(p)
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="metric-specific option; repeatable")
 
-    p = sub.add_parser("slo", help="SLO status and burn-rate alerts; exit 1 when an alert fires")
+    p = sub.add_parser("slo", help="SLO status and burn-rate alerts; exit 1 when an alert fires or an SLO is missed")
     _add_db(p)
     p.add_argument("--config", default=None, help="workbench.toml (default: ./workbench.toml)")
     p.add_argument("--at", default=None, help="evaluate as of this UTC timestamp, ISO (default: now, the clock in UTC)")

@@ -36,7 +36,9 @@ ticket   1d     2h    10%           3          2.8
 ticket   3d     6h    10%           1          0.933
 ======== ====== ===== ============= ========== ==========
 
-(factor = budget spent x SLO period / long window.) Windows are half-open ``(at - w, at]``.
+(factor = budget spent x SLO period / long window.) Windows are half-open ``(at - w, at]``. An SLO not met over
+its whole window (its error budget spent) is a breach: :func:`slo_status` fires a ticket for it, ``budget spent
+30d``, even when no burn-rate window still sees the errors that spent it.
 
 Examples
 --------
@@ -467,7 +469,10 @@ def slo_status(db, *, config: Any = None, at: Any = None) -> "tuple[pl.DataFrame
         One row per feature and SLI: ``feature, sli, objective, threshold_ms, window_days, n, sli_value, met,
         observed_ms, budget_remaining, burn_1h`` (the 1-hour burn rate), ``firing``, ``severity`` (page when a page
         alert fires, else ticket, else null), ``alerts`` (the firing windows, e.g. ``page 1h/5m``) and
-        ``firing_since``; and True when any alert fires (the CLI then exits 1).
+        ``firing_since``; and True when any alert fires (the CLI then exits 1). An SLO not met over its window
+        (its error budget spent, ``budget_remaining < 0``) fires too, as a ticket with the alert ``budget spent
+        30d`` (``firing_since`` null): a breach, though the outage that spent the budget is older than the
+        burn-rate windows.
 
     Examples
     --------
@@ -504,7 +509,17 @@ def slo_status(db, *, config: Any = None, at: Any = None) -> "tuple[pl.DataFrame
             .str.join(", ").alias("alerts"),
             pl.col("firing_since").min().alias("firing_since"),
         ), on=keys, how="left")
-    out = report.join(summary, on=keys, how="left").select(
+    # an SLO missed over its window has spent its error budget: a breach, a ticket, though no burn-rate window (3
+    # days at most) still sees the outage that spent it (it read "not firing", exit 0, for the rest of the window)
+    spent = pl.col("met").eq(False).fill_null(False)
+    out = report.join(summary, on=keys, how="left").with_columns(
+        (pl.col("firing").fill_null(False) | spent).alias("firing"),
+        pl.when(pl.col("severity") == "page").then(pl.lit("page"))
+        .when(pl.col("severity").is_not_null() | spent).then(pl.lit("ticket")).alias("severity"),
+        pl.concat_str(pl.col("alerts"),
+                      pl.when(spent).then(pl.format("budget spent {}d", pl.col("window_days"))),
+                      separator=", ", ignore_nulls=True).alias("alerts"),
+    ).with_columns(pl.when(pl.col("alerts") != "").then(pl.col("alerts")).alias("alerts")).select(
         *keys, "objective", "threshold_ms", "window_days", "n", "sli_value", "met", "observed_ms",
         "budget_remaining", "burn_1h", "firing", "severity", "alerts", "firing_since")
     return out, bool(out["firing"].any())
