@@ -111,7 +111,7 @@ def test_slo_report_by_hand(tmp_path):
         ("b", AT - dt.timedelta(days=1), "ok", 2500.0, 900.0),      # slow, slow first token
         ("c", AT - dt.timedelta(days=2), "error", 200.0, None),     # error, not streamed
         ("d", AT - dt.timedelta(days=3), "blocked", 50.0, None),    # blocked counts as available
-        ("e", AT - dt.timedelta(days=29), "timeout", None, None),   # timeout: no latency
+        ("e", AT - dt.timedelta(days=29), "timeout", None, None),   # timeout: no latency, a slow call
         # outside: exactly 30 days before is excluded, after AT too
         ("f", AT - dt.timedelta(days=30), "error", 9000.0, 9000.0),
         ("g", AT + dt.timedelta(seconds=1), "error", 9000.0, 9000.0),
@@ -121,10 +121,11 @@ def test_slo_report_by_hand(tmp_path):
     p = _slo_toml(tmp_path, availability=0.9, latency_target=0.5, extra="ttft_p95_ms = 800\n")
     df = slo.slo_report(db, config=p, at=AT)
     lat, avail, ttft = df.rows(named=True)
-    # latency: a, b, c, d have a latency; b is over 2000 -> 3 / 4 = .75 >= .5; budget .5, consumed .25 / .5 = .5
-    assert (lat["n"], lat["good"], lat["sli_value"], lat["met"]) == (4, 3, 0.75, True)
-    assert lat["budget_consumed"] == pytest.approx(0.5) and lat["budget_remaining"] == pytest.approx(0.5)
-    # observed p50 of 1000, 2500, 200, 50 = (200 + 1000) / 2
+    # latency: a, b, c, d have a latency, e timed out; b is over 2000 and e is bad -> 3 / 5 = .6 >= .5; budget .5,
+    # consumed .4 / .5 = .8
+    assert (lat["n"], lat["good"], lat["sli_value"], lat["met"]) == (5, 3, 0.6, True)
+    assert lat["budget_consumed"] == pytest.approx(0.8) and lat["budget_remaining"] == pytest.approx(0.2)
+    # observed p50 of the latencies measured, 1000, 2500, 200, 50 = (200 + 1000) / 2
     assert lat["observed_ms"] == pytest.approx(600.0)
     # availability: a, b, d good; c, e bad -> 3 / 5 = .6 < .9; consumed .4 / .1 = 4 (budget spent four times)
     assert (avail["n"], avail["good"], avail["sli_value"], avail["met"]) == (5, 3, 0.6, False)
@@ -287,6 +288,32 @@ def test_slow_burn_fires_only_the_3d_ticket_and_since_the_lookback_start(tmp_pat
         ("1h", "5m"): False, ("6h", "30m"): False, ("1d", "2h"): False, ("3d", "6h"): True}
     assert a[("3d", "6h")]["long_burn"] == pytest.approx(1000 / 600) and a[("3d", "6h")]["severity"] == "ticket"
     assert a[("3d", "6h")]["firing_since"] == AT - dt.timedelta(minutes=5 * 863)
+
+
+def test_a_timeout_without_a_latency_is_a_slow_call_for_the_latency_slo(tmp_path):
+    """A gateway log records no duration for a request it gave up on: the timeouts had no latency_ms and were left
+    out of the latency SLI, so a latency-only SLO read 100% met and no burn-rate alert fired while half the calls of
+    the last hour timed out. A timeout was not served under any threshold: it is a bad call."""
+    db = wb.connect(":memory:")
+    # the last hour: 6 calls of 100 ms and 6 timeouts without a latency, one of each per 5-minute bin (AT - 10 s and
+    # AT - 20 s in bin 0); an error without a latency stays out of the latency SLI (availability counts it)
+    rows = []
+    for b in range(6):
+        rows.append((f"ok{b}", AT - dt.timedelta(minutes=5 * b, seconds=10), "ok", 100.0))
+        rows.append((f"to{b}", AT - dt.timedelta(minutes=5 * b, seconds=20), "timeout", None))
+    rows.append(("err", AT - dt.timedelta(seconds=30), "error", None))
+    db.duckdb.executemany("insert into calls (call_id, ts, feature, status, latency_ms) values (?, ?, 'chat', ?, ?)",
+                          rows)
+    p = _toml(tmp_path, "[slo.chat]\nlatency_ms = 2000\nlatency_target = 0.99\n")
+    (lat,) = slo.slo_report(db, config=p, at=AT).rows(named=True)
+    # 12 valid (6 ok + 6 timeouts), 6 good: .5 < .99; consumed .5 / .01 = 50
+    assert (lat["n"], lat["good"], lat["sli_value"], lat["met"]) == (12, 6, 0.5, False)
+    assert lat["budget_consumed"] == pytest.approx(50.0)
+    a = _alerts(slo.burn_rate_alerts(db, config=p, at=AT), sli="latency")
+    # every window holds the same calls: error rate .5, burn .5 / .01 = 50 > 14.4, 6, 3, 1: all four fire
+    assert [round(r["long_burn"], 6) for r in a.values()] == [50.0] * 4
+    assert [round(r["short_burn"], 6) for r in a.values()] == [50.0] * 4
+    assert all(r["firing"] for r in a.values())
 
 
 def test_28_day_slo_uses_the_scaled_factors(tmp_path):

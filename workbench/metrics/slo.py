@@ -16,7 +16,8 @@ such as the web server's ``POST /chat`` around it): what a user waited for. Span
 database, health checks) are never requests. An agent task counts once, by its ``invoke_agent`` root span, not by each
 chat and tool step inside it.
 
-* ``latency``: good = ``latency_ms <= latency_ms``, over the calls of the feature with a latency.
+* ``latency``: good = ``latency_ms <= latency_ms``, over the calls of the feature with a latency and its timeouts
+  (a timeout without a latency is a bad call: it was not served under any threshold).
 * ``availability``: good = status ``ok`` *or* ``blocked``, over all calls of the feature: a guardrail block is the
   system working as designed, not an outage; errors and timeouts are bad.
 * ``ttft``: good = ``ttft_ms <= ttft_p95_ms``, objective 0.95, over the calls with a TTFT ("p95 under 800 ms" is
@@ -95,10 +96,11 @@ class Slo:
     >>> db = wb.connect(":memory:")
     >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms) values "
     ...                       "('a', '2026-01-01', 'chat', 'ok', 500), ('b', '2026-01-01', 'chat', 'ok', 1500),"
-    ...                       "('c', '2026-01-01', 'chat', 'error', null)")
+    ...                       "('c', '2026-01-01', 'chat', 'error', null),"
+    ...                       "('d', '2026-01-01', 'chat', 'timeout', null)")
     >>> t = db.calls
-    >>> t.filter(s.valid(t)).count().execute(), t.filter(s.valid(t) & s.good(t)).count().execute()  # valid, good
-    (2, 1)
+    >>> t.filter(s.valid(t)).count().execute(), t.filter(s.valid(t) & s.good(t)).count().execute()  # a, b, d; a
+    (3, 1)
     """
 
     feature: str
@@ -120,7 +122,9 @@ class Slo:
         """Calls this SLI counts (the denominator)."""
         cond = t.feature == self.feature
         if self.sli == "latency":
-            return cond & t.latency_ms.notnull()
+            # a timeout without a latency (a log that records no duration for a request it gave up on) was slower
+            # than any threshold: left out, half the calls timing out read as a latency SLO met
+            return cond & (t.latency_ms.notnull() | (t.status == "timeout"))
         if self.sli == "ttft":
             return cond & t.ttft_ms.notnull()
         return cond
@@ -128,7 +132,7 @@ class Slo:
     def good(self, t: "ir.Table") -> "ir.BooleanValue":
         """Valid calls that meet the objective (the numerator)."""
         if self.sli == "latency":
-            return t.latency_ms <= self.threshold_ms
+            return (t.latency_ms <= self.threshold_ms).fill_null(False)
         if self.sli == "ttft":
             return t.ttft_ms <= self.threshold_ms
         return t.status.isin(["ok", "blocked"])
@@ -275,7 +279,8 @@ def slo_report(db, *, config: Any = None, at: Any = None) -> "pl.DataFrame":
     polars.DataFrame
         One row per feature and SLI: ``feature, sli, objective, threshold_ms, window_days, window_start,
         window_end, n`` (valid calls), ``good``, ``sli_value`` (good / n), ``met`` (sli_value >= objective),
-        ``observed_ms`` (the objective's percentile of latency or TTFT, e.g. p95 for 0.95; null for availability),
+        ``observed_ms`` (the objective's percentile of the latencies or TTFTs measured, e.g. p95 for 0.95; null for
+        availability),
         ``error_budget`` (1 - objective), ``budget_consumed`` (bad share / budget; above 1 the budget is spent) and
         ``budget_remaining`` (1 - consumed). An SLO without calls has n = 0, null values and warns
         :class:`~workbench.metrics.UndefinedMetricWarning`.
