@@ -10,7 +10,8 @@ Conventions
   Keys reports time to restore, because a few long incidents would dominate a mean; the mean is the extra column
   ``mean``. ``lo``/``hi`` are the distribution-free order-statistic interval of the median (see
   :mod:`workbench.metrics.latency`). An incident without the end timestamp (not yet detected, mitigated, resolved) is left
-  out of that duration; ``n`` counts the incidents measured. An incident whose end timestamp is before ``started_at``
+  out of that duration, and an :class:`~workbench.metrics.ExcludedRowWarning` names it (an MTTR of the incidents
+  resolved says nothing of one open for days); ``n`` counts the incidents measured. An incident whose end timestamp is before ``started_at``
   (a row inserted by hand: ingest quarantines them) has no duration either: it is left out, and an
   :class:`~workbench.metrics.ExcludedRowWarning` names it, rather than its negative minutes entering the median and
   the mean.
@@ -116,6 +117,10 @@ def incident_count(db, *, by=("feature",), period="day", start=None, end=None, w
                          time="started_at", metric=fn, groups=df.select(keys))
 
 
+# what an incident without the end timestamp has not been yet
+_NOT_YET = {"detected_at": "detected", "mitigated_at": "mitigated", "resolved_at": "resolved"}
+
+
 def _incident_duration(db, end_col: str, metric: str, *, by, period, start, end, where, confidence) -> "pl.DataFrame":
     import ibis
 
@@ -128,12 +133,18 @@ def _incident_duration(db, end_col: str, metric: str, *, by, period, start, end,
     # ended before it started (a row inserted by hand, ingest quarantines them): negative minutes are no duration,
     # and averaged in they hid a slow one (-25 beside +10); left out as an incident without the timestamp, named
     before = t[end_col] < t.started_at
-    left_out = to_polars(t.filter(before).select("incident_id").order_by("incident_id"))["incident_id"].to_list()
-    if left_out:
-        k = len(left_out)
-        ids = ", ".join(map(str, left_out[:5])) + (f", ... ({k - 5} more)" if k > 5 else "")
-        warnings.warn(f"{metric}: {k} incident{'s' if k > 1 else ''} with {end_col} before started_at "
-                      f"{'are' if k > 1 else 'is'} left out ({ids})", ExcludedRowWarning, stacklevel=4)
+    # and one not yet detected / mitigated / resolved (still open) has no duration yet: left out too, and named, as it
+    # was not (two sev1s open for days beside one resolved in 10 minutes read MTTR 10, n 1, and nothing more)
+    missing = t[end_col].isnull()
+    left = to_polars(t.filter(before | missing).select("incident_id", _open=missing).order_by("incident_id"))
+    state = _NOT_YET[end_col]
+    for why, ids in ((f"with {end_col} before started_at", left.filter(~left["_open"])["incident_id"].to_list()),
+                     (f"not yet {state} (no {end_col})", left.filter(left["_open"])["incident_id"].to_list())):
+        if ids:
+            k = len(ids)
+            named = ", ".join(map(str, ids[:5])) + (f", ... ({k - 5} more)" if k > 5 else "")
+            warnings.warn(f"{metric}: {k} incident{'s' if k > 1 else ''} {why} {'are' if k > 1 else 'is'} left out "
+                          f"({named})", ExcludedRowWarning, stacklevel=4)
     minutes = before.ifelse(ibis.null("float64"), minutes)
     return percentile_frame(t, minutes, q=0.5, keys=keys, period=period, time="started_at", start=start, end=end,
                             metric=metric, confidence=confidence, extra={"mean": lambda c: c.mean()}, complete=True)
@@ -142,9 +153,9 @@ def _incident_duration(db, end_col: str, metric: str, *, by, period, start, end,
 _DURATION_DOC = """Median {what}, in minutes, over the incidents that started in the period.
 
     ``{end_col} - started_at`` per incident with a ``{end_col}``; the value is the median (as DORA's Four Keys), the
-    mean is the extra column ``mean``; ``lo``/``hi`` the order-statistic interval of the median. An incident with a
-    ``{end_col}`` before its ``started_at`` (inserted by hand) is left out, named by an
-    :class:`~workbench.metrics.ExcludedRowWarning`.
+    mean is the extra column ``mean``; ``lo``/``hi`` the order-statistic interval of the median. An incident without
+    a ``{end_col}`` (not yet {state}) or with one before its ``started_at`` (inserted by hand) is left out, named by
+    an :class:`~workbench.metrics.ExcludedRowWarning`.
 
     Parameters
     ----------
@@ -167,8 +178,13 @@ _DURATION_DOC = """Median {what}, in minutes, over the incidents that started in
     >>> _ = db.duckdb.execute("insert into incidents (incident_id, feature, started_at, {end_col}) values "
     ...     "('i1', 'chat', '2026-01-01 10:00', '2026-01-01 10:10'), ('i2', 'chat', '2026-01-01 11:00', '2026-01-01 11:30'),"
     ...     "('i3', 'chat', '2026-01-01 12:00', '2026-01-01 14:00'), ('i4', 'chat', '2026-01-01 13:00', null)")
-    >>> {name}(db)[["value", "n", "mean"]].rows()  # median(10, 30, 120); mean 160 / 3; i4 has no {end_col}
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as seen:
+    ...     warnings.simplefilter("always")
+    ...     {name}(db)[["value", "n", "mean"]].rows()  # median(10, 30, 120); mean 160 / 3; i4 has no {end_col}
     [(30.0, 3, 53.333333)]
+    >>> [str(w.message) for w in seen if w.category is wb.metrics.ExcludedRowWarning]
+    ['{name}: 1 incident not yet {state} (no {end_col}) is left out (i4)']
 """
 
 
@@ -186,7 +202,7 @@ def duration_metric(name: str, end_col: str, what: str) -> Callable[..., "pl.Dat
                                   confidence=confidence)
 
     metric.__name__ = metric.__qualname__ = name
-    metric.__doc__ = _DURATION_DOC.format(what=what, end_col=end_col, name=name)
+    metric.__doc__ = _DURATION_DOC.format(what=what, end_col=end_col, name=name, state=_NOT_YET[end_col])
     return metric
 
 
