@@ -212,6 +212,18 @@ def test_slo_and_budget_refuse_an_at_after_the_clock(tmp_path, capsys):
         assert err.count("\n") == 1
 
 
+def test_slo_and_budget_name_the_at_option_they_cannot_read(tmp_path, capsys):
+    """`--at 2026-13-01` (month and day swapped) said only "expected an ISO date or timestamp, got '2026-13-01'",
+    not which option of the command it was."""
+    path = tmp_path / "wb.duckdb"
+    wb.connect(path).close()
+    p = _slo_toml(tmp_path, extra="[budget.chat]\nmonthly_usd = 100\n")
+    for verb in ("slo", "budget"):
+        assert main([verb, "--db", str(path), "--config", str(p), "--at", "2026-13-01"]) == 2
+        assert capsys.readouterr().err == (f"workbench {verb}: error: {verb}: --at: expected an ISO date or timestamp, "
+                                           f"got '2026-13-01'\n")
+
+
 # ------------------------------------------------------------------------------------------------------------ alerts
 
 

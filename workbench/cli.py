@@ -480,7 +480,8 @@ def _clock_at(a: argparse.Namespace) -> object:
     from workbench.db import as_timestamp
     from workbench.schema import not_after_clock
 
-    return not_after_clock(as_timestamp(a.at), f"{a.verb}: --at")
+    what = f"{a.verb}: --at"
+    return not_after_clock(as_timestamp(a.at, what=what), what)
 
 
 def _cmd_slo(a: argparse.Namespace) -> int:
