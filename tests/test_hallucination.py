@@ -13,6 +13,7 @@ import pytest
 from scipy.stats import norm, t as student_t
 
 import workbench as wb
+from workbench.errors import InputError, ParameterError
 from workbench.eval import labels, score
 from workbench.metrics import hallucination as h
 
@@ -471,6 +472,43 @@ def test_import_labels_rejects_bad_input(tmp_path):
     with pytest.raises(KeyError, match="no label column"):
         labels.import_labels(d, [{"call_id": "a", "verdict": 1}])
     assert d.duckdb.execute("select count(*) from evals").fetchone()[0] == 0  # nothing half-written
+
+
+def _labels_db():
+    d = wb.connect(":memory:")
+    d.duckdb.execute("insert into answers (call_id, answer) values ('a', 'x'), ('b', 'y'), ('c', 'z')")
+    return d
+
+
+def test_import_labels_reads_odd_files_and_names_the_line_of_a_bad_one(tmp_path):
+    d = _labels_db()
+    p = tmp_path / "labels.jsonl"  # byte-order mark, CRLF, a blank line (polars: "InternalError(TapeError)")
+    p.write_bytes(b'\xef\xbb\xbf{"call_id": "a", "label": 1}\r\n\r\n{"call_id": "b", "label": "No"}\r\n')
+    assert labels.import_labels(d, p)["hallucinated"] == 1
+    p.write_bytes(b'{"call_id": "a", "label": 1}\n\n{"call_id": "b", "label": \n')
+    with pytest.raises(InputError, match=r"labels.jsonl line 3: invalid JSON"):
+        labels.import_labels(d, p)
+    p.write_bytes(b'{"call_id": "a", "label": 1}\n["b", 0]\n')
+    with pytest.raises(InputError, match=r"labels.jsonl line 2: expected an object with call_id and a label, "
+                                            r"got str"):
+        labels.import_labels(d, p)
+    p.write_bytes(b'{"call_id": "a", "label": 1}\n{"call_id": "b"}\n')
+    with pytest.raises(InputError, match=r"labels.jsonl line 2 column 'label': expected 1/0.*got nothing"):
+        labels.import_labels(d, p)
+    c = tmp_path / "labels.csv"  # what pandas writes for a float column, an explanation over two lines
+    c.write_text('call_id,label,explanation\na,1.0,"invented\ndate"\nb,0.0,\nc,2.0,\n')
+    with pytest.raises(InputError, match=r"labels.csv line 5 column 'label': expected 1/0.*got '2.0'"):
+        labels.import_labels(d, c)
+    c.write_text('call_id,label,explanation\na,1.0,"invented\ndate"\nb,0.0,\n')
+    assert labels.import_labels(d, c)["hallucinated"] == 1
+    assert d.duckdb.execute("select explanation from evals where call_id = 'a' and evaluator = 'human'").fetchone() == (
+        "invented\ndate",)
+    c.write_text("call_id,label\na,1\nb,0,extra\n")  # polars: "found more fields than defined in 'Schema'"
+    with pytest.raises(InputError, match=r"labels.csv line 3: expected 2 fields \(call_id, label\), got 3"):
+        labels.import_labels(d, c)
+    c.write_text("")
+    with pytest.raises(InputError, match=r"labels.csv: no column 'call_id'"):
+        labels.import_labels(d, c)
 
 
 def test_judge_variance_hand_computed():

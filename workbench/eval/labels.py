@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workbench.errors import MissingFileError, NotFoundError, ParameterError, ParameterTypeError
+from workbench.errors import IngestError, MissingFileError, NotFoundError, ParameterError, ParameterTypeError
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +35,8 @@ def import_labels(
     db : Workbench or path
     path_or_frame : path (CSV, JSONL, Parquet) or polars/pandas frame or list of dicts
         One row per answer: ``call_id`` and a label column (``label``, ``hallucinated`` or ``value``; or
-        ``label_column``) holding 1/0, true/false or ``hallucinated``/``supported``. Optional ``explanation``.
+        ``label_column``) holding 1/0 (1.0/0.0), true/false, yes/no or ``hallucinated``/``supported``. Optional
+        ``explanation``. A file is read as UTF-8 (a byte-order mark and CRLF line ends are fine).
     evaluator, version : str
         Stored as ``evals.evaluator`` / ``evaluator_version``; re-importing the same version replaces the labels.
     label_column : str, optional
@@ -45,6 +46,13 @@ def import_labels(
     -------
     dict
         ``evaluator``, ``version``, ``run_id``, ``imported`` (rows), ``hallucinated`` (of which labelled 1).
+
+    Raises
+    ------
+    InputError
+        A file that cannot be read (invalid JSON, a CSV record with more or fewer fields than its header), a
+        ``call_id`` not in ``answers``, or a label that is none of the above: the message names the file and its
+        line (a frame's or list's row, from 1) and the column. Nothing is written then.
 
     Examples
     --------
@@ -56,12 +64,67 @@ def import_labels(
     >>> db.sql("select call_id, metric, value, label from evals order by call_id").rows()
     [('a', 'hallucination_label', 1.0, 'hallucinated'), ('b', 'hallucination_label', 0.0, 'supported')]
     """
-    import polars as pl
-
     db = as_workbench(db)
     fn = "import_labels"
-    if isinstance(path_or_frame, (str, Path)):
-        p = Path(path_or_frame)
+    where, at, columns, records = _records(path_or_frame, fn)
+    if "call_id" not in columns:
+        raise NotFoundError(f"{fn}: {where}: no column 'call_id'; columns: {', '.join(columns) or '(none)'}")
+    col = label_column or next((c for c in ("label", "hallucinated", "value") if c in columns), None)
+    if col is None or col not in columns:
+        raise NotFoundError(f"{fn}: {where}: no label column (label, hallucinated or value); columns: "
+                            f"{', '.join(columns)}")
+    known = set(db.answers.select("call_id").to_polars()["call_id"].to_list())
+    run_id, ts, rows = new_run_id(), now(), []
+    for pos, rec in records:
+        if not isinstance(rec, dict):
+            raise IngestError(f"{fn}: {where} {at} {pos}: expected an object with call_id and a label, got "
+                              f"{type(rec).__name__}")
+        cid, raw = rec.get("call_id"), rec.get(col)
+        if cid is None or str(cid) not in known:
+            raise ParameterError(f"{fn}: {where} {at} {pos}: call_id {cid!r} is not in answers")
+        v, expl = _label_value(raw), rec.get("explanation")
+        if v is None:
+            got = "nothing" if raw is None else repr(raw)
+            raise ParameterError(f"{fn}: {where} {at} {pos} column {col!r}: expected 1/0, true/false or "
+                                 f"hallucinated/supported, got {got}")
+        rows.append({"call_id": str(cid), "metric": LABEL_METRIC, "value": v, "label": HALLUCINATED if v else SUPPORTED,
+                     "evaluator": evaluator, "evaluator_version": str(version), "run_id": run_id, "repeat": 0,
+                     "ts": ts, "explanation": None if expl is None else str(expl), "details": None})
+    write_evals(db, rows)
+    return {"evaluator": evaluator, "version": str(version), "run_id": run_id, "imported": len(rows),
+            "hallucinated": int(sum(r["value"] for r in rows))}
+
+
+def _label_value(raw: Any) -> float | None:
+    """1.0 (hallucinated) or 0.0 (supported) of a label as files and frames write it; None when it is neither.
+
+    >>> [_label_value(x) for x in (True, 1, 0.0, "1.0", " Yes ", "Hallucinated", "supported", 2, "maybe", None)]
+    [1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, None, None, None]
+    """
+    if isinstance(raw, bool):
+        return float(raw)
+    if raw is None:
+        return None
+    s = str(raw).strip().lower()
+    if s in _TRUE:
+        return 1.0
+    if s in _FALSE:
+        return 0.0
+    try:  # 1, 0.0, "1.0" (pandas writes a float column so)
+        number = float(s)
+    except ValueError:
+        return None
+    return number if number in (0.0, 1.0) else None
+
+
+def _records(source: Any, fn: str) -> tuple[str, str, list[str], list[tuple[int, Any]]]:
+    """``(where, "line" or "row", columns, [(line or row, record)])`` of a label file, frame or list of dicts: a
+    file's records numbered by the line they start on (blank lines and a multi-line CSV field counted), a frame's
+    and a list's from 1."""
+    import polars as pl
+
+    if isinstance(source, (str, Path)):
+        p = Path(source)
         if not p.exists():
             raise MissingFileError(f"{fn}: no file at {p}")
         suffix = p.suffix.lower()
@@ -69,56 +132,65 @@ def import_labels(
             from workbench.io.records import refuse_wide_text
 
             refuse_wide_text(p)  # Excel's "Unicode text" is UTF-16: its columns would read as NUL-spaced names
-        # The file itself, never a pattern: polars reads "labels[1].csv" as a glob (the file "labels1.csv"), and
-        # "~/labels.csv" in the home directory, where this found it in a folder named "~".
         if suffix == ".csv":
-            df = pl.read_csv(p.absolute(), infer_schema_length=0, glob=False)
-        elif suffix in (".jsonl", ".ndjson"):
-            with open(p, "rb") as fh:  # read_ndjson has no glob=False
-                df = pl.read_ndjson(fh)
-        elif suffix == ".parquet":
-            df = pl.read_parquet(p.absolute(), glob=False)
-        else:
+            return str(p), "line", *_csv_records(p, fn)
+        if suffix in (".jsonl", ".ndjson"):
+            return str(p), "line", *_json_records(p, fn)
+        if suffix != ".parquet":
             raise ParameterError(f"{fn}: {p}: expected .csv, .jsonl or .parquet, got {suffix or 'no suffix'}")
-        where = str(p)
-    elif isinstance(path_or_frame, pl.DataFrame):
-        df, where = path_or_frame, "frame"
-    elif isinstance(path_or_frame, list):
-        df, where = pl.DataFrame(path_or_frame), "list"
+        # The file itself, never a pattern: polars reads "labels[1].parquet" as a glob (the file "labels1.parquet"),
+        # and "~/labels.parquet" in the home directory, where this found it in a folder named "~".
+        try:
+            df, where = pl.read_parquet(p.absolute(), glob=False), str(p)
+        except Exception as exc:  # not Parquet, cut short
+            raise IngestError(f"{fn}: {p}: not a Parquet file ({str(exc).splitlines()[0]})") from None
+    elif isinstance(source, pl.DataFrame):
+        df, where = source, "frame"
+    elif isinstance(source, list):
+        columns = list(dict.fromkeys(k for r in source if isinstance(r, dict) for k in r))
+        return "list", "row", columns, list(enumerate(source, start=1))
     else:
         try:
-            df, where = pl.from_pandas(path_or_frame), "frame"
+            df, where = pl.from_pandas(source), "frame"
         except Exception:
-            raise ParameterTypeError(f"{fn}: expected a path or a frame, got {type(path_or_frame).__name__}") from None
-    if "call_id" not in df.columns:
-        raise NotFoundError(f"{fn}: {where}: no column 'call_id'; columns: {', '.join(df.columns)}")
-    col = label_column or next((c for c in ("label", "hallucinated", "value") if c in df.columns), None)
-    if col is None or col not in df.columns:
-        raise NotFoundError(f"{fn}: {where}: no label column (label, hallucinated or value); columns: {', '.join(df.columns)}")
-    known = set(db.answers.select("call_id").to_polars()["call_id"].to_list())
-    run_id, ts, rows = new_run_id(), now(), []
-    expl = df["explanation"].to_list() if "explanation" in df.columns else [None] * df.height
-    for i, (cid, raw) in enumerate(zip(df["call_id"].to_list(), df[col].to_list())):
-        line = i + 1
-        if cid is None or str(cid) not in known:
-            raise ParameterError(f"{fn}: {where} row {line}: call_id {cid!r} is not in answers")
-        s = str(raw).strip().lower() if raw is not None else ""
-        if isinstance(raw, bool):
-            s = "1" if raw else "0"
-        elif isinstance(raw, (int, float)) and raw in (0, 1):
-            s = str(int(raw))
-        if s in _TRUE:
-            v = 1.0
-        elif s in _FALSE:
-            v = 0.0
-        else:
-            raise ParameterError(f"{fn}: {where} row {line} column {col!r}: expected 1/0, true/false or "
-                             f"hallucinated/supported, got {raw!r}")
-        rows.append({"call_id": str(cid), "metric": LABEL_METRIC, "value": v, "label": HALLUCINATED if v else SUPPORTED,
-                     "evaluator": evaluator, "evaluator_version": str(version), "run_id": run_id, "repeat": 0,
-                     "ts": ts, "explanation": expl[i], "details": None})
-    write_evals(db, rows)
-    return {"evaluator": evaluator, "version": str(version), "run_id": run_id, "imported": len(rows),
-            "hallucinated": int(sum(r["value"] for r in rows))}
+            raise ParameterTypeError(f"{fn}: expected a path or a frame, got {type(source).__name__}") from None
+    return where, "row", df.columns, list(enumerate(df.iter_rows(named=True), start=1))
 
 
+def _csv_records(p: Path, fn: str) -> tuple[list[str], list[tuple[int, dict]]]:
+    import csv
+
+    from workbench.io.records import allow_long_csv_fields, strict_csv_rows
+
+    allow_long_csv_fields()
+    header: list[str] | None = None
+    out: list[tuple[int, dict]] = []
+    try:
+        with open(p, encoding="utf-8-sig", newline="") as fh:
+            for line, rec, err in strict_csv_rows(csv.reader(fh, strict=True), p, mapping_hint=False):
+                if err is not None:
+                    raise IngestError(f"{fn}: {p} line {line}: not a CSV record ({err})")
+                if not rec or rec == [""]:
+                    continue
+                if header is None:
+                    header = [h.strip() for h in rec]
+                elif len(rec) != len(header):
+                    raise IngestError(f"{fn}: {p} line {line}: expected {len(header)} fields ({', '.join(header)}), "
+                                      f"got {len(rec)}")
+                else:
+                    out.append((line, {k: (v if v != "" else None) for k, v in zip(header, rec)}))
+    except UnicodeDecodeError as exc:
+        raise IngestError(f"{fn}: {p}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+    return header or [], out
+
+
+def _json_records(p: Path, fn: str) -> tuple[list[str], list[tuple[int, Any]]]:
+    from workbench.io.records import iter_json_lines
+
+    out: list[tuple[int, Any]] = []
+    for line, value, _raw, err in iter_json_lines(p):
+        if err is not None:
+            raise IngestError(f"{fn}: {p} line {line}: {err}")
+        out.append((line, value))
+    columns = list(dict.fromkeys(k for _line, r in out if isinstance(r, dict) for k in r))
+    return columns, out
