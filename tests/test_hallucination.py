@@ -480,6 +480,23 @@ def _labels_db():
     return d
 
 
+def test_import_labels_refuses_an_answer_labelled_both_ways(tmp_path):
+    # Two rows of one answer with different labels were both written, under the key evals upserts on: the agreement
+    # counted the answer twice and the calibration took either label, at random.
+    d = _labels_db()
+    p = tmp_path / "labels.csv"
+    p.write_text("call_id,label\na,1\nb,0\na,supported\n")
+    with pytest.raises(ParameterError, match=r"labels.csv line 4: call_id 'a' is labelled supported here and "
+                                                 r"hallucinated on line 2"):
+        labels.import_labels(d, p)
+    assert d.duckdb.execute("select count(*) from evals").fetchone()[0] == 0
+    # the same label twice (a row pasted twice): one label, the repeat counted
+    p.write_text("call_id,label\na,1\nb,0\na,yes\n")
+    s = labels.import_labels(d, p)
+    assert (s["imported"], s["hallucinated"], s["duplicates"]) == (2, 1, 1)
+    assert d.duckdb.execute("select call_id, value from evals order by call_id").fetchall() == [("a", 1.0), ("b", 0.0)]
+
+
 def test_import_labels_reads_odd_files_and_names_the_line_of_a_bad_one(tmp_path):
     d = _labels_db()
     p = tmp_path / "labels.jsonl"  # byte-order mark, CRLF, a blank line (polars: "InternalError(TapeError)")

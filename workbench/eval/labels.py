@@ -45,14 +45,16 @@ def import_labels(
     Returns
     -------
     dict
-        ``evaluator``, ``version``, ``run_id``, ``imported`` (rows), ``hallucinated`` (of which labelled 1).
+        ``evaluator``, ``version``, ``run_id``, ``imported`` (answers), ``hallucinated`` (of which labelled 1),
+        ``duplicates`` (rows repeating an answer with the same label: the first row is kept).
 
     Raises
     ------
     InputError
         A file that cannot be read (invalid JSON, a CSV record with more or fewer fields than its header), a
-        ``call_id`` not in ``answers``, or a label that is none of the above: the message names the file and its
-        line (a frame's or list's row, from 1) and the column. Nothing is written then.
+        ``call_id`` not in ``answers``, a label that is none of the above, or an answer labelled both hallucinated
+        and supported by two rows: the message names the file and its line (a frame's or list's row, from 1) and
+        the column. Nothing is written then.
 
     Examples
     --------
@@ -75,6 +77,8 @@ def import_labels(
                             f"{', '.join(columns)}")
     known = set(db.answers.select("call_id").to_polars()["call_id"].to_list())
     run_id, ts, rows = new_run_id(), now(), []
+    seen: dict[str, tuple[int, float]] = {}  # call_id -> (line or row, label) of its first row
+    duplicates = 0
     for pos, rec in records:
         if not isinstance(rec, dict):
             raise IngestError(f"{fn}: {where} {at} {pos}: expected an object with call_id and a label, got "
@@ -87,12 +91,21 @@ def import_labels(
             got = "nothing" if raw is None else repr(raw)
             raise ParameterError(f"{fn}: {where} {at} {pos} column {col!r}: expected 1/0, true/false or "
                                  f"hallucinated/supported, got {got}")
+        if str(cid) in seen:  # evals holds one label per answer and version: a repeat must agree with the first
+            first, label = seen[str(cid)]
+            if label != v:
+                name = {1.0: HALLUCINATED, 0.0: SUPPORTED}
+                raise ParameterError(f"{fn}: {where} {at} {pos}: call_id {str(cid)!r} is labelled {name[v]} here and "
+                                     f"{name[label]} on {at} {first}; keep one of the two")
+            duplicates += 1
+            continue
+        seen[str(cid)] = (pos, v)
         rows.append({"call_id": str(cid), "metric": LABEL_METRIC, "value": v, "label": HALLUCINATED if v else SUPPORTED,
                      "evaluator": evaluator, "evaluator_version": str(version), "run_id": run_id, "repeat": 0,
                      "ts": ts, "explanation": None if expl is None else str(expl), "details": None})
     write_evals(db, rows)
     return {"evaluator": evaluator, "version": str(version), "run_id": run_id, "imported": len(rows),
-            "hallucinated": int(sum(r["value"] for r in rows))}
+            "hallucinated": int(sum(r["value"] for r in rows)), "duplicates": duplicates}
 
 
 def _label_value(raw: Any) -> float | None:
