@@ -69,6 +69,30 @@ def test_personal_data_and_keys_are_replaced(text, secret, placeholder):
     assert secret not in out and placeholder in out, out
 
 
+INTERNATIONAL_ADDRESSES = [
+    # Addresses with letters outside ASCII (RFC 6531/IDN) went through whole: the pattern knew only A-Z and 0-9.
+    ("Dmitry: dmitry@пример.рф", "dmitry@пример.рф"),
+    ("Write to jöhn.müller@beispiel.de", "müller@beispiel"),
+    ("user@müller.de", "user@müller"),
+    ("用户@例子.广告", "用户@例子"),
+    ("θέμα@παράδειγμα.ελ", "θέμα@"),
+    ("अजय@डाटामेल.भारत", "अजय@"),
+    ('"john doe"@example.com (a quoted local part)', "john doe"),
+]
+
+
+@pytest.mark.parametrize("text, secret", INTERNATIONAL_ADDRESSES, ids=[t[1] for t in INTERNATIONAL_ADDRESSES])
+def test_addresses_in_any_script_are_replaced(text, secret):
+    out = redact(text)
+    assert secret not in out and "[email]" in out, out
+
+
+def test_addresses_in_any_script_keep_the_text_around_them():
+    assert redact("Почта: иван@пример.рф, спасибо.") == "Почта: [email], спасибо."
+    assert redact("メール taro@例え.jp まで") == "メール [email] まで"
+    assert redact("日本語のテキスト@です") == "日本語のテキスト@です"  # no domain with a dot: no address
+
+
 @pytest.mark.parametrize("text", NEGATIVES)
 def test_near_misses_are_left_alone(text):
     assert redact(text) == text
@@ -104,7 +128,9 @@ def test_show_raw_text_setting(tmp_path):
     lambda n: "1-" * n + "x",
     lambda n: "b@" * n,
     lambda n: "x" * n + " y…",  # a long word before a truncated tail
-], ids=["dots", "dashed-digits", "at-signs", "long-word-then-tail"])
+    lambda n: "я@" + "я." * n,  # a domain of any script that never ends in a top-level domain
+    lambda n: '"a"@' * n,  # quoted local parts
+], ids=["dots", "dashed-digits", "at-signs", "long-word-then-tail", "idn-labels", "quoted-locals"])
 def test_redaction_time_grows_linearly_with_a_long_unbroken_run(make):
     # The truncated-tail rule (a text cut short by a display) was tried from every character of a run without a space:
     # each try read the run to its end looking for the final '…'. 40,000 characters of 'a.' took 54 s, so one hostile

@@ -9,7 +9,8 @@ API keys and tokens       ``[api_key]``     the published shapes: OpenAI/Anthrop
                                             AWS ``AKIA...``, GitHub ``ghp_``/``github_pat_``, Slack ``xox?-``,
                                             Google ``AIza...``, Hugging Face ``hf_``, GitLab ``glpat-``, JWTs,
                                             ``Bearer <token>``, and ``api_key=...`` / ``password: ...`` assignments
-e-mail addresses          ``[email]``       ``local@domain.tld``
+e-mail addresses          ``[email]``       ``local@domain.tld`` in any script (``иван@пример.рф``), quoted
+                                            local parts (``"john doe"@example.com``)
 IBANs                     ``[iban]``        country code, check digits, 11-30 characters, ISO 13616 mod-97 check
 card numbers              ``[card]``        13-19 digits (spaces or dashes between groups), Luhn check
 national ids              ``[national_id]`` US SSN ``123-45-6789`` (valid area/group/serial), UK NINO ``AB123456C``
@@ -70,8 +71,17 @@ _ASSIGNED = re.compile(
     r"(?i)(\bbearer\s+|\b(?:api[_-]?key|apikey|access[_-]?token|auth[_-]?token|secret[_-]?key|client[_-]?secret"
     r"|password|passwd|pwd)\b[\"']?\s*[:=]\s*[\"']?)([^\s\"',;]{8,})"
 )
-_EMAIL = re.compile(r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
-                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}\b")
+# Combining marks, which Python's \w leaves out: a letter's vowel sign in Devanagari, Tamil or Thai ("डाटा"), Hebrew and
+# Arabic points, accents written apart, joiners. A word of such a script is \w and these.
+_MARKS = ("\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0900-\u0dff"
+          "\u0e00-\u0eff\u1000-\u109f\u200c\u200d\u3099\u309a")
+_LETTER = rf"(?:[^\W_]|[{_MARKS}])"  # a letter (any script) or digit
+_LABEL = rf"{_LETTER}(?:[\w{_MARKS}-]{{0,62}}{_LETTER})?"  # a domain label, also of an IDN ("пример", "müller")
+# local@domain.tld in any script (RFC 6531: "иван@пример.рф", "用户@例子.广告"), a quoted local part ("john doe"@...)
+# and a punycode top-level domain (".xn--p1ai")
+_EMAIL = re.compile(rf"(?:(?<![\w{_MARKS}.%+-]){_LETTER}[\w{_MARKS}.%+-]{{0,63}}|(?<![\w\"])\"[^\"\r\n]{{1,64}}\")"
+                    rf"@{_LABEL}(?:\.{_LABEL})*\.(?:xn--[A-Za-z0-9-]{{1,59}}|(?:[^\W\d_]|[{_MARKS}]){{2,24}})"
+                    rf"(?![\w{_MARKS}])")
 _IBAN = re.compile(_B + r"([A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30})" + _E)
 _CARD = re.compile(_B + r"(\d(?:[ -]?\d){12,18})" + _E)
 _SSN = re.compile(_B + r"(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}" + _E)
