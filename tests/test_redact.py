@@ -93,6 +93,46 @@ def test_addresses_in_any_script_keep_the_text_around_them():
     assert redact("日本語のテキスト@です") == "日本語のテキスト@です"  # no domain with a dot: no address
 
 
+SECRETS_IN_CONTEXT = [
+    # Secrets of no published shape, named by their setting or sitting in a URL, went through whole.
+    ("AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI"),
+    ("export ANTHROPIC_API_KEY=abcd1234efgh5678", "abcd1234efgh5678"),
+    ("MY_SERVICE_TOKEN: 9f8e7d6c5b4a", "9f8e7d6c5b4a"),
+    ('{"token": "abcd1234efgh5678", "user": "x"}', "abcd1234efgh5678"),
+    ('{"refresh_token":"Zm9vYmFyYmF6"}', "Zm9vYmFyYmF6"),
+    ("GET /v1/items?token=abcd1234efgh5678&page=2", "abcd1234efgh5678"),
+    ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA"),
+    ("postgres://admin:s3cr3tpassw0rd@db.internal:5432/app", "s3cr3tpassw0rd"),
+    ("redis://:hunter2hunter2@cache:6379/0", "hunter2hunter2"),
+    ("password=hunter2", "hunter2"),
+    ('password: "correct horse battery staple"', "correct horse"),
+    ("db_password: 'pa ss'", "pa ss"),
+]
+
+SECRET_NEAR_MISSES = [
+    "max_tokens=4096", "input_tokens: 123456789", "The secret: patience is key.", "token: each token costs money",
+    "use bearer tokens for auth", "GET /search?q=llama&page=2&sort=asc", "postgres://db.internal:5432/app",
+    "see https://example.com:8080/a:b@c",
+]
+
+
+@pytest.mark.parametrize("text, secret", SECRETS_IN_CONTEXT, ids=[t[1] for t in SECRETS_IN_CONTEXT])
+def test_secrets_named_by_their_setting_or_in_a_url_are_replaced(text, secret):
+    out = redact(text)
+    assert secret not in out and "[api_key]" in out, out
+
+
+@pytest.mark.parametrize("text", SECRET_NEAR_MISSES)
+def test_settings_that_are_no_secret_are_left_alone(text):
+    assert redact(text) == text
+
+
+def test_a_replaced_secret_keeps_what_follows_it():
+    assert redact("GET /v1?api_key=abcd1234efgh5678&page=2") == "GET /v1?api_key=[api_key]&page=2"
+    assert redact('{"token": "abcd1234efgh5678", "n": 1}') == '{"token": "[api_key]", "n": 1}'
+    assert redact("postgres://admin:s3cr3tpassw0rd@db.internal:5432/app") == "postgres://admin:[api_key]@db.internal:5432/app"
+
+
 @pytest.mark.parametrize("text", NEGATIVES)
 def test_near_misses_are_left_alone(text):
     assert redact(text) == text

@@ -8,7 +8,10 @@ what                      placeholder       how it is recognised
 API keys and tokens       ``[api_key]``     the published shapes: OpenAI/Anthropic ``sk-...``, Stripe ``sk_live_``,
                                             AWS ``AKIA...``, GitHub ``ghp_``/``github_pat_``, Slack ``xox?-``,
                                             Google ``AIza...``, Hugging Face ``hf_``, GitLab ``glpat-``, JWTs,
-                                            ``Bearer <token>``, and ``api_key=...`` / ``password: ...`` assignments
+                                            ``Bearer <token>``, ``Authorization: Basic ...``, the password of a
+                                            URL (``postgres://user:[api_key]@host``), and settings that name a
+                                            secret: ``api_key=...``, ``password: "..."``, ``AWS_SECRET_ACCESS_KEY=``,
+                                            any ``*_token`` / ``*_secret``, ``?token=`` and ``"secret": "..."``
 e-mail addresses          ``[email]``       ``local@domain.tld`` in any script (``иван@пример.рф``), quoted
                                             local parts (``"john doe"@example.com``)
 IBANs                     ``[iban]``        country code, check digits, 11-30 characters, ISO 13616 mod-97 check
@@ -66,11 +69,30 @@ _KEYS = re.compile(
         r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",  # JWT
     ])
 )
-# "Bearer <token>", "api_key = ...", "password: ..." -- the label stays, the value goes
+# A setting that names a secret: api_key, password... and any name ending in one (AWS_SECRET_ACCESS_KEY,
+# ANTHROPIC_API_KEY, db_password), or in _token / _secret (refresh_token, MY_SERVICE_TOKEN)
+_SECRET_NAME = (r"(?:[a-z0-9]+[_-])*(?:api[_-]?key|apikey|access[_-]?key|secret[_-]?key|client[_-]?secret"
+                r"|private[_-]?key|password|passwd|pwd)|(?:[a-z0-9]+[_-])+(?:token|secret)")
+# "Bearer <token>", "Authorization: Basic <credentials>", "api_key = ...", "password: ...", and a bare token or secret
+# set as code and JSON set it ("token=...", '"secret": "..."'; not prose's "The secret: ..."): the label stays, the
+# value goes -- a quoted one whole, to its closing quote; an unquoted one to a space, quote, comma, ; or &.
 _ASSIGNED = re.compile(
-    r"(?i)(\bbearer\s+|\b(?:api[_-]?key|apikey|access[_-]?token|auth[_-]?token|secret[_-]?key|client[_-]?secret"
-    r"|password|passwd|pwd)\b[\"']?\s*[:=]\s*[\"']?)([^\s\"',;]{8,})"
+    r"(?i)(?P<label>\bbearer\s+"
+    r"|\bauthorization\b[\"']?\s*[:=]\s*[\"']?(?:(?:basic|bearer|token|digest)\s+)?"
+    rf"|(?<![\w-])(?:{_SECRET_NAME})\b[\"']?\s*[:=]\s*"
+    r"|(?<![\w-])(?:token|secret)\b(?:[\"']\s*:|\s*=)\s*)"
+    r"(?:(?P<q>[\"'])(?P<quoted>[^\"'\r\n]{1,256})(?=(?P=q))|(?P<q2>[\"']?)(?P<plain>[^\s\"',;&]{6,}))"
 )
+# the password of a URL's user information: scheme://user:password@host
+_URL_PASSWORD = re.compile(r"(?<=://)([^\s/:@]{0,64}):[^\s/@]{1,128}@")
+
+
+def _assigned(m: re.Match) -> str:
+    if m.group("plain") is not None and len(m.group("plain")) < 8 and m.group("label")[:6].lower() == "bearer":
+        return m.group(0)  # "bearer tokens": prose; a bearer token is longer
+    return m.group("label") + (m.group("q") or m.group("q2") or "") + "[api_key]"
+
+
 # Combining marks, which Python's \w leaves out: a letter's vowel sign in Devanagari, Tamil or Thai ("डाटा"), Hebrew and
 # Arabic points, accents written apart, joiners. A word of such a script is \w and these.
 _MARKS = ("\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0900-\u0dff"
@@ -145,7 +167,8 @@ def _phone(lo: int, hi: int) -> Callable[[re.Match], str]:
 
 _RULES: list[tuple[re.Pattern, Any]] = [
     (_KEYS, "[api_key]"),
-    (_ASSIGNED, lambda m: m.group(1) + "[api_key]"),
+    (_URL_PASSWORD, lambda m: m.group(1) + ":[api_key]@"),
+    (_ASSIGNED, _assigned),
     (_EMAIL, "[email]"),
     (_IBAN, lambda m: _longest_valid(m.group(0), _iban_ok, "[iban]")),
     (_CARD, lambda m: _longest_valid(m.group(0), _card_ok, "[card]")),
