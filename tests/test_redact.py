@@ -133,6 +133,21 @@ def test_a_replaced_secret_keeps_what_follows_it():
     assert redact("postgres://admin:s3cr3tpassw0rd@db.internal:5432/app") == "postgres://admin:[api_key]@db.internal:5432/app"
 
 
+def test_international_numbers_dialled_with_00_are_replaced():
+    # Europe dials abroad with 00, not +: "0044 20 7946 0958" went through whole
+    assert redact("call 0044 20 7946 0958 today") == "call [phone] today"
+    assert redact("Tel. 0049 30 12345678, Fax 0049-30-1234567") == "Tel. [phone], Fax [phone]"
+    assert redact("001 (415) 555-2671") == "[phone]"
+    assert redact("order 0012345678 and 00123") == "order 0012345678 and 00123"  # no groups: a number, not a phone
+
+
+def test_numbers_grouped_by_spaces_are_not_read_as_phone_numbers():
+    # "8 045 311 447" read as the national phone number "045 311 447" after the "8"
+    assert redact("The population is 8 045 311 447.") == "The population is 8 045 311 447."
+    assert redact("Budget: 12 050 300 000 EUR") == "Budget: 12 050 300 000 EUR"
+    assert redact("tel 020 7946 0958") == "tel [phone]"
+
+
 @pytest.mark.parametrize("text", NEGATIVES)
 def test_near_misses_are_left_alone(text):
     assert redact(text) == text

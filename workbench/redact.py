@@ -17,8 +17,9 @@ e-mail addresses          ``[email]``       ``local@domain.tld`` in any script (
 IBANs                     ``[iban]``        country code, check digits, 11-30 characters, ISO 13616 mod-97 check
 card numbers              ``[card]``        13-19 digits (spaces or dashes between groups), Luhn check
 national ids              ``[national_id]`` US SSN ``123-45-6789`` (valid area/group/serial), UK NINO ``AB123456C``
-phone numbers             ``[phone]``       ``+`` and 8-15 digits, North American ``(555) 123-4567``/``555-123-4567``,
-                                            national ``0`` + 9-11 digits in groups (``020 7946 0958``)
+phone numbers             ``[phone]``       ``+`` or ``00`` and 8-15 digits, North American ``(555) 123-4567``,
+                                            ``555-123-4567``, national ``0`` + 9-11 digits in groups
+                                            (``020 7946 0958``)
 ========================  ================  ======================================================================
 
 Checksums (Luhn, mod-97) and shape rules keep near misses as they are: dates, times, version numbers, prices, order
@@ -108,9 +109,11 @@ _IBAN = re.compile(_B + r"([A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30})" + _E)
 _CARD = re.compile(_B + r"(\d(?:[ -]?\d){12,18})" + _E)
 _SSN = re.compile(_B + r"(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}" + _E)
 _NINO = re.compile(r"\b(?![DFIQUV])[A-CEGHJ-PR-TW-Z](?![DFIQUVO])[A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b")
-_PHONE_INTL = re.compile(r"(?<![\w+])\+\d[\d ().-]{6,22}\d" + _E)
+# "+44 20 7946 0958", or as Europe dials abroad, "0044 20 7946 0958"
+_PHONE_INTL = re.compile(r"(?<![\w+])(?:\+|00(?=[1-9]))\d[\d ().-]{6,22}\d" + _E)
 _PHONE_NANP = re.compile(_B + r"(?:\(\d{3}\)[ ]?|\d{3}([-. ]))\d{3}(?(1)\1|[-. ])\d{4}" + _E)
-_PHONE_NATIONAL = re.compile(_B + r"0[1-9]\d{0,3}(?:[ .-]\d{2,4}){2,4}" + _E)
+# not after a group of digits: "8 045 311 447" is a number with its thousands spaced, not "8" and a phone number
+_PHONE_NATIONAL = re.compile(_B + r"(?<!\d[ .-])0[1-9]\d{0,3}(?:[ .-]\d{2,4}){2,4}" + _E)
 # A word-like tail starts where a word starts (the lookbehind): tried from every character of a long run without a
 # space, each try read the run to its end (40,000 characters: 54 s). The matches are the same.
 _TRUNCATED = re.compile(r"((?<!\d)(?<!\d[ ().-])\+?\d(?:[ ().-]?\d){5,}[ ().-]?|(?<!\S)\S+)(…|\.\.\.)$")
@@ -156,9 +159,13 @@ def _phone(lo: int, hi: int) -> Callable[[re.Match], str]:
     def sub(m: re.Match) -> str:
         text = m.group(0)
         n = sum(c.isdigit() for c in text)
+        if text.startswith("00"):  # the international prefix, not a digit of the number; and grouped, unlike an id
+            n -= 2
+            if not re.search(r"[ ().-]", text):
+                return text
         if not lo <= n <= hi or text.count("(") != text.count(")"):
             return text
-        if re.search(r"\d{4}-\d{2}-\d{2}|\d{1,2}:\d{2}", text):  # a date or a time, not a number to call
+        if re.search(r"(?<!\d)\d{4}-\d{2}-\d{2}(?!\d)|\d{1,2}:\d{2}", text):  # a date or a time, not a number to call
             return text
         return "[phone]"
 
