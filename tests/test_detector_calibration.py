@@ -133,6 +133,39 @@ def test_the_fit_refuses_what_it_cannot_calibrate():
         C.fit_calibration(good + bad, folds=1)
 
 
+def test_platt_scaling_matches_an_independent_fit():
+    """fit_platt against fits computed outside the workbench (scipy): the unpenalised maximum likelihood where the
+    labels overlap (Nelder-Mead), Platt's targets where the scores separate them (labels 1 as (N1 + 1) / (N1 + 2),
+    labels 0 as 1 / (N0 + 2); BFGS polished by Newton steps). Separated, the fit had no optimum: 50 Newton steps left
+    scale 26.0 on the first separated set (exact 0 and 1 out of the calibration)."""
+    z = np.array([-2.0, -1.0, 0.0, 1.0, 2.0] * 4)
+    y = np.array([0, 1, 0, 1, 1, 0, 0, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 1, 1, 0], float)
+    assert C.fit_platt(z, y) == pytest.approx((0.67399639, 0.0), abs=1e-6)
+    assert C.fit_platt(z, y, np.array([1.0, 2.0] * 10)) == pytest.approx((0.58306997, 0.0), abs=1e-6)
+    zq, yq = z, np.array([0, 0, 1, 1, 1, 0, 0, 0, 1, 1] * 2, float)  # separated but at z = 0, where both labels sit
+    assert C.fit_platt(zq, yq) == pytest.approx((1.58740096, 0.0), abs=1e-7)
+    assert C.fit_platt(zq, yq, np.array([1.0, 2.0] * 10)) == pytest.approx((1.6020391, -0.22997092), abs=1e-7)
+    zs, ys = np.array([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0]), np.array([0, 0, 0, 1, 1, 1.0])
+    assert C.fit_platt(zs, ys) == pytest.approx((0.62140196, 0.0), abs=1e-7)
+    assert C.fit_platt(zs, ys, np.array([1, 2, 1, 1, 0.5, 1])) == pytest.approx((0.62332707, -0.03125849), abs=1e-7)
+    assert C.fit_platt(zs, np.ones(6)) == pytest.approx((0.0, math.log(7.0)), abs=1e-7)  # one label: its target, 7/8
+
+
+def test_labels_the_scores_separate_are_not_calibrated_to_certainty():
+    """Twelve answers per label that the detector ranks perfectly: the unpenalised fit has no optimum, and 50 Newton
+    steps left scale 15.8, so every answer scored exactly 0 or 1 and the cross-validated error read 0.0."""
+    good = ["It was completed in 1889.", "It is 330 metres tall.", "The tower is in Paris.",
+            "It was completed in 1889 in Paris."]
+    bad = ["It was completed in 1887.", "It is 500 metres tall.", "The tower is in Rome.",
+           "It was painted green in 1950."]
+    rows = ([{"answer": a, "contexts": CTX, "label": 0} for a in good] * 3
+            + [{"answer": a, "contexts": CTX, "label": 1} for a in bad] * 3)
+    cal = C.fit_calibration(rows, folds=3)
+    probs = [cal.apply(D.detect(a, CTX).score) for a in good + bad]
+    assert all(0.01 < q < 0.99 for q in probs), probs
+    assert min(probs[4:]) > max(probs[:4]) and cal.report["ece_after"] > 0
+
+
 # -- the file -------------------------------------------------------------------------------------------------------
 
 

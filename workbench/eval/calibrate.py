@@ -135,18 +135,31 @@ def fit_platt(z: "np.ndarray", y: "np.ndarray", w: "np.ndarray | None" = None) -
     """Platt scaling: ``(scale, shift)`` of the logistic fit of labels ``y`` on log-odds ``z`` (row weights ``w``),
     unpenalised. The one fit behind :func:`fit_calibration` and the benchmark's recalibration figures.
 
+    Where the scores separate the labels (every answer labelled 1 scored at least as high as every answer labelled
+    0, as a small set the detector ranks perfectly can be) the unpenalised fit has no optimum: its scale grows with
+    every step and the calibrated probabilities become exactly 0 and 1. There the fit is on Platt's (1999) targets
+    instead of the bare labels: a label 1 counts as ``(N1 + 1) / (N1 + 2)``, a label 0 as ``1 / (N0 + 2)``.
+
     Examples
     --------
     >>> import numpy as np
-    >>> z = np.array([-2.0, -1.0, 0.0, 1.0, 2.0] * 4); y = np.array([0, 0, 1, 1, 1, 0, 0, 0, 1, 1] * 2, float)
-    >>> scale, shift = fit_platt(z, y); bool(scale > 0)
-    True
+    >>> z = np.array([-2.0, -1.0, 0.0, 1.0, 2.0] * 2); y = np.array([0, 1, 0, 1, 1, 0, 0, 1, 0, 1], float)
+    >>> scale, shift = fit_platt(z, y); round(scale, 4), abs(round(shift, 4))
+    (1.012, 0.0)
+    >>> z = np.array([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0]); y = np.array([0, 0, 0, 1, 1, 1.0])  # separated
+    >>> scale, shift = fit_platt(z, y); round(scale, 4), abs(round(shift, 4))  # on targets 1/5 and 4/5
+    (0.6214, 0.0)
     """
     import numpy as np
 
     from workbench.eval import fit as F
 
-    (scale,), shift = F.fit_logistic(np.asarray(z, float)[:, None], y, w, l2=0.0)
+    z, y = np.asarray(z, float), np.asarray(y, float)
+    ones, zeros = z[y == 1], z[y != 1]
+    if not len(ones) or not len(zeros) or ones.min() >= zeros.max() or ones.max() <= zeros.min():
+        n1, n0 = len(ones), len(zeros)
+        y = np.where(y == 1, (n1 + 1) / (n1 + 2), 1 / (n0 + 2))
+    (scale,), shift = F.fit_logistic(z[:, None], y, w, l2=0.0)
     return float(scale), float(shift)
 
 
@@ -203,8 +216,8 @@ def fit_calibration(rows: Sequence[Mapping], *, folds: int = 5, seed: int = 0, p
     >>> c.rows, c.hallucinated, c.scale > 0
     (10, 2, True)
     >>> from workbench.eval.detector import detect
-    >>> round(c.apply(detect("It was completed in 1887.", ctx).score), 2)  # 2 of the 4 such answers
-    0.5
+    >>> round(c.apply(detect("It was completed in 1887.", ctx).score), 3)  # 2 of its 4 answers, on Platt's targets
+    0.425
     """
     import numpy as np
 
