@@ -195,6 +195,16 @@ def test_the_file_round_trips_and_bad_files_name_file_and_field(tmp_path):
         C.load_calibrated(tmp_path / "old.json")
 
 
+def test_a_calibration_file_edited_in_notepad_loads(tmp_path):
+    # Notepad (and PowerShell's Set-Content -Encoding UTF8) saves UTF-8 with a byte-order mark: the file a team edited
+    # by hand was refused as "not a calibration file (Unexpected UTF-8 BOM ...)"
+    cal = C.Calibration(scale=1.5, shift=-0.5, detector_version=D.DETECTOR_VERSION, rows=120, hallucinated=40)
+    path = tmp_path / "cal.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(cal.to_json(), indent=2).replace("\n", "\r\n").encode())
+    back = C.load_calibrated(path).calibration
+    assert (back.scale, back.shift, back.tag) == (1.5, -0.5, cal.tag)
+
+
 # -- CLI, workbench.toml, evaluate and the metrics ------------------------------------------------------------------
 
 

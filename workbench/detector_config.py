@@ -48,7 +48,7 @@ def _finite(v: Any) -> bool:
 def _json_file(path: Path) -> Any:
     """The JSON value of a calibration file; a :class:`ConfigError` naming the file when it is not JSON."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark: Notepad saves one
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path}: not a calibration file ({exc})") from None
 
