@@ -205,6 +205,28 @@ def test_a_calibration_file_edited_in_notepad_loads(tmp_path):
     assert (back.scale, back.shift, back.tag) == (1.5, -0.5, cal.tag)
 
 
+def test_calibrate_out_refuses_a_folder_and_a_file_that_is_no_calibration(tmp_path, capsys):
+    # `--out LABELLED.jsonl` (the input named twice) replaced the team's labels with the calibration; `--out FOLDER`
+    # failed with IsADirectoryError's traceback after the whole fit.
+    from workbench.cli import main
+
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text("".join(json.dumps(r) + "\n" for r in _rows(CONTRASTIVE)[:40]))
+    before = labelled.read_bytes()
+    assert main(["hallucination", "calibrate", str(labelled), "--out", str(labelled)]) == 2
+    err = capsys.readouterr().err
+    assert f"{labelled} exists and is not a calibration file: it is not overwritten" in err, err
+    assert labelled.read_bytes() == before
+    assert main(["hallucination", "calibrate", str(labelled), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path} is a folder: name the file to write, e.g. {tmp_path / 'calibration.json'}" in err, err
+    assert "Traceback" not in err
+    out = tmp_path / "cal.json"  # a calibration is replaced by the next fit
+    assert main(["hallucination", "calibrate", str(labelled), "--out", str(out)]) == 0
+    assert main(["hallucination", "calibrate", str(labelled), "--out", str(out)]) == 0
+    assert C.read_calibration(out).rows == 40
+
+
 # -- CLI, workbench.toml, evaluate and the metrics ------------------------------------------------------------------
 
 

@@ -136,16 +136,38 @@ def write_calibration(cal: Calibration, path: str | Path) -> Path:
 
 
 def calibration_target(path: str | Path) -> Path:
-    """The path a calibration will be written to, checked before anything is fitted: its folder must exist.
+    """The path a calibration will be written to, checked before anything is fitted: its folder must exist, and a file
+    already there must be a calibration (the next fit replaces it; any other file, such as the labelled answers named
+    twice, is not overwritten).
 
     >>> calibration_target("/no/such/folder/cal.json")
     Traceback (most recent call last):
     ...
     workbench.errors.MissingFileError: calibration: folder /no/such/folder does not exist
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "labelled.jsonl"
+    >>> _ = p.write_text('{"answer": "a", "contexts": ["b"], "label": 1}\\n')
+    >>> calibration_target(p)
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: calibration: ...labelled.jsonl exists and is not a calibration file: it is not ...
     """
+    from workbench.errors import ParameterError
+
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise ParameterError(f"calibration: {path} is a folder: name the file to write, e.g. "
+                             f"{path / 'calibration.json'}")
     if not path.parent.is_dir():
         raise MissingFileError(f"calibration: folder {path.parent} does not exist")
+    if path.exists():
+        try:  # a calibration is a few hundred bytes: a large file is something else, not read whole to say so
+            spec = _json_file(path) if path.stat().st_size < 1 << 20 else None
+        except (ConfigError, OSError):
+            spec = None
+        if not (isinstance(spec, dict) and spec.get("calibration") == KIND):
+            raise ParameterError(f"calibration: {path} exists and is not a calibration file: it is not overwritten "
+                                 "(name another file)")
     return path
 
 
