@@ -43,6 +43,25 @@ def test_report_call_redacts_text_columns_by_default(tmp_path):
     assert "jane.doe@example.com" in raw["answer"][0]
 
 
+def test_the_text_drift_terms_a_report_shows_hold_no_piece_of_an_address_or_number(tmp_path):
+    # The experiments report's text drift lists the word pairs that mark each window: "to jane", "doe example",
+    # "7946 0958" -- pieces of an address and a phone number that no redaction of the table could recognise.
+    db = wb.connect(":memory:")
+    db.duckdb.execute("insert into answers (call_id, answer, ts) select 'r' || i, 'refund issued for order ' || i, "
+                      "timestamp '2026-01-01' from range(40) t(i)")
+    db.duckdb.execute("insert into answers (call_id, answer, ts) select 'c' || i, 'please write to jane.doe@example.com "
+                      "or call +44 20 7946 0958 about ' || i, timestamp '2026-01-02' from range(40) t(i)")
+    cfg = tmp_path / "workbench.toml"
+    cfg.write_text("")
+    rep = reports.Report(db, start="2026-01-02", end="2026-01-03", config=cfg)
+    row = rep.call("text_drift", column="answer", reference=("2026-01-01", "2026-01-02"),
+                   current=("2026-01-02", "2026-01-03")).row(0, named=True)
+    terms = " ".join(row["terms_reference"] + row["terms_current"])
+    assert row["auc"] == 1.0 and "please" in terms and "email" in terms, terms
+    for piece in ("jane", "doe", "example", "7946", "0958", "44"):
+        assert piece not in terms.split(), (piece, terms)
+
+
 def test_header_escapes_values_and_shows_the_file_name():
     html = reports.header_html("<script>alert(1)</script>", "2026-11-16", "<b>x</b>", f"/home/me/secret/{HOSTILE_DB}")
     assert "<script>" not in html and "<img" not in html and "<b>x" not in html and "&lt;b&gt;x" in html
