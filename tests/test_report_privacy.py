@@ -62,6 +62,21 @@ def test_the_text_drift_terms_a_report_shows_hold_no_piece_of_an_address_or_numb
         assert piece not in terms.split(), (piece, terms)
 
 
+def test_data_notes_are_redacted_as_the_tables_are(tmp_path):
+    # A note names a group without data by its value ("e.g. user_id='jane.doe@example.com'"): the table beside it
+    # showed [email], the note the address.
+    cfg = tmp_path / "workbench.toml"
+    cfg.write_text("")
+    rep = reports.Report(":memory:", start="2026-11-16", end="2026-11-23", config=cfg)
+    rep.notes.append(("error_rate", "some groups have n = 0; their value is null, e.g. user_id='jane.doe@example.com'"))
+    html = rep.data_notes().data
+    assert "jane.doe@example.com" not in html and "user_id=&#x27;[email]&#x27;" in html, html
+    cfg.write_text("[privacy]\nshow_raw_text = true\n")
+    raw = reports.Report(":memory:", start="2026-11-16", end="2026-11-23", config=cfg)
+    raw.notes.extend(rep.notes)
+    assert "jane.doe@example.com" in raw.data_notes().data
+
+
 def test_header_escapes_values_and_shows_the_file_name():
     html = reports.header_html("<script>alert(1)</script>", "2026-11-16", "<b>x</b>", f"/home/me/secret/{HOSTILE_DB}")
     assert "<script>" not in html and "<img" not in html and "<b>x" not in html and "&lt;b&gt;x" in html

@@ -294,7 +294,11 @@ class Report:
         if not self.notes:
             return HTML("<h2>Data notes</h2>\n<p>No data notes: no metric in this report left a row out or had a "
                         "group without data.</p>")
-        items = "".join(f"<li><strong>{escape(label(n))}</strong>: {escape(t)}</li>" for n, t in self.notes)
+        from workbench.redact import redact
+
+        # a note may name a group by its value (user_id='...'): redacted as the tables are
+        shown = [(n, t if self.show_raw_text else redact(t)) for n, t in self.notes]
+        items = "".join(f"<li><strong>{escape(label(n))}</strong>: {escape(t)}</li>" for n, t in shown)
         return HTML(f"<h2>Data notes</h2>\n<p>What the numbers above leave out, and why:</p>\n<ul>{items}</ul>")
 
     def shown(self, frame: Any) -> Any:
