@@ -107,6 +107,8 @@ SECRETS_IN_CONTEXT = [
     ("password=hunter2", "hunter2"),
     ('password: "correct horse battery staple"', "correct horse"),
     ("db_password: 'pa ss'", "pa ss"),
+    ('{"password": "don\'t tell anyone"}', "tell anyone"),  # the other quote inside a quoted value
+    ("client_secret = 'say \"hi\" twice'", "twice"),
 ]
 
 SECRET_NEAR_MISSES = [

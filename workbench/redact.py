@@ -82,7 +82,7 @@ _ASSIGNED = re.compile(
     r"|\bauthorization\b[\"']?\s*[:=]\s*[\"']?(?:(?:basic|bearer|token|digest)\s+)?"
     rf"|(?<![\w-])(?:{_SECRET_NAME})\b[\"']?\s*[:=]\s*"
     r"|(?<![\w-])(?:token|secret)\b(?:[\"']\s*:|\s*=)\s*)"
-    r"(?:(?P<q>[\"'])(?P<quoted>[^\"'\r\n]{1,256})(?=(?P=q))|(?P<q2>[\"']?)(?P<plain>[^\s\"',;&]{6,}))"
+    r"(?:(?P<q>[\"'])(?P<quoted>(?:(?!(?P=q))[^\r\n]){1,256})(?=(?P=q))|(?P<q2>[\"']?)(?P<plain>[^\s\"',;&]{6,}))"
 )
 # the password of a URL's user information: scheme://user:password@host
 _URL_PASSWORD = re.compile(r"(?<=://)([^\s/:@]{0,64}):[^\s/@]{1,128}@")
