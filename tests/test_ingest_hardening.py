@@ -814,3 +814,42 @@ def test_an_incident_detected_or_resolved_before_it_started_is_quarantined(tmp_p
         (1, "detected_at", "before start: detected_at 2026-01-01 09:00:00 < started_at 2026-01-01 10:00:00")]
     assert wb.mttd_minutes(db, period="all").select("value", "n").rows() == [(10.0, 1)]
     assert wb.mttr_minutes(db, period="all").select("value", "n").rows() == [(60.0, 1)]
+
+
+@pytest.mark.parametrize("ext", ["jsonl", "csv"])
+def test_an_incident_loaded_open_then_again_resolved_gets_its_resolution(tmp_path, db, ext):
+    """An incident tracker's export is loaded while an incident is open and again once it is resolved: the second
+    load counted it a duplicate, its resolved_at was never stored, and MTTR left it out for good. A field the stored
+    row lacks is now filled from the later load (never one it holds), and the load says how many rows it completed."""
+    m = tmp_path / "m.toml"
+    m.write_text(f'format = "{ext}"\ntable = "incidents"\n[columns]\nincident_id = "id"\nstarted_at = "start"\n'
+                 'detected_at = { field = "det", optional = true }\nresolved_at = { field = "res", optional = true }\n'
+                 'severity = { field = "sev", optional = true }\n')
+
+    def export(name: str, rows: list[dict]) -> Path:
+        p = tmp_path / f"{name}.{ext}"
+        if ext == "jsonl":
+            p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        else:
+            p.write_text("id,start,det,res,sev\n" + "".join(
+                f"{r['id']},{r['start']},{r.get('det', '')},{r.get('res', '')},{r.get('sev', '')}\n" for r in rows))
+        return p
+
+    t0 = "2026-01-01T10:00:00Z"
+    first = export("monday", [{"id": "i1", "start": t0, "det": "2026-01-01T10:10:00Z", "sev": "sev2"},
+                              {"id": "i2", "start": t0, "det": "2026-01-01T10:05:00Z",
+                               "res": "2026-01-01T10:35:00Z", "sev": "sev3"}])
+    s = ingest(db, [first], mapping=m, progress=False)
+    assert (s.inserted, s.files[0]["completed"]) == (2, 0)
+    assert wb.mttr_minutes(db, period="all").select("value", "n").rows() == [(35.0, 1)]
+    # i1 resolved; i2's export now says another resolution and severity: what is stored is kept
+    second = export("tuesday", [{"id": "i1", "start": t0, "det": "2026-01-01T10:10:00Z",
+                                 "res": "2026-01-01T11:10:00Z", "sev": "sev1"},
+                                {"id": "i2", "start": t0, "det": "2026-01-01T10:05:00Z",
+                                 "res": "2026-01-01T12:00:00Z", "sev": "sev1"}])
+    s = ingest(db, [second], mapping=m, progress=False)
+    assert (s.read, s.inserted, s.duplicates, s.files[0]["completed"]) == (2, 0, 2, 1)
+    assert "1 stored row completed" in str(s)
+    assert db.duckdb.execute("select incident_id, severity, resolved_at::varchar from incidents order by 1"
+                             ).fetchall() == [("i1", "sev2", "2026-01-01 11:10:00"), ("i2", "sev3", "2026-01-01 10:35:00")]
+    assert wb.mttr_minutes(db, period="all").select("value", "n").rows() == [(52.5, 2)]

@@ -114,6 +114,9 @@ class Table:
     time: str | None = None
     hashed_key: bool = False  # the key column may be derived as a stable hash of the row when the source has none
     lineage: bool = field(default=True)  # rows carry the ingest run that wrote them
+    #: columns a later load of a stored key fills where the stored row has none (never one it has): a source that
+    #: exports the current state of its rows (an incident exported open, again once resolved)
+    fills: tuple[str, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -293,6 +296,7 @@ INCIDENTS = Table(
     ),
     key=("incident_id",),
     time="started_at",
+    fills=("feature", "severity", "title", "detected_at", "mitigated_at", "resolved_at"),
 )
 
 PRICES = Table(
@@ -398,7 +402,9 @@ def markdown_reference() -> str:
     """
     out: list[str] = []
     for t in TABLES.values():
-        out.append(f"### `{t.name}`\n\n{t.doc} Key: {', '.join(t.key)}.\n")
+        fills = (f" A row loaded again with a stored {', '.join(t.key)} fills the columns the stored row lacks "
+                 f"(never one it holds): {', '.join(t.fills)}." if t.fills else "")
+        out.append(f"### `{t.name}`\n\n{t.doc} Key: {', '.join(t.key)}.{fills}\n")
         out.append("| column | type | meaning |\n|---|---|---|")
         for c in t.columns:
             req = " Required." if c.required else ""

@@ -637,7 +637,10 @@ class IngestSummary:
                          + (f" (read from where run {f['appended_to']} stopped: only what was appended since)"
                             if f.get("appended_to") else "")
                          + (f" ({f['left_unread']:,} bytes after the last complete line left unread: a line still "
-                            f"being written, read by the next load)" if f.get("left_unread") else ""))
+                            f"being written, read by the next load)" if f.get("left_unread") else "")
+                         + (f" ({f['completed']:,} stored row{'s' if f['completed'] != 1 else ''} completed with "
+                            f"fields {'they' if f['completed'] != 1 else 'it'} lacked, from this file's duplicates)"
+                            if f.get("completed") else ""))
         if self.reasons:
             lines.append("quarantined rows by reason (see the quarantine table):")
             for r, c in sorted(self.reasons.items(), key=lambda x: (-x[1], x[0])):
@@ -1538,6 +1541,8 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
             src.file = plan.path
         counts = straight or replayed or _load(con, src, TABLES[table], run_id, str(path), rejects_offset, survey, ls,
                                                shift=tail.shift if tail is not None else 0)
+        counts["completed"] = (_fill(con, TABLES[table], src, ls or _load_sql(src, TABLES[table], run_id))
+                               if counts["duplicates"] and TABLES[table].fills and src is not None else 0)
         # where the time went: hashing and counting the file, parsing it in Python (the record formats), validating
         # (the survey pass, the staging with its checks and the quarantine), writing the rows into the table
         counts["seconds"] = {"hash": round(hashed, 4), "parse": round(parsed, 4),
@@ -1568,6 +1573,23 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
             plan.lines_path = None
     reasons = counts.pop("reasons")
     return _file_summary(path, table, fmt_name, run_id, counts, unread), reasons
+
+
+def _fill(con, t: Table, src: _Source, ls: _LoadSQL) -> int:
+    """Stored rows completed by this load: for the columns of ``t.fills``, a value a stored row lacks (null) is taken
+    from the file's rows of its key (an incident exported while open, loaded again once resolved: its resolution was
+    a duplicate, and MTTR left it out for good). A value the stored row holds is never changed. Returns the rows
+    changed."""
+    cols = [c for c in t.fills if c in ls.out_cols]
+    (key,) = t.key
+    if not cols:
+        return 0
+    k = _ident(key)
+    got = ", ".join(f"any_value({_ident(c)}) AS {_ident(c)}" for c in cols)  # (the first value that is not null)
+    sets = ", ".join(f"{_ident(c)} = coalesce(d.{_ident(c)}, s.{_ident(c)})" for c in cols)
+    lacks = " OR ".join(f"d.{_ident(c)} IS NULL AND s.{_ident(c)} IS NOT NULL" for c in cols)
+    return con.execute(f"UPDATE {_ident(t.name)} AS d SET {sets} FROM (SELECT {k}, {got} FROM ({ls.stage(src.sql)}) "
+                       f"WHERE _q_kind IS NULL GROUP BY {k}) s WHERE d.{k} = s.{k} AND ({lacks})").fetchone()[0]
 
 
 def _file_summary(path: Path, table: str, fmt_name: str, run_id: str | None, counts: dict, unread: int) -> dict:
