@@ -359,6 +359,30 @@ def test_decision_guardrail_from_zero_in_control_is_judged_not_no_data():
     assert rows["overall"]["verdict"] == "do not ship: guardrail error_rate worse"
 
 
+def test_decision_guardrail_at_zero_against_every_unit_failing_is_worse_not_ship():
+    # every treatment call errors, no control call does: both arms are constant (error rate 0 and 1 per user), the
+    # p(1 - p) variance is 0 in each, the t-test undefined, and the readout said "no clear difference" and "ship"
+    # (the failing calls were fast). Newcombe's interval of the difference 1 - 0 (b - a): Wilson upper bound of 0/50
+    # is (z^2/50) / (1 + z^2/50) = 0.071348 with z = 1.959964, so 1 - sqrt(2) * 0.071348 = 0.899099 to 1.
+    db = wb.connect(":memory:")
+    assign, calls = [], []
+    for arm in ("control", "treatment"):
+        for i in range(50):
+            u = f"{arm}{i}"
+            assign.append((u, arm))
+            status = "error" if arm == "treatment" else "ok"
+            calls.append((f"c{u}", u, "2026-01-02", status, (200 if arm == "control" else 100) + i % 5 * 10, 0.01))
+    _assign(db, assign)
+    _calls(db, calls)
+    s = X.experiment_summary(db, "e", metrics=("error_rate",), relative=False).row(0, named=True)
+    assert (s["effect"], round(s["lo"], 6), s["hi"]) == (1.0, 0.899099, 1.0)
+    for method in ("frequentist", "sequential", "bayesian"):
+        d = X.decision_table(db, "e", metrics=("latency_ms",), guardrails=("error_rate",), method=method)
+        rows = {r["metric"]: r for r in d.iter_rows(named=True)}
+        assert rows["error_rate"]["verdict"] == "worse", method
+        assert rows["overall"]["verdict"] == "do not ship: guardrail error_rate worse", method
+
+
 def test_a_unit_in_two_arms_is_left_out_when_its_first_arm_is_before_start():
     # u1 saw control on 01-01 and treatment on 01-05: contaminated, but with start="2026-01-03" only its treatment row
     # was read, and it counted as a clean treatment unit (srm 1/2, its cost in the treatment arm's mean)

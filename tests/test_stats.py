@@ -122,6 +122,19 @@ def test_zero_variance_gives_undefined_not_zero():
     assert r.effect == 0.0 and math.isnan(r.se) and math.isnan(r.p_value)
 
 
+def test_newcombe_interval_matches_newcombe_1998():
+    # Newcombe (1998), Statistics in Medicine 17:873, Table II, method 10 (hybrid score, no continuity correction):
+    # 56/70 - 48/80 -> (0.0524, 0.3339); 9/10 - 3/10 -> (0.1705, 0.8090). The function gives b - a.
+    lo, hi = stats.newcombe_interval(48, 80, 56, 70)
+    assert (round(float(lo), 4), round(float(hi), 4)) == (0.0524, 0.3339)
+    lo, hi = stats.newcombe_interval(3, 10, 9, 10)
+    assert (round(float(lo), 4), round(float(hi), 4)) == (0.1705, 0.809)
+    # 0/50 against 50/50: Wilson upper bound of 0/50 is (z^2/50) / (1 + z^2/50) = 0.071348 (z = 1.959964), the
+    # lower bound of 50/50 is 1 - 0.071348, so the difference 1 has lower bound 1 - sqrt(2) * 0.071348 = 0.899099
+    lo, hi = stats.newcombe_interval(0, 50, 50, 50)
+    assert (round(float(lo), 6), float(hi)) == (0.899099, 1.0)
+
+
 def test_paired_ttest_matches_scipy():
     from scipy.stats import ttest_rel
 

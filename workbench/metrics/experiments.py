@@ -519,7 +519,10 @@ def experiment_summary(
         p_value, chance_to_win, risk_control, risk_variant, method, relative, cuped, theta, srm_p_value,
         srm_status, scope``. Means are unadjusted; with ``cuped`` the effect uses the adjusted means (the relative lift is
         then taken over the adjusted control mean, delta method with the adjusted variances). Risks are expected
-        losses (in the effect's units) of keeping control and of shipping the arm (Bayesian only).
+        losses (in the effect's units) of keeping control and of shipping the arm (Bayesian only). A proportion
+        metric whose test is undefined (both arms at 0 % or 100 %, so p(1 - p) = 0 in each, or an arm of one unit)
+        gets Newcombe's score interval of the difference as ``lo``/``hi`` (over |control| when relative), with
+        ``se`` and ``p_value`` null: 0 of 50 against 50 of 50 is a difference of 1, at least 0.90.
 
     Examples
     --------
@@ -590,6 +593,8 @@ def experiment_summary(
                     a, b = adjusted[ctrl], adjusted[arm]
                 eff = stats.compare_arms(a, b, method=method, relative=relative, alpha=alpha,
                                          inverse=DIRECTION.get(metric, 1) < 0, tuning=sequential_tuning)
+                if ra["binary"] and rb["binary"] and eff.effect == eff.effect and not eff.lo == eff.lo:
+                    eff = _score_interval(eff, ra, rb, alpha)
             d = eff.as_dict()
             row |= {k: d[k] for k in ("effect", "se", "lo", "hi", "p_value", "chance_to_win", "risk_control",
                                       "risk_variant")}
@@ -605,6 +610,18 @@ def experiment_summary(
     out = pl.DataFrame(rows, schema=schema)
     # NaN means undefined here (no variance, no units): make it null, as everywhere in the workbench
     return out.with_columns(pl.col(pl.Float64).fill_nan(None))
+
+
+def _score_interval(eff: stats.Effect, ra: Mapping[str, Any], rb: Mapping[str, Any], alpha: float) -> stats.Effect:
+    """The interval of a proportion metric whose test has none: Newcombe's score interval of the difference (over
+    |control| for a relative effect). Both arms at 0 % or 100 % have no p(1 - p) variance, or an arm has one unit:
+    the test is undefined, but "no error in 50 control users, an error for all 50 treatment users" is no
+    "no clear difference"."""
+    import dataclasses
+
+    lo, hi = stats.newcombe_interval(ra["sum_y"], ra["n"], rb["sum_y"], rb["n"], confidence=1 - alpha)
+    scale = abs(ra["sum_y"] / ra["n"]) if eff.relative else 1.0
+    return dataclasses.replace(eff, lo=float(lo) / scale, hi=float(hi) / scale)
 
 
 def _mean(r: Mapping[str, Any] | None) -> float | None:
@@ -628,7 +645,8 @@ def decision_table(
 ) -> "pl.DataFrame":
     """Ship or not: per metric and arm, the effect, its interval, its evidence, and a verdict in plain words.
 
-    A metric is ``better``/``worse`` when the evidence is clear — p < ``alpha`` (frequentist, sequential) or chance
+    A metric is ``better``/``worse`` when the evidence is clear — p < ``alpha`` (frequentist, sequential; a
+    proportion without a p-value, at 0 % or 100 % in both arms, when its Newcombe interval excludes 0) or chance
     to win >= ``min_chance_to_win`` / <= 1 - ``min_chance_to_win`` (Bayesian) — in the metric's good direction
     (:data:`DIRECTION`: lower latency, cost, hallucination and errors are better; more thumbs up and retention are
     better); else ``no clear difference``. The overall verdict per arm, first rule that applies:
@@ -761,6 +779,9 @@ def _metric_verdict(r: Mapping[str, Any], sign: int, method: str, alpha: float, 
             return "no clear difference"
         return "better" if ctw >= min_ctw else "worse" if ctw <= 1 - min_ctw else "no clear difference"
     p = r["p_value"]
+    if p is None and r["lo"] is not None and r["hi"] is not None:  # a proportion's score interval, without a p
+        return "better" if r["lo"] * sign > 0 and r["hi"] * sign > 0 else \
+            "worse" if r["lo"] * sign < 0 and r["hi"] * sign < 0 else "no clear difference"
     if p is None or p >= alpha:
         return "no clear difference"
     return "better" if eff * sign > 0 else "worse"
