@@ -203,6 +203,19 @@ def test_bad_inputs_are_named():
         D.drift_report(db, columns=["latency_ms"], reference="2026-01-01", current=CUR)
 
 
+def test_a_window_that_ends_before_it_starts_is_refused_not_read_as_no_data():
+    # (end, start) for (start, end): the reference was an empty window and every column "not tested", silently
+    db = wb.connect(":memory:")
+    _load(db, {"latency_ms": [1.0, 2.0, 3.0]}, {"latency_ms": [1.0, 2.0, 3.0]})
+    with pytest.raises(ParameterError, match="drift_report: reference: start 2026-01-02 is not before end 2026-01-01"):
+        D.drift_report(db, columns=["latency_ms"], reference=("2026-01-02", "2026-01-01"), current=CUR)
+    with pytest.raises(ParameterError, match="text_drift: current: start 2026-01-02 is not before end 2026-01-02"):
+        D.text_drift(db, reference=REF, current=("2026-01-02", "2026-01-02"))
+    with pytest.raises(ParameterError, match="drifted_column_rate: reference: start 2026-01-02 is not before end"):
+        D.drifted_column_rate(db, start="2026-01-02", end="2026-01-03", reference=("2026-01-02", "2026-01-01"),
+                              columns=["latency_ms"])
+
+
 def test_empty_window_is_undefined_not_no_drift():
     db = wb.connect(":memory:")
     _load(db, {"latency_ms": [1.0, 2.0, 3.0]}, {"latency_ms": [1.0, 2.0, 3.0]})

@@ -90,7 +90,9 @@ Window = tuple[Any, Any]
 def _check_window(name: str, w: Any, fn: str) -> Window:
     if not isinstance(w, (tuple, list)) or len(w) != 2:
         raise ParameterTypeError(f"{fn}: {name} must be a (start, end) pair, got {w!r}")
-    return M.as_timestamp(w[0], what=f"{fn}: {name} start"), M.as_timestamp(w[1], what=f"{fn}: {name} end")
+    start, end = M.as_timestamp(w[0], what=f"{fn}: {name} start"), M.as_timestamp(w[1], what=f"{fn}: {name} end")
+    M.check_window(f"{fn}: {name}", w[0], w[1])  # (end, start) was an empty window: every column "not tested"
+    return start, end
 
 
 def _table(db: Any, table: str, *, metric: str | None, fn: str, evaluator: str | None = None,
@@ -337,7 +339,7 @@ def drift_report(
         are distinct: a question, an answer) is tested by :func:`text_drift_score`, a domain classifier, not as
         categories, where every new text would read as drift: see :func:`column_drift`.
     reference, current : (start, end)
-        Windows [start, end) on the table's time column; a score of ``evals``, and a row of ``answers``, is dated by
+        Windows [start, end) on the table's time column, start before end; a score of ``evals``, and a row of ``answers``, is dated by
         its answer (its call's time, else the answer's; never when it was scored), as the hallucination metrics date
         it (:func:`~workbench.metrics.hallucination.answer_time`): a score whose answer has neither time is in
         neither window.
