@@ -171,6 +171,16 @@ def test_srm_partial_weights_is_an_error():
         X.srm(db, "e")
 
 
+def test_srm_refuses_a_nan_weight_in_the_assignments():
+    # 50 users in control with weight NaN, 500 in treatment with 0.5: the NaN arm was dropped and the check read
+    # "ok" (p = 1)
+    db = wb.connect(":memory:")
+    _assign(db, [(f"c{i}", "control", "'NaN'::double") for i in range(50)]
+            + [(f"t{i}", "treatment", 0.5) for i in range(500)])
+    with pytest.raises(ValueError, match=r"srm: assignments.weight is NaN or infinite for arm\(s\) \['control'\]"):
+        X.srm(db, "e")
+
+
 def test_unknown_inputs_are_named():
     db = wb.connect(":memory:")
     _assign(db, [("u1", "control"), ("u2", "b")])

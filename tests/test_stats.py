@@ -190,6 +190,15 @@ def test_growthbook_srm_goldens(case):
     assert round(stats.srm_test(case["users"], case["weights"]), 9) == case["p"]
 
 
+def test_srm_refuses_a_weight_or_count_that_is_no_number():
+    # a NaN weight failed "w > 0", its arm was dropped, one arm was left and the check said p = 1: "ok" for 50
+    # users against 500 planned equal
+    with pytest.raises(ParameterError, match="srm_test: weights must be finite numbers >= 0, got nan"):
+        stats.srm_test([50, 500], [float("nan"), 0.5])
+    with pytest.raises(ParameterError, match="srm_test: users must be finite numbers >= 0, got inf"):
+        stats.srm_test([float("inf"), 500], [0.5, 0.5])
+
+
 def test_srm_threshold_matches_published():
     assert stats.SRM_P_THRESHOLD == GOLDENS["srm_growthbook"]["flag_below_p"]
 

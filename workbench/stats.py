@@ -555,8 +555,10 @@ def srm_test(users: Sequence[float], weights: Sequence[float]) -> float:
     w = np.asarray(weights, dtype=float)
     if u.shape != w.shape or u.ndim != 1:
         raise ParameterError(f"srm_test: users and weights must be 1-d of the same length, got {u.shape} and {w.shape}")
-    if (u < 0).any() or (w < 0).any():
-        raise ParameterError("srm_test: users and weights must be >= 0")
+    for name, x in (("users", u), ("weights", w)):
+        bad = ~np.isfinite(x) | (x < 0)
+        if bad.any():  # (a NaN weight failed w > 0 and dropped its arm: one arm left, p = 1, "ok")
+            raise ParameterError(f"srm_test: {name} must be finite numbers >= 0, got {_first_bad(x, bad)}")
     keep = w > 0
     u, w = u[keep], w[keep] / w[keep].sum() if keep.any() else w[keep]
     total = u.sum()

@@ -48,6 +48,7 @@ from __future__ import annotations
 from workbench.errors import (NotFoundError, ParameterError, ParameterTypeError, check_bool, check_int, check_name,
                               check_names, check_number, check_fraction)
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -279,7 +280,8 @@ def srm(db: Any, experiment: str, *, start: Any = None, end: Any = None,
         Exposure window (``assignments.ts``).
     weights : mapping arm -> weight, optional
         Planned weights; default the ``assignments.weight`` column, equal weights when it is null for every arm.
-        Arms with weight 0 are dropped from the test; an arm planned but never seen counts 0 users.
+        Arms with weight 0 are dropped from the test; an arm planned but never seen counts 0 users; a NaN or
+        infinite weight is a ``ParameterError``.
 
     Returns
     -------
@@ -316,6 +318,10 @@ def srm(db: Any, experiment: str, *, start: Any = None, end: Any = None,
                 raise ParameterError(f"srm: weights has no entry for arm {arm!r}; arms: {sorted(users)}")
     else:
         col = dict(zip(df["variant"].to_list(), df["weight"].to_list()))
+        bad = sorted(a for a, v in col.items() if v is not None and not math.isfinite(v))
+        if bad:
+            raise ParameterError(f"srm: assignments.weight is NaN or infinite for arm(s) {bad} of experiment "
+                                 f"{experiment!r}; expected the planned share (or null)")
         known = [v for v in col.values() if v is not None]
         if not known:
             w = {arm: 1.0 / len(col) for arm in col}
