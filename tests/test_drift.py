@@ -394,6 +394,21 @@ def test_nan_and_infinity_are_dropped_before_testing_as_evidently():
     assert (r["test"], r["drifted"], r["n_reference"]) == (None, None, 0)  # nothing left: untested, as an empty side
 
 
+def test_a_plain_list_mixing_ints_and_floats_is_a_numeric_sample_and_other_mixes_are_named():
+    # [1, 2.5, ...] (numbers as JSON gives them) raised polars' "unexpected value while building Series of type
+    # Int64" from inside column_drift. Here both sides are 1..7 but for one value each (2.5 for 2, 7.5 for 7): the
+    # largest gap of the two empirical CDFs is 1/7, and scipy.stats.ks_2samp gives p = 0.99996 (asymptotic).
+    r = D.column_drift([1, 2.5, 3, 4, 5, 6, 7], [1, 2, 3, 4, 5, 6, 7.5])
+    assert (r["type"], r["test"], round(r["statistic"], 5), r["n_reference"], r["n_current"]) == (
+        "numeric", "ks", 0.99996, 7, 7)
+    with pytest.raises(TypeError, match="column_drift: reference mixes value types .*int.*str"):
+        D.column_drift([1, "a", 2], [1, 2, 3])
+    with pytest.raises(TypeError, match="column_drift: current must be a sequence of values, got None"):
+        D.column_drift([1, 2, 3], None)
+    with pytest.raises(TypeError, match="column_drift: reference must be a sequence of values, got a string"):
+        D.column_drift("abc", ["a", "b", "c"])
+
+
 def test_int_and_float_samples_of_the_same_numbers_compare_by_value():
     # 1 and 1.0 are one category (as in Evidently, where pandas counts them together): were "1" and "1.0", every
     # current value a new category, p = 0 and drift

@@ -189,6 +189,29 @@ def _tested(s: "pl.Series") -> "pl.Series":
     return s.filter(s.is_finite()) if s.dtype.is_float() else s
 
 
+def _sample(name: str, values: Any) -> "pl.Series":
+    """``values`` as a polars Series: a plain list mixing ints and floats (numbers as JSON gives them) is numbers,
+    as it is to numpy; a mix of numbers and strings, or no sequence, is a ``ParameterTypeError`` naming ``name``."""
+    import numbers
+
+    import polars as pl
+
+    if isinstance(values, pl.Series):
+        return values
+    if values is None or isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        got = f"a string {values!r:.40}" if isinstance(values, (str, bytes)) else f"{values!r:.40}"
+        raise ParameterTypeError(f"column_drift: {name} must be a sequence of values, got {got}")
+    values = list(values)
+    try:
+        return pl.Series(name[0], values)
+    except (TypeError, OverflowError):
+        if all(v is None or isinstance(v, numbers.Real) for v in values):
+            return pl.Series(name[0], values, strict=False)
+        kinds = sorted({type(v).__name__ for v in values if v is not None})
+        raise ParameterTypeError(f"column_drift: {name} mixes value types ({', '.join(kinds)}); expected numbers, "
+                                 "strings or booleans, one kind per sample") from None
+
+
 def _kind(dtype: "pl.DataType", r: "stats.Counted", c: "stats.Counted") -> str:
     """Evidently 0.7's column type (``infer_column_type``, on the current data) and default test choice.
 
@@ -219,6 +242,8 @@ def column_drift(reference: Sequence, current: Sequence, *, kind: str | None = N
     Parameters
     ----------
     reference, current : sequences of values or polars Series
+        One kind of value per sample: numbers (a list mixing ints and floats is numbers), strings or booleans; a
+        mix of numbers and strings is a ``ParameterTypeError``.
         Nulls are dropped, and so are NaN and +-inf in a float column (as Evidently drops them): ``n_reference``
         and ``n_current`` count the values left, and a side with none left is not tested.
     kind : {"numeric", "categorical", "binary", "text"}, optional
@@ -255,8 +280,7 @@ def column_drift(reference: Sequence, current: Sequence, *, kind: str | None = N
     import numpy as np
     import polars as pl
 
-    ref = reference if isinstance(reference, pl.Series) else pl.Series("r", list(reference))
-    cur = current if isinstance(current, pl.Series) else pl.Series("c", list(current))
+    ref, cur = _sample("reference", reference), _sample("current", current)
     ref, cur = _tested(ref), _tested(cur)
     typed = cur.dtype  # Evidently infers a column's type from the current data
     if ref.dtype != cur.dtype:  # numbers compare by value (1 == 1.0, as pandas counts them), anything else as text
