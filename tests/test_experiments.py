@@ -181,6 +181,19 @@ def test_srm_refuses_a_nan_weight_in_the_assignments():
         X.srm(db, "e")
 
 
+def test_an_arm_logged_under_two_spellings_is_refused_not_read_as_a_third_arm():
+    # "control" and "Control " (case, a trailing space): read as three arms, an SRM "mismatch" against equal thirds
+    # and a readout of "Control " against "control"; a unit logged under both spellings was silently left out
+    db = wb.connect(":memory:")
+    _assign(db, [(f"c{i}", "control") for i in range(50)] + [(f"C{i}", "Control ") for i in range(5)]
+            + [(f"t{i}", "treatment") for i in range(55)])
+    msg = r"srm: arms 'Control ' and 'control' of experiment 'e' differ only in case or surrounding spaces"
+    with pytest.raises(ValueError, match=msg):
+        X.srm(db, "e")
+    with pytest.raises(ValueError, match=msg):
+        X.experiment_summary(db, "e", metrics=("latency_ms",))
+
+
 def test_unknown_inputs_are_named():
     db = wb.connect(":memory:")
     _assign(db, [("u1", "control"), ("u2", "b")])

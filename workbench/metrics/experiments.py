@@ -14,7 +14,9 @@ Conventions
   variance p(1 - p); any other uses the sample variance (GrowthBook's binomial and mean metrics).
 * Effects are treatment minus control, relative to |control| unless ``relative=False``.
 * ``chance_to_win`` is the probability that the arm is *better*, in the metric's good direction (:data:`DIRECTION`).
-* The control arm is the one named ``control`` if there is one, else the first arm in alphabetical order.
+* The control arm is the one named ``control`` if there is one, else the first arm in alphabetical order. Two arm
+  names that differ only in case or surrounding spaces (``control`` and ``Control ``) are a ``ParameterError``: one
+  arm logged under two spellings, not two arms.
 * A unit counts once, from its first exposure; a unit assigned to two arms is left out of the experiment (its
   exposure is contaminated: GrowthBook's "multiple exposures"), and a row without a unit or an arm is no exposure.
 * **Scope**: an experiment tests one feature, and its metrics are computed inside that scope by default (only the
@@ -252,6 +254,16 @@ def _exposures(db: Any, experiment: str, *, start: Any = None, end: Any = None, 
 
 def _arm_counts(db: Any, experiment: str, *, start: Any, end: Any, fn: str) -> "pl.DataFrame":
     e = _exposures(db, experiment, start=start, end=end, fn=fn)
+    a = M.scope(db.assignments, end=end)
+    a = a.filter(a.experiment == experiment, a.variant.notnull())
+    spelt: dict[str, str] = {}
+    for name in sorted(to_polars(a.select("variant").distinct())["variant"].to_list()):
+        # one arm logged under two spellings was two arms (an SRM "mismatch"), and its units logged under both
+        # were left out as exposed to two arms
+        other = spelt.setdefault(name.strip().casefold(), name)
+        if other != name:
+            raise ParameterError(f"{fn}: arms {other!r} and {name!r} of experiment {experiment!r} differ only in case "
+                                 "or surrounding spaces; expected one spelling per arm in assignments.variant")
     out = e.group_by("variant").aggregate(users=e.count(), weight=e.weight.max(), n_weights=e.weight.nunique())
     df = to_polars(out).sort("variant")
     if df.height == 0:
