@@ -399,6 +399,12 @@ def test_decision_guardrail_at_zero_against_every_unit_failing_is_worse_not_ship
     _calls(db, calls)
     s = X.experiment_summary(db, "e", metrics=("error_rate",), relative=False).row(0, named=True)
     assert (s["effect"], round(s["lo"], 6), s["hi"]) == (1.0, 0.899099, 1.0)
+    # a cost of 0 for every unit of both arms (no call priced) is 0/1 data too, but no proportion: no interval in
+    # proportion units (it was -0.0713 to 0.0713 USD)
+    empty = wb.connect(":memory:")
+    _assign(empty, assign)
+    c = X.experiment_summary(empty, "e", metrics=("cost_usd",), relative=False).row(0, named=True)
+    assert (c["effect"], c["lo"], c["hi"]) == (0.0, None, None)
     for method in ("frequentist", "sequential", "bayesian"):
         d = X.decision_table(db, "e", metrics=("latency_ms",), guardrails=("error_rate",), method=method)
         rows = {r["metric"]: r for r in d.iter_rows(named=True)}
