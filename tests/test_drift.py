@@ -409,6 +409,17 @@ def test_a_plain_list_mixing_ints_and_floats_is_a_numeric_sample_and_other_mixes
         D.column_drift("abc", ["a", "b", "c"])
 
 
+def test_a_float_column_with_more_than_five_values_over_both_windows_is_numeric():
+    # 1, 2, 3, 4, 5 in reference and 1, 2, 3, 4, 5.5 in current: five values a side but six over both, which
+    # Evidently (pd.concat([reference, current]).nunique() > 5) tests with K-S. It was counted per side (5), tested
+    # as categories: 5.5 a new category, chi-square p = 0 and drift. K-S: the largest CDF gap is 0.2 (at 5), and
+    # scipy.stats.ks_2samp gives p = 0.83197 (exact, n = m = 20).
+    r = D.column_drift([1.0, 2.0, 3.0, 4.0, 5.0] * 4, [1.0, 2.0, 3.0, 4.0, 5.5] * 4)
+    assert (r["type"], r["test"], round(r["statistic"], 5), r["drifted"]) == ("numeric", "ks", 0.83197, False)
+    # five values over both windows stay categories
+    assert D.column_drift([1.0, 2.0, 3.0, 4.0, 5.0] * 4, [1.0, 2.0, 3.0, 4.0, 4.0] * 4)["test"] == "chi_square"
+
+
 def test_int_and_float_samples_of_the_same_numbers_compare_by_value():
     # 1 and 1.0 are one category (as in Evidently, where pandas counts them together): were "1" and "1.0", every
     # current value a new category, p = 0 and drift

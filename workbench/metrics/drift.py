@@ -230,10 +230,14 @@ def _kind(dtype: "pl.DataType", r: "stats.Counted", c: "stats.Counted") -> str:
         return "text"
     if dtype.is_integer() and len(c.values if len(c.values) else r.values) > MAX_CATEGORICAL_INTEGER:  # (or ref's)
         return "numeric"
-    most = max(len(r.values), len(c.values))  # the union's size matters only up to MAX_CATEGORICAL_NUMERIC + 1
+    # the number of distinct values over both samples, as Evidently counts it (pd.concat(...).nunique()); only
+    # whether it passes MAX_CATEGORICAL_NUMERIC matters, so the union is built only of a few values
+    most = max(len(r.values), len(c.values))
+    if most <= MAX_CATEGORICAL_NUMERIC:
+        most = len(np.union1d(r.values, c.values))
     if dtype.is_numeric() and not dtype.is_integer() and most > MAX_CATEGORICAL_NUMERIC:
         return "numeric"
-    return "binary" if most <= 2 and len(np.union1d(r.values, c.values)) in (1, 2) else "categorical"  # (no values)
+    return "binary" if most in (1, 2) else "categorical"  # (no values: categorical)
 
 
 def column_drift(reference: Sequence, current: Sequence, *, kind: str | None = None) -> dict[str, Any]:
