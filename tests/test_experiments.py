@@ -84,6 +84,23 @@ def test_cuped_in_summary_uses_pre_period_and_shrinks_se(tiny):
     assert adj["mean_control"][0] == plain["mean_control"][0]  # means are reported unadjusted
 
 
+def test_a_metric_is_a_proportion_only_when_every_unit_of_every_arm_is_0_or_1():
+    # error rate per user: control 1, 0, 0 (one call each), treatment 0.5, 0, 1 (u4: one error in two calls).
+    # Not 0/1 for every unit: both arms take the sample variance, control 1/3 (mean 1/3: (4/9 + 1/9 + 1/9) / 2),
+    # treatment 1/4 (mean 1/2: (0 + 1/4 + 1/4) / 2), se = sqrt(1/3 / 3 + 1/4 / 3) = sqrt(7/36). Control took
+    # p(1 - p) = 2/9 instead, as if its three users were a proportion and the treatment's were not.
+    db = wb.connect(":memory:")
+    _assign(db, [("u1", "control"), ("u2", "control"), ("u3", "control"), ("u4", "treatment"), ("u5", "treatment"),
+                 ("u6", "treatment")])
+    _calls(db, [("a", "u1", "2026-01-02", "error", 1, 0), ("b", "u2", "2026-01-02", "ok", 1, 0),
+                ("c", "u3", "2026-01-02", "ok", 1, 0), ("d1", "u4", "2026-01-02", "error", 1, 0),
+                ("d2", "u4", "2026-01-02", "ok", 1, 0), ("e", "u5", "2026-01-02", "ok", 1, 0),
+                ("f", "u6", "2026-01-02", "error", 1, 0)])
+    r = X.experiment_summary(db, "e", metrics=("error_rate",), relative=False).row(0, named=True)
+    assert (r["mean_control"], r["mean_variant"]) == pytest.approx((1 / 3, 1 / 2))
+    assert r["se"] == pytest.approx(math.sqrt(7 / 36))
+
+
 def test_growthbook_proportion_golden_through_the_database():
     # unit = call: 28 control calls with 14 errors, 30 treatment calls with 16 errors
     case = GB["proportions_relative"]

@@ -591,6 +591,10 @@ def experiment_summary(
     for metric in metrics:
         sums = _arm_sums(db, exposures, metric, unit=unit, end=end, where=where, pre_days=pre_days, options=options)
         by_arm = {r["variant"]: r for r in sums.iter_rows(named=True)}
+        # a proportion metric is 0/1 for every unit of every arm: one arm's 0/1 units among another's shares took
+        # p(1 - p) in one arm and the sample variance in the other
+        binary = all(r["binary"] for r in by_arm.values())
+        by_arm = {k: {**r, "binary": binary} for k, r in by_arm.items()}
         theta = None
         if cuped and by_arm:
             arms = list(by_arm)
