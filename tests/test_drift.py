@@ -251,6 +251,21 @@ def test_new_vocabulary_drifts_and_names_its_terms():
     assert set(r["terms_current"][:3]) <= {"router", "firmware", "reboot", "wifi", "modem"}
 
 
+def test_a_few_texts_need_more_than_0_55_to_drift():
+    # 200 reference and 5 current texts of the same words: the cross-validated AUC is noise of sd ~0.16 around 0.5,
+    # and 0.55 flagged drift on such samples about half the time (here 0.572). The bar is raised to the 95th
+    # percentile of the AUC of a classifier that cannot tell the sides apart (Mann-Whitney null, Evidently's
+    # "random classifiers" percentile): 0.5 + 1.644854 sqrt((200 + 5 + 1) / (12 * 200 * 5)) = 0.715511.
+    rng = np.random.default_rng(3)
+    r = D.text_drift_score(_sentences(rng, WORDS, 200), _sentences(rng, WORDS, 5))
+    assert (r["auc"], round(r["threshold"], 6), r["drifted"]) == (0.572, 0.715511, False)
+    # new vocabulary drifts on five texts too
+    new = ["router", "firmware", "reboot", "wifi", "modem"]
+    assert D.text_drift_score(_sentences(rng, WORDS, 200), _sentences(rng, new, 5))["drifted"]
+    # a few hundred a side: 0.5 + 1.644854 sqrt(401 / 480000) = 0.5475, below 0.55, which stays the bar
+    assert D.text_drift_score(_sentences(rng, WORDS, 200), _sentences(rng, WORDS, 200))["threshold"] == 0.55
+
+
 def test_text_drift_is_deterministic_for_a_seed():
     rng = np.random.default_rng(5)
     ref, cur = _sentences(rng, WORDS, 100), _sentences(rng, WORDS[:15], 100)
