@@ -269,6 +269,19 @@ def test_decision_bayesian_and_inconclusive():
     assert d.filter(pl.col("metric") == "overall")["verdict"][0] == "inconclusive"
 
 
+def test_chance_to_win_is_the_same_whichever_method_reads_the_effect_out():
+    # Chance to win of the frequentist and sequential rows was backed out of their interval with the normal
+    # quantile: a t interval (wider by t/z) and the sequential confidence sequence (wider by ~1.5 here) read as a
+    # larger standard error, the chance pulled towards 0.5, and a guardrail "likely worse" missed. With the effect's
+    # own standard error it is P(effect in the good direction) under the flat prior: the Bayesian readout's number.
+    db = _decision_db(treat_latency=204, treat_error_every=10, n_control=40, n_treat=40)
+    bayes = X.experiment_summary(db, "e", metrics=("latency_ms",), method="bayesian")["chance_to_win"][0]
+    assert 0.05 < bayes < 0.5  # latency 2% higher: likely worse, not clearly
+    for method in ("frequentist", "sequential"):
+        d = X.decision_table(db, "e", metrics=("latency_ms",), guardrails=(), method=method)
+        assert d.filter(pl.col("metric") == "latency_ms")["chance_to_win"][0] == pytest.approx(bayes, rel=1e-12), method
+
+
 def test_shadow_comparison_paired_by_trace():
     db = wb.connect(":memory:")
     rows = []

@@ -684,8 +684,9 @@ def decision_table(
     5. ``ship`` when at least one goal metric is clearly better;
     6. ``inconclusive`` otherwise.
 
-    ``chance_to_win`` is given for every metric: the Bayesian posterior, or with other methods the normal
-    approximation from the effect and its interval (the chance that the effect is in the good direction).
+    ``chance_to_win`` is given for every metric: the Bayesian posterior, or with other methods the same number
+    from the effect and its standard error, Phi(effect / se) in the good direction (from the interval for a
+    proportion whose only interval is its score interval).
 
     Returns
     -------
@@ -736,7 +737,8 @@ def decision_table(
             role = "guardrail" if r["metric"] in guards and r["metric"] not in goals else "goal"
             sign = DIRECTION.get(r["metric"], 1)
             if r["chance_to_win"] is None:
-                r = {**r, "chance_to_win": chance_from_interval(r["effect"], r["lo"], r["hi"], sign, alpha)}
+                r = {**r, "chance_to_win": chance_from_interval(r["effect"], r["lo"], r["hi"], sign, alpha,
+                                                                se=r["se"])}
             if ((r["metric"] in guards or r["metric"] in GUARDRAILS) and r["chance_to_win"] is not None
                     and r["chance_to_win"] < guardrail_min_chance):
                 likely_worse.append(f"{r['metric']} (chance to win {r['chance_to_win']:.2f})")
@@ -776,20 +778,28 @@ def decision_table(
 GUARDRAILS = ("hallucination_rate", "error_rate", "cost_usd")
 
 
-def chance_from_interval(effect: float | None, lo: float | None, hi: float | None, sign: int, alpha: float = 0.05) -> float | None:
-    """Chance that the true effect is in the good direction (``sign``), from the effect and its 1 - ``alpha``
-    interval (normal approximation); None without an interval.
+def chance_from_interval(effect: float | None, lo: float | None, hi: float | None, sign: int, alpha: float = 0.05,
+                         *, se: float | None = None) -> float | None:
+    """Chance that the true effect is in the good direction (``sign``): Phi(sign effect / se), the Bayesian
+    readout's chance under its flat prior. ``se`` is the effect's standard error; without one it is read off the
+    1 - ``alpha`` interval as a normal one (a proportion's score interval). None without either.
+
+    A t interval or a sequential confidence sequence is wider than the normal interval of the same standard error:
+    read as one, it pulled the chance towards 0.5 (give ``se`` for those).
 
     >>> round(chance_from_interval(0.13, -0.24, 0.50, -1), 2)
     0.25
+    >>> round(chance_from_interval(0.13, None, None, -1, se=0.1888), 2)
+    0.25
     """
-    import math
-
     from scipy.stats import norm
 
-    if effect is None or lo is None or hi is None or not math.isfinite(hi - lo) or hi <= lo:
+    if effect is None:
         return None
-    se = (hi - lo) / (2 * norm.ppf(1 - alpha / 2))
+    if se is None or not se > 0 or not math.isfinite(se):
+        if lo is None or hi is None or not math.isfinite(hi - lo) or hi <= lo:
+            return None
+        se = (hi - lo) / (2 * norm.ppf(1 - alpha / 2))
     return float(norm.cdf(sign * effect / se))
 
 
