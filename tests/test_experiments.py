@@ -435,6 +435,13 @@ def test_decision_guardrail_at_zero_against_every_unit_failing_is_worse_not_ship
     _assign(empty, assign)
     c = X.experiment_summary(empty, "e", metrics=("cost_usd",), relative=False).row(0, named=True)
     assert (c["effect"], c["lo"], c["hi"]) == (0.0, None, None)
+    # an arm of one unit keeps no interval either (it was 0.09 to 0.97 for 1 error of 1 against 3 of 30)
+    one = wb.connect(":memory:")
+    _assign(one, [(f"c{i}", "control") for i in range(30)] + [("t0", "treatment")])
+    _calls(one, [(f"cc{i}", f"c{i}", "2026-01-02", "error" if i < 3 else "ok", 200, 0.01) for i in range(30)]
+           + [("tc0", "t0", "2026-01-02", "error", 200, 0.01)])
+    o = X.experiment_summary(one, "e", metrics=("error_rate",), relative=False).row(0, named=True)
+    assert (round(o["effect"], 12), o["lo"], o["hi"]) == (0.9, None, None)
     for method in ("frequentist", "sequential", "bayesian"):
         d = X.decision_table(db, "e", metrics=("latency_ms",), guardrails=("error_rate",), method=method)
         rows = {r["metric"]: r for r in d.iter_rows(named=True)}

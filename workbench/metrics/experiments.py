@@ -539,7 +539,7 @@ def experiment_summary(
         then taken over the adjusted control mean, delta method with the adjusted variances). Risks are expected
         losses (in the effect's units) of keeping control and of shipping the arm (Bayesian only). A proportion
         metric whose arms differ but whose test is undefined (one arm at 0 %, the other at 100 %, so p(1 - p) = 0
-        in each, or an arm of one unit) gets Newcombe's score interval of the difference as ``lo``/``hi`` (over
+        in each; at least two units an arm) gets Newcombe's score interval of the difference as ``lo``/``hi`` (over
         |control| when relative), with ``se`` and ``p_value`` null: 0 of 50 against 50 of 50 is a difference of 1,
         at least 0.90.
 
@@ -616,8 +616,8 @@ def experiment_summary(
                     a, b = adjusted[ctrl], adjusted[arm]
                 eff = stats.compare_arms(a, b, method=method, relative=relative, alpha=alpha,
                                          inverse=DIRECTION.get(metric, 1) < 0, tuning=sequential_tuning)
-                if (ra["binary"] and rb["binary"] and _mean(ra) != _mean(rb) and eff.effect == eff.effect
-                        and not eff.lo == eff.lo):
+                if (ra["binary"] and rb["binary"] and min(ra["n"], rb["n"]) >= 2 and _mean(ra) != _mean(rb)
+                        and eff.effect == eff.effect and not eff.lo == eff.lo):
                     eff = _score_interval(eff, ra, rb, alpha)
             d = eff.as_dict()
             row |= {k: d[k] for k in ("effect", "se", "lo", "hi", "p_value", "chance_to_win", "risk_control",
@@ -638,9 +638,9 @@ def experiment_summary(
 
 def _score_interval(eff: stats.Effect, ra: Mapping[str, Any], rb: Mapping[str, Any], alpha: float) -> stats.Effect:
     """The interval of a proportion metric whose test has none: Newcombe's score interval of the difference (over
-    |control| for a relative effect). One arm at 0 % and the other at 100 % have no p(1 - p) variance, or an arm has
-    one unit: the test is undefined, but "no error in 50 control users, an error for all 50 treatment users" is no
-    "no clear difference"."""
+    |control| for a relative effect). One arm at 0 % and the other at 100 % have no p(1 - p) variance: the test is
+    undefined, but "no error in 50 control users, an error for all 50 treatment users" is no "no clear
+    difference". (An arm of one unit keeps no interval: one unit is no evidence either way.)"""
     import dataclasses
 
     lo, hi = stats.newcombe_interval(ra["sum_y"], ra["n"], rb["sum_y"], rb["n"], confidence=1 - alpha)
