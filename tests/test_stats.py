@@ -403,6 +403,16 @@ def test_an_empty_arm_gives_nan_not_a_division_by_zero(fn, relative):
     assert math.isnan(stats.welch_dof(stats.ArmStats.from_sums(0, 0, 0), b))
 
 
+@pytest.mark.parametrize("fn", [stats.welch_ttest, stats.sequential_ttest, stats.bayesian_effect])
+def test_an_alpha_outside_0_1_is_refused_by_name(fn):
+    # alpha = 0 gave an interval of -inf to inf, alpha = 5 NaN bounds beside a chance to win, and alpha = "0.05" a
+    # TypeError from inside the arithmetic
+    a, b = ArmStats(1.0, 1.0, 10), ArmStats(2.0, 1.0, 10)
+    for alpha in (0, 5, "0.05"):
+        with pytest.raises((ValueError, TypeError), match=rf"{fn.__name__}: alpha must be a number in \(0, 1\)"):
+            fn(a, b, alpha=alpha)
+
+
 def test_binom_ppf_is_scipy_stats_binom_ppf_exactly():
     # order_statistic_ranks' binomial quantile without importing scipy.stats: the same numbers on 20,000 cases, counts
     # from 0 to 10**8 (small, large, powers of ten), the usual and random quantiles and tails; off the fast path

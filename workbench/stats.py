@@ -286,6 +286,7 @@ def welch_ttest(a: ArmStats, b: ArmStats, *, relative: bool = True, alpha: float
     """
     _check_arm("welch_ttest", "a", a)
     _check_arm("welch_ttest", "b", b)
+    check_fraction("welch_ttest", "alpha", alpha)
     from scipy.stats import t
 
     est, var = _diff_and_variance(a, b, relative)
@@ -330,6 +331,7 @@ def sequential_ttest(
     """
     _check_arm("sequential_ttest", "a", a)
     _check_arm("sequential_ttest", "b", b)
+    check_fraction("sequential_ttest", "alpha", alpha)
     est, var = _diff_and_variance(a, b, relative)
     if not var > 0:
         return Effect(est, float("nan"), float("nan"), float("nan"), relative=relative, method="sequential")
@@ -396,6 +398,7 @@ def bayesian_effect(
     """
     _check_arm("bayesian_effect", "a", a)
     _check_arm("bayesian_effect", "b", b)
+    check_fraction("bayesian_effect", "alpha", alpha)
     from scipy.stats import norm
 
     est, var = _diff_and_variance(a, b, relative)
