@@ -251,10 +251,11 @@ def _requests(db) -> "ir.Table":
     counted the HTTP span (or nothing, where it named another feature) instead of the calls it contains, and 2,880
     health checks an hour diluted a total outage of 60 calls to 98% availability.
     """
+    from workbench.metrics.core import outermost
+
     c = db.calls
     c = c.filter(c.operation.isnull() | (c.operation != OTHER_OPERATION))
-    spans = c.select(_span_id=c.call_id)
-    return c.anti_join(spans, (c.parent_id == spans._span_id) & (c.parent_id != c.call_id))
+    return outermost(c, c)
 
 
 def _column(slo: Slo) -> str | None:
