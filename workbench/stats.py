@@ -116,8 +116,22 @@ def newcombe_interval(k_a, n_a, k_b, n_b, *, confidence: float = 0.95) -> tuple[
     with np.errstate(divide="ignore", invalid="ignore"):
         pa = np.asarray(k_a, dtype=float) / np.asarray(n_a, dtype=float)
         pb = np.asarray(k_b, dtype=float) / np.asarray(n_b, dtype=float)
+    return difference_interval(pb, lb, ub, pa, la, ua)
+
+
+def difference_interval(pb, lb, ub, pa, la, ua) -> tuple[np.ndarray, np.ndarray]:
+    """The interval of the difference pb - pa from each estimate's own interval (lb, ub) and (la, ua), their
+    distances to the estimate combined in quadrature (Newcombe 1998, method 10, when the intervals are Wilson's;
+    for symmetric intervals, the usual quadrature). NaN where a bound is.
+
+    >>> lo, hi = difference_interval(0.5, 0.4, 0.6, 0.2, 0.1, 0.3)
+    >>> round(float(lo), 4), round(float(hi), 4)
+    (0.1586, 0.4414)
+    """
+    pb, lb, ub, pa, la, ua = (np.asarray(x, dtype=float) for x in (pb, lb, ub, pa, la, ua))
     d = pb - pa
-    return d - np.sqrt((pb - lb) ** 2 + (ua - pa) ** 2), d + np.sqrt((ub - pb) ** 2 + (pa - la) ** 2)
+    with np.errstate(invalid="ignore"):
+        return d - np.sqrt((pb - lb) ** 2 + (ua - pa) ** 2), d + np.sqrt((ub - pb) ** 2 + (pa - la) ** 2)
 
 
 def _first_bad(values: np.ndarray, bad: np.ndarray) -> str:

@@ -70,7 +70,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.metrics import core as _m
 from workbench.metrics.core import to_polars
-from workbench.stats import wilson_interval
+from workbench.stats import difference_interval, wilson_interval
 
 if TYPE_CHECKING:  # pragma: no cover
     import ibis.expr.types as ir
@@ -1315,7 +1315,6 @@ def retained_vs_churned(db, *, by=("feature",), period="week", start=None, end=N
     [('hallucination_rate', 'churned', 1.0), ('hallucination_rate', 'retained', 0.0),
      ('latency_p50_ms', 'churned', 300.0), ('latency_p50_ms', 'retained', 100.0)]
     """
-    import numpy as np
     import polars as pl
 
     fn = "retained_vs_churned"
@@ -1358,10 +1357,7 @@ def retained_vs_churned(db, *, by=("feature",), period="week", start=None, end=N
         p1, l1, u1 = (d[x].to_numpy().astype(float) for x in ("value", "lo", "hi"))
         p2, l2, u2 = (d[x + "_c"].to_numpy().astype(float) for x in ("value", "lo", "hi"))
         diff = p1 - p2
-        with np.errstate(invalid="ignore"):
-            # Newcombe (1998) method 10 for the rates; for medians the intervals are symmetric so this is quadrature
-            dlo = diff - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
-            dhi = diff + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+        dlo, dhi = difference_interval(p1, l1, u1, p2, l2, u2)  # Newcombe for the rates, quadrature for medians
         diffs = d.select(
             *keys, "period_start", "metric",
             pl.lit("retained-churned").alias("segment"),
