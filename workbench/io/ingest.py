@@ -3208,6 +3208,16 @@ def _one_read_records(con, t: Table, plan: "_Plan", content_hash: str) -> int | 
     return expected
 
 
+def _next_rowid(con, t: Table) -> int:
+    """The row id the next row inserted into ``t`` gets: the rows a load inserts have ids from it on."""
+    return con.execute(f"SELECT coalesce(max(rowid) + 1, 0) FROM {_ident(t.name)}").fetchone()[0]
+
+
+def _rejected(con) -> bool:
+    """Whether DuckDB rejected a record while reading in this load (``store_rejects`` into ``_wb_rej``)."""
+    return _exists(con, "_wb_rej") and con.execute("SELECT count(*) FROM _wb_rej").fetchone()[0] > 0
+
+
 def _straight(con, src: _Source, ls: _LoadSQL, t: Table, plan: "_Plan", content_hash: str) -> dict | None:
     """Load a file that looks clean in one read: the insert with its anti-join, guarded so that it fails at the
     first row a check would quarantine (or, typed JSONL, a row with no value at all). It counts as the clean load of
@@ -3246,12 +3256,11 @@ def _straight(con, src: _Source, ls: _LoadSQL, t: Table, plan: "_Plan", content_
             f"AS {key}) FROM ({ls.stage(src.sql, ', _empty' if empty else '')}) s{in_table}) s WHERE")
     con.execute("BEGIN TRANSACTION")
     try:
-        start = con.execute(f"SELECT coalesce(max(rowid) + 1, 0) FROM {_ident(t.name)}").fetchone()[0]
+        start = _next_rowid(con, t)
         clock = time.perf_counter()
         inserted = con.execute(ls.insert.format(rows=rows)).fetchone()[0]
         written = time.perf_counter() - clock
-        rejected = (not counted and _exists(con, "_wb_rej")
-                    and con.execute("SELECT count(*) FROM _wb_rej").fetchone()[0] > 0)
+        rejected = not counted and _rejected(con)
         if not rejected and (inserted == expected or not counted):
             # rows inserted in this transaction have row ids past those of the table before
             clock = time.perf_counter()
@@ -3281,12 +3290,11 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
         if survey.clean:
             # Nothing keeps the file from going straight in: a second pass inserts it (two reads of the file cost
             # less than writing it to a staging table and reading that back).
-            start = con.execute(f"SELECT coalesce(max(rowid) + 1, 0) FROM {_ident(t.name)}").fetchone()[0]
+            start = _next_rowid(con, t)
             inserted = con.execute(insert.format(rows=f"({stage(src.sql)}) s WHERE")).fetchone()[0]
             # The survey read only the columns it counts: a field it did not read can still be one DuckDB rejects
             # (CSV: not UTF-8), and that record was then counted a duplicate. Such a file is staged instead.
-            if not (_exists(con, "_wb_rej") and con.execute("SELECT count(*) FROM _wb_rej").fetchone()[0]
-                    or survey.existing is not None and inserted != survey.n - survey.existing):
+            if not (_rejected(con) or survey.existing is not None and inserted != survey.n - survey.existing):
                 return {"read": survey.n, "inserted": inserted, "duplicates": survey.n - inserted, "quarantined": 0,
                         "_validate": 0.0, "_write": time.perf_counter() - clock,
                         "reasons": {}}
