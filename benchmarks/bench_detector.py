@@ -5,6 +5,7 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/bench_detector.py              # speed: answers/s, memory, vs naive
     .venv/bin/python benchmarks/bench_detector.py --quality    # AUROC/Brier per source + held-out
     .venv/bin/python benchmarks/bench_detector.py --fit        # refit workbench/eval/_detector_weights.json
+    .venv/bin/python benchmarks/bench_detector.py --ceiling    # per source: the features fitted on the source itself
 
 Speed: N synthetic answers of about 100 words, each with about 1,000 words of context, built by
 sampling sentences from the contexts of halu_dev.jsonl with a fixed seed (half the answer sentences
@@ -307,6 +308,43 @@ def quality(l2: float, reps: int) -> None:
         print(f"  {name:22s} {per}")
 
 
+def ceiling(l2: float, folds: int = 5, repeats: int = 5) -> None:
+    """How far lexical evidence can go on each source: fitted on the source itself (in-source cross-validation).
+
+    Per source: the absent-word baseline, the AUROC the +0.05 bar asks of the leave-one-source-out score, and a
+    logistic model on all of ``FEATURES`` fitted on folds of that very source and scored on its other fold (the most
+    these features can give there: no out-of-source fit does better in expectation); then the answers written as a
+    question, by label (BEGIN labels a question about a fact as not attributable even when the context states the
+    fact word for word).
+    """
+    rows = load_dev()
+    x = D.feature_matrix(rows)
+    y = np.array([r["label"] for r in rows], float)
+    src = np.array([r["source"] for r in rows])
+    absent = F.baseline_scores(rows)["absent_word_share"]
+    rng = np.random.default_rng(0)
+    print(f"in-source cross-validation ({folds} folds x {repeats}), logistic on all {x.shape[1]} features, L2={l2}:")
+    for s in sorted(set(src)):
+        m = src == s
+        xs, ys = x[m], y[m]
+        runs = []
+        for _ in range(repeats):
+            idx = rng.permutation(len(ys))
+            out = np.zeros(len(ys))
+            for te in np.array_split(idx, folds):
+                tr = np.setdiff1d(idx, te)
+                mu, sd = xs[tr].mean(0), xs[tr].std(0) + 1e-9
+                coef, b = F.fit_logistic((xs[tr] - mu) / sd, ys[tr], l2=l2)
+                out[te] = (xs[te] - mu) / sd @ coef + b
+            runs.append(D.auroc(ys, out))
+        base = D.auroc(ys, absent[m])
+        question = np.array([any(c.rstrip().endswith("?") for c in D.split_claims(r["answer"]))
+                             for r, keep in zip(rows, m) if keep])
+        print(f"  {s:12s} n={m.sum():4d}  absent-word {base:.3f}  the bar asks {base + 0.05:.3f}  in-source CV "
+              f"{np.mean(runs):.3f} ({min(runs):.3f}-{max(runs):.3f})  answers as a question: "
+              f"{int(question.sum())} ({int(ys[question].sum())} labelled hallucinated)")
+
+
 def recalibration(x, y, src, l2: float, ks=(25, 50, 100, 200), splits: int = 50) -> None:
     """What a team's own labels buy (``workbench hallucination calibrate``): each source scored by the model fitted
     on the other sources (as unseen traffic), then Platt-scaled on k of its labelled answers chosen at random and
@@ -386,12 +424,16 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=8, help="interleaved pairs for the --ref comparison (default 8)")
     ap.add_argument("--naive-rows", type=int, default=20, help="rows for the naive baselines (default 20)")
     ap.add_argument("--quality", action="store_true", help="AUROC/Brier on halu_dev and held-out numbers")
+    ap.add_argument("--ceiling", action="store_true", help="per source: the most the features give when fitted on the "
+                    "source itself (in-source cross-validation), against what the bar asks")
     ap.add_argument("--fit", action="store_true", help="refit and write workbench/eval/_detector_weights.json")
     ap.add_argument("--l2", type=float, default=5.0, help="L2 penalty for --fit/--quality (default 5)")
     ap.add_argument("--reps", type=int, default=1000, help="bootstrap resamples for --quality (default 1000)")
     args = ap.parse_args()
     if args.fit:
         fit(args.l2)
+    elif args.ceiling:
+        ceiling(args.l2)
     elif args.quality:
         quality(args.l2, args.reps)
     else:
