@@ -85,6 +85,21 @@ def test_not_only_is_not_a_negation():
     assert d.claims[0].reason is None
 
 
+def test_a_leading_no_that_answers_a_question_is_not_a_negation():
+    # "Does it say what the ratings were?" - "No, but it has 92% ...": the "no" answers the user, the claim asserts
+    ctx = ["movieName : Dunkirk rating : Rotten Tomatoes : 92 % and average : 8.6/10 year : 2017"]
+    for answer in ("no but it has a 92% on rotten tomatoes and an average of 8.6/10.",
+                   "No, it has 92% on Rotten Tomatoes and an average of 8.6/10.",
+                   "Nope - it has 92% on Rotten Tomatoes and an average of 8.6/10."):
+        d = detect(answer, ctx, question="Does it say what the ratings for the movie were?")
+        assert [c.reason for c in d.claims] == [None] * len(d.claims), answer
+    # a "no" that is part of the claim still is one
+    ctx = ["Several people were injured in the crash."]
+    for answer in ("No people were injured in the crash.", "No, no people were injured in the crash.",
+                   "No, people were not injured in the crash."):
+        assert detect(answer, ctx).claims[0].reason == "negation mismatch", answer
+
+
 def test_low_overlap_reason_reports_the_overlap():
     d = detect("my grandmother loves knitting warm sweaters", CTX)
     assert d.claims[0].reason is not None
@@ -506,7 +521,7 @@ def test_progress_bar_only_on_request_and_only_on_a_terminal(monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------
-# Pinned outputs: speed work must not change a score, a label or a claim (DETECTOR_VERSION 2.8.0;
+# Pinned outputs: speed work must not change a score, a label or a claim (DETECTOR_VERSION 2.8.1;
 # re-recorded for each new version: a change of the algorithm or the weights moves the scores)
 # ---------------------------------------------------------------------------------------------
 
@@ -529,9 +544,11 @@ _PINNED_CASES = [
 # matched to their expansions, 2.6.0; 2.6.1 only cuts a sentence of more than 150 words into claims; 2.7.0 reads
 # Markdown and leaves courtesies out, the same claims here, and its refitted weights moved the scores; 2.8.0 reads
 # typographic apostrophes, magnitudes, times and character references as a reader does, the same claims here, and
-# its refit moved the scores by under 0.001).
+# its refit moved the scores by under 0.001; 2.8.1 reads a reply's opening "no" as an answer, not a negation, and
+# splits evidence at a spaced dash as claims are split, the same claims here, and its refit moved the scores by under
+# 0.002).
 _PINNED = [
-    (0.8774158996561151, 1, [
+    (0.8774245824076262, 1, [
         (
             "The Eiffel Tower was completed in 1887 by Gustave Eiffel's company",
             0.4167,
@@ -545,7 +562,7 @@ _PINNED = [
             None,
         ),
     ]),
-    (0.39598893062102924, 0, [
+    (0.397272662244547, 0, [
         (
             "Dr. Smith didn't approve the budget",
             0.8,
@@ -559,7 +576,7 @@ _PINNED = [
             None,
         ),
     ]),
-    (0.8888280662339697, 1, [
+    (0.8890279666377716, 1, [
         (
             'Café Zoë’s owner, José, opened it in São Paulo in 1999 – it serves economic lunches to twelve guests.',
             0.4904,
@@ -567,7 +584,7 @@ _PINNED = [
             "number 'twelve' not in its evidence sentence",
         ),
     ]),
-    (0.9951962956776589, 1, [
+    (0.9951751496875952, 1, [
         (
             'Prof. Lee wrote three books about whales.',
             0.4167,
@@ -592,7 +609,7 @@ _PINNED = [
 
 @pytest.mark.parametrize("case, expected", list(zip(_PINNED_CASES, _PINNED)))
 def test_outputs_are_pinned(case, expected):
-    assert D.DETECTOR_VERSION == "2.8.0"  # a new version may change these numbers: re-record them
+    assert D.DETECTOR_VERSION == "2.8.1"  # a new version may change these numbers: re-record them
     d = detect(*case)
     score, label, claims = expected
     assert abs(d.score - score) <= 1e-12

@@ -104,7 +104,7 @@ def test_calibrating_on_half_a_labelled_set_lowers_the_error_on_the_other_half(s
 
 
 def test_calibrating_on_dialogue_halves_its_error():
-    """BEGIN (halu_dev, dialogue): calibrated on half, the other half's calibration error falls from 0.121 to 0.046."""
+    """BEGIN (halu_dev, dialogue): calibrated on half, the other half's calibration error falls from 0.121 to 0.056."""
     path = next((p for p in [ROOT / "datasets" / "halu_dev.jsonl",
                              Path(os.environ.get("WORKBENCH_SHARED", "/nonexistent")) / "data" / "halu_dev.jsonl",
                              ROOT.parent / "shared" / "data" / "halu_dev.jsonl"] if p.exists()), None)
@@ -116,7 +116,7 @@ def test_calibrating_on_dialogue_halves_its_error():
     before = expected_calibration_error(y, [d.score for d in D.detect_batch(held)])
     after = expected_calibration_error(y, [d.score for d in C.CalibratedDetector(C.fit_calibration(fit_rows))
                                              .detect_batch(held)])
-    assert before == pytest.approx(0.121, abs=0.002) and after == pytest.approx(0.046, abs=0.002)
+    assert before == pytest.approx(0.121, abs=0.002) and after == pytest.approx(0.056, abs=0.002)
 
 
 def test_the_fit_refuses_what_it_cannot_calibrate():

@@ -425,6 +425,6 @@ HALLUCINATED, SUPPORTED, UNSCORABLE = "hallucinated", "supported", "unscorable"
 #: The offline detector's identity, read by the metrics as the default evaluator. Bump the version on any change of
 #: the detector's algorithm or weights: stored scores are keyed by it, so a new version re-scores.
 DETECTOR_NAME = "support"
-DETECTOR_VERSION = "2.8.0"
+DETECTOR_VERSION = "2.8.1"
 #: Rows per Arrow batch read from DuckDB while scoring (bounded memory on any table size).
 BATCH_ROWS = 2_000

@@ -20,7 +20,7 @@ reviewed support answers: 0.302 to 0.011 (5-fold cross-validated).
     [detector]
     calibration = "calibration.json"
 
-The calibrated detector's version is the detector's own plus a hash of the calibration (``2.8.0+cal.1a2b3c4d``), so
+The calibrated detector's version is the detector's own plus a hash of the calibration (``2.8.1+cal.1a2b3c4d``), so
 its scores are never mixed with the uncalibrated ones, and a new calibration scores the answers again. A calibration is
 valid for the detector version it was fitted on: another version refuses it (fit again).
 """

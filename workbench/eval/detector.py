@@ -250,7 +250,7 @@ def _may_split(sent: str) -> bool:
     checks this against the pattern on random text)."""
     return ";" in sent or "-" in sent or "," in sent and ("but" in sent or "whi" in sent or "whereas" in sent
                                                            or "though" in sent)
-_EVIDENCE_CLAUSE_RE = re.compile(r"[;:()\[\]]|,\s|\s(?:but|while|whereas|although|though|and|which|who)\s")
+_EVIDENCE_CLAUSE_RE = re.compile(r"[;:()\[\]]|,\s|\s-{1,2}\s|\s(?:but|while|whereas|although|though|and|which|who)\s")
 
 _STOPWORDS = frozenset(
     """
@@ -276,8 +276,12 @@ _NEGATIONS = frozenset(
     "not no never none nobody nothing neither nor without cannot nowhere n't cant dont doesnt didnt isnt "
     "wasnt arent werent wont wouldnt couldnt shouldnt hasnt havent hadnt".split()
 )
-# "not only X but Y", "no doubt" assert, they do not deny: drop them before looking for a negation.
-_NOT_NEGATION_RE = re.compile(r"\b(?:not only|not just|no doubt|nothing but|not least)\b", re.IGNORECASE)
+# "not only X but Y", "no doubt" assert, they do not deny: drop them before looking for a negation. So does a "no" that
+# opens a reply and answers the question ("No, but it has 92% on Rotten Tomatoes", "Nope - it opened in 1889"): it is
+# followed by a mark or "but"; "No people were hurt", "No, no people were hurt" keep their negation.
+_NOT_NEGATION_RE = re.compile(
+    r"\b(?:not only|not just|no doubt|nothing but|not least)\b"
+    r"|^\W*(?:no|nope|nah)\b(?:\s*[,.!;:\u2013\u2014-]+|\s+(?=but\b))", re.IGNORECASE)
 _NUMBER_WORDS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
     "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
@@ -1287,7 +1291,8 @@ def _score_claim(text: str, src: _Source, align: bool = True, folded: tuple | No
     low_set = set(lows)
     stems = src.stems
     get = _STEM_CACHE.get
-    pol = _NOT_NEGATION_RE.sub(" ", tl) if ("not " in tl or "no doubt" in tl or "nothing but" in tl) else tl
+    pol = (_NOT_NEGATION_RE.sub(" ", tl)
+           if "not " in tl or "no doubt" in tl or "nothing but" in tl or "n" in tl[:3] else tl)
     neg = not _NEGATIONS.isdisjoint(_tokens(pol) if pol is not tl else low_set) or (
         "n't" in pol and _NT_RE.search(pol) is not None)
 
