@@ -118,6 +118,44 @@ SECRET_NEAR_MISSES = [
 ]
 
 
+LEAKS = [
+    # Each went through whole (or half): an IBAN typed in small letters, an address at an IP literal, an xAI key, a
+    # JSON value holding an escaped quote (redacted only to the quote: "b secret" stayed).
+    ("iban de89370400440532013000 please", "de89370400440532013000", "iban [iban] please"),
+    ("IBAN de89 3704 0044 0532 0130 00 then more", "3704", "IBAN [iban] then more"),
+    ("gb82west12345698765432", "gb82west", "[iban]"),
+    ("write to user@[192.168.0.1] today", "192.168.0.1", "write to [email] today"),
+    ("admin@[IPv6:2001:db8::1]", "2001:db8", "[email]"),
+    ("XAI_KEY is xai-" + "a1B2" * 20, "a1B2", "XAI_KEY is [api_key]"),
+    ('{"password": "a\\"b secret"}', "secret", '{"password": "[api_key]"}'),
+    ("{\\\"password\\\": \\\"hunter2hunter2\\\"}", "hunter2", '{\\"password\\": \\"[api_key]\\"}'),
+    ("password: 'it\\'s a secret', user: 'x'", "secret", "password: '[api_key]', user: 'x'"),
+    ("gsk_" + "Ab1" * 18, "Ab1Ab1", "[api_key]"),
+    ("pplx-" + "Ab1" * 16, "Ab1Ab1", "[api_key]"),
+    ("xapp-1-A0123BCDE-1234567890-abcdef0123456789", "abcdef0123", "[api_key]"),
+    ("xoxe-1-abcdefghijklmnop", "abcdefghijklmnop", "[api_key]"),
+]
+
+
+@pytest.mark.parametrize("text, secret, expected", LEAKS, ids=[t[1] for t in LEAKS])
+def test_leaks_of_small_letters_ip_literals_xai_keys_and_escaped_quotes_are_closed(text, secret, expected):
+    out = redact(text)
+    assert secret not in out and out == expected, out
+
+
+LEAK_NEAR_MISSES = [
+    "cs50 is a course at harvard with lots of videos", "ab12 3456 7890 1234 5678 9012 (no country ab)",
+    "De89370400440532013000 (two cases: not as an IBAN is written)", "gb83west12345698765432 (bad check digits)",
+    "see [192.168.0.1] and a@[1.2.3]", "the xai-grok model", "pplx-api docs", "gsk_short", "xapp-store",
+    '{"note": "say \\"hi\\""}',
+]
+
+
+@pytest.mark.parametrize("text", LEAK_NEAR_MISSES)
+def test_near_misses_of_the_closed_leaks_are_left_alone(text):
+    assert redact(text) == text
+
+
 @pytest.mark.parametrize("text, secret", SECRETS_IN_CONTEXT, ids=[t[1] for t in SECRETS_IN_CONTEXT])
 def test_secrets_named_by_their_setting_or_in_a_url_are_replaced(text, secret):
     out = redact(text)

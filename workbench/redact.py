@@ -5,16 +5,20 @@
 ========================  ================  ======================================================================
 what                      placeholder       how it is recognised
 ========================  ================  ======================================================================
-API keys and tokens       ``[api_key]``     the published shapes: OpenAI/Anthropic ``sk-...``, Stripe ``sk_live_``,
-                                            AWS ``AKIA...``, GitHub ``ghp_``/``github_pat_``, Slack ``xox?-``,
+API keys and tokens       ``[api_key]``     the published shapes: OpenAI/Anthropic ``sk-...``, xAI ``xai-``,
+                                            Groq ``gsk_``, Perplexity ``pplx-``, Stripe ``sk_live_``, AWS
+                                            ``AKIA...``, GitHub ``ghp_``/``github_pat_``, Slack ``xox?-``/``xapp-``,
                                             Google ``AIza...``, Hugging Face ``hf_``, GitLab ``glpat-``, JWTs,
                                             ``Bearer <token>``, ``Authorization: Basic ...``, the password of a
                                             URL (``postgres://user:[api_key]@host``), and settings that name a
                                             secret: ``api_key=...``, ``password: "..."``, ``AWS_SECRET_ACCESS_KEY=``,
                                             any ``*_token`` / ``*_secret``, ``?token=`` and ``"secret": "..."``
+                                            (a quoted value whole, with the quotes escaped inside it)
 e-mail addresses          ``[email]``       ``local@domain.tld`` in any script (``иван@пример.рф``), quoted
-                                            local parts (``"john doe"@example.com``)
-IBANs                     ``[iban]``        country code, check digits, 11-30 characters, ISO 13616 mod-97 check
+                                            local parts (``"john doe"@example.com``), IP literal domains
+                                            (``user@[192.0.2.1]``)
+IBANs                     ``[iban]``        country code, check digits, 11-30 characters, ISO 13616 mod-97 check;
+                                            in capitals, or in small letters from a country that uses IBANs
 card numbers              ``[card]``        13-19 digits (spaces or dashes between groups), Luhn check
 national ids              ``[national_id]`` US SSN ``123-45-6789`` (valid area/group/serial), UK NINO ``AB123456C``
 phone numbers             ``[phone]``       ``+`` or ``00`` and 8-15 digits, North American ``(555) 123-4567``,
@@ -59,11 +63,14 @@ _E = r"(?![\w@-]|\.\w)"  # right boundary
 _KEYS = re.compile(
     "|".join([
         r"\bsk-(?:proj-|ant-(?:api\d\d-)?|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",  # OpenAI, Anthropic
+        r"\bxai-[A-Za-z0-9]{32,}",  # xAI
+        r"\bgsk_[A-Za-z0-9]{32,}",  # Groq
+        r"\bpplx-[A-Za-z0-9]{32,}",  # Perplexity
         r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}",  # Stripe
         r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[0-9A-Z]{16}\b",  # AWS access key ids
         r"\bgh[pousr]_[A-Za-z0-9]{36,}",  # GitHub tokens
         r"\bgithub_pat_[A-Za-z0-9_]{22,}",
-        r"\bxox[abposr]-[A-Za-z0-9-]{10,}",  # Slack
+        r"\bxox[abeposr]-[A-Za-z0-9-]{10,}|\bxapp-\d-[A-Za-z0-9-]{10,}",  # Slack tokens, app-level tokens
         r"\bAIza[0-9A-Za-z_\-]{35}",  # Google API keys
         r"\bhf_[A-Za-z0-9]{30,}",  # Hugging Face
         r"\bglpat-[A-Za-z0-9_\-]{20,}",  # GitLab
@@ -76,13 +83,16 @@ _SECRET_NAME = (r"(?:[a-z0-9]+[_-])*(?:api[_-]?key|apikey|access[_-]?key|secret[
                 r"|private[_-]?key|password|passwd|pwd)|(?:[a-z0-9]+[_-])+(?:token|secret)")
 # "Bearer <token>", "Authorization: Basic <credentials>", "api_key = ...", "password: ...", and a bare token or secret
 # set as code and JSON set it ("token=...", '"secret": "..."'; not prose's "The secret: ..."): the label stays, the
-# value goes -- a quoted one whole, to its closing quote; an unquoted one to a space, quote, comma, ; or &.
+# value goes -- a quoted one whole, to its closing quote (past a quote escaped inside it: "a\"b"; a JSON text held in
+# a JSON string quotes with \": {\"password\": \"...\"}); an unquoted one to a space, quote, comma, ; or &. A quoted
+# value is read one way only (possessive): a run of backslashes with no closing quote is not tried 2^n ways.
 _ASSIGNED = re.compile(
     r"(?i)(?P<label>\bbearer\s+"
-    r"|\bauthorization\b[\"']?\s*[:=]\s*[\"']?(?:(?:basic|bearer|token|digest)\s+)?"
-    rf"|(?<![\w-])(?:{_SECRET_NAME})\b[\"']?\s*[:=]\s*"
-    r"|(?<![\w-])(?:token|secret)\b(?:[\"']\s*:|\s*=)\s*)"
-    r"(?:(?P<q>[\"'])(?P<quoted>(?:(?!(?P=q))[^\r\n]){1,256})(?=(?P=q))|(?P<q2>[\"']?)(?P<plain>[^\s\"',;&]{6,}))"
+    r"|\bauthorization\b(?:\\?[\"'])?\s*[:=]\s*(?:\\?[\"'])?(?:(?:basic|bearer|token|digest)\s+)?"
+    rf"|(?<![\w-])(?:{_SECRET_NAME})\b(?:\\?[\"'])?\s*[:=]\s*"
+    r"|(?<![\w-])(?:token|secret)\b(?:\\?[\"']\s*:|\s*=)\s*)"
+    r"(?:(?P<q>\\?[\"'])(?P<quoted>(?:(?!(?P=q))(?:\\\\\\[\"']|\\[^\r\n]|[^\\\r\n])){1,256}+)(?=(?P=q))"
+    r"|(?P<q2>[\"']?)(?P<plain>[^\s\"',;&]{6,}))"
 )
 # the password of a URL's user information: scheme://user:password@host
 _URL_PASSWORD = re.compile(r"(?<=://)([^\s/:@]{0,64}):[^\s/@]{1,128}@")
@@ -101,11 +111,19 @@ _MARKS = ("\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u06
 _LETTER = rf"(?:[^\W_]|[{_MARKS}])"  # a letter (any script) or digit
 _LABEL = rf"{_LETTER}(?:[\w{_MARKS}-]{{0,62}}{_LETTER})?"  # a domain label, also of an IDN ("пример", "müller")
 # local@domain.tld in any script (RFC 6531: "иван@пример.рф", "用户@例子.广告"), a quoted local part ("john doe"@...)
-# and a punycode top-level domain (".xn--p1ai")
+# and a punycode top-level domain (".xn--p1ai"), or an IP address literal for a domain (RFC 5321: "user@[192.0.2.1]",
+# "user@[IPv6:2001:db8::1]")
 _EMAIL = re.compile(rf"(?:(?<![\w{_MARKS}.%+-]){_LETTER}[\w{_MARKS}.%+-]{{0,63}}|(?<![\w\"])\"[^\"\r\n]{{1,64}}\")"
-                    rf"@{_LABEL}(?:\.{_LABEL})*\.(?:xn--[A-Za-z0-9-]{{1,59}}|(?:[^\W\d_]|[{_MARKS}]){{2,24}})"
-                    rf"(?![\w{_MARKS}])")
-_IBAN = re.compile(_B + r"([A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30})" + _E)
+                    rf"@(?:{_LABEL}(?:\.{_LABEL})*\.(?:xn--[A-Za-z0-9-]{{1,59}}|(?:[^\W\d_]|[{_MARKS}]){{2,24}})"
+                    rf"(?![\w{_MARKS}])|\[(?:\d{{1,3}}(?:\.\d{{1,3}}){{3}}|IPv6:[0-9A-Fa-f:.]{{2,45}})\])")
+# in capitals as printed ("DE89 3704 ..."), or in small letters as typed ("de89370400440532013000")
+_IBAN = re.compile(_B + r"([A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]){11,30})" + _E)
+# the countries of the IBAN registry (ISO 13616) and those that use IBANs outside it: an IBAN in small letters must
+# start with one, as "ab12 ..." in lower-case prose passes the mod-97 check once in 97 tries
+_IBAN_COUNTRIES = frozenset(
+    "AD AE AL AO AT AZ BA BE BF BG BH BI BJ BR BY CF CG CH CI CM CR CV CY CZ DE DJ DK DO DZ EE EG ES FI FK FO FR GA GB "
+    "GE GI GL GQ GR GT GW HN HR HU IE IL IQ IR IS IT JO KM KW KZ LB LC LI LT LU LV LY MA MC MD ME MG MK ML MN MR MT MU "
+    "MZ NE NI NL NO OM PK PL PS PT QA RO RS RU SA SC SD SE SI SK SM SN SO ST SV TD TG TL TN TR UA VA VG XK YE".split())
 _CARD = re.compile(_B + r"(\d(?:[ -]?\d){12,18})" + _E)
 _SSN = re.compile(_B + r"(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}" + _E)
 _NINO = re.compile(r"\b(?![DFIQUV])[A-CEGHJ-PR-TW-Z](?![DFIQUVO])[A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b")
@@ -133,6 +151,9 @@ def _iban_ok(text: str) -> bool:
     s = text.replace(" ", "")
     if not 15 <= len(s) <= 34:
         return False
+    if not s.isupper() and not (s.islower() and s[:2].upper() in _IBAN_COUNTRIES):  # one case; small: a country's
+        return False
+    s = s.upper()
     moved = s[4:] + s[:4]
     return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
 
@@ -193,7 +214,8 @@ def _truncated_tail(m: re.Match) -> str:
     token, mark = m.group(1), m.group(2)
     if token.startswith("[") or not (
         "@" in token
-        or re.match(r"[\"'(]?(?:sk-|sk_|rk_|AKIA|gh[pousr]_|github_pat_|xox|AIza|hf_|glpat-|eyJ)", token)
+        or re.match(r"[\"'(]?(?:sk-|sk_|rk_|AKIA|gh[pousr]_|github_pat_|xox|xapp-|AIza|hf_|glpat-|eyJ|xai-|gsk_|pplx-)",
+                    token)
         or sum(c.isdigit() for c in token) >= 6
         or re.match(r"[\"'(]?[A-Z]{2}\d{2}[A-Z0-9]{4,}", token)
     ):
