@@ -204,6 +204,24 @@ def test_redact_frame_touches_text_columns_only():
     assert out["answer"].to_list() == ["mail [email]", None, "ok"] and out["n"].to_list() == df["n"].to_list()
 
 
+def test_redact_frame_reaches_text_inside_list_and_struct_columns():
+    # A list of retrieved contexts or a struct of metadata went through whole: only String columns were read
+    df = pl.DataFrame({
+        "contexts": [["mail x@y.io", None, "ok"], None, []],
+        "meta": [{"to": "+44 20 7946 0958", "n": 4111111111111111, "tags": ["sk-proj-" + "a" * 30]}, None,
+                 {"to": None, "n": 2, "tags": None}],
+        "pair": [["a@b.io", "x"], ["y", "z"], None],
+    }, schema_overrides={"pair": pl.Array(pl.String, 2)})
+    out = redact_frame(df)
+    assert out.schema == df.schema
+    assert out.to_dicts() == [
+        {"contexts": ["mail [email]", None, "ok"], "meta": {"to": "[phone]", "n": 4111111111111111, "tags": ["[api_key]"]},
+         "pair": ["[email]", "x"]},
+        {"contexts": None, "meta": None, "pair": ["y", "z"]},
+        {"contexts": [], "meta": {"to": None, "n": 2, "tags": None}, "pair": None},
+    ]
+
+
 def test_show_raw_text_setting(tmp_path):
     p = tmp_path / "workbench.toml"
     p.write_text("[judge]\nmodel = 'm'\n")

@@ -259,18 +259,46 @@ def redact(text: Any) -> Any:
 
 
 def redact_frame(df: "pl.DataFrame", columns: Iterable[str] | None = None) -> "pl.DataFrame":
-    """The frame with :func:`redact` applied to every text column (or to ``columns``); other columns unchanged.
+    """The frame with :func:`redact` applied to every text column (or to ``columns``), also to the text inside list,
+    array and struct columns; other columns unchanged.
 
     >>> import polars as pl
     >>> redact_frame(pl.DataFrame({"answer": ["mail x@y.io", None], "n": [1, 2]})).rows()
     [('mail [email]', 1), (None, 2)]
+    >>> redact_frame(pl.DataFrame({"contexts": [["call +44 20 7946 0958", "ok"]], "meta": [{"to": "x@y.io", "n": 1}]})).rows()
+    [(['call [phone]', 'ok'], {'to': '[email]', 'n': 1})]
     """
     import polars as pl
 
-    names = list(columns) if columns is not None else [c for c, t in df.schema.items() if t == pl.String]
+    names = list(columns) if columns is not None else [c for c, t in df.schema.items() if _holds_text(t)]
     if not names:
         return df
-    return df.with_columns(pl.col(c).map_elements(redact, return_dtype=pl.String, skip_nulls=True) for c in names)
+    return df.with_columns(
+        pl.col(c).map_batches(lambda s: pl.Series(s.name, [_redact_value(v) for v in s.to_list()], dtype=s.dtype))
+        for c in names
+    )
+
+
+def _holds_text(dtype: Any) -> bool:
+    """Whether a column of ``dtype`` holds text: a string, or a list, array or struct with a string inside."""
+    import polars as pl
+
+    if dtype == pl.String:
+        return True
+    if isinstance(dtype, (pl.List, pl.Array)):
+        return _holds_text(dtype.inner)
+    if isinstance(dtype, pl.Struct):
+        return any(_holds_text(f.dtype) for f in dtype.fields)
+    return False
+
+
+def _redact_value(v: Any) -> Any:
+    """:func:`redact` of a cell's Python value: a string, and the strings in its lists and struct fields."""
+    if isinstance(v, list):
+        return [_redact_value(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _redact_value(x) for k, x in v.items()}
+    return redact(v)
 
 
 def show_raw_text(config: Any = None) -> bool:
