@@ -825,3 +825,31 @@ def test_an_exported_line_names_the_default_database_by_its_absolute_path(quiet,
     text = schedule.export("systemd", out="rep")
     assert f'"--db" "{quiet / "datasets" / "workbench.duckdb"}"' in text
     assert f"# no database at {quiet / 'datasets' / 'workbench.duckdb'}: export with --db to name one" in text
+
+
+def test_an_index_that_cannot_be_written_after_a_publish_is_one_line_naming_the_file(env, monkeypatch, capsys):
+    # the disk filled up after the report was published, while reports/index.html was written: a raw OSError
+    # (a traceback from `workbench report`; "OSError: [Errno 28] ..." naming no file in the run's record)
+    from workbench import cli
+    from workbench.reports import index
+
+    tmp, dbp, _ = env
+    real = index.written_atomically
+
+    def full_disk(path, **kw):
+        if path.name != index.INDEX_NAME:
+            return real(path, **kw)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(index, "written_atomically", full_disk)
+    out = tmp / "r"
+    assert cli.main(["report", "mini", "--db", str(dbp), "--out", str(out), "--period", "2026-W46"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"workbench report: error: report 'mini': published {out / 'mini' / '2026-W46'}, but the reports "
+                   f"index was not updated: cannot write {out / 'index.html'}: No space left on device\n")
+    assert (out / "mini" / "2026-W46" / "report.html").exists() and not (out / "index.html").exists()
+    recs = schedule.run(dbp, out=out, names=["mini"], now=dt.datetime(2026, 11, 24, 6), checks=False)
+    assert [(r["report"], r["period"], r["status"]) for r in recs if r["report"] == "mini"] == [
+        ("mini", "2026-W45", "failed"), ("mini", "2026-W47", "failed")]
+    assert recs[0]["error"] == (f"ReportError: report 'mini': published {out / 'mini' / '2026-W45'}, but the reports "
+                                f"index was not updated: cannot write {out / 'index.html'}: No space left on device")

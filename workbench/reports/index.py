@@ -198,6 +198,9 @@ def build_index(out: str | Path) -> Path:
     """Write ``out/index.html`` (every report and period, latest first) and refresh the navigation of every report,
     and its links to other reports (:func:`link_reports`: plain text while the report linked is not published).
 
+    A file that cannot be written (a full disk) raises :class:`~workbench.errors.ReportError` naming it; the file
+    keeps what it held.
+
     Examples
     --------
     >>> import json, pathlib, tempfile
@@ -236,8 +239,7 @@ def _build_index(root: Path) -> Path:
             continue
         new = link_reports(insert_nav(text, nav_html(root, r["report"], r["period"], pub=pub)), have)
         if new != text:
-            with written_atomically(page) as fh:  # replaced in one rename: a reader never sees half a page
-                fh.write(new)
+            _write(page, new)  # replaced in one rename: a reader never sees half a page
     periods: dict[str, list[dict[str, Any]]] = {}
     for r in pub:
         periods.setdefault(r["period"], []).append(r)
@@ -264,6 +266,17 @@ def _build_index(root: Path) -> Path:
             f'<style>{css}</style></head><body><h1>Reports</h1><p>Every published report, latest period first.</p>'
             f'{"".join(body)}</body></html>')
     target = root / INDEX_NAME
-    with written_atomically(target) as fh:  # a new temporary file, never one found in the folder (a link)
-        fh.write(page)
+    _write(target, page)  # a new temporary file, never one found in the folder (a link)
     return target
+
+
+def _write(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` in one rename; a write that fails (a full disk) is a :class:`ReportError` naming
+    the file, and ``path`` keeps what it held."""
+    from workbench.errors import ReportError
+
+    try:
+        with written_atomically(path) as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise ReportError(f"cannot write {path}: {exc.strerror or exc}") from None

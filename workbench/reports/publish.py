@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from workbench.config import Target, load_config, load_settings  # noqa: F401  (Target: the type targets() returns)
 from workbench.errors import MissingFileError, ParameterError, ReportError, UnknownNameError  # noqa: F401  (ReportError: importable from here as before)
-from workbench.errors import ParameterTypeError, check_bool, check_name
+from workbench.errors import ParameterTypeError, WorkbenchError, check_bool, check_name
 from workbench._files import PAUSE_ENV, flock, pause  # noqa: F401  (PAUSE_ENV: importable from here as before)
 
 import contextlib
@@ -1181,7 +1181,10 @@ def run_report(name: str, *, db: str | os.PathLike | None = None, period: str | 
     (parent / f".{label}~{run_id}~lock").unlink(missing_ok=True)
     from workbench.reports.index import build_index
 
-    build_index(out)  # reports/index.html and every report's navigation bar
+    try:
+        build_index(out)  # reports/index.html and every report's navigation bar
+    except WorkbenchError as exc:  # a full disk: the report is published, and that is said with what was not written
+        raise ReportError(f"report {name!r}: published {target}, but the reports index was not updated: {exc}") from None
     return target
 
 
