@@ -531,7 +531,8 @@ def test_an_exported_line_runs_with_the_config_found_at_export(quiet, monkeypatc
     env = {k: v for k, v in os.environ.items() if k != "WORKBENCH_CONFIG"}
     env["PYTHONPATH"] = str(Path(schedule.__file__).resolve().parents[2])  # this checkout's workbench
     try:
-        done = subprocess.run(argv, cwd=home, env=env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(["/bin/sh", "-c", line[len("0 6 * * * "):]], cwd=home, env=env, capture_output=True,
+                              text=True, timeout=300)  # as cron runs it: the line also sets $WORKBENCH_NOTEBOOKS
     finally:
         server.shutdown()
     assert done.returncode == 0, done.stderr
@@ -853,3 +854,33 @@ def test_an_index_that_cannot_be_written_after_a_publish_is_one_line_naming_the_
         ("mini", "2026-W45", "failed"), ("mini", "2026-W47", "failed")]
     assert recs[0]["error"] == (f"ReportError: report 'mini': published {out / 'mini' / '2026-W45'}, but the reports "
                                 f"index was not updated: cannot write {out / 'index.html'}: No space left on device")
+
+
+def test_an_exported_line_runs_with_the_notebooks_folder_of_workbench_notebooks(env, monkeypatch):
+    # $WORKBENCH_NOTEBOOKS named the report notebooks at export, but the line did not carry it: cron starts the run
+    # without it, where report 'mini' is unknown and no report was ever published
+    import os
+    import subprocess
+    from pathlib import Path
+
+    tmp, dbp, nbdir = env
+    odd = tmp / "my $notebooks"
+    nbdir.rename(odd)
+    monkeypatch.setenv(reports.NOTEBOOKS_ENV, "my $notebooks")  # relative: the line names it absolutely
+    (tmp / "workbench.toml").write_text('[schedule]\nreports = ["mini"]\nmax_catchup = 1\n[notify]\ncommand = "true"\n')
+    line = schedule.export("crontab", db=str(dbp), out="r").splitlines()[-1]
+    assert line.startswith(f"0 6 * * * WORKBENCH_NOTEBOOKS='{odd}' ")
+    unit = schedule.export("systemd", db=str(dbp), out="r").splitlines()
+    assert unit[unit.index("[Service]") + 3] == f'Environment="WORKBENCH_NOTEBOOKS={odd}"'
+    env = {k: v for k, v in os.environ.items() if k != reports.NOTEBOOKS_ENV}
+    env["PYTHONPATH"] = str(Path(schedule.__file__).resolve().parents[2])  # this checkout's workbench
+    home = tmp / "home"
+    home.mkdir()
+    done = subprocess.run(["/bin/sh", "-c", line[len("0 6 * * * "):]], cwd=home, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp / "r" / "mini" / "2026-W47" / "report.html").exists()
+    monkeypatch.delenv(reports.NOTEBOOKS_ENV)  # not set: the line and the unit set nothing
+    (tmp / "workbench.toml").write_text("[schedule]\nmax_catchup = 1\n")
+    assert "WORKBENCH_NOTEBOOKS" not in schedule.export("crontab", db=str(dbp), out="r")
+    assert "Environment=" not in schedule.export("systemd", db=str(dbp), out="r")

@@ -736,14 +736,18 @@ def _command(db: str | None, out: str, config: str | None) -> list[str]:
     return args
 
 
-def _unit_word(arg: str) -> str:
+def _unit_word(arg: str, *, variables: bool = True) -> str:
     """One word of a systemd ``ExecStart=`` line: double-quoted, where systemd reads C escapes (so ``\\`` and ``"``
-    are escaped) and expands % specifiers and $ variables (doubled), whatever the quoting.
+    are escaped) and expands % specifiers and $ variables (doubled), whatever the quoting. With ``variables=False``,
+    for an ``Environment=`` line, where a $ is itself.
 
     >>> print(_unit_word('/srv/a "b"\\\\new 5% $HOME'))
     "/srv/a \\"b\\"\\\\new 5%% $$HOME"
+    >>> print(_unit_word('WORKBENCH_NOTEBOOKS=/srv/$nb', variables=False))
+    "WORKBENCH_NOTEBOOKS=/srv/$nb"
     """
-    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$") + '"'
+    word = arg.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+    return '"' + (word.replace("$", "$$") if variables else word) + '"'
 
 
 def _one_line(path: str) -> str:
@@ -805,8 +809,10 @@ def export(kind: str = "crontab", *, db: str | None = None, out: str = "reports"
 
     Paths are absolute and shell-quoted, so a line works from any directory and a hostile file name stays one
     argument; the database is ``db``, ``$WORKBENCH_DB`` or ``datasets/workbench.duckdb`` of the folder exported in
-    (a comment says so when there is none); the config is the one found at export (``config``, ``$WORKBENCH_CONFIG`` or ``./workbench.toml``), named
-    by its absolute path, so the run checks and notifies as ``workbench slo`` did where it was exported. The cron expression (``[schedule] cron`` or ``cron=``) is validated with croniter.
+    (a comment says so when there is none); ``$WORKBENCH_NOTEBOOKS``, when set, is set for the run too, by its
+    absolute path; the config is the one found at export (``config``, ``$WORKBENCH_CONFIG`` or ``./workbench.toml``),
+    named by its absolute path, so the run checks and notifies as ``workbench slo`` did where it was exported. The
+    cron expression (``[schedule] cron`` or ``cron=``) is validated with croniter.
 
     >>> line = export("crontab", db="/d/x.duckdb; touch pwned #", out="/srv/reports").splitlines()[-1]
     >>> "'/d/x.duckdb; touch pwned #'" in line and line.startswith("0 6 * * * ")
@@ -826,11 +832,19 @@ def export(kind: str = "crontab", *, db: str | None = None, out: str = "reports"
     # the database too (--db, $WORKBENCH_DB, else datasets/workbench.duckdb here): in $HOME there is none
     db_path = Path(db or os.environ.get("WORKBENCH_DB") or DEFAULT_DB).absolute()
     args = _command(str(db_path), out, str(found) if found else None)
-    cmd = " ".join(shlex.quote(a) for a in args)  # for cron's /bin/sh
+    # the report notebooks too, when $WORKBENCH_NOTEBOOKS names them: cron and systemd start the run without it, and
+    # every scheduled report (checked against that folder here) was then unknown
+    from workbench.reports.publish import NOTEBOOKS_ENV, notebooks_dir
+
+    env = {NOTEBOOKS_ENV: _one_line(str(notebooks_dir().absolute()))} if os.environ.get(NOTEBOOKS_ENV) else {}
+    # for cron's /bin/sh, which sets NAME=value for the command (the name unquoted, or it is a command's name)
+    cmd = " ".join([*(f"{k}={shlex.quote(v)}" for k, v in env.items()), *map(shlex.quote, args)])
     note = ([] if found else [f"# no workbench.toml found ({Path.cwd()}, $WORKBENCH_CONFIG): the run checks no SLO "
                               f"or budget and notifies nobody; export with --config to name one"])
     if not db_path.exists():
         note.append(f"# no database at {db_path}: export with --db to name one")
+    if env and not notebooks_dir().is_dir():
+        note.append(f"# no notebooks folder at {notebooks_dir().absolute()} (${NOTEBOOKS_ENV})")
     if kind == "crontab":
         odd = _not_vixie(cron)
         if odd:  # croniter reads them, cron itself refuses the line ("bad day-of-month ... can't install")
@@ -850,6 +864,7 @@ def export(kind: str = "crontab", *, db: str | None = None, out: str = "reports"
         return "\n".join([
             *note, "# workbench-reports.service", "[Unit]", "Description=workbench: publish due reports", "",
             "[Service]", "Type=oneshot", f"WorkingDirectory={workdir}",
+            *[f"Environment={_unit_word(f'{k}={v}', variables=False)}" for k, v in env.items()],
             f"ExecStart={' '.join(map(_unit_word, args))}", "",
             "# workbench-reports.timer", "[Unit]", "Description=workbench: publish due reports on schedule", "",
             "[Timer]", f"OnCalendar={calendar} UTC", "Persistent=true", "", "[Install]", "WantedBy=timers.target"])
