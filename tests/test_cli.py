@@ -14,7 +14,7 @@ from workbench import cli
 
 from workbench import metrics
 
-VERBS = ("ingest", "demo", "metrics", "slo", "budget", "eval", "hallucination", "report", "schedule")
+VERBS = ("ingest", "demo", "metrics", "slo", "budget", "eval", "hallucination", "labels", "report", "schedule")
 
 
 def test_help_lists_every_verb():
@@ -209,3 +209,42 @@ def test_hallucination_score_names_a_utf16_input_and_how_to_convert_it(tmp_path,
     err = capsys.readouterr().err
     assert "answers.jsonl: the file is UTF-16 text" in err and "iconv -f UTF-16 -t UTF-8" in err
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_labels_import_loads_reviewers_labels_and_says_what_it_did(tmp_path, capsys):
+    # import_labels had no command: reviewers' labels could only come in through Python, though `hallucination
+    # benchmark|calibrate --db` read them and told the user to bring them in
+    import workbench as wb
+
+    dbp = tmp_path / "w.duckdb"
+    with wb.connect(dbp) as db:
+        db.duckdb.execute("insert into answers (call_id, answer) values ('a', 'x'), ('b', 'y'), ('c', 'z')")
+    good = tmp_path / "labels.csv"
+    good.write_text("call_id,label,explanation\na,1,made up a refund policy\nb,supported,\nc,no,\na,yes,again\n")
+    assert cli.main(["labels", "import", str(good), "--db", str(dbp)]) == 0
+    assert capsys.readouterr().out.startswith(f"imported 3 labels of human version 1 from {good} (1 hallucinated, "
+                                              "2 supported; 1 repeated row skipped); run ")
+    with wb.connect(dbp, read_only=True) as db:
+        got = db.sql("select call_id, value, label, evaluator, evaluator_version from evals order by call_id").rows()
+    assert got == [("a", 1.0, "hallucinated", "human", "1"), ("b", 0.0, "supported", "human", "1"),
+                   ("c", 0.0, "supported", "human", "1")]
+    assert cli.main(["labels", "import", str(good), "--db", str(dbp), "--evaluator", "qa", "--version", "2",
+                     "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert (s["evaluator"], s["version"], s["imported"], s["hallucinated"], s["duplicates"]) == ("qa", "2", 3, 1, 1)
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("call_id,label\na,1\nzz,0\n")
+    maybe = tmp_path / "maybe.jsonl"
+    maybe.write_text('{"call_id": "a", "label": "maybe"}\n')
+    for argv, message in [
+        ([str(bad), "--db", str(dbp)], f"import_labels: {bad} line 3: call_id 'zz' is not in answers"),
+        ([str(maybe), "--db", str(dbp)], f"import_labels: {maybe} line 1 column 'label': expected 1/0, true/false or "
+                                         "hallucinated/supported, got 'maybe'"),
+        ([str(tmp_path / "none.csv"), "--db", str(dbp)], f"import_labels: no file at {tmp_path / 'none.csv'}"),
+        ([str(good), "--db", str(tmp_path / "none.duckdb")], f"no database at {tmp_path / 'none.duckdb'}"),
+    ]:
+        assert cli.main(["labels", "import", *argv]) == 2
+        assert capsys.readouterr().err.startswith(f"workbench labels: error: {message}")
+    with wb.connect(dbp, read_only=True) as db:  # a refused file wrote nothing
+        assert db.sql("select count(*) from evals").rows() == [(6,)]

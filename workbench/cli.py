@@ -50,7 +50,7 @@ def _add_labelled(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", metavar="LABELLED.jsonl", nargs="?", default=None,
                    help="labelled answers (answer, contexts, label); or --db")
     p.add_argument("--db", default=None, help="instead of a file: the production answers of this database that "
-                   "reviewers labelled (workbench.import_labels)")
+                   "reviewers labelled (workbench labels import)")
     p.add_argument("--reference", default="human", help="with --db: the evaluator whose labels are the truth "
                    "(default human)")
     p.add_argument("--where", action="append", default=[], metavar="COL=VALUE", help="with --db: which answers")
@@ -196,6 +196,19 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--out", default=None, metavar="FILE.json", help="where the offline detector's calibration is "
                    "written (required with --detector support)")
     h.add_argument("--folds", type=int, default=5, help="cross-validation folds of the report (default 5)")
+
+    p = sub.add_parser("labels", help="bring reviewers' (or any external) hallucination labels into the database")
+    lsub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    h = lsub.add_parser("import", help="FILE (CSV, JSONL or Parquet: call_id and a label of 1/0, true/false or "
+                        "hallucinated/supported, optional explanation) -> evals, as one more evaluator; "
+                        "re-importing the same evaluator and version replaces its labels")
+    h.add_argument("input", metavar="FILE")
+    _add_db(h)
+    h.add_argument("--evaluator", default="human", metavar="NAME", help="who labelled (default human: what --db of hallucination "
+                   "benchmark|calibrate reads)")
+    h.add_argument("--version", dest="label_version", default="1", metavar="VERSION", help="the labels' version (default 1)")
+    h.add_argument("--label-column", default=None, metavar="COLUMN", help="the label column when it is not label, hallucinated or value")
+    h.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
     p = sub.add_parser("report", help="run a report notebook and publish it under reports/")
     p.add_argument("name", metavar="NAME|list|all")
@@ -542,10 +555,27 @@ def _labelled_rows(a: argparse.Namespace, *, per_feature: bool = False) -> list[
     if not rows:
         raise ParameterError(f"hallucination {a.action}: no answer of {a.db} carries a label of {a.reference!r}"
                              f"{' with ' + ', '.join(a.where) if a.where else ''} (bring reviewers' labels in with "
-                             "workbench.import_labels)")
+                             "workbench labels import FILE --db DB)")
     if not per_feature:
         return rows
     return [{**r, "source": r["feature"] if r["feature"] is not None else "(no feature)"} for r in rows]
+
+
+def _cmd_labels(a: argparse.Namespace) -> int:
+    from workbench.db import connect
+    from workbench.eval.labels import import_labels
+
+    with connect(a.db, create=False) as db:  # labels of answers already loaded: never a new database
+        s = import_labels(db, a.input, evaluator=a.evaluator, version=a.label_version, label_column=a.label_column)
+    if a.json:
+        print(json.dumps(s))
+        return 0
+    n = s["duplicates"]
+    repeats = f"; {n:,} repeated row{'s' if n != 1 else ''} skipped" if n else ""
+    print(f"imported {s['imported']:,} labels of {s['evaluator']} version {s['version']} from {a.input} "
+          f"({s['hallucinated']:,} hallucinated, {s['imported'] - s['hallucinated']:,} supported{repeats}); "
+          f"run {s['run_id']}")
+    return 0
 
 
 def _calibrate_offline(a: argparse.Namespace) -> int:
@@ -700,6 +730,7 @@ COMMANDS = {
     "prices": _cmd_prices,
     "eval": _cmd_eval,
     "hallucination": _cmd_hallucination,
+    "labels": _cmd_labels,
     "report": _cmd_report,
     "schedule": _cmd_schedule,
 }

@@ -30,6 +30,8 @@ def import_labels(
 ) -> dict:
     """Load human (or any external) hallucination labels into ``evals``, as an evaluator like any other.
 
+    From the command line: ``workbench labels import FILE --db DB [--evaluator NAME] [--version V]``.
+
     Parameters
     ----------
     db : Workbench or path
