@@ -471,6 +471,10 @@ def test_import_labels_rejects_bad_input(tmp_path):
         labels.import_labels(d, [{"call_id": "a", "label": "maybe"}])
     with pytest.raises(KeyError, match="no label column"):
         labels.import_labels(d, [{"call_id": "a", "verdict": 1}])
+    # a label_column that is not there was "no label column (label, hallucinated or value)", of a file with a label
+    with pytest.raises(KeyError) as err:
+        labels.import_labels(d, [{"call_id": "a", "label": 1}], label_column="verdict")
+    assert str(err.value) == "import_labels: list: no label column 'verdict'; columns: call_id, label"
     assert d.duckdb.execute("select count(*) from evals").fetchone()[0] == 0  # nothing half-written
 
 

@@ -73,8 +73,11 @@ def import_labels(
     where, at, columns, records = _records(path_or_frame, fn)
     if "call_id" not in columns:
         raise NotFoundError(f"{fn}: {where}: no column 'call_id'; columns: {', '.join(columns) or '(none)'}")
+    if label_column is not None and label_column not in columns:
+        raise NotFoundError(f"{fn}: {where}: no label column {label_column!r}; columns: "
+                            f"{', '.join(columns) or '(none)'}")
     col = label_column or next((c for c in ("label", "hallucinated", "value") if c in columns), None)
-    if col is None or col not in columns:
+    if col is None:
         raise NotFoundError(f"{fn}: {where}: no label column (label, hallucinated or value); columns: "
                             f"{', '.join(columns)}")
     known = set(db.answers.select("call_id").to_polars()["call_id"].to_list())
