@@ -134,6 +134,11 @@ LEAKS = [
     ("pplx-" + "Ab1" * 16, "Ab1Ab1", "[api_key]"),
     ("xapp-1-A0123BCDE-1234567890-abcdef0123456789", "abcdef0123", "[api_key]"),
     ("xoxe-1-abcdefghijklmnop", "abcdefghijklmnop", "[api_key]"),
+    ("token ya29.a0AfH6SMBx1234567890abcdefghij", "a0AfH6SMBx", "token [api_key]"),
+    ("//registry.npmjs.org/:_authToken=npm_" + "a1B2" * 9, "a1B2a1B2", "//registry.npmjs.org/:_authToken=[api_key]"),
+    ("pypi-AgEIcHlwaS5vcmc" + "Ab1-" * 15, "AgEIcHlwaS5vcmc", "[api_key]"),
+    ("SG." + "a" * 22 + "." + "B" * 43, "aaaaaaaaaa", "[api_key]"),
+    ("whsec_" + "Ab1" * 10, "Ab1Ab1", "[api_key]"),
 ]
 
 
@@ -144,7 +149,8 @@ def test_leaks_of_small_letters_ip_literals_xai_keys_and_escaped_quotes_are_clos
 
 
 LEAK_NEAR_MISSES = [
-    "cs50 is a course at harvard with lots of videos", "ab12 3456 7890 1234 5678 9012 (no country ab)",
+    "cs50 is a course at harvard with lots of videos", "ya29.example", "npm_config_registry", "pypi-server",
+    "SG.1 and SG.2", "whsec_test", "ab12 3456 7890 1234 5678 9012 (no country ab)",
     "De89370400440532013000 (two cases: not as an IBAN is written)", "gb83west12345698765432 (bad check digits)",
     "see [192.168.0.1] and a@[1.2.3]", "the xai-grok model", "pplx-api docs", "gsk_short", "xapp-store",
     '{"note": "say \\"hi\\""}',

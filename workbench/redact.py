@@ -8,7 +8,8 @@ what                      placeholder       how it is recognised
 API keys and tokens       ``[api_key]``     the published shapes: OpenAI/Anthropic ``sk-...``, xAI ``xai-``,
                                             Groq ``gsk_``, Perplexity ``pplx-``, Stripe ``sk_live_``, AWS
                                             ``AKIA...``, GitHub ``ghp_``/``github_pat_``, Slack ``xox?-``/``xapp-``,
-                                            Google ``AIza...``, Hugging Face ``hf_``, GitLab ``glpat-``, JWTs,
+                                            Google ``AIza...``/``ya29.``, Hugging Face ``hf_``, GitLab ``glpat-``,
+                                            npm ``npm_``, PyPI ``pypi-``, SendGrid ``SG.``, ``whsec_``, JWTs,
                                             ``Bearer <token>``, ``Authorization: Basic ...``, the password of a
                                             URL (``postgres://user:[api_key]@host``), and settings that name a
                                             secret: ``api_key=...``, ``password: "..."``, ``AWS_SECRET_ACCESS_KEY=``,
@@ -74,6 +75,11 @@ _KEYS = re.compile(
         r"\bAIza[0-9A-Za-z_\-]{35}",  # Google API keys
         r"\bhf_[A-Za-z0-9]{30,}",  # Hugging Face
         r"\bglpat-[A-Za-z0-9_\-]{20,}",  # GitLab
+        r"\bya29\.[A-Za-z0-9_\-]{20,}",  # Google OAuth access tokens
+        r"\bnpm_[A-Za-z0-9]{36}\b",  # npm
+        r"\bpypi-AgE[A-Za-z0-9_\-]{50,}",  # PyPI
+        r"\bSG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}",  # SendGrid
+        r"\bwhsec_[A-Za-z0-9+/=]{24,}",  # Stripe webhook signing secrets
         r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",  # JWT
     ])
 )
@@ -214,8 +220,8 @@ def _truncated_tail(m: re.Match) -> str:
     token, mark = m.group(1), m.group(2)
     if token.startswith("[") or not (
         "@" in token
-        or re.match(r"[\"'(]?(?:sk-|sk_|rk_|AKIA|gh[pousr]_|github_pat_|xox|xapp-|AIza|hf_|glpat-|eyJ|xai-|gsk_|pplx-)",
-                    token)
+        or re.match(r"[\"'(]?(?:sk-|sk_|rk_|AKIA|gh[pousr]_|github_pat_|xox|xapp-|AIza|hf_|glpat-|eyJ|xai-|gsk_|pplx-"
+                    r"|ya29\.|npm_|pypi-AgE|SG\.|whsec_)", token)
         or sum(c.isdigit() for c in token) >= 6
         or re.match(r"[\"'(]?[A-Z]{2}\d{2}[A-Z0-9]{4,}", token)
     ):
