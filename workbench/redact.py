@@ -61,28 +61,31 @@ PLACEHOLDERS = ("[api_key]", "[email]", "[iban]", "[card]", "[national_id]", "[p
 _B = r"(?<![\w@.+-])"  # left boundary: not inside a word, address or number
 _E = r"(?![\w@-]|\.\w)"  # right boundary
 
-_KEYS = re.compile(
-    "|".join([
-        r"\bsk-(?:proj-|ant-(?:api\d\d-)?|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",  # OpenAI, Anthropic
-        r"\bxai-[A-Za-z0-9]{32,}",  # xAI
-        r"\bgsk_[A-Za-z0-9]{32,}",  # Groq
-        r"\bpplx-[A-Za-z0-9]{32,}",  # Perplexity
-        r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}",  # Stripe
-        r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[0-9A-Z]{16}\b",  # AWS access key ids
-        r"\bgh[pousr]_[A-Za-z0-9]{36,}",  # GitHub tokens
-        r"\bgithub_pat_[A-Za-z0-9_]{22,}",
-        r"\bxox[abeposr]-[A-Za-z0-9-]{10,}|\bxapp-\d-[A-Za-z0-9-]{10,}",  # Slack tokens, app-level tokens
-        r"\bAIza[0-9A-Za-z_\-]{35}",  # Google API keys
-        r"\bhf_[A-Za-z0-9]{30,}",  # Hugging Face
-        r"\bglpat-[A-Za-z0-9_\-]{20,}",  # GitLab
-        r"\bya29\.[A-Za-z0-9_\-]{20,}",  # Google OAuth access tokens
-        r"\bnpm_[A-Za-z0-9]{36}\b",  # npm
-        r"\bpypi-AgE[A-Za-z0-9_\-]{50,}",  # PyPI
-        r"\bSG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}",  # SendGrid
-        r"\bwhsec_[A-Za-z0-9+/=]{24,}",  # Stripe webhook signing secrets
-        r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",  # JWT
-    ])
+# The published shapes of API keys and tokens, as (prefix, rest): the prefix alone also marks a key that a truncation
+# cut short ("sk-proj-abc…", :func:`_truncated_tail`).
+_KEY_SHAPES = (
+    (r"sk-", r"(?:proj-|ant-(?:api\d\d-)?|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),  # OpenAI, Anthropic
+    (r"xai-", r"[A-Za-z0-9]{32,}"),  # xAI
+    (r"gsk_", r"[A-Za-z0-9]{32,}"),  # Groq
+    (r"pplx-", r"[A-Za-z0-9]{32,}"),  # Perplexity
+    (r"(?:sk|rk|pk)_", r"(?:live|test)_[A-Za-z0-9]{16,}"),  # Stripe
+    (r"(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)", r"[0-9A-Z]{16}\b"),  # AWS access key ids
+    (r"gh[pousr]_", r"[A-Za-z0-9]{36,}"),  # GitHub tokens
+    (r"github_pat_", r"[A-Za-z0-9_]{22,}"),
+    (r"xox[abeposr]-", r"[A-Za-z0-9-]{10,}"),  # Slack tokens
+    (r"xapp-", r"\d-[A-Za-z0-9-]{10,}"),  # Slack app-level tokens
+    (r"AIza", r"[0-9A-Za-z_\-]{35}"),  # Google API keys
+    (r"hf_", r"[A-Za-z0-9]{30,}"),  # Hugging Face
+    (r"glpat-", r"[A-Za-z0-9_\-]{20,}"),  # GitLab
+    (r"ya29\.", r"[A-Za-z0-9_\-]{20,}"),  # Google OAuth access tokens
+    (r"npm_", r"[A-Za-z0-9]{36}\b"),  # npm
+    (r"pypi-AgE", r"[A-Za-z0-9_\-]{50,}"),  # PyPI
+    (r"SG\.", r"[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}"),  # SendGrid
+    (r"whsec_", r"[A-Za-z0-9+/=]{24,}"),  # Stripe webhook signing secrets
+    (r"eyJ", r"[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),  # JWT
 )
+_KEYS = re.compile("|".join(rf"\b{prefix}{rest}" for prefix, rest in _KEY_SHAPES))
+_KEY_PREFIX = re.compile(r"[\"'(]?(?:" + "|".join(prefix for prefix, _ in _KEY_SHAPES) + ")")
 # A setting that names a secret: api_key, password... and any name ending in one (AWS_SECRET_ACCESS_KEY,
 # ANTHROPIC_API_KEY, db_password), or in _token / _secret (refresh_token, MY_SERVICE_TOKEN)
 _SECRET_NAME = (r"(?:[a-z0-9]+[_-])*(?:api[_-]?key|apikey|access[_-]?key|secret[_-]?key|client[_-]?secret"
@@ -220,8 +223,7 @@ def _truncated_tail(m: re.Match) -> str:
     token, mark = m.group(1), m.group(2)
     if token.startswith("[") or not (
         "@" in token
-        or re.match(r"[\"'(]?(?:sk-|sk_|rk_|AKIA|gh[pousr]_|github_pat_|xox|xapp-|AIza|hf_|glpat-|eyJ|xai-|gsk_|pplx-"
-                    r"|ya29\.|npm_|pypi-AgE|SG\.|whsec_)", token)
+        or _KEY_PREFIX.match(token)
         or sum(c.isdigit() for c in token) >= 6
         or re.match(r"[\"'(]?[A-Z]{2}\d{2}[A-Z0-9]{4,}", token)
     ):
