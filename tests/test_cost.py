@@ -391,7 +391,7 @@ def test_budget_cli_exit_codes(tmp_path, capsys):
 def test_a_budget_with_unpriced_calls_does_not_read_ok(tmp_path):
     """Unpriced calls have no spend to add, not a spend of 0: a month whose calls are all unpriced read spend 0,
     status ok, no alert, for ever. Their share is a column; while the known spend is below the warning, the status is
-    'unpriced' and a warning fires (the CLI exits 1); a known spend already over a threshold keeps its status."""
+    'unpriced' and a warning fires (the CLI exits 3, no data); a known spend already over a threshold keeps its status."""
     rows = [call(f"u{i}", f"2026-04-0{1 + i}", feature="billing", model="mystery", input_tokens=100, output_tokens=10)
             for i in range(8)]
     rows += [call("p1", "2026-04-02", feature="mixed", cost_usd=10.0),
@@ -419,17 +419,27 @@ def test_a_budget_with_unpriced_calls_does_not_read_ok(tmp_path):
     assert df.select("status", "alert", "unpriced_rate").rows() == [("ok", None, 0.0)] and not firing
 
 
-def test_budget_cli_exits_1_when_the_month_s_calls_are_unpriced(tmp_path, capsys):
+def test_budget_cli_exits_3_when_the_month_s_calls_are_unpriced(tmp_path, capsys):
+    """A month whose spend is unknown (unpriced calls) and under its thresholds exits 3, no data, as an SLO with no
+    call in its window does: not 0 (measured and ok), and not 1, which says an alert fired on what was measured (and
+    still wins: a known spend over the budget exits 1, unpriced calls or not)."""
     from workbench.cli import main
 
     path = str(tmp_path / "wb.duckdb")
     make_db([call(f"u{i}", "2026-11-2" + str(i), feature="billing_helper", model="mystery", input_tokens=1000,
-                  output_tokens=100) for i in range(3)], path=path).close()
+                  output_tokens=100) for i in range(3)]
+            + [call("o1", "2026-11-20", feature="search", cost_usd=120.0),
+               call("o2", "2026-11-21", feature="search", model="mystery", input_tokens=1000, output_tokens=100)],
+            path=path).close()
     cfg = budget_toml(tmp_path, "[budget.billing_helper]\nmonthly_usd = 100\n")
-    assert main(["budget", "--db", path, "--config", str(cfg), "--format", "csv", "--at", "2026-11-23"]) == 1
+    assert main(["budget", "--db", path, "--config", str(cfg), "--format", "csv", "--at", "2026-11-23"]) == 3
     out = pl.read_csv(capsys.readouterr().out.encode())
     assert out.select("feature", "spend_usd", "unpriced_count", "unpriced_rate", "status", "alert").rows() == [
         ("billing_helper", 0.0, 3, 1.0, "unpriced", "warning")]
+    both = budget_toml(tmp_path, "[budget.billing_helper]\nmonthly_usd = 100\n[budget.search]\nmonthly_usd = 100\n")
+    assert main(["budget", "--db", path, "--config", str(both), "--format", "csv", "--at", "2026-11-23"]) == 1
+    out = pl.read_csv(capsys.readouterr().out.encode())
+    assert out.select("feature", "status").rows() == [("billing_helper", "unpriced"), ("search", "over")]
 
 
 def test_budget_feature_without_calls_spends_zero(tmp_path):

@@ -173,7 +173,7 @@ def test_an_slo_for_a_misspelled_feature_warns_with_the_closest_name(tmp_path, c
     assert [str(w.message) for w in got if w.category is UnknownFeatureWarning] == [
         "workbench.toml [slo.Chat]: no call has feature 'Chat', so it is never measured and never fires; "
         "did you mean 'chat'?"]
-    assert main(["slo", "--db", str(path), "--config", str(p), "--at", AT.isoformat()]) == 0
+    assert main(["slo", "--db", str(path), "--config", str(p), "--at", AT.isoformat()]) == 3  # Chat: no data
     assert "workbench slo: warning: workbench.toml [slo.Chat]: no call has feature 'Chat'" in capsys.readouterr().err
 
 
@@ -411,6 +411,33 @@ def test_cli_slo_exit_codes(tmp_path, capsys):
                              "window_days = 29\n", "broken.toml")
     assert main(["slo", "--db", str(good), "--config", str(broken)]) == 2
     assert "broken.toml [slo.chat]: window_days" in capsys.readouterr().err
+
+
+def test_an_slo_with_no_call_in_its_window_exits_3_never_0(tmp_path, capsys):
+    """An SLO with no call in its window (calls that stopped, a renamed feature) is not measured: it warned and exited
+    0, as a healthy SLO does, so a cron job read "no data" as "ok". It exits 3 (no data), distinct from 0 (measured,
+    nothing fires) and from 1 (an alert fires), which wins when both happen."""
+    cfg = _toml(tmp_path, "[slo.chat]\navailability_target = 0.9\n[slo.search]\navailability_target = 0.9\n")
+    path = tmp_path / "wb.duckdb"
+    db = wb.connect(path)
+    # chat: one good call an hour ago; search: its last call 31 days ago, outside the 30-day window
+    db.duckdb.executemany("insert into calls (call_id, ts, feature, status) values (?, ?, ?, ?)",
+                          [("a", AT - dt.timedelta(hours=1), "chat", "ok"),
+                           ("b", AT - dt.timedelta(days=31), "search", "ok")])
+    db.close()
+    at = ["--at", AT.isoformat()]
+    assert main(["slo", "--db", str(path), "--config", str(cfg), "--format", "csv", *at]) == 3
+    out = pl.read_csv(capsys.readouterr().out.encode())
+    assert out.select("feature", "n", "met", "firing").rows() == [("chat", 1, True, False), ("search", 0, None, False)]
+    # a failing chat call: 1 bad of 2 fires, and the alert's exit code wins over search's missing data
+    db = wb.connect(path)
+    db.duckdb.execute("insert into calls (call_id, ts, feature, status) values ('c', ?, 'chat', 'error')",
+                      [AT - dt.timedelta(minutes=1)])
+    db.close()
+    assert main(["slo", "--db", str(path), "--config", str(cfg), *at]) == 1
+    # every SLO measured and none firing: 0
+    only_chat = _toml(tmp_path, "[slo.chat]\navailability_target = 0.4\n", "chat.toml")
+    assert main(["slo", "--db", str(path), "--config", str(only_chat), *at]) == 0
 
 
 def test_load_config_object_is_accepted(tmp_path):

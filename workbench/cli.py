@@ -2,8 +2,9 @@
 
 Nothing heavy is imported at start-up: each verb imports its module when it runs, so ``workbench --help`` is instant.
 Exit codes (see :mod:`workbench.errors`): 0 success; 1 a check fired (an SLO or budget alert, a quality gate); 2 bad
-input or environment, printed as one line naming the file, row and field or the parameter. Any other exception is a
-bug and shows its traceback.
+input or environment, printed as one line naming the file, row and field or the parameter; 3 no check fired but one
+could not be measured (``slo``: an SLO with no call in its window; ``budget``: a month with unpriced calls). Any other
+exception is a bug and shows its traceback.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import warnings
 from collections.abc import Callable, Sequence
 
 
-from workbench.errors import ParameterError, ReportError, WorkbenchError
+from workbench.errors import EXIT_CHECK, EXIT_NO_DATA, EXIT_OK, ParameterError, ReportError, WorkbenchError
 
 
 class CliError(ParameterError):
@@ -149,13 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output(p)
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="metric-specific option; repeatable")
 
-    p = sub.add_parser("slo", help="SLO status and burn-rate alerts; exit 1 when an alert fires or an SLO is missed")
+    p = sub.add_parser("slo", help="SLO status and burn-rate alerts; exit 1 when an alert fires or an SLO is missed, "
+                                   "else 3 when an SLO has no call in its window (no data), else 0")
     _add_db(p)
     p.add_argument("--config", default=None, help="workbench.toml (default: ./workbench.toml)")
     p.add_argument("--at", default=None, help="evaluate as of this UTC timestamp, ISO (default: now, the clock in UTC)")
     _add_output(p)
 
-    p = sub.add_parser("budget", help="budget status per feature and month; exit 1 when an alert fires")
+    p = sub.add_parser("budget", help="budget status per feature and month; exit 1 when the spend reaches a warning "
+                                      "or the budget, else 3 when a month has unpriced calls (its spend unknown), "
+                                      "else 0")
     _add_db(p)
     p.add_argument("--config", default=None, help="workbench.toml (default: ./workbench.toml)")
     p.add_argument("--at", default=None, help="evaluate as of this UTC timestamp, ISO (default: now, the clock in UTC)")
@@ -497,6 +501,16 @@ def _clock_at(a: argparse.Namespace) -> object:
     return not_after_clock(as_timestamp(a.at, what=what), what)
 
 
+def _check_exit(fired: bool, unmeasured: bool) -> int:
+    """The exit code of ``slo`` and ``budget``: 1 when an alert fires on what was measured, else 3 when a check could
+    not be measured (no data: never read as healthy by a cron job), else 0.
+
+    >>> _check_exit(True, True), _check_exit(False, True), _check_exit(False, False)
+    (1, 3, 0)
+    """
+    return EXIT_CHECK if fired else EXIT_NO_DATA if unmeasured else EXIT_OK
+
+
 def _cmd_slo(a: argparse.Namespace) -> int:
     _out_is_not_the_database(a)
     from workbench.db import connect
@@ -506,7 +520,7 @@ def _cmd_slo(a: argparse.Namespace) -> int:
     with connect(a.db, read_only=True) as db:
         df, firing = slo_status(db, config=a.config, at=at)
     _print_frame(df, a.out_format, a.out)
-    return 1 if firing else 0
+    return _check_exit(firing, bool((df["n"] == 0).any()))
 
 
 def _cmd_budget(a: argparse.Namespace) -> int:
@@ -516,9 +530,11 @@ def _cmd_budget(a: argparse.Namespace) -> int:
 
     at = _clock_at(a)
     with connect(a.db, read_only=True) as db:
-        df, firing = budget_status(db, config=a.config, at=at)
+        df, _ = budget_status(db, config=a.config, at=at)
     _print_frame(df, a.out_format, a.out)
-    return 1 if firing else 0
+    # an unpriced month warns (its alert column, a scheduled run's notice) but was not measured: no data, exit 3
+    status = df["status"]
+    return _check_exit(bool(status.is_in(["over", "warn"]).any()), bool((status == "unpriced").any()))
 
 
 def _cmd_eval(a: argparse.Namespace) -> int:
@@ -761,7 +777,8 @@ def _one_line_warning(verb: str) -> Callable[..., None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``workbench`` command on ``argv`` (default: the process's arguments) and return its exit code.
 
-    0 success; 1 a check fired; 2 bad input, printed as one line ``workbench VERB: error: ...`` on standard error.
+    0 success; 1 a check fired; 2 bad input, printed as one line ``workbench VERB: error: ...`` on standard error; 3
+    a check could not be measured (no data) and none fired.
 
     Examples
     --------

@@ -5,6 +5,9 @@
   an unknown metric, a database that is missing, locked by another process or not a database. The message is one
   line naming the file, row and field, or the parameter. ``workbench`` exits 2.
 * :class:`CheckFailed`: a check fired (an SLO or budget alert, a quality gate). ``workbench`` exits 1.
+* A check that fires nothing but could not measure everything (``workbench slo``: an SLO with no call in its window;
+  ``workbench budget``: a month whose spend is unknown for unpriced calls) exits 3, :data:`EXIT_NO_DATA`: never 0,
+  which says that everything was measured and is within bounds.
 * Anything else is a bug: the command line lets it out with its traceback.
 
 >>> issubclass(ConfigError, InputError) and issubclass(InputError, ValueError)
@@ -40,6 +43,7 @@ __all__ = [
     "EXIT_CHECK",
     "first_line",
     "EXIT_INPUT",
+    "EXIT_NO_DATA",
     "check_number",
     "check_fraction",
     "check_int",
@@ -48,7 +52,7 @@ __all__ = [
     "check_bool",
 ]
 
-EXIT_OK, EXIT_CHECK, EXIT_INPUT = 0, 1, 2
+EXIT_OK, EXIT_CHECK, EXIT_INPUT, EXIT_NO_DATA = 0, 1, 2, 3
 
 
 class WorkbenchError(Exception):

@@ -1002,7 +1002,8 @@ def budget_status(
     (polars.DataFrame, bool)
         One row per budget: ``feature, month_start, at, budget_usd, spend_usd, share_used, burn_rate_usd_per_day,
         forecast_usd, forecast_share, warn_at, status, alert, unpriced_count, unpriced_rate, days_elapsed,
-        days_in_month``; and whether any alert fires (the CLI exits 1 then, an unpriced month included).
+        days_in_month``; and whether any alert fires, an unpriced month's warning included (the CLI exits 1 when
+        the spend reaches a warning or the budget, else 3, no data, when a month has unpriced calls).
 
     Examples
     --------

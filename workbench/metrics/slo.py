@@ -475,7 +475,8 @@ def slo_status(db, *, config: Any = None, at: Any = None) -> "tuple[pl.DataFrame
         One row per feature and SLI: ``feature, sli, objective, threshold_ms, window_days, n, sli_value, met,
         observed_ms, budget_remaining, burn_1h`` (the 1-hour burn rate), ``firing``, ``severity`` (page when a page
         alert fires, else ticket, else null), ``alerts`` (the firing windows, e.g. ``page 1h/5m``) and
-        ``firing_since``; and True when any alert fires (the CLI then exits 1). An SLO not met over its window
+        ``firing_since``; and True when any alert fires (the CLI then exits 1; else 3, no data, when an SLO has
+        no call in its window, ``n`` = 0, and 0 when none). An SLO not met over its window
         (its error budget spent, ``budget_remaining < 0``) fires too, as a ticket with the alert ``budget spent
         30d`` (``firing_since`` null): a breach, though the outage that spent the budget is older than the
         burn-rate windows.
