@@ -22,7 +22,7 @@ from workbench.metrics import UndefinedMetricWarning
 GOLDENS = json.loads((Path(__file__).resolve().parent / "goldens" / "published.json").read_text())
 DAY = dt.datetime(2026, 1, 5)
 COLS = ("call_id", "ts", "feature", "model", "request_model", "status", "latency_ms", "ttft_ms", "output_tokens",
-        "attempt", "fallback", "operation")
+        "attempt", "fallback", "operation", "reasoning_tokens")
 
 
 def _insert(db, rows):
@@ -205,6 +205,18 @@ def test_a_first_token_after_the_last_gives_no_tpot():
                  _row(3, latency_ms=400.0, ttft_ms=500.0, output_tokens=5)])  # the first token after the last
     r = latency.tpot_ms(db).row(0, named=True)
     assert (r["value"], r["n"], r["p50"]) == (80.0, 3, 80.0)
+
+
+def test_tpot_counts_the_streamed_tokens_not_the_hidden_reasoning_ones():
+    """An o-series model counts its reasoning tokens in output_tokens but streams only the visible ones, after the
+    first token: dividing the decode time by every output token made the time per token 60x too small."""
+    db = wb.connect(":memory:")
+    _insert(db, [_row(0, latency_ms=2100.0, ttft_ms=1100.0, output_tokens=611, reasoning_tokens=600),  # 1000 / 10
+                 _row(1, latency_ms=700.0, ttft_ms=300.0, output_tokens=6),  # no reasoning count: 400 / 5 = 80
+                 _row(2, latency_ms=900.0, ttft_ms=500.0, output_tokens=6, reasoning_tokens=0),  # 400 / 5 = 80
+                 _row(3, latency_ms=800.0, ttft_ms=700.0, output_tokens=600, reasoning_tokens=599)])  # one streamed
+    r = latency.tpot_ms(db).row(0, named=True)
+    assert (r["value"], r["n"], r["p50"]) == (pytest.approx(260 / 3), 3, 80.0)
 
 
 def test_error_rate_matches_published_wilson_intervals():

@@ -14,8 +14,10 @@ Conventions
   bound (``l < 1`` or ``u > n``, e.g. p99 of fewer than ~370 calls has no upper bound at 95%) that side is null:
   unbounded, not "equal to the max".
 * **TTFT** (time to first token) is first streamed chunk - send time; **TPOT** (time per output token) is
-  ``(latency - ttft) / (output_tokens - 1)`` per call, as vLLM's benchmarks define it; ``tpot_ms`` reports the
-  *mean* over calls (vLLM's headline "Mean TPOT") with the median in an extra column ``p50``.
+  ``(latency - ttft) / (streamed tokens - 1)`` per call, as vLLM's benchmarks define it, the streamed tokens being
+  ``output_tokens - reasoning_tokens`` (hidden reasoning is counted in the output tokens but never streamed: it
+  happens before the first token); ``tpot_ms`` reports the *mean* over calls (vLLM's headline "Mean TPOT") with the
+  median in an extra column ``p50``.
 * **Rates** are shares of the calls in the selection, with a Wilson interval (:func:`workbench.metrics.proportion`).
 * **Which operations**: an agent's trace holds three kinds of spans (the model calls, the tool calls and the whole
   task), whose latencies differ by an order of magnitude; a percentile over the mix describes none of them. Every
@@ -276,10 +278,13 @@ task_latency_p95_ms.__doc__ = _pct_doc("task_latency_p95_ms", "latency_ms", 0.95
 
 def tpot_ms(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95,
             operation="llm"):
-    """Mean time per output token after the first, in milliseconds: ``(latency - ttft) / (output_tokens - 1)``.
+    """Mean time per streamed output token after the first, in milliseconds: ``(latency - ttft) / (streamed - 1)``.
 
-    Computed per call, over calls with ``output_tokens > 1`` and non-null ``ttft_ms`` and ``latency_ms``, the first
-    token not after the last (``ttft_ms <= latency_ms``: a TTFT over the whole latency, from clocks that disagree,
+    The streamed tokens are ``output_tokens - reasoning_tokens`` (a null ``reasoning_tokens`` counts 0): a reasoning
+    model (OpenAI o-series, ``completion_tokens_details.reasoning_tokens``) counts its hidden reasoning in the output
+    tokens but streams only the visible answer, after the first token, so dividing by every output token made the time
+    per token many times too small. Computed per call, over calls with more than one streamed token and non-null
+    ``ttft_ms`` and ``latency_ms``, the first token not after the last (``ttft_ms <= latency_ms``: a TTFT over the whole latency, from clocks that disagree,
     would give a negative time per token); the value
     is the mean over those calls (vLLM's "Mean TPOT") with a normal interval, the median is the extra column ``p50``.
     1000 / tpot_ms is the decode speed in tokens per second.
@@ -308,6 +313,10 @@ def tpot_ms(db, *, by=("feature",), period="day", start=None, end=None, where=No
     ...     "('c', '2026-01-01', 'chat', 'ok', 300, 300, 1)")
     >>> tpot_ms(db)[["value", "n", "p50"]].rows()  # (230/4 + 300/6) / 2; c has one token: no TPOT
     [(53.75, 2, 53.75)]
+    >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status, latency_ms, ttft_ms, output_tokens, "
+    ...     "reasoning_tokens) values ('d', '2026-01-02', 'chat', 'ok', 1500, 900, 405, 400)")
+    >>> tpot_ms(db, period="all")[["value", "n"]].rows()  # d streams 5 tokens: 600/4 = 150; (57.5 + 50 + 150) / 3
+    [(85.833333, 3)]
     """
     import ibis
     import polars as pl
@@ -320,8 +329,10 @@ def tpot_ms(db, *, by=("feature",), period="day", start=None, end=None, where=No
     # One pass over every row of the selection: _v is NULL where a call has no TPOT (the aggregates skip it), so the
     # groups come out of the same query and the selection is not read a second time for them.
     # (a first token after the last, from two clocks, gives no TPOT: a negative time per token is not a speed)
-    measurable = (t.output_tokens > 1) & t.ttft_ms.notnull() & (t.latency_ms >= t.ttft_ms)
-    v = (t.latency_ms - t.ttft_ms) / (t.output_tokens - 1).cast("float64")
+    # hidden reasoning tokens are in output_tokens (the OTel GenAI rule) but are not streamed
+    streamed = t.output_tokens - t.reasoning_tokens.fill_null(0)
+    measurable = (streamed > 1) & t.ttft_ms.notnull() & (t.latency_ms >= t.ttft_ms)
+    v = (t.latency_ms - t.ttft_ms) / (streamed - 1).cast("float64")
     t = with_period(t.mutate(_v=measurable.ifelse(v, ibis.null("float64"))), period, start=start)
     # The median exactly: by a holistic aggregate when the values fit in memory, else (memory bounded at any size)
     # approximate quantiles here, then the two middle order statistics from a narrow band of values.
