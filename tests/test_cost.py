@@ -419,6 +419,37 @@ def test_a_budget_with_unpriced_calls_does_not_read_ok(tmp_path):
     assert df.select("status", "alert", "unpriced_rate").rows() == [("ok", None, 0.0)] and not firing
 
 
+def test_a_successful_model_call_without_token_counts_is_unpriced_not_zero(tmp_path):
+    """A stream read without include_usage records a successful call of a priced model with no token count: it was
+    billed, for a sum nobody knows, and was priced as a computed $0.00, so the cost, the budget and a what-if read
+    low and said nothing. It is unpriced now (counted in unpriced_count, the budget month 'unpriced'); a failed call
+    without usage (OpenTelemetry leaves it out) still costs 0, a reported cost is still used, and an agent task
+    span naming its model, whose tokens are on the model calls inside it, still costs 0."""
+    db = make_db([call("priced", "2026-04-02", input_tokens=1_000_000, output_tokens=500_000),  # 1 + 1 = $2
+                  call("stream", "2026-04-02"),  # ok, model m1, no token count, no reported cost
+                  call("failed", "2026-04-02", status="error"),
+                  call("gateway", "2026-04-02", cost_usd=0.25)],
+                 [price("m1", "2025-01-01", 1.0, 2.0), price("m2", "2025-01-01", 0.5, 1.0)])
+    db.duckdb.execute("insert into calls (call_id, ts, feature, status, operation, provider, model) values "
+                      "('task', '2026-04-02', 'chat', 'ok', 'invoke_agent', 'acme', 'm1')")
+    c = costs(db)
+    assert {k: (r["cost_usd_computed"], r["cost_usd_used"], r["cost_source"]) for k, r in c.items()} == {
+        "priced": (pytest.approx(2.0), pytest.approx(2.0), "computed"),
+        "stream": (None, None, "unpriced"),
+        "failed": (0.0, 0.0, "computed"),
+        "gateway": (None, 0.25, "reported"),
+        "task": (0.0, 0.0, "computed"),
+    }
+    row = cost.cost_usd(db, period="all").row(0, named=True)
+    assert (row["value"], row["n"], row["unpriced_count"], row["unpriced_rate"]) == (
+        pytest.approx(2.25), 4, 1, pytest.approx(1 / 5))
+    df, firing = cost.budget_status(db, config=budget_toml(tmp_path), at="2026-04-10")
+    assert df.select("spend_usd", "status", "unpriced_count").rows() == [(pytest.approx(2.25), "unpriced", 1)]
+    # re-priced on m2, the call of unknown tokens (reported cost or none) is skipped, not compared at $0
+    w = cost.whatif_cost_usd(db, model="m2", period="all").row(0, named=True)
+    assert (w["value"], w["actual_usd"], w["n"], w["skipped_count"]) == (pytest.approx(1.0), pytest.approx(2.0), 3, 2)
+
+
 def test_budget_cli_exits_3_when_the_month_s_calls_are_unpriced(tmp_path, capsys):
     """A month whose spend is unknown (unpriced calls) and under its thresholds exits 3, no data, as an SLO with no
     call in its window does: not 0 (measured and ok), and not 1, which says an alert fired on what was measured (and

@@ -15,6 +15,8 @@ Conventions
        + output * output_price) / 1e6
 
   with prices per million tokens and null token counts taken as 0 (OpenTelemetry leaves usage out on failed calls).
+  A *successful* model call with no token count at all (a stream read without ``include_usage``) has no computed
+  cost: it was billed for tokens no one counted, so it is unpriced unless its cost was reported.
   A writer that counts input tokens without the cached ones (Anthropic's API usage) is read into the rule at ingest:
   where the cached tokens exceed the input tokens, ``input_tokens`` is stored as their sum (the count read is kept as
   ``attributes["workbench.uncached_input_tokens"]``), so the uncached part is never negative.
@@ -28,8 +30,8 @@ Conventions
   ``price_provider`` says which one priced each call. One Ibis expression (a range join on the price rows' validity
   intervals), so it runs on Spark and the warehouses as on DuckDB.
 * **Which cost** (``cost_source``): the **reported** cost (``calls.cost_usd``, from a gateway or the provider) when
-  there is one; else the **computed** one; else the call is **unpriced**: null, never 0, counted in
-  ``unpriced_count``/``unpriced_rate``. A call with no model, no tokens and no reported cost (a tool call, a rule-based
+  there is one; else the **computed** one; else the call is **unpriced** (its model has no price, or a successful
+  call of it counted no token): null, never 0, counted in ``unpriced_count``/``unpriced_rate``. A call with no model, no tokens and no reported cost (a tool call, a rule-based
   guardrail) is **none**: it costs 0 and is not counted as unpriced.
 * **Value excludes unpriced calls**: a ``*_usd`` value is a lower bound when ``unpriced_count > 0``. Each cost metric
   carries ``calls_count``, ``unpriced_count``, ``unpriced_rate`` (of the calls that need a price) and
@@ -190,8 +192,19 @@ def _total_tokens(t: "ir.Table") -> "ir.NumericValue":
     return t.input_tokens.fill_null(0).cast("float64") + t.output_tokens.fill_null(0).cast("float64")
 
 
+def _usage_missing(t: "ir.Table") -> "ir.BooleanValue":
+    """A successful model call (operation chat, text_completion, generate_content or none) of a named model with no
+    token count at all: a stream read without ``include_usage``. It was billed, for a sum no one knows."""
+    from workbench.metrics.latency import LLM_OPERATIONS
+
+    model_call = t.operation.isnull() | t.operation.isin(LLM_OPERATIONS)
+    return ((t.status == "ok") & t.model.notnull() & model_call & t.input_tokens.isnull()
+            & t.output_tokens.isnull()).fill_null(False)
+
+
 def _token_cost(t: "ir.Table", prefix: str) -> "ir.NumericValue":
-    """The computed cost (USD) of each call at the ``{prefix}`` prices; null where no price row applied."""
+    """The computed cost (USD) of each call at the ``{prefix}`` prices; null where no price row applied, and where
+    a successful model call reported no token count (:func:`_usage_missing`: its cost is unknown, not 0)."""
     import ibis
 
     it, ot = t.input_tokens.fill_null(0), t.output_tokens.fill_null(0)
@@ -201,7 +214,7 @@ def _token_cost(t: "ir.Table", prefix: str) -> "ir.NumericValue":
     crp = t[f"{prefix}cache_read_usd_per_mtok"].coalesce(ip).fill_null(0)
     cwp = t[f"{prefix}cache_write_usd_per_mtok"].coalesce(ip).fill_null(0)
     usd = ((it - cr - cw) * ip.fill_null(0) + cr * crp + cw * cwp + ot * op) / 1e6
-    return ibis.ifelse(t[f"{prefix}effective_from"].notnull(), usd, ibis.null("float64"))
+    return ibis.ifelse(t[f"{prefix}effective_from"].notnull() & ~_usage_missing(t), usd, ibis.null("float64"))
 
 
 def priced_calls(db: Any, *, start: Any = None, end: Any = None, where: Where = None) -> "ir.Table":
@@ -211,7 +224,8 @@ def priced_calls(db: Any, *, start: Any = None, end: Any = None, where: Where = 
     ``price_time_of_day_from_s``, ``price_min_input_tokens``, ``price_input_usd_per_mtok``... ``price_source``, null
     when none did), and
 
-    * ``cost_usd_computed``: the cost at that price (module docstring has the formula), null without a price;
+    * ``cost_usd_computed``: the cost at that price (module docstring has the formula), null without a price and
+      for a successful model call with no token count (a stream without usage: its cost is unknown, not 0);
     * ``cost_usd_used``: the reported ``cost_usd`` when not null, else the computed cost; null for an unpriced call;
     * ``cost_source``: ``'reported'``, ``'computed'``, ``'none'`` (no model, no tokens: 0) or ``'unpriced'``;
     * ``attributes`` as JSON text (so the result converts to polars and pandas).
@@ -562,10 +576,12 @@ def unpriced_rate(
     db, *, by: Iterable[str] | str | None = ("feature",), period: str = "day", start: Any = None, end: Any = None,
     where: Where = None, confidence: float = 0.95,
 ) -> "pl.DataFrame":
-    """Share of the calls that need a price and have none: no reported cost and no ``prices`` row for the model.
+    """Share of the calls that need a price and have none: no reported cost and no ``prices`` row for the model, or
+    a successful model call that counted no token (a stream read without usage).
 
     The denominator leaves out calls with no model and no tokens (tool calls), which cost nothing. A high rate means
-    the cost metrics undercount: add the model to ``workbench.toml`` ``[[prices]]`` and re-run ``load_prices``.
+    the cost metrics undercount: add the model to ``workbench.toml`` ``[[prices]]`` and re-run ``load_prices``, or
+    (for a priced model) record the usage of streamed calls (OpenAI ``stream_options={"include_usage": True}``).
 
     Parameters
     ----------
@@ -970,9 +986,10 @@ def budget_status(
 
     For each ``[budget.<feature>]`` of ``workbench.toml``, over the calendar month (UTC) containing ``at``, the spend
     of the feature's calls from the first of the month up to ``at`` (cost as in :func:`priced_calls`). Unpriced calls
-    (a model with no price and no reported cost) have no known cost: they are not in the spend, which is then a lower
-    bound (and so are the share used, the burn rate and the forecast), and are counted in ``unpriced_count`` and
-    ``unpriced_rate`` (of the feature's calls that need a price, as in :func:`unpriced_rate`).
+    (no reported cost, and a model with no price or a successful call with no token count) have no known cost: they
+    are not in the spend, which is then a lower bound (and so are the share used, the burn rate and the forecast),
+    and are counted in ``unpriced_count`` and ``unpriced_rate`` (of the feature's calls that need a price, as in
+    :func:`unpriced_rate`).
 
     * ``burn_rate_usd_per_day`` = spend / ``days_elapsed`` (fractional days since the first of the month, at least
       1);
