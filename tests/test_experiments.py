@@ -303,6 +303,28 @@ def test_shadow_comparison_paired_by_trace():
     assert (lat["baseline_model"], lat["candidate_model"]) == ("m-a", "m-b")
     assert r["cost_usd"]["mean_diff"] == pytest.approx(-0.005)
     assert r["hallucination_score"]["n_pairs"] == 0 and r["hallucination_score"]["mean_diff"] is None
+    assert r["hallucination_score"]["note"] == ("no pairs: no trace has hallucination_score on both sides "
+                                                "(production and shadow)")
+
+
+def test_shadow_comparison_names_an_environment_no_call_has_and_those_that_exist():
+    """A misspelt environment read every metric as "no pairs", as if the shadow run had answered nothing; it is an
+    error naming the parameter, the value, the closest environment and the ones the calls have."""
+    db = wb.connect(":memory:")
+    db.duckdb.execute("insert into calls (call_id, trace_id, ts, status, environment, latency_ms) values "
+                      "('p1', 't1', '2026-01-01', 'ok', 'production', 100), ('s1', 't1', '2026-01-01', 'ok', 'shadow', 110),"
+                      "('x1', 't2', '2026-01-01', 'ok', null, 120)")
+    from workbench.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError) as e:
+        X.shadow_comparison(db, environment="shadw")
+    assert str(e.value) == ("shadow_comparison: environment: no environment 'shadw'; did you mean 'shadow'? "
+                            "(known: production, shadow)")
+    with pytest.raises(UnknownNameError, match=r"baseline: no environment 'producton'; did you mean 'production'\?"):
+        X.shadow_comparison(db, baseline="producton")
+    # an environment that exists but has no call in the window: no pairs, as before, the note naming both sides
+    r = X.shadow_comparison(db, start="2026-02-01").filter(metric="latency_ms").row(0, named=True)
+    assert (r["n_pairs"], r["note"]) == (0, "no pairs: no trace has latency_ms on both sides (production and shadow)")
 
 
 def test_experiment_effect_is_registered_and_tidy(tiny):
@@ -386,8 +408,10 @@ def test_a_unit_in_two_arms_is_left_out_and_a_row_without_an_arm_is_no_exposure(
                       "('c3', '2026-01-03', 'f', 'ok', 'u3', 3), ('c4', '2026-01-03', 'f', 'ok', 'u4', 4)")
     s = X.srm(db, "x", weights={"control": 0.5, "treatment": 0.5})
     assert dict(s.select("variant", "users").rows()) == {"control": 2, "treatment": 1}  # u2, u4 (once); u3
+    # u1 was dropped without a word: the readout says how many units were left out for being in two arms
+    assert s["multiple_exposures_count"].to_list() == [1, 1]
     r = X.experiment_summary(db, "x", metrics=["cost_usd"], relative=False, scope="all").row(0, named=True)
-    assert (r["n_control"], r["n_variant"]) == (2, 1)
+    assert (r["n_control"], r["n_variant"], r["multiple_exposures_count"]) == (2, 1, 1)
     assert (r["mean_control"], r["mean_variant"]) == (3.0, 3.0)  # (2 + 4) / 2; 3
 
 
@@ -461,6 +485,7 @@ def test_a_unit_in_two_arms_is_left_out_when_its_first_arm_is_before_start():
                       "('c3', '2026-01-06', 'f', 'ok', 'u3', 3)")
     s = X.srm(db, "x", start="2026-01-03")
     assert dict(s.select("variant", "users").rows()) == {"control": 1, "treatment": 1}
+    assert s["multiple_exposures_count"].to_list() == [1, 1]  # u1, whose first arm is before start
     r = X.experiment_summary(db, "x", metrics=["cost_usd"], relative=False, scope="all", start="2026-01-03")
     assert r.select("n_control", "n_variant", "mean_control", "mean_variant").row(0) == (1, 1, 2.0, 3.0)
 

@@ -18,7 +18,8 @@ Conventions
   names that differ only in case or surrounding spaces (``control`` and ``Control ``) are a ``ParameterError``: one
   arm logged under two spellings, not two arms.
 * A unit counts once, from its first exposure; a unit assigned to two arms is left out of the experiment (its
-  exposure is contaminated: GrowthBook's "multiple exposures"), and a row without a unit or an arm is no exposure.
+  exposure is contaminated: GrowthBook's "multiple exposures"), and counted in the readouts'
+  ``multiple_exposures_count``; a row without a unit or an arm is no exposure.
 * **Scope**: an experiment tests one feature, and its metrics are computed inside that scope by default (only the
   exposed users' calls, answers, feedback and events *of that feature*; their use of other features would dilute the
   effect). The scope is declared in ``workbench.toml`` (``[experiments.NAME] feature = "..."``, or ``where = {...}``);
@@ -47,8 +48,8 @@ Examples
 
 from __future__ import annotations
 
-from workbench.errors import (NotFoundError, ParameterError, ParameterTypeError, check_bool, check_int, check_name,
-                              check_names, check_number, check_fraction)
+from workbench.errors import (NotFoundError, ParameterError, ParameterTypeError, UnknownNameError, check_bool, check_int,
+                              check_name, check_names, check_number, check_fraction)
 
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -234,7 +235,9 @@ def _check_unit_options(metrics: Sequence[str], options: Mapping[str, Any]) -> N
 # -- assignments ------------------------------------------------------------------------------------------------------
 
 
-def _exposures(db: Any, experiment: str, *, start: Any = None, end: Any = None, fn: str) -> "ir.Table":
+def _units(db: Any, experiment: str, *, start: Any, end: Any, fn: str) -> "ir.Table":
+    """One row per unit exposed in the window: its arm, first exposure and weight, and ``_arms``, how many arms it
+    was assigned to (a unit of more than one is left out: :func:`_exposures`, :func:`_multiple_exposures`)."""
     if not isinstance(experiment, str) or not experiment:
         raise ParameterTypeError(f"{fn}: experiment must be a non-empty string, got {experiment!r}")
     import ibis
@@ -248,8 +251,18 @@ def _exposures(db: Any, experiment: str, *, start: Any = None, end: Any = None, 
     a = a.mutate(_in=a.ts >= M.as_timestamp(start) if start is not None else ibis.literal(True))
     u = a.group_by("unit_id").aggregate(_arms=a.variant.nunique(), _seen=a._in.any(), variant=a.variant.max(),
                                         exposed_at=a.ts.min(where=a._in), weight=a.weight.max(where=a._in))
-    u = u.filter(u._arms == 1, u._seen)
-    return u.select("unit_id", "variant", "exposed_at", "weight")
+    return u.filter(u._seen)
+
+
+def _exposures(db: Any, experiment: str, *, start: Any = None, end: Any = None, fn: str) -> "ir.Table":
+    u = _units(db, experiment, start=start, end=end, fn=fn)
+    return u.filter(u._arms == 1).select("unit_id", "variant", "exposed_at", "weight")
+
+
+def _multiple_exposures(db: Any, experiment: str, *, start: Any, end: Any, fn: str) -> int:
+    """How many units of the window were assigned to more than one arm, and so left out of every arm."""
+    u = _units(db, experiment, start=start, end=end, fn=fn)
+    return int(u.filter(u._arms > 1).count().to_pyarrow().as_py())
 
 
 def _arm_counts(db: Any, experiment: str, *, start: Any, end: Any, fn: str) -> "pl.DataFrame":
@@ -299,7 +312,8 @@ def srm(db: Any, experiment: str, *, start: Any = None, end: Any = None,
     -------
     polars.DataFrame
         One row per arm: ``experiment, variant, users, weight, expected_users, srm_p_value, srm_status`` where the
-        status is ``ok`` or ``mismatch`` (p < 0.001), the same p on every row.
+        status is ``ok`` or ``mismatch`` (p < 0.001), the same p on every row, and ``multiple_exposures_count``:
+        the units assigned to more than one arm, left out of every arm and of ``users`` (the same on every row).
 
     Examples
     --------
@@ -308,8 +322,8 @@ def srm(db: Any, experiment: str, *, start: Any = None, end: Any = None,
     >>> rows = ",".join(f"('e', 'u{i}', '{'a' if i < 1000 else 'b'}', '2026-01-01', 0.5)" for i in range(2200))
     >>> _ = db.duckdb.execute(f"insert into assignments (experiment, unit_id, variant, ts, weight) values {rows}")
     >>> r = srm(db, "e")
-    >>> r["users"].to_list(), round(r["srm_p_value"][0], 9), r["srm_status"][0]
-    ([1000, 1200], 2.0079e-05, 'mismatch')
+    >>> r["users"].to_list(), round(r["srm_p_value"][0], 9), r["srm_status"][0], r["multiple_exposures_count"][0]
+    ([1000, 1200], 2.0079e-05, 'mismatch', 0)
     """
     import polars as pl
 
@@ -357,7 +371,8 @@ def srm(db: Any, experiment: str, *, start: Any = None, end: Any = None,
         "expected_users": [total_u * wi / total_w if wi > 0 else None for wi in wt],
         "srm_p_value": [p] * len(arms),
         "srm_status": [_srm_status(p)] * len(arms),
-    }, schema_overrides={"expected_users": pl.Float64})
+        "multiple_exposures_count": [_multiple_exposures(db, experiment, start=start, end=end, fn="srm")] * len(arms),
+    }, schema_overrides={"expected_users": pl.Float64, "multiple_exposures_count": pl.Int64})
 
 
 def _srm_status(p: float) -> str:
@@ -535,7 +550,8 @@ def experiment_summary(
     polars.DataFrame
         ``experiment, metric, control, variant, n_control, n_variant, mean_control, mean_variant, effect, se, lo, hi,
         p_value, chance_to_win, risk_control, risk_variant, method, relative, cuped, theta, srm_p_value,
-        srm_status, scope``. Means are unadjusted; with ``cuped`` the effect uses the adjusted means (the relative lift is
+        srm_status, multiple_exposures_count, scope``; ``multiple_exposures_count`` is the units assigned to more
+        than one arm, left out of every arm (as in :func:`srm`). Means are unadjusted; with ``cuped`` the effect uses the adjusted means (the relative lift is
         then taken over the adjusted control mean, delta method with the adjusted variances). Risks are expected
         losses (in the effect's units) of keeping control and of shipping the arm (Bayesian only). A proportion
         metric whose arms differ but whose test is undefined (one arm at 0 %, the other at 100 %, so p(1 - p) = 0
@@ -581,7 +597,7 @@ def experiment_summary(
         raise NotFoundError(f"experiment_summary: unknown metric(s) {unknown}; known: {', '.join(UNIT_METRICS)}")
     _check_unit_options(metrics, options)
     s = srm(db, experiment, start=start, end=end)
-    srm_p, srm_st = s["srm_p_value"][0], s["srm_status"][0]
+    srm_p, srm_st, multiple = s["srm_p_value"][0], s["srm_status"][0], s["multiple_exposures_count"][0]
     variants = s.filter(pl.col("users") > 0)["variant"].to_list()
     ctrl = _control(variants, control, "experiment_summary")
     exposures = _exposures(db, experiment, start=start, end=end, fn="experiment_summary")
@@ -623,14 +639,15 @@ def experiment_summary(
             row |= {k: d[k] for k in ("effect", "se", "lo", "hi", "p_value", "chance_to_win", "risk_control",
                                       "risk_variant")}
             row |= {"method": method, "relative": relative, "cuped": cuped, "theta": theta, "srm_p_value": srm_p,
-                    "srm_status": srm_st, "scope": scope_label}
+                    "srm_status": srm_st, "multiple_exposures_count": multiple, "scope": scope_label}
             rows.append(row)
     schema = {"experiment": pl.String, "metric": pl.String, "control": pl.String, "variant": pl.String,
               "n_control": pl.Int64, "n_variant": pl.Int64, "mean_control": pl.Float64, "mean_variant": pl.Float64,
               "effect": pl.Float64, "se": pl.Float64, "lo": pl.Float64, "hi": pl.Float64, "p_value": pl.Float64,
               "chance_to_win": pl.Float64, "risk_control": pl.Float64, "risk_variant": pl.Float64,
               "method": pl.String, "relative": pl.Boolean, "cuped": pl.Boolean, "theta": pl.Float64,
-              "srm_p_value": pl.Float64, "srm_status": pl.String, "scope": pl.String}
+              "srm_p_value": pl.Float64, "srm_status": pl.String, "multiple_exposures_count": pl.Int64,
+              "scope": pl.String}
     out = pl.DataFrame(rows, schema=schema)
     # NaN means undefined here (no variance, no units): make it null, as everywhere in the workbench
     return out.with_columns(pl.col(pl.Float64).fill_nan(None))
@@ -847,7 +864,14 @@ def shadow_comparison(
     -------
     polars.DataFrame
         ``baseline, candidate, metric, n_pairs, mean_baseline, mean_candidate, mean_diff, se, lo, hi, p_value,
-        baseline_model, candidate_model, note``; ``note`` says so when a metric has no pairs (nothing to compare).
+        baseline_model, candidate_model, note``; ``note`` says so when a metric has no pairs (nothing to compare),
+        naming the two sides.
+
+    Raises
+    ------
+    UnknownNameError
+        When ``environment`` or ``baseline`` is the environment of no call (a misspelling), naming the closest and
+        the environments the calls have.
 
     Examples
     --------
@@ -860,6 +884,10 @@ def shadow_comparison(
     >>> r = shadow_comparison(db).filter(metric="latency_ms")
     >>> r["n_pairs"][0], r["mean_diff"][0], round(r["lo"][0], 3), round(r["hi"][0], 3)
     (3, 20.0, -4.841, 44.841)
+    >>> shadow_comparison(db, environment="shadw")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.UnknownNameError: shadow_comparison: environment: no environment 'shadw'; did you mean 'shadow'? (known: production, shadow)
     """
     import polars as pl
 
@@ -884,6 +912,11 @@ def shadow_comparison(
         side_col, pairs = "variant", [(base, a) for a in arms if a != base]
     else:
         side_col, pairs = "environment", [(baseline, environment)]
+        # a misspelt side matches no call at all: said by name, not read as a shadow run that answered nothing
+        known = to_polars(db.calls.select("environment").distinct())["environment"].drop_nulls().to_list()
+        for param, value in (("environment", environment), ("baseline", baseline)):
+            if value not in known:
+                raise UnknownNameError("environment", value, known, where=f"{fn}: {param}")
     ev = db.evals.filter(db.evals.metric == "hallucination_score")
     hs = ev.group_by("call_id").aggregate(h=ev.value.mean())
     c = c.left_join(hs, c.call_id == hs.call_id).select(*[c[k] for k in c.columns], hs.h)
@@ -912,7 +945,7 @@ def shadow_comparison(
                 "mean_baseline": r[f"{name}__sb"] / n if n else None, "mean_candidate": r[f"{name}__sc"] / n if n else None,
                 "mean_diff": eff.effect if n else None, "se": eff.se, "lo": eff.lo, "hi": eff.hi, "p_value": eff.p_value,
                 "baseline_model": r["bm"], "candidate_model": r["cm"],
-                "note": None if n else f"no pairs: no trace has {name} on both sides"})
+                "note": None if n else f"no pairs: no trace has {name} on both sides ({base} and {cand})"})
     schema = {"baseline": pl.String, "candidate": pl.String, "metric": pl.String, "n_pairs": pl.Int64,
               "mean_baseline": pl.Float64, "mean_candidate": pl.Float64, "mean_diff": pl.Float64, "se": pl.Float64,
               "lo": pl.Float64, "hi": pl.Float64, "p_value": pl.Float64, "baseline_model": pl.String,
