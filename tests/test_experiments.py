@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import polars as pl
@@ -488,6 +489,24 @@ def test_a_unit_in_two_arms_is_left_out_when_its_first_arm_is_before_start():
     assert s["multiple_exposures_count"].to_list() == [1, 1]  # u1, whose first arm is before start
     r = X.experiment_summary(db, "x", metrics=["cost_usd"], relative=False, scope="all", start="2026-01-03")
     assert r.select("n_control", "n_variant", "mean_control", "mean_variant").row(0) == (1, 1, 2.0, 3.0)
+
+
+def test_an_experiment_with_one_arm_is_refused_by_name_not_read_out_empty():
+    """An experiment whose assignments hold one arm (the demo's summariser_shadow) gave experiment_summary,
+    decision_table and shadow_comparison(experiment=) an empty frame: no row, no word of why."""
+    from workbench.errors import ParameterError
+
+    db = wb.connect(":memory:")
+    _assign(db, [("u1", "shadow"), ("u2", "shadow")], experiment="solo")
+    _calls(db, [("a", "u1", "2026-01-02", "ok", 100, 0.1), ("b", "u2", "2026-01-02", "ok", 200, 0.1)])
+    message = ("experiment 'solo' has one arm in assignments ('shadow'): a readout compares a control arm with "
+               "another arm")
+    for call in (lambda: X.experiment_summary(db, "solo", metrics=["latency_ms"], scope="all"),
+                 lambda: X.decision_table(db, "solo", metrics=["latency_ms"], guardrails=(), scope="all"),
+                 lambda: X.shadow_comparison(db, experiment="solo")):
+        with pytest.raises(ParameterError, match=re.escape(message)):
+            call()
+    assert X.srm(db, "solo")["users"].to_list() == [2]  # the sample-ratio check of one arm still reads
 
 
 def test_retained_leaves_out_units_exposed_exactly_retention_days_before_end():

@@ -285,7 +285,12 @@ def _arm_counts(db: Any, experiment: str, *, start: Any, end: Any, fn: str) -> "
     return df
 
 
-def _control(variants: Sequence[str], control: str | None, fn: str) -> str:
+def _control(variants: Sequence[str], control: str | None, fn: str, experiment: str) -> str:
+    """The control arm among ``variants`` (the arms with units): ``control``, else ``control``, else the first by
+    name. An experiment of one arm has nothing to compare it with: said by name (it read out as an empty frame)."""
+    if len(variants) == 1:
+        raise ParameterError(f"{fn}: experiment {experiment!r} has one arm in assignments ({variants[0]!r}): a "
+                             "readout compares a control arm with another arm")
     if control is not None:
         if control not in variants:
             raise ParameterError(f"{fn}: control arm {control!r} not among the arms {list(variants)}")
@@ -551,13 +556,15 @@ def experiment_summary(
         ``experiment, metric, control, variant, n_control, n_variant, mean_control, mean_variant, effect, se, lo, hi,
         p_value, chance_to_win, risk_control, risk_variant, method, relative, cuped, theta, srm_p_value,
         srm_status, multiple_exposures_count, scope``; ``multiple_exposures_count`` is the units assigned to more
-        than one arm, left out of every arm (as in :func:`srm`). Means are unadjusted; with ``cuped`` the effect uses the adjusted means (the relative lift is
-        then taken over the adjusted control mean, delta method with the adjusted variances). Risks are expected
+        than one arm, left out of every arm (as in :func:`srm`). Means are unadjusted; with ``cuped`` the effect
+        uses the adjusted means (the relative lift is then taken over the adjusted control mean, delta method with
+        the adjusted variances). Risks are expected
         losses (in the effect's units) of keeping control and of shipping the arm (Bayesian only). A proportion
         metric whose arms differ but whose test is undefined (one arm at 0 %, the other at 100 %, so p(1 - p) = 0
         in each; at least two units an arm) gets Newcombe's score interval of the difference as ``lo``/``hi`` (over
         |control| when relative), with ``se`` and ``p_value`` null: 0 of 50 against 50 of 50 is a difference of 1,
-        at least 0.90.
+        at least 0.90. An experiment whose assignments hold one arm is a ``ParameterError`` naming it: there is no
+        control to compare with.
 
     Examples
     --------
@@ -599,7 +606,7 @@ def experiment_summary(
     s = srm(db, experiment, start=start, end=end)
     srm_p, srm_st, multiple = s["srm_p_value"][0], s["srm_status"][0], s["multiple_exposures_count"][0]
     variants = s.filter(pl.col("users") > 0)["variant"].to_list()
-    ctrl = _control(variants, control, "experiment_summary")
+    ctrl = _control(variants, control, "experiment_summary", experiment)
     exposures = _exposures(db, experiment, start=start, end=end, fn="experiment_summary")
     scope_where, scope_label = experiment_scope(db, experiment, scope=scope, config=config, unit=unit)
     where = {**scope_where, **M.parse_where(where, fn=fn)} or None
@@ -872,6 +879,8 @@ def shadow_comparison(
     UnknownNameError
         When ``environment`` or ``baseline`` is the environment of no call (a misspelling), naming the closest and
         the environments the calls have.
+    ParameterError
+        With ``experiment=``, when its assignments hold one arm: there is nothing to pair it with.
 
     Examples
     --------
@@ -908,7 +917,7 @@ def shadow_comparison(
     c = c.filter(c.trace_id.notnull())
     if experiment is not None:
         arms = _arm_counts(db, experiment, start=None, end=None, fn="shadow_comparison")["variant"].to_list()
-        base = _control(arms, None, "shadow_comparison")
+        base = _control(arms, None, "shadow_comparison", experiment)
         side_col, pairs = "variant", [(base, a) for a in arms if a != base]
     else:
         side_col, pairs = "environment", [(baseline, environment)]
