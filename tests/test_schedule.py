@@ -284,6 +284,20 @@ def test_a_fired_check_names_what_fired(quiet):
     assert schedule.exit_code(recs) == 0  # told: the run did its job
 
 
+def test_an_slo_with_no_call_in_its_window_is_notified_as_no_data_never_read_as_healthy(quiet):
+    """The exported cron job runs `schedule run`: an SLO with no call in its window (calls that stopped, a renamed
+    feature) fired nothing and was not notified, as if it were met; it is notified with the firing rows, its n 0."""
+    tmp_path = quiet
+    now = dt.datetime(2026, 11, 24, 6)
+    dbp = _firing_db(tmp_path / "w.duckdb", now)
+    recs, received, _ = _run_with_hook(tmp_path, dbp, _SLO + "[slo.search]\navailability_target = 0.9\n", now)
+    [event] = [e for e in received if e["event"] == "check_fired"]
+    assert [(f["feature"], f["sli"], f["severity"], f["alerts"], f["n"]) for f in event["fired"]] == [
+        ("chat", "availability", "page", "page 1h/5m, page 6h/30m, ticket 1d/2h, ticket 3d/6h, budget spent 30d", 120),
+        ("search", "availability", None, "no data 30d", 0)]
+    assert [(r["report"], r["status"]) for r in recs] == [("slo check", "notified")]
+
+
 @pytest.mark.parametrize("hook_status, command, why", [
     (500, "sh -c 'exit 3'", ["HTTP Error 500", "exit status 3"]),
     (None, "sleep 5", ["webhook", "timed out after 1 s"]),  # nobody listens on the port; the command hangs

@@ -428,7 +428,8 @@ def test_an_slo_with_no_call_in_its_window_exits_3_never_0(tmp_path, capsys):
     at = ["--at", AT.isoformat()]
     assert main(["slo", "--db", str(path), "--config", str(cfg), "--format", "csv", *at]) == 3
     out = pl.read_csv(capsys.readouterr().out.encode())
-    assert out.select("feature", "n", "met", "firing").rows() == [("chat", 1, True, False), ("search", 0, None, False)]
+    assert out.select("feature", "n", "met", "firing", "alerts").rows() == [
+        ("chat", 1, True, False, None), ("search", 0, None, False, "no data 30d")]
     # a failing chat call: 1 bad of 2 fires, and the alert's exit code wins over search's missing data
     db = wb.connect(path)
     db.duckdb.execute("insert into calls (call_id, ts, feature, status) values ('c', ?, 'chat', 'error')",

@@ -479,7 +479,8 @@ def slo_status(db, *, config: Any = None, at: Any = None) -> "tuple[pl.DataFrame
         no call in its window, ``n`` = 0, and 0 when none). An SLO not met over its window
         (its error budget spent, ``budget_remaining < 0``) fires too, as a ticket with the alert ``budget spent
         30d`` (``firing_since`` null): a breach, though the outage that spent the budget is older than the
-        burn-rate windows.
+        burn-rate windows. An SLO with no call in its window (``n`` = 0) does not fire, and its ``alerts`` says
+        ``no data 30d``: not measured, never read as met.
 
     Examples
     --------
@@ -525,6 +526,8 @@ def slo_status(db, *, config: Any = None, at: Any = None) -> "tuple[pl.DataFrame
         .when(pl.col("severity").is_not_null() | spent).then(pl.lit("ticket")).alias("severity"),
         pl.concat_str(pl.col("alerts"),
                       pl.when(spent).then(pl.format("budget spent {}d", pl.col("window_days"))),
+                      # no call in the window: not measured, so never "ok" (the CLI exits 3, a scheduled run notifies)
+                      pl.when(pl.col("n") == 0).then(pl.format("no data {}d", pl.col("window_days"))),
                       separator=", ", ignore_nulls=True).alias("alerts"),
     ).with_columns(pl.when(pl.col("alerts") != "").then(pl.col("alerts")).alias("alerts")).select(
         *keys, "objective", "threshold_ms", "window_days", "n", "sli_value", "met", "observed_ms",

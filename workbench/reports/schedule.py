@@ -620,14 +620,15 @@ def stale_hours(newest: dt.datetime | None, now: dt.datetime, settings: dict[str
 
 #: What a fired check's notice says of each firing row, per check: enough to page on without opening a report.
 _FIRED_COLUMNS = {
-    "slo": ("feature", "sli", "severity", "alerts", "objective", "sli_value", "burn_1h", "firing_since"),
+    "slo": ("feature", "sli", "severity", "alerts", "objective", "sli_value", "n", "burn_1h", "firing_since"),
     "budget": ("feature", "status", "alert", "spend_usd", "budget_usd", "share_used", "forecast_usd"),
 }
 
 
 def _fired_checks(db: str, config: Any, at: dt.datetime | None = None) -> list[tuple[str, list[dict[str, Any]] | BaseException]]:
     """The checks that fire at ``at``, each with its firing rows (``[("slo", [{"feature": ..., "sli": ...,
-    "severity": ...}, ...]), ("budget", [...])]``), or with the error that kept it from running: only "nothing
+    "severity": ...}, ...]), ("budget", [...])]``; an SLO with no call in its window is one, ``no data 30d``, as an
+    unpriced budget month is), or with the error that kept it from running: only "nothing
     declared" (:class:`~workbench.errors.NotDeclaredError`) means that nothing can fire; a broken ``[slo.*]`` table, a
     locked database or a bug is not "ok"."""
     import importlib
@@ -648,8 +649,10 @@ def _fired_checks(db: str, config: Any, at: dt.datetime | None = None) -> list[t
         except Exception as exc:  # noqa: BLE001  recorded, notified and in the exit code: not read as "nothing fires"
             out.append((check, exc))
             continue
-        if firing:
-            rows = df.filter(pl.col("alert").is_not_null()) if check == "budget" else df.filter(pl.col("firing"))
+        # an SLO with no call in its window fires nothing but is not met either: notified with the firing rows
+        rows = (df.filter(pl.col("alert").is_not_null()) if check == "budget"
+                else df.filter(pl.col("firing") | (pl.col("n") == 0)))
+        if firing or rows.height:
             out.append((check, rows.select([c for c in _FIRED_COLUMNS[check] if c in df.columns]).to_dicts()))
     return out
 
