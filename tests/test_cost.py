@@ -315,6 +315,10 @@ def test_whatif_repricing_hand_computed():
     assert row["change_usd"] == pytest.approx(row["value"] - row["actual_usd"])
     with pytest.raises(ValueError, match="whatif_cost_usd: no price for model 'nope'"):
         cost.whatif_cost_usd(db, model="nope")
+    # a typo is told the priced model it is closest to, not only to load prices for a model that has them
+    with pytest.raises(ValueError, match=r"^whatif_cost_usd: no price for model 'smal' in the prices table; did you "
+                                         r"mean 'small'\? \(else run load_prices, or add a \[\[prices\]\] entry"):
+        cost.whatif_cost_usd(db, model="smal")
     with pytest.raises(ValueError, match="whatif_cost_usd: option model is required"):
         cost.whatif_cost_usd(db)
 

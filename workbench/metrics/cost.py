@@ -868,8 +868,16 @@ def _whatif_prices(db, model: str, provider: str | None, fn: str) -> tuple["ir.T
         rows = rows.filter(rows.provider == provider)
     providers = sorted(x for x in to_polars(rows.select("provider").distinct())["provider"].to_list())
     if not providers:
+        import difflib
+
+        # a typo of a priced model is told its closest name (it was told to load prices it already had)
+        priced = p.filter(p.provider == provider) if provider is not None else p
+        known = to_polars(priced.select("model").distinct())["model"].drop_nulls().to_list()
+        close = difflib.get_close_matches(model, known, n=1)
+        todo = "run load_prices, or add a [[prices]] entry to workbench.toml"
         raise ParameterError(f"{fn}: no price for model {model!r}" + (f" of provider {provider!r}" if provider else "")
-                         + " in the prices table; run load_prices, or add a [[prices]] entry to workbench.toml")
+                             + " in the prices table; "
+                             + (f"did you mean {close[0]!r}? (else {todo})" if close else todo))
     if len(providers) > 1:
         from workbench.io.prices import bundled_providers, match_model
 
