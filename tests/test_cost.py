@@ -287,6 +287,27 @@ def test_cost_change_compares_the_current_period_up_to_end_with_as_much_of_the_p
     assert df.select("value", "previous_usd", "current_usd").rows() == [(1.0, 1.0, 2.0)]
 
 
+def test_cost_change_of_a_period_whose_calls_are_all_unpriced_is_unknown_not_zero():
+    """A model whose calls of a period are all unpriced spent an unknown sum, not $0: a model priced in February and
+    streamed without usage in March read "spends $5 less, all volume", and one never priced read 0.0 in every column."""
+    db = make_db([call("p1", "2026-02-10", cost_usd=5.0),  # m1: priced in February
+                  call("s1", "2026-03-10"), call("s2", "2026-03-11"),  # m1 in March: no token count, unpriced
+                  call("a", "2026-02-10", model="m2", cost_usd=1.0), call("b", "2026-03-10", model="m2", cost_usd=3.0),
+                  call("x1", "2026-02-10", model="mystery", input_tokens=10, output_tokens=10),
+                  call("x2", "2026-03-10", model="mystery", input_tokens=10, output_tokens=10)])
+    with pytest.warns(UndefinedMetricWarning):  # mystery: no priced call in either month
+        df = cost.cost_change_usd(db, period="month", at="2026-03-15")
+    got = {r["model"]: r for r in df.iter_rows(named=True)}
+    cols = ("previous_usd", "current_usd", "value", "n", "unpriced_count", "volume_effect_usd", "rate_effect_usd",
+            "share_of_change")
+    assert {m: tuple(r[c] for c in cols) for m, r in got.items()} == {
+        "m1": (5.0, None, None, 1, 2, None, None, None),
+        "m2": (1.0, 3.0, 2.0, 2, 0, 0.0, 2.0, 1.0),  # one call each month: all rate
+        "mystery": (None, None, None, 0, 2, None, None, None),
+    }
+    assert df["total_change_usd"].to_list() == [2.0, 2.0, 2.0]  # of the known changes; unpriced_count says what is not
+
+
 def test_cost_change_period_all_needs_a_window():
     db = make_db([call("a", "2026-03-05", cost_usd=1.0), call("b", "2026-03-01", cost_usd=3.0)])
     df = cost.cost_change_usd(db, period="all", start="2026-03-03", end="2026-03-05 12:00", by=None)

@@ -775,7 +775,8 @@ def cost_change_usd(
         ``period_end`` and ``previous_period_start``, ``previous_period_end`` (the spans compared, ends excluded),
         ``previous_usd``, ``current_usd``, ``volume_effect_usd``, ``rate_effect_usd``,
         ``total_change_usd``, ``share_of_change`` (of the group's change), ``unpriced_count`` (calls; their cost is
-        not in the numbers).
+        not in the numbers). A period in which every call of the model is unpriced has an unknown cost: its
+        ``*_usd`` is null, and so are the change and its effects (not a drop to $0).
 
     Examples
     --------
@@ -828,16 +829,24 @@ def cost_change_usd(
     gk = [*keys, *(k for k in ("provider", "model") if k not in keys)]
     cur = t.ts >= cur_start
     priced = t.cost_usd_used.notnull()
+    unpriced = t.cost_source == "unpriced"
     df = to_polars(t.group_by(gk).aggregate(
         current_usd=t.cost_usd_used.sum(where=cur),
         previous_usd=t.cost_usd_used.sum(where=~cur),
         _cur_calls=(cur & priced).cast("int64").sum(),
         _prev_calls=(~cur & priced).cast("int64").sum(),
-        unpriced_count=(t.cost_source == "unpriced").cast("int64").sum(),
+        _cur_unpriced=(cur & unpriced).cast("int64").sum(),
+        _prev_unpriced=(~cur & unpriced).cast("int64").sum(),
+        unpriced_count=unpriced.cast("int64").sum(),
     ))
     cpc_prev = pl.col("previous_usd") / pl.col("_prev_calls")
-    df = df.with_columns(pl.col("current_usd").fill_null(0.0), pl.col("previous_usd").fill_null(0.0),
-                         pl.col("unpriced_count").cast(pl.Int64))
+    # a period with no call of the model spent 0; one whose calls are all unpriced spent an unknown sum, not 0 (a
+    # model streamed without usage from this month on read "spends less, all volume")
+    df = df.with_columns(
+        *(pl.when((pl.col(f"_{p}_calls") == 0) & (pl.col(f"_{p}_unpriced") > 0)).then(None)
+          .otherwise(pl.col(f"{name}_usd").fill_null(0.0)).alias(f"{name}_usd")
+          for p, name in (("cur", "current"), ("prev", "previous"))),
+        pl.col("unpriced_count").cast(pl.Int64))
     df = df.with_columns(
         (pl.col("current_usd") - pl.col("previous_usd")).alias("value"),
         (pl.col("_cur_calls") + pl.col("_prev_calls")).alias("n"),
@@ -847,7 +856,8 @@ def cost_change_usd(
         pl.lit(prev_stop).cast(pl.Datetime("us")).alias("previous_period_end"),
     )
     df = df.with_columns(
-        pl.when(pl.col("_prev_calls") == 0).then(pl.col("current_usd"))
+        pl.when(pl.col("value").is_null()).then(None)
+        .when(pl.col("_prev_calls") == 0).then(pl.col("current_usd"))
         .when(pl.col("_cur_calls") == 0).then(-pl.col("previous_usd"))
         .otherwise((pl.col("_cur_calls") - pl.col("_prev_calls")) * cpc_prev).alias("volume_effect_usd"),
     ).with_columns((pl.col("value") - pl.col("volume_effect_usd")).alias("rate_effect_usd"))
@@ -856,7 +866,7 @@ def cost_change_usd(
     df = df.with_columns(
         pl.when(pl.col("total_change_usd") != 0).then(pl.col("value") / pl.col("total_change_usd"))
         .alias("share_of_change"),
-    ).drop("_cur_calls", "_prev_calls")
+    ).drop("_cur_calls", "_prev_calls", "_cur_unpriced", "_prev_unpriced")
     out = tidy(df, keys=gk, metric=metric)
     return out
 
