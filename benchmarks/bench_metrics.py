@@ -217,14 +217,17 @@ def pl_tpot_ms(ctx: dict):
 
     import polars as pl
 
-    calls = _pl_read(ctx, "calls", ["ts", *BY, "latency_ms", "ttft_ms", "output_tokens"])
-    v = (pl.col("latency_ms") - pl.col("ttft_ms")) / (pl.col("output_tokens") - 1).cast(pl.Float64)
-    g = (calls.filter((pl.col("output_tokens") > 1) & pl.col("ttft_ms").is_not_null()
+    calls = _pl_read(ctx, "calls", ["ts", *BY, "latency_ms", "ttft_ms", "output_tokens", "reasoning_tokens"])
+    streamed = pl.col("output_tokens") - pl.col("reasoning_tokens").fill_null(0)  # hidden reasoning is not streamed
+    v = (pl.col("latency_ms") - pl.col("ttft_ms")) / (streamed - 1).cast(pl.Float64)
+    g = (calls.filter((streamed > 1) & pl.col("ttft_ms").is_not_null()
                       & (pl.col("latency_ms") >= pl.col("ttft_ms")))
          .with_columns(_day(), v.alias("_v")).group_by(*BY, "period_start")
          .agg(value=pl.col("_v").mean(), n=pl.len(), _sd=pl.col("_v").std(ddof=1)))
     half = NormalDist().inv_cdf(0.975) * pl.col("_sd") / pl.col("n").cast(pl.Float64).sqrt()
-    return g.with_columns(pl.max_horizontal(pl.col("value") - half, pl.lit(0.0)).alias("lo"),
+    # no interval for a group of one call (no standard deviation): max_horizontal would read the null bound as 0
+    return g.with_columns(pl.when(pl.col("_sd").is_not_null())
+                          .then(pl.max_horizontal(pl.col("value") - half, pl.lit(0.0))).alias("lo"),
                           (pl.col("value") + half).alias("hi")).drop("_sd")
 
 
@@ -368,8 +371,10 @@ SQL = {
                case when n >= 2 and sd is not null then value + {_Z} * sd / sqrt(n) end as hi
         from (select feature, model, date_trunc('day', ts) as period_start, avg(v) as value, count(*) as n,
                      stddev_samp(v) as sd, quantile_cont(v, 0.5) as p50  -- tpot_ms returns the median too
-              from (select *, (latency_ms - ttft_ms) / (output_tokens - 1)::double as v from calls
-                    where output_tokens > 1 and ttft_ms is not null and latency_ms >= ttft_ms
+              from (select *, (latency_ms - ttft_ms) / (streamed - 1)::double as v
+                    -- hidden reasoning tokens are counted in output_tokens but not streamed
+                    from (select *, output_tokens - coalesce(reasoning_tokens, 0) as streamed from calls)
+                    where streamed > 1 and ttft_ms is not null and latency_ms >= ttft_ms
                       and (operation is null or operation in ('chat', 'text_completion', 'generate_content')))
               group by all)""",
     "hallucination_rate": f"""

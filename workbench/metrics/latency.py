@@ -283,7 +283,9 @@ def tpot_ms(db, *, by=("feature",), period="day", start=None, end=None, where=No
     The streamed tokens are ``output_tokens - reasoning_tokens`` (a null ``reasoning_tokens`` counts 0): a reasoning
     model (OpenAI o-series, ``completion_tokens_details.reasoning_tokens``) counts its hidden reasoning in the output
     tokens but streams only the visible answer, after the first token, so dividing by every output token made the time
-    per token many times too small. Computed per call, over calls with more than one streamed token and non-null
+    per token many times too small. (A provider that streams its reasoning as text, DeepSeek's ``reasoning_content``,
+    and also reports it as reasoning tokens is read the same way, so its TPOT comes out too large: give its calls
+    a null ``reasoning_tokens`` in the mapping.) Computed per call, over calls with more than one streamed token and non-null
     ``ttft_ms`` and ``latency_ms``, the first token not after the last (``ttft_ms <= latency_ms``: a TTFT over the whole latency, from clocks that disagree,
     would give a negative time per token); the value
     is the mean over those calls (vLLM's "Mean TPOT") with a normal interval, the median is the extra column ``p50``.
