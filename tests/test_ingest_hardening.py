@@ -659,6 +659,19 @@ def test_the_same_file_in_utf8_with_or_without_a_byte_order_mark_loads(tmp_path,
     assert ingest(db, p, progress=False).inserted == 1
 
 
+def test_a_nul_byte_in_a_csv_value_quarantines_its_record_naming_line_and_field(tmp_path, db):
+    # A NUL byte inside a CSV value was loaded into the table ("a\x00b" as a call id), where a JSON line holding
+    # one is quarantined as invalid JSON. A NUL in a column the mapping does not read loses nothing.
+    p = tmp_path / "f.csv"
+    p.write_bytes(f"id,ts,kind,value,note\na\x00b,{NOW_S},thumbs,1,x\nc,{NOW_S},thumbs,1,y\x00z\n"
+                  f"d,{NOW_S},thumbs,1,\n".encode())
+    s = ingest(db, p, mapping=FEEDBACK_MAP, progress=False)
+    balanced(s, 3)
+    assert (s.inserted, s.reasons) == (2, {"NUL byte: call_id": 1})
+    assert q(db, "select call_id from feedback order by 1") == [("c",), ("d",)]
+    assert q(db, "select line_no, field, reason from quarantine") == [(2, "call_id", "NUL byte in call_id (field 'id')")]
+
+
 def test_cli_says_which_encoding_a_file_is_in(tmp_path, capsys):
     p = tmp_path / "spans.jsonl"
     p.write_bytes((_otlp([_span("a1", str(NOW_S * 10**9), str((NOW_S + 1) * 10**9))]) + "\n").encode("utf-16"))

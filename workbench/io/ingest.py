@@ -2263,12 +2263,25 @@ def _csv_source(con, plan: _Plan) -> tuple[_Source, int]:
            for c, s in m.columns.items() if s.field is not None and not s.hash]
     sel += [f"{_ident(f)} AS {_ident(f'h:{i}')}" for i, f in enumerate(hfields)]
     raw = "json_object(" + ", ".join(f"{_lit(n)}, {_ident(n)}" for n in names) + ")::VARCHAR"
-    cols = f"{raw} AS raw, NULL::VARCHAR AS _err {''.join(', ' + s for s in sel)}"
+    # A NUL byte in a value read (a file cut short by a crash is padded with them) is kept by DuckDB, where a JSON
+    # line with one is invalid JSON and quarantined: the record is quarantined, naming the column and its field.
+    read = [(c, s.field) for c, s in m.columns.items() if s.field in names and not s.hash]
+    read += [(hcol, f) for f in hfields]
+    err = {"_err": [], "_err_kind": [], "_err_field": []}
+    for c, f in read:
+        when = f"WHEN contains({_ident(f)}, chr(0)) THEN "
+        err["_err"].append(when + _lit(f"NUL byte in {c} (field {f!r})"))
+        err["_err_kind"].append(when + _lit(f"NUL byte: {c}"))
+        err["_err_field"].append(when + _lit(c))
+    errs = ", ".join(f"CASE {' '.join(w)} END::VARCHAR AS {e}" if w else f"NULL::VARCHAR AS {e}" for e, w in err.items())
+    cols = (f"{raw} AS raw, {errs}"
+            f"{''.join(', ' + s for s in sel)}")
     ordered = f"SELECT k, {cols} FROM {rel} WITH ORDINALITY AS r({', '.join(_ident(n) for n in names)}, k)"
     # without line numbers DuckDB reads the file on all cores: enough to survey it and insert it when it is clean
     unordered = f"SELECT NULL::BIGINT AS k, {cols} FROM {rel}"
     src = _Source(sql=ordered if hcol else unordered, cols={c: s for c, s in m.columns.items() if not s.hash},
-                  hash_fields=hfields, hash_column=hcol, direct=True, ordered=None if hcol else ordered)
+                  hash_fields=hfields, hash_column=hcol, direct=True, ordered=None if hcol else ordered,
+                  err_columns=True)
     src.csv_opts = dict(o)
     offset = (1 if header else 0) + int(o.get("skip", 0))
     return src, offset
