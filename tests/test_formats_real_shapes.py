@@ -569,6 +569,24 @@ def test_a_pending_langsmith_run_loads_as_an_unfinished_call(tmp_path):
     assert _load(tmp_path, "open.jsonl", line + "\n", "end_ts, latency_ms, status") == [(None, None, "ok")]
 
 
+def test_a_cancelled_or_interrupted_langsmith_run_loads_as_a_failed_call(tmp_path):
+    # langsmith-sdk run_trees.RunEndStatus: "cancelled" and "interrupted" are terminal statuses a tracer sends besides
+    # success and error (LangGraph marks a run stopped by hand "interrupted"). Such runs were quarantined (unknown
+    # status value), so error_rate left out the calls that gave no answer. They load as failed calls.
+    base = {"name": "ChatOpenAI", "run_type": "llm", "start_time": "2025-11-20T10:00:00.000000",
+            "end_time": "2025-11-20T10:00:01.000000", "parent_run_id": None}
+    runs = [{**base, "id": "r1", "trace_id": "r1", "status": "cancelled"},
+            {**base, "id": "r2", "trace_id": "r2", "status": "INTERRUPTED"},
+            {**base, "id": "r3", "trace_id": "r3", "status": "interrupted", "error": "GraphInterrupt()"},
+            {**base, "id": "r4", "trace_id": "r4", "status": "success"}]
+    text = "".join(json.dumps(r) + "\n" for r in runs)
+    assert _load(tmp_path, "stopped.jsonl", text, "call_id, status, error_type") == [
+        ("r1", "error", "cancelled"), ("r2", "error", "interrupted"), ("r3", "error", "GraphInterrupt"),
+        ("r4", "ok", None)]
+    db = wb.connect(str(tmp_path / "stopped.jsonl.duckdb"))
+    assert wb.compute("error_rate", db, period="all").select("value", "n").rows() == [(0.75, 4)]
+
+
 def test_sentry_time_to_first_token_in_seconds(tmp_path):
     # getsentry/sentry-conventions (relay_conventions GEN_AI__RESPONSE__TIME_TO_FIRST_TOKEN):
     # gen_ai.response.time_to_first_token is the "time in seconds when the first response content chunk arrived in

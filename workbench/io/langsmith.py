@@ -28,10 +28,11 @@ session_id          ``thread_id``, else the metadata key LangSmith groups a thre
                     ``thread_id``, ``conversation_id``
 user_id, feature    ``extra.metadata`` ``user_id``; ``workbench.feature`` / ``feature``; variant and
                     prompt_version from ``workbench.variant`` / ``variant``, ``prompt_version``
-status              ``status`` success -> ok, error -> error (timeout when the error says so), pending (a run still
-                    running: no ``end_time``, so no latency) -> ok, as an OTLP span without an end; without a status,
-                    error when ``error`` is set; error_type: the exception class the error starts with
-                    (``RateLimitError('...')``), else its first line
+status              ``status`` success -> ok, error -> error (timeout when the error says so), timeout -> timeout,
+                    pending or running (a run still running: no ``end_time``, so no latency) -> ok, as an OTLP span
+                    without an end; cancelled or interrupted (stopped before it finished) -> error, error_type the
+                    status unless the error names one; without a status, error when ``error`` is set; error_type:
+                    the exception class the error starts with (``RateLimitError('...')``), else its first line
 finish_reason       the first generation's ``generation_info.finish_reason`` (or its message's
                     ``response_metadata.finish_reason``)
 attributes          ``langsmith.run_type``, ``langsmith.error``, ``langsmith.tags``, ``langsmith.metadata``,
@@ -70,6 +71,9 @@ USAGE_RUN_TYPES = ("llm", "embedding")
 _USAGE = {"prompt_tokens": "input_tokens", "completion_tokens": "output_tokens", "total_cost": "cost_usd"}
 #: The columns that make a table a LangSmith export (Parquet, CSV).
 COLUMNS = ("id", "run_type", "start_time")
+#: Statuses of a run stopped before it finished: langsmith-sdk's ``RunEndStatus`` (``cancelled``, ``interrupted``),
+#: LangGraph's interrupted run.
+_STOPPED = ("cancelled", "canceled", "interrupted")
 _ERROR_CLASS = re.compile(r"([A-Za-z_][\w.]*)(?:\(|: |$)")
 
 
@@ -187,12 +191,17 @@ def run_row(rows: Rows, k: int, run: dict) -> None:
     error = run.get("error")
     status = str(first(run.get("status"), "error" if error not in (None, "") else "success")).strip().lower()
     v["error_type"] = error_type(error)
-    if status in ("success", "pending"):
+    if status in ("success", "pending", "running"):
         # (pending: the run has not finished, no end_time yet; loaded as an OTLP span without an end is: no latency,
         # and ok, as nothing failed)
         v["status"] = "ok"
-    elif status == "error":
-        v["status"] = "timeout" if is_timeout(error) else "error"
+    elif status in ("error", "timeout"):
+        v["status"] = "timeout" if status == "timeout" or is_timeout(error) else "error"
+    elif status in _STOPPED:
+        # a run stopped before it finished (its SDK's RunEndStatus; LangGraph's interrupted run) gave no answer: a
+        # failed call, as OpenTelemetry records a cancelled operation (status error, error.type the reason)
+        v["status"] = "error"
+        v["error_type"] = v["error_type"] or status
     else:
         v["status"] = status  # (the engine quarantines an unknown status with the value)
     v["finish_reason"] = _finish_reason(_dict(run.get("outputs")))
