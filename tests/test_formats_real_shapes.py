@@ -551,6 +551,21 @@ def test_langsmith_opentelemetry_spans_read_their_token_details(tmp_path):
     assert _load(tmp_path, "ls_otel.json", json.dumps(doc, indent=1), cols) == want
 
 
+def test_a_repeated_key_in_metadata_or_token_details_reads_its_last_value_in_every_reader(tmp_path):
+    # A JSON object that repeats a key means its last value (Python's json, orjson, JavaScript's JSON.parse). The
+    # span readers in Python did; the OTLP JSON-lines reader's SQL took the first (DuckDB's JSON paths): the same span
+    # loaded as feature "a", 10 cached tokens from a JSON line, and as "b", 64 from a pretty-printed document.
+    attrs = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.input_tokens": 120,
+             "metadata": '{"feature": "a", "user_id": "u1", "feature": "b"}',
+             "gen_ai.usage.input_token_details": '{"cache_read": 10, "cache_read": 64}',
+             "gen_ai.usage.output_token_details": "{'reasoning': 1, 'reasoning': 10}"}
+    cols = "feature, user_id, cache_read_tokens, reasoning_tokens"
+    want = [("b", "u1", 64, 10)]
+    line = _otlp_line(attrs, {})
+    assert _load(tmp_path, "dup.jsonl", line + "\n", cols) == want
+    assert _load(tmp_path, "dup.json", json.dumps(json.loads(line), indent=1), cols) == want
+
+
 def test_a_pending_langsmith_run_loads_as_an_unfinished_call(tmp_path):
     # langsmith-sdk types/run.py: status is SUCCESS, ERROR or PENDING, end_time "null if the run has not finished
     # yet". A pending run was quarantined (unknown status 'pending'); it loads as an OTLP span without an end does:

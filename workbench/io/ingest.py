@@ -2467,6 +2467,15 @@ def _value_json(v: str) -> str:
             f"CAST({v}.boolValue AS VARCHAR), {_value_text(v)}, 'null')")
 
 
+def _json_member(x: str, key: str) -> str:
+    """SQL: the text of the member ``key`` of the JSON object text ``x``; NULL when it has none or is no JSON object.
+    A key the object repeats gives its last value, as Python's json and orjson read it, and so the span readers in
+    Python (:func:`workbench.io.spans.metadata`, :func:`~workbench.io.spans.token_detail`): DuckDB's JSON paths give
+    the first."""
+    return (f"try(list_last(list_filter(list_zip(json_keys({x}), json_extract_string({x}, '$.*')), "
+            f"lambda e: e[1] = {_lit(key)}))[2])")
+
+
 def _otel_id(x: str) -> str:
     """SQL of an OTLP id (``x``: a text expression) as :func:`workbench.io.spans.hex_id` reads it, for the OTLP JSON
     reader: hex lower-cased (also after ``0x``); canonical base64 of 8 or 16 bytes (protobuf's generic JSON mapping writes the bytes so)
@@ -2596,8 +2605,8 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
         # an empty text is absent, as spans._first_present reads it (the next name is looked at: LiteLLM writes ""
         # for a missing value); a 0 of UNPRICED_ZERO is no price: not read, kept in attributes
         if name.startswith("m:"):  # a key of the span's metadata JSON (spans.METADATA; no JSON object: none)
-            md, path = attr(METADATA), _lit("$." + json.dumps(name[2:]))
-            return f"CASE WHEN {md} IS NOT NULL THEN nullif(try(json_extract_string({md}, {path})), '') END"
+            md = attr(METADATA)
+            return f"CASE WHEN {md} IS NOT NULL THEN nullif({_json_member(md, name[2:])}, '') END"
         a = f"nullif({attr(name)}, '')"
         return f"CASE WHEN TRY_CAST({a} AS DOUBLE) = 0 THEN NULL ELSE {a} END" if name in UNPRICED_ZERO else a
 
@@ -2649,8 +2658,8 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
         # object, else a Python dict's text (single quotes read as double ones)
         if c not in specs:
             x = attr(name)
-            detail = (f"CASE WHEN {x} IS NOT NULL THEN try(json_extract_string(CASE WHEN json_valid({x}) THEN {x} "
-                      f"ELSE replace({x}, '''', '\"') END, {_lit('$.' + key)})) END")
+            text = f"CASE WHEN json_valid({x}) THEN {x} ELSE replace({x}, '''', '\"') END"
+            detail = f"CASE WHEN {x} IS NOT NULL THEN {_json_member(text, key)} END"
             s[c] = f"coalesce({s[c]}, {detail})" if c in s else detail
     # Langfuse's usage and cost details come first in each usage column (spans.LANGFUSE_USAGE), as span_values reads
     # them; a span whose details are no JSON object is quarantined (_err below)
