@@ -264,6 +264,26 @@ def _otlp(spans: list[dict]) -> str:
                                           "scopeSpans": [{"scope": {"name": "s"}, "spans": spans}]}]})
 
 
+def test_a_span_not_in_utf8_is_quarantined_alone_not_with_its_batch(tmp_path, db):
+    # An OTLP JSON line whose batch held one span with bytes that are not UTF-8 was quarantined whole (DuckDB rejects
+    # the line): its valid spans were lost with it, and counted as one record. Only that span is quarantined, naming
+    # its line and span id; bytes outside any span (a resource attribute) still quarantine the line whole.
+    t0 = NOW_S * 10**9
+    spans = [_span(i, str(t0), str(t0 + 10**9), {"x": "BAD!" if i == "b2" else "ok"}) for i in ("b1", "b2", "b3")]
+    in_resource = json.loads(_otlp([_span("d1", str(t0), str(t0 + 10**9))]))
+    in_resource["resourceSpans"][0]["resource"]["attributes"] = [{"key": "r", "value": {"stringValue": "BAD!"}}]
+    text = "\n".join([_otlp(spans), json.dumps(in_resource), _otlp([_span("c1", str(t0), str(t0 + 10**9))])]) + "\n"
+    p = tmp_path / "s.jsonl"
+    p.write_bytes(text.encode().replace(b"BAD!", b"B\xff\xfeD"))
+    s = ingest(db, p, progress=False)
+    balanced(s, 5)  # three spans of line 1, line 2 whole, one span of line 3
+    assert (s.inserted, s.reasons) == (3, {"invalid encoding (not UTF-8)": 2})
+    assert q(db, "select call_id, attributes->>'x' from calls order by 1") == [("b1", "ok"), ("b3", "ok"), ("c1", None)]
+    got = q(db, "select line_no, reason, raw like '%\"b2\"%B\ufffd\ufffdD%' from quarantine order by 1")
+    assert got[0] == (1, "invalid encoding (not UTF-8) in span b2", True)  # its text, the bad bytes replaced
+    assert got[1][0] == 2 and got[1][1].startswith("invalid encoding (not UTF-8): ")
+
+
 def test_otlp_start_minus_one_and_implausible_values_are_quarantined(tmp_path, db):
     t0 = (NOW_S - 20 * 86400) * 10**9
     spans = [_span("a1", "-1", str(t0)),                                   # a 56-year latency

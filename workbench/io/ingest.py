@@ -1942,6 +1942,9 @@ class _Source:
     # Parquet: canonical columns whose "s:<col>" holds the file's number, not its text ("DOUBLE" or "INTEGER"):
     # typed and checked to the same values, reasons and counts as its text would be, without writing and parsing it
     numbers: dict[str, str] = field(default_factory=dict)
+    # OTLP JSON lines: the same reader of another file (the spans of lines rejected as not UTF-8, but for their bad
+    # ones: :func:`_undecodable_spans`)
+    reread: "Callable[[Path], _Source] | None" = None
 
 
 def _raw_lines(path: Path, lenient: bool = False, line_bytes: int = MAX_LINE_BYTES, buffer_bytes: int = 0,
@@ -2801,7 +2804,8 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     src = _Source(sql=sql, cols=cols, json_cols=frozenset({"attributes"}), fixed=fixed,
                   err_kinds={"invalid JSON": "invalid JSON",
                              "not an OTLP trace export (no resourceSpans)": "not an OTLP trace export"},
-                  line_reader=True, err_columns=True)
+                  line_reader=True, err_columns=True,
+                  reread=lambda p: _otel_source(con, replace(plan, path=p, lenient=False))[0])
     return src, 0
 
 
@@ -3362,6 +3366,8 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
             rejects_offset = 0
     if rejects_offset:
         con.execute(f"UPDATE _wb_stage SET k = k + {rejects_offset}")
+    if n_rej and src.reread is not None:
+        n_rej -= _undecodable_spans(con, src, ls, Path(path))
     # 4. quarantine
     head = _sql_values([run_id, path])
     con.execute(f"INSERT INTO quarantine SELECT {head}, k + {int(shift)}, {_lit(t.name)}, _q_field, _q_reason, raw "
@@ -3403,16 +3409,87 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
             "quarantined": bad + n_rej, "reasons": reasons}
 
 
-def _whole_records(path: Path, src: _Source, wanted: set[int]) -> dict[int, str]:
+def _undecodable_spans(con, src: _Source, ls: _LoadSQL, path: Path) -> int:
+    """OTLP JSON lines DuckDB rejected as not UTF-8, where the bytes that are not UTF-8 all lie inside spans: each
+    such span is staged to be quarantined with its line and span id, and the line's other spans are staged as read
+    (from a copy of the line without them, by the same reader). Returns the lines so split, no longer rejects; a line
+    that is no OTLP export, or with such bytes outside its spans (a resource, a scope), stays rejected whole."""
+    lines = {r[0] for r in con.execute("SELECT line FROM _wb_rejects WHERE et = 'INVALID ENCODING'").fetchall()}
+    split: dict[int, tuple[str, list[tuple[str, str]]]] = {}
+    for n, text in _whole_records(src.file or path, src, lines, errors="surrogateescape").items():
+        parts = _split_spans(text)
+        if parts is not None:
+            split[n] = parts
+    if not split:
+        return 0
+    order = sorted(split)
+    with tempfile.TemporaryDirectory(prefix="workbench-utf8-") as tmp:
+        copy = Path(tmp) / "spans.jsonl"
+        copy.write_text("".join(split[n][0] + "\n" for n in order), encoding="utf-8")
+        lines_of = ", ".join(f"({i}, {n})" for i, n in enumerate(order, 1))
+        staged = ls.stage(src.reread(copy).sql)
+        con.execute(f"INSERT INTO _wb_stage BY NAME SELECT s.* REPLACE (m.n AS k) FROM ({staged}) s "
+                    f"JOIN (VALUES {lines_of}) m(i, n) ON s.k = m.i")
+    kind = "invalid encoding (not UTF-8)"
+    con.executemany("INSERT INTO _wb_stage (k, _q_kind, _q_reason, raw) VALUES (?, ?, ?, ?)",
+                    [[n, kind, f"{kind} in span {sid}", raw] for n in order for sid, raw in split[n][1]])
+    con.execute(f"DELETE FROM _wb_rejects WHERE line IN ({', '.join(map(str, order))})")
+    return len(order)
+
+
+def _split_spans(text: str) -> tuple[str, list[tuple[str, str]]] | None:
+    """An OTLP JSON line read with its bytes that are not UTF-8 as surrogates: the line without the spans that hold
+    such bytes, and those spans (span id, text with the bytes replaced); None when it is no OTLP export or such bytes
+    lie outside its spans.
+
+    >>> line = b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"spanId": "a1"}, {"spanId": "a2", "x": "\\xff"}]}]}]}'
+    >>> good, bad = _split_spans(line.decode("utf-8", "surrogateescape"))
+    >>> good, bad[0][0], bad[0][1] == '{"spanId": "a2", "x": "\\ufffd"}'
+    ('{"resourceSpans": [{"scopeSpans": [{"spans": [{"spanId": "a1"}]}]}]}', 'a2', True)
+    >>> _split_spans(b'{"resourceSpans": [{"resource": {"x": "\\xff"}}]}'.decode("utf-8", "surrogateescape")) is None
+    True
+    """
+    def utf8(v: Any) -> bool:
+        try:
+            json.dumps(v, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None
+    rss = doc.get("resourceSpans") if isinstance(doc, dict) else None
+    if not isinstance(rss, list):
+        return None
+    bad: list[Any] = []
+    for rs in rss:
+        for key in ("scopeSpans", "instrumentationLibrarySpans"):
+            for ss in (rs.get(key) if isinstance(rs, dict) and isinstance(rs.get(key), list) else []):
+                if isinstance(ss, dict) and isinstance(ss.get("spans"), list):
+                    bad += [sp for sp in ss["spans"] if not utf8(sp)]
+                    ss["spans"] = [sp for sp in ss["spans"] if utf8(sp)]
+    if not bad or not utf8(doc):
+        return None
+    def shown(v: Any) -> str:  # (the bytes replaced)
+        return v.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+    return json.dumps(doc, ensure_ascii=False), [(shown(str(sp.get("spanId") if isinstance(sp, dict) else None)),
+                                                  shown(json.dumps(sp, ensure_ascii=False))) for sp in bad]
+
+
+def _whole_records(path: Path, src: _Source, wanted: set[int], errors: str = "backslashreplace") -> dict[int, str]:
     """The text of the records starting at these physical lines (1 = first line), read from the file: a line for
-    JSONL and OTLP, a record (its lines) for CSV. Bytes that are not UTF-8 are kept as \\x.. escapes."""
+    JSONL and OTLP, a record (its lines) for CSV. Bytes that are not UTF-8 are kept as \\x.. escapes (JSONL and
+    OTLP: as ``errors`` decodes them)."""
     opener = gzip.open if path.name.endswith(".gz") else open
     out: dict[int, str] = {}
     if src.csv_opts is None:
         with opener(path, "rb") as fh:
             for n, line in enumerate(fh, 1):
                 if n in wanted:
-                    out[n] = line.decode("utf-8", "backslashreplace").removesuffix("\n").removesuffix("\r")
+                    out[n] = line.decode("utf-8", errors).removesuffix("\n").removesuffix("\r")
         return out
     import csv
 
