@@ -367,7 +367,10 @@ print(sorted(n for n in dir() if n.endswith("Compiler")) == sorted(__import__("i
 def test_the_ibis_import_runs_with_the_cyclic_collector_paused():
     # Importing Ibis makes some hundred thousand objects and no garbage; the collector's passes over them and over
     # everything imported before were 45-55 ms of a fresh process's first metric. In a fresh interpreter: no
-    # collection runs while the first table is made, and the collector is on again afterwards.
+    # collection of the older generations runs while the first table is made (with the collector on, the import
+    # ran several), and the collector is on again afterwards. The allocations counted while it was paused may start
+    # one collection of the youngest generation once it is back on, depending on where the count stood (the hash
+    # seed moves it): that one walks only the objects made since, not the import.
     code = """
 import gc
 import polars, scipy.stats
@@ -376,11 +379,13 @@ db = wb.connect(":memory:")
 runs = []
 gc.callbacks.append(lambda phase, info: phase == "start" and runs.append(info["generation"]))
 db.calls
-print(len(runs), gc.isenabled())
+print(*runs, "|", gc.isenabled())
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["0", "True"]
+    runs, enabled = out.stdout.split("|")
+    assert enabled.strip() == "True"
+    assert runs.split() in ([], ["0"]), runs  # generations of the collections that ran
 
 
 def test_a_database_path_that_is_not_utf8_is_an_error_naming_it(tmp_path):
