@@ -475,6 +475,26 @@ def test_a_successful_model_call_without_token_counts_is_unpriced_not_zero(tmp_p
     assert (w["value"], w["actual_usd"], w["n"], w["skipped_count"]) == (pytest.approx(1.0), pytest.approx(2.0), 3, 2)
 
 
+def test_a_model_call_missing_a_token_count_it_is_billed_for_is_unpriced(tmp_path):
+    """A successful chat call with one of its two token counts null was priced from the other alone (an output of
+    unknown length read as free), and an embeddings call with no input count (the only tokens it is billed for) was a
+    computed $0.00. Both are unpriced now; an embeddings call with its input count and no output count is priced
+    from the input (it has no output), and a failed call missing a count still costs what it counted."""
+    db = make_db([call("chat_in", "2026-04-02", input_tokens=1_000_000),  # no output count: unknown cost
+                  call("chat_out", "2026-04-02", output_tokens=1_000_000),  # no input count: unknown cost
+                  call("failed", "2026-04-02", status="error", input_tokens=1_000_000)],  # $1, never answered
+                 [price("m1", "2025-01-01", 1.0, 2.0)])
+    db.duckdb.execute("insert into calls (call_id, ts, feature, status, operation, provider, model, input_tokens) "
+                      "values ('emb', '2026-04-02', 'chat', 'ok', 'embeddings', 'acme', 'm1', 1000000),"  # $1 of input
+                      "('emb_none', '2026-04-02', 'chat', 'ok', 'embeddings', 'acme', 'm1', null)")  # unknown cost
+    c = costs(db)
+    assert {k: (r["cost_usd_computed"], r["cost_source"]) for k, r in c.items()} == {
+        "chat_in": (None, "unpriced"), "chat_out": (None, "unpriced"), "emb": (pytest.approx(1.0), "computed"),
+        "emb_none": (None, "unpriced"), "failed": (pytest.approx(1.0), "computed")}
+    row = cost.cost_usd(db, period="all").row(0, named=True)
+    assert (row["value"], row["n"], row["unpriced_count"]) == (pytest.approx(2.0), 2, 3)
+
+
 def test_budget_cli_exits_3_when_the_month_s_calls_are_unpriced(tmp_path, capsys):
     """A month whose spend is unknown (unpriced calls) and under its thresholds exits 3, no data, as an SLO with no
     call in its window does: not 0 (measured and ok), and not 1, which says an alert fired on what was measured (and

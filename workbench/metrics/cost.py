@@ -15,8 +15,10 @@ Conventions
        + output * output_price) / 1e6
 
   with prices per million tokens and null token counts taken as 0 (OpenTelemetry leaves usage out on failed calls).
-  A *successful* model call with no token count at all (a stream read without ``include_usage``) has no computed
-  cost: it was billed for tokens no one counted, so it is unpriced unless its cost was reported.
+  A *successful* model call missing a count it is billed for has no computed cost: a generation without its input or
+  its output count (a stream read without ``include_usage`` has neither), an ``embeddings`` call without its input
+  count (it has no output, so its input count alone prices it). It was billed for tokens no one counted, so it is
+  unpriced unless its cost was reported.
   A writer that counts input tokens without the cached ones (Anthropic's API usage) is read into the rule at ingest:
   where the cached tokens exceed the input tokens, ``input_tokens`` is stored as their sum (the count read is kept as
   ``attributes["workbench.uncached_input_tokens"]``), so the uncached part is never negative.
@@ -31,7 +33,7 @@ Conventions
   intervals), so it runs on Spark and the warehouses as on DuckDB.
 * **Which cost** (``cost_source``): the **reported** cost (``calls.cost_usd``, from a gateway or the provider) when
   there is one; else the **computed** one; else the call is **unpriced** (its model has no price, or a successful
-  call of it counted no token): null, never 0, counted in ``unpriced_count``/``unpriced_rate``. A call with no model, no tokens and no reported cost (a tool call, a rule-based
+  call of it missed a token count): null, never 0, counted in ``unpriced_count``/``unpriced_rate``. A call with no model, no tokens and no reported cost (a tool call, a rule-based
   guardrail) is **none**: it costs 0 and is not counted as unpriced.
 * **Value excludes unpriced calls**: a ``*_usd`` value is a lower bound when ``unpriced_count > 0``. Each cost metric
   carries ``calls_count``, ``unpriced_count``, ``unpriced_rate`` (of the calls that need a price) and
@@ -193,18 +195,22 @@ def _total_tokens(t: "ir.Table") -> "ir.NumericValue":
 
 
 def _usage_missing(t: "ir.Table") -> "ir.BooleanValue":
-    """A successful model call (operation chat, text_completion, generate_content or none) of a named model with no
-    token count at all: a stream read without ``include_usage``. It was billed, for a sum no one knows."""
+    """A successful model call of a named model missing a token count it is billed for: a generation (operation
+    chat, text_completion, generate_content or none) without its input or its output count (a stream read without
+    ``include_usage`` has neither; priced from the one it has, an answer of unknown length was free), an
+    ``embeddings`` call without its input count (it has no output). It was billed, for a sum no one knows."""
     from workbench.metrics.latency import LLM_OPERATIONS
 
-    model_call = t.operation.isnull() | t.operation.isin(LLM_OPERATIONS)
-    return ((t.status == "ok") & t.model.notnull() & model_call & t.input_tokens.isnull()
-            & t.output_tokens.isnull()).fill_null(False)
+    generation = t.operation.isnull() | t.operation.isin(LLM_OPERATIONS)
+    missing = ((generation & (t.input_tokens.isnull() | t.output_tokens.isnull()))
+               | ((t.operation == "embeddings") & t.input_tokens.isnull()))
+    return ((t.status == "ok") & t.model.notnull() & missing).fill_null(False)
 
 
 def _token_cost(t: "ir.Table", prefix: str) -> "ir.NumericValue":
     """The computed cost (USD) of each call at the ``{prefix}`` prices; null where no price row applied, and where
-    a successful model call reported no token count (:func:`_usage_missing`: its cost is unknown, not 0)."""
+    a successful model call missed a token count it is billed for (:func:`_usage_missing`: its cost is unknown,
+    not 0)."""
     import ibis
 
     it, ot = t.input_tokens.fill_null(0), t.output_tokens.fill_null(0)
@@ -225,7 +231,8 @@ def priced_calls(db: Any, *, start: Any = None, end: Any = None, where: Where = 
     when none did), and
 
     * ``cost_usd_computed``: the cost at that price (module docstring has the formula), null without a price and
-      for a successful model call with no token count (a stream without usage: its cost is unknown, not 0);
+      for a successful model call missing a token count it is billed for (a stream without usage, an answer with
+      no output count: its cost is unknown, not 0);
     * ``cost_usd_used``: the reported ``cost_usd`` when not null, else the computed cost; null for an unpriced call;
     * ``cost_source``: ``'reported'``, ``'computed'``, ``'none'`` (no model, no tokens: 0) or ``'unpriced'``;
     * ``attributes`` as JSON text (so the result converts to polars and pandas).
@@ -577,7 +584,7 @@ def unpriced_rate(
     where: Where = None, confidence: float = 0.95,
 ) -> "pl.DataFrame":
     """Share of the calls that need a price and have none: no reported cost and no ``prices`` row for the model, or
-    a successful model call that counted no token (a stream read without usage).
+    a successful model call missing a token count it is billed for (a stream read without usage).
 
     The denominator leaves out calls with no model and no tokens (tool calls), which cost nothing. A high rate means
     the cost metrics undercount: add the model to ``workbench.toml`` ``[[prices]]`` and re-run ``load_prices``, or
@@ -1004,7 +1011,7 @@ def budget_status(
 
     For each ``[budget.<feature>]`` of ``workbench.toml``, over the calendar month (UTC) containing ``at``, the spend
     of the feature's calls from the first of the month up to ``at`` (cost as in :func:`priced_calls`). Unpriced calls
-    (no reported cost, and a model with no price or a successful call with no token count) have no known cost: they
+    (no reported cost, and a model with no price or a successful call missing a token count) have no known cost: they
     are not in the spend, which is then a lower bound (and so are the share used, the burn rate and the forecast),
     and are counted in ``unpriced_count`` and ``unpriced_rate`` (of the feature's calls that need a price, as in
     :func:`unpriced_rate`).
