@@ -518,11 +518,39 @@ def test_budget_cli_exits_3_when_the_month_s_calls_are_unpriced(tmp_path, capsys
     assert out.select("feature", "status").rows() == [("billing_helper", "unpriced"), ("search", "over")]
 
 
+def test_a_budget_month_with_no_call_at_all_is_no_data_not_ok(tmp_path, capsys):
+    """A month no call of any feature reached (calls that stopped arriving, or --at 1999-01-01 long before the data)
+    read $0 spent, status ok, exit 0: nothing was measured. It is 'no data' now, a warning (a scheduled run notifies
+    it) and exit 3, as an SLO with no call in its window. A feature that has no call in a month that other features'
+    calls reached is quiet, not unmeasured: 'no calls', no alert, exit 0."""
+    from workbench.cli import main
+
+    path = str(tmp_path / "wb.duckdb")
+    make_db([call("a", "2026-04-05", cost_usd=50.0), call("b", "2026-04-06", feature="search", cost_usd=10.0)],
+            path=path).close()
+    cfg = budget_toml(tmp_path, "[budget.chat]\nmonthly_usd = 100\n[budget.quiet]\nmonthly_usd = 100\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnknownFeatureWarning)  # 'quiet' has no call at all: warned apart
+        for at in ("1999-01-01", "2026-05-20"):  # before the data; after the calls stopped (April's last on the 6th)
+            assert main(["budget", "--db", path, "--config", str(cfg), "--format", "csv", "--at", at]) == 3
+            out = pl.read_csv(capsys.readouterr().out.encode())
+            assert out.select("feature", "spend_usd", "status", "alert").rows() == [
+                ("chat", 0.0, "no data", "warning"), ("quiet", 0.0, "no data", "warning")]
+        # April has calls (chat's $50 and search's): the budget of a feature without one is quiet, and said so
+        assert main(["budget", "--db", path, "--config", str(cfg), "--format", "csv", "--at", "2026-04-10"]) == 0
+        out = pl.read_csv(capsys.readouterr().out.encode())
+        assert out.select("feature", "spend_usd", "status").rows() == [("chat", 50.0, "ok"), ("quiet", 0.0, "no calls")]
+        df, firing = cost.budget_status(wb.connect(path, read_only=True), config=cfg, at="2026-05-20")
+    assert firing and df["status"].to_list() == ["no data", "no data"]
+
+
 def test_budget_feature_without_calls_spends_zero(tmp_path):
     db = make_db([call("a", "2026-04-05", cost_usd=1.0)])
     with pytest.warns(UnknownFeatureWarning, match=r"\[budget.other\]: no call has feature 'other'"):
-        df, firing = cost.budget_status(db, config=budget_toml(tmp_path, '[budget.other]\nmonthly_usd = 10\n'))
-    assert df.select("feature", "spend_usd", "status").rows() == [("other", 0.0, "ok")] and not firing
+        df, firing = cost.budget_status(db, config=budget_toml(tmp_path, '[budget.other]\nmonthly_usd = 10\n'),
+                                        at="2026-04-10")
+    # April has a call (of chat): the budget of a feature with none spent nothing, measured, and says so
+    assert df.select("feature", "spend_usd", "status").rows() == [("other", 0.0, "no calls")] and not firing
 
 
 def _feature_warnings(db, cfg, at="2026-04-06"):

@@ -90,6 +90,30 @@ def test_a_budget_of_unpriced_calls_is_said_unknown_not_on_track(tmp_path):
     assert not any("budgets on track" in s for s in att.sentences)
 
 
+def test_a_budget_month_with_no_call_is_said_not_measured_and_a_quiet_feature_is_on_track(tmp_path):
+    """budget_status says 'no data' for a month no call reached and 'no calls' for a feature quiet in a month other
+    calls reached: the attention list read both as 'Budget at risk: ... spent $0.00 ...'. The first is a budget not
+    measured (never 'on track'), the second is no risk at all."""
+    from workbench.reports.attention import attention, budget_sentence
+
+    r = {"feature": "chat", "spend_usd": 0.0, "budget_usd": 100.0, "share_used": 0.0, "forecast_usd": 0.0,
+         "status": "no data", "unpriced_count": 0, "unpriced_rate": None}
+    assert budget_sentence(r) == ("Budget not measured: Chat: no call of any feature this month, so nothing was spent "
+                                  "or measured (calls that stopped arriving?) (no data).")
+    p = tmp_path / "workbench.toml"
+    p.write_text("[budget.chat]\nmonthly_usd = 100\n[budget.search]\nmonthly_usd = 100\n")
+    db = wb.connect(":memory:", config=p)
+    db.duckdb.execute("insert into calls (call_id, ts, feature, status, cost_usd) values "
+                      "('a', '2026-11-20', 'chat', 'ok', 1.0), ('b', '2026-10-20', 'search', 'ok', 1.0),"
+                      "('c', '2026-11-30 12:00', 'chat', 'ok', 1.0)")
+    att = attention(wb.Report(db, start="2026-11-16", end="2026-11-23"), slo=False)  # search quiet in November
+    assert not [s for s in att.sentences if "Budget" in s] and any("budgets on track" in s for s in att.sentences)
+    att = attention(wb.Report(db, start="2026-11-30", end="2026-12-07", period="week"), slo=False)  # December: none
+    assert ("warn", "Budget not measured: Chat: no call of any feature this month, so nothing was spent or measured "
+                    "(calls that stopped arriving?) (no data).") in att.items
+    assert not any("budgets on track" in s for s in att.sentences)
+
+
 def test_header_window_is_first_and_last_day():
     assert "Window:</strong> 2026-11-16 to 2026-11-22 (7 days, UTC)" in reports.header_html(
         "Cost", dt.datetime(2026, 11, 16), dt.datetime(2026, 11, 23), "x.duckdb")

@@ -338,6 +338,22 @@ def test_a_fired_check_whose_notification_fails_is_recorded_counted_and_fails_th
     assert (row["last_status"], row["failures"]) == ("failed", 1)
     assert schedule.exit_code(recs) == 1
 
+def test_a_budget_month_no_call_reached_is_notified_as_no_data(quiet):
+    """Calls that stopped arriving last month left this month's budget at $0, ok: a scheduled run notified nothing.
+    The month is 'no data', a warning, notified with its feature and status as an unpriced month is."""
+    tmp_path = quiet
+    db = wb.connect(tmp_path / "w.duckdb")
+    db.duckdb.execute("insert into calls (call_id, ts, feature, status, cost_usd) values "
+                      "('a', '2026-11-30 20:00', 'chat', 'ok', 5.0)")
+    db.close()
+    now = dt.datetime(2026, 12, 1, 6)  # December: no call yet (and the data is not yet 48 hours stale)
+    recs, received, _ = _run_with_hook(tmp_path, tmp_path / "w.duckdb", "[budget.chat]\nmonthly_usd = 100\n", now)
+    [event] = [e for e in received if e["event"] == "check_fired"]
+    assert event["check"] == "budget"
+    assert [(f["feature"], f["status"], f["alert"], f["spend_usd"]) for f in event["fired"]] == [
+        ("chat", "no data", "warning", 0.0)]
+    assert [(r["report"], r["status"]) for r in recs] == [("budget check", "notified")]
+
 
 def test_schedule_run_exits_non_zero_when_a_fired_check_is_not_delivered(quiet, capsys):
     from workbench import cli

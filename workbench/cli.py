@@ -3,7 +3,8 @@
 Nothing heavy is imported at start-up: each verb imports its module when it runs, so ``workbench --help`` is instant.
 Exit codes (see :mod:`workbench.errors`): 0 success; 1 a check fired (an SLO or budget alert, a quality gate); 2 bad
 input or environment, printed as one line naming the file, row and field or the parameter; 3 no check fired but one
-could not be measured (``slo``: an SLO with no call in its window; ``budget``: a month with unpriced calls). Any other
+could not be measured (``slo``: an SLO with no call in its window; ``budget``: a month with unpriced calls, or one
+no call of any feature reached). Any other
 exception is a bug and shows its traceback.
 """
 
@@ -158,8 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output(p)
 
     p = sub.add_parser("budget", help="budget status per feature and month; exit 1 when the spend reaches a warning "
-                                      "or the budget, else 3 when a month has unpriced calls (its spend unknown), "
-                                      "else 0")
+                                      "or the budget, else 3 when a month has unpriced calls (its spend unknown) "
+                                      "or no call at all (no data), else 0")
     _add_db(p)
     p.add_argument("--config", default=None, help="workbench.toml (default: ./workbench.toml)")
     p.add_argument("--at", default=None, help="evaluate as of this UTC timestamp, ISO (default: now, the clock in UTC)")
@@ -532,9 +533,10 @@ def _cmd_budget(a: argparse.Namespace) -> int:
     with connect(a.db, read_only=True) as db:
         df, _ = budget_status(db, config=a.config, at=at)
     _print_frame(df, a.out_format, a.out)
-    # an unpriced month warns (its alert column, a scheduled run's notice) but was not measured: no data, exit 3
+    # an unpriced month, or one no call reached, warns (its alert column, a scheduled run's notice) but was not
+    # measured: no data, exit 3
     status = df["status"]
-    return _check_exit(bool(status.is_in(["over", "warn"]).any()), bool((status == "unpriced").any()))
+    return _check_exit(bool(status.is_in(["over", "warn"]).any()), bool(status.is_in(["unpriced", "no data"]).any()))
 
 
 def _cmd_eval(a: argparse.Namespace) -> int:

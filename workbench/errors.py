@@ -6,7 +6,8 @@
   line naming the file, row and field, or the parameter. ``workbench`` exits 2.
 * :class:`CheckFailed`: a check fired (an SLO or budget alert, a quality gate). ``workbench`` exits 1.
 * A check that fires nothing but could not measure everything (``workbench slo``: an SLO with no call in its window;
-  ``workbench budget``: a month whose spend is unknown for unpriced calls) exits 3, :data:`EXIT_NO_DATA`: never 0,
+  ``workbench budget``: a month whose spend is unknown for unpriced calls, or that no call of any feature reached)
+  exits 3, :data:`EXIT_NO_DATA`: never 0,
   which says that everything was measured and is within bounds.
 * Anything else is a bug: the command line lets it out with its traceback.
 

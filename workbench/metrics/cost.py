@@ -1020,11 +1020,16 @@ def budget_status(
       1);
     * ``forecast_usd`` = spend + burn rate × (``days_in_month`` − ``days_elapsed``): a **linear** extrapolation of
       the month so far (burn rate × days in the month once a day has passed);
-    * ``status``: ``over`` when spend >= budget, ``warn`` when spend >= ``warn_at`` × budget, else ``unpriced`` when
-      a call of the month is unpriced (its spend is unknown, so the month cannot read ``ok``), else ``ok``; ``alert``
-      is ``critical`` / ``warning`` / ``warning`` / null accordingly (LiteLLM's convention: the soft budget alerts
-      when spend reaches it, the max budget when spend reaches it; an unpriced call warns until its model is priced,
-      in ``workbench.toml`` ``[[prices]]`` and :func:`load_prices`). The forecast informs, it does not fire.
+    * ``status``: ``no data`` when no call of any feature reached the month up to ``at`` (calls that stopped
+      arriving, an ``at`` before the data: nothing was measured, so no budget reads ``ok``; at the very start of a
+      month too, until its first call), else ``over`` when spend >= budget, ``warn`` when spend >= ``warn_at`` ×
+      budget, else ``unpriced`` when a call of the month is unpriced (its spend is unknown, so the month cannot read
+      ``ok``), else ``no calls`` when the feature has no call in a month other calls reached (a quiet feature: $0
+      spent, measured), else ``ok``; ``alert`` is ``warning`` / ``critical`` / ``warning`` / ``warning`` / null /
+      null accordingly (LiteLLM's convention: the soft budget alerts when spend reaches it, the max budget when spend
+      reaches it; an unpriced call warns until its model is priced, in ``workbench.toml`` ``[[prices]]`` and
+      :func:`load_prices`, and a month with no call warns, as an SLO with no call in its window is notified). The
+      forecast informs, it does not fire.
 
     Parameters
     ----------
@@ -1044,8 +1049,9 @@ def budget_status(
     (polars.DataFrame, bool)
         One row per budget: ``feature, month_start, at, budget_usd, spend_usd, share_used, burn_rate_usd_per_day,
         forecast_usd, forecast_share, warn_at, status, alert, unpriced_count, unpriced_rate, days_elapsed,
-        days_in_month``; and whether any alert fires, an unpriced month's warning included (the CLI exits 1 when
-        the spend reaches a warning or the budget, else 3, no data, when a month has unpriced calls).
+        days_in_month``; and whether any alert fires, the warning of an unpriced month or of a month with no call
+        included (the CLI exits 1 when the spend reaches a warning or the budget, else 3, no data, when a month has
+        unpriced calls or no call at all).
 
     Examples
     --------
@@ -1079,12 +1085,19 @@ def budget_status(
     month_start = _dt.datetime(at_ts.year, at_ts.month, 1)
     days_in_month = calendar.monthrange(at_ts.year, at_ts.month)[1]
     days_elapsed = max((at_ts - month_start).total_seconds() / 86400, 1.0)
-    schema = {"feature": pl.String, "spend_usd": pl.Float64, "unpriced_count": pl.Int64, "_billable": pl.Int64}
-    t = priced_calls(db, start=month_start, end=at_ts + _dt.timedelta(microseconds=1))
+    schema = {"feature": pl.String, "spend_usd": pl.Float64, "unpriced_count": pl.Int64, "_billable": pl.Int64,
+              "_calls": pl.Int64}
+    end = at_ts + _dt.timedelta(microseconds=1)
+    # a month that no call of any feature reached (calls that stopped arriving, an `at` before the data) measured
+    # nothing: it read $0 spent, ok, for every budget
+    c = db.calls
+    month_empty = int(c.filter(c.ts >= month_start, c.ts < end).count().to_pyarrow().as_py()) == 0
+    t = priced_calls(db, start=month_start, end=end)
     t = t.filter(t.feature.isin(list(plan)))
     counters = _counters(t)
     spent = to_polars(t.group_by("feature").aggregate(
         spend_usd=t.cost_usd_used.sum(), unpriced_count=counters["unpriced_count"], _billable=counters["_billable"],
+        _calls=counters["calls_count"],
     ))
     spent = spent.cast({k: v for k, v in schema.items() if k in spent.columns})
     # a feature that spent nothing this month: is it one no call has at all (a typo)?
@@ -1096,6 +1109,7 @@ def budget_status(
     )
     df = plan_df.join(spent, on="feature", how="left").with_columns(
         pl.col("spend_usd").fill_null(0.0), pl.col("unpriced_count").fill_null(0), pl.col("_billable").fill_null(0),
+        pl.col("_calls").fill_null(0),
     ).with_columns(_unpriced_rate())
     share = pl.col("spend_usd") / pl.col("budget_usd")
     burn = pl.col("spend_usd") / days_elapsed
@@ -1107,13 +1121,17 @@ def budget_status(
         share.alias("share_used"), burn.alias("burn_rate_usd_per_day"), forecast.alias("forecast_usd"),
     ).with_columns(
         (pl.col("forecast_usd") / pl.col("budget_usd")).alias("forecast_share"),
-        pl.when(pl.col("share_used") >= 1.0).then(pl.lit("over"))
+        pl.when(pl.lit(month_empty)).then(pl.lit("no data"))
+        .when(pl.col("share_used") >= 1.0).then(pl.lit("over"))
         .when(pl.col("share_used") >= pl.col("warn_at")).then(pl.lit("warn"))
         # the spend of unpriced calls is unknown, not 0: the month cannot be said to be ok
         .when(pl.col("unpriced_count") > 0).then(pl.lit("unpriced"))
+        # a quiet feature in a month other calls reached: measured, nothing spent
+        .when(pl.col("_calls") == 0).then(pl.lit("no calls"))
         .otherwise(pl.lit("ok")).alias("status"),
     ).with_columns(
-        pl.col("status").replace_strict({"over": "critical", "warn": "warning", "unpriced": "warning", "ok": None},
+        pl.col("status").replace_strict({"over": "critical", "warn": "warning", "unpriced": "warning",
+                                         "no data": "warning", "no calls": None, "ok": None},
                                         return_dtype=pl.String).alias("alert"),
         pl.lit(days_elapsed).alias("days_elapsed"), pl.lit(days_in_month).cast(pl.Int64).alias("days_in_month"),
     )

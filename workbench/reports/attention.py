@@ -49,7 +49,8 @@ def feature_label(feature: Any) -> str:
 
 def budget_sentence(r: dict, *, by: str = "feature") -> str:
     """One row of ``budget_status`` as a sentence: money in dollars, the share used as a percentage; unpriced calls,
-    whose spend is unknown, said as such (the spend is then at least the one written).
+    whose spend is unknown, said as such (the spend is then at least the one written), and a month no call reached
+    (``no data``) as a budget not measured.
 
     >>> budget_sentence({"feature": "agent", "spend_usd": 850.0, "budget_usd": 1000.0, "share_used": 0.85,
     ...                  "forecast_usd": 1240.5, "status": "warn"})
@@ -57,11 +58,17 @@ def budget_sentence(r: dict, *, by: str = "feature") -> str:
     >>> budget_sentence({"feature": "billing_helper", "spend_usd": 0.0, "budget_usd": 10.0, "share_used": 0.0,
     ...                  "forecast_usd": 0.0, "status": "unpriced", "unpriced_count": 8, "unpriced_rate": 1.0})
     'Budget unknown: Billing helper has 8 unpriced calls this month (100% of its calls); it spent at least $0.00 of $10.00 (0.0%) (unpriced).'
+    >>> budget_sentence({"feature": "chat", "spend_usd": 0.0, "budget_usd": 100.0, "share_used": 0.0,
+    ...                  "forecast_usd": 0.0, "status": "no data"})
+    'Budget not measured: Chat: no call of any feature this month, so nothing was spent or measured (calls that stopped arriving?) (no data).'
     """
     name, unpriced = feature_label(r[by]), r.get("unpriced_count") or 0
     calls = fmt(unpriced, "unpriced_count")  # as the budget table writes it: 1,469
     spend = (f"{fmt(r['spend_usd'], 'spend_usd')} of {fmt(r['budget_usd'], 'budget_usd')} "
              f"({fmt(r['share_used'], 'share_used')})")
+    if r["status"] == "no data":
+        return (f"Budget not measured: {name}: no call of any feature this month, so nothing was spent or measured "
+                f"(calls that stopped arriving?) (no data).")
     if r["status"] == "unpriced":
         share = f" ({fmt(r['unpriced_rate'], 'unpriced_rate')} of its calls)" if r.get("unpriced_rate") is not None else ""
         return (f"Budget unknown: {name} has {calls} unpriced calls this month{share}; it spent at least {spend} "
@@ -321,7 +328,8 @@ def attention(rep: "Report", card: "pl.DataFrame | None" = None, *, config: Any 
                                        f"spends $0.00 and never fires (a misspelt or renamed feature?)."))
                 budget_items = True
         if b is not None and "status" in b.columns:
-            for r in b.filter(pl.col("status") != "ok").iter_rows(named=True):
+            # "no calls": a feature quiet in a month other calls reached spent nothing, which is on track
+            for r in b.filter(~pl.col("status").is_in(["ok", "no calls"])).iter_rows(named=True):
                 sev = "alert" if r["status"] in ("critical", "over", "alert") else "warn"
                 items.append((sev, budget_sentence(r, by=by)))
                 budget_items = True

@@ -628,7 +628,7 @@ _FIRED_COLUMNS = {
 def _fired_checks(db: str, config: Any, at: dt.datetime | None = None) -> list[tuple[str, list[dict[str, Any]] | BaseException]]:
     """The checks that fire at ``at``, each with its firing rows (``[("slo", [{"feature": ..., "sli": ...,
     "severity": ...}, ...]), ("budget", [...])]``; an SLO with no call in its window is one, ``no data 30d``, as an
-    unpriced budget month is), or with the error that kept it from running: only "nothing
+    unpriced budget month, or one no call reached (``no data``), is), or with the error that kept it from running: only "nothing
     declared" (:class:`~workbench.errors.NotDeclaredError`) means that nothing can fire; a broken ``[slo.*]`` table, a
     locked database or a bug is not "ok"."""
     import importlib
