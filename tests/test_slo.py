@@ -125,8 +125,8 @@ def test_slo_report_by_hand(tmp_path):
     # consumed .4 / .5 = .8
     assert (lat["n"], lat["good"], lat["sli_value"], lat["met"]) == (5, 3, 0.6, True)
     assert lat["budget_consumed"] == pytest.approx(0.8) and lat["budget_remaining"] == pytest.approx(0.2)
-    # observed p50 of the latencies measured, 1000, 2500, 200, 50 = (200 + 1000) / 2
-    assert lat["observed_ms"] == pytest.approx(600.0)
+    # observed p50 of 50, 200, 1000, 2500 and e, a timeout with no latency counted as infinite: 1000
+    assert lat["observed_ms"] == pytest.approx(1000.0)
     # availability: a, b, d good; c, e bad -> 3 / 5 = .6 < .9; consumed .4 / .1 = 4 (budget spent four times)
     assert (avail["n"], avail["good"], avail["sli_value"], avail["met"]) == (5, 3, 0.6, False)
     assert avail["budget_consumed"] == pytest.approx(4.0) and avail["budget_remaining"] == pytest.approx(-3.0)
@@ -140,6 +140,22 @@ def test_slo_report_by_hand(tmp_path):
         now = slo.slo_report(db, config=p)
     assert before <= now["window_end"][0] <= before + dt.timedelta(seconds=30)
     assert now["n"].to_list() == [0, 0, 0]
+
+
+def test_a_latency_slo_s_observed_percentile_counts_timeouts_without_latency(tmp_path):
+    """The SLI counts a timeout with no latency as a bad call, but the observed percentile left it out: two calls at
+    100 and 200 ms and two such timeouts read p90 190 ms under a 1000 ms threshold next to an attainment of 0.5, SLO
+    missed. A timeout without a latency is slower than any threshold in the percentile too: infinite."""
+    db = wb.connect(":memory:")
+    db.duckdb.executemany("insert into calls (call_id, ts, feature, status, latency_ms) values (?, ?, 'chat', ?, ?)",
+                          [("a", AT, "ok", 100.0), ("b", AT, "ok", 200.0), ("c", AT, "timeout", None),
+                           ("d", AT, "timeout", None)])
+    df = slo.slo_report(db, config=_slo_toml(tmp_path, latency_ms=1000, latency_target=0.9), at=AT)
+    lat = df.row(0, named=True)
+    assert (lat["n"], lat["sli_value"], lat["met"], lat["observed_ms"]) == (4, 0.5, False, float("inf"))
+    # below the timeouts the percentile is a latency measured: p25 of 100, 200, inf, inf = 100 + .75 * 100
+    df = slo.slo_report(db, config=_slo_toml(tmp_path, latency_ms=1000, latency_target=0.25), at=AT)
+    assert df.row(0, named=True)["observed_ms"] == pytest.approx(175.0)
 
 
 def test_slo_report_window_28_days_and_empty_feature(tmp_path):

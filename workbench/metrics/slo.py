@@ -17,7 +17,8 @@ database, health checks) are never requests. An agent task counts once, by its `
 chat and tool step inside it.
 
 * ``latency``: good = ``latency_ms <= latency_ms``, over the calls of the feature with a latency and its timeouts
-  (a timeout without a latency is a bad call: it was not served under any threshold).
+  (a timeout without a latency is a bad call: it was not served under any threshold; in the observed percentile,
+  ``observed_ms``, it counts as infinitely slow, so the percentile and the attainment agree).
 * ``availability``: good = status ``ok`` *or* ``blocked``, over all calls of the feature: a guardrail block is the
   system working as designed, not an outage; errors and timeouts are bad.
 * ``ttft``: good = ``ttft_ms <= ttft_p95_ms``, objective 0.95, over the calls with a TTFT ("p95 under 800 ms" is
@@ -258,8 +259,17 @@ def _requests(db) -> "ir.Table":
     return outermost(c, c)
 
 
-def _column(slo: Slo) -> str | None:
-    return {"latency": "latency_ms", "ttft": "ttft_ms"}.get(slo.sli)
+def _observed(slo: Slo, t: "ir.Table") -> "ir.FloatingValue | None":
+    """The duration whose percentile is ``observed_ms``, for the calls :meth:`Slo.valid` counts; None for
+    availability. A timeout without a latency, a bad call of the latency SLI, is infinitely slow here too: left out,
+    the percentile read under the threshold of an SLO its timeouts missed."""
+    import ibis
+
+    if slo.sli == "latency":
+        return t.latency_ms.cast("float64").fill_null(ibis.literal(math.inf, "float64"))
+    if slo.sli == "ttft":
+        return t.ttft_ms.cast("float64")
+    return None
 
 
 def slo_report(db, *, config: Any = None, at: Any = None) -> "pl.DataFrame":
@@ -280,7 +290,9 @@ def slo_report(db, *, config: Any = None, at: Any = None) -> "pl.DataFrame":
     polars.DataFrame
         One row per feature and SLI: ``feature, sli, objective, threshold_ms, window_days, window_start,
         window_end, n`` (valid calls), ``good``, ``sli_value`` (good / n), ``met`` (sli_value >= objective),
-        ``observed_ms`` (the objective's percentile of the latencies or TTFTs measured, e.g. p95 for 0.95; null for
+        ``observed_ms`` (the objective's percentile of the latencies or TTFTs of the valid calls, e.g. p95 for 0.95;
+        a timeout without a latency, which the latency SLI counts bad, counts as infinitely slow, so a percentile
+        that falls among such timeouts is ``inf``, as an SLO they miss is not met, null in JSON output; null for
         availability),
         ``error_budget`` (1 - objective), ``budget_consumed`` (bad share / budget; above 1 the budget is spent) and
         ``budget_remaining`` (1 - consumed). An SLO without calls has n = 0, null values and warns
@@ -315,8 +327,9 @@ def slo_report(db, *, config: Any = None, at: Any = None) -> "pl.DataFrame":
         valid = s.valid(t) & (t.ts > ibis.literal(at - s.window))
         aggs[f"n{i}"] = t.count(where=valid)
         aggs[f"g{i}"] = t.count(where=valid & s.good(t).fill_null(False))
-        if _column(s):
-            aggs[f"p{i}"] = t[_column(s)].cast("float64").quantile(s.objective, where=valid)
+        observed = _observed(s, t)
+        if observed is not None:
+            aggs[f"p{i}"] = observed.quantile(s.objective, where=valid)
     row = to_polars(t.aggregate(**aggs)).row(0, named=True)
     rows = []
     for i, s in enumerate(slos):
