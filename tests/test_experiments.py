@@ -328,6 +328,20 @@ def test_shadow_comparison_names_an_environment_no_call_has_and_those_that_exist
     assert (r["n_pairs"], r["note"]) == (0, "no pairs: no trace has latency_ms on both sides (production and shadow)")
 
 
+def test_shadow_comparison_without_any_shadow_run_says_so_for_the_report():
+    """A team that runs no shadow model has no 'shadow' environment: that is not a misspelling, and the experiments
+    report shows the sentence in place of the section (it failed with the misspelling's error)."""
+    db = wb.connect(":memory:")
+    db.duckdb.execute("insert into calls (call_id, trace_id, ts, status, environment, latency_ms) values "
+                      "('p1', 't1', '2026-01-01', 'ok', 'production', 100), ('p2', 't2', '2026-01-01', 'ok', 'prod', 90)")
+    from workbench.errors import TooFewError
+
+    with pytest.raises(TooFewError) as e:
+        X.shadow_comparison(db)
+    assert str(e.value) == ("shadow_comparison: environment='shadow': no call is in that environment, nothing to "
+                            "compare (environments: prod, production)")
+
+
 def test_experiment_effect_is_registered_and_tidy(tiny):
     assert metrics.suite()["experiment_effect"] is X.experiment_effect
     r = metrics.compute("experiment_effect", tiny, experiment="e", relative=False)

@@ -48,9 +48,10 @@ Examples
 
 from __future__ import annotations
 
-from workbench.errors import (NotFoundError, ParameterError, ParameterTypeError, UnknownNameError, check_bool, check_int,
+from workbench.errors import (NotFoundError, ParameterError, ParameterTypeError, TooFewError, UnknownNameError, check_bool, check_int,
                               check_name, check_names, check_number, check_fraction)
 
+import difflib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -877,8 +878,11 @@ def shadow_comparison(
     Raises
     ------
     UnknownNameError
-        When ``environment`` or ``baseline`` is the environment of no call (a misspelling), naming the closest and
-        the environments the calls have.
+        When ``environment`` or ``baseline`` is the environment of no call and close to one that is (a misspelling),
+        naming the closest and the environments the calls have.
+    TooFewError
+        When it is the environment of no call and like none (a team that runs no shadow model): the report shows the
+        message in place of the section.
     ParameterError
         With ``experiment=``, when its assignments hold one arm: there is nothing to pair it with.
 
@@ -924,8 +928,13 @@ def shadow_comparison(
         # a misspelt side matches no call at all: said by name, not read as a shadow run that answered nothing
         known = to_polars(db.calls.select("environment").distinct())["environment"].drop_nulls().to_list()
         for param, value in (("environment", environment), ("baseline", baseline)):
-            if value not in known:
+            if value in known:
+                continue
+            if difflib.get_close_matches(value, known, n=1):
                 raise UnknownNameError("environment", value, known, where=f"{fn}: {param}")
+            # nothing like it: no such run at all (a team without a shadow model), not a misspelling
+            raise TooFewError(f"{fn}: {param}={value!r}: no call is in that environment, nothing to compare "
+                              f"(environments: {', '.join(sorted(known)) or 'none'})")
     ev = db.evals.filter(db.evals.metric == "hallucination_score")
     hs = ev.group_by("call_id").aggregate(h=ev.value.mean())
     c = c.left_join(hs, c.call_id == hs.call_id).select(*[c[k] for k in c.columns], hs.h)
