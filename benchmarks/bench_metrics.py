@@ -176,7 +176,7 @@ def pl_cost_usd(ctx: dict):
     import polars as pl
 
     cols = ["ts", *BY, "provider", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-            "cost_usd"]
+            "cost_usd", "status", "operation"]
     calls = _pl_read(ctx, "calls", list(dict.fromkeys(cols))).with_row_index("_row")
     prices = _pl_read(ctx, "prices", ["provider", "model", "effective_from", "time_of_day_from_s", "min_input_tokens",
                                       "input_usd_per_mtok",
@@ -203,11 +203,19 @@ def pl_cost_usd(ctx: dict):
                 + cr * pl.coalesce("cache_read_usd_per_mtok", ip).fill_null(0)
                 + cw * pl.coalesce("cache_write_usd_per_mtok", ip).fill_null(0)
                 + ot * pl.col("output_usd_per_mtok").fill_null(0)) / 1e6
-    computed = pl.when(pl.col("effective_from").is_not_null()).then(computed)
+    # a successful model call missing a token count it is billed for: its cost is unknown, not computed
+    op, tin, tout = pl.col("operation"), pl.col("input_tokens"), pl.col("output_tokens")
+    missing = ((pl.col("status") == "ok") & pl.col("model").is_not_null()
+               & ((op.is_null() | op.is_in(["chat", "text_completion", "generate_content"]))
+                  & (tin.is_null() | tout.is_null()) | (op == "embeddings") & tin.is_null())).fill_null(False)
+    computed = pl.when(pl.col("effective_from").is_not_null() & ~missing).then(computed)
     no_usage = pl.col("model").is_null() & ((it.cast(pl.Int128) + ot) == 0) & pl.col("cost_usd").is_null()
     used = pl.coalesce(pl.col("cost_usd"), computed, pl.when(no_usage).then(pl.lit(0.0)))
-    g = c.with_columns(_day(), used.alias("_used")).group_by(*BY, "period_start").agg(
-        value=pl.col("_used").sum(), n=pl.col("_used").count())
+    # n counts the priced calls (reported or computed), as the workbench does: a call without model and tokens costs
+    # 0 but is not one
+    priced = pl.col("cost_usd").is_not_null() | computed.is_not_null()
+    g = c.with_columns(_day(), used.alias("_used"), priced.alias("_priced")).group_by(*BY, "period_start").agg(
+        value=pl.col("_used").sum(), n=pl.col("_priced").sum())
     return g.with_columns(pl.when(pl.col("n") > 0).then(pl.col("value")).alias("value"),
                           pl.lit(None, pl.Float64).alias("lo"), pl.lit(None, pl.Float64).alias("hi"))
 
@@ -303,10 +311,15 @@ p as (
 first_provider as (select model, min(provider) as provider from prices group by model),
 c as (
     select calls.*, coalesce(calls.provider, f.provider) as match_provider, coalesce(input_tokens, 0) as tok,
-           hour(ts) * 3600 + minute(ts) * 60 + second(ts) as tod
+           hour(ts) * 3600 + minute(ts) * 60 + second(ts) as tod,
+           -- a successful model call missing a token count it is billed for: its cost is unknown, not computed
+           coalesce(status = 'ok' and calls.model is not null
+                    and ((operation is null or operation in ('chat', 'text_completion', 'generate_content'))
+                         and (input_tokens is null or output_tokens is null)
+                         or operation = 'embeddings' and input_tokens is null), false) as usage_missing
     from calls left join first_provider f on calls.model = f.model),
 priced as (
-    select c.*, p.effective_from as p_from,
+    select c.*, case when not usage_missing then p.effective_from end as p_from,
         ((coalesce(input_tokens, 0) - coalesce(cache_read_tokens, 0) - coalesce(cache_write_tokens, 0))
             * coalesce(p.input_usd_per_mtok, 0)
          + coalesce(cache_read_tokens, 0) * coalesce(p.cache_read_usd_per_mtok, p.input_usd_per_mtok, 0)
