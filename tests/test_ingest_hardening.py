@@ -284,6 +284,37 @@ def test_a_span_not_in_utf8_is_quarantined_alone_not_with_its_batch(tmp_path, db
     assert got[1][0] == 2 and got[1][1].startswith("invalid encoding (not UTF-8): ")
 
 
+@pytest.mark.parametrize("pad", [0, 1 << 21], ids=["small", "read-in-chunks"])
+def test_a_span_not_in_utf8_in_a_pretty_printed_document_or_array_is_quarantined_alone(tmp_path, db, pad):
+    # A pretty-printed OTLP document or a JSON array was decoded with the bytes that are not UTF-8 replaced: the span
+    # loaded with U+FFFD in its text and nothing was quarantined. As in JSON lines, that span is quarantined alone,
+    # where its document starts (line) or at its place in the array; bytes outside any span quarantine the export.
+    t0 = NOW_S * 10**9
+    spans = [_span(i, str(t0), str(t0 + 10**9), {"x": "BAD!" if i == "b2" else "ok"}) for i in ("b1", "b2", "b3")]
+    spans[0]["attributes"].append({"key": "pad", "value": {"stringValue": "p" * pad}})  # past the first read
+    in_resource = json.loads(_otlp([_span("d1", str(t0), str(t0 + 10**9))]))
+    in_resource["resourceSpans"][0]["resource"]["attributes"] = [{"key": "r", "value": {"stringValue": "BAD!"}}]
+    doc = json.dumps(json.loads(_otlp(spans)), indent=2)  # 69 lines
+    docs = tmp_path / "docs.json"
+    docs.write_bytes((doc + "\n" + json.dumps(in_resource, indent=2)).encode().replace(b"BAD!", b"B\xff\xfeD"))
+    arr = tmp_path / "arr.json"
+    arr.write_bytes(("[" + _otlp([_span("c1", str(t0), str(t0 + 10**9))]) + ",\n"
+                     + json.dumps(in_resource) + ",\n" + _otlp(spans) + "]").encode().replace(b"BAD!", b"B\xff\xfeD"))
+    s = ingest(db, docs, progress=False)
+    balanced(s, 4)  # three spans of the first document, the second document whole
+    assert (s.inserted, s.reasons) == (2, {"invalid encoding (not UTF-8)": 2})
+    assert q(db, "select call_id, attributes->>'x' from calls order by 1") == [("b1", "ok"), ("b3", "ok")]
+    got = q(db, "select line_no, reason, raw like '%\"b2\"%B\ufffd\ufffdD%', raw like '%B\ufffd\ufffdD%\"d1\"%' "
+                "from quarantine order by 1")
+    assert got == [(1, "invalid encoding (not UTF-8)", True, False), (70, "invalid encoding (not UTF-8)", False, True)]
+    s = ingest(db, arr, progress=False)
+    balanced(s, 5)  # one span of element 1, element 2 whole, three spans of element 3 (two already loaded)
+    assert (s.inserted, s.duplicates, s.reasons) == (1, 2, {"invalid encoding (not UTF-8)": 2})
+    got = q(db, "select line_no, raw like '%\"b2\"%B\ufffd\ufffdD%' from quarantine where source_path like '%arr%' "
+                "order by 1")
+    assert got == [(2, False), (3, True)]
+
+
 def test_otlp_start_minus_one_and_implausible_values_are_quarantined(tmp_path, db):
     t0 = (NOW_S - 20 * 86400) * 10**9
     spans = [_span("a1", "-1", str(t0)),                                   # a 56-year latency

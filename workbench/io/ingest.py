@@ -281,8 +281,8 @@ from __future__ import annotations
 
 from workbench.errors import IngestError, first_line  # (IngestError importable from here as before)
 from workbench.db import memory_passes_for, size_bytes, sql_identifier as _ident, sql_literal as _lit
-from workbench.io.records import (TIMEOUT, ZONE_AFTER_SPACE, allow_long_csv_fields, numeric_text, refuse_wide_text,
-                                  strict_csv_rows)
+from workbench.io.records import (NOT_UTF8, TIMEOUT, ZONE_AFTER_SPACE, allow_long_csv_fields, numeric_text,
+                                  refuse_wide_text, strict_csv_rows)
 
 import codecs
 import datetime as _dt
@@ -1900,7 +1900,8 @@ def _records_as_lines(path: Path) -> Path:
     with os.fdopen(fd, "wb") as out:
         for _k, value, raw, err in iter_json_file(path):
             if err is not None:
-                out.write(raw.replace("\n", " ").encode() + b"\n")
+                # (bytes that are not UTF-8 written back as they were: the reader quarantines their record)
+                out.write(raw.replace("\n", " ").encode("utf-8", "surrogateescape") + b"\n")
             else:
                 out.write(orjson.dumps(value) + b"\n")
     return Path(name)
@@ -3378,7 +3379,7 @@ def _load(con, src: _Source, t: Table, run_id: str, path: str, rejects_offset: i
         fields_kind = "'reserved bytes in line'" if src.line_reader else "'wrong number of fields'"
         kinds = f"""CASE et WHEN 'MISSING COLUMNS' THEN {fields_kind}
                            WHEN 'TOO MANY COLUMNS' THEN {fields_kind}
-                           WHEN 'INVALID ENCODING' THEN 'invalid encoding (not UTF-8)'
+                           WHEN 'INVALID ENCODING' THEN {_lit(NOT_UTF8)}
                            WHEN 'LINE SIZE OVER MAXIMUM' THEN 'line too long'
                            ELSE 'unreadable record' END"""
         reason = f"""CASE WHEN et IN ('MISSING COLUMNS', 'TOO MANY COLUMNS') AND NOT {src.line_reader}
@@ -3430,7 +3431,7 @@ def _undecodable_spans(con, src: _Source, ls: _LoadSQL, path: Path) -> int:
         staged = ls.stage(src.reread(copy).sql)
         con.execute(f"INSERT INTO _wb_stage BY NAME SELECT s.* REPLACE (m.n AS k) FROM ({staged}) s "
                     f"JOIN (VALUES {lines_of}) m(i, n) ON s.k = m.i")
-    kind = "invalid encoding (not UTF-8)"
+    kind = NOT_UTF8
     con.executemany("INSERT INTO _wb_stage (k, _q_kind, _q_reason, raw) VALUES (?, ?, ?, ?)",
                     [[n, kind, f"{kind} in span {sid}", raw] for n in order for sid, raw in split[n][1]])
     con.execute(f"DELETE FROM _wb_rejects WHERE line IN ({', '.join(map(str, order))})")
@@ -3440,7 +3441,7 @@ def _undecodable_spans(con, src: _Source, ls: _LoadSQL, path: Path) -> int:
 def _split_spans(text: str) -> tuple[str, list[tuple[str, str]]] | None:
     """An OTLP JSON line read with its bytes that are not UTF-8 as surrogates: the line without the spans that hold
     such bytes, and those spans (span id, text with the bytes replaced); None when it is no OTLP export or such bytes
-    lie outside its spans.
+    lie outside its spans (:func:`~workbench.io.records.split_undecodable_spans`).
 
     >>> line = b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"spanId": "a1"}, {"spanId": "a2", "x": "\\xff"}]}]}]}'
     >>> good, bad = _split_spans(line.decode("utf-8", "surrogateescape"))
@@ -3449,34 +3450,18 @@ def _split_spans(text: str) -> tuple[str, list[tuple[str, str]]] | None:
     >>> _split_spans(b'{"resourceSpans": [{"resource": {"x": "\\xff"}}]}'.decode("utf-8", "surrogateescape")) is None
     True
     """
-    def utf8(v: Any) -> bool:
-        try:
-            json.dumps(v, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            return False
-        return True
+    from workbench.io.records import shown_text, split_undecodable_spans
 
     try:
         doc = json.loads(text)
     except ValueError:
         return None
-    rss = doc.get("resourceSpans") if isinstance(doc, dict) else None
-    if not isinstance(rss, list):
+    parts = split_undecodable_spans(doc)
+    if parts is None:
         return None
-    bad: list[Any] = []
-    for rs in rss:
-        for key in ("scopeSpans", "instrumentationLibrarySpans"):
-            for ss in (rs.get(key) if isinstance(rs, dict) and isinstance(rs.get(key), list) else []):
-                if isinstance(ss, dict) and isinstance(ss.get("spans"), list):
-                    bad += [sp for sp in ss["spans"] if not utf8(sp)]
-                    ss["spans"] = [sp for sp in ss["spans"] if utf8(sp)]
-    if not bad or not utf8(doc):
-        return None
-    def shown(v: Any) -> str:  # (the bytes replaced)
-        return v.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-    return json.dumps(doc, ensure_ascii=False), [(shown(str(sp.get("spanId") if isinstance(sp, dict) else None)),
-                                                  shown(json.dumps(sp, ensure_ascii=False))) for sp in bad]
+    good, bad = parts
+    return json.dumps(good, ensure_ascii=False), [(sid, shown_text(json.dumps(sp, ensure_ascii=False)))
+                                                  for sid, sp in bad]
 
 
 def _whole_records(path: Path, src: _Source, wanted: set[int], errors: str = "backslashreplace") -> dict[int, str]:

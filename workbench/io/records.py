@@ -20,6 +20,9 @@ array element by element):
 * one or more pretty-printed JSON documents one after the other (``jq .`` output): each document, numbered by the line
   it starts on. Text that is not JSON ends the stream as one record with an error.
 
+In every layout a record whose text holds bytes that are not UTF-8 is an error (:data:`NOT_UTF8`), never read with
+the bytes replaced; in an OTLP export, the span holding them alone (:func:`undecodable_records`).
+
 Timestamps
 ----------
 :func:`epoch_us` turns every timestamp shape into microseconds since the epoch, UTC:
@@ -83,6 +86,11 @@ _ZONE_AFTER_SPACE_RE = re.compile(ZONE_AFTER_SPACE)
 #: reader's SQL matches the same pattern (RE2 and Python's ``re`` read it alike).
 TIMEOUT = r"(?i)timeout|timed[ _-]?out|deadline[ _-]?exceeded"
 _TIMEOUT_RE = re.compile(TIMEOUT)
+#: The reason every reader quarantines a record for whose text holds bytes that are not UTF-8 (the readers never
+#: load such text with the bytes replaced: :func:`undecodable_records`).
+NOT_UTF8 = "invalid encoding (not UTF-8)"
+# a byte that is not UTF-8, in text decoded with errors="surrogateescape"
+_UNDECODED = re.compile("[\udc80-\udcff]")
 # years 1..9999 in microseconds, as the engine checks
 _US_MIN, _US_MAX = -62135596800 * 10**6, 253402300799 * 10**6
 
@@ -327,7 +335,11 @@ def line_records(lines: Iterable[bytes], start: int = 1) -> Iterator[tuple[int, 
         try:
             value = loads(line)
         except ValueError:
-            yield i, None, line.decode("utf-8", "replace").rstrip("\r"), "invalid JSON"
+            text = line.decode("utf-8", "surrogateescape").rstrip("\r")
+            if _UNDECODED.search(text):
+                yield from undecodable_records(i, text)
+            else:
+                yield i, None, text, "invalid JSON"
             continue
         if isinstance(value, list):  # a line holding a batch: its elements, all on this line
             for v in value:
@@ -385,7 +397,7 @@ def iter_json_records(data: bytes) -> Iterator[tuple[int, Any, str | None, str |
     if layout == "lines":
         yield from line_records(data.split(b"\n"))
         return
-    yield from _stream_values(iter([data.decode("utf-8", "replace")]), layout == "array")
+    yield from _stream_values(iter([data.decode("utf-8", "surrogateescape")]), layout == "array")
 
 
 #: Text read at a time by :func:`iter_json_file` from an array or documents.
@@ -474,8 +486,9 @@ def _value_end(text: str, pos: int) -> int:
 
 
 def _text_chunks(path: str | Path) -> Iterator[str]:
-    """The text of a file, 1 MB at a time (UTF-8, invalid bytes replaced, a leading byte-order mark skipped)."""
-    decoder = codecs.getincrementaldecoder("utf-8-sig")("replace")
+    """The text of a file, 1 MB at a time (UTF-8, bytes that are not UTF-8 as surrogates: ``surrogateescape``, a
+    leading byte-order mark skipped)."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")("surrogateescape")
     with open_binary(path) as fh:
         while chunk := fh.read(_CHUNK):
             yield decoder.decode(chunk)
@@ -552,6 +565,8 @@ def _stream_values(chunks: Iterator[str], array: bool) -> Iterator[tuple[int, An
             start, pos = pos, end
             if lone_surrogate(buf, v, start, end):  # not Unicode: quarantined with its text, the rest still loads
                 return "skip", buf[start:min(end, start + 100_000)]
+            if _UNDECODED.search(buf, start, end):  # bytes that are not UTF-8: quarantined, the rest still loads
+                return "undecoded", buf[start:end]
             return "ok", v
 
     def bad() -> tuple[int, Any, str | None, str | None]:
@@ -576,7 +591,10 @@ def _stream_values(chunks: Iterator[str], array: bool) -> Iterator[tuple[int, An
                     yield bad()
                     return
                 k += 1
-                yield (k, v, None, None) if state == "ok" else (k, None, v, "invalid JSON")
+                if state == "undecoded":
+                    yield from undecodable_records(k, v, batch=False)
+                else:
+                    yield (k, v, None, None) if state == "ok" else (k, None, v, "invalid JSON")
                 if not skip_space():
                     yield bad()
                     return
@@ -601,9 +619,108 @@ def _stream_values(chunks: Iterator[str], array: bool) -> Iterator[tuple[int, An
             k += 1
             yield (k if array else line), None, v, "invalid JSON"
             continue
+        if state == "undecoded":  # (a document that is an array: its elements, all with its line)
+            k += 1
+            yield from undecodable_records(k if array else line, v)
+            continue
         for item in (v if isinstance(v, list) else (v,)):
             k += 1
             yield (k if array else line), item, None, None
+
+
+def undecodable_records(k: int, text: str, batch: bool = True) -> Iterator[tuple[int, Any, str | None, str | None]]:
+    """The records, all at position ``k``, of a JSON text holding bytes that are not UTF-8 (decoded with
+    ``errors="surrogateescape"``): each record holding such bytes is an error (:data:`NOT_UTF8`) with its text, the
+    others are read as they are; nothing is read with the bytes replaced. An OTLP export's spans are records here as
+    in the engine: one holding such bytes is an error alone, the export without it is read
+    (:func:`split_undecodable_spans`). ``batch``: a JSON array gives its elements (a line or a document holding a
+    batch), else it is one record (an element of an array). Text that is no JSON is one error, :data:`NOT_UTF8`.
+
+    The raw text of an error keeps the bytes as surrogates, so that a copy of it can be written back as they were
+    (:meth:`Rows.error` shows them replaced).
+
+    >>> text = b'[{"a": 1}, {"a": "\\xff"}]'.decode("utf-8", "surrogateescape")
+    >>> [(k, v, e) for k, v, _raw, e in undecodable_records(3, text)]
+    [(3, {'a': 1}, None), (3, None, 'invalid encoding (not UTF-8)')]
+    """
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        yield k, None, text, NOT_UTF8
+        return
+    items = value if batch and isinstance(value, list) else [value]
+    for item in items:
+        if _utf8(item):
+            yield k, item, None, None
+            continue
+        parts = split_undecodable_spans(item)
+        if parts is None:
+            yield k, None, text if len(items) == 1 and item is value else _dumps_text(item), NOT_UTF8
+            continue
+        good, bad = parts
+        yield k, good, None, None
+        for _sid, span in bad:
+            yield k, None, _dumps_text(span), NOT_UTF8
+
+
+def split_undecodable_spans(doc: Any) -> tuple[Any, list[tuple[str, Any]]] | None:
+    """An OTLP export parsed from text holding bytes that are not UTF-8 (as surrogates): the export without the
+    spans holding such bytes (changed in place), and those spans with their span id (its bytes shown replaced); None
+    when it is no OTLP export or such bytes lie outside its spans (a resource, a scope): it is then bad whole. One
+    rule for the engine's OTLP JSON lines and the readers of documents and arrays.
+
+    >>> doc = json.loads(b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"spanId": "a1"}, {"spanId": "a2", "x": "\\xff"}]}]}]}'
+    ...                  .decode("utf-8", "surrogateescape"))
+    >>> good, bad = split_undecodable_spans(doc)
+    >>> good, [sid for sid, _span in bad]
+    ({'resourceSpans': [{'scopeSpans': [{'spans': [{'spanId': 'a1'}]}]}]}, ['a2'])
+    >>> split_undecodable_spans(json.loads(b'{"resourceSpans": [{"resource": {"x": "\\xff"}}]}'
+    ...                                    .decode("utf-8", "surrogateescape"))) is None
+    True
+    """
+    rss = doc.get("resourceSpans") if isinstance(doc, dict) else None
+    if not isinstance(rss, list):
+        return None
+    bad: list[Any] = []
+    for rs in rss:
+        for key in ("scopeSpans", "instrumentationLibrarySpans"):
+            for ss in (rs.get(key) if isinstance(rs, dict) and isinstance(rs.get(key), list) else []):
+                if isinstance(ss, dict) and isinstance(ss.get("spans"), list):
+                    bad += [sp for sp in ss["spans"] if not _utf8(sp)]
+                    ss["spans"] = [sp for sp in ss["spans"] if _utf8(sp)]
+    if not bad or not _utf8(doc):
+        return None
+    return doc, [(shown_text(str(sp.get("spanId") if isinstance(sp, dict) else None)), sp) for sp in bad]
+
+
+def shown_text(text: str) -> str:
+    """Text read with ``errors="surrogateescape"`` as it is shown and stored: its bytes that are not UTF-8 replaced
+    by U+FFFD (a lone surrogate of another kind too).
+
+    >>> shown_text(b"B\\xff\\xfeD".decode("utf-8", "surrogateescape"))
+    'B\ufffd\ufffdD'
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _utf8(v: Any) -> bool:
+    try:
+        json.dumps(v, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _dumps_text(v: Any) -> str:
+    return json.dumps(v, ensure_ascii=False)
 
 
 def epoch_us(value: Any) -> int | None:
@@ -795,7 +912,8 @@ class Rows:
 
     def error(self, k: int, kind: str, reason: str, raw: Any = None, field: str | None = None) -> None:
         self.k.append(k)
-        self.raw.append(raw if isinstance(raw, str) or raw is None else _dumps(raw))
+        # (a record's text with bytes that are not UTF-8, :func:`undecodable_records`: shown replaced)
+        self.raw.append(shown_text(raw) if isinstance(raw, str) else None if raw is None else _dumps(raw))
         self.err.append(reason)
         self.kind.append(kind)
         self.field.append(field)
