@@ -723,6 +723,23 @@ def test_a_nul_byte_in_a_csv_value_quarantines_its_record_naming_line_and_field(
     assert q(db, "select line_no, field, reason from quarantine") == [(2, "call_id", "NUL byte in call_id (field 'id')")]
 
 
+@pytest.mark.parametrize("sep, delimiter", [(",", None), (";", None), (";", ","), ("\t", "|")])
+def test_an_excel_sep_line_sets_the_delimiter_of_its_csv_and_is_skipped(tmp_path, db, sep, delimiter):
+    # A CSV saved by Excel may start with its separator hint "sep=;": the file failed, its fields being "sep=;".
+    # The hint sets the file's delimiter, over the mapping's own (it is said of this file), and the line is skipped;
+    # a record's line is still the file's line.
+    p = tmp_path / "excel.csv"
+    p.write_text(f"sep={sep}\r\n" + "".join(sep.join(r) + "\r\n" for r in [
+        ["id", "ts", "kind", "value"], ["u1", str(NOW_S), "thumbs", "1"], ["u2", "soon", "thumbs", "0"]]))
+    m = FEEDBACK_MAP if delimiter is None else {**FEEDBACK_MAP, "csv": {"delimiter": delimiter}}
+    assert count_records(p, "csv") == 2
+    s = ingest(db, p, mapping=m, progress=False)
+    balanced(s, 2)
+    assert (s.inserted, s.reasons) == (1, {"unparseable timestamp: ts": 1})
+    assert q(db, "select call_id, kind, value from feedback") == [("u1", "thumbs", 1.0)]
+    assert q(db, "select line_no, field from quarantine") == [(4, "ts")]
+
+
 def test_cli_says_which_encoding_a_file_is_in(tmp_path, capsys):
     p = tmp_path / "spans.jsonl"
     p.write_bytes((_otlp([_span("a1", str(NOW_S * 10**9), str((NOW_S + 1) * 10**9))]) + "\n").encode("utf-16"))

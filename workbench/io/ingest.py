@@ -209,7 +209,8 @@ A TOML file, read by :func:`load_mapping`::
     format = "csv"             # optional: csv | jsonl | parquet; default from the extension (.csv .tsv .jsonl .ndjson
                                #   .json .parquet, optionally .gz for csv/jsonl)
     [csv]                      # optional CSV options: delimiter (","), header (true), quote ('"'), escape ('"'),
-    delimiter = ","            #   skip (0, lines skipped before the header)
+    delimiter = ","            #   skip (0, lines skipped before the header); a first line "sep=;" (Excel's separator
+                               #   hint) sets the delimiter of its file, over this one, and is skipped
     header = true              #   without a header the fields are named column0, column1, ...
     [columns]                  # canonical column = how to get it from a source row
     ts = "TIMESTAMP"                                     # a source field (JSON: a dotted path like "usage.input")
@@ -788,7 +789,8 @@ def count_records(path: str | os.PathLike, fmt: str, mapping: "Mapping | None" =
     * JSONL: non-blank physical lines (lines split at ``\\n``).
     * OTLP: None (its records are spans, many per line; the fuzz tests count them independently).
     * CSV: records as Python's :mod:`csv` module splits them (quotes open at the start of a field, ``""`` inside
-      quotes), without blank lines, the ``skip`` lines and the header.
+      quotes), without blank lines, a first line ``sep=;`` (Excel's separator hint: its delimiter is read), the
+      ``skip`` lines and the header.
     * Parquet: the row count the file's footer records (read by DuckDB's ``parquet_file_metadata``).
 
     Raises
@@ -810,7 +812,11 @@ def count_records(path: str | os.PathLike, fmt: str, mapping: "Mapping | None" =
     ...
     workbench.errors.IngestError: ...x.csv: line 3: a quoted field opens here and is never closed ...
     """
-    return _count_records(Path(path), fmt, mapping)
+    path = Path(path)
+    if fmt == "csv":  # (an Excel separator hint read as the load reads it)
+        o = _excel_separator(path, mapping.csv if mapping is not None else {}, getattr(mapping, "source", None))
+        mapping = replace(mapping, csv=o) if mapping is not None else Mapping("calls", {}, csv=o)
+    return _count_records(path, fmt, mapping)
 
 
 def _count_records(path: Path, fmt: str, mapping: "Mapping | None", spans: list[int] | None = None) -> int | None:
@@ -1047,7 +1053,35 @@ def _plan(path: Path, fmt: str, mapping: Mapping | None) -> _Plan:
                           f"and its required columns")
     if mapping is None:
         raise IngestError(f"{path}: a mapping is required for {fmt} files (--mapping FILE.toml, see workbench.io.ingest)")
+    if fmt == "csv":
+        mapping = replace(mapping, csv=_excel_separator(path, mapping.csv, mapping.source))
     return _Plan(path, fmt, mapping, json_records=fmt == "jsonl" and _json_records(path))
+
+
+def _excel_separator(path: Path, o: dict, source: str | None = None) -> dict:
+    """The ``[csv]`` options (of the mapping ``source``) as they read a CSV whose first line is Excel's separator hint (``sep=;``, ``sep=,``, ``sep=|``: what
+    Excel writes, and Excel and LibreOffice read): that character is the delimiter and the line is skipped (before
+    ``[csv] skip``). The file's hint wins over the mapping's ``delimiter``: it is said of this file, the mapping of
+    every file it loads.
+
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "a.csv"
+    >>> _ = p.write_text("sep=;\\nid;ts\\n")
+    >>> _excel_separator(p, {"delimiter": ",", "skip": 1})
+    {'delimiter': ';', 'skip': 2}
+    """
+    from workbench.io.records import head
+
+    m = re.match(rb"sep=([^\r\n])\r?(?:\n|\Z)", head(path, 64))
+    if m is None:
+        return o
+    delim = m.group(1).decode("utf-8", "replace")
+    for key in ("quote", "escape"):
+        if o.get(key, o.get("quote", '"')) == delim:
+            of = f" of the mapping {source}" if source else ""
+            raise IngestError(f"{path}: line 1: the separator hint sep={delim} is the CSV {key} character{of}; "
+                              f"set [csv] {key} to another character")
+    return {**o, "delimiter": delim, "skip": int(o.get("skip", 0)) + 1}
 
 
 def _count(plan: _Plan) -> _Plan:
