@@ -314,6 +314,28 @@ def test_bad_requests_get_4xx_and_are_not_spooled(tmp_path):
         ("00f067aa0ba902b7", 7, 250.0, "probe"), ("00f067aa0ba902b8", 9, 250.0, "probe")]
 
 
+def test_a_json_span_not_in_utf8_is_rejected_alone_in_a_partial_success(tmp_path):
+    # A JSON body with bytes that are not UTF-8 inside one span was refused whole with a 400 ("not an OTLP trace
+    # export: invalid JSON"): a client must not retry a 400, so its good spans were lost too. The good spans are
+    # acknowledged and loaded; the bad one is told in the response's partial_success, as OTLP/HTTP defines.
+    db = tmp_path / "wb.duckdb"
+    r = Receiver(db, tmp_path / "spool")
+    try:
+        doc = json.loads(otlp_proto.to_json_line(one_span_request("00f067aa0ba902b7", 7)))
+        spans = doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        spans.append({**spans[0], "spanId": "00f067aa0ba902b8", "name": "BAD!"})
+        status, body, _ = post(r.port, json.dumps(doc).encode().replace(b"BAD!", b"B\xff\xfeD"), "application/json")
+        assert (status, json.loads(body)) == (200, {"partialSuccess": {
+            "rejectedSpans": "1", "errorMessage": "1 span with bytes that are not UTF-8 rejected: 00f067aa0ba902b8"}})
+        doc["resourceSpans"][0]["resource"]["attributes"].append({"key": "r", "value": {"stringValue": "BAD!"}})
+        status, body, _ = post(r.port, json.dumps(doc).encode().replace(b"BAD!", b"B\xff\xfeD"), "application/json")
+        assert status == 400 and json.loads(body)["message"].startswith(
+            "not an OTLP trace export: bytes that are not UTF-8 outside any span")
+    finally:
+        assert r.stop() == 0
+    assert calls(db, "select call_id, input_tokens from calls") == [("00f067aa0ba902b7", 7)]
+
+
 def test_the_protobuf_error_body_is_a_google_rpc_status():
     from google.rpc.status_pb2 import Status  # googleapis-common-protos comes with the OTLP exporter
 

@@ -10,7 +10,9 @@ The protocol (OTLP/HTTP, traces only)
 ``application/json`` (OTLP JSON), optionally ``Content-Encoding: gzip`` (or ``deflate``). Answers:
 
 * **200** with an empty ``ExportTraceServiceResponse`` in the request's encoding, only once the batch is on disk
-  (written and fsync'ed to the spool). A batch with no span is acknowledged without being spooled.
+  (written and fsync'ed to the spool). A batch with no span is acknowledged without being spooled. A JSON span
+  with bytes that are not UTF-8 is rejected alone: the others are spooled and the answer's ``partialSuccess`` names
+  it (``rejectedSpans``, ``errorMessage``); such bytes outside any span are a 400.
 * **400** a body that is not an ``ExportTraceServiceRequest`` (bad protobuf, invalid JSON, no ``resourceSpans``
   list, a broken gzip stream): nothing is spooled; the body is a ``google.rpc.Status`` naming the problem. Also 400,
   and the connection closed, for a body whose length is ambiguous or no number (two different ``Content-Length``
@@ -111,7 +113,7 @@ from urllib.parse import urlsplit
 
 from workbench.errors import DatabaseError, InputError, ParameterError
 from workbench.io import otlp_proto
-from workbench.io.records import lone_surrogate
+from workbench.io.records import lone_surrogate, split_undecodable_spans
 
 DEFAULT_PORT = 4318
 DEFAULT_HOST = "127.0.0.1"
@@ -428,6 +430,45 @@ def _json_over_limit(doc: Any) -> str | None:
     return otlp_proto.over_limit(counts)
 
 
+class _NotUtf8(BadRequest):
+    """A JSON request body with bytes that are not UTF-8 (:func:`without_undecodable_spans` may save its other
+    spans)."""
+
+
+def without_undecodable_spans(body: bytes) -> tuple[bytes, list[str]]:
+    """A JSON request body whose bytes that are not UTF-8 all lie inside spans: the body without those spans, and
+    their span ids (the rule of ingest: :func:`~workbench.io.records.split_undecodable_spans`). They are reported
+    to the client in the response's ``partialSuccess`` and the others are acknowledged: a 400 is never retried, the
+    whole batch would be lost. :class:`BadRequest` when such bytes lie outside any span or the body is no JSON.
+
+    >>> without_undecodable_spans(b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"spanId": "a1"}, {"spanId": "a2", "name": "\\xff"}]}]}]}')
+    (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"spanId": "a1"}]}]}]}', ['a2'])
+    """
+    try:
+        doc = json.loads(body.decode("utf-8", "surrogateescape"))
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest(f"invalid JSON: {exc}") from None
+    parts = split_undecodable_spans(doc)
+    if parts is None:
+        raise BadRequest("bytes that are not UTF-8 outside any span (in a resource or a scope): the batch cannot "
+                         "be read; send its text in UTF-8")
+    good, bad = parts
+    return json.dumps(good, ensure_ascii=False).encode("utf-8"), [sid for sid, _span in bad]
+
+
+def partial_success(span_ids: list[str]) -> bytes:
+    """The JSON answer to a request whose spans ``span_ids`` were rejected for bytes that are not UTF-8 (OTLP's
+    ``ExportTraceServiceResponse.partial_success``; ``rejectedSpans`` an int64, a string in JSON).
+
+    >>> partial_success(["a2"])
+    b'{"partialSuccess": {"rejectedSpans": "1", "errorMessage": "1 span with bytes that are not UTF-8 rejected: a2"}}'
+    """
+    n = len(span_ids)
+    shown = ", ".join(span_ids[:10]) + (f" and {n - 10} more" if n > 10 else "")
+    why = f"{n} span{'s' if n != 1 else ''} with bytes that are not UTF-8 rejected: {shown}"
+    return json.dumps({"partialSuccess": {"rejectedSpans": str(n), "errorMessage": why}}).encode()
+
+
 def check_body(kind: int, body: bytes) -> int:
     """The number of spans in a request body; :class:`BadRequest` when it is not an OTLP trace export, and
     :class:`OverLimit` when it holds more than one request may (see :func:`~workbench.io.otlp_proto.count_request`:
@@ -451,7 +492,9 @@ def check_body(kind: int, body: bytes) -> int:
         return sum(len(ss.spans) for rs in msg.resource_spans for ss in rs.scope_spans)
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise _NotUtf8(f"invalid JSON: {exc}") from None
+    except ValueError as exc:
         raise BadRequest(f"invalid JSON: {exc}") from None
     except RecursionError:
         raise BadRequest("invalid JSON: nested too deeply") from None
@@ -909,8 +952,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._error(400, "the chunked body's trailer has over 100 lines", kind, close=True)
         return None
 
-    def _checked(self, kind: int, body: bytes) -> tuple[int, bytes] | None:
-        """(spans, the body decompressed) of a request body; None when it was refused (answered here)."""
+    def _checked(self, kind: int, body: bytes) -> tuple[int, bytes, list[str]] | None:
+        """(spans, the body decompressed, span ids rejected) of a request body; None when it was refused (answered
+        here). A JSON span with bytes that are not UTF-8 is rejected alone (:func:`without_undecodable_spans`)."""
         c = self.collector
         encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
         if encoding in ("gzip", "deflate"):
@@ -924,8 +968,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self._error(413, f"decompressed body is over the limit of {c.max_body_bytes} bytes", kind, close=True)
                 return None
             body = decompressed
+        rejected: list[str] = []
         try:
-            return check_body(kind, body), body
+            try:
+                return check_body(kind, body), body, rejected
+            except _NotUtf8:
+                body, rejected = without_undecodable_spans(body)
+                return check_body(kind, body), body, rejected
         except OverLimit as exc:
             self._error(413, str(exc), kind)
             return None
@@ -959,7 +1008,7 @@ class _Handler(BaseHTTPRequestHandler):
             c.parse_slots.release()
         if checked is None:
             return
-        spans, body = checked
+        spans, body, rejected = checked
         if not c.begin():
             self._error(503, "the receiver is stopping; retry", kind, close=True, headers={"Retry-After": "1"})
             return
@@ -974,7 +1023,7 @@ class _Handler(BaseHTTPRequestHandler):
             c.end()
         c.count(spans)
         if kind == KIND_JSON:
-            self._send(200, b"{}", "application/json")
+            self._send(200, partial_success(rejected) if rejected else b"{}", "application/json")
         else:
             self._send(200, b"", "application/x-protobuf")
 
