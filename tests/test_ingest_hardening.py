@@ -740,6 +740,20 @@ def test_an_excel_sep_line_sets_the_delimiter_of_its_csv_and_is_skipped(tmp_path
     assert q(db, "select line_no, field from quarantine") == [(4, "ts")]
 
 
+def test_a_litellm_spend_csv_with_an_excel_sep_line_is_still_recognised(tmp_path, db):
+    # Without a mapping the format is told by the header: with Excel's "sep=;" line first, a LiteLLM spend-log
+    # export was "a mapping is required for csv files". The hint is read there too, and by the LiteLLM reader.
+    p = tmp_path / "spend.csv"
+    p.write_text("sep=;\nrequest_id;call_type;model;startTime;endTime;spend;prompt_tokens;completion_tokens\n"
+                 "r1;acompletion;gpt-4o;2026-12-06 10:00:00;2026-12-06 10:00:01;0.01;10;5\n"
+                 "r2;acompletion;gpt-4o;soon;2026-12-06 10:00:01;0.01;10;5\n")
+    s = ingest(db, p, progress=False)
+    balanced(s, 2)
+    assert (s.inserted, s.reasons) == (1, {"unparseable timestamp: ts": 1})
+    assert q(db, "select call_id, model, input_tokens from calls") == [("r1", "gpt-4o", 10)]
+    assert q(db, "select line_no from quarantine") == [(4,)]
+
+
 def test_cli_says_which_encoding_a_file_is_in(tmp_path, capsys):
     p = tmp_path / "spans.jsonl"
     p.write_bytes((_otlp([_span("a1", str(NOW_S * 10**9), str((NOW_S + 1) * 10**9))]) + "\n").encode("utf-16"))

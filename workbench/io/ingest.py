@@ -1070,12 +1070,11 @@ def _excel_separator(path: Path, o: dict, source: str | None = None) -> dict:
     >>> _excel_separator(p, {"delimiter": ",", "skip": 1})
     {'delimiter': ';', 'skip': 2}
     """
-    from workbench.io.records import head
+    from workbench.io.records import excel_separator, head
 
-    m = re.match(rb"sep=([^\r\n])\r?(?:\n|\Z)", head(path, 64))
-    if m is None:
+    delim = excel_separator(head(path, 64))
+    if delim is None:
         return o
-    delim = m.group(1).decode("utf-8", "replace")
     for key in ("quote", "escape"):
         if o.get(key, o.get("quote", '"')) == delim:
             of = f" of the mapping {source}" if source else ""

@@ -255,6 +255,21 @@ def refuse_wide_text(path: str | Path) -> None:
                       f"convert it first, e.g. {how}")
 
 
+_EXCEL_SEP = re.compile(rb"sep=([^\r\n])\r?(?:\n|\Z)")
+
+
+def excel_separator(data: bytes) -> str | None:
+    """The delimiter Excel's separator hint names on the first line of a CSV (``sep=;``, ``sep=,``: what Excel
+    writes, and Excel and LibreOffice read), or None. ``data``: the file's first bytes (:func:`head`). Every CSV
+    reader reads the file with that delimiter and skips the line.
+
+    >>> excel_separator(b"sep=;\\r\\nid;ts\\n"), excel_separator(b"id,ts\\n"), excel_separator(b"sep=,x\\n")
+    (';', None, None)
+    """
+    m = _EXCEL_SEP.match(data)
+    return m.group(1).decode("utf-8", "replace") if m else None
+
+
 def _first_line(data: bytes) -> bytes:
     for line in data.splitlines():
         if line.strip():

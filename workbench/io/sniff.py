@@ -48,8 +48,8 @@ from workbench.errors import IngestError
 from workbench._gc import paused
 from workbench.io import langfuse, langsmith, litellm, mlflow, openinference, tracers, vercel
 from workbench.io.workers import default_workers, ordered_map
-from workbench.io.records import (Rows, allow_long_csv_fields, head, iter_json_file, iter_json_records, json_layout,
-                                  json_lines, line_records, open_binary, reads_as_lines, strict_csv_rows)
+from workbench.io.records import (Rows, allow_long_csv_fields, excel_separator, head, iter_json_file, iter_json_records,
+                                  json_layout, json_lines, line_records, open_binary, reads_as_lines, strict_csv_rows)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -179,9 +179,10 @@ def detect(path: str | Path) -> tuple[str | None, str]:
         return (None if seen else "otel"), layout
     if not text:
         return ("otel" if _named_json(path) else None, "empty")
-    first = text.split(b"\n", 1)[0].decode("utf-8", "replace").rstrip("\r")
+    sep = excel_separator(data)
+    first = text.split(b"\n", 2)[1 if sep else 0].decode("utf-8", "replace").rstrip("\r")
     try:
-        cols = next(csv.reader(io.StringIO(first)))
+        cols = next(csv.reader(io.StringIO(first), delimiter=sep or ","))
     except (csv.Error, StopIteration):
         return None, "csv"
     return _columns_format(cols), "csv"
@@ -193,13 +194,18 @@ def _csv_records(path: Path):
     Read strictly, as ingest counts CSV records: a quote never closed fails the file naming its line (read loosely,
     it swallowed every later record into one field), another malformed record is one record with an error."""
     allow_long_csv_fields()
+    sep = excel_separator(head(path, 64))
     with open_binary(path) as fh:
         text = io.TextIOWrapper(fh, encoding="utf-8-sig", errors="replace", newline="")
+        if sep is not None:  # Excel's separator hint: the delimiter, and a line skipped
+            text.readline()
+        skipped = sep is not None
         # csv.reader, not DictReader: a DictReader's line count is not moved by a record it fails on
-        reader = csv.reader(text, strict=True)
+        reader = csv.reader(text, strict=True, delimiter=sep or ",")
         names: list[str] | None = None
-        for start, row, err in strict_csv_rows(reader, path, mapping_hint=False):
-            k = reader.line_num  # the record's last physical line; the header is line 1
+        for start, row, err in strict_csv_rows(reader, path, line_offset=skipped, mapping_hint=False):
+            start += skipped
+            k = reader.line_num + skipped  # the record's last physical line; the header is line 1
             if err is not None:
                 yield k, None, f"line {start}: {err}", "malformed CSV record"
                 continue
