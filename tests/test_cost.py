@@ -544,6 +544,20 @@ def test_a_budget_month_with_no_call_at_all_is_no_data_not_ok(tmp_path, capsys):
     assert firing and df["status"].to_list() == ["no data", "no data"]
 
 
+def test_the_first_hours_of_a_month_before_its_first_call_are_not_no_data(tmp_path):
+    """At 00:05 on the 1st no call has reached the new month yet, while calls arrived until the minute before: a run
+    scheduled then warned 'no data' on every budget, month after month. Calls in the day before ``at`` show the data
+    is flowing: the budgets are measured ($0 so far, quiet), not unmeasured."""
+    db = make_db([call("a", "2026-04-30 23:59:00", cost_usd=5.0), call("b", "2026-04-29 10:00:00", cost_usd=1.0)])
+    cfg = budget_toml(tmp_path, "[budget.chat]\nmonthly_usd = 100\n")
+    df, firing = cost.budget_status(db, config=cfg, at="2026-05-01 00:05:00")
+    assert df.select("feature", "spend_usd", "status", "alert").rows() == [("chat", 0.0, "no calls", None)]
+    assert not firing
+    # the last call two days before: the calls stopped, nothing measured
+    df, firing = cost.budget_status(db, config=cfg, at="2026-05-02 00:05:00")
+    assert df["status"].to_list() == ["no data"] and firing
+
+
 def test_budget_feature_without_calls_spends_zero(tmp_path):
     db = make_db([call("a", "2026-04-05", cost_usd=1.0)])
     with pytest.warns(UnknownFeatureWarning, match=r"\[budget.other\]: no call has feature 'other'"):

@@ -1020,9 +1020,9 @@ def budget_status(
       1);
     * ``forecast_usd`` = spend + burn rate × (``days_in_month`` − ``days_elapsed``): a **linear** extrapolation of
       the month so far (burn rate × days in the month once a day has passed);
-    * ``status``: ``no data`` when no call of any feature reached the month up to ``at`` (calls that stopped
-      arriving, an ``at`` before the data: nothing was measured, so no budget reads ``ok``; at the very start of a
-      month too, until its first call), else ``over`` when spend >= budget, ``warn`` when spend >= ``warn_at`` ×
+    * ``status``: ``no data`` when no call of any feature reached the month up to ``at``, nor the day before ``at``
+      (calls that stopped arriving, an ``at`` before the data: nothing was measured, so no budget reads ``ok``; the
+      first hours of a month, before its first call, are measured when calls arrived the day before), else ``over`` when spend >= budget, ``warn`` when spend >= ``warn_at`` ×
       budget, else ``unpriced`` when a call of the month is unpriced (its spend is unknown, so the month cannot read
       ``ok``), else ``no calls`` when the feature has no call in a month other calls reached (a quiet feature: $0
       spent, measured), else ``ok``; ``alert`` is ``warning`` / ``critical`` / ``warning`` / ``warning`` / null /
@@ -1089,9 +1089,11 @@ def budget_status(
               "_calls": pl.Int64}
     end = at_ts + _dt.timedelta(microseconds=1)
     # a month that no call of any feature reached (calls that stopped arriving, an `at` before the data) measured
-    # nothing: it read $0 spent, ok, for every budget
+    # nothing: it read $0 spent, ok, for every budget. Calls in the day before `at` say the data is flowing: the
+    # first hours of a month, before its first call, are measured ($0 so far), not 'no data' every month.
     c = db.calls
-    month_empty = int(c.filter(c.ts >= month_start, c.ts < end).count().to_pyarrow().as_py()) == 0
+    since = min(month_start, at_ts - _dt.timedelta(days=1))
+    month_empty = int(c.filter(c.ts >= since, c.ts < end).count().to_pyarrow().as_py()) == 0
     t = priced_calls(db, start=month_start, end=end)
     t = t.filter(t.feature.isin(list(plan)))
     counters = _counters(t)
