@@ -228,6 +228,16 @@ def test_redact_frame_reaches_text_inside_list_and_struct_columns():
     ]
 
 
+def test_redact_frame_reaches_categorical_and_enum_columns():
+    # a column of addresses read as categories (pl.Categorical, or an Enum of the values seen) went through whole
+    df = pl.DataFrame({"who": ["x@y.io", "ok", None]}, schema_overrides={"who": pl.Categorical})
+    df = df.with_columns(pl.Series("team", ["a@b.io", "ok", "a@b.io"], dtype=pl.Enum(["a@b.io", "ok"])))
+    out = redact_frame(df)
+    assert out.rows() == [("[email]", "[email]"), ("ok", "ok"), (None, "[email]")]
+    # categories stay categories; an Enum cannot hold the redacted values, so it becomes text
+    assert out.schema["who"] == pl.Categorical and out.schema["team"] == pl.String
+
+
 def test_show_raw_text_setting(tmp_path):
     p = tmp_path / "workbench.toml"
     p.write_text("[judge]\nmodel = 'm'\n")

@@ -268,7 +268,8 @@ def redact(text: Any) -> Any:
 
 def redact_frame(df: "pl.DataFrame", columns: Iterable[str] | None = None) -> "pl.DataFrame":
     """The frame with :func:`redact` applied to every text column (or to ``columns``), also to the text inside list,
-    array and struct columns; other columns unchanged.
+    array and struct columns and to categories (a ``Categorical`` stays one; an ``Enum``, which cannot hold the
+    redacted values, becomes a string column); other columns unchanged.
 
     >>> import polars as pl
     >>> redact_frame(pl.DataFrame({"answer": ["mail x@y.io", None], "n": [1, 2]})).rows()
@@ -281,17 +282,22 @@ def redact_frame(df: "pl.DataFrame", columns: Iterable[str] | None = None) -> "p
     names = list(columns) if columns is not None else [c for c, t in df.schema.items() if _holds_text(t)]
     if not names:
         return df
+    # categories are text too: redacted as strings, then categories again; an Enum cannot hold the redacted values,
+    # so it comes back as text
+    kept = {c: pl.Categorical for c in names if df.schema[c] == pl.Categorical}
+    df = df.with_columns(pl.col(c).cast(pl.String) for c in names if isinstance(df.schema[c], (pl.Categorical, pl.Enum)))
     return df.with_columns(
         pl.col(c).map_batches(lambda s: pl.Series(s.name, [_redact_value(v) for v in s.to_list()], dtype=s.dtype))
         for c in names
-    )
+    ).cast(kept)
 
 
 def _holds_text(dtype: Any) -> bool:
-    """Whether a column of ``dtype`` holds text: a string, or a list, array or struct with a string inside."""
+    """Whether a column of ``dtype`` holds text: a string, categories, or a list, array or struct with a string
+    inside."""
     import polars as pl
 
-    if dtype == pl.String:
+    if dtype == pl.String or isinstance(dtype, (pl.Categorical, pl.Enum)):
         return True
     if isinstance(dtype, (pl.List, pl.Array)):
         return _holds_text(dtype.inner)
