@@ -309,21 +309,24 @@ def test_a_fired_check_whose_notification_fails_is_recorded_counted_and_fails_th
     monkeypatch.setattr(schedule, "NOTIFY_TIMEOUT", 1)
     now = dt.datetime(2026, 11, 24, 6)
     dbp = _firing_db(tmp_path / "w.duckdb", now)
+    import socket
+
+    # nobody listens: a port kept bound (never listening) for the whole test, so that no other process can take it
+    # and answer (a port bound and closed again is free for the next server that starts)
+    held = socket.socket()
     if hook_status:
         server, received = _hook(hook_status)
         port = server.server_port
     else:
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
         server, received = None, []
     cfg = tmp_path / "workbench.toml"
     cfg.write_text(_SLO + f'[notify]\nwebhook = "http://127.0.0.1:{port}/hook"\ncommand = "{command}"\n')
     try:
         recs = schedule.run(dbp, out=tmp_path / "r", config=cfg, now=now)
     finally:
+        held.close()
         if server:
             server.shutdown()
     assert len(received) == (1 if hook_status else 0)
