@@ -347,9 +347,9 @@ def test_a_budget_month_no_call_reached_is_notified_as_no_data(quiet):
     tmp_path = quiet
     db = wb.connect(tmp_path / "w.duckdb")
     db.duckdb.execute("insert into calls (call_id, ts, feature, status, cost_usd) values "
-                      "('a', '2026-11-30 20:00', 'chat', 'ok', 5.0)")
+                      "('a', '2026-11-29 20:00', 'chat', 'ok', 5.0)")
     db.close()
-    now = dt.datetime(2026, 12, 1, 6)  # December: no call yet (and the data is not yet 48 hours stale)
+    now = dt.datetime(2026, 12, 1, 6)  # December: no call yet, none in the day before (not yet 48 hours stale)
     recs, received, _ = _run_with_hook(tmp_path, tmp_path / "w.duckdb", "[budget.chat]\nmonthly_usd = 100\n", now)
     [event] = [e for e in received if e["event"] == "check_fired"]
     assert event["check"] == "budget"
