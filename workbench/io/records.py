@@ -701,8 +701,10 @@ def split_undecodable_spans(doc: Any) -> tuple[Any, list[tuple[str, Any]]] | Non
         for key in ("scopeSpans", "instrumentationLibrarySpans"):
             for ss in (rs.get(key) if isinstance(rs, dict) and isinstance(rs.get(key), list) else []):
                 if isinstance(ss, dict) and isinstance(ss.get("spans"), list):
-                    bad += [sp for sp in ss["spans"] if not _utf8(sp)]
-                    ss["spans"] = [sp for sp in ss["spans"] if _utf8(sp)]
+                    good: list[Any] = []
+                    for sp in ss["spans"]:  # each span's text encoded once
+                        (good if _utf8(sp) else bad).append(sp)
+                    ss["spans"] = good
     if not bad or not _utf8(doc):
         return None
     return doc, [(shown_text(str(sp.get("spanId") if isinstance(sp, dict) else None)), sp) for sp in bad]
