@@ -526,7 +526,7 @@ def _cmd_slo(a: argparse.Namespace) -> int:
 
 def _cmd_budget(a: argparse.Namespace) -> int:
     _out_is_not_the_database(a)
-    from workbench.metrics.cost import budget_status
+    from workbench.metrics.cost import BUDGET_STATUSES, budget_status
     from workbench.db import connect
 
     at = _clock_at(a)
@@ -536,7 +536,9 @@ def _cmd_budget(a: argparse.Namespace) -> int:
     # an unpriced month, or one no call reached, warns (its alert column, a scheduled run's notice) but was not
     # measured: no data, exit 3
     status = df["status"]
-    return _check_exit(bool(status.is_in(["over", "warn"]).any()), bool(status.is_in(["unpriced", "no data"]).any()))
+    fired = [s for s, (alert, measured) in BUDGET_STATUSES.items() if alert and measured]
+    unmeasured = [s for s, (_, measured) in BUDGET_STATUSES.items() if not measured]
+    return _check_exit(bool(status.is_in(fired).any()), bool(status.is_in(unmeasured).any()))
 
 
 def _cmd_eval(a: argparse.Namespace) -> int:

@@ -1004,6 +1004,15 @@ def budgets(config: "str | os.PathLike | Config | Settings | None" = None) -> di
     return dict(load_settings(config).budgets)
 
 
+#: Each ``status`` of :func:`budget_status`: its ``alert`` (None: nothing to notify) and whether the spend was measured
+#: (an unpriced month's spend is unknown; a month no call reached measured nothing). One table for the ``alert`` column
+#: and the exit code of ``workbench budget`` (1 for an alert on measured spend, else 3 for an unmeasured month).
+BUDGET_STATUSES: dict[str, tuple[str | None, bool]] = {
+    "over": ("critical", True), "warn": ("warning", True), "unpriced": ("warning", False),
+    "no data": ("warning", False), "no calls": (None, True), "ok": (None, True),
+}
+
+
 def budget_status(
     db: Any, *, config: "str | os.PathLike | Config | None" = None, at: Any = None,
 ) -> tuple["pl.DataFrame", bool]:
@@ -1132,8 +1141,7 @@ def budget_status(
         .when(pl.col("_calls") == 0).then(pl.lit("no calls"))
         .otherwise(pl.lit("ok")).alias("status"),
     ).with_columns(
-        pl.col("status").replace_strict({"over": "critical", "warn": "warning", "unpriced": "warning",
-                                         "no data": "warning", "no calls": None, "ok": None},
+        pl.col("status").replace_strict({s: alert for s, (alert, _) in BUDGET_STATUSES.items()},
                                         return_dtype=pl.String).alias("alert"),
         pl.lit(days_elapsed).alias("days_elapsed"), pl.lit(days_in_month).cast(pl.Int64).alias("days_in_month"),
     )
