@@ -366,7 +366,9 @@ def output_tokens_per_s(db, *, by=("feature",), period="day", start=None, end=No
 
     The ratio of sums ``sum(output_tokens) / sum(latency_ms / 1000)`` over calls with both (and latency > 0): each
     second of waiting counts once, so long calls weigh more than a mean of per-call speeds would give them. The
-    interval is the delta-method (ratio-estimator) normal interval.
+    interval is the delta-method (ratio-estimator) normal interval. ``output_tokens`` includes a reasoning model's
+    hidden reasoning tokens (they are generated and billed as output, though never streamed): this is the rate at
+    which the model produced tokens, not the rate at which the user saw text; :func:`tpot_ms` leaves them out.
 
     Parameters
     ----------
