@@ -467,6 +467,10 @@ def test_import_labels_rejects_bad_input(tmp_path):
     d.duckdb.execute("insert into answers (call_id, answer) values ('a', 'x')")
     with pytest.raises(ValueError, match=r"row 2: call_id 'zz' is not in answers"):
         labels.import_labels(d, [{"call_id": "a", "label": 1}, {"call_id": "zz", "label": 0}])
+    # an empty call id was "call_id None is not in answers" (CSV) or "call_id '' ..." : it is named as empty
+    for empty in (None, "", "  "):
+        with pytest.raises(ValueError, match=r"row 2 column 'call_id': empty; every label needs the call it is of"):
+            labels.import_labels(d, [{"call_id": "a", "label": 1}, {"call_id": empty, "label": 0}])
     with pytest.raises(ValueError, match=r"row 1 column 'label': expected 1/0.*got 'maybe'"):
         labels.import_labels(d, [{"call_id": "a", "label": "maybe"}])
     with pytest.raises(KeyError, match="no label column"):

@@ -89,7 +89,9 @@ def import_labels(
             raise IngestError(f"{fn}: {where} {at} {pos}: expected an object with call_id and a label, got "
                               f"{type(rec).__name__}")
         cid, raw = rec.get("call_id"), rec.get(col)
-        if cid is None or str(cid) not in known:
+        if cid is None or str(cid).strip() == "":
+            raise ParameterError(f"{fn}: {where} {at} {pos} column 'call_id': empty; every label needs the call it is of")
+        if str(cid) not in known:
             raise ParameterError(f"{fn}: {where} {at} {pos}: call_id {cid!r} is not in answers")
         v, expl = _label_value(raw), rec.get("explanation")
         if v is None:
