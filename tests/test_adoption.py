@@ -780,3 +780,26 @@ def test_anonymous_events_do_not_make_events_the_activity():
     _calls(db, [("c1", "u1", day(5), "chat", 100.0, 0.01), ("c2", "u2", day(6), "chat", 100.0, 0.01)])
     _events(db, [(None, day(5), "view", "chat")])
     assert ad.wau_count(db, period="week", start="2026-01-05", end="2026-01-12")["value"].to_list() == [2.0]
+
+
+def test_feature_adoption_over_exposed_users_reports_every_feature_in_every_period():
+    """A period in which no exposed user used a feature is 0 of the exposed, in that feature's own row: it was
+    missing, or came back as one row with a null feature."""
+    db = wb.connect(":memory:")
+    _events(db, [
+        ("u1", day(1), "ask", "assistant"), ("u1", day(1), "view", "docs"), ("u2", day(1), "view", "docs"),
+        ("u3", day(2), "view", "docs"), ("u2", day(3), "ask", "assistant"),
+    ])
+    # u1 exposed before day 1, u2 and u4 at the first instant of day 2 (not before the end of day 1); u3 never
+    db.duckdb.executemany("insert into assignments (experiment, unit_id, variant, ts) values ('rollout', ?, 'on', ?)",
+                          [("u1", D(2025, 12, 31)), ("u2", day(2, 0)), ("u4", day(2, 0))])
+    r = ad.feature_adoption_rate(db, denominator="exposed", experiment="rollout")
+    # d1: exposed {u1}; assistant {u1} 1/1, docs {u1} (u2 not yet exposed) 1/1
+    # d2: exposed {u1, u2, u4}; nobody exposed used either feature (u3 is not exposed): 0/3 and 0/3
+    # d3: exposed {u1, u2, u4}; assistant {u2} 1/3, docs 0/3
+    assert r.sort("feature", "period_start").select("feature", pl.col("period_start").dt.day(), "users", "n").rows() == [
+        ("assistant", 1, 1, 1), ("assistant", 2, 0, 3), ("assistant", 3, 1, 3),
+        ("docs", 1, 1, 1), ("docs", 2, 0, 3), ("docs", 3, 0, 3)]
+    one = ad.feature_adoption_rate(db, where={"feature": "assistant"}, denominator="exposed", experiment="rollout")
+    assert one.select(pl.col("period_start").dt.day(), "value", "n").rows() == [(1, 1.0, 1), (2, 0.0, 3),
+                                                                               (3, 1 / 3, 3)]

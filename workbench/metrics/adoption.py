@@ -1001,6 +1001,9 @@ def feature_adoption_rate(db, *, by=("feature",), period="day", start=None, end=
         ``exposed``: for a progressive rollout, units of ``assignments`` for ``experiment`` (and ``variant`` if given)
         first exposed before the end of the period; the numerator then counts only exposed users. The exposed
         denominator does not split by ``by``.
+
+        With either, every group of ``by`` is reported in every period in which someone was active (in any
+        feature): a period in which nobody (exposed) used the feature is 0 of ``n``, not a missing row.
     experiment, variant : str, optional
         Required with ``denominator="exposed"`` (``variant`` optional).
     activity : {"auto", "events", "calls", "both"}
@@ -1027,26 +1030,23 @@ def feature_adoption_rate(db, *, by=("feature",), period="day", start=None, end=
     t = _activity(db, fn, activity=activity, start=start, end=end, where=where)
     keys = _check_by(t, by, fn=fn)
     up = _m.with_period(t, period, start=start).select(*keys, "user_id", "period_start").distinct()
+    # the periods and users that could have used the feature: activity in any feature (the ``feature`` condition of
+    # where dropped, every other one kept)
+    rest = {k: v for k, v in _m.parse_where(where).items() if k != "feature"}
+    base = _activity(db, fn, activity=activity, start=start, end=end, where=rest)
     if denominator == "active":
-        rest = {k: v for k, v in _m.parse_where(where).items() if k != "feature"}
-        base = _activity(db, fn, activity=activity, start=start, end=end, where=rest)
         den_keys = [k for k in keys if k != "feature"]
         dp = _m.with_period(base, period, start=start).select(*den_keys, "user_id", "period_start").distinct()
         num = up.group_by([*keys, "period_start"]).aggregate(k=up.count())
         den = dp.group_by([*den_keys, "period_start"]).aggregate(n=dp.count())
-        # every feature of the selection in every period with active users: a period nobody used the feature in is
-        # 0 of n (an inner join with the users of the feature left it out)
-        own = [k for k in keys if k not in den_keys]
-        grid = den.cross_join(up.select(*own).distinct()) if own else den
-        expr = _join(grid, num, [*keys, "period_start"], how="left")
-        expr = expr.select(*keys, "period_start", k=expr.k.fill_null(0), n=expr.n)
     else:
         a = db.assignments
         a = a.filter(a.experiment == experiment)
         if variant is not None:
             a = a.filter(a.variant == variant)
         exposed = a.group_by("unit_id").aggregate(exposed_at=a.ts.min())
-        periods = up.select("period_start").distinct()
+        den_keys = []  # the units exposed, whatever they used: not split by ``by``
+        periods = _m.with_period(base, period, start=start).select("period_start").distinct()
         ex = periods.cross_join(exposed)
         pend = _period_end(period, ex.period_start, end)
         if pend is not None:  # exposed before the period ends (cumulative: a rollout does not take access back)
@@ -1057,8 +1057,13 @@ def feature_adoption_rate(db, *, by=("feature",), period="day", start=None, end=
         if pend is not None:
             j = j.filter(j.exposed_at < pend)
         num = j.group_by([*keys, "period_start"]).aggregate(k=j.count())
-        expr = _join(den, num, ["period_start"], how="left")
-        expr = expr.select(*keys, "period_start", k=expr.k.fill_null(0), n=expr.n)
+    # every group of the selection (feature...) in every period with a denominator: a period nobody used the feature
+    # in is 0 of n (a join with the users of the feature left it out, and the exposed denominator of such a period
+    # came back as a row of its own with null keys)
+    own = [k for k in keys if k not in den_keys]
+    grid = den.cross_join(up.select(*own).distinct()) if own else den
+    expr = _join(grid, num, [*keys, "period_start"], how="left")
+    expr = expr.select(*keys, "period_start", k=expr.k.fill_null(0), n=expr.n)
     agg = to_polars(expr)
     if agg.height == 0:
         return _m.tidy(pl.DataFrame({"value": [], "n": []}), keys=keys, metric=fn)
