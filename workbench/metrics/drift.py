@@ -23,8 +23,9 @@ method, score and verdict on fixed small and large, numeric and categorical data
 PSI is reported for every column as an extra (< 0.1 stable, 0.1-0.25 moderate, > 0.25 major).
 
 Text drift (prompts, answers) is a domain classifier: a logistic regression on hashed word 1-2-grams learns to tell
-reference texts from current ones; its cross-validated ROC AUC is ~0.5 when it cannot (no drift) and approaches 1
-when the vocabulary changed. Drift when AUC > 0.55 (Evidently's domain-classifier idea: a classifier that is right
+reference texts from current ones; its cross-validated ROC AUC is ~0.5 when it cannot (no drift; the copies of a
+text repeated in both windows are held out together, never scored by a model that learnt one of them with the other
+label) and approaches 1 when the vocabulary changed. Drift when AUC > 0.55 (Evidently's domain-classifier idea: a classifier that is right
 55% of the time on held-out texts has found a real difference on any sample of a few hundred texts); on fewer texts
 the bar is the 95th percentile of the AUC of a classifier that cannot tell the sides apart, in closed form (the
 Mann-Whitney null) instead of Evidently's bootstrap of random classifiers: 0.72 for 200 against 5 texts. Offline,
@@ -501,6 +502,34 @@ def _fit_logistic(X, y, *, l2: float):
     return res.x[:-1], res.x[-1]
 
 
+def _text_folds(texts: Sequence[str], y: "np.ndarray", folds: int, rng: "np.random.Generator") -> "np.ndarray":
+    """The cross-validation fold of each text: the copies of one text share a fold, stratified by side.
+
+    A text held out while a copy of it trained the model with the other side's label is scored as the other side:
+    on two identical samples of distinct texts the AUC was 0.05, not 0.5, and a text repeated on both sides (a
+    canned prompt) pulled a real change below the bar. The distinct texts are dealt round the folds in a random order,
+    those only in the reference first, then those on both sides, then those only in the current window, so each side
+    with at least two distinct texts is in the training set of every fold. A side that is one text repeated cannot be
+    split that way: then the copies are dealt one by one, stratified by side.
+    """
+    import numpy as np
+
+    distinct, group = np.unique(np.asarray(texts, dtype=object).astype(str), return_inverse=True)
+    sides = np.zeros((len(distinct), 2), dtype=bool)
+    sides[group, y.astype(int)] = True
+    if (sides.sum(axis=0) < 2).any():
+        fold = np.empty(len(y), dtype=int)
+        for label in (0, 1):
+            idx = np.flatnonzero(y == label)
+            fold[idx] = rng.permutation(np.arange(idx.size) % folds)
+        return fold
+    kind = np.where(sides.all(axis=1), 1, np.where(sides[:, 0], 0, 2))  # reference only, both, current only
+    order = np.lexsort((rng.permutation(len(distinct)), kind))
+    of_group = np.empty(len(distinct), dtype=int)
+    of_group[order] = np.arange(len(distinct)) % folds
+    return of_group[group]
+
+
 def text_drift_score(
     reference: Sequence[str],
     current: Sequence[str],
@@ -522,7 +551,9 @@ def text_drift_score(
         Seeds the sampling and the fold split: same inputs and seed, same result.
     folds : int
         Stratified cross-validation folds, at least 2 (a ``ParameterError`` below); the AUC is computed on the pooled
-        out-of-fold scores.
+        out-of-fold scores. The copies of one text (after redaction) share a fold, so no text is scored by a model
+        that trained on a copy of it: two identical samples score 0.5, even when every text is on both sides (an
+        evaluation set replayed each week).
     threshold : float
         Drift when AUC > threshold (default 0.55), or above the 95th percentile of the AUC of a classifier that
         cannot tell the sides apart when that is higher (few texts): 0.5 + 1.645 sqrt((n_r + n_c + 1) / (12 n_r n_c)),
@@ -564,16 +595,14 @@ def text_drift_score(
     from workbench.redact import redact
 
     vocab: dict[int, str] = {}
-    X = _hash_features([redact(x) for x in ref + cur], n_features, vocab)
+    texts = [redact(x) for x in ref + cur]
+    X = _hash_features(texts, n_features, vocab)
     # fit only on the hash buckets that occur: same model, far fewer parameters for the optimiser
     used = np.unique(X.indices)
     X = X[:, used]
     vocab = {j: vocab[int(h)] for j, h in enumerate(used)}
     y = np.r_[np.zeros(len(ref)), np.ones(len(cur))]
-    fold = np.empty(len(y), dtype=int)
-    for label in (0, 1):
-        idx = np.flatnonzero(y == label)
-        fold[idx] = rng.permutation(np.arange(idx.size) % folds)
+    fold = _text_folds(texts, y, folds, rng)
     scores = np.empty(len(y))
     for k in range(folds):
         test = fold == k
