@@ -525,3 +525,20 @@ def test_text_drift_of_texts_repeated_in_both_windows():
     assert moved["auc"] == pytest.approx(0.5 + 60 / 260 / 2, abs=1e-6) and moved["drifted"] is True
     # in drift_report, a column of these texts reads the same
     assert D.column_drift(asked, asked)["statistic"] == 0.5
+
+
+def test_drift_columns_from_the_command_line_as_a_comma_list(tmp_path, capsys):
+    """``--param columns=latency_ms,status``: it was read as one column named 'latency_ms,status' (not found)."""
+    from workbench import cli
+
+    path = tmp_path / "d.duckdb"
+    with wb.connect(str(path), create=True) as db:
+        # latency moves by 100 ms between the two days, status does not: one column of two drifted
+        for day, base in (("2026-01-01", 100), ("2026-01-02", 200)):
+            db.duckdb.execute(f"insert into calls (call_id, ts, status, latency_ms) select '{day}' || i, timestamp "
+                              f"'{day}' + to_seconds(i), 'ok', {base} + i % 50 from range(200) t(i)")
+    assert cli.main(["metrics", "drifted_column_rate", "--db", str(path), "--period", "all", "--by", "",
+                     "--start", "2026-01-02", "--end", "2026-01-03", "--format", "json",
+                     "--param", "columns=latency_ms, status"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["value"], r["n"], r["dataset_drift"]) for r in rows] == [(0.5, 2, True)]

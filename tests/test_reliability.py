@@ -388,3 +388,23 @@ def test_an_open_incident_left_out_of_its_duration_is_named_in_a_warning():
     with warnings.catch_warnings():  # every incident was detected: nothing to say
         warnings.simplefilter("error", ExcludedRowWarning)
         assert rel.mttd_minutes(db, period="all").select("value", "n").row(0) == (5.0, 4)
+
+
+def test_guardrail_actions_from_the_command_line_as_a_comma_list(tmp_path, capsys):
+    """``--param actions=block,redact``, as ``--where`` and ``steps=`` take a list: it was refused as one action
+    named 'block,redact'."""
+    import json
+
+    from workbench import cli
+
+    path = tmp_path / "g.duckdb"
+    with wb.connect(str(path), create=True) as db:
+        _guard(db, GUARD)
+    assert cli.main(["metrics", "guardrail_catch_rate", "--db", str(path), "--period", "all", "--format", "json",
+                     "--where", "feature=chat", "--param", "actions=block, redact"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    # reviewed bad (chat): g0 block, g1 block, g2 pass, g3 redact -> 3 / 4 with redact counted
+    assert [(r["feature"], r["value"], r["n"]) for r in rows] == [("chat", 0.75, 4)]
+    with wb.connect(str(path)) as db:
+        same = rel.guardrail_catch_rate(db, actions=("block", "redact"), period="all", where={"feature": "chat"})
+    assert same["value"].to_list() == [0.75]

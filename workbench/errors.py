@@ -431,9 +431,13 @@ def check_names(fn: str, name: str, value: Any, *, optional: bool = False, what:
                 empty: bool = False) -> tuple[str, ...] | None:
     """``value``: one name or a list (tuple, set) of non-empty names, as a tuple; None when ``optional``; an empty
     list only when ``empty``. Else a :class:`ParameterTypeError` or :class:`ParameterError` naming ``fn`` and ``name``.
+    A string holding commas is a list (``"block,redact"``: how the command line's ``--param`` gives one; no column,
+    metric or action name holds a comma).
 
     >>> check_names("error_rate", "by", "feature"), check_names("error_rate", "by", ["feature", "model"])
     (('feature',), ('feature', 'model'))
+    >>> check_names("guardrail_catch_rate", "actions", "block, redact")
+    ('block', 'redact')
     >>> check_names("error_rate", "by", 0, what="column names")
     Traceback (most recent call last):
     ...
@@ -443,7 +447,7 @@ def check_names(fn: str, name: str, value: Any, *, optional: bool = False, what:
         return None
     want = f"{name} must be a name or a list of {what}"
     if isinstance(value, str):
-        items: tuple = (value,)
+        items: tuple = tuple(v.strip() for v in value.split(",")) if "," in value else (value,)
     elif isinstance(value, (list, tuple, set, frozenset)):
         items = tuple(value)
     else:

@@ -243,7 +243,8 @@ _GUARD_DOC = """{title}
         The common metric selection over guardrail events joined to their call: group by ``guard`` or any call
         context column (feature, model, environment, prompt_version, variant...).
     actions : str or list of str
-        The actions counted (default ``{actions!r}``).
+        The actions counted (default ``{actions!r}``); a list may be given as one string, ``"block,redact"``
+        (``--param actions=block,redact`` on the command line).
     confidence : float
         Level of the Wilson interval.
 
