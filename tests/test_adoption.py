@@ -389,6 +389,23 @@ def test_funnel_order_and_window():
         ad.funnel_conversion_rate(db, steps=("open_assistant",))
 
 
+def test_funnel_of_a_window_counts_steps_taken_after_its_end_within_each_users_window():
+    """start/end choose who enters; a user who entered on the window's last day has the whole window_days to convert.
+    The steps were read only up to end: u2, who opened on Sunday and asked on Monday, had not converted."""
+    db = wb.connect(":memory:")
+    _events(db, [
+        ("u1", day(5, 9), "open_assistant", "chat"), ("u1", day(5, 10), "ask", "chat"),  # Monday, in the week
+        ("u2", day(11, 22), "open_assistant", "chat"), ("u2", day(12, 8), "ask", "chat"),  # Sunday, asks Monday
+        ("u3", day(11, 9), "open_assistant", "chat"), ("u3", day(26, 9), "ask", "chat"),  # 15 days: outside 14
+        ("u4", day(12, 9), "open_assistant", "chat"), ("u4", day(12, 10), "ask", "chat"),  # enters after end: not in
+    ])
+    r = ad.funnel_conversion_rate(db, by=(), period="all", start="2026-01-05", end="2026-01-12",
+                                  steps=("open_assistant", "ask"))
+    # entered in the week: u1, u2, u3 = 3; asked within 14 days of opening: u1, u2 (u3 on day 15) -> 2 / 3
+    assert r.select("step", "users", "n").rows() == [("open_assistant", 3, 3), ("ask", 2, 3)]
+    assert r["value"].to_list() == pytest.approx([1.0, 2 / 3])
+
+
 # ----------------------------------------------------------------------------------------------- feature adoption
 
 def test_feature_adoption_over_active_and_exposed_users():

@@ -50,8 +50,8 @@ any feature: PostHog's person-level definition; ``new="first_in_selection"`` off
 before); ``dormant`` users were active in the previous period and not in this one and are counted negative.
 
 *Funnels* (``funnel_conversion_rate``) are ordered: step k counts a user when it happens strictly after the time the
-user reached step k-1 and within ``window_days`` of the user's first step-1 event in the selection (the funnel is
-anchored on that first event; PostHog instead tries every step-1 event and keeps the best, which counts a few more
+user reached step k-1 and within ``window_days`` of the user's first step-1 event in the selection, even after
+``end`` (``start``/``end`` choose who enters; the funnel is anchored on that first event; PostHog instead tries every step-1 event and keeps the best, which counts a few more
 users). Steps must share the ``by`` keys of the step-1 event.
 
 Spark and the warehouses: every aggregate is an Ibis expression (the ``_*_expr`` helpers and the bodies of the
@@ -887,10 +887,16 @@ def _funnel_expr(db: Any, fn: str, *, steps: tuple[str, ...], window_days: int, 
                  end: Any, where: Any):
     import ibis
 
-    ev = _m.scope(db.events, start=start, end=end, where=where)
+    # users enter in [start, end); their later steps are read up to window_days after end, as the funnel's window
+    # of a user who entered near the end runs past it (steps after end were not seen: that user had hours, not
+    # window_days, to convert)
+    e = _m.as_timestamp(end)
+    ev = _m.scope(db.events, start=start, end=None if e is None else e + _dt.timedelta(days=window_days), where=where)
     keys = _check_by(ev, by, fn=fn)
     ev = ev.filter(ev.user_id.notnull())
     first = ev.filter(ev.event == steps[0])
+    if e is not None:
+        first = first.filter(first.ts < e)
     cur = first.group_by([*keys, "user_id"]).aggregate(t0=first.ts.min())
     cur = cur.mutate(t_prev=cur.t0)
     window = ibis.interval(days=window_days)
@@ -914,6 +920,9 @@ def funnel_conversion_rate(db, *, by=("feature",), period="day", start=None, end
     A user enters with their first ``steps[0]`` event in the selection (``period_start`` is that event's period);
     step k counts when a ``steps[k]`` event happens strictly after the moment the user reached step k-1 and no later
     than ``window_days`` after entering. Out-of-order events do not count; other events in between are allowed.
+    ``start``/``end`` choose who enters; the later steps are read past ``end`` up to the end of each user's window, so
+    a user who entered on the window's last day has the whole ``window_days`` to convert (a window the data does not
+    cover yet holds the steps taken so far).
 
     Parameters
     ----------
