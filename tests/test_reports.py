@@ -110,6 +110,14 @@ def test_a_period_in_the_future_is_refused_even_with_a_row_dated_in_it(env):
     assert not (tmp / "mini" / "2031-W10").exists()
 
 
+def test_a_day_without_data_is_told_the_newest_day_not_its_month(env):
+    # "no data for 2026-11-24; the newest data is in 2026-11": a day read as a month, which says nothing of the day
+    tmp, dbp = env
+    with pytest.raises(wb.errors.ReportError, match=r"no data for 2026-11-24; the newest data is in 2026-11-22$"):
+        reports.run_report("mini", db=dbp, out=tmp, period="2026-11-24")
+    assert reports.same_kind("2026-11-01..2026-11-15", dt.datetime(2026, 11, 22, 9)) == "2026-11-22"
+
+
 def test_relative_periods_for_cron():
     today = dt.date(2026, 11, 24)  # a Tuesday
     assert reports.resolve_period("last-week", today=today)[2] == "2026-W47"

@@ -1022,11 +1022,14 @@ def same_kind(label: str, when: dt.datetime) -> str:
 
     >>> same_kind("2026-W48", dt.datetime(2026, 11, 22, 23)), same_kind("2026-12", dt.datetime(2026, 11, 2))
     ('2026-W47', '2026-11')
+    >>> same_kind("2026-11-24", dt.datetime(2026, 11, 22, 23))  # a day (or a range of days): the day
+    '2026-11-22'
     """
-    if _WEEK.match(label):
+    # whole labels: a day's label starts like a month's (2026-11-24 was told "the newest data is in 2026-11")
+    if _WEEK.fullmatch(label):
         y, w, _ = when.isocalendar()
         return f"{y}-W{w:02d}"
-    if _MONTH.match(label):
+    if _MONTH.fullmatch(label):
         return f"{when.year}-{when.month:02d}"
     return when.date().isoformat()
 
