@@ -554,6 +554,24 @@ def test_two_features_with_the_same_target_share_one_line_and_one_label():
         (7000.0, "target Summariser, Support assistant"), (12000.0, "target Agent")]
 
 
+def test_a_chart_of_one_feature_draws_that_feature_s_target_only():
+    """Only one feature had calls (a new database, or a feature renamed): its line lost its legend, and the chart drew
+    the targets of the features not in it ('target Support assistant' at 12%), read as the one line's target."""
+    from workbench.reports.charts import trend
+
+    days = [dt.datetime(2026, 11, 16), dt.datetime(2026, 11, 17)]
+    df = pl.DataFrame({"feature": ["chat", "chat"], "period_start": days, "metric": ["hallucination_rate"] * 2,
+                       "value": [0.30, 0.40], "n": [10, 10]})
+
+    def labels(targets):
+        spec = trend(df, targets=targets).chart.to_dict()
+        return sorted(r["label"] for data in spec.get("datasets", {}).values() for r in data if "label" in r)
+
+    assert labels({"support_assistant": 0.12, "chat": 0.2}) == ["target Chat"]
+    assert labels({"support_assistant": 0.12}) == []
+    assert labels(0.25) == ["target"]  # one value: the chart's own target
+
+
 def test_a_count_of_unpriced_calls_in_a_sentence_has_its_thousands_separator():
     """The scorecard's attention list read 'Coding assistant has 1469 unpriced calls this month' above a budget
     table that wrote the same count '1,469'."""

@@ -181,12 +181,15 @@ def _target_layer(targets: Mapping[str, float] | float | None, color: str | None
     if isinstance(targets, (int, float)):
         rows = [{"target": float(targets), "label": "target"}]
     else:
-        groups = set(data[color].to_list()) if color else set()
+        # a single group has no colour (its key is constant): its own target is drawn, not those of the groups the
+        # chart does not hold, which read as the one line's targets
+        keys = [color] if color else [k for k in keys_of(data) if k != "metric"]
+        groups = {words(v) for k in keys for v in data[k].drop_nulls().unique().to_list()}
         # groups with the same target share one line and one label: two labels at one height were drawn one over the
         # other ("target Supportmassistant")
         same: dict[float, list[str]] = {}
         for k, v in targets.items():
-            if words(k) in groups or not color:
+            if words(k) in groups or not keys:
                 same.setdefault(float(v), []).append(words(k))
         rows = [{"target": v, "label": f"target {', '.join(sorted(names))}"} for v, names in same.items()]
     if not rows:
