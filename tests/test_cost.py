@@ -246,6 +246,19 @@ def test_cost_change_contributions_sum_to_total_change():
 
 
 
+def test_a_change_in_spend_of_only_unpriced_calls_is_unknown_not_zero():
+    """A feature whose calls are all unpriced (a self-hosted model with no price) read 'Total change $0.00' in the cost
+    report's 'What drove the change', next to its own rows' unknown change: no spend change known is no change."""
+    calls = [call(f"u{i}", dt.datetime(2026, 1 + i % 2, 10), feature="chat", model="mystery", input_tokens=100,
+                  output_tokens=10) for i in range(4)]
+    calls += [call("p1", "2026-01-10", feature="search", model="m1", cost_usd=1.0),
+              call("p2", "2026-02-10", feature="search", model="m1", cost_usd=3.0)]
+    db = make_db(calls)
+    got = {r[0]: r[1:] for r in cost.cost_change_usd(db, period="month").select(
+        "feature", "value", "total_change_usd", "share_of_change", "unpriced_count").rows()}
+    assert got == {"chat": (None, None, None, 4), "search": (2.0, 2.0, 1.0, 0)}
+
+
 def test_cost_change_counts_priced_model_calls_not_tool_spans():
     """The cost report's 'What drove the change' showed an Agent row with no provider and no model, 'Change in spend
     $0.00, Sample 2,206': the agent's tool and agent spans (no model, no tokens: they cost nothing) counted as priced

@@ -868,8 +868,11 @@ def cost_change_usd(
         .when(pl.col("_cur_calls") == 0).then(-pl.col("previous_usd"))
         .otherwise((pl.col("_cur_calls") - pl.col("_prev_calls")) * cpc_prev).alias("volume_effect_usd"),
     ).with_columns((pl.col("value") - pl.col("volume_effect_usd")).alias("rate_effect_usd"))
-    total = pl.col("value").sum().over(keys) if keys else pl.col("value").sum()
-    df = df.with_columns(total.alias("total_change_usd"))
+    # the sum of the known contributions; a group none of whose changes is known (all its calls unpriced) has an
+    # unknown total, not a total of $0.00 (polars sums nothing to 0)
+    known = pl.col("value").is_not_null().any()
+    total = pl.when(known).then(pl.col("value").sum())
+    df = df.with_columns((total.over(keys) if keys else total).alias("total_change_usd"))
     df = df.with_columns(
         pl.when(pl.col("total_change_usd") != 0).then(pl.col("value") / pl.col("total_change_usd"))
         .alias("share_of_change"),
