@@ -286,6 +286,19 @@ def test_a_trend_with_no_value_in_any_period_is_a_sentence_not_an_empty_chart():
     assert "<svg" in chart(one)._repr_html_() or hasattr(chart(one), "chart")  # one value: still a chart
 
 
+def test_a_spend_trend_of_unpriced_calls_says_they_are_unpriced_not_that_there_is_nothing():
+    """A week whose 1,240 calls all ran on a model without a price read 'Spend: no value in this period (nothing to
+    measure in any group)', as if no call had been made: the calls are there, their spend is unknown."""
+    from workbench.reports.charts import trend
+
+    days = [dt.datetime(2026, 11, 16) + dt.timedelta(days=i) for i in range(3)]
+    df = pl.DataFrame({"feature": ["chat"] * 3, "period_start": days, "metric": ["cost_usd"] * 3,
+                       "value": [None] * 3, "n": [0] * 3, "calls_count": [1000, 0, 240],
+                       "unpriced_count": [1000, 0, 240]}, schema_overrides={"value": pl.Float64})
+    html = trend(df)._repr_html_()
+    assert "1,240 calls without a price" in html and "nothing to measure" not in html, html
+
+
 def test_a_change_table_shows_both_periods_in_the_metric_s_unit_and_small_p_values_as_such():
     """Change in p95 latency: 'Previous 7.8 s' beside 'Current 7,604' (raw milliseconds), and a p-value of 2e-9
     written '0'."""

@@ -228,8 +228,10 @@ def trend(df: "pl.DataFrame", *, color: str | None = None, title: str | None = N
 
     data, color, metric = _prepare(df, color)
     if data.is_empty():  # every group-period n = 0 (calls that report no TTFT, say): a sentence, not empty axes
-        return note(f"{_title(metric, color, None, title)}: no value in this period (nothing to measure in any "
-                    f"group).")
+        # calls with no price are calls whose spend is unknown, not an absence of calls
+        unpriced = int(df["unpriced_count"].sum() or 0) if "unpriced_count" in df.columns else 0
+        why = f"{fmt(unpriced, 'calls_count')} calls without a price" if unpriced else "nothing to measure in any group"
+        return note(f"{_title(metric, color, None, title)}: no value in this period ({why}).")
     grain = _grain(data)
     legend = alt.Legend(title=label(color), orient="right", labelLimit=220) if color else None
     enc_color = alt.Color(f"{color}:N", legend=legend) if color else alt.value("#4c78a8")
