@@ -299,6 +299,19 @@ def test_a_spend_trend_of_unpriced_calls_says_they_are_unpriced_not_that_there_i
     assert "1,240 calls without a price" in html and "nothing to measure" not in html, html
 
 
+def test_a_single_wide_row_names_its_feature_and_columns_as_the_same_table_of_several_rows_does():
+    """A database with one feature showed its budget as measure / value rows that read 'Feature support_assistant',
+    'Share used' and 'Month start 01 Nov 2026 00:00', where the table of several features reads 'Support assistant',
+    'Budget used' and 'Sun 01 Nov 2026'."""
+    row = {"feature": "support_assistant", "month_start": dt.datetime(2026, 11, 1), "budget_usd": 10.0,
+           "spend_usd": 0.098, "share_used": 0.0098, "forecast_share": 0.013, "status": "ok"}
+    one = table(pl.DataFrame([row])).as_raw_html()
+    two = table(pl.DataFrame([row, {**row, "feature": "agent"}])).as_raw_html()
+    for text in ("Support assistant", "Budget used", "Forecast share of budget", "Sun 01 Nov 2026"):
+        assert text in two and text in one, text
+    assert "support_assistant" not in one and "Share used" not in one and "00:00" not in one
+
+
 def test_a_change_table_shows_both_periods_in_the_metric_s_unit_and_small_p_values_as_such():
     """Change in p95 latency: 'Previous 7.8 s' beside 'Current 7,604' (raw milliseconds), and a p-value of 2e-9
     written '0'."""

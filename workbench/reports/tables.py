@@ -285,11 +285,13 @@ def table(df: "pl.DataFrame", *, title: str | None = None, subtitle: str | None 
     df, auto_title = _prepare(df)
     title = title if title is not None else auto_title
     if df.height == 1 and df.width > 6 and "metric" not in df.columns:
+        # named and written as the same table of several rows writes them (Budget used, Support assistant, a date)
         row = df.row(0, named=True)
-        df = pl.DataFrame({"measure": [label(k, time_unit=False) for k in row],
-                           "value": [v.strftime("%d %b %Y %H:%M") if hasattr(v, "strftime") else
+        df = pl.DataFrame({"measure": [_header(k) for k in row],
+                           "value": [_when(v, k, _midnight([v])) if hasattr(v, "strftime") else
                                      ("yes" if v else "no") if isinstance(v, bool) else
-                                     (fmt(v, k) if isinstance(v, (int, float)) else (None if v is None else str(v)))
+                                     (fmt(v, k) if isinstance(v, (int, float)) else None if v is None else
+                                      words(v) if k in (group, "feature") else str(v))
                                      for k, v in row.items()]})
     status_col = next((c for c in df.columns if c.lower() in _STATUS_COLUMNS and df.schema[c] in (pl.Utf8, pl.Boolean)), None)
     if status_col is not None and df.schema[status_col] == pl.Utf8:
@@ -371,12 +373,7 @@ def table(df: "pl.DataFrame", *, title: str | None = None, subtitle: str | None 
         elif dtype.is_numeric():  # (escaped: a p-value's "< 0.001" is text in the cell, not the start of a tag)
             g = g.fmt(lambda x, c=c: _html.escape(fmt(x, c)), columns=c)
         elif dtype in (pl.Datetime, pl.Date) or isinstance(dtype, pl.Datetime):
-            only_dates = all(v is None or (getattr(v, "hour", 0) == 0 and getattr(v, "minute", 0) == 0) for v in df[c].to_list())
-            # an excluded end at midnight is shown as the last day it closes, as the report's header shows its window
-            back = dt.timedelta(days=1) if only_dates and c in _EXCLUSIVE_ENDS else dt.timedelta(0)
-            g = g.fmt(lambda x, d=only_dates, b=back: "–" if x is None else ((x - b).strftime("%a %d %b %Y") if d
-                                                                               else x.strftime("%d %b %Y %H:%M")),
-                      columns=c)
+            g = g.fmt(lambda x, c=c, d=_midnight(df[c].to_list()): _when(x, c, d), columns=c)
         elif dtype == pl.Utf8 and c != status_col:
             g = g.fmt(lambda x: text_cell(x), columns=c)
     # colours: status cells, and changes coloured by whether they are better or worse
@@ -408,6 +405,22 @@ def table(df: "pl.DataFrame", *, title: str | None = None, subtitle: str | None 
     return g.tab_options(table_font_size="14px", heading_title_font_size="16px", heading_align="left",
                          column_labels_font_weight="bold", row_group_font_weight="bold", data_row_padding="4px",
                          table_margin_left="0px", container_width="100%")
+
+
+def _midnight(values: Iterable[Any]) -> bool:
+    """Whether every time of a column is at midnight: the column holds days."""
+    return all(v is None or (getattr(v, "hour", 0) == 0 and getattr(v, "minute", 0) == 0) for v in values)
+
+
+def _when(x: Any, column: str, only_dates: bool) -> str:
+    """A date or time cell: a day when its column holds days (an excluded end at midnight shown as the last day it
+    closes, as the report's header shows its window), else day and time."""
+    if x is None:
+        return "–"
+    if not only_dates:
+        return x.strftime("%d %b %Y %H:%M")
+    back = dt.timedelta(days=1) if column in _EXCLUSIVE_ENDS else dt.timedelta(0)
+    return (x - back).strftime("%a %d %b %Y")
 
 
 def _metric_cell(m: Any, links: Mapping[str, str] | None) -> str:
