@@ -312,6 +312,15 @@ def test_a_single_wide_row_names_its_feature_and_columns_as_the_same_table_of_se
     assert "support_assistant" not in one and "Share used" not in one and "00:00" not in one
 
 
+def test_a_table_without_rows_says_so_under_its_headings():
+    """A week with answers none of which was scored showed 'Worst offenders' as a row of headings over nothing: read
+    as a table that failed to render. An empty table now says it has no row."""
+    empty = pl.DataFrame(schema={"ts": pl.Datetime("us"), "feature": pl.Utf8, "score": pl.Float64})
+    html = table(empty, title="Worst offenders").as_raw_html()
+    assert "Worst offenders" in html and "No row in this period." in html
+    assert "No row in this period." not in table(pl.DataFrame({"feature": ["chat"], "score": [0.9]})).as_raw_html()
+
+
 def test_a_change_table_shows_both_periods_in_the_metric_s_unit_and_small_p_values_as_such():
     """Change in p95 latency: 'Previous 7.8 s' beside 'Current 7,604' (raw milliseconds), and a p-value of 2e-9
     written '0'."""

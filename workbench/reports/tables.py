@@ -399,7 +399,9 @@ def table(df: "pl.DataFrame", *, title: str | None = None, subtitle: str | None 
     g = g.sub_missing(missing_text="–")
     if title or subtitle:
         g = g.tab_header(title=title or "", subtitle=subtitle)
-    notes = [n for n in (note, f"Showing {max_rows} of {total} rows; every row is in metrics.parquet." if total > max_rows else None) if n]
+    # a table with no row says so: headings over nothing read as a table that failed to render
+    notes = [n for n in (note, f"Showing {max_rows} of {total} rows; every row is in metrics.parquet." if total > max_rows else None,
+                         "No row in this period." if total == 0 else None) if n]
     for n in notes:
         g = g.tab_source_note(n)
     return g.tab_options(table_font_size="14px", heading_title_font_size="16px", heading_align="left",
