@@ -237,6 +237,19 @@ def test_scores_of_an_older_detector_version_are_named_with_how_to_rescore(db, f
     assert not [w for w in again if "no scores of the detector" in str(w.message)]
 
 
+@pytest.mark.parametrize("fn", [h.hallucination_rate, h.hallucination_score, h.unscorable_rate])
+def test_answers_never_scored_are_named_with_how_to_score_them(db, fn):
+    # Answers loaded, `workbench eval` never run: the hallucination report was published with every section "–" and
+    # the one note "no data in the selection", nothing saying there are answers waiting to be scored.
+    from workbench.metrics.core import UndefinedMetricWarning
+
+    with pytest.warns(UndefinedMetricWarning) as seen:
+        r = fn(db, by=(), period="all", traffic="all")
+    assert r["n"].sum() == 0
+    text = " ".join(str(w.message) for w in seen)
+    assert "5 answers and no score of them by any version of the detector" in text and "workbench eval" in text
+
+
 def test_hallucination_rate_hand_computed_with_wilson(db):
     db.duckdb.execute(SCORES)
     r = h.hallucination_rate(db, evaluator="det", by=(), period="all")

@@ -175,7 +175,8 @@ def _explain_missing(db: "Workbench", fn: str, evaluator: str | None, version: s
                      df: "pl.DataFrame") -> "pl.DataFrame":
     """``df``, with a warning when it is empty because the database holds only other versions' scores of the default
     detector (after an upgrade: versions are never mixed) naming them and the two ways on: score the answers again,
-    or read an older version explicitly. Looked up only when the selection came out empty."""
+    or read an older version explicitly; or because its answers were never scored. Looked up only when the
+    selection came out empty."""
     if evaluator is not None or version is not None or df["n"].sum() > 0:
         return df
     from workbench.metrics.core import UndefinedMetricWarning
@@ -184,7 +185,15 @@ def _explain_missing(db: "Workbench", fn: str, evaluator: str | None, version: s
     e = db.evals
     t = e.filter(e.evaluator == name, e.metric == (metric or SCORE_METRIC))
     counts = to_polars(t.group_by("evaluator_version").aggregate(n=t.count(), last=t.ts.max()))
-    if counts.height == 0 or current in counts["evaluator_version"].to_list():
+    if counts.height == 0:
+        # answers loaded and never scored (no `workbench eval` yet): say so, not only "no data in the selection"
+        answers = int(db.answers.count().execute())
+        if answers:
+            warnings.warn(UndefinedMetricWarning(
+                f"{fn}: the database holds {answers:,} answers and no score of them by any version of the detector "
+                f"{name}; score them with `workbench eval --db PATH` (or workbench.evaluate(db))"), stacklevel=3)
+        return df
+    if current in counts["evaluator_version"].to_list():
         return df
     counts = counts.sort("last", descending=True, nulls_last=True)
     held = ", ".join(f"{n:,} scores of version {v}" for v, n in zip(counts["evaluator_version"], counts["n"]))
