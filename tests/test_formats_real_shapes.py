@@ -637,3 +637,47 @@ def test_openinference_metadata_names_the_feature_user_session_and_prompt_versio
     doc["resourceSpans"] += json.loads(_otlp_line(dedicated, {"service.name": "bot"}, "4444444444444444"))[
         "resourceSpans"]
     assert _load(tmp_path, "oi_md.json", json.dumps(doc, indent=1), cols) == want
+
+
+def _langfuse_generation_row(i: int, **kw) -> dict:
+    """A row of Langfuse's batch export of its generations table (langfuse/langfuse
+    worker/src/features/batchExport/handleBatchExportJob.ts, table "generations": getObservationsTableWithModelData
+    gives convertObservation's fields, latency and timeToFirstToken in seconds, the trace's traceName, traceTags and
+    userId, the model's prices, then one column per score name)."""
+    row = {"id": f"obs-{i}", "traceId": f"tr-{i}", "projectId": "p1", "type": "GENERATION",
+           "environment": "production", "parentObservationId": None, "startTime": "2025-11-20T10:00:00.000Z",
+           "endTime": "2025-11-20T10:00:02.500Z", "name": "ChatOpenAI", "metadata": {"ls_provider": "openai"},
+           "level": "DEFAULT", "statusMessage": None, "version": None, "input": [{"role": "user", "content": "hi"}],
+           "output": {"role": "assistant", "content": "hello"}, "modelParameters": {"temperature": 0},
+           "completionStartTime": "2025-11-20T10:00:00.400Z", "promptId": "pr-1",
+           "createdAt": "2025-11-20T10:00:03.000Z", "updatedAt": "2025-11-20T10:00:03.000Z",
+           "usageDetails": {"input": 80, "input_cached_tokens": 20, "output": 20, "total": 120},
+           "costDetails": {"input": 0.0001, "output": 0.0002, "total": 0.0003}, "providedCostDetails": {},
+           "model": "gpt-4o-mini", "internalModelId": "m-1", "promptName": "support-prompt", "promptVersion": 3,
+           "latency": 2.5, "timeToFirstToken": 0.4, "inputCost": 0.0001, "outputCost": 0.0002, "totalCost": 0.0003,
+           "inputUsage": 100, "outputUsage": 20, "totalUsage": 120, "traceName": "support-bot",
+           "traceTags": ["beta"], "traceTimestamp": "2025-11-20T10:00:00.000Z", "userId": "user-7",
+           "toolDefinitionsCount": None, "toolCallsCount": None, "modelId": "m-1", "inputPrice": 1.5e-7,
+           "outputPrice": 6e-7, "totalPrice": None, "helpfulness": 0.9}
+    row.update(kw)
+    return row
+
+
+_LANGFUSE_EXPORT_COLS = ("call_id, model, feature, user_id, prompt_version, status, error_type, input_tokens, "
+                         "cache_read_tokens, output_tokens, cost_usd, latency_ms, ttft_ms, "
+                         "attributes->>'langfuse.tags'")
+_LANGFUSE_EXPORT_ROWS = [
+    ("obs-1", "gpt-4o-mini", "support-bot", "user-7", "3", "ok", None, 100, 20, 20, 0.0003, 2500.0, 400.0,
+     '["beta"]'),
+    ("obs-2", "gpt-4o-mini", "support-bot", "user-7", "3", "timeout", "Request timed out.", 100, 20, 20, 0.0003,
+     2500.0, 400.0, '["beta"]')]
+
+
+def test_langfuse_generations_export_names_its_trace_as_the_feature(tmp_path):
+    # The export's rows carry no trace object: the trace's name is traceName, its tags traceTags (as a trace export's
+    # trace.name and trace.tags). The feature was NULL, the tags lost.
+    rows = [_langfuse_generation_row(1),
+            _langfuse_generation_row(2, level="ERROR", statusMessage="Request timed out.")]
+    assert _load(tmp_path, "generations.json", json.dumps(rows), _LANGFUSE_EXPORT_COLS) == _LANGFUSE_EXPORT_ROWS
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    assert _load(tmp_path, "generations.jsonl", text, _LANGFUSE_EXPORT_COLS) == _LANGFUSE_EXPORT_ROWS

@@ -39,7 +39,8 @@ cache_read_tokens   ``usageDetails`` keys with ``cache_read`` or ``cached``; cac
 cost_usd            ``costDetails.total`` (else the sum of its keys), else ``calculatedTotalCost``, ``totalPrice``,
                     ``usage.totalCost``
 user_id, session_id the trace's ``userId``, ``sessionId`` (else ``metadata.user_id``/``session_id``)
-feature             ``metadata`` ``workbench.feature`` / ``feature``, else the trace's ``name``
+feature             ``metadata`` ``workbench.feature`` / ``feature``, else the trace's ``name`` (``traceName`` in a
+                    row of the UI's batch export of generations, ``traceTags`` its tags)
 prompt_version      ``promptVersion`` (``promptName`` in attributes), else the trace's ``version``
 environment         ``environment`` of the observation or the trace
 status              ``error`` when ``level`` is ``ERROR`` (``timeout`` when its ``statusMessage`` says so), else ok;
@@ -436,7 +437,7 @@ def _observation_row(rows: Rows, k: int, obs: dict, trace: dict | None) -> None:
                            _OPERATIONS.get(typ), typ.lower())
     v["name"] = obs.get("name")
     v["feature"] = first(md.get("workbench.feature"), md.get("feature"), tmd.get("workbench.feature"),
-                         tmd.get("feature"), trace.get("name"))
+                         tmd.get("feature"), trace.get("name"), obs.get("traceName"))
     v["environment"] = first(obs.get("environment"), trace.get("environment"))
     v["provider"] = first(attrs.get("gen_ai.provider.name"), attrs.get("gen_ai.system"), md.get("ls_provider"),
                           md.get("provider"), attrs.get("llm.provider"))
@@ -474,6 +475,9 @@ def _observation_row(rows: Rows, k: int, obs: dict, trace: dict | None) -> None:
                       ("version", "langfuse.trace.version")):
         if trace.get(key) not in (None, "", [], {}):
             extra[name] = trace[key]
+    for key, name in (("traceName", "langfuse.trace.name"), ("traceTags", "langfuse.tags")):  # (a batch export's)
+        if name not in extra and obs.get(key) not in (None, "", [], {}):
+            extra[name] = obs[key]
     v["attributes"] = extra
     rows.add(k, v, raw=obs)
 
