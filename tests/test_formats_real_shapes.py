@@ -681,3 +681,40 @@ def test_langfuse_generations_export_names_its_trace_as_the_feature(tmp_path):
     assert _load(tmp_path, "generations.json", json.dumps(rows), _LANGFUSE_EXPORT_COLS) == _LANGFUSE_EXPORT_ROWS
     text = "".join(json.dumps(r) + "\n" for r in rows)
     assert _load(tmp_path, "generations.jsonl", text, _LANGFUSE_EXPORT_COLS) == _LANGFUSE_EXPORT_ROWS
+
+
+def _langfuse_csv(rows: list[dict]) -> str:
+    """Rows as Langfuse's batch export writes them to CSV (langfuse/langfuse
+    packages/shared/src/server/utils/transforms/transformStreamToCsv.ts: the first row's keys as the header, every
+    field quoted; stringify.ts stringifyForCsv: text as it is, anything else JSON.stringify'd, so a time, a Date,
+    is JSON text with its quotes and usageDetails a JSON object; a null an empty field)."""
+    times = ("startTime", "endTime", "completionStartTime", "createdAt", "updatedAt", "traceTimestamp")
+
+    def cell(key, value):
+        if value is None:
+            return ""
+        return value if isinstance(value, str) and key not in times else json.dumps(value, separators=(",", ":"))
+
+    def line(fields):
+        return ",".join('"' + f.replace('"', '""') + '"' for f in fields) + "\n"
+
+    names = list(rows[0])
+    return line(names) + "".join(line([cell(k, r[k]) for k in names]) for r in rows)
+
+
+def test_langfuse_generations_export_as_csv_is_read_as_langfuse(tmp_path):
+    # The same export saved as CSV needed a mapping, and none could read usageDetails' JSON into tokens. A row whose
+    # start is no time is quarantined naming its line and the field, the others load.
+    rows = [_langfuse_generation_row(1),
+            _langfuse_generation_row(2, level="ERROR", statusMessage="Request timed out."),
+            _langfuse_generation_row(3, startTime="soon")]
+    p = tmp_path / "generations.csv"
+    p.write_text(_langfuse_csv(rows))
+    db = wb.connect(str(tmp_path / "csv.duckdb"))
+    s = ingest(db, p, progress=False)
+    assert (s.read, s.inserted, s.quarantined) == (3, 2, 1)
+    got = db.duckdb.execute(f"select {_LANGFUSE_EXPORT_COLS} from calls order by call_id").fetchall()
+    assert got == _LANGFUSE_EXPORT_ROWS
+    assert db.duckdb.execute("select line_no, field, reason from quarantine").fetchall() == [
+        (4, "ts", "unparseable timestamp in ts: 'soon' (expected ISO 8601, epoch seconds/ms/us/ns or [seconds, "
+                  "nanos])")]

@@ -3,7 +3,8 @@
 Format ``langfuse``: a trace as the Langfuse UI or public API exports it, ``{"trace": {...}, "observations": [...]}``
 or the API's ``TraceWithFullDetails`` (the trace's fields with ``observations`` inside), one per file, several per file
 (JSON lines, an array, concatenated documents), or the API's observation lists (``{"data": [observation, ...]}``, or
-bare observation objects).
+bare observation objects), or the UI's batch export of generations (JSON, JSON lines, or CSV: columns
+:data:`EXPORT_COLUMNS`, its JSON values read by :func:`from_text`).
 
 Format ``langfuse_batch``: the body of ``POST /api/public/ingestion`` as the SDKs and LiteLLM's Langfuse callback send
 it, ``{"batch": [{"type": "trace-create" | "generation-create" | "span-create" | "event-create" | "<type>-create" |
@@ -85,6 +86,8 @@ _USAGE_INPUT = ("input", "promptTokens", "prompt_tokens")
 _USAGE_OUTPUT = ("output", "completionTokens", "completion_tokens")
 #: The model an observation names: ``model``, or ``providedModelName`` (``GET /api/public/v2/observations``).
 _MODEL = ("model", "providedModelName")
+#: The columns that make a CSV (or Parquet) file the UI's batch export of observations (its generations table).
+EXPORT_COLUMNS = ("id", "traceId", "type", "startTime")
 
 
 def is_trace_export(obj: Any) -> bool:
@@ -174,6 +177,33 @@ def looks_like(obj: Any) -> bool:
     (True, False)
     """
     return is_trace_export(obj) or is_observation(obj) or is_observation_list(obj) or is_trace_page(obj)
+
+
+def from_text(rec: Any) -> Any:
+    """A record whose every value is text or missing (a CSV row of the UI's batch export) with its JSON values read:
+    the export writes text as it is and anything else as JSON (``stringifyForCsv``), so a time is a quoted string,
+    ``usageDetails`` and ``metadata`` objects, ``traceTags`` a list (an older export quoted every text too). Numbers
+    stay text (read as numbers where a number is expected); text that is no whole JSON value stays as it is. Any other
+    record is returned as given.
+
+    >>> from_text({"id": "o1", "startTime": '"2025-11-20T10:00:00.000Z"', "usageDetails": '{"input": 5}',
+    ...            "latency": "2.5", "statusMessage": '"quoted" text', "endTime": None})
+    {'id': 'o1', 'startTime': '2025-11-20T10:00:00.000Z', 'usageDetails': {'input': 5}, 'latency': '2.5',
+     'statusMessage': '"quoted" text', 'endTime': None}
+    >>> from_text({"id": "o1", "usageDetails": {"input": 5}})
+    {'id': 'o1', 'usageDetails': {'input': 5}}
+    """
+    if not isinstance(rec, dict) or not all(v is None or isinstance(v, str) for v in rec.values()):
+        return rec
+    out = {}
+    for key, v in rec.items():
+        if v is not None and v[:1] in ('"', "{", "["):
+            try:
+                v = loads(v)
+            except ValueError:
+                pass
+        out[key] = v
+    return out
 
 
 def _meta(obs: dict) -> dict:
@@ -494,6 +524,7 @@ def trace_rows(records: Iterable[tuple[int, Any, str | None, str | None]], rows:
     """
     rows = Rows() if rows is None else rows
     for k, obj, raw, err in records:
+        obj = from_text(obj)  # (a CSV row of the UI's export)
         if err is not None:
             rows.error(k, err, err, raw=raw)
         elif is_trace_export(obj):

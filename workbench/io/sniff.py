@@ -11,6 +11,7 @@ format               recognised by
                      pretty-printed document, several, an array) to :mod:`workbench.io.openinference`
 ``langfuse_batch``   ``{"batch": [...]}``
 ``langfuse``         ``{"trace": ..., "observations": [...]}``, a trace with ``observations``, observations
+                     (also the CSV columns of the UI's export: ``id``, ``traceId``, ``type``, ``startTime``)
 ``openinference``    an OTLP ``Span`` (``spanId`` + ``traceId``, attribute list) or a Phoenix span
                      (``context.span_id``; Parquet/CSV columns ``context.span_id`` or ``attributes.*``)
 ``vercel``           a ReadableSpan: ``attributes`` map with ``spanContext``/``startTime``
@@ -128,6 +129,8 @@ def _columns_format(cols: list[str]) -> str | None:
         return litellm.FORMAT
     if set(langsmith.COLUMNS) <= names:
         return langsmith.FORMAT
+    if set(langfuse.EXPORT_COLUMNS) <= names:
+        return langfuse.FORMAT
     return None
 
 
