@@ -718,3 +718,19 @@ def test_langfuse_generations_export_as_csv_is_read_as_langfuse(tmp_path):
     assert db.duckdb.execute("select line_no, field, reason from quarantine").fetchall() == [
         (4, "ts", "unparseable timestamp in ts: 'soon' (expected ISO 8601, epoch seconds/ms/us/ns or [seconds, "
                   "nanos])")]
+
+
+def test_phoenix_spans_dataframe_saved_as_csv_reads_its_metadata(tmp_path):
+    # Arize-ai/phoenix src/phoenix/trace/dsl/query.py _flatten_semantic_conventions: the spans dataframe
+    # (px.Client().get_spans_dataframe()) reads the JSON text of "metadata" back into a dict (load_json_strings) and
+    # keeps it whole in the attributes.metadata column; pandas' DataFrame.to_csv writes that dict as its Python repr
+    # (single quotes). Its keys were not read from the CSV (feature, user, session and prompt version NULL), while
+    # the same frame saved as Parquet or JSON lines gave them.
+    md = {"feature": "search", "user_id": "user-7", "session_id": "sess-3", "prompt_version": "v2"}
+    header = ("name,span_kind,parent_id,start_time,end_time,status_code,status_message,events,context.span_id,"
+              "context.trace_id,attributes.openinference.span.kind,attributes.llm.model_name,"
+              "attributes.llm.token_count.prompt,attributes.llm.token_count.completion,attributes.metadata\n")
+    row = ("ChatCompletion,LLM,,2025-11-24 10:00:00.500+00:00,2025-11-24 10:00:01.700+00:00,OK,,[],5e00000000000002,"
+           f'7a000000000000000000000000000001,LLM,gpt-4o,250.0,40.0,"{md!r}"\n')
+    cols = "feature, user_id, session_id, prompt_version, input_tokens, output_tokens, latency_ms"
+    assert _load(tmp_path, "spans.csv", header + row, cols) == [("search", "user-7", "sess-3", "v2", 250, 40, 1200.0)]

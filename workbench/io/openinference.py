@@ -8,7 +8,8 @@ after the other, a JSON array, or a gzip file of any of these). Records of any o
   or an array of them;
 * a Phoenix span: the JSON of its spans API (``context.trace_id``/``context.span_id``, ``span_kind``, ``start_time``,
   ``attributes`` as a map) or a row of its spans dataframe exported to Parquet or CSV (``context.span_id``,
-  ``attributes.llm.token_count.prompt`` ... columns; ``NaN`` is missing);
+  ``attributes.llm.token_count.prompt`` ... columns; ``NaN`` is missing; ``events`` and ``attributes.metadata`` as
+  JSON, or in a CSV as the Python repr pandas writes);
 * a page of spans as an API returns it, ``{"data": [span, ...]}`` (Phoenix's REST API, ``next_cursor`` beside it);
 * a span as the OpenTelemetry Python SDK writes it (``ConsoleSpanExporter``, ``ReadableSpan.to_json()``): the same
   ``context`` with ids written ``0x...``, ``status`` as ``{"status_code", "description"}``, the ``resource``'s
@@ -42,8 +43,9 @@ from typing import Any
 
 from workbench.io.records import MALFORMED, InvalidField, Rows, epoch_us, malformed, number, timestamp
 from workbench.io.langfuse import span_columns
-from workbench.io.spans import (LANGFUSE_COMPLETION_START, LANGFUSE_COST, LANGFUSE_USAGE, Span, attribute_map,
-                                hex_id, not_a_span, otlp_export_spans, otlp_span, span_values, status_name)
+from workbench.io.spans import (LANGFUSE_COMPLETION_START, LANGFUSE_COST, LANGFUSE_USAGE, METADATA, Span,
+                                attribute_map, hex_id, not_a_span, otlp_export_spans, otlp_span, span_values,
+                                status_name)
 
 FORMAT = "openinference"
 
@@ -134,6 +136,27 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _frame_value(text: str) -> Any:
+    """A list or dict cell of a spans dataframe saved to CSV: its JSON, else the Python repr pandas writes
+    (``[{'name': ..., 'timestamp': '...'}]``, ``{'feature': 'search'}``) read as a literal (never evaluated as code);
+    None when it is neither.
+
+    >>> _frame_value('[{"name": "first_token"}]'), _frame_value("{'feature': 'search'}"), _frame_value("{oops")
+    ([{'name': 'first_token'}], {'feature': 'search'}, None)
+    """
+    import orjson
+
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        import ast
+
+        try:
+            return ast.literal_eval(text) if len(text) <= 1_000_000 else None
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return None
+
+
 def phoenix_span(obj: dict) -> Span:
     """A :class:`Span` from a Phoenix span (API JSON, or a spans-dataframe row with ``attributes.*`` columns).
 
@@ -164,22 +187,13 @@ def phoenix_span(obj: dict) -> Span:
     kind = _clean(obj.get("span_kind"))
     if kind and "openinference.span.kind" not in attrs:
         attrs["openinference.span.kind"] = kind
+    md = attrs.get(METADATA)
+    if isinstance(md, str) and md.startswith("{") and isinstance(got := _frame_value(md), dict):
+        attrs[METADATA] = got  # (the dataframe's dict, its Python repr in a CSV)
     events = []
     evs = obj.get("events")
     if isinstance(evs, str) and evs.startswith("["):
-        import orjson
-
-        try:
-            evs = orjson.loads(evs)
-        except orjson.JSONDecodeError:
-            # pandas writes a list of dicts to CSV as its Python repr ([{'name': ..., 'timestamp': '...'}]): read as
-            # a literal (never evaluated as code), else no events
-            import ast
-
-            try:
-                evs = ast.literal_eval(evs) if len(evs) <= 1_000_000 else None
-            except (ValueError, SyntaxError, MemoryError, RecursionError):
-                evs = None
+        evs = _frame_value(evs)
     for e in evs if isinstance(evs, list) else []:
         if isinstance(e, dict):
             events.append({"name": e.get("name"), "time": e.get("timestamp", e.get("time")),
