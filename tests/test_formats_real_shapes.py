@@ -734,3 +734,20 @@ def test_phoenix_spans_dataframe_saved_as_csv_reads_its_metadata(tmp_path):
            f'7a000000000000000000000000000001,LLM,gpt-4o,250.0,40.0,"{md!r}"\n')
     cols = "feature, user_id, session_id, prompt_version, input_tokens, output_tokens, latency_ms"
     assert _load(tmp_path, "spans.csv", header + row, cols) == [("search", "user-7", "sess-3", "v2", 250, 40, 1200.0)]
+
+
+def test_any_agent_call_llm_spans_are_model_calls(tmp_path):
+    # mozilla-ai/any-agent src/any_agent/tracing/instrumentation/*.py: a model call's span is named
+    # "call_llm {model}" with gen_ai.operation.name "call_llm" (agent_trace.py AgentSpan.is_llm_call). Its operation
+    # was loaded as "call_llm", so every latency and error-rate metric of the model calls (operation chat,
+    # text_completion, generate_content) left all of them out.
+    attrs = {"gen_ai.operation.name": "call_llm", "gen_ai.request.model": "gpt-4.1-mini",
+             "gen_ai.usage.input_tokens": 320, "gen_ai.usage.output_tokens": 25}
+    text = _otlp_line(attrs, {"service.name": "agent"}) + "\n"
+    cols = "operation, input_tokens, latency_ms"
+    want = [("chat", 320, 4200.0)]
+    assert _load(tmp_path, "any_agent.jsonl", text, cols) == want
+    assert _load_proto(tmp_path, "any_agent.pb", text, cols) == want
+    assert _load(tmp_path, "any_agent.json", json.dumps(json.loads(text), indent=1), cols) == want
+    db = wb.connect(str(tmp_path / "any_agent.jsonl.duckdb"))
+    assert wb.latency_p50_ms(db).select("value", "n").rows() == [(4200.0, 1)]

@@ -166,9 +166,10 @@ SPAN_USED = (*FINISH_REASONS, *TTFT_SECONDS, "gen_ai.tool.name", "tool.name",
 OPENINFERENCE_KINDS = {"LLM": "chat", "EMBEDDING": "embeddings", "TOOL": "execute_tool", "AGENT": "invoke_agent"}
 #: Values of ``gen_ai.operation.name`` that are a call type, not an operation of the GenAI conventions -> the operation:
 #: LiteLLM writes its call type there (``acompletion``, ``aembedding``...), the ``call_type`` of its logs
-#: (:mod:`workbench.io.litellm` reads those by the same table).
+#: (:mod:`workbench.io.litellm` reads those by the same table); mozilla-ai's any-agent names its model calls
+#: ``call_llm``.
 OPERATION_ALIASES = {"completion": "chat", "acompletion": "chat", "embedding": "embeddings", "aembedding": "embeddings",
-                     "atext_completion": "text_completion"}
+                     "atext_completion": "text_completion", "call_llm": "chat"}
 #: The attributes in which a framework names a span's kind, in the order they are looked at, each with the kinds that
 #: are operations of the OpenTelemetry GenAI conventions (keys upper-case; a value is read upper-cased, without the
 #: quotes MLflow writes around it; any other kind becomes the operation lower-cased): OpenInference, MLflow, Langfuse's
