@@ -751,3 +751,24 @@ def test_any_agent_call_llm_spans_are_model_calls(tmp_path):
     assert _load(tmp_path, "any_agent.json", json.dumps(json.loads(text), indent=1), cols) == want
     db = wb.connect(str(tmp_path / "any_agent.jsonl.duckdb"))
     assert wb.latency_p50_ms(db).select("value", "n").rows() == [(4200.0, 1)]
+
+
+def test_any_agent_input_and_output_cost_make_the_cost(tmp_path):
+    # mozilla-ai/any-agent src/any_agent/tracing/agent_trace.py (AgentSpan.add_cost_info, compute_cost_info) sets
+    # gen_ai.usage.input_cost and gen_ai.usage.output_cost (USD, from LiteLLM's cost_per_token) and no total; when
+    # LiteLLM cannot price the model it writes 0.0 for both. Laminar's and other writers use the same two names. The
+    # cost was NULL. Their sum is the cost; a sum of 0 is no price (as the other writers' 0: spans.UNPRICED_ZERO);
+    # both stay in attributes.
+    attrs = {"gen_ai.operation.name": "call_llm", "gen_ai.request.model": "gpt-4.1-mini",
+             "gen_ai.usage.input_tokens": 320, "gen_ai.usage.output_tokens": 25,
+             "gen_ai.usage.input_cost": 0.000128, "gen_ai.usage.output_cost": 0.00004}
+    unpriced = {**attrs, "gen_ai.request.model": "my-finetune", "gen_ai.usage.input_cost": 0.0,
+                "gen_ai.usage.output_cost": 0.0}
+    text = _otlp_line(attrs, {}) + "\n" + _otlp_line(unpriced, {}, "4444444444444444") + "\n"
+    cols = "call_id, round(cost_usd, 9), attributes->>'gen_ai.usage.input_cost'"
+    want = [("3333333333333333", 0.000168, "0.000128"), ("4444444444444444", None, "0.0")]
+    assert _load(tmp_path, "cost.jsonl", text, cols) == want
+    assert _load_proto(tmp_path, "cost.pb", text, cols) == want
+    doc = json.loads(_otlp_line(attrs, {}))
+    doc["resourceSpans"] += json.loads(_otlp_line(unpriced, {}, "4444444444444444"))["resourceSpans"]
+    assert _load(tmp_path, "cost.json", json.dumps(doc, indent=1), cols) == want

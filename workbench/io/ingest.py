@@ -311,8 +311,8 @@ from workbench.io.spans import SPAN_ATTRIBUTES as _OTEL_DEFAULTS
 from workbench.io.spans import SPAN_USED as _OTEL_USED
 from workbench.io.spans import (AGENT_OPERATIONS, CLIENT_KINDS, FINISH_REASONS, MODEL_NAMES, OPERATION_ALIASES,
                                 TTFT_SECONDS, UNPRICED_ZERO, USAGE_COLUMNS, VERCEL_OUTER, VERCEL_TTFT_MS)
-from workbench.io.spans import (LANGFUSE_COMPLETION_START, LANGFUSE_COST, LANGFUSE_LEVEL, LANGFUSE_STATUS_MESSAGE,
-                                LANGFUSE_USAGE, METADATA, TOKEN_DETAILS)
+from workbench.io.spans import (COST_PARTS, LANGFUSE_COMPLETION_START, LANGFUSE_COST, LANGFUSE_LEVEL,
+                                LANGFUSE_STATUS_MESSAGE, LANGFUSE_USAGE, METADATA, TOKEN_DETAILS)
 from workbench.schema import ALLOWED_CLOCK_SKEW as _CLOCK_SKEW, TABLES, Table
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -2630,7 +2630,7 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     # Every attribute a column may read, looked up once per span (span attributes "a<i>", resource ones "r<i>").
     langfuse = (LANGFUSE_USAGE, LANGFUSE_COST, LANGFUSE_COMPLETION_START, LANGFUSE_LEVEL, LANGFUSE_STATUS_MESSAGE)
     span_names = sorted({n for names in candidates.values() for n in names if not n.startswith(("r:", "m:"))}
-                        | set(_OTEL_USED) | set(OPERATION_HINTS) | set(langfuse) | {METADATA}
+                        | set(_OTEL_USED) | set(OPERATION_HINTS) | set(langfuse) | {METADATA} | set(COST_PARTS)
                         | {name for name, _ in TOKEN_DETAILS.values()})
     res_names = sorted({n[2:] for names in candidates.values() for n in names if n.startswith("r:")})
     slot = {n: f"a{i}" for i, n in enumerate(span_names)} | {"r:" + n: f"r{i}" for i, n in enumerate(res_names)}
@@ -2698,6 +2698,10 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
             text = f"CASE WHEN json_valid({x}) THEN {x} ELSE replace({x}, '''', '\"') END"
             detail = f"CASE WHEN {x} IS NOT NULL THEN {_json_member(text, key)} END"
             s[c] = f"coalesce({s[c]}, {detail})" if c in s else detail
+    if "cost_usd" not in specs:  # a cost in two parts, after every name of the column (spans.cost_parts)
+        total = " + ".join(f"TRY_CAST({numeric_text(attr(n))} AS DOUBLE)" for n in COST_PARTS)
+        parts = f"CASE WHEN isfinite({total}) AND {total} <> 0 THEN CAST({total} AS VARCHAR) END"
+        s["cost_usd"] = f"coalesce({s['cost_usd']}, {parts})"
     # Langfuse's usage and cost details come first in each usage column (spans.LANGFUSE_USAGE), as span_values reads
     # them; a span whose details are no JSON object is quarantined (_err below)
     _register_langfuse_columns(con)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,6 +116,11 @@ METADATA = "metadata"
 #: (as in its logs: :mod:`workbench.io.litellm`). Such a 0 is not read (the call is priced from its tokens, or counted
 #: unpriced) and stays in ``attributes``.
 UNPRICED_ZERO = ("gen_ai.usage.cost", "gen_ai.cost.total_cost")
+#: A cost written in two parts and no total, USD: mozilla-ai's any-agent (``AgentSpan.add_cost_info``, from LiteLLM's
+#: ``cost_per_token``) and Laminar's writers. When no name of ``cost_usd`` gives the cost, it is their sum if both are
+#: numbers; a sum of 0 is no price (any-agent writes 0 and 0 for a model LiteLLM cannot price, as in
+#: :data:`UNPRICED_ZERO`). Both stay in ``attributes``. The OTLP JSON-lines reader's SQL reads them alike.
+COST_PARTS = ("gen_ai.usage.input_cost", "gen_ai.usage.output_cost")
 #: The Vercel AI SDK's spans that repeat the usage of the provider calls inside them: their tokens (and cost) are not
 #: counted again (kept in ``attributes`` only), so sums over ``calls`` count every token once.
 VERCEL_OUTER = ("ai.generateText", "ai.streamText", "ai.generateObject", "ai.streamObject", "ai.embed", "ai.embedMany")
@@ -637,6 +643,8 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
     for c, (name, key) in TOKEN_DETAILS.items():  # (LangSmith's details: after every other name of the column)
         if v.get(c) is None and name in a:
             v[c] = _scalar(token_detail(a[name], key))
+    if v.get("cost_usd") is None:  # (a cost in two parts: after every name of the column)
+        v["cost_usd"] = cost_parts(a)
     if v.get("operation") is None:
         v["operation"] = default_operation(a, span.name)
     elif isinstance(v["operation"], str):
@@ -726,6 +734,22 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
         attrs["otel.status_message"] = span.status_message
     v["attributes"] = attrs
     return v
+
+
+def cost_parts(attributes: dict) -> str | None:
+    """The cost of a span that writes it in two parts (:data:`COST_PARTS`): their sum when both are numbers (as text,
+    as a column's value) and it is not 0; else None.
+
+    >>> cost_parts({"gen_ai.usage.input_cost": 0.25, "gen_ai.usage.output_cost": "0.5"})
+    '0.75'
+    >>> cost_parts({"gen_ai.usage.input_cost": 0.0, "gen_ai.usage.output_cost": 0.0}), cost_parts({})
+    (None, None)
+    """
+    parts = [attributes.get(n) for n in COST_PARTS]
+    nums = [None if isinstance(x, bool) else x if type(x) in (int, float) else number(x) for x in parts]
+    if None in nums or not all(math.isfinite(x) for x in nums) or sum(nums) == 0:
+        return None
+    return str(sum(nums))
 
 
 def token_detail(text: Any, key: str) -> Any:
