@@ -948,3 +948,34 @@ def test_an_incident_loaded_open_then_again_resolved_gets_its_resolution(tmp_pat
     assert db.duckdb.execute("select incident_id, severity, resolved_at::varchar from incidents order by 1"
                              ).fetchall() == [("i1", "sev2", "2026-01-01 11:10:00"), ("i2", "sev3", "2026-01-01 10:35:00")]
     assert wb.mttr_minutes(db, period="all").select("value", "n").rows() == [(52.5, 2)]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux) to stand for a full disk")
+def test_a_full_disk_at_commit_is_one_error_line_and_the_database_is_unchanged(tmp_path, capsys):
+    # A COMMIT that cannot write the write-ahead log has rolled back already: the ROLLBACK after it raised "no
+    # transaction is active", a traceback that hid the reason. The write-ahead log on /dev/full: every write to it
+    # fails with ENOSPC, as on a full disk.
+    dbp = tmp_path / "w.duckdb"
+    m = tmp_path / "m.toml"
+    m.write_text('table = "feedback"\n[columns]\ncall_id = "id"\nts = { field = "ts", unit = "s" }\n'
+                 'kind = "kind"\nvalue = "value"\n')
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_text("".join(json.dumps({"id": f"a{i}", "ts": NOW_S, "kind": "thumbs", "value": 1}) + "\n"
+                             for i in range(3)))
+    second.write_text("".join(json.dumps({"id": f"b{i}", "ts": NOW_S, "kind": "thumbs", "value": 0}) + "\n"
+                              for i in range(5)))
+    assert cli_main(["ingest", str(first), "--mapping", str(m), "--db", str(dbp), "--no-prices", "--json"]) == 0
+    capsys.readouterr()
+    wal = Path(f"{dbp}.wal")
+    assert not wal.exists()  # checkpointed on close
+    wal.symlink_to("/dev/full")
+    rc = cli_main(["ingest", str(second), "--mapping", str(m), "--db", str(dbp), "--no-prices", "--json"])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "Traceback" not in err and "no transaction is active" not in err
+    assert f"{second}: could not be loaded as jsonl (nothing of it was written)" in err
+    assert "No space left on device" in err
+    wal.unlink()
+    with wb.connect(dbp) as d:  # the first load whole, nothing of the second, one run recorded
+        assert q(d, "select count(*), count(*) filter (where call_id like 'a%') from feedback")[0] == (3, 3)
+        assert q(d, "select count(*) from ingest_runs")[0][0] == 1

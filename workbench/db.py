@@ -332,7 +332,7 @@ def migrate(con: "duckdb.DuckDBPyConnection") -> int:
                         f"TIMESTAMP {sql_literal(utc_now().isoformat(sep=' '))})")
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK")
+            rollback(con)
             raise
     return SCHEMA_VERSION
 
@@ -495,6 +495,29 @@ def sql_literal(v: Any) -> str:
     if isinstance(v, (int, float)):
         return repr(v)
     return "'" + str(v).replace("'", "''") + "'"
+
+
+def rollback(con: "duckdb.DuckDBPyConnection") -> None:
+    """Roll back the transaction open on ``con``; nothing when none is open any more.
+
+    A COMMIT that fails (no space left on the device for the write-ahead log, a write conflict) has already rolled its
+    transaction back: a ROLLBACK after it raises "no transaction is active", and that error, not the one saying why
+    the write failed, would reach the user as a traceback. Every ``except`` that undoes a transaction calls this.
+
+    >>> import duckdb
+    >>> con = duckdb.connect()
+    >>> _ = con.execute("BEGIN TRANSACTION").execute("CREATE TABLE t (x INTEGER)")
+    >>> rollback(con); rollback(con)  # the second finds no transaction open: nothing to do
+    >>> con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 't'").fetchone()
+    (0,)
+    """
+    import duckdb
+
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.TransactionException as exc:
+        if "no transaction is active" not in str(exc):
+            raise
 
 
 def sql_identifier(name: str) -> str:

@@ -179,6 +179,8 @@ def write_evals(db: "Workbench", rows: list[Mapping[str, Any]]) -> int:
     >>> db.sql("select call_id, value from evals").rows()  # the second write replaced the first
     [('a', 0.3)]
     """
+    from workbench.db import rollback
+
     if not rows:
         return 0
     con = db.duckdb
@@ -197,7 +199,7 @@ def write_evals(db: "Workbench", rows: list[Mapping[str, Any]]) -> int:
             con.execute(f'INSERT INTO evals ({cols}) SELECT {sel} FROM "{name}"')
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK")
+            rollback(con)
             raise
     finally:
         con.unregister(name)

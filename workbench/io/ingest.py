@@ -281,7 +281,7 @@ Examples
 from __future__ import annotations
 
 from workbench.errors import IngestError, first_line  # (IngestError importable from here as before)
-from workbench.db import memory_passes_for, size_bytes, sql_identifier as _ident, sql_literal as _lit
+from workbench.db import memory_passes_for, rollback, size_bytes, sql_identifier as _ident, sql_literal as _lit
 from workbench.io.records import (NOT_UTF8, TIMEOUT, ZONE_AFTER_SPACE, allow_long_csv_fields, numeric_text,
                                   refuse_wide_text, strict_csv_rows)
 
@@ -1595,10 +1595,10 @@ def _ingest_file(con: "duckdb.DuckDBPyConnection", plan: _Plan, memory: "_Memory
         _drop_temps(con)
         con.execute("COMMIT")
     except IngestError:
-        con.execute("ROLLBACK")
+        rollback(con)
         raise
     except Exception as exc:
-        con.execute("ROLLBACK")
+        rollback(con)
         raise _not_loaded(path, fmt_name, exc, longest) from exc
     finally:
         if plan.lines_path is not None:

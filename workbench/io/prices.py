@@ -445,7 +445,7 @@ def load_prices(db: "Workbench | str | os.PathLike", *, config: "str | os.PathLi
     import polars as pl
 
     from workbench.config import load_config
-    from workbench.db import as_workbench
+    from workbench.db import as_workbench, rollback
 
     db = as_workbench(db)
     if config is None:
@@ -478,7 +478,7 @@ def load_prices(db: "Workbench | str | os.PathLike", *, config: "str | os.PathLi
         con.unregister("_wb_new_prices")
         con.execute("COMMIT")
     except Exception:
-        con.execute("ROLLBACK")
+        rollback(con)
         raise
     _warn_providers_disagree(con, sorted({m for pr, m in observed if pr is None and m is not None}))
     path = (str(Path(cfg.path).resolve()) if cfg.path is not None else "the config given") if found else None
