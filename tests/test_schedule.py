@@ -917,3 +917,21 @@ def test_an_exported_line_runs_with_the_notebooks_folder_of_workbench_notebooks(
     (tmp / "workbench.toml").write_text("[schedule]\nmax_catchup = 1\n")
     assert "WORKBENCH_NOTEBOOKS" not in schedule.export("crontab", db=str(dbp), out="r")
     assert "Environment=" not in schedule.export("systemd", db=str(dbp), out="r")
+
+
+def test_a_record_after_a_half_written_line_is_not_lost(env):
+    # runs.jsonl's last record was cut off (the disk filled up in the middle of it; here inside an "é"): the next
+    # record was appended to it, the two made one line no reader could parse, and status said the report never ran
+    tmp, dbp, _ = env
+    cfg = tmp / "workbench.toml"
+    cfg.write_text('[schedule]\nperiod = "week"\nmax_catchup = 1\n')
+    (tmp / "r").mkdir()
+    (tmp / "r" / schedule.RUNS_FILE).write_bytes(b'{"report": "mini", "period": "2026-W44", "error": "caf\xc3')
+    now = dt.datetime(2026, 11, 24, 6)
+    recs = schedule.run(dbp, out=tmp / "r", config=cfg, now=now, checks=False)
+    assert [(r["report"], r["period"], r["status"]) for r in recs] == [("mini", "2026-W47", "published")]
+    lines = (tmp / "r" / schedule.RUNS_FILE).read_bytes().split(b"\n")
+    assert lines[0] == b'{"report": "mini", "period": "2026-W44", "error": "caf\xc3' and lines[2] == b""
+    assert json.loads(lines[1])["period"] == "2026-W47"
+    row = schedule.status(dbp, out=tmp / "r", config=cfg, now=now).row(0, named=True)
+    assert (row["last_period"], row["last_status"]) == ("2026-W47", "published")

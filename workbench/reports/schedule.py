@@ -276,10 +276,19 @@ class _Lock:
 
 def _record(out: Path, row: dict[str, Any]) -> None:
     """Append ``row`` to ``runs.jsonl``. When it cannot be written (a full disk, a folder made read-only) the run goes
-    on -- the other reports, the alerts -- with ``record_error`` in the row, said on standard error, and exits 1."""
+    on -- the other reports, the alerts -- with ``record_error`` in the row, said on standard error, and exits 1.
+
+    A last line left without its newline (a disk that filled up in the middle of a record, a run killed while writing)
+    is ended first: appended to it, the new record would be glued to the broken one and both lost to every reader."""
+    line = (json.dumps(row, default=str) + "\n").encode("utf-8")
     try:
-        with open(out / RUNS_FILE, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row, default=str) + "\n")
+        with open(out / RUNS_FILE, "a+b") as fh:  # (bytes: a half-written line may end inside a character)
+            end = fh.seek(0, os.SEEK_END)
+            if end:
+                fh.seek(end - 1)
+                if fh.read(1) != b"\n":
+                    line = b"\n" + line
+            fh.write(line)
     except OSError as exc:
         row["record_error"] = f"not recorded in {out / RUNS_FILE}: {exc.strerror or exc}"
         print(f"workbench schedule: {row.get('report')}: {row['record_error']}", file=sys.stderr)
@@ -685,8 +694,8 @@ def status(db: str | os.PathLike | None = None, *, out: str | os.PathLike = "rep
     outp = Path(out)
     runs: list[dict[str, Any]] = []
     if (outp / RUNS_FILE).exists():
-        for line in (outp / RUNS_FILE).read_text(encoding="utf-8").splitlines():
-            try:
+        for line in (outp / RUNS_FILE).read_bytes().splitlines():
+            try:  # (line by line: a line cut off inside a character is the one line not read)
                 runs.append(json.loads(line))
             except ValueError:
                 continue
