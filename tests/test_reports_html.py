@@ -607,6 +607,22 @@ def test_a_chart_of_one_feature_draws_that_feature_s_target_only():
     assert labels(0.25) == ["target"]  # one value: the chart's own target
 
 
+def test_a_chart_of_one_feature_names_it():
+    """The scorecard's trends of a database with one feature read 'Hallucination rate: highest at 35.0%' over a line
+    with no legend: which feature it was, the chart did not say (a feature's name is a legend only among several)."""
+    from workbench.reports.charts import chart
+
+    days = [dt.datetime(2026, 11, 16), dt.datetime(2026, 11, 17)]
+    df = pl.DataFrame({"feature": ["support_assistant"] * 2, "period_start": days, "metric": ["hallucination_rate"] * 2,
+                       "value": [0.30, 0.40], "n": [10, 10]})
+    fig = chart(df)
+    assert fig.chart.to_dict()["title"] == "Hallucination rate, daily: Support assistant"
+    assert fig.alt.startswith("Hallucination rate, daily: Support assistant: highest at 40.0%")
+    assert chart(df, title="Mine").chart.to_dict()["title"] == "Mine"  # a title given is the title
+    two = pl.concat([df, df.with_columns(pl.lit("chat").alias("feature"))])
+    assert chart(two).chart.to_dict()["title"] == "Hallucination rate by feature, daily"  # a legend names them
+
+
 def test_a_count_of_unpriced_calls_in_a_sentence_has_its_thousands_separator():
     """The scorecard's attention list read 'Coding assistant has 1469 unpriced calls this month' above a budget
     table that wrote the same count '1,469'."""

@@ -157,11 +157,14 @@ def _axis(metric: str, title: str | None = None, data: "pl.DataFrame | None" = N
     return alt.Axis(format=_format(metric, data), title=f"{t} ({unit})" if unit else t, **whole)
 
 
-def _title(metric: str, color: str | None, grain: str | None, title: str | None) -> str:
+def _title(metric: str, color: str | None, grain: str | None, title: str | None, data: "pl.DataFrame | None" = None) -> str:
     if title:
         return title
     by = f" by {label(color).lower()}" if color and color != "group" else ""
-    return f"{label(metric)}{by}{', ' + grain if grain else ''}"
+    # one group has no legend (its key is constant): the title names it, or no one can tell whose line it is
+    only = [] if color or data is None else [
+        words(v) for k in keys_of(data) if k != "metric" for v in data[k].drop_nulls().unique().to_list()[:1]]
+    return f"{label(metric)}{by}{', ' + grain if grain else ''}{': ' + ' · '.join(only) if only else ''}"
 
 
 def _grain(df: "pl.DataFrame") -> str | None:
@@ -251,7 +254,7 @@ def trend(df: "pl.DataFrame", *, color: str | None = None, title: str | None = N
     layers.append(line)
     layers += _partial_layer(x, data, color, metric)
     layers += _target_layer(targets, color, data)
-    t = _title(metric, color, grain, title)
+    t = _title(metric, color, grain, title, data)
     chart = alt.layer(*layers).properties(title=t, width=width, height=height)
     return Figure(chart, _finding(data, color, metric, t) + _partial_text(data))
 
