@@ -323,6 +323,22 @@ def test_an_slo_with_no_call_in_its_window_is_not_measured_never_all_clear(tmp_p
         "renamed feature, or calls that stopped, is never measured and never fires)."]
 
 
+def test_an_slo_alert_sentence_says_which_alert_fires(tmp_path):
+    """The scorecard read 'SLO alert firing: Chat availability (ticket)' while the latency report's burn-rate table
+    said 'no' on every window: the SLO fired because its 30-day budget was spent, which the sentence did not say."""
+    from workbench.reports.attention import attention
+
+    db = wb.connect(":memory:")
+    db.duckdb.executemany("insert into calls (call_id, ts, feature, status, latency_ms) values (?, ?, 'chat', ?, 300)",
+                          [(f"c{i}", dt.datetime(2026, 11, 20) + dt.timedelta(hours=i), "error" if i % 2 else "ok")
+                           for i in range(100)])
+    cfg = tmp_path / "workbench.toml"
+    cfg.write_text("[slo.chat]\navailability_target = 0.99\n")
+    rep = reports.Report(db, start="2026-11-24", end="2026-12-01", config=cfg)
+    alerts = [s for sev, s in attention(rep, slo=True, budgets=False).items if s.startswith("SLO")]
+    assert alerts == ["SLO alert firing: Chat availability (ticket: budget spent 30d); error budget left -4,900%."]
+
+
 def test_a_feature_that_records_no_suggestion_is_not_read_as_none_accepted(tmp_path):
     """The adoption report read 'Suggestions accepted: Support assistant 0.0% (0.0% – 0.1%), Summariser 0.0%,
     Agent 0.0%' above a funnel where 79% of the support assistant's users accepted a suggestion: those features

@@ -297,7 +297,11 @@ def attention(rep: "Report", card: "pl.DataFrame | None" = None, *, config: Any 
             for r in st.filter(pl.col("firing").fill_null(False)).iter_rows(named=True):
                 since = f" since {r['firing_since']:%a %d %b %H:%M}" if r.get("firing_since") else ""
                 left = r.get("budget_remaining")
-                items.append(("alert", f"SLO alert firing: {feature_label(r[by])} {r['sli']} ({r.get('severity') or 'alert'}{since}); "
+                # which alert fires: a burn-rate window (the latency report's table) or the window's budget spent,
+                # which no burn-rate window shows ("ticket" alone read as a contradiction of that table's "no")
+                sev = r.get("severity") or "alert"
+                which = ", ".join(a.removeprefix(f"{sev} ") for a in (r.get("alerts") or "").split(", ") if a)
+                items.append(("alert", f"SLO alert firing: {feature_label(r[by])} {r['sli']} ({sev}{': ' + which if which else ''}{since}); "
                                        f"error budget left {fmt(left, 'budget_remaining') if left is not None else '–'}."))
         if st is not None and "n" in st.columns:
             # an SLO with no call in its window (a misspelt or renamed feature, calls that stopped) cannot fire: not
