@@ -772,3 +772,19 @@ def test_any_agent_input_and_output_cost_make_the_cost(tmp_path):
     doc = json.loads(_otlp_line(attrs, {}))
     doc["resourceSpans"] += json.loads(_otlp_line(unpriced, {}, "4444444444444444"))["resourceSpans"]
     assert _load(tmp_path, "cost.json", json.dumps(doc, indent=1), cols) == want
+
+
+def test_langfuse_sdk_spans_name_their_feature_and_variant_in_metadata(tmp_path):
+    # langfuse/langfuse-python langfuse/_client/attributes.py _flatten_and_serialize_metadata: an observation's
+    # metadata is written one key per attribute, langfuse.observation.metadata.<key> (a trace's
+    # langfuse.trace.metadata.<key>), text as it is. Read in the Langfuse export, metadata.feature and
+    # metadata.variant are the feature and variant, before the trace's name; from the SDK's spans they were not
+    # read (the feature was the trace's name, the variant NULL).
+    attrs = {"langfuse.observation.type": "generation", "langfuse.observation.model.name": "gpt-4o",
+             "langfuse.trace.name": "support-chat", "langfuse.trace.metadata.feature": "refunds",
+             "langfuse.observation.metadata.variant": "b", "langfuse.observation.metadata.region": "eu"}
+    cols = "feature, variant, attributes->>'langfuse.observation.metadata.region'"
+    want = [("refunds", "b", "eu")]
+    text = _otlp_line(attrs, {"service.name": "api"}) + "\n"
+    assert _load(tmp_path, "lf_md.jsonl", text, cols) == want
+    assert _load(tmp_path, "lf_md.json", json.dumps(json.loads(text), indent=1), cols) == want

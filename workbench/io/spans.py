@@ -56,11 +56,15 @@ SPAN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "model": ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name", "llm.response.model",
               "llm.request.model", "langfuse.observation.model.name", "ai.response.model", "ai.model.id"),
     # (the Vercel AI SDK's telemetry metadata and function id name the feature better than the service does)
-    # (Langfuse's SDK names the trace, which its own export reads as the feature, and the environment)
+    # (Langfuse's SDK names the trace, which its own export reads as the feature, and the environment; it writes
+    # the observation's and the trace's metadata one key per attribute, read before the trace's name as its export
+    # reads them)
     "feature": ("workbench.feature", "app.feature", "ai.telemetry.metadata.feature",
                 "ai.telemetry.metadata.workbench.feature", "ai.telemetry.functionId", "r:workbench.feature",
-                "r:app.feature", "langfuse.trace.name", "metadata.user_api_key_team_alias", "m:workbench.feature",
-                "m:feature", "r:service.name"),
+                "r:app.feature", "langfuse.observation.metadata.workbench.feature",
+                "langfuse.observation.metadata.feature", "langfuse.trace.metadata.workbench.feature",
+                "langfuse.trace.metadata.feature", "langfuse.trace.name", "metadata.user_api_key_team_alias",
+                "m:workbench.feature", "m:feature", "r:service.name"),
     "environment": ("deployment.environment.name", "r:deployment.environment.name", "r:deployment.environment",
                     "deployment.environment", "langfuse.environment"),
     "prompt_version": ("workbench.prompt_version", "gen_ai.prompt.version", "llm.prompt_template.version",
@@ -77,8 +81,9 @@ SPAN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
                    "ai.telemetry.metadata.session_id", "ai.telemetry.metadata.conversationId",
                    "traceloop.association.properties.session_id", "traceloop.association.properties.sessionId",
                    "langfuse.session.id", "m:session_id"),
-    "variant": ("workbench.variant", "r:workbench.variant", "ai.telemetry.metadata.variant", "m:workbench.variant",
-                "m:variant"),
+    "variant": ("workbench.variant", "r:workbench.variant", "ai.telemetry.metadata.variant",
+                "langfuse.observation.metadata.workbench.variant", "langfuse.observation.metadata.variant",
+                "langfuse.trace.metadata.variant", "m:workbench.variant", "m:variant"),
     "error_type": ("error.type",),
     "attempt": ("workbench.attempt",),
     "fallback": ("workbench.fallback",),
