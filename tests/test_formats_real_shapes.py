@@ -788,3 +788,18 @@ def test_langfuse_sdk_spans_name_their_feature_and_variant_in_metadata(tmp_path)
     text = _otlp_line(attrs, {"service.name": "api"}) + "\n"
     assert _load(tmp_path, "lf_md.jsonl", text, cols) == want
     assert _load(tmp_path, "lf_md.json", json.dumps(json.loads(text), indent=1), cols) == want
+
+
+def test_langfuse_export_of_litellm_otel_spans_aliases_the_call_type(tmp_path):
+    # A generation Langfuse ingested over OpenTelemetry keeps the span's attributes in metadata.attributes
+    # (langfuse/langfuse OtelIngestionProcessor; zborek.Langfuse ObservationOtelMetadata reads them there); LiteLLM's
+    # OpenTelemetry spans write their call type as gen_ai.operation.name (acompletion). The exported generation loaded
+    # as operation "acompletion", not chat as the same span read from OTLP (spans.OPERATION_ALIASES).
+    doc = {"trace": {"id": "tr-1", "name": "litellm-proxy"},
+           "observations": [{"id": "g-1", "traceId": "tr-1", "type": "GENERATION", "model": "gpt-4o",
+                             "startTime": "2025-11-20T10:00:00Z", "endTime": "2025-11-20T10:00:01Z",
+                             "usageDetails": {"input": 36, "output": 48, "total": 84},
+                             "metadata": {"attributes": {"gen_ai.operation.name": "acompletion",
+                                                         "gen_ai.system": "openai"}}}]}
+    assert _load(tmp_path, "lf_litellm.json", json.dumps(doc), "operation, provider, input_tokens") == [
+        ("chat", "openai", 36)]

@@ -72,7 +72,8 @@ from typing import Any
 
 from workbench.io.records import (MALFORMED, InvalidField, Rows, duration_ms, epoch_us, first, is_timeout, loads,
                                   malformed, number, timestamp)
-from workbench.io.spans import LANGFUSE_COMPLETION_START, LANGFUSE_COST, LANGFUSE_USAGE, SPAN_ATTRIBUTES
+from workbench.io.spans import (LANGFUSE_COMPLETION_START, LANGFUSE_COST, LANGFUSE_USAGE, OPERATION_ALIASES,
+                                SPAN_ATTRIBUTES)
 
 FORMAT, BATCH_FORMAT = "langfuse", "langfuse_batch"
 TYPES = ("GENERATION", "SPAN", "EVENT", "AGENT", "TOOL", "CHAIN", "RETRIEVER", "EVALUATOR", "EMBEDDING", "GUARDRAIL")
@@ -463,8 +464,10 @@ def _observation_row(rows: Rows, k: int, obs: dict, trace: dict | None) -> None:
     v["ttft_ms"] = duration_ms(v["ts"], cst.get("ttft_ms"))
     if v["ttft_ms"] is None:
         v["ttft_ms"] = _seconds_ms(obs.get("timeToFirstToken"))
-    v["operation"] = first(attrs.get("gen_ai.operation.name") if typ == "GENERATION" else None,
-                           _OPERATIONS.get(typ), typ.lower())
+    op = attrs.get("gen_ai.operation.name") if typ == "GENERATION" else None
+    # (a call type as LiteLLM's spans write it is the operation it names, as every span reader reads it)
+    v["operation"] = first(OPERATION_ALIASES.get(op, op) if isinstance(op, str) else op, _OPERATIONS.get(typ),
+                           typ.lower())
     v["name"] = obs.get("name")
     v["feature"] = first(md.get("workbench.feature"), md.get("feature"), tmd.get("workbench.feature"),
                          tmd.get("feature"), trace.get("name"), obs.get("traceName"))
