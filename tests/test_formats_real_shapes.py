@@ -803,3 +803,16 @@ def test_langfuse_export_of_litellm_otel_spans_aliases_the_call_type(tmp_path):
                                                          "gen_ai.system": "openai"}}}]}
     assert _load(tmp_path, "lf_litellm.json", json.dumps(doc), "operation, provider, input_tokens") == [
         ("chat", "openai", 36)]
+
+
+def test_langfuse_csv_export_keeps_a_status_message_of_json_as_written(tmp_path):
+    # The export writes text as it is (stringifyForCsv): a failed generation's status message that holds the
+    # provider's error body is text that looks like JSON. It was read as JSON and written back re-spaced; only the
+    # fields that are objects or lists (usageDetails, metadata, traceTags...) are JSON.
+    body = '{"error": {"message": "Rate limit reached", "type": "rate_limit"}}'
+    p = tmp_path / "generations.csv"
+    p.write_text(_langfuse_csv([_langfuse_generation_row(1, level="ERROR", statusMessage=body)]))
+    db = wb.connect(str(tmp_path / "csv.duckdb"))
+    assert ingest(db, p, progress=False).inserted == 1
+    assert db.duckdb.execute("select status, error_type, input_tokens from calls").fetchall() == [
+        ("error", body, 100)]

@@ -180,17 +180,23 @@ def looks_like(obj: Any) -> bool:
     return is_trace_export(obj) or is_observation(obj) or is_observation_list(obj) or is_trace_page(obj)
 
 
+#: The fields of an exported observation that are JSON objects or lists (written as JSON text in a CSV export).
+_JSON_FIELDS = frozenset({"metadata", "usageDetails", "costDetails", "providedUsageDetails", "providedCostDetails",
+                          "modelParameters", "usage", "traceTags"})
+
+
 def from_text(rec: Any) -> Any:
     """A record whose every value is text or missing (a CSV row of the UI's batch export) with its JSON values read:
     the export writes text as it is and anything else as JSON (``stringifyForCsv``), so a time is a quoted string,
     ``usageDetails`` and ``metadata`` objects, ``traceTags`` a list (an older export quoted every text too). Numbers
-    stay text (read as numbers where a number is expected); text that is no whole JSON value stays as it is. Any other
-    record is returned as given.
+    stay text (read as numbers where a number is expected); a text that only looks like JSON (a status message
+    holding an error body) stays as written, as does text that is no whole JSON value. Any other record is returned
+    as given.
 
     >>> from_text({"id": "o1", "startTime": '"2025-11-20T10:00:00.000Z"', "usageDetails": '{"input": 5}',
-    ...            "latency": "2.5", "statusMessage": '"quoted" text', "endTime": None})
+    ...            "latency": "2.5", "statusMessage": '{"error": "quota"}', "endTime": None})
     {'id': 'o1', 'startTime': '2025-11-20T10:00:00.000Z', 'usageDetails': {'input': 5}, 'latency': '2.5',
-     'statusMessage': '"quoted" text', 'endTime': None}
+     'statusMessage': '{"error": "quota"}', 'endTime': None}
     >>> from_text({"id": "o1", "usageDetails": {"input": 5}})
     {'id': 'o1', 'usageDetails': {'input': 5}}
     """
@@ -198,11 +204,19 @@ def from_text(rec: Any) -> Any:
         return rec
     out = {}
     for key, v in rec.items():
-        if v is not None and v[:1] in ('"', "{", "["):
+        if v is not None and (v[:1] == '"' or v[:1] in ("{", "[") and key in _JSON_FIELDS):
             try:
-                v = loads(v)
+                got = loads(v)
             except ValueError:
-                pass
+                got = v
+            # (a quoted text is its string; an older export's quoted JSON text is read again for its object)
+            if isinstance(got, str) and key in _JSON_FIELDS and got[:1] in ("{", "["):
+                try:
+                    got = loads(got)
+                except ValueError:
+                    pass
+            if isinstance(got, str) or key in _JSON_FIELDS:
+                v = got
         out[key] = v
     return out
 
