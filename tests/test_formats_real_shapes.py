@@ -816,3 +816,24 @@ def test_langfuse_csv_export_keeps_a_status_message_of_json_as_written(tmp_path)
     assert ingest(db, p, progress=False).inserted == 1
     assert db.duckdb.execute("select status, error_type, input_tokens from calls").fetchall() == [
         ("error", body, 100)]
+
+
+def test_langsmith_opentelemetry_prompt_and_retriever_runs_are_not_model_calls(tmp_path):
+    # langchain-ai/langsmith-sdk python/langsmith/_internal/otel/_otel_exporter.py: gen_ai.operation.name comes from
+    # the run type through WELL_KNOWN_OPERATION_NAMES, which writes "chat" for a prompt run (a template being
+    # formatted) and "embeddings" for a retriever run; langsmith.span.kind keeps the run type. Those runs loaded as
+    # model calls (a prompt run as a chat call of no model and a millisecond's latency), unlike the same runs read
+    # from LangSmith's own export (operation prompt, retriever). The run type decides when the span carries it.
+    llm = {"gen_ai.operation.name": "chat", "langsmith.span.kind": "llm", "gen_ai.system": "openai",
+           "gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.input_tokens": 120}
+    prompt = {"gen_ai.operation.name": "chat", "langsmith.span.kind": "prompt", "gen_ai.system": "langchain"}
+    retriever = {"gen_ai.operation.name": "embeddings", "langsmith.span.kind": "retriever",
+                 "gen_ai.system": "langchain"}
+    text = "".join(_otlp_line(a, {}, sid) + "\n" for a, sid in ((llm, "3333333333333333"),
+                                                                (prompt, "4444444444444444"),
+                                                                (retriever, "5555555555555555")))
+    want = [("3333333333333333", "chat"), ("4444444444444444", "prompt"), ("5555555555555555", "retriever")]
+    assert _load(tmp_path, "ls_ops.jsonl", text, "call_id, operation") == want
+    assert _load_proto(tmp_path, "ls_ops.pb", text, "call_id, operation") == want
+    doc = {"resourceSpans": [json.loads(line)["resourceSpans"][0] for line in text.splitlines()]}
+    assert _load(tmp_path, "ls_ops.json", json.dumps(doc, indent=1), "call_id, operation") == want

@@ -309,8 +309,9 @@ from workbench.io.spans import (ERROR_STATUS_CODES, GENAI_OPERATIONS, GENAI_PREF
                                 SPAN_KINDS)
 from workbench.io.spans import SPAN_ATTRIBUTES as _OTEL_DEFAULTS
 from workbench.io.spans import SPAN_USED as _OTEL_USED
-from workbench.io.spans import (AGENT_OPERATIONS, CLIENT_KINDS, FINISH_REASONS, MODEL_NAMES, OPERATION_ALIASES,
-                                TTFT_SECONDS, UNPRICED_ZERO, USAGE_COLUMNS, VERCEL_OUTER, VERCEL_TTFT_MS)
+from workbench.io.spans import (AGENT_OPERATIONS, CLIENT_KINDS, FINISH_REASONS, KIND_DECIDES, MODEL_NAMES,
+                                OPERATION_ALIASES, TTFT_SECONDS, UNPRICED_ZERO, USAGE_COLUMNS, VERCEL_OUTER,
+                                VERCEL_TTFT_MS)
 from workbench.io.spans import (COST_PARTS, LANGFUSE_COMPLETION_START, LANGFUSE_COST, LANGFUSE_LEVEL,
                                 LANGFUSE_STATUS_MESSAGE, LANGFUSE_USAGE, METADATA, TOKEN_DETAILS)
 from workbench.schema import ALLOWED_CLOCK_SKEW as _CLOCK_SKEW, TABLES, Table
@@ -2630,7 +2631,8 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     # Every attribute a column may read, looked up once per span (span attributes "a<i>", resource ones "r<i>").
     langfuse = (LANGFUSE_USAGE, LANGFUSE_COST, LANGFUSE_COMPLETION_START, LANGFUSE_LEVEL, LANGFUSE_STATUS_MESSAGE)
     span_names = sorted({n for names in candidates.values() for n in names if not n.startswith(("r:", "m:"))}
-                        | set(_OTEL_USED) | set(OPERATION_HINTS) | set(langfuse) | {METADATA} | set(COST_PARTS)
+                        | set(_OTEL_USED) | set(OPERATION_HINTS) | set(KIND_DECIDES) | set(langfuse) | {METADATA}
+                        | set(COST_PARTS)
                         | {name for name, _ in TOKEN_DETAILS.values()})
     res_names = sorted({n[2:] for names in candidates.values() for n in names if n.startswith("r:")})
     slot = {n: f"a{i}" for i, n in enumerate(span_names)} | {"r:" + n: f"r{i}" for i, n in enumerate(res_names)}
@@ -2716,8 +2718,10 @@ def _otel_source(con, plan: _Plan, numbered: bool = True) -> tuple[_Source, int 
     # an agent run in the process (any span kind but CLIENT) repeats its model calls' usage (spans.repeats_usage)
     agent_op = "operation" not in specs
     aliases = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in OPERATION_ALIASES.items())
+    decides = " OR ".join(f"nullif({attr(n)}, '') IS NOT NULL" for n in KIND_DECIDES)
     given_op = (pick("operation") if "operation" in specs
-                else f"CASE {pick('operation')} {aliases} ELSE {pick('operation')} END")
+                else f"CASE WHEN {decides} THEN NULL ELSE CASE {pick('operation')} {aliases} "
+                     f"ELSE {pick('operation')} END END")  # (a kind of spans.KIND_DECIDES: read by oi_case)
     op_sql = f"coalesce({given_op}, {oi_case})"
     agent = (f"({op_sql} IN ({', '.join(map(_lit, AGENT_OPERATIONS))}) "
              f"AND upper(trim(coalesce(sp.kind, ''))) NOT IN ({', '.join(map(_lit, CLIENT_KINDS))}))")

@@ -196,6 +196,11 @@ SPAN_KINDS: tuple[tuple[str, dict[str, str]], ...] = (
     ("llm.request.type", {"CHAT": "chat", "COMPLETION": "text_completion", "EMBEDDING": "embeddings"}),
     ("traceloop.span.kind", {"AGENT": "invoke_agent", "TOOL": "execute_tool"}),
 )
+#: Span kinds that decide the operation even where ``gen_ai.operation.name`` is set (by :func:`default_operation`'s
+#: table): LangSmith's exporters derive that name from the run type lossily (``WELL_KNOWN_OPERATION_NAMES`` in
+#: ``langsmith/_internal/otel/_otel_exporter.py``: a prompt run "chat", a retriever run "embeddings"), and keep the
+#: run type in ``langsmith.span.kind``, as LangSmith's own export gives it (:mod:`workbench.io.langsmith`).
+KIND_DECIDES = ("langsmith.span.kind",)
 #: Attributes that name a span's operation when ``gen_ai.operation.name`` does not (:func:`default_operation`): read,
 #: and kept in ``attributes``.
 OPERATION_HINTS = tuple(name for name, _ in SPAN_KINDS if name != "openinference.span.kind") + (
@@ -650,7 +655,7 @@ def span_values(span: Span, extra: dict[str, tuple[str, ...]] | None = None,
             v[c] = _scalar(token_detail(a[name], key))
     if v.get("cost_usd") is None:  # (a cost in two parts: after every name of the column)
         v["cost_usd"] = cost_parts(a)
-    if v.get("operation") is None:
+    if v.get("operation") is None or any(a.get(n) not in (None, "") for n in KIND_DECIDES):
         v["operation"] = default_operation(a, span.name)
     elif isinstance(v["operation"], str):
         v["operation"] = OPERATION_ALIASES.get(v["operation"], v["operation"])
