@@ -837,3 +837,21 @@ def test_langsmith_opentelemetry_prompt_and_retriever_runs_are_not_model_calls(t
     assert _load_proto(tmp_path, "ls_ops.pb", text, "call_id, operation") == want
     doc = {"resourceSpans": [json.loads(line)["resourceSpans"][0] for line in text.splitlines()]}
     assert _load(tmp_path, "ls_ops.json", json.dumps(doc, indent=1), "call_id, operation") == want
+
+
+def test_langsmith_opentelemetry_spans_read_their_metadata(tmp_path):
+    # langchain-ai/langsmith-sdk python/langsmith/_internal/otel/_otel_exporter.py _set_span_attributes: every key of
+    # the run's extra.metadata is written as langsmith.metadata.<key>. LangSmith's own export reads metadata user_id,
+    # thread_id (the thread), feature, variant and prompt_version into their columns (workbench.io.langsmith); from
+    # its spans they were NULL (the feature the service's name).
+    attrs = {"gen_ai.operation.name": "chat", "langsmith.span.kind": "llm", "gen_ai.system": "openai",
+             "gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.input_tokens": 120,
+             "langsmith.metadata.user_id": "user-7", "langsmith.metadata.thread_id": "thread-3",
+             "langsmith.metadata.feature": "search", "langsmith.metadata.variant": "b",
+             "langsmith.metadata.prompt_version": "v2", "langsmith.metadata.ls_model_name": "gpt-4o-mini"}
+    cols = ("user_id, session_id, feature, variant, prompt_version, "
+            "attributes->>'langsmith.metadata.ls_model_name'")
+    want = [("user-7", "thread-3", "search", "b", "v2", "gpt-4o-mini")]
+    text = _otlp_line(attrs, {"service.name": "api"}) + "\n"
+    assert _load(tmp_path, "ls_md.jsonl", text, cols) == want
+    assert _load(tmp_path, "ls_md.json", json.dumps(json.loads(text), indent=1), cols) == want
