@@ -549,6 +549,18 @@ def test_import_labels_reads_odd_files_and_names_the_line_of_a_bad_one(tmp_path)
         labels.import_labels(d, c)
 
 
+def test_import_labels_refuses_a_csv_header_naming_a_column_twice(tmp_path):
+    # "call_id,label,label": each row kept the last label column's value, the first one unread, and the import
+    # said nothing: a (b, 0) labelled 1 by the column nobody meant
+    d = _labels_db()
+    c = tmp_path / "labels.csv"
+    c.write_text("call_id,label,label\na,1,1\nb,0,1\n")
+    with pytest.raises(InputError, match=r"labels.csv line 1: the header names 'label' 2 times \(columns 2 and 3\); "
+                                         r"rename all but one"):
+        labels.import_labels(d, c)
+    assert d.duckdb.execute("select count(*) from evals").fetchone()[0] == 0
+
+
 def test_judge_variance_hand_computed():
     d = wb.connect(":memory:")
     d.duckdb.execute("""insert into evals (call_id, metric, value, label, evaluator, evaluator_version, repeat) values

@@ -194,6 +194,11 @@ def _csv_records(p: Path, fn: str) -> tuple[list[str], list[tuple[int, dict]]]:
                     continue
                 if header is None:
                     header = [h.strip() for h in rec]
+                    for name in dict.fromkeys(header):  # a record keeps one value of a name: the other, unread
+                        at = [str(i) for i, h in enumerate(header, start=1) if h == name]
+                        if len(at) > 1:
+                            raise IngestError(f"{fn}: {p} line {line}: the header names {name!r} {len(at)} times "
+                                              f"(columns {', '.join(at[:-1])} and {at[-1]}); rename all but one")
                 elif len(rec) != len(header):
                     raise IngestError(f"{fn}: {p} line {line}: expected {len(header)} fields ({', '.join(header)}), "
                                       f"got {len(rec)}")
