@@ -561,6 +561,16 @@ def test_import_labels_refuses_a_csv_header_naming_a_column_twice(tmp_path):
     assert d.duckdb.execute("select count(*) from evals").fetchone()[0] == 0
 
 
+def test_import_labels_refuses_an_empty_evaluator_or_version(tmp_path):
+    d = _labels_db()
+    for kw in ({"evaluator": ""}, {"evaluator": "  "}, {"version": ""}):
+        with pytest.raises(ParameterError, match=rf"import_labels: {next(iter(kw))} must be a name \(a non-empty "
+                                                 r"string\), got"):
+            labels.import_labels(d, [{"call_id": "a", "label": 1}], **kw)
+    assert d.duckdb.execute("select count(*) from evals").fetchone()[0] == 0
+    assert labels.import_labels(d, [{"call_id": "a", "label": 1}], version=2)["version"] == "2"
+
+
 def test_judge_variance_hand_computed():
     d = wb.connect(":memory:")
     d.duckdb.execute("""insert into evals (call_id, metric, value, label, evaluator, evaluator_version, repeat) values

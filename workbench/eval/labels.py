@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from workbench.errors import IngestError, MissingFileError, NotFoundError, ParameterError, ParameterTypeError
+from workbench.errors import (IngestError, MissingFileError, NotFoundError, ParameterError, ParameterTypeError,
+                              check_name)
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,8 +69,11 @@ def import_labels(
     >>> db.sql("select call_id, metric, value, label from evals order by call_id").rows()
     [('a', 'hallucination_label', 1.0, 'hallucinated'), ('b', 'hallucination_label', 0.0, 'supported')]
     """
-    db = as_workbench(db)
     fn = "import_labels"
+    # (an empty evaluator or version was stored as such: labels no reader asks for by name)
+    evaluator = check_name(fn, "evaluator", evaluator)
+    version = check_name(fn, "version", version if isinstance(version, str) else str(version))
+    db = as_workbench(db)
     where, at, columns, records = _records(path_or_frame, fn)
     if "call_id" not in columns:
         raise NotFoundError(f"{fn}: {where}: no column 'call_id'; columns: {', '.join(columns) or '(none)'}")
