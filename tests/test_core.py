@@ -14,6 +14,7 @@ import workbench as wb
 from workbench import metrics
 from workbench.config import ConfigError, load_config
 from workbench.db import migrate
+from workbench.errors import ParameterError
 from workbench.schema import SCHEMA_VERSION, TABLES
 
 
@@ -173,6 +174,25 @@ def test_scope_filters_window_and_where():
         metrics.scope(db.calls, where=["nope=1"])
     with pytest.raises(ValueError, match="column=value"):
         metrics.scope(db.calls, where=["feature"])
+
+
+def test_where_on_a_timestamp_reads_the_text_as_an_instant_and_refuses_what_is_none():
+    # ts was compared as its text ("2026-01-02 10:00:00"): "ts=yesterday" or an ISO "T" or a zone selected nothing,
+    # and the metric said n = 0 as if no call had been made
+    db = wb.connect(":memory:")
+    _calls(db, [
+        ("a", dt.datetime(2026, 1, 1, 10), "chat", "m1", "ok", 10.0),
+        ("b", dt.datetime(2026, 1, 2, 10), "chat", "m2", "ok", 20.0),
+    ])
+    for text in ("2026-01-02T10:00:00", "2026-01-02 12:00:00+02:00", "2026-01-02T10:00:00Z"):
+        t = metrics.scope(db.calls, where=[f"ts={text}"])
+        assert t.call_id.to_pyarrow().to_pylist() == ["b"], text
+    t = metrics.scope(db.calls, where=["ts=2026-01-01T10:00,2026-01-02T10:00"])
+    assert sorted(t.call_id.to_pyarrow().to_pylist()) == ["a", "b"]
+    for bad in ("yesterday", "1767348000"):
+        with pytest.raises(ParameterError, match=rf"where: ts is a timestamp column: expected an ISO date or "
+                                                 rf"timestamp, got '{bad}'"):
+            metrics.compute("error_rate", db, where=[f"ts={bad}"])
 
 
 def test_the_warning_for_groups_without_data_names_one_of_them():

@@ -849,8 +849,9 @@ def scope(t: "ir.Table", *, time: str | None = "ts", start: Any = None, end: Any
 
     ``where`` maps a column to a value or a list of values (any of them). A value is compared as the column compares
     it: on a number or true/false column, text says the value ("100" is 100, as the CLI's ``--where latency_ms=100``
-    gives it); on a text column a number is its text; on other columns (timestamps) text is compared with the column
-    written as text. None selects the rows without a value (``IS NULL``), alone or in a list. An unknown column is a
+    gives it); on a text column a number is its text; on a timestamp column text is read as an ISO timestamp (one
+    with a zone converted to UTC) and compared with the instant; on other columns (JSON) text is compared with the
+    column written as text. None selects the rows without a value (``IS NULL``), alone or in a list. An unknown column is a
     :class:`NotFoundError` naming the table's columns; a value that cannot be one (a NUL character, a nested list,
     text that is no number for a number column) or an empty list, a :class:`ParameterError` naming the column.
 
@@ -897,11 +898,17 @@ def _where_values(col: str, val: Any, typ: Any) -> tuple[list, bool]:
     A number or a boolean column compares a value given as text by what it says ("100" is 100: its text as a double
     is "100.0"); a text column compares a number by its text. A value that cannot be a value of the column (a NUL
     character, a nested list or mapping, text that is no number for a number column) and an empty list are a
-    :class:`ParameterError` naming the column.
+    :class:`ParameterError` naming the column; so is text that is no ISO timestamp for a timestamp column.
 
     >>> import ibis.expr.datatypes as dt
     >>> _where_values("latency_ms", ["100", None], dt.float64), _where_values("feature", 7, dt.string)
     (([100], True), (['7'], False))
+    >>> _where_values("ts", "2026-01-05T10:00:00+02:00", dt.timestamp)
+    ([datetime.datetime(2026, 1, 5, 8, 0)], False)
+    >>> _where_values("ts", "yesterday", dt.timestamp)
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: where: ts is a timestamp column: expected an ISO date or timestamp, got 'yesterday'
     """
     values = list(val) if isinstance(val, (list, tuple, set, frozenset)) else [val]
     if not values:
@@ -928,6 +935,8 @@ def _where_values(col: str, val: Any, typ: Any) -> tuple[list, bool]:
                     v = float(text)
                 except ValueError:
                     raise ParameterError(f"where: {col} is a number column; {v!r} is not a number") from None
+        elif typ.is_timestamp() and isinstance(v, str):  # (compared as text, "abc" matched nothing, without a word)
+            v = as_timestamp(v, what=f"where: {col} is a timestamp column")
         elif typ.is_string() and not isinstance(v, str):
             v = str(v).lower() if isinstance(v, bool) else str(v)
         out.append(v)
