@@ -129,6 +129,27 @@ def test_a_detector_that_raises_on_every_answer_stops_the_run_with_its_error(db)
 
 
 @needs_detector
+def test_score_jsonl_refuses_an_id_no_reader_can_join_on(tmp_path):
+    # NaN and 1e400 (read as infinity) were written back as NaN and Infinity, which are not JSON; an object was
+    # echoed as an id; two rows of one id gave two scores nobody could tell apart. Nothing is written then.
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    ok = '{"id": "a", "contexts": ["It was completed in 1889."], "answer": "It was completed in 1889."}\n'
+    for bad, said in (("NaN", "field 'id' must be a string or a whole number, got nan"),
+                      ("1e400", "field 'id' must be a string or a whole number, got inf"),
+                      ('{"k": 1}', "field 'id' must be a string or a whole number, got dict"),
+                      ("true", "field 'id' must be a string or a whole number, got bool"),
+                      ('"a"', "id 'a' is the id of line 1 too; the scores of the two could not be told apart")):
+        src.write_text(ok + ok.replace('"id": "a"', f'"id": {bad}'))
+        with pytest.raises(ParameterError) as err:
+            detector.score_jsonl(src, out, progress=False)
+        assert str(err.value) == f"{src}:2: {said}"
+        assert not out.exists()
+    src.write_text(ok + ok.replace('"id": "a"', '"id": 7') + ok.replace('"id": "a", ', ""))
+    assert detector.score_jsonl(src, out, progress=False)["rows"] == 3
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["a", 7, None]
+
+
+@needs_detector
 def test_score_jsonl_writes_the_error_of_the_answer_the_detector_raised_on(tmp_path):
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     rows = [{"id": i, "contexts": [CTX], "answer": a} for i, a in

@@ -2018,8 +2018,9 @@ def score_jsonl(
     Raises
     ------
     ValueError
-        On invalid JSON, a missing or non-string answer, or contexts that are not a list of strings or
-        a string; the message names the file, line number and field.
+        On invalid JSON, a missing or non-string answer, contexts that are not a list of strings or a string, or an
+        id that is not a string or a whole number or that an earlier row has; the message names the file, line
+        number and field.
 
     Examples
     --------
@@ -2037,6 +2038,7 @@ def score_jsonl(
     if same_file(in_path, out_path):
         raise ParameterError(f"{out_path}: is the input file {in_path}; write the scores to another file")
     rows = _read_rows(in_path)
+    _check_ids(rows, in_path)
     det = detector if detector is not None else sys.modules[__name__]
     name, version = str(det.DETECTOR_NAME), str(det.DETECTOR_VERSION)
     t0 = time.perf_counter()
@@ -2069,6 +2071,32 @@ def score_jsonl(
                 next(ticks, None)
     warn_failed_rows(failed, f"detector {name} {version}", stacklevel=2)
     return {"rows": len(rows), "unscorable": unscorable, "errors": len(failed), "seconds": time.perf_counter() - t0}
+
+
+def _check_ids(rows: list[dict], path: str | Path) -> None:
+    """Refuse an ``id`` of a row of ``path`` that no reader can join the scores back on: one that is not a string or a
+    whole number (``NaN`` and ``1e400``, which Python's JSON reads as infinity, were written back as ``NaN`` and
+    ``Infinity``, which are not JSON; an object), or one that a row before had already. A row without an id is kept.
+
+    >>> _check_ids([{"id": "a", "_line": 1}, {"id": 2, "_line": 2}, {"_line": 3}], "in.jsonl")
+    >>> _check_ids([{"id": "a", "_line": 1}, {"id": "a", "_line": 4}], "in.jsonl")
+    Traceback (most recent call last):
+    ...
+    workbench.errors.ParameterError: in.jsonl:4: id 'a' is the id of line 1 too; the scores of the two could not be told apart
+    """
+    seen: dict[Any, int] = {}
+    for row in rows:
+        if "id" not in row or row["id"] is None:
+            continue
+        rid = row["id"]
+        if isinstance(rid, bool) or not isinstance(rid, (str, int)):
+            shown = str(rid)[:60] if isinstance(rid, float) else type(rid).__name__
+            raise ParameterError(f"{path}:{row['_line']}: field 'id' must be a string or a whole number, got {shown}")
+        key = (type(rid), rid)
+        if key in seen:
+            raise ParameterError(f"{path}:{row['_line']}: id {rid!r} is the id of line {seen[key]} too; the scores of "
+                                 f"the two could not be told apart")
+        seen[key] = row["_line"]
 
 
 #: Answers :func:`score_jsonl` hands the detector at a time (a model tier batches its inferences within them).
