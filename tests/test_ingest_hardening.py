@@ -979,3 +979,14 @@ def test_a_full_disk_at_commit_is_one_error_line_and_the_database_is_unchanged(t
     with wb.connect(dbp) as d:  # the first load whole, nothing of the second, one run recorded
         assert q(d, "select count(*), count(*) filter (where call_id like 'a%') from feedback")[0] == (3, 3)
         assert q(d, "select count(*) from ingest_runs")[0][0] == 1
+
+
+@pytest.mark.parametrize("empty", ["", "  "])
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(tmp_path, db, monkeypatch, empty):
+    # Path("") is ".": `workbench ingest "$FILE"` with FILE unset loaded every file of the current folder
+    (tmp_path / "feedback.jsonl").write_text(json.dumps({"id": "a", "ts": NOW_S, "kind": "thumbs", "value": 1}) + "\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(IngestError, match=r"ingest: an empty path \('\s*'\) names no file; give a file or a folder"):
+        ingest(db, [empty], mapping=FEEDBACK_MAP, progress=False)
+    assert q(db, "select count(*) from feedback")[0][0] == 0
+    assert ingest(db, ["."], mapping=FEEDBACK_MAP, progress=False).inserted == 1  # the current folder, said so

@@ -1215,6 +1215,10 @@ def ingest(db: "Workbench | str | os.PathLike", paths: Any, *, format: str = "au
         paths = [paths]
     files: list[Path] = []
     for p in paths:
+        if isinstance(p, (str, os.PathLike)) and not os.fspath(p).strip():
+            # Path("") is the current folder: an unset variable ("$FILE") loaded every file in it
+            raise IngestError(f"ingest: an empty path ({os.fspath(p)!r}) names no file; give a file or a folder "
+                              f"('.' for the current one)")
         p = Path(p)
         if p.is_dir():
             files.extend(sorted(c for c in p.iterdir() if c.is_file() and not c.name.startswith(".")))
