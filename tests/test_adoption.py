@@ -450,6 +450,25 @@ def test_feedback_rates():
     assert th.select("feature", "value", "n").rows() == [("chat", 1.0, 2), ("code", 0.0, 1)]
 
 
+def test_thumbs_up_rate_counts_each_users_latest_vote_on_a_call_once():
+    db = wb.connect(":memory:")
+    _calls(db, [("c1", "u1", day(1), "chat", 100.0, None), ("c2", "u2", day(1), "chat", 100.0, None)])
+    db.duckdb.executemany(
+        "insert into feedback (feedback_id, call_id, user_id, ts, kind, value) values (?, ?, ?, ?, ?, ?)",
+        [("f1", "c1", "u1", day(1, 10), "thumbs", 0), ("f2", "c1", "u1", day(1, 11), "thumbs", 1),  # u1 changed it
+         ("f3", "c2", "u2", day(1, 12), "thumbs", 1), ("f4", "c2", "u3", day(1, 13), "thumbs", 0),  # two people
+         ("f5", "c2", None, day(1, 14), "thumbs", 1), ("f6", "c2", None, day(1, 15), "thumbs", 1)],  # anonymous: each
+    )
+    # votes: u1 on c1 up (its down replaced), u2 on c2 up, u3 on c2 down, two anonymous ups -> 4 up of 5
+    assert ad.thumbs_up_rate(db).select("value", "n").rows() == [(0.8, 5)]
+    # the latest vote before the window's end: at 10:30 u1's vote on c1 was down
+    assert ad.thumbs_up_rate(db, end=day(1, 10) + dt.timedelta(minutes=30)).select("value", "n").rows() == [(0.0, 1)]
+    # flipped back down: the vote counts as down, once
+    db.duckdb.execute("insert into feedback (feedback_id, call_id, user_id, ts, kind, value) values "
+                      "('f7', 'c1', 'u1', ?, 'thumbs', 0)", [day(1, 16)])
+    assert ad.thumbs_up_rate(db).select("value", "n").rows() == [(0.6, 5)]
+
+
 # ------------------------------------------------------------------------------------------- cost and quality
 
 def test_cost_per_active_user():

@@ -1093,10 +1093,12 @@ def _feedback(db: Any) -> "ir.Table":
 
 
 def thumbs_up_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
-    """Share of thumbs feedback that is a thumbs up (``kind = 'thumbs'``, ``value = 1``), Wilson interval.
+    """Share of thumbs votes that are up (``kind = 'thumbs'``, ``value = 1``), Wilson interval.
 
-    ``by``/``where`` may use the feedback's columns and its call's (feature, model, prompt_version...); time is the
-    feedback's ``ts``. Higher is better.
+    A vote is a user's latest thumbs on a call in the selection (:func:`~workbench.metrics.core.latest_votes`): a
+    user who voted down, then up, on the same answer counts once, up; ``n`` is the number of votes. A thumbs row
+    without a ``user_id`` (or ``call_id``) is a vote of its own. ``by``/``where`` may use the feedback's columns and
+    its call's (feature, model, prompt_version...); time is the latest vote's ``ts``. Higher is better.
 
     Examples
     --------
@@ -1107,12 +1109,16 @@ def thumbs_up_rate(db, *, by=("feature",), period="day", start=None, end=None, w
     >>> _ = db.duckdb.execute("insert into feedback (feedback_id, call_id, ts, kind, value) values "
     ...     "('f1', 'c1', '2026-01-01 09:00', 'thumbs', 1), ('f2', 'c1', '2026-01-01 10:00', 'thumbs', 0),"
     ...     "('f3', 'c1', '2026-01-01 11:00', 'thumbs', 1), ('f4', 'c1', '2026-01-01 12:00', 'copy', 1)")
-    >>> thumbs_up_rate(db).select("feature", "value", "n").rows()
+    >>> thumbs_up_rate(db).select("feature", "value", "n").rows()  # three anonymous votes
     [('chat', 0.6666666666666666, 3)]
+    >>> _ = db.duckdb.execute("insert into feedback (feedback_id, call_id, user_id, ts, kind, value) values "
+    ...     "('f5', 'c1', 'u1', '2026-01-01 13:00', 'thumbs', 0), ('f6', 'c1', 'u1', '2026-01-01 14:00', 'thumbs', 1)")
+    >>> thumbs_up_rate(db).select("feature", "value", "n").rows()  # u1 changed their vote: one vote, up
+    [('chat', 0.75, 4)]
     """
     fn = "thumbs_up_rate"
     t = _m.scope(_feedback(db), start=start, end=end, where=where)
-    t = t.filter(t.kind == "thumbs")
+    t = _m.latest_votes(t.filter(t.kind == "thumbs"))
     return _m.proportion(t, t.value == 1, by=by, period=period, metric=fn, start=start, end=end, confidence=confidence)
 
 

@@ -70,7 +70,7 @@ from workbench.db import Where, as_timestamp, parse_where, scope, sql_identifier
 from workbench.stats import quantile_ranks  # noqa: F401  (re-exported: the metric toolkit)
 
 __all__ = ["PERIODS", "RESULT_COLUMNS", "UndefinedMetricWarning", "ExcludedRowWarning", "UnknownFeatureWarning",
-           "warn_unknown_features", "unknown_features", "agent_tasks",
+           "warn_unknown_features", "unknown_features", "agent_tasks", "latest_votes",
            "Where", "parse_where", "as_timestamp", "scope", "check_by", "with_period", "tidy", "complete_grid",
            "to_polars", "proportion", "percentile_frame",
            "mean_interval", "band_grid", "approx_matrix", "order_statistics", "quantile_ranks", "quantile_cont",
@@ -257,6 +257,28 @@ def agent_tasks(db: Any) -> "ir.Table":
     w = ibis.window(group_by=roots.trace_id.fill_null(roots.call_id), order_by=[roots.ts, roots.call_id])
     roots = roots.mutate(_k=ibis.row_number().over(w))
     return roots.filter(roots._k == 0).drop("_k")
+
+
+def latest_votes(f: "ir.Table") -> "ir.Table":
+    """The rows of feedback ``f`` that are a user's latest vote on a call: of the rows of one ``(call_id, user_id)``,
+    the one with the latest ``ts`` (then the largest ``feedback_id``). A user who voted down, then up, on an answer
+    holds one vote, up. A row without a ``call_id`` or a ``user_id`` cannot be told apart from another person's and
+    is a vote of its own. Take ``f`` already scoped (window, kind): the vote is the latest one in the selection.
+
+    >>> import workbench as wb
+    >>> db = wb.connect(":memory:")
+    >>> _ = db.duckdb.execute("insert into feedback (feedback_id, call_id, user_id, ts, kind, value) values "
+    ...     "('f1', 'c1', 'u1', '2026-01-01 10:00', 'thumbs', 0), ('f2', 'c1', 'u1', '2026-01-01 10:05', 'thumbs', 1),"
+    ...     "('f3', 'c1', 'u2', '2026-01-01 10:10', 'thumbs', 0), ('f4', 'c1', null, '2026-01-01 10:20', 'thumbs', 1)")
+    >>> sorted(latest_votes(db.feedback).feedback_id.to_pyarrow().to_pylist())
+    ['f2', 'f3', 'f4']
+    """
+    import ibis
+
+    w = ibis.window(group_by=[f.call_id.fill_null(f.feedback_id), f.user_id.fill_null(f.feedback_id)],
+                    order_by=[ibis.desc(f.ts), ibis.desc(f.feedback_id)])
+    f = f.mutate(_vote=ibis.row_number().over(w))
+    return f.filter(f._vote == 0).drop("_vote")
 
 
 def _warn_renamed(db: Any, where: Mapping[str, str], names: list[str], window: tuple[Any, Any]) -> None:

@@ -160,12 +160,13 @@ def _hallucination_rate(db: Any, exposures: "ir.Table", *, unit: str = "user_id"
 
 def _thumbs_up_rate(db: Any, exposures: "ir.Table", *, unit: str = "user_id", end: Any = None,
                     where: M.Where = None, pre_days: int = 14, **_: Any) -> "ir.Table":
-    """Share of the unit's thumbs feedback that is up (feedback kind ``thumbs``, value 1 up / 0 down), at the time
-    the feedback was given. Feedback is placed on its call's unit; without a known call, on the feedback's user
+    """Share of the unit's thumbs votes that are up (feedback kind ``thumbs``, value 1 up / 0 down), at the time
+    the vote was given; a vote is a user's latest thumbs on a call (:func:`workbench.metrics.core.latest_votes`, as
+    ``thumbs_up_rate``). Feedback is placed on its call's unit; without a known call, on the feedback's user
     (with ``where=``, only feedback on the selected calls counts)."""
     c = _calls(db, unit=unit, end=None, where=where)
     f = M.scope(db.feedback, end=end)
-    f = f.filter((f.kind == "thumbs") & f.value.notnull())
+    f = M.latest_votes(f.filter((f.kind == "thumbs") & f.value.notnull()))
     j = f.join(c, f.call_id == c.call_id, how="inner" if where else "left")
     u = {"user_id": c.user_id.fill_null(f.user_id), "session_id": c.session_id, "call_id": f.call_id}[unit]
     t = j.select(unit_id=u, ts=f.ts, y=(f.value > 0).cast("float64"))
