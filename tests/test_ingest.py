@@ -1018,3 +1018,52 @@ def test_the_scan_finds_a_key_split_across_its_chunks(tmp_path, monkeypatch):
         f = tmp_path / "f.jsonl"
         f.write_bytes(text)
         assert ing._scan(f, needle).found == (needle in text), text
+
+
+# what SDKs write for an id they do not have: empty, blank, or the text of JS's null/undefined and Python's None
+_NO_ID = ["", "  ", "null", "undefined", "None"]
+
+
+def test_blank_and_placeholder_user_and_session_ids_are_missing_in_every_format(db, tmp_path):
+    # Before, only "" was missing: "  ", "null", "undefined" and "None" loaded as four more users (a DAU of 5 where
+    # two people used the product) and four more sessions.
+    ids = [*_NO_ID, "u1", "u2"]
+    lines = [{"id": f"j{i}", "time": 1763632800 + i, "user": u, "session": u} for i, u in enumerate(ids)]
+    (tmp_path / "calls.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    mapping = {"table": "calls", "columns": {"call_id": "id", "ts": {"field": "time", "unit": "s"},
+                                             "user_id": "user", "session_id": "session",
+                                             "status": {"value": "ok"}}}
+    ingest(db, tmp_path / "calls.jsonl", mapping=mapping, progress=False)
+    (tmp_path / "calls.csv").write_text("id,time,user,session\n" + "".join(
+        f"c{i},{1763632800 + i},{u},{u}\n" for i, u in enumerate(ids)))
+    ingest(db, tmp_path / "calls.csv", mapping=mapping, progress=False)
+    # OTLP JSON lines (read in SQL) and LiteLLM payloads (read in Python)
+    spans = []
+    for i, u in enumerate(ids):
+        s = _span("0" * 31 + "1", f"{i + 1:016x}")
+        s["attributes"] = [{"key": "user.id", "value": {"stringValue": u}},
+                           {"key": "session.id", "value": {"stringValue": u}}]
+        spans.append(s)
+    (tmp_path / "spans.jsonl").write_text(_otlp_line(*spans))
+    ingest(db, tmp_path / "spans.jsonl", progress=False)
+    base = json.loads((DATA / "formats" / "litellm_payloads.jsonl").read_text().splitlines()[0])
+    base["metadata"] = {k: v for k, v in base["metadata"].items() if "user" not in k and "session" not in k}
+    base.pop("user", None)
+    payloads = [{**base, "id": f"l{i}", "trace_id": f"lt{i}", "end_user": u, "session_id": u}
+                for i, u in enumerate(ids)]
+    (tmp_path / "litellm.jsonl").write_text("".join(json.dumps(p) + "\n" for p in payloads))
+    ingest(db, tmp_path / "litellm.jsonl", format="litellm", progress=False)
+    got = rows(db, "select call_id, user_id, session_id from calls order by call_id")
+    assert len(got) == 4 * len(ids)
+    for r in got:
+        assert r["user_id"] in (None, "u1", "u2"), r
+        assert r["session_id"] in (None, "u1", "u2"), r
+    assert sum(r["user_id"] is None for r in got) == 4 * len(_NO_ID)
+    from workbench.metrics.adoption import dau_count
+    assert dau_count(db, by=(), period="all", activity="calls")["value"].to_list() == [2.0]  # u1, u2
+    # events need a user: a row without one is quarantined, blank or placeholder alike
+    (tmp_path / "events.jsonl").write_text("".join(
+        json.dumps({"id": f"e{i}", "t": 1763632800 + i, "u": u, "e": "ask"}) + "\n" for i, u in enumerate(ids)))
+    s = ingest(db, tmp_path / "events.jsonl", mapping={"table": "events", "columns": {
+        "event_id": "id", "ts": {"field": "t", "unit": "s"}, "user_id": "u", "event": "e"}}, progress=False)
+    assert (s.inserted, s.quarantined) == (2, len(_NO_ID))

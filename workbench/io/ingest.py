@@ -254,7 +254,10 @@ not a list, nested value (an ``*_id`` column given a JSON object or list, whose 
 that names ``user`` where it means ``user.id``), and for CSV a record with the wrong number of fields or an invalid
 encoding. Enumerated values
 (``calls.status``, ``feedback.kind``, ``guardrail_events.action`` and ``verdict``) are lower-cased. An empty string
-counts as missing. The quarantine keeps a rejected record whole (DuckDB's copy of a record it rejects while reading
+counts as missing. A ``user_id`` or ``session_id`` (:data:`MISSING_ID_COLUMNS`) of white space alone, or the text
+``null``, ``undefined`` or ``None`` (any case: what JavaScript and Python SDKs write for an id they do not have,
+:data:`MISSING_ID_TEXTS`) is missing too, in every format: it would count as one more user or session (a required
+``events.user_id`` missing quarantines the row). The quarantine keeps a rejected record whole (DuckDB's copy of a record it rejects while reading
 stops at 10,000 characters: longer ones are read again from the file).
 
 Examples
@@ -364,6 +367,12 @@ MAX_DURATION_MS = 7 * 24 * 3600 * 1000.0  # *_ms of one call: 7 days
 MAX_COST_USD = 10_000.0  # cost_usd of one call
 MAX_USD_PER_MTOK = 100_000.0  # prices: *_usd_per_mtok
 _TS_EXEMPT = {("prices", "effective_from")}
+# Who and which conversation: a value that names no one is missing, not a user. Besides "" (missing in every column),
+# white space alone and what SDKs write for an id they do not have (JavaScript's null and undefined, Python's None,
+# as text; any case) would each load as one more user or session: a DAU of 5 where 2 people used the product.
+MISSING_ID_COLUMNS = ("user_id", "session_id")
+MISSING_ID_TEXTS = ("null", "undefined", "none")
+_MISSING_ID_RE = r"(?i)\s*(" + "|".join(MISSING_ID_TEXTS) + r")?\s*"
 
 
 # --------------------------------------------------------------------------------------------------------- mapping
@@ -3065,6 +3074,8 @@ def _load_sql(src: _Source, t: Table, run_id: str) -> _LoadSQL:
             base = _ident("s:" + c)
         else:
             base = f"nullif({_ident('s:' + c)}, '')"
+            if c in MISSING_ID_COLUMNS:  # every format's rows come through here: the one place ids are cleaned
+                base = f"CASE WHEN NOT regexp_full_match({base}, {_lit(_MISSING_ID_RE)}) THEN {base} END"
         if spec.default is not None:
             base = f"coalesce({base}, {_lit(_const_text(spec.default))})"
         texts[c] = base
