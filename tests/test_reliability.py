@@ -89,11 +89,33 @@ def test_incident_count_with_exact_poisson_interval():
     assert by_hour["n"].to_list() == [2, 1, 1, 1, 1]  # 9:00 (i1, i6), 10:00, 11:00, 12:00, 13:00
 
 
+def test_incident_count_of_a_period_without_incidents_is_zero_not_undefined():
+    # Before, a day of the window without incidents had a null count (n = 0, a warning), where dau_count of a day
+    # nobody was active says 0: no incident is a count of 0, with the Garwood interval of 0, [0, chi2(.975, 2) / 2].
+    db = wb.connect(":memory:")
+    _insert(db, "incidents", ["incident_id", "feature", "started_at"],
+            [("i1", "chat", dt.datetime(2026, 1, 1, 10)), ("i2", "chat", dt.datetime(2026, 1, 3, 10)),
+             ("i3", "search", dt.datetime(2026, 1, 3, 11))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a count of nothing is defined: no UndefinedMetricWarning
+        df = rel.incident_count(db, start="2026-01-01", end="2026-01-04")
+    got = [(r["feature"], r["period_start"].day, r["value"], r["n"], r["lo"]) for r in df.iter_rows(named=True)]
+    assert got == [("chat", 1, 1.0, 1, pytest.approx(0.0253, abs=1e-4)), ("chat", 2, 0.0, 0, 0.0),
+                   ("chat", 3, 1.0, 1, pytest.approx(0.0253, abs=1e-4)), ("search", 1, 0.0, 0, 0.0),
+                   ("search", 2, 0.0, 0, 0.0), ("search", 3, 1.0, 1, pytest.approx(0.0253, abs=1e-4))]
+    assert df.filter(pl.col("n") == 0)["hi"].round(4).unique().to_list() == [3.6889]  # -ln(0.025), Garwood k = 0
+    # the sum over the days is the count of the window
+    assert df.group_by("feature").agg(pl.col("value").sum()).sort("feature").rows() == [("chat", 2.0), ("search", 1.0)]
+    # no incident at all in the selection: nothing says they were recorded, null with n = 0 (as every metric)
+    with pytest.warns(UndefinedMetricWarning):
+        empty = rel.incident_count(db, by=(), start="2030-01-01", end="2030-01-03")
+    assert empty.select("value", "n").rows() == [(None, 0), (None, 0)]
+
+
 def test_incident_count_and_durations_read_the_incidents_once_and_keep_every_group_and_hour(queries):
     db = wb.connect(":memory:")
     _incidents(db, INCIDENTS)
-    with pytest.warns(UndefinedMetricWarning, match="group-period"):
-        counts = rel.incident_count(db, by=("feature",), period="hour")
+    counts = rel.incident_count(db, by=("feature",), period="hour")
     # chat at 9:00 (i1), 10:00, 11:00, 12:00, 13:00; search at 9:00 (i6): search's four empty hours are kept, n = 0
     assert counts.filter(pl.col("feature") == "search")["n"].to_list() == [1, 0, 0, 0, 0]
     assert len(queries) == 1  # no second scan of the incidents for their groups

@@ -768,9 +768,13 @@ def complete_grid(
     time: str = "ts",
     metric: str | None = None,
     groups: "pl.DataFrame | None" = None,
+    fill: "Mapping[str, float] | None" = None,
 ) -> "pl.DataFrame":
     """Every group of the selection in every period of the window: missing (group, period) rows added with a null
     value, ``n = 0`` and an :class:`UndefinedMetricWarning`, so an empty group never vanishes from a result.
+    ``fill``: the ``value``, ``lo`` and ``hi`` of a (group, period) without rows when the metric defines them, as a
+    count does (no events is a count of 0, :func:`workbench.metrics.reliability.incident_count`): the rows are added
+    with those, ``n = 0``, and no warning.
 
     ``universe`` is the selection's scope (the rows after ``start``/``end``/``where``, before the metric keeps only
     the rows it can measure): its distinct ``keys`` are the groups. The periods run from ``start`` to ``end``; an open
@@ -833,14 +837,18 @@ def complete_grid(
     empty = df.height == 1 and df["n"][0] == 0 and all(df[k][0] is None for k in [*keys, "period_start"])
     base = df.clear() if empty else df
     name = metric if metric is not None else (base["metric"][0] if base.height else None)
-    added = missing.with_columns(pl.lit(name, dtype=pl.String).alias("metric"), pl.lit(None, pl.Float64).alias("value"),
-                                 pl.lit(0, pl.Int64).alias("n"), pl.lit(None, pl.Float64).alias("lo"),
-                                 pl.lit(None, pl.Float64).alias("hi"))
+    filled = dict(fill or {})
+    added = missing.with_columns(pl.lit(name, dtype=pl.String).alias("metric"),
+                                 pl.lit(filled.get("value"), pl.Float64).alias("value"), pl.lit(0, pl.Int64).alias("n"),
+                                 pl.lit(filled.get("lo"), pl.Float64).alias("lo"),
+                                 pl.lit(filled.get("hi"), pl.Float64).alias("hi"))
     out = (pl.concat([base.lazy(), added], how="diagonal_relaxed").select(df.columns)
            .sort([*keys, "period_start", "metric"], nulls_last=True, multithreaded=df.height > _SORT_THREADED_ROWS)
            .collect(engine="in-memory"))
     if out.height == base.height:
         return df
+    if fill is not None:
+        return out
     warnings.warn(f"{name or 'metric'}: {out.height - base.height} group-period(s) of the selection have no data; "
                   f"their value is null (n = 0){_one_unmeasured(out, keys)}", UndefinedMetricWarning, stacklevel=3)
     return out

@@ -84,8 +84,11 @@ def incident_count(db, *, by=("feature",), period="day", start=None, end=None, w
     -------
     polars.DataFrame
         Tidy frame; ``value`` = ``n`` = the count (lower is better). A group or period of the window without
-        incidents has its row with ``n = 0`` (no incident) and a null value, as every metric's empty group
-        (:func:`~workbench.metrics.core.complete_grid`); an empty selection gives the n = 0 row.
+        incidents has its row with the count 0 (``value = n = 0``, ``lo`` 0, ``hi`` the upper bound of a Poisson
+        rate of which 0 was seen, 3.69 at 95%), as ``dau_count`` of a day nobody was active; the groups are those
+        with an incident in the selection, the periods those of ``start .. end`` (else of the first to the last
+        incident) (:func:`~workbench.metrics.core.complete_grid`). An empty selection (no incident at all: nothing
+        says the incidents were recorded) is null with n = 0 and a warning, as every metric.
 
     Examples
     --------
@@ -96,6 +99,8 @@ def incident_count(db, *, by=("feature",), period="day", start=None, end=None, w
     ...     "('i3', 'search', 'sev2', '2026-01-01 13:00')")
     >>> incident_count(db, by=("severity",))[["severity", "value", "n"]].rows()
     [('sev1', 1.0, 1), ('sev2', 2.0, 2)]
+    >>> incident_count(db, by=("feature",), start="2026-01-01", end="2026-01-03")[["feature", "value", "n"]].rows()
+    [('chat', 2.0, 2), ('chat', 0.0, 0), ('search', 1.0, 1), ('search', 0.0, 0)]
     """
     import polars as pl
     from scipy.stats import chi2
@@ -112,9 +117,11 @@ def incident_count(db, *, by=("feature",), period="day", start=None, end=None, w
     hi = [float(chi2.ppf(1 - alpha / 2, 2 * x + 2) / 2) for x in k]
     df = df.with_columns(pl.col("n").cast(pl.Float64).alias("value"), pl.Series("lo", lo, dtype=pl.Float64),
                          pl.Series("hi", hi, dtype=pl.Float64))
-    # every incident of the selection is counted in df: its groups are the selection's
+    # every incident of the selection is counted in df: its groups are the selection's. A period without incidents
+    # counts 0 (a count of nothing is defined), with the Garwood interval of 0
+    none = {"value": 0.0, "lo": 0.0, "hi": float(chi2.ppf(1 - alpha / 2, 2) / 2)}
     return complete_grid(tidy(df, keys=keys, metric=fn), t, keys=keys, period=period, start=start, end=end,
-                         time="started_at", metric=fn, groups=df.select(keys))
+                         time="started_at", metric=fn, groups=df.select(keys), fill=none if df.height else None)
 
 
 # what an incident without the end timestamp has not been yet
