@@ -334,6 +334,28 @@ def test_lifecycle_on_four_periods():
         k: v for k, v in expected.items() if k[0] >= 3}
 
 
+def test_lifecycle_window_starting_mid_week_counts_only_activity_inside_it():
+    # start Wednesday Jan 7; its week is Monday Jan 5 .. Sunday Jan 11. u1 was active on Monday only (before start),
+    # u2 on Thursday; u3 on Monday and Friday; u4 in the week before and on Tuesday (before start), not after.
+    db = wb.connect(":memory:")
+    _events(db, [("u1", day(5), "ask", "chat"), ("u2", day(8), "ask", "chat"), ("u3", day(5), "ask", "chat"),
+                 ("u3", day(9), "ask", "chat"), ("u4", day(1), "ask", "chat"), ("u4", day(6), "ask", "chat")])
+    window = {"period": "week", "start": day(7, 0), "end": day(12, 0)}
+    wau = ad.wau_count(db, **window)
+    assert wau.select("value").rows() == [(2.0,)]  # u2, u3
+    life = ad.lifecycle_count(db, **window)
+    # Before: u1, u2, u3 new and u4 returning (Monday and Tuesday counted): 4 active where wau_count said 2. Now: u2 and u3 are new (first activity ever in this week, Monday's included),
+    # u4 was active the week before and not in the window: dormant; u1 is not active in the window.
+    assert {r["status"]: r["value"] for r in life.iter_rows(named=True)} == {
+        "new": 2.0, "returning": 0.0, "resurrecting": 0.0, "dormant": -1.0}
+    active = life.filter(pl.col("status") != "dormant")["value"].sum()
+    assert active == wau["value"][0]
+    # without start the whole week is counted: u1, u2, u3 new; u4 returning
+    whole = ad.lifecycle_count(db, period="week", start=day(5, 0), end=day(12, 0))
+    assert {r["status"]: r["value"] for r in whole.iter_rows(named=True)} == {
+        "new": 3.0, "returning": 1.0, "resurrecting": 0.0, "dormant": 0.0}
+
+
 def test_lifecycle_new_is_first_activity_at_all_by_default():
     db = wb.connect(":memory:")
     # x uses "search" on d1 and "chat" first on d3; y uses chat on d3 and nothing else; z uses chat on d2 and d3
@@ -632,7 +654,8 @@ def test_aggregates_compile_for_spark(retention_db):
         ad._rolling_expr(retention_db, "x", window=7, by=("feature",), start=day(2), end=None, where=None, activity="both"),
         ad._retention_expr(retention_db, "x", by=("feature",), period="week", start=None, end=None, where=None,
                            activity="events", grain="week", cohort="first_ever")[1],
-        ad._lifecycle_expr(retention_db, "x", by=("feature",), period="month", end=None, where=None, activity="events")[1],
+        ad._lifecycle_expr(retention_db, "x", by=("feature",), period="month", start="2026-01-07", end=None, where=None,
+                           activity="events")[1],
         ad._funnel_expr(retention_db, "x", steps=("a", "b"), window_days=3, by=("feature",), period="day", start=None,
                         end=None, where=None)[1],
     ]

@@ -48,6 +48,9 @@ returns so far would read as a drop.
 any feature: PostHog's person-level definition; ``new="first_in_selection"`` offers first use of the group instead),
 ``returning`` (active in the previous period too) or ``resurrecting`` (not active in the previous period, active
 before); ``dormant`` users were active in the previous period and not in this one and are counted negative.
+The window is the one ``dau_count`` and ``wau_count`` count: activity in ``start .. end`` is the periods' activity;
+activity before ``start`` decides who is new, returning or resurrecting, but the part of ``start``'s period before
+``start`` is not activity of that period (a week started on a Wednesday counts Wednesday to Sunday).
 
 *Funnels* (``funnel_conversion_rate``) are ordered: step k counts a user when it happens strictly after the time the
 user reached step k-1 and within ``window_days`` of the user's first step-1 event in the selection, even after
@@ -779,12 +782,18 @@ def retention_rate(db, *, by=("feature",), period="day", start=None, end=None, w
 LIFECYCLE_NEW = ("first_ever", "first_in_selection")
 
 
-def _lifecycle_expr(db: Any, fn: str, *, by: Any, period: str, end: Any, where: Any, activity: str,
+def _lifecycle_expr(db: Any, fn: str, *, by: Any, period: str, start: Any, end: Any, where: Any, activity: str,
                     new: str = "first_ever"):
     import ibis
 
     t = _activity(db, fn, activity=activity, end=end, where=where)  # all history before start: "new" needs it
     keys = _check_by(t, by, fn=fn)
+    s = _m.as_timestamp(start)
+    if s is not None:
+        # the periods before start's are history (who is new, returning); the part of start's own period before
+        # start is neither: its activity is outside the window, as for dau_count/wau_count
+        first = ibis.literal(s, type="timestamp").truncate(_UNIT[period])
+        t = t.filter((t.ts >= s) | (t.ts < first))
     up = _user_periods(t, keys, _UNIT[period], "period_start")
     w = ibis.window(group_by=[*keys, "user_id"], order_by="period_start")
     one = _step(period)
@@ -828,6 +837,11 @@ def lifecycle_count(db, *, by=("feature",), period="day", start=None, end=None, 
     * ``resurrecting``: active this period, not the previous one, and not new.
     * ``dormant``: active the previous period, not this one; the value is **minus** the number of users.
 
+    The window: a period's activity is its activity in ``start .. end``, as ``dau_count``/``wau_count`` count it, so
+    the first period, cut by a ``start`` inside it, counts only its days from ``start`` on. Activity before
+    ``start`` is history: it decides who is new (their first activity) and who is returning, resurrecting or dormant
+    in the first period, and is never counted as activity of a period of the window.
+
     Parameters
     ----------
     period : {"hour", "day", "week", "month"}
@@ -856,7 +870,8 @@ def lifecycle_count(db, *, by=("feature",), period="day", start=None, end=None, 
     fn = "lifecycle_count"
     _check_choice(fn, "period", period, ("hour", "day", "week", "month"))
     _check_choice(fn, "new", new, LIFECYCLE_NEW)
-    keys, expr = _lifecycle_expr(db, fn, by=by, period=period, end=end, where=where, activity=activity, new=new)
+    keys, expr = _lifecycle_expr(db, fn, by=by, period=period, start=start, end=end, where=where, activity=activity,
+                                 new=new)
     agg = to_polars(expr).with_columns(pl.col("period_start").cast(pl.Datetime("us")))
     s = _m.as_timestamp(start)
     if s is not None:
