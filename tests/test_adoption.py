@@ -491,6 +491,26 @@ def test_thumbs_up_rate_counts_each_users_latest_vote_on_a_call_once():
     assert ad.thumbs_up_rate(db).select("value", "n").rows() == [(0.6, 5)]
 
 
+def test_feedback_rates_count_what_the_user_saw_not_the_spans_of_an_agent_trace():
+    # An agent answer is a trace: its root span (what the user saw and rated) and three child spans (two model calls
+    # and a tool). Before, the four spans were four calls: feedback on the answer read 1 of 4 = 0.25; with a plain
+    # call beside it without feedback, 1 of 5.
+    db = wb.connect(":memory:")
+    db.duckdb.executemany(
+        "insert into calls (call_id, trace_id, parent_id, ts, feature, status, operation) values (?, ?, ?, ?, ?, 'ok', ?)",
+        [("r1", "t1", None, day(1, 9), "agent", "invoke_agent"), ("m1", "t1", "r1", day(1, 9), "agent", "chat"),
+         ("x1", "t1", "r1", day(1, 9), "agent", "execute_tool"), ("m2", "t1", "r1", day(1, 9), "agent", "chat"),
+         ("r2", "t2", None, day(1, 10), "agent", "invoke_agent"), ("m3", "t2", "r2", day(1, 10), "agent", "chat"),
+         ("r3", "t3", None, day(1, 11), "agent", "invoke_agent"), ("m4", "t3", "r3", day(1, 11), "agent", "chat"),
+         ("c1", None, None, day(1, 12), "agent", "chat")])
+    db.duckdb.executemany(
+        "insert into feedback (feedback_id, call_id, ts, kind, value) values (?, ?, ?, ?, ?)",
+        [("f1", "r1", day(1, 13), "thumbs", 1), ("f2", "m3", day(1, 13), "accept", 1)])  # f2: on a span of t2
+    # answers: t1 (rated on its root), t2 (accepted on its model span), t3 (none), c1 (none) -> 2 of 4
+    assert ad.feedback_rate(db).select("value", "n").rows() == [(0.5, 4)]
+    assert ad.suggestion_acceptance_rate(db).select("value", "n").rows() == [(0.25, 4)]  # t2 of 4
+
+
 # ------------------------------------------------------------------------------------------- cost and quality
 
 def test_cost_per_active_user():

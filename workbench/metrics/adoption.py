@@ -1139,16 +1139,25 @@ def thumbs_up_rate(db, *, by=("feature",), period="day", start=None, end=None, w
 
 def _calls_with_feedback(db: Any, fn: str, *, kinds: tuple[str, ...] | None, by: Any, period: str, start: Any,
                          end: Any, where: Any, confidence: float) -> "pl.DataFrame":
-    c = _m.scope(db.calls, start=start, end=end, where=where)
+    # the unit is the answer the user saw: an outermost span (an agent's root, a plain call), not each model or tool
+    # span under it; feedback on any span of its trace is feedback on it
+    calls = db.calls
+    c = _m.outermost(_m.scope(calls, start=start, end=end, where=where), calls)
     f = db.feedback
     if kinds is not None:
         f = f.filter(f.kind.isin(list(kinds)))
-    return _m.proportion(c, c.call_id.isin(f.call_id), by=by, period=period, metric=fn, start=start, end=end,
-                         confidence=confidence)
+    rated = calls.filter(calls.call_id.isin(f.call_id))
+    answered = rated.select(_answer=rated.trace_id.fill_null(rated.call_id))
+    return _m.proportion(c, c.trace_id.fill_null(c.call_id).isin(answered._answer), by=by, period=period, metric=fn,
+                         start=start, end=end, confidence=confidence)
 
 
 def feedback_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None, confidence=0.95):
-    """Share of calls that received any feedback (any kind, at any time), Wilson interval; time is the call's ``ts``.
+    """Share of answers that received any feedback (any kind, at any time), Wilson interval; time is the answer's ``ts``.
+
+    An answer is an outermost call (:func:`~workbench.metrics.core.outermost`: a plain call, or the root span of an
+    agent trace; the model and tool spans under it are not answers the user saw); feedback on any span of its trace
+    counts for it. ``by``/``where`` read the answer's own columns.
 
     Examples
     --------
@@ -1168,10 +1177,11 @@ def feedback_rate(db, *, by=("feature",), period="day", start=None, end=None, wh
 
 def suggestion_acceptance_rate(db, *, by=("feature",), period="day", start=None, end=None, where=None,
                                kinds=("accept", "edit", "copy"), confidence=0.95):
-    """Share of suggestions (calls) the user kept: calls with feedback of a kind in ``kinds`` / calls.
+    """Share of suggestions (answers) the user kept: answers with feedback of a kind in ``kinds`` / answers.
 
-    The denominator is every call in the selection (each call shows one suggestion; scope it with ``where``, e.g.
-    ``feature=autocomplete``), since no feedback kind records a rejection. By default a suggestion is kept when it
+    The denominator is every answer in the selection (each shows one suggestion; scope it with ``where``, e.g.
+    ``feature=autocomplete``), since no feedback kind records a rejection. An answer is an outermost call, as in
+    :func:`feedback_rate`: an agent's steps are not suggestions. By default a suggestion is kept when it
     was accepted as is, edited then kept, or copied; ``kinds=("accept",)`` gives the strict Copilot-style acceptance
     rate, ``kinds=("edit",)`` the share edited. Wilson interval. Higher is better.
 
