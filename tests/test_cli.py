@@ -9,6 +9,7 @@ import sys
 import warnings
 
 import polars as pl
+import pytest
 
 from workbench import cli
 
@@ -248,3 +249,25 @@ def test_labels_import_loads_reviewers_labels_and_says_what_it_did(tmp_path, cap
         assert capsys.readouterr().err.startswith(f"workbench labels: error: {message}")
     with wb.connect(dbp, read_only=True) as db:  # a refused file wrote nothing
         assert db.sql("select count(*) from evals").rows() == [(6,)]
+
+
+@pytest.mark.parametrize("argv", [
+    ["report", "latency", "--out", ""],
+    ["schedule", "run", "--out", " "],
+    ["collect", "--db", "w.duckdb", "--spool", ""],
+    ["hallucination", "score", "in.jsonl", "--out", ""],
+    ["metrics", "error_rate", "--out", ""],
+    ["ingest", "calls.jsonl", "--mapping", ""],
+    ["demo", "--reports", ""],
+])
+def test_an_empty_path_option_is_refused_not_read_as_the_current_folder(tmp_path, monkeypatch, capsys, argv):
+    # `--out "$OUT"` with OUT unset: Path("") is ".", and the reports, the schedule's lock and records, the spool
+    # were written into the current folder (the metrics were printed instead of written), all said to be fine
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    at = next(i for i, x in enumerate(argv) if not x.strip())
+    assert (f"argument {argv[at - 1]}: expected a path, got {argv[at]!r}: an empty path names no file or folder"
+            in capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []

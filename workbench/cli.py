@@ -68,7 +68,7 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
 
 def _add_output(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", dest="out_format", default="table", choices=["table", "csv", "json", "parquet"])
-    p.add_argument("--out", default=None, help="write to this file instead of standard output")
+    p.add_argument("--out", type=_path, default=None, help="write to this file instead of standard output")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p.add_argument("--format", default="auto", choices=["auto", *FORMATS],
                    help="auto: recognised from the content; or force one (the summary says what each file was read as)")
-    p.add_argument("--mapping", default=None, help="TOML column mapping (required for jsonl/csv/parquet)")
+    p.add_argument("--mapping", type=_path, default=None, help="TOML column mapping (required for jsonl/csv/parquet)")
     p.add_argument("--json", action="store_true", help="print one JSON summary object: the totals and each file (its "
                    "run id, counts, and same_as / appended_to when it was not read whole)")
     p.add_argument("--growing", action="store_true",
@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="DuckDB file to load into (created when missing; open only while a batch loads)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=4318, help="port (default 4318, the OTLP/HTTP port; 0 picks a free one)")
-    p.add_argument("--spool", default=None, help="spool directory (default: DB.spool)")
+    p.add_argument("--spool", type=_path, default=None, help="spool directory (default: DB.spool)")
     p.add_argument("--max-body-mb", type=_megabytes, default=16.0,
                    help="largest request body in MiB, compressed or not (413 beyond; default 16)")
     p.add_argument("--max-connections", type=int, default=64,
@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default="datasets/demo.duckdb")
     p.add_argument("--scale", type=float, default=1.0, help="multiply the synthetic volume")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--reports", default="reports", help="folder for the published reports")
+    p.add_argument("--reports", type=_path, default="reports", help="folder for the published reports")
     p.add_argument("--no-reports", action="store_true", help="build and evaluate only")
 
     p = sub.add_parser("metrics", help="list the metrics, or compute one")
@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     hsub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     h = hsub.add_parser("score", help="IN.jsonl (id, question, contexts, answer) -> OUT.jsonl (id, score, label, claims)")
     h.add_argument("input", metavar="IN.jsonl")
-    h.add_argument("--out", required=True, metavar="OUT.jsonl")
+    h.add_argument("--out", type=_path, required=True, metavar="OUT.jsonl")
     h.add_argument("--detector", default=None, help="'support' (offline, default), support:CALIBRATION.json "
                    "or nli:PATH (a local ONNX model)")
     h.add_argument("--config", default=None, help="workbench.toml ([detector] model = PATH or calibration = FILE)")
@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(PATH/calibration.json)")
     _add_labelled(h)
     h.add_argument("--detector", default="support", help="'support' (default) or nli:PATH")
-    h.add_argument("--out", default=None, metavar="FILE.json", help="where the offline detector's calibration is "
+    h.add_argument("--out", type=_path, default=None, metavar="FILE.json", help="where the offline detector's calibration is "
                    "written (required with --detector support)")
     h.add_argument("--folds", type=int, default=5, help="cross-validation folds of the report (default 5)")
 
@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME|list|all")
     _add_db(p)
     p.add_argument("--period", default=None, help="report period, e.g. 2026-W47, 2026-11, 2026-11-23 (default: latest week)")
-    p.add_argument("--out", default="reports", help="reports folder")
+    p.add_argument("--out", type=_path, default="reports", help="reports folder")
     p.add_argument("--force", action="store_true", help="replace an existing run of the same period (kept as a new run otherwise)")
     p.add_argument("--config", default=None, help="workbench.toml: targets, SLOs, budgets (default: $WORKBENCH_CONFIG "
                    "or ./workbench.toml); checked before the notebook runs, its path recorded in params.json")
@@ -231,16 +231,16 @@ def build_parser() -> argparse.ArgumentParser:
     ssub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     s = ssub.add_parser("run", help="publish every due, unpublished period (catching up, oldest first); notify on failure")
     _add_db(s)
-    s.add_argument("--out", default="reports", help="reports folder")
+    s.add_argument("--out", type=_path, default="reports", help="reports folder")
     s.add_argument("--config", default=None, help="workbench.toml ([schedule], [notify])")
     s.add_argument("--max-catchup", type=int, default=None, help="at most this many missed periods per report")
     s = ssub.add_parser("status", help="last run of each report, what is due, failures, data staleness")
     _add_db(s)
-    s.add_argument("--out", default="reports")
+    s.add_argument("--out", type=_path, default="reports")
     s.add_argument("--config", default=None)
     s = ssub.add_parser("export", help="print crontab lines or systemd units that call `schedule run`")
     _add_db(s)
-    s.add_argument("--out", default="reports")
+    s.add_argument("--out", type=_path, default="reports")
     s.add_argument("--config", default=None)
     g = s.add_mutually_exclusive_group()
     g.add_argument("--crontab", dest="kind", action="store_const", const="crontab", default="crontab")
@@ -692,6 +692,14 @@ def _number_type(what: str, parse: Callable[[str], float], most: float | None = 
 _megabytes = _number_type("a size in MiB, a number", float, 1 << 20)
 _positive_int = _number_type("a whole number", int)
 _positive_seconds = _number_type("seconds, a number", float)
+
+
+def _path(text: str) -> str:
+    """An argparse type: a path that names something. An empty one (``--out "$OUT"`` with OUT unset) is refused: as a
+    path it is the current folder, where the reports, the spool or the scores were written, without a word."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a path, got {text!r}: an empty path names no file or folder")
+    return text
 
 
 def _cmd_report(a: argparse.Namespace) -> int:
