@@ -404,3 +404,18 @@ def test_a_report_shows_what_its_metrics_left_out_as_data_notes(tmp_path):
     empty = reports.Report(db, start="2026-11-16", end="2026-11-23", config=Settings())
     assert "No data notes: no metric in this report left a row out or had a group without data." in \
         empty.data_notes().data
+
+
+def test_a_configured_feature_with_no_call_in_the_period_is_said_once_in_the_data_notes(tmp_path):
+    """[reports] feature = "search" and search had no call in the week: retention, lifecycle, hallucination by prompt
+    version and model and the what-if showed "–", 0 or "no data in this period" for search and nothing said why (the
+    multi-feature charts fell back to chat, which had the calls). The data notes say so once, and name chat."""
+    rep = _two_weeks(tmp_path, '[reports]\nfeature = "search"\n')
+    assert rep.features() == ["chat"]
+    assert rep.feature == "search" and rep.feature == "search"  # the team's choice is kept, read twice
+    assert rep.notes == [("feature", "[reports] feature = 'search' in workbench.toml had no call in this period, so "
+                                     "its one-feature sections are empty; the features with calls: chat")]
+    assert "had no call in this period" in rep.data_notes().data
+    busy = _two_weeks(tmp_path, '[reports]\nfeature = "chat"\n')
+    assert busy.feature == "chat" and busy.notes == []
+

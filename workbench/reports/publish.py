@@ -376,11 +376,34 @@ class Report:
     @property
     def feature(self) -> str | None:
         """The feature the report's one-feature sections show: ``[reports] feature`` of ``workbench.toml``, else the
-        feature with the most calls in the window (None when the window has none)."""
+        feature with the most calls in the window (None when the window has none). A configured feature with no call
+        in the window is kept (the team chose it), and a data note says so once, naming the features with calls:
+        its sections would otherwise read "–", 0 or "no data" with nothing saying why.
+
+        >>> import workbench as wb
+        >>> from workbench.config import ReportSettings, Settings
+        >>> db = wb.connect(":memory:")
+        >>> _ = db.duckdb.execute("insert into calls (call_id, ts, feature, status) values "
+        ...                       "('a', '2026-01-01', 'faq', 'ok')")
+        >>> rep = Report(db, start="2026-01-01", end="2026-01-02",
+        ...              config=Settings(reports=ReportSettings(feature="chat")))
+        >>> rep.feature
+        'chat'
+        >>> rep.notes
+        [('feature', "[reports] feature = 'chat' in workbench.toml had no call in this period, so its one-feature
+        sections are empty; the features with calls: faq")]
+        """
         chosen = self.settings.reports.feature
-        if chosen is not None:
-            return chosen
-        return self.features(1)[0]
+        if chosen is None:
+            return self.features(1)[0]
+        busy = self.features(None)
+        if chosen not in busy:
+            named = ", ".join(str(f) for f in busy if f is not None) or "none"
+            note = (f"[reports] feature = {chosen!r} in workbench.toml had no call in this period, so its one-feature "
+                    f"sections are empty; the features with calls: {named}")
+            if ("feature", note) not in self.notes:
+                self.notes.append(("feature", note))
+        return chosen
 
     def experiments(self) -> list[str]:
         """The experiments to report: those declared in ``workbench.toml`` (``[experiments.NAME]``) and those with
