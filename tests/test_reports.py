@@ -419,3 +419,24 @@ def test_a_configured_feature_with_no_call_in_the_period_is_said_once_in_the_dat
     busy = _two_weeks(tmp_path, '[reports]\nfeature = "chat"\n')
     assert busy.feature == "chat" and busy.notes == []
 
+
+def test_the_total_change_of_a_feature_says_it_leaves_out_the_rows_whose_change_is_unknown(tmp_path):
+    """The cost report read "the rows sum to the total change" above coding_assistant's rows claude-sonnet-4 +$0.43,
+    o4-mini +$0.12, acme-llama-ft – and a total change of +$0.54: the unpriced model's change is unknown and the
+    total is of the known rows. The data notes say so and count the rows left out."""
+    from workbench.config import Settings
+
+    db = wb.connect(":memory:")
+    rows = [(f"{m}{w}{i}", dt.datetime(2026, 11, 10 + 7 * w, 9 + i), "chat", "ok", p, m, c, 100, 20)
+            for w in (0, 1) for i in range(2 + w)
+            for p, m, c in (("openai", "big", 1.0), ("self", "local", None))]
+    db.duckdb.executemany("insert into calls (call_id, ts, feature, status, provider, model, cost_usd, input_tokens, "
+                          "output_tokens) values (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    rep = reports.Report(db, start="2026-11-16", end="2026-11-23", config=Settings())
+    df = rep.metric("cost_change_usd", by=["feature"], period="week", start=rep.since(weeks=2))
+    got = {r["model"]: (r["value"], r["total_change_usd"]) for r in df.iter_rows(named=True)}
+    assert got == {"big": (1.0, 1.0), "local": (None, 1.0)}
+    said = [t for n, t in rep.notes if n == "cost_change_usd" and "total_change_usd" in t]
+    assert len(said) == 1 and said[0].startswith(
+        "1 row has an unknown change (all its calls unpriced in a period compared, e.g. feature='chat', "
+        "model='local'): left out of total_change_usd, the change of the rows whose change is known"), rep.notes

@@ -65,12 +65,13 @@ from workbench.errors import NotDeclaredError, ParameterError, ParameterTypeErro
 import calendar
 import datetime as _dt
 import os
+import warnings
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from workbench.metrics.core import (Metric, Where, as_timestamp, check_by, complete_grid, mean_interval, parse_where,
-                                    period_bounds, proportion, register, scope, tidy, to_polars, warn_unknown_features,
-                                    with_period)
+from workbench.metrics.core import (ExcludedRowWarning, Metric, Where, as_timestamp, check_by, complete_grid,
+                                    mean_interval, parse_where, period_bounds, proportion, register, scope, tidy,
+                                    to_polars, warn_unknown_features, with_period)
 from workbench.io.prices import load_prices, price_overrides  # noqa: F401  (re-exported: cost.load_prices)
 from workbench.schema import utc_now
 
@@ -752,10 +753,11 @@ def cost_change_usd(
     """Which models drove the change in cost between the previous and the current period (also ``cost_drivers``).
 
     One row per group and (provider, model): its cost in the current period minus its cost in the previous one. The
-    contributions of a group add up exactly to the group's total change (``total_change_usd``). Each contribution is
-    split into a **volume** effect (more or fewer priced calls at the previous cost per call) and a **rate** effect
-    (the change of cost per call — price, tokens per call — on the current calls); a model new in the current period
-    is all volume, a model gone is all volume.
+    known contributions of a group add up exactly to the group's total change (``total_change_usd``); a row whose
+    change is unknown (all its calls unpriced in a period) is left out of it, and an ``ExcludedRowWarning`` counts such
+    rows. Each contribution is split into a **volume** effect (more or fewer priced calls at the previous cost per
+    call) and a **rate** effect (the change of cost per call — price, tokens per call — on the current calls); a model
+    new in the current period is all volume, a model gone is all volume.
 
     The **current period** is the ``period`` (hour, day, week, month) containing ``at``; ``at`` defaults to just before
     ``end`` when given, else the latest call. With ``period="all"``, the current period is ``[start, end)`` and the
@@ -872,6 +874,15 @@ def cost_change_usd(
     # unknown total, not a total of $0.00 (polars sums nothing to 0)
     known = pl.col("value").is_not_null().any()
     total = pl.when(known).then(pl.col("value").sum())
+    unknown = df.filter(pl.col("value").is_null() & (known.over(keys) if keys else known))
+    if unknown.height:  # the rows then do not sum to the total: said, with how many (the report's data notes)
+        named = unknown.select(*dict.fromkeys([*keys, "model"])).row(0, named=True)
+        first = ", ".join(f"{k}={v!r}" for k, v in named.items())
+        rows = "1 row has" if unknown.height == 1 else f"{unknown.height} rows have"
+        its = "its" if unknown.height == 1 else "their"
+        warnings.warn(f"{metric}: {rows} an unknown change (all {its} calls unpriced in a period compared, e.g. "
+                      f"{first}): left out of total_change_usd, the change of the rows whose change is known",
+                      ExcludedRowWarning, stacklevel=2)
     df = df.with_columns((total.over(keys) if keys else total).alias("total_change_usd"))
     df = df.with_columns(
         pl.when(pl.col("total_change_usd") != 0).then(pl.col("value") / pl.col("total_change_usd"))
