@@ -703,3 +703,26 @@ def test_a_link_to_another_report_not_published_is_no_link_until_it_is(tmp_path)
     latency.write_text("<html><body><h1>Latency</h1></body></html>")
     build_index(out)
     assert '<a href="../../latency/2026-W47/report.html#Latency-by-model">Latency p95</a>' in page.read_text()
+
+
+def test_a_chart_title_does_not_repeat_the_grain_its_metric_already_names():
+    """The adoption report's chart read "Daily active users by feature, daily": DAU per day, MAU per month and WAU
+    per week name their grain once; a rolling WAU drawn per day still says daily (that is news)."""
+    from workbench.reports.charts import trend
+
+    def titled(metric, grain_days):
+        days = [dt.datetime(2026, 9, 7) + dt.timedelta(days=grain_days * i) for i in range(3)]
+        df = pl.DataFrame({"feature": ["a"] * 3 + ["b"] * 3, "period_start": days * 2, "metric": [metric] * 6,
+                           "value": [3.0, 4.0, 5.0] * 2, "n": [10] * 6})
+        fig = trend(df, color="feature")
+        spec = json.dumps(fig.chart.to_dict())
+        return fig.alt.split(":")[0], spec
+
+    for metric, grain_days, want in (("dau_count", 1, "Daily active users by feature"),
+                                     ("wau_count", 7, "Weekly active users by feature"),
+                                     ("mau_count", 31, "Monthly active users by feature"),
+                                     ("wau_count", 1, "Weekly active users by feature, daily"),
+                                     ("error_rate", 1, "Error rate by feature, daily")):
+        title, spec = titled(metric, grain_days)
+        assert title == want and f'"{want}' in spec, (metric, title)
+

@@ -164,7 +164,9 @@ def _title(metric: str, color: str | None, grain: str | None, title: str | None,
     # one group has no legend (its key is constant): the title names it, or no one can tell whose line it is
     only = [] if color or data is None else [
         words(v) for k in keys_of(data) if k != "metric" for v in data[k].drop_nulls().unique().to_list()[:1]]
-    return f"{label(metric)}{by}{', ' + grain if grain else ''}{': ' + ' · '.join(only) if only else ''}"
+    # a metric that names its grain (Daily active users, per day) says it once, not "Daily active users, daily"
+    said = grain is not None and grain in label(metric).lower().split()
+    return f"{label(metric)}{by}{', ' + grain if grain and not said else ''}{': ' + ' · '.join(only) if only else ''}"
 
 
 def _grain(df: "pl.DataFrame") -> str | None:
