@@ -726,3 +726,27 @@ def test_a_chart_title_does_not_repeat_the_grain_its_metric_already_names():
         title, spec = titled(metric, grain_days)
         assert title == want and f'"{want}' in spec, (metric, title)
 
+
+def test_an_interval_band_is_drawn_only_where_the_interval_is_known():
+    """The latency report's p95 time to first token drew a triangle: a p95 of a few dozen answers has a lower bound and
+    no upper one (hi null), and the band ran from the lower bounds of Thursday and Saturday up to Friday's upper
+    bound. The band covers the runs of days with both bounds; a lone day with an interval is a bar, not a band."""
+    from workbench.reports.charts import trend
+
+    days = [dt.datetime(2026, 11, 16) + dt.timedelta(days=i) for i in range(4)]
+    df = pl.DataFrame({"feature": ["a"] * 4 + ["b"] * 4, "period_start": days * 2, "metric": ["ttft_p95_ms"] * 8,
+                       "value": [800.0, 900.0, 850.0, 700.0, 5000.0, 5300.0, 6000.0, 4300.0], "n": [60] * 8,
+                       "lo": [600.0, 700.0, 650.0, 500.0, 3600.0, 3700.0, 5200.0, 1300.0],
+                       "hi": [None, 1500.0, 1400.0, None, None, 9500.0, None, None]})
+    spec = trend(df).chart.to_dict()
+
+    def rows(mark):
+        got = []
+        for layer in spec["layer"]:
+            if (layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"]) == mark:
+                data = spec["datasets"][layer["data"]["name"]]
+                got += [(r["feature"], r["period_start"][:10], r["lo"], r["hi"]) for r in data]
+        return sorted(got)
+
+    assert rows("area") == [("A", "2026-11-17", 700.0, 1500.0), ("A", "2026-11-18", 650.0, 1400.0)]
+    assert rows("rule") == [("B", "2026-11-17", 3700.0, 9500.0)]

@@ -230,6 +230,7 @@ def trend(df: "pl.DataFrame", *, color: str | None = None, title: str | None = N
     ['line', 'rule', 'text']
     """
     import altair as alt
+    import polars as pl
 
     data, color, metric = _prepare(df, color)
     if data.is_empty():  # every group-period n = 0 (calls that report no TTFT, say): a sentence, not empty axes
@@ -251,14 +252,47 @@ def trend(df: "pl.DataFrame", *, color: str | None = None, title: str | None = N
     )
     layers: list = []
     n_groups = data[color].n_unique() if color else 1
-    if "lo" in data.columns and data["lo"].drop_nulls().len() and n_groups <= MAX_BANDS:
-        layers.append(base.mark_area(opacity=0.15).encode(y="lo:Q", y2="hi:Q", color=enc_color))
+    band = _bands(data, color) if n_groups <= MAX_BANDS else None
+    if band is not None and band.height:
+        # a band over each run of periods with both bounds; a lone period with its interval is a bar
+        runs, alone = band.filter(~pl.col("_alone")), band.filter(pl.col("_alone"))
+        if runs.height:
+            layers.append(alt.Chart(runs).encode(x=x).mark_area(opacity=0.15).encode(
+                y="lo:Q", y2="hi:Q", color=enc_color, detail="_run:N"))
+        if alone.height:
+            layers.append(alt.Chart(alone).encode(x=x).mark_rule(opacity=0.3, strokeWidth=6).encode(
+                y="lo:Q", y2="hi:Q", color=enc_color))
     layers.append(line)
     layers += _partial_layer(x, data, color, metric)
     layers += _target_layer(targets, color, data)
     t = _title(metric, color, grain, title, data)
     chart = alt.layer(*layers).properties(title=t, width=width, height=height)
     return Figure(chart, _finding(data, color, metric, t) + _partial_text(data))
+
+
+def _bands(data: "pl.DataFrame", color: str | None) -> "pl.DataFrame | None":
+    """The periods of ``data`` whose interval is known (``lo`` and ``hi`` both set), numbered by run (``_run``):
+    consecutive periods of a group with an interval, ``_alone`` when the run is one period. A bound missing (a p95
+    of a few dozen values has no upper bound) ends the band there, rather than drawing it to the neighbours' bounds.
+
+    >>> import polars as pl, datetime as dt
+    >>> days = [dt.datetime(2026, 1, d) for d in (5, 6, 7, 8)]
+    >>> df = pl.DataFrame({"period_start": days, "value": [5.0] * 4, "lo": [4.0] * 4, "hi": [6.0, 7.0, None, 6.0]})
+    >>> _bands(df, None).select("hi", "_run", "_alone").rows()
+    [(6.0, 0, False), (7.0, 0, False), (6.0, 1, True)]
+    """
+    import polars as pl
+
+    if "lo" not in data.columns or "hi" not in data.columns:
+        return None
+    by = [color] if color else []
+    known = pl.col("lo").is_not_null() & pl.col("hi").is_not_null()
+    df = data.sort([*by, "period_start"]).with_columns(known.alias("_known"))
+    start = pl.col("_known") & ~pl.col("_known").shift(1).fill_null(False)  # the first period of a run
+    run = start.cast(pl.Int64).cum_sum() - 1
+    df = df.with_columns((run.over(by) if by else run).alias("_run")).filter(pl.col("_known"))
+    size = pl.len().over([*by, "_run"])
+    return df.with_columns((size == 1).alias("_alone")).drop("_known")
 
 
 PARTIAL = "Partial period"
