@@ -67,6 +67,7 @@ from workbench.metrics.core import to_polars
 from workbench import stats
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
     import ibis.expr.types as ir
     import polars as pl
 
