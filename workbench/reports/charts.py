@@ -162,11 +162,23 @@ def _title(metric: str, color: str | None, grain: str | None, title: str | None,
         return title
     by = f" by {label(color).lower()}" if color and color != "group" else ""
     # one group has no legend (its key is constant): the title names it, or no one can tell whose line it is
-    only = [] if color or data is None else [
-        words(v) for k in keys_of(data) if k != "metric" for v in data[k].drop_nulls().unique().to_list()[:1]]
+    only = [] if color or data is None else _groups(data, None)[1]
     # a metric that names its grain (Daily active users, per day) says it once, not "Daily active users, daily"
     said = grain is not None and grain in label(metric).lower().split()
     return f"{label(metric)}{by}{', ' + grain if grain and not said else ''}{': ' + ' · '.join(only) if only else ''}"
+
+
+def _groups(data: "pl.DataFrame", color: str | None) -> tuple[list[str], list[str]]:
+    """The columns that tell a chart's groups apart and the groups in words: ``color`` and its values, or with no
+    colour every key but ``metric`` and its one value (a chart of one group, whose keys are constant), which the
+    title names and whose target lines are drawn.
+
+    >>> import polars as pl
+    >>> _groups(pl.DataFrame({"feature": ["support_assistant"], "metric": ["error_rate"], "value": [0.1]}), None)
+    (['feature'], ['Support assistant'])
+    """
+    keys = [color] if color else [k for k in keys_of(data) if k != "metric"]
+    return keys, [words(v) for k in keys for v in data[k].drop_nulls().unique(maintain_order=True).to_list()]
 
 
 def _grain(df: "pl.DataFrame") -> str | None:
@@ -188,8 +200,8 @@ def _target_layer(targets: Mapping[str, float] | float | None, color: str | None
     else:
         # a single group has no colour (its key is constant): its own target is drawn, not those of the groups the
         # chart does not hold, which read as the one line's targets
-        keys = [color] if color else [k for k in keys_of(data) if k != "metric"]
-        groups = {words(v) for k in keys for v in data[k].drop_nulls().unique().to_list()}
+        keys, names = _groups(data, color)
+        groups = set(names)
         # groups with the same target share one line and one label: two labels at one height were drawn one over the
         # other ("target Supportmassistant")
         same: dict[float, list[str]] = {}
