@@ -38,6 +38,7 @@ import re
 import shutil
 import warnings
 from collections.abc import Iterable, Iterator
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from workbench.schema import utc_now
@@ -373,7 +374,7 @@ class Report:
             return [None]
         return names if limit is None else names[:limit]
 
-    @property
+    @cached_property  # found once: a notebook reads it in several sections, each look-up a query over the window
     def feature(self) -> str | None:
         """The feature the report's one-feature sections show: ``[reports] feature`` of ``workbench.toml``, else the
         feature with the most calls in the window (None when the window has none). A configured feature with no call
@@ -395,14 +396,14 @@ class Report:
         """
         chosen = self.settings.reports.feature
         if chosen is None:
-            return self.features(1)[0]
-        busy = self.features(None)
-        if chosen not in busy:
-            named = ", ".join(str(f) for f in busy if f is not None) or "none"
-            note = (f"[reports] feature = {chosen!r} in workbench.toml had no call in this period, so its one-feature "
-                    f"sections are empty; the features with calls: {named}")
-            if ("feature", note) not in self.notes:
-                self.notes.append(("feature", note))
+            chosen = self.features(1)[0]
+        else:
+            busy = self.features(None)
+            if chosen not in busy:
+                named = ", ".join(str(f) for f in busy if f is not None) or "none"
+                self.notes.append(("feature", f"[reports] feature = {chosen!r} in workbench.toml had no call in this "
+                                              f"period, so its one-feature sections are empty; the features with "
+                                              f"calls: {named}"))
         return chosen
 
     def experiments(self) -> list[str]:
